@@ -1,0 +1,160 @@
+// kernels.h — tensor element types, their block layouts, and the per-type kernel table.
+//
+// Type ids are GGUF's (= ggml's) so a tensor's type field maps straight onto tv_type.
+// Every type has a traits entry: block size, bytes per block, dequantize (to_float), quantize
+// (from_float), and the dot-product/GEMM kernels that multiply a weight row of this type with an
+// activation row already converted to traits->vec_dot_type (Q8_0 for Q8_0/Q4_0, Q8_K for the
+// K-quants, F32 for float weights unless a fast path says otherwise).
+// The table is filled once by tv_kernels_init() from the CPU's features: the scalar reference
+// kernels (ref/) always exist, and ISA kernels (x86/, arm/) replace entries when supported.
+// The forward pass never switches on types: it goes through tv_traits() and tv_matmul().
+#ifndef TV_KERNELS_H
+#define TV_KERNELS_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyvllm.h"
+
+typedef enum tv_type {
+    TV_TYPE_F32 = 0,
+    TV_TYPE_F16 = 1,
+    TV_TYPE_Q4_0 = 2,
+    TV_TYPE_Q4_1 = 3,
+    TV_TYPE_Q5_0 = 6,
+    TV_TYPE_Q5_1 = 7,
+    TV_TYPE_Q8_0 = 8,
+    TV_TYPE_Q8_1 = 9,
+    TV_TYPE_Q2_K = 10,
+    TV_TYPE_Q3_K = 11,
+    TV_TYPE_Q4_K = 12,
+    TV_TYPE_Q5_K = 13,
+    TV_TYPE_Q6_K = 14,
+    TV_TYPE_Q8_K = 15,
+    TV_TYPE_IQ2_XXS = 16,
+    TV_TYPE_IQ2_XS = 17,
+    TV_TYPE_IQ3_XXS = 18,
+    TV_TYPE_IQ1_S = 19,
+    TV_TYPE_IQ4_NL = 20,
+    TV_TYPE_IQ3_S = 21,
+    TV_TYPE_IQ2_S = 22,
+    TV_TYPE_IQ4_XS = 23,
+    TV_TYPE_I8 = 24,
+    TV_TYPE_I16 = 25,
+    TV_TYPE_I32 = 26,
+    TV_TYPE_I64 = 27,
+    TV_TYPE_F64 = 28,
+    TV_TYPE_IQ1_M = 29,
+    TV_TYPE_BF16 = 30,
+    TV_TYPE_TQ1_0 = 34,
+    TV_TYPE_TQ2_0 = 35,
+    TV_TYPE_MXFP4 = 39,
+    TV_TYPE_COUNT = 40,
+} tv_type;
+
+// ---- block layouts (pinned with static_assert; identical to GGUF's on-disk layout) ----
+#define TV_QK8_0 32
+#define TV_QK4_0 32
+#define TV_QK_K 256
+#define TV_K_SCALE_SIZE 12
+
+typedef uint16_t tv_f16;   // IEEE half, stored as bits
+typedef uint16_t tv_bf16;  // bfloat16, stored as bits
+
+typedef struct { tv_f16 d; int8_t qs[TV_QK8_0]; } tv_block_q8_0;                 // x = d * q
+typedef struct { tv_f16 d; uint8_t qs[TV_QK4_0 / 2]; } tv_block_q4_0;            // x = d * (nib - 8); low nibbles = elems 0..15
+typedef struct {                                                                  // 8 sub-blocks of 32, 6-bit scales/mins
+    tv_f16 d, dmin; uint8_t scales[TV_K_SCALE_SIZE]; uint8_t qs[TV_QK_K / 2];
+} tv_block_q4_K;
+typedef struct {                                                                  // 16 sub-blocks of 16, int8 scales
+    uint8_t ql[TV_QK_K / 2]; uint8_t qh[TV_QK_K / 4]; int8_t scales[TV_QK_K / 16]; tv_f16 d;
+} tv_block_q6_K;
+typedef struct { float d; int8_t qs[TV_QK_K]; int16_t bsums[TV_QK_K / 16]; } tv_block_q8_K;  // activations for K-quants
+
+static_assert(sizeof(tv_block_q8_0) == 34, "q8_0 block");
+static_assert(sizeof(tv_block_q4_0) == 18, "q4_0 block");
+static_assert(sizeof(tv_block_q4_K) == 144, "q4_K block");
+static_assert(sizeof(tv_block_q6_K) == 210, "q6_K block");
+static_assert(sizeof(tv_block_q8_K) == 292, "q8_K block");
+
+// ---- kernel signatures ----
+// Dequantize n elements (n a multiple of blck_size) from src into dst.
+typedef void (*tv_to_float_fn)(const void *src, float *dst, int64_t n);
+// Quantize n elements (n a multiple of blck_size) from src into dst.
+typedef void (*tv_from_float_fn)(const float *src, void *dst, int64_t n);
+// *s = dot(w[0..n), x[0..n)): w in this type, x in traits->vec_dot_type.
+typedef void (*tv_vec_dot_fn)(int64_t n, float *s, const void *w, const void *x);
+// GEMM tile: for weight rows r in [r0, r1) and activation rows t in [0, n_tok):
+//   y[t * y_stride + r] = dot(w + r * w_row_bytes, x + t * x_row_bytes)   (n elements each)
+// Optional (NULL means: tv_matmul loops vec_dot). Fast paths read several activation rows per
+// weight read here; that is where batched decode and prefill get their speed.
+typedef void (*tv_gemm_fn)(int64_t n, int64_t r0, int64_t r1, const void *w, size_t w_row_bytes,
+                           int64_t n_tok, const void *x, size_t x_row_bytes, float *y, int64_t y_stride);
+
+typedef struct tv_type_traits {
+    const char *name;        // "Q4_K", as GGUF/llama.cpp print it
+    int64_t blck_size;       // elements per block (1 for plain types)
+    size_t type_size;        // bytes per block
+    bool is_quantized;
+    bool is_supported;       // false: known name and size, but no kernels (info works, load refuses)
+    tv_to_float_fn to_float;
+    tv_from_float_fn from_float;
+    tv_type vec_dot_type;    // activations are converted to this once per matmul
+    tv_vec_dot_fn vec_dot;
+    tv_gemm_fn gemm;
+} tv_type_traits;
+
+// Fill the kernel table for this CPU. force: NULL/"" = best available, or "generic" | "avx2" |
+// "avx512" (the env var TINYVLLM_CPU overrides when force is NULL). Returns TV_ERR_UNSUPPORTED
+// when a forced path is not supported by this CPU. Idempotent; cheap to call again.
+tv_status tv_kernels_init(const char *force, tv_error *err);
+// Name of the active path ("generic", "avx2", "avx512").
+const char *tv_kernels_path(void);
+// NULL for ids outside the table. Calls tv_kernels_init(NULL) on first use.
+const tv_type_traits *tv_traits(tv_type t);
+// Scalar reference table, independent of dispatch (tests compare fast paths against it).
+const tv_type_traits *tv_traits_ref(tv_type t);
+
+// Bytes of a row of n elements (n % blck_size == 0), 0 for unknown types.
+size_t tv_row_size(tv_type t, int64_t n);
+const char *tv_type_name(tv_type t);   // "?" for unknown
+// Parses "Q8_0", "q4_k", "F16" ...; returns false when unknown.
+bool tv_type_from_name(const char *name, tv_type *out);
+
+// ---- half / bfloat16 conversion (bit-exact, round-to-nearest-even) ----
+float tv_f16_to_f32(tv_f16 h);
+tv_f16 tv_f32_to_f16(float f);
+static inline float tv_bf16_to_f32(tv_bf16 h) {
+    union { uint32_t u; float f; } v = { .u = (uint32_t)h << 16 };
+    return v.f;
+}
+tv_bf16 tv_f32_to_bf16(float f);
+
+// ---- a weight tensor view (data points into the model mapping; not owned) ----
+typedef struct tv_tensor {
+    const char *name;
+    tv_type type;
+    int n_dims;
+    int64_t ne[4];        // ne[0] = elements per row (contiguous), ne[1] = rows, ...
+    size_t nbytes;
+    const void *data;
+} tv_tensor;
+
+// ---- thread pool (persistent workers; fn runs on nth threads with ith = 0..nth-1) ----
+typedef struct tv_pool tv_pool;
+tv_pool *tv_pool_create(int n_threads, tv_error *err);
+void tv_pool_free(tv_pool *pool);
+int tv_pool_size(const tv_pool *pool);   // 1 for NULL
+// Runs fn(arg, ith, nth) on every thread (the caller is thread 0) and returns when all are done.
+// pool NULL runs fn(arg, 0, 1) inline.
+void tv_pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg);
+
+// ---- matmul: y (n_tok, w->ne[1]) = x (n_tok, w->ne[0]) · wᵀ ----
+// Quantizes x to the weight's vec_dot_type once into wsp, then partitions weight rows across the
+// pool. wsp must hold tv_matmul_wsize(w->type, w->ne[0], n_tok) bytes.
+size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok);
+void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool);
+
+#endif

@@ -1,0 +1,75 @@
+// status.c — error buffer formatting, log hook, invariant abort hook, clock.
+#include "util/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+tv_status tv_fail(tv_error *err, tv_status code, const char *fmt, ...) {
+    if (!err) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = code;
+    return code;
+}
+
+tv_status tv_fail_prefix(tv_error *err, tv_status code, const char *fmt, ...) {
+    if (!err) return code;
+    char prefix[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    char old[sizeof err->msg];
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    if (err->code == TV_OK) err->code = code;
+    return err->code;
+}
+
+static tv_log_fn g_log_fn;
+static void *g_log_user;
+
+void tv_log_set(tv_log_fn fn, void *user) { g_log_fn = fn; g_log_user = user; }
+
+void tv_log(tv_log_level level, const char *fmt, ...) {
+    if (!g_log_fn) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    g_log_fn(level, buf, g_log_user);
+}
+
+static void default_abort(const char *file, int line, const char *expr) {
+    fprintf(stderr, "tinyvllm: invariant failed at %s:%d: %s\n", file, line, expr);
+    abort();
+}
+static tv_abort_fn g_abort = default_abort;
+
+void tv_set_abort_hook(tv_abort_fn fn) { g_abort = fn ? fn : default_abort; }
+void tv_invariant_failed(const char *file, int line, const char *expr) { g_abort(file, line, expr); }
+
+double tv_time_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+const char *tv_status_str(tv_status s) {
+    switch (s) {
+    case TV_OK: return "ok";
+    case TV_ERR_IO: return "i/o error";
+    case TV_ERR_FORMAT: return "format error";
+    case TV_ERR_UNSUPPORTED: return "unsupported";
+    case TV_ERR_INVALID: return "invalid argument";
+    case TV_ERR_NOMEM: return "out of memory";
+    case TV_ERR_RANGE: return "out of range";
+    case TV_ERR_STATE: return "invalid state";
+    }
+    return "unknown status";
+}
