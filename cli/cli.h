@@ -1,0 +1,18 @@
+// cli.h — the tinyvllm subcommands. Each lives in cli/cmd_<name>.c and returns the process exit
+// status (0 ok, 1 runtime error, 2 usage error). Errors go to stderr as one line:
+// "tinyvllm <cmd>: <what>".
+#ifndef TV_CLI_H
+#define TV_CLI_H
+
+int cmd_generate(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_template(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+#endif
