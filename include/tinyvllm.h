@@ -32,6 +32,132 @@ typedef struct tv_error {
 
 const char *tv_status_str(tv_status s);
 
+// ============================ model ============================
+// A loaded model: weights (memory-mapped, used in place), hyperparameters, tokenizer and chat
+// template. Immutable after load; one model can back several engines.
+typedef struct tv_model tv_model;
+struct tv_tokenizer;
+
+typedef struct tv_model_params {
+    const char *tokenizer_path;  // llama2.c tokenizer.bin or tokenizer.json; NULL = from the model file
+    int n_ctx;                   // 0 = the model's context length; else a cap
+} tv_model_params;
+
+void tv_model_params_default(tv_model_params *p);
+// Loads a GGUF or llama2.c .bin file (detected by content). NULL + err on failure; the message
+// names the file and the problem.
+tv_model *tv_model_load(const char *path, const tv_model_params *p, tv_error *err);
+void tv_model_free(tv_model *m);
+int32_t tv_model_n_vocab(const tv_model *m);
+int32_t tv_model_n_ctx(const tv_model *m);
+const struct tv_tokenizer *tv_model_tokenizer(const tv_model *m);  // NULL when the file has none
+const char *tv_model_chat_template(const tv_model *m);             // NULL when none
+const char *tv_model_name(const tv_model *m);                      // general.name or file stem
+// The token that ends generation by default (EOS, or BOS for llama2.c models as in run.c); -1 none.
+int32_t tv_model_stop_token(const tv_model *m);
+
+// ============================ engine ============================
+// Continuous-batching engine over a paged KV cache. Single-threaded: one thread calls add/step/
+// abort (the server wraps it with queues). tv_engine_step() runs one scheduling round: it picks
+// running decodes first, then prompt chunks, within the token budget, runs one forward pass over
+// the flat batch, samples, and reports per-request deltas.
+typedef struct tv_engine tv_engine;
+
+typedef struct tv_engine_config {
+    int n_threads;             // worker threads for kernels (default: online cores)
+    int block_size;            // KV tokens per block (default 16)
+    int64_t n_blocks;          // KV blocks in the pool; 0 = derive from kv_mem_mb
+    int64_t kv_mem_mb;         // KV budget in MiB when n_blocks == 0 (default: enough for max_num_seqs × ctx, capped)
+    int max_num_seqs;          // running sequences at most (default 64)
+    int max_batched_tokens;    // tokens per step at most (default 512)
+    bool chunked_prefill;      // split long prompts across steps (default true)
+    int max_model_len;         // 0 = model context length
+    int decode_steps;          // multi-step decoding: decode rounds per schedule (default 1)
+    bool kv_f32;               // KV cache in f32 instead of f16 (exact-reference tests)
+} tv_engine_config;
+
+void tv_engine_config_default(tv_engine_config *c);
+tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *c, tv_error *err);
+void tv_engine_free(tv_engine *e);
+
+typedef struct tv_sampling_params {
+    float temperature;         // 0 = greedy (default 1.0)
+    int top_k;                 // <= 0: off
+    float top_p;               // 1 = off
+    float min_p;               // 0 = off
+    float repetition_penalty;  // 1 = off (CTRL-style, over prompt + generated)
+    float presence_penalty;    // 0 = off (OpenAI, over generated)
+    float frequency_penalty;   // 0 = off (OpenAI, over generated)
+    uint64_t seed;             // used when has_seed; else drawn from the engine's RNG
+    bool has_seed;
+    int n_logit_bias;
+    const int32_t *logit_bias_ids;   // (n_logit_bias), copied at add time
+    const float *logit_bias_vals;    // (n_logit_bias)
+    int logprobs;              // -1: none; 0: chosen token's logprob; k > 0: also top-k alternatives
+} tv_sampling_params;
+
+void tv_sampling_params_default(tv_sampling_params *p);
+
+typedef struct tv_request_params {
+    const int32_t *prompt_ids;   // (n_prompt) used as given; or NULL to tokenize prompt_text
+    size_t n_prompt;
+    const char *prompt_text;     // UTF-8; tokenized with add_bos / parse_special
+    bool add_bos;
+    bool parse_special;
+    tv_sampling_params sampling;
+    int max_tokens;              // -1: until the context is full
+    const char *const *stop;     // (n_stop) stop strings, matched on the text, not emitted
+    int n_stop;
+    const int32_t *stop_ids;     // (n_stop_ids) extra stop tokens
+    int n_stop_ids;
+    bool ignore_eos;
+    void *user;                  // returned in outputs
+} tv_request_params;
+
+void tv_request_params_default(tv_request_params *p);
+// Queues a request (copies everything it needs). Rejects, with the numbers in the message
+// (TV_ERR_RANGE), a prompt that can never fit the context or the KV pool.
+tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64_t *req_id, tv_error *err);
+// Aborts a waiting or running request: its blocks return to the pool at once and the next step
+// reports it finished with TV_FINISH_ABORT. TV_ERR_INVALID for an unknown id.
+tv_status tv_engine_abort(tv_engine *e, uint64_t req_id);
+
+typedef enum tv_finish_reason { TV_FINISH_NONE = 0, TV_FINISH_STOP, TV_FINISH_LENGTH, TV_FINISH_ABORT } tv_finish_reason;
+
+typedef struct tv_logprob { int32_t id; float logprob; } tv_logprob;
+
+typedef struct tv_request_output {
+    uint64_t req_id;
+    void *user;
+    const int32_t *new_ids;      // (n_new) tokens sampled this step
+    int n_new;
+    const char *text;            // complete UTF-8 text of this step's tokens (stop strings withheld), NUL-terminated
+    size_t text_len;
+    const tv_logprob *logprobs;  // (n_new) chosen tokens' logprobs when requested, else NULL
+    const tv_logprob *top_logprobs;  // (n_new, n_top) when logprobs > 0, else NULL
+    int n_top;
+    tv_finish_reason finish;     // NONE while running
+    int32_t stop_token;          // the token that stopped it (finish STOP by token), else -1
+    int n_prompt;                // prompt tokens
+    int n_generated;             // generated so far (cumulative)
+    int n_cached;                // prompt tokens whose KV was reused (prefix caching), else 0
+} tv_request_output;
+
+// One scheduling round. *outs lists every request with news this step (valid until the next call).
+tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_outs, tv_error *err);
+bool tv_engine_has_work(const tv_engine *e);
+
+typedef struct tv_engine_stats {
+    int n_running, n_waiting;
+    int64_t n_blocks_total, n_blocks_free;
+    int block_size;
+    uint64_t n_prompt_tokens, n_generated_tokens;  // processed since creation
+    uint64_t n_steps, n_preemptions, n_finished, n_aborted;
+    double kv_bytes_per_block;
+} tv_engine_stats;
+
+void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s);
+
 #ifdef __cplusplus
 }
 #endif

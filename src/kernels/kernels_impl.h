@@ -1,0 +1,59 @@
+// kernels_impl.h — private interface between the kernel files (not for use outside src/kernels/).
+//
+// ref/*.c     scalar reference kernels (the semantics every fast path must reproduce)
+// types.c     the reference traits table (names, block sizes, ref kernels)
+// x86/*.c     ISA kernels; dispatch.c installs them over a copy of the reference table
+#ifndef TV_KERNELS_IMPL_H
+#define TV_KERNELS_IMPL_H
+
+#include "kernels/kernels.h"
+
+// The reference table, indexed by tv_type; entries with name == NULL are unknown ids.
+extern const tv_type_traits tv_ref_table[TV_TYPE_COUNT];
+
+// ---- ref/ref_float.c: F32, F16, BF16 (vec_dot_type F32: the activation row stays float) ----
+void tv_ref_to_float_f32(const void *src, float *dst, int64_t n);
+void tv_ref_from_float_f32(const float *src, void *dst, int64_t n);
+void tv_ref_vec_dot_f32(int64_t n, float *s, const void *w, const void *x);
+void tv_ref_to_float_f16(const void *src, float *dst, int64_t n);
+void tv_ref_from_float_f16(const float *src, void *dst, int64_t n);
+void tv_ref_vec_dot_f16(int64_t n, float *s, const void *w, const void *x);   // w f16, x f32
+void tv_ref_to_float_bf16(const void *src, float *dst, int64_t n);
+void tv_ref_from_float_bf16(const float *src, void *dst, int64_t n);
+void tv_ref_vec_dot_bf16(int64_t n, float *s, const void *w, const void *x);  // w bf16, x f32
+
+// ---- ref/ref_q.c: Q8_0, Q4_0 (vec_dot_type Q8_0) ----
+void tv_ref_to_float_q8_0(const void *src, float *dst, int64_t n);
+void tv_ref_from_float_q8_0(const float *src, void *dst, int64_t n);
+void tv_ref_vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x);
+void tv_ref_to_float_q4_0(const void *src, float *dst, int64_t n);
+void tv_ref_from_float_q4_0(const float *src, void *dst, int64_t n);
+void tv_ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x);
+
+// ---- ref/ref_k.c: Q4_K, Q6_K (vec_dot_type Q8_K), Q8_K (activations) ----
+void tv_ref_to_float_q4_K(const void *src, float *dst, int64_t n);
+void tv_ref_from_float_q4_K(const float *src, void *dst, int64_t n);
+void tv_ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x);
+void tv_ref_to_float_q6_K(const void *src, float *dst, int64_t n);
+void tv_ref_from_float_q6_K(const float *src, void *dst, int64_t n);
+void tv_ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x);
+void tv_ref_to_float_q8_K(const void *src, float *dst, int64_t n);
+void tv_ref_from_float_q8_K(const float *src, void *dst, int64_t n);
+
+// Q4_K 6-bit scale/min unpacking: sub-block j in 0..7 of the 12 packed bytes.
+static inline void tv_q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+// ---- x86 installers (x86/*.c): patch a table with the fast kernels of that ISA ----
+// vnni: use VNNI dot instructions (the caller checked CPU support).
+void tv_x86_install_avx2(tv_type_traits *t, bool vnni);
+void tv_x86_install_avx512(tv_type_traits *t, bool vnni);
+
+#endif
