@@ -1,0 +1,270 @@
+// ref_k.c — scalar reference kernels for the K-quants Q4_K, Q6_K and their activation type Q8_K.
+//
+// Q4_K super-block (144 B, 256 elems = 8 sub-blocks of 32):
+//   f16 d | f16 dmin | u8 scales[12] (8 × 6-bit scale, 8 × 6-bit min, packed, see tv_q4_K_scale_min)
+//   | u8 qs[128]: chunk c (0..3) holds elems 64c..64c+31 in the low nibbles of qs[32c..32c+31] and
+//   elems 64c+32..64c+63 in the high nibbles.         x = d * sc[j] * q - dmin * m[j]   (q 0..15)
+// Q6_K super-block (210 B, 256 elems = 16 sub-blocks of 16):
+//   u8 ql[128] (low 4 bits) | u8 qh[64] (high 2 bits) | int8 scales[16] | f16 d
+//   half h (0..1), l (0..31): elems 128h + l + 32k (k = 0..3) take low nibble from
+//   ql[64h + l + 32(k&1)] (k<2: low nibble, k>=2: high nibble) and bits 2k..2k+1 of qh[32h + l].
+//                                                       x = d * scales[elem/16] * (q - 32)  (q 0..63)
+// Q8_K (292 B): f32 d | int8 qs[256] | int16 bsums[16] (sums of 16 consecutive qs); x = d * q.
+//
+// Quantizers (not ggml's exact search; error budgets measured in tests/test_kernels.c):
+//   Q4_K: per sub-block, a grid of 21 candidate step sizes over [min(x,0), max(x)]; for each, the
+//   least-squares (scale, min) refit of the rounded codes; keep the lowest squared error. Then
+//   6-bit scales/mins relative to the super-block maxima and a final requantize with them.
+//   Q6_K: per sub-block, 13 candidate symmetric scales around amax/32 (both signs) each refit by
+//   least squares; int8 scales relative to the largest; final requantize.
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels_impl.h"
+
+static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+// ---------------- Q8_K ----------------
+void tv_ref_from_float_q8_K(const float *src, void *dst, int64_t n) {
+    tv_block_q8_K *b = dst;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        const float *x = src + i * TV_QK_K;
+        float amax = 0.0f;
+        for (int j = 0; j < TV_QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
+        if (amax == 0.0f) {
+            memset(&b[i], 0, sizeof b[i]);
+            continue;
+        }
+        float id = 127.0f / amax;
+        for (int j = 0; j < TV_QK_K; j++) b[i].qs[j] = (int8_t)clampi((int)lrintf(x[j] * id), -127, 127);
+        for (int k = 0; k < TV_QK_K / 16; k++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += b[i].qs[16 * k + j];
+            b[i].bsums[k] = (int16_t)s;
+        }
+        b[i].d = amax / 127.0f;
+    }
+}
+
+void tv_ref_to_float_q8_K(const void *src, float *dst, int64_t n) {
+    const tv_block_q8_K *b = src;
+    for (int64_t i = 0; i < n / TV_QK_K; i++)
+        for (int j = 0; j < TV_QK_K; j++) dst[i * TV_QK_K + j] = b[i].d * (float)b[i].qs[j];
+}
+
+// ---------------- Q4_K ----------------
+void tv_ref_to_float_q4_K(const void *src, float *dst, int64_t n) {
+    const tv_block_q4_K *b = src;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        float d = tv_f16_to_f32(b[i].d), dmin = tv_f16_to_f32(b[i].dmin);
+        float *y = dst + i * TV_QK_K;
+        for (int c = 0; c < 4; c++) {
+            uint8_t sc0, m0, sc1, m1;
+            tv_q4_K_scale_min(2 * c, b[i].scales, &sc0, &m0);
+            tv_q4_K_scale_min(2 * c + 1, b[i].scales, &sc1, &m1);
+            float d0 = d * sc0, n0 = dmin * m0, d1 = d * sc1, n1 = dmin * m1;
+            const uint8_t *q = b[i].qs + 32 * c;
+            for (int l = 0; l < 32; l++) {
+                y[64 * c + l] = d0 * (float)(q[l] & 0x0F) - n0;
+                y[64 * c + 32 + l] = d1 * (float)(q[l] >> 4) - n1;
+            }
+        }
+    }
+}
+
+// Best (scale, min) for x ≈ scale * q - min, q in 0..nmax, min >= 0. Returns squared error.
+static float fit_affine(const float *x, int n, int nmax, float *scale_out, float *min_out) {
+    float lo = 0.0f, hi = x[0];
+    for (int j = 0; j < n; j++) { lo = fminf(lo, x[j]); hi = fmaxf(hi, x[j]); }
+    if (hi <= lo) { *scale_out = 0.0f; *min_out = -lo; return 0.0f; }
+    float best_err = INFINITY, best_s = (hi - lo) / nmax, best_m = -lo;
+    for (int step = -10; step <= 10; step++) {
+        float s = (hi - lo) / ((float)nmax + 0.1f * (float)step);
+        float is = 1.0f / s;
+        // codes for this grid, then least-squares refit of s, m (x ≈ s*q + b, b = -m)
+        double sq = 0, sqq = 0, sx = 0, sqx = 0;
+        int qv[TV_QK_K];
+        for (int j = 0; j < n; j++) {
+            qv[j] = clampi((int)lrintf((x[j] - lo) * is), 0, nmax);
+            sq += qv[j]; sqq += (double)qv[j] * qv[j]; sx += x[j]; sqx += (double)qv[j] * x[j];
+        }
+        double det = n * sqq - sq * sq;
+        float fs = s, fb = lo;
+        if (det > 0) {
+            fs = (float)((n * sqx - sq * sx) / det);
+            fb = (float)((sqq * sx - sq * sqx) / det);
+        }
+        if (fb > 0.0f) {               // min must be >= 0 (b <= 0): refit scale with b = 0
+            fb = 0.0f;
+            fs = sqq > 0 ? (float)(sqx / sqq) : 0.0f;
+        }
+        if (!(fs > 0.0f)) continue;
+        float err = 0.0f, ifs = 1.0f / fs;
+        for (int j = 0; j < n; j++) {
+            int q = clampi((int)lrintf((x[j] - fb) * ifs), 0, nmax);
+            float e = fs * (float)q + fb - x[j];
+            err += e * e;
+        }
+        if (err < best_err) { best_err = err; best_s = fs; best_m = -fb; }
+    }
+    *scale_out = best_s;
+    *min_out = best_m;
+    return best_err;
+}
+
+void tv_ref_from_float_q4_K(const float *src, void *dst, int64_t n) {
+    tv_block_q4_K *b = dst;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        const float *x = src + i * TV_QK_K;
+        float scale[8], mn[8], max_s = 0.0f, max_m = 0.0f;
+        for (int j = 0; j < 8; j++) {
+            fit_affine(x + 32 * j, 32, 15, &scale[j], &mn[j]);
+            max_s = fmaxf(max_s, scale[j]);
+            max_m = fmaxf(max_m, mn[j]);
+        }
+        float d = max_s / 63.0f, dmin = max_m / 63.0f;
+        b[i].d = tv_f32_to_f16(d);
+        b[i].dmin = tv_f32_to_f16(dmin);
+        d = tv_f16_to_f32(b[i].d);           // requantize against the stored (rounded) values
+        dmin = tv_f16_to_f32(b[i].dmin);
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = (uint8_t)(d > 0.0f ? clampi((int)lrintf(scale[j] / d), 0, 63) : 0);
+            m[j] = (uint8_t)(dmin > 0.0f ? clampi((int)lrintf(mn[j] / dmin), 0, 63) : 0);
+        }
+        for (int j = 0; j < 4; j++) {
+            b[i].scales[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+            b[i].scales[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
+            b[i].scales[j + 8] = (uint8_t)((sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4));
+        }
+        for (int c = 0; c < 4; c++) {
+            for (int h = 0; h < 2; h++) {
+                int j = 2 * c + h;
+                float ds = d * sc[j], dm = dmin * m[j];
+                float ids = ds > 0.0f ? 1.0f / ds : 0.0f;
+                for (int l = 0; l < 32; l++) {
+                    int q = clampi((int)lrintf((x[32 * j + l] + dm) * ids), 0, 15);
+                    if (h == 0) b[i].qs[32 * c + l] = (uint8_t)q;
+                    else b[i].qs[32 * c + l] |= (uint8_t)(q << 4);
+                }
+            }
+        }
+    }
+}
+
+void tv_ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x) {
+    const tv_block_q4_K *a = w;
+    const tv_block_q8_K *b = x;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        int32_t sumi = 0, summ = 0;
+        for (int c = 0; c < 4; c++) {
+            uint8_t sc0, m0, sc1, m1;
+            tv_q4_K_scale_min(2 * c, a[i].scales, &sc0, &m0);
+            tv_q4_K_scale_min(2 * c + 1, a[i].scales, &sc1, &m1);
+            const uint8_t *q = a[i].qs + 32 * c;
+            const int8_t *y = b[i].qs + 64 * c;
+            int32_t s0 = 0, s1 = 0;
+            for (int l = 0; l < 32; l++) {
+                s0 += (q[l] & 0x0F) * y[l];
+                s1 += (q[l] >> 4) * y[32 + l];
+            }
+            sumi += sc0 * s0 + sc1 * s1;
+            summ += m0 * (b[i].bsums[4 * c] + b[i].bsums[4 * c + 1]) +
+                    m1 * (b[i].bsums[4 * c + 2] + b[i].bsums[4 * c + 3]);
+        }
+        sum += b[i].d * (tv_f16_to_f32(a[i].d) * (float)sumi - tv_f16_to_f32(a[i].dmin) * (float)summ);
+    }
+    *s = sum;
+}
+
+// ---------------- Q6_K ----------------
+static inline int q6_code(const tv_block_q6_K *b, int e) {   // e in 0..255 -> 0..63
+    int h = e / 128, r = e % 128, k = r / 32, l = r % 32;
+    uint8_t lo = b->ql[64 * h + l + 32 * (k & 1)];
+    int low = (k < 2) ? (lo & 0x0F) : (lo >> 4);
+    int high = (b->qh[32 * h + l] >> (2 * k)) & 3;
+    return low | (high << 4);
+}
+
+void tv_ref_to_float_q6_K(const void *src, float *dst, int64_t n) {
+    const tv_block_q6_K *b = src;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        float d = tv_f16_to_f32(b[i].d);
+        for (int e = 0; e < TV_QK_K; e++)
+            dst[i * TV_QK_K + e] = d * (float)b[i].scales[e / 16] * (float)(q6_code(&b[i], e) - 32);
+    }
+}
+
+// Best symmetric scale for x ≈ s * q, q in -32..31. Returns s (may be negative).
+static float fit_symmetric(const float *x, int n) {
+    float amax = 0.0f, m = 0.0f;
+    for (int j = 0; j < n; j++) if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); m = x[j]; }
+    if (amax == 0.0f) return 0.0f;
+    float best_err = INFINITY, best_s = m / -32.0f;
+    for (int step = -6; step <= 6; step++) {
+        float s = m / (-32.0f + 0.25f * (float)step);    // the extreme lands on -32 .. -30.5 or so
+        float is = 1.0f / s;
+        double sqx = 0, sqq = 0;
+        for (int j = 0; j < n; j++) {
+            int q = clampi((int)lrintf(x[j] * is), -32, 31);
+            sqx += (double)q * x[j]; sqq += (double)q * q;
+        }
+        if (sqq <= 0) continue;
+        float fs = (float)(sqx / sqq), ifs = 1.0f / fs, err = 0.0f;
+        for (int j = 0; j < n; j++) {
+            int q = clampi((int)lrintf(x[j] * ifs), -32, 31);
+            float e = fs * (float)q - x[j];
+            err += e * e;
+        }
+        if (err < best_err) { best_err = err; best_s = fs; }
+    }
+    return best_s;
+}
+
+void tv_ref_from_float_q6_K(const float *src, void *dst, int64_t n) {
+    tv_block_q6_K *b = dst;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        const float *x = src + i * TV_QK_K;
+        float scale[16], amax = 0.0f;
+        for (int k = 0; k < 16; k++) {
+            scale[k] = fit_symmetric(x + 16 * k, 16);
+            amax = fmaxf(amax, fabsf(scale[k]));
+        }
+        memset(&b[i], 0, sizeof b[i]);
+        b[i].d = tv_f32_to_f16(amax / 127.0f);
+        float d = tv_f16_to_f32(b[i].d);
+        int q[TV_QK_K];
+        for (int k = 0; k < 16; k++) {
+            int sc = d > 0.0f ? clampi((int)lrintf(scale[k] / d), -128, 127) : 0;
+            b[i].scales[k] = (int8_t)sc;
+            float ds = d * (float)sc, ids = ds != 0.0f ? 1.0f / ds : 0.0f;
+            for (int j = 0; j < 16; j++) q[16 * k + j] = clampi((int)lrintf(x[16 * k + j] * ids), -32, 31) + 32;
+        }
+        for (int h = 0; h < 2; h++) {
+            for (int l = 0; l < 32; l++) {
+                const int *qq = q + 128 * h + l;   // qq[0], qq[32], qq[64], qq[96]
+                b[i].ql[64 * h + l] = (uint8_t)((qq[0] & 0x0F) | ((qq[64] & 0x0F) << 4));
+                b[i].ql[64 * h + l + 32] = (uint8_t)((qq[32] & 0x0F) | ((qq[96] & 0x0F) << 4));
+                b[i].qh[32 * h + l] = (uint8_t)((qq[0] >> 4) | ((qq[32] >> 4) << 2) | ((qq[64] >> 4) << 4) |
+                                                ((qq[96] >> 4) << 6));
+            }
+        }
+    }
+}
+
+void tv_ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
+    const tv_block_q6_K *a = w;
+    const tv_block_q8_K *b = x;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        int32_t sumi = 0;
+        for (int k = 0; k < 16; k++) {
+            int32_t sk = 0;
+            for (int j = 0; j < 16; j++) sk += (q6_code(&a[i], 16 * k + j) - 32) * b[i].qs[16 * k + j];
+            sumi += a[i].scales[k] * sk;
+        }
+        sum += tv_f16_to_f32(a[i].d) * b[i].d * (float)sumi;
+    }
+    *s = sum;
+}

@@ -1,0 +1,91 @@
+// ref_q.c — scalar reference kernels for Q8_0 and Q4_0 (GGUF block layouts, see kernels.h).
+//
+// Q8_0 block (34 B): f16 d | int8 q[32];            x[i] = d * q[i]
+// Q4_0 block (18 B): f16 d | u8 qs[16];             x[i] = d * (nib[i] - 8), nib[i] = qs[i] & 15 for
+//                                                    i < 16, qs[i - 16] >> 4 for i >= 16
+// Quantizers (round to nearest, as ggml): Q8_0 d = amax / 127; Q4_0 d = m / -8 where m is the
+// signed value of largest magnitude (so it maps exactly onto nibble 0 = -8).
+// vec_dot: weight blocks against Q8_0 activation blocks; integer sums per block, scaled in float.
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels_impl.h"
+
+void tv_ref_to_float_q8_0(const void *src, float *dst, int64_t n) {
+    const tv_block_q8_0 *b = src;
+    for (int64_t i = 0; i < n / TV_QK8_0; i++) {
+        float d = tv_f16_to_f32(b[i].d);
+        for (int j = 0; j < TV_QK8_0; j++) dst[i * TV_QK8_0 + j] = d * (float)b[i].qs[j];
+    }
+}
+
+void tv_ref_from_float_q8_0(const float *src, void *dst, int64_t n) {
+    tv_block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / TV_QK8_0; i++) {
+        const float *x = src + i * TV_QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < TV_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = tv_f32_to_f16(d);
+        for (int j = 0; j < TV_QK8_0; j++) b[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+void tv_ref_vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x) {
+    const tv_block_q8_0 *a = w, *b = x;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / TV_QK8_0; i++) {
+        int32_t isum = 0;
+        for (int j = 0; j < TV_QK8_0; j++) isum += (int32_t)a[i].qs[j] * (int32_t)b[i].qs[j];
+        sum += (float)isum * (tv_f16_to_f32(a[i].d) * tv_f16_to_f32(b[i].d));
+    }
+    *s = sum;
+}
+
+void tv_ref_to_float_q4_0(const void *src, float *dst, int64_t n) {
+    const tv_block_q4_0 *b = src;
+    for (int64_t i = 0; i < n / TV_QK4_0; i++) {
+        float d = tv_f16_to_f32(b[i].d);
+        for (int j = 0; j < TV_QK4_0 / 2; j++) {
+            dst[i * TV_QK4_0 + j] = d * (float)((b[i].qs[j] & 0x0F) - 8);
+            dst[i * TV_QK4_0 + j + TV_QK4_0 / 2] = d * (float)((b[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+void tv_ref_from_float_q4_0(const float *src, void *dst, int64_t n) {
+    tv_block_q4_0 *b = dst;
+    for (int64_t i = 0; i < n / TV_QK4_0; i++) {
+        const float *x = src + i * TV_QK4_0;
+        float amax = 0.0f, m = 0.0f;
+        for (int j = 0; j < TV_QK4_0; j++) {
+            if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); m = x[j]; }
+        }
+        float d = m / -8.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = tv_f32_to_f16(d);
+        for (int j = 0; j < TV_QK4_0 / 2; j++) {
+            float v0 = x[j] * id + 8.5f, v1 = x[j + TV_QK4_0 / 2] * id + 8.5f;
+            int q0 = v0 < 0.0f ? 0 : (int)v0, q1 = v1 < 0.0f ? 0 : (int)v1;
+            q0 = q0 > 15 ? 15 : q0;
+            q1 = q1 > 15 ? 15 : q1;
+            b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void tv_ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
+    const tv_block_q4_0 *a = w;
+    const tv_block_q8_0 *b = x;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / TV_QK4_0; i++) {
+        int32_t isum = 0;
+        for (int j = 0; j < TV_QK4_0 / 2; j++) {
+            isum += ((a[i].qs[j] & 0x0F) - 8) * (int32_t)b[i].qs[j];
+            isum += ((a[i].qs[j] >> 4) - 8) * (int32_t)b[i].qs[j + TV_QK4_0 / 2];
+        }
+        sum += (float)isum * (tv_f16_to_f32(a[i].d) * tv_f16_to_f32(b[i].d));
+    }
+    *s = sum;
+}

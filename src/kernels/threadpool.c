@@ -1,0 +1,134 @@
+// threadpool.c — persistent worker threads with a spin-then-sleep fork/join.
+//
+// tv_pool_run publishes (fn, arg) by bumping a generation counter; workers spin on it for a
+// short while (cheap wake-up between the back-to-back matmuls of a forward pass), then sleep on a
+// condition variable. Completion is an atomic counter the caller (thread 0) spins on. One caller
+// at a time: a pool is driven by one thread (the engine's step loop).
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "kernels/kernels.h"
+#include "util/status.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+// Spin iterations before sleeping (a pause is ~40-140 cycles: this is some tens of microseconds).
+enum { POOL_SPIN = 1 << 14 };
+
+typedef struct pool_worker {
+    tv_pool *pool;
+    int ith;
+    pthread_t thread;
+} pool_worker;
+
+struct tv_pool {
+    int n_threads;                 // including the caller
+    pool_worker *workers;          // n_threads - 1
+    int n_started;                 // workers actually created
+    void (*fn)(void *arg, int ith, int nth);
+    void *arg;
+    _Atomic unsigned gen;          // bumped once per tv_pool_run
+    _Atomic int n_done;            // workers finished with the current generation
+    _Atomic bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void *pool_main(void *p) {
+    pool_worker *w = p;
+    tv_pool *pool = w->pool;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g = atomic_load_explicit(&pool->gen, memory_order_acquire);
+        for (int i = 0; g == seen && i < POOL_SPIN; i++) {
+            cpu_relax();
+            g = atomic_load_explicit(&pool->gen, memory_order_acquire);
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&pool->mu);
+            while ((g = atomic_load_explicit(&pool->gen, memory_order_acquire)) == seen &&
+                   !atomic_load(&pool->stop))
+                pthread_cond_wait(&pool->cv, &pool->mu);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        if (atomic_load(&pool->stop)) return NULL;
+        seen = g;
+        pool->fn(pool->arg, w->ith, pool->n_threads);
+        atomic_fetch_add_explicit(&pool->n_done, 1, memory_order_release);
+    }
+}
+
+tv_pool *tv_pool_create(int n_threads, tv_error *err) {
+    if (n_threads < 1 || n_threads > 1024) {
+        tv_fail(err, TV_ERR_INVALID, "thread pool: bad thread count %d", n_threads);
+        return NULL;
+    }
+    tv_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) goto nomem;
+    pool->n_threads = n_threads;
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->cv, NULL);
+    if (n_threads > 1) {
+        pool->workers = calloc((size_t)n_threads - 1, sizeof *pool->workers);
+        if (!pool->workers) goto nomem;
+        for (int i = 0; i < n_threads - 1; i++) {
+            pool->workers[i].pool = pool;
+            pool->workers[i].ith = i + 1;
+            if (pthread_create(&pool->workers[i].thread, NULL, pool_main, &pool->workers[i]) != 0) {
+                tv_fail(err, TV_ERR_NOMEM, "thread pool: cannot start thread %d of %d", i + 1, n_threads);
+                goto fail;
+            }
+            pool->n_started++;
+        }
+    }
+    return pool;
+nomem:
+    tv_fail(err, TV_ERR_NOMEM, "thread pool: out of memory");
+fail:
+    tv_pool_free(pool);
+    return NULL;
+}
+
+void tv_pool_free(tv_pool *pool) {
+    if (!pool) return;
+    pthread_mutex_lock(&pool->mu);
+    atomic_store(&pool->stop, true);
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; i < pool->n_started; i++) pthread_join(pool->workers[i].thread, NULL);
+    pthread_mutex_destroy(&pool->mu);
+    pthread_cond_destroy(&pool->cv);
+    free(pool->workers);
+    free(pool);
+}
+
+int tv_pool_size(const tv_pool *pool) { return pool ? pool->n_threads : 1; }
+
+void tv_pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg) {
+    if (!pool || pool->n_threads == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    pool->fn = fn;
+    pool->arg = arg;
+    atomic_store_explicit(&pool->n_done, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);
+    pthread_mutex_lock(&pool->mu);     // wakes sleepers; a worker between its check and its wait
+    pthread_cond_broadcast(&pool->cv); // holds the mutex, so the wake-up cannot be lost
+    pthread_mutex_unlock(&pool->mu);
+    fn(arg, 0, pool->n_threads);
+    const int want = pool->n_threads - 1;
+    for (int i = 0; atomic_load_explicit(&pool->n_done, memory_order_acquire) < want; i++) {
+        if (i < POOL_SPIN) cpu_relax();
+        else sched_yield();
+    }
+}
