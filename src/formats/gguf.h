@@ -102,7 +102,18 @@ void gguf_set_value(gguf_writer *w, const char *key, const gguf_value *v);
 // ne[0] must be a multiple of the type's block size.
 tv_status gguf_add_tensor(gguf_writer *w, const char *name, tv_type type, int n_dims, const int64_t *ne,
                           const void *data, tv_error *err);
-// Writes the file (version 3, general.alignment honoured). Reports I/O errors with the path.
+// Streamed tensor data: fills rows [row0, row0 + n_rows) of the tensor (a row = ne[0] elements,
+// rows counted over ne[1]*ne[2]*ne[3]) into dst, already in the tensor's type
+// (n_rows * row-size bytes). Called in increasing row order with chunks of about 8 MiB, during
+// gguf_writer_write. Returns TV_OK or fails with err filled (the write is then abandoned).
+typedef tv_status (*gguf_tensor_source_fn)(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err);
+// Adds a tensor whose data is produced by fill at write time (user must stay valid until then),
+// so files larger than memory can be written tensor by tensor.
+tv_status gguf_add_tensor_source(gguf_writer *w, const char *name, tv_type type, int n_dims, const int64_t *ne,
+                                 gguf_tensor_source_fn fill, void *user, tv_error *err);
+// Writes the file (version 3, general.alignment honoured: it must be a u32 power of two) to a
+// temporary next to path, renamed over path on success (no partial file on failure). Setter
+// failures (out of memory, malformed values) recorded earlier are reported here. Errors name the path.
 tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err);
 
 #endif
