@@ -113,7 +113,8 @@ float tv_f16_to_f32(tv_f16 h) {
         while (!(mant & 0x400)) { mant <<= 1; e--; }
         return bits_f32(sign | (e << 23) | ((mant & 0x3FF) << 13));
     }
-    if (exp == 31) return bits_f32(sign | 0x7F800000u | (mant << 13));   // inf, nan (payload kept)
+    if (exp == 31)   // inf; nan comes back quiet with its payload (as F16C's vcvtph2ps does)
+        return bits_f32(sign | 0x7F800000u | (mant ? 0x400000u : 0) | (mant << 13));
     return bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
 }
 

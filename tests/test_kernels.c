@@ -1,0 +1,583 @@
+// test_kernels.c — the kernel layer: type table, f16/bf16 conversion, scalar reference kernels
+// against a double-precision oracle, quantization error budgets, known-answer block decodes,
+// every ISA path against the reference, and tv_matmul across pool sizes.
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// ---- error budgets: relative RMS error of quantize -> dequantize on N(0,1) data with 1% outliers
+// (x5), 65536 values. Measured with this file's generator: F16 2.09e-4, BF16 1.66e-3, Q8_0 7.09e-3,
+// Q4_0 1.12e-1, Q4_K 8.11e-2, Q6_K 2.10e-2 (test_quant_error_budgets prints them); budgets leave
+// 10-30% headroom.
+#define BUDGET_F16 3.0e-4
+#define BUDGET_BF16 2.3e-3
+#define BUDGET_Q8_0 8.0e-3
+#define BUDGET_Q4_0 1.25e-1
+#define BUDGET_Q4_K 9.2e-2
+#define BUDGET_Q6_K 2.7e-2
+// A dot product computed in float vs the double oracle on the same (dequantized) inputs:
+// |err| <= DOT_REL * sum|w_i x_i| (float accumulation over up to 4096 terms).
+#define DOT_REL 2.0e-5
+// Fast kernel vs reference kernel (same inputs, different summation order).
+#define FAST_REL 1.0e-5
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd_u32(void) {
+    g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+static float rnd_unit(void) { return ((float)(rnd_u32() >> 8) + 0.5f) / 16777216.0f; }
+static float rnd_normal(void) {
+    float u = rnd_unit(), v = rnd_unit();
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+static void fill_weights(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = rnd_normal();
+        if (rnd_u32() % 100 == 0) x[i] *= 5.0f;
+    }
+}
+
+static const tv_type WEIGHT_TYPES[] = { TV_TYPE_F32, TV_TYPE_F16, TV_TYPE_BF16, TV_TYPE_Q8_0,
+                                        TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q6_K };
+#define N_WEIGHT_TYPES (sizeof WEIGHT_TYPES / sizeof WEIGHT_TYPES[0])
+static const char *PATHS[] = { "generic", "avx2-novnni", "avx2", "avx512-novnni", "avx512" };
+
+// ---------------------------------------------------------------- type table
+static void test_type_table(void **state) {
+    (void)state;
+    struct { tv_type t; const char *name; int64_t bs; size_t ts; bool sup; } want[] = {
+        { TV_TYPE_F32, "F32", 1, 4, true },       { TV_TYPE_F16, "F16", 1, 2, true },
+        { TV_TYPE_BF16, "BF16", 1, 2, true },     { TV_TYPE_Q8_0, "Q8_0", 32, 34, true },
+        { TV_TYPE_Q4_0, "Q4_0", 32, 18, true },   { TV_TYPE_Q4_K, "Q4_K", 256, 144, true },
+        { TV_TYPE_Q6_K, "Q6_K", 256, 210, true }, { TV_TYPE_Q8_K, "Q8_K", 256, 292, false },
+        { TV_TYPE_Q4_1, "Q4_1", 32, 20, false },  { TV_TYPE_Q5_0, "Q5_0", 32, 22, false },
+        { TV_TYPE_Q5_1, "Q5_1", 32, 24, false },  { TV_TYPE_Q8_1, "Q8_1", 32, 36, false },
+        { TV_TYPE_Q2_K, "Q2_K", 256, 84, false }, { TV_TYPE_Q3_K, "Q3_K", 256, 110, false },
+        { TV_TYPE_Q5_K, "Q5_K", 256, 176, false }, { TV_TYPE_IQ2_XXS, "IQ2_XXS", 256, 66, false },
+        { TV_TYPE_IQ2_XS, "IQ2_XS", 256, 74, false }, { TV_TYPE_IQ3_XXS, "IQ3_XXS", 256, 98, false },
+        { TV_TYPE_IQ1_S, "IQ1_S", 256, 50, false }, { TV_TYPE_IQ4_NL, "IQ4_NL", 32, 18, false },
+        { TV_TYPE_IQ3_S, "IQ3_S", 256, 110, false }, { TV_TYPE_IQ2_S, "IQ2_S", 256, 82, false },
+        { TV_TYPE_IQ4_XS, "IQ4_XS", 256, 136, false }, { TV_TYPE_I8, "I8", 1, 1, false },
+        { TV_TYPE_I16, "I16", 1, 2, false },      { TV_TYPE_I32, "I32", 1, 4, false },
+        { TV_TYPE_I64, "I64", 1, 8, false },      { TV_TYPE_F64, "F64", 1, 8, false },
+        { TV_TYPE_IQ1_M, "IQ1_M", 256, 56, false }, { TV_TYPE_TQ1_0, "TQ1_0", 256, 54, false },
+        { TV_TYPE_TQ2_0, "TQ2_0", 256, 66, false }, { TV_TYPE_MXFP4, "MXFP4", 32, 17, false },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const tv_type_traits *tt = tv_traits(want[i].t);
+        assert_non_null(tt);
+        assert_string_equal(tt->name, want[i].name);
+        assert_int_equal(tt->blck_size, want[i].bs);
+        assert_int_equal(tt->type_size, want[i].ts);
+        assert_int_equal(tt->is_supported, want[i].sup);
+        assert_string_equal(tv_type_name(want[i].t), want[i].name);
+        tv_type back;
+        assert_true(tv_type_from_name(want[i].name, &back));
+        assert_int_equal(back, want[i].t);
+        assert_int_equal(tv_row_size(want[i].t, 4096), (size_t)(4096 / want[i].bs) * want[i].ts);
+        if (want[i].sup) {
+            assert_non_null(tt->to_float);
+            assert_non_null(tt->vec_dot);
+            assert_non_null(tv_traits(tt->vec_dot_type)->from_float);
+        }
+    }
+    tv_type t;
+    assert_true(tv_type_from_name("q4_k", &t));
+    assert_int_equal(t, TV_TYPE_Q4_K);
+    assert_false(tv_type_from_name("Q4_2", &t));
+    assert_false(tv_type_from_name(NULL, &t));
+    assert_null(tv_traits((tv_type)4));
+    assert_null(tv_traits((tv_type)31));
+    assert_null(tv_traits((tv_type)-1));
+    assert_null(tv_traits(TV_TYPE_COUNT));
+    assert_string_equal(tv_type_name((tv_type)5), "?");
+    assert_int_equal(tv_row_size(TV_TYPE_Q4_K, 100), 0);    // not a multiple of the block
+    assert_int_equal(tv_row_size((tv_type)33, 32), 0);
+}
+
+// ---------------------------------------------------------------- f16 / bf16
+// Oracle for f16 -> f32 straight from the IEEE definition.
+static double f16_value(uint16_t h) {
+    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return s ? -v : v;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("f16c"))) static uint16_t hw_f32_to_f16(float f) {
+    return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+__attribute__((target("f16c"))) static float hw_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+#endif
+
+static void test_f16_exhaustive(void **state) {
+    (void)state;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = tv_f16_to_f32((tv_f16)h);
+        double want = f16_value((uint16_t)h);
+        if (isnan(want)) {
+            assert_true(isnan(f));
+            assert_int_equal(signbit(f) != 0, (h >> 15) != 0);
+            tv_f16 back = tv_f32_to_f16(f);
+            assert_int_equal(back & 0xFC00, h & 0xFC00);        // still nan, same sign
+            assert_int_equal(back & 0x1FF, h & 0x1FF);          // payload kept (quiet bit set)
+            assert_true(back & 0x200);
+        } else {
+            assert_true((double)f == want);
+            assert_int_equal(signbit(f) != 0, (h >> 15) != 0);
+            assert_int_equal(tv_f32_to_f16(f), h);              // exact round trip
+        }
+        // exact ties between neighbouring finite halves round to the even one
+        uint32_t e = (h >> 10) & 31;
+        if (e < 31 && (h & 0x7FFF) != 0x7BFF) {
+            double mid = (f16_value((uint16_t)h) + f16_value((uint16_t)(h + 1))) / 2;   // exact in float
+            if (!(h & 0x8000) || (h & 0x7FFF) != 0) {
+                uint16_t even = (h & 1) ? (uint16_t)(h + 1) : (uint16_t)h;
+                assert_int_equal(tv_f32_to_f16((float)mid), even);
+            }
+        }
+    }
+    assert_int_equal(tv_f32_to_f16(65519.99f), 0x7BFF);
+    assert_int_equal(tv_f32_to_f16(65520.0f), 0x7C00);          // tie at the top rounds to inf
+    assert_int_equal(tv_f32_to_f16(-1e10f), 0xFC00);
+    assert_int_equal(tv_f32_to_f16(ldexpf(1.0f, -25)), 0x0000); // tie to even (zero)
+    assert_int_equal(tv_f32_to_f16(nextafterf(ldexpf(1.0f, -25), 1.0f)), 0x0001);
+    assert_int_equal(tv_f32_to_f16(-0.0f), 0x8000);
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("f16c")) {   // the hardware converter is the oracle for every rounding
+        for (uint32_t h = 0; h < 65536; h++) {
+            float hw = hw_f16_to_f32((uint16_t)h), mine = tv_f16_to_f32((tv_f16)h);
+            assert_memory_equal(&hw, &mine, 4);
+        }
+        for (uint64_t u = 0; u < (1ull << 32); u += 251) {
+            uint32_t bits = (uint32_t)u;
+            float f;
+            memcpy(&f, &bits, 4);
+            uint16_t hw = hw_f32_to_f16(f), mine = tv_f32_to_f16(f);
+            if (hw != mine) fail_msg("f32 %08x: hw %04x mine %04x", bits, hw, mine);
+        }
+    } else {
+        print_message("f16c absent: hardware f16 oracle skipped\n");
+    }
+#endif
+}
+
+static void test_bf16(void **state) {
+    (void)state;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = tv_bf16_to_f32((tv_bf16)h);
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        assert_int_equal(bits, h << 16);
+        if (!isnan(f)) assert_int_equal(tv_f32_to_bf16(f), h);
+        else assert_int_equal(tv_f32_to_bf16(f), h | 0x40);   // quieted, sign and payload kept
+    }
+    // rounding oracle: the nearer of the two neighbours in double, ties to even
+    for (uint64_t u = 0; u < (1ull << 32); u += 4093) {
+        uint32_t bits = (uint32_t)u;
+        float f;
+        memcpy(&f, &bits, 4);
+        if (isnan(f) || isinf(f)) continue;
+        uint16_t lo = (uint16_t)(bits >> 16), hi = (uint16_t)(lo + 1);
+        double vlo = tv_bf16_to_f32(lo);
+        double vhi = (hi & 0x7FFF) == 0x7F80 ? copysign(ldexp(1.0, 128), f) : (double)tv_bf16_to_f32(hi);
+        double dlo = fabs((double)f - vlo), dhi = fabs(vhi - (double)f);
+        uint16_t want = dlo < dhi ? lo : dhi < dlo ? hi : ((lo & 1) ? hi : lo);
+        if (tv_f32_to_bf16(f) != want) fail_msg("bf16 of %08x: got %04x want %04x", bits, tv_f32_to_bf16(f), want);
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+static void *quantize_rows(tv_type t, const float *x, int64_t rows, int64_t n, const tv_type_traits *tt) {
+    size_t rs = tv_row_size(t, n);
+    unsigned char *q = malloc(rs * (size_t)rows);
+    assert_non_null(q);
+    for (int64_t r = 0; r < rows; r++) tt->from_float(x + r * n, q + r * rs, n);
+    return q;
+}
+
+static double rel_rms_error(tv_type t, int64_t n) {
+    const tv_type_traits *ref = tv_traits_ref(t);
+    float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
+    fill_weights(x, n);
+    void *q = quantize_rows(t, x, 1, n, ref);
+    ref->to_float(q, y, n);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) { num += (double)(x[i] - y[i]) * (x[i] - y[i]); den += (double)x[i] * x[i]; }
+    free(x); free(y); free(q);
+    return sqrt(num / den);
+}
+
+static void test_quant_error_budgets(void **state) {
+    (void)state;
+    struct { tv_type t; double budget; } b[] = {
+        { TV_TYPE_F16, BUDGET_F16 },   { TV_TYPE_BF16, BUDGET_BF16 }, { TV_TYPE_Q8_0, BUDGET_Q8_0 },
+        { TV_TYPE_Q4_0, BUDGET_Q4_0 }, { TV_TYPE_Q4_K, BUDGET_Q4_K }, { TV_TYPE_Q6_K, BUDGET_Q6_K },
+    };
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+        double e = rel_rms_error(b[i].t, 1 << 16);
+        print_message("quantize error %-5s rel rms %.3e (budget %.1e)\n", tv_type_name(b[i].t), e, b[i].budget);
+        assert_true(e <= b[i].budget);
+        assert_true(e >= b[i].budget / 20);   // a near-zero error means the round trip is not quantizing
+    }
+    double e = rel_rms_error(TV_TYPE_F32, 4096);
+    assert_true(e == 0.0);
+}
+
+// Dequantize both operands and take the dot product in double.
+static double oracle_dot(tv_type wt, const void *w, const void *xq, int64_t n) {
+    const tv_type_traits *tt = tv_traits_ref(wt), *vt = tv_traits_ref(tt->vec_dot_type);
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    tt->to_float(w, a, n);
+    vt->to_float(xq, b, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    free(a); free(b);
+    return s;
+}
+static double oracle_abs_dot(tv_type wt, const void *w, const void *xq, int64_t n) {
+    const tv_type_traits *tt = tv_traits_ref(wt), *vt = tv_traits_ref(tt->vec_dot_type);
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    tt->to_float(w, a, n);
+    vt->to_float(xq, b, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += fabs((double)a[i] * b[i]);
+    free(a); free(b);
+    return s;
+}
+
+static const int64_t DOT_SIZES[] = { 256, 512 + 256, 4096, 32, 64 + 32 };
+
+static void test_ref_vec_dot_vs_oracle(void **state) {
+    (void)state;
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        tv_type t = WEIGHT_TYPES[ti];
+        const tv_type_traits *tt = tv_traits_ref(t), *vt = tv_traits_ref(tt->vec_dot_type);
+        for (size_t si = 0; si < sizeof DOT_SIZES / sizeof DOT_SIZES[0]; si++) {
+            int64_t n = DOT_SIZES[si];
+            if (n % tt->blck_size || n % vt->blck_size) continue;
+            float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n);
+            fill_weights(w, n);
+            fill_weights(x, n);
+            void *wq = quantize_rows(t, w, 1, n, tt), *xq = quantize_rows(tt->vec_dot_type, x, 1, n, vt);
+            float s;
+            tt->vec_dot(n, &s, wq, xq);
+            double want = oracle_dot(t, wq, xq, n), scale = oracle_abs_dot(t, wq, xq, n);
+            if (fabs(s - want) > DOT_REL * scale)
+                fail_msg("%s n=%lld: ref %.9g oracle %.9g", tt->name, (long long)n, s, want);
+            // and the quantized dot tracks the float one (sanity that the weights mean something)
+            double exact = 0;
+            for (int64_t i = 0; i < n; i++) exact += (double)w[i] * x[i];
+            assert_true(fabs(want - exact) < 0.25 * scale);
+            free(w); free(x); free(wq); free(xq);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- known-answer decodes
+static void test_q8_0_q4_0_known_answer(void **state) {
+    (void)state;
+    tv_block_q8_0 b8;
+    b8.d = 0x3800;   // 0.5
+    for (int i = 0; i < 32; i++) b8.qs[i] = (int8_t)(i * 8 - 128);
+    float y[32];
+    tv_traits_ref(TV_TYPE_Q8_0)->to_float(&b8, y, 32);
+    for (int i = 0; i < 32; i++) assert_true(y[i] == 0.5f * (float)(i * 8 - 128));
+    tv_block_q4_0 b4;
+    b4.d = 0xC000;   // -2.0
+    for (int i = 0; i < 16; i++) b4.qs[i] = (uint8_t)(i | ((15 - i) << 4));
+    tv_traits_ref(TV_TYPE_Q4_0)->to_float(&b4, y, 32);
+    for (int i = 0; i < 16; i++) {
+        assert_true(y[i] == -2.0f * (float)(i - 8));
+        assert_true(y[16 + i] == -2.0f * (float)(15 - i - 8));
+    }
+    // the Q4_0 quantizer maps the signed extreme onto nibble 0 exactly (ggml's convention)
+    float x[32];
+    for (int i = 0; i < 32; i++) x[i] = (float)(i - 10) * 0.25f;   // max |x| = 5.25 at i = 31
+    tv_traits_ref(TV_TYPE_Q4_0)->from_float(x, &b4, 32);
+    assert_int_equal(b4.d, tv_f32_to_f16(5.25f / -8.0f));
+    assert_int_equal(b4.qs[15] >> 4, 0);
+}
+
+static void test_q4_K_known_answer(void **state) {
+    (void)state;
+    // Spec (ggml block_q4_K): d, dmin f16; scales[12]: for j < 4, scale_j = scales[j] & 63 and
+    // min_j = scales[j+4] & 63; for j >= 4, scale_j = (scales[j+4] & 15) | (scales[j-4] >> 6) << 4,
+    // min_j = (scales[j+4] >> 4) | (scales[j] >> 6) << 4. Element 64c + l (l < 32) uses the low
+    // nibble of qs[32c + l] with sub-block 2c, element 64c + 32 + l the high nibble with 2c + 1.
+    static const uint8_t sc[8] = { 1, 2, 63, 17, 33, 48, 5, 60 };
+    static const uint8_t mn[8] = { 0, 7, 40, 63, 16, 1, 62, 35 };
+    tv_block_q4_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3400;      // 0.25
+    b.dmin = 0x3C00;   // 1.0
+    uint8_t *s = b.scales;
+    s[0] = 1 | (2 << 6);        // scale0 = 1,  scale4 = 33 = 0b10_0001 -> top bits 2, low 1
+    s[1] = 2 | (3 << 6);        // scale1 = 2,  scale5 = 48 = 0b11_0000 -> 3, 0
+    s[2] = 63 | (0 << 6);       // scale2 = 63, scale6 = 5  -> 0, 5
+    s[3] = 17 | (3 << 6);       // scale3 = 17, scale7 = 60 = 0b11_1100 -> 3, 12
+    s[4] = 0 | (1 << 6);        // min0 = 0,   min4 = 16 = 0b01_0000 -> 1, 0
+    s[5] = 7 | (0 << 6);        // min1 = 7,   min5 = 1  -> 0, 1
+    s[6] = 40 | (3 << 6);       // min2 = 40,  min6 = 62 = 0b11_1110 -> 3, 14
+    s[7] = 63 | (2 << 6);       // min3 = 63,  min7 = 35 = 0b10_0011 -> 2, 3
+    s[8] = 1 | (0 << 4);        // low nibbles of scale4 | min4
+    s[9] = 0 | (1 << 4);        // scale5 | min5
+    s[10] = 5 | (14 << 4);      // scale6 | min6
+    s[11] = 12 | (3 << 4);      // scale7 | min7
+    for (int i = 0; i < 128; i++) b.qs[i] = (uint8_t)((i * 7) & 0xFF);
+    float y[256];
+    tv_traits_ref(TV_TYPE_Q4_K)->to_float(&b, y, 256);
+    for (int c = 0; c < 4; c++) {
+        for (int l = 0; l < 32; l++) {
+            int qlo = ((32 * c + l) * 7 & 0xFF) & 15, qhi = ((32 * c + l) * 7 & 0xFF) >> 4;
+            float want_lo = 0.25f * sc[2 * c] * qlo - 1.0f * mn[2 * c];
+            float want_hi = 0.25f * sc[2 * c + 1] * qhi - 1.0f * mn[2 * c + 1];
+            assert_true(y[64 * c + l] == want_lo);
+            assert_true(y[64 * c + 32 + l] == want_hi);
+        }
+    }
+    // a few values worked by hand: qs[0] = 0 -> y[0] = -min0 = 0; qs[1] = 7 -> y[1] = 0.25*1*7 = 1.75;
+    // y[32] = high nibble of qs[0] = 0 -> -min1 = -7; qs[127] = 889 & 255 = 121 = 0x79:
+    // y[255] = 0.25*60*7 - 35 = 70, y[223] = 0.25*5*9 - 62 = -50.75
+    assert_true(y[0] == 0.0f);
+    assert_true(y[1] == 1.75f);
+    assert_true(y[32] == -7.0f);
+    assert_true(y[255] == 70.0f);
+    assert_true(y[223] == -50.75f);
+}
+
+static void test_q6_K_known_answer(void **state) {
+    (void)state;
+    // Spec (ggml block_q6_K): ql[128], qh[64], scales[16] int8, d f16. For half h and l < 32:
+    //   q(128h + l)      = (ql[64h + l] & 15)      | ((qh[32h + l] >> 0) & 3) << 4
+    //   q(128h + l + 32) = (ql[64h + l + 32] & 15) | ((qh[32h + l] >> 2) & 3) << 4
+    //   q(128h + l + 64) = (ql[64h + l] >> 4)      | ((qh[32h + l] >> 4) & 3) << 4
+    //   q(128h + l + 96) = (ql[64h + l + 32] >> 4) | ((qh[32h + l] >> 6) & 3) << 4
+    //   y(e) = d * scales[e / 16] * (q(e) - 32)
+    tv_block_q6_K b;
+    for (int i = 0; i < 128; i++) b.ql[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 0; i < 64; i++) b.qh[i] = (uint8_t)(i * 91 + 5);
+    for (int i = 0; i < 16; i++) b.scales[i] = (int8_t)(i * 17 - 128);
+    b.d = 0x3000;   // 0.125
+    float y[256];
+    tv_traits_ref(TV_TYPE_Q6_K)->to_float(&b, y, 256);
+    for (int h = 0; h < 2; h++) {
+        for (int l = 0; l < 32; l++) {
+            int q[4] = {
+                (b.ql[64 * h + l] & 15) | ((b.qh[32 * h + l] >> 0) & 3) << 4,
+                (b.ql[64 * h + l + 32] & 15) | ((b.qh[32 * h + l] >> 2) & 3) << 4,
+                (b.ql[64 * h + l] >> 4) | ((b.qh[32 * h + l] >> 4) & 3) << 4,
+                (b.ql[64 * h + l + 32] >> 4) | ((b.qh[32 * h + l] >> 6) & 3) << 4,
+            };
+            for (int k = 0; k < 4; k++) {
+                int e = 128 * h + l + 32 * k;
+                assert_true(y[e] == 0.125f * (float)b.scales[e / 16] * (float)(q[k] - 32));
+            }
+        }
+    }
+    // by hand: e = 0: ql[0] = 11 -> low 11, qh[0] = 5 -> bits 1 -> q = 11 | 16 = 27, scale -128:
+    // y = 0.125 * -128 * -5 = 80. e = 255 (h 1, l 31, k 3): ql[127] = (127*37+11) & 255 = 98 -> 6,
+    // qh[63] = (63*91+5) & 255 = 102 -> bits 6..7 = 1 -> q = 22, scale[15] = 127: y = 0.125*127*-10.
+    assert_true(y[0] == 80.0f);
+    assert_true(y[255] == 0.125f * 127.0f * -10.0f);
+}
+
+// ---------------------------------------------------------------- fast paths vs reference
+static bool use_path(const char *p) {
+    tv_error err = { 0 };
+    return tv_kernels_init(p, &err) == TV_OK;
+}
+
+static void check_close(const char *what, const char *path, const char *ty, int64_t n, float got, float want,
+                        double scale) {
+    if (fabs((double)got - want) > FAST_REL * scale + 1e-30)
+        fail_msg("%s %s %s n=%lld: got %.9g want %.9g", what, path, ty, (long long)n, got, want);
+}
+
+static void test_paths_vs_ref(void **state) {
+    (void)state;
+    const int64_t sizes[] = { 256, 512 + 256, 4096, 32, 96, 2048 + 32 };
+    for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+        if (!use_path(PATHS[pi])) { print_message("path %s: not supported here, skipped\n", PATHS[pi]); continue; }
+        print_message("path %s (%s)\n", PATHS[pi], tv_kernels_path());
+        for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+            tv_type t = WEIGHT_TYPES[ti];
+            const tv_type_traits *ft = tv_traits(t), *rt = tv_traits_ref(t);
+            const tv_type_traits *fv = tv_traits(rt->vec_dot_type), *rv = tv_traits_ref(rt->vec_dot_type);
+            assert_int_equal(ft->vec_dot_type, rt->vec_dot_type);
+            for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+                int64_t n = sizes[si];
+                if (n % rt->blck_size || n % rv->blck_size) continue;
+                enum { ROWS = 11, TOK = 9 };
+                float *w = malloc(sizeof(float) * (size_t)(n * ROWS)), *x = malloc(sizeof(float) * (size_t)(n * TOK));
+                fill_weights(w, n * ROWS);
+                fill_weights(x, n * TOK);
+                unsigned char *wq = quantize_rows(t, w, ROWS, n, rt);
+                unsigned char *xq = quantize_rows(rt->vec_dot_type, x, TOK, n, rv);
+                size_t wrs = tv_row_size(t, n), xrs = tv_row_size(rt->vec_dot_type, n);
+                // activation quantizer: fast vs ref decode to the same values within one step
+                unsigned char *xq_fast = quantize_rows(rt->vec_dot_type, x, TOK, n, fv);
+                if (memcmp(xq, xq_fast, xrs * TOK) != 0) {
+                    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+                    for (int tk = 0; tk < TOK; tk++) {
+                        rv->to_float(xq + tk * xrs, a, n);
+                        rv->to_float(xq_fast + tk * xrs, b, n);
+                        for (int64_t i = 0; i < n; i++)
+                            if (fabsf(a[i] - b[i]) > 1.0001f * fabsf(x[tk * n + i]) / 100.0f + 1e-30f &&
+                                fabsf(a[i] - b[i]) > 0.05f)
+                                fail_msg("%s %s quantize mismatch at %lld: %g vs %g", PATHS[pi], rv->name,
+                                         (long long)i, a[i], b[i]);
+                    }
+                    free(a); free(b);
+                }
+                float ref[ROWS * TOK], got[ROWS * TOK], scale[ROWS * TOK];
+                for (int r = 0; r < ROWS; r++) {
+                    for (int tk = 0; tk < TOK; tk++) {
+                        rt->vec_dot(n, &ref[tk * ROWS + r], wq + r * wrs, xq + tk * xrs);
+                        scale[tk * ROWS + r] = (float)oracle_abs_dot(t, wq + r * wrs, xq + tk * xrs, n);
+                        ft->vec_dot(n, &got[tk * ROWS + r], wq + r * wrs, xq + tk * xrs);
+                        check_close("vec_dot", PATHS[pi], rt->name, n, got[tk * ROWS + r], ref[tk * ROWS + r],
+                                    scale[tk * ROWS + r]);
+                    }
+                }
+                if (ft->gemm) {
+                    // odd row ranges and every token count 1..TOK
+                    for (int nt = 1; nt <= TOK; nt++) {
+                        for (int r0 = 0; r0 < 3; r0++) {
+                            int r1 = ROWS - (nt % 3);
+                            for (int i = 0; i < ROWS * TOK; i++) got[i] = NAN;
+                            ft->gemm(n, r0, r1, wq, wrs, nt, xq, xrs, got, ROWS);
+                            for (int tk = 0; tk < TOK; tk++)
+                                for (int r = 0; r < ROWS; r++) {
+                                    if (tk < nt && r >= r0 && r < r1)
+                                        check_close("gemm", PATHS[pi], rt->name, n, got[tk * ROWS + r],
+                                                    ref[tk * ROWS + r], scale[tk * ROWS + r]);
+                                    else
+                                        assert_true(isnan(got[tk * ROWS + r]));   // nothing outside the tile
+                                }
+                        }
+                    }
+                }
+                free(w); free(x); free(wq); free(xq); free(xq_fast);
+            }
+        }
+    }
+    assert_true(use_path(NULL));
+}
+
+// ---------------------------------------------------------------- matmul and pool
+typedef struct { int hits[8]; } pool_probe;
+static void probe_fn(void *arg, int ith, int nth) {
+    pool_probe *p = arg;
+    assert_true(ith >= 0 && ith < nth && nth <= 8);
+    __atomic_fetch_add(&p->hits[ith], 1, __ATOMIC_RELAXED);
+}
+
+static void test_pool(void **state) {
+    (void)state;
+    tv_error err = { 0 };
+    assert_null(tv_pool_create(0, &err));
+    assert_int_equal(err.code, TV_ERR_INVALID);
+    tv_pool_free(NULL);
+    assert_int_equal(tv_pool_size(NULL), 1);
+    for (int nth = 1; nth <= 4; nth++) {
+        tv_pool *p = tv_pool_create(nth, &err);
+        assert_non_null(p);
+        assert_int_equal(tv_pool_size(p), nth);
+        pool_probe pr = { { 0 } };
+        for (int it = 0; it < 2000; it++) tv_pool_run(p, probe_fn, &pr);
+        for (int i = 0; i < nth; i++) assert_int_equal(pr.hits[i], 2000);
+        tv_pool_free(p);
+    }
+}
+
+static void test_matmul_pools(void **state) {
+    (void)state;
+    struct { int64_t n, rows, tok; } shapes[] = { { 4096, 37, 50 }, { 256, 67, 3 }, { 512 + 256, 9, 1 }, { 2048, 130, 7 } };
+    tv_error err = { 0 };
+    tv_pool *pools[4] = { NULL };
+    for (int p = 1; p <= 3; p++) pools[p] = tv_pool_create(p, &err);
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        tv_type t = WEIGHT_TYPES[ti];
+        const tv_type_traits *rt = tv_traits_ref(t);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            int64_t n = shapes[si].n, rows = shapes[si].rows, tok = shapes[si].tok;
+            float *w = malloc(sizeof(float) * (size_t)(n * rows)), *x = malloc(sizeof(float) * (size_t)(n * tok));
+            fill_weights(w, n * rows);
+            fill_weights(x, n * tok);
+            void *wq = quantize_rows(t, w, rows, n, rt);
+            tv_tensor tw = { .name = "w", .type = t, .n_dims = 2, .ne = { n, rows, 1, 1 },
+                             .nbytes = tv_row_size(t, n) * (size_t)rows, .data = wq };
+            size_t ws = tv_matmul_wsize(t, n, tok);
+            void *wsp = ws ? malloc(ws) : NULL;
+            float *y1 = malloc(sizeof(float) * (size_t)(rows * tok)), *yp = malloc(sizeof(float) * (size_t)(rows * tok));
+            tv_matmul(&tw, x, tok, y1, wsp, pools[1]);
+            // against the reference kernels, element by element
+            const tv_type_traits *rv = tv_traits_ref(rt->vec_dot_type);
+            size_t xrs = tv_row_size(rt->vec_dot_type, n);
+            unsigned char *xq = quantize_rows(rt->vec_dot_type, x, tok, n, rv);
+            for (int64_t tk = 0; tk < tok; tk++)
+                for (int64_t r = 0; r < rows; r++) {
+                    float want;
+                    const unsigned char *wr = (const unsigned char *)wq + r * tv_row_size(t, n);
+                    rt->vec_dot(n, &want, wr, xq + tk * xrs);
+                    double sc = oracle_abs_dot(t, wr, xq + tk * xrs, n);
+                    // the activation quantizer of a fast path may round a tie differently: allow a
+                    // step of the activation grid on top of the summation budget
+                    if (fabs((double)y1[tk * rows + r] - want) > FAST_REL * sc + 2e-2 * sc / sqrt((double)n))
+                        fail_msg("matmul %s n=%lld r=%lld t=%lld: %g vs ref %g", rt->name, (long long)n,
+                                 (long long)r, (long long)tk, y1[tk * rows + r], want);
+                }
+            for (int p = 2; p <= 3; p++) {
+                tv_matmul(&tw, x, tok, yp, wsp, pools[p]);
+                assert_memory_equal(y1, yp, sizeof(float) * (size_t)(rows * tok));
+            }
+            tv_matmul(&tw, x, tok, yp, wsp, NULL);
+            assert_memory_equal(y1, yp, sizeof(float) * (size_t)(rows * tok));
+            free(w); free(x); free(wq); free(wsp); free(y1); free(yp); free(xq);
+        }
+    }
+    for (int p = 1; p <= 3; p++) tv_pool_free(pools[p]);
+}
+
+static void test_kernels_init_errors(void **state) {
+    (void)state;
+    tv_error err = { 0 };
+    assert_int_equal(tv_kernels_init("sse9", &err), TV_ERR_INVALID);
+    assert_int_equal(tv_kernels_init("generic", &err), TV_OK);
+    assert_string_equal(tv_kernels_path(), "generic");
+    assert_true(tv_traits(TV_TYPE_Q4_K)->vec_dot == tv_traits_ref(TV_TYPE_Q4_K)->vec_dot);
+    assert_int_equal(tv_kernels_init(NULL, &err), TV_OK);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_type_table),
+        cmocka_unit_test(test_f16_exhaustive),
+        cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_quant_error_budgets),
+        cmocka_unit_test(test_ref_vec_dot_vs_oracle),
+        cmocka_unit_test(test_q8_0_q4_0_known_answer),
+        cmocka_unit_test(test_q4_K_known_answer),
+        cmocka_unit_test(test_q6_K_known_answer),
+        cmocka_unit_test(test_paths_vs_ref),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_matmul_pools),
+        cmocka_unit_test(test_kernels_init_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
