@@ -1,0 +1,432 @@
+// sampler.c — see sampler.h for the processing order and its contract.
+#include "engine/sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/status.h"
+
+// Temperatures below this sample greedily (1/T must stay finite; the result is the argmax anyway).
+#define TV_SAMPLER_MIN_TEMP 1e-5f
+
+// One candidate token. Ordering everywhere: logit descending, then id ascending (a total order).
+typedef struct {
+    float logit;  // processed logit (after bias / penalties)
+    float w;      // exp(logit - max_logit), the unnormalised probability at T = 1
+    int32_t id;
+} cand;
+
+struct tv_sampler {
+    int32_t n_vocab;
+    // ---- parameters (validated copies) ----
+    float temperature, top_p, min_p;
+    int top_k;
+    float rep_penalty, presence, frequency;
+    int n_bias;
+    int32_t *bias_ids;   // (n_bias)
+    float *bias_vals;    // (n_bias)
+    // ---- RNG: xoshiro256** seeded through splitmix64 ----
+    uint64_t rng[4];
+    // ---- penalty history (allocated only when a penalty is active) ----
+    bool has_penalties;
+    uint8_t *seen;       // (n_vocab) bit 0: in prompt, bit 1: generated
+    int32_t *n_gen;      // (n_vocab) times generated
+    int32_t *uniq;       // (n_uniq) ids with seen != 0, in first-seen order
+    int32_t n_uniq;
+    // ---- scratch for non-greedy sampling ----
+    cand *cands;         // (n_vocab), allocated when temperature > 0
+};
+
+// ============================ RNG ============================
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t xoshiro_next(uint64_t s[4]) {
+    uint64_t result = rotl64(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return result;
+}
+
+// Uniform double in [0, 1) with 53 random bits.
+static double rng_uniform(uint64_t s[4]) { return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53; }
+
+// ============================ params ============================
+void tv_sampling_params_default(tv_sampling_params *p) {
+    memset(p, 0, sizeof *p);
+    p->temperature = 1.0f;
+    p->top_k = 0;
+    p->top_p = 1.0f;
+    p->min_p = 0.0f;
+    p->repetition_penalty = 1.0f;
+    p->presence_penalty = 0.0f;
+    p->frequency_penalty = 0.0f;
+    p->seed = 0;
+    p->has_seed = false;
+    p->n_logit_bias = 0;
+    p->logit_bias_ids = NULL;
+    p->logit_bias_vals = NULL;
+    p->logprobs = -1;
+}
+
+tv_sampler *tv_sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_t seed, tv_error *err) {
+    tv_sampler *s = NULL;
+    if (!p) { tv_fail(err, TV_ERR_INVALID, "sampler: no parameters"); goto fail; }
+    if (n_vocab <= 0) { tv_fail(err, TV_ERR_INVALID, "sampler: n_vocab %d must be positive", (int)n_vocab); goto fail; }
+    if (!(p->temperature >= 0.0f) || !isfinite(p->temperature)) {
+        tv_fail(err, TV_ERR_INVALID, "sampler: temperature %g must be finite and >= 0", (double)p->temperature);
+        goto fail;
+    }
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) {
+        tv_fail(err, TV_ERR_INVALID, "sampler: top_p %g must be in (0, 1]", (double)p->top_p);
+        goto fail;
+    }
+    if (!(p->min_p >= 0.0f && p->min_p <= 1.0f)) {
+        tv_fail(err, TV_ERR_INVALID, "sampler: min_p %g must be in [0, 1]", (double)p->min_p);
+        goto fail;
+    }
+    if (!(p->repetition_penalty > 0.0f) || !isfinite(p->repetition_penalty)) {
+        tv_fail(err, TV_ERR_INVALID, "sampler: repetition_penalty %g must be finite and > 0", (double)p->repetition_penalty);
+        goto fail;
+    }
+    if (!isfinite(p->presence_penalty) || !isfinite(p->frequency_penalty)) {
+        tv_fail(err, TV_ERR_INVALID, "sampler: presence/frequency penalties must be finite");
+        goto fail;
+    }
+    if (p->n_logit_bias < 0 || (p->n_logit_bias > 0 && (!p->logit_bias_ids || !p->logit_bias_vals))) {
+        tv_fail(err, TV_ERR_INVALID, "sampler: bad logit_bias (n %d)", p->n_logit_bias);
+        goto fail;
+    }
+    for (int i = 0; i < p->n_logit_bias; i++) {
+        int32_t id = p->logit_bias_ids[i];
+        float v = p->logit_bias_vals[i];
+        if (id < 0 || id >= n_vocab) {
+            tv_fail(err, TV_ERR_INVALID, "sampler: logit_bias id %d outside the vocabulary [0, %d)", (int)id, (int)n_vocab);
+            goto fail;
+        }
+        if (isnan(v) || v == INFINITY) {
+            tv_fail(err, TV_ERR_INVALID, "sampler: logit_bias value for id %d must be finite or -inf", (int)id);
+            goto fail;
+        }
+    }
+
+    s = calloc(1, sizeof *s);
+    if (!s) { tv_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
+    s->n_vocab = n_vocab;
+    s->temperature = p->temperature;
+    s->top_k = p->top_k;
+    s->top_p = p->top_p;
+    s->min_p = p->min_p;
+    s->rep_penalty = p->repetition_penalty;
+    s->presence = p->presence_penalty;
+    s->frequency = p->frequency_penalty;
+    s->n_bias = p->n_logit_bias;
+    if (s->n_bias > 0) {
+        s->bias_ids = malloc((size_t)s->n_bias * sizeof *s->bias_ids);
+        s->bias_vals = malloc((size_t)s->n_bias * sizeof *s->bias_vals);
+        if (!s->bias_ids || !s->bias_vals) { tv_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
+        memcpy(s->bias_ids, p->logit_bias_ids, (size_t)s->n_bias * sizeof *s->bias_ids);
+        memcpy(s->bias_vals, p->logit_bias_vals, (size_t)s->n_bias * sizeof *s->bias_vals);
+    }
+    s->has_penalties = s->rep_penalty != 1.0f || s->presence != 0.0f || s->frequency != 0.0f;
+    if (s->has_penalties) {
+        s->seen = calloc((size_t)n_vocab, sizeof *s->seen);
+        s->n_gen = calloc((size_t)n_vocab, sizeof *s->n_gen);
+        s->uniq = malloc((size_t)n_vocab * sizeof *s->uniq);
+        if (!s->seen || !s->n_gen || !s->uniq) { tv_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
+    }
+    if (s->temperature >= TV_SAMPLER_MIN_TEMP && s->top_k != 1) {
+        s->cands = malloc((size_t)n_vocab * sizeof *s->cands);
+        if (!s->cands) { tv_fail(err, TV_ERR_NOMEM, "sampler: out of memory (%d candidates)", (int)n_vocab); goto fail; }
+    }
+    uint64_t sm = seed;
+    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&sm);
+    return s;
+
+fail:
+    tv_sampler_free(s);
+    return NULL;
+}
+
+void tv_sampler_free(tv_sampler *s) {
+    if (!s) return;
+    free(s->bias_ids);
+    free(s->bias_vals);
+    free(s->seen);
+    free(s->n_gen);
+    free(s->uniq);
+    free(s->cands);
+    free(s);
+}
+
+void tv_sampler_accept(tv_sampler *s, int32_t token, bool is_prompt) {
+    if (!s || !s->has_penalties || token < 0 || token >= s->n_vocab) return;
+    if (s->seen[token] == 0) s->uniq[s->n_uniq++] = token;
+    s->seen[token] |= is_prompt ? 1u : 2u;
+    if (!is_prompt && s->n_gen[token] < INT32_MAX) s->n_gen[token]++;
+}
+
+// ============================ selection helpers ============================
+// a ranks before b: larger logit, then lower id.
+static inline bool cand_before(const cand *a, const cand *b) {
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+static inline void cand_swap(cand *a, cand *b) { cand t = *a; *a = *b; *b = t; }
+
+// Partitions c[lo, hi) (hi - lo >= 2) around a median-of-three pivot; returns m with
+// c[lo, m) before c[m] before c(m, hi).
+static int64_t partition(cand *c, int64_t lo, int64_t hi) {
+    int64_t mid = lo + (hi - lo) / 2, last = hi - 1;
+    // order c[lo], c[mid], c[last] so that c[mid] is their median, then move it to the end
+    if (cand_before(&c[mid], &c[lo])) cand_swap(&c[mid], &c[lo]);
+    if (cand_before(&c[last], &c[lo])) cand_swap(&c[last], &c[lo]);
+    if (cand_before(&c[last], &c[mid])) cand_swap(&c[last], &c[mid]);
+    cand_swap(&c[mid], &c[last]);
+    const cand pivot = c[last];
+    int64_t store = lo;
+    for (int64_t i = lo; i < last; i++)
+        if (cand_before(&c[i], &pivot)) cand_swap(&c[i], &c[store++]);
+    cand_swap(&c[store], &c[last]);
+    return store;
+}
+
+// Rearranges c[0, n) so that c[0, k) holds the k best (in any order). Expected O(n).
+static void select_top(cand *c, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        int64_t m = partition(c, lo, hi);
+        if (m == k || m + 1 == k) return;
+        if (m > k) hi = m;
+        else lo = m + 1;
+    }
+}
+
+// Smallest count c (>= 1) such that the c best of c[0, n) have sum(w) >= target, with those c
+// moved to c[0, c). Returns n when the whole array falls short. Expected O(n).
+static int64_t select_mass(cand *c, int64_t n, double target) {
+    // invariant: c[0, lo) are the lo best, their mass acc < target; the answer lies in (lo, hi]
+    int64_t lo = 0, hi = n;
+    double acc = 0.0;
+    while (hi - lo > 1) {
+        int64_t m = partition(c, lo, hi);
+        double upper = 0.0;
+        for (int64_t i = lo; i < m; i++) upper += c[i].w;
+        if (acc + upper >= target) { hi = m; continue; }
+        upper += c[m].w;
+        if (acc + upper >= target) return m + 1;
+        acc += upper;
+        lo = m + 1;
+    }
+    return hi > 0 ? hi : 1;
+}
+
+static int cmp_cand(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    return cand_before(x, y) ? -1 : cand_before(y, x) ? 1 : 0;
+}
+
+// ============================ sampling ============================
+static void apply_bias_and_penalties(tv_sampler *s, float *logits) {
+    for (int i = 0; i < s->n_bias; i++) logits[s->bias_ids[i]] += s->bias_vals[i];
+    if (!s->has_penalties) return;
+    for (int32_t j = 0; j < s->n_uniq; j++) {
+        int32_t id = s->uniq[j];
+        float l = logits[id];
+        if (s->rep_penalty != 1.0f) l = l > 0.0f ? l / s->rep_penalty : l * s->rep_penalty;
+        int32_t cnt = s->n_gen[id];
+        if (cnt > 0) l -= s->frequency * (float)cnt + s->presence;
+        logits[id] = l;
+    }
+}
+
+// Fills top[0, n_top) with the n_top best ids of logits by insertion into a short sorted list.
+static void top_alternatives(const float *logits, int32_t n_vocab, float max_l, double log_z, tv_logprob *top, int n_top) {
+    int n = 0;   // filled entries, sorted best first (ties: lower id first, preserved by scan order)
+    for (int32_t i = 0; i < n_vocab; i++) {
+        float l = logits[i];
+        if (isnan(l)) l = -INFINITY;
+        if (n == n_top && !(l > top[n - 1].logprob)) continue;
+        int j = n < n_top ? n++ : n - 1;
+        while (j > 0 && l > top[j - 1].logprob) { top[j] = top[j - 1]; j--; }
+        top[j].id = i;
+        top[j].logprob = l;   // raw logit for now
+    }
+    for (int j = 0; j < n; j++) top[j].logprob = (float)((double)top[j].logprob - (double)max_l - log_z);
+    for (int j = n; j < n_top; j++) { top[j].id = -1; top[j].logprob = -INFINITY; }
+}
+
+// No filters: one draw from softmax(logits / T) over the whole vocabulary, in id order, without
+// building a candidate list (two streaming passes).
+static int32_t draw_all(tv_sampler *s, const float *logits, float max_l) {
+    const int32_t n = s->n_vocab;
+    const float inv_t = 1.0f / s->temperature;
+    double z = 0.0;
+    for (int32_t i = 0; i < n; i++) z += expf((logits[i] - max_l) * inv_t);   // NaN/-inf add 0 or NaN
+    if (!(z > 0.0) || !isfinite(z)) {   // NaN logits: fall back to the filtered path's validation
+        z = 0.0;
+        for (int32_t i = 0; i < n; i++) if (logits[i] > -INFINITY) z += expf((logits[i] - max_l) * inv_t);
+    }
+    double r = rng_uniform(s->rng) * z, acc = 0.0;
+    int32_t last = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (!(logits[i] > -INFINITY)) continue;
+        acc += expf((logits[i] - max_l) * inv_t);
+        last = i;
+        if (r < acc) return i;
+    }
+    return last;   // rounding: r landed past the last partial sum
+}
+
+// Min-heap on rank (root = the worst kept candidate) for top_k selection.
+static void heap_sift_down(cand *h, int64_t n, int64_t i) {
+    for (;;) {
+        int64_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && cand_before(&h[w], &h[l])) w = l;
+        if (r < n && cand_before(&h[w], &h[r])) w = r;
+        if (w == i) return;
+        cand_swap(&h[i], &h[w]);
+        i = w;
+    }
+}
+
+// Fills c with the top_k set (k small: heap, O(n log k) worst, ~O(n) typical; k large: quickselect).
+static int64_t gather_top_k(tv_sampler *s, const float *logits, cand *c) {
+    const int32_t n = s->n_vocab;
+    const int64_t k = s->top_k;
+    int64_t n_c = 0;
+    if (k <= 1024) {
+        for (int32_t i = 0; i < n; i++) {
+            float l = logits[i];
+            if (!(l > -INFINITY)) continue;
+            cand x = { l, 0.0f, i };
+            if (n_c < k) {
+                c[n_c++] = x;
+                if (n_c == k)
+                    for (int64_t j = k / 2 - 1; j >= 0; j--) heap_sift_down(c, k, j);
+            } else if (cand_before(&x, &c[0])) {
+                c[0] = x;
+                heap_sift_down(c, k, 0);
+            }
+        }
+        return n_c;
+    }
+    for (int32_t i = 0; i < n; i++)
+        if (logits[i] > -INFINITY) c[n_c++] = (cand){ logits[i], 0.0f, i };
+    if (n_c > k) { select_top(c, n_c, k); n_c = k; }
+    return n_c;
+}
+
+// top_k -> top_p -> min_p -> temperature -> draw.
+static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bool use_top_k) {
+    const int32_t n = s->n_vocab;
+    TV_CHECK(s->cands != NULL);
+    cand *c = s->cands;
+    // min_p as a logit threshold: p_i >= min_p * p_max  <=>  logit_i >= max + log(min_p).
+    // It keeps a prefix of the order, so it commutes with top_k; top_p's mass is normalised over
+    // the top_k set (z_set below), so filtering min_p first does not change top_p's cut.
+    float min_l = s->min_p > 0.0f ? max_l + logf(s->min_p) : -INFINITY;
+    int64_t n_c = 0;
+    double z_set = 0.0;   // mass of the top_k set (whole vocabulary when top_k is off), at T = 1
+    if (use_top_k) {
+        n_c = gather_top_k(s, logits, c);
+        int64_t kept = 0;
+        for (int64_t i = 0; i < n_c; i++) {
+            c[i].w = expf(c[i].logit - max_l);
+            z_set += c[i].w;
+            if (c[i].logit >= min_l) c[kept++] = c[i];
+        }
+        n_c = kept;
+    } else {
+        int64_t n_finite = 0;
+        for (int32_t i = 0; i < n; i++) {
+            float l = logits[i];
+            if (!(l > -INFINITY)) continue;
+            z_set += expf(l - max_l);
+            n_finite++;
+        }
+        // Nucleus prefilter (the observation in llama2.c's sample_topp): an id with probability
+        // below (1 - top_p) / (n - 1) can never be in the nucleus, since all of them together
+        // weigh less than 1 - top_p. Applied as a logit threshold with a margin (keeping a few
+        // extra ids is harmless; dropping one is not).
+        if (s->top_p < 1.0f && n_finite > 1) {
+            double thr = z_set * (1.0 - (double)s->top_p) / (double)(n_finite - 1);
+            float thr_l = max_l + (float)log(thr) - 1e-3f;
+            if (thr_l > min_l) min_l = thr_l;
+        }
+        for (int32_t i = 0; i < n; i++) {
+            float l = logits[i];
+            if (l >= min_l && l > -INFINITY) c[n_c++] = (cand){ l, expf(l - max_l), i };
+        }
+    }
+    TV_CHECK(n_c >= 1);   // the max passes every filter
+    if (s->top_p < 1.0f) n_c = select_mass(c, n_c, (double)s->top_p * z_set);
+
+    // Draw in rank order when the kept set is small (the usual case: cheap to sort); else in the
+    // order left by partitioning, itself a deterministic function of the logits.
+    if (n_c <= 4096) qsort(c, (size_t)n_c, sizeof *c, cmp_cand);
+    double sum = 0.0;
+    if (s->temperature == 1.0f) {
+        for (int64_t i = 0; i < n_c; i++) sum += c[i].w;
+    } else {
+        const float inv_t = 1.0f / s->temperature;
+        for (int64_t i = 0; i < n_c; i++) {
+            c[i].w = expf((c[i].logit - max_l) * inv_t);
+            sum += c[i].w;
+        }
+    }
+    double r = rng_uniform(s->rng) * sum, acc = 0.0;
+    for (int64_t i = 0; i < n_c; i++) {
+        acc += c[i].w;
+        if (r < acc) return c[i].id;
+    }
+    return c[n_c - 1].id;
+}
+
+int32_t tv_sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logprob *top, int n_top) {
+    const int32_t n = s->n_vocab;
+    apply_bias_and_penalties(s, logits);
+
+    // max and argmax (first max = lowest id); NaN never compares greater
+    int32_t argmax = 0;
+    float max_l = -INFINITY;
+    for (int32_t i = 0; i < n; i++)
+        if (logits[i] > max_l) { max_l = logits[i]; argmax = i; }
+
+    const bool want_lp = chosen != NULL || (top != NULL && n_top > 0);
+    const bool greedy = s->temperature < TV_SAMPLER_MIN_TEMP || s->top_k == 1 || max_l == -INFINITY;
+    double log_z = 0.0;   // log sum exp(logit - max) over the whole vocabulary
+    if (want_lp && max_l > -INFINITY) {
+        double z = 0.0;
+        for (int32_t i = 0; i < n; i++)
+            if (logits[i] > -INFINITY) z += (double)expf(logits[i] - max_l);   // float exp, double sum: ~1e-7
+        log_z = log(z);
+    }
+    if (top && n_top > 0) top_alternatives(logits, n, max_l, log_z, top, n_top);
+
+    int32_t id = argmax;
+    if (!greedy) {
+        const bool use_top_k = s->top_k > 0 && s->top_k < n;
+        if (!use_top_k && s->top_p >= 1.0f && s->min_p <= 0.0f) id = draw_all(s, logits, max_l);
+        else id = draw_filtered(s, logits, max_l, use_top_k);
+    }
+
+    if (chosen) {
+        chosen->id = id;
+        chosen->logprob = max_l > -INFINITY && logits[id] > -INFINITY
+                              ? (float)((double)logits[id] - (double)max_l - log_z) : -INFINITY;
+    }
+    return id;
+}
