@@ -1,0 +1,191 @@
+// scheduler.c — waiting deque + running list, token budget, chunked prefill, preemption.
+#include "engine/scheduler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/status.h"
+
+struct tv_scheduler {
+    tv_sched_config cfg;
+    kv_block_manager *bm;
+    tv_seq **waiting;    // (cap_w) deque as a ring: head .. head+n_waiting
+    int cap_w, head_w, n_waiting;
+    tv_seq **running;    // (max_num_seqs) in admission order, oldest first
+    int n_running;
+    uint64_t next_arrival;
+};
+
+tv_scheduler *sched_create(const tv_sched_config *c, kv_block_manager *bm) {
+    tv_scheduler *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->cfg = *c;
+    s->bm = bm;
+    s->cap_w = 64;
+    s->waiting = malloc((size_t)s->cap_w * sizeof *s->waiting);
+    s->running = malloc((size_t)c->max_num_seqs * sizeof *s->running);
+    if (!s->waiting || !s->running) { sched_free(s); return NULL; }
+    return s;
+}
+
+void sched_free(tv_scheduler *s) {
+    if (!s) return;
+    free(s->waiting);
+    free(s->running);
+    free(s);
+}
+
+int sched_n_running(const tv_scheduler *s) { return s->n_running; }
+int sched_n_waiting(const tv_scheduler *s) { return s->n_waiting; }
+
+static tv_seq **wslot(const tv_scheduler *s, int i) { return &s->waiting[(s->head_w + i) % s->cap_w]; }
+
+static bool wgrow(tv_scheduler *s) {
+    if (s->n_waiting < s->cap_w) return true;
+    int ncap = s->cap_w * 2;
+    tv_seq **nw = malloc((size_t)ncap * sizeof *nw);
+    if (!nw) return false;
+    for (int i = 0; i < s->n_waiting; i++) nw[i] = *wslot(s, i);
+    free(s->waiting);
+    s->waiting = nw;
+    s->cap_w = ncap;
+    s->head_w = 0;
+    return true;
+}
+
+bool sched_add(tv_scheduler *s, tv_seq *seq) {
+    if (!wgrow(s)) return false;
+    seq->status = SEQ_WAITING;
+    *wslot(s, s->n_waiting++) = seq;
+    return true;
+}
+
+static bool push_front(tv_scheduler *s, tv_seq *seq) {
+    if (!wgrow(s)) return false;
+    s->head_w = (s->head_w + s->cap_w - 1) % s->cap_w;
+    s->n_waiting++;
+    *wslot(s, 0) = seq;
+    seq->status = SEQ_WAITING;
+    return true;
+}
+
+void sched_release_blocks(tv_scheduler *s, tv_seq *seq) {
+    for (int i = 0; i < seq->n_blocks; i++) bm_release(s->bm, seq->blocks[i]);
+    seq->n_blocks = 0;
+    seq->n_computed = 0;
+}
+
+tv_seq *sched_find(const tv_scheduler *s, uint64_t id) {
+    for (int i = 0; i < s->n_running; i++)
+        if (s->running[i]->id == id) return s->running[i];
+    for (int i = 0; i < s->n_waiting; i++)
+        if ((*wslot(s, i))->id == id) return *wslot(s, i);
+    return NULL;
+}
+
+tv_seq *sched_first(const tv_scheduler *s) {
+    if (s->n_running) return s->running[0];
+    return s->n_waiting ? *wslot(s, 0) : NULL;
+}
+
+void sched_remove(tv_scheduler *s, tv_seq *seq) {
+    for (int i = 0; i < s->n_running; i++) {
+        if (s->running[i] != seq) continue;
+        memmove(&s->running[i], &s->running[i + 1], (size_t)(s->n_running - i - 1) * sizeof *s->running);
+        s->n_running--;
+        sched_release_blocks(s, seq);
+        return;
+    }
+    for (int i = 0; i < s->n_waiting; i++) {
+        if (*wslot(s, i) != seq) continue;
+        for (int j = i; j < s->n_waiting - 1; j++) *wslot(s, j) = *wslot(s, j + 1);
+        s->n_waiting--;
+        sched_release_blocks(s, seq);
+        return;
+    }
+}
+
+// Grows seq's block table so it covers n_tokens tokens. false (nothing allocated) if the pool
+// can't cover it.
+static bool ensure_blocks(tv_scheduler *s, tv_seq *seq, int n_tokens) {
+    const int bs = bm_block_size(s->bm);
+    const int need = (n_tokens + bs - 1) / bs - seq->n_blocks;
+    if (need <= 0) return true;
+    if (!bm_can_allocate(s->bm, need)) return false;
+    if (seq->n_blocks + need > seq->blocks_cap) {
+        int ncap = seq->blocks_cap ? seq->blocks_cap : 4;
+        while (ncap < seq->n_blocks + need) ncap *= 2;
+        int32_t *nb = realloc(seq->blocks, (size_t)ncap * sizeof *nb);
+        if (!nb) return false;
+        seq->blocks = nb;
+        seq->blocks_cap = ncap;
+    }
+    for (int i = 0; i < need; i++) {
+        int32_t b = bm_allocate(s->bm);
+        TV_CHECK(b >= 0);
+        seq->blocks[seq->n_blocks++] = b;
+    }
+    return true;
+}
+
+// Preempts the newest running sequence (by recompute). Returns it.
+static tv_seq *preempt_newest(tv_scheduler *s) {
+    TV_CHECK(s->n_running > 0);
+    tv_seq *victim = s->running[--s->n_running];
+    sched_release_blocks(s, victim);
+    TV_CHECK(push_front(s, victim));
+    return victim;
+}
+
+int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
+    int n = 0, budget = s->cfg.max_batched_tokens;
+    *n_preempted = 0;
+    // 1. decodes, oldest first; preempt the newest when blocks run out
+    for (int i = 0; i < s->n_running && budget > 0; i++) {
+        tv_seq *seq = s->running[i];
+        if (seq_n_pending(seq) != 1) continue;
+        bool ok = false;
+        while (!(ok = ensure_blocks(s, seq, seq->n_computed + 1))) {
+            tv_seq *v = preempt_newest(s);
+            (*n_preempted)++;
+            if (v == seq) break;
+        }
+        if (!ok) break;   // seq itself was the newest and got preempted
+        items[n++] = (tv_sched_item){seq, 1};
+        budget--;
+    }
+    // 2. running prompts (chunked prefill in progress, or resumed after preemption)
+    for (int i = 0; i < s->n_running && budget > 0; i++) {
+        tv_seq *seq = s->running[i];
+        int pending = seq_n_pending(seq);
+        if (pending <= 1) continue;
+        int chunk = pending < budget ? pending : budget;
+        if (!s->cfg.chunked_prefill && chunk < pending) continue;
+        if (!ensure_blocks(s, seq, seq->n_computed + chunk)) {
+            // take what the free blocks cover, if chunking allows
+            int bs = bm_block_size(s->bm);
+            int fit = (seq->n_blocks + bm_n_free(s->bm)) * bs - seq->n_computed;
+            if (!s->cfg.chunked_prefill || fit <= 0) continue;
+            chunk = fit;
+            TV_CHECK(ensure_blocks(s, seq, seq->n_computed + chunk));
+        }
+        items[n++] = (tv_sched_item){seq, chunk};
+        budget -= chunk;
+    }
+    // 3. admit waiting requests FCFS
+    while (s->n_waiting > 0 && budget > 0 && s->n_running < s->cfg.max_num_seqs && *n_preempted == 0) {
+        tv_seq *seq = *wslot(s, 0);
+        int pending = seq_n_pending(seq);
+        int chunk = pending < budget ? pending : budget;
+        if (!s->cfg.chunked_prefill && chunk < pending) break;
+        if (!ensure_blocks(s, seq, seq->n_computed + chunk)) break;
+        s->head_w = (s->head_w + 1) % s->cap_w;
+        s->n_waiting--;
+        seq->status = SEQ_RUNNING;
+        seq->arrival = s->next_arrival++;
+        s->running[s->n_running++] = seq;
+        items[n++] = (tv_sched_item){seq, chunk};
+        budget -= chunk;
+    }
+    return n;
+}

@@ -1,0 +1,42 @@
+// scheduler.h — decides, each step, which sequences run and how many of their tokens.
+//
+// Policy (vLLM v1 / nano-vllm style): a token budget per step; running decodes first (oldest
+// first), then running prompts' next chunks, then FCFS admission from the waiting queue while
+// blocks and sequence slots last. When a decode needs a block and none is free, the newest running
+// sequence is preempted by recompute: its blocks are released and it re-queues at the front.
+#ifndef TV_SCHEDULER_H
+#define TV_SCHEDULER_H
+
+#include <stdbool.h>
+
+#include "engine/block_manager.h"
+#include "engine/sequence.h"
+
+typedef struct tv_sched_config {
+    int max_num_seqs;
+    int max_batched_tokens;
+    bool chunked_prefill;
+} tv_sched_config;
+
+typedef struct tv_sched_item { tv_seq *seq; int n_tokens; } tv_sched_item;
+
+typedef struct tv_scheduler tv_scheduler;
+
+tv_scheduler *sched_create(const tv_sched_config *c, kv_block_manager *bm);
+void sched_free(tv_scheduler *s);
+// Appends to the waiting queue (FCFS). false on allocation failure.
+bool sched_add(tv_scheduler *s, tv_seq *seq);
+// Removes a sequence from whichever queue holds it and releases its blocks.
+void sched_remove(tv_scheduler *s, tv_seq *seq);
+// Plans one step into items (capacity max_num_seqs); returns the count. Blocks for the planned
+// tokens are allocated. *n_preempted counts sequences preempted this round.
+int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted);
+int sched_n_running(const tv_scheduler *s);
+int sched_n_waiting(const tv_scheduler *s);
+tv_seq *sched_find(const tv_scheduler *s, uint64_t id);
+// Any queued sequence (running first), NULL when both queues are empty.
+tv_seq *sched_first(const tv_scheduler *s);
+// Releases all blocks of seq (finish, abort, preemption).
+void sched_release_blocks(tv_scheduler *s, tv_seq *seq);
+
+#endif

@@ -1,0 +1,48 @@
+// sequence.h — one request's state as the scheduler and engine see it.
+#ifndef TV_SEQUENCE_H
+#define TV_SEQUENCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tinyvllm.h"
+
+struct tv_sampler;
+struct tv_detok;
+
+typedef enum { SEQ_WAITING = 0, SEQ_RUNNING, SEQ_FINISHED } seq_status;
+
+typedef struct tv_seq {
+    uint64_t id;
+    void *user;
+    seq_status status;
+    int32_t *tokens;        // (cap) prompt then generated ids
+    int n_tokens, cap;
+    int n_prompt;
+    int n_computed;         // tokens whose K/V are in the cache
+    int max_len;            // n_tokens may not exceed this (context, pool, max_tokens)
+    int max_new;            // generated tokens at most (-1: until max_len)
+    int32_t *blocks;        // (blocks_cap) block table
+    int n_blocks, blocks_cap;
+    uint64_t arrival;       // admission order (preemption picks the newest)
+    tv_finish_reason finish;
+    int32_t stop_token;
+    // sampling and output
+    struct tv_sampler *sampler;
+    struct tv_detok *detok;
+    bool ignore_eos;
+    int32_t *stop_ids;      // (n_stop_ids)
+    int n_stop_ids;
+    char **stop;            // (n_stop) stop strings
+    int n_stop;
+    size_t stop_max_len;
+    char *held;             // text decoded but not yet emitted (could start a stop string)
+    size_t held_len, held_cap;
+    int logprobs;           // -1 none, else n_top
+} tv_seq;
+
+static inline int seq_n_generated(const tv_seq *s) { return s->n_tokens - s->n_prompt; }
+// Tokens still to run through the model before the next sample.
+static inline int seq_n_pending(const tv_seq *s) { return s->n_tokens - s->n_computed; }
+
+#endif

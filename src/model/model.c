@@ -1,0 +1,374 @@
+// model.c — loads a GGUF or llama2.c model file and binds its weights (used in place from the
+// mapping) to the LLaMA architecture: hyperparameters from `llama.*` metadata or the llama2.c
+// header, every tensor checked for presence, type and shape before anything runs.
+#include "model/model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/gguf.h"
+#include "formats/llama2c.h"
+#include "tokenizer/tokenizer.h"
+#include "util/status.h"
+
+struct tv_model {
+    char *path;
+    char *name;
+    const char *format;
+    tv_hparams hp;
+    gguf_ctx *gguf;
+    tv_llama2c *l2c;
+    tv_tokenizer *tok;
+    char *chat_template;
+    int32_t stop_token;
+    tv_tensor tok_embd, output_norm, output;
+    tv_layer *layers;            // (n_layers)
+    float *rope_inv_freq;        // (n_rot / 2)
+    size_t weight_bytes;
+};
+
+void tv_model_params_default(tv_model_params *p) { memset(p, 0, sizeof *p); }
+
+const tv_hparams *tv_model_hparams(const tv_model *m) { return &m->hp; }
+const tv_layer *tv_model_layers(const tv_model *m) { return m->layers; }
+const tv_tensor *tv_model_tok_embd(const tv_model *m) { return &m->tok_embd; }
+const tv_tensor *tv_model_output(const tv_model *m) { return &m->output; }
+const tv_tensor *tv_model_output_norm(const tv_model *m) { return &m->output_norm; }
+const float *tv_model_rope_inv_freq(const tv_model *m) { return m->rope_inv_freq; }
+size_t tv_model_weight_bytes(const tv_model *m) { return m->weight_bytes; }
+const char *tv_model_format(const tv_model *m) { return m->format; }
+const char *tv_model_path(const tv_model *m) { return m->path; }
+struct gguf_ctx *tv_model_gguf(const tv_model *m) { return m->gguf; }
+int32_t tv_model_n_vocab(const tv_model *m) { return m->hp.n_vocab; }
+int32_t tv_model_n_ctx(const tv_model *m) { return m->hp.n_ctx_train; }
+const struct tv_tokenizer *tv_model_tokenizer(const tv_model *m) { return m->tok; }
+const char *tv_model_chat_template(const tv_model *m) { return m->chat_template; }
+const char *tv_model_name(const tv_model *m) { return m->name; }
+int32_t tv_model_stop_token(const tv_model *m) { return m->stop_token; }
+
+void tv_model_free(tv_model *m) {
+    if (!m) return;
+    tv_tokenizer_free(m->tok);
+    gguf_close(m->gguf);
+    tv_llama2c_close(m->l2c);
+    free(m->layers);
+    free(m->rope_inv_freq);
+    free(m->chat_template);
+    free(m->name);
+    free(m->path);
+    free(m);
+}
+
+// Checks that t exists, has a supported type, and has exactly the shape (ne0, ne1) (ne1 = 1 for vectors).
+static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64_t ne0, int64_t ne1,
+                      tv_tensor *dst, tv_error *err) {
+    if (!src) return tv_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is missing", m->path, name);
+    const tv_type_traits *tr = tv_traits(src->type);
+    if (!tr || !tr->is_supported)
+        return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which tinyvllm cannot compute with",
+                       m->path, name, tv_type_name(src->type));
+    int64_t e1 = src->n_dims >= 2 ? src->ne[1] : 1;
+    if (src->ne[0] != ne0 || e1 != ne1 || src->ne[2] != 1 || src->ne[3] != 1)
+        return tv_fail(err, TV_ERR_FORMAT,
+                       "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], the metadata implies [%lld, %lld]", m->path,
+                       name, (long long)src->ne[0], (long long)src->ne[1], (long long)src->ne[2],
+                       (long long)src->ne[3], (long long)ne0, (long long)ne1);
+    if (ne1 == 1 && src->type != TV_TYPE_F32)
+        return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: norm tensor '%s' must be F32, it is %s", m->path, name,
+                       tv_type_name(src->type));
+    *dst = *src;
+    dst->name = NULL;   // names point into the container; not needed after binding
+    m->weight_bytes += src->nbytes;
+    return TV_OK;
+}
+
+static tv_status check_hparams(tv_model *m, tv_error *err) {
+    tv_hparams *h = &m->hp;
+    if (h->n_vocab <= 0 || h->dim <= 0 || h->n_layers <= 0 || h->n_heads <= 0 || h->n_kv_heads <= 0 ||
+        h->hidden_dim <= 0 || h->n_ctx_train <= 0 || h->head_dim <= 0)
+        return tv_fail(err, TV_ERR_FORMAT,
+                       "%s: invalid hyperparameters (vocab %d, dim %d, layers %d, heads %d, kv heads %d, ffn %d, ctx %d)",
+                       m->path, h->n_vocab, h->dim, h->n_layers, h->n_heads, h->n_kv_heads, h->hidden_dim, h->n_ctx_train);
+    if (h->n_vocab > (1 << 24) || h->dim > (1 << 16) || h->n_layers > 1024 || h->n_heads > 1024 ||
+        h->hidden_dim > (1 << 20) || h->head_dim > 1024)
+        return tv_fail(err, TV_ERR_FORMAT, "%s: hyperparameters out of any sane range", m->path);
+    if (h->n_heads % h->n_kv_heads != 0)
+        return tv_fail(err, TV_ERR_FORMAT, "%s: n_kv_heads (%d) does not divide n_heads (%d)", m->path,
+                       h->n_kv_heads, h->n_heads);
+    if (h->n_rot <= 0 || h->n_rot > h->head_dim || h->n_rot % 2)
+        return tv_fail(err, TV_ERR_FORMAT, "%s: rope dimension %d invalid for head size %d", m->path, h->n_rot,
+                       h->head_dim);
+    if (!(h->norm_eps > 0 && h->norm_eps < 1))
+        return tv_fail(err, TV_ERR_FORMAT, "%s: rms norm epsilon %g invalid", m->path, (double)h->norm_eps);
+    if (!(h->rope_theta > 0))
+        return tv_fail(err, TV_ERR_FORMAT, "%s: rope base %g invalid", m->path, (double)h->rope_theta);
+    return TV_OK;
+}
+
+typedef const tv_tensor *(*find_fn)(void *src, const char *name, tv_tensor *tmp);
+
+static const tv_tensor *find_gguf(void *src, const char *name, tv_tensor *tmp) {
+    const gguf_tensor_info *ti = gguf_find_tensor((gguf_ctx *)src, name);
+    if (!ti) return NULL;
+    *tmp = (tv_tensor){.name = ti->name, .type = ti->type, .n_dims = ti->n_dims, .nbytes = ti->nbytes, .data = ti->data};
+    memcpy(tmp->ne, ti->ne, sizeof tmp->ne);
+    return tmp;
+}
+
+static const tv_tensor *find_l2c(void *src, const char *name, tv_tensor *tmp) {
+    (void)tmp;
+    return tv_llama2c_find((tv_llama2c *)src, name);
+}
+
+static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
+    const tv_hparams *h = &m->hp;
+    tv_tensor tmp;
+    char name[96];
+    int64_t q_dim = (int64_t)h->n_heads * h->head_dim, kv_dim = (int64_t)h->n_kv_heads * h->head_dim;
+    tv_status st;
+#define BIND(nm, t, a, b) \
+    if ((st = bind(m, find(src, nm, &tmp), nm, a, b, t, err)) != TV_OK) return st
+    BIND("token_embd.weight", &m->tok_embd, h->dim, h->n_vocab);
+    BIND("output_norm.weight", &m->output_norm, h->dim, 1);
+    if (find(src, "output.weight", &tmp)) {
+        BIND("output.weight", &m->output, h->dim, h->n_vocab);
+    } else {
+        m->output = m->tok_embd;   // tied embeddings
+    }
+    m->layers = calloc((size_t)h->n_layers, sizeof *m->layers);
+    if (!m->layers) return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    for (int l = 0; l < h->n_layers; l++) {
+        tv_layer *L = &m->layers[l];
+#define BINDL(suffix, t, a, b) \
+    snprintf(name, sizeof name, "blk.%d." suffix, l); \
+    BIND(name, t, a, b)
+        BINDL("attn_norm.weight", &L->attn_norm, h->dim, 1);
+        BINDL("attn_q.weight", &L->wq, h->dim, q_dim);
+        BINDL("attn_k.weight", &L->wk, h->dim, kv_dim);
+        BINDL("attn_v.weight", &L->wv, h->dim, kv_dim);
+        BINDL("attn_output.weight", &L->wo, q_dim, h->dim);
+        BINDL("ffn_norm.weight", &L->ffn_norm, h->dim, 1);
+        BINDL("ffn_gate.weight", &L->w_gate, h->dim, h->hidden_dim);
+        BINDL("ffn_up.weight", &L->w_up, h->dim, h->hidden_dim);
+        BINDL("ffn_down.weight", &L->w_down, h->hidden_dim, h->dim);
+#undef BINDL
+    }
+#undef BIND
+    return TV_OK;
+}
+
+// Inverse RoPE frequencies with optional llama-3 style scaling (Meta's recipe: wavelengths longer
+// than orig_ctx/low_freq_factor are divided by factor, shorter than orig_ctx/high_freq_factor are
+// kept, and the band between is interpolated smoothly), or explicit freq factors (rope_freqs.weight).
+static tv_status make_rope(tv_model *m, const float *freq_factors, double l3_factor, double l3_low, double l3_high,
+                           double l3_orig_ctx, tv_error *err) {
+    const tv_hparams *h = &m->hp;
+    int n = h->n_rot / 2;
+    m->rope_inv_freq = malloc((size_t)n * sizeof(float));
+    if (!m->rope_inv_freq) return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    for (int i = 0; i < n; i++) {
+        double inv = pow((double)h->rope_theta, -2.0 * i / h->n_rot);
+        if (freq_factors) {
+            inv /= freq_factors[i];
+        } else if (l3_factor > 0) {
+            double wavelen = 2 * M_PI / inv;
+            double low_wl = l3_orig_ctx / l3_low, high_wl = l3_orig_ctx / l3_high;
+            if (wavelen > low_wl) {
+                inv /= l3_factor;
+            } else if (wavelen >= high_wl) {
+                double smooth = (l3_orig_ctx / wavelen - l3_low) / (l3_high - l3_low);
+                inv = (1 - smooth) * inv / l3_factor + smooth * inv;
+            }
+        }
+        m->rope_inv_freq[i] = (float)inv;
+    }
+    return TV_OK;
+}
+
+static bool get_arch_int(const gguf_ctx *g, const char *arch, const char *key, int64_t *out) {
+    char k[160];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return gguf_get_int(g, k, out);
+}
+
+static bool get_arch_float(const gguf_ctx *g, const char *arch, const char *key, double *out) {
+    char k[160];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return gguf_get_float(g, k, out);
+}
+
+static char *dup_str(gguf_str s) {
+    char *r = malloc(s.len + 1);
+    if (!r) return NULL;
+    memcpy(r, s.ptr, s.len);
+    r[s.len] = 0;
+    return r;
+}
+
+static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err) {
+    gguf_ctx *g = m->gguf = gguf_open(m->path, err);
+    if (!g) return err ? err->code : TV_ERR_FORMAT;
+    m->format = "gguf";
+    gguf_str s;
+    char arch[64] = "llama";
+    if (gguf_get_str(g, "general.architecture", &s)) {
+        snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
+        if (strcmp(arch, "llama") && strcmp(arch, "mistral"))
+            return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (supported: llama)",
+                           m->path, arch);
+    } else {
+        return tv_fail(err, TV_ERR_FORMAT, "%s: general.architecture is missing", m->path);
+    }
+    if (gguf_get_str(g, "general.name", &s)) m->name = dup_str(s);
+    tv_hparams *h = &m->hp;
+    int64_t v;
+    double f;
+#define REQ_INT(key, field)                                                                           \
+    if (!get_arch_int(g, arch, key, &v) || v <= 0 || v > INT32_MAX)                                  \
+        return tv_fail(err, TV_ERR_FORMAT, "%s: metadata %s.%s is missing or invalid", m->path, arch, key); \
+    h->field = (int32_t)v
+    REQ_INT("embedding_length", dim);
+    REQ_INT("block_count", n_layers);
+    REQ_INT("feed_forward_length", hidden_dim);
+    REQ_INT("attention.head_count", n_heads);
+    REQ_INT("context_length", n_ctx_train);
+#undef REQ_INT
+    h->n_kv_heads = get_arch_int(g, arch, "attention.head_count_kv", &v) ? (int32_t)v : h->n_heads;
+    if (get_arch_int(g, arch, "attention.head_count_kv", &v) && (v <= 0 || v > INT32_MAX))
+        return tv_fail(err, TV_ERR_FORMAT, "%s: %s.attention.head_count_kv is invalid", m->path, arch);
+    h->head_dim = h->n_heads > 0 && h->dim % h->n_heads == 0 ? h->dim / h->n_heads : 0;
+    if (get_arch_int(g, arch, "attention.key_length", &v)) h->head_dim = (int32_t)v;
+    if (h->head_dim <= 0)
+        return tv_fail(err, TV_ERR_FORMAT, "%s: head count %d does not divide embedding length %d", m->path,
+                       h->n_heads, h->dim);
+    h->n_rot = get_arch_int(g, arch, "rope.dimension_count", &v) ? (int32_t)v : h->head_dim;
+    h->norm_eps = get_arch_float(g, arch, "attention.layer_norm_rms_epsilon", &f) ? (float)f : 1e-5f;
+    h->rope_theta = get_arch_float(g, arch, "rope.freq_base", &f) ? (float)f : 10000.0f;
+    const gguf_tensor_info *te = gguf_find_tensor(g, "token_embd.weight");
+    h->n_vocab = te ? (int32_t)te->ne[1] : 0;
+    if (get_arch_int(g, arch, "vocab_size", &v) && te && v != te->ne[1])
+        return tv_fail(err, TV_ERR_FORMAT, "%s: %s.vocab_size %lld but token_embd.weight has %lld rows", m->path,
+                       arch, (long long)v, (long long)te->ne[1]);
+    tv_status st = check_hparams(m, err);
+    if (st) return st;
+    if (p->n_ctx > 0 && p->n_ctx < h->n_ctx_train) h->n_ctx_train = p->n_ctx;
+
+    // RoPE scaling: "linear" (positions / factor) or "llama3" (frequency bands), or rope_freqs tensor.
+    h->rope_scaling = "none";
+    h->rope_linear_scale = 1.0f;
+    double l3_factor = 0, l3_low = 1, l3_high = 4, l3_orig = 8192;
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    if (gguf_get_str(g, key, &s)) {
+        double factor = get_arch_float(g, arch, "rope.scaling.factor", &f) ? f : 1.0;
+        if (!(factor > 0)) return tv_fail(err, TV_ERR_FORMAT, "%s: rope scaling factor %g invalid", m->path, factor);
+        if (s.len == 6 && !memcmp(s.ptr, "linear", 6)) {
+            h->rope_scaling = "linear";
+            h->rope_linear_scale = (float)(1.0 / factor);
+        } else if (s.len == 6 && !memcmp(s.ptr, "llama3", 6)) {
+            h->rope_scaling = "llama3";
+            l3_factor = factor;
+            if (get_arch_float(g, arch, "rope.scaling.low_freq_factor", &f)) l3_low = f;
+            if (get_arch_float(g, arch, "rope.scaling.high_freq_factor", &f)) l3_high = f;
+            if (get_arch_float(g, arch, "rope.scaling.original_context_length", &f)) l3_orig = f;
+            if (!(l3_low > 0 && l3_high > l3_low && l3_orig > 0))
+                return tv_fail(err, TV_ERR_FORMAT, "%s: llama3 rope scaling parameters invalid", m->path);
+        } else if (!(s.len == 4 && !memcmp(s.ptr, "none", 4))) {
+            return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' not supported", m->path, (int)s.len,
+                           s.ptr);
+        }
+    }
+    const float *freq_factors = NULL;
+    const gguf_tensor_info *rf = gguf_find_tensor(g, "rope_freqs.weight");
+    if (rf) {
+        if (rf->type != TV_TYPE_F32 || rf->ne[0] != h->n_rot / 2 || rf->n_dims != 1)
+            return tv_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight must be F32 [%d]", m->path, h->n_rot / 2);
+        freq_factors = rf->data;
+        h->rope_scaling = "llama3";
+        for (int i = 0; i < h->n_rot / 2; i++)
+            if (!(freq_factors[i] > 0))
+                return tv_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight[%d] is not positive", m->path, i);
+    }
+    if ((st = bind_all(m, find_gguf, g, err))) return st;
+    if ((st = make_rope(m, freq_factors, l3_factor, l3_low, l3_high, l3_orig, err))) return st;
+
+    if (gguf_get_str(g, "tokenizer.chat_template", &s) && !(m->chat_template = dup_str(s)))
+        return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    if (p->tokenizer_path) {
+        m->tok = tv_tokenizer_load_json(p->tokenizer_path, err);
+        if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
+    } else if (gguf_get(g, "tokenizer.ggml.model")) {
+        m->tok = tv_tokenizer_from_gguf(g, err);
+        if (!m->tok) return tv_fail_prefix(err, TV_ERR_FORMAT, "%s: tokenizer", m->path);
+    }
+    if (m->tok && tv_tokenizer_n_vocab(m->tok) > h->n_vocab)
+        return tv_fail(err, TV_ERR_FORMAT, "%s: tokenizer has %d tokens but the model only %d", m->path,
+                       tv_tokenizer_n_vocab(m->tok), h->n_vocab);
+    int64_t eos;
+    m->stop_token = gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos) && eos >= 0 && eos < h->n_vocab
+                        ? (int32_t)eos
+                        : (m->tok ? tv_tokenizer_eos(m->tok) : -1);
+    return TV_OK;
+}
+
+static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *err) {
+    tv_llama2c *l = m->l2c = tv_llama2c_open(m->path, err);
+    if (!l) return err ? err->code : TV_ERR_FORMAT;
+    m->format = "llama2c";
+    const tv_llama2c_config *c = tv_llama2c_get_config(l);
+    tv_hparams *h = &m->hp;
+    h->n_vocab = c->vocab_size;
+    h->dim = c->dim;
+    h->n_layers = c->n_layers;
+    h->n_heads = c->n_heads;
+    h->n_kv_heads = c->n_kv_heads;
+    h->hidden_dim = c->hidden_dim;
+    h->n_ctx_train = c->seq_len;
+    h->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    h->n_rot = h->head_dim;
+    h->norm_eps = 1e-5f;
+    h->rope_theta = 10000.0f;
+    h->rope_linear_scale = 1.0f;
+    h->rope_scaling = "none";
+    tv_status st = check_hparams(m, err);
+    if (st) return st;
+    if (p->n_ctx > 0 && p->n_ctx < h->n_ctx_train) h->n_ctx_train = p->n_ctx;
+    if ((st = bind_all(m, find_l2c, l, err))) return st;
+    if ((st = make_rope(m, NULL, 0, 1, 4, 8192, err))) return st;
+    if (p->tokenizer_path) {
+        m->tok = tv_tokenizer_load_llama2c(p->tokenizer_path, h->n_vocab, err);
+        if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
+    }
+    m->stop_token = 1;   // llama2.c's run.c stops when it samples BOS
+    return TV_OK;
+}
+
+tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_error *err) {
+    tv_model_params defaults;
+    if (!params) { tv_model_params_default(&defaults); params = &defaults; }
+    if (!path) { tv_fail(err, TV_ERR_INVALID, "no model path given"); return NULL; }
+    FILE *f = fopen(path, "rb");
+    if (!f) { tv_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    tv_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
+        tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    tv_status st = (n == 4 && !memcmp(magic, "GGUF", 4)) ? load_gguf(m, params, err) : load_llama2c(m, params, err);
+    if (st) { tv_model_free(m); return NULL; }
+    if (!m->name) {
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        m->name = strdup(base);
+        char *dot = m->name ? strrchr(m->name, '.') : NULL;
+        if (dot && dot != m->name) *dot = 0;
+    }
+    return m;
+}

@@ -1,0 +1,84 @@
+// model.h — the model as the engine sees it: hyperparameters, bound weights, the KV cache tensors
+// and one forward pass over a flat batch.
+//
+// The engine and the model meet only in struct tv_batch: a flat list of tokens from any mix of
+// sequences (prefill chunks, decodes, draft verification), each sequence a contiguous query range
+// with its own block table into the paged KV cache.
+#ifndef TV_MODEL_H
+#define TV_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "tinyvllm.h"
+
+typedef struct tv_hparams {
+    int32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, hidden_dim, n_ctx_train;
+    int32_t n_rot;               // rotated dims per head (<= head_dim)
+    float norm_eps;              // RMSNorm epsilon
+    float rope_theta;            // base frequency
+    float rope_linear_scale;     // positions multiplied by this (1 = none)
+    const char *rope_scaling;    // "none", "linear", "llama3" (for info)
+} tv_hparams;
+
+typedef struct tv_layer {
+    tv_tensor attn_norm;   // (dim) f32
+    tv_tensor wq;          // (n_heads*head_dim rows, dim cols)
+    tv_tensor wk;          // (n_kv_heads*head_dim, dim)
+    tv_tensor wv;          // (n_kv_heads*head_dim, dim)
+    tv_tensor wo;          // (dim, n_heads*head_dim)
+    tv_tensor ffn_norm;    // (dim) f32
+    tv_tensor w_gate;      // (hidden, dim)
+    tv_tensor w_up;        // (hidden, dim)
+    tv_tensor w_down;      // (dim, hidden)
+} tv_layer;
+
+// Internal view of tv_model (opaque in the public API).
+const tv_hparams *tv_model_hparams(const tv_model *m);
+const tv_layer *tv_model_layers(const tv_model *m);
+const tv_tensor *tv_model_tok_embd(const tv_model *m);
+const tv_tensor *tv_model_output(const tv_model *m);
+const tv_tensor *tv_model_output_norm(const tv_model *m);
+// Inverse frequencies per rotated pair (n_rot/2), scaling applied.
+const float *tv_model_rope_inv_freq(const tv_model *m);
+size_t tv_model_weight_bytes(const tv_model *m);   // bytes of all weights read per token
+const char *tv_model_format(const tv_model *m);     // "gguf" | "llama2c"
+const char *tv_model_path(const tv_model *m);
+struct gguf_ctx *tv_model_gguf(const tv_model *m); // NULL for llama2.c files
+
+// ---- paged KV cache: per layer K and V pools of (n_blocks, n_kv_heads, block_size, head_dim) ----
+typedef struct tv_kv_cache {
+    int n_layers, n_blocks, block_size, n_kv_heads, head_dim;
+    bool is_f32;            // else f16
+    size_t layer_bytes;     // bytes of one layer's K (= V) pool
+    uint8_t *k, *v;         // (n_layers, n_blocks, n_kv_heads, block_size, head_dim)
+} tv_kv_cache;
+
+tv_kv_cache *tv_kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err);
+void tv_kv_cache_free(tv_kv_cache *kv);
+size_t tv_kv_bytes_per_block(const tv_model *m, int block_size, bool is_f32);  // K+V, all layers
+
+// ---- the batch ----
+typedef struct tv_batch {
+    int n_tokens;
+    const int32_t *tokens;        // (n_tokens) token ids
+    const int32_t *positions;     // (n_tokens) position of each token in its sequence
+    int n_seqs;
+    const int32_t *q_start;       // (n_seqs + 1) sequence s owns tokens [q_start[s], q_start[s+1])
+    const int32_t *ctx_len;       // (n_seqs) KV length of s after this batch (its last position + 1)
+    const int32_t *const *block_tables;  // (n_seqs) each ceil(ctx_len/block_size) physical block ids
+    int n_logits;
+    const int32_t *logit_rows;    // (n_logits) token indices whose logits are wanted
+} tv_batch;
+
+// Forward state: workspace sized for up to max_tokens tokens per batch, the thread pool.
+typedef struct tv_forward tv_forward;
+tv_forward *tv_forward_create(const tv_model *m, int max_tokens, int max_logits, tv_pool *pool, tv_error *err);
+void tv_forward_free(tv_forward *f);
+// Runs the batch: writes K/V of the new tokens into their slots, then attention over each
+// sequence's blocks, and fills logits (n_logits, n_vocab) in the order of logit_rows.
+// Returns a pointer to the logits owned by f (valid until the next call).
+tv_status tv_forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float **logits, tv_error *err);
+
+#endif
