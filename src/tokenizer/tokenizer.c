@@ -1,0 +1,971 @@
+// tokenizer.c — vocabulary, loaders (GGUF, llama2.c tokenizer.bin), special-token partition,
+// SentencePiece-style BPE, WordPiece, decoding and the streaming detokenizer.
+//
+// Encode pipeline (every family):
+//   validate UTF-8 -> [BOS] -> split the text at special tokens (leftmost-longest; control tokens
+//   only with parse_special, user-defined always) -> encode each raw fragment with the family's
+//   algorithm:
+//     SPM  : ' ' prefix (first fragment / after a special token), ' ' -> U+2581, one symbol per
+//            UTF-8 char, repeatedly merge the adjacent pair whose concatenation is in the vocab with
+//            the highest score (leftmost on ties), unknown chars -> <0xXX> byte tokens (or UNK).
+//     BPE  : tok_bpe.c (pre-tokenizer regex sequence, byte-level alphabet, merge ranks).
+//     WPM  : NFD, drop controls and accents, lowercase, split at whitespace and punctuation,
+//            greedy longest-match per word ("▁word" then continuation pieces), UNK for a word
+//            with no full cover.
+// Decisions (written down): special tokens are matched leftmost-longest (Hugging Face's added-token
+// semantics); llama.cpp scans longest-first, which differs only for overlapping special tokens.
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+#include <utf8proc.h>
+
+#include "tokenizer/tok_impl.h"
+#include "util/status.h"
+
+#define TOK_MAX_PIECE_BYTES (1u << 16)   // longest vocab string accepted from a file
+#define TOK_MAX_VOCAB (1 << 24)
+
+static const char SPM_SPACE[] = "\xe2\x96\x81";   // U+2581 LOWER ONE EIGHTH BLOCK
+
+// ---------------------------------------------------------------------------------------------
+// small utilities
+
+bool tok_ids_push(tok_ids *o, int32_t id) {
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 64;
+        int32_t *v = realloc(o->v, cap * sizeof *v);
+        if (!v) return false;
+        o->v = v;
+        o->cap = cap;
+    }
+    o->v[o->n++] = id;
+    return true;
+}
+
+typedef struct tok_buf { char *p; size_t n, cap; } tok_buf;
+
+static bool buf_reserve(tok_buf *b, size_t extra) {
+    size_t need;
+    if (!tv_add_ok(b->n, extra, &need) || !tv_add_ok(need, 1, &need)) return false;
+    if (need <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return false;
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+static bool buf_put(tok_buf *b, const char *s, size_t n) {
+    if (!buf_reserve(b, n)) return false;
+    if (n) memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return true;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;   // FNV-1a
+    for (size_t i = 0; i < n; i++) { h ^= (uint8_t)s[i]; h *= 1099511628211ull; }
+    return h ^ (h >> 29);
+}
+
+// Length of the UTF-8 sequence at s (n bytes available): > 0 complete and valid (cp set),
+// 0 a valid but unfinished prefix, < 0 invalid: -(length of the maximal valid prefix, >= 1).
+static int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
+    uint8_t c = s[0];
+    if (c < 0x80) { *cp = c; return 1; }
+    int len;
+    uint32_t v;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3; v = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4; v = c & 0x07;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else return -1;
+    for (int i = 1; i < len; i++) {
+        if ((size_t)i >= n) return 0;
+        uint8_t b = s[i];
+        if (b < lo || b > hi) return -i;
+        lo = 0x80; hi = 0xBF;
+        v = (v << 6) | (b & 0x3F);
+    }
+    *cp = v;
+    return len;
+}
+
+// Byte offset of the first invalid UTF-8 byte, or len if valid.
+static size_t utf8_first_invalid(const char *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        if ((uint8_t)s[i] < 0x80) { i++; continue; }
+        uint32_t cp;
+        int k = utf8_decode((const uint8_t *)s + i, len - i, &cp);
+        if (k <= 0) return i;
+        i += (size_t)k;
+    }
+    return len;
+}
+
+static size_t utf8_encode(uint32_t cp, char *out) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) { out[0] = (char)(0xC0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12)); out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18)); out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+// Length of the UTF-8 char starting with byte c (1 for stray bytes), as llama.cpp counts it.
+static size_t utf8_len(uint8_t c) {
+    if (c < 0x80) return 1;
+    if ((c & 0xE0) == 0xC0) return 2;
+    if ((c & 0xF0) == 0xE0) return 3;
+    if ((c & 0xF8) == 0xF0) return 4;
+    return 1;
+}
+
+static int parse_byte_piece(const char *s, size_t n) {   // "<0xXX>" -> 0..255, else -1
+    if (n != 6 || s[0] != '<' || s[1] != '0' || s[2] != 'x' || s[5] != '>') return -1;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        char c = s[i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// vocabulary
+
+size_t tok_strmap_find(const tok_strmap *m, char *const *pieces, const uint32_t *lens, const char *s, size_t n) {
+    if (!m->cap) return 0;
+    size_t mask = m->cap - 1;
+    for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
+        uint32_t slot = m->slots[i];
+        if (!slot) return 0;
+        uint32_t id = slot - 1;
+        if (lens[id] == n && memcmp(pieces[id], s, n) == 0) return slot;
+    }
+}
+
+int32_t tok_find(const tv_tokenizer *t, const char *s, size_t n) {
+    return (int32_t)tok_strmap_find(&t->map, t->pieces, t->piece_len, s, n) - 1;
+}
+
+tv_tokenizer *tok_alloc(int32_t n_vocab, tv_error *err) {
+    if (n_vocab <= 0 || n_vocab > TOK_MAX_VOCAB) {
+        tv_fail(err, TV_ERR_FORMAT, "tokenizer: vocabulary size %d out of range", (int)n_vocab);
+        return NULL;
+    }
+    tv_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) goto nomem;
+    t->n_vocab = n_vocab;
+    t->pieces = calloc((size_t)n_vocab, sizeof *t->pieces);
+    t->piece_len = calloc((size_t)n_vocab, sizeof *t->piece_len);
+    t->scores = calloc((size_t)n_vocab, sizeof *t->scores);
+    t->types = malloc((size_t)n_vocab);
+    t->is_eog = calloc((size_t)n_vocab, sizeof *t->is_eog);
+    if (!t->pieces || !t->piece_len || !t->scores || !t->types || !t->is_eog) goto nomem;
+    memset(t->types, TOK_TYPE_NORMAL, (size_t)n_vocab);
+    t->bos = t->eos = t->eot = t->unk = t->sep = t->pad = t->cls = -1;
+    for (int i = 0; i < 256; i++) t->byte_ids[i] = -1;
+    return t;
+nomem:
+    tv_tokenizer_free(t);
+    tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory for %d tokens", (int)n_vocab);
+    return NULL;
+}
+
+static int cmp_special(const void *a, const void *b, void *ctx) {
+    const tv_tokenizer *t = ctx;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (t->piece_len[x] != t->piece_len[y]) return t->piece_len[x] > t->piece_len[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static const char *const EOG_PIECES[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "<|EOT|>",
+    "<｜end▁of▁sentence｜>", "<|eom_id|>", "<|end_of_text|>", "</s>",
+};
+
+tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
+    size_t cap = 16;
+    while (cap < (size_t)t->n_vocab * 2) cap *= 2;
+    t->map.slots = calloc(cap, sizeof *t->map.slots);
+    if (!t->map.slots) return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    t->map.cap = cap;
+    size_t n_special = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if (!t->pieces[id]) return tv_fail(err, TV_ERR_FORMAT, "tokenizer: token %d has no text", (int)id);
+        uint32_t n = t->piece_len[id];
+        if (n > t->max_piece_len) t->max_piece_len = n;
+        // first occurrence wins for duplicate strings (as a sorted-vocab lookup would find any)
+        if (tok_strmap_find(&t->map, t->pieces, t->piece_len, t->pieces[id], n)) continue;
+        size_t mask = cap - 1;
+        size_t i = hash_bytes(t->pieces[id], n) & mask;
+        while (t->map.slots[i]) i = (i + 1) & mask;
+        t->map.slots[i] = (uint32_t)id + 1;
+        if ((t->types[id] == TOK_TYPE_CONTROL || t->types[id] == TOK_TYPE_USER_DEFINED) && n > 0) n_special++;
+    }
+    if (n_special) {
+        t->special_ids = malloc(n_special * sizeof *t->special_ids);
+        if (!t->special_ids) return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+        for (int32_t id = 0; id < t->n_vocab; id++)
+            if ((t->types[id] == TOK_TYPE_CONTROL || t->types[id] == TOK_TYPE_USER_DEFINED) && t->piece_len[id] > 0 &&
+                tok_find(t, t->pieces[id], t->piece_len[id]) == id)
+                t->special_ids[t->n_special++] = id;
+        qsort_r(t->special_ids, t->n_special, sizeof *t->special_ids, cmp_special, t);
+    }
+    if (t->kind == TV_TOK_SPM || (t->kind == TV_TOK_BPE && !t->byte_level)) {
+        for (int b = 0; b < 256; b++) {
+            char s[8];
+            snprintf(s, sizeof s, "<0x%02X>", b);
+            t->byte_ids[b] = tok_find(t, s, 6);
+        }
+        for (int32_t id = 0; id < t->n_vocab; id++)   // byte tokens are bytes even if untyped
+            if (t->types[id] == TOK_TYPE_NORMAL && parse_byte_piece(t->pieces[id], t->piece_len[id]) >= 0 &&
+                t->kind == TV_TOK_SPM)
+                t->types[id] = TOK_TYPE_BYTE;
+    }
+    if (t->kind == TV_TOK_BPE && t->byte_level) {
+        for (int b = 0; b < 256; b++) {
+            char s[4];
+            t->byte_ids[b] = tok_find(t, s, utf8_encode(tok_byte_to_cp((uint8_t)b), s));
+        }
+    }
+    // end-of-generation set: eos, eot and the well-known end-of-turn pieces marked special
+    if (t->eos >= 0) t->is_eog[t->eos] = true;
+    if (t->eot >= 0) t->is_eog[t->eot] = true;
+    for (size_t i = 0; i < sizeof EOG_PIECES / sizeof EOG_PIECES[0]; i++) {
+        int32_t id = tok_find(t, EOG_PIECES[i], strlen(EOG_PIECES[i]));
+        if (id < 0 || (t->types[id] != TOK_TYPE_CONTROL && t->types[id] != TOK_TYPE_USER_DEFINED)) continue;
+        t->is_eog[id] = true;
+        if (t->eot < 0 && (i < 4 || i == 6)) t->eot = id;
+    }
+    return TV_OK;
+}
+
+void tv_tokenizer_free(tv_tokenizer *t) {
+    if (!t) return;
+    if (t->pieces)
+        for (int32_t i = 0; i < t->n_vocab; i++) free(t->pieces[i]);
+    free(t->pieces);
+    free(t->piece_len);
+    free(t->scores);
+    free(t->types);
+    free(t->is_eog);
+    free(t->map.slots);
+    free(t->special_ids);
+    free(t->norm_prepend);
+    free(t->norm_replace_from);
+    free(t->norm_replace_to);
+    tok_bpe_free(t);
+    free(t);
+}
+
+static bool set_piece(tv_tokenizer *t, int32_t id, const char *s, size_t n) {
+    char *p = malloc(n + 1);
+    if (!p) return false;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    free(t->pieces[id]);
+    t->pieces[id] = p;
+    t->piece_len[id] = (uint32_t)n;
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// loaders
+
+tv_tokenizer *tv_tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv_error *err) {
+    tv_tokenizer *t = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) { tv_fail(err, TV_ERR_IO, "%s: cannot open", path); return NULL; }
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (size < 4 || fseek(f, 0, SEEK_SET) != 0) { tv_fail(err, TV_ERR_FORMAT, "%s: too small for a llama2.c tokenizer", path); goto fail; }
+    uint8_t *data = malloc((size_t)size);
+    if (!data) { tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path); goto fail; }
+    if (fread(data, 1, (size_t)size, f) != (size_t)size) { free(data); tv_fail(err, TV_ERR_IO, "%s: read failed", path); goto fail; }
+    fclose(f);
+    f = NULL;
+    // count entries when the caller does not know the vocab size
+    size_t off = 4, n = 0;
+    while (off < (size_t)size && (vocab_size <= 0 || n < (size_t)vocab_size)) {
+        int32_t len;
+        if ((size_t)size - off < 8) break;
+        memcpy(&len, data + off + 4, 4);
+        if (len < 0 || (uint32_t)len > TOK_MAX_PIECE_BYTES || (size_t)len > (size_t)size - off - 8) break;
+        off += 8 + (size_t)len;
+        n++;
+    }
+    if (vocab_size > 0 && n != (size_t)vocab_size) {
+        free(data);
+        tv_fail(err, TV_ERR_FORMAT, "%s: truncated or corrupt at byte offset %zu reading token %zu of %d", path, off, n, (int)vocab_size);
+        goto fail;
+    }
+    if (vocab_size <= 0 && off != (size_t)size) {
+        free(data);
+        tv_fail(err, TV_ERR_FORMAT, "%s: corrupt token record at byte offset %zu", path, off);
+        goto fail;
+    }
+    t = tok_alloc((int32_t)n, err);
+    if (!t) { free(data); goto fail; }
+    t->kind = TV_TOK_SPM;
+    t->is_llama2c = true;
+    off = 4;
+    for (size_t i = 0; i < n; i++) {
+        float score;
+        int32_t len;
+        memcpy(&score, data + off, 4);
+        memcpy(&len, data + off + 4, 4);
+        t->scores[i] = score;
+        if (!set_piece(t, (int32_t)i, (const char *)data + off + 8, (size_t)len)) {
+            free(data);
+            tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        off += 8 + (size_t)len;
+        if (parse_byte_piece(t->pieces[i], t->piece_len[i]) >= 0) t->types[i] = TOK_TYPE_BYTE;
+    }
+    free(data);
+    t->unk = 0;
+    t->types[0] = TOK_TYPE_UNKNOWN;
+    // run.c semantics: BOS (1) starts a text and ends generation; "</s>" (2) is printed like any piece
+    if (n > 2) { t->bos = 1; t->eos = 2; t->types[1] = TOK_TYPE_CONTROL; }
+    t->add_bos = true;
+    t->add_space_prefix = true;
+    t->escape_spaces = false;
+    t->strip_leading_space = true;
+    if (tok_finish(t, err) != TV_OK) goto fail;
+    if (n > 2) { t->is_eog[1] = true; t->is_eog[2] = false; }
+    return t;
+fail:
+    if (f) fclose(f);
+    tv_tokenizer_free(t);
+    return NULL;
+}
+
+static int32_t gguf_id(const gguf_ctx *g, const char *key, int32_t dflt, int32_t n_vocab) {
+    int64_t v;
+    if (!gguf_get_int(g, key, &v)) return dflt;
+    if (v < 0 || v >= n_vocab) return -1;
+    return (int32_t)v;
+}
+
+tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
+    tv_tokenizer *t = NULL;
+    gguf_str model;
+    if (!gguf_get_str(g, "tokenizer.ggml.model", &model)) {
+        tv_fail(err, TV_ERR_FORMAT, "GGUF has no tokenizer.ggml.model");
+        return NULL;
+    }
+    tv_tok_kind kind;
+    if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) kind = TV_TOK_SPM;
+    else if (model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) kind = TV_TOK_BPE;
+    else if (model.len == 4 && !memcmp(model.ptr, "bert", 4)) kind = TV_TOK_WPM;
+    else {
+        tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (llama, gpt2, bert)",
+                (int)(model.len > 64 ? 64 : model.len), model.ptr);
+        return NULL;
+    }
+    const gguf_value *tokens = gguf_get(g, "tokenizer.ggml.tokens");
+    if (!tokens || tokens->type != GGUF_TYPE_ARRAY || tokens->arr_type != GGUF_TYPE_STRING || tokens->arr_n == 0 ||
+        tokens->arr_n > TOK_MAX_VOCAB) {
+        tv_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.tokens missing or not a non-empty string array");
+        return NULL;
+    }
+    int32_t n = (int32_t)tokens->arr_n;
+    t = tok_alloc(n, err);
+    if (!t) return NULL;
+    t->kind = kind;
+    const gguf_value *scores = gguf_get(g, "tokenizer.ggml.scores");
+    const gguf_value *types = gguf_get(g, "tokenizer.ggml.token_type");
+    if (scores && (scores->type != GGUF_TYPE_ARRAY || scores->arr_n != (uint64_t)n || scores->arr_items)) {
+        tv_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.scores: expected %d numbers", (int)n);
+        goto fail;
+    }
+    if (types && (types->type != GGUF_TYPE_ARRAY || types->arr_n != (uint64_t)n || types->arr_items)) {
+        tv_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.token_type: expected %d integers", (int)n);
+        goto fail;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        gguf_str s = gguf_arr_str(tokens, (uint64_t)i);
+        if (s.len > TOK_MAX_PIECE_BYTES) { tv_fail(err, TV_ERR_FORMAT, "GGUF token %d is %llu bytes long", (int)i, (unsigned long long)s.len); goto fail; }
+        if (!set_piece(t, i, s.ptr, (size_t)s.len)) { tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory"); goto fail; }
+        if (scores) t->scores[i] = (float)gguf_arr_float(scores, (uint64_t)i);
+        if (types) {
+            int64_t ty = gguf_arr_int(types, (uint64_t)i);
+            t->types[i] = (ty >= 0 && ty <= TOK_TYPE_BYTE) ? (uint8_t)ty : TOK_TYPE_NORMAL;
+        }
+    }
+    bool b;
+    t->add_space_prefix = kind == TV_TOK_SPM;
+    if (gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b)) t->add_space_prefix = b;
+    t->add_bos = kind != TV_TOK_BPE;
+    if (gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) t->add_bos = b;
+    int32_t d_bos = kind == TV_TOK_SPM ? 1 : -1, d_eos = kind == TV_TOK_SPM ? 2 : -1, d_unk = kind == TV_TOK_SPM ? 0 : -1;
+    if (kind == TV_TOK_WPM) { d_bos = 101; d_eos = 102; d_unk = 100; }
+    if (d_bos >= n) d_bos = -1;
+    if (d_eos >= n) d_eos = -1;
+    if (d_unk >= n) d_unk = -1;
+    t->bos = gguf_id(g, "tokenizer.ggml.bos_token_id", d_bos, n);
+    t->eos = gguf_id(g, "tokenizer.ggml.eos_token_id", d_eos, n);
+    t->unk = gguf_id(g, "tokenizer.ggml.unknown_token_id", d_unk, n);
+    t->eot = gguf_id(g, "tokenizer.ggml.eot_token_id", -1, n);
+    t->sep = gguf_id(g, "tokenizer.ggml.seperator_token_id", -1, n);
+    t->pad = gguf_id(g, "tokenizer.ggml.padding_token_id", -1, n);
+    t->cls = gguf_id(g, "tokenizer.ggml.cls_token_id", -1, n);
+    if (kind == TV_TOK_WPM && t->cls >= 0) t->bos = t->cls;
+    if (kind == TV_TOK_WPM && t->sep >= 0) t->eos = t->sep;
+    if (kind == TV_TOK_SPM) {
+        t->escape_spaces = true;
+        t->strip_leading_space = t->add_space_prefix;
+    } else if (kind == TV_TOK_WPM) {
+        t->strip_leading_space = true;
+    } else {
+        t->byte_level = true;
+        const gguf_value *merges = gguf_get(g, "tokenizer.ggml.merges");
+        if (!merges || merges->type != GGUF_TYPE_ARRAY || merges->arr_type != GGUF_TYPE_STRING) {
+            tv_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.merges missing or not a string array");
+            goto fail;
+        }
+        if (tok_finish(t, err) != TV_OK) goto fail;   // merges need the string map
+        if (tok_bpe_init_merges(t, (size_t)merges->arr_n, err) != TV_OK) goto fail;
+        for (uint64_t i = 0; i < merges->arr_n; i++) {
+            gguf_str m = gguf_arr_str(merges, i);
+            const char *sp = m.len > 1 ? memchr(m.ptr + 1, ' ', (size_t)m.len - 1) : NULL;
+            if (!sp) { tv_fail(err, TV_ERR_FORMAT, "GGUF merge %llu has no separator", (unsigned long long)i); goto fail; }
+            size_t na = (size_t)(sp - m.ptr);
+            tok_bpe_add_merge(t, m.ptr, na, sp + 1, (size_t)m.len - na - 1, (int32_t)i);
+        }
+        gguf_str pre = {"default", 7};
+        gguf_get_str(g, "tokenizer.ggml.pre", &pre);
+        char pre_name[64];
+        snprintf(pre_name, sizeof pre_name, "%.*s", (int)(pre.len > 63 ? 63 : pre.len), pre.ptr);
+        if (tok_bpe_set_pre(t, pre_name, err) != TV_OK) goto fail;
+        return t;
+    }
+    if (tok_finish(t, err) != TV_OK) goto fail;
+    return t;
+fail:
+    tv_tokenizer_free(t);
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------
+// accessors
+
+tv_tok_kind tv_tokenizer_kind(const tv_tokenizer *t) { return t->kind; }
+int32_t tv_tokenizer_n_vocab(const tv_tokenizer *t) { return t->n_vocab; }
+int32_t tv_tokenizer_bos(const tv_tokenizer *t) { return t->bos; }
+int32_t tv_tokenizer_eos(const tv_tokenizer *t) { return t->eos; }
+int32_t tv_tokenizer_eot(const tv_tokenizer *t) { return t->eot; }
+bool tv_tokenizer_add_bos_default(const tv_tokenizer *t) { return t->add_bos && t->bos >= 0; }
+bool tv_tokenizer_is_eog(const tv_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab && t->is_eog[id]; }
+bool tv_tokenizer_is_control(const tv_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && t->types[id] == TOK_TYPE_CONTROL;
+}
+const char *tv_tokenizer_vocab_piece(const tv_tokenizer *t, int32_t id, size_t *len) {
+    if (id < 0 || id >= t->n_vocab) return NULL;
+    if (len) *len = t->piece_len[id];
+    return t->pieces[id];
+}
+int32_t tv_tokenizer_find(const tv_tokenizer *t, const char *piece, size_t len) { return tok_find(t, piece, len); }
+
+// ---------------------------------------------------------------------------------------------
+// SentencePiece-style BPE over one (escaped, prefixed) fragment
+
+typedef struct spm_sym { int32_t prev, next; uint32_t off, n; } spm_sym;
+typedef struct spm_bigram { int32_t left, right; float score; uint32_t size; } spm_bigram;
+
+static bool spm_better(const spm_bigram *a, const spm_bigram *b) {   // a pops before b
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+typedef struct spm_heap { spm_bigram *v; size_t n, cap; } spm_heap;
+
+static bool spm_heap_push(spm_heap *h, spm_bigram x) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        spm_bigram *v = realloc(h->v, cap * sizeof *v);
+        if (!v) return false;
+        h->v = v;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!spm_better(&x, &h->v[p])) break;
+        h->v[i] = h->v[p];
+        i = p;
+    }
+    h->v[i] = x;
+    return true;
+}
+
+static spm_bigram spm_heap_pop(spm_heap *h) {
+    spm_bigram top = h->v[0], x = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const spm_bigram *best = &x;
+        if (l < h->n && spm_better(&h->v[l], best)) { m = l; best = &h->v[l]; }
+        if (r < h->n && spm_better(&h->v[r], best)) m = r;
+        if (m == i) break;
+        h->v[i] = h->v[m];
+        i = m;
+    }
+    if (h->n) h->v[i] = x;
+    return top;
+}
+
+static bool spm_try_bigram(const tv_tokenizer *t, const char *text, const spm_sym *syms, int32_t left, int32_t right,
+                           spm_heap *h) {
+    if (left < 0 || right < 0) return true;
+    uint32_t off = syms[left].off, size = syms[left].n + syms[right].n;
+    int32_t id = tok_find(t, text + off, size);
+    if (id < 0) return true;
+    spm_bigram b = {left, right, t->scores[id], size};
+    return spm_heap_push(h, b);
+}
+
+static tv_status spm_encode(const tv_tokenizer *t, const char *text, size_t len, tok_ids *out, tv_error *err) {
+    if (len == 0) return TV_OK;
+    if (len > UINT32_MAX / 2) return tv_fail(err, TV_ERR_RANGE, "tokenizer: text too long");
+    tv_status st = TV_OK;
+    spm_heap h = {0};
+    spm_sym *syms = malloc(len * sizeof *syms);   // (at most len symbols)
+    if (!syms) return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    int32_t n = 0;
+    for (size_t off = 0; off < len;) {
+        size_t cl = utf8_len((uint8_t)text[off]);
+        if (cl > len - off) cl = len - off;
+        syms[n] = (spm_sym){n - 1, -1, (uint32_t)off, (uint32_t)cl};
+        if (n > 0) syms[n - 1].next = n;
+        n++;
+        off += cl;
+    }
+    for (int32_t i = 1; i < n; i++)
+        if (!spm_try_bigram(t, text, syms, i - 1, i, &h)) goto nomem;
+    while (h.n) {
+        spm_bigram b = spm_heap_pop(&h);
+        spm_sym *l = &syms[b.left], *r = &syms[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size || l->next != b.right) continue;   // stale
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) syms[r->next].prev = b.left;
+        if (!spm_try_bigram(t, text, syms, l->prev, b.left, &h)) goto nomem;
+        if (!spm_try_bigram(t, text, syms, b.left, l->next, &h)) goto nomem;
+    }
+    for (int32_t i = 0; n > 0 && i != -1; i = syms[i].next) {
+        const spm_sym *s = &syms[i];
+        int32_t id = tok_find(t, text + s->off, s->n);
+        if (id >= 0) {
+            if (!tok_ids_push(out, id)) goto nomem;
+            continue;
+        }
+        for (uint32_t k = 0; k < s->n; k++) {   // byte fallback
+            int32_t bid = t->byte_ids[(uint8_t)text[s->off + k]];
+            if (bid < 0) bid = t->unk;
+            if (bid >= 0 && !tok_ids_push(out, bid)) goto nomem;
+        }
+    }
+    goto done;
+nomem:
+    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+done:
+    free(syms);
+    free(h.v);
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// WordPiece
+
+static bool wpm_is_chinese(uint32_t c) {   // BERT's CJK ideograph blocks
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+static bool cp_is_whitespace(uint32_t c) {
+    if (c == ' ' || (c >= 0x09 && c <= 0x0D) || c == 0x85) return true;
+    utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
+    return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
+}
+
+static tv_status wpm_word(const tv_tokenizer *t, const char *w, size_t n, tok_ids *out) {
+    if (n == 0) return TV_OK;
+    size_t start = out->n;
+    for (size_t i = 0; i < n;) {
+        size_t j = n - i > t->max_piece_len ? i + t->max_piece_len : n;
+        int32_t id = -1;
+        for (; j > i; j--)
+            if ((id = tok_find(t, w + i, j - i)) >= 0) break;
+        if (id < 0) { out->n = start; break; }
+        if (!tok_ids_push(out, id)) return TV_ERR_NOMEM;
+        i = j;
+    }
+    if (out->n == start && t->unk >= 0 && !tok_ids_push(out, t->unk)) return TV_ERR_NOMEM;
+    return TV_OK;
+}
+
+static tv_status wpm_encode(const tv_tokenizer *t, const char *text, size_t len, tok_ids *out, tv_error *err) {
+    if (len == 0) return TV_OK;
+    utf8proc_int32_t *cps = NULL;
+    tok_buf word = {0};
+    tv_status st = TV_OK;
+    size_t cap = len + 16;
+    for (;;) {   // NFD into codepoints
+        utf8proc_int32_t *p = realloc(cps, cap * sizeof *cps);
+        if (!p) goto nomem;
+        cps = p;
+        utf8proc_ssize_t r = utf8proc_decompose((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, cps,
+                                                (utf8proc_ssize_t)cap, UTF8PROC_DECOMPOSE | UTF8PROC_STABLE);
+        if (r < 0) { st = tv_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r)); goto done; }
+        if ((size_t)r <= cap) { cap = (size_t)r; break; }
+        cap = (size_t)r;
+    }
+    if (!buf_put(&word, SPM_SPACE, 3)) goto nomem;
+    for (size_t i = 0; i <= cap; i++) {
+        uint32_t c = i < cap ? (uint32_t)cps[i] : ' ';
+        bool ws = cp_is_whitespace(c);
+        utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
+        bool punct = cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
+        bool sym = cat >= UTF8PROC_CATEGORY_SM && cat <= UTF8PROC_CATEGORY_SO;
+        bool isolate = !ws && (punct || (c < 0x7F && sym) || wpm_is_chinese(c));
+        if (ws || isolate) {
+            if (word.n > 3 && wpm_word(t, word.p, word.n, out) != TV_OK) goto nomem;
+            word.n = 3;
+            if (ws) continue;
+        }
+        if (!ws && !isolate) {
+            if (c == 0 || c == 0xFFFD || cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
+                cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_CN)
+                continue;
+            if (cat == UTF8PROC_CATEGORY_MN) continue;   // strip accents (after NFD), as BERT does
+        }
+        char u[4];
+        uint32_t lc = (uint32_t)utf8proc_tolower((utf8proc_int32_t)c);
+        if (!buf_put(&word, u, utf8_encode(lc, u))) goto nomem;
+        if (isolate) {
+            if (wpm_word(t, word.p, word.n, out) != TV_OK) goto nomem;
+            word.n = 3;
+        }
+    }
+    goto done;
+nomem:
+    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+done:
+    free(cps);
+    free(word.p);
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// fragment encoding and the public tokenize
+
+static bool replace_all(tok_buf *dst, const char *s, size_t n, const char *from, size_t nf, const char *to, size_t nt) {
+    for (size_t i = 0; i < n;) {
+        if (nf && n - i >= nf && memcmp(s + i, from, nf) == 0) {
+            if (!buf_put(dst, to, nt)) return false;
+            i += nf;
+        } else {
+            size_t j = i + 1;
+            while (j < n && (!nf || s[j] != from[0])) j++;
+            if (!buf_put(dst, s + i, j - i)) return false;
+            i = j;
+        }
+    }
+    return true;
+}
+
+// HF normalizers then pre-tokenizer Metaspace, for tokenizer.json BPE models.
+static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t len, tok_ids *out, tv_error *err) {
+    if (!t->norm_nfc && !t->norm_lowercase && !t->norm_prepend && !t->norm_replace_from && !t->pre_metaspace)
+        return tok_bpe_encode(t, text, len, out, err);
+    if (len == 0) return TV_OK;
+    tv_status st = TV_OK;
+    tok_buf a = {0}, b = {0};
+    utf8proc_uint8_t *nfc = NULL;
+    if (t->norm_nfc || t->norm_lowercase) {
+        int opts = UTF8PROC_STABLE | (t->norm_nfc ? UTF8PROC_COMPOSE : 0) | (t->norm_lowercase ? UTF8PROC_CASEFOLD : 0);
+        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &nfc, (utf8proc_option_t)opts);
+        if (r < 0) { st = tv_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r)); goto done; }
+        text = (const char *)nfc;
+        len = (size_t)r;
+    }
+    if (t->norm_prepend && !buf_put(&a, t->norm_prepend, strlen(t->norm_prepend))) goto nomem;
+    if (t->norm_replace_from) {
+        if (!replace_all(&a, text, len, t->norm_replace_from, strlen(t->norm_replace_from), t->norm_replace_to,
+                         strlen(t->norm_replace_to)))
+            goto nomem;
+    } else if (!buf_put(&a, text, len)) goto nomem;
+    const tok_buf *src = &a;
+    if (t->pre_metaspace) {
+        if ((a.n < 3 || memcmp(a.p, SPM_SPACE, 3) != 0) && !buf_put(&b, SPM_SPACE, 3)) goto nomem;
+        if (!replace_all(&b, a.p, a.n, " ", 1, SPM_SPACE, 3)) goto nomem;
+        src = &b;
+    }
+    st = tok_bpe_encode(t, src->p ? src->p : "", src->n, out, err);
+    goto done;
+nomem:
+    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+done:
+    free(nfc);
+    free(a.p);
+    free(b.p);
+    return st;
+}
+
+static tv_status encode_fragment(const tv_tokenizer *t, const char *text, size_t len, bool prev_special, tok_ids *out,
+                                 tv_error *err) {
+    if (t->kind == TV_TOK_BPE) return bpe_fragment(t, text, len, out, err);
+    if (t->kind == TV_TOK_WPM) return wpm_encode(t, text, len, out, err);
+    tok_buf b = {0};
+    if (t->add_space_prefix && prev_special && !buf_put(&b, t->escape_spaces ? SPM_SPACE : " ", t->escape_spaces ? 3 : 1))
+        goto nomem;
+    if (t->escape_spaces) {
+        if (!replace_all(&b, text, len, " ", 1, SPM_SPACE, 3)) goto nomem;
+    } else if (!buf_put(&b, text, len)) goto nomem;
+    tv_status st = spm_encode(t, b.p ? b.p : "", b.n, out, err);
+    free(b.p);
+    return st;
+nomem:
+    free(b.p);
+    return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+}
+
+// Longest special token (allowed here) that starts at text[i], or -1.
+static int32_t match_special(const tv_tokenizer *t, const char *text, size_t len, size_t i, bool parse_special) {
+    for (size_t k = 0; k < t->n_special; k++) {
+        int32_t id = t->special_ids[k];
+        uint32_t n = t->piece_len[id];
+        if (n > len - i || t->pieces[id][0] != text[i]) continue;
+        if (!parse_special && t->types[id] != TOK_TYPE_USER_DEFINED) continue;
+        if (memcmp(t->pieces[id], text + i, n) == 0) return id;
+    }
+    return -1;
+}
+
+tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+                      int32_t **ids, size_t *n_ids, tv_error *err) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (!text && len) return tv_fail(err, TV_ERR_INVALID, "tokenize: NULL text");
+    size_t bad = utf8_first_invalid(text, len);
+    if (bad < len) return tv_fail(err, TV_ERR_INVALID, "invalid UTF-8 at byte offset %zu (0x%02X)", bad, (uint8_t)text[bad]);
+    tok_ids out = {0};
+    tv_status st = TV_OK;
+    if (add_bos && t->bos >= 0 && !tok_ids_push(&out, t->bos)) goto nomem;
+    // which first bytes can start a special token (fast skip)
+    bool first[256] = {false};
+    for (size_t k = 0; k < t->n_special; k++) first[(uint8_t)t->pieces[t->special_ids[k]][0]] = true;
+    bool prev_special = true;   // the first fragment is prefixed like one after a special token
+    size_t frag = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t id = first[(uint8_t)text[i]] ? match_special(t, text, len, i, parse_special) : -1;
+        if (id < 0) { i++; continue; }
+        if (i > frag) {
+            if ((st = encode_fragment(t, text + frag, i - frag, prev_special, &out, err)) != TV_OK) goto fail;
+        }
+        if (!tok_ids_push(&out, id)) goto nomem;
+        prev_special = true;
+        i += t->piece_len[id];
+        frag = i;
+        continue;
+    }
+    if (len > frag) {
+        if ((st = encode_fragment(t, text + frag, len - frag, prev_special, &out, err)) != TV_OK) goto fail;
+    }
+    *ids = out.v;
+    *n_ids = out.n;
+    if (!out.v) *ids = malloc(sizeof(int32_t));   // never NULL on success
+    if (!*ids) goto nomem;
+    return TV_OK;
+nomem:
+    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+fail:
+    free(out.v);
+    *ids = NULL;
+    *n_ids = 0;
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// decoding
+
+static size_t put_out(char *buf, size_t cap, size_t at, const char *s, size_t n) {
+    if (at < cap) memcpy(buf + at, s, at + n <= cap ? n : cap - at);
+    return at + n;
+}
+
+size_t tv_token_to_piece(const tv_tokenizer *t, int32_t id, bool special, char *buf, size_t cap, size_t *full_len) {
+    size_t n = 0;
+    if (id >= 0 && id < t->n_vocab) {
+        const char *p = t->pieces[id];
+        size_t pl = t->piece_len[id];
+        uint8_t ty = t->types[id];
+        if (ty == TOK_TYPE_CONTROL) {
+            if (special) n = put_out(buf, cap, n, p, pl);
+        } else if (ty == TOK_TYPE_BYTE && parse_byte_piece(p, pl) >= 0) {
+            char c = (char)parse_byte_piece(p, pl);
+            n = put_out(buf, cap, n, &c, 1);
+        } else if (ty == TOK_TYPE_UNKNOWN && t->kind == TV_TOK_SPM && !t->is_llama2c) {
+            n = put_out(buf, cap, n, "\xe2\x96\x85", 3);   // as llama.cpp shows <unk>
+        } else if (t->kind == TV_TOK_BPE && t->byte_level && ty != TOK_TYPE_USER_DEFINED) {
+            for (size_t i = 0; i < pl;) {
+                uint32_t cp;
+                int k = utf8_decode((const uint8_t *)p + i, pl - i, &cp);
+                if (k <= 0) { n = put_out(buf, cap, n, p + i, 1); i++; continue; }
+                int byte = tok_cp_to_byte(cp);
+                if (byte >= 0) { char c = (char)byte; n = put_out(buf, cap, n, &c, 1); }
+                else n = put_out(buf, cap, n, p + i, (size_t)k);
+                i += (size_t)k;
+            }
+        } else if (t->is_llama2c) {
+            n = put_out(buf, cap, n, p, pl);
+        } else {   // SPM / WPM / metaspace BPE: U+2581 -> ' '
+            for (size_t i = 0; i < pl;) {
+                if (pl - i >= 3 && memcmp(p + i, SPM_SPACE, 3) == 0) { n = put_out(buf, cap, n, " ", 1); i += 3; continue; }
+                n = put_out(buf, cap, n, p + i, 1);
+                i++;
+            }
+        }
+    }
+    if (full_len) *full_len = n;
+    return n < cap ? n : cap;
+}
+
+// The piece of id appended to b, with the leading-space rule (after BOS).
+static bool append_piece(const tv_tokenizer *t, int32_t id, int32_t prev, bool special, tok_buf *b) {
+    char small[256];
+    size_t full;
+    tv_token_to_piece(t, id, special, small, sizeof small, &full);
+    const char *p = small;
+    char *big = NULL;
+    if (full > sizeof small) {
+        big = malloc(full);
+        if (!big) return false;
+        tv_token_to_piece(t, id, special, big, full, NULL);
+        p = big;
+    }
+    if (t->strip_leading_space && prev >= 0 && prev == t->bos && full > 0 && p[0] == ' ') { p++; full--; }
+    bool ok = buf_put(b, p, full);
+    free(big);
+    return ok;
+}
+
+tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out,
+                        size_t *out_len, tv_error *err) {
+    tok_buf b = {0};
+    *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!buf_reserve(&b, 16)) goto nomem;
+    b.p[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= t->n_vocab) {
+            free(b.p);
+            return tv_fail(err, TV_ERR_RANGE, "detokenize: token id %d out of range [0, %d)", (int)ids[i], (int)t->n_vocab);
+        }
+        if (!append_piece(t, ids[i], i ? ids[i - 1] : -1, !skip_special, &b)) goto nomem;
+    }
+    *out = b.p;
+    if (out_len) *out_len = b.n;
+    return TV_OK;
+nomem:
+    free(b.p);
+    return tv_fail(err, TV_ERR_NOMEM, "detokenize: out of memory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// streaming detokenizer
+
+struct tv_detok {
+    const tv_tokenizer *t;
+    bool skip_special;
+    int32_t prev;       // previous id, -1 at start
+    tok_buf pending;    // bytes of an unfinished UTF-8 sequence (< 4)
+    tok_buf out;        // returned text
+};
+
+tv_detok *tv_detok_create(const tv_tokenizer *t, bool skip_special) {
+    tv_detok *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->t = t;
+    d->skip_special = skip_special;
+    d->prev = -1;
+    return d;
+}
+
+void tv_detok_free(tv_detok *d) {
+    if (!d) return;
+    free(d->pending.p);
+    free(d->out.p);
+    free(d);
+}
+
+void tv_detok_reset(tv_detok *d) {
+    d->prev = -1;
+    d->pending.n = 0;
+    d->out.n = 0;
+}
+
+// Moves the complete prefix of pending into out (invalid sequences -> U+FFFD); keeps an unfinished tail
+// unless final.
+static bool detok_drain(tv_detok *d, bool final) {
+    const uint8_t *s = (const uint8_t *)d->pending.p;
+    size_t n = d->pending.n, i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = utf8_decode(s + i, n - i, &cp);
+        if (k > 0) {
+            if (!buf_put(&d->out, (const char *)s + i, (size_t)k)) return false;
+            i += (size_t)k;
+        } else if (k == 0 && !final) {
+            break;
+        } else {
+            if (!buf_put(&d->out, "\xef\xbf\xbd", 3)) return false;
+            i += k == 0 ? n - i : (size_t)-k;
+        }
+    }
+    memmove(d->pending.p, d->pending.p + i, n - i);
+    d->pending.n = n - i;
+    return true;
+}
+
+size_t tv_detok_push(tv_detok *d, int32_t id, const char **out) {
+    d->out.n = 0;
+    if (buf_reserve(&d->out, 0)) d->out.p[0] = '\0';
+    if (id >= 0 && id < d->t->n_vocab) {
+        if (append_piece(d->t, id, d->prev, !d->skip_special, &d->pending)) detok_drain(d, false);
+        d->prev = id;
+    }
+    *out = d->out.p ? d->out.p : "";
+    return d->out.n;
+}
+
+size_t tv_detok_flush(tv_detok *d, const char **out) {
+    d->out.n = 0;
+    if (buf_reserve(&d->out, 0)) d->out.p[0] = '\0';
+    if (d->pending.n) detok_drain(d, true);
+    *out = d->out.p ? d->out.p : "";
+    return d->out.n;
+}

@@ -1,0 +1,308 @@
+// test_tokenizer.c — tokenizers against references we did not write:
+//   * llama2.c run.c's encode/decode (fixtures/llama2c-reference.jsonl, aidreams260K tokenizer)
+//   * llama.cpp's tokenizer test vectors (vocab/ggml-vocab-*.gguf + .inp/.out), one test per vocab
+//   * streaming detokenizer on multi-byte characters split across byte-fallback tokens
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+static const char *shared_dir(void) {
+    const char *d = getenv("TV_SHARED_DIR");
+    return d && *d ? d : TV_SHARED_DIR;
+}
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama2.c
+
+static void test_llama2c_fixture(void **state) {
+    (void)state;
+    char path[1024], tokpath[1024];
+    snprintf(path, sizeof path, "%s/fixtures/llama2c-reference.jsonl", shared_dir());
+    snprintf(tokpath, sizeof tokpath, "%s/models/aidreams260K.tok512.bin", shared_dir());
+    char *data = read_all(path, NULL);
+    if (!data) { printf("SKIP: %s not found\n", path); skip(); }
+    tv_error err = {0};
+    tv_tokenizer *t = tv_tokenizer_load_llama2c(tokpath, 512, &err);
+    assert_non_null(t);
+    assert_int_equal(tv_tokenizer_n_vocab(t), 512);
+    assert_int_equal(tv_tokenizer_bos(t), 1);
+    int n_prompts = 0, n_texts = 0;
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j);
+        const char *tok = cJSON_GetStringValue(cJSON_GetObjectItem(j, "tokenizer"));
+        if (!tok || !strstr(tok, "aidreams")) { cJSON_Delete(j); continue; }
+        const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItem(j, "prompt"));
+        cJSON *pids = cJSON_GetObjectItem(j, "prompt_ids"), *gids = cJSON_GetObjectItem(j, "generated_ids");
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(tv_tokenize(t, prompt, strlen(prompt), true, false, &ids, &n, &err), TV_OK);
+        assert_int_equal(n, (size_t)cJSON_GetArraySize(pids));
+        for (size_t i = 0; i < n; i++) assert_int_equal(ids[i], cJSON_GetArrayItem(pids, (int)i)->valueint);
+        free(ids);
+        n_prompts++;
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(j, "text"));
+        if (text) {
+            size_t cap = (size_t)cJSON_GetArraySize(pids) + (size_t)cJSON_GetArraySize(gids);
+            int32_t *all = malloc(cap * sizeof *all);
+            size_t m = 0;
+            for (int i = 0; i < cJSON_GetArraySize(pids); i++) all[m++] = cJSON_GetArrayItem(pids, i)->valueint;
+            for (int i = 0; i < cJSON_GetArraySize(gids); i++) {
+                int id = cJSON_GetArrayItem(gids, i)->valueint;
+                if (id == 1) break;
+                all[m++] = id;
+            }
+            char *out;
+            size_t out_len;
+            assert_int_equal(tv_detokenize(t, all, m, true, &out, &out_len, &err), TV_OK);
+            assert_string_equal(out, text);
+            // streaming gives the same text
+            tv_detok *d = tv_detok_create(t, true);
+            char *acc = calloc(out_len + 64, 1);
+            size_t an = 0;
+            for (size_t i = 0; i < m; i++) {
+                const char *piece;
+                size_t pn = tv_detok_push(d, all[i], &piece);
+                assert_true(an + pn <= out_len + 63);
+                memcpy(acc + an, piece, pn);
+                an += pn;
+            }
+            const char *piece;
+            size_t pn = tv_detok_flush(d, &piece);
+            memcpy(acc + an, piece, pn);
+            an += pn;
+            assert_int_equal(an, out_len);
+            assert_memory_equal(acc, out, an);
+            free(acc);
+            tv_detok_free(d);
+            free(out);
+            free(all);
+            n_texts++;
+        }
+        cJSON_Delete(j);
+    }
+    printf("llama2c aidreams: %d prompts encoded, %d texts decoded, all match\n", n_prompts, n_texts);
+    assert_true(n_prompts >= 3);
+    assert_true(n_texts >= 3);
+    tv_tokenizer_free(t);
+    free(data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama.cpp vocab vectors
+
+// Runs <vocab>.gguf against .inp/.out: inputs separated by "\n__ggml_vocab_test__\n", one line of
+// expected ids per input (no BOS, parse_special off).
+static void run_vocab(const char *name) {
+    char gpath[1024], ipath[1100], opath[1100];
+    snprintf(gpath, sizeof gpath, "%s/vocab/ggml-vocab-%s.gguf", shared_dir(), name);
+    snprintf(ipath, sizeof ipath, "%s.inp", gpath);
+    snprintf(opath, sizeof opath, "%s.out", gpath);
+    size_t ilen;
+    char *inp = read_all(ipath, &ilen), *outs = read_all(opath, NULL);
+    if (!inp || !outs) { free(inp); free(outs); printf("SKIP: %s not found\n", ipath); skip(); }
+    tv_error err = {0};
+    gguf_ctx *g = gguf_open(gpath, &err);
+    if (!g) fail_msg("%s", err.msg);
+    tv_tokenizer *t = tv_tokenizer_from_gguf(g, &err);
+    if (!t) fail_msg("%s", err.msg);
+    const char *sep = "\n__ggml_vocab_test__\n";
+    size_t seplen = strlen(sep), pos = 0;
+    char *oline = outs;
+    int n_tests = 0, n_ok = 0;
+    while (pos < ilen) {
+        char *next = strstr(inp + pos, sep);
+        size_t end = next ? (size_t)(next - inp) : ilen;
+        char *nl = strchr(oline, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        int32_t want[512];
+        size_t n_want = 0;
+        for (char *p = oline; *p;) {
+            char *e;
+            long v = strtol(p, &e, 10);
+            if (e == p) break;
+            assert_true(n_want < 512);
+            want[n_want++] = (int32_t)v;
+            p = e;
+        }
+        int32_t *ids;
+        size_t n;
+        tv_status st = tv_tokenize(t, inp + pos, end - pos, false, false, &ids, &n, &err);
+        assert_int_equal(st, TV_OK);
+        bool ok = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
+        n_tests++;
+        n_ok += ok;
+        if (!ok) {
+            printf("  MISMATCH input %d '%.*s'\n    want:", n_tests, (int)(end - pos), inp + pos);
+            for (size_t i = 0; i < n_want; i++) printf(" %d", want[i]);
+            printf("\n    got: ");
+            for (size_t i = 0; i < n; i++) printf(" %d", ids[i]);
+            printf("\n");
+        }
+        free(ids);
+        oline = nl + 1;
+        if (!next) break;
+        pos = end + seplen;
+    }
+    printf("vocab %s: %d/%d inputs match\n", name, n_ok, n_tests);
+    assert_true(n_tests >= 40);
+    assert_int_equal(n_ok, n_tests);
+    tv_tokenizer_free(t);
+    gguf_close(g);
+    free(inp);
+    free(outs);
+}
+
+static void test_vocab_llama_spm(void **s) { (void)s; run_vocab("llama-spm"); }
+static void test_vocab_gpt2(void **s) { (void)s; run_vocab("gpt-2"); }
+static void test_vocab_falcon(void **s) { (void)s; run_vocab("falcon"); }
+static void test_vocab_mpt(void **s) { (void)s; run_vocab("mpt"); }
+static void test_vocab_starcoder(void **s) { (void)s; run_vocab("starcoder"); }
+static void test_vocab_refact(void **s) { (void)s; run_vocab("refact"); }
+static void test_vocab_deepseek_coder(void **s) { (void)s; run_vocab("deepseek-coder"); }
+static void test_vocab_bert_bge(void **s) { (void)s; run_vocab("bert-bge"); }
+
+// ---------------------------------------------------------------------------------------------
+// streaming detokenizer and errors on the Llama 2 SPM vocab
+
+static tv_tokenizer *load_spm(gguf_ctx **g) {
+    char gpath[1024];
+    snprintf(gpath, sizeof gpath, "%s/vocab/ggml-vocab-llama-spm.gguf", shared_dir());
+    tv_error err = {0};
+    *g = gguf_open(gpath, &err);
+    if (!*g) return NULL;
+    tv_tokenizer *t = tv_tokenizer_from_gguf(*g, &err);
+    assert_non_null(t);
+    return t;
+}
+
+static void test_detok_stream_split_utf8(void **state) {
+    (void)state;
+    gguf_ctx *g;
+    tv_tokenizer *t = load_spm(&g);
+    if (!t) { printf("SKIP: llama-spm vocab not found\n"); skip(); }
+    // " this is 🦙.cpp": the llama is 4 byte-fallback tokens (llama.cpp's expected ids)
+    const char *text = "Hi 🦙 ok é";
+    int32_t *ids;
+    size_t n;
+    tv_error err = {0};
+    assert_int_equal(tv_tokenize(t, text, strlen(text), true, false, &ids, &n, &err), TV_OK);
+    assert_int_equal(ids[0], 1);
+    int n_bytes_tok = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *p = tv_tokenizer_vocab_piece(t, ids[i], &len);
+        n_bytes_tok += len == 6 && p[0] == '<' && p[1] == '0';
+    }
+    assert_int_equal(n_bytes_tok, 4);   // 🦙 = F0 9F A6 99 as <0xF0><0x9F><0xA6><0x99>
+    tv_detok *d = tv_detok_create(t, true);
+    char acc[128] = {0};
+    size_t an = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *out;
+        size_t k = tv_detok_push(d, ids[i], &out);
+        // every chunk is complete UTF-8: never starts with a continuation byte, never ends mid-char
+        if (k) {
+            assert_true(((uint8_t)out[0] & 0xC0) != 0x80);
+            uint8_t last = (uint8_t)out[k - 1];
+            assert_true(last < 0x80 || (last & 0xC0) == 0x80);
+        }
+        memcpy(acc + an, out, k);
+        an += k;
+    }
+    const char *out;
+    an += tv_detok_flush(d, &out);
+    acc[an] = '\0';
+    assert_string_equal(acc, text);   // the leading space after BOS is dropped
+    // an unfinished sequence at flush becomes U+FFFD
+    tv_detok_reset(d);
+    size_t k = tv_detok_push(d, tv_tokenizer_find(t, "<0xF0>", 6), &out);
+    assert_int_equal(k, 0);
+    k = tv_detok_push(d, tv_tokenizer_find(t, "<0x9F>", 6), &out);
+    assert_int_equal(k, 0);
+    k = tv_detok_flush(d, &out);
+    assert_int_equal(k, 3);
+    assert_memory_equal(out, "\xef\xbf\xbd", 3);
+    // an invalid continuation: E2 then 'A' -> U+FFFD then A
+    tv_detok_reset(d);
+    k = tv_detok_push(d, tv_tokenizer_find(t, "<0xE2>", 6), &out);
+    assert_int_equal(k, 0);
+    k = tv_detok_push(d, tv_tokenizer_find(t, "A", 1), &out);
+    assert_int_equal(k, 4);
+    assert_memory_equal(out, "\xef\xbf\xbd" "A", 4);
+    tv_detok_free(d);
+    free(ids);
+    tv_tokenizer_free(t);
+    gguf_close(g);
+}
+
+static void test_invalid_utf8(void **state) {
+    (void)state;
+    gguf_ctx *g;
+    tv_tokenizer *t = load_spm(&g);
+    if (!t) { printf("SKIP: llama-spm vocab not found\n"); skip(); }
+    int32_t *ids;
+    size_t n;
+    tv_error err = {0};
+    const char bad[] = "abc\xc3(def";
+    assert_int_equal(tv_tokenize(t, bad, sizeof bad - 1, true, false, &ids, &n, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "byte offset 3"));
+    const char sur[] = "ok \xed\xa0\x80";   // a UTF-16 surrogate
+    assert_int_equal(tv_tokenize(t, sur, sizeof sur - 1, true, false, &ids, &n, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "byte offset 3"));
+    // special tokens: parsed only when asked
+    const char *s = "<s>Hi</s>";
+    assert_int_equal(tv_tokenize(t, s, strlen(s), false, true, &ids, &n, &err), TV_OK);
+    assert_true(n >= 3);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[n - 1], 2);
+    free(ids);
+    assert_int_equal(tv_tokenize(t, s, strlen(s), false, false, &ids, &n, &err), TV_OK);
+    for (size_t i = 0; i < n; i++) assert_true(ids[i] != 1 && ids[i] != 2);
+    free(ids);
+    tv_tokenizer_free(t);
+    gguf_close(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama2c_fixture),
+        cmocka_unit_test(test_vocab_llama_spm),
+        cmocka_unit_test(test_vocab_gpt2),
+        cmocka_unit_test(test_vocab_falcon),
+        cmocka_unit_test(test_vocab_mpt),
+        cmocka_unit_test(test_vocab_starcoder),
+        cmocka_unit_test(test_vocab_refact),
+        cmocka_unit_test(test_vocab_deepseek_coder),
+        cmocka_unit_test(test_vocab_bert_bge),
+        cmocka_unit_test(test_detok_stream_split_utf8),
+        cmocka_unit_test(test_invalid_utf8),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
