@@ -73,7 +73,8 @@ typedef struct tv_engine_config {
     bool chunked_prefill;      // split long prompts across steps (default true)
     int max_model_len;         // 0 = model context length
     int decode_steps;          // multi-step decoding: decode rounds per schedule (default 1)
-    bool kv_f32;               // KV cache in f32 instead of f16 (exact-reference tests)
+    int kv_bits;               // KV cache element: 16 (f16), 32 (f32), 0 = auto: f32 when the
+                               // model's weights are f32, else f16
 } tv_engine_config;
 
 void tv_engine_config_default(tv_engine_config *c);

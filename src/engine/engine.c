@@ -133,7 +133,10 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (!c.chunked_prefill && c.max_batched_tokens < max_len) c.max_batched_tokens = max_len;
     if (c.max_num_seqs > c.max_batched_tokens) c.max_num_seqs = c.max_batched_tokens;
     if (c.decode_steps <= 0) c.decode_steps = 1;
-    size_t bpb = tv_kv_bytes_per_block(m, c.block_size, c.kv_f32);
+    if (c.kv_bits == 0) c.kv_bits = tv_model_layers(m)[0].wq.type == TV_TYPE_F32 ? 32 : 16;
+    if (c.kv_bits != 16 && c.kv_bits != 32) { tv_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
+    const bool kv_f32 = c.kv_bits == 32;
+    size_t bpb = tv_kv_bytes_per_block(m, c.block_size, kv_f32);
     int64_t n_blocks = c.n_blocks;
     if (n_blocks <= 0) {
         int64_t want = (int64_t)c.max_num_seqs * ((max_len + c.block_size - 1) / c.block_size);
@@ -159,7 +162,7 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
     if (tv_kernels_init(NULL, err) != TV_OK) goto fail;
     if (!(e->pool = tv_pool_create(c.n_threads, err))) goto fail;
-    if (!(e->kv = tv_kv_cache_create(m, (int)n_blocks, c.block_size, c.kv_f32, err))) goto fail;
+    if (!(e->kv = tv_kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
     if (!(e->fwd = tv_forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->pool, err))) goto fail;
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {c.max_num_seqs, c.max_batched_tokens, c.chunked_prefill};
@@ -245,7 +248,13 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
     uint64_t seed = sp->has_seed ? sp->seed : splitmix64(&e->rng);
     if (!(s->sampler = tv_sampler_create(sp, e->hp->n_vocab, seed, err))) { st = err ? err->code : TV_ERR_NOMEM; goto fail; }
     for (int i = 0; i < s->n_prompt; i++) tv_sampler_accept(s->sampler, s->tokens[i], true);
-    if (e->tok && !(s->detok = tv_detok_create(e->tok, true))) goto oom;
+    if (e->tok) {
+        // prime the detokenizer with the prompt so the first generated piece continues the text
+        // (SentencePiece's leading-space rule applies to the start of the prompt, not here)
+        if (!(s->detok = tv_detok_create(e->tok, true))) goto oom;
+        const char *discard;
+        for (int i = 0; i < s->n_prompt; i++) tv_detok_push(s->detok, s->tokens[i], &discard);
+    }
     if (p->n_stop_ids > 0) {
         if (!(s->stop_ids = malloc((size_t)p->n_stop_ids * sizeof(int32_t)))) goto oom;
         memcpy(s->stop_ids, p->stop_ids, (size_t)p->n_stop_ids * sizeof(int32_t));

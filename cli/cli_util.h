@@ -1,0 +1,19 @@
+// cli_util.h — argument parsing helpers shared by the subcommands.
+#ifndef TV_CLI_UTIL_H
+#define TV_CLI_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// Prints "tinyvllm <cmd>: <msg>" to stderr and returns 2 (usage error).
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Strict parses: the whole string must be a number within [lo, hi].
+bool cli_parse_long(const char *s, long lo, long hi, long *out);
+bool cli_parse_float(const char *s, float lo, float hi, float *out);
+// "1,2,3" -> malloc'd ids; NULL on malformed input or ids outside int32 >= 0.
+int32_t *cli_parse_ids(const char *s, size_t *n);
+// Appends n bytes (NUL-terminates); false on allocation failure.
+bool cli_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+
+#endif
