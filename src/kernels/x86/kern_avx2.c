@@ -1,0 +1,320 @@
+// kern_avx2.c — AVX2/FMA/F16C kernels (optionally AVX-VNNI for the int8 dot products).
+//
+// int8 dot of one 32-byte block: unsigned × signed bytes -> 8 int32 lanes, either vpdpbusd
+// (AVX-VNNI) or vpmaddubsw + vpmaddwd. Q8_0 weights are signed, so the sign trick turns the pair
+// into (|w|, sign(x, w)); Q4_0 nibbles are unsigned already and the -8 offset is folded in as
+// 8 * sum(x), once per activation block.
+// GEMM tiles: RM rows × up to TM tokens per weight load (see tile.h); accumulators stay in float
+// lanes (one chain per pair), reduced horizontally once at the end.
+// This file is compiled with -mavx2 -mfma -mf16c -mavxvnni: nothing here may run before
+// dispatch.c has checked the CPU (VNNI variants only when vnni was detected).
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels_impl.h"
+#include "kernels/x86/tile.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+INLINE int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+INLINE float f16v(tv_f16 h) { return _cvtsh_ss(h); }
+
+// acc + (u8 u) · (s8 s), 8 int32 lanes. Without VNNI the int16 pair sums must not saturate:
+// callers guarantee |u| * |s| * 2 < 32768.
+INLINE __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s, bool vnni) {
+    if (vnni) return _mm256_dpbusd_avx_epi32(acc, u, s);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+// ======================= Q8_0 × Q8_0 =======================
+INLINE void q8_0_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
+                      int64_t ys, const int R, const int T, const bool vnni) {
+    const int64_t nb = n / TV_QK8_0;
+    __m256 acc[4][4];
+    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wv[4], wa[4];
+        __m256 dw[4];
+        TV_TILE_UNROLL for (int r = 0; r < R; r++) {
+            const tv_block_q8_0 *wb = (const tv_block_q8_0 *)(w + r * wrs) + b;
+            wv[r] = _mm256_loadu_si256((const __m256i *)wb->qs);
+            wa[r] = _mm256_sign_epi8(wv[r], wv[r]);
+            dw[r] = _mm256_set1_ps(f16v(wb->d));
+        }
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const tv_block_q8_0 *xb = (const tv_block_q8_0 *)(x + t * xrs) + b;
+            __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+            __m256 dx = _mm256_set1_ps(f16v(xb->d));
+            TV_TILE_UNROLL for (int r = 0; r < R; r++) {
+                __m256i p = dot_u8s8(_mm256_setzero_si256(), wa[r], _mm256_sign_epi8(xv, wv[r]), vnni);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys + r] = hsum_ps(acc[r][t]);
+}
+
+// ======================= Q4_0 × Q8_0 =======================
+INLINE void q4_0_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
+                      int64_t ys, const int R, const int T, const bool vnni) {
+    const int64_t nb = n / TV_QK4_0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), k8 = _mm256_set1_epi8(8);
+    __m256 acc[4][4];
+    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wq[4];
+        __m256 dw[4];
+        TV_TILE_UNROLL for (int r = 0; r < R; r++) {
+            const tv_block_q4_0 *wb = (const tv_block_q4_0 *)(w + r * wrs) + b;
+            __m128i q = _mm_loadu_si128((const __m128i *)wb->qs);
+            __m256i qq = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);   // low half: elems 0..15, high: 16..31
+            wq[r] = _mm256_and_si256(qq, m4);
+            dw[r] = _mm256_set1_ps(f16v(wb->d));
+        }
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const tv_block_q8_0 *xb = (const tv_block_q8_0 *)(x + t * xrs) + b;
+            __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+            __m256 dx = _mm256_set1_ps(f16v(xb->d));
+            // -8 * x per lane group, the start value of every row's sum for this token
+            __m256i neg8x = _mm256_sub_epi32(_mm256_setzero_si256(), dot_u8s8(_mm256_setzero_si256(), k8, xv, vnni));
+            TV_TILE_UNROLL for (int r = 0; r < R; r++) {
+                __m256i p = dot_u8s8(neg8x, wq[r], xv, vnni);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys + r] = hsum_ps(acc[r][t]);
+}
+
+// ======================= F32 / F16 / BF16 × F32 =======================
+enum { FT_F32, FT_F16, FT_BF16 };
+INLINE __m256 load8(const uint8_t *p, int64_t i, const int ft) {
+    if (ft == FT_F32) return _mm256_loadu_ps((const float *)p + i);
+    if (ft == FT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const tv_f16 *)p + i)));
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const tv_bf16 *)p + i))), 16));
+}
+INLINE float load1(const uint8_t *p, int64_t i, const int ft) {
+    if (ft == FT_F32) return ((const float *)p)[i];
+    if (ft == FT_F16) return f16v(((const tv_f16 *)p)[i]);
+    return tv_bf16_to_f32(((const tv_bf16 *)p)[i]);
+}
+INLINE void float_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys,
+                       const int R, const int T, const int ft) {
+    __m256 acc[4][4];
+    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv[4];
+        TV_TILE_UNROLL for (int r = 0; r < R; r++) wv[r] = load8(w + r * wrs, i, ft);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            __m256 xv = _mm256_loadu_ps((const float *)(x + t * xrs) + i);
+            TV_TILE_UNROLL for (int r = 0; r < R; r++) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+        float s = hsum_ps(acc[r][t]);
+        for (int64_t j = i; j < n; j++) s += load1(w + r * wrs, j, ft) * ((const float *)(x + t * xrs))[j];
+        y[t * ys + r] = s;
+    }
+}
+
+// ======================= Q4_K / Q6_K × Q8_K (vec_dot) =======================
+INLINE void q4_K_dot(int64_t n, float *s, const void *vw, const void *vx) {
+    const tv_block_q4_K *a = vw;
+    const tv_block_q8_K *b = vx;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) tv_q4_K_scale_min(j, a[i].scales, &sc[j], &mn[j]);
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++) summ += mn[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        __m256i acc = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i ylo = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c));
+            __m256i yhi = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32));
+            __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_set1_epi16(sc[2 * c]));
+            __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), _mm256_set1_epi16(sc[2 * c + 1]));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(plo, phi));
+        }
+        int32_t sumi = hsum_epi32(acc);
+        sum += b[i].d * (f16v(a[i].d) * (float)sumi - f16v(a[i].dmin) * (float)summ);
+    }
+    *s = sum;
+}
+
+INLINE void q6_K_dot(int64_t n, float *s, const void *vw, const void *vx) {
+    const tv_block_q6_K *a = vw;
+    const tv_block_q8_K *b = vx;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        int32_t corr = 0;   // the -32 offset: 32 * sum_k scale_k * sum(x in sub-block k)
+        for (int k = 0; k < 16; k++) corr += a[i].scales[k] * b[i].bsums[k];
+        __m256i acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                int e = 128 * h + 32 * k;   // first element; sub-blocks e/16 and e/16 + 1
+                __m256i yv = _mm256_loadu_si256((const __m256i *)(b[i].qs + e));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(a[i].scales[e / 16 + 1]), _mm_set1_epi16(a[i].scales[e / 16]));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), scv));
+            }
+        }
+        int32_t sumi = hsum_epi32(acc) - 32 * corr;
+        sum += f16v(a[i].d) * b[i].d * (float)sumi;
+    }
+    *s = sum;
+}
+static void vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x) { q4_K_dot(n, s, w, x); }
+static void vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) { q6_K_dot(n, s, w, x); }
+
+// ======================= activation quantizers =======================
+// roundf() semantics (half away from zero), bit-exact with the reference: t = trunc(v), then
+// add ±1 where |v - t| >= 0.5 (v - t is exact).
+INLINE __m256 round_half_away(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 f = _mm256_sub_ps(v, t);
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    __m256 absf = _mm256_andnot_ps(sgn, f);
+    __m256 one = _mm256_and_ps(_mm256_cmp_ps(absf, _mm256_set1_ps(0.5f), _CMP_GE_OQ), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(t, _mm256_or_ps(one, _mm256_and_ps(v, sgn)));
+}
+// 32 int32 in 4 vectors -> 32 int8 in element order
+INLINE __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    __m256i abcd = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+INLINE float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static void from_float_q8_0(const float *src, void *dst, int64_t n) {
+    tv_block_q8_0 *y = dst;
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / TV_QK8_0; i++) {
+        const float *x = src + i * TV_QK8_0;
+        __m256 v[4];
+        for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sgn, v[0]), _mm256_andnot_ps(sgn, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sgn, v[2]), _mm256_andnot_ps(sgn, v[3])));
+        float amax = hmax_ps(m);
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = tv_f32_to_f16(d);
+        __m256 idv = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
+        _mm256_storeu_si256((__m256i *)y[i].qs, pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+    }
+}
+
+static void from_float_q8_K(const float *src, void *dst, int64_t n) {
+    tv_block_q8_K *y = dst;
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        const float *x = src + i * TV_QK_K;
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 32; k++) m = _mm256_max_ps(m, _mm256_andnot_ps(sgn, _mm256_loadu_ps(x + 8 * k)));
+        float amax = hmax_ps(m);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        __m256 idv = _mm256_set1_ps(127.0f / amax);
+        const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
+        for (int g = 0; g < 8; g++) {   // 32 elements per group
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * k), idv));
+                q[k] = _mm256_max_epi32(_mm256_min_epi32(v, lim), nlim);
+            }
+            __m256i qb = pack_i32_to_i8(q[0], q[1], q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * g), qb);
+            // sums of 16: widen to int16 and pairwise add
+            __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), qb);        // 16 × int16 pair sums
+            __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));         // 8 × int32 (4 elems each)
+            __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
+            __m128i h = _mm_hadd_epi32(lo, hi);                                  // 4 × 8 elems
+            h = _mm_hadd_epi32(h, h);                                             // 2 × 16 elems
+            y[i].bsums[2 * g] = (int16_t)_mm_cvtsi128_si32(h);
+            y[i].bsums[2 * g + 1] = (int16_t)_mm_extract_epi32(h, 1);
+        }
+        y[i].d = amax / 127.0f;
+    }
+}
+
+// ======================= instantiation =======================
+enum { RM_Q = 2, TM_Q = 4, RM_F = 2, TM_F = 4 };
+
+#define TILE_SET(PFX, BODY, ARG)                                                                                   \
+    static void PFX##_1x1(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 1, 1, ARG); } \
+    static void PFX##_1x2(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 1, 2, ARG); } \
+    static void PFX##_1x3(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 1, 3, ARG); } \
+    static void PFX##_1x4(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 1, 4, ARG); } \
+    static void PFX##_2x1(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 2, 1, ARG); } \
+    static void PFX##_2x2(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 2, 2, ARG); } \
+    static void PFX##_2x3(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 2, 3, ARG); } \
+    static void PFX##_2x4(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 2, 4, ARG); } \
+    static tv_tile_fn PFX##_tiles[3][5] = { { 0 }, { 0, PFX##_1x1, PFX##_1x2, PFX##_1x3, PFX##_1x4 },             \
+                                            { 0, PFX##_2x1, PFX##_2x2, PFX##_2x3, PFX##_2x4 } };                  \
+    static void PFX##_vec_dot(int64_t n, float *s, const void *w, const void *x) {                                \
+        PFX##_1x1(n, w, 0, x, 0, s, 0);                                                                            \
+    }                                                                                                              \
+    static void PFX##_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x, \
+                           size_t xrs, float *y, int64_t ys) {                                                     \
+        tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 2, 4);                                   \
+    }
+
+TILE_SET(q8_0_vnni, q8_0_tile, true)
+TILE_SET(q8_0_mad, q8_0_tile, false)
+TILE_SET(q4_0_vnni, q4_0_tile, true)
+TILE_SET(q4_0_mad, q4_0_tile, false)
+TILE_SET(f32, float_tile, FT_F32)
+TILE_SET(f16, float_tile, FT_F16)
+TILE_SET(bf16, float_tile, FT_BF16)
+
+void tv_x86_install_avx2(tv_type_traits *t, bool vnni) {
+    t[TV_TYPE_Q8_0].vec_dot = vnni ? q8_0_vnni_vec_dot : q8_0_mad_vec_dot;
+    t[TV_TYPE_Q8_0].gemm = vnni ? q8_0_vnni_gemm : q8_0_mad_gemm;
+    t[TV_TYPE_Q8_0].from_float = from_float_q8_0;
+    t[TV_TYPE_Q4_0].vec_dot = vnni ? q4_0_vnni_vec_dot : q4_0_mad_vec_dot;
+    t[TV_TYPE_Q4_0].gemm = vnni ? q4_0_vnni_gemm : q4_0_mad_gemm;
+    t[TV_TYPE_F32].vec_dot = f32_vec_dot;
+    t[TV_TYPE_F32].gemm = f32_gemm;
+    t[TV_TYPE_F16].vec_dot = f16_vec_dot;
+    t[TV_TYPE_F16].gemm = f16_gemm;
+    t[TV_TYPE_BF16].vec_dot = bf16_vec_dot;
+    t[TV_TYPE_BF16].gemm = bf16_gemm;
+    t[TV_TYPE_Q4_K].vec_dot = vec_dot_q4_K;
+    t[TV_TYPE_Q6_K].vec_dot = vec_dot_q6_K;
+    t[TV_TYPE_Q8_K].from_float = from_float_q8_K;
+}

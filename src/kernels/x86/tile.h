@@ -1,0 +1,34 @@
+// tile.h — the GEMM tile driver shared by the x86 kernel files (private to src/kernels/x86/).
+//
+// A tile function computes y for R weight rows × T activation rows. The driver walks tokens in
+// groups of up to TM and, inside each group, rows in groups of RM (remainder rows one at a time).
+// Every kernel keeps one accumulator chain per (row, token) pair whose operation sequence does not
+// depend on R, so a result is bit-identical however rows are split across threads.
+#ifndef TV_X86_TILE_H
+#define TV_X86_TILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// y[t * ys + r] = dot(row r of w, row t of x) for r < R, t < T (w, x, y already offset to the tile)
+typedef void (*tv_tile_fn)(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
+                           int64_t ys);
+
+// tiles[R][T] for R in {1, RM}, T in 1..TM (other entries unused).
+static inline void tv_tile_drive(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                                 const void *x, size_t xrs, float *y, int64_t ys, tv_tile_fn tiles[][5], int RM,
+                                 int TM) {
+    const uint8_t *wb = w, *xb = x;
+    for (int64_t t = 0; t < nt; t += TM) {
+        int T = nt - t < TM ? (int)(nt - t) : TM;
+        for (int64_t r = r0; r < r1;) {
+            int R = r1 - r >= RM ? RM : 1;
+            tiles[R][T](n, wb + (size_t)r * wrs, wrs, xb + (size_t)t * xrs, xrs, y + t * ys + r, ys);
+            r += R;
+        }
+    }
+}
+
+#define TV_TILE_UNROLL _Pragma("GCC unroll 8")
+
+#endif
