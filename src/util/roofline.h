@@ -1,0 +1,29 @@
+// roofline.h — the machine's own limits, measured in about a second, so benchmarks can report
+// results as fractions of what this CPU and its memory can do with the same thread count.
+//
+//   mem_bw_gbs   streaming read bandwidth, GB/s (1e9 B/s): SIMD sum over a buffer far larger
+//                than the last-level cache, each thread reading its own contiguous slice; best of 5
+//   int8_gops    int8 dot-product peak, GOPS (1e9 ops/s, 2 ops per multiply-accumulate):
+//                chains of VNNI vpdpbusd (AVX-512 VNNI zmm or AVX-VNNI ymm), else AVX2
+//                vpmaddubsw + vpmaddwd + vpaddd; enough independent accumulators to hide latency
+//   fp32_gflops  fp32 FMA peak, GFLOPS (2 flops per lane per FMA), zmm or ymm
+// The ISA is chosen at run time by CPUID; `isa` names it ("avx512-vnni", "avx-vnni", "avx2",
+// "generic"). Peaks are of the instruction stream, not of any kernel: a kernel's fraction of them
+// says how much headroom it has.
+#ifndef TV_UTIL_ROOFLINE_H
+#define TV_UTIL_ROOFLINE_H
+
+#include "tinyvllm.h"
+
+typedef struct tv_roofline {
+    double mem_bw_gbs;    // GB/s
+    double int8_gops;     // GOPS
+    double fp32_gflops;   // GFLOPS
+    const char *isa;      // static string
+} tv_roofline;
+
+// Measures with n_threads threads (<= 0: online cores). Allocates and touches a 1 GiB buffer
+// (falls back to 256 MiB when 1 GiB is not available). TV_ERR_NOMEM when no buffer can be had.
+tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err);
+
+#endif
