@@ -1,0 +1,157 @@
+// cmd_serve.c — `tinyvllm serve`: load a model, start the engine and the OpenAI-compatible server,
+// run until SIGINT/SIGTERM, then stop accepting, abort what is in flight and exit 0.
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "server/server.h"
+#include "tinyvllm.h"
+#include "util/status.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tinyvllm serve -m MODEL [options]\n"
+            "  -m, --model PATH         GGUF or llama2.c model\n"
+            "  --tokenizer PATH         tokenizer for llama2.c models (tokenizer.bin or tokenizer.json)\n"
+            "  --host ADDR              bind address (default 127.0.0.1)\n"
+            "  --port N                 port (default 8080; 0 = any free port, printed at start)\n"
+            "  --api-key KEY            require 'Authorization: Bearer KEY' on /v1/* (or env TINYVLLM_API_KEY)\n"
+            "  --model-alias NAME       model id served in /v1/models and expected in requests\n"
+            "  -t, --threads N          kernel threads (default: online cores)\n"
+            "  --ctx N                  context length cap (default: the model's)\n"
+            "  --max-num-seqs N         sequences running at once (default 64)\n"
+            "  --kv-mem MB              KV-cache budget in MiB (default: the engine's)\n"
+            "  --max-queue N            sequences allowed to wait beyond max-num-seqs; more -> 429 (default 256)\n"
+            "  --chat-template FILE     Jinja chat template (default: the model's)\n");
+}
+
+static void log_to_stderr(tv_log_level level, const char *msg, void *user) {
+    if (level >= TV_LOG_WARN) fprintf(stderr, "tinyvllm serve: %s\n", msg);
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !end || end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static char *read_file(const char *path, char *why, size_t why_cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { snprintf(why, why_cap, "%s", strerror(errno)); return NULL; }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap * 2 + 4096 + 1;
+            if (cap > (16u << 20)) { snprintf(why, why_cap, "larger than 16 MiB"); free(buf); fclose(f); return NULL; }
+            char *p = realloc(buf, cap);
+            if (!p) { snprintf(why, why_cap, "out of memory"); free(buf); fclose(f); return NULL; }
+            buf = p;
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) { snprintf(why, why_cap, "read error"); free(buf); return NULL; }
+    buf[len] = 0;
+    return buf;
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *model_path = NULL, *tokenizer = NULL, *tpl_path = NULL;
+    srv_config sc;
+    srv_config_default(&sc);
+    long threads = 0, ctx = 0, max_seqs = 0, kv_mb = 0, port = sc.port, max_queue = sc.max_queue;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (i + 1 >= argc) { fprintf(stderr, "tinyvllm serve: unknown or incomplete option '%s'\n", a); usage(stderr); return 2; }
+        const char *v = argv[++i];
+        bool ok = true;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model_path = v;
+        else if (!strcmp(a, "--tokenizer")) tokenizer = v;
+        else if (!strcmp(a, "--host")) sc.host = v;
+        else if (!strcmp(a, "--port")) ok = parse_int(v, 0, 65535, &port);
+        else if (!strcmp(a, "--api-key")) sc.api_key = v;
+        else if (!strcmp(a, "--model-alias")) sc.model_alias = v;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = parse_int(v, 1, 1024, &threads);
+        else if (!strcmp(a, "--ctx")) ok = parse_int(v, 1, INT_MAX, &ctx);
+        else if (!strcmp(a, "--max-num-seqs")) ok = parse_int(v, 1, 4096, &max_seqs);
+        else if (!strcmp(a, "--kv-mem")) ok = parse_int(v, 1, 1L << 30, &kv_mb);
+        else if (!strcmp(a, "--max-queue")) ok = parse_int(v, 0, 1 << 20, &max_queue);
+        else if (!strcmp(a, "--chat-template")) tpl_path = v;
+        else { fprintf(stderr, "tinyvllm serve: unknown option '%s'\n", a); usage(stderr); return 2; }
+        if (!ok) { fprintf(stderr, "tinyvllm serve: bad value '%s' for %s\n", v, a); return 2; }
+    }
+    if (!model_path) { fprintf(stderr, "tinyvllm serve: -m MODEL is required\n"); usage(stderr); return 2; }
+    if (!sc.api_key) sc.api_key = getenv("TINYVLLM_API_KEY");
+    tv_log_set(log_to_stderr, NULL);
+
+    int rc = 1;
+    tv_error err = {0};
+    tv_model *m = NULL;
+    tv_engine *e = NULL;
+    srv_server *srv = NULL;
+    char *tpl = NULL;
+    if (tpl_path) {
+        char why[128];
+        if (!(tpl = read_file(tpl_path, why, sizeof why))) {
+            fprintf(stderr, "tinyvllm serve: cannot read chat template %s: %s\n", tpl_path, why);
+            return 1;
+        }
+        sc.chat_template = tpl;
+    }
+
+    tv_model_params mp;
+    tv_model_params_default(&mp);
+    mp.tokenizer_path = tokenizer;
+    mp.n_ctx = (int)ctx;
+    if (!(m = tv_model_load(model_path, &mp, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
+    tv_engine_config ec;
+    tv_engine_config_default(&ec);
+    if (threads) ec.n_threads = (int)threads;
+    if (max_seqs) ec.max_num_seqs = (int)max_seqs;
+    if (kv_mb) ec.kv_mem_mb = kv_mb;
+    if (ctx) ec.max_model_len = (int)ctx;
+    if (!(e = tv_engine_create(m, &ec, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
+
+    // Signals are taken synchronously by this thread; every thread started below inherits the mask.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sc.port = (int)port;
+    sc.max_num_seqs = ec.max_num_seqs;
+    sc.max_queue = (int)max_queue;
+    tv_engine_stats st;
+    tv_engine_get_stats(e, &st);   // before the engine thread starts: only it may touch e afterwards
+    if (!(srv = srv_server_start(m, e, &sc, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
+    fprintf(stderr, "tinyvllm serve: model %s, ctx %d, %lld KV blocks of %d tokens, max %d seqs\n", model_path,
+            tv_model_n_ctx(m), (long long)st.n_blocks_total, st.block_size, ec.max_num_seqs);
+    fprintf(stderr, "tinyvllm serve: listening on http://%s:%d\n", sc.host, srv_server_port(srv));
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0) {}
+    fprintf(stderr, "tinyvllm serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    srv_server_stop(srv);
+    srv = NULL;
+    rc = 0;
+out:
+    srv_server_stop(srv);
+    tv_engine_free(e);
+    tv_model_free(m);
+    free(tpl);
+    return rc;
+}
