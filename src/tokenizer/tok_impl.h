@@ -65,12 +65,16 @@ struct tv_tokenizer {
     char *norm_prepend;     // NULL or a string prepended to the text
     char *norm_replace_from, *norm_replace_to;   // NULL or a literal replacement
     bool pre_metaspace;     // Metaspace pre-tokenizer: ' ' -> U+2581 and a prefix U+2581
+    bool metaspace_first_only;  // prepend_scheme "first": prefix only the text's first fragment
+    bool bl_add_prefix_space;   // ByteLevel add_prefix_space: ' ' before a fragment not starting with one
     bool bpe_byte_fallback; // HF BPE with byte_fallback (SPM-converted vocab): <0xXX> for unknown chars
 };
 
 // tokenizer.c
 size_t tok_strmap_find(const tok_strmap *m, char *const *pieces, const uint32_t *lens, const char *s, size_t n);
 int32_t tok_find(const tv_tokenizer *t, const char *s, size_t n);   // -1 if absent
+// Copies n bytes as token id's text (replacing any previous one). False when out of memory.
+bool tok_set_piece(tv_tokenizer *t, int32_t id, const char *s, size_t n);
 // Allocates the per-token arrays for n tokens (zeroed, types NORMAL, ids -1).
 tv_tokenizer *tok_alloc(int32_t n_vocab, tv_error *err);
 // Builds the string map, special list, eog flags and byte ids once pieces/types are set.

@@ -278,7 +278,7 @@ void tv_tokenizer_free(tv_tokenizer *t) {
     free(t);
 }
 
-static bool set_piece(tv_tokenizer *t, int32_t id, const char *s, size_t n) {
+bool tok_set_piece(tv_tokenizer *t, int32_t id, const char *s, size_t n) {
     char *p = malloc(n + 1);
     if (!p) return false;
     memcpy(p, s, n);
@@ -335,7 +335,7 @@ tv_tokenizer *tv_tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv
         memcpy(&score, data + off, 4);
         memcpy(&len, data + off + 4, 4);
         t->scores[i] = score;
-        if (!set_piece(t, (int32_t)i, (const char *)data + off + 8, (size_t)len)) {
+        if (!tok_set_piece(t, (int32_t)i, (const char *)data + off + 8, (size_t)len)) {
             free(data);
             tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
             goto fail;
@@ -407,7 +407,7 @@ tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
     for (int32_t i = 0; i < n; i++) {
         gguf_str s = gguf_arr_str(tokens, (uint64_t)i);
         if (s.len > TOK_MAX_PIECE_BYTES) { tv_fail(err, TV_ERR_FORMAT, "GGUF token %d is %llu bytes long", (int)i, (unsigned long long)s.len); goto fail; }
-        if (!set_piece(t, i, s.ptr, (size_t)s.len)) { tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory"); goto fail; }
+        if (!tok_set_piece(t, i, s.ptr, (size_t)s.len)) { tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory"); goto fail; }
         if (scores) t->scores[i] = (float)gguf_arr_float(scores, (uint64_t)i);
         if (types) {
             int64_t ty = gguf_arr_int(types, (uint64_t)i);
@@ -698,8 +698,10 @@ static bool replace_all(tok_buf *dst, const char *s, size_t n, const char *from,
 }
 
 // HF normalizers then pre-tokenizer Metaspace, for tokenizer.json BPE models.
-static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t len, tok_ids *out, tv_error *err) {
-    if (!t->norm_nfc && !t->norm_lowercase && !t->norm_prepend && !t->norm_replace_from && !t->pre_metaspace)
+static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t len, bool is_first, tok_ids *out,
+                              tv_error *err) {
+    if (!t->norm_nfc && !t->norm_lowercase && !t->norm_prepend && !t->norm_replace_from && !t->pre_metaspace &&
+        !t->bl_add_prefix_space)
         return tok_bpe_encode(t, text, len, out, err);
     if (len == 0) return TV_OK;
     tv_status st = TV_OK;
@@ -719,8 +721,12 @@ static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t le
             goto nomem;
     } else if (!buf_put(&a, text, len)) goto nomem;
     const tok_buf *src = &a;
-    if (t->pre_metaspace) {
-        if ((a.n < 3 || memcmp(a.p, SPM_SPACE, 3) != 0) && !buf_put(&b, SPM_SPACE, 3)) goto nomem;
+    if (t->bl_add_prefix_space && (a.n == 0 || a.p[0] != ' ')) {
+        if (!buf_put(&b, " ", 1) || !buf_put(&b, a.p ? a.p : "", a.n)) goto nomem;
+        src = &b;
+    } else if (t->pre_metaspace) {
+        bool prefix = !t->metaspace_first_only || is_first;
+        if (prefix && (a.n < 3 || memcmp(a.p, SPM_SPACE, 3) != 0) && !buf_put(&b, SPM_SPACE, 3)) goto nomem;
         if (!replace_all(&b, a.p, a.n, " ", 1, SPM_SPACE, 3)) goto nomem;
         src = &b;
     }
@@ -735,9 +741,9 @@ done:
     return st;
 }
 
-static tv_status encode_fragment(const tv_tokenizer *t, const char *text, size_t len, bool prev_special, tok_ids *out,
-                                 tv_error *err) {
-    if (t->kind == TV_TOK_BPE) return bpe_fragment(t, text, len, out, err);
+static tv_status encode_fragment(const tv_tokenizer *t, const char *text, size_t len, bool prev_special, bool is_first,
+                                 tok_ids *out, tv_error *err) {
+    if (t->kind == TV_TOK_BPE) return bpe_fragment(t, text, len, is_first, out, err);
     if (t->kind == TV_TOK_WPM) return wpm_encode(t, text, len, out, err);
     tok_buf b = {0};
     if (t->add_space_prefix && prev_special && !buf_put(&b, t->escape_spaces ? SPM_SPACE : " ", t->escape_spaces ? 3 : 1))
@@ -784,7 +790,7 @@ tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool 
         int32_t id = first[(uint8_t)text[i]] ? match_special(t, text, len, i, parse_special) : -1;
         if (id < 0) { i++; continue; }
         if (i > frag) {
-            if ((st = encode_fragment(t, text + frag, i - frag, prev_special, &out, err)) != TV_OK) goto fail;
+            if ((st = encode_fragment(t, text + frag, i - frag, prev_special, frag == 0, &out, err)) != TV_OK) goto fail;
         }
         if (!tok_ids_push(&out, id)) goto nomem;
         prev_special = true;
@@ -793,7 +799,7 @@ tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool 
         continue;
     }
     if (len > frag) {
-        if ((st = encode_fragment(t, text + frag, len - frag, prev_special, &out, err)) != TV_OK) goto fail;
+        if ((st = encode_fragment(t, text + frag, len - frag, prev_special, frag == 0, &out, err)) != TV_OK) goto fail;
     }
     *ids = out.v;
     *n_ids = out.n;

