@@ -1,0 +1,102 @@
+// gen_corpus.c — regenerates the fuzz seed corpora in fuzz/corpus/ (small valid files).
+// Not part of the build; run from the repository root after building the library:
+//   cc -std=c17 -D_GNU_SOURCE -Iinclude -Isrc fuzz/gen_corpus.c build/libtinyvllm_core.a
+//      $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lm -lpthread -o /tmp/gen_corpus && /tmp/gen_corpus
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/gguf.h"
+#include "formats/llama2c.h"
+
+static void check(tv_status st, const tv_error *err) {
+    if (st != TV_OK) { fprintf(stderr, "gen_corpus: %s\n", err->msg); exit(1); }
+}
+
+// Every metadata shape, several tensor types, alignment 64.
+static void seed_all_types(const char *path) {
+    gguf_writer *w = gguf_writer_create();
+    tv_error err = { 0 };
+    gguf_set_u32(w, "general.alignment", 64);
+    gguf_set_str(w, "general.architecture", "llama");
+    gguf_set_i32(w, "i", -7);
+    gguf_set_u64(w, "u", 1ull << 40);
+    gguf_set_f32(w, "f", 0.5f);
+    gguf_set_bool(w, "b", true);
+    gguf_value v = { .type = GGUF_TYPE_INT16, .v.i = -3 };
+    gguf_set_value(w, "i16", &v);
+    v = (gguf_value){ .type = GGUF_TYPE_FLOAT64, .v.f = 2.5 };
+    gguf_set_value(w, "f64", &v);
+    uint8_t bools[3] = { 1, 0, 1 };
+    gguf_set_arr_data(w, "ab", GGUF_TYPE_BOOL, bools, 3);
+    float fl[4] = { 1, 2, 3, 4 };
+    gguf_set_arr_data(w, "af", GGUF_TYPE_FLOAT32, fl, 4);
+    const char *strs[3] = { "x", "", "yz" };
+    gguf_set_arr_str(w, "as", strs, NULL, 3);
+    int32_t n1[2] = { 1, 2 };
+    gguf_value inner = { .type = GGUF_TYPE_ARRAY, .arr_type = GGUF_TYPE_INT32, .arr_n = 2, .arr_data = n1 };
+    gguf_value outer = { .type = GGUF_TYPE_ARRAY, .arr_type = GGUF_TYPE_ARRAY, .arr_n = 1, .arr_items = &inner };
+    gguf_set_value(w, "nested", &outer);
+    static uint8_t d[1024];
+    for (size_t i = 0; i < sizeof d; i++) d[i] = (uint8_t)(i * 7);
+    int64_t a[2] = { 4, 2 }, b[1] = { 32 }, c[1] = { 256 }, e[2] = { 8, 1 };
+    check(gguf_add_tensor(w, "a", TV_TYPE_F32, 2, a, d, &err), &err);
+    check(gguf_add_tensor(w, "b", TV_TYPE_Q8_0, 1, b, d, &err), &err);
+    check(gguf_add_tensor(w, "c", TV_TYPE_Q4_K, 1, c, d, &err), &err);
+    check(gguf_add_tensor(w, "e", TV_TYPE_F16, 2, e, d, &err), &err);
+    check(gguf_writer_write(w, path, &err), &err);
+    gguf_writer_free(w);
+}
+
+// A vocab-only file shaped like llama.cpp's (tokens, scores, token types, merges, special ids).
+static void seed_vocab(const char *path) {
+    gguf_writer *w = gguf_writer_create();
+    tv_error err = { 0 };
+    gguf_set_str(w, "general.architecture", "llama");
+    gguf_set_u32(w, "llama.vocab_size", 6);
+    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    const char *toks[6] = { "<unk>", "<s>", "</s>", "<0x0A>", "\xe2\x96\x81" "a", "b" };
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
+    float sc[6] = { 0, 0, 0, 0, -1, -2 };
+    gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, sc, 6);
+    int32_t tt[6] = { 2, 3, 3, 6, 1, 1 };
+    gguf_set_arr_data(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, tt, 6);
+    const char *merges[1] = { "\xe2\x96\x81 a" };
+    gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 1);
+    gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    check(gguf_writer_write(w, path, &err), &err);
+    gguf_writer_free(w);
+}
+
+// A tiny llama2.c model: dim 8, hidden 16, 1 layer, 2 heads, 1 kv head, vocab 8, seq_len 4.
+static void seed_llama2c(const char *path, int version, bool shared) {
+    int32_t h[7] = { 8, 16, 1, 2, 1, shared ? 8 : -8, 4 };
+    size_t n = 8 * 8 + 8 + 8 * 8 + 8 * 4 * 2 + 8 * 8 + 8 + 3 * 8 * 16 + 8 + (version == 0 ? 4 * 4 : 0) + (shared ? 0 : 64);
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); exit(1); }
+    if (version == 1) {
+        uint8_t hdr[256] = { 0 };
+        uint32_t magic = TV_LLAMA2C_MAGIC;
+        int32_t ver = 1;
+        h[5] = 8;
+        memcpy(hdr, &magic, 4);
+        memcpy(hdr + 4, &ver, 4);
+        memcpy(hdr + 8, h, 28);
+        hdr[36] = shared;
+        fwrite(hdr, 1, 256, f);
+    } else {
+        fwrite(h, 4, 7, f);
+    }
+    for (size_t i = 0; i < n; i++) { float x = (float)((i * 37) % 17) / 17.0f - 0.5f; fwrite(&x, 4, 1, f); }
+    fclose(f);
+}
+
+int main(void) {
+    seed_all_types("fuzz/corpus/gguf/all-types");
+    seed_vocab("fuzz/corpus/gguf/vocab");
+    seed_llama2c("fuzz/corpus/llama2c/v0-shared", 0, true);
+    seed_llama2c("fuzz/corpus/llama2c/v0-separate", 0, false);
+    seed_llama2c("fuzz/corpus/llama2c/v1-separate", 1, false);
+    return 0;
+}
