@@ -889,7 +889,7 @@ tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, boo
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab) {
             free(b.p);
-            return tv_fail(err, TV_ERR_RANGE, "detokenize: token id %d out of range [0, %d)", (int)ids[i], (int)t->n_vocab);
+            return tv_fail(err, TV_ERR_RANGE, "token id %d out of range [0, %d)", (int)ids[i], (int)t->n_vocab);
         }
         if (!append_piece(t, ids[i], i ? ids[i - 1] : -1, !skip_special, &b)) goto nomem;
     }
@@ -898,7 +898,7 @@ tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, boo
     return TV_OK;
 nomem:
     free(b.p);
-    return tv_fail(err, TV_ERR_NOMEM, "detokenize: out of memory");
+    return tv_fail(err, TV_ERR_NOMEM, "out of memory");
 }
 
 // ---------------------------------------------------------------------------------------------
