@@ -376,11 +376,13 @@ static value json_value(interp *I, value v, json_opts o, uint32_t pos) {
     return sb_finish(I, &b, pos);
 }
 
-// RuntimeValue.toString(): how {{ v }} prints. none/undefined print nothing (handled by caller).
-static bool print_value(interp *I, sbuf *b, value v, uint32_t pos) {
+// RuntimeValue.toString(); {{ v }} prints it, except that none/undefined print nothing there
+// (rt_string = false) while inside a list's toString they read "null"/"undefined" (rt_string = true).
+static bool rt_value_string(interp *I, sbuf *b, value v, uint32_t pos, bool rt_string) {
     char nb[64];
     switch (v.t) {
-        case V_UNDEF: case V_NONE: return true;
+        case V_UNDEF: if (rt_string) sb_puts(b, "undefined"); return true;
+        case V_NONE: if (rt_string) sb_puts(b, "null"); return true;
         case V_BOOL: sb_puts(b, v.u.b ? "true" : "false"); return true;
         case V_INT: snprintf(nb, sizeof nb, "%lld", (long long)v.u.i); sb_puts(b, nb); return true;
         case V_FLOAT:
@@ -397,23 +399,29 @@ static bool print_value(interp *I, sbuf *b, value v, uint32_t pos) {
     }
     return true;
 }
+static bool print_value(interp *I, sbuf *b, value v, uint32_t pos) { return rt_value_string(I, b, v, pos, false); }
 
-// JS `x.value.toString()` as used by `~`, string `+` and join.
-static void js_string(sbuf *b, value v) {
+// JS `x.value.toString()` as used by `~`, string `+` and join: a list's raw value is a JS array of
+// runtime values, so it reads as their toString()s joined by ","; a dict's raw value is a Map.
+static bool js_string(interp *I, sbuf *b, value v, uint32_t pos) {
     char nb[64];
     switch (v.t) {
-        case V_UNDEF: sb_puts(b, "undefined"); return;
-        case V_NONE: sb_puts(b, "null"); return;
-        case V_BOOL: sb_puts(b, v.u.b ? "true" : "false"); return;
-        case V_INT: snprintf(nb, sizeof nb, "%lld", (long long)v.u.i); sb_puts(b, nb); return;
-        case V_FLOAT: js_num(v.u.f, nb, sizeof nb); sb_puts(b, nb); return;
-        case V_STR: sb_put(b, v.u.s->s, v.u.s->n); return;
+        case V_UNDEF: sb_puts(b, "undefined"); return true;
+        case V_NONE: sb_puts(b, "null"); return true;
+        case V_BOOL: sb_puts(b, v.u.b ? "true" : "false"); return true;
+        case V_INT: snprintf(nb, sizeof nb, "%lld", (long long)v.u.i); sb_puts(b, nb); return true;
+        case V_FLOAT: js_num(v.u.f, nb, sizeof nb); sb_puts(b, nb); return true;
+        case V_STR: sb_put(b, v.u.s->s, v.u.s->n); return true;
         case V_LIST: case V_TUPLE:
-            for (size_t i = 0; i < v.u.l->n; i++) { if (i) sb_puts(b, ","); sb_puts(b, "[object Object]"); }
-            return;
-        case V_DICT: case V_KWARGS: case V_NS: sb_puts(b, "[object Map]"); return;
-        case V_FUNC: sb_puts(b, "[function]"); return;
+            for (size_t i = 0; i < v.u.l->n; i++) {
+                if (i) sb_puts(b, ",");
+                if (!rt_value_string(I, b, v.u.l->v[i], pos, true)) return false;
+            }
+            return true;
+        case V_DICT: case V_KWARGS: case V_NS: sb_puts(b, "[object Map]"); return true;
+        case V_FUNC: sb_puts(b, "[function]"); return true;
     }
+    return true;
 }
 
 // ---- equality ----
@@ -988,7 +996,7 @@ static value apply_filter(interp *I, value v, const tpl_node *fn, env *e) {
             for (size_t i = 0; i < v.u.l->n; i++) {
                 if (i) sb_put(&b, sep.u.s->s, sep.u.s->n);
                 value x = v.u.l->v[i];
-                if (x.t != V_NONE && x.t != V_UNDEF) js_string(&b, x);   // Array.join: null/undefined -> ""
+                if (x.t != V_NONE && x.t != V_UNDEF && !js_string(I, &b, x, pos)) { free(b.s); return UNDEF; }   // Array.join: null/undefined -> ""
             }
         }
         return sb_finish(I, &b, pos);
@@ -1131,7 +1139,7 @@ do_join:;
         sbuf b = {0};
         for (size_t i = 0; i < v.u.l->n; i++) {
             value x = v.u.l->v[i];
-            if (x.t != V_NONE && x.t != V_UNDEF) js_string(&b, x);
+            if (x.t != V_NONE && x.t != V_UNDEF && !js_string(I, &b, x, pos)) { free(b.s); return UNDEF; }
         }
         return sb_finish(I, &b, pos);
     }
@@ -1191,7 +1199,7 @@ static value call_builtin(interp *I, const vfunc *f, const args_t *a, uint32_t p
         }
         case B_RAISE: {
             sbuf b = {0};
-            js_string(&b, a0);
+            if (a0.t != V_UNDEF) js_string(I, &b, a0, pos);   // new Error(undefined) has an empty message
             fail_at(I, pos, TV_ERR_INVALID, "raise_exception: %s", b.s ? b.s : "");
             free(b.s);
             return UNDEF;
@@ -1566,8 +1574,7 @@ static value eval_binary(interp *I, const tpl_node *n, env *e) {
     if (l.t == V_NONE || r.t == V_NONE) return fail_at(I, pos, TV_ERR_INVALID, "Cannot perform operation on null values");
     if (n->op == OP_CONCAT) {
         sbuf b = {0};
-        js_string(&b, l);
-        js_string(&b, r);
+        if (!js_string(I, &b, l, pos) || !js_string(I, &b, r, pos)) { free(b.s); return UNDEF; }
         return sb_finish(I, &b, pos);
     }
     bool ln = is_num(l) || l.t == V_BOOL, rn = is_num(r) || r.t == V_BOOL;
@@ -1633,8 +1640,7 @@ static value eval_binary(interp *I, const tpl_node *n, env *e) {
     }
     if ((l.t == V_STR || r.t == V_STR) && n->op == OP_ADD) {
         sbuf b = {0};
-        js_string(&b, l);
-        js_string(&b, r);
+        if (!js_string(I, &b, l, pos) || !js_string(I, &b, r, pos)) { free(b.s); return UNDEF; }
         return sb_finish(I, &b, pos);
     }
     if (l.t == V_STR && r.t == V_STR && (n->op == OP_IN || n->op == OP_NOTIN)) {
