@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# test_server_openai.sh BIN SHARED — the official `openai` npm client, unmodified, against a real
+# `tinyvllm serve` on loopback (tests/js/server_openai.test.mjs). Exit 77 when node_modules or the
+# shared model is missing.
+set -u
+. "$(dirname "$0")/test_server_common.bash"
+srv_setup "$1" "$2"
+[ -d "$SRV_JS/node_modules/openai" ] || srv_skip "tests/js/node_modules/openai missing (run scripts/setup.sh)"
+export TV_API_KEY=test-key-123
+srv_start --api-key "$TV_API_KEY" --model-alias tiny-test --chat-template "$SRV_TPL" --max-num-seqs 8
+rc=0
+(cd "$SRV_JS" && TV_MODEL_ID=tiny-test node --test --test-reporter=spec server_openai.test.mjs) || rc=1
+srv_stop || rc=1
+exit $rc
