@@ -68,7 +68,7 @@ static tv_status init_path(const char *force, tv_error *err) {
     } else if (force && strncmp(force, "avx512", 6) == 0 && (!force[6] || !strcmp(force + 6, "-novnni"))) {
         if (!f.avx512) return tv_fail(err, TV_ERR_UNSUPPORTED, "kernels: this CPU lacks AVX-512 (F/BW/VL/DQ)");
 #ifdef TV_X86
-        tv_x86_install_avx512(t, f.avx512_vnni && !force[6]);
+        tv_x86_install_avx512(t, f.avx512_vnni && !force[6], f.avx_vnni && !force[6]);
 #endif
         path = "avx512";
     } else if (force && strncmp(force, "avx2", 4) == 0 && (!force[4] || !strcmp(force + 4, "-novnni"))) {
@@ -81,7 +81,7 @@ static tv_status init_path(const char *force, tv_error *err) {
         return tv_fail(err, TV_ERR_INVALID, "kernels: unknown CPU path '%s' (generic|avx2|avx512)", force);
     } else if (f.avx512) {
 #ifdef TV_X86
-        tv_x86_install_avx512(t, f.avx512_vnni);
+        tv_x86_install_avx512(t, f.avx512_vnni, f.avx_vnni);
 #endif
         path = "avx512";
     } else if (f.avx2) {

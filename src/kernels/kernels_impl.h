@@ -52,8 +52,9 @@ static inline void tv_q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8
 }
 
 // ---- x86 installers (x86/*.c): patch a table with the fast kernels of that ISA ----
-// vnni: use VNNI dot instructions (the caller checked CPU support).
-void tv_x86_install_avx2(tv_type_traits *t, bool vnni);
-void tv_x86_install_avx512(tv_type_traits *t, bool vnni);
+// vnni*: use those VNNI dot instructions (the caller checked CPU support): vnni256 = AVX-VNNI
+// (VEX), vnni512 = AVX512-VNNI (EVEX). A CPU can have either without the other.
+void tv_x86_install_avx2(tv_type_traits *t, bool vnni256);
+void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256);
 
 #endif

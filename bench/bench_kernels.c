@@ -1,0 +1,166 @@
+// bench_kernels.c — kernel throughput against the machine's measured limits.
+//
+//   bench_kernels [path] [threads] [type]   path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default best)
+//
+// Measures (all with the given thread count on the library's thread pool):
+//   read bandwidth    sum over a 512 MiB buffer (DRAM roofline for GEMV)
+//   int8 peak         chains of independent vpdpbusd (zmm if AVX512-VNNI, else ymm AVX-VNNI)
+//   GEMV              y = W x, 1 token, W rotated over copies totalling > 128 MiB so reads come from
+//                     DRAM; reported as GB/s of weight bytes and as a fraction of read bandwidth
+//   GEMM              n_tok = 16, 64, 256 tokens; GOPS = 2 * rows * cols * n_tok / s, vs int8 peak
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ---- read bandwidth ----
+typedef struct { const uint64_t *buf; size_t n; uint64_t sink[16][8]; } bw_job;
+static void bw_fn(void *arg, int ith, int nth) {
+    bw_job *j = arg;
+    size_t per = j->n / (size_t)nth, beg = per * (size_t)ith;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = beg; i < beg + per; i += 4) { s0 += j->buf[i]; s1 += j->buf[i + 1]; s2 += j->buf[i + 2]; s3 += j->buf[i + 3]; }
+    j->sink[ith][0] = s0 + s1 + s2 + s3;
+}
+
+// ---- int8 dot peak ----
+typedef struct { double ops[16]; int zmm; } peak_job;
+__attribute__((target("avx512f,avx512vnni"))) static double peak512(void) {
+    __m512i a[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_epi32(i);
+    const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(5);
+    const long iters = 20000000;
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++) a[i] = _mm512_dpbusd_epi32(a[i], u, s);
+    int64_t sink = 0;
+    for (int i = 0; i < 12; i++) sink += _mm512_reduce_add_epi32(a[i]);
+    if (sink == 42) printf(" ");
+    return (double)iters * 12 * 64 * 2;
+}
+__attribute__((target("avx2,avxvnni"))) static double peak256(void) {
+    __m256i a[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_epi32(i);
+    const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(5);
+    const long iters = 20000000;
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++) a[i] = _mm256_dpbusd_avx_epi32(a[i], u, s);
+    int sink = 0;
+    for (int i = 0; i < 12; i++) sink += _mm256_extract_epi32(a[i], 0);
+    if (sink == 42) printf(" ");
+    return (double)iters * 12 * 32 * 2;
+}
+static void peak_fn(void *arg, int ith, int nth) {
+    peak_job *j = arg;
+    j->ops[ith] = j->zmm ? peak512() : peak256();
+}
+
+static void fill(float *x, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 2.0f;
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *path = argc > 1 ? argv[1] : NULL;
+    int nth = argc > 2 ? atoi(argv[2]) : 2;
+    tv_error err = { 0 };
+    if (tv_kernels_init(path, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
+    tv_pool *pool = tv_pool_create(nth, &err);
+    if (!pool) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
+    printf("path %s, %d threads\n", tv_kernels_path(), nth);
+
+    // read bandwidth
+    size_t bw_bytes = (size_t)512 << 20;
+    bw_job bj = { .n = bw_bytes / 8 };
+    uint64_t *buf = aligned_alloc(64, bw_bytes);
+    memset(buf, 1, bw_bytes);
+    bj.buf = buf;
+    double best_bw = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now_s();
+        tv_pool_run(pool, bw_fn, &bj);
+        double bw = (double)bw_bytes / (now_s() - t0) / 1e9;
+        if (bw > best_bw) best_bw = bw;
+    }
+    free(buf);
+    printf("read bandwidth       %7.1f GB/s\n", best_bw);
+
+    peak_job pj = { .zmm = __builtin_cpu_supports("avx512vnni") };
+    double t0 = now_s();
+    tv_pool_run(pool, peak_fn, &pj);
+    double dt = now_s() - t0, ops = 0;
+    for (int i = 0; i < nth; i++) ops += pj.ops[i];
+    double peak = ops / dt / 1e9;
+    printf("int8 dot peak        %7.1f GOPS (%s vpdpbusd)\n", peak, pj.zmm ? "zmm" : "ymm");
+
+    const tv_type all_types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q6_K, TV_TYPE_F16 };
+    const tv_type *types = all_types;
+    size_t n_types = sizeof all_types / sizeof all_types[0];
+    tv_type one;
+    if (argc > 3 && tv_type_from_name(argv[3], &one)) { types = &one; n_types = 1; }
+    const int64_t shapes[][2] = { { 2048, 2048 }, { 5632, 2048 } };   // rows, cols
+    for (size_t si = 0; si < 2; si++) {
+        int64_t rows = shapes[si][0], cols = shapes[si][1];
+        float *wf = malloc(sizeof(float) * (size_t)(rows * cols));
+        fill(wf, (size_t)(rows * cols), 7);
+        for (size_t ti = 0; ti < n_types; ti++) {
+            tv_type t = types[ti];
+            const tv_type_traits *tt = tv_traits(t);
+            size_t rs = tv_row_size(t, cols), wbytes = rs * (size_t)rows;
+            int n_copies = (int)((((size_t)128 << 20) + wbytes - 1) / wbytes);
+            if (n_copies < 2) n_copies = 2;
+            unsigned char *wq = malloc(wbytes * (size_t)n_copies);
+            for (int64_t r = 0; r < rows; r++) tt->from_float(wf + r * cols, wq + (size_t)r * rs, cols);
+            for (int c = 1; c < n_copies; c++) memcpy(wq + (size_t)c * wbytes, wq, wbytes);
+            int64_t max_tok = 256;
+            float *x = malloc(sizeof(float) * (size_t)(max_tok * cols)), *y = malloc(sizeof(float) * (size_t)(max_tok * rows));
+            fill(x, (size_t)(max_tok * cols), 11);
+            size_t ws = tv_matmul_wsize(t, cols, max_tok);
+            void *wsp = ws ? malloc(ws) : NULL;
+            tv_tensor tw = { .name = "w", .type = t, .n_dims = 2, .ne = { cols, rows, 1, 1 }, .nbytes = wbytes };
+            // GEMV from DRAM: rotate copies
+            int iters = 4 * n_copies;
+            tw.data = wq;
+            tv_matmul(&tw, x, 1, y, wsp, pool);
+            t0 = now_s();
+            for (int it = 0; it < iters; it++) {
+                tw.data = wq + (size_t)(it % n_copies) * wbytes;
+                tv_matmul(&tw, x, 1, y, wsp, pool);
+            }
+            double gemv_s = (now_s() - t0) / iters, gbs = (double)wbytes / gemv_s / 1e9;
+            // GEMV hot (weights cache-resident where they fit in L2+L3)
+            tw.data = wq;
+            t0 = now_s();
+            for (int it = 0; it < 50; it++) tv_matmul(&tw, x, 1, y, wsp, pool);
+            double hot_s = (now_s() - t0) / 50;
+            printf("%-4s %5lldx%-5lld GEMV %7.1f us  %6.1f GB/s  %5.1f%% of DRAM read bw  (hot: %6.1f us, %6.1f GB/s)\n",
+                   tt->name, (long long)rows, (long long)cols, gemv_s * 1e6, gbs, 100 * gbs / best_bw, hot_s * 1e6,
+                   (double)wbytes / hot_s / 1e9);
+            const int64_t toks[] = { 16, 64, 256 };
+            for (int k = 0; k < 3; k++) {
+                int64_t nt = toks[k];
+                tv_matmul(&tw, x, nt, y, wsp, pool);
+                int reps = nt >= 256 ? 3 : 10;
+                t0 = now_s();
+                for (int it = 0; it < reps; it++) tv_matmul(&tw, x, nt, y, wsp, pool);
+                double s = (now_s() - t0) / reps, gops = 2.0 * (double)rows * (double)cols * (double)nt / s / 1e9;
+                printf("     GEMM n_tok %3lld %8.1f us  %7.1f GOPS  %5.1f%% of int8 peak\n", (long long)nt, s * 1e6, gops,
+                       100 * gops / peak);
+            }
+            free(wq); free(x); free(y); free(wsp);
+        }
+        free(wf);
+    }
+    tv_pool_free(pool);
+    return 0;
+}
