@@ -57,11 +57,15 @@ typedef enum route {
 // Per-connection request state (MHD's con_cls).
 typedef struct conn {
     route r;
+    const char *allow;            // static: the methods the route takes
+    srv_error early;              // status != 0: the answer, sent once the request is read
+    bool is_options;
     bool is_head;
     bool has_replied;
     bool is_too_large;
     char *body;                   // (len, cap) the upload so far
     size_t len, cap;
+    size_t n_discarded;           // body bytes dropped (after an early answer or over the limit)
     double t_arrival_ms;
 } conn;
 
@@ -905,6 +909,10 @@ static bool auth_ok(const srv_server *s, struct MHD_Connection *c) {
     return diff == 0;
 }
 
+// Answers known at the first call (404, 405, 401, OPTIONS) are sent at the last one, after the
+// (discarded) body: a response queued before the request is fully read forces MHD to close the
+// connection, and keep-alive clients should keep theirs. Only a declared oversized body is answered
+// at once (and the connection closed) so that it is never read.
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     srv_server *s = cls;
@@ -913,36 +921,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(cx = calloc(1, sizeof *cx))) return MHD_NO;
         *con_cls = cx;
         cx->t_arrival_ms = tv_time_ms();
-        const char *allow = NULL;
         bool needs_auth = true;
-        cx->r = find_route(url, &allow, &needs_auth);
-        if (cx->r == R_NONE)
-            return fail(s, c, cx, 404, "invalid_request_error", "not_found", NULL, "no route for %.10s %.200s", method, url);
-        if (!strcmp(method, MHD_HTTP_METHOD_OPTIONS)) {
-            struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-            if (!resp) return MHD_NO;
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-            MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
-            MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
-            MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
-            MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
-            enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, resp);
-            MHD_destroy_response(resp);
-            cx->has_replied = true;
-            srv_metrics_http(s->metrics, 204);
-            return ok;
+        cx->r = find_route(url, &cx->allow, &needs_auth);
+        if (cx->r == R_NONE) {
+            srv_fail(&cx->early, 404, "invalid_request_error", "not_found", NULL, "no route for %.10s %.200s", method, url);
+            return MHD_YES;
         }
+        if (!strcmp(method, MHD_HTTP_METHOD_OPTIONS)) { cx->is_options = true; return MHD_YES; }
         bool is_get_route = cx->r == R_HEALTH || cx->r == R_METRICS || cx->r == R_MODELS || cx->r == R_MODEL_ONE;
         cx->is_head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
         bool method_ok = is_get_route ? (!strcmp(method, MHD_HTTP_METHOD_GET) || cx->is_head)
                                       : !strcmp(method, MHD_HTTP_METHOD_POST);
-        if (!method_ok)
-            return fail(s, c, cx, 405, "invalid_request_error", "method_not_allowed", allow,
-                        "method %.10s is not allowed on %.200s (allowed: %s)", method, url, allow);
-        if (needs_auth && !auth_ok(s, c))
-            return fail(s, c, cx, 401, "invalid_request_error", "invalid_api_key", NULL,
-                        "Incorrect or missing API key: send 'Authorization: Bearer <key>'.");
-        if (is_get_route) return handle_get(s, c, cx, url);
+        if (!method_ok) {
+            srv_fail(&cx->early, 405, "invalid_request_error", "method_not_allowed", NULL,
+                     "method %.10s is not allowed on %.200s (allowed: %s)", method, url, cx->allow);
+            return MHD_YES;
+        }
+        if (needs_auth && !auth_ok(s, c)) {
+            srv_fail(&cx->early, 401, "invalid_request_error", "invalid_api_key", NULL,
+                     "Incorrect or missing API key: send 'Authorization: Bearer <key>'.");
+            return MHD_YES;
+        }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
@@ -960,9 +959,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (cx->is_too_large) return cx->len > 4 * s->max_body ? MHD_NO : MHD_YES;
+        if (cx->early.status || cx->is_options || cx->is_too_large) {  // discarded, but bounded
+            cx->n_discarded += n;
+            return cx->n_discarded > 4 * s->max_body ? MHD_NO : MHD_YES;
+        }
         if (cx->len + n > s->max_body) {
             cx->is_too_large = true;
+            cx->n_discarded = cx->len + n;
             free(cx->body);
             cx->body = NULL;
             cx->len = cx->cap = 0;
@@ -982,10 +985,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cx->body[cx->len] = 0;
         return MHD_YES;
     }
+    if (cx->early.status) return reply_error(s, c, cx, &cx->early, cx->early.status == 405 ? cx->allow : NULL);
+    if (cx->is_options) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!resp) return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, cx->allow);
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", cx->allow);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
+        enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, resp);
+        MHD_destroy_response(resp);
+        cx->has_replied = true;
+        srv_metrics_http(s->metrics, 204);
+        return ok;
+    }
     if (cx->is_too_large)
         return fail(s, c, cx, 413, "invalid_request_error", "request_too_large", NULL,
                     "the request body exceeds the limit of %zu bytes", s->max_body);
     switch (cx->r) {
+    case R_HEALTH: case R_MODELS: case R_MODEL_ONE: case R_METRICS: return handle_get(s, c, cx, url);
     case R_COMPLETIONS: return handle_generate(s, c, cx, SRV_API_COMPLETIONS);
     case R_CHAT: return handle_generate(s, c, cx, SRV_API_CHAT);
     case R_TOKENIZE: return handle_tokenize(s, c, cx);
