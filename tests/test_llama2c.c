@@ -298,12 +298,153 @@ static void test_bad_files(void **state) {
     free(file);
 }
 
+// ---- tokenizer.bin ----
+static void test_vocab(void **state) {
+    (void)state;
+    char path[600];
+    size_t n;
+    uint8_t *file = load_model("aidreams260K.tok512.bin", &n, path, sizeof path);
+    if (!file) { printf("SKIP: %s absent\n", path); skip(); return; }
+    tv_error err = { 0 };
+    tv_llama2c_vocab *v = tv_llama2c_vocab_open(path, 512, &err);
+    if (!v) fail_msg("%s", err.msg);
+    assert_int_equal(v->n_vocab, 512);
+    assert_int_equal(v->max_token_length, 10);
+    assert_string_equal(v->pieces[0], "<unk>");
+    assert_string_equal(v->pieces[1], "\n<s>\n");
+    assert_string_equal(v->pieces[3], "<0x00>");
+    assert_string_equal(v->pieces[258], "<0xFF>");
+    assert_string_equal(v->pieces[262], " a");
+    assert_true(v->scores[262] == -3.0f);
+    assert_int_equal(v->lens[511], 2);   // "μ" in UTF-8
+    tv_llama2c_vocab_free(v);
+    tv_llama2c_vocab_free(NULL);
+
+    // wrong token count: one fewer leaves trailing bytes, one more runs out
+    assert_null(tv_llama2c_vocab_open_memory(file, n, 511, "tok.bin", &err));
+    assert_non_null(strstr(err.msg, "trailing"));
+    assert_null(tv_llama2c_vocab_open_memory(file, n, 513, "tok.bin", &err));
+    assert_non_null(strstr(err.msg, "tok.bin"));
+    assert_null(tv_llama2c_vocab_open_memory(file, n, 1 << 30, "tok.bin", &err));
+    assert_int_equal(err.code, TV_ERR_INVALID);
+    // truncation: every offset of the first 300 bytes, then a stride (exact-size copies for ASan)
+    for (size_t k = 0; k < n; k += k < 300 ? 1 : 97) {
+        uint8_t *copy = malloc(k ? k : 1);
+        memcpy(copy, file, k);
+        tv_llama2c_vocab *t = tv_llama2c_vocab_open_memory(copy, k, 512, "tok.bin", &err);
+        if (t) fail_msg("truncated to %zu still loads", k);
+        assert_non_null(strstr(err.msg, "tok.bin"));
+        free(copy);
+    }
+    // a token longer than max_token_length, a negative length, a bad max_token_length
+    uint8_t *copy = malloc(n);
+    memcpy(copy, file, n);
+    int32_t bad = 11;
+    memcpy(copy + 4 + 4, &bad, 4);   // token 0's length
+    assert_null(tv_llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
+    assert_non_null(strstr(err.msg, "token 0 length 11"));
+    bad = -1;
+    memcpy(copy + 4 + 4, &bad, 4);
+    assert_null(tv_llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
+    memcpy(copy, &bad, 4);
+    assert_null(tv_llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
+    assert_non_null(strstr(err.msg, "max_token_length"));
+    free(copy);
+    free(file);
+}
+
+// ---- conversion to GGUF, read back with the GGUF reader ----
+static void test_convert_to_gguf(void **state) {
+    (void)state;
+    char mpath[600], tpath[600];
+    snprintf(mpath, sizeof mpath, "%s/models/aidreams260K.bin", shared_dir());
+    snprintf(tpath, sizeof tpath, "%s/models/aidreams260K.tok512.bin", shared_dir());
+    if (access(mpath, R_OK) || access(tpath, R_OK)) { printf("SKIP: %s or %s absent\n", mpath, tpath); skip(); return; }
+    tv_error err = { 0 };
+    tv_llama2c *m = tv_llama2c_open(mpath, &err);
+    tv_llama2c_vocab *v = tv_llama2c_vocab_open(tpath, 512, &err);
+    assert_non_null(m);
+    assert_non_null(v);
+    gguf_writer *w = gguf_writer_create();
+    assert_int_equal(tv_llama2c_to_gguf(m, v, "aidreams260K", w, &err), TV_OK);
+    char out[600];
+    snprintf(out, sizeof out, "%s/test_llama2c_%ld.gguf", TV_BINARY_DIR, (long)getpid());
+    if (gguf_writer_write(w, out, &err) != TV_OK) fail_msg("%s", err.msg);
+    gguf_writer_free(w);
+
+    gguf_ctx *g = gguf_open(out, &err);
+    if (!g) fail_msg("%s", err.msg);
+    gguf_str s;
+    int64_t x;
+    double f;
+    assert_true(gguf_get_str(g, "general.architecture", &s)); assert_memory_equal(s.ptr, "llama", 5);
+    struct { const char *key; int64_t want; } K[] = {
+        { "llama.context_length", 128 }, { "llama.embedding_length", 64 }, { "llama.block_count", 4 },
+        { "llama.feed_forward_length", 172 }, { "llama.attention.head_count", 4 }, { "llama.attention.head_count_kv", 4 },
+        { "llama.rope.dimension_count", 16 }, { "llama.vocab_size", 512 }, { "tokenizer.ggml.bos_token_id", 1 },
+        { "tokenizer.ggml.eos_token_id", 2 }, { "tokenizer.ggml.unknown_token_id", 0 }, { "general.file_type", 0 },
+    };
+    for (size_t i = 0; i < sizeof K / sizeof K[0]; i++) {
+        if (!gguf_get_int(g, K[i].key, &x)) fail_msg("missing %s", K[i].key);
+        if (x != K[i].want) fail_msg("%s = %lld, want %lld", K[i].key, (long long)x, (long long)K[i].want);
+        assert_int_equal(gguf_get(g, K[i].key)->type, GGUF_TYPE_UINT32);   // llama.cpp reads these as u32
+    }
+    assert_true(gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &f)); assert_float_equal(f, 1e-5, 1e-12);
+    assert_true(gguf_get_float(g, "llama.rope.freq_base", &f)); assert_true(f == 10000.0);
+    assert_int_equal(gguf_get(g, "llama.rope.freq_base")->type, GGUF_TYPE_FLOAT32);
+    assert_true(gguf_get_str(g, "tokenizer.ggml.model", &s)); assert_memory_equal(s.ptr, "llama", 5);
+    const gguf_value *tok = gguf_get(g, "tokenizer.ggml.tokens"), *tt = gguf_get(g, "tokenizer.ggml.token_type");
+    const gguf_value *sc = gguf_get(g, "tokenizer.ggml.scores");
+    assert_int_equal(tok->arr_n, 512);
+    assert_int_equal(tt->arr_type, GGUF_TYPE_INT32);
+    assert_int_equal(sc->arr_type, GGUF_TYPE_FLOAT32);
+    // SentencePiece spellings, as in llama.cpp's own llama vocab (ggml-vocab-llama-spm.gguf)
+    gguf_str t1 = gguf_arr_str(tok, 1), t2 = gguf_arr_str(tok, 2), t262 = gguf_arr_str(tok, 262), t13 = gguf_arr_str(tok, 13);
+    assert_int_equal(t1.len, 3); assert_memory_equal(t1.ptr, "<s>", 3);
+    assert_int_equal(t2.len, 4); assert_memory_equal(t2.ptr, "</s>", 4);
+    assert_int_equal(t262.len, 4); assert_memory_equal(t262.ptr, "\xe2\x96\x81" "a", 4);
+    assert_int_equal(t13.len, 6); assert_memory_equal(t13.ptr, "<0x0A>", 6);
+    assert_int_equal(gguf_arr_int(tt, 0), 2);
+    assert_int_equal(gguf_arr_int(tt, 1), 3);
+    assert_int_equal(gguf_arr_int(tt, 2), 3);
+    assert_int_equal(gguf_arr_int(tt, 3), 6);
+    assert_int_equal(gguf_arr_int(tt, 258), 6);
+    assert_int_equal(gguf_arr_int(tt, 259), 1);
+    assert_true(gguf_arr_float(sc, 262) == -3.0);
+    // every tensor: same shape and bytes as the llama2.c view; the classifier stays tied
+    assert_int_equal(gguf_n_tensors(g), tv_llama2c_n_tensors(m));
+    assert_null(gguf_find_tensor(g, "output.weight"));
+    for (int i = 0; i < tv_llama2c_n_tensors(m); i++) {
+        const tv_tensor *t = tv_llama2c_tensor(m, i);
+        const gguf_tensor_info *gt = gguf_find_tensor(g, t->name);
+        if (!gt) fail_msg("GGUF lacks %s", t->name);
+        assert_int_equal(gt->type, TV_TYPE_F32);
+        assert_memory_equal(gt->ne, t->ne, sizeof t->ne);
+        assert_int_equal(gt->nbytes, t->nbytes);
+        if (memcmp(gt->data, t->data, t->nbytes)) fail_msg("%s bytes differ", t->name);
+    }
+    gguf_close(g);
+    unlink(out);
+
+    // a tokenizer of the wrong size is refused
+    v->n_vocab = 511;
+    w = gguf_writer_create();
+    assert_int_equal(tv_llama2c_to_gguf(m, v, NULL, w, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "511"));
+    v->n_vocab = 512;
+    gguf_writer_free(w);
+    tv_llama2c_vocab_free(v);
+    tv_llama2c_close(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_aidreams),
         cmocka_unit_test(test_stories_gqa),
         cmocka_unit_test(test_v1_and_separate_classifier),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_vocab),
+        cmocka_unit_test(test_convert_to_gguf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -277,3 +277,179 @@ const tv_tensor *tv_llama2c_find(const tv_llama2c *m, const char *name) {
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
     return NULL;
 }
+
+// ---- tokenizer.bin ----
+#define MAX_TOKEN_LEN 65536
+
+void tv_llama2c_vocab_free(tv_llama2c_vocab *v) {
+    if (!v) return;
+    if (v->pieces) for (int32_t i = 0; i < v->n_vocab; i++) free(v->pieces[i]);
+    free(v->pieces);
+    free(v->scores);
+    free(v->lens);
+    free(v);
+}
+
+tv_llama2c_vocab *tv_llama2c_vocab_open_memory(const void *data, size_t size, int32_t n_vocab, const char *label,
+                                               tv_error *err) {
+    const uint8_t *p = data;
+    const char *L = label ? label : "<memory>";
+    if (n_vocab <= 0 || n_vocab > MAX_VOCAB) { tv_fail(err, TV_ERR_INVALID, "%s: vocab size %d out of range", L, n_vocab); return NULL; }
+    if (!p || size < 4) { tv_fail(err, TV_ERR_FORMAT, "%s: truncated at offset 0 reading max_token_length", L); return NULL; }
+    // each token takes at least 8 bytes: refuse a vocab size the file cannot hold before allocating
+    if ((size - 4) / 8 < (size_t)n_vocab) {
+        tv_fail(err, TV_ERR_FORMAT, "%s: %zu bytes cannot hold %d tokens (wrong tokenizer for this model?)", L, size, n_vocab);
+        return NULL;
+    }
+    tv_llama2c_vocab *v = calloc(1, sizeof *v);
+    if (!v) goto nomem;
+    v->n_vocab = 0;
+    v->scores = calloc((size_t)n_vocab, sizeof *v->scores);
+    v->pieces = calloc((size_t)n_vocab, sizeof *v->pieces);
+    v->lens = calloc((size_t)n_vocab, sizeof *v->lens);
+    if (!v->scores || !v->pieces || !v->lens) goto nomem;
+    v->max_token_length = rd_i32(p);
+    if (v->max_token_length < 0 || v->max_token_length > MAX_TOKEN_LEN) {
+        tv_fail(err, TV_ERR_FORMAT, "%s: max_token_length %d at offset 0 is not in 0..%d", L, v->max_token_length, MAX_TOKEN_LEN);
+        goto fail;
+    }
+    size_t pos = 4;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        if (size - pos < 8) {
+            tv_fail(err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading token %d of %d", L, pos, i, n_vocab);
+            goto fail;
+        }
+        memcpy(&v->scores[i], p + pos, 4);
+        int32_t len = rd_i32(p + pos + 4);
+        if (len < 0 || len > v->max_token_length) {
+            tv_fail(err, TV_ERR_FORMAT, "%s: token %d length %d at offset %zu is not in 0..max_token_length %d", L, i, len,
+                    pos + 4, v->max_token_length);
+            goto fail;
+        }
+        pos += 8;
+        if (size - pos < (size_t)len) {
+            tv_fail(err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading the %d bytes of token %d", L, pos, len, i);
+            goto fail;
+        }
+        v->pieces[i] = malloc((size_t)len + 1);
+        if (!v->pieces[i]) goto nomem;
+        v->n_vocab = i + 1;
+        memcpy(v->pieces[i], p + pos, (size_t)len);
+        v->pieces[i][len] = 0;
+        v->lens[i] = (uint32_t)len;
+        pos += (size_t)len;
+    }
+    if (pos != size) {
+        tv_fail(err, TV_ERR_FORMAT, "%s: %zu trailing bytes after %d tokens at offset %zu (wrong tokenizer for this model?)",
+                L, size - pos, n_vocab, pos);
+        goto fail;
+    }
+    return v;
+nomem:
+    tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", L);
+fail:
+    tv_llama2c_vocab_free(v);
+    return NULL;
+}
+
+tv_llama2c_vocab *tv_llama2c_vocab_open(const char *path, int32_t n_vocab, tv_error *err) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { tv_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+        tv_fail(err, TV_ERR_IO, "%s: not a readable non-empty regular file", path);
+        close(fd);
+        return NULL;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) { tv_fail(err, TV_ERR_IO, "%s: mmap failed: %s", path, strerror(errno)); return NULL; }
+    tv_llama2c_vocab *v = tv_llama2c_vocab_open_memory(map, (size_t)st.st_size, n_vocab, path, err);
+    munmap(map, (size_t)st.st_size);
+    return v;
+}
+
+// ---- conversion to GGUF ----
+// Is piece "<0xXX>" with two uppercase hex digits?
+static bool is_byte_piece(const char *s, uint32_t len) {
+    if (len != 6 || memcmp(s, "<0x", 3) || s[5] != '>') return false;
+    for (int i = 3; i < 5; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F'))) return false;
+    return true;
+}
+
+static tv_status vocab_to_gguf(const tv_llama2c_vocab *v, gguf_writer *w, tv_error *err) {
+    tv_status st = TV_OK;
+    size_t n = (size_t)v->n_vocab;
+    char **toks = calloc(n, sizeof *toks);
+    uint64_t *lens = calloc(n, sizeof *lens);
+    int32_t *types = calloc(n, sizeof *types);
+    if (!toks || !lens || !types) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory converting the vocab"); goto done; }
+    for (size_t i = 0; i < n; i++) {
+        const char *p = v->pieces[i];
+        uint32_t len = v->lens[i];
+        if (i == 1 && len == 5 && !memcmp(p, "\n<s>\n", 5)) { p = "<s>"; len = 3; }
+        if (i == 2 && len == 6 && !memcmp(p, "\n</s>\n", 6)) { p = "</s>"; len = 4; }
+        types[i] = i == 0 ? 2 : (i == 1 || i == 2) ? 3 : is_byte_piece(p, len) ? 6 : 1;
+        size_t n_sp = 0;
+        for (uint32_t k = 0; k < len; k++) n_sp += p[k] == ' ';
+        toks[i] = malloc(len + 2 * n_sp + 1);   // ' ' (1 byte) -> U+2581 (3 bytes)
+        if (!toks[i]) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory converting the vocab"); goto done; }
+        size_t o = 0;
+        for (uint32_t k = 0; k < len; k++) {
+            if (p[k] == ' ' && types[i] == 1) { memcpy(toks[i] + o, "\xe2\x96\x81", 3); o += 3; }
+            else toks[i][o++] = p[k];
+        }
+        toks[i][o] = 0;
+        lens[i] = o;
+    }
+    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_set_str(w, "tokenizer.ggml.pre", "default");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, lens, n);
+    gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, v->scores, n);
+    gguf_set_arr_data(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n);
+    gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+done:
+    if (toks) for (size_t i = 0; i < n; i++) free(toks[i]);
+    free(toks);
+    free(lens);
+    free(types);
+    return st;
+}
+
+tv_status tv_llama2c_to_gguf(const tv_llama2c *m, const tv_llama2c_vocab *vocab, const char *name, gguf_writer *w,
+                             tv_error *err) {
+    const tv_llama2c_config *c = &m->cfg;
+    if (vocab && vocab->n_vocab != c->vocab_size)
+        return tv_fail(err, TV_ERR_INVALID, "%s: the tokenizer has %d tokens but the model's vocab_size is %d", m->label,
+                       vocab->n_vocab, c->vocab_size);
+    gguf_set_str(w, "general.architecture", "llama");
+    if (name) gguf_set_str(w, "general.name", name);
+    gguf_set_u32(w, "general.file_type", 0);   // LLAMA_FTYPE_ALL_F32
+    gguf_set_u32(w, "llama.context_length", (uint32_t)c->seq_len);
+    gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->dim);
+    gguf_set_u32(w, "llama.block_count", (uint32_t)c->n_layers);
+    gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
+    gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_set_f32(w, "llama.rope.freq_base", 10000.0f);
+    gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)(c->dim / c->n_heads));
+    gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size);
+    if (vocab) {
+        tv_status st = vocab_to_gguf(vocab, w, err);
+        if (st != TV_OK) return st;
+    } else {
+        gguf_set_str(w, "tokenizer.ggml.model", "no_vocab");
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tv_tensor *t = &m->tensors[i];
+        tv_status st = gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, err);
+        if (st != TV_OK) return st;
+    }
+    return TV_OK;
+}

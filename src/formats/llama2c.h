@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "formats/gguf.h"
 #include "kernels/kernels.h"
 #include "tinyvllm.h"
 
@@ -64,5 +65,40 @@ const tv_llama2c_config *tv_llama2c_get_config(const tv_llama2c *m);
 int tv_llama2c_n_tensors(const tv_llama2c *m);
 const tv_tensor *tv_llama2c_tensor(const tv_llama2c *m, int i);   // NULL when i is out of range
 const tv_tensor *tv_llama2c_find(const tv_llama2c *m, const char *name);   // NULL when absent
+
+// ---- llama2.c tokenizer files (tokenizer.bin) ----
+// Grammar (little-endian): i32 max_token_length | n_vocab × { f32 score | i32 len | len bytes }.
+// The token count is not stored: it is the model's vocab_size, and the file must end exactly
+// after the last token. Pieces are stored as llama2.c writes them: ' ' for spaces (where
+// SentencePiece writes U+2581), ids 3..258 are "<0xXX>" byte tokens, and <s> / </s> appear as
+// "\n<s>\n" / "\n</s>\n". Every length is checked (0 <= len <= max_token_length <= 65536).
+typedef struct tv_llama2c_vocab {
+    int32_t n_vocab;
+    int32_t max_token_length;
+    float *scores;        // (n_vocab) merge scores
+    char **pieces;        // (n_vocab) NUL-terminated copies of the stored bytes
+    uint32_t *lens;       // (n_vocab) byte lengths of the pieces (a piece may contain NUL bytes)
+} tv_llama2c_vocab;
+
+tv_llama2c_vocab *tv_llama2c_vocab_open(const char *path, int32_t n_vocab, tv_error *err);
+tv_llama2c_vocab *tv_llama2c_vocab_open_memory(const void *data, size_t size, int32_t n_vocab, const char *label,
+                                               tv_error *err);
+void tv_llama2c_vocab_free(tv_llama2c_vocab *v);   // NULL is a no-op
+
+// ---- conversion to GGUF ----
+// Fills w with a llama GGUF equivalent of m: general.architecture = "llama", general.name = name
+// (may be NULL), general.file_type = 0 (all F32), the llama.* hyperparameters llama.cpp reads
+// (context_length = seq_len, embedding_length, block_count, feed_forward_length,
+// attention.head_count, attention.head_count_kv, attention.layer_norm_rms_epsilon = 1e-5 as
+// llama2.c, rope.freq_base = 10000, rope.dimension_count = head size, vocab_size) and every tensor
+// (F32, data pointing into m: keep m open until the writer has written). output.weight is
+// omitted when the classifier is shared (llama.cpp then ties it to token_embd.weight).
+// With vocab (n_vocab must equal the model's vocab_size): tokenizer.ggml.model = "llama",
+// tokens (' ' -> U+2581, "\n<s>\n" -> "<s>", "\n</s>\n" -> "</s>"), scores, token_type
+// (1 normal, 2 unknown, 3 control, 6 byte), bos/eos/unknown ids 1/2/0, add_bos_token true,
+// add_eos_token false. Without vocab: tokenizer.ggml.model = "no_vocab" (llama.cpp's marker for a
+// model without a tokenizer; token ids only). Setter failures surface at gguf_writer_write.
+tv_status tv_llama2c_to_gguf(const tv_llama2c *m, const tv_llama2c_vocab *vocab, const char *name, gguf_writer *w,
+                             tv_error *err);
 
 #endif

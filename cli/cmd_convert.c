@@ -1,0 +1,81 @@
+// cmd_convert.c — `tinyvllm convert llama2c MODEL.bin [TOKENIZER.bin] -o OUT.gguf [--name NAME]`:
+// a llama2.c checkpoint (v0 or v1) -> a GGUF v3 llama model with F32 tensors that llama.cpp and
+// tinyvllm load. The conversion itself is tv_llama2c_to_gguf() (src/formats/llama2c.h).
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "formats/gguf.h"
+#include "formats/llama2c.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tinyvllm convert llama2c MODEL.bin [TOKENIZER.bin] -o OUT.gguf [--name NAME]\n"
+            "\n"
+            "Converts a llama2.c checkpoint (legacy v0 or v1 \"ak42\", fp32) to a GGUF v3 llama model.\n"
+            "TOKENIZER.bin is llama2.c's tokenizer file; without it the model has no vocabulary\n"
+            "(tokenizer.ggml.model = \"no_vocab\") and works on token ids only.\n"
+            "  -o, --output PATH   where to write the GGUF file (required)\n"
+            "  --name NAME         general.name (default: MODEL's file name without .bin)\n");
+}
+
+static int fail_usage(const char *what, const char *arg) {
+    fprintf(stderr, "tinyvllm convert: %s%s%s (see tinyvllm convert --help)\n", what, arg ? ": " : "", arg ? arg : "");
+    return 2;
+}
+
+int cmd_convert(int argc, char **argv) {
+    const char *format = NULL, *model_path = NULL, *tok_path = NULL, *out = NULL, *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--name")) {
+            if (i + 1 >= argc) return fail_usage("missing value for", a);
+            if (!strcmp(a, "--name")) name = argv[++i]; else out = argv[++i];
+            continue;
+        }
+        if (a[0] == '-' && a[1]) return fail_usage("unknown option", a);
+        if (!format) format = a;
+        else if (!model_path) model_path = a;
+        else if (!tok_path) tok_path = a;
+        else return fail_usage("unexpected argument", a);
+    }
+    if (!format) return fail_usage("missing the source format (llama2c)", NULL);
+    if (strcmp(format, "llama2c")) return fail_usage("unknown source format (supported: llama2c)", format);
+    if (!model_path) return fail_usage("missing MODEL.bin", NULL);
+    if (!out) return fail_usage("missing -o OUT.gguf", NULL);
+
+    char default_name[256];
+    if (!name) {
+        const char *base = strrchr(model_path, '/');
+        base = base ? base + 1 : model_path;
+        snprintf(default_name, sizeof default_name, "%s", base);
+        size_t n = strlen(default_name);
+        if (n > 4 && !strcmp(default_name + n - 4, ".bin")) default_name[n - 4] = 0;
+        name = default_name;
+    }
+
+    int rc = 1;
+    tv_error err = { 0 };
+    tv_llama2c_vocab *vocab = NULL;
+    gguf_writer *w = NULL;
+    tv_llama2c *m = tv_llama2c_open(model_path, &err);
+    if (!m) goto done;
+    const tv_llama2c_config *c = tv_llama2c_get_config(m);
+    if (tok_path && !(vocab = tv_llama2c_vocab_open(tok_path, c->vocab_size, &err))) goto done;
+    w = gguf_writer_create();
+    if (!w) { snprintf(err.msg, sizeof err.msg, "out of memory"); goto done; }
+    if (tv_llama2c_to_gguf(m, vocab, name, w, &err) != TV_OK) goto done;
+    if (gguf_writer_write(w, out, &err) != TV_OK) goto done;
+    printf("wrote %s: llama2.c v%d, dim %d, hidden %d, layers %d, heads %d/%d kv, vocab %d%s, ctx %d, %d tensors (F32)%s\n",
+           out, c->version, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
+           c->shared_classifier ? " (tied output)" : "", c->seq_len, tv_llama2c_n_tensors(m),
+           vocab ? ", with tokenizer" : ", no tokenizer");
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "tinyvllm convert: %s\n", err.msg);
+    gguf_writer_free(w);
+    tv_llama2c_vocab_free(vocab);
+    tv_llama2c_close(m);
+    return rc;
+}
