@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# test_bench.sh <tinyvllm-binary> <shared-dir> — `tinyvllm bench` end to end on a tiny model:
+# the JSON has every field with sane values (no speed thresholds), the KV accounting adds up, and
+# --compare parses llama-bench's JSON and markdown output (samples in the documented formats).
+# Exit 77 = skipped.
+set -u
+BIN=${1:?usage: test_bench.sh TINYVLLM SHARED_DIR}
+SHARED=${2:-}
+command -v node >/dev/null 2>&1 || { echo "SKIP: node is needed to check the JSON"; exit 77; }
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+MODEL="$TMP/tiny.gguf"
+if ! "$BIN" synth --preset tiny -o "$MODEL" >"$TMP/synth.log" 2>&1; then
+  if [ -n "$SHARED" ] && [ -f "$SHARED/models/stories260K.bin" ]; then
+    echo "note: 'tinyvllm synth' unavailable ($(head -c 200 "$TMP/synth.log")); using stories260K.bin"
+    MODEL="$SHARED/models/stories260K.bin"
+  else
+    echo "SKIP: no 'tinyvllm synth' and no shared stories260K.bin"; exit 77
+  fi
+fi
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# ---- usage errors: exit 2 with one line naming the command ----
+"$BIN" bench >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ] || fail "bench without -m: exit $rc, want 2"
+grep -q '^tinyvllm bench: ' "$TMP/err" || fail "usage error line: $(cat "$TMP/err")"
+"$BIN" bench -m "$MODEL" --no-such-flag >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "unknown flag: exit $rc, want 2"
+"$BIN" bench -m "$MODEL" --compare nonsense >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "--compare without '=': exit $rc, want 2"
+"$BIN" bench -m "$TMP/missing.gguf" -p 16 -n 8 >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 1 ] || fail "missing model: exit $rc, want 1"
+
+# ---- peer outputs in llama-bench's formats ----
+cat >"$TMP/peer.json" <<'EOF'
+[
+  {"build_commit": "0000000", "model_type": "llama ?B F32", "n_threads": 2, "n_prompt": 16, "n_gen": 0,
+   "n_depth": 0, "avg_ns": 1000000, "stddev_ns": 0, "avg_ts": 250.5, "stddev_ts": 1.5},
+  {"build_commit": "0000000", "model_type": "llama ?B F32", "n_threads": 2, "n_prompt": 16, "n_gen": 0,
+   "n_depth": 512, "avg_ns": 1000000, "stddev_ns": 0, "avg_ts": 9999.0, "stddev_ts": 1.5},
+  {"build_commit": "0000000", "model_type": "llama ?B F32", "n_threads": 2, "n_prompt": 0, "n_gen": 8,
+   "n_depth": 0, "avg_ns": 1000000, "stddev_ns": 0, "avg_ts": 125.25, "stddev_ts": 0.5}
+]
+EOF
+cat >"$TMP/peer.md" <<'EOF'
+| model                          |       size |     params | backend    |    threads | test       |              t/s |
+| ------------------------------ | ---------: | ---------: | ---------- | ---------: | ---------- | ---------------: |
+| llama ?B F32                   |   1.00 MiB |     0.26 M | CPU        |          2 | pp 16      |     40.00 ± 0.07 |
+| llama ?B F32                   |   1.00 MiB |     0.26 M | CPU        |          2 |   tg8 @ d512 |    9.00 ± 0.02 |
+| llama ?B F32                   |   1.00 MiB |     0.26 M | CPU        |          2 |        tg8 |     20.00 ± 0.02 |
+EOF
+
+OUT="$TMP/out.json"
+"$BIN" bench -m "$MODEL" -t 2 -p 16 -n 8 --batch 4 -r 2 --roofline --json \
+  --compare "jsonpeer=cat $TMP/peer.json" --compare "mdpeer=cat $TMP/peer.md" >"$OUT" 2>"$TMP/err" \
+  || fail "bench exit $?: $(cat "$TMP/err")"
+
+node - "$OUT" <<'EOF' || exit 1
+const fs = require('fs');
+const text = fs.readFileSync(process.argv[2], 'utf8').trim();
+const lines = text.split('\n');
+if (lines.length !== 1) { console.log('FAIL: want one JSON line, got ' + lines.length); process.exit(1); }
+const j = JSON.parse(text);
+const bad = [];
+const pos = ['pp_tok_s', 'tg_tok_s', 'batch_decode_tok_s', 'load_ms', 'peak_rss_mb', 'mem_bw_gbs',
+             'int8_peak_gops', 'fp32_peak_gflops', 'tg_frac_of_bw', 'pp_frac_of_int8_peak'];
+for (const k of pos)
+  if (typeof j[k] !== 'number' || !isFinite(j[k]) || !(j[k] > 0)) bad.push(`${k}=${j[k]} (want > 0)`);
+if (j.load_ms < 0) bad.push('load_ms negative');
+if (j.batch !== 4) bad.push(`batch=${j.batch}`);
+for (const k of ['pp', 'tg', 'batch_decode'])
+  if (!(j[k + '_tok_s_min'] <= j[k + '_tok_s'] && j[k + '_tok_s'] <= j[k + '_tok_s_max'])) bad.push(`${k}: min <= median <= max`);
+// fractions of a measured bound: a result can't beat the hardware by an order of magnitude
+for (const k of ['tg_frac_of_bw', 'pp_frac_of_int8_peak']) if (!(j[k] < 10)) bad.push(`${k}=${j[k]} implausible`);
+// KV: allocated slots cover the tokens held, waste below one block per sequence
+const w = j.kv_wasted_slots_per_seq;
+if (typeof w !== 'number' || w < 0 || w >= j.kv_block_size) bad.push(`kv_wasted_slots_per_seq=${w} (block ${j.kv_block_size})`);
+if (!(j.kv_slots_allocated >= j.kv_slots_used)) bad.push('kv allocated < used');
+if (Math.abs((j.kv_slots_allocated - j.kv_slots_used) / 4 - w) > 1e-9) bad.push('kv waste != (allocated - used) / batch');
+// 4 sequences with 128-token prompts: at least 4*129 tokens held at full batch, at most 4*(128+8)
+if (!(j.kv_slots_used >= 4 * 129 && j.kv_slots_used <= 4 * 136)) bad.push(`kv_slots_used=${j.kv_slots_used}`);
+if (j.kv_slots_allocated % j.kv_block_size !== 0) bad.push('allocated slots not whole blocks');
+// peers: depth-0 rows only, numbers as printed
+const peers = Object.fromEntries((j.peers || []).map(p => [p.name, p]));
+const jp = peers.jsonpeer, mp = peers.mdpeer;
+if (!jp || !jp.ok || jp.pp_tok_s !== 250.5 || jp.tg_tok_s !== 125.25 || jp.pp_n !== 16 || jp.tg_n !== 8)
+  bad.push('json peer parsed as ' + JSON.stringify(jp));
+if (!mp || !mp.ok || mp.pp_tok_s !== 40 || mp.tg_tok_s !== 20 || mp.pp_n !== 16 || mp.tg_n !== 8)
+  bad.push('markdown peer parsed as ' + JSON.stringify(mp));
+if (bad.length) { console.log('FAIL: ' + bad.join('; ')); console.log(text); process.exit(1); }
+console.log(`ok: pp ${j.pp_tok_s.toFixed(1)} tok/s, tg ${j.tg_tok_s.toFixed(1)} tok/s, batch4 ${j.batch_decode_tok_s.toFixed(1)} tok/s, ` +
+            `bw ${j.mem_bw_gbs.toFixed(1)} GB/s, int8 ${j.int8_peak_gops.toFixed(0)} GOPS, kv waste ${w}/seq`);
+EOF
+
+# ---- the human table carries the same tests and the comparison ----
+"$BIN" bench -m "$MODEL" -t 1 -p 16 -n 8 -r 1 --compare "mdpeer=cat $TMP/peer.md" >"$TMP/table" 2>"$TMP/err" \
+  || fail "table run: $(cat "$TMP/err")"
+grep -q '^pp16 ' "$TMP/table" && grep -q '^tg8 ' "$TMP/table" || fail "table rows: $(cat "$TMP/table")"
+grep -q 'mdpeer' "$TMP/table" || fail "no comparison column: $(cat "$TMP/table")"
+
+# ---- a failing peer: results still printed, exit 1, the reason on stderr ----
+"$BIN" bench -m "$MODEL" -t 1 -p 16 -n 8 -r 1 --compare "broken=exit 3" >"$TMP/table" 2>"$TMP/err"; rc=$?
+[ $rc -eq 1 ] || fail "failing peer: exit $rc, want 1"
+grep -q 'broken' "$TMP/err" || fail "failing peer not named: $(cat "$TMP/err")"
+grep -q '^pp16 ' "$TMP/table" || fail "results missing when a peer fails"
+echo "PASS"
