@@ -55,7 +55,7 @@ static void test_int8_chains(void **st) {
     for (size_t i = 0; i < sizeof iters / sizeof iters[0]; i++) {
         int64_t n = iters[i];
         if (has_avx2()) assert_int_equal(roofline_avx2_int8(n), int8_closed_form(ROOFLINE_CHAINS_MADDUBS, 8, n));
-        if (has_avx2() && __builtin_cpu_supports("avxvnni"))
+        if (has_avx2() && roofline_cpu_has_avxvnni())
             assert_int_equal(roofline_avxvnni_int8(n), int8_closed_form(ROOFLINE_CHAINS_YMM, 8, n));
         if (has_avx512() && __builtin_cpu_supports("avx512vnni"))
             assert_int_equal(roofline_avx512_int8(n), int8_closed_form(ROOFLINE_CHAINS_ZMM, 16, n));

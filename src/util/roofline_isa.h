@@ -11,6 +11,7 @@
 #ifndef TV_UTIL_ROOFLINE_ISA_H
 #define TV_UTIL_ROOFLINE_ISA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,7 @@
 #define ROOFLINE_AVX2_FP32_FLOPS_PER_ITER (ROOFLINE_CHAINS_YMM * 16)      // vfmadd ymm: 8 lanes x 2
 
 #if defined(__x86_64__)
+bool roofline_cpu_has_avxvnni(void);   // CPUID leaf 7.1 EAX bit 4 (in roofline.c)
 uint32_t roofline_avx512_read_sum(const void *buf, size_t n_bytes);
 uint32_t roofline_avx512_int8(int64_t n_iter);
 float roofline_avx512_fp32(int64_t n_iter);
