@@ -131,47 +131,60 @@ INLINE void float_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x
     }
 }
 
-// ======================= Q4_K / Q6_K × Q8_K (vec_dot) =======================
-INLINE void q4_K_dot(int64_t n, float *s, const void *vw, const void *vx) {
-    const tv_block_q4_K *a = vw;
-    const tv_block_q8_K *b = vx;
+// ======================= Q4_K / Q6_K × Q8_K =======================
+// One weight row × up to 4 tokens: the row's nibbles and 6-bit scales are unpacked once per
+// super-block and reused for every token. Products: vpmaddubsw (u4/u6 × s8, no saturation:
+// 63 * 127 * 2 < 32768) then vpmaddwd with the sub-block scale as int16. Min / offset terms come
+// from the activation's bsums.
+INLINE void q4_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
+                      int64_t ys, const int R, const int T, const int unused) {
+    (void)wrs; (void)R; (void)unused;
+    const tv_block_q4_K *a = (const tv_block_q4_K *)w;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    float sum = 0.0f;
+    float sum[4] = { 0 };
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         uint8_t sc[8], mn[8];
         for (int j = 0; j < 8; j++) tv_q4_K_scale_min(j, a[i].scales, &sc[j], &mn[j]);
-        int32_t summ = 0;
-        for (int j = 0; j < 8; j++) summ += mn[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
-        __m256i acc = _mm256_setzero_si256();
+        __m256i acc[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
             __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            __m256i ylo = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c));
-            __m256i yhi = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32));
-            __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_set1_epi16(sc[2 * c]));
-            __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), _mm256_set1_epi16(sc[2 * c + 1]));
-            acc = _mm256_add_epi32(acc, _mm256_add_epi32(plo, phi));
+            __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
+                __m256i ylo = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c));
+                __m256i yhi = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c + 32));
+                __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), slo);
+                __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), shi);
+                acc[t] = _mm256_add_epi32(acc[t], _mm256_add_epi32(plo, phi));
+            }
         }
-        int32_t sumi = hsum_epi32(acc);
-        sum += b[i].d * (f16v(a[i].d) * (float)sumi - f16v(a[i].dmin) * (float)summ);
+        float dw = f16v(a[i].d), dmin = f16v(a[i].dmin);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
+            int32_t summ = 0;
+            for (int j = 0; j < 8; j++) summ += mn[j] * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
+            sum[t] += b->d * (dw * (float)hsum_epi32(acc[t]) - dmin * (float)summ);
+        }
     }
-    *s = sum;
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = sum[t];
 }
 
-INLINE void q6_K_dot(int64_t n, float *s, const void *vw, const void *vx) {
-    const tv_block_q6_K *a = vw;
-    const tv_block_q8_K *b = vx;
+INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
+                      int64_t ys, const int R, const int T, const int unused) {
+    (void)wrs; (void)R; (void)unused;
+    const tv_block_q6_K *a = (const tv_block_q6_K *)w;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-    float sum = 0.0f;
+    float sum[4] = { 0 };
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
-        int32_t corr = 0;   // the -32 offset: 32 * sum_k scale_k * sum(x in sub-block k)
-        for (int k = 0; k < 16; k++) corr += a[i].scales[k] * b[i].bsums[k];
-        __m256i acc = _mm256_setzero_si256();
+        __m256i acc[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
-            __m256i q[4];
+            __m256i q[4], scv[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
             q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
@@ -179,20 +192,28 @@ INLINE void q6_K_dot(int64_t n, float *s, const void *vw, const void *vx) {
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-            for (int k = 0; k < 4; k++) {
-                int e = 128 * h + 32 * k;   // first element; sub-blocks e/16 and e/16 + 1
-                __m256i yv = _mm256_loadu_si256((const __m256i *)(b[i].qs + e));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(a[i].scales[e / 16 + 1]), _mm_set1_epi16(a[i].scales[e / 16]));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), scv));
+            for (int k = 0; k < 4; k++) {   // elements 128h + 32k .. +31: sub-blocks 8h + 2k, 8h + 2k + 1
+                int sb = 8 * h + 2 * k;
+                scv[k] = _mm256_set_m128i(_mm_set1_epi16(a[i].scales[sb + 1]), _mm_set1_epi16(a[i].scales[sb]));
+            }
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
+                for (int k = 0; k < 4; k++) {
+                    __m256i yv = _mm256_loadu_si256((const __m256i *)(b->qs + 128 * h + 32 * k));
+                    acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), scv[k]));
+                }
             }
         }
-        int32_t sumi = hsum_epi32(acc) - 32 * corr;
-        sum += f16v(a[i].d) * b[i].d * (float)sumi;
+        float dw = f16v(a[i].d);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
+            int32_t corr = 0;   // the -32 offset: 32 * sum_k scale_k * sum(x in sub-block k)
+            for (int k = 0; k < 16; k++) corr += a[i].scales[k] * b->bsums[k];
+            sum[t] += dw * b->d * (float)(hsum_epi32(acc[t]) - 32 * corr);
+        }
     }
-    *s = sum;
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = sum[t];
 }
-static void vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x) { q4_K_dot(n, s, w, x); }
-static void vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) { q6_K_dot(n, s, w, x); }
 
 // ======================= activation quantizers =======================
 // roundf() semantics (half away from zero), bit-exact with the reference: t = trunc(v), then
@@ -302,6 +323,21 @@ TILE_SET(f32, float_tile, FT_F32)
 TILE_SET(f16, float_tile, FT_F16)
 TILE_SET(bf16, float_tile, FT_BF16)
 
+#define TILE_SET_R1(PFX, BODY)                                                                                     \
+    static void PFX##_1x1(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 1, 1, 0); } \
+    static void PFX##_1x2(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 1, 2, 0); } \
+    static void PFX##_1x3(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 1, 3, 0); } \
+    static void PFX##_1x4(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys) { BODY(n, w, wrs, x, xrs, y, ys, 1, 4, 0); } \
+    static tv_tile_fn PFX##_tiles[2][5] = { { 0 }, { 0, PFX##_1x1, PFX##_1x2, PFX##_1x3, PFX##_1x4 } };          \
+    static void PFX##_vec_dot(int64_t n, float *s, const void *w, const void *x) { PFX##_1x1(n, w, 0, x, 0, s, 0); } \
+    static void PFX##_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x, \
+                           size_t xrs, float *y, int64_t ys) {                                                     \
+        tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 1, 4);                                   \
+    }
+
+TILE_SET_R1(q4_K, q4_K_tile)
+TILE_SET_R1(q6_K, q6_K_tile)
+
 void tv_x86_install_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_Q8_0].vec_dot = vnni ? q8_0_vnni_vec_dot : q8_0_mad_vec_dot;
     t[TV_TYPE_Q8_0].gemm = vnni ? q8_0_vnni_gemm : q8_0_mad_gemm;
@@ -314,7 +350,9 @@ void tv_x86_install_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_F16].gemm = f16_gemm;
     t[TV_TYPE_BF16].vec_dot = bf16_vec_dot;
     t[TV_TYPE_BF16].gemm = bf16_gemm;
-    t[TV_TYPE_Q4_K].vec_dot = vec_dot_q4_K;
-    t[TV_TYPE_Q6_K].vec_dot = vec_dot_q6_K;
+    t[TV_TYPE_Q4_K].vec_dot = q4_K_vec_dot;
+    t[TV_TYPE_Q4_K].gemm = q4_K_gemm;
+    t[TV_TYPE_Q6_K].vec_dot = q6_K_vec_dot;
+    t[TV_TYPE_Q6_K].gemm = q6_K_gemm;
     t[TV_TYPE_Q8_K].from_float = from_float_q8_K;
 }
