@@ -1,0 +1,93 @@
+// cmd_synth.c — `tinyvllm synth --preset NAME [--type T] [--vocab VOCAB.gguf] [--seed S]
+// [--threads N] -o OUT.gguf`: a deterministic random-weight llama GGUF (src/model/synth.h).
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "model/synth.h"
+#include "util/status.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tinyvllm synth --preset NAME [--type TYPE] [--vocab VOCAB.gguf] [--seed S] [--threads N] -o OUT.gguf\n"
+            "\n"
+            "Writes a llama GGUF with deterministic RANDOM weights (same preset, type, seed and vocab ->\n"
+            "identical bytes). For demos, tests and benchmarks: its text is gibberish.\n"
+            "  --preset NAME   %s\n"
+            "  --type TYPE     F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K (default F32; Q4_K is a Q4_K_M-style mix)\n"
+            "  --vocab PATH    copy tokenizer.* from this GGUF (vocab size = its token count);\n"
+            "                  default: a synthetic SentencePiece vocab of the preset's size\n"
+            "  --seed S        random seed (default 1)\n"
+            "  --threads N     quantization threads (default: online CPUs)\n"
+            "  -o, --output    where to write the GGUF file (required)\n",
+            tv_synth_preset_names());
+}
+
+static int fail_usage(const char *what, const char *arg) {
+    fprintf(stderr, "tinyvllm synth: %s%s%s (see tinyvllm synth --help)\n", what, arg ? ": " : "", arg ? arg : "");
+    return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-') return false;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+int cmd_synth(int argc, char **argv) {
+    tv_synth_params p = { .type = TV_TYPE_F32, .seed = 1 };
+    const char *out = NULL;
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    p.n_threads = n_cpu > 0 ? (int)n_cpu : 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        bool takes = !strcmp(a, "--preset") || !strcmp(a, "--type") || !strcmp(a, "--vocab") || !strcmp(a, "--seed") ||
+                     !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output");
+        if (!takes) return fail_usage(a[0] == '-' ? "unknown option" : "unexpected argument", a);
+        if (i + 1 >= argc) return fail_usage("missing value for", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--preset")) {
+            if (!tv_synth_find_preset(v)) return fail_usage("unknown preset", v);
+            p.preset = v;
+        } else if (!strcmp(a, "--type")) {
+            if (!tv_type_from_name(v, &p.type)) return fail_usage("unknown type", v);
+        } else if (!strcmp(a, "--vocab")) {
+            p.vocab_path = v;
+        } else if (!strcmp(a, "--seed")) {
+            if (!parse_u64(v, &p.seed)) return fail_usage("bad seed", v);
+        } else if (!strcmp(a, "--threads")) {
+            uint64_t t;
+            if (!parse_u64(v, &t) || t < 1 || t > 256) return fail_usage("bad thread count", v);
+            p.n_threads = (int)t;
+        } else {
+            out = v;
+        }
+    }
+    if (!p.preset) return fail_usage("missing --preset", NULL);
+    if (!out) return fail_usage("missing -o OUT.gguf", NULL);
+
+    tv_error err = { 0 };
+    double t0 = tv_time_ms();
+    if (tv_synth_write(&p, out, &err) != TV_OK) {
+        fprintf(stderr, "tinyvllm synth: %s\n", err.msg);
+        return err.code == TV_ERR_INVALID ? 2 : 1;
+    }
+    struct stat st;
+    long long size = stat(out, &st) == 0 ? (long long)st.st_size : -1;
+    const tv_synth_preset *ps = tv_synth_find_preset(p.preset);
+    printf("wrote %s: preset %s (dim %d, layers %d, heads %d/%d kv, ffn %d, ctx %d), %s, seed %llu, %s, "
+           "%.1f MiB in %.1f s (RANDOM weights)\n",
+           out, ps->name, ps->dim, ps->n_layers, ps->n_heads, ps->n_kv_heads, ps->hidden_dim, ps->ctx,
+           tv_type_name(p.type), (unsigned long long)p.seed, p.vocab_path ? p.vocab_path : "synthetic vocab",
+           (double)size / (1024.0 * 1024.0), (tv_time_ms() - t0) / 1e3);
+    return 0;
+}

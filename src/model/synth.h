@@ -1,0 +1,52 @@
+// synth.h — deterministic random-weight llama GGUF files (for demos, tests and benchmarks).
+//
+// Same preset + type + seed (+ the same --vocab file) -> byte-identical output on every machine:
+// weights come from a counter-based hash of (seed, tensor name, element index), quantized with the
+// scalar reference kernels (tv_traits_ref), and tensor data is streamed to the file row by row so
+// the 1B presets never hold more than a few MiB of weights in memory.
+//
+// Weights: matrices uniform with standard deviation 0.02 (the usual init scale; activations stay
+// sane through every layer), norms exactly 1. Types follow llama.cpp's mixes: F32/F16/BF16/Q8_0/Q6_K
+// everywhere; Q4_0 with a Q6_K output; Q4_K as Q4_K_M (Q6_K output, Q6_K attn_v/ffn_down on the
+// "more bits" layers); a tied output (llama-3.2-1b) puts token_embd in the output's type. A matrix
+// whose rows do not fit the block size falls back to Q8_0 (or F16).
+// Without a vocab file the model gets a synthetic SentencePiece vocab ("llama" model with byte
+// fallback: <unk> <s> </s>, 256 <0xXX> byte tokens, printable ASCII, then letter strings with and
+// without the U+2581 word prefix), so text prompts work; with one, every tokenizer.* key is copied
+// and the vocab size is its token count.
+#ifndef TV_SYNTH_H
+#define TV_SYNTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "tinyvllm.h"
+
+typedef struct tv_synth_preset {
+    const char *name;
+    int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, ctx;
+    float rope_theta;
+    float norm_eps;
+    bool tied_output;       // no output.weight (llama.cpp ties it to token_embd)
+    bool llama3_rope;       // write rope_freqs.weight (llama 3.1+ frequency factors: 32, 1, 4, 8192)
+} tv_synth_preset;
+
+// The preset of that name, or NULL. Names: "tiny", "demo", "tinyllama-1.1b", "llama-3.2-1b".
+const tv_synth_preset *tv_synth_find_preset(const char *name);
+// Comma-separated preset names, for help texts.
+const char *tv_synth_preset_names(void);
+
+typedef struct tv_synth_params {
+    const char *preset;       // a preset name
+    tv_type type;             // F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K
+    uint64_t seed;
+    const char *vocab_path;   // a GGUF to copy tokenizer.* from, or NULL for the synthetic vocab
+    int n_threads;            // quantization threads (<= 1: the calling thread only)
+} tv_synth_params;
+
+// Writes the model to out_path (atomically: a temporary renamed on success).
+// Errors: unknown preset/type (TV_ERR_INVALID), unreadable vocab (its loader's code), I/O.
+tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_error *err);
+
+#endif
