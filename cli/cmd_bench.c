@@ -26,7 +26,8 @@
 #include "util/roofline.h"
 #include "util/status.h"
 
-#define BENCH_BATCH_PROMPT 128   // prompt tokens per sequence in the batch test
+#define BENCH_BATCH_PROMPT 128   // prompt tokens per sequence in the batch test (fewer when the
+                                 // model's context cannot hold 128 + N; reported as batch_prompt)
 #define BENCH_MAX_REPS 100
 #define BENCH_MAX_PEERS 4
 
@@ -348,7 +349,13 @@ int cmd_bench(int argc, char **argv) {
     const double load_ms = tv_time_ms() - t0;
     const int32_t n_vocab = tv_model_n_vocab(m);
     const int n_ctx = tv_model_n_ctx(m);
-    const int longest = (int)(n_prompt > BENCH_BATCH_PROMPT || batch == 0 ? n_prompt : BENCH_BATCH_PROMPT);
+    int batch_prompt = BENCH_BATCH_PROMPT;
+    if (batch > 0 && batch_prompt + n_gen + 1 > n_ctx) batch_prompt = (int)(n_ctx - n_gen - 1);
+    if (batch > 0 && batch_prompt < 1) {
+        tv_fail(&err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", n_gen, n_ctx);
+        goto fail;
+    }
+    const int longest = (int)(n_prompt > batch_prompt || batch == 0 ? n_prompt : batch_prompt);
     if ((long)longest + (n_gen > 1 ? n_gen : 1) + 1 > n_ctx || n_gen + 2 > n_ctx) {
         tv_fail(&err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", n_prompt, n_gen, n_ctx);
         goto fail;
@@ -383,7 +390,7 @@ int cmd_bench(int argc, char **argv) {
             tg.v[tg.n++] = (double)rr.n_generated / (rr.t_total_ms * 1e-3);
         }
         if (batch > 0) {
-            if (run_requests(e, (int)batch, BENCH_BATCH_PROMPT, (int)n_gen, n_vocab, seed + 2, &rr, &err)) goto fail;
+            if (run_requests(e, (int)batch, batch_prompt, (int)n_gen, n_vocab, seed + 2, &rr, &err)) goto fail;
             bd.v[bd.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
             if (rr.has_kv) kv_run = rr;
         }
@@ -427,6 +434,7 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddItemToObject(jo, "tg_tok_s_min", num_or_null(tg.n > 0, s_min(&tg)));
         cJSON_AddItemToObject(jo, "tg_tok_s_max", num_or_null(tg.n > 0, s_max(&tg)));
         cJSON_AddNumberToObject(jo, "batch", (double)batch);
+        cJSON_AddNumberToObject(jo, "batch_prompt", batch > 0 ? batch_prompt : 0);
         cJSON_AddItemToObject(jo, "batch_decode_tok_s", num_or_null(bd.n > 0, bd_med));
         cJSON_AddItemToObject(jo, "batch_decode_tok_s_min", num_or_null(bd.n > 0, s_min(&bd)));
         cJSON_AddItemToObject(jo, "batch_decode_tok_s_max", num_or_null(bd.n > 0, s_max(&bd)));
@@ -470,6 +478,8 @@ int cmd_bench(int argc, char **argv) {
         char name[64];
         if (pp.n) { snprintf(name, sizeof name, "pp%ld", n_prompt); printf("%-16s %12.2f %12.2f %12.2f\n", name, pp_med, s_min(&pp), s_max(&pp)); }
         if (tg.n) { snprintf(name, sizeof name, "tg%ld", n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, tg_med, s_min(&tg), s_max(&tg)); }
+        if (bd.n && batch_prompt != BENCH_BATCH_PROMPT)
+            printf("(batch prompts of %d tokens: the context holds %d)\n", batch_prompt, n_ctx);
         if (bd.n) { snprintf(name, sizeof name, "batch%ld decode", batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&bd), s_max(&bd)); }
         if (kv_run.has_kv)
             printf("KV at full batch: %lld slots allocated, %lld used, %.1f wasted per sequence (block size %d)\n",
