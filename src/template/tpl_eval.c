@@ -56,8 +56,8 @@ typedef struct interp {
 
 enum { CTL_BREAK = 1, CTL_CONTINUE = 2 };
 #define MAX_DEPTH 600
-#define MAX_STEPS 20000000ull
-#define MAX_OUTPUT ((size_t)64 << 20)
+#define MAX_STEPS 5000000ull
+#define MAX_OUTPUT ((size_t)16 << 20)   // bytes: any string, and the rendered prompt
 #define MAX_RANGE 1000000
 
 static const value UNDEF = {V_UNDEF, {0}};
@@ -1979,7 +1979,7 @@ tv_status tpl_render(const tpl_program *prog, const cJSON *ctx, size_t mem_budge
     interp *I = &I_;
     I->prog = prog;
     I->err = err;
-    I->a = tpl_arena_create(mem_budget ? mem_budget : ((size_t)256 << 20));
+    I->a = tpl_arena_create(mem_budget ? mem_budget : ((size_t)128 << 20));
     tv_status st = TV_OK;
     if (!I->a) return tv_fail(err, TV_ERR_NOMEM, "out of memory");
     I->globals = env_new(I, NULL);

@@ -8,7 +8,7 @@
 // all operators; filters and methods as @huggingface/jinja (the reference renderer) supports them.
 // Values print as that reference does (true/false, none prints nothing, 1.0 prints "1.0").
 // Hostile templates are bounded: nesting depth, recursion depth, evaluation steps, output size
-// (64 MiB) and working memory (256 MiB) — exceeding any is an error, never a crash.
+// (16 MiB) and working memory (128 MiB) — exceeding any is an error, never a crash.
 //
 // Thread safety: a compiled tv_chat_template is immutable; many threads may render it at once.
 #ifndef TV_TOKENIZER_CHAT_TEMPLATE_H
