@@ -97,6 +97,16 @@ int cmd_serve(int argc, char **argv) {
     if (!sc.api_key) sc.api_key = getenv("TINYVLLM_API_KEY");
     tv_log_set(log_to_stderr, NULL);
 
+    // SIGINT/SIGTERM are taken synchronously by this thread (sigwait below). Blocked before any
+    // thread exists (the engine's kernel pool, MHD's, the engine loop) so that every thread inherits
+    // the mask; a signal that arrives while loading is handled once serving starts.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     int rc = 1;
     tv_error err = {0};
     tv_model *m = NULL;
@@ -124,14 +134,6 @@ int cmd_serve(int argc, char **argv) {
     if (kv_mb) ec.kv_mem_mb = kv_mb;
     if (ctx) ec.max_model_len = (int)ctx;
     if (!(e = tv_engine_create(m, &ec, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
-
-    // Signals are taken synchronously by this thread; every thread started below inherits the mask.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     sc.port = (int)port;
     sc.max_num_seqs = ec.max_num_seqs;
