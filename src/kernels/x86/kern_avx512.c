@@ -10,6 +10,7 @@
 // per-lane scales to [d_b ×4 | d_b+1 ×4 | d_b ×4 | d_b+1 ×4]. Q8_0 keeps natural order.
 // An odd last block is padded with zero bytes and a zero scale on both sides.
 // Tiles: up to 4 weight rows × 4 tokens (16 accumulators). Without VNNI, the AVX2 kernels serve.
+// Q4_K / Q6_K: see their section below.
 #include <immintrin.h>
 #include <string.h>
 
@@ -105,6 +106,124 @@ INLINE void q8_0_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
     TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys + r] = hsum512(acc[r][t]);
 }
 
+// ---------------- Q4_K / Q6_K × Q8_K: one row × up to 4 tokens ----------------
+// A zmm holds 64 consecutive elements: Q4_K chunk c = [low nibbles of qs[32c..] (sub-block 2c) |
+// high nibbles (2c+1)], matching q8_K qs[64c..64c+63] as stored. vpdpbusd gives int32 per 4
+// elements; sub-block scales are applied in float per lane (d * scale broadcast by permute), the
+// activation scale once per super-block. Mins (Q4_K) and the -32 offset (Q6_K) come from bsums.
+
+// The 12 packed bytes -> 8 scales and 8 mins (6-bit each) as two little-endian u64 of bytes.
+INLINE void q4_K_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4);
+    memcpy(&u1, s + 4, 4);
+    memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3F3F3F3Fu, mn_lo = u1 & 0x3F3F3F3Fu;
+    uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u);
+    *sc = sc_lo | ((uint64_t)sc_hi << 32);
+    *mn = mn_lo | ((uint64_t)mn_hi << 32);
+}
+
+INLINE void q4_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
+                         int64_t ys, const int R, const int T) {
+    (void)wrs; (void)R;
+    const tv_block_q4_K *a = (const tv_block_q4_K *)w;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m512 acc[4];
+    float mins[4] = { 0 };
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        uint64_t sc64, mn64;
+        q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
+        // 8 sub-block scales in float (d * sc), lanes 0..7
+        __m512 scf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d)),
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc64)))));
+        // mins expanded to one int16 per 16-element bsum: mn[k / 2]
+        __m128i mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn64));
+        __m256i mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(mn8, mn8), _mm_unpacklo_epi16(mn8, mn8));
+        __m512 tmp[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) tmp[t] = _mm512_setzero_ps();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
+                                           _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
+            __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * c)), _mm256_set1_epi32(2 * c + 1), 1);
+            __m512 scv = _mm512_permutexvar_ps(idx, scf);
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
+                __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), z, _mm512_loadu_si512(b->qs + 64 * c));
+                tmp[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), scv, tmp[t]);
+            }
+        }
+        float dmin = _cvtsh_ss(a[i].dmin);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
+            acc[t] = _mm512_fmadd_ps(tmp[t], _mm512_set1_ps(b->d), acc[t]);
+            __m256i bs = _mm256_loadu_si256((const __m256i *)b->bsums);
+            __m256i pm = _mm256_madd_epi16(bs, mn16);
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+            mins[t] += b->d * dmin * (float)_mm_cvtsi128_si32(s4);
+        }
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = _mm512_reduce_add_ps(acc[t]) - mins[t];
+}
+
+INLINE void q6_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
+                         int64_t ys, const int R, const int T) {
+    (void)wrs; (void)R;
+    const tv_block_q6_K *a = (const tv_block_q6_K *)w;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    __m512 acc[4];
+    float offs[4] = { 0 };
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)a[i].scales);
+        float dw = _cvtsh_ss(a[i].d);
+        __m512 scf = _mm512_mul_ps(_mm512_set1_ps(dw), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)));
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m512 tmp[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) tmp[t] = _mm512_setzero_ps();
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
+            __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            __m512i z[2] = { _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1),
+                             _mm512_inserti64x4(_mm512_castsi256_si512(q2), q3, 1) };
+            for (int g = 0; g < 2; g++) {   // elements 128h + 64g .. +63 = sub-blocks sb .. sb+3
+                int sb = 8 * h + 4 * g;
+                __m512i idx = _mm512_setr_epi32(sb, sb, sb, sb, sb + 1, sb + 1, sb + 1, sb + 1, sb + 2, sb + 2, sb + 2,
+                                                sb + 2, sb + 3, sb + 3, sb + 3, sb + 3);
+                __m512 scv = _mm512_permutexvar_ps(idx, scf);
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                    const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
+                    __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), z[g], _mm512_loadu_si512(b->qs + 128 * h + 64 * g));
+                    tmp[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), scv, tmp[t]);
+                }
+            }
+        }
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
+            acc[t] = _mm512_fmadd_ps(tmp[t], _mm512_set1_ps(b->d), acc[t]);
+            __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), sc16);
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+            offs[t] += b->d * dw * (float)(32 * _mm_cvtsi128_si32(s4));
+        }
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = _mm512_reduce_add_ps(acc[t]) - offs[t];
+}
+
 #define TILE_FN(PFX, BODY, R, T)                                                                                   \
     static void PFX##_##R##x##T(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,   \
                                 int64_t ys) {                                                                      \
@@ -121,7 +240,18 @@ INLINE void q8_0_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
         tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 4, 4);                                   \
     }
 
+#define TILE_SET_R1(PFX, BODY)                                                                                     \
+    TILE_FN(PFX, BODY, 1, 1) TILE_FN(PFX, BODY, 1, 2) TILE_FN(PFX, BODY, 1, 3) TILE_FN(PFX, BODY, 1, 4)           \
+    static tv_tile_fn PFX##_tiles[2][5] = { [1] = { 0, PFX##_1x1, PFX##_1x2, PFX##_1x3, PFX##_1x4 } };            \
+    static void PFX##_vec_dot(int64_t n, float *s, const void *w, const void *x) { PFX##_1x1(n, w, 0, x, 0, s, 0); } \
+    static void PFX##_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x, \
+                           size_t xrs, float *y, int64_t ys) {                                                     \
+        tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 1, 4);                                   \
+    }
+
 TILE_SET(q4_0_512, q4_0_tile512)
+TILE_SET_R1(q4_K_512, q4_K_tile512)
+TILE_SET_R1(q6_K_512, q6_K_tile512)
 TILE_SET(q8_0_512, q8_0_tile512)
 
 // vnni512: AVX512-VNNI present; vnni256: AVX-VNNI present (for the AVX2 kernels this path reuses).
@@ -132,4 +262,8 @@ void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
     t[TV_TYPE_Q8_0].gemm = q8_0_512_gemm;
     t[TV_TYPE_Q4_0].vec_dot = q4_0_512_vec_dot;
     t[TV_TYPE_Q4_0].gemm = q4_0_512_gemm;
+    t[TV_TYPE_Q4_K].vec_dot = q4_K_512_vec_dot;
+    t[TV_TYPE_Q4_K].gemm = q4_K_512_gemm;
+    t[TV_TYPE_Q6_K].vec_dot = q6_K_512_vec_dot;
+    t[TV_TYPE_Q6_K].gemm = q6_K_512_gemm;
 }
