@@ -153,6 +153,8 @@ typedef struct tv_engine_stats {
     int64_t n_blocks_total, n_blocks_free;
     int block_size;
     uint64_t n_prompt_tokens, n_generated_tokens;  // processed since creation
+    uint64_t n_batched_tokens;   // tokens run through the model (prompt chunks, recompute, decodes)
+    int last_step_tokens;        // tokens in the last step's batch
     uint64_t n_steps, n_preemptions, n_finished, n_aborted;
     double kv_bytes_per_block;
 } tv_engine_stats;

@@ -405,6 +405,7 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     int n_pre = 0;
     int n_items = sched_schedule(e->sched, e->items, &n_pre);
     e->stats.n_preemptions += (uint64_t)n_pre;
+    e->stats.last_step_tokens = 0;
     if (n_items == 0) {
         *outs = e->outs;
         *n_outs = e->n_outs;
@@ -439,6 +440,8 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     tv_status st = tv_forward_run(e->fwd, e->kv, &b, &logits, err);
     if (st) return st;
     e->stats.n_steps++;
+    e->stats.n_batched_tokens += (uint64_t)T;
+    e->stats.last_step_tokens = T;
     for (int i = 0; i < n_items; i++) {
         tv_seq *s = e->items[i].seq;
         if (s->n_computed < s->n_prompt) {

@@ -1,0 +1,395 @@
+// test_engine.c — the continuous-batching engine: batch invariance (every request's greedy output
+// equals running it alone) under random arrivals, chunked prefill on/off, a KV pool tight enough to
+// force preemption, block sizes 16 and 32; per-request seeded sampling independent of the batch;
+// KV accounting (no leaks over 10,000 requests, aborts free at once); the token budget; decodes
+// flowing while a long prompt is chunked; prompts that can never fit rejected at add time.
+// Model: the real stories260K llama2.c checkpoint (GQA) from ../shared.
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tinyvllm.h"
+
+static tv_model *g_model;
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int setup(void **state) {
+    (void)state;
+    const char *env = getenv("TV_SHARED_DIR");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/models/stories260K.bin", env && *env ? env : TV_SHARED_DIR);
+    if (access(path, R_OK) != 0) return 0;
+    tv_error err = {0};
+    g_model = tv_model_load(path, NULL, &err);
+    if (!g_model) fprintf(stderr, "load: %s\n", err.msg);
+    return g_model ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tv_model_free(g_model);
+    return 0;
+}
+
+#define SKIP_IF_NO_MODEL() \
+    do { if (!g_model) { print_message("skipped: ../shared/models/stories260K.bin is absent\n"); skip(); } } while (0)
+
+typedef struct {
+    int32_t prompt[300];
+    int n_prompt;
+    int max_tokens;
+    int arrive_step;
+    float temperature;
+    uint64_t seed;
+    int32_t out[300];
+    int n_out;
+    uint64_t id;
+    tv_finish_reason finish;
+} req;
+
+static tv_engine *make_engine(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits) {
+    tv_engine_config c;
+    tv_engine_config_default(&c);
+    c.n_threads = 2;
+    c.block_size = block_size;
+    c.n_blocks = n_blocks;
+    c.chunked_prefill = chunked;
+    c.max_num_seqs = max_seqs;
+    c.max_batched_tokens = budget;
+    c.kv_bits = kv_bits;
+    tv_error err = {0};
+    tv_engine *e = tv_engine_create(g_model, &c, &err);
+    if (!e) fail_msg("engine: %s", err.msg);
+    return e;
+}
+
+static uint64_t add(tv_engine *e, req *r) {
+    tv_request_params p;
+    tv_request_params_default(&p);
+    p.prompt_ids = r->prompt;
+    p.n_prompt = (size_t)r->n_prompt;
+    p.max_tokens = r->max_tokens;
+    p.sampling.temperature = r->temperature;
+    p.sampling.seed = r->seed;
+    p.sampling.has_seed = true;
+    p.ignore_eos = true;
+    p.user = r;
+    tv_error err = {0};
+    uint64_t id;
+    if (tv_engine_add_request(e, &p, &id, &err)) fail_msg("add: %s", err.msg);
+    r->id = id;
+    return id;
+}
+
+// Drives the engine until every request in rs has arrived and finished. Returns steps taken.
+static int drive(tv_engine *e, req *rs, int n, tv_engine_stats *st_out, int *max_tokens_in_step) {
+    int step = 0, added = 0, done = 0;
+    tv_error err = {0};
+    while (done < n) {
+        for (int i = 0; i < n; i++)
+            if (rs[i].arrive_step == step) { add(e, &rs[i]); added++; }
+        const tv_request_output *o;
+        int no;
+        tv_engine_stats before;
+        tv_engine_get_stats(e, &before);
+        if (tv_engine_step(e, &o, &no, &err)) fail_msg("step: %s", err.msg);
+        tv_engine_stats after;
+        tv_engine_get_stats(e, &after);
+        assert_true(after.n_blocks_free >= 0 && after.n_blocks_free <= after.n_blocks_total);
+        if (max_tokens_in_step && after.last_step_tokens > *max_tokens_in_step) *max_tokens_in_step = after.last_step_tokens;
+        for (int i = 0; i < no; i++) {
+            req *r = o[i].user;
+            for (int j = 0; j < o[i].n_new; j++) r->out[r->n_out++] = o[i].new_ids[j];
+            if (o[i].finish) { r->finish = o[i].finish; done++; }
+        }
+        step++;
+        assert_true(step < 100000);
+    }
+    if (st_out) tv_engine_get_stats(e, st_out);
+    return step;
+}
+
+static void make_requests(req *rs, int n, uint64_t seed, int max_prompt, int max_new, int max_arrive) {
+    uint64_t s = seed;
+    for (int i = 0; i < n; i++) {
+        memset(&rs[i], 0, sizeof rs[i]);
+        rs[i].n_prompt = 1 + (int)(rng_next(&s) % (uint64_t)max_prompt);
+        rs[i].prompt[0] = 1;
+        for (int j = 1; j < rs[i].n_prompt; j++) rs[i].prompt[j] = 3 + (int)(rng_next(&s) % 500);
+        rs[i].max_tokens = 1 + (int)(rng_next(&s) % (uint64_t)max_new);
+        rs[i].arrive_step = (int)(rng_next(&s) % (uint64_t)(max_arrive + 1));
+        rs[i].seed = rng_next(&s);
+    }
+}
+
+// Each request alone (one at a time in a fresh engine): the reference outputs.
+static void run_alone(req *rs, int n, int kv_bits) {
+    for (int i = 0; i < n; i++) {
+        tv_engine *e = make_engine(16, 0, true, 1, 512, kv_bits);
+        req r = rs[i];
+        r.arrive_step = 0;
+        r.n_out = 0;
+        drive(e, &r, 1, NULL, NULL);
+        memcpy(rs[i].out, r.out, sizeof r.out);
+        rs[i].n_out = r.n_out;
+        tv_engine_free(e);
+    }
+}
+
+static void check_same(const req *a, const req *b, int n, const char *what) {
+    for (int i = 0; i < n; i++) {
+        if (a[i].n_out != b[i].n_out) fail_msg("%s: request %d: %d tokens vs %d alone", what, i, b[i].n_out, a[i].n_out);
+        for (int j = 0; j < a[i].n_out; j++)
+            if (a[i].out[j] != b[i].out[j])
+                fail_msg("%s: request %d token %d: %d batched vs %d alone", what, i, j, b[i].out[j], a[i].out[j]);
+    }
+}
+
+static void batch_invariance(int kv_bits, float temperature) {
+    enum { N = 64 };
+    static req ref[N], got[N];
+    make_requests(ref, N, 42, 200, 40, 60);
+    for (int i = 0; i < N; i++) ref[i].temperature = temperature;
+    run_alone(ref, N, kv_bits);
+    struct { int bs; int64_t blocks; bool chunked; int budget; const char *name; } cfgs[] = {
+        {16, 0, true, 64, "chunked, bs16"},
+        {16, 0, false, 64, "no chunking, bs16"},
+        {32, 0, true, 96, "chunked, bs32"},
+        {32, 0, false, 96, "no chunking, bs32"},
+        {16, 40, true, 64, "tight KV (preemption), bs16"},
+        {32, 20, true, 64, "tight KV (preemption), bs32"},
+        {16, 40, false, 64, "tight KV (preemption), no chunking"},
+    };
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        memcpy(got, ref, sizeof got);
+        for (int i = 0; i < N; i++) got[i].n_out = 0;
+        tv_engine *e = make_engine(cfgs[c].bs, cfgs[c].blocks, cfgs[c].chunked, 16, cfgs[c].budget, kv_bits);
+        tv_engine_stats st;
+        int max_used = 0;
+        drive(e, got, N, &st, &max_used);
+        check_same(ref, got, N, cfgs[c].name);
+        assert_true(max_used <= cfgs[c].budget || !cfgs[c].chunked);
+        assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+        assert_int_equal(st.n_running + st.n_waiting, 0);
+        if (cfgs[c].blocks) {
+            print_message("%s: %llu preemptions\n", cfgs[c].name, (unsigned long long)st.n_preemptions);
+            assert_true(st.n_preemptions > 0);
+        }
+        tv_engine_free(e);
+    }
+}
+
+static void test_batch_invariance_greedy(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    batch_invariance(0, 0.0f);
+}
+
+static void test_batch_invariance_f16_kv(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    batch_invariance(16, 0.0f);
+}
+
+// Seeded sampling at temperature 1 gives the same tokens alone and in any batch.
+static void test_seeded_sampling_batch_independent(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    batch_invariance(0, 1.0f);
+}
+
+// Different seeds must give different samples (else the invariance test above proves nothing).
+static void test_seeds_differ(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    req rs[2];
+    make_requests(rs, 2, 7, 5, 1, 0);
+    rs[1] = rs[0];
+    rs[0].max_tokens = rs[1].max_tokens = 40;
+    rs[0].temperature = rs[1].temperature = 1.0f;
+    rs[0].seed = 1;
+    rs[1].seed = 2;
+    rs[0].n_out = rs[1].n_out = 0;
+    tv_engine *e = make_engine(16, 0, true, 4, 64, 0);
+    drive(e, rs, 2, NULL, NULL);
+    tv_engine_free(e);
+    assert_int_equal(rs[0].n_out, 40);
+    assert_memory_not_equal(rs[0].out, rs[1].out, 40 * sizeof(int32_t));
+}
+
+// The step never exceeds its budget, and a long prompt is chunked while decodes keep flowing.
+static void test_budget_and_chunked_prefill(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    tv_engine *e = make_engine(16, 0, true, 8, 32, 0);
+    req rs[3];
+    make_requests(rs, 3, 11, 4, 1, 0);
+    for (int i = 0; i < 2; i++) { rs[i].max_tokens = 100; rs[i].arrive_step = 0; }
+    rs[2].n_prompt = 300;   // ~10 chunks of <= 32 tokens
+    for (int j = 1; j < 300; j++) rs[2].prompt[j] = 3 + j % 500;
+    rs[2].max_tokens = 5;
+    rs[2].arrive_step = 3;
+    tv_error err = {0};
+    int step = 0, prefill_steps_with_decodes = 0, max_tokens = 0;
+    int finished = 0;
+    while (finished < 3) {
+        for (int i = 0; i < 3; i++)
+            if (rs[i].arrive_step == step) add(e, &rs[i]);
+        tv_engine_stats b4, af;
+        tv_engine_get_stats(e, &b4);
+        const tv_request_output *o;
+        int no;
+        assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+        tv_engine_get_stats(e, &af);
+        int prompt_tok = (int)(af.n_prompt_tokens - b4.n_prompt_tokens);
+        assert_int_equal(af.n_batched_tokens - b4.n_batched_tokens, (uint64_t)af.last_step_tokens);
+        if (af.last_step_tokens > max_tokens) max_tokens = af.last_step_tokens;
+        bool decoded_others = false;
+        for (int i = 0; i < no; i++) {
+            req *r = o[i].user;
+            if (r != &rs[2] && o[i].n_new) decoded_others = true;
+            if (o[i].finish) finished++;
+        }
+        if (prompt_tok > 0 && step >= 3 && decoded_others) prefill_steps_with_decodes++;
+        step++;
+        assert_true(step < 10000);
+    }
+    print_message("max tokens in a step: %d (budget 32); steps that chunked the long prompt while decoding: %d\n",
+                  max_tokens, prefill_steps_with_decodes);
+    assert_true(max_tokens <= 32);
+    assert_true(prefill_steps_with_decodes >= 8);
+    tv_engine_free(e);
+}
+
+// 10,000 short requests through a small pool, some aborted: every block comes back.
+static void test_no_leaks_10k(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    tv_engine *e = make_engine(16, 64, true, 32, 256, 0);
+    uint64_t s = 99;
+    tv_error err = {0};
+    int32_t prompt[20];
+    int submitted = 0, finished = 0, aborted = 0;
+    uint64_t live[64];
+    int n_live = 0;
+    while (finished < 10000) {
+        while (submitted < 10000 && n_live < 48) {
+            tv_request_params p;
+            tv_request_params_default(&p);
+            int np = 1 + (int)(rng_next(&s) % 20);
+            prompt[0] = 1;
+            for (int j = 1; j < np; j++) prompt[j] = 3 + (int)(rng_next(&s) % 500);
+            p.prompt_ids = prompt;
+            p.n_prompt = (size_t)np;
+            p.max_tokens = 1 + (int)(rng_next(&s) % 4);
+            p.sampling.temperature = 0;
+            uint64_t id;
+            assert_int_equal(tv_engine_add_request(e, &p, &id, &err), TV_OK);
+            live[n_live++] = id;
+            submitted++;
+        }
+        if (n_live && rng_next(&s) % 4 == 0) {   // abort a random live request
+            int k = (int)(rng_next(&s) % (uint64_t)n_live);
+            if (tv_engine_abort(e, live[k]) == TV_OK) aborted++;
+        }
+        const tv_request_output *o;
+        int no;
+        assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+        for (int i = 0; i < no; i++) {
+            if (!o[i].finish) continue;
+            finished++;
+            for (int k = 0; k < n_live; k++)
+                if (live[k] == o[i].req_id) { live[k] = live[--n_live]; break; }
+        }
+        tv_engine_stats st;
+        tv_engine_get_stats(e, &st);
+        assert_true(st.n_blocks_free >= 0 && st.n_blocks_free <= st.n_blocks_total);
+    }
+    tv_engine_stats st;
+    tv_engine_get_stats(e, &st);
+    print_message("10000 requests (%d aborted), %llu steps, %llu preemptions\n", aborted,
+                  (unsigned long long)st.n_steps, (unsigned long long)st.n_preemptions);
+    assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+    assert_int_equal(st.n_running + st.n_waiting, 0);
+    assert_true(aborted > 150);
+    assert_int_equal(tv_engine_abort(e, 123456789), TV_ERR_INVALID);
+    tv_engine_free(e);
+}
+
+// Abort frees the request's blocks at once.
+static void test_abort_frees_immediately(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    tv_engine *e = make_engine(16, 0, true, 4, 256, 0);
+    req r;
+    make_requests(&r, 1, 5, 100, 1, 0);
+    r.n_prompt = 100;
+    r.max_tokens = 200;
+    uint64_t id = add(e, &r);
+    tv_error err = {0};
+    const tv_request_output *o;
+    int no;
+    assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+    tv_engine_stats st;
+    tv_engine_get_stats(e, &st);
+    assert_true(st.n_blocks_free < st.n_blocks_total);
+    assert_int_equal(tv_engine_abort(e, id), TV_OK);
+    tv_engine_get_stats(e, &st);
+    assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+    assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+    assert_int_equal(no, 1);
+    assert_int_equal(o[0].finish, TV_FINISH_ABORT);
+    assert_false(tv_engine_has_work(e));
+    tv_engine_free(e);
+}
+
+// A prompt that can never fit the context or the pool is rejected at add time with the numbers.
+static void test_rejects_oversized(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    tv_engine *e = make_engine(16, 8, true, 4, 64, 0);   // pool: 128 tokens
+    static int32_t prompt[600];
+    for (int i = 0; i < 600; i++) prompt[i] = 1;
+    tv_request_params p;
+    tv_request_params_default(&p);
+    p.prompt_ids = prompt;
+    p.n_prompt = 600;   // > context 512
+    tv_error err = {0};
+    assert_int_equal(tv_engine_add_request(e, &p, NULL, &err), TV_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "600"));
+    p.n_prompt = 200;   // fits the context, not the pool
+    assert_int_equal(tv_engine_add_request(e, &p, NULL, &err), TV_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "200"));
+    prompt[3] = 100000;  // out of vocabulary
+    p.n_prompt = 10;
+    assert_int_equal(tv_engine_add_request(e, &p, NULL, &err), TV_ERR_INVALID);
+    assert_false(tv_engine_has_work(e));
+    tv_engine_free(e);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_invariance_greedy),
+        cmocka_unit_test(test_batch_invariance_f16_kv),
+        cmocka_unit_test(test_seeded_sampling_batch_independent),
+        cmocka_unit_test(test_seeds_differ),
+        cmocka_unit_test(test_budget_and_chunked_prefill),
+        cmocka_unit_test(test_no_leaks_10k),
+        cmocka_unit_test(test_abort_frees_immediately),
+        cmocka_unit_test(test_rejects_oversized),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
