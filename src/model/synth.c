@@ -206,7 +206,7 @@ done:
 
 // llama 3.1+ RoPE frequency factors (divisors of each inverse frequency): factor 32 for
 // wavelengths above orig/low, 1 below orig/high, smooth in between (Meta's published recipe).
-static void llama3_rope_factors(float *out, int n_half, int head_dim, double theta) {
+void tv_synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta) {
     const double factor = 32, low = 1, high = 4, orig = 8192;
     for (int i = 0; i < n_half; i++) {
         double freq = pow(theta, -2.0 * i / head_dim);
@@ -297,7 +297,7 @@ tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_erro
     if (ps->llama3_rope) {
         rope = malloc((size_t)(hd / 2) * sizeof(float));
         if (!rope) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
-        llama3_rope_factors(rope, hd / 2, hd, ps->rope_theta);
+        tv_synth_llama3_rope_factors(rope, hd / 2, hd, ps->rope_theta);
         ADD_T("rope_freqs.weight", TV_TYPE_F32, hd / 2, 1, false);
         srcs[k - 1].src.values = rope;
     }

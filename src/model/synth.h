@@ -45,6 +45,11 @@ typedef struct tv_synth_params {
     int n_threads;            // quantization threads (<= 1: the calling thread only)
 } tv_synth_params;
 
+// Llama 3.1+ RoPE frequency factors (what rope_freqs.weight holds: each inverse frequency
+// theta^(-2i/head_dim) is divided by out[i]) for factor 32, low_freq_factor 1, high_freq_factor 4,
+// original context 8192: 1 for wavelengths below 8192/4, 32 above 8192, smooth in between.
+void tv_synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta);
+
 // Writes the model to out_path (atomically: a temporary renamed on success).
 // Errors: unknown preset/type (TV_ERR_INVALID), unreadable vocab (its loader's code), I/O.
 tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_error *err);
