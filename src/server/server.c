@@ -48,6 +48,7 @@ struct srv_server {
     long created;                 // unix seconds at start
     atomic_ullong next_id;
     atomic_bool is_stopping;
+    atomic_int n_generating;      // generation requests being answered (blocking or streaming)
 };
 
 typedef enum route {
@@ -698,6 +699,7 @@ static void stream_free(void *cls) {
     stream *st = cls;
     if (!st) return;
     srv_job_release(st->job);   // aborts whatever still runs: the client is gone or we are done
+    atomic_fetch_sub(&st->s->n_generating, 1);
     gen_free(st->g);
     free(st->role_sent);
     free(st->echo_sent);
@@ -717,6 +719,7 @@ static enum MHD_Result start_stream(srv_server *s, struct MHD_Connection *c, con
         if (st) { free(st->role_sent); free(st->echo_sent); free(st->offs); free(st); }
         srv_job_release(job);
         gen_free(g);
+        atomic_fetch_sub(&s->n_generating, 1);   // no stream_free will run
         return fail(s, c, cx, 500, "server_error", NULL, NULL, "out of memory");
     }
     st->s = s;
@@ -741,7 +744,7 @@ static enum MHD_Result start_stream(srv_server *s, struct MHD_Connection *c, con
 
 // ---------------------------------------------------------------- handlers
 
-static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, conn *cx, srv_api api) {
+static enum MHD_Result generate(srv_server *s, struct MHD_Connection *c, conn *cx, srv_api api, bool *is_streaming) {
     srv_error err = {0};
     srv_request *req = srv_request_parse(api, cx->body, cx->len, s->n_vocab, &err);
     if (!req) return reply_error(s, c, cx, &err, NULL);
@@ -764,10 +767,23 @@ static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, 
         gen_free(g);
         return reply_error(s, c, cx, &err, NULL);
     }
-    if (g->req->stream) return start_stream(s, c, cx, g, job);
+    if (g->req->stream) {
+        *is_streaming = true;   // stream_free ends it
+        return start_stream(s, c, cx, g, job);
+    }
     enum MHD_Result r = run_blocking(s, c, cx, g, job);
     srv_job_release(job);
     gen_free(g);
+    return r;
+}
+
+// Counts the request in n_generating until its answer is complete, so that a shutdown can let
+// aborted streams send their last chunk and [DONE] before the connections close.
+static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, conn *cx, srv_api api) {
+    bool is_streaming = false;
+    atomic_fetch_add(&s->n_generating, 1);
+    enum MHD_Result r = generate(s, c, cx, api, &is_streaming);
+    if (!is_streaming) atomic_fetch_sub(&s->n_generating, 1);
     return r;
 }
 
@@ -1045,6 +1061,7 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
     s->created = (long)time(NULL);
     atomic_init(&s->next_id, (unsigned long long)time(NULL) << 20);
     atomic_init(&s->is_stopping, false);
+    atomic_init(&s->n_generating, 0);
     const char *name = c->model_alias && c->model_alias[0] ? c->model_alias : tv_model_name(m);
     if (!(s->model_id = strdup(name ? name : "tinyvllm"))) goto oom;
     if (c->api_key && c->api_key[0] && !(s->api_key = strdup(c->api_key))) goto oom;
@@ -1111,6 +1128,13 @@ void srv_server_stop(srv_server *s) {
     atomic_store(&s->is_stopping, true);
     MHD_socket lsock = s->daemon ? MHD_quiesce_daemon(s->daemon) : MHD_INVALID_SOCKET;  // no new connections
     srv_worker_shutdown(s->worker);                   // abort in flight: streams end, handlers return
+    // Let aborted answers finish ("abort" finish chunk and [DONE]) before MHD closes every
+    // connection; readers notice within WAIT_SLICE_MS. Bounded: a client that stopped reading
+    // cannot hold the shutdown.
+    for (int i = 0; i < 1000 && atomic_load(&s->n_generating) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     if (s->daemon) MHD_stop_daemon(s->daemon);        // joins the connection threads
     if (lsock != MHD_INVALID_SOCKET) close(lsock);    // quiesce hands the listening socket to us
     srv_worker_free(s->worker);
