@@ -231,6 +231,22 @@ static void test_top_p_min_p_sets(void **st) {
     p.min_p = 0.15f;   // 4
     p.top_p = 0.6f;    // 2
     assert_int_equal(kept_set(&p, x, 5), ranks(2));
+    // tiny vocabularies where (1 - top_p) / (n - 1) exceeds the top probability: the most
+    // likely id always stays (0.6 / 0.4 at top_p 0.3 keeps only the first)
+    {
+        tv_sampling_params q;
+        tv_sampling_params_default(&q);
+        float two[2] = { (float)log(0.4), (float)log(0.6) };
+        q.top_p = 0.3f;
+        assert_int_equal(kept_set(&q, two, 2), 1u << 1);
+        q.top_p = 0.7f;
+        assert_int_equal(kept_set(&q, two, 2), 3u);
+        float three[3] = { (float)log(0.2), (float)log(0.35), (float)log(0.45) };
+        q.top_p = 0.1f;
+        assert_int_equal(kept_set(&q, three, 3), 1u << 2);
+        q.top_p = 0.5f;
+        assert_int_equal(kept_set(&q, three, 3), 6u);
+    }
     // temperature is applied after the filters: a hot temperature does not widen the set
     p.temperature = 5.0f;
     assert_int_equal(kept_set(&p, x, 5), ranks(2));

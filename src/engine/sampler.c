@@ -357,13 +357,15 @@ static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bo
             z_set += expf(l - max_l);
             n_finite++;
         }
-        // Nucleus prefilter (the observation in llama2.c's sample_topp): an id with probability
-        // below (1 - top_p) / (n - 1) can never be in the nucleus, since all of them together
-        // weigh less than 1 - top_p. Applied as a logit threshold with a margin (keeping a few
-        // extra ids is harmless; dropping one is not).
+        // Nucleus prefilter (the observation in llama2.c's sample_topp): an id other than the
+        // most likely one with probability below (1 - top_p) / (n - 1) can never be in the
+        // nucleus, since at most n - 1 of them together weigh less than 1 - top_p. Applied as a
+        // logit threshold with a margin (keeping a few extra ids is harmless; dropping one is
+        // not), never above the maximum, which always stays.
         if (s->top_p < 1.0f && n_finite > 1) {
             double thr = z_set * (1.0 - (double)s->top_p) / (double)(n_finite - 1);
             float thr_l = max_l + (float)log(thr) - 1e-3f;
+            if (thr_l > max_l) thr_l = max_l;
             if (thr_l > min_l) min_l = thr_l;
         }
         for (int32_t i = 0; i < n; i++) {
