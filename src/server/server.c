@@ -1057,6 +1057,12 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
     s->tok = tv_model_tokenizer(m);
     s->n_vocab = tv_model_n_vocab(m);
     s->n_ctx = tv_model_n_ctx(m);
+    {   // the engine caps a sequence at its KV pool too (before the engine thread starts: safe to ask)
+        tv_engine_stats st;
+        tv_engine_get_stats(e, &st);
+        int64_t pool = st.n_blocks_total * (int64_t)st.block_size;
+        if (pool > 0 && pool < s->n_ctx) s->n_ctx = (int)pool;
+    }
     s->max_body = c->max_body_bytes ? c->max_body_bytes : (8u << 20);
     s->created = (long)time(NULL);
     atomic_init(&s->next_id, (unsigned long long)time(NULL) << 20);
