@@ -287,6 +287,84 @@ static void test_top_p_large_vocab(void **st) {
     tv_sampler_free(s);
 }
 
+
+// Randomised differential test of the filter chain against a direct reference: full sort by
+// (logit desc, id asc); top_k prefix; top_p = smallest prefix whose mass (renormalised over the
+// top_k set) reaches top_p; min_p = logit >= max + log(min_p); kept = the shortest. Cases where
+// a cut sits within 1e-4 of a boundary (float vs double) are skipped. Drawn at T = 50, so every
+// kept id is near-uniform and 600 draws see all of them.
+static const float *g_rank_logits;   // the logits cmp_rank orders ids by
+static int cmp_rank_q(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    float lx = g_rank_logits[x], ly = g_rank_logits[y];
+    if (lx != ly) return lx > ly ? -1 : 1;
+    return x - y;
+}
+
+static void test_filters_vs_reference(void **st) {
+    (void)st;
+    int n_checked = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        int n = 1 + (int)((unsigned)(rand_logit() * 1000.0f + 8000.0f) % 12u);
+        float x[12];
+        for (int i = 0; i < n; i++) {
+            x[i] = roundf(rand_logit() * 2.0f) / 2.0f;         // many ties
+            if (rand_logit() > 6.5f) x[i] = -INFINITY;          // some banned
+        }
+        x[(int)((unsigned)(rand_logit() * 100.0f + 800.0f) % (unsigned)n)] = 1.0f;   // at least one finite
+        tv_sampling_params p;
+        tv_sampling_params_default(&p);
+        p.temperature = 50.0f;
+        p.top_k = (int)((unsigned)(rand_logit() * 100.0f + 800.0f) % (unsigned)(n + 2));
+        const float tps[] = { 1.0f, 0.9f, 0.5f, 0.2f, 0.05f };
+        const float mps[] = { 0.0f, 0.0f, 0.1f, 0.3f, 0.7f };
+        p.top_p = tps[(unsigned)(rand_logit() * 100.0f + 800.0f) % 5u];
+        p.min_p = mps[(unsigned)(rand_logit() * 100.0f + 800.0f) % 5u];
+        // reference
+        int order[12], n_fin = 0;
+        for (int i = 0; i < n; i++) if (x[i] > -INFINITY) order[n_fin++] = i;
+        g_rank_logits = x;
+        qsort(order, (size_t)n_fin, sizeof order[0], cmp_rank_q);
+        int k = p.top_k > 0 && p.top_k < n_fin ? p.top_k : n_fin;
+        double mx = x[order[0]], z = 0.0;
+        for (int r = 0; r < k; r++) z += exp(x[order[r]] - mx);
+        bool near = false;
+        int kp = k;
+        if (p.top_p < 1.0f) {
+            double cum = 0.0;
+            for (int r = 0; r < k; r++) {
+                cum += exp(x[order[r]] - mx) / z;
+                if (fabs(cum - p.top_p) < 1e-4) near = true;
+                if (cum >= p.top_p) { kp = r + 1; break; }
+            }
+        }
+        int km = k;
+        if (p.min_p > 0.0f) {
+            double thr = mx + log(p.min_p);
+            km = 0;
+            for (int r = 0; r < k; r++) {
+                if (fabs(x[order[r]] - thr) < 1e-4) near = true;
+                if (x[order[r]] >= thr) km = r + 1;
+            }
+        }
+        if (near) continue;
+        int kept = kp < km ? kp : km;
+        unsigned want = 0;
+        for (int r = 0; r < kept; r++) want |= 1u << order[r];
+        tv_sampler *s = make(&p, n, (uint64_t)trial);
+        unsigned got = 0;
+        for (int d = 0; d < 600; d++) got |= 1u << sample_copy(s, x, n);
+        tv_sampler_free(s);
+        if (got != want)
+            print_message("trial %d: n %d top_k %d top_p %.2f min_p %.2f: got %#x want %#x\n", trial, n, p.top_k,
+                          (double)p.top_p, (double)p.min_p, got, want);
+        assert_int_equal(got, want);
+        n_checked++;
+    }
+    print_message("%d random filter cases match the reference\n", n_checked);
+    assert_true(n_checked > 300);
+}
+
 static void test_penalties(void **st) {
     (void)st;
     enum { N = 6 };
@@ -563,6 +641,7 @@ int main(void) {
         cmocka_unit_test(test_frequencies_match_softmax),
         cmocka_unit_test(test_top_p_min_p_sets),
         cmocka_unit_test(test_top_p_large_vocab),
+        cmocka_unit_test(test_filters_vs_reference),
         cmocka_unit_test(test_penalties),
         cmocka_unit_test(test_logit_bias),
         cmocka_unit_test(test_seed_determinism),
