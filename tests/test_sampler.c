@@ -365,6 +365,40 @@ static void test_filters_vs_reference(void **st) {
     assert_true(n_checked > 300);
 }
 
+// top_k above the heap limit (quickselect path) combined with top_p: every draw lies in the
+// nucleus of the top_k set computed by a full sort, and the draws reach deep into it.
+static void test_large_top_k(void **st) {
+    (void)st;
+    enum { N = 3000, K = 1500 };
+    static float x[N];
+    static int order[N];
+    for (int i = 0; i < N; i++) { x[i] = roundf(rand_logit() * 100.0f) / 400.0f; order[i] = i; }
+    g_rank_logits = x;
+    qsort(order, N, sizeof order[0], cmp_rank_q);
+    double mx = x[order[0]], z = 0.0;
+    for (int r = 0; r < K; r++) z += exp(x[order[r]] - mx);
+    static bool allowed[N];
+    double cum = 0.0;
+    int n_nuc = 0;
+    for (int r = 0; r < K && cum < 0.8; r++) { cum += exp(x[order[r]] - mx) / z; allowed[order[r]] = true; n_nuc++; }
+    tv_sampling_params p;
+    tv_sampling_params_default(&p);
+    p.top_k = K;
+    p.top_p = 0.8f;
+    tv_sampler *s = make(&p, N, 11);
+    int deepest = 0;
+    static int rank_of[N];
+    for (int r = 0; r < N; r++) rank_of[order[r]] = r;
+    for (int d = 0; d < 3000; d++) {
+        int32_t id = sample_copy(s, x, N);
+        assert_true(allowed[id]);
+        if (rank_of[id] > deepest) deepest = rank_of[id];
+    }
+    print_message("nucleus of top_k %d: %d ids, deepest draw at rank %d\n", K, n_nuc, deepest);
+    assert_true(deepest > n_nuc * 9 / 10);
+    tv_sampler_free(s);
+}
+
 static void test_penalties(void **st) {
     (void)st;
     enum { N = 6 };
@@ -642,6 +676,7 @@ int main(void) {
         cmocka_unit_test(test_top_p_min_p_sets),
         cmocka_unit_test(test_top_p_large_vocab),
         cmocka_unit_test(test_filters_vs_reference),
+        cmocka_unit_test(test_large_top_k),
         cmocka_unit_test(test_penalties),
         cmocka_unit_test(test_logit_bias),
         cmocka_unit_test(test_seed_determinism),
