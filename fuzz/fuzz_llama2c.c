@@ -1,5 +1,6 @@
 // fuzz_llama2c.c — libFuzzer target for the llama2.c checkpoint loader: parse an arbitrary buffer
-// and touch the first and last byte of every tensor view, which must lie inside the buffer.
+// and touch the first and last byte of every tensor view, which must lie inside the buffer; the
+// same bytes also go through the tokenizer.bin reader (with a token count taken from the input).
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!copy) return 0;
     if (size) memcpy(copy, data, size);
     tv_error err = { 0 };
+    int32_t n_vocab = size ? 1 + data[0] % 64 : 1;
+    tv_llama2c_vocab *v = tv_llama2c_vocab_open_memory(copy, size, n_vocab, "fuzz", &err);
+    if (v) {
+        for (int32_t i = 0; i < v->n_vocab; i++) g_sink += v->lens[i] + (uint8_t)v->pieces[i][v->lens[i]] + (uint64_t)v->scores[i];
+        tv_llama2c_vocab_free(v);
+    } else if (err.code == TV_OK || err.msg[0] == 0) {
+        __builtin_trap();
+    }
     tv_llama2c *m = tv_llama2c_open_memory(copy, size, "fuzz", &err);
     if (!m) {
         if (err.code == TV_OK || err.msg[0] == 0) __builtin_trap();

@@ -92,11 +92,29 @@ static void seed_llama2c(const char *path, int version, bool shared) {
     fclose(f);
 }
 
+// A llama2.c tokenizer.bin with 8 tokens: max_token_length 7 (the fuzzer takes 1 + byte0 % 64 tokens).
+static void seed_tokenizer(const char *path) {
+    static const char *const PIECES[8] = { "<unk>", "\n<s>\n", "\n</s>\n", "<0x00>", " a", "b", "ab", " ab" };
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); exit(1); }
+    int32_t max_len = 7;
+    fwrite(&max_len, 4, 1, f);
+    for (int i = 0; i < 8; i++) {
+        float score = -(float)i;
+        int32_t len = (int32_t)strlen(PIECES[i]);
+        fwrite(&score, 4, 1, f);
+        fwrite(&len, 4, 1, f);
+        fwrite(PIECES[i], 1, (size_t)len, f);
+    }
+    fclose(f);
+}
+
 int main(void) {
     seed_all_types("fuzz/corpus/gguf/all-types");
     seed_vocab("fuzz/corpus/gguf/vocab");
     seed_llama2c("fuzz/corpus/llama2c/v0-shared", 0, true);
     seed_llama2c("fuzz/corpus/llama2c/v0-separate", 0, false);
     seed_llama2c("fuzz/corpus/llama2c/v1-separate", 1, false);
+    seed_tokenizer("fuzz/corpus/llama2c/tokenizer-8");
     return 0;
 }
