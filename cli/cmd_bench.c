@@ -464,6 +464,9 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddItemToObject(o, "pp_n", num_or_null(peers[i].pp_tok_s > 0, peers[i].pp_n));
             cJSON_AddItemToObject(o, "tg_tok_s", num_or_null(peers[i].tg_tok_s > 0, peers[i].tg_tok_s));
             cJSON_AddItemToObject(o, "tg_n", num_or_null(peers[i].tg_tok_s > 0, peers[i].tg_n));
+            // tinyvllm / peer (null when either side lacks the test)
+            cJSON_AddItemToObject(o, "pp_ratio", num_or_null(peers[i].pp_tok_s > 0 && pp.n > 0, pp_med / peers[i].pp_tok_s));
+            cJSON_AddItemToObject(o, "tg_ratio", num_or_null(peers[i].tg_tok_s > 0 && tg.n > 0, tg_med / peers[i].tg_tok_s));
             cJSON_AddItemToArray(jp, o);
         }
         char *txt = cJSON_PrintUnformatted(jo);

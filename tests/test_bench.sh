@@ -91,6 +91,8 @@ const peers = Object.fromEntries((j.peers || []).map(p => [p.name, p]));
 const jp = peers.jsonpeer, mp = peers.mdpeer;
 if (!jp || !jp.ok || jp.pp_tok_s !== 250.5 || jp.tg_tok_s !== 125.25 || jp.pp_n !== 16 || jp.tg_n !== 8)
   bad.push('json peer parsed as ' + JSON.stringify(jp));
+if (!jp || Math.abs(jp.pp_ratio - j.pp_tok_s / 250.5) > 1e-9 * jp.pp_ratio || Math.abs(jp.tg_ratio - j.tg_tok_s / 125.25) > 1e-9 * jp.tg_ratio)
+  bad.push('peer ratios ' + JSON.stringify(jp));
 if (!mp || !mp.ok || mp.pp_tok_s !== 40 || mp.tg_tok_s !== 20 || mp.pp_n !== 16 || mp.tg_n !== 8)
   bad.push('markdown peer parsed as ' + JSON.stringify(mp));
 if (bad.length) { console.log('FAIL: ' + bad.join('; ')); console.log(text); process.exit(1); }
