@@ -422,6 +422,12 @@ static void test_writer_errors(void **state) {
     gguf_writer_free(w);
     gguf_writer_free(NULL);
     gguf_close(NULL);
+    // a NULL writer (failed create) is tolerated by setters and refused by add/write
+    gguf_set_u32(NULL, "a", 1);
+    gguf_set_str(NULL, "s", "x");
+    gguf_set_arr_data(NULL, "d", GGUF_TYPE_UINT8, "ab", 2);
+    assert_int_not_equal(gguf_add_tensor(NULL, "q", TV_TYPE_F32, 1, ne_ok, d, &err), TV_OK);
+    assert_int_not_equal(gguf_writer_write(NULL, tmp_path("null"), &err), TV_OK);
 }
 
 // ---- hostile files ----

@@ -676,6 +676,7 @@ static bool wvalue_clone(gguf_value *dst, const gguf_value *src, int depth, tv_s
 
 // Takes ownership of *v (which must be an owned writer value) and stores it under key.
 static void w_put(gguf_writer *w, const char *key, gguf_value *v) {
+    if (!w) { wvalue_free(v); return; }   // a failed gguf_writer_create: write reports it
     if (!key) { wvalue_free(v); w_fail(w, TV_ERR_INVALID, "NULL metadata key"); return; }
     for (int64_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->keys[i], key)) continue;
@@ -716,12 +717,14 @@ void gguf_set_str(gguf_writer *w, const char *key, const char *v) {
 }
 
 void gguf_set_arr_data(gguf_writer *w, const char *key, gguf_type elem, const void *data, uint64_t n) {
+    if (!w) return;
     if (!type_is_numeric(elem)) { w_fail(w, TV_ERR_INVALID, "'%s': gguf_set_arr_data needs a numeric element type", key ? key : "?"); return; }
     gguf_value src = { .type = GGUF_TYPE_ARRAY, .arr_type = elem, .arr_n = n, .arr_data = data };
     gguf_set_value(w, key, &src);
 }
 
 void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *strs, const uint64_t *lens, uint64_t n) {
+    if (!w) return;
     gguf_value v = { .type = GGUF_TYPE_ARRAY, .arr_type = GGUF_TYPE_STRING };
     if (n) {
         if (!strs || n > SIZE_MAX / sizeof(gguf_value)) { w_fail(w, TV_ERR_INVALID, "'%s': bad string array", key ? key : "?"); return; }
@@ -741,6 +744,7 @@ void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *strs, 
 }
 
 void gguf_set_value(gguf_writer *w, const char *key, const gguf_value *v) {
+    if (!w) return;
     gguf_value c;
     tv_status why = TV_ERR_NOMEM;
     if (!v || !wvalue_clone(&c, v, 0, &why)) {
@@ -754,6 +758,7 @@ void gguf_set_value(gguf_writer *w, const char *key, const gguf_value *v) {
 
 static tv_status add_tensor(gguf_writer *w, const char *name, tv_type type, int n_dims, const int64_t *ne,
                             const void *data, gguf_tensor_source_fn fill, void *user, tv_error *err) {
+    if (!w) return tv_fail(err, TV_ERR_NOMEM, "gguf writer: NULL writer (creation failed?)");
     if (!name || !*name || strlen(name) > GGUF_MAX_NAME_LEN)
         return tv_fail(err, TV_ERR_INVALID, "gguf writer: bad tensor name");
     if (n_dims < 1 || n_dims > 4 || !ne) return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: n_dims %d is not in 1..4", name, n_dims);

@@ -83,7 +83,7 @@ const gguf_tensor_info *gguf_find_tensor(const gguf_ctx *ctx, const char *name);
 
 // ---- writer ----
 typedef struct gguf_writer gguf_writer;
-gguf_writer *gguf_writer_create(void);
+gguf_writer *gguf_writer_create(void);   // NULL when out of memory; setters then do nothing and write fails
 void gguf_writer_free(gguf_writer *w);
 // Setters copy key and value; setting an existing key replaces it (order of first set is kept).
 void gguf_set_u32(gguf_writer *w, const char *key, uint32_t v);
