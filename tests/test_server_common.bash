@@ -21,6 +21,15 @@ srv_setup() {
     trap srv_cleanup EXIT
 }
 
+# srv_use_synth: switch to a synthesized tiny GGUF (random weights) with the real Llama-2
+# SentencePiece vocab; returns 1 (and keeps the current model) when synth or the vocab is missing.
+srv_use_synth() {
+    local vocab=$SRV_SHARED/vocab/ggml-vocab-llama-spm.gguf
+    [ -f "$vocab" ] || return 1
+    "$SRV_BIN" synth --preset tiny --vocab "$vocab" -o "$SRV_TMP/tiny.gguf" >/dev/null 2>&1 || return 1
+    SRV_MODEL_ARGS=(-m "$SRV_TMP/tiny.gguf")
+}
+
 srv_cleanup() {
     if [ -n "${SRV_PID:-}" ] && kill -0 "$SRV_PID" 2>/dev/null; then
         kill -KILL "$SRV_PID" 2>/dev/null

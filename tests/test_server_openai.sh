@@ -7,8 +7,18 @@ set -u
 srv_setup "$1" "$2"
 [ -d "$SRV_JS/node_modules/openai" ] || srv_skip "tests/js/node_modules/openai missing (run scripts/setup.sh)"
 export TV_API_KEY=test-key-123
-srv_start --api-key "$TV_API_KEY" --model-alias tiny-test --chat-template "$SRV_TPL" --max-num-seqs 8
 rc=0
+# 1) a real trained llama2.c model (aidreams260K, 512-token vocab)
+srv_start --api-key "$TV_API_KEY" --model-alias tiny-test --chat-template "$SRV_TPL" --max-num-seqs 8
 (cd "$SRV_JS" && TV_MODEL_ID=tiny-test node --test --test-reporter=spec server_openai.test.mjs) || rc=1
 srv_stop || rc=1
+# 2) a synthesized GGUF with the real Llama-2 SentencePiece vocab (32000 tokens), served under its
+#    own name (general.name)
+if srv_use_synth; then
+    srv_start --api-key "$TV_API_KEY" --chat-template "$SRV_TPL" --max-num-seqs 8
+    (cd "$SRV_JS" && TV_MODEL_ID=tinyvllm-synth-tiny node --test --test-reporter=spec server_openai.test.mjs) || rc=1
+    srv_stop || rc=1
+else
+    echo "note: tinyvllm synth or the Llama-2 vocab unavailable; the GGUF pass is skipped"
+fi
 exit $rc

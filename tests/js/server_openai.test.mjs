@@ -199,8 +199,10 @@ test('errors: typed by the client', async () => {
     (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && e.code === 'model_not_found');
   await assert.rejects(client.models.retrieve('no-such-model'), (e) => e instanceof OpenAI.NotFoundError);
   // prompt + max_tokens beyond the context: 400 that names the numbers
-  await assert.rejects(greedy({ max_tokens: 1000 }),
-    (e) => e instanceof OpenAI.BadRequestError && /128/.test(e.message) && /1000/.test(e.message));
+  const ctx = (await client.models.retrieve(MODEL)).max_model_len;
+  assert.ok(Number.isInteger(ctx) && ctx > 0);
+  await assert.rejects(greedy({ max_tokens: ctx }),
+    (e) => e instanceof OpenAI.BadRequestError && e.message.includes(String(ctx)) && e.code === 'context_length_exceeded');
   await assert.rejects(client.chat.completions.create({ model: MODEL, messages: [] }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'messages');
   await assert.rejects(client.chat.completions.create({ model: MODEL, messages: [{ role: 'wizard', content: 'x' }] }),
