@@ -475,7 +475,7 @@ int cmd_bench(int argc, char **argv) {
         free(txt);
     } else {
         printf("model %s: %.2f M matmul params, %.1f MiB weights read per token | %d threads | kernels %s | %ld reps\n",
-               tv_model_name(m), n_params * 1e-6, (double)wbytes / (1 << 20), n_threads, tv_kernels_path(), reps);
+               tv_model_name(m) ? tv_model_name(m) : model_path, n_params * 1e-6, (double)wbytes / (1 << 20), n_threads, tv_kernels_path(), reps);
         printf("load %.0f ms | peak RSS %.0f MB\n\n", load_ms, peak_rss_mb);
         printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");
         char name[64];

@@ -164,7 +164,7 @@ tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = n > 0 ? (int)n : 1;
     }
-    if (n_threads > 256) return tv_fail(err, TV_ERR_INVALID, "roofline: %d threads (at most 256)", n_threads);
+    if (n_threads > 1024) return tv_fail(err, TV_ERR_INVALID, "roofline: %d threads (at most 1024)", n_threads);
     const probes pr = choose_probes();
     out->isa = pr.isa;
 
