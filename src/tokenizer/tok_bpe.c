@@ -143,7 +143,7 @@ static inline size_t merge_hash(uint64_t key, size_t mask) { return (size_t)((ke
 
 tv_status tok_bpe_init_merges(tv_tokenizer *t, size_t n_merges, tv_error *err) {
     size_t cap = 16;
-    while (cap < n_merges * 2 + 16) cap *= 2;
+    while (cap < n_merges + n_merges / 2 + 16) cap *= 2;   // load factor <= 2/3
     free(t->merges.slots);
     t->merges.slots = malloc(cap * sizeof *t->merges.slots);
     if (!t->merges.slots) return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory for %zu merges", n_merges);
@@ -189,7 +189,21 @@ typedef struct bpe_scratch {
     bpe_pair *heap; size_t heap_n, heap_cap;
     char *word; size_t word_cap;           // byte-mapped word (ignore_merges lookup)
     size_t *spans, *spans2; size_t spans_n, spans2_n, spans_cap, spans2_cap;   // (off, len) pairs
+    // word cache for one call (long texts only): word bytes (in the caller's text) -> ids
+    uint32_t *cslots; size_t ccap;        // entry index + 1, 0 = empty
+    struct bpe_centry { const char *w; uint32_t len, ids_off, n_ids; } *cent; size_t cent_n, cent_cap;
+    int32_t *cids; size_t cids_n, cids_cap;
 } bpe_scratch;
+
+#define CACHE_MIN_TEXT 2048         // bytes: shorter fragments are not worth a cache
+#define CACHE_MAX_WORD 128          // bytes
+#define CACHE_MAX_ENTRIES (1u << 18)
+
+static uint64_t word_hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) { h ^= (uint8_t)s[i]; h *= 1099511628211ull; }
+    return h ^ (h >> 31);
+}
 
 static bool pair_before(const bpe_pair *a, const bpe_pair *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
@@ -254,7 +268,7 @@ static size_t utf8_char_len(uint8_t c) {
 }
 
 // Encodes one pre-tokenized word.
-static bool bpe_word(const tv_tokenizer *t, bpe_scratch *s, const char *w, size_t n, tok_ids *out) {
+static bool bpe_word_uncached(const tv_tokenizer *t, bpe_scratch *s, const char *w, size_t n, tok_ids *out) {
     if (n == 0) return true;
     if (t->ignore_merges) {
         const char *key = w;
@@ -313,6 +327,32 @@ static bool bpe_word(const tv_tokenizer *t, bpe_scratch *s, const char *w, size_
     }
     for (int32_t i = 0; i != -1; i = s->syms[i].next)
         if (s->syms[i].id >= 0 && !tok_ids_push(out, s->syms[i].id)) return false;
+    return true;
+}
+
+// bpe_word_uncached through the call's word cache (when enabled).
+static bool bpe_word(const tv_tokenizer *t, bpe_scratch *s, const char *w, size_t n, tok_ids *out) {
+    if (!s->ccap || n > CACHE_MAX_WORD || n == 0) return bpe_word_uncached(t, s, w, n, out);
+    size_t mask = s->ccap - 1, i = word_hash(w, n) & mask;
+    for (; s->cslots[i]; i = (i + 1) & mask) {
+        const struct bpe_centry *e = &s->cent[s->cslots[i] - 1];
+        if (e->len == n && memcmp(e->w, w, n) == 0) {
+            for (uint32_t k = 0; k < e->n_ids; k++)
+                if (!tok_ids_push(out, s->cids[e->ids_off + k])) return false;
+            return true;
+        }
+    }
+    size_t before = out->n;
+    if (!bpe_word_uncached(t, s, w, n, out)) return false;
+    if (s->cent_n >= CACHE_MAX_ENTRIES || s->cent_n * 2 >= s->ccap) return true;   // full: no more inserts
+    size_t k = out->n - before;
+    if (!grow((void **)&s->cent, &s->cent_cap, s->cent_n + 1, sizeof *s->cent) ||
+        !grow((void **)&s->cids, &s->cids_cap, s->cids_n + k, sizeof *s->cids))
+        return true;   // the cache is an optimisation: no memory, no caching
+    memcpy(s->cids + s->cids_n, out->v + before, k * sizeof *s->cids);
+    s->cent[s->cent_n] = (struct bpe_centry){w, (uint32_t)n, (uint32_t)s->cids_n, (uint32_t)k};
+    s->cids_n += k;
+    s->cslots[i] = (uint32_t)++s->cent_n;
     return true;
 }
 
@@ -381,6 +421,12 @@ tv_status tok_bpe_encode(const tv_tokenizer *t, const char *text, size_t len, to
         size_t tc = s.spans_cap; s.spans_cap = s.spans2_cap; s.spans2_cap = tc;
         s.spans_n = s.spans2_n;
     }
+    if (len >= CACHE_MIN_TEXT) {
+        s.ccap = 1u << 12;
+        while (s.ccap < 2 * CACHE_MAX_ENTRIES && s.ccap < len / 4) s.ccap *= 2;
+        s.cslots = calloc(s.ccap, sizeof *s.cslots);
+        if (!s.cslots) s.ccap = 0;
+    }
     for (size_t i = 0; i < s.spans_n; i++)
         if (!bpe_word(t, &s, text + s.spans[2 * i], s.spans[2 * i + 1], out)) goto nomem;
     goto done;
@@ -395,5 +441,8 @@ done:
     free(s.word);
     free(s.spans);
     free(s.spans2);
+    free(s.cslots);
+    free(s.cent);
+    free(s.cids);
     return st;
 }

@@ -22,8 +22,10 @@ enum {
 typedef struct tok_ids { int32_t *v; size_t n, cap; } tok_ids;
 bool tok_ids_push(tok_ids *o, int32_t id);
 
-// String -> id open-addressing table over the vocab (slots hold id+1, 0 = empty).
-typedef struct tok_strmap { uint32_t *slots; size_t cap; } tok_strmap;
+// String -> id open-addressing table over the vocab: a slot holds id+1 (0 = empty) and 32 bits of
+// the string's hash, so a probe touches the vocab strings only on a likely match.
+typedef struct tok_strslot { uint32_t id1, hash; } tok_strslot;
+typedef struct tok_strmap { tok_strslot *slots; size_t cap; } tok_strmap;
 
 // (left id, right id) -> merge rank and result id, open addressing.
 typedef struct tok_merge { uint64_t key; int32_t rank; int32_t result; } tok_merge;

@@ -69,7 +69,9 @@ static bool buf_put(tok_buf *b, const char *s, size_t n) {
 static uint64_t hash_bytes(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ull;   // FNV-1a
     for (size_t i = 0; i < n; i++) { h ^= (uint8_t)s[i]; h *= 1099511628211ull; }
-    return h ^ (h >> 29);
+    h ^= h >> 33;   // finalizer: spread the bits over both halves (slot index and fingerprint)
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
 }
 
 // Length of the UTF-8 sequence at s (n bytes available): > 0 complete and valid (cp set),
@@ -155,11 +157,14 @@ static int parse_byte_piece(const char *s, size_t n) {   // "<0xXX>" -> 0..255, 
 size_t tok_strmap_find(const tok_strmap *m, char *const *pieces, const uint32_t *lens, const char *s, size_t n) {
     if (!m->cap) return 0;
     size_t mask = m->cap - 1;
-    for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
-        uint32_t slot = m->slots[i];
-        if (!slot) return 0;
-        uint32_t id = slot - 1;
-        if (lens[id] == n && memcmp(pieces[id], s, n) == 0) return slot;
+    uint64_t h = hash_bytes(s, n);
+    uint32_t h32 = (uint32_t)(h >> 32);
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        tok_strslot slot = m->slots[i];
+        if (!slot.id1) return 0;
+        if (slot.hash != h32) continue;
+        uint32_t id = slot.id1 - 1;
+        if (lens[id] == n && memcmp(pieces[id], s, n) == 0) return slot.id1;
     }
 }
 
@@ -217,9 +222,10 @@ tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
         // first occurrence wins for duplicate strings (as a sorted-vocab lookup would find any)
         if (tok_strmap_find(&t->map, t->pieces, t->piece_len, t->pieces[id], n)) continue;
         size_t mask = cap - 1;
-        size_t i = hash_bytes(t->pieces[id], n) & mask;
-        while (t->map.slots[i]) i = (i + 1) & mask;
-        t->map.slots[i] = (uint32_t)id + 1;
+        uint64_t h = hash_bytes(t->pieces[id], n);
+        size_t i = h & mask;
+        while (t->map.slots[i].id1) i = (i + 1) & mask;
+        t->map.slots[i] = (tok_strslot){(uint32_t)id + 1, (uint32_t)(h >> 32)};
         if ((t->types[id] == TOK_TYPE_CONTROL || t->types[id] == TOK_TYPE_USER_DEFINED) && n > 0) n_special++;
     }
     if (n_special) {
@@ -697,6 +703,31 @@ static bool replace_all(tok_buf *dst, const char *s, size_t n, const char *from,
     return true;
 }
 
+// NFC of s into dst, normalizing only the non-ASCII runs (each with the ASCII char before it, which a
+// combining mark may join): ASCII chars are starters that no composition takes as second char, so
+// the result equals NFC of the whole text. Returns 0 or a utf8proc error.
+static utf8proc_ssize_t nfc_segments(tok_buf *dst, const char *s, size_t n) {
+    if (!buf_reserve(dst, n)) return UTF8PROC_ERROR_NOMEM;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && (uint8_t)s[j] < 0x80) j++;
+        size_t keep = (j < n && j > i) ? j - 1 : j;
+        if (!buf_put(dst, s + i, keep - i)) return UTF8PROC_ERROR_NOMEM;
+        if (j == n) break;
+        size_t k = j;
+        while (k < n && (uint8_t)s[k] >= 0x80) k++;
+        utf8proc_uint8_t *o = NULL;
+        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s + keep, (utf8proc_ssize_t)(k - keep), &o,
+                                          (utf8proc_option_t)(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+        if (r < 0) return r;
+        bool ok = buf_put(dst, (const char *)o, (size_t)r);
+        free(o);
+        if (!ok) return UTF8PROC_ERROR_NOMEM;
+        i = k;
+    }
+    return 0;
+}
+
 // HF normalizers then pre-tokenizer Metaspace, for tokenizer.json BPE models.
 static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t len, bool is_first, tok_ids *out,
                               tv_error *err) {
@@ -707,7 +738,19 @@ static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t le
     tv_status st = TV_OK;
     tok_buf a = {0}, b = {0};
     utf8proc_uint8_t *nfc = NULL;
-    if (t->norm_nfc || t->norm_lowercase) {
+    if (t->norm_nfc && !t->norm_lowercase) {
+        tok_buf c = {0};
+        utf8proc_ssize_t r = nfc_segments(&c, text, len);
+        if (r < 0) {
+            free(c.p);
+            st = r == UTF8PROC_ERROR_NOMEM ? tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory")
+                                           : tv_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r));
+            goto done;
+        }
+        nfc = (utf8proc_uint8_t *)c.p;
+        text = c.p ? c.p : "";
+        len = c.n;
+    } else if (t->norm_nfc || t->norm_lowercase) {
         int opts = UTF8PROC_STABLE | (t->norm_nfc ? UTF8PROC_COMPOSE : 0) | (t->norm_lowercase ? UTF8PROC_CASEFOLD : 0);
         utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &nfc, (utf8proc_option_t)opts);
         if (r < 0) { st = tv_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r)); goto done; }
