@@ -23,13 +23,16 @@ const HELP = `usage: node bench/serve_bench.mjs [options]
   --seed S             prompt seed (default 1)
   --endpoint E         completions | chat (default completions; chat sends text prompts)
   --prompt-mode M      ids | text (default ids)
+  --request-rate R     Poisson arrivals at R requests/s (seeded), still at most C in flight
+                       (default: inf = every client sends its next request at once)
   --warmup W           requests sent (sequentially) before measuring (default 1)
   --json FILE          also write the results as JSON to FILE ("-" = stdout)
   --label NAME         a name for this run in the output (default: the model id)`;
 
 function parseArgs(argv) {
   const o = { url: 'http://127.0.0.1:8080', model: null, apiKey: process.env.OPENAI_API_KEY || null, c: 4, n: 32,
-    p: 128, t: 64, seed: 1, endpoint: 'completions', promptMode: 'ids', warmup: 1, json: null, label: null };
+    p: 128, t: 64, seed: 1, endpoint: 'completions', promptMode: 'ids', warmup: 1, json: null, label: null,
+    rate: Infinity };
   const num = (v, name) => { const x = Number(v); if (!Number.isInteger(x) || x < 0) die(`bad value for ${name}: ${v}`); return x; };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i], v = argv[i + 1];
@@ -46,6 +49,7 @@ function parseArgs(argv) {
       case '--endpoint': o.endpoint = v; i++; break;
       case '--prompt-mode': o.promptMode = v; i++; break;
       case '--warmup': o.warmup = num(v, a); i++; break;
+      case '--request-rate': o.rate = v === 'inf' ? Infinity : Number(v); if (!(o.rate > 0)) die(`bad --request-rate ${v}`); i++; break;
       case '--json': o.json = v; i++; break;
       case '--label': o.label = v; i++; break;
       default: die(`unknown option ${a}\n${HELP}`);
@@ -180,10 +184,21 @@ async function main() {
     if (w.error) die(`warm-up request failed: ${w.error}`);
   }
   const results = new Array(o.n);
+  // arrival times (ms from start): all at 0, or a seeded Poisson process at o.rate
+  const arrive = new Array(o.n).fill(0);
+  if (Number.isFinite(o.rate)) {
+    const r = rng(o.seed + 7919);
+    for (let i = 1; i < o.n; i++) arrive[i] = arrive[i - 1] - Math.log(1 - r()) * 1000 / o.rate;
+  }
   let next = 0;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: Math.min(o.c, o.n) }, async () => {
-    while (next < o.n) { const i = next++; results[i] = await run(o, prompts[i]); }
+    while (next < o.n) {
+      const i = next++;
+      const wait = t0 + arrive[i] - performance.now();
+      if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+      results[i] = await run(o, prompts[i]);
+    }
   }));
   const dur = (performance.now() - t0) / 1000;
   const ok = results.filter((r) => !r.error), failed = results.filter((r) => r.error);
@@ -191,7 +206,7 @@ async function main() {
   const inTok = ok.reduce((a, r) => a + (r.prompt ?? o.p), 0);
   const res = {
     label: o.label || o.model, url: o.url, model: o.model, endpoint: o.endpoint, prompt_mode: mode,
-    concurrency: o.c, num_requests: o.n, prompt_tokens: o.p, output_tokens: o.t,
+    concurrency: o.c, request_rate: Number.isFinite(o.rate) ? o.rate : 'inf', num_requests: o.n, prompt_tokens: o.p, output_tokens: o.t,
     completed: ok.length, failed: failed.length, duration_s: dur,
     request_throughput: ok.length / dur, output_throughput: outTok / dur, total_token_throughput: (inTok + outTok) / dur,
     ttft_ms: stats(ok.map((r) => r.ttft)), tpot_ms: stats(ok.map((r) => r.tpot)),
@@ -202,7 +217,7 @@ async function main() {
   const lines = [
     `============ serve_bench: ${res.label} ============`,
     `server ${o.url}  model ${o.model}  endpoint /v1/${o.endpoint === 'chat' ? 'chat/' : ''}completions  prompts ${mode}`,
-    `concurrency ${o.c}  requests ${o.n}  prompt ${o.p} tok  output ${o.t} tok`,
+    `concurrency ${o.c}  rate ${Number.isFinite(o.rate) ? o.rate + ' req/s' : 'inf'}  requests ${o.n}  prompt ${o.p} tok  output ${o.t} tok`,
     `completed ${res.completed}  failed ${res.failed}  duration ${f(dur)} s`,
     `request throughput      ${f(res.request_throughput, 3)} req/s`,
     `output token throughput ${f(res.output_throughput)} tok/s`,
