@@ -155,6 +155,38 @@ static void test_frequencies_match_softmax(void **st) {
         assert_true(chi < crit7);
         tv_sampler_free(s);
     }
+    // a vocabulary spanning several 64-id chunks and a tail: heavy ids in different chunks, the
+    // rest pooled into one bin; chi-square with 4 degrees of freedom (critical 18.467 at 0.001)
+    {
+        enum { V = 200 };
+        float big[V];
+        for (int i = 0; i < V; i++) big[i] = -1.0f + 0.01f * (float)(i % 7);
+        const int heavy[4] = { 5, 70, 150, 199 };
+        const float hl[4] = { 2.0f, 1.5f, 2.5f, 1.0f };
+        for (int h = 0; h < 4; h++) big[heavy[h]] = hl[h];
+        double pr[V];
+        ref_softmax(big, V, 1.3, pr);
+        tv_sampling_params q;
+        tv_sampling_params_default(&q);
+        q.temperature = 1.3f;
+        tv_sampler *sb = make(&q, V, 4321);
+        int cnt[V] = {0};
+        for (int d = 0; d < DRAWS; d++) cnt[sample_copy(sb, big, V)]++;
+        tv_sampler_free(sb);
+        int bins[5] = {0};
+        double pb[5] = {0};
+        for (int i = 0; i < V; i++) {
+            int b = 4;
+            for (int h = 0; h < 4; h++) if (i == heavy[h]) b = h;
+            bins[b] += cnt[i];
+            pb[b] += pr[i];
+        }
+        int dof;
+        double chi = chi_square(bins, pb, 5, DRAWS, &dof);
+        print_message("V=200 chunked draw: chi2=%.2f (dof %d)\n", chi, dof);
+        assert_int_equal(dof, 4);
+        assert_true(chi < 18.467);
+    }
     // top_k = 3: the three best, renormalised, at T = 0.8
     tv_sampling_params p;
     tv_sampling_params_default(&p);
