@@ -143,7 +143,9 @@ int cmd_serve(int argc, char **argv) {
     if (!(srv = srv_server_start(m, e, &sc, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
     fprintf(stderr, "tinyvllm serve: model %s, ctx %d, %lld KV blocks of %d tokens, max %d seqs\n", model_path,
             tv_model_n_ctx(m), (long long)st.n_blocks_total, st.block_size, ec.max_num_seqs);
-    fprintf(stderr, "tinyvllm serve: listening on http://%s:%d\n", sc.host, srv_server_port(srv));
+    bool is_v6 = strchr(sc.host, ':') != NULL;
+    fprintf(stderr, "tinyvllm serve: listening on http://%s%s%s:%d\n", is_v6 ? "[" : "", sc.host, is_v6 ? "]" : "",
+            srv_server_port(srv));
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {}
     fprintf(stderr, "tinyvllm serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

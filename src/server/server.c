@@ -1110,7 +1110,6 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)(c->max_connections > 0 ? c->max_connections : 512),
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                  MHD_OPTION_END);
     if (!s->daemon) {
         tv_fail(err, TV_ERR_IO, "server: cannot listen on %s:%d (in use, or not a local address?)", host, c->port);
