@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "formats/gguf.h"
 #include "tokenizer/chat_template.h"
 
 typedef struct { const char *tpl; const char *ctx; const char *want; } tcase;
@@ -266,6 +269,66 @@ static void test_shared_templates_compile(void **state) {
     free(buf);
 }
 
+// `tinyvllm template -m MODEL.gguf`: the template and the bos/eos strings come from the GGUF. We write a
+// GGUF holding the real llama-spm vocabulary (bos "<s>", eos "</s>") plus a chat template, then run the CLI.
+static void test_cli_gguf_model(void **state) {
+    (void)state;
+    const char *shared = getenv("TV_SHARED_DIR") ? getenv("TV_SHARED_DIR") : TV_SHARED_DIR;
+    char vocab[4096], bin[4096], gguf_path[] = "/tmp/tv_tpl_test_XXXXXX", msgs_path[] = "/tmp/tv_tpl_msgs_XXXXXX";
+    snprintf(vocab, sizeof vocab, "%s/vocab/ggml-vocab-llama-spm.gguf", shared);
+    snprintf(bin, sizeof bin, "%s/tinyvllm", TV_BINARY_DIR);
+    FILE *probe = fopen(vocab, "rb");
+    if (!probe) { printf("skip: %s missing\n", vocab); skip(); }
+    fclose(probe);
+    if (!(probe = fopen(bin, "rb"))) { printf("skip: %s not built\n", bin); skip(); }
+    fclose(probe);
+    tv_error err = {0};
+    gguf_ctx *g = gguf_open(vocab, &err);
+    assert_non_null(g);
+    gguf_writer *w = gguf_writer_create();
+    assert_non_null(w);
+    for (int64_t i = 0; i < gguf_n_kv(g); i++) gguf_set_value(w, gguf_kv_key(g, i), gguf_kv_value(g, i));
+    gguf_set_str(w, "tokenizer.chat_template",
+                 "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content | trim }} [/INST]"
+                 "{% else %}{{ m.content }}{{ eos_token }}{% endif %}{% endfor %}");
+    int fd = mkstemp(gguf_path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(gguf_writer_write(w, gguf_path, &err), TV_OK);
+    gguf_writer_free(w);
+    gguf_close(g);
+    fd = mkstemp(msgs_path);
+    assert_true(fd >= 0);
+    const char *msgs = "{\"messages\": [{\"role\": \"user\", \"content\": \" hi \"}, {\"role\": \"assistant\", \"content\": \"yo\"},"
+                       " {\"role\": \"user\", \"content\": \"more\"}]}";
+    assert_int_equal(write(fd, msgs, strlen(msgs)), (ssize_t)strlen(msgs));
+    close(fd);
+    char cmd[12288];
+    snprintf(cmd, sizeof cmd, "'%s' template -m '%s' --messages '%s'", bin, gguf_path, msgs_path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[4096] = {0};
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    int rc = pclose(p);
+    out[n] = 0;
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, "<s>[INST] hi [/INST]yo</s>[INST] more [/INST]");
+    // --eos-token overrides the GGUF's; an unknown flag is a usage error (exit 2)
+    snprintf(cmd, sizeof cmd, "'%s' template -m '%s' --messages '%s' --eos-token '<E>'", bin, gguf_path, msgs_path);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    assert_int_equal(pclose(p), 0);
+    assert_string_equal(out, "<s>[INST] hi [/INST]yo<E>[INST] more [/INST]");
+    snprintf(cmd, sizeof cmd, "'%s' template -m '%s' --messages '%s' --bogus 2>/dev/null", bin, gguf_path, msgs_path);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    rc = pclose(p);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    unlink(gguf_path);
+    unlink(msgs_path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
@@ -273,6 +336,7 @@ int main(void) {
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_chat_apply),
         cmocka_unit_test(test_shared_templates_compile),
+        cmocka_unit_test(test_cli_gguf_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -323,7 +323,10 @@ static bool to_json(interp *I, sbuf *b, value v, const json_opts *o, int depth, 
             if (!isfinite(v.u.f)) { sb_puts(b, "null"); return true; }
             js_num(v.u.f, nb, sizeof nb); sb_puts(b, nb); return true;
         case V_STR: json_str(b, v.u.s->s, v.u.s->n, o->ensure_ascii); return true;
-        case V_LIST: case V_TUPLE: {
+        case V_TUPLE:   // HF's JSON writer has no case for tuples (printing one raises too)
+            fail_at(I, pos, TV_ERR_INVALID, "Cannot convert to JSON: TupleValue");
+            return false;
+        case V_LIST: {
             const vlist *l = v.u.l;
             sb_put(b, "[", 1);
             for (size_t i = 0; i < l->n; i++) {
