@@ -143,17 +143,25 @@ INLINE void q4_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
     (void)wrs; (void)R; (void)unused;
     const tv_block_q4_K *a = (const tv_block_q4_K *)w;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    float sum[4] = { 0 };
+    __m256 accf[4];
+    float mins[4] = { 0 };
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) accf[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         TV_PREFETCH_AHEAD(&a[i], sizeof a[i]);
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; j++) tv_q4_K_scale_min(j, a[i].scales, &sc[j], &mn[j]);
+        uint64_t sc64, mn64;
+        tv_q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
+        // scales as int16, sub-block j in lanes 2j (low 128) ... broadcast per chunk below
+        __m128i sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc64));
+        __m128i mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn64));
+        __m256i mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(mn8, mn8), _mm_unpacklo_epi16(mn8, mn8));
         __m256i acc[4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
             __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+            __m256i slo = _mm256_broadcastw_epi16(_mm_srli_si128(sc16, 0));
+            __m256i shi = _mm256_broadcastw_epi16(_mm_srli_si128(sc16, 2));
+            sc16 = _mm_srli_si128(sc16, 4);
             TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                 const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
                 __m256i ylo = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c));
@@ -166,12 +174,12 @@ INLINE void q4_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
         float dw = f16v(a[i].d), dmin = f16v(a[i].dmin);
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
-            int32_t summ = 0;
-            for (int j = 0; j < 8; j++) summ += mn[j] * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
-            sum[t] += b->d * (dw * (float)hsum_epi32(acc[t]) - dmin * (float)summ);
+            accf[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), _mm256_set1_ps(dw * b->d), accf[t]);
+            __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), mn16);
+            mins[t] += b->d * dmin * (float)hsum_epi32(pm);
         }
     }
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = sum[t];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = hsum_ps(accf[t]) - mins[t];
 }
 
 INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
@@ -179,7 +187,8 @@ INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
     (void)wrs; (void)R; (void)unused;
     const tv_block_q6_K *a = (const tv_block_q6_K *)w;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-    float sum[4] = { 0 };
+    __m256 accf[4];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) accf[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         TV_PREFETCH_AHEAD(&a[i], sizeof a[i]);
         __m256i acc[4];
@@ -209,14 +218,16 @@ INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
             }
         }
         float dw = f16v(a[i].d);
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
-            int32_t corr = 0;   // the -32 offset: 32 * sum_k scale_k * sum(x in sub-block k)
-            for (int k = 0; k < 16; k++) corr += a[i].scales[k] * b->bsums[k];
-            sum[t] += dw * b->d * (float)(hsum_epi32(acc[t]) - 32 * corr);
+            // the -32 offset: 32 * sum_k scale_k * sum(x in sub-block k), folded into the int lanes
+            __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), sc16);
+            __m256i v = _mm256_sub_epi32(acc[t], _mm256_slli_epi32(corr, 5));
+            accf[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(dw * b->d), accf[t]);
         }
     }
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = sum[t];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = hsum_ps(accf[t]);
 }
 
 // ======================= activation quantizers =======================

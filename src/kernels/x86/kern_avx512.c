@@ -114,19 +114,6 @@ INLINE void q8_0_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
 // elements; sub-block scales are applied in float per lane (d * scale broadcast by permute), the
 // activation scale once per super-block. Mins (Q4_K) and the -32 offset (Q6_K) come from bsums.
 
-// The 12 packed bytes -> 8 scales and 8 mins (6-bit each) as two little-endian u64 of bytes.
-INLINE void q4_K_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, s, 4);
-    memcpy(&u1, s + 4, 4);
-    memcpy(&u2, s + 8, 4);
-    uint32_t sc_lo = u0 & 0x3F3F3F3Fu, mn_lo = u1 & 0x3F3F3F3Fu;
-    uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u);
-    uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u);
-    *sc = sc_lo | ((uint64_t)sc_hi << 32);
-    *mn = mn_lo | ((uint64_t)mn_hi << 32);
-}
-
 INLINE void q4_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
                          int64_t ys, const int R, const int T) {
     (void)wrs; (void)R;
@@ -138,7 +125,7 @@ INLINE void q4_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         TV_PREFETCH_AHEAD(&a[i], sizeof a[i]);
         uint64_t sc64, mn64;
-        q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
+        tv_q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
         // 8 sub-block scales in float (d * sc), lanes 0..7
         __m512 scf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d)),
             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc64)))));

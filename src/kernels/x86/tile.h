@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 // y[t * ys + r] = dot(row r of w, row t of x) for r < R, t < T (w, x, y already offset to the tile)
 typedef void (*tv_tile_fn)(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
@@ -27,6 +28,21 @@ static inline void tv_tile_drive(int64_t n, int64_t r0, int64_t r1, const void *
             r += R;
         }
     }
+}
+
+// Q4_K: the 12 packed bytes -> 8 scales and 8 mins (6-bit each), byte j of *sc / *mn = sub-block j.
+// Same mapping as tv_q4_K_scale_min, four sub-blocks per 32-bit word: bits 6..7 of bytes 0..3
+// (4..7) are the high bits of scales (mins) 4..7, whose low nibbles are in bytes 8..11.
+static inline void tv_q4_K_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4);
+    memcpy(&u1, s + 4, 4);
+    memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3F3F3F3Fu, mn_lo = u1 & 0x3F3F3F3Fu;
+    uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u);
+    *sc = sc_lo | ((uint64_t)sc_hi << 32);
+    *mn = mn_lo | ((uint64_t)mn_hi << 32);
 }
 
 #define TV_TILE_UNROLL _Pragma("GCC unroll 8")
