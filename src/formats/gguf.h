@@ -44,12 +44,19 @@ typedef struct gguf_tensor_info {
     tv_type type;
     uint64_t offset;                  // relative to the data section
     size_t nbytes;
-    const void *data;                 // into the mapping (or NULL when opened without data)
+    const void *data;                 // into the mapping; [data, data + nbytes) lies inside the file
 } gguf_tensor_info;
 
 typedef struct gguf_ctx gguf_ctx;
 
-// Opens and validates a file; tensor data stays memory-mapped and is used in place.
+// Opens and validates a file; tensor data stays memory-mapped (read-only) and is used in place.
+// Checked before use: magic, version (2|3; 1 and big-endian files are refused as unsupported),
+// every string/array length and count against the bytes left (so no allocation exceeds a small
+// multiple of the file size), value and element types, bools 0/1, array nesting <= 8, keys and
+// tensor names without NUL bytes and unique, general.alignment a power of two, n_dims 1..4,
+// ne >= 0 with overflow-checked element and byte counts, tensor type known to tv_traits() (known
+// types without kernels load: the model loader refuses them), ne[0] a multiple of the block size,
+// offsets aligned, and every tensor's bytes inside the file. (Overlapping tensors are not refused.)
 // Errors name the file and what is wrong ("model.gguf: truncated at offset 1234 reading tensor info 3").
 gguf_ctx *gguf_open(const char *path, tv_error *err);
 // Same over a caller-owned buffer (no copy; the buffer must outlive the ctx). For fuzzing and tests.
