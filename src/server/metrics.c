@@ -30,6 +30,8 @@ static const hist_def HISTS[SRV_H_COUNT] = {
                              {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000}},
     [SRV_H_GEN_TOKENS] = {"request_generation_tokens", "Generated tokens per request.", 12,
                           {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000}},
+    [SRV_H_ITL] = {"inter_token_latency_seconds", "Time between a request's successive tokens.", 17,
+                   {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5}},
 };
 
 struct srv_metrics {

@@ -17,6 +17,7 @@ typedef enum srv_hist {
     SRV_H_QUEUE,        // tinyvllm:request_queue_time_seconds (arrival -> admitted to the engine)
     SRV_H_PROMPT_TOKENS,  // tinyvllm:request_prompt_tokens
     SRV_H_GEN_TOKENS,     // tinyvllm:request_generation_tokens
+    SRV_H_ITL,            // tinyvllm:inter_token_latency_seconds (per step of a request, per token)
     SRV_H_COUNT
 } srv_hist;
 

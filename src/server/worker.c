@@ -29,6 +29,7 @@ typedef struct srv_seq {
     int n_toks, cap_toks;
     int n_prompt, n_generated, n_cached;
     double t_first_ms;         // 0 until the first token
+    double t_last_ms;          // when the latest token arrived
 } srv_seq;
 
 struct srv_job {
@@ -116,7 +117,11 @@ static void dispatch_output(srv_worker *w, const tv_request_output *o, double no
     if (o->n_new > 0 && s->t_first_ms == 0) {
         s->t_first_ms = now_ms;
         srv_metrics_observe(w->metrics, SRV_H_TTFT, (now_ms - j->t_arrival_ms) / 1000.0);
+    } else if (o->n_new > 0) {
+        double per_token = (now_ms - s->t_last_ms) / 1000.0 / o->n_new;
+        for (int i = 0; i < o->n_new; i++) srv_metrics_observe(w->metrics, SRV_H_ITL, per_token);
     }
+    if (o->n_new > 0) s->t_last_ms = now_ms;
     append_text(s, o->text, o->text ? o->text_len : 0);
     if (j->want_logprobs && o->logprobs && o->n_new > 0) {
         if (s->n_toks + o->n_new > s->cap_toks) {
@@ -142,12 +147,16 @@ static void dispatch_output(srv_worker *w, const tv_request_output *o, double no
     pthread_cond_broadcast(&j->cv);
     if (o->finish != TV_FINISH_NONE) {
         srv_metrics_finished(w->metrics, o->finish);
+    }
+    if (o->finish == TV_FINISH_STOP || o->finish == TV_FINISH_LENGTH) {  // latencies of completed requests only
         double e2e = (now_ms - j->t_arrival_ms) / 1000.0;
         srv_metrics_observe(w->metrics, SRV_H_E2E, e2e);
         srv_metrics_observe(w->metrics, SRV_H_PROMPT_TOKENS, o->n_prompt);
         srv_metrics_observe(w->metrics, SRV_H_GEN_TOKENS, o->n_generated);
         if (o->n_generated > 1 && s->t_first_ms > 0)
             srv_metrics_observe(w->metrics, SRV_H_TPOT, (now_ms - s->t_first_ms) / 1000.0 / (o->n_generated - 1));
+    }
+    if (o->finish != TV_FINISH_NONE) {
         active_remove(w, k);
         seq_finish_locked(w, s, o->finish);
     }

@@ -113,6 +113,27 @@ test('32 concurrent streaming clients x 4 requests, some disconnecting', async (
   assert.equal(m.stop + m.length + m.abort - sentBefore, CLIENTS * PER_CLIENT);
   assert.ok(m.abort - before.abort <= dropped);
 
+  // The exposition is well-formed Prometheus text and the histograms agree with the counters.
+  const text = await (await fetch(`${URL_}/metrics`)).text();
+  const series = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const mm = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\} (\S+)$/.exec(line);
+    assert.ok(mm, `bad exposition line: ${line}`);
+    assert.ok(!Number.isNaN(Number(mm[3])), line);
+    series.set(`${mm[1]}{${mm[2]}}`, Number(mm[3]));
+  }
+  for (const h of ['time_to_first_token_seconds', 'time_per_output_token_seconds', 'inter_token_latency_seconds',
+    'e2e_request_latency_seconds', 'request_queue_time_seconds', 'request_prompt_tokens', 'request_generation_tokens']) {
+    const buckets = [...series.entries()].filter(([k]) => k.startsWith(`tinyvllm:${h}_bucket{`)).map(([, v]) => v);
+    assert.ok(buckets.length > 2, h);
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i] >= buckets[i - 1], `${h} buckets not cumulative`);
+    const count = [...series.entries()].find(([k]) => k.startsWith(`tinyvllm:${h}_count{`))[1];
+    assert.equal(buckets[buckets.length - 1], count, `${h}: +Inf bucket != count`);
+  }
+  const e2e = [...series.entries()].find(([k]) => k.startsWith('tinyvllm:e2e_request_latency_seconds_count{'))[1];
+  assert.equal(e2e, m.stop + m.length);  // every request that ran to its end, and only those
+
   // and it still serves
   const r = await fetch(`${URL_}/v1/completions`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
