@@ -245,7 +245,7 @@ tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
         }
         for (int32_t id = 0; id < t->n_vocab; id++)   // byte tokens are bytes even if untyped
             if (t->types[id] == TOK_TYPE_NORMAL && parse_byte_piece(t->pieces[id], t->piece_len[id]) >= 0 &&
-                t->kind == TV_TOK_SPM)
+                (t->kind == TV_TOK_SPM || t->bpe_byte_fallback))
                 t->types[id] = TOK_TYPE_BYTE;
     }
     if (t->kind == TV_TOK_BPE && t->byte_level) {
@@ -903,8 +903,10 @@ size_t tv_token_to_piece(const tv_tokenizer *t, int32_t id, bool special, char *
     return n < cap ? n : cap;
 }
 
-// The piece of id appended to b, with the leading-space rule (after BOS).
-static bool append_piece(const tv_tokenizer *t, int32_t id, int32_t prev, bool special, tok_buf *b) {
+// The piece of id appended to b. *strip_pending: the sequence opened with BOS and no text came out
+// since, so the leading-space rule applies to this piece (SentencePiece families); cleared by the
+// first piece that produces text.
+static bool append_piece(const tv_tokenizer *t, int32_t id, bool *strip_pending, bool special, tok_buf *b) {
     char small[256];
     size_t full;
     tv_token_to_piece(t, id, special, small, sizeof small, &full);
@@ -916,7 +918,10 @@ static bool append_piece(const tv_tokenizer *t, int32_t id, int32_t prev, bool s
         tv_token_to_piece(t, id, special, big, full, NULL);
         p = big;
     }
-    if (t->strip_leading_space && prev >= 0 && prev == t->bos && full > 0 && p[0] == ' ') { p++; full--; }
+    if (full > 0 && *strip_pending) {
+        if (p[0] == ' ') { p++; full--; }
+        *strip_pending = false;
+    }
     bool ok = buf_put(b, p, full);
     free(big);
     return ok;
@@ -929,12 +934,15 @@ tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, boo
     if (out_len) *out_len = 0;
     if (!buf_reserve(&b, 16)) goto nomem;
     b.p[0] = '\0';
+    bool strip_pending = false;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab) {
             free(b.p);
             return tv_fail(err, TV_ERR_RANGE, "token id %d out of range [0, %d)", (int)ids[i], (int)t->n_vocab);
         }
-        if (!append_piece(t, ids[i], i ? ids[i - 1] : -1, !skip_special, &b)) goto nomem;
+        size_t before = b.n;
+        if (!append_piece(t, ids[i], &strip_pending, !skip_special, &b)) goto nomem;
+        if (i == 0 && ids[0] == t->bos && t->strip_leading_space && b.n == before) strip_pending = true;
     }
     *out = b.p;
     if (out_len) *out_len = b.n;
@@ -951,6 +959,8 @@ struct tv_detok {
     const tv_tokenizer *t;
     bool skip_special;
     int32_t prev;       // previous id, -1 at start
+    size_t n_pushed;    // ids pushed since create/reset
+    bool strip_pending; // opened with BOS, no text yet: the next text loses a leading space
     tok_buf pending;    // bytes of an unfinished UTF-8 sequence (< 4)
     tok_buf out;        // returned text
 };
@@ -973,6 +983,8 @@ void tv_detok_free(tv_detok *d) {
 
 void tv_detok_reset(tv_detok *d) {
     d->prev = -1;
+    d->n_pushed = 0;
+    d->strip_pending = false;
     d->pending.n = 0;
     d->out.n = 0;
 }
@@ -1004,8 +1016,14 @@ size_t tv_detok_push(tv_detok *d, int32_t id, const char **out) {
     d->out.n = 0;
     if (buf_reserve(&d->out, 0)) d->out.p[0] = '\0';
     if (id >= 0 && id < d->t->n_vocab) {
-        if (append_piece(d->t, id, d->prev, !d->skip_special, &d->pending)) detok_drain(d, false);
+        size_t before = d->pending.n;
+        if (append_piece(d->t, id, &d->strip_pending, !d->skip_special, &d->pending)) {
+            if (d->n_pushed == 0 && id == d->t->bos && d->t->strip_leading_space && d->pending.n == before)
+                d->strip_pending = true;
+            detok_drain(d, false);
+        }
         d->prev = id;
+        d->n_pushed++;
     }
     *out = d->out.p ? d->out.p : "";
     return d->out.n;

@@ -55,7 +55,11 @@ tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool 
 size_t tv_token_to_piece(const tv_tokenizer *t, int32_t id, bool special, char *buf, size_t cap, size_t *full_len);
 
 // Whole-sequence decode with SentencePiece's rule (a leading space of the first piece after BOS
-// is dropped). *out is malloc'ed and NUL-terminated.
+// is dropped: for a sequence that opens with BOS, the first piece that produces text loses one
+// leading space, as Hugging Face's decode does; a sequence without a leading BOS keeps its spaces,
+// so generated text decodes as a continuation).
+// Bytes are returned as the tokens make them (may be invalid UTF-8 if the ids split a character).
+// *out is malloc'ed and NUL-terminated.
 tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
                         char **out, size_t *out_len, tv_error *err);
 

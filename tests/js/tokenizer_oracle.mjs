@@ -1,7 +1,8 @@
 // tokenizer_oracle.mjs — reference token ids from @lenml/tokenizers (transformers.js' tokenizer code)
-// for a deterministic corpus, one JSON object per line: {"text", "ids", "decoded"}.
+// for a deterministic corpus, one JSON object per line: {"text", "ids", "decoded", "decoded_skip"}
+// (decoded: special tokens rendered; decoded_skip: hidden).
 //
-//   node tokenizer_oracle.mjs <llama3|qwen3> [n_strings]
+//   node tokenizer_oracle.mjs <llama3|qwen3|llama2> [n_strings]
 //
 // The corpus mixes multilingual text, emoji (ZWJ, flags, skin tones), code, whitespace runs, digits,
 // contractions, combining marks and the model's special tokens, drawn with a fixed-seed PRNG so
@@ -37,6 +38,7 @@ const pick = (a) => a[Math.floor(rnd() * a.length)];
 const SPECIAL = {
   llama3: ['<|begin_of_text|>', '<|end_of_text|>', '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>',
            '<|reserved_special_token_0|>'],
+  llama2: ['<s>', '</s>', '<unk>'],
   qwen3: ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<think>', '</think>', '<tool_call>', '<|fim_prefix|>'],
 }[model] || [];
 
@@ -93,6 +95,7 @@ const out = [];
 for (const text of corpus) {
   const ids = tok.encode(text, { add_special_tokens: false });
   const decoded = tok.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
-  out.push(JSON.stringify({ text, ids, decoded }));
+  const decoded_skip = tok.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+  out.push(JSON.stringify({ text, ids, decoded, decoded_skip }));
 }
 process.stdout.write(out.join('\n') + '\n');
