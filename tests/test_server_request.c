@@ -38,7 +38,7 @@ static void test_completion_defaults(void **state) {
     assert_int_equal(r->n_prompts, 1);
     assert_string_equal(r->prompts[0].text, "Hello");
     assert_null(r->prompts[0].ids);
-    assert_int_equal(r->max_tokens, -1);   // OpenAI completions default is 16; we follow vLLM: until the context
+    assert_int_equal(r->max_tokens, 16);   // OpenAI's completions default
     assert_int_equal(r->n, 1);
     assert_int_equal(r->logprobs, -1);
     assert_int_equal(r->sampling.logprobs, -1);
@@ -123,7 +123,7 @@ static void test_sampling_params(void **state) {
     r = parse(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"stop\":\"x\",\"temperature\":null,\"max_tokens\":null}", &e);
     assert_non_null(r);
     assert_int_equal(r->n_stop, 1);
-    assert_int_equal(r->max_tokens, -1);
+    assert_int_equal(r->max_tokens, 16);   // null = the default
     srv_request_free(r);
 
     expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"temperature\":2.5}", "temperature");
@@ -198,6 +198,7 @@ static void test_chat(void **state) {
     r = parse(SRV_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true}", &e);
     assert_non_null(r);
     assert_int_equal(r->logprobs, 0);   // chosen token only
+    assert_int_equal(r->max_tokens, -1);  // chat: until the context is full
     srv_request_free(r);
 
     expect_400(SRV_API_CHAT, "{}", "messages");

@@ -384,6 +384,7 @@ srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_
 
     switch (api) {
     case SRV_API_COMPLETIONS:
+        r->max_tokens = 16;   // OpenAI's (and vLLM's) default for completions; chat has none
         if (!parse_prompt(r, cJSON_GetObjectItemCaseSensitive(root, "prompt"), n_vocab, err)) goto fail;
         if (!parse_generation(r, root, n_vocab, err)) goto fail;
         break;

@@ -3,7 +3,7 @@
 //
 // Grammar accepted (unknown keys are ignored, as OpenAI-compatible servers do):
 //   completions: { model?: str, prompt: str | [str, ...] | [int, ...] | [[int, ...], ...],
-//                  max_tokens?: int>=1|null, echo?: false, suffix?: null, logprobs?: int 0..20|null, ... }
+//                  max_tokens?: int>=1|null (default 16), echo?: false, suffix?: null, logprobs?: int 0..20|null, ... }
 //   chat:        { model?: str, messages: [{role: str, content: str | [{type:"text", text: str}] | null,
 //                  name?, tool_calls?, tool_call_id?}, ...], max_completion_tokens? | max_tokens?,
 //                  logprobs?: bool, top_logprobs?: int 0..20, tools?: [...], add_generation_prompt?: bool }
@@ -67,7 +67,7 @@ typedef struct srv_request {
     int32_t *tokens;             // (n_tokens) /detokenize
     size_t n_tokens;
 
-    int max_tokens;              // -1 = until the context is full
+    int max_tokens;              // -1 = until the context is full (chat default); completions default 16
     tv_sampling_params sampling; // logit bias points into bias_ids/bias_vals below; logprobs set
     int logprobs;                // -1 none; completions: k alternatives; chat: top_logprobs
     bool echo;                   // completions: prepend the prompt to the text
