@@ -340,7 +340,6 @@ static bool to_json(interp *I, sbuf *b, value v, const json_opts *o, int depth, 
         }
         case V_DICT: case V_KWARGS: case V_NS: {
             const vdict *d = v.u.d;
-            size_t *order = NULL;
             const tstr **keys = NULL;
             if (o->sort_keys && d->n > 1) {
                 keys = malloc(d->n * sizeof *keys);
@@ -348,7 +347,6 @@ static bool to_json(interp *I, sbuf *b, value v, const json_opts *o, int depth, 
                 memcpy(keys, d->k, d->n * sizeof *keys);
                 qsort(keys, d->n, sizeof *keys, cmp_keys);
             }
-            (void)order;
             sb_put(b, "{", 1);
             for (size_t i = 0; i < d->n; i++) {
                 const tstr *k = keys ? keys[i] : d->k[i];
@@ -570,8 +568,6 @@ static value str_capitalize(interp *I, const tstr *s, uint32_t pos) {  // first 
     if (!s->n) return vstr_n(I, "", 0, pos);
     size_t i = 0;
     tpl_utf8_next(s->s, s->n, &i);
-    tstr tmp_hdr;
-    (void)tmp_hdr;
     const tstr *first = mkstr(I, s->s, i);
     if (!first) return OOM(I, pos);
     value up = str_case(I, first, 0, pos);
