@@ -107,10 +107,45 @@ static enum MHD_Result reply_json(srv_server *s, struct MHD_Connection *c, conn 
     return queue(s, c, cx, status, "application/json", txt, strlen(txt), NULL);
 }
 
+// Copies bytes as valid UTF-8 (each invalid byte becomes U+FFFD) into a malloc'ed string.
+static char *utf8_sanitize(const char *s, size_t n) {
+    char *out = malloc(3 * n + 1), *w = out;
+    if (!out) return NULL;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool ok = k > 0 && i + k <= n;
+        for (size_t j = 1; ok && j < k; j++) ok = ((unsigned char)s[i + j] & 0xC0) == 0x80;
+        if (ok && k == 2) ok = c >= 0xC2;
+        if (ok && k == 3) {
+            unsigned char c1 = (unsigned char)s[i + 1];
+            ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+        }
+        if (ok && k == 4) {
+            unsigned char c1 = (unsigned char)s[i + 1];
+            ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+        }
+        if (ok && c != 0) {
+            memcpy(w, s + i, k);
+            w += k;
+            i += k;
+        } else {
+            memcpy(w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            i++;
+        }
+    }
+    *w = 0;
+    return out;
+}
+
 static cJSON *error_json(const srv_error *e) {
     cJSON *root = cJSON_CreateObject();
     cJSON *o = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(o, "message", e->message);
+    char *msg = utf8_sanitize(e->message, strlen(e->message));   // it may quote client bytes
+    cJSON_AddStringToObject(o, "message", msg ? msg : "");
+    free(msg);
     cJSON_AddStringToObject(o, "type", e->type ? e->type : "invalid_request_error");
     if (e->param[0]) cJSON_AddStringToObject(o, "param", e->param); else cJSON_AddNullToObject(o, "param");
     if (e->code) cJSON_AddStringToObject(o, "code", e->code); else cJSON_AddNullToObject(o, "code");
@@ -160,39 +195,6 @@ static const char *finish_str(tv_finish_reason r) {
     case TV_FINISH_ABORT: return "abort";
     default: return NULL;
     }
-}
-
-// Copies bytes as valid UTF-8 (each invalid byte becomes U+FFFD) into a malloc'ed string.
-static char *utf8_sanitize(const char *s, size_t n) {
-    char *out = malloc(3 * n + 1), *w = out;
-    if (!out) return NULL;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = k > 0 && i + k <= n;
-        for (size_t j = 1; ok && j < k; j++) ok = ((unsigned char)s[i + j] & 0xC0) == 0x80;
-        if (ok && k == 2) ok = c >= 0xC2;
-        if (ok && k == 3) {
-            unsigned char c1 = (unsigned char)s[i + 1];
-            ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
-        }
-        if (ok && k == 4) {
-            unsigned char c1 = (unsigned char)s[i + 1];
-            ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
-        }
-        if (ok && c != 0) {
-            memcpy(w, s + i, k);
-            w += k;
-            i += k;
-        } else {
-            memcpy(w, "\xEF\xBF\xBD", 3);
-            w += 3;
-            i++;
-        }
-    }
-    *w = 0;
-    return out;
 }
 
 // The token's text (special tokens included) as valid UTF-8, plus its raw bytes.
@@ -288,7 +290,9 @@ static gen *gen_prepare(srv_server *s, srv_request *req, srv_error *err) {
             if (req->echo && s->tok) {
                 size_t tl = 0;
                 tv_error terr = {0};
-                if (tv_detokenize(s->tok, g->ids[p], n, true, &g->echo[p], &tl, &terr) != TV_OK) g->echo[p] = NULL;
+                char *raw = NULL;
+                if (tv_detokenize(s->tok, g->ids[p], n, true, &raw, &tl, &terr) == TV_OK) g->echo[p] = utf8_sanitize(raw, tl);
+                free(raw);
             }
         }
         size_t np = g->n_ids[p];

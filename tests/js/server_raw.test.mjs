@@ -108,6 +108,13 @@ test('malformed JSON and wrong types -> 400 in OpenAI format', async () => {
   // invalid UTF-8 in a prompt is the tokenizer's to reject
   const bad = Buffer.concat([Buffer.from('{"prompt": "a'), Buffer.from([0xff, 0xfe]), Buffer.from('", "max_tokens": 1}')]);
   assert.equal((await post('/v1/completions', bad)).status, 400);
+  // an error quoting client bytes is still valid UTF-8 JSON
+  const badModel = Buffer.concat([Buffer.from('{"model": "x'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('", "prompt": "a"}')]);
+  const r404 = await post('/v1/completions', badModel);
+  assert.equal(r404.status, 404);
+  assert.equal(errorOf(r404).code, 'model_not_found');
+  const bodyBytes = Buffer.from(r404.raw.slice(r404.raw.indexOf('\r\n\r\n') + 4), 'latin1');
+  assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(bodyBytes));
   await healthy();
 });
 
