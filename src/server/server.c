@@ -1073,7 +1073,8 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
     atomic_init(&s->is_stopping, false);
     atomic_init(&s->n_generating, 0);
     const char *name = c->model_alias && c->model_alias[0] ? c->model_alias : tv_model_name(m);
-    if (!(s->model_id = strdup(name ? name : "tinyvllm"))) goto oom;
+    if (!name) name = "tinyvllm";
+    if (!(s->model_id = utf8_sanitize(name, strlen(name)))) goto oom;   // it goes into every JSON answer
     if (c->api_key && c->api_key[0] && !(s->api_key = strdup(c->api_key))) goto oom;
     if (!(s->metrics = srv_metrics_create(s->model_id))) goto oom;
 
