@@ -221,7 +221,7 @@ void tv_synth_llama3_rope_factors(float *out, int n_half, int head_dim, double t
 }
 
 tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_error *err) {
-    const tv_synth_preset *ps = tv_synth_find_preset(p->preset);
+    const tv_synth_preset *ps = p->shape ? p->shape : tv_synth_find_preset(p->preset);
     if (!ps) return tv_fail(err, TV_ERR_INVALID, "unknown preset '%s' (presets: %s)", p->preset ? p->preset : "",
                             tv_synth_preset_names());
     switch (p->type) {
@@ -276,7 +276,7 @@ tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_erro
 
     int k = 0;
     const float amp = 0.02f * sqrtf(3.0f);
-    tv_type out_t = output_type(p->type);
+    tv_type out_t = p->pure ? p->type : output_type(p->type);
 #define ADD_T(name_, type_, ne0_, ne1_, is_norm_)                                                              \
     do {                                                                                                       \
         src_binding *b_ = &srcs[k++];                                                                          \
@@ -303,7 +303,7 @@ tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_erro
     }
     for (int l = 0; l < L; l++) {
         char nm[64];
-        bool more = p->type == TV_TYPE_Q4_K && use_more_bits(l, L);
+        bool more = p->type == TV_TYPE_Q4_K && !p->pure && use_more_bits(l, L);
         tv_type vt = more ? TV_TYPE_Q6_K : p->type;
 #define LAYER(suffix, type_, ne0_, ne1_, is_norm_) \
         snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix); ADD_T(nm, type_, ne0_, ne1_, is_norm_)

@@ -43,6 +43,8 @@ typedef struct tv_synth_params {
     uint64_t seed;
     const char *vocab_path;   // a GGUF to copy tokenizer.* from, or NULL for the synthetic vocab
     int n_threads;            // quantization threads (<= 1: the calling thread only)
+    const tv_synth_preset *shape;  // a custom shape instead of the named preset (tests), or NULL
+    bool pure;                // every matrix in `type` (no llama.cpp-style mix); rows must fit its block
 } tv_synth_params;
 
 // Llama 3.1+ RoPE frequency factors (what rope_freqs.weight holds: each inverse frequency
