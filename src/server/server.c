@@ -733,6 +733,12 @@ static enum MHD_Result start_stream(srv_server *s, struct MHD_Connection *c, con
     st->is_chat = g->req->api == SRV_API_CHAT;
     st->created = (long)time(NULL);
     make_id(s, st->is_chat ? "chatcmpl" : "cmpl", st->id);
+    if (st->is_chat) {  // as OpenAI and vLLM do: each choice opens with {"role": "assistant", "content": ""}
+        for (int i = 0; i < g->n_seqs; i++) {
+            srv_delta none = {0};
+            stream_delta(st, i, &none);
+        }
+    }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_free);
     if (!resp) { stream_free(st); return MHD_NO; }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
