@@ -25,7 +25,12 @@ static void walk_value(const gguf_value *v, int depth) {
             }
             if (v->arr_type == GGUF_TYPE_STRING && v->arr_n) g_sink += gguf_arr_str(v, v->arr_n - 1).len;
         } else {
-            for (uint64_t i = 0; i < v->arr_n; i++) g_sink += (uint64_t)gguf_arr_int(v, i) + (uint64_t)gguf_arr_float(v, i);
+            for (uint64_t i = 0; i < v->arr_n; i++) {
+                double f = gguf_arr_float(v, i);
+                uint64_t bits;
+                memcpy(&bits, &f, sizeof bits);   // (a cast of an arbitrary double would be UB)
+                g_sink += (uint64_t)gguf_arr_int(v, i) + bits;
+            }
         }
         break;
     default:

@@ -272,6 +272,8 @@ static void roundtrip(size_t alignment) {
     a = gguf_get(c, "a.i32"); assert_int_equal(a->arr_type, GGUF_TYPE_INT32);
     for (int i = 0; i < 4; i++) assert_int_equal(gguf_arr_int(a, (uint64_t)i), a_i32[i]);
     a = gguf_get(c, "a.f32"); assert_true(gguf_arr_float(a, 1) == -1.5); assert_true(gguf_arr_float(a, 2) == (double)1e30f);
+    assert_int_equal(gguf_arr_int(a, 1), -1);          // truncates toward zero
+    assert_true(gguf_arr_int(a, 2) == INT64_MAX);      // saturates (no UB on out-of-range floats)
     a = gguf_get(c, "a.bool"); assert_int_equal(gguf_arr_int(a, 0), 1); assert_int_equal(gguf_arr_int(a, 1), 0);
     a = gguf_get(c, "a.u64"); assert_true(gguf_arr_float(a, 1) == 18446744073709551615.0);
     a = gguf_get(c, "a.i64"); assert_int_equal(gguf_arr_int(a, 0), -5);

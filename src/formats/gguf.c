@@ -526,6 +526,14 @@ bool gguf_get_str(const gguf_ctx *ctx, const char *key, gguf_str *out) {
     return true;
 }
 
+// Truncates toward zero, saturating (NaN -> 0): a float from the file may be anything.
+static int64_t float_to_i64(double x) {
+    if (x != x) return 0;
+    if (x >= 9223372036854775807.0) return INT64_MAX;
+    if (x <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)x;
+}
+
 int64_t gguf_arr_int(const gguf_value *v, uint64_t i) {
     if (v->type != GGUF_TYPE_ARRAY || i >= v->arr_n || !v->arr_data) return 0;
     const uint8_t *p = (const uint8_t *)v->arr_data + i * TYPE_SIZE[v->arr_type];
@@ -538,8 +546,8 @@ int64_t gguf_arr_int(const gguf_value *v, uint64_t i) {
     case GGUF_TYPE_INT32: { int32_t x; memcpy(&x, p, 4); return x; }
     case GGUF_TYPE_UINT64: { uint64_t x; memcpy(&x, p, 8); return (int64_t)x; }
     case GGUF_TYPE_INT64: { int64_t x; memcpy(&x, p, 8); return x; }
-    case GGUF_TYPE_FLOAT32: { float x; memcpy(&x, p, 4); return (int64_t)x; }
-    case GGUF_TYPE_FLOAT64: { double x; memcpy(&x, p, 8); return (int64_t)x; }
+    case GGUF_TYPE_FLOAT32: { float x; memcpy(&x, p, 4); return float_to_i64(x); }
+    case GGUF_TYPE_FLOAT64: { double x; memcpy(&x, p, 8); return float_to_i64(x); }
     default: return 0;
     }
 }
