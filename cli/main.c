@@ -46,7 +46,6 @@ int main(int argc, char **argv) {
         if (!COMMANDS[i].fn) { fprintf(stderr, "tinyvllm: command '%s' is not available in this build\n", argv[1]); return 2; }
         return COMMANDS[i].fn(argc - 1, argv + 1);
     }
-    fprintf(stderr, "tinyvllm: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "tinyvllm: unknown command '%s' (see tinyvllm --help)\n", argv[1]);
     return 2;
 }

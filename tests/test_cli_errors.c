@@ -1,0 +1,229 @@
+// test_cli_errors.c — bad inputs through the real `tinyvllm` binary: each must end with one clear
+// line on stderr naming the file or argument and the problem, a non-zero exit, and never a crash
+// (a signal). Cases: missing file, wrong magic, truncation across the header, tensor data out of
+// range, unknown tensor type, shapes inconsistent with the metadata, n_kv_heads not dividing
+// n_heads, a prompt longer than the context, invalid UTF-8 in a prompt, unknown flags.
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "formats/gguf.h"
+
+static char g_model[512];   // a valid tiny GGUF
+static char g_tmp[512];     // scratch file for variants
+
+static unsigned char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static void spit(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+// Runs `tinyvllm <args>`; returns the exit status (or 128+signal) and the stderr text.
+static int run(const char *args, char *err_out, size_t cap) {
+    char cmd[4096], errf[600];
+    snprintf(errf, sizeof errf, "%s/cli-errors.stderr", TV_BINARY_DIR);
+    snprintf(cmd, sizeof cmd, "%s/tinyvllm %s >/dev/null 2>%s", TV_BINARY_DIR, args, errf);
+    int st = system(cmd);
+    size_t n = 0;
+    unsigned char *e = slurp(errf, &n);
+    n = n < cap - 1 ? n : cap - 1;
+    memcpy(err_out, e ? (char *)e : "", e ? n : 0);
+    err_out[e ? n : 0] = 0;
+    free(e);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+// The command fails cleanly: exit code `code`, exactly one line on stderr, containing each needle.
+static void expect_error(const char *args, int code, const char *needle1, const char *needle2) {
+    char e[8192];
+    int rc = run(args, e, sizeof e);
+    if (rc != code) fail_msg("`tinyvllm %s`: exit %d, want %d; stderr: %s", args, rc, code, e);
+    size_t len = strlen(e);
+    if (len == 0 || e[len - 1] != '\n' || memchr(e, '\n', len - 1))
+        fail_msg("`tinyvllm %s`: want one line on stderr, got: %s", args, e);
+    if (needle1 && !strstr(e, needle1)) fail_msg("`tinyvllm %s`: stderr lacks '%s': %s", args, needle1, e);
+    if (needle2 && !strstr(e, needle2)) fail_msg("`tinyvllm %s`: stderr lacks '%s': %s", args, needle2, e);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_model, sizeof g_model, "%s/cli-errors-tiny.gguf", TV_BINARY_DIR);
+    snprintf(g_tmp, sizeof g_tmp, "%s/cli-errors-bad.gguf", TV_BINARY_DIR);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/tinyvllm synth --preset tiny --type F32 -o %s", TV_BINARY_DIR, g_model);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_missing_file(void **state) {
+    (void)state;
+    expect_error("generate -m /nonexistent/model.gguf -p hi", 1, "/nonexistent/model.gguf", NULL);
+    expect_error("info -m /nonexistent/model.gguf", 1, "/nonexistent/model.gguf", NULL);
+}
+
+static void test_wrong_magic(void **state) {
+    (void)state;
+    char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)(i * 131 + 7);
+    memcpy(junk, "GGUX", 4);
+    spit(g_tmp, junk, sizeof junk);
+    char args[1024];
+    snprintf(args, sizeof args, "generate -m %s -p hi", g_tmp);
+    expect_error(args, 1, g_tmp, NULL);
+    spit(g_tmp, "", 0);
+    expect_error(args, 1, g_tmp, NULL);
+}
+
+// Truncations at many offsets across the header and into the data: every one a clean error.
+static void test_truncation(void **state) {
+    (void)state;
+    size_t n;
+    unsigned char *b = slurp(g_model, &n);
+    assert_non_null(b);
+    tv_error err = {0};
+    gguf_ctx *g = gguf_open(g_model, &err);
+    assert_non_null(g);
+    size_t data_off = gguf_data_offset(g);
+    gguf_close(g);
+    char args[1024];
+    snprintf(args, sizeof args, "generate -m %s --prompt-ids 1,2 -n 2", g_tmp);
+    int n_cases = 0;
+    for (size_t cut = 0; cut < n; cut += cut < 64 ? 1 : cut < data_off ? 37 : 4099) {
+        spit(g_tmp, b, cut);
+        expect_error(args, 1, g_tmp, NULL);
+        n_cases++;
+    }
+    print_message("%d truncations (header %zu bytes, file %zu) each failed cleanly\n", n_cases, data_off, n);
+    free(b);
+}
+
+// Rewrites the valid model with one change: a metadata value, a tensor's data, or a tensor's type.
+typedef struct { const char *key; uint32_t u32; const char *drop_tensor; } variant;
+
+static void write_variant(const variant *v) {
+    tv_error err = {0};
+    gguf_ctx *g = gguf_open(g_model, &err);
+    assert_non_null(g);
+    gguf_writer *w = gguf_writer_create();
+    for (int64_t i = 0; i < gguf_n_kv(g); i++) {
+        const char *k = gguf_kv_key(g, i);
+        if (v->key && !strcmp(k, v->key)) gguf_set_u32(w, k, v->u32);
+        else gguf_set_value(w, k, gguf_kv_value(g, i));
+    }
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const gguf_tensor_info *t = gguf_tensor(g, i);
+        if (v->drop_tensor && !strcmp(t->name, v->drop_tensor)) continue;
+        assert_int_equal(gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err), TV_OK);
+    }
+    assert_int_equal(gguf_writer_write(w, g_tmp, &err), TV_OK);
+    gguf_writer_free(w);
+    gguf_close(g);
+}
+
+static void test_inconsistent_metadata(void **state) {
+    (void)state;
+    char args[1024];
+    snprintf(args, sizeof args, "generate -m %s --prompt-ids 1,2 -n 2", g_tmp);
+    variant shape = {"llama.feed_forward_length", 100, NULL};
+    write_variant(&shape);
+    expect_error(args, 1, g_tmp, "shape");
+    variant kv = {"llama.attention.head_count_kv", 3, NULL};   // tiny has 4 heads
+    write_variant(&kv);
+    expect_error(args, 1, g_tmp, "does not divide");
+    variant missing = {NULL, 0, "blk.1.ffn_up.weight"};
+    write_variant(&missing);
+    expect_error(args, 1, g_tmp, "blk.1.ffn_up.weight");
+}
+
+// Patches the type field of the tensor info of `name` in a copy of the model.
+static void patch_tensor_type(const char *name, uint32_t type) {
+    size_t n;
+    unsigned char *b = slurp(g_model, &n);
+    size_t nl = strlen(name);
+    unsigned char *p = NULL;
+    for (size_t i = 8; i + nl < n; i++)
+        if (!memcmp(b + i, name, nl) && !memcmp(b + i - 8, &(uint64_t){nl}, 8)) { p = b + i + nl; break; }
+    assert_non_null(p);
+    uint32_t nd;
+    memcpy(&nd, p, 4);
+    memcpy(p + 4 + 8 * nd, &type, 4);
+    spit(g_tmp, b, n);
+    free(b);
+}
+
+static void test_unknown_tensor_type(void **state) {
+    (void)state;
+    char args[1024];
+    snprintf(args, sizeof args, "generate -m %s --prompt-ids 1,2 -n 2", g_tmp);
+    patch_tensor_type("output_norm.weight", 99);
+    expect_error(args, 1, g_tmp, "99");
+    patch_tensor_type("blk.0.attn_q.weight", 16);   // IQ2_XXS: known, not computable here
+    expect_error(args, 1, g_tmp, NULL);
+}
+
+// A tensor whose data runs past the end of the file (file cut inside the last tensor).
+static void test_tensor_data_out_of_range(void **state) {
+    (void)state;
+    size_t n;
+    unsigned char *b = slurp(g_model, &n);
+    spit(g_tmp, b, n - 100);
+    free(b);
+    char args[1024];
+    snprintf(args, sizeof args, "info -m %s", g_tmp);
+    expect_error(args, 1, g_tmp, NULL);
+}
+
+static void test_prompt_and_flags(void **state) {
+    (void)state;
+    char args[8192];
+    // the tiny preset's context is 256 tokens
+    int k = snprintf(args, sizeof args, "generate -m %s -n 1 --prompt-ids 1", g_model);
+    for (int i = 0; i < 300; i++) k += snprintf(args + k, sizeof args - (size_t)k, ",5");
+    expect_error(args, 1, "301", "context");
+    snprintf(args, sizeof args, "generate -m %s -n 1 -p 'caf\xc3 \xff'", g_model);   // raw invalid bytes
+    expect_error(args, 1, "UTF-8", NULL);
+    snprintf(args, sizeof args, "generate -m %s -p hi --frobnicate", g_model);
+    expect_error(args, 2, "--frobnicate", NULL);
+    snprintf(args, sizeof args, "generate -m %s --prompt-ids 1,x,3", g_model);
+    expect_error(args, 2, "--prompt-ids", NULL);
+    snprintf(args, sizeof args, "generate -m %s --prompt-ids 1,99999", g_model);
+    expect_error(args, 1, "99999", NULL);
+    expect_error("generate -p hi", 2, "-m", NULL);
+    expect_error("frobnicate", 2, NULL, NULL);
+    snprintf(args, sizeof args, "generate -m %s -p hi --temp -1", g_model);
+    expect_error(args, 2, "--temp", NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_wrong_magic),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_inconsistent_metadata),
+        cmocka_unit_test(test_unknown_tensor_type),
+        cmocka_unit_test(test_tensor_data_out_of_range),
+        cmocka_unit_test(test_prompt_and_flags),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
