@@ -18,7 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t n_vocab = size ? 1 + data[0] % 64 : 1;
     tv_llama2c_vocab *v = tv_llama2c_vocab_open_memory(copy, size, n_vocab, "fuzz", &err);
     if (v) {
-        for (int32_t i = 0; i < v->n_vocab; i++) g_sink += v->lens[i] + (uint8_t)v->pieces[i][v->lens[i]] + (uint64_t)v->scores[i];
+        for (int32_t i = 0; i < v->n_vocab; i++) {
+            uint32_t bits;
+            memcpy(&bits, &v->scores[i], 4);
+            g_sink += v->lens[i] + (uint8_t)v->pieces[i][v->lens[i]] + bits;
+        }
         tv_llama2c_vocab_free(v);
     } else if (err.code == TV_OK || err.msg[0] == 0) {
         __builtin_trap();
