@@ -290,6 +290,88 @@ static void test_invalid_utf8(void **state) {
     gguf_close(g);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// hostile / unsupported GGUF tokenizer metadata is refused with a message naming the problem
+
+static gguf_ctx *write_and_open(gguf_writer *w, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tok_test_%s.gguf", TV_BINARY_DIR, name);
+    tv_error err = {0};
+    assert_int_equal(gguf_writer_write(w, path, &err), TV_OK);
+    gguf_writer_free(w);
+    gguf_ctx *g = gguf_open(path, &err);
+    if (!g) fail_msg("%s", err.msg);
+    remove(path);   // the mapping stays valid after unlink
+    return g;
+}
+
+static void test_gguf_metadata_errors(void **state) {
+    (void)state;
+    const char *toks[] = {"<unk>", "<s>", "</s>", "a", "b", "ab"};
+    float scores[6] = {0, 0, 0, -1, -2, -0.5f};
+    tv_error err = {0};
+    // 1. no tokenizer.ggml.model
+    gguf_writer *w = gguf_writer_create();
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
+    gguf_ctx *g = write_and_open(w, "nomodel");
+    assert_null(tv_tokenizer_from_gguf(g, &err));
+    assert_int_equal(err.code, TV_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "tokenizer.ggml.model"));
+    gguf_close(g);
+    // 2. an unsupported model
+    w = gguf_writer_create();
+    gguf_set_str(w, "tokenizer.ggml.model", "unigram-xyz");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
+    g = write_and_open(w, "unigram");
+    assert_null(tv_tokenizer_from_gguf(g, &err));
+    assert_int_equal(err.code, TV_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "unigram-xyz"));
+    gguf_close(g);
+    // 3. scores of the wrong length
+    w = gguf_writer_create();
+    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
+    gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 5);
+    g = write_and_open(w, "scores");
+    assert_null(tv_tokenizer_from_gguf(g, &err));
+    assert_int_equal(err.code, TV_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "scores"));
+    gguf_close(g);
+    // 4. BPE with an unknown pre-tokenizer name
+    const char *merges[] = {"a b"};
+    w = gguf_writer_create();
+    gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_set_str(w, "tokenizer.ggml.pre", "no-such-pre");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
+    gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 1);
+    g = write_and_open(w, "pre");
+    assert_null(tv_tokenizer_from_gguf(g, &err));
+    assert_int_equal(err.code, TV_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "no-such-pre"));
+    gguf_close(g);
+    // 5. a tiny valid SPM vocab: "ab" merges by score, an unknown char falls back to UNK (no byte tokens)
+    w = gguf_writer_create();
+    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
+    gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 6);
+    gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
+    g = write_and_open(w, "ok");
+    tv_tokenizer *t = tv_tokenizer_from_gguf(g, &err);
+    if (!t) fail_msg("%s", err.msg);
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(tv_tokenize(t, "abxa", 4, true, false, &ids, &n, &err), TV_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(ids[0], 1);   // BOS
+    assert_int_equal(ids[1], 5);   // "ab"
+    assert_int_equal(ids[2], 0);   // 'x' -> <unk>
+    assert_int_equal(ids[3], 3);   // "a"
+    free(ids);
+    tv_tokenizer_free(t);
+    gguf_close(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2c_fixture),
@@ -303,6 +385,7 @@ int main(void) {
         cmocka_unit_test(test_vocab_bert_bge),
         cmocka_unit_test(test_detok_stream_split_utf8),
         cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_gguf_metadata_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
