@@ -385,7 +385,10 @@ tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
     if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) kind = TV_TOK_SPM;
     else if (model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) kind = TV_TOK_BPE;
     else if (model.len == 4 && !memcmp(model.ptr, "bert", 4)) kind = TV_TOK_WPM;
-    else {
+    else if (model.len == 8 && !memcmp(model.ptr, "no_vocab", 8)) {
+        tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.ggml.model is \"no_vocab\": the model has no vocabulary (token ids only)");
+        return NULL;
+    } else {
         tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (llama, gpt2, bert)",
                 (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return NULL;
