@@ -467,7 +467,8 @@ tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
         gguf_get_str(g, "tokenizer.ggml.pre", &pre);
         char pre_name[64];
         snprintf(pre_name, sizeof pre_name, "%.*s", (int)(pre.len > 63 ? 63 : pre.len), pre.ptr);
-        if (tok_bpe_set_pre(t, pre_name, err) != TV_OK) goto fail;
+        if (tok_bpe_set_pre(t, pre_name, err) != TV_OK) goto fail;   // may default add_bos (llama3)
+        if (gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) t->add_bos = b;   // the file has the last word
         return t;
     }
     if (tok_finish(t, err) != TV_OK) goto fail;
