@@ -2,7 +2,8 @@
 //
 // Expected outputs are Jinja2 semantics as Hugging Face renders chat templates (trim_blocks and
 // lstrip_blocks on). Where @huggingface/jinja (our byte-exact reference) differs from Python Jinja2
-// the case says so ("HF:"); every expectation here was also checked against that renderer.
+// the case says so ("HF:"); every expectation here was also checked against that renderer, except
+// the extensions (checked against Python Jinja2) and 1 / 0.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,7 +112,13 @@ static const tcase CASES[] = {
     {"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}",
      "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"add_generation_prompt\": true}", "<user>hi<assistant>"},
     {"{{ bos_token }}{{ raise_exception('no system') if messages[0].role == 'system' }}", "{\"bos_token\": \"<s>\", \"messages\": [{\"role\": \"user\"}]}", "<s>"},
+    // Python-compatible extensions where @huggingface/jinja raises (checked against Python Jinja2)
+    {"{{ '<{}|{}>'.format('a', 1) }} {{ '{0}{0}{k}'.format('x', k='y') }} {{ '{{}}'.format() }}", NULL, "<a|1> xxy {}"},
+    {"{% for a, b in [('x', 1), ('y', 2)] %}{{ a }}{{ b }}{% endfor %}", NULL, "x1y2"},
+    {"{{ [3, 1, 2] | min }}{{ [3, 1, 2] | max }}{{ ['b', 'A', 'c'] | min }}", NULL, "13A"},
     // ---- errors: never a crash, always a message ----
+    {"{{ 'a' + {'k': 1} }}", NULL, NULL},                 // Python: TypeError (HF would print [object Map])
+    {"{{ '{:>5}'.format(1) }}", NULL, NULL},              // format specs are not supported
     {"{% if true %}never closed", NULL, NULL},
     {"{{ 'unterminated }}", NULL, NULL},
     {"{{ 1 + }}", NULL, NULL},

@@ -7,6 +7,7 @@
 // lstrip_blocks, one trailing newline dropped), its grammar and precedence (tests bind tighter than
 // `*`), its value printing (true/false, none prints nothing, 1.0 prints "1.0", lists print as JSON)
 // and its filter set. Strings are UTF-8; string lengths and indices count code points.
+// Extensions where the reference can only raise follow Python Jinja2 (see chat_template.h).
 #ifndef TV_TEMPLATE_TPL_H
 #define TV_TEMPLATE_TPL_H
 

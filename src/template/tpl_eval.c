@@ -36,7 +36,7 @@ typedef enum { F_BUILTIN, F_MACRO, F_CALLER } fkind;
 typedef enum {
     B_NAMESPACE, B_RAISE, B_RANGE, B_STRFTIME,
     B_S_UPPER, B_S_LOWER, B_S_STRIP, B_S_TITLE, B_S_CAPITALIZE, B_S_RSTRIP, B_S_LSTRIP, B_S_STARTSWITH,
-    B_S_ENDSWITH, B_S_SPLIT, B_S_REPLACE,
+    B_S_ENDSWITH, B_S_SPLIT, B_S_REPLACE, B_S_FORMAT,
     B_D_GET, B_D_ITEMS, B_D_KEYS, B_D_VALUES, B_D_DICTSORT,
 } builtin_id;
 struct vfunc { fkind k; builtin_id id; value self; const tpl_node *node; env *defenv; };
@@ -893,6 +893,17 @@ static value apply_filter(interp *I, value v, const tpl_node *fn, env *e) {
             }
             if (!strcmp(f, "sort")) goto do_sort;
             if (!strcmp(f, "join")) goto do_join;
+            if (!strcmp(f, "min") || !strcmp(f, "max")) {   // extension (Jinja2: case-insensitive, empty -> undefined)
+                bool is_min = f[1] == 'i';
+                if (l->n == 0) return UNDEF;
+                value best = l->v[0];
+                for (size_t i = 1; i < l->n; i++) {
+                    int c = compare_values(I, l->v[i], best, false, pos);
+                    if (I->failed) return UNDEF;
+                    if (is_min ? c < 0 : c > 0) best = l->v[i];
+                }
+                return best;
+            }
             if (!strcmp(f, "string")) { json_opts o = {0, false, false, false, NULL, NULL}; return json_value(I, v, o, pos); }
             if (!strcmp(f, "unique")) {
                 vlist *r = list_new(I, l->n);
@@ -1174,6 +1185,46 @@ static value strftime_now(interp *I, const tstr *fmt, uint32_t pos) {
     return sb_finish(I, &b, pos);
 }
 
+// Python str.format (extension: @huggingface/jinja has no str.format): "{}", "{0}", "{name}",
+// "{{" and "}}"; no format specs or conversions. Values print as {{ }} prints them.
+static value str_format(interp *I, const tstr *s, const args_t *a, uint32_t pos) {
+    sbuf b = {0};
+    size_t auto_idx = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        char c = s->s[i];
+        if (c == '}') {
+            if (i + 1 < s->n && s->s[i + 1] == '}') { sb_put(&b, "}", 1); i++; continue; }
+            free(b.s);
+            return fail_at(I, pos, TV_ERR_INVALID, "str.format: single '}' encountered in format string");
+        }
+        if (c != '{') { sb_put(&b, &c, 1); continue; }
+        if (i + 1 < s->n && s->s[i + 1] == '{') { sb_put(&b, "{", 1); i++; continue; }
+        const char *close = memchr(s->s + i + 1, '}', s->n - i - 1);
+        if (!close) { free(b.s); return fail_at(I, pos, TV_ERR_INVALID, "str.format: single '{' encountered in format string"); }
+        const char *f = s->s + i + 1;
+        size_t fl = (size_t)(close - f);
+        if (memchr(f, ':', fl) || memchr(f, '!', fl) || memchr(f, '[', fl) || memchr(f, '.', fl)) {
+            free(b.s);
+            return fail_at(I, pos, TV_ERR_UNSUPPORTED, "str.format: format specs and conversions are not supported");
+        }
+        value v;
+        bool digits = fl > 0;
+        for (size_t k = 0; k < fl; k++) digits &= f[k] >= '0' && f[k] <= '9';
+        if (fl == 0 || digits) {
+            size_t idx = fl == 0 ? auto_idx++ : (size_t)strtoul(f, NULL, 10);
+            if (idx >= a->n_pos) { free(b.s); return fail_at(I, pos, TV_ERR_INVALID, "str.format: replacement index %zu out of range", idx); }
+            v = a->pos[idx];
+        } else {
+            value *x = a->kw ? dict_find(a->kw, f, fl) : NULL;
+            if (!x) { free(b.s); return fail_at(I, pos, TV_ERR_INVALID, "str.format: missing keyword argument '%.*s'", (int)fl, f); }
+            v = *x;
+        }
+        if (!print_value(I, &b, v, pos)) { free(b.s); return UNDEF; }
+        i = (size_t)(close - s->s);
+    }
+    return sb_finish(I, &b, pos);
+}
+
 static value call_builtin(interp *I, const vfunc *f, const args_t *a, uint32_t pos) {
     value self = f->self;
     value a0 = a->n_pos > 0 ? a->pos[0] : UNDEF;
@@ -1225,7 +1276,7 @@ static value call_builtin(interp *I, const vfunc *f, const args_t *a, uint32_t p
             return strftime_now(I, a0.u.s, pos);
         default: break;
     }
-    if (f->id >= B_S_UPPER && f->id <= B_S_REPLACE) {
+    if (f->id >= B_S_UPPER && f->id <= B_S_FORMAT) {
         const tstr *s = self.u.s;
         switch (f->id) {
             case B_S_UPPER: return str_case(I, s, 0, pos);
@@ -1290,6 +1341,7 @@ static value call_builtin(interp *I, const vfunc *f, const args_t *a, uint32_t p
                 }
                 return vlist_of(l, V_LIST);
             }
+            case B_S_FORMAT: return str_format(I, s, a, pos);
             case B_S_REPLACE: {
                 if (a->n_pos < 2) return fail_at(I, pos, TV_ERR_INVALID, "replace() requires at least two arguments");
                 value o = a->pos[0], nw = a->pos[1];
@@ -1461,7 +1513,8 @@ static value member_of(interp *I, value obj, value prop, uint32_t pos) {
     static const struct { const char *name; builtin_id id; } SB[] = {
         {"upper", B_S_UPPER}, {"lower", B_S_LOWER}, {"strip", B_S_STRIP}, {"title", B_S_TITLE},
         {"capitalize", B_S_CAPITALIZE}, {"rstrip", B_S_RSTRIP}, {"lstrip", B_S_LSTRIP},
-        {"startswith", B_S_STARTSWITH}, {"endswith", B_S_ENDSWITH}, {"split", B_S_SPLIT}, {"replace", B_S_REPLACE}};
+        {"startswith", B_S_STARTSWITH}, {"endswith", B_S_ENDSWITH}, {"split", B_S_SPLIT}, {"replace", B_S_REPLACE},
+        {"format", B_S_FORMAT}};
     static const struct { const char *name; builtin_id id; } DB[] = {
         {"get", B_D_GET}, {"items", B_D_ITEMS}, {"keys", B_D_KEYS}, {"values", B_D_VALUES}, {"dictsort", B_D_DICTSORT}};
     if (is_attr_container(obj)) {
@@ -1638,6 +1691,9 @@ static value eval_binary(interp *I, const tpl_node *n, env *e) {
         }
     }
     if ((l.t == V_STR || r.t == V_STR) && n->op == OP_ADD) {
+        // HF would splice in "[object Map]"; Python raises TypeError. We raise (never useful text).
+        if (is_attr_container(l) || is_attr_container(r))
+            return fail_at(I, pos, TV_ERR_INVALID, "can only concatenate str (not \"dict\") to str");
         sbuf b = {0};
         if (!js_string(I, &b, l, pos) || !js_string(I, &b, r, pos)) { free(b.s); return UNDEF; }
         return sb_finish(I, &b, pos);
@@ -1811,7 +1867,8 @@ static bool exec_for(interp *I, const tpl_node *n, env *e, sbuf *out) {
     for (size_t i = 0; i < src->n; i++) {
         value cur = src->v[i];
         if (lv->kind == N_TUPLE) {
-            if (cur.t != V_LIST) { fail_at(I, n->pos, TV_ERR_INVALID, "Cannot unpack non-iterable type: %s", type_name(cur.t)); return false; }
+            // extension: HF unpacks only lists; Jinja2 unpacks tuples too
+            if (!is_list(cur)) { fail_at(I, n->pos, TV_ERR_INVALID, "Cannot unpack non-iterable type: %s", type_name(cur.t)); return false; }
             if (cur.u.l->n != lv->list.n) { fail_at(I, n->pos, TV_ERR_INVALID, "Too %s items to unpack", lv->list.n > cur.u.l->n ? "few" : "many"); return false; }
         }
         if (n->c) {
