@@ -15,6 +15,7 @@
 
 #include "formats/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tok_impl.h"   // white-box: the word-by-word SPM shortcut vs the whole-text merge
 
 static const char *shared_dir(void) {
     const char *d = getenv("TV_SHARED_DIR");
@@ -291,6 +292,36 @@ static void test_invalid_utf8(void **state) {
 }
 
 
+// The word-by-word SPM encode (a speed shortcut taken when no vocab piece spans a word start) must
+// give exactly the ids of merging the whole text at once, as llama.cpp does.
+static void test_spm_split_equivalence(void **state) {
+    (void)state;
+    gguf_ctx *g;
+    tv_tokenizer *t = load_spm(&g);
+    if (!t) { printf("SKIP: llama-spm vocab not found\n"); skip(); }
+    assert_true(t->spm_split_ok);
+    char *text = NULL;
+    size_t len = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-llama-spm.gguf.inp", shared_dir());
+    text = read_all(path, &len);   // every vector input at once: whitespace runs, emoji, CJK, code
+    assert_non_null(text);
+    int32_t *a, *b;
+    size_t na, nb;
+    tv_error err = {0};
+    assert_int_equal(tv_tokenize(t, text, len, true, true, &a, &na, &err), TV_OK);
+    t->spm_split_ok = false;
+    assert_int_equal(tv_tokenize(t, text, len, true, true, &b, &nb, &err), TV_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof *a);
+    printf("spm word-by-word == whole text on %zu bytes (%zu ids)\n", len, na);
+    free(a);
+    free(b);
+    free(text);
+    tv_tokenizer_free(t);
+    gguf_close(g);
+}
+
 // ---------------------------------------------------------------------------------------------
 // hostile / unsupported GGUF tokenizer metadata is refused with a message naming the problem
 
@@ -386,6 +417,7 @@ int main(void) {
         cmocka_unit_test(test_detok_stream_split_utf8),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_gguf_metadata_errors),
+        cmocka_unit_test(test_spm_split_equivalence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

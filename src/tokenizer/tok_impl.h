@@ -48,6 +48,8 @@ struct tv_tokenizer {
     bool escape_spaces;     // SPM: ' ' -> U+2581 before encoding (GGUF llama, json Metaspace)
     bool strip_leading_space;  // decode: drop a leading space of the first piece (after BOS)
     int32_t byte_ids[256];  // SPM: id of "<0xXX>" (-1 if none); BPE: id of the byte's GPT-2 char
+    bool spm_split_ok;      // SPM: no piece holds a space mark right after another char, so text can be
+                            // encoded word by word (cut before each space mark that follows a non-mark)
 
     // special tokens matched in raw text (never split): control (when parse_special) and
     // user-defined (always); sorted by length, longest first

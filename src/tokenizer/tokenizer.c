@@ -254,6 +254,20 @@ tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
             t->byte_ids[b] = tok_find(t, s, utf8_encode(tok_byte_to_cp((uint8_t)b), s));
         }
     }
+    if (t->kind == TV_TOK_SPM) {   // can SPM text be cut before word-initial space marks?
+        const char *mark = t->escape_spaces ? SPM_SPACE : " ";
+        size_t ml = strlen(mark);
+        t->spm_split_ok = true;
+        for (int32_t id = 0; id < t->n_vocab && t->spm_split_ok; id++) {
+            const char *p = t->pieces[id];
+            uint32_t n = t->piece_len[id];
+            if (t->types[id] != TOK_TYPE_NORMAL && t->types[id] != TOK_TYPE_USER_DEFINED) continue;
+            for (uint32_t i = 1; i + ml <= n; i++) {
+                if (memcmp(p + i, mark, ml) != 0) continue;
+                if (i < ml || memcmp(p + i - ml, mark, ml) != 0) { t->spm_split_ok = false; break; }
+            }
+        }
+    }
     // end-of-generation set: eos, eot and the well-known end-of-turn pieces marked special
     if (t->eos >= 0) t->is_eog[t->eos] = true;
     if (t->eot >= 0) t->is_eog[t->eot] = true;
@@ -798,7 +812,20 @@ static tv_status encode_fragment(const tv_tokenizer *t, const char *text, size_t
     if (t->escape_spaces) {
         if (!replace_all(&b, text, len, " ", 1, SPM_SPACE, 3)) goto nomem;
     } else if (!buf_put(&b, text, len)) goto nomem;
-    tv_status st = spm_encode(t, b.p ? b.p : "", b.n, out, err);
+    tv_status st = TV_OK;
+    const char *mark = t->escape_spaces ? SPM_SPACE : " ";
+    size_t ml = t->escape_spaces ? 3 : 1;
+    if (!t->spm_split_ok) {
+        st = spm_encode(t, b.p ? b.p : "", b.n, out, err);
+    } else {   // word by word: no vocab piece spans a cut, so the merges cannot differ
+        size_t start = 0;
+        for (size_t i = ml; i + ml <= b.n && st == TV_OK; i++) {
+            if (memcmp(b.p + i, mark, ml) != 0 || memcmp(b.p + i - ml, mark, ml) == 0) continue;
+            st = spm_encode(t, b.p + start, i - start, out, err);
+            start = i;
+        }
+        if (st == TV_OK && start < b.n) st = spm_encode(t, b.p + start, b.n - start, out, err);
+    }
     free(b.p);
     return st;
 nomem:
