@@ -369,6 +369,9 @@ int cmd_bench(int argc, char **argv) {
     ec.max_model_len = longest + (int)(n_gen > 1 ? n_gen : 1) + 1;
     ec.kv_bits = (int)kv_bits;
     if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
+    // tv_engine_create re-runs tv_kernels_init(NULL), which picks the best path again: re-apply
+    // a forced one (the engine's workers are idle until the first step)
+    if (cpu && tv_kernels_init(cpu, &err)) goto fail;
     const int n_threads = ec.n_threads;
 
     // ---- warm-up: pages the weights in, wakes the pool ----
