@@ -481,6 +481,40 @@ static void test_paths_vs_ref(void **state) {
     assert_true(use_path(NULL));
 }
 
+// Row conversions of every path are bit-exact with the reference, specials included.
+static void test_paths_row_conversion(void **state) {
+    (void)state;
+    enum { N = 4099 };   // a vector tail
+    float *x = malloc(sizeof(float) * N), *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    uint16_t *ha = malloc(2 * N), *hb = malloc(2 * N), *h = malloc(2 * N);
+    for (int i = 0; i < N; i++) {
+        uint32_t u = rnd_u32() ^ (rnd_u32() << 16);
+        memcpy(&x[i], &u, 4);                                      // any bit pattern: nan, inf, subnormals
+        if (i % 3 == 0) x[i] = rnd_normal() * ldexpf(1.0f, (int)(rnd_u32() % 40) - 30);
+        h[i] = (uint16_t)rnd_u32();
+    }
+    const tv_type types[] = { TV_TYPE_F16, TV_TYPE_BF16, TV_TYPE_F32 };
+    for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+        if (!use_path(PATHS[pi])) continue;
+        for (size_t ti = 0; ti < 3; ti++) {
+            const tv_type_traits *ft = tv_traits(types[ti]), *rt = tv_traits_ref(types[ti]);
+            if (types[ti] == TV_TYPE_F32) continue;
+            rt->from_float(x, ha, N);
+            ft->from_float(x, hb, N);
+            for (int i = 0; i < N; i++) {
+                uint32_t xb;
+                memcpy(&xb, &x[i], 4);
+                if (ha[i] != hb[i]) fail_msg("%s %s from_float(%08x): %04x vs ref %04x", PATHS[pi], rt->name, xb, hb[i], ha[i]);
+            }
+            rt->to_float(h, a, N);
+            ft->to_float(h, b, N);
+            assert_memory_equal(a, b, sizeof(float) * N);
+        }
+    }
+    assert_true(use_path(NULL));
+    free(x); free(a); free(b); free(ha); free(hb); free(h);
+}
+
 // ---------------------------------------------------------------- matmul and pool
 typedef struct { int hits[8]; } pool_probe;
 static void probe_fn(void *arg, int ith, int nth) {
@@ -578,6 +612,7 @@ int main(void) {
         cmocka_unit_test(test_q4_K_known_answer),
         cmocka_unit_test(test_q6_K_known_answer),
         cmocka_unit_test(test_paths_vs_ref),
+        cmocka_unit_test(test_paths_row_conversion),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_matmul_pools),
         cmocka_unit_test(test_kernels_init_errors),

@@ -308,6 +308,45 @@ static void from_float_q8_K(const float *src, void *dst, int64_t n) {
     }
 }
 
+// ======================= F16 / BF16 row conversion (bit-exact with types.c) =======================
+static void to_float_f16(const void *src, float *dst, int64_t n) {
+    const tv_f16 *h = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    for (; i < n; i++) dst[i] = tv_f16_to_f32(h[i]);
+}
+static void from_float_f16(const float *src, void *dst, int64_t n) {
+    tv_f16 *h = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) h[i] = tv_f32_to_f16(src[i]);
+}
+static void to_float_bf16(const void *src, float *dst, int64_t n) {
+    const tv_bf16 *h = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i))), 16));
+    for (; i < n; i++) dst[i] = tv_bf16_to_f32(h[i]);
+}
+static void from_float_bf16(const float *src, void *dst, int64_t n) {
+    tv_bf16 *h = dst;
+    int64_t i = 0;
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF), quiet = _mm256_set1_epi32(0x40);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(src + i);
+        __m256i x = _mm256_castps_si256(v);
+        __m256i rne = _mm256_srli_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(x, bias), _mm256_and_si256(_mm256_srli_epi32(x, 16), one)), 16);
+        __m256i nan = _mm256_or_si256(_mm256_srli_epi32(x, 16), quiet);
+        __m256i r = _mm256_blendv_epi8(rne, nan, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);   // lanes 0, 2
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_castsi256_si128(p));
+    }
+    for (; i < n; i++) h[i] = tv_f32_to_bf16(src[i]);
+}
+
 // ======================= instantiation =======================
 enum { RM_Q = 2, TM_Q = 4, RM_F = 2, TM_F = 4 };
 
@@ -362,6 +401,10 @@ void tv_x86_install_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_F32].vec_dot = f32_vec_dot;
     t[TV_TYPE_F32].gemm = f32_gemm;
     t[TV_TYPE_F16].vec_dot = f16_vec_dot;
+    t[TV_TYPE_F16].to_float = to_float_f16;
+    t[TV_TYPE_F16].from_float = from_float_f16;
+    t[TV_TYPE_BF16].to_float = to_float_bf16;
+    t[TV_TYPE_BF16].from_float = from_float_bf16;
     t[TV_TYPE_F16].gemm = f16_gemm;
     t[TV_TYPE_BF16].vec_dot = bf16_vec_dot;
     t[TV_TYPE_BF16].gemm = bf16_gemm;
