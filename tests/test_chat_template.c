@@ -116,6 +116,7 @@ static const tcase CASES[] = {
     {"{{ '<{}|{}>'.format('a', 1) }} {{ '{0}{0}{k}'.format('x', k='y') }} {{ '{{}}'.format() }}", NULL, "<a|1> xxy {}"},
     {"{% for a, b in [('x', 1), ('y', 2)] %}{{ a }}{{ b }}{% endfor %}", NULL, "x1y2"},
     {"{{ [3, 1, 2] | min }}{{ [3, 1, 2] | max }}{{ ['b', 'A', 'c'] | min }}", NULL, "13A"},
+    {"[{{ nope | trim }}][{{ nope | length }}][{{ nope | upper }}]", NULL, "[][0][]"},
     // ---- errors: never a crash, always a message ----
     {"{{ 'a' + {'k': 1} }}", NULL, NULL},                 // Python: TypeError (HF would print [object Map])
     {"{{ '{:>5}'.format(1) }}", NULL, NULL},              // format specs are not supported

@@ -878,6 +878,12 @@ static value apply_filter(interp *I, value v, const tpl_node *fn, env *e) {
         const char *f = fn->s;
         if (!strcmp(f, "safe")) return v;
         if (!strcmp(f, "tojson")) { json_opts o = {0, false, false, true, NULL, NULL}; return json_value(I, v, o, pos); }
+        if (v.t == V_UNDEF) {   // extension: HF raises; Jinja2's Undefined reads as "" / empty
+            if (!strcmp(f, "trim") || !strcmp(f, "upper") || !strcmp(f, "lower") || !strcmp(f, "title") ||
+                !strcmp(f, "capitalize") || !strcmp(f, "string") || !strcmp(f, "join")) return vstr_n(I, "", 0, pos);
+            if (!strcmp(f, "length")) return vint(0);
+            if (!strcmp(f, "list")) { vlist *l = list_new(I, 0); return l ? vlist_of(l, V_LIST) : OOM(I, pos); }
+        }
         if (is_list(v)) {
             const vlist *l = v.u.l;
             if (!strcmp(f, "list")) return v;
