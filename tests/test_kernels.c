@@ -510,6 +510,28 @@ static void test_paths_row_conversion(void **state) {
             ft->to_float(h, b, N);
             assert_memory_equal(a, b, sizeof(float) * N);
         }
+        // axpy: y += a * x against a double oracle, on finite inputs, lengths across the vector width
+        for (size_t ti = 0; ti < 3; ti++) {
+            const tv_type_traits *ft = tv_traits(types[ti]), *rt = tv_traits_ref(types[ti]);
+            assert_non_null(ft->axpy);
+            for (int n = 1; n <= 37; n += 6) {
+                float src[40], y0[40], yr[40], yf[40], xd[40];
+                for (int i = 0; i < n; i++) { src[i] = rnd_normal(); y0[i] = rnd_normal(); }
+                unsigned char xt[160];
+                rt->from_float(src, xt, n);
+                rt->to_float(xt, xd, n);
+                memcpy(yr, y0, sizeof y0);
+                memcpy(yf, y0, sizeof y0);
+                rt->axpy(n, 0.75f, xt, yr);
+                ft->axpy(n, 0.75f, xt, yf);
+                for (int i = 0; i < n; i++) {
+                    double want = (double)y0[i] + 0.75 * (double)xd[i];
+                    double tol = 1e-6 * (fabs((double)y0[i]) + fabs(0.75 * xd[i])) + 1e-30;
+                    if (fabs(yr[i] - want) > tol || fabs(yf[i] - want) > tol)
+                        fail_msg("%s axpy %s n=%d i=%d: ref %g fast %g want %g", PATHS[pi], rt->name, n, i, yr[i], yf[i], want);
+                }
+            }
+        }
     }
     assert_true(use_path(NULL));
     free(x); free(a); free(b); free(ha); free(hb); free(h);

@@ -92,6 +92,9 @@ typedef void (*tv_vec_dot_fn)(int64_t n, float *s, const void *w, const void *x)
 // weight read here; that is where batched decode and prefill get their speed.
 typedef void (*tv_gemm_fn)(int64_t n, int64_t r0, int64_t r1, const void *w, size_t w_row_bytes,
                            int64_t n_tok, const void *x, size_t x_row_bytes, float *y, int64_t y_stride);
+// y[i] += a * x[i], i < n: x in this type (float types only), y f32. With vec_dot (x · f32 row)
+// and to_float/from_float this is what attention over an F32/F16/BF16 KV cache needs.
+typedef void (*tv_axpy_fn)(int64_t n, float a, const void *x, float *y);
 
 typedef struct tv_type_traits {
     const char *name;        // "Q4_K", as GGUF/llama.cpp print it
@@ -104,6 +107,7 @@ typedef struct tv_type_traits {
     tv_type vec_dot_type;    // activations are converted to this once per matmul
     tv_vec_dot_fn vec_dot;
     tv_gemm_fn gemm;
+    tv_axpy_fn axpy;         // F32, F16, BF16 only (NULL otherwise)
 } tv_type_traits;
 
 // Fill the kernel table for this CPU. force: NULL/"" = best available, or "generic" | "avx2" |

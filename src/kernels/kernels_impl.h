@@ -21,6 +21,9 @@ void tv_ref_vec_dot_f16(int64_t n, float *s, const void *w, const void *x);   //
 void tv_ref_to_float_bf16(const void *src, float *dst, int64_t n);
 void tv_ref_from_float_bf16(const float *src, void *dst, int64_t n);
 void tv_ref_vec_dot_bf16(int64_t n, float *s, const void *w, const void *x);  // w bf16, x f32
+void tv_ref_axpy_f32(int64_t n, float a, const void *x, float *y);
+void tv_ref_axpy_f16(int64_t n, float a, const void *x, float *y);
+void tv_ref_axpy_bf16(int64_t n, float a, const void *x, float *y);
 
 // ---- ref/ref_q.c: Q8_0, Q4_0 (vec_dot_type Q8_0) ----
 void tv_ref_to_float_q8_0(const void *src, float *dst, int64_t n);

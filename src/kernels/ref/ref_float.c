@@ -48,3 +48,16 @@ void tv_ref_vec_dot_bf16(int64_t n, float *s, const void *w, const void *x) {
     for (int64_t i = 0; i < n; i++) sum += tv_bf16_to_f32(a[i]) * b[i];
     *s = sum;
 }
+
+void tv_ref_axpy_f32(int64_t n, float a, const void *x, float *y) {
+    const float *v = x;
+    for (int64_t i = 0; i < n; i++) y[i] += a * v[i];
+}
+void tv_ref_axpy_f16(int64_t n, float a, const void *x, float *y) {
+    const tv_f16 *v = x;
+    for (int64_t i = 0; i < n; i++) y[i] += a * tv_f16_to_f32(v[i]);
+}
+void tv_ref_axpy_bf16(int64_t n, float a, const void *x, float *y) {
+    const tv_bf16 *v = x;
+    for (int64_t i = 0; i < n; i++) y[i] += a * tv_bf16_to_f32(v[i]);
+}

@@ -308,6 +308,18 @@ static void from_float_q8_K(const float *src, void *dst, int64_t n) {
     }
 }
 
+// ======================= axpy: y += a * x (x F32/F16/BF16) =======================
+INLINE void axpy_body(int64_t n, float a, const void *xv, float *y, const int ft) {
+    const uint8_t *x = xv;
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, load8(x, i, ft), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * load1(x, i, ft);
+}
+static void axpy_f32(int64_t n, float a, const void *x, float *y) { axpy_body(n, a, x, y, FT_F32); }
+static void axpy_f16(int64_t n, float a, const void *x, float *y) { axpy_body(n, a, x, y, FT_F16); }
+static void axpy_bf16(int64_t n, float a, const void *x, float *y) { axpy_body(n, a, x, y, FT_BF16); }
+
 // ======================= F16 / BF16 row conversion (bit-exact with types.c) =======================
 static void to_float_f16(const void *src, float *dst, int64_t n) {
     const tv_f16 *h = src;
@@ -401,6 +413,9 @@ void tv_x86_install_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_F32].vec_dot = f32_vec_dot;
     t[TV_TYPE_F32].gemm = f32_gemm;
     t[TV_TYPE_F16].vec_dot = f16_vec_dot;
+    t[TV_TYPE_F32].axpy = axpy_f32;
+    t[TV_TYPE_F16].axpy = axpy_f16;
+    t[TV_TYPE_BF16].axpy = axpy_bf16;
     t[TV_TYPE_F16].to_float = to_float_f16;
     t[TV_TYPE_F16].from_float = from_float_f16;
     t[TV_TYPE_BF16].to_float = to_float_bf16;
