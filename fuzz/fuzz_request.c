@@ -1,14 +1,11 @@
 // fuzz_request.c — libFuzzer target for the OpenAI request parser (src/server/request.c): any bytes,
 // for every API kind, must give either a request that obeys the documented bounds or a 4xx/5xx
 // error with a message, without crashing, leaking or reading out of bounds.
-//
-// Fuzz targets link libtinyvllm_core only, and the parser lives in libtinyvllm_server, so the
-// parser's translation unit is compiled in here (it depends on core + cJSON only).
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/server/request.c"
+#include "server/request.h"
 
 #define FUZZ_VOCAB 1000
 

@@ -300,7 +300,7 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     if (p->tokenizer_path) {
         m->tok = tv_tokenizer_load_json(p->tokenizer_path, err);
         if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
-    } else if (gguf_get(g, "tokenizer.ggml.model")) {
+    } else if (gguf_get_str(g, "tokenizer.ggml.model", &s) && !(s.len == 8 && !memcmp(s.ptr, "no_vocab", 8))) {
         m->tok = tv_tokenizer_from_gguf(g, err);
         if (!m->tok) return tv_fail_prefix(err, TV_ERR_FORMAT, "%s: tokenizer", m->path);
     }
