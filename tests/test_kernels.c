@@ -441,6 +441,12 @@ static void test_paths_vs_ref(void **state) {
                 unsigned char *wq = quantize_rows(t, w, ROWS, n, rt);
                 unsigned char *xq = quantize_rows(rt->vec_dot_type, x, TOK, n, rv);
                 size_t wrs = tv_row_size(t, n), xrs = tv_row_size(rt->vec_dot_type, n);
+                if (t == TV_TYPE_Q8_0) {   // a file may hold -128, which our quantizer never writes
+                    tv_block_q8_0 *b0 = (tv_block_q8_0 *)wq;
+                    for (int j = 0; j < 32; j += 3) b0[0].qs[j] = -128;
+                    b0 = (tv_block_q8_0 *)(wq + 3 * wrs) + (n / 32 - 1);
+                    for (int j = 0; j < 32; j++) b0->qs[j] = -128;
+                }
                 // activation quantizer: the fast one is bit-exact with the reference
                 unsigned char *xq_fast = quantize_rows(rt->vec_dot_type, x, TOK, n, fv);
                 for (size_t i = 0; i < xrs * TOK; i++)

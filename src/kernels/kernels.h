@@ -111,8 +111,11 @@ typedef struct tv_type_traits {
 } tv_type_traits;
 
 // Fill the kernel table for this CPU. force: NULL/"" = best available, or "generic" | "avx2" |
-// "avx512" (the env var TINYVLLM_CPU overrides when force is NULL). Returns TV_ERR_UNSUPPORTED
-// when a forced path is not supported by this CPU. Idempotent; cheap to call again.
+// "avx512" (the env var TINYVLLM_CPU overrides when force is NULL); "avx2-novnni" and
+// "avx512-novnni" select the same paths without VNNI instructions (tests use them). Returns
+// TV_ERR_UNSUPPORTED when a forced path is not supported by this CPU, TV_ERR_INVALID for an unknown
+// name. Idempotent; cheap to call again. It rewrites the shared table: call it before other
+// threads use kernels (first use of tv_traits() initializes it implicitly).
 tv_status tv_kernels_init(const char *force, tv_error *err);
 // Name of the active path ("generic", "avx2", "avx512").
 const char *tv_kernels_path(void);
