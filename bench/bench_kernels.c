@@ -3,19 +3,17 @@
 //   bench_kernels [path] [threads] [type]   path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default best)
 //
 // Measures (all with the given thread count on the library's thread pool):
-//   read bandwidth    sum over a 512 MiB buffer (DRAM roofline for GEMV)
-//   int8 peak         chains of independent vpdpbusd (zmm if AVX512-VNNI, else ymm AVX-VNNI)
+//   roofline          read bandwidth, int8 and fp32 peaks of this machine (tv_roofline_measure)
 //   GEMV              y = W x, 1 token, W rotated over copies totalling > 128 MiB so reads come from
 //                     DRAM; reported as GB/s of weight bytes and as a fraction of read bandwidth
 //   GEMM              n_tok = 16, 64, 256 tokens; GOPS = 2 * rows * cols * n_tok / s, vs int8 peak
-#include <cpuid.h>
-#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "kernels/kernels.h"
+#include "util/roofline.h"
 
 // BENCH_CPUTIME=1: process CPU time instead of wall time (with 1 thread this factors out preemption
 // on a shared machine; with more it is the sum over threads, so do not use it there).
@@ -24,48 +22,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(g_clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-// ---- read bandwidth ----
-typedef struct { const uint64_t *buf; size_t n; uint64_t sink[16][8]; } bw_job;
-static void bw_fn(void *arg, int ith, int nth) {
-    bw_job *j = arg;
-    size_t per = j->n / (size_t)nth, beg = per * (size_t)ith;
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = beg; i < beg + per; i += 4) { s0 += j->buf[i]; s1 += j->buf[i + 1]; s2 += j->buf[i + 2]; s3 += j->buf[i + 3]; }
-    j->sink[ith][0] = s0 + s1 + s2 + s3;
-}
-
-// ---- int8 dot peak ----
-typedef struct { double ops[16]; int zmm; } peak_job;
-__attribute__((target("avx512f,avx512vnni"))) static double peak512(void) {
-    __m512i a[12];
-    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_epi32(i);
-    const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(5);
-    const long iters = 5000000;
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < 12; i++) a[i] = _mm512_dpbusd_epi32(a[i], u, s);
-    int64_t sink = 0;
-    for (int i = 0; i < 12; i++) sink += _mm512_reduce_add_epi32(a[i]);
-    if (sink == 42) printf(" ");
-    return (double)iters * 12 * 64 * 2;
-}
-__attribute__((target("avx2,avxvnni"))) static double peak256(void) {
-    __m256i a[12];
-    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_epi32(i);
-    const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(5);
-    const long iters = 5000000;
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < 12; i++) a[i] = _mm256_dpbusd_avx_epi32(a[i], u, s);
-    int sink = 0;
-    for (int i = 0; i < 12; i++) sink += _mm256_extract_epi32(a[i], 0);
-    if (sink == 42) printf(" ");
-    return (double)iters * 12 * 32 * 2;
-}
-static void peak_fn(void *arg, int ith, int nth) {
-    (void)nth;
-    peak_job *j = arg;
-    j->ops[ith] = j->zmm < 0 ? 1.0 : j->zmm ? peak512() : peak256();
 }
 
 static void fill(float *x, size_t n, unsigned seed) {
@@ -85,35 +41,13 @@ int main(int argc, char **argv) {
     if (!pool) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
     printf("path %s, %d threads\n", tv_kernels_path(), nth);
 
-    // read bandwidth
-    size_t bw_bytes = (size_t)512 << 20;
-    bw_job bj = { .n = bw_bytes / 8 };
-    uint64_t *buf = aligned_alloc(64, bw_bytes);
-    memset(buf, 1, bw_bytes);
-    bj.buf = buf;
-    double best_bw = 0;
-    for (int rep = 0; rep < 8; rep++) {
-        double t0 = now_s();
-        tv_pool_run(pool, bw_fn, &bj);
-        double bw = (double)bw_bytes / (now_s() - t0) / 1e9;
-        if (bw > best_bw) best_bw = bw;
-    }
-    free(buf);
-    printf("read bandwidth       %7.1f GB/s\n", best_bw);
-
-    unsigned ca, cb, cc, cd;
-    peak_job pj = { .zmm = __get_cpuid_count(7, 0, &ca, &cb, &cc, &cd) && (cc & (1u << 11)) && strncmp(tv_kernels_path(), "avx512", 6) == 0 };
-    if (!pj.zmm && strcmp(tv_kernels_path(), "avx2") != 0) { printf("int8 peak needs avx2/avx512 path\n"); pj.zmm = -1; }
-    double t0, peak = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        t0 = now_s();
-        tv_pool_run(pool, peak_fn, &pj);
-        double dt = now_s() - t0, ops = 0;
-        for (int i = 0; i < nth; i++) ops += pj.ops[i];
-        if (ops / dt / 1e9 > peak) peak = ops / dt / 1e9;
-    }
-    printf("int8 dot peak        %7.1f GOPS (%s vpdpbusd)\n", peak, pj.zmm ? "zmm" : "ymm");
-
+    // the machine's limits, measured now with the same thread count (src/util/roofline.h)
+    tv_roofline roof;
+    if (tv_roofline_measure(nth, &roof, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
+    const double best_bw = roof.mem_bw_gbs, peak = roof.int8_gops;
+    printf("roofline (%s): read bandwidth %.1f GB/s, int8 peak %.1f GOPS, fp32 FMA peak %.1f GFLOPS\n", roof.isa,
+           roof.mem_bw_gbs, roof.int8_gops, roof.fp32_gflops);
+    double t0;
     const tv_type all_types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q6_K, TV_TYPE_F16 };
     const tv_type *types = all_types;
     size_t n_types = sizeof all_types / sizeof all_types[0];
@@ -176,8 +110,9 @@ int main(int argc, char **argv) {
                     if (s < best) best = s;
                 }
                 double gops = 2.0 * (double)rows * (double)cols * (double)nt / best / 1e9;
-                printf("     GEMM n_tok %3lld %8.1f us  %7.1f GOPS  %5.1f%% of int8 peak\n", (long long)nt, best * 1e6, gops,
-                       100 * gops / peak);
+                bool is_float = !tt->is_quantized;   // float weights run on FMA, not int8 dots
+                printf("     GEMM n_tok %3lld %8.1f us  %7.1f GOPS  %5.1f%% of %s peak\n", (long long)nt, best * 1e6, gops,
+                       100 * gops / (is_float ? roof.fp32_gflops : peak), is_float ? "fp32 FMA" : "int8");
             }
             free(wq); free(x); free(y); free(wsp);
         }
