@@ -7,7 +7,7 @@ MODEL ?=
 PROMPT ?= Once upon a time
 N ?= 64
 FUZZ_SECONDS ?= 60
-DEMO := $(BUILD)/demo-tinyllama-shape-tiny.gguf
+DEMO := $(BUILD)/demo-random-q8_0.gguf
 
 .PHONY: all setup build run test asan fuzz bench clean demo
 
@@ -23,8 +23,8 @@ build: setup
 $(DEMO): build
 	@echo "make run: no MODEL given; synthesizing the built-in demo model (RANDOM weights, real Llama-2 vocab if ../shared is present)"
 	@if [ -f ../shared/vocab/ggml-vocab-llama-spm.gguf ]; then \
-	  $(BUILD)/tinyvllm synth --preset demo --vocab ../shared/vocab/ggml-vocab-llama-spm.gguf -o $(DEMO); \
-	else $(BUILD)/tinyvllm synth --preset demo -o $(DEMO); fi
+	  $(BUILD)/tinyvllm synth --preset demo --type Q8_0 --vocab ../shared/vocab/ggml-vocab-llama-spm.gguf -o $(DEMO); \
+	else $(BUILD)/tinyvllm synth --preset demo --type Q8_0 -o $(DEMO); fi
 
 run: build
 ifeq ($(MODEL),)
