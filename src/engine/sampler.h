@@ -6,7 +6,8 @@
 //   2. penalties        repetition (CTRL / HF / llama.cpp): for ids seen in prompt or output,
 //                         logit > 0 ? logit / p : logit * p
 //                       then OpenAI over generated ids: logit -= frequency * count + presence * (count > 0)
-//   3. logprobs         log-softmax of the logits as they are now (before temperature), in double
+//   3. logprobs         log-softmax of the logits as they are now (before temperature): exp to
+//                       2.4e-7 relative, sums in float per 64 ids and in double across them
 //   4. greedy           temperature < 1e-5 (0 = greedy) or top_k == 1: argmax, lowest id wins ties
 //   5. top_k            keep the k largest logits
 //   6. top_p            keep the smallest prefix (largest first) whose probability mass, normalised
