@@ -117,9 +117,13 @@ static const tcase CASES[] = {
     {"{% for a, b in [('x', 1), ('y', 2)] %}{{ a }}{{ b }}{% endfor %}", NULL, "x1y2"},
     {"{{ [3, 1, 2] | min }}{{ [3, 1, 2] | max }}{{ ['b', 'A', 'c'] | min }}", NULL, "13A"},
     {"[{{ nope | trim }}][{{ nope | length }}][{{ nope | upper }}]", NULL, "[][0][]"},
+    {"{% set d = {0: 'a', 512: 'b'} %}{{ d[512] }}{% for k, v in d | dictsort %}{{ k }}{{ v }}{% endfor %}{{ d | tojson }}", NULL,
+     "b0a512b{\"0\": \"a\", \"512\": \"b\"}"},
+    {"{{ 'x' + ['y'] }}", NULL, "xy"},                     // HF: string + list concatenates (Python raises)
     // ---- errors: never a crash, always a message ----
     {"{{ 'a' + {'k': 1} }}", NULL, NULL},                 // Python: TypeError (HF would print [object Map])
     {"{{ '{:>5}'.format(1) }}", NULL, NULL},              // format specs are not supported
+    {"{{ '{}'.format(1) }}{{ 'x' + ['y'] }}", NULL, NULL},  // after a Python-only feature, Python rules: raises
     {"{% if true %}never closed", NULL, NULL},
     {"{{ 'unterminated }}", NULL, NULL},
     {"{{ 1 + }}", NULL, NULL},

@@ -29,7 +29,9 @@ typedef struct value {
 } value;
 
 struct vlist { size_t n, cap; value *v; };
-struct vdict { size_t n, cap; const tstr **k; value *v; };   // insertion-ordered
+// Insertion-ordered. Keys are strings; ik[i] marks an integer key (an extension: Jinja2 allows
+// {0: ...} where HF raises) whose text k[i] is its decimal form.
+struct vdict { size_t n, cap; const tstr **k; value *v; uint8_t *ik; };
 
 typedef struct env env;
 typedef enum { F_BUILTIN, F_MACRO, F_CALLER } fkind;
@@ -47,6 +49,7 @@ typedef struct interp {
     tpl_arena *a;
     tv_error *err;
     bool failed;
+    bool py;                 // a Python-compatible extension was used in this render (see eval_binary)
     int ctl;                 // 0, CTL_BREAK or CTL_CONTINUE while unwinding a loop body
     int depth;
     uint64_t steps;
@@ -162,24 +165,41 @@ static value vlist_of(vlist *l, vtype t) { value v = {t, {0}}; v.u.l = l; return
 static value vdict_of(vdict *d, vtype t) { value v = {t, {0}}; v.u.d = d; return v; }
 
 static vdict *dict_new(interp *I) { return tpl_alloc(I->a, sizeof(vdict)); }
-static value *dict_find(const vdict *d, const char *k, size_t n) {
+static value *dict_find_kind(const vdict *d, const char *k, size_t n, bool is_int) {
     for (size_t i = 0; i < d->n; i++)
-        if (d->k[i]->n == n && !memcmp(d->k[i]->s, k, n)) return &d->v[i];
+        if ((bool)d->ik[i] == is_int && d->k[i]->n == n && !memcmp(d->k[i]->s, k, n)) return &d->v[i];
     return NULL;
 }
-static bool dict_set(interp *I, vdict *d, const tstr *k, value v) {
-    value *slot = dict_find(d, k->s, k->n);
+static value *dict_find(const vdict *d, const char *k, size_t n) { return dict_find_kind(d, k, n, false); }
+static value *dict_find_int(const vdict *d, int64_t key) {
+    char b[32];
+    int n = snprintf(b, sizeof b, "%lld", (long long)key);
+    return dict_find_kind(d, b, (size_t)n, true);
+}
+static bool dict_set_kind(interp *I, vdict *d, const tstr *k, bool is_int, value v) {
+    value *slot = dict_find_kind(d, k->s, k->n, is_int);
     if (slot) { *slot = v; return true; }
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 4;
         const tstr **nk = tpl_alloc(I->a, cap * sizeof *nk);
         value *nv = tpl_alloc(I->a, cap * sizeof *nv);
-        if (!nk || !nv) return false;
-        if (d->n) { memcpy(nk, d->k, d->n * sizeof *nk); memcpy(nv, d->v, d->n * sizeof *nv); }
-        d->k = nk; d->v = nv; d->cap = cap;
+        uint8_t *ni = tpl_alloc(I->a, cap);
+        if (!nk || !nv || !ni) return false;
+        if (d->n) { memcpy(nk, d->k, d->n * sizeof *nk); memcpy(nv, d->v, d->n * sizeof *nv); memcpy(ni, d->ik, d->n); }
+        d->k = nk; d->v = nv; d->ik = ni; d->cap = cap;
     }
-    d->k[d->n] = k; d->v[d->n] = v; d->n++;
+    d->k[d->n] = k; d->v[d->n] = v; d->ik[d->n] = is_int; d->n++;
     return true;
+}
+static bool dict_set(interp *I, vdict *d, const tstr *k, value v) { return dict_set_kind(I, d, k, false, v); }
+// copies entry i of src (keeping its key kind)
+static bool dict_copy_entry(interp *I, vdict *dst, const vdict *src, size_t i) { return dict_set_kind(I, dst, src->k[i], src->ik[i], src->v[i]); }
+// the key of entry i as a value
+static value dict_key(const vdict *d, size_t i) {
+    if (d->ik[i]) return vint(strtoll(d->k[i]->s, NULL, 10));
+    value k = {V_STR, {0}};
+    k.u.s = d->k[i];
+    return k;
 }
 static bool dict_set_c(interp *I, vdict *d, const char *k, value v) {
     const tstr *ks = mkstr(I, k, strlen(k));
@@ -863,9 +883,7 @@ static value make_items(interp *I, const vdict *d, uint32_t pos) {
     for (size_t i = 0; i < d->n; i++) {
         vlist *pair = list_new(I, 2);
         if (!pair) return OOM(I, pos);
-        value k = {V_STR, {0}};
-        k.u.s = d->k[i];
-        pair->v[0] = k; pair->v[1] = d->v[i]; pair->n = 2;
+        pair->v[0] = dict_key(d, i); pair->v[1] = d->v[i]; pair->n = 2;
         l->v[i] = vlist_of(pair, V_LIST);
     }
     l->n = d->n;
@@ -879,6 +897,7 @@ static value apply_filter(interp *I, value v, const tpl_node *fn, env *e) {
         if (!strcmp(f, "safe")) return v;
         if (!strcmp(f, "tojson")) { json_opts o = {0, false, false, true, NULL, NULL}; return json_value(I, v, o, pos); }
         if (v.t == V_UNDEF) {   // extension: HF raises; Jinja2's Undefined reads as "" / empty
+            I->py = true;
             if (!strcmp(f, "trim") || !strcmp(f, "upper") || !strcmp(f, "lower") || !strcmp(f, "title") ||
                 !strcmp(f, "capitalize") || !strcmp(f, "string") || !strcmp(f, "join")) return vstr_n(I, "", 0, pos);
             if (!strcmp(f, "length")) return vint(0);
@@ -901,6 +920,7 @@ static value apply_filter(interp *I, value v, const tpl_node *fn, env *e) {
             if (!strcmp(f, "join")) goto do_join;
             if (!strcmp(f, "min") || !strcmp(f, "max")) {   // extension (Jinja2: case-insensitive, empty -> undefined)
                 bool is_min = f[1] == 'i';
+                I->py = true;
                 if (l->n == 0) return UNDEF;
                 value best = l->v[0];
                 for (size_t i = 1; i < l->n; i++) {
@@ -1194,6 +1214,7 @@ static value strftime_now(interp *I, const tstr *fmt, uint32_t pos) {
 // Python str.format (extension: @huggingface/jinja has no str.format): "{}", "{0}", "{name}",
 // "{{" and "}}"; no format specs or conversions. Values print as {{ }} prints them.
 static value str_format(interp *I, const tstr *s, const args_t *a, uint32_t pos) {
+    I->py = true;
     sbuf b = {0};
     size_t auto_idx = 0;
     for (size_t i = 0; i < s->n; i++) {
@@ -1240,7 +1261,7 @@ static value call_builtin(interp *I, const vfunc *f, const args_t *a, uint32_t p
             vdict *d = dict_new(I);
             if (!d) return OOM(I, pos);
             if (a->n_pos == 1) {
-                if (is_dict(a0)) { for (size_t i = 0; i < a0.u.d->n; i++) if (!dict_set(I, d, a0.u.d->k[i], a0.u.d->v[i])) return OOM(I, pos); }
+                if (is_dict(a0)) { for (size_t i = 0; i < a0.u.d->n; i++) if (!dict_copy_entry(I, d, a0.u.d, i)) return OOM(I, pos); }
                 else if (is_list(a0)) {
                     for (size_t i = 0; i < a0.u.l->n; i++) {
                         value pr = a0.u.l->v[i];
@@ -1372,7 +1393,7 @@ static value call_builtin(interp *I, const vfunc *f, const args_t *a, uint32_t p
         case B_D_KEYS: {
             vlist *l = list_new(I, d->n);
             if (!l) return OOM(I, pos);
-            for (size_t i = 0; i < d->n; i++) { value k = {V_STR, {0}}; k.u.s = d->k[i]; l->v[i] = k; }
+            for (size_t i = 0; i < d->n; i++) l->v[i] = dict_key(d, i);
             l->n = d->n;
             return vlist_of(l, V_LIST);
         }
@@ -1457,6 +1478,7 @@ static bool bind_macro_args(interp *I, const char *display, const tpl_nodes *par
                 size_t k = (size_t)(x - kw->v);
                 memmove(&kw->k[k], &kw->k[k + 1], (kw->n - k - 1) * sizeof *kw->k);
                 memmove(&kw->v[k], &kw->v[k + 1], (kw->n - k - 1) * sizeof *kw->v);
+                memmove(&kw->ik[k], &kw->ik[k + 1], kw->n - k - 1);
                 kw->n--;
             }
         }
@@ -1524,6 +1546,7 @@ static value member_of(interp *I, value obj, value prop, uint32_t pos) {
     static const struct { const char *name; builtin_id id; } DB[] = {
         {"get", B_D_GET}, {"items", B_D_ITEMS}, {"keys", B_D_KEYS}, {"values", B_D_VALUES}, {"dictsort", B_D_DICTSORT}};
     if (is_attr_container(obj)) {
+        if (prop.t == V_INT) { I->py = true; value *x = dict_find_int(obj.u.d, prop.u.i); return x ? *x : UNDEF; }   // extension
         if (prop.t != V_STR) return fail_at(I, pos, TV_ERR_INVALID, "Cannot access property with non-string: got %s", type_name(prop.t));
         value *x = dict_find(obj.u.d, prop.u.s->s, prop.u.s->n);
         if (x) return *x;
@@ -1698,7 +1721,8 @@ static value eval_binary(interp *I, const tpl_node *n, env *e) {
     }
     if ((l.t == V_STR || r.t == V_STR) && n->op == OP_ADD) {
         // HF would splice in "[object Map]"; Python raises TypeError. We raise (never useful text).
-        if (is_attr_container(l) || is_attr_container(r))
+        // Once a render relied on a Python-only extension, Python is its reference: str + list raises too.
+        if (is_attr_container(l) || is_attr_container(r) || (I->py && (is_list(l) || is_list(r))))
             return fail_at(I, pos, TV_ERR_INVALID, "can only concatenate str (not \"dict\") to str");
         sbuf b = {0};
         if (!js_string(I, &b, l, pos) || !js_string(I, &b, r, pos)) { free(b.s); return UNDEF; }
@@ -1738,10 +1762,17 @@ static value eval(interp *I, const tpl_node *n, env *e) {
             for (size_t i = 0; i < n->list.n && !I->failed; i++) {
                 value k = eval(I, n->list.v[i], e);
                 if (I->failed) break;
-                if (k.t != V_STR) { fail_at(I, n->list.v[i]->pos, TV_ERR_INVALID, "Object keys must be strings: got %s", type_name(k.t)); break; }
+                if (k.t != V_STR && k.t != V_INT) { fail_at(I, n->list.v[i]->pos, TV_ERR_INVALID, "Object keys must be strings: got %s", type_name(k.t)); break; }
                 value v = eval(I, n->alt.v[i], e);
                 if (I->failed) break;
-                if (!dict_set(I, d, k.u.s, v)) { OOM(I, n->pos); break; }
+                const tstr *ks = k.u.s;
+                if (k.t == V_INT) {   // extension: integer keys as in Jinja2 (HF raises)
+                    I->py = true;
+                    char nb[32];
+                    int len = snprintf(nb, sizeof nb, "%lld", (long long)k.u.i);
+                    if (!(ks = mkstr(I, nb, (size_t)len))) { OOM(I, n->pos); break; }
+                }
+                if (!dict_set_kind(I, d, ks, k.t == V_INT, v)) { OOM(I, n->pos); break; }
             }
             r = vdict_of(d, V_DICT);
             break;
@@ -1864,7 +1895,7 @@ static bool exec_for(interp *I, const tpl_node *n, env *e, sbuf *out) {
     if (is_dict(it)) {
         src = list_new(I, it.u.d->n);
         if (!src) { OOM(I, n->pos); return false; }
-        for (size_t i = 0; i < it.u.d->n; i++) { value k = {V_STR, {0}}; k.u.s = it.u.d->k[i]; src->v[src->n++] = k; }
+        for (size_t i = 0; i < it.u.d->n; i++) src->v[src->n++] = dict_key(it.u.d, i);
     } else src = it.u.l;
     const tpl_node *lv = n->a;
     // unpacking checks and the optional `if` filter run before the body, as in HF
@@ -1875,6 +1906,7 @@ static bool exec_for(interp *I, const tpl_node *n, env *e, sbuf *out) {
         if (lv->kind == N_TUPLE) {
             // extension: HF unpacks only lists; Jinja2 unpacks tuples too
             if (!is_list(cur)) { fail_at(I, n->pos, TV_ERR_INVALID, "Cannot unpack non-iterable type: %s", type_name(cur.t)); return false; }
+            if (cur.t == V_TUPLE) I->py = true;
             if (cur.u.l->n != lv->list.n) { fail_at(I, n->pos, TV_ERR_INVALID, "Too %s items to unpack", lv->list.n > cur.u.l->n ? "few" : "many"); return false; }
         }
         if (n->c) {

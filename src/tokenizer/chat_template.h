@@ -9,7 +9,9 @@
 // Values print as that reference does (true/false, none prints nothing, 1.0 prints "1.0").
 // Beyond it, where it can only raise, Python Jinja2 behaviour (what transformers' Python
 // apply_chat_template runs) is followed: str.format ("{}", "{0}", "{name}"), tuple unpacking in
-// for loops, |min and |max, string filters and |length on undefined ("" / 0); `str + dict` raises (TypeError) instead of printing "[object Map]".
+// for loops, |min and |max, string filters and |length on undefined ("" / 0), integer dict keys;
+// `str + dict` raises (TypeError) instead of printing "[object Map]", and once a render used one of
+// these extensions `str + list` raises too (Python is then the reference for that render).
 // Hostile templates are bounded: nesting depth, recursion depth, evaluation steps, output size
 // (16 MiB) and working memory (128 MiB) — exceeding any is an error, never a crash.
 //
