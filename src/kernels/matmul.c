@@ -81,6 +81,7 @@ void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void
         .x = x, .y = y, .n = w->ne[0], .rows = w->ne[1], .n_tok = n_tok,
     };
     TV_CHECK(j.vt && j.vt->from_float && j.n % j.vt->blck_size == 0);
+    TV_CHECK(w->data != NULL && j.w_row_bytes > 0 && w->nbytes / j.w_row_bytes >= (size_t)j.rows);
     if (tt->vec_dot_type == TV_TYPE_F32) {
         j.xq = (void *)x;
         j.x_row_bytes = (size_t)j.n * sizeof(float);
