@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -226,6 +227,37 @@ static void test_deep_nesting(void **state) {
     free(s);
 }
 
+// A hostile request can carry huge objects: lookups must stay O(1) (hashed dicts), duplicate JSON
+// keys keep the first position with the last value (as JSON.parse), and loops stay within limits.
+static void test_large_context(void **state) {
+    (void)state;
+    const int n = 100000;
+    cJSON *ctx = cJSON_CreateObject();
+    cJSON *d = cJSON_AddObjectToObject(ctx, "d");
+    assert_non_null(d);
+    char key[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        cJSON_AddNumberToObject(d, key, i);
+    }
+    cJSON_AddNumberToObject(d, "k5", -5);   // duplicate key: value replaced, position kept
+    const char *src = "{{ d | length }} {{ d['k99999'] }} {{ d.k5 }} {% set ns = namespace(s=0) %}"
+                      "{% for k in d %}{% set ns.s = ns.s + d[k] %}{% endfor %}{{ ns.s }}";
+    tv_error err = {0};
+    tv_chat_template *t = tv_chat_template_create(src, strlen(src), &err);
+    assert_non_null(t);
+    char *out = NULL;
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    assert_int_equal(tv_chat_template_render(t, ctx, &out, NULL, &err), TV_OK);
+    double secs = (double)clock() / CLOCKS_PER_SEC - t0;
+    // sum 0..99999 = 4999950000, with k5 counted as -5 instead of 5
+    assert_string_equal(out, "100000 99999 -5 4999949990");
+    assert_true(secs < 5.0);   // quadratic lookups would take minutes
+    free(out);
+    tv_chat_template_free(t);
+    cJSON_Delete(ctx);
+}
+
 static void test_chat_apply(void **state) {
     (void)state;
     const char *src =
@@ -346,6 +378,7 @@ int main(void) {
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_error_positions),
         cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_large_context),
         cmocka_unit_test(test_chat_apply),
         cmocka_unit_test(test_shared_templates_compile),
         cmocka_unit_test(test_cli_gguf_model),

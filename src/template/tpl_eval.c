@@ -31,7 +31,10 @@ typedef struct value {
 struct vlist { size_t n, cap; value *v; };
 // Insertion-ordered. Keys are strings; ik[i] marks an integer key (an extension: Jinja2 allows
 // {0: ...} where HF raises) whose text k[i] is its decimal form.
-struct vdict { size_t n, cap; const tstr **k; value *v; uint8_t *ik; };
+// Dicts past DICT_HASH_MIN entries also keep an open-addressing index (ht: entry index + 1, 0 empty;
+// hcap a power of two >= 2 * cap) so hostile contexts with huge objects stay linear-time.
+struct vdict { size_t n, cap; const tstr **k; value *v; uint8_t *ik; uint32_t *ht; size_t hcap; };
+#define DICT_HASH_MIN 8
 
 typedef struct env env;
 typedef enum { F_BUILTIN, F_MACRO, F_CALLER } fkind;
@@ -165,7 +168,22 @@ static value vlist_of(vlist *l, vtype t) { value v = {t, {0}}; v.u.l = l; return
 static value vdict_of(vdict *d, vtype t) { value v = {t, {0}}; v.u.d = d; return v; }
 
 static vdict *dict_new(interp *I) { return tpl_alloc(I->a, sizeof(vdict)); }
+static uint64_t key_hash(const char *k, size_t n, bool is_int) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)is_int;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+    return h;
+}
+
 static value *dict_find_kind(const vdict *d, const char *k, size_t n, bool is_int) {
+    if (d->ht) {
+        size_t mask = d->hcap - 1;
+        for (size_t h = (size_t)key_hash(k, n, is_int) & mask;; h = (h + 1) & mask) {
+            uint32_t e = d->ht[h];
+            if (!e) return NULL;
+            size_t i = e - 1;
+            if ((bool)d->ik[i] == is_int && d->k[i]->n == n && !memcmp(d->k[i]->s, k, n)) return &d->v[i];
+        }
+    }
     for (size_t i = 0; i < d->n; i++)
         if ((bool)d->ik[i] == is_int && d->k[i]->n == n && !memcmp(d->k[i]->s, k, n)) return &d->v[i];
     return NULL;
@@ -189,6 +207,24 @@ static bool dict_set_kind(interp *I, vdict *d, const tstr *k, bool is_int, value
         d->k = nk; d->v = nv; d->ik = ni; d->cap = cap;
     }
     d->k[d->n] = k; d->v[d->n] = v; d->ik[d->n] = is_int; d->n++;
+    if (d->n > DICT_HASH_MIN && d->n <= UINT32_MAX / 2) {
+        if (!d->ht || d->hcap < 2 * d->cap) {        // (re)build the index for the current capacity
+            size_t hcap = 16;
+            while (hcap < 2 * d->cap) hcap *= 2;
+            uint32_t *ht = tpl_alloc(I->a, hcap * sizeof *ht);
+            if (!ht) return false;
+            d->ht = ht; d->hcap = hcap;
+            for (size_t i = 0; i < d->n; i++) {
+                size_t h = (size_t)key_hash(d->k[i]->s, d->k[i]->n, d->ik[i]) & (hcap - 1);
+                while (ht[h]) h = (h + 1) & (hcap - 1);
+                ht[h] = (uint32_t)(i + 1);
+            }
+        } else {
+            size_t h = (size_t)key_hash(k->s, k->n, is_int) & (d->hcap - 1);
+            while (d->ht[h]) h = (h + 1) & (d->hcap - 1);
+            d->ht[h] = (uint32_t)d->n;
+        }
+    }
     return true;
 }
 static bool dict_set(interp *I, vdict *d, const tstr *k, value v) { return dict_set_kind(I, d, k, false, v); }
@@ -935,6 +971,8 @@ static value apply_filter(interp *I, value v, const tpl_node *fn, env *e) {
                 vlist *r = list_new(I, l->n);
                 if (!r) return OOM(I, pos);
                 for (size_t i = 0; i < l->n; i++) {
+                    if (!step(I, pos)) return UNDEF;
+                    I->steps += r->n / 16;   // quadratic: charge the comparisons
                     bool seen = false;
                     for (size_t j = 0; j < r->n && !seen; j++) seen = strict_eq(r->v[j], l->v[i]);
                     if (!seen) r->v[r->n++] = l->v[i];
@@ -1479,6 +1517,7 @@ static bool bind_macro_args(interp *I, const char *display, const tpl_nodes *par
                 memmove(&kw->k[k], &kw->k[k + 1], (kw->n - k - 1) * sizeof *kw->k);
                 memmove(&kw->v[k], &kw->v[k + 1], (kw->n - k - 1) * sizeof *kw->v);
                 memmove(&kw->ik[k], &kw->ik[k + 1], kw->n - k - 1);
+                kw->ht = NULL; kw->hcap = 0;   // indices moved: fall back to a scan (rebuilt on the next insert)
                 kw->n--;
             }
         }
@@ -1714,6 +1753,7 @@ static value eval_binary(interp *I, const tpl_node *n, env *e) {
         }
     } else if (is_list(r)) {
         if (n->op == OP_IN || n->op == OP_NOTIN) {
+            I->steps += r.u.l->n / 16;   // charge the scan
             bool m = false;
             for (size_t i = 0; i < r.u.l->n && !m; i++) m = strict_eq(r.u.l->v[i], l);
             return vbool(n->op == OP_IN ? m : !m);

@@ -287,8 +287,10 @@ static int hexval(char c) {
 
 // String literal body starting at *i (after the quote) up to quote q; decodes escapes into the arena.
 static bool lex_string(pstate *p, size_t *i, char q, size_t start) {
-    size_t k = *i;
-    char *o = tpl_alloc(p->arena, p->n - k + 1);   // decoded is never longer than the source
+    size_t k = *i, end = k;
+    while (end < p->n && p->src[end] != q) end += p->src[end] == '\\' ? 2 : 1;   // bound of the literal
+    if (end > p->n) end = p->n;
+    char *o = tpl_alloc(p->arena, end - k + 1);   // decoded is never longer than the source
     if (!o) { perr(p, 0, TV_ERR_NOMEM, "out of memory", NULL); return false; }
     size_t on = 0;
     while (k < p->n && p->src[k] != q) {

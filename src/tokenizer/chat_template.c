@@ -11,7 +11,8 @@ struct tv_chat_template { tpl_program *prog; };
 
 tv_chat_template *tv_chat_template_create(const char *src, size_t len, tv_error *err) {
     if (!src && len) { tv_fail(err, TV_ERR_INVALID, "template source is NULL"); return NULL; }
-    if (len > ((size_t)64 << 20)) { tv_fail(err, TV_ERR_RANGE, "template source larger than 64 MiB"); return NULL; }
+    // real chat templates are a few KiB; parsing keeps ~10 bytes of bookkeeping per source byte
+    if (len > ((size_t)4 << 20)) { tv_fail(err, TV_ERR_RANGE, "template source larger than 4 MiB"); return NULL; }
     tv_chat_template *t = calloc(1, sizeof *t);
     if (!t) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     t->prog = tpl_parse(src ? src : "", len, err);
