@@ -164,4 +164,89 @@ void tv_pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *a
 size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok);
 void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool);
 
+// ==== attention and fused elementwise ops (owner: att; src/kernels/attention.c, x86/attn_*.c) ====
+// A small ops table per kernel path (chosen from tv_kernels_path(): "generic" is all scalar).
+// Every op is deterministic per output row: its bits do not depend on the thread count or on
+// what else is in the batch.
+
+// Attention geometry of one layer. K/V pools: (n_blocks, n_kv_heads, block_size, head_dim), f16 or f32.
+typedef struct tv_attn_geom {
+    int n_heads, n_kv_heads, head_dim, block_size;   // n_heads % n_kv_heads == 0
+    bool kv_is_f32;
+    float scale;                                      // usually 1/sqrt(head_dim)
+} tv_attn_geom;
+
+// Chunk kernel: query rows r < n_rows (q + r * n_heads*head_dim; the group of query heads
+// kvh*G .. kvh*G+G-1, G = n_heads/n_kv_heads) at positions pos[r] attend to keys
+// [k0, min(k1, pos[r]+1)) of KV head kvh, from a fresh softmax state. k0 % block_size == 0.
+// Writes per (r, g): m[r*G+g] (running max of scaled scores; -inf if the row sees no key),
+// l[r*G+g] (sum of exp(score - m)) and acc[(r*G+g)*head_dim ...] (sum of exp(score - m) * v).
+// work: tv_attn_work_floats(geom) floats of scratch.
+typedef void (*tv_attn_chunk_fn)(const tv_attn_geom *g, const void *k_pool, const void *v_pool,
+                                 const int32_t *block_table, int kvh, int n_rows, const float *q,
+                                 const int32_t *pos, int k0, int k1, float *m, float *l, float *acc, float *work);
+// out (n) = x (n) * (1/sqrt(mean(x^2) + eps)) * w (n)   (sum of squares in double)
+typedef void (*tv_rmsnorm_fn)(float *out, const float *x, const float *w, int n, float eps);
+// Rotates pairs (2i, 2i+1), 2i < n_rot, of each of n_heads heads of v (head_dim apart) with the
+// per-position table cs (2*n_rot): cs[0..n_rot) = cos_i at 2i and 2i+1, cs[n_rot..) = -sin_i at 2i,
+// +sin_i at 2i+1 (see tv_rope_table).
+typedef void (*tv_rope_fn)(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
+// g (n) = silu(g) * u
+typedef void (*tv_swiglu_fn)(float *g, const float *u, int64_t n);
+// y (n) += x (n)
+typedef void (*tv_add_fn)(float *y, const float *x, int64_t n);
+
+typedef struct tv_ops {
+    const char *name;            // "generic", "avx2", "avx512"
+    tv_attn_chunk_fn attn_chunk;
+    tv_rmsnorm_fn rmsnorm;
+    tv_rope_fn rope;
+    tv_swiglu_fn swiglu;
+    tv_add_fn add;
+} tv_ops;
+
+// The table for the active kernel path (tv_kernels_path()); the scalar reference table; the table
+// of a named path ("generic" | "avx2" | "avx512", NULL when this CPU/build lacks it).
+const tv_ops *tv_ops_active(void);
+const tv_ops *tv_ops_ref(void);
+const tv_ops *tv_ops_for_path(const char *path);
+
+// Fills cs (2*n_rot) for one position (angle_i = pos * inv_freq[i], libm cosf/sinf).
+void tv_rope_table(float *cs, int n_rot, const float *inv_freq, float pos);
+
+// One sequence's queries for tv_attention.
+typedef struct tv_attn_seq {
+    int n_q;                       // query tokens
+    const float *q;                // (n_q, n_heads*head_dim)
+    float *out;                    // (n_q, n_heads*head_dim)
+    const int32_t *pos;            // (n_q) positions; query at p sees keys 0..p
+    const int32_t *block_table;    // ceil((max pos + 1) / block_size) physical block ids
+} tv_attn_seq;
+
+// Keys are processed in chunks of TV_ATTN_SPLIT positions (rounded down to a multiple of
+// block_size, at least one block), each from a fresh softmax state, and the chunk states are merged
+// left to right. That order is fixed by the position alone, so a long decode may spread its chunks
+// over threads (split-K) without changing a bit.
+#define TV_ATTN_SPLIT 256
+size_t tv_attn_work_floats(const tv_attn_geom *g);
+
+typedef struct tv_attn_ws tv_attn_ws;   // grows on demand; one per caller
+tv_attn_ws *tv_attn_ws_create(tv_error *err);
+void tv_attn_ws_free(tv_attn_ws *ws);
+
+// split: 0 = auto (split-K for sequences with few queries and more than one chunk), 1 = split
+// every multi-chunk tile, -1 = never split (tests: the result is the same bits in every mode).
+typedef struct tv_attn_args {
+    const tv_ops *ops;             // NULL: tv_ops_active()
+    tv_attn_geom geom;
+    const void *k_pool, *v_pool;   // this layer's pools
+    int n_seqs;
+    const tv_attn_seq *seqs;
+    int split;
+} tv_attn_args;
+// Causal attention for every query row of every sequence, over the pool's threads.
+// Returns TV_ERR_NOMEM (workspace) or TV_ERR_INVALID (geometry).
+tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err);
+// ==== end of attention / elementwise section ====
+
 #endif

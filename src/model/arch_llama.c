@@ -8,8 +8,11 @@
 //
 // Every token's computation depends only on its own row and its sequence's KV, so a request's
 // output does not depend on what else is batched (batch invariance), and prefill, chunked prefill
-// and decode are one code path. Attention is flash-style: one pass over the key blocks with an
-// online softmax, no (T × ctx) score buffer.
+// and decode are one code path. Attention is flash-style (kernels/attention.c): online softmax over
+// the key blocks in fixed chunks of positions, no (T × ctx) score buffer; the chunk order depends
+// on the position alone, so splitting a long decode over threads does not change a bit.
+// Attention and the elementwise ops go through the ops table of the active kernel path
+// (tv_ops_active(): TINYVLLM_CPU=generic runs the scalar twins), row-parallel where it pays.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,8 +87,9 @@ struct tv_forward {
     int32_t *tok_seq;  // (T) sequence index of each token
     void *wsp;      // matmul activation quantization scratch
     size_t wsp_size;
-    float *att_scratch;  // (n_threads, block_size_max + head_dim) per-thread attention scratch
-    int att_scratch_bs;
+    float *rope_cs;      // (T, 2 * n_rot) per-token RoPE table (tv_rope_table)
+    tv_attn_seq *seqs;   // (T) attention's view of each sequence of the batch
+    tv_attn_ws *attn_ws; // attention work planning and split-K scratch
 };
 
 static size_t max_wsize(const tv_model *m, int64_t n_tok) {
@@ -104,9 +108,11 @@ static size_t max_wsize(const tv_model *m, int64_t n_tok) {
 
 void tv_forward_free(tv_forward *f) {
     if (!f) return;
-    float *bufs[] = {f->x, f->xb, f->xb2, f->q, f->k, f->v, f->att, f->hb, f->hb2, f->lx, f->logits, f->att_scratch};
+    float *bufs[] = {f->x, f->xb, f->xb2, f->q, f->k, f->v, f->att, f->hb, f->hb2, f->lx, f->logits, f->rope_cs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(f->tok_seq);
+    free(f->seqs);
+    tv_attn_ws_free(f->attn_ws);
     free(f->wsp);
     free(f);
 }
@@ -131,7 +137,9 @@ tv_forward *tv_forward_create(const tv_model *m, int max_tokens, int max_logits,
         !(f->hb2 = malloc(T * h->hidden_dim * sizeof(float))) ||
         !(f->lx = malloc((size_t)max_logits * h->dim * sizeof(float))) ||
         !(f->logits = malloc((size_t)max_logits * h->n_vocab * sizeof(float))) ||
-        !(f->tok_seq = malloc(T * sizeof(int32_t))))
+        !(f->tok_seq = malloc(T * sizeof(int32_t))) ||
+        !(f->rope_cs = malloc(T * 2 * (size_t)(h->n_rot > 0 ? h->n_rot : 1) * sizeof(float))) ||
+        !(f->seqs = malloc(T * sizeof(tv_attn_seq))) || !(f->attn_ws = tv_attn_ws_create(NULL)))
         goto oom;
     f->wsp_size = max_wsize(m, max_tokens);
     if (!(f->wsp = malloc(f->wsp_size ? f->wsp_size : 1))) goto oom;
@@ -144,106 +152,57 @@ oom:
 
 // ---------------------------------------------------------------- elementwise
 
-// out (n) = x (n) / rms(x) * w (n)
-static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    double ss = 0;   // double accumulation: stable for large dims, cheap next to the matmuls
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float scale = (float)(1.0 / sqrt(ss / n + eps));
-    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
-}
+// Row-parallel elementwise ops: each row is computed by one call of the op, so the bits do not
+// depend on the thread count. Small batches (decode) run inline: waking the pool costs more.
+typedef enum { EW_RMSNORM, EW_ROPE, EW_SWIGLU, EW_ADD } ew_kind;
 
-// Rotates pairs (2i, 2i+1) of each head's first n_rot dims by pos * inv_freq[i] (GGUF llama /
-// llama2.c "normal" RoPE layout).
-static void rope(float *v, int n_heads, int head_dim, int n_rot, const float *inv_freq, float pos) {
-    for (int i = 0; i < n_rot / 2; i++) {
-        float ang = pos * inv_freq[i];
-        float c = cosf(ang), s = sinf(ang);
-        for (int hh = 0; hh < n_heads; hh++) {
-            float *p = v + (size_t)hh * head_dim + 2 * i;
-            float a = p[0], b = p[1];
-            p[0] = a * c - b * s;
-            p[1] = a * s + b * c;
+typedef struct ew_args {
+    const tv_ops *ops;
+    ew_kind kind;
+    int n_rows, n;       // rows, elements per row
+    float *y;            // (n_rows, n) output (in place for rope/swiglu/add)
+    const float *x;      // (n_rows, n) second operand (rmsnorm input, swiglu up, add addend)
+    const float *w;      // (n) rmsnorm weight
+    float eps;
+    float *k;            // rope: (n_rows, n_kv_heads*head_dim) rotated with y = q
+    const float *cs;     // rope: (n_rows, 2 * n_rot)
+    const tv_hparams *h;
+} ew_args;
+
+static void ew_worker(void *arg, int ith, int nth) {
+    const ew_args *a = arg;
+    const int per = (a->n_rows + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < a->n_rows ? r0 + per : a->n_rows;
+    for (int r = r0; r < r1; r++) {
+        float *y = a->y + (size_t)r * a->n;
+        const float *x = a->x ? a->x + (size_t)r * a->n : NULL;
+        switch (a->kind) {
+        case EW_RMSNORM: a->ops->rmsnorm(y, x, a->w, a->n, a->eps); break;
+        case EW_ROPE: {
+            const tv_hparams *h = a->h;
+            const float *cs = a->cs + (size_t)r * 2 * h->n_rot;
+            a->ops->rope(y, h->n_heads, h->head_dim, h->n_rot, cs);
+            a->ops->rope(a->k + (size_t)r * h->n_kv_heads * h->head_dim, h->n_kv_heads, h->head_dim, h->n_rot, cs);
+            break;
+        }
+        case EW_SWIGLU: a->ops->swiglu(y, x, a->n); break;
+        case EW_ADD: a->ops->add(y, x, a->n); break;
         }
     }
 }
 
-// ---------------------------------------------------------------- attention
+static void ew_run(tv_forward *f, const ew_args *a) {
+    if ((int64_t)a->n_rows * a->n < 16384 || a->n_rows < 2)
+        ew_worker((void *)a, 0, 1);
+    else
+        tv_pool_run(f->pool, ew_worker, (void *)a);
+}
 
-typedef struct {
-    tv_forward *f;
-    const tv_kv_cache *kv;
-    const tv_batch *b;
-    int layer;
-} att_args;
+// ---------------------------------------------------------------- attention
 
 static inline const void *kv_row(const tv_kv_cache *kv, const uint8_t *pool, int layer, int32_t block, int kvh, int off) {
     size_t esz = kv->is_f32 ? 4 : 2;
     size_t idx = (((size_t)block * kv->n_kv_heads + kvh) * kv->block_size + off) * kv->head_dim;
     return pool + (size_t)layer * kv->layer_bytes + idx * esz;
-}
-
-static void att_worker(void *arg, int ith, int nth) {
-    att_args *a = arg;
-    tv_forward *f = a->f;
-    const tv_kv_cache *kv = a->kv;
-    const tv_batch *b = a->b;
-    const tv_hparams *h = tv_model_hparams(f->m);
-    const int hd = h->head_dim, bs = kv->block_size, group = h->n_heads / h->n_kv_heads;
-    const float scale = 1.0f / sqrtf((float)hd);
-    float *scores = f->att_scratch + (size_t)ith * (size_t)(f->att_scratch_bs + 2 * hd);  // (bs)
-    float *krow = scores + f->att_scratch_bs;                                               // (hd)
-    float *vrow = krow + hd;                                                                // (hd)
-    const int64_t n_items = (int64_t)b->n_tokens * h->n_heads;
-    const int64_t per = (n_items + nth - 1) / nth;
-    const int64_t i0 = per * ith, i1 = i0 + per < n_items ? i0 + per : n_items;
-    for (int64_t it = i0; it < i1; it++) {
-        const int t = (int)(it / h->n_heads), head = (int)(it % h->n_heads), kvh = head / group;
-        const int s = f->tok_seq[t];
-        const int32_t pos = b->positions[t];
-        const int32_t *bt = b->block_tables[s];
-        const float *qv = f->q + (size_t)t * h->n_heads * hd + (size_t)head * hd;
-        float *out = f->att + (size_t)t * h->n_heads * hd + (size_t)head * hd;
-        float mx = -INFINITY, l = 0;
-        memset(out, 0, (size_t)hd * sizeof(float));
-        for (int blk = 0; blk <= pos / bs; blk++) {
-            const int n = (blk + 1) * bs <= pos + 1 ? bs : pos + 1 - blk * bs;
-            float bm = -INFINITY;
-            for (int j = 0; j < n; j++) {
-                const float *kr;
-                if (kv->is_f32) {
-                    kr = kv_row(kv, kv->k, a->layer, bt[blk], kvh, j);
-                } else {
-                    const tv_f16 *k16 = kv_row(kv, kv->k, a->layer, bt[blk], kvh, j);
-                    for (int d = 0; d < hd; d++) krow[d] = tv_f16_to_f32(k16[d]);
-                    kr = krow;
-                }
-                float dot = 0;
-                for (int d = 0; d < hd; d++) dot += qv[d] * kr[d];
-                scores[j] = dot * scale;
-                if (scores[j] > bm) bm = scores[j];
-            }
-            const float new_mx = bm > mx ? bm : mx;
-            const float corr = expf(mx - new_mx);   // 0 on the first block (mx = -inf)
-            l *= corr;
-            for (int d = 0; d < hd; d++) out[d] *= corr;
-            for (int j = 0; j < n; j++) {
-                const float e = expf(scores[j] - new_mx);
-                l += e;
-                const float *vr;
-                if (kv->is_f32) {
-                    vr = kv_row(kv, kv->v, a->layer, bt[blk], kvh, j);
-                } else {
-                    const tv_f16 *v16 = kv_row(kv, kv->v, a->layer, bt[blk], kvh, j);
-                    for (int d = 0; d < hd; d++) vrow[d] = tv_f16_to_f32(v16[d]);
-                    vr = vrow;
-                }
-                for (int d = 0; d < hd; d++) out[d] += e * vr[d];
-            }
-            mx = new_mx;
-        }
-        const float inv = 1.0f / l;
-        for (int d = 0; d < hd; d++) out[d] *= inv;
-    }
 }
 
 // Writes the batch's new K/V rows (post-RoPE K) into their slots.
@@ -261,12 +220,10 @@ static void kv_store(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, int laye
             if (kv->is_f32) {
                 memcpy(kd, ks, (size_t)hd * sizeof(float));
                 memcpy(vd, vs, (size_t)hd * sizeof(float));
-            } else {
-                tv_f16 *k16 = kd, *v16 = vd;
-                for (int d = 0; d < hd; d++) {
-                    k16[d] = tv_f32_to_f16(ks[d]);
-                    v16[d] = tv_f32_to_f16(vs[d]);
-                }
+            } else {   // F16 from_float: round-to-nearest-even, bit-exact on every path
+                const tv_type_traits *t16 = tv_traits(TV_TYPE_F16);
+                t16->from_float(ks, kd, hd);
+                t16->from_float(vs, vd, hd);
             }
         }
     }
@@ -282,16 +239,6 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
                        b->n_seqs, b->n_logits);
     if (kv->n_layers != h->n_layers || kv->n_kv_heads != h->n_kv_heads || kv->head_dim != h->head_dim)
         return tv_fail(err, TV_ERR_INVALID, "forward: KV cache geometry does not match the model");
-    if (kv->block_size > f->att_scratch_bs) {
-        free(f->att_scratch);
-        int nth = tv_pool_size(f->pool);
-        f->att_scratch = malloc((size_t)nth * (size_t)(kv->block_size + 2 * h->head_dim) * sizeof(float));
-        if (!f->att_scratch) {
-            f->att_scratch_bs = 0;
-            return tv_fail(err, TV_ERR_NOMEM, "forward: out of memory");
-        }
-        f->att_scratch_bs = kv->block_size;
-    }
     for (int s = 0; s < b->n_seqs; s++) {
         if (b->q_start[s + 1] < b->q_start[s] || b->ctx_len[s] <= 0 || b->ctx_len[s] > h->n_ctx_train)
             return tv_fail(err, TV_ERR_INVALID, "forward: sequence %d has an invalid range or context length %d", s,
@@ -328,7 +275,8 @@ tv_status tv_forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, floa
     const tv_layer *layers = tv_model_layers(m);
     const float *inv_freq = tv_model_rope_inv_freq(m);
     const int T = b->n_tokens, dim = h->dim, hd = h->head_dim, hidden = h->hidden_dim;
-    const int qd = h->n_heads * hd, kvd = h->n_kv_heads * hd;
+    const int qd = h->n_heads * hd;
+    const tv_ops *ops = tv_ops_active();
 
     // embeddings: dequantize each token's row of token_embd
     const tv_tensor *emb = tv_model_tok_embd(m);
@@ -336,40 +284,57 @@ tv_status tv_forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, floa
     const size_t emb_row = tv_row_size(emb->type, dim);
     for (int t = 0; t < T; t++)
         et->to_float((const uint8_t *)emb->data + (size_t)b->tokens[t] * emb_row, f->x + (size_t)t * dim, dim);
+    // RoPE cos/sin per token, once for all layers
+    for (int t = 0; t < T; t++)
+        tv_rope_table(f->rope_cs + (size_t)t * 2 * h->n_rot, h->n_rot, inv_freq,
+                      (float)b->positions[t] * h->rope_linear_scale);
+    // attention's view of the batch: each sequence's query rows, positions and block table
+    for (int s = 0; s < b->n_seqs; s++) {
+        const int t0 = b->q_start[s];
+        f->seqs[s] = (tv_attn_seq){.n_q = b->q_start[s + 1] - t0, .q = f->q + (size_t)t0 * qd,
+                                   .out = f->att + (size_t)t0 * qd, .pos = b->positions + t0,
+                                   .block_table = b->block_tables[s]};
+    }
+    tv_attn_args aa = {.ops = ops,
+                       .geom = {h->n_heads, h->n_kv_heads, hd, kv->block_size, kv->is_f32, 1.0f / sqrtf((float)hd)},
+                       .n_seqs = b->n_seqs,
+                       .seqs = f->seqs};
+    const ew_args norm = {.ops = ops, .kind = EW_RMSNORM, .n_rows = T, .n = dim, .y = f->xb, .x = f->x,
+                          .eps = h->norm_eps};
+    const ew_args rot = {.ops = ops, .kind = EW_ROPE, .n_rows = T, .n = qd, .y = f->q, .k = f->k, .cs = f->rope_cs,
+                         .h = h};
+    const ew_args resid = {.ops = ops, .kind = EW_ADD, .n_rows = T, .n = dim, .y = f->x, .x = f->xb2};
+    const ew_args glu = {.ops = ops, .kind = EW_SWIGLU, .n_rows = T, .n = hidden, .y = f->hb, .x = f->hb2};
 
     for (int l = 0; l < h->n_layers; l++) {
         const tv_layer *L = &layers[l];
-        for (int t = 0; t < T; t++)
-            rmsnorm(f->xb + (size_t)t * dim, f->x + (size_t)t * dim, L->attn_norm.data, dim, h->norm_eps);
+        ew_args an = norm;
+        an.w = L->attn_norm.data;
+        ew_run(f, &an);
         matmul(f, &L->wq, f->xb, T, f->q);
         matmul(f, &L->wk, f->xb, T, f->k);
         matmul(f, &L->wv, f->xb, T, f->v);
-        for (int t = 0; t < T; t++) {
-            float pos = (float)b->positions[t] * h->rope_linear_scale;
-            rope(f->q + (size_t)t * qd, h->n_heads, hd, h->n_rot, inv_freq, pos);
-            rope(f->k + (size_t)t * kvd, h->n_kv_heads, hd, h->n_rot, inv_freq, pos);
-        }
+        ew_run(f, &rot);
         kv_store(f, kv, b, l);
-        att_args aa = {f, kv, b, l};
-        tv_pool_run(f->pool, att_worker, &aa);
+        aa.k_pool = kv->k + (size_t)l * kv->layer_bytes;
+        aa.v_pool = kv->v + (size_t)l * kv->layer_bytes;
+        if ((st = tv_attention(&aa, f->attn_ws, f->pool, err))) return st;
         matmul(f, &L->wo, f->att, T, f->xb2);
-        for (size_t i = 0; i < (size_t)T * dim; i++) f->x[i] += f->xb2[i];
+        ew_run(f, &resid);
 
-        for (int t = 0; t < T; t++)
-            rmsnorm(f->xb + (size_t)t * dim, f->x + (size_t)t * dim, L->ffn_norm.data, dim, h->norm_eps);
+        ew_args fn = norm;
+        fn.w = L->ffn_norm.data;
+        ew_run(f, &fn);
         matmul(f, &L->w_gate, f->xb, T, f->hb);
         matmul(f, &L->w_up, f->xb, T, f->hb2);
-        for (size_t i = 0; i < (size_t)T * hidden; i++) {
-            float g = f->hb[i];
-            f->hb[i] = g / (1.0f + expf(-g)) * f->hb2[i];
-        }
+        ew_run(f, &glu);
         matmul(f, &L->w_down, f->hb, T, f->xb2);
-        for (size_t i = 0; i < (size_t)T * dim; i++) f->x[i] += f->xb2[i];
+        ew_run(f, &resid);
     }
 
     for (int i = 0; i < b->n_logits; i++)
-        rmsnorm(f->lx + (size_t)i * dim, f->x + (size_t)b->logit_rows[i] * dim, tv_model_output_norm(m)->data, dim,
-                h->norm_eps);
+        ops->rmsnorm(f->lx + (size_t)i * dim, f->x + (size_t)b->logit_rows[i] * dim, tv_model_output_norm(m)->data, dim,
+                     h->norm_eps);
     if (b->n_logits > 0) matmul(f, tv_model_output(m), f->lx, b->n_logits, f->logits);
     *logits = f->logits;
     return TV_OK;

@@ -1,0 +1,364 @@
+// attention.c — causal attention over a paged KV cache and the fused elementwise ops: the driver
+// (work planning, threads, split-K merge), the scalar reference ops, and the per-path ops tables.
+//
+// Numerics contract (batch invariance): for one (token, head) the result is
+//   chunks c = 0 .. pos/S   (S = TV_ATTN_SPLIT rounded to the block size)
+//   (m_c, l_c, acc_c) = online softmax over the chunk's key blocks, fresh state, block by block
+//   state = fold_left(merge, chunk states) ;  out = acc / l
+// computed by the same kernel code whatever the tile, item, thread or batch it lands in. A tile
+// of query tokens shares each K/V block load (converted to f32 once) among its rows and the whole
+// group of query heads of a KV head (GQA), but every row keeps its own key range and state.
+// Work items: (sequence, KV head, tile of <= ATT_QT tokens) doing all chunks, or, for sequences
+// with few queries (decode), one item per chunk whose states a second pass merges (split-K).
+// Items are spread over threads by estimated cost (keys x rows), so causal prefill balances.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/attn_impl.h"
+#include "util/status.h"
+
+#define ATT_QT 4   // query tokens per tile
+
+// ---------------------------------------------------------------- scalar reference ops
+
+void tv_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0;   // double accumulation: stable for large dims
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+void tv_rope_table(float *cs, int n_rot, const float *inv_freq, float pos) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        float ang = pos * inv_freq[i];
+        float c = cosf(ang), s = sinf(ang);
+        cs[2 * i] = c;
+        cs[2 * i + 1] = c;
+        cs[n_rot + 2 * i] = -s;
+        cs[n_rot + 2 * i + 1] = s;
+    }
+}
+
+// (a, b) -> (a c - b s, b c + a s), written as v * cos + swap(v) * signed_sin like the SIMD twins.
+void tv_rope_ref(float *v, int n_heads, int head_dim, int n_rot, const float *cs) {
+    const float *cd = cs, *sd = cs + n_rot;
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *p = v + (size_t)hh * head_dim;
+        for (int i = 0; i < n_rot; i += 2) {
+            float a = p[i], b = p[i + 1];
+            p[i] = a * cd[i] + b * sd[i];
+            p[i + 1] = b * cd[i + 1] + a * sd[i + 1];
+        }
+    }
+}
+
+void tv_swiglu_ref(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void tv_add_ref(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void load_rows(const tv_attn_geom *g, const void *pool, int32_t block, int kvh, int n, float *dst) {
+    const size_t off = tv_attn_row(g, block, kvh, 0), cnt = (size_t)n * g->head_dim;
+    if (g->kv_is_f32) {
+        memcpy(dst, (const float *)pool + off, cnt * sizeof(float));
+    } else {
+        const tv_f16 *src = (const tv_f16 *)pool + off;
+        for (size_t i = 0; i < cnt; i++) dst[i] = tv_f16_to_f32(src[i]);
+    }
+}
+
+void tv_attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
+                       int kvh, int n_rows, const float *q, const int32_t *pos, int k0, int k1, float *m, float *l,
+                       float *acc, float *work) {
+    const int hd = g->head_dim, bs = g->block_size, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd;
+    float *kf = work;                               // (bs, hd)
+    float *vf = kf + tv_attn_bs4(bs) * hd;          // (bs, hd)
+    float *s = vf + tv_attn_bs4(bs) * hd;           // (bs)
+    int kend = k0;
+    for (int r = 0; r < n_rows; r++) kend = pos[r] + 1 > kend ? pos[r] + 1 : kend;
+    if (kend > k1) kend = k1;
+    for (int i = 0; i < n_rows * G; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
+    }
+    memset(acc, 0, (size_t)n_rows * G * hd * sizeof(float));
+    for (int b0 = k0; b0 < kend; b0 += bs) {
+        const int32_t blk = block_table[b0 / bs];
+        const int nb = kend - b0 < bs ? kend - b0 : bs;
+        load_rows(g, k_pool, blk, kvh, nb, kf);
+        load_rows(g, v_pool, blk, kvh, nb, vf);
+        for (int r = 0; r < n_rows; r++) {
+            const int nv = pos[r] + 1 - b0 < nb ? pos[r] + 1 - b0 : nb;   // keys this row sees here
+            if (nv <= 0) continue;
+            for (int gi = 0; gi < G; gi++) {
+                const float *qv = q + (size_t)r * qd + (size_t)(kvh * G + gi) * hd;
+                const int si = r * G + gi;
+                float *ac = acc + (size_t)si * hd;
+                float bm = -INFINITY;
+                for (int j = 0; j < nv; j++) {
+                    float dot = 0;
+                    for (int d = 0; d < hd; d++) dot += qv[d] * kf[(size_t)j * hd + d];
+                    s[j] = dot * g->scale;
+                    if (s[j] > bm) bm = s[j];
+                }
+                const float nm = bm > m[si] ? bm : m[si];
+                const float corr = expf(m[si] - nm);   // 0 on the first block (m = -inf)
+                l[si] *= corr;
+                for (int d = 0; d < hd; d++) ac[d] *= corr;
+                for (int j = 0; j < nv; j++) {
+                    const float e = expf(s[j] - nm);
+                    l[si] += e;
+                    for (int d = 0; d < hd; d++) ac[d] += e * vf[(size_t)j * hd + d];
+                }
+                m[si] = nm;
+            }
+        }
+    }
+}
+
+static const tv_ops g_ops_ref = {"generic", tv_attn_chunk_ref, tv_rmsnorm_ref, tv_rope_ref, tv_swiglu_ref, tv_add_ref};
+
+const tv_ops *tv_ops_ref(void) { return &g_ops_ref; }
+
+const tv_ops *tv_ops_for_path(const char *path) {
+    if (!path || !strcmp(path, "generic")) return &g_ops_ref;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    if (!strncmp(path, "avx512", 6)) return avx512 ? &tv_ops_avx512 : NULL;
+    if (!strncmp(path, "avx2", 4)) return avx2 ? &tv_ops_avx2 : NULL;
+#endif
+    return NULL;
+}
+
+const tv_ops *tv_ops_active(void) {
+    const tv_ops *o = tv_ops_for_path(tv_kernels_path());
+    return o ? o : &g_ops_ref;
+}
+
+// ---------------------------------------------------------------- driver
+
+size_t tv_attn_work_floats(const tv_attn_geom *g) {
+    return 2 * tv_attn_bs4(g->block_size) * (size_t)g->head_dim + tv_attn_bs16(g->block_size) + 16;
+}
+
+typedef struct att_item {
+    int seq, kvh, row0, n_rows;
+    int chunk;          // -1: all chunks, final output; else this chunk only, into part
+    int64_t cost_end;   // prefix sum of estimated cost through this item
+    size_t part;        // split items: offset (floats) of this chunk's states in ws->part
+} att_item;
+
+typedef struct att_tile {   // a split tile awaiting its merge
+    int seq, kvh, row0, n_rows, n_chunks;
+    size_t part;            // offset of chunk 0's states; chunk c at part + c * stride
+} att_tile;
+
+struct tv_attn_ws {
+    att_item *items;
+    size_t cap_items;
+    att_tile *tiles;
+    size_t cap_tiles;
+    float *part;         // split partial states: per chunk (R) m, (R) l, (R, hd) acc
+    size_t cap_part;
+    float *thr;          // per thread: work + 2 states of ATT_QT*G rows
+    size_t cap_thr;
+};
+
+tv_attn_ws *tv_attn_ws_create(tv_error *err) {
+    tv_attn_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) tv_fail(err, TV_ERR_NOMEM, "attention: out of memory");
+    return ws;
+}
+
+void tv_attn_ws_free(tv_attn_ws *ws) {
+    if (!ws) return;
+    free(ws->items);
+    free(ws->tiles);
+    free(ws->part);
+    free(ws->thr);
+    free(ws);
+}
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    size_t n = need + need / 2 + 16;
+    void *q = realloc(*p, n * elem);
+    if (!q) return false;
+    *p = q;
+    *cap = n;
+    return true;
+}
+
+// Fold chunk state (m2, l2, acc2) into (m, l, acc). The one merge used by every path.
+static void merge_state(float *m, float *l, float *acc, float m2, float l2, const float *acc2, int hd) {
+    const float mn = m2 > *m ? m2 : *m;
+    const float c1 = expf(*m - mn), c2 = expf(m2 - mn);
+    *l = *l * c1 + l2 * c2;
+    for (int d = 0; d < hd; d++) acc[d] = acc[d] * c1 + acc2[d] * c2;
+    *m = mn;
+}
+
+static void finish(float *out, const float *acc, float l, int hd) {
+    const float inv = 1.0f / l;
+    for (int d = 0; d < hd; d++) out[d] = acc[d] * inv;
+}
+
+typedef struct att_run {
+    const tv_attn_args *a;
+    const tv_ops *ops;
+    tv_attn_ws *ws;
+    int n_items, n_tiles, split_len;
+    size_t thr_stride;
+} att_run;
+
+static int tile_chunks(const tv_attn_seq *s, int row0, int n_rows, int split_len) {
+    int mx = 0;
+    for (int r = row0; r < row0 + n_rows; r++) mx = s->pos[r] > mx ? s->pos[r] : mx;
+    return mx / split_len + 1;
+}
+
+static void att_phase1(void *arg, int ith, int nth) {
+    att_run *ar = arg;
+    const tv_attn_args *a = ar->a;
+    const tv_attn_geom *g = &a->geom;
+    const int hd = g->head_dim, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd, S = ar->split_len;
+    const int R = ATT_QT * G;
+    float *work = ar->ws->thr + (size_t)ith * ar->thr_stride;
+    float *cm = work + tv_attn_work_floats(g), *cl = cm + R, *cacc = cl + R;   // chunk state
+    float *tm = cacc + (size_t)R * hd, *tl = tm + R, *tacc = tl + R;            // running total
+    const int64_t total = ar->n_items ? ar->ws->items[ar->n_items - 1].cost_end : 0;
+    for (int it = 0; it < ar->n_items; it++) {
+        const att_item *item = &ar->ws->items[it];
+        const int64_t c0 = it ? ar->ws->items[it - 1].cost_end : 0;
+        const int64_t mid2 = c0 + item->cost_end;   // 2 * midpoint of the item's cost range
+        if (mid2 * nth < 2 * total * ith || mid2 * nth >= 2 * total * (ith + 1)) continue;
+        const tv_attn_seq *s = &a->seqs[item->seq];
+        const float *q = s->q + (size_t)item->row0 * qd;
+        const int32_t *pos = s->pos + item->row0;
+        const int nr = item->n_rows, nrg = nr * G;
+        if (item->chunk >= 0) {
+            float *pm = ar->ws->part + item->part, *pl = pm + nrg, *pacc = pl + nrg;
+            ar->ops->attn_chunk(g, a->k_pool, a->v_pool, s->block_table, item->kvh, nr, q, pos, item->chunk * S,
+                                (item->chunk + 1) * S, pm, pl, pacc, work);
+            continue;
+        }
+        const int n_chunks = tile_chunks(s, item->row0, nr, S);
+        for (int c = 0; c < n_chunks; c++) {
+            float *dm = c ? cm : tm, *dl = c ? cl : tl, *dacc = c ? cacc : tacc;
+            ar->ops->attn_chunk(g, a->k_pool, a->v_pool, s->block_table, item->kvh, nr, q, pos, c * S, (c + 1) * S,
+                                dm, dl, dacc, work);
+            if (!c) continue;
+            for (int r = 0; r < nr; r++) {
+                if (pos[r] < c * S) continue;
+                for (int gi = 0; gi < G; gi++) {
+                    const int si = r * G + gi;
+                    merge_state(&tm[si], &tl[si], tacc + (size_t)si * hd, cm[si], cl[si], cacc + (size_t)si * hd, hd);
+                }
+            }
+        }
+        for (int r = 0; r < nr; r++)
+            for (int gi = 0; gi < G; gi++) {
+                const int si = r * G + gi;
+                finish(s->out + (size_t)(item->row0 + r) * qd + (size_t)(item->kvh * G + gi) * hd,
+                       tacc + (size_t)si * hd, tl[si], hd);
+            }
+    }
+}
+
+// Merges the chunk states of split tiles, left to right, exactly as att_phase1 does in-item.
+static void att_phase2(void *arg, int ith, int nth) {
+    att_run *ar = arg;
+    const tv_attn_args *a = ar->a;
+    const tv_attn_geom *g = &a->geom;
+    const int hd = g->head_dim, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd, S = ar->split_len;
+    float *tacc = ar->ws->thr + (size_t)ith * ar->thr_stride;   // (hd)
+    const int per = (ar->n_tiles + nth - 1) / nth;
+    const int t0 = per * ith, t1 = t0 + per < ar->n_tiles ? t0 + per : ar->n_tiles;
+    for (int ti = t0; ti < t1; ti++) {
+        const att_tile *t = &ar->ws->tiles[ti];
+        const tv_attn_seq *s = &a->seqs[t->seq];
+        const int nrg = t->n_rows * G;
+        const size_t stride = (size_t)nrg * (hd + 2);
+        for (int r = 0; r < t->n_rows; r++) {
+            const int p = s->pos[t->row0 + r];
+            for (int gi = 0; gi < G; gi++) {
+                const int si = r * G + gi;
+                const float *base = ar->ws->part + t->part;
+                float tm = base[si], tl = base[nrg + si];
+                memcpy(tacc, base + 2 * nrg + (size_t)si * hd, (size_t)hd * sizeof(float));
+                for (int c = 1; c <= p / S; c++) {
+                    const float *cb = base + c * stride;
+                    merge_state(&tm, &tl, tacc, cb[si], cb[nrg + si], cb + 2 * nrg + (size_t)si * hd, hd);
+                }
+                finish(s->out + (size_t)(t->row0 + r) * qd + (size_t)(t->kvh * G + gi) * hd, tacc, tl, hd);
+            }
+        }
+    }
+}
+
+tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err) {
+    const tv_attn_geom *g = &a->geom;
+    if (g->n_heads <= 0 || g->n_kv_heads <= 0 || g->n_heads % g->n_kv_heads || g->head_dim <= 0 ||
+        g->block_size <= 0 || a->n_seqs < 0)
+        return tv_fail(err, TV_ERR_INVALID, "attention: invalid geometry (%d heads, %d KV heads, head dim %d, block %d)",
+                       g->n_heads, g->n_kv_heads, g->head_dim, g->block_size);
+    att_run ar = {.a = a, .ops = a->ops ? a->ops : tv_ops_active(), .ws = ws};
+    const int bs = g->block_size, G = g->n_heads / g->n_kv_heads, hd = g->head_dim, nth = tv_pool_size(pool);
+    ar.split_len = TV_ATTN_SPLIT >= bs ? TV_ATTN_SPLIT / bs * bs : bs;
+    // plan: count items and split storage
+    size_t n_items = 0, n_tiles = 0, part = 0;
+    for (int si = 0; si < a->n_seqs; si++) {
+        const tv_attn_seq *s = &a->seqs[si];
+        for (int r0 = 0; r0 < s->n_q; r0 += ATT_QT) {
+            const int nr = s->n_q - r0 < ATT_QT ? s->n_q - r0 : ATT_QT;
+            const int nc = tile_chunks(s, r0, nr, ar.split_len);
+            const bool split = nc > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_QT));
+            n_items += (size_t)g->n_kv_heads * (split ? (size_t)nc : 1);
+            if (split) {
+                n_tiles += (size_t)g->n_kv_heads;
+                part += (size_t)g->n_kv_heads * nc * (size_t)nr * G * (hd + 2);
+            }
+        }
+    }
+    ar.thr_stride = tv_attn_work_floats(g) + 2 * (size_t)ATT_QT * G * (hd + 2);
+    if (n_items > (size_t)INT32_MAX || !grow((void **)&ws->items, &ws->cap_items, n_items, sizeof(att_item)) ||
+        !grow((void **)&ws->tiles, &ws->cap_tiles, n_tiles, sizeof(att_tile)) ||
+        !grow((void **)&ws->part, &ws->cap_part, part, sizeof(float)) ||
+        !grow((void **)&ws->thr, &ws->cap_thr, (size_t)nth * ar.thr_stride, sizeof(float)))
+        return tv_fail(err, TV_ERR_NOMEM, "attention: cannot allocate the workspace");
+    // fill: items in (sequence, tile, KV head, chunk) order, costs ~ keys x rows x group
+    int64_t cost = 0;
+    part = 0;
+    for (int si = 0; si < a->n_seqs; si++) {
+        const tv_attn_seq *s = &a->seqs[si];
+        for (int r0 = 0; r0 < s->n_q; r0 += ATT_QT) {
+            const int nr = s->n_q - r0 < ATT_QT ? s->n_q - r0 : ATT_QT;
+            const int nc = tile_chunks(s, r0, nr, ar.split_len);
+            const bool split = nc > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_QT));
+            for (int kvh = 0; kvh < g->n_kv_heads; kvh++) {
+                if (split) ws->tiles[ar.n_tiles++] = (att_tile){si, kvh, r0, nr, nc, part};
+                for (int c = 0; c < (split ? nc : 1); c++) {
+                    int64_t keys = 0;
+                    for (int r = r0; r < r0 + nr; r++) {
+                        int64_t hi = s->pos[r] + 1, lo = split ? (int64_t)c * ar.split_len : 0;
+                        if (split && hi > lo + ar.split_len) hi = lo + ar.split_len;
+                        keys += hi > lo ? hi - lo : 0;
+                    }
+                    cost += keys * G + 64;   // + fixed overhead per item
+                    ws->items[ar.n_items++] = (att_item){si, kvh, r0, nr, split ? c : -1, cost, part};
+                    if (split) part += (size_t)nr * G * (hd + 2);
+                }
+            }
+        }
+    }
+    tv_pool_run(pool, att_phase1, &ar);
+    if (ar.n_tiles) tv_pool_run(pool, att_phase2, &ar);
+    return TV_OK;
+}

@@ -1,0 +1,36 @@
+// attn_impl.h — private interface between attention.c (driver, scalar twins) and x86/attn_*.c.
+#ifndef TV_ATTN_IMPL_H
+#define TV_ATTN_IMPL_H
+
+#include "kernels/kernels.h"
+
+// ---- attention.c: the scalar reference ops (every fast op reproduces these within rounding) ----
+void tv_attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
+                       int kvh, int n_rows, const float *q, const int32_t *pos, int k0, int k1, float *m, float *l,
+                       float *acc, float *work);
+void tv_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps);
+void tv_rope_ref(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
+void tv_swiglu_ref(float *g, const float *u, int64_t n);
+void tv_add_ref(float *y, const float *x, int64_t n);
+
+// Offset in elements of row `off` of (block, kvh) in a layer pool of (n_blocks, n_kv_heads, block_size, head_dim).
+static inline size_t tv_attn_row(const tv_attn_geom *g, int32_t block, int kvh, int off) {
+    return (((size_t)block * (size_t)g->n_kv_heads + (size_t)kvh) * (size_t)g->block_size + (size_t)off) *
+           (size_t)g->head_dim;
+}
+
+// Scratch layout of a chunk kernel (floats): K block (bs4 x hd), V block (bs4 x hd), scores (bs16 + 16);
+// bs4 = block_size rounded up to 4 (dot products go 4 keys at a time), bs16 to 16.
+static inline size_t tv_attn_bs4(int bs) { return (size_t)((bs + 3) & ~3); }
+static inline size_t tv_attn_bs16(int bs) { return (size_t)((bs + 15) & ~15); }
+
+#if defined(__x86_64__)
+// ---- x86/attn_avx2.c, x86/attn_avx512.c ----
+void tv_attn_chunk_avx2(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
+                        int kvh, int n_rows, const float *q, const int32_t *pos, int k0, int k1, float *m, float *l,
+                        float *acc, float *work);
+extern const tv_ops tv_ops_avx2;
+extern const tv_ops tv_ops_avx512;
+#endif
+
+#endif

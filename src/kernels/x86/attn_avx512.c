@@ -1,0 +1,197 @@
+// attn_avx512.c — AVX-512 (F/DQ) + F16C twins of the attention chunk kernel and the elementwise
+// ops of attention.c. Head dims that are not a multiple of 16 go to the AVX2 kernel.
+//
+// exp: x clamped to [-104, 88.7], n = round(x log2 e), r = x - n ln2 (two-part ln2), e^r by its
+// Taylor polynomial to degree 7 (|r| <= 0.347: truncation < 6e-9), scaled by 2^n with scalef
+// (which flushes to 0 below the denormals). Measured max relative error vs double exp over
+// [-100, 80]: see test_attention (budget 1e-6); below e^-103.3 it returns 0.
+// Every lane's result depends only on that lane's inputs (tails are masked, never scalar), so the
+// ops are bit-identical however rows are split across threads.
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels/attn_impl.h"
+
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.7f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __mmask16 tail16(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+
+// [sum(a0), sum(a1), sum(a2), sum(a3)]; each lane depends only on its own input vector.
+static inline __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    __m256 b0 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
+    __m256 b1 = _mm256_add_ps(_mm512_castps512_ps256(a1), _mm512_extractf32x8_ps(a1, 1));
+    __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(a2), _mm512_extractf32x8_ps(a2, 1));
+    __m256 b3 = _mm256_add_ps(_mm512_castps512_ps256(a3), _mm512_extractf32x8_ps(a3, 1));
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// rows (n, hd) of f16 -> f32
+static inline void cvt_rows(const tv_f16 *src, float *dst, size_t cnt) {
+    for (size_t i = 0; i < cnt; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+}
+
+// The chunk kernel for head dim hd = 16 * NV (NV constant after inlining: q and acc stay in registers).
+static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g, const void *k_pool,
+                                                           const void *v_pool, const int32_t *block_table, int kvh,
+                                                           int n_rows, const float *q, const int32_t *pos, int k0,
+                                                           int k1, float *m, float *l, float *acc, float *work,
+                                                           const int NV) {
+    const int hd = 16 * NV, bs = g->block_size, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd;
+    float *kbuf = work, *vbuf = kbuf + tv_attn_bs4(bs) * hd, *s = vbuf + tv_attn_bs4(bs) * hd;
+    const __m512 vscale = _mm512_set1_ps(g->scale);
+    int kend = k0;
+    for (int r = 0; r < n_rows; r++) kend = pos[r] + 1 > kend ? pos[r] + 1 : kend;
+    if (kend > k1) kend = k1;
+    for (int i = 0; i < n_rows * G; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
+    }
+    memset(acc, 0, (size_t)n_rows * G * hd * sizeof(float));
+    for (int b0 = k0; b0 < kend; b0 += bs) {
+        const int32_t blk = block_table[b0 / bs];
+        const int nb = kend - b0 < bs ? kend - b0 : bs;
+        const size_t off = tv_attn_row(g, blk, kvh, 0);
+        const float *kf, *vf;
+        if (g->kv_is_f32) {
+            kf = (const float *)k_pool + off;
+            vf = (const float *)v_pool + off;
+        } else {   // converted once, shared by the tile's rows and the group's heads
+            cvt_rows((const tv_f16 *)k_pool + off, kbuf, (size_t)nb * hd);
+            cvt_rows((const tv_f16 *)v_pool + off, vbuf, (size_t)nb * hd);
+            kf = kbuf;
+            vf = vbuf;
+        }
+        for (int r = 0; r < n_rows; r++) {
+            const int nv = pos[r] + 1 - b0 < nb ? pos[r] + 1 - b0 : nb;
+            if (nv <= 0) continue;
+            for (int gi = 0; gi < G; gi++) {
+                const float *qv = q + (size_t)r * qd + (size_t)(kvh * G + gi) * hd;
+                const int si = r * G + gi;
+                float *ac = acc + (size_t)si * hd;
+                __m512 qr[16];   // NV <= 16; constant after inlining, so these live in registers
+                for (int v = 0; v < NV; v++) qr[v] = _mm512_loadu_ps(qv + 16 * v);
+                // scores, 4 keys at a time (missing keys of the last group are zero vectors)
+                for (int j = 0; j < nv; j += 4) {
+                    __m512 a[4];
+                    for (int u = 0; u < 4; u++) {
+                        a[u] = _mm512_setzero_ps();
+                        if (j + u >= nv) continue;
+                        const float *kr = kf + (size_t)(j + u) * hd;
+                        a[u] = _mm512_mul_ps(qr[0], _mm512_loadu_ps(kr));
+                        for (int v = 1; v < NV; v++) a[u] = _mm512_fmadd_ps(qr[v], _mm512_loadu_ps(kr + 16 * v), a[u]);
+                    }
+                    _mm_storeu_ps(s + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), _mm512_castps512_ps128(vscale)));
+                }
+                __m512 vmax = _mm512_set1_ps(-INFINITY);
+                for (int j = 0; j < nv; j += 16)
+                    vmax = _mm512_mask_max_ps(vmax, tail16(nv - j), vmax, _mm512_loadu_ps(s + j));
+                const float bm = _mm512_reduce_max_ps(vmax);
+                const float nm = bm > m[si] ? bm : m[si];
+                const float corr = expf(m[si] - nm);   // 0 on the first block (m = -inf)
+                const __m512 vnm = _mm512_set1_ps(nm);
+                __m512 vsum = _mm512_setzero_ps();
+                for (int j = 0; j < nv; j += 16) {
+                    const __m512 e = _mm512_maskz_mov_ps(tail16(nv - j), exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vnm)));
+                    _mm512_storeu_ps(s + j, e);
+                    vsum = _mm512_add_ps(vsum, e);
+                }
+                l[si] = l[si] * corr + _mm512_reduce_add_ps(vsum);
+                __m512 ar[16];
+                const __m512 vc = _mm512_set1_ps(corr);
+                for (int v = 0; v < NV; v++) ar[v] = _mm512_mul_ps(_mm512_loadu_ps(ac + 16 * v), vc);
+                for (int j = 0; j < nv; j++) {
+                    const __m512 pj = _mm512_set1_ps(s[j]);
+                    const float *vr = vf + (size_t)j * hd;
+                    for (int v = 0; v < NV; v++) ar[v] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * v), ar[v]);
+                }
+                for (int v = 0; v < NV; v++) _mm512_storeu_ps(ac + 16 * v, ar[v]);
+                m[si] = nm;
+            }
+        }
+    }
+}
+
+#define CHUNK_ARGS g, k_pool, v_pool, block_table, kvh, n_rows, q, pos, k0, k1, m, l, acc, work
+
+static void attn_chunk_avx512(const tv_attn_geom *g, const void *k_pool, const void *v_pool,
+                              const int32_t *block_table, int kvh, int n_rows, const float *q, const int32_t *pos,
+                              int k0, int k1, float *m, float *l, float *acc, float *work) {
+    switch (g->head_dim) {
+    case 64: chunk_nv(CHUNK_ARGS, 4); return;
+    case 128: chunk_nv(CHUNK_ARGS, 8); return;
+    case 32: chunk_nv(CHUNK_ARGS, 2); return;
+    case 16: chunk_nv(CHUNK_ARGS, 1); return;
+    case 80: chunk_nv(CHUNK_ARGS, 5); return;
+    case 96: chunk_nv(CHUNK_ARGS, 6); return;
+    case 256: chunk_nv(CHUNK_ARGS, 16); return;
+    default: tv_attn_chunk_avx2(CHUNK_ARGS); return;
+    }
+}
+
+static void rmsnorm_avx512(float *out, const float *x, const float *w, int n, float eps) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(tail16(n - i), x + i);
+        const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+        s0 = _mm512_fmadd_pd(lo, lo, s0);
+        s1 = _mm512_fmadd_pd(hi, hi, s1);
+    }
+    const double ss = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    const __m512 scale = _mm512_set1_ps((float)(1.0 / sqrt(ss / n + eps)));
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), scale);
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, w + i)));
+    }
+}
+
+static void rope_avx512(float *v, int n_heads, int head_dim, int n_rot, const float *cs) {
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *p = v + (size_t)hh * head_dim;
+        for (int i = 0; i < n_rot; i += 16) {
+            const __mmask16 k = tail16(n_rot - i);
+            const __m512 x = _mm512_maskz_loadu_ps(k, p + i);
+            const __m512 sw = _mm512_permute_ps(x, 0xB1);   // (a, b) -> (b, a)
+            const __m512 r = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(k, cs + i),
+                                             _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(k, cs + n_rot + i)));
+            _mm512_mask_storeu_ps(p + i, k, r);
+        }
+    }
+}
+
+static void swiglu_avx512(float *g, const float *u, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+        const __m512 x = _mm512_maskz_loadu_ps(k, g + i);
+        const __m512 sg = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+        _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(sg, _mm512_maskz_loadu_ps(k, u + i)));
+    }
+}
+
+static void add_avx512(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, y + i), _mm512_maskz_loadu_ps(k, x + i)));
+    }
+}
+
+const tv_ops tv_ops_avx512 = {"avx512", attn_chunk_avx512, rmsnorm_avx512, rope_avx512, swiglu_avx512, add_avx512};
