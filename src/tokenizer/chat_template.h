@@ -16,6 +16,7 @@
 // (16 MiB) and working memory (128 MiB) — exceeding any is an error, never a crash.
 //
 // Thread safety: a compiled tv_chat_template is immutable; many threads may render it at once.
+// Stack: compile and render recurse (bounded); give rendering threads >= 1 MiB of stack.
 #ifndef TV_TOKENIZER_CHAT_TEMPLATE_H
 #define TV_TOKENIZER_CHAT_TEMPLATE_H
 
