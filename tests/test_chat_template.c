@@ -373,6 +373,34 @@ static void test_cli_gguf_model(void **state) {
     unlink(msgs_path);
 }
 
+static void test_messages_normalize(void **state) {
+    (void)state;
+    cJSON *msgs = cJSON_Parse(
+        "[{\"role\":\"user\",\"content\":\"x\"},"
+        " {\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        "   {\"id\":\"1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\": [1, \\\"b\\\"]}\"}},"
+        "   {\"id\":\"2\",\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":\"not json\"}},"
+        "   {\"id\":\"3\",\"type\":\"function\",\"function\":{\"name\":\"h\",\"arguments\":{\"k\":1}}}]}]");
+    assert_non_null(msgs);
+    tv_error err = {0};
+    cJSON *n = tv_chat_messages_normalize(msgs, &err);
+    assert_non_null(n);
+    char *s = cJSON_PrintUnformatted(n);
+    assert_string_equal(s, "[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                           "{\"id\":\"1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":{\"a\":[1,\"b\"]}}},"
+                           "{\"id\":\"2\",\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":\"not json\"}},"
+                           "{\"id\":\"3\",\"type\":\"function\",\"function\":{\"name\":\"h\",\"arguments\":{\"k\":1}}}]}]");
+    free(s);
+    // the input is untouched
+    s = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 1), "tool_calls"), 0), "function"));
+    assert_non_null(strstr(s, "\"arguments\":\"{"));
+    free(s);
+    cJSON_Delete(n);
+    assert_null(tv_chat_messages_normalize(cJSON_GetArrayItem(msgs, 0), &err));
+    assert_int_equal(err.code, TV_ERR_INVALID);
+    cJSON_Delete(msgs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
@@ -380,6 +408,7 @@ int main(void) {
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_large_context),
         cmocka_unit_test(test_chat_apply),
+        cmocka_unit_test(test_messages_normalize),
         cmocka_unit_test(test_shared_templates_compile),
         cmocka_unit_test(test_cli_gguf_model),
     };

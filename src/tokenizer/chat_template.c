@@ -61,3 +61,29 @@ done:
     cJSON_Delete(ctx);
     return st;
 }
+
+cJSON *tv_chat_messages_normalize(const cJSON *messages, tv_error *err) {
+    if (!cJSON_IsArray(messages)) { tv_fail(err, TV_ERR_INVALID, "messages must be a JSON array"); return NULL; }
+    cJSON *copy = cJSON_Duplicate(messages, true);
+    if (!copy) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
+    const cJSON *m;
+    cJSON_ArrayForEach(m, copy) {
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        if (!cJSON_IsArray(calls)) continue;
+        const cJSON *call;
+        cJSON_ArrayForEach(call, calls) {
+            cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+            cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+            if (!cJSON_IsString(args) || !args->valuestring) continue;
+            cJSON *parsed = cJSON_Parse(args->valuestring);
+            if (!cJSON_IsObject(parsed)) { cJSON_Delete(parsed); continue; }
+            if (!cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", parsed)) {   // keeps the key name
+                cJSON_Delete(parsed);
+                cJSON_Delete(copy);
+                tv_fail(err, TV_ERR_NOMEM, "out of memory");
+                return NULL;
+            }
+        }
+    }
+    return copy;
+}

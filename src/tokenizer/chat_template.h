@@ -48,4 +48,11 @@ tv_status tv_chat_template_render(const tv_chat_template *t, const cJSON *ctx, c
 tv_status tv_chat_apply(const tv_chat_template *t, const cJSON *messages_json, const cJSON *tools_json,
                         bool add_generation_prompt, const char *bos, const char *eos, char **out, tv_error *err);
 
+// OpenAI clients send assistant tool_calls[].function.arguments as a JSON *string*; HF templates
+// (and vLLM, which feeds them) expect an object (`arguments | tojson` would otherwise double-encode).
+// Returns a deep copy of messages (caller cJSON_Delete()s it) where every such string that parses
+// to a JSON object is replaced by that object; anything else is copied unchanged. NULL when
+// messages is not an array (TV_ERR_INVALID) or on OOM.
+cJSON *tv_chat_messages_normalize(const cJSON *messages, tv_error *err);
+
 #endif
