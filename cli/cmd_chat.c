@@ -196,6 +196,21 @@ int cmd_chat(int argc, char **argv) {
     bool has_system = system != NULL;
     if (has_system && !add_message(history, "system", system)) { tv_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
 
+    // A template that rejects this conversation's shape (e.g. "System role not supported") would
+    // refuse every message: say so once, up front.
+    {
+        cJSON *probe = cJSON_Duplicate(history, true);
+        char *out = NULL;
+        tv_status st = probe && add_message(probe, "user", "Hello") ? tv_chat_prompt_render(cp, probe, &out, &err)
+                                                                    : tv_fail(&err, TV_ERR_NOMEM, "out of memory");
+        cJSON_Delete(probe);
+        free(out);
+        if (st) {
+            if (has_system && st != TV_ERR_NOMEM) tv_fail_prefix(&err, st, "with --system");
+            goto fail;
+        }
+    }
+
     // No SA_RESTART: Ctrl-C interrupts the blocking read at the prompt (getline returns -1, EINTR).
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -207,7 +222,8 @@ int cmd_chat(int argc, char **argv) {
     int turn = 0;
     for (;;) {
         if (is_tty) { fputs("> ", stdout); fflush(stdout); }
-        g_interrupted = 0;
+        // g_interrupted is cleared once a reply is over: set here, it is a Ctrl-C at the prompt
+        if (g_interrupted) { if (is_tty) fputc('\n', stdout); break; }
         errno = 0;
         ssize_t n_line = getline(&line, &line_cap, stdin);
         if (n_line < 0) {
@@ -281,6 +297,7 @@ int cmd_chat(int argc, char **argv) {
         bool aborted = false, shown_any = false;
         while (tv_engine_has_work(e)) {
             if (g_interrupted && !aborted) {
+                g_interrupted = 0;   // consumed: this Ctrl-C was for the reply
                 tv_engine_abort(e, req_id);
                 aborted = true;
             }
@@ -307,6 +324,7 @@ int cmd_chat(int argc, char **argv) {
             }
         }
         double t_end = tv_time_ms();
+        g_interrupted = 0;   // a Ctrl-C that came as the reply finished was for the reply, not the prompt
         fputc('\n', stdout);
         fflush(stdout);
         if (!t_first) t_first = t_end;

@@ -106,5 +106,44 @@ done
 "${CHAT[@]}" --chat-template "$W/none.jinja" </dev/null >/dev/null 2>"$W/u.err"; rc=$?
 [[ $rc -eq 1 ]] && grep -q 'none.jinja' "$W/u.err" && ok "missing template file: exit 1" || fail "missing template: rc=$rc"
 
+# a template that refuses the conversation's shape is reported once, at start
+GEMMA=$SHARED/chat-templates/google-gemma-2-2b-it.jinja
+if [[ -f $GEMMA ]]; then
+    echo hello | "${CHAT[@]}" --chat-template "$GEMMA" --system 'Be brief.' >/dev/null 2>"$W/u.err"; rc=$?
+    [[ $rc -eq 1 && $(wc -l <"$W/u.err") -eq 1 ]] && grep -q 'System role not supported' "$W/u.err" &&
+        ok "template rejecting a system prompt: one line at start, exit 1" || fail "gemma --system: rc=$rc"
+fi
+
+# ---- 7. Ctrl-C: during a reply it aborts that reply; at the prompt it quits (exit 0) ----
+# A bigger model (~150 tok/s on one core) so that 400 tokens take seconds; SIGINT goes out as
+# soon as the first reply text shows up.
+"$BIN" synth --preset demo --vocab "$VOCAB" -o "$W/demo.gguf" >/dev/null 2>&1 || fail "synth demo"
+mkfifo "$W/in"
+"$BIN" chat -m "$W/demo.gguf" -t 1 -n 400 --temp 0 <"$W/in" >"$W/c.out" 2>"$W/c.err" &
+pid=$!
+exec 3>"$W/in"
+printf 'hello\n' >&3
+wait_for() {   # wait_for CMD...: poll up to 60 s
+    for _ in $(seq 1 6000); do "$@" && return 0; sleep 0.01; done
+    return 1
+}
+n_finish() { [[ $(grep -c 'finish' "$W/c.err") -ge $1 ]]; }
+grew() { [[ $(stat -c %s "$W/c.out") -gt $1 ]]; }
+wait_for grew 0 && kill -INT "$pid"
+wait_for n_finish 1
+size=$(stat -c %s "$W/c.out")
+printf 'again\n' >&3
+wait_for grew "$size" && kill -INT "$pid"
+wait_for n_finish 2
+kill -INT "$pid" 2>/dev/null
+exited() { [[ ! -e /proc/$pid ]] || grep -q '^[0-9]* (.*) Z' "/proc/$pid/stat"; }
+wait_for exited; quit_by_sigint=$?   # stdin is still open: only the Ctrl-C can end it
+exec 3>&-
+wait "$pid"
+rc=$?
+if [[ $rc -eq 0 && $quit_by_sigint -eq 0 && $(grep -c 'finish aborted' "$W/c.err") -eq 2 ]]; then
+    ok "Ctrl-C aborts a reply (twice, the chat goes on), Ctrl-C at the prompt quits with 0"
+else fail "Ctrl-C: rc=$rc, quit at the prompt: $quit_by_sigint"; cat "$W/c.err"; fi
+
 if [[ $fails -ne 0 ]]; then echo "$fails failure(s)"; exit 1; fi
 echo "all chat tests passed"

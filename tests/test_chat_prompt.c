@@ -1,0 +1,280 @@
+// test_chat_prompt.c — conversation -> prompt (src/tokenizer/chat_prompt.h) on the Llama 2 SPM vocab:
+//   * a Mistral template renders Mistral's documented v7 prompt bytes, with <s> / </s> taken from
+//     the vocabulary, and tokenizes to exactly one BOS (the template's own);
+//   * the plain fallback transcript bytes, its BOS, and typed "<s>" staying text;
+//   * fitting: the fewest oldest exchanges go (checked against every budget around the boundaries,
+//     the expected history built by hand), the system prompt and the last message stay, an
+//     exchange takes along the messages up to the next user message, a hopeless budget leaves the
+//     history untouched.
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/gguf.h"
+#include "tokenizer/chat_prompt.h"
+#include "tokenizer/tokenizer.h"
+
+static const char *shared_dir(void) {
+    const char *d = getenv("TV_SHARED_DIR");
+    return d && *d ? d : TV_SHARED_DIR;
+}
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+typedef struct fixture {
+    gguf_ctx *g;
+    tv_tokenizer *tok;
+} fixture;
+
+static int setup(void **state) {
+    fixture *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-llama-spm.gguf", shared_dir());
+    tv_error err = {0};
+    if ((fx->g = gguf_open(path, &err))) {
+        fx->tok = tv_tokenizer_from_gguf(fx->g, &err);
+        assert_non_null(fx->tok);
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    tv_tokenizer_free(fx->tok);
+    gguf_close(fx->g);
+    free(fx);
+    return 0;
+}
+
+static const tv_tokenizer *need_tok(void **state) {
+    fixture *fx = *state;
+    if (!fx->tok) { printf("SKIP: %s/vocab/ggml-vocab-llama-spm.gguf not found\n", shared_dir()); skip(); }
+    return fx->tok;
+}
+
+// [{"role": roles[i], "content": contents[i]}...]
+static cJSON *msgs(int n, const char *const *roles, const char *const *contents) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", roles[i]);
+        cJSON_AddStringToObject(m, "content", contents[i]);
+        cJSON_AddItemToArray(a, m);
+    }
+    return a;
+}
+
+static size_t count_id(const int32_t *ids, size_t n, int32_t id) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ids[i] == id;
+    return c;
+}
+
+static void test_mistral_template(void **state) {
+    const tv_tokenizer *tok = need_tok(state);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/chat-templates/Mistral-Small-3.2-24B-Instruct-2506.jinja", shared_dir());
+    size_t len = 0;
+    char *src = read_all(path, &len);
+    if (!src) { printf("SKIP: %s not found\n", path); skip(); }
+    tv_error err = {0};
+    tv_chat_prompt *p = tv_chat_prompt_create(tok, src, len, &err);
+    assert_non_null(p);
+    assert_false(tv_chat_prompt_is_plain(p));
+    assert_null(tv_chat_prompt_stop(p));
+    const char *roles[] = {"system", "user", "assistant", "user"};
+    const char *texts[] = {"Be brief.", "hello", "hi", "again"};
+    cJSON *m = msgs(4, roles, texts);
+    char *text = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(tv_chat_prompt_encode(p, m, &text, &ids, &n, &err), TV_OK);
+    // Mistral's v7 format (mistral-common): BOS, system prompt block, [INST] turns, EOS after replies
+    assert_string_equal(text, "<s>[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]hello[/INST]hi</s>[INST]again[/INST]");
+    assert_true(n > 2);
+    assert_int_equal(ids[0], 1);                 // <s> of the Llama 2 vocab, written by the template...
+    assert_int_equal(count_id(ids, n, 1), 1);    // ...and not doubled
+    assert_int_equal(count_id(ids, n, 2), 1);    // </s> parsed as the special token
+    free(text);
+    free(ids);
+    cJSON_Delete(m);
+    tv_chat_prompt_free(p);
+    free(src);
+}
+
+static void test_plain_format(void **state) {
+    const tv_tokenizer *tok = need_tok(state);
+    tv_error err = {0};
+    tv_chat_prompt *p = tv_chat_prompt_create(tok, NULL, 0, &err);
+    assert_non_null(p);
+    assert_true(tv_chat_prompt_is_plain(p));
+    assert_string_equal(tv_chat_prompt_stop(p), "\nUser:");
+    const char *roles[] = {"system", "user", "assistant", "user"};
+    const char *texts[] = {"Be brief.", "hello", "hi", "say <s> please"};
+    cJSON *m = msgs(4, roles, texts);
+    char *text = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(tv_chat_prompt_encode(p, m, &text, &ids, &n, &err), TV_OK);
+    assert_string_equal(text, "Be brief.\n\nUser: hello\nAssistant: hi\nUser: say <s> please\nAssistant:");
+    assert_int_equal(ids[0], 1);                 // the tokenizer's default BOS
+    assert_int_equal(count_id(ids, n, 1), 1);    // typed "<s>" stays text
+    free(text);
+    free(ids);
+    cJSON_Delete(m);
+    tv_chat_prompt_free(p);
+}
+
+static void test_malformed_messages(void **state) {
+    const tv_tokenizer *tok = need_tok(state);
+    tv_error err = {0};
+    tv_chat_prompt *p = tv_chat_prompt_create(tok, NULL, 0, &err);
+    assert_non_null(p);
+    cJSON *m = cJSON_Parse("[{\"role\":\"user\",\"content\":3}]");
+    char *out = (char *)1;
+    assert_int_equal(tv_chat_prompt_render(p, m, &out, &err), TV_ERR_INVALID);
+    assert_null(out);
+    assert_non_null(strstr(err.msg, "message 0"));
+    cJSON_Delete(m);
+    m = cJSON_Parse("{\"role\":\"user\"}");
+    assert_int_equal(tv_chat_prompt_render(p, m, &out, &err), TV_ERR_INVALID);
+    cJSON_Delete(m);
+    tv_chat_prompt_free(p);
+}
+
+static size_t n_tokens(const tv_chat_prompt *p, const cJSON *m) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    tv_error err = {0};
+    assert_int_equal(tv_chat_prompt_encode(p, m, NULL, &ids, &n, &err), TV_OK);
+    free(ids);
+    return n;
+}
+
+// Every budget from "only the last exchange fits" to "everything fits": fit drops the fewest
+// exchanges, and leaves exactly the hand-built expected history.
+static void test_fit_fewest_oldest(void **state) {
+    const tv_tokenizer *tok = need_tok(state);
+    tv_error err = {0};
+    tv_chat_prompt *p = tv_chat_prompt_create(tok, NULL, 0, &err);
+    assert_non_null(p);
+    // system, then 4 exchanges; exchange 1 has an assistant greeting before it, exchange 2 a tool
+    // message inside it
+    const char *roles[] = {"system", "assistant", "user", "assistant", "user", "assistant", "tool",
+                           "user", "assistant", "user"};
+    const char *texts[] = {"You are terse.", "Welcome!", "first question about rivers", "rivers flow",
+                           "second question about mountains", "calling a tool", "tool says: tall",
+                           "third question about oceans", "oceans are deep", "fourth question"};
+    const int n_msgs = 10;
+    // expected[k]: the history after dropping k exchanges (indices kept), built by hand
+    const int keep[4][10] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+        {0, 4, 5, 6, 7, 8, 9, -1},
+        {0, 7, 8, 9, -1},
+        {0, 9, -1},
+    };
+    cJSON *expected[4];
+    size_t need[4];
+    for (int k = 0; k < 4; k++) {
+        const char *r[10], *t[10];
+        int n = 0;
+        for (int i = 0; i < 10 && keep[k][i] >= 0; i++) { r[n] = roles[keep[k][i]]; t[n] = texts[keep[k][i]]; n++; }
+        expected[k] = msgs(n, r, t);
+        need[k] = n_tokens(p, expected[k]);
+        if (k) assert_true(need[k] < need[k - 1]);
+    }
+    for (size_t budget = need[3]; budget <= need[0] + 1; budget++) {
+        int want = 0;
+        while (need[want] > budget) want++;
+        cJSON *h = msgs(n_msgs, roles, texts);
+        int n_dropped = -1;
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        char *text = NULL;
+        assert_int_equal(tv_chat_prompt_fit(p, h, budget, &n_dropped, &text, &ids, &n_ids, &err), TV_OK);
+        assert_int_equal(n_dropped, want);
+        assert_true(cJSON_Compare(h, expected[want], true));
+        assert_int_equal(n_ids, need[want]);
+        assert_true(n_ids <= budget);
+        assert_non_null(strstr(text, "You are terse."));
+        assert_non_null(strstr(text, "fourth question"));
+        free(ids);
+        free(text);
+        cJSON_Delete(h);
+    }
+    // below the last exchange alone: TV_ERR_RANGE with the numbers, history untouched
+    cJSON *h = msgs(n_msgs, roles, texts);
+    cJSON *orig = cJSON_Duplicate(h, true);
+    int32_t *ids = (int32_t *)1;
+    size_t n_ids = 7;
+    assert_int_equal(tv_chat_prompt_fit(p, h, need[3] - 1, NULL, NULL, &ids, &n_ids, &err), TV_ERR_RANGE);
+    assert_null(ids);
+    assert_int_equal(n_ids, 0);
+    char want_msg[64];
+    snprintf(want_msg, sizeof want_msg, "needs %zu tokens", need[3]);
+    assert_non_null(strstr(err.msg, want_msg));
+    assert_true(cJSON_Compare(h, orig, true));
+    cJSON_Delete(h);
+    cJSON_Delete(orig);
+    for (int k = 0; k < 4; k++) cJSON_Delete(expected[k]);
+    tv_chat_prompt_free(p);
+}
+
+// Without a system message the first exchange starts at index 0; a lone message never drops.
+static void test_fit_no_system(void **state) {
+    const tv_tokenizer *tok = need_tok(state);
+    tv_error err = {0};
+    tv_chat_prompt *p = tv_chat_prompt_create(tok, NULL, 0, &err);
+    assert_non_null(p);
+    const char *roles[] = {"user", "assistant", "user"};
+    const char *texts[] = {"one two three four five", "six seven", "eight"};
+    cJSON *h = msgs(3, roles, texts);
+    cJSON *last = msgs(1, roles + 2, texts + 2);
+    size_t n_last = n_tokens(p, last);
+    int n_dropped = -1;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    assert_int_equal(tv_chat_prompt_fit(p, h, n_last, &n_dropped, NULL, &ids, &n_ids, &err), TV_OK);
+    assert_int_equal(n_dropped, 1);
+    assert_true(cJSON_Compare(h, last, true));
+    assert_int_equal(n_ids, n_last);
+    free(ids);
+    assert_int_equal(tv_chat_prompt_fit(p, h, n_last - 1, &n_dropped, NULL, &ids, &n_ids, &err), TV_ERR_RANGE);
+    assert_true(cJSON_Compare(h, last, true));
+    cJSON_Delete(h);
+    cJSON_Delete(last);
+    tv_chat_prompt_free(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mistral_template),
+        cmocka_unit_test(test_plain_format),
+        cmocka_unit_test(test_malformed_messages),
+        cmocka_unit_test(test_fit_fewest_oldest),
+        cmocka_unit_test(test_fit_no_system),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
