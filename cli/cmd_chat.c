@@ -245,6 +245,15 @@ int cmd_chat(int argc, char **argv) {
             fprintf(stderr, "tinyvllm %s: history cleared%s\n", CMD, has_system ? " (system prompt kept)" : "");
             continue;
         }
+        {   // typed bytes are checked on their own, so an error points into the line, not the prompt
+            int32_t *line_ids = NULL;
+            size_t n_line_ids = 0;
+            tv_error terr = {0};
+            tv_status st = tv_tokenize(tok, msg, strlen(msg), false, false, &line_ids, &n_line_ids, &terr);
+            free(line_ids);
+            if (st == TV_ERR_NOMEM) { err = terr; goto fail; }
+            if (st) { fprintf(stderr, "tinyvllm %s: your message: %s; not sent\n", CMD, terr.msg); continue; }
+        }
         if (!add_message(history, "user", msg)) { tv_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
 
         // render the whole history, dropping the oldest exchanges when it does not fit

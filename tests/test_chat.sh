@@ -82,6 +82,12 @@ if [[ $rc -eq 0 ]] && grep -q 'message not sent' "$W/l.err" && [[ $(grep -c 'tok
     ok "too-long message: error line, chat continues"
 else fail "too-long message: rc=$rc"; cat "$W/l.err"; fi
 
+# a line that is not UTF-8: an error that points into the line, and the chat goes on
+printf 'caf\xe9\nok\n' | "${CHAT[@]}" -n 4 --temp 0 >/dev/null 2>"$W/b.err"; rc=$?
+if [[ $rc -eq 0 ]] && grep -q 'your message: invalid UTF-8 at byte offset 3' "$W/b.err" && [[ $(grep -c 'tok/s | reply' "$W/b.err") -eq 1 ]]; then
+    ok "invalid UTF-8 line: error with its offset, chat continues"
+else fail "invalid UTF-8 line: rc=$rc"; cat "$W/b.err"; fi
+
 # ---- 4. plain fallback for a model without a template, announced once ----
 printf 'hello\nagain\n' | "${CHAT[@]}" -n 8 --temp 0 --dump-prompt "$W/p" >"$W/p.out" 2>"$W/p.err"
 rc=$?
@@ -136,7 +142,7 @@ printf 'again\n' >&3
 wait_for grew "$size" && kill -INT "$pid"
 wait_for n_finish 2
 kill -INT "$pid" 2>/dev/null
-exited() { [[ ! -e /proc/$pid ]] || grep -q '^[0-9]* (.*) Z' "/proc/$pid/stat"; }
+exited() { [[ ! -e /proc/$pid ]] || grep -qs '^[0-9]* (.*) Z' "/proc/$pid/stat"; }
 wait_for exited; quit_by_sigint=$?   # stdin is still open: only the Ctrl-C can end it
 exec 3>&-
 wait "$pid"
