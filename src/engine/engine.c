@@ -160,7 +160,7 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     e->max_len = max_len < n_blocks * c.block_size ? max_len : (int)(n_blocks * c.block_size);
     e->next_id = 1;
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
-    if (tv_kernels_init(NULL, err) != TV_OK) goto fail;
+    (void)tv_traits(TV_TYPE_F32);   // fills the kernel table on first use; keeps a path forced earlier
     if (!(e->pool = tv_pool_create(c.n_threads, err))) goto fail;
     if (!(e->kv = tv_kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
     if (!(e->fwd = tv_forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->pool, err))) goto fail;
