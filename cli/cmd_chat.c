@@ -7,6 +7,8 @@
 // Each turn renders the whole history (src/tokenizer/chat_prompt.h); when it does not fit the
 // context minus the reply's max tokens, the oldest exchanges are dropped (the system prompt stays)
 // and a notice says so; a message that cannot fit even alone is an error line and the chat goes on.
+// Hidden test flag: --dump-prompt PREFIX writes each turn's rendered prompt (PREFIX-N.txt) and the
+// messages it was rendered from (PREFIX-N.json).
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
