@@ -4,7 +4,8 @@
 // Every type has a traits entry: block size, bytes per block, dequantize (to_float), quantize
 // (from_float), and the dot-product/GEMM kernels that multiply a weight row of this type with an
 // activation row already converted to traits->vec_dot_type (Q8_0 for Q8_0/Q4_0, Q8_K for the
-// K-quants, F32 for float weights unless a fast path says otherwise).
+// K-quants, F32 for F32/F16/BF16 weights: activations stay f32 and the weight is widened in
+// registers, on every path).
 // The table is filled once by tv_kernels_init() from the CPU's features: the scalar reference
 // kernels (ref/) always exist, and ISA kernels (x86/, arm/) replace entries when supported.
 // The forward pass never switches on types: it goes through tv_traits() and tv_matmul().
@@ -160,7 +161,9 @@ void tv_pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *a
 
 // ---- matmul: y (n_tok, w->ne[1]) = x (n_tok, w->ne[0]) · wᵀ ----
 // Quantizes x to the weight's vec_dot_type once into wsp, then partitions weight rows across the
-// pool. wsp must hold tv_matmul_wsize(w->type, w->ne[0], n_tok) bytes.
+// pool. wsp must hold tv_matmul_wsize(w->type, w->ne[0], n_tok) bytes (0 for float weight types:
+// wsp may then be NULL). Each y element is computed by the same instruction sequence whatever the
+// pool size, so results are bit-identical across thread counts.
 size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok);
 void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool);
 
