@@ -60,7 +60,8 @@ typedef struct {
     tv_finish_reason finish;
 } req;
 
-static tv_engine *make_engine(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits) {
+static tv_engine *make_engine_ms(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits,
+                                 int decode_steps) {
     tv_engine_config c;
     tv_engine_config_default(&c);
     c.n_threads = 1;   // a 260K model: threads would only add synchronisation
@@ -70,10 +71,15 @@ static tv_engine *make_engine(int block_size, int64_t n_blocks, bool chunked, in
     c.max_num_seqs = max_seqs;
     c.max_batched_tokens = budget;
     c.kv_bits = kv_bits;
+    c.decode_steps = decode_steps;
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("engine: %s", err.msg);
     return e;
+}
+
+static tv_engine *make_engine(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits) {
+    return make_engine_ms(block_size, n_blocks, chunked, max_seqs, budget, kv_bits, 1);
 }
 
 static uint64_t add(tv_engine *e, req *r) {
@@ -164,23 +170,25 @@ static void batch_invariance(int kv_bits, float temperature) {
     make_requests(ref, N, 42, 200, 40, 60);
     for (int i = 0; i < N; i++) ref[i].temperature = temperature;
     run_alone(ref, N, kv_bits);
-    struct { int bs; int64_t blocks; bool chunked; int budget; const char *name; } cfgs[] = {
-        {16, 0, true, 64, "chunked, bs16"},
-        {16, 0, false, 64, "no chunking, bs16"},
-        {32, 0, true, 96, "chunked, bs32"},
-        {32, 0, false, 96, "no chunking, bs32"},
-        {16, 40, true, 64, "tight KV (preemption), bs16"},
-        {32, 20, true, 64, "tight KV (preemption), bs32"},
-        {16, 40, false, 64, "tight KV (preemption), no chunking"},
+    struct { int bs; int64_t blocks; bool chunked; int budget; int steps; const char *name; } cfgs[] = {
+        {16, 0, true, 64, 1, "chunked, bs16"},
+        {16, 0, false, 64, 1, "no chunking, bs16"},
+        {32, 0, true, 96, 1, "chunked, bs32"},
+        {32, 0, false, 96, 1, "no chunking, bs32"},
+        {16, 40, true, 64, 1, "tight KV (preemption), bs16"},
+        {32, 20, true, 64, 1, "tight KV (preemption), bs32"},
+        {16, 40, false, 64, 1, "tight KV (preemption), no chunking"},
+        {16, 40, true, 64, 4, "tight KV, multi-step decoding (4)"},
     };
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         memcpy(got, ref, sizeof got);
         for (int i = 0; i < N; i++) got[i].n_out = 0;
-        tv_engine *e = make_engine(cfgs[c].bs, cfgs[c].blocks, cfgs[c].chunked, 16, cfgs[c].budget, kv_bits);
+        tv_engine *e = make_engine_ms(cfgs[c].bs, cfgs[c].blocks, cfgs[c].chunked, 16, cfgs[c].budget, kv_bits, cfgs[c].steps);
         tv_engine_stats st;
         int max_used = 0;
-        drive(e, got, N, &st, &max_used);
+        int calls = drive(e, got, N, &st, &max_used);
         check_same(ref, got, N, cfgs[c].name);
+        if (cfgs[c].steps > 1) assert_true(st.n_steps > (uint64_t)calls + 20);   // several rounds per call
         assert_true(max_used <= cfgs[c].budget || !cfgs[c].chunked);
         assert_int_equal(st.n_blocks_free, st.n_blocks_total);
         assert_int_equal(st.n_running + st.n_waiting, 0);

@@ -39,12 +39,13 @@ struct tv_engine {
     // outputs of the last step
     tv_request_output *outs;     // (cap_outs)
     int n_outs, cap_outs;
+    int32_t *out_ids;            // (cap_outs) the token of each output
+    tv_logprob *out_lp;          // (cap_outs) its logprob when requested
+    tv_logprob *out_top;         // (cap_outs, TV_MAX_TOP_LOGPROBS) alternatives when requested
     tv_seq **done;               // (cap_done) sequences finished last step, freed at the next
     int n_done, cap_done;
     tv_seq **aborted;            // (cap_aborted) aborted since the last step, reported at the next
     int n_aborted, cap_aborted;
-    tv_logprob *lp;              // (max_num_seqs) chosen-token logprobs of this step
-    tv_logprob *top_lp;          // (max_num_seqs, 20)
     tv_engine_stats stats;
 };
 
@@ -107,8 +108,9 @@ void tv_engine_free(tv_engine *e) {
     free(e->outs);
     free(e->done);
     free(e->aborted);
-    free(e->lp);
-    free(e->top_lp);
+    free(e->out_ids);
+    free(e->out_lp);
+    free(e->out_top);
     free(e);
 }
 
@@ -173,8 +175,10 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
         !(e->b_pos = malloc(T * sizeof(int32_t))) || !(e->b_qstart = malloc((S + 1) * sizeof(int32_t))) ||
         !(e->b_ctx = malloc(S * sizeof(int32_t))) || !(e->b_tables = malloc(S * sizeof *e->b_tables)) ||
         !(e->b_logit_rows = malloc(S * sizeof(int32_t))) || !(e->b_logit_seq = malloc(S * sizeof *e->b_logit_seq)) ||
-        !(e->outs = malloc((size_t)e->cap_outs * sizeof *e->outs)) || !(e->lp = malloc(S * sizeof *e->lp)) ||
-        !(e->top_lp = malloc(S * TV_MAX_TOP_LOGPROBS * sizeof *e->top_lp))) {
+        !(e->outs = malloc((size_t)e->cap_outs * sizeof *e->outs)) ||
+        !(e->out_ids = malloc((size_t)e->cap_outs * sizeof *e->out_ids)) ||
+        !(e->out_lp = malloc((size_t)e->cap_outs * sizeof *e->out_lp)) ||
+        !(e->out_top = malloc((size_t)e->cap_outs * TV_MAX_TOP_LOGPROBS * sizeof *e->out_top))) {
         tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -348,12 +352,20 @@ static size_t held_emittable(tv_seq *s, bool final, bool *stopped) {
     return emit;
 }
 
+// Appends an output record. Its id/logprob slots live in side arrays that may move when they
+// grow, so the pointers in the records are set once, at the end of the step (link_outputs).
 static tv_request_output *new_out(tv_engine *e, tv_seq *s) {
     if (e->n_outs == e->cap_outs) {
         int nc = e->cap_outs * 2;
         tv_request_output *no = realloc(e->outs, (size_t)nc * sizeof *no);
-        if (!no) return NULL;
-        e->outs = no;
+        if (no) e->outs = no;
+        int32_t *ni = realloc(e->out_ids, (size_t)nc * sizeof *ni);
+        if (ni) e->out_ids = ni;
+        tv_logprob *nl = realloc(e->out_lp, (size_t)nc * sizeof *nl);
+        if (nl) e->out_lp = nl;
+        tv_logprob *nt = realloc(e->out_top, (size_t)nc * TV_MAX_TOP_LOGPROBS * sizeof *nt);
+        if (nt) e->out_top = nt;
+        if (!no || !ni || !nl || !nt) return NULL;
         e->cap_outs = nc;
     }
     tv_request_output *o = &e->outs[e->n_outs++];
@@ -384,33 +396,15 @@ static bool is_stop_token(const tv_engine *e, const tv_seq *s, int32_t tok) {
     return e->tok && tv_tokenizer_is_eog(e->tok, tok);
 }
 
-// Each output's text is a malloc'd copy, freed at the next step (or by tv_engine_free).
-tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_outs, tv_error *err) {
-    // free what finished last step, and last step's text copies
-    for (int i = 0; i < e->n_outs; i++)
-        if (e->outs[i].text_len) free((char *)e->outs[i].text);
-    for (int i = 0; i < e->n_done; i++) seq_free(e->done[i]);
-    e->n_done = 0;
-    e->n_outs = 0;
-    *outs = NULL;
-    *n_outs = 0;
-    // report aborts
-    for (int i = 0; i < e->n_aborted; i++) {
-        tv_seq *s = e->aborted[i];
-        if (!new_out(e, s)) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
-        push_ptr(&e->done, &e->n_done, &e->cap_done, s);
-    }
-    e->n_aborted = 0;
-
+// One round: schedule, build the flat batch, forward, sample, postprocess. *decode_only says
+// whether every scheduled sequence was a plain decode (multi-step decoding may then go on).
+static tv_status run_round(tv_engine *e, bool *decode_only, tv_error *err) {
     int n_pre = 0;
     int n_items = sched_schedule(e->sched, e->items, &n_pre);
     e->stats.n_preemptions += (uint64_t)n_pre;
     e->stats.last_step_tokens = 0;
-    if (n_items == 0) {
-        *outs = e->outs;
-        *n_outs = e->n_outs;
-        return TV_OK;
-    }
+    *decode_only = n_items > 0;
+    if (n_items == 0) return TV_OK;
     // build the flat batch
     int T = 0, L = 0;
     e->b_qstart[0] = 0;
@@ -427,6 +421,7 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
         e->b_qstart[i + 1] = T;
         e->b_ctx[i] = s->n_computed + n;
         e->b_tables[i] = s->blocks;
+        if (n != 1 || s->n_computed + 1 != s->n_tokens) *decode_only = false;
         if (s->n_computed + n == s->n_tokens) {
             e->b_logit_rows[L] = T - 1;
             e->b_logit_seq[L++] = s;
@@ -455,9 +450,14 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     const int V = e->hp->n_vocab;
     for (int r = 0; r < L; r++) {
         tv_seq *s = e->b_logit_seq[r];
-        tv_logprob *chosen = s->logprobs >= 0 ? &e->lp[r] : NULL;
-        tv_logprob *top = s->logprobs > 0 ? &e->top_lp[(size_t)r * TV_MAX_TOP_LOGPROBS] : NULL;
+        tv_request_output *o = new_out(e, s);
+        if (!o) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+        const int oi = e->n_outs - 1;
+        tv_logprob *chosen = s->logprobs >= 0 ? &e->out_lp[oi] : NULL;
+        tv_logprob *top = s->logprobs > 0 ? &e->out_top[(size_t)oi * TV_MAX_TOP_LOGPROBS] : NULL;
         int32_t tok = tv_sampler_sample(s->sampler, logits + (size_t)r * V, chosen, top, s->logprobs > 0 ? s->logprobs : 0);
+        e->out_ids[oi] = tok;
+        if (!chosen) e->out_lp[oi].id = -1;
         if (s->n_tokens == s->cap) {
             int nc = s->cap * 2;
             int32_t *nt = realloc(s->tokens, (size_t)nc * sizeof(int32_t));
@@ -490,18 +490,11 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
         bool stopped = false;
         size_t emit = held_emittable(s, why != TV_FINISH_NONE, &stopped);
         if (stopped) why = TV_FINISH_STOP;
-        tv_request_output *o = new_out(e, s);
-        if (!o) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
-        o->new_ids = &s->tokens[s->n_tokens - 1];
         o->n_new = 1;
         o->n_generated = seq_n_generated(s);
         o->finish = why;
         o->stop_token = stop_tok ? tok : -1;
-        if (chosen) {
-            o->logprobs = chosen;
-            o->top_logprobs = top;
-            o->n_top = s->logprobs > 0 ? s->logprobs : 0;
-        }
+        o->n_top = s->logprobs > 0 ? s->logprobs : 0;
         if (emit > 0) {
             char *txt = malloc(emit + 1);
             if (!txt) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
@@ -515,6 +508,47 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
         if (stopped) s->held_len = 0;
         if (why != TV_FINISH_NONE) finish_seq(e, s, why);
     }
+    return TV_OK;
+}
+
+// Points each output at its slots in the side arrays (stable until the next step).
+static void link_outputs(tv_engine *e) {
+    for (int i = 0; i < e->n_outs; i++) {
+        tv_request_output *o = &e->outs[i];
+        if (!o->n_new) continue;
+        o->new_ids = &e->out_ids[i];
+        if (e->out_lp[i].id >= 0) {   // logprobs were requested
+            o->logprobs = &e->out_lp[i];
+            o->top_logprobs = o->n_top > 0 ? &e->out_top[(size_t)i * TV_MAX_TOP_LOGPROBS] : NULL;
+        }
+    }
+}
+
+// Each output's text is a malloc'd copy, freed at the next step (or by tv_engine_free).
+tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_outs, tv_error *err) {
+    // free what finished last step, and last step's text copies
+    for (int i = 0; i < e->n_outs; i++)
+        if (e->outs[i].text_len) free((char *)e->outs[i].text);
+    for (int i = 0; i < e->n_done; i++) seq_free(e->done[i]);
+    e->n_done = 0;
+    e->n_outs = 0;
+    *outs = NULL;
+    *n_outs = 0;
+    // report aborts
+    for (int i = 0; i < e->n_aborted; i++) {
+        tv_seq *s = e->aborted[i];
+        if (!new_out(e, s)) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+        push_ptr(&e->done, &e->n_done, &e->cap_done, s);
+    }
+    e->n_aborted = 0;
+
+    // one scheduling round, then (multi-step decoding) more rounds while the batch is pure decode
+    bool decode_only = false;
+    tv_status st = run_round(e, &decode_only, err);
+    for (int r = 1; st == TV_OK && r < e->cfg.decode_steps && decode_only && sched_n_waiting(e->sched) == 0; r++)
+        st = run_round(e, &decode_only, err);
+    if (st) return st;
+    link_outputs(e);
     *outs = e->outs;
     *n_outs = e->n_outs;
     return TV_OK;
