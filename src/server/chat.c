@@ -48,7 +48,15 @@ char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *too
     }
     char *out = NULL;
     tv_error terr = {0};
-    if (tv_chat_apply(c->tpl, messages, tools, add_generation_prompt, c->bos, c->eos, &out, &terr) != TV_OK) {
+    // tool_calls[].function.arguments arrive as JSON strings; templates expect objects
+    cJSON *norm = tv_chat_messages_normalize(messages, &terr);
+    if (!norm) {
+        srv_fail(err, terr.code == TV_ERR_NOMEM ? 500 : 400, "invalid_request_error", NULL, "messages", "%s", terr.msg);
+        return NULL;
+    }
+    tv_status st = tv_chat_apply(c->tpl, norm, tools, add_generation_prompt, c->bos, c->eos, &out, &terr);
+    cJSON_Delete(norm);
+    if (st != TV_OK) {
         // A template that raises (e.g. "roles must alternate") rejects the conversation: a client error.
         int status = terr.code == TV_ERR_NOMEM ? 500 : 400;
         srv_fail(err, status, status == 400 ? "invalid_request_error" : "server_error", NULL, "messages",
