@@ -53,8 +53,10 @@ int main(int argc, char **argv) {
     size_t n_types = sizeof all_types / sizeof all_types[0];
     tv_type one;
     if (argc > 3 && tv_type_from_name(argv[3], &one)) { types = &one; n_types = 1; }
-    const int64_t shapes[][2] = { { 2048, 2048 }, { 5632, 2048 } };   // rows, cols
-    for (size_t si = 0; si < 2; si++) {
+    // rows, cols: TinyLlama-1.1B's attention / ffn_up,gate / ffn_down shapes
+    const int64_t shapes[][2] = { { 2048, 2048 }, { 5632, 2048 }, { 2048, 5632 } };
+    size_t n_shapes = getenv("BENCH_SHAPE") ? 1 : 3, s0 = getenv("BENCH_SHAPE") ? (size_t)atoi(getenv("BENCH_SHAPE")) % 3 : 0;
+    for (size_t si = s0; si < s0 + n_shapes; si++) {
         int64_t rows = shapes[si][0], cols = shapes[si][1];
         float *wf = malloc(sizeof(float) * (size_t)(rows * cols));
         fill(wf, (size_t)(rows * cols), 7);

@@ -99,14 +99,17 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                 const int si = r * G + gi;
                 float *ac = acc + (size_t)si * hd;
                 __m256 qr[16];   // NV <= 16
+                #pragma GCC unroll 16
                 for (int v = 0; v < NV; v++) qr[v] = _mm256_loadu_ps(qv + 8 * v);
                 for (int j = 0; j < nv; j += 4) {
                     __m256 a[4];
+                    #pragma GCC unroll 16
                     for (int u = 0; u < 4; u++) {
                         a[u] = _mm256_setzero_ps();
                         if (j + u >= nv) continue;
                         const float *kr = kf + (size_t)(j + u) * hd;
                         a[u] = _mm256_mul_ps(qr[0], _mm256_loadu_ps(kr));
+                        #pragma GCC unroll 16
                         for (int v = 1; v < NV; v++) a[u] = _mm256_fmadd_ps(qr[v], _mm256_loadu_ps(kr + 8 * v), a[u]);
                     }
                     _mm_storeu_ps(s + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), vscale));
@@ -130,12 +133,15 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                 l[si] = l[si] * corr + hadd8(vsum);
                 __m256 ar[16];
                 const __m256 vc = _mm256_set1_ps(corr);
+                #pragma GCC unroll 16
                 for (int v = 0; v < NV; v++) ar[v] = _mm256_mul_ps(_mm256_loadu_ps(ac + 8 * v), vc);
                 for (int j = 0; j < nv; j++) {
                     const __m256 pj = _mm256_set1_ps(s[j]);
                     const float *vr = vf + (size_t)j * hd;
+                    #pragma GCC unroll 16
                     for (int v = 0; v < NV; v++) ar[v] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * v), ar[v]);
                 }
+                #pragma GCC unroll 16
                 for (int v = 0; v < NV; v++) _mm256_storeu_ps(ac + 8 * v, ar[v]);
                 m[si] = nm;
             }

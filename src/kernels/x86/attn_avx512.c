@@ -87,15 +87,18 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                 const int si = r * G + gi;
                 float *ac = acc + (size_t)si * hd;
                 __m512 qr[16];   // NV <= 16; constant after inlining, so these live in registers
+                #pragma GCC unroll 16
                 for (int v = 0; v < NV; v++) qr[v] = _mm512_loadu_ps(qv + 16 * v);
                 // scores, 4 keys at a time (missing keys of the last group are zero vectors)
                 for (int j = 0; j < nv; j += 4) {
                     __m512 a[4];
+                    #pragma GCC unroll 16
                     for (int u = 0; u < 4; u++) {
                         a[u] = _mm512_setzero_ps();
                         if (j + u >= nv) continue;
                         const float *kr = kf + (size_t)(j + u) * hd;
                         a[u] = _mm512_mul_ps(qr[0], _mm512_loadu_ps(kr));
+                        #pragma GCC unroll 16
                         for (int v = 1; v < NV; v++) a[u] = _mm512_fmadd_ps(qr[v], _mm512_loadu_ps(kr + 16 * v), a[u]);
                     }
                     _mm_storeu_ps(s + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), _mm512_castps512_ps128(vscale)));
@@ -116,12 +119,15 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                 l[si] = l[si] * corr + _mm512_reduce_add_ps(vsum);
                 __m512 ar[16];
                 const __m512 vc = _mm512_set1_ps(corr);
+                #pragma GCC unroll 16
                 for (int v = 0; v < NV; v++) ar[v] = _mm512_mul_ps(_mm512_loadu_ps(ac + 16 * v), vc);
                 for (int j = 0; j < nv; j++) {
                     const __m512 pj = _mm512_set1_ps(s[j]);
                     const float *vr = vf + (size_t)j * hd;
+                    #pragma GCC unroll 16
                     for (int v = 0; v < NV; v++) ar[v] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * v), ar[v]);
                 }
+                #pragma GCC unroll 16
                 for (int v = 0; v < NV; v++) _mm512_storeu_ps(ac + 16 * v, ar[v]);
                 m[si] = nm;
             }

@@ -49,7 +49,7 @@ INLINE void q8_0_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
         __m256 dw[4];
         TV_TILE_UNROLL for (int r = 0; r < R; r++) {
             const tv_block_q8_0 *wb = (const tv_block_q8_0 *)(w + r * wrs) + b;
-            TV_PREFETCH_AHEAD(wb, sizeof *wb);
+            TV_PREFETCH_NEXT_ROWS(wb, R * wrs, sizeof *wb);
             wv[r] = _mm256_loadu_si256((const __m256i *)wb->qs);
             wa[r] = _mm256_sign_epi8(wv[r], wv[r]);
             dw[r] = _mm256_set1_ps(f16v(wb->d));
@@ -79,7 +79,7 @@ INLINE void q4_0_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
         __m256 dw[4];
         TV_TILE_UNROLL for (int r = 0; r < R; r++) {
             const tv_block_q4_0 *wb = (const tv_block_q4_0 *)(w + r * wrs) + b;
-            TV_PREFETCH_AHEAD(wb, sizeof *wb);
+            TV_PREFETCH_NEXT_ROWS(wb, R * wrs, sizeof *wb);
             __m128i q = _mm_loadu_si128((const __m128i *)wb->qs);
             __m256i qq = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);   // low half: elems 0..15, high: 16..31
             wq[r] = _mm256_and_si256(qq, m4);
@@ -147,7 +147,7 @@ INLINE void q4_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
     float mins[4] = { 0 };
     TV_TILE_UNROLL for (int t = 0; t < T; t++) accf[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
-        TV_PREFETCH_AHEAD(&a[i], sizeof a[i]);
+        TV_PREFETCH_NEXT_ROWS(&a[i], wrs, sizeof a[i]);
         uint64_t sc64, mn64;
         tv_q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
         // scales as int16, sub-block j in lanes 2j (low 128) ... broadcast per chunk below
@@ -190,7 +190,7 @@ INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
     __m256 accf[4];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) accf[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
-        TV_PREFETCH_AHEAD(&a[i], sizeof a[i]);
+        TV_PREFETCH_NEXT_ROWS(&a[i], wrs, sizeof a[i]);
         __m256i acc[4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {

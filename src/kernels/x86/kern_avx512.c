@@ -55,7 +55,7 @@ INLINE void q4_0_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
         __m512 dw[4];
         TV_TILE_UNROLL for (int r = 0; r < R; r++) {
             const tv_block_q4_0 *wb = (const tv_block_q4_0 *)(w + r * wrs) + b;
-            TV_PREFETCH_AHEAD(wb, 2 * sizeof *wb);
+            TV_PREFETCH_NEXT_ROWS(wb, R * wrs, 2 * sizeof *wb);
             wq[r] = q4_pair(wb, two);
             dw[r] = scale_pair(wb[0].d, two ? wb[1].d : 0, two, idx_q4);
         }
@@ -87,7 +87,7 @@ INLINE void q8_0_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
         __m512 dw[4];
         TV_TILE_UNROLL for (int r = 0; r < R; r++) {
             const tv_block_q8_0 *wb = (const tv_block_q8_0 *)(w + r * wrs) + b;
-            TV_PREFETCH_AHEAD(wb, 2 * sizeof *wb);
+            TV_PREFETCH_NEXT_ROWS(wb, R * wrs, 2 * sizeof *wb);
             // w + 128 as unsigned; a padded half must stay 0, not 128
             __m512i wv = load_pair(wb[0].qs, sizeof(tv_block_q8_0), two);
             wu[r] = two ? _mm512_xor_si512(wv, k128) : _mm512_mask_xor_epi32(wv, 0x00FF, wv, k128);
@@ -123,7 +123,7 @@ INLINE void q4_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
     float mins[4] = { 0 };
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
-        TV_PREFETCH_AHEAD(&a[i], sizeof a[i]);
+        TV_PREFETCH_NEXT_ROWS(&a[i], wrs, sizeof a[i]);
         uint64_t sc64, mn64;
         tv_q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
         // 8 sub-block scales in float (d * sc), lanes 0..7
@@ -170,7 +170,7 @@ INLINE void q6_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
     float offs[4] = { 0 };
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
-        TV_PREFETCH_AHEAD(&a[i], sizeof a[i]);
+        TV_PREFETCH_NEXT_ROWS(&a[i], wrs, sizeof a[i]);
         __m128i sc8 = _mm_loadu_si128((const __m128i *)a[i].scales);
         float dw = _cvtsh_ss(a[i].d);
         __m512 scf = _mm512_mul_ps(_mm512_set1_ps(dw), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)));
