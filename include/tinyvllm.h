@@ -71,6 +71,7 @@ typedef struct tv_engine_config {
     int max_num_seqs;          // running sequences at most (default 64)
     int max_batched_tokens;    // tokens per step at most (default 512)
     bool chunked_prefill;      // split long prompts across steps (default true)
+    bool prefix_caching;       // reuse the KV of full blocks shared with earlier prompts (default true)
     int max_model_len;         // 0 = model context length
     int decode_steps;          // multi-step decoding: decode rounds per schedule (default 1)
     int kv_bits;               // KV cache element: 16 (f16), 32 (f32), 0 = auto: f32 when the
@@ -150,7 +151,9 @@ bool tv_engine_has_work(const tv_engine *e);
 
 typedef struct tv_engine_stats {
     int n_running, n_waiting;
-    int64_t n_blocks_total, n_blocks_free;
+    int64_t n_blocks_total, n_blocks_free;   // free includes cached blocks (reclaimable)
+    int64_t n_blocks_cached;     // free blocks still holding a reusable prompt prefix
+    uint64_t n_prefix_hit_tokens;  // prompt tokens served from the prefix cache
     int block_size;
     uint64_t n_prompt_tokens, n_generated_tokens;  // processed since creation
     uint64_t n_batched_tokens;   // tokens run through the model (prompt chunks, recompute, decodes)

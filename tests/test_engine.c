@@ -339,6 +339,58 @@ static void test_no_leaks_10k(void **state) {
     tv_engine_free(e);
 }
 
+// Prefix caching: requests sharing a system-prompt-like prefix reuse its full blocks, outputs stay
+// identical to running alone, hits are reported per request, and blocks still all come back.
+static void test_prefix_caching(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    enum { N = 32, PREFIX = 70 };
+    static req ref[N], got[N];
+    make_requests(ref, N, 77, 60, 20, 30);
+    for (int i = 0; i < N; i++) {   // every prompt = a shared 70-token prefix + its own tail
+        int tail = ref[i].n_prompt;
+        memmove(ref[i].prompt + PREFIX, ref[i].prompt, (size_t)tail * sizeof(int32_t));
+        for (int j = 0; j < PREFIX; j++) ref[i].prompt[j] = j == 0 ? 1 : 3 + (j * 37) % 500;
+        ref[i].n_prompt = PREFIX + tail;
+    }
+    run_alone(ref, N, 0);
+    for (int pass = 0; pass < 2; pass++) {   // pass 1: a pool small enough to evict cached blocks
+        memcpy(got, ref, sizeof got);
+        for (int i = 0; i < N; i++) got[i].n_out = 0;
+        tv_engine *e = make_engine(16, pass ? 40 : 0, true, 8, 64, 0);
+        tv_engine_stats st;
+        drive(e, got, N, &st, NULL);
+        check_same(ref, got, N, pass ? "prefix caching, small pool" : "prefix caching");
+        print_message("prefix caching%s: %llu prompt tokens from the cache, %lld blocks cached at the end\n",
+                      pass ? " (small pool)" : "", (unsigned long long)st.n_prefix_hit_tokens, (long long)st.n_blocks_cached);
+        assert_true(st.n_prefix_hit_tokens >= (uint64_t)(N / 2) * 64);   // most requests reuse 4 blocks
+        assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+        tv_engine_free(e);
+    }
+    // one more request with the same prefix reports its cached tokens; with caching off, none
+    for (int on = 0; on < 2; on++) {
+        tv_engine_config c;
+        tv_engine_config_default(&c);
+        c.n_threads = 1;
+        c.prefix_caching = on;
+        tv_error err = {0};
+        tv_engine *e = tv_engine_create(g_model, &c, &err);
+        req a = ref[0], b = ref[1];
+        a.arrive_step = 0;
+        b.arrive_step = 1000;   // added after a finished
+        a.n_out = b.n_out = 0;
+        drive(e, &a, 1, NULL, NULL);
+        add(e, &b);
+        const tv_request_output *o;
+        int no;
+        assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+        assert_int_equal(no, 1);
+        assert_int_equal(o[0].n_cached, on ? 64 : 0);
+        while (tv_engine_has_work(e)) assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+        tv_engine_free(e);
+    }
+}
+
 // Abort frees the request's blocks at once.
 static void test_abort_frees_immediately(void **state) {
     (void)state;
@@ -398,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_seeds_differ),
         cmocka_unit_test(test_budget_and_chunked_prefill),
         cmocka_unit_test(test_no_leaks_10k),
+        cmocka_unit_test(test_prefix_caching),
         cmocka_unit_test(test_abort_frees_immediately),
         cmocka_unit_test(test_rejects_oversized),
     };

@@ -59,6 +59,7 @@ void tv_engine_config_default(tv_engine_config *c) {
     c->max_num_seqs = 64;
     c->max_batched_tokens = 512;
     c->chunked_prefill = true;
+    c->prefix_caching = true;
     c->decode_steps = 1;
 }
 
@@ -167,7 +168,7 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (!(e->kv = tv_kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
     if (!(e->fwd = tv_forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->pool, err))) goto fail;
     e->bm = bm_create((int)n_blocks, c.block_size);
-    tv_sched_config sc = {c.max_num_seqs, c.max_batched_tokens, c.chunked_prefill};
+    tv_sched_config sc = {c.max_num_seqs, c.max_batched_tokens, c.chunked_prefill, c.prefix_caching};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
     size_t S = (size_t)c.max_num_seqs, T = (size_t)c.max_batched_tokens;
     e->cap_outs = (int)S * 2;
@@ -310,6 +311,7 @@ void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
     s->n_running = sched_n_running(e->sched);
     s->n_waiting = sched_n_waiting(e->sched);
     s->n_blocks_free = bm_n_free(e->bm);
+    s->n_blocks_cached = bm_n_cached(e->bm);
 }
 
 // ---- text and stop handling ----
@@ -377,6 +379,7 @@ static tv_request_output *new_out(tv_engine *e, tv_seq *s) {
     o->n_prompt = s->n_prompt;
     o->n_generated = seq_n_generated(s);
     o->finish = s->finish;
+    o->n_cached = s->n_cached;
     return o;
 }
 
@@ -394,6 +397,17 @@ static bool is_stop_token(const tv_engine *e, const tv_seq *s, int32_t tok) {
     if (s->ignore_eos) return false;
     if (tok == tv_model_stop_token(e->model)) return true;
     return e->tok && tv_tokenizer_is_eog(e->tok, tok);
+}
+
+// Registers the blocks that this step filled with the prefix cache (chained hashes).
+static void register_full_blocks(tv_engine *e, tv_seq *s) {
+    const int bs = e->cfg.block_size;
+    for (; (s->n_hashed + 1) * bs <= s->n_computed; s->n_hashed++) {
+        const int b = s->n_hashed;
+        const uint64_t prev = b ? bm_hash(e->bm, s->blocks[b - 1]) : 0;
+        const int32_t *toks = s->tokens + (size_t)b * bs;
+        bm_register_full(e->bm, s->blocks[b], bm_chain_hash(prev, toks, bs), toks);
+    }
 }
 
 // One round: schedule, build the flat batch, forward, sample, postprocess. *decode_only says
@@ -439,12 +453,14 @@ static tv_status run_round(tv_engine *e, bool *decode_only, tv_error *err) {
     e->stats.last_step_tokens = T;
     for (int i = 0; i < n_items; i++) {
         tv_seq *s = e->items[i].seq;
+        if (s->n_computed == s->n_cached && s->n_cached > 0) e->stats.n_prefix_hit_tokens += (uint64_t)s->n_cached;
         if (s->n_computed < s->n_prompt) {
             int np = e->items[i].n_tokens;
             if (s->n_computed + np > s->n_prompt) np = s->n_prompt - s->n_computed;
             e->stats.n_prompt_tokens += (uint64_t)np;
         }
         s->n_computed += e->items[i].n_tokens;
+        if (e->cfg.prefix_caching) register_full_blocks(e, s);
     }
     // sample
     const int V = e->hp->n_vocab;

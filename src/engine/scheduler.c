@@ -70,9 +70,12 @@ static bool push_front(tv_scheduler *s, tv_seq *seq) {
 }
 
 void sched_release_blocks(tv_scheduler *s, tv_seq *seq) {
-    for (int i = 0; i < seq->n_blocks; i++) bm_release(s->bm, seq->blocks[i]);
+    // release the tail first: the LRU then evicts a prefix's last blocks before its first ones
+    for (int i = seq->n_blocks - 1; i >= 0; i--) bm_release(s->bm, seq->blocks[i]);
     seq->n_blocks = 0;
     seq->n_computed = 0;
+    seq->n_cached = 0;
+    seq->n_hashed = 0;
 }
 
 tv_seq *sched_find(const tv_scheduler *s, uint64_t id) {
@@ -128,6 +131,30 @@ static bool ensure_blocks(tv_scheduler *s, tv_seq *seq, int n_tokens) {
     return true;
 }
 
+// Takes the cached full blocks that match the start of seq's tokens (never the block holding its
+// last token: that token must run to produce logits). Sets n_computed/n_cached.
+static void match_prefix(tv_scheduler *s, tv_seq *seq) {
+    const int bs = bm_block_size(s->bm);
+    const int max_blocks = (seq->n_tokens - 1) / bs;
+    uint64_t h = 0;
+    for (int b = 0; b < max_blocks; b++) {
+        const int32_t *toks = seq->tokens + (size_t)b * bs;
+        h = bm_chain_hash(h, toks, bs);
+        if (seq->n_blocks == seq->blocks_cap) {
+            int ncap = seq->blocks_cap ? seq->blocks_cap * 2 : 4;
+            int32_t *nb = realloc(seq->blocks, (size_t)ncap * sizeof *nb);
+            if (!nb) break;
+            seq->blocks = nb;
+            seq->blocks_cap = ncap;
+        }
+        int32_t blk = bm_acquire_cached(s->bm, h, toks);
+        if (blk < 0) break;
+        seq->blocks[seq->n_blocks++] = blk;
+    }
+    seq->n_computed = seq->n_cached = seq->n_blocks * bs;
+    seq->n_hashed = seq->n_blocks;
+}
+
 // Preempts the newest running sequence (by recompute). Returns it.
 static tv_seq *preempt_newest(tv_scheduler *s) {
     TV_CHECK(s->n_running > 0);
@@ -175,10 +202,13 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
     // 3. admit waiting requests FCFS
     while (s->n_waiting > 0 && budget > 0 && s->n_running < s->cfg.max_num_seqs && *n_preempted == 0) {
         tv_seq *seq = *wslot(s, 0);
+        if (s->cfg.prefix_caching && seq->n_blocks == 0) match_prefix(s, seq);
         int pending = seq_n_pending(seq);
         int chunk = pending < budget ? pending : budget;
-        if (!s->cfg.chunked_prefill && chunk < pending) break;
-        if (!ensure_blocks(s, seq, seq->n_computed + chunk)) break;
+        if ((!s->cfg.chunked_prefill && chunk < pending) || !ensure_blocks(s, seq, seq->n_computed + chunk)) {
+            sched_release_blocks(s, seq);   // cached blocks go back to the cache
+            break;
+        }
         s->head_w = (s->head_w + 1) % s->cap_w;
         s->n_waiting--;
         seq->status = SEQ_RUNNING;

@@ -16,6 +16,7 @@ typedef struct tv_sched_config {
     int max_num_seqs;
     int max_batched_tokens;
     bool chunked_prefill;
+    bool prefix_caching;   // admit requests on top of cached full blocks of their prompt
 } tv_sched_config;
 
 typedef struct tv_sched_item { tv_seq *seq; int n_tokens; } tv_sched_item;

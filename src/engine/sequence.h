@@ -20,6 +20,8 @@ typedef struct tv_seq {
     int n_tokens, cap;
     int n_prompt;
     int n_computed;         // tokens whose K/V are in the cache
+    int n_cached;           // of those, taken from the prefix cache at the last admission
+    int n_hashed;           // full blocks registered with the prefix cache so far
     int max_len;            // n_tokens may not exceed this (context, pool, max_tokens)
     int max_new;            // generated tokens at most (-1: until max_len)
     int32_t *blocks;        // (blocks_cap) block table
