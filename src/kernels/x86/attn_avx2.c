@@ -41,6 +41,17 @@ static inline __m128 hsum4(__m256 b0, __m256 b1, __m256 b2, __m256 b3) {
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+// Next block's K and V rows of this KV head into L1 while this one is computed (the blocks of a
+// sequence are scattered in the pool, so the hardware prefetcher sees short runs only).
+static inline void prefetch_block(const tv_attn_geom *g, const void *k_pool, const void *v_pool, int32_t blk, int kvh) {
+    const size_t esz = g->kv_is_f32 ? 4 : 2, off = tv_attn_row(g, blk, kvh, 0) * esz;
+    const size_t n = (size_t)g->block_size * g->head_dim * esz;
+    for (size_t i = 0; i < n; i += 64) {
+        _mm_prefetch((const char *)k_pool + off + i, _MM_HINT_T0);
+        _mm_prefetch((const char *)v_pool + off + i, _MM_HINT_T0);
+    }
+}
+
 static inline void cvt_rows(const tv_f16 *src, float *dst, size_t cnt) {
     for (size_t i = 0; i < cnt; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
@@ -81,6 +92,7 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
         const int32_t blk = block_table[b0 / bs];
         const int nb = kend - b0 < bs ? kend - b0 : bs;
         const size_t off = tv_attn_row(g, blk, kvh, 0);
+        if (b0 + bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 1], kvh);
         const float *kf, *vf;
         if (g->kv_is_f32) {
             kf = (const float *)k_pool + off;

@@ -32,14 +32,32 @@ static inline __m512 exp512(__m512 x) {
 
 static inline __mmask16 tail16(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
-// [sum(a0), sum(a1), sum(a2), sum(a3)]; each lane depends only on its own input vector.
-static inline __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-    __m256 b0 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
-    __m256 b1 = _mm256_add_ps(_mm512_castps512_ps256(a1), _mm512_extractf32x8_ps(a1, 1));
-    __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(a2), _mm512_extractf32x8_ps(a2, 1));
-    __m256 b3 = _mm256_add_ps(_mm512_castps512_ps256(a3), _mm512_extractf32x8_ps(a3, 1));
-    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+// Horizontal sums of 16 vectors in one: lane 4L+i of the result is the sum of a[L + (0, 8, 4, 12)[i]].
+// Each output lane depends only on its own input vector (a fixed tree of 15 adds), never on the
+// other slots, so a key's score has the same bits whatever keys share its group.
+static const int KEY_OF_SLOT[16] = {0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15};
+static inline __m512 tree16(const __m512 *a) {
+    __m512 c[8], d[4], e[2];
+    for (int i = 0; i < 8; i++)   // (a, b) -> 8 partials of a | 8 partials of b
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++)   // 128-bit lane L: 4 partials of slot 4i+L
+        d[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++)   // lane L: slot 8i+L at 0 and 2, slot 8i+4+L at 1 and 3
+        e[i] = _mm512_add_ps(_mm512_unpacklo_ps(d[2 * i], d[2 * i + 1]), _mm512_unpackhi_ps(d[2 * i], d[2 * i + 1]));
+    return _mm512_add_ps(_mm512_unpacklo_ps(e[0], e[1]), _mm512_unpackhi_ps(e[0], e[1]));
+}
+
+// Next block's K and V rows of this KV head into L1 while this one is computed (the blocks of a
+// sequence are scattered in the pool, so the hardware prefetcher sees short runs only).
+static inline void prefetch_block(const tv_attn_geom *g, const void *k_pool, const void *v_pool, int32_t blk, int kvh) {
+    const size_t esz = g->kv_is_f32 ? 4 : 2, off = tv_attn_row(g, blk, kvh, 0) * esz;
+    const size_t n = (size_t)g->block_size * g->head_dim * esz;
+    for (size_t i = 0; i < n; i += 64) {
+        _mm_prefetch((const char *)k_pool + off + i, _MM_HINT_T0);
+        _mm_prefetch((const char *)v_pool + off + i, _MM_HINT_T0);
+    }
 }
 
 // rows (n, hd) of f16 -> f32
@@ -69,6 +87,7 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
         const int32_t blk = block_table[b0 / bs];
         const int nb = kend - b0 < bs ? kend - b0 : bs;
         const size_t off = tv_attn_row(g, blk, kvh, 0);
+        if (b0 + bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 1], kvh);
         const float *kf, *vf;
         if (g->kv_is_f32) {
             kf = (const float *)k_pool + off;
@@ -89,19 +108,20 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                 __m512 qr[16];   // NV <= 16; constant after inlining, so these live in registers
                 #pragma GCC unroll 16
                 for (int v = 0; v < NV; v++) qr[v] = _mm512_loadu_ps(qv + 16 * v);
-                // scores, 4 keys at a time (missing keys of the last group are zero vectors)
-                for (int j = 0; j < nv; j += 4) {
-                    __m512 a[4];
-                    #pragma GCC unroll 16
-                    for (int u = 0; u < 4; u++) {
+                // scores, 16 keys at a time: slot u holds key j + KEY_OF_SLOT[u] (zero past nv), so
+                // that tree16 returns them in key order
+                for (int j = 0; j < nv; j += 16) {
+                    __m512 a[16];
+#pragma GCC unroll 16
+                    for (int u = 0; u < 16; u++) {
                         a[u] = _mm512_setzero_ps();
-                        if (j + u >= nv) continue;
-                        const float *kr = kf + (size_t)(j + u) * hd;
+                        if (j + KEY_OF_SLOT[u] >= nv) continue;
+                        const float *kr = kf + (size_t)(j + KEY_OF_SLOT[u]) * hd;
                         a[u] = _mm512_mul_ps(qr[0], _mm512_loadu_ps(kr));
-                        #pragma GCC unroll 16
+#pragma GCC unroll 16
                         for (int v = 1; v < NV; v++) a[u] = _mm512_fmadd_ps(qr[v], _mm512_loadu_ps(kr + 16 * v), a[u]);
                     }
-                    _mm_storeu_ps(s + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), _mm512_castps512_ps128(vscale)));
+                    _mm512_storeu_ps(s + j, _mm512_mul_ps(tree16(a), vscale));
                 }
                 __m512 vmax = _mm512_set1_ps(-INFINITY);
                 for (int j = 0; j < nv; j += 16)

@@ -1,0 +1,381 @@
+// test_attention.c — the attention kernel and the fused elementwise ops (kernels/attention.c,
+// x86/attn_*.c): every path (generic scalar twin, AVX2, AVX-512 where the CPU has them) against a
+// double-precision oracle computed here from the stored (f16-rounded) K/V, fast vs scalar twin,
+// and the batch-invariance contract: the same bits for every thread count, split mode, prefill
+// chunking and batch composition.
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+// ---- error budgets (absolute, relative to max|v| for attention outputs) ----
+// Attention vs the double oracle: scores carry ~hd ulps, the softmax-weighted sum ~ctx ulps of
+// max|v|; measured worst over all cases 1.7e-6 (the test prints it).
+#define ATT_TOL 1.0e-5
+// Elementwise vs double oracle, relative (per element, |ref| floor 1e-3): a few ulps.
+#define EW_TOL 2.0e-6
+
+static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd_u32(void) {
+    g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+static float rnd_unit(void) { return ((float)(rnd_u32() >> 8) + 0.5f) / 16777216.0f; }
+static float rnd_normal(void) {
+    float u = rnd_unit(), v = rnd_unit();
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+static const char *PATHS[] = {"generic", "avx2", "avx512"};
+#define N_PATHS 3
+
+// ---------------------------------------------------------------- attention fixture
+
+typedef struct att_case {
+    tv_attn_geom g;
+    int n_blocks;        // pool blocks
+    int ctx;             // keys of the sequence
+    void *k, *v;         // (n_blocks, n_kv_heads, bs, hd) f16 or f32
+    int32_t *bt;         // (ceil(ctx/bs)) shuffled block ids
+} att_case;
+
+static size_t pool_elems(const att_case *c) {
+    return (size_t)c->n_blocks * c->g.n_kv_heads * c->g.block_size * c->g.head_dim;
+}
+
+static float kv_get(const att_case *c, const void *pool, int p, int kvh, int d) {
+    const tv_attn_geom *g = &c->g;
+    size_t i = (((size_t)c->bt[p / g->block_size] * g->n_kv_heads + kvh) * g->block_size + p % g->block_size) *
+               g->head_dim + d;
+    return g->kv_is_f32 ? ((const float *)pool)[i] : tv_f16_to_f32(((const tv_f16 *)pool)[i]);
+}
+
+static void case_init(att_case *c, int hd, int group, int bs, int ctx, bool is_f32) {
+    memset(c, 0, sizeof *c);
+    c->g = (tv_attn_geom){.n_heads = 2 * group, .n_kv_heads = 2, .head_dim = hd, .block_size = bs,
+                          .kv_is_f32 = is_f32, .scale = 1.0f / sqrtf((float)hd)};
+    c->ctx = ctx;
+    int nbt = (ctx + bs - 1) / bs;
+    c->n_blocks = nbt + 3;   // spare blocks hold garbage that must never be read
+    size_t n = pool_elems(c), esz = is_f32 ? 4 : 2;
+    c->k = malloc(n * esz);
+    c->v = malloc(n * esz);
+    c->bt = malloc((size_t)nbt * sizeof(int32_t));
+    assert_non_null(c->k);
+    assert_non_null(c->v);
+    assert_non_null(c->bt);
+    for (size_t i = 0; i < n; i++) {
+        float kk = rnd_normal(), vv = rnd_normal();
+        if (is_f32) {
+            ((float *)c->k)[i] = kk;
+            ((float *)c->v)[i] = vv;
+        } else {
+            ((tv_f16 *)c->k)[i] = tv_f32_to_f16(kk);
+            ((tv_f16 *)c->v)[i] = tv_f32_to_f16(vv);
+        }
+    }
+    // a random permutation of the blocks: the block table must be honoured
+    int32_t *perm = malloc((size_t)c->n_blocks * sizeof(int32_t));
+    assert_non_null(perm);
+    for (int i = 0; i < c->n_blocks; i++) perm[i] = i;
+    for (int i = c->n_blocks - 1; i > 0; i--) {
+        int j = (int)(rnd_u32() % (uint32_t)(i + 1));
+        int32_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+    }
+    memcpy(c->bt, perm, (size_t)nbt * sizeof(int32_t));
+    // keys past ctx in the last block and unused blocks: huge values (a read would show)
+    for (int b = nbt; b < c->n_blocks; b++)
+        for (size_t i = 0; i < (size_t)c->g.n_kv_heads * bs * hd; i++) {
+            size_t at = (size_t)perm[b] * c->g.n_kv_heads * bs * hd + i;
+            if (is_f32) { ((float *)c->k)[at] = 1e30f; ((float *)c->v)[at] = 1e30f; }
+            else { ((tv_f16 *)c->k)[at] = 0x7BFF; ((tv_f16 *)c->v)[at] = 0x7BFF; }   // 65504
+        }
+    free(perm);
+}
+
+static void case_free(att_case *c) {
+    free(c->k);
+    free(c->v);
+    free(c->bt);
+}
+
+// Double oracle for one query row (n_heads*hd) at position p: out (n_heads*hd).
+static void oracle(const att_case *c, const float *q, int p, double *out) {
+    const tv_attn_geom *g = &c->g;
+    const int hd = g->head_dim, G = g->n_heads / g->n_kv_heads;
+    double *s = malloc((size_t)(p + 1) * sizeof(double));
+    assert_non_null(s);
+    for (int h = 0; h < g->n_heads; h++) {
+        const int kvh = h / G;
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j <= p; j++) {
+            double dot = 0;
+            for (int d = 0; d < hd; d++) dot += (double)q[h * hd + d] * kv_get(c, c->k, j, kvh, d);
+            s[j] = dot * g->scale;
+            if (s[j] > mx) mx = s[j];
+        }
+        for (int j = 0; j <= p; j++) sum += (s[j] = exp(s[j] - mx));
+        for (int d = 0; d < hd; d++) {
+            double a = 0;
+            for (int j = 0; j <= p; j++) a += s[j] * kv_get(c, c->v, j, kvh, d);
+            out[h * hd + d] = a / sum;
+        }
+    }
+    free(s);
+}
+
+static tv_pool *g_pools[5];   // 1..4 threads
+
+static void run_att(const att_case *c, const tv_ops *ops, int split, tv_pool *pool, int n_seqs, const tv_attn_seq *seqs) {
+    tv_error err = {0};
+    tv_attn_ws *ws = tv_attn_ws_create(&err);
+    assert_non_null(ws);
+    tv_attn_args a = {.ops = ops, .geom = c->g, .k_pool = c->k, .v_pool = c->v, .n_seqs = n_seqs, .seqs = seqs,
+                      .split = split};
+    assert_int_equal(tv_attention(&a, ws, pool, &err), TV_OK);
+    tv_attn_ws_free(ws);
+}
+
+// One geometry: queries = the last n_q positions of ctx (a prefill chunk; n_q = 1 is a decode).
+// Checks every available path against the oracle and the scalar twin, then bit-equality across
+// thread counts, split modes, token-by-token vs chunk, and batching with another sequence.
+static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f32) {
+    att_case c;
+    case_init(&c, hd, group, bs, ctx, is_f32);
+    const int qd = c.g.n_heads * hd;
+    if (n_q > ctx) n_q = ctx;
+    float *q = malloc((size_t)n_q * qd * sizeof(float));
+    float *ref = malloc((size_t)n_q * qd * sizeof(float));
+    float *out = malloc((size_t)n_q * qd * sizeof(float));
+    float *alt = malloc((size_t)n_q * qd * sizeof(float));
+    double *orc = malloc((size_t)n_q * qd * sizeof(double));
+    int32_t *pos = malloc((size_t)n_q * sizeof(int32_t));
+    assert_true(q && ref && out && alt && orc && pos);
+    const float qscale = 1.0f + 3.0f * rnd_unit();   // sharper or flatter softmax
+    for (int i = 0; i < n_q * qd; i++) q[i] = rnd_normal() * qscale;
+    for (int t = 0; t < n_q; t++) pos[t] = ctx - n_q + t;
+    double vmax = 0;
+    for (int t = 0; t < n_q; t++) oracle(&c, q + (size_t)t * qd, pos[t], orc + (size_t)t * qd);
+    for (int p = 0; p < ctx; p++)
+        for (int h = 0; h < c.g.n_kv_heads; h++)
+            for (int d = 0; d < hd; d++) vmax = fmax(vmax, fabs(kv_get(&c, c.v, p, h, d)));
+
+    tv_attn_seq seq = {.n_q = n_q, .q = q, .out = ref, .pos = pos, .block_table = c.bt};
+    run_att(&c, tv_ops_ref(), -1, NULL, 1, &seq);
+    double worst = 0;
+    for (int pi = 0; pi < N_PATHS; pi++) {
+        const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        seq.out = out;
+        run_att(&c, ops, 0, g_pools[1], 1, &seq);
+        for (int i = 0; i < n_q * qd; i++) {
+            double e = fabs(out[i] - orc[i]) / vmax, er = fabs((double)out[i] - ref[i]) / vmax;
+            if (e > worst) worst = e;
+            if (!(e <= ATT_TOL) || !(er <= ATT_TOL))
+                fail_msg("%s hd %d group %d bs %d ctx %d n_q %d %s: elem %d out %g oracle %g ref %g", PATHS[pi], hd,
+                         group, bs, ctx, n_q, is_f32 ? "f32" : "f16", i, out[i], orc[i], ref[i]);
+        }
+        // same bits: every thread count and split mode
+        for (int nth = 1; nth <= 4; nth++)
+            for (int split = -1; split <= 1; split++) {
+                seq.out = alt;
+                run_att(&c, ops, split, g_pools[nth], 1, &seq);
+                if (memcmp(alt, out, (size_t)n_q * qd * sizeof(float)))
+                    fail_msg("%s hd %d ctx %d: %d threads split %d changed bits", PATHS[pi], hd, ctx, nth, split);
+            }
+        // same bits: each token alone (decode-style), and the chunk batched after another sequence
+        for (int t = 0; t < n_q; t++) {
+            tv_attn_seq one = {.n_q = 1, .q = q + (size_t)t * qd, .out = alt + (size_t)t * qd, .pos = pos + t,
+                               .block_table = c.bt};
+            run_att(&c, ops, 0, g_pools[2], 1, &one);
+        }
+        if (memcmp(alt, out, (size_t)n_q * qd * sizeof(float)))
+            fail_msg("%s hd %d ctx %d n_q %d: token-by-token differs from the chunk", PATHS[pi], hd, ctx, n_q);
+        if (n_q > 1) {
+            float *o2 = malloc(sizeof(float) * qd);
+            assert_non_null(o2);
+            tv_attn_seq two[2] = {{.n_q = 1, .q = q, .out = o2, .pos = pos, .block_table = c.bt},
+                                  {.n_q = n_q - 1, .q = q + qd, .out = alt + qd, .pos = pos + 1, .block_table = c.bt}};
+            run_att(&c, ops, 0, g_pools[3], 2, two);
+            if (memcmp(alt + qd, out + qd, (size_t)(n_q - 1) * qd * sizeof(float)) || memcmp(o2, out, sizeof(float) * qd))
+                fail_msg("%s hd %d ctx %d: batching changed bits", PATHS[pi], hd, ctx);
+            free(o2);
+        }
+    }
+    free(q); free(ref); free(out); free(alt); free(orc); free(pos);
+    case_free(&c);
+    return worst;
+}
+
+static int setup_pools(void **state) {
+    tv_error err = {0};
+    for (int n = 1; n <= 4; n++)
+        if (!(g_pools[n] = tv_pool_create(n, &err))) return -1;
+    return 0;
+}
+
+static int teardown_pools(void **state) {
+    for (int n = 1; n <= 4; n++) tv_pool_free(g_pools[n]);
+    return 0;
+}
+
+static void test_attention_geometries(void **state) {
+    static const int HD[] = {8, 64, 128}, GROUP[] = {1, 4, 8}, BS[] = {16, 32};
+    double worst = 0;
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t s = 0; s < 2; s++)
+                for (int f32 = 0; f32 <= 1; f32++) {
+                    // contexts straddling blocks (15..33) and split chunks (255..257, 513)
+                    static const int CTX[] = {1, 2, 15, 16, 17, 33, 255, 256, 257, 513};
+                    for (size_t ci = 0; ci < sizeof CTX / sizeof CTX[0]; ci++) {
+                        int n_q = (int)(ci % 3 == 0 ? 1 : 5 + ci);   // decodes and prefill chunks
+                        double w = check_case(HD[a], GROUP[b], BS[s], CTX[ci], n_q, f32);
+                        if (w > worst) worst = w;
+                    }
+                }
+    printf("attention: worst |out - oracle| / max|v| = %.3g (budget %.1g)\n", worst, ATT_TOL);
+}
+
+static void test_attention_long(void **state) {
+    // long decodes (split-K in several chunks) and a long prefill chunk, TinyLlama head shape
+    double worst = 0, w;
+    w = check_case(64, 8, 16, 2048, 1, false); if (w > worst) worst = w;
+    w = check_case(64, 8, 32, 2100, 1, false); if (w > worst) worst = w;
+    w = check_case(128, 4, 16, 2100, 3, true); if (w > worst) worst = w;
+    w = check_case(64, 8, 16, 700, 64, false); if (w > worst) worst = w;
+    printf("attention (long): worst %.3g\n", worst);
+}
+
+static void test_attention_rejects_bad_geometry(void **state) {
+    tv_error err = {0};
+    tv_attn_ws *ws = tv_attn_ws_create(&err);
+    tv_attn_args a = {.geom = {.n_heads = 6, .n_kv_heads = 4, .head_dim = 64, .block_size = 16}};
+    assert_int_equal(tv_attention(&a, ws, NULL, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "geometry"));
+    tv_attn_ws_free(ws);
+    tv_attn_ws_free(NULL);
+}
+
+// ---------------------------------------------------------------- elementwise
+
+static const int SIZES[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 64, 288, 2051};
+#define N_SIZES (sizeof SIZES / sizeof SIZES[0])
+
+static double relerr(double got, double want) { return fabs(got - want) / fmax(fabs(want), 1e-3); }
+
+static void test_rmsnorm(void **state) {
+    for (int pi = 0; pi < N_PATHS; pi++) {
+        const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        for (size_t si = 0; si < N_SIZES; si++) {
+            int n = SIZES[si];
+            float *x = malloc(sizeof(float) * (n + 1)), *w = malloc(sizeof(float) * n);
+            float *o = malloc(sizeof(float) * (n + 1)), *r = malloc(sizeof(float) * n);
+            assert_true(x && w && o && r);
+            double ss = 0;
+            for (int i = 0; i < n; i++) {
+                x[i] = rnd_normal() * 3;
+                w[i] = rnd_normal();
+                ss += (double)x[i] * x[i];
+            }
+            o[n] = 12345.0f;   // guard: must not be written
+            ops->rmsnorm(o, x, w, n, 1e-5f);
+            tv_ops_ref()->rmsnorm(r, x, w, n, 1e-5f);
+            double inv = 1.0 / sqrt(ss / n + 1e-5);
+            for (int i = 0; i < n; i++) {
+                double want = x[i] * inv * w[i];
+                if (relerr(o[i], want) > EW_TOL || relerr(r[i], want) > EW_TOL)
+                    fail_msg("rmsnorm %s n %d i %d: %g / ref %g vs %g", PATHS[pi], n, i, o[i], r[i], want);
+            }
+            assert_true(o[n] == 12345.0f);
+            free(x); free(w); free(o); free(r);
+        }
+    }
+}
+
+static void test_rope(void **state) {
+    static const int SHAPES[][2] = {{8, 8}, {64, 64}, {64, 32}, {128, 128}, {48, 46}, {6, 2}};   // head_dim, n_rot
+    for (int pi = 0; pi < N_PATHS; pi++) {
+        const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        for (size_t si = 0; si < sizeof SHAPES / sizeof SHAPES[0]; si++) {
+            const int hd = SHAPES[si][0], nr = SHAPES[si][1], nh = 3;
+            float inv_freq[64], cs[256], v[3 * 128], r[3 * 128], orig[3 * 128];
+            for (int i = 0; i < nr / 2; i++) inv_freq[i] = (float)pow(10000.0, -2.0 * i / nr);
+            const float pos = (float)(rnd_u32() % 4096);
+            tv_rope_table(cs, nr, inv_freq, pos);
+            for (int i = 0; i < nh * hd; i++) orig[i] = v[i] = r[i] = rnd_normal();
+            ops->rope(v, nh, hd, nr, cs);
+            tv_ops_ref()->rope(r, nh, hd, nr, cs);
+            for (int h = 0; h < nh; h++)
+                for (int i = 0; i < hd; i++) {
+                    const float *o = orig + h * hd;
+                    double want;
+                    if (i >= nr) want = o[i];
+                    else {
+                        double ang = (double)pos * inv_freq[i / 2], c = cos(ang), s = sin(ang);
+                        want = i % 2 == 0 ? o[i] * c - o[i + 1] * s : o[i - 1] * s + o[i] * c;
+                    }
+                    // cosf/sinf of a large angle carry ~1 ulp of the angle: absolute budget
+                    double tol = 1e-6 * (1 + fabs((double)pos * inv_freq[i < nr ? i / 2 : 0]));
+                    if (fabs(v[h * hd + i] - want) > tol || fabs(r[h * hd + i] - want) > tol)
+                        fail_msg("rope %s hd %d n_rot %d pos %g i %d: %g / ref %g vs %g", PATHS[pi], hd, nr, pos, i,
+                                 v[h * hd + i], r[h * hd + i], want);
+                }
+        }
+    }
+}
+
+static void test_swiglu_add(void **state) {
+    double worst = 0;
+    for (int pi = 0; pi < N_PATHS; pi++) {
+        const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        for (size_t si = 0; si < N_SIZES; si++) {
+            int n = SIZES[si];
+            float *g = malloc(sizeof(float) * (n + 1)), *u = malloc(sizeof(float) * n), *g0 = malloc(sizeof(float) * n);
+            float *y = malloc(sizeof(float) * (n + 1));
+            assert_true(g && u && g0 && y);
+            for (int i = 0; i < n; i++) {
+                g0[i] = g[i] = (float)(rnd_unit() * 40.0 - 20.0);   // exp over [-20, 20]
+                u[i] = rnd_normal();
+                y[i] = rnd_normal();
+            }
+            g[n] = y[n] = 777.0f;
+            ops->swiglu(g, u, n);
+            for (int i = 0; i < n; i++) {
+                double want = g0[i] / (1.0 + exp(-(double)g0[i])) * u[i];
+                double e = fabs(g[i] - want) / fmax(fabs(want), 1e-30);
+                if (e > worst) worst = e;
+                if (e > EW_TOL) fail_msg("swiglu %s n %d i %d: g %g -> %g vs %g", PATHS[pi], n, i, g0[i], g[i], want);
+            }
+            memcpy(g0, y, sizeof(float) * n);
+            ops->add(y, u, n);
+            for (int i = 0; i < n; i++) assert_true(y[i] == g0[i] + u[i]);   // exact in any order
+            assert_true(g[n] == 777.0f && y[n] == 777.0f);
+            free(g); free(u); free(g0); free(y);
+        }
+    }
+    printf("swiglu (vector exp): worst relative error %.3g (budget %.1g)\n", worst, EW_TOL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_swiglu_add),
+        cmocka_unit_test(test_attention_rejects_bad_geometry),
+        cmocka_unit_test(test_attention_geometries),
+        cmocka_unit_test(test_attention_long),
+    };
+    return cmocka_run_group_tests(tests, setup_pools, teardown_pools);
+}
