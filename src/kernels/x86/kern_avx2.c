@@ -156,7 +156,7 @@ INLINE void q4_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
         __m256i mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(mn8, mn8), _mm_unpacklo_epi16(mn8, mn8));
         __m256i acc[4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
+        TV_TILE_UNROLL for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
             __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
             __m256i slo = _mm256_broadcastw_epi16(_mm_srli_si128(sc16, 0));
@@ -193,7 +193,7 @@ INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
         TV_PREFETCH_NEXT_ROWS(&a[i], wrs, sizeof a[i]);
         __m256i acc[4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
+        TV_TILE_UNROLL for (int h = 0; h < 2; h++) {
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
@@ -205,13 +205,13 @@ INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-            for (int k = 0; k < 4; k++) {   // elements 128h + 32k .. +31: sub-blocks 8h + 2k, 8h + 2k + 1
+            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // elements 128h + 32k .. +31: sub-blocks 8h + 2k, 8h + 2k + 1
                 int sb = 8 * h + 2 * k;
                 scv[k] = _mm256_set_m128i(_mm_set1_epi16(a[i].scales[sb + 1]), _mm_set1_epi16(a[i].scales[sb]));
             }
             TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                 const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
-                for (int k = 0; k < 4; k++) {
+                TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                     __m256i yv = _mm256_loadu_si256((const __m256i *)(b->qs + 128 * h + 32 * k));
                     acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), scv[k]));
                 }

@@ -120,8 +120,8 @@ INLINE void q4_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
     const tv_block_q4_K *a = (const tv_block_q4_K *)w;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m512 acc[4];
-    float mins[4] = { 0 };
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    __m256 mins[4];   // dmin * d_x * sum_j m_j * bsum_j, per lane group
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) { acc[t] = _mm512_setzero_ps(); mins[t] = _mm256_setzero_ps(); }
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         TV_PREFETCH_NEXT_ROWS(&a[i], wrs, sizeof a[i]);
         uint64_t sc64, mn64;
@@ -134,7 +134,7 @@ INLINE void q4_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
         __m256i mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(mn8, mn8), _mm_unpacklo_epi16(mn8, mn8));
         __m512 tmp[4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) tmp[t] = _mm512_setzero_ps();
-        for (int c = 0; c < 4; c++) {
+        TV_TILE_UNROLL for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
             __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
                                            _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
@@ -150,15 +150,12 @@ INLINE void q4_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
             acc[t] = _mm512_fmadd_ps(tmp[t], _mm512_set1_ps(b->d), acc[t]);
-            __m256i bs = _mm256_loadu_si256((const __m256i *)b->bsums);
-            __m256i pm = _mm256_madd_epi16(bs, mn16);
-            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
-            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-            mins[t] += b->d * dmin * (float)_mm_cvtsi128_si32(s4);
+            __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), mn16);
+            mins[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pm), _mm256_set1_ps(b->d * dmin), mins[t]);
         }
     }
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = _mm512_reduce_add_ps(acc[t]) - mins[t];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++)
+        y[t * ys] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[t], _mm512_zextps256_ps512(mins[t])));
 }
 
 INLINE void q6_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
@@ -177,7 +174,7 @@ INLINE void q6_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
         __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
         __m512 tmp[4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) tmp[t] = _mm512_setzero_ps();
-        for (int h = 0; h < 2; h++) {
+        TV_TILE_UNROLL for (int h = 0; h < 2; h++) {
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
@@ -190,7 +187,7 @@ INLINE void q6_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
             __m512i z[2] = { _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1),
                              _mm512_inserti64x4(_mm512_castsi256_si512(q2), q3, 1) };
-            for (int g = 0; g < 2; g++) {   // elements 128h + 64g .. +63 = sub-blocks sb .. sb+3
+            TV_TILE_UNROLL for (int g = 0; g < 2; g++) {   // elements 128h + 64g .. +63 = sub-blocks sb .. sb+3
                 int sb = 8 * h + 4 * g;
                 __m512i idx = _mm512_setr_epi32(sb, sb, sb, sb, sb + 1, sb + 1, sb + 1, sb + 1, sb + 2, sb + 2, sb + 2,
                                                 sb + 2, sb + 3, sb + 3, sb + 3, sb + 3);
