@@ -21,25 +21,7 @@
 #include "tokenizer/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
 
-static const char *shared_dir(void) {
-    const char *d = getenv("TV_SHARED_DIR");
-    return d && *d ? d : TV_SHARED_DIR;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
+#include "test_util.h"
 
 typedef struct fixture {
     gguf_ctx *g;

@@ -18,29 +18,15 @@
 #include "model/model.h"
 #include "tinyvllm.h"
 #include "tokenizer/tokenizer.h"
+#include "test_util.h"
 
 static char g_shared[1024];
 
 static bool have_shared(void) {
-    const char *env = getenv("TV_SHARED_DIR");
-    snprintf(g_shared, sizeof g_shared, "%s", env && *env ? env : TV_SHARED_DIR);
+    snprintf(g_shared, sizeof g_shared, "%s", shared_dir());
     char p[1100];
     snprintf(p, sizeof p, "%s/fixtures/llama2c-reference.jsonl", g_shared);
     return access(p, R_OK) == 0;
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
 }
 
 typedef struct {
@@ -56,7 +42,7 @@ typedef struct {
 static int load_fixtures(fixture *fx, int cap) {
     char path[1100];
     snprintf(path, sizeof path, "%s/fixtures/llama2c-reference.jsonl", g_shared);
-    char *all = slurp(path, NULL);
+    char *all = read_all(path, NULL);
     assert_non_null(all);
     int n = 0;
     for (char *line = strtok(all, "\n"); line && n < cap; line = strtok(NULL, "\n")) {
@@ -199,7 +185,7 @@ static void check_logits(const char *model, const char *ref_file) {
     snprintf(mp, sizeof mp, "%s/models/%s", g_shared, model);
     snprintf(rp, sizeof rp, "%s/fixtures/%s", g_shared, ref_file);
     size_t len;
-    float *ref = (float *)slurp(rp, &len);
+    float *ref = (float *)read_all(rp, &len);
     assert_non_null(ref);
     tv_error err = {0};
     tv_model *m = tv_model_load(mp, NULL, &err);

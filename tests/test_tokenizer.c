@@ -17,25 +17,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tok_impl.h"   // white-box: the word-by-word SPM shortcut vs the whole-text merge
 
-static const char *shared_dir(void) {
-    const char *d = getenv("TV_SHARED_DIR");
-    return d && *d ? d : TV_SHARED_DIR;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
+#include "test_util.h"
 
 // ---------------------------------------------------------------------------------------------
 // llama2.c
@@ -124,7 +106,7 @@ static void run_vocab(const char *name) {
     snprintf(gpath, sizeof gpath, "%s/vocab/ggml-vocab-%s.gguf", shared_dir(), name);
     snprintf(ipath, sizeof ipath, "%s.inp", gpath);
     snprintf(opath, sizeof opath, "%s.out", gpath);
-    size_t ilen;
+    size_t ilen = 0;
     char *inp = read_all(ipath, &ilen), *outs = read_all(opath, NULL);
     if (!inp || !outs) { free(inp); free(outs); printf("SKIP: %s not found\n", ipath); skip(); }
     tv_error err = {0};

@@ -22,25 +22,7 @@
 
 #include "tokenizer/tokenizer.h"
 
-static const char *shared_dir(void) {
-    const char *d = getenv("TV_SHARED_DIR");
-    return d && *d ? d : TV_SHARED_DIR;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
+#include "test_util.h"
 
 static tv_tokenizer *load_model(const char *model) {
     char path[1024];
@@ -66,7 +48,7 @@ static void test_llama_bpe_vectors(void **state) {
     char ipath[1024], opath[1024];
     snprintf(ipath, sizeof ipath, "%s/vocab/ggml-vocab-llama-bpe.gguf.inp", shared_dir());
     snprintf(opath, sizeof opath, "%s/vocab/ggml-vocab-llama-bpe.gguf.out", shared_dir());
-    size_t ilen;
+    size_t ilen = 0;
     char *inp = read_all(ipath, &ilen), *outs = read_all(opath, NULL);
     if (!inp || !outs) { free(inp); free(outs); tv_tokenizer_free(t); printf("SKIP: %s not found\n", ipath); skip(); }
     const char *sep = "\n__ggml_vocab_test__\n";
