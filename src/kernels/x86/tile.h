@@ -51,10 +51,13 @@ static inline void tv_q4_K_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_
 // it needs next-but-one are those of the next tile's rows at the same column: prefetch
 // p + R * wrs. (Measured on Zen 4, Q4_0 GEMV from DRAM, one core: 2048x5632 ~17 -> ~31 GB/s;
 // a fixed distance ahead in the same row lands inside the current tile for long rows.)
+// Only for 1-2 tokens (memory-bound); with more, the tile is compute-bound and the extra lines
+// would crowd the L1 that holds the activation rows.
 #define TV_PREFETCH_NEXT_ROWS(p, ahead_bytes, span)                                                               \
     do {                                                                                                           \
-        for (size_t pf_o_ = 0; pf_o_ < (size_t)(span); pf_o_ += 64)                                               \
-            __builtin_prefetch((const char *)(p) + (ahead_bytes) + pf_o_, 0, 3);                                   \
+        if (T <= 2)                                                                                                \
+            for (size_t pf_o_ = 0; pf_o_ < (size_t)(span); pf_o_ += 64)                                           \
+                __builtin_prefetch((const char *)(p) + (ahead_bytes) + pf_o_, 0, 3);                               \
     } while (0)
 
 #endif
