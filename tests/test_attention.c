@@ -18,7 +18,7 @@
 
 // ---- error budgets (absolute, relative to max|v| for attention outputs) ----
 // Attention vs the double oracle: scores carry ~hd ulps, the softmax-weighted sum ~ctx ulps of
-// max|v|; measured worst over all cases 1.7e-6 (the test prints it).
+// max|v|; measured worst over all cases 2.1e-6 (the test prints it).
 #define ATT_TOL 1.0e-5
 // Elementwise vs double oracle, relative (per element, |ref| floor 1e-3): a few ulps.
 #define EW_TOL 2.0e-6
@@ -132,7 +132,7 @@ static void oracle(const att_case *c, const float *q, int p, double *out) {
     free(s);
 }
 
-static tv_pool *g_pools[5];   // 1..4 threads
+static tv_pool *g_pools[4];   // 1..3 threads
 
 static void run_att(const att_case *c, const tv_ops *ops, int split, tv_pool *pool, int n_seqs, const tv_attn_seq *seqs) {
     tv_error err = {0};
@@ -184,7 +184,7 @@ static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f3
                          group, bs, ctx, n_q, is_f32 ? "f32" : "f16", i, out[i], orc[i], ref[i]);
         }
         // same bits: every thread count and split mode
-        for (int nth = 1; nth <= 4; nth++)
+        for (int nth = 1; nth <= 3; nth++)
             for (int split = -1; split <= 1; split++) {
                 seq.out = alt;
                 run_att(&c, ops, split, g_pools[nth], 1, &seq);
@@ -217,26 +217,28 @@ static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f3
 
 static int setup_pools(void **state) {
     tv_error err = {0};
-    for (int n = 1; n <= 4; n++)
+    for (int n = 1; n <= 3; n++)
         if (!(g_pools[n] = tv_pool_create(n, &err))) return -1;
     return 0;
 }
 
 static int teardown_pools(void **state) {
-    for (int n = 1; n <= 4; n++) tv_pool_free(g_pools[n]);
+    for (int n = 1; n <= 3; n++) tv_pool_free(g_pools[n]);
     return 0;
 }
 
 static void test_attention_geometries(void **state) {
     static const int HD[] = {8, 64, 128}, GROUP[] = {1, 4, 8}, BS[] = {16, 32};
     double worst = 0;
+    int combo = 0;
     for (size_t a = 0; a < 3; a++)
         for (size_t b = 0; b < 3; b++)
             for (size_t s = 0; s < 2; s++)
-                for (int f32 = 0; f32 <= 1; f32++) {
-                    // contexts straddling blocks (15..33) and split chunks (255..257, 513)
+                for (int f32 = 0; f32 <= 1; f32++, combo++) {
+                    // contexts straddling blocks (15..33) and split chunks (255..257, 513); each
+                    // geometry takes every third one (rotating), so each context meets 12 geometries
                     static const int CTX[] = {1, 2, 15, 16, 17, 33, 255, 256, 257, 513};
-                    for (size_t ci = 0; ci < sizeof CTX / sizeof CTX[0]; ci++) {
+                    for (size_t ci = (size_t)(combo % 3); ci < sizeof CTX / sizeof CTX[0]; ci += 3) {
                         int n_q = (int)(ci % 3 == 0 ? 1 : 5 + ci);   // decodes and prefill chunks
                         double w = check_case(HD[a], GROUP[b], BS[s], CTX[ci], n_q, f32);
                         if (w > worst) worst = w;
