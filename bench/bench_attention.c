@@ -2,7 +2,9 @@
 // head dim 64, 22 layers, f16 paged KV, block 16): decode at context 512 / 2048 and a 512-token
 // prefill, for the pre-kernel scalar loop ("before", the forward pass's former att_worker), the
 // scalar twin ("generic") and the active SIMD path, at 1 and 2 threads.
-// Prints median wall time and median process CPU time over the repetitions.
+// Prints median wall time and median process CPU time over the repetitions, and what the fast
+// path achieves against the machine's 1-thread limits (util/roofline.h): decode as KV GB/s read,
+// prefill as attention GFLOP/s (QK and PV: 4 flops per query-key-dim).
 //
 // Not built by CMake (the bench target list is not ours); build against a build dir's library:
 //   cc -O2 -std=c17 -D_GNU_SOURCE -Iinclude -Isrc bench/bench_attention.c build-att/libtinyvllm_core.a
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
+#include "util/roofline.h"
 
 enum { N_LAYERS = 22, N_HEADS = 32, N_KV = 4, HD = 64, BS = 16, MAX_CTX = 2048 };
 
@@ -136,15 +139,19 @@ int main(int argc, char **argv) {
                                                            {"prefill 512", 512, 512}};
     printf("TinyLlama attention (22 layers, 32/4 heads, hd 64, f16 KV, block 16), kernel path %s, %d reps\n",
            tv_kernels_path(), reps);
-    printf("%-16s %-8s %3s %12s %12s\n", "mode", "impl", "thr", "wall ms", "cpu ms");
+    tv_roofline roof = {0};
+    if (tv_roofline_measure(1, &roof, NULL) == TV_OK)
+        printf("1-thread limits: %.1f GB/s read, %.0f GFLOP/s fp32 (%s)\n", roof.mem_bw_gbs, roof.fp32_gflops, roof.isa);
+    printf("%-16s %-8s %3s %12s %12s %14s\n", "mode", "impl", "thr", "wall ms", "cpu ms", "achieved");
     double *wall = malloc(sizeof(double) * reps), *cpu = malloc(sizeof(double) * reps);
     for (int nth = 1; nth <= 2; nth++) {
         tv_pool *pool = tv_pool_create(nth, NULL);
         for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++)
             for (size_t ii = fast_only ? 2 : 0; ii < sizeof impls / sizeof impls[0]; ii++) {
-                // the scalar prefill is slow: fewer repetitions there
-                int r = modes[mi].n_q > 1 && ii < 2 ? (reps < 3 ? reps : 3) : reps;
-                step(&b, impls[ii].ops, modes[mi].n_q, modes[mi].ctx, pool, ws, scratch);   // warm-up
+                // the scalar prefills take seconds to a minute: one run, no warm-up
+                const bool slow = modes[mi].n_q > 1 && ii < 2;
+                const int r = slow ? 1 : reps;
+                if (!slow) step(&b, impls[ii].ops, modes[mi].n_q, modes[mi].ctx, pool, ws, scratch);   // warm-up
                 for (int i = 0; i < r; i++) {
                     double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
                     step(&b, impls[ii].ops, modes[mi].n_q, modes[mi].ctx, pool, ws, scratch);
@@ -153,7 +160,19 @@ int main(int argc, char **argv) {
                 }
                 qsort(wall, (size_t)r, sizeof(double), cmp_double);
                 qsort(cpu, (size_t)r, sizeof(double), cmp_double);
-                printf("%-16s %-8s %3d %12.3f %12.3f\n", modes[mi].name, impls[ii].name, nth, wall[r / 2], cpu[r / 2]);
+                const double w = wall[r / 2];
+                char ach[64] = "";
+                if (modes[mi].n_q == 1) {   // KV bytes read per token
+                    double gbs = (double)N_LAYERS * modes[mi].ctx * N_KV * HD * 2 * 2 / (w * 1e-3) / 1e9;
+                    snprintf(ach, sizeof ach, "%.1f GB/s", gbs);
+                    if (roof.mem_bw_gbs > 0) snprintf(ach + strlen(ach), sizeof ach - strlen(ach), " (%.0f%%)", 100 * gbs / roof.mem_bw_gbs);
+                } else {
+                    double pairs = (double)modes[mi].n_q * (modes[mi].n_q + 1) / 2;   // causal (query, key) pairs
+                    double gf = (double)N_LAYERS * N_HEADS * pairs * HD * 4 / (w * 1e-3) / 1e9;
+                    snprintf(ach, sizeof ach, "%.1f GFLOP/s", gf);
+                    if (roof.fp32_gflops > 0) snprintf(ach + strlen(ach), sizeof ach - strlen(ach), " (%.0f%%)", 100 * gf / roof.fp32_gflops);
+                }
+                printf("%-16s %-8s %3d %12.3f %12.3f %14s\n", modes[mi].name, impls[ii].name, nth, w, cpu[r / 2], ach);
                 fflush(stdout);
             }
         tv_pool_free(pool);

@@ -12,6 +12,7 @@
 // with few queries (decode), one item per chunk whose states a second pass merges (split-K).
 // Items are spread over threads by estimated cost (keys x rows), so causal prefill balances.
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,7 @@ void tv_attn_ws_free(tv_attn_ws *ws) {
 static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return true;
     size_t n = need + need / 2 + 16;
+    if (n < need || n > SIZE_MAX / elem) return false;
     void *q = realloc(*p, n * elem);
     if (!q) return false;
     *p = q;

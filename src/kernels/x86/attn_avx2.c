@@ -4,7 +4,7 @@
 // exp: x clamped to [-87.3, 88], n = round(x log2 e), r = x - n ln2 (two-part ln2), e^r by its
 // Taylor polynomial to degree 7 (|r| <= 0.347: truncation < 6e-9), times 2^n built in the exponent
 // bits. Below the clamp it returns ~e^-87.3 (1.2e-38), not 0: attention masks the lanes it must
-// zero. Relative error budget 1e-6 (test_attention measures it).
+// zero. A few ulps (~3e-7 relative); test_attention measures silu(g)*u through it against double.
 // Tails are masked vector ops (never scalar), so results do not depend on how rows are split.
 #include <immintrin.h>
 #include <math.h>
@@ -133,7 +133,9 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                 }
                 const float bm = hmax8(vmax);
                 const float nm = bm > m[si] ? bm : m[si];
-                const float corr = expf(m[si] - nm);   // 0 on the first block (m = -inf)
+                // 0 on the first block (m = -inf); exactly 1 (and skipped: same bits) when the max holds
+                const bool same = nm == m[si];
+                const float corr = same ? 1.0f : expf(m[si] - nm);
                 const __m256 vnm = _mm256_set1_ps(nm);
                 __m256 vsum = _mm256_setzero_ps();
                 for (int j = 0; j < nv; j += 8) {
@@ -146,7 +148,7 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                 __m256 ar[16];
                 const __m256 vc = _mm256_set1_ps(corr);
                 #pragma GCC unroll 16
-                for (int v = 0; v < NV; v++) ar[v] = _mm256_mul_ps(_mm256_loadu_ps(ac + 8 * v), vc);
+                for (int v = 0; v < NV; v++) ar[v] = same ? _mm256_loadu_ps(ac + 8 * v) : _mm256_mul_ps(_mm256_loadu_ps(ac + 8 * v), vc);
                 for (int j = 0; j < nv; j++) {
                     const __m256 pj = _mm256_set1_ps(s[j]);
                     const float *vr = vf + (size_t)j * hd;

@@ -3,8 +3,8 @@
 //
 // exp: x clamped to [-104, 88.7], n = round(x log2 e), r = x - n ln2 (two-part ln2), e^r by its
 // Taylor polynomial to degree 7 (|r| <= 0.347: truncation < 6e-9), scaled by 2^n with scalef
-// (which flushes to 0 below the denormals). Measured max relative error vs double exp over
-// [-100, 80]: see test_attention (budget 1e-6); below e^-103.3 it returns 0.
+// (which flushes to 0 below the denormals): a few ulps (~3e-7 relative) above e^-87; test_attention
+// measures silu(g)*u through it over g in [-20, 20] against double (worst 1.6e-7, budget 2e-6).
 // Every lane's result depends only on that lane's inputs (tails are masked, never scalar), so the
 // ops are bit-identical however rows are split across threads.
 #include <immintrin.h>
@@ -128,7 +128,9 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                     vmax = _mm512_mask_max_ps(vmax, tail16(nv - j), vmax, _mm512_loadu_ps(s + j));
                 const float bm = _mm512_reduce_max_ps(vmax);
                 const float nm = bm > m[si] ? bm : m[si];
-                const float corr = expf(m[si] - nm);   // 0 on the first block (m = -inf)
+                // 0 on the first block (m = -inf); exactly 1 (and skipped: same bits) when the max holds
+                const bool same = nm == m[si];
+                const float corr = same ? 1.0f : expf(m[si] - nm);
                 const __m512 vnm = _mm512_set1_ps(nm);
                 __m512 vsum = _mm512_setzero_ps();
                 for (int j = 0; j < nv; j += 16) {
@@ -137,18 +139,34 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                     vsum = _mm512_add_ps(vsum, e);
                 }
                 l[si] = l[si] * corr + _mm512_reduce_add_ps(vsum);
-                __m512 ar[16];
+                // P·V: two accumulator sets (even / odd keys) for NV <= 8 to halve the FMA latency
+                // chain, summed at the end; the order is fixed by nv alone
+                __m512 ar[16], br[16];
                 const __m512 vc = _mm512_set1_ps(corr);
-                #pragma GCC unroll 16
-                for (int v = 0; v < NV; v++) ar[v] = _mm512_mul_ps(_mm512_loadu_ps(ac + 16 * v), vc);
-                for (int j = 0; j < nv; j++) {
+#pragma GCC unroll 16
+                for (int v = 0; v < NV; v++) {
+                    ar[v] = same ? _mm512_loadu_ps(ac + 16 * v) : _mm512_mul_ps(_mm512_loadu_ps(ac + 16 * v), vc);
+                    br[v] = _mm512_setzero_ps();
+                }
+                int j = 0;
+                if (NV <= 8)
+                    for (; j + 1 < nv; j += 2) {
+                        const __m512 p0 = _mm512_set1_ps(s[j]), p1 = _mm512_set1_ps(s[j + 1]);
+                        const float *v0 = vf + (size_t)j * hd, *v1 = v0 + hd;
+#pragma GCC unroll 16
+                        for (int v = 0; v < NV; v++) {
+                            ar[v] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * v), ar[v]);
+                            br[v] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * v), br[v]);
+                        }
+                    }
+                for (; j < nv; j++) {
                     const __m512 pj = _mm512_set1_ps(s[j]);
                     const float *vr = vf + (size_t)j * hd;
-                    #pragma GCC unroll 16
+#pragma GCC unroll 16
                     for (int v = 0; v < NV; v++) ar[v] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * v), ar[v]);
                 }
-                #pragma GCC unroll 16
-                for (int v = 0; v < NV; v++) _mm512_storeu_ps(ac + 16 * v, ar[v]);
+#pragma GCC unroll 16
+                for (int v = 0; v < NV; v++) _mm512_storeu_ps(ac + 16 * v, NV <= 8 ? _mm512_add_ps(ar[v], br[v]) : ar[v]);
                 m[si] = nm;
             }
         }
