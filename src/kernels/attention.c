@@ -146,7 +146,8 @@ const tv_ops *tv_ops_active(void) {
 // ---------------------------------------------------------------- driver
 
 size_t tv_attn_work_floats(const tv_attn_geom *g) {
-    return 2 * tv_attn_bs4(g->block_size) * (size_t)g->head_dim + tv_attn_bs16(g->block_size) + 16;
+    const size_t G = (size_t)(g->n_kv_heads > 0 ? g->n_heads / g->n_kv_heads : 1);
+    return 2 * tv_attn_bs4(g->block_size) * (size_t)g->head_dim + (G + 1) * (tv_attn_bs16(g->block_size) + 16) + G;
 }
 
 typedef struct att_item {

@@ -19,7 +19,7 @@ static inline size_t tv_attn_row(const tv_attn_geom *g, int32_t block, int kvh, 
            (size_t)g->head_dim;
 }
 
-// Scratch layout of a chunk kernel (floats): K block (bs4 x hd), V block (bs4 x hd), scores (bs16 + 16);
+// Scratch of a chunk kernel (floats): K block (bs4 x hd), V block (bs4 x hd), scores (G + 1, bs16 + 16), (G);
 // bs4 = block_size rounded up to 4 (dot products go 4 keys at a time), bs16 to 16.
 static inline size_t tv_attn_bs4(int bs) { return (size_t)((bs + 3) & ~3); }
 static inline size_t tv_attn_bs16(int bs) { return (size_t)((bs + 15) & ~15); }
