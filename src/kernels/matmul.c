@@ -2,7 +2,7 @@
 //
 // 1. x is converted once to the weight's vec_dot_type into the caller's workspace (rows of
 //    tv_row_size(vec_dot_type, n) bytes; F32 activations are used in place, no copy).
-// 2. Weight rows are split across the pool in contiguous, 4-aligned ranges (thread ith of nth);
+// 2. Weight rows are split across the pool in contiguous, 16-aligned ranges (thread ith of nth);
 //    each thread walks its rows in chunks and the tokens in tiles that keep the activation tile
 //    in L2, calling traits->gemm when the type has one, else vec_dot per (row, token).
 #include <string.h>
@@ -46,7 +46,7 @@ static void mm_quantize(void *arg, int ith, int nth) {
 static void mm_compute(void *arg, int ith, int nth) {
     mm_job *j = arg;
     int64_t per = (j->rows + nth - 1) / nth;
-    per = (per + 3) & ~(int64_t)3;
+    per = (per + 15) & ~(int64_t)15;   // whole 16-row groups per thread where possible
     int64_t r_beg = per * ith, r_end = r_beg + per;
     if (r_end > j->rows) r_end = j->rows;
     if (r_beg >= r_end) return;
@@ -56,8 +56,9 @@ static void mm_compute(void *arg, int ith, int nth) {
         int64_t nt = j->n_tok - t0 < tok_tile ? j->n_tok - t0 : tok_tile;
         const char *xt = (const char *)j->xq + (size_t)t0 * j->x_row_bytes;
         float *yt = j->y + t0 * j->rows;
-        for (int64_t r0 = r_beg; r0 < r_end; r0 += MM_ROW_CHUNK) {
-            int64_t r1 = r0 + MM_ROW_CHUNK < r_end ? r0 + MM_ROW_CHUNK : r_end;
+        const int64_t chunk = j->tt->gemm && j->tt->gemm_rows > 0 ? j->tt->gemm_rows : MM_ROW_CHUNK;
+        for (int64_t r0 = r_beg; r0 < r_end; r0 += chunk) {
+            int64_t r1 = r0 + chunk < r_end ? r0 + chunk : r_end;
             if (j->tt->gemm) {
                 j->tt->gemm(j->n, r0, r1, j->w, j->w_row_bytes, nt, xt, j->x_row_bytes, yt, j->rows);
                 continue;

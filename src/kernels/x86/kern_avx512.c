@@ -16,97 +16,159 @@
 
 #include "kernels/kernels_impl.h"
 #include "kernels/x86/tile.h"
+#include "util/status.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+// ---------------- Q8_0 / Q4_0: 16 weight rows side by side ----------------
+// Canonical arithmetic (every tile shape, token count and row split computes exactly this, so a
+// (row, token) result is bit-identical however the call is shaped):
+//   acc = 0; for each block b in order: acc = fma((float)isum_b, dw_b * dx_b, acc); y = acc
+// where isum_b is the exact int32 dot of the block's 32 quants.
+// Layout in registers: one zmm lane per weight row (16 rows), 4 quants per lane, so a block is
+// 8 vpdpbusd against 4-byte activation broadcasts and its scale is one multiply-add for 16 rows:
+//   weights are the unsigned operand (Q4_0 nibbles as stored; Q8_0 as w ^ 0x80 = w + 128), and the
+//   offset (-8 or -128) * sum(x_b) is the int32 start value, computed once per (token, block).
+// The rows are transposed in registers (4x4 dword transposes of four 4-row vectors), so lane
+// 4q + j holds row 4j + q; the store permutes back. Rows past the range repeat the last row and
+// are masked off at the store. Tokens go 8 at a time over the transposed block.
+enum { G16_TG = 8, G16_AUX = 6144 };   // tokens per pass over a block; (token, block) aux entries on the stack
 
-// Two consecutive 32-byte block payloads (stride bs bytes) as one zmm; the second is zero if !two.
-INLINE __m512i load_pair(const void *p0, size_t bs, bool two) {
-    __m256i lo = _mm256_loadu_si256((const __m256i *)p0);
-    __m256i hi = two ? _mm256_loadu_si256((const __m256i *)((const uint8_t *)p0 + bs)) : _mm256_setzero_si256();
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+INLINE void g16_tr4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, __m512i *o) {
+    __m512i a0 = _mm512_unpacklo_epi32(z0, z1), a1 = _mm512_unpackhi_epi32(z0, z1);
+    __m512i a2 = _mm512_unpacklo_epi32(z2, z3), a3 = _mm512_unpackhi_epi32(z2, z3);
+    o[0] = _mm512_unpacklo_epi64(a0, a2);
+    o[1] = _mm512_unpackhi_epi64(a0, a2);
+    o[2] = _mm512_unpacklo_epi64(a1, a3);
+    o[3] = _mm512_unpackhi_epi64(a1, a3);
 }
-// Two f16 scales -> lanes per idx (0 = first, 1 = second)
-INLINE __m512 scale_pair(tv_f16 d0, tv_f16 d1, bool two, __m512i idx) {
-    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | ((uint32_t)(two ? d1 : 0) << 16))));
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+// 16 bytes at offset off of rows 4j .. 4j+3 -> 128-bit lanes 0..3
+INLINE __m512i g16_ld4(const uint8_t *const *rp, int j, size_t off) {
+    __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rp[4 * j] + off)));
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(rp[4 * j + 1] + off)), 1);
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(rp[4 * j + 2] + off)), 2);
+    return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(rp[4 * j + 3] + off)), 3);
+}
+INLINE __m512i g16_bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
 }
 
-// Q4_0 pair nibbles: [lo(b) | lo(b+1) | hi(b) | hi(b+1)]
-INLINE __m512i q4_pair(const tv_block_q4_0 *b, bool two) {
-    __m128i q0 = _mm_loadu_si128((const __m128i *)b[0].qs);
-    __m128i q1 = two ? _mm_loadu_si128((const __m128i *)b[1].qs) : _mm_setzero_si128();
-    __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
-    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));   // a missing b+1 loaded as 0 stays 0
-}
-
-INLINE void q4_0_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
-                         int64_t ys, const int R, const int T) {
-    const int64_t nb = n / TV_QK4_0;
-    const __m512i idx_q4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
-    const __m512i k8 = _mm512_set1_epi8(8);
-    __m512 acc[4][4];
-    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b += 2) {
-        const bool two = b + 1 < nb;
-        __m512i wq[4];
-        __m512 dw[4];
-        TV_TILE_UNROLL for (int r = 0; r < R; r++) {
-            const tv_block_q4_0 *wb = (const tv_block_q4_0 *)(w + r * wrs) + b;
-            TV_PREFETCH_NEXT_ROWS(wb, R * wrs, 2 * sizeof *wb);
-            wq[r] = q4_pair(wb, two);
-            dw[r] = scale_pair(wb[0].d, two ? wb[1].d : 0, two, idx_q4);
-        }
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const tv_block_q8_0 *xb = (const tv_block_q8_0 *)(x + t * xrs) + b;
-            __m512i xv = load_pair(xb[0].qs, sizeof(tv_block_q8_0), two);
-            xv = _mm512_shuffle_i64x2(xv, xv, _MM_SHUFFLE(3, 1, 2, 0));   // [b.lo, b1.lo, b.hi, b1.hi]
-            __m512 dx = scale_pair(xb[0].d, two ? xb[1].d : 0, two, idx_q4);
-            __m512i neg8x = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k8, xv));
-            TV_TILE_UNROLL for (int r = 0; r < R; r++) {
-                __m512i p = _mm512_dpbusd_epi32(neg8x, wq[r], xv);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[r], dx), acc[r][t]);
+// rp: 16 row starts; goff: byte offset of lane l's row from rp[0]; x: T activation rows (Q8_0);
+// pf: prefetch distance (bytes, next row group); dxa/cra: aux of those tokens, stride as; y: T output rows at the group's first row; m: rows kept.
+INLINE void g16_kernel(const bool q4, int64_t nb, const uint8_t *const *rp, size_t pf, __m512i goff, const uint8_t *x,
+                       size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
+                       __mmask16 m, const int T) {
+    const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
+    __m512 acc[G16_TG];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const size_t off = (size_t)b * bs;
+        __m512i wv[8];
+        // 1-2 tokens are memory-bound: fetch the next group's rows at this column (see tile.h); a
+        // line covers ~2 (Q8_0) or ~3.5 (Q4_0) blocks, so every other block suffices
+        if (T <= 2 && (b & 1) == 0)
+            TV_TILE_UNROLL for (int i = 0; i < 16; i++) __builtin_prefetch(rp[i] + pf + off, 0, 3);
+        if (q4) {
+            __m512i o[4];
+            const __m512i m4 = _mm512_set1_epi8(0x0F);
+            g16_tr4(g16_ld4(rp, 0, off + 2), g16_ld4(rp, 1, off + 2), g16_ld4(rp, 2, off + 2), g16_ld4(rp, 3, off + 2), o);
+            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // lane dword k: quants 4k..4k+3 (lo), 16+4k.. (hi)
+                wv[k] = _mm512_and_si512(o[k], m4);
+                wv[k + 4] = _mm512_and_si512(_mm512_srli_epi16(o[k], 4), m4);
             }
+        } else {
+            const __m512i k80 = _mm512_set1_epi8((char)0x80);
+            g16_tr4(g16_ld4(rp, 0, off + 2), g16_ld4(rp, 1, off + 2), g16_ld4(rp, 2, off + 2), g16_ld4(rp, 3, off + 2), wv);
+            g16_tr4(g16_ld4(rp, 0, off + 18), g16_ld4(rp, 1, off + 18), g16_ld4(rp, 2, off + 18), g16_ld4(rp, 3, off + 18),
+                    wv + 4);
+            TV_TILE_UNROLL for (int k = 0; k < 8; k++) wv[k] = _mm512_xor_si512(wv[k], k80);
+        }
+        // f16 scales: the first 4 bytes of each row's block (d and two quants), low halves kept
+        __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(goff, rp[0] + off, 1)));
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const int8_t *xq = ((const tv_block_q8_0 *)(x + (size_t)t * xrs) + b)->qs;
+            __m512i s = _mm512_set1_epi32(cra[t * as + b]);
+            TV_TILE_UNROLL for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, wv[k], g16_bcast4(xq + 4 * k));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dxa[t * as + b])), acc[t]);
         }
     }
-    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys + r] = hsum512(acc[r][t]);
+    const __m512i back = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(back, acc[t]));
 }
 
-INLINE void q8_0_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y,
-                         int64_t ys, const int R, const int T) {
+#define G16_FN(PFX, Q4, T)                                                                                         \
+    static void PFX##_##T(int64_t nb, const uint8_t *const *rp, size_t pf, __m512i goff, const uint8_t *x, size_t xrs,        \
+                          const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m) {   \
+        g16_kernel(Q4, nb, rp, pf, goff, x, xrs, dxa, cra, as, y, ys, m, T);                                           \
+    }
+typedef void (*g16_fn)(int64_t nb, const uint8_t *const *rp, size_t pf, __m512i goff, const uint8_t *x, size_t xrs,
+                       const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m);
+#define G16_SET(PFX, Q4)                                                                                           \
+    G16_FN(PFX, Q4, 1) G16_FN(PFX, Q4, 2) G16_FN(PFX, Q4, 3) G16_FN(PFX, Q4, 4)                                    \
+    G16_FN(PFX, Q4, 5) G16_FN(PFX, Q4, 6) G16_FN(PFX, Q4, 7) G16_FN(PFX, Q4, 8)                                    \
+    static const g16_fn PFX##_k[G16_TG + 1] = { 0, PFX##_1, PFX##_2, PFX##_3, PFX##_4, PFX##_5, PFX##_6, PFX##_7, PFX##_8 };
+G16_SET(g16q4, true)
+G16_SET(g16q8, false)
+
+// Per (token, block) of Q8_0 activations: dxa = scale as f32, cra = -off * sum of the 32 quants.
+static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_t off, float *dxa, int32_t *cra) {
+    const __m256i k80 = _mm256_set1_epi8((char)0x80);
+    for (int64_t t = 0; t < nt; t++) {
+        const tv_block_q8_0 *xb = (const tv_block_q8_0 *)(x + (size_t)t * xrs);
+        for (int64_t b = 0; b < nb; b++) {
+            // sum of (q + 128) by 8-byte groups, then minus 32 * 128
+            __m256i s = _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)xb[b].qs), k80),
+                                        _mm256_setzero_si256());
+            __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
+            dxa[t * nb + b] = _cvtsh_ss(xb[b].d);
+            cra[t * nb + b] = -off * (_mm_cvtsi128_si32(h) - 32 * 128);
+        }
+    }
+}
+
+static void g16_gemm(const g16_fn *k, int32_t off, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
+                     int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK8_0;
-    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i k128 = _mm512_set1_epi8((char)0x80);
-    __m512 acc[4][4];
-    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b += 2) {
-        const bool two = b + 1 < nb;
-        __m512i wu[4];
-        __m512 dw[4];
-        TV_TILE_UNROLL for (int r = 0; r < R; r++) {
-            const tv_block_q8_0 *wb = (const tv_block_q8_0 *)(w + r * wrs) + b;
-            TV_PREFETCH_NEXT_ROWS(wb, R * wrs, 2 * sizeof *wb);
-            // w + 128 as unsigned; a padded half must stay 0, not 128
-            __m512i wv = load_pair(wb[0].qs, sizeof(tv_block_q8_0), two);
-            wu[r] = two ? _mm512_xor_si512(wv, k128) : _mm512_mask_xor_epi32(wv, 0x00FF, wv, k128);
-            dw[r] = scale_pair(wb[0].d, two ? wb[1].d : 0, two, idx);
-        }
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const tv_block_q8_0 *xb = (const tv_block_q8_0 *)(x + t * xrs) + b;
-            __m512i xv = load_pair(xb[0].qs, sizeof(tv_block_q8_0), two);
-            __m512 dx = scale_pair(xb[0].d, two ? xb[1].d : 0, two, idx);
-            __m512i neg128x =
-                _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k128, xv));
-            TV_TILE_UNROLL for (int r = 0; r < R; r++) {
-                __m512i p = _mm512_dpbusd_epi32(neg128x, wu[r], xv);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[r], dx), acc[r][t]);
+    float dxa[G16_AUX];     // (tokens of the pass, nb)
+    int32_t cra[G16_AUX];   // (tokens of the pass, nb)
+    TV_CHECK(nb >= 1 && nb <= G16_AUX);   // rows of up to 196608 elements
+    int64_t tp_max = G16_AUX / nb;
+    if (tp_max > G16_TG) tp_max -= tp_max % G16_TG;
+    for (int64_t t0 = 0; t0 < nt; t0 += tp_max) {
+        const int64_t tp = nt - t0 < tp_max ? nt - t0 : tp_max;
+        const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * xrs;
+        g16_aux(xt, xrs, tp, nb, off, dxa, cra);
+        for (int64_t rg = r0; rg < r1; rg += 16) {
+            const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
+            const uint8_t *rp[16];
+            int32_t go[16];
+            for (int i = 0; i < 16; i++) {
+                int ri = i < R ? i : R - 1;
+                rp[i] = (const uint8_t *)w + (size_t)(rg + ri) * wrs;
+            }
+            for (int l = 0; l < 16; l++) go[l] = (int32_t)(rp[4 * (l % 4) + l / 4] - rp[0]);   // lane 4q+j: row 4j+q
+            const __m512i goff = _mm512_loadu_si512(go);
+            const __mmask16 m = (__mmask16)((1u << R) - 1);
+            for (int64_t tg = 0; tg < tp; tg += G16_TG) {
+                const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
+                k[T](nb, rp, 16 * wrs, goff, xt + (size_t)tg * xrs, xrs, dxa + tg * nb, cra + tg * nb, nb, y + (t0 + tg) * ys + rg, ys, m);
             }
         }
     }
-    TV_TILE_UNROLL for (int r = 0; r < R; r++) TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys + r] = hsum512(acc[r][t]);
 }
+static void q4_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
+                          size_t xrs, float *y, int64_t ys) {
+    g16_gemm(g16q4_k, 8, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+static void q8_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
+                          size_t xrs, float *y, int64_t ys) {
+    g16_gemm(g16q8_k, 128, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+static void q4_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q4_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
+static void q8_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q8_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
 
 // ---------------- Q4_K / Q6_K × Q8_K: one row × up to 4 tokens ----------------
 // A zmm holds 64 consecutive elements: Q4_K chunk c = [low nibbles of qs[32c..] (sub-block 2c) |
@@ -237,10 +299,8 @@ INLINE void q6_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
         tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 1, 4);                                   \
     }
 
-TILE_SET(q4_0_512, q4_0_tile512)
 TILE_SET_R1(q4_K_512, q4_K_tile512)
 TILE_SET_R1(q6_K_512, q6_K_tile512)
-TILE_SET(q8_0_512, q8_0_tile512)
 
 // vnni512: AVX512-VNNI present; vnni256: AVX-VNNI present (for the AVX2 kernels this path reuses).
 void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
@@ -250,6 +310,8 @@ void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
     t[TV_TYPE_Q8_0].gemm = q8_0_512_gemm;
     t[TV_TYPE_Q4_0].vec_dot = q4_0_512_vec_dot;
     t[TV_TYPE_Q4_0].gemm = q4_0_512_gemm;
+    t[TV_TYPE_Q4_0].gemm_rows = 256;
+    t[TV_TYPE_Q8_0].gemm_rows = 256;
     t[TV_TYPE_Q4_K].vec_dot = q4_K_512_vec_dot;
     t[TV_TYPE_Q4_K].gemm = q4_K_512_gemm;
     t[TV_TYPE_Q6_K].vec_dot = q6_K_512_vec_dot;
