@@ -51,6 +51,7 @@ static void mm_compute(void *arg, int ith, int nth) {
     if (r_end > j->rows) r_end = j->rows;
     if (r_beg >= r_end) return;
     int64_t tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
+    if (tok_tile > 16) tok_tile &= ~(int64_t)15;   // whole token groups for the 8- and 4-token tiles
     if (tok_tile < 1) tok_tile = 1;
     for (int64_t t0 = 0; t0 < j->n_tok; t0 += tok_tile) {
         int64_t nt = j->n_tok - t0 < tok_tile ? j->n_tok - t0 : tok_tile;

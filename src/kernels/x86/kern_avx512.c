@@ -30,8 +30,9 @@
 //   weights are the unsigned operand (Q4_0 nibbles as stored; Q8_0 as w ^ 0x80 = w + 128), and the
 //   offset (-8 or -128) * sum(x_b) is the int32 start value, computed once per (token, block).
 // The rows are transposed in registers (4x4 dword transposes of four 4-row vectors), so lane
-// 4q + j holds row 4j + q; the store permutes back. Rows past the range repeat the last row and
-// are masked off at the store. Tokens go 8 at a time over the transposed block.
+// 4q + j holds row 4j + q; the store permutes back. A short last group is shifted down to end at
+// the last row (rows below it are computed, not stored); a tensor of fewer than 16 rows puts one
+// row in every lane. Tokens go 8 at a time over the transposed block.
 enum { G16_TG = 8, G16_AUX = 6144 };   // tokens per pass over a block; (token, block) aux entries on the stack
 
 INLINE void g16_tr4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, __m512i *o) {
@@ -42,22 +43,25 @@ INLINE void g16_tr4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, __m512i *o) 
     o[2] = _mm512_unpacklo_epi64(a1, a3);
     o[3] = _mm512_unpackhi_epi64(a1, a3);
 }
-// 16 bytes at offset off of rows 4j .. 4j+3 -> 128-bit lanes 0..3
-INLINE __m512i g16_ld4(const uint8_t *const *rp, int j, size_t off) {
-    __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rp[4 * j] + off)));
-    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(rp[4 * j + 1] + off)), 1);
-    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(rp[4 * j + 2] + off)), 2);
-    return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(rp[4 * j + 3] + off)), 3);
+// 16 bytes at p, p + wrs, p + 2 wrs, p + 3 wrs -> 128-bit lanes 0..3
+INLINE __m512i g16_ld4(const uint8_t *p, size_t wrs) {
+    __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + wrs)), 1);
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + 2 * wrs)), 2);
+    return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + 3 * wrs)), 3);
 }
-INLINE __m512i g16_bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
+// s += u8 lanes of w · (4 signed bytes at p, broadcast). GCC does not fold the broadcast load into
+// vpdpbusd's m32bcst operand (it emits a separate vpbroadcastd), so spell the instruction out.
+INLINE __m512i g16_dp_bcast(__m512i s, __m512i w, const int8_t *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t(*)[1])(const void *)p));
+    return s;
 }
 
-// rp: 16 row starts; goff: byte offset of lane l's row from rp[0]; x: T activation rows (Q8_0);
-// pf: prefetch distance (bytes, next row group); dxa/cra: aux of those tokens, stride as; y: T output rows at the group's first row; m: rows kept.
-INLINE void g16_kernel(const bool q4, int64_t nb, const uint8_t *const *rp, size_t pf, __m512i goff, const uint8_t *x,
+// w: row 0 of the group, rows wrs bytes apart (0: one row in every lane); goff: byte offset of lane
+// l's row from w; x: T activation rows (Q8_0);
+// pf: prefetch distance (bytes, next row group); dxa/cra: aux of those tokens, (block, token) with
+// block stride as; y: T output rows at the group's first row; m: rows kept.
+INLINE void g16_kernel(const bool q4, int64_t nb, const uint8_t *w, size_t wrs, size_t pf, __m512i goff, const uint8_t *x,
                        size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
                        __mmask16 m, const int T) {
     const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
@@ -65,33 +69,38 @@ INLINE void g16_kernel(const bool q4, int64_t nb, const uint8_t *const *rp, size
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const size_t off = (size_t)b * bs;
+        // strides made opaque per block: otherwise GCC hoists all 16 row and 8 token addresses out of
+        // the loop and spills them (half the loop's instructions were GPR moves)
+        size_t s1 = wrs, s4 = 4 * wrs, x1 = xrs;
+        __asm__("" : "+r"(s1), "+r"(s4), "+r"(x1));
         __m512i wv[8];
         // 1-2 tokens are memory-bound: fetch the next group's rows at this column (see tile.h); a
         // line covers ~2 (Q8_0) or ~3.5 (Q4_0) blocks, so every other block suffices
         if (T <= 2 && (b & 1) == 0)
-            TV_TILE_UNROLL for (int i = 0; i < 16; i++) __builtin_prefetch(rp[i] + pf + off, 0, 3);
+            TV_TILE_UNROLL for (int i = 0; i < 16; i++) __builtin_prefetch(w + i * wrs + pf + off, 0, 3);
         if (q4) {
             __m512i o[4];
             const __m512i m4 = _mm512_set1_epi8(0x0F);
-            g16_tr4(g16_ld4(rp, 0, off + 2), g16_ld4(rp, 1, off + 2), g16_ld4(rp, 2, off + 2), g16_ld4(rp, 3, off + 2), o);
+            const uint8_t *p = w + off + 2;
+            g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), o);
             TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // lane dword k: quants 4k..4k+3 (lo), 16+4k.. (hi)
                 wv[k] = _mm512_and_si512(o[k], m4);
                 wv[k + 4] = _mm512_and_si512(_mm512_srli_epi16(o[k], 4), m4);
             }
         } else {
             const __m512i k80 = _mm512_set1_epi8((char)0x80);
-            g16_tr4(g16_ld4(rp, 0, off + 2), g16_ld4(rp, 1, off + 2), g16_ld4(rp, 2, off + 2), g16_ld4(rp, 3, off + 2), wv);
-            g16_tr4(g16_ld4(rp, 0, off + 18), g16_ld4(rp, 1, off + 18), g16_ld4(rp, 2, off + 18), g16_ld4(rp, 3, off + 18),
-                    wv + 4);
+            const uint8_t *p = w + off + 2, *p2 = w + off + 18;
+            g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), wv);
+            g16_tr4(g16_ld4(p2, s1), g16_ld4(p2 + s4, s1), g16_ld4(p2 + 2 * s4, s1), g16_ld4(p2 + 2 * s4 + s4, s1), wv + 4);
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) wv[k] = _mm512_xor_si512(wv[k], k80);
         }
         // f16 scales: the first 4 bytes of each row's block (d and two quants), low halves kept
-        __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(goff, rp[0] + off, 1)));
+        __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(goff, w + off, 1)));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const int8_t *xq = ((const tv_block_q8_0 *)(x + (size_t)t * xrs) + b)->qs;
-            __m512i s = _mm512_set1_epi32(cra[t * as + b]);
-            TV_TILE_UNROLL for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, wv[k], g16_bcast4(xq + 4 * k));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dxa[t * as + b])), acc[t]);
+            const int8_t *xq = (const int8_t *)x + b * (int64_t)sizeof(tv_block_q8_0) + 2 + (t & 4 ? 4 * x1 : 0) + (size_t)(t & 3) * x1;
+            __m512i s = _mm512_set1_epi32(cra[b * as + t]);
+            TV_TILE_UNROLL for (int k = 0; k < 8; k++) s = g16_dp_bcast(s, wv[k], xq + 4 * k);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dxa[b * as + t])), acc[t]);
         }
     }
     const __m512i back = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -99,11 +108,11 @@ INLINE void g16_kernel(const bool q4, int64_t nb, const uint8_t *const *rp, size
 }
 
 #define G16_FN(PFX, Q4, T)                                                                                         \
-    static void PFX##_##T(int64_t nb, const uint8_t *const *rp, size_t pf, __m512i goff, const uint8_t *x, size_t xrs,        \
+    static void PFX##_##T(int64_t nb, const uint8_t *w, size_t wrs, size_t pf, __m512i goff, const uint8_t *x, size_t xrs,        \
                           const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m) {   \
-        g16_kernel(Q4, nb, rp, pf, goff, x, xrs, dxa, cra, as, y, ys, m, T);                                           \
+        g16_kernel(Q4, nb, w, wrs, pf, goff, x, xrs, dxa, cra, as, y, ys, m, T);                                           \
     }
-typedef void (*g16_fn)(int64_t nb, const uint8_t *const *rp, size_t pf, __m512i goff, const uint8_t *x, size_t xrs,
+typedef void (*g16_fn)(int64_t nb, const uint8_t *w, size_t wrs, size_t pf, __m512i goff, const uint8_t *x, size_t xrs,
                        const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m);
 #define G16_SET(PFX, Q4)                                                                                           \
     G16_FN(PFX, Q4, 1) G16_FN(PFX, Q4, 2) G16_FN(PFX, Q4, 3) G16_FN(PFX, Q4, 4)                                    \
@@ -112,7 +121,7 @@ typedef void (*g16_fn)(int64_t nb, const uint8_t *const *rp, size_t pf, __m512i 
 G16_SET(g16q4, true)
 G16_SET(g16q8, false)
 
-// Per (token, block) of Q8_0 activations: dxa = scale as f32, cra = -off * sum of the 32 quants.
+// Per (block, token) of Q8_0 activations (index b * nt + t): dxa = scale as f32, cra = -off * sum of the 32 quants.
 static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_t off, float *dxa, int32_t *cra) {
     const __m256i k80 = _mm256_set1_epi8((char)0x80);
     for (int64_t t = 0; t < nt; t++) {
@@ -123,17 +132,29 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
                                         _mm256_setzero_si256());
             __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
-            dxa[t * nb + b] = _cvtsh_ss(xb[b].d);
-            cra[t * nb + b] = -off * (_mm_cvtsi128_si32(h) - 32 * 128);
+            dxa[b * nt + t] = _cvtsh_ss(xb[b].d);
+            cra[b * nt + t] = -off * (_mm_cvtsi128_si32(h) - 32 * 128);
         }
+    }
+}
+
+// One group of 16 rows (w, wrs as g16_kernel) over tp tokens, 8 at a time.
+static void g16_group(const g16_fn *k, int64_t nb, const uint8_t *w, size_t wrs, int64_t tp, const uint8_t *x,
+                      size_t xrs, const float *dxa, const int32_t *cra, float *y, int64_t ys, __mmask16 m) {
+    int32_t go[16];
+    for (int l = 0; l < 16; l++) go[l] = (int32_t)((size_t)(4 * (l % 4) + l / 4) * wrs);   // lane 4q+j: row 4j+q
+    const __m512i goff = _mm512_loadu_si512(go);
+    for (int64_t tg = 0; tg < tp; tg += G16_TG) {
+        const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
+        k[T](nb, w, wrs, 16 * wrs, goff, x + (size_t)tg * xrs, xrs, dxa + tg, cra + tg, tp, y + tg * ys, ys, m);
     }
 }
 
 static void g16_gemm(const g16_fn *k, int32_t off, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
                      int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK8_0;
-    float dxa[G16_AUX];     // (tokens of the pass, nb)
-    int32_t cra[G16_AUX];   // (tokens of the pass, nb)
+    float dxa[G16_AUX];     // (nb, tokens of the pass)
+    int32_t cra[G16_AUX];   // (nb, tokens of the pass)
     TV_CHECK(nb >= 1 && nb <= G16_AUX);   // rows of up to 196608 elements
     int64_t tp_max = G16_AUX / nb;
     if (tp_max > G16_TG) tp_max -= tp_max % G16_TG;
@@ -143,18 +164,13 @@ static void g16_gemm(const g16_fn *k, int32_t off, int64_t n, int64_t r0, int64_
         g16_aux(xt, xrs, tp, nb, off, dxa, cra);
         for (int64_t rg = r0; rg < r1; rg += 16) {
             const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
-            const uint8_t *rp[16];
-            int32_t go[16];
-            for (int i = 0; i < 16; i++) {
-                int ri = i < R ? i : R - 1;
-                rp[i] = (const uint8_t *)w + (size_t)(rg + ri) * wrs;
-            }
-            for (int l = 0; l < 16; l++) go[l] = (int32_t)(rp[4 * (l % 4) + l / 4] - rp[0]);   // lane 4q+j: row 4j+q
-            const __m512i goff = _mm512_loadu_si512(go);
-            const __mmask16 m = (__mmask16)((1u << R) - 1);
-            for (int64_t tg = 0; tg < tp; tg += G16_TG) {
-                const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
-                k[T](nb, rp, 16 * wrs, goff, xt + (size_t)tg * xrs, xrs, dxa + tg * nb, cra + tg * nb, nb, y + (t0 + tg) * ys + rg, ys, m);
+            if (R == 16 || r1 >= 16) {   // a short last group is shifted down over rows it does not store
+                const int64_t base = rg + R - 16;
+                g16_group(k, nb, (const uint8_t *)w + (size_t)base * wrs, wrs, tp, xt, xrs, dxa, cra,
+                          y + t0 * ys + base, ys, (__mmask16)(0xFFFFu << (16 - R)));
+            } else {   // fewer than 16 rows in the tensor: one row in all lanes, lane 0 stored
+                for (int64_t r = rg; r < r1; r++)
+                    g16_group(k, nb, (const uint8_t *)w + (size_t)r * wrs, 0, tp, xt, xrs, dxa, cra, y + t0 * ys + r, ys, 1);
             }
         }
     }
