@@ -33,7 +33,13 @@
 // 4q + j holds row 4j + q; the store permutes back. A short last group is shifted down to end at
 // the last row (rows below it are computed, not stored); a tensor of fewer than 16 rows puts one
 // row in every lane. Tokens go 8 at a time over the transposed block.
-enum { G16_TG = 8, G16_AUX = 6144 };   // tokens per pass over a block; (token, block) aux entries on the stack
+// Stack per gemm call: 32 KiB of activation aux, 18 KiB of packed weights, 8 KiB of sums.
+enum {
+    G16_TG = 8,      // tokens per pass over a packed block
+    G16_AUX = 4096,  // (block, token) aux entries
+    G16_KB = 32,     // blocks per packed chunk
+    G16_TP = 128,    // tokens per pass over the rows
+};
 
 INLINE void g16_tr4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, __m512i *o) {
     __m512i a0 = _mm512_unpacklo_epi32(z0, z1), a1 = _mm512_unpackhi_epi32(z0, z1);
@@ -57,69 +63,90 @@ INLINE __m512i g16_dp_bcast(__m512i s, __m512i w, const int8_t *p) {
     return s;
 }
 
-// w: row 0 of the group, rows wrs bytes apart (0: one row in every lane); goff: byte offset of lane
-// l's row from w; x: T activation rows (Q8_0);
-// pf: prefetch distance (bytes, next row group); dxa/cra: aux of those tokens, (block, token) with
-// block stride as; y: T output rows at the group's first row; m: rows kept.
-INLINE void g16_kernel(const bool q4, int64_t nb, const uint8_t *w, size_t wrs, size_t pf, __m512i goff, const uint8_t *x,
-                       size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
-                       __mmask16 m, const int T) {
+// A block of 16 rows, transposed: q[k] lane l = 4 unsigned quants of lane l's row (dword k: quants
+// 4k..4k+3 for k < 4, 16 + 4(k-4).. for k >= 4), d = the rows' scales as f32.
+typedef struct g16_blk { __m512i q[8]; __m512 d; } g16_blk;   // 576 bytes
+
+// Transposes blocks b0 .. b0+nbk-1 of 16 rows into out. w: row 0 of the group, rows wrs bytes apart
+// (0: one row in every lane); goff: byte offset of lane l's row from w; pf: prefetch distance (0: none).
+INLINE void g16_pack(const bool q4, const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk,
+                     g16_blk *out) {
     const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
-    __m512 acc[G16_TG];
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const size_t off = (size_t)b * bs;
-        // strides made opaque per block: otherwise GCC hoists all 16 row and 8 token addresses out of
-        // the loop and spills them (half the loop's instructions were GPR moves)
-        size_t s1 = wrs, s4 = 4 * wrs, x1 = xrs;
-        __asm__("" : "+r"(s1), "+r"(s4), "+r"(x1));
-        __m512i wv[8];
-        // 1-2 tokens are memory-bound: fetch the next group's rows at this column (see tile.h); a
+    for (int i = 0; i < nbk; i++) {
+        const size_t off = (size_t)(b0 + i) * bs;
+        // strides made opaque per block: otherwise GCC hoists all 16 row addresses out of the loop
+        // and spills them
+        size_t s1 = wrs, s4 = 4 * wrs;
+        __asm__("" : "+r"(s1), "+r"(s4));
+        // memory-bound (1-2 tokens): fetch the next group's rows at this column (see tile.h); a
         // line covers ~2 (Q8_0) or ~3.5 (Q4_0) blocks, so every other block suffices
-        if (T <= 2 && (b & 1) == 0)
-            TV_TILE_UNROLL for (int i = 0; i < 16; i++) __builtin_prefetch(w + i * wrs + pf + off, 0, 3);
+        if (pf && (i & 1) == 0)
+            TV_TILE_UNROLL for (int r = 0; r < 16; r++) __builtin_prefetch(w + r * wrs + pf + off, 0, 3);
+        __m512i *wv = out[i].q;
         if (q4) {
             __m512i o[4];
             const __m512i m4 = _mm512_set1_epi8(0x0F);
             const uint8_t *p = w + off + 2;
             g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), o);
-            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // lane dword k: quants 4k..4k+3 (lo), 16+4k.. (hi)
+            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                 wv[k] = _mm512_and_si512(o[k], m4);
                 wv[k + 4] = _mm512_and_si512(_mm512_srli_epi16(o[k], 4), m4);
             }
         } else {
             const __m512i k80 = _mm512_set1_epi8((char)0x80);
             const uint8_t *p = w + off + 2, *p2 = w + off + 18;
-            g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), wv);
-            g16_tr4(g16_ld4(p2, s1), g16_ld4(p2 + s4, s1), g16_ld4(p2 + 2 * s4, s1), g16_ld4(p2 + 2 * s4 + s4, s1), wv + 4);
-            TV_TILE_UNROLL for (int k = 0; k < 8; k++) wv[k] = _mm512_xor_si512(wv[k], k80);
+            __m512i o[8];
+            g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), o);
+            g16_tr4(g16_ld4(p2, s1), g16_ld4(p2 + s4, s1), g16_ld4(p2 + 2 * s4, s1), g16_ld4(p2 + 2 * s4 + s4, s1), o + 4);
+            TV_TILE_UNROLL for (int k = 0; k < 8; k++) wv[k] = _mm512_xor_si512(o[k], k80);
         }
         // f16 scales: the first 4 bytes of each row's block (d and two quants), low halves kept
-        __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(goff, w + off, 1)));
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const int8_t *xq = (const int8_t *)x + b * (int64_t)sizeof(tv_block_q8_0) + 2 + (t & 4 ? 4 * x1 : 0) + (size_t)(t & 3) * x1;
-            __m512i s = _mm512_set1_epi32(cra[b * as + t]);
-            TV_TILE_UNROLL for (int k = 0; k < 8; k++) s = g16_dp_bcast(s, wv[k], xq + 4 * k);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dxa[b * as + t])), acc[t]);
-        }
+        out[i].d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(goff, w + off, 1)));
     }
-    const __m512i back = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(back, acc[t]));
+}
+static void g16_pack_q4(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, g16_blk *out) {
+    g16_pack(true, w, wrs, goff, pf, b0, nbk, out);
+}
+static void g16_pack_q8(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, g16_blk *out) {
+    g16_pack(false, w, wrs, goff, pf, b0, nbk, out);
 }
 
-#define G16_FN(PFX, Q4, T)                                                                                         \
-    static void PFX##_##T(int64_t nb, const uint8_t *w, size_t wrs, size_t pf, __m512i goff, const uint8_t *x, size_t xrs,        \
-                          const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m) {   \
-        g16_kernel(Q4, nb, w, wrs, pf, goff, x, xrs, dxa, cra, as, y, ys, m, T);                                           \
+// T tokens over nbk packed blocks. x: the tokens' rows (Q8_0), already at the chunk's first block;
+// dxa/cra: aux of the chunk's first block and these tokens, (block, token) with block stride as;
+// acc: (T, 16) running sums in lane order, read unless first, written back.
+INLINE void g16_compute(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa,
+                        const int32_t *cra, int64_t as, float *acc_io, bool first, const int T) {
+    __m512 acc[G16_TG];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc_io + 16 * t);
+    for (int i = 0; i < nbk; i++) {
+        size_t x1 = xrs;   // opaque per block, as in g16_pack (8 token addresses)
+        __asm__("" : "+r"(x1));
+        const __m512 dw = wb[i].d;
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const int8_t *xq = (const int8_t *)x + i * (int64_t)sizeof(tv_block_q8_0) + 2 + (t & 4 ? 4 * x1 : 0) + (size_t)(t & 3) * x1;
+            // two chains of 4, summed: an exact int32 sum, so the bits do not depend on it
+            __m512i s = _mm512_set1_epi32(cra[i * as + t]), s2 = _mm512_setzero_si512();
+            TV_TILE_UNROLL for (int k = 0; k < 8; k += 2) {
+                s = g16_dp_bcast(s, wb[i].q[k], xq + 4 * k);
+                s2 = g16_dp_bcast(s2, wb[i].q[k + 1], xq + 4 * k + 4);
+            }
+            s = _mm512_add_epi32(s, s2);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dxa[i * as + t])), acc[t]);
+        }
     }
-typedef void (*g16_fn)(int64_t nb, const uint8_t *w, size_t wrs, size_t pf, __m512i goff, const uint8_t *x, size_t xrs,
-                       const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m);
-#define G16_SET(PFX, Q4)                                                                                           \
-    G16_FN(PFX, Q4, 1) G16_FN(PFX, Q4, 2) G16_FN(PFX, Q4, 3) G16_FN(PFX, Q4, 4)                                    \
-    G16_FN(PFX, Q4, 5) G16_FN(PFX, Q4, 6) G16_FN(PFX, Q4, 7) G16_FN(PFX, Q4, 8)                                    \
-    static const g16_fn PFX##_k[G16_TG + 1] = { 0, PFX##_1, PFX##_2, PFX##_3, PFX##_4, PFX##_5, PFX##_6, PFX##_7, PFX##_8 };
-G16_SET(g16q4, true)
-G16_SET(g16q8, false)
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(acc_io + 16 * t, acc[t]);
+}
+#define G16_FN(T)                                                                                                  \
+    static void g16_compute_##T(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa,         \
+                                const int32_t *cra, int64_t as, float *acc_io, bool first) {                       \
+        g16_compute(wb, nbk, x, xrs, dxa, cra, as, acc_io, first, T);                                              \
+    }
+G16_FN(1) G16_FN(2) G16_FN(3) G16_FN(4) G16_FN(5) G16_FN(6) G16_FN(7) G16_FN(8)
+typedef void (*g16_fn)(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa, const int32_t *cra,
+                       int64_t as, float *acc_io, bool first);
+static const g16_fn g16_k[G16_TG + 1] = { 0, g16_compute_1, g16_compute_2, g16_compute_3, g16_compute_4,
+                                          g16_compute_5, g16_compute_6, g16_compute_7, g16_compute_8 };
+typedef void (*g16_pack_fn)(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, g16_blk *out);
 
 // Per (block, token) of Q8_0 activations (index b * nt + t): dxa = scale as f32, cra = -off * sum of the 32 quants.
 static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_t off, float *dxa, int32_t *cra) {
@@ -138,25 +165,38 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
     }
 }
 
-// One group of 16 rows (w, wrs as g16_kernel) over tp tokens, 8 at a time.
-static void g16_group(const g16_fn *k, int64_t nb, const uint8_t *w, size_t wrs, int64_t tp, const uint8_t *x,
+// One group of 16 rows (w, wrs as g16_pack) over tp tokens: per chunk of G16_KB blocks, pack the
+// rows once, then run every 8-token group over the packed chunk; y: (tp, ys) at the group's first
+// row, lanes m stored.
+static void g16_group(g16_pack_fn pack, int64_t nb, const uint8_t *w, size_t wrs, int64_t tp, const uint8_t *x,
                       size_t xrs, const float *dxa, const int32_t *cra, float *y, int64_t ys, __mmask16 m) {
+    g16_blk wb[G16_KB];              // 18 KiB: a chunk of packed blocks
+    float acc[G16_TP * 16] __attribute__((aligned(64)));   // (tp, 16 lanes) running sums
     int32_t go[16];
     for (int l = 0; l < 16; l++) go[l] = (int32_t)((size_t)(4 * (l % 4) + l / 4) * wrs);   // lane 4q+j: row 4j+q
     const __m512i goff = _mm512_loadu_si512(go);
-    for (int64_t tg = 0; tg < tp; tg += G16_TG) {
-        const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
-        k[T](nb, w, wrs, 16 * wrs, goff, x + (size_t)tg * xrs, xrs, dxa + tg, cra + tg, tp, y + tg * ys, ys, m);
+    for (int64_t b0 = 0; b0 < nb; b0 += G16_KB) {
+        const int nbk = nb - b0 < G16_KB ? (int)(nb - b0) : G16_KB;
+        pack(w, wrs, goff, tp <= 2 ? 16 * wrs : 0, b0, nbk, wb);
+        const uint8_t *xc = x + (size_t)b0 * sizeof(tv_block_q8_0);
+        for (int64_t tg = 0; tg < tp; tg += G16_TG) {
+            const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
+            g16_k[T](wb, nbk, xc + (size_t)tg * xrs, xrs, dxa + b0 * tp + tg, cra + b0 * tp + tg, tp, acc + 16 * tg, b0 == 0);
+        }
     }
+    const __m512i back = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int64_t t = 0; t < tp; t++)
+        _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(back, _mm512_load_ps(acc + 16 * t)));
 }
 
-static void g16_gemm(const g16_fn *k, int32_t off, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
+static void g16_gemm(g16_pack_fn pack, int32_t off, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
                      int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK8_0;
     float dxa[G16_AUX];     // (nb, tokens of the pass)
     int32_t cra[G16_AUX];   // (nb, tokens of the pass)
-    TV_CHECK(nb >= 1 && nb <= G16_AUX);   // rows of up to 196608 elements
+    TV_CHECK(nb >= 1 && nb <= G16_AUX);   // rows of up to 131072 elements
     int64_t tp_max = G16_AUX / nb;
+    if (tp_max > G16_TP) tp_max = G16_TP;
     if (tp_max > G16_TG) tp_max -= tp_max % G16_TG;
     for (int64_t t0 = 0; t0 < nt; t0 += tp_max) {
         const int64_t tp = nt - t0 < tp_max ? nt - t0 : tp_max;
@@ -166,22 +206,22 @@ static void g16_gemm(const g16_fn *k, int32_t off, int64_t n, int64_t r0, int64_
             const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
             if (R == 16 || r1 >= 16) {   // a short last group is shifted down over rows it does not store
                 const int64_t base = rg + R - 16;
-                g16_group(k, nb, (const uint8_t *)w + (size_t)base * wrs, wrs, tp, xt, xrs, dxa, cra,
+                g16_group(pack, nb, (const uint8_t *)w + (size_t)base * wrs, wrs, tp, xt, xrs, dxa, cra,
                           y + t0 * ys + base, ys, (__mmask16)(0xFFFFu << (16 - R)));
             } else {   // fewer than 16 rows in the tensor: one row in all lanes, lane 0 stored
                 for (int64_t r = rg; r < r1; r++)
-                    g16_group(k, nb, (const uint8_t *)w + (size_t)r * wrs, 0, tp, xt, xrs, dxa, cra, y + t0 * ys + r, ys, 1);
+                    g16_group(pack, nb, (const uint8_t *)w + (size_t)r * wrs, 0, tp, xt, xrs, dxa, cra, y + t0 * ys + r, ys, 1);
             }
         }
     }
 }
 static void q4_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
-    g16_gemm(g16q4_k, 8, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    g16_gemm(g16_pack_q4, 8, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q8_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
-    g16_gemm(g16q8_k, 128, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    g16_gemm(g16_pack_q8, 128, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q4_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q4_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
 static void q8_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q8_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
