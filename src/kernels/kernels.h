@@ -108,8 +108,8 @@ typedef struct tv_type_traits {
     tv_type vec_dot_type;    // activations are converted to this once per matmul
     tv_vec_dot_fn vec_dot;
     tv_gemm_fn gemm;
-    int64_t gemm_rows;       // weight rows per gemm call from tv_matmul (0: its default); a gemm that
-                             // blocks rows itself wants many (it amortizes per-call activation work)
+    int64_t gemm_rows;       // 0, or: gemm does its own cache blocking of rows and tokens, and tv_matmul
+                             // passes all tokens and this many rows per call (amortizing per-call work)
     tv_axpy_fn axpy;         // F32, F16, BF16 only (NULL otherwise)
 } tv_type_traits;
 

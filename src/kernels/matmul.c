@@ -53,6 +53,7 @@ static void mm_compute(void *arg, int ith, int nth) {
     int64_t tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
     if (tok_tile > 16) tok_tile &= ~(int64_t)15;   // whole token groups for the 8- and 4-token tiles
     if (tok_tile < 1) tok_tile = 1;
+    if (j->tt->gemm && j->tt->gemm_rows > 0) tok_tile = j->n_tok;   // that gemm blocks tokens itself
     for (int64_t t0 = 0; t0 < j->n_tok; t0 += tok_tile) {
         int64_t nt = j->n_tok - t0 < tok_tile ? j->n_tok - t0 : tok_tile;
         const char *xt = (const char *)j->xq + (size_t)t0 * j->x_row_bytes;

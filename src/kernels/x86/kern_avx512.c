@@ -33,10 +33,9 @@
 // 4q + j holds row 4j + q; the store permutes back. A short last group is shifted down to end at
 // the last row (rows below it are computed, not stored); a tensor of fewer than 16 rows puts one
 // row in every lane. Tokens go 8 at a time over the transposed block.
-// Stack per gemm call: 32 KiB of activation aux, 18 KiB of packed weights, 8 KiB of sums.
+// Stack per gemm call: 32 KiB of activation aux, 18 KiB of packed weights.
 enum {
     G16_TG = 8,      // tokens per pass over a packed block
-    G16_AUX = 4096,  // (block, token) aux entries
     G16_KB = 32,     // blocks per packed chunk
     G16_TP = 128,    // tokens per pass over the rows
 };
@@ -113,11 +112,14 @@ static void g16_pack_q8(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, i
 
 // T tokens over nbk packed blocks. x: the tokens' rows (Q8_0), already at the chunk's first block;
 // dxa/cra: aux of the chunk's first block and these tokens, (block, token) with block stride as;
-// acc: (T, 16) running sums in lane order, read unless first, written back.
+// y: (T, ys) at the group's first row holds the running sums of rows m (read unless first).
 INLINE void g16_compute(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa,
-                        const int32_t *cra, int64_t as, float *acc_io, bool first, const int T) {
+                        const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m, bool first, const int T) {
+    // lane 4q+j <-> row 4j+q (its own inverse)
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     __m512 acc[G16_TG];
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc_io + 16 * t);
+    TV_TILE_UNROLL for (int t = 0; t < T; t++)
+        acc[t] = first ? _mm512_setzero_ps() : _mm512_permutexvar_ps(perm, _mm512_maskz_loadu_ps(m, y + t * ys));
     for (int i = 0; i < nbk; i++) {
         size_t x1 = xrs;   // opaque per block, as in g16_pack (8 token addresses)
         __asm__("" : "+r"(x1));
@@ -134,16 +136,16 @@ INLINE void g16_compute(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dxa[i * as + t])), acc[t]);
         }
     }
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(acc_io + 16 * t, acc[t]);
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(perm, acc[t]));
 }
 #define G16_FN(T)                                                                                                  \
     static void g16_compute_##T(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa,         \
-                                const int32_t *cra, int64_t as, float *acc_io, bool first) {                       \
-        g16_compute(wb, nbk, x, xrs, dxa, cra, as, acc_io, first, T);                                              \
+                                const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m, bool first) {   \
+        g16_compute(wb, nbk, x, xrs, dxa, cra, as, y, ys, m, first, T);                                            \
     }
 G16_FN(1) G16_FN(2) G16_FN(3) G16_FN(4) G16_FN(5) G16_FN(6) G16_FN(7) G16_FN(8)
 typedef void (*g16_fn)(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa, const int32_t *cra,
-                       int64_t as, float *acc_io, bool first);
+                       int64_t as, float *y, int64_t ys, __mmask16 m, bool first);
 static const g16_fn g16_k[G16_TG + 1] = { 0, g16_compute_1, g16_compute_2, g16_compute_3, g16_compute_4,
                                           g16_compute_5, g16_compute_6, g16_compute_7, g16_compute_8 };
 typedef void (*g16_pack_fn)(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, g16_blk *out);
@@ -165,52 +167,41 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
     }
 }
 
-// One group of 16 rows (w, wrs as g16_pack) over tp tokens: per chunk of G16_KB blocks, pack the
-// rows once, then run every 8-token group over the packed chunk; y: (tp, ys) at the group's first
-// row, lanes m stored.
-static void g16_group(g16_pack_fn pack, int64_t nb, const uint8_t *w, size_t wrs, int64_t tp, const uint8_t *x,
-                      size_t xrs, const float *dxa, const int32_t *cra, float *y, int64_t ys, __mmask16 m) {
-    g16_blk wb[G16_KB];              // 18 KiB: a chunk of packed blocks
-    float acc[G16_TP * 16] __attribute__((aligned(64)));   // (tp, 16 lanes) running sums
-    int32_t go[16];
-    for (int l = 0; l < 16; l++) go[l] = (int32_t)((size_t)(4 * (l % 4) + l / 4) * wrs);   // lane 4q+j: row 4j+q
-    const __m512i goff = _mm512_loadu_si512(go);
-    for (int64_t b0 = 0; b0 < nb; b0 += G16_KB) {
-        const int nbk = nb - b0 < G16_KB ? (int)(nb - b0) : G16_KB;
-        pack(w, wrs, goff, tp <= 2 ? 16 * wrs : 0, b0, nbk, wb);
-        const uint8_t *xc = x + (size_t)b0 * sizeof(tv_block_q8_0);
-        for (int64_t tg = 0; tg < tp; tg += G16_TG) {
-            const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
-            g16_k[T](wb, nbk, xc + (size_t)tg * xrs, xrs, dxa + b0 * tp + tg, cra + b0 * tp + tg, tp, acc + 16 * tg, b0 == 0);
-        }
-    }
-    const __m512i back = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    for (int64_t t = 0; t < tp; t++)
-        _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(back, _mm512_load_ps(acc + 16 * t)));
-}
-
+// Blocking: tokens in passes of up to G16_TP; per pass, blocks in chunks of G16_KB (the activation
+// aux of a chunk is computed once); per chunk, each 16-row group is packed once and every 8-token
+// group runs over it. Running sums live in y between chunks (only the rows this call owns).
 static void g16_gemm(g16_pack_fn pack, int32_t off, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
                      int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK8_0;
-    float dxa[G16_AUX];     // (nb, tokens of the pass)
-    int32_t cra[G16_AUX];   // (nb, tokens of the pass)
-    TV_CHECK(nb >= 1 && nb <= G16_AUX);   // rows of up to 131072 elements
-    int64_t tp_max = G16_AUX / nb;
-    if (tp_max > G16_TP) tp_max = G16_TP;
-    if (tp_max > G16_TG) tp_max -= tp_max % G16_TG;
-    for (int64_t t0 = 0; t0 < nt; t0 += tp_max) {
-        const int64_t tp = nt - t0 < tp_max ? nt - t0 : tp_max;
+    float dxa[G16_KB * G16_TP];     // (chunk blocks, tokens of the pass)
+    int32_t cra[G16_KB * G16_TP];   // (chunk blocks, tokens of the pass)
+    g16_blk wb[G16_KB];             // a packed chunk of one row group
+    TV_CHECK(nb >= 1 && 15 * wrs <= INT32_MAX);
+    for (int64_t t0 = 0; t0 < nt; t0 += G16_TP) {
+        const int64_t tp = nt - t0 < G16_TP ? nt - t0 : G16_TP;
         const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * xrs;
-        g16_aux(xt, xrs, tp, nb, off, dxa, cra);
-        for (int64_t rg = r0; rg < r1; rg += 16) {
-            const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
-            if (R == 16 || r1 >= 16) {   // a short last group is shifted down over rows it does not store
-                const int64_t base = rg + R - 16;
-                g16_group(pack, nb, (const uint8_t *)w + (size_t)base * wrs, wrs, tp, xt, xrs, dxa, cra,
-                          y + t0 * ys + base, ys, (__mmask16)(0xFFFFu << (16 - R)));
-            } else {   // fewer than 16 rows in the tensor: one row in all lanes, lane 0 stored
-                for (int64_t r = rg; r < r1; r++)
-                    g16_group(pack, nb, (const uint8_t *)w + (size_t)r * wrs, 0, tp, xt, xrs, dxa, cra, y + t0 * ys + r, ys, 1);
+        for (int64_t b0 = 0; b0 < nb; b0 += G16_KB) {
+            const int nbk = nb - b0 < G16_KB ? (int)(nb - b0) : G16_KB;
+            const uint8_t *xc = xt + (size_t)b0 * sizeof(tv_block_q8_0);
+            g16_aux(xc, xrs, tp, nbk, off, dxa, cra);
+            for (int64_t rg = r0; rg < r1; rg += 16) {
+                const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
+                // a short last group is shifted down over rows it does not store; a tensor of fewer
+                // than 16 rows goes one row at a time, that row in every lane, lane 0 stored
+                const bool one = R < 16 && r1 < 16;
+                const int64_t first_r = one ? rg : rg + R - 16, end_r = one ? r1 : first_r + 1;
+                for (int64_t r = first_r; r < end_r; r++) {
+                    const size_t gs = one ? 0 : wrs;
+                    const __mmask16 m = one ? 1 : (__mmask16)(0xFFFFu << (16 - R));
+                    int32_t go[16];
+                    for (int l = 0; l < 16; l++) go[l] = (int32_t)((size_t)(4 * (l % 4) + l / 4) * gs);   // lane 4q+j: row 4j+q
+                    pack((const uint8_t *)w + (size_t)r * wrs, gs, _mm512_loadu_si512(go), tp <= 2 ? 16 * wrs : 0, b0, nbk, wb);
+                    for (int64_t tg = 0; tg < tp; tg += G16_TG) {
+                        const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
+                        g16_k[T](wb, nbk, xc + (size_t)tg * xrs, xrs, dxa + tg, cra + tg, tp, y + (t0 + tg) * ys + r, ys, m,
+                                 b0 == 0);
+                    }
+                }
             }
         }
     }
@@ -366,8 +357,8 @@ void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
     t[TV_TYPE_Q8_0].gemm = q8_0_512_gemm;
     t[TV_TYPE_Q4_0].vec_dot = q4_0_512_vec_dot;
     t[TV_TYPE_Q4_0].gemm = q4_0_512_gemm;
-    t[TV_TYPE_Q4_0].gemm_rows = 256;
-    t[TV_TYPE_Q8_0].gemm_rows = 256;
+    t[TV_TYPE_Q4_0].gemm_rows = 1024;
+    t[TV_TYPE_Q8_0].gemm_rows = 1024;
     t[TV_TYPE_Q4_K].vec_dot = q4_K_512_vec_dot;
     t[TV_TYPE_Q4_K].gemm = q4_K_512_gemm;
     t[TV_TYPE_Q6_K].vec_dot = q6_K_512_vec_dot;
