@@ -66,42 +66,44 @@ INLINE __m512i g16_dp_bcast(__m512i s, __m512i w, const int8_t *p) {
 // 4k..4k+3 for k < 4, 16 + 4(k-4).. for k >= 4), d = the rows' scales as f32.
 typedef struct g16_blk { __m512i q[8]; __m512 d; } g16_blk;   // 576 bytes
 
-// Transposes blocks b0 .. b0+nbk-1 of 16 rows into out. w: row 0 of the group, rows wrs bytes apart
-// (0: one row in every lane); goff: byte offset of lane l's row from w; pf: prefetch distance (0: none).
+// Transposes the block at byte offset off of 16 rows into *o. w: row 0 of the group, rows wrs bytes
+// apart (0: one row in every lane); goff: byte offset of lane l's row from w; pf: prefetch distance
+// (0: none).
+INLINE void g16_load(const bool q4, const uint8_t *w, size_t wrs, __m512i goff, size_t pf, size_t off, g16_blk *o) {
+    // strides made opaque per block: otherwise GCC hoists all 16 row addresses out of the loop and
+    // spills them
+    size_t s1 = wrs, s4 = 4 * wrs;
+    __asm__("" : "+r"(s1), "+r"(s4));
+    // memory-bound (1-2 tokens): fetch the next group's rows at this column (see tile.h); a line
+    // covers ~2 (Q8_0) or ~3.5 (Q4_0) blocks, so every other block suffices
+    if (pf && (off / (q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0)) & 1) == 0)
+        TV_TILE_UNROLL for (int r = 0; r < 16; r++) __builtin_prefetch(w + r * wrs + pf + off, 0, 3);
+    __m512i *wv = o->q;
+    if (q4) {
+        __m512i t[4];
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        const uint8_t *p = w + off + 2;
+        g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), t);
+        TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
+            wv[k] = _mm512_and_si512(t[k], m4);
+            wv[k + 4] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4);
+        }
+    } else {
+        const __m512i k80 = _mm512_set1_epi8((char)0x80);
+        const uint8_t *p = w + off + 2, *p2 = w + off + 18;
+        __m512i t[8];
+        g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), t);
+        g16_tr4(g16_ld4(p2, s1), g16_ld4(p2 + s4, s1), g16_ld4(p2 + 2 * s4, s1), g16_ld4(p2 + 2 * s4 + s4, s1), t + 4);
+        TV_TILE_UNROLL for (int k = 0; k < 8; k++) wv[k] = _mm512_xor_si512(t[k], k80);
+    }
+    // f16 scales: the first 4 bytes of each row's block (d and two quants), low halves kept
+    o->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(goff, w + off, 1)));
+}
+// Blocks b0 .. b0+nbk-1 into out.
 INLINE void g16_pack(const bool q4, const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk,
                      g16_blk *out) {
     const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
-    for (int i = 0; i < nbk; i++) {
-        const size_t off = (size_t)(b0 + i) * bs;
-        // strides made opaque per block: otherwise GCC hoists all 16 row addresses out of the loop
-        // and spills them
-        size_t s1 = wrs, s4 = 4 * wrs;
-        __asm__("" : "+r"(s1), "+r"(s4));
-        // memory-bound (1-2 tokens): fetch the next group's rows at this column (see tile.h); a
-        // line covers ~2 (Q8_0) or ~3.5 (Q4_0) blocks, so every other block suffices
-        if (pf && (i & 1) == 0)
-            TV_TILE_UNROLL for (int r = 0; r < 16; r++) __builtin_prefetch(w + r * wrs + pf + off, 0, 3);
-        __m512i *wv = out[i].q;
-        if (q4) {
-            __m512i o[4];
-            const __m512i m4 = _mm512_set1_epi8(0x0F);
-            const uint8_t *p = w + off + 2;
-            g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), o);
-            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
-                wv[k] = _mm512_and_si512(o[k], m4);
-                wv[k + 4] = _mm512_and_si512(_mm512_srli_epi16(o[k], 4), m4);
-            }
-        } else {
-            const __m512i k80 = _mm512_set1_epi8((char)0x80);
-            const uint8_t *p = w + off + 2, *p2 = w + off + 18;
-            __m512i o[8];
-            g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), o);
-            g16_tr4(g16_ld4(p2, s1), g16_ld4(p2 + s4, s1), g16_ld4(p2 + 2 * s4, s1), g16_ld4(p2 + 2 * s4 + s4, s1), o + 4);
-            TV_TILE_UNROLL for (int k = 0; k < 8; k++) wv[k] = _mm512_xor_si512(o[k], k80);
-        }
-        // f16 scales: the first 4 bytes of each row's block (d and two quants), low halves kept
-        out[i].d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(goff, w + off, 1)));
-    }
+    for (int i = 0; i < nbk; i++) g16_load(q4, w, wrs, goff, pf, (size_t)(b0 + i) * bs, &out[i]);
 }
 static void g16_pack_q4(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, g16_blk *out) {
     g16_pack(true, w, wrs, goff, pf, b0, nbk, out);
@@ -110,30 +112,35 @@ static void g16_pack_q8(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, i
     g16_pack(false, w, wrs, goff, pf, b0, nbk, out);
 }
 
+// One (block, token) step of the canonical chain for 16 rows: xq = the token's block quants.
+INLINE __m512 g16_step(const g16_blk *wb, const int8_t *xq, float dx, int32_t cr, __m512 acc) {
+    // two chains of 4, summed: an exact int32 sum, so the bits do not depend on it
+    __m512i s = _mm512_set1_epi32(cr), s2 = _mm512_setzero_si512();
+    TV_TILE_UNROLL for (int k = 0; k < 8; k += 2) {
+        s = g16_dp_bcast(s, wb->q[k], xq + 4 * k);
+        s2 = g16_dp_bcast(s2, wb->q[k + 1], xq + 4 * k + 4);
+    }
+    s = _mm512_add_epi32(s, s2);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wb->d, _mm512_set1_ps(dx)), acc);
+}
+// lane 4q+j <-> row 4j+q (its own inverse)
+#define G16_PERM _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)
+
 // T tokens over nbk packed blocks. x: the tokens' rows (Q8_0), already at the chunk's first block;
 // dxa/cra: aux of the chunk's first block and these tokens, (block, token) with block stride as;
 // y: (T, ys) at the group's first row holds the running sums of rows m (read unless first).
 INLINE void g16_compute(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa,
                         const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m, bool first, const int T) {
-    // lane 4q+j <-> row 4j+q (its own inverse)
-    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512i perm = G16_PERM;
     __m512 acc[G16_TG];
     TV_TILE_UNROLL for (int t = 0; t < T; t++)
         acc[t] = first ? _mm512_setzero_ps() : _mm512_permutexvar_ps(perm, _mm512_maskz_loadu_ps(m, y + t * ys));
     for (int i = 0; i < nbk; i++) {
-        size_t x1 = xrs;   // opaque per block, as in g16_pack (8 token addresses)
+        size_t x1 = xrs;   // opaque per block, as in g16_load (8 token addresses)
         __asm__("" : "+r"(x1));
-        const __m512 dw = wb[i].d;
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const int8_t *xq = (const int8_t *)x + i * (int64_t)sizeof(tv_block_q8_0) + 2 + (t & 4 ? 4 * x1 : 0) + (size_t)(t & 3) * x1;
-            // two chains of 4, summed: an exact int32 sum, so the bits do not depend on it
-            __m512i s = _mm512_set1_epi32(cra[i * as + t]), s2 = _mm512_setzero_si512();
-            TV_TILE_UNROLL for (int k = 0; k < 8; k += 2) {
-                s = g16_dp_bcast(s, wb[i].q[k], xq + 4 * k);
-                s2 = g16_dp_bcast(s2, wb[i].q[k + 1], xq + 4 * k + 4);
-            }
-            s = _mm512_add_epi32(s, s2);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dxa[i * as + t])), acc[t]);
+            acc[t] = g16_step(&wb[i], xq, dxa[i * as + t], cra[i * as + t], acc[t]);
         }
     }
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(perm, acc[t]));
@@ -148,7 +155,42 @@ typedef void (*g16_fn)(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs,
                        int64_t as, float *y, int64_t ys, __mmask16 m, bool first);
 static const g16_fn g16_k[G16_TG + 1] = { 0, g16_compute_1, g16_compute_2, g16_compute_3, g16_compute_4,
                                           g16_compute_5, g16_compute_6, g16_compute_7, g16_compute_8 };
+
+// 1-2 tokens (memory-bound): each block goes straight from the transpose to the dot products,
+// the same steps as g16_pack + g16_compute without the round trip through the packed copy.
+INLINE void g16_direct(const bool q4, const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk,
+                       const uint8_t *x, size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y,
+                       int64_t ys, __mmask16 m, bool first, const int T) {
+    const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
+    const __m512i perm = G16_PERM;
+    __m512 acc[2];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++)
+        acc[t] = first ? _mm512_setzero_ps() : _mm512_permutexvar_ps(perm, _mm512_maskz_loadu_ps(m, y + t * ys));
+    for (int i = 0; i < nbk; i++) {
+        g16_blk blk;
+        g16_load(q4, w, wrs, goff, pf, (size_t)(b0 + i) * bs, &blk);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const int8_t *xq = (const int8_t *)x + (size_t)t * xrs + i * (int64_t)sizeof(tv_block_q8_0) + 2;
+            acc[t] = g16_step(&blk, xq, dxa[i * as + t], cra[i * as + t], acc[t]);
+        }
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(perm, acc[t]));
+}
+typedef void (*g16_direct_fn)(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk,
+                              const uint8_t *x, size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y,
+                              int64_t ys, __mmask16 m, bool first);
+#define G16_DIRECT(NAME, Q4, T)                                                                                    \
+    static void NAME(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, const uint8_t *x, \
+                     size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,          \
+                     __mmask16 m, bool first) {                                                                    \
+        g16_direct(Q4, w, wrs, goff, pf, b0, nbk, x, xrs, dxa, cra, as, y, ys, m, first, T);                       \
+    }
+G16_DIRECT(g16_direct_q4_1, true, 1) G16_DIRECT(g16_direct_q4_2, true, 2)
+G16_DIRECT(g16_direct_q8_1, false, 1) G16_DIRECT(g16_direct_q8_2, false, 2)
 typedef void (*g16_pack_fn)(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, g16_blk *out);
+typedef struct g16_type { g16_pack_fn pack; g16_direct_fn direct[3]; int32_t off; } g16_type;
+static const g16_type g16_q4 = { g16_pack_q4, { 0, g16_direct_q4_1, g16_direct_q4_2 }, 8 };
+static const g16_type g16_q8 = { g16_pack_q8, { 0, g16_direct_q8_1, g16_direct_q8_2 }, 128 };
 
 // Per (block, token) of Q8_0 activations (index b * nt + t): dxa = scale as f32, cra = -off * sum of the 32 quants.
 static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_t off, float *dxa, int32_t *cra) {
@@ -170,7 +212,7 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 // Blocking: tokens in passes of up to G16_TP; per pass, blocks in chunks of G16_KB (the activation
 // aux of a chunk is computed once); per chunk, each 16-row group is packed once and every 8-token
 // group runs over it. Running sums live in y between chunks (only the rows this call owns).
-static void g16_gemm(g16_pack_fn pack, int32_t off, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
+static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
                      int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK8_0;
     float dxa[G16_KB * G16_TP];     // (chunk blocks, tokens of the pass)
@@ -183,7 +225,7 @@ static void g16_gemm(g16_pack_fn pack, int32_t off, int64_t n, int64_t r0, int64
         for (int64_t b0 = 0; b0 < nb; b0 += G16_KB) {
             const int nbk = nb - b0 < G16_KB ? (int)(nb - b0) : G16_KB;
             const uint8_t *xc = xt + (size_t)b0 * sizeof(tv_block_q8_0);
-            g16_aux(xc, xrs, tp, nbk, off, dxa, cra);
+            g16_aux(xc, xrs, tp, nbk, ty->off, dxa, cra);
             for (int64_t rg = r0; rg < r1; rg += 16) {
                 const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
                 // a short last group is shifted down over rows it does not store; a tensor of fewer
@@ -195,7 +237,13 @@ static void g16_gemm(g16_pack_fn pack, int32_t off, int64_t n, int64_t r0, int64
                     const __mmask16 m = one ? 1 : (__mmask16)(0xFFFFu << (16 - R));
                     int32_t go[16];
                     for (int l = 0; l < 16; l++) go[l] = (int32_t)((size_t)(4 * (l % 4) + l / 4) * gs);   // lane 4q+j: row 4j+q
-                    pack((const uint8_t *)w + (size_t)r * wrs, gs, _mm512_loadu_si512(go), tp <= 2 ? 16 * wrs : 0, b0, nbk, wb);
+                    const uint8_t *wg = (const uint8_t *)w + (size_t)r * wrs;
+                    if (tp <= 2) {
+                        ty->direct[tp](wg, gs, _mm512_loadu_si512(go), 16 * wrs, b0, nbk, xc, xrs, dxa, cra, tp,
+                                       y + t0 * ys + r, ys, m, b0 == 0);
+                        continue;
+                    }
+                    ty->pack(wg, gs, _mm512_loadu_si512(go), 0, b0, nbk, wb);
                     for (int64_t tg = 0; tg < tp; tg += G16_TG) {
                         const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
                         g16_k[T](wb, nbk, xc + (size_t)tg * xrs, xrs, dxa + tg, cra + tg, tp, y + (t0 + tg) * ys + r, ys, m,
@@ -208,14 +256,38 @@ static void g16_gemm(g16_pack_fn pack, int32_t off, int64_t n, int64_t r0, int64
 }
 static void q4_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
-    g16_gemm(g16_pack_q4, 8, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    g16_gemm(&g16_q4, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q8_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
-    g16_gemm(g16_pack_q8, 128, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    g16_gemm(&g16_q8, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q4_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q4_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
 static void q8_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q8_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
+
+// ---------------- activations: f32 -> Q8_0 (bit-exact with tv_ref_from_float_q8_0) ----------------
+// round half away from zero, as roundf
+INLINE __m512 round_half_away512(__m512 v) {
+    const __m512 sgn = _mm512_set1_ps(-0.0f);
+    __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512 one = _mm512_maskz_mov_ps(up, _mm512_set1_ps(1.0f));
+    return _mm512_add_ps(t, _mm512_or_ps(one, _mm512_and_ps(v, sgn)));
+}
+static void from_float_q8_0_512(const float *src, void *dst, int64_t n) {
+    tv_block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / TV_QK8_0; i++) {
+        const float *x = src + i * TV_QK8_0;
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = (tv_f16)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);   // RNE, = tv_f32_to_f16
+        __m512 idv = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(round_half_away512(_mm512_mul_ps(v0, idv)))));
+        _mm_storeu_si128((__m128i *)(y[i].qs + 16),
+                         _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(round_half_away512(_mm512_mul_ps(v1, idv)))));
+    }
+}
 
 // ---------------- Q4_K / Q6_K × Q8_K: one row × up to 4 tokens ----------------
 // A zmm holds 64 consecutive elements: Q4_K chunk c = [low nibbles of qs[32c..] (sub-block 2c) |
@@ -354,6 +426,7 @@ void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
     tv_x86_install_avx2(t, vnni256);
     if (!vnni512) return;
     t[TV_TYPE_Q8_0].vec_dot = q8_0_512_vec_dot;
+    t[TV_TYPE_Q8_0].from_float = from_float_q8_0_512;
     t[TV_TYPE_Q8_0].gemm = q8_0_512_gemm;
     t[TV_TYPE_Q4_0].vec_dot = q4_0_512_vec_dot;
     t[TV_TYPE_Q4_0].gemm = q4_0_512_gemm;
