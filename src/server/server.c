@@ -1029,6 +1029,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (cx->is_too_large)
         return fail(s, c, cx, 413, "invalid_request_error", "request_too_large", NULL,
                     "the request body exceeds the limit of %zu bytes", s->max_body);
+    // The 30 s idle timeout guards slow or stalled uploads. Once a generation request is complete it
+    // may wait in the queue or for its first token far longer (long prompts, a full server) with
+    // no bytes flowing: lift the timeout; client hang-ups are still noticed within 100 ms.
+    if (cx->r == R_COMPLETIONS || cx->r == R_CHAT) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     switch (cx->r) {
     case R_HEALTH: case R_MODELS: case R_MODEL_ONE: case R_METRICS: return handle_get(s, c, cx, url);
     case R_COMPLETIONS: return handle_generate(s, c, cx, SRV_API_COMPLETIONS);
