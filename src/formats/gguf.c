@@ -940,3 +940,17 @@ done:
     free(chunk);
     return st;
 }
+
+void gguf_set_spm_vocab(gguf_writer *w, const char *const *tokens, const uint64_t *lens, const float *scores,
+                        const int32_t *types, uint64_t n) {
+    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_set_str(w, "tokenizer.ggml.pre", "default");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", tokens, lens, n);
+    gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, n);
+    gguf_set_arr_data(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n);
+    gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+}

@@ -103,6 +103,11 @@ void gguf_set_str(gguf_writer *w, const char *key, const char *v);
 void gguf_set_arr_data(gguf_writer *w, const char *key, gguf_type elem, const void *data, uint64_t n);
 // String array (each NUL-terminated, or with lens != NULL explicit lengths).
 void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *strs, const uint64_t *lens, uint64_t n);
+// Writes a SentencePiece ("llama") vocabulary as GGUF's tokenizer.ggml.* keys: model, pre
+// ("default"), tokens (lens NULL = NUL-terminated), scores, token_type, bos 1 / eos 2 / unk 0,
+// add_bos_token true, add_eos_token false (the llama2.c / Llama-2 conventions).
+void gguf_set_spm_vocab(gguf_writer *w, const char *const *tokens, const uint64_t *lens, const float *scores,
+                        const int32_t *types, uint64_t n);
 // Deep-copies a parsed value (any type, nested arrays included) from a reader.
 void gguf_set_value(gguf_writer *w, const char *key, const gguf_value *v);
 // Adds a tensor; data is NOT copied and must stay valid until gguf_writer_write returns.

@@ -403,16 +403,7 @@ static tv_status vocab_to_gguf(const tv_llama2c_vocab *v, gguf_writer *w, tv_err
         toks[i][o] = 0;
         lens[i] = o;
     }
-    gguf_set_str(w, "tokenizer.ggml.model", "llama");
-    gguf_set_str(w, "tokenizer.ggml.pre", "default");
-    gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, lens, n);
-    gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, v->scores, n);
-    gguf_set_arr_data(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n);
-    gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
-    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    gguf_set_spm_vocab(w, (const char *const *)toks, lens, v->scores, types, n);
 done:
     if (toks) for (size_t i = 0; i < n; i++) free(toks[i]);
     free(toks);

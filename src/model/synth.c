@@ -167,16 +167,7 @@ static tv_status synth_vocab(gguf_writer *w, int32_t n, tv_error *err) {
     }
 #undef ADD
     if (i < n) { st = tv_fail(err, TV_ERR_INVALID, "synthetic vocab cannot reach %d tokens", n); goto done; }
-    gguf_set_str(w, "tokenizer.ggml.model", "llama");
-    gguf_set_str(w, "tokenizer.ggml.pre", "default");
-    gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, NULL, (uint64_t)n);
-    gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n);
-    gguf_set_arr_data(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n);
-    gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
-    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    gguf_set_spm_vocab(w, (const char *const *)toks, NULL, scores, types, (uint64_t)n);
 done:
     if (toks) for (int32_t k = 0; k < n; k++) free(toks[k]);
     free(toks);
