@@ -33,10 +33,10 @@
 // 4q + j holds row 4j + q; the store permutes back. A short last group is shifted down to end at
 // the last row (rows below it are computed, not stored); a tensor of fewer than 16 rows puts one
 // row in every lane. Tokens go 8 at a time over the transposed block.
-// Stack per gemm call: 32 KiB of activation aux, 18 KiB of packed weights.
+// Stack per gemm call: 80 KiB of activations and their aux, 9 KiB of packed weights.
 enum {
     G16_TG = 8,      // tokens per pass over a packed block
-    G16_KB = 32,     // blocks per packed chunk
+    G16_KB = 16,     // blocks per packed chunk
     G16_TP = 128,    // tokens per pass over the rows
 };
 
@@ -126,41 +126,36 @@ INLINE __m512 g16_step(const g16_blk *wb, const int8_t *xq, float dx, int32_t cr
 // lane 4q+j <-> row 4j+q (its own inverse)
 #define G16_PERM _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)
 
-// T tokens over nbk packed blocks. x: the tokens' rows (Q8_0), already at the chunk's first block;
-// dxa/cra: aux of the chunk's first block and these tokens, (block, token) with block stride as;
+// T tokens over nbk packed blocks. xa/dxa/cra: the chunk's activations (quants, 32 per entry),
+// scales and start values at these tokens, (block, token) with block stride as;
 // y: (T, ys) at the group's first row holds the running sums of rows m (read unless first).
-INLINE void g16_compute(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa,
-                        const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m, bool first, const int T) {
+INLINE void g16_compute(const g16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as,
+                        float *y, int64_t ys, __mmask16 m, bool first, const int T) {
     const __m512i perm = G16_PERM;
     __m512 acc[G16_TG];
     TV_TILE_UNROLL for (int t = 0; t < T; t++)
         acc[t] = first ? _mm512_setzero_ps() : _mm512_permutexvar_ps(perm, _mm512_maskz_loadu_ps(m, y + t * ys));
-    for (int i = 0; i < nbk; i++) {
-        size_t x1 = xrs;   // opaque per block, as in g16_load (8 token addresses)
-        __asm__("" : "+r"(x1));
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const int8_t *xq = (const int8_t *)x + i * (int64_t)sizeof(tv_block_q8_0) + 2 + (t & 4 ? 4 * x1 : 0) + (size_t)(t & 3) * x1;
-            acc[t] = g16_step(&wb[i], xq, dxa[i * as + t], cra[i * as + t], acc[t]);
-        }
-    }
+    for (int i = 0; i < nbk; i++)
+        TV_TILE_UNROLL for (int t = 0; t < T; t++)
+            acc[t] = g16_step(&wb[i], xa + (i * as + t) * TV_QK8_0, dxa[i * as + t], cra[i * as + t], acc[t]);
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(perm, acc[t]));
 }
 #define G16_FN(T)                                                                                                  \
-    static void g16_compute_##T(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa,         \
-                                const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m, bool first) {   \
-        g16_compute(wb, nbk, x, xrs, dxa, cra, as, y, ys, m, first, T);                                            \
+    static void g16_compute_##T(const g16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra, \
+                                int64_t as, float *y, int64_t ys, __mmask16 m, bool first) {                       \
+        g16_compute(wb, nbk, xa, dxa, cra, as, y, ys, m, first, T);                                                \
     }
 G16_FN(1) G16_FN(2) G16_FN(3) G16_FN(4) G16_FN(5) G16_FN(6) G16_FN(7) G16_FN(8)
-typedef void (*g16_fn)(const g16_blk *wb, int nbk, const uint8_t *x, size_t xrs, const float *dxa, const int32_t *cra,
-                       int64_t as, float *y, int64_t ys, __mmask16 m, bool first);
+typedef void (*g16_fn)(const g16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as,
+                       float *y, int64_t ys, __mmask16 m, bool first);
 static const g16_fn g16_k[G16_TG + 1] = { 0, g16_compute_1, g16_compute_2, g16_compute_3, g16_compute_4,
                                           g16_compute_5, g16_compute_6, g16_compute_7, g16_compute_8 };
 
 // 1-2 tokens (memory-bound): each block goes straight from the transpose to the dot products,
 // the same steps as g16_pack + g16_compute without the round trip through the packed copy.
 INLINE void g16_direct(const bool q4, const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk,
-                       const uint8_t *x, size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y,
-                       int64_t ys, __mmask16 m, bool first, const int T) {
+                       const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
+                       __mmask16 m, bool first, const int T) {
     const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
     const __m512i perm = G16_PERM;
     __m512 acc[2];
@@ -169,21 +164,19 @@ INLINE void g16_direct(const bool q4, const uint8_t *w, size_t wrs, __m512i goff
     for (int i = 0; i < nbk; i++) {
         g16_blk blk;
         g16_load(q4, w, wrs, goff, pf, (size_t)(b0 + i) * bs, &blk);
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const int8_t *xq = (const int8_t *)x + (size_t)t * xrs + i * (int64_t)sizeof(tv_block_q8_0) + 2;
-            acc[t] = g16_step(&blk, xq, dxa[i * as + t], cra[i * as + t], acc[t]);
-        }
+        TV_TILE_UNROLL for (int t = 0; t < T; t++)
+            acc[t] = g16_step(&blk, xa + (i * as + t) * TV_QK8_0, dxa[i * as + t], cra[i * as + t], acc[t]);
     }
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(perm, acc[t]));
 }
 typedef void (*g16_direct_fn)(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk,
-                              const uint8_t *x, size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y,
-                              int64_t ys, __mmask16 m, bool first);
+                              const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
+                              __mmask16 m, bool first);
 #define G16_DIRECT(NAME, Q4, T)                                                                                    \
-    static void NAME(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, const uint8_t *x, \
-                     size_t xrs, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,          \
-                     __mmask16 m, bool first) {                                                                    \
-        g16_direct(Q4, w, wrs, goff, pf, b0, nbk, x, xrs, dxa, cra, as, y, ys, m, first, T);                       \
+    static void NAME(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk, const int8_t *xa, \
+                     const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m,         \
+                     bool first) {                                                                                 \
+        g16_direct(Q4, w, wrs, goff, pf, b0, nbk, xa, dxa, cra, as, y, ys, m, first, T);                           \
     }
 G16_DIRECT(g16_direct_q4_1, true, 1) G16_DIRECT(g16_direct_q4_2, true, 2)
 G16_DIRECT(g16_direct_q8_1, false, 1) G16_DIRECT(g16_direct_q8_2, false, 2)
@@ -192,15 +185,18 @@ typedef struct g16_type { g16_pack_fn pack; g16_direct_fn direct[3]; int32_t off
 static const g16_type g16_q4 = { g16_pack_q4, { 0, g16_direct_q4_1, g16_direct_q4_2 }, 8 };
 static const g16_type g16_q8 = { g16_pack_q8, { 0, g16_direct_q8_1, g16_direct_q8_2 }, 128 };
 
-// Per (block, token) of Q8_0 activations (index b * nt + t): dxa = scale as f32, cra = -off * sum of the 32 quants.
-static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_t off, float *dxa, int32_t *cra) {
+// Per (block, token) of Q8_0 activations (index b * nt + t): xa = the 32 quants (so a kernel reaches
+// every token of a block from one base address), dxa = scale as f32, cra = -off * sum of the quants.
+static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_t off, int8_t *xa, float *dxa,
+                    int32_t *cra) {
     const __m256i k80 = _mm256_set1_epi8((char)0x80);
     for (int64_t t = 0; t < nt; t++) {
         const tv_block_q8_0 *xb = (const tv_block_q8_0 *)(x + (size_t)t * xrs);
         for (int64_t b = 0; b < nb; b++) {
             // sum of (q + 128) by 8-byte groups, then minus 32 * 128
-            __m256i s = _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)xb[b].qs), k80),
-                                        _mm256_setzero_si256());
+            __m256i q = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+            _mm256_store_si256((__m256i *)(xa + (b * nt + t) * TV_QK8_0), q);
+            __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, k80), _mm256_setzero_si256());
             __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
             dxa[b * nt + t] = _cvtsh_ss(xb[b].d);
@@ -217,6 +213,7 @@ static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, cons
     const int64_t nb = n / TV_QK8_0;
     float dxa[G16_KB * G16_TP];     // (chunk blocks, tokens of the pass)
     int32_t cra[G16_KB * G16_TP];   // (chunk blocks, tokens of the pass)
+    int8_t xa[G16_KB * G16_TP * TV_QK8_0] __attribute__((aligned(64)));   // (chunk blocks, tokens, 32)
     g16_blk wb[G16_KB];             // a packed chunk of one row group
     TV_CHECK(nb >= 1 && 15 * wrs <= INT32_MAX);
     for (int64_t t0 = 0; t0 < nt; t0 += G16_TP) {
@@ -225,7 +222,7 @@ static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, cons
         for (int64_t b0 = 0; b0 < nb; b0 += G16_KB) {
             const int nbk = nb - b0 < G16_KB ? (int)(nb - b0) : G16_KB;
             const uint8_t *xc = xt + (size_t)b0 * sizeof(tv_block_q8_0);
-            g16_aux(xc, xrs, tp, nbk, ty->off, dxa, cra);
+            g16_aux(xc, xrs, tp, nbk, ty->off, xa, dxa, cra);
             for (int64_t rg = r0; rg < r1; rg += 16) {
                 const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
                 // a short last group is shifted down over rows it does not store; a tensor of fewer
@@ -239,15 +236,14 @@ static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, cons
                     for (int l = 0; l < 16; l++) go[l] = (int32_t)((size_t)(4 * (l % 4) + l / 4) * gs);   // lane 4q+j: row 4j+q
                     const uint8_t *wg = (const uint8_t *)w + (size_t)r * wrs;
                     if (tp <= 2) {
-                        ty->direct[tp](wg, gs, _mm512_loadu_si512(go), 16 * wrs, b0, nbk, xc, xrs, dxa, cra, tp,
+                        ty->direct[tp](wg, gs, _mm512_loadu_si512(go), 16 * wrs, b0, nbk, xa, dxa, cra, tp,
                                        y + t0 * ys + r, ys, m, b0 == 0);
                         continue;
                     }
                     ty->pack(wg, gs, _mm512_loadu_si512(go), 0, b0, nbk, wb);
                     for (int64_t tg = 0; tg < tp; tg += G16_TG) {
                         const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
-                        g16_k[T](wb, nbk, xc + (size_t)tg * xrs, xrs, dxa + tg, cra + tg, tp, y + (t0 + tg) * ys + r, ys, m,
-                                 b0 == 0);
+                        g16_k[T](wb, nbk, xa + tg * TV_QK8_0, dxa + tg, cra + tg, tp, y + (t0 + tg) * ys + r, ys, m, b0 == 0);
                     }
                 }
             }
