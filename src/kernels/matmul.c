@@ -4,7 +4,8 @@
 //    tv_row_size(vec_dot_type, n) bytes; F32 activations are used in place, no copy).
 // 2. Weight rows are split across the pool in contiguous, 16-aligned ranges (thread ith of nth);
 //    each thread walks its rows in chunks and the tokens in tiles that keep the activation tile
-//    in L2, calling traits->gemm when the type has one, else vec_dot per (row, token).
+//    in L2, calling traits->gemm when the type has one, else vec_dot per (row, token). A gemm with
+//    traits->gemm_rows set blocks rows and tokens itself: it gets all tokens, gemm_rows rows a call.
 #include <string.h>
 
 #include "kernels/kernels.h"

@@ -1,16 +1,11 @@
-// kern_avx512.c — AVX-512 (F/BW/VL/DQ + VNNI) int8 GEMM/GEMV tiles for Q8_0 and Q4_0 weights.
-//
-// One zmm holds two 32-element blocks. Products are vpdpbusd (u8 × s8 -> int32, 4 per lane):
-//   Q4_0: nibbles are the unsigned side as stored; sum (nib - 8) x = sum nib x - 8 sum x, and the
-//         -8 sum x term is the accumulator's start value, computed once per activation block pair.
-//   Q8_0: weights are made unsigned with w ^ 0x80 (= w + 128); sum x w = sum x (w + 128) - 128 sum x,
-//         again folded into the start value per activation block pair.
-// Lane layout of a Q4_0 pair after unpacking: [lo(b) | lo(b+1) | hi(b) | hi(b+1)] (16 bytes each),
-// so activations are permuted to [x_b[0:16] | x_b+1[0:16] | x_b[16:32] | x_b+1[16:32]] and the
-// per-lane scales to [d_b ×4 | d_b+1 ×4 | d_b ×4 | d_b+1 ×4]. Q8_0 keeps natural order.
-// An odd last block is padded with zero bytes and a zero scale on both sides.
-// Tiles: up to 4 weight rows × 4 tokens (16 accumulators). Without VNNI, the AVX2 kernels serve.
-// Q4_K / Q6_K: see their section below.
+// kern_avx512.c — AVX-512 (F/BW/VL/DQ + VNNI) int8 GEMM/GEMV for Q8_0 and Q4_0 weights (16 weight rows
+// per zmm, one lane each: see the Q8_0 / Q4_0 section), Q4_K / Q6_K (one row x up to 4 tokens), and
+// the f32 -> Q8_0 activation quantizer. Products are vpdpbusd (u8 x s8 -> int32, 4 per lane):
+//   Q4_0: nibbles are the unsigned side as stored; sum (nib - 8) x = sum nib x - 8 sum x.
+//   Q8_0: weights are made unsigned with w ^ 0x80 (= w + 128); sum x w = sum x (w + 128) - 128 sum x.
+// Without VNNI, the AVX2 kernels serve.
+// No repacked copy of the weights is kept: the 16-row groups are transposed on the fly (in
+// registers for 1-2 tokens, into a 9 KiB stack chunk reused by up to 128 tokens otherwise).
 #include <immintrin.h>
 #include <string.h>
 
