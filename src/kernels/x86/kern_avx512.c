@@ -5,7 +5,7 @@
 //   Q8_0: weights are made unsigned with w ^ 0x80 (= w + 128); sum x w = sum x (w + 128) - 128 sum x.
 // Without VNNI, the AVX2 kernels serve.
 // No repacked copy of the weights is kept: the 16-row groups are transposed on the fly (in
-// registers for 1-2 tokens, into a 9 KiB stack chunk reused by up to 128 tokens otherwise).
+// registers for 1-2 tokens, into a 4.5 KiB stack chunk reused by up to 256 tokens otherwise).
 #include <immintrin.h>
 #include <string.h>
 
@@ -24,15 +24,15 @@
 // 8 vpdpbusd against 4-byte activation broadcasts and its scale is one multiply-add for 16 rows:
 //   weights are the unsigned operand (Q4_0 nibbles as stored; Q8_0 as w ^ 0x80 = w + 128), and the
 //   offset (-8 or -128) * sum(x_b) is the int32 start value, computed once per (token, block).
-// The rows are transposed in registers (4x4 dword transposes of four 4-row vectors), so lane
-// 4q + j holds row 4j + q; the store permutes back. A short last group is shifted down to end at
+// The rows are transposed in registers: 4x4 dword transposes of four vectors holding rows
+// j, j+4, j+8, j+12 (j = 0..3), which leaves row l in lane l. A short last group is shifted down to end at
 // the last row (rows below it are computed, not stored); a tensor of fewer than 16 rows puts one
 // row in every lane. Tokens go 8 at a time over the transposed block.
-// Stack per gemm call: 80 KiB of activations and their aux, 9 KiB of packed weights.
+// Stack per gemm call: 80 KiB of activations and their aux, 4.5 KiB of packed weights.
 enum {
     G16_TG = 8,      // tokens per pass over a packed block
-    G16_KB = 16,     // blocks per packed chunk
-    G16_TP = 128,    // tokens per pass over the rows
+    G16_KB = 8,      // blocks per packed chunk
+    G16_TP = 256,    // tokens per pass over the rows (the weights are read once per pass)
 };
 
 INLINE void g16_tr4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, __m512i *o) {
@@ -43,7 +43,7 @@ INLINE void g16_tr4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, __m512i *o) 
     o[2] = _mm512_unpacklo_epi64(a1, a3);
     o[3] = _mm512_unpackhi_epi64(a1, a3);
 }
-// 16 bytes at p, p + wrs, p + 2 wrs, p + 3 wrs -> 128-bit lanes 0..3
+// 16 bytes at p, p + st, p + 2 st, p + 3 st -> 128-bit lanes 0..3
 INLINE __m512i g16_ld4(const uint8_t *p, size_t wrs) {
     __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
     z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + wrs)), 1);
@@ -78,7 +78,7 @@ INLINE void g16_load(const bool q4, const uint8_t *w, size_t wrs, __m512i goff, 
         __m512i t[4];
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         const uint8_t *p = w + off + 2;
-        g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), t);
+        g16_tr4(g16_ld4(p, s4), g16_ld4(p + s1, s4), g16_ld4(p + 2 * s1, s4), g16_ld4(p + 2 * s1 + s1, s4), t);
         TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
             wv[k] = _mm512_and_si512(t[k], m4);
             wv[k + 4] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4);
@@ -87,8 +87,8 @@ INLINE void g16_load(const bool q4, const uint8_t *w, size_t wrs, __m512i goff, 
         const __m512i k80 = _mm512_set1_epi8((char)0x80);
         const uint8_t *p = w + off + 2, *p2 = w + off + 18;
         __m512i t[8];
-        g16_tr4(g16_ld4(p, s1), g16_ld4(p + s4, s1), g16_ld4(p + 2 * s4, s1), g16_ld4(p + 2 * s4 + s4, s1), t);
-        g16_tr4(g16_ld4(p2, s1), g16_ld4(p2 + s4, s1), g16_ld4(p2 + 2 * s4, s1), g16_ld4(p2 + 2 * s4 + s4, s1), t + 4);
+        g16_tr4(g16_ld4(p, s4), g16_ld4(p + s1, s4), g16_ld4(p + 2 * s1, s4), g16_ld4(p + 2 * s1 + s1, s4), t);
+        g16_tr4(g16_ld4(p2, s4), g16_ld4(p2 + s1, s4), g16_ld4(p2 + 2 * s1, s4), g16_ld4(p2 + 2 * s1 + s1, s4), t + 4);
         TV_TILE_UNROLL for (int k = 0; k < 8; k++) wv[k] = _mm512_xor_si512(t[k], k80);
     }
     // f16 scales: the first 4 bytes of each row's block (d and two quants), low halves kept
@@ -118,22 +118,19 @@ INLINE __m512 g16_step(const g16_blk *wb, const int8_t *xq, float dx, int32_t cr
     s = _mm512_add_epi32(s, s2);
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wb->d, _mm512_set1_ps(dx)), acc);
 }
-// lane 4q+j <-> row 4j+q (its own inverse)
-#define G16_PERM _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)
 
 // T tokens over nbk packed blocks. xa/dxa/cra: the chunk's activations (quants, 32 per entry),
 // scales and start values at these tokens, (block, token) with block stride as;
 // y: (T, ys) at the group's first row holds the running sums of rows m (read unless first).
 INLINE void g16_compute(const g16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as,
                         float *y, int64_t ys, __mmask16 m, bool first, const int T) {
-    const __m512i perm = G16_PERM;
     __m512 acc[G16_TG];
     TV_TILE_UNROLL for (int t = 0; t < T; t++)
-        acc[t] = first ? _mm512_setzero_ps() : _mm512_permutexvar_ps(perm, _mm512_maskz_loadu_ps(m, y + t * ys));
+        acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ys);
     for (int i = 0; i < nbk; i++)
         TV_TILE_UNROLL for (int t = 0; t < T; t++)
             acc[t] = g16_step(&wb[i], xa + (i * as + t) * TV_QK8_0, dxa[i * as + t], cra[i * as + t], acc[t]);
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(perm, acc[t]));
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, acc[t]);
 }
 #define G16_FN(T)                                                                                                  \
     static void g16_compute_##T(const g16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra, \
@@ -152,17 +149,16 @@ INLINE void g16_direct(const bool q4, const uint8_t *w, size_t wrs, __m512i goff
                        const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
                        __mmask16 m, bool first, const int T) {
     const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
-    const __m512i perm = G16_PERM;
     __m512 acc[2];
     TV_TILE_UNROLL for (int t = 0; t < T; t++)
-        acc[t] = first ? _mm512_setzero_ps() : _mm512_permutexvar_ps(perm, _mm512_maskz_loadu_ps(m, y + t * ys));
+        acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ys);
     for (int i = 0; i < nbk; i++) {
         g16_blk blk;
         g16_load(q4, w, wrs, goff, pf, (size_t)(b0 + i) * bs, &blk);
         TV_TILE_UNROLL for (int t = 0; t < T; t++)
             acc[t] = g16_step(&blk, xa + (i * as + t) * TV_QK8_0, dxa[i * as + t], cra[i * as + t], acc[t]);
     }
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, _mm512_permutexvar_ps(perm, acc[t]));
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, acc[t]);
 }
 typedef void (*g16_direct_fn)(const uint8_t *w, size_t wrs, __m512i goff, size_t pf, int64_t b0, int nbk,
                               const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
@@ -228,7 +224,7 @@ static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, cons
                     const size_t gs = one ? 0 : wrs;
                     const __mmask16 m = one ? 1 : (__mmask16)(0xFFFFu << (16 - R));
                     int32_t go[16];
-                    for (int l = 0; l < 16; l++) go[l] = (int32_t)((size_t)(4 * (l % 4) + l / 4) * gs);   // lane 4q+j: row 4j+q
+                    for (int l = 0; l < 16; l++) go[l] = (int32_t)((size_t)l * gs);
                     const uint8_t *wg = (const uint8_t *)w + (size_t)r * wrs;
                     if (tp <= 2) {
                         ty->direct[tp](wg, gs, _mm512_loadu_si512(go), 16 * wrs, b0, nbk, xa, dxa, cra, tp,
