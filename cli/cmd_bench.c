@@ -273,14 +273,6 @@ static bool peer_run(peer *p, tv_error *err) {
 }
 
 // ---- model facts for the roofline ----
-// Bytes of weights one decode step reads: every bound tensor except the embedding table when the
-// output projection is separate (a decode reads one row of it).
-static size_t weight_bytes_per_token(const tv_model *m) {
-    size_t b = tv_model_weight_bytes(m);
-    const tv_tensor *emb = tv_model_tok_embd(m), *out = tv_model_output(m);
-    if (emb && out && emb->data != out->data && b >= emb->nbytes) b -= emb->nbytes;
-    return b;
-}
 
 // Parameters that take part in matmuls per token (attention score/value products not counted).
 static double matmul_params(const tv_model *m) {
@@ -406,7 +398,7 @@ int cmd_bench(int argc, char **argv) {
     tv_engine_free(e);   // its pool would compete with the roofline probes
     e = NULL;
 
-    const size_t wbytes = weight_bytes_per_token(m);
+    const size_t wbytes = tv_model_weight_bytes(m);
     const double n_params = matmul_params(m);
     tv_roofline rl = {0};
     if (roofline && tv_roofline_measure(n_threads, &rl, &err)) goto fail;

@@ -135,6 +135,7 @@ static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
     BIND("output_norm.weight", &m->output_norm, h->dim, 1);
     if (find(src, "output.weight", &tmp)) {
         BIND("output.weight", &m->output, h->dim, h->n_vocab);
+        m->weight_bytes -= m->tok_embd.nbytes;   // a decode step reads one row of the embeddings
     } else {
         m->output = m->tok_embd;   // tied embeddings
     }

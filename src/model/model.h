@@ -42,7 +42,9 @@ const tv_tensor *tv_model_output(const tv_model *m);
 const tv_tensor *tv_model_output_norm(const tv_model *m);
 // Inverse frequencies per rotated pair (n_rot/2), scaling applied.
 const float *tv_model_rope_inv_freq(const tv_model *m);
-size_t tv_model_weight_bytes(const tv_model *m);   // bytes of all weights read per token
+// Bytes of weights one decode step reads: every bound tensor, less the embedding table when the
+// output projection is separate (only one row of it is read).
+size_t tv_model_weight_bytes(const tv_model *m);
 const char *tv_model_format(const tv_model *m);     // "gguf" | "llama2c"
 const char *tv_model_path(const tv_model *m);
 struct gguf_ctx *tv_model_gguf(const tv_model *m); // NULL for llama2.c files
