@@ -196,9 +196,11 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
     }
 }
 
-// Blocking: tokens in passes of up to G16_TP; per pass, blocks in chunks of G16_KB (the activation
-// aux of a chunk is computed once); per chunk, each 16-row group is packed once and every 8-token
-// group runs over it. Running sums live in y between chunks (only the rows this call owns).
+// Blocking: tokens in passes of up to G16_TP; per pass, blocks in spans as long as the activation
+// copy holds (G16_KB * G16_TP (block, token) entries: the whole row for a few tokens, G16_KB blocks
+// for a full pass), their aux computed once; per span, each 16-row group walks the span in packed
+// chunks of G16_KB blocks, every 8-token group running over each chunk (1-2 tokens: no packing).
+// Running sums live in y between chunks (only the rows this call owns).
 static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
                      int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK8_0;
@@ -210,8 +212,12 @@ static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, cons
     for (int64_t t0 = 0; t0 < nt; t0 += G16_TP) {
         const int64_t tp = nt - t0 < G16_TP ? nt - t0 : G16_TP;
         const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * xrs;
-        for (int64_t b0 = 0; b0 < nb; b0 += G16_KB) {
-            const int nbk = nb - b0 < G16_KB ? (int)(nb - b0) : G16_KB;
+        // long spans: a group streams along its rows; going a short chunk at a time over every group
+        // revisits each cache line once per chunk (decode got 2x slower that way)
+        int64_t kb = (int64_t)G16_KB * G16_TP / tp;
+        if (kb > nb) kb = nb;
+        for (int64_t b0 = 0; b0 < nb; b0 += kb) {
+            const int nbk = nb - b0 < kb ? (int)(nb - b0) : (int)kb;
             const uint8_t *xc = xt + (size_t)b0 * sizeof(tv_block_q8_0);
             g16_aux(xc, xrs, tp, nbk, ty->off, xa, dxa, cra);
             for (int64_t rg = r0; rg < r1; rg += 16) {
@@ -231,10 +237,15 @@ static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, cons
                                        y + t0 * ys + r, ys, m, b0 == 0);
                         continue;
                     }
-                    ty->pack(wg, gs, _mm512_loadu_si512(go), 0, b0, nbk, wb);
-                    for (int64_t tg = 0; tg < tp; tg += G16_TG) {
-                        const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
-                        g16_k[T](wb, nbk, xa + tg * TV_QK8_0, dxa + tg, cra + tg, tp, y + (t0 + tg) * ys + r, ys, m, b0 == 0);
+                    for (int c0 = 0; c0 < nbk; c0 += G16_KB) {
+                        const int nc = nbk - c0 < G16_KB ? nbk - c0 : G16_KB;
+                        ty->pack(wg, gs, _mm512_loadu_si512(go), 0, b0 + c0, nc, wb);
+                        for (int64_t tg = 0; tg < tp; tg += G16_TG) {
+                            const int T = tp - tg < G16_TG ? (int)(tp - tg) : G16_TG;
+                            const int64_t e = c0 * tp + tg;   // aux entry of (block c0, token tg)
+                            g16_k[T](wb, nc, xa + e * TV_QK8_0, dxa + e, cra + e, tp, y + (t0 + tg) * ys + r, ys, m,
+                                     b0 + c0 == 0);
+                        }
                     }
                 }
             }
