@@ -23,6 +23,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include "test_util.h"
+#include "vocab_vectors.h"
 
 static tv_tokenizer *load_model(const char *model) {
     char path[1024];
@@ -45,50 +46,9 @@ static void test_llama_bpe_vectors(void **state) {
     assert_int_equal(tv_tokenizer_n_vocab(t), 128256);
     assert_int_equal(tv_tokenizer_bos(t), 128000);
     assert_true(tv_tokenizer_is_eog(t, 128009));   // <|eot_id|>
-    char ipath[1024], opath[1024];
-    snprintf(ipath, sizeof ipath, "%s/vocab/ggml-vocab-llama-bpe.gguf.inp", shared_dir());
-    snprintf(opath, sizeof opath, "%s/vocab/ggml-vocab-llama-bpe.gguf.out", shared_dir());
-    size_t ilen = 0;
-    char *inp = read_all(ipath, &ilen), *outs = read_all(opath, NULL);
-    if (!inp || !outs) { free(inp); free(outs); tv_tokenizer_free(t); printf("SKIP: %s not found\n", ipath); skip(); }
-    const char *sep = "\n__ggml_vocab_test__\n";
-    size_t pos = 0;
-    char *oline = outs;
-    int n_tests = 0, n_ok = 0;
-    tv_error err = {0};
-    while (pos < ilen) {
-        char *next = strstr(inp + pos, sep);
-        size_t end = next ? (size_t)(next - inp) : ilen;
-        char *nl = strchr(oline, '\n');
-        assert_non_null(nl);
-        *nl = '\0';
-        int32_t want[512];
-        size_t n_want = 0;
-        for (char *p = oline; *p;) {
-            char *e;
-            long v = strtol(p, &e, 10);
-            if (e == p) break;
-            assert_true(n_want < 512);
-            want[n_want++] = (int32_t)v;
-            p = e;
-        }
-        int32_t *ids;
-        size_t n;
-        assert_int_equal(tv_tokenize(t, inp + pos, end - pos, false, false, &ids, &n, &err), TV_OK);
-        bool ok = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
-        n_tests++;
-        n_ok += ok;
-        if (!ok) printf("  MISMATCH input %d '%.*s'\n", n_tests, (int)(end - pos), inp + pos);
-        free(ids);
-        oline = nl + 1;
-        if (!next) break;
-        pos = end + strlen(sep);
-    }
-    printf("vocab llama-bpe (tokenizer.json): %d/%d inputs match\n", n_ok, n_tests);
-    assert_true(n_tests >= 40);
-    assert_int_equal(n_ok, n_tests);
-    free(inp);
-    free(outs);
+    char base[1024];
+    snprintf(base, sizeof base, "%s/vocab/ggml-vocab-llama-bpe.gguf", shared_dir());
+    check_vocab_vectors(t, base, "vocab llama-bpe (tokenizer.json)");
     tv_tokenizer_free(t);
 }
 
