@@ -121,8 +121,8 @@ int main(int argc, char **argv) {
         b.v[l] = malloc(pool_elems * sizeof(tv_f16));
         if (!b.k[l] || !b.v[l]) return 1;
         for (size_t i = 0; i < pool_elems; i++) {
-            b.k[l][i] = tv_f32_to_f16((float)rand() / RAND_MAX - 0.5f);
-            b.v[l][i] = tv_f32_to_f16((float)rand() / RAND_MAX - 0.5f);
+            b.k[l][i] = tv_f32_to_f16((float)((double)rand() / RAND_MAX - 0.5));
+            b.v[l][i] = tv_f32_to_f16((float)((double)rand() / RAND_MAX - 0.5));
         }
     }
     for (int i = 0; i < (int)n_blocks; i++) b.bt[i] = (int32_t)((i * 37) % n_blocks);   // scattered blocks
@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
     b.out = malloc(sizeof(float) * 512 * N_HEADS * HD);
     float *scratch = malloc(sizeof(float) * 4 * (BS + 2 * HD));
     if (!b.q || !b.out || !scratch) return 1;
-    for (size_t i = 0; i < (size_t)512 * N_HEADS * HD; i++) b.q[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (size_t i = 0; i < (size_t)512 * N_HEADS * HD; i++) b.q[i] = (float)((double)rand() / RAND_MAX - 0.5);
     tv_attn_ws *ws = tv_attn_ws_create(NULL);
     const tv_ops *fast = tv_ops_active();
     struct { const char *name; const tv_ops *ops; } impls[] = {{"before", NULL}, {"generic", tv_ops_ref()},
