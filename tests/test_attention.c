@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "test_util.h"
 
 // ---- error budgets (absolute, relative to max|v| for attention outputs) ----
 // Attention vs the double oracle: scores carry ~hd ulps, the softmax-weighted sum ~ctx ulps of
@@ -23,16 +24,6 @@
 // Elementwise vs double oracle, relative (per element, |ref| floor 1e-3): a few ulps.
 #define EW_TOL 2.0e-6
 
-static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd_u32(void) {
-    g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
-    return (uint32_t)(g_rng >> 16);
-}
-static float rnd_unit(void) { return ((float)(rnd_u32() >> 8) + 0.5f) / 16777216.0f; }
-static float rnd_normal(void) {
-    float u = rnd_unit(), v = rnd_unit();
-    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
-}
 
 static const char *PATHS[] = {"generic", "avx2", "avx512"};
 #define N_PATHS 3
@@ -371,6 +362,7 @@ static void test_swiglu_add(void **state) {
 }
 
 int main(void) {
+    test_rng_seed(0x2545F4914F6CDD1Dull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),

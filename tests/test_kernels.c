@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "test_util.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -35,16 +36,6 @@
 // Fast kernel vs reference kernel (same inputs, different summation order).
 #define FAST_REL 1.0e-5
 
-static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd_u32(void) {
-    g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
-    return (uint32_t)(g_rng >> 16);
-}
-static float rnd_unit(void) { return ((float)(rnd_u32() >> 8) + 0.5f) / 16777216.0f; }
-static float rnd_normal(void) {
-    float u = rnd_unit(), v = rnd_unit();
-    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
-}
 static void fill_weights(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         x[i] = rnd_normal();
@@ -630,6 +621,7 @@ static void test_kernels_init_errors(void **state) {
 }
 
 int main(void) {
+    test_rng_seed(0x9E3779B97F4A7C15ull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_type_table),
         cmocka_unit_test(test_f16_exhaustive),

@@ -2,6 +2,8 @@
 #ifndef TV_TEST_UTIL_H
 #define TV_TEST_UTIL_H
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -25,6 +27,23 @@ static inline char *read_all(const char *path, size_t *len) {
     fclose(f);
     if (len) *len = (size_t)n;
     return b;
+}
+
+// Deterministic test data: xorshift64 (state per test binary; test_rng_seed to change it).
+static inline uint64_t *test_rng_state(void) {
+    static uint64_t s = 0x9E3779B97F4A7C15ull;
+    return &s;
+}
+static inline void test_rng_seed(uint64_t seed) { *test_rng_state() = seed ? seed : 1; }
+static inline uint32_t rnd_u32(void) {
+    uint64_t *s = test_rng_state();
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return (uint32_t)(*s >> 16);
+}
+static inline float rnd_unit(void) { return ((float)(rnd_u32() >> 8) + 0.5f) / 16777216.0f; }   // (0, 1)
+static inline float rnd_normal(void) {
+    float u = rnd_unit(), v = rnd_unit();
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
 }
 
 #endif
