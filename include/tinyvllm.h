@@ -41,6 +41,10 @@ struct tv_tokenizer;
 typedef struct tv_model_params {
     const char *tokenizer_path;  // llama2.c tokenizer.bin or tokenizer.json; NULL = from the model file
     int n_ctx;                   // 0 = the model's context length; else a cap
+    bool no_repack;              // keep matmul weights as stored (env TINYVLLM_REPACK=0 does the same);
+                                 // default: Q8_0/Q4_0 weights are repacked at load into 16-row
+                                 // interleaved copies where the CPU path's kernels run faster on them
+                                 // (AVX-512 VNNI), and their pages of the file mapping are released
 } tv_model_params;
 
 void tv_model_params_default(tv_model_params *p);

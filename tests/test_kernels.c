@@ -536,6 +536,72 @@ static void test_paths_row_conversion(void **state) {
 
 // ---------------------------------------------------------------- matmul and pool
 typedef struct { int hits[8]; } pool_probe;
+// Packed weights: the scalar repack + packed GEMM against the plain reference kernels (within the
+// fast-path budget: fmaf per block vs multiply-then-add), and every path's packed GEMM bit-exact
+// with the scalar one (the canonical chain). Row counts around 16 (padding), token counts across
+// the 8-token groups and the 256-token passes, row ranges starting at every group boundary.
+static void test_packed_vs_ref(void **state) {
+    (void)state;
+    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0 };
+    struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
+                                                 { 512, 40, 300 }, { 4096, 33, 12 } };
+    for (size_t ti = 0; ti < 2; ti++) {
+        const tv_type t = types[ti];
+        const tv_type_traits *rt = tv_traits_ref(t), *rv = tv_traits_ref(TV_TYPE_Q8_0);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int64_t n = shapes[si].n, rows = shapes[si].rows, tok = shapes[si].tok;
+            float *w = malloc(sizeof(float) * (size_t)(n * rows)), *x = malloc(sizeof(float) * (size_t)(n * tok));
+            fill_weights(w, n * rows);
+            fill_weights(x, n * tok);
+            unsigned char *wq = quantize_rows(t, w, rows, n, rt);
+            unsigned char *xq = quantize_rows(TV_TYPE_Q8_0, x, tok, n, rv);
+            const size_t wrs = tv_row_size(t, n), xrs = tv_row_size(TV_TYPE_Q8_0, n), psz = tv_packed_size(t, n, rows);
+            assert_int_equal(psz, (size_t)((rows + 15) / 16) * 16 * wrs);
+            if (t == TV_TYPE_Q8_0) {   // -128 in a file: the unsigned offset must not wrap
+                tv_block_q8_0 *b0 = (tv_block_q8_0 *)wq;
+                for (int j = 0; j < 32; j += 3) b0[0].qs[j] = -128;
+            }
+            unsigned char *wp = malloc(psz);
+            memset(wp, 0xA5, psz);
+            rt->repack(wq, wrs, n, rows, wp);
+            const size_t ny = (size_t)(rows * tok);
+            float *ref = malloc(sizeof(float) * ny), *pk = malloc(sizeof(float) * ny), *got = malloc(sizeof(float) * ny);
+            rt->gemm_packed(n, 0, rows, wp, wrs, tok, xq, xrs, pk, rows);
+            for (int64_t tk = 0; tk < tok; tk++)
+                for (int64_t r = 0; r < rows; r++) {
+                    rt->vec_dot(n, &ref[tk * rows + r], wq + r * wrs, xq + tk * xrs);
+                    check_close("packed ref", "generic", rt->name, n, pk[tk * rows + r], ref[tk * rows + r],
+                                oracle_abs_dot(t, wq + r * wrs, xq + tk * xrs, n));
+                }
+            for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+                if (!use_path(PATHS[pi])) continue;
+                const tv_type_traits *ft = tv_traits(t);
+                assert_non_null(ft->gemm_packed);
+                if (ft->pack_pays) assert_true(ft->gemm_packed != rt->gemm_packed);   // a real fast kernel
+                for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+                    for (size_t i = 0; i < ny; i++) got[i] = NAN;
+                    ft->gemm_packed(n, r0, rows, wp, wrs, tok, xq, xrs, got, rows);
+                    for (int64_t tk = 0; tk < tok; tk++)
+                        for (int64_t r = 0; r < rows; r++) {
+                            float g = got[tk * rows + r];
+                            if (r < r0) { assert_true(isnan(g)); continue; }
+                            if (memcmp(&g, &pk[tk * rows + r], sizeof g) != 0)
+                                fail_msg("packed %s %s n=%lld rows=%lld r=%lld t=%lld: %.9g vs scalar %.9g", PATHS[pi],
+                                         rt->name, (long long)n, (long long)rows, (long long)r, (long long)tk, g,
+                                         pk[tk * rows + r]);
+                        }
+                }
+                if (ft->pack_pays) {   // this path's plain GEMM runs the same chain: same bits
+                    ft->gemm(n, 0, rows, wq, wrs, tok, xq, xrs, got, rows);
+                    assert_memory_equal(got, pk, sizeof(float) * ny);
+                }
+            }
+            assert_true(use_path(NULL));
+            free(w); free(x); free(wq); free(xq); free(wp); free(ref); free(pk); free(got);
+        }
+    }
+}
+
 static void probe_fn(void *arg, int ith, int nth) {
     pool_probe *p = arg;
     assert_true(ith >= 0 && ith < nth && nth <= 8);
@@ -633,6 +699,7 @@ int main(void) {
         cmocka_unit_test(test_q6_K_known_answer),
         cmocka_unit_test(test_paths_vs_ref),
         cmocka_unit_test(test_paths_row_conversion),
+        cmocka_unit_test(test_packed_vs_ref),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_matmul_pools),
         cmocka_unit_test(test_kernels_init_errors),

@@ -303,6 +303,22 @@ static void test_type_error_budgets(void **state) {
                       types[i].err, types[i].budget);
         assert_true(types[i].err > 0);
         assert_true(types[i].err <= types[i].budget);
+        // weights repacked at load (where this CPU path's kernels pay for it) give the same bits
+        // as the weights used as stored: the packed kernels run the same per-block chain
+        const tv_type_traits *tt = tv_traits(types[i].t);
+        if (tt->pack_pays) assert_int_equal(tv_model_n_packed(m, NULL), 7 * shape.n_layers + 1);
+        else assert_int_equal(tv_model_n_packed(m, NULL), 0);
+        tv_model_params np;
+        tv_model_params_default(&np);
+        np.no_repack = true;
+        tv_model *mp = tv_model_load(path, &np, &err);
+        assert_non_null(mp);
+        assert_int_equal(tv_model_n_packed(mp, NULL), 0);
+        float *plain = malloc((size_t)N * V * sizeof(float));
+        our_forward(mp, toks, N, N, 16, plain);
+        if (tt->pack_pays) assert_memory_equal(plain, got, (size_t)N * V * sizeof(float));
+        free(plain);
+        tv_model_free(mp);
         tv_model_free(m);
         remove(path);
     }

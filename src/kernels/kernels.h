@@ -96,6 +96,9 @@ typedef void (*tv_gemm_fn)(int64_t n, int64_t r0, int64_t r1, const void *w, siz
 // y[i] += a * x[i], i < n: x in this type (float types only), y f32. With vec_dot (x · f32 row)
 // and to_float/from_float this is what attention over an F32/F16/BF16 KV cache needs.
 typedef void (*tv_axpy_fn)(int64_t n, float a, const void *x, float *y);
+// Converts rows [0, rows) of a weight matrix (n elements per row, src rows src_row_bytes apart) into
+// the type's packed layout at dst (tv_packed_size bytes; see "packed weights" below).
+typedef void (*tv_repack_fn)(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 
 typedef struct tv_type_traits {
     const char *name;        // "Q4_K", as GGUF/llama.cpp print it
@@ -111,6 +114,14 @@ typedef struct tv_type_traits {
     int64_t gemm_rows;       // 0, or: gemm does its own cache blocking of rows and tokens, and tv_matmul
                              // passes all tokens and this many rows per call (amortizing per-call work)
     tv_axpy_fn axpy;         // F32, F16, BF16 only (NULL otherwise)
+    // packed weights (Q8_0, Q4_0; NULL otherwise): repack converts a matrix to the 16-row
+    // interleaved layout, gemm_packed multiplies it (same contract as gemm, w = the packed matrix,
+    // w_row_bytes = the plain row size, r0 % 16 == 0); both exist on every path (scalar on generic)
+    // so a packed tensor runs whatever path is active. pack_pays: this path's gemm_packed is the
+    // faster kernel, so the model repacks such weights at load.
+    tv_repack_fn repack;
+    tv_gemm_fn gemm_packed;
+    bool pack_pays;
 } tv_type_traits;
 
 // Fill the kernel table for this CPU. force: NULL/"" = best available, or "generic" | "avx2" |
@@ -142,7 +153,19 @@ static inline float tv_bf16_to_f32(tv_bf16 h) {
 }
 tv_bf16 tv_f32_to_bf16(float f);
 
-// ---- a weight tensor view (data points into the model mapping; not owned) ----
+// ---- packed weights: 16 rows interleaved (Q8_0, Q4_0) ----
+// Rows go in groups of 16 (the last group padded with zero rows), group g at byte g * 16 * row_size,
+// so that one 16-lane SIMD register holds one quant dword of each of the group's rows:
+//   quants (n_blocks, QV, 16 rows, 4 bytes): dword k of a block's row
+//       Q8_0: QV = 8, quants 4k..4k+3, each stored as q ^ 0x80 = q + 128 (the unsigned operand)
+//       Q4_0: QV = 4, the block's qs bytes 4k..4k+3 as stored (nibbles of elements 4k.. and 16+4k..)
+//   scales (n_blocks, 16 rows) f16, after all the group's quants.
+// A group is exactly 16 plain rows' bytes. Weights are streamed in one contiguous pass and no
+// transpose remains in the kernel.
+#define TV_PACK_ROWS 16
+size_t tv_packed_size(tv_type t, int64_t n, int64_t rows);   // 0: type has no packed layout
+
+// ---- a weight tensor view (data points into the model mapping, or a packed copy; not owned) ----
 typedef struct tv_tensor {
     const char *name;
     tv_type type;
@@ -150,6 +173,7 @@ typedef struct tv_tensor {
     int64_t ne[4];        // ne[0] = elements per row (contiguous), ne[1] = rows, ...
     size_t nbytes;
     const void *data;
+    bool packed;          // data is in the type's packed layout (tv_matmul only; not row-addressable)
 } tv_tensor;
 
 // ---- thread pool (persistent workers; fn runs on nth threads with ith = 0..nth-1) ----

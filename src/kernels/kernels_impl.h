@@ -32,6 +32,13 @@ void tv_ref_vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x);
 void tv_ref_to_float_q4_0(const void *src, float *dst, int64_t n);
 void tv_ref_from_float_q4_0(const float *src, void *dst, int64_t n);
 void tv_ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x);
+// packed layout (kernels.h): scalar repack and GEMM (bit-exact canonical chain, fmaf per block)
+void tv_ref_repack_q8_0(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void tv_ref_repack_q4_0(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void tv_ref_gemm_packed_q8_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                             const void *x, size_t xrs, float *y, int64_t ys);
+void tv_ref_gemm_packed_q4_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                             const void *x, size_t xrs, float *y, int64_t ys);
 
 // ---- ref/ref_k.c: Q4_K, Q6_K (vec_dot_type Q8_K), Q8_K (activations) ----
 void tv_ref_to_float_q4_K(const void *src, float *dst, int64_t n);

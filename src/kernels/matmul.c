@@ -2,7 +2,8 @@
 //
 // 1. x is converted once to the weight's vec_dot_type into the caller's workspace (rows of
 //    tv_row_size(vec_dot_type, n) bytes; F32 activations are used in place, no copy).
-// 2. Weight rows are split across the pool in contiguous, 16-aligned ranges (thread ith of nth);
+// 2. Weight rows are split across the pool in contiguous, 16-aligned ranges (thread ith of nth;
+//    packed weights rely on that alignment);
 //    each thread walks its rows in chunks and the tokens in tiles that keep the activation tile
 //    in L2, calling traits->gemm when the type has one, else vec_dot per (row, token). A gemm with
 //    traits->gemm_rows set blocks rows and tokens itself: it gets all tokens, gemm_rows rows a call.
@@ -29,7 +30,9 @@ size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok) {
 typedef struct mm_job {
     const tv_type_traits *tt;
     const tv_type_traits *vt;       // activation type traits
-    const void *w;                  // (rows, n) in tt's type
+    tv_gemm_fn gemm;                // tt->gemm, or tt->gemm_packed for a packed w; NULL: vec_dot
+    int64_t gemm_rows;              // rows per gemm call when gemm blocks tokens itself, else 0
+    const void *w;                  // (rows, n) in tt's type, or its packed layout
     size_t w_row_bytes;
     const float *x;                 // (n_tok, n) f32
     void *xq;                       // (n_tok, n) in vt's type, or x itself for F32
@@ -54,16 +57,16 @@ static void mm_compute(void *arg, int ith, int nth) {
     int64_t tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
     if (tok_tile > 16) tok_tile &= ~(int64_t)15;   // whole token groups for the 8- and 4-token tiles
     if (tok_tile < 1) tok_tile = 1;
-    if (j->tt->gemm && j->tt->gemm_rows > 0) tok_tile = j->n_tok;   // that gemm blocks tokens itself
+    if (j->gemm_rows > 0) tok_tile = j->n_tok;   // that gemm blocks tokens itself
     for (int64_t t0 = 0; t0 < j->n_tok; t0 += tok_tile) {
         int64_t nt = j->n_tok - t0 < tok_tile ? j->n_tok - t0 : tok_tile;
         const char *xt = (const char *)j->xq + (size_t)t0 * j->x_row_bytes;
         float *yt = j->y + t0 * j->rows;
-        const int64_t chunk = j->tt->gemm && j->tt->gemm_rows > 0 ? j->tt->gemm_rows : MM_ROW_CHUNK;
+        const int64_t chunk = j->gemm_rows > 0 ? j->gemm_rows : MM_ROW_CHUNK;
         for (int64_t r0 = r_beg; r0 < r_end; r0 += chunk) {
             int64_t r1 = r0 + chunk < r_end ? r0 + chunk : r_end;
-            if (j->tt->gemm) {
-                j->tt->gemm(j->n, r0, r1, j->w, j->w_row_bytes, nt, xt, j->x_row_bytes, yt, j->rows);
+            if (j->gemm) {
+                j->gemm(j->n, r0, r1, j->w, j->w_row_bytes, nt, xt, j->x_row_bytes, yt, j->rows);
                 continue;
             }
             for (int64_t r = r0; r < r1; r++) {
@@ -86,6 +89,14 @@ void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void
     };
     TV_CHECK(j.vt && j.vt->from_float && j.n % j.vt->blck_size == 0);
     TV_CHECK(w->data != NULL && j.w_row_bytes > 0 && w->nbytes / j.w_row_bytes >= (size_t)j.rows);
+    if (w->packed) {   // whole 16-row groups: every chunk and thread range starts at a multiple of 16
+        TV_CHECK(tt->gemm_packed && w->nbytes >= tv_packed_size(w->type, j.n, j.rows));
+        j.gemm = tt->gemm_packed;
+        j.gemm_rows = 1024;
+    } else {
+        j.gemm = tt->gemm;
+        j.gemm_rows = tt->gemm ? tt->gemm_rows : 0;
+    }
     if (tt->vec_dot_type == TV_TYPE_F32) {
         j.xq = (void *)x;
         j.x_row_bytes = (size_t)j.n * sizeof(float);

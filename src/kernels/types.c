@@ -26,11 +26,13 @@ const tv_type_traits tv_ref_table[TV_TYPE_COUNT] = {
     [TV_TYPE_Q8_0] = { .name = "Q8_0", .blck_size = TV_QK8_0, .type_size = sizeof(tv_block_q8_0),
                        .is_quantized = true, .is_supported = true,
                        .to_float = tv_ref_to_float_q8_0, .from_float = tv_ref_from_float_q8_0,
-                       .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = tv_ref_vec_dot_q8_0 },
+                       .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = tv_ref_vec_dot_q8_0,
+                       .repack = tv_ref_repack_q8_0, .gemm_packed = tv_ref_gemm_packed_q8_0 },
     [TV_TYPE_Q4_0] = { .name = "Q4_0", .blck_size = TV_QK4_0, .type_size = sizeof(tv_block_q4_0),
                        .is_quantized = true, .is_supported = true,
                        .to_float = tv_ref_to_float_q4_0, .from_float = tv_ref_from_float_q4_0,
-                       .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = tv_ref_vec_dot_q4_0 },
+                       .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = tv_ref_vec_dot_q4_0,
+                       .repack = tv_ref_repack_q4_0, .gemm_packed = tv_ref_gemm_packed_q4_0 },
     [TV_TYPE_Q4_K] = { .name = "Q4_K", .blck_size = TV_QK_K, .type_size = sizeof(tv_block_q4_K),
                        .is_quantized = true, .is_supported = true,
                        .to_float = tv_ref_to_float_q4_K, .from_float = tv_ref_from_float_q4_K,
@@ -80,6 +82,15 @@ size_t tv_row_size(tv_type t, int64_t n) {
     if (!tt || n < 0 || n % tt->blck_size != 0) return 0;
     size_t out;
     if (!tv_mul_ok((size_t)(n / tt->blck_size), tt->type_size, &out)) return 0;
+    return out;
+}
+
+size_t tv_packed_size(tv_type t, int64_t n, int64_t rows) {
+    const tv_type_traits *tt = tv_traits_ref(t);
+    size_t row = tv_row_size(t, n), out;
+    if (!tt || !tt->repack || !row || rows < 0) return 0;
+    size_t groups = (size_t)(rows + TV_PACK_ROWS - 1) / TV_PACK_ROWS;
+    if (!tv_mul_ok(groups, (size_t)TV_PACK_ROWS * row, &out)) return 0;
     return out;
 }
 

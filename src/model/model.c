@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
@@ -28,6 +31,9 @@ struct tv_model {
     tv_layer *layers;            // (n_layers)
     float *rope_inv_freq;        // (n_rot / 2)
     size_t weight_bytes;
+    void **packed;               // (n_packed) repacked weight copies, owned
+    int n_packed;
+    double repack_ms;
 };
 
 void tv_model_params_default(tv_model_params *p) { memset(p, 0, sizeof *p); }
@@ -39,6 +45,10 @@ const tv_tensor *tv_model_output(const tv_model *m) { return &m->output; }
 const tv_tensor *tv_model_output_norm(const tv_model *m) { return &m->output_norm; }
 const float *tv_model_rope_inv_freq(const tv_model *m) { return m->rope_inv_freq; }
 size_t tv_model_weight_bytes(const tv_model *m) { return m->weight_bytes; }
+int tv_model_n_packed(const tv_model *m, double *ms) {
+    if (ms) *ms = m->repack_ms;
+    return m->n_packed;
+}
 const char *tv_model_format(const tv_model *m) { return m->format; }
 const char *tv_model_path(const tv_model *m) { return m->path; }
 struct gguf_ctx *tv_model_gguf(const tv_model *m) { return m->gguf; }
@@ -54,6 +64,8 @@ void tv_model_free(tv_model *m) {
     tv_tokenizer_free(m->tok);
     gguf_close(m->gguf);
     tv_llama2c_close(m->l2c);
+    for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
+    free(m->packed);
     free(m->layers);
     free(m->rope_inv_freq);
     free(m->chat_template);
@@ -347,6 +359,65 @@ static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *e
     return TV_OK;
 }
 
+// Drops the pages of [p, p + n) from this process (the mapping stays valid: a private read-only file
+// mapping refaults from the page cache if touched again). Only whole pages inside the range.
+static void release_mapped(const void *p, size_t n) {
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~(uintptr_t)(ps - 1), e = ((uintptr_t)p + n) & ~(uintptr_t)(ps - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+// Repacks every matmul weight whose type's packed kernel pays on the active CPU path (kernels.h,
+// "packed weights"): the copy replaces the tensor's data, the file pages it came from are released,
+// so memory stays at one copy of the weights. The embedding table is never packed (rows are read
+// one at a time); nor is a tied output projection, which is that same table.
+static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *err) {
+    const char *env = getenv("TINYVLLM_REPACK");
+    if (p->no_repack || (env && !strcmp(env, "0"))) return TV_OK;
+    const int per_layer = 7, n_max = m->hp.n_layers * per_layer + 1;
+    tv_tensor **list = malloc((size_t)n_max * sizeof *list);
+    if (!list) return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    int n = 0;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        tv_layer *L = &m->layers[l];
+        tv_tensor *ts[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
+        for (int i = 0; i < per_layer; i++) list[n++] = ts[i];
+    }
+    if (m->output.data != m->tok_embd.data) list[n++] = &m->output;
+    tv_status st = TV_OK;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n && st == TV_OK; i++) {
+        tv_tensor *t = list[i];
+        const tv_type_traits *tt = tv_traits(t->type);
+        if (!tt || !tt->pack_pays || !tt->repack || t->packed) continue;
+        if (!m->packed && !(m->packed = calloc((size_t)n_max, sizeof *m->packed))) {
+            st = tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+            break;
+        }
+        // 2 MiB aligned and huge-page backed where the kernel allows it: the kernels stream these
+        // linearly, and 4 KiB pages cost a TLB walk per page (decode: ~270k pages per token)
+        const size_t huge = (size_t)2 << 20, sz = tv_packed_size(t->type, t->ne[0], t->ne[1]);
+        void *buf = sz ? aligned_alloc(huge, (sz + huge - 1) & ~(huge - 1)) : NULL;
+        if (buf) (void)madvise(buf, (sz + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
+        if (!buf) {
+            st = tv_fail(err, TV_ERR_NOMEM, "%s: out of memory repacking %s (%zu bytes)", m->path, t->name, sz);
+            break;
+        }
+        tt->repack(t->data, tv_row_size(t->type, t->ne[0]), t->ne[0], t->ne[1], buf);
+        release_mapped(t->data, t->nbytes);
+        m->packed[m->n_packed++] = buf;
+        t->data = buf;
+        t->nbytes = sz;
+        t->packed = true;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    m->repack_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    free(list);
+    return st;
+}
+
 tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_error *err) {
     tv_model_params defaults;
     if (!params) { tv_model_params_default(&defaults); params = &defaults; }
@@ -363,6 +434,7 @@ tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_erro
         return NULL;
     }
     tv_status st = (n == 4 && !memcmp(magic, "GGUF", 4)) ? load_gguf(m, params, err) : load_llama2c(m, params, err);
+    if (!st) st = pack_weights(m, params, err);
     if (st) { tv_model_free(m); return NULL; }
     if (!m->name) {
         const char *base = strrchr(path, '/');

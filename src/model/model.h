@@ -45,6 +45,8 @@ const float *tv_model_rope_inv_freq(const tv_model *m);
 // Bytes of weights one decode step reads: every bound tensor, less the embedding table when the
 // output projection is separate (only one row of it is read).
 size_t tv_model_weight_bytes(const tv_model *m);
+// Weight tensors repacked at load (kernels.h "packed weights"), and the time it took (ms, may be NULL).
+int tv_model_n_packed(const tv_model *m, double *ms);
 const char *tv_model_format(const tv_model *m);     // "gguf" | "llama2c"
 const char *tv_model_path(const tv_model *m);
 struct gguf_ctx *tv_model_gguf(const tv_model *m); // NULL for llama2.c files

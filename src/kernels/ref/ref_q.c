@@ -89,3 +89,74 @@ void tv_ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
     }
     *s = sum;
 }
+
+// ---- packed layout (kernels.h "packed weights"): scalar repack and GEMM ----
+// The GEMM computes the canonical chain of the SIMD kernels exactly (fused multiply-add per
+// block), so a fast packed kernel must match it bit for bit.
+static void repack16(bool q4, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    const int64_t nb = n / TV_QK8_0, qv = q4 ? 4 : 8;
+    const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
+    const uint8_t flip = q4 ? 0 : 0x80;
+    for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
+        uint8_t *gq = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;   // (nb, qv, 16, 4)
+        uint8_t *gd = gq + (size_t)nb * qv * TV_PACK_ROWS * 4;           // (nb, 16) f16
+        for (int l = 0; l < TV_PACK_ROWS; l++) {
+            const int64_t r = g * TV_PACK_ROWS + l;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = r < rows ? (const uint8_t *)src + (size_t)r * srs + (size_t)b * bs : NULL;
+                if (blk) memcpy(gd + ((size_t)b * TV_PACK_ROWS + l) * 2, blk, 2);
+                else memset(gd + ((size_t)b * TV_PACK_ROWS + l) * 2, 0, 2);
+                for (int64_t k = 0; k < qv; k++) {
+                    uint8_t *o = gq + (((size_t)b * qv + k) * TV_PACK_ROWS + l) * 4;
+                    for (int j = 0; j < 4; j++) o[j] = (uint8_t)((blk ? blk[2 + 4 * k + j] : 0) ^ flip);
+                }
+            }
+        }
+    }
+}
+void tv_ref_repack_q8_0(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    repack16(false, src, srs, n, rows, dst);
+}
+void tv_ref_repack_q4_0(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    repack16(true, src, srs, n, rows, dst);
+}
+
+static void gemm16(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                   const void *x, size_t xrs, float *y, int64_t ys) {
+    const int64_t nb = n / TV_QK8_0, qv = q4 ? 4 : 8;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *gq = (const uint8_t *)w + (size_t)(r / TV_PACK_ROWS) * TV_PACK_ROWS * wrs;
+        const uint8_t *gd = gq + (size_t)nb * qv * TV_PACK_ROWS * 4;
+        const int l = (int)(r % TV_PACK_ROWS);
+        for (int64_t t = 0; t < nt; t++) {
+            const tv_block_q8_0 *xb = (const tv_block_q8_0 *)((const uint8_t *)x + (size_t)t * xrs);
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                int32_t isum = 0;
+                for (int64_t k = 0; k < qv; k++) {
+                    const uint8_t *q = gq + (((size_t)b * qv + k) * TV_PACK_ROWS + l) * 4;
+                    for (int j = 0; j < 4; j++) {
+                        if (q4) {
+                            isum += ((q[j] & 0x0F) - 8) * (int32_t)xb[b].qs[4 * k + j];
+                            isum += ((q[j] >> 4) - 8) * (int32_t)xb[b].qs[16 + 4 * k + j];
+                        } else {
+                            isum += ((int32_t)q[j] - 128) * (int32_t)xb[b].qs[4 * k + j];
+                        }
+                    }
+                }
+                tv_f16 dw;
+                memcpy(&dw, gd + ((size_t)b * TV_PACK_ROWS + l) * 2, 2);
+                acc = fmaf((float)isum, tv_f16_to_f32(dw) * tv_f16_to_f32(xb[b].d), acc);
+            }
+            y[t * ys + r] = acc;
+        }
+    }
+}
+void tv_ref_gemm_packed_q8_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                             const void *x, size_t xrs, float *y, int64_t ys) {
+    gemm16(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+void tv_ref_gemm_packed_q4_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                             const void *x, size_t xrs, float *y, int64_t ys) {
+    gemm16(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}

@@ -196,21 +196,107 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
     }
 }
 
+// ---- packed weights (kernels.h "packed weights"): the same chain without a transpose ----
+// A tile is RG groups of 16 rows (1 or 2) x T tokens (1..4): per block, each quant dword of the
+// tokens is broadcast once and serves both groups, each weight vector serves all T tokens, and the
+// int32 sums of all RG*T (group, token) pairs run side by side (independent chains) before the
+// per-block scale. For 1-2 tokens (memory-bound) each group prefetches the next tile's group at the
+// same column (as the plain kernels do; a short fixed distance ahead measured slower).
+enum { P16_TP = 64 };   // tokens per pass: spans of G16_KB * G16_TP / 64 = 32 blocks, so the running
+                        // sums (64 tokens x 1024 rows) stay in L2 between spans
+INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t nb, int64_t b0, int nbk,
+                     const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
+                     __mmask16 m0, __mmask16 m1, bool first, const int RG, const int T) {
+    const int qv = q4 ? 4 : 8;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const uint8_t *qb[2] = { gq, gq + gstride };
+    const uint8_t *db[2] = { gq + (size_t)nb * qv * 64, gq + gstride + (size_t)nb * qv * 64 };
+    const __mmask16 mk[2] = { m0, m1 };
+    __m512 acc[2][4];
+    TV_TILE_UNROLL for (int g = 0; g < RG; g++)
+        TV_TILE_UNROLL for (int t = 0; t < T; t++)
+            acc[g][t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[g], y + t * ys + 16 * g);
+    for (int i = 0; i < nbk; i++) {
+        const int64_t b = b0 + i;
+        __m512i s[2][4], s2[2][4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            __m512i c = _mm512_set1_epi32(cra[i * as + t]);
+            TV_TILE_UNROLL for (int g = 0; g < RG; g++) { s[g][t] = c; s2[g][t] = _mm512_setzero_si512(); }
+        }
+        TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
+            __m512i wv[2];
+            TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
+                const uint8_t *p = qb[g] + (size_t)b * qv * 64;
+                if (T <= 2 && k < qv) __builtin_prefetch(p + RG * gstride + 64 * k, 0, 3);
+                if (!q4) wv[g] = _mm512_loadu_si512(p + 64 * k);
+                else if (k < 4) wv[g] = _mm512_and_si512(_mm512_loadu_si512(p + 64 * k), m4);
+                else wv[g] = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(p + 64 * (k - 4)), 4), m4);
+            }
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                int32_t xd;
+                memcpy(&xd, xa + (i * as + t) * TV_QK8_0 + 4 * k, 4);
+                const __m512i xv = _mm512_set1_epi32(xd);
+                TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
+                    // 1-2 tokens: odd dwords on a second chain, so a block is not one long latency chain
+                    if (T <= 2 && (k & 1)) s2[g][t] = _mm512_dpbusd_epi32(s2[g][t], wv[g], xv);
+                    else s[g][t] = _mm512_dpbusd_epi32(s[g][t], wv[g], xv);
+                }
+            }
+        }
+        if (T <= 2)
+            TV_TILE_UNROLL for (int g = 0; g < RG; g++)
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) s[g][t] = _mm512_add_epi32(s[g][t], s2[g][t]);
+        __m512 d[2];
+        if (T <= 2 && (b & 1) == 0)
+            TV_TILE_UNROLL for (int g = 0; g < RG; g++) __builtin_prefetch(db[g] + RG * gstride + (size_t)b * 32, 0, 3);
+        TV_TILE_UNROLL for (int g = 0; g < RG; g++)
+            d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(db[g] + (size_t)b * 32)));
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const __m512 dx = _mm512_set1_ps(dxa[i * as + t]);
+            TV_TILE_UNROLL for (int g = 0; g < RG; g++)
+                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[g][t]), _mm512_mul_ps(d[g], dx), acc[g][t]);
+        }
+    }
+    TV_TILE_UNROLL for (int g = 0; g < RG; g++)
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + 16 * g, mk[g], acc[g][t]);
+}
+typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, int64_t nb, int64_t b0, int nbk, const int8_t *xa,
+                       const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m0,
+                       __mmask16 m1, bool first);
+#define P16_FN(Q4, RG, T)                                                                                          \
+    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, int64_t nb, int64_t b0, int nbk,         \
+                                       const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as,         \
+                                       float *y, int64_t ys, __mmask16 m0, __mmask16 m1, bool first) {             \
+        p16_tile(Q4, gq, gstride, nb, b0, nbk, xa, dxa, cra, as, y, ys, m0, m1, first, RG, T);                     \
+    }
+#define P16_SET(Q4) P16_FN(Q4, 1, 1) P16_FN(Q4, 1, 2) P16_FN(Q4, 1, 3) P16_FN(Q4, 1, 4) \
+    P16_FN(Q4, 2, 1) P16_FN(Q4, 2, 2) P16_FN(Q4, 2, 3) P16_FN(Q4, 2, 4)
+P16_SET(0) P16_SET(1)
+static const p16_fn p16_k[2][3][5] = {   // [q4][RG][T]
+    { { 0 }, { 0, p16_0_1x1, p16_0_1x2, p16_0_1x3, p16_0_1x4 }, { 0, p16_0_2x1, p16_0_2x2, p16_0_2x3, p16_0_2x4 } },
+    { { 0 }, { 0, p16_1_1x1, p16_1_1x2, p16_1_1x3, p16_1_1x4 }, { 0, p16_1_2x1, p16_1_2x2, p16_1_2x3, p16_1_2x4 } },
+};
+
 // Blocking: tokens in passes of up to G16_TP; per pass, blocks in spans as long as the activation
 // copy holds (G16_KB * G16_TP (block, token) entries: the whole row for a few tokens, G16_KB blocks
-// for a full pass), their aux computed once; per span, each 16-row group walks the span in packed
-// chunks of G16_KB blocks, every 8-token group running over each chunk (1-2 tokens: no packing).
+// for a full pass), their aux computed once; per span, each 16-row group walks the span:
+//   plain weights: in packed chunks of G16_KB blocks, every 8-token group running over each chunk
+//     (1-2 tokens: no packing);
+//   packed weights (w = the packed matrix, r0 % 16 == 0): every 8-token group over the whole span
+//     straight from the weights (a span is G16_KB blocks once the pass has many tokens).
 // Running sums live in y between chunks (only the rows this call owns).
-static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
+static void g16_gemm(const g16_type *ty, bool packed, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
                      int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK8_0;
     float dxa[G16_KB * G16_TP];     // (chunk blocks, tokens of the pass)
     int32_t cra[G16_KB * G16_TP];   // (chunk blocks, tokens of the pass)
     int8_t xa[G16_KB * G16_TP * TV_QK8_0] __attribute__((aligned(64)));   // (chunk blocks, tokens, 32)
     g16_blk wb[G16_KB];             // a packed chunk of one row group
-    TV_CHECK(nb >= 1 && 15 * wrs <= INT32_MAX);
-    for (int64_t t0 = 0; t0 < nt; t0 += G16_TP) {
-        const int64_t tp = nt - t0 < G16_TP ? nt - t0 : G16_TP;
+    const bool q4 = ty->off == 8;
+    TV_CHECK(nb >= 1 && 15 * wrs <= INT32_MAX && (!packed || r0 % 16 == 0));
+    const int64_t tpass = packed ? P16_TP : G16_TP;
+    for (int64_t t0 = 0; t0 < nt; t0 += tpass) {
+        const int64_t tp = nt - t0 < tpass ? nt - t0 : tpass;
         const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * xrs;
         // long spans: a group streams along its rows; going a short chunk at a time over every group
         // revisits each cache line once per chunk (decode got 2x slower that way)
@@ -220,6 +306,21 @@ static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, cons
             const int nbk = nb - b0 < kb ? (int)(nb - b0) : (int)kb;
             const uint8_t *xc = xt + (size_t)b0 * sizeof(tv_block_q8_0);
             g16_aux(xc, xrs, tp, nbk, ty->off, xa, dxa, cra);
+            if (packed) {
+                const size_t gstride = 16 * wrs;
+                for (int64_t rg = r0; rg < r1; rg += 32) {
+                    const int R = r1 - rg < 32 ? (int)(r1 - rg) : 32, RG = R > 16 ? 2 : 1;
+                    const __mmask16 m0 = (__mmask16)(0xFFFFu >> (R < 16 ? 16 - R : 0));
+                    const __mmask16 m1 = (__mmask16)(R > 16 ? 0xFFFFu >> (32 - R) : 0);
+                    const uint8_t *gq = (const uint8_t *)w + (size_t)rg * wrs;
+                    for (int64_t tg = 0; tg < tp; tg += 4) {
+                        const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
+                        p16_k[q4][RG][T](gq, gstride, nb, b0, nbk, xa + tg * TV_QK8_0, dxa + tg, cra + tg, tp,
+                                         y + (t0 + tg) * ys + rg, ys, m0, m1, b0 == 0);
+                    }
+                }
+                continue;
+            }
             for (int64_t rg = r0; rg < r1; rg += 16) {
                 const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
                 // a short last group is shifted down over rows it does not store; a tensor of fewer
@@ -254,11 +355,19 @@ static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, cons
 }
 static void q4_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
-    g16_gemm(&g16_q4, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    g16_gemm(&g16_q4, false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+static void q4_0_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                                 const void *x, size_t xrs, float *y, int64_t ys) {
+    g16_gemm(&g16_q4, true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q8_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
-    g16_gemm(&g16_q8, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    g16_gemm(&g16_q8, false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+static void q8_0_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                                 const void *x, size_t xrs, float *y, int64_t ys) {
+    g16_gemm(&g16_q8, true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q4_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q4_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
 static void q8_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q8_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
@@ -430,6 +539,9 @@ void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
     t[TV_TYPE_Q4_0].gemm = q4_0_512_gemm;
     t[TV_TYPE_Q4_0].gemm_rows = 1024;
     t[TV_TYPE_Q8_0].gemm_rows = 1024;
+    t[TV_TYPE_Q8_0].gemm_packed = q8_0_512_gemm_packed;
+    t[TV_TYPE_Q4_0].gemm_packed = q4_0_512_gemm_packed;
+    t[TV_TYPE_Q8_0].pack_pays = t[TV_TYPE_Q4_0].pack_pays = true;
     t[TV_TYPE_Q4_K].vec_dot = q4_K_512_vec_dot;
     t[TV_TYPE_Q4_K].gemm = q4_K_512_gemm;
     t[TV_TYPE_Q6_K].vec_dot = q6_K_512_vec_dot;
