@@ -7,6 +7,7 @@
 //   GEMV              y = W x, 1 token, W rotated over copies totalling > 128 MiB so reads come from
 //                     DRAM; reported as GB/s of weight bytes and as a fraction of read bandwidth
 //   GEMM              n_tok = 16, 64, 256 tokens; GOPS = 2 * rows * cols * n_tok / s, vs int8 peak
+// Types with a packed layout (Q8_0, Q4_0) are measured as stored and packed ("Q8_0p").
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,48 +75,60 @@ int main(int argc, char **argv) {
             fill(x, (size_t)(max_tok * cols), 11);
             size_t ws = tv_matmul_wsize(t, cols, max_tok);
             void *wsp = ws ? malloc(ws) : NULL;
-            tv_tensor tw = { .name = "w", .type = t, .n_dims = 2, .ne = { cols, rows, 1, 1 }, .nbytes = wbytes };
-            // GEMV from DRAM: rotate copies; every timing is the best of its repetitions (the machine
-            // is shared: the minimum is the run that was not preempted)
-            int iters = 4 * n_copies;
-            tw.data = wq;
-            tv_matmul(&tw, x, 1, y, wsp, pool);
-            double gemv_s = 1e9, hot_s = 1e9;
-            for (int it = 0; it < iters; it++) {
-                tw.data = wq + (size_t)(it % n_copies) * wbytes;
-                t0 = now_s();
-                tv_matmul(&tw, x, 1, y, wsp, pool);
-                double s = now_s() - t0;
-                if (s < gemv_s) gemv_s = s;
+            size_t psz = tv_packed_size(t, cols, rows);
+            unsigned char *wp = NULL;
+            if (psz == wbytes && tt->repack) {   // packed copies (whole 16-row groups: same size)
+                wp = malloc(wbytes * (size_t)n_copies);
+                for (int c = 0; c < n_copies; c++) tt->repack(wq, rs, cols, rows, wp + (size_t)c * wbytes);
             }
-            double gbs = (double)wbytes / gemv_s / 1e9;
-            tw.data = wq;   // GEMV hot: the same copy again (cache-resident where it fits in L2+L3)
-            for (int it = 0; it < 50; it++) {
-                t0 = now_s();
+            for (int packed = 0; packed <= (wp != NULL); packed++) {
+            unsigned char *wbase = packed ? wp : wq;
+            char name[16];
+            snprintf(name, sizeof name, "%s%s", tt->name, packed ? "p" : "");
+                tv_tensor tw = { .name = "w", .type = t, .n_dims = 2, .ne = { cols, rows, 1, 1 }, .nbytes = wbytes, .packed = packed };
+                // GEMV from DRAM: rotate copies; every timing is the best of its repetitions (the machine
+                // is shared: the minimum is the run that was not preempted)
+                int iters = 4 * n_copies;
+                tw.data = wbase;
                 tv_matmul(&tw, x, 1, y, wsp, pool);
-                double s = now_s() - t0;
-                if (s < hot_s) hot_s = s;
-            }
-            printf("%-4s %5lldx%-5lld GEMV %7.1f us  %6.1f GB/s  %5.1f%% of DRAM read bw  (hot: %6.1f us, %6.1f GB/s)\n",
-                   tt->name, (long long)rows, (long long)cols, gemv_s * 1e6, gbs, 100 * gbs / best_bw, hot_s * 1e6,
-                   (double)wbytes / hot_s / 1e9);
-            const int64_t toks[] = { 16, 64, 256 };
-            for (int k = 0; k < 3; k++) {
-                int64_t nt = toks[k];
-                tv_matmul(&tw, x, nt, y, wsp, pool);
-                int reps = nt >= 256 ? 4 : 12;
-                double best = 1e9;
-                for (int it = 0; it < reps; it++) {
+                double gemv_s = 1e9, hot_s = 1e9;
+                for (int it = 0; it < iters; it++) {
+                    tw.data = wbase + (size_t)(it % n_copies) * wbytes;
                     t0 = now_s();
-                    tv_matmul(&tw, x, nt, y, wsp, pool);
+                    tv_matmul(&tw, x, 1, y, wsp, pool);
                     double s = now_s() - t0;
-                    if (s < best) best = s;
+                    if (s < gemv_s) gemv_s = s;
                 }
-                double gops = 2.0 * (double)rows * (double)cols * (double)nt / best / 1e9;
-                bool is_float = !tt->is_quantized;   // float weights run on FMA, not int8 dots
-                printf("     GEMM n_tok %3lld %8.1f us  %7.1f GOPS  %5.1f%% of %s peak\n", (long long)nt, best * 1e6, gops,
-                       100 * gops / (is_float ? roof.fp32_gflops : peak), is_float ? "fp32 FMA" : "int8");
-            }
+                double gbs = (double)wbytes / gemv_s / 1e9;
+                tw.data = wbase;   // GEMV hot: the same copy again (cache-resident where it fits in L2+L3)
+                for (int it = 0; it < 50; it++) {
+                    t0 = now_s();
+                    tv_matmul(&tw, x, 1, y, wsp, pool);
+                    double s = now_s() - t0;
+                    if (s < hot_s) hot_s = s;
+                }
+                printf("%-4s %5lldx%-5lld GEMV %7.1f us  %6.1f GB/s  %5.1f%% of DRAM read bw  (hot: %6.1f us, %6.1f GB/s)\n",
+                       name, (long long)rows, (long long)cols, gemv_s * 1e6, gbs, 100 * gbs / best_bw, hot_s * 1e6,
+                       (double)wbytes / hot_s / 1e9);
+                const int64_t toks[] = { 16, 64, 256 };
+                for (int k = 0; k < 3; k++) {
+                    int64_t nt = toks[k];
+                    tv_matmul(&tw, x, nt, y, wsp, pool);
+                    int reps = nt >= 256 ? 4 : 12;
+                    double best = 1e9;
+                    for (int it = 0; it < reps; it++) {
+                        t0 = now_s();
+                        tv_matmul(&tw, x, nt, y, wsp, pool);
+                        double s = now_s() - t0;
+                        if (s < best) best = s;
+                    }
+                    double gops = 2.0 * (double)rows * (double)cols * (double)nt / best / 1e9;
+                    bool is_float = !tt->is_quantized;   // float weights run on FMA, not int8 dots
+                    printf("     GEMM n_tok %3lld %8.1f us  %7.1f GOPS  %5.1f%% of %s peak\n", (long long)nt, best * 1e6, gops,
+                           100 * gops / (is_float ? roof.fp32_gflops : peak), is_float ? "fp32 FMA" : "int8");
+                }
+}
+            free(wp);
             free(wq); free(x); free(y); free(wsp);
         }
         free(wf);

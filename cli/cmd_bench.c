@@ -339,6 +339,8 @@ int cmd_bench(int argc, char **argv) {
     tv_model_params_default(&mp);
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
     const double load_ms = tv_time_ms() - t0;
+    double repack_ms = 0;
+    const int n_packed = tv_model_n_packed(m, &repack_ms);
     const int32_t n_vocab = tv_model_n_vocab(m);
     const int n_ctx = tv_model_n_ctx(m);
     int batch_prompt = BENCH_BATCH_PROMPT;
@@ -434,6 +436,8 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddItemToObject(jo, "batch_decode_tok_s_min", num_or_null(bd.n > 0, s_min(&bd)));
         cJSON_AddItemToObject(jo, "batch_decode_tok_s_max", num_or_null(bd.n > 0, s_max(&bd)));
         cJSON_AddNumberToObject(jo, "load_ms", load_ms);
+        cJSON_AddNumberToObject(jo, "repack_ms", repack_ms);
+        cJSON_AddNumberToObject(jo, "repacked_tensors", n_packed);
         cJSON_AddNumberToObject(jo, "peak_rss_mb", peak_rss_mb);
         cJSON_AddNumberToObject(jo, "weight_bytes_per_token", (double)wbytes);
         cJSON_AddNumberToObject(jo, "matmul_params", n_params);
@@ -471,7 +475,8 @@ int cmd_bench(int argc, char **argv) {
     } else {
         printf("model %s: %.2f M matmul params, %.1f MiB weights read per token | %d threads | kernels %s | %ld reps\n",
                tv_model_name(m) ? tv_model_name(m) : model_path, n_params * 1e-6, (double)wbytes / (1 << 20), n_threads, tv_kernels_path(), reps);
-        printf("load %.0f ms | peak RSS %.0f MB\n\n", load_ms, peak_rss_mb);
+        printf("load %.0f ms (%d weight tensors repacked in %.0f ms) | peak RSS %.0f MB\n\n", load_ms, n_packed,
+               repack_ms, peak_rss_mb);
         printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");
         char name[64];
         if (pp.n) { snprintf(name, sizeof name, "pp%ld", n_prompt); printf("%-16s %12.2f %12.2f %12.2f\n", name, pp_med, s_min(&pp), s_max(&pp)); }

@@ -96,19 +96,22 @@ void tv_ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
 static void repack16(bool q4, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     const int64_t nb = n / TV_QK8_0, qv = q4 ? 4 : 8;
     const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
-    const uint8_t flip = q4 ? 0 : 0x80;
+    const uint32_t flip = q4 ? 0 : 0x80808080u;
     for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
         uint8_t *gq = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;   // (nb, qv, 16, 4)
         uint8_t *gd = gq + (size_t)nb * qv * TV_PACK_ROWS * 4;           // (nb, 16) f16
         for (int l = 0; l < TV_PACK_ROWS; l++) {
             const int64_t r = g * TV_PACK_ROWS + l;
+            const uint8_t *row = r < rows ? (const uint8_t *)src + (size_t)r * srs : NULL;
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = r < rows ? (const uint8_t *)src + (size_t)r * srs + (size_t)b * bs : NULL;
-                if (blk) memcpy(gd + ((size_t)b * TV_PACK_ROWS + l) * 2, blk, 2);
-                else memset(gd + ((size_t)b * TV_PACK_ROWS + l) * 2, 0, 2);
+                uint16_t d = 0;
+                if (row) memcpy(&d, row + (size_t)b * bs, 2);
+                memcpy(gd + ((size_t)b * TV_PACK_ROWS + l) * 2, &d, 2);
                 for (int64_t k = 0; k < qv; k++) {
-                    uint8_t *o = gq + (((size_t)b * qv + k) * TV_PACK_ROWS + l) * 4;
-                    for (int j = 0; j < 4; j++) o[j] = (uint8_t)((blk ? blk[2 + 4 * k + j] : 0) ^ flip);
+                    uint32_t q = 0;
+                    if (row) memcpy(&q, row + (size_t)b * bs + 2 + 4 * k, 4);
+                    q ^= flip;
+                    memcpy(gq + (((size_t)b * qv + k) * TV_PACK_ROWS + l) * 4, &q, 4);
                 }
             }
         }
