@@ -676,6 +676,70 @@ static void test_matmul_pools(void **state) {
     for (int p = 1; p <= 3; p++) tv_pool_free(pools[p]);
 }
 
+// tv_matmul_n: weights sharing one activation quantization (mixed weight types of one vec_dot_type,
+// packed and plain) give exactly the bits of one tv_matmul each, on 1 and 2 threads.
+static void test_matmul_shared(void **state) {
+    (void)state;
+    struct { tv_type t; bool pack; int64_t rows; } sets[][3] = {
+        { { TV_TYPE_Q8_0, true, 48 }, { TV_TYPE_Q4_0, false, 17 }, { TV_TYPE_Q4_0, true, 33 } },
+        { { TV_TYPE_Q4_K, false, 40 }, { TV_TYPE_Q6_K, false, 9 }, { TV_TYPE_Q4_K, false, 16 } },
+        { { TV_TYPE_F16, false, 20 }, { TV_TYPE_BF16, false, 7 }, { TV_TYPE_F32, false, 3 } },
+    };
+    const int64_t n = 512, tok = 37;
+    tv_error err = { 0 };
+    tv_pool *pools[2] = { NULL, tv_pool_create(2, &err) };
+    float *x = malloc(sizeof(float) * (size_t)(n * tok));
+    fill_weights(x, n * tok);
+    for (size_t si = 0; si < sizeof sets / sizeof sets[0]; si++) {
+        tv_tensor tw[3];
+        const tv_tensor *tp[3];
+        void *wq[3];
+        float *ya[3], *yb[3];
+        size_t ws = 0;
+        for (int i = 0; i < 3; i++) {
+            const tv_type t = sets[si][i].t;
+            const int64_t rows = sets[si][i].rows;
+            const tv_type_traits *rt = tv_traits_ref(t);
+            float *w = malloc(sizeof(float) * (size_t)(n * rows));
+            fill_weights(w, n * rows);
+            void *plain = quantize_rows(t, w, rows, n, rt);
+            size_t nb = tv_row_size(t, n) * (size_t)rows;
+            wq[i] = plain;
+            if (sets[si][i].pack) {
+                nb = tv_packed_size(t, n, rows);
+                wq[i] = malloc(nb);
+                rt->repack(plain, tv_row_size(t, n), n, rows, wq[i]);
+                free(plain);
+            }
+            tw[i] = (tv_tensor){ .name = "w", .type = t, .n_dims = 2, .ne = { n, rows, 1, 1 }, .nbytes = nb,
+                                 .data = wq[i], .packed = sets[si][i].pack };
+            tp[i] = &tw[i];
+            ya[i] = malloc(sizeof(float) * (size_t)(rows * tok));
+            yb[i] = malloc(sizeof(float) * (size_t)(rows * tok));
+            size_t s = tv_matmul_wsize(t, n, tok);
+            if (s > ws) ws = s;
+            free(w);
+            if (i) assert_true(tv_matmul_can_share(&tw[0], &tw[i]));
+        }
+        void *wsp = ws ? malloc(ws) : NULL;
+        for (int p = 0; p < 2; p++) {
+            for (int i = 0; i < 3; i++) tv_matmul(&tw[i], x, tok, ya[i], wsp, pools[p]);
+            tv_matmul_n(tp, yb, 3, x, tok, wsp, pools[p]);
+            for (int i = 0; i < 3; i++)
+                assert_memory_equal(ya[i], yb[i], sizeof(float) * (size_t)(sets[si][i].rows * tok));
+        }
+        for (int i = 0; i < 3; i++) { free(wq[i]); free(ya[i]); free(yb[i]); }
+        free(wsp);
+    }
+    tv_tensor a = { .type = TV_TYPE_Q8_0, .ne = { 512, 1, 1, 1 } }, b = { .type = TV_TYPE_Q4_K, .ne = { 512, 1, 1, 1 } };
+    assert_false(tv_matmul_can_share(&a, &b));   // Q8_0 vs Q8_K activations
+    b.type = TV_TYPE_Q4_0;
+    b.ne[0] = 256;
+    assert_false(tv_matmul_can_share(&a, &b));   // row lengths differ
+    free(x);
+    tv_pool_free(pools[1]);
+}
+
 static void test_kernels_init_errors(void **state) {
     (void)state;
     tv_error err = { 0 };
@@ -702,6 +766,7 @@ int main(void) {
         cmocka_unit_test(test_packed_vs_ref),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_matmul_pools),
+        cmocka_unit_test(test_matmul_shared),
         cmocka_unit_test(test_kernels_init_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -192,6 +192,13 @@ void tv_pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *a
 // pool size, so results are bit-identical across thread counts.
 size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok);
 void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool);
+// y[i] (n_tok, w[i]->ne[1]) = x · w[i]ᵀ for i < n_w <= TV_MATMUL_MAX, weights that tv_matmul_can_share
+// (same activation type and row length, e.g. Q, K, V): x is quantized once and one pass over the
+// pool computes every output, each bit-identical to its own tv_matmul.
+#define TV_MATMUL_MAX 4
+bool tv_matmul_can_share(const tv_tensor *a, const tv_tensor *b);
+void tv_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
+                 tv_pool *pool);
 
 // ==== attention and fused elementwise ops (owner: att; src/kernels/attention.c, x86/attn_*.c) ====
 // A small ops table per kernel path (chosen from tv_kernels_path(): "generic" is all scalar).

@@ -27,18 +27,24 @@ size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok) {
     return out;
 }
 
-typedef struct mm_job {
+typedef struct mm_w {               // one weight of the call
     const tv_type_traits *tt;
-    const tv_type_traits *vt;       // activation type traits
     tv_gemm_fn gemm;                // tt->gemm, or tt->gemm_packed for a packed w; NULL: vec_dot
     int64_t gemm_rows;              // rows per gemm call when gemm blocks tokens itself, else 0
     const void *w;                  // (rows, n) in tt's type, or its packed layout
     size_t w_row_bytes;
+    float *y;                       // (n_tok, rows) f32
+    int64_t rows;
+} mm_w;
+
+typedef struct mm_job {
+    const tv_type_traits *vt;       // activation type traits (shared by every weight)
     const float *x;                 // (n_tok, n) f32
     void *xq;                       // (n_tok, n) in vt's type, or x itself for F32
     size_t x_row_bytes;
-    float *y;                       // (n_tok, rows) f32
-    int64_t n, rows, n_tok;
+    int64_t n, n_tok;
+    int n_w;
+    mm_w w[TV_MATMUL_MAX];
 } mm_job;
 
 static void mm_quantize(void *arg, int ith, int nth) {
@@ -47,65 +53,85 @@ static void mm_quantize(void *arg, int ith, int nth) {
         j->vt->from_float(j->x + t * j->n, (char *)j->xq + (size_t)t * j->x_row_bytes, j->n);
 }
 
+// Thread ith's share of every weight (each split on its own, so the threads stay balanced).
 static void mm_compute(void *arg, int ith, int nth) {
     mm_job *j = arg;
-    int64_t per = (j->rows + nth - 1) / nth;
-    per = (per + 15) & ~(int64_t)15;   // whole 16-row groups per thread where possible
-    int64_t r_beg = per * ith, r_end = r_beg + per;
-    if (r_end > j->rows) r_end = j->rows;
-    if (r_beg >= r_end) return;
-    int64_t tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
-    if (tok_tile > 16) tok_tile &= ~(int64_t)15;   // whole token groups for the 8- and 4-token tiles
-    if (tok_tile < 1) tok_tile = 1;
-    if (j->gemm_rows > 0) tok_tile = j->n_tok;   // that gemm blocks tokens itself
-    for (int64_t t0 = 0; t0 < j->n_tok; t0 += tok_tile) {
-        int64_t nt = j->n_tok - t0 < tok_tile ? j->n_tok - t0 : tok_tile;
-        const char *xt = (const char *)j->xq + (size_t)t0 * j->x_row_bytes;
-        float *yt = j->y + t0 * j->rows;
-        const int64_t chunk = j->gemm_rows > 0 ? j->gemm_rows : MM_ROW_CHUNK;
-        for (int64_t r0 = r_beg; r0 < r_end; r0 += chunk) {
-            int64_t r1 = r0 + chunk < r_end ? r0 + chunk : r_end;
-            if (j->gemm) {
-                j->gemm(j->n, r0, r1, j->w, j->w_row_bytes, nt, xt, j->x_row_bytes, yt, j->rows);
-                continue;
-            }
-            for (int64_t r = r0; r < r1; r++) {
-                const char *wr = (const char *)j->w + (size_t)r * j->w_row_bytes;
-                for (int64_t t = 0; t < nt; t++)
-                    j->tt->vec_dot(j->n, &yt[t * j->rows + r], wr, xt + (size_t)t * j->x_row_bytes);
+    for (int wi = 0; wi < j->n_w; wi++) {
+        const mm_w *m = &j->w[wi];
+        int64_t per = (m->rows + nth - 1) / nth;
+        per = (per + 15) & ~(int64_t)15;   // whole 16-row groups per thread where possible
+        int64_t r_beg = per * ith, r_end = r_beg + per;
+        if (r_end > m->rows) r_end = m->rows;
+        if (r_beg >= r_end) continue;
+        int64_t tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
+        if (tok_tile > 16) tok_tile &= ~(int64_t)15;   // whole token groups for the 8- and 4-token tiles
+        if (tok_tile < 1) tok_tile = 1;
+        if (m->gemm_rows > 0) tok_tile = j->n_tok;   // that gemm blocks tokens itself
+        for (int64_t t0 = 0; t0 < j->n_tok; t0 += tok_tile) {
+            int64_t nt = j->n_tok - t0 < tok_tile ? j->n_tok - t0 : tok_tile;
+            const char *xt = (const char *)j->xq + (size_t)t0 * j->x_row_bytes;
+            float *yt = m->y + t0 * m->rows;
+            const int64_t chunk = m->gemm_rows > 0 ? m->gemm_rows : MM_ROW_CHUNK;
+            for (int64_t r0 = r_beg; r0 < r_end; r0 += chunk) {
+                int64_t r1 = r0 + chunk < r_end ? r0 + chunk : r_end;
+                if (m->gemm) {
+                    m->gemm(j->n, r0, r1, m->w, m->w_row_bytes, nt, xt, j->x_row_bytes, yt, m->rows);
+                    continue;
+                }
+                for (int64_t r = r0; r < r1; r++) {
+                    const char *wr = (const char *)m->w + (size_t)r * m->w_row_bytes;
+                    for (int64_t t = 0; t < nt; t++)
+                        m->tt->vec_dot(j->n, &yt[t * m->rows + r], wr, xt + (size_t)t * j->x_row_bytes);
+                }
             }
         }
     }
 }
 
-void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool) {
-    const tv_type_traits *tt = tv_traits(w->type);
-    TV_CHECK(tt && tt->vec_dot);
-    TV_CHECK(n_tok >= 0 && w->ne[0] % tt->blck_size == 0);
-    if (n_tok == 0 || w->ne[1] == 0) return;
-    mm_job j = {
-        .tt = tt, .vt = tv_traits(tt->vec_dot_type), .w = w->data, .w_row_bytes = tv_row_size(w->type, w->ne[0]),
-        .x = x, .y = y, .n = w->ne[0], .rows = w->ne[1], .n_tok = n_tok,
-    };
+bool tv_matmul_can_share(const tv_tensor *a, const tv_tensor *b) {
+    const tv_type_traits *ta = tv_traits(a->type), *tb = tv_traits(b->type);
+    return ta && tb && ta->vec_dot_type == tb->vec_dot_type && a->ne[0] == b->ne[0];
+}
+
+void tv_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
+                 tv_pool *pool) {
+    TV_CHECK(n_w >= 1 && n_w <= TV_MATMUL_MAX && n_tok >= 0);
+    const tv_type_traits *tt0 = tv_traits(w[0]->type);
+    TV_CHECK(tt0 && tt0->vec_dot);
+    mm_job j = { .vt = tv_traits(tt0->vec_dot_type), .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
     TV_CHECK(j.vt && j.vt->from_float && j.n % j.vt->blck_size == 0);
-    TV_CHECK(w->data != NULL && j.w_row_bytes > 0 && w->nbytes / j.w_row_bytes >= (size_t)j.rows);
-    if (w->packed) {   // whole 16-row groups: every chunk and thread range starts at a multiple of 16
-        TV_CHECK(tt->gemm_packed && w->nbytes >= tv_packed_size(w->type, j.n, j.rows));
-        j.gemm = tt->gemm_packed;
-        j.gemm_rows = 1024;
-    } else {
-        j.gemm = tt->gemm;
-        j.gemm_rows = tt->gemm ? tt->gemm_rows : 0;
+    for (int i = 0; i < n_w; i++) {
+        const tv_type_traits *tt = tv_traits(w[i]->type);
+        TV_CHECK(tt && tt->vec_dot && tt->vec_dot_type == tt0->vec_dot_type && w[i]->ne[0] == j.n);
+        TV_CHECK(j.n % tt->blck_size == 0);
+        if (w[i]->ne[1] == 0) continue;
+        mm_w m = { .tt = tt, .w = w[i]->data, .w_row_bytes = tv_row_size(w[i]->type, j.n), .y = y[i],
+                   .rows = w[i]->ne[1] };
+        TV_CHECK(m.w != NULL && m.w_row_bytes > 0 && w[i]->nbytes / m.w_row_bytes >= (size_t)m.rows);
+        if (w[i]->packed) {   // whole 16-row groups: every chunk and thread range starts at a multiple of 16
+            TV_CHECK(tt->gemm_packed && w[i]->nbytes >= tv_packed_size(w[i]->type, j.n, m.rows));
+            m.gemm = tt->gemm_packed;
+            m.gemm_rows = 1024;
+        } else {
+            m.gemm = tt->gemm;
+            m.gemm_rows = tt->gemm ? tt->gemm_rows : 0;
+        }
+        j.w[j.n_w++] = m;
     }
-    if (tt->vec_dot_type == TV_TYPE_F32) {
+    if (n_tok == 0 || j.n_w == 0) return;
+    if (tt0->vec_dot_type == TV_TYPE_F32) {
         j.xq = (void *)x;
         j.x_row_bytes = (size_t)j.n * sizeof(float);
     } else {
         TV_CHECK(wsp != NULL);
         j.xq = (void *)(((uintptr_t)wsp + MM_ALIGN - 1) & ~(uintptr_t)(MM_ALIGN - 1));
-        j.x_row_bytes = tv_row_size(tt->vec_dot_type, j.n);
+        j.x_row_bytes = tv_row_size(tt0->vec_dot_type, j.n);
         if (n_tok >= 4 && tv_pool_size(pool) > 1) tv_pool_run(pool, mm_quantize, &j);
         else mm_quantize(&j, 0, 1);
     }
     tv_pool_run(pool, mm_compute, &j);
+}
+
+void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool) {
+    tv_matmul_n(&w, &y, 1, x, n_tok, wsp, pool);
 }

@@ -267,6 +267,18 @@ static void matmul(tv_forward *f, const tv_tensor *w, const float *x, int n_tok,
     tv_matmul(w, x, n_tok, y, f->wsp, f->pool);
 }
 
+// Several projections of the same input (Q, K, V; gate, up): one activation quantization and one
+// pool pass when their types allow it, else one matmul each.
+static void matmul_shared(tv_forward *f, const tv_tensor *const *w, float *const *y, int n, const float *x, int n_tok) {
+    bool share = true;
+    for (int i = 1; i < n; i++) share = share && tv_matmul_can_share(w[0], w[i]);
+    if (share) {
+        tv_matmul_n(w, y, n, x, n_tok, f->wsp, f->pool);
+        return;
+    }
+    for (int i = 0; i < n; i++) matmul(f, w[i], x, n_tok, y[i]);
+}
+
 tv_status tv_forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float **logits, tv_error *err) {
     tv_status st = check_batch(f, kv, b, err);
     if (st) return st;
@@ -311,9 +323,9 @@ tv_status tv_forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, floa
         ew_args an = norm;
         an.w = L->attn_norm.data;
         ew_run(f, &an);
-        matmul(f, &L->wq, f->xb, T, f->q);
-        matmul(f, &L->wk, f->xb, T, f->k);
-        matmul(f, &L->wv, f->xb, T, f->v);
+        const tv_tensor *qkv[] = {&L->wq, &L->wk, &L->wv};
+        float *const qkv_out[] = {f->q, f->k, f->v};
+        matmul_shared(f, qkv, qkv_out, 3, f->xb, T);
         ew_run(f, &rot);
         kv_store(f, kv, b, l);
         aa.k_pool = kv->k + (size_t)l * kv->layer_bytes;
@@ -325,8 +337,9 @@ tv_status tv_forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, floa
         ew_args fn = norm;
         fn.w = L->ffn_norm.data;
         ew_run(f, &fn);
-        matmul(f, &L->w_gate, f->xb, T, f->hb);
-        matmul(f, &L->w_up, f->xb, T, f->hb2);
+        const tv_tensor *gu[] = {&L->w_gate, &L->w_up};
+        float *const gu_out[] = {f->hb, f->hb2};
+        matmul_shared(f, gu, gu_out, 2, f->xb, T);
         ew_run(f, &glu);
         matmul(f, &L->w_down, f->hb, T, f->xb2);
         ew_run(f, &resid);
