@@ -564,9 +564,19 @@ static void test_packed_vs_ref(void **state) {
             unsigned char *wp = malloc(psz);
             memset(wp, 0xA5, psz);
             rt->repack(wq, wrs, n, rows, wp);
+            // the packed activation rows: the same Q8_0 quants, scales as f32, block sums
+            const size_t prs = tv_packed_act_size(n);
+            unsigned char *xp = malloc(prs * (size_t)tok);
+            for (int64_t tk = 0; tk < tok; tk++) tv_packed_act_from_float(x + tk * n, xp + tk * prs, n);
+            for (int64_t tk = 0; tk < tok; tk++) {
+                assert_memory_equal(xp + tk * prs, ((tv_block_q8_0 *)(xq + tk * xrs))[0].qs, 32);
+                int32_t s0 = 0;
+                for (int j = 0; j < 32; j++) s0 += ((tv_block_q8_0 *)(xq + tk * xrs))[0].qs[j];
+                assert_int_equal(((int32_t *)(xp + tk * prs + n + 4 * (n / 32)))[0], s0);
+            }
             const size_t ny = (size_t)(rows * tok);
             float *ref = malloc(sizeof(float) * ny), *pk = malloc(sizeof(float) * ny), *got = malloc(sizeof(float) * ny);
-            rt->gemm_packed(n, 0, rows, wp, wrs, tok, xq, xrs, pk, rows);
+            rt->gemm_packed(n, 0, rows, wp, wrs, tok, xp, prs, pk, rows);
             for (int64_t tk = 0; tk < tok; tk++)
                 for (int64_t r = 0; r < rows; r++) {
                     rt->vec_dot(n, &ref[tk * rows + r], wq + r * wrs, xq + tk * xrs);
@@ -580,7 +590,7 @@ static void test_packed_vs_ref(void **state) {
                 if (ft->pack_pays) assert_true(ft->gemm_packed != rt->gemm_packed);   // a real fast kernel
                 for (int64_t r0 = 0; r0 < rows; r0 += 16) {
                     for (size_t i = 0; i < ny; i++) got[i] = NAN;
-                    ft->gemm_packed(n, r0, rows, wp, wrs, tok, xq, xrs, got, rows);
+                    ft->gemm_packed(n, r0, rows, wp, wrs, tok, xp, prs, got, rows);
                     for (int64_t tk = 0; tk < tok; tk++)
                         for (int64_t r = 0; r < rows; r++) {
                             float g = got[tk * rows + r];
@@ -597,7 +607,7 @@ static void test_packed_vs_ref(void **state) {
                 }
             }
             assert_true(use_path(NULL));
-            free(w); free(x); free(wq); free(xq); free(wp); free(ref); free(pk); free(got);
+            free(w); free(x); free(wq); free(xq); free(xp); free(wp); free(ref); free(pk); free(got);
         }
     }
 }
@@ -681,7 +691,8 @@ static void test_matmul_pools(void **state) {
 static void test_matmul_shared(void **state) {
     (void)state;
     struct { tv_type t; bool pack; int64_t rows; } sets[][3] = {
-        { { TV_TYPE_Q8_0, true, 48 }, { TV_TYPE_Q4_0, false, 17 }, { TV_TYPE_Q4_0, true, 33 } },
+        { { TV_TYPE_Q8_0, true, 48 }, { TV_TYPE_Q4_0, true, 17 }, { TV_TYPE_Q4_0, true, 33 } },
+        { { TV_TYPE_Q8_0, false, 48 }, { TV_TYPE_Q4_0, false, 17 }, { TV_TYPE_Q8_0, false, 33 } },
         { { TV_TYPE_Q4_K, false, 40 }, { TV_TYPE_Q6_K, false, 9 }, { TV_TYPE_Q4_K, false, 16 } },
         { { TV_TYPE_F16, false, 20 }, { TV_TYPE_BF16, false, 7 }, { TV_TYPE_F32, false, 3 } },
     };
@@ -734,6 +745,9 @@ static void test_matmul_shared(void **state) {
     tv_tensor a = { .type = TV_TYPE_Q8_0, .ne = { 512, 1, 1, 1 } }, b = { .type = TV_TYPE_Q4_K, .ne = { 512, 1, 1, 1 } };
     assert_false(tv_matmul_can_share(&a, &b));   // Q8_0 vs Q8_K activations
     b.type = TV_TYPE_Q4_0;
+    b.packed = true;
+    assert_false(tv_matmul_can_share(&a, &b));   // packed and plain read different activation rows
+    b.packed = false;
     b.ne[0] = 256;
     assert_false(tv_matmul_can_share(&a, &b));   // row lengths differ
     free(x);

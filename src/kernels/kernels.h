@@ -116,7 +116,8 @@ typedef struct tv_type_traits {
     tv_axpy_fn axpy;         // F32, F16, BF16 only (NULL otherwise)
     // packed weights (Q8_0, Q4_0; NULL otherwise): repack converts a matrix to the 16-row
     // interleaved layout, gemm_packed multiplies it (same contract as gemm, w = the packed matrix,
-    // w_row_bytes = the plain row size, r0 % 16 == 0); both exist on every path (scalar on generic)
+    // w_row_bytes = the plain row size, r0 % 16 == 0, x rows in the packed activation layout,
+    // x_row_bytes = tv_packed_act_size(n)); both exist on every path (scalar on generic)
     // so a packed tensor runs whatever path is active. pack_pays: this path's gemm_packed is the
     // faster kernel, so the model repacks such weights at load.
     tv_repack_fn repack;
@@ -162,8 +163,16 @@ tv_bf16 tv_f32_to_bf16(float f);
 //   scales (n_blocks, 16 rows) f16, after all the group's quants.
 // A group is exactly 16 plain rows' bytes. Weights are streamed in one contiguous pass and no
 // transpose remains in the kernel.
+// The activations a packed GEMM reads (x, one row per token, tv_packed_act_size(n) bytes apart):
+//   q (n) int8 | d (n/32) f32 | s (n/32) int32
+// the Q8_0 quantization of the row (quants, block scales widened to f32, sum of each block's quants),
+// made once per matmul by tv_packed_act_from_float so no kernel re-derives scales or sums.
 #define TV_PACK_ROWS 16
 size_t tv_packed_size(tv_type t, int64_t n, int64_t rows);   // 0: type has no packed layout
+size_t tv_packed_act_size(int64_t n);                        // n % 32 == 0
+// Quantizes one row of n floats into that layout with the active path's Q8_0 quantizer (so the
+// quants are bit-identical to the plain path's activations).
+void tv_packed_act_from_float(const float *x, void *row, int64_t n);
 
 // ---- a weight tensor view (data points into the model mapping, or a packed copy; not owned) ----
 typedef struct tv_tensor {

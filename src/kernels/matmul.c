@@ -23,6 +23,7 @@ size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok) {
     if (!tt || !tt->vec_dot || n_tok < 0) return 0;
     if (tt->vec_dot_type == TV_TYPE_F32) return 0;
     size_t row = tv_row_size(tt->vec_dot_type, n_cols), out;
+    if (tt->repack && tv_packed_act_size(n_cols) > row) row = tv_packed_act_size(n_cols);   // packed weights
     if (!row || !tv_mul_ok(row, (size_t)n_tok, &out) || !tv_add_ok(out, MM_ALIGN, &out)) return 0;
     return out;
 }
@@ -39,6 +40,7 @@ typedef struct mm_w {               // one weight of the call
 
 typedef struct mm_job {
     const tv_type_traits *vt;       // activation type traits (shared by every weight)
+    bool packed;                    // the weights are packed: x is quantized to the packed act layout
     const float *x;                 // (n_tok, n) f32
     void *xq;                       // (n_tok, n) in vt's type, or x itself for F32
     size_t x_row_bytes;
@@ -49,8 +51,11 @@ typedef struct mm_job {
 
 static void mm_quantize(void *arg, int ith, int nth) {
     mm_job *j = arg;
-    for (int64_t t = ith; t < j->n_tok; t += nth)
-        j->vt->from_float(j->x + t * j->n, (char *)j->xq + (size_t)t * j->x_row_bytes, j->n);
+    for (int64_t t = ith; t < j->n_tok; t += nth) {
+        char *row = (char *)j->xq + (size_t)t * j->x_row_bytes;
+        if (j->packed) tv_packed_act_from_float(j->x + t * j->n, row, j->n);
+        else j->vt->from_float(j->x + t * j->n, row, j->n);
+    }
 }
 
 // Thread ith's share of every weight (each split on its own, so the threads stay balanced).
@@ -90,7 +95,7 @@ static void mm_compute(void *arg, int ith, int nth) {
 
 bool tv_matmul_can_share(const tv_tensor *a, const tv_tensor *b) {
     const tv_type_traits *ta = tv_traits(a->type), *tb = tv_traits(b->type);
-    return ta && tb && ta->vec_dot_type == tb->vec_dot_type && a->ne[0] == b->ne[0];
+    return ta && tb && ta->vec_dot_type == tb->vec_dot_type && a->ne[0] == b->ne[0] && a->packed == b->packed;
 }
 
 void tv_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
@@ -98,11 +103,12 @@ void tv_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const floa
     TV_CHECK(n_w >= 1 && n_w <= TV_MATMUL_MAX && n_tok >= 0);
     const tv_type_traits *tt0 = tv_traits(w[0]->type);
     TV_CHECK(tt0 && tt0->vec_dot);
-    mm_job j = { .vt = tv_traits(tt0->vec_dot_type), .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
+    mm_job j = { .vt = tv_traits(tt0->vec_dot_type), .packed = w[0]->packed, .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
     TV_CHECK(j.vt && j.vt->from_float && j.n % j.vt->blck_size == 0);
     for (int i = 0; i < n_w; i++) {
         const tv_type_traits *tt = tv_traits(w[i]->type);
         TV_CHECK(tt && tt->vec_dot && tt->vec_dot_type == tt0->vec_dot_type && w[i]->ne[0] == j.n);
+        TV_CHECK(w[i]->packed == j.packed);
         TV_CHECK(j.n % tt->blck_size == 0);
         if (w[i]->ne[1] == 0) continue;
         mm_w m = { .tt = tt, .w = w[i]->data, .w_row_bytes = tv_row_size(w[i]->type, j.n), .y = y[i],
@@ -125,7 +131,7 @@ void tv_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const floa
     } else {
         TV_CHECK(wsp != NULL);
         j.xq = (void *)(((uintptr_t)wsp + MM_ALIGN - 1) & ~(uintptr_t)(MM_ALIGN - 1));
-        j.x_row_bytes = tv_row_size(tt0->vec_dot_type, j.n);
+        j.x_row_bytes = j.packed ? tv_packed_act_size(j.n) : tv_row_size(tt0->vec_dot_type, j.n);
         if (n_tok >= 4 && tv_pool_size(pool) > 1) tv_pool_run(pool, mm_quantize, &j);
         else mm_quantize(&j, 0, 1);
     }

@@ -94,6 +94,25 @@ size_t tv_packed_size(tv_type t, int64_t n, int64_t rows) {
     return out;
 }
 
+size_t tv_packed_act_size(int64_t n) { return (size_t)n + (size_t)(n / TV_QK8_0) * 8; }
+
+void tv_packed_act_from_float(const float *x, void *row, int64_t n) {
+    const tv_type_traits *q8 = tv_traits(TV_TYPE_Q8_0);
+    const int64_t nb = n / TV_QK8_0;
+    int8_t *q = row;
+    float *d = (float *)(q + n);
+    int32_t *sum = (int32_t *)(d + nb);
+    for (int64_t b = 0; b < nb; b++) {
+        tv_block_q8_0 blk;
+        q8->from_float(x + b * TV_QK8_0, &blk, TV_QK8_0);
+        int32_t s = 0;
+        for (int j = 0; j < TV_QK8_0; j++) s += blk.qs[j];
+        memcpy(q + b * TV_QK8_0, blk.qs, TV_QK8_0);
+        d[b] = tv_f16_to_f32(blk.d);
+        sum[b] = s;
+    }
+}
+
 const char *tv_type_name(tv_type t) {
     const tv_type_traits *tt = tv_traits_ref(t);
     return tt ? tt->name : "?";

@@ -132,24 +132,26 @@ static void gemm16(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, si
         const uint8_t *gd = gq + (size_t)nb * qv * TV_PACK_ROWS * 4;
         const int l = (int)(r % TV_PACK_ROWS);
         for (int64_t t = 0; t < nt; t++) {
-            const tv_block_q8_0 *xb = (const tv_block_q8_0 *)((const uint8_t *)x + (size_t)t * xrs);
+            const int8_t *xq = (const int8_t *)x + (size_t)t * xrs;   // packed activation row
+            const float *xd = (const float *)(xq + n);
             float acc = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
                 int32_t isum = 0;
                 for (int64_t k = 0; k < qv; k++) {
                     const uint8_t *q = gq + (((size_t)b * qv + k) * TV_PACK_ROWS + l) * 4;
+                    const int8_t *xb = xq + b * TV_QK8_0;
                     for (int j = 0; j < 4; j++) {
                         if (q4) {
-                            isum += ((q[j] & 0x0F) - 8) * (int32_t)xb[b].qs[4 * k + j];
-                            isum += ((q[j] >> 4) - 8) * (int32_t)xb[b].qs[16 + 4 * k + j];
+                            isum += ((q[j] & 0x0F) - 8) * (int32_t)xb[4 * k + j];
+                            isum += ((q[j] >> 4) - 8) * (int32_t)xb[16 + 4 * k + j];
                         } else {
-                            isum += ((int32_t)q[j] - 128) * (int32_t)xb[b].qs[4 * k + j];
+                            isum += ((int32_t)q[j] - 128) * (int32_t)xb[4 * k + j];
                         }
                     }
                 }
                 tv_f16 dw;
                 memcpy(&dw, gd + ((size_t)b * TV_PACK_ROWS + l) * 2, 2);
-                acc = fmaf((float)isum, tv_f16_to_f32(dw) * tv_f16_to_f32(xb[b].d), acc);
+                acc = fmaf((float)isum, tv_f16_to_f32(dw) * xd[b], acc);
             }
             y[t * ys + r] = acc;
         }

@@ -4,7 +4,8 @@
 //   Q4_0: nibbles are the unsigned side as stored; sum (nib - 8) x = sum nib x - 8 sum x.
 //   Q8_0: weights are made unsigned with w ^ 0x80 (= w + 128); sum x w = sum x (w + 128) - 128 sum x.
 // Without VNNI, the AVX2 kernels serve.
-// No repacked copy of the weights is kept: the 16-row groups are transposed on the fly (in
+// Weights repacked at load (kernels.h "packed weights", the default here) are read as stored by the
+// p16 kernels; weights kept in the file layout have their 16-row groups transposed on the fly (in
 // registers for 1-2 tokens, into a 4.5 KiB stack chunk reused by up to 256 tokens otherwise).
 #include <immintrin.h>
 #include <string.h>
@@ -207,23 +208,29 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 // tokens, 2 threads, best of interleaved runs: 16 tokens ~1010 GOPS, 24 ~1025, 32 ~1030, 48 ~880,
 // 64 ~850 (1-2 chains per (group, token) for 3-4 tokens: one chain is faster).
 enum { P16_TP = 32 };
-INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t nb, int64_t b0, int nbk,
-                     const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,
-                     __mmask16 m0, __mmask16 m1, bool first, const int RG, const int T) {
+INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t nb, const uint8_t *x, size_t xrs,
+                     float *y, int64_t ys, __mmask16 m0, __mmask16 m1, const int RG, const int T) {
     const int qv = q4 ? 4 : 8;
+    const int32_t off = q4 ? 8 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const uint8_t *qb[2] = { gq, gq + gstride };
     const uint8_t *db[2] = { gq + (size_t)nb * qv * 64, gq + gstride + (size_t)nb * qv * 64 };
     const __mmask16 mk[2] = { m0, m1 };
+    const int8_t *xq[4];    // token t: quants (n), then scales (nb) f32, then sums (nb) int32
+    const float *xd[4];
+    const int32_t *xs[4];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+        xq[t] = (const int8_t *)(x + (size_t)t * xrs);
+        xd[t] = (const float *)(xq[t] + nb * TV_QK8_0);
+        xs[t] = (const int32_t *)(xd[t] + nb);
+    }
     __m512 acc[2][4];
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)
-        TV_TILE_UNROLL for (int t = 0; t < T; t++)
-            acc[g][t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[g], y + t * ys + 16 * g);
-    for (int i = 0; i < nbk; i++) {
-        const int64_t b = b0 + i;
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
         __m512i s[2][4], s2[2][4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            __m512i c = _mm512_set1_epi32(cra[i * as + t]);
+            const __m512i c = _mm512_set1_epi32(-off * xs[t][b]);   // the weights' offset times sum(x)
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) { s[g][t] = c; s2[g][t] = _mm512_setzero_si512(); }
         }
         TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
@@ -236,9 +243,9 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
                 else wv[g] = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(p + 64 * (k - 4)), 4), m4);
             }
             TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-                int32_t xd;
-                memcpy(&xd, xa + (i * as + t) * TV_QK8_0 + 4 * k, 4);
-                const __m512i xv = _mm512_set1_epi32(xd);
+                int32_t xw;
+                memcpy(&xw, xq[t] + b * TV_QK8_0 + 4 * k, 4);
+                const __m512i xv = _mm512_set1_epi32(xw);
                 TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
                     // 1-2 tokens: odd dwords on a second chain, so a block is not one long latency chain
                     if (T <= 2 && (k & 1)) s2[g][t] = _mm512_dpbusd_epi32(s2[g][t], wv[g], xv);
@@ -255,7 +262,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
         TV_TILE_UNROLL for (int g = 0; g < RG; g++)
             d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(db[g] + (size_t)b * 32)));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const __m512 dx = _mm512_set1_ps(dxa[i * as + t]);
+            const __m512 dx = _mm512_set1_ps(xd[t][b]);
             TV_TILE_UNROLL for (int g = 0; g < RG; g++)
                 acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[g][t]), _mm512_mul_ps(d[g], dx), acc[g][t]);
         }
@@ -263,14 +270,12 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)
         TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + 16 * g, mk[g], acc[g][t]);
 }
-typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, int64_t nb, int64_t b0, int nbk, const int8_t *xa,
-                       const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m0,
-                       __mmask16 m1, bool first);
+typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, int64_t nb, const uint8_t *x, size_t xrs, float *y,
+                       int64_t ys, __mmask16 m0, __mmask16 m1);
 #define P16_FN(Q4, RG, T)                                                                                          \
-    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, int64_t nb, int64_t b0, int nbk,         \
-                                       const int8_t *xa, const float *dxa, const int32_t *cra, int64_t as,         \
-                                       float *y, int64_t ys, __mmask16 m0, __mmask16 m1, bool first) {             \
-        p16_tile(Q4, gq, gstride, nb, b0, nbk, xa, dxa, cra, as, y, ys, m0, m1, first, RG, T);                     \
+    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, int64_t nb, const uint8_t *x, size_t xrs, \
+                                       float *y, int64_t ys, __mmask16 m0, __mmask16 m1) {                         \
+        p16_tile(Q4, gq, gstride, nb, x, xrs, y, ys, m0, m1, RG, T);                                               \
     }
 #define P16_SET(Q4) P16_FN(Q4, 1, 1) P16_FN(Q4, 1, 2) P16_FN(Q4, 1, 3) P16_FN(Q4, 1, 4) \
     P16_FN(Q4, 2, 1) P16_FN(Q4, 2, 2) P16_FN(Q4, 2, 3) P16_FN(Q4, 2, 4)
@@ -280,26 +285,46 @@ static const p16_fn p16_k[2][3][5] = {   // [q4][RG][T]
     { { 0 }, { 0, p16_1_1x1, p16_1_1x2, p16_1_1x3, p16_1_1x4 }, { 0, p16_1_2x1, p16_1_2x2, p16_1_2x3, p16_1_2x4 } },
 };
 
+// Packed weights (w = the packed matrix, r0 % 16 == 0; x in the packed activation layout): tokens in
+// passes of P16_TP; per pass, each pair of groups runs every 4-token tile over the whole row, the
+// running sums in registers throughout.
+static void p16_gemm(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                     const void *x, size_t xrs, float *y, int64_t ys) {
+    const int64_t nb = n / TV_QK8_0;
+    const size_t gstride = 16 * wrs;
+    TV_CHECK(nb >= 1 && r0 % 16 == 0);
+    for (int64_t t0 = 0; t0 < nt; t0 += P16_TP) {
+        const int64_t tp = nt - t0 < P16_TP ? nt - t0 : P16_TP;
+        for (int64_t rg = r0; rg < r1; rg += 32) {
+            const int R = r1 - rg < 32 ? (int)(r1 - rg) : 32, RG = R > 16 ? 2 : 1;
+            const __mmask16 m0 = (__mmask16)(0xFFFFu >> (R < 16 ? 16 - R : 0));
+            const __mmask16 m1 = (__mmask16)(R > 16 ? 0xFFFFu >> (32 - R) : 0);
+            const uint8_t *gq = (const uint8_t *)w + (size_t)rg * wrs;
+            for (int64_t tg = 0; tg < tp; tg += 4) {
+                const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
+                p16_k[q4][RG][T](gq, gstride, nb, (const uint8_t *)x + (size_t)(t0 + tg) * xrs, xrs,
+                                 y + (t0 + tg) * ys + rg, ys, m0, m1);
+            }
+        }
+    }
+}
+
 // Blocking: tokens in passes of up to G16_TP; per pass, blocks in spans as long as the activation
 // copy holds (G16_KB * G16_TP (block, token) entries: the whole row for a few tokens, G16_KB blocks
 // for a full pass), their aux computed once; per span, each 16-row group walks the span:
-//   plain weights: in packed chunks of G16_KB blocks, every 8-token group running over each chunk
-//     (1-2 tokens: no packing);
-//   packed weights (w = the packed matrix, r0 % 16 == 0): every 8-token group over the whole span
-//     straight from the weights (a span is G16_KB blocks once the pass has many tokens).
+// in packed chunks of G16_KB blocks, every 8-token group running over each chunk (1-2 tokens: no
+// packing).
 // Running sums live in y between chunks (only the rows this call owns).
-static void g16_gemm(const g16_type *ty, bool packed, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
+static void g16_gemm(const g16_type *ty, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
                      int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK8_0;
     float dxa[G16_KB * G16_TP];     // (chunk blocks, tokens of the pass)
     int32_t cra[G16_KB * G16_TP];   // (chunk blocks, tokens of the pass)
     int8_t xa[G16_KB * G16_TP * TV_QK8_0] __attribute__((aligned(64)));   // (chunk blocks, tokens, 32)
     g16_blk wb[G16_KB];             // a packed chunk of one row group
-    const bool q4 = ty->off == 8;
-    TV_CHECK(nb >= 1 && 15 * wrs <= INT32_MAX && (!packed || r0 % 16 == 0));
-    const int64_t tpass = packed ? P16_TP : G16_TP;
-    for (int64_t t0 = 0; t0 < nt; t0 += tpass) {
-        const int64_t tp = nt - t0 < tpass ? nt - t0 : tpass;
+    TV_CHECK(nb >= 1 && 15 * wrs <= INT32_MAX);
+    for (int64_t t0 = 0; t0 < nt; t0 += G16_TP) {
+        const int64_t tp = nt - t0 < G16_TP ? nt - t0 : G16_TP;
         const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * xrs;
         // long spans: a group streams along its rows; going a short chunk at a time over every group
         // revisits each cache line once per chunk (decode got 2x slower that way)
@@ -309,21 +334,6 @@ static void g16_gemm(const g16_type *ty, bool packed, int64_t n, int64_t r0, int
             const int nbk = nb - b0 < kb ? (int)(nb - b0) : (int)kb;
             const uint8_t *xc = xt + (size_t)b0 * sizeof(tv_block_q8_0);
             g16_aux(xc, xrs, tp, nbk, ty->off, xa, dxa, cra);
-            if (packed) {
-                const size_t gstride = 16 * wrs;
-                for (int64_t rg = r0; rg < r1; rg += 32) {
-                    const int R = r1 - rg < 32 ? (int)(r1 - rg) : 32, RG = R > 16 ? 2 : 1;
-                    const __mmask16 m0 = (__mmask16)(0xFFFFu >> (R < 16 ? 16 - R : 0));
-                    const __mmask16 m1 = (__mmask16)(R > 16 ? 0xFFFFu >> (32 - R) : 0);
-                    const uint8_t *gq = (const uint8_t *)w + (size_t)rg * wrs;
-                    for (int64_t tg = 0; tg < tp; tg += 4) {
-                        const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
-                        p16_k[q4][RG][T](gq, gstride, nb, b0, nbk, xa + tg * TV_QK8_0, dxa + tg, cra + tg, tp,
-                                         y + (t0 + tg) * ys + rg, ys, m0, m1, b0 == 0);
-                    }
-                }
-                continue;
-            }
             for (int64_t rg = r0; rg < r1; rg += 16) {
                 const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
                 // a short last group is shifted down over rows it does not store; a tensor of fewer
@@ -358,19 +368,19 @@ static void g16_gemm(const g16_type *ty, bool packed, int64_t n, int64_t r0, int
 }
 static void q4_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
-    g16_gemm(&g16_q4, false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    g16_gemm(&g16_q4, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q4_0_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                                  const void *x, size_t xrs, float *y, int64_t ys) {
-    g16_gemm(&g16_q4, true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    p16_gemm(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q8_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
-    g16_gemm(&g16_q8, false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    g16_gemm(&g16_q8, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q8_0_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                                  const void *x, size_t xrs, float *y, int64_t ys) {
-    g16_gemm(&g16_q8, true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    p16_gemm(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q4_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q4_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
 static void q8_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q8_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
