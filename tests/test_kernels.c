@@ -507,6 +507,23 @@ static void test_paths_row_conversion(void **state) {
             ft->to_float(h, b, N);
             assert_memory_equal(a, b, sizeof(float) * N);
         }
+        // Q8_0 activations with all-zero blocks, tiny and huge scales (d rounding to f16 0 or inf),
+        // in runs of 16 blocks and single blocks: bit-exact with the reference
+        {
+            enum { NQ = 32 * 37 };
+            float *xq = malloc(sizeof(float) * NQ);
+            for (int i = 0; i < NQ; i++) xq[i] = rnd_normal();
+            for (int i = 32 * 3; i < 32 * 4; i++) xq[i] = 0.0f;
+            for (int i = 32 * 20; i < 32 * 21; i++) xq[i] = -0.0f;
+            for (int i = 32 * 5; i < 32 * 6; i++) xq[i] *= 1e-30f;
+            for (int i = 32 * 18; i < 32 * 19; i++) xq[i] *= 1e30f;
+            for (int i = 32 * 33; i < 32 * 34; i++) xq[i] = 0.0f;
+            tv_block_q8_0 qa[NQ / 32], qb[NQ / 32];
+            tv_traits_ref(TV_TYPE_Q8_0)->from_float(xq, qa, NQ);
+            tv_traits(TV_TYPE_Q8_0)->from_float(xq, qb, NQ);
+            assert_memory_equal(qa, qb, sizeof qa);
+            free(xq);
+        }
         // axpy: y += a * x against a double oracle, on finite inputs, lengths across the vector width
         for (size_t ti = 0; ti < 3; ti++) {
             const tv_type_traits *ft = tv_traits(types[ti]), *rt = tv_traits_ref(types[ti]);

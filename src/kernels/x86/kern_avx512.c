@@ -394,18 +394,59 @@ INLINE __m512 round_half_away512(__m512 v) {
     __m512 one = _mm512_maskz_mov_ps(up, _mm512_set1_ps(1.0f));
     return _mm512_add_ps(t, _mm512_or_ps(one, _mm512_and_ps(v, sgn)));
 }
+// Max of each of 16 vectors, in one vector (lane b = max of a[b]): a fixed tree of max / shuffles.
+INLINE __m512 hmax16(const __m512 *a) {
+    __m512 c[8], d[4], e[2];
+    TV_TILE_UNROLL for (int i = 0; i < 8; i++)
+        c[i] = _mm512_max_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+    TV_TILE_UNROLL for (int i = 0; i < 4; i++)   // 128-bit lane L of d[i]: partial maxima of a[4i + L]
+        d[i] = _mm512_max_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+    TV_TILE_UNROLL for (int i = 0; i < 2; i++)
+        e[i] = _mm512_max_ps(_mm512_unpacklo_ps(d[2 * i], d[2 * i + 1]), _mm512_unpackhi_ps(d[2 * i], d[2 * i + 1]));
+    const __m512 f = _mm512_max_ps(_mm512_unpacklo_ps(e[0], e[1]), _mm512_unpackhi_ps(e[0], e[1]));
+    // lane 4L + s of f holds a[4 k + L] with k = (0, 2, 1, 3)[s]: put each in lane 4k + L
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15), f);
+}
+INLINE void q8_0_block512(const float *x, tv_block_q8_0 *y, float id) {
+    const __m512 idv = _mm512_set1_ps(id);
+    _mm_storeu_si128((__m128i *)y->qs,
+                     _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(round_half_away512(_mm512_mul_ps(_mm512_loadu_ps(x), idv)))));
+    _mm_storeu_si128((__m128i *)(y->qs + 16), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(
+                                                  round_half_away512(_mm512_mul_ps(_mm512_loadu_ps(x + 16), idv)))));
+}
+// 16 blocks at a time: their 16 maxima, scales and inverse scales as one vector each (IEEE
+// division and RNE f16 rounding per lane, exactly the scalar steps); single blocks for the tail.
 static void from_float_q8_0_512(const float *src, void *dst, int64_t n) {
     tv_block_q8_0 *y = dst;
-    for (int64_t i = 0; i < n / TV_QK8_0; i++) {
+    const int64_t nb = n / TV_QK8_0;
+    int64_t i = 0;
+    for (; i + 16 <= nb; i += 16) {
+        __m512 m[16];
+        TV_TILE_UNROLL for (int j = 0; j < 16; j++) {
+            const float *x = src + (i + j) * TV_QK8_0;
+            m[j] = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x)), _mm512_abs_ps(_mm512_loadu_ps(x + 16)));
+        }
+        const __m512 d = _mm512_div_ps(hmax16(m), _mm512_set1_ps(127.0f));
+        const __m512 id = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ),
+                                              _mm512_set1_ps(1.0f), d);
+        tv_f16 dh[16];
+        float idf[16];
+        _mm256_storeu_si256((__m256i *)dh, _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm512_storeu_ps(idf, id);
+        for (int j = 0; j < 16; j++) {
+            y[i + j].d = dh[j];
+            q8_0_block512(src + (i + j) * TV_QK8_0, &y[i + j], idf[j]);
+        }
+    }
+    for (; i < nb; i++) {
         const float *x = src + i * TV_QK8_0;
         __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
         float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = (tv_f16)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);   // RNE, = tv_f32_to_f16
-        __m512 idv = _mm512_set1_ps(id);
-        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(round_half_away512(_mm512_mul_ps(v0, idv)))));
-        _mm_storeu_si128((__m128i *)(y[i].qs + 16),
-                         _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(round_half_away512(_mm512_mul_ps(v1, idv)))));
+        q8_0_block512(x, &y[i], id);
     }
 }
 
