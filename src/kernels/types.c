@@ -102,14 +102,17 @@ void tv_packed_act_from_float(const float *x, void *row, int64_t n) {
     int8_t *q = row;
     float *d = (float *)(q + n);
     int32_t *sum = (int32_t *)(d + nb);
-    for (int64_t b = 0; b < nb; b++) {
-        tv_block_q8_0 blk;
-        q8->from_float(x + b * TV_QK8_0, &blk, TV_QK8_0);
-        int32_t s = 0;
-        for (int j = 0; j < TV_QK8_0; j++) s += blk.qs[j];
-        memcpy(q + b * TV_QK8_0, blk.qs, TV_QK8_0);
-        d[b] = tv_f16_to_f32(blk.d);
-        sum[b] = s;
+    for (int64_t b0 = 0; b0 < nb; b0 += 16) {   // 16 blocks per quantizer call (its vector width)
+        tv_block_q8_0 blk[16];
+        const int64_t m = nb - b0 < 16 ? nb - b0 : 16;
+        q8->from_float(x + b0 * TV_QK8_0, blk, m * TV_QK8_0);
+        for (int64_t b = 0; b < m; b++) {
+            int32_t s = 0;
+            for (int j = 0; j < TV_QK8_0; j++) s += blk[b].qs[j];
+            memcpy(q + (b0 + b) * TV_QK8_0, blk[b].qs, TV_QK8_0);
+            d[b0 + b] = tv_f16_to_f32(blk[b].d);
+            sum[b0 + b] = s;
+        }
     }
 }
 
