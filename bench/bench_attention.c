@@ -8,7 +8,9 @@
 //
 // Not built by CMake (the bench target list is not ours); build against a build dir's library:
 //   cc -O2 -std=c17 -D_GNU_SOURCE -Iinclude -Isrc bench/bench_attention.c build-att/libtinyvllm_core.a
-//      -lm -lpthread -o build-att/bench_attention && build-att/bench_attention [reps [fast]]
+//      -lm -lpthread -o build-att/bench_attention && build-att/bench_attention [reps [fast|all [mode]]]
+// (mode: only the modes whose name contains it, e.g. "decode"). On a shared machine compare the
+// cpu ms column (process CPU time) of repeated runs.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,7 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 7;
     const bool fast_only = argc > 2 && !strcmp(argv[2], "fast");   // skip the scalar baselines
+    const char *only = argc > 3 ? argv[3] : NULL;                     // run the modes whose name contains this
     if (reps < 1 || reps > 1000) reps = 7;
     static bench b;
     b.g = (tv_attn_geom){N_HEADS, N_KV, HD, BS, false, 1.0f / sqrtf((float)HD)};
@@ -148,6 +151,7 @@ int main(int argc, char **argv) {
         tv_pool *pool = tv_pool_create(nth, NULL);
         for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++)
             for (size_t ii = fast_only ? 2 : 0; ii < sizeof impls / sizeof impls[0]; ii++) {
+                if (only && !strstr(modes[mi].name, only)) continue;
                 // the scalar prefills take seconds to a minute: one run, no warm-up
                 const bool slow = modes[mi].n_q > 1 && ii < 2;
                 const int r = slow ? 1 : reps;

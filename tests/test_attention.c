@@ -245,7 +245,67 @@ static void test_attention_long(void **state) {
     w = check_case(64, 8, 32, 2100, 1, false); if (w > worst) worst = w;
     w = check_case(128, 4, 16, 2100, 3, true); if (w > worst) worst = w;
     w = check_case(64, 8, 16, 700, 64, false); if (w > worst) worst = w;
+    // 72 query heads per KV head: more (token, head) pairs than one pass of the AVX-512 kernel
+    w = check_case(16, 72, 16, 40, 3, false); if (w > worst) worst = w;
     printf("attention (long): worst %.3g\n", worst);
+}
+
+// The chunk kernel called directly with more (row, head) pairs than one pass of the AVX-512
+// kernel holds (20 rows x 8 heads = 160 > 64), a head dim that is not a multiple of 16, and rows
+// that see no key of the chunk: each row's (m, l, acc) must have the bits of that row computed
+// alone, acc / l must match the scalar twin's, and a row with no key must read m = -inf, l = 0.
+static void test_attention_chunk_rows(void **state) {
+    static const int HDS[] = {64, 40};
+    enum { N_ROWS = 20, GROUP = 8, BS = 16, CTX = 300, K0 = 64, K1 = K0 + 256 };
+    for (size_t hi = 0; hi < sizeof HDS / sizeof HDS[0]; hi++)
+        for (int f32 = 0; f32 <= 1; f32++) {
+            const int hd = HDS[hi];
+            att_case c;
+            case_init(&c, hd, GROUP, BS, CTX, f32);
+            const int qd = c.g.n_heads * hd, R = N_ROWS * GROUP, kvh = 1;
+            int32_t pos[N_ROWS];
+            for (int r = 0; r < N_ROWS; r++)   // rows 0..2 end before the chunk
+                pos[r] = r < 3 ? K0 - 1 - 7 * r : K0 + (int32_t)(rnd_u32() % (uint32_t)(CTX - K0));
+            float *q = malloc(sizeof(float) * N_ROWS * qd), *work = malloc(sizeof(float) * tv_attn_work_floats(&c.g));
+            float *m = malloc(sizeof(float) * R), *l = malloc(sizeof(float) * R), *acc = malloc(sizeof(float) * R * hd);
+            float *mr = malloc(sizeof(float) * R), *lr = malloc(sizeof(float) * R), *accr = malloc(sizeof(float) * R * hd);
+            float m1[GROUP], l1[GROUP], *acc1 = malloc(sizeof(float) * GROUP * hd);
+            assert_true(q && work && m && l && acc && mr && lr && accr && acc1);
+            for (int i = 0; i < N_ROWS * qd; i++) q[i] = 2.0f * rnd_normal();
+            double vmax = 0;
+            for (int p = 0; p < CTX; p++)
+                for (int d = 0; d < hd; d++) vmax = fmax(vmax, fabs(kv_get(&c, c.v, p, kvh, d)));
+            tv_ops_ref()->attn_chunk(&c.g, c.k, c.v, c.bt, kvh, N_ROWS, q, pos, K0, K1, mr, lr, accr, work);
+            for (int pi = 0; pi < N_PATHS; pi++) {
+                const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+                if (!ops) continue;
+                ops->attn_chunk(&c.g, c.k, c.v, c.bt, kvh, N_ROWS, q, pos, K0, K1, m, l, acc, work);
+                for (int r = 0; r < N_ROWS; r++) {
+                    ops->attn_chunk(&c.g, c.k, c.v, c.bt, kvh, 1, q + (size_t)r * qd, pos + r, K0, K1, m1, l1, acc1, work);
+                    const int s0 = r * GROUP;
+                    if (memcmp(m1, m + s0, sizeof m1) || memcmp(l1, l + s0, sizeof l1) ||
+                        memcmp(acc1, acc + (size_t)s0 * hd, sizeof(float) * GROUP * hd))
+                        fail_msg("%s hd %d %s: chunk row %d alone differs from the %d-row call", PATHS[pi], hd,
+                                 f32 ? "f32" : "f16", r, N_ROWS);
+                    for (int gi = 0; gi < GROUP; gi++) {
+                        const int si = s0 + gi;
+                        if (pos[r] < K0) {
+                            if (!(isinf(m[si]) && m[si] < 0 && l[si] == 0))
+                                fail_msg("%s hd %d: row %d sees no key but m %g l %g", PATHS[pi], hd, r, m[si], l[si]);
+                            continue;
+                        }
+                        for (int d = 0; d < hd; d++) {
+                            const double got = acc[(size_t)si * hd + d] / l[si], want = accr[(size_t)si * hd + d] / lr[si];
+                            if (!(fabs(got - want) / vmax <= ATT_TOL))
+                                fail_msg("%s hd %d %s: row %d head %d dim %d: %g vs scalar %g", PATHS[pi], hd,
+                                         f32 ? "f32" : "f16", r, gi, d, got, want);
+                        }
+                    }
+                }
+            }
+            free(q); free(work); free(m); free(l); free(acc); free(mr); free(lr); free(accr); free(acc1);
+            case_free(&c);
+        }
 }
 
 static void test_attention_rejects_bad_geometry(void **state) {
@@ -370,6 +430,7 @@ int main(void) {
         cmocka_unit_test(test_attention_rejects_bad_geometry),
         cmocka_unit_test(test_attention_geometries),
         cmocka_unit_test(test_attention_long),
+        cmocka_unit_test(test_attention_chunk_rows),
     };
     return cmocka_run_group_tests(tests, setup_pools, teardown_pools);
 }

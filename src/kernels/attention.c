@@ -8,8 +8,10 @@
 // computed by the same kernel code whatever the tile, item, thread or batch it lands in. A tile
 // of query tokens shares each K/V block load (converted to f32 once) among its rows and the whole
 // group of query heads of a KV head (GQA), but every row keeps its own key range and state.
-// Work items: (sequence, KV head, tile of <= ATT_QT tokens) doing all chunks, or, for sequences
-// with few queries (decode), one item per chunk whose states a second pass merges (split-K).
+// Work items: (sequence, KV head, tile of <= att_tile_rows(G) tokens) doing all chunks, or, for
+// sequences with few queries (decode), one item per chunk whose states a second pass merges (split-K).
+// A tile holds about ATT_TILE_PAIRS (token, head) pairs: the AVX-512 kernel's lane groups of 16
+// pairs then share each K/V step it converts (the tiling changes no bit: see the contract above).
 // Items are spread over threads by estimated cost (keys x rows), so causal prefill balances.
 #include <math.h>
 #include <stdint.h>
@@ -19,7 +21,12 @@
 #include "kernels/attn_impl.h"
 #include "util/status.h"
 
-#define ATT_QT 4   // query tokens per tile
+#ifndef ATT_TILE_PAIRS
+#define ATT_TILE_PAIRS 64   // (token, head) pairs per tile
+#endif
+#define ATT_FEW_Q 4         // sequences with at most this many queries may be split over their chunks
+
+static int att_tile_rows(int G) { return ATT_TILE_PAIRS / G > 1 ? ATT_TILE_PAIRS / G : 1; }
 
 // ---------------------------------------------------------------- scalar reference ops
 
@@ -147,7 +154,9 @@ const tv_ops *tv_ops_active(void) {
 
 size_t tv_attn_work_floats(const tv_attn_geom *g) {
     const size_t G = (size_t)(g->n_kv_heads > 0 ? g->n_heads / g->n_kv_heads : 1);
-    return 2 * tv_attn_bs4(g->block_size) * (size_t)g->head_dim + (G + 1) * (tv_attn_bs16(g->block_size) + 16) + G;
+    const size_t rows = 2 * tv_attn_bs4(g->block_size) * (size_t)g->head_dim + (G + 1) * (tv_attn_bs16(g->block_size) + 16) + G;
+    const size_t lanes = tv_attn_lanes_work_floats(g->head_dim);   // the AVX-512 kernel's
+    return rows > lanes ? rows : lanes;
 }
 
 typedef struct att_item {
@@ -169,7 +178,7 @@ struct tv_attn_ws {
     size_t cap_tiles;
     float *part;         // split partial states: per chunk (R) m, (R) l, (R, hd) acc
     size_t cap_part;
-    float *thr;          // per thread: work + 2 states of ATT_QT*G rows
+    float *thr;          // per thread: work + 2 states of att_tile_rows(G)*G rows
     size_t cap_thr;
 };
 
@@ -232,7 +241,7 @@ static void att_phase1(void *arg, int ith, int nth) {
     const tv_attn_args *a = ar->a;
     const tv_attn_geom *g = &a->geom;
     const int hd = g->head_dim, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd, S = ar->split_len;
-    const int R = ATT_QT * G;
+    const int R = att_tile_rows(G) * G;
     float *work = ar->ws->thr + (size_t)ith * ar->thr_stride;
     float *cm = work + tv_attn_work_floats(g), *cl = cm + R, *cacc = cl + R;   // chunk state
     float *tm = cacc + (size_t)R * hd, *tl = tm + R, *tacc = tl + R;            // running total
@@ -314,15 +323,16 @@ tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_
                        g->n_heads, g->n_kv_heads, g->head_dim, g->block_size);
     att_run ar = {.a = a, .ops = a->ops ? a->ops : tv_ops_active(), .ws = ws};
     const int bs = g->block_size, G = g->n_heads / g->n_kv_heads, hd = g->head_dim, nth = tv_pool_size(pool);
+    const int QT = att_tile_rows(G);
     ar.split_len = TV_ATTN_SPLIT >= bs ? TV_ATTN_SPLIT / bs * bs : bs;
     // plan: count items and split storage
     size_t n_items = 0, n_tiles = 0, part = 0;
     for (int si = 0; si < a->n_seqs; si++) {
         const tv_attn_seq *s = &a->seqs[si];
-        for (int r0 = 0; r0 < s->n_q; r0 += ATT_QT) {
-            const int nr = s->n_q - r0 < ATT_QT ? s->n_q - r0 : ATT_QT;
+        for (int r0 = 0; r0 < s->n_q; r0 += QT) {
+            const int nr = s->n_q - r0 < QT ? s->n_q - r0 : QT;
             const int nc = tile_chunks(s, r0, nr, ar.split_len);
-            const bool split = nc > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_QT));
+            const bool split = nc > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_FEW_Q));
             n_items += (size_t)g->n_kv_heads * (split ? (size_t)nc : 1);
             if (split) {
                 n_tiles += (size_t)g->n_kv_heads;
@@ -330,7 +340,7 @@ tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_
             }
         }
     }
-    ar.thr_stride = tv_attn_work_floats(g) + 2 * (size_t)ATT_QT * G * (hd + 2);
+    ar.thr_stride = tv_attn_work_floats(g) + 2 * (size_t)QT * G * (hd + 2);
     if (n_items > (size_t)INT32_MAX || !grow((void **)&ws->items, &ws->cap_items, n_items, sizeof(att_item)) ||
         !grow((void **)&ws->tiles, &ws->cap_tiles, n_tiles, sizeof(att_tile)) ||
         !grow((void **)&ws->part, &ws->cap_part, part, sizeof(float)) ||
@@ -341,10 +351,10 @@ tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_
     part = 0;
     for (int si = 0; si < a->n_seqs; si++) {
         const tv_attn_seq *s = &a->seqs[si];
-        for (int r0 = 0; r0 < s->n_q; r0 += ATT_QT) {
-            const int nr = s->n_q - r0 < ATT_QT ? s->n_q - r0 : ATT_QT;
+        for (int r0 = 0; r0 < s->n_q; r0 += QT) {
+            const int nr = s->n_q - r0 < QT ? s->n_q - r0 : QT;
             const int nc = tile_chunks(s, r0, nr, ar.split_len);
-            const bool split = nc > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_QT));
+            const bool split = nc > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_FEW_Q));
             for (int kvh = 0; kvh < g->n_kv_heads; kvh++) {
                 if (split) ws->tiles[ar.n_tiles++] = (att_tile){si, kvh, r0, nr, nc, part};
                 for (int c = 0; c < (split ? nc : 1); c++) {

@@ -1,5 +1,12 @@
-// attn_avx512.c — AVX-512 (F/DQ) + F16C twins of the attention chunk kernel and the elementwise
-// ops of attention.c. Head dims that are not a multiple of 16 go to the AVX2 kernel.
+// attn_avx512.c — AVX-512 (F/DQ/BW/VL) + F16C twins of the attention chunk kernel and the
+// elementwise ops of attention.c.
+//
+// Chunk kernel layout: one (query row, head) pair per lane, 16 pairs to a lane group, so the scores
+// of 16 keys (one fma chain over the head dim per key), the online-softmax step and P·V (one fma
+// chain over the keys per head dim) are all vertical: no horizontal reductions, and the K/V step is
+// converted to f32 once for every group of the tile. A group of at most 8 pairs (decode) takes the
+// narrow route (lanes = keys, then lanes = head dims) with the same per-pair arithmetic, so a row
+// has the same bits alone or in any tile: step_group states that arithmetic.
 //
 // exp: x clamped to [-104, 88.7], n = round(x log2 e), r = x - n ln2 (two-part ln2), e^r by its
 // Taylor polynomial to degree 7 (|r| <= 0.347: truncation < 6e-9), scaled by 2^n with scalef
@@ -32,27 +39,6 @@ static inline __m512 exp512(__m512 x) {
 
 static inline __mmask16 tail16(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
-// Horizontal sums of 16 vectors in one: lane 4L+i of the result is the sum of a[L + (0, 8, 4, 12)[i]].
-// Each output lane depends only on its own input vector (a fixed tree of 15 adds), never on the
-// other slots, so a key's score has the same bits whatever keys share its group.
-static const int KEY_OF_SLOT[16] = {0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15};
-static const int SLOT_OF_KEY[16] = {0, 8, 4, 12, 1, 9, 5, 13, 2, 10, 6, 14, 3, 11, 7, 15};   // inverse
-static inline __attribute__((always_inline)) __m512 tree16(const __m512 *a) {
-    __m512 c[8], d[4], e[2];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)   // (a, b) -> 8 partials of a | 8 partials of b
-        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
-                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
-#pragma GCC unroll 8
-    for (int i = 0; i < 4; i++)   // 128-bit lane L: 4 partials of slot 4i+L
-        d[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
-                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
-#pragma GCC unroll 8
-    for (int i = 0; i < 2; i++)   // lane L: slot 8i+L at 0 and 2, slot 8i+4+L at 1 and 3
-        e[i] = _mm512_add_ps(_mm512_unpacklo_ps(d[2 * i], d[2 * i + 1]), _mm512_unpackhi_ps(d[2 * i], d[2 * i + 1]));
-    return _mm512_add_ps(_mm512_unpacklo_ps(e[0], e[1]), _mm512_unpackhi_ps(e[0], e[1]));
-}
-
 // Next block's K and V rows of this KV head into L1 while this one is computed (the blocks of a
 // sequence are scattered in the pool, so the hardware prefetcher sees short runs only).
 static inline void prefetch_block(const tv_attn_geom *g, const void *k_pool, const void *v_pool, int32_t blk, int kvh) {
@@ -64,221 +50,344 @@ static inline void prefetch_block(const tv_attn_geom *g, const void *k_pool, con
     }
 }
 
-// rows (n, hd) of f16 -> f32
-static inline void cvt_rows(const tv_f16 *src, float *dst, size_t cnt) {
-    for (size_t i = 0; i < cnt; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
-}
-
-// Scores of one head for keys 0..nv of the block (rows kf, stride hd), 16 keys per tree: slot u
-// holds key j + KEY_OF_SLOT[u] (zero past nv), so that tree16 returns them in key order.
-static inline __attribute__((always_inline)) void scores1(const float *qv, const float *kf, int nv, __m512 vscale,
-                                                          float *s, const int NV) {
-    const int hd = 16 * NV;
-    __m512 qr[16];   // NV <= 16; constant after inlining, so these live in registers
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; v++) qr[v] = _mm512_loadu_ps(qv + 16 * v);
-    for (int j = 0; j < nv; j += 16) {
-        __m512 a[16];
-#pragma GCC unroll 16
-        for (int u = 0; u < 16; u++) {
-            a[u] = _mm512_setzero_ps();
-            if (j + KEY_OF_SLOT[u] >= nv) continue;
-            const float *kr = kf + (size_t)(j + KEY_OF_SLOT[u]) * hd;
-            a[u] = _mm512_mul_ps(qr[0], _mm512_loadu_ps(kr));
-#pragma GCC unroll 16
-            for (int v = 1; v < NV; v++) a[u] = _mm512_fmadd_ps(qr[v], _mm512_loadu_ps(kr + 16 * v), a[u]);
-        }
-        _mm512_storeu_ps(s + j, _mm512_mul_ps(tree16(a), vscale));
-    }
-}
-
-// Scores of two heads (q0 -> s0, q1 -> s1), 8 keys per tree: lanes 0..7 are head 0's keys j..j+7,
-// lanes 8..15 head 1's. Each K vector is loaded once for both heads. Per lane the arithmetic is
-// that of scores1, so a score has the same bits on either path.
-static inline __attribute__((always_inline)) void scores2(const float *q0, const float *q1, const float *kf, int nv,
-                                                          __m512 vscale, float *s0, float *s1, const int NV) {
-    const int hd = 16 * NV;
-    __m512 qa[4], qb[4];   // NV <= 4
+// ns rows (ns, hd) of a pool starting at element off -> f32 rows in buf (16, hd), rows ns..15 zero
+// (never NaN garbage). An f32 pool's full steps are read in place.
+static inline const float *load_step(const tv_attn_geom *g, const void *pool, size_t off, int ns, int hd, float *buf) {
+    const size_t cnt = (size_t)ns * hd;
+    if (g->kv_is_f32) {
+        if (ns == TV_ATTN_LANES) return (const float *)pool + off;
+        memcpy(buf, (const float *)pool + off, cnt * sizeof(float));
+    } else {
+        const tv_f16 *src = (const tv_f16 *)pool + off;
+        if (cnt % 64 == 0) {   // whole vectors (the usual full step), four at a time
+            for (size_t i = 0; i < cnt; i += 64)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-        qa[v] = _mm512_loadu_ps(q0 + 16 * v);
-        qb[v] = _mm512_loadu_ps(q1 + 16 * v);
+                for (size_t u = i; u < i + 64; u += 16)
+                    _mm512_storeu_ps(buf + u, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + u))));
+            if (ns == TV_ATTN_LANES) return buf;
+        } else
+        for (size_t i = 0; i < cnt; i += 16) {
+            const __mmask16 k = tail16((int64_t)(cnt - i));
+            _mm512_mask_storeu_ps(buf + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, src + i)));
+        }
     }
-    for (int j = 0; j < nv; j += 8) {
-        __m512 a[16];
+    memset(buf + cnt, 0, (size_t)(TV_ATTN_LANES - ns) * hd * sizeof(float));
+    return buf;
+}
+
+// One step (16 keys kf/vf, rows (16, hd)) of one lane group: 16 (row, head) pairs, lane c with
+// query column qt[d*16 + c] (hd, 16), state gm/gl (16) and accumulator at[d*16 + c] (hd, 16), seeing
+// keys j < nvv[c]. Per lane, in this order (the arithmetic contract of the kernel):
+//   s_j  = (q_0 k_j0 + q_1 k_j1 + ... ) * scale   (one fma chain over d, from the product at d = 0)
+//   nm   = max(m, max_{j<nv} s_j) ;  corr = nm == m ? 1 : exp(m - nm) ;  p_j = exp(s_j - nm), 0 for j >= nv
+//   l    = fma(l, corr, ((p0+p8)+(p4+p12)) + ((p2+p10)+(p6+p14)) + (((p1+p9)+(p5+p13)) + ((p3+p11)+(p7+p15)))
+//   acc_d = fma chain over j < nv of p_j v_jd, from acc_d * corr (the multiply skipped when every corr is 1)
+// A lane's arithmetic never involves another lane, and keys past nv leave it untouched (masked), so its
+// bits depend on its own row alone, whatever rows share the group. full: every lane sees all 16 keys.
+#define PVU 8   // P·V: head dims (independent fma chains) per pass over the 16 keys
+static inline __attribute__((always_inline)) void step_group(const float *qt, float *at, float *gm, float *gl,
+                                                             const float *kf, const float *vf, __m512 vscale,
+                                                             __m512i nvv, const int hd, const bool full) {
+    __m512 s[16];
+    __m512 qv = _mm512_loadu_ps(qt);
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) s[j] = _mm512_mul_ps(_mm512_set1_ps(kf[(size_t)j * hd]), qv);
+    for (int d = 1; d < hd; d++) {
+        qv = _mm512_loadu_ps(qt + (size_t)d * TV_ATTN_LANES);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) s[j] = _mm512_fmadd_ps(_mm512_set1_ps(kf[(size_t)j * hd + d]), qv, s[j]);
+    }
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+    __mmask16 mk[16];
+    __m512 mx[8];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) {
+        s[j] = _mm512_mul_ps(s[j], vscale);
+        if (!full) {
+            mk[j] = _mm512_cmpgt_epi32_mask(nvv, _mm512_set1_epi32(j));
+            s[j] = _mm512_mask_mov_ps(ninf, mk[j], s[j]);
+        }
+    }
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            const int ua = SLOT_OF_KEY[i], ub = SLOT_OF_KEY[8 + i];
-            a[ua] = a[ub] = _mm512_setzero_ps();
-            if (j + i >= nv) continue;
-            const float *kr = kf + (size_t)(j + i) * hd;
-            __m512 k = _mm512_loadu_ps(kr);
-            a[ua] = _mm512_mul_ps(qa[0], k);
-            a[ub] = _mm512_mul_ps(qb[0], k);
+    for (int i = 0; i < 8; i++) mx[i] = _mm512_max_ps(s[i], s[i + 8]);   // max is exact: any order
 #pragma GCC unroll 4
-            for (int v = 1; v < NV; v++) {
-                k = _mm512_loadu_ps(kr + 16 * v);
-                a[ua] = _mm512_fmadd_ps(qa[v], k, a[ua]);
-                a[ub] = _mm512_fmadd_ps(qb[v], k, a[ub]);
+    for (int i = 0; i < 4; i++) mx[i] = _mm512_max_ps(mx[i], mx[i + 4]);
+    const __m512 m = _mm512_loadu_ps(gm);
+    const __m512 nm = _mm512_max_ps(m, _mm512_max_ps(_mm512_max_ps(mx[0], mx[2]), _mm512_max_ps(mx[1], mx[3])));
+    // m == nm == -inf (a lane that has seen no key yet and sees none here) keeps corr = 1, not NaN
+    const __m512 corr = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(nm, m, _CMP_EQ_OQ), exp512(_mm512_sub_ps(m, nm)), one);
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) {
+        const __m512 e = exp512(_mm512_sub_ps(s[j], nm));
+        s[j] = full ? e : _mm512_maskz_mov_ps(mk[j], e);
+    }
+    __m512 t[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) t[i] = _mm512_add_ps(s[i], s[i + 8]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) t[i] = _mm512_add_ps(t[i], t[i + 4]);
+    const __m512 w = _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
+    _mm512_storeu_ps(gl, _mm512_fmadd_ps(_mm512_loadu_ps(gl), corr, w));
+    _mm512_storeu_ps(gm, nm);
+    const bool rescale = _mm512_cmp_ps_mask(corr, one, _CMP_NEQ_UQ) != 0;   // x * 1 == x: skip
+    int d = 0;
+    for (; d + PVU <= hd; d += PVU) {   // PVU independent fma chains
+        __m512 a[PVU];
+#pragma GCC unroll 8
+        for (int u = 0; u < PVU; u++) {
+            a[u] = _mm512_loadu_ps(at + (size_t)(d + u) * TV_ATTN_LANES);
+            if (rescale) a[u] = _mm512_mul_ps(a[u], corr);
+        }
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+#pragma GCC unroll 8
+            for (int u = 0; u < PVU; u++) {
+                const __m512 v = _mm512_set1_ps(vf[(size_t)j * hd + d + u]);
+                a[u] = full ? _mm512_fmadd_ps(s[j], v, a[u]) : _mm512_mask3_fmadd_ps(s[j], v, a[u], mk[j]);
+            }
+#pragma GCC unroll 8
+        for (int u = 0; u < PVU; u++) _mm512_storeu_ps(at + (size_t)(d + u) * TV_ATTN_LANES, a[u]);
+    }
+    for (; d < hd; d++) {
+        __m512 a = _mm512_loadu_ps(at + (size_t)d * TV_ATTN_LANES);
+        if (rescale) a = _mm512_mul_ps(a, corr);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+            const __m512 v = _mm512_set1_ps(vf[(size_t)j * hd + d]);
+            a = full ? _mm512_fmadd_ps(s[j], v, a) : _mm512_mask3_fmadd_ps(s[j], v, a, mk[j]);
+        }
+        _mm512_storeu_ps(at + (size_t)d * TV_ATTN_LANES, a);
+    }
+}
+
+// out[k][i] = in[i][k] for a 16x16 tile given by row pointers (16 floats each).
+static inline __attribute__((always_inline)) void transpose16(const float *const *in, float *const *out) {
+    __m512 a[16], b[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {   // per 128-bit lane L: rows i, i+1 at columns 4L, 4L+1 | 4L+2, 4L+3
+        const __m512 r0 = _mm512_loadu_ps(in[i]), r1 = _mm512_loadu_ps(in[i + 1]);
+        a[i] = _mm512_unpacklo_ps(r0, r1);
+        a[i + 1] = _mm512_unpackhi_ps(r0, r1);
+    }
+#pragma GCC unroll 4
+    for (int g4 = 0; g4 < 16; g4 += 4) {   // b[g4 + e], lane L: rows g4..g4+3 at column 4L + e
+        b[g4 + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a[g4]), _mm512_castps_pd(a[g4 + 2])));
+        b[g4 + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a[g4]), _mm512_castps_pd(a[g4 + 2])));
+        b[g4 + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a[g4 + 1]), _mm512_castps_pd(a[g4 + 3])));
+        b[g4 + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a[g4 + 1]), _mm512_castps_pd(a[g4 + 3])));
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        const __m512 c0 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0x88), c1 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0xDD);
+        const __m512 c2 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0x88), c3 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0xDD);
+        _mm512_storeu_ps(out[e], _mm512_shuffle_f32x4(c0, c2, 0x88));        // column e
+        _mm512_storeu_ps(out[4 + e], _mm512_shuffle_f32x4(c1, c3, 0x88));    // 4 + e
+        _mm512_storeu_ps(out[8 + e], _mm512_shuffle_f32x4(c0, c2, 0xDD));    // 8 + e
+        _mm512_storeu_ps(out[12 + e], _mm512_shuffle_f32x4(c1, c3, 0xDD));   // 12 + e
+    }
+}
+
+// kt (hd, 16) = the 16 key rows kf (16, hd) transposed (hd % 16 == 0).
+static inline __attribute__((always_inline)) void transpose_keys(const float *kf, float *kt, const int hd) {
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+        const float *in[16];
+        float *out[16];
+        for (int i = 0; i < 16; i++) {
+            in[i] = kf + (size_t)i * hd + d0;
+            out[i] = kt + (size_t)(d0 + i) * 16;
+        }
+        transpose16(in, out);
+    }
+}
+
+// The sum tree of step_group over one vector's 16 lanes (lane 0 of the result):
+// ((p0+p8)+(p4+p12)) + ((p2+p10)+(p6+p14)) + (((p1+p9)+(p5+p13)) + ((p3+p11)+(p7+p15))).
+static inline __m128 sum_tree16(__m512 p) {
+    const __m512 t = _mm512_add_ps(p, _mm512_shuffle_f32x4(p, p, 0xEE));   // lanes i < 8: p_i + p_i+8
+    const __m256 t8 = _mm512_castps512_ps256(t);
+    const __m128 u = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));   // i < 4: t_i + t_i+4
+    const __m128 v = _mm_add_ps(u, _mm_movehl_ps(u, u));                                     // i < 2: u_i + u_i+2
+    return _mm_add_ss(v, _mm_movehdup_ps(v));
+}
+
+// step_group for a group of few lanes (decode), the same arithmetic per lane with the lanes laid
+// the other way: scores with lanes = keys (kt: the step's keys transposed), then per pair the
+// softmax step over its scores and P·V with lanes = head dims into its own accumulator row
+// at[c*hd ...] (hd). W (1, 2, 4, 8 >= nr) pairs' score chains run side by side; lanes >= nr idle.
+static inline __attribute__((always_inline)) void step_narrow(const float *qt, float *at, float *gm, float *gl,
+                                                              const float *kt, const float *vf, __m512 vscale,
+                                                              const int *nv, int nr, const int hd, const int W) {
+    __m512 s[8];
+    __m512 kv = _mm512_loadu_ps(kt);
+#pragma GCC unroll 8
+    for (int c = 0; c < W; c++) s[c] = _mm512_mul_ps(kv, _mm512_set1_ps(qt[c]));
+    for (int d = 1; d < hd; d++) {
+        kv = _mm512_loadu_ps(kt + (size_t)d * 16);
+#pragma GCC unroll 8
+        for (int c = 0; c < W; c++) s[c] = _mm512_fmadd_ps(kv, _mm512_set1_ps(qt[(size_t)d * TV_ATTN_LANES + c]), s[c]);
+    }
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+    for (int c = 0; c < nr; c++) {
+        const int n = nv[c];
+        if (n <= 0) continue;   // sees no key here: m, l, acc untouched (as a fully masked lane)
+        const __mmask16 km = tail16(n);
+        const __m512 x = _mm512_mask_mov_ps(ninf, km, _mm512_mul_ps(s[c], vscale));
+        const __m512 m = _mm512_set1_ps(gm[c]), nm = _mm512_max_ps(m, _mm512_set1_ps(_mm512_reduce_max_ps(x)));
+        const __m512 corr = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(nm, m, _CMP_EQ_OQ), exp512(_mm512_sub_ps(m, nm)), one);
+        const __m512 p = _mm512_maskz_mov_ps(km, exp512(_mm512_sub_ps(x, nm)));
+        const __m128 c128 = _mm512_castps512_ps128(corr);
+        gl[c] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(gl[c]), c128, sum_tree16(p)));
+        gm[c] = _mm_cvtss_f32(_mm512_castps512_ps128(nm));
+        float pj[16];
+        _mm512_storeu_ps(pj, p);
+        const bool rescale = _mm_cvtss_f32(c128) != 1.0f;
+        float *ac = at + (size_t)c * hd;
+        for (int d0 = 0; d0 < hd; d0 += 64) {   // up to 4 vectors of head dims, one fma chain each
+            const int nvec = (hd - d0) / 16 < 4 ? (hd - d0) / 16 : 4;
+            __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                if (u >= nvec) break;
+                a[u] = _mm512_loadu_ps(ac + d0 + 16 * u);
+                if (rescale) a[u] = _mm512_mul_ps(a[u], corr);
+            }
+            for (int j = 0; j < n; j++) {
+                const __m512 pv = _mm512_set1_ps(pj[j]);
+                const float *vr = vf + (size_t)j * hd + d0;
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++) {
+                    if (u >= nvec) break;
+                    a[u] = _mm512_fmadd_ps(pv, _mm512_loadu_ps(vr + 16 * u), a[u]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                if (u >= nvec) break;
+                _mm512_storeu_ps(ac + d0 + 16 * u, a[u]);
             }
         }
-        const __m512 t = _mm512_mul_ps(tree16(a), vscale);
-        _mm256_storeu_ps(s0 + j, _mm512_castps512_ps256(t));
-        _mm256_storeu_ps(s1 + j, _mm512_extractf32x8_ps(t, 1));
     }
 }
 
-// Online-softmax step of one head over a block: p = exp(s - new max) written over s[0..nv), l and
-// m updated. Returns the rescale of the old state: 0 on the first block (m = -inf), exactly 1 when
-// the max held (the P·V passes then skip the multiply: x * 1 == x, so no bit changes).
-static inline float block_softmax(float *s, int nv, float *m, float *l) {
-    __m512 vmax = _mm512_set1_ps(-INFINITY);
-    for (int j = 0; j < nv; j += 16) vmax = _mm512_mask_max_ps(vmax, tail16(nv - j), vmax, _mm512_loadu_ps(s + j));
-    const float bm = _mm512_reduce_max_ps(vmax);
-    const float nm = bm > *m ? bm : *m;
-    const float corr = nm == *m ? 1.0f : expf(*m - nm);
-    const __m512 vnm = _mm512_set1_ps(nm);
-    __m512 vsum = _mm512_setzero_ps();
-    for (int j = 0; j < nv; j += 16) {
-        const __m512 e = _mm512_maskz_mov_ps(tail16(nv - j), exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vnm)));
-        _mm512_storeu_ps(s + j, e);
-        vsum = _mm512_add_ps(vsum, e);
-    }
-    *l = *l * corr + _mm512_reduce_add_ps(vsum);
-    *m = nm;
-    return corr;
-}
-
-// acc (hd) = acc * corr + sum_j p[j] * v_j. For NV <= 8 even and odd keys go to two accumulator
-// sets (half the FMA latency chain) summed at the end; the order depends on nv alone.
-static inline __attribute__((always_inline)) void pv1(float *ac, const float *p, int nv, const float *vf, float corr,
-                                                      const int NV) {
-    const bool same = corr == 1.0f;
-    const int hd = 16 * NV;
-    __m512 ar[16], br[16];
-    const __m512 vc = _mm512_set1_ps(corr);
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; v++) {
-        ar[v] = same ? _mm512_loadu_ps(ac + 16 * v) : _mm512_mul_ps(_mm512_loadu_ps(ac + 16 * v), vc);
-        br[v] = _mm512_setzero_ps();
-    }
-    int j = 0;
-    if (NV <= 8)
-        for (; j + 1 < nv; j += 2) {
-            const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
-            const float *v0 = vf + (size_t)j * hd, *v1 = v0 + hd;
-#pragma GCC unroll 16
-            for (int v = 0; v < NV; v++) {
-                ar[v] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * v), ar[v]);
-                br[v] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * v), br[v]);
-            }
-        }
-    for (; j < nv; j++) {
-        const __m512 pj = _mm512_set1_ps(p[j]);
-        const float *vr = vf + (size_t)j * hd;
-#pragma GCC unroll 16
-        for (int v = 0; v < NV; v++) ar[v] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * v), ar[v]);
-    }
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; v++) _mm512_storeu_ps(ac + 16 * v, NV <= 8 ? _mm512_add_ps(ar[v], br[v]) : ar[v]);
-}
-
-// pv1 for two heads sharing each V vector load (NV <= 4); per head the arithmetic is pv1's.
-static inline __attribute__((always_inline)) void pv2(float *ac0, float *ac1, const float *p0, const float *p1, int nv,
-                                                      const float *vf, float c0, float c1, const int NV) {
-    const bool same0 = c0 == 1.0f, same1 = c1 == 1.0f;
-    const int hd = 16 * NV;
-    __m512 a0[4], b0[4], a1[4], b1[4];
-    const __m512 vc0 = _mm512_set1_ps(c0), vc1 = _mm512_set1_ps(c1);
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-        a0[v] = same0 ? _mm512_loadu_ps(ac0 + 16 * v) : _mm512_mul_ps(_mm512_loadu_ps(ac0 + 16 * v), vc0);
-        a1[v] = same1 ? _mm512_loadu_ps(ac1 + 16 * v) : _mm512_mul_ps(_mm512_loadu_ps(ac1 + 16 * v), vc1);
-        b0[v] = b1[v] = _mm512_setzero_ps();
-    }
-    int j = 0;
-    for (; j + 1 < nv; j += 2) {
-        const __m512 p0e = _mm512_set1_ps(p0[j]), p0o = _mm512_set1_ps(p0[j + 1]);
-        const __m512 p1e = _mm512_set1_ps(p1[j]), p1o = _mm512_set1_ps(p1[j + 1]);
-        const float *ve = vf + (size_t)j * hd, *vo = ve + hd;
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-            const __m512 xe = _mm512_loadu_ps(ve + 16 * v), xo = _mm512_loadu_ps(vo + 16 * v);
-            a0[v] = _mm512_fmadd_ps(p0e, xe, a0[v]);
-            b0[v] = _mm512_fmadd_ps(p0o, xo, b0[v]);
-            a1[v] = _mm512_fmadd_ps(p1e, xe, a1[v]);
-            b1[v] = _mm512_fmadd_ps(p1o, xo, b1[v]);
-        }
-    }
-    for (; j < nv; j++) {
-        const __m512 pa = _mm512_set1_ps(p0[j]), pb = _mm512_set1_ps(p1[j]);
-        const float *vr = vf + (size_t)j * hd;
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-            const __m512 x = _mm512_loadu_ps(vr + 16 * v);
-            a0[v] = _mm512_fmadd_ps(pa, x, a0[v]);
-            a1[v] = _mm512_fmadd_ps(pb, x, a1[v]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-        _mm512_storeu_ps(ac0 + 16 * v, _mm512_add_ps(a0[v], b0[v]));
-        _mm512_storeu_ps(ac1 + 16 * v, _mm512_add_ps(a1[v], b1[v]));
-    }
-}
-
-// The chunk kernel for head dim hd = 16 * NV (NV constant after inlining: q and acc stay in registers).
-static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g, const void *k_pool,
-                                                           const void *v_pool, const int32_t *block_table, int kvh,
-                                                           int n_rows, const float *q, const int32_t *pos, int k0,
-                                                           int k1, float *m, float *l, float *acc, float *work,
-                                                           const int NV) {
-    const int hd = 16 * NV, bs = g->block_size, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd;
-    float *kbuf = work, *vbuf = kbuf + tv_attn_bs4(bs) * hd, *s = vbuf + tv_attn_bs4(bs) * hd;
-    const size_t ss = tv_attn_bs16(bs) + 16;   // s: (G, ss) scores of the group's heads
-    float *corr = s + (size_t)G * ss;          // (G) rescale of each head's state
+// The chunk kernel. The (row, head) pairs c = r*G + gi of the tile go through in passes of up to
+// TV_ATTN_PASS pairs, 16 to a lane group; each pass walks the key blocks once (a block is split into
+// steps of 16 keys from its start), converting each step's K/V rows to f32 once for all its groups.
+// HD: the head dim as a constant (0: g->head_dim at run time); the arithmetic is the same either way.
+static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom *g, const void *k_pool,
+                                                              const void *v_pool, const int32_t *block_table, int kvh,
+                                                              int n_rows, const float *q, const int32_t *pos, int k0,
+                                                              int k1, float *m, float *l, float *acc, float *work,
+                                                              const int HD) {
+    const int hd = HD ? HD : g->head_dim, bs = g->block_size, G = g->n_heads / g->n_kv_heads;
+    const size_t qd = (size_t)g->n_heads * hd, grp = (size_t)TV_ATTN_LANES * hd;   // grp: floats of a group's column block
+    float *kbuf = tv_attn_align64(work), *vbuf = kbuf + grp;
+    float *qt = vbuf + grp, *at = qt + (size_t)TV_ATTN_PASS * hd;   // (TV_ATTN_PASS/16 groups, hd, 16) each
+    float *kt = at + (size_t)TV_ATTN_PASS * hd;                      // (hd, 16): a narrow group's keys
     const __m512 vscale = _mm512_set1_ps(g->scale);
-    int kend = k0;
-    for (int r = 0; r < n_rows; r++) kend = pos[r] + 1 > kend ? pos[r] + 1 : kend;
-    if (kend > k1) kend = k1;
-    for (int i = 0; i < n_rows * G; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0;
-    }
-    memset(acc, 0, (size_t)n_rows * G * hd * sizeof(float));
-    for (int b0 = k0; b0 < kend; b0 += bs) {
-        const int32_t blk = block_table[b0 / bs];
-        const int nb = kend - b0 < bs ? kend - b0 : bs;
-        const size_t off = tv_attn_row(g, blk, kvh, 0);
-        if (b0 + bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 1], kvh);
-        const float *kf, *vf;
-        if (g->kv_is_f32) {
-            kf = (const float *)k_pool + off;
-            vf = (const float *)v_pool + off;
-        } else {   // converted once, shared by the tile's rows and the group's heads
-            cvt_rows((const tv_f16 *)k_pool + off, kbuf, (size_t)nb * hd);
-            cvt_rows((const tv_f16 *)v_pool + off, vbuf, (size_t)nb * hd);
-            kf = kbuf;
-            vf = vbuf;
+    const int C = n_rows * G;
+    float *zrow = vbuf;   // hd zeros: the query of padding lanes (vbuf is free until the keys start)
+    for (int c0 = 0; c0 < C; c0 += TV_ATTN_PASS) {
+        const int nc = C - c0 < TV_ATTN_PASS ? C - c0 : TV_ATTN_PASS, ngr = (nc + 15) / 16;
+        // a last group of at most 8 pairs (decode) goes the narrow way; its accumulator is row-major
+        const int n_last = nc - 16 * (ngr - 1);
+        const bool narrow = hd % 16 == 0 && n_last <= 8;
+        int32_t cpos[TV_ATTN_PASS];   // position of each lane's row; padding lanes see every key
+        float cm[TV_ATTN_PASS], cl[TV_ATTN_PASS];
+        int pmax = -1;
+        const float *qrow[TV_ATTN_PASS];   // each lane's query (hd); padding lanes: zeros
+        memset(zrow, 0, (size_t)hd * sizeof(float));
+        for (int i = 0; i < ngr * 16; i++) {
+            cm[i] = -INFINITY;
+            cl[i] = 0;
+            if (i < nc) {
+                const int r = (c0 + i) / G, gi = (c0 + i) % G;
+                qrow[i] = q + (size_t)r * qd + (size_t)(kvh * G + gi) * hd;
+                cpos[i] = pos[r];
+                pmax = pos[r] > pmax ? pos[r] : pmax;
+            } else {
+                qrow[i] = zrow;
+                cpos[i] = INT32_MAX / 2;
+            }
         }
-        for (int r = 0; r < n_rows; r++) {
-            const int nv = pos[r] + 1 - b0 < nb ? pos[r] + 1 - b0 : nb;
-            if (nv <= 0) continue;
-            // three passes over the group's heads (scores, softmax, P·V) so that the heads' long
-            // dependency chains (tree, max, exp, sum) overlap instead of running back to back
-            const float *qr = q + (size_t)r * qd + (size_t)kvh * G * hd;
-            const int pairs = NV <= 4 ? G / 2 : 0;   // two heads per K/V vector load (hd <= 64)
-            for (int i = 0; i < pairs; i++)
-                scores2(qr + (size_t)2 * i * hd, qr + (size_t)(2 * i + 1) * hd, kf, nv, vscale, s + 2 * i * ss,
-                        s + (2 * i + 1) * ss, NV);
-            for (int gi = 2 * pairs; gi < G; gi++) scores1(qr + (size_t)gi * hd, kf, nv, vscale, s + gi * ss, NV);
-            for (int gi = 0; gi < G; gi++) corr[gi] = block_softmax(s + gi * ss, nv, &m[r * G + gi], &l[r * G + gi]);
-            float *ar = acc + (size_t)r * G * hd;
-            for (int i = 0; i < pairs; i++)
-                pv2(ar + (size_t)2 * i * hd, ar + (size_t)(2 * i + 1) * hd, s + 2 * i * ss, s + (2 * i + 1) * ss, nv,
-                    vf, corr[2 * i], corr[2 * i + 1], NV);
-            for (int gi = 2 * pairs; gi < G; gi++) pv1(ar + (size_t)gi * hd, s + gi * ss, nv, vf, corr[gi], NV);
+        for (int gr = 0; gr < ngr; gr++) {   // query columns: qt[gr] (hd, 16)
+            float *qg = qt + gr * grp;
+            for (int d0 = 0; d0 + 16 <= hd; d0 += 16) {
+                const float *in[16];
+                float *out[16];
+                for (int i = 0; i < 16; i++) {
+                    in[i] = qrow[16 * gr + i] + d0;
+                    out[i] = qg + (size_t)(d0 + i) * TV_ATTN_LANES;
+                }
+                transpose16(in, out);
+            }
+            for (int d = hd & ~15; d < hd; d++)
+                for (int i = 0; i < 16; i++) qg[(size_t)d * TV_ATTN_LANES + i] = qrow[16 * gr + i][d];
+        }
+        memset(at, 0, (size_t)ngr * grp * sizeof(float));
+        const int kend = pmax + 1 < k1 ? pmax + 1 : k1;
+        for (int b0 = k0; b0 < kend; b0 += bs) {
+            const int nb = kend - b0 < bs ? kend - b0 : bs;
+            const size_t off = tv_attn_row(g, block_table[b0 / bs], kvh, 0);
+            if (b0 + 2 * bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 2], kvh);
+            else if (b0 == k0 && b0 + bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 1], kvh);
+            for (int s0 = 0; s0 < nb; s0 += TV_ATTN_LANES) {
+                const int ns = nb - s0 < TV_ATTN_LANES ? nb - s0 : TV_ATTN_LANES, t0 = b0 + s0;
+                const float *kf = load_step(g, k_pool, off + (size_t)s0 * hd, ns, hd, kbuf);
+                const float *vf = load_step(g, v_pool, off + (size_t)s0 * hd, ns, hd, vbuf);
+                for (int gr = 0; gr < ngr; gr++) {
+                    float *qg = qt + gr * grp, *ag = at + gr * grp, *gm = cm + 16 * gr, *gl = cl + 16 * gr;
+                    if (narrow && gr == ngr - 1) {
+                        int nvs[8], any = 0;
+                        for (int i = 0; i < n_last; i++) {
+                            const int n = cpos[16 * gr + i] - t0 + 1;
+                            nvs[i] = n < ns ? n : ns;
+                            any |= nvs[i] > 0;
+                        }
+                        if (!any) continue;
+                        transpose_keys(kf, kt, hd);
+                        switch (n_last) {
+                        case 1: step_narrow(qg, ag, gm, gl, kt, vf, vscale, nvs, n_last, hd, 1); break;
+                        case 2: step_narrow(qg, ag, gm, gl, kt, vf, vscale, nvs, n_last, hd, 2); break;
+                        case 3: case 4: step_narrow(qg, ag, gm, gl, kt, vf, vscale, nvs, n_last, hd, 4); break;
+                        default: step_narrow(qg, ag, gm, gl, kt, vf, vscale, nvs, n_last, hd, 8); break;
+                        }
+                        continue;
+                    }
+                    // keys of this step each lane sees: min(ns, pos - t0 + 1), <= 0 for none
+                    const __m512i nvv = _mm512_min_epi32(
+                        _mm512_sub_epi32(_mm512_loadu_si512(cpos + 16 * gr), _mm512_set1_epi32(t0 - 1)),
+                        _mm512_set1_epi32(ns));
+                    const __mmask16 real = tail16(nc - 16 * gr);
+                    if (_mm512_mask_reduce_max_epi32(real, nvv) <= 0) continue;   // every row done: untouched
+                    const bool full = _mm512_reduce_min_epi32(nvv) == 16;
+                    if (full)
+                        step_group(qg, ag, gm, gl, kf, vf, vscale, nvv, hd, true);
+                    else
+                        step_group(qg, ag, gm, gl, kf, vf, vscale, nvv, hd, false);
+                }
+            }
+        }
+        memcpy(m + c0, cm, (size_t)nc * sizeof(float));
+        memcpy(l + c0, cl, (size_t)nc * sizeof(float));
+        for (int gr = 0; gr < ngr; gr++) {   // accumulators back to rows (hd) per pair
+            const float *ag = at + gr * grp;
+            const int n = nc - 16 * gr < 16 ? nc - 16 * gr : 16;
+            float *dst = acc + (size_t)(c0 + 16 * gr) * hd;
+            if (narrow && gr == ngr - 1) {
+                memcpy(dst, ag, (size_t)n * hd * sizeof(float));
+                continue;
+            }
+            for (int d0 = 0; d0 + 16 <= hd; d0 += 16) {
+                const float *in[16];
+                float *out[16];
+                for (int i = 0; i < 16; i++) {
+                    in[i] = ag + (size_t)(d0 + i) * TV_ATTN_LANES;
+                    out[i] = i < n ? dst + (size_t)i * hd + d0 : kbuf + 16 * i;   // padding lanes: scratch
+                }
+                transpose16(in, out);
+            }
+            for (int d = hd & ~15; d < hd; d++)
+                for (int i = 0; i < n; i++) dst[(size_t)i * hd + d] = ag[(size_t)d * TV_ATTN_LANES + i];
         }
     }
 }
@@ -288,15 +397,13 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
 static void attn_chunk_avx512(const tv_attn_geom *g, const void *k_pool, const void *v_pool,
                               const int32_t *block_table, int kvh, int n_rows, const float *q, const int32_t *pos,
                               int k0, int k1, float *m, float *l, float *acc, float *work) {
-    switch (g->head_dim) {
-    case 64: chunk_nv(CHUNK_ARGS, 4); return;
-    case 128: chunk_nv(CHUNK_ARGS, 8); return;
-    case 32: chunk_nv(CHUNK_ARGS, 2); return;
-    case 16: chunk_nv(CHUNK_ARGS, 1); return;
-    case 80: chunk_nv(CHUNK_ARGS, 5); return;
-    case 96: chunk_nv(CHUNK_ARGS, 6); return;
-    case 256: chunk_nv(CHUNK_ARGS, 16); return;
-    default: tv_attn_chunk_avx2(CHUNK_ARGS); return;
+    switch (g->head_dim) {   // constant head dims: immediate offsets for the 16 key rows
+    case 64: chunk_lanes(CHUNK_ARGS, 64); return;
+    case 128: chunk_lanes(CHUNK_ARGS, 128); return;
+    case 32: chunk_lanes(CHUNK_ARGS, 32); return;
+    case 80: chunk_lanes(CHUNK_ARGS, 80); return;
+    case 96: chunk_lanes(CHUNK_ARGS, 96); return;
+    default: chunk_lanes(CHUNK_ARGS, 0); return;
     }
 }
 
