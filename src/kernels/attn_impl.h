@@ -27,11 +27,13 @@ static inline size_t tv_attn_bs16(int bs) { return (size_t)((bs + 15) & ~15); }
 // The AVX-512 chunk kernel puts one (query row, head) pair in each lane: lane groups of
 // TV_ATTN_LANES pairs, passes of up to TV_ATTN_PASS pairs over the keys. Its scratch (floats, from a
 // 64-byte boundary): K and V steps and the transposed K step (3 x 16 x hd), query columns and
-// accumulators (2 x PASS x hd).
+// accumulators (2 x PASS x hd), and a decode batch of NARROW_STEPS transposed K and V steps.
 #define TV_ATTN_LANES 16
 #define TV_ATTN_PASS 64
+#define TV_ATTN_NARROW_STEPS 4
 static inline size_t tv_attn_lanes_work_floats(int hd) {
-    return 16 + (3 * (size_t)TV_ATTN_LANES + 2 * (size_t)TV_ATTN_PASS) * (size_t)hd;
+    return 16 + (3 * (size_t)TV_ATTN_LANES + 2 * (size_t)TV_ATTN_PASS + 2 * (size_t)TV_ATTN_NARROW_STEPS * TV_ATTN_LANES) *
+                    (size_t)hd;
 }
 static inline float *tv_attn_align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 

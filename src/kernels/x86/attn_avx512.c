@@ -213,60 +213,97 @@ static inline __m128 sum_tree16(__m512 p) {
 // step_group for a group of few lanes (decode), the same arithmetic per lane with the lanes laid
 // the other way: scores with lanes = keys (kt: the step's keys transposed), then per pair the
 // softmax step over its scores and P·V with lanes = head dims into its own accumulator row
-// at[c*hd ...] (hd). W (1, 2, 4, 8 >= nr) pairs' score chains run side by side; lanes >= nr idle.
+// at[c*hd ...] (hd). narrow_scores runs the score chains of W pairs (lanes >= nr idle) over NS
+// steps (kts[i]) side by side: s[i*W + c].
+static inline __attribute__((always_inline)) void narrow_scores(const float *qt, const float *const *kts, __m512 *s,
+                                                                const int hd, const int W, const int NS) {
+#pragma GCC unroll 4
+    for (int i = 0; i < NS; i++) {
+        const __m512 kv = _mm512_loadu_ps(kts[i]);
+#pragma GCC unroll 8
+        for (int c = 0; c < W; c++) s[i * W + c] = _mm512_mul_ps(kv, _mm512_set1_ps(qt[c]));
+    }
+    for (int d = 1; d < hd; d++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NS; i++) {
+            const __m512 kv = _mm512_loadu_ps(kts[i] + (size_t)d * 16);
+#pragma GCC unroll 8
+            for (int c = 0; c < W; c++)
+                s[i * W + c] = _mm512_fmadd_ps(kv, _mm512_set1_ps(qt[(size_t)d * TV_ATTN_LANES + c]), s[i * W + c]);
+        }
+}
+
+// The softmax step and P·V of pair c over its scores sc (lanes = keys), n > 0 keys visible.
+static inline void narrow_update(float *at, float *gm, float *gl, __m512 sc, const float *vf, __m512 vscale, int n,
+                                 int c, int hd) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+    const __mmask16 km = tail16(n);
+    const __m512 x = _mm512_mask_mov_ps(ninf, km, _mm512_mul_ps(sc, vscale));
+    const __m512 m = _mm512_set1_ps(gm[c]), nm = _mm512_max_ps(m, _mm512_set1_ps(_mm512_reduce_max_ps(x)));
+    const __m512 corr = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(nm, m, _CMP_EQ_OQ), exp512(_mm512_sub_ps(m, nm)), one);
+    const __m512 p = _mm512_maskz_mov_ps(km, exp512(_mm512_sub_ps(x, nm)));
+    const __m128 c128 = _mm512_castps512_ps128(corr);
+    gl[c] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(gl[c]), c128, sum_tree16(p)));
+    gm[c] = _mm_cvtss_f32(_mm512_castps512_ps128(nm));
+    float pj[16];
+    _mm512_storeu_ps(pj, p);
+    const bool rescale = _mm_cvtss_f32(c128) != 1.0f;
+    float *ac = at + (size_t)c * hd;
+    for (int d0 = 0; d0 < hd; d0 += 64) {   // up to 4 vectors of head dims, one fma chain each
+        const int nvec = (hd - d0) / 16 < 4 ? (hd - d0) / 16 : 4;
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            if (u >= nvec) break;
+            a[u] = _mm512_loadu_ps(ac + d0 + 16 * u);
+            if (rescale) a[u] = _mm512_mul_ps(a[u], corr);
+        }
+        for (int j = 0; j < n; j++) {
+            const __m512 pv = _mm512_set1_ps(pj[j]);
+            const float *vr = vf + (size_t)j * hd + d0;
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                if (u >= nvec) break;
+                a[u] = _mm512_fmadd_ps(pv, _mm512_loadu_ps(vr + 16 * u), a[u]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            if (u >= nvec) break;
+            _mm512_storeu_ps(ac + d0 + 16 * u, a[u]);
+        }
+    }
+}
+
+#define NARROW_STEPS TV_ATTN_NARROW_STEPS
+
+// One step of a narrow group (nv: keys each of its nr pairs sees, <= 0 for none: untouched).
 static inline __attribute__((always_inline)) void step_narrow(const float *qt, float *at, float *gm, float *gl,
                                                               const float *kt, const float *vf, __m512 vscale,
                                                               const int *nv, int nr, const int hd, const int W) {
     __m512 s[8];
-    __m512 kv = _mm512_loadu_ps(kt);
-#pragma GCC unroll 8
-    for (int c = 0; c < W; c++) s[c] = _mm512_mul_ps(kv, _mm512_set1_ps(qt[c]));
-    for (int d = 1; d < hd; d++) {
-        kv = _mm512_loadu_ps(kt + (size_t)d * 16);
-#pragma GCC unroll 8
-        for (int c = 0; c < W; c++) s[c] = _mm512_fmadd_ps(kv, _mm512_set1_ps(qt[(size_t)d * TV_ATTN_LANES + c]), s[c]);
-    }
-    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
-    for (int c = 0; c < nr; c++) {
-        const int n = nv[c];
-        if (n <= 0) continue;   // sees no key here: m, l, acc untouched (as a fully masked lane)
-        const __mmask16 km = tail16(n);
-        const __m512 x = _mm512_mask_mov_ps(ninf, km, _mm512_mul_ps(s[c], vscale));
-        const __m512 m = _mm512_set1_ps(gm[c]), nm = _mm512_max_ps(m, _mm512_set1_ps(_mm512_reduce_max_ps(x)));
-        const __m512 corr = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(nm, m, _CMP_EQ_OQ), exp512(_mm512_sub_ps(m, nm)), one);
-        const __m512 p = _mm512_maskz_mov_ps(km, exp512(_mm512_sub_ps(x, nm)));
-        const __m128 c128 = _mm512_castps512_ps128(corr);
-        gl[c] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(gl[c]), c128, sum_tree16(p)));
-        gm[c] = _mm_cvtss_f32(_mm512_castps512_ps128(nm));
-        float pj[16];
-        _mm512_storeu_ps(pj, p);
-        const bool rescale = _mm_cvtss_f32(c128) != 1.0f;
-        float *ac = at + (size_t)c * hd;
-        for (int d0 = 0; d0 < hd; d0 += 64) {   // up to 4 vectors of head dims, one fma chain each
-            const int nvec = (hd - d0) / 16 < 4 ? (hd - d0) / 16 : 4;
-            __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-#pragma GCC unroll 4
-            for (int u = 0; u < 4; u++) {
-                if (u >= nvec) break;
-                a[u] = _mm512_loadu_ps(ac + d0 + 16 * u);
-                if (rescale) a[u] = _mm512_mul_ps(a[u], corr);
-            }
-            for (int j = 0; j < n; j++) {
-                const __m512 pv = _mm512_set1_ps(pj[j]);
-                const float *vr = vf + (size_t)j * hd + d0;
-#pragma GCC unroll 4
-                for (int u = 0; u < 4; u++) {
-                    if (u >= nvec) break;
-                    a[u] = _mm512_fmadd_ps(pv, _mm512_loadu_ps(vr + 16 * u), a[u]);
-                }
-            }
-#pragma GCC unroll 4
-            for (int u = 0; u < 4; u++) {
-                if (u >= nvec) break;
-                _mm512_storeu_ps(ac + d0 + 16 * u, a[u]);
-            }
+    narrow_scores(qt, &kt, s, hd, W, 1);
+    for (int c = 0; c < nr; c++)
+        if (nv[c] > 0) narrow_update(at, gm, gl, s[c], vf, vscale, nv[c], c, hd);
+}
+
+// NS steps of a narrow group at once (their score chains overlap: with one pair, a lone chain
+// over the head dim would leave the core idle); then their updates in key order, as step_narrow.
+static inline __attribute__((always_inline)) void steps_narrow(const float *qt, float *at, float *gm, float *gl,
+                                                               const float *const *kts, const float *const *vfs,
+                                                               const int *t0s, const int *nss, int nsteps,
+                                                               const int32_t *cpos, __m512 vscale, int nr,
+                                                               const int hd, const int W, const int NS) {
+    __m512 s[8];
+    if (nsteps == NS)
+        narrow_scores(qt, kts, s, hd, W, NS);
+    else   // a short batch at the end: its steps one by one (the same chains)
+        for (int i = 0; i < nsteps; i++) narrow_scores(qt, kts + i, s + i * W, hd, W, 1);
+    for (int i = 0; i < nsteps; i++)
+        for (int c = 0; c < nr; c++) {
+            const int n = cpos[c] - t0s[i] + 1 < nss[i] ? cpos[c] - t0s[i] + 1 : nss[i];
+            if (n > 0) narrow_update(at, gm, gl, s[i * W + c], vfs[i], vscale, n, c, hd);
         }
-    }
 }
 
 // The chunk kernel. The (row, head) pairs c = r*G + gi of the tile go through in passes of up to
@@ -283,6 +320,7 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
     float *kbuf = tv_attn_align64(work), *vbuf = kbuf + grp;
     float *qt = vbuf + grp, *at = qt + (size_t)TV_ATTN_PASS * hd;   // (TV_ATTN_PASS/16 groups, hd, 16) each
     float *kt = at + (size_t)TV_ATTN_PASS * hd;                      // (hd, 16): a narrow group's keys
+    float *bkt = kt + grp, *bvf = bkt + NARROW_STEPS * grp;          // a decode batch: NARROW_STEPS x (kt, V)
     const __m512 vscale = _mm512_set1_ps(g->scale);
     const int C = n_rows * G;
     float *zrow = vbuf;   // hd zeros: the query of padding lanes (vbuf is free until the keys start)
@@ -325,6 +363,37 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
         }
         memset(at, 0, (size_t)ngr * grp * sizeof(float));
         const int kend = pmax + 1 < k1 ? pmax + 1 : k1;
+        if (ngr == 1 && narrow) {   // decode: steps in batches, so that one pair still keeps the core busy
+            const int W = n_last == 1 ? 1 : n_last == 2 ? 2 : n_last <= 4 ? 4 : 8, NS = W <= 2 ? 4 : W == 4 ? 2 : 1;
+            const int ahead = NS + 1;   // prefetch distance in blocks: past the batch being loaded
+            int b0 = k0, s0 = 0;
+            while (b0 < kend) {
+                const float *kts[NARROW_STEPS], *vfs[NARROW_STEPS];
+                int t0s[NARROW_STEPS], nss[NARROW_STEPS], nst = 0;
+                while (nst < NS && b0 < kend) {
+                    const int nb = kend - b0 < bs ? kend - b0 : bs, ns = nb - s0 < 16 ? nb - s0 : 16;
+                    const size_t off = tv_attn_row(g, block_table[b0 / bs], kvh, 0) + (size_t)s0 * hd;
+                    if (s0 == 0 && b0 + ahead * bs < kend)
+                        prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + ahead], kvh);
+                    float *ktw = bkt + (size_t)nst * grp;
+                    transpose_keys(load_step(g, k_pool, off, ns, hd, kbuf), ktw, hd);
+                    kts[nst] = ktw;
+                    vfs[nst] = load_step(g, v_pool, off, ns, hd, bvf + (size_t)nst * grp);
+                    t0s[nst] = b0 + s0;
+                    nss[nst++] = ns;
+                    if ((s0 += 16) >= nb) {
+                        s0 = 0;
+                        b0 += bs;
+                    }
+                }
+                switch (W) {
+                case 1: steps_narrow(qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, vscale, n_last, hd, 1, 4); break;
+                case 2: steps_narrow(qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, vscale, n_last, hd, 2, 4); break;
+                case 4: steps_narrow(qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, vscale, n_last, hd, 4, 2); break;
+                default: steps_narrow(qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, vscale, n_last, hd, 8, 1); break;
+                }
+            }
+        } else
         for (int b0 = k0; b0 < kend; b0 += bs) {
             const int nb = kend - b0 < bs ? kend - b0 : bs;
             const size_t off = tv_attn_row(g, block_table[b0 / bs], kvh, 0);
