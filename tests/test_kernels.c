@@ -561,7 +561,7 @@ static void test_packed_vs_ref(void **state) {
     (void)state;
     const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0 };
     struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
-                                                 { 512, 40, 300 }, { 4096, 33, 12 } };
+                                                 { 512, 40, 300 }, { 4096, 70, 40 } };   // the last: several row panels
     for (size_t ti = 0; ti < 2; ti++) {
         const tv_type t = types[ti];
         const tv_type_traits *rt = tv_traits_ref(t), *rv = tv_traits_ref(TV_TYPE_Q8_0);

@@ -207,6 +207,9 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 // sums stay in registers) and a pass's activations stay in L2. Measured on 5632x2048 Q8_0, 512
 // tokens, 2 threads, best of interleaved runs: 16 tokens ~1010 GOPS, 24 ~1025, 32 ~1030, 48 ~880,
 // 64 ~850 (1-2 chains per (group, token) for 3-4 tokens: one chain is faster).
+#ifndef P16_PANEL_BYTES
+#define P16_PANEL_BYTES (256 * 1024)   // weight bytes per panel (L2 is 1 MiB per core here)
+#endif
 enum { P16_TP = 32 };
 INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t nb, const uint8_t *x, size_t xrs,
                      float *y, int64_t ys, __mmask16 m0, __mmask16 m1, const int RG, const int T) {
@@ -293,17 +296,24 @@ static void p16_gemm(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, 
     const int64_t nb = n / TV_QK8_0;
     const size_t gstride = 16 * wrs;
     TV_CHECK(nb >= 1 && r0 % 16 == 0);
-    for (int64_t t0 = 0; t0 < nt; t0 += P16_TP) {
-        const int64_t tp = nt - t0 < P16_TP ? nt - t0 : P16_TP;
-        for (int64_t rg = r0; rg < r1; rg += 32) {
-            const int R = r1 - rg < 32 ? (int)(r1 - rg) : 32, RG = R > 16 ? 2 : 1;
-            const __mmask16 m0 = (__mmask16)(0xFFFFu >> (R < 16 ? 16 - R : 0));
-            const __mmask16 m1 = (__mmask16)(R > 16 ? 0xFFFFu >> (32 - R) : 0);
-            const uint8_t *gq = (const uint8_t *)w + (size_t)rg * wrs;
-            for (int64_t tg = 0; tg < tp; tg += 4) {
-                const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
-                p16_k[q4][RG][T](gq, gstride, nb, (const uint8_t *)x + (size_t)(t0 + tg) * xrs, xrs,
-                                 y + (t0 + tg) * ys + rg, ys, m0, m1);
+    // rows in panels that stay in L2 while every token pass runs over them, so each weight byte
+    // comes from DRAM once per call rather than once per pass
+    int64_t panel = nt <= P16_TP ? r1 - r0 : (int64_t)(P16_PANEL_BYTES / wrs) & ~(int64_t)31;
+    if (panel < 32) panel = 32;
+    for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+        const int64_t p1 = r1 - p0 < panel ? r1 : p0 + panel;
+        for (int64_t t0 = 0; t0 < nt; t0 += P16_TP) {
+            const int64_t tp = nt - t0 < P16_TP ? nt - t0 : P16_TP;
+            for (int64_t rg = p0; rg < p1; rg += 32) {
+                const int R = p1 - rg < 32 ? (int)(p1 - rg) : 32, RG = R > 16 ? 2 : 1;
+                const __mmask16 m0 = (__mmask16)(0xFFFFu >> (R < 16 ? 16 - R : 0));
+                const __mmask16 m1 = (__mmask16)(R > 16 ? 0xFFFFu >> (32 - R) : 0);
+                const uint8_t *gq = (const uint8_t *)w + (size_t)rg * wrs;
+                for (int64_t tg = 0; tg < tp; tg += 4) {
+                    const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
+                    p16_k[q4][RG][T](gq, gstride, nb, (const uint8_t *)x + (size_t)(t0 + tg) * xrs, xrs,
+                                     y + (t0 + tg) * ys + rg, ys, m0, m1);
+                }
             }
         }
     }
