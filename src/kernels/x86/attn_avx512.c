@@ -512,8 +512,12 @@ static void swiglu_avx512(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 k = tail16(n - i);
         const __m512 x = _mm512_maskz_loadu_ps(k, g + i);
-        const __m512 sg = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-        _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(sg, _mm512_maskz_loadu_ps(k, u + i)));
+        // x / (1 + e^-x) as x * r, r = 1 / den by rcp14 and one Newton step (~1e-7 relative, against
+        // a ~20-cycle divide)
+        const __m512 den = _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+        __m512 r = _mm512_rcp14_ps(den);
+        r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(den, r, one), r);
+        _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(_mm512_mul_ps(x, r), _mm512_maskz_loadu_ps(k, u + i)));
     }
 }
 
