@@ -316,7 +316,18 @@ static void test_type_error_budgets(void **state) {
         assert_int_equal(tv_model_n_packed(mp, NULL), 0);
         float *plain = malloc((size_t)N * V * sizeof(float));
         our_forward(mp, toks, N, N, 16, plain);
-        if (tt->pack_pays) assert_memory_equal(plain, got, (size_t)N * V * sizeof(float));
+        if (tt->plain_matches_packed) {
+            assert_memory_equal(plain, got, (size_t)N * V * sizeof(float));
+        } else if (tt->pack_pays) {
+            // another summation order (AVX2): float rounding, and now and then an activation landing on
+            // the other side of a quantization step, so compare as the type budgets do (RMS of the
+            // difference relative to the logits' RMS), far below the type's own error
+            double d2 = 0;
+            for (size_t k = 0; k < (size_t)N * V; k++) d2 += ((double)plain[k] - got[k]) * ((double)plain[k] - got[k]);
+            const double rel = sqrt(d2 / ((double)N * V)) / rms_ref;
+            print_message("%-5s packed vs plain weights: %.3g of the logits' RMS\n", tv_type_name(types[i].t), rel);
+            assert_true(rel <= 0.5 * types[i].budget);   // measured: Q8_0 7.6e-3, Q4_0 see output
+        }
         free(plain);
         tv_model_free(mp);
         tv_model_free(m);

@@ -123,6 +123,7 @@ typedef struct tv_type_traits {
     tv_repack_fn repack;
     tv_gemm_fn gemm_packed;
     bool pack_pays;
+    bool plain_matches_packed;   // gemm on plain weights runs gemm_packed's per-block chain: same bits
 } tv_type_traits;
 
 // Fill the kernel table for this CPU. force: NULL/"" = best available, or "generic" | "avx2" |

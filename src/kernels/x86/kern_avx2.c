@@ -14,6 +14,7 @@
 
 #include "kernels/kernels_impl.h"
 #include "kernels/x86/tile.h"
+#include "util/status.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -404,12 +405,119 @@ TILE_SET(bf16, float_tile, FT_BF16)
 TILE_SET_R1(q4_K, q4_K_tile)
 TILE_SET_R1(q6_K, q6_K_tile)
 
+// ======================= packed Q8_0 / Q4_0 (kernels.h "packed weights") =======================
+// A half group (8 rows: bytes 32h..32h+31 of each 64-byte quant vector, one row per int32 lane) x T
+// tokens (<= 4), running the canonical per-block chain of the scalar and AVX-512 packed kernels, so
+// the bits match them. With VNNI the stored unsigned weights (Q8_0 + 128, Q4_0 nibbles) meet the
+// activations in vpdpbusd with the offset folded in as -offset * sum(x); without VNNI, Q8_0 goes
+// back to signed bytes for the sign trick (no offset) and Q4_0 nibbles feed vpmaddubsw directly.
+enum { P8_TP = 32, P8_PANEL_BYTES = 256 * 1024 };   // tokens per pass, weight bytes per row panel
+
+INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, const uint8_t *gd, int h, size_t gstride,
+                    int64_t nb, const uint8_t *x, size_t xrs, float *out, const int T) {
+    const int qv = q4 ? 4 : 8;
+    const int32_t off = q4 ? 8 : (vnni ? 128 : 0);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), k80 = _mm256_set1_epi8((char)0x80);
+    const int8_t *xq[4];   // token t: quants (n), scales (nb) f32, sums (nb) int32
+    const float *xd[4];
+    const int32_t *xs[4];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+        xq[t] = (const int8_t *)(x + (size_t)t * xrs);
+        xd[t] = (const float *)(xq[t] + nb * TV_QK8_0);
+        xs[t] = (const int32_t *)(xd[t] + nb);
+    }
+    __m256 acc[4];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm256_set1_epi32(-off * xs[t][b]);
+        TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
+            const uint8_t *p = gq + ((size_t)b * qv + (q4 ? (k & 3) : k)) * 64 + 32 * h;
+            if (T <= 2 && k < qv) __builtin_prefetch(p + gstride, 0, 3);
+            __m256i w = _mm256_loadu_si256((const __m256i *)p), wa = w, ws = w;
+            if (q4) w = k < 4 ? _mm256_and_si256(w, m4) : _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+            if (!q4 && !vnni) {
+                ws = _mm256_xor_si256(w, k80);   // the signed weights
+                wa = _mm256_sign_epi8(ws, ws);
+            }
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                int32_t xw;
+                memcpy(&xw, xq[t] + b * TV_QK8_0 + 4 * k, 4);
+                const __m256i xv = _mm256_set1_epi32(xw);
+                if (!q4 && !vnni) s[t] = dot_u8s8(s[t], wa, _mm256_sign_epi8(xv, ws), false);
+                else s[t] = dot_u8s8(s[t], w, xv, vnni);
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)b * 32 + 16 * h)));
+        TV_TILE_UNROLL for (int t = 0; t < T; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(d, _mm256_set1_ps(xd[t][b])), acc[t]);
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
+}
+typedef void (*p8_fn)(const uint8_t *gq, const uint8_t *gd, int h, size_t gstride, int64_t nb, const uint8_t *x,
+                      size_t xrs, float *out);
+#define P8_FN(Q4, VN, T)                                                                                           \
+    static void p8_##Q4##VN##_##T(const uint8_t *gq, const uint8_t *gd, int h, size_t gstride, int64_t nb,         \
+                                  const uint8_t *x, size_t xrs, float *out) {                                      \
+        p8_tile(Q4, VN, gq, gd, h, gstride, nb, x, xrs, out, T);                                                   \
+    }
+#define P8_SET(Q4, VN) P8_FN(Q4, VN, 1) P8_FN(Q4, VN, 2) P8_FN(Q4, VN, 3) P8_FN(Q4, VN, 4)
+P8_SET(0, 0) P8_SET(0, 1) P8_SET(1, 0) P8_SET(1, 1)
+static const p8_fn p8_k[2][2][5] = {   // [q4][vnni][T]
+    { { 0, p8_00_1, p8_00_2, p8_00_3, p8_00_4 }, { 0, p8_01_1, p8_01_2, p8_01_3, p8_01_4 } },
+    { { 0, p8_10_1, p8_10_2, p8_10_3, p8_10_4 }, { 0, p8_11_1, p8_11_2, p8_11_3, p8_11_4 } },
+};
+
+// Rows in L2-sized panels; per panel, tokens in passes of P8_TP; per 16-row group, each half runs
+// every 4-token tile over the whole row (results through a small buffer: a half may be partial).
+static void p8_gemm(bool q4, bool vnni, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                    const void *x, size_t xrs, float *y, int64_t ys) {
+    const int64_t nb = n / TV_QK8_0;
+    const size_t gstride = 16 * wrs;
+    TV_CHECK(nb >= 1 && r0 % 16 == 0);
+    int64_t panel = nt <= P8_TP ? r1 - r0 : (int64_t)(P8_PANEL_BYTES / wrs) & ~(int64_t)15;
+    if (panel < 16) panel = 16;
+    for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+        const int64_t p1 = r1 - p0 < panel ? r1 : p0 + panel;
+        for (int64_t t0 = 0; t0 < nt; t0 += P8_TP) {
+            const int64_t tp = nt - t0 < P8_TP ? nt - t0 : P8_TP;
+            for (int64_t rg = p0; rg < p1; rg += 16) {
+                const uint8_t *gq = (const uint8_t *)w + (size_t)rg * wrs;
+                const uint8_t *gd = gq + (size_t)nb * (q4 ? 4 : 8) * 64;
+                for (int h = 0; h < 2; h++) {
+                    const int64_t valid = p1 - rg - 8 * h < 8 ? p1 - rg - 8 * h : 8;
+                    if (valid <= 0) break;
+                    for (int64_t tg = 0; tg < tp; tg += 4) {
+                        const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
+                        float out[4 * 8];   // (T, 8 rows)
+                        p8_k[q4][vnni][T](gq, gd, h, gstride, nb, (const uint8_t *)x + (size_t)(t0 + tg) * xrs, xrs, out);
+                        for (int t = 0; t < T; t++)
+                            memcpy(y + (t0 + tg + t) * ys + rg + 8 * h, out + 8 * t, (size_t)valid * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+#define P8_GEMM(NAME, Q4, VN)                                                                                      \
+    static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
+                     size_t xrs, float *y, int64_t ys) {                                                           \
+        p8_gemm(Q4, VN, n, r0, r1, w, wrs, nt, x, xrs, y, ys);                                                     \
+    }
+P8_GEMM(q8_0_packed_mad, false, false)
+P8_GEMM(q8_0_packed_vnni, false, true)
+P8_GEMM(q4_0_packed_mad, true, false)
+P8_GEMM(q4_0_packed_vnni, true, true)
+
 void tv_x86_install_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_Q8_0].vec_dot = vnni ? q8_0_vnni_vec_dot : q8_0_mad_vec_dot;
     t[TV_TYPE_Q8_0].gemm = vnni ? q8_0_vnni_gemm : q8_0_mad_gemm;
     t[TV_TYPE_Q8_0].from_float = from_float_q8_0;
     t[TV_TYPE_Q4_0].vec_dot = vnni ? q4_0_vnni_vec_dot : q4_0_mad_vec_dot;
     t[TV_TYPE_Q4_0].gemm = vnni ? q4_0_vnni_gemm : q4_0_mad_gemm;
+    t[TV_TYPE_Q8_0].gemm_packed = vnni ? q8_0_packed_vnni : q8_0_packed_mad;
+    t[TV_TYPE_Q4_0].gemm_packed = vnni ? q4_0_packed_vnni : q4_0_packed_mad;
+    t[TV_TYPE_Q8_0].pack_pays = t[TV_TYPE_Q4_0].pack_pays = true;
     t[TV_TYPE_F32].vec_dot = f32_vec_dot;
     t[TV_TYPE_F32].gemm = f32_gemm;
     t[TV_TYPE_F16].vec_dot = f16_vec_dot;

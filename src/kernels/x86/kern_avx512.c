@@ -606,6 +606,7 @@ void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
     t[TV_TYPE_Q8_0].gemm_packed = q8_0_512_gemm_packed;
     t[TV_TYPE_Q4_0].gemm_packed = q4_0_512_gemm_packed;
     t[TV_TYPE_Q8_0].pack_pays = t[TV_TYPE_Q4_0].pack_pays = true;
+    t[TV_TYPE_Q8_0].plain_matches_packed = t[TV_TYPE_Q4_0].plain_matches_packed = true;
     t[TV_TYPE_Q4_K].vec_dot = q4_K_512_vec_dot;
     t[TV_TYPE_Q4_K].gemm = q4_K_512_gemm;
     t[TV_TYPE_Q6_K].vec_dot = q6_K_512_vec_dot;
