@@ -44,7 +44,7 @@ typedef struct tv_model_params {
     bool no_repack;              // keep matmul weights as stored (env TINYVLLM_REPACK=0 does the same);
                                  // default: Q8_0/Q4_0 weights are repacked at load into 16-row
                                  // interleaved copies where the CPU path's kernels run faster on them
-                                 // (AVX-512 VNNI), and their pages of the file mapping are released
+                                 // (AVX2, AVX-512), and their pages of the file mapping are released
 } tv_model_params;
 
 void tv_model_params_default(tv_model_params *p);
