@@ -468,36 +468,29 @@ static const p8_fn p8_k[2][2][5] = {   // [q4][vnni][T]
     { { 0, p8_10_1, p8_10_2, p8_10_3, p8_10_4 }, { 0, p8_11_1, p8_11_2, p8_11_3, p8_11_4 } },
 };
 
-// Rows in L2-sized panels; per panel, tokens in passes of P8_TP; per 16-row group, each half runs
-// every 4-token tile over the whole row (results through a small buffer: a half may be partial).
-static void p8_gemm(bool q4, bool vnni, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
-                    const void *x, size_t xrs, float *y, int64_t ys) {
-    const int64_t nb = n / TV_QK8_0;
-    const size_t gstride = 16 * wrs;
-    TV_CHECK(nb >= 1 && r0 % 16 == 0);
-    int64_t panel = nt <= P8_TP ? r1 - r0 : (int64_t)(P8_PANEL_BYTES / wrs) & ~(int64_t)15;
-    if (panel < 16) panel = 16;
-    for (int64_t p0 = r0; p0 < r1; p0 += panel) {
-        const int64_t p1 = r1 - p0 < panel ? r1 : p0 + panel;
-        for (int64_t t0 = 0; t0 < nt; t0 += P8_TP) {
-            const int64_t tp = nt - t0 < P8_TP ? nt - t0 : P8_TP;
-            for (int64_t rg = p0; rg < p1; rg += 16) {
-                const uint8_t *gq = (const uint8_t *)w + (size_t)rg * wrs;
-                const uint8_t *gd = gq + (size_t)nb * (q4 ? 4 : 8) * 64;
-                for (int h = 0; h < 2; h++) {
-                    const int64_t valid = p1 - rg - 8 * h < 8 ? p1 - rg - 8 * h : 8;
-                    if (valid <= 0) break;
-                    for (int64_t tg = 0; tg < tp; tg += 4) {
-                        const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
-                        float out[4 * 8];   // (T, 8 rows)
-                        p8_k[q4][vnni][T](gq, gd, h, gstride, nb, (const uint8_t *)x + (size_t)(t0 + tg) * xrs, xrs, out);
-                        for (int t = 0; t < T; t++)
-                            memcpy(y + (t0 + tg + t) * ys + rg + 8 * h, out + 8 * t, (size_t)valid * sizeof(float));
-                    }
-                }
-            }
+// Blocked by tv_packed_drive; a step is one 16-row group whose halves run every 4-token tile of the
+// pass over the whole row (results through a small buffer: a half may be partial).
+static void p8_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
+    const tv_packed_ctx *c = arg;
+    const uint8_t *gq = c->w + (size_t)rg * c->wrs;
+    const uint8_t *gd = gq + (size_t)c->nb * (c->q4 ? 4 : 8) * 64;
+    for (int h = 0; h < 2; h++) {
+        const int64_t valid = rend - rg - 8 * h < 8 ? rend - rg - 8 * h : 8;
+        if (valid <= 0) break;
+        for (int64_t tg = 0; tg < tp; tg += 4) {
+            const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
+            float out[4 * 8];   // (T, 8 rows)
+            p8_k[c->q4][c->vnni][T](gq, gd, h, 16 * c->wrs, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, out);
+            for (int t = 0; t < T; t++)
+                memcpy(c->y + (t0 + tg + t) * c->ys + rg + 8 * h, out + 8 * t, (size_t)valid * sizeof(float));
         }
     }
+}
+static void p8_gemm(bool q4, bool vnni, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                    const void *x, size_t xrs, float *y, int64_t ys) {
+    tv_packed_ctx c = { q4, vnni, n / TV_QK8_0, w, x, wrs, xrs, y, ys };
+    TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
+    tv_packed_drive(r0, r1, wrs, nt, P8_TP, P8_PANEL_BYTES, 16, p8_step, &c);
 }
 #define P8_GEMM(NAME, Q4, VN)                                                                                      \
     static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \

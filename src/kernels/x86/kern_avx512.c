@@ -288,35 +288,26 @@ static const p16_fn p16_k[2][3][5] = {   // [q4][RG][T]
     { { 0 }, { 0, p16_1_1x1, p16_1_1x2, p16_1_1x3, p16_1_1x4 }, { 0, p16_1_2x1, p16_1_2x2, p16_1_2x3, p16_1_2x4 } },
 };
 
-// Packed weights (w = the packed matrix, r0 % 16 == 0; x in the packed activation layout): tokens in
-// passes of P16_TP; per pass, each pair of groups runs every 4-token tile over the whole row, the
-// running sums in registers throughout.
+// Packed weights (w = the packed matrix, r0 % 16 == 0; x in the packed activation layout), blocked by
+// tv_packed_drive: each step is a pair of groups running every 4-token tile of the pass over the whole
+// row, the running sums in registers throughout.
+static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
+    const tv_packed_ctx *c = arg;
+    const int R = rend - rg < 32 ? (int)(rend - rg) : 32, RG = R > 16 ? 2 : 1;
+    const __mmask16 m0 = (__mmask16)(0xFFFFu >> (R < 16 ? 16 - R : 0));
+    const __mmask16 m1 = (__mmask16)(R > 16 ? 0xFFFFu >> (32 - R) : 0);
+    const uint8_t *gq = c->w + (size_t)rg * c->wrs;
+    for (int64_t tg = 0; tg < tp; tg += 4) {
+        const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
+        p16_k[c->q4][RG][T](gq, 16 * c->wrs, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs,
+                            c->y + (t0 + tg) * c->ys + rg, c->ys, m0, m1);
+    }
+}
 static void p16_gemm(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                      const void *x, size_t xrs, float *y, int64_t ys) {
-    const int64_t nb = n / TV_QK8_0;
-    const size_t gstride = 16 * wrs;
-    TV_CHECK(nb >= 1 && r0 % 16 == 0);
-    // rows in panels that stay in L2 while every token pass runs over them, so each weight byte
-    // comes from DRAM once per call rather than once per pass
-    int64_t panel = nt <= P16_TP ? r1 - r0 : (int64_t)(P16_PANEL_BYTES / wrs) & ~(int64_t)31;
-    if (panel < 32) panel = 32;
-    for (int64_t p0 = r0; p0 < r1; p0 += panel) {
-        const int64_t p1 = r1 - p0 < panel ? r1 : p0 + panel;
-        for (int64_t t0 = 0; t0 < nt; t0 += P16_TP) {
-            const int64_t tp = nt - t0 < P16_TP ? nt - t0 : P16_TP;
-            for (int64_t rg = p0; rg < p1; rg += 32) {
-                const int R = p1 - rg < 32 ? (int)(p1 - rg) : 32, RG = R > 16 ? 2 : 1;
-                const __mmask16 m0 = (__mmask16)(0xFFFFu >> (R < 16 ? 16 - R : 0));
-                const __mmask16 m1 = (__mmask16)(R > 16 ? 0xFFFFu >> (32 - R) : 0);
-                const uint8_t *gq = (const uint8_t *)w + (size_t)rg * wrs;
-                for (int64_t tg = 0; tg < tp; tg += 4) {
-                    const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
-                    p16_k[q4][RG][T](gq, gstride, nb, (const uint8_t *)x + (size_t)(t0 + tg) * xrs, xrs,
-                                     y + (t0 + tg) * ys + rg, ys, m0, m1);
-                }
-            }
-        }
-    }
+    tv_packed_ctx c = { q4, true, n / TV_QK8_0, w, x, wrs, xrs, y, ys };
+    TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
+    tv_packed_drive(r0, r1, wrs, nt, P16_TP, P16_PANEL_BYTES, 32, p16_step, &c);
 }
 
 // Blocking: tokens in passes of up to G16_TP; per pass, blocks in spans as long as the activation

@@ -7,6 +7,7 @@
 #ifndef TV_X86_TILE_H
 #define TV_X86_TILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -59,5 +60,30 @@ static inline void tv_q4_K_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_
             for (size_t pf_o_ = 0; pf_o_ < (size_t)(span); pf_o_ += 64)                                           \
                 __builtin_prefetch((const char *)(p) + (ahead_bytes) + pf_o_, 0, 3);                               \
     } while (0)
+
+// Blocking of the packed GEMMs (kernels.h "packed weights"): rows [r0, r1) in panels of about
+// panel_bytes of weights, which stay in L2 while every pass of up to tp tokens runs over them (so a
+// weight byte comes from DRAM once per call, not once per pass; one panel when there is one pass);
+// inside a pass, steps of `step` rows (a multiple of 16). step_fn(ctx, rg, rend, t0, nt) computes
+// rows [rg, min(rg + step, rend)) for tokens [t0, t0 + nt).
+typedef void (*tv_packed_step_fn)(void *ctx, int64_t rg, int64_t rend, int64_t t0, int64_t nt);
+typedef struct tv_packed_ctx {   // what a step needs: the gemm's arguments
+    bool q4, vnni;
+    int64_t nb;                  // blocks per row
+    const uint8_t *w, *x;        // packed weights; packed activation rows
+    size_t wrs, xrs;
+    float *y;
+    int64_t ys;
+} tv_packed_ctx;
+static inline void tv_packed_drive(int64_t r0, int64_t r1, size_t wrs, int64_t nt, int64_t tp, size_t panel_bytes,
+                                   int64_t step, tv_packed_step_fn step_fn, void *ctx) {
+    int64_t panel = nt <= tp ? r1 - r0 : (int64_t)(panel_bytes / wrs) / step * step;
+    if (panel < step) panel = step;
+    for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+        const int64_t p1 = r1 - p0 < panel ? r1 : p0 + panel;
+        for (int64_t t0 = 0; t0 < nt; t0 += tp)
+            for (int64_t rg = p0; rg < p1; rg += step) step_fn(ctx, rg, p1, t0, nt - t0 < tp ? nt - t0 : tp);
+    }
+}
 
 #endif
