@@ -253,6 +253,12 @@ static int tile_chunks(const tv_attn_seq *s, int row0, int n_rows, int split_len
     return mx / split_len + 1;
 }
 
+// Whether a tile's chunks become separate items merged afterwards (split-K): forced by a->split, or
+// automatic for sequences with few queries when there is more than one thread.
+static bool tile_split(const tv_attn_args *a, const tv_attn_seq *s, int n_chunks, int nth) {
+    return n_chunks > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_FEW_Q));
+}
+
 static void att_phase1(void *arg, int ith, int nth) {
     att_run *ar = arg;
     const tv_attn_args *a = ar->a;
@@ -349,7 +355,7 @@ tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_
         for (int r0 = 0; r0 < s->n_q; r0 += QT) {
             const int nr = s->n_q - r0 < QT ? s->n_q - r0 : QT;
             const int nc = tile_chunks(s, r0, nr, ar.split_len);
-            const bool split = nc > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_FEW_Q));
+            const bool split = tile_split(a, s, nc, nth);
             n_items += (size_t)g->n_kv_heads * (split ? (size_t)nc : 1);
             if (split) {
                 n_tiles += (size_t)g->n_kv_heads;
@@ -371,7 +377,7 @@ tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_
         for (int r0 = 0; r0 < s->n_q; r0 += QT) {
             const int nr = s->n_q - r0 < QT ? s->n_q - r0 : QT;
             const int nc = tile_chunks(s, r0, nr, ar.split_len);
-            const bool split = nc > 1 && (a->split > 0 || (a->split == 0 && nth > 1 && s->n_q <= ATT_FEW_Q));
+            const bool split = tile_split(a, s, nc, nth);
             for (int kvh = 0; kvh < g->n_kv_heads; kvh++) {
                 if (split) ws->tiles[ar.n_tiles++] = (att_tile){si, kvh, r0, nr, nc, part};
                 for (int c = 0; c < (split ? nc : 1); c++) {

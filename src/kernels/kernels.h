@@ -171,6 +171,12 @@ tv_bf16 tv_f32_to_bf16(float f);
 #define TV_PACK_ROWS 16
 size_t tv_packed_size(tv_type t, int64_t n, int64_t rows);   // 0: type has no packed layout
 size_t tv_packed_act_size(int64_t n);                        // n % 32 == 0
+typedef struct tv_packed_act { const int8_t *q; const float *d; const int32_t *s; } tv_packed_act;
+static inline tv_packed_act tv_packed_act_view(const void *row, int64_t n) {   // the three parts of a row
+    const int8_t *q = (const int8_t *)row;
+    const float *d = (const float *)(q + n);
+    return (tv_packed_act){ q, d, (const int32_t *)(d + n / 32) };
+}
 // Quantizes one row of n floats into that layout with the active path's Q8_0 quantizer (so the
 // quants are bit-identical to the plain path's activations).
 void tv_packed_act_from_float(const float *x, void *row, int64_t n);

@@ -132,8 +132,9 @@ static void gemm16(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, si
         const uint8_t *gd = gq + (size_t)nb * qv * TV_PACK_ROWS * 4;
         const int l = (int)(r % TV_PACK_ROWS);
         for (int64_t t = 0; t < nt; t++) {
-            const int8_t *xq = (const int8_t *)x + (size_t)t * xrs;   // packed activation row
-            const float *xd = (const float *)(xq + n);
+            const tv_packed_act xa = tv_packed_act_view((const uint8_t *)x + (size_t)t * xrs, n);
+            const int8_t *xq = xa.q;
+            const float *xd = xa.d;
             float acc = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
                 int32_t isum = 0;

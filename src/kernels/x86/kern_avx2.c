@@ -418,19 +418,13 @@ INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, const uin
     const int qv = q4 ? 4 : 8;
     const int32_t off = q4 ? 8 : (vnni ? 128 : 0);
     const __m256i m4 = _mm256_set1_epi8(0x0F), k80 = _mm256_set1_epi8((char)0x80);
-    const int8_t *xq[4];   // token t: quants (n), scales (nb) f32, sums (nb) int32
-    const float *xd[4];
-    const int32_t *xs[4];
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-        xq[t] = (const int8_t *)(x + (size_t)t * xrs);
-        xd[t] = (const float *)(xq[t] + nb * TV_QK8_0);
-        xs[t] = (const int32_t *)(xd[t] + nb);
-    }
+    tv_packed_act xa[4];   // token t's quants, scales, block sums
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = tv_packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
     __m256 acc[4];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i s[4];
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm256_set1_epi32(-off * xs[t][b]);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm256_set1_epi32(-off * xa[t].s[b]);
         TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
             const uint8_t *p = gq + ((size_t)b * qv + (q4 ? (k & 3) : k)) * 64 + 32 * h;
             if (T <= 2 && k < qv) __builtin_prefetch(p + gstride, 0, 3);
@@ -442,7 +436,7 @@ INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, const uin
             }
             TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                 int32_t xw;
-                memcpy(&xw, xq[t] + b * TV_QK8_0 + 4 * k, 4);
+                memcpy(&xw, xa[t].q + b * TV_QK8_0 + 4 * k, 4);
                 const __m256i xv = _mm256_set1_epi32(xw);
                 if (!q4 && !vnni) s[t] = dot_u8s8(s[t], wa, _mm256_sign_epi8(xv, ws), false);
                 else s[t] = dot_u8s8(s[t], w, xv, vnni);
@@ -450,7 +444,7 @@ INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, const uin
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)b * 32 + 16 * h)));
         TV_TILE_UNROLL for (int t = 0; t < T; t++)
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(d, _mm256_set1_ps(xd[t][b])), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(d, _mm256_set1_ps(xa[t].d[b])), acc[t]);
     }
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }

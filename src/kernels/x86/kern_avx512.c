@@ -219,21 +219,15 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
     const uint8_t *qb[2] = { gq, gq + gstride };
     const uint8_t *db[2] = { gq + (size_t)nb * qv * 64, gq + gstride + (size_t)nb * qv * 64 };
     const __mmask16 mk[2] = { m0, m1 };
-    const int8_t *xq[4];    // token t: quants (n), then scales (nb) f32, then sums (nb) int32
-    const float *xd[4];
-    const int32_t *xs[4];
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-        xq[t] = (const int8_t *)(x + (size_t)t * xrs);
-        xd[t] = (const float *)(xq[t] + nb * TV_QK8_0);
-        xs[t] = (const int32_t *)(xd[t] + nb);
-    }
+    tv_packed_act xa[4];   // token t's quants, scales, block sums
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = tv_packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
     __m512 acc[2][4];
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)
         TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m512i s[2][4], s2[2][4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const __m512i c = _mm512_set1_epi32(-off * xs[t][b]);   // the weights' offset times sum(x)
+            const __m512i c = _mm512_set1_epi32(-off * xa[t].s[b]);   // the weights' offset times sum(x)
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) { s[g][t] = c; s2[g][t] = _mm512_setzero_si512(); }
         }
         TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
@@ -247,7 +241,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
             }
             TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                 int32_t xw;
-                memcpy(&xw, xq[t] + b * TV_QK8_0 + 4 * k, 4);
+                memcpy(&xw, xa[t].q + b * TV_QK8_0 + 4 * k, 4);
                 const __m512i xv = _mm512_set1_epi32(xw);
                 TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
                     // 1-2 tokens: odd dwords on a second chain, so a block is not one long latency chain
@@ -265,7 +259,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
         TV_TILE_UNROLL for (int g = 0; g < RG; g++)
             d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(db[g] + (size_t)b * 32)));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const __m512 dx = _mm512_set1_ps(xd[t][b]);
+            const __m512 dx = _mm512_set1_ps(xa[t].d[b]);
             TV_TILE_UNROLL for (int g = 0; g < RG; g++)
                 acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[g][t]), _mm512_mul_ps(d[g], dx), acc[g][t]);
         }
