@@ -64,7 +64,7 @@ static void old_worker(void *arg, int ith, int nth) {
             float bm = -INFINITY;
             for (int j = 0; j < n; j++) {
                 const tv_f16 *k16 = b->k[a->layer] + (((size_t)b->bt[blk] * N_KV + kvh) * BS + j) * HD;
-                for (int d = 0; d < HD; d++) krow[d] = tv_f16_to_f32(k16[d]);
+                for (int d = 0; d < HD; d++) krow[d] = f16_to_f32(k16[d]);
                 float dot = 0;
                 for (int d = 0; d < HD; d++) dot += qv[d] * krow[d];
                 scores[j] = dot * scale;
@@ -77,7 +77,7 @@ static void old_worker(void *arg, int ith, int nth) {
                 const float e = expf(scores[j] - new_mx);
                 l += e;
                 const tv_f16 *v16 = b->v[a->layer] + (((size_t)b->bt[blk] * N_KV + kvh) * BS + j) * HD;
-                for (int d = 0; d < HD; d++) vrow[d] = tv_f16_to_f32(v16[d]);
+                for (int d = 0; d < HD; d++) vrow[d] = f16_to_f32(v16[d]);
                 for (int d = 0; d < HD; d++) out[d] += e * vrow[d];
             }
             mx = new_mx;
@@ -93,12 +93,12 @@ static void step(bench *b, const tv_ops *ops, int n_q, int ctx, tv_pool *pool, t
     for (int l = 0; l < N_LAYERS; l++) {
         if (!ops) {
             old_args a = {b, l, n_q, scratch};
-            tv_pool_run(pool, old_worker, &a);
+            pool_run(pool, old_worker, &a);
             continue;
         }
         tv_attn_args a = {.ops = ops, .geom = b->g, .k_pool = b->k[l], .v_pool = b->v[l], .n_seqs = 1, .seqs = &seq};
         tv_error err;
-        if (tv_attention(&a, ws, pool, &err)) {
+        if (attn_run(&a, ws, pool, &err)) {
             fprintf(stderr, "bench_attention: %s\n", err.msg);
             exit(1);
         }
@@ -124,8 +124,8 @@ int main(int argc, char **argv) {
         b.v[l] = malloc(pool_elems * sizeof(tv_f16));
         if (!b.k[l] || !b.v[l]) return 1;
         for (size_t i = 0; i < pool_elems; i++) {
-            b.k[l][i] = tv_f32_to_f16((float)((double)rand() / RAND_MAX - 0.5));
-            b.v[l][i] = tv_f32_to_f16((float)((double)rand() / RAND_MAX - 0.5));
+            b.k[l][i] = f32_to_f16((float)((double)rand() / RAND_MAX - 0.5));
+            b.v[l][i] = f32_to_f16((float)((double)rand() / RAND_MAX - 0.5));
         }
     }
     for (int i = 0; i < (int)n_blocks; i++) b.bt[i] = (int32_t)((i * 37) % n_blocks);   // scattered blocks
@@ -134,21 +134,21 @@ int main(int argc, char **argv) {
     float *scratch = malloc(sizeof(float) * 4 * (BS + 2 * HD));
     if (!b.q || !b.out || !scratch) return 1;
     for (size_t i = 0; i < (size_t)512 * N_HEADS * HD; i++) b.q[i] = (float)((double)rand() / RAND_MAX - 0.5);
-    tv_attn_ws *ws = tv_attn_ws_create(NULL);
-    const tv_ops *fast = tv_ops_active();
-    struct { const char *name; const tv_ops *ops; } impls[] = {{"before", NULL}, {"generic", tv_ops_ref()},
+    tv_attn_ws *ws = attn_ws_create(NULL);
+    const tv_ops *fast = ops_active();
+    struct { const char *name; const tv_ops *ops; } impls[] = {{"before", NULL}, {"generic", ops_ref()},
                                                                 {fast->name, fast}};
     struct { const char *name; int n_q, ctx; } modes[] = {{"decode ctx 512", 1, 512}, {"decode ctx 2048", 1, 2048},
                                                            {"prefill 512", 512, 512}};
     printf("TinyLlama attention (22 layers, 32/4 heads, hd 64, f16 KV, block 16), kernel path %s, %d reps\n",
-           tv_kernels_path(), reps);
+           kern_path(), reps);
     tv_roofline roof = {0};
-    if (tv_roofline_measure(1, &roof, NULL) == TV_OK)
+    if (roofline_measure(1, &roof, NULL) == TV_OK)
         printf("1-thread limits: %.1f GB/s read, %.0f GFLOP/s fp32 (%s)\n", roof.mem_bw_gbs, roof.fp32_gflops, roof.isa);
     printf("%-16s %-8s %3s %12s %12s %14s\n", "mode", "impl", "thr", "wall ms", "cpu ms", "achieved");
     double *wall = malloc(sizeof(double) * reps), *cpu = malloc(sizeof(double) * reps);
     for (int nth = 1; nth <= 2; nth++) {
-        tv_pool *pool = tv_pool_create(nth, NULL);
+        tv_pool *pool = pool_create(nth, NULL);
         for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++)
             for (size_t ii = fast_only ? 2 : 0; ii < sizeof impls / sizeof impls[0]; ii++) {
                 if (only && !strstr(modes[mi].name, only)) continue;
@@ -179,10 +179,10 @@ int main(int argc, char **argv) {
                 printf("%-16s %-8s %3d %12.3f %12.3f %14s\n", modes[mi].name, impls[ii].name, nth, w, cpu[r / 2], ach);
                 fflush(stdout);
             }
-        tv_pool_free(pool);
+        pool_free(pool);
     }
     free(wall);
     free(cpu);
-    tv_attn_ws_free(ws);
+    attn_ws_free(ws);
     return 0;
 }

@@ -3,7 +3,7 @@
 //   bench_kernels [path] [threads] [type]   path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default best)
 //
 // Measures (all with the given thread count on the library's thread pool):
-//   roofline          read bandwidth, int8 and fp32 peaks of this machine (tv_roofline_measure)
+//   roofline          read bandwidth, int8 and fp32 peaks of this machine (roofline_measure)
 //   GEMV              y = W x, 1 token, W rotated over copies totalling > 128 MiB so reads come from
 //                     DRAM; reported as GB/s of weight bytes and as a fraction of read bandwidth
 //   GEMM              n_tok = 16, 64, 256 tokens; GOPS = 2 * rows * cols * n_tok / s, vs int8 peak
@@ -37,14 +37,14 @@ int main(int argc, char **argv) {
     int nth = argc > 2 ? atoi(argv[2]) : 2;
     tv_error err = { 0 };
     if (getenv("BENCH_CPUTIME") && nth == 1) g_clock = CLOCK_PROCESS_CPUTIME_ID;
-    if (tv_kernels_init(path, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
-    tv_pool *pool = tv_pool_create(nth, &err);
+    if (kern_init(path, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
+    tv_pool *pool = pool_create(nth, &err);
     if (!pool) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
-    printf("path %s, %d threads\n", tv_kernels_path(), nth);
+    printf("path %s, %d threads\n", kern_path(), nth);
 
     // the machine's limits, measured now with the same thread count (src/util/roofline.h)
     tv_roofline roof;
-    if (tv_roofline_measure(nth, &roof, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
+    if (roofline_measure(nth, &roof, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
     const double best_bw = roof.mem_bw_gbs, peak = roof.int8_gops;
     printf("roofline (%s): read bandwidth %.1f GB/s, int8 peak %.1f GOPS, fp32 FMA peak %.1f GFLOPS\n", roof.isa,
            roof.mem_bw_gbs, roof.int8_gops, roof.fp32_gflops);
@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
     const tv_type *types = all_types;
     size_t n_types = sizeof all_types / sizeof all_types[0];
     tv_type one;
-    if (argc > 3 && tv_type_from_name(argv[3], &one)) { types = &one; n_types = 1; }
+    if (argc > 3 && kern_type_from_name(argv[3], &one)) { types = &one; n_types = 1; }
     // rows, cols: TinyLlama-1.1B's attention / ffn_up,gate / ffn_down shapes
     const int64_t shapes[][2] = { { 2048, 2048 }, { 5632, 2048 }, { 2048, 5632 } };
     size_t n_shapes = getenv("BENCH_SHAPE") ? 1 : 3, s0 = getenv("BENCH_SHAPE") ? (size_t)atoi(getenv("BENCH_SHAPE")) % 3 : 0;
@@ -63,8 +63,8 @@ int main(int argc, char **argv) {
         fill(wf, (size_t)(rows * cols), 7);
         for (size_t ti = 0; ti < n_types; ti++) {
             tv_type t = types[ti];
-            const tv_type_traits *tt = tv_traits(t);
-            size_t rs = tv_row_size(t, cols), wbytes = rs * (size_t)rows;
+            const tv_type_traits *tt = kern_traits(t);
+            size_t rs = kern_row_size(t, cols), wbytes = rs * (size_t)rows;
             int n_copies = (int)((((size_t)128 << 20) + wbytes - 1) / wbytes);
             if (n_copies < 2) n_copies = 2;
             unsigned char *wq = malloc(wbytes * (size_t)n_copies);
@@ -73,9 +73,9 @@ int main(int argc, char **argv) {
             int64_t max_tok = 256;
             float *x = malloc(sizeof(float) * (size_t)(max_tok * cols)), *y = malloc(sizeof(float) * (size_t)(max_tok * rows));
             fill(x, (size_t)(max_tok * cols), 11);
-            size_t ws = tv_matmul_wsize(t, cols, max_tok);
+            size_t ws = kern_matmul_wsize(t, cols, max_tok);
             void *wsp = ws ? malloc(ws) : NULL;
-            size_t psz = tv_packed_size(t, cols, rows);
+            size_t psz = packed_size(t, cols, rows);
             unsigned char *wp = NULL;
             if (psz == wbytes && tt->repack) {   // packed copies (whole 16-row groups: same size)
                 wp = malloc(wbytes * (size_t)n_copies);
@@ -90,12 +90,12 @@ int main(int argc, char **argv) {
                 // is shared: the minimum is the run that was not preempted)
                 int iters = 4 * n_copies;
                 tw.data = wbase;
-                tv_matmul(&tw, x, 1, y, wsp, pool);
+                kern_matmul(&tw, x, 1, y, wsp, pool);
                 double gemv_s = 1e9, hot_s = 1e9;
                 for (int it = 0; it < iters; it++) {
                     tw.data = wbase + (size_t)(it % n_copies) * wbytes;
                     t0 = now_s();
-                    tv_matmul(&tw, x, 1, y, wsp, pool);
+                    kern_matmul(&tw, x, 1, y, wsp, pool);
                     double s = now_s() - t0;
                     if (s < gemv_s) gemv_s = s;
                 }
@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
                 tw.data = wbase;   // GEMV hot: the same copy again (cache-resident where it fits in L2+L3)
                 for (int it = 0; it < 50; it++) {
                     t0 = now_s();
-                    tv_matmul(&tw, x, 1, y, wsp, pool);
+                    kern_matmul(&tw, x, 1, y, wsp, pool);
                     double s = now_s() - t0;
                     if (s < hot_s) hot_s = s;
                 }
@@ -113,12 +113,12 @@ int main(int argc, char **argv) {
                 const int64_t toks[] = { 16, 64, 256 };
                 for (int k = 0; k < 3; k++) {
                     int64_t nt = toks[k];
-                    tv_matmul(&tw, x, nt, y, wsp, pool);
+                    kern_matmul(&tw, x, nt, y, wsp, pool);
                     int reps = nt >= 256 ? 4 : 12;
                     double best = 1e9;
                     for (int it = 0; it < reps; it++) {
                         t0 = now_s();
-                        tv_matmul(&tw, x, nt, y, wsp, pool);
+                        kern_matmul(&tw, x, nt, y, wsp, pool);
                         double s = now_s() - t0;
                         if (s < best) best = s;
                     }
@@ -133,6 +133,6 @@ int main(int argc, char **argv) {
         }
         free(wf);
     }
-    tv_pool_free(pool);
+    pool_free(pool);
     return 0;
 }

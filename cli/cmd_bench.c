@@ -2,7 +2,7 @@
 // decode throughput through the public engine API, optionally as fractions of the machine's
 // measured limits (--roofline) and side by side with a peer's own benchmark (--compare).
 //
-// What is timed (wall clock, tv_time_ms):
+// What is timed (wall clock, time_ms):
 //   pp     one request, P random prompt ids, max_tokens 1: add -> finished. tok/s = P / time.
 //   tg     one request, a 1-token prompt, N tokens (ignore_eos, greedy): add -> finished, N
 //          forward passes of one token each (as llama-bench's tgN). tok/s = N / time.
@@ -91,9 +91,9 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
     memset(r, 0, sizeof *r);
     int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);   // (n_prompt) prompt of the request being added
     req_state *rs = calloc((size_t)n_req, sizeof *rs);        // (n_req)
-    if (!ids || !rs) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto cleanup; }
+    if (!ids || !rs) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto cleanup; }
     uint64_t rng = seed;
-    double t0 = tv_time_ms();
+    double t0 = time_ms();
     for (int q = 0; q < n_req; q++) {
         for (int i = 0; i < n_prompt; i++) ids[i] = (int32_t)(splitmix64(&rng) % (uint64_t)n_vocab);
         tv_request_params rp;
@@ -125,10 +125,10 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
                 q->done = true;
                 n_done++;
                 any_finished = true;
-                if (outs[i].finish == TV_FINISH_ABORT) { st = tv_fail(err, TV_ERR_STATE, "a benchmark request was aborted"); goto cleanup; }
+                if (outs[i].finish == TV_FINISH_ABORT) { st = err_fail(err, TV_ERR_STATE, "a benchmark request was aborted"); goto cleanup; }
             }
         }
-        if (t_all_started == 0.0 && n_started == n_req) t_all_started = tv_time_ms();
+        if (t_all_started == 0.0 && n_started == n_req) t_all_started = time_ms();
         tv_engine_stats es;
         tv_engine_get_stats(e, &es);
         if (!any_finished && es.n_running == n_req) {
@@ -138,9 +138,9 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
             r->kv_slots_used = used;
             r->has_kv = true;
         }
-        if (!tv_engine_has_work(e) && n_done < n_req) { st = tv_fail(err, TV_ERR_STATE, "engine idle with requests unfinished"); goto cleanup; }
+        if (!tv_engine_has_work(e) && n_done < n_req) { st = err_fail(err, TV_ERR_STATE, "engine idle with requests unfinished"); goto cleanup; }
     }
-    double t1 = tv_time_ms();
+    double t1 = time_ms();
     r->t_total_ms = t1 - t0;
     r->t_decode_ms = t_all_started > 0.0 ? t1 - t_all_started : 0.0;
     for (int q = 0; q < n_req; q++) r->n_generated += (uint64_t)rs[q].n_generated;
@@ -247,7 +247,7 @@ static void peer_parse_markdown(peer *p, const char *text) {
 // Runs the peer's command through the shell (the user's own command line), parses its stdout.
 static bool peer_run(peer *p, tv_error *err) {
     FILE *f = popen(p->cmd, "r");
-    if (!f) { tv_fail(err, TV_ERR_IO, "--compare %s: cannot run '%s'", p->name, p->cmd); return false; }
+    if (!f) { err_fail(err, TV_ERR_IO, "--compare %s: cannot run '%s'", p->name, p->cmd); return false; }
     char *out = NULL;
     size_t len = 0, cap = 0;
     char buf[4096];
@@ -256,10 +256,10 @@ static bool peer_run(peer *p, tv_error *err) {
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         if (!cli_append(&out, &len, &cap, buf, n)) { ok = false; break; }
     int status = pclose(f);
-    if (!ok) { free(out); tv_fail(err, TV_ERR_NOMEM, "--compare %s: out of memory", p->name); return false; }
+    if (!ok) { free(out); err_fail(err, TV_ERR_NOMEM, "--compare %s: out of memory", p->name); return false; }
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         free(out);
-        tv_fail(err, TV_ERR_IO, "--compare %s: '%s' failed (exit status %d)", p->name, p->cmd,
+        err_fail(err, TV_ERR_IO, "--compare %s: '%s' failed (exit status %d)", p->name, p->cmd,
                 status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return false;
     }
@@ -268,7 +268,7 @@ static bool peer_run(peer *p, tv_error *err) {
     if (*t == '[' || *t == '{') peer_parse_json(p, t);
     else peer_parse_markdown(p, t);
     free(out);
-    if (!p->ok) { tv_fail(err, TV_ERR_FORMAT, "--compare %s: no pp/tg results found in its output", p->name); return false; }
+    if (!p->ok) { err_fail(err, TV_ERR_FORMAT, "--compare %s: no pp/tg results found in its output", p->name); return false; }
     return true;
 }
 
@@ -276,14 +276,14 @@ static bool peer_run(peer *p, tv_error *err) {
 
 // Parameters that take part in matmuls per token (attention score/value products not counted).
 static double matmul_params(const tv_model *m) {
-    const tv_hparams *hp = tv_model_hparams(m);
-    const tv_layer *L = tv_model_layers(m);
+    const tv_hparams *hp = model_hparams(m);
+    const tv_layer *L = model_layers(m);
     double n = 0.0;
     for (int l = 0; l < hp->n_layers; l++) {
         const tv_tensor *ts[7] = { &L[l].wq, &L[l].wk, &L[l].wv, &L[l].wo, &L[l].w_gate, &L[l].w_up, &L[l].w_down };
         for (int i = 0; i < 7; i++) n += (double)ts[i]->ne[0] * (double)ts[i]->ne[1];
     }
-    const tv_tensor *out = tv_model_output(m);
+    const tv_tensor *out = model_output(m);
     if (out) n += (double)out->ne[0] * (double)out->ne[1];
     return n;
 }
@@ -331,27 +331,27 @@ int cmd_bench(int argc, char **argv) {
     tv_error err = {0};
     if (!model_path) { rc = cli_usage_error("bench", "-m MODEL is required"); goto done; }
     if (batch > 0 && n_gen < 2) { rc = cli_usage_error("bench", "--batch needs -n >= 2 (decode steps to time)"); goto done; }
-    if (tv_kernels_init(cpu, &err)) { fprintf(stderr, "tinyvllm bench: %s\n", err.msg); rc = 2; goto done; }
+    if (kern_init(cpu, &err)) { fprintf(stderr, "tinyvllm bench: %s\n", err.msg); rc = 2; goto done; }
 
     // ---- load ----
-    double t0 = tv_time_ms();
+    double t0 = time_ms();
     tv_model_params mp;
     tv_model_params_default(&mp);
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
-    const double load_ms = tv_time_ms() - t0;
+    const double load_ms = time_ms() - t0;
     double repack_ms = 0;
-    const int n_packed = tv_model_n_packed(m, &repack_ms);
+    const int n_packed = model_n_packed(m, &repack_ms);
     const int32_t n_vocab = tv_model_n_vocab(m);
     const int n_ctx = tv_model_n_ctx(m);
     int batch_prompt = BENCH_BATCH_PROMPT;
     if (batch > 0 && batch_prompt + n_gen + 1 > n_ctx) batch_prompt = (int)(n_ctx - n_gen - 1);
     if (batch > 0 && batch_prompt < 1) {
-        tv_fail(&err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", n_gen, n_ctx);
+        err_fail(&err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", n_gen, n_ctx);
         goto fail;
     }
     const int longest = (int)(n_prompt > batch_prompt || batch == 0 ? n_prompt : batch_prompt);
     if ((long)longest + (n_gen > 1 ? n_gen : 1) + 1 > n_ctx || n_gen + 2 > n_ctx) {
-        tv_fail(&err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", n_prompt, n_gen, n_ctx);
+        err_fail(&err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", n_prompt, n_gen, n_ctx);
         goto fail;
     }
 
@@ -363,9 +363,9 @@ int cmd_bench(int argc, char **argv) {
     ec.max_model_len = longest + (int)(n_gen > 1 ? n_gen : 1) + 1;
     ec.kv_bits = (int)kv_bits;
     if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
-    // tv_engine_create re-runs tv_kernels_init(NULL), which picks the best path again: re-apply
+    // tv_engine_create re-runs kern_init(NULL), which picks the best path again: re-apply
     // a forced one (the engine's workers are idle until the first step)
-    if (cpu && tv_kernels_init(cpu, &err)) goto fail;
+    if (cpu && kern_init(cpu, &err)) goto fail;
     const int n_threads = ec.n_threads;
 
     // ---- warm-up: pages the weights in, wakes the pool ----
@@ -400,10 +400,10 @@ int cmd_bench(int argc, char **argv) {
     tv_engine_free(e);   // its pool would compete with the roofline probes
     e = NULL;
 
-    const size_t wbytes = tv_model_weight_bytes(m);
+    const size_t wbytes = model_weight_bytes(m);
     const double n_params = matmul_params(m);
     tv_roofline rl = {0};
-    if (roofline && tv_roofline_measure(n_threads, &rl, &err)) goto fail;
+    if (roofline && roofline_measure(n_threads, &rl, &err)) goto fail;
     const double tg_med = s_median(&tg), pp_med = s_median(&pp), bd_med = s_median(&bd);
     const double tg_bound = roofline && wbytes ? rl.mem_bw_gbs * 1e9 / (double)wbytes : 0.0;      // tok/s
     const double pp_bound = roofline && n_params > 0 ? rl.int8_gops * 1e9 / (2.0 * n_params) : 0.0;  // tok/s
@@ -417,10 +417,10 @@ int cmd_bench(int argc, char **argv) {
 
     if (json) {
         jo = cJSON_CreateObject();
-        if (!jo) { tv_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        if (!jo) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
         cJSON_AddStringToObject(jo, "model", model_path);
         cJSON_AddNumberToObject(jo, "threads", n_threads);
-        cJSON_AddStringToObject(jo, "kernels", tv_kernels_path());
+        cJSON_AddStringToObject(jo, "kernels", kern_path());
         cJSON_AddNumberToObject(jo, "n_prompt", (double)n_prompt);
         cJSON_AddNumberToObject(jo, "n_gen", (double)n_gen);
         cJSON_AddNumberToObject(jo, "reps", (double)reps);
@@ -469,12 +469,12 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddItemToArray(jp, o);
         }
         char *txt = cJSON_PrintUnformatted(jo);
-        if (!txt) { tv_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        if (!txt) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
         printf("%s\n", txt);
         free(txt);
     } else {
         printf("model %s: %.2f M matmul params, %.1f MiB weights read per token | %d threads | kernels %s | %ld reps\n",
-               tv_model_name(m) ? tv_model_name(m) : model_path, n_params * 1e-6, (double)wbytes / (1 << 20), n_threads, tv_kernels_path(), reps);
+               tv_model_name(m) ? tv_model_name(m) : model_path, n_params * 1e-6, (double)wbytes / (1 << 20), n_threads, kern_path(), reps);
         printf("load %.0f ms (%d weight tensors repacked in %.0f ms) | peak RSS %.0f MB\n\n", load_ms, n_packed,
                repack_ms, peak_rss_mb);
         printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");

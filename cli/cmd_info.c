@@ -63,7 +63,7 @@ static void print_tensors(int64_t n, const tv_tensor *(*get)(const void *, int64
         const tv_tensor *t = get(src, i, &tmp);
         int64_t el = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
         if (verbose) {
-            printf("  %-32s %-6s [", t->name ? t->name : "?", tv_type_name(t->type));
+            printf("  %-32s %-6s [", t->name ? t->name : "?", kern_type_name(t->type));
             for (int d = 0; d < t->n_dims; d++) printf("%s%lld", d ? ", " : "", (long long)t->ne[d]);
             printf("] ");
             print_bytes((double)t->nbytes);
@@ -80,7 +80,7 @@ static void print_tensors(int64_t n, const tv_tensor *(*get)(const void *, int64
     printf("tensor types:\n");
     for (int ty = 0; ty < TV_TYPE_COUNT; ty++) {
         if (!sums[ty].n) continue;
-        printf("  %-6s %4lld tensors  %12lld params  ", tv_type_name((tv_type)ty), (long long)sums[ty].n,
+        printf("  %-6s %4lld tensors  %12lld params  ", kern_type_name((tv_type)ty), (long long)sums[ty].n,
                (long long)sums[ty].elems);
         print_bytes((double)sums[ty].bytes);
         printf("  (%.2f bits/weight)\n", sums[ty].elems ? 8.0 * (double)sums[ty].bytes / (double)sums[ty].elems : 0);
@@ -99,7 +99,7 @@ static const tv_tensor *gguf_get_t(const void *src, int64_t i, tv_tensor *tmp) {
 
 static const tv_tensor *l2c_get_t(const void *src, int64_t i, tv_tensor *tmp) {
     (void)tmp;
-    return tv_llama2c_tensor(src, (int)i);
+    return llama2c_tensor(src, (int)i);
 }
 
 int cmd_info(int argc, char **argv) {
@@ -142,12 +142,12 @@ int cmd_info(int argc, char **argv) {
         print_tensors(gguf_n_tensors(g), gguf_get_t, g, verbose);
         gguf_close(g);
     } else {
-        tv_llama2c *l = tv_llama2c_open(path, &err);
+        tv_llama2c *l = llama2c_open(path, &err);
         if (!l) { fprintf(stderr, "tinyvllm info: %s\n", err.msg); return 1; }
-        const tv_llama2c_config *c = tv_llama2c_get_config(l);
+        const tv_llama2c_config *c = llama2c_get_config(l);
         printf("format: llama2.c checkpoint v%d (%s classifier)\n", c->version, c->shared_classifier ? "shared" : "separate");
-        print_tensors(tv_llama2c_n_tensors(l), l2c_get_t, l, verbose);
-        tv_llama2c_close(l);
+        print_tensors(llama2c_n_tensors(l), l2c_get_t, l, verbose);
+        llama2c_close(l);
     }
     tv_model_params mp;
     tv_model_params_default(&mp);
@@ -157,15 +157,15 @@ int cmd_info(int argc, char **argv) {
         printf("runnable: no — %s\n", err.msg);
         return 1;
     }
-    const tv_hparams *h = tv_model_hparams(m);
+    const tv_hparams *h = model_hparams(m);
     printf("name: %s\narchitecture: llama\n", tv_model_name(m));
     printf("hyperparameters: vocab %d, dim %d, layers %d, heads %d, kv heads %d (group %d), head dim %d, ffn %d\n",
            h->n_vocab, h->dim, h->n_layers, h->n_heads, h->n_kv_heads, h->n_heads / h->n_kv_heads, h->head_dim, h->hidden_dim);
     printf("context length: %d\n", h->n_ctx_train);
     printf("rope: base %g, %d dims, scaling %s; rms eps %g\n", (double)h->rope_theta, h->n_rot, h->rope_scaling, (double)h->norm_eps);
-    printf("output: %s\n", tv_model_output(m)->data == tv_model_tok_embd(m)->data ? "tied to token_embd" : "separate");
+    printf("output: %s\n", model_output(m)->data == model_tok_embd(m)->data ? "tied to token_embd" : "separate");
     printf("weights read per token: ");
-    print_bytes((double)tv_model_weight_bytes(m));
+    print_bytes((double)model_weight_bytes(m));
     printf("\n");
     const tv_tokenizer *tok = tv_model_tokenizer(m);
     if (tok) {

@@ -51,13 +51,13 @@ static tv_tokenizer *load_tokenizer(const char *cmd, const char *path, int32_t v
     if (kind == MODEL_GGUF) {
         gguf_ctx *g = gguf_open(path, &err);
         if (g) {
-            t = tv_tokenizer_from_gguf(g, &err);
+            t = tokenizer_from_gguf(g, &err);
             gguf_close(g);
         }
     } else if (kind == MODEL_JSON) {
-        t = tv_tokenizer_load_json(path, &err);
+        t = tokenizer_load_json(path, &err);
     } else {
-        t = tv_tokenizer_load_llama2c(path, vocab_size, &err);
+        t = tokenizer_load_llama2c(path, vocab_size, &err);
     }
     if (!t) fprintf(stderr, "tinyvllm %s: %s\n", cmd, err.msg);
     return t;

@@ -97,7 +97,7 @@ static void build_all(void) {
     uint8_t *mem;
     gguf_ctx *g = make_gguf("llama", NULL, &s, &mem);
     tv_error err = {0};
-    TOK[0] = tv_tokenizer_from_gguf(g, &err);
+    TOK[0] = tokenizer_from_gguf(g, &err);
     gguf_close(g);
     free(mem);
 
@@ -119,7 +119,7 @@ static void build_all(void) {
     const char *pres[2] = {"llama-bpe", "deepseek-coder"};
     for (int k = 0; k < 2; k++) {
         g = make_gguf("gpt2", pres[k], &v, &mem);
-        TOK[1 + k] = tv_tokenizer_from_gguf(g, &err);
+        TOK[1 + k] = tokenizer_from_gguf(g, &err);
         gguf_close(g);
         free(mem);
     }
@@ -129,7 +129,7 @@ static void build_all(void) {
                                "\xe2\x96\x81" "!", "\xe2\x96\x81" "the", "s", "\xe2\x96\x81\xe4\xb8\xad"};
     for (size_t i = 0; i < sizeof wp / sizeof *wp; i++) add_tok(&w, wp[i], 0, i < 4 ? 3 : 1);
     g = make_gguf("bert", NULL, &w, &mem);
-    TOK[3] = tv_tokenizer_from_gguf(g, &err);
+    TOK[3] = tokenizer_from_gguf(g, &err);
     gguf_close(g);
     free(mem);
     for (int k = 0; k < 4; k++)

@@ -46,7 +46,7 @@ static float kv_get(const att_case *c, const void *pool, int p, int kvh, int d) 
     const tv_attn_geom *g = &c->g;
     size_t i = (((size_t)c->bt[p / g->block_size] * g->n_kv_heads + kvh) * g->block_size + p % g->block_size) *
                g->head_dim + d;
-    return g->kv_is_f32 ? ((const float *)pool)[i] : tv_f16_to_f32(((const tv_f16 *)pool)[i]);
+    return g->kv_is_f32 ? ((const float *)pool)[i] : f16_to_f32(((const tv_f16 *)pool)[i]);
 }
 
 static void case_init(att_case *c, int hd, int group, int bs, int ctx, bool is_f32) {
@@ -69,8 +69,8 @@ static void case_init(att_case *c, int hd, int group, int bs, int ctx, bool is_f
             ((float *)c->k)[i] = kk;
             ((float *)c->v)[i] = vv;
         } else {
-            ((tv_f16 *)c->k)[i] = tv_f32_to_f16(kk);
-            ((tv_f16 *)c->v)[i] = tv_f32_to_f16(vv);
+            ((tv_f16 *)c->k)[i] = f32_to_f16(kk);
+            ((tv_f16 *)c->v)[i] = f32_to_f16(vv);
         }
     }
     // a random permutation of the blocks: the block table must be honoured
@@ -127,12 +127,12 @@ static tv_pool *g_pools[4];   // 1..3 threads
 
 static void run_att(const att_case *c, const tv_ops *ops, int split, tv_pool *pool, int n_seqs, const tv_attn_seq *seqs) {
     tv_error err = {0};
-    tv_attn_ws *ws = tv_attn_ws_create(&err);
+    tv_attn_ws *ws = attn_ws_create(&err);
     assert_non_null(ws);
     tv_attn_args a = {.ops = ops, .geom = c->g, .k_pool = c->k, .v_pool = c->v, .n_seqs = n_seqs, .seqs = seqs,
                       .split = split};
-    assert_int_equal(tv_attention(&a, ws, pool, &err), TV_OK);
-    tv_attn_ws_free(ws);
+    assert_int_equal(attn_run(&a, ws, pool, &err), TV_OK);
+    attn_ws_free(ws);
 }
 
 // One geometry: queries = the last n_q positions of ctx (a prefill chunk; n_q = 1 is a decode).
@@ -160,10 +160,10 @@ static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f3
             for (int d = 0; d < hd; d++) vmax = fmax(vmax, fabs(kv_get(&c, c.v, p, h, d)));
 
     tv_attn_seq seq = {.n_q = n_q, .q = q, .out = ref, .pos = pos, .block_table = c.bt};
-    run_att(&c, tv_ops_ref(), -1, NULL, 1, &seq);
+    run_att(&c, ops_ref(), -1, NULL, 1, &seq);
     double worst = 0;
     for (int pi = 0; pi < N_PATHS; pi++) {
-        const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
         if (!ops) continue;
         seq.out = out;
         run_att(&c, ops, 0, g_pools[1], 1, &seq);
@@ -209,12 +209,12 @@ static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f3
 static int setup_pools(void **state) {
     tv_error err = {0};
     for (int n = 1; n <= 3; n++)
-        if (!(g_pools[n] = tv_pool_create(n, &err))) return -1;
+        if (!(g_pools[n] = pool_create(n, &err))) return -1;
     return 0;
 }
 
 static int teardown_pools(void **state) {
-    for (int n = 1; n <= 3; n++) tv_pool_free(g_pools[n]);
+    for (int n = 1; n <= 3; n++) pool_free(g_pools[n]);
     return 0;
 }
 
@@ -266,7 +266,7 @@ static void test_attention_chunk_rows(void **state) {
             int32_t pos[N_ROWS];
             for (int r = 0; r < N_ROWS; r++)   // rows 0..2 end before the chunk
                 pos[r] = r < 3 ? K0 - 1 - 7 * r : K0 + (int32_t)(rnd_u32() % (uint32_t)(CTX - K0));
-            float *q = malloc(sizeof(float) * N_ROWS * qd), *work = malloc(sizeof(float) * tv_attn_work_floats(&c.g));
+            float *q = malloc(sizeof(float) * N_ROWS * qd), *work = malloc(sizeof(float) * attn_work_floats(&c.g));
             float *m = malloc(sizeof(float) * R), *l = malloc(sizeof(float) * R), *acc = malloc(sizeof(float) * R * hd);
             float *mr = malloc(sizeof(float) * R), *lr = malloc(sizeof(float) * R), *accr = malloc(sizeof(float) * R * hd);
             float m1[GROUP], l1[GROUP], *acc1 = malloc(sizeof(float) * GROUP * hd);
@@ -275,9 +275,9 @@ static void test_attention_chunk_rows(void **state) {
             double vmax = 0;
             for (int p = 0; p < CTX; p++)
                 for (int d = 0; d < hd; d++) vmax = fmax(vmax, fabs(kv_get(&c, c.v, p, kvh, d)));
-            tv_ops_ref()->attn_chunk(&c.g, c.k, c.v, c.bt, kvh, N_ROWS, q, pos, K0, K1, mr, lr, accr, work);
+            ops_ref()->attn_chunk(&c.g, c.k, c.v, c.bt, kvh, N_ROWS, q, pos, K0, K1, mr, lr, accr, work);
             for (int pi = 0; pi < N_PATHS; pi++) {
-                const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+                const tv_ops *ops = ops_for_path(PATHS[pi]);
                 if (!ops) continue;
                 ops->attn_chunk(&c.g, c.k, c.v, c.bt, kvh, N_ROWS, q, pos, K0, K1, m, l, acc, work);
                 for (int r = 0; r < N_ROWS; r++) {
@@ -310,12 +310,12 @@ static void test_attention_chunk_rows(void **state) {
 
 static void test_attention_rejects_bad_geometry(void **state) {
     tv_error err = {0};
-    tv_attn_ws *ws = tv_attn_ws_create(&err);
+    tv_attn_ws *ws = attn_ws_create(&err);
     tv_attn_args a = {.geom = {.n_heads = 6, .n_kv_heads = 4, .head_dim = 64, .block_size = 16}};
-    assert_int_equal(tv_attention(&a, ws, NULL, &err), TV_ERR_INVALID);
+    assert_int_equal(attn_run(&a, ws, NULL, &err), TV_ERR_INVALID);
     assert_non_null(strstr(err.msg, "geometry"));
-    tv_attn_ws_free(ws);
-    tv_attn_ws_free(NULL);
+    attn_ws_free(ws);
+    attn_ws_free(NULL);
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -327,7 +327,7 @@ static double relerr(double got, double want) { return fabs(got - want) / fmax(f
 
 static void test_rmsnorm(void **state) {
     for (int pi = 0; pi < N_PATHS; pi++) {
-        const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
         if (!ops) continue;
         for (size_t si = 0; si < N_SIZES; si++) {
             int n = SIZES[si];
@@ -342,7 +342,7 @@ static void test_rmsnorm(void **state) {
             }
             o[n] = 12345.0f;   // guard: must not be written
             ops->rmsnorm(o, x, w, n, 1e-5f);
-            tv_ops_ref()->rmsnorm(r, x, w, n, 1e-5f);
+            ops_ref()->rmsnorm(r, x, w, n, 1e-5f);
             double inv = 1.0 / sqrt(ss / n + 1e-5);
             for (int i = 0; i < n; i++) {
                 double want = x[i] * inv * w[i];
@@ -358,17 +358,17 @@ static void test_rmsnorm(void **state) {
 static void test_rope(void **state) {
     static const int SHAPES[][2] = {{8, 8}, {64, 64}, {64, 32}, {128, 128}, {48, 46}, {6, 2}};   // head_dim, n_rot
     for (int pi = 0; pi < N_PATHS; pi++) {
-        const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
         if (!ops) continue;
         for (size_t si = 0; si < sizeof SHAPES / sizeof SHAPES[0]; si++) {
             const int hd = SHAPES[si][0], nr = SHAPES[si][1], nh = 3;
             float inv_freq[64], cs[256], v[3 * 128], r[3 * 128], orig[3 * 128];
             for (int i = 0; i < nr / 2; i++) inv_freq[i] = (float)pow(10000.0, -2.0 * i / nr);
             const float pos = (float)(rnd_u32() % 4096);
-            tv_rope_table(cs, nr, inv_freq, pos);
+            rope_table(cs, nr, inv_freq, pos);
             for (int i = 0; i < nh * hd; i++) orig[i] = v[i] = r[i] = rnd_normal();
             ops->rope(v, nh, hd, nr, cs);
-            tv_ops_ref()->rope(r, nh, hd, nr, cs);
+            ops_ref()->rope(r, nh, hd, nr, cs);
             for (int h = 0; h < nh; h++)
                 for (int i = 0; i < hd; i++) {
                     const float *o = orig + h * hd;
@@ -391,7 +391,7 @@ static void test_rope(void **state) {
 static void test_swiglu_add(void **state) {
     double worst = 0;
     for (int pi = 0; pi < N_PATHS; pi++) {
-        const tv_ops *ops = tv_ops_for_path(PATHS[pi]);
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
         if (!ops) continue;
         for (size_t si = 0; si < N_SIZES; si++) {
             int n = SIZES[si];

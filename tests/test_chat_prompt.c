@@ -35,7 +35,7 @@ static int setup(void **state) {
     snprintf(path, sizeof path, "%s/vocab/ggml-vocab-llama-spm.gguf", shared_dir());
     tv_error err = {0};
     if ((fx->g = gguf_open(path, &err))) {
-        fx->tok = tv_tokenizer_from_gguf(fx->g, &err);
+        fx->tok = tokenizer_from_gguf(fx->g, &err);
         assert_non_null(fx->tok);
     }
     *state = fx;

@@ -404,10 +404,10 @@ static void test_batch_invariance_quantized(void **state) {
     tv_model *saved = g_model;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         char path[512];
-        snprintf(path, sizeof path, "%s/inv-%s.gguf", TV_BINARY_DIR, tv_type_name(types[ti]));
+        snprintf(path, sizeof path, "%s/inv-%s.gguf", TV_BINARY_DIR, kern_type_name(types[ti]));
         tv_synth_params sp = {.type = types[ti], .seed = 5, .shape = &shape, .pure = true, .n_threads = 1};
         tv_error err = {0};
-        if (tv_synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
+        if (synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
         g_model = tv_model_load(path, NULL, &err);
         if (!g_model) fail_msg("%s", err.msg);
         make_requests(ref, N, 1000 + ti, 120, 16, 20);
@@ -422,7 +422,7 @@ static void test_batch_invariance_quantized(void **state) {
         tv_engine *e = tv_engine_create(g_model, &c, &err);
         assert_non_null(e);
         drive(e, got, N, NULL, NULL);
-        check_same(ref, got, N, tv_type_name(types[ti]));
+        check_same(ref, got, N, kern_type_name(types[ti]));
         tv_engine_free(e);
         tv_model_free(g_model);
         remove(path);

@@ -346,7 +346,7 @@ static void test_roundtrip_align64(void **state) { (void)state; roundtrip(64); }
 typedef struct { int64_t next_row; int calls; } stream_state;
 static tv_status fill_rows(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
     stream_state *st = user;
-    if (row0 != st->next_row) return tv_fail(err, TV_ERR_STATE, "rows out of order");
+    if (row0 != st->next_row) return err_fail(err, TV_ERR_STATE, "rows out of order");
     float *y = dst;
     for (int64_t r = 0; r < n_rows; r++)
         for (int64_t k = 0; k < 4096; k++) y[r * 4096 + k] = (float)((row0 + r) * 10000 + k);
@@ -356,7 +356,7 @@ static tv_status fill_rows(void *user, int64_t row0, int64_t n_rows, void *dst, 
 }
 static tv_status fill_fail(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
     (void)user; (void)row0; (void)n_rows; (void)dst;
-    return tv_fail(err, TV_ERR_INVALID, "source says no");
+    return err_fail(err, TV_ERR_INVALID, "source says no");
 }
 
 static void test_stream_source(void **state) {

@@ -106,7 +106,7 @@ static void check_fixtures(const char *const *paths_override, bool from_gguf) {
     int n_paths_run = 0;
     for (size_t pi = 0; pi < 3; pi++) {
         tv_error err = {0};
-        if (tv_kernels_init(paths[pi], &err) != TV_OK) continue;   // path not supported here
+        if (kern_init(paths[pi], &err) != TV_OK) continue;   // path not supported here
         n_paths_run++;
         for (int c = 0; c < n; c++) {
             fixture *f = &fx[c];
@@ -154,7 +154,7 @@ static void check_fixtures(const char *const *paths_override, bool from_gguf) {
         }
     }
     assert_true(n_paths_run >= 1);
-    tv_kernels_init(NULL, NULL);
+    kern_init(NULL, NULL);
 }
 
 static void test_fixtures_bin(void **state) {
@@ -192,9 +192,9 @@ static void check_logits(const char *model, const char *ref_file) {
     if (!m) fail_msg("%s", err.msg);
     const int V = tv_model_n_vocab(m);
     assert_int_equal(len, (size_t)32 * V * sizeof(float));
-    tv_pool *pool = tv_pool_create(2, &err);
-    tv_kv_cache *kv = tv_kv_cache_create(m, 2, 16, true, &err);
-    tv_forward *f = tv_forward_create(m, 1, 1, pool, &err);
+    tv_pool *pool = pool_create(2, &err);
+    tv_kv_cache *kv = kv_cache_create(m, 2, 16, true, &err);
+    tv_forward *f = forward_create(m, 1, 1, pool, &err);
     assert_non_null(kv);
     assert_non_null(f);
     int32_t tok = 1, table[2] = {0, 1};
@@ -205,7 +205,7 @@ static void check_logits(const char *model, const char *ref_file) {
         tv_batch b = {.n_tokens = 1, .tokens = &tok, .positions = &pos, .n_seqs = 1, .q_start = qs, .ctx_len = &ctx,
                       .block_tables = tables, .n_logits = 1, .logit_rows = &row};
         float *lg;
-        assert_int_equal(tv_forward_run(f, kv, &b, &lg, &err), TV_OK);
+        assert_int_equal(forward_run(f, kv, &b, &lg, &err), TV_OK);
         int best = 0;
         for (int i = 0; i < V; i++) {
             double d = fabs((double)lg[i] - ref[(size_t)pos * V + i]);
@@ -216,9 +216,9 @@ static void check_logits(const char *model, const char *ref_file) {
     }
     print_message("%s: max |logit - reference| over 32 positions = %.3g\n", model, worst);
     assert_true(worst < 1e-4);
-    tv_forward_free(f);
-    tv_kv_cache_free(kv);
-    tv_pool_free(pool);
+    forward_free(f);
+    kv_cache_free(kv);
+    pool_free(pool);
     tv_model_free(m);
     free(ref);
 }
@@ -228,11 +228,11 @@ static void test_logits(void **state) {
     if (!have_shared()) { print_message("skipped: ../shared is absent\n"); skip(); }
     const char *paths[] = {"generic", "avx2", "avx512"};
     for (size_t pi = 0; pi < 3; pi++) {
-        if (tv_kernels_init(paths[pi], NULL) != TV_OK) continue;
+        if (kern_init(paths[pi], NULL) != TV_OK) continue;
         check_logits("aidreams260K.bin", "aidreams260K.bos.logits.f32");
         check_logits("stories260K.bin", "stories260K.bos.logits.f32");
     }
-    tv_kernels_init(NULL, NULL);
+    kern_init(NULL, NULL);
 }
 
 int main(void) {

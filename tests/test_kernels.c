@@ -1,6 +1,6 @@
 // test_kernels.c — the kernel layer: type table, f16/bf16 conversion, scalar reference kernels
 // against a double-precision oracle, quantization error budgets, known-answer block decodes,
-// every ISA path against the reference, and tv_matmul across pool sizes.
+// every ISA path against the reference, and kern_matmul across pool sizes.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,35 +70,35 @@ static void test_type_table(void **state) {
         { TV_TYPE_TQ2_0, "TQ2_0", 256, 66, false }, { TV_TYPE_MXFP4, "MXFP4", 32, 17, false },
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const tv_type_traits *tt = tv_traits(want[i].t);
+        const tv_type_traits *tt = kern_traits(want[i].t);
         assert_non_null(tt);
         assert_string_equal(tt->name, want[i].name);
         assert_int_equal(tt->blck_size, want[i].bs);
         assert_int_equal(tt->type_size, want[i].ts);
         assert_int_equal(tt->is_supported, want[i].sup);
-        assert_string_equal(tv_type_name(want[i].t), want[i].name);
+        assert_string_equal(kern_type_name(want[i].t), want[i].name);
         tv_type back;
-        assert_true(tv_type_from_name(want[i].name, &back));
+        assert_true(kern_type_from_name(want[i].name, &back));
         assert_int_equal(back, want[i].t);
-        assert_int_equal(tv_row_size(want[i].t, 4096), (size_t)(4096 / want[i].bs) * want[i].ts);
+        assert_int_equal(kern_row_size(want[i].t, 4096), (size_t)(4096 / want[i].bs) * want[i].ts);
         if (want[i].sup) {
             assert_non_null(tt->to_float);
             assert_non_null(tt->vec_dot);
-            assert_non_null(tv_traits(tt->vec_dot_type)->from_float);
+            assert_non_null(kern_traits(tt->vec_dot_type)->from_float);
         }
     }
     tv_type t;
-    assert_true(tv_type_from_name("q4_k", &t));
+    assert_true(kern_type_from_name("q4_k", &t));
     assert_int_equal(t, TV_TYPE_Q4_K);
-    assert_false(tv_type_from_name("Q4_2", &t));
-    assert_false(tv_type_from_name(NULL, &t));
-    assert_null(tv_traits((tv_type)4));
-    assert_null(tv_traits((tv_type)31));
-    assert_null(tv_traits((tv_type)-1));
-    assert_null(tv_traits(TV_TYPE_COUNT));
-    assert_string_equal(tv_type_name((tv_type)5), "?");
-    assert_int_equal(tv_row_size(TV_TYPE_Q4_K, 100), 0);    // not a multiple of the block
-    assert_int_equal(tv_row_size((tv_type)33, 32), 0);
+    assert_false(kern_type_from_name("Q4_2", &t));
+    assert_false(kern_type_from_name(NULL, &t));
+    assert_null(kern_traits((tv_type)4));
+    assert_null(kern_traits((tv_type)31));
+    assert_null(kern_traits((tv_type)-1));
+    assert_null(kern_traits(TV_TYPE_COUNT));
+    assert_string_equal(kern_type_name((tv_type)5), "?");
+    assert_int_equal(kern_row_size(TV_TYPE_Q4_K, 100), 0);    // not a multiple of the block
+    assert_int_equal(kern_row_size((tv_type)33, 32), 0);
 }
 
 // ---------------------------------------------------------------- f16 / bf16
@@ -125,19 +125,19 @@ static bool has_f16c(void) {   // F16C is VEX-encoded: needs the CPU bit and OS-
 static void test_f16_exhaustive(void **state) {
     (void)state;
     for (uint32_t h = 0; h < 65536; h++) {
-        float f = tv_f16_to_f32((tv_f16)h);
+        float f = f16_to_f32((tv_f16)h);
         double want = f16_value((uint16_t)h);
         if (isnan(want)) {
             assert_true(isnan(f));
             assert_int_equal(signbit(f) != 0, (h >> 15) != 0);
-            tv_f16 back = tv_f32_to_f16(f);
+            tv_f16 back = f32_to_f16(f);
             assert_int_equal(back & 0xFC00, h & 0xFC00);        // still nan, same sign
             assert_int_equal(back & 0x1FF, h & 0x1FF);          // payload kept (quiet bit set)
             assert_true(back & 0x200);
         } else {
             assert_true((double)f == want);
             assert_int_equal(signbit(f) != 0, (h >> 15) != 0);
-            assert_int_equal(tv_f32_to_f16(f), h);              // exact round trip
+            assert_int_equal(f32_to_f16(f), h);              // exact round trip
         }
         // exact ties between neighbouring finite halves round to the even one
         uint32_t e = (h >> 10) & 31;
@@ -145,27 +145,27 @@ static void test_f16_exhaustive(void **state) {
             double mid = (f16_value((uint16_t)h) + f16_value((uint16_t)(h + 1))) / 2;   // exact in float
             if (!(h & 0x8000) || (h & 0x7FFF) != 0) {
                 uint16_t even = (h & 1) ? (uint16_t)(h + 1) : (uint16_t)h;
-                assert_int_equal(tv_f32_to_f16((float)mid), even);
+                assert_int_equal(f32_to_f16((float)mid), even);
             }
         }
     }
-    assert_int_equal(tv_f32_to_f16(65519.99f), 0x7BFF);
-    assert_int_equal(tv_f32_to_f16(65520.0f), 0x7C00);          // tie at the top rounds to inf
-    assert_int_equal(tv_f32_to_f16(-1e10f), 0xFC00);
-    assert_int_equal(tv_f32_to_f16(ldexpf(1.0f, -25)), 0x0000); // tie to even (zero)
-    assert_int_equal(tv_f32_to_f16(nextafterf(ldexpf(1.0f, -25), 1.0f)), 0x0001);
-    assert_int_equal(tv_f32_to_f16(-0.0f), 0x8000);
+    assert_int_equal(f32_to_f16(65519.99f), 0x7BFF);
+    assert_int_equal(f32_to_f16(65520.0f), 0x7C00);          // tie at the top rounds to inf
+    assert_int_equal(f32_to_f16(-1e10f), 0xFC00);
+    assert_int_equal(f32_to_f16(ldexpf(1.0f, -25)), 0x0000); // tie to even (zero)
+    assert_int_equal(f32_to_f16(nextafterf(ldexpf(1.0f, -25), 1.0f)), 0x0001);
+    assert_int_equal(f32_to_f16(-0.0f), 0x8000);
 #if defined(__x86_64__)
     if (has_f16c()) {   // the hardware converter is the oracle for every rounding
         for (uint32_t h = 0; h < 65536; h++) {
-            float hw = hw_f16_to_f32((uint16_t)h), mine = tv_f16_to_f32((tv_f16)h);
+            float hw = hw_f16_to_f32((uint16_t)h), mine = f16_to_f32((tv_f16)h);
             assert_memory_equal(&hw, &mine, 4);
         }
         for (uint64_t u = 0; u < (1ull << 32); u += 251) {
             uint32_t bits = (uint32_t)u;
             float f;
             memcpy(&f, &bits, 4);
-            uint16_t hw = hw_f32_to_f16(f), mine = tv_f32_to_f16(f);
+            uint16_t hw = hw_f32_to_f16(f), mine = f32_to_f16(f);
             if (hw != mine) fail_msg("f32 %08x: hw %04x mine %04x", bits, hw, mine);
         }
     } else {
@@ -177,12 +177,12 @@ static void test_f16_exhaustive(void **state) {
 static void test_bf16(void **state) {
     (void)state;
     for (uint32_t h = 0; h < 65536; h++) {
-        float f = tv_bf16_to_f32((tv_bf16)h);
+        float f = bf16_to_f32((tv_bf16)h);
         uint32_t bits;
         memcpy(&bits, &f, 4);
         assert_int_equal(bits, h << 16);
-        if (!isnan(f)) assert_int_equal(tv_f32_to_bf16(f), h);
-        else assert_int_equal(tv_f32_to_bf16(f), h | 0x40);   // quieted, sign and payload kept
+        if (!isnan(f)) assert_int_equal(f32_to_bf16(f), h);
+        else assert_int_equal(f32_to_bf16(f), h | 0x40);   // quieted, sign and payload kept
     }
     // rounding oracle: the nearer of the two neighbours in double, ties to even
     for (uint64_t u = 0; u < (1ull << 32); u += 4093) {
@@ -191,17 +191,17 @@ static void test_bf16(void **state) {
         memcpy(&f, &bits, 4);
         if (isnan(f) || isinf(f)) continue;
         uint16_t lo = (uint16_t)(bits >> 16), hi = (uint16_t)(lo + 1);
-        double vlo = tv_bf16_to_f32(lo);
-        double vhi = (hi & 0x7FFF) == 0x7F80 ? copysign(ldexp(1.0, 128), f) : (double)tv_bf16_to_f32(hi);
+        double vlo = bf16_to_f32(lo);
+        double vhi = (hi & 0x7FFF) == 0x7F80 ? copysign(ldexp(1.0, 128), f) : (double)bf16_to_f32(hi);
         double dlo = fabs((double)f - vlo), dhi = fabs(vhi - (double)f);
         uint16_t want = dlo < dhi ? lo : dhi < dlo ? hi : ((lo & 1) ? hi : lo);
-        if (tv_f32_to_bf16(f) != want) fail_msg("bf16 of %08x: got %04x want %04x", bits, tv_f32_to_bf16(f), want);
+        if (f32_to_bf16(f) != want) fail_msg("bf16 of %08x: got %04x want %04x", bits, f32_to_bf16(f), want);
     }
 }
 
 // ---------------------------------------------------------------- helpers
 static void *quantize_rows(tv_type t, const float *x, int64_t rows, int64_t n, const tv_type_traits *tt) {
-    size_t rs = tv_row_size(t, n);
+    size_t rs = kern_row_size(t, n);
     unsigned char *q = malloc(rs * (size_t)rows);
     assert_non_null(q);
     for (int64_t r = 0; r < rows; r++) tt->from_float(x + r * n, q + r * rs, n);
@@ -209,7 +209,7 @@ static void *quantize_rows(tv_type t, const float *x, int64_t rows, int64_t n, c
 }
 
 static double rel_rms_error(tv_type t, int64_t n) {
-    const tv_type_traits *ref = tv_traits_ref(t);
+    const tv_type_traits *ref = kern_traits_ref(t);
     float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
     fill_weights(x, n);
     void *q = quantize_rows(t, x, 1, n, ref);
@@ -228,7 +228,7 @@ static void test_quant_error_budgets(void **state) {
     };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
         double e = rel_rms_error(b[i].t, 1 << 16);
-        print_message("quantize error %-5s rel rms %.3e (budget %.1e)\n", tv_type_name(b[i].t), e, b[i].budget);
+        print_message("quantize error %-5s rel rms %.3e (budget %.1e)\n", kern_type_name(b[i].t), e, b[i].budget);
         assert_true(e <= b[i].budget);
         assert_true(e >= b[i].budget / 20);   // a near-zero error means the round trip is not quantizing
     }
@@ -238,7 +238,7 @@ static void test_quant_error_budgets(void **state) {
 
 // Dequantize both operands and take the dot product in double.
 static double oracle_dot(tv_type wt, const void *w, const void *xq, int64_t n) {
-    const tv_type_traits *tt = tv_traits_ref(wt), *vt = tv_traits_ref(tt->vec_dot_type);
+    const tv_type_traits *tt = kern_traits_ref(wt), *vt = kern_traits_ref(tt->vec_dot_type);
     float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
     tt->to_float(w, a, n);
     vt->to_float(xq, b, n);
@@ -248,7 +248,7 @@ static double oracle_dot(tv_type wt, const void *w, const void *xq, int64_t n) {
     return s;
 }
 static double oracle_abs_dot(tv_type wt, const void *w, const void *xq, int64_t n) {
-    const tv_type_traits *tt = tv_traits_ref(wt), *vt = tv_traits_ref(tt->vec_dot_type);
+    const tv_type_traits *tt = kern_traits_ref(wt), *vt = kern_traits_ref(tt->vec_dot_type);
     float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
     tt->to_float(w, a, n);
     vt->to_float(xq, b, n);
@@ -264,7 +264,7 @@ static void test_ref_vec_dot_vs_oracle(void **state) {
     (void)state;
     for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
         tv_type t = WEIGHT_TYPES[ti];
-        const tv_type_traits *tt = tv_traits_ref(t), *vt = tv_traits_ref(tt->vec_dot_type);
+        const tv_type_traits *tt = kern_traits_ref(t), *vt = kern_traits_ref(tt->vec_dot_type);
         for (size_t si = 0; si < sizeof DOT_SIZES / sizeof DOT_SIZES[0]; si++) {
             int64_t n = DOT_SIZES[si];
             if (n % tt->blck_size || n % vt->blck_size) continue;
@@ -293,12 +293,12 @@ static void test_q8_0_q4_0_known_answer(void **state) {
     b8.d = 0x3800;   // 0.5
     for (int i = 0; i < 32; i++) b8.qs[i] = (int8_t)(i * 8 - 128);
     float y[32];
-    tv_traits_ref(TV_TYPE_Q8_0)->to_float(&b8, y, 32);
+    kern_traits_ref(TV_TYPE_Q8_0)->to_float(&b8, y, 32);
     for (int i = 0; i < 32; i++) assert_true(y[i] == 0.5f * (float)(i * 8 - 128));
     tv_block_q4_0 b4;
     b4.d = 0xC000;   // -2.0
     for (int i = 0; i < 16; i++) b4.qs[i] = (uint8_t)(i | ((15 - i) << 4));
-    tv_traits_ref(TV_TYPE_Q4_0)->to_float(&b4, y, 32);
+    kern_traits_ref(TV_TYPE_Q4_0)->to_float(&b4, y, 32);
     for (int i = 0; i < 16; i++) {
         assert_true(y[i] == -2.0f * (float)(i - 8));
         assert_true(y[16 + i] == -2.0f * (float)(15 - i - 8));
@@ -306,8 +306,8 @@ static void test_q8_0_q4_0_known_answer(void **state) {
     // the Q4_0 quantizer maps the signed extreme onto nibble 0 exactly (ggml's convention)
     float x[32];
     for (int i = 0; i < 32; i++) x[i] = (float)(i - 10) * 0.25f;   // max |x| = 5.25 at i = 31
-    tv_traits_ref(TV_TYPE_Q4_0)->from_float(x, &b4, 32);
-    assert_int_equal(b4.d, tv_f32_to_f16(5.25f / -8.0f));
+    kern_traits_ref(TV_TYPE_Q4_0)->from_float(x, &b4, 32);
+    assert_int_equal(b4.d, f32_to_f16(5.25f / -8.0f));
     assert_int_equal(b4.qs[15] >> 4, 0);
 }
 
@@ -338,7 +338,7 @@ static void test_q4_K_known_answer(void **state) {
     s[11] = 12 | (3 << 4);      // scale7 | min7
     for (int i = 0; i < 128; i++) b.qs[i] = (uint8_t)((i * 7) & 0xFF);
     float y[256];
-    tv_traits_ref(TV_TYPE_Q4_K)->to_float(&b, y, 256);
+    kern_traits_ref(TV_TYPE_Q4_K)->to_float(&b, y, 256);
     for (int c = 0; c < 4; c++) {
         for (int l = 0; l < 32; l++) {
             int qlo = ((32 * c + l) * 7 & 0xFF) & 15, qhi = ((32 * c + l) * 7 & 0xFF) >> 4;
@@ -372,7 +372,7 @@ static void test_q6_K_known_answer(void **state) {
     for (int i = 0; i < 16; i++) b.scales[i] = (int8_t)(i * 17 - 128);
     b.d = 0x3000;   // 0.125
     float y[256];
-    tv_traits_ref(TV_TYPE_Q6_K)->to_float(&b, y, 256);
+    kern_traits_ref(TV_TYPE_Q6_K)->to_float(&b, y, 256);
     for (int h = 0; h < 2; h++) {
         for (int l = 0; l < 32; l++) {
             int q[4] = {
@@ -397,7 +397,7 @@ static void test_q6_K_known_answer(void **state) {
 // ---------------------------------------------------------------- fast paths vs reference
 static bool use_path(const char *p) {
     tv_error err = { 0 };
-    return tv_kernels_init(p, &err) == TV_OK;
+    return kern_init(p, &err) == TV_OK;
 }
 
 static void check_close(const char *what, const char *path, const char *ty, int64_t n, float got, float want,
@@ -412,15 +412,15 @@ static void test_paths_vs_ref(void **state) {
     const int64_t sizes[] = { 256, 512 + 256, 4096, 32, 96, 2048 + 32, 172, 5 };
     for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
         if (!use_path(PATHS[pi])) { print_message("path %s: not supported here, skipped\n", PATHS[pi]); continue; }
-        print_message("path %s (%s)\n", PATHS[pi], tv_kernels_path());
+        print_message("path %s (%s)\n", PATHS[pi], kern_path());
         if (strcmp(PATHS[pi], "generic") != 0) {   // the path really replaced the int8 kernels
-            assert_true(tv_traits(TV_TYPE_Q8_0)->vec_dot != tv_traits_ref(TV_TYPE_Q8_0)->vec_dot);
-            assert_true(tv_traits(TV_TYPE_Q4_0)->gemm != NULL);
+            assert_true(kern_traits(TV_TYPE_Q8_0)->vec_dot != kern_traits_ref(TV_TYPE_Q8_0)->vec_dot);
+            assert_true(kern_traits(TV_TYPE_Q4_0)->gemm != NULL);
         }
         for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
             tv_type t = WEIGHT_TYPES[ti];
-            const tv_type_traits *ft = tv_traits(t), *rt = tv_traits_ref(t);
-            const tv_type_traits *fv = tv_traits(rt->vec_dot_type), *rv = tv_traits_ref(rt->vec_dot_type);
+            const tv_type_traits *ft = kern_traits(t), *rt = kern_traits_ref(t);
+            const tv_type_traits *fv = kern_traits(rt->vec_dot_type), *rv = kern_traits_ref(rt->vec_dot_type);
             assert_int_equal(ft->vec_dot_type, rt->vec_dot_type);
             for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
                 int64_t n = sizes[si];
@@ -431,7 +431,7 @@ static void test_paths_vs_ref(void **state) {
                 fill_weights(x, n * TOK);
                 unsigned char *wq = quantize_rows(t, w, ROWS, n, rt);
                 unsigned char *xq = quantize_rows(rt->vec_dot_type, x, TOK, n, rv);
-                size_t wrs = tv_row_size(t, n), xrs = tv_row_size(rt->vec_dot_type, n);
+                size_t wrs = kern_row_size(t, n), xrs = kern_row_size(rt->vec_dot_type, n);
                 if (t == TV_TYPE_Q8_0) {   // a file may hold -128, which our quantizer never writes
                     tv_block_q8_0 *b0 = (tv_block_q8_0 *)wq;
                     for (int j = 0; j < 32; j += 3) b0[0].qs[j] = -128;
@@ -494,7 +494,7 @@ static void test_paths_row_conversion(void **state) {
     for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
         if (!use_path(PATHS[pi])) continue;
         for (size_t ti = 0; ti < 3; ti++) {
-            const tv_type_traits *ft = tv_traits(types[ti]), *rt = tv_traits_ref(types[ti]);
+            const tv_type_traits *ft = kern_traits(types[ti]), *rt = kern_traits_ref(types[ti]);
             if (types[ti] == TV_TYPE_F32) continue;
             rt->from_float(x, ha, N);
             ft->from_float(x, hb, N);
@@ -519,14 +519,14 @@ static void test_paths_row_conversion(void **state) {
             for (int i = 32 * 18; i < 32 * 19; i++) xq[i] *= 1e30f;
             for (int i = 32 * 33; i < 32 * 34; i++) xq[i] = 0.0f;
             tv_block_q8_0 qa[NQ / 32], qb[NQ / 32];
-            tv_traits_ref(TV_TYPE_Q8_0)->from_float(xq, qa, NQ);
-            tv_traits(TV_TYPE_Q8_0)->from_float(xq, qb, NQ);
+            kern_traits_ref(TV_TYPE_Q8_0)->from_float(xq, qa, NQ);
+            kern_traits(TV_TYPE_Q8_0)->from_float(xq, qb, NQ);
             assert_memory_equal(qa, qb, sizeof qa);
             free(xq);
         }
         // axpy: y += a * x against a double oracle, on finite inputs, lengths across the vector width
         for (size_t ti = 0; ti < 3; ti++) {
-            const tv_type_traits *ft = tv_traits(types[ti]), *rt = tv_traits_ref(types[ti]);
+            const tv_type_traits *ft = kern_traits(types[ti]), *rt = kern_traits_ref(types[ti]);
             assert_non_null(ft->axpy);
             for (int n = 1; n <= 37; n += 6) {
                 float src[40], y0[40], yr[40], yf[40], xd[40];
@@ -564,7 +564,7 @@ static void test_packed_vs_ref(void **state) {
                                                  { 512, 40, 300 }, { 4096, 70, 40 } };   // the last: several row panels
     for (size_t ti = 0; ti < 2; ti++) {
         const tv_type t = types[ti];
-        const tv_type_traits *rt = tv_traits_ref(t), *rv = tv_traits_ref(TV_TYPE_Q8_0);
+        const tv_type_traits *rt = kern_traits_ref(t), *rv = kern_traits_ref(TV_TYPE_Q8_0);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int64_t n = shapes[si].n, rows = shapes[si].rows, tok = shapes[si].tok;
             float *w = malloc(sizeof(float) * (size_t)(n * rows)), *x = malloc(sizeof(float) * (size_t)(n * tok));
@@ -572,7 +572,7 @@ static void test_packed_vs_ref(void **state) {
             fill_weights(x, n * tok);
             unsigned char *wq = quantize_rows(t, w, rows, n, rt);
             unsigned char *xq = quantize_rows(TV_TYPE_Q8_0, x, tok, n, rv);
-            const size_t wrs = tv_row_size(t, n), xrs = tv_row_size(TV_TYPE_Q8_0, n), psz = tv_packed_size(t, n, rows);
+            const size_t wrs = kern_row_size(t, n), xrs = kern_row_size(TV_TYPE_Q8_0, n), psz = packed_size(t, n, rows);
             assert_int_equal(psz, (size_t)((rows + 15) / 16) * 16 * wrs);
             if (t == TV_TYPE_Q8_0) {   // -128 in a file: the unsigned offset must not wrap
                 tv_block_q8_0 *b0 = (tv_block_q8_0 *)wq;
@@ -582,9 +582,9 @@ static void test_packed_vs_ref(void **state) {
             memset(wp, 0xA5, psz);
             rt->repack(wq, wrs, n, rows, wp);
             // the packed activation rows: the same Q8_0 quants, scales as f32, block sums
-            const size_t prs = tv_packed_act_size(n);
+            const size_t prs = packed_act_size(n);
             unsigned char *xp = malloc(prs * (size_t)tok);
-            for (int64_t tk = 0; tk < tok; tk++) tv_packed_act_from_float(x + tk * n, xp + tk * prs, n);
+            for (int64_t tk = 0; tk < tok; tk++) packed_act_from_float(x + tk * n, xp + tk * prs, n);
             for (int64_t tk = 0; tk < tok; tk++) {
                 assert_memory_equal(xp + tk * prs, ((tv_block_q8_0 *)(xq + tk * xrs))[0].qs, 32);
                 int32_t s0 = 0;
@@ -602,7 +602,7 @@ static void test_packed_vs_ref(void **state) {
                 }
             for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
                 if (!use_path(PATHS[pi])) continue;
-                const tv_type_traits *ft = tv_traits(t);
+                const tv_type_traits *ft = kern_traits(t);
                 assert_non_null(ft->gemm_packed);
                 if (ft->pack_pays) assert_true(ft->gemm_packed != rt->gemm_packed);   // a real fast kernel
                 for (int64_t r0 = 0; r0 < rows; r0 += 16) {
@@ -638,18 +638,18 @@ static void probe_fn(void *arg, int ith, int nth) {
 static void test_pool(void **state) {
     (void)state;
     tv_error err = { 0 };
-    assert_null(tv_pool_create(0, &err));
+    assert_null(pool_create(0, &err));
     assert_int_equal(err.code, TV_ERR_INVALID);
-    tv_pool_free(NULL);
-    assert_int_equal(tv_pool_size(NULL), 1);
+    pool_free(NULL);
+    assert_int_equal(pool_size(NULL), 1);
     for (int nth = 1; nth <= 4; nth++) {
-        tv_pool *p = tv_pool_create(nth, &err);
+        tv_pool *p = pool_create(nth, &err);
         assert_non_null(p);
-        assert_int_equal(tv_pool_size(p), nth);
+        assert_int_equal(pool_size(p), nth);
         pool_probe pr = { { 0 } };
-        for (int it = 0; it < 2000; it++) tv_pool_run(p, probe_fn, &pr);
+        for (int it = 0; it < 2000; it++) pool_run(p, probe_fn, &pr);
         for (int i = 0; i < nth; i++) assert_int_equal(pr.hits[i], 2000);
-        tv_pool_free(p);
+        pool_free(p);
     }
 }
 
@@ -658,31 +658,31 @@ static void test_matmul_pools(void **state) {
     struct { int64_t n, rows, tok; } shapes[] = { { 4096, 37, 50 }, { 256, 67, 3 }, { 512 + 256, 9, 1 }, { 2048, 130, 7 }, { 172, 64, 5 } };
     tv_error err = { 0 };
     tv_pool *pools[4] = { NULL };
-    for (int p = 1; p <= 3; p++) pools[p] = tv_pool_create(p, &err);
+    for (int p = 1; p <= 3; p++) pools[p] = pool_create(p, &err);
     for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
         tv_type t = WEIGHT_TYPES[ti];
-        const tv_type_traits *rt = tv_traits_ref(t);
+        const tv_type_traits *rt = kern_traits_ref(t);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             int64_t n = shapes[si].n, rows = shapes[si].rows, tok = shapes[si].tok;
-            if (n % rt->blck_size || n % tv_traits_ref(rt->vec_dot_type)->blck_size) continue;
+            if (n % rt->blck_size || n % kern_traits_ref(rt->vec_dot_type)->blck_size) continue;
             float *w = malloc(sizeof(float) * (size_t)(n * rows)), *x = malloc(sizeof(float) * (size_t)(n * tok));
             fill_weights(w, n * rows);
             fill_weights(x, n * tok);
             void *wq = quantize_rows(t, w, rows, n, rt);
             tv_tensor tw = { .name = "w", .type = t, .n_dims = 2, .ne = { n, rows, 1, 1 },
-                             .nbytes = tv_row_size(t, n) * (size_t)rows, .data = wq };
-            size_t ws = tv_matmul_wsize(t, n, tok);
+                             .nbytes = kern_row_size(t, n) * (size_t)rows, .data = wq };
+            size_t ws = kern_matmul_wsize(t, n, tok);
             void *wsp = ws ? malloc(ws) : NULL;
             float *y1 = malloc(sizeof(float) * (size_t)(rows * tok)), *yp = malloc(sizeof(float) * (size_t)(rows * tok));
-            tv_matmul(&tw, x, tok, y1, wsp, pools[1]);
+            kern_matmul(&tw, x, tok, y1, wsp, pools[1]);
             // against the reference kernels, element by element
-            const tv_type_traits *rv = tv_traits_ref(rt->vec_dot_type);
-            size_t xrs = tv_row_size(rt->vec_dot_type, n);
+            const tv_type_traits *rv = kern_traits_ref(rt->vec_dot_type);
+            size_t xrs = kern_row_size(rt->vec_dot_type, n);
             unsigned char *xq = quantize_rows(rt->vec_dot_type, x, tok, n, rv);
             for (int64_t tk = 0; tk < tok; tk++)
                 for (int64_t r = 0; r < rows; r++) {
                     float want;
-                    const unsigned char *wr = (const unsigned char *)wq + r * tv_row_size(t, n);
+                    const unsigned char *wr = (const unsigned char *)wq + r * kern_row_size(t, n);
                     rt->vec_dot(n, &want, wr, xq + tk * xrs);
                     double sc = oracle_abs_dot(t, wr, xq + tk * xrs, n);
                     // the activation quantizer of a fast path may round a tie differently: allow a
@@ -692,19 +692,19 @@ static void test_matmul_pools(void **state) {
                                  (long long)r, (long long)tk, y1[tk * rows + r], want);
                 }
             for (int p = 2; p <= 3; p++) {
-                tv_matmul(&tw, x, tok, yp, wsp, pools[p]);
+                kern_matmul(&tw, x, tok, yp, wsp, pools[p]);
                 assert_memory_equal(y1, yp, sizeof(float) * (size_t)(rows * tok));
             }
-            tv_matmul(&tw, x, tok, yp, wsp, NULL);
+            kern_matmul(&tw, x, tok, yp, wsp, NULL);
             assert_memory_equal(y1, yp, sizeof(float) * (size_t)(rows * tok));
             free(w); free(x); free(wq); free(wsp); free(y1); free(yp); free(xq);
         }
     }
-    for (int p = 1; p <= 3; p++) tv_pool_free(pools[p]);
+    for (int p = 1; p <= 3; p++) pool_free(pools[p]);
 }
 
-// tv_matmul_n: weights sharing one activation quantization (mixed weight types of one vec_dot_type,
-// packed and plain) give exactly the bits of one tv_matmul each, on 1 and 2 threads.
+// kern_matmul_n: weights sharing one activation quantization (mixed weight types of one vec_dot_type,
+// packed and plain) give exactly the bits of one kern_matmul each, on 1 and 2 threads.
 static void test_matmul_shared(void **state) {
     (void)state;
     struct { tv_type t; bool pack; int64_t rows; } sets[][3] = {
@@ -715,7 +715,7 @@ static void test_matmul_shared(void **state) {
     };
     const int64_t n = 512, tok = 37;
     tv_error err = { 0 };
-    tv_pool *pools[2] = { NULL, tv_pool_create(2, &err) };
+    tv_pool *pools[2] = { NULL, pool_create(2, &err) };
     float *x = malloc(sizeof(float) * (size_t)(n * tok));
     fill_weights(x, n * tok);
     for (size_t si = 0; si < sizeof sets / sizeof sets[0]; si++) {
@@ -727,16 +727,16 @@ static void test_matmul_shared(void **state) {
         for (int i = 0; i < 3; i++) {
             const tv_type t = sets[si][i].t;
             const int64_t rows = sets[si][i].rows;
-            const tv_type_traits *rt = tv_traits_ref(t);
+            const tv_type_traits *rt = kern_traits_ref(t);
             float *w = malloc(sizeof(float) * (size_t)(n * rows));
             fill_weights(w, n * rows);
             void *plain = quantize_rows(t, w, rows, n, rt);
-            size_t nb = tv_row_size(t, n) * (size_t)rows;
+            size_t nb = kern_row_size(t, n) * (size_t)rows;
             wq[i] = plain;
             if (sets[si][i].pack) {
-                nb = tv_packed_size(t, n, rows);
+                nb = packed_size(t, n, rows);
                 wq[i] = malloc(nb);
-                rt->repack(plain, tv_row_size(t, n), n, rows, wq[i]);
+                rt->repack(plain, kern_row_size(t, n), n, rows, wq[i]);
                 free(plain);
             }
             tw[i] = (tv_tensor){ .name = "w", .type = t, .n_dims = 2, .ne = { n, rows, 1, 1 }, .nbytes = nb,
@@ -744,15 +744,15 @@ static void test_matmul_shared(void **state) {
             tp[i] = &tw[i];
             ya[i] = malloc(sizeof(float) * (size_t)(rows * tok));
             yb[i] = malloc(sizeof(float) * (size_t)(rows * tok));
-            size_t s = tv_matmul_wsize(t, n, tok);
+            size_t s = kern_matmul_wsize(t, n, tok);
             if (s > ws) ws = s;
             free(w);
-            if (i) assert_true(tv_matmul_can_share(&tw[0], &tw[i]));
+            if (i) assert_true(kern_matmul_can_share(&tw[0], &tw[i]));
         }
         void *wsp = ws ? malloc(ws) : NULL;
         for (int p = 0; p < 2; p++) {
-            for (int i = 0; i < 3; i++) tv_matmul(&tw[i], x, tok, ya[i], wsp, pools[p]);
-            tv_matmul_n(tp, yb, 3, x, tok, wsp, pools[p]);
+            for (int i = 0; i < 3; i++) kern_matmul(&tw[i], x, tok, ya[i], wsp, pools[p]);
+            kern_matmul_n(tp, yb, 3, x, tok, wsp, pools[p]);
             for (int i = 0; i < 3; i++)
                 assert_memory_equal(ya[i], yb[i], sizeof(float) * (size_t)(sets[si][i].rows * tok));
         }
@@ -760,25 +760,25 @@ static void test_matmul_shared(void **state) {
         free(wsp);
     }
     tv_tensor a = { .type = TV_TYPE_Q8_0, .ne = { 512, 1, 1, 1 } }, b = { .type = TV_TYPE_Q4_K, .ne = { 512, 1, 1, 1 } };
-    assert_false(tv_matmul_can_share(&a, &b));   // Q8_0 vs Q8_K activations
+    assert_false(kern_matmul_can_share(&a, &b));   // Q8_0 vs Q8_K activations
     b.type = TV_TYPE_Q4_0;
     b.packed = true;
-    assert_false(tv_matmul_can_share(&a, &b));   // packed and plain read different activation rows
+    assert_false(kern_matmul_can_share(&a, &b));   // packed and plain read different activation rows
     b.packed = false;
     b.ne[0] = 256;
-    assert_false(tv_matmul_can_share(&a, &b));   // row lengths differ
+    assert_false(kern_matmul_can_share(&a, &b));   // row lengths differ
     free(x);
-    tv_pool_free(pools[1]);
+    pool_free(pools[1]);
 }
 
 static void test_kernels_init_errors(void **state) {
     (void)state;
     tv_error err = { 0 };
-    assert_int_equal(tv_kernels_init("sse9", &err), TV_ERR_INVALID);
-    assert_int_equal(tv_kernels_init("generic", &err), TV_OK);
-    assert_string_equal(tv_kernels_path(), "generic");
-    assert_true(tv_traits(TV_TYPE_Q4_K)->vec_dot == tv_traits_ref(TV_TYPE_Q4_K)->vec_dot);
-    assert_int_equal(tv_kernels_init(NULL, &err), TV_OK);
+    assert_int_equal(kern_init("sse9", &err), TV_ERR_INVALID);
+    assert_int_equal(kern_init("generic", &err), TV_OK);
+    assert_string_equal(kern_path(), "generic");
+    assert_true(kern_traits(TV_TYPE_Q4_K)->vec_dot == kern_traits_ref(TV_TYPE_Q4_K)->vec_dot);
+    assert_int_equal(kern_init(NULL, &err), TV_OK);
 }
 
 int main(void) {

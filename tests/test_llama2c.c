@@ -48,8 +48,8 @@ static void expect_fail_mem(const uint8_t *p, size_t n, tv_status code, const ch
     uint8_t *copy = malloc(n ? n : 1);
     if (n) memcpy(copy, p, n);
     tv_error err = { 0 };
-    tv_llama2c *m = tv_llama2c_open_memory(copy, n, "bad.bin", &err);
-    if (m) { tv_llama2c_close(m); free(copy); fail_msg("expected failure (%s), it loaded", needle); }
+    tv_llama2c *m = llama2c_open_memory(copy, n, "bad.bin", &err);
+    if (m) { llama2c_close(m); free(copy); fail_msg("expected failure (%s), it loaded", needle); }
     if (code != TV_OK && err.code != code) fail_msg("expected code %d got %d: %s", code, err.code, err.msg);
     if (!strstr(err.msg, "bad.bin")) fail_msg("message does not name the file: %s", err.msg);
     if (needle && !strstr(err.msg, needle)) fail_msg("message lacks '%s': %s", needle, err.msg);
@@ -63,9 +63,9 @@ static void check_real(const char *name, const int32_t want[7], int n_layers) {
     uint8_t *file = load_model(name, &n, path, sizeof path);
     if (!file) { printf("SKIP: %s absent\n", path); skip(); return; }
     tv_error err = { 0 };
-    tv_llama2c *m = tv_llama2c_open(path, &err);
+    tv_llama2c *m = llama2c_open(path, &err);
     if (!m) fail_msg("%s", err.msg);
-    const tv_llama2c_config *c = tv_llama2c_get_config(m);
+    const tv_llama2c_config *c = llama2c_get_config(m);
     assert_int_equal(c->dim, want[0]);
     assert_int_equal(c->hidden_dim, want[1]);
     assert_int_equal(c->n_layers, want[2]);
@@ -75,12 +75,12 @@ static void check_real(const char *name, const int32_t want[7], int n_layers) {
     assert_int_equal(c->seq_len, want[6]);
     assert_true(c->shared_classifier);
     assert_int_equal(c->version, 0);
-    assert_int_equal(tv_llama2c_n_tensors(m), 2 + 9 * n_layers);
-    assert_null(tv_llama2c_find(m, "output.weight"));   // tied to token_embd
+    assert_int_equal(llama2c_n_tensors(m), 2 + 9 * n_layers);
+    assert_null(llama2c_find(m, "output.weight"));   // tied to token_embd
 
     int64_t dim = c->dim, hid = c->hidden_dim, vocab = c->vocab_size, hs = dim / c->n_heads;
     int64_t kv = c->n_kv_heads * hs, L = c->n_layers;
-    const tv_tensor *emb = tv_llama2c_find(m, "token_embd.weight");
+    const tv_tensor *emb = llama2c_find(m, "token_embd.weight");
     assert_non_null(emb);
     assert_int_equal(emb->type, TV_TYPE_F32);
     assert_int_equal(emb->ne[0], dim);
@@ -96,27 +96,27 @@ static void check_real(const char *name, const int32_t want[7], int n_layers) {
         for (int k = 0; k < 9; k++) {
             char nm[64];
             snprintf(nm, sizeof nm, "blk.%lld.%s.weight", (long long)l, shapes[k].nm);
-            const tv_tensor *t = tv_llama2c_find(m, nm);
+            const tv_tensor *t = llama2c_find(m, nm);
             if (!t) fail_msg("missing %s", nm);
             assert_int_equal(t->ne[0], shapes[k].ne0);
             assert_int_equal(t->ne[1], shapes[k].ne1);
             assert_int_equal(t->n_dims, shapes[k].ne1 > 1 ? 2 : 1);
         }
-    assert_null(tv_llama2c_find(m, "blk.99.attn_q.weight"));
-    assert_null(tv_llama2c_find(m, "blk.0.nope.weight"));
-    assert_null(tv_llama2c_find(m, "blk.x.attn_q.weight"));
-    assert_null(tv_llama2c_tensor(m, -1));
-    assert_null(tv_llama2c_tensor(m, tv_llama2c_n_tensors(m)));
+    assert_null(llama2c_find(m, "blk.99.attn_q.weight"));
+    assert_null(llama2c_find(m, "blk.0.nope.weight"));
+    assert_null(llama2c_find(m, "blk.x.attn_q.weight"));
+    assert_null(llama2c_tensor(m, -1));
+    assert_null(llama2c_tensor(m, llama2c_n_tensors(m)));
 
     // legacy layout offsets (in floats after the 28-byte header), per llama2.c export.py
     size_t off_rms_att = (size_t)(vocab * dim), off_wq = off_rms_att + (size_t)(L * dim);
     size_t off_wk = off_wq + (size_t)(L * dim * dim);
     size_t off_rms_final = off_wk + (size_t)(2 * L * dim * kv + L * dim * dim + L * dim + 3 * L * dim * hid);
-    const tv_tensor *k1 = tv_llama2c_find(m, "blk.1.attn_k.weight");
+    const tv_tensor *k1 = llama2c_find(m, "blk.1.attn_k.weight");
     assert_memory_equal(k1->data, file + 28 + 4 * (off_wk + (size_t)(dim * kv)), k1->nbytes);
-    const tv_tensor *norm = tv_llama2c_find(m, "output_norm.weight");
+    const tv_tensor *norm = llama2c_find(m, "output_norm.weight");
     assert_memory_equal(norm->data, file + 28 + 4 * off_rms_final, (size_t)dim * 4);
-    const tv_tensor *down = tv_llama2c_find(m, "blk.0.ffn_down.weight");
+    const tv_tensor *down = llama2c_find(m, "blk.0.ffn_down.weight");
     assert_int_equal(down->nbytes, (size_t)(hid * dim * 4));
     // the freq_cis tables follow rms_final: real[t][0] = cos(t), imag[t][0] = sin(t) (frequency 1)
     size_t freq_real = 28 + 4 * (off_rms_final + (size_t)dim);
@@ -128,9 +128,9 @@ static void check_real(const char *name, const int32_t want[7], int n_layers) {
     // the last layer's last tensor ends exactly where rms_final begins
     char last[64];
     snprintf(last, sizeof last, "blk.%lld.ffn_up.weight", (long long)(L - 1));
-    const tv_tensor *up = tv_llama2c_find(m, last);
+    const tv_tensor *up = llama2c_find(m, last);
     assert_ptr_equal((const uint8_t *)up->data + up->nbytes, norm->data);
-    tv_llama2c_close(m);
+    llama2c_close(m);
     free(file);
 }
 
@@ -154,9 +154,9 @@ static void test_v1_and_separate_classifier(void **state) {
     uint8_t *v0 = load_model("stories260K.bin", &n, path, sizeof path);
     if (!v0) { printf("SKIP: %s absent\n", path); skip(); return; }
     tv_error err = { 0 };
-    tv_llama2c *a = tv_llama2c_open_memory(v0, n, "v0", &err);
+    tv_llama2c *a = llama2c_open_memory(v0, n, "v0", &err);
     if (!a) fail_msg("%s", err.msg);
-    const tv_llama2c_config *c = tv_llama2c_get_config(a);
+    const tv_llama2c_config *c = llama2c_get_config(a);
     int L = c->n_layers;
 
     // v1 layout: header | attn_norm×L | ffn_norm×L | output_norm | token_embd | wq×L | wk×L | wv×L | wo×L
@@ -169,7 +169,7 @@ static void test_v1_and_separate_classifier(void **state) {
     memcpy(v1 + 4, &version, 4);
     memcpy(v1 + 8, v0, 28);
     v1[36] = 0;   // not shared
-#define PUT(name) do { const tv_tensor *t_ = tv_llama2c_find(a, name); assert_non_null(t_); \
+#define PUT(name) do { const tv_tensor *t_ = llama2c_find(a, name); assert_non_null(t_); \
                        memcpy(v1 + at, t_->data, t_->nbytes); at += t_->nbytes; } while (0)
     char nm[64];
     const char *per[] = { "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up" };
@@ -179,27 +179,27 @@ static void test_v1_and_separate_classifier(void **state) {
     PUT("token_embd.weight");
     for (int k = 0; k < 7; k++)
         for (int l = 0; l < L; l++) { snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, per[k]); PUT(nm); }
-    const tv_tensor *emb = tv_llama2c_find(a, "token_embd.weight");
+    const tv_tensor *emb = llama2c_find(a, "token_embd.weight");
     float *cls = (float *)(v1 + at);
     const float *e = emb->data;
     for (size_t i = 0; i < emb->nbytes / 4; i++) cls[i] = e[i] * 2.0f;
     at += emb->nbytes;
 #undef PUT
-    tv_llama2c *b = tv_llama2c_open_memory(v1, at, "v1", &err);
+    tv_llama2c *b = llama2c_open_memory(v1, at, "v1", &err);
     if (!b) fail_msg("%s", err.msg);
-    const tv_llama2c_config *cb = tv_llama2c_get_config(b);
+    const tv_llama2c_config *cb = llama2c_get_config(b);
     assert_int_equal(cb->version, 1);
     assert_false(cb->shared_classifier);
     assert_int_equal(cb->n_kv_heads, 4);
-    assert_int_equal(tv_llama2c_n_tensors(b), tv_llama2c_n_tensors(a) + 1);
-    for (int i = 0; i < tv_llama2c_n_tensors(a); i++) {
-        const tv_tensor *ta = tv_llama2c_tensor(a, i), *tb = tv_llama2c_find(b, ta->name);
+    assert_int_equal(llama2c_n_tensors(b), llama2c_n_tensors(a) + 1);
+    for (int i = 0; i < llama2c_n_tensors(a); i++) {
+        const tv_tensor *ta = llama2c_tensor(a, i), *tb = llama2c_find(b, ta->name);
         if (!tb) fail_msg("v1 lacks %s", ta->name);
         assert_int_equal(ta->nbytes, tb->nbytes);
         assert_memory_equal(ta->ne, tb->ne, sizeof ta->ne);
         if (memcmp(ta->data, tb->data, ta->nbytes)) fail_msg("%s differs between v0 and v1", ta->name);
     }
-    const tv_tensor *out = tv_llama2c_find(b, "output.weight");
+    const tv_tensor *out = llama2c_find(b, "output.weight");
     assert_non_null(out);
     assert_int_equal(out->ne[0], 64);
     assert_int_equal(out->ne[1], 512);
@@ -223,10 +223,10 @@ static void test_v1_and_separate_classifier(void **state) {
     expect_fail_mem(v1, 100, TV_ERR_FORMAT, "truncated");
     v1[36] = 1;   // shared: the classifier bytes become excess
     expect_fail_mem(v1, at, TV_ERR_FORMAT, "implies");
-    tv_llama2c *shared = tv_llama2c_open_memory(v1, at - emb->nbytes, "v1s", &err);
+    tv_llama2c *shared = llama2c_open_memory(v1, at - emb->nbytes, "v1s", &err);
     assert_non_null(shared);
-    assert_null(tv_llama2c_find(shared, "output.weight"));
-    tv_llama2c_close(shared);
+    assert_null(llama2c_find(shared, "output.weight"));
+    llama2c_close(shared);
 
     // v0 with a separate classifier: negative vocab and wcls appended
     uint8_t *v0s = malloc(n + emb->nbytes);
@@ -234,17 +234,17 @@ static void test_v1_and_separate_classifier(void **state) {
     memcpy(v0s + n, cls, emb->nbytes);
     int32_t neg = -512;
     memcpy(v0s + 20, &neg, 4);
-    tv_llama2c *d = tv_llama2c_open_memory(v0s, n + emb->nbytes, "v0sep", &err);
+    tv_llama2c *d = llama2c_open_memory(v0s, n + emb->nbytes, "v0sep", &err);
     if (!d) fail_msg("%s", err.msg);
-    assert_int_equal(tv_llama2c_get_config(d)->vocab_size, 512);
-    assert_false(tv_llama2c_get_config(d)->shared_classifier);
-    assert_memory_equal(tv_llama2c_find(d, "output.weight")->data, cls, emb->nbytes);
-    tv_llama2c_close(d);
+    assert_int_equal(llama2c_get_config(d)->vocab_size, 512);
+    assert_false(llama2c_get_config(d)->shared_classifier);
+    assert_memory_equal(llama2c_find(d, "output.weight")->data, cls, emb->nbytes);
+    llama2c_close(d);
     expect_fail_mem(v0s, n, TV_ERR_FORMAT, "implies");   // classifier missing
     free(v0s);
 
-    tv_llama2c_close(b);
-    tv_llama2c_close(a);
+    llama2c_close(b);
+    llama2c_close(a);
     free(v1);
     free(v0);
 }
@@ -252,10 +252,10 @@ static void test_v1_and_separate_classifier(void **state) {
 static void test_bad_files(void **state) {
     (void)state;
     tv_error err = { 0 };
-    assert_null(tv_llama2c_open("/nonexistent/model.bin", &err));
+    assert_null(llama2c_open("/nonexistent/model.bin", &err));
     assert_int_equal(err.code, TV_ERR_IO);
     assert_non_null(strstr(err.msg, "/nonexistent/model.bin"));
-    tv_llama2c_close(NULL);
+    llama2c_close(NULL);
 
     char path[600];
     size_t n;
@@ -306,7 +306,7 @@ static void test_vocab(void **state) {
     uint8_t *file = load_model("aidreams260K.tok512.bin", &n, path, sizeof path);
     if (!file) { printf("SKIP: %s absent\n", path); skip(); return; }
     tv_error err = { 0 };
-    tv_llama2c_vocab *v = tv_llama2c_vocab_open(path, 512, &err);
+    tv_llama2c_vocab *v = llama2c_vocab_open(path, 512, &err);
     if (!v) fail_msg("%s", err.msg);
     assert_int_equal(v->n_vocab, 512);
     assert_int_equal(v->max_token_length, 10);
@@ -317,21 +317,21 @@ static void test_vocab(void **state) {
     assert_string_equal(v->pieces[262], " a");
     assert_true(v->scores[262] == -3.0f);
     assert_int_equal(v->lens[511], 2);   // "μ" in UTF-8
-    tv_llama2c_vocab_free(v);
-    tv_llama2c_vocab_free(NULL);
+    llama2c_vocab_free(v);
+    llama2c_vocab_free(NULL);
 
     // wrong token count: one fewer leaves trailing bytes, one more runs out
-    assert_null(tv_llama2c_vocab_open_memory(file, n, 511, "tok.bin", &err));
+    assert_null(llama2c_vocab_open_memory(file, n, 511, "tok.bin", &err));
     assert_non_null(strstr(err.msg, "trailing"));
-    assert_null(tv_llama2c_vocab_open_memory(file, n, 513, "tok.bin", &err));
+    assert_null(llama2c_vocab_open_memory(file, n, 513, "tok.bin", &err));
     assert_non_null(strstr(err.msg, "tok.bin"));
-    assert_null(tv_llama2c_vocab_open_memory(file, n, 1 << 30, "tok.bin", &err));
+    assert_null(llama2c_vocab_open_memory(file, n, 1 << 30, "tok.bin", &err));
     assert_int_equal(err.code, TV_ERR_INVALID);
     // truncation: every offset of the first 300 bytes, then a stride (exact-size copies for ASan)
     for (size_t k = 0; k < n; k += k < 300 ? 1 : 97) {
         uint8_t *copy = malloc(k ? k : 1);
         memcpy(copy, file, k);
-        tv_llama2c_vocab *t = tv_llama2c_vocab_open_memory(copy, k, 512, "tok.bin", &err);
+        tv_llama2c_vocab *t = llama2c_vocab_open_memory(copy, k, 512, "tok.bin", &err);
         if (t) fail_msg("truncated to %zu still loads", k);
         assert_non_null(strstr(err.msg, "tok.bin"));
         free(copy);
@@ -341,13 +341,13 @@ static void test_vocab(void **state) {
     memcpy(copy, file, n);
     int32_t bad = 11;
     memcpy(copy + 4 + 4, &bad, 4);   // token 0's length
-    assert_null(tv_llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
+    assert_null(llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
     assert_non_null(strstr(err.msg, "token 0 length 11"));
     bad = -1;
     memcpy(copy + 4 + 4, &bad, 4);
-    assert_null(tv_llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
+    assert_null(llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
     memcpy(copy, &bad, 4);
-    assert_null(tv_llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
+    assert_null(llama2c_vocab_open_memory(copy, n, 512, "tok.bin", &err));
     assert_non_null(strstr(err.msg, "max_token_length"));
     free(copy);
     free(file);
@@ -361,12 +361,12 @@ static void test_convert_to_gguf(void **state) {
     snprintf(tpath, sizeof tpath, "%s/models/aidreams260K.tok512.bin", shared_dir());
     if (access(mpath, R_OK) || access(tpath, R_OK)) { printf("SKIP: %s or %s absent\n", mpath, tpath); skip(); return; }
     tv_error err = { 0 };
-    tv_llama2c *m = tv_llama2c_open(mpath, &err);
-    tv_llama2c_vocab *v = tv_llama2c_vocab_open(tpath, 512, &err);
+    tv_llama2c *m = llama2c_open(mpath, &err);
+    tv_llama2c_vocab *v = llama2c_vocab_open(tpath, 512, &err);
     assert_non_null(m);
     assert_non_null(v);
     gguf_writer *w = gguf_writer_create();
-    assert_int_equal(tv_llama2c_to_gguf(m, v, "aidreams260K", w, &err), TV_OK);
+    assert_int_equal(llama2c_to_gguf(m, v, "aidreams260K", w, &err), TV_OK);
     char out[600];
     snprintf(out, sizeof out, "%s/test_llama2c_%ld.gguf", TV_BINARY_DIR, (long)getpid());
     if (gguf_writer_write(w, out, &err) != TV_OK) fail_msg("%s", err.msg);
@@ -412,10 +412,10 @@ static void test_convert_to_gguf(void **state) {
     assert_int_equal(gguf_arr_int(tt, 259), 1);
     assert_true(gguf_arr_float(sc, 262) == -3.0);
     // every tensor: same shape and bytes as the llama2.c view; the classifier stays tied
-    assert_int_equal(gguf_n_tensors(g), tv_llama2c_n_tensors(m));
+    assert_int_equal(gguf_n_tensors(g), llama2c_n_tensors(m));
     assert_null(gguf_find_tensor(g, "output.weight"));
-    for (int i = 0; i < tv_llama2c_n_tensors(m); i++) {
-        const tv_tensor *t = tv_llama2c_tensor(m, i);
+    for (int i = 0; i < llama2c_n_tensors(m); i++) {
+        const tv_tensor *t = llama2c_tensor(m, i);
         const gguf_tensor_info *gt = gguf_find_tensor(g, t->name);
         if (!gt) fail_msg("GGUF lacks %s", t->name);
         assert_int_equal(gt->type, TV_TYPE_F32);
@@ -429,12 +429,12 @@ static void test_convert_to_gguf(void **state) {
     // a tokenizer of the wrong size is refused
     v->n_vocab = 511;
     w = gguf_writer_create();
-    assert_int_equal(tv_llama2c_to_gguf(m, v, NULL, w, &err), TV_ERR_INVALID);
+    assert_int_equal(llama2c_to_gguf(m, v, NULL, w, &err), TV_ERR_INVALID);
     assert_non_null(strstr(err.msg, "511"));
     v->n_vocab = 512;
     gguf_writer_free(w);
-    tv_llama2c_vocab_free(v);
-    tv_llama2c_close(m);
+    llama2c_vocab_free(v);
+    llama2c_close(m);
 }
 
 int main(void) {

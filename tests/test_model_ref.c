@@ -34,7 +34,7 @@ static double *load_t(const gguf_ctx *g, const char *name, int64_t n_expect) {
     int64_t n = t->ne[0] * t->ne[1];
     assert_int_equal(n, n_expect);
     float *f = malloc((size_t)n * sizeof(float));
-    tv_traits_ref(t->type)->to_float(t->data, f, n);
+    kern_traits_ref(t->type)->to_float(t->data, f, n);
     double *d = malloc((size_t)n * sizeof(double));
     for (int64_t i = 0; i < n; i++) d[i] = f[i];
     free(f);
@@ -183,10 +183,10 @@ static void ref_forward(const ref_model *r, const int32_t *tokens, int n, double
 static void our_forward(const tv_model *m, const int32_t *tokens, int n, int chunk, int block_size, float *logits) {
     tv_error err = {0};
     const int V = tv_model_n_vocab(m);
-    tv_pool *pool = tv_pool_create(2, &err);
+    tv_pool *pool = pool_create(2, &err);
     int n_blocks = (n + block_size - 1) / block_size;
-    tv_kv_cache *kv = tv_kv_cache_create(m, n_blocks + 3, block_size, true, &err);
-    tv_forward *f = tv_forward_create(m, chunk, chunk, pool, &err);
+    tv_kv_cache *kv = kv_cache_create(m, n_blocks + 3, block_size, true, &err);
+    tv_forward *f = forward_create(m, chunk, chunk, pool, &err);
     assert_non_null(kv);
     assert_non_null(f);
     int32_t table[64];
@@ -199,18 +199,18 @@ static void our_forward(const tv_model *m, const int32_t *tokens, int n, int chu
         tv_batch b = {.n_tokens = c, .tokens = tokens + s, .positions = pos, .n_seqs = 1, .q_start = qs,
                       .ctx_len = &ctx, .block_tables = tables, .n_logits = c, .logit_rows = rows};
         float *lg;
-        if (tv_forward_run(f, kv, &b, &lg, &err)) fail_msg("forward: %s", err.msg);
+        if (forward_run(f, kv, &b, &lg, &err)) fail_msg("forward: %s", err.msg);
         memcpy(logits + (size_t)s * V, lg, (size_t)c * V * sizeof(float));
     }
-    tv_forward_free(f);
-    tv_kv_cache_free(kv);
-    tv_pool_free(pool);
+    forward_free(f);
+    kv_cache_free(kv);
+    pool_free(pool);
 }
 
 static void write_synth(const tv_synth_preset *shape, tv_type type, const char *path) {
     tv_synth_params p = {.type = type, .seed = 1234, .shape = shape, .pure = true, .n_threads = 1};
     tv_error err = {0};
-    if (tv_synth_write(&p, path, &err)) fail_msg("synth: %s", err.msg);
+    if (synth_write(&p, path, &err)) fail_msg("synth: %s", err.msg);
 }
 
 // ---------------------------------------------------------------- tests
@@ -290,30 +290,30 @@ static void test_type_error_budgets(void **state) {
     for (size_t k = 0; k < (size_t)N * V; k++) rms_ref += (double)ref[k] * ref[k];
     rms_ref = sqrt(rms_ref / ((double)N * V));
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        snprintf(path, sizeof path, "%s/types-%s.gguf", TV_BINARY_DIR, tv_type_name(types[i].t));
+        snprintf(path, sizeof path, "%s/types-%s.gguf", TV_BINARY_DIR, kern_type_name(types[i].t));
         write_synth(&shape, types[i].t, path);
         m = tv_model_load(path, NULL, &err);
         if (!m) fail_msg("%s", err.msg);
-        assert_int_equal(tv_model_layers(m)[0].wq.type, types[i].t);
+        assert_int_equal(model_layers(m)[0].wq.type, types[i].t);
         our_forward(m, toks, N, N, 16, got);
         double e2 = 0;
         for (size_t k = 0; k < (size_t)N * V; k++) e2 += ((double)got[k] - ref[k]) * ((double)got[k] - ref[k]);
         types[i].err = sqrt(e2 / ((double)N * V)) / rms_ref;
-        print_message("%-5s logit RMS error vs F32: %.3g of the logits' RMS (budget %.3g)\n", tv_type_name(types[i].t),
+        print_message("%-5s logit RMS error vs F32: %.3g of the logits' RMS (budget %.3g)\n", kern_type_name(types[i].t),
                       types[i].err, types[i].budget);
         assert_true(types[i].err > 0);
         assert_true(types[i].err <= types[i].budget);
         // weights repacked at load (where this CPU path's kernels pay for it) give the same bits
         // as the weights used as stored: the packed kernels run the same per-block chain
-        const tv_type_traits *tt = tv_traits(types[i].t);
-        if (tt->pack_pays) assert_int_equal(tv_model_n_packed(m, NULL), 7 * shape.n_layers + 1);
-        else assert_int_equal(tv_model_n_packed(m, NULL), 0);
+        const tv_type_traits *tt = kern_traits(types[i].t);
+        if (tt->pack_pays) assert_int_equal(model_n_packed(m, NULL), 7 * shape.n_layers + 1);
+        else assert_int_equal(model_n_packed(m, NULL), 0);
         tv_model_params np;
         tv_model_params_default(&np);
         np.no_repack = true;
         tv_model *mp = tv_model_load(path, &np, &err);
         assert_non_null(mp);
-        assert_int_equal(tv_model_n_packed(mp, NULL), 0);
+        assert_int_equal(model_n_packed(mp, NULL), 0);
         float *plain = malloc((size_t)N * V * sizeof(float));
         our_forward(mp, toks, N, N, 16, plain);
         if (tt->plain_matches_packed) {
@@ -325,7 +325,7 @@ static void test_type_error_budgets(void **state) {
             double d2 = 0;
             for (size_t k = 0; k < (size_t)N * V; k++) d2 += ((double)plain[k] - got[k]) * ((double)plain[k] - got[k]);
             const double rel = sqrt(d2 / ((double)N * V)) / rms_ref;
-            print_message("%-5s packed vs plain weights: %.3g of the logits' RMS\n", tv_type_name(types[i].t), rel);
+            print_message("%-5s packed vs plain weights: %.3g of the logits' RMS\n", kern_type_name(types[i].t), rel);
             assert_true(rel <= 0.5 * types[i].budget);   // measured: Q8_0 7.6e-3, Q4_0 see output
         }
         free(plain);

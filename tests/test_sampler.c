@@ -40,7 +40,7 @@ static float rand_logit(void) {   // test-local generator, uniform-ish in [-8, 8
 
 static tv_sampler *make(const tv_sampling_params *p, int n, uint64_t seed) {
     tv_error err = {0};
-    tv_sampler *s = tv_sampler_create(p, n, seed, &err);
+    tv_sampler *s = sampler_create(p, n, seed, &err);
     if (!s) fprintf(stderr, "sampler_create: %s\n", err.msg);
     assert_non_null(s);
     return s;
@@ -50,7 +50,7 @@ static int32_t sample_copy(tv_sampler *s, const float *logits, int n) {
     float *tmp = malloc((size_t)n * sizeof *tmp);
     assert_non_null(tmp);
     memcpy(tmp, logits, (size_t)n * sizeof *tmp);
-    int32_t id = tv_sampler_sample(s, tmp, NULL, NULL, 0);
+    int32_t id = sampler_sample(s, tmp, NULL, NULL, 0);
     free(tmp);
     return id;
 }
@@ -82,10 +82,10 @@ static void test_greedy_argmax_ties(void **st) {
     assert_int_equal(sample_copy(s, tie, 8), 1);
     assert_int_equal(ref_argmax(tie, 8), 1);
     float first[4] = { 7, 7, 7, 7 };
-    tv_sampler_free(s);
+    sampler_free(s);
     s = make(&p, 4, 1);
     assert_int_equal(sample_copy(s, first, 4), 0);
-    tv_sampler_free(s);
+    sampler_free(s);
     // random logits quantised to create many ties
     enum { N = 1000 };
     float x[N];
@@ -94,7 +94,7 @@ static void test_greedy_argmax_ties(void **st) {
         for (int i = 0; i < N; i++) x[i] = floorf(rand_logit());
         assert_int_equal(sample_copy(s, x, N), ref_argmax(x, N));
     }
-    tv_sampler_free(s);
+    sampler_free(s);
 }
 
 static void test_top_k1_is_greedy(void **st) {
@@ -113,7 +113,7 @@ static void test_top_k1_is_greedy(void **st) {
             for (int i = 0; i < N; i++) x[i] = floorf(rand_logit() * 2.0f) / 2.0f;
             assert_int_equal(sample_copy(s, x, N), ref_argmax(x, N));
         }
-        tv_sampler_free(s);
+        sampler_free(s);
     }
 }
 
@@ -153,7 +153,7 @@ static void test_frequencies_match_softmax(void **st) {
         print_message("T=%.1f chi2=%.2f (dof %d)\n", (double)temps[t], chi, dof);
         assert_int_equal(dof, 7);
         assert_true(chi < crit7);
-        tv_sampler_free(s);
+        sampler_free(s);
     }
     // a vocabulary spanning several 64-id chunks and a tail: heavy ids in different chunks, the
     // rest pooled into one bin; chi-square with 4 degrees of freedom (critical 18.467 at 0.001)
@@ -172,7 +172,7 @@ static void test_frequencies_match_softmax(void **st) {
         tv_sampler *sb = make(&q, V, 4321);
         int cnt[V] = {0};
         for (int d = 0; d < DRAWS; d++) cnt[sample_copy(sb, big, V)]++;
-        tv_sampler_free(sb);
+        sampler_free(sb);
         int bins[5] = {0};
         double pb[5] = {0};
         for (int i = 0; i < V; i++) {
@@ -204,7 +204,7 @@ static void test_frequencies_match_softmax(void **st) {
     double chi = chi_square(counts, ref, N, DRAWS, &dof);
     assert_int_equal(dof, 2);
     assert_true(chi < crit2);
-    tv_sampler_free(s);
+    sampler_free(s);
 }
 
 // Logits whose softmax is exactly `probs` (up to float rounding), placed at permuted ids.
@@ -220,7 +220,7 @@ static unsigned kept_set(const tv_sampling_params *p, const float *logits, int n
     tv_sampler *s = make(p, n, 7);
     unsigned mask = 0;
     for (int d = 0; d < 3000; d++) mask |= 1u << sample_copy(s, logits, n);
-    tv_sampler_free(s);
+    sampler_free(s);
     return mask;
 }
 
@@ -316,7 +316,7 @@ static void test_top_p_large_vocab(void **st) {
     }
     print_message("nucleus %d ids, %d distinct drawn\n", n_nuc, n_hit);
     assert_true(n_hit > n_nuc / 4);
-    tv_sampler_free(s);
+    sampler_free(s);
 }
 
 
@@ -386,7 +386,7 @@ static void test_filters_vs_reference(void **st) {
         tv_sampler *s = make(&p, n, (uint64_t)trial);
         unsigned got = 0;
         for (int d = 0; d < 600; d++) got |= 1u << sample_copy(s, x, n);
-        tv_sampler_free(s);
+        sampler_free(s);
         if (got != want)
             print_message("trial %d: n %d top_k %d top_p %.2f min_p %.2f: got %#x want %#x\n", trial, n, p.top_k,
                           (double)p.top_p, (double)p.min_p, got, want);
@@ -428,7 +428,7 @@ static void test_large_top_k(void **st) {
     }
     print_message("nucleus of top_k %d: %d ids, deepest draw at rank %d\n", K, n_nuc, deepest);
     assert_true(deepest > n_nuc * 9 / 10);
-    tv_sampler_free(s);
+    sampler_free(s);
 }
 
 static void test_penalties(void **st) {
@@ -442,17 +442,17 @@ static void test_penalties(void **st) {
     p.presence_penalty = 0.3f;
     p.frequency_penalty = 0.2f;
     tv_sampler *s = make(&p, N, 1);
-    tv_sampler_accept(s, 0, true);
-    tv_sampler_accept(s, 1, true);
-    tv_sampler_accept(s, 0, true);
-    tv_sampler_accept(s, 2, false);
-    tv_sampler_accept(s, 2, false);
-    tv_sampler_accept(s, 3, false);
-    tv_sampler_accept(s, 99, false);   // out of range: ignored
-    tv_sampler_accept(s, -1, true);
+    sampler_accept(s, 0, true);
+    sampler_accept(s, 1, true);
+    sampler_accept(s, 0, true);
+    sampler_accept(s, 2, false);
+    sampler_accept(s, 2, false);
+    sampler_accept(s, 3, false);
+    sampler_accept(s, 99, false);   // out of range: ignored
+    sampler_accept(s, -1, true);
     float x[N];
     memcpy(x, base, sizeof x);
-    int32_t id = tv_sampler_sample(s, x, NULL, NULL, 0);
+    int32_t id = sampler_sample(s, x, NULL, NULL, 0);
     const float want[N] = {
         2.0f / 1.5f,                          // prompt only: repetition penalty, positive -> divide
         -1.0f * 1.5f,                         // prompt only, negative -> multiply
@@ -463,33 +463,33 @@ static void test_penalties(void **st) {
     };
     for (int i = 0; i < N; i++) assert_float_equal(x[i], want[i], 1e-6);
     assert_int_equal(id, 3);   // 1.5 > 1.333 > 1.0
-    tv_sampler_free(s);
+    sampler_free(s);
 
     // presence / frequency only: the prompt is not penalised
     p.repetition_penalty = 1.0f;
     p.presence_penalty = 1.0f;
     p.frequency_penalty = 0.5f;
     s = make(&p, N, 1);
-    tv_sampler_accept(s, 3, true);
-    tv_sampler_accept(s, 0, false);
-    tv_sampler_accept(s, 0, false);
-    tv_sampler_accept(s, 0, false);
+    sampler_accept(s, 3, true);
+    sampler_accept(s, 0, false);
+    sampler_accept(s, 0, false);
+    sampler_accept(s, 0, false);
     memcpy(x, base, sizeof x);
-    tv_sampler_sample(s, x, NULL, NULL, 0);
+    sampler_sample(s, x, NULL, NULL, 0);
     assert_float_equal(x[3], 3.0f, 0);
     assert_float_equal(x[0], 2.0f - (0.5f * 3 + 1.0f), 1e-6);
     for (int i = 1; i < N; i++) if (i != 3) assert_float_equal(x[i], base[i], 0);
-    tv_sampler_free(s);
+    sampler_free(s);
 
     // a negative presence penalty encourages (OpenAI allows [-2, 2])
     p.presence_penalty = -2.0f;
     p.frequency_penalty = 0.0f;
     s = make(&p, N, 1);
-    tv_sampler_accept(s, 4, false);
+    sampler_accept(s, 4, false);
     memcpy(x, base, sizeof x);
-    tv_sampler_sample(s, x, NULL, NULL, 0);
+    sampler_sample(s, x, NULL, NULL, 0);
     assert_float_equal(x[4], 0.0f, 1e-6);
-    tv_sampler_free(s);
+    sampler_free(s);
 }
 
 static void test_logit_bias(void **st) {
@@ -507,9 +507,9 @@ static void test_logit_bias(void **st) {
     tv_sampler *s = make(&p, N, 1);
     float x[N];
     memcpy(x, base, sizeof x);
-    assert_int_equal(tv_sampler_sample(s, x, NULL, NULL, 0), 2);
+    assert_int_equal(sampler_sample(s, x, NULL, NULL, 0), 2);
     assert_float_equal(x[4], 0.75f, 1e-6);
-    tv_sampler_free(s);
+    sampler_free(s);
     // sampling at a high temperature never draws the banned id
     p.temperature = 3.0f;
     s = make(&p, N, 2);
@@ -517,7 +517,7 @@ static void test_logit_bias(void **st) {
     for (int d = 0; d < 5000; d++) counts[sample_copy(s, base, N)]++;
     assert_int_equal(counts[1], 0);
     for (int i = 0; i < N; i++) if (i != 1) assert_true(counts[i] > 0);
-    tv_sampler_free(s);
+    sampler_free(s);
     // the bias is copied at create time
     float vals2[1] = { -INFINITY };
     int32_t ids2[1] = { 2 };
@@ -529,9 +529,9 @@ static void test_logit_bias(void **st) {
     ids2[0] = 0;
     vals2[0] = 0.0f;
     memcpy(x, base, sizeof x);
-    assert_int_equal(tv_sampler_sample(s, x, NULL, NULL, 0), 1);
+    assert_int_equal(sampler_sample(s, x, NULL, NULL, 0), 1);
     assert_true(isinf(x[2]) && x[2] < 0);
-    tv_sampler_free(s);
+    sampler_free(s);
 }
 
 static void test_seed_determinism(void **st) {
@@ -550,7 +550,7 @@ static void test_seed_determinism(void **st) {
         // interleave another sampler's draws: per-request state must not leak
         (void)sample_copy(sc, x, N);
     }
-    tv_sampler_free(sc);
+    sampler_free(sc);
     sc = make(&p, N, 12346);
     int n_diff = 0;
     for (int i = 0; i < T; i++) {
@@ -560,9 +560,9 @@ static void test_seed_determinism(void **st) {
     }
     assert_memory_equal(a, b, sizeof a);
     assert_true(n_diff > T / 2);
-    tv_sampler_free(sa);
-    tv_sampler_free(sb);
-    tv_sampler_free(sc);
+    sampler_free(sa);
+    sampler_free(sb);
+    sampler_free(sc);
 }
 
 static void test_logprobs(void **st) {
@@ -583,11 +583,11 @@ static void test_logprobs(void **st) {
     p.logit_bias_vals = vals;
     p.logprobs = K;
     tv_sampler *s = make(&p, N, 3);
-    tv_sampler_accept(s, 400, true);
+    sampler_accept(s, 400, true);
     for (int trial = 0; trial < 20; trial++) {
         memcpy(y, x, sizeof y);
         tv_logprob chosen, top[K];
-        int32_t id = tv_sampler_sample(s, y, &chosen, top, K);
+        int32_t id = sampler_sample(s, y, &chosen, top, K);
         // reference: apply the bias and penalty by hand, log-softmax in double
         double r[N], m = -INFINITY, z = 0.0;
         for (int i = 0; i < N; i++) {
@@ -611,21 +611,21 @@ static void test_logprobs(void **st) {
             assert_float_equal(top[k].logprob, r[best] - lz, 1e-5);
         }
     }
-    tv_sampler_free(s);
+    sampler_free(s);
     // n_top beyond the vocabulary pads with -1 / -inf
     tv_sampling_params_default(&p);
     p.temperature = 0.0f;
     s = make(&p, 3, 3);
     float small[3] = { 0.0f, 1.0f, 1.0f };
     tv_logprob top[5];
-    assert_int_equal(tv_sampler_sample(s, small, NULL, top, 5), 1);
+    assert_int_equal(sampler_sample(s, small, NULL, top, 5), 1);
     assert_int_equal(top[0].id, 1);
     assert_int_equal(top[1].id, 2);
     assert_int_equal(top[2].id, 0);
     assert_int_equal(top[3].id, -1);
     assert_true(isinf(top[4].logprob));
     assert_float_equal(top[0].logprob, 1.0 - log(1.0 + 2.0 * exp(1.0)), 1e-6);
-    tv_sampler_free(s);
+    sampler_free(s);
 }
 
 static void test_invalid_params(void **st) {
@@ -633,7 +633,7 @@ static void test_invalid_params(void **st) {
     tv_sampling_params p;
     tv_error err = {0};
     tv_sampling_params_default(&p);
-    assert_null(tv_sampler_create(&p, 0, 1, &err));
+    assert_null(sampler_create(&p, 0, 1, &err));
     assert_int_equal(err.code, TV_ERR_INVALID);
     struct { float t, tp, mp, rp; } bad[] = {
         { -1.0f, 1.0f, 0.0f, 1.0f }, { NAN, 1.0f, 0.0f, 1.0f }, { 1.0f, 0.0f, 0.0f, 1.0f },
@@ -646,7 +646,7 @@ static void test_invalid_params(void **st) {
         p.min_p = bad[i].mp;
         p.repetition_penalty = bad[i].rp;
         err.code = TV_OK;
-        assert_null(tv_sampler_create(&p, 10, 1, &err));
+        assert_null(sampler_create(&p, 10, 1, &err));
         assert_int_equal(err.code, TV_ERR_INVALID);
     }
     tv_sampling_params_default(&p);
@@ -655,9 +655,9 @@ static void test_invalid_params(void **st) {
     p.n_logit_bias = 1;
     p.logit_bias_ids = &id;
     p.logit_bias_vals = &v;
-    assert_null(tv_sampler_create(&p, 10, 1, &err));
+    assert_null(sampler_create(&p, 10, 1, &err));
     assert_int_equal(err.code, TV_ERR_INVALID);
-    tv_sampler_free(NULL);
+    sampler_free(NULL);
 }
 
 // Not a pass/fail speed test: prints the cost per token at a llama-3 vocabulary.
@@ -685,15 +685,15 @@ static void test_speed_128k(void **st) {
         p.logprobs = cfg[c].lp;
         tv_sampler *s = make(&p, N, 1);
         tv_logprob ch, top[5];
-        double t0 = tv_time_ms();
+        double t0 = time_ms();
         for (int r = 0; r < REPS; r++) {
             memcpy(y, x, N * sizeof *y);
-            int32_t id = tv_sampler_sample(s, y, cfg[c].lp >= 0 ? &ch : NULL, cfg[c].lp > 0 ? top : NULL, cfg[c].lp > 0 ? 5 : 0);
+            int32_t id = sampler_sample(s, y, cfg[c].lp >= 0 ? &ch : NULL, cfg[c].lp > 0 ? top : NULL, cfg[c].lp > 0 ? 5 : 0);
             assert_true(id >= 0 && id < N);
         }
-        double ms = (tv_time_ms() - t0) / REPS;
+        double ms = (time_ms() - t0) / REPS;
         print_message("n_vocab=%d %-40s %.3f ms/token\n", N, cfg[c].name, ms);
-        tv_sampler_free(s);
+        sampler_free(s);
     }
     free(x);
     free(y);

@@ -29,7 +29,7 @@ static char *out_path(const char *tag) {
 static gguf_ctx *synth(const char *preset, tv_type type, uint64_t seed, const char *vocab, int threads, const char *path) {
     tv_synth_params p = { .preset = preset, .type = type, .seed = seed, .vocab_path = vocab, .n_threads = threads };
     tv_error err = { 0 };
-    if (tv_synth_write(&p, path, &err) != TV_OK) fail_msg("synth: %s", err.msg);
+    if (synth_write(&p, path, &err) != TV_OK) fail_msg("synth: %s", err.msg);
     gguf_ctx *g = gguf_open(path, &err);
     if (!g) fail_msg("open: %s", err.msg);
     return g;
@@ -51,7 +51,7 @@ static void test_tiny_f32(void **state) {
     (void)state;
     const char *path = out_path("f32");
     gguf_ctx *g = synth("tiny", TV_TYPE_F32, 1, NULL, 1, path);
-    const tv_synth_preset *ps = tv_synth_find_preset("tiny");
+    const tv_synth_preset *ps = synth_find_preset("tiny");
     assert_non_null(ps);
     int64_t v;
     struct { const char *key; int64_t want; } K[] = {
@@ -108,9 +108,9 @@ static void check_quantized_matches(tv_type type) {
         // (Q4_0's and Q4_K's output.weight is Q6_K, llama.cpp-style, so it falls back as well)
         if (type == TV_TYPE_Q4_K || type == TV_TYPE_Q6_K || (type == TV_TYPE_Q4_0 && !strcmp(tq->name, "output.weight")))
             want = TV_TYPE_Q8_0;
-        if (tq->type != want) fail_msg("%s: type %s, want %s", tq->name, tv_type_name(tq->type), tv_type_name(want));
-        const tv_type_traits *tr = tv_traits_ref(tq->type);
-        size_t rb = tv_row_size(tq->type, tq->ne[0]);
+        if (tq->type != want) fail_msg("%s: type %s, want %s", tq->name, kern_type_name(tq->type), kern_type_name(want));
+        const tv_type_traits *tr = kern_traits_ref(tq->type);
+        size_t rb = kern_row_size(tq->type, tq->ne[0]);
         void *row = malloc(rb);
         for (int64_t r = 0; r < tq->ne[1]; r++) {
             tr->from_float((const float *)tf->data + r * tf->ne[0], row, tf->ne[0]);
@@ -160,7 +160,7 @@ static void test_synthetic_vocab(void **state) {
     const gguf_value *tok = gguf_get(g, "tokenizer.ggml.tokens"), *tt = gguf_get(g, "tokenizer.ggml.token_type");
     assert_non_null(tok);
     int64_t n = (int64_t)tok->arr_n;
-    assert_int_equal(n, tv_synth_find_preset("demo")->vocab_size);
+    assert_int_equal(n, synth_find_preset("demo")->vocab_size);
     assert_int_equal(gguf_find_tensor(g, "token_embd.weight")->ne[1], n);
     gguf_str s = gguf_arr_str(tok, 0);
     assert_memory_equal(s.ptr, "<unk>", 5);
@@ -214,7 +214,7 @@ static void test_copied_vocab(void **state) {
     unlink(path);
     // a vocab file that is not GGUF fails with its name
     tv_synth_params p = { .preset = "tiny", .type = TV_TYPE_F32, .seed = 1, .vocab_path = "/nonexistent/v.gguf" };
-    assert_int_not_equal(tv_synth_write(&p, out_path("none"), &err), TV_OK);
+    assert_int_not_equal(synth_write(&p, out_path("none"), &err), TV_OK);
     assert_non_null(strstr(err.msg, "/nonexistent/v.gguf"));
 }
 
@@ -222,19 +222,19 @@ static void test_bad_params(void **state) {
     (void)state;
     tv_error err = { 0 };
     tv_synth_params p = { .preset = "huge", .type = TV_TYPE_F32 };
-    assert_int_equal(tv_synth_write(&p, out_path("bad"), &err), TV_ERR_INVALID);
+    assert_int_equal(synth_write(&p, out_path("bad"), &err), TV_ERR_INVALID);
     assert_non_null(strstr(err.msg, "huge"));
     p.preset = "tiny";
     p.type = TV_TYPE_IQ2_XXS;
-    assert_int_equal(tv_synth_write(&p, out_path("bad"), &err), TV_ERR_INVALID);
+    assert_int_equal(synth_write(&p, out_path("bad"), &err), TV_ERR_INVALID);
     p.type = TV_TYPE_F32;
-    assert_int_equal(tv_synth_write(&p, "/nonexistent-dir/x.gguf", &err), TV_ERR_IO);
+    assert_int_equal(synth_write(&p, "/nonexistent-dir/x.gguf", &err), TV_ERR_IO);
     assert_non_null(strstr(err.msg, "/nonexistent-dir/x.gguf"));
-    const tv_synth_preset *l3 = tv_synth_find_preset("llama-3.2-1b");
+    const tv_synth_preset *l3 = synth_find_preset("llama-3.2-1b");
     assert_non_null(l3);
     assert_true(l3->tied_output && l3->llama3_rope);
     assert_int_equal(l3->n_kv_heads, 8);
-    assert_int_equal(tv_synth_find_preset("tinyllama-1.1b")->hidden_dim, 5632);
+    assert_int_equal(synth_find_preset("tinyllama-1.1b")->hidden_dim, 5632);
 }
 
 // rope_freqs against the inverse-frequency form: new_inv = inv / factor (low band), inv (high
@@ -242,7 +242,7 @@ static void test_bad_params(void **state) {
 static void test_llama3_rope_factors(void **state) {
     (void)state;
     float f[32];
-    tv_synth_llama3_rope_factors(f, 32, 64, 500000.0);
+    synth_llama3_rope_factors(f, 32, 64, 500000.0);
     assert_true(f[0] == 1.0f);
     assert_true(f[31] == 32.0f);
     int n_mid = 0;

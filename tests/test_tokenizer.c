@@ -31,7 +31,7 @@ static void test_llama2c_fixture(void **state) {
     char *data = read_all(path, NULL);
     if (!data) { printf("SKIP: %s not found\n", path); skip(); }
     tv_error err = {0};
-    tv_tokenizer *t = tv_tokenizer_load_llama2c(tokpath, 512, &err);
+    tv_tokenizer *t = tokenizer_load_llama2c(tokpath, 512, &err);
     assert_non_null(t);
     assert_int_equal(tv_tokenizer_n_vocab(t), 512);
     assert_int_equal(tv_tokenizer_bos(t), 1);
@@ -109,7 +109,7 @@ static void run_vocab(const char *name) {
     tv_error err = {0};
     gguf_ctx *g = gguf_open(gpath, &err);
     if (!g) { printf("SKIP: %s\n", err.msg); skip(); }
-    tv_tokenizer *t = tv_tokenizer_from_gguf(g, &err);
+    tv_tokenizer *t = tokenizer_from_gguf(g, &err);
     if (!t) fail_msg("%s", err.msg);
     check_vocab_vectors(t, gpath, label);
     tv_tokenizer_free(t);
@@ -134,7 +134,7 @@ static tv_tokenizer *load_spm(gguf_ctx **g) {
     tv_error err = {0};
     *g = gguf_open(gpath, &err);
     if (!*g) return NULL;
-    tv_tokenizer *t = tv_tokenizer_from_gguf(*g, &err);
+    tv_tokenizer *t = tokenizer_from_gguf(*g, &err);
     assert_non_null(t);
     return t;
 }
@@ -282,7 +282,7 @@ static void test_gguf_metadata_errors(void **state) {
     gguf_writer *w = gguf_writer_create();
     gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
     gguf_ctx *g = write_and_open(w, "nomodel");
-    assert_null(tv_tokenizer_from_gguf(g, &err));
+    assert_null(tokenizer_from_gguf(g, &err));
     assert_int_equal(err.code, TV_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "tokenizer.ggml.model"));
     gguf_close(g);
@@ -291,7 +291,7 @@ static void test_gguf_metadata_errors(void **state) {
     gguf_set_str(w, "tokenizer.ggml.model", "unigram-xyz");
     gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
     g = write_and_open(w, "unigram");
-    assert_null(tv_tokenizer_from_gguf(g, &err));
+    assert_null(tokenizer_from_gguf(g, &err));
     assert_int_equal(err.code, TV_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "unigram-xyz"));
     gguf_close(g);
@@ -301,7 +301,7 @@ static void test_gguf_metadata_errors(void **state) {
     gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
     gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 5);
     g = write_and_open(w, "scores");
-    assert_null(tv_tokenizer_from_gguf(g, &err));
+    assert_null(tokenizer_from_gguf(g, &err));
     assert_int_equal(err.code, TV_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "scores"));
     gguf_close(g);
@@ -313,7 +313,7 @@ static void test_gguf_metadata_errors(void **state) {
     gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
     gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 1);
     g = write_and_open(w, "pre");
-    assert_null(tv_tokenizer_from_gguf(g, &err));
+    assert_null(tokenizer_from_gguf(g, &err));
     assert_int_equal(err.code, TV_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "no-such-pre"));
     gguf_close(g);
@@ -324,7 +324,7 @@ static void test_gguf_metadata_errors(void **state) {
     gguf_set_arr_data(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 6);
     gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
     g = write_and_open(w, "ok");
-    tv_tokenizer *t = tv_tokenizer_from_gguf(g, &err);
+    tv_tokenizer *t = tokenizer_from_gguf(g, &err);
     if (!t) fail_msg("%s", err.msg);
     int32_t *ids;
     size_t n;

@@ -34,7 +34,7 @@ static tv_tokenizer *load_model(const char *model) {
         return NULL;
     }
     tv_error err = {0};
-    tv_tokenizer *t = tv_tokenizer_load_json(path, &err);
+    tv_tokenizer *t = tokenizer_load_json(path, &err);
     if (!t) fail_msg("%s", err.msg);
     return t;
 }

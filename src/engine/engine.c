@@ -74,7 +74,7 @@ static void seq_free(tv_seq *s) {
     if (!s) return;
     free(s->tokens);
     free(s->blocks);
-    tv_sampler_free(s->sampler);
+    sampler_free(s->sampler);
     tv_detok_free(s->detok);
     free(s->stop_ids);
     for (int i = 0; i < s->n_stop; i++) free(s->stop[i]);
@@ -95,9 +95,9 @@ void tv_engine_free(tv_engine *e) {
     for (int i = 0; i < e->n_aborted; i++) seq_free(e->aborted[i]);
     sched_free(e->sched);
     bm_free(e->bm);
-    tv_forward_free(e->fwd);
-    tv_kv_cache_free(e->kv);
-    tv_pool_free(e->pool);
+    forward_free(e->fwd);
+    kv_cache_free(e->kv);
+    pool_free(e->pool);
     free(e->items);
     free(e->b_tokens);
     free(e->b_pos);
@@ -125,21 +125,21 @@ static uint64_t splitmix64(uint64_t *x) {
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *err) {
     tv_engine_config c;
     if (cfg) c = *cfg; else tv_engine_config_default(&c);
-    if (!m) { tv_fail(err, TV_ERR_INVALID, "engine: no model"); return NULL; }
-    const tv_hparams *hp = tv_model_hparams(m);
+    if (!m) { err_fail(err, TV_ERR_INVALID, "engine: no model"); return NULL; }
+    const tv_hparams *hp = model_hparams(m);
     if (c.n_threads <= 0) c.n_threads = 1;
-    if (c.block_size <= 0 || c.block_size > 1024) { tv_fail(err, TV_ERR_INVALID, "engine: block size %d invalid", c.block_size); return NULL; }
-    if (c.max_num_seqs <= 0 || c.max_num_seqs > 4096) { tv_fail(err, TV_ERR_INVALID, "engine: max_num_seqs %d invalid", c.max_num_seqs); return NULL; }
-    if (c.max_batched_tokens <= 0) { tv_fail(err, TV_ERR_INVALID, "engine: max_batched_tokens %d invalid", c.max_batched_tokens); return NULL; }
+    if (c.block_size <= 0 || c.block_size > 1024) { err_fail(err, TV_ERR_INVALID, "engine: block size %d invalid", c.block_size); return NULL; }
+    if (c.max_num_seqs <= 0 || c.max_num_seqs > 4096) { err_fail(err, TV_ERR_INVALID, "engine: max_num_seqs %d invalid", c.max_num_seqs); return NULL; }
+    if (c.max_batched_tokens <= 0) { err_fail(err, TV_ERR_INVALID, "engine: max_batched_tokens %d invalid", c.max_batched_tokens); return NULL; }
     int max_len = c.max_model_len > 0 && c.max_model_len < hp->n_ctx_train ? c.max_model_len : hp->n_ctx_train;
     // Without chunked prefill a whole prompt must fit one step (as vLLM requires).
     if (!c.chunked_prefill && c.max_batched_tokens < max_len) c.max_batched_tokens = max_len;
     if (c.max_num_seqs > c.max_batched_tokens) c.max_num_seqs = c.max_batched_tokens;
     if (c.decode_steps <= 0) c.decode_steps = 1;
-    if (c.kv_bits == 0) c.kv_bits = tv_model_layers(m)[0].wq.type == TV_TYPE_F32 ? 32 : 16;
-    if (c.kv_bits != 16 && c.kv_bits != 32) { tv_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
+    if (c.kv_bits == 0) c.kv_bits = model_layers(m)[0].wq.type == TV_TYPE_F32 ? 32 : 16;
+    if (c.kv_bits != 16 && c.kv_bits != 32) { err_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
     const bool kv_f32 = c.kv_bits == 32;
-    size_t bpb = tv_kv_bytes_per_block(m, c.block_size, kv_f32);
+    size_t bpb = kv_cache_bytes_per_block(m, c.block_size, kv_f32);
     int64_t n_blocks = c.n_blocks;
     if (n_blocks <= 0) {
         int64_t want = (int64_t)c.max_num_seqs * ((max_len + c.block_size - 1) / c.block_size);
@@ -148,12 +148,12 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     }
     int64_t one_seq = (max_len + c.block_size - 1) / c.block_size;
     if (n_blocks < 1 || n_blocks > INT32_MAX) {
-        tv_fail(err, TV_ERR_INVALID, "engine: KV pool of %lld blocks is invalid", (long long)n_blocks);
+        err_fail(err, TV_ERR_INVALID, "engine: KV pool of %lld blocks is invalid", (long long)n_blocks);
         return NULL;
     }
     if (c.n_blocks <= 0 && c.kv_mem_mb <= 0 && n_blocks < one_seq) n_blocks = one_seq;
     tv_engine *e = calloc(1, sizeof *e);
-    if (!e) { tv_fail(err, TV_ERR_NOMEM, "engine: out of memory"); return NULL; }
+    if (!e) { err_fail(err, TV_ERR_NOMEM, "engine: out of memory"); return NULL; }
     e->cfg = c;
     e->cfg.n_blocks = n_blocks;
     e->model = m;
@@ -163,10 +163,10 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     e->max_len = max_len < n_blocks * c.block_size ? max_len : (int)(n_blocks * c.block_size);
     e->next_id = 1;
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
-    (void)tv_traits(TV_TYPE_F32);   // fills the kernel table on first use; keeps a path forced earlier
-    if (!(e->pool = tv_pool_create(c.n_threads, err))) goto fail;
-    if (!(e->kv = tv_kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
-    if (!(e->fwd = tv_forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->pool, err))) goto fail;
+    (void)kern_traits(TV_TYPE_F32);   // fills the kernel table on first use; keeps a path forced earlier
+    if (!(e->pool = pool_create(c.n_threads, err))) goto fail;
+    if (!(e->kv = kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
+    if (!(e->fwd = forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->pool, err))) goto fail;
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {c.max_num_seqs, c.max_batched_tokens, c.chunked_prefill, c.prefix_caching};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
@@ -180,7 +180,7 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
         !(e->out_ids = malloc((size_t)e->cap_outs * sizeof *e->out_ids)) ||
         !(e->out_lp = malloc((size_t)e->cap_outs * sizeof *e->out_lp)) ||
         !(e->out_top = malloc((size_t)e->cap_outs * TV_MAX_TOP_LOGPROBS * sizeof *e->out_top))) {
-        tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+        err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
     e->stats.n_blocks_total = n_blocks;
@@ -208,12 +208,12 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
     const tv_sampling_params *sp = &p->sampling;
     if (!(sp->temperature >= 0) || !(sp->top_p > 0 && sp->top_p <= 1) || !(sp->min_p >= 0 && sp->min_p <= 1) ||
         !(sp->repetition_penalty > 0) || sp->logprobs > TV_MAX_TOP_LOGPROBS || sp->n_logit_bias < 0)
-        return tv_fail(err, TV_ERR_INVALID,
+        return err_fail(err, TV_ERR_INVALID,
                        "invalid sampling parameters (temperature >= 0, 0 < top_p <= 1, 0 <= min_p <= 1, "
                        "repetition_penalty > 0, logprobs <= %d)", TV_MAX_TOP_LOGPROBS);
-    if (p->n_stop < 0 || p->n_stop_ids < 0) return tv_fail(err, TV_ERR_INVALID, "invalid stop lists");
+    if (p->n_stop < 0 || p->n_stop_ids < 0) return err_fail(err, TV_ERR_INVALID, "invalid stop lists");
     tv_seq *s = calloc(1, sizeof *s);
-    if (!s) return tv_fail(err, TV_ERR_NOMEM, "out of memory");
+    if (!s) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     tv_status st = TV_OK;
     int32_t *ids = NULL;
     size_t n_ids = 0;
@@ -221,21 +221,21 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
         ids = (int32_t *)p->prompt_ids;
         n_ids = p->n_prompt;
     } else if (p->prompt_text) {
-        if (!e->tok) { st = tv_fail(err, TV_ERR_INVALID, "this model has no tokenizer: give prompt token ids"); goto fail; }
+        if (!e->tok) { st = err_fail(err, TV_ERR_INVALID, "this model has no tokenizer: give prompt token ids"); goto fail; }
         if ((st = tv_tokenize(e->tok, p->prompt_text, strlen(p->prompt_text), p->add_bos, p->parse_special, &ids,
                               &n_ids, err)))
             goto fail;
     }
-    if (n_ids == 0) { st = tv_fail(err, TV_ERR_INVALID, "the prompt is empty"); goto fail; }
+    if (n_ids == 0) { st = err_fail(err, TV_ERR_INVALID, "the prompt is empty"); goto fail; }
     if (n_ids >= (size_t)e->max_len) {
-        st = tv_fail(err, TV_ERR_RANGE,
+        st = err_fail(err, TV_ERR_RANGE,
                      "the prompt has %zu tokens but the context holds %d (prompt plus at least one generated token)",
                      n_ids, e->max_len);
         goto fail;
     }
     for (size_t i = 0; i < n_ids; i++)
         if (ids[i] < 0 || ids[i] >= e->hp->n_vocab) {
-            st = tv_fail(err, TV_ERR_INVALID, "prompt token %zu is %d, outside the vocabulary (0..%d)", i, ids[i],
+            st = err_fail(err, TV_ERR_INVALID, "prompt token %zu is %d, outside the vocabulary (0..%d)", i, ids[i],
                          e->hp->n_vocab - 1);
             goto fail;
         }
@@ -251,8 +251,8 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
     s->stop_token = -1;
     s->user = p->user;
     uint64_t seed = sp->has_seed ? sp->seed : splitmix64(&e->rng);
-    if (!(s->sampler = tv_sampler_create(sp, e->hp->n_vocab, seed, err))) { st = err ? err->code : TV_ERR_NOMEM; goto fail; }
-    for (int i = 0; i < s->n_prompt; i++) tv_sampler_accept(s->sampler, s->tokens[i], true);
+    if (!(s->sampler = sampler_create(sp, e->hp->n_vocab, seed, err))) { st = err ? err->code : TV_ERR_NOMEM; goto fail; }
+    for (int i = 0; i < s->n_prompt; i++) sampler_accept(s->sampler, s->tokens[i], true);
     if (e->tok) {
         // prime the detokenizer with the prompt so the first generated piece continues the text
         // (SentencePiece's leading-space rule applies to the start of the prompt, not here)
@@ -281,7 +281,7 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
     if (req_id) *req_id = s->id;
     return TV_OK;
 oom:
-    st = tv_fail(err, TV_ERR_NOMEM, "out of memory");
+    st = err_fail(err, TV_ERR_NOMEM, "out of memory");
 fail:
     if (ids != p->prompt_ids) free(ids);
     seq_free(s);
@@ -446,7 +446,7 @@ static tv_status run_round(tv_engine *e, bool *decode_only, tv_error *err) {
                   .q_start = e->b_qstart, .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = L,
                   .logit_rows = e->b_logit_rows};
     float *logits = NULL;
-    tv_status st = tv_forward_run(e->fwd, e->kv, &b, &logits, err);
+    tv_status st = forward_run(e->fwd, e->kv, &b, &logits, err);
     if (st) return st;
     e->stats.n_steps++;
     e->stats.n_batched_tokens += (uint64_t)T;
@@ -467,22 +467,22 @@ static tv_status run_round(tv_engine *e, bool *decode_only, tv_error *err) {
     for (int r = 0; r < L; r++) {
         tv_seq *s = e->b_logit_seq[r];
         tv_request_output *o = new_out(e, s);
-        if (!o) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+        if (!o) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         const int oi = e->n_outs - 1;
         tv_logprob *chosen = s->logprobs >= 0 ? &e->out_lp[oi] : NULL;
         tv_logprob *top = s->logprobs > 0 ? &e->out_top[(size_t)oi * TV_MAX_TOP_LOGPROBS] : NULL;
-        int32_t tok = tv_sampler_sample(s->sampler, logits + (size_t)r * V, chosen, top, s->logprobs > 0 ? s->logprobs : 0);
+        int32_t tok = sampler_sample(s->sampler, logits + (size_t)r * V, chosen, top, s->logprobs > 0 ? s->logprobs : 0);
         e->out_ids[oi] = tok;
         if (!chosen) e->out_lp[oi].id = -1;
         if (s->n_tokens == s->cap) {
             int nc = s->cap * 2;
             int32_t *nt = realloc(s->tokens, (size_t)nc * sizeof(int32_t));
-            if (!nt) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+            if (!nt) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
             s->tokens = nt;
             s->cap = nc;
         }
         s->tokens[s->n_tokens++] = tok;
-        tv_sampler_accept(s->sampler, tok, false);
+        sampler_accept(s->sampler, tok, false);
         e->stats.n_generated_tokens++;
         tv_finish_reason why = TV_FINISH_NONE;
         bool stop_tok = is_stop_token(e, s, tok);
@@ -496,12 +496,12 @@ static tv_status run_round(tv_engine *e, bool *decode_only, tv_error *err) {
         if (s->detok && !stop_tok) {
             const char *d;
             size_t n = tv_detok_push(s->detok, tok, &d);
-            if (n && !held_append(s, d, n)) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+            if (n && !held_append(s, d, n)) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         }
         if (s->detok && why != TV_FINISH_NONE) {
             const char *d;
             size_t n = tv_detok_flush(s->detok, &d);
-            if (n && !held_append(s, d, n)) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+            if (n && !held_append(s, d, n)) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         }
         bool stopped = false;
         size_t emit = held_emittable(s, why != TV_FINISH_NONE, &stopped);
@@ -513,7 +513,7 @@ static tv_status run_round(tv_engine *e, bool *decode_only, tv_error *err) {
         o->n_top = s->logprobs > 0 ? s->logprobs : 0;
         if (emit > 0) {
             char *txt = malloc(emit + 1);
-            if (!txt) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+            if (!txt) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
             memcpy(txt, s->held, emit);
             txt[emit] = 0;
             o->text = txt;
@@ -553,7 +553,7 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     // report aborts
     for (int i = 0; i < e->n_aborted; i++) {
         tv_seq *s = e->aborted[i];
-        if (!new_out(e, s)) return tv_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+        if (!new_out(e, s)) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         push_ptr(&e->done, &e->n_done, &e->cap_done, s);
     }
     e->n_aborted = 0;

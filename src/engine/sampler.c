@@ -174,49 +174,49 @@ void tv_sampling_params_default(tv_sampling_params *p) {
     p->logprobs = -1;
 }
 
-tv_sampler *tv_sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_t seed, tv_error *err) {
+tv_sampler *sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_t seed, tv_error *err) {
     tv_sampler *s = NULL;
-    if (!p) { tv_fail(err, TV_ERR_INVALID, "sampler: no parameters"); goto fail; }
-    if (n_vocab <= 0) { tv_fail(err, TV_ERR_INVALID, "sampler: n_vocab %d must be positive", (int)n_vocab); goto fail; }
+    if (!p) { err_fail(err, TV_ERR_INVALID, "sampler: no parameters"); goto fail; }
+    if (n_vocab <= 0) { err_fail(err, TV_ERR_INVALID, "sampler: n_vocab %d must be positive", (int)n_vocab); goto fail; }
     if (!(p->temperature >= 0.0f) || !isfinite(p->temperature)) {
-        tv_fail(err, TV_ERR_INVALID, "sampler: temperature %g must be finite and >= 0", (double)p->temperature);
+        err_fail(err, TV_ERR_INVALID, "sampler: temperature %g must be finite and >= 0", (double)p->temperature);
         goto fail;
     }
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) {
-        tv_fail(err, TV_ERR_INVALID, "sampler: top_p %g must be in (0, 1]", (double)p->top_p);
+        err_fail(err, TV_ERR_INVALID, "sampler: top_p %g must be in (0, 1]", (double)p->top_p);
         goto fail;
     }
     if (!(p->min_p >= 0.0f && p->min_p <= 1.0f)) {
-        tv_fail(err, TV_ERR_INVALID, "sampler: min_p %g must be in [0, 1]", (double)p->min_p);
+        err_fail(err, TV_ERR_INVALID, "sampler: min_p %g must be in [0, 1]", (double)p->min_p);
         goto fail;
     }
     if (!(p->repetition_penalty > 0.0f) || !isfinite(p->repetition_penalty)) {
-        tv_fail(err, TV_ERR_INVALID, "sampler: repetition_penalty %g must be finite and > 0", (double)p->repetition_penalty);
+        err_fail(err, TV_ERR_INVALID, "sampler: repetition_penalty %g must be finite and > 0", (double)p->repetition_penalty);
         goto fail;
     }
     if (!isfinite(p->presence_penalty) || !isfinite(p->frequency_penalty)) {
-        tv_fail(err, TV_ERR_INVALID, "sampler: presence/frequency penalties must be finite");
+        err_fail(err, TV_ERR_INVALID, "sampler: presence/frequency penalties must be finite");
         goto fail;
     }
     if (p->n_logit_bias < 0 || (p->n_logit_bias > 0 && (!p->logit_bias_ids || !p->logit_bias_vals))) {
-        tv_fail(err, TV_ERR_INVALID, "sampler: bad logit_bias (n %d)", p->n_logit_bias);
+        err_fail(err, TV_ERR_INVALID, "sampler: bad logit_bias (n %d)", p->n_logit_bias);
         goto fail;
     }
     for (int i = 0; i < p->n_logit_bias; i++) {
         int32_t id = p->logit_bias_ids[i];
         float v = p->logit_bias_vals[i];
         if (id < 0 || id >= n_vocab) {
-            tv_fail(err, TV_ERR_INVALID, "sampler: logit_bias id %d outside the vocabulary [0, %d)", (int)id, (int)n_vocab);
+            err_fail(err, TV_ERR_INVALID, "sampler: logit_bias id %d outside the vocabulary [0, %d)", (int)id, (int)n_vocab);
             goto fail;
         }
         if (isnan(v) || v == INFINITY) {
-            tv_fail(err, TV_ERR_INVALID, "sampler: logit_bias value for id %d must be finite or -inf", (int)id);
+            err_fail(err, TV_ERR_INVALID, "sampler: logit_bias value for id %d must be finite or -inf", (int)id);
             goto fail;
         }
     }
 
     s = calloc(1, sizeof *s);
-    if (!s) { tv_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
+    if (!s) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
     s->n_vocab = n_vocab;
     s->temperature = p->temperature;
     s->top_k = p->top_k;
@@ -229,7 +229,7 @@ tv_sampler *tv_sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint
     if (s->n_bias > 0) {
         s->bias_ids = malloc((size_t)s->n_bias * sizeof *s->bias_ids);
         s->bias_vals = malloc((size_t)s->n_bias * sizeof *s->bias_vals);
-        if (!s->bias_ids || !s->bias_vals) { tv_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
+        if (!s->bias_ids || !s->bias_vals) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
         memcpy(s->bias_ids, p->logit_bias_ids, (size_t)s->n_bias * sizeof *s->bias_ids);
         memcpy(s->bias_vals, p->logit_bias_vals, (size_t)s->n_bias * sizeof *s->bias_vals);
     }
@@ -238,23 +238,23 @@ tv_sampler *tv_sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint
         s->seen = calloc((size_t)n_vocab, sizeof *s->seen);
         s->n_gen = calloc((size_t)n_vocab, sizeof *s->n_gen);
         s->uniq = malloc((size_t)n_vocab * sizeof *s->uniq);
-        if (!s->seen || !s->n_gen || !s->uniq) { tv_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
+        if (!s->seen || !s->n_gen || !s->uniq) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
     }
     if (s->temperature >= TV_SAMPLER_MIN_TEMP && s->top_k != 1) {
         s->cands = malloc((size_t)n_vocab * sizeof *s->cands);
         s->chunk_sums = malloc(((size_t)n_vocab / EXP_CHUNK + 1) * sizeof *s->chunk_sums);
-        if (!s->cands || !s->chunk_sums) { tv_fail(err, TV_ERR_NOMEM, "sampler: out of memory (%d candidates)", (int)n_vocab); goto fail; }
+        if (!s->cands || !s->chunk_sums) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory (%d candidates)", (int)n_vocab); goto fail; }
     }
     uint64_t sm = seed;
     for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&sm);
     return s;
 
 fail:
-    tv_sampler_free(s);
+    sampler_free(s);
     return NULL;
 }
 
-void tv_sampler_free(tv_sampler *s) {
+void sampler_free(tv_sampler *s) {
     if (!s) return;
     free(s->bias_ids);
     free(s->bias_vals);
@@ -266,7 +266,7 @@ void tv_sampler_free(tv_sampler *s) {
     free(s);
 }
 
-void tv_sampler_accept(tv_sampler *s, int32_t token, bool is_prompt) {
+void sampler_accept(tv_sampler *s, int32_t token, bool is_prompt) {
     if (!s || !s->has_penalties || token < 0 || token >= s->n_vocab) return;
     if (s->seen[token] == 0) s->uniq[s->n_uniq++] = token;
     s->seen[token] |= is_prompt ? 1u : 2u;
@@ -497,7 +497,7 @@ static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bo
     return c[n_c - 1].id;
 }
 
-int32_t tv_sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logprob *top, int n_top) {
+int32_t sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logprob *top, int n_top) {
     const int32_t n = s->n_vocab;
     apply_bias_and_penalties(s, logits);
 

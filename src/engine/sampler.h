@@ -1,7 +1,7 @@
 // sampler.h — per-request token sampling: logit bias, penalties, top-k/top-p/min-p, temperature,
 // a seeded RNG, and OpenAI-style logprobs.
 //
-// Processing order for one call of tv_sampler_sample (llama.cpp's default chain order):
+// Processing order for one call of sampler_sample (llama.cpp's default chain order):
 //   1. logit_bias       logit[id] += bias (a bias of -inf bans the token)
 //   2. penalties        repetition (CTRL / HF / llama.cpp): for ids seen in prompt or output,
 //                         logit > 0 ? logit / p : logit * p
@@ -31,18 +31,18 @@ typedef struct tv_sampler tv_sampler;
 // Validates p (temperature >= 0, top_p in (0,1], min_p in [0,1], repetition_penalty > 0, finite
 // penalties, logit_bias ids in [0, n_vocab)) and copies what it needs (logit_bias included).
 // seed: the RNG seed the engine resolved (p->seed when p->has_seed). NULL + err on failure.
-tv_sampler *tv_sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_t seed, tv_error *err);
-void tv_sampler_free(tv_sampler *s);
+tv_sampler *sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_t seed, tv_error *err);
+void sampler_free(tv_sampler *s);
 
 // Records a token for the penalties: is_prompt = part of the prompt (repetition penalty only),
 // else generated (repetition + presence + frequency). Ids outside [0, n_vocab) are ignored.
-void tv_sampler_accept(tv_sampler *s, int32_t token, bool is_prompt);
+void sampler_accept(tv_sampler *s, int32_t token, bool is_prompt);
 
 // Samples one id from logits (n_vocab), which are modified in place (bias, penalties).
 // chosen != NULL: filled with the sampled id and its logprob (step 3 above).
 // n_top > 0: top[n_top] filled with the n_top most likely ids, descending (ties: lower id first);
 // entries beyond n_vocab get id -1 and logprob -inf.
 // Logits that are all -inf or NaN yield id 0 (nothing can be sampled; the caller's bias banned all).
-int32_t tv_sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logprob *top, int n_top);
+int32_t sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logprob *top, int n_top);
 
 #endif

@@ -126,13 +126,13 @@ static bool rd_fail(reader *r, tv_status code, size_t at, const char *fmt, ...) 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    tv_fail(r->err, code, "%s: %s at offset %zu (%s)", r->label, msg, at, r->what);
+    err_fail(r->err, code, "%s: %s at offset %zu (%s)", r->label, msg, at, r->what);
     return false;
 }
 
 static bool rd_need(reader *r, size_t n) {
     if (r->size - r->pos >= n) return true;
-    tv_fail(r->err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading %s (need %zu bytes, %zu left)",
+    err_fail(r->err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading %s (need %zu bytes, %zu left)",
             r->label, r->pos, r->what, n, r->size - r->pos);
     return false;
 }
@@ -173,7 +173,7 @@ static char *rd_name(reader *r, uint64_t max_len) {
     if (!rd_str(r, &s, max_len)) return NULL;
     if (memchr(s.ptr, 0, s.len)) { rd_fail(r, TV_ERR_FORMAT, at, "name contains a NUL byte"); return NULL; }
     char *c = malloc(s.len + 1);
-    if (!c) { tv_fail(r->err, TV_ERR_NOMEM, "%s: out of memory reading %s", r->label, r->what); return NULL; }
+    if (!c) { err_fail(r->err, TV_ERR_NOMEM, "%s: out of memory reading %s", r->label, r->what); return NULL; }
     memcpy(c, s.ptr, s.len);
     c[s.len] = 0;
     return c;
@@ -245,7 +245,7 @@ static bool rd_value(reader *r, gguf_type type, gguf_value *out, int depth) {
                            (unsigned long long)n, gguf_type_name((gguf_type)et), left);
         if (n == 0) return true;
         out->arr_items = calloc((size_t)n, sizeof *out->arr_items);
-        if (!out->arr_items) { tv_fail(r->err, TV_ERR_NOMEM, "%s: out of memory for an array of %llu at offset %zu",
+        if (!out->arr_items) { err_fail(r->err, TV_ERR_NOMEM, "%s: out of memory for an array of %llu at offset %zu",
                                        r->label, (unsigned long long)n, at); return false; }
         out->arr_n = n;   // items past a failure are zeroed: value_free handles them
         for (uint64_t i = 0; i < n; i++)
@@ -295,7 +295,7 @@ static bool parse(gguf_ctx *ctx, tv_error *err) {
     ctx->keys = calloc(n_kv ? (size_t)n_kv : 1, sizeof *ctx->keys);
     ctx->values = calloc(n_kv ? (size_t)n_kv : 1, sizeof *ctx->values);
     if (!ctx->keys || !ctx->values || !index_init(&ctx->kv_ix, (int64_t)n_kv))
-        return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory for %llu metadata entries", ctx->label,
+        return err_fail(err, TV_ERR_NOMEM, "%s: out of memory for %llu metadata entries", ctx->label,
                        (unsigned long long)n_kv), false;
     for (uint64_t i = 0; i < n_kv; i++) {
         size_t at = r->pos;
@@ -334,7 +334,7 @@ static bool parse(gguf_ctx *ctx, tv_error *err) {
     ctx->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *ctx->tensors);
     ctx->tensor_names = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *ctx->tensor_names);
     if (!ctx->tensors || !ctx->tensor_names || !index_init(&ctx->t_ix, (int64_t)n_tensors))
-        return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory for %llu tensor infos", ctx->label,
+        return err_fail(err, TV_ERR_NOMEM, "%s: out of memory for %llu tensor infos", ctx->label,
                        (unsigned long long)n_tensors), false;
     for (uint64_t i = 0; i < n_tensors; i++) {
         gguf_tensor_info *t = &ctx->tensors[i];
@@ -368,7 +368,7 @@ static bool parse(gguf_ctx *ctx, tv_error *err) {
         uint32_t type;
         size_t type_at = r->pos;
         if (!rd_u32(r, &type)) return false;
-        const tv_type_traits *tr = type < TV_TYPE_COUNT ? tv_traits((tv_type)type) : NULL;
+        const tv_type_traits *tr = type < TV_TYPE_COUNT ? kern_traits((tv_type)type) : NULL;
         if (!tr || tr->blck_size <= 0 || tr->type_size == 0)
             return rd_fail(r, TV_ERR_UNSUPPORTED, type_at, "unknown tensor type id %u", type);
         t->type = (tv_type)type;
@@ -377,8 +377,8 @@ static bool parse(gguf_ctx *ctx, tv_error *err) {
                            (long long)t->ne[0], tr->name, (long long)tr->blck_size);
         // nbytes = ne[0]/blck * type_size * ne[1] * ne[2] * ne[3]
         size_t nb = (size_t)(t->ne[0] / tr->blck_size);
-        bool ok = tv_mul_ok(nb, tr->type_size, &nb);
-        for (int d = 1; d < 4 && ok; d++) ok = tv_mul_ok(nb, (size_t)t->ne[d], &nb);
+        bool ok = mul_ok(nb, tr->type_size, &nb);
+        for (int d = 1; d < 4 && ok; d++) ok = mul_ok(nb, (size_t)t->ne[d], &nb);
         if (!ok) return rd_fail(r, TV_ERR_FORMAT, dims_at, "byte size overflows");
         t->nbytes = nb;
         size_t off_at = r->pos;
@@ -410,7 +410,7 @@ static gguf_ctx *ctx_new(const char *label, tv_error *err) {
     if (ctx) ctx->label = strdup(label ? label : "<memory>");
     if (!ctx || !ctx->label) {
         free(ctx);
-        tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", label ? label : "<memory>");
+        err_fail(err, TV_ERR_NOMEM, "%s: out of memory", label ? label : "<memory>");
         return NULL;
     }
     return ctx;
@@ -430,20 +430,20 @@ gguf_ctx *gguf_open(const char *path, tv_error *err) {
     if (!ctx) return NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0) { tv_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); goto fail; }
-    if (fstat(fd, &st) != 0) { tv_fail(err, TV_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); goto fail; }
-    if (!S_ISREG(st.st_mode)) { tv_fail(err, TV_ERR_IO, "%s: not a regular file", path); goto fail; }
+    if (fd < 0) { err_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); goto fail; }
+    if (fstat(fd, &st) != 0) { err_fail(err, TV_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); goto fail; }
+    if (!S_ISREG(st.st_mode)) { err_fail(err, TV_ERR_IO, "%s: not a regular file", path); goto fail; }
     if (st.st_size < 24) {
-        tv_fail(err, TV_ERR_FORMAT, "%s: file is %lld bytes, too small for a GGUF header (24 bytes)", path,
+        err_fail(err, TV_ERR_FORMAT, "%s: file is %lld bytes, too small for a GGUF header (24 bytes)", path,
                 (long long)st.st_size);
         goto fail;
     }
-    if ((uint64_t)st.st_size > SIZE_MAX) { tv_fail(err, TV_ERR_IO, "%s: file too large to map", path); goto fail; }
+    if ((uint64_t)st.st_size > SIZE_MAX) { err_fail(err, TV_ERR_IO, "%s: file too large to map", path); goto fail; }
     ctx->map_size = (size_t)st.st_size;
     ctx->map = mmap(NULL, ctx->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (ctx->map == MAP_FAILED) {
         ctx->map = NULL;
-        tv_fail(err, TV_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+        err_fail(err, TV_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
         goto fail;
     }
     close(fd);
@@ -663,7 +663,7 @@ static bool wvalue_clone(gguf_value *dst, const gguf_value *src, int depth, tv_s
     if (src->arr_n == 0) return true;
     if (type_is_numeric(src->arr_type)) {
         size_t nb;
-        if (!src->arr_data || !tv_mul_ok((size_t)src->arr_n, TYPE_SIZE[src->arr_type], &nb)) { *why = TV_ERR_INVALID; return false; }
+        if (!src->arr_data || !mul_ok((size_t)src->arr_n, TYPE_SIZE[src->arr_type], &nb)) { *why = TV_ERR_INVALID; return false; }
         void *c = malloc(nb);
         if (!c) { *why = TV_ERR_NOMEM; return false; }
         memcpy(c, src->arr_data, nb);
@@ -766,39 +766,39 @@ void gguf_set_value(gguf_writer *w, const char *key, const gguf_value *v) {
 
 static tv_status add_tensor(gguf_writer *w, const char *name, tv_type type, int n_dims, const int64_t *ne,
                             const void *data, gguf_tensor_source_fn fill, void *user, tv_error *err) {
-    if (!w) return tv_fail(err, TV_ERR_NOMEM, "gguf writer: NULL writer (creation failed?)");
+    if (!w) return err_fail(err, TV_ERR_NOMEM, "gguf writer: NULL writer (creation failed?)");
     if (!name || !*name || strlen(name) > GGUF_MAX_NAME_LEN)
-        return tv_fail(err, TV_ERR_INVALID, "gguf writer: bad tensor name");
-    if (n_dims < 1 || n_dims > 4 || !ne) return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: n_dims %d is not in 1..4", name, n_dims);
-    const tv_type_traits *tr = (unsigned)type < TV_TYPE_COUNT ? tv_traits(type) : NULL;
-    if (!tr || tr->blck_size <= 0) return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: unknown type %d", name, (int)type);
+        return err_fail(err, TV_ERR_INVALID, "gguf writer: bad tensor name");
+    if (n_dims < 1 || n_dims > 4 || !ne) return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: n_dims %d is not in 1..4", name, n_dims);
+    const tv_type_traits *tr = (unsigned)type < TV_TYPE_COUNT ? kern_traits(type) : NULL;
+    if (!tr || tr->blck_size <= 0) return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: unknown type %d", name, (int)type);
     wtensor t = { .type = type, .n_dims = n_dims, .ne = { 1, 1, 1, 1 }, .data = data, .fill = fill, .fill_user = user };
     int64_t n_rows = 1;
     for (int d = 0; d < n_dims; d++) {
-        if (ne[d] < 0) return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: ne[%d] < 0", name, d);
+        if (ne[d] < 0) return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: ne[%d] < 0", name, d);
         t.ne[d] = ne[d];
         if (d > 0 && __builtin_mul_overflow(n_rows, ne[d], &n_rows))
-            return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: shape overflows", name);
+            return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: shape overflows", name);
     }
     if (t.ne[0] % tr->blck_size)
-        return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: ne[0] = %lld is not a multiple of the %s block size %lld",
+        return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: ne[0] = %lld is not a multiple of the %s block size %lld",
                        name, (long long)t.ne[0], tr->name, (long long)tr->blck_size);
-    if (!tv_mul_ok((size_t)(t.ne[0] / tr->blck_size), tr->type_size, &t.row_bytes) ||
-        !tv_mul_ok(t.row_bytes, (size_t)n_rows, &t.nbytes))
-        return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: byte size overflows", name);
+    if (!mul_ok((size_t)(t.ne[0] / tr->blck_size), tr->type_size, &t.row_bytes) ||
+        !mul_ok(t.row_bytes, (size_t)n_rows, &t.nbytes))
+        return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: byte size overflows", name);
     t.n_rows = n_rows;
-    if (!data && !fill && t.nbytes) return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: no data", name);
+    if (!data && !fill && t.nbytes) return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: no data", name);
     for (int64_t i = 0; i < w->n_tensors; i++)
-        if (!strcmp(w->tensors[i].name, name)) return tv_fail(err, TV_ERR_INVALID, "gguf writer: duplicate tensor '%s'", name);
+        if (!strcmp(w->tensors[i].name, name)) return err_fail(err, TV_ERR_INVALID, "gguf writer: duplicate tensor '%s'", name);
     if (w->n_tensors == w->cap_tensors) {
         int64_t cap = w->cap_tensors ? w->cap_tensors * 2 : 64;
         wtensor *nt = realloc(w->tensors, (size_t)cap * sizeof *nt);
-        if (!nt) return tv_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory adding '%s'", name);
+        if (!nt) return err_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory adding '%s'", name);
         w->tensors = nt;
         w->cap_tensors = cap;
     }
     t.name = strdup(name);
-    if (!t.name) return tv_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory adding '%s'", name);
+    if (!t.name) return err_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory adding '%s'", name);
     w->tensors[w->n_tensors++] = t;
     return TV_OK;
 }
@@ -810,7 +810,7 @@ tv_status gguf_add_tensor(gguf_writer *w, const char *name, tv_type type, int n_
 
 tv_status gguf_add_tensor_source(gguf_writer *w, const char *name, tv_type type, int n_dims, const int64_t *ne,
                                  gguf_tensor_source_fn fill, void *user, tv_error *err) {
-    if (!fill) return tv_fail(err, TV_ERR_INVALID, "gguf writer: %s: NULL source", name ? name : "?");
+    if (!fill) return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: NULL source", name ? name : "?");
     return add_tensor(w, name, type, n_dims, ne, NULL, fill, user, err);
 }
 
@@ -853,15 +853,15 @@ static void out_value(wout *o, const gguf_value *v) {   // v is a validated writ
 }
 
 tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err) {
-    if (!w || !path) return tv_fail(err, TV_ERR_INVALID, "gguf writer: NULL writer or path");
-    if (w->failed) return tv_fail(err, w->failed, "%s: %s", path, w->fail_msg);
+    if (!w || !path) return err_fail(err, TV_ERR_INVALID, "gguf writer: NULL writer or path");
+    if (w->failed) return err_fail(err, w->failed, "%s: %s", path, w->fail_msg);
     size_t alignment = GGUF_DEFAULT_ALIGNMENT;
     for (int64_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->keys[i], "general.alignment")) continue;
         const gguf_value *v = &w->vals[i];
         uint64_t a = type_is_int(v->type) && !(type_is_signed(v->type) && v->v.i < 0) ? v->v.u : 0;
         if (v->type != GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) || a > GGUF_MAX_ALIGNMENT)
-            return tv_fail(err, TV_ERR_INVALID, "%s: general.alignment must be a u32 power of two", path);
+            return err_fail(err, TV_ERR_INVALID, "%s: general.alignment must be a u32 power of two", path);
         alignment = (size_t)a;
     }
     // assign offsets
@@ -876,10 +876,10 @@ tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err) {
     void *chunk = NULL;
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
-    if (!tmp) return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
+    if (!tmp) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
     snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
     wout o = { .f = fopen(tmp, "wb") };
-    if (!o.f) { st = tv_fail(err, TV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); goto done; }
+    if (!o.f) { st = err_fail(err, TV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); goto done; }
     setvbuf(o.f, NULL, _IOFBF, 1 << 20);
 
     out_bytes(&o, GGUF_MAGIC, 4);
@@ -916,23 +916,23 @@ tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err) {
             free(chunk);
             chunk = malloc(need);
             chunk_cap = chunk ? need : 0;
-            if (!chunk) { st = tv_fail(err, TV_ERR_NOMEM, "%s: out of memory streaming '%s'", path, t->name); goto done; }
+            if (!chunk) { st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory streaming '%s'", path, t->name); goto done; }
         }
         for (int64_t r0 = 0; r0 < t->n_rows && !o.failed; r0 += rows_per) {
             int64_t nr = t->n_rows - r0 < rows_per ? t->n_rows - r0 : rows_per;
             tv_error ferr = { 0 };
             if (t->fill(t->fill_user, r0, nr, chunk, &ferr) != TV_OK) {
-                st = tv_fail(err, ferr.code ? ferr.code : TV_ERR_INVALID, "%s: tensor '%s': %s", path, t->name, ferr.msg);
+                st = err_fail(err, ferr.code ? ferr.code : TV_ERR_INVALID, "%s: tensor '%s': %s", path, t->name, ferr.msg);
                 goto done;
             }
             out_bytes(&o, chunk, (size_t)nr * t->row_bytes);
         }
     }
-    if (o.failed) { st = tv_fail(err, TV_ERR_IO, "%s: write failed: %s", tmp, strerror(errno)); goto done; }
+    if (o.failed) { st = err_fail(err, TV_ERR_IO, "%s: write failed: %s", tmp, strerror(errno)); goto done; }
     FILE *f = o.f;
     o.f = NULL;
-    if (fclose(f) != 0) { st = tv_fail(err, TV_ERR_IO, "%s: write failed: %s", tmp, strerror(errno)); goto done; }
-    if (rename(tmp, path) != 0) { st = tv_fail(err, TV_ERR_IO, "%s: cannot rename from %s: %s", path, tmp, strerror(errno)); goto done; }
+    if (fclose(f) != 0) { st = err_fail(err, TV_ERR_IO, "%s: write failed: %s", tmp, strerror(errno)); goto done; }
+    if (rename(tmp, path) != 0) { st = err_fail(err, TV_ERR_IO, "%s: cannot rename from %s: %s", path, tmp, strerror(errno)); goto done; }
 done:
     if (o.f) fclose(o.f);
     if (st != TV_OK) unlink(tmp);

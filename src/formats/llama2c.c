@@ -63,26 +63,26 @@ static bool parse_header(tv_llama2c *m, tv_error *err, size_t *weights_at) {
     tv_llama2c_config *c = &m->cfg;
     const uint8_t *p = m->base;
     if (m->size < V0_HEADER_BYTES)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: file is %zu bytes, too small for a llama2.c header (28 bytes)", L, m->size), false;
+        return err_fail(err, TV_ERR_FORMAT, "%s: file is %zu bytes, too small for a llama2.c header (28 bytes)", L, m->size), false;
     uint32_t magic;
     memcpy(&magic, p, 4);
     int32_t h[7];
     if (magic == TV_LLAMA2C_MAGIC) {
         if (m->size < V1_HEADER_BYTES)
-            return tv_fail(err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading the 256-byte v1 header", L, m->size), false;
+            return err_fail(err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading the 256-byte v1 header", L, m->size), false;
         int32_t version = rd_i32(p + 4);
         if (version == 2)
-            return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: llama2.c version 2 (int8-quantized export) is not supported; "
+            return err_fail(err, TV_ERR_UNSUPPORTED, "%s: llama2.c version 2 (int8-quantized export) is not supported; "
                            "export with --version 1 or 0", L), false;
         if (version != 1)
-            return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: unsupported llama2.c version %d at offset 4", L, version), false;
+            return err_fail(err, TV_ERR_UNSUPPORTED, "%s: unsupported llama2.c version %d at offset 4", L, version), false;
         for (int i = 0; i < 7; i++) h[i] = rd_i32(p + 8 + 4 * i);
         uint8_t shared = p[36];
         if (shared > 1)
-            return tv_fail(err, TV_ERR_FORMAT, "%s: shared_classifier flag %u at offset 36 is not 0 or 1", L, shared), false;
+            return err_fail(err, TV_ERR_FORMAT, "%s: shared_classifier flag %u at offset 36 is not 0 or 1", L, shared), false;
         for (size_t i = 37; i < V1_HEADER_BYTES; i++)
-            if (p[i]) return tv_fail(err, TV_ERR_FORMAT, "%s: non-zero header padding at offset %zu", L, i), false;
-        if (h[5] <= 0) return tv_fail(err, TV_ERR_FORMAT, "%s: vocab_size %d at offset 28 is not positive", L, h[5]), false;
+            if (p[i]) return err_fail(err, TV_ERR_FORMAT, "%s: non-zero header padding at offset %zu", L, i), false;
+        if (h[5] <= 0) return err_fail(err, TV_ERR_FORMAT, "%s: vocab_size %d at offset 28 is not positive", L, h[5]), false;
         c->shared_classifier = shared;
         c->version = 1;
         *weights_at = V1_HEADER_BYTES;
@@ -100,14 +100,14 @@ static bool parse_header(tv_llama2c *m, tv_error *err, size_t *weights_at) {
     size_t field0 = c->version == 1 ? 8 : 0;
     for (int i = 0; i < 7; i++)
         if (h[i] <= 0 || h[i] > MAX[i])
-            return tv_fail(err, TV_ERR_FORMAT, "%s: header field %s = %d at offset %zu is not in 1..%d (not a llama2.c model?)",
+            return err_fail(err, TV_ERR_FORMAT, "%s: header field %s = %d at offset %zu is not in 1..%d (not a llama2.c model?)",
                            L, FIELD[i], h[i], field0 + 4 * (size_t)i, MAX[i]), false;
     if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: n_kv_heads %d does not divide n_heads %d", L, c->n_kv_heads, c->n_heads), false;
+        return err_fail(err, TV_ERR_FORMAT, "%s: n_kv_heads %d does not divide n_heads %d", L, c->n_kv_heads, c->n_heads), false;
     if (c->dim % c->n_heads)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: dim %d is not a multiple of n_heads %d", L, c->dim, c->n_heads), false;
+        return err_fail(err, TV_ERR_FORMAT, "%s: dim %d is not a multiple of n_heads %d", L, c->dim, c->n_heads), false;
     if ((c->dim / c->n_heads) % 2)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: head size %d is odd (RoPE rotates pairs)", L, c->dim / c->n_heads), false;
+        return err_fail(err, TV_ERR_FORMAT, "%s: head size %d is odd (RoPE rotates pairs)", L, c->dim / c->n_heads), false;
     return true;
 }
 
@@ -145,9 +145,9 @@ static bool build(tv_llama2c *m, tv_error *err) {
            && (c->shared_classifier || add_elems(&n, vocab, dim, 1));
     uint64_t expect;
     if (!ok || __builtin_mul_overflow(n, 4u, &expect) || __builtin_add_overflow(expect, (uint64_t)at, &expect))
-        return tv_fail(err, TV_ERR_FORMAT, "%s: the header's sizes overflow", m->label), false;
+        return err_fail(err, TV_ERR_FORMAT, "%s: the header's sizes overflow", m->label), false;
     if (expect != (uint64_t)m->size)
-        return tv_fail(err, TV_ERR_FORMAT,
+        return err_fail(err, TV_ERR_FORMAT,
                        "%s: file is %zu bytes but the v%d header (dim %d, hidden %d, layers %d, heads %d, kv_heads %d, "
                        "vocab %d%s, seq_len %d) implies %llu bytes",
                        m->label, m->size, c->version, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
@@ -156,7 +156,7 @@ static bool build(tv_llama2c *m, tv_error *err) {
     int n_total = 3 + LAYER_TENSORS * c->n_layers;
     m->tensors = calloc((size_t)n_total, sizeof *m->tensors);
     m->names = calloc((size_t)n_total, NAME_CAP);
-    if (!m->tensors || !m->names) return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->label), false;
+    if (!m->tensors || !m->names) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->label), false;
 
     // region starts (bytes) — every size below was covered by the exact-size check above
     const uint8_t *p = m->base + at;
@@ -200,29 +200,29 @@ static bool build(tv_llama2c *m, tv_error *err) {
 static tv_llama2c *l2c_new(const char *label, tv_error *err) {
     tv_llama2c *m = calloc(1, sizeof *m);
     if (m) m->label = strdup(label ? label : "<memory>");
-    if (!m || !m->label) { free(m); tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", label ? label : "<memory>"); return NULL; }
+    if (!m || !m->label) { free(m); err_fail(err, TV_ERR_NOMEM, "%s: out of memory", label ? label : "<memory>"); return NULL; }
     return m;
 }
 
-tv_llama2c *tv_llama2c_open_memory(const void *data, size_t size, const char *label, tv_error *err) {
+tv_llama2c *llama2c_open_memory(const void *data, size_t size, const char *label, tv_error *err) {
     tv_llama2c *m = l2c_new(label, err);
     if (!m) return NULL;
     m->base = data;
     m->size = data ? size : 0;
-    if (!build(m, err)) { tv_llama2c_close(m); return NULL; }
+    if (!build(m, err)) { llama2c_close(m); return NULL; }
     return m;
 }
 
-tv_llama2c *tv_llama2c_open(const char *path, tv_error *err) {
+tv_llama2c *llama2c_open(const char *path, tv_error *err) {
     tv_llama2c *m = l2c_new(path, err);
     if (!m) return NULL;
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { tv_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); goto fail; }
-    if (fstat(fd, &st) != 0) { tv_fail(err, TV_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); goto fail; }
-    if (!S_ISREG(st.st_mode)) { tv_fail(err, TV_ERR_IO, "%s: not a regular file", path); goto fail; }
+    if (fd < 0) { err_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); goto fail; }
+    if (fstat(fd, &st) != 0) { err_fail(err, TV_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); goto fail; }
+    if (!S_ISREG(st.st_mode)) { err_fail(err, TV_ERR_IO, "%s: not a regular file", path); goto fail; }
     if (st.st_size < V0_HEADER_BYTES) {
-        tv_fail(err, TV_ERR_FORMAT, "%s: file is %lld bytes, too small for a llama2.c header (28 bytes)", path,
+        err_fail(err, TV_ERR_FORMAT, "%s: file is %lld bytes, too small for a llama2.c header (28 bytes)", path,
                 (long long)st.st_size);
         goto fail;
     }
@@ -230,7 +230,7 @@ tv_llama2c *tv_llama2c_open(const char *path, tv_error *err) {
     m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m->map == MAP_FAILED) {
         m->map = NULL;
-        tv_fail(err, TV_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+        err_fail(err, TV_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
         goto fail;
     }
     close(fd);
@@ -241,11 +241,11 @@ tv_llama2c *tv_llama2c_open(const char *path, tv_error *err) {
     return m;
 fail:
     if (fd >= 0) close(fd);
-    tv_llama2c_close(m);
+    llama2c_close(m);
     return NULL;
 }
 
-void tv_llama2c_close(tv_llama2c *m) {
+void llama2c_close(tv_llama2c *m) {
     if (!m) return;
     if (m->map) munmap(m->map, m->map_size);
     free(m->tensors);
@@ -254,14 +254,14 @@ void tv_llama2c_close(tv_llama2c *m) {
     free(m);
 }
 
-const tv_llama2c_config *tv_llama2c_get_config(const tv_llama2c *m) { return &m->cfg; }
-int tv_llama2c_n_tensors(const tv_llama2c *m) { return m->n_tensors; }
+const tv_llama2c_config *llama2c_get_config(const tv_llama2c *m) { return &m->cfg; }
+int llama2c_n_tensors(const tv_llama2c *m) { return m->n_tensors; }
 
-const tv_tensor *tv_llama2c_tensor(const tv_llama2c *m, int i) {
+const tv_tensor *llama2c_tensor(const tv_llama2c *m, int i) {
     return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL;
 }
 
-const tv_tensor *tv_llama2c_find(const tv_llama2c *m, const char *name) {
+const tv_tensor *llama2c_find(const tv_llama2c *m, const char *name) {
     if (!name) return NULL;
     if (!strncmp(name, "blk.", 4)) {   // jump to the layer's 9 tensors
         char *end;
@@ -281,7 +281,7 @@ const tv_tensor *tv_llama2c_find(const tv_llama2c *m, const char *name) {
 // ---- tokenizer.bin ----
 #define MAX_TOKEN_LEN 65536
 
-void tv_llama2c_vocab_free(tv_llama2c_vocab *v) {
+void llama2c_vocab_free(tv_llama2c_vocab *v) {
     if (!v) return;
     if (v->pieces) for (int32_t i = 0; i < v->n_vocab; i++) free(v->pieces[i]);
     free(v->pieces);
@@ -290,15 +290,15 @@ void tv_llama2c_vocab_free(tv_llama2c_vocab *v) {
     free(v);
 }
 
-tv_llama2c_vocab *tv_llama2c_vocab_open_memory(const void *data, size_t size, int32_t n_vocab, const char *label,
+tv_llama2c_vocab *llama2c_vocab_open_memory(const void *data, size_t size, int32_t n_vocab, const char *label,
                                                tv_error *err) {
     const uint8_t *p = data;
     const char *L = label ? label : "<memory>";
-    if (n_vocab <= 0 || n_vocab > MAX_VOCAB) { tv_fail(err, TV_ERR_INVALID, "%s: vocab size %d out of range", L, n_vocab); return NULL; }
-    if (!p || size < 4) { tv_fail(err, TV_ERR_FORMAT, "%s: truncated at offset 0 reading max_token_length", L); return NULL; }
+    if (n_vocab <= 0 || n_vocab > MAX_VOCAB) { err_fail(err, TV_ERR_INVALID, "%s: vocab size %d out of range", L, n_vocab); return NULL; }
+    if (!p || size < 4) { err_fail(err, TV_ERR_FORMAT, "%s: truncated at offset 0 reading max_token_length", L); return NULL; }
     // each token takes at least 8 bytes: refuse a vocab size the file cannot hold before allocating
     if ((size - 4) / 8 < (size_t)n_vocab) {
-        tv_fail(err, TV_ERR_FORMAT, "%s: %zu bytes cannot hold %d tokens (wrong tokenizer for this model?)", L, size, n_vocab);
+        err_fail(err, TV_ERR_FORMAT, "%s: %zu bytes cannot hold %d tokens (wrong tokenizer for this model?)", L, size, n_vocab);
         return NULL;
     }
     tv_llama2c_vocab *v = calloc(1, sizeof *v);
@@ -310,25 +310,25 @@ tv_llama2c_vocab *tv_llama2c_vocab_open_memory(const void *data, size_t size, in
     if (!v->scores || !v->pieces || !v->lens) goto nomem;
     v->max_token_length = rd_i32(p);
     if (v->max_token_length < 0 || v->max_token_length > MAX_TOKEN_LEN) {
-        tv_fail(err, TV_ERR_FORMAT, "%s: max_token_length %d at offset 0 is not in 0..%d", L, v->max_token_length, MAX_TOKEN_LEN);
+        err_fail(err, TV_ERR_FORMAT, "%s: max_token_length %d at offset 0 is not in 0..%d", L, v->max_token_length, MAX_TOKEN_LEN);
         goto fail;
     }
     size_t pos = 4;
     for (int32_t i = 0; i < n_vocab; i++) {
         if (size - pos < 8) {
-            tv_fail(err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading token %d of %d", L, pos, i, n_vocab);
+            err_fail(err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading token %d of %d", L, pos, i, n_vocab);
             goto fail;
         }
         memcpy(&v->scores[i], p + pos, 4);
         int32_t len = rd_i32(p + pos + 4);
         if (len < 0 || len > v->max_token_length) {
-            tv_fail(err, TV_ERR_FORMAT, "%s: token %d length %d at offset %zu is not in 0..max_token_length %d", L, i, len,
+            err_fail(err, TV_ERR_FORMAT, "%s: token %d length %d at offset %zu is not in 0..max_token_length %d", L, i, len,
                     pos + 4, v->max_token_length);
             goto fail;
         }
         pos += 8;
         if (size - pos < (size_t)len) {
-            tv_fail(err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading the %d bytes of token %d", L, pos, len, i);
+            err_fail(err, TV_ERR_FORMAT, "%s: truncated at offset %zu reading the %d bytes of token %d", L, pos, len, i);
             goto fail;
         }
         v->pieces[i] = malloc((size_t)len + 1);
@@ -340,31 +340,31 @@ tv_llama2c_vocab *tv_llama2c_vocab_open_memory(const void *data, size_t size, in
         pos += (size_t)len;
     }
     if (pos != size) {
-        tv_fail(err, TV_ERR_FORMAT, "%s: %zu trailing bytes after %d tokens at offset %zu (wrong tokenizer for this model?)",
+        err_fail(err, TV_ERR_FORMAT, "%s: %zu trailing bytes after %d tokens at offset %zu (wrong tokenizer for this model?)",
                 L, size - pos, n_vocab, pos);
         goto fail;
     }
     return v;
 nomem:
-    tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", L);
+    err_fail(err, TV_ERR_NOMEM, "%s: out of memory", L);
 fail:
-    tv_llama2c_vocab_free(v);
+    llama2c_vocab_free(v);
     return NULL;
 }
 
-tv_llama2c_vocab *tv_llama2c_vocab_open(const char *path, int32_t n_vocab, tv_error *err) {
+tv_llama2c_vocab *llama2c_vocab_open(const char *path, int32_t n_vocab, tv_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { tv_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (fd < 0) { err_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
-        tv_fail(err, TV_ERR_IO, "%s: not a readable non-empty regular file", path);
+        err_fail(err, TV_ERR_IO, "%s: not a readable non-empty regular file", path);
         close(fd);
         return NULL;
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) { tv_fail(err, TV_ERR_IO, "%s: mmap failed: %s", path, strerror(errno)); return NULL; }
-    tv_llama2c_vocab *v = tv_llama2c_vocab_open_memory(map, (size_t)st.st_size, n_vocab, path, err);
+    if (map == MAP_FAILED) { err_fail(err, TV_ERR_IO, "%s: mmap failed: %s", path, strerror(errno)); return NULL; }
+    tv_llama2c_vocab *v = llama2c_vocab_open_memory(map, (size_t)st.st_size, n_vocab, path, err);
     munmap(map, (size_t)st.st_size);
     return v;
 }
@@ -384,7 +384,7 @@ static tv_status vocab_to_gguf(const tv_llama2c_vocab *v, gguf_writer *w, tv_err
     char **toks = calloc(n, sizeof *toks);
     uint64_t *lens = calloc(n, sizeof *lens);
     int32_t *types = calloc(n, sizeof *types);
-    if (!toks || !lens || !types) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory converting the vocab"); goto done; }
+    if (!toks || !lens || !types) { st = err_fail(err, TV_ERR_NOMEM, "out of memory converting the vocab"); goto done; }
     for (size_t i = 0; i < n; i++) {
         const char *p = v->pieces[i];
         uint32_t len = v->lens[i];
@@ -394,7 +394,7 @@ static tv_status vocab_to_gguf(const tv_llama2c_vocab *v, gguf_writer *w, tv_err
         size_t n_sp = 0;
         for (uint32_t k = 0; k < len; k++) n_sp += p[k] == ' ';
         toks[i] = malloc(len + 2 * n_sp + 1);   // ' ' (1 byte) -> U+2581 (3 bytes)
-        if (!toks[i]) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory converting the vocab"); goto done; }
+        if (!toks[i]) { st = err_fail(err, TV_ERR_NOMEM, "out of memory converting the vocab"); goto done; }
         size_t o = 0;
         for (uint32_t k = 0; k < len; k++) {
             if (p[k] == ' ' && types[i] == 1) { memcpy(toks[i] + o, "\xe2\x96\x81", 3); o += 3; }
@@ -412,11 +412,11 @@ done:
     return st;
 }
 
-tv_status tv_llama2c_to_gguf(const tv_llama2c *m, const tv_llama2c_vocab *vocab, const char *name, gguf_writer *w,
+tv_status llama2c_to_gguf(const tv_llama2c *m, const tv_llama2c_vocab *vocab, const char *name, gguf_writer *w,
                              tv_error *err) {
     const tv_llama2c_config *c = &m->cfg;
     if (vocab && vocab->n_vocab != c->vocab_size)
-        return tv_fail(err, TV_ERR_INVALID, "%s: the tokenizer has %d tokens but the model's vocab_size is %d", m->label,
+        return err_fail(err, TV_ERR_INVALID, "%s: the tokenizer has %d tokens but the model's vocab_size is %d", m->label,
                        vocab->n_vocab, c->vocab_size);
     gguf_set_str(w, "general.architecture", "llama");
     if (name) gguf_set_str(w, "general.name", name);

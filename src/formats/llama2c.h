@@ -55,16 +55,16 @@ typedef struct tv_llama2c tv_llama2c;
 
 // Opens, validates (header ranges, exact file size) and maps a llama2.c checkpoint.
 // Returns NULL with "path: what is wrong" in err on failure.
-tv_llama2c *tv_llama2c_open(const char *path, tv_error *err);
+tv_llama2c *llama2c_open(const char *path, tv_error *err);
 // Same over a caller-owned buffer that must outlive the handle (tests, fuzzing). label names it
 // in error messages. data must be 4-byte aligned for the tensor views to be usable as float*.
-tv_llama2c *tv_llama2c_open_memory(const void *data, size_t size, const char *label, tv_error *err);
-void tv_llama2c_close(tv_llama2c *m);   // NULL is a no-op
+tv_llama2c *llama2c_open_memory(const void *data, size_t size, const char *label, tv_error *err);
+void llama2c_close(tv_llama2c *m);   // NULL is a no-op
 
-const tv_llama2c_config *tv_llama2c_get_config(const tv_llama2c *m);
-int tv_llama2c_n_tensors(const tv_llama2c *m);
-const tv_tensor *tv_llama2c_tensor(const tv_llama2c *m, int i);   // NULL when i is out of range
-const tv_tensor *tv_llama2c_find(const tv_llama2c *m, const char *name);   // NULL when absent
+const tv_llama2c_config *llama2c_get_config(const tv_llama2c *m);
+int llama2c_n_tensors(const tv_llama2c *m);
+const tv_tensor *llama2c_tensor(const tv_llama2c *m, int i);   // NULL when i is out of range
+const tv_tensor *llama2c_find(const tv_llama2c *m, const char *name);   // NULL when absent
 
 // ---- llama2.c tokenizer files (tokenizer.bin) ----
 // Grammar (little-endian): i32 max_token_length | n_vocab × { f32 score | i32 len | len bytes }.
@@ -80,10 +80,10 @@ typedef struct tv_llama2c_vocab {
     uint32_t *lens;       // (n_vocab) byte lengths of the pieces (a piece may contain NUL bytes)
 } tv_llama2c_vocab;
 
-tv_llama2c_vocab *tv_llama2c_vocab_open(const char *path, int32_t n_vocab, tv_error *err);
-tv_llama2c_vocab *tv_llama2c_vocab_open_memory(const void *data, size_t size, int32_t n_vocab, const char *label,
+tv_llama2c_vocab *llama2c_vocab_open(const char *path, int32_t n_vocab, tv_error *err);
+tv_llama2c_vocab *llama2c_vocab_open_memory(const void *data, size_t size, int32_t n_vocab, const char *label,
                                                tv_error *err);
-void tv_llama2c_vocab_free(tv_llama2c_vocab *v);   // NULL is a no-op
+void llama2c_vocab_free(tv_llama2c_vocab *v);   // NULL is a no-op
 
 // ---- conversion to GGUF ----
 // Fills w with a llama GGUF equivalent of m: general.architecture = "llama", general.name = name
@@ -98,7 +98,7 @@ void tv_llama2c_vocab_free(tv_llama2c_vocab *v);   // NULL is a no-op
 // (1 normal, 2 unknown, 3 control, 6 byte), bos/eos/unknown ids 1/2/0, add_bos_token true,
 // add_eos_token false. Without vocab: tokenizer.ggml.model = "no_vocab" (llama.cpp's marker for a
 // model without a tokenizer; token ids only). Setter failures surface at gguf_writer_write.
-tv_status tv_llama2c_to_gguf(const tv_llama2c *m, const tv_llama2c_vocab *vocab, const char *name, gguf_writer *w,
+tv_status llama2c_to_gguf(const tv_llama2c *m, const tv_llama2c_vocab *vocab, const char *name, gguf_writer *w,
                              tv_error *err);
 
 #endif

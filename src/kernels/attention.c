@@ -30,14 +30,14 @@ static int att_tile_rows(int G) { return ATT_TILE_PAIRS / G > 1 ? ATT_TILE_PAIRS
 
 // ---------------------------------------------------------------- scalar reference ops
 
-void tv_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps) {
+void ref_op_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
     double ss = 0;   // double accumulation: stable for large dims
     for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(ss / n + eps));
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-void tv_rope_table(float *cs, int n_rot, const float *inv_freq, float pos) {
+void rope_table(float *cs, int n_rot, const float *inv_freq, float pos) {
     for (int i = 0; i < n_rot / 2; i++) {
         float ang = pos * inv_freq[i];
         float c = cosf(ang), s = sinf(ang);
@@ -49,7 +49,7 @@ void tv_rope_table(float *cs, int n_rot, const float *inv_freq, float pos) {
 }
 
 // (a, b) -> (a c - b s, b c + a s), written as v * cos + swap(v) * signed_sin like the SIMD twins.
-void tv_rope_ref(float *v, int n_heads, int head_dim, int n_rot, const float *cs) {
+void ref_op_rope(float *v, int n_heads, int head_dim, int n_rot, const float *cs) {
     const float *cd = cs, *sd = cs + n_rot;
     for (int hh = 0; hh < n_heads; hh++) {
         float *p = v + (size_t)hh * head_dim;
@@ -61,31 +61,31 @@ void tv_rope_ref(float *v, int n_heads, int head_dim, int n_rot, const float *cs
     }
 }
 
-void tv_swiglu_ref(float *g, const float *u, int64_t n) {
+void ref_op_swiglu(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-void tv_add_ref(float *y, const float *x, int64_t n) {
+void ref_op_add(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
 static void load_rows(const tv_attn_geom *g, const void *pool, int32_t block, int kvh, int n, float *dst) {
-    const size_t off = tv_attn_row(g, block, kvh, 0), cnt = (size_t)n * g->head_dim;
+    const size_t off = attn_row(g, block, kvh, 0), cnt = (size_t)n * g->head_dim;
     if (g->kv_is_f32) {
         memcpy(dst, (const float *)pool + off, cnt * sizeof(float));
     } else {
         const tv_f16 *src = (const tv_f16 *)pool + off;
-        for (size_t i = 0; i < cnt; i++) dst[i] = tv_f16_to_f32(src[i]);
+        for (size_t i = 0; i < cnt; i++) dst[i] = f16_to_f32(src[i]);
     }
 }
 
-void tv_attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
+void attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
                        int kvh, int n_rows, const float *q, const int32_t *pos, int k0, int k1, float *m, float *l,
                        float *acc, float *work) {
     const int hd = g->head_dim, bs = g->block_size, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd;
     float *kf = work;                               // (bs, hd)
-    float *vf = kf + tv_attn_bs4(bs) * hd;          // (bs, hd)
-    float *s = vf + tv_attn_bs4(bs) * hd;           // (bs)
+    float *vf = kf + attn_bs4(bs) * hd;          // (bs, hd)
+    float *s = vf + attn_bs4(bs) * hd;           // (bs)
     int kend = k0;
     for (int r = 0; r < n_rows; r++) kend = pos[r] + 1 > kend ? pos[r] + 1 : kend;
     if (kend > k1) kend = k1;
@@ -128,34 +128,34 @@ void tv_attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_
     }
 }
 
-static const tv_ops g_ops_ref = {"generic", tv_attn_chunk_ref, tv_rmsnorm_ref, tv_rope_ref, tv_swiglu_ref, tv_add_ref};
+static const tv_ops g_ops_ref = {"generic", attn_chunk_ref, ref_op_rmsnorm, ref_op_rope, ref_op_swiglu, ref_op_add};
 
-const tv_ops *tv_ops_ref(void) { return &g_ops_ref; }
+const tv_ops *ops_ref(void) { return &g_ops_ref; }
 
-const tv_ops *tv_ops_for_path(const char *path) {
+const tv_ops *ops_for_path(const char *path) {
     if (!path || !strcmp(path, "generic")) return &g_ops_ref;
 #if defined(__x86_64__)
     __builtin_cpu_init();
     bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    if (!strncmp(path, "avx512", 6)) return avx512 ? &tv_ops_avx512 : NULL;
-    if (!strncmp(path, "avx2", 4)) return avx2 ? &tv_ops_avx2 : NULL;
+    if (!strncmp(path, "avx512", 6)) return avx512 ? &ops_avx512 : NULL;
+    if (!strncmp(path, "avx2", 4)) return avx2 ? &ops_avx2 : NULL;
 #endif
     return NULL;
 }
 
-const tv_ops *tv_ops_active(void) {
-    const tv_ops *o = tv_ops_for_path(tv_kernels_path());
+const tv_ops *ops_active(void) {
+    const tv_ops *o = ops_for_path(kern_path());
     return o ? o : &g_ops_ref;
 }
 
 // ---------------------------------------------------------------- driver
 
-size_t tv_attn_work_floats(const tv_attn_geom *g) {
+size_t attn_work_floats(const tv_attn_geom *g) {
     const size_t G = (size_t)(g->n_kv_heads > 0 ? g->n_heads / g->n_kv_heads : 1);
-    const size_t rows = 2 * tv_attn_bs4(g->block_size) * (size_t)g->head_dim + (G + 1) * (tv_attn_bs16(g->block_size) + 16) + G;
-    const size_t lanes = tv_attn_lanes_work_floats(g->head_dim);   // the AVX-512 kernel's
+    const size_t rows = 2 * attn_bs4(g->block_size) * (size_t)g->head_dim + (G + 1) * (attn_bs16(g->block_size) + 16) + G;
+    const size_t lanes = attn_lanes_work_floats(g->head_dim);   // the AVX-512 kernel's
     return rows > lanes ? rows : lanes;
 }
 
@@ -182,13 +182,13 @@ struct tv_attn_ws {
     size_t cap_thr;
 };
 
-tv_attn_ws *tv_attn_ws_create(tv_error *err) {
+tv_attn_ws *attn_ws_create(tv_error *err) {
     tv_attn_ws *ws = calloc(1, sizeof *ws);
-    if (!ws) tv_fail(err, TV_ERR_NOMEM, "attention: out of memory");
+    if (!ws) err_fail(err, TV_ERR_NOMEM, "attention: out of memory");
     return ws;
 }
 
-void tv_attn_ws_free(tv_attn_ws *ws) {
+void attn_ws_free(tv_attn_ws *ws) {
     if (!ws) return;
     free(ws->items);
     free(ws->tiles);
@@ -266,7 +266,7 @@ static void att_phase1(void *arg, int ith, int nth) {
     const int hd = g->head_dim, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd, S = ar->split_len;
     const int R = att_tile_rows(G) * G;
     float *work = ar->ws->thr + (size_t)ith * ar->thr_stride;
-    float *cm = work + tv_attn_work_floats(g), *cl = cm + R, *cacc = cl + R;   // chunk state
+    float *cm = work + attn_work_floats(g), *cl = cm + R, *cacc = cl + R;   // chunk state
     float *tm = cacc + (size_t)R * hd, *tl = tm + R, *tacc = tl + R;            // running total
     const int64_t total = ar->n_items ? ar->ws->items[ar->n_items - 1].cost_end : 0;
     for (int it = 0; it < ar->n_items; it++) {
@@ -338,14 +338,14 @@ static void att_phase2(void *arg, int ith, int nth) {
     }
 }
 
-tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err) {
+tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err) {
     const tv_attn_geom *g = &a->geom;
     if (g->n_heads <= 0 || g->n_kv_heads <= 0 || g->n_heads % g->n_kv_heads || g->head_dim <= 0 ||
         g->block_size <= 0 || a->n_seqs < 0)
-        return tv_fail(err, TV_ERR_INVALID, "attention: invalid geometry (%d heads, %d KV heads, head dim %d, block %d)",
+        return err_fail(err, TV_ERR_INVALID, "attention: invalid geometry (%d heads, %d KV heads, head dim %d, block %d)",
                        g->n_heads, g->n_kv_heads, g->head_dim, g->block_size);
-    att_run ar = {.a = a, .ops = a->ops ? a->ops : tv_ops_active(), .ws = ws};
-    const int bs = g->block_size, G = g->n_heads / g->n_kv_heads, hd = g->head_dim, nth = tv_pool_size(pool);
+    att_run ar = {.a = a, .ops = a->ops ? a->ops : ops_active(), .ws = ws};
+    const int bs = g->block_size, G = g->n_heads / g->n_kv_heads, hd = g->head_dim, nth = pool_size(pool);
     const int QT = att_tile_rows(G);
     ar.split_len = TV_ATTN_SPLIT >= bs ? TV_ATTN_SPLIT / bs * bs : bs;
     // plan: count items and split storage
@@ -363,12 +363,12 @@ tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_
             }
         }
     }
-    ar.thr_stride = tv_attn_work_floats(g) + 2 * (size_t)QT * G * (hd + 2);
+    ar.thr_stride = attn_work_floats(g) + 2 * (size_t)QT * G * (hd + 2);
     if (n_items > (size_t)INT32_MAX || !grow((void **)&ws->items, &ws->cap_items, n_items, sizeof(att_item)) ||
         !grow((void **)&ws->tiles, &ws->cap_tiles, n_tiles, sizeof(att_tile)) ||
         !grow((void **)&ws->part, &ws->cap_part, part, sizeof(float)) ||
         !grow((void **)&ws->thr, &ws->cap_thr, (size_t)nth * ar.thr_stride, sizeof(float)))
-        return tv_fail(err, TV_ERR_NOMEM, "attention: cannot allocate the workspace");
+        return err_fail(err, TV_ERR_NOMEM, "attention: cannot allocate the workspace");
     // fill: items in (sequence, tile, KV head, chunk) order, costs ~ keys x rows x group
     int64_t cost = 0;
     part = 0;
@@ -394,7 +394,7 @@ tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_
             }
         }
     }
-    tv_pool_run(pool, att_phase1, &ar);
-    if (ar.n_tiles) tv_pool_run(pool, att_phase2, &ar);
+    pool_run(pool, att_phase1, &ar);
+    if (ar.n_tiles) pool_run(pool, att_phase2, &ar);
     return TV_OK;
 }

@@ -5,24 +5,24 @@
 #include "kernels/kernels.h"
 
 // ---- attention.c: the scalar reference ops (every fast op reproduces these within rounding) ----
-void tv_attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
+void attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
                        int kvh, int n_rows, const float *q, const int32_t *pos, int k0, int k1, float *m, float *l,
                        float *acc, float *work);
-void tv_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps);
-void tv_rope_ref(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
-void tv_swiglu_ref(float *g, const float *u, int64_t n);
-void tv_add_ref(float *y, const float *x, int64_t n);
+void ref_op_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void ref_op_rope(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
+void ref_op_swiglu(float *g, const float *u, int64_t n);
+void ref_op_add(float *y, const float *x, int64_t n);
 
 // Offset in elements of row `off` of (block, kvh) in a layer pool of (n_blocks, n_kv_heads, block_size, head_dim).
-static inline size_t tv_attn_row(const tv_attn_geom *g, int32_t block, int kvh, int off) {
+static inline size_t attn_row(const tv_attn_geom *g, int32_t block, int kvh, int off) {
     return (((size_t)block * (size_t)g->n_kv_heads + (size_t)kvh) * (size_t)g->block_size + (size_t)off) *
            (size_t)g->head_dim;
 }
 
 // Scratch of a chunk kernel (floats): K block (bs4 x hd), V block (bs4 x hd), scores (G + 1, bs16 + 16), (G);
 // bs4 = block_size rounded up to 4 (dot products go 4 keys at a time), bs16 to 16.
-static inline size_t tv_attn_bs4(int bs) { return (size_t)((bs + 3) & ~3); }
-static inline size_t tv_attn_bs16(int bs) { return (size_t)((bs + 15) & ~15); }
+static inline size_t attn_bs4(int bs) { return (size_t)((bs + 3) & ~3); }
+static inline size_t attn_bs16(int bs) { return (size_t)((bs + 15) & ~15); }
 
 // The AVX-512 chunk kernel puts one (query row, head) pair in each lane: lane groups of
 // TV_ATTN_LANES pairs, passes of up to TV_ATTN_PASS pairs over the keys. Its scratch (floats, from a
@@ -31,19 +31,19 @@ static inline size_t tv_attn_bs16(int bs) { return (size_t)((bs + 15) & ~15); }
 #define TV_ATTN_LANES 16
 #define TV_ATTN_PASS 64
 #define TV_ATTN_NARROW_STEPS 4
-static inline size_t tv_attn_lanes_work_floats(int hd) {
+static inline size_t attn_lanes_work_floats(int hd) {
     return 16 + (3 * (size_t)TV_ATTN_LANES + 2 * (size_t)TV_ATTN_PASS + 2 * (size_t)TV_ATTN_NARROW_STEPS * TV_ATTN_LANES) *
                     (size_t)hd;
 }
-static inline float *tv_attn_align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+static inline float *attn_align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 #if defined(__x86_64__)
 // ---- x86/attn_avx2.c, x86/attn_avx512.c ----
-void tv_attn_chunk_avx2(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
+void attn_chunk_avx2(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
                         int kvh, int n_rows, const float *q, const int32_t *pos, int k0, int k1, float *m, float *l,
                         float *acc, float *work);
-extern const tv_ops tv_ops_avx2;
-extern const tv_ops tv_ops_avx512;
+extern const tv_ops ops_avx2;
+extern const tv_ops ops_avx512;
 #endif
 
 #endif

@@ -2,10 +2,10 @@
 //
 // The active table starts as a copy of the scalar reference table (types.c); an ISA installer
 // (x86/*.c) then replaces the entries it has fast kernels for. The choice is made by
-// tv_kernels_init: force "generic" | "avx2" | "avx2-novnni" | "avx512" | "avx512-novnni", or the
+// kern_init: force "generic" | "avx2" | "avx2-novnni" | "avx512" | "avx512-novnni", or the
 // env var TINYVLLM_CPU when force is NULL/"", else the best the CPU and OS support.
 // The "-novnni" variants exist so tests can exercise the non-VNNI int8 code on a VNNI machine.
-// tv_kernels_init rewrites the table: call it before worker threads use the kernels.
+// kern_init rewrites the table: call it before worker threads use the kernels.
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,32 +61,32 @@ static cpu_features detect(void) {
 static tv_status init_path(const char *force, tv_error *err) {
     cpu_features f = detect();
     tv_type_traits t[TV_TYPE_COUNT];
-    memcpy(t, tv_ref_table, sizeof t);
+    memcpy(t, ref_table, sizeof t);
     const char *path = "generic";
     if (force && strcmp(force, "generic") == 0) {
         path = "generic";
     } else if (force && strncmp(force, "avx512", 6) == 0 && (!force[6] || !strcmp(force + 6, "-novnni"))) {
-        if (!f.avx512) return tv_fail(err, TV_ERR_UNSUPPORTED, "kernels: this CPU lacks AVX-512 (F/BW/VL/DQ)");
+        if (!f.avx512) return err_fail(err, TV_ERR_UNSUPPORTED, "kernels: this CPU lacks AVX-512 (F/BW/VL/DQ)");
 #ifdef TV_X86
-        tv_x86_install_avx512(t, f.avx512_vnni && !force[6], f.avx_vnni && !force[6]);
+        x86_install_avx512(t, f.avx512_vnni && !force[6], f.avx_vnni && !force[6]);
 #endif
         path = "avx512";
     } else if (force && strncmp(force, "avx2", 4) == 0 && (!force[4] || !strcmp(force + 4, "-novnni"))) {
-        if (!f.avx2) return tv_fail(err, TV_ERR_UNSUPPORTED, "kernels: this CPU lacks AVX2/FMA/F16C");
+        if (!f.avx2) return err_fail(err, TV_ERR_UNSUPPORTED, "kernels: this CPU lacks AVX2/FMA/F16C");
 #ifdef TV_X86
-        tv_x86_install_avx2(t, f.avx_vnni && !force[4]);
+        x86_install_avx2(t, f.avx_vnni && !force[4]);
 #endif
         path = "avx2";
     } else if (force) {
-        return tv_fail(err, TV_ERR_INVALID, "kernels: unknown CPU path '%s' (generic|avx2|avx512)", force);
+        return err_fail(err, TV_ERR_INVALID, "kernels: unknown CPU path '%s' (generic|avx2|avx512)", force);
     } else if (f.avx512) {
 #ifdef TV_X86
-        tv_x86_install_avx512(t, f.avx512_vnni, f.avx_vnni);
+        x86_install_avx512(t, f.avx512_vnni, f.avx_vnni);
 #endif
         path = "avx512";
     } else if (f.avx2) {
 #ifdef TV_X86
-        tv_x86_install_avx2(t, f.avx_vnni);
+        x86_install_avx2(t, f.avx_vnni);
 #endif
         path = "avx2";
     }
@@ -96,7 +96,7 @@ static tv_status init_path(const char *force, tv_error *err) {
     return TV_OK;
 }
 
-tv_status tv_kernels_init(const char *force, tv_error *err) {
+tv_status kern_init(const char *force, tv_error *err) {
     if (!force || !*force) force = getenv("TINYVLLM_CPU");
     return init_path(force && *force ? force : NULL, err);
 }
@@ -104,15 +104,15 @@ tv_status tv_kernels_init(const char *force, tv_error *err) {
 // First use without an explicit init: honour TINYVLLM_CPU, or autodetect if it is unusable.
 static void init_default(void) {
     if (g_ready) return;
-    if (tv_kernels_init(NULL, NULL) != TV_OK) init_path(NULL, NULL);
+    if (kern_init(NULL, NULL) != TV_OK) init_path(NULL, NULL);
 }
 
-const char *tv_kernels_path(void) {
+const char *kern_path(void) {
     pthread_once(&g_once, init_default);
     return g_path;
 }
 
-const tv_type_traits *tv_traits(tv_type t) {
+const tv_type_traits *kern_traits(tv_type t) {
     if (!g_ready) pthread_once(&g_once, init_default);
     if ((int)t < 0 || (int)t >= TV_TYPE_COUNT || g_table[t].name == NULL) return NULL;
     return &g_table[t];

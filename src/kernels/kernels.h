@@ -6,9 +6,9 @@
 // activation row already converted to traits->vec_dot_type (Q8_0 for Q8_0/Q4_0, Q8_K for the
 // K-quants, F32 for F32/F16/BF16 weights: activations stay f32 and the weight is widened in
 // registers, on every path).
-// The table is filled once by tv_kernels_init() from the CPU's features: the scalar reference
+// The table is filled once by kern_init() from the CPU's features: the scalar reference
 // kernels (ref/) always exist, and ISA kernels (x86/, arm/) replace entries when supported.
-// The forward pass never switches on types: it goes through tv_traits() and tv_matmul().
+// The forward pass never switches on types: it goes through kern_traits() and kern_matmul().
 #ifndef TV_KERNELS_H
 #define TV_KERNELS_H
 
@@ -89,7 +89,7 @@ typedef void (*tv_from_float_fn)(const float *src, void *dst, int64_t n);
 typedef void (*tv_vec_dot_fn)(int64_t n, float *s, const void *w, const void *x);
 // GEMM tile: for weight rows r in [r0, r1) and activation rows t in [0, n_tok):
 //   y[t * y_stride + r] = dot(w + r * w_row_bytes, x + t * x_row_bytes)   (n elements each)
-// Optional (NULL means: tv_matmul loops vec_dot). Fast paths read several activation rows per
+// Optional (NULL means: kern_matmul loops vec_dot). Fast paths read several activation rows per
 // weight read here; that is where batched decode and prefill get their speed.
 typedef void (*tv_gemm_fn)(int64_t n, int64_t r0, int64_t r1, const void *w, size_t w_row_bytes,
                            int64_t n_tok, const void *x, size_t x_row_bytes, float *y, int64_t y_stride);
@@ -97,7 +97,7 @@ typedef void (*tv_gemm_fn)(int64_t n, int64_t r0, int64_t r1, const void *w, siz
 // and to_float/from_float this is what attention over an F32/F16/BF16 KV cache needs.
 typedef void (*tv_axpy_fn)(int64_t n, float a, const void *x, float *y);
 // Converts rows [0, rows) of a weight matrix (n elements per row, src rows src_row_bytes apart) into
-// the type's packed layout at dst (tv_packed_size bytes; see "packed weights" below).
+// the type's packed layout at dst (packed_size bytes; see "packed weights" below).
 typedef void (*tv_repack_fn)(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 
 typedef struct tv_type_traits {
@@ -111,13 +111,13 @@ typedef struct tv_type_traits {
     tv_type vec_dot_type;    // activations are converted to this once per matmul
     tv_vec_dot_fn vec_dot;
     tv_gemm_fn gemm;
-    int64_t gemm_rows;       // 0, or: gemm does its own cache blocking of rows and tokens, and tv_matmul
+    int64_t gemm_rows;       // 0, or: gemm does its own cache blocking of rows and tokens, and kern_matmul
                              // passes all tokens and this many rows per call (amortizing per-call work)
     tv_axpy_fn axpy;         // F32, F16, BF16 only (NULL otherwise)
     // packed weights (Q8_0, Q4_0; NULL otherwise): repack converts a matrix to the 16-row
     // interleaved layout, gemm_packed multiplies it (same contract as gemm, w = the packed matrix,
     // w_row_bytes = the plain row size, r0 % 16 == 0, x rows in the packed activation layout,
-    // x_row_bytes = tv_packed_act_size(n)); both exist on every path (scalar on generic)
+    // x_row_bytes = packed_act_size(n)); both exist on every path (scalar on generic)
     // so a packed tensor runs whatever path is active. pack_pays: this path's gemm_packed is the
     // faster kernel, so the model repacks such weights at load.
     tv_repack_fn repack;
@@ -131,29 +131,29 @@ typedef struct tv_type_traits {
 // "avx512-novnni" select the same paths without VNNI instructions (tests use them). Returns
 // TV_ERR_UNSUPPORTED when a forced path is not supported by this CPU, TV_ERR_INVALID for an unknown
 // name. Idempotent; cheap to call again. It rewrites the shared table: call it before other
-// threads use kernels (first use of tv_traits() initializes it implicitly).
-tv_status tv_kernels_init(const char *force, tv_error *err);
+// threads use kernels (first use of kern_traits() initializes it implicitly).
+tv_status kern_init(const char *force, tv_error *err);
 // Name of the active path ("generic", "avx2", "avx512").
-const char *tv_kernels_path(void);
-// NULL for ids outside the table. Calls tv_kernels_init(NULL) on first use.
-const tv_type_traits *tv_traits(tv_type t);
+const char *kern_path(void);
+// NULL for ids outside the table. Calls kern_init(NULL) on first use.
+const tv_type_traits *kern_traits(tv_type t);
 // Scalar reference table, independent of dispatch (tests compare fast paths against it).
-const tv_type_traits *tv_traits_ref(tv_type t);
+const tv_type_traits *kern_traits_ref(tv_type t);
 
 // Bytes of a row of n elements (n % blck_size == 0), 0 for unknown types.
-size_t tv_row_size(tv_type t, int64_t n);
-const char *tv_type_name(tv_type t);   // "?" for unknown
+size_t kern_row_size(tv_type t, int64_t n);
+const char *kern_type_name(tv_type t);   // "?" for unknown
 // Parses "Q8_0", "q4_k", "F16" ...; returns false when unknown.
-bool tv_type_from_name(const char *name, tv_type *out);
+bool kern_type_from_name(const char *name, tv_type *out);
 
 // ---- half / bfloat16 conversion (bit-exact, round-to-nearest-even) ----
-float tv_f16_to_f32(tv_f16 h);
-tv_f16 tv_f32_to_f16(float f);
-static inline float tv_bf16_to_f32(tv_bf16 h) {
+float f16_to_f32(tv_f16 h);
+tv_f16 f32_to_f16(float f);
+static inline float bf16_to_f32(tv_bf16 h) {
     union { uint32_t u; float f; } v = { .u = (uint32_t)h << 16 };
     return v.f;
 }
-tv_bf16 tv_f32_to_bf16(float f);
+tv_bf16 f32_to_bf16(float f);
 
 // ---- packed weights: 16 rows interleaved (Q8_0, Q4_0) ----
 // Rows go in groups of 16 (the last group padded with zero rows), group g at byte g * 16 * row_size,
@@ -164,22 +164,22 @@ tv_bf16 tv_f32_to_bf16(float f);
 //   scales (n_blocks, 16 rows) f16, after all the group's quants.
 // A group is exactly 16 plain rows' bytes. Weights are streamed in one contiguous pass and no
 // transpose remains in the kernel.
-// The activations a packed GEMM reads (x, one row per token, tv_packed_act_size(n) bytes apart):
+// The activations a packed GEMM reads (x, one row per token, packed_act_size(n) bytes apart):
 //   q (n) int8 | d (n/32) f32 | s (n/32) int32
 // the Q8_0 quantization of the row (quants, block scales widened to f32, sum of each block's quants),
-// made once per matmul by tv_packed_act_from_float so no kernel re-derives scales or sums.
+// made once per matmul by packed_act_from_float so no kernel re-derives scales or sums.
 #define TV_PACK_ROWS 16
-size_t tv_packed_size(tv_type t, int64_t n, int64_t rows);   // 0: type has no packed layout
-size_t tv_packed_act_size(int64_t n);                        // n % 32 == 0
+size_t packed_size(tv_type t, int64_t n, int64_t rows);   // 0: type has no packed layout
+size_t packed_act_size(int64_t n);                        // n % 32 == 0
 typedef struct tv_packed_act { const int8_t *q; const float *d; const int32_t *s; } tv_packed_act;
-static inline tv_packed_act tv_packed_act_view(const void *row, int64_t n) {   // the three parts of a row
+static inline tv_packed_act packed_act_view(const void *row, int64_t n) {   // the three parts of a row
     const int8_t *q = (const int8_t *)row;
     const float *d = (const float *)(q + n);
     return (tv_packed_act){ q, d, (const int32_t *)(d + n / 32) };
 }
 // Quantizes one row of n floats into that layout with the active path's Q8_0 quantizer (so the
 // quants are bit-identical to the plain path's activations).
-void tv_packed_act_from_float(const float *x, void *row, int64_t n);
+void packed_act_from_float(const float *x, void *row, int64_t n);
 
 // ---- a weight tensor view (data points into the model mapping, or a packed copy; not owned) ----
 typedef struct tv_tensor {
@@ -189,35 +189,35 @@ typedef struct tv_tensor {
     int64_t ne[4];        // ne[0] = elements per row (contiguous), ne[1] = rows, ...
     size_t nbytes;
     const void *data;
-    bool packed;          // data is in the type's packed layout (tv_matmul only; not row-addressable)
+    bool packed;          // data is in the type's packed layout (kern_matmul only; not row-addressable)
 } tv_tensor;
 
 // ---- thread pool (persistent workers; fn runs on nth threads with ith = 0..nth-1) ----
 typedef struct tv_pool tv_pool;
-tv_pool *tv_pool_create(int n_threads, tv_error *err);
-void tv_pool_free(tv_pool *pool);
-int tv_pool_size(const tv_pool *pool);   // 1 for NULL
+tv_pool *pool_create(int n_threads, tv_error *err);
+void pool_free(tv_pool *pool);
+int pool_size(const tv_pool *pool);   // 1 for NULL
 // Runs fn(arg, ith, nth) on every thread (the caller is thread 0) and returns when all are done.
 // pool NULL runs fn(arg, 0, 1) inline.
-void tv_pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg);
+void pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg);
 
 // ---- matmul: y (n_tok, w->ne[1]) = x (n_tok, w->ne[0]) · wᵀ ----
 // Quantizes x to the weight's vec_dot_type once into wsp, then partitions weight rows across the
-// pool. wsp must hold tv_matmul_wsize(w->type, w->ne[0], n_tok) bytes (0 for float weight types:
+// pool. wsp must hold kern_matmul_wsize(w->type, w->ne[0], n_tok) bytes (0 for float weight types:
 // wsp may then be NULL). Each y element is computed by the same instruction sequence whatever the
 // pool size, so results are bit-identical across thread counts.
-size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok);
-void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool);
-// y[i] (n_tok, w[i]->ne[1]) = x · w[i]ᵀ for i < n_w <= TV_MATMUL_MAX, weights that tv_matmul_can_share
+size_t kern_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok);
+void kern_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool);
+// y[i] (n_tok, w[i]->ne[1]) = x · w[i]ᵀ for i < n_w <= TV_MATMUL_MAX, weights that kern_matmul_can_share
 // (same activation type and row length, e.g. Q, K, V): x is quantized once and one pass over the
-// pool computes every output, each bit-identical to its own tv_matmul.
+// pool computes every output, each bit-identical to its own kern_matmul.
 #define TV_MATMUL_MAX 4
-bool tv_matmul_can_share(const tv_tensor *a, const tv_tensor *b);
-void tv_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
+bool kern_matmul_can_share(const tv_tensor *a, const tv_tensor *b);
+void kern_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
                  tv_pool *pool);
 
 // ==== attention and fused elementwise ops (owner: att; src/kernels/attention.c, x86/attn_*.c) ====
-// A small ops table per kernel path (chosen from tv_kernels_path(): "generic" is all scalar).
+// A small ops table per kernel path (chosen from kern_path(): "generic" is all scalar).
 // Every op is deterministic per output row: its bits do not depend on the thread count or on
 // what else is in the batch.
 
@@ -233,7 +233,7 @@ typedef struct tv_attn_geom {
 // [k0, min(k1, pos[r]+1)) of KV head kvh, from a fresh softmax state. k0 % block_size == 0.
 // Writes per (r, g): m[r*G+g] (running max of scaled scores; -inf if the row sees no key),
 // l[r*G+g] (sum of exp(score - m)) and acc[(r*G+g)*head_dim ...] (sum of exp(score - m) * v).
-// work: tv_attn_work_floats(geom) floats of scratch.
+// work: attn_work_floats(geom) floats of scratch.
 typedef void (*tv_attn_chunk_fn)(const tv_attn_geom *g, const void *k_pool, const void *v_pool,
                                  const int32_t *block_table, int kvh, int n_rows, const float *q,
                                  const int32_t *pos, int k0, int k1, float *m, float *l, float *acc, float *work);
@@ -241,7 +241,7 @@ typedef void (*tv_attn_chunk_fn)(const tv_attn_geom *g, const void *k_pool, cons
 typedef void (*tv_rmsnorm_fn)(float *out, const float *x, const float *w, int n, float eps);
 // Rotates pairs (2i, 2i+1), 2i < n_rot, of each of n_heads heads of v (head_dim apart) with the
 // per-position table cs (2*n_rot): cs[0..n_rot) = cos_i at 2i and 2i+1, cs[n_rot..) = -sin_i at 2i,
-// +sin_i at 2i+1 (see tv_rope_table).
+// +sin_i at 2i+1 (see rope_table).
 typedef void (*tv_rope_fn)(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
 // g (n) = silu(g) * u
 typedef void (*tv_swiglu_fn)(float *g, const float *u, int64_t n);
@@ -257,16 +257,16 @@ typedef struct tv_ops {
     tv_add_fn add;
 } tv_ops;
 
-// The table for the active kernel path (tv_kernels_path()); the scalar reference table; the table
+// The table for the active kernel path (kern_path()); the scalar reference table; the table
 // of a named path ("generic" | "avx2" | "avx512", NULL when this CPU/build lacks it).
-const tv_ops *tv_ops_active(void);
-const tv_ops *tv_ops_ref(void);
-const tv_ops *tv_ops_for_path(const char *path);
+const tv_ops *ops_active(void);
+const tv_ops *ops_ref(void);
+const tv_ops *ops_for_path(const char *path);
 
 // Fills cs (2*n_rot) for one position (angle_i = pos * inv_freq[i], libm cosf/sinf).
-void tv_rope_table(float *cs, int n_rot, const float *inv_freq, float pos);
+void rope_table(float *cs, int n_rot, const float *inv_freq, float pos);
 
-// One sequence's queries for tv_attention.
+// One sequence's queries for attn_run.
 typedef struct tv_attn_seq {
     int n_q;                       // query tokens
     const float *q;                // (n_q, n_heads*head_dim)
@@ -280,16 +280,16 @@ typedef struct tv_attn_seq {
 // left to right. That order is fixed by the position alone, so a long decode may spread its chunks
 // over threads (split-K) without changing a bit.
 #define TV_ATTN_SPLIT 256
-size_t tv_attn_work_floats(const tv_attn_geom *g);
+size_t attn_work_floats(const tv_attn_geom *g);
 
 typedef struct tv_attn_ws tv_attn_ws;   // grows on demand; one per caller
-tv_attn_ws *tv_attn_ws_create(tv_error *err);
-void tv_attn_ws_free(tv_attn_ws *ws);
+tv_attn_ws *attn_ws_create(tv_error *err);
+void attn_ws_free(tv_attn_ws *ws);
 
 // split: 0 = auto (split-K for sequences with few queries and more than one chunk), 1 = split
 // every multi-chunk tile, -1 = never split (tests: the result is the same bits in every mode).
 typedef struct tv_attn_args {
-    const tv_ops *ops;             // NULL: tv_ops_active()
+    const tv_ops *ops;             // NULL: ops_active()
     tv_attn_geom geom;
     const void *k_pool, *v_pool;   // this layer's pools
     int n_seqs;
@@ -298,7 +298,7 @@ typedef struct tv_attn_args {
 } tv_attn_args;
 // Causal attention for every query row of every sequence, over the pool's threads.
 // Returns TV_ERR_NOMEM (workspace) or TV_ERR_INVALID (geometry).
-tv_status tv_attention(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err);
+tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err);
 // ==== end of attention / elementwise section ====
 
 #endif

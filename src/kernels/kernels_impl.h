@@ -9,49 +9,49 @@
 #include "kernels/kernels.h"
 
 // The reference table, indexed by tv_type; entries with name == NULL are unknown ids.
-extern const tv_type_traits tv_ref_table[TV_TYPE_COUNT];
+extern const tv_type_traits ref_table[TV_TYPE_COUNT];
 
 // ---- ref/ref_float.c: F32, F16, BF16 (vec_dot_type F32: the activation row stays float) ----
-void tv_ref_to_float_f32(const void *src, float *dst, int64_t n);
-void tv_ref_from_float_f32(const float *src, void *dst, int64_t n);
-void tv_ref_vec_dot_f32(int64_t n, float *s, const void *w, const void *x);
-void tv_ref_to_float_f16(const void *src, float *dst, int64_t n);
-void tv_ref_from_float_f16(const float *src, void *dst, int64_t n);
-void tv_ref_vec_dot_f16(int64_t n, float *s, const void *w, const void *x);   // w f16, x f32
-void tv_ref_to_float_bf16(const void *src, float *dst, int64_t n);
-void tv_ref_from_float_bf16(const float *src, void *dst, int64_t n);
-void tv_ref_vec_dot_bf16(int64_t n, float *s, const void *w, const void *x);  // w bf16, x f32
-void tv_ref_axpy_f32(int64_t n, float a, const void *x, float *y);
-void tv_ref_axpy_f16(int64_t n, float a, const void *x, float *y);
-void tv_ref_axpy_bf16(int64_t n, float a, const void *x, float *y);
+void ref_to_float_f32(const void *src, float *dst, int64_t n);
+void ref_from_float_f32(const float *src, void *dst, int64_t n);
+void ref_vec_dot_f32(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_f16(const void *src, float *dst, int64_t n);
+void ref_from_float_f16(const float *src, void *dst, int64_t n);
+void ref_vec_dot_f16(int64_t n, float *s, const void *w, const void *x);   // w f16, x f32
+void ref_to_float_bf16(const void *src, float *dst, int64_t n);
+void ref_from_float_bf16(const float *src, void *dst, int64_t n);
+void ref_vec_dot_bf16(int64_t n, float *s, const void *w, const void *x);  // w bf16, x f32
+void ref_axpy_f32(int64_t n, float a, const void *x, float *y);
+void ref_axpy_f16(int64_t n, float a, const void *x, float *y);
+void ref_axpy_bf16(int64_t n, float a, const void *x, float *y);
 
 // ---- ref/ref_q.c: Q8_0, Q4_0 (vec_dot_type Q8_0) ----
-void tv_ref_to_float_q8_0(const void *src, float *dst, int64_t n);
-void tv_ref_from_float_q8_0(const float *src, void *dst, int64_t n);
-void tv_ref_vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x);
-void tv_ref_to_float_q4_0(const void *src, float *dst, int64_t n);
-void tv_ref_from_float_q4_0(const float *src, void *dst, int64_t n);
-void tv_ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q8_0(const void *src, float *dst, int64_t n);
+void ref_from_float_q8_0(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q4_0(const void *src, float *dst, int64_t n);
+void ref_from_float_q4_0(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x);
 // packed layout (kernels.h): scalar repack and GEMM (bit-exact canonical chain, fmaf per block)
-void tv_ref_repack_q8_0(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
-void tv_ref_repack_q4_0(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
-void tv_ref_gemm_packed_q8_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+void ref_repack_q8_0(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void ref_repack_q4_0(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void ref_gemm_packed_q8_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                              const void *x, size_t xrs, float *y, int64_t ys);
-void tv_ref_gemm_packed_q4_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+void ref_gemm_packed_q4_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                              const void *x, size_t xrs, float *y, int64_t ys);
 
 // ---- ref/ref_k.c: Q4_K, Q6_K (vec_dot_type Q8_K), Q8_K (activations) ----
-void tv_ref_to_float_q4_K(const void *src, float *dst, int64_t n);
-void tv_ref_from_float_q4_K(const float *src, void *dst, int64_t n);
-void tv_ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x);
-void tv_ref_to_float_q6_K(const void *src, float *dst, int64_t n);
-void tv_ref_from_float_q6_K(const float *src, void *dst, int64_t n);
-void tv_ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x);
-void tv_ref_to_float_q8_K(const void *src, float *dst, int64_t n);
-void tv_ref_from_float_q8_K(const float *src, void *dst, int64_t n);
+void ref_to_float_q4_K(const void *src, float *dst, int64_t n);
+void ref_from_float_q4_K(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q6_K(const void *src, float *dst, int64_t n);
+void ref_from_float_q6_K(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q8_K(const void *src, float *dst, int64_t n);
+void ref_from_float_q8_K(const float *src, void *dst, int64_t n);
 
 // Q4_K 6-bit scale/min unpacking: sub-block j in 0..7 of the 12 packed bytes.
-static inline void tv_q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+static inline void q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
     if (j < 4) {
         *sc = q[j] & 63;
         *m = q[j + 4] & 63;
@@ -64,7 +64,7 @@ static inline void tv_q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8
 // ---- x86 installers (x86/*.c): patch a table with the fast kernels of that ISA ----
 // vnni*: use those VNNI dot instructions (the caller checked CPU support): vnni256 = AVX-VNNI
 // (VEX), vnni512 = AVX512-VNNI (EVEX). A CPU can have either without the other.
-void tv_x86_install_avx2(tv_type_traits *t, bool vnni256);
-void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256);
+void x86_install_avx2(tv_type_traits *t, bool vnni256);
+void x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256);
 
 #endif

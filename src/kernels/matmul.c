@@ -1,7 +1,7 @@
 // matmul.c — y (n_tok, rows) = x (n_tok, n) · Wᵀ, W (rows, n) in any supported weight type.
 //
 // 1. x is converted once to the weight's vec_dot_type into the caller's workspace (rows of
-//    tv_row_size(vec_dot_type, n) bytes; F32 activations are used in place, no copy).
+//    kern_row_size(vec_dot_type, n) bytes; F32 activations are used in place, no copy).
 // 2. Weight rows are split across the pool in contiguous, 16-aligned ranges (thread ith of nth;
 //    packed weights rely on that alignment);
 //    each thread walks its rows in chunks and the tokens in tiles that keep the activation tile
@@ -18,13 +18,13 @@ enum {
     MM_ALIGN = 64,
 };
 
-size_t tv_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok) {
-    const tv_type_traits *tt = tv_traits(wtype);
+size_t kern_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok) {
+    const tv_type_traits *tt = kern_traits(wtype);
     if (!tt || !tt->vec_dot || n_tok < 0) return 0;
     if (tt->vec_dot_type == TV_TYPE_F32) return 0;
-    size_t row = tv_row_size(tt->vec_dot_type, n_cols), out;
-    if (tt->repack && tv_packed_act_size(n_cols) > row) row = tv_packed_act_size(n_cols);   // packed weights
-    if (!row || !tv_mul_ok(row, (size_t)n_tok, &out) || !tv_add_ok(out, MM_ALIGN, &out)) return 0;
+    size_t row = kern_row_size(tt->vec_dot_type, n_cols), out;
+    if (tt->repack && packed_act_size(n_cols) > row) row = packed_act_size(n_cols);   // packed weights
+    if (!row || !mul_ok(row, (size_t)n_tok, &out) || !add_ok(out, MM_ALIGN, &out)) return 0;
     return out;
 }
 
@@ -53,7 +53,7 @@ static void mm_quantize(void *arg, int ith, int nth) {
     mm_job *j = arg;
     for (int64_t t = ith; t < j->n_tok; t += nth) {
         char *row = (char *)j->xq + (size_t)t * j->x_row_bytes;
-        if (j->packed) tv_packed_act_from_float(j->x + t * j->n, row, j->n);
+        if (j->packed) packed_act_from_float(j->x + t * j->n, row, j->n);
         else j->vt->from_float(j->x + t * j->n, row, j->n);
     }
 }
@@ -93,29 +93,29 @@ static void mm_compute(void *arg, int ith, int nth) {
     }
 }
 
-bool tv_matmul_can_share(const tv_tensor *a, const tv_tensor *b) {
-    const tv_type_traits *ta = tv_traits(a->type), *tb = tv_traits(b->type);
+bool kern_matmul_can_share(const tv_tensor *a, const tv_tensor *b) {
+    const tv_type_traits *ta = kern_traits(a->type), *tb = kern_traits(b->type);
     return ta && tb && ta->vec_dot_type == tb->vec_dot_type && a->ne[0] == b->ne[0] && a->packed == b->packed;
 }
 
-void tv_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
+void kern_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
                  tv_pool *pool) {
     TV_CHECK(n_w >= 1 && n_w <= TV_MATMUL_MAX && n_tok >= 0);
-    const tv_type_traits *tt0 = tv_traits(w[0]->type);
+    const tv_type_traits *tt0 = kern_traits(w[0]->type);
     TV_CHECK(tt0 && tt0->vec_dot);
-    mm_job j = { .vt = tv_traits(tt0->vec_dot_type), .packed = w[0]->packed, .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
+    mm_job j = { .vt = kern_traits(tt0->vec_dot_type), .packed = w[0]->packed, .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
     TV_CHECK(j.vt && j.vt->from_float && j.n % j.vt->blck_size == 0);
     for (int i = 0; i < n_w; i++) {
-        const tv_type_traits *tt = tv_traits(w[i]->type);
+        const tv_type_traits *tt = kern_traits(w[i]->type);
         TV_CHECK(tt && tt->vec_dot && tt->vec_dot_type == tt0->vec_dot_type && w[i]->ne[0] == j.n);
         TV_CHECK(w[i]->packed == j.packed);
         TV_CHECK(j.n % tt->blck_size == 0);
         if (w[i]->ne[1] == 0) continue;
-        mm_w m = { .tt = tt, .w = w[i]->data, .w_row_bytes = tv_row_size(w[i]->type, j.n), .y = y[i],
+        mm_w m = { .tt = tt, .w = w[i]->data, .w_row_bytes = kern_row_size(w[i]->type, j.n), .y = y[i],
                    .rows = w[i]->ne[1] };
         TV_CHECK(m.w != NULL && m.w_row_bytes > 0 && w[i]->nbytes / m.w_row_bytes >= (size_t)m.rows);
         if (w[i]->packed) {   // whole 16-row groups: every chunk and thread range starts at a multiple of 16
-            TV_CHECK(tt->gemm_packed && w[i]->nbytes >= tv_packed_size(w[i]->type, j.n, m.rows));
+            TV_CHECK(tt->gemm_packed && w[i]->nbytes >= packed_size(w[i]->type, j.n, m.rows));
             m.gemm = tt->gemm_packed;
             m.gemm_rows = 1024;
         } else {
@@ -131,13 +131,13 @@ void tv_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const floa
     } else {
         TV_CHECK(wsp != NULL);
         j.xq = (void *)(((uintptr_t)wsp + MM_ALIGN - 1) & ~(uintptr_t)(MM_ALIGN - 1));
-        j.x_row_bytes = j.packed ? tv_packed_act_size(j.n) : tv_row_size(tt0->vec_dot_type, j.n);
-        if (n_tok >= 4 && tv_pool_size(pool) > 1) tv_pool_run(pool, mm_quantize, &j);
+        j.x_row_bytes = j.packed ? packed_act_size(j.n) : kern_row_size(tt0->vec_dot_type, j.n);
+        if (n_tok >= 4 && pool_size(pool) > 1) pool_run(pool, mm_quantize, &j);
         else mm_quantize(&j, 0, 1);
     }
-    tv_pool_run(pool, mm_compute, &j);
+    pool_run(pool, mm_compute, &j);
 }
 
-void tv_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool) {
-    tv_matmul_n(&w, &y, 1, x, n_tok, wsp, pool);
+void kern_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool) {
+    kern_matmul_n(&w, &y, 1, x, n_tok, wsp, pool);
 }

@@ -1,6 +1,6 @@
 // threadpool.c — persistent worker threads with a spin-then-sleep fork/join.
 //
-// tv_pool_run publishes (fn, arg) by bumping a generation counter; workers spin on it for a
+// pool_run publishes (fn, arg) by bumping a generation counter; workers spin on it for a
 // short while (cheap wake-up between the back-to-back matmuls of a forward pass), then sleep on a
 // condition variable. Completion is an atomic counter the caller (thread 0) spins on for the same
 // short while, then sleeps until the last worker signals. Short spins matter on a shared or
@@ -39,7 +39,7 @@ struct tv_pool {
     int n_started;                 // workers actually created
     void (*fn)(void *arg, int ith, int nth);
     void *arg;
-    _Atomic unsigned gen;          // bumped once per tv_pool_run
+    _Atomic unsigned gen;          // bumped once per pool_run
     _Atomic int n_done;            // workers finished with the current generation
     _Atomic bool stop;
     _Atomic bool caller_waiting;   // the caller sleeps on done_cv (under mu)
@@ -77,9 +77,9 @@ static void *pool_main(void *p) {
     }
 }
 
-tv_pool *tv_pool_create(int n_threads, tv_error *err) {
+tv_pool *pool_create(int n_threads, tv_error *err) {
     if (n_threads < 1 || n_threads > 1024) {
-        tv_fail(err, TV_ERR_INVALID, "thread pool: bad thread count %d", n_threads);
+        err_fail(err, TV_ERR_INVALID, "thread pool: bad thread count %d", n_threads);
         return NULL;
     }
     tv_pool *pool = calloc(1, sizeof *pool);
@@ -95,7 +95,7 @@ tv_pool *tv_pool_create(int n_threads, tv_error *err) {
             pool->workers[i].pool = pool;
             pool->workers[i].ith = i + 1;
             if (pthread_create(&pool->workers[i].thread, NULL, pool_main, &pool->workers[i]) != 0) {
-                tv_fail(err, TV_ERR_NOMEM, "thread pool: cannot start thread %d of %d", i + 1, n_threads);
+                err_fail(err, TV_ERR_NOMEM, "thread pool: cannot start thread %d of %d", i + 1, n_threads);
                 goto fail;
             }
             pool->n_started++;
@@ -103,13 +103,13 @@ tv_pool *tv_pool_create(int n_threads, tv_error *err) {
     }
     return pool;
 nomem:
-    tv_fail(err, TV_ERR_NOMEM, "thread pool: out of memory");
+    err_fail(err, TV_ERR_NOMEM, "thread pool: out of memory");
 fail:
-    tv_pool_free(pool);
+    pool_free(pool);
     return NULL;
 }
 
-void tv_pool_free(tv_pool *pool) {
+void pool_free(tv_pool *pool) {
     if (!pool) return;
     pthread_mutex_lock(&pool->mu);
     atomic_store(&pool->stop, true);
@@ -123,9 +123,9 @@ void tv_pool_free(tv_pool *pool) {
     free(pool);
 }
 
-int tv_pool_size(const tv_pool *pool) { return pool ? pool->n_threads : 1; }
+int pool_size(const tv_pool *pool) { return pool ? pool->n_threads : 1; }
 
-void tv_pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg) {
+void pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg) {
     if (!pool || pool->n_threads == 1) {
         fn(arg, 0, 1);
         return;

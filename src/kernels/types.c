@@ -13,37 +13,37 @@
 #define PLAIN(nm, sz) { .name = nm, .blck_size = 1, .type_size = sz, .is_quantized = false }
 #define UNSUP(nm, bs, sz) { .name = nm, .blck_size = bs, .type_size = sz, .is_quantized = true }
 
-const tv_type_traits tv_ref_table[TV_TYPE_COUNT] = {
+const tv_type_traits ref_table[TV_TYPE_COUNT] = {
     [TV_TYPE_F32] = { .name = "F32", .blck_size = 1, .type_size = 4, .is_supported = true,
-                      .to_float = tv_ref_to_float_f32, .from_float = tv_ref_from_float_f32,
-                      .vec_dot_type = TV_TYPE_F32, .vec_dot = tv_ref_vec_dot_f32, .axpy = tv_ref_axpy_f32 },
+                      .to_float = ref_to_float_f32, .from_float = ref_from_float_f32,
+                      .vec_dot_type = TV_TYPE_F32, .vec_dot = ref_vec_dot_f32, .axpy = ref_axpy_f32 },
     [TV_TYPE_F16] = { .name = "F16", .blck_size = 1, .type_size = 2, .is_supported = true,
-                      .to_float = tv_ref_to_float_f16, .from_float = tv_ref_from_float_f16,
-                      .vec_dot_type = TV_TYPE_F32, .vec_dot = tv_ref_vec_dot_f16, .axpy = tv_ref_axpy_f16 },
+                      .to_float = ref_to_float_f16, .from_float = ref_from_float_f16,
+                      .vec_dot_type = TV_TYPE_F32, .vec_dot = ref_vec_dot_f16, .axpy = ref_axpy_f16 },
     [TV_TYPE_BF16] = { .name = "BF16", .blck_size = 1, .type_size = 2, .is_supported = true,
-                       .to_float = tv_ref_to_float_bf16, .from_float = tv_ref_from_float_bf16,
-                       .vec_dot_type = TV_TYPE_F32, .vec_dot = tv_ref_vec_dot_bf16, .axpy = tv_ref_axpy_bf16 },
+                       .to_float = ref_to_float_bf16, .from_float = ref_from_float_bf16,
+                       .vec_dot_type = TV_TYPE_F32, .vec_dot = ref_vec_dot_bf16, .axpy = ref_axpy_bf16 },
     [TV_TYPE_Q8_0] = { .name = "Q8_0", .blck_size = TV_QK8_0, .type_size = sizeof(tv_block_q8_0),
                        .is_quantized = true, .is_supported = true,
-                       .to_float = tv_ref_to_float_q8_0, .from_float = tv_ref_from_float_q8_0,
-                       .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = tv_ref_vec_dot_q8_0,
-                       .repack = tv_ref_repack_q8_0, .gemm_packed = tv_ref_gemm_packed_q8_0 },
+                       .to_float = ref_to_float_q8_0, .from_float = ref_from_float_q8_0,
+                       .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = ref_vec_dot_q8_0,
+                       .repack = ref_repack_q8_0, .gemm_packed = ref_gemm_packed_q8_0 },
     [TV_TYPE_Q4_0] = { .name = "Q4_0", .blck_size = TV_QK4_0, .type_size = sizeof(tv_block_q4_0),
                        .is_quantized = true, .is_supported = true,
-                       .to_float = tv_ref_to_float_q4_0, .from_float = tv_ref_from_float_q4_0,
-                       .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = tv_ref_vec_dot_q4_0,
-                       .repack = tv_ref_repack_q4_0, .gemm_packed = tv_ref_gemm_packed_q4_0 },
+                       .to_float = ref_to_float_q4_0, .from_float = ref_from_float_q4_0,
+                       .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = ref_vec_dot_q4_0,
+                       .repack = ref_repack_q4_0, .gemm_packed = ref_gemm_packed_q4_0 },
     [TV_TYPE_Q4_K] = { .name = "Q4_K", .blck_size = TV_QK_K, .type_size = sizeof(tv_block_q4_K),
                        .is_quantized = true, .is_supported = true,
-                       .to_float = tv_ref_to_float_q4_K, .from_float = tv_ref_from_float_q4_K,
-                       .vec_dot_type = TV_TYPE_Q8_K, .vec_dot = tv_ref_vec_dot_q4_K },
+                       .to_float = ref_to_float_q4_K, .from_float = ref_from_float_q4_K,
+                       .vec_dot_type = TV_TYPE_Q8_K, .vec_dot = ref_vec_dot_q4_K },
     [TV_TYPE_Q6_K] = { .name = "Q6_K", .blck_size = TV_QK_K, .type_size = sizeof(tv_block_q6_K),
                        .is_quantized = true, .is_supported = true,
-                       .to_float = tv_ref_to_float_q6_K, .from_float = tv_ref_from_float_q6_K,
-                       .vec_dot_type = TV_TYPE_Q8_K, .vec_dot = tv_ref_vec_dot_q6_K },
+                       .to_float = ref_to_float_q6_K, .from_float = ref_from_float_q6_K,
+                       .vec_dot_type = TV_TYPE_Q8_K, .vec_dot = ref_vec_dot_q6_K },
     [TV_TYPE_Q8_K] = { .name = "Q8_K", .blck_size = TV_QK_K, .type_size = sizeof(tv_block_q8_K),
                        .is_quantized = true, .is_supported = false,
-                       .to_float = tv_ref_to_float_q8_K, .from_float = tv_ref_from_float_q8_K,
+                       .to_float = ref_to_float_q8_K, .from_float = ref_from_float_q8_K,
                        .vec_dot_type = TV_TYPE_Q8_K },
     // known, sized, no kernels
     [TV_TYPE_Q4_1] = UNSUP("Q4_1", 32, 20),
@@ -72,32 +72,32 @@ const tv_type_traits tv_ref_table[TV_TYPE_COUNT] = {
     [TV_TYPE_MXFP4] = UNSUP("MXFP4", 32, 17),
 };
 
-const tv_type_traits *tv_traits_ref(tv_type t) {
-    if ((int)t < 0 || (int)t >= TV_TYPE_COUNT || tv_ref_table[t].name == NULL) return NULL;
-    return &tv_ref_table[t];
+const tv_type_traits *kern_traits_ref(tv_type t) {
+    if ((int)t < 0 || (int)t >= TV_TYPE_COUNT || ref_table[t].name == NULL) return NULL;
+    return &ref_table[t];
 }
 
-size_t tv_row_size(tv_type t, int64_t n) {
-    const tv_type_traits *tt = tv_traits_ref(t);
+size_t kern_row_size(tv_type t, int64_t n) {
+    const tv_type_traits *tt = kern_traits_ref(t);
     if (!tt || n < 0 || n % tt->blck_size != 0) return 0;
     size_t out;
-    if (!tv_mul_ok((size_t)(n / tt->blck_size), tt->type_size, &out)) return 0;
+    if (!mul_ok((size_t)(n / tt->blck_size), tt->type_size, &out)) return 0;
     return out;
 }
 
-size_t tv_packed_size(tv_type t, int64_t n, int64_t rows) {
-    const tv_type_traits *tt = tv_traits_ref(t);
-    size_t row = tv_row_size(t, n), out;
+size_t packed_size(tv_type t, int64_t n, int64_t rows) {
+    const tv_type_traits *tt = kern_traits_ref(t);
+    size_t row = kern_row_size(t, n), out;
     if (!tt || !tt->repack || !row || rows < 0) return 0;
     size_t groups = (size_t)(rows + TV_PACK_ROWS - 1) / TV_PACK_ROWS;
-    if (!tv_mul_ok(groups, (size_t)TV_PACK_ROWS * row, &out)) return 0;
+    if (!mul_ok(groups, (size_t)TV_PACK_ROWS * row, &out)) return 0;
     return out;
 }
 
-size_t tv_packed_act_size(int64_t n) { return (size_t)n + (size_t)(n / TV_QK8_0) * 8; }
+size_t packed_act_size(int64_t n) { return (size_t)n + (size_t)(n / TV_QK8_0) * 8; }
 
-void tv_packed_act_from_float(const float *x, void *row, int64_t n) {
-    const tv_type_traits *q8 = tv_traits(TV_TYPE_Q8_0);
+void packed_act_from_float(const float *x, void *row, int64_t n) {
+    const tv_type_traits *q8 = kern_traits(TV_TYPE_Q8_0);
     const int64_t nb = n / TV_QK8_0;
     int8_t *q = row;
     float *d = (float *)(q + n);
@@ -110,21 +110,21 @@ void tv_packed_act_from_float(const float *x, void *row, int64_t n) {
             int32_t s = 0;
             for (int j = 0; j < TV_QK8_0; j++) s += blk[b].qs[j];
             memcpy(q + (b0 + b) * TV_QK8_0, blk[b].qs, TV_QK8_0);
-            d[b0 + b] = tv_f16_to_f32(blk[b].d);
+            d[b0 + b] = f16_to_f32(blk[b].d);
             sum[b0 + b] = s;
         }
     }
 }
 
-const char *tv_type_name(tv_type t) {
-    const tv_type_traits *tt = tv_traits_ref(t);
+const char *kern_type_name(tv_type t) {
+    const tv_type_traits *tt = kern_traits_ref(t);
     return tt ? tt->name : "?";
 }
 
-bool tv_type_from_name(const char *name, tv_type *out) {
+bool kern_type_from_name(const char *name, tv_type *out) {
     if (!name) return false;
     for (int i = 0; i < TV_TYPE_COUNT; i++) {
-        if (tv_ref_table[i].name && strcasecmp(tv_ref_table[i].name, name) == 0) {
+        if (ref_table[i].name && strcasecmp(ref_table[i].name, name) == 0) {
             if (out) *out = (tv_type)i;
             return true;
         }
@@ -136,7 +136,7 @@ bool tv_type_from_name(const char *name, tv_type *out) {
 static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
-float tv_f16_to_f32(tv_f16 h) {
+float f16_to_f32(tv_f16 h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1F;
     uint32_t mant = h & 0x3FF;
@@ -151,7 +151,7 @@ float tv_f16_to_f32(tv_f16 h) {
     return bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
 }
 
-tv_f16 tv_f32_to_f16(float f) {
+tv_f16 f32_to_f16(float f) {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
     x &= 0x7FFFFFFFu;
@@ -172,7 +172,7 @@ tv_f16 tv_f32_to_f16(float f) {
     return (tv_f16)(sign | h);
 }
 
-tv_bf16 tv_f32_to_bf16(float f) {
+tv_bf16 f32_to_bf16(float f) {
     uint32_t x = f32_bits(f);
     if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (tv_bf16)((x >> 16) | 0x40);   // quiet nan
     return (tv_bf16)((x + 0x7FFFu + ((x >> 16) & 1)) >> 16);

@@ -38,20 +38,20 @@ struct tv_model {
 
 void tv_model_params_default(tv_model_params *p) { memset(p, 0, sizeof *p); }
 
-const tv_hparams *tv_model_hparams(const tv_model *m) { return &m->hp; }
-const tv_layer *tv_model_layers(const tv_model *m) { return m->layers; }
-const tv_tensor *tv_model_tok_embd(const tv_model *m) { return &m->tok_embd; }
-const tv_tensor *tv_model_output(const tv_model *m) { return &m->output; }
-const tv_tensor *tv_model_output_norm(const tv_model *m) { return &m->output_norm; }
-const float *tv_model_rope_inv_freq(const tv_model *m) { return m->rope_inv_freq; }
-size_t tv_model_weight_bytes(const tv_model *m) { return m->weight_bytes; }
-int tv_model_n_packed(const tv_model *m, double *ms) {
+const tv_hparams *model_hparams(const tv_model *m) { return &m->hp; }
+const tv_layer *model_layers(const tv_model *m) { return m->layers; }
+const tv_tensor *model_tok_embd(const tv_model *m) { return &m->tok_embd; }
+const tv_tensor *model_output(const tv_model *m) { return &m->output; }
+const tv_tensor *model_output_norm(const tv_model *m) { return &m->output_norm; }
+const float *model_rope_inv_freq(const tv_model *m) { return m->rope_inv_freq; }
+size_t model_weight_bytes(const tv_model *m) { return m->weight_bytes; }
+int model_n_packed(const tv_model *m, double *ms) {
     if (ms) *ms = m->repack_ms;
     return m->n_packed;
 }
-const char *tv_model_format(const tv_model *m) { return m->format; }
-const char *tv_model_path(const tv_model *m) { return m->path; }
-struct gguf_ctx *tv_model_gguf(const tv_model *m) { return m->gguf; }
+const char *model_format(const tv_model *m) { return m->format; }
+const char *model_file_path(const tv_model *m) { return m->path; }
+struct gguf_ctx *model_gguf(const tv_model *m) { return m->gguf; }
 int32_t tv_model_n_vocab(const tv_model *m) { return m->hp.n_vocab; }
 int32_t tv_model_n_ctx(const tv_model *m) { return m->hp.n_ctx_train; }
 const struct tv_tokenizer *tv_model_tokenizer(const tv_model *m) { return m->tok; }
@@ -63,7 +63,7 @@ void tv_model_free(tv_model *m) {
     if (!m) return;
     tv_tokenizer_free(m->tok);
     gguf_close(m->gguf);
-    tv_llama2c_close(m->l2c);
+    llama2c_close(m->l2c);
     for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
     free(m->packed);
     free(m->layers);
@@ -77,20 +77,20 @@ void tv_model_free(tv_model *m) {
 // Checks that t exists, has a supported type, and has exactly the shape (ne0, ne1) (ne1 = 1 for vectors).
 static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64_t ne0, int64_t ne1,
                       tv_tensor *dst, tv_error *err) {
-    if (!src) return tv_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is missing", m->path, name);
-    const tv_type_traits *tr = tv_traits(src->type);
+    if (!src) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is missing", m->path, name);
+    const tv_type_traits *tr = kern_traits(src->type);
     if (!tr || !tr->is_supported)
-        return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which tinyvllm cannot compute with",
-                       m->path, name, tv_type_name(src->type));
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which tinyvllm cannot compute with",
+                       m->path, name, kern_type_name(src->type));
     int64_t e1 = src->n_dims >= 2 ? src->ne[1] : 1;
     if (src->ne[0] != ne0 || e1 != ne1 || src->ne[2] != 1 || src->ne[3] != 1)
-        return tv_fail(err, TV_ERR_FORMAT,
+        return err_fail(err, TV_ERR_FORMAT,
                        "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], the metadata implies [%lld, %lld]", m->path,
                        name, (long long)src->ne[0], (long long)src->ne[1], (long long)src->ne[2],
                        (long long)src->ne[3], (long long)ne0, (long long)ne1);
     if (ne1 == 1 && src->type != TV_TYPE_F32)
-        return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: norm tensor '%s' must be F32, it is %s", m->path, name,
-                       tv_type_name(src->type));
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: norm tensor '%s' must be F32, it is %s", m->path, name,
+                       kern_type_name(src->type));
     *dst = *src;
     dst->name = NULL;   // names point into the container; not needed after binding
     m->weight_bytes += src->nbytes;
@@ -101,22 +101,22 @@ static tv_status check_hparams(tv_model *m, tv_error *err) {
     tv_hparams *h = &m->hp;
     if (h->n_vocab <= 0 || h->dim <= 0 || h->n_layers <= 0 || h->n_heads <= 0 || h->n_kv_heads <= 0 ||
         h->hidden_dim <= 0 || h->n_ctx_train <= 0 || h->head_dim <= 0)
-        return tv_fail(err, TV_ERR_FORMAT,
+        return err_fail(err, TV_ERR_FORMAT,
                        "%s: invalid hyperparameters (vocab %d, dim %d, layers %d, heads %d, kv heads %d, ffn %d, ctx %d)",
                        m->path, h->n_vocab, h->dim, h->n_layers, h->n_heads, h->n_kv_heads, h->hidden_dim, h->n_ctx_train);
     if (h->n_vocab > (1 << 24) || h->dim > (1 << 16) || h->n_layers > 1024 || h->n_heads > 1024 ||
         h->hidden_dim > (1 << 20) || h->head_dim > 1024)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: hyperparameters out of any sane range", m->path);
+        return err_fail(err, TV_ERR_FORMAT, "%s: hyperparameters out of any sane range", m->path);
     if (h->n_heads % h->n_kv_heads != 0)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: n_kv_heads (%d) does not divide n_heads (%d)", m->path,
+        return err_fail(err, TV_ERR_FORMAT, "%s: n_kv_heads (%d) does not divide n_heads (%d)", m->path,
                        h->n_kv_heads, h->n_heads);
     if (h->n_rot <= 0 || h->n_rot > h->head_dim || h->n_rot % 2)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: rope dimension %d invalid for head size %d", m->path, h->n_rot,
+        return err_fail(err, TV_ERR_FORMAT, "%s: rope dimension %d invalid for head size %d", m->path, h->n_rot,
                        h->head_dim);
     if (!(h->norm_eps > 0 && h->norm_eps < 1))
-        return tv_fail(err, TV_ERR_FORMAT, "%s: rms norm epsilon %g invalid", m->path, (double)h->norm_eps);
+        return err_fail(err, TV_ERR_FORMAT, "%s: rms norm epsilon %g invalid", m->path, (double)h->norm_eps);
     if (!(h->rope_theta > 0))
-        return tv_fail(err, TV_ERR_FORMAT, "%s: rope base %g invalid", m->path, (double)h->rope_theta);
+        return err_fail(err, TV_ERR_FORMAT, "%s: rope base %g invalid", m->path, (double)h->rope_theta);
     return TV_OK;
 }
 
@@ -132,7 +132,7 @@ static const tv_tensor *find_gguf(void *src, const char *name, tv_tensor *tmp) {
 
 static const tv_tensor *find_l2c(void *src, const char *name, tv_tensor *tmp) {
     (void)tmp;
-    return tv_llama2c_find((tv_llama2c *)src, name);
+    return llama2c_find((tv_llama2c *)src, name);
 }
 
 static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
@@ -152,7 +152,7 @@ static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
         m->output = m->tok_embd;   // tied embeddings
     }
     m->layers = calloc((size_t)h->n_layers, sizeof *m->layers);
-    if (!m->layers) return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    if (!m->layers) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     for (int l = 0; l < h->n_layers; l++) {
         tv_layer *L = &m->layers[l];
 #define BINDL(suffix, t, a, b) \
@@ -181,7 +181,7 @@ static tv_status make_rope(tv_model *m, const float *freq_factors, double l3_fac
     const tv_hparams *h = &m->hp;
     int n = h->n_rot / 2;
     m->rope_inv_freq = malloc((size_t)n * sizeof(float));
-    if (!m->rope_inv_freq) return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    if (!m->rope_inv_freq) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     for (int i = 0; i < n; i++) {
         double inv = pow((double)h->rope_theta, -2.0 * i / h->n_rot);
         if (freq_factors) {
@@ -230,10 +230,10 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     if (gguf_get_str(g, "general.architecture", &s)) {
         snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
         if (strcmp(arch, "llama") && strcmp(arch, "mistral"))
-            return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (supported: llama)",
+            return err_fail(err, TV_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (supported: llama)",
                            m->path, arch);
     } else {
-        return tv_fail(err, TV_ERR_FORMAT, "%s: general.architecture is missing", m->path);
+        return err_fail(err, TV_ERR_FORMAT, "%s: general.architecture is missing", m->path);
     }
     if (gguf_get_str(g, "general.name", &s)) m->name = dup_str(s);
     tv_hparams *h = &m->hp;
@@ -241,7 +241,7 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     double f;
 #define REQ_INT(key, field)                                                                           \
     if (!get_arch_int(g, arch, key, &v) || v <= 0 || v > INT32_MAX)                                  \
-        return tv_fail(err, TV_ERR_FORMAT, "%s: metadata %s.%s is missing or invalid", m->path, arch, key); \
+        return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s.%s is missing or invalid", m->path, arch, key); \
     h->field = (int32_t)v
     REQ_INT("embedding_length", dim);
     REQ_INT("block_count", n_layers);
@@ -251,11 +251,11 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
 #undef REQ_INT
     h->n_kv_heads = get_arch_int(g, arch, "attention.head_count_kv", &v) ? (int32_t)v : h->n_heads;
     if (get_arch_int(g, arch, "attention.head_count_kv", &v) && (v <= 0 || v > INT32_MAX))
-        return tv_fail(err, TV_ERR_FORMAT, "%s: %s.attention.head_count_kv is invalid", m->path, arch);
+        return err_fail(err, TV_ERR_FORMAT, "%s: %s.attention.head_count_kv is invalid", m->path, arch);
     h->head_dim = h->n_heads > 0 && h->dim % h->n_heads == 0 ? h->dim / h->n_heads : 0;
     if (get_arch_int(g, arch, "attention.key_length", &v)) h->head_dim = (int32_t)v;
     if (h->head_dim <= 0)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: head count %d does not divide embedding length %d", m->path,
+        return err_fail(err, TV_ERR_FORMAT, "%s: head count %d does not divide embedding length %d", m->path,
                        h->n_heads, h->dim);
     h->n_rot = get_arch_int(g, arch, "rope.dimension_count", &v) ? (int32_t)v : h->head_dim;
     h->norm_eps = get_arch_float(g, arch, "attention.layer_norm_rms_epsilon", &f) ? (float)f : 1e-5f;
@@ -263,7 +263,7 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     const gguf_tensor_info *te = gguf_find_tensor(g, "token_embd.weight");
     h->n_vocab = te ? (int32_t)te->ne[1] : 0;
     if (get_arch_int(g, arch, "vocab_size", &v) && te && v != te->ne[1])
-        return tv_fail(err, TV_ERR_FORMAT, "%s: %s.vocab_size %lld but token_embd.weight has %lld rows", m->path,
+        return err_fail(err, TV_ERR_FORMAT, "%s: %s.vocab_size %lld but token_embd.weight has %lld rows", m->path,
                        arch, (long long)v, (long long)te->ne[1]);
     tv_status st = check_hparams(m, err);
     if (st) return st;
@@ -277,7 +277,7 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     if (gguf_get_str(g, key, &s)) {
         double factor = get_arch_float(g, arch, "rope.scaling.factor", &f) ? f : 1.0;
-        if (!(factor > 0)) return tv_fail(err, TV_ERR_FORMAT, "%s: rope scaling factor %g invalid", m->path, factor);
+        if (!(factor > 0)) return err_fail(err, TV_ERR_FORMAT, "%s: rope scaling factor %g invalid", m->path, factor);
         if (s.len == 6 && !memcmp(s.ptr, "linear", 6)) {
             h->rope_scaling = "linear";
             h->rope_linear_scale = (float)(1.0 / factor);
@@ -288,9 +288,9 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
             if (get_arch_float(g, arch, "rope.scaling.high_freq_factor", &f)) l3_high = f;
             if (get_arch_float(g, arch, "rope.scaling.original_context_length", &f)) l3_orig = f;
             if (!(l3_low > 0 && l3_high > l3_low && l3_orig > 0))
-                return tv_fail(err, TV_ERR_FORMAT, "%s: llama3 rope scaling parameters invalid", m->path);
+                return err_fail(err, TV_ERR_FORMAT, "%s: llama3 rope scaling parameters invalid", m->path);
         } else if (!(s.len == 4 && !memcmp(s.ptr, "none", 4))) {
-            return tv_fail(err, TV_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' not supported", m->path, (int)s.len,
+            return err_fail(err, TV_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' not supported", m->path, (int)s.len,
                            s.ptr);
         }
     }
@@ -298,27 +298,27 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     const gguf_tensor_info *rf = gguf_find_tensor(g, "rope_freqs.weight");
     if (rf) {
         if (rf->type != TV_TYPE_F32 || rf->ne[0] != h->n_rot / 2 || rf->n_dims != 1)
-            return tv_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight must be F32 [%d]", m->path, h->n_rot / 2);
+            return err_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight must be F32 [%d]", m->path, h->n_rot / 2);
         freq_factors = rf->data;
         h->rope_scaling = "llama3";
         for (int i = 0; i < h->n_rot / 2; i++)
             if (!(freq_factors[i] > 0))
-                return tv_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight[%d] is not positive", m->path, i);
+                return err_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight[%d] is not positive", m->path, i);
     }
     if ((st = bind_all(m, find_gguf, g, err))) return st;
     if ((st = make_rope(m, freq_factors, l3_factor, l3_low, l3_high, l3_orig, err))) return st;
 
     if (gguf_get_str(g, "tokenizer.chat_template", &s) && !(m->chat_template = dup_str(s)))
-        return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+        return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     if (p->tokenizer_path) {
-        m->tok = tv_tokenizer_load_json(p->tokenizer_path, err);
+        m->tok = tokenizer_load_json(p->tokenizer_path, err);
         if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
     } else if (gguf_get_str(g, "tokenizer.ggml.model", &s) && !(s.len == 8 && !memcmp(s.ptr, "no_vocab", 8))) {
-        m->tok = tv_tokenizer_from_gguf(g, err);
-        if (!m->tok) return tv_fail_prefix(err, TV_ERR_FORMAT, "%s: tokenizer", m->path);
+        m->tok = tokenizer_from_gguf(g, err);
+        if (!m->tok) return err_fail_prefix(err, TV_ERR_FORMAT, "%s: tokenizer", m->path);
     }
     if (m->tok && tv_tokenizer_n_vocab(m->tok) > h->n_vocab)
-        return tv_fail(err, TV_ERR_FORMAT, "%s: tokenizer has %d tokens but the model only %d", m->path,
+        return err_fail(err, TV_ERR_FORMAT, "%s: tokenizer has %d tokens but the model only %d", m->path,
                        tv_tokenizer_n_vocab(m->tok), h->n_vocab);
     int64_t eos;
     m->stop_token = gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos) && eos >= 0 && eos < h->n_vocab
@@ -328,10 +328,10 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
 }
 
 static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *err) {
-    tv_llama2c *l = m->l2c = tv_llama2c_open(m->path, err);
+    tv_llama2c *l = m->l2c = llama2c_open(m->path, err);
     if (!l) return err ? err->code : TV_ERR_FORMAT;
     m->format = "llama2c";
-    const tv_llama2c_config *c = tv_llama2c_get_config(l);
+    const tv_llama2c_config *c = llama2c_get_config(l);
     tv_hparams *h = &m->hp;
     h->n_vocab = c->vocab_size;
     h->dim = c->dim;
@@ -352,7 +352,7 @@ static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *e
     if ((st = bind_all(m, find_l2c, l, err))) return st;
     if ((st = make_rope(m, NULL, 0, 1, 4, 8192, err))) return st;
     if (p->tokenizer_path) {
-        m->tok = tv_tokenizer_load_llama2c(p->tokenizer_path, h->n_vocab, err);
+        m->tok = tokenizer_load_llama2c(p->tokenizer_path, h->n_vocab, err);
         if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
     }
     m->stop_token = 1;   // llama2.c's run.c stops when it samples BOS
@@ -396,7 +396,7 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
     if (p->no_repack || (env && !strcmp(env, "0"))) return TV_OK;
     const int per_layer = 7, n_max = m->hp.n_layers * per_layer + 1;
     tv_tensor **list = malloc((size_t)n_max * sizeof *list);
-    if (!list) return tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    if (!list) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     int n = 0;
     for (int l = 0; l < m->hp.n_layers; l++) {
         tv_layer *L = &m->layers[l];
@@ -407,27 +407,27 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
     tv_status st = TV_OK;
     // the copy is memory-bound work: spread it over the cores (a pool only for the load)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    tv_pool *pool = tv_pool_create(ncpu > 1 ? (ncpu < 16 ? (int)ncpu : 16) : 1, NULL);
+    tv_pool *pool = pool_create(ncpu > 1 ? (ncpu < 16 ? (int)ncpu : 16) : 1, NULL);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n && st == TV_OK; i++) {
         tv_tensor *t = list[i];
-        const tv_type_traits *tt = tv_traits(t->type);
+        const tv_type_traits *tt = kern_traits(t->type);
         if (!tt || !tt->pack_pays || !tt->repack || t->packed) continue;
         if (!m->packed && !(m->packed = calloc((size_t)n_max, sizeof *m->packed))) {
-            st = tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+            st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
             break;
         }
         // (MADV_HUGEPAGE measured: no decode gain, load 0.8 -> 1.8 s from synchronous compaction)
-        const size_t sz = tv_packed_size(t->type, t->ne[0], t->ne[1]);
+        const size_t sz = packed_size(t->type, t->ne[0], t->ne[1]);
         void *buf = sz ? aligned_alloc(64, (sz + 63) & ~(size_t)63) : NULL;
         if (!buf) {
-            st = tv_fail(err, TV_ERR_NOMEM, "%s: out of memory repacking %s (%zu bytes)", m->path, t->name, sz);
+            st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory repacking %s (%zu bytes)", m->path, t->name, sz);
             break;
         }
-        repack_job job = { .tt = tt, .src = t->data, .dst = buf, .row_bytes = tv_row_size(t->type, t->ne[0]),
+        repack_job job = { .tt = tt, .src = t->data, .dst = buf, .row_bytes = kern_row_size(t->type, t->ne[0]),
                            .n = t->ne[0], .rows = t->ne[1] };
-        tv_pool_run(pool, repack_part, &job);
+        pool_run(pool, repack_part, &job);
         release_mapped(t->data, t->nbytes);
         m->packed[m->n_packed++] = buf;
         t->data = buf;
@@ -436,7 +436,7 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     m->repack_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    tv_pool_free(pool);
+    pool_free(pool);
     free(list);
     return st;
 }
@@ -444,16 +444,16 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
 tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_error *err) {
     tv_model_params defaults;
     if (!params) { tv_model_params_default(&defaults); params = &defaults; }
-    if (!path) { tv_fail(err, TV_ERR_INVALID, "no model path given"); return NULL; }
+    if (!path) { err_fail(err, TV_ERR_INVALID, "no model path given"); return NULL; }
     FILE *f = fopen(path, "rb");
-    if (!f) { tv_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (!f) { err_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     char magic[4] = {0};
     size_t n = fread(magic, 1, 4, f);
     fclose(f);
     tv_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);
-        tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
+        err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
         return NULL;
     }
     tv_status st = (n == 4 && !memcmp(magic, "GGUF", 4)) ? load_gguf(m, params, err) : load_llama2c(m, params, err);

@@ -35,21 +35,21 @@ typedef struct tv_layer {
 } tv_layer;
 
 // Internal view of tv_model (opaque in the public API).
-const tv_hparams *tv_model_hparams(const tv_model *m);
-const tv_layer *tv_model_layers(const tv_model *m);
-const tv_tensor *tv_model_tok_embd(const tv_model *m);
-const tv_tensor *tv_model_output(const tv_model *m);
-const tv_tensor *tv_model_output_norm(const tv_model *m);
+const tv_hparams *model_hparams(const tv_model *m);
+const tv_layer *model_layers(const tv_model *m);
+const tv_tensor *model_tok_embd(const tv_model *m);
+const tv_tensor *model_output(const tv_model *m);
+const tv_tensor *model_output_norm(const tv_model *m);
 // Inverse frequencies per rotated pair (n_rot/2), scaling applied.
-const float *tv_model_rope_inv_freq(const tv_model *m);
+const float *model_rope_inv_freq(const tv_model *m);
 // Bytes of weights one decode step reads: every bound tensor, less the embedding table when the
 // output projection is separate (only one row of it is read).
-size_t tv_model_weight_bytes(const tv_model *m);
+size_t model_weight_bytes(const tv_model *m);
 // Weight tensors repacked at load (kernels.h "packed weights"), and the time it took (ms, may be NULL).
-int tv_model_n_packed(const tv_model *m, double *ms);
-const char *tv_model_format(const tv_model *m);     // "gguf" | "llama2c"
-const char *tv_model_path(const tv_model *m);
-struct gguf_ctx *tv_model_gguf(const tv_model *m); // NULL for llama2.c files
+int model_n_packed(const tv_model *m, double *ms);
+const char *model_format(const tv_model *m);     // "gguf" | "llama2c"
+const char *model_file_path(const tv_model *m);
+struct gguf_ctx *model_gguf(const tv_model *m); // NULL for llama2.c files
 
 // ---- paged KV cache: per layer K and V pools of (n_blocks, n_kv_heads, block_size, head_dim) ----
 typedef struct tv_kv_cache {
@@ -59,9 +59,9 @@ typedef struct tv_kv_cache {
     uint8_t *k, *v;         // (n_layers, n_blocks, n_kv_heads, block_size, head_dim)
 } tv_kv_cache;
 
-tv_kv_cache *tv_kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err);
-void tv_kv_cache_free(tv_kv_cache *kv);
-size_t tv_kv_bytes_per_block(const tv_model *m, int block_size, bool is_f32);  // K+V, all layers
+tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err);
+void kv_cache_free(tv_kv_cache *kv);
+size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32);  // K+V, all layers
 
 // ---- the batch ----
 typedef struct tv_batch {
@@ -78,11 +78,11 @@ typedef struct tv_batch {
 
 // Forward state: workspace sized for up to max_tokens tokens per batch, the thread pool.
 typedef struct tv_forward tv_forward;
-tv_forward *tv_forward_create(const tv_model *m, int max_tokens, int max_logits, tv_pool *pool, tv_error *err);
-void tv_forward_free(tv_forward *f);
+tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, tv_pool *pool, tv_error *err);
+void forward_free(tv_forward *f);
 // Runs the batch: writes K/V of the new tokens into their slots, then attention over each
 // sequence's blocks, and fills logits (n_logits, n_vocab) in the order of logit_rows.
 // Returns a pointer to the logits owned by f (valid until the next call).
-tv_status tv_forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float **logits, tv_error *err);
+tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float **logits, tv_error *err);
 
 #endif

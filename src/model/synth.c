@@ -20,13 +20,13 @@ static const tv_synth_preset PRESETS[] = {
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
-const tv_synth_preset *tv_synth_find_preset(const char *name) {
+const tv_synth_preset *synth_find_preset(const char *name) {
     for (size_t i = 0; name && i < N_PRESETS; i++)
         if (!strcmp(PRESETS[i].name, name)) return &PRESETS[i];
     return NULL;
 }
 
-const char *tv_synth_preset_names(void) { return "tiny, demo, tinyllama-1.1b, llama-3.2-1b"; }
+const char *synth_preset_names(void) { return "tiny, demo, tinyllama-1.1b, llama-3.2-1b"; }
 
 // ---- deterministic values: counter-based, independent of chunking and threads ----
 static uint64_t splitmix64(uint64_t x) {
@@ -81,7 +81,7 @@ typedef struct fill_job {
 
 static void fill_part(void *arg, int ith, int nth) {
     const fill_job *j = arg;
-    const tv_type_traits *tr = tv_traits_ref(j->src->type);
+    const tv_type_traits *tr = kern_traits_ref(j->src->type);
     float *tmp = j->sc->scratch + (size_t)ith * (size_t)j->sc->max_ne0;
     int64_t per = (j->n_rows + nth - 1) / nth;
     int64_t a = (int64_t)ith * per, b = a + per < j->n_rows ? a + per : j->n_rows;
@@ -97,11 +97,11 @@ typedef struct src_binding { tsrc src; const synth_ctx *sc; } src_binding;
 
 static tv_status fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
     const src_binding *b = user;
-    const tv_type_traits *tr = tv_traits_ref(b->src.type);
-    if (!tr || !tr->from_float) return tv_fail(err, TV_ERR_UNSUPPORTED, "no quantizer for %s", tv_type_name(b->src.type));
+    const tv_type_traits *tr = kern_traits_ref(b->src.type);
+    if (!tr || !tr->from_float) return err_fail(err, TV_ERR_UNSUPPORTED, "no quantizer for %s", kern_type_name(b->src.type));
     fill_job j = { .src = &b->src, .sc = b->sc, .row0 = row0, .n_rows = n_rows, .dst = dst,
-                   .row_bytes = tv_row_size(b->src.type, b->src.ne0) };
-    tv_pool_run(b->sc->pool, fill_part, &j);
+                   .row_bytes = kern_row_size(b->src.type, b->src.ne0) };
+    pool_run(b->sc->pool, fill_part, &j);
     return TV_OK;
 }
 
@@ -109,7 +109,7 @@ static tv_status fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_er
 static bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
 static tv_type fit_type(tv_type t, int64_t ne0) {
-    const tv_type_traits *tr = tv_traits_ref(t);
+    const tv_type_traits *tr = kern_traits_ref(t);
     if (tr && ne0 % tr->blck_size == 0) return t;
     return ne0 % TV_QK8_0 == 0 ? TV_TYPE_Q8_0 : TV_TYPE_F16;
 }
@@ -138,11 +138,11 @@ static tv_status synth_vocab(gguf_writer *w, int32_t n, tv_error *err) {
     char **toks = calloc((size_t)n, sizeof *toks);
     float *scores = calloc((size_t)n, sizeof *scores);
     int32_t *types = calloc((size_t)n, sizeof *types);
-    if (!toks || !scores || !types) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory building the vocab"); goto done; }
+    if (!toks || !scores || !types) { st = err_fail(err, TV_ERR_NOMEM, "out of memory building the vocab"); goto done; }
     char buf[32];
     int32_t i = 0;
 #define ADD(str, type_, score_) do { if (i < n) { toks[i] = strdup(str); types[i] = (type_); scores[i] = (score_); \
-                                     if (!toks[i]) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; } i++; } } while (0)
+                                     if (!toks[i]) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; } i++; } } while (0)
     ADD("<unk>", 2, 0.0f);
     ADD("<s>", 3, 0.0f);
     ADD("</s>", 3, 0.0f);
@@ -166,7 +166,7 @@ static tv_status synth_vocab(gguf_writer *w, int32_t n, tv_error *err) {
         }
     }
 #undef ADD
-    if (i < n) { st = tv_fail(err, TV_ERR_INVALID, "synthetic vocab cannot reach %d tokens", n); goto done; }
+    if (i < n) { st = err_fail(err, TV_ERR_INVALID, "synthetic vocab cannot reach %d tokens", n); goto done; }
     gguf_set_spm_vocab(w, (const char *const *)toks, NULL, scores, types, (uint64_t)n);
 done:
     if (toks) for (int32_t k = 0; k < n; k++) free(toks[k]);
@@ -184,7 +184,7 @@ static tv_status copy_vocab(gguf_writer *w, const char *path, int32_t *n_vocab, 
     tv_status st = TV_OK;
     if (!tok || tok->type != GGUF_TYPE_ARRAY || tok->arr_type != GGUF_TYPE_STRING || tok->arr_n == 0 ||
         tok->arr_n > INT32_MAX) {
-        st = tv_fail(err, TV_ERR_FORMAT, "%s: no tokenizer.ggml.tokens string array", path);
+        st = err_fail(err, TV_ERR_FORMAT, "%s: no tokenizer.ggml.tokens string array", path);
         goto done;
     }
     *n_vocab = (int32_t)tok->arr_n;
@@ -197,7 +197,7 @@ done:
 
 // llama 3.1+ RoPE frequency factors (divisors of each inverse frequency): factor 32 for
 // wavelengths above orig/low, 1 below orig/high, smooth in between (Meta's published recipe).
-void tv_synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta) {
+void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta) {
     const double factor = 32, low = 1, high = 4, orig = 8192;
     for (int i = 0; i < n_half; i++) {
         double freq = pow(theta, -2.0 * i / head_dim);
@@ -211,22 +211,22 @@ void tv_synth_llama3_rope_factors(float *out, int n_half, int head_dim, double t
     }
 }
 
-tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_error *err) {
-    const tv_synth_preset *ps = p->shape ? p->shape : tv_synth_find_preset(p->preset);
-    if (!ps) return tv_fail(err, TV_ERR_INVALID, "unknown preset '%s' (presets: %s)", p->preset ? p->preset : "",
-                            tv_synth_preset_names());
+tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *err) {
+    const tv_synth_preset *ps = p->shape ? p->shape : synth_find_preset(p->preset);
+    if (!ps) return err_fail(err, TV_ERR_INVALID, "unknown preset '%s' (presets: %s)", p->preset ? p->preset : "",
+                            synth_preset_names());
     switch (p->type) {
     case TV_TYPE_F32: case TV_TYPE_F16: case TV_TYPE_BF16: case TV_TYPE_Q8_0: case TV_TYPE_Q4_0:
     case TV_TYPE_Q4_K: case TV_TYPE_Q6_K: break;
-    default: return tv_fail(err, TV_ERR_INVALID, "type %s is not supported by synth (F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K)",
-                            tv_type_name(p->type));
+    default: return err_fail(err, TV_ERR_INVALID, "type %s is not supported by synth (F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K)",
+                            kern_type_name(p->type));
     }
     tv_status st = TV_OK;
     gguf_writer *w = gguf_writer_create();
     src_binding *srcs = NULL;
     synth_ctx sc = { 0 };
     float *rope = NULL;
-    if (!w) return tv_fail(err, TV_ERR_NOMEM, "out of memory");
+    if (!w) return err_fail(err, TV_ERR_NOMEM, "out of memory");
 
     const int32_t dim = ps->dim, hid = ps->hidden_dim, L = ps->n_layers, hd = ps->dim / ps->n_heads;
     const int32_t kv_dim = ps->n_kv_heads * hd;
@@ -235,7 +235,7 @@ tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_erro
     snprintf(text, sizeof text, "tinyvllm-synth-%s", ps->name);
     gguf_set_str(w, "general.name", text);
     snprintf(text, sizeof text, "RANDOM weights (tinyvllm synth, preset %s, type %s, seed %llu): not a trained model",
-             ps->name, tv_type_name(p->type), (unsigned long long)p->seed);
+             ps->name, kern_type_name(p->type), (unsigned long long)p->seed);
     gguf_set_str(w, "general.description", text);
     gguf_set_u32(w, "general.file_type", file_type(p->type));
     gguf_set_u32(w, "llama.context_length", (uint32_t)ps->ctx);
@@ -257,13 +257,13 @@ tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_erro
     // tensors
     int n_t = 2 + !ps->tied_output + ps->llama3_rope + 9 * L;
     srcs = calloc((size_t)n_t, sizeof *srcs);
-    if (!srcs) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+    if (!srcs) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
     sc.n_threads = p->n_threads > 1 ? p->n_threads : 1;
-    if (sc.n_threads > 1 && !(sc.pool = tv_pool_create(sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
-    sc.n_threads = tv_pool_size(sc.pool);
+    if (sc.n_threads > 1 && !(sc.pool = pool_create(sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
+    sc.n_threads = pool_size(sc.pool);
     sc.max_ne0 = dim > hid ? dim : hid;
     sc.scratch = malloc((size_t)sc.n_threads * (size_t)sc.max_ne0 * sizeof(float));
-    if (!sc.scratch) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+    if (!sc.scratch) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
 
     int k = 0;
     const float amp = 0.02f * sqrtf(3.0f);
@@ -287,8 +287,8 @@ tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_erro
     if (!ps->tied_output) ADD_T("output.weight", out_t, dim, vocab, false);
     if (ps->llama3_rope) {
         rope = malloc((size_t)(hd / 2) * sizeof(float));
-        if (!rope) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
-        tv_synth_llama3_rope_factors(rope, hd / 2, hd, ps->rope_theta);
+        if (!rope) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+        synth_llama3_rope_factors(rope, hd / 2, hd, ps->rope_theta);
         ADD_T("rope_freqs.weight", TV_TYPE_F32, hd / 2, 1, false);
         srcs[k - 1].src.values = rope;
     }
@@ -314,7 +314,7 @@ tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_erro
     st = gguf_writer_write(w, out_path, err);
 done:
     gguf_writer_free(w);
-    tv_pool_free(sc.pool);
+    pool_free(sc.pool);
     free(sc.scratch);
     free(srcs);
     free(rope);

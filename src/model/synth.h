@@ -2,7 +2,7 @@
 //
 // Same preset + type + seed (+ the same --vocab file) -> byte-identical output on every machine:
 // weights come from a counter-based hash of (seed, tensor name, element index), quantized with the
-// scalar reference kernels (tv_traits_ref), and tensor data is streamed to the file row by row so
+// scalar reference kernels (kern_traits_ref), and tensor data is streamed to the file row by row so
 // the 1B presets never hold more than a few MiB of weights in memory.
 //
 // Weights: matrices uniform with standard deviation 0.02 (the usual init scale; activations stay
@@ -33,9 +33,9 @@ typedef struct tv_synth_preset {
 } tv_synth_preset;
 
 // The preset of that name, or NULL. Names: "tiny", "demo", "tinyllama-1.1b", "llama-3.2-1b".
-const tv_synth_preset *tv_synth_find_preset(const char *name);
+const tv_synth_preset *synth_find_preset(const char *name);
 // Comma-separated preset names, for help texts.
-const char *tv_synth_preset_names(void);
+const char *synth_preset_names(void);
 
 typedef struct tv_synth_params {
     const char *preset;       // a preset name
@@ -50,10 +50,10 @@ typedef struct tv_synth_params {
 // Llama 3.1+ RoPE frequency factors (what rope_freqs.weight holds: each inverse frequency
 // theta^(-2i/head_dim) is divided by out[i]) for factor 32, low_freq_factor 1, high_freq_factor 4,
 // original context 8192: 1 for wavelengths below 8192/4, 32 above 8192, smooth in between.
-void tv_synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta);
+void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta);
 
 // Writes the model to out_path (atomically: a temporary renamed on success).
 // Errors: unknown preset/type (TV_ERR_INVALID), unreadable vocab (its loader's code), I/O.
-tv_status tv_synth_write(const tv_synth_params *p, const char *out_path, tv_error *err);
+tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *err);
 
 #endif

@@ -14,12 +14,12 @@ struct srv_chat {
 
 srv_chat *srv_chat_create(const char *template_src, const char *bos, const char *eos, tv_error *err) {
     srv_chat *c = calloc(1, sizeof *c);
-    if (!c) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
+    if (!c) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     c->bos = strdup(bos ? bos : "");
     c->eos = strdup(eos ? eos : "");
     if (!c->bos || !c->eos) {
         srv_chat_free(c);
-        tv_fail(err, TV_ERR_NOMEM, "out of memory");
+        err_fail(err, TV_ERR_NOMEM, "out of memory");
         return NULL;
     }
     if (template_src && !(c->tpl = tv_chat_template_create(template_src, strlen(template_src), err))) {

@@ -946,7 +946,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!cx) {
         if (!(cx = calloc(1, sizeof *cx))) return MHD_NO;
         *con_cls = cx;
-        cx->t_arrival_ms = tv_time_ms();
+        cx->t_arrival_ms = time_ms();
         bool needs_auth = true;
         cx->r = find_route(url, &cx->allow, &needs_auth);
         if (cx->r == R_NONE) {
@@ -1056,7 +1056,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n') msg[--n] = 0;
-    tv_log(TV_LOG_WARN, "http: %s", msg);
+    log_msg(TV_LOG_WARN, "http: %s", msg);
 }
 
 srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, tv_error *err) {
@@ -1065,7 +1065,7 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
     const srv_config *c = cfg ? cfg : &defaults;
     struct addrinfo *ai = NULL;
     srv_server *s = calloc(1, sizeof *s);
-    if (!s) { tv_fail(err, TV_ERR_NOMEM, "server: out of memory"); return NULL; }
+    if (!s) { err_fail(err, TV_ERR_NOMEM, "server: out of memory"); return NULL; }
     s->model = m;
     s->engine = e;
     s->tok = tv_model_tokenizer(m);
@@ -1098,7 +1098,7 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
         if (q >= 0 && (p = tv_tokenizer_vocab_piece(s->tok, q, &l)) && l < sizeof eos) { memcpy(eos, p, l); eos[l] = 0; }
     }
     if (!(s->chat = srv_chat_create(tpl, bos, eos, err))) {
-        tv_fail_prefix(err, err ? err->code : TV_ERR_FORMAT, "chat template");
+        err_fail_prefix(err, err ? err->code : TV_ERR_FORMAT, "chat template");
         goto fail;
     }
 
@@ -1112,7 +1112,7 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
     const char *host = c->host && c->host[0] ? c->host : "127.0.0.1";
     int gai = getaddrinfo(host, port, &hints, &ai);
     if (gai != 0 || !ai) {
-        tv_fail(err, TV_ERR_INVALID, "server: cannot resolve host '%s': %s", host, gai_strerror(gai));
+        err_fail(err, TV_ERR_INVALID, "server: cannot resolve host '%s': %s", host, gai_strerror(gai));
         goto fail;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
@@ -1127,7 +1127,7 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                                  MHD_OPTION_END);
     if (!s->daemon) {
-        tv_fail(err, TV_ERR_IO, "server: cannot listen on %s:%d (in use, or not a local address?)", host, c->port);
+        err_fail(err, TV_ERR_IO, "server: cannot listen on %s:%d (in use, or not a local address?)", host, c->port);
         goto fail;
     }
     freeaddrinfo(ai);
@@ -1136,7 +1136,7 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
     s->port = di ? di->port : c->port;
     return s;
 oom:
-    tv_fail(err, TV_ERR_NOMEM, "server: out of memory");
+    err_fail(err, TV_ERR_NOMEM, "server: out of memory");
 fail:
     if (ai) freeaddrinfo(ai);
     srv_server_stop(s);

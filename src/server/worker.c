@@ -181,7 +181,7 @@ static void admit(srv_worker *w, srv_job *j) {
         pthread_cond_broadcast(&j->cv);
         job_unref_locked(j);
     } else {
-        srv_metrics_observe(w->metrics, SRV_H_QUEUE, (tv_time_ms() - j->t_arrival_ms) / 1000.0);
+        srv_metrics_observe(w->metrics, SRV_H_QUEUE, (time_ms() - j->t_arrival_ms) / 1000.0);
         if (w->n_active + j->n_seqs > w->cap_active) {
             int nc = w->cap_active * 2 + j->n_seqs + 16;
             srv_seq **p = realloc(w->active, (size_t)nc * sizeof *p);
@@ -246,12 +246,12 @@ static void *engine_main(void *arg) {
         tv_error terr = {0};
         tv_status st = TV_OK;
         if (tv_engine_has_work(w->engine)) st = tv_engine_step(w->engine, &outs, &n_outs, &terr);
-        double now = tv_time_ms();
+        double now = time_ms();
 
         pthread_mutex_lock(&w->mu);
         if (st != TV_OK) {
             // A failed step leaves the engine's requests in an unknown state: end them all.
-            tv_log(TV_LOG_ERROR, "server: engine step failed: %s", terr.msg);
+            log_msg(TV_LOG_ERROR, "server: engine step failed: %s", terr.msg);
             apply_cancels_locked(w, true);
         } else {
             for (int i = 0; i < n_outs; i++) dispatch_output(w, &outs[i], now);
@@ -280,14 +280,14 @@ static void *engine_main(void *arg) {
 
 srv_worker *srv_worker_create(tv_engine *e, srv_metrics *metrics, int max_inflight, tv_error *err) {
     srv_worker *w = calloc(1, sizeof *w);
-    if (!w) { tv_fail(err, TV_ERR_NOMEM, "server: out of memory"); return NULL; }
+    if (!w) { err_fail(err, TV_ERR_NOMEM, "server: out of memory"); return NULL; }
     w->engine = e;
     w->metrics = metrics;
     w->max_inflight = max_inflight > 0 ? max_inflight : 1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
     if (pthread_create(&w->thread, NULL, engine_main, w) != 0) {
-        tv_fail(err, TV_ERR_STATE, "server: cannot start the engine thread: %s", strerror(errno));
+        err_fail(err, TV_ERR_STATE, "server: cannot start the engine thread: %s", strerror(errno));
         srv_worker_free(w);
         return NULL;
     }

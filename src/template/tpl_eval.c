@@ -85,7 +85,7 @@ static value fail_at(interp *I, uint32_t pos, tv_status code, const char *fmt, .
         va_end(ap);
         int line, col;
         tpl_line_col(I->prog->src, I->prog->src_len, pos, &line, &col);
-        tv_fail(I->err, code, "template line %d, column %d: %s", line, col, msg);
+        err_fail(I->err, code, "template line %d, column %d: %s", line, col, msg);
     }
     return UNDEF;
 }
@@ -2108,22 +2108,22 @@ static bool set_global_fn(interp *I, const char *name, builtin_id id) {
 tv_status tpl_render(const tpl_program *prog, const cJSON *ctx, size_t mem_budget, char **out, size_t *out_len, tv_error *err) {
     *out = NULL;
     if (out_len) *out_len = 0;
-    if (ctx && !cJSON_IsObject(ctx)) return tv_fail(err, TV_ERR_INVALID, "template context must be a JSON object");
+    if (ctx && !cJSON_IsObject(ctx)) return err_fail(err, TV_ERR_INVALID, "template context must be a JSON object");
     interp I_ = {0};
     interp *I = &I_;
     I->prog = prog;
     I->err = err;
     I->a = tpl_arena_create(mem_budget ? mem_budget : ((size_t)128 << 20));
     tv_status st = TV_OK;
-    if (!I->a) return tv_fail(err, TV_ERR_NOMEM, "out of memory");
+    if (!I->a) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     I->globals = env_new(I, NULL);
-    if (!I->globals) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+    if (!I->globals) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
     if (!env_set(I, I->globals, "false", 5, vbool(false)) || !env_set(I, I->globals, "true", 4, vbool(true)) ||
         !env_set(I, I->globals, "none", 4, NONE) || !env_set(I, I->globals, "False", 5, vbool(false)) ||
         !env_set(I, I->globals, "True", 4, vbool(true)) || !env_set(I, I->globals, "None", 4, NONE) ||
         !set_global_fn(I, "namespace", B_NAMESPACE) || !set_global_fn(I, "raise_exception", B_RAISE) ||
         !set_global_fn(I, "range", B_RANGE) || !set_global_fn(I, "strftime_now", B_STRFTIME)) {
-        st = tv_fail(err, TV_ERR_NOMEM, "out of memory");
+        st = err_fail(err, TV_ERR_NOMEM, "out of memory");
         goto done;
     }
     if (ctx) {
@@ -2131,7 +2131,7 @@ tv_status tpl_render(const tpl_program *prog, const cJSON *ctx, size_t mem_budge
             if (!c->string) continue;
             value v = from_json(I, c, 0);
             if (I->failed) { st = err ? err->code : TV_ERR_INVALID; goto done; }
-            if (!env_set(I, I->globals, c->string, strlen(c->string), v)) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+            if (!env_set(I, I->globals, c->string, strlen(c->string), v)) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
         }
     }
     {
@@ -2141,8 +2141,8 @@ tv_status tpl_render(const tpl_program *prog, const cJSON *ctx, size_t mem_budge
             if (I->ctl) { fail_at(I, prog->body.v[i]->pos, TV_ERR_INVALID, "break/continue outside of a loop"); break; }
         }
         if (I->failed) { free(b.s); st = err ? err->code : TV_ERR_INVALID; goto done; }
-        if (b.oom) { free(b.s); st = tv_fail(err, TV_ERR_RANGE, "template output exceeds %zu bytes", MAX_OUTPUT); goto done; }
-        if (!b.s) { b.s = malloc(1); if (!b.s) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; } b.s[0] = 0; }
+        if (b.oom) { free(b.s); st = err_fail(err, TV_ERR_RANGE, "template output exceeds %zu bytes", MAX_OUTPUT); goto done; }
+        if (!b.s) { b.s = malloc(1); if (!b.s) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; } b.s[0] = 0; }
         *out = b.s;
         if (out_len) *out_len = b.n;
     }

@@ -231,7 +231,7 @@ static void perr(pstate *p, size_t orig_pos, tv_status code, const char *msg, co
     p->failed = true;
     int line, col;
     tpl_line_col(p->orig, p->orig_n, orig_pos, &line, &col);
-    tv_fail(p->err, code, "template line %d, column %d: %s%s%s", line, col, msg, arg ? " " : "", arg ? arg : "");
+    err_fail(p->err, code, "template line %d, column %d: %s%s%s", line, col, msg, arg ? " " : "", arg ? arg : "");
 }
 
 static size_t opos(pstate *p, size_t i) { return i < p->n ? p->map[i] : p->orig_n; }
@@ -1078,15 +1078,15 @@ tpl_program *tpl_parse(const char *src, size_t len, tv_error *err) {
     tpl_program *prog = NULL;
     pbuf pre = {0};
     pstate p = {0};
-    if (!arena) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+    if (!arena) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     prog = tpl_alloc(arena, sizeof *prog);
     char *orig = tpl_strndup(arena, src, len);
-    if (!prog || !orig) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+    if (!prog || !orig) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     prog->arena = arena; prog->src = orig; prog->src_len = len;
-    if (!preprocess(src, len, &pre)) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+    if (!preprocess(src, len, &pre)) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     // the preprocessed text must outlive the tokens (text tokens point into it)
     char *text = tpl_strndup(arena, pre.s ? pre.s : "", pre.n);
-    if (!text) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+    if (!text) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     p.src = text; p.n = pre.n; p.map = pre.map;
     p.arena = arena; p.orig = orig; p.orig_n = len; p.err = err;
     if (!lex(&p)) goto fail;

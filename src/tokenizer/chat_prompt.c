@@ -28,12 +28,12 @@ static char *piece_dup(const tv_tokenizer *tok, int32_t id) {
 }
 
 tv_chat_prompt *tv_chat_prompt_create(const tv_tokenizer *tok, const char *template_src, size_t len, tv_error *err) {
-    if (!tok) { tv_fail(err, TV_ERR_INVALID, "chat prompt: no tokenizer"); return NULL; }
+    if (!tok) { err_fail(err, TV_ERR_INVALID, "chat prompt: no tokenizer"); return NULL; }
     tv_chat_prompt *p = calloc(1, sizeof *p);
-    if (!p) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
+    if (!p) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     p->tok = tok;
     if (!(p->bos = piece_dup(tok, tv_tokenizer_bos(tok))) || !(p->eos = piece_dup(tok, tv_tokenizer_eos(tok)))) {
-        tv_fail(err, TV_ERR_NOMEM, "out of memory");
+        err_fail(err, TV_ERR_NOMEM, "out of memory");
         goto fail;
     }
     if (template_src && !(p->tpl = tv_chat_template_create(template_src, len, err))) goto fail;
@@ -59,7 +59,7 @@ static bool msg_fields(const cJSON *m, size_t i, const char **role, const char *
     const cJSON *r = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "role") : NULL;
     const cJSON *c = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "content") : NULL;
     if (!cJSON_IsString(r) || (c && !cJSON_IsString(c) && !cJSON_IsNull(c))) {
-        tv_fail(err, TV_ERR_INVALID, "message %zu: expected {\"role\": string, \"content\": string}", i);
+        err_fail(err, TV_ERR_INVALID, "message %zu: expected {\"role\": string, \"content\": string}", i);
         return false;
     }
     *role = r->valuestring;
@@ -74,11 +74,11 @@ static bool role_is(const cJSON *m, const char *role) {
 
 static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
     size_t need;
-    if (!tv_add_ok(*len, n, &need) || !tv_add_ok(need, 1, &need)) return false;
+    if (!add_ok(*len, n, &need) || !add_ok(need, 1, &need)) return false;
     if (need > *cap) {
         size_t c = *cap ? *cap : 256;
         while (c < need) {
-            if (!tv_mul_ok(c, 2, &c)) return false;
+            if (!mul_ok(c, 2, &c)) return false;
         }
         char *nb = realloc(*buf, c);
         if (!nb) return false;
@@ -107,18 +107,18 @@ static tv_status render_plain(const cJSON *messages, char **out, tv_error *err) 
                  append(&buf, &len, &cap, ": ", 2) && append(&buf, &len, &cap, content, strlen(content)) &&
                  append(&buf, &len, &cap, "\n", 1);
         }
-        if (!ok) { free(buf); return tv_fail(err, TV_ERR_NOMEM, "out of memory"); }
+        if (!ok) { free(buf); return err_fail(err, TV_ERR_NOMEM, "out of memory"); }
         i++;
     }
-    if (!append(&buf, &len, &cap, "Assistant:", 10)) { free(buf); return tv_fail(err, TV_ERR_NOMEM, "out of memory"); }
+    if (!append(&buf, &len, &cap, "Assistant:", 10)) { free(buf); return err_fail(err, TV_ERR_NOMEM, "out of memory"); }
     *out = buf;
     return TV_OK;
 }
 
 tv_status tv_chat_prompt_render(const tv_chat_prompt *p, const cJSON *messages, char **out, tv_error *err) {
-    if (!out) return tv_fail(err, TV_ERR_INVALID, "out is NULL");
+    if (!out) return err_fail(err, TV_ERR_INVALID, "out is NULL");
     *out = NULL;
-    if (!cJSON_IsArray(messages)) return tv_fail(err, TV_ERR_INVALID, "messages must be a JSON array");
+    if (!cJSON_IsArray(messages)) return err_fail(err, TV_ERR_INVALID, "messages must be a JSON array");
     if (!p->tpl) return render_plain(messages, out, err);
     // validate here too: the template would otherwise render a malformed message in its own way
     size_t i = 0;
@@ -128,7 +128,7 @@ tv_status tv_chat_prompt_render(const tv_chat_prompt *p, const cJSON *messages, 
         if (!msg_fields(m, i++, &role, &content, err)) return err ? err->code : TV_ERR_INVALID;
     }
     tv_status st = tv_chat_apply(p->tpl, messages, NULL, true, p->bos, p->eos, out, err);
-    if (st) tv_fail_prefix(err, st, "chat template");
+    if (st) err_fail_prefix(err, st, "chat template");
     return st;
 }
 
@@ -162,12 +162,12 @@ tv_status tv_chat_prompt_fit(const tv_chat_prompt *p, cJSON *messages, size_t ma
     *ids = NULL;
     *n_ids = 0;
     if (n_dropped) *n_dropped = 0;
-    if (!cJSON_IsArray(messages)) return tv_fail(err, TV_ERR_INVALID, "messages must be a JSON array");
+    if (!cJSON_IsArray(messages)) return err_fail(err, TV_ERR_INVALID, "messages must be a JSON array");
     int n_msgs = cJSON_GetArraySize(messages);
     int first = n_msgs > 0 && role_is(cJSON_GetArrayItem(messages, 0), "system") ? 1 : 0;
     // user_at[k]: index of the k-th user message at or after first (the start of exchange k)
     int *user_at = malloc((size_t)(n_msgs + 1) * sizeof *user_at);   // (n_users)
-    if (!user_at) return tv_fail(err, TV_ERR_NOMEM, "out of memory");
+    if (!user_at) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     int n_users = 0, idx = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, messages) {
@@ -182,7 +182,7 @@ tv_status tv_chat_prompt_fit(const tv_chat_prompt *p, cJSON *messages, size_t ma
         cJSON *trial = messages;
         int n_rm = k > 0 ? user_at[k] - first : 0;
         if (n_rm > 0) {
-            if (!(trial = cJSON_Duplicate(messages, true))) { st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+            if (!(trial = cJSON_Duplicate(messages, true))) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
             drop_items(trial, first, n_rm);
         }
         char *t = NULL;
@@ -203,7 +203,7 @@ tv_status tv_chat_prompt_fit(const tv_chat_prompt *p, cJSON *messages, size_t ma
         free(tok_ids);
         n_last = n;
     }
-    st = tv_fail(err, TV_ERR_RANGE, "the prompt needs %zu tokens with only the last message kept; at most %zu fit", n_last,
+    st = err_fail(err, TV_ERR_RANGE, "the prompt needs %zu tokens with only the last message kept; at most %zu fit", n_last,
                  max_tokens);
 done:
     free(user_at);

@@ -10,11 +10,11 @@
 struct tv_chat_template { tpl_program *prog; };
 
 tv_chat_template *tv_chat_template_create(const char *src, size_t len, tv_error *err) {
-    if (!src && len) { tv_fail(err, TV_ERR_INVALID, "template source is NULL"); return NULL; }
+    if (!src && len) { err_fail(err, TV_ERR_INVALID, "template source is NULL"); return NULL; }
     // real chat templates are a few KiB; parsing keeps ~10 bytes of bookkeeping per source byte
-    if (len > ((size_t)4 << 20)) { tv_fail(err, TV_ERR_RANGE, "template source larger than 4 MiB"); return NULL; }
+    if (len > ((size_t)4 << 20)) { err_fail(err, TV_ERR_RANGE, "template source larger than 4 MiB"); return NULL; }
     tv_chat_template *t = calloc(1, sizeof *t);
-    if (!t) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
+    if (!t) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     t->prog = tpl_parse(src ? src : "", len, err);
     if (!t->prog) { free(t); return NULL; }
     return t;
@@ -28,32 +28,32 @@ void tv_chat_template_free(tv_chat_template *t) {
 
 tv_status tv_chat_template_render(const tv_chat_template *t, const cJSON *ctx, char **out, size_t *out_len,
                                   tv_error *err) {
-    if (!out) return tv_fail(err, TV_ERR_INVALID, "out is NULL");
+    if (!out) return err_fail(err, TV_ERR_INVALID, "out is NULL");
     *out = NULL;
-    if (!t) return tv_fail(err, TV_ERR_INVALID, "template is NULL");
+    if (!t) return err_fail(err, TV_ERR_INVALID, "template is NULL");
     return tpl_render(t->prog, ctx, 0, out, out_len, err);
 }
 
 tv_status tv_chat_apply(const tv_chat_template *t, const cJSON *messages_json, const cJSON *tools_json,
                         bool add_generation_prompt, const char *bos, const char *eos, char **out, tv_error *err) {
-    if (!out) return tv_fail(err, TV_ERR_INVALID, "out is NULL");
+    if (!out) return err_fail(err, TV_ERR_INVALID, "out is NULL");
     *out = NULL;
-    if (!cJSON_IsArray(messages_json)) return tv_fail(err, TV_ERR_INVALID, "messages must be a JSON array");
+    if (!cJSON_IsArray(messages_json)) return err_fail(err, TV_ERR_INVALID, "messages must be a JSON array");
     if (tools_json && !cJSON_IsArray(tools_json) && !cJSON_IsNull(tools_json))
-        return tv_fail(err, TV_ERR_INVALID, "tools must be a JSON array");
+        return err_fail(err, TV_ERR_INVALID, "tools must be a JSON array");
     tv_status st = TV_OK;
     cJSON *ctx = cJSON_CreateObject();
-    if (!ctx) return tv_fail(err, TV_ERR_NOMEM, "out of memory");
+    if (!ctx) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     // The context borrows messages/tools through references: no deep copy.
     cJSON *m = cJSON_CreateArrayReference(messages_json->child);
     cJSON *tl = tools_json && cJSON_IsArray(tools_json) ? cJSON_CreateArrayReference(tools_json->child) : cJSON_CreateNull();
-    if (!m || !tl || !cJSON_AddItemToObject(ctx, "messages", m)) { cJSON_Delete(m); cJSON_Delete(tl); st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
-    if (!cJSON_AddItemToObject(ctx, "tools", tl)) { cJSON_Delete(tl); st = tv_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+    if (!m || !tl || !cJSON_AddItemToObject(ctx, "messages", m)) { cJSON_Delete(m); cJSON_Delete(tl); st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+    if (!cJSON_AddItemToObject(ctx, "tools", tl)) { cJSON_Delete(tl); st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
     if (!cJSON_AddNullToObject(ctx, "documents") ||
         !cJSON_AddBoolToObject(ctx, "add_generation_prompt", add_generation_prompt) ||
         !cJSON_AddStringToObject(ctx, "bos_token", bos ? bos : "") ||
         !cJSON_AddStringToObject(ctx, "eos_token", eos ? eos : "")) {
-        st = tv_fail(err, TV_ERR_NOMEM, "out of memory");
+        st = err_fail(err, TV_ERR_NOMEM, "out of memory");
         goto done;
     }
     st = tv_chat_template_render(t, ctx, out, NULL, err);
@@ -63,9 +63,9 @@ done:
 }
 
 cJSON *tv_chat_messages_normalize(const cJSON *messages, tv_error *err) {
-    if (!cJSON_IsArray(messages)) { tv_fail(err, TV_ERR_INVALID, "messages must be a JSON array"); return NULL; }
+    if (!cJSON_IsArray(messages)) { err_fail(err, TV_ERR_INVALID, "messages must be a JSON array"); return NULL; }
     cJSON *copy = cJSON_Duplicate(messages, true);
-    if (!copy) { tv_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
+    if (!copy) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     const cJSON *m;
     cJSON_ArrayForEach(m, copy) {
         const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
@@ -80,7 +80,7 @@ cJSON *tv_chat_messages_normalize(const cJSON *messages, tv_error *err) {
             if (!cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", parsed)) {   // keeps the key name
                 cJSON_Delete(parsed);
                 cJSON_Delete(copy);
-                tv_fail(err, TV_ERR_NOMEM, "out of memory");
+                err_fail(err, TV_ERR_NOMEM, "out of memory");
                 return NULL;
             }
         }

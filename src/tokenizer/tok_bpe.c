@@ -98,7 +98,7 @@ static const pre_family PRE_FAMILIES[] = {
 };
 
 tv_status tok_bpe_add_regex(tv_tokenizer *t, const char *pattern, tv_error *err) {
-    if (t->n_re >= TOK_MAX_REGEX) return tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer: more than %d pre-tokenizer regexes", TOK_MAX_REGEX);
+    if (t->n_re >= TOK_MAX_REGEX) return err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer: more than %d pre-tokenizer regexes", TOK_MAX_REGEX);
     int ec;
     PCRE2_SIZE eo;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
@@ -106,7 +106,7 @@ tv_status tok_bpe_add_regex(tv_tokenizer *t, const char *pattern, tv_error *err)
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        return tv_fail(err, TV_ERR_FORMAT, "tokenizer: pre-tokenizer regex error at offset %zu: %s", (size_t)eo, (char *)msg);
+        return err_fail(err, TV_ERR_FORMAT, "tokenizer: pre-tokenizer regex error at offset %zu: %s", (size_t)eo, (char *)msg);
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);   // falls back to the interpreter if JIT is unavailable
     t->re[t->n_re++] = re;
@@ -126,7 +126,7 @@ tv_status tok_bpe_set_pre(tv_tokenizer *t, const char *pre, tv_error *err) {
         if (t->ignore_merges && t->bos >= 0) t->add_bos = true;
         return TV_OK;
     }
-    return tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer: unknown pre-tokenizer '%s' (tokenizer.ggml.pre)", pre);
+    return err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer: unknown pre-tokenizer '%s' (tokenizer.ggml.pre)", pre);
 }
 
 void tok_bpe_free(tv_tokenizer *t) {
@@ -146,7 +146,7 @@ tv_status tok_bpe_init_merges(tv_tokenizer *t, size_t n_merges, tv_error *err) {
     while (cap < n_merges + n_merges / 2 + 16) cap *= 2;   // load factor <= 2/3
     free(t->merges.slots);
     t->merges.slots = malloc(cap * sizeof *t->merges.slots);
-    if (!t->merges.slots) return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory for %zu merges", n_merges);
+    if (!t->merges.slots) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory for %zu merges", n_merges);
     for (size_t i = 0; i < cap; i++) t->merges.slots[i] = (tok_merge){0, -1, -1};
     t->merges.cap = cap;
     return TV_OK;
@@ -363,7 +363,7 @@ static tv_status split_spans(const pcre2_code *re, pcre2_match_data *md, pcre2_m
 #define PUSH_SPAN(o, l)                                                                              \
     do {                                                                                             \
         if (!grow((void **)out, cap_out, 2 * (k + 1), sizeof **out))                                 \
-            return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");                           \
+            return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");                           \
         (*out)[2 * k] = (o); (*out)[2 * k + 1] = (l); k++;                                           \
     } while (0)
     for (size_t s = 0; s < n_in; s++) {
@@ -376,7 +376,7 @@ static tv_status split_spans(const pcre2_code *re, pcre2_match_data *md, pcre2_m
             if (rc < 0) {
                 PCRE2_UCHAR msg[160];
                 pcre2_get_error_message(rc, msg, sizeof msg);
-                return tv_fail(err, TV_ERR_RANGE, "tokenizer: regex match failed: %s", (char *)msg);
+                return err_fail(err, TV_ERR_RANGE, "tokenizer: regex match failed: %s", (char *)msg);
             }
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             size_t ms = ov[0], me = ov[1];
@@ -431,7 +431,7 @@ tv_status tok_bpe_encode(const tv_tokenizer *t, const char *text, size_t len, to
         if (!bpe_word(t, &s, text + s.spans[2 * i], s.spans[2 * i + 1], out)) goto nomem;
     goto done;
 nomem:
-    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    st = err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
 done:
     pcre2_match_data_free(md);
     pcre2_match_context_free(mc);

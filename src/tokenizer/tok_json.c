@@ -25,20 +25,20 @@
 
 static char *slurp(const char *path, size_t *len, tv_error *err) {
     FILE *f = fopen(path, "rb");
-    if (!f) { tv_fail(err, TV_ERR_IO, "%s: cannot open", path); return NULL; }
+    if (!f) { err_fail(err, TV_ERR_IO, "%s: cannot open", path); return NULL; }
     char *buf = NULL;
     long n = -1;
     if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
     if (n < 0 || (size_t)n > JSON_MAX_BYTES || fseek(f, 0, SEEK_SET) != 0) {
-        tv_fail(err, TV_ERR_IO, "%s: cannot size the file (or it is over 1 GiB)", path);
+        err_fail(err, TV_ERR_IO, "%s: cannot size the file (or it is over 1 GiB)", path);
         goto done;
     }
     buf = malloc((size_t)n + 1);
-    if (!buf) { tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path); goto done; }
+    if (!buf) { err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path); goto done; }
     if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
         free(buf);
         buf = NULL;
-        tv_fail(err, TV_ERR_IO, "%s: read failed", path);
+        err_fail(err, TV_ERR_IO, "%s: read failed", path);
         goto done;
     }
     buf[n] = '\0';
@@ -92,26 +92,26 @@ static tv_status load_normalizer(tv_tokenizer *t, const cJSON *n, tv_error *err)
     if (is_type(n, "Prepend") && jstr(n, "prepend")) {
         free(t->norm_prepend);
         t->norm_prepend = dupstr(jstr(n, "prepend"));
-        return t->norm_prepend ? TV_OK : tv_fail(err, TV_ERR_NOMEM, "tokenizer.json: out of memory");
+        return t->norm_prepend ? TV_OK : err_fail(err, TV_ERR_NOMEM, "tokenizer.json: out of memory");
     }
     if (is_type(n, "Replace")) {
         const char *from = jstr(cJSON_GetObjectItemCaseSensitive(n, "pattern"), "String");
         const char *to = jstr(n, "content");
-        if (!from || !to || !*from) return tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: Replace normalizer needs a String pattern");
+        if (!from || !to || !*from) return err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: Replace normalizer needs a String pattern");
         free(t->norm_replace_from);
         free(t->norm_replace_to);
         t->norm_replace_from = dupstr(from);
         t->norm_replace_to = dupstr(to);
-        return t->norm_replace_from && t->norm_replace_to ? TV_OK : tv_fail(err, TV_ERR_NOMEM, "tokenizer.json: out of memory");
+        return t->norm_replace_from && t->norm_replace_to ? TV_OK : err_fail(err, TV_ERR_NOMEM, "tokenizer.json: out of memory");
     }
-    return tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: normalizer '%s' is not supported", jstr(n, "type") ? jstr(n, "type") : "?");
+    return err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: normalizer '%s' is not supported", jstr(n, "type") ? jstr(n, "type") : "?");
 }
 
 // Quotes s as a PCRE2 literal.
 static tv_status add_literal_regex(tv_tokenizer *t, const char *s, tv_error *err) {
     size_t n = strlen(s);
     char *re = malloc(4 * n + 1);
-    if (!re) return tv_fail(err, TV_ERR_NOMEM, "tokenizer.json: out of memory");
+    if (!re) return err_fail(err, TV_ERR_NOMEM, "tokenizer.json: out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -143,29 +143,29 @@ static tv_status load_pre(tv_tokenizer *t, const cJSON *p, tv_error *err) {
     if (is_type(p, "Split")) {
         const char *behavior = jstr(p, "behavior");
         if (jbool(p, "invert", false) || !behavior || strcmp(behavior, "Isolated"))
-            return tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: Split pre-tokenizer with behavior '%s'%s is not supported",
+            return err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: Split pre-tokenizer with behavior '%s'%s is not supported",
                            behavior ? behavior : "?", jbool(p, "invert", false) ? " (inverted)" : "");
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
         if (jstr(pat, "Regex")) return tok_bpe_add_regex(t, jstr(pat, "Regex"), err);
         if (jstr(pat, "String")) return add_literal_regex(t, jstr(pat, "String"), err);
-        return tv_fail(err, TV_ERR_FORMAT, "tokenizer.json: Split pre-tokenizer without a pattern");
+        return err_fail(err, TV_ERR_FORMAT, "tokenizer.json: Split pre-tokenizer without a pattern");
     }
     if (is_type(p, "Digits")) return tok_bpe_add_regex(t, jbool(p, "individual_digits", false) ? "\\p{N}" : "\\p{N}+", err);
     if (is_type(p, "Punctuation")) return tok_bpe_add_regex(t, "[\\p{P}!-/:-@\\[-`{-~]", err);
     if (is_type(p, "Metaspace")) {
         const char *rep = jstr(p, "replacement");
         if (rep && strcmp(rep, "\xe2\x96\x81"))
-            return tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: Metaspace replacement other than U+2581");
+            return err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: Metaspace replacement other than U+2581");
         const char *scheme = jstr(p, "prepend_scheme");
         bool add_prefix = jbool(p, "add_prefix_space", true);
         if (scheme && !strcmp(scheme, "never")) add_prefix = false;
         t->pre_metaspace = true;
         t->metaspace_first_only = scheme && !strcmp(scheme, "first");
-        if (!add_prefix) return tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: Metaspace without a prefix is not supported");
+        if (!add_prefix) return err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: Metaspace without a prefix is not supported");
         if (jbool(p, "split", true)) return tok_bpe_add_regex(t, "\xe2\x96\x81[^\xe2\x96\x81]*|[^\xe2\x96\x81]+", err);
         return TV_OK;
     }
-    return tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: pre-tokenizer '%s' is not supported", jstr(p, "type") ? jstr(p, "type") : "?");
+    return err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.json: pre-tokenizer '%s' is not supported", jstr(p, "type") ? jstr(p, "type") : "?");
 }
 
 static bool decoder_has(const cJSON *d, const char *type) {
@@ -194,7 +194,7 @@ static int32_t template_bos(const tv_tokenizer *t, const cJSON *pp) {
     return name ? tok_find(t, name, strlen(name)) : -1;
 }
 
-tv_tokenizer *tv_tokenizer_load_json(const char *path, tv_error *err) {
+tv_tokenizer *tokenizer_load_json(const char *path, tv_error *err) {
     tv_tokenizer *t = NULL;
     cJSON *root = NULL, *cfg = NULL;
     char *text = NULL, *ctext = NULL;
@@ -211,19 +211,19 @@ tv_tokenizer *tv_tokenizer_load_json(const char *path, tv_error *err) {
     text = slurp(jpath, NULL, err);
     if (!text) return NULL;
     root = cJSON_Parse(text);
-    if (!root) { tv_fail(err, TV_ERR_FORMAT, "%s: not valid JSON", jpath); goto fail; }
+    if (!root) { err_fail(err, TV_ERR_FORMAT, "%s: not valid JSON", jpath); goto fail; }
     if (stat(cpath, &sb) == 0 && (ctext = slurp(cpath, NULL, NULL)) != NULL) cfg = cJSON_Parse(ctext);
 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!cJSON_IsObject(model)) { tv_fail(err, TV_ERR_FORMAT, "%s: no \"model\" object", jpath); goto fail; }
+    if (!cJSON_IsObject(model)) { err_fail(err, TV_ERR_FORMAT, "%s: no \"model\" object", jpath); goto fail; }
     if (jstr(model, "type") && strcmp(jstr(model, "type"), "BPE")) {
-        tv_fail(err, TV_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (BPE only)", jpath, jstr(model, "type"));
+        err_fail(err, TV_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (BPE only)", jpath, jstr(model, "type"));
         goto fail;
     }
     if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
-        tv_fail(err, TV_ERR_FORMAT, "%s: BPE model needs a vocab object and a merges array", jpath);
+        err_fail(err, TV_ERR_FORMAT, "%s: BPE model needs a vocab object and a merges array", jpath);
         goto fail;
     }
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
@@ -231,7 +231,7 @@ tv_tokenizer *tv_tokenizer_load_json(const char *path, tv_error *err) {
     const cJSON *it;
     cJSON_ArrayForEach(it, vocab) {
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= (1 << 24)) {
-            tv_fail(err, TV_ERR_FORMAT, "%s: vocab entry '%.40s' has a bad id", jpath, it->string ? it->string : "?");
+            err_fail(err, TV_ERR_FORMAT, "%s: vocab entry '%.40s' has a bad id", jpath, it->string ? it->string : "?");
             goto fail;
         }
         if (it->valueint > max_id) max_id = it->valueint;
@@ -239,7 +239,7 @@ tv_tokenizer *tv_tokenizer_load_json(const char *path, tv_error *err) {
     cJSON_ArrayForEach(it, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= (1 << 24) || !jstr(it, "content")) {
-            tv_fail(err, TV_ERR_FORMAT, "%s: added token without a valid id/content", jpath);
+            err_fail(err, TV_ERR_FORMAT, "%s: added token without a valid id/content", jpath);
             goto fail;
         }
         if (id->valueint > max_id) max_id = id->valueint;
@@ -274,14 +274,14 @@ tv_tokenizer *tv_tokenizer_load_json(const char *path, tv_error *err) {
     cJSON_ArrayForEach(it, merges) {
         if (cJSON_IsString(it)) {
             const char *s = it->valuestring, *sp = *s ? strchr(s + 1, ' ') : NULL;
-            if (!sp) { tv_fail(err, TV_ERR_FORMAT, "%s: merge %d '%.40s' has no space", jpath, (int)rank, s); goto fail; }
+            if (!sp) { err_fail(err, TV_ERR_FORMAT, "%s: merge %d '%.40s' has no space", jpath, (int)rank, s); goto fail; }
             tok_bpe_add_merge(t, s, (size_t)(sp - s), sp + 1, strlen(sp + 1), rank);
         } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(cJSON_GetArrayItem(it, 0)) &&
                    cJSON_IsString(cJSON_GetArrayItem(it, 1))) {
             const char *a = cJSON_GetArrayItem(it, 0)->valuestring, *b = cJSON_GetArrayItem(it, 1)->valuestring;
             tok_bpe_add_merge(t, a, strlen(a), b, strlen(b), rank);
         } else {
-            tv_fail(err, TV_ERR_FORMAT, "%s: merge %d is neither \"a b\" nor [a, b]", jpath, (int)rank);
+            err_fail(err, TV_ERR_FORMAT, "%s: merge %d is neither \"a b\" nor [a, b]", jpath, (int)rank);
             goto fail;
         }
         rank++;
@@ -300,7 +300,7 @@ tv_tokenizer *tv_tokenizer_load_json(const char *path, tv_error *err) {
     if (t->eos >= 0) t->is_eog[t->eos] = true;
     goto done;
 nomem:
-    tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", jpath);
+    err_fail(err, TV_ERR_NOMEM, "%s: out of memory", jpath);
 fail:
     tv_tokenizer_free(t);
     t = NULL;

@@ -47,7 +47,7 @@ typedef struct tok_buf { char *p; size_t n, cap; } tok_buf;
 
 static bool buf_reserve(tok_buf *b, size_t extra) {
     size_t need;
-    if (!tv_add_ok(b->n, extra, &need) || !tv_add_ok(need, 1, &need)) return false;
+    if (!add_ok(b->n, extra, &need) || !add_ok(need, 1, &need)) return false;
     if (need <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need) cap *= 2;
@@ -174,7 +174,7 @@ int32_t tok_find(const tv_tokenizer *t, const char *s, size_t n) {
 
 tv_tokenizer *tok_alloc(int32_t n_vocab, tv_error *err) {
     if (n_vocab <= 0 || n_vocab > TOK_MAX_VOCAB) {
-        tv_fail(err, TV_ERR_FORMAT, "tokenizer: vocabulary size %d out of range", (int)n_vocab);
+        err_fail(err, TV_ERR_FORMAT, "tokenizer: vocabulary size %d out of range", (int)n_vocab);
         return NULL;
     }
     tv_tokenizer *t = calloc(1, sizeof *t);
@@ -192,7 +192,7 @@ tv_tokenizer *tok_alloc(int32_t n_vocab, tv_error *err) {
     return t;
 nomem:
     tv_tokenizer_free(t);
-    tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory for %d tokens", (int)n_vocab);
+    err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory for %d tokens", (int)n_vocab);
     return NULL;
 }
 
@@ -212,11 +212,11 @@ tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
     size_t cap = 16;
     while (cap < (size_t)t->n_vocab * 2) cap *= 2;
     t->map.slots = calloc(cap, sizeof *t->map.slots);
-    if (!t->map.slots) return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    if (!t->map.slots) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
     t->map.cap = cap;
     size_t n_special = 0;
     for (int32_t id = 0; id < t->n_vocab; id++) {
-        if (!t->pieces[id]) return tv_fail(err, TV_ERR_FORMAT, "tokenizer: token %d has no text", (int)id);
+        if (!t->pieces[id]) return err_fail(err, TV_ERR_FORMAT, "tokenizer: token %d has no text", (int)id);
         uint32_t n = t->piece_len[id];
         if (n > t->max_piece_len) t->max_piece_len = n;
         // first occurrence wins for duplicate strings (as a sorted-vocab lookup would find any)
@@ -230,7 +230,7 @@ tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
     }
     if (n_special) {
         t->special_ids = malloc(n_special * sizeof *t->special_ids);
-        if (!t->special_ids) return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+        if (!t->special_ids) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
         for (int32_t id = 0; id < t->n_vocab; id++)
             if ((t->types[id] == TOK_TYPE_CONTROL || t->types[id] == TOK_TYPE_USER_DEFINED) && t->piece_len[id] > 0 &&
                 tok_find(t, t->pieces[id], t->piece_len[id]) == id)
@@ -312,16 +312,16 @@ bool tok_set_piece(tv_tokenizer *t, int32_t id, const char *s, size_t n) {
 // ---------------------------------------------------------------------------------------------
 // loaders
 
-tv_tokenizer *tv_tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv_error *err) {
+tv_tokenizer *tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv_error *err) {
     tv_tokenizer *t = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) { tv_fail(err, TV_ERR_IO, "%s: cannot open", path); return NULL; }
+    if (!f) { err_fail(err, TV_ERR_IO, "%s: cannot open", path); return NULL; }
     long size = -1;
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 4 || fseek(f, 0, SEEK_SET) != 0) { tv_fail(err, TV_ERR_FORMAT, "%s: too small for a llama2.c tokenizer", path); goto fail; }
+    if (size < 4 || fseek(f, 0, SEEK_SET) != 0) { err_fail(err, TV_ERR_FORMAT, "%s: too small for a llama2.c tokenizer", path); goto fail; }
     uint8_t *data = malloc((size_t)size);
-    if (!data) { tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path); goto fail; }
-    if (fread(data, 1, (size_t)size, f) != (size_t)size) { free(data); tv_fail(err, TV_ERR_IO, "%s: read failed", path); goto fail; }
+    if (!data) { err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path); goto fail; }
+    if (fread(data, 1, (size_t)size, f) != (size_t)size) { free(data); err_fail(err, TV_ERR_IO, "%s: read failed", path); goto fail; }
     fclose(f);
     f = NULL;
     // count entries when the caller does not know the vocab size
@@ -336,12 +336,12 @@ tv_tokenizer *tv_tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv
     }
     if (vocab_size > 0 && n != (size_t)vocab_size) {
         free(data);
-        tv_fail(err, TV_ERR_FORMAT, "%s: truncated or corrupt at byte offset %zu reading token %zu of %d", path, off, n, (int)vocab_size);
+        err_fail(err, TV_ERR_FORMAT, "%s: truncated or corrupt at byte offset %zu reading token %zu of %d", path, off, n, (int)vocab_size);
         goto fail;
     }
     if (vocab_size <= 0 && off != (size_t)size) {
         free(data);
-        tv_fail(err, TV_ERR_FORMAT, "%s: corrupt token record at byte offset %zu", path, off);
+        err_fail(err, TV_ERR_FORMAT, "%s: corrupt token record at byte offset %zu", path, off);
         goto fail;
     }
     t = tok_alloc((int32_t)n, err);
@@ -357,7 +357,7 @@ tv_tokenizer *tv_tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv
         t->scores[i] = score;
         if (!tok_set_piece(t, (int32_t)i, (const char *)data + off + 8, (size_t)len)) {
             free(data);
-            tv_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
+            err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
             goto fail;
         }
         off += 8 + (size_t)len;
@@ -388,11 +388,11 @@ static int32_t gguf_id(const gguf_ctx *g, const char *key, int32_t dflt, int32_t
     return (int32_t)v;
 }
 
-tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
+tv_tokenizer *tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
     tv_tokenizer *t = NULL;
     gguf_str model;
     if (!gguf_get_str(g, "tokenizer.ggml.model", &model)) {
-        tv_fail(err, TV_ERR_FORMAT, "GGUF has no tokenizer.ggml.model");
+        err_fail(err, TV_ERR_FORMAT, "GGUF has no tokenizer.ggml.model");
         return NULL;
     }
     tv_tok_kind kind;
@@ -400,17 +400,17 @@ tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
     else if (model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) kind = TV_TOK_BPE;
     else if (model.len == 4 && !memcmp(model.ptr, "bert", 4)) kind = TV_TOK_WPM;
     else if (model.len == 8 && !memcmp(model.ptr, "no_vocab", 8)) {
-        tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.ggml.model is \"no_vocab\": the model has no vocabulary (token ids only)");
+        err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.ggml.model is \"no_vocab\": the model has no vocabulary (token ids only)");
         return NULL;
     } else {
-        tv_fail(err, TV_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (llama, gpt2, bert)",
+        err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (llama, gpt2, bert)",
                 (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return NULL;
     }
     const gguf_value *tokens = gguf_get(g, "tokenizer.ggml.tokens");
     if (!tokens || tokens->type != GGUF_TYPE_ARRAY || tokens->arr_type != GGUF_TYPE_STRING || tokens->arr_n == 0 ||
         tokens->arr_n > TOK_MAX_VOCAB) {
-        tv_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.tokens missing or not a non-empty string array");
+        err_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.tokens missing or not a non-empty string array");
         return NULL;
     }
     int32_t n = (int32_t)tokens->arr_n;
@@ -420,17 +420,17 @@ tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
     const gguf_value *scores = gguf_get(g, "tokenizer.ggml.scores");
     const gguf_value *types = gguf_get(g, "tokenizer.ggml.token_type");
     if (scores && (scores->type != GGUF_TYPE_ARRAY || scores->arr_n != (uint64_t)n || scores->arr_items)) {
-        tv_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.scores: expected %d numbers", (int)n);
+        err_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.scores: expected %d numbers", (int)n);
         goto fail;
     }
     if (types && (types->type != GGUF_TYPE_ARRAY || types->arr_n != (uint64_t)n || types->arr_items)) {
-        tv_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.token_type: expected %d integers", (int)n);
+        err_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.token_type: expected %d integers", (int)n);
         goto fail;
     }
     for (int32_t i = 0; i < n; i++) {
         gguf_str s = gguf_arr_str(tokens, (uint64_t)i);
-        if (s.len > TOK_MAX_PIECE_BYTES) { tv_fail(err, TV_ERR_FORMAT, "GGUF token %d is %llu bytes long", (int)i, (unsigned long long)s.len); goto fail; }
-        if (!tok_set_piece(t, i, s.ptr, (size_t)s.len)) { tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory"); goto fail; }
+        if (s.len > TOK_MAX_PIECE_BYTES) { err_fail(err, TV_ERR_FORMAT, "GGUF token %d is %llu bytes long", (int)i, (unsigned long long)s.len); goto fail; }
+        if (!tok_set_piece(t, i, s.ptr, (size_t)s.len)) { err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory"); goto fail; }
         if (scores) t->scores[i] = (float)gguf_arr_float(scores, (uint64_t)i);
         if (types) {
             int64_t ty = gguf_arr_int(types, (uint64_t)i);
@@ -465,7 +465,7 @@ tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
         t->byte_level = true;
         const gguf_value *merges = gguf_get(g, "tokenizer.ggml.merges");
         if (!merges || merges->type != GGUF_TYPE_ARRAY || merges->arr_type != GGUF_TYPE_STRING) {
-            tv_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.merges missing or not a string array");
+            err_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.merges missing or not a string array");
             goto fail;
         }
         if (tok_finish(t, err) != TV_OK) goto fail;   // merges need the string map
@@ -473,7 +473,7 @@ tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
         for (uint64_t i = 0; i < merges->arr_n; i++) {
             gguf_str m = gguf_arr_str(merges, i);
             const char *sp = m.len > 1 ? memchr(m.ptr + 1, ' ', (size_t)m.len - 1) : NULL;
-            if (!sp) { tv_fail(err, TV_ERR_FORMAT, "GGUF merge %llu has no separator", (unsigned long long)i); goto fail; }
+            if (!sp) { err_fail(err, TV_ERR_FORMAT, "GGUF merge %llu has no separator", (unsigned long long)i); goto fail; }
             size_t na = (size_t)(sp - m.ptr);
             tok_bpe_add_merge(t, m.ptr, na, sp + 1, (size_t)m.len - na - 1, (int32_t)i);
         }
@@ -571,11 +571,11 @@ static bool spm_try_bigram(const tv_tokenizer *t, const char *text, const spm_sy
 
 static tv_status spm_encode(const tv_tokenizer *t, const char *text, size_t len, tok_ids *out, tv_error *err) {
     if (len == 0) return TV_OK;
-    if (len > UINT32_MAX / 2) return tv_fail(err, TV_ERR_RANGE, "tokenizer: text too long");
+    if (len > UINT32_MAX / 2) return err_fail(err, TV_ERR_RANGE, "tokenizer: text too long");
     tv_status st = TV_OK;
     spm_heap h = {0};
     spm_sym *syms = malloc(len * sizeof *syms);   // (at most len symbols)
-    if (!syms) return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    if (!syms) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
     int32_t n = 0;
     for (size_t off = 0; off < len;) {
         size_t cl = utf8_len((uint8_t)text[off]);
@@ -613,7 +613,7 @@ static tv_status spm_encode(const tv_tokenizer *t, const char *text, size_t len,
     }
     goto done;
 nomem:
-    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    st = err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
 done:
     free(syms);
     free(h.v);
@@ -663,7 +663,7 @@ static tv_status wpm_encode(const tv_tokenizer *t, const char *text, size_t len,
         cps = p;
         utf8proc_ssize_t r = utf8proc_decompose((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, cps,
                                                 (utf8proc_ssize_t)cap, UTF8PROC_DECOMPOSE | UTF8PROC_STABLE);
-        if (r < 0) { st = tv_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r)); goto done; }
+        if (r < 0) { st = err_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r)); goto done; }
         if ((size_t)r <= cap) { cap = (size_t)r; break; }
         cap = (size_t)r;
     }
@@ -696,7 +696,7 @@ static tv_status wpm_encode(const tv_tokenizer *t, const char *text, size_t len,
     }
     goto done;
 nomem:
-    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    st = err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
 done:
     free(cps);
     free(word.p);
@@ -761,8 +761,8 @@ static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t le
         utf8proc_ssize_t r = nfc_segments(&c, text, len);
         if (r < 0) {
             free(c.p);
-            st = r == UTF8PROC_ERROR_NOMEM ? tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory")
-                                           : tv_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r));
+            st = r == UTF8PROC_ERROR_NOMEM ? err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory")
+                                           : err_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r));
             goto done;
         }
         nfc = (utf8proc_uint8_t *)c.p;
@@ -771,7 +771,7 @@ static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t le
     } else if (t->norm_nfc || t->norm_lowercase) {
         int opts = UTF8PROC_STABLE | (t->norm_nfc ? UTF8PROC_COMPOSE : 0) | (t->norm_lowercase ? UTF8PROC_CASEFOLD : 0);
         utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &nfc, (utf8proc_option_t)opts);
-        if (r < 0) { st = tv_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r)); goto done; }
+        if (r < 0) { st = err_fail(err, TV_ERR_INVALID, "tokenizer: %s", utf8proc_errmsg(r)); goto done; }
         text = (const char *)nfc;
         len = (size_t)r;
     }
@@ -794,7 +794,7 @@ static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t le
     st = tok_bpe_encode(t, src->p ? src->p : "", src->n, out, err);
     goto done;
 nomem:
-    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    st = err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
 done:
     free(nfc);
     free(a.p);
@@ -830,7 +830,7 @@ static tv_status encode_fragment(const tv_tokenizer *t, const char *text, size_t
     return st;
 nomem:
     free(b.p);
-    return tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
 }
 
 // Longest special token (allowed here) that starts at text[i], or -1.
@@ -849,9 +849,9 @@ tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool 
                       int32_t **ids, size_t *n_ids, tv_error *err) {
     *ids = NULL;
     *n_ids = 0;
-    if (!text && len) return tv_fail(err, TV_ERR_INVALID, "tokenize: NULL text");
+    if (!text && len) return err_fail(err, TV_ERR_INVALID, "tokenize: NULL text");
     size_t bad = utf8_first_invalid(text, len);
-    if (bad < len) return tv_fail(err, TV_ERR_INVALID, "invalid UTF-8 at byte offset %zu (0x%02X)", bad, (uint8_t)text[bad]);
+    if (bad < len) return err_fail(err, TV_ERR_INVALID, "invalid UTF-8 at byte offset %zu (0x%02X)", bad, (uint8_t)text[bad]);
     tok_ids out = {0};
     tv_status st = TV_OK;
     if (add_bos && t->bos >= 0 && !tok_ids_push(&out, t->bos)) goto nomem;
@@ -881,7 +881,7 @@ tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool 
     if (!*ids) goto nomem;
     return TV_OK;
 nomem:
-    st = tv_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+    st = err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
 fail:
     free(out.v);
     *ids = NULL;
@@ -969,7 +969,7 @@ tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, boo
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab) {
             free(b.p);
-            return tv_fail(err, TV_ERR_RANGE, "token id %d out of range [0, %d)", (int)ids[i], (int)t->n_vocab);
+            return err_fail(err, TV_ERR_RANGE, "token id %d out of range [0, %d)", (int)ids[i], (int)t->n_vocab);
         }
         size_t before = b.n;
         if (!append_piece(t, ids[i], &strip_pending, !skip_special, &b)) goto nomem;
@@ -980,7 +980,7 @@ tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, boo
     return TV_OK;
 nomem:
     free(b.p);
-    return tv_fail(err, TV_ERR_NOMEM, "out of memory");
+    return err_fail(err, TV_ERR_NOMEM, "out of memory");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,13 +22,13 @@ typedef enum tv_tok_kind { TV_TOK_SPM = 0, TV_TOK_BPE, TV_TOK_WPM } tv_tok_kind;
 // add_bos_token, add_space_prefix, pre). NULL + err when absent or malformed; a "no_vocab" model
 // (llama.cpp's marker for ids-only models) gives NULL + TV_ERR_UNSUPPORTED: callers that accept
 // ids-only models check tokenizer.ggml.model themselves.
-tv_tokenizer *tv_tokenizer_from_gguf(const gguf_ctx *g, tv_error *err);
+tv_tokenizer *tokenizer_from_gguf(const gguf_ctx *g, tv_error *err);
 // llama2.c tokenizer.bin: i32 max_token_length, then vocab_size × { f32 score, i32 len, bytes }.
 // BOS = 1, EOS = 2, pieces use ' ' not '▁', byte tokens "<0xXX>" at ids 3..258.
-tv_tokenizer *tv_tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv_error *err);
+tv_tokenizer *tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv_error *err);
 // Hugging Face tokenizer.json (a file, or a directory holding tokenizer.json and optionally
 // tokenizer_config.json).
-tv_tokenizer *tv_tokenizer_load_json(const char *path, tv_error *err);
+tv_tokenizer *tokenizer_load_json(const char *path, tv_error *err);
 void tv_tokenizer_free(tv_tokenizer *t);
 
 tv_tok_kind tv_tokenizer_kind(const tv_tokenizer *t);

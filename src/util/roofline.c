@@ -131,9 +131,9 @@ static void job_run(void *arg, int ith, int nth) {
 }
 
 static double time_job(tv_pool *pool, job *j) {
-    double t0 = tv_time_ms();
-    tv_pool_run(pool, job_run, j);
-    return (tv_time_ms() - t0) * 1e-3;   // seconds
+    double t0 = time_ms();
+    pool_run(pool, job_run, j);
+    return (time_ms() - t0) * 1e-3;   // seconds
 }
 
 // Best rate (work units per second, all threads) of a compute probe: grow the iteration count
@@ -153,23 +153,23 @@ static double compute_rate(tv_pool *pool, job *j, double units_per_iter, int nth
     return best;
 }
 
-tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err) {
+tv_status roofline_measure(int n_threads, tv_roofline *out, tv_error *err) {
     tv_status st = TV_OK;
     tv_pool *pool = NULL;
     void *map = MAP_FAILED;
     size_t map_bytes = 0;
-    if (!out) return tv_fail(err, TV_ERR_INVALID, "roofline: no output");
+    if (!out) return err_fail(err, TV_ERR_INVALID, "roofline: no output");
     memset(out, 0, sizeof *out);
     if (n_threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = n > 0 ? (int)n : 1;
     }
-    if (n_threads > 1024) return tv_fail(err, TV_ERR_INVALID, "roofline: %d threads (at most 1024)", n_threads);
+    if (n_threads > 1024) return err_fail(err, TV_ERR_INVALID, "roofline: %d threads (at most 1024)", n_threads);
     const probes pr = choose_probes();
     out->isa = pr.isa;
 
-    pool = tv_pool_create(n_threads, err);
-    if (!pool) { st = tv_fail_prefix(err, TV_ERR_NOMEM, "roofline"); goto cleanup; }
+    pool = pool_create(n_threads, err);
+    if (!pool) { st = err_fail_prefix(err, TV_ERR_NOMEM, "roofline"); goto cleanup; }
 
     // ---- memory read bandwidth ----
     const size_t sizes[] = { (size_t)1 << 30, (size_t)512 << 20, (size_t)256 << 20 };
@@ -177,7 +177,7 @@ tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err) {
         map_bytes = sizes[i];
         map = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     }
-    if (map == MAP_FAILED) { st = tv_fail(err, TV_ERR_NOMEM, "roofline: cannot map a 256 MiB buffer"); goto cleanup; }
+    if (map == MAP_FAILED) { st = err_fail(err, TV_ERR_NOMEM, "roofline: cannot map a 256 MiB buffer"); goto cleanup; }
 #ifdef MADV_HUGEPAGE
     madvise(map, map_bytes, MADV_HUGEPAGE);   // fewer TLB misses; a hint only
 #endif
@@ -206,6 +206,6 @@ tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err) {
 
 cleanup:
     if (map != MAP_FAILED) munmap(map, map_bytes);
-    tv_pool_free(pool);
+    pool_free(pool);
     return st;
 }

@@ -24,6 +24,6 @@ typedef struct tv_roofline {
 
 // Measures with n_threads threads (<= 0: online cores; at most 1024). Allocates and touches a 1 GiB buffer
 // (falls back to 256 MiB when 1 GiB is not available). TV_ERR_NOMEM when no buffer can be had.
-tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err);
+tv_status roofline_measure(int n_threads, tv_roofline *out, tv_error *err);
 
 #endif

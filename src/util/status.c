@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-tv_status tv_fail(tv_error *err, tv_status code, const char *fmt, ...) {
+tv_status err_fail(tv_error *err, tv_status code, const char *fmt, ...) {
     if (!err) return code;
     va_list ap;
     va_start(ap, fmt);
@@ -16,7 +16,7 @@ tv_status tv_fail(tv_error *err, tv_status code, const char *fmt, ...) {
     return code;
 }
 
-tv_status tv_fail_prefix(tv_error *err, tv_status code, const char *fmt, ...) {
+tv_status err_fail_prefix(tv_error *err, tv_status code, const char *fmt, ...) {
     if (!err) return code;
     char prefix[sizeof err->msg];
     va_list ap;
@@ -35,7 +35,7 @@ static void *g_log_user;
 
 void tv_log_set(tv_log_fn fn, void *user) { g_log_fn = fn; g_log_user = user; }
 
-void tv_log(tv_log_level level, const char *fmt, ...) {
+void log_msg(tv_log_level level, const char *fmt, ...) {
     if (!g_log_fn) return;
     char buf[1024];
     va_list ap;
@@ -51,10 +51,10 @@ static void default_abort(const char *file, int line, const char *expr) {
 }
 static tv_abort_fn g_abort = default_abort;
 
-void tv_set_abort_hook(tv_abort_fn fn) { g_abort = fn ? fn : default_abort; }
-void tv_invariant_failed(const char *file, int line, const char *expr) { g_abort(file, line, expr); }
+void invariant_set_abort_hook(tv_abort_fn fn) { g_abort = fn ? fn : default_abort; }
+void invariant_failed(const char *file, int line, const char *expr) { g_abort(file, line, expr); }
 
-double tv_time_ms(void) {
+double time_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;

@@ -11,30 +11,30 @@
 #include "tinyvllm.h"   // tv_status, tv_error
 
 // Formats msg into err (if not NULL), sets err->code, returns code. printf-style.
-tv_status tv_fail(tv_error *err, tv_status code, const char *fmt, ...)
+tv_status err_fail(tv_error *err, tv_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 // Prefixes an existing message: "<prefix>: <old message>". Returns err->code (or code if err NULL).
-tv_status tv_fail_prefix(tv_error *err, tv_status code, const char *fmt, ...)
+tv_status err_fail_prefix(tv_error *err, tv_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 // ---- logging through a settable callback (default: silent) ----
 typedef enum { TV_LOG_DEBUG = 0, TV_LOG_INFO, TV_LOG_WARN, TV_LOG_ERROR } tv_log_level;
 typedef void (*tv_log_fn)(tv_log_level level, const char *msg, void *user);
 void tv_log_set(tv_log_fn fn, void *user);
-void tv_log(tv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_msg(tv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // ---- always-on invariant check; the abort hook is overridable (tests) ----
 typedef void (*tv_abort_fn)(const char *file, int line, const char *expr);
-void tv_set_abort_hook(tv_abort_fn fn);
-void tv_invariant_failed(const char *file, int line, const char *expr);
+void invariant_set_abort_hook(tv_abort_fn fn);
+void invariant_failed(const char *file, int line, const char *expr);
 #define TV_CHECK(expr) \
-    do { if (__builtin_expect(!(expr), 0)) tv_invariant_failed(__FILE__, __LINE__, #expr); } while (0)
+    do { if (__builtin_expect(!(expr), 0)) invariant_failed(__FILE__, __LINE__, #expr); } while (0)
 
 // ---- overflow-checked size arithmetic: return false on overflow ----
-static inline int tv_mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
-static inline int tv_add_ok(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
+static inline int mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline int add_ok(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
 
 // ---- monotonic clock ----
-double tv_time_ms(void);
+double time_ms(void);
 
 #endif

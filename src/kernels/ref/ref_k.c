@@ -1,7 +1,7 @@
 // ref_k.c — scalar reference kernels for the K-quants Q4_K, Q6_K and their activation type Q8_K.
 //
 // Q4_K super-block (144 B, 256 elems = 8 sub-blocks of 32):
-//   f16 d | f16 dmin | u8 scales[12] (8 × 6-bit scale, 8 × 6-bit min, packed, see tv_q4_K_scale_min)
+//   f16 d | f16 dmin | u8 scales[12] (8 × 6-bit scale, 8 × 6-bit min, packed, see q4_K_scale_min)
 //   | u8 qs[128]: chunk c (0..3) holds elems 64c..64c+31 in the low nibbles of qs[32c..32c+31] and
 //   elems 64c+32..64c+63 in the high nibbles.         x = d * sc[j] * q - dmin * m[j]   (q 0..15)
 // Q6_K super-block (210 B, 256 elems = 16 sub-blocks of 16):
@@ -25,7 +25,7 @@
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 // ---------------- Q8_K ----------------
-void tv_ref_from_float_q8_K(const float *src, void *dst, int64_t n) {
+void ref_from_float_q8_K(const float *src, void *dst, int64_t n) {
     tv_block_q8_K *b = dst;
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         const float *x = src + i * TV_QK_K;
@@ -46,22 +46,22 @@ void tv_ref_from_float_q8_K(const float *src, void *dst, int64_t n) {
     }
 }
 
-void tv_ref_to_float_q8_K(const void *src, float *dst, int64_t n) {
+void ref_to_float_q8_K(const void *src, float *dst, int64_t n) {
     const tv_block_q8_K *b = src;
     for (int64_t i = 0; i < n / TV_QK_K; i++)
         for (int j = 0; j < TV_QK_K; j++) dst[i * TV_QK_K + j] = b[i].d * (float)b[i].qs[j];
 }
 
 // ---------------- Q4_K ----------------
-void tv_ref_to_float_q4_K(const void *src, float *dst, int64_t n) {
+void ref_to_float_q4_K(const void *src, float *dst, int64_t n) {
     const tv_block_q4_K *b = src;
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
-        float d = tv_f16_to_f32(b[i].d), dmin = tv_f16_to_f32(b[i].dmin);
+        float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
         float *y = dst + i * TV_QK_K;
         for (int c = 0; c < 4; c++) {
             uint8_t sc0, m0, sc1, m1;
-            tv_q4_K_scale_min(2 * c, b[i].scales, &sc0, &m0);
-            tv_q4_K_scale_min(2 * c + 1, b[i].scales, &sc1, &m1);
+            q4_K_scale_min(2 * c, b[i].scales, &sc0, &m0);
+            q4_K_scale_min(2 * c + 1, b[i].scales, &sc1, &m1);
             float d0 = d * sc0, n0 = dmin * m0, d1 = d * sc1, n1 = dmin * m1;
             const uint8_t *q = b[i].qs + 32 * c;
             for (int l = 0; l < 32; l++) {
@@ -112,7 +112,7 @@ static float fit_affine(const float *x, int n, int nmax, float *scale_out, float
     return best_err;
 }
 
-void tv_ref_from_float_q4_K(const float *src, void *dst, int64_t n) {
+void ref_from_float_q4_K(const float *src, void *dst, int64_t n) {
     tv_block_q4_K *b = dst;
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         const float *x = src + i * TV_QK_K;
@@ -123,10 +123,10 @@ void tv_ref_from_float_q4_K(const float *src, void *dst, int64_t n) {
             max_m = fmaxf(max_m, mn[j]);
         }
         float d = max_s / 63.0f, dmin = max_m / 63.0f;
-        b[i].d = tv_f32_to_f16(d);
-        b[i].dmin = tv_f32_to_f16(dmin);
-        d = tv_f16_to_f32(b[i].d);           // requantize against the stored (rounded) values
-        dmin = tv_f16_to_f32(b[i].dmin);
+        b[i].d = f32_to_f16(d);
+        b[i].dmin = f32_to_f16(dmin);
+        d = f16_to_f32(b[i].d);           // requantize against the stored (rounded) values
+        dmin = f16_to_f32(b[i].dmin);
         uint8_t sc[8], m[8];
         for (int j = 0; j < 8; j++) {
             sc[j] = (uint8_t)(d > 0.0f ? clampi((int)lrintf(scale[j] / d), 0, 63) : 0);
@@ -152,7 +152,7 @@ void tv_ref_from_float_q4_K(const float *src, void *dst, int64_t n) {
     }
 }
 
-void tv_ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x) {
+void ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x) {
     const tv_block_q4_K *a = w;
     const tv_block_q8_K *b = x;
     float sum = 0.0f;
@@ -160,8 +160,8 @@ void tv_ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x) {
         int32_t sumi = 0, summ = 0;
         for (int c = 0; c < 4; c++) {
             uint8_t sc0, m0, sc1, m1;
-            tv_q4_K_scale_min(2 * c, a[i].scales, &sc0, &m0);
-            tv_q4_K_scale_min(2 * c + 1, a[i].scales, &sc1, &m1);
+            q4_K_scale_min(2 * c, a[i].scales, &sc0, &m0);
+            q4_K_scale_min(2 * c + 1, a[i].scales, &sc1, &m1);
             const uint8_t *q = a[i].qs + 32 * c;
             const int8_t *y = b[i].qs + 64 * c;
             int32_t s0 = 0, s1 = 0;
@@ -173,7 +173,7 @@ void tv_ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x) {
             summ += m0 * (b[i].bsums[4 * c] + b[i].bsums[4 * c + 1]) +
                     m1 * (b[i].bsums[4 * c + 2] + b[i].bsums[4 * c + 3]);
         }
-        sum += b[i].d * (tv_f16_to_f32(a[i].d) * (float)sumi - tv_f16_to_f32(a[i].dmin) * (float)summ);
+        sum += b[i].d * (f16_to_f32(a[i].d) * (float)sumi - f16_to_f32(a[i].dmin) * (float)summ);
     }
     *s = sum;
 }
@@ -187,10 +187,10 @@ static inline int q6_code(const tv_block_q6_K *b, int e) {   // e in 0..255 -> 0
     return low | (high << 4);
 }
 
-void tv_ref_to_float_q6_K(const void *src, float *dst, int64_t n) {
+void ref_to_float_q6_K(const void *src, float *dst, int64_t n) {
     const tv_block_q6_K *b = src;
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
-        float d = tv_f16_to_f32(b[i].d);
+        float d = f16_to_f32(b[i].d);
         for (int e = 0; e < TV_QK_K; e++)
             dst[i * TV_QK_K + e] = d * (float)b[i].scales[e / 16] * (float)(q6_code(&b[i], e) - 32);
     }
@@ -222,7 +222,7 @@ static float fit_symmetric(const float *x, int n) {
     return best_s;
 }
 
-void tv_ref_from_float_q6_K(const float *src, void *dst, int64_t n) {
+void ref_from_float_q6_K(const float *src, void *dst, int64_t n) {
     tv_block_q6_K *b = dst;
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         const float *x = src + i * TV_QK_K;
@@ -232,8 +232,8 @@ void tv_ref_from_float_q6_K(const float *src, void *dst, int64_t n) {
             amax = fmaxf(amax, fabsf(scale[k]));
         }
         memset(&b[i], 0, sizeof b[i]);
-        b[i].d = tv_f32_to_f16(amax / 127.0f);
-        float d = tv_f16_to_f32(b[i].d);
+        b[i].d = f32_to_f16(amax / 127.0f);
+        float d = f16_to_f32(b[i].d);
         int q[TV_QK_K];
         for (int k = 0; k < 16; k++) {
             int sc = d > 0.0f ? clampi((int)lrintf(scale[k] / d), -128, 127) : 0;
@@ -253,7 +253,7 @@ void tv_ref_from_float_q6_K(const float *src, void *dst, int64_t n) {
     }
 }
 
-void tv_ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
+void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
     const tv_block_q6_K *a = w;
     const tv_block_q8_K *b = x;
     float sum = 0.0f;
@@ -264,7 +264,7 @@ void tv_ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
             for (int j = 0; j < 16; j++) sk += (q6_code(&a[i], 16 * k + j) - 32) * b[i].qs[16 * k + j];
             sumi += a[i].scales[k] * sk;
         }
-        sum += tv_f16_to_f32(a[i].d) * b[i].d * (float)sumi;
+        sum += f16_to_f32(a[i].d) * b[i].d * (float)sumi;
     }
     *s = sum;
 }

@@ -11,15 +11,15 @@
 
 #include "kernels/kernels_impl.h"
 
-void tv_ref_to_float_q8_0(const void *src, float *dst, int64_t n) {
+void ref_to_float_q8_0(const void *src, float *dst, int64_t n) {
     const tv_block_q8_0 *b = src;
     for (int64_t i = 0; i < n / TV_QK8_0; i++) {
-        float d = tv_f16_to_f32(b[i].d);
+        float d = f16_to_f32(b[i].d);
         for (int j = 0; j < TV_QK8_0; j++) dst[i * TV_QK8_0 + j] = d * (float)b[i].qs[j];
     }
 }
 
-void tv_ref_from_float_q8_0(const float *src, void *dst, int64_t n) {
+void ref_from_float_q8_0(const float *src, void *dst, int64_t n) {
     tv_block_q8_0 *b = dst;
     for (int64_t i = 0; i < n / TV_QK8_0; i++) {
         const float *x = src + i * TV_QK8_0;
@@ -27,26 +27,26 @@ void tv_ref_from_float_q8_0(const float *src, void *dst, int64_t n) {
         for (int j = 0; j < TV_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[i].d = tv_f32_to_f16(d);
+        b[i].d = f32_to_f16(d);
         for (int j = 0; j < TV_QK8_0; j++) b[i].qs[j] = (int8_t)roundf(x[j] * id);
     }
 }
 
-void tv_ref_vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x) {
+void ref_vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x) {
     const tv_block_q8_0 *a = w, *b = x;
     float sum = 0.0f;
     for (int64_t i = 0; i < n / TV_QK8_0; i++) {
         int32_t isum = 0;
         for (int j = 0; j < TV_QK8_0; j++) isum += (int32_t)a[i].qs[j] * (int32_t)b[i].qs[j];
-        sum += (float)isum * (tv_f16_to_f32(a[i].d) * tv_f16_to_f32(b[i].d));
+        sum += (float)isum * (f16_to_f32(a[i].d) * f16_to_f32(b[i].d));
     }
     *s = sum;
 }
 
-void tv_ref_to_float_q4_0(const void *src, float *dst, int64_t n) {
+void ref_to_float_q4_0(const void *src, float *dst, int64_t n) {
     const tv_block_q4_0 *b = src;
     for (int64_t i = 0; i < n / TV_QK4_0; i++) {
-        float d = tv_f16_to_f32(b[i].d);
+        float d = f16_to_f32(b[i].d);
         for (int j = 0; j < TV_QK4_0 / 2; j++) {
             dst[i * TV_QK4_0 + j] = d * (float)((b[i].qs[j] & 0x0F) - 8);
             dst[i * TV_QK4_0 + j + TV_QK4_0 / 2] = d * (float)((b[i].qs[j] >> 4) - 8);
@@ -54,7 +54,7 @@ void tv_ref_to_float_q4_0(const void *src, float *dst, int64_t n) {
     }
 }
 
-void tv_ref_from_float_q4_0(const float *src, void *dst, int64_t n) {
+void ref_from_float_q4_0(const float *src, void *dst, int64_t n) {
     tv_block_q4_0 *b = dst;
     for (int64_t i = 0; i < n / TV_QK4_0; i++) {
         const float *x = src + i * TV_QK4_0;
@@ -64,7 +64,7 @@ void tv_ref_from_float_q4_0(const float *src, void *dst, int64_t n) {
         }
         float d = m / -8.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[i].d = tv_f32_to_f16(d);
+        b[i].d = f32_to_f16(d);
         for (int j = 0; j < TV_QK4_0 / 2; j++) {
             float v0 = x[j] * id + 8.5f, v1 = x[j + TV_QK4_0 / 2] * id + 8.5f;
             int q0 = v0 < 0.0f ? 0 : (int)v0, q1 = v1 < 0.0f ? 0 : (int)v1;
@@ -75,7 +75,7 @@ void tv_ref_from_float_q4_0(const float *src, void *dst, int64_t n) {
     }
 }
 
-void tv_ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
+void ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
     const tv_block_q4_0 *a = w;
     const tv_block_q8_0 *b = x;
     float sum = 0.0f;
@@ -85,7 +85,7 @@ void tv_ref_vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
             isum += ((a[i].qs[j] & 0x0F) - 8) * (int32_t)b[i].qs[j];
             isum += ((a[i].qs[j] >> 4) - 8) * (int32_t)b[i].qs[j + TV_QK4_0 / 2];
         }
-        sum += (float)isum * (tv_f16_to_f32(a[i].d) * tv_f16_to_f32(b[i].d));
+        sum += (float)isum * (f16_to_f32(a[i].d) * f16_to_f32(b[i].d));
     }
     *s = sum;
 }
@@ -117,10 +117,10 @@ static void repack16(bool q4, const void *src, size_t srs, int64_t n, int64_t ro
         }
     }
 }
-void tv_ref_repack_q8_0(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+void ref_repack_q8_0(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     repack16(false, src, srs, n, rows, dst);
 }
-void tv_ref_repack_q4_0(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+void ref_repack_q4_0(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     repack16(true, src, srs, n, rows, dst);
 }
 
@@ -132,7 +132,7 @@ static void gemm16(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, si
         const uint8_t *gd = gq + (size_t)nb * qv * TV_PACK_ROWS * 4;
         const int l = (int)(r % TV_PACK_ROWS);
         for (int64_t t = 0; t < nt; t++) {
-            const tv_packed_act xa = tv_packed_act_view((const uint8_t *)x + (size_t)t * xrs, n);
+            const tv_packed_act xa = packed_act_view((const uint8_t *)x + (size_t)t * xrs, n);
             const int8_t *xq = xa.q;
             const float *xd = xa.d;
             float acc = 0.0f;
@@ -152,17 +152,17 @@ static void gemm16(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, si
                 }
                 tv_f16 dw;
                 memcpy(&dw, gd + ((size_t)b * TV_PACK_ROWS + l) * 2, 2);
-                acc = fmaf((float)isum, tv_f16_to_f32(dw) * xd[b], acc);
+                acc = fmaf((float)isum, f16_to_f32(dw) * xd[b], acc);
             }
             y[t * ys + r] = acc;
         }
     }
 }
-void tv_ref_gemm_packed_q8_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+void ref_gemm_packed_q8_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                              const void *x, size_t xrs, float *y, int64_t ys) {
     gemm16(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
-void tv_ref_gemm_packed_q4_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+void ref_gemm_packed_q4_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                              const void *x, size_t xrs, float *y, int64_t ys) {
     gemm16(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }

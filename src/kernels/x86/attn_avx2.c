@@ -44,7 +44,7 @@ static inline __m128 hsum4(__m256 b0, __m256 b1, __m256 b2, __m256 b3) {
 // Next block's K and V rows of this KV head into L1 while this one is computed (the blocks of a
 // sequence are scattered in the pool, so the hardware prefetcher sees short runs only).
 static inline void prefetch_block(const tv_attn_geom *g, const void *k_pool, const void *v_pool, int32_t blk, int kvh) {
-    const size_t esz = g->kv_is_f32 ? 4 : 2, off = tv_attn_row(g, blk, kvh, 0) * esz;
+    const size_t esz = g->kv_is_f32 ? 4 : 2, off = attn_row(g, blk, kvh, 0) * esz;
     const size_t n = (size_t)g->block_size * g->head_dim * esz;
     for (size_t i = 0; i < n; i += 64) {
         _mm_prefetch((const char *)k_pool + off + i, _MM_HINT_T0);
@@ -78,7 +78,7 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                                                            int k1, float *m, float *l, float *acc, float *work,
                                                            const int NV) {
     const int hd = 8 * NV, bs = g->block_size, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd;
-    float *kbuf = work, *vbuf = kbuf + tv_attn_bs4(bs) * hd, *s = vbuf + tv_attn_bs4(bs) * hd;
+    float *kbuf = work, *vbuf = kbuf + attn_bs4(bs) * hd, *s = vbuf + attn_bs4(bs) * hd;
     const __m128 vscale = _mm_set1_ps(g->scale);
     int kend = k0;
     for (int r = 0; r < n_rows; r++) kend = pos[r] + 1 > kend ? pos[r] + 1 : kend;
@@ -91,7 +91,7 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
     for (int b0 = k0; b0 < kend; b0 += bs) {
         const int32_t blk = block_table[b0 / bs];
         const int nb = kend - b0 < bs ? kend - b0 : bs;
-        const size_t off = tv_attn_row(g, blk, kvh, 0);
+        const size_t off = attn_row(g, blk, kvh, 0);
         if (b0 + bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 1], kvh);
         const float *kf, *vf;
         if (g->kv_is_f32) {
@@ -170,7 +170,7 @@ static void chunk_any(const tv_attn_geom *g, const void *k_pool, const void *v_p
 
 #define CHUNK_ARGS g, k_pool, v_pool, block_table, kvh, n_rows, q, pos, k0, k1, m, l, acc, work
 
-void tv_attn_chunk_avx2(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
+void attn_chunk_avx2(const tv_attn_geom *g, const void *k_pool, const void *v_pool, const int32_t *block_table,
                         int kvh, int n_rows, const float *q, const int32_t *pos, int k0, int k1, float *m, float *l,
                         float *acc, float *work) {
     switch (g->head_dim) {
@@ -190,7 +190,7 @@ static void chunk_any(const tv_attn_geom *g, const void *k_pool, const void *v_p
                       int kvh, int n_rows, const float *q, const int32_t *pos, int k0, int k1, float *m, float *l,
                       float *acc, float *work) {
     // Not a multiple of 8, or wider than 128: the scalar twin (correct; not tuned).
-    tv_attn_chunk_ref(CHUNK_ARGS);
+    attn_chunk_ref(CHUNK_ARGS);
 }
 
 static void rmsnorm_avx2(float *out, const float *x, const float *w, int n, float eps) {
@@ -244,4 +244,4 @@ static void add_avx2(float *y, const float *x, int64_t n) {
     }
 }
 
-const tv_ops tv_ops_avx2 = {"avx2", tv_attn_chunk_avx2, rmsnorm_avx2, rope_avx2, swiglu_avx2, add_avx2};
+const tv_ops ops_avx2 = {"avx2", attn_chunk_avx2, rmsnorm_avx2, rope_avx2, swiglu_avx2, add_avx2};

@@ -42,7 +42,7 @@ static inline __mmask16 tail16(int64_t left) { return left >= 16 ? (__mmask16)0x
 // Next block's K and V rows of this KV head into L1 while this one is computed (the blocks of a
 // sequence are scattered in the pool, so the hardware prefetcher sees short runs only).
 static inline void prefetch_block(const tv_attn_geom *g, const void *k_pool, const void *v_pool, int32_t blk, int kvh) {
-    const size_t esz = g->kv_is_f32 ? 4 : 2, off = tv_attn_row(g, blk, kvh, 0) * esz;
+    const size_t esz = g->kv_is_f32 ? 4 : 2, off = attn_row(g, blk, kvh, 0) * esz;
     const size_t n = (size_t)g->block_size * g->head_dim * esz;
     for (size_t i = 0; i < n; i += 64) {
         _mm_prefetch((const char *)k_pool + off + i, _MM_HINT_T0);
@@ -317,7 +317,7 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
                                                               const int HD) {
     const int hd = HD ? HD : g->head_dim, bs = g->block_size, G = g->n_heads / g->n_kv_heads;
     const size_t qd = (size_t)g->n_heads * hd, grp = (size_t)TV_ATTN_LANES * hd;   // grp: floats of a group's column block
-    float *kbuf = tv_attn_align64(work), *vbuf = kbuf + grp;
+    float *kbuf = attn_align64(work), *vbuf = kbuf + grp;
     float *qt = vbuf + grp, *at = qt + (size_t)TV_ATTN_PASS * hd;   // (TV_ATTN_PASS/16 groups, hd, 16) each
     float *kt = at + (size_t)TV_ATTN_PASS * hd;                      // (hd, 16): a narrow group's keys
     float *bkt = kt + grp, *bvf = bkt + NARROW_STEPS * grp;          // a decode batch: NARROW_STEPS x (kt, V)
@@ -372,7 +372,7 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
                 int t0s[NARROW_STEPS], nss[NARROW_STEPS], nst = 0;
                 while (nst < NS && b0 < kend) {
                     const int nb = kend - b0 < bs ? kend - b0 : bs, ns = nb - s0 < 16 ? nb - s0 : 16;
-                    const size_t off = tv_attn_row(g, block_table[b0 / bs], kvh, 0) + (size_t)s0 * hd;
+                    const size_t off = attn_row(g, block_table[b0 / bs], kvh, 0) + (size_t)s0 * hd;
                     if (s0 == 0 && b0 + ahead * bs < kend)
                         prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + ahead], kvh);
                     float *ktw = bkt + (size_t)nst * grp;
@@ -396,7 +396,7 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
         } else
         for (int b0 = k0; b0 < kend; b0 += bs) {
             const int nb = kend - b0 < bs ? kend - b0 : bs;
-            const size_t off = tv_attn_row(g, block_table[b0 / bs], kvh, 0);
+            const size_t off = attn_row(g, block_table[b0 / bs], kvh, 0);
             if (b0 + 2 * bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 2], kvh);
             else if (b0 == k0 && b0 + bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 1], kvh);
             for (int s0 = 0; s0 < nb; s0 += TV_ATTN_LANES) {
@@ -528,4 +528,4 @@ static void add_avx512(float *y, const float *x, int64_t n) {
     }
 }
 
-const tv_ops tv_ops_avx512 = {"avx512", attn_chunk_avx512, rmsnorm_avx512, rope_avx512, swiglu_avx512, add_avx512};
+const tv_ops ops_avx512 = {"avx512", attn_chunk_avx512, rmsnorm_avx512, rope_avx512, swiglu_avx512, add_avx512};

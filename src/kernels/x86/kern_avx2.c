@@ -112,7 +112,7 @@ INLINE __m256 load8(const uint8_t *p, int64_t i, const int ft) {
 INLINE float load1(const uint8_t *p, int64_t i, const int ft) {
     if (ft == FT_F32) return ((const float *)p)[i];
     if (ft == FT_F16) return f16v(((const tv_f16 *)p)[i]);
-    return tv_bf16_to_f32(((const tv_bf16 *)p)[i]);
+    return bf16_to_f32(((const tv_bf16 *)p)[i]);
 }
 INLINE void float_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys,
                        const int R, const int T, const int ft) {
@@ -150,7 +150,7 @@ INLINE void q4_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         TV_PREFETCH_NEXT_ROWS(&a[i], wrs, sizeof a[i]);
         uint64_t sc64, mn64;
-        tv_q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
+        q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
         // scales as int16, sub-block j in lanes 2j (low 128) ... broadcast per chunk below
         __m128i sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc64));
         __m128i mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn64));
@@ -266,7 +266,7 @@ static void from_float_q8_0(const float *src, void *dst, int64_t n) {
                                  _mm256_max_ps(_mm256_andnot_ps(sgn, v[2]), _mm256_andnot_ps(sgn, v[3])));
         float amax = hmax_ps(m);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[i].d = tv_f32_to_f16(d);
+        y[i].d = f32_to_f16(d);
         __m256 idv = _mm256_set1_ps(id);
         __m256i q[4];
         for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
@@ -326,14 +326,14 @@ static void to_float_f16(const void *src, float *dst, int64_t n) {
     const tv_f16 *h = src;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
-    for (; i < n; i++) dst[i] = tv_f16_to_f32(h[i]);
+    for (; i < n; i++) dst[i] = f16_to_f32(h[i]);
 }
 static void from_float_f16(const float *src, void *dst, int64_t n) {
     tv_f16 *h = dst;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    for (; i < n; i++) h[i] = tv_f32_to_f16(src[i]);
+    for (; i < n; i++) h[i] = f32_to_f16(src[i]);
 }
 static void to_float_bf16(const void *src, float *dst, int64_t n) {
     const tv_bf16 *h = src;
@@ -341,7 +341,7 @@ static void to_float_bf16(const void *src, float *dst, int64_t n) {
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_si256((__m256i *)(dst + i),
                             _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i))), 16));
-    for (; i < n; i++) dst[i] = tv_bf16_to_f32(h[i]);
+    for (; i < n; i++) dst[i] = bf16_to_f32(h[i]);
 }
 static void from_float_bf16(const float *src, void *dst, int64_t n) {
     tv_bf16 *h = dst;
@@ -357,7 +357,7 @@ static void from_float_bf16(const float *src, void *dst, int64_t n) {
         __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);   // lanes 0, 2
         _mm_storeu_si128((__m128i *)(h + i), _mm256_castsi256_si128(p));
     }
-    for (; i < n; i++) h[i] = tv_f32_to_bf16(src[i]);
+    for (; i < n; i++) h[i] = f32_to_bf16(src[i]);
 }
 
 // ======================= instantiation =======================
@@ -379,7 +379,7 @@ enum { RM_Q = 2, TM_Q = 4, RM_F = 2, TM_F = 4 };
     }                                                                                                              \
     static void PFX##_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x, \
                            size_t xrs, float *y, int64_t ys) {                                                     \
-        tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 2, 4);                                   \
+        tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 2, 4);                                   \
     }
 
 TILE_SET(q8_0_vnni, q8_0_tile, true)
@@ -399,7 +399,7 @@ TILE_SET(bf16, float_tile, FT_BF16)
     static void PFX##_vec_dot(int64_t n, float *s, const void *w, const void *x) { PFX##_1x1(n, w, 0, x, 0, s, 0); } \
     static void PFX##_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x, \
                            size_t xrs, float *y, int64_t ys) {                                                     \
-        tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 1, 4);                                   \
+        tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 1, 4);                                   \
     }
 
 TILE_SET_R1(q4_K, q4_K_tile)
@@ -419,7 +419,7 @@ INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, const uin
     const int32_t off = q4 ? 8 : (vnni ? 128 : 0);
     const __m256i m4 = _mm256_set1_epi8(0x0F), k80 = _mm256_set1_epi8((char)0x80);
     tv_packed_act xa[4];   // token t's quants, scales, block sums
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = tv_packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
     __m256 acc[4];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
@@ -462,7 +462,7 @@ static const p8_fn p8_k[2][2][5] = {   // [q4][vnni][T]
     { { 0, p8_10_1, p8_10_2, p8_10_3, p8_10_4 }, { 0, p8_11_1, p8_11_2, p8_11_3, p8_11_4 } },
 };
 
-// Blocked by tv_packed_drive; a step is one 16-row group whose halves run every 4-token tile of the
+// Blocked by packed_drive; a step is one 16-row group whose halves run every 4-token tile of the
 // pass over the whole row (results through a small buffer: a half may be partial).
 static void p8_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
     const tv_packed_ctx *c = arg;
@@ -484,7 +484,7 @@ static void p8_gemm(bool q4, bool vnni, int64_t n, int64_t r0, int64_t r1, const
                     const void *x, size_t xrs, float *y, int64_t ys) {
     tv_packed_ctx c = { q4, vnni, n / TV_QK8_0, w, x, wrs, xrs, y, ys };
     TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
-    tv_packed_drive(r0, r1, wrs, nt, P8_TP, P8_PANEL_BYTES, 16, p8_step, &c);
+    packed_drive(r0, r1, wrs, nt, P8_TP, P8_PANEL_BYTES, 16, p8_step, &c);
 }
 #define P8_GEMM(NAME, Q4, VN)                                                                                      \
     static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
@@ -496,7 +496,7 @@ P8_GEMM(q8_0_packed_vnni, false, true)
 P8_GEMM(q4_0_packed_mad, true, false)
 P8_GEMM(q4_0_packed_vnni, true, true)
 
-void tv_x86_install_avx2(tv_type_traits *t, bool vnni) {
+void x86_install_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_Q8_0].vec_dot = vnni ? q8_0_vnni_vec_dot : q8_0_mad_vec_dot;
     t[TV_TYPE_Q8_0].gemm = vnni ? q8_0_vnni_gemm : q8_0_mad_gemm;
     t[TV_TYPE_Q8_0].from_float = from_float_q8_0;

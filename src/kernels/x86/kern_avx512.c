@@ -220,7 +220,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
     const uint8_t *db[2] = { gq + (size_t)nb * qv * 64, gq + gstride + (size_t)nb * qv * 64 };
     const __mmask16 mk[2] = { m0, m1 };
     tv_packed_act xa[4];   // token t's quants, scales, block sums
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = tv_packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
     __m512 acc[2][4];
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)
         TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
@@ -283,7 +283,7 @@ static const p16_fn p16_k[2][3][5] = {   // [q4][RG][T]
 };
 
 // Packed weights (w = the packed matrix, r0 % 16 == 0; x in the packed activation layout), blocked by
-// tv_packed_drive: each step is a pair of groups running every 4-token tile of the pass over the whole
+// packed_drive: each step is a pair of groups running every 4-token tile of the pass over the whole
 // row, the running sums in registers throughout.
 static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
     const tv_packed_ctx *c = arg;
@@ -301,7 +301,7 @@ static void p16_gemm(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, 
                      const void *x, size_t xrs, float *y, int64_t ys) {
     tv_packed_ctx c = { q4, true, n / TV_QK8_0, w, x, wrs, xrs, y, ys };
     TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
-    tv_packed_drive(r0, r1, wrs, nt, P16_TP, P16_PANEL_BYTES, 32, p16_step, &c);
+    packed_drive(r0, r1, wrs, nt, P16_TP, P16_PANEL_BYTES, 32, p16_step, &c);
 }
 
 // Blocking: tokens in passes of up to G16_TP; per pass, blocks in spans as long as the activation
@@ -380,7 +380,7 @@ static void q8_0_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *
 static void q4_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q4_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
 static void q8_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q8_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
 
-// ---------------- activations: f32 -> Q8_0 (bit-exact with tv_ref_from_float_q8_0) ----------------
+// ---------------- activations: f32 -> Q8_0 (bit-exact with ref_from_float_q8_0) ----------------
 // round half away from zero, as roundf
 INLINE __m512 round_half_away512(__m512 v) {
     const __m512 sgn = _mm512_set1_ps(-0.0f);
@@ -440,7 +440,7 @@ static void from_float_q8_0_512(const float *src, void *dst, int64_t n) {
         __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
         float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[i].d = (tv_f16)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);   // RNE, = tv_f32_to_f16
+        y[i].d = (tv_f16)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);   // RNE, = f32_to_f16
         q8_0_block512(x, &y[i], id);
     }
 }
@@ -462,7 +462,7 @@ INLINE void q4_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         TV_PREFETCH_NEXT_ROWS(&a[i], wrs, sizeof a[i]);
         uint64_t sc64, mn64;
-        tv_q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
+        q4_K_unpack_scales(a[i].scales, &sc64, &mn64);
         // 8 sub-block scales in float (d * sc), lanes 0..7
         __m512 scf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d)),
             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc64)))));
@@ -562,7 +562,7 @@ INLINE void q6_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
     static void PFX##_vec_dot(int64_t n, float *s, const void *w, const void *x) { PFX##_1x1(n, w, 0, x, 0, s, 0); } \
     static void PFX##_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x, \
                            size_t xrs, float *y, int64_t ys) {                                                     \
-        tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 4, 4);                                   \
+        tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 4, 4);                                   \
     }
 
 #define TILE_SET_R1(PFX, BODY)                                                                                     \
@@ -571,15 +571,15 @@ INLINE void q6_K_tile512(int64_t n, const uint8_t *w, size_t wrs, const uint8_t 
     static void PFX##_vec_dot(int64_t n, float *s, const void *w, const void *x) { PFX##_1x1(n, w, 0, x, 0, s, 0); } \
     static void PFX##_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x, \
                            size_t xrs, float *y, int64_t ys) {                                                     \
-        tv_tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 1, 4);                                   \
+        tile_drive(n, r0, r1, w, wrs, nt, x, xrs, y, ys, PFX##_tiles, 1, 4);                                   \
     }
 
 TILE_SET_R1(q4_K_512, q4_K_tile512)
 TILE_SET_R1(q6_K_512, q6_K_tile512)
 
 // vnni512: AVX512-VNNI present; vnni256: AVX-VNNI present (for the AVX2 kernels this path reuses).
-void tv_x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
-    tv_x86_install_avx2(t, vnni256);
+void x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
+    x86_install_avx2(t, vnni256);
     if (!vnni512) return;
     t[TV_TYPE_Q8_0].vec_dot = q8_0_512_vec_dot;
     t[TV_TYPE_Q8_0].from_float = from_float_q8_0_512;

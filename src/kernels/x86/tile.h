@@ -17,7 +17,7 @@ typedef void (*tv_tile_fn)(int64_t n, const uint8_t *w, size_t wrs, const uint8_
                            int64_t ys);
 
 // tiles[R][T] for R in {1, RM}, T in 1..TM (other entries unused).
-static inline void tv_tile_drive(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+static inline void tile_drive(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                                  const void *x, size_t xrs, float *y, int64_t ys, tv_tile_fn tiles[][5], int RM,
                                  int TM) {
     const uint8_t *wb = w, *xb = x;
@@ -32,9 +32,9 @@ static inline void tv_tile_drive(int64_t n, int64_t r0, int64_t r1, const void *
 }
 
 // Q4_K: the 12 packed bytes -> 8 scales and 8 mins (6-bit each), byte j of *sc / *mn = sub-block j.
-// Same mapping as tv_q4_K_scale_min, four sub-blocks per 32-bit word: bits 6..7 of bytes 0..3
+// Same mapping as q4_K_scale_min, four sub-blocks per 32-bit word: bits 6..7 of bytes 0..3
 // (4..7) are the high bits of scales (mins) 4..7, whose low nibbles are in bytes 8..11.
-static inline void tv_q4_K_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+static inline void q4_K_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
     uint32_t u0, u1, u2;
     memcpy(&u0, s, 4);
     memcpy(&u1, s + 4, 4);
@@ -75,7 +75,7 @@ typedef struct tv_packed_ctx {   // what a step needs: the gemm's arguments
     float *y;
     int64_t ys;
 } tv_packed_ctx;
-static inline void tv_packed_drive(int64_t r0, int64_t r1, size_t wrs, int64_t nt, int64_t tp, size_t panel_bytes,
+static inline void packed_drive(int64_t r0, int64_t r1, size_t wrs, int64_t nt, int64_t tp, size_t panel_bytes,
                                    int64_t step, tv_packed_step_fn step_fn, void *ctx) {
     int64_t panel = nt <= tp ? r1 - r0 : (int64_t)(panel_bytes / wrs) / step * step;
     if (panel < step) panel = step;
