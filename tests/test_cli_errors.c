@@ -118,8 +118,9 @@ static void test_truncation(void **state) {
     free(b);
 }
 
-// Rewrites the valid model with one change: a metadata value, a tensor's data, or a tensor's type.
-typedef struct { const char *key; uint32_t u32; const char *drop_tensor; } variant;
+// Rewrites the valid model with one change: a metadata value (u32, or str when set; dropped when
+// is_drop), or a tensor dropped.
+typedef struct { const char *key; uint32_t u32; const char *drop_tensor; const char *str; bool is_drop; } variant;
 
 static void write_variant(const variant *v) {
     tv_error err = {0};
@@ -128,8 +129,9 @@ static void write_variant(const variant *v) {
     gguf_writer *w = gguf_writer_create();
     for (int64_t i = 0; i < gguf_n_kv(g); i++) {
         const char *k = gguf_kv_key(g, i);
-        if (v->key && !strcmp(k, v->key)) gguf_set_u32(w, k, v->u32);
-        else gguf_set_value(w, k, gguf_kv_value(g, i));
+        if (!v->key || strcmp(k, v->key)) gguf_set_value(w, k, gguf_kv_value(g, i));
+        else if (v->str) gguf_set_str(w, k, v->str);
+        else if (!v->is_drop) gguf_set_u32(w, k, v->u32);
     }
     for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
         const gguf_tensor_info *t = gguf_tensor(g, i);
@@ -145,15 +147,31 @@ static void test_inconsistent_metadata(void **state) {
     (void)state;
     char args[1024];
     snprintf(args, sizeof args, "generate -m %s --prompt-ids 1,2 -n 2", g_tmp);
-    variant shape = {"llama.feed_forward_length", 100, NULL};
+    variant shape = {.key = "llama.feed_forward_length", .u32 = 100};
     write_variant(&shape);
     expect_error(args, 1, g_tmp, "shape");
-    variant kv = {"llama.attention.head_count_kv", 3, NULL};   // tiny has 4 heads
+    variant kv = {.key = "llama.attention.head_count_kv", .u32 = 3};   // tiny has 4 heads
     write_variant(&kv);
     expect_error(args, 1, g_tmp, "does not divide");
-    variant missing = {NULL, 0, "blk.1.ffn_up.weight"};
+    variant missing = {.drop_tensor = "blk.1.ffn_up.weight"};
     write_variant(&missing);
     expect_error(args, 1, g_tmp, "blk.1.ffn_up.weight");
+}
+
+// The model-family registry's errors name the architecture, the supported list, the key.
+static void test_family_errors(void **state) {
+    (void)state;
+    char args[1024];
+    snprintf(args, sizeof args, "generate -m %s --prompt-ids 1,2 -n 2", g_tmp);
+    variant arch = {.key = "general.architecture", .str = "frobnet"};
+    write_variant(&arch);
+    expect_error(args, 1, "'frobnet'", "supported: llama, mistral");
+    variant missing = {.key = "llama.block_count", .is_drop = true};
+    write_variant(&missing);
+    expect_error(args, 1, g_tmp, "llama.block_count is missing");
+    variant range = {.key = "llama.attention.head_count", .u32 = 5000};
+    write_variant(&range);
+    expect_error(args, 1, "llama.attention.head_count = 5000", "out of range");
 }
 
 // Patches the type field of the tensor info of `name` in a copy of the model.
@@ -221,6 +239,7 @@ int main(void) {
         cmocka_unit_test(test_wrong_magic),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_inconsistent_metadata),
+        cmocka_unit_test(test_family_errors),
         cmocka_unit_test(test_unknown_tensor_type),
         cmocka_unit_test(test_tensor_data_out_of_range),
         cmocka_unit_test(test_prompt_and_flags),

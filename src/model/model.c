@@ -1,6 +1,7 @@
 // model.c — loads a GGUF or llama2.c model file and binds its weights (used in place from the
-// mapping) to the LLaMA architecture: hyperparameters from `llama.*` metadata or the llama2.c
-// header, every tensor checked for presence, type and shape before anything runs.
+// mapping) to its family (family.h): hyperparameters from the family's `<arch>.*` metadata keys or
+// the llama2.c header (the llama family), every tensor of the family's table checked for presence,
+// type and shape before anything runs.
 #include "model/model.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
+#include "model/family.h"
 #include "tokenizer/tokenizer.h"
 #include "util/status.h"
 
@@ -21,14 +23,17 @@ struct tv_model {
     char *path;
     char *name;
     const char *format;
+    const model_family *family;
     tv_hparams hp;
     gguf_ctx *gguf;
     tv_llama2c *l2c;
     tv_tokenizer *tok;
     char *chat_template;
     int32_t stop_token;
-    tv_tensor tok_embd, output_norm, output;
+    tv_weights w;
     tv_layer *layers;            // (n_layers)
+    tv_tensor **matrices;        // (n_matrices) the bound weight matrices, pointers into w and layers
+    int n_matrices;
     float *rope_inv_freq;        // (n_rot / 2)
     size_t weight_bytes;
     void **packed;               // (n_packed) repacked weight copies, owned
@@ -38,12 +43,17 @@ struct tv_model {
 
 void tv_model_params_default(tv_model_params *p) { memset(p, 0, sizeof *p); }
 
+const model_family *model_family_of(const tv_model *m) { return m->family; }
 const tv_hparams *model_hparams(const tv_model *m) { return &m->hp; }
 const tv_layer *model_layers(const tv_model *m) { return m->layers; }
-const tv_tensor *model_tok_embd(const tv_model *m) { return &m->tok_embd; }
-const tv_tensor *model_output(const tv_model *m) { return &m->output; }
-const tv_tensor *model_output_norm(const tv_model *m) { return &m->output_norm; }
+const tv_tensor *model_tok_embd(const tv_model *m) { return &m->w.tok_embd; }
+const tv_tensor *model_output(const tv_model *m) { return &m->w.output; }
+const tv_tensor *model_output_norm(const tv_model *m) { return &m->w.output_norm; }
 const float *model_rope_inv_freq(const tv_model *m) { return m->rope_inv_freq; }
+const tv_tensor *const *model_matrices(const tv_model *m, int *n) {
+    *n = m->n_matrices;
+    return (const tv_tensor *const *)m->matrices;
+}
 size_t model_weight_bytes(const tv_model *m) { return m->weight_bytes; }
 int model_n_packed(const tv_model *m, double *ms) {
     if (ms) *ms = m->repack_ms;
@@ -67,6 +77,7 @@ void tv_model_free(tv_model *m) {
     for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
     free(m->packed);
     free(m->layers);
+    free(m->matrices);
     free(m->rope_inv_freq);
     free(m->chat_template);
     free(m->name);
@@ -135,41 +146,50 @@ static const tv_tensor *find_l2c(void *src, const char *name, tv_tensor *tmp) {
     return llama2c_find((tv_llama2c *)src, name);
 }
 
-static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
-    const tv_hparams *h = &m->hp;
-    tv_tensor tmp;
+static int64_t dim_value(const tv_hparams *h, family_dim d) {
+    switch (d) {
+    case FD_ONE: return 1;
+    case FD_EMBD: return h->dim;
+    case FD_Q: return (int64_t)h->n_heads * h->head_dim;
+    case FD_KV: return (int64_t)h->n_kv_heads * h->head_dim;
+    case FD_FF: return h->hidden_dim;
+    case FD_VOCAB: return h->n_vocab;
+    }
+    return 0;
+}
+
+// Binds one tensor of the family's table (its layer l's copy when per-layer).
+static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn find, void *src, tv_error *err) {
     char name[96];
-    int64_t q_dim = (int64_t)h->n_heads * h->head_dim, kv_dim = (int64_t)h->n_kv_heads * h->head_dim;
+    if (ft->is_layer) snprintf(name, sizeof name, "blk.%d.%s", l, ft->name);
+    else snprintf(name, sizeof name, "%s", ft->name);
+    tv_tensor tmp, *dst = (tv_tensor *)((ft->is_layer ? (char *)&m->layers[l] : (char *)&m->w) + ft->offset);
+    const tv_tensor *t = find(src, name, &tmp);
+    if (!t && ft->is_optional) return TV_OK;
+    tv_status st = bind(m, t, name, dim_value(&m->hp, ft->ne0), dim_value(&m->hp, ft->ne1), dst, err);
+    if (st) return st;
+    if (ft->ne1 != FD_ONE && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
+    return TV_OK;
+}
+
+// Binds every tensor of the family's table: the model-wide ones, then layer by layer. An absent
+// output projection is tied to the embeddings.
+static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
+    const model_family *fam = m->family;
+    const int n_layers = m->hp.n_layers;
+    m->layers = calloc((size_t)n_layers, sizeof *m->layers);
+    m->matrices = malloc(((size_t)n_layers + 1) * (size_t)fam->n_tensors * sizeof *m->matrices);
+    if (!m->layers || !m->matrices) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     tv_status st;
-#define BIND(nm, t, a, b) \
-    if ((st = bind(m, find(src, nm, &tmp), nm, a, b, t, err)) != TV_OK) return st
-    BIND("token_embd.weight", &m->tok_embd, h->dim, h->n_vocab);
-    BIND("output_norm.weight", &m->output_norm, h->dim, 1);
-    if (find(src, "output.weight", &tmp)) {
-        BIND("output.weight", &m->output, h->dim, h->n_vocab);
-        m->weight_bytes -= m->tok_embd.nbytes;   // a decode step reads one row of the embeddings
-    } else {
-        m->output = m->tok_embd;   // tied embeddings
-    }
-    m->layers = calloc((size_t)h->n_layers, sizeof *m->layers);
-    if (!m->layers) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
-    for (int l = 0; l < h->n_layers; l++) {
-        tv_layer *L = &m->layers[l];
-#define BINDL(suffix, t, a, b) \
-    snprintf(name, sizeof name, "blk.%d." suffix, l); \
-    BIND(name, t, a, b)
-        BINDL("attn_norm.weight", &L->attn_norm, h->dim, 1);
-        BINDL("attn_q.weight", &L->wq, h->dim, q_dim);
-        BINDL("attn_k.weight", &L->wk, h->dim, kv_dim);
-        BINDL("attn_v.weight", &L->wv, h->dim, kv_dim);
-        BINDL("attn_output.weight", &L->wo, q_dim, h->dim);
-        BINDL("ffn_norm.weight", &L->ffn_norm, h->dim, 1);
-        BINDL("ffn_gate.weight", &L->w_gate, h->dim, h->hidden_dim);
-        BINDL("ffn_up.weight", &L->w_up, h->dim, h->hidden_dim);
-        BINDL("ffn_down.weight", &L->w_down, h->hidden_dim, h->dim);
-#undef BINDL
-    }
-#undef BIND
+    for (int i = 0; i < fam->n_tensors; i++)
+        if (!fam->tensors[i].is_layer && (st = bind_one(m, &fam->tensors[i], 0, find, src, err))) return st;
+    for (int l = 0; l < n_layers; l++)
+        for (int i = 0; i < fam->n_tensors; i++)
+            if (fam->tensors[i].is_layer && (st = bind_one(m, &fam->tensors[i], l, find, src, err))) return st;
+    if (m->w.output.data)
+        m->weight_bytes -= m->w.tok_embd.nbytes;   // a decode step reads one row of the embeddings
+    else
+        m->w.output = m->w.tok_embd;   // tied embeddings
     return TV_OK;
 }
 
@@ -221,52 +241,67 @@ static char *dup_str(gguf_str s) {
     return r;
 }
 
+// Reads the family's hyperparameter keys (family.h, family_key) into m->hp, each checked against
+// its range, then the shared derivations: kv heads = heads, head_dim = dim / heads, n_rot = head_dim.
+static tv_status read_keys(tv_model *m, const char *arch, tv_error *err) {
+    const model_family *fam = m->family;
+    tv_hparams *h = &m->hp;
+    for (int i = 0; i < fam->n_keys; i++) {
+        const family_key *k = &fam->keys[i];
+        char key[160];
+        snprintf(key, sizeof key, "%s.%s", arch, k->key);
+        double v = k->dflt;
+        int64_t iv;
+        bool found = k->is_float ? gguf_get_float(m->gguf, key, &v) : gguf_get_int(m->gguf, key, &iv);
+        if (found && !k->is_float) v = (double)iv;
+        if (!found && k->is_required)
+            return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s is missing or not %s (the %s family requires it)",
+                            m->path, key, k->is_float ? "a number" : "an integer", fam->name);
+        if (found && !(v >= k->lo && v <= k->hi))
+            return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s = %g is out of range [%g, %g]", m->path, key, v,
+                            k->lo, k->hi);
+        char *field = (char *)h + k->offset;
+        if (k->is_float) *(float *)field = (float)v;
+        else *(int32_t *)field = (int32_t)v;
+    }
+    if (!h->n_kv_heads) h->n_kv_heads = h->n_heads;
+    if (!h->head_dim) {
+        if (h->dim % h->n_heads)
+            return err_fail(err, TV_ERR_FORMAT, "%s: head count %d does not divide embedding length %d", m->path,
+                            h->n_heads, h->dim);
+        h->head_dim = h->dim / h->n_heads;
+    }
+    if (!h->n_rot) h->n_rot = h->head_dim;
+    return TV_OK;
+}
+
 static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err) {
     gguf_ctx *g = m->gguf = gguf_open(m->path, err);
     if (!g) return err ? err->code : TV_ERR_FORMAT;
     m->format = "gguf";
     gguf_str s;
-    char arch[64] = "llama";
-    if (gguf_get_str(g, "general.architecture", &s)) {
-        snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
-        if (strcmp(arch, "llama") && strcmp(arch, "mistral"))
-            return err_fail(err, TV_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (supported: llama)",
-                           m->path, arch);
-    } else {
+    char arch[64];
+    if (!gguf_get_str(g, "general.architecture", &s))
         return err_fail(err, TV_ERR_FORMAT, "%s: general.architecture is missing", m->path);
+    snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
+    if (!(m->family = family_find(arch))) {
+        char list[256];
+        family_list_archs(list, sizeof list);
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (supported: %s)", m->path,
+                        arch, list);
     }
     if (gguf_get_str(g, "general.name", &s)) m->name = dup_str(s);
     tv_hparams *h = &m->hp;
     int64_t v;
     double f;
-#define REQ_INT(key, field)                                                                           \
-    if (!get_arch_int(g, arch, key, &v) || v <= 0 || v > INT32_MAX)                                  \
-        return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s.%s is missing or invalid", m->path, arch, key); \
-    h->field = (int32_t)v
-    REQ_INT("embedding_length", dim);
-    REQ_INT("block_count", n_layers);
-    REQ_INT("feed_forward_length", hidden_dim);
-    REQ_INT("attention.head_count", n_heads);
-    REQ_INT("context_length", n_ctx_train);
-#undef REQ_INT
-    h->n_kv_heads = get_arch_int(g, arch, "attention.head_count_kv", &v) ? (int32_t)v : h->n_heads;
-    if (get_arch_int(g, arch, "attention.head_count_kv", &v) && (v <= 0 || v > INT32_MAX))
-        return err_fail(err, TV_ERR_FORMAT, "%s: %s.attention.head_count_kv is invalid", m->path, arch);
-    h->head_dim = h->n_heads > 0 && h->dim % h->n_heads == 0 ? h->dim / h->n_heads : 0;
-    if (get_arch_int(g, arch, "attention.key_length", &v)) h->head_dim = (int32_t)v;
-    if (h->head_dim <= 0)
-        return err_fail(err, TV_ERR_FORMAT, "%s: head count %d does not divide embedding length %d", m->path,
-                       h->n_heads, h->dim);
-    h->n_rot = get_arch_int(g, arch, "rope.dimension_count", &v) ? (int32_t)v : h->head_dim;
-    h->norm_eps = get_arch_float(g, arch, "attention.layer_norm_rms_epsilon", &f) ? (float)f : 1e-5f;
-    h->rope_theta = get_arch_float(g, arch, "rope.freq_base", &f) ? (float)f : 10000.0f;
+    tv_status st = read_keys(m, arch, err);
+    if (st) return st;
     const gguf_tensor_info *te = gguf_find_tensor(g, "token_embd.weight");
     h->n_vocab = te ? (int32_t)te->ne[1] : 0;
     if (get_arch_int(g, arch, "vocab_size", &v) && te && v != te->ne[1])
         return err_fail(err, TV_ERR_FORMAT, "%s: %s.vocab_size %lld but token_embd.weight has %lld rows", m->path,
                        arch, (long long)v, (long long)te->ne[1]);
-    tv_status st = check_hparams(m, err);
-    if (st) return st;
+    if ((st = check_hparams(m, err))) return st;
     if (p->n_ctx > 0 && p->n_ctx < h->n_ctx_train) h->n_ctx_train = p->n_ctx;
 
     // RoPE scaling: "linear" (positions / factor) or "llama3" (frequency bands), or rope_freqs tensor.
@@ -331,6 +366,7 @@ static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *e
     tv_llama2c *l = m->l2c = llama2c_open(m->path, err);
     if (!l) return err ? err->code : TV_ERR_FORMAT;
     m->format = "llama2c";
+    m->family = family_by_name("llama");   // llama2.c checkpoints are LLaMA models
     const tv_llama2c_config *c = llama2c_get_config(l);
     tv_hparams *h = &m->hp;
     h->n_vocab = c->vocab_size;
@@ -394,16 +430,7 @@ static void repack_part(void *arg, int ith, int nth) {
 static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *err) {
     const char *env = getenv("TINYVLLM_REPACK");
     if (p->no_repack || (env && !strcmp(env, "0"))) return TV_OK;
-    const int per_layer = 7, n_max = m->hp.n_layers * per_layer + 1;
-    tv_tensor **list = malloc((size_t)n_max * sizeof *list);
-    if (!list) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
-    int n = 0;
-    for (int l = 0; l < m->hp.n_layers; l++) {
-        tv_layer *L = &m->layers[l];
-        tv_tensor *ts[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
-        for (int i = 0; i < per_layer; i++) list[n++] = ts[i];
-    }
-    if (m->output.data != m->tok_embd.data) list[n++] = &m->output;
+    const int n = m->n_matrices;
     tv_status st = TV_OK;
     // the copy is memory-bound work: spread it over the cores (a pool only for the load)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -411,10 +438,10 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n && st == TV_OK; i++) {
-        tv_tensor *t = list[i];
+        tv_tensor *t = m->matrices[i];
         const tv_type_traits *tt = kern_traits(t->type);
         if (!tt || !tt->pack_pays || !tt->repack || t->packed) continue;
-        if (!m->packed && !(m->packed = calloc((size_t)n_max, sizeof *m->packed))) {
+        if (!m->packed && !(m->packed = calloc((size_t)n, sizeof *m->packed))) {
             st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
             break;
         }
@@ -437,7 +464,6 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
     clock_gettime(CLOCK_MONOTONIC, &t1);
     m->repack_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     pool_free(pool);
-    free(list);
     return st;
 }
 

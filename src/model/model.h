@@ -34,7 +34,17 @@ typedef struct tv_layer {
     tv_tensor w_down;      // (dim, hidden)
 } tv_layer;
 
+// The weights outside the layers.
+typedef struct tv_weights {
+    tv_tensor tok_embd;      // (n_vocab rows, dim cols)
+    tv_tensor output_norm;   // (dim) f32
+    tv_tensor output;        // (n_vocab, dim); the same view as tok_embd when tied
+} tv_weights;
+
+struct model_family;
+
 // Internal view of tv_model (opaque in the public API).
+const struct model_family *model_family_of(const tv_model *m);
 const tv_hparams *model_hparams(const tv_model *m);
 const tv_layer *model_layers(const tv_model *m);
 const tv_tensor *model_tok_embd(const tv_model *m);
@@ -42,6 +52,8 @@ const tv_tensor *model_output(const tv_model *m);
 const tv_tensor *model_output_norm(const tv_model *m);
 // Inverse frequencies per rotated pair (n_rot/2), scaling applied.
 const float *model_rope_inv_freq(const tv_model *m);
+// Every weight matrix the forward pass multiplies by, tied output excluded (*n set to the count).
+const tv_tensor *const *model_matrices(const tv_model *m, int *n);
 // Bytes of weights one decode step reads: every bound tensor, less the embedding table when the
 // output projection is separate (only one row of it is read).
 size_t model_weight_bytes(const tv_model *m);
