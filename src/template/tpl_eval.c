@@ -849,7 +849,17 @@ static int named_test2(interp *I, const char *t, value a, value b, uint32_t pos)
     return r.u.b;
 }
 
-// ---- filters ----
+// The test names apply_test knows (selectattr/rejectattr validate theirs up front).
+static bool is_known_test(const char *t) {
+    static const char *KNOWN[] = {"boolean", "callable", "odd", "even", "false", "true", "none", "string",
+                                  "number", "integer", "iterable", "mapping", "sequence", "lower", "upper",
+                                  "defined", "undefined"};
+    for (size_t k = 0; k < sizeof KNOWN / sizeof KNOWN[0]; k++)
+        if (!strcmp(t, KNOWN[k])) return true;
+    return false;
+}
+
+// ---- filter helpers ----
 static value parse_int_js(interp *I, const tstr *s, value dflt, bool *nan) {   // parseInt(s, 10)
     (void)I;
     size_t i = 0;
@@ -926,297 +936,415 @@ static value make_items(interp *I, const vdict *d, uint32_t pos) {
     return vlist_of(l, V_LIST);
 }
 
-static value apply_filter(interp *I, value v, const tpl_node *fn, env *e) {
-    uint32_t pos = fn->pos;
-    if (fn->kind == N_IDENT) {
-        const char *f = fn->s;
-        if (!strcmp(f, "safe")) return v;
-        if (!strcmp(f, "tojson")) { json_opts o = {0, false, false, true, NULL, NULL}; return json_value(I, v, o, pos); }
-        if (v.t == V_UNDEF) {   // extension: HF raises; Jinja2's Undefined reads as "" / empty
-            I->py = true;
-            if (!strcmp(f, "trim") || !strcmp(f, "upper") || !strcmp(f, "lower") || !strcmp(f, "title") ||
-                !strcmp(f, "capitalize") || !strcmp(f, "string") || !strcmp(f, "join")) return vstr_n(I, "", 0, pos);
-            if (!strcmp(f, "length")) return vint(0);
-            if (!strcmp(f, "list")) { vlist *l = list_new(I, 0); return l ? vlist_of(l, V_LIST) : OOM(I, pos); }
-        }
-        if (is_list(v)) {
-            const vlist *l = v.u.l;
-            if (!strcmp(f, "list")) return v;
-            if (!strcmp(f, "first")) return l->n ? l->v[0] : UNDEF;
-            if (!strcmp(f, "last")) return l->n ? l->v[l->n - 1] : UNDEF;
-            if (!strcmp(f, "length")) return vint((int64_t)l->n);
-            if (!strcmp(f, "reverse")) {
-                vlist *r = list_new(I, l->n);
-                if (!r) return OOM(I, pos);
-                for (size_t i = 0; i < l->n; i++) r->v[i] = l->v[l->n - 1 - i];
-                r->n = l->n;
-                return vlist_of(r, V_LIST);
-            }
-            if (!strcmp(f, "sort")) goto do_sort;
-            if (!strcmp(f, "join")) goto do_join;
-            if (!strcmp(f, "min") || !strcmp(f, "max")) {   // extension (Jinja2: case-insensitive, empty -> undefined)
-                bool is_min = f[1] == 'i';
-                I->py = true;
-                if (l->n == 0) return UNDEF;
-                value best = l->v[0];
-                for (size_t i = 1; i < l->n; i++) {
-                    int c = compare_values(I, l->v[i], best, false, pos);
-                    if (I->failed) return UNDEF;
-                    if (is_min ? c < 0 : c > 0) best = l->v[i];
-                }
-                return best;
-            }
-            if (!strcmp(f, "string")) { json_opts o = {0, false, false, false, NULL, NULL}; return json_value(I, v, o, pos); }
-            if (!strcmp(f, "unique")) {
-                vlist *r = list_new(I, l->n);
-                if (!r) return OOM(I, pos);
-                for (size_t i = 0; i < l->n; i++) {
-                    if (!step(I, pos)) return UNDEF;
-                    I->steps += r->n / 16;   // quadratic: charge the comparisons
-                    bool seen = false;
-                    for (size_t j = 0; j < r->n && !seen; j++) seen = strict_eq(r->v[j], l->v[i]);
-                    if (!seen) r->v[r->n++] = l->v[i];
-                }
-                return vlist_of(r, V_LIST);
-            }
-            return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown ArrayValue filter: %s", f);
-        }
-        if (v.t == V_STR) {
-            const tstr *s = v.u.s;
-            if (!strcmp(f, "length")) return vint((int64_t)cp_count(s->s, s->n));
-            if (!strcmp(f, "upper")) return str_case(I, s, 0, pos);
-            if (!strcmp(f, "lower")) return str_case(I, s, 1, pos);
-            if (!strcmp(f, "title")) return str_title(I, s, pos);
-            if (!strcmp(f, "capitalize")) return str_capitalize(I, s, pos);
-            if (!strcmp(f, "trim")) return str_trim(I, s, true, true, pos);
-            if (!strcmp(f, "indent")) return filter_indent(I, s, 4, false, false, pos);
-            if (!strcmp(f, "join") || !strcmp(f, "string")) return v;
-            if (!strcmp(f, "int")) { bool nan; return parse_int_js(I, s, vint(0), &nan); }
-            if (!strcmp(f, "float")) return parse_float_js(s, vfloat(0));
-            return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown StringValue filter: %s", f);
-        }
-        if (is_num(v)) {
-            if (!strcmp(f, "abs")) return v.t == V_INT ? vint(v.u.i < 0 ? -v.u.i : v.u.i) : vfloat(fabs(v.u.f));
-            if (!strcmp(f, "int")) {
-                if (v.t == V_INT) return v;
-                double d = floor(v.u.f);
-                if (!(d > -9.2e18 && d < 9.2e18)) return fail_at(I, pos, TV_ERR_RANGE, "int: value out of range");
-                return vint((int64_t)d);
-            }
-            if (!strcmp(f, "float")) return vfloat(num(v));
-            if (!strcmp(f, "string")) { sbuf b = {0}; print_value(I, &b, v, pos); return sb_finish(I, &b, pos); }
-            return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown NumericValue filter: %s", f);
-        }
-        if (is_dict(v)) {
-            if (!strcmp(f, "items")) return make_items(I, v.u.d, pos);
-            if (!strcmp(f, "length")) return vint((int64_t)v.u.d->n);
-            static const struct { const char *name; builtin_id id; } DB[] = {
-                {"get", B_D_GET}, {"items", B_D_ITEMS}, {"keys", B_D_KEYS}, {"values", B_D_VALUES}, {"dictsort", B_D_DICTSORT}};
-            for (size_t i = 0; i < sizeof DB / sizeof DB[0]; i++) {
-                if (strcmp(f, DB[i].name)) continue;
-                vfunc fb = {F_BUILTIN, DB[i].id, v, NULL, NULL};
-                args_t none = {NULL, 0, NULL};
-                return call_builtin(I, &fb, &none, pos);
-            }
-            return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown ObjectValue filter: %s", f);
-        }
-        if (v.t == V_BOOL) {
-            if (!strcmp(f, "bool")) return v;
-            if (!strcmp(f, "int")) return vint(v.u.b);
-            if (!strcmp(f, "float")) return vfloat(v.u.b);
-            if (!strcmp(f, "string")) return vstr(I, v.u.b ? "true" : "false", pos);
-            return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown BooleanValue filter: %s", f);
-        }
-        return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Cannot apply filter \"%s\" to type: %s", f, type_name(v.t));
-    }
+// ---- filters: `x | name` (bare) and `x | name(args)` (call), looked up in FILTERS ----
+//
+// An entry names the form(s) it serves, the value types it accepts (checked before its arguments are
+// evaluated, as HF does) and how its arguments arrive: `params` binds positional-or-keyword
+// arguments to c->arg[i] (`kw_only` binds keywords only); `raw` hands the handler the unevaluated
+// argument nodes. A name the value's type does not accept fails like HF: "Unknown ArrayValue filter:
+// x" for the types HF dispatches on in that form, else "Cannot apply filter "x" to type: t".
 
-    // ---- filter with arguments: name(args) ----
-    if (fn->kind != N_CALL || fn->a->kind != N_IDENT) return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown filter");
-    const char *f = fn->a->s;
-    args_t a;
-    if (!strcmp(f, "tojson")) {
-        if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-        value ind = kwget(a.kw, "indent"), ea = kwget(a.kw, "ensure_ascii"), sk = kwget(a.kw, "sort_keys"), sep = kwget(a.kw, "separators");
-        json_opts o = {0, false, false, true, NULL, NULL};
-        if (ind.t == V_INT) o.indent = (int)(ind.u.i > 64 ? 64 : ind.u.i < 0 ? 0 : ind.u.i);
-        else if (ind.t != V_UNDEF && ind.t != V_NONE) return fail_at(I, pos, TV_ERR_INVALID, "If set, indent must be a number");
-        if (ea.t == V_BOOL) o.ensure_ascii = ea.u.b;
-        else if (ea.t != V_UNDEF) return fail_at(I, pos, TV_ERR_INVALID, "If set, ensure_ascii must be a boolean");
-        if (sk.t == V_BOOL) o.sort_keys = sk.u.b;
-        else if (sk.t != V_UNDEF) return fail_at(I, pos, TV_ERR_INVALID, "If set, sort_keys must be a boolean");
-        if (is_list(sep)) {
-            if (sep.u.l->n != 2 || sep.u.l->v[0].t != V_STR || sep.u.l->v[1].t != V_STR)
-                return fail_at(I, pos, TV_ERR_INVALID, "separators must be a tuple of two strings");
-            o.item_sep = sep.u.l->v[0].u.s->s; o.key_sep = sep.u.l->v[1].u.s->s;
-        } else if (sep.t != V_UNDEF && sep.t != V_NONE) return fail_at(I, pos, TV_ERR_INVALID, "If set, separators must be a tuple of two strings");
-        return json_value(I, v, o, pos);
+typedef struct filter_def filter_def;
+typedef struct {
+    const filter_def *def;
+    const char *name;
+    uint32_t pos;
+    const tpl_nodes *argn;   // call form: the argument nodes; bare form: NULL
+    env *e;
+    args_t a;                // evaluated arguments (empty for the bare form and for raw entries)
+    value arg[4];            // a bound to the entry's params; UNDEF where absent
+} filter_call;
+
+typedef value (*filter_fn)(interp *I, value v, filter_call *c);
+
+enum { FORM_BARE = 1, FORM_CALL = 2, FORM_BOTH = 3 };
+#define T_BIT(t) (1u << (t))
+#define T_UNDEF T_BIT(V_UNDEF)
+#define T_BOOL T_BIT(V_BOOL)
+#define T_NUM (T_BIT(V_INT) | T_BIT(V_FLOAT))
+#define T_STR T_BIT(V_STR)
+#define T_LIST (T_BIT(V_LIST) | T_BIT(V_TUPLE))
+#define T_DICT (T_BIT(V_DICT) | T_BIT(V_KWARGS))
+#define T_ANY 0xffffffffu
+
+struct filter_def {
+    const char *name;
+    uint8_t forms;           // FORM_*
+    uint32_t types;          // T_* mask of accepted value types
+    bool raw, kw_only;
+    const char *params[4];   // names of c->arg[0..3]; NULL: unused
+    filter_fn fn;
+};
+
+static value cannot_apply(interp *I, const filter_call *c, value v) {
+    return fail_at(I, c->pos, TV_ERR_UNSUPPORTED, "Cannot apply filter \"%s\" to type: %s", c->name, type_name(v.t));
+}
+
+// Evaluates the call's arguments and binds them to the entry's params.
+static bool filter_bind(interp *I, filter_call *c) {
+    const filter_def *d = c->def;
+    if (!eval_args(I, c->argn, c->e, &c->a, c->pos)) return false;
+    for (size_t i = 0; i < 4; i++)
+        if (d->params[i]) c->arg[i] = d->kw_only ? kwget(c->a.kw, d->params[i]) : arg_or_kw(&c->a, i, d->params[i]);
+    return true;
+}
+
+// Undefined operands of the string-ish filters read as Jinja2's Undefined: "" (extension: HF raises).
+static value undef_as_empty(interp *I, const filter_call *c) {
+    I->py = true;
+    return vstr_n(I, "", 0, c->pos);
+}
+
+static value f_safe(interp *I, value v, filter_call *c) { return v; }
+
+static value f_tojson(interp *I, value v, filter_call *c) {
+    value ind = c->arg[0], ea = c->arg[1], sk = c->arg[2], sep = c->arg[3];
+    uint32_t pos = c->pos;
+    json_opts o = {0, false, false, true, NULL, NULL};
+    if (ind.t == V_INT) o.indent = (int)(ind.u.i > 64 ? 64 : ind.u.i < 0 ? 0 : ind.u.i);
+    else if (ind.t != V_UNDEF && ind.t != V_NONE) return fail_at(I, pos, TV_ERR_INVALID, "If set, indent must be a number");
+    if (ea.t == V_BOOL) o.ensure_ascii = ea.u.b;
+    else if (ea.t != V_UNDEF) return fail_at(I, pos, TV_ERR_INVALID, "If set, ensure_ascii must be a boolean");
+    if (sk.t == V_BOOL) o.sort_keys = sk.u.b;
+    else if (sk.t != V_UNDEF) return fail_at(I, pos, TV_ERR_INVALID, "If set, sort_keys must be a boolean");
+    if (is_list(sep)) {
+        if (sep.u.l->n != 2 || sep.u.l->v[0].t != V_STR || sep.u.l->v[1].t != V_STR)
+            return fail_at(I, pos, TV_ERR_INVALID, "separators must be a tuple of two strings");
+        o.item_sep = sep.u.l->v[0].u.s->s; o.key_sep = sep.u.l->v[1].u.s->s;
+    } else if (sep.t != V_UNDEF && sep.t != V_NONE) return fail_at(I, pos, TV_ERR_INVALID, "If set, separators must be a tuple of two strings");
+    return json_value(I, v, o, pos);
+}
+
+static value f_trim(interp *I, value v, filter_call *c) {
+    return v.t == V_UNDEF ? undef_as_empty(I, c) : str_trim(I, v.u.s, true, true, c->pos);
+}
+static value f_upper(interp *I, value v, filter_call *c) {
+    return v.t == V_UNDEF ? undef_as_empty(I, c) : str_case(I, v.u.s, 0, c->pos);
+}
+static value f_lower(interp *I, value v, filter_call *c) {
+    return v.t == V_UNDEF ? undef_as_empty(I, c) : str_case(I, v.u.s, 1, c->pos);
+}
+static value f_title(interp *I, value v, filter_call *c) {
+    return v.t == V_UNDEF ? undef_as_empty(I, c) : str_title(I, v.u.s, c->pos);
+}
+static value f_capitalize(interp *I, value v, filter_call *c) {
+    return v.t == V_UNDEF ? undef_as_empty(I, c) : str_capitalize(I, v.u.s, c->pos);
+}
+
+static value f_string(interp *I, value v, filter_call *c) {
+    switch (v.t) {
+        case V_UNDEF: return undef_as_empty(I, c);
+        case V_STR: return v;
+        case V_BOOL: return vstr(I, v.u.b ? "true" : "false", c->pos);
+        case V_INT: case V_FLOAT: { sbuf b = {0}; print_value(I, &b, v, c->pos); return sb_finish(I, &b, c->pos); }
+        default: { json_opts o = {0, false, false, false, NULL, NULL}; return json_value(I, v, o, c->pos); }   // lists
     }
-    if (!strcmp(f, "join")) {
-        if (v.t != V_STR && !is_list(v)) return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Cannot apply filter \"join\" to type: %s", type_name(v.t));
-        if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-        value sep = arg_or_kw(&a, 0, "separator");
-        if (sep.t == V_UNDEF) sep = vstr(I, "", pos);
-        CK(sep);
-        if (sep.t != V_STR) return fail_at(I, pos, TV_ERR_INVALID, "separator must be a string");
-        sbuf b = {0};
-        if (v.t == V_STR) {
-            for (size_t i = 0; i < v.u.s->n;) {
-                if (i) sb_put(&b, sep.u.s->s, sep.u.s->n);
-                size_t st = i;
-                tpl_utf8_next(v.u.s->s, v.u.s->n, &i);
-                sb_put(&b, v.u.s->s + st, i - st);
-            }
-        } else {
-            for (size_t i = 0; i < v.u.l->n; i++) {
-                if (i) sb_put(&b, sep.u.s->s, sep.u.s->n);
-                value x = v.u.l->v[i];
-                if (x.t != V_NONE && x.t != V_UNDEF && !js_string(I, &b, x, pos)) { free(b.s); return UNDEF; }   // Array.join: null/undefined -> ""
-            }
-        }
-        return sb_finish(I, &b, pos);
+}
+
+// Array.join: none/undefined items read as "".
+static value join_list(interp *I, const vlist *l, const tstr *sep, uint32_t pos) {
+    sbuf b = {0};
+    for (size_t i = 0; i < l->n; i++) {
+        if (i && sep) sb_put(&b, sep->s, sep->n);
+        value x = l->v[i];
+        if (x.t != V_NONE && x.t != V_UNDEF && !js_string(I, &b, x, pos)) { free(b.s); return UNDEF; }
     }
-    if (!strcmp(f, "int") || !strcmp(f, "float")) {
-        if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-        bool is_int = f[0] == 'i';
-        value d = arg_or_kw(&a, 0, "default");
-        if (d.t == V_UNDEF) d = is_int ? vint(0) : vfloat(0);
-        if (v.t == V_STR) {
-            if (is_int) { bool nan; return parse_int_js(I, v.u.s, d, &nan); }
-            return parse_float_js(v.u.s, d);
-        }
-        if (is_num(v)) return v;
-        if (v.t == V_BOOL) return is_int ? vint(v.u.b) : vfloat(v.u.b);
-        return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Cannot apply filter \"%s\" to type: %s", f, type_name(v.t));
+    return sb_finish(I, &b, pos);
+}
+
+static value f_join(interp *I, value v, filter_call *c) {   // bare: no separator; a string is itself
+    if (v.t == V_UNDEF) return undef_as_empty(I, c);
+    return v.t == V_STR ? v : join_list(I, v.u.l, NULL, c->pos);
+}
+
+static value f_join_call(interp *I, value v, filter_call *c) {   // join(separator=""): raw, HF checks the type first
+    if (v.t != V_STR && !is_list(v)) return cannot_apply(I, c, v);
+    if (!filter_bind(I, c)) return UNDEF;
+    value sep = c->arg[0];
+    if (sep.t == V_UNDEF) sep = vstr(I, "", c->pos);
+    CK(sep);
+    if (sep.t != V_STR) return fail_at(I, c->pos, TV_ERR_INVALID, "separator must be a string");
+    if (is_list(v)) return join_list(I, v.u.l, sep.u.s, c->pos);
+    sbuf b = {0};   // a string joins its code points
+    for (size_t i = 0; i < v.u.s->n;) {
+        if (i) sb_put(&b, sep.u.s->s, sep.u.s->n);
+        size_t st = i;
+        tpl_utf8_next(v.u.s->s, v.u.s->n, &i);
+        sb_put(&b, v.u.s->s + st, i - st);
     }
-    if (!strcmp(f, "default")) {
-        if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-        value d = a.n_pos > 0 ? a.pos[0] : vstr(I, "", pos);
-        CK(d);
-        value bv = arg_or_kw(&a, 1, "boolean");
-        if (bv.t == V_UNDEF) bv = vbool(false);
-        if (bv.t != V_BOOL) return fail_at(I, pos, TV_ERR_INVALID, "`default` filter flag must be a boolean");
-        if (v.t == V_UNDEF || (bv.u.b && !truthy(v))) return d;
-        return v;
+    return sb_finish(I, &b, c->pos);
+}
+
+static value f_length(interp *I, value v, filter_call *c) {
+    switch (v.t) {
+        case V_UNDEF: I->py = true; return vint(0);
+        case V_STR: return vint((int64_t)cp_count(v.u.s->s, v.u.s->n));
+        case V_DICT: case V_KWARGS: return vint((int64_t)v.u.d->n);
+        default: return vint((int64_t)v.u.l->n);
     }
-    if (is_list(v)) {
-        const vlist *l = v.u.l;
-        if (!strcmp(f, "sort")) {
-        do_sort:;
-            l = v.u.l;
-            value rev = vbool(false), cs = vbool(false), attr = NONE;
-            if (fn->kind == N_CALL) {
-                if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-                value x;
-                if ((x = arg_or_kw(&a, 0, "reverse")).t != V_UNDEF) rev = x;
-                if ((x = arg_or_kw(&a, 1, "case_sensitive")).t != V_UNDEF) cs = x;
-                if ((x = arg_or_kw(&a, 2, "attribute")).t != V_UNDEF) attr = x;
-            }
-            if (rev.t != V_BOOL) return fail_at(I, pos, TV_ERR_INVALID, "reverse must be a boolean");
-            if (cs.t != V_BOOL) return fail_at(I, pos, TV_ERR_INVALID, "case_sensitive must be a boolean");
-            if (attr.t != V_STR && attr.t != V_INT && attr.t != V_NONE) return fail_at(I, pos, TV_ERR_INVALID, "attribute must be a string, integer, or null");
-            char path[64];
-            const char *ap = NULL;
-            if (attr.t == V_STR) ap = attr.u.s->s;
-            else if (attr.t == V_INT) { snprintf(path, sizeof path, "%lld", (long long)attr.u.i); ap = path; }
-            sort_rec *recs = tpl_alloc(I->a, (l->n + 1) * 2 * sizeof *recs);
-            if (!recs) return OOM(I, pos);
-            for (size_t i = 0; i < l->n; i++) { recs[i].item = l->v[i]; recs[i].key = ap ? get_attr_path(l->v[i], ap) : l->v[i]; }
-            merge_sort(I, recs, recs + l->n + 1, l->n, cs.u.b, rev.u.b, pos);
-            CK(0);
-            vlist *r = list_new(I, l->n);
-            if (!r) return OOM(I, pos);
-            for (size_t i = 0; i < l->n; i++) r->v[i] = recs[i].item;
-            r->n = l->n;
-            return vlist_of(r, V_LIST);
-        }
-        if (!strcmp(f, "selectattr") || !strcmp(f, "rejectattr")) {
-            bool sel = f[0] == 's';
-            for (size_t i = 0; i < l->n; i++)
-                if (!is_attr_container(l->v[i])) return fail_at(I, pos, TV_ERR_INVALID, "`%s` can only be applied to array of objects", f);
-            for (size_t i = 0; i < fn->list.n; i++)
-                if (fn->list.v[i]->kind != N_STR) return fail_at(I, pos, TV_ERR_INVALID, "arguments of `%s` must be strings", f);
-            if (fn->list.n == 0) return fail_at(I, pos, TV_ERR_INVALID, "`%s` needs an attribute name", f);
-            const tpl_node *an = fn->list.v[0];
-            const char *test = fn->list.n > 1 ? fn->list.v[1]->s : NULL;
-            value tv = UNDEF;
-            if (fn->list.n > 2) tv = vstr_n(I, fn->list.v[2]->s, fn->list.v[2]->slen, pos);
-            CK(tv);
-            if (test && strcmp(test, "equalto") && strcmp(test, "eq")) {     // validate the name once
-                static const char *KNOWN[] = {"boolean", "callable", "odd", "even", "false", "true", "none", "string",
-                                              "number", "integer", "iterable", "mapping", "sequence", "lower", "upper",
-                                              "defined", "undefined"};
-                bool ok = false;
-                for (size_t k = 0; k < sizeof KNOWN / sizeof KNOWN[0]; k++) ok |= !strcmp(test, KNOWN[k]);
-                if (!ok) return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown test: %s", test);
-            }
-            vlist *r = list_new(I, l->n);
-            if (!r) return OOM(I, pos);
-            for (size_t i = 0; i < l->n; i++) {
-                value *x = dict_find(l->v[i].u.d, an->s, an->slen);
-                bool res = false;
-                if (x) {
-                    if (test) { int t = named_test2(I, test, *x, tv, pos); if (t < 0) return UNDEF; res = t; }
-                    else res = truthy(*x);
-                }
-                if (res == sel) r->v[r->n++] = l->v[i];
-            }
-            return vlist_of(r, V_LIST);
-        }
-        if (!strcmp(f, "map")) {
-            if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-            value *attr = dict_find(a.kw, "attribute", 9);
-            if (!attr) return fail_at(I, pos, TV_ERR_UNSUPPORTED, "`map` expressions without `attribute` set are not currently supported.");
-            if (attr->t != V_STR) return fail_at(I, pos, TV_ERR_INVALID, "attribute must be a string");
-            value *dflt = dict_find(a.kw, "default", 7);
-            vlist *r = list_new(I, l->n);
-            if (!r) return OOM(I, pos);
-            for (size_t i = 0; i < l->n; i++) {
-                if (!is_attr_container(l->v[i])) return fail_at(I, pos, TV_ERR_INVALID, "items in map must be an object");
-                value x = get_attr_path(l->v[i], attr->u.s->s);
-                r->v[i] = x.t == V_UNDEF && dflt ? *dflt : x;
-            }
-            r->n = l->n;
-            return vlist_of(r, V_LIST);
-        }
-        return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown ArrayValue filter: %s", f);
+}
+
+static value f_list(interp *I, value v, filter_call *c) {
+    if (v.t != V_UNDEF) return v;
+    I->py = true;
+    vlist *l = list_new(I, 0);
+    return l ? vlist_of(l, V_LIST) : OOM(I, c->pos);
+}
+
+static value f_first(interp *I, value v, filter_call *c) { return v.u.l->n ? v.u.l->v[0] : UNDEF; }
+static value f_last(interp *I, value v, filter_call *c) { return v.u.l->n ? v.u.l->v[v.u.l->n - 1] : UNDEF; }
+
+static value f_reverse(interp *I, value v, filter_call *c) {
+    const vlist *l = v.u.l;
+    vlist *r = list_new(I, l->n);
+    if (!r) return OOM(I, c->pos);
+    for (size_t i = 0; i < l->n; i++) r->v[i] = l->v[l->n - 1 - i];
+    r->n = l->n;
+    return vlist_of(r, V_LIST);
+}
+
+static value f_minmax(interp *I, value v, filter_call *c) {   // extension (Jinja2: case-insensitive, empty -> undefined)
+    const vlist *l = v.u.l;
+    bool is_min = c->name[1] == 'i';
+    I->py = true;
+    if (l->n == 0) return UNDEF;
+    value best = l->v[0];
+    for (size_t i = 1; i < l->n; i++) {
+        int cmp = compare_values(I, l->v[i], best, false, c->pos);
+        if (I->failed) return UNDEF;
+        if (is_min ? cmp < 0 : cmp > 0) best = l->v[i];
     }
+    return best;
+}
+
+static value f_unique(interp *I, value v, filter_call *c) {
+    const vlist *l = v.u.l;
+    vlist *r = list_new(I, l->n);
+    if (!r) return OOM(I, c->pos);
+    for (size_t i = 0; i < l->n; i++) {
+        if (!step(I, c->pos)) return UNDEF;
+        I->steps += r->n / 16;   // quadratic: charge the comparisons
+        bool seen = false;
+        for (size_t j = 0; j < r->n && !seen; j++) seen = strict_eq(r->v[j], l->v[i]);
+        if (!seen) r->v[r->n++] = l->v[i];
+    }
+    return vlist_of(r, V_LIST);
+}
+
+static value f_sort(interp *I, value v, filter_call *c) {   // sort(reverse=false, case_sensitive=false, attribute=none)
+    const vlist *l = v.u.l;
+    uint32_t pos = c->pos;
+    value rev = c->arg[0], cs = c->arg[1], attr = c->arg[2];
+    if (rev.t == V_UNDEF) rev = vbool(false);
+    if (cs.t == V_UNDEF) cs = vbool(false);
+    if (attr.t == V_UNDEF) attr = NONE;
+    if (rev.t != V_BOOL) return fail_at(I, pos, TV_ERR_INVALID, "reverse must be a boolean");
+    if (cs.t != V_BOOL) return fail_at(I, pos, TV_ERR_INVALID, "case_sensitive must be a boolean");
+    if (attr.t != V_STR && attr.t != V_INT && attr.t != V_NONE) return fail_at(I, pos, TV_ERR_INVALID, "attribute must be a string, integer, or null");
+    char path[64];
+    const char *ap = NULL;
+    if (attr.t == V_STR) ap = attr.u.s->s;
+    else if (attr.t == V_INT) { snprintf(path, sizeof path, "%lld", (long long)attr.u.i); ap = path; }
+    sort_rec *recs = tpl_alloc(I->a, (l->n + 1) * 2 * sizeof *recs);
+    if (!recs) return OOM(I, pos);
+    for (size_t i = 0; i < l->n; i++) { recs[i].item = l->v[i]; recs[i].key = ap ? get_attr_path(l->v[i], ap) : l->v[i]; }
+    merge_sort(I, recs, recs + l->n + 1, l->n, cs.u.b, rev.u.b, pos);
+    CK(0);
+    vlist *r = list_new(I, l->n);
+    if (!r) return OOM(I, pos);
+    for (size_t i = 0; i < l->n; i++) r->v[i] = recs[i].item;
+    r->n = l->n;
+    return vlist_of(r, V_LIST);
+}
+
+// selectattr(attr[, test[, value]]) / rejectattr: raw, HF takes the arguments as string literals.
+static value f_selectattr(interp *I, value v, filter_call *c) {
+    const vlist *l = v.u.l;
+    const tpl_nodes *args = c->argn;
+    uint32_t pos = c->pos;
+    bool sel = c->name[0] == 's';
+    for (size_t i = 0; i < l->n; i++)
+        if (!is_attr_container(l->v[i])) return fail_at(I, pos, TV_ERR_INVALID, "`%s` can only be applied to array of objects", c->name);
+    for (size_t i = 0; i < args->n; i++)
+        if (args->v[i]->kind != N_STR) return fail_at(I, pos, TV_ERR_INVALID, "arguments of `%s` must be strings", c->name);
+    if (args->n == 0) return fail_at(I, pos, TV_ERR_INVALID, "`%s` needs an attribute name", c->name);
+    const tpl_node *an = args->v[0];
+    const char *test = args->n > 1 ? args->v[1]->s : NULL;
+    value tv = UNDEF;
+    if (args->n > 2) tv = vstr_n(I, args->v[2]->s, args->v[2]->slen, pos);
+    CK(tv);
+    if (test && strcmp(test, "equalto") && strcmp(test, "eq") && !is_known_test(test))   // validate the name once
+        return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown test: %s", test);
+    vlist *r = list_new(I, l->n);
+    if (!r) return OOM(I, pos);
+    for (size_t i = 0; i < l->n; i++) {
+        value *x = dict_find(l->v[i].u.d, an->s, an->slen);
+        bool res = false;
+        if (x) {
+            if (test) { int t = named_test2(I, test, *x, tv, pos); if (t < 0) return UNDEF; res = t; }
+            else res = truthy(*x);
+        }
+        if (res == sel) r->v[r->n++] = l->v[i];
+    }
+    return vlist_of(r, V_LIST);
+}
+
+static value f_map(interp *I, value v, filter_call *c) {   // map(attribute=..., default=...)
+    const vlist *l = v.u.l;
+    uint32_t pos = c->pos;
+    value *attr = dict_find(c->a.kw, "attribute", 9);
+    if (!attr) return fail_at(I, pos, TV_ERR_UNSUPPORTED, "`map` expressions without `attribute` set are not currently supported.");
+    if (attr->t != V_STR) return fail_at(I, pos, TV_ERR_INVALID, "attribute must be a string");
+    value *dflt = dict_find(c->a.kw, "default", 7);
+    vlist *r = list_new(I, l->n);
+    if (!r) return OOM(I, pos);
+    for (size_t i = 0; i < l->n; i++) {
+        if (!is_attr_container(l->v[i])) return fail_at(I, pos, TV_ERR_INVALID, "items in map must be an object");
+        value x = get_attr_path(l->v[i], attr->u.s->s);
+        r->v[i] = x.t == V_UNDEF && dflt ? *dflt : x;
+    }
+    r->n = l->n;
+    return vlist_of(r, V_LIST);
+}
+
+static value f_indent(interp *I, value v, filter_call *c) {   // indent(width=4, first=false, blank=false)
+    value w = c->arg[0];
+    if (w.t == V_UNDEF) w = vint(4);
+    if (w.t != V_INT) return fail_at(I, c->pos, TV_ERR_INVALID, "width must be a number");
+    return filter_indent(I, v.u.s, w.u.i, truthy(c->arg[1]), truthy(c->arg[2]), c->pos);
+}
+
+static value f_replace(interp *I, value v, filter_call *c) {   // str.replace(old, new[, count])
+    vfunc fb = {F_BUILTIN, B_S_REPLACE, v, NULL, NULL};
+    return call_builtin(I, &fb, &c->a, c->pos);
+}
+
+static value f_int(interp *I, value v, filter_call *c) {   // bare: floats floor
+    if (v.t == V_STR) { bool nan; return parse_int_js(I, v.u.s, vint(0), &nan); }
+    if (v.t == V_BOOL) return vint(v.u.b);
+    if (v.t == V_INT) return v;
+    double d = floor(v.u.f);
+    if (!(d > -9.2e18 && d < 9.2e18)) return fail_at(I, c->pos, TV_ERR_RANGE, "int: value out of range");
+    return vint((int64_t)d);
+}
+
+static value f_float(interp *I, value v, filter_call *c) {
+    if (v.t == V_STR) return parse_float_js(v.u.s, vfloat(0));
+    return vfloat(v.t == V_BOOL ? (double)v.u.b : num(v));
+}
+
+static value f_int_float_call(interp *I, value v, filter_call *c) {   // int(default=0) / float(default=0.0): numbers pass through
+    bool is_int = c->name[0] == 'i';
+    value d = c->arg[0];
+    if (d.t == V_UNDEF) d = is_int ? vint(0) : vfloat(0);
     if (v.t == V_STR) {
-        if (!strcmp(f, "indent")) {
-            if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-            value w = arg_or_kw(&a, 0, "width"), first = arg_or_kw(&a, 1, "first"), blank = arg_or_kw(&a, 2, "blank");
-            if (w.t == V_UNDEF) w = vint(4);
-            if (w.t != V_INT) return fail_at(I, pos, TV_ERR_INVALID, "width must be a number");
-            return filter_indent(I, v.u.s, w.u.i, truthy(first), truthy(blank), pos);
-        }
-        if (!strcmp(f, "replace")) {
-            if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-            vfunc fb = {F_BUILTIN, B_S_REPLACE, v, NULL, NULL};
-            return call_builtin(I, &fb, &a, pos);
-        }
-        return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown StringValue filter: %s", f);
+        if (is_int) { bool nan; return parse_int_js(I, v.u.s, d, &nan); }
+        return parse_float_js(v.u.s, d);
     }
-    if (is_dict(v)) {
-        static const struct { const char *name; builtin_id id; } DB[] = {
-            {"get", B_D_GET}, {"items", B_D_ITEMS}, {"keys", B_D_KEYS}, {"values", B_D_VALUES}, {"dictsort", B_D_DICTSORT}};
-        for (size_t i = 0; i < sizeof DB / sizeof DB[0]; i++) {
-            if (strcmp(f, DB[i].name)) continue;
-            if (!eval_args(I, &fn->list, e, &a, pos)) return UNDEF;
-            vfunc fb = {F_BUILTIN, DB[i].id, v, NULL, NULL};
-            return call_builtin(I, &fb, &a, pos);
-        }
-        return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Unknown ObjectValue filter: %s", f);
-    }
-    return fail_at(I, pos, TV_ERR_UNSUPPORTED, "Cannot apply filter \"%s\" to type: %s", f, type_name(v.t));
+    if (is_num(v)) return v;
+    if (v.t == V_BOOL) return is_int ? vint(v.u.b) : vfloat(v.u.b);
+    return cannot_apply(I, c, v);
+}
 
-do_join:;
-    {
-        sbuf b = {0};
-        for (size_t i = 0; i < v.u.l->n; i++) {
-            value x = v.u.l->v[i];
-            if (x.t != V_NONE && x.t != V_UNDEF && !js_string(I, &b, x, pos)) { free(b.s); return UNDEF; }
-        }
-        return sb_finish(I, &b, pos);
+static value f_abs(interp *I, value v, filter_call *c) {
+    return v.t == V_INT ? vint(v.u.i < 0 ? -v.u.i : v.u.i) : vfloat(fabs(v.u.f));
+}
+
+static value f_bool(interp *I, value v, filter_call *c) { return v; }
+
+static value f_default(interp *I, value v, filter_call *c) {   // default(value="", boolean=false)
+    value d = c->a.n_pos > 0 ? c->a.pos[0] : vstr(I, "", c->pos);
+    CK(d);
+    value bv = c->arg[1];
+    if (bv.t == V_UNDEF) bv = vbool(false);
+    if (bv.t != V_BOOL) return fail_at(I, c->pos, TV_ERR_INVALID, "`default` filter flag must be a boolean");
+    if (v.t == V_UNDEF || (bv.u.b && !truthy(v))) return d;
+    return v;
+}
+
+// The dict methods (d.get(...), d.items(), ...), also reachable as filters.
+static const struct { const char *name; builtin_id id; } DICT_METHODS[] = {
+    {"get", B_D_GET}, {"items", B_D_ITEMS}, {"keys", B_D_KEYS}, {"values", B_D_VALUES}, {"dictsort", B_D_DICTSORT}};
+
+static bool dict_method(const char *name, builtin_id *id) {
+    for (size_t i = 0; i < sizeof DICT_METHODS / sizeof DICT_METHODS[0]; i++)
+        if (!strcmp(name, DICT_METHODS[i].name)) { *id = DICT_METHODS[i].id; return true; }
+    return false;
+}
+
+static value f_dict_method(interp *I, value v, filter_call *c) {
+    builtin_id id = B_D_GET;
+    dict_method(c->name, &id);
+    vfunc fb = {F_BUILTIN, id, v, NULL, NULL};
+    return call_builtin(I, &fb, &c->a, c->pos);
+}
+
+static const filter_def FILTERS[] = {
+    // name          forms      accepts                                   raw    kw_only params                                                fn
+    {"safe",         FORM_BARE, T_ANY,                                    false, false, {0},                                                   f_safe},
+    {"tojson",       FORM_BOTH, T_ANY,                                    false, true,  {"indent", "ensure_ascii", "sort_keys", "separators"}, f_tojson},
+    {"default",      FORM_CALL, T_ANY,                                    false, false, {NULL, "boolean"},                                     f_default},
+    {"trim",         FORM_BARE, T_UNDEF | T_STR,                          false, false, {0},                                                   f_trim},
+    {"upper",        FORM_BARE, T_UNDEF | T_STR,                          false, false, {0},                                                   f_upper},
+    {"lower",        FORM_BARE, T_UNDEF | T_STR,                          false, false, {0},                                                   f_lower},
+    {"title",        FORM_BARE, T_UNDEF | T_STR,                          false, false, {0},                                                   f_title},
+    {"capitalize",   FORM_BARE, T_UNDEF | T_STR,                          false, false, {0},                                                   f_capitalize},
+    {"string",       FORM_BARE, T_UNDEF | T_LIST | T_STR | T_NUM | T_BOOL, false, false, {0},                                                  f_string},
+    {"join",         FORM_BARE, T_UNDEF | T_LIST | T_STR,                 false, false, {0},                                                   f_join},
+    {"join",         FORM_CALL, T_ANY,                                    true,  false, {"separator"},                                         f_join_call},
+    {"length",       FORM_BARE, T_UNDEF | T_LIST | T_STR | T_DICT,        false, false, {0},                                                   f_length},
+    {"list",         FORM_BARE, T_UNDEF | T_LIST,                         false, false, {0},                                                   f_list},
+    {"first",        FORM_BARE, T_LIST,                                   false, false, {0},                                                   f_first},
+    {"last",         FORM_BARE, T_LIST,                                   false, false, {0},                                                   f_last},
+    {"reverse",      FORM_BARE, T_LIST,                                   false, false, {0},                                                   f_reverse},
+    {"min",          FORM_BARE, T_LIST,                                   false, false, {0},                                                   f_minmax},
+    {"max",          FORM_BARE, T_LIST,                                   false, false, {0},                                                   f_minmax},
+    {"unique",       FORM_BARE, T_LIST,                                   false, false, {0},                                                   f_unique},
+    {"sort",         FORM_BOTH, T_LIST,                                   false, false, {"reverse", "case_sensitive", "attribute"},            f_sort},
+    {"selectattr",   FORM_CALL, T_LIST,                                   true,  false, {0},                                                   f_selectattr},
+    {"rejectattr",   FORM_CALL, T_LIST,                                   true,  false, {0},                                                   f_selectattr},
+    {"map",          FORM_CALL, T_LIST,                                   false, false, {0},                                                   f_map},
+    {"indent",       FORM_BOTH, T_STR,                                    false, false, {"width", "first", "blank"},                           f_indent},
+    {"replace",      FORM_CALL, T_STR,                                    false, false, {0},                                                   f_replace},
+    {"int",          FORM_BARE, T_STR | T_NUM | T_BOOL,                   false, false, {0},                                                   f_int},
+    {"float",        FORM_BARE, T_STR | T_NUM | T_BOOL,                   false, false, {0},                                                   f_float},
+    {"int",          FORM_CALL, T_ANY,                                    false, false, {"default"},                                           f_int_float_call},
+    {"float",        FORM_CALL, T_ANY,                                    false, false, {"default"},                                           f_int_float_call},
+    {"abs",          FORM_BARE, T_NUM,                                    false, false, {0},                                                   f_abs},
+    {"bool",         FORM_BARE, T_BOOL,                                   false, false, {0},                                                   f_bool},
+    {"get",          FORM_BOTH, T_DICT,                                   false, false, {0},                                                   f_dict_method},
+    {"items",        FORM_BOTH, T_DICT,                                   false, false, {0},                                                   f_dict_method},
+    {"keys",         FORM_BOTH, T_DICT,                                   false, false, {0},                                                   f_dict_method},
+    {"values",       FORM_BOTH, T_DICT,                                   false, false, {0},                                                   f_dict_method},
+    {"dictsort",     FORM_BOTH, T_DICT,                                   false, false, {0},                                                   f_dict_method},
+};
+
+// The value families HF dispatches filters on ("ArrayValue", ...); NULL where it has none in that form.
+static const char *filter_family(vtype t, bool is_call) {
+    if (t == V_LIST || t == V_TUPLE) return "ArrayValue";
+    if (t == V_STR) return "StringValue";
+    if (t == V_DICT || t == V_KWARGS) return "ObjectValue";
+    if (is_call) return NULL;
+    if (t == V_INT || t == V_FLOAT) return "NumericValue";
+    if (t == V_BOOL) return "BooleanValue";
+    return NULL;
+}
+
+static value apply_filter(interp *I, value v, const tpl_node *fn, env *e) {
+    bool is_call = fn->kind == N_CALL;
+    if (is_call ? fn->a->kind != N_IDENT : fn->kind != N_IDENT) return fail_at(I, fn->pos, TV_ERR_UNSUPPORTED, "Unknown filter");
+    filter_call c = {NULL, is_call ? fn->a->s : fn->s, fn->pos, is_call ? &fn->list : NULL, e, {NULL, 0, NULL}, {UNDEF, UNDEF, UNDEF, UNDEF}};
+    const filter_def *d = NULL;
+    for (size_t i = 0; i < sizeof FILTERS / sizeof FILTERS[0] && !d; i++)
+        if ((FILTERS[i].forms & (is_call ? FORM_CALL : FORM_BARE)) && !strcmp(FILTERS[i].name, c.name)) d = &FILTERS[i];
+    c.def = d;
+    if (!d || !(d->types & T_BIT(v.t))) {
+        const char *family = filter_family(v.t, is_call);
+        if (family) return fail_at(I, c.pos, TV_ERR_UNSUPPORTED, "Unknown %s filter: %s", family, c.name);
+        return cannot_apply(I, &c, v);
     }
+    if (is_call && !d->raw && !filter_bind(I, &c)) return UNDEF;
+    return d->fn(I, v, &c);
 }
 
 // ---- builtin functions and methods ----
@@ -1582,16 +1710,13 @@ static value member_of(interp *I, value obj, value prop, uint32_t pos) {
         {"capitalize", B_S_CAPITALIZE}, {"rstrip", B_S_RSTRIP}, {"lstrip", B_S_LSTRIP},
         {"startswith", B_S_STARTSWITH}, {"endswith", B_S_ENDSWITH}, {"split", B_S_SPLIT}, {"replace", B_S_REPLACE},
         {"format", B_S_FORMAT}};
-    static const struct { const char *name; builtin_id id; } DB[] = {
-        {"get", B_D_GET}, {"items", B_D_ITEMS}, {"keys", B_D_KEYS}, {"values", B_D_VALUES}, {"dictsort", B_D_DICTSORT}};
     if (is_attr_container(obj)) {
         if (prop.t == V_INT) { I->py = true; value *x = dict_find_int(obj.u.d, prop.u.i); return x ? *x : UNDEF; }   // extension
         if (prop.t != V_STR) return fail_at(I, pos, TV_ERR_INVALID, "Cannot access property with non-string: got %s", type_name(prop.t));
         value *x = dict_find(obj.u.d, prop.u.s->s, prop.u.s->n);
         if (x) return *x;
-        if (obj.t != V_NS)
-            for (size_t i = 0; i < sizeof DB / sizeof DB[0]; i++)
-                if (!strcmp(prop.u.s->s, DB[i].name)) return mkfunc(I, F_BUILTIN, DB[i].id, obj, pos);
+        builtin_id id;
+        if (obj.t != V_NS && dict_method(prop.u.s->s, &id)) return mkfunc(I, F_BUILTIN, id, obj, pos);
         return UNDEF;
     }
     if (is_list(obj) || obj.t == V_STR) {
