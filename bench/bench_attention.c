@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
     printf("TinyLlama attention (22 layers, 32/4 heads, hd 64, f16 KV, block 16), kernel path %s, %d reps\n",
            kern_path(), reps);
     tv_roofline roof = {0};
-    if (roofline_measure(1, &roof, NULL) == TV_OK)
+    if (tv_roofline_measure(1, &roof, NULL) == TV_OK)
         printf("1-thread limits: %.1f GB/s read, %.0f GFLOP/s fp32 (%s)\n", roof.mem_bw_gbs, roof.fp32_gflops, roof.isa);
     printf("%-16s %-8s %3s %12s %12s %14s\n", "mode", "impl", "thr", "wall ms", "cpu ms", "achieved");
     double *wall = malloc(sizeof(double) * reps), *cpu = malloc(sizeof(double) * reps);

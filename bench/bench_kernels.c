@@ -3,7 +3,7 @@
 //   bench_kernels [path] [threads] [type]   path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default best)
 //
 // Measures (all with the given thread count on the library's thread pool):
-//   roofline          read bandwidth, int8 and fp32 peaks of this machine (roofline_measure)
+//   roofline          read bandwidth, int8 and fp32 peaks of this machine (tv_roofline_measure)
 //   GEMV              y = W x, 1 token, W rotated over copies totalling > 128 MiB so reads come from
 //                     DRAM; reported as GB/s of weight bytes and as a fraction of read bandwidth
 //   GEMM              n_tok = 16, 64, 256 tokens; GOPS = 2 * rows * cols * n_tok / s, vs int8 peak
@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
 
     // the machine's limits, measured now with the same thread count (src/util/roofline.h)
     tv_roofline roof;
-    if (roofline_measure(nth, &roof, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
+    if (tv_roofline_measure(nth, &roof, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
     const double best_bw = roof.mem_bw_gbs, peak = roof.int8_gops;
     printf("roofline (%s): read bandwidth %.1f GB/s, int8 peak %.1f GOPS, fp32 FMA peak %.1f GFLOPS\n", roof.isa,
            roof.mem_bw_gbs, roof.int8_gops, roof.fp32_gflops);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tinyvllm.h"
+
 // Prints "tinyvllm <cmd>: <msg>" to stderr and returns 2 (usage error).
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Strict parses: the whole string must be a number within [lo, hi].
@@ -15,5 +17,9 @@ bool cli_parse_float(const char *s, float lo, float hi, float *out);
 int32_t *cli_parse_ids(const char *s, size_t *n);
 // Appends n bytes (NUL-terminates); false on allocation failure.
 bool cli_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+// Monotonic clock in milliseconds (for the timings the commands print).
+double cli_time_ms(void);
+// Rewrites err's message as "<prefix>: <message>" (the code is kept).
+void cli_error_prefix(tv_error *err, const char *prefix);
 
 #endif

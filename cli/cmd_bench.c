@@ -21,10 +21,8 @@
 #include "cli.h"
 #include "cli_util.h"
 #include "kernels/kernels.h"
-#include "model/model.h"
 #include "tinyvllm.h"
-#include "util/roofline.h"
-#include "util/status.h"
+#include "tinyvllm_tools.h"
 
 #define BENCH_BATCH_PROMPT 128   // prompt tokens per sequence in the batch test (fewer when the
                                  // model's context cannot hold 128 + N; reported as batch_prompt)
@@ -91,9 +89,9 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
     memset(r, 0, sizeof *r);
     int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);   // (n_prompt) prompt of the request being added
     req_state *rs = calloc((size_t)n_req, sizeof *rs);        // (n_req)
-    if (!ids || !rs) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto cleanup; }
+    if (!ids || !rs) { st = tv_error_set(err, TV_ERR_NOMEM, "out of memory"); goto cleanup; }
     uint64_t rng = seed;
-    double t0 = time_ms();
+    double t0 = cli_time_ms();
     for (int q = 0; q < n_req; q++) {
         for (int i = 0; i < n_prompt; i++) ids[i] = (int32_t)(splitmix64(&rng) % (uint64_t)n_vocab);
         tv_request_params rp;
@@ -125,10 +123,10 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
                 q->done = true;
                 n_done++;
                 any_finished = true;
-                if (outs[i].finish == TV_FINISH_ABORT) { st = err_fail(err, TV_ERR_STATE, "a benchmark request was aborted"); goto cleanup; }
+                if (outs[i].finish == TV_FINISH_ABORT) { st = tv_error_set(err, TV_ERR_STATE, "a benchmark request was aborted"); goto cleanup; }
             }
         }
-        if (t_all_started == 0.0 && n_started == n_req) t_all_started = time_ms();
+        if (t_all_started == 0.0 && n_started == n_req) t_all_started = cli_time_ms();
         tv_engine_stats es;
         tv_engine_get_stats(e, &es);
         if (!any_finished && es.n_running == n_req) {
@@ -138,9 +136,9 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
             r->kv_slots_used = used;
             r->has_kv = true;
         }
-        if (!tv_engine_has_work(e) && n_done < n_req) { st = err_fail(err, TV_ERR_STATE, "engine idle with requests unfinished"); goto cleanup; }
+        if (!tv_engine_has_work(e) && n_done < n_req) { st = tv_error_set(err, TV_ERR_STATE, "engine idle with requests unfinished"); goto cleanup; }
     }
-    double t1 = time_ms();
+    double t1 = cli_time_ms();
     r->t_total_ms = t1 - t0;
     r->t_decode_ms = t_all_started > 0.0 ? t1 - t_all_started : 0.0;
     for (int q = 0; q < n_req; q++) r->n_generated += (uint64_t)rs[q].n_generated;
@@ -247,7 +245,7 @@ static void peer_parse_markdown(peer *p, const char *text) {
 // Runs the peer's command through the shell (the user's own command line), parses its stdout.
 static bool peer_run(peer *p, tv_error *err) {
     FILE *f = popen(p->cmd, "r");
-    if (!f) { err_fail(err, TV_ERR_IO, "--compare %s: cannot run '%s'", p->name, p->cmd); return false; }
+    if (!f) { tv_error_set(err, TV_ERR_IO, "--compare %s: cannot run '%s'", p->name, p->cmd); return false; }
     char *out = NULL;
     size_t len = 0, cap = 0;
     char buf[4096];
@@ -256,10 +254,10 @@ static bool peer_run(peer *p, tv_error *err) {
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         if (!cli_append(&out, &len, &cap, buf, n)) { ok = false; break; }
     int status = pclose(f);
-    if (!ok) { free(out); err_fail(err, TV_ERR_NOMEM, "--compare %s: out of memory", p->name); return false; }
+    if (!ok) { free(out); tv_error_set(err, TV_ERR_NOMEM, "--compare %s: out of memory", p->name); return false; }
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         free(out);
-        err_fail(err, TV_ERR_IO, "--compare %s: '%s' failed (exit status %d)", p->name, p->cmd,
+        tv_error_set(err, TV_ERR_IO, "--compare %s: '%s' failed (exit status %d)", p->name, p->cmd,
                 status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return false;
     }
@@ -268,24 +266,8 @@ static bool peer_run(peer *p, tv_error *err) {
     if (*t == '[' || *t == '{') peer_parse_json(p, t);
     else peer_parse_markdown(p, t);
     free(out);
-    if (!p->ok) { err_fail(err, TV_ERR_FORMAT, "--compare %s: no pp/tg results found in its output", p->name); return false; }
+    if (!p->ok) { tv_error_set(err, TV_ERR_FORMAT, "--compare %s: no pp/tg results found in its output", p->name); return false; }
     return true;
-}
-
-// ---- model facts for the roofline ----
-
-// Parameters that take part in matmuls per token (attention score/value products not counted).
-static double matmul_params(const tv_model *m) {
-    const tv_hparams *hp = model_hparams(m);
-    const tv_layer *L = model_layers(m);
-    double n = 0.0;
-    for (int l = 0; l < hp->n_layers; l++) {
-        const tv_tensor *ts[7] = { &L[l].wq, &L[l].wk, &L[l].wv, &L[l].wo, &L[l].w_gate, &L[l].w_up, &L[l].w_down };
-        for (int i = 0; i < 7; i++) n += (double)ts[i]->ne[0] * (double)ts[i]->ne[1];
-    }
-    const tv_tensor *out = model_output(m);
-    if (out) n += (double)out->ne[0] * (double)out->ne[1];
-    return n;
 }
 
 static cJSON *num_or_null(bool has, double v) { return has ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
@@ -334,24 +316,26 @@ int cmd_bench(int argc, char **argv) {
     if (kern_init(cpu, &err)) { fprintf(stderr, "tinyvllm bench: %s\n", err.msg); rc = 2; goto done; }
 
     // ---- load ----
-    double t0 = time_ms();
+    double t0 = cli_time_ms();
     tv_model_params mp;
     tv_model_params_default(&mp);
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
-    const double load_ms = time_ms() - t0;
-    double repack_ms = 0;
-    const int n_packed = model_n_packed(m, &repack_ms);
+    const double load_ms = cli_time_ms() - t0;
+    tv_model_info info;
+    tv_model_get_info(m, &info);
+    const double repack_ms = info.repack_ms;
+    const int n_packed = info.n_packed;
     const int32_t n_vocab = tv_model_n_vocab(m);
     const int n_ctx = tv_model_n_ctx(m);
     int batch_prompt = BENCH_BATCH_PROMPT;
     if (batch > 0 && batch_prompt + n_gen + 1 > n_ctx) batch_prompt = (int)(n_ctx - n_gen - 1);
     if (batch > 0 && batch_prompt < 1) {
-        err_fail(&err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", n_gen, n_ctx);
+        tv_error_set(&err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", n_gen, n_ctx);
         goto fail;
     }
     const int longest = (int)(n_prompt > batch_prompt || batch == 0 ? n_prompt : batch_prompt);
     if ((long)longest + (n_gen > 1 ? n_gen : 1) + 1 > n_ctx || n_gen + 2 > n_ctx) {
-        err_fail(&err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", n_prompt, n_gen, n_ctx);
+        tv_error_set(&err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", n_prompt, n_gen, n_ctx);
         goto fail;
     }
 
@@ -400,10 +384,10 @@ int cmd_bench(int argc, char **argv) {
     tv_engine_free(e);   // its pool would compete with the roofline probes
     e = NULL;
 
-    const size_t wbytes = model_weight_bytes(m);
-    const double n_params = matmul_params(m);
+    const size_t wbytes = info.weight_bytes;
+    const double n_params = (double)info.n_params;
     tv_roofline rl = {0};
-    if (roofline && roofline_measure(n_threads, &rl, &err)) goto fail;
+    if (roofline && tv_roofline_measure(n_threads, &rl, &err)) goto fail;
     const double tg_med = s_median(&tg), pp_med = s_median(&pp), bd_med = s_median(&bd);
     const double tg_bound = roofline && wbytes ? rl.mem_bw_gbs * 1e9 / (double)wbytes : 0.0;      // tok/s
     const double pp_bound = roofline && n_params > 0 ? rl.int8_gops * 1e9 / (2.0 * n_params) : 0.0;  // tok/s
@@ -417,7 +401,7 @@ int cmd_bench(int argc, char **argv) {
 
     if (json) {
         jo = cJSON_CreateObject();
-        if (!jo) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        if (!jo) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
         cJSON_AddStringToObject(jo, "model", model_path);
         cJSON_AddNumberToObject(jo, "threads", n_threads);
         cJSON_AddStringToObject(jo, "kernels", kern_path());
@@ -469,7 +453,7 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddItemToArray(jp, o);
         }
         char *txt = cJSON_PrintUnformatted(jo);
-        if (!txt) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        if (!txt) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
         printf("%s\n", txt);
         free(txt);
     } else {

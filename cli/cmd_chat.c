@@ -23,8 +23,6 @@
 #include "kernels/kernels.h"
 #include "tinyvllm.h"
 #include "tokenizer/chat_prompt.h"
-#include "tokenizer/tokenizer.h"
-#include "util/status.h"
 
 #define CMD "chat"
 
@@ -156,19 +154,19 @@ int cmd_chat(int argc, char **argv) {
 
     if (tpl_path && !(tpl_src = slurp(tpl_path, &tpl_len))) return 1;
     if (kern_init(NULL, &err)) goto fail;
-    double t0 = time_ms();
+    double t0 = cli_time_ms();
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tok_path;
     mp.n_ctx = (int)ctx;
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
     const tv_tokenizer *tok = tv_model_tokenizer(m);
-    if (!tok) { err_fail(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE", model_path); goto fail; }
+    if (!tok) { tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE", model_path); goto fail; }
     const char *src = tpl_src;
     size_t src_len = tpl_len;
     if (!src && (src = tv_model_chat_template(m))) src_len = strlen(src);
     if (!(cp = tv_chat_prompt_create(tok, src, src_len, &err))) {
-        err_fail_prefix(&err, err.code, "%s", tpl_path ? tpl_path : "the model's chat template");
+        cli_error_prefix(&err, tpl_path ? tpl_path : "the model's chat template");
         goto fail;
     }
     if (tv_chat_prompt_is_plain(cp))
@@ -192,11 +190,11 @@ int cmd_chat(int argc, char **argv) {
     bool is_tty = isatty(STDIN_FILENO);
     if (is_tty)
         fprintf(stderr, "tinyvllm %s: %s loaded in %.0f ms, context %ld, up to %ld new tokens per reply; /help for commands\n",
-                CMD, tv_model_name(m) ? tv_model_name(m) : model_path, time_ms() - t0, n_ctx, n_new);
+                CMD, tv_model_name(m) ? tv_model_name(m) : model_path, cli_time_ms() - t0, n_ctx, n_new);
 
-    if (!(history = cJSON_CreateArray())) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+    if (!(history = cJSON_CreateArray())) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     bool has_system = system != NULL;
-    if (has_system && !add_message(history, "system", system)) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+    if (has_system && !add_message(history, "system", system)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
 
     // A template that rejects this conversation's shape (e.g. "System role not supported") would
     // refuse every message: say so once, up front.
@@ -204,11 +202,11 @@ int cmd_chat(int argc, char **argv) {
         cJSON *probe = cJSON_Duplicate(history, true);
         char *out = NULL;
         tv_status st = probe && add_message(probe, "user", "Hello") ? tv_chat_prompt_render(cp, probe, &out, &err)
-                                                                    : err_fail(&err, TV_ERR_NOMEM, "out of memory");
+                                                                    : tv_error_set(&err, TV_ERR_NOMEM, "out of memory");
         cJSON_Delete(probe);
         free(out);
         if (st) {
-            if (has_system && st != TV_ERR_NOMEM) err_fail_prefix(&err, st, "with --system");
+            if (has_system && st != TV_ERR_NOMEM) cli_error_prefix(&err, "with --system");
             goto fail;
         }
     }
@@ -230,7 +228,7 @@ int cmd_chat(int argc, char **argv) {
         ssize_t n_line = getline(&line, &line_cap, stdin);
         if (n_line < 0) {
             if (g_interrupted || errno == EINTR) { if (is_tty) fputc('\n', stdout); break; }   // Ctrl-C at the prompt
-            if (ferror(stdin)) { err_fail(&err, TV_ERR_IO, "error reading stdin: %s", strerror(errno)); goto fail; }
+            if (ferror(stdin)) { tv_error_set(&err, TV_ERR_IO, "error reading stdin: %s", strerror(errno)); goto fail; }
             if (is_tty) fputc('\n', stdout);
             break;   // EOF
         }
@@ -256,7 +254,7 @@ int cmd_chat(int argc, char **argv) {
             if (st == TV_ERR_NOMEM) { err = terr; goto fail; }
             if (st) { fprintf(stderr, "tinyvllm %s: your message: %s; not sent\n", CMD, terr.msg); continue; }
         }
-        if (!add_message(history, "user", msg)) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        if (!add_message(history, "user", msg)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
 
         // render the whole history, dropping the oldest exchanges when it does not fit
         int n_dropped = 0;
@@ -301,8 +299,8 @@ int cmd_chat(int argc, char **argv) {
 
         // stream the reply
         reply_len = 0;
-        if (!cli_append(&reply, &reply_len, &reply_cap, "", 0)) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-        double t_start = time_ms(), t_first = 0;
+        if (!cli_append(&reply, &reply_len, &reply_cap, "", 0)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        double t_start = cli_time_ms(), t_first = 0;
         tv_finish_reason finish = TV_FINISH_NONE;
         int n_gen = 0;
         bool aborted = false, shown_any = false;
@@ -317,10 +315,10 @@ int cmd_chat(int argc, char **argv) {
             if (tv_engine_step(e, &outs, &n_outs, &err)) goto fail;
             for (int i = 0; i < n_outs; i++) {
                 const tv_request_output *o = &outs[i];
-                if (o->n_new && !t_first) t_first = time_ms();
+                if (o->n_new && !t_first) t_first = cli_time_ms();
                 n_gen = o->n_generated;
                 if (o->text_len) {
-                    if (!cli_append(&reply, &reply_len, &reply_cap, o->text, o->text_len)) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+                    if (!cli_append(&reply, &reply_len, &reply_cap, o->text, o->text_len)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
                     // shown from its first non-blank byte ("Assistant: Hi" / "[/INST] Hi" -> "Hi")
                     const char *show = o->text;
                     size_t n_show = o->text_len;
@@ -334,7 +332,7 @@ int cmd_chat(int argc, char **argv) {
                 if (o->finish) finish = o->finish;
             }
         }
-        double t_end = time_ms();
+        double t_end = cli_time_ms();
         g_interrupted = 0;   // a Ctrl-C that came as the reply finished was for the reply, not the prompt
         fputc('\n', stdout);
         fflush(stdout);
@@ -345,7 +343,7 @@ int cmd_chat(int argc, char **argv) {
         const char *fin = finish == TV_FINISH_STOP ? "stop" : finish == TV_FINISH_LENGTH ? "length" : "aborted";
         fprintf(stderr, "tinyvllm %s: prompt %zu tok, %.1f tok/s | reply %d tok, %.1f tok/s | finish %s\n", CMD, rp.n_prompt,
                 pp_tps, n_gen, tg_tps, fin);
-        if (!add_message(history, "assistant", trim(reply))) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        if (!add_message(history, "assistant", trim(reply))) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     }
     rc = 0;
     goto done;

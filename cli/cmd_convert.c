@@ -1,12 +1,11 @@
 // cmd_convert.c — `tinyvllm convert llama2c MODEL.bin [TOKENIZER.bin] -o OUT.gguf [--name NAME]`:
 // a llama2.c checkpoint (v0 or v1) -> a GGUF v3 llama model with F32 tensors that llama.cpp and
-// tinyvllm load. The conversion itself is llama2c_to_gguf() (src/formats/llama2c.h).
+// tinyvllm load, through tv_convert_llama2c (tinyvllm_tools.h).
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
-#include "formats/gguf.h"
-#include "formats/llama2c.h"
+#include "tinyvllm_tools.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -55,27 +54,12 @@ int cmd_convert(int argc, char **argv) {
         name = default_name;
     }
 
-    int rc = 1;
     tv_error err = { 0 };
-    tv_llama2c_vocab *vocab = NULL;
-    gguf_writer *w = NULL;
-    tv_llama2c *m = llama2c_open(model_path, &err);
-    if (!m) goto done;
-    const tv_llama2c_config *c = llama2c_get_config(m);
-    if (tok_path && !(vocab = llama2c_vocab_open(tok_path, c->vocab_size, &err))) goto done;
-    w = gguf_writer_create();
-    if (!w) { snprintf(err.msg, sizeof err.msg, "out of memory"); goto done; }
-    if (llama2c_to_gguf(m, vocab, name, w, &err) != TV_OK) goto done;
-    if (gguf_writer_write(w, out, &err) != TV_OK) goto done;
-    printf("wrote %s: llama2.c v%d, dim %d, hidden %d, layers %d, heads %d/%d kv, vocab %d%s, ctx %d, %d tensors (F32)%s\n",
-           out, c->version, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
-           c->shared_classifier ? " (tied output)" : "", c->seq_len, llama2c_n_tensors(m),
-           vocab ? ", with tokenizer" : ", no tokenizer");
-    rc = 0;
-done:
-    if (rc) fprintf(stderr, "tinyvllm convert: %s\n", err.msg);
-    gguf_writer_free(w);
-    llama2c_vocab_free(vocab);
-    llama2c_close(m);
-    return rc;
+    char summary[256];
+    if (tv_convert_llama2c(model_path, tok_path, name, out, summary, sizeof summary, &err) != TV_OK) {
+        fprintf(stderr, "tinyvllm convert: %s\n", err.msg);
+        return 1;
+    }
+    printf("wrote %s: %s\n", out, summary);
+    return 0;
 }

@@ -8,10 +8,8 @@
 
 #include "cli.h"
 #include "cli_util.h"
-#include "model/model.h"
+#include "kernels/kernels.h"
 #include "tinyvllm.h"
-#include "tokenizer/tokenizer.h"
-#include "util/status.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -90,7 +88,7 @@ int cmd_generate(int argc, char **argv) {
         return cli_usage_error("generate", "--prompt-ids: '%s' is not a comma-separated list of token ids", prompt_ids_s);
     if (kern_init(cpu, &err)) { fprintf(stderr, "tinyvllm generate: %s\n", err.msg); free(ids); return 2; }
 
-    double t0 = time_ms();
+    double t0 = cli_time_ms();
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tok_path;
@@ -102,7 +100,7 @@ int cmd_generate(int argc, char **argv) {
     ec.max_num_seqs = 1;
     ec.kv_bits = (int)kv_bits;
     if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
-    double t_load = time_ms() - t0;
+    double t_load = cli_time_ms() - t0;
 
     tv_request_params rp;
     tv_request_params_default(&rp);
@@ -115,7 +113,7 @@ int cmd_generate(int argc, char **argv) {
     rp.n_stop_ids = n_stop_ids;
     if (prompt) {
         if (!tv_model_tokenizer(m)) {
-            err_fail(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE or use --prompt-ids", model_path);
+            tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE or use --prompt-ids", model_path);
             goto fail;
         }
         if (tv_tokenize(tv_model_tokenizer(m), prompt, strlen(prompt), !no_bos && tv_tokenizer_add_bos_default(tv_model_tokenizer(m)),
@@ -126,7 +124,7 @@ int cmd_generate(int argc, char **argv) {
     rp.n_prompt = n_ids;
     if (tv_engine_add_request(e, &rp, NULL, &err)) goto fail;
 
-    double t_start = time_ms(), t_first = 0;
+    double t_start = cli_time_ms(), t_first = 0;
     tv_finish_reason finish = TV_FINISH_NONE;
     while (tv_engine_has_work(e)) {
         const tv_request_output *outs;
@@ -134,19 +132,19 @@ int cmd_generate(int argc, char **argv) {
         if (tv_engine_step(e, &outs, &n_outs, &err)) goto fail;
         for (int i = 0; i < n_outs; i++) {
             const tv_request_output *o = &outs[i];
-            if (o->n_new && !t_first) t_first = time_ms();
+            if (o->n_new && !t_first) t_first = cli_time_ms();
             for (int j = 0; j < o->n_new; j++) {
                 if (n_gen == cap_gen) {
                     cap_gen = cap_gen ? cap_gen * 2 : 256;
                     int32_t *ng = realloc(gen, cap_gen * sizeof *gen);
-                    if (!ng) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+                    if (!ng) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
                     gen = ng;
                 }
                 gen[n_gen++] = o->new_ids[j];
             }
             if (o->text_len) {
                 if (json) {
-                    if (!cli_append(&text, &text_len, &text_cap, o->text, o->text_len)) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+                    if (!cli_append(&text, &text_len, &text_cap, o->text, o->text_len)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
                 } else {
                     fwrite(o->text, 1, o->text_len, stdout);
                     fflush(stdout);
@@ -155,7 +153,7 @@ int cmd_generate(int argc, char **argv) {
             if (o->finish) finish = o->finish;
         }
     }
-    double t_end = time_ms();
+    double t_end = cli_time_ms();
     if (!t_first) t_first = t_end;
     double prompt_ms = t_first - t_start, gen_ms = t_end - t_first;
     double pp_tps = prompt_ms > 0 ? n_ids / (prompt_ms / 1e3) : 0;
@@ -178,7 +176,7 @@ int cmd_generate(int argc, char **argv) {
         cJSON_AddNumberToObject(t, "generation_ms", gen_ms);
         cJSON_AddNumberToObject(t, "generation_tok_s", tg_tps);
         char *s = cJSON_PrintUnformatted(out);
-        if (!s) { err_fail(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        if (!s) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
         puts(s);
         free(s);
     } else {

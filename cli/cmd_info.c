@@ -7,11 +7,8 @@
 
 #include "cli.h"
 #include "cli_util.h"
-#include "formats/gguf.h"
-#include "formats/llama2c.h"
-#include "model/model.h"
 #include "tinyvllm.h"
-#include "tokenizer/tokenizer.h"
+#include "tinyvllm_tools.h"
 
 static void print_bytes(double b) {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -20,86 +17,61 @@ static void print_bytes(double b) {
     printf("%.2f %s", b, u[i]);
 }
 
-// Prints every scalar/string metadata value, and arrays as "[type × n]".
-static void print_gguf_meta(const gguf_ctx *g) {
-    printf("metadata (%lld keys):\n", (long long)gguf_n_kv(g));
-    for (int64_t i = 0; i < gguf_n_kv(g); i++) {
-        const char *k = gguf_kv_key(g, i);
-        const gguf_value *v = gguf_kv_value(g, i);
-        printf("  %-44s ", k);
-        switch (v->type) {
-        case GGUF_TYPE_STRING: {
-            uint64_t n = v->v.s.len > 60 ? 60 : v->v.s.len;
-            printf("\"");
-            for (uint64_t j = 0; j < n; j++) {
-                char c = v->v.s.ptr[j];
-                putchar(c == '\n' ? ' ' : c);
-            }
-            printf("%s\"\n", v->v.s.len > 60 ? "..." : "");
-            break;
-        }
-        case GGUF_TYPE_ARRAY: printf("[%s × %llu]\n", gguf_type_name(v->arr_type), (unsigned long long)v->arr_n); break;
-        case GGUF_TYPE_FLOAT32:
-        case GGUF_TYPE_FLOAT64: printf("%g\n", v->v.f); break;
-        case GGUF_TYPE_BOOL: printf("%s\n", v->v.b ? "true" : "false"); break;
-        case GGUF_TYPE_INT8: case GGUF_TYPE_INT16: case GGUF_TYPE_INT32: case GGUF_TYPE_INT64:
-            printf("%lld\n", (long long)v->v.i);
-            break;
-        default: printf("%llu\n", (unsigned long long)v->v.u); break;
-        }
+// Prints every metadata value: strings cut at 60 bytes with newlines as spaces, arrays as "[type × n]".
+static void print_meta(const tv_file *f) {
+    printf("metadata (%lld keys):\n", (long long)tv_file_n_meta(f));
+    for (int64_t i = 0; i < tv_file_n_meta(f); i++) {
+        char val[64];
+        size_t len = tv_file_meta_text(f, i, val, sizeof val);
+        size_t str_len;
+        bool is_str = tv_file_meta_str(f, tv_file_meta_key(f, i), &str_len) != NULL;
+        printf("  %-44s ", tv_file_meta_key(f, i));
+        if (!is_str) { printf("%s\n", val); continue; }
+        if (len > 60) val[60] = 0;
+        for (char *c = val; *c; c++) if (*c == '\n') *c = ' ';
+        printf("\"%s%s\"\n", val, len > 60 ? "..." : "");
     }
 }
 
-typedef struct { int64_t n; size_t bytes; int64_t elems; } type_sum;
+enum { N_TYPE_IDS = 64 };   // GGUF type ids in use are < 40
+typedef struct { int64_t n; size_t bytes; int64_t elems; const char *name; } type_sum;
 
-static void print_tensors(int64_t n, const tv_tensor *(*get)(const void *, int64_t, tv_tensor *), const void *src, bool verbose) {
-    type_sum sums[TV_TYPE_COUNT];
+static void print_tensors(const tv_file *f, bool verbose) {
+    type_sum sums[N_TYPE_IDS];
     memset(sums, 0, sizeof sums);
     size_t total = 0;
-    int64_t total_elems = 0;
+    int64_t total_elems = 0, n = tv_file_n_tensors(f);
     if (verbose) printf("tensors (%lld):\n", (long long)n);
     for (int64_t i = 0; i < n; i++) {
-        tv_tensor tmp;
-        const tv_tensor *t = get(src, i, &tmp);
-        int64_t el = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        tv_tensor_desc t;
+        tv_file_tensor(f, i, &t);
+        int64_t el = t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3];
         if (verbose) {
-            printf("  %-32s %-6s [", t->name ? t->name : "?", kern_type_name(t->type));
-            for (int d = 0; d < t->n_dims; d++) printf("%s%lld", d ? ", " : "", (long long)t->ne[d]);
+            printf("  %-32s %-6s [", t.name ? t.name : "?", t.type_name);
+            for (int d = 0; d < t.n_dims; d++) printf("%s%lld", d ? ", " : "", (long long)t.ne[d]);
             printf("] ");
-            print_bytes((double)t->nbytes);
+            print_bytes((double)t.nbytes);
             printf("\n");
         }
-        if ((unsigned)t->type < TV_TYPE_COUNT) {
-            sums[t->type].n++;
-            sums[t->type].bytes += t->nbytes;
-            sums[t->type].elems += el;
+        if ((unsigned)t.type < N_TYPE_IDS) {
+            sums[t.type].n++;
+            sums[t.type].bytes += t.nbytes;
+            sums[t.type].elems += el;
+            sums[t.type].name = t.type_name;
         }
-        total += t->nbytes;
+        total += t.nbytes;
         total_elems += el;
     }
     printf("tensor types:\n");
-    for (int ty = 0; ty < TV_TYPE_COUNT; ty++) {
+    for (int ty = 0; ty < N_TYPE_IDS; ty++) {
         if (!sums[ty].n) continue;
-        printf("  %-6s %4lld tensors  %12lld params  ", kern_type_name((tv_type)ty), (long long)sums[ty].n,
-               (long long)sums[ty].elems);
+        printf("  %-6s %4lld tensors  %12lld params  ", sums[ty].name, (long long)sums[ty].n, (long long)sums[ty].elems);
         print_bytes((double)sums[ty].bytes);
         printf("  (%.2f bits/weight)\n", sums[ty].elems ? 8.0 * (double)sums[ty].bytes / (double)sums[ty].elems : 0);
     }
     printf("total: %lld params, ", (long long)total_elems);
     print_bytes((double)total);
     printf("\n");
-}
-
-static const tv_tensor *gguf_get_t(const void *src, int64_t i, tv_tensor *tmp) {
-    const gguf_tensor_info *ti = gguf_tensor(src, i);
-    *tmp = (tv_tensor){.name = ti->name, .type = ti->type, .n_dims = ti->n_dims, .nbytes = ti->nbytes, .data = ti->data};
-    memcpy(tmp->ne, ti->ne, sizeof tmp->ne);
-    return tmp;
-}
-
-static const tv_tensor *l2c_get_t(const void *src, int64_t i, tv_tensor *tmp) {
-    (void)tmp;
-    return llama2c_tensor(src, (int)i);
 }
 
 int cmd_info(int argc, char **argv) {
@@ -123,32 +95,18 @@ int cmd_info(int argc, char **argv) {
     }
     if (!path) return cli_usage_error("info", "-m MODEL is required");
     tv_error err = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tv_model *m = tv_model_load(path, NULL, &err);   // for the standard message
-        tv_model_free(m);
-        fprintf(stderr, "tinyvllm info: %s\n", err.msg);
-        return 1;
-    }
-    char magic[4] = {0};
-    size_t nm = fread(magic, 1, 4, f);
-    fclose(f);
+    tv_file *f = tv_file_open(path, &err);
+    if (!f) { fprintf(stderr, "tinyvllm info: %s\n", err.msg); return 1; }
+    tv_file_desc d;
+    tv_file_describe(f, &d);
     printf("file: %s\n", path);
-    if (nm == 4 && !memcmp(magic, "GGUF", 4)) {
-        gguf_ctx *g = gguf_open(path, &err);
-        if (!g) { fprintf(stderr, "tinyvllm info: %s\n", err.msg); return 1; }
-        printf("format: GGUF v%u, alignment %zu, data at offset %zu\n", gguf_version(g), gguf_alignment(g), gguf_data_offset(g));
-        if (verbose) print_gguf_meta(g);
-        print_tensors(gguf_n_tensors(g), gguf_get_t, g, verbose);
-        gguf_close(g);
-    } else {
-        tv_llama2c *l = llama2c_open(path, &err);
-        if (!l) { fprintf(stderr, "tinyvllm info: %s\n", err.msg); return 1; }
-        const tv_llama2c_config *c = llama2c_get_config(l);
-        printf("format: llama2.c checkpoint v%d (%s classifier)\n", c->version, c->shared_classifier ? "shared" : "separate");
-        print_tensors(llama2c_n_tensors(l), l2c_get_t, l, verbose);
-        llama2c_close(l);
-    }
+    if (!strcmp(d.format, "gguf"))
+        printf("format: GGUF v%u, alignment %zu, data at offset %zu\n", d.version, d.alignment, d.data_offset);
+    else
+        printf("format: llama2.c checkpoint v%u (%s classifier)\n", d.version, d.shared_classifier ? "shared" : "separate");
+    if (verbose) print_meta(f);
+    print_tensors(f, verbose);
+    tv_file_close(f);
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tok_path;
@@ -157,15 +115,16 @@ int cmd_info(int argc, char **argv) {
         printf("runnable: no — %s\n", err.msg);
         return 1;
     }
-    const tv_hparams *h = model_hparams(m);
-    printf("name: %s\narchitecture: llama\n", tv_model_name(m));
+    tv_model_info h;
+    tv_model_get_info(m, &h);
+    printf("name: %s\narchitecture: %s\n", h.name, h.architecture);
     printf("hyperparameters: vocab %d, dim %d, layers %d, heads %d, kv heads %d (group %d), head dim %d, ffn %d\n",
-           h->n_vocab, h->dim, h->n_layers, h->n_heads, h->n_kv_heads, h->n_heads / h->n_kv_heads, h->head_dim, h->hidden_dim);
-    printf("context length: %d\n", h->n_ctx_train);
-    printf("rope: base %g, %d dims, scaling %s; rms eps %g\n", (double)h->rope_theta, h->n_rot, h->rope_scaling, (double)h->norm_eps);
-    printf("output: %s\n", model_output(m)->data == model_tok_embd(m)->data ? "tied to token_embd" : "separate");
+           h.n_vocab, h.dim, h.n_layers, h.n_heads, h.n_kv_heads, h.n_heads / h.n_kv_heads, h.head_dim, h.hidden_dim);
+    printf("context length: %d\n", h.n_ctx_train);
+    printf("rope: base %g, %d dims, scaling %s; rms eps %g\n", (double)h.rope_theta, h.n_rot, h.rope_scaling, (double)h.norm_eps);
+    printf("output: %s\n", h.tied_output ? "tied to token_embd" : "separate");
     printf("weights read per token: ");
-    print_bytes((double)model_weight_bytes(m));
+    print_bytes((double)h.weight_bytes);
     printf("\n");
     const tv_tokenizer *tok = tv_model_tokenizer(m);
     if (tok) {

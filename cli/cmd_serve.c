@@ -9,9 +9,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "server/server.h"
+#include "tinyvllm_server.h"
 #include "tinyvllm.h"
-#include "util/status.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -69,8 +68,8 @@ static char *read_file(const char *path, char *why, size_t why_cap) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *tokenizer = NULL, *tpl_path = NULL;
-    srv_config sc;
-    srv_config_default(&sc);
+    tv_server_config sc;
+    tv_server_config_default(&sc);
     long threads = 0, ctx = 0, max_seqs = 0, kv_mb = 0, port = sc.port, max_queue = sc.max_queue;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -111,7 +110,7 @@ int cmd_serve(int argc, char **argv) {
     tv_error err = {0};
     tv_model *m = NULL;
     tv_engine *e = NULL;
-    srv_server *srv = NULL;
+    tv_server *srv = NULL;
     char *tpl = NULL;
     if (tpl_path) {
         char why[128];
@@ -140,20 +139,20 @@ int cmd_serve(int argc, char **argv) {
     sc.max_queue = (int)max_queue;
     tv_engine_stats st;
     tv_engine_get_stats(e, &st);   // before the engine thread starts: only it may touch e afterwards
-    if (!(srv = srv_server_start(m, e, &sc, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
+    if (!(srv = tv_server_start(m, e, &sc, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
     fprintf(stderr, "tinyvllm serve: model %s, ctx %d, %lld KV blocks of %d tokens, max %d seqs\n", model_path,
             tv_model_n_ctx(m), (long long)st.n_blocks_total, st.block_size, ec.max_num_seqs);
     bool is_v6 = strchr(sc.host, ':') != NULL;
     fprintf(stderr, "tinyvllm serve: listening on http://%s%s%s:%d\n", is_v6 ? "[" : "", sc.host, is_v6 ? "]" : "",
-            srv_server_port(srv));
+            tv_server_port(srv));
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {}
     fprintf(stderr, "tinyvllm serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    srv_server_stop(srv);
+    tv_server_stop(srv);
     srv = NULL;
     rc = 0;
 out:
-    srv_server_stop(srv);
+    tv_server_stop(srv);
     tv_engine_free(e);
     tv_model_free(m);
     free(tpl);

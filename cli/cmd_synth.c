@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "model/synth.h"
-#include "util/status.h"
+#include "cli_util.h"
+#include "tinyvllm_tools.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -24,7 +24,7 @@ static void usage(FILE *f) {
             "  --seed S        random seed (default 1)\n"
             "  --threads N     quantization threads (default: online CPUs)\n"
             "  -o, --output    where to write the GGUF file (required)\n",
-            synth_preset_names());
+            tv_synth_preset_names());
 }
 
 static int fail_usage(const char *what, const char *arg) {
@@ -43,7 +43,7 @@ static bool parse_u64(const char *s, uint64_t *out) {
 }
 
 int cmd_synth(int argc, char **argv) {
-    tv_synth_params p = { .type = TV_TYPE_F32, .seed = 1 };
+    tv_synth_options p = { .type = "F32", .seed = 1 };
     const char *out = NULL;
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     p.n_threads = n_cpu > 0 ? (int)n_cpu : 1;
@@ -56,10 +56,10 @@ int cmd_synth(int argc, char **argv) {
         if (i + 1 >= argc) return fail_usage("missing value for", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--preset")) {
-            if (!synth_find_preset(v)) return fail_usage("unknown preset", v);
+            if (!tv_synth_find_preset(v)) return fail_usage("unknown preset", v);
             p.preset = v;
         } else if (!strcmp(a, "--type")) {
-            if (!kern_type_from_name(v, &p.type)) return fail_usage("unknown type", v);
+            p.type = v;
         } else if (!strcmp(a, "--vocab")) {
             p.vocab_path = v;
         } else if (!strcmp(a, "--seed")) {
@@ -76,18 +76,18 @@ int cmd_synth(int argc, char **argv) {
     if (!out) return fail_usage("missing -o OUT.gguf", NULL);
 
     tv_error err = { 0 };
-    double t0 = time_ms();
-    if (synth_write(&p, out, &err) != TV_OK) {
+    double t0 = cli_time_ms();
+    if (tv_synth_write(&p, out, &err) != TV_OK) {
         fprintf(stderr, "tinyvllm synth: %s\n", err.msg);
         return err.code == TV_ERR_INVALID ? 2 : 1;
     }
     struct stat st;
     long long size = stat(out, &st) == 0 ? (long long)st.st_size : -1;
-    const tv_synth_preset *ps = synth_find_preset(p.preset);
+    const tv_synth_shape *ps = tv_synth_find_preset(p.preset);
     printf("wrote %s: preset %s (dim %d, layers %d, heads %d/%d kv, ffn %d, ctx %d), %s, seed %llu, %s, "
            "%.1f MiB in %.1f s (RANDOM weights)\n",
            out, ps->name, ps->dim, ps->n_layers, ps->n_heads, ps->n_kv_heads, ps->hidden_dim, ps->ctx,
-           kern_type_name(p.type), (unsigned long long)p.seed, p.vocab_path ? p.vocab_path : "synthetic vocab",
-           (double)size / (1024.0 * 1024.0), (time_ms() - t0) / 1e3);
+           p.type, (unsigned long long)p.seed, p.vocab_path ? p.vocab_path : "synthetic vocab",
+           (double)size / (1024.0 * 1024.0), (cli_time_ms() - t0) / 1e3);
     return 0;
 }

@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "cli_util.h"
-#include "formats/gguf.h"
+#include "tinyvllm_tools.h"
 #include "tokenizer/chat_template.h"
 
 #define CMD "template"
@@ -53,17 +53,12 @@ static cJSON *read_json(const char *path) {
     return j;
 }
 
-// GGUF token string for the id stored under key (malloc'd), or NULL when absent.
-static char *gguf_token_str(const gguf_ctx *g, const char *key) {
-    int64_t id;
-    const gguf_value *toks = gguf_get(g, "tokenizer.ggml.tokens");
-    if (!gguf_get_int(g, key, &id) || !toks || toks->type != GGUF_TYPE_ARRAY || toks->arr_type != GGUF_TYPE_STRING ||
-        id < 0 || (uint64_t)id >= toks->arr_n) return NULL;
-    gguf_str s = gguf_arr_str(toks, (uint64_t)id);
-    char *out = malloc(s.len + 1);
+// A malloc'd NUL-terminated copy of len bytes (NULL for NULL or out of memory).
+static char *dup_n(const char *p, size_t len) {
+    char *out = p ? malloc(len + 1) : NULL;
     if (!out) return NULL;
-    memcpy(out, s.ptr, s.len);
-    out[s.len] = 0;
+    memcpy(out, p, len);
+    out[len] = 0;
     return out;
 }
 
@@ -94,19 +89,22 @@ int cmd_template(int argc, char **argv) {
     tv_error err = {0};
 
     if (model) {
-        gguf_ctx *g = gguf_open(model, &err);
-        if (!g) { fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg); goto done; }
-        gguf_str s;
-        if (!gguf_get_str(g, "tokenizer.chat_template", &s)) {
+        tv_file *f = tv_file_open(model, &err);
+        if (!f) { fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg); goto done; }
+        size_t len;
+        const char *s = tv_file_meta_str(f, "tokenizer.chat_template", &len);
+        if (!s) {
             fprintf(stderr, "tinyvllm %s: %s has no tokenizer.chat_template\n", CMD, model);
-            gguf_close(g);
+            tv_file_close(f);
             goto done;
         }
-        src = malloc(s.len + 1);
-        if (src) { memcpy(src, s.ptr, s.len); src[s.len] = 0; src_len = s.len; }
-        gguf_bos = gguf_token_str(g, "tokenizer.ggml.bos_token_id");
-        gguf_eos = gguf_token_str(g, "tokenizer.ggml.eos_token_id");
-        gguf_close(g);
+        src = dup_n(s, len);
+        src_len = len;
+        const char *piece = tv_file_token_of(f, "tokenizer.ggml.bos_token_id", &len);
+        gguf_bos = dup_n(piece, len);
+        piece = tv_file_token_of(f, "tokenizer.ggml.eos_token_id", &len);
+        gguf_eos = dup_n(piece, len);
+        tv_file_close(f);
         if (!src) { fprintf(stderr, "tinyvllm %s: out of memory\n", CMD); goto done; }
         if (!bos) bos = gguf_bos;
         if (!eos) eos = gguf_eos;

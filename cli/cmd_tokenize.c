@@ -14,51 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
-#include "formats/gguf.h"
-#include "tokenizer/tokenizer.h"
-
-enum { MODEL_GGUF, MODEL_JSON, MODEL_LLAMA2C };
-
-static int detect_kind(const char *path) {
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return MODEL_JSON;
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    unsigned char head[64];
-    size_t n = fread(head, 1, sizeof head, f);
-    fclose(f);
-    if (n >= 4 && !memcmp(head, "GGUF", 4)) return MODEL_GGUF;
-    for (size_t i = 0; i < n; i++) {
-        if (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t') continue;
-        if (head[i] == '{') return MODEL_JSON;
-        break;
-    }
-    return MODEL_LLAMA2C;
-}
+#include "tinyvllm.h"
 
 // Loads any supported tokenizer; prints the error and returns NULL on failure.
 static tv_tokenizer *load_tokenizer(const char *cmd, const char *path, int32_t vocab_size) {
     tv_error err = {0};
-    tv_tokenizer *t = NULL;
-    int kind = detect_kind(path);
-    if (kind < 0) {
-        fprintf(stderr, "tinyvllm %s: %s: %s\n", cmd, path, strerror(errno));
-        return NULL;
-    }
-    if (kind == MODEL_GGUF) {
-        gguf_ctx *g = gguf_open(path, &err);
-        if (g) {
-            t = tokenizer_from_gguf(g, &err);
-            gguf_close(g);
-        }
-    } else if (kind == MODEL_JSON) {
-        t = tokenizer_load_json(path, &err);
-    } else {
-        t = tokenizer_load_llama2c(path, vocab_size, &err);
-    }
+    tv_tokenizer *t = tv_tokenizer_load(path, vocab_size, &err);
     if (!t) fprintf(stderr, "tinyvllm %s: %s\n", cmd, err.msg);
     return t;
 }

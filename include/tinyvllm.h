@@ -31,12 +31,24 @@ typedef struct tv_error {
 } tv_error;
 
 const char *tv_status_str(tv_status s);
+// Fills err (when not NULL) with code and a printf-style message; returns code. For front-ends that
+// report their own failures in the library's convention.
+tv_status tv_error_set(tv_error *err, tv_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+// ============================ logging ============================
+// The library never prints: what it has to say goes to one process-wide callback (default: none).
+typedef enum tv_log_level { TV_LOG_DEBUG = 0, TV_LOG_INFO, TV_LOG_WARN, TV_LOG_ERROR } tv_log_level;
+typedef void (*tv_log_fn)(tv_log_level level, const char *msg, void *user);
+// fn NULL silences. Set it before other threads use the library.
+void tv_log_set(tv_log_fn fn, void *user);
+// Sends a message through the same callback (front-ends use it so all logging has one sink).
+void tv_log(tv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // ============================ model ============================
 // A loaded model: weights (memory-mapped, used in place), hyperparameters, tokenizer and chat
 // template. Immutable after load; one model can back several engines.
 typedef struct tv_model tv_model;
-struct tv_tokenizer;
+typedef struct tv_tokenizer tv_tokenizer;
 
 typedef struct tv_model_params {
     const char *tokenizer_path;  // llama2.c tokenizer.bin or tokenizer.json; NULL = from the model file
@@ -54,11 +66,87 @@ tv_model *tv_model_load(const char *path, const tv_model_params *p, tv_error *er
 void tv_model_free(tv_model *m);
 int32_t tv_model_n_vocab(const tv_model *m);
 int32_t tv_model_n_ctx(const tv_model *m);
-const struct tv_tokenizer *tv_model_tokenizer(const tv_model *m);  // NULL when the file has none
+const tv_tokenizer *tv_model_tokenizer(const tv_model *m);         // NULL when the file has none
 const char *tv_model_chat_template(const tv_model *m);             // NULL when none
 const char *tv_model_name(const tv_model *m);                      // general.name or file stem
 // The token that ends generation by default (EOS, or BOS for llama2.c models as in run.c); -1 none.
 int32_t tv_model_stop_token(const tv_model *m);
+
+// What a loaded model is: its shape and what a forward pass costs. Strings are owned by the model.
+typedef struct tv_model_info {
+    const char *name;            // general.name or the file stem
+    const char *path;            // the file it was loaded from
+    const char *format;          // "gguf" | "llama2c"
+    const char *architecture;    // the model family ("llama", ...)
+    int32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, hidden_dim;
+    int32_t n_ctx_train;         // context length the model was trained for
+    int32_t n_rot;               // rotated dims per head
+    float rope_theta, norm_eps;
+    const char *rope_scaling;    // "none" | "linear" | "llama3"
+    bool tied_output;            // the output projection is the token embedding
+    int64_t n_params;            // parameters of the per-token matmuls (layers + output), for FLOP counts
+    size_t weight_bytes;         // bytes of weights one decode step reads
+    int n_packed;                // weight tensors repacked at load for the CPU path's kernels
+    double repack_ms;            // time that took
+} tv_model_info;
+void tv_model_get_info(const tv_model *m, tv_model_info *info);
+
+// ============================ tokenizer ============================
+// Text <-> token ids. Families: SentencePiece-style BPE with scores and byte fallback, byte-level
+// BPE with a per-family pre-tokenizer, WordPiece. Immutable after load; safe from several threads.
+typedef enum tv_tok_kind { TV_TOK_SPM = 0, TV_TOK_BPE, TV_TOK_WPM } tv_tok_kind;
+
+// Loads a tokenizer on its own (no weights), deciding the kind by content: a GGUF file (a model or
+// vocab-only), a Hugging Face tokenizer.json or a directory holding one, else a llama2.c
+// tokenizer.bin. vocab_size: for tokenizer.bin, the size it must have (0 = every record in the file).
+tv_tokenizer *tv_tokenizer_load(const char *path, int32_t vocab_size, tv_error *err);
+void tv_tokenizer_free(tv_tokenizer *t);   // only for tokenizers from tv_tokenizer_load
+
+tv_tok_kind tv_tokenizer_kind(const tv_tokenizer *t);
+int32_t tv_tokenizer_n_vocab(const tv_tokenizer *t);
+int32_t tv_tokenizer_bos(const tv_tokenizer *t);        // -1 if none
+int32_t tv_tokenizer_eos(const tv_tokenizer *t);        // -1 if none
+int32_t tv_tokenizer_eot(const tv_tokenizer *t);        // end-of-turn (e.g. <|eot_id|>), -1 if none
+bool tv_tokenizer_add_bos_default(const tv_tokenizer *t);
+// True for ids that end generation (eos, eot and other end-of-generation tokens the vocab marks).
+bool tv_tokenizer_is_eog(const tv_tokenizer *t, int32_t id);
+bool tv_tokenizer_is_control(const tv_tokenizer *t, int32_t id);
+// The vocabulary entry as stored (e.g. "▁the", "Ġthe", "<0x0A>"); NULL if id out of range.
+const char *tv_tokenizer_vocab_piece(const tv_tokenizer *t, int32_t id, size_t *len);
+// Token id of an exact vocabulary string, -1 if absent.
+int32_t tv_tokenizer_find(const tv_tokenizer *t, const char *piece, size_t len);
+
+// Encode len bytes of UTF-8 text. Invalid UTF-8 is an error (TV_ERR_INVALID, the byte offset in
+// the message). parse_special: recognise special/control tokens written in the text.
+// *ids is malloc'ed (caller frees), *n_ids its length.
+tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+                      int32_t **ids, size_t *n_ids, tv_error *err);
+
+// The bytes a token contributes to text (byte tokens decoded, '▁' -> ' ', byte-level BPE unmapped).
+// Control tokens give "" unless special is true. May be partial UTF-8. Returns the length written
+// (at most cap; the full length is returned in *full_len if not NULL).
+size_t tv_token_to_piece(const tv_tokenizer *t, int32_t id, bool special, char *buf, size_t cap, size_t *full_len);
+
+// Whole-sequence decode with SentencePiece's rule (a leading space of the first piece after BOS
+// is dropped: for a sequence that opens with BOS, the first piece that produces text loses one
+// leading space, as Hugging Face's decode does; a sequence without a leading BOS keeps its spaces,
+// so generated text decodes as a continuation).
+// Bytes are returned as the tokens make them (may be invalid UTF-8 if the ids split a character).
+// *out is malloc'ed and NUL-terminated.
+tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                        char **out, size_t *out_len, tv_error *err);
+
+// Streaming detokenizer: feed ids one at a time, get only complete UTF-8 back; the leading-space
+// rule is applied as in tv_detokenize. Text held back (an unfinished UTF-8 sequence) comes out with
+// the next token or at flush (flush emits U+FFFD for a sequence that never completed).
+typedef struct tv_detok tv_detok;
+tv_detok *tv_detok_create(const tv_tokenizer *t, bool skip_special);
+void tv_detok_free(tv_detok *d);
+// Appends the newly complete text to *out (NUL-terminated); returns its length. *out is owned by d
+// and valid until the next call.
+size_t tv_detok_push(tv_detok *d, int32_t id, const char **out);
+size_t tv_detok_flush(tv_detok *d, const char **out);
+void tv_detok_reset(tv_detok *d);
 
 // ============================ engine ============================
 // Continuous-batching engine over a paged KV cache. Single-threaded: one thread calls add/step/

@@ -397,7 +397,7 @@ static void test_prefix_caching(void **state) {
 // two threads (row partitioning), against running each request alone.
 static void test_batch_invariance_quantized(void **state) {
     (void)state;
-    static const tv_synth_preset shape = {"inv", 256, 512, 2, 4, 2, 512, 512, 10000.0f, 1e-5f, false, false};
+    static const tv_synth_shape shape = {"inv", 256, 512, 2, 4, 2, 512, 512, 10000.0f, 1e-5f, false, false};
     const tv_type types[] = {TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q6_K, TV_TYPE_F16, TV_TYPE_BF16};
     enum { N = 24 };
     static req ref[N], got[N];

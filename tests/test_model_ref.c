@@ -207,7 +207,7 @@ static void our_forward(const tv_model *m, const int32_t *tokens, int n, int chu
     pool_free(pool);
 }
 
-static void write_synth(const tv_synth_preset *shape, tv_type type, const char *path) {
+static void write_synth(const tv_synth_shape *shape, tv_type type, const char *path) {
     tv_synth_params p = {.type = type, .seed = 1234, .shape = shape, .pure = true, .n_threads = 1};
     tv_error err = {0};
     if (synth_write(&p, path, &err)) fail_msg("synth: %s", err.msg);
@@ -217,7 +217,7 @@ static void write_synth(const tv_synth_preset *shape, tv_type type, const char *
 
 static void test_against_double_reference(void **state) {
     (void)state;
-    static const tv_synth_preset shapes[] = {
+    static const tv_synth_shape shapes[] = {
         // name, dim, hidden, layers, heads, kv heads, vocab, ctx, theta, eps, tied, llama3 rope
         {"gqa-odd", 84, 100, 3, 6, 2, 512, 64, 10000.0f, 1e-5f, false, false},   // head dim 14, group 3
         {"mqa", 64, 150, 4, 8, 1, 512, 64, 500000.0f, 1e-6f, true, true},        // one KV head, tied, llama3 rope
@@ -265,7 +265,7 @@ static void test_against_double_reference(void **state) {
 // too so a type silently decoding as another would fail.
 static void test_type_error_budgets(void **state) {
     (void)state;
-    static const tv_synth_preset shape = {"types", 256, 512, 2, 4, 2, 512, 64, 10000.0f, 1e-5f, false, false};
+    static const tv_synth_shape shape = {"types", 256, 512, 2, 4, 2, 512, 64, 10000.0f, 1e-5f, false, false};
     struct { tv_type t; double budget; double err; } types[] = {
         // measured: F16 6.0e-4, BF16 4.9e-3, Q8_0 1.5e-2, Q6_K 4.3e-2, Q4_K 0.155, Q4_0 0.198
         // (activations are quantized too: Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants, as llama.cpp does)

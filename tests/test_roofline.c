@@ -93,7 +93,7 @@ static void test_measure(void **st) {
     tv_roofline r;
     tv_error err = {0};
     double t0 = time_ms();
-    tv_status s = roofline_measure(2, &r, &err);
+    tv_status s = tv_roofline_measure(2, &r, &err);
     if (s != TV_OK) print_message("roofline: %s\n", err.msg);
     assert_int_equal(s, TV_OK);
     print_message("isa %s: read %.1f GB/s, int8 %.0f GOPS, fp32 %.0f GFLOPS (2 threads, %.0f ms)\n", r.isa,
@@ -103,7 +103,7 @@ static void test_measure(void **st) {
     assert_true(isfinite(r.mem_bw_gbs) && r.mem_bw_gbs > 0.5 && r.mem_bw_gbs < 10000.0);
     assert_true(isfinite(r.int8_gops) && r.int8_gops > 0.5 && r.int8_gops < 1e6);
     assert_true(isfinite(r.fp32_gflops) && r.fp32_gflops > 0.1 && r.fp32_gflops < 1e6);
-    assert_int_equal(roofline_measure(5000, &r, &err), TV_ERR_INVALID);
+    assert_int_equal(tv_roofline_measure(5000, &r, &err), TV_ERR_INVALID);
 }
 
 int main(void) {

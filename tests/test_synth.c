@@ -51,7 +51,7 @@ static void test_tiny_f32(void **state) {
     (void)state;
     const char *path = out_path("f32");
     gguf_ctx *g = synth("tiny", TV_TYPE_F32, 1, NULL, 1, path);
-    const tv_synth_preset *ps = synth_find_preset("tiny");
+    const tv_synth_shape *ps = tv_synth_find_preset("tiny");
     assert_non_null(ps);
     int64_t v;
     struct { const char *key; int64_t want; } K[] = {
@@ -160,7 +160,7 @@ static void test_synthetic_vocab(void **state) {
     const gguf_value *tok = gguf_get(g, "tokenizer.ggml.tokens"), *tt = gguf_get(g, "tokenizer.ggml.token_type");
     assert_non_null(tok);
     int64_t n = (int64_t)tok->arr_n;
-    assert_int_equal(n, synth_find_preset("demo")->vocab_size);
+    assert_int_equal(n, tv_synth_find_preset("demo")->vocab_size);
     assert_int_equal(gguf_find_tensor(g, "token_embd.weight")->ne[1], n);
     gguf_str s = gguf_arr_str(tok, 0);
     assert_memory_equal(s.ptr, "<unk>", 5);
@@ -230,11 +230,11 @@ static void test_bad_params(void **state) {
     p.type = TV_TYPE_F32;
     assert_int_equal(synth_write(&p, "/nonexistent-dir/x.gguf", &err), TV_ERR_IO);
     assert_non_null(strstr(err.msg, "/nonexistent-dir/x.gguf"));
-    const tv_synth_preset *l3 = synth_find_preset("llama-3.2-1b");
+    const tv_synth_shape *l3 = tv_synth_find_preset("llama-3.2-1b");
     assert_non_null(l3);
     assert_true(l3->tied_output && l3->llama3_rope);
     assert_int_equal(l3->n_kv_heads, 8);
-    assert_int_equal(synth_find_preset("tinyllama-1.1b")->hidden_dim, 5632);
+    assert_int_equal(tv_synth_find_preset("tinyllama-1.1b")->hidden_dim, 5632);
 }
 
 // rope_freqs against the inverse-frequency form: new_inv = inv / factor (low band), inv (high

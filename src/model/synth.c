@@ -9,7 +9,7 @@
 #include "formats/gguf.h"
 #include "util/status.h"
 
-static const tv_synth_preset PRESETS[] = {
+static const tv_synth_shape PRESETS[] = {
     // name            dim   hidden layers heads kv  vocab   ctx    theta     eps    tied   llama3
     { "tiny",           64,   192,   2,    4,   2,  512,    256,   10000.0f, 1e-5f, false, false },
     { "demo",           256,  768,   4,    8,   4,  2048,   512,   10000.0f, 1e-5f, false, false },
@@ -20,13 +20,13 @@ static const tv_synth_preset PRESETS[] = {
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
-const tv_synth_preset *synth_find_preset(const char *name) {
+const tv_synth_shape *tv_synth_find_preset(const char *name) {
     for (size_t i = 0; name && i < N_PRESETS; i++)
         if (!strcmp(PRESETS[i].name, name)) return &PRESETS[i];
     return NULL;
 }
 
-const char *synth_preset_names(void) { return "tiny, demo, tinyllama-1.1b, llama-3.2-1b"; }
+const char *tv_synth_preset_names(void) { return "tiny, demo, tinyllama-1.1b, llama-3.2-1b"; }
 
 // ---- deterministic values: counter-based, independent of chunking and threads ----
 static uint64_t splitmix64(uint64_t x) {
@@ -212,9 +212,9 @@ void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double thet
 }
 
 tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *err) {
-    const tv_synth_preset *ps = p->shape ? p->shape : synth_find_preset(p->preset);
+    const tv_synth_shape *ps = p->shape ? p->shape : tv_synth_find_preset(p->preset);
     if (!ps) return err_fail(err, TV_ERR_INVALID, "unknown preset '%s' (presets: %s)", p->preset ? p->preset : "",
-                            synth_preset_names());
+                            tv_synth_preset_names());
     switch (p->type) {
     case TV_TYPE_F32: case TV_TYPE_F16: case TV_TYPE_BF16: case TV_TYPE_Q8_0: case TV_TYPE_Q4_0:
     case TV_TYPE_Q4_K: case TV_TYPE_Q6_K: break;
@@ -319,4 +319,11 @@ done:
     free(srcs);
     free(rope);
     return st;
+}
+
+tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err) {
+    tv_synth_params p = {.preset = o->preset, .seed = o->seed, .vocab_path = o->vocab_path, .n_threads = o->n_threads};
+    if (!o->type || !kern_type_from_name(o->type, &p.type))
+        return err_fail(err, TV_ERR_INVALID, "synth: unknown type '%s'", o->type ? o->type : "(none)");
+    return synth_write(&p, out_path, err);
 }

@@ -22,20 +22,11 @@
 
 #include "kernels/kernels.h"
 #include "tinyvllm.h"
+#include "tinyvllm_tools.h"
 
-typedef struct tv_synth_preset {
-    const char *name;
-    int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, ctx;
-    float rope_theta;
-    float norm_eps;
-    bool tied_output;       // no output.weight (llama.cpp ties it to token_embd)
-    bool llama3_rope;       // write rope_freqs.weight (llama 3.1+ frequency factors: 32, 1, 4, 8192)
-} tv_synth_preset;
-
-// The preset of that name, or NULL. Names: "tiny", "demo", "tinyllama-1.1b", "llama-3.2-1b".
-const tv_synth_preset *synth_find_preset(const char *name);
-// Comma-separated preset names, for help texts.
-const char *synth_preset_names(void);
+// Presets and their shape (tv_synth_shape, tv_synth_find_preset, tv_synth_preset_names) and the
+// public writer tv_synth_write are in tinyvllm_tools.h; these are the internal parameters (tests
+// also write custom shapes and pure types).
 
 typedef struct tv_synth_params {
     const char *preset;       // a preset name
@@ -43,7 +34,7 @@ typedef struct tv_synth_params {
     uint64_t seed;
     const char *vocab_path;   // a GGUF to copy tokenizer.* from, or NULL for the synthetic vocab
     int n_threads;            // quantization threads (<= 1: the calling thread only)
-    const tv_synth_preset *shape;  // a custom shape instead of the named preset (tests), or NULL
+    const tv_synth_shape *shape;  // a custom shape instead of the named preset (tests), or NULL
     bool pure;                // every matrix in `type` (no llama.cpp-style mix); rows must fit its block
 } tv_synth_params;
 

@@ -1,5 +1,5 @@
 // chat.c — renders chat messages through a Jinja chat template (src/tokenizer/chat_template.h).
-#include "server/chat.h"
+#include "chat.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +14,12 @@ struct srv_chat {
 
 srv_chat *srv_chat_create(const char *template_src, const char *bos, const char *eos, tv_error *err) {
     srv_chat *c = calloc(1, sizeof *c);
-    if (!c) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
+    if (!c) { tv_error_set(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     c->bos = strdup(bos ? bos : "");
     c->eos = strdup(eos ? eos : "");
     if (!c->bos || !c->eos) {
         srv_chat_free(c);
-        err_fail(err, TV_ERR_NOMEM, "out of memory");
+        tv_error_set(err, TV_ERR_NOMEM, "out of memory");
         return NULL;
     }
     if (template_src && !(c->tpl = tv_chat_template_create(template_src, strlen(template_src), err))) {

@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "server/request.h"
+#include "request.h"
 #include "tinyvllm.h"
 
 typedef struct srv_chat srv_chat;

@@ -1,5 +1,5 @@
 // metrics.c — counters, gauges and fixed-bucket histograms rendered as Prometheus text.
-#include "server/metrics.h"
+#include "metrics.h"
 
 #include <pthread.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 // request.c — OpenAI request JSON -> srv_request (see request.h for the accepted grammar).
-#include "server/request.h"
+#include "request.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -6,7 +6,7 @@
 // (poll POLLRDHUP on the connection's socket) and then release the job, which aborts it.
 //
 // SSE framing: each event is "data: <json>\n\n"; the stream ends with "data: [DONE]\n\n".
-#include "server/server.h"
+#include "tinyvllm_server.h"
 
 #include <netdb.h>
 #include <poll.h>
@@ -22,16 +22,14 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
-#include "server/chat.h"
-#include "server/metrics.h"
-#include "server/request.h"
-#include "server/worker.h"
-#include "tokenizer/tokenizer.h"
-#include "util/status.h"
+#include "chat.h"
+#include "metrics.h"
+#include "request.h"
+#include "worker.h"
 
 #define WAIT_SLICE_MS 100
 
-struct srv_server {
+struct tv_server {
     tv_model *model;
     tv_engine *engine;
     const tv_tokenizer *tok;      // NULL when the model has none
@@ -70,7 +68,7 @@ typedef struct conn {
     double t_arrival_ms;
 } conn;
 
-void srv_config_default(srv_config *c) {
+void tv_server_config_default(tv_server_config *c) {
     memset(c, 0, sizeof *c);
     c->host = "127.0.0.1";
     c->port = 8080;
@@ -80,11 +78,11 @@ void srv_config_default(srv_config *c) {
     c->max_connections = 512;
 }
 
-int srv_server_port(const srv_server *s) { return s ? s->port : 0; }
+int tv_server_port(const tv_server *s) { return s ? s->port : 0; }
 
 // ---------------------------------------------------------------- replies
 
-static enum MHD_Result queue(srv_server *s, struct MHD_Connection *c, conn *cx, int status, const char *ctype,
+static enum MHD_Result queue(tv_server *s, struct MHD_Connection *c, conn *cx, int status, const char *ctype,
                              char *body, size_t len, const char *allow) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) { free(body); return MHD_NO; }
@@ -100,7 +98,7 @@ static enum MHD_Result queue(srv_server *s, struct MHD_Connection *c, conn *cx, 
     return ok;
 }
 
-static enum MHD_Result reply_json(srv_server *s, struct MHD_Connection *c, conn *cx, int status, cJSON *root) {
+static enum MHD_Result reply_json(tv_server *s, struct MHD_Connection *c, conn *cx, int status, cJSON *root) {
     char *txt = root ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     if (!txt) return MHD_NO;
@@ -152,7 +150,7 @@ static cJSON *error_json(const srv_error *e) {
     return root;
 }
 
-static enum MHD_Result reply_error(srv_server *s, struct MHD_Connection *c, conn *cx, const srv_error *e,
+static enum MHD_Result reply_error(tv_server *s, struct MHD_Connection *c, conn *cx, const srv_error *e,
                                    const char *allow) {
     char *txt = NULL;
     cJSON *j = error_json(e);
@@ -162,9 +160,9 @@ static enum MHD_Result reply_error(srv_server *s, struct MHD_Connection *c, conn
     return queue(s, c, cx, e->status, "application/json", txt, strlen(txt), allow);
 }
 
-static enum MHD_Result fail(srv_server *s, struct MHD_Connection *c, conn *cx, int status, const char *type,
+static enum MHD_Result fail(tv_server *s, struct MHD_Connection *c, conn *cx, int status, const char *type,
                             const char *code, const char *allow, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
-static enum MHD_Result fail(srv_server *s, struct MHD_Connection *c, conn *cx, int status, const char *type,
+static enum MHD_Result fail(tv_server *s, struct MHD_Connection *c, conn *cx, int status, const char *type,
                             const char *code, const char *allow, const char *fmt, ...) {
     srv_error e = {.status = status, .type = type, .code = code};
     va_list ap;
@@ -198,7 +196,7 @@ static const char *finish_str(tv_finish_reason r) {
 }
 
 // The token's text (special tokens included) as valid UTF-8, plus its raw bytes.
-static char *token_str(const srv_server *s, int32_t id, unsigned char *raw, size_t *n_raw) {
+static char *token_str(const tv_server *s, int32_t id, unsigned char *raw, size_t *n_raw) {
     char buf[256];
     size_t full = 0;
     size_t n = s->tok ? tv_token_to_piece(s->tok, id, true, buf, sizeof buf, &full) : 0;
@@ -209,14 +207,14 @@ static char *token_str(const srv_server *s, int32_t id, unsigned char *raw, size
 
 static double finite_lp(float lp) { return lp > -9999.0f ? (double)lp : -9999.0; }
 
-static void make_id(srv_server *s, const char *prefix, char out[64]) {
+static void make_id(tv_server *s, const char *prefix, char out[64]) {
     unsigned long long k = atomic_fetch_add(&s->next_id, 1);
     snprintf(out, 64, "%s-%08lx%016llx", prefix, (unsigned long)s->created, k * 0x9E3779B97F4A7C15ull);
 }
 
-static bool model_ok(const srv_server *s, const char *name) { return !name || strcmp(name, s->model_id) == 0; }
+static bool model_ok(const tv_server *s, const char *name) { return !name || strcmp(name, s->model_id) == 0; }
 
-static enum MHD_Result model_not_found(srv_server *s, struct MHD_Connection *c, conn *cx, const char *name) {
+static enum MHD_Result model_not_found(tv_server *s, struct MHD_Connection *c, conn *cx, const char *name) {
     srv_error e = {.status = 404, .type = "invalid_request_error", .code = "model_not_found"};
     snprintf(e.param, sizeof e.param, "model");
     snprintf(e.message, sizeof e.message, "The model '%.200s' does not exist; this server serves '%.200s'.", name,
@@ -256,7 +254,7 @@ static void gen_free(gen *g) {
 
 // Tokenizes the prompts (the chat template first), checks them against the context, and fills
 // one tv_request_params per sequence. NULL + err.
-static gen *gen_prepare(srv_server *s, srv_request *req, srv_error *err) {
+static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
     gen *g = calloc(1, sizeof *g);
     if (!g) { srv_fail(err, 500, "server_error", NULL, NULL, "out of memory"); srv_request_free(req); return NULL; }
     g->req = req;
@@ -359,7 +357,7 @@ static cJSON *usage_json(int prompt, int completion, int cached) {
 
 // Completions logprobs: {tokens, token_logprobs, top_logprobs, text_offset}; appends to lp (created
 // on first use). *offset advances by each token's text length.
-static void completion_logprobs_add(const srv_server *s, cJSON *lp, const srv_tok *toks, int n, int k, size_t *offset) {
+static void completion_logprobs_add(const tv_server *s, cJSON *lp, const srv_tok *toks, int n, int k, size_t *offset) {
     cJSON *tokens = cJSON_GetObjectItem(lp, "tokens"), *tlp = cJSON_GetObjectItem(lp, "token_logprobs");
     cJSON *top = cJSON_GetObjectItem(lp, "top_logprobs"), *off = cJSON_GetObjectItem(lp, "text_offset");
     for (int i = 0; i < n; i++) {
@@ -398,7 +396,7 @@ static cJSON *bytes_json(const unsigned char *b, size_t n) {
 }
 
 // Chat logprobs: content[] of {token, logprob, bytes, top_logprobs[]}.
-static void chat_logprobs_add(const srv_server *s, cJSON *content, const srv_tok *toks, int n) {
+static void chat_logprobs_add(const tv_server *s, cJSON *content, const srv_tok *toks, int n) {
     for (int i = 0; i < n; i++) {
         unsigned char raw[256];
         size_t nr = 0;
@@ -424,7 +422,7 @@ static void chat_logprobs_add(const srv_server *s, cJSON *content, const srv_tok
 
 // ---------------------------------------------------------------- non-streaming
 
-static enum MHD_Result run_blocking(srv_server *s, struct MHD_Connection *c, conn *cx, gen *g, srv_job *job) {
+static enum MHD_Result run_blocking(tv_server *s, struct MHD_Connection *c, conn *cx, gen *g, srv_job *job) {
     bool is_chat = g->req->api == SRV_API_CHAT;
     int n = g->n_seqs;
     int fd = conn_fd(c);
@@ -544,7 +542,7 @@ out:
 // ---------------------------------------------------------------- streaming
 
 typedef struct stream {
-    srv_server *s;
+    tv_server *s;
     gen *g;
     srv_job *job;
     int fd;
@@ -712,7 +710,7 @@ static void stream_free(void *cls) {
     free(st);
 }
 
-static enum MHD_Result start_stream(srv_server *s, struct MHD_Connection *c, conn *cx, gen *g, srv_job *job) {
+static enum MHD_Result start_stream(tv_server *s, struct MHD_Connection *c, conn *cx, gen *g, srv_job *job) {
     stream *st = calloc(1, sizeof *st);
     if (st) {
         st->role_sent = calloc((size_t)g->n_seqs, sizeof *st->role_sent);
@@ -754,7 +752,7 @@ static enum MHD_Result start_stream(srv_server *s, struct MHD_Connection *c, con
 
 // ---------------------------------------------------------------- handlers
 
-static enum MHD_Result generate(srv_server *s, struct MHD_Connection *c, conn *cx, srv_api api, bool *is_streaming) {
+static enum MHD_Result generate(tv_server *s, struct MHD_Connection *c, conn *cx, srv_api api, bool *is_streaming) {
     srv_error err = {0};
     srv_request *req = srv_request_parse(api, cx->body, cx->len, s->n_vocab, &err);
     if (!req) return reply_error(s, c, cx, &err, NULL);
@@ -789,7 +787,7 @@ static enum MHD_Result generate(srv_server *s, struct MHD_Connection *c, conn *c
 
 // Counts the request in n_generating until its answer is complete, so that a shutdown can let
 // aborted streams send their last chunk and [DONE] before the connections close.
-static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, conn *cx, srv_api api) {
+static enum MHD_Result handle_generate(tv_server *s, struct MHD_Connection *c, conn *cx, srv_api api) {
     bool is_streaming = false;
     atomic_fetch_add(&s->n_generating, 1);
     enum MHD_Result r = generate(s, c, cx, api, &is_streaming);
@@ -797,7 +795,7 @@ static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, 
     return r;
 }
 
-static enum MHD_Result handle_tokenize(srv_server *s, struct MHD_Connection *c, conn *cx) {
+static enum MHD_Result handle_tokenize(tv_server *s, struct MHD_Connection *c, conn *cx) {
     srv_error err = {0};
     srv_request *req = srv_request_parse(SRV_API_TOKENIZE, cx->body, cx->len, s->n_vocab, &err);
     if (!req) return reply_error(s, c, cx, &err, NULL);
@@ -841,7 +839,7 @@ out:
     return r;
 }
 
-static enum MHD_Result handle_detokenize(srv_server *s, struct MHD_Connection *c, conn *cx) {
+static enum MHD_Result handle_detokenize(tv_server *s, struct MHD_Connection *c, conn *cx) {
     srv_error err = {0};
     srv_request *req = srv_request_parse(SRV_API_DETOKENIZE, cx->body, cx->len, s->n_vocab, &err);
     if (!req) return reply_error(s, c, cx, &err, NULL);
@@ -866,7 +864,7 @@ out:
     return r;
 }
 
-static cJSON *model_card(const srv_server *s) {
+static cJSON *model_card(const tv_server *s) {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "id", s->model_id);
     cJSON_AddStringToObject(m, "object", "model");
@@ -877,7 +875,7 @@ static cJSON *model_card(const srv_server *s) {
     return m;
 }
 
-static enum MHD_Result handle_get(srv_server *s, struct MHD_Connection *c, conn *cx, const char *url) {
+static enum MHD_Result handle_get(tv_server *s, struct MHD_Connection *c, conn *cx, const char *url) {
     switch (cx->r) {
     case R_HEALTH: {
         cJSON *o = cJSON_CreateObject();
@@ -923,7 +921,7 @@ static route find_route(const char *url, const char **allow, bool *needs_auth) {
     return R_NONE;
 }
 
-static bool auth_ok(const srv_server *s, struct MHD_Connection *c) {
+static bool auth_ok(const tv_server *s, struct MHD_Connection *c) {
     if (!s->api_key) return true;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
@@ -941,12 +939,12 @@ static bool auth_ok(const srv_server *s, struct MHD_Connection *c) {
 // at once (and the connection closed) so that it is never read.
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
-    srv_server *s = cls;
+    tv_server *s = cls;
     conn *cx = *con_cls;
     if (!cx) {
         if (!(cx = calloc(1, sizeof *cx))) return MHD_NO;
         *con_cls = cx;
-        cx->t_arrival_ms = time_ms();
+        cx->t_arrival_ms = srv_time_ms();
         bool needs_auth = true;
         cx->r = find_route(url, &cx->allow, &needs_auth);
         if (cx->r == R_NONE) {
@@ -1056,16 +1054,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n') msg[--n] = 0;
-    log_msg(TV_LOG_WARN, "http: %s", msg);
+    tv_log(TV_LOG_WARN, "http: %s", msg);
 }
 
-srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, tv_error *err) {
-    srv_config defaults;
-    srv_config_default(&defaults);
-    const srv_config *c = cfg ? cfg : &defaults;
+tv_server *tv_server_start(tv_model *m, tv_engine *e, const tv_server_config *cfg, tv_error *err) {
+    tv_server_config defaults;
+    tv_server_config_default(&defaults);
+    const tv_server_config *c = cfg ? cfg : &defaults;
     struct addrinfo *ai = NULL;
-    srv_server *s = calloc(1, sizeof *s);
-    if (!s) { err_fail(err, TV_ERR_NOMEM, "server: out of memory"); return NULL; }
+    tv_server *s = calloc(1, sizeof *s);
+    if (!s) { tv_error_set(err, TV_ERR_NOMEM, "server: out of memory"); return NULL; }
     s->model = m;
     s->engine = e;
     s->tok = tv_model_tokenizer(m);
@@ -1098,7 +1096,11 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
         if (q >= 0 && (p = tv_tokenizer_vocab_piece(s->tok, q, &l)) && l < sizeof eos) { memcpy(eos, p, l); eos[l] = 0; }
     }
     if (!(s->chat = srv_chat_create(tpl, bos, eos, err))) {
-        err_fail_prefix(err, err ? err->code : TV_ERR_FORMAT, "chat template");
+        if (err) {
+            char old[sizeof err->msg];
+            memcpy(old, err->msg, sizeof old);
+            tv_error_set(err, err->code ? err->code : TV_ERR_FORMAT, "chat template: %s", old);
+        }
         goto fail;
     }
 
@@ -1112,7 +1114,7 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
     const char *host = c->host && c->host[0] ? c->host : "127.0.0.1";
     int gai = getaddrinfo(host, port, &hints, &ai);
     if (gai != 0 || !ai) {
-        err_fail(err, TV_ERR_INVALID, "server: cannot resolve host '%s': %s", host, gai_strerror(gai));
+        tv_error_set(err, TV_ERR_INVALID, "server: cannot resolve host '%s': %s", host, gai_strerror(gai));
         goto fail;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
@@ -1127,7 +1129,7 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                                  MHD_OPTION_END);
     if (!s->daemon) {
-        err_fail(err, TV_ERR_IO, "server: cannot listen on %s:%d (in use, or not a local address?)", host, c->port);
+        tv_error_set(err, TV_ERR_IO, "server: cannot listen on %s:%d (in use, or not a local address?)", host, c->port);
         goto fail;
     }
     freeaddrinfo(ai);
@@ -1136,14 +1138,14 @@ srv_server *srv_server_start(tv_model *m, tv_engine *e, const srv_config *cfg, t
     s->port = di ? di->port : c->port;
     return s;
 oom:
-    err_fail(err, TV_ERR_NOMEM, "server: out of memory");
+    tv_error_set(err, TV_ERR_NOMEM, "server: out of memory");
 fail:
     if (ai) freeaddrinfo(ai);
-    srv_server_stop(s);
+    tv_server_stop(s);
     return NULL;
 }
 
-void srv_server_stop(srv_server *s) {
+void tv_server_stop(tv_server *s) {
     if (!s) return;
     atomic_store(&s->is_stopping, true);
     MHD_socket lsock = s->daemon ? MHD_quiesce_daemon(s->daemon) : MHD_INVALID_SOCKET;  // no new connections

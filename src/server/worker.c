@@ -3,7 +3,7 @@
 // Locking: one mutex (w->mu) guards the hand-off queue, every job's state and pending buffers, and
 // the counters. The engine thread never holds it during tv_engine_step. Each job has a condvar
 // the HTTP thread waits on; w->wake is the engine thread's.
-#include "server/worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "util/status.h"
 
 enum { JOB_QUEUED = 0, JOB_ADMITTED, JOB_FAILED };
 
@@ -162,6 +161,17 @@ static void dispatch_output(srv_worker *w, const tv_request_output *o, double no
     }
 }
 
+// Room for n more active sequences (w->mu held); false when out of memory.
+static bool active_reserve(srv_worker *w, int n) {
+    if (w->n_active + n <= w->cap_active) return true;
+    int nc = w->cap_active * 2 + n + 16;
+    srv_seq **p = realloc(w->active, (size_t)nc * sizeof *p);
+    if (!p) return false;
+    w->active = p;
+    w->cap_active = nc;
+    return true;
+}
+
 // Adds every sequence of j to the engine (w->mu NOT held: the engine copies params).
 static void admit(srv_worker *w, srv_job *j) {
     tv_error terr = {0};
@@ -170,7 +180,9 @@ static void admit(srv_worker *w, srv_job *j) {
         if (tv_engine_add_request(w->engine, &j->params[added], &j->seqs[added].req_id, &terr) != TV_OK) break;
     }
     pthread_mutex_lock(&w->mu);
-    if (added < j->n_seqs) {
+    bool ok = added == j->n_seqs;
+    if (ok && !active_reserve(w, j->n_seqs)) ok = tv_error_set(&terr, TV_ERR_NOMEM, "server: out of memory") == TV_OK;
+    if (!ok) {
         for (int i = 0; i < added; i++) tv_engine_abort(w->engine, j->seqs[i].req_id);
         int status = terr.code == TV_ERR_NOMEM ? 503 : (terr.code == TV_ERR_RANGE || terr.code == TV_ERR_INVALID) ? 400 : 500;
         srv_fail(&j->err, status, status == 400 ? "invalid_request_error" : "server_error", NULL, NULL, "%s", terr.msg);
@@ -181,14 +193,7 @@ static void admit(srv_worker *w, srv_job *j) {
         pthread_cond_broadcast(&j->cv);
         job_unref_locked(j);
     } else {
-        srv_metrics_observe(w->metrics, SRV_H_QUEUE, (time_ms() - j->t_arrival_ms) / 1000.0);
-        if (w->n_active + j->n_seqs > w->cap_active) {
-            int nc = w->cap_active * 2 + j->n_seqs + 16;
-            srv_seq **p = realloc(w->active, (size_t)nc * sizeof *p);
-            TV_CHECK(p != NULL);
-            w->active = p;
-            w->cap_active = nc;
-        }
+        srv_metrics_observe(w->metrics, SRV_H_QUEUE, (srv_time_ms() - j->t_arrival_ms) / 1000.0);
         for (int i = 0; i < j->n_seqs; i++) {
             j->seqs[i].is_live = true;
             w->active[w->n_active++] = &j->seqs[i];
@@ -246,12 +251,12 @@ static void *engine_main(void *arg) {
         tv_error terr = {0};
         tv_status st = TV_OK;
         if (tv_engine_has_work(w->engine)) st = tv_engine_step(w->engine, &outs, &n_outs, &terr);
-        double now = time_ms();
+        double now = srv_time_ms();
 
         pthread_mutex_lock(&w->mu);
         if (st != TV_OK) {
             // A failed step leaves the engine's requests in an unknown state: end them all.
-            log_msg(TV_LOG_ERROR, "server: engine step failed: %s", terr.msg);
+            tv_log(TV_LOG_ERROR, "server: engine step failed: %s", terr.msg);
             apply_cancels_locked(w, true);
         } else {
             for (int i = 0; i < n_outs; i++) dispatch_output(w, &outs[i], now);
@@ -280,14 +285,14 @@ static void *engine_main(void *arg) {
 
 srv_worker *srv_worker_create(tv_engine *e, srv_metrics *metrics, int max_inflight, tv_error *err) {
     srv_worker *w = calloc(1, sizeof *w);
-    if (!w) { err_fail(err, TV_ERR_NOMEM, "server: out of memory"); return NULL; }
+    if (!w) { tv_error_set(err, TV_ERR_NOMEM, "server: out of memory"); return NULL; }
     w->engine = e;
     w->metrics = metrics;
     w->max_inflight = max_inflight > 0 ? max_inflight : 1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
     if (pthread_create(&w->thread, NULL, engine_main, w) != 0) {
-        err_fail(err, TV_ERR_STATE, "server: cannot start the engine thread: %s", strerror(errno));
+        tv_error_set(err, TV_ERR_STATE, "server: cannot start the engine thread: %s", strerror(errno));
         srv_worker_free(w);
         return NULL;
     }
@@ -446,4 +451,10 @@ void srv_job_release(srv_job *j) {
     }
     job_unref_locked(j);
     pthread_mutex_unlock(&w->mu);
+}
+
+double srv_time_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/metrics.h"
-#include "server/request.h"
+#include "metrics.h"
+#include "request.h"
 #include "tinyvllm.h"
 
 typedef struct srv_worker srv_worker;
@@ -63,5 +63,8 @@ bool srv_job_done(srv_job *j);
 // Aborts the job's unfinished sequences (asynchronously) and drops the caller's reference.
 // Call exactly once per submitted job, after srv_job_wait_admitted.
 void srv_job_release(srv_job *j);
+
+// Monotonic clock, ms (arrival times, latencies).
+double srv_time_ms(void);
 
 #endif

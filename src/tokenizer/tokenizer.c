@@ -14,9 +14,11 @@
 //            with no full cover.
 // Decisions (written down): special tokens are matched leftmost-longest (Hugging Face's added-token
 // semantics); llama.cpp scans longest-first, which differs only for overlapping special tokens.
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
+#include <sys/stat.h>
 
 #include <utf8proc.h>
 
@@ -1066,4 +1068,36 @@ size_t tv_detok_flush(tv_detok *d, const char **out) {
     if (d->pending.n) detok_drain(d, true);
     *out = d->out.p ? d->out.p : "";
     return d->out.n;
+}
+
+// ---------------------------------------------------------------- tv_tokenizer_load
+
+tv_tokenizer *tv_tokenizer_load(const char *path, int32_t vocab_size, tv_error *err) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        err_fail(err, TV_ERR_IO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (S_ISDIR(sb.st_mode)) return tokenizer_load_json(path, err);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_fail(err, TV_ERR_IO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    unsigned char head[64];
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    if (n >= 4 && !memcmp(head, "GGUF", 4)) {
+        gguf_ctx *g = gguf_open(path, err);
+        if (!g) return NULL;
+        tv_tokenizer *t = tokenizer_from_gguf(g, err);
+        gguf_close(g);
+        return t;
+    }
+    for (size_t i = 0; i < n; i++) {   // a JSON object: tokenizer.json
+        if (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t') continue;
+        if (head[i] == '{') return tokenizer_load_json(path, err);
+        break;
+    }
+    return tokenizer_load_llama2c(path, vocab_size, err);
 }

@@ -153,7 +153,7 @@ static double compute_rate(tv_pool *pool, job *j, double units_per_iter, int nth
     return best;
 }
 
-tv_status roofline_measure(int n_threads, tv_roofline *out, tv_error *err) {
+tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err) {
     tv_status st = TV_OK;
     tv_pool *pool = NULL;
     void *map = MAP_FAILED;

@@ -13,17 +13,9 @@
 #ifndef TV_UTIL_ROOFLINE_H
 #define TV_UTIL_ROOFLINE_H
 
-#include "tinyvllm.h"
 
-typedef struct tv_roofline {
-    double mem_bw_gbs;    // GB/s
-    double int8_gops;     // GOPS
-    double fp32_gflops;   // GFLOPS
-    const char *isa;      // static string
-} tv_roofline;
-
-// Measures with n_threads threads (<= 0: online cores; at most 1024). Allocates and touches a 1 GiB buffer
-// (falls back to 256 MiB when 1 GiB is not available). TV_ERR_NOMEM when no buffer can be had.
-tv_status roofline_measure(int n_threads, tv_roofline *out, tv_error *err);
+// tv_roofline and tv_roofline_measure are public (tinyvllm_tools.h); this header adds nothing but the
+// description above.
+#include "tinyvllm_tools.h"
 
 #endif

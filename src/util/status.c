@@ -6,13 +6,26 @@
 #include <string.h>
 #include <time.h>
 
-tv_status err_fail(tv_error *err, tv_status code, const char *fmt, ...) {
+static tv_status verr(tv_error *err, tv_status code, const char *fmt, va_list ap) {
     if (!err) return code;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err->code = code;
+    return code;
+}
+
+tv_status err_fail(tv_error *err, tv_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    verr(err, code, fmt, ap);
     va_end(ap);
-    err->code = code;
+    return code;
+}
+
+tv_status tv_error_set(tv_error *err, tv_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    verr(err, code, fmt, ap);
+    va_end(ap);
     return code;
 }
 
@@ -35,14 +48,25 @@ static void *g_log_user;
 
 void tv_log_set(tv_log_fn fn, void *user) { g_log_fn = fn; g_log_user = user; }
 
-void log_msg(tv_log_level level, const char *fmt, ...) {
+static void vlog(tv_log_level level, const char *fmt, va_list ap) {
     if (!g_log_fn) return;
     char buf[1024];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    g_log_fn(level, buf, g_log_user);
+}
+
+void log_msg(tv_log_level level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    vlog(level, fmt, ap);
     va_end(ap);
-    g_log_fn(level, buf, g_log_user);
+}
+
+void tv_log(tv_log_level level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
 }
 
 static void default_abort(const char *file, int line, const char *expr) {

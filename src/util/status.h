@@ -17,10 +17,7 @@ tv_status err_fail(tv_error *err, tv_status code, const char *fmt, ...)
 tv_status err_fail_prefix(tv_error *err, tv_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-// ---- logging through a settable callback (default: silent) ----
-typedef enum { TV_LOG_DEBUG = 0, TV_LOG_INFO, TV_LOG_WARN, TV_LOG_ERROR } tv_log_level;
-typedef void (*tv_log_fn)(tv_log_level level, const char *msg, void *user);
-void tv_log_set(tv_log_fn fn, void *user);
+// ---- logging through the callback set by tv_log_set (tinyvllm.h; default: silent) ----
 void log_msg(tv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // ---- always-on invariant check; the abort hook is overridable (tests) ----

@@ -1,0 +1,115 @@
+// tinyvllm_tools.h — the second public header: model-file inspection, conversion, synthetic models
+// and the machine's measured limits. What `tinyvllm info | convert | synth | bench` are built on;
+// programs that only serve or generate need tinyvllm.h alone.
+//
+// Same conventions as tinyvllm.h: opaque handles with create/free (free(NULL) is a no-op), tv_status
+// plus a caller-owned tv_error, the library never prints and never exits.
+#ifndef TINYVLLM_TOOLS_H
+#define TINYVLLM_TOOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyvllm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ============================ model files, read without loading ============================
+// A GGUF or llama2.c file opened for inspection: container facts, metadata and tensor list, also
+// for files tinyvllm cannot run. Nothing is loaded or repacked; GGUF is memory-mapped.
+typedef struct tv_file tv_file;
+
+typedef struct tv_file_desc {
+    const char *format;          // "gguf" | "llama2c"
+    uint32_t version;            // GGUF version, or llama2.c checkpoint version (0, 1)
+    size_t alignment;            // GGUF tensor data alignment (0 for llama2.c)
+    size_t data_offset;          // GGUF: offset of the tensor data (0 for llama2.c)
+    bool shared_classifier;      // llama2.c: the output projection is the token embedding
+} tv_file_desc;
+
+// Decides the format by content ("GGUF" magic, else llama2.c). NULL + err (naming the file) on failure.
+tv_file *tv_file_open(const char *path, tv_error *err);
+void tv_file_close(tv_file *f);
+void tv_file_describe(const tv_file *f, tv_file_desc *d);
+
+// Metadata (GGUF only; 0 keys for llama2.c). Key i in file order; its value as text: strings as
+// stored, integers in decimal, floats with %g, booleans true/false, arrays "[TYPE × n]". Writes at
+// most cap bytes (NUL-terminated when cap > 0) and returns the full length, like snprintf.
+int64_t tv_file_n_meta(const tv_file *f);
+const char *tv_file_meta_key(const tv_file *f, int64_t i);
+size_t tv_file_meta_text(const tv_file *f, int64_t i, char *buf, size_t cap);
+// A string value by key (not NUL-terminated: *len bytes); NULL when absent or not a string.
+const char *tv_file_meta_str(const tv_file *f, const char *key, size_t *len);
+// The vocabulary string of the token id that metadata key (e.g. "tokenizer.ggml.bos_token_id")
+// names, from tokenizer.ggml.tokens; NULL when either is absent or out of range. *len bytes.
+const char *tv_file_token_of(const tv_file *f, const char *id_key, size_t *len);
+
+typedef struct tv_tensor_desc {
+    const char *name;
+    int type;                    // GGUF/ggml type id
+    const char *type_name;       // "Q4_K", "F32", ... ("?" when unknown)
+    int n_dims;
+    int64_t ne[4];               // ne[0] = elements per row
+    size_t nbytes;
+} tv_tensor_desc;
+int64_t tv_file_n_tensors(const tv_file *f);
+// false when i is out of range.
+bool tv_file_tensor(const tv_file *f, int64_t i, tv_tensor_desc *out);
+
+// ============================ conversion ============================
+// Converts a llama2.c checkpoint (and optionally its tokenizer.bin) to a GGUF that llama.cpp also
+// loads (F32 weights as stored). name: general.name. summary (may be NULL): one line describing
+// the source (version, shape, tensor count), at most cap bytes.
+tv_status tv_convert_llama2c(const char *model_path, const char *tokenizer_path, const char *name,
+                             const char *out_path, char *summary, size_t cap, tv_error *err);
+
+// ============================ synthetic models ============================
+// Deterministic random-weight llama GGUF files for demos, tests and benchmarks: same preset, type,
+// seed and vocab file give a byte-identical file on every machine.
+typedef struct tv_synth_shape {
+    const char *name;
+    int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, ctx;
+    float rope_theta;
+    float norm_eps;
+    bool tied_output;            // no output.weight (tied to token_embd)
+    bool llama3_rope;            // write rope_freqs.weight (llama 3.1+ frequency factors)
+} tv_synth_shape;
+
+// The preset of that name, or NULL; and the names, comma-separated, for help texts.
+const tv_synth_shape *tv_synth_find_preset(const char *name);
+const char *tv_synth_preset_names(void);
+
+typedef struct tv_synth_options {
+    const char *preset;          // a preset name
+    const char *type;            // "F32" "F16" "BF16" "Q8_0" "Q4_0" "Q4_K" "Q6_K" (llama.cpp's mixes)
+    uint64_t seed;
+    const char *vocab_path;      // a GGUF to copy tokenizer.* from, or NULL for a synthetic vocab
+    int n_threads;               // quantization threads (<= 1: the calling thread only)
+} tv_synth_options;
+
+// Writes the model to out_path atomically. TV_ERR_INVALID for an unknown preset or type.
+tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err);
+
+// ============================ the machine's limits ============================
+// Measured in about a second with n_threads threads (<= 0: online cores), so benchmarks report
+// fractions of what this CPU and its memory can do:
+//   mem_bw_gbs   streaming read bandwidth, GB/s, best of 5 over a buffer far beyond the LLC
+//   int8_gops    int8 dot-product peak (VNNI where present), GOPS, 2 ops per multiply-accumulate
+//   fp32_gflops  fp32 FMA peak, GFLOPS
+typedef struct tv_roofline {
+    double mem_bw_gbs;
+    double int8_gops;
+    double fp32_gflops;
+    const char *isa;             // "avx512-vnni" | "avx-vnni" | "avx2" | "generic" (static string)
+} tv_roofline;
+// Allocates and touches a 1 GiB buffer (256 MiB when 1 GiB is not available); TV_ERR_NOMEM when
+// neither can be had.
+tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

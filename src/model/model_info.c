@@ -1,0 +1,44 @@
+// model_info.c — tv_model_get_info: the public description of a loaded model (tinyvllm.h).
+#include <string.h>
+
+#include "model/model.h"
+
+// Parameters that take part in matmuls per token (the layers' projections and the output; attention
+// score/value products are not counted).
+static int64_t matmul_params(const tv_model *m) {
+    const tv_hparams *hp = model_hparams(m);
+    const tv_layer *L = model_layers(m);
+    int64_t n = 0;
+    for (int l = 0; l < hp->n_layers; l++) {
+        const tv_tensor *ts[] = {&L[l].wq, &L[l].wk, &L[l].wv, &L[l].wo, &L[l].w_gate, &L[l].w_up, &L[l].w_down};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) n += ts[i]->ne[0] * ts[i]->ne[1];
+    }
+    const tv_tensor *out = model_output(m);
+    if (out) n += out->ne[0] * out->ne[1];
+    return n;
+}
+
+void tv_model_get_info(const tv_model *m, tv_model_info *info) {
+    const tv_hparams *h = model_hparams(m);
+    memset(info, 0, sizeof *info);
+    info->name = tv_model_name(m);
+    info->path = model_file_path(m);
+    info->format = model_format(m);
+    info->architecture = "llama";
+    info->n_vocab = h->n_vocab;
+    info->dim = h->dim;
+    info->n_layers = h->n_layers;
+    info->n_heads = h->n_heads;
+    info->n_kv_heads = h->n_kv_heads;
+    info->head_dim = h->head_dim;
+    info->hidden_dim = h->hidden_dim;
+    info->n_ctx_train = h->n_ctx_train;
+    info->n_rot = h->n_rot;
+    info->rope_theta = h->rope_theta;
+    info->norm_eps = h->norm_eps;
+    info->rope_scaling = h->rope_scaling;
+    info->tied_output = model_output(m)->data == model_tok_embd(m)->data;
+    info->n_params = matmul_params(m);
+    info->weight_bytes = model_weight_bytes(m);
+    info->n_packed = model_n_packed(m, &info->repack_ms);
+}
