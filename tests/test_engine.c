@@ -17,15 +17,9 @@
 
 #include "model/synth.h"
 #include "tinyvllm.h"
+#include "util/rng.h"
 
 static tv_model *g_model;
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static int setup(void **state) {
     (void)state;
@@ -133,12 +127,12 @@ static void make_requests(req *rs, int n, uint64_t seed, int max_prompt, int max
     uint64_t s = seed;
     for (int i = 0; i < n; i++) {
         memset(&rs[i], 0, sizeof rs[i]);
-        rs[i].n_prompt = 1 + (int)(rng_next(&s) % (uint64_t)max_prompt);
+        rs[i].n_prompt = 1 + (int)(rng_splitmix64(&s) % (uint64_t)max_prompt);
         rs[i].prompt[0] = 1;
-        for (int j = 1; j < rs[i].n_prompt; j++) rs[i].prompt[j] = 3 + (int)(rng_next(&s) % 500);
-        rs[i].max_tokens = 1 + (int)(rng_next(&s) % (uint64_t)max_new);
-        rs[i].arrive_step = (int)(rng_next(&s) % (uint64_t)(max_arrive + 1));
-        rs[i].seed = rng_next(&s);
+        for (int j = 1; j < rs[i].n_prompt; j++) rs[i].prompt[j] = 3 + (int)(rng_splitmix64(&s) % 500);
+        rs[i].max_tokens = 1 + (int)(rng_splitmix64(&s) % (uint64_t)max_new);
+        rs[i].arrive_step = (int)(rng_splitmix64(&s) % (uint64_t)(max_arrive + 1));
+        rs[i].seed = rng_splitmix64(&s);
     }
 }
 
@@ -300,20 +294,20 @@ static void test_no_leaks_10k(void **state) {
         while (submitted < 10000 && n_live < 48) {
             tv_request_params p;
             tv_request_params_default(&p);
-            int np = 1 + (int)(rng_next(&s) % 20);
+            int np = 1 + (int)(rng_splitmix64(&s) % 20);
             prompt[0] = 1;
-            for (int j = 1; j < np; j++) prompt[j] = 3 + (int)(rng_next(&s) % 500);
+            for (int j = 1; j < np; j++) prompt[j] = 3 + (int)(rng_splitmix64(&s) % 500);
             p.prompt_ids = prompt;
             p.n_prompt = (size_t)np;
-            p.max_tokens = 1 + (int)(rng_next(&s) % 4);
+            p.max_tokens = 1 + (int)(rng_splitmix64(&s) % 4);
             p.sampling.temperature = 0;
             uint64_t id;
             assert_int_equal(tv_engine_add_request(e, &p, &id, &err), TV_OK);
             live[n_live++] = id;
             submitted++;
         }
-        if (n_live && rng_next(&s) % 4 == 0) {   // abort a random live request
-            int k = (int)(rng_next(&s) % (uint64_t)n_live);
+        if (n_live && rng_splitmix64(&s) % 4 == 0) {   // abort a random live request
+            int k = (int)(rng_splitmix64(&s) % (uint64_t)n_live);
             if (tv_engine_abort(e, live[k]) == TV_OK) aborted++;
         }
         const tv_request_output *o;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/rng.h"
 #include "util/status.h"
 
 // Temperatures below this sample greedily (1/T must stay finite; the result is the argmax anyway).
@@ -26,8 +27,7 @@ struct tv_sampler {
     int n_bias;
     int32_t *bias_ids;   // (n_bias)
     float *bias_vals;    // (n_bias)
-    // ---- RNG: xoshiro256** seeded through splitmix64 ----
-    uint64_t rng[4];
+    rng_xoshiro rng;     // seeded once from the request's seed
     // ---- penalty history (allocated only when a penalty is active) ----
     bool has_penalties;
     uint8_t *seen;       // (n_vocab) bit 0: in prompt, bit 1: generated
@@ -38,31 +38,6 @@ struct tv_sampler {
     cand *cands;         // (n_vocab), allocated when temperature > 0
     float *chunk_sums;   // (n_vocab / EXP_CHUNK + 1), same
 };
-
-// ============================ RNG ============================
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t s[4]) {
-    uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
-// Uniform double in [0, 1) with 53 random bits.
-static double rng_uniform(uint64_t s[4]) { return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53; }
 
 // ============================ exp ============================
 // exp(v) for v <= 0 (every use subtracts the maximum logit first); -inf and NaN give exactly 0.
@@ -245,8 +220,7 @@ tv_sampler *sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_
         s->chunk_sums = malloc(((size_t)n_vocab / EXP_CHUNK + 1) * sizeof *s->chunk_sums);
         if (!s->cands || !s->chunk_sums) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory (%d candidates)", (int)n_vocab); goto fail; }
     }
-    uint64_t sm = seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&sm);
+    rng_xoshiro_seed(&s->rng, seed);
     return s;
 
 fail:
@@ -371,7 +345,7 @@ static int32_t draw_all(tv_sampler *s, const float *logits, float max_l) {
     const float inv_t = 1.0f / s->temperature;
     TV_CHECK(s->chunk_sums != NULL);
     const double z = sum_exp(logits, n, max_l, inv_t, s->chunk_sums);
-    const double r = rng_uniform(s->rng) * z;
+    const double r = rng_xoshiro_uniform(&s->rng) * z;
     const int32_t n_chunks = n / EXP_CHUNK + 1;   // the last one is the tail (possibly empty)
     double acc = 0.0;
     int32_t c = 0;
@@ -489,7 +463,7 @@ static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bo
             sum += c[i].w;
         }
     }
-    double r = rng_uniform(s->rng) * sum, acc = 0.0;
+    double r = rng_xoshiro_uniform(&s->rng) * sum, acc = 0.0;
     for (int64_t i = 0; i < n_c; i++) {
         acc += c[i].w;
         if (r < acc) return c[i].id;

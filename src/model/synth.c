@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "formats/gguf.h"
+#include "util/rng.h"
 #include "util/status.h"
 
 static const tv_synth_shape PRESETS[] = {
@@ -29,13 +30,6 @@ const tv_synth_shape *tv_synth_find_preset(const char *name) {
 const char *tv_synth_preset_names(void) { return "tiny, demo, tinyllama-1.1b, llama-3.2-1b"; }
 
 // ---- deterministic values: counter-based, independent of chunking and threads ----
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static uint64_t name_hash(const char *s) {
     uint64_t h = 1469598103934665603ull;
     for (; *s; s++) { h ^= (uint8_t)*s; h *= 1099511628211ull; }
@@ -58,7 +52,7 @@ static void gen_row(const tsrc *s, int64_t r, float *out) {
     if (s->is_constant) { for (int64_t k = 0; k < s->ne0; k++) out[k] = s->constant; return; }
     uint64_t base = (uint64_t)r * (uint64_t)s->ne0;
     for (int64_t k = 0; k < s->ne0; k++) {
-        uint64_t h = splitmix64(s->key ^ (base + (uint64_t)k) * 0xd1342543de82ef95ull);
+        uint64_t h = rng_hash64(s->key ^ (base + (uint64_t)k) * 0xd1342543de82ef95ull);
         float u = (float)(h >> 40) * (1.0f / 16777216.0f);   // [0, 1), 24 bits
         out[k] = (2.0f * u - 1.0f) * s->amp;
     }
@@ -272,7 +266,7 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
     do {                                                                                                       \
         src_binding *b_ = &srcs[k++];                                                                          \
         b_->sc = &sc;                                                                                          \
-        b_->src.key = splitmix64(p->seed ^ name_hash(name_));                                                  \
+        b_->src.key = rng_hash64(p->seed ^ name_hash(name_));                                                  \
         b_->src.type = (is_norm_) ? TV_TYPE_F32 : fit_type((type_), (ne0_));                                   \
         b_->src.ne0 = (ne0_);                                                                                  \
         b_->src.amp = amp;                                                                                     \
