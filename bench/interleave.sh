@@ -8,12 +8,13 @@
 #   -r N       rounds (default 4); each engine runs once per round with -r 1
 #   NAME=CMD   a peer's llama-bench (or compatible) binary plus its own extra flags, e.g.
 #              llama.cpp=/opt/llama.cpp/bin/llama-bench  ik-rtr="/opt/ik/bin/llama-bench -rtr 1"
+#   NAME=tv:PATH  another tinyvllm binary (e.g. a build of an earlier commit: before/after comparisons)
 #   TV=path    environment: the tinyvllm binary (default: build/tinyvllm)
 #
 # Why: on a shared or virtualized machine throughput drifts by tens of percent over minutes, in step
 # for every engine. One long run per engine compares different machine states; alternating rounds
 # and comparing medians does not. Prints one line per engine: median tok/s of each test (pp, then
-# tg) and the rounds' values. Needs python3 for JSON.
+# tg, then batched decode for tinyvllm binaries) and the rounds' values. Needs python3 for JSON.
 set -euo pipefail
 
 rounds=4 model="" args=""
@@ -30,10 +31,10 @@ shift $((OPTIND - 1))
 TV=${TV:-build/tinyvllm}
 [ -x "$TV" ] || { echo "interleave.sh: no tinyvllm binary at $TV (set TV=...)" >&2; exit 2; }
 
-tv_round() {   # prints "pp tg" values present
+tv_round() {   # binary; prints the "pp tg batch_decode" values present
   # shellcheck disable=SC2086
-  "$TV" bench -m "$model" $args -r 1 --json 2>/dev/null |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%.2f" % d[k] for k in ("pp_tok_s", "tg_tok_s") if d.get(k)))'
+  "$1" bench -m "$model" $args -r 1 --json 2>/dev/null |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%.2f" % d[k] for k in ("pp_tok_s", "tg_tok_s", "batch_decode_tok_s") if d.get(k)))'
 }
 peer_round() {   # cmd
   # shellcheck disable=SC2086
@@ -43,8 +44,14 @@ peer_round() {   # cmd
 
 {
   for ((i = 0; i < rounds; i++)); do
-    echo "tinyvllm $(tv_round)"
-    for p in "$@"; do echo "${p%%=*} $(peer_round "${p#*=}")"; done
+    echo "tinyvllm $(tv_round "$TV")"
+    for p in "$@"; do
+      cmd=${p#*=}
+      case "$cmd" in
+        tv:*) echo "${p%%=*} $(tv_round "${cmd#tv:}")" ;;
+        *) echo "${p%%=*} $(peer_round "$cmd")" ;;
+      esac
+    done
   done
 } | python3 -c '
 import statistics, sys
