@@ -1,0 +1,494 @@
+// test_scheduler.c — the step planner (src/engine/scheduler.c) through its header, with the
+// engine's postprocess simulated here (n_computed advances by the planned tokens, a sequence whose
+// pending tokens all ran samples one more, full blocks are registered for prefix caching):
+// decodes first then prompt chunks within the token budget, chunked prefill on and off, FCFS
+// admission with head-of-line blocking, max_num_seqs, preemption by recompute (the newest
+// victim, its blocks freed, requeued at the front, recomputed in full later), the waiting deque
+// through wrap-around and growth, removal from either queue, and admission on cached prefixes.
+// After every step each block's refcount must equal the number of block tables holding it.
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/block_manager.h"
+#include "engine/scheduler.h"
+
+enum { TOK_CAP = 512 };
+
+typedef struct {
+    tv_scheduler *s;
+    kv_block_manager *bm;
+    tv_sched_config cfg;
+    tv_sched_item *items;   // (cfg.max_num_seqs) exactly: an overrun shows under ASan
+    tv_seq **all;           // every sequence of the test, for the block accounting
+    int n_all;
+} rig;
+
+static rig rig_make(int n_blocks, int block_size, int max_seqs, int budget, bool chunked, bool prefix) {
+    rig r = {0};
+    r.cfg = (tv_sched_config){max_seqs, budget, chunked, prefix};
+    r.bm = bm_create(n_blocks, block_size);
+    assert_non_null(r.bm);
+    r.s = sched_create(&r.cfg, r.bm);
+    assert_non_null(r.s);
+    r.items = malloc((size_t)max_seqs * sizeof *r.items);
+    r.all = calloc(256, sizeof *r.all);
+    return r;
+}
+
+// A sequence with a prompt of n tokens first, first+1, ... (ids only matter for prefix hashing).
+static tv_seq *seq_new(rig *r, uint64_t id, int n, int32_t first) {
+    tv_seq *q = calloc(1, sizeof *q);
+    q->id = id;
+    q->cap = TOK_CAP;
+    q->tokens = malloc(TOK_CAP * sizeof(int32_t));
+    for (int i = 0; i < n; i++) q->tokens[i] = first + i;
+    q->n_tokens = q->n_prompt = n;
+    q->max_len = TOK_CAP;
+    q->max_new = -1;
+    assert_true(r->n_all < 256);
+    r->all[r->n_all++] = q;
+    return q;
+}
+
+static tv_seq *add(rig *r, uint64_t id, int n, int32_t first) {
+    tv_seq *q = seq_new(r, id, n, first);
+    assert_true(sched_add(r->s, q));
+    assert_int_equal(q->status, SEQ_WAITING);
+    return q;
+}
+
+// Every block's refcount equals the number of block tables that hold it (no block in two tables
+// unless shared through the prefix cache, no leaked reference).
+static void check_blocks(const rig *r) {
+    const int n = bm_n_blocks(r->bm);
+    int *count = calloc((size_t)n, sizeof *count);
+    int n_held = 0;
+    for (int i = 0; i < r->n_all; i++)
+        for (int b = 0; b < r->all[i]->n_blocks; b++) {
+            int32_t id = r->all[i]->blocks[b];
+            assert_in_range(id, 0, n - 1);
+            if (count[id]++ == 0) n_held++;
+        }
+    for (int b = 0; b < n; b++) assert_int_equal(bm_refcount(r->bm, b), count[b]);
+    assert_int_equal(bm_n_free(r->bm), n - n_held);
+    free(count);
+}
+
+// The engine's part of a step: every planned token is computed; a sequence with nothing pending
+// samples a token (id 5000 + position); with prefix caching, newly full blocks are registered.
+static void postprocess(rig *r, int n_items) {
+    const int bs = bm_block_size(r->bm);
+    for (int i = 0; i < n_items; i++) {
+        tv_seq *q = r->items[i].seq;
+        q->n_computed += r->items[i].n_tokens;
+        if (r->cfg.prefix_caching)
+            for (; (q->n_hashed + 1) * bs <= q->n_computed; q->n_hashed++) {
+                const int b = q->n_hashed;
+                const uint64_t prev = b ? bm_hash(r->bm, q->blocks[b - 1]) : 0;
+                const int32_t *t = q->tokens + (size_t)b * bs;
+                bm_register_full(r->bm, q->blocks[b], bm_chain_hash(prev, t, bs), t);
+            }
+        if (q->n_computed == q->n_tokens) {
+            assert_true(q->n_tokens < TOK_CAP);
+            q->tokens[q->n_tokens] = 5000 + q->n_tokens;
+            q->n_tokens++;
+        }
+    }
+}
+
+// One planned step, checked against the scheduler's contract, then postprocessed.
+static int step(rig *r, int *n_preempted) {
+    int n_pre = -1;
+    int n = sched_schedule(r->s, r->items, &n_pre);
+    assert_in_range(n, 0, r->cfg.max_num_seqs);
+    assert_true(n_pre >= 0);
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        tv_seq *q = r->items[i].seq;
+        int k = r->items[i].n_tokens;
+        assert_int_equal(q->status, SEQ_RUNNING);
+        assert_true(k >= 1 && q->n_computed + k <= q->n_tokens);
+        assert_true(q->n_blocks * bm_block_size(r->bm) >= q->n_computed + k);   // blocks allocated
+        for (int j = 0; j < i; j++) assert_ptr_not_equal(r->items[j].seq, q);
+        total += k;
+    }
+    assert_true(total <= r->cfg.max_batched_tokens);
+    assert_true(sched_n_running(r->s) <= r->cfg.max_num_seqs);
+    check_blocks(r);
+    postprocess(r, n);
+    if (n_preempted) *n_preempted = n_pre;
+    return n;
+}
+
+static void expect_item(const rig *r, int i, const tv_seq *q, int n_tokens) {
+    if (r->items[i].seq != q || r->items[i].n_tokens != n_tokens)
+        fail_msg("item %d: seq %llu x %d, want seq %llu x %d", i, (unsigned long long)r->items[i].seq->id,
+                 r->items[i].n_tokens, (unsigned long long)q->id, n_tokens);
+}
+
+// Finishes q the way the engine does (removed, blocks released).
+static void finish(rig *r, tv_seq *q) {
+    sched_remove(r->s, q);
+    assert_int_equal(q->n_blocks, 0);
+    assert_null(sched_find(r->s, q->id));
+    check_blocks(r);
+}
+
+static void rig_free(rig *r) {
+    for (tv_seq *q; (q = sched_first(r->s));) sched_remove(r->s, q);
+    check_blocks(r);
+    assert_int_equal(bm_n_free(r->bm), bm_n_blocks(r->bm));
+    for (int i = 0; i < r->n_all; i++) {
+        free(r->all[i]->tokens);
+        free(r->all[i]->blocks);
+        free(r->all[i]);
+    }
+    free(r->all);
+    free(r->items);
+    sched_free(r->s);
+    bm_free(r->bm);
+}
+
+// Budget 8: a running decode goes first, then the running prompt's next chunk takes exactly the
+// rest; a new arrival is admitted only once the budget allows.
+static void test_decode_first_then_chunks(void **state) {
+    (void)state;
+    rig r = rig_make(64, 4, 4, 8, true, false);
+    tv_seq *a = add(&r, 1, 2, 10), *b = add(&r, 2, 20, 100);
+    assert_int_equal(step(&r, NULL), 2);
+    expect_item(&r, 0, a, 2);
+    expect_item(&r, 1, b, 6);   // the first chunk: what A left of the budget
+    tv_seq *c = add(&r, 3, 3, 200);
+    assert_int_equal(step(&r, NULL), 2);
+    expect_item(&r, 0, a, 1);   // decode first
+    expect_item(&r, 1, b, 7);   // 6 + 7 of 20
+    assert_int_equal(sched_n_waiting(r.s), 1);   // no budget left for C
+    assert_int_equal(step(&r, NULL), 2);
+    expect_item(&r, 0, a, 1);
+    expect_item(&r, 1, b, 7);   // B's prompt complete: it samples
+    assert_int_equal(c->status, SEQ_WAITING);
+    assert_int_equal(step(&r, NULL), 3);
+    expect_item(&r, 0, a, 1);
+    expect_item(&r, 1, b, 1);
+    expect_item(&r, 2, c, 3);
+    assert_true(a->arrival < b->arrival && b->arrival < c->arrival);
+    rig_free(&r);
+}
+
+// Decodes count against the budget: three of them fill a budget of 3 and nobody is admitted.
+static void test_decodes_use_the_budget(void **state) {
+    (void)state;
+    rig r = rig_make(64, 4, 4, 3, true, false);
+    tv_seq *q[3];
+    for (int i = 0; i < 3; i++) q[i] = add(&r, (uint64_t)i + 1, 1, 10 * i);
+    assert_int_equal(step(&r, NULL), 3);   // three 1-token prompts
+    add(&r, 9, 2, 90);
+    assert_int_equal(step(&r, NULL), 3);   // three decodes fill the budget: no admission
+    for (int i = 0; i < 3; i++) expect_item(&r, i, q[i], 1);
+    assert_int_equal(sched_n_waiting(r.s), 1);
+    rig_free(&r);
+}
+
+// Chunked prefill off: a prompt runs whole or not at all, and FCFS admission stops at the first
+// that does not fit (a later short one does not jump the queue). On: the head is split.
+static void test_chunked_prefill_off_and_on(void **state) {
+    (void)state;
+    for (int chunked = 0; chunked <= 1; chunked++) {
+        rig r = rig_make(64, 4, 4, 8, chunked, false);
+        tv_seq *a = add(&r, 1, 5, 10), *b = add(&r, 2, 5, 20), *c = add(&r, 3, 2, 30);
+        if (!chunked) {
+            assert_int_equal(step(&r, NULL), 1);
+            expect_item(&r, 0, a, 5);
+            assert_int_equal(sched_n_waiting(r.s), 2);
+            assert_int_equal(b->n_blocks, 0);   // a failed admission holds nothing
+            assert_int_equal(step(&r, NULL), 3);
+            expect_item(&r, 0, a, 1);
+            expect_item(&r, 1, b, 5);
+            expect_item(&r, 2, c, 2);
+        } else {
+            assert_int_equal(step(&r, NULL), 2);
+            expect_item(&r, 0, a, 5);
+            expect_item(&r, 1, b, 3);
+            assert_int_equal(c->status, SEQ_WAITING);
+            assert_int_equal(step(&r, NULL), 3);
+            expect_item(&r, 0, a, 1);
+            expect_item(&r, 1, b, 2);
+            expect_item(&r, 2, c, 2);   // 8 - 1 - 2 = 5 left: C's whole prompt
+        }
+        rig_free(&r);
+    }
+}
+
+// Chunked prefill with too few blocks for a running prompt's chunk: it takes what the free blocks
+// cover, and nothing once none are left (a prompt chunk never preempts).
+static void test_chunk_shrinks_to_free_blocks(void **state) {
+    (void)state;
+    rig r = rig_make(4, 4, 4, 9, true, false);
+    tv_seq *a = add(&r, 1, 2, 10);
+    assert_int_equal(step(&r, NULL), 1);   // A holds one block
+    tv_seq *b = add(&r, 2, 30, 100);
+    assert_int_equal(step(&r, NULL), 2);
+    expect_item(&r, 0, a, 1);
+    expect_item(&r, 1, b, 8);              // two blocks; one left
+    assert_int_equal(step(&r, NULL), 2);
+    expect_item(&r, 0, a, 1);
+    expect_item(&r, 1, b, 4);              // the budget allows 8, the last free block 4
+    assert_int_equal(bm_n_free(r.bm), 0);
+    finish(&r, a);
+    assert_int_equal(step(&r, NULL), 1);
+    expect_item(&r, 0, b, 4);
+    int n_pre;
+    assert_int_equal(step(&r, &n_pre), 0);
+    assert_int_equal(n_pre, 0);
+    assert_int_equal(b->n_computed, 16);
+    rig_free(&r);
+}
+
+static void test_max_num_seqs(void **state) {
+    (void)state;
+    rig r = rig_make(64, 4, 2, 100, true, false);
+    tv_seq *a = add(&r, 1, 3, 10), *b = add(&r, 2, 3, 20), *c = add(&r, 3, 3, 30);
+    assert_int_equal(step(&r, NULL), 2);
+    expect_item(&r, 0, a, 3);
+    expect_item(&r, 1, b, 3);
+    assert_int_equal(sched_n_running(r.s), 2);
+    assert_int_equal(sched_n_waiting(r.s), 1);
+    assert_int_equal(step(&r, NULL), 2);   // budget left, but no slot
+    assert_int_equal(c->status, SEQ_WAITING);
+    finish(&r, a);
+    assert_int_equal(step(&r, NULL), 2);
+    expect_item(&r, 0, b, 1);
+    expect_item(&r, 1, c, 3);
+    rig_free(&r);
+}
+
+// Four blocks of 4. A (3), B (3), C (7) fill them; D waits. When A's next token needs a new block,
+// the newest (C) is preempted: its blocks go back, it re-queues ahead of D, nobody is admitted that
+// step, and later it recomputes all its tokens, generated one included.
+static void test_preemption_newest_requeued_front(void **state) {
+    (void)state;
+    rig r = rig_make(4, 4, 4, 100, true, false);
+    tv_seq *a = add(&r, 1, 3, 10), *b = add(&r, 2, 3, 20), *c = add(&r, 3, 7, 30);
+    int n_pre;
+    assert_int_equal(step(&r, &n_pre), 3);
+    assert_int_equal(bm_n_free(r.bm), 0);
+    tv_seq *d = add(&r, 4, 3, 40);
+    assert_int_equal(step(&r, &n_pre), 3);   // decodes within the blocks they hold
+    assert_int_equal(n_pre, 0);
+    assert_int_equal(d->status, SEQ_WAITING);
+    assert_int_equal(d->n_blocks, 0);
+    const int32_t c_generated = c->tokens[7];
+    assert_int_equal(step(&r, &n_pre), 2);
+    assert_int_equal(n_pre, 1);
+    expect_item(&r, 0, a, 1);
+    expect_item(&r, 1, b, 1);   // B got the second block C gave back
+    assert_int_equal(c->status, SEQ_WAITING);
+    assert_int_equal(c->n_blocks, 0);
+    assert_int_equal(c->n_computed, 0);
+    assert_int_equal(c->n_tokens, 9);   // prompt + 2 generated, kept for the recompute
+    assert_int_equal(sched_n_running(r.s), 2);
+    assert_int_equal(sched_n_waiting(r.s), 2);
+    assert_int_equal(bm_n_free(r.bm), 0);
+    finish(&r, a);
+    finish(&r, b);
+    assert_int_equal(step(&r, &n_pre), 2);
+    assert_int_equal(n_pre, 0);
+    expect_item(&r, 0, c, 9);   // front of the queue, recomputed in full
+    expect_item(&r, 1, d, 3);
+    assert_int_equal(c->tokens[7], c_generated);
+    assert_true(c->arrival + 1 == d->arrival);   // re-admitted just before D
+    rig_free(&r);
+}
+
+// The only running sequence needs a block and none is free: it preempts itself and the step is
+// empty; no admission happens in a step that preempted.
+static void test_preemption_of_self(void **state) {
+    (void)state;
+    rig r = rig_make(1, 4, 2, 100, true, false);
+    tv_seq *a = add(&r, 1, 3, 10);
+    int n_pre;
+    assert_int_equal(step(&r, &n_pre), 1);
+    assert_int_equal(step(&r, &n_pre), 1);   // position 3: still the first block
+    tv_seq *b = add(&r, 2, 1, 20);
+    assert_int_equal(step(&r, &n_pre), 0);
+    assert_int_equal(n_pre, 1);
+    assert_int_equal(a->status, SEQ_WAITING);
+    assert_int_equal(b->status, SEQ_WAITING);
+    assert_int_equal(sched_n_running(r.s), 0);
+    assert_int_equal(bm_n_free(r.bm), 1);
+    rig_free(&r);
+}
+
+// Blocks of 2, a pool of 4, budget 3. When A's decode preempts B (two blocks), one block is left
+// and B's first recompute chunk (2 tokens) would fit, but a step that preempted admits nobody:
+// B comes back the step after, recomputing in chunks.
+static void test_no_admission_after_preemption(void **state) {
+    (void)state;
+    rig r = rig_make(4, 2, 4, 3, true, false);
+    tv_seq *a = add(&r, 1, 2, 10), *b = add(&r, 2, 1, 20);
+    int n_pre;
+    assert_int_equal(step(&r, &n_pre), 2);   // A 2, B 1: a block each
+    assert_int_equal(step(&r, &n_pre), 2);   // A's position 2 takes a block
+    assert_int_equal(step(&r, &n_pre), 2);   // B's position 2 takes the last
+    assert_int_equal(bm_n_free(r.bm), 0);
+    assert_int_equal(n_pre, 0);
+    assert_int_equal(step(&r, &n_pre), 1);   // A's position 4: B goes
+    assert_int_equal(n_pre, 1);
+    expect_item(&r, 0, a, 1);
+    assert_int_equal(b->status, SEQ_WAITING);
+    assert_int_equal(bm_n_free(r.bm), 1);
+    assert_int_equal(step(&r, &n_pre), 2);
+    assert_int_equal(n_pre, 0);
+    expect_item(&r, 0, a, 1);
+    expect_item(&r, 1, b, 2);                // 2 of its 4 tokens
+    rig_free(&r);
+}
+
+// Admission order is arrival order over 110 requests, through the deque's wrap-around and its
+// growth past the initial capacity while wrapped.
+static void test_fifo_through_wraparound(void **state) {
+    (void)state;
+    rig r = rig_make(1024, 4, 2, 1000, true, false);
+    uint64_t next_admitted = 0, last_arrival = 0;
+    int n_added = 0;
+    for (; n_added < 60; n_added++) add(&r, (uint64_t)n_added, 2, n_added);
+    for (int round = 0; next_admitted < 110; round++) {
+        if (round == 15)
+            for (; n_added < 110; n_added++) add(&r, (uint64_t)n_added, 2, n_added);
+        int n = step(&r, NULL);
+        assert_true(n > 0);
+        for (int i = 0; i < n; i++) {
+            tv_seq *s = r.items[i].seq;
+            if (r.items[i].n_tokens != 2) continue;   // a decode: not an admission
+            assert_int_equal(s->id, next_admitted);
+            if (next_admitted) assert_true(s->arrival > last_arrival);
+            last_arrival = s->arrival;
+            next_admitted++;
+        }
+        for (int i = 0; i < n; i++)
+            if (r.items[i].n_tokens == 1) finish(&r, r.items[i].seq);   // one token each
+    }
+    assert_int_equal(n_added, 110);
+    rig_free(&r);
+}
+
+static void test_remove_and_find(void **state) {
+    (void)state;
+    rig r = rig_make(64, 4, 2, 100, true, false);
+    tv_seq *q[5];
+    for (int i = 0; i < 5; i++) q[i] = add(&r, (uint64_t)i + 10, 3, 10 * i);
+    assert_ptr_equal(sched_first(r.s), q[0]);
+    assert_int_equal(step(&r, NULL), 2);
+    assert_ptr_equal(sched_find(r.s, 11), q[1]);
+    assert_ptr_equal(sched_find(r.s, 13), q[3]);
+    assert_null(sched_find(r.s, 99));
+    assert_ptr_equal(sched_first(r.s), q[0]);   // running first
+    sched_remove(r.s, q[3]);                     // waiting, in the middle
+    assert_int_equal(sched_n_waiting(r.s), 2);
+    assert_null(sched_find(r.s, 13));
+    int free_before = bm_n_free(r.bm);
+    finish(&r, q[0]);                            // running: its block returns
+    assert_int_equal(bm_n_free(r.bm), free_before + 1);
+    assert_int_equal(sched_n_running(r.s), 1);
+    assert_ptr_equal(sched_first(r.s), q[1]);
+    assert_int_equal(step(&r, NULL), 2);
+    expect_item(&r, 0, q[1], 1);
+    expect_item(&r, 1, q[2], 3);                 // q[3] is gone: q[2] then q[4]
+    assert_ptr_equal(sched_find(r.s, 14), q[4]);
+    sched_remove(r.s, q[4]);
+    sched_remove(r.s, q[4]);                     // not queued any more: no-op
+    assert_int_equal(sched_n_waiting(r.s), 0);
+    finish(&r, q[1]);
+    finish(&r, q[2]);
+    assert_null(sched_first(r.s));
+    assert_int_equal(bm_n_free(r.bm), 64);
+    rig_free(&r);
+}
+
+// Prefix caching: B, whose prompt starts with A's two full blocks, is admitted on them and runs only
+// the rest; a prompt of exactly those 8 tokens reuses one block (its last token must run); a
+// prompt that differs in its first token reuses nothing; without prefix caching nothing is reused.
+static void test_prefix_cached_admission(void **state) {
+    (void)state;
+    rig r = rig_make(16, 4, 4, 100, true, true);
+    tv_seq *a = add(&r, 1, 9, 100);
+    assert_int_equal(step(&r, NULL), 1);
+    const int32_t a0 = a->blocks[0], a1 = a->blocks[1];
+    finish(&r, a);
+    assert_int_equal(bm_n_cached(r.bm), 2);   // the partial third block is not cached
+
+    tv_seq *b = add(&r, 2, 11, 100);
+    b->tokens[8] = b->tokens[9] = b->tokens[10] = 7;
+    tv_seq *c = add(&r, 3, 8, 100);
+    tv_seq *d = add(&r, 4, 9, 100);
+    d->tokens[0] = 1;
+    assert_int_equal(step(&r, NULL), 3);
+    expect_item(&r, 0, b, 3);
+    assert_int_equal(b->n_cached, 8);
+    assert_int_equal(b->blocks[0], a0);
+    assert_int_equal(b->blocks[1], a1);
+    expect_item(&r, 1, c, 4);
+    assert_int_equal(c->n_cached, 4);
+    assert_int_equal(c->blocks[0], a0);
+    assert_int_equal(bm_refcount(r.bm, a0), 2);
+    expect_item(&r, 2, d, 9);
+    assert_int_equal(d->n_cached, 0);
+    assert_int_equal(bm_n_cached(r.bm), 0);
+    rig_free(&r);
+
+    rig off = rig_make(16, 4, 4, 100, true, false);
+    tv_seq *x = add(&off, 1, 9, 100);
+    step(&off, NULL);
+    for (int i = 0; i < 2; i++) {   // register as the engine would with caching on
+        const uint64_t prev = i ? bm_hash(off.bm, x->blocks[i - 1]) : 0;
+        bm_register_full(off.bm, x->blocks[i], bm_chain_hash(prev, x->tokens + 4 * i, 4), x->tokens + 4 * i);
+    }
+    finish(&off, x);
+    assert_int_equal(bm_n_cached(off.bm), 2);
+    tv_seq *y = add(&off, 2, 11, 100);
+    assert_int_equal(step(&off, NULL), 1);
+    expect_item(&off, 0, y, 11);
+    assert_int_equal(y->n_cached, 0);
+    rig_free(&off);
+}
+
+// An admission that does not fit gives the cached blocks it matched back to the cache.
+static void test_prefix_failed_admission_returns_blocks(void **state) {
+    (void)state;
+    rig r = rig_make(3, 4, 4, 100, true, true);
+    tv_seq *a = add(&r, 1, 9, 100);
+    assert_int_equal(step(&r, NULL), 1);
+    finish(&r, a);
+    assert_int_equal(bm_n_cached(r.bm), 2);
+    tv_seq *e = add(&r, 2, 16, 100);   // A's 8 tokens + 8 more: needs 2 new blocks, 1 is free
+    assert_int_equal(step(&r, NULL), 0);
+    assert_int_equal(e->n_blocks, 0);
+    assert_int_equal(e->status, SEQ_WAITING);
+    assert_int_equal(bm_n_cached(r.bm), 2);
+    assert_int_equal(bm_n_free(r.bm), 3);
+    rig_free(&r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_first_then_chunks),
+        cmocka_unit_test(test_decodes_use_the_budget),
+        cmocka_unit_test(test_chunked_prefill_off_and_on),
+        cmocka_unit_test(test_chunk_shrinks_to_free_blocks),
+        cmocka_unit_test(test_max_num_seqs),
+        cmocka_unit_test(test_preemption_newest_requeued_front),
+        cmocka_unit_test(test_preemption_of_self),
+        cmocka_unit_test(test_no_admission_after_preemption),
+        cmocka_unit_test(test_fifo_through_wraparound),
+        cmocka_unit_test(test_remove_and_find),
+        cmocka_unit_test(test_prefix_cached_admission),
+        cmocka_unit_test(test_prefix_failed_admission_returns_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
