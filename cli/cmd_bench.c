@@ -124,6 +124,7 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
                 n_done++;
                 any_finished = true;
                 if (outs[i].finish == TV_FINISH_ABORT) { st = tv_error_set(err, TV_ERR_STATE, "a benchmark request was aborted"); goto cleanup; }
+                if (outs[i].finish == TV_FINISH_ERROR) { st = tv_error_set(err, outs[i].error->code, "%s", outs[i].error->msg); goto cleanup; }
             }
         }
         if (t_all_started == 0.0 && n_started == n_req) t_all_started = cli_time_ms();

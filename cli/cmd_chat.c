@@ -329,6 +329,7 @@ int cmd_chat(int argc, char **argv) {
                         fflush(stdout);
                     }
                 }
+                if (o->finish == TV_FINISH_ERROR) { err = *o->error; goto fail; }
                 if (o->finish) finish = o->finish;
             }
         }

@@ -143,7 +143,9 @@ typedef struct tv_detok tv_detok;
 tv_detok *tv_detok_create(const tv_tokenizer *t, bool skip_special);
 void tv_detok_free(tv_detok *d);
 // Appends the newly complete text to *out (NUL-terminated); returns its length. *out is owned by d
-// and valid until the next call.
+// and valid until the next call. TV_DETOK_NOMEM when memory ran out: *out is "" and the text of
+// this id is lost (reset or free the detokenizer).
+#define TV_DETOK_NOMEM ((size_t)-1)
 size_t tv_detok_push(tv_detok *d, int32_t id, const char **out);
 size_t tv_detok_flush(tv_detok *d, const char **out);
 void tv_detok_reset(tv_detok *d);
@@ -213,10 +215,16 @@ void tv_request_params_default(tv_request_params *p);
 // (TV_ERR_RANGE), a prompt that can never fit the context or the KV pool.
 tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64_t *req_id, tv_error *err);
 // Aborts a waiting or running request: its blocks return to the pool at once and the next step
-// reports it finished with TV_FINISH_ABORT. TV_ERR_INVALID for an unknown id.
+// reports it finished with TV_FINISH_ABORT (up to max_num_seqs aborts a step; the rest follow).
+// TV_ERR_INVALID for an unknown id; TV_ERR_NOMEM: nothing changed, the request goes on.
 tv_status tv_engine_abort(tv_engine *e, uint64_t req_id);
 
-typedef enum tv_finish_reason { TV_FINISH_NONE = 0, TV_FINISH_STOP, TV_FINISH_LENGTH, TV_FINISH_ABORT } tv_finish_reason;
+// ERROR: the request could not go on (out of memory inside a step, a failed forward pass); its
+// output's error says why. The engine stays usable and the other requests are not affected, unless
+// the failure hit the whole batch (then every request in it finishes with the error).
+typedef enum tv_finish_reason {
+    TV_FINISH_NONE = 0, TV_FINISH_STOP, TV_FINISH_LENGTH, TV_FINISH_ABORT, TV_FINISH_ERROR
+} tv_finish_reason;
 
 typedef struct tv_logprob { int32_t id; float logprob; } tv_logprob;
 
@@ -231,13 +239,19 @@ typedef struct tv_request_output {
     const tv_logprob *top_logprobs;  // (n_new, n_top) when logprobs > 0, else NULL
     int n_top;
     tv_finish_reason finish;     // NONE while running
+    const tv_error *error;       // finish ERROR: code and message (valid until the next step), else NULL
     int32_t stop_token;          // the token that stopped it (finish STOP by token), else -1
     int n_prompt;                // prompt tokens
     int n_generated;             // generated so far (cumulative)
     int n_cached;                // prompt tokens whose KV was reused (prefix caching), else 0
 } tv_request_output;
 
-// One scheduling round. *outs lists every request with news this step (valid until the next call).
+// One step: schedule -> run (one forward pass over the flat batch) -> postprocess (sample, detokenize,
+// stop checks); with decode_steps > 1, more rounds while the batch is pure decode. *outs lists every
+// request with news this step (valid until the next call). A sequence's step is all-or-nothing: its
+// sampled token is appended with all its outputs, or the request finishes with TV_FINISH_ERROR and
+// nothing of this step. Such failures never stop the engine: the step still returns TV_OK, with
+// those records; TV_ERR_INVALID only for bad arguments.
 tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_outs, tv_error *err);
 bool tv_engine_has_work(const tv_engine *e);
 

@@ -1,18 +1,28 @@
-// engine.c — tv_engine_step() = schedule -> build the flat batch -> forward -> sample -> postprocess.
+// engine.c — tv_engine_step() = schedule -> run -> postprocess, each round:
+//   schedule     the scheduler picks sequences and token counts and allocates their blocks
+//   run          the flat batch is built and the forward pass computes the logits rows
+//   postprocess  each sequence with logits samples a token and appends it with its outputs
 //
 // The engine owns the KV pools (through the model's tv_kv_cache), the block manager, the
 // scheduler and the sequences; the model sees only struct tv_batch.
+//
+// Failures inside a step finish requests, never the engine: a failed forward pass finishes every
+// sequence of its batch with TV_FINISH_ERROR, a failure while postprocessing one sequence finishes
+// that one. A step allocates only through util/alloc.h (its fault hook tests each of those
+// points); the output table and the finished list have fixed capacities (see engine_create).
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine/block_manager.h"
+#include "engine/postprocess.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
+#include "util/alloc.h"
 #include "util/status.h"
 
 struct tv_engine {
@@ -28,7 +38,7 @@ struct tv_engine {
     int max_len;                 // tokens per sequence at most
     uint64_t next_id;
     uint64_t rng;                // seeds for requests without one
-    // per-step batch arrays
+    // per-round batch arrays
     tv_sched_item *items;        // (max_num_seqs)
     int32_t *b_tokens, *b_pos;   // (max_batched_tokens)
     int32_t *b_qstart;           // (max_num_seqs + 1)
@@ -36,20 +46,14 @@ struct tv_engine {
     const int32_t **b_tables;    // (max_num_seqs)
     int32_t *b_logit_rows;       // (max_num_seqs)
     tv_seq **b_logit_seq;        // (max_num_seqs)
-    // outputs of the last step
-    tv_request_output *outs;     // (cap_outs)
-    int n_outs, cap_outs;
-    int32_t *out_ids;            // (cap_outs) the token of each output
-    tv_logprob *out_lp;          // (cap_outs) its logprob when requested
-    tv_logprob *out_top;         // (cap_outs, TV_MAX_TOP_LOGPROBS) alternatives when requested
-    tv_seq **done;               // (cap_done) sequences finished last step, freed at the next
-    int n_done, cap_done;
-    tv_seq **aborted;            // (cap_aborted) aborted since the last step, reported at the next
+    // outputs of the last step: at most max_num_seqs per round plus max_num_seqs abort reports
+    post_outputs out;
+    tv_seq **done;               // (max_num_seqs * 2) sequences finished last step, freed at the next
+    int n_done;
+    tv_seq **aborted;            // (cap_aborted) aborted since the last step, reported from the next
     int n_aborted, cap_aborted;
     tv_engine_stats stats;
 };
-
-#define TV_MAX_TOP_LOGPROBS 20
 
 void tv_engine_config_default(tv_engine_config *c) {
     memset(c, 0, sizeof *c);
@@ -89,8 +93,7 @@ void tv_engine_free(tv_engine *e) {
         sched_remove(e->sched, s);
         seq_free(s);
     }
-    for (int i = 0; i < e->n_outs; i++)
-        if (e->outs[i].text_len) free((char *)e->outs[i].text);
+    post_outputs_free(&e->out);
     for (int i = 0; i < e->n_done; i++) seq_free(e->done[i]);
     for (int i = 0; i < e->n_aborted; i++) seq_free(e->aborted[i]);
     sched_free(e->sched);
@@ -106,12 +109,8 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_tables);
     free(e->b_logit_rows);
     free(e->b_logit_seq);
-    free(e->outs);
     free(e->done);
     free(e->aborted);
-    free(e->out_ids);
-    free(e->out_lp);
-    free(e->out_top);
     free(e);
 }
 
@@ -136,6 +135,7 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (!c.chunked_prefill && c.max_batched_tokens < max_len) c.max_batched_tokens = max_len;
     if (c.max_num_seqs > c.max_batched_tokens) c.max_num_seqs = c.max_batched_tokens;
     if (c.decode_steps <= 0) c.decode_steps = 1;
+    if (c.decode_steps > 64) { err_fail(err, TV_ERR_INVALID, "engine: decode_steps %d invalid (1..64)", c.decode_steps); return NULL; }
     if (c.kv_bits == 0) c.kv_bits = model_layers(m)[0].wq.type == TV_TYPE_F32 ? 32 : 16;
     if (c.kv_bits != 16 && c.kv_bits != 32) { err_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
     const bool kv_f32 = c.kv_bits == 32;
@@ -171,15 +171,11 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     tv_sched_config sc = {c.max_num_seqs, c.max_batched_tokens, c.chunked_prefill, c.prefix_caching};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
     size_t S = (size_t)c.max_num_seqs, T = (size_t)c.max_batched_tokens;
-    e->cap_outs = (int)S * 2;
     if (!e->sched || !(e->items = malloc(S * sizeof *e->items)) || !(e->b_tokens = malloc(T * sizeof(int32_t))) ||
         !(e->b_pos = malloc(T * sizeof(int32_t))) || !(e->b_qstart = malloc((S + 1) * sizeof(int32_t))) ||
         !(e->b_ctx = malloc(S * sizeof(int32_t))) || !(e->b_tables = malloc(S * sizeof *e->b_tables)) ||
         !(e->b_logit_rows = malloc(S * sizeof(int32_t))) || !(e->b_logit_seq = malloc(S * sizeof *e->b_logit_seq)) ||
-        !(e->outs = malloc((size_t)e->cap_outs * sizeof *e->outs)) ||
-        !(e->out_ids = malloc((size_t)e->cap_outs * sizeof *e->out_ids)) ||
-        !(e->out_lp = malloc((size_t)e->cap_outs * sizeof *e->out_lp)) ||
-        !(e->out_top = malloc((size_t)e->cap_outs * TV_MAX_TOP_LOGPROBS * sizeof *e->out_top))) {
+        !post_outputs_init(&e->out, (int)S * (c.decode_steps + 1)) || !(e->done = malloc(2 * S * sizeof *e->done))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -195,7 +191,7 @@ fail:
 static bool push_ptr(tv_seq ***arr, int *n, int *cap, tv_seq *s) {
     if (*n == *cap) {
         int nc = *cap ? *cap * 2 : 16;
-        tv_seq **na = realloc(*arr, (size_t)nc * sizeof *na);
+        tv_seq **na = mem_realloc(*arr, (size_t)nc * sizeof *na);
         if (!na) return false;
         *arr = na;
         *cap = nc;
@@ -207,12 +203,12 @@ static bool push_ptr(tv_seq ***arr, int *n, int *cap, tv_seq *s) {
 tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64_t *req_id, tv_error *err) {
     const tv_sampling_params *sp = &p->sampling;
     if (!(sp->temperature >= 0) || !(sp->top_p > 0 && sp->top_p <= 1) || !(sp->min_p >= 0 && sp->min_p <= 1) ||
-        !(sp->repetition_penalty > 0) || sp->logprobs > TV_MAX_TOP_LOGPROBS || sp->n_logit_bias < 0)
+        !(sp->repetition_penalty > 0) || sp->logprobs > POST_MAX_TOP_LOGPROBS || sp->n_logit_bias < 0)
         return err_fail(err, TV_ERR_INVALID,
                        "invalid sampling parameters (temperature >= 0, 0 < top_p <= 1, 0 <= min_p <= 1, "
-                       "repetition_penalty > 0, logprobs <= %d)", TV_MAX_TOP_LOGPROBS);
+                       "repetition_penalty > 0, logprobs <= %d)", POST_MAX_TOP_LOGPROBS);
     if (p->n_stop < 0 || p->n_stop_ids < 0) return err_fail(err, TV_ERR_INVALID, "invalid stop lists");
-    tv_seq *s = calloc(1, sizeof *s);
+    tv_seq *s = mem_calloc(1, sizeof *s);
     if (!s) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     tv_status st = TV_OK;
     int32_t *ids = NULL;
@@ -240,11 +236,14 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
             goto fail;
         }
     s->cap = (int)n_ids + 16;
-    if (!(s->tokens = malloc((size_t)s->cap * sizeof(int32_t)))) goto oom;
+    if (!(s->tokens = mem_malloc((size_t)s->cap * sizeof(int32_t)))) goto oom;
     memcpy(s->tokens, ids, n_ids * sizeof(int32_t));
     s->n_tokens = s->n_prompt = (int)n_ids;
     s->max_len = e->max_len;
     if (p->max_tokens >= 0 && (int64_t)n_ids + p->max_tokens < s->max_len) s->max_len = (int)n_ids + p->max_tokens;
+    // the block table never grows inside a step (the scheduler then cannot fail on memory)
+    s->blocks_cap = (s->max_len + e->cfg.block_size - 1) / e->cfg.block_size;
+    if (!(s->blocks = mem_malloc((size_t)s->blocks_cap * sizeof(int32_t)))) goto oom;
     s->max_new = p->max_tokens;
     s->ignore_eos = p->ignore_eos;
     s->logprobs = sp->logprobs;
@@ -258,18 +257,19 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
         // (SentencePiece's leading-space rule applies to the start of the prompt, not here)
         if (!(s->detok = tv_detok_create(e->tok, true))) goto oom;
         const char *discard;
-        for (int i = 0; i < s->n_prompt; i++) tv_detok_push(s->detok, s->tokens[i], &discard);
+        for (int i = 0; i < s->n_prompt; i++)
+            if (tv_detok_push(s->detok, s->tokens[i], &discard) == TV_DETOK_NOMEM) goto oom;
     }
     if (p->n_stop_ids > 0) {
-        if (!(s->stop_ids = malloc((size_t)p->n_stop_ids * sizeof(int32_t)))) goto oom;
+        if (!(s->stop_ids = mem_malloc((size_t)p->n_stop_ids * sizeof(int32_t)))) goto oom;
         memcpy(s->stop_ids, p->stop_ids, (size_t)p->n_stop_ids * sizeof(int32_t));
         s->n_stop_ids = p->n_stop_ids;
     }
     if (p->n_stop > 0) {
-        if (!(s->stop = calloc((size_t)p->n_stop, sizeof(char *)))) goto oom;
+        if (!(s->stop = mem_calloc((size_t)p->n_stop, sizeof(char *)))) goto oom;
         for (int i = 0; i < p->n_stop; i++) {
             if (!p->stop[i] || !p->stop[i][0]) continue;
-            if (!(s->stop[s->n_stop] = strdup(p->stop[i]))) goto oom;
+            if (!(s->stop[s->n_stop] = mem_strdup(p->stop[i]))) goto oom;
             size_t l = strlen(p->stop[i]);
             if (l > s->stop_max_len) s->stop_max_len = l;
             s->n_stop++;
@@ -291,13 +291,10 @@ fail:
 tv_status tv_engine_abort(tv_engine *e, uint64_t req_id) {
     tv_seq *s = sched_find(e->sched, req_id);
     if (!s) return TV_ERR_INVALID;
+    if (!push_ptr(&e->aborted, &e->n_aborted, &e->cap_aborted, s)) return TV_ERR_NOMEM;   // still running
     sched_remove(e->sched, s);
     s->status = SEQ_FINISHED;
     s->finish = TV_FINISH_ABORT;
-    if (!push_ptr(&e->aborted, &e->n_aborted, &e->cap_aborted, s)) {
-        seq_free(s);   // can't report it; at least free it
-        return TV_ERR_NOMEM;
-    }
     e->stats.n_aborted++;
     return TV_OK;
 }
@@ -314,113 +311,53 @@ void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
     s->n_blocks_cached = bm_n_cached(e->bm);
 }
 
-// ---- text and stop handling ----
+// ---- finishing ----
 
-static bool held_append(tv_seq *s, const char *txt, size_t n) {
-    if (s->held_len + n + 1 > s->held_cap) {
-        size_t nc = s->held_cap ? s->held_cap * 2 : 64;
-        while (nc < s->held_len + n + 1) nc *= 2;
-        char *nh = realloc(s->held, nc);
-        if (!nh) return false;
-        s->held = nh;
-        s->held_cap = nc;
-    }
-    memcpy(s->held + s->held_len, txt, n);
-    s->held_len += n;
-    s->held[s->held_len] = 0;
-    return true;
-}
-
-// Decides how much of s->held may be emitted now: returns the length to emit; sets *stopped when a
-// stop string matched (the text from it on is dropped).
-static size_t held_emittable(tv_seq *s, bool final, bool *stopped) {
-    *stopped = false;
-    size_t best = s->held_len;
-    for (int i = 0; i < s->n_stop; i++) {
-        char *hit = memmem(s->held, s->held_len, s->stop[i], strlen(s->stop[i]));
-        if (hit && (size_t)(hit - s->held) < best) { best = (size_t)(hit - s->held); *stopped = true; }
-    }
-    if (*stopped || final) return best;
-    // hold back the longest suffix that is a prefix of a stop string
-    size_t keep = 0;
-    for (int i = 0; i < s->n_stop; i++) {
-        size_t sl = strlen(s->stop[i]);
-        for (size_t k = sl - 1 < s->held_len ? sl - 1 : s->held_len; k > keep; k--)
-            if (!memcmp(s->held + s->held_len - k, s->stop[i], k)) { keep = k; break; }
-    }
-    // never split a UTF-8 sequence when holding back
-    size_t emit = s->held_len - keep;
-    while (emit > 0 && emit < s->held_len && ((unsigned char)s->held[emit] & 0xC0) == 0x80) emit--;
-    return emit;
-}
-
-// Appends an output record. Its id/logprob slots live in side arrays that may move when they
-// grow, so the pointers in the records are set once, at the end of the step (link_outputs).
-static tv_request_output *new_out(tv_engine *e, tv_seq *s) {
-    if (e->n_outs == e->cap_outs) {
-        int nc = e->cap_outs * 2;
-        tv_request_output *no = realloc(e->outs, (size_t)nc * sizeof *no);
-        if (no) e->outs = no;
-        int32_t *ni = realloc(e->out_ids, (size_t)nc * sizeof *ni);
-        if (ni) e->out_ids = ni;
-        tv_logprob *nl = realloc(e->out_lp, (size_t)nc * sizeof *nl);
-        if (nl) e->out_lp = nl;
-        tv_logprob *nt = realloc(e->out_top, (size_t)nc * TV_MAX_TOP_LOGPROBS * sizeof *nt);
-        if (nt) e->out_top = nt;
-        if (!no || !ni || !nl || !nt) return NULL;
-        e->cap_outs = nc;
-    }
-    tv_request_output *o = &e->outs[e->n_outs++];
-    memset(o, 0, sizeof *o);
-    o->req_id = s->id;
-    o->user = s->user;
-    o->text = "";
-    o->stop_token = -1;
-    o->n_prompt = s->n_prompt;
-    o->n_generated = seq_n_generated(s);
-    o->finish = s->finish;
-    o->n_cached = s->n_cached;
-    return o;
-}
-
+// Moves s to the finished list (freed at the next step) and releases its blocks.
 static void finish_seq(tv_engine *e, tv_seq *s, tv_finish_reason why) {
     s->finish = why;
     s->status = SEQ_FINISHED;
     sched_remove(e->sched, s);
-    if (!push_ptr(&e->done, &e->n_done, &e->cap_done, s)) TV_CHECK(!"out of memory tracking finished sequences");
+    TV_CHECK(e->n_done < 2 * e->cfg.max_num_seqs);   // a step finishes at most its running + reported aborts
+    e->done[e->n_done++] = s;
     e->stats.n_finished++;
 }
 
-static bool is_stop_token(const tv_engine *e, const tv_seq *s, int32_t tok) {
-    for (int i = 0; i < s->n_stop_ids; i++)
-        if (s->stop_ids[i] == tok) return true;
-    if (s->ignore_eos) return false;
-    if (tok == tv_model_stop_token(e->model)) return true;
-    return e->tok && tv_tokenizer_is_eog(e->tok, tok);
+// Finishes s with TV_FINISH_ERROR and the reason in why, reported in rec (a new record when NULL)
+// with no token and no text of this step.
+static void fail_seq(tv_engine *e, tv_seq *s, tv_request_output *rec, const tv_error *why) {
+    s->err = *why;
+    if (!rec) rec = post_output_new(&e->out, s);
+    rec->n_new = 0;
+    rec->new_ids = NULL;
+    rec->logprobs = rec->top_logprobs = NULL;
+    rec->n_top = 0;
+    rec->text = "";
+    rec->text_len = 0;
+    rec->n_generated = seq_n_generated(s);
+    rec->finish = TV_FINISH_ERROR;
+    rec->error = &s->err;
+    finish_seq(e, s, TV_FINISH_ERROR);
 }
 
-// Registers the blocks that this step filled with the prefix cache (chained hashes).
-static void register_full_blocks(tv_engine *e, tv_seq *s) {
-    const int bs = e->cfg.block_size;
-    for (; (s->n_hashed + 1) * bs <= s->n_computed; s->n_hashed++) {
-        const int b = s->n_hashed;
-        const uint64_t prev = b ? bm_hash(e->bm, s->blocks[b - 1]) : 0;
-        const int32_t *toks = s->tokens + (size_t)b * bs;
-        bm_register_full(e->bm, s->blocks[b], bm_chain_hash(prev, toks, bs), toks);
-    }
-}
+// ---- schedule ----
 
-// One round: schedule, build the flat batch, forward, sample, postprocess. *decode_only says
-// whether every scheduled sequence was a plain decode (multi-step decoding may then go on).
-static tv_status run_round(tv_engine *e, bool *decode_only, tv_error *err) {
+// Plans one round into e->items; returns how many sequences run.
+static int schedule(tv_engine *e) {
     int n_pre = 0;
     int n_items = sched_schedule(e->sched, e->items, &n_pre);
     e->stats.n_preemptions += (uint64_t)n_pre;
     e->stats.last_step_tokens = 0;
-    *decode_only = n_items > 0;
-    if (n_items == 0) return TV_OK;
-    // build the flat batch
+    return n_items;
+}
+
+// ---- run ----
+
+// Lays the scheduled items out as one flat batch (tokens, positions, query ranges, block tables,
+// logits rows) in the engine's batch arrays. *decode_only: every item is a plain decode.
+static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
     int T = 0, L = 0;
+    *decode_only = true;
     e->b_qstart[0] = 0;
     for (int i = 0; i < n_items; i++) {
         tv_seq *s = e->items[i].seq;
@@ -436,136 +373,167 @@ static tv_status run_round(tv_engine *e, bool *decode_only, tv_error *err) {
         e->b_ctx[i] = s->n_computed + n;
         e->b_tables[i] = s->blocks;
         if (n != 1 || s->n_computed + 1 != s->n_tokens) *decode_only = false;
-        if (s->n_computed + n == s->n_tokens) {
+        if (s->n_computed + n == s->n_tokens) {   // its last pending token: sample after it
             e->b_logit_rows[L] = T - 1;
             e->b_logit_seq[L++] = s;
         }
     }
     TV_CHECK(T <= e->cfg.max_batched_tokens);
-    tv_batch b = {.n_tokens = T, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = n_items,
-                  .q_start = e->b_qstart, .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = L,
-                  .logit_rows = e->b_logit_rows};
-    float *logits = NULL;
-    tv_status st = forward_run(e->fwd, e->kv, &b, &logits, err);
-    if (st) return st;
+    return (tv_batch){.n_tokens = T, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = n_items,
+                      .q_start = e->b_qstart, .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = L,
+                      .logit_rows = e->b_logit_rows};
+}
+
+// Counts a successful round: steps, tokens, prompt tokens and prefix-cache hits.
+static void account_round(tv_engine *e, int n_items, int n_tokens) {
     e->stats.n_steps++;
-    e->stats.n_batched_tokens += (uint64_t)T;
-    e->stats.last_step_tokens = T;
+    e->stats.n_batched_tokens += (uint64_t)n_tokens;
+    e->stats.last_step_tokens = n_tokens;
     for (int i = 0; i < n_items; i++) {
-        tv_seq *s = e->items[i].seq;
+        const tv_seq *s = e->items[i].seq;
         if (s->n_computed == s->n_cached && s->n_cached > 0) e->stats.n_prefix_hit_tokens += (uint64_t)s->n_cached;
         if (s->n_computed < s->n_prompt) {
             int np = e->items[i].n_tokens;
             if (s->n_computed + np > s->n_prompt) np = s->n_prompt - s->n_computed;
             e->stats.n_prompt_tokens += (uint64_t)np;
         }
+    }
+}
+
+// Registers the blocks that this round filled with the prefix cache (chained hashes).
+static void register_full_blocks(tv_engine *e, tv_seq *s) {
+    const int bs = e->cfg.block_size;
+    for (; (s->n_hashed + 1) * bs <= s->n_computed; s->n_hashed++) {
+        const int b = s->n_hashed;
+        const uint64_t prev = b ? bm_hash(e->bm, s->blocks[b - 1]) : 0;
+        const int32_t *toks = s->tokens + (size_t)b * bs;
+        bm_register_full(e->bm, s->blocks[b], bm_chain_hash(prev, toks, bs), toks);
+    }
+}
+
+// Runs the scheduled items through the model. TV_OK: their K/V are in the cache (n_computed
+// advanced) and *logits holds one row per sequence to sample, (b->n_logits, n_vocab). Else every
+// item finished with the error (a failure of the whole batch) and nothing advanced.
+static tv_status run(tv_engine *e, int n_items, const tv_batch *b, float **logits) {
+    tv_error ferr = {0};
+    if (forward_run(e->fwd, e->kv, b, logits, &ferr) != TV_OK) {
+        err_fail_prefix(&ferr, ferr.code, "forward pass of a %d-token batch", b->n_tokens);
+        for (int i = 0; i < n_items; i++) fail_seq(e, e->items[i].seq, NULL, &ferr);
+        return ferr.code;
+    }
+    account_round(e, n_items, b->n_tokens);
+    for (int i = 0; i < n_items; i++) {
+        tv_seq *s = e->items[i].seq;
         s->n_computed += e->items[i].n_tokens;
         if (e->cfg.prefix_caching) register_full_blocks(e, s);
-    }
-    // sample
-    const int V = e->hp->n_vocab;
-    for (int r = 0; r < L; r++) {
-        tv_seq *s = e->b_logit_seq[r];
-        tv_request_output *o = new_out(e, s);
-        if (!o) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
-        const int oi = e->n_outs - 1;
-        tv_logprob *chosen = s->logprobs >= 0 ? &e->out_lp[oi] : NULL;
-        tv_logprob *top = s->logprobs > 0 ? &e->out_top[(size_t)oi * TV_MAX_TOP_LOGPROBS] : NULL;
-        int32_t tok = sampler_sample(s->sampler, logits + (size_t)r * V, chosen, top, s->logprobs > 0 ? s->logprobs : 0);
-        e->out_ids[oi] = tok;
-        if (!chosen) e->out_lp[oi].id = -1;
-        if (s->n_tokens == s->cap) {
-            int nc = s->cap * 2;
-            int32_t *nt = realloc(s->tokens, (size_t)nc * sizeof(int32_t));
-            if (!nt) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
-            s->tokens = nt;
-            s->cap = nc;
-        }
-        s->tokens[s->n_tokens++] = tok;
-        sampler_accept(s->sampler, tok, false);
-        e->stats.n_generated_tokens++;
-        tv_finish_reason why = TV_FINISH_NONE;
-        bool stop_tok = is_stop_token(e, s, tok);
-        if (stop_tok) {
-            why = TV_FINISH_STOP;
-            s->stop_token = tok;
-        } else if (s->n_tokens >= s->max_len || (s->max_new >= 0 && seq_n_generated(s) >= s->max_new)) {
-            why = TV_FINISH_LENGTH;
-        }
-        // text: the stop token itself contributes none
-        if (s->detok && !stop_tok) {
-            const char *d;
-            size_t n = tv_detok_push(s->detok, tok, &d);
-            if (n && !held_append(s, d, n)) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
-        }
-        if (s->detok && why != TV_FINISH_NONE) {
-            const char *d;
-            size_t n = tv_detok_flush(s->detok, &d);
-            if (n && !held_append(s, d, n)) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
-        }
-        bool stopped = false;
-        size_t emit = held_emittable(s, why != TV_FINISH_NONE, &stopped);
-        if (stopped) why = TV_FINISH_STOP;
-        o->n_new = 1;
-        o->n_generated = seq_n_generated(s);
-        o->finish = why;
-        o->stop_token = stop_tok ? tok : -1;
-        o->n_top = s->logprobs > 0 ? s->logprobs : 0;
-        if (emit > 0) {
-            char *txt = malloc(emit + 1);
-            if (!txt) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
-            memcpy(txt, s->held, emit);
-            txt[emit] = 0;
-            o->text = txt;
-            o->text_len = emit;
-            memmove(s->held, s->held + emit, s->held_len - emit + 1);
-            s->held_len -= emit;
-        }
-        if (stopped) s->held_len = 0;
-        if (why != TV_FINISH_NONE) finish_seq(e, s, why);
     }
     return TV_OK;
 }
 
-// Points each output at its slots in the side arrays (stable until the next step).
-static void link_outputs(tv_engine *e) {
-    for (int i = 0; i < e->n_outs; i++) {
-        tv_request_output *o = &e->outs[i];
-        if (!o->n_new) continue;
-        o->new_ids = &e->out_ids[i];
-        if (e->out_lp[i].id >= 0) {   // logprobs were requested
-            o->logprobs = &e->out_lp[i];
-            o->top_logprobs = o->n_top > 0 ? &e->out_top[(size_t)i * TV_MAX_TOP_LOGPROBS] : NULL;
-        }
-    }
+// ---- postprocess ----
+
+static bool is_stop_token(const tv_engine *e, const tv_seq *s, int32_t tok) {
+    for (int i = 0; i < s->n_stop_ids; i++)
+        if (s->stop_ids[i] == tok) return true;
+    if (s->ignore_eos) return false;
+    if (tok == tv_model_stop_token(e->model)) return true;
+    return e->tok && tv_tokenizer_is_eog(e->tok, tok);
 }
 
-// Each output's text is a malloc'd copy, freed at the next step (or by tv_engine_free).
-tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_outs, tv_error *err) {
-    // free what finished last step, and last step's text copies
-    for (int i = 0; i < e->n_outs; i++)
-        if (e->outs[i].text_len) free((char *)e->outs[i].text);
+// Room for one more token in s->tokens. false (s unchanged) when out of memory.
+static bool reserve_token(tv_seq *s) {
+    if (s->n_tokens < s->cap) return true;
+    int32_t *nt = mem_realloc(s->tokens, (size_t)s->cap * 2 * sizeof(int32_t));
+    if (!nt) return false;
+    s->tokens = nt;
+    s->cap *= 2;
+    return true;
+}
+
+// Samples s's next token from its logits row (n_vocab, modified) and appends it with its outputs:
+// a record with the token, logprobs and text, and the finish when it ends here. All or nothing:
+// everything that can fail runs before the first change that is reported; on failure s finishes
+// with TV_FINISH_ERROR and none of this token.
+static void emit_token(tv_engine *e, tv_seq *s, float *logits) {
+    tv_request_output *rec = post_output_new(&e->out, s);
+    const int ri = (int)(rec - e->out.recs);
+    const int n_top = s->logprobs > 0 ? s->logprobs : 0;
+    tv_logprob *chosen = s->logprobs >= 0 ? &e->out.lp[ri] : NULL;
+    tv_logprob *top = n_top ? &e->out.top[(size_t)ri * POST_MAX_TOP_LOGPROBS] : NULL;
+    tv_error why = {0};
+    if (!reserve_token(s)) {
+        err_fail(&why, TV_ERR_NOMEM, "out of memory growing the token list");
+        fail_seq(e, s, rec, &why);
+        return;
+    }
+    const int32_t tok = sampler_sample(s->sampler, logits, chosen, top, n_top);
+    const bool stop_tok = is_stop_token(e, s, tok);
+    tv_finish_reason fin = TV_FINISH_NONE;
+    if (stop_tok) fin = TV_FINISH_STOP;
+    else if (s->n_tokens + 1 >= s->max_len || (s->max_new >= 0 && seq_n_generated(s) + 1 >= s->max_new)) fin = TV_FINISH_LENGTH;
+    char *text;
+    size_t text_len;
+    bool stopped;
+    if (post_text(s, tok, stop_tok, fin != TV_FINISH_NONE, &text, &text_len, &stopped) != TV_OK) {
+        err_fail(&why, TV_ERR_NOMEM, "out of memory detokenizing");
+        fail_seq(e, s, rec, &why);
+        return;
+    }
+    // commit: nothing below fails
+    s->tokens[s->n_tokens++] = tok;
+    sampler_accept(s->sampler, tok, false);
+    e->stats.n_generated_tokens++;
+    if (stopped) fin = TV_FINISH_STOP;
+    if (stop_tok) s->stop_token = tok;
+    e->out.ids[ri] = tok;
+    rec->new_ids = &e->out.ids[ri];
+    rec->n_new = 1;
+    rec->logprobs = chosen;
+    rec->top_logprobs = top;
+    rec->n_top = n_top;
+    if (text) { rec->text = text; rec->text_len = text_len; }
+    rec->n_generated = seq_n_generated(s);
+    rec->finish = fin;
+    rec->stop_token = stop_tok ? tok : -1;
+    if (fin != TV_FINISH_NONE) finish_seq(e, s, fin);
+}
+
+static void postprocess(tv_engine *e, const tv_batch *b, float *logits) {
+    const size_t V = (size_t)e->hp->n_vocab;
+    for (int r = 0; r < b->n_logits; r++) emit_token(e, e->b_logit_seq[r], logits + (size_t)r * V);
+}
+
+// ---- step ----
+
+// Frees what finished last step and its outputs, then reports pending aborts (up to
+// max_num_seqs; the rest wait for the next step).
+static void begin_step(tv_engine *e) {
+    post_outputs_clear(&e->out);
     for (int i = 0; i < e->n_done; i++) seq_free(e->done[i]);
     e->n_done = 0;
-    e->n_outs = 0;
-    *outs = NULL;
-    *n_outs = 0;
-    // report aborts
-    for (int i = 0; i < e->n_aborted; i++) {
-        tv_seq *s = e->aborted[i];
-        if (!new_out(e, s)) return err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
-        push_ptr(&e->done, &e->n_done, &e->cap_done, s);
+    int n = e->n_aborted < e->cfg.max_num_seqs ? e->n_aborted : e->cfg.max_num_seqs;
+    for (int i = 0; i < n; i++) {
+        post_output_new(&e->out, e->aborted[i]);
+        e->done[e->n_done++] = e->aborted[i];
     }
-    e->n_aborted = 0;
+    memmove(e->aborted, e->aborted + n, (size_t)(e->n_aborted - n) * sizeof *e->aborted);
+    e->n_aborted -= n;
+}
 
-    // one scheduling round, then (multi-step decoding) more rounds while the batch is pure decode
-    bool decode_only = false;
-    tv_status st = run_round(e, &decode_only, err);
-    for (int r = 1; st == TV_OK && r < e->cfg.decode_steps && decode_only && sched_n_waiting(e->sched) == 0; r++)
-        st = run_round(e, &decode_only, err);
-    if (st) return st;
-    link_outputs(e);
-    *outs = e->outs;
-    *n_outs = e->n_outs;
+tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_outs, tv_error *err) {
+    if (!e || !outs || !n_outs) return err_fail(err, TV_ERR_INVALID, "engine step: NULL argument");
+    begin_step(e);
+    // one round, then (multi-step decoding) more while the batch is pure decode and nobody waits
+    bool decode_only = true;
+    for (int r = 0; r < e->cfg.decode_steps && decode_only && (r == 0 || sched_n_waiting(e->sched) == 0); r++) {
+        int n_items = schedule(e);
+        if (n_items == 0) break;
+        tv_batch b = build_batch(e, n_items, &decode_only);
+        float *logits = NULL;
+        if (run(e, n_items, &b, &logits) != TV_OK) break;
+        postprocess(e, &b, logits);
+    }
+    *outs = e->out.recs;
+    *n_outs = e->out.n;
     return TV_OK;
 }

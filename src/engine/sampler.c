@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
 #include "util/rng.h"
 #include "util/status.h"
 
@@ -190,7 +191,7 @@ tv_sampler *sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_
         }
     }
 
-    s = calloc(1, sizeof *s);
+    s = mem_calloc(1, sizeof *s);
     if (!s) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
     s->n_vocab = n_vocab;
     s->temperature = p->temperature;
@@ -202,22 +203,22 @@ tv_sampler *sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_
     s->frequency = p->frequency_penalty;
     s->n_bias = p->n_logit_bias;
     if (s->n_bias > 0) {
-        s->bias_ids = malloc((size_t)s->n_bias * sizeof *s->bias_ids);
-        s->bias_vals = malloc((size_t)s->n_bias * sizeof *s->bias_vals);
+        s->bias_ids = mem_malloc((size_t)s->n_bias * sizeof *s->bias_ids);
+        s->bias_vals = mem_malloc((size_t)s->n_bias * sizeof *s->bias_vals);
         if (!s->bias_ids || !s->bias_vals) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
         memcpy(s->bias_ids, p->logit_bias_ids, (size_t)s->n_bias * sizeof *s->bias_ids);
         memcpy(s->bias_vals, p->logit_bias_vals, (size_t)s->n_bias * sizeof *s->bias_vals);
     }
     s->has_penalties = s->rep_penalty != 1.0f || s->presence != 0.0f || s->frequency != 0.0f;
     if (s->has_penalties) {
-        s->seen = calloc((size_t)n_vocab, sizeof *s->seen);
-        s->n_gen = calloc((size_t)n_vocab, sizeof *s->n_gen);
-        s->uniq = malloc((size_t)n_vocab * sizeof *s->uniq);
+        s->seen = mem_calloc((size_t)n_vocab, sizeof *s->seen);
+        s->n_gen = mem_calloc((size_t)n_vocab, sizeof *s->n_gen);
+        s->uniq = mem_malloc((size_t)n_vocab * sizeof *s->uniq);
         if (!s->seen || !s->n_gen || !s->uniq) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory"); goto fail; }
     }
     if (s->temperature >= TV_SAMPLER_MIN_TEMP && s->top_k != 1) {
-        s->cands = malloc((size_t)n_vocab * sizeof *s->cands);
-        s->chunk_sums = malloc(((size_t)n_vocab / EXP_CHUNK + 1) * sizeof *s->chunk_sums);
+        s->cands = mem_malloc((size_t)n_vocab * sizeof *s->cands);
+        s->chunk_sums = mem_malloc(((size_t)n_vocab / EXP_CHUNK + 1) * sizeof *s->chunk_sums);
         if (!s->cands || !s->chunk_sums) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory (%d candidates)", (int)n_vocab); goto fail; }
     }
     rng_xoshiro_seed(&s->rng, seed);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
 #include "util/status.h"
 
 struct tv_scheduler {
@@ -40,10 +41,14 @@ int sched_n_waiting(const tv_scheduler *s) { return s->n_waiting; }
 
 static tv_seq **wslot(const tv_scheduler *s, int i) { return &s->waiting[(s->head_w + i) % s->cap_w]; }
 
-static bool wgrow(tv_scheduler *s) {
-    if (s->n_waiting < s->cap_w) return true;
+// Makes the waiting ring hold every queued sequence plus one, so that a preemption (running ->
+// waiting) never needs memory. false (nothing changed) when out of memory.
+static bool wreserve(tv_scheduler *s) {
+    const int need = s->n_waiting + s->n_running + 1;
+    if (need <= s->cap_w) return true;
     int ncap = s->cap_w * 2;
-    tv_seq **nw = malloc((size_t)ncap * sizeof *nw);
+    while (ncap < need) ncap *= 2;
+    tv_seq **nw = mem_malloc((size_t)ncap * sizeof *nw);
     if (!nw) return false;
     for (int i = 0; i < s->n_waiting; i++) nw[i] = *wslot(s, i);
     free(s->waiting);
@@ -54,19 +59,19 @@ static bool wgrow(tv_scheduler *s) {
 }
 
 bool sched_add(tv_scheduler *s, tv_seq *seq) {
-    if (!wgrow(s)) return false;
+    if (!wreserve(s)) return false;
     seq->status = SEQ_WAITING;
     *wslot(s, s->n_waiting++) = seq;
     return true;
 }
 
-static bool push_front(tv_scheduler *s, tv_seq *seq) {
-    if (!wgrow(s)) return false;
+// Requeues a preempted sequence at the front (room reserved by sched_add).
+static void push_front(tv_scheduler *s, tv_seq *seq) {
+    TV_CHECK(s->n_waiting < s->cap_w);
     s->head_w = (s->head_w + s->cap_w - 1) % s->cap_w;
     s->n_waiting++;
     *wslot(s, 0) = seq;
     seq->status = SEQ_WAITING;
-    return true;
 }
 
 void sched_release_blocks(tv_scheduler *s, tv_seq *seq) {
@@ -109,7 +114,7 @@ void sched_remove(tv_scheduler *s, tv_seq *seq) {
 }
 
 // Grows seq's block table so it covers n_tokens tokens. false (nothing allocated) if the pool
-// can't cover it.
+// can't cover it, or no memory to grow the table (the engine sizes tables at add time).
 static bool ensure_blocks(tv_scheduler *s, tv_seq *seq, int n_tokens) {
     const int bs = bm_block_size(s->bm);
     const int need = (n_tokens + bs - 1) / bs - seq->n_blocks;
@@ -118,7 +123,7 @@ static bool ensure_blocks(tv_scheduler *s, tv_seq *seq, int n_tokens) {
     if (seq->n_blocks + need > seq->blocks_cap) {
         int ncap = seq->blocks_cap ? seq->blocks_cap : 4;
         while (ncap < seq->n_blocks + need) ncap *= 2;
-        int32_t *nb = realloc(seq->blocks, (size_t)ncap * sizeof *nb);
+        int32_t *nb = mem_realloc(seq->blocks, (size_t)ncap * sizeof *nb);
         if (!nb) return false;
         seq->blocks = nb;
         seq->blocks_cap = ncap;
@@ -142,7 +147,7 @@ static void match_prefix(tv_scheduler *s, tv_seq *seq) {
         h = bm_chain_hash(h, toks, bs);
         if (seq->n_blocks == seq->blocks_cap) {
             int ncap = seq->blocks_cap ? seq->blocks_cap * 2 : 4;
-            int32_t *nb = realloc(seq->blocks, (size_t)ncap * sizeof *nb);
+            int32_t *nb = mem_realloc(seq->blocks, (size_t)ncap * sizeof *nb);
             if (!nb) break;
             seq->blocks = nb;
             seq->blocks_cap = ncap;
@@ -160,7 +165,7 @@ static tv_seq *preempt_newest(tv_scheduler *s) {
     TV_CHECK(s->n_running > 0);
     tv_seq *victim = s->running[--s->n_running];
     sched_release_blocks(s, victim);
-    TV_CHECK(push_front(s, victim));
+    push_front(s, victim);
     return victim;
 }
 
@@ -194,7 +199,7 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
             int fit = (seq->n_blocks + bm_n_free(s->bm)) * bs - seq->n_computed;
             if (!s->cfg.chunked_prefill || fit <= 0) continue;
             chunk = fit;
-            TV_CHECK(ensure_blocks(s, seq, seq->n_computed + chunk));
+            if (!ensure_blocks(s, seq, seq->n_computed + chunk)) continue;   // no memory for its block table
         }
         items[n++] = (tv_sched_item){seq, chunk};
         budget -= chunk;

@@ -24,10 +24,11 @@ typedef struct tv_seq {
     int n_hashed;           // full blocks registered with the prefix cache so far
     int max_len;            // n_tokens may not exceed this (context, pool, max_tokens)
     int max_new;            // generated tokens at most (-1: until max_len)
-    int32_t *blocks;        // (blocks_cap) block table
+    int32_t *blocks;        // (blocks_cap) block table; the engine sizes it for max_len at add time
     int n_blocks, blocks_cap;
     uint64_t arrival;       // admission order (preemption picks the newest)
     tv_finish_reason finish;
+    tv_error err;           // finish ERROR: what went wrong
     int32_t stop_token;
     // sampling and output
     struct tv_sampler *sampler;

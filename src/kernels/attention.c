@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernels/attn_impl.h"
+#include "util/alloc.h"
 #include "util/status.h"
 
 #ifndef ATT_TILE_PAIRS
@@ -201,7 +202,7 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return true;
     size_t n = need + need / 2 + 16;
     if (n < need || n > SIZE_MAX / elem) return false;
-    void *q = realloc(*p, n * elem);
+    void *q = mem_realloc(*p, n * elem);   // in a forward pass: through the request-path hook
     if (!q) return false;
     *p = q;
     *cap = n;

@@ -23,6 +23,7 @@
 #include <utf8proc.h>
 
 #include "tokenizer/tok_impl.h"
+#include "util/alloc.h"
 #include "util/status.h"
 
 #define TOK_MAX_PIECE_BYTES (1u << 16)   // longest vocab string accepted from a file
@@ -53,7 +54,7 @@ static bool buf_reserve(tok_buf *b, size_t extra) {
     if (need <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need) cap *= 2;
-    char *p = realloc(b->p, cap);
+    char *p = mem_realloc(b->p, cap);
     if (!p) return false;
     b->p = p;
     b->cap = cap;
@@ -946,7 +947,7 @@ static bool append_piece(const tv_tokenizer *t, int32_t id, bool *strip_pending,
     const char *p = small;
     char *big = NULL;
     if (full > sizeof small) {
-        big = malloc(full);
+        big = mem_malloc(full);
         if (!big) return false;
         tv_token_to_piece(t, id, special, big, full, NULL);
         p = big;
@@ -1046,27 +1047,30 @@ static bool detok_drain(tv_detok *d, bool final) {
 }
 
 size_t tv_detok_push(tv_detok *d, int32_t id, const char **out) {
+    *out = "";
     d->out.n = 0;
-    if (buf_reserve(&d->out, 0)) d->out.p[0] = '\0';
+    if (!buf_reserve(&d->out, 0)) return TV_DETOK_NOMEM;
+    d->out.p[0] = '\0';
     if (id >= 0 && id < d->t->n_vocab) {
         size_t before = d->pending.n;
-        if (append_piece(d->t, id, &d->strip_pending, !d->skip_special, &d->pending)) {
-            if (d->n_pushed == 0 && id == d->t->bos && d->t->strip_leading_space && d->pending.n == before)
-                d->strip_pending = true;
-            detok_drain(d, false);
-        }
+        if (!append_piece(d->t, id, &d->strip_pending, !d->skip_special, &d->pending)) return TV_DETOK_NOMEM;
+        if (d->n_pushed == 0 && id == d->t->bos && d->t->strip_leading_space && d->pending.n == before)
+            d->strip_pending = true;
+        if (!detok_drain(d, false)) return TV_DETOK_NOMEM;
         d->prev = id;
         d->n_pushed++;
     }
-    *out = d->out.p ? d->out.p : "";
+    *out = d->out.p;
     return d->out.n;
 }
 
 size_t tv_detok_flush(tv_detok *d, const char **out) {
+    *out = "";
     d->out.n = 0;
-    if (buf_reserve(&d->out, 0)) d->out.p[0] = '\0';
-    if (d->pending.n) detok_drain(d, true);
-    *out = d->out.p ? d->out.p : "";
+    if (!buf_reserve(&d->out, 0)) return TV_DETOK_NOMEM;
+    d->out.p[0] = '\0';
+    if (d->pending.n && !detok_drain(d, true)) return TV_DETOK_NOMEM;
+    *out = d->out.p;
     return d->out.n;
 }
 
