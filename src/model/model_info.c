@@ -1,20 +1,18 @@
 // model_info.c — tv_model_get_info: the public description of a loaded model (tinyvllm.h).
 #include <string.h>
 
+#include "model/family.h"
 #include "model/model.h"
 
-// Parameters that take part in matmuls per token (the layers' projections and the output; attention
-// score/value products are not counted).
+// Parameters that take part in matmuls per token (every bound weight matrix and the output;
+// attention score/value products are not counted).
 static int64_t matmul_params(const tv_model *m) {
-    const tv_hparams *hp = model_hparams(m);
-    const tv_layer *L = model_layers(m);
+    int n_mat;
+    const tv_tensor *const *mat = model_matrices(m, &n_mat);
     int64_t n = 0;
-    for (int l = 0; l < hp->n_layers; l++) {
-        const tv_tensor *ts[] = {&L[l].wq, &L[l].wk, &L[l].wv, &L[l].wo, &L[l].w_gate, &L[l].w_up, &L[l].w_down};
-        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) n += ts[i]->ne[0] * ts[i]->ne[1];
-    }
+    for (int i = 0; i < n_mat; i++) n += mat[i]->ne[0] * mat[i]->ne[1];
     const tv_tensor *out = model_output(m);
-    if (out) n += out->ne[0] * out->ne[1];
+    if (out->data == model_tok_embd(m)->data) n += out->ne[0] * out->ne[1];   // tied: not among the matrices
     return n;
 }
 
@@ -24,7 +22,7 @@ void tv_model_get_info(const tv_model *m, tv_model_info *info) {
     info->name = tv_model_name(m);
     info->path = model_file_path(m);
     info->format = model_format(m);
-    info->architecture = "llama";
+    info->architecture = model_family_of(m)->name;
     info->n_vocab = h->n_vocab;
     info->dim = h->dim;
     info->n_layers = h->n_layers;
