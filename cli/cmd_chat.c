@@ -4,7 +4,7 @@
 // to stdout, then one timing line on stderr. Commands: /reset (forget the conversation, keep the
 // system prompt), /quit or /exit (also EOF), /help. Ctrl-C during a reply aborts it (the partial
 // reply stays in the history, as shown); Ctrl-C at the prompt quits.
-// Each turn renders the whole history (src/tokenizer/chat_prompt.h); when it does not fit the
+// Each turn renders the whole history (tv_chat_fit); when it does not fit the
 // context minus the reply's max tokens, the oldest exchanges are dropped (the system prompt stays)
 // and a notice says so; a message that cannot fit even alone is an error line and the chat goes on.
 // Hidden test flag: --dump-prompt PREFIX writes each turn's rendered prompt (PREFIX-N.txt) and the
@@ -22,7 +22,6 @@
 #include "cli_util.h"
 #include "kernels/kernels.h"
 #include "tinyvllm.h"
-#include "tokenizer/chat_prompt.h"
 
 #define CMD "chat"
 
@@ -145,7 +144,7 @@ int cmd_chat(int argc, char **argv) {
     tv_error err = {0};
     tv_model *m = NULL;
     tv_engine *e = NULL;
-    tv_chat_prompt *cp = NULL;
+    tv_chat *chat = NULL;
     cJSON *history = NULL;
     char *tpl_src = NULL, *line = NULL, *reply = NULL;
     size_t tpl_len = 0, line_cap = 0, reply_len = 0, reply_cap = 0;
@@ -165,11 +164,15 @@ int cmd_chat(int argc, char **argv) {
     const char *src = tpl_src;
     size_t src_len = tpl_len;
     if (!src && (src = tv_model_chat_template(m))) src_len = strlen(src);
-    if (!(cp = tv_chat_prompt_create(tok, src, src_len, &err))) {
+    tv_chat_params cp = {0};
+    cp.template_src = src;
+    cp.template_len = src_len;
+    cp.tokenizer = tok;
+    if (!(chat = tv_chat_create(&cp, &err))) {
         cli_error_prefix(&err, tpl_path ? tpl_path : "the model's chat template");
         goto fail;
     }
-    if (tv_chat_prompt_is_plain(cp))
+    if (!tv_chat_has_template(chat))
         fprintf(stderr, "tinyvllm %s: the model has no chat template; using a plain \"User: ...\\nAssistant:\" format "
                         "(pass --chat-template FILE.jinja for the model's own)\n", CMD);
 
@@ -200,12 +203,17 @@ int cmd_chat(int argc, char **argv) {
     // refuse every message: say so once, up front.
     {
         cJSON *probe = cJSON_Duplicate(history, true);
+        char *probe_json = probe && add_message(probe, "user", "Hello") ? cJSON_PrintUnformatted(probe) : NULL;
         char *out = NULL;
-        tv_status st = probe && add_message(probe, "user", "Hello") ? tv_chat_prompt_render(cp, probe, &out, &err)
-                                                                    : tv_error_set(&err, TV_ERR_NOMEM, "out of memory");
+        tv_chat_input in = {0};
+        in.messages_json = probe_json;
+        in.add_generation_prompt = true;
+        tv_status st = probe_json ? tv_chat_render(chat, &in, &out, &err) : tv_error_set(&err, TV_ERR_NOMEM, "out of memory");
         cJSON_Delete(probe);
+        free(probe_json);
         free(out);
         if (st) {
+            if (st != TV_ERR_NOMEM && tv_chat_has_template(chat)) cli_error_prefix(&err, "chat template");
             if (has_system && st != TV_ERR_NOMEM) cli_error_prefix(&err, "with --system");
             goto fail;
         }
@@ -218,7 +226,7 @@ int cmd_chat(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, &old_sa) == 0) sa_set = true;
 
-    const char *stop = tv_chat_prompt_stop(cp);
+    const char *stop = tv_chat_stop(chat);
     int turn = 0;
     for (;;) {
         if (is_tty) { fputs("> ", stdout); fflush(stdout); }
@@ -258,12 +266,22 @@ int cmd_chat(int argc, char **argv) {
 
         // render the whole history, dropping the oldest exchanges when it does not fit
         int n_dropped = 0;
-        char *prompt_text = NULL;
+        char *prompt_text = NULL, *kept_json = NULL;
         int32_t *ids = NULL;
         size_t n_ids = 0;
         tv_error terr = {0};
-        tv_status st = tv_chat_prompt_fit(cp, history, prompt_budget, &n_dropped, dump_prefix ? &prompt_text : NULL, &ids,
-                                          &n_ids, &terr);
+        char *history_json = cJSON_PrintUnformatted(history);
+        if (!history_json) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+        tv_status st = tv_chat_fit(chat, history_json, prompt_budget, &n_dropped, &kept_json, dump_prefix ? &prompt_text : NULL,
+                                   &ids, &n_ids, &terr);
+        free(history_json);
+        if (!st && n_dropped) {   // the history from now on: what fitted
+            cJSON *kept = cJSON_Parse(kept_json);
+            if (!kept) { free(kept_json); free(prompt_text); free(ids); tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+            cJSON_Delete(history);
+            history = kept;
+        }
+        free(kept_json);
         if (st) {
             if (st == TV_ERR_NOMEM) { err = terr; goto fail; }
             fprintf(stderr, "tinyvllm %s: %s%s\n", CMD, terr.msg,
@@ -356,7 +374,7 @@ done:
     free(line);
     free(reply);
     free(tpl_src);
-    tv_chat_prompt_free(cp);
+    tv_chat_free(chat);
     tv_engine_free(e);
     tv_model_free(m);
     return rc;

@@ -14,8 +14,8 @@
 
 #include "cli.h"
 #include "cli_util.h"
+#include "tinyvllm.h"
 #include "tinyvllm_tools.h"
-#include "tokenizer/chat_template.h"
 
 #define CMD "template"
 
@@ -82,10 +82,10 @@ int cmd_template(int argc, char **argv) {
     if (!msg_path) return cli_usage_error(CMD, "--messages FILE.json is required");
 
     int rc = 1;
-    char *src = NULL, *gguf_bos = NULL, *gguf_eos = NULL, *out = NULL;
+    char *src = NULL, *gguf_bos = NULL, *gguf_eos = NULL, *out = NULL, *msgs_json = NULL, *tools_json = NULL;
     size_t src_len = 0;
     cJSON *msgs_doc = NULL, *tools_doc = NULL;
-    tv_chat_template *t = NULL;
+    tv_chat *chat = NULL;
     tv_error err = {0};
 
     if (model) {
@@ -124,8 +124,21 @@ int cmd_template(int argc, char **argv) {
     }
     if (tools && !cJSON_IsArray(tools) && !cJSON_IsNull(tools)) { fprintf(stderr, "tinyvllm %s: tools must be a JSON array\n", CMD); goto done; }
 
-    if (!(t = tv_chat_template_create(src, src_len, &err))) { fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg); goto done; }
-    if (tv_chat_apply(t, messages, tools, gen_prompt, bos, eos, &out, &err) != TV_OK) {
+    tv_chat_params cp = {0};
+    cp.template_src = src;
+    cp.template_len = src_len;
+    cp.bos_token = bos ? bos : "";
+    cp.eos_token = eos ? eos : "";
+    if (!(chat = tv_chat_create(&cp, &err))) { fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg); goto done; }
+    if (!(msgs_json = cJSON_PrintUnformatted(messages)) || (tools && !(tools_json = cJSON_PrintUnformatted(tools)))) {
+        fprintf(stderr, "tinyvllm %s: out of memory\n", CMD);
+        goto done;
+    }
+    tv_chat_input in = {0};
+    in.messages_json = msgs_json;
+    in.tools_json = tools_json;
+    in.add_generation_prompt = gen_prompt;
+    if (tv_chat_render(chat, &in, &out, &err) != TV_OK) {
         fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg);
         goto done;
     }
@@ -134,7 +147,9 @@ int cmd_template(int argc, char **argv) {
     rc = 0;
 done:
     free(out);
-    tv_chat_template_free(t);
+    tv_chat_free(chat);
+    free(msgs_json);
+    free(tools_json);
     cJSON_Delete(msgs_doc);
     cJSON_Delete(tools_doc);
     free(src);

@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "tokenizer/chat_template.h"
+#include "chat/chat.h"
 
 static cJSON *g_ctx;
 
@@ -24,11 +24,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!g_ctx) g_ctx = cJSON_Parse(CTX);
     if (size > 1 << 16) return 0;
     tv_error err;
-    tv_chat_template *t = tv_chat_template_create((const char *)data, size, &err);
+    chat_template *t = chat_template_create((const char *)data, size, &err);
     if (!t) return 0;
     char *out = NULL;
     size_t n = 0;
-    if (tv_chat_template_render(t, g_ctx, &out, &n, &err) == TV_OK) free(out);
-    tv_chat_template_free(t);
+    if (chat_template_render(t, g_ctx, &out, &n, &err) == TV_OK) free(out);
+    chat_template_free(t);
     return 0;
 }

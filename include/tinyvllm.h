@@ -150,6 +150,62 @@ size_t tv_detok_push(tv_detok *d, int32_t id, const char **out);
 size_t tv_detok_flush(tv_detok *d, const char **out);
 void tv_detok_reset(tv_detok *d);
 
+// ============================ chat ============================
+// A conversation (OpenAI-style messages as JSON text) -> the prompt text and token ids a model
+// expects, through its Jinja chat template rendered byte-identically to Hugging Face's
+// apply_chat_template (context: messages, tools, documents = none, add_generation_prompt, bos_token,
+// eos_token, plus any extra variables), or, for models without a template, a plain transcript:
+//     [SYSTEM "\n\n"] (Role ": " content "\n")* "Assistant:"     (roles capitalized)
+// whose generation should stop at tv_chat_stop(). Immutable after create; safe from several threads
+// (rendering recurses: give rendering threads >= 1 MiB of stack). Hostile templates are bounded
+// (nesting, recursion, steps, 16 MiB output, 128 MiB working memory): exceeding a bound is an error.
+typedef struct tv_chat tv_chat;
+
+typedef struct tv_chat_params {     // zero-initialized = plain transcript, no tokenizer
+    const char *template_src;       // Jinja source (template_len bytes, need not be NUL-terminated); NULL = plain
+    size_t template_len;
+    const tv_tokenizer *tokenizer;  // borrowed, must outlive the chat; needed by tv_chat_fit
+    const char *bos_token;          // value of bos_token / eos_token; NULL = the tokenizer's BOS / EOS
+    const char *eos_token;          // vocabulary string ("" without a tokenizer or such a token)
+} tv_chat_params;
+
+// NULL + err when the template does not compile ("template line L, column C: what") or on OOM.
+tv_chat *tv_chat_create(const tv_chat_params *p, tv_error *err);
+// A chat for model m with its tokenizer and its chat template, or template_src (NUL-terminated)
+// when not NULL; plain when neither exists.
+tv_chat *tv_chat_create_for_model(const tv_model *m, const char *template_src, tv_error *err);
+void tv_chat_free(tv_chat *c);
+bool tv_chat_has_template(const tv_chat *c);   // false: the plain transcript format
+const char *tv_chat_stop(const tv_chat *c);     // stop string generation needs: "\nUser:" for plain, else NULL
+
+typedef struct tv_chat_input {
+    const char *messages_json;   // JSON array of {role, content, ...}
+    const char *tools_json;      // JSON array of tool definitions; NULL: tools = none
+    const char *kwargs_json;     // JSON object of extra template variables (chat_template_kwargs); NULL: none
+    bool add_generation_prompt;
+    bool openai;                 // first turn OpenAI's tool_calls[].function.arguments JSON strings into
+                                 // objects, as templates expect (vLLM does the same)
+} tv_chat_input;
+
+// Renders a conversation. *out: malloc'd, NUL-terminated. Errors: TV_ERR_INVALID for malformed JSON
+// or a template that raises (the message says what it raised), TV_ERR_RANGE/NOMEM for its bounds.
+// The plain format ignores tools and kwargs, and needs every message to be {role: string,
+// content: string|null}.
+tv_status tv_chat_render(const tv_chat *c, const tv_chat_input *in, char **out, tv_error *err);
+
+// The prompt for the next reply to messages_json, in at most max_tokens tokens: renders with the
+// generation prompt and tokenizes (templates: special tokens parsed, no BOS added, the template
+// writes its own; plain: the tokenizer's default BOS, no special tokens), dropping the fewest oldest
+// exchanges that make it fit. An exchange is a "user" message and what follows it up to the next;
+// a leading "system" message and the last exchange are always kept. Messages must be {role: string,
+// content: string|null}.
+// On TV_OK: *ids / *n_ids the prompt (malloc'd), *n_dropped (may be NULL) exchanges dropped,
+// *kept_json (may be NULL) the messages kept as a JSON array and *text (may be NULL) the prompt
+// text, both malloc'd. TV_ERR_RANGE (the token counts in the message) when even the last exchange
+// alone does not fit; TV_ERR_STATE without a tokenizer.
+tv_status tv_chat_fit(const tv_chat *c, const char *messages_json, size_t max_tokens, int *n_dropped, char **kept_json,
+                      char **text, int32_t **ids, size_t *n_ids, tv_error *err);
+
 // ============================ engine ============================
 // Continuous-batching engine over a paged KV cache. Single-threaded: one thread calls add/step/
 // abort (the server wraps it with queues). tv_engine_step() runs one scheduling round: it picks

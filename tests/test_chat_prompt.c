@@ -1,11 +1,13 @@
-// test_chat_prompt.c — conversation -> prompt (src/tokenizer/chat_prompt.h) on the Llama 2 SPM vocab:
+// test_chat_prompt.c — conversation -> prompt (src/chat/chat.h) on the Llama 2 SPM vocab:
 //   * a Mistral template renders Mistral's documented v7 prompt bytes, with <s> / </s> taken from
 //     the vocabulary, and tokenizes to exactly one BOS (the template's own);
 //   * the plain fallback transcript bytes, its BOS, and typed "<s>" staying text;
 //   * fitting: the fewest oldest exchanges go (checked against every budget around the boundaries,
 //     the expected history built by hand), the system prompt and the last message stay, an
 //     exchange takes along the messages up to the next user message, a hopeless budget leaves the
-//     history untouched.
+//     history untouched;
+//   * the public JSON-text API (tv_chat_render, tv_chat_fit) agrees with the cJSON-level one, passes
+//     extra template variables and OpenAI tool-call arguments through as templates expect them.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +20,7 @@
 #include <string.h>
 
 #include "formats/gguf.h"
-#include "tokenizer/chat_prompt.h"
+#include "chat/chat.h"
 #include "tokenizer/tokenizer.h"
 
 #include "test_util.h"
@@ -74,6 +76,15 @@ static size_t count_id(const int32_t *ids, size_t n, int32_t id) {
     return c;
 }
 
+// A chat over tok with template src (NULL: plain), bos/eos from the vocabulary.
+static tv_chat *chat_create(const tv_tokenizer *tok, const char *src, size_t len, tv_error *err) {
+    tv_chat_params p = {0};
+    p.template_src = src;
+    p.template_len = len;
+    p.tokenizer = tok;
+    return tv_chat_create(&p, err);
+}
+
 static void test_mistral_template(void **state) {
     const tv_tokenizer *tok = need_tok(state);
     char path[1024];
@@ -82,17 +93,17 @@ static void test_mistral_template(void **state) {
     char *src = read_all(path, &len);
     if (!src) { printf("SKIP: %s not found\n", path); skip(); }
     tv_error err = {0};
-    tv_chat_prompt *p = tv_chat_prompt_create(tok, src, len, &err);
+    tv_chat *p = chat_create(tok, src, len, &err);
     assert_non_null(p);
-    assert_false(tv_chat_prompt_is_plain(p));
-    assert_null(tv_chat_prompt_stop(p));
+    assert_true(tv_chat_has_template(p));
+    assert_null(tv_chat_stop(p));
     const char *roles[] = {"system", "user", "assistant", "user"};
     const char *texts[] = {"Be brief.", "hello", "hi", "again"};
     cJSON *m = msgs(4, roles, texts);
     char *text = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
-    assert_int_equal(tv_chat_prompt_encode(p, m, &text, &ids, &n, &err), TV_OK);
+    assert_int_equal(chat_encode(p, m, &text, &ids, &n, &err), TV_OK);
     // Mistral's v7 format (mistral-common): BOS, system prompt block, [INST] turns, EOS after replies
     assert_string_equal(text, "<s>[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]hello[/INST]hi</s>[INST]again[/INST]");
     assert_true(n > 2);
@@ -102,55 +113,55 @@ static void test_mistral_template(void **state) {
     free(text);
     free(ids);
     cJSON_Delete(m);
-    tv_chat_prompt_free(p);
+    tv_chat_free(p);
     free(src);
 }
 
 static void test_plain_format(void **state) {
     const tv_tokenizer *tok = need_tok(state);
     tv_error err = {0};
-    tv_chat_prompt *p = tv_chat_prompt_create(tok, NULL, 0, &err);
+    tv_chat *p = chat_create(tok, NULL, 0, &err);
     assert_non_null(p);
-    assert_true(tv_chat_prompt_is_plain(p));
-    assert_string_equal(tv_chat_prompt_stop(p), "\nUser:");
+    assert_false(tv_chat_has_template(p));
+    assert_string_equal(tv_chat_stop(p), "\nUser:");
     const char *roles[] = {"system", "user", "assistant", "user"};
     const char *texts[] = {"Be brief.", "hello", "hi", "say <s> please"};
     cJSON *m = msgs(4, roles, texts);
     char *text = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
-    assert_int_equal(tv_chat_prompt_encode(p, m, &text, &ids, &n, &err), TV_OK);
+    assert_int_equal(chat_encode(p, m, &text, &ids, &n, &err), TV_OK);
     assert_string_equal(text, "Be brief.\n\nUser: hello\nAssistant: hi\nUser: say <s> please\nAssistant:");
     assert_int_equal(ids[0], 1);                 // the tokenizer's default BOS
     assert_int_equal(count_id(ids, n, 1), 1);    // typed "<s>" stays text
     free(text);
     free(ids);
     cJSON_Delete(m);
-    tv_chat_prompt_free(p);
+    tv_chat_free(p);
 }
 
 static void test_malformed_messages(void **state) {
     const tv_tokenizer *tok = need_tok(state);
     tv_error err = {0};
-    tv_chat_prompt *p = tv_chat_prompt_create(tok, NULL, 0, &err);
+    tv_chat *p = chat_create(tok, NULL, 0, &err);
     assert_non_null(p);
     cJSON *m = cJSON_Parse("[{\"role\":\"user\",\"content\":3}]");
     char *out = (char *)1;
-    assert_int_equal(tv_chat_prompt_render(p, m, &out, &err), TV_ERR_INVALID);
+    assert_int_equal(chat_prompt_render(p, m, &out, &err), TV_ERR_INVALID);
     assert_null(out);
     assert_non_null(strstr(err.msg, "message 0"));
     cJSON_Delete(m);
     m = cJSON_Parse("{\"role\":\"user\"}");
-    assert_int_equal(tv_chat_prompt_render(p, m, &out, &err), TV_ERR_INVALID);
+    assert_int_equal(chat_prompt_render(p, m, &out, &err), TV_ERR_INVALID);
     cJSON_Delete(m);
-    tv_chat_prompt_free(p);
+    tv_chat_free(p);
 }
 
-static size_t n_tokens(const tv_chat_prompt *p, const cJSON *m) {
+static size_t n_tokens(const tv_chat *p, const cJSON *m) {
     int32_t *ids = NULL;
     size_t n = 0;
     tv_error err = {0};
-    assert_int_equal(tv_chat_prompt_encode(p, m, NULL, &ids, &n, &err), TV_OK);
+    assert_int_equal(chat_encode(p, m, NULL, &ids, &n, &err), TV_OK);
     free(ids);
     return n;
 }
@@ -160,7 +171,7 @@ static size_t n_tokens(const tv_chat_prompt *p, const cJSON *m) {
 static void test_fit_fewest_oldest(void **state) {
     const tv_tokenizer *tok = need_tok(state);
     tv_error err = {0};
-    tv_chat_prompt *p = tv_chat_prompt_create(tok, NULL, 0, &err);
+    tv_chat *p = chat_create(tok, NULL, 0, &err);
     assert_non_null(p);
     // system, then 4 exchanges; exchange 1 has an assistant greeting before it, exchange 2 a tool
     // message inside it
@@ -195,7 +206,7 @@ static void test_fit_fewest_oldest(void **state) {
         int32_t *ids = NULL;
         size_t n_ids = 0;
         char *text = NULL;
-        assert_int_equal(tv_chat_prompt_fit(p, h, budget, &n_dropped, &text, &ids, &n_ids, &err), TV_OK);
+        assert_int_equal(chat_fit(p, h, budget, &n_dropped, &text, &ids, &n_ids, &err), TV_OK);
         assert_int_equal(n_dropped, want);
         assert_true(cJSON_Compare(h, expected[want], true));
         assert_int_equal(n_ids, need[want]);
@@ -211,7 +222,7 @@ static void test_fit_fewest_oldest(void **state) {
     cJSON *orig = cJSON_Duplicate(h, true);
     int32_t *ids = (int32_t *)1;
     size_t n_ids = 7;
-    assert_int_equal(tv_chat_prompt_fit(p, h, need[3] - 1, NULL, NULL, &ids, &n_ids, &err), TV_ERR_RANGE);
+    assert_int_equal(chat_fit(p, h, need[3] - 1, NULL, NULL, &ids, &n_ids, &err), TV_ERR_RANGE);
     assert_null(ids);
     assert_int_equal(n_ids, 0);
     char want_msg[64];
@@ -221,14 +232,14 @@ static void test_fit_fewest_oldest(void **state) {
     cJSON_Delete(h);
     cJSON_Delete(orig);
     for (int k = 0; k < 4; k++) cJSON_Delete(expected[k]);
-    tv_chat_prompt_free(p);
+    tv_chat_free(p);
 }
 
 // Without a system message the first exchange starts at index 0; a lone message never drops.
 static void test_fit_no_system(void **state) {
     const tv_tokenizer *tok = need_tok(state);
     tv_error err = {0};
-    tv_chat_prompt *p = tv_chat_prompt_create(tok, NULL, 0, &err);
+    tv_chat *p = chat_create(tok, NULL, 0, &err);
     assert_non_null(p);
     const char *roles[] = {"user", "assistant", "user"};
     const char *texts[] = {"one two three four five", "six seven", "eight"};
@@ -238,16 +249,87 @@ static void test_fit_no_system(void **state) {
     int n_dropped = -1;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    assert_int_equal(tv_chat_prompt_fit(p, h, n_last, &n_dropped, NULL, &ids, &n_ids, &err), TV_OK);
+    assert_int_equal(chat_fit(p, h, n_last, &n_dropped, NULL, &ids, &n_ids, &err), TV_OK);
     assert_int_equal(n_dropped, 1);
     assert_true(cJSON_Compare(h, last, true));
     assert_int_equal(n_ids, n_last);
     free(ids);
-    assert_int_equal(tv_chat_prompt_fit(p, h, n_last - 1, &n_dropped, NULL, &ids, &n_ids, &err), TV_ERR_RANGE);
+    assert_int_equal(chat_fit(p, h, n_last - 1, &n_dropped, NULL, &ids, &n_ids, &err), TV_ERR_RANGE);
     assert_true(cJSON_Compare(h, last, true));
     cJSON_Delete(h);
     cJSON_Delete(last);
-    tv_chat_prompt_free(p);
+    tv_chat_free(p);
+}
+
+// tv_chat_render / tv_chat_fit take and give JSON text; kwargs become template variables (and
+// override the standard ones); openai turns tool-call argument strings into objects.
+static void test_public_api(void **state) {
+    const tv_tokenizer *tok = need_tok(state);
+    tv_error err = {0};
+    static const char TPL[] =
+        "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}"
+        "{% if m.tool_calls %}{{ m.tool_calls[0].function.arguments | tojson }}{% endif %}{% endfor %}"
+        "{% if enable_thinking is defined %}<think={{ enable_thinking }}>{% endif %}"
+        "{% if add_generation_prompt %}[assistant]{% endif %}";
+    tv_chat *c = chat_create(tok, TPL, sizeof TPL - 1, &err);
+    assert_non_null(c);
+    char *out = NULL;
+    tv_chat_input in = {0};
+    in.messages_json = "[{\"role\":\"user\",\"content\":\"hi\"}]";
+    in.add_generation_prompt = true;
+    assert_int_equal(tv_chat_render(c, &in, &out, &err), TV_OK);
+    assert_string_equal(out, "<s>[user]hi[assistant]");
+    free(out);
+    in.kwargs_json = "{\"enable_thinking\": false, \"bos_token\": \"B\"}";
+    in.add_generation_prompt = false;
+    assert_int_equal(tv_chat_render(c, &in, &out, &err), TV_OK);
+    assert_string_equal(out, "B[user]hi<think=false>");
+    free(out);
+    in.kwargs_json = "[1]";
+    assert_int_equal(tv_chat_render(c, &in, &out, &err), TV_ERR_INVALID);
+    assert_null(out);
+    in.kwargs_json = NULL;
+    in.messages_json = "[{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\": 1}\"}}]}]";
+    assert_int_equal(tv_chat_render(c, &in, &out, &err), TV_OK);
+    assert_string_equal(out, "<s>[assistant]\"{\\\"x\\\": 1}\"");   // as sent: a string, double-encoded
+    free(out);
+    in.openai = true;
+    assert_int_equal(tv_chat_render(c, &in, &out, &err), TV_OK);
+    assert_string_equal(out, "<s>[assistant]{\"x\": 1}");
+    free(out);
+    in.messages_json = "[{";
+    assert_int_equal(tv_chat_render(c, &in, &out, &err), TV_ERR_INVALID);
+    tv_chat_free(c);
+
+    // fit: the same prompt and history as chat_fit, as JSON text
+    c = chat_create(tok, NULL, 0, &err);
+    assert_non_null(c);
+    const char *roles[] = {"system", "user", "assistant", "user"};
+    const char *texts[] = {"sys", "one two three four five", "six seven", "eight"};
+    cJSON *h = msgs(4, roles, texts);
+    char *h_json = cJSON_PrintUnformatted(h);
+    size_t budget = n_tokens(c, h) - 1;   // one exchange must go
+    int n_dropped = -1;
+    char *kept = NULL, *text = NULL;
+    int32_t *ids = NULL, *ids2 = NULL;
+    size_t n_ids = 0, n_ids2 = 0;
+    assert_int_equal(tv_chat_fit(c, h_json, budget, &n_dropped, &kept, &text, &ids, &n_ids, &err), TV_OK);
+    assert_int_equal(chat_fit(c, h, budget, NULL, NULL, &ids2, &n_ids2, &err), TV_OK);
+    assert_int_equal(n_dropped, 1);
+    cJSON *kept_j = cJSON_Parse(kept);
+    assert_true(cJSON_Compare(kept_j, h, true));
+    assert_int_equal(n_ids, n_ids2);
+    assert_memory_equal(ids, ids2, n_ids * sizeof *ids);
+    assert_string_equal(text, "sys\n\nUser: eight\nAssistant:");
+    cJSON_Delete(kept_j);
+    free(kept); free(text); free(ids); free(ids2); free(h_json);
+    cJSON_Delete(h);
+    tv_chat_params none = {0};   // no tokenizer: render only
+    tv_chat *r = tv_chat_create(&none, &err);
+    assert_non_null(r);
+    assert_int_equal(tv_chat_fit(r, "[]", 100, NULL, NULL, NULL, &ids, &n_ids, &err), TV_ERR_STATE);
+    tv_chat_free(r);
+    tv_chat_free(c);
 }
 
 int main(void) {
@@ -257,6 +339,7 @@ int main(void) {
         cmocka_unit_test(test_malformed_messages),
         cmocka_unit_test(test_fit_fewest_oldest),
         cmocka_unit_test(test_fit_no_system),
+        cmocka_unit_test(test_public_api),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

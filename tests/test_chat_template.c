@@ -20,7 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "formats/gguf.h"
-#include "tokenizer/chat_template.h"
+#include "chat/chat.h"
 
 typedef struct { const char *tpl; const char *ctx; const char *want; } tcase;
 
@@ -146,15 +146,15 @@ static const tcase CASES[] = {
 };
 
 static char *render(const char *tpl, const char *ctx_json, tv_error *err) {
-    tv_chat_template *t = tv_chat_template_create(tpl, strlen(tpl), err);
+    chat_template *t = chat_template_create(tpl, strlen(tpl), err);
     if (!t) return NULL;
     cJSON *ctx = ctx_json ? cJSON_Parse(ctx_json) : NULL;
     if (ctx_json) assert_non_null(ctx);
     char *out = NULL;
     size_t n = 0;
-    tv_status st = tv_chat_template_render(t, ctx, &out, &n, err);
+    tv_status st = chat_template_render(t, ctx, &out, &n, err);
     cJSON_Delete(ctx);
-    tv_chat_template_free(t);
+    chat_template_free(t);
     if (st != TV_OK) { assert_null(out); return NULL; }
     assert_non_null(out);
     assert_int_equal(n, strlen(out));
@@ -188,7 +188,7 @@ static void test_cases(void **state) {
 static void test_error_positions(void **state) {
     (void)state;
     tv_error err = {0};
-    assert_null(tv_chat_template_create("line one\n{{ 'ok' }}\n  {{ 1 + }}", 30, &err));
+    assert_null(chat_template_create("line one\n{{ 'ok' }}\n  {{ 1 + }}", 30, &err));
     assert_int_equal(err.code, TV_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "line 3"));
     memset(&err, 0, sizeof err);
@@ -211,7 +211,7 @@ static void test_deep_nesting(void **state) {
     for (size_t i = 0; i < n; i++) s[k++] = ')';
     memcpy(s + k, " }}", 3); k += 3;
     tv_error err = {0};
-    tv_chat_template *t = tv_chat_template_create(s, k, &err);
+    chat_template *t = chat_template_create(s, k, &err);
     assert_null(t);
     assert_int_not_equal(err.code, TV_OK);
     free(s);
@@ -222,7 +222,7 @@ static void test_deep_nesting(void **state) {
     k = 0;
     for (size_t i = 0; i < n; i++) { memcpy(s + k, "{% if true %}", 13); k += 13; }
     for (size_t i = 0; i < n; i++) { memcpy(s + k, "{% endif %}", 11); k += 11; }
-    t = tv_chat_template_create(s, k, &err);
+    t = chat_template_create(s, k, &err);
     assert_null(t);
     free(s);
 }
@@ -244,17 +244,17 @@ static void test_large_context(void **state) {
     const char *src = "{{ d | length }} {{ d['k99999'] }} {{ d.k5 }} {% set ns = namespace(s=0) %}"
                       "{% for k in d %}{% set ns.s = ns.s + d[k] %}{% endfor %}{{ ns.s }}";
     tv_error err = {0};
-    tv_chat_template *t = tv_chat_template_create(src, strlen(src), &err);
+    chat_template *t = chat_template_create(src, strlen(src), &err);
     assert_non_null(t);
     char *out = NULL;
     double t0 = (double)clock() / CLOCKS_PER_SEC;
-    assert_int_equal(tv_chat_template_render(t, ctx, &out, NULL, &err), TV_OK);
+    assert_int_equal(chat_template_render(t, ctx, &out, NULL, &err), TV_OK);
     double secs = (double)clock() / CLOCKS_PER_SEC - t0;
     // sum 0..99999 = 4999950000, with k5 counted as -5 instead of 5
     assert_string_equal(out, "100000 99999 -5 4999949990");
     assert_true(secs < 5.0);   // quadratic lookups would take minutes
     free(out);
-    tv_chat_template_free(t);
+    chat_template_free(t);
     cJSON_Delete(ctx);
 }
 
@@ -264,25 +264,25 @@ static void test_chat_apply(void **state) {
         "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}"
         "{% if tools is not none %}T{{ tools | length }}{% endif %}{% if add_generation_prompt %}[assistant]{% endif %}";
     tv_error err = {0};
-    tv_chat_template *t = tv_chat_template_create(src, strlen(src), &err);
+    chat_template *t = chat_template_create(src, strlen(src), &err);
     assert_non_null(t);
     cJSON *msgs = cJSON_Parse("[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"}]");
     cJSON *tools = cJSON_Parse("[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]");
     char *out = NULL;
-    assert_int_equal(tv_chat_apply(t, msgs, NULL, true, "<s>", "</s>", &out, &err), TV_OK);
+    assert_int_equal(chat_apply(t, msgs, NULL, NULL, true, "<s>", "</s>", &out, &err), TV_OK);
     assert_string_equal(out, "<s>[user]hi</s>[assistant]yo</s>[assistant]");
     free(out);
-    assert_int_equal(tv_chat_apply(t, msgs, tools, false, NULL, NULL, &out, &err), TV_OK);
+    assert_int_equal(chat_apply(t, msgs, tools, NULL, false, NULL, NULL, &out, &err), TV_OK);
     assert_string_equal(out, "[user]hi[assistant]yoT1");
     free(out);
     // the inputs are borrowed, not consumed
     assert_int_equal(cJSON_GetArraySize(msgs), 2);
-    assert_int_equal(tv_chat_apply(t, tools->child, NULL, true, NULL, NULL, &out, &err), TV_ERR_INVALID);
+    assert_int_equal(chat_apply(t, tools->child, NULL, NULL, true, NULL, NULL, &out, &err), TV_ERR_INVALID);
     assert_null(out);
     cJSON_Delete(msgs);
     cJSON_Delete(tools);
-    tv_chat_template_free(t);
-    tv_chat_template_free(NULL);
+    chat_template_free(t);
+    chat_template_free(NULL);
 }
 
 // Every real template in the shared corpus compiles.
@@ -298,18 +298,18 @@ static void test_shared_templates_compile(void **state) {
     size_t n = fread(buf, 1, (1 << 20) - 1, f);
     fclose(f);
     tv_error err = {0};
-    tv_chat_template *t = tv_chat_template_create(buf, n, &err);
+    chat_template *t = chat_template_create(buf, n, &err);
     if (!t) printf("%s\n", err.msg);
     assert_non_null(t);
     cJSON *msgs = cJSON_Parse("[{\"role\":\"user\",\"content\":\"Hello\"}]");
     char *out = NULL;
-    assert_int_equal(tv_chat_apply(t, msgs, NULL, true, "<|begin_of_text|>", "<|eot_id|>", &out, &err), TV_OK);
+    assert_int_equal(chat_apply(t, msgs, NULL, NULL, true, "<|begin_of_text|>", "<|eot_id|>", &out, &err), TV_OK);
     // Llama 3.1 always emits a system header with the knowledge cutoff, then the user turn.
     assert_non_null(strstr(out, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"));
     assert_non_null(strstr(out, "<|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"));
     free(out);
     cJSON_Delete(msgs);
-    tv_chat_template_free(t);
+    chat_template_free(t);
     free(buf);
 }
 
@@ -383,7 +383,7 @@ static void test_messages_normalize(void **state) {
         "   {\"id\":\"3\",\"type\":\"function\",\"function\":{\"name\":\"h\",\"arguments\":{\"k\":1}}}]}]");
     assert_non_null(msgs);
     tv_error err = {0};
-    cJSON *n = tv_chat_messages_normalize(msgs, &err);
+    cJSON *n = chat_messages_normalize(msgs, &err);
     assert_non_null(n);
     char *s = cJSON_PrintUnformatted(n);
     assert_string_equal(s, "[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
@@ -396,7 +396,7 @@ static void test_messages_normalize(void **state) {
     assert_non_null(strstr(s, "\"arguments\":\"{"));
     free(s);
     cJSON_Delete(n);
-    assert_null(tv_chat_messages_normalize(cJSON_GetArrayItem(msgs, 0), &err));
+    assert_null(chat_messages_normalize(cJSON_GetArrayItem(msgs, 0), &err));
     assert_int_equal(err.code, TV_ERR_INVALID);
     cJSON_Delete(msgs);
 }

@@ -1,29 +1,25 @@
-// chat.c — renders chat messages through a Jinja chat template (src/tokenizer/chat_template.h).
+// chat.c — renders chat messages through the model's (or the operator's) chat template: the
+// public tv_chat API, with its errors mapped to HTTP answers.
 #include "chat.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/chat_template.h"
-#include "util/status.h"
-
 struct srv_chat {
-    tv_chat_template *tpl;   // NULL = no template
-    char *bos, *eos;         // bos_token / eos_token strings
+    tv_chat *chat;   // NULL = no template
 };
 
 srv_chat *srv_chat_create(const char *template_src, const char *bos, const char *eos, tv_error *err) {
     srv_chat *c = calloc(1, sizeof *c);
     if (!c) { tv_error_set(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
-    c->bos = strdup(bos ? bos : "");
-    c->eos = strdup(eos ? eos : "");
-    if (!c->bos || !c->eos) {
-        srv_chat_free(c);
-        tv_error_set(err, TV_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (template_src && !(c->tpl = tv_chat_template_create(template_src, strlen(template_src), err))) {
-        srv_chat_free(c);
+    if (!template_src) return c;
+    tv_chat_params p = {0};
+    p.template_src = template_src;
+    p.template_len = strlen(template_src);
+    p.bos_token = bos ? bos : "";
+    p.eos_token = eos ? eos : "";
+    if (!(c->chat = tv_chat_create(&p, err))) {
+        free(c);
         return NULL;
     }
     return c;
@@ -31,13 +27,11 @@ srv_chat *srv_chat_create(const char *template_src, const char *bos, const char 
 
 void srv_chat_free(srv_chat *c) {
     if (!c) return;
-    tv_chat_template_free(c->tpl);
-    free(c->bos);
-    free(c->eos);
+    tv_chat_free(c->chat);
     free(c);
 }
 
-bool srv_chat_has_template(const srv_chat *c) { return c && c->tpl; }
+bool srv_chat_has_template(const srv_chat *c) { return c && c->chat; }
 
 char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *tools, bool add_generation_prompt,
                       srv_error *err) {
@@ -48,20 +42,21 @@ char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *too
     }
     char *out = NULL;
     tv_error terr = {0};
-    // tool_calls[].function.arguments arrive as JSON strings; templates expect objects
-    cJSON *norm = tv_chat_messages_normalize(messages, &terr);
-    if (!norm) {
-        srv_fail(err, terr.code == TV_ERR_NOMEM ? 500 : 400, "invalid_request_error", NULL, "messages", "%s", terr.msg);
-        return NULL;
-    }
-    tv_status st = tv_chat_apply(c->tpl, norm, tools, add_generation_prompt, c->bos, c->eos, &out, &terr);
-    cJSON_Delete(norm);
+    char *msgs = cJSON_PrintUnformatted(messages), *tl = tools ? cJSON_PrintUnformatted(tools) : NULL;
+    tv_chat_input in = {0};
+    in.messages_json = msgs;
+    in.tools_json = tl;
+    in.add_generation_prompt = add_generation_prompt;
+    in.openai = true;   // tool_calls[].function.arguments arrive as JSON strings; templates expect objects
+    tv_status st = !msgs || (tools && !tl) ? tv_error_set(&terr, TV_ERR_NOMEM, "out of memory")
+                                           : tv_chat_render(c->chat, &in, &out, &terr);
+    free(msgs);
+    free(tl);
     if (st != TV_OK) {
         // A template that raises (e.g. "roles must alternate") rejects the conversation: a client error.
         int status = terr.code == TV_ERR_NOMEM ? 500 : 400;
         srv_fail(err, status, status == 400 ? "invalid_request_error" : "server_error", NULL, "messages",
                  "chat template: %s", terr.msg);
-        free(out);
         return NULL;
     }
     return out;

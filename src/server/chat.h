@@ -1,4 +1,5 @@
-// chat.h — chat messages -> prompt text through the model's (or the operator's) Jinja template.
+// chat.h — chat messages -> prompt text through the model's (or the operator's) Jinja template
+// (the public tv_chat API), errors as HTTP answers.
 #ifndef TV_SERVER_CHAT_H
 #define TV_SERVER_CHAT_H
 

@@ -1,32 +1,32 @@
-// chat_template.c — public face of the template engine: compile, render, apply_chat_template context.
-#include "tokenizer/chat_template.h"
+// chat_template.c — the template engine behind chat.h: compile, render, apply_chat_template context.
+#include "chat/chat.h"
 
 #include <stdlib.h>
 
-#include "template/tpl.h"
-#include "template/tpl_eval.h"
+#include "chat/tpl.h"
+#include "chat/tpl_eval.h"
 #include "util/status.h"
 
-struct tv_chat_template { tpl_program *prog; };
+struct chat_template { tpl_program *prog; };
 
-tv_chat_template *tv_chat_template_create(const char *src, size_t len, tv_error *err) {
+chat_template *chat_template_create(const char *src, size_t len, tv_error *err) {
     if (!src && len) { err_fail(err, TV_ERR_INVALID, "template source is NULL"); return NULL; }
     // real chat templates are a few KiB; parsing keeps ~10 bytes of bookkeeping per source byte
     if (len > ((size_t)4 << 20)) { err_fail(err, TV_ERR_RANGE, "template source larger than 4 MiB"); return NULL; }
-    tv_chat_template *t = calloc(1, sizeof *t);
+    chat_template *t = calloc(1, sizeof *t);
     if (!t) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     t->prog = tpl_parse(src ? src : "", len, err);
     if (!t->prog) { free(t); return NULL; }
     return t;
 }
 
-void tv_chat_template_free(tv_chat_template *t) {
+void chat_template_free(chat_template *t) {
     if (!t) return;
     tpl_program_free(t->prog);
     free(t);
 }
 
-tv_status tv_chat_template_render(const tv_chat_template *t, const cJSON *ctx, char **out, size_t *out_len,
+tv_status chat_template_render(const chat_template *t, const cJSON *ctx, char **out, size_t *out_len,
                                   tv_error *err) {
     if (!out) return err_fail(err, TV_ERR_INVALID, "out is NULL");
     *out = NULL;
@@ -34,13 +34,14 @@ tv_status tv_chat_template_render(const tv_chat_template *t, const cJSON *ctx, c
     return tpl_render(t->prog, ctx, 0, out, out_len, err);
 }
 
-tv_status tv_chat_apply(const tv_chat_template *t, const cJSON *messages_json, const cJSON *tools_json,
-                        bool add_generation_prompt, const char *bos, const char *eos, char **out, tv_error *err) {
+tv_status chat_apply(const chat_template *t, const cJSON *messages_json, const cJSON *tools_json, const cJSON *kwargs,
+                     bool add_generation_prompt, const char *bos, const char *eos, char **out, tv_error *err) {
     if (!out) return err_fail(err, TV_ERR_INVALID, "out is NULL");
     *out = NULL;
     if (!cJSON_IsArray(messages_json)) return err_fail(err, TV_ERR_INVALID, "messages must be a JSON array");
     if (tools_json && !cJSON_IsArray(tools_json) && !cJSON_IsNull(tools_json))
         return err_fail(err, TV_ERR_INVALID, "tools must be a JSON array");
+    if (kwargs && !cJSON_IsObject(kwargs)) return err_fail(err, TV_ERR_INVALID, "template kwargs must be a JSON object");
     tv_status st = TV_OK;
     cJSON *ctx = cJSON_CreateObject();
     if (!ctx) return err_fail(err, TV_ERR_NOMEM, "out of memory");
@@ -56,13 +57,21 @@ tv_status tv_chat_apply(const tv_chat_template *t, const cJSON *messages_json, c
         st = err_fail(err, TV_ERR_NOMEM, "out of memory");
         goto done;
     }
-    st = tv_chat_template_render(t, ctx, out, NULL, err);
+    const cJSON *kw;
+    cJSON_ArrayForEach(kw, kwargs) {   // extra variables, by reference; they override the standard ones
+        cJSON *v = cJSON_IsObject(kw) ? cJSON_CreateObjectReference(kw->child)
+                 : cJSON_IsArray(kw) ? cJSON_CreateArrayReference(kw->child) : cJSON_Duplicate(kw, false);
+        bool ok = v && (cJSON_GetObjectItemCaseSensitive(ctx, kw->string) ? cJSON_ReplaceItemInObjectCaseSensitive(ctx, kw->string, v)
+                                                                          : cJSON_AddItemToObject(ctx, kw->string, v));
+        if (!ok) { cJSON_Delete(v); st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+    }
+    st = chat_template_render(t, ctx, out, NULL, err);
 done:
     cJSON_Delete(ctx);
     return st;
 }
 
-cJSON *tv_chat_messages_normalize(const cJSON *messages, tv_error *err) {
+cJSON *chat_messages_normalize(const cJSON *messages, tv_error *err) {
     if (!cJSON_IsArray(messages)) { err_fail(err, TV_ERR_INVALID, "messages must be a JSON array"); return NULL; }
     cJSON *copy = cJSON_Duplicate(messages, true);
     if (!copy) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }

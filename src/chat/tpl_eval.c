@@ -4,7 +4,7 @@
 // dicts and namespaces are shared by reference as in Python/JS). Limits keep hostile templates
 // bounded: an arena budget (memory), an output cap, a step counter (loops), an evaluation depth
 // (recursion). Semantics mirror @huggingface/jinja; see tpl.h.
-#include "template/tpl_eval.h"
+#include "chat/tpl_eval.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,15 +1,15 @@
 // tpl.h — internals of the Jinja chat-template engine shared by tpl_parse.c (preprocess, lexer,
-// parser) and tpl_eval.c (values, interpreter). The public interface is src/tokenizer/chat_template.h;
-// nothing outside src/template/ and chat_template.c includes this header.
+// parser) and tpl_eval.c (values, interpreter). The module interface is src/chat/chat.h;
+// nothing outside src/chat/ includes this header.
 //
 // Semantics follow @huggingface/jinja (the renderer transformers.js uses for apply_chat_template),
 // which is the oracle our tests compare against byte for byte: its preprocessing (trim_blocks,
 // lstrip_blocks, one trailing newline dropped), its grammar and precedence (tests bind tighter than
 // `*`), its value printing (true/false, none prints nothing, 1.0 prints "1.0", lists print as JSON)
 // and its filter set. Strings are UTF-8; string lengths and indices count code points.
-// Extensions where the reference can only raise follow Python Jinja2 (see chat_template.h).
-#ifndef TV_TEMPLATE_TPL_H
-#define TV_TEMPLATE_TPL_H
+// Extensions where the reference can only raise follow Python Jinja2 (see chat.h).
+#ifndef TV_CHAT_TPL_H
+#define TV_CHAT_TPL_H
 
 #include <stdbool.h>
 #include <stddef.h>

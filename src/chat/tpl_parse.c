@@ -15,7 +15,7 @@
 //     postfix  := primary ("." ident | "[" slice-or-expr "]" | call-args)*
 //     primary  := number | string+ | ident | "(" expr ("," expr)* ")" | "[" ... "]" | "{" k ":" v ... "}"
 // Every byte of the source is untrusted: nesting depth is bounded, every token access is bounds-checked.
-#include "template/tpl.h"
+#include "chat/tpl.h"
 
 #include <stdlib.h>
 #include <string.h>

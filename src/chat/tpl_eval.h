@@ -1,10 +1,10 @@
 // tpl_eval.h — the interpreter half of the template engine (see tpl.h for the semantics).
-#ifndef TV_TEMPLATE_TPL_EVAL_H
-#define TV_TEMPLATE_TPL_EVAL_H
+#ifndef TV_CHAT_TPL_EVAL_H
+#define TV_CHAT_TPL_EVAL_H
 
 #include <cjson/cJSON.h>
 
-#include "template/tpl.h"
+#include "chat/tpl.h"
 
 // Renders prog with the variables of ctx (a JSON object, or NULL for none) into *out (malloc'd,
 // NUL-terminated; *out_len bytes without the NUL when out_len is not NULL). mem_budget bounds the
