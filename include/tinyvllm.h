@@ -171,9 +171,6 @@ typedef struct tv_chat_params {     // zero-initialized = plain transcript, no t
 
 // NULL + err when the template does not compile ("template line L, column C: what") or on OOM.
 tv_chat *tv_chat_create(const tv_chat_params *p, tv_error *err);
-// A chat for model m with its tokenizer and its chat template, or template_src (NUL-terminated)
-// when not NULL; plain when neither exists.
-tv_chat *tv_chat_create_for_model(const tv_model *m, const char *template_src, tv_error *err);
 void tv_chat_free(tv_chat *c);
 bool tv_chat_has_template(const tv_chat *c);   // false: the plain transcript format
 const char *tv_chat_stop(const tv_chat *c);     // stop string generation needs: "\nUser:" for plain, else NULL

@@ -46,15 +46,6 @@ fail:
     return NULL;
 }
 
-tv_chat *tv_chat_create_for_model(const tv_model *m, const char *template_src, tv_error *err) {
-    if (!m) { err_fail(err, TV_ERR_INVALID, "chat: no model"); return NULL; }
-    tv_chat_params p = {0};
-    p.template_src = template_src ? template_src : tv_model_chat_template(m);
-    p.template_len = p.template_src ? strlen(p.template_src) : 0;
-    p.tokenizer = tv_model_tokenizer(m);
-    return tv_chat_create(&p, err);
-}
-
 void tv_chat_free(tv_chat *c) {
     if (!c) return;
     chat_template_free(c->tpl);
