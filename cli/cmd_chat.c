@@ -157,7 +157,6 @@ int cmd_chat(int argc, char **argv) {
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tok_path;
-    mp.n_ctx = (int)ctx;
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
     const tv_tokenizer *tok = tv_model_tokenizer(m);
     if (!tok) { tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE", model_path); goto fail; }
@@ -176,7 +175,15 @@ int cmd_chat(int argc, char **argv) {
         fprintf(stderr, "tinyvllm %s: the model has no chat template; using a plain \"User: ...\\nAssistant:\" format "
                         "(pass --chat-template FILE.jinja for the model's own)\n", CMD);
 
-    long n_ctx = tv_model_n_ctx(m);
+    tv_engine_config ec;
+    tv_engine_config_default(&ec);
+    if (threads > 0) ec.n_threads = (int)threads;
+    ec.max_num_seqs = 1;
+    ec.max_model_len = (int)ctx;
+    if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
+    tv_engine_limits lim;
+    tv_engine_get_limits(e, &lim);
+    long n_ctx = lim.max_model_len;
     if (n_new == 0) n_new = n_ctx / 2 < 512 ? n_ctx / 2 : 512;
     if (n_new < 1 || n_new >= n_ctx) {
         fprintf(stderr, "tinyvllm %s: -n %ld leaves no room for a prompt in a context of %ld tokens\n", CMD, n_new, n_ctx);
@@ -185,11 +192,6 @@ int cmd_chat(int argc, char **argv) {
     }
     size_t prompt_budget = (size_t)(n_ctx - n_new);   // tokens the rendered history may take
 
-    tv_engine_config ec;
-    tv_engine_config_default(&ec);
-    if (threads > 0) ec.n_threads = (int)threads;
-    ec.max_num_seqs = 1;
-    if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
     bool is_tty = isatty(STDIN_FILENO);
     if (is_tty)
         fprintf(stderr, "tinyvllm %s: %s loaded in %.0f ms, context %ld, up to %ld new tokens per reply; /help for commands\n",

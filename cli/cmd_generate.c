@@ -92,12 +92,12 @@ int cmd_generate(int argc, char **argv) {
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tok_path;
-    mp.n_ctx = (int)ctx;
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
     tv_engine_config ec;
     tv_engine_config_default(&ec);
     if (threads > 0) ec.n_threads = (int)threads;
     ec.max_num_seqs = 1;
+    ec.max_model_len = (int)ctx;
     ec.kv_bits = (int)kv_bits;
     if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
     double t_load = cli_time_ms() - t0;

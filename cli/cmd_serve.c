@@ -124,7 +124,6 @@ int cmd_serve(int argc, char **argv) {
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tokenizer;
-    mp.n_ctx = (int)ctx;
     if (!(m = tv_model_load(model_path, &mp, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
     tv_engine_config ec;
     tv_engine_config_default(&ec);
@@ -135,13 +134,12 @@ int cmd_serve(int argc, char **argv) {
     if (!(e = tv_engine_create(m, &ec, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
 
     sc.port = (int)port;
-    sc.max_num_seqs = ec.max_num_seqs;
     sc.max_queue = (int)max_queue;
-    tv_engine_stats st;
-    tv_engine_get_stats(e, &st);   // before the engine thread starts: only it may touch e afterwards
+    tv_engine_limits lim;
+    tv_engine_get_limits(e, &lim);
     if (!(srv = tv_server_start(m, e, &sc, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
-    fprintf(stderr, "tinyvllm serve: model %s, ctx %d, %lld KV blocks of %d tokens, max %d seqs\n", model_path,
-            tv_model_n_ctx(m), (long long)st.n_blocks_total, st.block_size, ec.max_num_seqs);
+    fprintf(stderr, "tinyvllm serve: model %s, ctx %d, %lld KV blocks of %d tokens (%d-bit), max %d seqs\n", model_path,
+            lim.max_model_len, (long long)lim.n_blocks, lim.block_size, lim.kv_bits, lim.max_num_seqs);
     bool is_v6 = strchr(sc.host, ':') != NULL;
     fprintf(stderr, "tinyvllm serve: listening on http://%s%s%s:%d\n", is_v6 ? "[" : "", sc.host, is_v6 ? "]" : "",
             tv_server_port(srv));

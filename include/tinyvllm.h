@@ -52,7 +52,6 @@ typedef struct tv_tokenizer tv_tokenizer;
 
 typedef struct tv_model_params {
     const char *tokenizer_path;  // llama2.c tokenizer.bin or tokenizer.json; NULL = from the model file
-    int n_ctx;                   // 0 = the model's context length; else a cap
     bool no_repack;              // keep matmul weights as stored (env TINYVLLM_REPACK=0 does the same);
                                  // default: Q8_0/Q4_0 weights are repacked at load into 16-row
                                  // interleaved copies where the CPU path's kernels run faster on them
@@ -65,7 +64,7 @@ void tv_model_params_default(tv_model_params *p);
 tv_model *tv_model_load(const char *path, const tv_model_params *p, tv_error *err);
 void tv_model_free(tv_model *m);
 int32_t tv_model_n_vocab(const tv_model *m);
-int32_t tv_model_n_ctx(const tv_model *m);
+int32_t tv_model_n_ctx(const tv_model *m);                         // trained context (an engine may cap it)
 const tv_tokenizer *tv_model_tokenizer(const tv_model *m);         // NULL when the file has none
 const char *tv_model_chat_template(const tv_model *m);             // NULL when none
 const char *tv_model_name(const tv_model *m);                      // general.name or file stem
@@ -219,7 +218,7 @@ typedef struct tv_engine_config {
     int max_batched_tokens;    // tokens per step at most (default 512)
     bool chunked_prefill;      // split long prompts across steps (default true)
     bool prefix_caching;       // reuse the KV of full blocks shared with earlier prompts (default true)
-    int max_model_len;         // 0 = model context length
+    int max_model_len;         // tokens per sequence (prompt + generated); 0 = the model's context
     int decode_steps;          // multi-step decoding: decode rounds per schedule (default 1)
     int kv_bits;               // KV cache element: 16 (f16), 32 (f32), 0 = auto: f32 when the
                                // model's weights are f32, else f16
@@ -228,6 +227,21 @@ typedef struct tv_engine_config {
 void tv_engine_config_default(tv_engine_config *c);
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *c, tv_error *err);
 void tv_engine_free(tv_engine *e);
+
+// What an engine was created with, after defaults and clamping: the one source of these numbers
+// (callers ask instead of re-deriving them from the config or the model). Fixed at creation, so
+// safe to read from any thread.
+typedef struct tv_engine_limits {
+    int max_model_len;         // tokens per sequence at most: min(max_model_len, model context, KV pool)
+    int max_num_seqs;          // sequences running at once
+    int max_batched_tokens;    // tokens per step
+    int block_size;            // KV tokens per block
+    int64_t n_blocks;          // KV blocks in the pool
+    int kv_bits;               // KV element: 16 (f16) or 32 (f32)
+    int decode_steps;          // decode rounds per step
+} tv_engine_limits;
+
+void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l);
 
 typedef struct tv_sampling_params {
     float temperature;         // 0 = greedy (default 1.0)

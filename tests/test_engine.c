@@ -415,6 +415,9 @@ static void test_batch_invariance_quantized(void **state) {
         c.max_batched_tokens = 48;
         tv_engine *e = tv_engine_create(g_model, &c, &err);
         assert_non_null(e);
+        tv_engine_limits lim;
+        tv_engine_get_limits(e, &lim);
+        assert_int_equal(lim.kv_bits, 16);   // a non-f32 model: f16 KV
         drive(e, got, N, NULL, NULL);
         check_same(ref, got, N, kern_type_name(types[ti]));
         tv_engine_free(e);
@@ -475,6 +478,46 @@ static void test_rejects_oversized(void **state) {
     tv_engine_free(e);
 }
 
+// The limits an engine reports are the ones it enforces: the context capped by max_model_len and
+// by the pool, max_num_seqs by the token budget, the KV element from the model's weight type.
+static void test_limits(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    tv_engine *e = make_engine(16, 8, true, 4, 64, 0);   // pool: 128 tokens < the model's 512
+    tv_engine_limits l;
+    tv_engine_get_limits(e, &l);
+    assert_int_equal(l.max_model_len, 128);
+    assert_int_equal(l.block_size, 16);
+    assert_int_equal(l.n_blocks, 8);
+    assert_int_equal(l.max_num_seqs, 4);
+    assert_int_equal(l.max_batched_tokens, 64);
+    assert_int_equal(l.kv_bits, 32);   // stories260K is f32
+    assert_int_equal(l.decode_steps, 1);
+    tv_engine_free(e);
+
+    tv_engine_config c;
+    tv_engine_config_default(&c);
+    c.n_threads = 1;
+    c.max_model_len = 100;
+    c.max_num_seqs = 64;
+    c.max_batched_tokens = 16;
+    tv_error err = {0};
+    assert_non_null(e = tv_engine_create(g_model, &c, &err));
+    tv_engine_get_limits(e, &l);
+    assert_int_equal(l.max_model_len, 100);
+    assert_int_equal(l.max_num_seqs, 16);
+    static int32_t prompt[100];
+    for (int i = 0; i < 100; i++) prompt[i] = 1;
+    tv_request_params p;
+    tv_request_params_default(&p);
+    p.prompt_ids = prompt;
+    p.n_prompt = (size_t)l.max_model_len - 1;   // room for one generated token: accepted
+    assert_int_equal(tv_engine_add_request(e, &p, NULL, &err), TV_OK);
+    p.n_prompt = (size_t)l.max_model_len;
+    assert_int_equal(tv_engine_add_request(e, &p, NULL, &err), TV_ERR_RANGE);
+    tv_engine_free(e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_invariance_greedy),
@@ -487,6 +530,7 @@ int main(void) {
         cmocka_unit_test(test_batch_invariance_quantized),
         cmocka_unit_test(test_abort_frees_immediately),
         cmocka_unit_test(test_rejects_oversized),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -136,7 +136,7 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (c.max_num_seqs > c.max_batched_tokens) c.max_num_seqs = c.max_batched_tokens;
     if (c.decode_steps <= 0) c.decode_steps = 1;
     if (c.decode_steps > 64) { err_fail(err, TV_ERR_INVALID, "engine: decode_steps %d invalid (1..64)", c.decode_steps); return NULL; }
-    if (c.kv_bits == 0) c.kv_bits = model_layers(m)[0].wq.type == TV_TYPE_F32 ? 32 : 16;
+    if (c.kv_bits == 0) c.kv_bits = model_weight_type(m) == TV_TYPE_F32 ? 32 : 16;
     if (c.kv_bits != 16 && c.kv_bits != 32) { err_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
     const bool kv_f32 = c.kv_bits == 32;
     size_t bpb = kv_cache_bytes_per_block(m, c.block_size, kv_f32);
@@ -301,6 +301,13 @@ tv_status tv_engine_abort(tv_engine *e, uint64_t req_id) {
 
 bool tv_engine_has_work(const tv_engine *e) {
     return sched_n_running(e->sched) + sched_n_waiting(e->sched) + e->n_aborted > 0;
+}
+
+void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l) {
+    *l = (tv_engine_limits){.max_model_len = e->max_len, .max_num_seqs = e->cfg.max_num_seqs,
+                            .max_batched_tokens = e->cfg.max_batched_tokens, .block_size = e->cfg.block_size,
+                            .n_blocks = e->cfg.n_blocks, .kv_bits = e->cfg.kv_bits,
+                            .decode_steps = e->cfg.decode_steps};
 }
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {

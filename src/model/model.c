@@ -55,6 +55,17 @@ const tv_tensor *const *model_matrices(const tv_model *m, int *n) {
     return (const tv_tensor *const *)m->matrices;
 }
 size_t model_weight_bytes(const tv_model *m) { return m->weight_bytes; }
+tv_type model_weight_type(const tv_model *m) {
+    int64_t n_elems[TV_TYPE_COUNT] = {0};
+    for (int i = 0; i < m->n_matrices; i++) {
+        const tv_tensor *t = m->matrices[i];
+        if ((unsigned)t->type < TV_TYPE_COUNT) n_elems[t->type] += t->ne[0] * t->ne[1];
+    }
+    int best = TV_TYPE_F32;
+    for (int t = 0; t < TV_TYPE_COUNT; t++)
+        if (n_elems[t] > n_elems[best]) best = t;
+    return (tv_type)best;
+}
 int model_n_packed(const tv_model *m, double *ms) {
     if (ms) *ms = m->repack_ms;
     return m->n_packed;
@@ -302,7 +313,6 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
         return err_fail(err, TV_ERR_FORMAT, "%s: %s.vocab_size %lld but token_embd.weight has %lld rows", m->path,
                        arch, (long long)v, (long long)te->ne[1]);
     if ((st = check_hparams(m, err))) return st;
-    if (p->n_ctx > 0 && p->n_ctx < h->n_ctx_train) h->n_ctx_train = p->n_ctx;
 
     // RoPE scaling: "linear" (positions / factor) or "llama3" (frequency bands), or rope_freqs tensor.
     h->rope_scaling = "none";
@@ -384,7 +394,6 @@ static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *e
     h->rope_scaling = "none";
     tv_status st = check_hparams(m, err);
     if (st) return st;
-    if (p->n_ctx > 0 && p->n_ctx < h->n_ctx_train) h->n_ctx_train = p->n_ctx;
     if ((st = bind_all(m, find_l2c, l, err))) return st;
     if ((st = make_rope(m, NULL, 0, 1, 4, 8192, err))) return st;
     if (p->tokenizer_path) {

@@ -54,6 +54,9 @@ const tv_tensor *model_output_norm(const tv_model *m);
 const float *model_rope_inv_freq(const tv_model *m);
 // Every weight matrix the forward pass multiplies by, tied output excluded (*n set to the count).
 const tv_tensor *const *model_matrices(const tv_model *m, int *n);
+// The model's weight type: the one that holds most of the matrices' elements (F32 for a llama2.c
+// checkpoint or an all-f32 GGUF, the quantization of a quantized file).
+tv_type model_weight_type(const tv_model *m);
 // Bytes of weights one decode step reads: every bound tensor, less the embedding table when the
 // output projection is separate (only one row of it is read).
 size_t model_weight_bytes(const tv_model *m);

@@ -72,7 +72,6 @@ void tv_server_config_default(tv_server_config *c) {
     memset(c, 0, sizeof *c);
     c->host = "127.0.0.1";
     c->port = 8080;
-    c->max_num_seqs = 64;
     c->max_queue = 256;
     c->max_body_bytes = 8u << 20;
     c->max_connections = 512;
@@ -1068,13 +1067,9 @@ tv_server *tv_server_start(tv_model *m, tv_engine *e, const tv_server_config *cf
     s->engine = e;
     s->tok = tv_model_tokenizer(m);
     s->n_vocab = tv_model_n_vocab(m);
-    s->n_ctx = tv_model_n_ctx(m);
-    {   // the engine caps a sequence at its KV pool too (before the engine thread starts: safe to ask)
-        tv_engine_stats st;
-        tv_engine_get_stats(e, &st);
-        int64_t pool = st.n_blocks_total * (int64_t)st.block_size;
-        if (pool > 0 && pool < s->n_ctx) s->n_ctx = (int)pool;
-    }
+    tv_engine_limits lim;
+    tv_engine_get_limits(e, &lim);
+    s->n_ctx = lim.max_model_len;
     s->max_body = c->max_body_bytes ? c->max_body_bytes : (8u << 20);
     s->created = (long)time(NULL);
     atomic_init(&s->next_id, (unsigned long long)time(NULL) << 20);
@@ -1104,9 +1099,8 @@ tv_server *tv_server_start(tv_model *m, tv_engine *e, const tv_server_config *cf
         goto fail;
     }
 
-    int max_seqs = c->max_num_seqs > 0 ? c->max_num_seqs : 64;
     int max_queue = c->max_queue >= 0 ? c->max_queue : 0;
-    if (!(s->worker = srv_worker_create(e, s->metrics, max_seqs + max_queue, err))) goto fail;
+    if (!(s->worker = srv_worker_create(e, s->metrics, lim.max_num_seqs + max_queue, err))) goto fail;
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     char port[16];
