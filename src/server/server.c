@@ -171,6 +171,13 @@ static enum MHD_Result fail(tv_server *s, struct MHD_Connection *c, conn *cx, in
     return reply_error(s, c, cx, &e, allow);
 }
 
+// A request the engine finished with TV_FINISH_ERROR: 500, the engine's reason in the message.
+static srv_error generation_error(const tv_error *why) {
+    srv_error e = {.status = 500, .type = "server_error"};
+    snprintf(e.message, sizeof e.message, "generation failed: %s", why->msg);
+    return e;
+}
+
 // ---------------------------------------------------------------- helpers
 
 static bool client_gone(int fd) {
@@ -275,7 +282,8 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
             tv_error terr = {0};
             bool add_bos = is_chat ? false : tv_tokenizer_add_bos_default(s->tok);
             if (tv_tokenize(s->tok, text, strlen(text), add_bos, true, &g->ids[p], &g->n_ids[p], &terr) != TV_OK) {
-                srv_fail(err, 400, "invalid_request_error", NULL, is_chat ? "messages" : "prompt", "%s", terr.msg);
+                if (terr.code == TV_ERR_NOMEM) srv_fail(err, 500, "server_error", NULL, NULL, "out of memory");
+                else srv_fail(err, 400, "invalid_request_error", NULL, is_chat ? "messages" : "prompt", "%s", terr.msg);
                 goto fail;
             }
             if (req->echo && !(g->echo[p] = strdup(text))) { srv_fail(err, 500, "server_error", NULL, NULL, "out of memory"); goto fail; }
@@ -456,6 +464,12 @@ static enum MHD_Result run_blocking(tv_server *s, struct MHD_Connection *c, conn
             last[i].n_prompt = d.n_prompt;
             last[i].n_generated = d.n_generated;
             last[i].n_cached = d.n_cached;
+            if (d.finish == TV_FINISH_ERROR) {   // the whole answer fails; the caller's release aborts the rest
+                srv_error e = generation_error(&d.error);
+                srv_delta_clear(&d);
+                ret = reply_error(s, c, cx, &e, NULL);
+                goto out;
+            }
             if (d.finish != TV_FINISH_NONE) { fin[i] = d.finish; n_done++; }
             srv_delta_clear(&d);
         }
@@ -663,6 +677,16 @@ static void stream_delta(stream *st, int i, srv_delta *d) {
     }
 }
 
+// A sequence the engine finished with TV_FINISH_ERROR ends the stream: the text so far was sent, so
+// the error comes as an event with the body a non-streaming request gets ({"error": {...}}), then
+// [DONE]; stream_free's release aborts the other sequences.
+static void stream_error(stream *st, const tv_error *why) {
+    srv_error e = generation_error(why);
+    out_event(st, error_json(&e));
+    out_append(st, "data: [DONE]\n\n", 14);
+    st->is_over = true;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     stream *st = cls;
     for (;;) {
@@ -675,12 +699,17 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         st->out_len = st->out_off = 0;
         if (st->is_over) return MHD_CONTENT_READER_END_OF_STREAM;
-        for (int i = 0; i < st->g->n_seqs; i++) {
+        for (int i = 0; i < st->g->n_seqs && !st->is_over; i++) {
             srv_delta d;
-            if (srv_job_take(st->job, i, &d)) stream_delta(st, i, &d);
+            if (srv_job_take(st->job, i, &d)) {
+                tv_finish_reason fin = d.finish;
+                if (fin == TV_FINISH_ERROR) d.finish = TV_FINISH_NONE;   // its text so far, then the error
+                stream_delta(st, i, &d);
+                if (fin == TV_FINISH_ERROR) stream_error(st, &d.error);
+            }
             srv_delta_clear(&d);
         }
-        if (st->n_finished == st->g->n_seqs) {
+        if (!st->is_over && st->n_finished == st->g->n_seqs) {
             if (st->g->req->include_usage) {
                 cJSON *o = chunk_new(st);
                 cJSON_AddArrayToObject(o, "choices");

@@ -22,6 +22,7 @@ typedef struct srv_seq {
     bool is_finished;          // finish recorded (taken or not)
     bool finish_taken;
     tv_finish_reason finish;
+    tv_error error;            // finish ERROR: why
     char *text;                // pending text (len, cap)
     size_t len, cap;
     srv_tok *toks;             // pending tokens (n_toks, cap_toks)
@@ -144,6 +145,10 @@ static void dispatch_output(srv_worker *w, const tv_request_output *o, double no
     s->n_cached = o->n_cached;
     j->has_news = true;
     pthread_cond_broadcast(&j->cv);
+    if (o->finish == TV_FINISH_ERROR) {
+        s->error = *o->error;
+        tv_log(TV_LOG_WARN, "server: request %llu failed: %s", (unsigned long long)o->req_id, o->error->msg);
+    }
     if (o->finish != TV_FINISH_NONE) {
         srv_metrics_finished(w->metrics, o->finish);
     }
@@ -185,7 +190,8 @@ static void admit(srv_worker *w, srv_job *j) {
     if (!ok) {
         for (int i = 0; i < added; i++) tv_engine_abort(w->engine, j->seqs[i].req_id);
         int status = terr.code == TV_ERR_NOMEM ? 503 : (terr.code == TV_ERR_RANGE || terr.code == TV_ERR_INVALID) ? 400 : 500;
-        srv_fail(&j->err, status, status == 400 ? "invalid_request_error" : "server_error", NULL, NULL, "%s", terr.msg);
+        srv_fail(&j->err, status, status == 400 ? "invalid_request_error" : "server_error",
+                 status == 503 ? "service_unavailable" : NULL, NULL, "%s", terr.msg);
         j->state = JOB_FAILED;
         w->n_inflight -= j->n_seqs;
         for (int i = 0; i < j->n_seqs; i++) { j->seqs[i].is_finished = true; j->seqs[i].finish_taken = true; }
@@ -414,7 +420,12 @@ bool srv_job_take(srv_job *j, int i, srv_delta *d) {
     bool any = false;
     if (s->len) { d->text = s->text; d->text_len = s->len; s->text = NULL; s->len = s->cap = 0; any = true; }
     if (s->n_toks) { d->toks = s->toks; d->n_toks = s->n_toks; s->toks = NULL; s->n_toks = s->cap_toks = 0; any = true; }
-    if (s->is_finished && !s->finish_taken) { d->finish = s->finish; s->finish_taken = true; any = true; }
+    if (s->is_finished && !s->finish_taken) {
+        d->finish = s->finish;
+        d->error = s->error;
+        s->finish_taken = true;
+        any = true;
+    }
     d->n_prompt = s->n_prompt;
     d->n_generated = s->n_generated;
     d->n_cached = s->n_cached;

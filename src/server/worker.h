@@ -36,6 +36,7 @@ typedef struct srv_delta {
     srv_tok *toks;             // (n_toks) or NULL
     int n_toks;
     tv_finish_reason finish;   // != NONE exactly once: in the take that ends the sequence
+    tv_error error;            // finish ERROR: the engine's code and message
     int n_prompt, n_generated, n_cached;
 } srv_delta;
 
