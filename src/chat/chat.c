@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/status.h"
 
 #define PLAIN_STOP "\nUser:"
@@ -75,50 +76,30 @@ static bool role_is(const cJSON *m, const char *role) {
     return cJSON_IsString(r) && !strcmp(r->valuestring, role);
 }
 
-static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
-    size_t need;
-    if (!add_ok(*len, n, &need) || !add_ok(need, 1, &need)) return false;
-    if (need > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < need) {
-            if (!mul_ok(c, 2, &c)) return false;
-        }
-        char *nb = realloc(*buf, c);
-        if (!nb) return false;
-        *buf = nb;
-        *cap = c;
-    }
-    if (n) memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = 0;
-    return true;
-}
-
 // The plain transcript; "Assistant:" closes it when add_generation_prompt.
 static tv_status render_plain(const cJSON *messages, bool add_generation_prompt, char **out, tv_error *err) {
-    char *buf = NULL;
-    size_t len = 0, cap = 0, i = 0;
+    strbuf b = {0};
+    size_t i = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, messages) {
         const char *role, *content;
-        if (!msg_fields(m, i, &role, &content, err)) { free(buf); return err ? err->code : TV_ERR_INVALID; }
+        if (!msg_fields(m, i, &role, &content, err)) { strbuf_free(&b); return err ? err->code : TV_ERR_INVALID; }
         bool ok;
         if (i == 0 && !strcmp(role, "system")) {
-            ok = append(&buf, &len, &cap, content, strlen(content)) && append(&buf, &len, &cap, "\n\n", 2);
+            ok = strbuf_puts(&b, content) && strbuf_puts(&b, "\n\n");
         } else {
             char head = role[0] >= 'a' && role[0] <= 'z' ? (char)(role[0] - 'a' + 'A') : role[0];
-            ok = (!role[0] || (append(&buf, &len, &cap, &head, 1) && append(&buf, &len, &cap, role + 1, strlen(role + 1)))) &&
-                 append(&buf, &len, &cap, ": ", 2) && append(&buf, &len, &cap, content, strlen(content)) &&
-                 append(&buf, &len, &cap, "\n", 1);
+            ok = (!role[0] || (strbuf_put(&b, &head, 1) && strbuf_puts(&b, role + 1))) && strbuf_puts(&b, ": ") &&
+                 strbuf_puts(&b, content) && strbuf_puts(&b, "\n");
         }
-        if (!ok) { free(buf); return err_fail(err, TV_ERR_NOMEM, "out of memory"); }
+        if (!ok) { strbuf_free(&b); return err_fail(err, TV_ERR_NOMEM, "out of memory"); }
         i++;
     }
-    if (!append(&buf, &len, &cap, add_generation_prompt ? "Assistant:" : "", add_generation_prompt ? 10 : 0)) {
-        free(buf);
+    if (!strbuf_puts(&b, add_generation_prompt ? "Assistant:" : "")) {
+        strbuf_free(&b);
         return err_fail(err, TV_ERR_NOMEM, "out of memory");
     }
-    *out = buf;
+    *out = b.p;
     return TV_OK;
 }
 

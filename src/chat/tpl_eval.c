@@ -14,6 +14,8 @@
 
 #include <utf8proc.h>
 
+#include "util/buf.h"
+
 // ============================== values ==============================
 
 typedef enum { V_UNDEF, V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_LIST, V_TUPLE, V_DICT, V_KWARGS, V_NS, V_FUNC } vtype;
@@ -117,28 +119,18 @@ static value vstr_n(interp *I, const char *s, size_t n, uint32_t pos) {
 }
 static value vstr(interp *I, const char *s, uint32_t pos) { return vstr_n(I, s, strlen(s), pos); }
 
-// growable byte buffer (malloc'd; the interpreter copies results into the arena)
-typedef struct { char *s; size_t n, cap; bool oom; } sbuf;
+// Growable byte buffer (the interpreter copies results into the arena). Appends never fail on the
+// spot: running out of memory or past MAX_OUTPUT sets oom, which sb_finish reports.
+typedef struct { strbuf b; bool oom; } sbuf;
 static void sb_put(sbuf *b, const char *s, size_t n) {
     if (b->oom || n == 0) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1) cap *= 2;
-        if (cap > MAX_OUTPUT + 1024) { b->oom = true; return; }
-        char *p = realloc(b->s, cap);
-        if (!p) { b->oom = true; return; }
-        b->s = p; b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
+    if (n >= MAX_OUTPUT - b->b.n || !strbuf_put(&b->b, s, n)) b->oom = true;
 }
 static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 static value sb_finish(interp *I, sbuf *b, uint32_t pos) {
-    if (b->oom) { free(b->s); return fail_at(I, pos, TV_ERR_RANGE, "template output exceeds %zu bytes", MAX_OUTPUT); }
-    value v = vstr_n(I, b->s ? b->s : "", b->n, pos);
-    free(b->s);
-    b->s = NULL; b->n = b->cap = 0;
+    if (b->oom) { strbuf_free(&b->b); return fail_at(I, pos, TV_ERR_RANGE, "template output exceeds %zu bytes", MAX_OUTPUT); }
+    value v = vstr_n(I, b->b.p ? b->b.p : "", b->b.n, pos);
+    strbuf_free(&b->b);
     return v;
 }
 
@@ -429,7 +421,7 @@ static value json_value(interp *I, value v, json_opts o, uint32_t pos) {
     if (!o.item_sep) o.item_sep = o.indent ? "," : ", ";
     if (!o.key_sep) o.key_sep = ": ";
     sbuf b = {0};
-    if (!to_json(I, &b, v, &o, 0, pos)) { free(b.s); return UNDEF; }
+    if (!to_json(I, &b, v, &o, 0, pos)) { strbuf_free(&b.b); return UNDEF; }
     return sb_finish(I, &b, pos);
 }
 
@@ -1047,7 +1039,7 @@ static value join_list(interp *I, const vlist *l, const tstr *sep, uint32_t pos)
     for (size_t i = 0; i < l->n; i++) {
         if (i && sep) sb_put(&b, sep->s, sep->n);
         value x = l->v[i];
-        if (x.t != V_NONE && x.t != V_UNDEF && !js_string(I, &b, x, pos)) { free(b.s); return UNDEF; }
+        if (x.t != V_NONE && x.t != V_UNDEF && !js_string(I, &b, x, pos)) { strbuf_free(&b.b); return UNDEF; }
     }
     return sb_finish(I, &b, pos);
 }
@@ -1387,17 +1379,17 @@ static value str_format(interp *I, const tstr *s, const args_t *a, uint32_t pos)
         char c = s->s[i];
         if (c == '}') {
             if (i + 1 < s->n && s->s[i + 1] == '}') { sb_put(&b, "}", 1); i++; continue; }
-            free(b.s);
+            strbuf_free(&b.b);
             return fail_at(I, pos, TV_ERR_INVALID, "str.format: single '}' encountered in format string");
         }
         if (c != '{') { sb_put(&b, &c, 1); continue; }
         if (i + 1 < s->n && s->s[i + 1] == '{') { sb_put(&b, "{", 1); i++; continue; }
         const char *close = memchr(s->s + i + 1, '}', s->n - i - 1);
-        if (!close) { free(b.s); return fail_at(I, pos, TV_ERR_INVALID, "str.format: single '{' encountered in format string"); }
+        if (!close) { strbuf_free(&b.b); return fail_at(I, pos, TV_ERR_INVALID, "str.format: single '{' encountered in format string"); }
         const char *f = s->s + i + 1;
         size_t fl = (size_t)(close - f);
         if (memchr(f, ':', fl) || memchr(f, '!', fl) || memchr(f, '[', fl) || memchr(f, '.', fl)) {
-            free(b.s);
+            strbuf_free(&b.b);
             return fail_at(I, pos, TV_ERR_UNSUPPORTED, "str.format: format specs and conversions are not supported");
         }
         value v;
@@ -1405,14 +1397,14 @@ static value str_format(interp *I, const tstr *s, const args_t *a, uint32_t pos)
         for (size_t k = 0; k < fl; k++) digits &= f[k] >= '0' && f[k] <= '9';
         if (fl == 0 || digits) {
             size_t idx = fl == 0 ? auto_idx++ : (size_t)strtoul(f, NULL, 10);
-            if (idx >= a->n_pos) { free(b.s); return fail_at(I, pos, TV_ERR_INVALID, "str.format: replacement index %zu out of range", idx); }
+            if (idx >= a->n_pos) { strbuf_free(&b.b); return fail_at(I, pos, TV_ERR_INVALID, "str.format: replacement index %zu out of range", idx); }
             v = a->pos[idx];
         } else {
             value *x = a->kw ? dict_find(a->kw, f, fl) : NULL;
-            if (!x) { free(b.s); return fail_at(I, pos, TV_ERR_INVALID, "str.format: missing keyword argument '%.*s'", (int)fl, f); }
+            if (!x) { strbuf_free(&b.b); return fail_at(I, pos, TV_ERR_INVALID, "str.format: missing keyword argument '%.*s'", (int)fl, f); }
             v = *x;
         }
-        if (!print_value(I, &b, v, pos)) { free(b.s); return UNDEF; }
+        if (!print_value(I, &b, v, pos)) { strbuf_free(&b.b); return UNDEF; }
         i = (size_t)(close - s->s);
     }
     return sb_finish(I, &b, pos);
@@ -1443,8 +1435,8 @@ static value call_builtin(interp *I, const vfunc *f, const args_t *a, uint32_t p
         case B_RAISE: {
             sbuf b = {0};
             if (a0.t != V_UNDEF) js_string(I, &b, a0, pos);   // new Error(undefined) has an empty message
-            fail_at(I, pos, TV_ERR_INVALID, "raise_exception: %s", b.s ? b.s : "");
-            free(b.s);
+            fail_at(I, pos, TV_ERR_INVALID, "raise_exception: %s", b.b.p ? b.b.p : "");
+            strbuf_free(&b.b);
             return UNDEF;
         }
         case B_RANGE: {
@@ -1819,7 +1811,7 @@ static value eval_binary(interp *I, const tpl_node *n, env *e) {
     if (l.t == V_NONE || r.t == V_NONE) return fail_at(I, pos, TV_ERR_INVALID, "Cannot perform operation on null values");
     if (n->op == OP_CONCAT) {
         sbuf b = {0};
-        if (!js_string(I, &b, l, pos) || !js_string(I, &b, r, pos)) { free(b.s); return UNDEF; }
+        if (!js_string(I, &b, l, pos) || !js_string(I, &b, r, pos)) { strbuf_free(&b.b); return UNDEF; }
         return sb_finish(I, &b, pos);
     }
     bool ln = is_num(l) || l.t == V_BOOL, rn = is_num(r) || r.t == V_BOOL;
@@ -1890,7 +1882,7 @@ static value eval_binary(interp *I, const tpl_node *n, env *e) {
         if (is_attr_container(l) || is_attr_container(r) || (I->py && (is_list(l) || is_list(r))))
             return fail_at(I, pos, TV_ERR_INVALID, "can only concatenate str (not \"dict\") to str");
         sbuf b = {0};
-        if (!js_string(I, &b, l, pos) || !js_string(I, &b, r, pos)) { free(b.s); return UNDEF; }
+        if (!js_string(I, &b, l, pos) || !js_string(I, &b, r, pos)) { strbuf_free(&b.b); return UNDEF; }
         return sb_finish(I, &b, pos);
     }
     if (l.t == V_STR && r.t == V_STR && (n->op == OP_IN || n->op == OP_NOTIN)) {
@@ -2042,7 +2034,7 @@ static bool exec_node(interp *I, const tpl_node *n, env *e, sbuf *out);
 static value exec_block(interp *I, const tpl_nodes *body, env *e, uint32_t pos) {
     sbuf b = {0};
     for (size_t i = 0; i < body->n; i++) {
-        if (!exec_node(I, body->v[i], e, &b) || I->ctl) { free(b.s); return UNDEF; }
+        if (!exec_node(I, body->v[i], e, &b) || I->ctl) { strbuf_free(&b.b); return UNDEF; }
     }
     return sb_finish(I, &b, pos);
 }
@@ -2265,11 +2257,11 @@ tv_status tpl_render(const tpl_program *prog, const cJSON *ctx, size_t mem_budge
             if (!exec_node(I, prog->body.v[i], I->globals, &b)) break;
             if (I->ctl) { fail_at(I, prog->body.v[i]->pos, TV_ERR_INVALID, "break/continue outside of a loop"); break; }
         }
-        if (I->failed) { free(b.s); st = err ? err->code : TV_ERR_INVALID; goto done; }
-        if (b.oom) { free(b.s); st = err_fail(err, TV_ERR_RANGE, "template output exceeds %zu bytes", MAX_OUTPUT); goto done; }
-        if (!b.s) { b.s = malloc(1); if (!b.s) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; } b.s[0] = 0; }
-        *out = b.s;
-        if (out_len) *out_len = b.n;
+        if (I->failed) { strbuf_free(&b.b); st = err ? err->code : TV_ERR_INVALID; goto done; }
+        if (b.oom) { strbuf_free(&b.b); st = err_fail(err, TV_ERR_RANGE, "template output exceeds %zu bytes", MAX_OUTPUT); goto done; }
+        if (!strbuf_reserve(&b.b, 0)) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }   // "" for no output
+        *out = b.b.p;
+        if (out_len) *out_len = b.b.n;
     }
 done:
     if (st != TV_OK && err && err->code == TV_OK) err->code = st;

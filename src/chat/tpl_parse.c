@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
+
 // ============================== arena ==============================
 
 typedef struct tpl_chunk { struct tpl_chunk *next; size_t cap, used; _Alignas(16) unsigned char data[]; } tpl_chunk;
@@ -103,20 +105,14 @@ void tpl_line_col(const char *src, size_t len, size_t pos, int *line, int *col) 
 
 // ============================== preprocessing ==============================
 
-typedef struct { char *s; size_t *map; size_t n, cap; } pbuf;   // map[i]: source offset of s[i]
+typedef struct { strbuf s; size_t *map; size_t map_cap; } pbuf;   // map[i]: source offset of s.p[i]
 
 static bool pb_push(pbuf *b, char ch, size_t src_pos) {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        char *s = realloc(b->s, cap + 1);
-        if (!s) return false;
-        b->s = s;
-        size_t *m = realloc(b->map, (cap + 1) * sizeof *m);
-        if (!m) return false;
-        b->map = m; b->cap = cap;
-    }
-    b->s[b->n] = ch; b->map[b->n] = src_pos; b->n++;
-    return true;
+    size_t *m = array_grow(b->map, &b->map_cap, b->s.n + 1, sizeof *m);
+    if (!m) return false;
+    b->map = m;
+    b->map[b->s.n] = src_pos;
+    return strbuf_put(&b->s, &ch, 1);
 }
 
 // Width of a JS \s character starting at s[i] (0 if none).
@@ -173,30 +169,31 @@ static bool preprocess(const char *src, size_t n, pbuf *out) {
         i++;
     }
     // pass 2: remove generation tags (with their optional whitespace stripping)
-    for (size_t i = 0; i < a.n;) {
+    for (size_t i = 0; i < a.s.n;) {
         bool ls, rs;
-        size_t len = a.s[i] == '{' ? generation_tag(a.s, a.n, i, &ls, &rs) : 0;
-        if (!len) { if (!pb_push(out, a.s[i], a.map[i])) goto oom; i++; continue; }
+        size_t len = a.s.p[i] == '{' ? generation_tag(a.s.p, a.s.n, i, &ls, &rs) : 0;
+        if (!len) { if (!pb_push(out, a.s.p[i], a.map[i])) goto oom; i++; continue; }
         if (ls) {       // drop trailing JS whitespace already emitted
             for (;;) {
-                size_t k = out->n, j = 0;
+                size_t k = out->s.n, j = 0;
                 // step back over one code point (max 4 bytes) and test it
                 size_t st = k;
-                while (st > 0 && k - st < 4) { st--; if (((unsigned char)out->s[st] & 0xC0) != 0x80) break; }
+                while (st > 0 && k - st < 4) { st--; if (((unsigned char)out->s.p[st] & 0xC0) != 0x80) break; }
                 if (st == k) break;
                 j = st;
-                size_t w = js_space_at(out->s, k, j);
+                size_t w = js_space_at(out->s.p, k, j);
                 if (!w || j + w != k) break;
-                out->n = st;
+                out->s.n = st;
+                out->s.p[st] = 0;
             }
         }
         i += len;
-        if (rs) for (size_t w; (w = js_space_at(a.s, a.n, i)); ) i += w;
+        if (rs) for (size_t w; (w = js_space_at(a.s.p, a.s.n, i)); ) i += w;
     }
-    free(a.s); free(a.map);
+    strbuf_free(&a.s); free(a.map);
     return true;
 oom:
-    free(a.s); free(a.map);
+    strbuf_free(&a.s); free(a.map);
     return false;
 }
 
@@ -237,12 +234,9 @@ static void perr(pstate *p, size_t orig_pos, tv_status code, const char *msg, co
 static size_t opos(pstate *p, size_t i) { return i < p->n ? p->map[i] : p->orig_n; }
 
 static bool push_tok(pstate *p, tok_type t, const char *s, size_t n, size_t at) {
-    if (p->n_toks == p->cap_toks) {
-        size_t cap = p->cap_toks ? p->cap_toks * 2 : 256;
-        token *nt = realloc(p->toks, cap * sizeof *nt);
-        if (!nt) { perr(p, 0, TV_ERR_NOMEM, "out of memory", NULL); return false; }
-        p->toks = nt; p->cap_toks = cap;
-    }
+    token *nt = array_grow(p->toks, &p->cap_toks, p->n_toks + 1, sizeof *nt);
+    if (!nt) { perr(p, 0, TV_ERR_NOMEM, "out of memory", NULL); return false; }
+    p->toks = nt;
     p->toks[p->n_toks++] = (token){t, s, n, opos(p, at)};
     return true;
 }
@@ -1085,9 +1079,9 @@ tpl_program *tpl_parse(const char *src, size_t len, tv_error *err) {
     prog->arena = arena; prog->src = orig; prog->src_len = len;
     if (!preprocess(src, len, &pre)) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     // the preprocessed text must outlive the tokens (text tokens point into it)
-    char *text = tpl_strndup(arena, pre.s ? pre.s : "", pre.n);
+    char *text = tpl_strndup(arena, pre.s.p ? pre.s.p : "", pre.s.n);
     if (!text) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-    p.src = text; p.n = pre.n; p.map = pre.map;
+    p.src = text; p.n = pre.s.n; p.map = pre.map;
     p.arena = arena; p.orig = orig; p.orig_n = len; p.err = err;
     if (!lex(&p)) goto fail;
     while (p.cur < p.n_toks) {
@@ -1096,10 +1090,10 @@ tpl_program *tpl_parse(const char *src, size_t len, tv_error *err) {
             goto fail;
         }
     }
-    free(p.toks); free(pre.s); free(pre.map);
+    free(p.toks); strbuf_free(&pre.s); free(pre.map);
     return prog;
 fail:
-    free(p.toks); free(pre.s); free(pre.map);
+    free(p.toks); strbuf_free(&pre.s); free(pre.map);
     tpl_arena_free(arena);
     return NULL;
 }

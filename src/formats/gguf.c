@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/buf.h"
 #include "util/status.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -597,9 +598,11 @@ typedef struct wtensor {
 struct gguf_writer {
     char **keys;              // n_kv owned copies
     gguf_value *vals;         // n_kv owned deep copies (strings/arrays malloc'ed)
-    int64_t n_kv, cap_kv;
+    int64_t n_kv;
+    size_t cap_keys, cap_vals;
     wtensor *tensors;
-    int64_t n_tensors, cap_tensors;
+    int64_t n_tensors;
+    size_t cap_tensors;
     tv_status failed;         // first setter failure, reported by gguf_writer_write
     char fail_msg[256];
 };
@@ -692,15 +695,11 @@ static void w_put(gguf_writer *w, const char *key, gguf_value *v) {
         w->vals[i] = *v;
         return;
     }
-    if (w->n_kv == w->cap_kv) {
-        int64_t cap = w->cap_kv ? w->cap_kv * 2 : 32;
-        char **k = realloc(w->keys, (size_t)cap * sizeof *k);
-        if (k) w->keys = k;
-        gguf_value *vv = k ? realloc(w->vals, (size_t)cap * sizeof *vv) : NULL;
-        if (vv) w->vals = vv;
-        if (!k || !vv) { wvalue_free(v); w_fail(w, TV_ERR_NOMEM, "out of memory setting '%s'", key); return; }
-        w->cap_kv = cap;
-    }
+    char **k = array_grow(w->keys, &w->cap_keys, (size_t)w->n_kv + 1, sizeof *k);
+    if (k) w->keys = k;
+    gguf_value *vv = k ? array_grow(w->vals, &w->cap_vals, (size_t)w->n_kv + 1, sizeof *vv) : NULL;
+    if (vv) w->vals = vv;
+    if (!k || !vv) { wvalue_free(v); w_fail(w, TV_ERR_NOMEM, "out of memory setting '%s'", key); return; }
     char *kc = strdup(key);
     if (!kc) { wvalue_free(v); w_fail(w, TV_ERR_NOMEM, "out of memory setting '%s'", key); return; }
     w->keys[w->n_kv] = kc;
@@ -790,13 +789,9 @@ static tv_status add_tensor(gguf_writer *w, const char *name, tv_type type, int 
     if (!data && !fill && t.nbytes) return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: no data", name);
     for (int64_t i = 0; i < w->n_tensors; i++)
         if (!strcmp(w->tensors[i].name, name)) return err_fail(err, TV_ERR_INVALID, "gguf writer: duplicate tensor '%s'", name);
-    if (w->n_tensors == w->cap_tensors) {
-        int64_t cap = w->cap_tensors ? w->cap_tensors * 2 : 64;
-        wtensor *nt = realloc(w->tensors, (size_t)cap * sizeof *nt);
-        if (!nt) return err_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory adding '%s'", name);
-        w->tensors = nt;
-        w->cap_tensors = cap;
-    }
+    wtensor *nt = array_grow(w->tensors, &w->cap_tensors, (size_t)w->n_tensors + 1, sizeof *nt);
+    if (!nt) return err_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory adding '%s'", name);
+    w->tensors = nt;
     t.name = strdup(name);
     if (!t.name) return err_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory adding '%s'", name);
     w->tensors[w->n_tensors++] = t;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "tokenizer/tok_impl.h"
+#include "util/buf.h"
 #include "util/status.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -210,13 +211,9 @@ static bool pair_before(const bpe_pair *a, const bpe_pair *b) {
 }
 
 static bool heap_push(bpe_scratch *s, bpe_pair p) {
-    if (s->heap_n == s->heap_cap) {
-        size_t cap = s->heap_cap ? s->heap_cap * 2 : 64;
-        bpe_pair *v = realloc(s->heap, cap * sizeof *v);
-        if (!v) return false;
-        s->heap = v;
-        s->heap_cap = cap;
-    }
+    bpe_pair *v = array_grow(s->heap, &s->heap_cap, s->heap_n + 1, sizeof *s->heap);
+    if (!v) return false;
+    s->heap = v;
     size_t i = s->heap_n++;
     while (i > 0) {
         size_t par = (i - 1) / 2;
@@ -252,15 +249,15 @@ static bool try_pair(const tv_tokenizer *t, bpe_scratch *s, int32_t left, int32_
     return heap_push(s, p);
 }
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return true;
+// Grows a word cache array with plain realloc, off the request-path fault hook: the cache is an
+// optimisation whose allocation failures are silent by design (no memory, no caching).
+static void *cache_grow(void *v, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return v;
     size_t c = *cap ? *cap : 64;
     while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return false;
-    *p = q;
-    *cap = c;
-    return true;
+    void *q = realloc(v, c * elem);
+    if (q) *cap = c;
+    return q;
 }
 
 static size_t utf8_char_len(uint8_t c) {
@@ -274,7 +271,9 @@ static bool bpe_word_uncached(const tv_tokenizer *t, bpe_scratch *s, const char 
         const char *key = w;
         size_t kn = n;
         if (t->byte_level) {
-            if (!grow((void **)&s->word, &s->word_cap, 2 * n, 1)) return false;
+            char *word = array_grow(s->word, &s->word_cap, 2 * n, 1);
+            if (!word) return false;
+            s->word = word;
             kn = 0;
             for (size_t i = 0; i < n; i++) {
                 const byte_char *bc = &BYTE_CHARS[(uint8_t)w[i]];
@@ -286,7 +285,9 @@ static bool bpe_word_uncached(const tv_tokenizer *t, bpe_scratch *s, const char 
         int32_t id = tok_find(t, key, kn);
         if (id >= 0) return tok_ids_push(out, id);
     }
-    if (!grow((void **)&s->syms, &s->syms_cap, 4 * n, sizeof *s->syms)) return false;
+    bpe_sym *syms = array_grow(s->syms, &s->syms_cap, 4 * n, sizeof *s->syms);
+    if (!syms) return false;
+    s->syms = syms;
     int32_t m = 0;
     for (size_t i = 0; i < n;) {
         if (t->byte_level) {
@@ -346,9 +347,11 @@ static bool bpe_word(const tv_tokenizer *t, bpe_scratch *s, const char *w, size_
     if (!bpe_word_uncached(t, s, w, n, out)) return false;
     if (s->cent_n >= CACHE_MAX_ENTRIES || s->cent_n * 2 >= s->ccap) return true;   // full: no more inserts
     size_t k = out->n - before;
-    if (!grow((void **)&s->cent, &s->cent_cap, s->cent_n + 1, sizeof *s->cent) ||
-        !grow((void **)&s->cids, &s->cids_cap, s->cids_n + k, sizeof *s->cids))
-        return true;   // the cache is an optimisation: no memory, no caching
+    struct bpe_centry *cent = cache_grow(s->cent, &s->cent_cap, s->cent_n + 1, sizeof *s->cent);
+    if (cent) s->cent = cent;
+    int32_t *cids = cent ? cache_grow(s->cids, &s->cids_cap, s->cids_n + k, sizeof *s->cids) : NULL;
+    if (!cids) return true;   // the cache is an optimisation: no memory, no caching
+    s->cids = cids;
     memcpy(s->cids + s->cids_n, out->v + before, k * sizeof *s->cids);
     s->cent[s->cent_n] = (struct bpe_centry){w, (uint32_t)n, (uint32_t)s->cids_n, (uint32_t)k};
     s->cids_n += k;
@@ -362,8 +365,9 @@ static tv_status split_spans(const pcre2_code *re, pcre2_match_data *md, pcre2_m
     size_t k = 0;
 #define PUSH_SPAN(o, l)                                                                              \
     do {                                                                                             \
-        if (!grow((void **)out, cap_out, 2 * (k + 1), sizeof **out))                                 \
-            return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");                           \
+        size_t *grown = array_grow(*out, cap_out, 2 * (k + 1), sizeof **out);                       \
+        if (!grown) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");                  \
+        *out = grown;                                                                                \
         (*out)[2 * k] = (o); (*out)[2 * k + 1] = (l); k++;                                           \
     } while (0)
     for (size_t s = 0; s < n_in; s++) {
@@ -403,7 +407,7 @@ tv_status tok_bpe_encode(const tv_tokenizer *t, const char *text, size_t len, to
     pcre2_match_data *md = NULL;
     pcre2_match_context *mc = NULL;
     pcre2_jit_stack *js = NULL;
-    if (!grow((void **)&s.spans, &s.spans_cap, 2, sizeof *s.spans)) goto nomem;
+    if (!(s.spans = array_grow(NULL, &s.spans_cap, 2, sizeof *s.spans))) goto nomem;
     s.spans[0] = 0;
     s.spans[1] = len;
     s.spans_n = 1;

@@ -24,6 +24,7 @@
 
 #include "tokenizer/tok_impl.h"
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/status.h"
 
 #define TOK_MAX_PIECE_BYTES (1u << 16)   // longest vocab string accepted from a file
@@ -35,37 +36,10 @@ static const char SPM_SPACE[] = "\xe2\x96\x81";   // U+2581 LOWER ONE EIGHTH BLO
 // small utilities
 
 bool tok_ids_push(tok_ids *o, int32_t id) {
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 64;
-        int32_t *v = realloc(o->v, cap * sizeof *v);
-        if (!v) return false;
-        o->v = v;
-        o->cap = cap;
-    }
+    int32_t *v = array_grow(o->v, &o->cap, o->n + 1, sizeof *o->v);
+    if (!v) return false;
+    o->v = v;
     o->v[o->n++] = id;
-    return true;
-}
-
-typedef struct tok_buf { char *p; size_t n, cap; } tok_buf;
-
-static bool buf_reserve(tok_buf *b, size_t extra) {
-    size_t need;
-    if (!add_ok(b->n, extra, &need) || !add_ok(need, 1, &need)) return false;
-    if (need <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need) cap *= 2;
-    char *p = mem_realloc(b->p, cap);
-    if (!p) return false;
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-static bool buf_put(tok_buf *b, const char *s, size_t n) {
-    if (!buf_reserve(b, n)) return false;
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
     return true;
 }
 
@@ -528,13 +502,9 @@ static bool spm_better(const spm_bigram *a, const spm_bigram *b) {   // a pops b
 typedef struct spm_heap { spm_bigram *v; size_t n, cap; } spm_heap;
 
 static bool spm_heap_push(spm_heap *h, spm_bigram x) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        spm_bigram *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return false;
-        h->v = v;
-        h->cap = cap;
-    }
+    spm_bigram *v = array_grow(h->v, &h->cap, h->n + 1, sizeof *h->v);
+    if (!v) return false;
+    h->v = v;
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -657,7 +627,7 @@ static tv_status wpm_word(const tv_tokenizer *t, const char *w, size_t n, tok_id
 static tv_status wpm_encode(const tv_tokenizer *t, const char *text, size_t len, tok_ids *out, tv_error *err) {
     if (len == 0) return TV_OK;
     utf8proc_int32_t *cps = NULL;
-    tok_buf word = {0};
+    strbuf word = {0};
     tv_status st = TV_OK;
     size_t cap = len + 16;
     for (;;) {   // NFD into codepoints
@@ -670,7 +640,7 @@ static tv_status wpm_encode(const tv_tokenizer *t, const char *text, size_t len,
         if ((size_t)r <= cap) { cap = (size_t)r; break; }
         cap = (size_t)r;
     }
-    if (!buf_put(&word, SPM_SPACE, 3)) goto nomem;
+    if (!strbuf_put(&word, SPM_SPACE, 3)) goto nomem;
     for (size_t i = 0; i <= cap; i++) {
         uint32_t c = i < cap ? (uint32_t)cps[i] : ' ';
         bool ws = cp_is_whitespace(c);
@@ -691,7 +661,7 @@ static tv_status wpm_encode(const tv_tokenizer *t, const char *text, size_t len,
         }
         char u[4];
         uint32_t lc = (uint32_t)utf8proc_tolower((utf8proc_int32_t)c);
-        if (!buf_put(&word, u, utf8_encode(lc, u))) goto nomem;
+        if (!strbuf_put(&word, u, utf8_encode(lc, u))) goto nomem;
         if (isolate) {
             if (wpm_word(t, word.p, word.n, out) != TV_OK) goto nomem;
             word.n = 3;
@@ -709,15 +679,15 @@ done:
 // ---------------------------------------------------------------------------------------------
 // fragment encoding and the public tokenize
 
-static bool replace_all(tok_buf *dst, const char *s, size_t n, const char *from, size_t nf, const char *to, size_t nt) {
+static bool replace_all(strbuf *dst, const char *s, size_t n, const char *from, size_t nf, const char *to, size_t nt) {
     for (size_t i = 0; i < n;) {
         if (nf && n - i >= nf && memcmp(s + i, from, nf) == 0) {
-            if (!buf_put(dst, to, nt)) return false;
+            if (!strbuf_put(dst, to, nt)) return false;
             i += nf;
         } else {
             size_t j = i + 1;
             while (j < n && (!nf || s[j] != from[0])) j++;
-            if (!buf_put(dst, s + i, j - i)) return false;
+            if (!strbuf_put(dst, s + i, j - i)) return false;
             i = j;
         }
     }
@@ -727,13 +697,13 @@ static bool replace_all(tok_buf *dst, const char *s, size_t n, const char *from,
 // NFC of s into dst, normalizing only the non-ASCII runs (each with the ASCII char before it, which a
 // combining mark may join): ASCII chars are starters that no composition takes as second char, so
 // the result equals NFC of the whole text. Returns 0 or a utf8proc error.
-static utf8proc_ssize_t nfc_segments(tok_buf *dst, const char *s, size_t n) {
-    if (!buf_reserve(dst, n)) return UTF8PROC_ERROR_NOMEM;
+static utf8proc_ssize_t nfc_segments(strbuf *dst, const char *s, size_t n) {
+    if (!strbuf_reserve(dst, n)) return UTF8PROC_ERROR_NOMEM;
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && (uint8_t)s[j] < 0x80) j++;
         size_t keep = (j < n && j > i) ? j - 1 : j;
-        if (!buf_put(dst, s + i, keep - i)) return UTF8PROC_ERROR_NOMEM;
+        if (!strbuf_put(dst, s + i, keep - i)) return UTF8PROC_ERROR_NOMEM;
         if (j == n) break;
         size_t k = j;
         while (k < n && (uint8_t)s[k] >= 0x80) k++;
@@ -741,7 +711,7 @@ static utf8proc_ssize_t nfc_segments(tok_buf *dst, const char *s, size_t n) {
         utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s + keep, (utf8proc_ssize_t)(k - keep), &o,
                                           (utf8proc_option_t)(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
         if (r < 0) return r;
-        bool ok = buf_put(dst, (const char *)o, (size_t)r);
+        bool ok = strbuf_put(dst, (const char *)o, (size_t)r);
         free(o);
         if (!ok) return UTF8PROC_ERROR_NOMEM;
         i = k;
@@ -757,10 +727,10 @@ static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t le
         return tok_bpe_encode(t, text, len, out, err);
     if (len == 0) return TV_OK;
     tv_status st = TV_OK;
-    tok_buf a = {0}, b = {0};
+    strbuf a = {0}, b = {0};
     utf8proc_uint8_t *nfc = NULL;
     if (t->norm_nfc && !t->norm_lowercase) {
-        tok_buf c = {0};
+        strbuf c = {0};
         utf8proc_ssize_t r = nfc_segments(&c, text, len);
         if (r < 0) {
             free(c.p);
@@ -778,19 +748,19 @@ static tv_status bpe_fragment(const tv_tokenizer *t, const char *text, size_t le
         text = (const char *)nfc;
         len = (size_t)r;
     }
-    if (t->norm_prepend && !buf_put(&a, t->norm_prepend, strlen(t->norm_prepend))) goto nomem;
+    if (t->norm_prepend && !strbuf_put(&a, t->norm_prepend, strlen(t->norm_prepend))) goto nomem;
     if (t->norm_replace_from) {
         if (!replace_all(&a, text, len, t->norm_replace_from, strlen(t->norm_replace_from), t->norm_replace_to,
                          strlen(t->norm_replace_to)))
             goto nomem;
-    } else if (!buf_put(&a, text, len)) goto nomem;
-    const tok_buf *src = &a;
+    } else if (!strbuf_put(&a, text, len)) goto nomem;
+    const strbuf *src = &a;
     if (t->bl_add_prefix_space && (a.n == 0 || a.p[0] != ' ')) {
-        if (!buf_put(&b, " ", 1) || !buf_put(&b, a.p ? a.p : "", a.n)) goto nomem;
+        if (!strbuf_put(&b, " ", 1) || !strbuf_put(&b, a.p ? a.p : "", a.n)) goto nomem;
         src = &b;
     } else if (t->pre_metaspace) {
         bool prefix = !t->metaspace_first_only || is_first;
-        if (prefix && (a.n < 3 || memcmp(a.p, SPM_SPACE, 3) != 0) && !buf_put(&b, SPM_SPACE, 3)) goto nomem;
+        if (prefix && (a.n < 3 || memcmp(a.p, SPM_SPACE, 3) != 0) && !strbuf_put(&b, SPM_SPACE, 3)) goto nomem;
         if (!replace_all(&b, a.p, a.n, " ", 1, SPM_SPACE, 3)) goto nomem;
         src = &b;
     }
@@ -809,12 +779,12 @@ static tv_status encode_fragment(const tv_tokenizer *t, const char *text, size_t
                                  tok_ids *out, tv_error *err) {
     if (t->kind == TV_TOK_BPE) return bpe_fragment(t, text, len, is_first, out, err);
     if (t->kind == TV_TOK_WPM) return wpm_encode(t, text, len, out, err);
-    tok_buf b = {0};
-    if (t->add_space_prefix && prev_special && !buf_put(&b, t->escape_spaces ? SPM_SPACE : " ", t->escape_spaces ? 3 : 1))
+    strbuf b = {0};
+    if (t->add_space_prefix && prev_special && !strbuf_put(&b, t->escape_spaces ? SPM_SPACE : " ", t->escape_spaces ? 3 : 1))
         goto nomem;
     if (t->escape_spaces) {
         if (!replace_all(&b, text, len, " ", 1, SPM_SPACE, 3)) goto nomem;
-    } else if (!buf_put(&b, text, len)) goto nomem;
+    } else if (!strbuf_put(&b, text, len)) goto nomem;
     tv_status st = TV_OK;
     const char *mark = t->escape_spaces ? SPM_SPACE : " ";
     size_t ml = t->escape_spaces ? 3 : 1;
@@ -940,7 +910,7 @@ size_t tv_token_to_piece(const tv_tokenizer *t, int32_t id, bool special, char *
 // The piece of id appended to b. *strip_pending: the sequence opened with BOS and no text came out
 // since, so the leading-space rule applies to this piece (SentencePiece families); cleared by the
 // first piece that produces text.
-static bool append_piece(const tv_tokenizer *t, int32_t id, bool *strip_pending, bool special, tok_buf *b) {
+static bool append_piece(const tv_tokenizer *t, int32_t id, bool *strip_pending, bool special, strbuf *b) {
     char small[256];
     size_t full;
     tv_token_to_piece(t, id, special, small, sizeof small, &full);
@@ -956,17 +926,17 @@ static bool append_piece(const tv_tokenizer *t, int32_t id, bool *strip_pending,
         if (p[0] == ' ') { p++; full--; }
         *strip_pending = false;
     }
-    bool ok = buf_put(b, p, full);
+    bool ok = strbuf_put(b, p, full);
     free(big);
     return ok;
 }
 
 tv_status tv_detokenize(const tv_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out,
                         size_t *out_len, tv_error *err) {
-    tok_buf b = {0};
+    strbuf b = {0};
     *out = NULL;
     if (out_len) *out_len = 0;
-    if (!buf_reserve(&b, 16)) goto nomem;
+    if (!strbuf_reserve(&b, 16)) goto nomem;
     b.p[0] = '\0';
     bool strip_pending = false;
     for (size_t i = 0; i < n; i++) {
@@ -995,8 +965,8 @@ struct tv_detok {
     int32_t prev;       // previous id, -1 at start
     size_t n_pushed;    // ids pushed since create/reset
     bool strip_pending; // opened with BOS, no text yet: the next text loses a leading space
-    tok_buf pending;    // bytes of an unfinished UTF-8 sequence (< 4)
-    tok_buf out;        // returned text
+    strbuf pending;    // bytes of an unfinished UTF-8 sequence (< 4)
+    strbuf out;        // returned text
 };
 
 tv_detok *tv_detok_create(const tv_tokenizer *t, bool skip_special) {
@@ -1032,12 +1002,12 @@ static bool detok_drain(tv_detok *d, bool final) {
         uint32_t cp;
         int k = utf8_decode(s + i, n - i, &cp);
         if (k > 0) {
-            if (!buf_put(&d->out, (const char *)s + i, (size_t)k)) return false;
+            if (!strbuf_put(&d->out, (const char *)s + i, (size_t)k)) return false;
             i += (size_t)k;
         } else if (k == 0 && !final) {
             break;
         } else {
-            if (!buf_put(&d->out, "\xef\xbf\xbd", 3)) return false;
+            if (!strbuf_put(&d->out, "\xef\xbf\xbd", 3)) return false;
             i += k == 0 ? n - i : (size_t)-k;
         }
     }
@@ -1049,7 +1019,7 @@ static bool detok_drain(tv_detok *d, bool final) {
 size_t tv_detok_push(tv_detok *d, int32_t id, const char **out) {
     *out = "";
     d->out.n = 0;
-    if (!buf_reserve(&d->out, 0)) return TV_DETOK_NOMEM;
+    if (!strbuf_reserve(&d->out, 0)) return TV_DETOK_NOMEM;
     d->out.p[0] = '\0';
     if (id >= 0 && id < d->t->n_vocab) {
         size_t before = d->pending.n;
@@ -1067,7 +1037,7 @@ size_t tv_detok_push(tv_detok *d, int32_t id, const char **out) {
 size_t tv_detok_flush(tv_detok *d, const char **out) {
     *out = "";
     d->out.n = 0;
-    if (!buf_reserve(&d->out, 0)) return TV_DETOK_NOMEM;
+    if (!strbuf_reserve(&d->out, 0)) return TV_DETOK_NOMEM;
     d->out.p[0] = '\0';
     if (d->pending.n && !detok_drain(d, true)) return TV_DETOK_NOMEM;
     *out = d->out.p;
