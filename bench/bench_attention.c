@@ -135,13 +135,19 @@ int main(int argc, char **argv) {
     if (!b.q || !b.out || !scratch) return 1;
     for (size_t i = 0; i < (size_t)512 * N_HEADS * HD; i++) b.q[i] = (float)((double)rand() / RAND_MAX - 0.5);
     tv_attn_ws *ws = attn_ws_create(NULL);
-    const tv_ops *fast = ops_active();
+    kern_table kt;   // the best path, or $TINYVLLM_CPU's
+    tv_error kerr;
+    if (kern_table_init(&kt, getenv("TINYVLLM_CPU"), &kerr)) {
+        fprintf(stderr, "bench_attention: %s\n", kerr.msg);
+        return 1;
+    }
+    const tv_ops *fast = kt.ops;
     struct { const char *name; const tv_ops *ops; } impls[] = {{"before", NULL}, {"generic", ops_ref()},
                                                                 {fast->name, fast}};
     struct { const char *name; int n_q, ctx; } modes[] = {{"decode ctx 512", 1, 512}, {"decode ctx 2048", 1, 2048},
                                                            {"prefill 512", 512, 512}};
     printf("TinyLlama attention (22 layers, 32/4 heads, hd 64, f16 KV, block 16), kernel path %s, %d reps\n",
-           kern_path(), reps);
+           kt.path, reps);
     tv_roofline roof = {0};
     if (tv_roofline_measure(1, &roof, NULL) == TV_OK)
         printf("1-thread limits: %.1f GB/s read, %.0f GFLOP/s fp32 (%s)\n", roof.mem_bw_gbs, roof.fp32_gflops, roof.isa);

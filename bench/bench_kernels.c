@@ -37,10 +37,11 @@ int main(int argc, char **argv) {
     int nth = argc > 2 ? atoi(argv[2]) : 2;
     tv_error err = { 0 };
     if (getenv("BENCH_CPUTIME") && nth == 1) g_clock = CLOCK_PROCESS_CPUTIME_ID;
-    if (kern_init(path, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
+    kern_table kt;   // argv[1], else $TINYVLLM_CPU, else the best path
+    if (kern_table_init(&kt, path ? path : getenv("TINYVLLM_CPU"), &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
     tv_pool *pool = pool_create(nth, &err);
     if (!pool) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
-    printf("path %s, %d threads\n", kern_path(), nth);
+    printf("path %s, %d threads\n", kt.path, nth);
 
     // the machine's limits, measured now with the same thread count (src/util/roofline.h)
     tv_roofline roof;
@@ -63,7 +64,7 @@ int main(int argc, char **argv) {
         fill(wf, (size_t)(rows * cols), 7);
         for (size_t ti = 0; ti < n_types; ti++) {
             tv_type t = types[ti];
-            const tv_type_traits *tt = kern_traits(t);
+            const tv_type_traits *tt = kern_traits(&kt, t);
             size_t rs = kern_row_size(t, cols), wbytes = rs * (size_t)rows;
             int n_copies = (int)((((size_t)128 << 20) + wbytes - 1) / wbytes);
             if (n_copies < 2) n_copies = 2;
@@ -90,12 +91,12 @@ int main(int argc, char **argv) {
                 // is shared: the minimum is the run that was not preempted)
                 int iters = 4 * n_copies;
                 tw.data = wbase;
-                kern_matmul(&tw, x, 1, y, wsp, pool);
+                kern_matmul(&kt, &tw, x, 1, y, wsp, pool);
                 double gemv_s = 1e9, hot_s = 1e9;
                 for (int it = 0; it < iters; it++) {
                     tw.data = wbase + (size_t)(it % n_copies) * wbytes;
                     t0 = now_s();
-                    kern_matmul(&tw, x, 1, y, wsp, pool);
+                    kern_matmul(&kt, &tw, x, 1, y, wsp, pool);
                     double s = now_s() - t0;
                     if (s < gemv_s) gemv_s = s;
                 }
@@ -103,7 +104,7 @@ int main(int argc, char **argv) {
                 tw.data = wbase;   // GEMV hot: the same copy again (cache-resident where it fits in L2+L3)
                 for (int it = 0; it < 50; it++) {
                     t0 = now_s();
-                    kern_matmul(&tw, x, 1, y, wsp, pool);
+                    kern_matmul(&kt, &tw, x, 1, y, wsp, pool);
                     double s = now_s() - t0;
                     if (s < hot_s) hot_s = s;
                 }
@@ -113,12 +114,12 @@ int main(int argc, char **argv) {
                 const int64_t toks[] = { 16, 64, 256 };
                 for (int k = 0; k < 3; k++) {
                     int64_t nt = toks[k];
-                    kern_matmul(&tw, x, nt, y, wsp, pool);
+                    kern_matmul(&kt, &tw, x, nt, y, wsp, pool);
                     int reps = nt >= 256 ? 4 : 12;
                     double best = 1e9;
                     for (int it = 0; it < reps; it++) {
                         t0 = now_s();
-                        kern_matmul(&tw, x, nt, y, wsp, pool);
+                        kern_matmul(&kt, &tw, x, nt, y, wsp, pool);
                         double s = now_s() - t0;
                         if (s < best) best = s;
                     }

@@ -84,3 +84,13 @@ void cli_error_prefix(tv_error *err, const char *prefix) {
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
 }
+
+const char *cli_cpu_path(const char *flag) {
+    const char *p = flag && *flag ? flag : getenv("TINYVLLM_CPU");
+    return p && *p ? p : NULL;
+}
+
+bool cli_no_repack(void) {
+    const char *v = getenv("TINYVLLM_REPACK");
+    return v && !strcmp(v, "0");
+}

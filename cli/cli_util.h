@@ -21,5 +21,10 @@ bool cli_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 double cli_time_ms(void);
 // Rewrites err's message as "<prefix>: <message>" (the code is kept).
 void cli_error_prefix(tv_error *err, const char *prefix);
+// The CPU kernel path to pass the library (tv_model_params.cpu_path, tv_engine_config.cpu_path):
+// the --cpu value when given, else $TINYVLLM_CPU, else NULL (the best available).
+const char *cli_cpu_path(const char *flag);
+// True when $TINYVLLM_REPACK is "0" (tv_model_params.no_repack).
+bool cli_no_repack(void);
 
 #endif

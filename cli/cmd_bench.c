@@ -314,12 +314,14 @@ int cmd_bench(int argc, char **argv) {
     tv_error err = {0};
     if (!model_path) { rc = cli_usage_error("bench", "-m MODEL is required"); goto done; }
     if (batch > 0 && n_gen < 2) { rc = cli_usage_error("bench", "--batch needs -n >= 2 (decode steps to time)"); goto done; }
-    if (kern_init(cpu, &err)) { fprintf(stderr, "tinyvllm bench: %s\n", err.msg); rc = 2; goto done; }
 
     // ---- load ----
     double t0 = cli_time_ms();
     tv_model_params mp;
     tv_model_params_default(&mp);
+    mp.cpu_path = cli_cpu_path(cpu);
+    mp.no_repack = cli_no_repack();
+    mp.n_threads = (int)threads;
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
     const double load_ms = cli_time_ms() - t0;
     tv_model_info info;
@@ -343,15 +345,14 @@ int cmd_bench(int argc, char **argv) {
     tv_engine_config ec;
     tv_engine_config_default(&ec);
     if (threads > 0) ec.n_threads = (int)threads;
+    ec.cpu_path = mp.cpu_path;
     ec.max_num_seqs = batch > 1 ? (int)batch : 1;
     ec.max_batched_tokens = n_prompt > 512 ? (int)n_prompt : 512;   // a P-token prompt in one step
     ec.max_model_len = longest + (int)(n_gen > 1 ? n_gen : 1) + 1;
     ec.kv_bits = (int)kv_bits;
     if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
-    // tv_engine_create re-runs kern_init(NULL), which picks the best path again: re-apply
-    // a forced one (the engine's workers are idle until the first step)
-    if (cpu && kern_init(cpu, &err)) goto fail;
     const int n_threads = ec.n_threads;
+    const char *kernels = tv_engine_cpu_path(e);
 
     // ---- warm-up: pages the weights in, wakes the pool ----
     run_result rr;
@@ -405,7 +406,7 @@ int cmd_bench(int argc, char **argv) {
         if (!jo) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
         cJSON_AddStringToObject(jo, "model", model_path);
         cJSON_AddNumberToObject(jo, "threads", n_threads);
-        cJSON_AddStringToObject(jo, "kernels", kern_path());
+        cJSON_AddStringToObject(jo, "kernels", kernels);
         cJSON_AddNumberToObject(jo, "n_prompt", (double)n_prompt);
         cJSON_AddNumberToObject(jo, "n_gen", (double)n_gen);
         cJSON_AddNumberToObject(jo, "reps", (double)reps);
@@ -459,7 +460,7 @@ int cmd_bench(int argc, char **argv) {
         free(txt);
     } else {
         printf("model %s: %.2f M matmul params, %.1f MiB weights read per token | %d threads | kernels %s | %ld reps\n",
-               tv_model_name(m) ? tv_model_name(m) : model_path, n_params * 1e-6, (double)wbytes / (1 << 20), n_threads, kern_path(), reps);
+               tv_model_name(m) ? tv_model_name(m) : model_path, n_params * 1e-6, (double)wbytes / (1 << 20), n_threads, kernels, reps);
         printf("load %.0f ms (%d weight tensors repacked in %.0f ms) | peak RSS %.0f MB\n\n", load_ms, n_packed,
                repack_ms, peak_rss_mb);
         printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");

@@ -152,11 +152,13 @@ int cmd_chat(int argc, char **argv) {
     bool sa_set = false;
 
     if (tpl_path && !(tpl_src = slurp(tpl_path, &tpl_len))) return 1;
-    if (kern_init(NULL, &err)) goto fail;
     double t0 = cli_time_ms();
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tok_path;
+    mp.cpu_path = cli_cpu_path(NULL);
+    mp.no_repack = cli_no_repack();
+    mp.n_threads = (int)threads;
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
     const tv_tokenizer *tok = tv_model_tokenizer(m);
     if (!tok) { tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE", model_path); goto fail; }
@@ -178,6 +180,7 @@ int cmd_chat(int argc, char **argv) {
     tv_engine_config ec;
     tv_engine_config_default(&ec);
     if (threads > 0) ec.n_threads = (int)threads;
+    ec.cpu_path = mp.cpu_path;
     ec.max_num_seqs = 1;
     ec.max_model_len = (int)ctx;
     if (!(e = tv_engine_create(m, &ec, &err))) goto fail;

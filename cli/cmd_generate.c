@@ -86,16 +86,19 @@ int cmd_generate(int argc, char **argv) {
     cJSON *out = NULL;
     if (prompt_ids_s && !(ids = cli_parse_ids(prompt_ids_s, &n_ids)))
         return cli_usage_error("generate", "--prompt-ids: '%s' is not a comma-separated list of token ids", prompt_ids_s);
-    if (kern_init(cpu, &err)) { fprintf(stderr, "tinyvllm generate: %s\n", err.msg); free(ids); return 2; }
 
     double t0 = cli_time_ms();
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tok_path;
+    mp.cpu_path = cli_cpu_path(cpu);
+    mp.no_repack = cli_no_repack();
+    mp.n_threads = (int)threads;
     if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
     tv_engine_config ec;
     tv_engine_config_default(&ec);
     if (threads > 0) ec.n_threads = (int)threads;
+    ec.cpu_path = mp.cpu_path;
     ec.max_num_seqs = 1;
     ec.max_model_len = (int)ctx;
     ec.kv_bits = (int)kv_bits;
@@ -184,7 +187,7 @@ int cmd_generate(int argc, char **argv) {
         printf("\n");
     }
     fprintf(stderr, "tinyvllm: load %.0f ms | prompt %zu tok, %.1f tok/s | generation %zu tok, %.1f tok/s | finish %s | cpu %s\n",
-            t_load, n_ids, pp_tps, n_gen, tg_tps, fin, kern_path());
+            t_load, n_ids, pp_tps, n_gen, tg_tps, fin, tv_engine_cpu_path(e));
     rc = 0;
     goto done;
 fail:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "tinyvllm_server.h"
 #include "tinyvllm.h"
 
@@ -124,10 +125,14 @@ int cmd_serve(int argc, char **argv) {
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.tokenizer_path = tokenizer;
+    mp.cpu_path = cli_cpu_path(NULL);
+    mp.no_repack = cli_no_repack();
+    mp.n_threads = (int)threads;
     if (!(m = tv_model_load(model_path, &mp, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
     tv_engine_config ec;
     tv_engine_config_default(&ec);
     if (threads) ec.n_threads = (int)threads;
+    ec.cpu_path = mp.cpu_path;
     if (max_seqs) ec.max_num_seqs = (int)max_seqs;
     if (kv_mb) ec.kv_mem_mb = kv_mb;
     if (ctx) ec.max_model_len = (int)ctx;

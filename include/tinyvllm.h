@@ -52,10 +52,13 @@ typedef struct tv_tokenizer tv_tokenizer;
 
 typedef struct tv_model_params {
     const char *tokenizer_path;  // llama2.c tokenizer.bin or tokenizer.json; NULL = from the model file
-    bool no_repack;              // keep matmul weights as stored (env TINYVLLM_REPACK=0 does the same);
-                                 // default: Q8_0/Q4_0 weights are repacked at load into 16-row
-                                 // interleaved copies where the CPU path's kernels run faster on them
-                                 // (AVX2, AVX-512), and their pages of the file mapping are released
+    bool no_repack;              // keep matmul weights as stored; default: Q8_0/Q4_0 weights are
+                                 // repacked at load into 16-row interleaved copies where cpu_path's
+                                 // kernels run faster on them (AVX2, AVX-512), and their pages of the
+                                 // file mapping are released. Packed weights run on every CPU path.
+    const char *cpu_path;        // the CPU kernel path that decides repacking: NULL/"" = the best this
+                                 // CPU supports, or "generic" | "avx2" | "avx512" (as tv_engine_config)
+    int n_threads;               // threads for load-time work (repacking); 0 = online cores, at most 16
 } tv_model_params;
 
 void tv_model_params_default(tv_model_params *p);
@@ -211,6 +214,9 @@ typedef struct tv_engine tv_engine;
 
 typedef struct tv_engine_config {
     int n_threads;             // worker threads for kernels (default: online cores)
+    const char *cpu_path;      // CPU kernel path: NULL/"" = the best this CPU supports (default), or
+                               // "generic" | "avx2" | "avx512"; "avx2-novnni" | "avx512-novnni" skip
+                               // the VNNI instructions. Each engine computes with its own path.
     int block_size;            // KV tokens per block (default 16)
     int64_t n_blocks;          // KV blocks in the pool; 0 = derive from kv_mem_mb
     int64_t kv_mem_mb;         // KV budget in MiB when n_blocks == 0 (default: enough for max_num_seqs × ctx, capped)
@@ -227,6 +233,8 @@ typedef struct tv_engine_config {
 void tv_engine_config_default(tv_engine_config *c);
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *c, tv_error *err);
 void tv_engine_free(tv_engine *e);
+// The CPU kernel path this engine computes with: "generic" | "avx2" | "avx512" (a static string).
+const char *tv_engine_cpu_path(const tv_engine *e);
 
 // What an engine was created with, after defaults and clamping: the one source of these numbers
 // (callers ask instead of re-deriving them from the config or the model). Fixed at creation, so

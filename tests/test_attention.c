@@ -311,7 +311,7 @@ static void test_attention_chunk_rows(void **state) {
 static void test_attention_rejects_bad_geometry(void **state) {
     tv_error err = {0};
     tv_attn_ws *ws = attn_ws_create(&err);
-    tv_attn_args a = {.geom = {.n_heads = 6, .n_kv_heads = 4, .head_dim = 64, .block_size = 16}};
+    tv_attn_args a = {.ops = ops_ref(), .geom = {.n_heads = 6, .n_kv_heads = 4, .head_dim = 64, .block_size = 16}};
     assert_int_equal(attn_run(&a, ws, NULL, &err), TV_ERR_INVALID);
     assert_non_null(strstr(err.msg, "geometry"));
     attn_ws_free(ws);

@@ -17,9 +17,23 @@
 
 #include "model/synth.h"
 #include "tinyvllm.h"
+#include "test_util.h"
 #include "util/rng.h"
 
 static tv_model *g_model;
+
+// Models and engines run on $TINYVLLM_CPU's kernel path (test_util.h), the best one without it.
+static void config_default(tv_engine_config *c) {
+    tv_engine_config_default(c);
+    c->cpu_path = test_cpu_path();
+}
+
+static tv_model *load_model(const char *path, tv_error *err) {
+    tv_model_params p;
+    tv_model_params_default(&p);
+    p.cpu_path = test_cpu_path();
+    return tv_model_load(path, &p, err);
+}
 
 static int setup(void **state) {
     (void)state;
@@ -28,7 +42,7 @@ static int setup(void **state) {
     snprintf(path, sizeof path, "%s/models/stories260K.bin", env && *env ? env : TV_SHARED_DIR);
     if (access(path, R_OK) != 0) return 0;
     tv_error err = {0};
-    g_model = tv_model_load(path, NULL, &err);
+    g_model = load_model(path, &err);
     if (!g_model) fprintf(stderr, "load: %s\n", err.msg);
     return g_model ? 0 : -1;
 }
@@ -58,7 +72,7 @@ typedef struct {
 static tv_engine *make_engine_ms(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits,
                                  int decode_steps) {
     tv_engine_config c;
-    tv_engine_config_default(&c);
+    config_default(&c);
     c.n_threads = 1;   // a 260K model: threads would only add synchronisation
     c.block_size = block_size;
     c.n_blocks = n_blocks;
@@ -365,7 +379,7 @@ static void test_prefix_caching(void **state) {
     // one more request with the same prefix reports its cached tokens; with caching off, none
     for (int on = 0; on < 2; on++) {
         tv_engine_config c;
-        tv_engine_config_default(&c);
+        config_default(&c);
         c.n_threads = 1;
         c.prefix_caching = on;
         tv_error err = {0};
@@ -402,14 +416,14 @@ static void test_batch_invariance_quantized(void **state) {
         tv_synth_params sp = {.type = types[ti], .seed = 5, .shape = &shape, .pure = true, .n_threads = 1};
         tv_error err = {0};
         if (synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
-        g_model = tv_model_load(path, NULL, &err);
+        g_model = load_model(path, &err);
         if (!g_model) fail_msg("%s", err.msg);
         make_requests(ref, N, 1000 + ti, 120, 16, 20);
         run_alone(ref, N, 0);
         memcpy(got, ref, sizeof got);
         for (int i = 0; i < N; i++) got[i].n_out = 0;
         tv_engine_config c;
-        tv_engine_config_default(&c);
+        config_default(&c);
         c.n_threads = 2;
         c.max_num_seqs = 12;
         c.max_batched_tokens = 48;

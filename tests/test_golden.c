@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "model/model.h"
 #include "tinyvllm.h"
 #include "tokenizer/tokenizer.h"
@@ -27,6 +28,11 @@ static bool have_shared(void) {
     char p[1100];
     snprintf(p, sizeof p, "%s/fixtures/llama2c-reference.jsonl", g_shared);
     return access(p, R_OK) == 0;
+}
+
+static bool path_supported(const char *cpu) {
+    kern_table kt;
+    return kern_table_init(&kt, cpu, NULL) == TV_OK;
 }
 
 typedef struct {
@@ -66,12 +72,13 @@ static int load_fixtures(fixture *fx, int cap) {
 }
 
 // Generates greedily through the engine; returns the number of ids written to out.
-static int run_greedy(tv_model *m, const int32_t *prompt, int n_prompt, int max_new, int kv_bits, int block_size,
-                      int32_t *out, int32_t extra_stop) {
+static int run_greedy(tv_model *m, const char *cpu, const int32_t *prompt, int n_prompt, int max_new, int kv_bits,
+                      int block_size, int32_t *out, int32_t extra_stop) {
     tv_error err = {0};
     tv_engine_config ec;
     tv_engine_config_default(&ec);
     ec.n_threads = 2;
+    ec.cpu_path = cpu;
     ec.max_num_seqs = 1;
     ec.kv_bits = kv_bits;
     ec.block_size = block_size;
@@ -106,7 +113,7 @@ static void check_fixtures(const char *const *paths_override, bool from_gguf) {
     int n_paths_run = 0;
     for (size_t pi = 0; pi < 3; pi++) {
         tv_error err = {0};
-        if (kern_init(paths[pi], &err) != TV_OK) continue;   // path not supported here
+        if (!path_supported(paths[pi])) continue;
         n_paths_run++;
         for (int c = 0; c < n; c++) {
             fixture *f = &fx[c];
@@ -121,6 +128,7 @@ static void check_fixtures(const char *const *paths_override, bool from_gguf) {
             tv_model_params mp;
             tv_model_params_default(&mp);
             mp.tokenizer_path = f->tokenizer[0] && !from_gguf ? tpath : NULL;
+            mp.cpu_path = paths[pi];
             tv_model *m = tv_model_load(mpath, &mp, &err);
             if (!m) fail_msg("load %s: %s", mpath, err.msg);
             int n_ctx = tv_model_n_ctx(m);
@@ -129,7 +137,7 @@ static void check_fixtures(const char *const *paths_override, bool from_gguf) {
             int cmp = want < f->n_gen ? want : f->n_gen;
             static int32_t got[2048];
             // GGUF files stop at EOS (2); the llama2.c reference stops at BOS (1): ask for that.
-            int ng = run_greedy(m, f->prompt, f->n_prompt, want, 0, pi == 1 ? 32 : 16, got, from_gguf ? 1 : -1);
+            int ng = run_greedy(m, paths[pi], f->prompt, f->n_prompt, want, 0, pi == 1 ? 32 : 16, got, from_gguf ? 1 : -1);
             if (ng != cmp) fail_msg("%s case %d path %s: %d tokens, reference %d", mpath, c, paths[pi], ng, cmp);
             for (int i = 0; i < cmp; i++)
                 if (got[i] != f->gen[i])
@@ -154,7 +162,6 @@ static void check_fixtures(const char *const *paths_override, bool from_gguf) {
         }
     }
     assert_true(n_paths_run >= 1);
-    kern_init(NULL, NULL);
 }
 
 static void test_fixtures_bin(void **state) {
@@ -180,7 +187,7 @@ static void test_fixtures_gguf(void **state) {
 }
 
 // Logits for prompt = BOS, greedy, positions 0..31, against the reference's float32 dump.
-static void check_logits(const char *model, const char *ref_file) {
+static void check_logits(const char *cpu, const char *model, const char *ref_file) {
     char mp[1100], rp[1100];
     snprintf(mp, sizeof mp, "%s/models/%s", g_shared, model);
     snprintf(rp, sizeof rp, "%s/fixtures/%s", g_shared, ref_file);
@@ -188,13 +195,18 @@ static void check_logits(const char *model, const char *ref_file) {
     float *ref = (float *)read_all(rp, &len);
     assert_non_null(ref);
     tv_error err = {0};
-    tv_model *m = tv_model_load(mp, NULL, &err);
+    tv_model_params params;
+    tv_model_params_default(&params);
+    params.cpu_path = cpu;
+    tv_model *m = tv_model_load(mp, &params, &err);
     if (!m) fail_msg("%s", err.msg);
     const int V = tv_model_n_vocab(m);
     assert_int_equal(len, (size_t)32 * V * sizeof(float));
-    tv_pool *pool = pool_create(2, &err);
+    backend *be = backend_cpu_create(cpu, 2, &err);
+    assert_non_null(be);
+    assert_string_equal(backend_name(be), cpu);
     tv_kv_cache *kv = kv_cache_create(m, 2, 16, true, &err);
-    tv_forward *f = forward_create(m, 1, 1, pool, &err);
+    tv_forward *f = forward_create(m, 1, 1, be, &err);
     assert_non_null(kv);
     assert_non_null(f);
     int32_t tok = 1, table[2] = {0, 1};
@@ -214,11 +226,11 @@ static void check_logits(const char *model, const char *ref_file) {
         }
         tok = best;
     }
-    print_message("%s: max |logit - reference| over 32 positions = %.3g\n", model, worst);
+    print_message("%s on %s: max |logit - reference| over 32 positions = %.3g\n", model, cpu, worst);
     assert_true(worst < 1e-4);
     forward_free(f);
     kv_cache_free(kv);
-    pool_free(pool);
+    backend_free(be);
     tv_model_free(m);
     free(ref);
 }
@@ -228,11 +240,10 @@ static void test_logits(void **state) {
     if (!have_shared()) { print_message("skipped: ../shared is absent\n"); skip(); }
     const char *paths[] = {"generic", "avx2", "avx512"};
     for (size_t pi = 0; pi < 3; pi++) {
-        if (kern_init(paths[pi], NULL) != TV_OK) continue;
-        check_logits("aidreams260K.bin", "aidreams260K.bos.logits.f32");
-        check_logits("stories260K.bin", "stories260K.bos.logits.f32");
+        if (!path_supported(paths[pi])) continue;
+        check_logits(paths[pi], "aidreams260K.bin", "aidreams260K.bos.logits.f32");
+        check_logits(paths[pi], "stories260K.bin", "stories260K.bos.logits.f32");
     }
-    kern_init(NULL, NULL);
 }
 
 int main(void) {

@@ -47,10 +47,14 @@ static const tv_type WEIGHT_TYPES[] = { TV_TYPE_F32, TV_TYPE_F16, TV_TYPE_BF16, 
                                         TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q6_K };
 #define N_WEIGHT_TYPES (sizeof WEIGHT_TYPES / sizeof WEIGHT_TYPES[0])
 static const char *PATHS[] = { "generic", "avx2-novnni", "avx2", "avx512-novnni", "avx512" };
+// The kernels under test: a path of PATHS in the loops over them, else $TINYVLLM_CPU's (use_path).
+static kern_table g_kt;
+static bool use_path(const char *p);
 
 // ---------------------------------------------------------------- type table
 static void test_type_table(void **state) {
     (void)state;
+    assert_true(use_path(test_cpu_path()));
     struct { tv_type t; const char *name; int64_t bs; size_t ts; bool sup; } want[] = {
         { TV_TYPE_F32, "F32", 1, 4, true },       { TV_TYPE_F16, "F16", 1, 2, true },
         { TV_TYPE_BF16, "BF16", 1, 2, true },     { TV_TYPE_Q8_0, "Q8_0", 32, 34, true },
@@ -70,7 +74,7 @@ static void test_type_table(void **state) {
         { TV_TYPE_TQ2_0, "TQ2_0", 256, 66, false }, { TV_TYPE_MXFP4, "MXFP4", 32, 17, false },
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const tv_type_traits *tt = kern_traits(want[i].t);
+        const tv_type_traits *tt = kern_traits(&g_kt, want[i].t);
         assert_non_null(tt);
         assert_string_equal(tt->name, want[i].name);
         assert_int_equal(tt->blck_size, want[i].bs);
@@ -84,7 +88,7 @@ static void test_type_table(void **state) {
         if (want[i].sup) {
             assert_non_null(tt->to_float);
             assert_non_null(tt->vec_dot);
-            assert_non_null(kern_traits(tt->vec_dot_type)->from_float);
+            assert_non_null(kern_traits(&g_kt, tt->vec_dot_type)->from_float);
         }
     }
     tv_type t;
@@ -92,10 +96,10 @@ static void test_type_table(void **state) {
     assert_int_equal(t, TV_TYPE_Q4_K);
     assert_false(kern_type_from_name("Q4_2", &t));
     assert_false(kern_type_from_name(NULL, &t));
-    assert_null(kern_traits((tv_type)4));
-    assert_null(kern_traits((tv_type)31));
-    assert_null(kern_traits((tv_type)-1));
-    assert_null(kern_traits(TV_TYPE_COUNT));
+    assert_null(kern_traits(&g_kt, (tv_type)4));
+    assert_null(kern_traits(&g_kt, (tv_type)31));
+    assert_null(kern_traits(&g_kt, (tv_type)-1));
+    assert_null(kern_traits(&g_kt, TV_TYPE_COUNT));
     assert_string_equal(kern_type_name((tv_type)5), "?");
     assert_int_equal(kern_row_size(TV_TYPE_Q4_K, 100), 0);    // not a multiple of the block
     assert_int_equal(kern_row_size((tv_type)33, 32), 0);
@@ -397,7 +401,7 @@ static void test_q6_K_known_answer(void **state) {
 // ---------------------------------------------------------------- fast paths vs reference
 static bool use_path(const char *p) {
     tv_error err = { 0 };
-    return kern_init(p, &err) == TV_OK;
+    return kern_table_init(&g_kt, p, &err) == TV_OK;
 }
 
 static void check_close(const char *what, const char *path, const char *ty, int64_t n, float got, float want,
@@ -412,15 +416,15 @@ static void test_paths_vs_ref(void **state) {
     const int64_t sizes[] = { 256, 512 + 256, 4096, 32, 96, 2048 + 32, 172, 5 };
     for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
         if (!use_path(PATHS[pi])) { print_message("path %s: not supported here, skipped\n", PATHS[pi]); continue; }
-        print_message("path %s (%s)\n", PATHS[pi], kern_path());
+        print_message("path %s (%s)\n", PATHS[pi], g_kt.path);
         if (strcmp(PATHS[pi], "generic") != 0) {   // the path really replaced the int8 kernels
-            assert_true(kern_traits(TV_TYPE_Q8_0)->vec_dot != kern_traits_ref(TV_TYPE_Q8_0)->vec_dot);
-            assert_true(kern_traits(TV_TYPE_Q4_0)->gemm != NULL);
+            assert_true(kern_traits(&g_kt, TV_TYPE_Q8_0)->vec_dot != kern_traits_ref(TV_TYPE_Q8_0)->vec_dot);
+            assert_true(kern_traits(&g_kt, TV_TYPE_Q4_0)->gemm != NULL);
         }
         for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
             tv_type t = WEIGHT_TYPES[ti];
-            const tv_type_traits *ft = kern_traits(t), *rt = kern_traits_ref(t);
-            const tv_type_traits *fv = kern_traits(rt->vec_dot_type), *rv = kern_traits_ref(rt->vec_dot_type);
+            const tv_type_traits *ft = kern_traits(&g_kt, t), *rt = kern_traits_ref(t);
+            const tv_type_traits *fv = kern_traits(&g_kt, rt->vec_dot_type), *rv = kern_traits_ref(rt->vec_dot_type);
             assert_int_equal(ft->vec_dot_type, rt->vec_dot_type);
             for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
                 int64_t n = sizes[si];
@@ -494,7 +498,7 @@ static void test_paths_row_conversion(void **state) {
     for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
         if (!use_path(PATHS[pi])) continue;
         for (size_t ti = 0; ti < 3; ti++) {
-            const tv_type_traits *ft = kern_traits(types[ti]), *rt = kern_traits_ref(types[ti]);
+            const tv_type_traits *ft = kern_traits(&g_kt, types[ti]), *rt = kern_traits_ref(types[ti]);
             if (types[ti] == TV_TYPE_F32) continue;
             rt->from_float(x, ha, N);
             ft->from_float(x, hb, N);
@@ -520,13 +524,13 @@ static void test_paths_row_conversion(void **state) {
             for (int i = 32 * 33; i < 32 * 34; i++) xq[i] = 0.0f;
             tv_block_q8_0 qa[NQ / 32], qb[NQ / 32];
             kern_traits_ref(TV_TYPE_Q8_0)->from_float(xq, qa, NQ);
-            kern_traits(TV_TYPE_Q8_0)->from_float(xq, qb, NQ);
+            kern_traits(&g_kt, TV_TYPE_Q8_0)->from_float(xq, qb, NQ);
             assert_memory_equal(qa, qb, sizeof qa);
             free(xq);
         }
         // axpy: y += a * x against a double oracle, on finite inputs, lengths across the vector width
         for (size_t ti = 0; ti < 3; ti++) {
-            const tv_type_traits *ft = kern_traits(types[ti]), *rt = kern_traits_ref(types[ti]);
+            const tv_type_traits *ft = kern_traits(&g_kt, types[ti]), *rt = kern_traits_ref(types[ti]);
             assert_non_null(ft->axpy);
             for (int n = 1; n <= 37; n += 6) {
                 float src[40], y0[40], yr[40], yf[40], xd[40];
@@ -584,7 +588,7 @@ static void test_packed_vs_ref(void **state) {
             // the packed activation rows: the same Q8_0 quants, scales as f32, block sums
             const size_t prs = packed_act_size(n);
             unsigned char *xp = malloc(prs * (size_t)tok);
-            for (int64_t tk = 0; tk < tok; tk++) packed_act_from_float(x + tk * n, xp + tk * prs, n);
+            for (int64_t tk = 0; tk < tok; tk++) packed_act_from_float(rv->from_float, x + tk * n, xp + tk * prs, n);
             for (int64_t tk = 0; tk < tok; tk++) {
                 assert_memory_equal(xp + tk * prs, ((tv_block_q8_0 *)(xq + tk * xrs))[0].qs, 32);
                 int32_t s0 = 0;
@@ -602,7 +606,7 @@ static void test_packed_vs_ref(void **state) {
                 }
             for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
                 if (!use_path(PATHS[pi])) continue;
-                const tv_type_traits *ft = kern_traits(t);
+                const tv_type_traits *ft = kern_traits(&g_kt, t);
                 assert_non_null(ft->gemm_packed);
                 if (ft->pack_pays) assert_true(ft->gemm_packed != rt->gemm_packed);   // a real fast kernel
                 for (int64_t r0 = 0; r0 < rows; r0 += 16) {
@@ -655,6 +659,7 @@ static void test_pool(void **state) {
 
 static void test_matmul_pools(void **state) {
     (void)state;
+    assert_true(use_path(test_cpu_path()));
     struct { int64_t n, rows, tok; } shapes[] = { { 4096, 37, 50 }, { 256, 67, 3 }, { 512 + 256, 9, 1 }, { 2048, 130, 7 }, { 172, 64, 5 } };
     tv_error err = { 0 };
     tv_pool *pools[4] = { NULL };
@@ -674,7 +679,7 @@ static void test_matmul_pools(void **state) {
             size_t ws = kern_matmul_wsize(t, n, tok);
             void *wsp = ws ? malloc(ws) : NULL;
             float *y1 = malloc(sizeof(float) * (size_t)(rows * tok)), *yp = malloc(sizeof(float) * (size_t)(rows * tok));
-            kern_matmul(&tw, x, tok, y1, wsp, pools[1]);
+            kern_matmul(&g_kt, &tw, x, tok, y1, wsp, pools[1]);
             // against the reference kernels, element by element
             const tv_type_traits *rv = kern_traits_ref(rt->vec_dot_type);
             size_t xrs = kern_row_size(rt->vec_dot_type, n);
@@ -692,10 +697,10 @@ static void test_matmul_pools(void **state) {
                                  (long long)r, (long long)tk, y1[tk * rows + r], want);
                 }
             for (int p = 2; p <= 3; p++) {
-                kern_matmul(&tw, x, tok, yp, wsp, pools[p]);
+                kern_matmul(&g_kt, &tw, x, tok, yp, wsp, pools[p]);
                 assert_memory_equal(y1, yp, sizeof(float) * (size_t)(rows * tok));
             }
-            kern_matmul(&tw, x, tok, yp, wsp, NULL);
+            kern_matmul(&g_kt, &tw, x, tok, yp, wsp, NULL);
             assert_memory_equal(y1, yp, sizeof(float) * (size_t)(rows * tok));
             free(w); free(x); free(wq); free(wsp); free(y1); free(yp); free(xq);
         }
@@ -707,6 +712,7 @@ static void test_matmul_pools(void **state) {
 // packed and plain) give exactly the bits of one kern_matmul each, on 1 and 2 threads.
 static void test_matmul_shared(void **state) {
     (void)state;
+    assert_true(use_path(test_cpu_path()));
     struct { tv_type t; bool pack; int64_t rows; } sets[][3] = {
         { { TV_TYPE_Q8_0, true, 48 }, { TV_TYPE_Q4_0, true, 17 }, { TV_TYPE_Q4_0, true, 33 } },
         { { TV_TYPE_Q8_0, false, 48 }, { TV_TYPE_Q4_0, false, 17 }, { TV_TYPE_Q8_0, false, 33 } },
@@ -751,8 +757,8 @@ static void test_matmul_shared(void **state) {
         }
         void *wsp = ws ? malloc(ws) : NULL;
         for (int p = 0; p < 2; p++) {
-            for (int i = 0; i < 3; i++) kern_matmul(&tw[i], x, tok, ya[i], wsp, pools[p]);
-            kern_matmul_n(tp, yb, 3, x, tok, wsp, pools[p]);
+            for (int i = 0; i < 3; i++) kern_matmul(&g_kt, &tw[i], x, tok, ya[i], wsp, pools[p]);
+            kern_matmul_n(&g_kt, tp, yb, 3, x, tok, wsp, pools[p]);
             for (int i = 0; i < 3; i++)
                 assert_memory_equal(ya[i], yb[i], sizeof(float) * (size_t)(sets[si][i].rows * tok));
         }
@@ -771,14 +777,22 @@ static void test_matmul_shared(void **state) {
     pool_free(pools[1]);
 }
 
+// Tables are values: each caller fills its own, and two paths coexist in one process.
 static void test_kernels_init_errors(void **state) {
     (void)state;
     tv_error err = { 0 };
-    assert_int_equal(kern_init("sse9", &err), TV_ERR_INVALID);
-    assert_int_equal(kern_init("generic", &err), TV_OK);
-    assert_string_equal(kern_path(), "generic");
-    assert_true(kern_traits(TV_TYPE_Q4_K)->vec_dot == kern_traits_ref(TV_TYPE_Q4_K)->vec_dot);
-    assert_int_equal(kern_init(NULL, &err), TV_OK);
+    kern_table gen, best;
+    assert_int_equal(kern_table_init(&gen, "sse9", &err), TV_ERR_INVALID);
+    assert_int_equal(kern_table_init(&gen, "generic", &err), TV_OK);
+    assert_int_equal(kern_table_init(&best, NULL, &err), TV_OK);
+    assert_string_equal(gen.path, "generic");
+    assert_true(gen.ops == ops_ref());
+    for (int t = 0; t < TV_TYPE_COUNT; t++)   // generic is the reference table, untouched by filling best
+        if (kern_traits_ref((tv_type)t)) assert_true(kern_traits(&gen, (tv_type)t)->vec_dot == kern_traits_ref((tv_type)t)->vec_dot);
+    if (strcmp(best.path, "generic") != 0) {
+        assert_true(kern_traits(&best, TV_TYPE_Q8_0)->vec_dot != kern_traits_ref(TV_TYPE_Q8_0)->vec_dot);
+        assert_true(best.ops != ops_ref());
+    }
 }
 
 int main(void) {

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "formats/gguf.h"
 #include "model/model.h"
 #include "model/synth.h"
 #include "tinyvllm.h"
+#include "test_util.h"
 
 // ---------------------------------------------------------------- naive double reference
 
@@ -179,14 +181,23 @@ static void ref_forward(const ref_model *r, const int32_t *tokens, int n, double
 
 // ---------------------------------------------------------------- ours
 
+// Loads with $TINYVLLM_CPU's path deciding repacking (test_util.h).
+static tv_model *load_model(const char *path, tv_error *err) {
+    tv_model_params p;
+    tv_model_params_default(&p);
+    p.cpu_path = test_cpu_path();
+    return tv_model_load(path, &p, err);
+}
+
 // Runs tokens through tv_forward in chunks of `chunk` (1 = decode-style); logits for every row.
 static void our_forward(const tv_model *m, const int32_t *tokens, int n, int chunk, int block_size, float *logits) {
     tv_error err = {0};
     const int V = tv_model_n_vocab(m);
-    tv_pool *pool = pool_create(2, &err);
+    backend *be = backend_cpu_create(test_cpu_path(), 2, &err);
+    assert_non_null(be);
     int n_blocks = (n + block_size - 1) / block_size;
     tv_kv_cache *kv = kv_cache_create(m, n_blocks + 3, block_size, true, &err);
-    tv_forward *f = forward_create(m, chunk, chunk, pool, &err);
+    tv_forward *f = forward_create(m, chunk, chunk, be, &err);
     assert_non_null(kv);
     assert_non_null(f);
     int32_t table[64];
@@ -204,7 +215,7 @@ static void our_forward(const tv_model *m, const int32_t *tokens, int n, int chu
     }
     forward_free(f);
     kv_cache_free(kv);
-    pool_free(pool);
+    backend_free(be);
 }
 
 static void write_synth(const tv_synth_shape *shape, tv_type type, const char *path) {
@@ -228,7 +239,7 @@ static void test_against_double_reference(void **state) {
         snprintf(path, sizeof path, "%s/ref-%s.gguf", TV_BINARY_DIR, shapes[i].name);
         write_synth(&shapes[i], TV_TYPE_F32, path);
         tv_error err = {0};
-        tv_model *m = tv_model_load(path, NULL, &err);
+        tv_model *m = load_model(path, &err);
         if (!m) fail_msg("%s", err.msg);
         gguf_ctx *g = gguf_open(path, &err);
         ref_model r;
@@ -279,7 +290,7 @@ static void test_type_error_budgets(void **state) {
     snprintf(path, sizeof path, "%s/types-F32.gguf", TV_BINARY_DIR);
     write_synth(&shape, TV_TYPE_F32, path);
     tv_error err = {0};
-    tv_model *m = tv_model_load(path, NULL, &err);
+    tv_model *m = load_model(path, &err);
     assert_non_null(m);
     const int V = tv_model_n_vocab(m);
     float *ref = malloc((size_t)N * V * sizeof(float)), *got = malloc((size_t)N * V * sizeof(float));
@@ -292,7 +303,7 @@ static void test_type_error_budgets(void **state) {
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         snprintf(path, sizeof path, "%s/types-%s.gguf", TV_BINARY_DIR, kern_type_name(types[i].t));
         write_synth(&shape, types[i].t, path);
-        m = tv_model_load(path, NULL, &err);
+        m = load_model(path, &err);
         if (!m) fail_msg("%s", err.msg);
         assert_int_equal(model_layers(m)[0].wq.type, types[i].t);
         our_forward(m, toks, N, N, 16, got);
@@ -305,12 +316,15 @@ static void test_type_error_budgets(void **state) {
         assert_true(types[i].err <= types[i].budget);
         // weights repacked at load (where this CPU path's kernels pay for it) give the same bits
         // as the weights used as stored: the packed kernels run the same per-block chain
-        const tv_type_traits *tt = kern_traits(types[i].t);
+        kern_table kt;
+        assert_int_equal(kern_table_init(&kt, test_cpu_path(), &err), TV_OK);
+        const tv_type_traits *tt = kern_traits(&kt, types[i].t);
         if (tt->pack_pays) assert_int_equal(model_n_packed(m, NULL), 7 * shape.n_layers + 1);
         else assert_int_equal(model_n_packed(m, NULL), 0);
         tv_model_params np;
         tv_model_params_default(&np);
         np.no_repack = true;
+        np.cpu_path = test_cpu_path();
         tv_model *mp = tv_model_load(path, &np, &err);
         assert_non_null(mp);
         assert_int_equal(model_n_packed(mp, NULL), 0);

@@ -13,6 +13,14 @@ static inline const char *shared_dir(void) {
     return d && *d ? d : TV_SHARED_DIR;
 }
 
+// The CPU kernel path to test: $TINYVLLM_CPU (generic|avx2|avx2-novnni|avx512|avx512-novnni), else
+// NULL = the best available. The library reads no environment: tests pass this in
+// (tv_engine_config.cpu_path, tv_model_params.cpu_path, backend_cpu_create, kern_table_init).
+static inline const char *test_cpu_path(void) {
+    const char *p = getenv("TINYVLLM_CPU");
+    return p && *p ? p : NULL;
+}
+
 // The whole file, NUL-terminated (malloc'd); NULL when it can't be opened. *len = its size.
 static inline char *read_all(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");

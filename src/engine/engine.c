@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "engine/block_manager.h"
 #include "engine/postprocess.h"
 #include "engine/sampler.h"
@@ -30,7 +31,7 @@ struct tv_engine {
     tv_model *model;
     const tv_hparams *hp;
     const tv_tokenizer *tok;
-    tv_pool *pool;
+    backend *be;                 // computes the forward pass (kernel path, thread pool)
     tv_kv_cache *kv;
     tv_forward *fwd;
     kv_block_manager *bm;
@@ -100,7 +101,7 @@ void tv_engine_free(tv_engine *e) {
     bm_free(e->bm);
     forward_free(e->fwd);
     kv_cache_free(e->kv);
-    pool_free(e->pool);
+    backend_free(e->be);
     free(e->items);
     free(e->b_tokens);
     free(e->b_pos);
@@ -163,10 +164,9 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     e->max_len = max_len < n_blocks * c.block_size ? max_len : (int)(n_blocks * c.block_size);
     e->next_id = 1;
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
-    (void)kern_traits(TV_TYPE_F32);   // fills the kernel table on first use; keeps a path forced earlier
-    if (!(e->pool = pool_create(c.n_threads, err))) goto fail;
+    if (!(e->be = backend_cpu_create(c.cpu_path, c.n_threads, err))) goto fail;
     if (!(e->kv = kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
-    if (!(e->fwd = forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->pool, err))) goto fail;
+    if (!(e->fwd = forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->be, err))) goto fail;
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {c.max_num_seqs, c.max_batched_tokens, c.chunked_prefill, c.prefix_caching};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
@@ -187,6 +187,8 @@ fail:
     tv_engine_free(e);
     return NULL;
 }
+
+const char *tv_engine_cpu_path(const tv_engine *e) { return backend_name(e->be); }
 
 static bool push_ptr(tv_seq ***arr, int *n, int *cap, tv_seq *s) {
     if (*n == *cap) {

@@ -369,7 +369,7 @@ static bool parse(gguf_ctx *ctx, tv_error *err) {
         uint32_t type;
         size_t type_at = r->pos;
         if (!rd_u32(r, &type)) return false;
-        const tv_type_traits *tr = type < TV_TYPE_COUNT ? kern_traits((tv_type)type) : NULL;
+        const tv_type_traits *tr = type < TV_TYPE_COUNT ? kern_traits_ref((tv_type)type) : NULL;
         if (!tr || tr->blck_size <= 0 || tr->type_size == 0)
             return rd_fail(r, TV_ERR_UNSUPPORTED, type_at, "unknown tensor type id %u", type);
         t->type = (tv_type)type;
@@ -769,7 +769,7 @@ static tv_status add_tensor(gguf_writer *w, const char *name, tv_type type, int 
     if (!name || !*name || strlen(name) > GGUF_MAX_NAME_LEN)
         return err_fail(err, TV_ERR_INVALID, "gguf writer: bad tensor name");
     if (n_dims < 1 || n_dims > 4 || !ne) return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: n_dims %d is not in 1..4", name, n_dims);
-    const tv_type_traits *tr = (unsigned)type < TV_TYPE_COUNT ? kern_traits(type) : NULL;
+    const tv_type_traits *tr = (unsigned)type < TV_TYPE_COUNT ? kern_traits_ref(type) : NULL;
     if (!tr || tr->blck_size <= 0) return err_fail(err, TV_ERR_INVALID, "gguf writer: %s: unknown type %d", name, (int)type);
     wtensor t = { .type = type, .n_dims = n_dims, .ne = { 1, 1, 1, 1 }, .data = data, .fill = fill, .fill_user = user };
     int64_t n_rows = 1;

@@ -54,7 +54,7 @@ typedef struct gguf_ctx gguf_ctx;
 // every string/array length and count against the bytes left (so no allocation exceeds a small
 // multiple of the file size), value and element types, bools 0/1, array nesting <= 8, keys and
 // tensor names without NUL bytes and unique, general.alignment a power of two, n_dims 1..4,
-// ne >= 0 with overflow-checked element and byte counts, tensor type known to kern_traits() (known
+// ne >= 0 with overflow-checked element and byte counts, tensor type known to kern_traits_ref() (known
 // types without kernels load: the model loader refuses them), ne[0] a multiple of the block size,
 // offsets aligned, and every tensor's bytes inside the file. (Overlapping tensors are not refused.)
 // Errors name the file and what is wrong ("model.gguf: truncated at offset 1234 reading tensor info 3").

@@ -146,11 +146,6 @@ const tv_ops *ops_for_path(const char *path) {
     return NULL;
 }
 
-const tv_ops *ops_active(void) {
-    const tv_ops *o = ops_for_path(kern_path());
-    return o ? o : &g_ops_ref;
-}
-
 // ---------------------------------------------------------------- driver
 
 size_t attn_work_floats(const tv_attn_geom *g) {
@@ -341,11 +336,12 @@ static void att_phase2(void *arg, int ith, int nth) {
 
 tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err) {
     const tv_attn_geom *g = &a->geom;
+    if (!a->ops) return err_fail(err, TV_ERR_INVALID, "attention: no ops table");
     if (g->n_heads <= 0 || g->n_kv_heads <= 0 || g->n_heads % g->n_kv_heads || g->head_dim <= 0 ||
         g->block_size <= 0 || a->n_seqs < 0)
         return err_fail(err, TV_ERR_INVALID, "attention: invalid geometry (%d heads, %d KV heads, head dim %d, block %d)",
                        g->n_heads, g->n_kv_heads, g->head_dim, g->block_size);
-    att_run ar = {.a = a, .ops = a->ops ? a->ops : ops_active(), .ws = ws};
+    att_run ar = {.a = a, .ops = a->ops, .ws = ws};
     const int bs = g->block_size, G = g->n_heads / g->n_kv_heads, hd = g->head_dim, nth = pool_size(pool);
     const int QT = att_tile_rows(G);
     ar.split_len = TV_ATTN_SPLIT >= bs ? TV_ATTN_SPLIT / bs * bs : bs;

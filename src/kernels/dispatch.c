@@ -1,13 +1,10 @@
-// dispatch.c — CPU feature detection and the active kernel table.
+// dispatch.c — CPU feature detection and the filling of a kernel table (kern_table) for one path.
 //
-// The active table starts as a copy of the scalar reference table (types.c); an ISA installer
-// (x86/*.c) then replaces the entries it has fast kernels for. The choice is made by
-// kern_init: force "generic" | "avx2" | "avx2-novnni" | "avx512" | "avx512-novnni", or the
-// env var TINYVLLM_CPU when force is NULL/"", else the best the CPU and OS support.
-// The "-novnni" variants exist so tests can exercise the non-VNNI int8 code on a VNNI machine.
-// kern_init rewrites the table: call it before worker threads use the kernels.
-#include <pthread.h>
-#include <stdlib.h>
+// A table starts as a copy of the scalar reference table (types.c); an ISA installer (x86/*.c)
+// then replaces the entries it has fast kernels for. The caller names the path: "generic" |
+// "avx2" | "avx2-novnni" | "avx512" | "avx512-novnni", or NULL/"" for the best the CPU and OS
+// support. The "-novnni" variants exist so tests can exercise the non-VNNI int8 code on a VNNI
+// machine. Nothing here is global: each caller owns the table it filled.
 #include <string.h>
 
 #include "kernels/kernels_impl.h"
@@ -25,11 +22,6 @@ typedef struct cpu_features {
     bool avx512_bf16;
     bool avx_vnni;
 } cpu_features;
-
-static tv_type_traits g_table[TV_TYPE_COUNT];
-static const char *g_path = "generic";
-static bool g_ready;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static cpu_features detect(void) {
     cpu_features f = { 0 };
@@ -57,11 +49,11 @@ static cpu_features detect(void) {
     return f;
 }
 
-// force NULL: best available.
-static tv_status init_path(const char *force, tv_error *err) {
+tv_status kern_table_init(kern_table *kt, const char *force, tv_error *err) {
+    if (force && !*force) force = NULL;
     cpu_features f = detect();
-    tv_type_traits t[TV_TYPE_COUNT];
-    memcpy(t, ref_table, sizeof t);
+    tv_type_traits *t = kt->traits;
+    memcpy(t, ref_table, sizeof kt->traits);
     const char *path = "generic";
     if (force && strcmp(force, "generic") == 0) {
         path = "generic";
@@ -90,30 +82,8 @@ static tv_status init_path(const char *force, tv_error *err) {
 #endif
         path = "avx2";
     }
-    memcpy(g_table, t, sizeof t);
-    g_path = path;
-    g_ready = true;
+    kt->path = path;
+    kt->ops = ops_for_path(path);
+    if (!kt->ops) kt->ops = ops_ref();
     return TV_OK;
-}
-
-tv_status kern_init(const char *force, tv_error *err) {
-    if (!force || !*force) force = getenv("TINYVLLM_CPU");
-    return init_path(force && *force ? force : NULL, err);
-}
-
-// First use without an explicit init: honour TINYVLLM_CPU, or autodetect if it is unusable.
-static void init_default(void) {
-    if (g_ready) return;
-    if (kern_init(NULL, NULL) != TV_OK) init_path(NULL, NULL);
-}
-
-const char *kern_path(void) {
-    pthread_once(&g_once, init_default);
-    return g_path;
-}
-
-const tv_type_traits *kern_traits(tv_type t) {
-    if (!g_ready) pthread_once(&g_once, init_default);
-    if ((int)t < 0 || (int)t >= TV_TYPE_COUNT || g_table[t].name == NULL) return NULL;
-    return &g_table[t];
 }

@@ -6,9 +6,10 @@
 // activation row already converted to traits->vec_dot_type (Q8_0 for Q8_0/Q4_0, Q8_K for the
 // K-quants, F32 for F32/F16/BF16 weights: activations stay f32 and the weight is widened in
 // registers, on every path).
-// The table is filled once by kern_init() from the CPU's features: the scalar reference
-// kernels (ref/) always exist, and ISA kernels (x86/, arm/) replace entries when supported.
-// The forward pass never switches on types: it goes through kern_traits() and kern_matmul().
+// A kern_table is filled by kern_table_init() for one CPU path: the scalar reference kernels (ref/)
+// always exist, and ISA kernels (x86/, arm/) replace entries when supported. Block sizes, names and
+// activation types are the same on every path (kern_traits_ref, kern_row_size).
+// The forward pass never switches on types: it goes through its backend's table and kern_matmul().
 #ifndef TV_KERNELS_H
 #define TV_KERNELS_H
 
@@ -126,17 +127,25 @@ typedef struct tv_type_traits {
     bool plain_matches_packed;   // gemm on plain weights runs gemm_packed's per-block chain: same bits
 } tv_type_traits;
 
-// Fill the kernel table for this CPU. force: NULL/"" = best available, or "generic" | "avx2" |
-// "avx512" (the env var TINYVLLM_CPU overrides when force is NULL); "avx2-novnni" and
-// "avx512-novnni" select the same paths without VNNI instructions (tests use them). Returns
-// TV_ERR_UNSUPPORTED when a forced path is not supported by this CPU, TV_ERR_INVALID for an unknown
-// name. Idempotent; cheap to call again. It rewrites the shared table: call it before other
-// threads use kernels (first use of kern_traits() initializes it implicitly).
-tv_status kern_init(const char *force, tv_error *err);
-// Name of the active path ("generic", "avx2", "avx512").
-const char *kern_path(void);
-// NULL for ids outside the table. Calls kern_init(NULL) on first use.
-const tv_type_traits *kern_traits(tv_type t);
+// ---- kernel paths ----
+// One CPU path's kernels: a copy of the reference traits table with that ISA's kernels installed
+// over it, and the matching attention/elementwise ops. Each CPU backend (src/backend) owns one;
+// there is no process-wide kernel table, so engines with different paths coexist.
+typedef struct tv_ops tv_ops;
+typedef struct kern_table {
+    const char *path;                       // "generic" | "avx2" | "avx512"
+    const tv_ops *ops;                      // this path's attention/elementwise ops
+    tv_type_traits traits[TV_TYPE_COUNT];   // entries with name == NULL are unknown ids
+} kern_table;
+
+// Fills kt for path: NULL/"" = the best this CPU and OS support, or "generic" | "avx2" | "avx512";
+// "avx2-novnni" and "avx512-novnni" select the same paths without VNNI instructions (tests use
+// them). TV_ERR_UNSUPPORTED when this CPU lacks the path, TV_ERR_INVALID for an unknown name.
+tv_status kern_table_init(kern_table *kt, const char *path, tv_error *err);
+// The entry of type t in kt; NULL for ids outside the table.
+static inline const tv_type_traits *kern_traits(const kern_table *kt, tv_type t) {
+    return (unsigned)t < TV_TYPE_COUNT && kt->traits[t].name ? &kt->traits[t] : NULL;
+}
 // Scalar reference table, independent of dispatch (tests compare fast paths against it).
 const tv_type_traits *kern_traits_ref(tv_type t);
 
@@ -177,9 +186,9 @@ static inline tv_packed_act packed_act_view(const void *row, int64_t n) {   // t
     const float *d = (const float *)(q + n);
     return (tv_packed_act){ q, d, (const int32_t *)(d + n / 32) };
 }
-// Quantizes one row of n floats into that layout with the active path's Q8_0 quantizer (so the
-// quants are bit-identical to the plain path's activations).
-void packed_act_from_float(const float *x, void *row, int64_t n);
+// Quantizes one row of n floats into that layout with q8, a path's Q8_0 quantizer (its
+// traits' from_float, so the quants are bit-identical to that path's plain activations).
+void packed_act_from_float(tv_from_float_fn q8, const float *x, void *row, int64_t n);
 
 // ---- a weight tensor view (data points into the model mapping, or a packed copy; not owned) ----
 typedef struct tv_tensor {
@@ -202,22 +211,23 @@ int pool_size(const tv_pool *pool);   // 1 for NULL
 void pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg);
 
 // ---- matmul: y (n_tok, w->ne[1]) = x (n_tok, w->ne[0]) · wᵀ ----
-// Quantizes x to the weight's vec_dot_type once into wsp, then partitions weight rows across the
-// pool. wsp must hold kern_matmul_wsize(w->type, w->ne[0], n_tok) bytes (0 for float weight types:
+// Runs kt's kernels. Quantizes x to the weight's vec_dot_type once into wsp, then partitions weight
+// rows across the pool. wsp must hold kern_matmul_wsize(w->type, w->ne[0], n_tok) bytes (0 for float weight types:
 // wsp may then be NULL). Each y element is computed by the same instruction sequence whatever the
 // pool size, so results are bit-identical across thread counts.
 size_t kern_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok);
-void kern_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool);
+void kern_matmul(const kern_table *kt, const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp,
+                 tv_pool *pool);
 // y[i] (n_tok, w[i]->ne[1]) = x · w[i]ᵀ for i < n_w <= TV_MATMUL_MAX, weights that kern_matmul_can_share
 // (same activation type and row length, e.g. Q, K, V): x is quantized once and one pass over the
 // pool computes every output, each bit-identical to its own kern_matmul.
 #define TV_MATMUL_MAX 4
 bool kern_matmul_can_share(const tv_tensor *a, const tv_tensor *b);
-void kern_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
-                 tv_pool *pool);
+void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const *y, int n_w, const float *x,
+                   int64_t n_tok, void *wsp, tv_pool *pool);
 
 // ==== attention and fused elementwise ops (owner: att; src/kernels/attention.c, x86/attn_*.c) ====
-// A small ops table per kernel path (chosen from kern_path(): "generic" is all scalar).
+// A small ops table per kernel path (kern_table.ops; "generic" is all scalar).
 // Every op is deterministic per output row: its bits do not depend on the thread count or on
 // what else is in the batch.
 
@@ -248,18 +258,17 @@ typedef void (*tv_swiglu_fn)(float *g, const float *u, int64_t n);
 // y (n) += x (n)
 typedef void (*tv_add_fn)(float *y, const float *x, int64_t n);
 
-typedef struct tv_ops {
+struct tv_ops {
     const char *name;            // "generic", "avx2", "avx512"
     tv_attn_chunk_fn attn_chunk;
     tv_rmsnorm_fn rmsnorm;
     tv_rope_fn rope;
     tv_swiglu_fn swiglu;
     tv_add_fn add;
-} tv_ops;
+};
 
-// The table for the active kernel path (kern_path()); the scalar reference table; the table
-// of a named path ("generic" | "avx2" | "avx512", NULL when this CPU/build lacks it).
-const tv_ops *ops_active(void);
+// The scalar reference table; the table of a named path ("generic" | "avx2" | "avx512", NULL when
+// this CPU/build lacks it).
 const tv_ops *ops_ref(void);
 const tv_ops *ops_for_path(const char *path);
 
@@ -289,7 +298,7 @@ void attn_ws_free(tv_attn_ws *ws);
 // split: 0 = auto (split-K for sequences with few queries and more than one chunk), 1 = split
 // every multi-chunk tile, -1 = never split (tests: the result is the same bits in every mode).
 typedef struct tv_attn_args {
-    const tv_ops *ops;             // NULL: ops_active()
+    const tv_ops *ops;             // the path's ops (kern_table.ops, ops_ref(), ops_for_path())
     tv_attn_geom geom;
     const void *k_pool, *v_pool;   // this layer's pools
     int n_seqs;

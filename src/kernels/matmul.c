@@ -18,8 +18,9 @@ enum {
     MM_ALIGN = 64,
 };
 
+// Activation types and packed layouts are the same on every path: the reference table answers.
 size_t kern_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok) {
-    const tv_type_traits *tt = kern_traits(wtype);
+    const tv_type_traits *tt = kern_traits_ref(wtype);
     if (!tt || !tt->vec_dot || n_tok < 0) return 0;
     if (tt->vec_dot_type == TV_TYPE_F32) return 0;
     size_t row = kern_row_size(tt->vec_dot_type, n_cols), out;
@@ -40,6 +41,7 @@ typedef struct mm_w {               // one weight of the call
 
 typedef struct mm_job {
     const tv_type_traits *vt;       // activation type traits (shared by every weight)
+    tv_from_float_fn q8;            // the path's Q8_0 quantizer (packed activations)
     bool packed;                    // the weights are packed: x is quantized to the packed act layout
     const float *x;                 // (n_tok, n) f32
     void *xq;                       // (n_tok, n) in vt's type, or x itself for F32
@@ -53,7 +55,7 @@ static void mm_quantize(void *arg, int ith, int nth) {
     mm_job *j = arg;
     for (int64_t t = ith; t < j->n_tok; t += nth) {
         char *row = (char *)j->xq + (size_t)t * j->x_row_bytes;
-        if (j->packed) packed_act_from_float(j->x + t * j->n, row, j->n);
+        if (j->packed) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
         else j->vt->from_float(j->x + t * j->n, row, j->n);
     }
 }
@@ -94,19 +96,20 @@ static void mm_compute(void *arg, int ith, int nth) {
 }
 
 bool kern_matmul_can_share(const tv_tensor *a, const tv_tensor *b) {
-    const tv_type_traits *ta = kern_traits(a->type), *tb = kern_traits(b->type);
+    const tv_type_traits *ta = kern_traits_ref(a->type), *tb = kern_traits_ref(b->type);
     return ta && tb && ta->vec_dot_type == tb->vec_dot_type && a->ne[0] == b->ne[0] && a->packed == b->packed;
 }
 
-void kern_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const float *x, int64_t n_tok, void *wsp,
-                 tv_pool *pool) {
+void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const *y, int n_w, const float *x,
+                   int64_t n_tok, void *wsp, tv_pool *pool) {
     TV_CHECK(n_w >= 1 && n_w <= TV_MATMUL_MAX && n_tok >= 0);
-    const tv_type_traits *tt0 = kern_traits(w[0]->type);
+    const tv_type_traits *tt0 = kern_traits(kt, w[0]->type);
     TV_CHECK(tt0 && tt0->vec_dot);
-    mm_job j = { .vt = kern_traits(tt0->vec_dot_type), .packed = w[0]->packed, .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
+    mm_job j = { .vt = kern_traits(kt, tt0->vec_dot_type), .q8 = kt->traits[TV_TYPE_Q8_0].from_float,
+                 .packed = w[0]->packed, .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
     TV_CHECK(j.vt && j.vt->from_float && j.n % j.vt->blck_size == 0);
     for (int i = 0; i < n_w; i++) {
-        const tv_type_traits *tt = kern_traits(w[i]->type);
+        const tv_type_traits *tt = kern_traits(kt, w[i]->type);
         TV_CHECK(tt && tt->vec_dot && tt->vec_dot_type == tt0->vec_dot_type && w[i]->ne[0] == j.n);
         TV_CHECK(w[i]->packed == j.packed);
         TV_CHECK(j.n % tt->blck_size == 0);
@@ -138,6 +141,7 @@ void kern_matmul_n(const tv_tensor *const *w, float *const *y, int n_w, const fl
     pool_run(pool, mm_compute, &j);
 }
 
-void kern_matmul(const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp, tv_pool *pool) {
-    kern_matmul_n(&w, &y, 1, x, n_tok, wsp, pool);
+void kern_matmul(const kern_table *kt, const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp,
+                 tv_pool *pool) {
+    kern_matmul_n(kt, &w, &y, 1, x, n_tok, wsp, pool);
 }

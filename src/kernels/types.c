@@ -96,8 +96,7 @@ size_t packed_size(tv_type t, int64_t n, int64_t rows) {
 
 size_t packed_act_size(int64_t n) { return (size_t)n + (size_t)(n / TV_QK8_0) * 8; }
 
-void packed_act_from_float(const float *x, void *row, int64_t n) {
-    const tv_type_traits *q8 = kern_traits(TV_TYPE_Q8_0);
+void packed_act_from_float(tv_from_float_fn q8, const float *x, void *row, int64_t n) {
     const int64_t nb = n / TV_QK8_0;
     int8_t *q = row;
     float *d = (float *)(q + n);
@@ -105,7 +104,7 @@ void packed_act_from_float(const float *x, void *row, int64_t n) {
     for (int64_t b0 = 0; b0 < nb; b0 += 16) {   // 16 blocks per quantizer call (its vector width)
         tv_block_q8_0 blk[16];
         const int64_t m = nb - b0 < 16 ? nb - b0 : 16;
-        q8->from_float(x + b0 * TV_QK8_0, blk, m * TV_QK8_0);
+        q8(x + b0 * TV_QK8_0, blk, m * TV_QK8_0);
         for (int64_t b = 0; b < m; b++) {
             int32_t s = 0;
             for (int j = 0; j < TV_QK8_0; j++) s += blk[b].qs[j];

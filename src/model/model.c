@@ -39,6 +39,7 @@ struct tv_model {
     void **packed;               // (n_packed) repacked weight copies, owned
     int n_packed;
     double repack_ms;
+    int n_load_threads;          // threads of the load-time pool (0: none was needed)
 };
 
 void tv_model_params_default(tv_model_params *p) { memset(p, 0, sizeof *p); }
@@ -70,6 +71,7 @@ int model_n_packed(const tv_model *m, double *ms) {
     if (ms) *ms = m->repack_ms;
     return m->n_packed;
 }
+int model_load_threads(const tv_model *m) { return m->n_load_threads; }
 const char *model_format(const tv_model *m) { return m->format; }
 const char *model_file_path(const tv_model *m) { return m->path; }
 struct gguf_ctx *model_gguf(const tv_model *m) { return m->gguf; }
@@ -100,7 +102,7 @@ void tv_model_free(tv_model *m) {
 static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64_t ne0, int64_t ne1,
                       tv_tensor *dst, tv_error *err) {
     if (!src) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is missing", m->path, name);
-    const tv_type_traits *tr = kern_traits(src->type);
+    const tv_type_traits *tr = kern_traits_ref(src->type);
     if (!tr || !tr->is_supported)
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which tinyvllm cannot compute with",
                        m->path, name, kern_type_name(src->type));
@@ -413,7 +415,7 @@ static void release_mapped(const void *p, size_t n) {
     if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-// Repacks every matmul weight whose type's packed kernel pays on the active CPU path (kernels.h,
+// Repacks every matmul weight whose type's packed kernel pays on the caller's CPU path (kernels.h,
 // "packed weights"): the copy replaces the tensor's data, the file pages it came from are released,
 // so memory stays at one copy of the weights. The embedding table is never packed (rows are read
 // one at a time); nor is a tied output projection, which is that same table.
@@ -437,19 +439,26 @@ static void repack_part(void *arg, int ith, int nth) {
 }
 
 static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *err) {
-    const char *env = getenv("TINYVLLM_REPACK");
-    if (p->no_repack || (env && !strcmp(env, "0"))) return TV_OK;
+    if (p->no_repack) return TV_OK;
+    kern_table kt;
+    tv_status st = kern_table_init(&kt, p->cpu_path, err);
+    if (st) return err_fail_prefix(err, st, "%s", m->path);
     const int n = m->n_matrices;
-    tv_status st = TV_OK;
-    // the copy is memory-bound work: spread it over the cores (a pool only for the load)
+    // the copy is memory-bound work: spread it over the caller's threads (a pool only for the load)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    tv_pool *pool = pool_create(ncpu > 1 ? (ncpu < 16 ? (int)ncpu : 16) : 1, NULL);
+    int n_threads = p->n_threads > 0 ? p->n_threads : ncpu > 1 ? (ncpu < 16 ? (int)ncpu : 16) : 1;
+    tv_pool *pool = NULL;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n && st == TV_OK; i++) {
         tv_tensor *t = m->matrices[i];
-        const tv_type_traits *tt = kern_traits(t->type);
+        const tv_type_traits *tt = kern_traits(&kt, t->type);
         if (!tt || !tt->pack_pays || !tt->repack || t->packed) continue;
+        if (!pool && !(pool = pool_create(n_threads, err))) {
+            st = err_fail_prefix(err, TV_ERR_NOMEM, "%s", m->path);
+            break;
+        }
+        m->n_load_threads = pool_size(pool);
         if (!m->packed && !(m->packed = calloc((size_t)n, sizeof *m->packed))) {
             st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
             break;

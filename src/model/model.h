@@ -62,6 +62,8 @@ tv_type model_weight_type(const tv_model *m);
 size_t model_weight_bytes(const tv_model *m);
 // Weight tensors repacked at load (kernels.h "packed weights"), and the time it took (ms, may be NULL).
 int model_n_packed(const tv_model *m, double *ms);
+// Threads of the pool that repacked the weights (tv_model_params.n_threads); 0 when nothing was packed.
+int model_load_threads(const tv_model *m);
 const char *model_format(const tv_model *m);     // "gguf" | "llama2c"
 const char *model_file_path(const tv_model *m);
 struct gguf_ctx *model_gguf(const tv_model *m); // NULL for llama2.c files
@@ -91,9 +93,12 @@ typedef struct tv_batch {
     const int32_t *logit_rows;    // (n_logits) token indices whose logits are wanted
 } tv_batch;
 
-// Forward state: workspace sized for up to max_tokens tokens per batch, the thread pool.
+// Forward state: activations sized for up to max_tokens tokens per batch. Everything it computes
+// runs on be (backend/backend.h; not owned, must outlive f, one forward at a time per backend),
+// which forward_create prepares for this model's weights.
 typedef struct tv_forward tv_forward;
-tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, tv_pool *pool, tv_error *err);
+typedef struct backend backend;
+tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, backend *be, tv_error *err);
 void forward_free(tv_forward *f);
 // Runs the batch: writes K/V of the new tokens into their slots, then attention over each
 // sequence's blocks, and fills logits (n_logits, n_vocab) in the order of logit_rows.

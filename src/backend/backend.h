@@ -1,0 +1,112 @@
+// backend.h — the compute backend of one engine: every call a forward pass makes to compute,
+// behind one interface.
+//
+// A backend is an instance of an implementation: struct backend is the vtable pointer plus the
+// name, and each implementation embeds it as the first member of its own state (the instance).
+// The forward pass (src/model) holds a backend * and calls only the backend_* functions below;
+// it never sees kernel tables, ops tables or thread pools.
+//
+// The one implementation today is the CPU backend (backend_cpu.c). It owns, per instance:
+//   - a kern_table filled for the CPU path the caller asked for (its own traits copy and ops),
+//   - a thread pool of the caller's size,
+//   - attention's workspace and the matmul activation scratch (sized by backend_prepare).
+// Nothing is process-wide, so two engines with different paths compute side by side.
+//
+// A second implementation provides the same vtable:
+//   - a GPU backend: prepare uploads the weights it is given and sizes its device scratch; every
+//     other call runs on device memory. It would also allocate the forward's activation buffers
+//     and the KV pools (an alloc/free pair joins the vtable then; not needed while all memory is
+//     host memory).
+//   - a pipeline-parallel rank: its own backend instance (CPU or GPU, own pool, own path) driving
+//     the forward over its range of layers; handing the hidden state to the next rank is the
+//     forward's business, not the backend's.
+// One caller at a time (the engine's step loop): a backend is not thread-safe.
+#ifndef TV_BACKEND_H
+#define TV_BACKEND_H
+
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "tinyvllm.h"
+
+typedef struct backend backend;
+
+typedef struct backend_vtbl {
+    void (*free)(backend *be);
+    tv_status (*prepare)(backend *be, const tv_tensor *const *w, int n_w, int max_tokens, tv_error *err);
+    void (*matmul)(backend *be, const tv_tensor *const *w, float *const *y, int n_w, const float *x, int n_tok);
+    tv_status (*attention)(backend *be, const tv_attn_args *a, tv_error *err);
+    void (*embed)(backend *be, const tv_tensor *table, const int32_t *ids, int n, float *x);
+    void (*kv_write)(backend *be, const tv_attn_geom *g, void *k_pool, void *v_pool, const int64_t *slots, int n_tok,
+                     const float *k, const float *v);
+    void (*rmsnorm)(backend *be, float *y, const float *x, const float *w, int n_rows, int n, float eps);
+    void (*rope)(backend *be, float *q, float *k, const float *cs, int n_rows, int n_heads, int n_kv_heads,
+                 int head_dim, int n_rot);
+    void (*swiglu)(backend *be, float *g, const float *u, int n_rows, int n);
+    void (*add)(backend *be, float *y, const float *x, int n_rows, int n);
+} backend_vtbl;
+
+struct backend {
+    const backend_vtbl *vt;
+    const char *name;   // CPU: the kernel path, "generic" | "avx2" | "avx512"
+};
+
+// A CPU backend computing with path cpu_path (NULL/"" = the best this CPU supports, or "generic" |
+// "avx2" | "avx2-novnni" | "avx512" | "avx512-novnni"; kern_table_init) on n_threads threads
+// (the caller's thread is one of them). NULL + err: unknown or unsupported path
+// (TV_ERR_INVALID / TV_ERR_UNSUPPORTED), bad thread count, out of memory.
+backend *backend_cpu_create(const char *cpu_path, int n_threads, tv_error *err);
+static inline void backend_free(backend *be) { if (be) be->vt->free(be); }
+static inline const char *backend_name(const backend *be) { return be->name; }
+
+// The forward pass will multiply these weights by up to max_tokens activation rows: the backend
+// sizes its scratch for that (a device backend would upload them). May be called again; it only
+// grows. TV_ERR_NOMEM on failure.
+static inline tv_status backend_prepare(backend *be, const tv_tensor *const *w, int n_w, int max_tokens,
+                                        tv_error *err) {
+    return be->vt->prepare(be, w, n_w, max_tokens, err);
+}
+// y[i] (n_tok, w[i]->ne[1]) = x (n_tok, w[i]->ne[0]) · w[i]ᵀ for i < n_w <= TV_MATMUL_MAX, all w[i]
+// of one row length (Q, K, V of one input; gate and up). Bits as kern_matmul's on this path.
+// n_tok at most the max_tokens of backend_prepare, the weights among those prepared.
+static inline void backend_matmul(backend *be, const tv_tensor *const *w, float *const *y, int n_w, const float *x,
+                                  int n_tok) {
+    be->vt->matmul(be, w, y, n_w, x, n_tok);
+}
+// Causal attention (attn_run's contract; a->ops is ignored: the backend uses its own).
+static inline tv_status backend_attention(backend *be, const tv_attn_args *a, tv_error *err) {
+    return be->vt->attention(be, a, err);
+}
+// x (n, table->ne[0]) = rows ids[0..n) of table, as f32.
+static inline void backend_embed(backend *be, const tv_tensor *table, const int32_t *ids, int n, float *x) {
+    be->vt->embed(be, table, ids, n, x);
+}
+// Writes token t's K and V rows (k, v: (n_tok, n_kv_heads*head_dim) f32) into slot slots[t] =
+// block * block_size + offset of the layer pools (n_blocks, n_kv_heads, block_size, head_dim),
+// f32 or f16 (g->kv_is_f32; f16 rounds to nearest even, the same bits on every path).
+static inline void backend_kv_write(backend *be, const tv_attn_geom *g, void *k_pool, void *v_pool,
+                                    const int64_t *slots, int n_tok, const float *k, const float *v) {
+    be->vt->kv_write(be, g, k_pool, v_pool, slots, n_tok, k, v);
+}
+// Row-wise ops over (n_rows, n) f32 rows; each row's bits do not depend on n_rows or the threads.
+// y = rmsnorm(x) * w (w: (n)); y and x do not overlap.
+static inline void backend_rmsnorm(backend *be, float *y, const float *x, const float *w, int n_rows, int n,
+                                   float eps) {
+    be->vt->rmsnorm(be, y, x, w, n_rows, n, eps);
+}
+// Rotates q (n_rows, n_heads*head_dim) and k (n_rows, n_kv_heads*head_dim) in place, row r with
+// the table cs + r * 2*n_rot (rope_table).
+static inline void backend_rope(backend *be, float *q, float *k, const float *cs, int n_rows, int n_heads,
+                                int n_kv_heads, int head_dim, int n_rot) {
+    be->vt->rope(be, q, k, cs, n_rows, n_heads, n_kv_heads, head_dim, n_rot);
+}
+// g = silu(g) * u
+static inline void backend_swiglu(backend *be, float *g, const float *u, int n_rows, int n) {
+    be->vt->swiglu(be, g, u, n_rows, n);
+}
+// y += x
+static inline void backend_add(backend *be, float *y, const float *x, int n_rows, int n) {
+    be->vt->add(be, y, x, n_rows, n);
+}
+
+#endif

@@ -1,0 +1,190 @@
+// backend_cpu.c — the CPU backend: one kernel path's table and ops, a thread pool, and scratch.
+//
+// Matmuls go through kern_matmul_n with this instance's kern_table (weights of one input share one
+// activation quantization when their types allow). The row-wise ops run the path's ops table,
+// row-parallel over the pool when the batch is large enough: each row is one call of the op, so
+// its bits do not depend on the thread count; small batches (decode) run inline, since waking the
+// pool costs more than the work.
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "util/status.h"
+
+typedef struct cpu_backend {
+    backend base;        // first: a backend * is a cpu_backend *
+    kern_table kt;       // this instance's kernels (path, traits, ops)
+    tv_pool *pool;
+    tv_attn_ws *attn_ws;
+    void *wsp;           // matmul activation scratch, wsp_size bytes (backend_prepare)
+    size_t wsp_size;
+} cpu_backend;
+
+static cpu_backend *cpu(backend *be) { return (cpu_backend *)be; }
+
+static void cpu_free(backend *be) {
+    cpu_backend *c = cpu(be);
+    pool_free(c->pool);
+    attn_ws_free(c->attn_ws);
+    free(c->wsp);
+    free(c);
+}
+
+static tv_status cpu_prepare(backend *be, const tv_tensor *const *w, int n_w, int max_tokens, tv_error *err) {
+    cpu_backend *c = cpu(be);
+    size_t need = 0;
+    for (int i = 0; i < n_w; i++) {
+        size_t s = kern_matmul_wsize(w[i]->type, w[i]->ne[0], max_tokens);
+        if (s > need) need = s;
+    }
+    if (need <= c->wsp_size && c->wsp) return TV_OK;
+    void *p = malloc(need ? need : 1);
+    if (!p) return err_fail(err, TV_ERR_NOMEM, "backend: cannot allocate %zu bytes of matmul scratch", need);
+    free(c->wsp);
+    c->wsp = p;
+    c->wsp_size = need;
+    return TV_OK;
+}
+
+static void cpu_matmul(backend *be, const tv_tensor *const *w, float *const *y, int n_w, const float *x, int n_tok) {
+    cpu_backend *c = cpu(be);
+    bool share = true;
+    for (int i = 1; i < n_w; i++) share = share && kern_matmul_can_share(w[0], w[i]);
+    if (share) {
+        kern_matmul_n(&c->kt, w, y, n_w, x, n_tok, c->wsp, c->pool);
+        return;
+    }
+    for (int i = 0; i < n_w; i++) kern_matmul(&c->kt, w[i], x, n_tok, y[i], c->wsp, c->pool);
+}
+
+static tv_status cpu_attention(backend *be, const tv_attn_args *a, tv_error *err) {
+    cpu_backend *c = cpu(be);
+    tv_attn_args args = *a;
+    args.ops = c->kt.ops;
+    return attn_run(&args, c->attn_ws, c->pool, err);
+}
+
+static void cpu_embed(backend *be, const tv_tensor *table, const int32_t *ids, int n, float *x) {
+    const tv_type_traits *tt = kern_traits(&cpu(be)->kt, table->type);
+    const int64_t dim = table->ne[0];
+    const size_t row = kern_row_size(table->type, dim);
+    for (int t = 0; t < n; t++) tt->to_float((const uint8_t *)table->data + (size_t)ids[t] * row, x + t * dim, dim);
+}
+
+static void cpu_kv_write(backend *be, const tv_attn_geom *g, void *k_pool, void *v_pool, const int64_t *slots,
+                         int n_tok, const float *k, const float *v) {
+    const int hd = g->head_dim, kvd = g->n_kv_heads * hd;
+    const size_t esz = g->kv_is_f32 ? sizeof(float) : sizeof(tv_f16);
+    const tv_from_float_fn to_f16 = kern_traits(&cpu(be)->kt, TV_TYPE_F16)->from_float;
+    for (int t = 0; t < n_tok; t++) {
+        const int64_t block = slots[t] / g->block_size;
+        const int off = (int)(slots[t] % g->block_size);
+        for (int kvh = 0; kvh < g->n_kv_heads; kvh++) {
+            const float *ks = k + (size_t)t * kvd + (size_t)kvh * hd, *vs = v + (size_t)t * kvd + (size_t)kvh * hd;
+            const size_t at = (((size_t)block * (size_t)g->n_kv_heads + (size_t)kvh) * (size_t)g->block_size +
+                               (size_t)off) * (size_t)hd * esz;
+            void *kd = (uint8_t *)k_pool + at, *vd = (uint8_t *)v_pool + at;
+            if (g->kv_is_f32) {
+                memcpy(kd, ks, (size_t)hd * sizeof(float));
+                memcpy(vd, vs, (size_t)hd * sizeof(float));
+            } else {   // F16 from_float: round-to-nearest-even, bit-exact on every path
+                to_f16(ks, kd, hd);
+                to_f16(vs, vd, hd);
+            }
+        }
+    }
+}
+
+// ---- row-wise ops
+
+typedef enum { EW_RMSNORM, EW_ROPE, EW_SWIGLU, EW_ADD } ew_kind;
+
+typedef struct ew_args {
+    const tv_ops *ops;
+    ew_kind kind;
+    int n_rows, n;       // rows, elements per row
+    float *y;            // (n_rows, n) output (in place for rope/swiglu/add)
+    const float *x;      // (n_rows, n) second operand (rmsnorm input, swiglu up, add addend)
+    const float *w;      // (n) rmsnorm weight
+    float eps;
+    float *k;            // rope: (n_rows, n_kv_heads*head_dim) rotated with y = q
+    const float *cs;     // rope: (n_rows, 2 * n_rot)
+    int n_heads, n_kv_heads, head_dim, n_rot;
+} ew_args;
+
+static void ew_worker(void *arg, int ith, int nth) {
+    const ew_args *a = arg;
+    const int per = (a->n_rows + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < a->n_rows ? r0 + per : a->n_rows;
+    for (int r = r0; r < r1; r++) {
+        float *y = a->y + (size_t)r * a->n;
+        const float *x = a->x ? a->x + (size_t)r * a->n : NULL;
+        switch (a->kind) {
+        case EW_RMSNORM: a->ops->rmsnorm(y, x, a->w, a->n, a->eps); break;
+        case EW_ROPE: {
+            const float *cs = a->cs + (size_t)r * 2 * a->n_rot;
+            a->ops->rope(y, a->n_heads, a->head_dim, a->n_rot, cs);
+            a->ops->rope(a->k + (size_t)r * a->n_kv_heads * a->head_dim, a->n_kv_heads, a->head_dim, a->n_rot, cs);
+            break;
+        }
+        case EW_SWIGLU: a->ops->swiglu(y, x, a->n); break;
+        case EW_ADD: a->ops->add(y, x, a->n); break;
+        }
+    }
+}
+
+static void ew_run(backend *be, ew_args *a) {
+    cpu_backend *c = cpu(be);
+    a->ops = c->kt.ops;
+    if ((int64_t)a->n_rows * a->n < 16384 || a->n_rows < 2)
+        ew_worker(a, 0, 1);
+    else
+        pool_run(c->pool, ew_worker, a);
+}
+
+static void cpu_rmsnorm(backend *be, float *y, const float *x, const float *w, int n_rows, int n, float eps) {
+    ew_run(be, &(ew_args){.kind = EW_RMSNORM, .n_rows = n_rows, .n = n, .y = y, .x = x, .w = w, .eps = eps});
+}
+
+static void cpu_rope(backend *be, float *q, float *k, const float *cs, int n_rows, int n_heads, int n_kv_heads,
+                     int head_dim, int n_rot) {
+    ew_run(be, &(ew_args){.kind = EW_ROPE, .n_rows = n_rows, .n = n_heads * head_dim, .y = q, .k = k, .cs = cs,
+                          .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim, .n_rot = n_rot});
+}
+
+static void cpu_swiglu(backend *be, float *g, const float *u, int n_rows, int n) {
+    ew_run(be, &(ew_args){.kind = EW_SWIGLU, .n_rows = n_rows, .n = n, .y = g, .x = u});
+}
+
+static void cpu_add(backend *be, float *y, const float *x, int n_rows, int n) {
+    ew_run(be, &(ew_args){.kind = EW_ADD, .n_rows = n_rows, .n = n, .y = y, .x = x});
+}
+
+static const backend_vtbl cpu_vtbl = {
+    .free = cpu_free,
+    .prepare = cpu_prepare,
+    .matmul = cpu_matmul,
+    .attention = cpu_attention,
+    .embed = cpu_embed,
+    .kv_write = cpu_kv_write,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .swiglu = cpu_swiglu,
+    .add = cpu_add,
+};
+
+backend *backend_cpu_create(const char *cpu_path, int n_threads, tv_error *err) {
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c) {
+        err_fail(err, TV_ERR_NOMEM, "backend: out of memory");
+        return NULL;
+    }
+    c->base.vt = &cpu_vtbl;
+    if (kern_table_init(&c->kt, cpu_path, err) || !(c->pool = pool_create(n_threads, err)) ||
+        !(c->attn_ws = attn_ws_create(err))) {
+        cpu_free(&c->base);
+        return NULL;
+    }
+    c->base.name = c->kt.path;
+    return &c->base;
+}
