@@ -119,7 +119,7 @@ typedef struct tv_type_traits {
     // interleaved layout, gemm_packed multiplies it (same contract as gemm, w = the packed matrix,
     // w_row_bytes = the plain row size, r0 % 16 == 0, x rows in the packed activation layout,
     // x_row_bytes = packed_act_size(n)); both exist on every path (scalar on generic)
-    // so a packed tensor runs whatever path is active. pack_pays: this path's gemm_packed is the
+    // so a packed tensor runs on every path. pack_pays: this path's gemm_packed is the
     // faster kernel, so the model repacks such weights at load.
     tv_repack_fn repack;
     tv_gemm_fn gemm_packed;
