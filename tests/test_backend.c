@@ -26,7 +26,7 @@ typedef struct run {
     int n;
 } run;
 
-static const tv_synth_preset SHAPE = {"backend", 64, 160, 2, 4, 2, 512, 128, 10000.0f, 1e-5f, false, false};
+static const tv_synth_shape SHAPE = {"backend", 64, 160, 2, 4, 2, 512, 128, 10000.0f, 1e-5f, false, false};
 
 static char *write_model(tv_type type, char *path, size_t cap) {
     snprintf(path, cap, "%s/backend-%s.gguf", TV_BINARY_DIR, kern_type_name(type));
