@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/model.h"
 #include "backend/backend.h"
+#include "model/model.h"
 #include "util/status.h"
 
 // ---------------------------------------------------------------- KV cache
@@ -101,25 +101,6 @@ void forward_free(tv_forward *f) {
     free(f);
 }
 
-// Tells the backend which weights the forward multiplies, by up to max_tokens rows.
-static tv_status prepare_weights(const tv_model *m, backend *be, int max_tokens, tv_error *err) {
-    const tv_hparams *h = model_hparams(m);
-    const tv_layer *L = model_layers(m);
-    enum { PER_LAYER = 7 };
-    const tv_tensor **w = malloc(((size_t)h->n_layers * PER_LAYER + 1) * sizeof *w);
-    if (!w) return err_fail(err, TV_ERR_NOMEM, "forward: out of memory");
-    int n = 0;
-    w[n++] = model_output(m);
-    for (int l = 0; l < h->n_layers; l++) {
-        const tv_tensor *ts[PER_LAYER] = {&L[l].wq, &L[l].wk, &L[l].wv, &L[l].wo, &L[l].w_gate, &L[l].w_up,
-                                          &L[l].w_down};
-        for (int i = 0; i < PER_LAYER; i++) w[n++] = ts[i];
-    }
-    tv_status st = backend_prepare(be, w, n, max_tokens, err);
-    free(w);
-    return st;
-}
-
 tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, backend *be, tv_error *err) {
     const tv_hparams *h = model_hparams(m);
     if (max_tokens <= 0 || max_logits <= 0 || max_logits > max_tokens) {
@@ -144,7 +125,9 @@ tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, ba
         !(f->rope_cs = malloc(T * 2 * (size_t)(h->n_rot > 0 ? h->n_rot : 1) * sizeof(float))) ||
         !(f->seqs = malloc(T * sizeof(tv_attn_seq))))
         goto oom;
-    if (prepare_weights(m, be, max_tokens, err)) {
+    int n_mats;
+    const tv_tensor *const *mats = model_matrices(m, &n_mats), *out = model_output(m);
+    if (backend_prepare(be, mats, n_mats, max_tokens, err) || backend_prepare(be, &out, 1, max_logits, err)) {
         forward_free(f);
         return NULL;
     }
