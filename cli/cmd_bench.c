@@ -20,7 +20,6 @@
 
 #include "cli.h"
 #include "cli_util.h"
-#include "kernels/kernels.h"
 #include "tinyvllm.h"
 #include "tinyvllm_tools.h"
 

@@ -20,7 +20,6 @@
 
 #include "cli.h"
 #include "cli_util.h"
-#include "kernels/kernels.h"
 #include "tinyvllm.h"
 
 #define CMD "chat"

@@ -8,7 +8,6 @@
 
 #include "cli.h"
 #include "cli_util.h"
-#include "kernels/kernels.h"
 #include "tinyvllm.h"
 
 static void usage(FILE *f) {
