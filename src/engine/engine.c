@@ -520,6 +520,7 @@ static void begin_step(tv_engine *e) {
     post_outputs_clear(&e->out);
     for (int i = 0; i < e->n_done; i++) seq_free(e->done[i]);
     e->n_done = 0;
+    if (e->n_aborted == 0) return;
     int n = e->n_aborted < e->cfg.max_num_seqs ? e->n_aborted : e->cfg.max_num_seqs;
     for (int i = 0; i < n; i++) {
         post_output_new(&e->out, e->aborted[i]);
