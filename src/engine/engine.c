@@ -9,7 +9,7 @@
 // Failures inside a step finish requests, never the engine: a failed forward pass finishes every
 // sequence of its batch with TV_FINISH_ERROR, a failure while postprocessing one sequence finishes
 // that one. A step allocates only through util/alloc.h (its fault hook tests each of those
-// points); the output table and the finished list have fixed capacities (see engine_create).
+// points); the output table and the finished list have fixed capacities (see tv_engine_create).
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +24,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/alloc.h"
+#include "util/rng.h"
 #include "util/status.h"
 
 struct tv_engine {
@@ -113,13 +114,6 @@ void tv_engine_free(tv_engine *e) {
     free(e->done);
     free(e->aborted);
     free(e);
-}
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *err) {
@@ -251,7 +245,7 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
     s->logprobs = sp->logprobs;
     s->stop_token = -1;
     s->user = p->user;
-    uint64_t seed = sp->has_seed ? sp->seed : splitmix64(&e->rng);
+    uint64_t seed = sp->has_seed ? sp->seed : rng_splitmix64(&e->rng);
     if (!(s->sampler = sampler_create(sp, e->hp->n_vocab, seed, err))) { st = err ? err->code : TV_ERR_NOMEM; goto fail; }
     for (int i = 0; i < s->n_prompt; i++) sampler_accept(s->sampler, s->tokens[i], true);
     if (e->tok) {
