@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "model/layers.h"
 #include "model/model.h"
 
 // One hyperparameter: `<arch>.<key>` in GGUF metadata, into the int32_t or float field at `offset`
@@ -61,6 +62,10 @@ typedef struct family_tensor {
 #define FAMILY_LAYER(name, slot, ne0, ne1) {name, true, offsetof(tv_layer, slot), ne0, ne1, false}
 #define FAMILY_LAYER_OPT(name, slot, ne0, ne1) {name, true, offsetof(tv_layer, slot), ne0, ne1, true}
 
+// Layer l of the forward pass: reads and updates the residual stream s->x (T, dim) in place,
+// composed of the shared pieces (layers.h). Returns TV_OK or a failed piece's status (err set).
+typedef tv_status (*family_block_fn)(layer_state *s, const tv_layer *L, int l, tv_error *err);
+
 typedef struct model_family {
     const char *name;
     const char *const *archs;        // NULL-terminated
@@ -68,6 +73,7 @@ typedef struct model_family {
     int n_keys;
     const family_tensor *tensors;
     int n_tensors;
+    family_block_fn block;
 } model_family;
 
 #define FAMILY_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))

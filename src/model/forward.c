@@ -1,10 +1,8 @@
-// arch_llama.c — the LLaMA forward pass over a flat batch, with a paged KV cache.
+// forward.c — the forward pass over a flat batch, with a paged KV cache, for any model family:
 //
-//   x = embed(tokens)                                         (T, dim)
-//   per layer:  h = rmsnorm(x) ; q,k,v = h·Wq, h·Wk, h·Wv ; rope(q, k) at each token's position
-//               write k, v into the sequence's KV slots ; a = attention(q, KV blocks 0..pos)
-//               x += a·Wo ; h = rmsnorm(x) ; x += (silu(h·Wgate) * (h·Wup))·Wdown
-//   logits = rmsnorm(x[logit_rows])·Wout                        (n_logits, vocab)
+//   x = embed(tokens)                                          (T, dim)
+//   per layer l:  family->block(x, layer l's weights)          (family_*.c, composed of layers.h)
+//   logits = rmsnorm(x[logit_rows])·Wout                       (n_logits, vocab)
 //
 // Every token's computation depends only on its own row and its sequence's KV, so a request's
 // output does not depend on what else is batched (batch invariance), and prefill, chunked prefill
@@ -18,6 +16,8 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "model/family.h"
+#include "model/layers.h"
 #include "model/model.h"
 #include "util/status.h"
 
@@ -74,17 +74,9 @@ struct tv_forward {
     const tv_model *m;
     backend *be;
     int max_tokens, max_logits;
-    float *x;       // (T, dim) residual stream
-    float *xb;      // (T, dim) normed input of a sublayer
-    float *xb2;     // (T, dim) sublayer output
-    float *q;       // (T, n_heads * head_dim)
-    float *k;       // (T, n_kv_heads * head_dim)
-    float *v;       // (T, n_kv_heads * head_dim)
-    float *att;     // (T, n_heads * head_dim) attention output
-    float *hb;      // (T, hidden)
-    float *hb2;     // (T, hidden)
-    float *lx;      // (L, dim) rows that need logits
-    float *logits;  // (L, vocab)
+    layer_state s;       // the blocks' view: activation buffers (owned) sized for max_tokens, batch fields per run
+    float *lx;           // (L, dim) rows that need logits
+    float *logits;       // (L, vocab)
     int32_t *tok_seq;    // (T) sequence index of each token
     int64_t *slots;      // (T) KV slot of each token: block * block_size + offset
     float *rope_cs;      // (T, 2 * n_rot) per-token RoPE table (rope_table)
@@ -93,7 +85,8 @@ struct tv_forward {
 
 void forward_free(tv_forward *f) {
     if (!f) return;
-    float *bufs[] = {f->x, f->xb, f->xb2, f->q, f->k, f->v, f->att, f->hb, f->hb2, f->lx, f->logits, f->rope_cs};
+    layer_state *s = &f->s;
+    float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att, s->hb, s->hb2, f->lx, f->logits, f->rope_cs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(f->tok_seq);
     free(f->slots);
@@ -113,18 +106,23 @@ tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, ba
     f->be = be;
     f->max_tokens = max_tokens;
     f->max_logits = max_logits;
+    layer_state *s = &f->s;
+    s->h = h;
+    s->be = be;
     size_t T = (size_t)max_tokens, qd = (size_t)h->n_heads * h->head_dim, kvd = (size_t)h->n_kv_heads * h->head_dim;
-    if (!(f->x = malloc(T * h->dim * sizeof(float))) || !(f->xb = malloc(T * h->dim * sizeof(float))) ||
-        !(f->xb2 = malloc(T * h->dim * sizeof(float))) || !(f->q = malloc(T * qd * sizeof(float))) ||
-        !(f->k = malloc(T * kvd * sizeof(float))) || !(f->v = malloc(T * kvd * sizeof(float))) ||
-        !(f->att = malloc(T * qd * sizeof(float))) || !(f->hb = malloc(T * h->hidden_dim * sizeof(float))) ||
-        !(f->hb2 = malloc(T * h->hidden_dim * sizeof(float))) ||
+    if (!(s->x = malloc(T * h->dim * sizeof(float))) || !(s->xb = malloc(T * h->dim * sizeof(float))) ||
+        !(s->xb2 = malloc(T * h->dim * sizeof(float))) || !(s->q = malloc(T * qd * sizeof(float))) ||
+        !(s->k = malloc(T * kvd * sizeof(float))) || !(s->v = malloc(T * kvd * sizeof(float))) ||
+        !(s->att = malloc(T * qd * sizeof(float))) || !(s->hb = malloc(T * h->hidden_dim * sizeof(float))) ||
+        !(s->hb2 = malloc(T * h->hidden_dim * sizeof(float))) ||
         !(f->lx = malloc((size_t)max_logits * h->dim * sizeof(float))) ||
         !(f->logits = malloc((size_t)max_logits * h->n_vocab * sizeof(float))) ||
         !(f->tok_seq = malloc(T * sizeof(int32_t))) || !(f->slots = malloc(T * sizeof(int64_t))) ||
         !(f->rope_cs = malloc(T * 2 * (size_t)(h->n_rot > 0 ? h->n_rot : 1) * sizeof(float))) ||
         !(f->seqs = malloc(T * sizeof(tv_attn_seq))))
         goto oom;
+    s->rope_cs = f->rope_cs;
+    s->slots = f->slots;
     int n_mats;
     const tv_tensor *const *mats = model_matrices(m, &n_mats), *out = model_output(m);
     if (backend_prepare(be, mats, n_mats, max_tokens, err) || backend_prepare(be, &out, 1, max_logits, err)) {
@@ -172,22 +170,20 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
     return TV_OK;
 }
 
-static void matmul(tv_forward *f, const tv_tensor *w, const float *x, int n_tok, float *y) {
-    backend_matmul(f->be, &w, &y, 1, x, n_tok);
-}
-
 tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float **logits, tv_error *err) {
     tv_status st = check_batch(f, kv, b, err);
     if (st) return st;
     const tv_model *m = f->m;
     const tv_hparams *h = model_hparams(m);
     const tv_layer *layers = model_layers(m);
+    const model_family *fam = model_family_of(m);
     const float *inv_freq = model_rope_inv_freq(m);
-    const int T = b->n_tokens, dim = h->dim, hd = h->head_dim, hidden = h->hidden_dim;
-    const int qd = h->n_heads * hd;
-    backend *be = f->be;
+    const int T = b->n_tokens, hd = h->head_dim, qd = h->n_heads * hd;
+    layer_state *s = &f->s;
+    s->kv = kv;
+    s->n_tokens = T;
 
-    backend_embed(be, model_tok_embd(m), b->tokens, T, f->x);
+    layers_embed(s, model_tok_embd(m), b->tokens, T, s->x);
     // RoPE cos/sin per token, once for all layers; each token's KV slot
     for (int t = 0; t < T; t++) {
         const int32_t pos = b->positions[t];
@@ -196,43 +192,19 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
                       pos % kv->block_size;
     }
     // attention's view of the batch: each sequence's query rows, positions and block table
-    for (int s = 0; s < b->n_seqs; s++) {
-        const int t0 = b->q_start[s];
-        f->seqs[s] = (tv_attn_seq){.n_q = b->q_start[s + 1] - t0, .q = f->q + (size_t)t0 * qd,
-                                   .out = f->att + (size_t)t0 * qd, .pos = b->positions + t0,
-                                   .block_table = b->block_tables[s]};
+    for (int i = 0; i < b->n_seqs; i++) {
+        const int t0 = b->q_start[i];
+        f->seqs[i] = (tv_attn_seq){.n_q = b->q_start[i + 1] - t0, .q = s->q + (size_t)t0 * qd,
+                                   .out = s->att + (size_t)t0 * qd, .pos = b->positions + t0,
+                                   .block_table = b->block_tables[i]};
     }
-    tv_attn_args aa = {.geom = {h->n_heads, h->n_kv_heads, hd, kv->block_size, kv->is_f32, 1.0f / sqrtf((float)hd)},
-                       .n_seqs = b->n_seqs,
-                       .seqs = f->seqs};
+    const tv_attn_geom geom = {h->n_heads, h->n_kv_heads, hd, kv->block_size, kv->is_f32, 1.0f / sqrtf((float)hd)};
+    s->attn = (tv_attn_args){.geom = geom, .n_seqs = b->n_seqs, .seqs = f->seqs};
 
-    for (int l = 0; l < h->n_layers; l++) {
-        const tv_layer *L = &layers[l];
-        backend_rmsnorm(be, f->xb, f->x, L->attn_norm.data, T, dim, h->norm_eps);
-        const tv_tensor *qkv[] = {&L->wq, &L->wk, &L->wv};
-        float *const qkv_out[] = {f->q, f->k, f->v};
-        backend_matmul(be, qkv, qkv_out, 3, f->xb, T);
-        backend_rope(be, f->q, f->k, f->rope_cs, T, h->n_heads, h->n_kv_heads, hd, h->n_rot);
-        aa.k_pool = kv->k + (size_t)l * kv->layer_bytes;
-        aa.v_pool = kv->v + (size_t)l * kv->layer_bytes;
-        backend_kv_write(be, &aa.geom, (void *)aa.k_pool, (void *)aa.v_pool, f->slots, T, f->k, f->v);
-        if ((st = backend_attention(be, &aa, err))) return st;
-        matmul(f, &L->wo, f->att, T, f->xb2);
-        backend_add(be, f->x, f->xb2, T, dim);
+    for (int l = 0; l < h->n_layers; l++)
+        if ((st = fam->block(s, &layers[l], l, err))) return st;
 
-        backend_rmsnorm(be, f->xb, f->x, L->ffn_norm.data, T, dim, h->norm_eps);
-        const tv_tensor *gu[] = {&L->w_gate, &L->w_up};
-        float *const gu_out[] = {f->hb, f->hb2};
-        backend_matmul(be, gu, gu_out, 2, f->xb, T);
-        backend_swiglu(be, f->hb, f->hb2, T, hidden);
-        matmul(f, &L->w_down, f->hb, T, f->xb2);
-        backend_add(be, f->x, f->xb2, T, dim);
-    }
-
-    for (int i = 0; i < b->n_logits; i++)
-        backend_rmsnorm(be, f->lx + (size_t)i * dim, f->x + (size_t)b->logit_rows[i] * dim, model_output_norm(m)->data,
-                        1, dim, h->norm_eps);
-    if (b->n_logits > 0) matmul(f, model_output(m), f->lx, b->n_logits, f->logits);
+    layers_logits(s, b->logit_rows, b->n_logits, model_output_norm(m), model_output(m), f->lx, f->logits);
     *logits = f->logits;
     return TV_OK;
 }

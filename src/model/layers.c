@@ -1,0 +1,60 @@
+// layers.c — the shared pieces of the per-layer forward pass (layers.h): thin compositions of
+// backend calls with the model's shapes, so every family computes through the same kernels.
+#include "model/layers.h"
+
+#include "backend/backend.h"
+
+void layers_rmsnorm(layer_state *s, float *y, const float *x, const tv_tensor *w, int n_rows) {
+    backend_rmsnorm(s->be, y, x, w->data, n_rows, (int)w->ne[0], s->h->norm_eps);
+}
+
+void layers_qkv(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv) {
+    const tv_tensor *w[] = {wq, wk, wv};
+    float *const y[] = {s->q, s->k, s->v};
+    backend_matmul(s->be, w, y, 3, s->xb, s->n_tokens);
+}
+
+void layers_rope(layer_state *s, const float *cs) {
+    const tv_hparams *h = s->h;
+    backend_rope(s->be, s->q, s->k, cs, s->n_tokens, h->n_heads, h->n_kv_heads, h->head_dim, h->n_rot);
+}
+
+tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float *out, tv_error *err) {
+    const tv_kv_cache *kv = s->kv;
+    s->attn.k_pool = kv->k + (size_t)layer * kv->layer_bytes;
+    s->attn.v_pool = kv->v + (size_t)layer * kv->layer_bytes;
+    backend_kv_write(s->be, &s->attn.geom, (void *)s->attn.k_pool, (void *)s->attn.v_pool, s->slots, s->n_tokens,
+                     s->k, s->v);
+    tv_status st = backend_attention(s->be, &s->attn, err);
+    if (st) return st;
+    backend_matmul(s->be, &wo, &out, 1, s->att, s->n_tokens);
+    return TV_OK;
+}
+
+void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const tv_tensor *up,
+                    const tv_tensor *down, float *out) {
+    const tv_tensor *w[] = {gate, up};
+    float *const y[] = {s->hb, s->hb2};
+    backend_matmul(s->be, w, y, 2, s->xb, s->n_tokens);
+    switch (act) {
+    case LAYERS_ACT_SILU: backend_swiglu(s->be, s->hb, s->hb2, s->n_tokens, (int)gate->ne[1]); break;
+    }
+    backend_matmul(s->be, &down, &out, 1, s->hb, s->n_tokens);
+}
+
+void layers_add(layer_state *s, float *y, const float *x) {
+    backend_add(s->be, y, x, s->n_tokens, s->h->dim);
+}
+
+void layers_embed(layer_state *s, const tv_tensor *table, const int32_t *ids, int n, float *x) {
+    backend_embed(s->be, table, ids, n, x);
+}
+
+void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *norm, const tv_tensor *output,
+                   float *lx, float *logits) {
+    const int dim = s->h->dim;
+    for (int i = 0; i < n; i++)
+        backend_rmsnorm(s->be, lx + (size_t)i * dim, s->x + (size_t)rows[i] * dim, norm->data, 1, dim,
+                        s->h->norm_eps);
+    if (n > 0) backend_matmul(s->be, &output, &logits, 1, lx, n);
+}

@@ -1,0 +1,62 @@
+// layers.h — the shared pieces a family's block (family.h) is composed of, and the state they
+// share. Each piece runs over every token row of the batch through the engine's backend
+// (backend/backend.h), and each row's bits depend only on that row and its sequence's KV, so a
+// block built from them keeps batch invariance on every kernel path.
+#ifndef TV_LAYERS_H
+#define TV_LAYERS_H
+
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+typedef struct backend backend;
+
+// The forward pass's state for one batch, as blocks see it (forward.c fills it; T = n_tokens).
+typedef struct layer_state {
+    const tv_hparams *h;
+    backend *be;
+    tv_kv_cache *kv;
+    int n_tokens;         // T
+    float *x;             // (T, dim) residual stream: a block reads and updates it
+    float *xb;            // (T, dim) normed input of a sublayer
+    float *xb2;           // (T, dim) a sublayer's output
+    float *q;             // (T, n_heads * head_dim)
+    float *k, *v;         // (T, n_kv_heads * head_dim)
+    float *att;           // (T, n_heads * head_dim) attention output, before the output projection
+    float *hb, *hb2;      // (T, hidden_dim) MLP intermediates
+    const float *rope_cs; // (T, 2 * n_rot) per-token RoPE cos/sin from the model's frequencies
+    const int64_t *slots; // (T) KV slot of each token: block * block_size + offset
+    tv_attn_args attn;    // geometry and each sequence's queries/positions/blocks (pools set per layer)
+} layer_state;
+
+// Activation of a gated MLP: act(x·gate) * (x·up). SiLU today (SwiGLU); GeGLU adds its value and
+// a backend op.
+typedef enum layers_act { LAYERS_ACT_SILU } layers_act;
+
+// y (n_rows, n) = rmsnorm(x) * w, with n = w->ne[0] (F32), eps = h->norm_eps; y, x do not overlap.
+// n_rows is T for the residual stream; per-head norms pass T * heads rows of head_dim.
+// (LayerNorm would join as layers_layernorm with a bias; Gemma's (1 + w) is already in its GGUF.)
+void layers_rmsnorm(layer_state *s, float *y, const float *x, const tv_tensor *w, int n_rows);
+// q, k, v (s->q, s->k, s->v) = s->xb · wq, wk, wvᵀ: one activation quantization when the types allow.
+void layers_qkv(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv);
+// Rotates s->q and s->k in place with the per-token table cs (T, 2 * n_rot) (s->rope_cs; a layer
+// with its own base passes its own table).
+void layers_rope(layer_state *s, const float *cs);
+// Attention of layer `layer` over the paged KV: writes s->k, s->v into the tokens' slots, attends
+// causally over each sequence's blocks into s->att, then out (T, dim) = s->att · woᵀ.
+// TV_ERR_NOMEM (attention workspace) in err on failure.
+tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float *out, tv_error *err);
+// out (T, dim) = (act(s->xb · gateᵀ) * (s->xb · upᵀ)) · downᵀ, through s->hb, s->hb2.
+void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const tv_tensor *up,
+                    const tv_tensor *down, float *out);
+// y (T, dim) += x: the residual add.
+void layers_add(layer_state *s, float *y, const float *x);
+
+// x (n, dim) = the embedding rows of ids.
+void layers_embed(layer_state *s, const tv_tensor *table, const int32_t *ids, int n, float *x);
+// logits (n, n_vocab) = rmsnorm(rows of s->x listed in rows[0..n)) * norm · outputᵀ, through lx (n, dim).
+void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *norm, const tv_tensor *output,
+                   float *lx, float *logits);
+
+#endif
