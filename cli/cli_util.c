@@ -85,12 +85,26 @@ void cli_error_prefix(tv_error *err, const char *prefix) {
     snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
 }
 
-const char *cli_cpu_path(const char *flag) {
-    const char *p = flag && *flag ? flag : getenv("TINYVLLM_CPU");
-    return p && *p ? p : NULL;
-}
 
-bool cli_no_repack(void) {
-    const char *v = getenv("TINYVLLM_REPACK");
-    return v && !strcmp(v, "0");
+char *cli_read_file(const char *cmd, const char *path, size_t max_bytes, size_t *len) {
+    bool is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) { fprintf(stderr, "tinyvllm %s: cannot open %s: %s\n", cmd, path, strerror(errno)); return NULL; }
+    char *buf = NULL, chunk[65536];
+    size_t n = 0, cap = 0, r;
+    const char *why = NULL;
+    while (!why && (r = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (n + r > max_bytes) why = "too large";
+        else if (!cli_append(&buf, &n, &cap, chunk, r)) why = "out of memory";
+    }
+    if (!why && ferror(f)) why = strerror(errno);
+    if (!why && !buf && !cli_append(&buf, &n, &cap, "", 0)) why = "out of memory";
+    if (!is_stdin) fclose(f);
+    if (why) {
+        fprintf(stderr, "tinyvllm %s: cannot read %s: %s\n", cmd, path, why);
+        free(buf);
+        return NULL;
+    }
+    if (len) *len = n;
+    return buf;
 }

@@ -19,12 +19,13 @@ int32_t *cli_parse_ids(const char *s, size_t *n);
 bool cli_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 // Monotonic clock in milliseconds (for the timings the commands print).
 double cli_time_ms(void);
+#define CLI_MAX_TEMPLATE (16u << 20)   // bytes of a chat template file at most
+#define CLI_MAX_JSON (256u << 20)      // bytes of a JSON input file at most
+
+// The whole file at path ("-": stdin), NUL-terminated, malloc'd; *len (may be NULL) its length.
+// NULL after printing "tinyvllm <cmd>: cannot open|read <path>: <why>" (more than max_bytes is an error).
+char *cli_read_file(const char *cmd, const char *path, size_t max_bytes, size_t *len);
 // Rewrites err's message as "<prefix>: <message>" (the code is kept).
 void cli_error_prefix(tv_error *err, const char *prefix);
-// The CPU kernel path to pass the library (tv_model_params.cpu_path, tv_engine_config.cpu_path):
-// the --cpu value when given, else $TINYVLLM_CPU, else NULL (the best available).
-const char *cli_cpu_path(const char *flag);
-// True when $TINYVLLM_REPACK is "0" (tv_model_params.no_repack).
-bool cli_no_repack(void);
 
 #endif

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_util.h"
 #include "tinyvllm.h"
 #include "tinyvllm_tools.h"
@@ -31,7 +32,6 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm bench -m MODEL [options]\n"
-            "  -t THREADS        worker threads (default: all cores)\n"
             "  -p P              prompt tokens for the pp test (default 512; 0 = skip)\n"
             "  -n N              generated tokens for the tg and batch tests (default 128; 0 = skip tg)\n"
             "  --batch B         also measure decode throughput of B sequences with %d-token prompts\n"
@@ -39,10 +39,9 @@ static void usage(FILE *f) {
             "  --roofline        measure the machine's limits with the same threads; report fractions\n"
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
             "                    and print one side-by-side table (repeatable, up to %d)\n"
-            "  --kv-bits 16|32   KV cache element size (default: auto)\n"
-            "  --cpu PATH        force a kernel path: generic|avx2|avx512\n"
-            "  --json            print one JSON object instead of the table\n",
-            BENCH_BATCH_PROMPT, BENCH_MAX_PEERS);
+            "  --json            print one JSON object instead of the table\n"
+            "%s",
+            BENCH_BATCH_PROMPT, BENCH_MAX_PEERS, CLI_MODEL_USAGE);
 }
 
 // ---- statistics over repetitions ----
@@ -75,13 +74,6 @@ typedef struct {
 
 typedef struct { int n_prompt; int n_generated; bool done; } req_state;
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tokens, int32_t n_vocab, uint64_t seed,
                               run_result *r, tv_error *err) {
     tv_status st = TV_OK;
@@ -89,10 +81,10 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
     int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);   // (n_prompt) prompt of the request being added
     req_state *rs = calloc((size_t)n_req, sizeof *rs);        // (n_req)
     if (!ids || !rs) { st = tv_error_set(err, TV_ERR_NOMEM, "out of memory"); goto cleanup; }
-    uint64_t rng = seed;
+    unsigned rng = (unsigned)seed;   // random prompt ids: no prefix cache can help
     double t0 = cli_time_ms();
     for (int q = 0; q < n_req; q++) {
-        for (int i = 0; i < n_prompt; i++) ids[i] = (int32_t)(splitmix64(&rng) % (uint64_t)n_vocab);
+        for (int i = 0; i < n_prompt; i++) ids[i] = (int32_t)((unsigned)rand_r(&rng) % (unsigned)n_vocab);
         tv_request_params rp;
         tv_request_params_default(&rp);
         rp.prompt_ids = ids;
@@ -150,7 +142,8 @@ cleanup:
 
 // ---- peers ----
 typedef struct {
-    const char *name, *cmd;
+    char name[64];
+    const char *cmd;
     bool ok;
     double pp_tok_s, tg_tok_s;   // 0 when the peer did not report the test
     int pp_n, tg_n;              // the peer's prompt / generation sizes
@@ -272,252 +265,277 @@ static bool peer_run(peer *p, tv_error *err) {
 
 static cJSON *num_or_null(bool has, double v) { return has ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
-int cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL, *cpu = NULL;
-    long threads = 0, n_prompt = 512, n_gen = 128, batch = 0, reps = 3, kv_bits = 0;
-    bool json = false, roofline = false;
+typedef struct bench_args {
+    cli_model_opts mo;
+    long n_prompt, n_gen, batch, reps;
+    bool json, roofline;
     peer peers[BENCH_MAX_PEERS];
-    int n_peers = 0;
+    int n_peers;
+} bench_args;
+
+// Fills a from the command line; 0, -1 after --help, or the exit status of a usage error.
+static int parse_args(int argc, char **argv, bench_args *a) {
+    a->n_prompt = 512;
+    a->n_gen = 128;
+    a->reps = 3;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VAL() do { if (!v) return cli_usage_error("bench", "%s needs a value", a); i++; } while (0)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { NEED_VAL(); model_path = v; }
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1024, &threads)) return cli_usage_error("bench", "-t: '%s' is not a valid thread count", v); }
-        else if (!strcmp(a, "-p")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 20, &n_prompt)) return cli_usage_error("bench", "-p: '%s' is not a valid token count", v); }
-        else if (!strcmp(a, "-n")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 20, &n_gen)) return cli_usage_error("bench", "-n: '%s' is not a valid token count", v); }
-        else if (!strcmp(a, "--batch")) { NEED_VAL(); if (!cli_parse_long(v, 1, 4096, &batch)) return cli_usage_error("bench", "--batch: '%s' is not a valid sequence count (1..4096)", v); }
-        else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) { NEED_VAL(); if (!cli_parse_long(v, 1, BENCH_MAX_REPS, &reps)) return cli_usage_error("bench", "-r: '%s' is not a valid count (1..%d)", v, BENCH_MAX_REPS); }
-        else if (!strcmp(a, "--kv-bits")) { NEED_VAL(); if (!cli_parse_long(v, 16, 32, &kv_bits) || (kv_bits != 16 && kv_bits != 32)) return cli_usage_error("bench", "--kv-bits: 16 or 32"); }
-        else if (!strcmp(a, "--cpu")) { NEED_VAL(); cpu = v; }
-        else if (!strcmp(a, "--roofline")) roofline = true;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--compare")) {
+        int r = cli_model_opt("bench", argc, argv, &i, &a->mo);
+        if (r == 2) return 2;
+        if (r) continue;
+#define NEED_VAL() do { if (!v) return cli_usage_error("bench", "%s needs a value", o); i++; } while (0)
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); return -1; }
+        else if (!strcmp(o, "-p")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 20, &a->n_prompt)) return cli_usage_error("bench", "-p: '%s' is not a valid token count", v); }
+        else if (!strcmp(o, "-n")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 20, &a->n_gen)) return cli_usage_error("bench", "-n: '%s' is not a valid token count", v); }
+        else if (!strcmp(o, "--batch")) { NEED_VAL(); if (!cli_parse_long(v, 1, 4096, &a->batch)) return cli_usage_error("bench", "--batch: '%s' is not a valid sequence count (1..4096)", v); }
+        else if (!strcmp(o, "-r") || !strcmp(o, "--reps")) { NEED_VAL(); if (!cli_parse_long(v, 1, BENCH_MAX_REPS, &a->reps)) return cli_usage_error("bench", "-r: '%s' is not a valid count (1..%d)", v, BENCH_MAX_REPS); }
+        else if (!strcmp(o, "--roofline")) a->roofline = true;
+        else if (!strcmp(o, "--json")) a->json = true;
+        else if (!strcmp(o, "--compare")) {
             NEED_VAL();
             const char *eq = strchr(v, '=');
             if (!eq || eq == v || !eq[1]) return cli_usage_error("bench", "--compare: expected NAME=CMD, got '%s'", v);
-            if (n_peers == BENCH_MAX_PEERS) return cli_usage_error("bench", "--compare: at most %d peers", BENCH_MAX_PEERS);
-            peers[n_peers] = (peer){ .cmd = eq + 1 };
-            peers[n_peers].name = strndup(v, (size_t)(eq - v));
-            if (!peers[n_peers].name) { fprintf(stderr, "tinyvllm bench: out of memory\n"); return 1; }
-            n_peers++;
+            if (a->n_peers == BENCH_MAX_PEERS) return cli_usage_error("bench", "--compare: at most %d peers", BENCH_MAX_PEERS);
+            if (eq - v >= (long)sizeof a->peers[0].name) return cli_usage_error("bench", "--compare: name too long in '%s'", v);
+            peer *p = &a->peers[a->n_peers++];
+            *p = (peer){ .cmd = eq + 1 };
+            memcpy(p->name, v, (size_t)(eq - v));
         }
-        else return cli_usage_error("bench", "unknown option '%s' (see --help)", a);
+        else return cli_usage_error("bench", "unknown option '%s' (see --help)", o);
 #undef NEED_VAL
     }
-    int rc = 1;
-    tv_model *m = NULL;
-    tv_engine *e = NULL;
-    cJSON *jo = NULL;
-    tv_error err = {0};
-    if (!model_path) { rc = cli_usage_error("bench", "-m MODEL is required"); goto done; }
-    if (batch > 0 && n_gen < 2) { rc = cli_usage_error("bench", "--batch needs -n >= 2 (decode steps to time)"); goto done; }
+    if (!a->mo.model_path) return cli_usage_error("bench", "-m MODEL is required");
+    if (a->batch > 0 && a->n_gen < 2) return cli_usage_error("bench", "--batch needs -n >= 2 (decode steps to time)");
+    return 0;
+}
 
-    // ---- load ----
-    double t0 = cli_time_ms();
-    tv_model_params mp;
-    tv_model_params_default(&mp);
-    mp.cpu_path = cli_cpu_path(cpu);
-    mp.no_repack = cli_no_repack();
-    mp.n_threads = (int)threads;
-    if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
-    const double load_ms = cli_time_ms() - t0;
+// Everything a run measured.
+typedef struct bench_results {
     tv_model_info info;
-    tv_model_get_info(m, &info);
-    const double repack_ms = info.repack_ms;
-    const int n_packed = info.n_packed;
-    const int32_t n_vocab = tv_model_n_vocab(m);
-    const int n_ctx = tv_model_n_ctx(m);
-    int batch_prompt = BENCH_BATCH_PROMPT;
-    if (batch > 0 && batch_prompt + n_gen + 1 > n_ctx) batch_prompt = (int)(n_ctx - n_gen - 1);
-    if (batch > 0 && batch_prompt < 1) {
-        tv_error_set(&err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", n_gen, n_ctx);
-        goto fail;
-    }
-    const int longest = (int)(n_prompt > batch_prompt || batch == 0 ? n_prompt : batch_prompt);
-    if ((long)longest + (n_gen > 1 ? n_gen : 1) + 1 > n_ctx || n_gen + 2 > n_ctx) {
-        tv_error_set(&err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", n_prompt, n_gen, n_ctx);
-        goto fail;
-    }
+    const char *model_name;
+    double load_ms, peak_rss_mb;
+    int n_threads, n_ctx, batch_prompt;
+    char kernels[32];
+    series pp, tg, bd;          // tok/s per repetition
+    run_result kv_run;          // the batch run whose KV snapshot is reported
+    tv_engine_stats es;
+    tv_roofline rl;             // when --roofline
+    double pp_bound, tg_bound;  // tok/s the roofline allows (0 without it)
+} bench_results;
 
+// Loads the model, runs the warm-up and the repetitions, then (--roofline) the machine's probes.
+static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv_error *err) {
+    tv_engine *e = NULL;
+    tv_status st;
+    double t0 = cli_time_ms();
+    if ((st = cli_load_model(&a->mo, m, err))) return st;
+    r->load_ms = cli_time_ms() - t0;
+    tv_model_get_info(*m, &r->info);
+    r->model_name = tv_model_name(*m) ? tv_model_name(*m) : a->mo.model_path;
+    const int32_t n_vocab = tv_model_n_vocab(*m);
+    r->n_ctx = tv_model_n_ctx(*m);
+    r->batch_prompt = BENCH_BATCH_PROMPT;
+    if (a->batch > 0 && r->batch_prompt + a->n_gen + 1 > r->n_ctx) r->batch_prompt = (int)(r->n_ctx - a->n_gen - 1);
+    if (a->batch > 0 && r->batch_prompt < 1) {
+        st = tv_error_set(err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", a->n_gen, r->n_ctx);
+        goto done;
+    }
+    const int longest = (int)(a->n_prompt > r->batch_prompt || a->batch == 0 ? a->n_prompt : r->batch_prompt);
+    if ((long)longest + (a->n_gen > 1 ? a->n_gen : 1) + 1 > r->n_ctx || a->n_gen + 2 > r->n_ctx) {
+        st = tv_error_set(err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", a->n_prompt, a->n_gen, r->n_ctx);
+        goto done;
+    }
     tv_engine_config ec;
     tv_engine_config_default(&ec);
-    if (threads > 0) ec.n_threads = (int)threads;
-    ec.cpu_path = mp.cpu_path;
-    ec.max_num_seqs = batch > 1 ? (int)batch : 1;
-    ec.max_batched_tokens = n_prompt > 512 ? (int)n_prompt : 512;   // a P-token prompt in one step
-    ec.max_model_len = longest + (int)(n_gen > 1 ? n_gen : 1) + 1;
-    ec.kv_bits = (int)kv_bits;
-    if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
-    const int n_threads = ec.n_threads;
-    const char *kernels = tv_engine_cpu_path(e);
+    ec.max_num_seqs = a->batch > 1 ? (int)a->batch : 1;
+    ec.max_batched_tokens = a->n_prompt > 512 ? (int)a->n_prompt : 512;   // a P-token prompt in one step
+    ec.max_model_len = longest + (int)(a->n_gen > 1 ? a->n_gen : 1) + 1;
+    if ((st = cli_create_engine(&a->mo, *m, &ec, &e, err))) goto done;
+    tv_engine_limits lim;
+    tv_engine_get_limits(e, &lim);
+    r->n_threads = lim.n_threads;
+    snprintf(r->kernels, sizeof r->kernels, "%s", tv_engine_cpu_path(e));
 
-    // ---- warm-up: pages the weights in, wakes the pool ----
-    run_result rr;
+    run_result rr;   // warm-up: pages the weights in, wakes the pool
     int n_warm = longest < 32 ? longest : 32;
-    if (n_warm < 1) n_warm = 1;
-    if (run_requests(e, 1, n_warm, 2, n_vocab, 1, &rr, &err)) goto fail;
-
-    series pp = {0}, tg = {0}, bd = {0};
-    run_result kv_run = {0};
-    for (long r = 0; r < reps; r++) {
-        uint64_t seed = 1000 + 17 * (uint64_t)r;
-        if (n_prompt > 0) {
-            if (run_requests(e, 1, (int)n_prompt, 1, n_vocab, seed, &rr, &err)) goto fail;
-            pp.v[pp.n++] = (double)n_prompt / (rr.t_total_ms * 1e-3);
+    if ((st = run_requests(e, 1, n_warm < 1 ? 1 : n_warm, 2, n_vocab, 1, &rr, err))) goto done;
+    for (long rep = 0; rep < a->reps; rep++) {
+        uint64_t seed = 1000 + 17 * (uint64_t)rep;
+        if (a->n_prompt > 0) {
+            if ((st = run_requests(e, 1, (int)a->n_prompt, 1, n_vocab, seed, &rr, err))) goto done;
+            r->pp.v[r->pp.n++] = (double)a->n_prompt / (rr.t_total_ms * 1e-3);
         }
-        if (n_gen > 0) {
-            if (run_requests(e, 1, 1, (int)n_gen, n_vocab, seed + 1, &rr, &err)) goto fail;
-            tg.v[tg.n++] = (double)rr.n_generated / (rr.t_total_ms * 1e-3);
+        if (a->n_gen > 0) {
+            if ((st = run_requests(e, 1, 1, (int)a->n_gen, n_vocab, seed + 1, &rr, err))) goto done;
+            r->tg.v[r->tg.n++] = (double)rr.n_generated / (rr.t_total_ms * 1e-3);
         }
-        if (batch > 0) {
-            if (run_requests(e, (int)batch, batch_prompt, (int)n_gen, n_vocab, seed + 2, &rr, &err)) goto fail;
-            bd.v[bd.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
-            if (rr.has_kv) kv_run = rr;
+        if (a->batch > 0) {
+            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen, n_vocab, seed + 2, &rr, err))) goto done;
+            r->bd.v[r->bd.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
+            if (rr.has_kv) r->kv_run = rr;
         }
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    const double peak_rss_mb = (double)ru.ru_maxrss / 1024.0;   // ru_maxrss is KiB on Linux
-    tv_engine_stats es;
-    tv_engine_get_stats(e, &es);
+    r->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;   // ru_maxrss is KiB on Linux
+    tv_engine_get_stats(e, &r->es);
     tv_engine_free(e);   // its pool would compete with the roofline probes
     e = NULL;
-
-    const size_t wbytes = info.weight_bytes;
-    const double n_params = (double)info.n_params;
-    tv_roofline rl = {0};
-    if (roofline && tv_roofline_measure(n_threads, &rl, &err)) goto fail;
-    const double tg_med = s_median(&tg), pp_med = s_median(&pp), bd_med = s_median(&bd);
-    const double tg_bound = roofline && wbytes ? rl.mem_bw_gbs * 1e9 / (double)wbytes : 0.0;      // tok/s
-    const double pp_bound = roofline && n_params > 0 ? rl.int8_gops * 1e9 / (2.0 * n_params) : 0.0;  // tok/s
-    const double kv_waste = kv_run.has_kv && batch > 0 ? (double)(kv_run.kv_slots_alloc - kv_run.kv_slots_used) / (double)batch : 0.0;
-
-    bool peers_ok = true;
-    for (int i = 0; i < n_peers; i++) {
-        tv_error perr = {0};
-        if (!peer_run(&peers[i], &perr)) { fprintf(stderr, "tinyvllm bench: %s\n", perr.msg); peers_ok = false; }
-    }
-
-    if (json) {
-        jo = cJSON_CreateObject();
-        if (!jo) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-        cJSON_AddStringToObject(jo, "model", model_path);
-        cJSON_AddNumberToObject(jo, "threads", n_threads);
-        cJSON_AddStringToObject(jo, "kernels", kernels);
-        cJSON_AddNumberToObject(jo, "n_prompt", (double)n_prompt);
-        cJSON_AddNumberToObject(jo, "n_gen", (double)n_gen);
-        cJSON_AddNumberToObject(jo, "reps", (double)reps);
-        cJSON_AddItemToObject(jo, "pp_tok_s", num_or_null(pp.n > 0, pp_med));
-        cJSON_AddItemToObject(jo, "pp_tok_s_min", num_or_null(pp.n > 0, s_min(&pp)));
-        cJSON_AddItemToObject(jo, "pp_tok_s_max", num_or_null(pp.n > 0, s_max(&pp)));
-        cJSON_AddItemToObject(jo, "tg_tok_s", num_or_null(tg.n > 0, tg_med));
-        cJSON_AddItemToObject(jo, "tg_tok_s_min", num_or_null(tg.n > 0, s_min(&tg)));
-        cJSON_AddItemToObject(jo, "tg_tok_s_max", num_or_null(tg.n > 0, s_max(&tg)));
-        cJSON_AddNumberToObject(jo, "batch", (double)batch);
-        cJSON_AddNumberToObject(jo, "batch_prompt", batch > 0 ? batch_prompt : 0);
-        cJSON_AddItemToObject(jo, "batch_decode_tok_s", num_or_null(bd.n > 0, bd_med));
-        cJSON_AddItemToObject(jo, "batch_decode_tok_s_min", num_or_null(bd.n > 0, s_min(&bd)));
-        cJSON_AddItemToObject(jo, "batch_decode_tok_s_max", num_or_null(bd.n > 0, s_max(&bd)));
-        cJSON_AddNumberToObject(jo, "load_ms", load_ms);
-        cJSON_AddNumberToObject(jo, "repack_ms", repack_ms);
-        cJSON_AddNumberToObject(jo, "repacked_tensors", n_packed);
-        cJSON_AddNumberToObject(jo, "peak_rss_mb", peak_rss_mb);
-        cJSON_AddNumberToObject(jo, "weight_bytes_per_token", (double)wbytes);
-        cJSON_AddNumberToObject(jo, "matmul_params", n_params);
-        cJSON_AddItemToObject(jo, "mem_bw_gbs", num_or_null(roofline, rl.mem_bw_gbs));
-        cJSON_AddItemToObject(jo, "int8_peak_gops", num_or_null(roofline, rl.int8_gops));
-        cJSON_AddItemToObject(jo, "fp32_peak_gflops", num_or_null(roofline, rl.fp32_gflops));
-        cJSON_AddItemToObject(jo, "roofline_isa", roofline ? cJSON_CreateString(rl.isa) : cJSON_CreateNull());
-        cJSON_AddItemToObject(jo, "tg_frac_of_bw", num_or_null(roofline && tg.n > 0 && tg_bound > 0, tg_med / tg_bound));
-        cJSON_AddItemToObject(jo, "pp_frac_of_int8_peak", num_or_null(roofline && pp.n > 0 && pp_bound > 0, pp_med / pp_bound));
-        cJSON_AddItemToObject(jo, "kv_wasted_slots_per_seq", num_or_null(kv_run.has_kv, kv_waste));
-        cJSON_AddItemToObject(jo, "kv_slots_allocated", num_or_null(kv_run.has_kv, (double)kv_run.kv_slots_alloc));
-        cJSON_AddItemToObject(jo, "kv_slots_used", num_or_null(kv_run.has_kv, (double)kv_run.kv_slots_used));
-        cJSON_AddNumberToObject(jo, "kv_block_size", es.block_size);
-        cJSON_AddNumberToObject(jo, "kv_blocks_total", (double)es.n_blocks_total);
-        cJSON_AddNumberToObject(jo, "kv_bytes_per_block", es.kv_bytes_per_block);
-        cJSON *jp = cJSON_AddArrayToObject(jo, "peers");
-        for (int i = 0; jp && i < n_peers; i++) {
-            cJSON *o = cJSON_CreateObject();
-            if (!o) continue;
-            cJSON_AddStringToObject(o, "name", peers[i].name);
-            cJSON_AddBoolToObject(o, "ok", peers[i].ok);
-            cJSON_AddItemToObject(o, "pp_tok_s", num_or_null(peers[i].pp_tok_s > 0, peers[i].pp_tok_s));
-            cJSON_AddItemToObject(o, "pp_n", num_or_null(peers[i].pp_tok_s > 0, peers[i].pp_n));
-            cJSON_AddItemToObject(o, "tg_tok_s", num_or_null(peers[i].tg_tok_s > 0, peers[i].tg_tok_s));
-            cJSON_AddItemToObject(o, "tg_n", num_or_null(peers[i].tg_tok_s > 0, peers[i].tg_n));
-            // tinyvllm / peer (null when either side lacks the test)
-            cJSON_AddItemToObject(o, "pp_ratio", num_or_null(peers[i].pp_tok_s > 0 && pp.n > 0, pp_med / peers[i].pp_tok_s));
-            cJSON_AddItemToObject(o, "tg_ratio", num_or_null(peers[i].tg_tok_s > 0 && tg.n > 0, tg_med / peers[i].tg_tok_s));
-            cJSON_AddItemToArray(jp, o);
-        }
-        char *txt = cJSON_PrintUnformatted(jo);
-        if (!txt) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-        printf("%s\n", txt);
-        free(txt);
-    } else {
-        printf("model %s: %.2f M matmul params, %.1f MiB weights read per token | %d threads | kernels %s | %ld reps\n",
-               tv_model_name(m) ? tv_model_name(m) : model_path, n_params * 1e-6, (double)wbytes / (1 << 20), n_threads, kernels, reps);
-        printf("load %.0f ms (%d weight tensors repacked in %.0f ms) | peak RSS %.0f MB\n\n", load_ms, n_packed,
-               repack_ms, peak_rss_mb);
-        printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");
-        char name[64];
-        if (pp.n) { snprintf(name, sizeof name, "pp%ld", n_prompt); printf("%-16s %12.2f %12.2f %12.2f\n", name, pp_med, s_min(&pp), s_max(&pp)); }
-        if (tg.n) { snprintf(name, sizeof name, "tg%ld", n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, tg_med, s_min(&tg), s_max(&tg)); }
-        if (bd.n && batch_prompt != BENCH_BATCH_PROMPT)
-            printf("(batch prompts of %d tokens: the context holds %d)\n", batch_prompt, n_ctx);
-        if (bd.n) { snprintf(name, sizeof name, "batch%ld decode", batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&bd), s_max(&bd)); }
-        if (kv_run.has_kv)
-            printf("KV at full batch: %lld slots allocated, %lld used, %.1f wasted per sequence (block size %d)\n",
-                   (long long)kv_run.kv_slots_alloc, (long long)kv_run.kv_slots_used, kv_waste, es.block_size);
-        if (roofline) {
-            printf("\nroofline (%s, %d threads): read %.1f GB/s | int8 %.0f GOPS | fp32 %.0f GFLOPS\n", rl.isa, n_threads,
-                   rl.mem_bw_gbs, rl.int8_gops, rl.fp32_gflops);
-            if (tg.n && tg_bound > 0)
-                printf("  tg%ld: %.2f tok/s = %.1f GB/s of weights = %.1f%% of read bandwidth (bound %.2f tok/s)\n", n_gen,
-                       tg_med, tg_med * (double)wbytes * 1e-9, 100.0 * tg_med / tg_bound, tg_bound);
-            if (pp.n && pp_bound > 0)
-                printf("  pp%ld: %.2f tok/s = %.0f GOPS = %.1f%% of int8 peak (bound %.2f tok/s)\n", n_prompt, pp_med,
-                       pp_med * 2.0 * n_params * 1e-9, 100.0 * pp_med / pp_bound, pp_bound);
-        }
-        if (n_peers) {
-            printf("\n%-16s %12s", "test", "tinyvllm");
-            for (int i = 0; i < n_peers; i++) printf(" %14.14s %8s", peers[i].name, "ratio");
-            printf("\n");
-            for (int row = 0; row < 2; row++) {
-                const bool is_pp = row == 0;
-                const series *ours = is_pp ? &pp : &tg;
-                if (!ours->n) continue;
-                snprintf(name, sizeof name, "%s%ld", is_pp ? "pp" : "tg", is_pp ? n_prompt : n_gen);
-                printf("%-16s %12.2f", name, s_median(ours));
-                for (int i = 0; i < n_peers; i++) {
-                    double v = is_pp ? peers[i].pp_tok_s : peers[i].tg_tok_s;
-                    int pn = is_pp ? peers[i].pp_n : peers[i].tg_n;
-                    if (v > 0) {
-                        char cell[32];
-                        snprintf(cell, sizeof cell, pn == (is_pp ? n_prompt : n_gen) ? "%.2f" : "%.2f*", v);
-                        printf(" %14s %7.2fx", cell, s_median(ours) / v);
-                    } else {
-                        printf(" %14s %8s", "-", "-");
-                    }
-                }
-                printf("\n");
-            }
-            printf("(ratio = tinyvllm / peer; * = the peer ran a different size)\n");
-        }
-    }
-    rc = peers_ok ? 0 : 1;
-    goto done;
-
-fail:
-    fprintf(stderr, "tinyvllm bench: %s\n", err.msg);
-    rc = 1;
+    if (a->roofline && (st = tv_roofline_measure(r->n_threads, &r->rl, err))) goto done;
+    const double n_params = (double)r->info.n_params;
+    r->tg_bound = a->roofline && r->info.weight_bytes ? r->rl.mem_bw_gbs * 1e9 / (double)r->info.weight_bytes : 0.0;
+    r->pp_bound = a->roofline && n_params > 0 ? r->rl.int8_gops * 1e9 / (2.0 * n_params) : 0.0;
 done:
-    cJSON_Delete(jo);
     tv_engine_free(e);
+    return st;
+}
+
+static tv_status print_json(const bench_args *a, const bench_results *r) {
+    const double pp_med = s_median(&r->pp), tg_med = s_median(&r->tg), bd_med = s_median(&r->bd);
+    const bool rl = a->roofline;
+    const double kv_waste = r->kv_run.has_kv && a->batch > 0 ? (double)(r->kv_run.kv_slots_alloc - r->kv_run.kv_slots_used) / (double)a->batch : 0.0;
+    cJSON *jo = cJSON_CreateObject();
+    if (!jo) return TV_ERR_NOMEM;
+    cJSON_AddStringToObject(jo, "model", a->mo.model_path);
+    cJSON_AddNumberToObject(jo, "threads", r->n_threads);
+    cJSON_AddStringToObject(jo, "kernels", r->kernels);
+    cJSON_AddNumberToObject(jo, "n_prompt", (double)a->n_prompt);
+    cJSON_AddNumberToObject(jo, "n_gen", (double)a->n_gen);
+    cJSON_AddNumberToObject(jo, "reps", (double)a->reps);
+    cJSON_AddItemToObject(jo, "pp_tok_s", num_or_null(r->pp.n > 0, pp_med));
+    cJSON_AddItemToObject(jo, "pp_tok_s_min", num_or_null(r->pp.n > 0, s_min(&r->pp)));
+    cJSON_AddItemToObject(jo, "pp_tok_s_max", num_or_null(r->pp.n > 0, s_max(&r->pp)));
+    cJSON_AddItemToObject(jo, "tg_tok_s", num_or_null(r->tg.n > 0, tg_med));
+    cJSON_AddItemToObject(jo, "tg_tok_s_min", num_or_null(r->tg.n > 0, s_min(&r->tg)));
+    cJSON_AddItemToObject(jo, "tg_tok_s_max", num_or_null(r->tg.n > 0, s_max(&r->tg)));
+    cJSON_AddNumberToObject(jo, "batch", (double)a->batch);
+    cJSON_AddNumberToObject(jo, "batch_prompt", a->batch > 0 ? r->batch_prompt : 0);
+    cJSON_AddItemToObject(jo, "batch_decode_tok_s", num_or_null(r->bd.n > 0, bd_med));
+    cJSON_AddItemToObject(jo, "batch_decode_tok_s_min", num_or_null(r->bd.n > 0, s_min(&r->bd)));
+    cJSON_AddItemToObject(jo, "batch_decode_tok_s_max", num_or_null(r->bd.n > 0, s_max(&r->bd)));
+    cJSON_AddNumberToObject(jo, "load_ms", r->load_ms);
+    cJSON_AddNumberToObject(jo, "repack_ms", r->info.repack_ms);
+    cJSON_AddNumberToObject(jo, "repacked_tensors", r->info.n_packed);
+    cJSON_AddNumberToObject(jo, "peak_rss_mb", r->peak_rss_mb);
+    cJSON_AddNumberToObject(jo, "weight_bytes_per_token", (double)r->info.weight_bytes);
+    cJSON_AddNumberToObject(jo, "matmul_params", (double)r->info.n_params);
+    cJSON_AddItemToObject(jo, "mem_bw_gbs", num_or_null(rl, r->rl.mem_bw_gbs));
+    cJSON_AddItemToObject(jo, "int8_peak_gops", num_or_null(rl, r->rl.int8_gops));
+    cJSON_AddItemToObject(jo, "fp32_peak_gflops", num_or_null(rl, r->rl.fp32_gflops));
+    cJSON_AddItemToObject(jo, "roofline_isa", rl ? cJSON_CreateString(r->rl.isa) : cJSON_CreateNull());
+    cJSON_AddItemToObject(jo, "tg_frac_of_bw", num_or_null(rl && r->tg.n > 0 && r->tg_bound > 0, tg_med / r->tg_bound));
+    cJSON_AddItemToObject(jo, "pp_frac_of_int8_peak", num_or_null(rl && r->pp.n > 0 && r->pp_bound > 0, pp_med / r->pp_bound));
+    cJSON_AddItemToObject(jo, "kv_wasted_slots_per_seq", num_or_null(r->kv_run.has_kv, kv_waste));
+    cJSON_AddItemToObject(jo, "kv_slots_allocated", num_or_null(r->kv_run.has_kv, (double)r->kv_run.kv_slots_alloc));
+    cJSON_AddItemToObject(jo, "kv_slots_used", num_or_null(r->kv_run.has_kv, (double)r->kv_run.kv_slots_used));
+    cJSON_AddNumberToObject(jo, "kv_block_size", r->es.block_size);
+    cJSON_AddNumberToObject(jo, "kv_blocks_total", (double)r->es.n_blocks_total);
+    cJSON_AddNumberToObject(jo, "kv_bytes_per_block", r->es.kv_bytes_per_block);
+    cJSON *jp = cJSON_AddArrayToObject(jo, "peers");
+    for (int i = 0; jp && i < a->n_peers; i++) {
+        const peer *p = &a->peers[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o) continue;
+        cJSON_AddItemToObject(o, "name", cJSON_CreateString(p->name));
+        cJSON_AddBoolToObject(o, "ok", p->ok);
+        cJSON_AddItemToObject(o, "pp_tok_s", num_or_null(p->pp_tok_s > 0, p->pp_tok_s));
+        cJSON_AddItemToObject(o, "pp_n", num_or_null(p->pp_tok_s > 0, p->pp_n));
+        cJSON_AddItemToObject(o, "tg_tok_s", num_or_null(p->tg_tok_s > 0, p->tg_tok_s));
+        cJSON_AddItemToObject(o, "tg_n", num_or_null(p->tg_tok_s > 0, p->tg_n));
+        // tinyvllm / peer (null when either side lacks the test)
+        cJSON_AddItemToObject(o, "pp_ratio", num_or_null(p->pp_tok_s > 0 && r->pp.n > 0, pp_med / p->pp_tok_s));
+        cJSON_AddItemToObject(o, "tg_ratio", num_or_null(p->tg_tok_s > 0 && r->tg.n > 0, tg_med / p->tg_tok_s));
+        cJSON_AddItemToArray(jp, o);
+    }
+    char *txt = cJSON_PrintUnformatted(jo);
+    cJSON_Delete(jo);
+    if (!txt) return TV_ERR_NOMEM;
+    printf("%s\n", txt);
+    free(txt);
+    return TV_OK;
+}
+
+// One row of the side-by-side table: ours, then each peer's value and ratio.
+static void print_peer_row(const bench_args *a, bool is_pp, const series *ours) {
+    char name[64];
+    snprintf(name, sizeof name, "%s%ld", is_pp ? "pp" : "tg", is_pp ? a->n_prompt : a->n_gen);
+    printf("%-16s %12.2f", name, s_median(ours));
+    for (int i = 0; i < a->n_peers; i++) {
+        const peer *p = &a->peers[i];
+        double v = is_pp ? p->pp_tok_s : p->tg_tok_s;
+        int pn = is_pp ? p->pp_n : p->tg_n;
+        if (v > 0) {
+            char cell[32];
+            snprintf(cell, sizeof cell, pn == (is_pp ? a->n_prompt : a->n_gen) ? "%.2f" : "%.2f*", v);
+            printf(" %14s %7.2fx", cell, s_median(ours) / v);
+        } else {
+            printf(" %14s %8s", "-", "-");
+        }
+    }
+    printf("\n");
+}
+
+static void print_text(const bench_args *a, const bench_results *r) {
+    const double pp_med = s_median(&r->pp), tg_med = s_median(&r->tg), bd_med = s_median(&r->bd);
+    const double wbytes = (double)r->info.weight_bytes, n_params = (double)r->info.n_params;
+    printf("model %s: %.2f M matmul params, %.1f MiB weights read per token | %d threads | kernels %s | %ld reps\n",
+           r->model_name, n_params * 1e-6, wbytes / (1 << 20), r->n_threads, r->kernels, a->reps);
+    printf("load %.0f ms (%d weight tensors repacked in %.0f ms) | peak RSS %.0f MB\n\n", r->load_ms, r->info.n_packed,
+           r->info.repack_ms, r->peak_rss_mb);
+    printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");
+    char name[64];
+    if (r->pp.n) { snprintf(name, sizeof name, "pp%ld", a->n_prompt); printf("%-16s %12.2f %12.2f %12.2f\n", name, pp_med, s_min(&r->pp), s_max(&r->pp)); }
+    if (r->tg.n) { snprintf(name, sizeof name, "tg%ld", a->n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, tg_med, s_min(&r->tg), s_max(&r->tg)); }
+    if (r->bd.n && r->batch_prompt != BENCH_BATCH_PROMPT)
+        printf("(batch prompts of %d tokens: the context holds %d)\n", r->batch_prompt, r->n_ctx);
+    if (r->bd.n) { snprintf(name, sizeof name, "batch%ld decode", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&r->bd), s_max(&r->bd)); }
+    if (r->kv_run.has_kv)
+        printf("KV at full batch: %lld slots allocated, %lld used, %.1f wasted per sequence (block size %d)\n",
+               (long long)r->kv_run.kv_slots_alloc, (long long)r->kv_run.kv_slots_used,
+               (double)(r->kv_run.kv_slots_alloc - r->kv_run.kv_slots_used) / (double)a->batch, r->es.block_size);
+    if (a->roofline) {
+        printf("\nroofline (%s, %d threads): read %.1f GB/s | int8 %.0f GOPS | fp32 %.0f GFLOPS\n", r->rl.isa, r->n_threads,
+               r->rl.mem_bw_gbs, r->rl.int8_gops, r->rl.fp32_gflops);
+        if (r->tg.n && r->tg_bound > 0)
+            printf("  tg%ld: %.2f tok/s = %.1f GB/s of weights = %.1f%% of read bandwidth (bound %.2f tok/s)\n", a->n_gen,
+                   tg_med, tg_med * wbytes * 1e-9, 100.0 * tg_med / r->tg_bound, r->tg_bound);
+        if (r->pp.n && r->pp_bound > 0)
+            printf("  pp%ld: %.2f tok/s = %.0f GOPS = %.1f%% of int8 peak (bound %.2f tok/s)\n", a->n_prompt, pp_med,
+                   pp_med * 2.0 * n_params * 1e-9, 100.0 * pp_med / r->pp_bound, r->pp_bound);
+    }
+    if (a->n_peers) {
+        printf("\n%-16s %12s", "test", "tinyvllm");
+        for (int i = 0; i < a->n_peers; i++) printf(" %14.14s %8s", a->peers[i].name, "ratio");
+        printf("\n");
+        if (r->pp.n) print_peer_row(a, true, &r->pp);
+        if (r->tg.n) print_peer_row(a, false, &r->tg);
+        printf("(ratio = tinyvllm / peer; * = the peer ran a different size)\n");
+    }
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    bench_results r = {0};
+    tv_model *m = NULL;
+    tv_error err = {0};
+    if (measure(&a, &r, &m, &err)) {
+        fprintf(stderr, "tinyvllm bench: %s\n", err.msg);
+        tv_model_free(m);
+        return 1;
+    }
+    bool peers_ok = true;
+    for (int i = 0; i < a.n_peers; i++) {
+        tv_error perr = {0};
+        if (!peer_run(&a.peers[i], &perr)) { fprintf(stderr, "tinyvllm bench: %s\n", perr.msg); peers_ok = false; }
+    }
+    if (a.json) {
+        if (print_json(&a, &r)) { fprintf(stderr, "tinyvllm bench: out of memory\n"); peers_ok = false; }
+    } else {
+        print_text(&a, &r);
+    }
     tv_model_free(m);
-    for (int i = 0; i < n_peers; i++) free((char *)peers[i].name);
-    return rc;
+    return peers_ok ? 0 : 1;
 }

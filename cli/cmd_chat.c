@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_util.h"
 #include "tinyvllm.h"
 
@@ -34,33 +35,12 @@ static void on_sigint(int sig) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm chat -m MODEL [options]\n"
-            "  --tokenizer FILE        tokenizer (llama2.c tokenizer.bin or tokenizer.json) if the model has none\n"
-            "  --chat-template FILE    Jinja chat template (default: the model's; none: plain \"User:/Assistant:\")\n"
-            "  --system TEXT           system prompt (kept across /reset and history truncation)\n"
-            "  -n N                    max new tokens per reply (default 512, at most half the context)\n"
-            "  --temp T                temperature (default 0.8; 0 = greedy)\n"
-            "  --top-k K (default 40)  --top-p P (default 0.95)  --min-p P (default 0.05)\n"
-            "  --seed S                RNG seed (default: random)\n"
-            "  -t THREADS              worker threads (default: all cores)\n"
-            "  --ctx N                 cap the context length\n"
-            "commands in the chat: /reset  /quit  /help   (Ctrl-C aborts a reply; at the prompt it quits)\n");
-}
-
-// Whole file, NUL-terminated, malloc'd; NULL with a message on stderr.
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { fprintf(stderr, "tinyvllm %s: cannot open %s: %s\n", CMD, path, strerror(errno)); return NULL; }
-    char *buf = NULL, chunk[65536];
-    size_t n = 0, cap = 0, r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (!cli_append(&buf, &n, &cap, chunk, r)) { fprintf(stderr, "tinyvllm %s: out of memory reading %s\n", CMD, path); free(buf); fclose(f); return NULL; }
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) { fprintf(stderr, "tinyvllm %s: error reading %s\n", CMD, path); free(buf); return NULL; }
-    if (!buf && !cli_append(&buf, &n, &cap, "", 0)) { fprintf(stderr, "tinyvllm %s: out of memory\n", CMD); return NULL; }
-    *len = n;
-    return buf;
+            "  --chat-template FILE  Jinja chat template (default: the model's; none: plain \"User:/Assistant:\")\n"
+            "  --system TEXT       system prompt (kept across /reset and history truncation)\n"
+            "  -n N                max new tokens per reply (default 512, at most half the context)\n"
+            "%s%s"
+            "commands in the chat: /reset  /quit  /help   (Ctrl-C aborts a reply; at the prompt it quits)\n",
+            CLI_MODEL_USAGE, CLI_SAMPLING_USAGE);
 }
 
 // Appends {role, content} to history; false on OOM.
@@ -107,131 +87,281 @@ static char *trim(char *s) {
     return s;
 }
 
-int cmd_chat(int argc, char **argv) {
-    const char *model_path = NULL, *tok_path = NULL, *tpl_path = NULL, *system = NULL, *dump_prefix = NULL;
-    long n_new = 0, threads = 0, ctx = 0;
+typedef struct chat_args {
+    cli_model_opts mo;
     tv_sampling_params sp;
-    tv_sampling_params_default(&sp);
-    sp.temperature = 0.8f;
-    sp.top_k = 40;
-    sp.top_p = 0.95f;
-    sp.min_p = 0.05f;
+    const char *tpl_path, *system, *dump_prefix;
+    long n_new;   // 0: derived from the context
+} chat_args;
+
+// Fills a from the command line; 0, -1 after --help, or the exit status of a usage error.
+static int parse_args(int argc, char **argv, chat_args *a) {
+    cli_sampling_defaults(&a->sp);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VAL() do { if (!v) return cli_usage_error(CMD, "%s needs a value", a); i++; } while (0)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { NEED_VAL(); model_path = v; }
-        else if (!strcmp(a, "--tokenizer")) { NEED_VAL(); tok_path = v; }
-        else if (!strcmp(a, "--chat-template")) { NEED_VAL(); tpl_path = v; }
-        else if (!strcmp(a, "--system")) { NEED_VAL(); system = v; }
-        else if (!strcmp(a, "--dump-prompt")) { NEED_VAL(); dump_prefix = v; }   // hidden: for tests
-        else if (!strcmp(a, "-n")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1L << 24, &n_new)) return cli_usage_error(CMD, "-n: '%s' is not a valid count (>= 1)", v); }
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1024, &threads)) return cli_usage_error(CMD, "-t: '%s' is not a valid thread count", v); }
-        else if (!strcmp(a, "--ctx")) { NEED_VAL(); if (!cli_parse_long(v, 2, 1L << 24, &ctx)) return cli_usage_error(CMD, "--ctx: '%s' invalid", v); }
-        else if (!strcmp(a, "--temp")) { NEED_VAL(); if (!cli_parse_float(v, 0, 100, &sp.temperature)) return cli_usage_error(CMD, "--temp: '%s' invalid", v); }
-        else if (!strcmp(a, "--top-k")) { NEED_VAL(); long k; if (!cli_parse_long(v, 0, 1L << 24, &k)) return cli_usage_error(CMD, "--top-k: '%s' invalid", v); sp.top_k = (int)k; }
-        else if (!strcmp(a, "--top-p")) { NEED_VAL(); if (!cli_parse_float(v, 1e-6f, 1, &sp.top_p)) return cli_usage_error(CMD, "--top-p: '%s' must be in (0, 1]", v); }
-        else if (!strcmp(a, "--min-p")) { NEED_VAL(); if (!cli_parse_float(v, 0, 1, &sp.min_p)) return cli_usage_error(CMD, "--min-p: '%s' must be in [0, 1]", v); }
-        else if (!strcmp(a, "--seed")) { NEED_VAL(); char *end; errno = 0; unsigned long long s = strtoull(v, &end, 10); if (errno || *end || end == v || *v == '-') return cli_usage_error(CMD, "--seed: '%s' invalid", v); sp.seed = s; sp.has_seed = true; }
-        else return cli_usage_error(CMD, "unknown option '%s' (see --help)", a);
+        int r;
+        if ((r = cli_model_opt(CMD, argc, argv, &i, &a->mo)) || (r = cli_sampling_opt(CMD, argc, argv, &i, &a->sp))) {
+            if (r == 2) return 2;
+            continue;
+        }
+#define NEED_VAL() do { if (!v) return cli_usage_error(CMD, "%s needs a value", o); i++; } while (0)
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); return -1; }
+        else if (!strcmp(o, "--chat-template")) { NEED_VAL(); a->tpl_path = v; }
+        else if (!strcmp(o, "--system")) { NEED_VAL(); a->system = v; }
+        else if (!strcmp(o, "--dump-prompt")) { NEED_VAL(); a->dump_prefix = v; }   // hidden: for tests
+        else if (!strcmp(o, "-n")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1L << 24, &a->n_new)) return cli_usage_error(CMD, "-n: '%s' is not a valid count (>= 1)", v); }
+        else return cli_usage_error(CMD, "unknown option '%s' (see --help)", o);
 #undef NEED_VAL
     }
-    if (!model_path) return cli_usage_error(CMD, "-m MODEL is required");
+    if (!a->mo.model_path) return cli_usage_error(CMD, "-m MODEL is required");
+    return 0;
+}
 
-    int rc = 1;
+// One conversation: the model, its engine and template, the history and the per-reply limits.
+typedef struct session {
+    const chat_args *args;
+    tv_model *m;
+    tv_engine *e;
+    tv_chat *chat;
+    const tv_tokenizer *tok;
+    cJSON *history;            // [{role, content}], a leading system message when has_system
+    bool has_system;
+    long n_new;                // max tokens per reply
+    size_t prompt_budget;      // tokens the rendered history may take (context - n_new)
+    const char *stop;          // the template's stop string, or NULL
+    int turn;
+    char *reply;               // the reply being streamed
+    size_t reply_len, reply_cap;
+} session;
+
+static void session_close(session *s) {
+    cJSON_Delete(s->history);
+    free(s->reply);
+    tv_chat_free(s->chat);
+    tv_engine_free(s->e);
+    tv_model_free(s->m);
+}
+
+// Loads the model, the template and the engine, and checks the template accepts this conversation's
+// shape (a template that says e.g. "System role not supported" would refuse every message: say so
+// once, up front). Returns 0, or the exit status after printing why.
+static int session_open(session *s, const chat_args *a) {
     tv_error err = {0};
-    tv_model *m = NULL;
-    tv_engine *e = NULL;
-    tv_chat *chat = NULL;
-    cJSON *history = NULL;
-    char *tpl_src = NULL, *line = NULL, *reply = NULL;
-    size_t tpl_len = 0, line_cap = 0, reply_len = 0, reply_cap = 0;
-    struct sigaction old_sa;
-    bool sa_set = false;
-
-    if (tpl_path && !(tpl_src = slurp(tpl_path, &tpl_len))) return 1;
+    char *tpl_src = NULL;
+    size_t tpl_len = 0;
+    s->args = a;
+    if (a->tpl_path && !(tpl_src = cli_read_file(CMD, a->tpl_path, CLI_MAX_TEMPLATE, &tpl_len))) return 1;
     double t0 = cli_time_ms();
-    tv_model_params mp;
-    tv_model_params_default(&mp);
-    mp.tokenizer_path = tok_path;
-    mp.cpu_path = cli_cpu_path(NULL);
-    mp.no_repack = cli_no_repack();
-    mp.n_threads = (int)threads;
-    if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
-    const tv_tokenizer *tok = tv_model_tokenizer(m);
-    if (!tok) { tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE", model_path); goto fail; }
-    const char *src = tpl_src;
-    size_t src_len = tpl_len;
-    if (!src && (src = tv_model_chat_template(m))) src_len = strlen(src);
-    tv_chat_params cp = {0};
-    cp.template_src = src;
-    cp.template_len = src_len;
-    cp.tokenizer = tok;
-    if (!(chat = tv_chat_create(&cp, &err))) {
-        cli_error_prefix(&err, tpl_path ? tpl_path : "the model's chat template");
-        goto fail;
-    }
-    if (!tv_chat_has_template(chat))
-        fprintf(stderr, "tinyvllm %s: the model has no chat template; using a plain \"User: ...\\nAssistant:\" format "
-                        "(pass --chat-template FILE.jinja for the model's own)\n", CMD);
-
     tv_engine_config ec;
     tv_engine_config_default(&ec);
-    if (threads > 0) ec.n_threads = (int)threads;
-    ec.cpu_path = mp.cpu_path;
     ec.max_num_seqs = 1;
-    ec.max_model_len = (int)ctx;
-    if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
-    tv_engine_limits lim;
-    tv_engine_get_limits(e, &lim);
-    long n_ctx = lim.max_model_len;
-    if (n_new == 0) n_new = n_ctx / 2 < 512 ? n_ctx / 2 : 512;
-    if (n_new < 1 || n_new >= n_ctx) {
-        fprintf(stderr, "tinyvllm %s: -n %ld leaves no room for a prompt in a context of %ld tokens\n", CMD, n_new, n_ctx);
-        rc = 2;
-        goto done;
+    if (cli_open(&a->mo, &ec, &s->m, &s->e, &err)) goto fail;
+    if (!(s->tok = tv_model_tokenizer(s->m))) {
+        tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE", a->mo.model_path);
+        goto fail;
     }
-    size_t prompt_budget = (size_t)(n_ctx - n_new);   // tokens the rendered history may take
+    tv_chat_params cp = {0};
+    cp.template_src = tpl_src ? tpl_src : tv_model_chat_template(s->m);
+    cp.template_len = cp.template_src ? (tpl_src ? tpl_len : strlen(cp.template_src)) : 0;
+    cp.tokenizer = s->tok;
+    if (!(s->chat = tv_chat_create(&cp, &err))) {
+        cli_error_prefix(&err, a->tpl_path ? a->tpl_path : "the model's chat template");
+        goto fail;
+    }
+    free(tpl_src);
+    tpl_src = NULL;
+    if (!tv_chat_has_template(s->chat))
+        fprintf(stderr, "tinyvllm %s: the model has no chat template; using a plain \"User: ...\\nAssistant:\" format "
+                        "(pass --chat-template FILE.jinja for the model's own)\n", CMD);
+    s->stop = tv_chat_stop(s->chat);
 
-    bool is_tty = isatty(STDIN_FILENO);
-    if (is_tty)
+    tv_engine_limits lim;
+    tv_engine_get_limits(s->e, &lim);
+    long n_ctx = lim.max_model_len;
+    s->n_new = a->n_new ? a->n_new : (n_ctx / 2 < 512 ? n_ctx / 2 : 512);
+    if (s->n_new < 1 || s->n_new >= n_ctx) {
+        fprintf(stderr, "tinyvllm %s: -n %ld leaves no room for a prompt in a context of %ld tokens\n", CMD, s->n_new, n_ctx);
+        return 2;
+    }
+    s->prompt_budget = (size_t)(n_ctx - s->n_new);
+    if (isatty(STDIN_FILENO))
         fprintf(stderr, "tinyvllm %s: %s loaded in %.0f ms, context %ld, up to %ld new tokens per reply; /help for commands\n",
-                CMD, tv_model_name(m) ? tv_model_name(m) : model_path, cli_time_ms() - t0, n_ctx, n_new);
+                CMD, tv_model_name(s->m) ? tv_model_name(s->m) : a->mo.model_path, cli_time_ms() - t0, n_ctx, s->n_new);
 
-    if (!(history = cJSON_CreateArray())) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-    bool has_system = system != NULL;
-    if (has_system && !add_message(history, "system", system)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+    s->has_system = a->system != NULL;
+    if (!(s->history = cJSON_CreateArray()) || (s->has_system && !add_message(s->history, "system", a->system))) {
+        tv_error_set(&err, TV_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    cJSON *probe = cJSON_Duplicate(s->history, true);
+    char *probe_json = probe && add_message(probe, "user", "Hello") ? cJSON_PrintUnformatted(probe) : NULL;
+    char *out = NULL;
+    tv_chat_input in = {0};
+    in.messages_json = probe_json;
+    in.add_generation_prompt = true;
+    tv_status st = probe_json ? tv_chat_render(s->chat, &in, &out, &err) : tv_error_set(&err, TV_ERR_NOMEM, "out of memory");
+    cJSON_Delete(probe);
+    free(probe_json);
+    free(out);
+    if (st) {
+        if (st != TV_ERR_NOMEM && tv_chat_has_template(s->chat)) cli_error_prefix(&err, "chat template");
+        if (s->has_system && st != TV_ERR_NOMEM) cli_error_prefix(&err, "with --system");
+        goto fail;
+    }
+    return 0;
+fail:
+    free(tpl_src);
+    fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg[0] ? err.msg : tv_status_str(err.code));
+    return 1;
+}
 
-    // A template that rejects this conversation's shape (e.g. "System role not supported") would
-    // refuse every message: say so once, up front.
-    {
-        cJSON *probe = cJSON_Duplicate(history, true);
-        char *probe_json = probe && add_message(probe, "user", "Hello") ? cJSON_PrintUnformatted(probe) : NULL;
-        char *out = NULL;
-        tv_chat_input in = {0};
-        in.messages_json = probe_json;
-        in.add_generation_prompt = true;
-        tv_status st = probe_json ? tv_chat_render(chat, &in, &out, &err) : tv_error_set(&err, TV_ERR_NOMEM, "out of memory");
-        cJSON_Delete(probe);
-        free(probe_json);
-        free(out);
-        if (st) {
-            if (st != TV_ERR_NOMEM && tv_chat_has_template(chat)) cli_error_prefix(&err, "chat template");
-            if (has_system && st != TV_ERR_NOMEM) cli_error_prefix(&err, "with --system");
-            goto fail;
+// Adds msg as the user's turn and renders the history into *ids, dropping the oldest exchanges when
+// it does not fit. Returns TV_OK; another status with the message refused (reason printed, history as
+// before) when it cannot be sent; TV_ERR_NOMEM (in err) is fatal.
+static tv_status build_prompt(session *s, const char *msg, int32_t **ids, size_t *n_ids, tv_error *err) {
+    tv_error terr = {0};
+    int32_t *line_ids = NULL;   // typed bytes are checked on their own, so an error points into the line
+    size_t n_line_ids = 0;
+    tv_status st = tv_tokenize(s->tok, msg, strlen(msg), false, false, &line_ids, &n_line_ids, &terr);
+    free(line_ids);
+    if (st == TV_ERR_NOMEM) { *err = terr; return st; }
+    if (st) { fprintf(stderr, "tinyvllm %s: your message: %s; not sent\n", CMD, terr.msg); return st; }
+    if (!add_message(s->history, "user", msg)) return tv_error_set(err, TV_ERR_NOMEM, "out of memory");
+
+    int n_dropped = 0;
+    char *prompt_text = NULL, *kept_json = NULL;
+    char *history_json = cJSON_PrintUnformatted(s->history);
+    if (!history_json) return tv_error_set(err, TV_ERR_NOMEM, "out of memory");
+    st = tv_chat_fit(s->chat, history_json, s->prompt_budget, &n_dropped, &kept_json,
+                     s->args->dump_prefix ? &prompt_text : NULL, ids, n_ids, &terr);
+    free(history_json);
+    if (!st && n_dropped) {   // the history from now on: what fitted
+        cJSON *kept = cJSON_Parse(kept_json);
+        if (!kept) st = tv_error_set(&terr, TV_ERR_NOMEM, "out of memory");
+        else { cJSON_Delete(s->history); s->history = kept; }
+    }
+    free(kept_json);
+    if (st) {
+        free(prompt_text);
+        if (st == TV_ERR_NOMEM) { free(*ids); *ids = NULL; *err = terr; return st; }
+        fprintf(stderr, "tinyvllm %s: %s%s\n", CMD, terr.msg,
+                st == TV_ERR_RANGE ? " (the context minus the reply's max tokens); message not sent" : "; message not sent");
+        cJSON_DeleteItemFromArray(s->history, cJSON_GetArraySize(s->history) - 1);
+        return st;
+    }
+    if (n_dropped)
+        fprintf(stderr, "tinyvllm %s: context full: dropped the oldest %d exchange%s from the history (prompt now %zu of %zu tokens)\n",
+                CMD, n_dropped, n_dropped == 1 ? "" : "s", *n_ids, s->prompt_budget);
+    s->turn++;
+    if (s->args->dump_prefix && !dump_turn(s->args->dump_prefix, s->turn, prompt_text, s->history))
+        fprintf(stderr, "tinyvllm %s: cannot write the --dump-prompt files for turn %d\n", CMD, s->turn);
+    free(prompt_text);
+    return TV_OK;
+}
+
+// Streams the reply of request req_id to stdout (from its first non-blank byte) into s->reply, then
+// prints the timing line. Ctrl-C aborts it. Returns TV_OK or a fatal status in err.
+static tv_status stream_reply(session *s, uint64_t req_id, size_t n_prompt, tv_error *err) {
+    s->reply_len = 0;
+    if (!cli_append(&s->reply, &s->reply_len, &s->reply_cap, "", 0)) return tv_error_set(err, TV_ERR_NOMEM, "out of memory");
+    double t_start = cli_time_ms(), t_first = 0;
+    tv_finish_reason finish = TV_FINISH_NONE;
+    int n_gen = 0;
+    bool aborted = false, shown_any = false;
+    while (tv_engine_has_work(s->e)) {
+        if (g_interrupted && !aborted) {
+            g_interrupted = 0;   // consumed: this Ctrl-C was for the reply
+            tv_engine_abort(s->e, req_id);
+            aborted = true;
+        }
+        const tv_request_output *outs;
+        int n_outs;
+        tv_status st = tv_engine_step(s->e, &outs, &n_outs, err);
+        if (st) return st;
+        for (int i = 0; i < n_outs; i++) {
+            const tv_request_output *o = &outs[i];
+            if (o->n_new && !t_first) t_first = cli_time_ms();
+            n_gen = o->n_generated;
+            if (o->text_len) {
+                if (!cli_append(&s->reply, &s->reply_len, &s->reply_cap, o->text, o->text_len))
+                    return tv_error_set(err, TV_ERR_NOMEM, "out of memory");
+                // shown from its first non-blank byte ("Assistant: Hi" / "[/INST] Hi" -> "Hi")
+                const char *show = o->text;
+                size_t n_show = o->text_len;
+                while (!shown_any && n_show && (*show == ' ' || *show == '\n' || *show == '\r' || *show == '\t')) { show++; n_show--; }
+                if (n_show) {
+                    shown_any = true;
+                    fwrite(show, 1, n_show, stdout);
+                    fflush(stdout);
+                }
+            }
+            if (o->finish == TV_FINISH_ERROR) { *err = *o->error; return err->code ? err->code : TV_ERR_STATE; }
+            if (o->finish) finish = o->finish;
         }
     }
+    double t_end = cli_time_ms();
+    g_interrupted = 0;   // a Ctrl-C that came as the reply finished was for the reply, not the prompt
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (!t_first) t_first = t_end;
+    double prompt_ms = t_first - t_start, gen_ms = t_end - t_first;
+    double pp_tps = prompt_ms > 0 ? (double)n_prompt / (prompt_ms / 1e3) : 0;
+    double tg_tps = n_gen > 1 && gen_ms > 0 ? (n_gen - 1) / (gen_ms / 1e3) : 0;
+    const char *fin = finish == TV_FINISH_STOP ? "stop" : finish == TV_FINISH_LENGTH ? "length" : "aborted";
+    fprintf(stderr, "tinyvllm %s: prompt %zu tok, %.1f tok/s | reply %d tok, %.1f tok/s | finish %s\n", CMD, n_prompt,
+            pp_tps, n_gen, tg_tps, fin);
+    return TV_OK;
+}
+
+// One user message: prompt, request, streamed reply, history. Returns TV_OK (also when the message
+// was refused with a printed reason) or a fatal status in err.
+static tv_status chat_turn(session *s, const char *msg, tv_error *err) {
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    tv_status st = build_prompt(s, msg, &ids, &n_ids, err);
+    if (st) return st == TV_ERR_NOMEM ? st : TV_OK;
+    tv_request_params rp;
+    tv_request_params_default(&rp);
+    rp.prompt_ids = ids;
+    rp.n_prompt = n_ids;
+    rp.sampling = s->args->sp;
+    rp.max_tokens = (int)s->n_new;
+    rp.stop = &s->stop;
+    rp.n_stop = s->stop ? 1 : 0;
+    uint64_t req_id = 0;
+    tv_error terr = {0};
+    st = tv_engine_add_request(s->e, &rp, &req_id, &terr);
+    free(ids);
+    if (st) {
+        if (st == TV_ERR_NOMEM) { *err = terr; return st; }
+        fprintf(stderr, "tinyvllm %s: %s; message not sent\n", CMD, terr.msg);
+        cJSON_DeleteItemFromArray(s->history, cJSON_GetArraySize(s->history) - 1);
+        return TV_OK;
+    }
+    if ((st = stream_reply(s, req_id, n_ids, err))) return st;
+    if (!add_message(s->history, "assistant", trim(s->reply))) return tv_error_set(err, TV_ERR_NOMEM, "out of memory");
+    return TV_OK;
+}
+
+int cmd_chat(int argc, char **argv) {
+    chat_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    session s = {0};
+    if ((rc = session_open(&s, &a))) { session_close(&s); return rc; }
 
     // No SA_RESTART: Ctrl-C interrupts the blocking read at the prompt (getline returns -1, EINTR).
-    struct sigaction sa;
+    struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, &old_sa) == 0) sa_set = true;
+    bool sa_set = sigaction(SIGINT, &sa, &old_sa) == 0;
 
-    const char *stop = tv_chat_stop(chat);
-    int turn = 0;
+    bool is_tty = isatty(STDIN_FILENO);
+    tv_error err = {0};
+    char *line = NULL;
+    size_t line_cap = 0;
     for (;;) {
         if (is_tty) { fputs("> ", stdout); fflush(stdout); }
         // g_interrupted is cleared once a reply is over: set here, it is a Ctrl-C at the prompt
@@ -240,7 +370,7 @@ int cmd_chat(int argc, char **argv) {
         ssize_t n_line = getline(&line, &line_cap, stdin);
         if (n_line < 0) {
             if (g_interrupted || errno == EINTR) { if (is_tty) fputc('\n', stdout); break; }   // Ctrl-C at the prompt
-            if (ferror(stdin)) { tv_error_set(&err, TV_ERR_IO, "error reading stdin: %s", strerror(errno)); goto fail; }
+            if (ferror(stdin)) { tv_error_set(&err, TV_ERR_IO, "error reading stdin: %s", strerror(errno)); rc = 1; break; }
             if (is_tty) fputc('\n', stdout);
             break;   // EOF
         }
@@ -250,136 +380,17 @@ int cmd_chat(int argc, char **argv) {
         if (!strcmp(msg, "/quit") || !strcmp(msg, "/exit")) break;
         if (!strcmp(msg, "/help")) {
             fprintf(stderr, "commands: /reset (forget the conversation, keep the system prompt)  /quit  /help\n");
-            continue;
+        } else if (!strcmp(msg, "/reset")) {
+            reset_history(s.history, s.has_system);
+            fprintf(stderr, "tinyvllm %s: history cleared%s\n", CMD, s.has_system ? " (system prompt kept)" : "");
+        } else if (chat_turn(&s, msg, &err)) {
+            rc = 1;
+            break;
         }
-        if (!strcmp(msg, "/reset")) {
-            reset_history(history, has_system);
-            fprintf(stderr, "tinyvllm %s: history cleared%s\n", CMD, has_system ? " (system prompt kept)" : "");
-            continue;
-        }
-        {   // typed bytes are checked on their own, so an error points into the line, not the prompt
-            int32_t *line_ids = NULL;
-            size_t n_line_ids = 0;
-            tv_error terr = {0};
-            tv_status st = tv_tokenize(tok, msg, strlen(msg), false, false, &line_ids, &n_line_ids, &terr);
-            free(line_ids);
-            if (st == TV_ERR_NOMEM) { err = terr; goto fail; }
-            if (st) { fprintf(stderr, "tinyvllm %s: your message: %s; not sent\n", CMD, terr.msg); continue; }
-        }
-        if (!add_message(history, "user", msg)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-
-        // render the whole history, dropping the oldest exchanges when it does not fit
-        int n_dropped = 0;
-        char *prompt_text = NULL, *kept_json = NULL;
-        int32_t *ids = NULL;
-        size_t n_ids = 0;
-        tv_error terr = {0};
-        char *history_json = cJSON_PrintUnformatted(history);
-        if (!history_json) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-        tv_status st = tv_chat_fit(chat, history_json, prompt_budget, &n_dropped, &kept_json, dump_prefix ? &prompt_text : NULL,
-                                   &ids, &n_ids, &terr);
-        free(history_json);
-        if (!st && n_dropped) {   // the history from now on: what fitted
-            cJSON *kept = cJSON_Parse(kept_json);
-            if (!kept) { free(kept_json); free(prompt_text); free(ids); tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-            cJSON_Delete(history);
-            history = kept;
-        }
-        free(kept_json);
-        if (st) {
-            if (st == TV_ERR_NOMEM) { err = terr; goto fail; }
-            fprintf(stderr, "tinyvllm %s: %s%s\n", CMD, terr.msg,
-                    st == TV_ERR_RANGE ? " (the context minus the reply's max tokens); message not sent" : "; message not sent");
-            cJSON_DeleteItemFromArray(history, cJSON_GetArraySize(history) - 1);
-            continue;
-        }
-        if (n_dropped)
-            fprintf(stderr, "tinyvllm %s: context full: dropped the oldest %d exchange%s from the history (prompt now %zu of %zu tokens)\n",
-                    CMD, n_dropped, n_dropped == 1 ? "" : "s", n_ids, prompt_budget);
-        turn++;
-        if (dump_prefix && !dump_turn(dump_prefix, turn, prompt_text, history))
-            fprintf(stderr, "tinyvllm %s: cannot write the --dump-prompt files for turn %d\n", CMD, turn);
-        free(prompt_text);
-
-        tv_request_params rp;
-        tv_request_params_default(&rp);
-        rp.prompt_ids = ids;
-        rp.n_prompt = n_ids;
-        rp.sampling = sp;
-        rp.max_tokens = (int)n_new;
-        rp.stop = &stop;
-        rp.n_stop = stop ? 1 : 0;
-        uint64_t req_id = 0;
-        st = tv_engine_add_request(e, &rp, &req_id, &terr);
-        free(ids);
-        if (st) {
-            if (st == TV_ERR_NOMEM) { err = terr; goto fail; }
-            fprintf(stderr, "tinyvllm %s: %s; message not sent\n", CMD, terr.msg);
-            cJSON_DeleteItemFromArray(history, cJSON_GetArraySize(history) - 1);
-            continue;
-        }
-
-        // stream the reply
-        reply_len = 0;
-        if (!cli_append(&reply, &reply_len, &reply_cap, "", 0)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-        double t_start = cli_time_ms(), t_first = 0;
-        tv_finish_reason finish = TV_FINISH_NONE;
-        int n_gen = 0;
-        bool aborted = false, shown_any = false;
-        while (tv_engine_has_work(e)) {
-            if (g_interrupted && !aborted) {
-                g_interrupted = 0;   // consumed: this Ctrl-C was for the reply
-                tv_engine_abort(e, req_id);
-                aborted = true;
-            }
-            const tv_request_output *outs;
-            int n_outs;
-            if (tv_engine_step(e, &outs, &n_outs, &err)) goto fail;
-            for (int i = 0; i < n_outs; i++) {
-                const tv_request_output *o = &outs[i];
-                if (o->n_new && !t_first) t_first = cli_time_ms();
-                n_gen = o->n_generated;
-                if (o->text_len) {
-                    if (!cli_append(&reply, &reply_len, &reply_cap, o->text, o->text_len)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
-                    // shown from its first non-blank byte ("Assistant: Hi" / "[/INST] Hi" -> "Hi")
-                    const char *show = o->text;
-                    size_t n_show = o->text_len;
-                    while (!shown_any && n_show && (*show == ' ' || *show == '\n' || *show == '\r' || *show == '\t')) { show++; n_show--; }
-                    if (n_show) {
-                        shown_any = true;
-                        fwrite(show, 1, n_show, stdout);
-                        fflush(stdout);
-                    }
-                }
-                if (o->finish == TV_FINISH_ERROR) { err = *o->error; goto fail; }
-                if (o->finish) finish = o->finish;
-            }
-        }
-        double t_end = cli_time_ms();
-        g_interrupted = 0;   // a Ctrl-C that came as the reply finished was for the reply, not the prompt
-        fputc('\n', stdout);
-        fflush(stdout);
-        if (!t_first) t_first = t_end;
-        double prompt_ms = t_first - t_start, gen_ms = t_end - t_first;
-        double pp_tps = prompt_ms > 0 ? (double)rp.n_prompt / (prompt_ms / 1e3) : 0;
-        double tg_tps = n_gen > 1 && gen_ms > 0 ? (n_gen - 1) / (gen_ms / 1e3) : 0;
-        const char *fin = finish == TV_FINISH_STOP ? "stop" : finish == TV_FINISH_LENGTH ? "length" : "aborted";
-        fprintf(stderr, "tinyvllm %s: prompt %zu tok, %.1f tok/s | reply %d tok, %.1f tok/s | finish %s\n", CMD, rp.n_prompt,
-                pp_tps, n_gen, tg_tps, fin);
-        if (!add_message(history, "assistant", trim(reply))) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     }
-    rc = 0;
-    goto done;
-fail:
-    fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg[0] ? err.msg : tv_status_str(err.code));
-done:
+    if (rc) fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg[0] ? err.msg : tv_status_str(err.code));
     if (sa_set) sigaction(SIGINT, &old_sa, NULL);
-    cJSON_Delete(history);
     free(line);
-    free(reply);
-    free(tpl_src);
-    tv_chat_free(chat);
-    tv_engine_free(e);
-    tv_model_free(m);
+    session_close(&s);
     return rc;
 }

@@ -7,73 +7,69 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_util.h"
 #include "tinyvllm.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tinyvllm generate -m MODEL [--tokenizer FILE] (-p TEXT | --prompt-ids 1,2,3) [options]\n"
-            "  -n N              max new tokens (default 256; -1 = until the context is full)\n"
-            "  --temp T          temperature (default 0.8; 0 = greedy)\n"
-            "  --top-k K         (default 40; 0 = off)    --top-p P (default 0.95)   --min-p P (default 0.05)\n"
-            "  --repeat-penalty R  (default 1.0 = off)\n"
-            "  --seed S          RNG seed (default: random)\n"
-            "  --stop-id ID      extra stop token (repeatable)   --stop TEXT  stop string (repeatable)\n"
-            "  --ignore-eos      don't stop at the end-of-sequence token\n"
-            "  --no-bos          don't add BOS when tokenizing -p\n"
-            "  -t THREADS        worker threads (default: all cores)\n"
-            "  --ctx N           cap the context length\n"
-            "  --kv-bits 16|32   KV cache element size (default: 32 for f32 models, else 16)\n"
-            "  --cpu PATH        force a kernel path: generic|avx2|avx512\n"
-            "  --json            print one JSON object instead of streaming text\n");
+            "usage: tinyvllm generate -m MODEL (-p TEXT | --prompt-ids 1,2,3) [options]\n"
+            "  -n N                max new tokens (default 256; -1 = until the context is full)\n"
+            "  --stop-id ID        extra stop token (repeatable)   --stop TEXT  stop string (repeatable)\n"
+            "  --ignore-eos        don't stop at the end-of-sequence token\n"
+            "  --no-bos            don't add BOS when tokenizing -p\n"
+            "  --json              print one JSON object instead of streaming text\n"
+            "%s%s", CLI_MODEL_USAGE, CLI_SAMPLING_USAGE);
 }
 
-int cmd_generate(int argc, char **argv) {
-    const char *model_path = NULL, *tok_path = NULL, *prompt = NULL, *prompt_ids_s = NULL, *cpu = NULL;
-    long n_new = 256, threads = 0, ctx = 0;
-    bool json = false, no_bos = false, ignore_eos = false;
-    long kv_bits = 0;
+#define MAX_STOPS 16
+
+typedef struct gen_args {
+    cli_model_opts mo;
     tv_sampling_params sp;
-    tv_sampling_params_default(&sp);
-    sp.temperature = 0.8f;
-    sp.top_k = 40;
-    sp.top_p = 0.95f;
-    sp.min_p = 0.05f;
-    const char *stops[16];
-    int n_stops = 0;
-    int32_t stop_ids[16];
-    int n_stop_ids = 0;
+    const char *prompt, *prompt_ids;
+    long n_new;
+    bool json, no_bos, ignore_eos;
+    const char *stops[MAX_STOPS];
+    int n_stops;
+    int32_t stop_ids[MAX_STOPS];
+    int n_stop_ids;
+} gen_args;
+
+// Fills g from the command line; 0, or the exit status (usage printed).
+static int parse_args(int argc, char **argv, gen_args *g) {
+    cli_sampling_defaults(&g->sp);
+    g->n_new = 256;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r;
+        if ((r = cli_model_opt("generate", argc, argv, &i, &g->mo)) || (r = cli_sampling_opt("generate", argc, argv, &i, &g->sp))) {
+            if (r == 2) return 2;
+            continue;
+        }
 #define NEED_VAL() do { if (!v) return cli_usage_error("generate", "%s needs a value", a); i++; } while (0)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { NEED_VAL(); model_path = v; }
-        else if (!strcmp(a, "--tokenizer")) { NEED_VAL(); tok_path = v; }
-        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { NEED_VAL(); prompt = v; }
-        else if (!strcmp(a, "--prompt-ids")) { NEED_VAL(); prompt_ids_s = v; }
-        else if (!strcmp(a, "-n")) { NEED_VAL(); if (!cli_parse_long(v, -1, 1L << 30, &n_new)) return cli_usage_error("generate", "-n: '%s' is not a valid count", v); }
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1024, &threads)) return cli_usage_error("generate", "-t: '%s' is not a valid thread count", v); }
-        else if (!strcmp(a, "--ctx")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1L << 24, &ctx)) return cli_usage_error("generate", "--ctx: '%s' invalid", v); }
-        else if (!strcmp(a, "--temp")) { NEED_VAL(); if (!cli_parse_float(v, 0, 100, &sp.temperature)) return cli_usage_error("generate", "--temp: '%s' invalid", v); }
-        else if (!strcmp(a, "--top-k")) { NEED_VAL(); long k; if (!cli_parse_long(v, 0, 1L << 24, &k)) return cli_usage_error("generate", "--top-k: '%s' invalid", v); sp.top_k = (int)k; }
-        else if (!strcmp(a, "--top-p")) { NEED_VAL(); if (!cli_parse_float(v, 1e-6f, 1, &sp.top_p)) return cli_usage_error("generate", "--top-p: '%s' must be in (0, 1]", v); }
-        else if (!strcmp(a, "--min-p")) { NEED_VAL(); if (!cli_parse_float(v, 0, 1, &sp.min_p)) return cli_usage_error("generate", "--min-p: '%s' must be in [0, 1]", v); }
-        else if (!strcmp(a, "--repeat-penalty")) { NEED_VAL(); if (!cli_parse_float(v, 1e-3f, 100, &sp.repetition_penalty)) return cli_usage_error("generate", "--repeat-penalty: '%s' invalid", v); }
-        else if (!strcmp(a, "--seed")) { NEED_VAL(); char *end; errno = 0; unsigned long long s = strtoull(v, &end, 10); if (errno || *end || end == v) return cli_usage_error("generate", "--seed: '%s' invalid", v); sp.seed = s; sp.has_seed = true; }
-        else if (!strcmp(a, "--stop")) { NEED_VAL(); if (n_stops == 16) return cli_usage_error("generate", "at most 16 --stop strings"); stops[n_stops++] = v; }
-        else if (!strcmp(a, "--stop-id")) { NEED_VAL(); long id; if (!cli_parse_long(v, 0, INT32_MAX, &id) || n_stop_ids == 16) return cli_usage_error("generate", "--stop-id: '%s' invalid", v); stop_ids[n_stop_ids++] = (int32_t)id; }
-        else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
-        else if (!strcmp(a, "--no-bos")) no_bos = true;
-        else if (!strcmp(a, "--kv-bits")) { NEED_VAL(); if (!cli_parse_long(v, 16, 32, &kv_bits) || (kv_bits != 16 && kv_bits != 32)) return cli_usage_error("generate", "--kv-bits: 16 or 32"); }
-        else if (!strcmp(a, "--cpu")) { NEED_VAL(); cpu = v; }
-        else if (!strcmp(a, "--json")) json = true;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { NEED_VAL(); g->prompt = v; }
+        else if (!strcmp(a, "--prompt-ids")) { NEED_VAL(); g->prompt_ids = v; }
+        else if (!strcmp(a, "-n")) { NEED_VAL(); if (!cli_parse_long(v, -1, 1L << 30, &g->n_new)) return cli_usage_error("generate", "-n: '%s' is not a valid count", v); }
+        else if (!strcmp(a, "--stop")) { NEED_VAL(); if (g->n_stops == MAX_STOPS) return cli_usage_error("generate", "at most %d --stop strings", MAX_STOPS); g->stops[g->n_stops++] = v; }
+        else if (!strcmp(a, "--stop-id")) { NEED_VAL(); long id; if (!cli_parse_long(v, 0, INT32_MAX, &id) || g->n_stop_ids == MAX_STOPS) return cli_usage_error("generate", "--stop-id: '%s' invalid", v); g->stop_ids[g->n_stop_ids++] = (int32_t)id; }
+        else if (!strcmp(a, "--ignore-eos")) g->ignore_eos = true;
+        else if (!strcmp(a, "--no-bos")) g->no_bos = true;
+        else if (!strcmp(a, "--json")) g->json = true;
         else return cli_usage_error("generate", "unknown option '%s' (see --help)", a);
 #undef NEED_VAL
     }
-    if (!model_path) return cli_usage_error("generate", "-m MODEL is required");
-    if (!prompt == !prompt_ids_s) return cli_usage_error("generate", "give exactly one of -p TEXT or --prompt-ids");
+    if (!g->mo.model_path) return cli_usage_error("generate", "-m MODEL is required");
+    if (!g->prompt == !g->prompt_ids) return cli_usage_error("generate", "give exactly one of -p TEXT or --prompt-ids");
+    return 0;
+}
 
+int cmd_generate(int argc, char **argv) {
+    gen_args g = {0};
+    int st = parse_args(argc, argv, &g);
+    if (st) return st < 0 ? 0 : st;
     int rc = 1;
     tv_error err = {0};
     tv_model *m = NULL;
@@ -83,42 +79,31 @@ int cmd_generate(int argc, char **argv) {
     char *text = NULL;
     size_t text_len = 0, text_cap = 0;
     cJSON *out = NULL;
-    if (prompt_ids_s && !(ids = cli_parse_ids(prompt_ids_s, &n_ids)))
-        return cli_usage_error("generate", "--prompt-ids: '%s' is not a comma-separated list of token ids", prompt_ids_s);
+    if (g.prompt_ids && !(ids = cli_parse_ids(g.prompt_ids, &n_ids)))
+        return cli_usage_error("generate", "--prompt-ids: '%s' is not a comma-separated list of token ids", g.prompt_ids);
 
     double t0 = cli_time_ms();
-    tv_model_params mp;
-    tv_model_params_default(&mp);
-    mp.tokenizer_path = tok_path;
-    mp.cpu_path = cli_cpu_path(cpu);
-    mp.no_repack = cli_no_repack();
-    mp.n_threads = (int)threads;
-    if (!(m = tv_model_load(model_path, &mp, &err))) goto fail;
     tv_engine_config ec;
     tv_engine_config_default(&ec);
-    if (threads > 0) ec.n_threads = (int)threads;
-    ec.cpu_path = mp.cpu_path;
     ec.max_num_seqs = 1;
-    ec.max_model_len = (int)ctx;
-    ec.kv_bits = (int)kv_bits;
-    if (!(e = tv_engine_create(m, &ec, &err))) goto fail;
+    if (cli_open(&g.mo, &ec, &m, &e, &err)) goto fail;
     double t_load = cli_time_ms() - t0;
 
     tv_request_params rp;
     tv_request_params_default(&rp);
-    rp.sampling = sp;
-    rp.max_tokens = (int)n_new;
-    rp.ignore_eos = ignore_eos;
-    rp.stop = stops;
-    rp.n_stop = n_stops;
-    rp.stop_ids = stop_ids;
-    rp.n_stop_ids = n_stop_ids;
-    if (prompt) {
+    rp.sampling = g.sp;
+    rp.max_tokens = (int)g.n_new;
+    rp.ignore_eos = g.ignore_eos;
+    rp.stop = g.stops;
+    rp.n_stop = g.n_stops;
+    rp.stop_ids = g.stop_ids;
+    rp.n_stop_ids = g.n_stop_ids;
+    if (g.prompt) {
         if (!tv_model_tokenizer(m)) {
-            tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE or use --prompt-ids", model_path);
+            tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE or use --prompt-ids", g.mo.model_path);
             goto fail;
         }
-        if (tv_tokenize(tv_model_tokenizer(m), prompt, strlen(prompt), !no_bos && tv_tokenizer_add_bos_default(tv_model_tokenizer(m)),
+        if (tv_tokenize(tv_model_tokenizer(m), g.prompt, strlen(g.prompt), !g.no_bos && tv_tokenizer_add_bos_default(tv_model_tokenizer(m)),
                         false, &ids, &n_ids, &err))
             goto fail;
     }
@@ -145,7 +130,7 @@ int cmd_generate(int argc, char **argv) {
                 gen[n_gen++] = o->new_ids[j];
             }
             if (o->text_len) {
-                if (json) {
+                if (g.json) {
                     if (!cli_append(&text, &text_len, &text_cap, o->text, o->text_len)) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
                 } else {
                     fwrite(o->text, 1, o->text_len, stdout);
@@ -162,7 +147,7 @@ int cmd_generate(int argc, char **argv) {
     double pp_tps = prompt_ms > 0 ? n_ids / (prompt_ms / 1e3) : 0;
     double tg_tps = n_gen > 1 && gen_ms > 0 ? (n_gen - 1) / (gen_ms / 1e3) : 0;
     const char *fin = finish == TV_FINISH_STOP ? "stop" : finish == TV_FINISH_LENGTH ? "length" : "abort";
-    if (json) {
+    if (g.json) {
         out = cJSON_CreateObject();
         cJSON *pa = cJSON_AddArrayToObject(out, "prompt_ids");
         for (size_t i = 0; i < n_ids; i++) cJSON_AddItemToArray(pa, cJSON_CreateNumber(ids[i]));

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_util.h"
 #include "tinyvllm_server.h"
 #include "tinyvllm.h"
@@ -16,84 +17,48 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm serve -m MODEL [options]\n"
-            "  -m, --model PATH         GGUF or llama2.c model\n"
-            "  --tokenizer PATH         tokenizer for llama2.c models (tokenizer.bin or tokenizer.json)\n"
-            "  --host ADDR              bind address (default 127.0.0.1)\n"
-            "  --port N                 port (default 8080; 0 = any free port, printed at start)\n"
-            "  --api-key KEY            require 'Authorization: Bearer KEY' on /v1/* (or env TINYVLLM_API_KEY)\n"
-            "  --model-alias NAME       model id served in /v1/models and expected in requests\n"
-            "  -t, --threads N          kernel threads (default: online cores)\n"
-            "  --ctx N                  context length cap (default: the model's)\n"
-            "  --max-num-seqs N         sequences running at once (default 64)\n"
-            "  --kv-mem MB              KV-cache budget in MiB (default: the engine's)\n"
-            "  --max-queue N            sequences allowed to wait beyond max-num-seqs; more -> 429 (default 256)\n"
-            "  --chat-template FILE     Jinja chat template (default: the model's)\n");
+            "  --host ADDR         bind address (default 127.0.0.1)\n"
+            "  --port N            port (default 8080; 0 = any free port, printed at start)\n"
+            "  --api-key KEY       require 'Authorization: Bearer KEY' on /v1/* (or env TINYVLLM_API_KEY)\n"
+            "  --model-alias NAME  model id served in /v1/models and expected in requests\n"
+            "  --max-num-seqs N    sequences running at once (default 64)\n"
+            "  --kv-mem MB         KV-cache budget in MiB (default: the engine's)\n"
+            "  --max-queue N       sequences allowed to wait beyond max-num-seqs; more -> 429 (default 256)\n"
+            "  --chat-template FILE  Jinja chat template (default: the model's)\n"
+            "%s", CLI_MODEL_USAGE);
 }
 
 static void log_to_stderr(tv_log_level level, const char *msg, void *user) {
     if (level >= TV_LOG_WARN) fprintf(stderr, "tinyvllm serve: %s\n", msg);
 }
 
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !end || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-static char *read_file(const char *path, char *why, size_t why_cap) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(why, why_cap, "%s", strerror(errno)); return NULL; }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap * 2 + 4096 + 1;
-            if (cap > (16u << 20)) { snprintf(why, why_cap, "larger than 16 MiB"); free(buf); fclose(f); return NULL; }
-            char *p = realloc(buf, cap);
-            if (!p) { snprintf(why, why_cap, "out of memory"); free(buf); fclose(f); return NULL; }
-            buf = p;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0) break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) { snprintf(why, why_cap, "read error"); free(buf); return NULL; }
-    buf[len] = 0;
-    return buf;
-}
-
 int cmd_serve(int argc, char **argv) {
-    const char *model_path = NULL, *tokenizer = NULL, *tpl_path = NULL;
+    cli_model_opts mo = {0};
+    const char *tpl_path = NULL;
     tv_server_config sc;
     tv_server_config_default(&sc);
-    long threads = 0, ctx = 0, max_seqs = 0, kv_mb = 0, port = sc.port, max_queue = sc.max_queue;
+    long max_seqs = 0, kv_mb = 0, port = sc.port, max_queue = sc.max_queue;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int r = cli_model_opt("serve", argc, argv, &i, &mo);
+        if (r == 2) return 2;
+        if (r) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (i + 1 >= argc) { fprintf(stderr, "tinyvllm serve: unknown or incomplete option '%s'\n", a); usage(stderr); return 2; }
         const char *v = argv[++i];
         bool ok = true;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model_path = v;
-        else if (!strcmp(a, "--tokenizer")) tokenizer = v;
-        else if (!strcmp(a, "--host")) sc.host = v;
-        else if (!strcmp(a, "--port")) ok = parse_int(v, 0, 65535, &port);
+        if (!strcmp(a, "--host")) sc.host = v;
+        else if (!strcmp(a, "--port")) ok = cli_parse_long(v, 0, 65535, &port);
         else if (!strcmp(a, "--api-key")) sc.api_key = v;
         else if (!strcmp(a, "--model-alias")) sc.model_alias = v;
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = parse_int(v, 1, 1024, &threads);
-        else if (!strcmp(a, "--ctx")) ok = parse_int(v, 1, INT_MAX, &ctx);
-        else if (!strcmp(a, "--max-num-seqs")) ok = parse_int(v, 1, 4096, &max_seqs);
-        else if (!strcmp(a, "--kv-mem")) ok = parse_int(v, 1, 1L << 30, &kv_mb);
-        else if (!strcmp(a, "--max-queue")) ok = parse_int(v, 0, 1 << 20, &max_queue);
+        else if (!strcmp(a, "--max-num-seqs")) ok = cli_parse_long(v, 1, 4096, &max_seqs);
+        else if (!strcmp(a, "--kv-mem")) ok = cli_parse_long(v, 1, 1L << 30, &kv_mb);
+        else if (!strcmp(a, "--max-queue")) ok = cli_parse_long(v, 0, 1 << 20, &max_queue);
         else if (!strcmp(a, "--chat-template")) tpl_path = v;
         else { fprintf(stderr, "tinyvllm serve: unknown option '%s'\n", a); usage(stderr); return 2; }
         if (!ok) { fprintf(stderr, "tinyvllm serve: bad value '%s' for %s\n", v, a); return 2; }
     }
-    if (!model_path) { fprintf(stderr, "tinyvllm serve: -m MODEL is required\n"); usage(stderr); return 2; }
+    if (!mo.model_path) { fprintf(stderr, "tinyvllm serve: -m MODEL is required\n"); usage(stderr); return 2; }
     if (!sc.api_key) sc.api_key = getenv("TINYVLLM_API_KEY");
     tv_log_set(log_to_stderr, NULL);
 
@@ -114,36 +79,22 @@ int cmd_serve(int argc, char **argv) {
     tv_server *srv = NULL;
     char *tpl = NULL;
     if (tpl_path) {
-        char why[128];
-        if (!(tpl = read_file(tpl_path, why, sizeof why))) {
-            fprintf(stderr, "tinyvllm serve: cannot read chat template %s: %s\n", tpl_path, why);
-            return 1;
-        }
+        if (!(tpl = cli_read_file("serve", tpl_path, CLI_MAX_TEMPLATE, NULL))) return 1;
         sc.chat_template = tpl;
     }
 
-    tv_model_params mp;
-    tv_model_params_default(&mp);
-    mp.tokenizer_path = tokenizer;
-    mp.cpu_path = cli_cpu_path(NULL);
-    mp.no_repack = cli_no_repack();
-    mp.n_threads = (int)threads;
-    if (!(m = tv_model_load(model_path, &mp, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
     tv_engine_config ec;
     tv_engine_config_default(&ec);
-    if (threads) ec.n_threads = (int)threads;
-    ec.cpu_path = mp.cpu_path;
     if (max_seqs) ec.max_num_seqs = (int)max_seqs;
     if (kv_mb) ec.kv_mem_mb = kv_mb;
-    if (ctx) ec.max_model_len = (int)ctx;
-    if (!(e = tv_engine_create(m, &ec, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
+    if (cli_open(&mo, &ec, &m, &e, &err)) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
 
     sc.port = (int)port;
     sc.max_queue = (int)max_queue;
     tv_engine_limits lim;
     tv_engine_get_limits(e, &lim);
     if (!(srv = tv_server_start(m, e, &sc, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
-    fprintf(stderr, "tinyvllm serve: model %s, ctx %d, %lld KV blocks of %d tokens (%d-bit), max %d seqs\n", model_path,
+    fprintf(stderr, "tinyvllm serve: model %s, ctx %d, %lld KV blocks of %d tokens (%d-bit), max %d seqs\n", mo.model_path,
             lim.max_model_len, (long long)lim.n_blocks, lim.block_size, lim.kv_bits, lim.max_num_seqs);
     bool is_v6 = strchr(sc.host, ':') != NULL;
     fprintf(stderr, "tinyvllm serve: listening on http://%s%s%s:%d\n", is_v6 ? "[" : "", sc.host, is_v6 ? "]" : "",

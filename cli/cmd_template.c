@@ -24,28 +24,9 @@ static void usage(FILE *f) {
                "                         [--tools FILE.json] [--no-generation-prompt] [--bos-token T] [--eos-token T]\n");
 }
 
-// Reads a whole file (NUL-terminated); NULL on error with a message printed.
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { fprintf(stderr, "tinyvllm %s: cannot open %s\n", CMD, path); return NULL; }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    char chunk[65536];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (!cli_append(&buf, &n, &cap, chunk, r)) { fprintf(stderr, "tinyvllm %s: out of memory reading %s\n", CMD, path); free(buf); fclose(f); return NULL; }
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) { fprintf(stderr, "tinyvllm %s: error reading %s\n", CMD, path); free(buf); return NULL; }
-    if (!buf && !cli_append(&buf, &n, &cap, "", 0)) { fprintf(stderr, "tinyvllm %s: out of memory\n", CMD); return NULL; }
-    if (len) *len = n;
-    return buf;
-}
-
 static cJSON *read_json(const char *path) {
     size_t n;
-    char *s = read_file(path, &n);
+    char *s = cli_read_file(CMD, path, CLI_MAX_JSON, &n);
     if (!s) return NULL;
     cJSON *j = cJSON_ParseWithLength(s, n);
     free(s);
@@ -108,7 +89,7 @@ int cmd_template(int argc, char **argv) {
         if (!src) { fprintf(stderr, "tinyvllm %s: out of memory\n", CMD); goto done; }
         if (!bos) bos = gguf_bos;
         if (!eos) eos = gguf_eos;
-    } else if (!(src = read_file(tpl_path, &src_len))) goto done;
+    } else if (!(src = cli_read_file(CMD, tpl_path, CLI_MAX_TEMPLATE, &src_len))) goto done;
 
     if (!(msgs_doc = read_json(msg_path))) goto done;
     const cJSON *messages = msgs_doc, *tools = NULL;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "tinyvllm.h"
 
 // Loads any supported tokenizer; prints the error and returns NULL on failure.
@@ -24,27 +25,6 @@ static tv_tokenizer *load_tokenizer(const char *cmd, const char *path, int32_t v
     tv_tokenizer *t = tv_tokenizer_load(path, vocab_size, &err);
     if (!t) fprintf(stderr, "tinyvllm %s: %s\n", cmd, err.msg);
     return t;
-}
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) { free(buf); buf = NULL; break; }
-        buf = nb;
-        cap *= 2;
-    }
-    bool failed = ferror(f);
-    if (f != stdin) fclose(f);
-    if (failed) { free(buf); return NULL; }
-    *len = n;
-    return buf;
 }
 
 static int parse_vocab_size(const char *cmd, const char *s, int32_t *out) {
@@ -95,8 +75,8 @@ int cmd_tokenize(int argc, char **argv) {
     char *owned = NULL;
     size_t len = 0;
     if (file) {
-        owned = read_file(file, &len);
-        if (!owned) { fprintf(stderr, "tinyvllm tokenize: cannot read %s: %s\n", file, strerror(errno)); return 1; }
+        owned = cli_read_file("tokenize", file, SIZE_MAX, &len);
+        if (!owned) return 1;
     } else {
         len = strlen(prompt);
     }

@@ -247,6 +247,7 @@ typedef struct tv_engine_limits {
     int64_t n_blocks;          // KV blocks in the pool
     int kv_bits;               // KV element: 16 (f16) or 32 (f32)
     int decode_steps;          // decode rounds per step
+    int n_threads;             // kernel threads
 } tv_engine_limits;
 
 void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l);

@@ -303,7 +303,7 @@ void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l) {
     *l = (tv_engine_limits){.max_model_len = e->max_len, .max_num_seqs = e->cfg.max_num_seqs,
                             .max_batched_tokens = e->cfg.max_batched_tokens, .block_size = e->cfg.block_size,
                             .n_blocks = e->cfg.n_blocks, .kv_bits = e->cfg.kv_bits,
-                            .decode_steps = e->cfg.decode_steps};
+                            .decode_steps = e->cfg.decode_steps, .n_threads = e->cfg.n_threads};
 }
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {

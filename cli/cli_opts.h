@@ -1,0 +1,40 @@
+// cli_opts.h — the options every model-running command (generate, chat, bench, serve) shares, parsed
+// and applied in one place, so a flag means the same everywhere and each setting has one owner.
+//
+//   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  --ctx N  --kv-bits 16|32  --cpu PATH
+//   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --seed S
+// The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
+// TINYVLLM_REPACK=0 (keep weights as stored).
+#ifndef TV_CLI_OPTS_H
+#define TV_CLI_OPTS_H
+
+#include "tinyvllm.h"
+
+typedef struct cli_model_opts {
+    const char *model_path;   // required by every command
+    const char *tok_path;     // NULL: the model file's own tokenizer
+    const char *cpu;          // NULL: $TINYVLLM_CPU, else the best path this CPU supports
+    long threads;             // 0: all cores
+    long ctx;                 // 0: the model's context length
+    long kv_bits;             // 0: auto (32 for f32 models, else 16)
+} cli_model_opts;
+
+// Usage lines of the shared options, for the commands' --help.
+extern const char CLI_MODEL_USAGE[];
+extern const char CLI_SAMPLING_USAGE[];
+
+// Parses the option at argv[*i] if it is one of these (its value too: *i is advanced past it).
+// Returns 1 when consumed, 0 when it is not one of these options, 2 after printing a usage error.
+int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
+int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, tv_sampling_params *sp);
+// The interactive commands' sampling defaults (llama.cpp's): temperature 0.8, top-k 40, top-p 0.95, min-p 0.05.
+void cli_sampling_defaults(tv_sampling_params *sp);
+
+// The two halves of cli_open, for a command that sizes its engine from the model.
+tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err);
+tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err);
+// Loads o->model_path and creates an engine: the model parameters and *ec (the command's own
+// settings, e.g. max_num_seqs) get the shared options. On failure *m and *e are NULL and err says why.
+tv_status cli_open(const cli_model_opts *o, tv_engine_config *ec, tv_model **m, tv_engine **e, tv_error *err);
+
+#endif
