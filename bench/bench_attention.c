@@ -3,7 +3,7 @@
 // prefill, for the pre-kernel scalar loop ("before", the forward pass's former att_worker), the
 // scalar twin ("generic") and the active SIMD path, at 1 and 2 threads.
 // Prints median wall time and median process CPU time over the repetitions, and what the fast
-// path achieves against the machine's 1-thread limits (util/roofline.h): decode as KV GB/s read,
+// path achieves against the machine's 1-thread limits (kernels/roofline.h): decode as KV GB/s read,
 // prefill as attention GFLOP/s (QK and PV: 4 flops per query-key-dim).
 //
 // Not built by CMake (the bench target list is not ours); build against a build dir's library:
@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
-#include "util/roofline.h"
+#include "kernels/roofline.h"
 
 enum { N_LAYERS = 22, N_HEADS = 32, N_KV = 4, HD = 64, BS = 16, MAX_CTX = 2048 };
 

@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
-#include "util/roofline.h"
+#include "kernels/roofline.h"
 
 // BENCH_CPUTIME=1: process CPU time instead of wall time (with 1 thread this factors out preemption
 // on a shared machine; with more it is the sum over threads, so do not use it there).
@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
     if (!pool) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
     printf("path %s, %d threads\n", kt.path, nth);
 
-    // the machine's limits, measured now with the same thread count (src/util/roofline.h)
+    // the machine's limits, measured now with the same thread count (src/kernels/roofline.h)
     tv_roofline roof;
     if (tv_roofline_measure(nth, &roof, &err) != TV_OK) { fprintf(stderr, "bench_kernels: %s\n", err.msg); return 1; }
     const double best_bw = roof.mem_bw_gbs, peak = roof.int8_gops;

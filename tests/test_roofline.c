@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/roofline.h"
-#include "util/roofline_isa.h"
+#include "kernels/roofline.h"
+#include "kernels/roofline_isa.h"
 #include "util/status.h"
 
 #if defined(__x86_64__)

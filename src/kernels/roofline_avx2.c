@@ -1,7 +1,7 @@
 // roofline_avx2.c — AVX2 / AVX-VNNI probe loops for roofline.c (compiled with the AVX2 flags,
 // which include -mavxvnni: only roofline_avxvnni_int8 may use VNNI; the AVX2 fallback pins its
 // instructions with inline asm so the compiler cannot fuse them into VNNI ones).
-#include "util/roofline_isa.h"
+#include "kernels/roofline_isa.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

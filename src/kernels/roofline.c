@@ -4,7 +4,7 @@
 // has), each thread on its own slice or its own register-resident loop; the wall time of the
 // whole fork/join is the time. Compute probes calibrate their iteration count to ~20 ms and keep
 // the best of 6; the bandwidth probe keeps the best of 5 passes over a buffer of 1 GiB.
-#include "util/roofline.h"
+#include "kernels/roofline.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "kernels/kernels.h"
-#include "util/roofline_isa.h"
+#include "kernels/roofline_isa.h"
 #include "util/status.h"
 
 // ---- generic (portable) probes: used when no x86 SIMD path applies ----

@@ -1,5 +1,5 @@
 // roofline_avx512.c — AVX-512 probe loops for roofline.c (compiled with the AVX-512 flags).
-#include "util/roofline_isa.h"
+#include "kernels/roofline_isa.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
