@@ -6,6 +6,7 @@
 # 2. The library reads no environment variable (getenv in src/ outside src/server/).
 # 3. `tv_` means public: every global function or variable the library defines with the tv_ prefix
 #    is declared in a header under include/, and every other one carries a subsystem prefix.
+# 4. docs/architecture.md's include graph is the tree's (scripts/include_graph.sh), edge for edge.
 # Each check prints what it found; any finding fails the test.
 set -u
 BIN=${1:?usage: test_boundary.sh <tinyvllm-binary> [shared-dir]}
@@ -52,6 +53,18 @@ else
     done
   done
   echo "symbols: $(echo "$syms" | wc -l) exported by the libraries, $n_pub public (tv_)"
+fi
+
+# 4. the documented include graph
+doc_graph=$(sed -n '/<!-- include-graph:begin -->/,/<!-- include-graph:end -->/p' docs/architecture.md | grep -- ' -> ')
+tree_graph=$(bash scripts/include_graph.sh)
+if [ -z "$doc_graph" ]; then
+  fail "docs/architecture.md has no include graph between <!-- include-graph:begin/end --> markers"
+elif [ "$doc_graph" != "$tree_graph" ]; then
+  fail "docs/architecture.md's include graph differs from the tree's (< doc, > tree):"
+  diff <(echo "$doc_graph") <(echo "$tree_graph") | grep '^[<>]'
+else
+  echo "include graph: $(echo "$tree_graph" | wc -l) edges, as documented"
 fi
 
 if [ "$bad" -eq 0 ]; then echo "boundary: ok"; exit 0; fi
