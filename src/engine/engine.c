@@ -24,6 +24,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/rng.h"
 #include "util/status.h"
 
@@ -53,7 +54,8 @@ struct tv_engine {
     tv_seq **done;               // (max_num_seqs * 2) sequences finished last step, freed at the next
     int n_done;
     tv_seq **aborted;            // (cap_aborted) aborted since the last step, reported from the next
-    int n_aborted, cap_aborted;
+    int n_aborted;
+    size_t cap_aborted;
     tv_engine_stats stats;
 };
 
@@ -85,7 +87,7 @@ static void seq_free(tv_seq *s) {
     free(s->stop_ids);
     for (int i = 0; i < s->n_stop; i++) free(s->stop[i]);
     free(s->stop);
-    free(s->held);
+    strbuf_free(&s->held);
     free(s);
 }
 
@@ -184,18 +186,6 @@ fail:
 
 const char *tv_engine_cpu_path(const tv_engine *e) { return backend_name(e->be); }
 
-static bool push_ptr(tv_seq ***arr, int *n, int *cap, tv_seq *s) {
-    if (*n == *cap) {
-        int nc = *cap ? *cap * 2 : 16;
-        tv_seq **na = mem_realloc(*arr, (size_t)nc * sizeof *na);
-        if (!na) return false;
-        *arr = na;
-        *cap = nc;
-    }
-    (*arr)[(*n)++] = s;
-    return true;
-}
-
 tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64_t *req_id, tv_error *err) {
     const tv_sampling_params *sp = &p->sampling;
     if (!(sp->temperature >= 0) || !(sp->top_p > 0 && sp->top_p <= 1) || !(sp->min_p >= 0 && sp->min_p <= 1) ||
@@ -287,7 +277,10 @@ fail:
 tv_status tv_engine_abort(tv_engine *e, uint64_t req_id) {
     tv_seq *s = sched_find(e->sched, req_id);
     if (!s) return TV_ERR_INVALID;
-    if (!push_ptr(&e->aborted, &e->n_aborted, &e->cap_aborted, s)) return TV_ERR_NOMEM;   // still running
+    tv_seq **grown = array_grow(e->aborted, &e->cap_aborted, (size_t)e->n_aborted + 1, sizeof *grown);
+    if (!grown) return TV_ERR_NOMEM;
+    e->aborted = grown;
+    e->aborted[e->n_aborted++] = s;   // still running
     sched_remove(e->sched, s);
     s->status = SEQ_FINISHED;
     s->finish = TV_FINISH_ABORT;
@@ -445,11 +438,11 @@ static bool is_stop_token(const tv_engine *e, const tv_seq *s, int32_t tok) {
 
 // Room for one more token in s->tokens. false (s unchanged) when out of memory.
 static bool reserve_token(tv_seq *s) {
-    if (s->n_tokens < s->cap) return true;
-    int32_t *nt = mem_realloc(s->tokens, (size_t)s->cap * 2 * sizeof(int32_t));
+    size_t cap = (size_t)s->cap;
+    int32_t *nt = array_grow(s->tokens, &cap, (size_t)s->n_tokens + 1, sizeof *nt);
     if (!nt) return false;
     s->tokens = nt;
-    s->cap *= 2;
+    s->cap = (int)cap;
     return true;
 }
 

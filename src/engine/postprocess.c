@@ -6,6 +6,7 @@
 
 #include "tokenizer/tokenizer.h"
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/status.h"
 
 // ---- output table ----
@@ -52,40 +53,25 @@ tv_request_output *post_output_new(post_outputs *o, const tv_seq *s) {
 
 // ---- text and stop strings ----
 
-static bool held_append(tv_seq *s, const char *txt, size_t n) {
-    if (s->held_len + n + 1 > s->held_cap) {
-        size_t nc = s->held_cap ? s->held_cap * 2 : 64;
-        while (nc < s->held_len + n + 1) nc *= 2;
-        char *nh = mem_realloc(s->held, nc);
-        if (!nh) return false;
-        s->held = nh;
-        s->held_cap = nc;
-    }
-    memcpy(s->held + s->held_len, txt, n);
-    s->held_len += n;
-    s->held[s->held_len] = 0;
-    return true;
-}
-
 // How much of s->held may be emitted now; *stopped when a stop string matched (the text from it on
 // is dropped). Not final: holds back the longest suffix that could start a stop string, never
 // splitting a UTF-8 sequence.
 static size_t held_emittable(const tv_seq *s, bool is_final, bool *stopped) {
     *stopped = false;
-    size_t best = s->held_len;
+    size_t best = s->held.n;
     for (int i = 0; i < s->n_stop; i++) {
-        char *hit = memmem(s->held, s->held_len, s->stop[i], strlen(s->stop[i]));
-        if (hit && (size_t)(hit - s->held) < best) { best = (size_t)(hit - s->held); *stopped = true; }
+        char *hit = memmem(s->held.p, s->held.n, s->stop[i], strlen(s->stop[i]));
+        if (hit && (size_t)(hit - s->held.p) < best) { best = (size_t)(hit - s->held.p); *stopped = true; }
     }
     if (*stopped || is_final) return best;
     size_t keep = 0;
     for (int i = 0; i < s->n_stop; i++) {
         size_t sl = strlen(s->stop[i]);
-        for (size_t k = sl - 1 < s->held_len ? sl - 1 : s->held_len; k > keep; k--)
-            if (!memcmp(s->held + s->held_len - k, s->stop[i], k)) { keep = k; break; }
+        for (size_t k = sl - 1 < s->held.n ? sl - 1 : s->held.n; k > keep; k--)
+            if (!memcmp(s->held.p + s->held.n - k, s->stop[i], k)) { keep = k; break; }
     }
-    size_t emit = s->held_len - keep;
-    while (emit > 0 && emit < s->held_len && ((unsigned char)s->held[emit] & 0xC0) == 0x80) emit--;
+    size_t emit = s->held.n - keep;
+    while (emit > 0 && emit < s->held.n && ((unsigned char)s->held.p[emit] & 0xC0) == 0x80) emit--;
     return emit;
 }
 
@@ -98,20 +84,23 @@ tv_status post_text(tv_seq *s, int32_t tok, bool is_stop_token, bool is_final, c
     const char *d;
     size_t n;
     if (!is_stop_token) {   // the stop token itself contributes no text
-        if ((n = tv_detok_push(s->detok, tok, &d)) == TV_DETOK_NOMEM || (n && !held_append(s, d, n))) return TV_ERR_NOMEM;
+        if ((n = tv_detok_push(s->detok, tok, &d)) == TV_DETOK_NOMEM || (n && !strbuf_put(&s->held, d, n))) return TV_ERR_NOMEM;
     }
     if (is_final) {
-        if ((n = tv_detok_flush(s->detok, &d)) == TV_DETOK_NOMEM || (n && !held_append(s, d, n))) return TV_ERR_NOMEM;
+        if ((n = tv_detok_flush(s->detok, &d)) == TV_DETOK_NOMEM || (n && !strbuf_put(&s->held, d, n))) return TV_ERR_NOMEM;
     }
     size_t emit = held_emittable(s, is_final, stopped);
     if (emit > 0) {
         if (!(*text = mem_malloc(emit + 1))) return TV_ERR_NOMEM;
-        memcpy(*text, s->held, emit);
+        memcpy(*text, s->held.p, emit);
         (*text)[emit] = 0;
         *len = emit;
-        memmove(s->held, s->held + emit, s->held_len - emit + 1);
-        s->held_len -= emit;
+        memmove(s->held.p, s->held.p + emit, s->held.n - emit + 1);   // with the NUL
+        s->held.n -= emit;
     }
-    if (*stopped) s->held_len = 0;
+    if (*stopped && s->held.p) {   // the text from the stop string on is dropped
+        s->held.n = 0;
+        s->held.p[0] = 0;
+    }
     return TV_OK;
 }

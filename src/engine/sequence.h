@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "tinyvllm.h"
+#include "util/buf.h"
 
 struct tv_sampler;
 struct tv_detok;
@@ -39,8 +40,7 @@ typedef struct tv_seq {
     char **stop;            // (n_stop) stop strings
     int n_stop;
     size_t stop_max_len;
-    char *held;             // text decoded but not yet emitted (could start a stop string)
-    size_t held_len, held_cap;
+    strbuf held;            // text decoded but not yet emitted (could start a stop string)
     int logprobs;           // -1 none, else n_top
 } tv_seq;
 
