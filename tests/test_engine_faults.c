@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tinyvllm.h"
+#include "test_util.h"
 #include "util/alloc.h"
 
 #define N_REQ 5
@@ -37,14 +38,7 @@ typedef struct result {
 
 static int setup(void **state) {
     (void)state;
-    const char *env = getenv("TV_SHARED_DIR");
-    char path[1200];
-    snprintf(path, sizeof path, "%s/models/stories260K.gguf", env && *env ? env : TV_SHARED_DIR);
-    if (access(path, R_OK) != 0) return 0;
-    tv_error err = {0};
-    g_model = tv_model_load(path, NULL, &err);
-    if (!g_model) fprintf(stderr, "load: %s\n", err.msg);
-    return g_model ? 0 : -1;
+    return test_load_shared_model("stories260K.gguf", &g_model);
 }
 
 static int teardown(void **state) {
@@ -53,8 +47,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-#define SKIP_IF_NO_MODEL() \
-    do { if (!g_model) { print_message("skipped: ../shared/models/stories260K.gguf is absent\n"); skip(); } } while (0)
 
 static tv_engine *make_engine(int decode_steps) {
     tv_engine_config c;
@@ -198,19 +190,19 @@ static void fail_every_point(int decode_steps) {
 }
 
 static void test_fail_each_allocation(void **state) {
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     fail_every_point(1);
 }
 
 static void test_fail_each_allocation_multistep(void **state) {
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     fail_every_point(4);
 }
 
 // Every allocation fails for a while: everything in flight finishes with the error (whole batches
 // included), nothing aborts, and once memory is back the engine runs the workload clean.
 static void test_out_of_memory_for_a_while(void **state) {
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     result clean[N_REQ], got[N_REQ];
     tv_engine *e = make_engine(1);
     run_workload(e, clean);

@@ -19,6 +19,7 @@
 
 #include "tinyvllm.h"
 #include "tinyvllm_server.h"
+#include "test_util.h"
 #include "util/alloc.h"
 
 static tv_model *g_model;
@@ -27,12 +28,9 @@ static tv_server *g_server;
 
 static int setup(void **state) {
     (void)state;
-    const char *env = getenv("TV_SHARED_DIR");
-    char path[1200];
-    snprintf(path, sizeof path, "%s/models/stories260K.gguf", env && *env ? env : TV_SHARED_DIR);
-    if (access(path, R_OK) != 0) return 0;
+    if (test_load_shared_model("stories260K.gguf", &g_model)) return -1;
+    if (!g_model) return 0;
     tv_error err = {0};
-    if (!(g_model = tv_model_load(path, NULL, &err))) { fprintf(stderr, "load: %s\n", err.msg); return -1; }
     tv_engine_config ec;
     tv_engine_config_default(&ec);
     ec.n_threads = 1;
@@ -54,8 +52,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-#define SKIP_IF_NO_MODEL() \
-    do { if (!g_model) { print_message("skipped: ../shared/models/stories260K.gguf is absent\n"); skip(); } } while (0)
 
 // POSTs body to path; the whole response (headers and body) into resp. Returns the HTTP status.
 static int post(const char *path, const char *body, char *resp, size_t cap) {
@@ -100,7 +96,7 @@ static void assert_error_body(const char *resp, const char *type) {
 }
 
 static void test_each_allocation_of_a_request(void **state) {
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     static char resp[1 << 16];
     char clean[4096], again[4096];
     assert_int_equal(post("/v1/completions", BLOCKING, resp, sizeof resp), 200);   // warms the workspaces
@@ -135,7 +131,7 @@ static void test_each_allocation_of_a_request(void **state) {
 // A stream that fails after its first tokens: 200 (the headers are out), then an error event and
 // [DONE]; the next stream is whole.
 static void test_stream_fails_with_an_error_event(void **state) {
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     static char resp[1 << 16];
     assert_int_equal(post("/v1/completions", STREAMING, resp, sizeof resp), 200);
     unsigned long a0 = mem_n_allocs();

@@ -6,12 +6,30 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include "tinyvllm.h"
 
 // The shared data directory: $TV_SHARED_DIR, else the one CMake was configured with.
 static inline const char *shared_dir(void) {
     const char *d = getenv("TV_SHARED_DIR");
     return d && *d ? d : TV_SHARED_DIR;
 }
+
+// For a cmocka group setup: loads ../shared/models/<name> into *m. Returns 0 when it loaded, and
+// also when the file is absent (*m stays NULL: the tests skip, saying so, with SKIP_IF_NO(*m, name));
+// -1 when it fails to load (the message on stderr).
+static inline int test_load_shared_model(const char *name, tv_model **m) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/models/%s", shared_dir(), name);
+    *m = NULL;
+    if (access(path, R_OK) != 0) return 0;
+    tv_error err = {0};
+    if (!(*m = tv_model_load(path, NULL, &err))) fprintf(stderr, "load %s: %s\n", path, err.msg);
+    return *m ? 0 : -1;
+}
+#define SKIP_IF_NO(model, name) \
+    do { if (!(model)) { print_message("skipped: ../shared/models/%s is absent\n", name); skip(); } } while (0)
 
 // The CPU kernel path to test: $TINYVLLM_CPU (generic|avx2|avx2-novnni|avx512|avx512-novnni), else
 // NULL = the best available. The library reads no environment: tests pass this in

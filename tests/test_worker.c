@@ -30,13 +30,7 @@ static tv_model *g_model;
 
 static int setup(void **state) {
     (void)state;
-    char path[1200];
-    snprintf(path, sizeof path, "%s/models/stories260K.gguf", shared_dir());
-    if (access(path, R_OK) != 0) return 0;
-    tv_error err = {0};
-    g_model = tv_model_load(path, NULL, &err);
-    if (!g_model) fprintf(stderr, "load: %s\n", err.msg);
-    return g_model ? 0 : -1;
+    return test_load_shared_model("stories260K.gguf", &g_model);
 }
 
 static int teardown(void **state) {
@@ -45,8 +39,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-#define SKIP_IF_NO_MODEL() \
-    do { if (!g_model) { print_message("skipped: ../shared/models/stories260K.gguf is absent\n"); skip(); } } while (0)
 
 static double now_ms(void) {
     struct timespec ts;
@@ -235,7 +227,7 @@ static const int32_t PROMPT_B[] = {1, 65, 70, 290, 300};
 // rounds per step, so a step reports several outputs for the same sequence.
 static void test_submit_and_drain(void **state) {
     (void)state;
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     alarm(WATCHDOG_S);
     tv_request_params p[2] = {greedy(PROMPT_A, N_OF(PROMPT_A), 24), greedy(PROMPT_B, N_OF(PROMPT_B), 17)};
     collected want[2], got[2];
@@ -314,7 +306,7 @@ static void *submit_thread(void *arg) {
 
 static void test_concurrent_submitters(void **state) {
     (void)state;
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     alarm(WATCHDOG_S);
     int32_t prompts[N_THREADS][4];
     tv_request_params p[N_THREADS][2];
@@ -344,7 +336,7 @@ static void test_concurrent_submitters(void **state) {
 // flight a third is refused with 429; once the job is cancelled, capacity comes back.
 static void test_backpressure(void **state) {
     (void)state;
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     alarm(WATCHDOG_S);
     rig r = rig_make(4, 2);
     tv_request_params p[3] = {greedy(PROMPT_A, N_OF(PROMPT_A), -1), greedy(PROMPT_B, N_OF(PROMPT_B), -1),
@@ -384,7 +376,7 @@ static void test_backpressure(void **state) {
 // A running job cancelled after its first tokens: the engine aborts it and gets its blocks back.
 static void test_cancel_running(void **state) {
     (void)state;
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     alarm(WATCHDOG_S);
     rig r = rig_make(4, 4);
     tv_request_params p = greedy(PROMPT_A, N_OF(PROMPT_A), -1);
@@ -411,7 +403,7 @@ static void test_cancel_running(void **state) {
 // without it ever running; A completes undisturbed.
 static void test_cancel_queued(void **state) {
     (void)state;
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     alarm(WATCHDOG_S);
     tv_request_params pa = greedy(PROMPT_A, N_OF(PROMPT_A), 200), pb = greedy(PROMPT_B, N_OF(PROMPT_B), 50);
     collected want;
@@ -442,7 +434,7 @@ static void test_cancel_queued(void **state) {
 // the worker joins the engine thread and leaves the engine empty.
 static void test_shutdown_in_flight(void **state) {
     (void)state;
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     alarm(WATCHDOG_S);
     rig r = rig_make(1, 4);
     tv_request_params pa = greedy(PROMPT_A, N_OF(PROMPT_A), -1), pb = greedy(PROMPT_B, N_OF(PROMPT_B), -1);
@@ -478,7 +470,7 @@ static void test_shutdown_in_flight(void **state) {
 // sequences are aborted at shutdown and the job is freed (no leak under ASan), no hang.
 static void test_free_with_cancel_pending(void **state) {
     (void)state;
-    SKIP_IF_NO_MODEL();
+    SKIP_IF_NO(g_model, "stories260K.gguf");
     alarm(WATCHDOG_S);
     rig r = rig_make(2, 4);
     tv_request_params p[2] = {greedy(PROMPT_A, N_OF(PROMPT_A), -1), greedy(PROMPT_B, N_OF(PROMPT_B), -1)};
