@@ -426,6 +426,18 @@ gguf_ctx *gguf_open_memory(const void *data, size_t size, const char *label, tv_
     return ctx;
 }
 
+int gguf_file_has_magic(const char *path, tv_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    return n == sizeof magic && !memcmp(magic, GGUF_MAGIC, sizeof magic);
+}
+
 gguf_ctx *gguf_open(const char *path, tv_error *err) {
     gguf_ctx *ctx = ctx_new(path, err);
     if (!ctx) return NULL;

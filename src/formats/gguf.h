@@ -59,6 +59,9 @@ typedef struct gguf_ctx gguf_ctx;
 // offsets aligned, and every tensor's bytes inside the file. (Overlapping tensors are not refused.)
 // Errors name the file and what is wrong ("model.gguf: truncated at offset 1234 reading tensor info 3").
 gguf_ctx *gguf_open(const char *path, tv_error *err);
+// Whether the file at path starts with the GGUF magic: 1 yes, 0 no (too short or other bytes), -1 it
+// cannot be opened or read (err: "<path>: cannot open: <reason>"). How loaders tell GGUF from llama2.c.
+int gguf_file_has_magic(const char *path, tv_error *err);
 // Same over a caller-owned buffer (no copy; the buffer must outlive the ctx). For fuzzing and tests.
 gguf_ctx *gguf_open_memory(const void *data, size_t size, const char *label, tv_error *err);
 void gguf_close(gguf_ctx *ctx);

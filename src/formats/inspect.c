@@ -16,17 +16,14 @@ struct tv_file {
 };
 
 tv_file *tv_file_open(const char *path, tv_error *err) {
-    FILE *fp = fopen(path, "rb");
-    char magic[4] = {0};
-    size_t n = fp ? fread(magic, 1, sizeof magic, fp) : 0;
-    if (fp) fclose(fp);
+    int is_gguf = gguf_file_has_magic(path, err);
+    if (is_gguf < 0) return NULL;
     tv_file *f = calloc(1, sizeof *f);
     if (!f) {
         err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
         return NULL;
     }
-    // An unreadable file goes to the llama2.c reader too, whose error names the file and the cause.
-    if (n == sizeof magic && !memcmp(magic, "GGUF", 4))
+    if (is_gguf)
         f->gguf = gguf_open(path, err);
     else
         f->l2c = llama2c_open(path, err);

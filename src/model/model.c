@@ -489,18 +489,15 @@ tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_erro
     tv_model_params defaults;
     if (!params) { tv_model_params_default(&defaults); params = &defaults; }
     if (!path) { err_fail(err, TV_ERR_INVALID, "no model path given"); return NULL; }
-    FILE *f = fopen(path, "rb");
-    if (!f) { err_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
+    int is_gguf = gguf_file_has_magic(path, err);
+    if (is_gguf < 0) return NULL;
     tv_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);
         err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
         return NULL;
     }
-    tv_status st = (n == 4 && !memcmp(magic, "GGUF", 4)) ? load_gguf(m, params, err) : load_llama2c(m, params, err);
+    tv_status st = is_gguf ? load_gguf(m, params, err) : load_llama2c(m, params, err);
     if (!st) st = pack_weights(m, params, err);
     if (st) { tv_model_free(m); return NULL; }
     if (!m->name) {
