@@ -421,12 +421,59 @@ static void test_swiglu_add(void **state) {
     printf("swiglu (vector exp): worst relative error %.3g (budget %.1g)\n", worst, EW_TOL);
 }
 
+// GeGLU (gelu_tanh(g) * u) and soft-capping (cap * tanh(y / cap)) on every path against a double
+// oracle and against the scalar twin (relative, |want| floor 1e-3 as EW_TOL: the tail of gelu for
+// x < -5 carries the float rounding of its large exponent), over sizes straddling the vector widths.
+static void test_geglu_softcap(void **state) {
+    double worst_g = 0, worst_c = 0;
+    for (int pi = 0; pi < N_PATHS; pi++) {
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        for (size_t si = 0; si < N_SIZES; si++) {
+            const int n = SIZES[si];
+            float *g = malloc(sizeof(float) * (n + 1)), *gr = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n);
+            float *g0 = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * (n + 1)), *yr = malloc(sizeof(float) * n);
+            float *y0 = malloc(sizeof(float) * n);
+            assert_true(g && gr && u && g0 && y && yr && y0);
+            for (int i = 0; i < n; i++) {
+                g0[i] = g[i] = gr[i] = (float)(rnd_unit() * 24.0 - 12.0);   // the tanh argument over [-190, 190]
+                u[i] = rnd_normal();
+                // logits: mostly small (the polynomial branch), some large (saturated)
+                y0[i] = y[i] = yr[i] = (float)(rnd_normal() * (i % 3 ? 20.0 : 200.0));
+            }
+            g[n] = y[n] = 777.0f;
+            ops->geglu(g, u, n);
+            ops_ref()->geglu(gr, u, n);
+            const float cap = 30.0f;
+            ops->softcap(y, n, cap);
+            ops_ref()->softcap(yr, n, cap);
+            for (int i = 0; i < n; i++) {   // oracle: 0.5 x (1 + tanh z) = x / (1 + e^-2z), no cancellation
+                const double x = g0[i], z = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+                const double want = x / (1.0 + exp(-2.0 * z)) * u[i], floor = fmax(fabs(want), 1e-3);
+                const double e = fabs(g[i] - want) / floor, er = fabs(g[i] - gr[i]) / floor;
+                if (e > worst_g) worst_g = e;
+                if (e > EW_TOL || er > 2 * EW_TOL)
+                    fail_msg("geglu %s n %d i %d: g %g -> %g / ref %g vs %g", PATHS[pi], n, i, g0[i], g[i], gr[i], want);
+                const double wc = cap * tanh((double)y0[i] / cap), fc = fmax(fabs(wc), 1e-3);
+                const double ec = fabs(y[i] - wc) / fc, ecr = fabs(y[i] - yr[i]) / fc;
+                if (ec > worst_c) worst_c = ec;
+                if (ec > EW_TOL || ecr > 2 * EW_TOL)
+                    fail_msg("softcap %s n %d i %d: y %g -> %g / ref %g vs %g", PATHS[pi], n, i, y0[i], y[i], yr[i], wc);
+            }
+            assert_true(g[n] == 777.0f && y[n] == 777.0f);
+            free(g); free(gr); free(u); free(g0); free(y); free(yr); free(y0);
+        }
+    }
+    printf("geglu: worst relative error %.3g, softcap %.3g (budget %.1g)\n", worst_g, worst_c, EW_TOL);
+}
+
 int main(void) {
     test_rng_seed(0x2545F4914F6CDD1Dull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_swiglu_add),
+        cmocka_unit_test(test_geglu_softcap),
         cmocka_unit_test(test_attention_rejects_bad_geometry),
         cmocka_unit_test(test_attention_geometries),
         cmocka_unit_test(test_attention_long),

@@ -206,8 +206,47 @@ static void test_bad_params(void **state) {
     remove(path);
 }
 
+// The row-wise ops GeGLU, soft-capping and scaling through a backend of each path, on a batch
+// large enough to run over the pool: every row has the bits of its path's op run on that row
+// alone (scale: one multiply, the same bits on every path).
+static float val(int i, int64_t prime, float div) { return (float)((int64_t)i * prime % 2001 - 1000) / div; }
+
+static void test_rowwise_ops(void **state) {
+    (void)state;
+    enum { ROWS = 40, N = 515 };
+    static const char *PATHS[] = {"generic", "avx2", "avx512"};
+    static float g[ROWS * N], u[ROWS * N], y[ROWS * N], z[ROWS * N], want[N];
+    for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        tv_error err = {0};
+        backend *be = backend_cpu_create(PATHS[pi], 2, &err);
+        if (!be) fail_msg("%s: %s", PATHS[pi], err.msg);
+        for (int i = 0; i < ROWS * N; i++) {
+            g[i] = val(i, 7919, 100.0f);   // [-10, 10]
+            u[i] = val(i, 104729, 300.0f);
+            y[i] = z[i] = g[i] * 9.0f;
+        }
+        backend_geglu(be, g, u, ROWS, N);
+        backend_softcap(be, y, ROWS, N, 30.0f);
+        backend_scale(be, z, ROWS, N, 0.3f);
+        for (int r = 0; r < ROWS; r++) {
+            for (int i = 0; i < N; i++) want[i] = val(r * N + i, 7919, 100.0f);
+            ops->geglu(want, u + r * N, N);
+            assert_memory_equal(want, g + r * N, sizeof want);
+            for (int i = 0; i < N; i++) want[i] = val(r * N + i, 7919, 100.0f) * 9.0f;
+            ops->softcap(want, N, 30.0f);
+            assert_memory_equal(want, y + r * N, sizeof want);
+            for (int i = 0; i < N; i++)
+                assert_true(z[r * N + i] == val(r * N + i, 7919, 100.0f) * 9.0f * 0.3f);
+        }
+        backend_free(be);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rowwise_ops),
         cmocka_unit_test(test_two_paths_one_process),
         cmocka_unit_test(test_load_params),
         cmocka_unit_test(test_bad_params),

@@ -44,6 +44,9 @@ typedef struct backend_vtbl {
                  int head_dim, int n_rot);
     void (*swiglu)(backend *be, float *g, const float *u, int n_rows, int n);
     void (*add)(backend *be, float *y, const float *x, int n_rows, int n);
+    void (*geglu)(backend *be, float *g, const float *u, int n_rows, int n);
+    void (*softcap)(backend *be, float *y, int n_rows, int n, float cap);
+    void (*scale)(backend *be, float *y, int n_rows, int n, float factor);
 } backend_vtbl;
 
 struct backend {
@@ -107,6 +110,18 @@ static inline void backend_swiglu(backend *be, float *g, const float *u, int n_r
 // y += x
 static inline void backend_add(backend *be, float *y, const float *x, int n_rows, int n) {
     be->vt->add(be, y, x, n_rows, n);
+}
+// g = gelu_tanh(g) * u (GeGLU)
+static inline void backend_geglu(backend *be, float *g, const float *u, int n_rows, int n) {
+    be->vt->geglu(be, g, u, n_rows, n);
+}
+// y = cap * tanh(y / cap), cap > 0 (logit soft-capping)
+static inline void backend_softcap(backend *be, float *y, int n_rows, int n, float cap) {
+    be->vt->softcap(be, y, n_rows, n, cap);
+}
+// y *= factor (one rounding per element: the same bits on every path)
+static inline void backend_scale(backend *be, float *y, int n_rows, int n, float factor) {
+    be->vt->scale(be, y, n_rows, n, factor);
 }
 
 #endif

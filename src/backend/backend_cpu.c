@@ -98,16 +98,16 @@ static void cpu_kv_write(backend *be, const tv_attn_geom *g, void *k_pool, void 
 
 // ---- row-wise ops
 
-typedef enum { EW_RMSNORM, EW_ROPE, EW_SWIGLU, EW_ADD } ew_kind;
+typedef enum { EW_RMSNORM, EW_ROPE, EW_SWIGLU, EW_ADD, EW_GEGLU, EW_SOFTCAP, EW_SCALE } ew_kind;
 
 typedef struct ew_args {
     const tv_ops *ops;
     ew_kind kind;
     int n_rows, n;       // rows, elements per row
     float *y;            // (n_rows, n) output (in place for rope/swiglu/add)
-    const float *x;      // (n_rows, n) second operand (rmsnorm input, swiglu up, add addend)
+    const float *x;      // (n_rows, n) second operand (rmsnorm input, swiglu/geglu up, add addend)
     const float *w;      // (n) rmsnorm weight
-    float eps;
+    float eps;           // rmsnorm epsilon; softcap: the cap; scale: the factor
     float *k;            // rope: (n_rows, n_kv_heads*head_dim) rotated with y = q
     const float *cs;     // rope: (n_rows, 2 * n_rot)
     int n_heads, n_kv_heads, head_dim, n_rot;
@@ -129,6 +129,11 @@ static void ew_worker(void *arg, int ith, int nth) {
         }
         case EW_SWIGLU: a->ops->swiglu(y, x, a->n); break;
         case EW_ADD: a->ops->add(y, x, a->n); break;
+        case EW_GEGLU: a->ops->geglu(y, x, a->n); break;
+        case EW_SOFTCAP: a->ops->softcap(y, a->n, a->eps); break;
+        case EW_SCALE:
+            for (int i = 0; i < a->n; i++) y[i] *= a->eps;
+            break;
         }
     }
 }
@@ -160,6 +165,18 @@ static void cpu_add(backend *be, float *y, const float *x, int n_rows, int n) {
     ew_run(be, &(ew_args){.kind = EW_ADD, .n_rows = n_rows, .n = n, .y = y, .x = x});
 }
 
+static void cpu_geglu(backend *be, float *g, const float *u, int n_rows, int n) {
+    ew_run(be, &(ew_args){.kind = EW_GEGLU, .n_rows = n_rows, .n = n, .y = g, .x = u});
+}
+
+static void cpu_softcap(backend *be, float *y, int n_rows, int n, float cap) {
+    ew_run(be, &(ew_args){.kind = EW_SOFTCAP, .n_rows = n_rows, .n = n, .y = y, .eps = cap});
+}
+
+static void cpu_scale(backend *be, float *y, int n_rows, int n, float factor) {
+    ew_run(be, &(ew_args){.kind = EW_SCALE, .n_rows = n_rows, .n = n, .y = y, .eps = factor});
+}
+
 static const backend_vtbl cpu_vtbl = {
     .free = cpu_free,
     .prepare = cpu_prepare,
@@ -171,6 +188,9 @@ static const backend_vtbl cpu_vtbl = {
     .rope = cpu_rope,
     .swiglu = cpu_swiglu,
     .add = cpu_add,
+    .geglu = cpu_geglu,
+    .softcap = cpu_softcap,
+    .scale = cpu_scale,
 };
 
 backend *backend_cpu_create(const char *cpu_path, int n_threads, tv_error *err) {

@@ -70,6 +70,19 @@ void ref_op_add(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+// 0.5 x (1 + tanh(z)) = x * sigmoid(2z): the SwiGLU form with the argument 2z
+void ref_op_geglu(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        g[i] = x / (1.0f + expf(-GELU_TANH_K * x * (1.0f + GELU_TANH_A * x * x))) * u[i];
+    }
+}
+
+void ref_op_softcap(float *y, int64_t n, float cap) {
+    const float inv = 1.0f / cap;
+    for (int64_t i = 0; i < n; i++) y[i] = cap * tanhf(y[i] * inv);
+}
+
 static void load_rows(const tv_attn_geom *g, const void *pool, int32_t block, int kvh, int n, float *dst) {
     const size_t off = attn_row(g, block, kvh, 0), cnt = (size_t)n * g->head_dim;
     if (g->kv_is_f32) {
@@ -129,7 +142,8 @@ void attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_poo
     }
 }
 
-static const tv_ops g_ops_ref = {"generic", attn_chunk_ref, ref_op_rmsnorm, ref_op_rope, ref_op_swiglu, ref_op_add};
+static const tv_ops g_ops_ref = {"generic", attn_chunk_ref, ref_op_rmsnorm, ref_op_rope, ref_op_swiglu, ref_op_add,
+                                 ref_op_geglu, ref_op_softcap};
 
 const tv_ops *ops_ref(void) { return &g_ops_ref; }
 

@@ -253,8 +253,11 @@ typedef void (*tv_rmsnorm_fn)(float *out, const float *x, const float *w, int n,
 // per-position table cs (2*n_rot): cs[0..n_rot) = cos_i at 2i and 2i+1, cs[n_rot..) = -sin_i at 2i,
 // +sin_i at 2i+1 (see rope_table).
 typedef void (*tv_rope_fn)(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
-// g (n) = silu(g) * u
-typedef void (*tv_swiglu_fn)(float *g, const float *u, int64_t n);
+// g (n) = act(g) * u: SwiGLU act = silu(x) = x / (1 + e^-x); GeGLU act = gelu_tanh(x) =
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as x / (1 + e^-2z), z the tanh argument.
+typedef void (*tv_glu_fn)(float *g, const float *u, int64_t n);
+// y (n) = cap * tanh(y / cap), cap > 0 (Gemma's final logit soft-capping)
+typedef void (*tv_softcap_fn)(float *y, int64_t n, float cap);
 // y (n) += x (n)
 typedef void (*tv_add_fn)(float *y, const float *x, int64_t n);
 
@@ -263,8 +266,10 @@ struct tv_ops {
     tv_attn_chunk_fn attn_chunk;
     tv_rmsnorm_fn rmsnorm;
     tv_rope_fn rope;
-    tv_swiglu_fn swiglu;
+    tv_glu_fn swiglu;
     tv_add_fn add;
+    tv_glu_fn geglu;
+    tv_softcap_fn softcap;
 };
 
 // The scalar reference table; the table of a named path ("generic" | "avx2" | "avx512", NULL when

@@ -38,6 +38,7 @@ void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const
     backend_matmul(s->be, w, y, 2, s->xb, s->n_tokens);
     switch (act) {
     case LAYERS_ACT_SILU: backend_swiglu(s->be, s->hb, s->hb2, s->n_tokens, (int)gate->ne[1]); break;
+    case LAYERS_ACT_GELU_TANH: backend_geglu(s->be, s->hb, s->hb2, s->n_tokens, (int)gate->ne[1]); break;
     }
     backend_matmul(s->be, &down, &out, 1, s->hb, s->n_tokens);
 }

@@ -30,9 +30,8 @@ typedef struct layer_state {
     tv_attn_args attn;    // geometry and each sequence's queries/positions/blocks (pools set per layer)
 } layer_state;
 
-// Activation of a gated MLP: act(x·gate) * (x·up). SiLU today (SwiGLU); GeGLU adds its value and
-// a backend op.
-typedef enum layers_act { LAYERS_ACT_SILU } layers_act;
+// Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
+typedef enum layers_act { LAYERS_ACT_SILU, LAYERS_ACT_GELU_TANH } layers_act;
 
 // y (n_rows, n) = rmsnorm(x) * w, with n = w->ne[0] (F32), eps = h->norm_eps; y, x do not overlap.
 // n_rows is T for the residual stream; per-head norms pass T * heads rows of head_dim.

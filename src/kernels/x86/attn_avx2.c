@@ -244,4 +244,40 @@ static void add_avx2(float *y, const float *x, int64_t n) {
     }
 }
 
-const tv_ops ops_avx2 = {"avx2", attn_chunk_avx2, rmsnorm_avx2, rope_avx2, swiglu_avx2, add_avx2};
+static void geglu_avx2(float *g, const float *u, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), nk = _mm256_set1_ps(-GELU_TANH_K), a = _mm256_set1_ps(GELU_TANH_A);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i k = tail8(n - i);
+        const __m256 x = _mm256_maskload_ps(g + i, k);
+        const __m256 z = _mm256_mul_ps(_mm256_mul_ps(nk, x), _mm256_fmadd_ps(_mm256_mul_ps(a, x), x, one));
+        const __m256 gl = _mm256_div_ps(x, _mm256_add_ps(one, exp256(z)));
+        _mm256_maskstore_ps(g + i, k, _mm256_mul_ps(gl, _mm256_maskload_ps(u + i, k)));
+    }
+}
+
+// tanh(t): |t| < 0.625 by Cephes' odd polynomial (no cancellation near 0), else
+// sign(t) (1 - 2 / (e^2|t| + 1)); a few ulps either way.
+static inline __m256 tanh256(__m256 t) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    const __m256 at = _mm256_andnot_ps(sign, t), z = _mm256_mul_ps(t, t);
+    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), t, t);
+    const __m256 e = exp256(_mm256_add_ps(at, at));
+    const __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    const __m256 large = _mm256_or_ps(big, _mm256_and_ps(sign, t));
+    return _mm256_blendv_ps(small, large, _mm256_cmp_ps(at, _mm256_set1_ps(0.625f), _CMP_GE_OQ));
+}
+
+static void softcap_avx2(float *y, int64_t n, float cap) {
+    const __m256 c = _mm256_set1_ps(cap), inv = _mm256_set1_ps(1.0f / cap);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i k = tail8(n - i);
+        _mm256_maskstore_ps(y + i, k, _mm256_mul_ps(c, tanh256(_mm256_mul_ps(_mm256_maskload_ps(y + i, k), inv))));
+    }
+}
+
+const tv_ops ops_avx2 = {"avx2", attn_chunk_avx2, rmsnorm_avx2, rope_avx2, swiglu_avx2, add_avx2, geglu_avx2, softcap_avx2};

@@ -528,4 +528,43 @@ static void add_avx512(float *y, const float *x, int64_t n) {
     }
 }
 
-const tv_ops ops_avx512 = {"avx512", attn_chunk_avx512, rmsnorm_avx512, rope_avx512, swiglu_avx512, add_avx512};
+static void geglu_avx512(float *g, const float *u, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f), nk = _mm512_set1_ps(-GELU_TANH_K), a = _mm512_set1_ps(GELU_TANH_A);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+        const __m512 x = _mm512_maskz_loadu_ps(k, g + i);
+        const __m512 z = _mm512_mul_ps(_mm512_mul_ps(nk, x), _mm512_fmadd_ps(_mm512_mul_ps(a, x), x, one));
+        const __m512 den = _mm512_add_ps(one, exp512(z));   // as swiglu: rcp14 + one Newton step
+        __m512 r = _mm512_rcp14_ps(den);
+        r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(den, r, one), r);
+        _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(_mm512_mul_ps(x, r), _mm512_maskz_loadu_ps(k, u + i)));
+    }
+}
+
+// tanh(t): |t| < 0.625 by Cephes' odd polynomial (no cancellation near 0), else
+// sign(t) (1 - 2 / (e^2|t| + 1)); a few ulps either way.
+static inline __m512 tanh512(__m512 t) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 at = _mm512_abs_ps(t), z = _mm512_mul_ps(t, t);
+    __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+    const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), t, t);
+    const __m512 e = exp512(_mm512_add_ps(at, at));
+    const __m512 big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
+    const __m512 large = _mm512_or_ps(big, _mm512_and_ps(_mm512_set1_ps(-0.0f), t));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(at, _mm512_set1_ps(0.625f), _CMP_GE_OQ), small, large);
+}
+
+static void softcap_avx512(float *y, int64_t n, float cap) {
+    const __m512 c = _mm512_set1_ps(cap), inv = _mm512_set1_ps(1.0f / cap);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(c, tanh512(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), inv))));
+    }
+}
+
+const tv_ops ops_avx512 = {"avx512", attn_chunk_avx512, rmsnorm_avx512, rope_avx512, swiglu_avx512, add_avx512,
+                           geglu_avx512, softcap_avx512};
