@@ -116,7 +116,8 @@ int main(int argc, char **argv) {
     const char *only = argc > 3 ? argv[3] : NULL;                     // run the modes whose name contains this
     if (reps < 1 || reps > 1000) reps = 7;
     static bench b;
-    b.g = (tv_attn_geom){N_HEADS, N_KV, HD, BS, false, 1.0f / sqrtf((float)HD)};
+    b.g = (tv_attn_geom){.n_heads = N_HEADS, .n_kv_heads = N_KV, .head_dim = HD, .block_size = BS,
+                         .scale = 1.0f / sqrtf((float)HD)};
     const size_t n_blocks = MAX_CTX / BS, pool_elems = n_blocks * N_KV * BS * HD;
     srand(1);
     for (int l = 0; l < N_LAYERS; l++) {

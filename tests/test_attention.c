@@ -98,25 +98,34 @@ static void case_free(att_case *c) {
     free(c->bt);
 }
 
-// Double oracle for one query row (n_heads*hd) at position p: out (n_heads*hd).
+// The first key a query at p sees, written from llama.cpp's rule (key j masked when p - j >= window).
+static int oracle_first_key(const tv_attn_geom *g, int p) {
+    int j = 0;
+    while (g->window > 0 && p - j >= g->window) j++;
+    return j;
+}
+
+// Double oracle for one query row (n_heads*hd) at position p: out (n_heads*hd), with the geometry's
+// sliding window and soft-capping applied naively.
 static void oracle(const att_case *c, const float *q, int p, double *out) {
     const tv_attn_geom *g = &c->g;
-    const int hd = g->head_dim, G = g->n_heads / g->n_kv_heads;
+    const int hd = g->head_dim, G = g->n_heads / g->n_kv_heads, j0 = oracle_first_key(g, p);
     double *s = malloc((size_t)(p + 1) * sizeof(double));
     assert_non_null(s);
     for (int h = 0; h < g->n_heads; h++) {
         const int kvh = h / G;
         double mx = -INFINITY, sum = 0;
-        for (int j = 0; j <= p; j++) {
+        for (int j = j0; j <= p; j++) {
             double dot = 0;
             for (int d = 0; d < hd; d++) dot += (double)q[h * hd + d] * kv_get(c, c->k, j, kvh, d);
             s[j] = dot * g->scale;
+            if (g->softcap > 0) s[j] = g->softcap * tanh(s[j] / g->softcap);
             if (s[j] > mx) mx = s[j];
         }
-        for (int j = 0; j <= p; j++) sum += (s[j] = exp(s[j] - mx));
+        for (int j = j0; j <= p; j++) sum += (s[j] = exp(s[j] - mx));
         for (int d = 0; d < hd; d++) {
             double a = 0;
-            for (int j = 0; j <= p; j++) a += s[j] * kv_get(c, c->v, j, kvh, d);
+            for (int j = j0; j <= p; j++) a += s[j] * kv_get(c, c->v, j, kvh, d);
             out[h * hd + d] = a / sum;
         }
     }
@@ -135,12 +144,16 @@ static void run_att(const att_case *c, const tv_ops *ops, int split, tv_pool *po
     attn_ws_free(ws);
 }
 
-// One geometry: queries = the last n_q positions of ctx (a prefill chunk; n_q = 1 is a decode).
-// Checks every available path against the oracle and the scalar twin, then bit-equality across
-// thread counts, split modes, token-by-token vs chunk, and batching with another sequence.
-static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f32) {
+// One geometry: queries = the last n_q positions of ctx (a prefill chunk; n_q = 1 is a decode),
+// with a sliding window (0: none) and logit soft-capping (0: none). Checks every available path
+// against the oracle and the scalar twin, then bit-equality across thread counts, split modes,
+// token-by-token vs chunk, and batching with another sequence. The block-table entries of blocks
+// wholly before the first query's window point far outside the pool: reading one would fault.
+static double check_case_opt(int hd, int group, int bs, int ctx, int n_q, bool is_f32, int window, float softcap) {
     att_case c;
     case_init(&c, hd, group, bs, ctx, is_f32);
+    c.g.window = window;
+    c.g.softcap = softcap;
     const int qd = c.g.n_heads * hd;
     if (n_q > ctx) n_q = ctx;
     float *q = malloc((size_t)n_q * qd * sizeof(float));
@@ -155,9 +168,11 @@ static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f3
     for (int t = 0; t < n_q; t++) pos[t] = ctx - n_q + t;
     double vmax = 0;
     for (int t = 0; t < n_q; t++) oracle(&c, q + (size_t)t * qd, pos[t], orc + (size_t)t * qd);
-    for (int p = 0; p < ctx; p++)
+    const int first = oracle_first_key(&c.g, pos[0]);
+    for (int p = first; p < ctx; p++)
         for (int h = 0; h < c.g.n_kv_heads; h++)
             for (int d = 0; d < hd; d++) vmax = fmax(vmax, fabs(kv_get(&c, c.v, p, h, d)));
+    for (int b = 0; b < first / bs; b++) c.bt[b] = INT32_MAX / 2;   // far outside the pool
 
     tv_attn_seq seq = {.n_q = n_q, .q = q, .out = ref, .pos = pos, .block_table = c.bt};
     run_att(&c, ops_ref(), -1, NULL, 1, &seq);
@@ -206,6 +221,10 @@ static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f3
     return worst;
 }
 
+static double check_case(int hd, int group, int bs, int ctx, int n_q, bool is_f32) {
+    return check_case_opt(hd, group, bs, ctx, n_q, is_f32, 0, 0);
+}
+
 static int setup_pools(void **state) {
     tv_error err = {0};
     for (int n = 1; n <= 3; n++)
@@ -250,18 +269,60 @@ static void test_attention_long(void **state) {
     printf("attention (long): worst %.3g\n", worst);
 }
 
+// Sliding windows smaller than a block, straddling blocks, larger than a block, around and past a
+// split chunk (256 keys) and past the context (no-op), on decodes and prefill chunks, every path.
+static void test_attention_window(void **state) {
+    static const struct { int hd, group, bs, ctx, n_q, window; } C[] = {
+        {64, 4, 16, 100, 1, 1},     {64, 4, 16, 100, 9, 1},    {64, 8, 16, 300, 1, 5},    {8, 1, 16, 300, 20, 5},
+        {128, 4, 32, 90, 1, 15},    {64, 1, 16, 90, 30, 16},   {64, 8, 16, 90, 3, 17},    {48, 2, 16, 600, 1, 40},
+        {64, 8, 16, 600, 70, 40},   {64, 4, 32, 700, 1, 255},  {64, 4, 16, 700, 5, 256},  {128, 1, 16, 700, 33, 257},
+        {64, 8, 16, 2100, 1, 300},  {64, 8, 32, 1100, 64, 300}, {40, 2, 16, 530, 7, 513}, {64, 4, 16, 50, 10, 4096},
+    };
+    double worst = 0;
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++)
+        for (int f32 = 0; f32 <= 1; f32++) {
+            const double w = check_case_opt(C[i].hd, C[i].group, C[i].bs, C[i].ctx, C[i].n_q, f32, C[i].window, 0);
+            if (w > worst) worst = w;
+        }
+    printf("attention (sliding window): worst %.3g\n", worst);
+}
+
+// Logit soft-capping (Gemma 2's 50 on sharp scores, a tight 2 that squashes every score), alone and
+// with a sliding window; the score spread (q up to 4x normal) makes the cap bite.
+static void test_attention_softcap(void **state) {
+    static const struct { int hd, group, bs, ctx, n_q, window; float cap; } C[] = {
+        {64, 4, 16, 33, 1, 0, 2.0f},     {64, 4, 16, 300, 9, 0, 2.0f},   {128, 2, 16, 600, 1, 0, 50.0f},
+        {8, 8, 16, 40, 17, 0, 3.0f},     {64, 8, 16, 700, 1, 100, 2.0f}, {64, 8, 32, 400, 40, 20, 5.0f},
+        {80, 1, 16, 260, 3, 0, 4.0f},    {40, 2, 16, 100, 5, 7, 2.0f},
+    };
+    double worst = 0;
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++)
+        for (int f32 = 0; f32 <= 1; f32++) {
+            const double w =
+                check_case_opt(C[i].hd, C[i].group, C[i].bs, C[i].ctx, C[i].n_q, f32, C[i].window, C[i].cap);
+            if (w > worst) worst = w;
+        }
+    printf("attention (soft-capping): worst %.3g\n", worst);
+}
+
 // The chunk kernel called directly with more (row, head) pairs than one pass of the AVX-512
 // kernel holds (20 rows x 8 heads = 160 > 64), a head dim that is not a multiple of 16, and rows
 // that see no key of the chunk: each row's (m, l, acc) must have the bits of that row computed
 // alone, acc / l must match the scalar twin's, and a row with no key must read m = -inf, l = 0.
+// Also with a sliding window starting inside the chunk (rows see different key ranges) and with
+// soft-capping.
 static void test_attention_chunk_rows(void **state) {
     static const int HDS[] = {64, 40};
+    static const struct { int window; float cap; } OPT[] = {{0, 0}, {37, 0}, {37, 3.0f}};
     enum { N_ROWS = 20, GROUP = 8, BS = 16, CTX = 300, K0 = 64, K1 = K0 + 256 };
+    for (size_t oi = 0; oi < sizeof OPT / sizeof OPT[0]; oi++)
     for (size_t hi = 0; hi < sizeof HDS / sizeof HDS[0]; hi++)
         for (int f32 = 0; f32 <= 1; f32++) {
             const int hd = HDS[hi];
             att_case c;
             case_init(&c, hd, GROUP, BS, CTX, f32);
+            c.g.window = OPT[oi].window;
+            c.g.softcap = OPT[oi].cap;
             const int qd = c.g.n_heads * hd, R = N_ROWS * GROUP, kvh = 1;
             int32_t pos[N_ROWS];
             for (int r = 0; r < N_ROWS; r++)   // rows 0..2 end before the chunk
@@ -314,6 +375,14 @@ static void test_attention_rejects_bad_geometry(void **state) {
     tv_attn_args a = {.ops = ops_ref(), .geom = {.n_heads = 6, .n_kv_heads = 4, .head_dim = 64, .block_size = 16}};
     assert_int_equal(attn_run(&a, ws, NULL, &err), TV_ERR_INVALID);
     assert_non_null(strstr(err.msg, "geometry"));
+    a.geom = (tv_attn_geom){.n_heads = 4, .n_kv_heads = 4, .head_dim = 64, .block_size = 16, .window = -1};
+    assert_int_equal(attn_run(&a, ws, NULL, &err), TV_ERR_INVALID);
+    a.geom.window = 0;
+    a.geom.softcap = NAN;
+    assert_int_equal(attn_run(&a, ws, NULL, &err), TV_ERR_INVALID);
+    a.geom.softcap = -1.0f;
+    assert_int_equal(attn_run(&a, ws, NULL, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "softcap"));
     attn_ws_free(ws);
     attn_ws_free(NULL);
 }
@@ -478,6 +547,8 @@ int main(void) {
         cmocka_unit_test(test_attention_geometries),
         cmocka_unit_test(test_attention_long),
         cmocka_unit_test(test_attention_chunk_rows),
+        cmocka_unit_test(test_attention_window),
+        cmocka_unit_test(test_attention_softcap),
     };
     return cmocka_run_group_tests(tests, setup_pools, teardown_pools);
 }

@@ -2,8 +2,9 @@
 // (work planning, threads, split-K merge), the scalar reference ops, and the per-path ops tables.
 //
 // Numerics contract (batch invariance): for one (token, head) the result is
-//   chunks c = 0 .. pos/S   (S = TV_ATTN_SPLIT rounded to the block size)
-//   (m_c, l_c, acc_c) = online softmax over the chunk's key blocks, fresh state, block by block
+//   chunks c = lo/S .. pos/S   (S = TV_ATTN_SPLIT rounded to the block size, lo = attn_key_lo(pos):
+//                               0, or the sliding window's first key)
+//   (m_c, l_c, acc_c) = online softmax over the chunk's keys in [lo, pos], fresh state, block by block
 //   state = fold_left(merge, chunk states) ;  out = acc / l
 // computed by the same kernel code whatever the tile, item, thread or batch it lands in. A tile
 // of query tokens shares each K/V block load (converted to f32 once) among its rows and the whole
@@ -100,38 +101,40 @@ void attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_poo
     float *kf = work;                               // (bs, hd)
     float *vf = kf + attn_bs4(bs) * hd;          // (bs, hd)
     float *s = vf + attn_bs4(bs) * hd;           // (bs)
-    int kend = k0;
-    for (int r = 0; r < n_rows; r++) kend = pos[r] + 1 > kend ? pos[r] + 1 : kend;
-    if (kend > k1) kend = k1;
+    const float sc = attn_score_scale(g), cap = g->softcap;
+    int kbeg, kend;
+    attn_chunk_range(g, pos, n_rows, k0, k1, &kbeg, &kend);
     for (int i = 0; i < n_rows * G; i++) {
         m[i] = -INFINITY;
         l[i] = 0;
     }
     memset(acc, 0, (size_t)n_rows * G * hd * sizeof(float));
-    for (int b0 = k0; b0 < kend; b0 += bs) {
+    for (int b0 = kbeg; b0 < kend; b0 += bs) {
         const int32_t blk = block_table[b0 / bs];
         const int nb = kend - b0 < bs ? kend - b0 : bs;
         load_rows(g, k_pool, blk, kvh, nb, kf);
         load_rows(g, v_pool, blk, kvh, nb, vf);
         for (int r = 0; r < n_rows; r++) {
-            const int nv = pos[r] + 1 - b0 < nb ? pos[r] + 1 - b0 : nb;   // keys this row sees here
-            if (nv <= 0) continue;
+            const int nv = pos[r] + 1 - b0 < nb ? pos[r] + 1 - b0 : nb;   // keys j0 <= j < nv this row sees here
+            const int j0 = attn_key_lo(g, pos[r]) > b0 ? attn_key_lo(g, pos[r]) - b0 : 0;
+            if (nv <= j0) continue;
             for (int gi = 0; gi < G; gi++) {
                 const float *qv = q + (size_t)r * qd + (size_t)(kvh * G + gi) * hd;
                 const int si = r * G + gi;
                 float *ac = acc + (size_t)si * hd;
                 float bm = -INFINITY;
-                for (int j = 0; j < nv; j++) {
+                for (int j = j0; j < nv; j++) {
                     float dot = 0;
                     for (int d = 0; d < hd; d++) dot += qv[d] * kf[(size_t)j * hd + d];
-                    s[j] = dot * g->scale;
+                    s[j] = dot * sc;
+                    if (cap > 0) s[j] = cap * tanhf(s[j]);
                     if (s[j] > bm) bm = s[j];
                 }
                 const float nm = bm > m[si] ? bm : m[si];
                 const float corr = expf(m[si] - nm);   // 0 on the first block (m = -inf)
                 l[si] *= corr;
                 for (int d = 0; d < hd; d++) ac[d] *= corr;
-                for (int j = 0; j < nv; j++) {
+                for (int j = j0; j < nv; j++) {
                     const float e = expf(s[j] - nm);
                     l[si] += e;
                     for (int d = 0; d < hd; d++) ac[d] += e * vf[(size_t)j * hd + d];
@@ -177,8 +180,8 @@ typedef struct att_item {
 } att_item;
 
 typedef struct att_tile {   // a split tile awaiting its merge
-    int seq, kvh, row0, n_rows, n_chunks;
-    size_t part;            // offset of chunk 0's states; chunk c at part + c * stride
+    int seq, kvh, row0, n_rows, c0;
+    size_t part;            // offset of chunk c0's states; chunk c at part + (c - c0) * stride
 } att_tile;
 
 struct tv_attn_ws {
@@ -257,10 +260,22 @@ typedef struct att_run {
     size_t thr_stride;
 } att_run;
 
-static int tile_chunks(const tv_attn_seq *s, int row0, int n_rows, int split_len) {
-    int mx = 0;
-    for (int r = row0; r < row0 + n_rows; r++) mx = s->pos[r] > mx ? s->pos[r] : mx;
-    return mx / split_len + 1;
+// The chunks [*c0, *c0 + n) some row of the tile sees (from the one holding the earliest window
+// start to the one holding the last position); returns n.
+static int tile_chunks(const tv_attn_geom *g, const tv_attn_seq *s, int row0, int n_rows, int split_len, int *c0) {
+    int mx = 0, mn = INT32_MAX;
+    for (int r = row0; r < row0 + n_rows; r++) {
+        mx = s->pos[r] > mx ? s->pos[r] : mx;
+        mn = attn_key_lo(g, s->pos[r]) < mn ? attn_key_lo(g, s->pos[r]) : mn;
+    }
+    *c0 = mn / split_len;
+    return mx / split_len + 1 - *c0;
+}
+
+static void copy_state(float *m, float *l, float *acc, float m2, float l2, const float *acc2, int hd) {
+    *m = m2;
+    *l = l2;
+    memcpy(acc, acc2, (size_t)hd * sizeof(float));
 }
 
 // Whether a tile's chunks become separate items merged afterwards (split-K): forced by a->split, or
@@ -281,8 +296,8 @@ static void att_phase1(void *arg, int ith, int nth) {
     const int64_t total = ar->n_items ? ar->ws->items[ar->n_items - 1].cost_end : 0;
     for (int it = 0; it < ar->n_items; it++) {
         const att_item *item = &ar->ws->items[it];
-        const int64_t c0 = it ? ar->ws->items[it - 1].cost_end : 0;
-        const int64_t mid2 = c0 + item->cost_end;   // 2 * midpoint of the item's cost range
+        const int64_t cost0 = it ? ar->ws->items[it - 1].cost_end : 0;
+        const int64_t mid2 = cost0 + item->cost_end;   // 2 * midpoint of the item's cost range
         if (mid2 * nth < 2 * total * ith || mid2 * nth >= 2 * total * (ith + 1)) continue;
         const tv_attn_seq *s = &a->seqs[item->seq];
         const float *q = s->q + (size_t)item->row0 * qd;
@@ -294,17 +309,22 @@ static void att_phase1(void *arg, int ith, int nth) {
                                 (item->chunk + 1) * S, pm, pl, pacc, work);
             continue;
         }
-        const int n_chunks = tile_chunks(s, item->row0, nr, S);
-        for (int c = 0; c < n_chunks; c++) {
-            float *dm = c ? cm : tm, *dl = c ? cl : tl, *dacc = c ? cacc : tacc;
+        // a row's state starts at the chunk of its first key (copied; the tile's first chunk is
+        // computed in place) and folds in each later chunk up to its own position's
+        int c0;
+        const int n_chunks = tile_chunks(g, s, item->row0, nr, S, &c0), c1 = c0 + n_chunks;
+        for (int c = c0; c < c1; c++) {
+            float *dm = c > c0 ? cm : tm, *dl = c > c0 ? cl : tl, *dacc = c > c0 ? cacc : tacc;
             ar->ops->attn_chunk(g, a->k_pool, a->v_pool, s->block_table, item->kvh, nr, q, pos, c * S, (c + 1) * S,
                                 dm, dl, dacc, work);
-            if (!c) continue;
+            if (c == c0) continue;
             for (int r = 0; r < nr; r++) {
-                if (pos[r] < c * S) continue;
+                const int first = attn_key_lo(g, pos[r]) / S;
+                if (pos[r] < c * S || c < first) continue;
                 for (int gi = 0; gi < G; gi++) {
                     const int si = r * G + gi;
-                    merge_state(&tm[si], &tl[si], tacc + (size_t)si * hd, cm[si], cl[si], cacc + (size_t)si * hd, hd);
+                    (c == first ? copy_state : merge_state)(&tm[si], &tl[si], tacc + (size_t)si * hd, cm[si], cl[si],
+                                                            cacc + (size_t)si * hd, hd);
                 }
             }
         }
@@ -332,14 +352,14 @@ static void att_phase2(void *arg, int ith, int nth) {
         const int nrg = t->n_rows * G;
         const size_t stride = (size_t)nrg * (hd + 2);
         for (int r = 0; r < t->n_rows; r++) {
-            const int p = s->pos[t->row0 + r];
+            const int p = s->pos[t->row0 + r], first = attn_key_lo(g, p) / S;
             for (int gi = 0; gi < G; gi++) {
                 const int si = r * G + gi;
-                const float *base = ar->ws->part + t->part;
+                const float *base = ar->ws->part + t->part + (size_t)(first - t->c0) * stride;
                 float tm = base[si], tl = base[nrg + si];
                 memcpy(tacc, base + 2 * nrg + (size_t)si * hd, (size_t)hd * sizeof(float));
-                for (int c = 1; c <= p / S; c++) {
-                    const float *cb = base + c * stride;
+                for (int c = first + 1; c <= p / S; c++) {
+                    const float *cb = base + (size_t)(c - first) * stride;
                     merge_state(&tm, &tl, tacc, cb[si], cb[nrg + si], cb + 2 * nrg + (size_t)si * hd, hd);
                 }
                 finish(s->out + (size_t)(t->row0 + r) * qd + (size_t)(t->kvh * G + gi) * hd, tacc, tl, hd);
@@ -352,9 +372,10 @@ tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_erro
     const tv_attn_geom *g = &a->geom;
     if (!a->ops) return err_fail(err, TV_ERR_INVALID, "attention: no ops table");
     if (g->n_heads <= 0 || g->n_kv_heads <= 0 || g->n_heads % g->n_kv_heads || g->head_dim <= 0 ||
-        g->block_size <= 0 || a->n_seqs < 0)
-        return err_fail(err, TV_ERR_INVALID, "attention: invalid geometry (%d heads, %d KV heads, head dim %d, block %d)",
-                       g->n_heads, g->n_kv_heads, g->head_dim, g->block_size);
+        g->block_size <= 0 || a->n_seqs < 0 || g->window < 0 || !(g->softcap >= 0 && g->softcap < INFINITY))
+        return err_fail(err, TV_ERR_INVALID,
+                        "attention: invalid geometry (%d heads, %d KV heads, head dim %d, block %d, window %d, softcap %g)",
+                        g->n_heads, g->n_kv_heads, g->head_dim, g->block_size, g->window, (double)g->softcap);
     att_run ar = {.a = a, .ops = a->ops, .ws = ws};
     const int bs = g->block_size, G = g->n_heads / g->n_kv_heads, hd = g->head_dim, nth = pool_size(pool);
     const int QT = att_tile_rows(G);
@@ -365,7 +386,8 @@ tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_erro
         const tv_attn_seq *s = &a->seqs[si];
         for (int r0 = 0; r0 < s->n_q; r0 += QT) {
             const int nr = s->n_q - r0 < QT ? s->n_q - r0 : QT;
-            const int nc = tile_chunks(s, r0, nr, ar.split_len);
+            int c0;
+            const int nc = tile_chunks(g, s, r0, nr, ar.split_len, &c0);
             const bool split = tile_split(a, s, nc, nth);
             n_items += (size_t)g->n_kv_heads * (split ? (size_t)nc : 1);
             if (split) {
@@ -387,15 +409,17 @@ tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_erro
         const tv_attn_seq *s = &a->seqs[si];
         for (int r0 = 0; r0 < s->n_q; r0 += QT) {
             const int nr = s->n_q - r0 < QT ? s->n_q - r0 : QT;
-            const int nc = tile_chunks(s, r0, nr, ar.split_len);
+            int c0;
+            const int nc = tile_chunks(g, s, r0, nr, ar.split_len, &c0);
             const bool split = tile_split(a, s, nc, nth);
             for (int kvh = 0; kvh < g->n_kv_heads; kvh++) {
-                if (split) ws->tiles[ar.n_tiles++] = (att_tile){si, kvh, r0, nr, nc, part};
-                for (int c = 0; c < (split ? nc : 1); c++) {
+                if (split) ws->tiles[ar.n_tiles++] = (att_tile){si, kvh, r0, nr, c0, part};
+                for (int c = c0; c < (split ? c0 + nc : c0 + 1); c++) {
                     int64_t keys = 0;
                     for (int r = r0; r < r0 + nr; r++) {
-                        int64_t hi = s->pos[r] + 1, lo = split ? (int64_t)c * ar.split_len : 0;
-                        if (split && hi > lo + ar.split_len) hi = lo + ar.split_len;
+                        int64_t hi = s->pos[r] + 1, lo = attn_key_lo(g, s->pos[r]);
+                        if (split && lo < (int64_t)c * ar.split_len) lo = (int64_t)c * ar.split_len;
+                        if (split && hi > (int64_t)(c + 1) * ar.split_len) hi = (int64_t)(c + 1) * ar.split_len;
                         keys += hi > lo ? hi - lo : 0;
                     }
                     cost += keys * G + 64;   // + fixed overhead per item

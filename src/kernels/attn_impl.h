@@ -24,6 +24,29 @@ static inline size_t attn_row(const tv_attn_geom *g, int32_t block, int kvh, int
            (size_t)g->head_dim;
 }
 
+// The keys [*kb, *ke) a chunk kernel over [k0, k1) walks for rows at pos[0..n): from the start of
+// the block holding the first key any row sees to one past the last such key; empty (*kb >= *ke)
+// when no row sees a key of the chunk. Blocks before *kb (wholly outside every row's window) are
+// not read.
+static inline void attn_chunk_range(const tv_attn_geom *g, const int32_t *pos, int n, int k0, int k1, int *kb,
+                                    int *ke) {
+    int lo = k1, hi = k0;
+    for (int r = 0; r < n; r++) {
+        const int a = attn_key_lo(g, pos[r]) > k0 ? attn_key_lo(g, pos[r]) : k0;
+        const int b = pos[r] + 1 < k1 ? pos[r] + 1 : k1;
+        if (a >= b) continue;
+        lo = a < lo ? a : lo;
+        hi = b > hi ? b : hi;
+    }
+    *kb = k0 + (lo - k0) / g->block_size * g->block_size;
+    *ke = hi;
+}
+
+// The factor a kernel multiplies dot(q, k) by: scale, or scale / softcap before the tanh.
+static inline float attn_score_scale(const tv_attn_geom *g) {
+    return g->softcap > 0 ? g->scale / g->softcap : g->scale;
+}
+
 // Scratch of a chunk kernel (floats): K block (bs4 x hd), V block (bs4 x hd), scores (G + 1, bs16 + 16), (G);
 // bs4 = block_size rounded up to 4 (dot products go 4 keys at a time), bs16 to 16.
 static inline size_t attn_bs4(int bs) { return (size_t)((bs + 3) & ~3); }

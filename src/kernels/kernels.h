@@ -231,16 +231,30 @@ void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const
 // Every op is deterministic per output row: its bits do not depend on the thread count or on
 // what else is in the batch.
 
-// Attention geometry of one layer. K/V pools: (n_blocks, n_kv_heads, block_size, head_dim), f16 or f32.
+// Attention geometry and options of one layer. K/V pools: (n_blocks, n_kv_heads, block_size,
+// head_dim), f16 or f32. A query at position p sees keys [attn_key_lo(g, p), p] (causal; with a
+// sliding window only the last `window` of them: llama.cpp's "standard" SWA, key j masked when
+// p - j >= window). Its score against key j is
+//   s = dot(q, k_j) * scale                                     softcap == 0
+//   s = softcap * tanh(dot(q, k_j) * (scale / softcap))         softcap > 0 (Gemma 2's logit capping)
 typedef struct tv_attn_geom {
     int n_heads, n_kv_heads, head_dim, block_size;   // n_heads % n_kv_heads == 0
     bool kv_is_f32;
     float scale;                                      // usually 1/sqrt(head_dim)
+    int window;                                       // sliding window in keys (>= 1); 0 = global
+    float softcap;                                    // attention logit soft-capping; 0 = off
 } tv_attn_geom;
+
+// The first key a query at position p sees: p - window + 1 with a sliding window, else 0.
+static inline int attn_key_lo(const tv_attn_geom *g, int p) {
+    return g->window > 0 && p >= g->window ? p - g->window + 1 : 0;
+}
 
 // Chunk kernel: query rows r < n_rows (q + r * n_heads*head_dim; the group of query heads
 // kvh*G .. kvh*G+G-1, G = n_heads/n_kv_heads) at positions pos[r] attend to keys
-// [k0, min(k1, pos[r]+1)) of KV head kvh, from a fresh softmax state. k0 % block_size == 0.
+// [max(k0, attn_key_lo(pos[r])), min(k1, pos[r]+1)) of KV head kvh, from a fresh softmax state.
+// k0 % block_size == 0. Blocks holding no key that some row sees are not read (their block_table
+// entries may be anything).
 // Writes per (r, g): m[r*G+g] (running max of scaled scores; -inf if the row sees no key),
 // l[r*G+g] (sum of exp(score - m)) and acc[(r*G+g)*head_dim ...] (sum of exp(score - m) * v).
 // work: attn_work_floats(geom) floats of scratch.
@@ -285,14 +299,16 @@ typedef struct tv_attn_seq {
     int n_q;                       // query tokens
     const float *q;                // (n_q, n_heads*head_dim)
     float *out;                    // (n_q, n_heads*head_dim)
-    const int32_t *pos;            // (n_q) positions; query at p sees keys 0..p
-    const int32_t *block_table;    // ceil((max pos + 1) / block_size) physical block ids
+    const int32_t *pos;            // (n_q) positions; query at p sees keys attn_key_lo(p)..p
+    const int32_t *block_table;    // ceil((max pos + 1) / block_size) physical block ids; entries of
+                                   // blocks wholly before every query's window are never read
 } tv_attn_seq;
 
 // Keys are processed in chunks of TV_ATTN_SPLIT positions (rounded down to a multiple of
 // block_size, at least one block), each from a fresh softmax state, and the chunk states are merged
-// left to right. That order is fixed by the position alone, so a long decode may spread its chunks
-// over threads (split-K) without changing a bit.
+// left to right, from the chunk holding the query's first key (attn_key_lo) to the one holding its
+// own position. That order is fixed by the position alone, so a long decode may spread its chunks
+// over threads (split-K) without changing a bit; chunks wholly before a sliding window are skipped.
 #define TV_ATTN_SPLIT 256
 size_t attn_work_floats(const tv_attn_geom *g);
 
@@ -310,7 +326,8 @@ typedef struct tv_attn_args {
     const tv_attn_seq *seqs;
     int split;
 } tv_attn_args;
-// Causal attention for every query row of every sequence, over the pool's threads.
+// Causal (optionally sliding-window, soft-capped) attention for every query row of every sequence,
+// over the pool's threads.
 // Returns TV_ERR_NOMEM (workspace) or TV_ERR_INVALID (geometry).
 tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err);
 // ==== end of attention / elementwise section ====

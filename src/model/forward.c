@@ -198,7 +198,10 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
                                    .out = s->att + (size_t)t0 * qd, .pos = b->positions + t0,
                                    .block_table = b->block_tables[i]};
     }
-    const tv_attn_geom geom = {h->n_heads, h->n_kv_heads, hd, kv->block_size, kv->is_f32, 1.0f / sqrtf((float)hd)};
+    // global, uncapped attention scaled by 1/sqrt(head_dim); a block may set other options per layer
+    const tv_attn_geom geom = {.n_heads = h->n_heads, .n_kv_heads = h->n_kv_heads, .head_dim = hd,
+                               .block_size = kv->block_size, .kv_is_f32 = kv->is_f32,
+                               .scale = 1.0f / sqrtf((float)hd)};
     s->attn = (tv_attn_args){.geom = geom, .n_seqs = b->n_seqs, .seqs = f->seqs};
 
     for (int l = 0; l < h->n_layers; l++)

@@ -20,12 +20,22 @@ void layers_rope(layer_state *s, const float *cs) {
 }
 
 tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float *out, tv_error *err) {
+    return layers_attention_opts(s, layer, NULL, wo, out, err);
+}
+
+tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
+                                tv_error *err) {
     const tv_kv_cache *kv = s->kv;
-    s->attn.k_pool = kv->k + (size_t)layer * kv->layer_bytes;
-    s->attn.v_pool = kv->v + (size_t)layer * kv->layer_bytes;
-    backend_kv_write(s->be, &s->attn.geom, (void *)s->attn.k_pool, (void *)s->attn.v_pool, s->slots, s->n_tokens,
-                     s->k, s->v);
-    tv_status st = backend_attention(s->be, &s->attn, err);
+    tv_attn_args a = s->attn;   // forward.c's geometry: global, uncapped, 1/sqrt(head_dim)
+    if (o) {
+        a.geom.window = o->window;
+        a.geom.softcap = o->softcap;
+        if (o->scale > 0) a.geom.scale = o->scale;
+    }
+    a.k_pool = kv->k + (size_t)layer * kv->layer_bytes;
+    a.v_pool = kv->v + (size_t)layer * kv->layer_bytes;
+    backend_kv_write(s->be, &a.geom, (void *)a.k_pool, (void *)a.v_pool, s->slots, s->n_tokens, s->k, s->v);
+    tv_status st = backend_attention(s->be, &a, err);
     if (st) return st;
     backend_matmul(s->be, &wo, &out, 1, s->att, s->n_tokens);
     return TV_OK;

@@ -27,7 +27,8 @@ typedef struct layer_state {
     float *hb, *hb2;      // (T, hidden_dim) MLP intermediates
     const float *rope_cs; // (T, 2 * n_rot) per-token RoPE cos/sin from the model's frequencies
     const int64_t *slots; // (T) KV slot of each token: block * block_size + offset
-    tv_attn_args attn;    // geometry and each sequence's queries/positions/blocks (pools set per layer)
+    tv_attn_args attn;    // default geometry and each sequence's queries/positions/blocks (layers_attention
+                          // runs a copy with the layer's pools and options)
 } layer_state;
 
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
@@ -46,6 +47,15 @@ void layers_rope(layer_state *s, const float *cs);
 // causally over each sequence's blocks into s->att, then out (T, dim) = s->att · woᵀ.
 // TV_ERR_NOMEM (attention workspace) in err on failure.
 tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float *out, tv_error *err);
+// A layer's attention options (tv_attn_geom): each field's zero is layers_attention's behaviour.
+typedef struct layers_attn_opts {
+    int window;      // sliding window: a query at p sees keys p - window + 1 .. p; 0 = global
+    float softcap;   // scores = softcap * tanh(scores / softcap); 0 = off
+    float scale;     // scores = dot(q, k) * scale; 0 = 1/sqrt(head_dim)
+} layers_attn_opts;
+// layers_attention with the options o (NULL: none), for this layer only.
+tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
+                                tv_error *err);
 // out (T, dim) = (act(s->xb · gateᵀ) * (s->xb · upᵀ)) · downᵀ, through s->hb, s->hb2.
 void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const tv_tensor *up,
                     const tv_tensor *down, float *out);

@@ -30,6 +30,32 @@ static inline __m256 exp256(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+// tanh(x) = sign(x) * -em1 / (2 + em1), em1 = e^(-2|x|) - 1 computed as 2^n (e^r - 1) + (2^n - 1)
+// with e^r - 1 = r (1 + r/2 + ... + r^6/5040) (no cancellation near 0: a few ulps relative
+// everywhere; |x| > 43.6 clamps to +-1). Attention logit soft-capping's tanh.
+static inline __m256 tanh256(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 ax = _mm256_andnot_ps(sign, x);
+    const __m256 y = _mm256_max_ps(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0f)), _mm256_set1_ps(-87.3f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), y);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256 em1r = _mm256_mul_ps(p, r);   // e^r - 1
+    const __m256 two_n = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+    const __m256 em1 = _mm256_fmadd_ps(two_n, em1r, _mm256_sub_ps(two_n, _mm256_set1_ps(1.0f)));
+    const __m256 t = _mm256_div_ps(_mm256_sub_ps(_mm256_setzero_ps(), em1), _mm256_add_ps(_mm256_set1_ps(2.0f), em1));
+    return _mm256_or_ps(t, _mm256_and_ps(sign, x));
+}
+
 // lanes i < left set (all bits), others 0
 static inline __m256i tail8(int64_t left) {
     const int c = left >= 8 ? 8 : (int)left;
@@ -79,16 +105,17 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                                                            const int NV) {
     const int hd = 8 * NV, bs = g->block_size, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd;
     float *kbuf = work, *vbuf = kbuf + attn_bs4(bs) * hd, *s = vbuf + attn_bs4(bs) * hd;
-    const __m128 vscale = _mm_set1_ps(g->scale);
-    int kend = k0;
-    for (int r = 0; r < n_rows; r++) kend = pos[r] + 1 > kend ? pos[r] + 1 : kend;
-    if (kend > k1) kend = k1;
+    const __m128 vscale = _mm_set1_ps(attn_score_scale(g));
+    const bool capped = g->softcap > 0;
+    const __m256 vcap = _mm256_set1_ps(g->softcap);
+    int kbeg, kend;
+    attn_chunk_range(g, pos, n_rows, k0, k1, &kbeg, &kend);
     for (int i = 0; i < n_rows * G; i++) {
         m[i] = -INFINITY;
         l[i] = 0;
     }
     memset(acc, 0, (size_t)n_rows * G * hd * sizeof(float));
-    for (int b0 = k0; b0 < kend; b0 += bs) {
+    for (int b0 = kbeg; b0 < kend; b0 += bs) {
         const int32_t blk = block_table[b0 / bs];
         const int nb = kend - b0 < bs ? kend - b0 : bs;
         const size_t off = attn_row(g, blk, kvh, 0);
@@ -104,8 +131,11 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
             vf = vbuf;
         }
         for (int r = 0; r < n_rows; r++) {
-            const int nv = pos[r] + 1 - b0 < nb ? pos[r] + 1 - b0 : nb;
+            // keys j0 .. j0 + nv - 1 of the block: this row's (the window may start inside it)
+            const int j0 = attn_key_lo(g, pos[r]) > b0 ? attn_key_lo(g, pos[r]) - b0 : 0;
+            const int nv = (pos[r] + 1 - b0 < nb ? pos[r] + 1 - b0 : nb) - j0;
             if (nv <= 0) continue;
+            const float *kr0 = kf + (size_t)j0 * hd, *vr0 = vf + (size_t)j0 * hd;
             for (int gi = 0; gi < G; gi++) {
                 const float *qv = q + (size_t)r * qd + (size_t)(kvh * G + gi) * hd;
                 const int si = r * G + gi;
@@ -119,13 +149,16 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                     for (int u = 0; u < 4; u++) {
                         a[u] = _mm256_setzero_ps();
                         if (j + u >= nv) continue;
-                        const float *kr = kf + (size_t)(j + u) * hd;
+                        const float *kr = kr0 + (size_t)(j + u) * hd;
                         a[u] = _mm256_mul_ps(qr[0], _mm256_loadu_ps(kr));
                         #pragma GCC unroll 16
                         for (int v = 1; v < NV; v++) a[u] = _mm256_fmadd_ps(qr[v], _mm256_loadu_ps(kr + 8 * v), a[u]);
                     }
                     _mm_storeu_ps(s + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), vscale));
                 }
+                if (capped)
+                    for (int j = 0; j < nv; j += 8)
+                        _mm256_storeu_ps(s + j, _mm256_mul_ps(vcap, tanh256(_mm256_loadu_ps(s + j))));
                 __m256 vmax = _mm256_set1_ps(-INFINITY);
                 for (int j = 0; j < nv; j += 8) {
                     const __m256 mk = _mm256_castsi256_ps(tail8(nv - j));
@@ -151,7 +184,7 @@ static inline __attribute__((always_inline)) void chunk_nv(const tv_attn_geom *g
                 for (int v = 0; v < NV; v++) ar[v] = same ? _mm256_loadu_ps(ac + 8 * v) : _mm256_mul_ps(_mm256_loadu_ps(ac + 8 * v), vc);
                 for (int j = 0; j < nv; j++) {
                     const __m256 pj = _mm256_set1_ps(s[j]);
-                    const float *vr = vf + (size_t)j * hd;
+                    const float *vr = vr0 + (size_t)j * hd;
                     #pragma GCC unroll 16
                     for (int v = 0; v < NV; v++) ar[v] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * v), ar[v]);
                 }

@@ -37,6 +37,38 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+// tanh(x) = sign(x) * -em1 / (2 + em1), em1 = e^(-2|x|) - 1 computed as 2^n (e^r - 1) + (2^n - 1)
+// with e^r - 1 = r (1 + r/2 + ... + r^6/5040) (no cancellation near 0: a few ulps relative
+// everywhere; |x| > 43.6 clamps to +-1). Attention logit soft-capping's tanh.
+static inline __m512 tanh512(__m512 x) {
+    const __m512 ax = _mm512_abs_ps(x);
+    const __m512 y = _mm512_max_ps(_mm512_mul_ps(ax, _mm512_set1_ps(-2.0f)), _mm512_set1_ps(-87.3f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), y);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512 em1r = _mm512_mul_ps(p, r);   // e^r - 1
+    const __m512 two_n = _mm512_scalef_ps(_mm512_set1_ps(1.0f), n);
+    const __m512 em1 = _mm512_fmadd_ps(two_n, em1r, _mm512_sub_ps(two_n, _mm512_set1_ps(1.0f)));
+    const __m512 t = _mm512_div_ps(_mm512_sub_ps(_mm512_setzero_ps(), em1), _mm512_add_ps(_mm512_set1_ps(2.0f), em1));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t),
+                                               _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
+}
+
+// Score of a lane: s * scale (vscale), then capped to cap * tanh(s * scale / cap) (vscale holds
+// scale / cap then) when the layer soft-caps its logits. The same instructions on every route.
+static inline __m512 score_finish(__m512 s, __m512 vscale, __m512 vcap, bool capped) {
+    s = _mm512_mul_ps(s, vscale);
+    return capped ? _mm512_mul_ps(vcap, tanh512(s)) : s;
+}
+
 static inline __mmask16 tail16(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
 // Next block's K and V rows of this KV head into L1 while this one is computed (the blocks of a
@@ -77,17 +109,20 @@ static inline const float *load_step(const tv_attn_geom *g, const void *pool, si
 
 // One step (16 keys kf/vf, rows (16, hd)) of one lane group: 16 (row, head) pairs, lane c with
 // query column qt[d*16 + c] (hd, 16), state gm/gl (16) and accumulator at[d*16 + c] (hd, 16), seeing
-// keys j < nvv[c]. Per lane, in this order (the arithmetic contract of the kernel):
-//   s_j  = (q_0 k_j0 + q_1 k_j1 + ... ) * scale   (one fma chain over d, from the product at d = 0)
-//   nm   = max(m, max_{j<nv} s_j) ;  corr = nm == m ? 1 : exp(m - nm) ;  p_j = exp(s_j - nm), 0 for j >= nv
+// keys lov[c] <= j < nvv[c] (a sliding window may start inside the step). Per lane, in this order
+// (the arithmetic contract of the kernel):
+//   s_j  = (q_0 k_j0 + q_1 k_j1 + ... ) * scale   (one fma chain over d, from the product at d = 0),
+//          then cap * tanh(s_j) with a soft-capping layer (score_finish)
+//   nm   = max(m, max_{seen} s_j) ;  corr = nm == m ? 1 : exp(m - nm) ;  p_j = exp(s_j - nm), 0 unseen
 //   l    = fma(l, corr, ((p0+p8)+(p4+p12)) + ((p2+p10)+(p6+p14)) + (((p1+p9)+(p5+p13)) + ((p3+p11)+(p7+p15)))
-//   acc_d = fma chain over j < nv of p_j v_jd, from acc_d * corr (the multiply skipped when every corr is 1)
-// A lane's arithmetic never involves another lane, and keys past nv leave it untouched (masked), so its
-// bits depend on its own row alone, whatever rows share the group. full: every lane sees all 16 keys.
+//   acc_d = fma chain over the seen j of p_j v_jd, from acc_d * corr (the multiply skipped when every corr is 1)
+// A lane's arithmetic never involves another lane, and keys it does not see leave it untouched (masked),
+// so its bits depend on its own row alone, whatever rows share the group. full: every lane sees all 16 keys.
 #define PVU 8   // P·V: head dims (independent fma chains) per pass over the 16 keys
 static inline __attribute__((always_inline)) void step_group(const float *qt, float *at, float *gm, float *gl,
                                                              const float *kf, const float *vf, __m512 vscale,
-                                                             __m512i nvv, const int hd, const bool full) {
+                                                             __m512 vcap, bool capped, __m512i lov, __m512i nvv,
+                                                             const int hd, const bool full) {
     __m512 s[16];
     __m512 qv = _mm512_loadu_ps(qt);
 #pragma GCC unroll 16
@@ -102,9 +137,9 @@ static inline __attribute__((always_inline)) void step_group(const float *qt, fl
     __m512 mx[8];
 #pragma GCC unroll 16
     for (int j = 0; j < 16; j++) {
-        s[j] = _mm512_mul_ps(s[j], vscale);
+        s[j] = score_finish(s[j], vscale, vcap, capped);
         if (!full) {
-            mk[j] = _mm512_cmpgt_epi32_mask(nvv, _mm512_set1_epi32(j));
+            mk[j] = _mm512_cmpgt_epi32_mask(nvv, _mm512_set1_epi32(j)) & _mm512_cmple_epi32_mask(lov, _mm512_set1_epi32(j));
             s[j] = _mm512_mask_mov_ps(ninf, mk[j], s[j]);
         }
     }
@@ -233,12 +268,12 @@ static inline __attribute__((always_inline)) void narrow_scores(const float *qt,
         }
 }
 
-// The softmax step and P·V of pair c over its scores sc (lanes = keys), n > 0 keys visible.
-static inline void narrow_update(float *at, float *gm, float *gl, __m512 sc, const float *vf, __m512 vscale, int n,
-                                 int c, int hd) {
+// The softmax step and P·V of pair c over its scores sc (lanes = keys), keys lo <= j < n visible (lo < n).
+static inline void narrow_update(float *at, float *gm, float *gl, __m512 sc, const float *vf, __m512 vscale,
+                                 __m512 vcap, bool capped, int lo, int n, int c, int hd) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
-    const __mmask16 km = tail16(n);
-    const __m512 x = _mm512_mask_mov_ps(ninf, km, _mm512_mul_ps(sc, vscale));
+    const __mmask16 km = tail16(n) & (__mmask16)~tail16(lo);
+    const __m512 x = _mm512_mask_mov_ps(ninf, km, score_finish(sc, vscale, vcap, capped));
     const __m512 m = _mm512_set1_ps(gm[c]), nm = _mm512_max_ps(m, _mm512_set1_ps(_mm512_reduce_max_ps(x)));
     const __m512 corr = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(nm, m, _CMP_EQ_OQ), exp512(_mm512_sub_ps(m, nm)), one);
     const __m512 p = _mm512_maskz_mov_ps(km, exp512(_mm512_sub_ps(x, nm)));
@@ -258,7 +293,7 @@ static inline void narrow_update(float *at, float *gm, float *gl, __m512 sc, con
             a[u] = _mm512_loadu_ps(ac + d0 + 16 * u);
             if (rescale) a[u] = _mm512_mul_ps(a[u], corr);
         }
-        for (int j = 0; j < n; j++) {
+        for (int j = lo; j < n; j++) {
             const __m512 pv = _mm512_set1_ps(pj[j]);
             const float *vr = vf + (size_t)j * hd + d0;
 #pragma GCC unroll 4
@@ -277,14 +312,15 @@ static inline void narrow_update(float *at, float *gm, float *gl, __m512 sc, con
 
 #define NARROW_STEPS TV_ATTN_NARROW_STEPS
 
-// One step of a narrow group (nv: keys each of its nr pairs sees, <= 0 for none: untouched).
+// One step of a narrow group (pair c sees keys lo[c] <= j < nv[c]; none: untouched).
 static inline __attribute__((always_inline)) void step_narrow(const float *qt, float *at, float *gm, float *gl,
                                                               const float *kt, const float *vf, __m512 vscale,
-                                                              const int *nv, int nr, const int hd, const int W) {
+                                                              __m512 vcap, bool capped, const int *lo, const int *nv,
+                                                              int nr, const int hd, const int W) {
     __m512 s[8];
     narrow_scores(qt, &kt, s, hd, W, 1);
     for (int c = 0; c < nr; c++)
-        if (nv[c] > 0) narrow_update(at, gm, gl, s[c], vf, vscale, nv[c], c, hd);
+        if (nv[c] > lo[c]) narrow_update(at, gm, gl, s[c], vf, vscale, vcap, capped, lo[c], nv[c], c, hd);
 }
 
 // NS steps of a narrow group at once (their score chains overlap: with one pair, a lone chain
@@ -292,7 +328,8 @@ static inline __attribute__((always_inline)) void step_narrow(const float *qt, f
 static inline __attribute__((always_inline)) void steps_narrow(const float *qt, float *at, float *gm, float *gl,
                                                                const float *const *kts, const float *const *vfs,
                                                                const int *t0s, const int *nss, int nsteps,
-                                                               const int32_t *cpos, __m512 vscale, int nr,
+                                                               const int32_t *cpos, const int32_t *clo,
+                                                               __m512 vscale, __m512 vcap, bool capped, int nr,
                                                                const int hd, const int W, const int NS) {
     __m512 s[8];
     if (nsteps == NS)
@@ -302,7 +339,8 @@ static inline __attribute__((always_inline)) void steps_narrow(const float *qt, 
     for (int i = 0; i < nsteps; i++)
         for (int c = 0; c < nr; c++) {
             const int n = cpos[c] - t0s[i] + 1 < nss[i] ? cpos[c] - t0s[i] + 1 : nss[i];
-            if (n > 0) narrow_update(at, gm, gl, s[i * W + c], vfs[i], vscale, n, c, hd);
+            const int lo = clo[c] - t0s[i] > 0 ? clo[c] - t0s[i] : 0;
+            if (n > lo) narrow_update(at, gm, gl, s[i * W + c], vfs[i], vscale, vcap, capped, lo, n, c, hd);
         }
 }
 
@@ -321,7 +359,8 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
     float *qt = vbuf + grp, *at = qt + (size_t)TV_ATTN_PASS * hd;   // (TV_ATTN_PASS/16 groups, hd, 16) each
     float *kt = at + (size_t)TV_ATTN_PASS * hd;                      // (hd, 16): a narrow group's keys
     float *bkt = kt + grp, *bvf = bkt + NARROW_STEPS * grp;          // a decode batch: NARROW_STEPS x (kt, V)
-    const __m512 vscale = _mm512_set1_ps(g->scale);
+    const __m512 vscale = _mm512_set1_ps(attn_score_scale(g)), vcap = _mm512_set1_ps(g->softcap);
+    const bool capped = g->softcap > 0;
     const int C = n_rows * G;
     float *zrow = vbuf;   // hd zeros: the query of padding lanes (vbuf is free until the keys start)
     for (int c0 = 0; c0 < C; c0 += TV_ATTN_PASS) {
@@ -330,8 +369,8 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
         const int n_last = nc - 16 * (ngr - 1);
         const bool narrow = hd % 16 == 0 && n_last <= 8;
         int32_t cpos[TV_ATTN_PASS];   // position of each lane's row; padding lanes see every key
+        int32_t clo[TV_ATTN_PASS];    // the first key each lane's row sees (its window's start)
         float cm[TV_ATTN_PASS], cl[TV_ATTN_PASS];
-        int pmax = -1;
         const float *qrow[TV_ATTN_PASS];   // each lane's query (hd); padding lanes: zeros
         memset(zrow, 0, (size_t)hd * sizeof(float));
         for (int i = 0; i < ngr * 16; i++) {
@@ -341,10 +380,11 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
                 const int r = (c0 + i) / G, gi = (c0 + i) % G;
                 qrow[i] = q + (size_t)r * qd + (size_t)(kvh * G + gi) * hd;
                 cpos[i] = pos[r];
-                pmax = pos[r] > pmax ? pos[r] : pmax;
+                clo[i] = attn_key_lo(g, pos[r]);
             } else {
                 qrow[i] = zrow;
                 cpos[i] = INT32_MAX / 2;
+                clo[i] = INT32_MIN / 2;
             }
         }
         for (int gr = 0; gr < ngr; gr++) {   // query columns: qt[gr] (hd, 16)
@@ -362,11 +402,13 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
                 for (int i = 0; i < 16; i++) qg[(size_t)d * TV_ATTN_LANES + i] = qrow[16 * gr + i][d];
         }
         memset(at, 0, (size_t)ngr * grp * sizeof(float));
-        const int kend = pmax + 1 < k1 ? pmax + 1 : k1;
+        const int r_first = c0 / G;
+        int kbeg, kend;
+        attn_chunk_range(g, pos + r_first, (c0 + nc - 1) / G + 1 - r_first, k0, k1, &kbeg, &kend);
         if (ngr == 1 && narrow) {   // decode: steps in batches, so that one pair still keeps the core busy
             const int W = n_last == 1 ? 1 : n_last == 2 ? 2 : n_last <= 4 ? 4 : 8, NS = W <= 2 ? 4 : W == 4 ? 2 : 1;
             const int ahead = NS + 1;   // prefetch distance in blocks: past the batch being loaded
-            int b0 = k0, s0 = 0;
+            int b0 = kbeg, s0 = 0;
             while (b0 < kend) {
                 const float *kts[NARROW_STEPS], *vfs[NARROW_STEPS];
                 int t0s[NARROW_STEPS], nss[NARROW_STEPS], nst = 0;
@@ -387,18 +429,20 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
                     }
                 }
                 switch (W) {
-                case 1: steps_narrow(qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, vscale, n_last, hd, 1, 4); break;
-                case 2: steps_narrow(qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, vscale, n_last, hd, 2, 4); break;
-                case 4: steps_narrow(qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, vscale, n_last, hd, 4, 2); break;
-                default: steps_narrow(qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, vscale, n_last, hd, 8, 1); break;
+#define STEPS_ARGS qt, at, cm, cl, kts, vfs, t0s, nss, nst, cpos, clo, vscale, vcap, capped, n_last, hd
+                case 1: steps_narrow(STEPS_ARGS, 1, 4); break;
+                case 2: steps_narrow(STEPS_ARGS, 2, 4); break;
+                case 4: steps_narrow(STEPS_ARGS, 4, 2); break;
+                default: steps_narrow(STEPS_ARGS, 8, 1); break;
+#undef STEPS_ARGS
                 }
             }
         } else
-        for (int b0 = k0; b0 < kend; b0 += bs) {
+        for (int b0 = kbeg; b0 < kend; b0 += bs) {
             const int nb = kend - b0 < bs ? kend - b0 : bs;
             const size_t off = attn_row(g, block_table[b0 / bs], kvh, 0);
             if (b0 + 2 * bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 2], kvh);
-            else if (b0 == k0 && b0 + bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 1], kvh);
+            else if (b0 == kbeg && b0 + bs < kend) prefetch_block(g, k_pool, v_pool, block_table[b0 / bs + 1], kvh);
             for (int s0 = 0; s0 < nb; s0 += TV_ATTN_LANES) {
                 const int ns = nb - s0 < TV_ATTN_LANES ? nb - s0 : TV_ATTN_LANES, t0 = b0 + s0;
                 const float *kf = load_step(g, k_pool, off + (size_t)s0 * hd, ns, hd, kbuf);
@@ -406,33 +450,39 @@ static inline __attribute__((always_inline)) void chunk_lanes(const tv_attn_geom
                 for (int gr = 0; gr < ngr; gr++) {
                     float *qg = qt + gr * grp, *ag = at + gr * grp, *gm = cm + 16 * gr, *gl = cl + 16 * gr;
                     if (narrow && gr == ngr - 1) {
-                        int nvs[8], any = 0;
+                        int nvs[8], los[8], any = 0;
                         for (int i = 0; i < n_last; i++) {
-                            const int n = cpos[16 * gr + i] - t0 + 1;
+                            const int n = cpos[16 * gr + i] - t0 + 1, lo = clo[16 * gr + i] - t0;
                             nvs[i] = n < ns ? n : ns;
-                            any |= nvs[i] > 0;
+                            los[i] = lo > 0 ? lo : 0;
+                            any |= nvs[i] > los[i];
                         }
                         if (!any) continue;
                         transpose_keys(kf, kt, hd);
+#define STEP_ARGS qg, ag, gm, gl, kt, vf, vscale, vcap, capped, los, nvs, n_last, hd
                         switch (n_last) {
-                        case 1: step_narrow(qg, ag, gm, gl, kt, vf, vscale, nvs, n_last, hd, 1); break;
-                        case 2: step_narrow(qg, ag, gm, gl, kt, vf, vscale, nvs, n_last, hd, 2); break;
-                        case 3: case 4: step_narrow(qg, ag, gm, gl, kt, vf, vscale, nvs, n_last, hd, 4); break;
-                        default: step_narrow(qg, ag, gm, gl, kt, vf, vscale, nvs, n_last, hd, 8); break;
+                        case 1: step_narrow(STEP_ARGS, 1); break;
+                        case 2: step_narrow(STEP_ARGS, 2); break;
+                        case 3: case 4: step_narrow(STEP_ARGS, 4); break;
+                        default: step_narrow(STEP_ARGS, 8); break;
                         }
+#undef STEP_ARGS
                         continue;
                     }
                     // keys of this step each lane sees: min(ns, pos - t0 + 1), <= 0 for none
+                    // and the first of them each sees: clo - t0 (<= 0: from the step's start)
                     const __m512i nvv = _mm512_min_epi32(
                         _mm512_sub_epi32(_mm512_loadu_si512(cpos + 16 * gr), _mm512_set1_epi32(t0 - 1)),
                         _mm512_set1_epi32(ns));
+                    const __m512i lov = _mm512_sub_epi32(_mm512_loadu_si512(clo + 16 * gr), _mm512_set1_epi32(t0));
                     const __mmask16 real = tail16(nc - 16 * gr);
-                    if (_mm512_mask_reduce_max_epi32(real, nvv) <= 0) continue;   // every row done: untouched
-                    const bool full = _mm512_reduce_min_epi32(nvv) == 16;
+                    // no row sees a key of the step (done, or its window starts later): untouched
+                    if (!_mm512_mask_cmpgt_epi32_mask(real, nvv, _mm512_max_epi32(lov, _mm512_setzero_si512()))) continue;
+                    const bool full = _mm512_reduce_min_epi32(nvv) == 16 && _mm512_reduce_max_epi32(lov) <= 0;
                     if (full)
-                        step_group(qg, ag, gm, gl, kf, vf, vscale, nvv, hd, true);
+                        step_group(qg, ag, gm, gl, kf, vf, vscale, vcap, capped, lov, nvv, hd, true);
                     else
-                        step_group(qg, ag, gm, gl, kf, vf, vscale, nvv, hd, false);
+                        step_group(qg, ag, gm, gl, kf, vf, vscale, vcap, capped, lov, nvv, hd, false);
                 }
             }
         }
