@@ -1,5 +1,6 @@
 // cmd_synth.c — `tinyvllm synth --preset NAME [--type T] [--vocab VOCAB.gguf] [--seed S]
-// [--threads N] -o OUT.gguf`: a deterministic random-weight llama GGUF (src/model/synth.h).
+// [--threads N] -o OUT.gguf`: a deterministic random-weight llama GGUF (src/model/synth.h); or
+// `--arch NAME` instead of --preset: a small model of that family's llama.cpp layout.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,17 +15,20 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm synth --preset NAME [--type TYPE] [--vocab VOCAB.gguf] [--seed S] [--threads N] -o OUT.gguf\n"
+            "       tinyvllm synth --arch NAME [--type TYPE] [--seed S] [--threads N] -o OUT.gguf\n"
             "\n"
-            "Writes a llama GGUF with deterministic RANDOM weights (same preset, type, seed and vocab ->\n"
+            "Writes a GGUF with deterministic RANDOM weights (same preset or arch, type, seed and vocab ->\n"
             "identical bytes). For demos, tests and benchmarks: its text is gibberish.\n"
-            "  --preset NAME   %s\n"
+            "  --preset NAME   a llama model: %s\n"
+            "  --arch NAME     a small model in that family's llama.cpp layout and metadata, every family\n"
+            "                  feature active (512-token synthetic vocab): %s\n"
             "  --type TYPE     F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K (default F32; Q4_K is a Q4_K_M-style mix)\n"
             "  --vocab PATH    copy tokenizer.* from this GGUF (vocab size = its token count);\n"
             "                  default: a synthetic SentencePiece vocab of the preset's size\n"
             "  --seed S        random seed (default 1)\n"
             "  --threads N     quantization threads (default: online CPUs)\n"
             "  -o, --output    where to write the GGUF file (required)\n",
-            tv_synth_preset_names());
+            tv_synth_preset_names(), tv_synth_arch_names());
 }
 
 static int fail_usage(const char *what, const char *arg) {
@@ -50,7 +54,7 @@ int cmd_synth(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        bool takes = !strcmp(a, "--preset") || !strcmp(a, "--type") || !strcmp(a, "--vocab") || !strcmp(a, "--seed") ||
+        bool takes = !strcmp(a, "--preset") || !strcmp(a, "--arch") || !strcmp(a, "--type") || !strcmp(a, "--vocab") || !strcmp(a, "--seed") ||
                      !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output");
         if (!takes) return fail_usage(a[0] == '-' ? "unknown option" : "unexpected argument", a);
         if (i + 1 >= argc) return fail_usage("missing value for", a);
@@ -58,6 +62,8 @@ int cmd_synth(int argc, char **argv) {
         if (!strcmp(a, "--preset")) {
             if (!tv_synth_find_preset(v)) return fail_usage("unknown preset", v);
             p.preset = v;
+        } else if (!strcmp(a, "--arch")) {
+            p.arch = v;
         } else if (!strcmp(a, "--type")) {
             p.type = v;
         } else if (!strcmp(a, "--vocab")) {
@@ -72,7 +78,7 @@ int cmd_synth(int argc, char **argv) {
             out = v;
         }
     }
-    if (!p.preset) return fail_usage("missing --preset", NULL);
+    if (!p.preset == !p.arch) return fail_usage("give one of --preset and --arch", NULL);
     if (!out) return fail_usage("missing -o OUT.gguf", NULL);
 
     tv_error err = { 0 };
@@ -83,11 +89,15 @@ int cmd_synth(int argc, char **argv) {
     }
     struct stat st;
     long long size = stat(out, &st) == 0 ? (long long)st.st_size : -1;
-    const tv_synth_shape *ps = tv_synth_find_preset(p.preset);
-    printf("wrote %s: preset %s (dim %d, layers %d, heads %d/%d kv, ffn %d, ctx %d), %s, seed %llu, %s, "
-           "%.1f MiB in %.1f s (RANDOM weights)\n",
-           out, ps->name, ps->dim, ps->n_layers, ps->n_heads, ps->n_kv_heads, ps->hidden_dim, ps->ctx,
-           p.type, (unsigned long long)p.seed, p.vocab_path ? p.vocab_path : "synthetic vocab",
-           (double)size / (1024.0 * 1024.0), (cli_time_ms() - t0) / 1e3);
+    const tv_synth_shape *ps = p.preset ? tv_synth_find_preset(p.preset) : NULL;
+    if (ps)
+        printf("wrote %s: preset %s (dim %d, layers %d, heads %d/%d kv, ffn %d, ctx %d), %s, seed %llu, %s, "
+               "%.1f MiB in %.1f s (RANDOM weights)\n",
+               out, ps->name, ps->dim, ps->n_layers, ps->n_heads, ps->n_kv_heads, ps->hidden_dim, ps->ctx,
+               p.type, (unsigned long long)p.seed, p.vocab_path ? p.vocab_path : "synthetic vocab",
+               (double)size / (1024.0 * 1024.0), (cli_time_ms() - t0) / 1e3);
+    else
+        printf("wrote %s: arch %s, %s, seed %llu, %.1f MiB in %.1f s (RANDOM weights)\n", out, p.arch, p.type,
+               (unsigned long long)p.seed, (double)size / (1024.0 * 1024.0), (cli_time_ms() - t0) / 1e3);
     return 0;
 }

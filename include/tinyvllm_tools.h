@@ -82,15 +82,22 @@ typedef struct tv_synth_shape {
 const tv_synth_shape *tv_synth_find_preset(const char *name);
 const char *tv_synth_preset_names(void);
 
+// Family architectures (--arch): one small model per family (dim 256, ffn 768, 4-8 layers, GQA,
+// 512-token synthetic vocab) in that family's real llama.cpp tensor layout and metadata, with
+// values that make each family feature change the logits (the tests/fixtures/families oracle).
+// "llama3" is llama with rope_freqs and tied embeddings. Names, comma-separated:
+const char *tv_synth_arch_names(void);
+
 typedef struct tv_synth_options {
-    const char *preset;          // a preset name
+    const char *preset;          // a preset name; or NULL and:
+    const char *arch;            // a family architecture (then no vocab_path)
     const char *type;            // "F32" "F16" "BF16" "Q8_0" "Q4_0" "Q4_K" "Q6_K" (llama.cpp's mixes)
     uint64_t seed;
     const char *vocab_path;      // a GGUF to copy tokenizer.* from, or NULL for a synthetic vocab
     int n_threads;               // quantization threads (<= 1: the calling thread only)
 } tv_synth_options;
 
-// Writes the model to out_path atomically. TV_ERR_INVALID for an unknown preset or type.
+// Writes the model to out_path atomically. TV_ERR_INVALID for an unknown preset, arch or type.
 tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err);
 
 // ============================ the machine's limits ============================

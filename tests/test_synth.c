@@ -242,7 +242,7 @@ static void test_bad_params(void **state) {
 static void test_llama3_rope_factors(void **state) {
     (void)state;
     float f[32];
-    synth_llama3_rope_factors(f, 32, 64, 500000.0);
+    synth_llama3_rope_factors(f, 32, 64, 500000.0, 8192);
     assert_true(f[0] == 1.0f);
     assert_true(f[31] == 32.0f);
     int n_mid = 0;
@@ -257,6 +257,69 @@ static void test_llama3_rope_factors(void **state) {
     assert_true(n_mid > 0);   // the smooth band is exercised
 }
 
+// --arch: every family's file in its llama.cpp layout (the spot checks below are the layout facts
+// each family's loader in llama.cpp depends on), deterministic, Q4_K_M mix; unknown names fail.
+static void test_arch_layouts(void **state) {
+    (void)state;
+    static const struct { const char *arch, *gguf_arch, *present[4], *absent[2]; } A[] = {
+        {"llama", "llama", {"output.weight", "blk.3.ffn_gate.weight"}, {"rope_freqs.weight"}},
+        {"llama3", "llama", {"rope_freqs.weight"}, {"output.weight"}},
+        {"qwen2", "qwen2", {"blk.0.attn_q.bias", "blk.0.attn_k.bias", "blk.0.attn_v.bias"}, {"output.weight"}},
+        {"qwen3", "qwen3", {"output.weight", "blk.0.attn_q_norm.weight", "blk.0.attn_k_norm.weight"}, {"blk.0.attn_q.bias"}},
+        {"gemma2", "gemma2", {"blk.0.post_attention_norm.weight", "blk.0.post_ffw_norm.weight"}, {"output.weight"}},
+        {"gemma3", "gemma3", {"blk.7.attn_q_norm.weight", "blk.7.post_ffw_norm.weight"}, {"output.weight"}},
+        {"gemma4", "gemma4", {"rope_freqs.weight", "blk.4.attn_v.weight", "blk.5.layer_output_scale.weight"},
+         {"blk.5.attn_v.weight", "output.weight"}},
+        {"phi3", "phi3", {"blk.0.attn_qkv.weight", "rope_factors_long.weight", "rope_factors_short.weight"},
+         {"blk.0.ffn_gate.weight", "blk.0.attn_q.weight"}},
+        {"mistral3", "mistral3", {"output.weight"}, {"rope_freqs.weight"}},
+        {"smollm3", "smollm3", {"blk.7.ffn_up.weight"}, {"output.weight"}},
+        {"granite", "granite", {"output.weight"}, {"rope_freqs.weight"}},
+    };
+    tv_error err = { 0 };
+    for (size_t i = 0; i < sizeof A / sizeof A[0]; i++) {
+        assert_non_null(strstr(tv_synth_arch_names(), A[i].arch));
+        const char *path = out_path("arch");
+        tv_synth_params p = { .arch = A[i].arch, .type = TV_TYPE_Q4_K, .seed = 1, .n_threads = 2 };
+        if (synth_write(&p, path, &err) != TV_OK) fail_msg("synth --arch %s: %s", A[i].arch, err.msg);
+        gguf_ctx *g = gguf_open(path, &err);
+        assert_non_null(g);
+        gguf_str s;
+        assert_true(gguf_get_str(g, "general.architecture", &s));
+        assert_int_equal(s.len, strlen(A[i].gguf_arch));
+        assert_memory_equal(s.ptr, A[i].gguf_arch, s.len);
+        for (int k = 0; k < 4 && A[i].present[k]; k++)
+            if (!gguf_find_tensor(g, A[i].present[k])) fail_msg("%s: %s missing", A[i].arch, A[i].present[k]);
+        for (int k = 0; k < 2 && A[i].absent[k]; k++)
+            if (gguf_find_tensor(g, A[i].absent[k])) fail_msg("%s: %s present", A[i].arch, A[i].absent[k]);
+        assert_int_equal(gguf_find_tensor(g, "token_embd.weight")->ne[1], 512);
+        // Q4_K_M: ffn_down in Q6_K on llama.cpp's "more bits" layers (the last one among them), Q4_K on others
+        int64_t n_layers;
+        char key[64], last[64];
+        snprintf(key, sizeof key, "%s.block_count", A[i].gguf_arch);
+        assert_true(gguf_get_int(g, key, &n_layers));
+        snprintf(last, sizeof last, "blk.%d.ffn_down.weight", (int)n_layers - 1);
+        assert_int_equal(gguf_find_tensor(g, last)->type, TV_TYPE_Q6_K);
+        assert_int_equal(gguf_find_tensor(g, "blk.1.ffn_down.weight")->type, TV_TYPE_Q4_K);
+        size_t n1, n2;
+        uint8_t *b1 = slurp(path, &n1);
+        gguf_close(g);
+        p.n_threads = 1;
+        assert_int_equal(synth_write(&p, path, &err), TV_OK);
+        uint8_t *b2 = slurp(path, &n2);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(b1, b2, n1);
+        free(b1);
+        free(b2);
+        unlink(path);
+    }
+    tv_synth_params bad = { .arch = "falcon", .type = TV_TYPE_F32 };
+    assert_int_equal(synth_write(&bad, out_path("bad"), &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "falcon"));
+    bad = (tv_synth_params){ .arch = "qwen3", .preset = "tiny", .type = TV_TYPE_F32 };
+    assert_int_equal(synth_write(&bad, out_path("bad"), &err), TV_ERR_INVALID);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_f32),
@@ -269,6 +332,7 @@ int main(void) {
         cmocka_unit_test(test_copied_vocab),
         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_llama3_rope_factors),
+        cmocka_unit_test(test_arch_layouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

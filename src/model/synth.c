@@ -40,21 +40,20 @@ typedef struct tsrc {
     uint64_t key;             // per-tensor stream key
     tv_type type;             // stored type
     int64_t ne0;              // row length
-    float amp;                // uniform half-width (std * sqrt(3)); 0 with constant set
-    bool is_constant;
-    float constant;
-    const float *values;      // explicit data (rope_freqs), ne0 floats, one row
+    float center;             // values are center + uniform(-amp, amp)
+    float amp;                // uniform half-width (std * sqrt(3)); 0 for a constant
+    const float *values;      // explicit data (rope factors), ne0 floats, one row
 } tsrc;
 
 // One row of floats (ne0) for row r.
 static void gen_row(const tsrc *s, int64_t r, float *out) {
     if (s->values) { memcpy(out, s->values, (size_t)s->ne0 * sizeof(float)); return; }
-    if (s->is_constant) { for (int64_t k = 0; k < s->ne0; k++) out[k] = s->constant; return; }
+    if (s->amp == 0) { for (int64_t k = 0; k < s->ne0; k++) out[k] = s->center; return; }
     uint64_t base = (uint64_t)r * (uint64_t)s->ne0;
     for (int64_t k = 0; k < s->ne0; k++) {
         uint64_t h = rng_hash64(s->key ^ (base + (uint64_t)k) * 0xd1342543de82ef95ull);
         float u = (float)(h >> 40) * (1.0f / 16777216.0f);   // [0, 1), 24 bits
-        out[k] = (2.0f * u - 1.0f) * s->amp;
+        out[k] = s->center + (2.0f * u - 1.0f) * s->amp;
     }
 }
 
@@ -191,8 +190,8 @@ done:
 
 // llama 3.1+ RoPE frequency factors (divisors of each inverse frequency): factor 32 for
 // wavelengths above orig/low, 1 below orig/high, smooth in between (Meta's published recipe).
-void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta) {
-    const double factor = 32, low = 1, high = 4, orig = 8192;
+void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta, double orig) {
+    const double factor = 32, low = 1, high = 4;
     for (int i = 0; i < n_half; i++) {
         double freq = pow(theta, -2.0 * i / head_dim);
         double wavelen = 2 * M_PI / freq;
@@ -205,16 +204,27 @@ void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double thet
     }
 }
 
+typedef struct arch_spec arch_spec;
+static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, const char *out_path, tv_error *err);
+static const arch_spec *find_arch(const char *name);
+
 tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *err) {
-    const tv_synth_shape *ps = p->shape ? p->shape : tv_synth_find_preset(p->preset);
-    if (!ps) return err_fail(err, TV_ERR_INVALID, "unknown preset '%s' (presets: %s)", p->preset ? p->preset : "",
-                            tv_synth_preset_names());
     switch (p->type) {
     case TV_TYPE_F32: case TV_TYPE_F16: case TV_TYPE_BF16: case TV_TYPE_Q8_0: case TV_TYPE_Q4_0:
     case TV_TYPE_Q4_K: case TV_TYPE_Q6_K: break;
     default: return err_fail(err, TV_ERR_INVALID, "type %s is not supported by synth (F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K)",
                             kern_type_name(p->type));
     }
+    if (p->arch) {
+        const arch_spec *a = find_arch(p->arch);
+        if (!a) return err_fail(err, TV_ERR_INVALID, "unknown arch '%s' (archs: %s)", p->arch, tv_synth_arch_names());
+        if (p->vocab_path || p->shape || p->preset)
+            return err_fail(err, TV_ERR_INVALID, "synth: --arch takes no preset, shape or vocab file");
+        return synth_write_arch(p, a, out_path, err);
+    }
+    const tv_synth_shape *ps = p->shape ? p->shape : tv_synth_find_preset(p->preset);
+    if (!ps) return err_fail(err, TV_ERR_INVALID, "unknown preset '%s' (presets: %s)", p->preset ? p->preset : "",
+                            tv_synth_preset_names());
     tv_status st = TV_OK;
     gguf_writer *w = gguf_writer_create();
     src_binding *srcs = NULL;
@@ -269,9 +279,8 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
         b_->src.key = rng_hash64(p->seed ^ name_hash(name_));                                                  \
         b_->src.type = (is_norm_) ? TV_TYPE_F32 : fit_type((type_), (ne0_));                                   \
         b_->src.ne0 = (ne0_);                                                                                  \
-        b_->src.amp = amp;                                                                                     \
-        b_->src.is_constant = (is_norm_);                                                                      \
-        b_->src.constant = 1.0f;                                                                               \
+        b_->src.amp = (is_norm_) ? 0.0f : amp;                                                                 \
+        b_->src.center = (is_norm_) ? 1.0f : 0.0f;                                                             \
         int64_t ne_[2] = { (ne0_), (ne1_) };                                                                   \
         if ((st = gguf_add_tensor_source(w, (name_), b_->src.type, (ne1_) > 1 ? 2 : 1, ne_, fill, b_, err))) \
             goto done;                                                                                         \
@@ -282,7 +291,7 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
     if (ps->llama3_rope) {
         rope = malloc((size_t)(hd / 2) * sizeof(float));
         if (!rope) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
-        synth_llama3_rope_factors(rope, hd / 2, hd, ps->rope_theta);
+        synth_llama3_rope_factors(rope, hd / 2, hd, ps->rope_theta, 8192);
         ADD_T("rope_freqs.weight", TV_TYPE_F32, hd / 2, 1, false);
         srcs[k - 1].src.values = rope;
     }
@@ -315,8 +324,301 @@ done:
     return st;
 }
 
+// ================================ family architectures (--arch) ================================
+// One small model per family in that family's real llama.cpp layout: the tensor names and shapes
+// llama.cpp's loader creates for the architecture (src/models/<arch>.cpp, load_arch_tensors) and
+// the metadata keys it reads (load_hparams / load_arch_hparams, names from llama-arch.cpp). This
+// table is written from llama.cpp's loaders, independently of our family tables
+// (src/model/family_*.c), so the fixtures built on it cross-check those.
+//
+// Values are chosen so every family feature changes the logits measurably: norm weights are
+// 1 + U(-0.25, 0.25) (so a norm applied with the wrong weight, or not at all, shows), projection
+// rows have std gain/sqrt(row length) (activations keep unit scale through any depth), Q/K gain
+// 1.5 (attention is peaked, so RoPE, windows and soft-caps matter), the output projection makes
+// logits of std ~3 before any scaling (next-token distributions are not flat, so top-1 agreement
+// is not decided by noise), sliding windows (32) are shorter than the fixture prompts, soft-caps
+// are small enough to bite, the granite multipliers are not 1, RoPE bases differ per family.
+
+enum {
+    AF_TIED = 1 << 0,        // no output.weight: the output projection is token_embd
+    AF_QKV_BIAS = 1 << 1,    // attn_q/k/v.bias (qwen2)
+    AF_QK_NORM = 1 << 2,     // attn_q_norm / attn_k_norm, (head_dim) RMSNorm weights per layer
+    AF_POST_NORMS = 1 << 3,  // post_attention_norm / post_ffw_norm (gemma)
+    AF_FUSED_QKV = 1 << 4,   // attn_qkv (dim -> q_dim + 2 kv_dim) instead of attn_q/k/v (phi3)
+    AF_FUSED_UP = 1 << 5,    // ffn_up holds gate then up (2 ff rows), no ffn_gate (phi3)
+    AF_ROPE_FREQS = 1 << 6,  // rope_freqs.weight: llama 3 frequency factors
+    AF_LONGROPE = 1 << 7,    // rope_factors_long / rope_factors_short (phi3 LongRoPE)
+    AF_GEMMA4 = 1 << 8,      // global layers: own head dim / kv heads, K doubles as V (no attn_v),
+                             // proportional rope_freqs; layer_output_scale per layer
+};
+
+struct arch_spec {
+    const char *name;            // synth --arch NAME
+    const char *arch;            // general.architecture
+    int32_t dim, ff, n_layers, n_heads, n_kv_heads, head_dim, n_rot, ctx;
+    int32_t swa_period;          // 0: no sliding window; else layer l is global iff l % period == period - 1
+    int32_t swa_head_dim, swa_kv_heads;   // gemma4's sliding layers (0: as the global ones)
+    float theta, eps;
+    float out_gain;              // std of the logits before any final scaling
+    float embd_std;              // token_embd std when not tied (tied: out_gain / sqrt(dim))
+    unsigned flags;
+};
+
+#define SWA_WINDOW 32   // every sliding window: shorter than the fixtures' long prompt
+
+static const arch_spec ARCHS[] = {
+    // name       arch        dim  ff   L  H  KV  hd   rot  ctx   swa  swa_hd swa_kv theta  eps    gain embd flags
+    {"llama",    "llama",    256, 768, 4, 4, 2,  64,  64, 2048,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f, 0},
+    {"llama3",   "llama",    256, 768, 4, 4, 2,  64,  64, 8192,  0,   0, 0, 500000.0f, 1e-5f, 3.0f, 1.0f, AF_TIED | AF_ROPE_FREQS},
+    {"qwen2",    "qwen2",    256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_QKV_BIAS},
+    {"qwen3",    "qwen3",    256, 768, 4, 4, 2, 128, 128, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_QK_NORM},
+    {"gemma2",   "gemma2",   256, 768, 4, 4, 2, 128, 128, 8192,  2,   0, 0, 10000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_POST_NORMS},
+    {"gemma3",   "gemma3",   256, 768, 8, 4, 1, 128, 128, 8192,  6,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM},
+    {"gemma4",   "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192,  6,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4},
+    {"phi3",     "phi3",     256, 768, 4, 4, 2,  64,  48, 4096,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
+     AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE},
+    {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0},
+    {"smollm3",  "smollm3",  256, 768, 8, 4, 2,  64,  64, 4096,  0,   0, 0, 5000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED},
+    // granite divides the logits by logit_scale (8): gain 24 gives std ~3 after it; embeddings are
+    // multiplied by embedding_scale (12): std 0.05 keeps them the size of the (0.22-scaled) blocks
+    {"granite",  "granite",  256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 10000000.0f, 1e-5f, 24.0f, 0.05f, 0},
+};
+#define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
+
+const char *tv_synth_arch_names(void) {
+    return "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite";
+}
+
+static const arch_spec *find_arch(const char *name) {
+    for (size_t i = 0; name && i < N_ARCHS; i++)
+        if (!strcmp(ARCHS[i].name, name)) return &ARCHS[i];
+    return NULL;
+}
+
+static bool arch_is_swa(const arch_spec *a, int l) { return a->swa_period && l % a->swa_period != a->swa_period - 1; }
+static int32_t arch_head_dim(const arch_spec *a, int l) {
+    return a->swa_head_dim && arch_is_swa(a, l) ? a->swa_head_dim : a->head_dim;
+}
+static int32_t arch_kv_heads(const arch_spec *a, int l) {
+    return a->swa_kv_heads && arch_is_swa(a, l) ? a->swa_kv_heads : a->n_kv_heads;
+}
+
+// The tensors of one file, each a value source bound to its GGUF entry.
+typedef struct arch_writer {
+    gguf_writer *w;
+    src_binding *srcs;   // (cap) stable: the writer keeps pointers to them
+    int n, cap;
+    synth_ctx sc;
+    uint64_t seed;
+} arch_writer;
+
+// Adds `name` [ne0] (ne1 == 0) or [ne0, ne1] of values center + U(-amp, amp), or `values` (one row).
+// Matrices take `type` (or its fallback when rows do not fit its blocks); vectors are F32.
+static tv_status aw_add(arch_writer *a, const char *name, tv_type type, int64_t ne0, int64_t ne1, float center,
+                        float amp, const float *values, tv_error *err) {
+    TV_CHECK(a->n < a->cap);
+    src_binding *b = &a->srcs[a->n++];
+    b->sc = &a->sc;
+    b->src = (tsrc){.key = rng_hash64(a->seed ^ name_hash(name)), .type = ne1 ? fit_type(type, ne0) : TV_TYPE_F32,
+                    .ne0 = ne0, .center = center, .amp = amp, .values = values};
+    int64_t ne[2] = {ne0, ne1};
+    return gguf_add_tensor_source(a->w, name, b->src.type, ne1 ? 2 : 1, ne, fill, b, err);
+}
+
+// A projection with rows of length ne0: std gain / sqrt(ne0).
+static tv_status aw_matrix(arch_writer *a, const char *name, tv_type type, int64_t ne0, int64_t ne1, float gain,
+                           tv_error *err) {
+    return aw_add(a, name, type, ne0, ne1, 0.0f, gain / sqrtf((float)ne0) * sqrtf(3.0f), NULL, err);
+}
+
+static tv_status aw_norm(arch_writer *a, const char *name, int64_t n, tv_error *err) {
+    return aw_add(a, name, TV_TYPE_F32, n, 0, 1.0f, 0.25f, NULL, err);
+}
+
+#define ARCH_KEY(buf, a, suffix) (snprintf(buf, sizeof buf, "%s.%s", (a)->arch, suffix), buf)
+
+// The family's own metadata: the values that make each feature bite (see the comment above ARCHS).
+static void arch_metadata(gguf_writer *w, const arch_spec *a) {
+    char k[128];
+    const char *n = a->name;
+    if (!strcmp(n, "gemma2")) {
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), SWA_WINDOW);
+        gguf_set_f32(w, ARCH_KEY(k, a, "attn_logit_softcapping"), 2.5f);   // gemma 2 ships 50: scores here are O(1)
+        gguf_set_f32(w, ARCH_KEY(k, a, "final_logit_softcapping"), 15.0f);  // 30 in gemma 2; top logits here reach ~12
+    } else if (!strcmp(n, "gemma3")) {
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), SWA_WINDOW);
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.freq_base_swa"), 10000.0f);
+        gguf_set_str(w, ARCH_KEY(k, a, "rope.scaling.type"), "linear");   // global layers only (gemma 3 4B+)
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), 8.0f);
+    } else if (!strcmp(n, "gemma4")) {
+        bool pattern[64];
+        int32_t kv[64];
+        for (int l = 0; l < a->n_layers; l++) { pattern[l] = arch_is_swa(a, l); kv[l] = arch_kv_heads(a, l); }
+        gguf_set_arr_data(w, ARCH_KEY(k, a, "attention.sliding_window_pattern"), GGUF_TYPE_BOOL, pattern,
+                          (uint64_t)a->n_layers);
+        gguf_set_arr_data(w, ARCH_KEY(k, a, "attention.head_count_kv"), GGUF_TYPE_INT32, kv, (uint64_t)a->n_layers);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), SWA_WINDOW);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.key_length_swa"), (uint32_t)a->swa_head_dim);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.value_length_swa"), (uint32_t)a->swa_head_dim);
+        gguf_set_u32(w, ARCH_KEY(k, a, "rope.dimension_count_swa"), (uint32_t)a->swa_head_dim);
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.freq_base_swa"), 10000.0f);
+        gguf_set_u32(w, ARCH_KEY(k, a, "embedding_length_per_layer_input"), 0);   // dense: no per-layer inputs
+        gguf_set_f32(w, ARCH_KEY(k, a, "final_logit_softcapping"), 12.0f);        // 30 in gemma 4; top logits here reach ~12
+    } else if (!strcmp(n, "phi3")) {
+        // LongRoPE: short factors while the context is <= original_context_length (the fixtures run
+        // with a 256-token context), long beyond; attn_factor scales cos and sin (Q·K by its square)
+        gguf_set_u32(w, ARCH_KEY(k, a, "rope.scaling.original_context_length"), 512);
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.attn_factor"), 1.1902f);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), 2047);   // phi-3.5's; llama.cpp ignores it
+    } else if (!strcmp(n, "mistral3")) {
+        // YaRN like Ministral 3 (factor 16), with an original context of 64 so the llama-4 style
+        // attention temperature (floor((pos + 1) / 64)) changes the fixtures' later positions
+        gguf_set_str(w, ARCH_KEY(k, a, "rope.scaling.type"), "yarn");
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), 16.0f);
+        gguf_set_u32(w, ARCH_KEY(k, a, "rope.scaling.original_context_length"), 64);
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_beta_fast"), 32.0f);
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_beta_slow"), 1.0f);
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_log_multiplier"), 1.0f);
+        gguf_set_f32(w, ARCH_KEY(k, a, "attention.temperature_scale"), 0.1f);
+    } else if (!strcmp(n, "granite")) {
+        gguf_set_f32(w, ARCH_KEY(k, a, "embedding_scale"), 12.0f);
+        gguf_set_f32(w, ARCH_KEY(k, a, "residual_scale"), 0.22f);
+        gguf_set_f32(w, ARCH_KEY(k, a, "attention.scale"), 0.03125f);   // not 1/sqrt(head_dim) = 0.125
+        gguf_set_f32(w, ARCH_KEY(k, a, "logit_scale"), 8.0f);
+    }
+}
+
+// Phi-3 style LongRoPE factors (n_half each): short ones near 1 growing to 3, long ones to 40.
+static void longrope_factors(float *s, float *l, int n_half) {
+    for (int i = 0; i < n_half; i++) {
+        float t = (float)i / (float)(n_half - 1);
+        s[i] = 1.0f + 2.0f * t * t;
+        l[i] = 1.0f + 39.0f * t * t;
+    }
+}
+
+static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, const char *out_path, tv_error *err) {
+    tv_status st = TV_OK;
+    arch_writer aw = {.seed = p->seed};
+    float rope[3][128];   // rope_freqs, or rope_factors_short and rope_factors_long
+    char k[128], nm[96], text[256];
+    if (!(aw.w = gguf_writer_create())) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    gguf_writer *w = aw.w;
+    const int32_t dim = a->dim, ff = a->ff, L = a->n_layers;
+    const bool tied = a->flags & AF_TIED;
+
+    gguf_set_str(w, "general.architecture", a->arch);
+    // (no family name in general.name: llama.cpp keys vocabulary rules off it, e.g. "phi3" in the name
+    // requires phi-3's <|endoftext|> token, which the synthetic vocab does not have)
+    gguf_set_str(w, "general.name", "tinyvllm-synth-arch");
+    snprintf(text, sizeof text, "RANDOM weights (tinyvllm synth, arch %s, type %s, seed %llu): not a trained model",
+             a->name, kern_type_name(p->type), (unsigned long long)p->seed);
+    gguf_set_str(w, "general.description", text);
+    gguf_set_u32(w, "general.file_type", file_type(p->type));
+    gguf_set_u32(w, ARCH_KEY(k, a, "context_length"), (uint32_t)a->ctx);
+    gguf_set_u32(w, ARCH_KEY(k, a, "embedding_length"), (uint32_t)dim);
+    gguf_set_u32(w, ARCH_KEY(k, a, "block_count"), (uint32_t)L);
+    gguf_set_u32(w, ARCH_KEY(k, a, "feed_forward_length"), (uint32_t)ff);
+    gguf_set_u32(w, ARCH_KEY(k, a, "attention.head_count"), (uint32_t)a->n_heads);
+    if (!(a->flags & AF_GEMMA4)) gguf_set_u32(w, ARCH_KEY(k, a, "attention.head_count_kv"), (uint32_t)a->n_kv_heads);
+    if (a->head_dim * a->n_heads != dim || !strncmp(a->arch, "gemma", 5)) {
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.key_length"), (uint32_t)a->head_dim);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.value_length"), (uint32_t)a->head_dim);
+    }
+    gguf_set_f32(w, ARCH_KEY(k, a, "attention.layer_norm_rms_epsilon"), a->eps);
+    gguf_set_f32(w, ARCH_KEY(k, a, "rope.freq_base"), a->theta);
+    gguf_set_u32(w, ARCH_KEY(k, a, "rope.dimension_count"), (uint32_t)a->n_rot);
+    if (!strcmp(a->arch, "llama")) gguf_set_u32(w, ARCH_KEY(k, a, "vocab_size"), 512);
+    arch_metadata(w, a);
+    if ((st = synth_vocab(w, 512, err))) goto done;
+
+    aw.cap = 4 + 20 * L;
+    aw.sc.n_threads = p->n_threads > 1 ? p->n_threads : 1;
+    if (aw.sc.n_threads > 1 && !(aw.sc.pool = pool_create(aw.sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
+    aw.sc.n_threads = aw.sc.pool ? pool_size(aw.sc.pool) : 1;
+    aw.sc.max_ne0 = 2 * ff > 4 * dim ? 2 * ff : 4 * dim;
+    aw.srcs = calloc((size_t)aw.cap, sizeof *aw.srcs);
+    aw.sc.scratch = malloc((size_t)aw.sc.n_threads * (size_t)aw.sc.max_ne0 * sizeof(float));
+    if (!aw.srcs || !aw.sc.scratch) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+
+    const tv_type t = p->type, out_t = p->pure ? t : output_type(t);
+    const float out_std = a->out_gain / sqrtf((float)dim);
+    if (tied) st = aw_add(&aw, "token_embd.weight", out_t, dim, 512, 0.0f, out_std * sqrtf(3.0f), NULL, err);
+    else st = aw_add(&aw, "token_embd.weight", t, dim, 512, 0.0f, a->embd_std * sqrtf(3.0f), NULL, err);
+    // output_norm: mean 0, std 1 (unlike the other norms): with tied embeddings a positive one makes
+    // every position predict its own input token (its logit is |e|^2-sized), all the more with
+    // gemma's sqrt(dim) embedding scale; a mixed-sign one leaves the logits a random projection
+    if (!st) st = aw_add(&aw, "output_norm.weight", TV_TYPE_F32, dim, 0, 0.0f, sqrtf(3.0f), NULL, err);
+    if (!st && !tied) st = aw_matrix(&aw, "output.weight", out_t, dim, 512, a->out_gain, err);
+    if (!st && (a->flags & AF_ROPE_FREQS)) {
+        // orig 64 instead of llama 3's 8192: most pairs then take the 32x factor within the fixtures' positions
+        synth_llama3_rope_factors(rope[0], a->n_rot / 2, a->n_rot, a->theta, 64);
+        st = aw_add(&aw, "rope_freqs.weight", TV_TYPE_F32, a->n_rot / 2, 0, 0.0f, 0.0f, rope[0], err);
+    }
+    if (!st && (a->flags & AF_GEMMA4)) {
+        // proportional RoPE on the global layers: the first quarter of the pairs rotate, the rest
+        // are held still by a huge divisor
+        for (int i = 0; i < a->head_dim / 2; i++) rope[0][i] = i < a->head_dim / 8 ? 1.0f : 1e30f;
+        st = aw_add(&aw, "rope_freqs.weight", TV_TYPE_F32, a->head_dim / 2, 0, 0.0f, 0.0f, rope[0], err);
+    }
+    if (!st && (a->flags & AF_LONGROPE)) {
+        longrope_factors(rope[1], rope[2], a->n_rot / 2);
+        st = aw_add(&aw, "rope_factors_short.weight", TV_TYPE_F32, a->n_rot / 2, 0, 0.0f, 0.0f, rope[1], err);
+        if (!st) st = aw_add(&aw, "rope_factors_long.weight", TV_TYPE_F32, a->n_rot / 2, 0, 0.0f, 0.0f, rope[2], err);
+    }
+    for (int l = 0; l < L && !st; l++) {
+        const int32_t hd = arch_head_dim(a, l), q_dim = a->n_heads * hd, kv_dim = arch_kv_heads(a, l) * hd;
+        const bool more = t == TV_TYPE_Q4_K && !p->pure && use_more_bits(l, L);
+        const tv_type vt = more ? TV_TYPE_Q6_K : t;
+#define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix), nm)
+#define TRY(call) do { if ((st = (call))) goto done; } while (0)
+        TRY(aw_norm(&aw, NAME("attn_norm.weight"), dim, err));
+        if (a->flags & AF_FUSED_QKV) {
+            TRY(aw_matrix(&aw, NAME("attn_qkv.weight"), vt, dim, q_dim + 2 * kv_dim, 1.5f, err));
+        } else {
+            TRY(aw_matrix(&aw, NAME("attn_q.weight"), t, dim, q_dim, 1.5f, err));
+            TRY(aw_matrix(&aw, NAME("attn_k.weight"), t, dim, kv_dim, 1.5f, err));
+            if (!(a->flags & AF_GEMMA4) || arch_is_swa(a, l))   // gemma 4 global layers: V = K
+                TRY(aw_matrix(&aw, NAME("attn_v.weight"), vt, dim, kv_dim, 1.0f, err));
+        }
+        if (a->flags & AF_QKV_BIAS) {
+            TRY(aw_add(&aw, NAME("attn_q.bias"), TV_TYPE_F32, q_dim, 0, 0.0f, 0.5f, NULL, err));
+            TRY(aw_add(&aw, NAME("attn_k.bias"), TV_TYPE_F32, kv_dim, 0, 0.0f, 0.5f, NULL, err));
+            TRY(aw_add(&aw, NAME("attn_v.bias"), TV_TYPE_F32, kv_dim, 0, 0.0f, 0.5f, NULL, err));
+        }
+        if (a->flags & AF_QK_NORM) {
+            TRY(aw_norm(&aw, NAME("attn_q_norm.weight"), hd, err));
+            TRY(aw_norm(&aw, NAME("attn_k_norm.weight"), hd, err));
+        }
+        TRY(aw_matrix(&aw, NAME("attn_output.weight"), t, q_dim, dim, 1.0f, err));
+        if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_attention_norm.weight"), dim, err));
+        TRY(aw_norm(&aw, NAME("ffn_norm.weight"), dim, err));
+        if (a->flags & AF_FUSED_UP) {
+            TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, 2 * ff, 1.0f, err));
+        } else {
+            TRY(aw_matrix(&aw, NAME("ffn_gate.weight"), t, dim, ff, 1.0f, err));
+            TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, ff, 1.0f, err));
+        }
+        TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, ff, dim, 1.0f, err));
+        if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_ffw_norm.weight"), dim, err));
+        if (a->flags & AF_GEMMA4) TRY(aw_add(&aw, NAME("layer_output_scale.weight"), TV_TYPE_F32, 1, 0, 0.75f, 0.25f, NULL, err));
+#undef TRY
+#undef NAME
+    }
+    if (!st) st = gguf_writer_write(w, out_path, err);
+done:
+    gguf_writer_free(w);
+    pool_free(aw.sc.pool);
+    free(aw.sc.scratch);
+    free(aw.srcs);
+    return st;
+}
+
 tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err) {
-    tv_synth_params p = {.preset = o->preset, .seed = o->seed, .vocab_path = o->vocab_path, .n_threads = o->n_threads};
+    tv_synth_params p = {.preset = o->preset, .arch = o->arch, .seed = o->seed, .vocab_path = o->vocab_path,
+                         .n_threads = o->n_threads};
     if (!o->type || !kern_type_from_name(o->type, &p.type))
         return err_fail(err, TV_ERR_INVALID, "synth: unknown type '%s'", o->type ? o->type : "(none)");
     return synth_write(&p, out_path, err);

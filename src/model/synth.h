@@ -29,7 +29,8 @@
 // also write custom shapes and pure types).
 
 typedef struct tv_synth_params {
-    const char *preset;       // a preset name
+    const char *preset;       // a preset name, or NULL with arch
+    const char *arch;         // a family architecture (tv_synth_arch_names) instead of a preset, or NULL
     tv_type type;             // F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K
     uint64_t seed;
     const char *vocab_path;   // a GGUF to copy tokenizer.* from, or NULL for the synthetic vocab
@@ -39,12 +40,13 @@ typedef struct tv_synth_params {
 } tv_synth_params;
 
 // Llama 3.1+ RoPE frequency factors (what rope_freqs.weight holds: each inverse frequency
-// theta^(-2i/head_dim) is divided by out[i]) for factor 32, low_freq_factor 1, high_freq_factor 4,
-// original context 8192: 1 for wavelengths below 8192/4, 32 above 8192, smooth in between.
-void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta);
+// theta^(-2i/head_dim) is divided by out[i]) for factor 32, low_freq_factor 1, high_freq_factor 4
+// and original context orig (8192 in Llama 3.1+): 1 for wavelengths below orig/4, 32 above orig,
+// smooth in between.
+void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta, double orig);
 
 // Writes the model to out_path (atomically: a temporary renamed on success).
-// Errors: unknown preset/type (TV_ERR_INVALID), unreadable vocab (its loader's code), I/O.
+// Errors: unknown preset/arch/type, an arch with a preset/shape/vocab (TV_ERR_INVALID), unreadable vocab (its loader's code), I/O.
 tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *err);
 
 #endif
