@@ -30,30 +30,22 @@ static inline __m256 exp256(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-// tanh(x) = sign(x) * -em1 / (2 + em1), em1 = e^(-2|x|) - 1 computed as 2^n (e^r - 1) + (2^n - 1)
-// with e^r - 1 = r (1 + r/2 + ... + r^6/5040) (no cancellation near 0: a few ulps relative
-// everywhere; |x| > 43.6 clamps to +-1). Attention logit soft-capping's tanh.
-static inline __m256 tanh256(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 ax = _mm256_andnot_ps(sign, x);
-    const __m256 y = _mm256_max_ps(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0f)), _mm256_set1_ps(-87.3f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), y);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723e-6f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    const __m256 em1r = _mm256_mul_ps(p, r);   // e^r - 1
-    const __m256 two_n = _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
-    const __m256 em1 = _mm256_fmadd_ps(two_n, em1r, _mm256_sub_ps(two_n, _mm256_set1_ps(1.0f)));
-    const __m256 t = _mm256_div_ps(_mm256_sub_ps(_mm256_setzero_ps(), em1), _mm256_add_ps(_mm256_set1_ps(2.0f), em1));
-    return _mm256_or_ps(t, _mm256_and_ps(sign, x));
+
+// tanh(t): |t| < 0.625 by Cephes' odd polynomial (no cancellation near 0), else
+// sign(t) (1 - 2 / (e^2|t| + 1)); a few ulps either way.
+static inline __m256 tanh256(__m256 t) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    const __m256 at = _mm256_andnot_ps(sign, t), z = _mm256_mul_ps(t, t);
+    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), t, t);
+    const __m256 e = exp256(_mm256_add_ps(at, at));
+    const __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    const __m256 large = _mm256_or_ps(big, _mm256_and_ps(sign, t));
+    return _mm256_blendv_ps(small, large, _mm256_cmp_ps(at, _mm256_set1_ps(0.625f), _CMP_GE_OQ));
 }
 
 // lanes i < left set (all bits), others 0
@@ -286,23 +278,6 @@ static void geglu_avx2(float *g, const float *u, int64_t n) {
         const __m256 gl = _mm256_div_ps(x, _mm256_add_ps(one, exp256(z)));
         _mm256_maskstore_ps(g + i, k, _mm256_mul_ps(gl, _mm256_maskload_ps(u + i, k)));
     }
-}
-
-// tanh(t): |t| < 0.625 by Cephes' odd polynomial (no cancellation near 0), else
-// sign(t) (1 - 2 / (e^2|t| + 1)); a few ulps either way.
-static inline __m256 tanh256(__m256 t) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    const __m256 at = _mm256_andnot_ps(sign, t), z = _mm256_mul_ps(t, t);
-    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
-    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), t, t);
-    const __m256 e = exp256(_mm256_add_ps(at, at));
-    const __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
-    const __m256 large = _mm256_or_ps(big, _mm256_and_ps(sign, t));
-    return _mm256_blendv_ps(small, large, _mm256_cmp_ps(at, _mm256_set1_ps(0.625f), _CMP_GE_OQ));
 }
 
 static void softcap_avx2(float *y, int64_t n, float cap) {

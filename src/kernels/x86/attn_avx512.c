@@ -37,29 +37,22 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-// tanh(x) = sign(x) * -em1 / (2 + em1), em1 = e^(-2|x|) - 1 computed as 2^n (e^r - 1) + (2^n - 1)
-// with e^r - 1 = r (1 + r/2 + ... + r^6/5040) (no cancellation near 0: a few ulps relative
-// everywhere; |x| > 43.6 clamps to +-1). Attention logit soft-capping's tanh.
-static inline __m512 tanh512(__m512 x) {
-    const __m512 ax = _mm512_abs_ps(x);
-    const __m512 y = _mm512_max_ps(_mm512_mul_ps(ax, _mm512_set1_ps(-2.0f)), _mm512_set1_ps(-87.3f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), y);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    const __m512 em1r = _mm512_mul_ps(p, r);   // e^r - 1
-    const __m512 two_n = _mm512_scalef_ps(_mm512_set1_ps(1.0f), n);
-    const __m512 em1 = _mm512_fmadd_ps(two_n, em1r, _mm512_sub_ps(two_n, _mm512_set1_ps(1.0f)));
-    const __m512 t = _mm512_div_ps(_mm512_sub_ps(_mm512_setzero_ps(), em1), _mm512_add_ps(_mm512_set1_ps(2.0f), em1));
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t),
-                                               _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
+
+// tanh(t): |t| < 0.625 by Cephes' odd polynomial (no cancellation near 0), else
+// sign(t) (1 - 2 / (e^2|t| + 1)); a few ulps either way.
+static inline __m512 tanh512(__m512 t) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 at = _mm512_abs_ps(t), z = _mm512_mul_ps(t, t);
+    __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+    const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), t, t);
+    const __m512 e = exp512(_mm512_add_ps(at, at));
+    const __m512 big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
+    const __m512 large = _mm512_or_ps(big, _mm512_and_ps(_mm512_set1_ps(-0.0f), t));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(at, _mm512_set1_ps(0.625f), _CMP_GE_OQ), small, large);
 }
 
 // Score of a lane: s * scale (vscale), then capped to cap * tanh(s * scale / cap) (vscale holds
@@ -589,23 +582,6 @@ static void geglu_avx512(float *g, const float *u, int64_t n) {
         r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(den, r, one), r);
         _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(_mm512_mul_ps(x, r), _mm512_maskz_loadu_ps(k, u + i)));
     }
-}
-
-// tanh(t): |t| < 0.625 by Cephes' odd polynomial (no cancellation near 0), else
-// sign(t) (1 - 2 / (e^2|t| + 1)); a few ulps either way.
-static inline __m512 tanh512(__m512 t) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512 at = _mm512_abs_ps(t), z = _mm512_mul_ps(t, t);
-    __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
-    const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), t, t);
-    const __m512 e = exp512(_mm512_add_ps(at, at));
-    const __m512 big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
-    const __m512 large = _mm512_or_ps(big, _mm512_and_ps(_mm512_set1_ps(-0.0f), t));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(at, _mm512_set1_ps(0.625f), _CMP_GE_OQ), small, large);
 }
 
 static void softcap_avx512(float *y, int64_t n, float cap) {
