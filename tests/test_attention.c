@@ -419,41 +419,46 @@ static void test_rmsnorm(void **state) {
                     fail_msg("rmsnorm %s n %d i %d: %g / ref %g vs %g", PATHS[pi], n, i, o[i], r[i], want);
             }
             assert_true(o[n] == 12345.0f);
+            ops->rmsnorm(x, x, w, n, 1e-5f);   // in place (per-head norms): the same bits
+            assert_memory_equal(x, o, sizeof(float) * n);
             free(x); free(w); free(o); free(r);
         }
     }
 }
 
+// Both pairings: normal (2i, 2i+1) with rope_table, NeoX (i, i + n_rot/2) with rope_table_neox, and
+// a magnitude (YaRN's mscale) other than 1.
 static void test_rope(void **state) {
-    static const int SHAPES[][2] = {{8, 8}, {64, 64}, {64, 32}, {128, 128}, {48, 46}, {6, 2}};   // head_dim, n_rot
+    static const int SHAPES[][2] = {{8, 8}, {64, 64}, {64, 32}, {128, 128}, {48, 46}, {6, 2}, {40, 34}};   // head_dim, n_rot
     for (int pi = 0; pi < N_PATHS; pi++) {
         const tv_ops *ops = ops_for_path(PATHS[pi]);
         if (!ops) continue;
-        for (size_t si = 0; si < sizeof SHAPES / sizeof SHAPES[0]; si++) {
-            const int hd = SHAPES[si][0], nr = SHAPES[si][1], nh = 3;
-            float inv_freq[64], cs[256], v[3 * 128], r[3 * 128], orig[3 * 128];
-            for (int i = 0; i < nr / 2; i++) inv_freq[i] = (float)pow(10000.0, -2.0 * i / nr);
-            const float pos = (float)(rnd_u32() % 4096);
-            rope_table(cs, nr, inv_freq, pos);
-            for (int i = 0; i < nh * hd; i++) orig[i] = v[i] = r[i] = rnd_normal();
-            ops->rope(v, nh, hd, nr, cs);
-            ops_ref()->rope(r, nh, hd, nr, cs);
-            for (int h = 0; h < nh; h++)
-                for (int i = 0; i < hd; i++) {
-                    const float *o = orig + h * hd;
-                    double want;
-                    if (i >= nr) want = o[i];
-                    else {
-                        double ang = (double)pos * inv_freq[i / 2], c = cos(ang), s = sin(ang);
-                        want = i % 2 == 0 ? o[i] * c - o[i + 1] * s : o[i - 1] * s + o[i] * c;
+        for (int neox = 0; neox < 2; neox++)
+            for (size_t si = 0; si < sizeof SHAPES / sizeof SHAPES[0]; si++) {
+                const int hd = SHAPES[si][0], nr = SHAPES[si][1], nh = 3, half = nr / 2;
+                float inv_freq[64], cs[256], v[3 * 128], r[3 * 128], orig[3 * 128];
+                for (int i = 0; i < half; i++) inv_freq[i] = (float)pow(10000.0, -2.0 * i / nr);
+                const float pos = (float)(rnd_u32() % 4096), mscale = si % 2 ? 1.0f : 1.25f;
+                (neox ? rope_table_neox : rope_table)(cs, nr, inv_freq, pos, mscale);
+                for (int i = 0; i < nh * hd; i++) orig[i] = v[i] = r[i] = rnd_normal();
+                (neox ? ops->rope_neox : ops->rope)(v, nh, hd, nr, cs);
+                (neox ? ops_ref()->rope_neox : ops_ref()->rope)(r, nh, hd, nr, cs);
+                for (int h = 0; h < nh; h++)
+                    for (int i = 0; i < hd; i++) {
+                        const float *o = orig + h * hd;
+                        const int pair = neox ? i % half : i / 2;
+                        double want, ang = (double)pos * inv_freq[i < nr ? pair : 0];
+                        double c = cos(ang) * mscale, sn = sin(ang) * mscale;
+                        if (i >= nr) want = o[i];
+                        else if (neox) want = i < half ? o[i] * c - o[i + half] * sn : o[i - half] * sn + o[i] * c;
+                        else want = i % 2 == 0 ? o[i] * c - o[i + 1] * sn : o[i - 1] * sn + o[i] * c;
+                        // cosf/sinf of a large angle carry ~1 ulp of the angle: absolute budget
+                        double tol = 1e-6 * mscale * (1 + fabs(ang));
+                        if (fabs(v[h * hd + i] - want) > tol || fabs(r[h * hd + i] - want) > tol)
+                            fail_msg("rope%s %s hd %d n_rot %d pos %g i %d: %g / ref %g vs %g", neox ? "_neox" : "",
+                                     PATHS[pi], hd, nr, pos, i, v[h * hd + i], r[h * hd + i], want);
                     }
-                    // cosf/sinf of a large angle carry ~1 ulp of the angle: absolute budget
-                    double tol = 1e-6 * (1 + fabs((double)pos * inv_freq[i < nr ? i / 2 : 0]));
-                    if (fabs(v[h * hd + i] - want) > tol || fabs(r[h * hd + i] - want) > tol)
-                        fail_msg("rope %s hd %d n_rot %d pos %g i %d: %g / ref %g vs %g", PATHS[pi], hd, nr, pos, i,
-                                 v[h * hd + i], r[h * hd + i], want);
-                }
-        }
+            }
     }
 }
 

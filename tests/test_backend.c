@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,9 +245,52 @@ static void test_rowwise_ops(void **state) {
     }
 }
 
+// The row ops the families add (bias rows, per-row scaling, NeoX RoPE): on every path and over 4
+// threads (rows split among them: more than the 16384 elements one thread takes alone), the same
+// bits as that path's op applied row by row (per-row scaling: one multiply).
+static void test_family_row_ops(void **state) {
+    (void)state;
+    static const char *const PATHS[] = {"generic", "avx2", "avx512"};
+    enum { ROWS = 131, HEADS = 4, KVH = 2, HD = 40, NROT = 34, N = HEADS * HD };
+    float *y = malloc(sizeof(float) * ROWS * N), *want = malloc(sizeof(float) * ROWS * N);
+    float *k = malloc(sizeof(float) * ROWS * KVH * HD), *kwant = malloc(sizeof(float) * ROWS * KVH * HD);
+    float *cs = malloc(sizeof(float) * ROWS * 2 * NROT), bias[N], rs[ROWS], inv[NROT / 2];
+    assert_true(y && want && k && kwant && cs);
+    for (int i = 0; i < NROT / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / NROT);
+    for (int r = 0; r < ROWS; r++) {
+        rope_table_neox(cs + r * 2 * NROT, NROT, inv, (float)(r * 7), 1.1f);
+        rs[r] = 0.5f + 0.01f * r;
+    }
+    for (int i = 0; i < N; i++) bias[i] = val(i, 7919, 100.0f);
+    for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        tv_error err = {0};
+        backend *be = backend_cpu_create(PATHS[pi], 4, &err);
+        if (!be) fail_msg("%s: %s", PATHS[pi], err.msg);
+        for (int i = 0; i < ROWS * N; i++) want[i] = y[i] = val(i, 104729, 300.0f);
+        for (int i = 0; i < ROWS * KVH * HD; i++) kwant[i] = k[i] = val(i, 7919, 300.0f);
+        backend_add_row(be, y, bias, ROWS, N);
+        backend_scale_rows(be, y, rs, ROWS, N);
+        backend_rope_neox(be, y, k, cs, ROWS, HEADS, KVH, HD, NROT);
+        for (int r = 0; r < ROWS; r++) {
+            float *w = want + r * N;
+            ops->add(w, bias, N);
+            for (int i = 0; i < N; i++) w[i] *= rs[r];
+            ops->rope_neox(w, HEADS, HD, NROT, cs + r * 2 * NROT);
+            ops->rope_neox(kwant + r * KVH * HD, KVH, HD, NROT, cs + r * 2 * NROT);
+        }
+        assert_memory_equal(y, want, sizeof(float) * ROWS * N);
+        assert_memory_equal(k, kwant, sizeof(float) * ROWS * KVH * HD);
+        backend_free(be);
+    }
+    free(y); free(want); free(k); free(kwant); free(cs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rowwise_ops),
+        cmocka_unit_test(test_family_row_ops),
         cmocka_unit_test(test_two_paths_one_process),
         cmocka_unit_test(test_load_params),
         cmocka_unit_test(test_bad_params),

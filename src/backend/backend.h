@@ -47,6 +47,11 @@ typedef struct backend_vtbl {
     void (*geglu)(backend *be, float *g, const float *u, int n_rows, int n);
     void (*softcap)(backend *be, float *y, int n_rows, int n, float cap);
     void (*scale)(backend *be, float *y, int n_rows, int n, float factor);
+    // families beyond llama (qwen, granite, mistral3, ...): NeoX RoPE, bias rows, per-row scaling
+    void (*rope_neox)(backend *be, float *q, float *k, const float *cs, int n_rows, int n_heads, int n_kv_heads,
+                      int head_dim, int n_rot);
+    void (*add_row)(backend *be, float *y, const float *b, int n_rows, int n);
+    void (*scale_rows)(backend *be, float *y, const float *s, int n_rows, int n);
 } backend_vtbl;
 
 struct backend {
@@ -122,6 +127,19 @@ static inline void backend_softcap(backend *be, float *y, int n_rows, int n, flo
 // y *= factor (one rounding per element: the same bits on every path)
 static inline void backend_scale(backend *be, float *y, int n_rows, int n, float factor) {
     be->vt->scale(be, y, n_rows, n, factor);
+}
+// backend_rope with the NeoX pairing (i, i + n_rot/2) and a rope_table_neox table per row.
+static inline void backend_rope_neox(backend *be, float *q, float *k, const float *cs, int n_rows, int n_heads,
+                                     int n_kv_heads, int head_dim, int n_rot) {
+    be->vt->rope_neox(be, q, k, cs, n_rows, n_heads, n_kv_heads, head_dim, n_rot);
+}
+// every row of y += b (n): a bias
+static inline void backend_add_row(backend *be, float *y, const float *b, int n_rows, int n) {
+    be->vt->add_row(be, y, b, n_rows, n);
+}
+// row r of y *= s[r] (s: (n_rows)), as backend_scale
+static inline void backend_scale_rows(backend *be, float *y, const float *s, int n_rows, int n) {
+    be->vt->scale_rows(be, y, s, n_rows, n);
 }
 
 #endif

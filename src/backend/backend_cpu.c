@@ -98,7 +98,7 @@ static void cpu_kv_write(backend *be, const tv_attn_geom *g, void *k_pool, void 
 
 // ---- row-wise ops
 
-typedef enum { EW_RMSNORM, EW_ROPE, EW_SWIGLU, EW_ADD, EW_GEGLU, EW_SOFTCAP, EW_SCALE } ew_kind;
+typedef enum { EW_RMSNORM, EW_ROPE, EW_ROPE_NEOX, EW_SWIGLU, EW_ADD, EW_GEGLU, EW_SOFTCAP, EW_SCALE } ew_kind;
 
 typedef struct ew_args {
     const tv_ops *ops;
@@ -106,6 +106,8 @@ typedef struct ew_args {
     int n_rows, n;       // rows, elements per row
     float *y;            // (n_rows, n) output (in place for rope/swiglu/add)
     const float *x;      // (n_rows, n) second operand (rmsnorm input, swiglu/geglu up, add addend)
+    bool is_x_row;       // x is one row (n) for every row: a bias
+    const float *s;      // scale: row r's factor s[r] (NULL: eps for every row)
     const float *w;      // (n) rmsnorm weight
     float eps;           // rmsnorm epsilon; softcap: the cap; scale: the factor
     float *k;            // rope: (n_rows, n_kv_heads*head_dim) rotated with y = q
@@ -118,22 +120,26 @@ static void ew_worker(void *arg, int ith, int nth) {
     const int per = (a->n_rows + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < a->n_rows ? r0 + per : a->n_rows;
     for (int r = r0; r < r1; r++) {
         float *y = a->y + (size_t)r * a->n;
-        const float *x = a->x ? a->x + (size_t)r * a->n : NULL;
+        const float *x = a->x && !a->is_x_row ? a->x + (size_t)r * a->n : a->x;
         switch (a->kind) {
         case EW_RMSNORM: a->ops->rmsnorm(y, x, a->w, a->n, a->eps); break;
-        case EW_ROPE: {
+        case EW_ROPE:
+        case EW_ROPE_NEOX: {
             const float *cs = a->cs + (size_t)r * 2 * a->n_rot;
-            a->ops->rope(y, a->n_heads, a->head_dim, a->n_rot, cs);
-            a->ops->rope(a->k + (size_t)r * a->n_kv_heads * a->head_dim, a->n_kv_heads, a->head_dim, a->n_rot, cs);
+            const tv_rope_fn rope = a->kind == EW_ROPE ? a->ops->rope : a->ops->rope_neox;
+            rope(y, a->n_heads, a->head_dim, a->n_rot, cs);
+            rope(a->k + (size_t)r * a->n_kv_heads * a->head_dim, a->n_kv_heads, a->head_dim, a->n_rot, cs);
             break;
         }
         case EW_SWIGLU: a->ops->swiglu(y, x, a->n); break;
         case EW_ADD: a->ops->add(y, x, a->n); break;
         case EW_GEGLU: a->ops->geglu(y, x, a->n); break;
         case EW_SOFTCAP: a->ops->softcap(y, a->n, a->eps); break;
-        case EW_SCALE:
-            for (int i = 0; i < a->n; i++) y[i] *= a->eps;
+        case EW_SCALE: {
+            const float f = a->s ? a->s[r] : a->eps;
+            for (int i = 0; i < a->n; i++) y[i] *= f;
             break;
+        }
         }
     }
 }
@@ -157,6 +163,12 @@ static void cpu_rope(backend *be, float *q, float *k, const float *cs, int n_row
                           .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim, .n_rot = n_rot});
 }
 
+static void cpu_rope_neox(backend *be, float *q, float *k, const float *cs, int n_rows, int n_heads, int n_kv_heads,
+                          int head_dim, int n_rot) {
+    ew_run(be, &(ew_args){.kind = EW_ROPE_NEOX, .n_rows = n_rows, .n = n_heads * head_dim, .y = q, .k = k, .cs = cs,
+                          .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim, .n_rot = n_rot});
+}
+
 static void cpu_swiglu(backend *be, float *g, const float *u, int n_rows, int n) {
     ew_run(be, &(ew_args){.kind = EW_SWIGLU, .n_rows = n_rows, .n = n, .y = g, .x = u});
 }
@@ -177,6 +189,14 @@ static void cpu_scale(backend *be, float *y, int n_rows, int n, float factor) {
     ew_run(be, &(ew_args){.kind = EW_SCALE, .n_rows = n_rows, .n = n, .y = y, .eps = factor});
 }
 
+static void cpu_add_row(backend *be, float *y, const float *b, int n_rows, int n) {
+    ew_run(be, &(ew_args){.kind = EW_ADD, .n_rows = n_rows, .n = n, .y = y, .x = b, .is_x_row = true});
+}
+
+static void cpu_scale_rows(backend *be, float *y, const float *s, int n_rows, int n) {
+    ew_run(be, &(ew_args){.kind = EW_SCALE, .n_rows = n_rows, .n = n, .y = y, .s = s});
+}
+
 static const backend_vtbl cpu_vtbl = {
     .free = cpu_free,
     .prepare = cpu_prepare,
@@ -191,6 +211,9 @@ static const backend_vtbl cpu_vtbl = {
     .geglu = cpu_geglu,
     .softcap = cpu_softcap,
     .scale = cpu_scale,
+    .rope_neox = cpu_rope_neox,
+    .add_row = cpu_add_row,
+    .scale_rows = cpu_scale_rows,
 };
 
 backend *backend_cpu_create(const char *cpu_path, int n_threads, tv_error *err) {

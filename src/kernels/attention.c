@@ -39,14 +39,26 @@ void ref_op_rmsnorm(float *out, const float *x, const float *w, int n, float eps
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-void rope_table(float *cs, int n_rot, const float *inv_freq, float pos) {
+void rope_table(float *cs, int n_rot, const float *inv_freq, float pos, float mscale) {
     for (int i = 0; i < n_rot / 2; i++) {
         float ang = pos * inv_freq[i];
-        float c = cosf(ang), s = sinf(ang);
+        float c = cosf(ang) * mscale, s = sinf(ang) * mscale;
         cs[2 * i] = c;
         cs[2 * i + 1] = c;
         cs[n_rot + 2 * i] = -s;
         cs[n_rot + 2 * i + 1] = s;
+    }
+}
+
+void rope_table_neox(float *cs, int n_rot, const float *inv_freq, float pos, float mscale) {
+    const int half = n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        float ang = pos * inv_freq[i];
+        float c = cosf(ang) * mscale, s = sinf(ang) * mscale;
+        cs[i] = c;
+        cs[half + i] = c;
+        cs[n_rot + i] = -s;
+        cs[n_rot + half + i] = s;
     }
 }
 
@@ -59,6 +71,20 @@ void ref_op_rope(float *v, int n_heads, int head_dim, int n_rot, const float *cs
             float a = p[i], b = p[i + 1];
             p[i] = a * cd[i] + b * sd[i];
             p[i + 1] = b * cd[i + 1] + a * sd[i + 1];
+        }
+    }
+}
+
+// (a, b) = (v[i], v[i + n_rot/2]) -> (a c - b s, b c + a s), in the same v * cos + partner * signed_sin form.
+void ref_op_rope_neox(float *v, int n_heads, int head_dim, int n_rot, const float *cs) {
+    const float *cd = cs, *sd = cs + n_rot;
+    const int half = n_rot / 2;
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *p = v + (size_t)hh * head_dim;
+        for (int i = 0; i < half; i++) {
+            float a = p[i], b = p[half + i];
+            p[i] = a * cd[i] + b * sd[i];
+            p[half + i] = b * cd[half + i] + a * sd[half + i];
         }
     }
 }
@@ -146,7 +172,7 @@ void attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_poo
 }
 
 static const tv_ops g_ops_ref = {"generic", attn_chunk_ref, ref_op_rmsnorm, ref_op_rope, ref_op_swiglu, ref_op_add,
-                                 ref_op_geglu, ref_op_softcap};
+                                 ref_op_geglu, ref_op_softcap, ref_op_rope_neox};
 
 const tv_ops *ops_ref(void) { return &g_ops_ref; }
 

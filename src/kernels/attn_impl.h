@@ -17,6 +17,7 @@ void ref_op_softcap(float *y, int64_t n, float cap);
 // gelu_tanh(x) = x / (1 + e^(-GELU_TANH_K x (1 + GELU_TANH_A x^2))), GELU_TANH_K = 2 sqrt(2/pi)
 #define GELU_TANH_K 1.5957691216057308f
 #define GELU_TANH_A 0.044715f
+void ref_op_rope_neox(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
 
 // Offset in elements of row `off` of (block, kvh) in a layer pool of (n_blocks, n_kv_heads, block_size, head_dim).
 static inline size_t attn_row(const tv_attn_geom *g, int32_t block, int kvh, int off) {

@@ -261,7 +261,8 @@ static inline int attn_key_lo(const tv_attn_geom *g, int p) {
 typedef void (*tv_attn_chunk_fn)(const tv_attn_geom *g, const void *k_pool, const void *v_pool,
                                  const int32_t *block_table, int kvh, int n_rows, const float *q,
                                  const int32_t *pos, int k0, int k1, float *m, float *l, float *acc, float *work);
-// out (n) = x (n) * (1/sqrt(mean(x^2) + eps)) * w (n)   (sum of squares in double)
+// out (n) = x (n) * (1/sqrt(mean(x^2) + eps)) * w (n)   (sum of squares in double); out may be x
+// (in place), no other overlap
 typedef void (*tv_rmsnorm_fn)(float *out, const float *x, const float *w, int n, float eps);
 // Rotates pairs (2i, 2i+1), 2i < n_rot, of each of n_heads heads of v (head_dim apart) with the
 // per-position table cs (2*n_rot): cs[0..n_rot) = cos_i at 2i and 2i+1, cs[n_rot..) = -sin_i at 2i,
@@ -284,6 +285,9 @@ struct tv_ops {
     tv_add_fn add;
     tv_glu_fn geglu;
     tv_softcap_fn softcap;
+    // NeoX-style RoPE (Qwen, Gemma, Phi): rotates pairs (i, i + n_rot/2), i < n_rot/2, with the table
+    // of rope_table_neox; same signature as rope.
+    tv_rope_fn rope_neox;
 };
 
 // The scalar reference table; the table of a named path ("generic" | "avx2" | "avx512", NULL when
@@ -291,8 +295,12 @@ struct tv_ops {
 const tv_ops *ops_ref(void);
 const tv_ops *ops_for_path(const char *path);
 
-// Fills cs (2*n_rot) for one position (angle_i = pos * inv_freq[i], libm cosf/sinf).
-void rope_table(float *cs, int n_rot, const float *inv_freq, float pos);
+// Fills cs (2*n_rot) for one position (angle_i = pos * inv_freq[i], libm cosf/sinf), both times
+// mscale (YaRN's magnitude correction; 1 = none).
+void rope_table(float *cs, int n_rot, const float *inv_freq, float pos, float mscale);
+// The same for the NeoX rotation (ops.rope_neox): cs[0..n_rot) = cos_i at i and i + n_rot/2,
+// cs[n_rot..) = -sin_i at i, +sin_i at i + n_rot/2.
+void rope_table_neox(float *cs, int n_rot, const float *inv_freq, float pos, float mscale);
 
 // One sequence's queries for attn_run.
 typedef struct tv_attn_seq {

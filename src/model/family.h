@@ -19,7 +19,7 @@
 #include "model/model.h"
 
 // One hyperparameter: `<arch>.<key>` in GGUF metadata, into the int32_t or float field at `offset`
-// of tv_hparams. Present: must lie in [lo, hi]. Absent: an error naming the key if required, else
+// of tv_hparams (an int key may be a GGUF bool: 0 or 1). Present: must lie in [lo, hi]. Absent: an error naming the key if required, else
 // dflt. A default of 0 for head_count_kv, key_length and rope.dimension_count means "derived"
 // (n_heads, dim / n_heads, head_dim), so families share those rules.
 typedef struct family_key {
@@ -33,6 +33,7 @@ typedef struct family_key {
 
 #define FAMILY_INT(key, field, lo, hi) {key, offsetof(tv_hparams, field), false, true, lo, hi, 0}
 #define FAMILY_INT_OPT(key, field, lo, hi, dflt) {key, offsetof(tv_hparams, field), false, false, lo, hi, dflt}
+#define FAMILY_FLOAT(key, field, lo, hi) {key, offsetof(tv_hparams, field), true, true, lo, hi, 0}
 #define FAMILY_FLOAT_OPT(key, field, lo, hi, dflt) {key, offsetof(tv_hparams, field), true, false, lo, hi, dflt}
 
 // A tensor dimension, in terms of the hyperparameters.
@@ -43,6 +44,7 @@ typedef enum family_dim {
     FD_KV,      // n_kv_heads * head_dim
     FD_FF,      // hidden_dim
     FD_VOCAB,   // n_vocab
+    FD_HEAD,    // head_dim
 } family_dim;
 
 // One weight: `name` (per-layer tensors are "blk.<l>." + name) bound to the tv_tensor at `offset` of
@@ -74,9 +76,48 @@ typedef struct model_family {
     const family_tensor *tensors;
     int n_tensors;
     family_block_fn block;
+    // Optional members (zero = llama's behaviour):
+    bool is_rope_neox;               // RoPE pairs (i, i + n_rot/2) (NeoX / Qwen style), else (2i, 2i+1)
 } model_family;
 
 #define FAMILY_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+// The keys and tensors most families share (llama's), for their tables:
+// the transformer's sizes, RMSNorm epsilon and RoPE base
+#define FAMILY_KEYS_COMMON                                                            \
+    FAMILY_INT("embedding_length", dim, 1, 1 << 16),                                  \
+    FAMILY_INT("block_count", n_layers, 1, 1024),                                     \
+    FAMILY_INT("feed_forward_length", hidden_dim, 1, 1 << 20),                        \
+    FAMILY_INT("attention.head_count", n_heads, 1, 1024),                             \
+    FAMILY_INT("context_length", n_ctx_train, 1, INT32_MAX),                          \
+    FAMILY_INT_OPT("attention.head_count_kv", n_kv_heads, 1, 1024, 0),                \
+    FAMILY_INT_OPT("attention.key_length", head_dim, 1, 1024, 0),                     \
+    FAMILY_INT_OPT("rope.dimension_count", n_rot, 2, 1024, 0),                        \
+    FAMILY_FLOAT_OPT("attention.layer_norm_rms_epsilon", norm_eps, 1e-12, 0.5, 1e-5), \
+    FAMILY_FLOAT_OPT("rope.freq_base", rope_theta, 1e-3, 1e12, 10000.0)
+// embeddings, final norm, output projection (absent: tied)
+#define FAMILY_TENSORS_EMBD_OUT                                          \
+    FAMILY_TENSOR("token_embd.weight", tok_embd, FD_EMBD, FD_VOCAB),     \
+    FAMILY_TENSOR("output_norm.weight", output_norm, FD_EMBD, FD_ONE),   \
+    FAMILY_TENSOR_OPT("output.weight", output, FD_EMBD, FD_VOCAB)
+// pre-norm attention: norm, Q, K, V, output projection
+#define FAMILY_TENSORS_ATTN                                        \
+    FAMILY_LAYER("attn_norm.weight", attn_norm, FD_EMBD, FD_ONE),  \
+    FAMILY_LAYER("attn_q.weight", wq, FD_EMBD, FD_Q),              \
+    FAMILY_LAYER("attn_k.weight", wk, FD_EMBD, FD_KV),             \
+    FAMILY_LAYER("attn_v.weight", wv, FD_EMBD, FD_KV),             \
+    FAMILY_LAYER("attn_output.weight", wo, FD_Q, FD_EMBD)
+// optional Q, K, V biases (llama.cpp loads them for every family built on its QKV helper)
+#define FAMILY_TENSORS_QKV_BIAS                             \
+    FAMILY_LAYER_OPT("attn_q.bias", bq, FD_Q, FD_ONE),      \
+    FAMILY_LAYER_OPT("attn_k.bias", bk, FD_KV, FD_ONE),     \
+    FAMILY_LAYER_OPT("attn_v.bias", bv, FD_KV, FD_ONE)
+// pre-norm gated MLP: norm, gate, up, down
+#define FAMILY_TENSORS_FFN                                        \
+    FAMILY_LAYER("ffn_norm.weight", ffn_norm, FD_EMBD, FD_ONE),   \
+    FAMILY_LAYER("ffn_gate.weight", w_gate, FD_EMBD, FD_FF),      \
+    FAMILY_LAYER("ffn_up.weight", w_up, FD_EMBD, FD_FF),          \
+    FAMILY_LAYER("ffn_down.weight", w_down, FD_FF, FD_EMBD)
 
 // The family whose archs include `arch`, or NULL.
 const model_family *family_find(const char *arch);

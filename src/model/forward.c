@@ -81,6 +81,7 @@ struct tv_forward {
     int64_t *slots;      // (T) KV slot of each token: block * block_size + offset
     float *rope_cs;      // (T, 2 * n_rot) per-token RoPE table (rope_table)
     tv_attn_seq *seqs;   // (T) attention's view of each sequence of the batch
+    float *attn_temp;    // (T) per-token query temperature, when h->attn_temp_scale is set
 };
 
 void forward_free(tv_forward *f) {
@@ -91,6 +92,7 @@ void forward_free(tv_forward *f) {
     free(f->tok_seq);
     free(f->slots);
     free(f->seqs);
+    free(f->attn_temp);
     free(f);
 }
 
@@ -119,9 +121,12 @@ tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, ba
         !(f->logits = malloc((size_t)max_logits * h->n_vocab * sizeof(float))) ||
         !(f->tok_seq = malloc(T * sizeof(int32_t))) || !(f->slots = malloc(T * sizeof(int64_t))) ||
         !(f->rope_cs = malloc(T * 2 * (size_t)(h->n_rot > 0 ? h->n_rot : 1) * sizeof(float))) ||
-        !(f->seqs = malloc(T * sizeof(tv_attn_seq))))
+        !(f->seqs = malloc(T * sizeof(tv_attn_seq))) ||
+        (h->attn_temp_scale != 0 && !(f->attn_temp = malloc(T * sizeof(float)))))
         goto oom;
     s->rope_cs = f->rope_cs;
+    s->is_rope_neox = model_family_of(m)->is_rope_neox;
+    s->attn_temp = f->attn_temp;
     s->slots = f->slots;
     int n_mats;
     const tv_tensor *const *mats = model_matrices(m, &n_mats), *out = model_output(m);
@@ -184,10 +189,14 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     s->n_tokens = T;
 
     layers_embed(s, model_tok_embd(m), b->tokens, T, s->x);
-    // RoPE cos/sin per token, once for all layers; each token's KV slot
+    if (h->embd_scale != 0) layers_scale(s, s->x, h->dim, h->embd_scale);
+    // RoPE cos/sin per token, once for all layers; the query temperature; each token's KV slot
     for (int t = 0; t < T; t++) {
         const int32_t pos = b->positions[t];
-        rope_table(f->rope_cs + (size_t)t * 2 * h->n_rot, h->n_rot, inv_freq, (float)pos * h->rope_linear_scale);
+        (fam->is_rope_neox ? rope_table_neox : rope_table)(f->rope_cs + (size_t)t * 2 * h->n_rot, h->n_rot, inv_freq,
+                                                          (float)pos * h->rope_linear_scale, h->rope_mscale);
+        if (f->attn_temp)   // llama.cpp's llm_graph_input_attn_temp
+            f->attn_temp[t] = (float)(log(floor((double)pos / h->attn_temp_floor) + 1.0) * h->attn_temp_scale + 1.0);
         f->slots[t] = (int64_t)b->block_tables[f->tok_seq[t]][pos / kv->block_size] * kv->block_size +
                       pos % kv->block_size;
     }
@@ -198,10 +207,11 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
                                    .out = s->att + (size_t)t0 * qd, .pos = b->positions + t0,
                                    .block_table = b->block_tables[i]};
     }
-    // global, uncapped attention scaled by 1/sqrt(head_dim); a block may set other options per layer
+    // global, uncapped attention scaled by h->attn_scale (Granite) or 1/sqrt(head_dim); a block may set
+    // other options per layer
     const tv_attn_geom geom = {.n_heads = h->n_heads, .n_kv_heads = h->n_kv_heads, .head_dim = hd,
                                .block_size = kv->block_size, .kv_is_f32 = kv->is_f32,
-                               .scale = 1.0f / sqrtf((float)hd)};
+                               .scale = h->attn_scale != 0 ? h->attn_scale : 1.0f / sqrtf((float)hd)};
     s->attn = (tv_attn_args){.geom = geom, .n_seqs = b->n_seqs, .seqs = f->seqs};
 
     for (int l = 0; l < h->n_layers; l++)

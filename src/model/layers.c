@@ -14,9 +14,36 @@ void layers_qkv(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const 
     backend_matmul(s->be, w, y, 3, s->xb, s->n_tokens);
 }
 
+void layers_bias(layer_state *s, float *y, const tv_tensor *b) {
+    if (b->data) backend_add_row(s->be, y, b->data, s->n_tokens, (int)b->ne[0]);
+}
+
+void layers_qkv_bias(layer_state *s, const tv_tensor *bq, const tv_tensor *bk, const tv_tensor *bv) {
+    layers_bias(s, s->q, bq);
+    layers_bias(s, s->k, bk);
+    layers_bias(s, s->v, bv);
+}
+
+void layers_head_norm(layer_state *s, const tv_tensor *q_norm, const tv_tensor *k_norm) {
+    const tv_hparams *h = s->h;
+    layers_rmsnorm(s, s->q, s->q, q_norm, s->n_tokens * h->n_heads);
+    layers_rmsnorm(s, s->k, s->k, k_norm, s->n_tokens * h->n_kv_heads);
+}
+
 void layers_rope(layer_state *s, const float *cs) {
     const tv_hparams *h = s->h;
-    backend_rope(s->be, s->q, s->k, cs, s->n_tokens, h->n_heads, h->n_kv_heads, h->head_dim, h->n_rot);
+    if (s->is_rope_neox)
+        backend_rope_neox(s->be, s->q, s->k, cs, s->n_tokens, h->n_heads, h->n_kv_heads, h->head_dim, h->n_rot);
+    else
+        backend_rope(s->be, s->q, s->k, cs, s->n_tokens, h->n_heads, h->n_kv_heads, h->head_dim, h->n_rot);
+}
+
+void layers_attn_temperature(layer_state *s) {
+    if (s->attn_temp) backend_scale_rows(s->be, s->q, s->attn_temp, s->n_tokens, s->h->n_heads * s->h->head_dim);
+}
+
+void layers_scale(layer_state *s, float *y, int n, float f) {
+    backend_scale(s->be, y, s->n_tokens, n, f);
 }
 
 tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float *out, tv_error *err) {
@@ -68,4 +95,5 @@ void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *
         backend_rmsnorm(s->be, lx + (size_t)i * dim, s->x + (size_t)rows[i] * dim, norm->data, 1, dim,
                         s->h->norm_eps);
     if (n > 0) backend_matmul(s->be, &output, &logits, 1, lx, n);
+    if (n > 0 && s->h->logit_scale != 0) backend_scale(s->be, logits, n, (int)output->ne[1], 1.0f / s->h->logit_scale);
 }

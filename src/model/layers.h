@@ -5,6 +5,7 @@
 #ifndef TV_LAYERS_H
 #define TV_LAYERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels/kernels.h"
@@ -26,6 +27,8 @@ typedef struct layer_state {
     float *att;           // (T, n_heads * head_dim) attention output, before the output projection
     float *hb, *hb2;      // (T, hidden_dim) MLP intermediates
     const float *rope_cs; // (T, 2 * n_rot) per-token RoPE cos/sin from the model's frequencies
+    bool is_rope_neox;    // rope_cs is a rope_table_neox table: layers_rope rotates NeoX pairs
+    const float *attn_temp; // (T) per-token query temperature (h->attn_temp_scale), NULL when not used
     const int64_t *slots; // (T) KV slot of each token: block * block_size + offset
     tv_attn_args attn;    // default geometry and each sequence's queries/positions/blocks (layers_attention
                           // runs a copy with the layer's pools and options)
@@ -34,15 +37,27 @@ typedef struct layer_state {
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
 typedef enum layers_act { LAYERS_ACT_SILU, LAYERS_ACT_GELU_TANH } layers_act;
 
-// y (n_rows, n) = rmsnorm(x) * w, with n = w->ne[0] (F32), eps = h->norm_eps; y, x do not overlap.
+// y (n_rows, n) = rmsnorm(x) * w, with n = w->ne[0] (F32), eps = h->norm_eps; y == x (in place) or
+// no overlap.
 // n_rows is T for the residual stream; per-head norms pass T * heads rows of head_dim.
 // (LayerNorm would join as layers_layernorm with a bias; Gemma's (1 + w) is already in its GGUF.)
 void layers_rmsnorm(layer_state *s, float *y, const float *x, const tv_tensor *w, int n_rows);
 // q, k, v (s->q, s->k, s->v) = s->xb · wq, wk, wvᵀ: one activation quantization when the types allow.
 void layers_qkv(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv);
+// y (T, b->ne[0]) += b on every row: a projection's bias. Nothing when b is absent (data NULL).
+void layers_bias(layer_state *s, float *y, const tv_tensor *b);
+// s->q, s->k, s->v += the present ones of bq, bk, bv (Qwen2 and optional in the llama-like families).
+void layers_qkv_bias(layer_state *s, const tv_tensor *bq, const tv_tensor *bk, const tv_tensor *bv);
+// RMSNorm of every head of s->q with q_norm and of s->k with k_norm (each (head_dim)), in place
+// (Qwen3, before RoPE).
+void layers_head_norm(layer_state *s, const tv_tensor *q_norm, const tv_tensor *k_norm);
 // Rotates s->q and s->k in place with the per-token table cs (T, 2 * n_rot) (s->rope_cs; a layer
-// with its own base passes its own table).
+// with its own base passes its own table), NeoX pairs when s->is_rope_neox.
 void layers_rope(layer_state *s, const float *cs);
+// Row t of s->q *= s->attn_temp[t] (Llama-4 / Mistral-3 attention temperature); nothing when NULL.
+void layers_attn_temperature(layer_state *s);
+// y (T, n) *= f (Granite's residual multiplier).
+void layers_scale(layer_state *s, float *y, int n, float f);
 // Attention of layer `layer` over the paged KV: writes s->k, s->v into the tokens' slots, attends
 // causally over each sequence's blocks into s->att, then out (T, dim) = s->att · woᵀ.
 // TV_ERR_NOMEM (attention workspace) in err on failure.
@@ -64,7 +79,8 @@ void layers_add(layer_state *s, float *y, const float *x);
 
 // x (n, dim) = the embedding rows of ids.
 void layers_embed(layer_state *s, const tv_tensor *table, const int32_t *ids, int n, float *x);
-// logits (n, n_vocab) = rmsnorm(rows of s->x listed in rows[0..n)) * norm · outputᵀ, through lx (n, dim).
+// logits (n, n_vocab) = rmsnorm(rows of s->x listed in rows[0..n)) * norm · outputᵀ, through lx (n, dim),
+// divided by h->logit_scale when set (Granite).
 void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *norm, const tv_tensor *output,
                    float *lx, float *logits);
 

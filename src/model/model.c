@@ -167,6 +167,7 @@ static int64_t dim_value(const tv_hparams *h, family_dim d) {
     case FD_KV: return (int64_t)h->n_kv_heads * h->head_dim;
     case FD_FF: return h->hidden_dim;
     case FD_VOCAB: return h->n_vocab;
+    case FD_HEAD: return h->head_dim;
     }
     return 0;
 }
@@ -206,27 +207,50 @@ static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
     return TV_OK;
 }
 
-// Inverse RoPE frequencies with optional llama-3 style scaling (Meta's recipe: wavelengths longer
-// than orig_ctx/low_freq_factor are divided by factor, shorter than orig_ctx/high_freq_factor are
-// kept, and the band between is interpolated smoothly), or explicit freq factors (rope_freqs.weight).
-static tv_status make_rope(tv_model *m, const float *freq_factors, double l3_factor, double l3_low, double l3_high,
-                           double l3_orig_ctx, tv_error *err) {
+// RoPE scaling as the file asks for it (read_rope_scaling).
+typedef struct rope_scaling {
+    double factor;                   // > 1 stretches the context ("llama3", "yarn"; "linear" is rope_linear_scale)
+    double l3_low, l3_high;          // llama3: frequency-band factors
+    double orig_ctx;                 // llama3 / yarn: the pre-training context length
+    double beta_fast, beta_slow;     // yarn: correction range, in rotations over orig_ctx
+    bool is_llama3, is_yarn;
+    const float *freq_factors;       // (n_rot/2) rope_freqs.weight divisors, or NULL
+} rope_scaling;
+
+// Inverse RoPE frequencies, scaling applied: explicit freq factors (rope_freqs.weight) divide them;
+// llama-3 style bands (Meta's recipe: wavelengths longer than orig_ctx/low_freq_factor are divided
+// by factor, shorter than orig_ctx/high_freq_factor kept, the band between interpolated smoothly);
+// YaRN (ggml's rope_yarn: pair i blends the interpolated inv/factor and the original inv by a ramp
+// that is 1 below the fast correction dim and 0 above the slow one; the mix is linear in the
+// position, so it folds into the frequency).
+static tv_status make_rope(tv_model *m, const rope_scaling *rs, tv_error *err) {
     const tv_hparams *h = &m->hp;
     int n = h->n_rot / 2;
     m->rope_inv_freq = malloc((size_t)n * sizeof(float));
     if (!m->rope_inv_freq) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    double corr_lo = 0, corr_hi = 0;
+    if (rs->is_yarn) {   // ggml_rope_yarn_corr_dims
+        const double base_log = 2 * log((double)h->rope_theta);
+        corr_lo = floor(h->n_rot * log(rs->orig_ctx / (rs->beta_fast * 2 * M_PI)) / base_log);
+        corr_hi = ceil(h->n_rot * log(rs->orig_ctx / (rs->beta_slow * 2 * M_PI)) / base_log);
+        corr_lo = corr_lo > 0 ? corr_lo : 0;
+        corr_hi = corr_hi < h->n_rot - 1 ? corr_hi : h->n_rot - 1;
+    }
     for (int i = 0; i < n; i++) {
         double inv = pow((double)h->rope_theta, -2.0 * i / h->n_rot);
-        if (freq_factors) {
-            inv /= freq_factors[i];
-        } else if (l3_factor > 0) {
+        if (rs->freq_factors) inv /= rs->freq_factors[i];
+        if (rs->is_yarn) {
+            double y = (i - corr_lo) / (corr_hi - corr_lo > 0.001 ? corr_hi - corr_lo : 0.001);
+            double mix = 1 - (y < 0 ? 0 : y > 1 ? 1 : y);
+            inv *= (1 - mix) / rs->factor + mix;
+        } else if (rs->is_llama3 && !rs->freq_factors) {
             double wavelen = 2 * M_PI / inv;
-            double low_wl = l3_orig_ctx / l3_low, high_wl = l3_orig_ctx / l3_high;
+            double low_wl = rs->orig_ctx / rs->l3_low, high_wl = rs->orig_ctx / rs->l3_high;
             if (wavelen > low_wl) {
-                inv /= l3_factor;
+                inv /= rs->factor;
             } else if (wavelen >= high_wl) {
-                double smooth = (l3_orig_ctx / wavelen - l3_low) / (l3_high - l3_low);
-                inv = (1 - smooth) * inv / l3_factor + smooth * inv;
+                double smooth = (rs->orig_ctx / wavelen - rs->l3_low) / (rs->l3_high - rs->l3_low);
+                inv = (1 - smooth) * inv / rs->factor + smooth * inv;
             }
         }
         m->rope_inv_freq[i] = (float)inv;
@@ -265,7 +289,12 @@ static tv_status read_keys(tv_model *m, const char *arch, tv_error *err) {
         snprintf(key, sizeof key, "%s.%s", arch, k->key);
         double v = k->dflt;
         int64_t iv;
+        bool b;
         bool found = k->is_float ? gguf_get_float(m->gguf, key, &v) : gguf_get_int(m->gguf, key, &iv);
+        if (!found && !k->is_float && gguf_get_bool(m->gguf, key, &b)) {
+            found = true;
+            iv = b;
+        }
         if (found && !k->is_float) v = (double)iv;
         if (!found && k->is_required)
             return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s is missing or not %s (the %s family requires it)",
@@ -285,6 +314,94 @@ static tv_status read_keys(tv_model *m, const char *arch, tv_error *err) {
         h->head_dim = h->dim / h->n_heads;
     }
     if (!h->n_rot) h->n_rot = h->head_dim;
+    char key[160];
+    int64_t v_len;
+    snprintf(key, sizeof key, "%s.attention.value_length", arch);
+    if (gguf_get_int(m->gguf, key, &v_len) && v_len != h->head_dim)
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: metadata %s = %lld, tinyvllm needs it equal to the key length %d",
+                        m->path, key, (long long)v_len, h->head_dim);
+    return TV_OK;
+}
+
+// A float `<arch>.<key>` in [lo, hi], or dflt when absent; an error naming the key when out of range.
+static tv_status get_arch_float_in(tv_model *m, const char *arch, const char *key, double lo, double hi, double dflt,
+                                   double *out, tv_error *err) {
+    *out = dflt;
+    if (get_arch_float(m->gguf, arch, key, out) && !(*out >= lo && *out <= hi))
+        return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s.%s = %g is out of range [%g, %g]", m->path, arch, key,
+                        *out, lo, hi);
+    return TV_OK;
+}
+
+// RoPE scaling from llama.cpp's keys: rope.scaling.type "none", "linear" (the default when only a
+// factor is given: positions / factor), "yarn" (with original_context_length, yarn_beta_fast/slow,
+// yarn_log_multiplier) or "llama3" (low/high_freq_factor); rope.scaling.attn_factor; a
+// rope_freqs.weight tensor (Llama 3.x). Sets h->rope_scaling, rope_linear_scale, rope_mscale and
+// attn_temp_floor; *rs for make_rope.
+static tv_status read_rope_scaling(tv_model *m, const char *arch, rope_scaling *rs, tv_error *err) {
+    tv_hparams *h = &m->hp;
+    gguf_ctx *g = m->gguf;
+    *rs = (rope_scaling){.factor = 1, .l3_low = 1, .l3_high = 4, .orig_ctx = 8192, .beta_fast = 32, .beta_slow = 1};
+    h->rope_scaling = "none";
+    h->rope_linear_scale = 1.0f;
+    h->rope_mscale = 1.0f;
+    double factor, attn_factor, orig_ctx, log_mul;
+    tv_status st;
+    if ((st = get_arch_float_in(m, arch, "rope.scaling.factor", 0, 1e6, 0, &factor, err)) ||
+        (st = get_arch_float_in(m, arch, "rope.scaling.attn_factor", 1e-6, 1e3, 1, &attn_factor, err)) ||
+        (st = get_arch_float_in(m, arch, "rope.scaling.original_context_length", 1, INT32_MAX, h->n_ctx_train,
+                                &orig_ctx, err)))
+        return st;
+    if (factor == 0) factor = 1;   // llama.cpp: 0 means none
+    char key[160];
+    gguf_str s = {0};
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    bool has_type = gguf_get_str(g, key, &s);
+    if (!has_type || (s.len == 6 && !memcmp(s.ptr, "linear", 6))) {
+        if (factor != 1) {
+            h->rope_scaling = "linear";
+            h->rope_linear_scale = (float)(1.0 / factor);
+        }
+    } else if (s.len == 6 && !memcmp(s.ptr, "llama3", 6)) {
+        h->rope_scaling = "llama3";
+        rs->is_llama3 = true;
+        rs->factor = factor;
+        double f;
+        if (get_arch_float(g, arch, "rope.scaling.low_freq_factor", &f)) rs->l3_low = f;
+        if (get_arch_float(g, arch, "rope.scaling.high_freq_factor", &f)) rs->l3_high = f;
+        if (get_arch_float(g, arch, "rope.scaling.original_context_length", &f)) rs->orig_ctx = f;
+        if (!(rs->l3_low > 0 && rs->l3_high > rs->l3_low && rs->orig_ctx > 0))
+            return err_fail(err, TV_ERR_FORMAT, "%s: llama3 rope scaling parameters invalid", m->path);
+    } else if (s.len == 4 && !memcmp(s.ptr, "yarn", 4)) {
+        h->rope_scaling = "yarn";
+        rs->is_yarn = true;
+        rs->factor = factor;
+        rs->orig_ctx = orig_ctx;
+        if ((st = get_arch_float_in(m, arch, "rope.scaling.yarn_beta_fast", 1e-3, 1e4, 32, &rs->beta_fast, err)) ||
+            (st = get_arch_float_in(m, arch, "rope.scaling.yarn_beta_slow", 1e-3, 1e4, 1, &rs->beta_slow, err)) ||
+            (st = get_arch_float_in(m, arch, "rope.scaling.yarn_log_multiplier", 0, 100, 0, &log_mul, err)))
+            return st;
+        // llama.cpp's magnitude: mscale(f, 1) [/ mscale(f, log_mul)], mscale(f, k) = 1 + 0.1 k ln f (f > 1)
+        double ms = factor > 1 ? 1 + 0.1 * log(factor) : 1;
+        if (log_mul != 0 && factor > 1) ms /= 1 + 0.1 * log_mul * log(factor);
+        h->rope_mscale = (float)ms;
+    } else if (!(s.len == 4 && !memcmp(s.ptr, "none", 4))) {
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' not supported (none, linear, yarn, llama3)",
+                        m->path, (int)s.len, s.ptr);
+    }
+    h->rope_mscale *= (float)attn_factor;
+    if (h->attn_temp_scale != 0) h->attn_temp_floor = (int32_t)orig_ctx;
+
+    const gguf_tensor_info *rf = gguf_find_tensor(g, "rope_freqs.weight");
+    if (rf) {
+        if (rf->type != TV_TYPE_F32 || rf->ne[0] != h->n_rot / 2 || rf->n_dims != 1)
+            return err_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight must be F32 [%d]", m->path, h->n_rot / 2);
+        rs->freq_factors = rf->data;
+        if (!rs->is_yarn) h->rope_scaling = "llama3";
+        for (int i = 0; i < h->n_rot / 2; i++)
+            if (!(rs->freq_factors[i] > 0))
+                return err_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight[%d] is not positive", m->path, i);
+    }
     return TV_OK;
 }
 
@@ -306,7 +423,6 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     if (gguf_get_str(g, "general.name", &s)) m->name = dup_str(s);
     tv_hparams *h = &m->hp;
     int64_t v;
-    double f;
     tv_status st = read_keys(m, arch, err);
     if (st) return st;
     const gguf_tensor_info *te = gguf_find_tensor(g, "token_embd.weight");
@@ -316,44 +432,10 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
                        arch, (long long)v, (long long)te->ne[1]);
     if ((st = check_hparams(m, err))) return st;
 
-    // RoPE scaling: "linear" (positions / factor) or "llama3" (frequency bands), or rope_freqs tensor.
-    h->rope_scaling = "none";
-    h->rope_linear_scale = 1.0f;
-    double l3_factor = 0, l3_low = 1, l3_high = 4, l3_orig = 8192;
-    char key[160];
-    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-    if (gguf_get_str(g, key, &s)) {
-        double factor = get_arch_float(g, arch, "rope.scaling.factor", &f) ? f : 1.0;
-        if (!(factor > 0)) return err_fail(err, TV_ERR_FORMAT, "%s: rope scaling factor %g invalid", m->path, factor);
-        if (s.len == 6 && !memcmp(s.ptr, "linear", 6)) {
-            h->rope_scaling = "linear";
-            h->rope_linear_scale = (float)(1.0 / factor);
-        } else if (s.len == 6 && !memcmp(s.ptr, "llama3", 6)) {
-            h->rope_scaling = "llama3";
-            l3_factor = factor;
-            if (get_arch_float(g, arch, "rope.scaling.low_freq_factor", &f)) l3_low = f;
-            if (get_arch_float(g, arch, "rope.scaling.high_freq_factor", &f)) l3_high = f;
-            if (get_arch_float(g, arch, "rope.scaling.original_context_length", &f)) l3_orig = f;
-            if (!(l3_low > 0 && l3_high > l3_low && l3_orig > 0))
-                return err_fail(err, TV_ERR_FORMAT, "%s: llama3 rope scaling parameters invalid", m->path);
-        } else if (!(s.len == 4 && !memcmp(s.ptr, "none", 4))) {
-            return err_fail(err, TV_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' not supported", m->path, (int)s.len,
-                           s.ptr);
-        }
-    }
-    const float *freq_factors = NULL;
-    const gguf_tensor_info *rf = gguf_find_tensor(g, "rope_freqs.weight");
-    if (rf) {
-        if (rf->type != TV_TYPE_F32 || rf->ne[0] != h->n_rot / 2 || rf->n_dims != 1)
-            return err_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight must be F32 [%d]", m->path, h->n_rot / 2);
-        freq_factors = rf->data;
-        h->rope_scaling = "llama3";
-        for (int i = 0; i < h->n_rot / 2; i++)
-            if (!(freq_factors[i] > 0))
-                return err_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight[%d] is not positive", m->path, i);
-    }
+    rope_scaling rs;
+    if ((st = read_rope_scaling(m, arch, &rs, err))) return st;
     if ((st = bind_all(m, find_gguf, g, err))) return st;
-    if ((st = make_rope(m, freq_factors, l3_factor, l3_low, l3_high, l3_orig, err))) return st;
+    if ((st = make_rope(m, &rs, err))) return st;
 
     if (gguf_get_str(g, "tokenizer.chat_template", &s) && !(m->chat_template = dup_str(s)))
         return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
@@ -393,11 +475,12 @@ static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *e
     h->norm_eps = 1e-5f;
     h->rope_theta = 10000.0f;
     h->rope_linear_scale = 1.0f;
+    h->rope_mscale = 1.0f;
     h->rope_scaling = "none";
     tv_status st = check_hparams(m, err);
     if (st) return st;
     if ((st = bind_all(m, find_l2c, l, err))) return st;
-    if ((st = make_rope(m, NULL, 0, 1, 4, 8192, err))) return st;
+    if ((st = make_rope(m, &(rope_scaling){0}, err))) return st;
     if (p->tokenizer_path) {
         m->tok = tokenizer_load_llama2c(p->tokenizer_path, h->n_vocab, err);
         if (!m->tok) return err ? err->code : TV_ERR_FORMAT;

@@ -19,7 +19,16 @@ typedef struct tv_hparams {
     float norm_eps;              // RMSNorm epsilon
     float rope_theta;            // base frequency
     float rope_linear_scale;     // positions multiplied by this (1 = none)
-    const char *rope_scaling;    // "none", "linear", "llama3" (for info)
+    const char *rope_scaling;    // "none", "linear", "llama3", "yarn" (for info)
+    float rope_mscale;           // RoPE cos/sin magnitude: YaRN's correction times rope.scaling.attn_factor (1 = none)
+    // Multipliers of qwen/granite/mistral3-style families (0 = not used, llama.cpp's convention):
+    float embd_scale;            // x = embedding * embd_scale (granite embedding_scale)
+    float residual_scale;        // each sublayer's output * residual_scale before the residual add (granite)
+    float attn_scale;            // attention score scale (granite attention.scale); 0 = 1/sqrt(head_dim)
+    float logit_scale;           // logits / logit_scale (granite)
+    int32_t rope_finetuned;      // granite: 0 = no RoPE in any layer (its rope.scaling.finetuned)
+    float attn_temp_scale;       // mistral3: q *= 1 + attn_temp_scale * log(1 + floor(pos / attn_temp_floor))
+    int32_t attn_temp_floor;     // mistral3: the YaRN original context length
 } tv_hparams;
 
 typedef struct tv_layer {
@@ -32,6 +41,12 @@ typedef struct tv_layer {
     tv_tensor w_gate;      // (hidden, dim)
     tv_tensor w_up;        // (hidden, dim)
     tv_tensor w_down;      // (dim, hidden)
+    // qwen2 and the llama-like families: optional projection biases, f32 (data NULL when absent)
+    tv_tensor bq;          // (n_heads*head_dim)
+    tv_tensor bk, bv;      // (n_kv_heads*head_dim)
+    tv_tensor bo;          // (dim)
+    // qwen3: per-head RMSNorm weights of q and k, applied before RoPE
+    tv_tensor q_norm, k_norm;   // (head_dim) f32
 } tv_layer;
 
 // The weights outside the layers.

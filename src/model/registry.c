@@ -6,7 +6,12 @@
 #include "model/family.h"
 
 #define FAMILIES(X) \
-    X(llama)
+    X(llama) \
+    X(qwen2) \
+    X(qwen3) \
+    X(smollm3) \
+    X(granite) \
+    X(mistral3)
 
 #define DECLARE(n) extern const model_family family_##n;
 FAMILIES(DECLARE)

@@ -252,6 +252,24 @@ static void rope_avx2(float *v, int n_heads, int head_dim, int n_rot, const floa
     }
 }
 
+static void rope_neox_avx2(float *v, int n_heads, int head_dim, int n_rot, const float *cs) {
+    const int half = n_rot / 2;
+    const float *cd = cs, *sd = cs + n_rot;
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *p = v + (size_t)hh * head_dim;
+        for (int i = 0; i < half; i += 8) {
+            const __m256i k = tail8(half - i);
+            const __m256 a = _mm256_maskload_ps(p + i, k), b = _mm256_maskload_ps(p + half + i, k);
+            const __m256 ra = _mm256_fmadd_ps(a, _mm256_maskload_ps(cd + i, k),
+                                              _mm256_mul_ps(b, _mm256_maskload_ps(sd + i, k)));
+            const __m256 rb = _mm256_fmadd_ps(b, _mm256_maskload_ps(cd + half + i, k),
+                                              _mm256_mul_ps(a, _mm256_maskload_ps(sd + half + i, k)));
+            _mm256_maskstore_ps(p + i, k, ra);
+            _mm256_maskstore_ps(p + half + i, k, rb);
+        }
+    }
+}
+
 static void swiglu_avx2(float *g, const float *u, int64_t n) {
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int64_t i = 0; i < n; i += 8) {
@@ -288,4 +306,5 @@ static void softcap_avx2(float *y, int64_t n, float cap) {
     }
 }
 
-const tv_ops ops_avx2 = {"avx2", attn_chunk_avx2, rmsnorm_avx2, rope_avx2, swiglu_avx2, add_avx2, geglu_avx2, softcap_avx2};
+const tv_ops ops_avx2 = {"avx2", attn_chunk_avx2, rmsnorm_avx2, rope_avx2, swiglu_avx2, add_avx2, geglu_avx2, softcap_avx2,
+                         rope_neox_avx2};

@@ -550,6 +550,24 @@ static void rope_avx512(float *v, int n_heads, int head_dim, int n_rot, const fl
     }
 }
 
+static void rope_neox_avx512(float *v, int n_heads, int head_dim, int n_rot, const float *cs) {
+    const int half = n_rot / 2;
+    const float *cd = cs, *sd = cs + n_rot;
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *p = v + (size_t)hh * head_dim;
+        for (int i = 0; i < half; i += 16) {
+            const __mmask16 k = tail16(half - i);
+            const __m512 a = _mm512_maskz_loadu_ps(k, p + i), b = _mm512_maskz_loadu_ps(k, p + half + i);
+            const __m512 ra = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k, cd + i),
+                                              _mm512_mul_ps(b, _mm512_maskz_loadu_ps(k, sd + i)));
+            const __m512 rb = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(k, cd + half + i),
+                                              _mm512_mul_ps(a, _mm512_maskz_loadu_ps(k, sd + half + i)));
+            _mm512_mask_storeu_ps(p + i, k, ra);
+            _mm512_mask_storeu_ps(p + half + i, k, rb);
+        }
+    }
+}
+
 static void swiglu_avx512(float *g, const float *u, int64_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int64_t i = 0; i < n; i += 16) {
@@ -593,4 +611,4 @@ static void softcap_avx512(float *y, int64_t n, float cap) {
 }
 
 const tv_ops ops_avx512 = {"avx512", attn_chunk_avx512, rmsnorm_avx512, rope_avx512, swiglu_avx512, add_avx512,
-                           geglu_avx512, softcap_avx512};
+                           geglu_avx512, softcap_avx512, rope_neox_avx512};
