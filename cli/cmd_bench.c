@@ -89,7 +89,7 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
         tv_request_params_default(&rp);
         rp.prompt_ids = ids;
         rp.n_prompt = (size_t)n_prompt;
-        rp.add_bos = false;
+        rp.add_special = false;
         rp.sampling.temperature = 0.0f;
         rp.max_tokens = max_tokens;
         rp.ignore_eos = true;

@@ -17,7 +17,7 @@ static void usage(FILE *f) {
             "  -n N                max new tokens (default 256; -1 = until the context is full)\n"
             "  --stop-id ID        extra stop token (repeatable)   --stop TEXT  stop string (repeatable)\n"
             "  --ignore-eos        don't stop at the end-of-sequence token\n"
-            "  --no-bos            don't add BOS when tokenizing -p\n"
+            "  --no-bos            don't add the BOS (or EOS) the model asks for when tokenizing -p\n"
             "  --json              print one JSON object instead of streaming text\n"
             "%s%s", CLI_MODEL_USAGE, CLI_SAMPLING_USAGE);
 }
@@ -103,8 +103,8 @@ int cmd_generate(int argc, char **argv) {
             tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE or use --prompt-ids", g.mo.model_path);
             goto fail;
         }
-        if (tv_tokenize(tv_model_tokenizer(m), g.prompt, strlen(g.prompt), !g.no_bos && tv_tokenizer_add_bos_default(tv_model_tokenizer(m)),
-                        false, &ids, &n_ids, &err))
+        // special tokens written in the prompt (<|im_start|>, <start_of_turn>, ...) are parsed, as llama.cpp does
+        if (tv_tokenize(tv_model_tokenizer(m), g.prompt, strlen(g.prompt), !g.no_bos, true, &ids, &n_ids, &err))
             goto fail;
     }
     rp.prompt_ids = ids;

@@ -129,12 +129,22 @@ int cmd_info(int argc, char **argv) {
     const tv_tokenizer *tok = tv_model_tokenizer(m);
     if (tok) {
         const char *kinds[] = {"SentencePiece BPE", "byte-level BPE", "WordPiece"};
-        printf("tokenizer: %s, %d tokens, bos %d, eos %d\n", kinds[tv_tokenizer_kind(tok)], tv_tokenizer_n_vocab(tok),
-               tv_tokenizer_bos(tok), tv_tokenizer_eos(tok));
+        printf("tokenizer: %s, %d tokens, bos %d%s, eos %d%s\n", kinds[tv_tokenizer_kind(tok)], tv_tokenizer_n_vocab(tok),
+               tv_tokenizer_bos(tok), tv_tokenizer_add_bos_default(tok) ? " (added)" : "", tv_tokenizer_eos(tok),
+               tv_tokenizer_add_eos_default(tok) ? " (added)" : "");
     } else {
         printf("tokenizer: none (use --tokenizer FILE, or token ids)\n");
     }
-    printf("stop token: %d\nchat template: %s\nrunnable: yes\n", tv_model_stop_token(m), tv_model_chat_template(m) ? "yes" : "no");
+    printf("end of generation:");   // the ids generation stops at, with their text
+    for (int32_t id = 0, n_shown = 0; id < h.n_vocab; id++) {
+        if (!tv_model_is_eog(m, id)) continue;
+        size_t len = 0;
+        const char *p = tok ? tv_tokenizer_vocab_piece(tok, id, &len) : NULL;
+        if (n_shown++ == 16) { printf(" ..."); break; }
+        if (p) printf(" %d %.*s", id, (int)len, p);
+        else printf(" %d", id);
+    }
+    printf("\nchat template: %s\nrunnable: yes\n", tv_model_chat_template(m) ? "yes" : "no");
     tv_model_free(m);
     return 0;
 }

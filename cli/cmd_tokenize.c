@@ -41,7 +41,7 @@ static int parse_vocab_size(const char *cmd, const char *s, int32_t *out) {
 static void tokenize_usage(FILE *f) {
     fprintf(f, "usage: tinyvllm tokenize -m MODEL [--no-bos] [--special] [--vocab-size N] (-p TEXT | --file PATH|-)\n"
                "  MODEL: GGUF, llama2.c tokenizer.bin or tokenizer.json; prints the ids on one line\n"
-               "  --no-bos      do not add BOS even if the model asks for it\n"
+               "  --no-bos      do not add the BOS (or EOS) the model asks for\n"
                "  --special     recognise special tokens written in the text (e.g. <|eot_id|>)\n");
 }
 
@@ -86,7 +86,7 @@ int cmd_tokenize(int argc, char **argv) {
     size_t n = 0;
     tv_error err = {0};
     int rc = 0;
-    if (tv_tokenize(t, owned ? owned : prompt, len, !no_bos && tv_tokenizer_add_bos_default(t), special, &ids, &n, &err) != TV_OK) {
+    if (tv_tokenize(t, owned ? owned : prompt, len, !no_bos, special, &ids, &n, &err) != TV_OK) {
         fprintf(stderr, "tinyvllm tokenize: %s\n", err.msg);
         rc = 1;
     } else {

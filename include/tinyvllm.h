@@ -71,8 +71,11 @@ int32_t tv_model_n_ctx(const tv_model *m);                         // trained co
 const tv_tokenizer *tv_model_tokenizer(const tv_model *m);         // NULL when the file has none
 const char *tv_model_chat_template(const tv_model *m);             // NULL when none
 const char *tv_model_name(const tv_model *m);                      // general.name or file stem
-// The token that ends generation by default (EOS, or BOS for llama2.c models as in run.c); -1 none.
-int32_t tv_model_stop_token(const tv_model *m);
+// True for the ids that end generation by default: the tokenizer's end-of-generation set
+// (tv_tokenizer_is_eog: eos, eot, eom, <|im_end|>, <end_of_turn>, ... as llama.cpp decides) and the
+// file's tokenizer.ggml.eos_token_id; BOS for llama2.c checkpoints, as run.c. Engines stop on them
+// unless a request sets ignore_eos.
+bool tv_model_is_eog(const tv_model *m, int32_t id);
 
 // What a loaded model is: its shape and what a forward pass costs. Strings are owned by the model.
 typedef struct tv_model_info {
@@ -109,8 +112,17 @@ int32_t tv_tokenizer_n_vocab(const tv_tokenizer *t);
 int32_t tv_tokenizer_bos(const tv_tokenizer *t);        // -1 if none
 int32_t tv_tokenizer_eos(const tv_tokenizer *t);        // -1 if none
 int32_t tv_tokenizer_eot(const tv_tokenizer *t);        // end-of-turn (e.g. <|eot_id|>), -1 if none
+// Whether encoding with add_special adds BOS / EOS: tokenizer.ggml.add_bos_token / add_eos_token
+// (tokenizer_config.json's), else the default of the kind as llama.cpp's (SentencePiece and
+// WordPiece: BOS; byte-level BPE: none, BOS for the Llama 3 pre-tokenizers); false without the token.
 bool tv_tokenizer_add_bos_default(const tv_tokenizer *t);
-// True for ids that end generation (eos, eot and other end-of-generation tokens the vocab marks).
+bool tv_tokenizer_add_eos_default(const tv_tokenizer *t);
+// True for ids that end generation, as llama.cpp decides: eos, eot (tokenizer.ggml.eot_token_id or,
+// absent, the first of <|eot_id|> <|im_end|> <|end|> <end_of_turn> <|endoftext|> ... in the vocab),
+// eom (<|eom_id|>), the FIM pad / repo / file-separator tokens, and every token spelled as one of
+// the families' end pieces: <|eot_id|> <|eom_id|> <|im_end|> <|end|> <|endoftext|> <|end_of_text|>
+// <end_of_turn> </s> <eos> <|return|> <|call|> <turn|> <EOT> ... (harmony vocabularies keep
+// <|end|> out: it ends a message there; Gemma 4's keep </s> out). For llama2.c tokenizers: BOS (1).
 bool tv_tokenizer_is_eog(const tv_tokenizer *t, int32_t id);
 bool tv_tokenizer_is_control(const tv_tokenizer *t, int32_t id);
 // The vocabulary entry as stored (e.g. "▁the", "Ġthe", "<0x0A>"); NULL if id out of range.
@@ -119,9 +131,10 @@ const char *tv_tokenizer_vocab_piece(const tv_tokenizer *t, int32_t id, size_t *
 int32_t tv_tokenizer_find(const tv_tokenizer *t, const char *piece, size_t len);
 
 // Encode len bytes of UTF-8 text. Invalid UTF-8 is an error (TV_ERR_INVALID, the byte offset in
-// the message). parse_special: recognise special/control tokens written in the text.
-// *ids is malloc'ed (caller frees), *n_ids its length.
-tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+// the message). add_special: add the BOS / EOS the vocabulary asks for (tv_tokenizer_add_bos_default /
+// _add_eos_default; llama.cpp's add_special). parse_special: recognise special/control tokens written
+// in the text (user-defined ones are always recognised). *ids is malloc'ed (caller frees), *n_ids its length.
+tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool add_special, bool parse_special,
                       int32_t **ids, size_t *n_ids, tv_error *err);
 
 // The bytes a token contributes to text (byte tokens decoded, '▁' -> ' ', byte-level BPE unmapped).
@@ -166,7 +179,7 @@ typedef struct tv_chat tv_chat;
 typedef struct tv_chat_params {     // zero-initialized = plain transcript, no tokenizer
     const char *template_src;       // Jinja source (template_len bytes, need not be NUL-terminated); NULL = plain
     size_t template_len;
-    const tv_tokenizer *tokenizer;  // borrowed, must outlive the chat; needed by tv_chat_fit
+    const tv_tokenizer *tokenizer;  // borrowed, must outlive the chat; needed by tv_chat_fit / _tokenize
     const char *bos_token;          // value of bos_token / eos_token; NULL = the tokenizer's BOS / EOS
     const char *eos_token;          // vocabulary string ("" without a tokenizer or such a token)
 } tv_chat_params;
@@ -192,9 +205,15 @@ typedef struct tv_chat_input {
 // content: string|null}.
 tv_status tv_chat_render(const tv_chat *c, const tv_chat_input *in, char **out, tv_error *err);
 
+// The token ids of prompt text this chat rendered, as llama.cpp's server makes them. Template: a
+// leading bos_token is dropped when the tokenizer adds BOS (a trailing eos_token when it adds EOS),
+// then tv_tokenize with add_special and parse_special, so the prompt has exactly one BOS whether the
+// template writes it or not. Plain format: add_special, special tokens not parsed (typed text cannot
+// forge control tokens). *ids malloc'd. TV_ERR_STATE without a tokenizer.
+tv_status tv_chat_tokenize(const tv_chat *c, const char *text, int32_t **ids, size_t *n_ids, tv_error *err);
+
 // The prompt for the next reply to messages_json, in at most max_tokens tokens: renders with the
-// generation prompt and tokenizes (templates: special tokens parsed, no BOS added, the template
-// writes its own; plain: the tokenizer's default BOS, no special tokens), dropping the fewest oldest
+// generation prompt and tokenizes (tv_chat_tokenize), dropping the fewest oldest
 // exchanges that make it fit. An exchange is a "user" message and what follows it up to the next;
 // a leading "system" message and the last exchange are always kept. Messages must be {role: string,
 // content: string|null}.
@@ -273,8 +292,8 @@ void tv_sampling_params_default(tv_sampling_params *p);
 typedef struct tv_request_params {
     const int32_t *prompt_ids;   // (n_prompt) used as given; or NULL to tokenize prompt_text
     size_t n_prompt;
-    const char *prompt_text;     // UTF-8; tokenized with add_bos / parse_special
-    bool add_bos;
+    const char *prompt_text;     // UTF-8; tokenized with add_special / parse_special (tv_tokenize)
+    bool add_special;            // the BOS / EOS the vocabulary asks for (default true)
     bool parse_special;
     tv_sampling_params sampling;
     int max_tokens;              // -1: until the context is full

@@ -129,6 +129,21 @@ tv_status chat_prompt_render(const tv_chat *c, const cJSON *messages, char **out
     return st;
 }
 
+tv_status tv_chat_tokenize(const tv_chat *c, const char *text, int32_t **ids, size_t *n_ids, tv_error *err) {
+    if (!ids || !n_ids) return err_fail(err, TV_ERR_INVALID, "ids or n_ids is NULL");
+    *ids = NULL;
+    *n_ids = 0;
+    if (!c || !c->tok) return err_fail(err, TV_ERR_STATE, "chat: no tokenizer to encode the prompt with");
+    if (!text) return err_fail(err, TV_ERR_INVALID, "text is NULL");
+    size_t len = strlen(text);
+    if (c->tpl) {   // the tokenizer adds BOS/EOS: the template's own copies go (exactly one each)
+        size_t nb = strlen(c->bos), ne = strlen(c->eos);
+        if (nb && tv_tokenizer_add_bos_default(c->tok) && len >= nb && !memcmp(text, c->bos, nb)) { text += nb; len -= nb; }
+        if (ne && tv_tokenizer_add_eos_default(c->tok) && len >= ne && !memcmp(text + len - ne, c->eos, ne)) len -= ne;
+    }
+    return tv_tokenize(c->tok, text, len, true, c->tpl != NULL, ids, n_ids, err);
+}
+
 tv_status chat_encode(const tv_chat *c, const cJSON *messages, char **text, int32_t **ids, size_t *n_ids, tv_error *err) {
     char *t = NULL;
     if (text) *text = NULL;
@@ -137,9 +152,7 @@ tv_status chat_encode(const tv_chat *c, const cJSON *messages, char **text, int3
     if (!c || !c->tok) return err_fail(err, TV_ERR_STATE, "chat: no tokenizer to encode the prompt with");
     tv_status st = chat_prompt_render(c, messages, &t, err);
     if (st) return st;
-    bool add_bos = c->tpl ? false : tv_tokenizer_add_bos_default(c->tok);
-    bool parse_special = c->tpl != NULL;
-    if ((st = tv_tokenize(c->tok, t, strlen(t), add_bos, parse_special, ids, n_ids, err))) {
+    if ((st = tv_chat_tokenize(c, t, ids, n_ids, err))) {
         free(t);
         return st;
     }

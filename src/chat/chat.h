@@ -20,13 +20,15 @@
 //
 // Prompts come in two formats:
 //   template  rendered as above with bos_token / eos_token = the vocabulary strings of the tokenizer's
-//             BOS / EOS (unless given), then tokenized with parse_special and WITHOUT an added BOS:
-//             templates write bos_token themselves, adding one would double it (vLLM tokenizes chat
-//             prompts the same way).
+//             BOS / EOS (unless given), then tokenized as llama.cpp's server does (tv_chat_tokenize):
+//             a leading bos_token dropped when the tokenizer adds BOS (a trailing eos_token when it
+//             adds EOS), then tokenized with add_special and parse_special: exactly one BOS whether
+//             or not the template writes one (Gemma, Llama 3 and Mistral templates do; Qwen's vocab
+//             adds none).
 //   plain     for models without a template:
 //                 [SYSTEM "\n\n"] ("User: " U "\n" | "Assistant: " A "\n" | Role ": " X "\n")* "Assistant:"
-//             tokenized with the tokenizer's default BOS and no special-token parsing (typed text
-//             cannot forge control tokens). Generation should stop at tv_chat_stop().
+//             tokenized with add_special and no special-token parsing (typed text cannot forge
+//             control tokens). Generation should stop at tv_chat_stop().
 //
 // Thread safety: compiled templates and tv_chat objects are immutable; many threads may render at
 // once. Stack: compile and render recurse (bounded); give rendering threads >= 1 MiB of stack.

@@ -75,7 +75,7 @@ void tv_request_params_default(tv_request_params *p) {
     memset(p, 0, sizeof *p);
     tv_sampling_params_default(&p->sampling);
     p->max_tokens = -1;
-    p->add_bos = true;
+    p->add_special = true;
 }
 
 static void seq_free(tv_seq *s) {
@@ -204,7 +204,7 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
         n_ids = p->n_prompt;
     } else if (p->prompt_text) {
         if (!e->tok) { st = err_fail(err, TV_ERR_INVALID, "this model has no tokenizer: give prompt token ids"); goto fail; }
-        if ((st = tv_tokenize(e->tok, p->prompt_text, strlen(p->prompt_text), p->add_bos, p->parse_special, &ids,
+        if ((st = tv_tokenize(e->tok, p->prompt_text, strlen(p->prompt_text), p->add_special, p->parse_special, &ids,
                               &n_ids, err)))
             goto fail;
     }
@@ -432,8 +432,7 @@ static bool is_stop_token(const tv_engine *e, const tv_seq *s, int32_t tok) {
     for (int i = 0; i < s->n_stop_ids; i++)
         if (s->stop_ids[i] == tok) return true;
     if (s->ignore_eos) return false;
-    if (tok == tv_model_stop_token(e->model)) return true;
-    return e->tok && tv_tokenizer_is_eog(e->tok, tok);
+    return tv_model_is_eog(e->model, tok);
 }
 
 // Room for one more token in s->tokens. false (s unchanged) when out of memory.

@@ -29,7 +29,7 @@ struct tv_model {
     tv_llama2c *l2c;
     tv_tokenizer *tok;
     char *chat_template;
-    int32_t stop_token;
+    int32_t stop_token;          // the file's EOS (run.c's BOS for llama2.c), -1 none: tv_model_is_eog
     tv_weights w;
     tv_layer *layers;            // (n_layers)
     tv_tensor **matrices;        // (n_matrices) the bound weight matrices, pointers into w and layers
@@ -80,7 +80,9 @@ int32_t tv_model_n_ctx(const tv_model *m) { return m->hp.n_ctx_train; }
 const struct tv_tokenizer *tv_model_tokenizer(const tv_model *m) { return m->tok; }
 const char *tv_model_chat_template(const tv_model *m) { return m->chat_template; }
 const char *tv_model_name(const tv_model *m) { return m->name; }
-int32_t tv_model_stop_token(const tv_model *m) { return m->stop_token; }
+bool tv_model_is_eog(const tv_model *m, int32_t id) {
+    return id >= 0 && (id == m->stop_token || (m->tok && tv_tokenizer_is_eog(m->tok, id)));
+}
 
 void tv_model_free(tv_model *m) {
     if (!m) return;

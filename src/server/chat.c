@@ -9,15 +9,14 @@ struct srv_chat {
     tv_chat *chat;   // NULL = no template
 };
 
-srv_chat *srv_chat_create(const char *template_src, const char *bos, const char *eos, tv_error *err) {
+srv_chat *srv_chat_create(const char *template_src, const tv_tokenizer *tok, tv_error *err) {
     srv_chat *c = calloc(1, sizeof *c);
     if (!c) { tv_error_set(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     if (!template_src) return c;
     tv_chat_params p = {0};
     p.template_src = template_src;
     p.template_len = strlen(template_src);
-    p.bos_token = bos ? bos : "";
-    p.eos_token = eos ? eos : "";
+    p.tokenizer = tok;   // bos_token / eos_token: its BOS / EOS strings ("" without)
     if (!(c->chat = tv_chat_create(&p, err))) {
         free(c);
         return NULL;
@@ -60,4 +59,14 @@ char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *too
         return NULL;
     }
     return out;
+}
+
+bool srv_chat_tokenize(const srv_chat *c, const char *text, int32_t **ids, size_t *n_ids, srv_error *err) {
+    tv_error terr = {0};
+    tv_status st = tv_chat_tokenize(c->chat, text, ids, n_ids, &terr);
+    if (st == TV_OK) return true;
+    if (st == TV_ERR_NOMEM) srv_fail(err, 500, "server_error", NULL, NULL, "out of memory");
+    else if (st == TV_ERR_STATE) srv_fail(err, 400, "invalid_request_error", NULL, "messages", "this model has no tokenizer: send token ids");
+    else srv_fail(err, 400, "invalid_request_error", NULL, "messages", "%s", terr.msg);
+    return false;
 }

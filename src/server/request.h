@@ -12,7 +12,9 @@
 //                logit_bias {"<token id>": -100..100}, ignore_eos bool, user str, stream bool,
 //                stream_options {include_usage: bool} (only with stream: true)
 //   /tokenize:   { model?, prompt: str, add_special_tokens?: bool=true } |
-//                { model?, messages: [...], add_generation_prompt?: bool=true, add_special_tokens?: bool=false },
+//                { model?, messages: [...], add_generation_prompt?: bool=true, add_special_tokens?: bool=false }
+//                (messages: the ids a chat completion runs; add_special_tokens: the vocabulary's BOS/EOS
+//                on top of the rendered text, as vLLM),
 //                return_token_strs?: bool
 //   /detokenize: { model?, tokens: [int, ...] }
 #ifndef TV_SERVER_REQUEST_H

@@ -239,8 +239,6 @@ typedef struct gen {
     char **echo;            // (n_prompts) echo text (completions with echo), owned
     int n_seqs;             // n_prompts * n
     tv_request_params *params;  // (n_seqs)
-    int32_t stop_ids[2];
-    int n_stop_ids;
     int prompt_tokens;      // sum over prompts
 } gen;
 
@@ -280,10 +278,11 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
         if (text) {
             if (!s->tok) { srv_fail(err, 400, "invalid_request_error", NULL, "prompt", "this model has no tokenizer: send token ids"); goto fail; }
             tv_error terr = {0};
-            bool add_bos = is_chat ? false : tv_tokenizer_add_bos_default(s->tok);
-            if (tv_tokenize(s->tok, text, strlen(text), add_bos, true, &g->ids[p], &g->n_ids[p], &terr) != TV_OK) {
+            if (is_chat) {   // the template's prompt: one BOS where the vocabulary adds one, as llama.cpp's server
+                if (!srv_chat_tokenize(s->chat, text, &g->ids[p], &g->n_ids[p], err)) goto fail;
+            } else if (tv_tokenize(s->tok, text, strlen(text), true, true, &g->ids[p], &g->n_ids[p], &terr) != TV_OK) {
                 if (terr.code == TV_ERR_NOMEM) srv_fail(err, 500, "server_error", NULL, NULL, "out of memory");
-                else srv_fail(err, 400, "invalid_request_error", NULL, is_chat ? "messages" : "prompt", "%s", terr.msg);
+                else srv_fail(err, 400, "invalid_request_error", NULL, "prompt", "%s", terr.msg);
                 goto fail;
             }
             if (req->echo && !(g->echo[p] = strdup(text))) { srv_fail(err, 500, "server_error", NULL, NULL, "out of memory"); goto fail; }
@@ -321,10 +320,6 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
     free(chat_text);
     chat_text = NULL;
 
-    if (s->tok && !req->ignore_eos) {  // end-of-turn ends a chat turn even where EOS differs
-        int32_t eot = tv_tokenizer_eot(s->tok);
-        if (eot >= 0) g->stop_ids[g->n_stop_ids++] = eot;
-    }
     g->n_seqs = g->n_prompts * req->n;
     g->params = calloc((size_t)g->n_seqs, sizeof *g->params);
     if (!g->params) { srv_fail(err, 500, "server_error", NULL, NULL, "out of memory"); goto fail; }
@@ -339,8 +334,6 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
             rp->max_tokens = req->max_tokens;
             rp->stop = (const char *const *)req->stop;
             rp->n_stop = req->n_stop;
-            rp->stop_ids = g->stop_ids;
-            rp->n_stop_ids = g->n_stop_ids;
             rp->ignore_eos = req->ignore_eos;
         }
     }
@@ -841,8 +834,12 @@ static enum MHD_Result handle_tokenize(tv_server *s, struct MHD_Connection *c, c
     }
     const char *src = text ? text : req->prompts[0].text;
     tv_error terr = {0};
-    if (tv_tokenize(s->tok, src, strlen(src), req->add_special_tokens && tv_tokenizer_add_bos_default(s->tok), true, &ids,
-                    &n, &terr) != TV_OK) {
+    if (text && !req->add_special_tokens) {   // the ids a chat completion of these messages runs
+        if (!srv_chat_tokenize(s->chat, text, &ids, &n, &err)) {
+            r = reply_error(s, c, cx, &err, NULL);
+            goto out;
+        }
+    } else if (tv_tokenize(s->tok, src, strlen(src), req->add_special_tokens, true, &ids, &n, &terr) != TV_OK) {
         r = fail(s, c, cx, 400, "invalid_request_error", NULL, NULL, "%s", terr.msg);
         goto out;
     }
@@ -1111,15 +1108,7 @@ tv_server *tv_server_start(tv_model *m, tv_engine *e, const tv_server_config *cf
     if (!(s->metrics = srv_metrics_create(s->model_id))) goto oom;
 
     const char *tpl = c->chat_template ? c->chat_template : tv_model_chat_template(m);
-    char bos[128] = "", eos[128] = "";
-    if (s->tok) {
-        int32_t b = tv_tokenizer_bos(s->tok), q = tv_tokenizer_eos(s->tok);
-        size_t l;
-        const char *p;
-        if (b >= 0 && (p = tv_tokenizer_vocab_piece(s->tok, b, &l)) && l < sizeof bos) { memcpy(bos, p, l); bos[l] = 0; }
-        if (q >= 0 && (p = tv_tokenizer_vocab_piece(s->tok, q, &l)) && l < sizeof eos) { memcpy(eos, p, l); eos[l] = 0; }
-    }
-    if (!(s->chat = srv_chat_create(tpl, bos, eos, err))) {
+    if (!(s->chat = srv_chat_create(tpl, s->tok, err))) {
         if (err) {
             char old[sizeof err->msg];
             memcpy(old, err->msg, sizeof old);

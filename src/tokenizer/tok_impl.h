@@ -42,7 +42,9 @@ struct tv_tokenizer {
     uint32_t max_piece_len; // bytes, longest vocab string
 
     int32_t bos, eos, eot, unk, sep, pad, cls;   // -1 when absent
-    bool add_bos;
+    int32_t eom;                      // end of message (<|eom_id|>), -1 when absent
+    int32_t fim_pad, fim_rep, fim_sep;   // fill-in-the-middle ids that end generation, -1 when absent
+    bool add_bos, add_eos;            // what tv_tokenize's add_special adds
     bool add_space_prefix;  // SPM: prepend ' ' to the first fragment (and after every special token)
     bool is_llama2c;        // SPM pieces use ' ' rather than U+2581
     bool escape_spaces;     // SPM: ' ' -> U+2581 before encoding (GGUF llama, json Metaspace)
@@ -51,11 +53,13 @@ struct tv_tokenizer {
     bool spm_split_ok;      // SPM: no piece holds a space mark right after another char, so text can be
                             // encoded word by word (cut before each space mark that follows a non-mark)
 
-    // special tokens matched in raw text (never split): control (when parse_special) and
-    // user-defined (always); sorted by length, longest first
+    // special tokens matched in raw text (never split): control and unknown (when parse_special)
+    // and user-defined (always); sorted by length, longest first
     int32_t *special_ids;
     size_t n_special;
     bool *is_eog;           // (n_vocab)
+    bool phi3_rstrip;       // Phi-3 (general.name): whitespace after a special token is dropped...
+    bool *rstrip;           // (n_vocab) or NULL: ...for these ids (set by tok_set_specials)
 
     // byte-level BPE
     tok_mergemap merges;
@@ -81,8 +85,12 @@ int32_t tok_find(const tv_tokenizer *t, const char *s, size_t n);   // -1 if abs
 bool tok_set_piece(tv_tokenizer *t, int32_t id, const char *s, size_t n);
 // Allocates the per-token arrays for n tokens (zeroed, types NORMAL, ids -1).
 tv_tokenizer *tok_alloc(int32_t n_vocab, tv_error *err);
-// Builds the string map, special list, eog flags and byte ids once pieces/types are set.
+// Builds the string map, special list and byte ids once pieces/types are set.
 tv_status tok_finish(tv_tokenizer *t, tv_error *err);
+// Once the special ids (bos, eos, eot, ...) are set, after tok_finish: fills is_eog by tokenizer.c's
+// end-of-generation rules (which may retype tokens: end-of-generation pieces become control) and
+// the list of special tokens matched in text. Every loader calls it last.
+tv_status tok_set_specials(tv_tokenizer *t, tv_error *err);
 
 // tok_bpe.c
 // The GPT-2 byte <-> unicode-codepoint bijection.

@@ -10,7 +10,7 @@
 //                  behavior "Isolated", invert false} | Digits | Punctuation | Metaspace | Sequence
 //   post_processor: TemplateProcessing whose single template starts with a SpecialToken -> BOS
 //   decoder      : ByteLevel -> byte-level pieces; a Strip/Metaspace decoder -> leading-space rule
-//   tokenizer_config.json: bos_token, eos_token, add_bos_token
+//   tokenizer_config.json: bos_token, eos_token, add_bos_token, add_eos_token
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,7 +297,9 @@ tv_tokenizer *tokenizer_load_json(const char *path, tv_error *err) {
     if (ce) t->eos = tok_find(t, ce, strlen(ce));
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token");
     if (cJSON_IsBool(ab)) t->add_bos = cJSON_IsTrue(ab) && t->bos >= 0;
-    if (t->eos >= 0) t->is_eog[t->eos] = true;
+    const cJSON *ae = cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token");
+    if (cJSON_IsBool(ae)) t->add_eos = cJSON_IsTrue(ae) && t->eos >= 0;
+    if (tok_set_specials(t, err) != TV_OK) goto fail;
     goto done;
 nomem:
     err_fail(err, TV_ERR_NOMEM, "%s: out of memory", jpath);

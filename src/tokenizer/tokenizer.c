@@ -4,7 +4,7 @@
 // Encode pipeline (every family):
 //   validate UTF-8 -> [BOS] -> split the text at special tokens (leftmost-longest; control tokens
 //   only with parse_special, user-defined always) -> encode each raw fragment with the family's
-//   algorithm:
+//   algorithm -> [EOS]   (BOS / EOS with add_special, where the vocabulary asks for them):
 //     SPM  : ' ' prefix (first fragment / after a special token), ' ' -> U+2581, one symbol per
 //            UTF-8 char, repeatedly merge the adjacent pair whose concatenation is in the vocab with
 //            the highest score (leftmost on ties), unknown chars -> <0xXX> byte tokens (or UNK).
@@ -165,6 +165,7 @@ tv_tokenizer *tok_alloc(int32_t n_vocab, tv_error *err) {
     if (!t->pieces || !t->piece_len || !t->scores || !t->types || !t->is_eog) goto nomem;
     memset(t->types, TOK_TYPE_NORMAL, (size_t)n_vocab);
     t->bos = t->eos = t->eot = t->unk = t->sep = t->pad = t->cls = -1;
+    t->eom = t->fim_pad = t->fim_rep = t->fim_sep = -1;
     for (int i = 0; i < 256; i++) t->byte_ids[i] = -1;
     return t;
 nomem:
@@ -180,18 +181,12 @@ static int cmp_special(const void *a, const void *b, void *ctx) {
     return x < y ? -1 : x > y;
 }
 
-static const char *const EOG_PIECES[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "<|EOT|>",
-    "<｜end▁of▁sentence｜>", "<|eom_id|>", "<|end_of_text|>", "</s>",
-};
-
 tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
     size_t cap = 16;
     while (cap < (size_t)t->n_vocab * 2) cap *= 2;
     t->map.slots = calloc(cap, sizeof *t->map.slots);
     if (!t->map.slots) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
     t->map.cap = cap;
-    size_t n_special = 0;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         if (!t->pieces[id]) return err_fail(err, TV_ERR_FORMAT, "tokenizer: token %d has no text", (int)id);
         uint32_t n = t->piece_len[id];
@@ -203,16 +198,6 @@ tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
         size_t i = h & mask;
         while (t->map.slots[i].id1) i = (i + 1) & mask;
         t->map.slots[i] = (tok_strslot){(uint32_t)id + 1, (uint32_t)(h >> 32)};
-        if ((t->types[id] == TOK_TYPE_CONTROL || t->types[id] == TOK_TYPE_USER_DEFINED) && n > 0) n_special++;
-    }
-    if (n_special) {
-        t->special_ids = malloc(n_special * sizeof *t->special_ids);
-        if (!t->special_ids) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
-        for (int32_t id = 0; id < t->n_vocab; id++)
-            if ((t->types[id] == TOK_TYPE_CONTROL || t->types[id] == TOK_TYPE_USER_DEFINED) && t->piece_len[id] > 0 &&
-                tok_find(t, t->pieces[id], t->piece_len[id]) == id)
-                t->special_ids[t->n_special++] = id;
-        qsort_r(t->special_ids, t->n_special, sizeof *t->special_ids, cmp_special, t);
     }
     if (t->kind == TV_TOK_SPM || (t->kind == TV_TOK_BPE && !t->byte_level)) {
         for (int b = 0; b < 256; b++) {
@@ -245,14 +230,110 @@ tv_status tok_finish(tv_tokenizer *t, tv_error *err) {
             }
         }
     }
-    // end-of-generation set: eos, eot and the well-known end-of-turn pieces marked special
-    if (t->eos >= 0) t->is_eog[t->eos] = true;
-    if (t->eot >= 0) t->is_eog[t->eot] = true;
-    for (size_t i = 0; i < sizeof EOG_PIECES / sizeof EOG_PIECES[0]; i++) {
-        int32_t id = tok_find(t, EOG_PIECES[i], strlen(EOG_PIECES[i]));
-        if (id < 0 || (t->types[id] != TOK_TYPE_CONTROL && t->types[id] != TOK_TYPE_USER_DEFINED)) continue;
+    return TV_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// end of generation and the special-token list
+//
+// Which tokens end generation (llama.cpp's rules, so that a GGUF stops where llama.cpp stops):
+//   1. eot and eom, when the file names none, are found by their text (first match in the lists
+//      below, in list order); fim pad / repo / file-separator ids likewise;
+//   2. the set: the fim pad/repo/sep ids, every token whose text is in EOG_TEXT, eos, eot, eom;
+//      a token found by text that is not typed control becomes control (a conversion bug in the file);
+//   3. harmony-style vocabularies (<|return|> with <|call|>, or <|calls|> with <|flush|>) end a
+//      message, not the generation, with <|end|>: it leaves the set (and becomes user-defined);
+//      Gemma 4 (<|tool_response>) uses </s> as text: it leaves the set (and becomes normal).
+
+static const char *const EOT_TEXT[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+    "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+};
+static const char *const EOM_TEXT[] = {"<|eom_id|>"};
+static const char *const FIM_PAD_TEXT[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"};
+static const char *const FIM_REP_TEXT[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"};
+static const char *const FIM_SEP_TEXT[] = {"<|file_sep|>"};
+static const char *const EOG_TEXT[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+    "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<｜end▁of▁sentence｜>", "[e~[",
+};
+
+static int32_t find_str(const tv_tokenizer *t, const char *s) { return tok_find(t, s, strlen(s)); }
+
+// The first of texts (n of them) in the vocab, as a control token; -1 if none.
+static int32_t find_first(tv_tokenizer *t, const char *const *texts, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = find_str(t, texts[i]);
+        if (id >= 0) { t->types[id] = TOK_TYPE_CONTROL; return id; }
+    }
+    return -1;
+}
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static void set_eog(tv_tokenizer *t) {
+    if (t->is_llama2c) {   // run.c: BOS (1) ends generation; "</s>" (2) is printed like any piece
+        if (t->n_vocab > 2) t->is_eog[1] = true;
+        return;
+    }
+    if (t->eot < 0) t->eot = find_first(t, EOT_TEXT, N_OF(EOT_TEXT));
+    if (t->eom < 0) t->eom = find_first(t, EOM_TEXT, N_OF(EOM_TEXT));
+    if (t->fim_pad < 0) t->fim_pad = find_first(t, FIM_PAD_TEXT, N_OF(FIM_PAD_TEXT));
+    if (t->fim_rep < 0) t->fim_rep = find_first(t, FIM_REP_TEXT, N_OF(FIM_REP_TEXT));
+    if (t->fim_sep < 0) t->fim_sep = find_first(t, FIM_SEP_TEXT, N_OF(FIM_SEP_TEXT));
+    for (size_t i = 0; i < N_OF(EOG_TEXT); i++) {
+        int32_t id = find_str(t, EOG_TEXT[i]);
+        if (id < 0) continue;
         t->is_eog[id] = true;
-        if (t->eot < 0 && (i < 4 || i == 6)) t->eot = id;
+        t->types[id] = TOK_TYPE_CONTROL;
+    }
+    const int32_t named[] = {t->fim_pad, t->fim_rep, t->fim_sep, t->eos, t->eot, t->eom};
+    for (size_t i = 0; i < N_OF(named); i++)
+        if (named[i] >= 0) t->is_eog[named[i]] = true;
+    int32_t end = find_str(t, "<|end|>"), ret = find_str(t, "<|return|>"), call = find_str(t, "<|call|>"),
+            calls = find_str(t, "<|calls|>"), flush = find_str(t, "<|flush|>");
+    bool has_call = (call >= 0 && t->is_eog[call]) || (calls >= 0 && t->is_eog[calls]);
+    if (end >= 0 && t->is_eog[end] && has_call && ((ret >= 0 && t->is_eog[ret]) || (flush >= 0 && t->is_eog[flush]))) {
+        t->is_eog[end] = false;
+        t->types[end] = TOK_TYPE_USER_DEFINED;
+    }
+    int32_t tool_response = find_str(t, "<|tool_response>"), s_end = find_str(t, "</s>");
+    if (tool_response >= 0 && t->is_eog[tool_response] && s_end >= 0 && t->is_eog[s_end]) {
+        t->is_eog[s_end] = false;
+        t->types[s_end] = TOK_TYPE_NORMAL;
+    }
+}
+
+static bool is_special_type(uint8_t type) {
+    return type == TOK_TYPE_CONTROL || type == TOK_TYPE_USER_DEFINED || type == TOK_TYPE_UNKNOWN;
+}
+
+tv_status tok_set_specials(tv_tokenizer *t, tv_error *err) {
+    set_eog(t);
+    free(t->special_ids);
+    t->special_ids = NULL;
+    t->n_special = 0;
+    size_t n_special = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (is_special_type(t->types[id]) && t->piece_len[id] > 0) n_special++;
+    if (n_special) {
+        t->special_ids = malloc(n_special * sizeof *t->special_ids);
+        if (!t->special_ids) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+        for (int32_t id = 0; id < t->n_vocab; id++)
+            if (is_special_type(t->types[id]) && t->piece_len[id] > 0 && tok_find(t, t->pieces[id], t->piece_len[id]) == id)
+                t->special_ids[t->n_special++] = id;
+        qsort_r(t->special_ids, t->n_special, sizeof *t->special_ids, cmp_special, t);
+    }
+    if (t->phi3_rstrip) {   // llama.cpp's Phi-3 rule: every special token but <unk> <s> <|endoftext|>
+        if (!(t->rstrip = calloc((size_t)t->n_vocab, sizeof *t->rstrip))) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+        for (size_t k = 0; k < t->n_special; k++) t->rstrip[t->special_ids[k]] = true;
+        static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+        for (size_t i = 0; i < N_OF(keep); i++) {
+            int32_t id = find_str(t, keep[i]);
+            if (id >= 0) t->rstrip[id] = false;
+        }
     }
     return TV_OK;
 }
@@ -266,6 +347,7 @@ void tv_tokenizer_free(tv_tokenizer *t) {
     free(t->scores);
     free(t->types);
     free(t->is_eog);
+    free(t->rstrip);
     free(t->map.slots);
     free(t->special_ids);
     free(t->norm_prepend);
@@ -349,8 +431,7 @@ tv_tokenizer *tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv_er
     t->add_space_prefix = true;
     t->escape_spaces = false;
     t->strip_leading_space = true;
-    if (tok_finish(t, err) != TV_OK) goto fail;
-    if (n > 2) { t->is_eog[1] = true; t->is_eog[2] = false; }
+    if (tok_finish(t, err) != TV_OK || tok_set_specials(t, err) != TV_OK) goto fail;
     return t;
 fail:
     if (f) fclose(f);
@@ -358,10 +439,10 @@ fail:
     return NULL;
 }
 
+// The token id stored under key; dflt when absent or out of range (as llama.cpp reads them).
 static int32_t gguf_id(const gguf_ctx *g, const char *key, int32_t dflt, int32_t n_vocab) {
     int64_t v;
-    if (!gguf_get_int(g, key, &v)) return dflt;
-    if (v < 0 || v >= n_vocab) return -1;
+    if (!gguf_get_int(g, key, &v) || v < 0 || v >= n_vocab) return dflt;
     return (int32_t)v;
 }
 
@@ -414,11 +495,20 @@ tv_tokenizer *tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
             t->types[i] = (ty >= 0 && ty <= TOK_TYPE_BYTE) ? (uint8_t)ty : TOK_TYPE_NORMAL;
         }
     }
+    gguf_str name;   // llama.cpp keys Phi-3's whitespace rule on the model's name
+    if (gguf_get_str(g, "general.name", &name)) {
+        char low[128];
+        size_t nl = name.len < sizeof low - 1 ? (size_t)name.len : sizeof low - 1;
+        for (size_t i = 0; i < nl; i++) low[i] = (char)(name.ptr[i] >= 'A' && name.ptr[i] <= 'Z' ? name.ptr[i] + 32 : name.ptr[i]);
+        low[nl] = 0;
+        t->phi3_rstrip = strstr(low, "phi-3") || strstr(low, "phi3");
+    }
     bool b;
     t->add_space_prefix = kind == TV_TOK_SPM;
     if (gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b)) t->add_space_prefix = b;
-    t->add_bos = kind != TV_TOK_BPE;
+    t->add_bos = kind != TV_TOK_BPE;   // the defaults of each kind, as llama.cpp's
     if (gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) t->add_bos = b;
+    if (gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &b)) t->add_eos = b;
     int32_t d_bos = kind == TV_TOK_SPM ? 1 : -1, d_eos = kind == TV_TOK_SPM ? 2 : -1, d_unk = kind == TV_TOK_SPM ? 0 : -1;
     if (kind == TV_TOK_WPM) { d_bos = 101; d_eos = 102; d_unk = 100; }
     if (d_bos >= n) d_bos = -1;
@@ -428,6 +518,10 @@ tv_tokenizer *tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
     t->eos = gguf_id(g, "tokenizer.ggml.eos_token_id", d_eos, n);
     t->unk = gguf_id(g, "tokenizer.ggml.unknown_token_id", d_unk, n);
     t->eot = gguf_id(g, "tokenizer.ggml.eot_token_id", -1, n);
+    t->eom = gguf_id(g, "tokenizer.ggml.eom_token_id", -1, n);
+    t->fim_pad = gguf_id(g, "tokenizer.ggml.fim_pad_token_id", -1, n);
+    t->fim_rep = gguf_id(g, "tokenizer.ggml.fim_rep_token_id", -1, n);
+    t->fim_sep = gguf_id(g, "tokenizer.ggml.fim_sep_token_id", -1, n);
     t->sep = gguf_id(g, "tokenizer.ggml.seperator_token_id", -1, n);
     t->pad = gguf_id(g, "tokenizer.ggml.padding_token_id", -1, n);
     t->cls = gguf_id(g, "tokenizer.ggml.cls_token_id", -1, n);
@@ -460,9 +554,10 @@ tv_tokenizer *tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
         snprintf(pre_name, sizeof pre_name, "%.*s", (int)(pre.len > 63 ? 63 : pre.len), pre.ptr);
         if (tok_bpe_set_pre(t, pre_name, err) != TV_OK) goto fail;   // may default add_bos (llama3)
         if (gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) t->add_bos = b;   // the file has the last word
+        if (tok_set_specials(t, err) != TV_OK) goto fail;
         return t;
     }
-    if (tok_finish(t, err) != TV_OK) goto fail;
+    if (tok_finish(t, err) != TV_OK || tok_set_specials(t, err) != TV_OK) goto fail;
     return t;
 fail:
     tv_tokenizer_free(t);
@@ -478,6 +573,7 @@ int32_t tv_tokenizer_bos(const tv_tokenizer *t) { return t->bos; }
 int32_t tv_tokenizer_eos(const tv_tokenizer *t) { return t->eos; }
 int32_t tv_tokenizer_eot(const tv_tokenizer *t) { return t->eot; }
 bool tv_tokenizer_add_bos_default(const tv_tokenizer *t) { return t->add_bos && t->bos >= 0; }
+bool tv_tokenizer_add_eos_default(const tv_tokenizer *t) { return t->add_eos && t->eos >= 0; }
 bool tv_tokenizer_is_eog(const tv_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab && t->is_eog[id]; }
 bool tv_tokenizer_is_control(const tv_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab && t->types[id] == TOK_TYPE_CONTROL;
@@ -818,7 +914,7 @@ static int32_t match_special(const tv_tokenizer *t, const char *text, size_t len
     return -1;
 }
 
-tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool add_special, bool parse_special,
                       int32_t **ids, size_t *n_ids, tv_error *err) {
     *ids = NULL;
     *n_ids = 0;
@@ -827,7 +923,7 @@ tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool 
     if (bad < len) return err_fail(err, TV_ERR_INVALID, "invalid UTF-8 at byte offset %zu (0x%02X)", bad, (uint8_t)text[bad]);
     tok_ids out = {0};
     tv_status st = TV_OK;
-    if (add_bos && t->bos >= 0 && !tok_ids_push(&out, t->bos)) goto nomem;
+    if (add_special && t->add_bos && t->bos >= 0 && !tok_ids_push(&out, t->bos)) goto nomem;
     // which first bytes can start a special token (fast skip)
     bool first[256] = {false};
     for (size_t k = 0; k < t->n_special; k++) first[(uint8_t)t->pieces[t->special_ids[k]][0]] = true;
@@ -842,12 +938,15 @@ tv_status tv_tokenize(const tv_tokenizer *t, const char *text, size_t len, bool 
         if (!tok_ids_push(&out, id)) goto nomem;
         prev_special = true;
         i += t->piece_len[id];
+        if (t->rstrip && t->rstrip[id])
+            while (i < len && (text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r'))) i++;
         frag = i;
         continue;
     }
     if (len > frag) {
         if ((st = encode_fragment(t, text + frag, len - frag, prev_special, frag == 0, &out, err)) != TV_OK) goto fail;
     }
+    if (add_special && t->add_eos && t->eos >= 0 && !tok_ids_push(&out, t->eos)) goto nomem;
     *ids = out.v;
     *n_ids = out.n;
     if (!out.v) *ids = malloc(sizeof(int32_t));   // never NULL on success
