@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model/model.h"
 #include "model/synth.h"
 #include "tinyvllm.h"
 #include "test_util.h"
@@ -532,6 +533,61 @@ static void test_limits(void **state) {
     tv_engine_free(e);
 }
 
+// A model whose every layer attends within a sliding window (the stories model with kv_window set,
+// as a family with one window for all its layers sets it): batched with a pool tight enough to
+// preempt, the same greedy outputs as each request alone; a long generation holds only the
+// window's blocks (the rest go back to the pool as they fall out); and the window bites (some
+// outputs differ from global attention).
+static void test_sliding_window_releases_blocks(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    tv_hparams *hp = (tv_hparams *)model_hparams(g_model);
+    enum { N = 24, W = 40, BS = 16 };
+    static req ref[N], got[N], glob[N];
+    make_requests(ref, N, 99, 120, 120, 40);
+    memcpy(glob, ref, sizeof glob);
+    run_alone(glob, N, 0);
+    hp->kv_window = W;
+    run_alone(ref, N, 0);
+    int n_differ = 0;
+    for (int i = 0; i < N; i++)
+        n_differ += ref[i].n_out != glob[i].n_out || memcmp(ref[i].out, glob[i].out, sizeof(int32_t) * ref[i].n_out);
+    print_message("sliding window %d: %d of %d greedy outputs differ from global attention\n", W, n_differ, N);
+    assert_true(n_differ > 0);
+    memcpy(got, ref, sizeof got);
+    for (int i = 0; i < N; i++) got[i].n_out = 0;
+    tv_engine *e = make_engine(BS, 24, true, 8, 64, 0);   // 8 x 240 tokens need 120 blocks without the window
+    tv_engine_stats st;
+    drive(e, got, N, &st, NULL);
+    check_same(ref, got, N, "sliding window, tight pool");
+    print_message("sliding window, tight pool: %llu preemptions\n", (unsigned long long)st.n_preemptions);
+    assert_true(st.n_preemptions > 0);
+    assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+    tv_engine_free(e);
+
+    // one 410-token generation: at most the window's blocks, the prompt chunk's and the next token's
+    req r = {.n_prompt = 10, .max_tokens = 400};
+    for (int j = 0; j < r.n_prompt; j++) r.prompt[j] = j ? 3 + 17 * j : 1;
+    e = make_engine(BS, 30, true, 1, 64, 0);
+    add(e, &r);
+    int max_held = 0;
+    tv_error err = {0};
+    while (tv_engine_has_work(e)) {
+        const tv_request_output *o;
+        int no;
+        assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+        tv_engine_get_stats(e, &st);
+        const int held = (int)(st.n_blocks_total - st.n_blocks_free);
+        if (held > max_held) max_held = held;
+        for (int i = 0; i < no; i++) r.n_out += o[i].n_new;
+    }
+    assert_int_equal(r.n_out, 400);
+    print_message("a 410-token generation held at most %d blocks of %d tokens (window %d)\n", max_held, BS, W);
+    assert_true(max_held <= (W - 1 + BS - 1) / BS + 2);
+    tv_engine_free(e);
+    hp->kv_window = 0;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_invariance_greedy),
@@ -545,6 +601,7 @@ int main(void) {
         cmocka_unit_test(test_abort_frees_immediately),
         cmocka_unit_test(test_rejects_oversized),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_sliding_window_releases_blocks),   // last: it changes the shared model
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

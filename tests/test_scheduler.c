@@ -29,9 +29,11 @@ typedef struct {
     int n_all;
 } rig;
 
-static rig rig_make(int n_blocks, int block_size, int max_seqs, int budget, bool chunked, bool prefix) {
+// window > 0: every layer of the (imaginary) model attends within that many keys.
+static rig rig_make_w(int n_blocks, int block_size, int max_seqs, int budget, bool chunked, bool prefix, int window) {
     rig r = {0};
-    r.cfg = (tv_sched_config){max_seqs, budget, chunked, prefix};
+    r.cfg = (tv_sched_config){.max_num_seqs = max_seqs, .max_batched_tokens = budget, .chunked_prefill = chunked,
+                              .prefix_caching = prefix, .window = window};
     r.bm = bm_create(n_blocks, block_size);
     assert_non_null(r.bm);
     r.s = sched_create(&r.cfg, r.bm);
@@ -39,6 +41,10 @@ static rig rig_make(int n_blocks, int block_size, int max_seqs, int budget, bool
     r.items = malloc((size_t)max_seqs * sizeof *r.items);
     r.all = calloc(256, sizeof *r.all);
     return r;
+}
+
+static rig rig_make(int n_blocks, int block_size, int max_seqs, int budget, bool chunked, bool prefix) {
+    return rig_make_w(n_blocks, block_size, max_seqs, budget, chunked, prefix, 0);
 }
 
 // A sequence with a prompt of n tokens first, first+1, ... (ids only matter for prefix hashing).
@@ -64,14 +70,20 @@ static tv_seq *add(rig *r, uint64_t id, int n, int32_t first) {
 }
 
 // Every block's refcount equals the number of block tables that hold it (no block in two tables
-// unless shared through the prefix cache, no leaked reference).
+// unless shared through the prefix cache, no leaked reference); released entries are -1, and only
+// blocks that no future query of the sequence sees (sliding window) are released.
 static void check_blocks(const rig *r) {
-    const int n = bm_n_blocks(r->bm);
+    const int n = bm_n_blocks(r->bm), bs = bm_block_size(r->bm);
     int *count = calloc((size_t)n, sizeof *count);
     int n_held = 0;
     for (int i = 0; i < r->n_all; i++)
         for (int b = 0; b < r->all[i]->n_blocks; b++) {
             int32_t id = r->all[i]->blocks[b];
+            if (b < r->all[i]->n_released) {
+                assert_int_equal(id, -1);
+                assert_true(r->cfg.window > 0 && (b + 1) * bs <= r->all[i]->n_computed - r->cfg.window + 1);
+                continue;
+            }
             assert_in_range(id, 0, n - 1);
             if (count[id]++ == 0) n_held++;
         }
@@ -80,20 +92,13 @@ static void check_blocks(const rig *r) {
     free(count);
 }
 
-// The engine's part of a step: every planned token is computed; a sequence with nothing pending
-// samples a token (id 5000 + position); with prefix caching, newly full blocks are registered.
+// The engine's part of a step: every planned token is computed (sched_computed: with prefix
+// caching, newly full blocks are registered; blocks out of the window released); a sequence with
+// nothing pending samples a token (id 5000 + position).
 static void postprocess(rig *r, int n_items) {
-    const int bs = bm_block_size(r->bm);
     for (int i = 0; i < n_items; i++) {
         tv_seq *q = r->items[i].seq;
-        q->n_computed += r->items[i].n_tokens;
-        if (r->cfg.prefix_caching)
-            for (; (q->n_hashed + 1) * bs <= q->n_computed; q->n_hashed++) {
-                const int b = q->n_hashed;
-                const uint64_t prev = b ? bm_hash(r->bm, q->blocks[b - 1]) : 0;
-                const int32_t *t = q->tokens + (size_t)b * bs;
-                bm_register_full(r->bm, q->blocks[b], bm_chain_hash(prev, t, bs), t);
-            }
+        sched_computed(r->s, q, r->items[i].n_tokens);
         if (q->n_computed == q->n_tokens) {
             assert_true(q->n_tokens < TOK_CAP);
             q->tokens[q->n_tokens] = 5000 + q->n_tokens;
@@ -475,6 +480,90 @@ static void test_prefix_failed_admission_returns_blocks(void **state) {
     rig_free(&r);
 }
 
+// Blocks held by q (not released).
+static int n_held(const tv_seq *q) { return q->n_blocks - q->n_released; }
+
+// Every layer sliding (window 6, blocks of 4): each round releases the blocks that fell wholly before
+// n_computed - 5, so a 200-token generation runs in a 4-block pool (16 tokens) alongside a second
+// sequence; without a window the same pool runs out and preempts.
+static void test_window_releases_blocks(void **state) {
+    (void)state;
+    enum { W = 6, BS = 4 };
+    rig r = rig_make_w(6, BS, 4, 8, true, false, W);
+    tv_seq *a = add(&r, 1, 10, 100);
+    assert_int_equal(step(&r, NULL), 1);   // 8 of 10 prompt tokens
+    expect_item(&r, 0, a, 8);
+    assert_int_equal(a->n_released, 0);    // keys 3.. still seen by the query at 8: block 0 holds 3
+    assert_int_equal(step(&r, NULL), 1);   // the last 2 prompt tokens, then sampling
+    assert_int_equal(a->n_computed, 10);
+    assert_int_equal(a->n_released, 1);    // keys >= 5 from now on: block 0 (0..3) is out
+    assert_int_equal(bm_refcount(r.bm, 0), 0);
+    tv_seq *b = add(&r, 2, 3, 200);
+    int n_pre_total = 0;
+    while (a->n_tokens < 200) {
+        int n_pre;
+        step(&r, &n_pre);
+        n_pre_total += n_pre;
+        assert_true(n_held(a) <= (W - 1 + BS - 1) / BS + 1);   // the window's keys plus the new token's block
+        if (b->status == SEQ_RUNNING) assert_true(n_held(b) <= (W - 1 + BS - 1) / BS + 1);
+    }
+    assert_int_equal(n_pre_total, 0);
+    assert_int_equal(a->n_released, (a->n_computed - W + 1) / BS);
+    rig_free(&r);
+
+    rig g = rig_make(6, BS, 4, 8, true, false);   // the same without a window
+    tv_seq *c = add(&g, 1, 10, 100);
+    add(&g, 2, 3, 200);
+    n_pre_total = 0;
+    for (int i = 0; i < 40; i++) {
+        int n_pre;
+        step(&g, &n_pre);
+        n_pre_total += n_pre;
+    }
+    assert_int_equal(c->n_released, 0);
+    assert_true(n_pre_total > 0);
+    rig_free(&g);
+}
+
+// Windows with the prefix cache and preemption: blocks a sequence released while running stay in
+// the cache under their chained hashes (the chain continues past them), so a later request with the
+// same prompt takes them and at once releases those outside its own window; preempting a sequence
+// releases only what it still holds.
+static void test_window_prefix_cache_and_preemption(void **state) {
+    (void)state;
+    enum { W = 5, BS = 4 };
+    rig r = rig_make_w(8, BS, 4, 64, true, true, W);
+    tv_seq *a = add(&r, 1, 21, 100);
+    assert_int_equal(step(&r, NULL), 1);   // the whole prompt: blocks 0..5, 0..3 out of the window
+    assert_int_equal(a->n_computed, 21);
+    assert_int_equal(a->n_released, (21 - W + 1) / BS);
+    assert_int_equal(bm_n_cached(r.bm), 4);   // released but registered: still findable
+    tv_seq *b = add(&r, 2, 22, 100);          // the same 20-token prefix, then its own tokens
+    b->tokens[20] = b->tokens[21] = 9;
+    assert_int_equal(step(&r, NULL), 2);
+    assert_int_equal(b->n_cached, 20);        // blocks 0..4: four from the cache, one shared with A
+    assert_int_equal(b->n_released, (22 - W + 1) / BS);
+    check_blocks(&r);
+    rig_free(&r);
+
+    // preemption: two decoding sequences each hold up to 2 blocks (the window's 5 keys and the new
+    // token's) in a 3-block pool; the newest is preempted, gives back only what it holds (step()
+    // checks every refcount), and runs again once the other finishes
+    rig p = rig_make_w(3, BS, 4, 64, true, true, W);
+    tv_seq *x = add(&p, 1, 4, 100), *y = add(&p, 2, 4, 300);
+    int n_pre_total = 0;
+    for (tv_seq *q = x; q; q = q == x ? y : NULL) {   // x to 120 tokens and finished, then y
+        while (q->n_tokens < 120) {
+            int n_pre;
+            step(&p, &n_pre);
+            n_pre_total += n_pre;
+        }
+        finish(&p, q);
+    }
+    assert_true(n_pre_total > 0);
+    rig_free(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_first_then_chunks),
@@ -489,6 +578,8 @@ int main(void) {
         cmocka_unit_test(test_remove_and_find),
         cmocka_unit_test(test_prefix_cached_admission),
         cmocka_unit_test(test_prefix_failed_admission_returns_blocks),
+        cmocka_unit_test(test_window_releases_blocks),
+        cmocka_unit_test(test_window_prefix_cache_and_preemption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

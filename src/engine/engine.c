@@ -164,7 +164,9 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (!(e->kv = kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
     if (!(e->fwd = forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->be, err))) goto fail;
     e->bm = bm_create((int)n_blocks, c.block_size);
-    tv_sched_config sc = {c.max_num_seqs, c.max_batched_tokens, c.chunked_prefill, c.prefix_caching};
+    tv_sched_config sc = {.max_num_seqs = c.max_num_seqs, .max_batched_tokens = c.max_batched_tokens,
+                          .chunked_prefill = c.chunked_prefill, .prefix_caching = c.prefix_caching,
+                          .window = hp->kv_window};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
     size_t S = (size_t)c.max_num_seqs, T = (size_t)c.max_batched_tokens;
     if (!e->sched || !(e->items = malloc(S * sizeof *e->items)) || !(e->b_tokens = malloc(T * sizeof(int32_t))) ||
@@ -396,17 +398,6 @@ static void account_round(tv_engine *e, int n_items, int n_tokens) {
     }
 }
 
-// Registers the blocks that this round filled with the prefix cache (chained hashes).
-static void register_full_blocks(tv_engine *e, tv_seq *s) {
-    const int bs = e->cfg.block_size;
-    for (; (s->n_hashed + 1) * bs <= s->n_computed; s->n_hashed++) {
-        const int b = s->n_hashed;
-        const uint64_t prev = b ? bm_hash(e->bm, s->blocks[b - 1]) : 0;
-        const int32_t *toks = s->tokens + (size_t)b * bs;
-        bm_register_full(e->bm, s->blocks[b], bm_chain_hash(prev, toks, bs), toks);
-    }
-}
-
 // Runs the scheduled items through the model. TV_OK: their K/V are in the cache (n_computed
 // advanced) and *logits holds one row per sequence to sample, (b->n_logits, n_vocab). Else every
 // item finished with the error (a failure of the whole batch) and nothing advanced.
@@ -418,11 +409,7 @@ static tv_status run(tv_engine *e, int n_items, const tv_batch *b, float **logit
         return ferr.code;
     }
     account_round(e, n_items, b->n_tokens);
-    for (int i = 0; i < n_items; i++) {
-        tv_seq *s = e->items[i].seq;
-        s->n_computed += e->items[i].n_tokens;
-        if (e->cfg.prefix_caching) register_full_blocks(e, s);
-    }
+    for (int i = 0; i < n_items; i++) sched_computed(e->sched, e->items[i].seq, e->items[i].n_tokens);
     return TV_OK;
 }
 

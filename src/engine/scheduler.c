@@ -76,11 +76,38 @@ static void push_front(tv_scheduler *s, tv_seq *seq) {
 
 void sched_release_blocks(tv_scheduler *s, tv_seq *seq) {
     // release the tail first: the LRU then evicts a prefix's last blocks before its first ones
-    for (int i = seq->n_blocks - 1; i >= 0; i--) bm_release(s->bm, seq->blocks[i]);
+    for (int i = seq->n_blocks - 1; i >= seq->n_released; i--) bm_release(s->bm, seq->blocks[i]);
     seq->n_blocks = 0;
+    seq->n_released = 0;
     seq->n_computed = 0;
     seq->n_cached = 0;
     seq->n_hashed = 0;
+    seq->hash_last = 0;
+}
+
+// Releases seq's blocks that no future query sees: with every layer windowed to W keys, a query
+// at p >= n_computed sees keys >= p - W + 1, so block b is dead once (b + 1) * bs <= n_computed - W + 1.
+static void release_out_of_window(tv_scheduler *s, tv_seq *seq) {
+    if (s->cfg.window <= 0) return;
+    const int first_key = seq->n_computed - s->cfg.window + 1;
+    if (first_key <= 0) return;
+    const int dead = first_key / bm_block_size(s->bm);
+    for (; seq->n_released < dead && seq->n_released < seq->n_blocks; seq->n_released++) {
+        bm_release(s->bm, seq->blocks[seq->n_released]);
+        seq->blocks[seq->n_released] = -1;
+    }
+}
+
+void sched_computed(tv_scheduler *s, tv_seq *seq, int n) {
+    const int bs = bm_block_size(s->bm);
+    seq->n_computed += n;
+    if (s->cfg.prefix_caching)
+        for (; (seq->n_hashed + 1) * bs <= seq->n_computed; seq->n_hashed++) {
+            const int32_t *toks = seq->tokens + (size_t)seq->n_hashed * bs;
+            seq->hash_last = bm_chain_hash(seq->hash_last, toks, bs);
+            bm_register_full(s->bm, seq->blocks[seq->n_hashed], seq->hash_last, toks);
+        }
+    release_out_of_window(s, seq);
 }
 
 tv_seq *sched_find(const tv_scheduler *s, uint64_t id) {
@@ -155,9 +182,11 @@ static void match_prefix(tv_scheduler *s, tv_seq *seq) {
         int32_t blk = bm_acquire_cached(s->bm, h, toks);
         if (blk < 0) break;
         seq->blocks[seq->n_blocks++] = blk;
+        seq->hash_last = h;
     }
     seq->n_computed = seq->n_cached = seq->n_blocks * bs;
     seq->n_hashed = seq->n_blocks;
+    release_out_of_window(s, seq);   // a long cached prefix: only its window's blocks stay held
 }
 
 // Preempts the newest running sequence (by recompute). Returns it.

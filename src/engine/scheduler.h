@@ -4,6 +4,14 @@
 // first), then running prompts' next chunks, then FCFS admission from the waiting queue while
 // blocks and sequence slots last. When a decode needs a block and none is free, the newest running
 // sequence is preempted by recompute: its blocks are released and it re-queues at the front.
+//
+// Sliding windows: when every layer of the model attends within a window of W keys (window > 0),
+// a sequence's future queries (positions >= n_computed) never see keys before n_computed - W + 1,
+// so the blocks wholly before that are released to the pool as soon as they fall out (after each
+// computed round and after a prefix-cache admission); their table entries become -1. A released
+// block that is registered with the prefix cache stays findable like any released block (its K/V
+// are still valid for the same token prefix). Models with some global layer (Gemma's interleaved
+// local/global attention) run with window 0: every block is kept, since a global layer reads them.
 #ifndef TV_SCHEDULER_H
 #define TV_SCHEDULER_H
 
@@ -17,6 +25,7 @@ typedef struct tv_sched_config {
     int max_batched_tokens;
     bool chunked_prefill;
     bool prefix_caching;   // admit requests on top of cached full blocks of their prompt
+    int window;            // every layer's sliding window (keys); 0: some layer is global, keep all blocks
 } tv_sched_config;
 
 typedef struct tv_sched_item { tv_seq *seq; int n_tokens; } tv_sched_item;
@@ -39,5 +48,9 @@ tv_seq *sched_find(const tv_scheduler *s, uint64_t id);
 tv_seq *sched_first(const tv_scheduler *s);
 // Releases all blocks of seq (finish, abort, preemption).
 void sched_release_blocks(tv_scheduler *s, tv_seq *seq);
+// Records that n more of seq's tokens have their K/V in the cache (a round ran): advances
+// n_computed, registers the blocks it filled with the prefix cache (when enabled), and releases
+// the blocks that fell out of the sliding window.
+void sched_computed(tv_scheduler *s, tv_seq *seq, int n);
 
 #endif

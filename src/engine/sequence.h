@@ -23,10 +23,13 @@ typedef struct tv_seq {
     int n_computed;         // tokens whose K/V are in the cache
     int n_cached;           // of those, taken from the prefix cache at the last admission
     int n_hashed;           // full blocks registered with the prefix cache so far
+    uint64_t hash_last;     // chained hash of block n_hashed - 1 (0 when none)
     int max_len;            // n_tokens may not exceed this (context, pool, max_tokens)
     int max_new;            // generated tokens at most (-1: until max_len)
     int32_t *blocks;        // (blocks_cap) block table; the engine sizes it for max_len at add time
     int n_blocks, blocks_cap;
+    int n_released;         // blocks[0 .. n_released) fell out of every layer's sliding window and
+                            // went back to the pool (entries -1); attention never reads them
     uint64_t arrival;       // admission order (preemption picks the newest)
     tv_finish_reason finish;
     tv_error err;           // finish ERROR: what went wrong

@@ -155,8 +155,13 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
         if (b->q_start[s + 1] < b->q_start[s] || b->ctx_len[s] <= 0 || b->ctx_len[s] > h->n_ctx_train)
             return err_fail(err, TV_ERR_INVALID, "forward: sequence %d has an invalid range or context length %d", s,
                            b->ctx_len[s]);
+        // the blocks some query of the sequence sees: with a model-wide sliding window, from the
+        // block of the earliest query's first key (the engine releases the ones before it)
+        int p_min = b->ctx_len[s];
+        for (int t = b->q_start[s]; t < b->q_start[s + 1]; t++) p_min = b->positions[t] < p_min ? b->positions[t] : p_min;
+        const int first_key = h->kv_window > 0 && p_min >= h->kv_window ? p_min - h->kv_window + 1 : 0;
         int n_bt = (b->ctx_len[s] + kv->block_size - 1) / kv->block_size;
-        for (int i = 0; i < n_bt; i++)
+        for (int i = first_key / kv->block_size; i < n_bt; i++)
             if (b->block_tables[s][i] < 0 || b->block_tables[s][i] >= kv->n_blocks)
                 return err_fail(err, TV_ERR_INVALID, "forward: block %d of sequence %d out of range", i, s);
         for (int t = b->q_start[s]; t < b->q_start[s + 1]; t++) {
@@ -207,11 +212,12 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
                                    .out = s->att + (size_t)t0 * qd, .pos = b->positions + t0,
                                    .block_table = b->block_tables[i]};
     }
-    // global, uncapped attention scaled by h->attn_scale (Granite) or 1/sqrt(head_dim); a block may set
-    // other options per layer
+    // the model's window (0: global), uncapped, scaled by h->attn_scale (Granite) or 1/sqrt(head_dim);
+    // a block may set other options per layer
     const tv_attn_geom geom = {.n_heads = h->n_heads, .n_kv_heads = h->n_kv_heads, .head_dim = hd,
                                .block_size = kv->block_size, .kv_is_f32 = kv->is_f32,
-                               .scale = h->attn_scale != 0 ? h->attn_scale : 1.0f / sqrtf((float)hd)};
+                               .scale = h->attn_scale != 0 ? h->attn_scale : 1.0f / sqrtf((float)hd),
+                               .window = h->kv_window};
     s->attn = (tv_attn_args){.geom = geom, .n_seqs = b->n_seqs, .seqs = f->seqs};
 
     for (int l = 0; l < h->n_layers; l++)

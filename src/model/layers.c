@@ -53,9 +53,9 @@ tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float
 tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
                                 tv_error *err) {
     const tv_kv_cache *kv = s->kv;
-    tv_attn_args a = s->attn;   // forward.c's geometry: global, uncapped, 1/sqrt(head_dim)
+    tv_attn_args a = s->attn;   // forward.c's geometry: the model's window and scale, uncapped
     if (o) {
-        a.geom.window = o->window;
+        if (o->window > 0) a.geom.window = o->window;
         a.geom.softcap = o->softcap;
         if (o->scale > 0) a.geom.scale = o->scale;
     }

@@ -64,9 +64,10 @@ void layers_scale(layer_state *s, float *y, int n, float f);
 tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float *out, tv_error *err);
 // A layer's attention options (tv_attn_geom): each field's zero is layers_attention's behaviour.
 typedef struct layers_attn_opts {
-    int window;      // sliding window: a query at p sees keys p - window + 1 .. p; 0 = global
+    int window;      // sliding window: a query at p sees keys p - window + 1 .. p; 0 = the model's
+                     // (h->kv_window: every layer's window, usually 0 = global)
     float softcap;   // scores = softcap * tanh(scores / softcap); 0 = off
-    float scale;     // scores = dot(q, k) * scale; 0 = 1/sqrt(head_dim)
+    float scale;     // scores = dot(q, k) * scale; 0 = the model's (h->attn_scale, else 1/sqrt(head_dim))
 } layers_attn_opts;
 // layers_attention with the options o (NULL: none), for this layer only.
 tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,

@@ -29,6 +29,11 @@ typedef struct tv_hparams {
     int32_t rope_finetuned;      // granite: 0 = no RoPE in any layer (its rope.scaling.finetuned)
     float attn_temp_scale;       // mistral3: q *= 1 + attn_temp_scale * log(1 + floor(pos / attn_temp_floor))
     int32_t attn_temp_floor;     // mistral3: the YaRN original context length
+    // sliding-window attention of every layer (forward.c's default attention geometry, and the
+    // engine's scheduler releases the KV blocks that fall out of it). A family whose layers all
+    // attend within the same window sets it; 0 = global (families with some global layer, e.g.
+    // Gemma's interleaved local/global layers, keep 0 and pass their local layers' window per layer).
+    int32_t kv_window;
 } tv_hparams;
 
 typedef struct tv_layer {
@@ -103,7 +108,8 @@ typedef struct tv_batch {
     int n_seqs;
     const int32_t *q_start;       // (n_seqs + 1) sequence s owns tokens [q_start[s], q_start[s+1])
     const int32_t *ctx_len;       // (n_seqs) KV length of s after this batch (its last position + 1)
-    const int32_t *const *block_tables;  // (n_seqs) each ceil(ctx_len/block_size) physical block ids
+    const int32_t *const *block_tables;  // (n_seqs) each ceil(ctx_len/block_size) physical block ids (with
+                                         // kv_window, entries before every query's window are not read)
     int n_logits;
     const int32_t *logit_rows;    // (n_logits) token indices whose logits are wanted
 } tv_batch;
