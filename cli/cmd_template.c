@@ -1,11 +1,12 @@
 // cmd_template.c — `tinyvllm template`: render a chat template the way /v1/chat/completions does.
 //
 //   tinyvllm template (-m MODEL.gguf | --template FILE.jinja) --messages FILE.json [--tools FILE.json]
-//                     [--no-generation-prompt] [--bos-token T] [--eos-token T]
+//                     [--no-generation-prompt] [--bos-token T] [--eos-token T] [--kwargs FILE.json]
 //
 // --messages: an OpenAI-style messages array, or an object with "messages" (and optionally "tools").
 // With -m the template is the GGUF's tokenizer.chat_template and bos/eos default to the strings of
-// tokenizer.ggml.bos_token_id / eos_token_id. The rendered prompt goes to stdout, nothing else.
+// tokenizer.ggml.bos_token_id / eos_token_id. --kwargs: a JSON object of extra template variables
+// (chat_template_kwargs, e.g. {"enable_thinking": false}). The rendered prompt goes to stdout, nothing else.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,8 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tinyvllm template (-m MODEL.gguf | --template FILE.jinja) --messages FILE.json\n"
-               "                         [--tools FILE.json] [--no-generation-prompt] [--bos-token T] [--eos-token T]\n");
+               "                         [--tools FILE.json] [--no-generation-prompt] [--bos-token T] [--eos-token T]\n"
+               "                         [--kwargs FILE.json]\n");
 }
 
 static cJSON *read_json(const char *path) {
@@ -44,7 +46,8 @@ static char *dup_n(const char *p, size_t len) {
 }
 
 int cmd_template(int argc, char **argv) {
-    const char *model = NULL, *tpl_path = NULL, *msg_path = NULL, *tools_path = NULL, *bos = NULL, *eos = NULL;
+    const char *model = NULL, *tpl_path = NULL, *msg_path = NULL, *tools_path = NULL, *bos = NULL, *eos = NULL,
+               *kwargs_path = NULL;
     bool gen_prompt = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -54,6 +57,7 @@ int cmd_template(int argc, char **argv) {
         else if (!strcmp(a, "--template") && has_val) tpl_path = argv[++i];
         else if (!strcmp(a, "--messages") && has_val) msg_path = argv[++i];
         else if (!strcmp(a, "--tools") && has_val) tools_path = argv[++i];
+        else if (!strcmp(a, "--kwargs") && has_val) kwargs_path = argv[++i];
         else if (!strcmp(a, "--bos-token") && has_val) bos = argv[++i];
         else if (!strcmp(a, "--eos-token") && has_val) eos = argv[++i];
         else if (!strcmp(a, "--no-generation-prompt")) gen_prompt = false;
@@ -63,9 +67,10 @@ int cmd_template(int argc, char **argv) {
     if (!msg_path) return cli_usage_error(CMD, "--messages FILE.json is required");
 
     int rc = 1;
-    char *src = NULL, *gguf_bos = NULL, *gguf_eos = NULL, *out = NULL, *msgs_json = NULL, *tools_json = NULL;
+    char *src = NULL, *gguf_bos = NULL, *gguf_eos = NULL, *out = NULL, *msgs_json = NULL, *tools_json = NULL,
+         *kwargs_json = NULL;
     size_t src_len = 0;
-    cJSON *msgs_doc = NULL, *tools_doc = NULL;
+    cJSON *msgs_doc = NULL, *tools_doc = NULL, *kwargs_doc = NULL;
     tv_chat *chat = NULL;
     tv_error err = {0};
 
@@ -104,6 +109,11 @@ int cmd_template(int argc, char **argv) {
         if (cJSON_IsObject(tools_doc)) tools = cJSON_GetObjectItemCaseSensitive(tools_doc, "tools");
     }
     if (tools && !cJSON_IsArray(tools) && !cJSON_IsNull(tools)) { fprintf(stderr, "tinyvllm %s: tools must be a JSON array\n", CMD); goto done; }
+    if (kwargs_path) {
+        if (!(kwargs_doc = read_json(kwargs_path))) goto done;
+        if (!cJSON_IsObject(kwargs_doc)) { fprintf(stderr, "tinyvllm %s: %s: expected a JSON object\n", CMD, kwargs_path); goto done; }
+        if (!(kwargs_json = cJSON_PrintUnformatted(kwargs_doc))) { fprintf(stderr, "tinyvllm %s: out of memory\n", CMD); goto done; }
+    }
 
     tv_chat_params cp = {0};
     cp.template_src = src;
@@ -118,6 +128,7 @@ int cmd_template(int argc, char **argv) {
     tv_chat_input in = {0};
     in.messages_json = msgs_json;
     in.tools_json = tools_json;
+    in.kwargs_json = kwargs_json;
     in.add_generation_prompt = gen_prompt;
     if (tv_chat_render(chat, &in, &out, &err) != TV_OK) {
         fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg);
@@ -131,8 +142,10 @@ done:
     tv_chat_free(chat);
     free(msgs_json);
     free(tools_json);
+    free(kwargs_json);
     cJSON_Delete(msgs_doc);
     cJSON_Delete(tools_doc);
+    cJSON_Delete(kwargs_doc);
     free(src);
     free(gguf_bos);
     free(gguf_eos);

@@ -10,6 +10,10 @@
 //        renders every template x context x add_generation_prompt (true: "gen", false: "nogen") with
 //        bos_token "<s>" and eos_token "</s>", writing OUTDIR/<template>__<context>__<gen|nogen>.out
 //        (the rendered text) or .err (the exception text)
+//   node render_template.mjs --jobs JOBS.json
+//        JOBS.json: [{template, context, add_generation_prompt, bos_token, eos_token, kwargs, out}, ...];
+//        renders each (kwargs: extra variables, chat_template_kwargs, set last as transformers does)
+//        into out + ".out" or out + ".err"
 // A CONTEXT.json is an object with "messages" (and optionally "tools", "add_generation_prompt",
 // "bos_token", "eos_token"); keys it lacks get HF's defaults (add_generation_prompt false, tokens "").
 // Exit status: 0 rendered, 1 the template raised (message on stderr), 2 usage.
@@ -38,6 +42,18 @@ function render(tplFile, ctxFile, overrides) {
 }
 
 const argv = process.argv.slice(2);
+if (argv[0] === "--jobs") {
+  for (const j of JSON.parse(readFileSync(argv[1], "utf8"))) {
+    const over = Object.assign({ add_generation_prompt: j.add_generation_prompt, bos_token: j.bos_token,
+                                 eos_token: j.eos_token }, j.kwargs || {});
+    try {
+      writeFileSync(j.out + ".out", render(j.template, j.context, over));
+    } catch (e) {
+      writeFileSync(j.out + ".err", String(e && e.message ? e.message : e) + "\n");
+    }
+  }
+  process.exit(0);
+}
 if (argv[0] === "--batch") {
   const outdir = argv[1];
   const sep = argv.indexOf("--");
