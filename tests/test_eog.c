@@ -100,7 +100,14 @@ static void test_family_vocabs(void **state) {
          "263 117 115 101 114 264 72 105 256", false},
         {"harmony", "257 262 263", "<|start|>user<|message|>Hi<|end|>", "258 117 115 101 114 260 72 105 259", false},
         {"gemma3", "1 277", "<start_of_turn>user\nHi<end_of_turn>", "2 276 271 14 263 264 277", true},
-        {"gemma4", "1 276 278", "<|turn>user\nHi<turn|></s>", "2 275 271 14 263 264 276 64 51 266 66", true},
+        // Gemma 4: BPE over U+2581-escaped text, a run of newlines one token; </s> is text; BOS always
+        {"gemma4", "1 276 278", "<|turn>user\nHi there<turn|>\n\n<|turn>model\n</s>",
+         "2 275 271 14 281 260 120 108 267 268 267 276 280 275 113 115 104 267 112 14 64 51 266 66", true},
+        // Mistral 3: tekken splits "HelloWorld" at the case change; pre-tokens in the vocab are tokens
+        {"mistral3", "258", "[INST]Hello World HelloWorld \xc3\x89" "coleNormale[/INST]",
+         "257 259 263 265 32 72 101 108 108 111 264 32 195 137 99 111 108 101 78 111 114 109 97 108 101 260", true},
+        {"phi4-mini", "256 258", "<|user|>Hello World's HeLLo 12345<|end|><|assistant|>",
+         "259 262 108 111 32 87 111 114 108 100 39 115 32 261 76 76 111 32 49 50 51 52 53 258 260", false},
         // Phi-3: whitespace after <|user|> / <|end|> is dropped (llama.cpp's rule for this family)
         {"phi3", "2 274 277", "<|user|>\nHi<|end|>\n<|assistant|>", "278 261 277 275", false},
     };

@@ -66,10 +66,21 @@ static pthread_once_t BYTE_CHARS_ONCE = PTHREAD_ONCE_INIT;
 #define RE_QWEN2 RE_CONTR "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define RE_CJK "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
 
+// Tekken (Mistral 3) and GPT-4o (Phi-4-mini) as llama.cpp spells them: "an upper-case run" is a run
+// of letters other than a-z, "a lower-case run" of letters other than A-Z.
+#define RE_UPPER "((?=[\\p{L}])([^a-z]))"
+#define RE_LOWER "((?=[\\p{L}])([^A-Z]))"
+#define RE_TEKKEN "[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "*" RE_LOWER "+|[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "+" RE_LOWER "*" \
+                  "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_GPT4O "[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "*" RE_LOWER "+" RE_CONTR "?|[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "+" \
+                 RE_LOWER "*" RE_CONTR "?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
 typedef struct pre_family { const char *names; const char *re[6]; bool ignore_merges; } pre_family;
 
 static const pre_family PRE_FAMILIES[] = {
     {"|llama3|llama-v3|llama-bpe|falcon3|pixtral|", {RE_LLAMA3}, true},
+    {"|tekken|", {RE_TEKKEN}, true},
+    {"|gpt-4o|llama4|", {RE_GPT4O}, false},
     {"|dbrx|smaug-bpe|chatglm-bpe|", {RE_LLAMA3}, false},
     {"|qwen2|deepseek-r1-qwen|stablelm2|hunyuan|", {RE_QWEN2}, false},
     {"|deepseek-llm|", {"[\\r\\n]",
@@ -267,6 +278,12 @@ static size_t utf8_char_len(uint8_t c) {
 // Encodes one pre-tokenized word.
 static bool bpe_word_uncached(const tv_tokenizer *t, bpe_scratch *s, const char *w, size_t n, tok_ids *out) {
     if (n == 0) return true;
+    if (t->newline_words && w[0] == '\n') {
+        size_t k = 0;
+        while (k < n && w[k] == '\n') k++;
+        int32_t id = k == n ? tok_find(t, w, n) : -1;
+        if (id >= 0) return tok_ids_push(out, id);
+    }
     if (t->ignore_merges) {
         const char *key = w;
         size_t kn = n;

@@ -76,6 +76,7 @@ struct tv_tokenizer {
     bool metaspace_first_only;  // prepend_scheme "first": prefix only the text's first fragment
     bool bl_add_prefix_space;   // ByteLevel add_prefix_space: ' ' before a fragment not starting with one
     bool bpe_byte_fallback; // HF BPE with byte_fallback (SPM-converted vocab): <0xXX> for unknown chars
+    bool newline_words;     // Gemma 4: a pre-token of newlines only is one token when the vocab has it
 };
 
 // tokenizer.c

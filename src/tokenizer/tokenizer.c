@@ -454,14 +454,18 @@ tv_tokenizer *tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
         return NULL;
     }
     tv_tok_kind kind;
+    gguf_str pre = {"default", 7};
+    gguf_get_str(g, "tokenizer.ggml.pre", &pre);
+    // Gemma 4's BPE: SentencePiece-style pieces (U+2581 for spaces, <0xXX> byte tokens), no byte-level map
+    bool is_gemma4 = (model.len == 6 && !memcmp(model.ptr, "gemma4", 6)) || (pre.len == 6 && !memcmp(pre.ptr, "gemma4", 6));
     if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) kind = TV_TOK_SPM;
-    else if (model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) kind = TV_TOK_BPE;
+    else if ((model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) || is_gemma4) kind = TV_TOK_BPE;
     else if (model.len == 4 && !memcmp(model.ptr, "bert", 4)) kind = TV_TOK_WPM;
     else if (model.len == 8 && !memcmp(model.ptr, "no_vocab", 8)) {
         err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer.ggml.model is \"no_vocab\": the model has no vocabulary (token ids only)");
         return NULL;
     } else {
-        err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (llama, gpt2, bert)",
+        err_fail(err, TV_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (llama, gpt2, gemma4, bert)",
                 (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return NULL;
     }
@@ -533,7 +537,16 @@ tv_tokenizer *tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
     } else if (kind == TV_TOK_WPM) {
         t->strip_leading_space = true;
     } else {
-        t->byte_level = true;
+        t->byte_level = !is_gemma4;
+        if (is_gemma4) {   // ' ' -> U+2581, split at newline runs, unknown chars as <0xXX> bytes
+            t->bpe_byte_fallback = true;
+            t->newline_words = true;
+            if (!(t->norm_replace_from = strdup(" ")) || !(t->norm_replace_to = strdup(SPM_SPACE))) {
+                err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
+                goto fail;
+            }
+            if (!t->add_bos) t->add_bos = true;   // llama.cpp overrides add_bos_token false for Gemma 4
+        }
         const gguf_value *merges = gguf_get(g, "tokenizer.ggml.merges");
         if (!merges || merges->type != GGUF_TYPE_ARRAY || merges->arr_type != GGUF_TYPE_STRING) {
             err_fail(err, TV_ERR_FORMAT, "GGUF tokenizer.ggml.merges missing or not a string array");
@@ -548,12 +561,14 @@ tv_tokenizer *tokenizer_from_gguf(const gguf_ctx *g, tv_error *err) {
             size_t na = (size_t)(sp - m.ptr);
             tok_bpe_add_merge(t, m.ptr, na, sp + 1, (size_t)m.len - na - 1, (int32_t)i);
         }
-        gguf_str pre = {"default", 7};
-        gguf_get_str(g, "tokenizer.ggml.pre", &pre);
-        char pre_name[64];
-        snprintf(pre_name, sizeof pre_name, "%.*s", (int)(pre.len > 63 ? 63 : pre.len), pre.ptr);
-        if (tok_bpe_set_pre(t, pre_name, err) != TV_OK) goto fail;   // may default add_bos (llama3)
-        if (gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) t->add_bos = b;   // the file has the last word
+        if (is_gemma4) {
+            if (tok_bpe_add_regex(t, "[^\\n]+|[\\n]+", err) != TV_OK) goto fail;
+        } else {
+            char pre_name[64];
+            snprintf(pre_name, sizeof pre_name, "%.*s", (int)(pre.len > 63 ? 63 : pre.len), pre.ptr);
+            if (tok_bpe_set_pre(t, pre_name, err) != TV_OK) goto fail;   // may default add_bos (llama3)
+            if (gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) t->add_bos = b;   // the file has the last word
+        }
         if (tok_set_specials(t, err) != TV_OK) goto fail;
         return t;
     }
