@@ -473,11 +473,11 @@ static void arch_metadata(gguf_writer *w, const arch_spec *a) {
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.attn_factor"), 1.1902f);
         gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), 2047);   // phi-3.5's; llama.cpp ignores it
     } else if (!strcmp(n, "mistral3")) {
-        // YaRN like Ministral 3 (factor 16), with an original context of 64 so the llama-4 style
-        // attention temperature (floor((pos + 1) / 64)) changes the fixtures' later positions
+        // YaRN like Ministral 3 (factor 16), with an original context of 16 so the llama-4 style
+        // attention temperature (1 + 0.1 log(1 + floor(pos / 16))) changes most fixture positions
         gguf_set_str(w, ARCH_KEY(k, a, "rope.scaling.type"), "yarn");
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), 16.0f);
-        gguf_set_u32(w, ARCH_KEY(k, a, "rope.scaling.original_context_length"), 64);
+        gguf_set_u32(w, ARCH_KEY(k, a, "rope.scaling.original_context_length"), 16);
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_beta_fast"), 32.0f);
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_beta_slow"), 1.0f);
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_log_multiplier"), 1.0f);
