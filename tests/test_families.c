@@ -194,7 +194,7 @@ static void test_fixture(void **state) {
     r.be = backend_cpu_create(test_cpu_path(), 2, &err);
     assert_non_null(r.be);
     assert_non_null(r.kv = kv_cache_create(m, n_blocks + 2, BLOCK_SIZE, true, &err));
-    assert_non_null(r.f = forward_create(m, 256, 256, r.be, &err));
+    assert_non_null(r.f = forward_create(m, n_ctx, 256, 256, r.be, &err));
     for (int i = 0; i < n_blocks; i++) r.table[i] = n_blocks + 1 - i;   // scattered, reversed blocks
 
     float *logits = malloc((size_t)256 * (size_t)V * sizeof(float));

@@ -1,5 +1,5 @@
-// test_family_load.c — the loaders of the qwen2, qwen3, smollm3, granite and mistral3 families and
-// the RoPE scaling keys (model.c): a well-formed file of each loads; a missing or misshapen family
+// test_family_load.c — the loaders of the qwen2, qwen3, smollm3, granite, mistral3 and phi3 families
+// and the RoPE scaling keys (model.c; phi3: fused tensors bound as row views, LongRoPE's two tables): a well-formed file of each loads; a missing or misshapen family
 // tensor, a missing required key, an out-of-range key, an unknown RoPE scaling type and an unknown
 // architecture each fail with an error naming what is wrong. (Their numerics are checked against
 // llama.cpp by the family fixtures.)
@@ -48,7 +48,7 @@ static void add_t(gguf_writer *w, const variant *v, const char *name, int64_t ne
 static void write_model(const char *path, const char *arch, const variant *v) {
     gguf_writer *w = gguf_writer_create();
     assert_non_null(w);
-    const bool is_qwen3 = !strcmp(arch, "qwen3"), is_qwen2 = !strcmp(arch, "qwen2");
+    const bool is_qwen3 = !strcmp(arch, "qwen3"), is_qwen2 = !strcmp(arch, "qwen2"), is_phi3 = !strcmp(arch, "phi3");
     const int hd = is_qwen3 ? HD : DIM / HEADS;
     char k[128];
 #define KEY(name) (snprintf(k, sizeof k, "%s.%s", arch, name), k)
@@ -79,6 +79,20 @@ static void write_model(const char *path, const char *arch, const variant *v) {
         gguf_set_f32(w, KEY("rope.scaling.yarn_beta_slow"), 1.0f);
         gguf_set_f32(w, KEY("attention.temperature_scale"), 0.1f);
     }
+    if (is_phi3) {   // LongRoPE: short factors up to 128 tokens of context, long ones beyond
+        gguf_set_u32(w, KEY("rope.scaling.original_context_length"), 128);
+        gguf_set_f32(w, KEY("rope.scaling.attn_factor"), 1.19f);
+        static float factors[2][DIM / HEADS / 2];
+        for (int i = 0; i < DIM / HEADS / 2; i++) {
+            factors[0][i] = 1.0f + 0.5f * (float)i;
+            factors[1][i] = 1.0f + 4.0f * (float)i;
+        }
+        tv_error e = {0};
+        const int64_t ne[1] = {DIM / HEADS / 2};
+        if (gguf_add_tensor(w, "rope_factors_short.weight", TV_TYPE_F32, 1, ne, factors[0], &e) ||
+            gguf_add_tensor(w, "rope_factors_long.weight", TV_TYPE_F32, 1, ne, factors[1], &e))
+            fail_msg("%s", e.msg);
+    }
 #undef KEY
     if (v->float_key) gguf_set_f32(w, v->float_key, v->float_val);
     if (v->str_key) gguf_set_str(w, v->str_key, v->str_val);
@@ -89,9 +103,13 @@ static void write_model(const char *path, const char *arch, const variant *v) {
         char n[64];
 #define LAYER(suffix, ne0, ne1) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), add_t(w, v, n, ne0, ne1))
         LAYER("attn_norm.weight", DIM, 1);
-        LAYER("attn_q.weight", DIM, HEADS * hd);
-        LAYER("attn_k.weight", DIM, KVH * hd);
-        LAYER("attn_v.weight", DIM, KVH * hd);
+        if (is_phi3) {
+            LAYER("attn_qkv.weight", DIM, (HEADS + 2 * KVH) * hd);
+        } else {
+            LAYER("attn_q.weight", DIM, HEADS * hd);
+            LAYER("attn_k.weight", DIM, KVH * hd);
+            LAYER("attn_v.weight", DIM, KVH * hd);
+        }
         LAYER("attn_output.weight", HEADS * hd, DIM);
         if (is_qwen2) {
             LAYER("attn_q.bias", HEADS * hd, 1);
@@ -103,8 +121,12 @@ static void write_model(const char *path, const char *arch, const variant *v) {
             LAYER("attn_k_norm.weight", HD, 1);
         }
         LAYER("ffn_norm.weight", DIM, 1);
-        LAYER("ffn_gate.weight", DIM, HID);
-        LAYER("ffn_up.weight", DIM, HID);
+        if (is_phi3) {
+            LAYER("ffn_up.weight", DIM, 2 * HID);   // gate rows, then up rows
+        } else {
+            LAYER("ffn_gate.weight", DIM, HID);
+            LAYER("ffn_up.weight", DIM, HID);
+        }
         LAYER("ffn_down.weight", HID, DIM);
 #undef LAYER
     }
@@ -139,7 +161,7 @@ static void expect_fail(const char *arch, const variant *v, tv_status code, ...)
 
 static void test_each_family_loads(void **state) {
     (void)state;
-    static const char *const ARCHS[] = {"qwen2", "qwen3", "smollm3", "granite", "mistral3"};
+    static const char *const ARCHS[] = {"qwen2", "qwen3", "smollm3", "granite", "mistral3", "phi3"};
     for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++) {
         tv_error err;
         tv_model *m = load(ARCHS[i], &(variant){0}, &err);
@@ -156,9 +178,29 @@ static void test_each_family_loads(void **state) {
             // YaRN without yarn_log_multiplier: magnitude 1 + 0.1 ln 16
             assert_true(fabsf(h->rope_mscale - (1.0f + 0.1f * logf(16.0f))) < 1e-6f);
             // the fastest pair keeps its frequency, the slowest is divided by the factor
-            const float *inv = model_rope_inv_freq(m);
+            const float *inv = model_rope_inv_freq(m, h->n_ctx_train);
             assert_true(inv[0] == 1.0f);
             assert_true(fabs(inv[h->n_rot / 2 - 1] - pow(10000.0, -2.0 * (h->n_rot / 2 - 1) / h->n_rot) / 16) < 1e-9);
+        }
+        if (!strcmp(ARCHS[i], "phi3")) {
+            // fused weights: Q, K, V and gate, up are consecutive row ranges of one tensor each
+            const tv_layer *L = model_layers(m);
+            const size_t row = DIM * sizeof(float), hd = DIM / HEADS;
+            assert_true(L[1].wq.ne[1] == HEADS * (int64_t)hd && L[1].wk.ne[1] == KVH * (int64_t)hd &&
+                        L[1].wv.ne[1] == KVH * (int64_t)hd && L[1].w_gate.ne[1] == HID && L[1].w_up.ne[1] == HID);
+            assert_ptr_equal(L[1].wk.data, (const char *)L[1].wq.data + HEADS * hd * row);
+            assert_ptr_equal(L[1].wv.data, (const char *)L[1].wk.data + KVH * hd * row);
+            assert_ptr_equal(L[1].w_up.data, (const char *)L[1].w_gate.data + HID * row);
+            assert_int_equal(L[1].wv.nbytes, KVH * hd * row);
+            // LongRoPE: base^(-2i/n_rot) / short factor up to a 128-token context, / long factor above;
+            // attn_factor scales cos and sin
+            assert_string_equal(h->rope_scaling, "longrope");
+            assert_true(fabsf(h->rope_mscale - 1.19f) < 1e-6f);
+            const float *s = model_rope_inv_freq(m, 128), *l = model_rope_inv_freq(m, 129);
+            for (int p = 0; p < h->n_rot / 2; p++) {
+                const double base = pow(10000.0, -2.0 * p / h->n_rot);
+                assert_true(fabs(s[p] - base / (1.0 + 0.5 * p)) < 1e-7 && fabs(l[p] - base / (1.0 + 4.0 * p)) < 1e-7);
+            }
         }
         tv_model_free(m);
     }
@@ -176,6 +218,16 @@ static void test_missing_or_misshapen_tensors(void **state) {
                 NULL);
     expect_fail("granite", &(variant){.drop_tensor = "blk.1.ffn_down.weight"}, TV_ERR_FORMAT,
                 "blk.1.ffn_down.weight", NULL);
+    // phi3's fused tensors: required, and their row count is the sum of the parts'
+    expect_fail("phi3", &(variant){.drop_tensor = "blk.1.attn_qkv.weight"}, TV_ERR_FORMAT, "blk.1.attn_qkv.weight",
+                "missing", NULL);
+    expect_fail("phi3", &(variant){.reshape_tensor = "blk.0.ffn_up.weight"}, TV_ERR_FORMAT, "blk.0.ffn_up.weight",
+                "[66, 192", "[64, 192]", NULL);
+    expect_fail("phi3", &(variant){.drop_tensor = "rope_factors_long.weight", .u32_key = "phi3.rope.dimension_count",
+                                   .u32_val = 8},
+                TV_ERR_FORMAT, "rope_factors_short.weight", "F32 [4]", NULL);
+    expect_fail("phi3", &(variant){.drop_key = "phi3.attention.layer_norm_rms_epsilon"}, TV_ERR_FORMAT,
+                "phi3.attention.layer_norm_rms_epsilon", "missing", NULL);
 }
 
 static void test_keys_checked(void **state) {
@@ -208,9 +260,9 @@ static void test_keys_checked(void **state) {
 static int setup(void **state) {
     (void)state;
     snprintf(g_path, sizeof g_path, "%s/family-load.gguf", TV_BINARY_DIR);
-    g_data = malloc(sizeof(float) * (DIM + 2) * VOCAB * 2);
+    g_data = malloc(sizeof(float) * (DIM + 2) * VOCAB * 3);   // phi3's ffn_up: 66 x 192
     if (!g_data) return -1;
-    for (int i = 0; i < (DIM + 2) * VOCAB * 2; i++) g_data[i] = 0.02f * rnd_normal();
+    for (int i = 0; i < (DIM + 2) * VOCAB * 3; i++) g_data[i] = 0.02f * rnd_normal();
     return 0;
 }
 

@@ -206,7 +206,7 @@ static void check_logits(const char *cpu, const char *model, const char *ref_fil
     assert_non_null(be);
     assert_string_equal(backend_name(be), cpu);
     tv_kv_cache *kv = kv_cache_create(m, 2, 16, true, &err);
-    tv_forward *f = forward_create(m, 1, 1, be, &err);
+    tv_forward *f = forward_create(m, model_hparams(m)->n_ctx_train, 1, 1, be, &err);
     assert_non_null(kv);
     assert_non_null(f);
     int32_t tok = 1, table[2] = {0, 1};

@@ -197,7 +197,7 @@ static void our_forward(const tv_model *m, const int32_t *tokens, int n, int chu
     assert_non_null(be);
     int n_blocks = (n + block_size - 1) / block_size;
     tv_kv_cache *kv = kv_cache_create(m, n_blocks + 3, block_size, true, &err);
-    tv_forward *f = forward_create(m, chunk, chunk, be, &err);
+    tv_forward *f = forward_create(m, model_hparams(m)->n_ctx_train, chunk, chunk, be, &err);
     assert_non_null(kv);
     assert_non_null(f);
     int32_t table[64];

@@ -162,7 +162,7 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
     if (!(e->be = backend_cpu_create(c.cpu_path, c.n_threads, err))) goto fail;
     if (!(e->kv = kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
-    if (!(e->fwd = forward_create(m, c.max_batched_tokens, c.max_num_seqs, e->be, err))) goto fail;
+    if (!(e->fwd = forward_create(m, e->max_len, c.max_batched_tokens, c.max_num_seqs, e->be, err))) goto fail;
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {.max_num_seqs = c.max_num_seqs, .max_batched_tokens = c.max_batched_tokens,
                           .chunked_prefill = c.chunked_prefill, .prefix_caching = c.prefix_caching,

@@ -51,18 +51,40 @@ typedef enum family_dim {
 // tv_weights (model-wide) or tv_layer (per layer), with shape [ne0 (row length), ne1 (rows)].
 // Vectors (ne1 = FD_ONE) must be F32. An optional tensor that is absent leaves its slot empty
 // (data NULL); the block checks. Model-wide "output" absent means tied to token_embd.
+// A fused weight (n_parts > 0; offset and ne1 unused) holds the rows of several slots one after
+// another: part i is parts[i].rows rows bound as a view into the tv_layer slot at parts[i].offset,
+// so each part multiplies exactly like a separate tensor (Phi-3's attn_qkv = Q, K, V rows and
+// ffn_up = gate then up rows). The fused shape [ne0, sum of the parts' rows] is checked at load.
+typedef struct family_tensor_part {
+    size_t offset;
+    family_dim rows;
+} family_tensor_part;
+
 typedef struct family_tensor {
     const char *name;
     bool is_layer;
     size_t offset;
     family_dim ne0, ne1;
     bool is_optional;
+    int n_parts;
+    family_tensor_part parts[3];
 } family_tensor;
 
-#define FAMILY_TENSOR(name, slot, ne0, ne1) {name, false, offsetof(tv_weights, slot), ne0, ne1, false}
-#define FAMILY_TENSOR_OPT(name, slot, ne0, ne1) {name, false, offsetof(tv_weights, slot), ne0, ne1, true}
-#define FAMILY_LAYER(name, slot, ne0, ne1) {name, true, offsetof(tv_layer, slot), ne0, ne1, false}
-#define FAMILY_LAYER_OPT(name, slot, ne0, ne1) {name, true, offsetof(tv_layer, slot), ne0, ne1, true}
+#define FAMILY_TENSOR(name_, slot, ne0_, ne1_) \
+    {.name = name_, .is_layer = false, .offset = offsetof(tv_weights, slot), .ne0 = ne0_, .ne1 = ne1_}
+#define FAMILY_TENSOR_OPT(name_, slot, ne0_, ne1_) \
+    {.name = name_, .is_layer = false, .offset = offsetof(tv_weights, slot), .ne0 = ne0_, .ne1 = ne1_, .is_optional = true}
+#define FAMILY_LAYER(name_, slot, ne0_, ne1_) \
+    {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_}
+#define FAMILY_LAYER_OPT(name_, slot, ne0_, ne1_) \
+    {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_, .is_optional = true}
+// A fused per-layer weight of rows ne0 long split into two or three slots (slot, its rows) in order.
+#define FAMILY_LAYER_SPLIT2(name_, ne0_, s0, r0, s1, r1)                                              \
+    {.name = name_, .is_layer = true, .ne0 = ne0_, .n_parts = 2,                                     \
+     .parts = {{offsetof(tv_layer, s0), r0}, {offsetof(tv_layer, s1), r1}}}
+#define FAMILY_LAYER_SPLIT3(name_, ne0_, s0, r0, s1, r1, s2, r2)                                      \
+    {.name = name_, .is_layer = true, .ne0 = ne0_, .n_parts = 3,                                     \
+     .parts = {{offsetof(tv_layer, s0), r0}, {offsetof(tv_layer, s1), r1}, {offsetof(tv_layer, s2), r2}}}
 
 // Layer l of the forward pass: reads and updates the residual stream s->x (T, dim) in place,
 // composed of the shared pieces (layers.h). Returns TV_OK or a failed piece's status (err set).

@@ -74,6 +74,7 @@ struct tv_forward {
     const tv_model *m;
     backend *be;
     int max_tokens, max_logits;
+    const float *rope_inv_freq;   // (n_rot / 2) the model's, for the context it runs with
     layer_state s;       // the blocks' view: activation buffers (owned) sized for max_tokens, batch fields per run
     float *lx;           // (L, dim) rows that need logits
     float *logits;       // (L, vocab)
@@ -96,7 +97,7 @@ void forward_free(tv_forward *f) {
     free(f);
 }
 
-tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, backend *be, tv_error *err) {
+tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max_logits, backend *be, tv_error *err) {
     const tv_hparams *h = model_hparams(m);
     if (max_tokens <= 0 || max_logits <= 0 || max_logits > max_tokens) {
         err_fail(err, TV_ERR_INVALID, "forward: invalid sizes (%d tokens, %d logits)", max_tokens, max_logits);
@@ -106,6 +107,7 @@ tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, ba
     if (!f) goto oom;
     f->m = m;
     f->be = be;
+    f->rope_inv_freq = model_rope_inv_freq(m, n_ctx);
     f->max_tokens = max_tokens;
     f->max_logits = max_logits;
     layer_state *s = &f->s;
@@ -187,7 +189,7 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     const tv_hparams *h = model_hparams(m);
     const tv_layer *layers = model_layers(m);
     const model_family *fam = model_family_of(m);
-    const float *inv_freq = model_rope_inv_freq(m);
+    const float *inv_freq = f->rope_inv_freq;
     const int T = b->n_tokens, hd = h->head_dim, qd = h->n_heads * hd;
     layer_state *s = &f->s;
     s->kv = kv;

@@ -35,6 +35,8 @@ struct tv_model {
     tv_tensor **matrices;        // (n_matrices) the bound weight matrices, pointers into w and layers
     int n_matrices;
     float *rope_inv_freq;        // (n_rot / 2)
+    float *rope_inv_freq_long;   // (n_rot / 2) LongRoPE's for contexts above rope_long_ctx, or NULL
+    int32_t rope_long_ctx;       // the original context length LongRoPE switches at
     size_t weight_bytes;
     void **packed;               // (n_packed) repacked weight copies, owned
     int n_packed;
@@ -50,7 +52,9 @@ const tv_layer *model_layers(const tv_model *m) { return m->layers; }
 const tv_tensor *model_tok_embd(const tv_model *m) { return &m->w.tok_embd; }
 const tv_tensor *model_output(const tv_model *m) { return &m->w.output; }
 const tv_tensor *model_output_norm(const tv_model *m) { return &m->w.output_norm; }
-const float *model_rope_inv_freq(const tv_model *m) { return m->rope_inv_freq; }
+const float *model_rope_inv_freq(const tv_model *m, int n_ctx) {
+    return m->rope_inv_freq_long && n_ctx > m->rope_long_ctx ? m->rope_inv_freq_long : m->rope_inv_freq;
+}
 const tv_tensor *const *model_matrices(const tv_model *m, int *n) {
     *n = m->n_matrices;
     return (const tv_tensor *const *)m->matrices;
@@ -94,6 +98,7 @@ void tv_model_free(tv_model *m) {
     free(m->layers);
     free(m->matrices);
     free(m->rope_inv_freq);
+    free(m->rope_inv_freq_long);
     free(m->chat_template);
     free(m->name);
     free(m->path);
@@ -179,9 +184,29 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     char name[96];
     if (ft->is_layer) snprintf(name, sizeof name, "blk.%d.%s", l, ft->name);
     else snprintf(name, sizeof name, "%s", ft->name);
-    tv_tensor tmp, *dst = (tv_tensor *)((ft->is_layer ? (char *)&m->layers[l] : (char *)&m->w) + ft->offset);
+    char *base = ft->is_layer ? (char *)&m->layers[l] : (char *)&m->w;
+    tv_tensor tmp, *dst = (tv_tensor *)(base + ft->offset);
     const tv_tensor *t = find(src, name, &tmp);
     if (!t && ft->is_optional) return TV_OK;
+    if (ft->n_parts) {   // fused: bind the whole, then each part as a view of its rows
+        int64_t rows = 0;
+        for (int i = 0; i < ft->n_parts; i++) rows += dim_value(&m->hp, ft->parts[i].rows);
+        tv_tensor whole;
+        tv_status st = bind(m, t, name, dim_value(&m->hp, ft->ne0), rows, &whole, err);
+        if (st) return st;
+        const size_t row_bytes = kern_row_size(whole.type, whole.ne[0]);
+        int64_t r0 = 0;
+        for (int i = 0; i < ft->n_parts; i++) {
+            tv_tensor *part = (tv_tensor *)(base + ft->parts[i].offset);
+            *part = whole;
+            part->ne[1] = dim_value(&m->hp, ft->parts[i].rows);
+            part->data = (const uint8_t *)whole.data + (size_t)r0 * row_bytes;
+            part->nbytes = (size_t)part->ne[1] * row_bytes;
+            r0 += part->ne[1];
+            m->matrices[m->n_matrices++] = part;
+        }
+        return TV_OK;
+    }
     tv_status st = bind(m, t, name, dim_value(&m->hp, ft->ne0), dim_value(&m->hp, ft->ne1), dst, err);
     if (st) return st;
     if (ft->ne1 != FD_ONE && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
@@ -194,7 +219,7 @@ static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
     const model_family *fam = m->family;
     const int n_layers = m->hp.n_layers;
     m->layers = calloc((size_t)n_layers, sizeof *m->layers);
-    m->matrices = malloc(((size_t)n_layers + 1) * (size_t)fam->n_tensors * sizeof *m->matrices);
+    m->matrices = malloc(((size_t)n_layers + 1) * (size_t)fam->n_tensors * 3 * sizeof *m->matrices);   // 3: parts
     if (!m->layers || !m->matrices) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     tv_status st;
     for (int i = 0; i < fam->n_tensors; i++)
@@ -216,7 +241,9 @@ typedef struct rope_scaling {
     double orig_ctx;                 // llama3 / yarn: the pre-training context length
     double beta_fast, beta_slow;     // yarn: correction range, in rotations over orig_ctx
     bool is_llama3, is_yarn;
-    const float *freq_factors;       // (n_rot/2) rope_freqs.weight divisors, or NULL
+    const float *freq_factors;       // (n_rot/2) rope_freqs.weight or rope_factors_short.weight divisors, or NULL
+    const float *freq_factors_long;  // (n_rot/2) rope_factors_long.weight (LongRoPE), or NULL
+    double long_ctx;                 // LongRoPE: contexts above this use freq_factors_long
 } rope_scaling;
 
 // Inverse RoPE frequencies, scaling applied: explicit freq factors (rope_freqs.weight) divide them;
@@ -225,11 +252,24 @@ typedef struct rope_scaling {
 // YaRN (ggml's rope_yarn: pair i blends the interpolated inv/factor and the original inv by a ramp
 // that is 1 below the fast correction dim and 0 above the slow one; the mix is linear in the
 // position, so it folds into the frequency).
+// LongRoPE (Phi-3) keeps two tables, divided by its short and long factors; the forward pass
+// takes the long one when its context exceeds the original one (llama.cpp's get_rope_factors).
+static tv_status make_rope_table(tv_model *m, const rope_scaling *rs, const float *freq_factors, float **out,
+                                 tv_error *err);
+
 static tv_status make_rope(tv_model *m, const rope_scaling *rs, tv_error *err) {
+    tv_status st = make_rope_table(m, rs, rs->freq_factors, &m->rope_inv_freq, err);
+    if (st || !rs->freq_factors_long) return st;
+    m->rope_long_ctx = (int32_t)rs->long_ctx;
+    return make_rope_table(m, rs, rs->freq_factors_long, &m->rope_inv_freq_long, err);
+}
+
+static tv_status make_rope_table(tv_model *m, const rope_scaling *rs, const float *freq_factors, float **out,
+                                 tv_error *err) {
     const tv_hparams *h = &m->hp;
     int n = h->n_rot / 2;
-    m->rope_inv_freq = malloc((size_t)n * sizeof(float));
-    if (!m->rope_inv_freq) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    float *inv_freq = *out = malloc((size_t)n * sizeof(float));
+    if (!inv_freq) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     double corr_lo = 0, corr_hi = 0;
     if (rs->is_yarn) {   // ggml_rope_yarn_corr_dims
         const double base_log = 2 * log((double)h->rope_theta);
@@ -240,12 +280,12 @@ static tv_status make_rope(tv_model *m, const rope_scaling *rs, tv_error *err) {
     }
     for (int i = 0; i < n; i++) {
         double inv = pow((double)h->rope_theta, -2.0 * i / h->n_rot);
-        if (rs->freq_factors) inv /= rs->freq_factors[i];
+        if (freq_factors) inv /= freq_factors[i];
         if (rs->is_yarn) {
             double y = (i - corr_lo) / (corr_hi - corr_lo > 0.001 ? corr_hi - corr_lo : 0.001);
             double mix = 1 - (y < 0 ? 0 : y > 1 ? 1 : y);
             inv *= (1 - mix) / rs->factor + mix;
-        } else if (rs->is_llama3 && !rs->freq_factors) {
+        } else if (rs->is_llama3 && !freq_factors) {
             double wavelen = 2 * M_PI / inv;
             double low_wl = rs->orig_ctx / rs->l3_low, high_wl = rs->orig_ctx / rs->l3_high;
             if (wavelen > low_wl) {
@@ -255,7 +295,7 @@ static tv_status make_rope(tv_model *m, const rope_scaling *rs, tv_error *err) {
                 inv = (1 - smooth) * inv / rs->factor + smooth * inv;
             }
         }
-        m->rope_inv_freq[i] = (float)inv;
+        inv_freq[i] = (float)inv;
     }
     return TV_OK;
 }
@@ -335,10 +375,26 @@ static tv_status get_arch_float_in(tv_model *m, const char *arch, const char *ke
     return TV_OK;
 }
 
+// RoPE frequency divisors: the F32 [n_rot/2] tensor `name`, every entry positive; *out NULL when absent.
+static tv_status rope_factors(tv_model *m, const char *name, const float **out, tv_error *err) {
+    const int n = m->hp.n_rot / 2;
+    const gguf_tensor_info *rf = gguf_find_tensor(m->gguf, name);
+    *out = NULL;
+    if (!rf) return TV_OK;
+    if (rf->type != TV_TYPE_F32 || rf->ne[0] != n || rf->n_dims != 1)
+        return err_fail(err, TV_ERR_FORMAT, "%s: %s must be F32 [%d]", m->path, name, n);
+    const float *f = rf->data;
+    for (int i = 0; i < n; i++)
+        if (!(f[i] > 0)) return err_fail(err, TV_ERR_FORMAT, "%s: %s[%d] is not positive", m->path, name, i);
+    *out = f;
+    return TV_OK;
+}
+
 // RoPE scaling from llama.cpp's keys: rope.scaling.type "none", "linear" (the default when only a
 // factor is given: positions / factor), "yarn" (with original_context_length, yarn_beta_fast/slow,
 // yarn_log_multiplier) or "llama3" (low/high_freq_factor); rope.scaling.attn_factor; a
-// rope_freqs.weight tensor (Llama 3.x). Sets h->rope_scaling, rope_linear_scale, rope_mscale and
+// rope_freqs.weight tensor (Llama 3.x) or LongRoPE's rope_factors_short / rope_factors_long
+// (Phi-3: two tables, make_rope). Sets h->rope_scaling, rope_linear_scale, rope_mscale and
 // attn_temp_floor; *rs for make_rope.
 static tv_status read_rope_scaling(tv_model *m, const char *arch, rope_scaling *rs, tv_error *err) {
     tv_hparams *h = &m->hp;
@@ -394,15 +450,19 @@ static tv_status read_rope_scaling(tv_model *m, const char *arch, rope_scaling *
     h->rope_mscale *= (float)attn_factor;
     if (h->attn_temp_scale != 0) h->attn_temp_floor = (int32_t)orig_ctx;
 
-    const gguf_tensor_info *rf = gguf_find_tensor(g, "rope_freqs.weight");
-    if (rf) {
-        if (rf->type != TV_TYPE_F32 || rf->ne[0] != h->n_rot / 2 || rf->n_dims != 1)
-            return err_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight must be F32 [%d]", m->path, h->n_rot / 2);
-        rs->freq_factors = rf->data;
+    const float *rope_freqs, *f_short, *f_long;
+    if ((st = rope_factors(m, "rope_freqs.weight", &rope_freqs, err)) ||
+        (st = rope_factors(m, "rope_factors_short.weight", &f_short, err)) ||
+        (st = rope_factors(m, "rope_factors_long.weight", &f_long, err)))
+        return st;
+    if (rope_freqs) {   // llama.cpp: rope_freqs wins over LongRoPE's factors
+        rs->freq_factors = rope_freqs;
         if (!rs->is_yarn) h->rope_scaling = "llama3";
-        for (int i = 0; i < h->n_rot / 2; i++)
-            if (!(rs->freq_factors[i] > 0))
-                return err_fail(err, TV_ERR_FORMAT, "%s: rope_freqs.weight[%d] is not positive", m->path, i);
+    } else if (f_short || f_long) {
+        h->rope_scaling = "longrope";
+        rs->freq_factors = f_short;
+        rs->freq_factors_long = f_long;
+        rs->long_ctx = orig_ctx;
     }
     return TV_OK;
 }

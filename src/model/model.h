@@ -19,7 +19,7 @@ typedef struct tv_hparams {
     float norm_eps;              // RMSNorm epsilon
     float rope_theta;            // base frequency
     float rope_linear_scale;     // positions multiplied by this (1 = none)
-    const char *rope_scaling;    // "none", "linear", "llama3", "yarn" (for info)
+    const char *rope_scaling;    // "none", "linear", "llama3", "yarn", "longrope" (for info)
     float rope_mscale;           // RoPE cos/sin magnitude: YaRN's correction times rope.scaling.attn_factor (1 = none)
     // Multipliers of qwen/granite/mistral3-style families (0 = not used, llama.cpp's convention):
     float embd_scale;            // x = embedding * embd_scale (granite embedding_scale)
@@ -71,7 +71,8 @@ const tv_tensor *model_tok_embd(const tv_model *m);
 const tv_tensor *model_output(const tv_model *m);
 const tv_tensor *model_output_norm(const tv_model *m);
 // Inverse frequencies per rotated pair (n_rot/2), scaling applied.
-const float *model_rope_inv_freq(const tv_model *m);
+// n_ctx: the context length sequences run with (LongRoPE's long factors above its original one).
+const float *model_rope_inv_freq(const tv_model *m, int n_ctx);
 // Every weight matrix the forward pass multiplies by, tied output excluded (*n set to the count).
 const tv_tensor *const *model_matrices(const tv_model *m, int *n);
 // The model's weight type: the one that holds most of the matrices' elements (F32 for a llama2.c
@@ -114,12 +115,13 @@ typedef struct tv_batch {
     const int32_t *logit_rows;    // (n_logits) token indices whose logits are wanted
 } tv_batch;
 
-// Forward state: activations sized for up to max_tokens tokens per batch. Everything it computes
-// runs on be (backend/backend.h; not owned, must outlive f, one forward at a time per backend),
-// which forward_create prepares for this model's weights.
+// Forward state: activations sized for up to max_tokens tokens per batch, for sequences of up to
+// n_ctx tokens (the context the model runs with: LongRoPE picks its factors by it, as llama.cpp by
+// n_ctx_seq). Everything it computes runs on be (backend/backend.h; not owned, must outlive f, one
+// forward at a time per backend), which forward_create prepares for this model's weights.
 typedef struct tv_forward tv_forward;
 typedef struct backend backend;
-tv_forward *forward_create(const tv_model *m, int max_tokens, int max_logits, backend *be, tv_error *err);
+tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max_logits, backend *be, tv_error *err);
 void forward_free(tv_forward *f);
 // Runs the batch: writes K/V of the new tokens into their slots, then attention over each
 // sequence's blocks, and fills logits (n_logits, n_vocab) in the order of logit_rows.

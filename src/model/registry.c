@@ -11,7 +11,8 @@
     X(qwen3) \
     X(smollm3) \
     X(granite) \
-    X(mistral3)
+    X(mistral3) \
+    X(phi3)
 
 #define DECLARE(n) extern const model_family family_##n;
 FAMILIES(DECLARE)
