@@ -36,6 +36,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm chat -m MODEL [options]\n"
             "  --chat-template FILE  Jinja chat template (default: the model's; none: plain \"User:/Assistant:\")\n"
+            "  --chat-template-kwargs JSON  template variables, e.g. '{\"enable_thinking\": false}' (Qwen3)\n"
             "  --system TEXT       system prompt (kept across /reset and history truncation)\n"
             "  -n N                max new tokens per reply (default 512, at most half the context)\n"
             "%s%s"
@@ -90,7 +91,7 @@ static char *trim(char *s) {
 typedef struct chat_args {
     cli_model_opts mo;
     tv_sampling_params sp;
-    const char *tpl_path, *system, *dump_prefix;
+    const char *tpl_path, *tpl_kwargs, *system, *dump_prefix;
     long n_new;   // 0: derived from the context
 } chat_args;
 
@@ -108,6 +109,7 @@ static int parse_args(int argc, char **argv, chat_args *a) {
 #define NEED_VAL() do { if (!v) return cli_usage_error(CMD, "%s needs a value", o); i++; } while (0)
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); return -1; }
         else if (!strcmp(o, "--chat-template")) { NEED_VAL(); a->tpl_path = v; }
+        else if (!strcmp(o, "--chat-template-kwargs")) { NEED_VAL(); a->tpl_kwargs = v; }
         else if (!strcmp(o, "--system")) { NEED_VAL(); a->system = v; }
         else if (!strcmp(o, "--dump-prompt")) { NEED_VAL(); a->dump_prefix = v; }   // hidden: for tests
         else if (!strcmp(o, "-n")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1L << 24, &a->n_new)) return cli_usage_error(CMD, "-n: '%s' is not a valid count (>= 1)", v); }
@@ -165,6 +167,7 @@ static int session_open(session *s, const chat_args *a) {
     cp.template_src = tpl_src ? tpl_src : tv_model_chat_template(s->m);
     cp.template_len = cp.template_src ? (tpl_src ? tpl_len : strlen(cp.template_src)) : 0;
     cp.tokenizer = s->tok;
+    cp.kwargs_json = a->tpl_kwargs;
     if (!(s->chat = tv_chat_create(&cp, &err))) {
         cli_error_prefix(&err, a->tpl_path ? a->tpl_path : "the model's chat template");
         goto fail;

@@ -25,6 +25,7 @@ static void usage(FILE *f) {
             "  --kv-mem MB         KV-cache budget in MiB (default: the engine's)\n"
             "  --max-queue N       sequences allowed to wait beyond max-num-seqs; more -> 429 (default 256)\n"
             "  --chat-template FILE  Jinja chat template (default: the model's)\n"
+            "  --chat-template-kwargs JSON  template variables for every chat, e.g. '{\"enable_thinking\": false}'\n"
             "%s", CLI_MODEL_USAGE);
 }
 
@@ -55,6 +56,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--kv-mem")) ok = cli_parse_long(v, 1, 1L << 30, &kv_mb);
         else if (!strcmp(a, "--max-queue")) ok = cli_parse_long(v, 0, 1 << 20, &max_queue);
         else if (!strcmp(a, "--chat-template")) tpl_path = v;
+        else if (!strcmp(a, "--chat-template-kwargs")) sc.chat_template_kwargs = v;
         else { fprintf(stderr, "tinyvllm serve: unknown option '%s'\n", a); usage(stderr); return 2; }
         if (!ok) { fprintf(stderr, "tinyvllm serve: bad value '%s' for %s\n", v, a); return 2; }
     }

@@ -182,9 +182,12 @@ typedef struct tv_chat_params {     // zero-initialized = plain transcript, no t
     const tv_tokenizer *tokenizer;  // borrowed, must outlive the chat; needed by tv_chat_fit / _tokenize
     const char *bos_token;          // value of bos_token / eos_token; NULL = the tokenizer's BOS / EOS
     const char *eos_token;          // vocabulary string ("" without a tokenizer or such a token)
+    const char *kwargs_json;        // JSON object of template variables every render gets (e.g.
+                                    // {"enable_thinking": false}); a render's own kwargs override them
 } tv_chat_params;
 
-// NULL + err when the template does not compile ("template line L, column C: what") or on OOM.
+// NULL + err when the template does not compile ("template line L, column C: what"), kwargs_json
+// is not a JSON object (TV_ERR_INVALID), or on OOM.
 tv_chat *tv_chat_create(const tv_chat_params *p, tv_error *err);
 void tv_chat_free(tv_chat *c);
 bool tv_chat_has_template(const tv_chat *c);   // false: the plain transcript format

@@ -24,6 +24,8 @@ typedef struct tv_server_config {
     const char *api_key;         // NULL or "" = no authentication
     const char *model_alias;     // the model id served; NULL = tv_model_name()
     const char *chat_template;   // Jinja source; NULL = the model's
+    const char *chat_template_kwargs;  // JSON object of template variables for every chat (e.g.
+                                 // {"enable_thinking": false}); a request's chat_template_kwargs override them
     int max_queue;               // sequences allowed to wait beyond the engine's max_num_seqs; more -> 429
     size_t max_body_bytes;       // request bodies above this -> 413 (default 8 MiB)
     int max_connections;         // concurrent connections (default 512)

@@ -3,9 +3,10 @@
 # (Llama-2 SentencePiece, BOS "<s>") and the Llama-3.2 chat template:
 #   turns, /reset, /quit; the prompt chat builds is byte-identical to what `tinyvllm template`
 #   renders for the same messages (the Hugging Face-compatible renderer), and it tokenizes to one
-#   BOS (the template's own, not doubled); history truncation on a small --ctx keeps the system
-#   prompt and the newest message; a message too long for the context is an error line and the
-#   chat continues; the plain fallback is announced once; greedy and seeded runs are deterministic.
+#   BOS (written by the template, added by the vocabulary: one, not doubled); history truncation on
+#   a small --ctx keeps the system prompt and the newest message; a message too long for the
+#   context is an error line and the chat continues; the plain fallback is announced once; greedy
+#   and seeded runs are deterministic.
 # usage: bash test_chat.sh <tinyvllm-binary> <shared-dir>     (exit 77 = skipped)
 set -u
 BIN=${1:?tinyvllm binary}
@@ -58,6 +59,21 @@ read -r -a arr <<<"$ids"
 n_prompt=$(grep -o 'prompt [0-9]* tok' "$W/t.err" | sed -n 2p | grep -o '[0-9]*')
 if [[ ${arr[0]} == 1 && ${arr[1]} != 1 && ${#arr[@]} == "$n_prompt" ]]; then ok "turn-2 prompt: $n_prompt tokens, one BOS"
 else fail "turn-2 tokens: first ${arr[0]} ${arr[1]}, ${#arr[@]} ids vs chat's '$n_prompt'"; fi
+
+# ---- 2b. --chat-template-kwargs reach the template (Qwen3 without thinking: an empty think block) ----
+QWEN3=$SHARED/chat-templates/Qwen-Qwen3-0.6B.jinja
+if [[ -f $QWEN3 ]]; then
+    printf 'hello\n' | "${CHAT[@]}" --chat-template "$QWEN3" --chat-template-kwargs '{"enable_thinking": false}' -n 4 --temp 0 \
+        --dump-prompt "$W/q" >/dev/null 2>"$W/q.err"
+    printf '{"enable_thinking": false}' >"$W/kw.json"
+    "$BIN" template --template "$QWEN3" --messages "$W/q-1.json" --bos-token '<s>' --eos-token '</s>' --kwargs "$W/kw.json" >"$W/qref.txt"
+    if cmp -s "$W/qref.txt" "$W/q-1.txt" && [[ $(tail -c 19 "$W/q-1.txt" | head -c 7) == '<think>' ]]; then
+        ok "--chat-template-kwargs: the prompt ends with Qwen3's empty think block, as tinyvllm template --kwargs renders it"
+    else fail "--chat-template-kwargs prompt"; cat "$W/q.err"; tail -c 80 "$W/q-1.txt"; fi
+    "${CHAT[@]}" --chat-template "$QWEN3" --chat-template-kwargs '[1]' </dev/null >/dev/null 2>"$W/qbad.err"
+    if [[ $? -eq 1 ]] && grep -q 'expected a JSON object' "$W/qbad.err"; then ok "--chat-template-kwargs not an object: refused"
+    else fail "--chat-template-kwargs '[1]' accepted"; fi
+fi
 
 # ---- 3. history truncation on a small context ----
 # ctx 200, 16 new tokens per reply -> the prompt may take 184 tokens; the system prompt and the

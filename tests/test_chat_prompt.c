@@ -1,13 +1,14 @@
 // test_chat_prompt.c — conversation -> prompt (src/chat/chat.h) on the Llama 2 SPM vocab:
 //   * a Mistral template renders Mistral's documented v7 prompt bytes, with <s> / </s> taken from
-//     the vocabulary, and tokenizes to exactly one BOS (the template's own);
+//     the vocabulary, and tokenizes to exactly one BOS (the template writes it, the vocabulary adds it: one);
 //   * the plain fallback transcript bytes, its BOS, and typed "<s>" staying text;
 //   * fitting: the fewest oldest exchanges go (checked against every budget around the boundaries,
 //     the expected history built by hand), the system prompt and the last message stay, an
 //     exchange takes along the messages up to the next user message, a hopeless budget leaves the
 //     history untouched;
 //   * the public JSON-text API (tv_chat_render, tv_chat_fit) agrees with the cJSON-level one, passes
-//     extra template variables and OpenAI tool-call arguments through as templates expect them.
+//     extra template variables and OpenAI tool-call arguments through as templates expect them;
+//     a chat's own template variables (tv_chat_params.kwargs_json) under a render's.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -328,8 +329,36 @@ static void test_public_api(void **state) {
     tv_chat *r = tv_chat_create(&none, &err);
     assert_non_null(r);
     assert_int_equal(tv_chat_fit(r, "[]", 100, NULL, NULL, NULL, &ids, &n_ids, &err), TV_ERR_STATE);
+    assert_int_equal(tv_chat_tokenize(r, "x", &ids, &n_ids, &err), TV_ERR_STATE);
     tv_chat_free(r);
     tv_chat_free(c);
+}
+
+// tv_chat_params.kwargs_json: variables of every render; a render's own kwargs win; not an object: refused.
+static void test_chat_kwargs(void **state) {
+    (void)state;
+    static const char src[] = "{{ a }}{{ b }}{% if enable_thinking is defined %}{{ enable_thinking }}{% endif %}";
+    tv_chat_params p = {0};
+    p.template_src = src;
+    p.template_len = sizeof src - 1;
+    p.kwargs_json = "{\"a\": \"1\", \"b\": \"2\"}";
+    tv_error err = {0};
+    tv_chat *c = tv_chat_create(&p, &err);
+    if (!c) fail_msg("%s", err.msg);
+    tv_chat_input in = {0};
+    in.messages_json = "[]";
+    char *out = NULL;
+    assert_int_equal(tv_chat_render(c, &in, &out, &err), TV_OK);
+    assert_string_equal(out, "12");
+    free(out);
+    in.kwargs_json = "{\"b\": \"3\", \"enable_thinking\": false}";
+    assert_int_equal(tv_chat_render(c, &in, &out, &err), TV_OK);
+    assert_string_equal(out, "13false");
+    free(out);
+    tv_chat_free(c);
+    p.kwargs_json = "[1]";
+    assert_null(tv_chat_create(&p, &err));
+    assert_int_equal(err.code, TV_ERR_INVALID);
 }
 
 int main(void) {
@@ -340,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_fit_fewest_oldest),
         cmocka_unit_test(test_fit_no_system),
         cmocka_unit_test(test_public_api),
+        cmocka_unit_test(test_chat_kwargs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

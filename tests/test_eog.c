@@ -138,9 +138,10 @@ static void test_special_tokens_without_parse_special(void **state) {
 // ---------------------------------------------------------------------------------------------
 // chat prompts: one BOS
 
-static const char CHATML[] =
+static const char CHATML[] =   // with Qwen3's switch: enable_thinking false writes an empty think block
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}";
 static const char WITH_BOS[] =   // Gemma's shape: the template writes bos_token
     "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
@@ -322,6 +323,23 @@ static void test_server_chat_stops_on_im_end(void **state) {
     assert_int_equal(post(tv_server_port(s), "/tokenize", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}",
                           resp, sizeof resp), 200);
     assert_non_null(strstr(resp, "\"tokens\":[257,"));
+    assert_non_null(strstr(resp, "\"count\":21,"));
+    // chat_template_kwargs reach the template: Qwen3's empty think block, <think> and </think> single tokens
+    assert_int_equal(post(tv_server_port(s), "/tokenize",
+                          "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], "
+                          "\"chat_template_kwargs\": {\"enable_thinking\": false}}", resp, sizeof resp), 200);
+    if (!strstr(resp, "\"count\":27,")) fail_msg("expected 21 + <think> \\n\\n </think> \\n\\n = 27 tokens: %s", resp);
+    tv_server_stop(s);
+    // the server's own chat_template_kwargs (serve --chat-template-kwargs), a request's over them
+    sc.chat_template_kwargs = "{\"enable_thinking\": false}";
+    if (!(s = tv_server_start(g_model, e, &sc, &err))) fail_msg("%s", err.msg);
+    assert_int_equal(post(tv_server_port(s), "/tokenize", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}",
+                          resp, sizeof resp), 200);
+    assert_non_null(strstr(resp, "\"count\":27,"));
+    assert_int_equal(post(tv_server_port(s), "/tokenize",
+                          "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], "
+                          "\"chat_template_kwargs\": {\"enable_thinking\": true}}", resp, sizeof resp), 200);
+    assert_non_null(strstr(resp, "\"count\":21,"));
     tv_server_stop(s);
     tv_engine_free(e);
 }

@@ -217,6 +217,14 @@ static void test_chat(void **state) {
     expect_400(SRV_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_completion_tokens\":0}",
                "max_completion_tokens");
     expect_400(SRV_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":{}}", "tools");
+    // chat_template_kwargs: an object of template variables
+    r = parse(SRV_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                            "\"chat_template_kwargs\":{\"enable_thinking\":false}}", &e);
+    if (!r) fail_msg("%s", e.message);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(r->kwargs, "enable_thinking")));
+    srv_request_free(r);
+    expect_400(SRV_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"chat_template_kwargs\":[]}",
+               "chat_template_kwargs");
 }
 
 static void test_malformed(void **state) {
@@ -265,7 +273,10 @@ static void test_tokenize_detokenize(void **state) {
     assert_non_null(r);
     assert_false(r->add_special_tokens);
     assert_false(r->add_generation_prompt);
+    assert_null(r->kwargs);
     srv_request_free(r);
+    expect_400(SRV_API_TOKENIZE, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"chat_template_kwargs\":1}",
+               "chat_template_kwargs");
     expect_400(SRV_API_TOKENIZE, "{}", "prompt");
     expect_400(SRV_API_TOKENIZE, "{\"prompt\":\"a\",\"messages\":[]}", "prompt");
     expect_400(SRV_API_TOKENIZE, "{\"prompt\":[1,2]}", "prompt");

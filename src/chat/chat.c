@@ -14,6 +14,7 @@ struct tv_chat {
     const tv_tokenizer *tok;   // borrowed; NULL: render only
     chat_template *tpl;        // NULL = plain format
     char *bos, *eos;           // bos_token / eos_token strings for the template ("" when none)
+    cJSON *kwargs;             // template variables of every render (an object), or NULL
 };
 
 // given, else the vocabulary string of id, malloc'd ("" for no tokenizer, id < 0 or out of range);
@@ -41,6 +42,10 @@ tv_chat *tv_chat_create(const tv_chat_params *p, tv_error *err) {
         goto fail;
     }
     if (p->template_src && !(c->tpl = chat_template_create(p->template_src, p->template_len, err))) goto fail;
+    if (p->kwargs_json && (!(c->kwargs = cJSON_Parse(p->kwargs_json)) || !cJSON_IsObject(c->kwargs))) {
+        err_fail(err, TV_ERR_INVALID, "chat template kwargs: expected a JSON object");
+        goto fail;
+    }
     return c;
 fail:
     tv_chat_free(c);
@@ -50,6 +55,7 @@ fail:
 void tv_chat_free(tv_chat *c) {
     if (!c) return;
     chat_template_free(c->tpl);
+    cJSON_Delete(c->kwargs);
     free(c->bos);
     free(c->eos);
     free(c);
@@ -110,7 +116,19 @@ tv_status chat_render(const tv_chat *c, const cJSON *messages, const cJSON *tool
     if (!c) return err_fail(err, TV_ERR_INVALID, "chat is NULL");
     if (!cJSON_IsArray(messages)) return err_fail(err, TV_ERR_INVALID, "messages must be a JSON array");
     if (!c->tpl) return render_plain(messages, add_generation_prompt, out, err);
-    return chat_apply(c->tpl, messages, tools, kwargs, add_generation_prompt, c->bos, c->eos, out, err);
+    if (!c->kwargs || !kwargs) return chat_apply(c->tpl, messages, tools, kwargs ? kwargs : c->kwargs, add_generation_prompt,
+                                                 c->bos, c->eos, out, err);
+    cJSON *all = cJSON_Duplicate(c->kwargs, true);   // the chat's variables, the call's over them
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, kwargs) {
+        cJSON *v = all ? cJSON_Duplicate(kv, true) : NULL;
+        if (!v) { cJSON_Delete(all); return err_fail(err, TV_ERR_NOMEM, "out of memory"); }
+        cJSON_DeleteItemFromObjectCaseSensitive(all, kv->string);
+        cJSON_AddItemToObject(all, kv->string, v);
+    }
+    tv_status st = chat_apply(c->tpl, messages, tools, all, add_generation_prompt, c->bos, c->eos, out, err);
+    cJSON_Delete(all);
+    return st;
 }
 
 tv_status chat_prompt_render(const tv_chat *c, const cJSON *messages, char **out, tv_error *err) {

@@ -9,7 +9,7 @@ struct srv_chat {
     tv_chat *chat;   // NULL = no template
 };
 
-srv_chat *srv_chat_create(const char *template_src, const tv_tokenizer *tok, tv_error *err) {
+srv_chat *srv_chat_create(const char *template_src, const char *kwargs_json, const tv_tokenizer *tok, tv_error *err) {
     srv_chat *c = calloc(1, sizeof *c);
     if (!c) { tv_error_set(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
     if (!template_src) return c;
@@ -17,6 +17,7 @@ srv_chat *srv_chat_create(const char *template_src, const tv_tokenizer *tok, tv_
     p.template_src = template_src;
     p.template_len = strlen(template_src);
     p.tokenizer = tok;   // bos_token / eos_token: its BOS / EOS strings ("" without)
+    p.kwargs_json = kwargs_json;
     if (!(c->chat = tv_chat_create(&p, err))) {
         free(c);
         return NULL;
@@ -32,8 +33,8 @@ void srv_chat_free(srv_chat *c) {
 
 bool srv_chat_has_template(const srv_chat *c) { return c && c->chat; }
 
-char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *tools, bool add_generation_prompt,
-                      srv_error *err) {
+char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *tools, const cJSON *kwargs,
+                      bool add_generation_prompt, srv_error *err) {
     if (!srv_chat_has_template(c)) {
         srv_fail(err, 400, "invalid_request_error", NULL, "messages",
                  "this model has no chat template; start the server with --chat-template FILE");
@@ -42,15 +43,18 @@ char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *too
     char *out = NULL;
     tv_error terr = {0};
     char *msgs = cJSON_PrintUnformatted(messages), *tl = tools ? cJSON_PrintUnformatted(tools) : NULL;
+    char *kw = kwargs ? cJSON_PrintUnformatted(kwargs) : NULL;
     tv_chat_input in = {0};
     in.messages_json = msgs;
     in.tools_json = tl;
+    in.kwargs_json = kw;
     in.add_generation_prompt = add_generation_prompt;
     in.openai = true;   // tool_calls[].function.arguments arrive as JSON strings; templates expect objects
-    tv_status st = !msgs || (tools && !tl) ? tv_error_set(&terr, TV_ERR_NOMEM, "out of memory")
-                                           : tv_chat_render(c->chat, &in, &out, &terr);
+    tv_status st = !msgs || (tools && !tl) || (kwargs && !kw) ? tv_error_set(&terr, TV_ERR_NOMEM, "out of memory")
+                                                              : tv_chat_render(c->chat, &in, &out, &terr);
     free(msgs);
     free(tl);
+    free(kw);
     if (st != TV_OK) {
         // A template that raises (e.g. "roles must alternate") rejects the conversation: a client error.
         int status = terr.code == TV_ERR_NOMEM ? 500 : 400;

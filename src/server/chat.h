@@ -13,15 +13,17 @@
 typedef struct srv_chat srv_chat;
 
 // Compiles template_src (NULL -> srv_chat with no template: every render fails with a 400 that says
-// so). tok (borrowed, may be NULL): bos_token / eos_token are its BOS / EOS strings ("" without), and
-// it encodes rendered prompts. NULL + err when the template does not compile.
-srv_chat *srv_chat_create(const char *template_src, const tv_tokenizer *tok, tv_error *err);
+// so). kwargs_json: template variables of every render (a JSON object) or NULL. tok (borrowed, may be
+// NULL): bos_token / eos_token are its BOS / EOS strings ("" without), and it encodes rendered
+// prompts. NULL + err when the template does not compile or kwargs_json is not an object.
+srv_chat *srv_chat_create(const char *template_src, const char *kwargs_json, const tv_tokenizer *tok, tv_error *err);
 void srv_chat_free(srv_chat *c);
 bool srv_chat_has_template(const srv_chat *c);
-// Renders messages (+ tools) with add_generation_prompt. Returns malloc'ed text, or NULL + err (400
-// for a template that raises or a message list it rejects).
-char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *tools, bool add_generation_prompt,
-                      srv_error *err);
+// Renders messages (+ tools, + kwargs: extra template variables, an object or NULL) with
+// add_generation_prompt. Returns malloc'ed text, or NULL + err (400 for a template that raises or a
+// message list it rejects).
+char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *tools, const cJSON *kwargs,
+                      bool add_generation_prompt, srv_error *err);
 // The ids of text srv_chat_render made (tv_chat_tokenize: one BOS where the vocabulary adds one,
 // special tokens parsed). false + err (400 for text that does not tokenize or no tokenizer, 500 OOM).
 bool srv_chat_tokenize(const srv_chat *c, const char *text, int32_t **ids, size_t *n_ids, srv_error *err);

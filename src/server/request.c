@@ -31,6 +31,7 @@ void srv_request_free(srv_request *r) {
     free(r->prompts);
     cJSON_Delete(r->messages);
     cJSON_Delete(r->tools);
+    cJSON_Delete(r->kwargs);
     free(r->tokens);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->stop);
@@ -350,6 +351,16 @@ static bool parse_generation(srv_request *r, const cJSON *root, int32_t n_vocab,
     return true;
 }
 
+// chat_template_kwargs (vLLM's and llama.cpp's name): extra template variables, e.g.
+// {"enable_thinking": false} for Qwen3. false + err when present but not an object.
+static bool parse_template_kwargs(srv_request *r, const cJSON *root, srv_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "chat_template_kwargs");
+    if (is_null_or_absent(v)) return true;
+    if (!cJSON_IsObject(v)) return BAD("chat_template_kwargs", "'chat_template_kwargs' must be an object");
+    if (!(r->kwargs = cJSON_Duplicate(v, true))) return srv_fail(err, 500, "server_error", NULL, NULL, "out of memory");
+    return true;
+}
+
 srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_t n_vocab, srv_error *err) {
     srv_request *r = NULL;
     cJSON *root = NULL;
@@ -392,6 +403,7 @@ srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_
         if (!parse_messages(r, cJSON_GetObjectItemCaseSensitive(root, "messages"), err)) goto fail;
         if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "add_generation_prompt")) &&
             !get_bool(v, "add_generation_prompt", &r->add_generation_prompt, err)) goto fail;
+        if (!parse_template_kwargs(r, root, err)) goto fail;
         if (!parse_generation(r, root, n_vocab, err)) goto fail;
         break;
     case SRV_API_TOKENIZE: {
@@ -405,6 +417,7 @@ srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_
         } else {
             if (!parse_messages(r, m, err)) goto fail;
             r->add_special_tokens = false;
+            if (!parse_template_kwargs(r, root, err)) goto fail;
             if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "add_generation_prompt")) &&
                 !get_bool(v, "add_generation_prompt", &r->add_generation_prompt, err)) goto fail;
         }

@@ -6,13 +6,15 @@
 //                  max_tokens?: int>=1|null (default 16), echo?: false, suffix?: null, logprobs?: int 0..20|null, ... }
 //   chat:        { model?: str, messages: [{role: str, content: str | [{type:"text", text: str}] | null,
 //                  name?, tool_calls?, tool_call_id?}, ...], max_completion_tokens? | max_tokens?,
-//                  logprobs?: bool, top_logprobs?: int 0..20, tools?: [...], add_generation_prompt?: bool }
+//                  logprobs?: bool, top_logprobs?: int 0..20, tools?: [...], add_generation_prompt?: bool,
+//                  chat_template_kwargs?: {...} (extra template variables, e.g. enable_thinking) }
 //   both:        temperature 0..2, top_p (0,1], top_k int >= -1, min_p 0..1, seed int, stop str|[str],
 //                n 1..SRV_MAX_N, presence_penalty/frequency_penalty -2..2, repetition_penalty (0,2],
 //                logit_bias {"<token id>": -100..100}, ignore_eos bool, user str, stream bool,
 //                stream_options {include_usage: bool} (only with stream: true)
 //   /tokenize:   { model?, prompt: str, add_special_tokens?: bool=true } |
-//                { model?, messages: [...], add_generation_prompt?: bool=true, add_special_tokens?: bool=false }
+//                { model?, messages: [...], add_generation_prompt?: bool=true, add_special_tokens?: bool=false,
+//                  chat_template_kwargs?: {...} }
 //                (messages: the ids a chat completion runs; add_special_tokens: the vocabulary's BOS/EOS
 //                on top of the rendered text, as vLLM),
 //                return_token_strs?: bool
@@ -63,6 +65,7 @@ typedef struct srv_request {
     int n_prompts;
     cJSON *messages;             // chat and /tokenize: normalized (content flattened to a string)
     cJSON *tools;                // chat: as given, or NULL
+    cJSON *kwargs;               // chat, /tokenize: chat_template_kwargs as given, or NULL
     bool add_generation_prompt;  // chat, /tokenize
     bool add_special_tokens;     // /tokenize
     bool return_token_strs;      // /tokenize

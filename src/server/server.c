@@ -270,7 +270,7 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
     g->echo = calloc((size_t)g->n_prompts, sizeof *g->echo);
     if (!g->ids || !g->n_ids || !g->echo) { srv_fail(err, 500, "server_error", NULL, NULL, "out of memory"); goto fail; }
     if (is_chat) {
-        chat_text = srv_chat_render(s->chat, req->messages, req->tools, req->add_generation_prompt, err);
+        chat_text = srv_chat_render(s->chat, req->messages, req->tools, req->kwargs, req->add_generation_prompt, err);
         if (!chat_text) goto fail;
     }
     for (int p = 0; p < g->n_prompts; p++) {
@@ -827,7 +827,7 @@ static enum MHD_Result handle_tokenize(tv_server *s, struct MHD_Connection *c, c
     if (!model_ok(s, req->model)) { r = model_not_found(s, c, cx, req->model); goto out; }
     if (!s->tok) { r = fail(s, c, cx, 400, "invalid_request_error", NULL, NULL, "this model has no tokenizer"); goto out; }
     if (req->messages) {
-        if (!(text = srv_chat_render(s->chat, req->messages, NULL, req->add_generation_prompt, &err))) {
+        if (!(text = srv_chat_render(s->chat, req->messages, NULL, req->kwargs, req->add_generation_prompt, &err))) {
             r = reply_error(s, c, cx, &err, NULL);
             goto out;
         }
@@ -1108,7 +1108,7 @@ tv_server *tv_server_start(tv_model *m, tv_engine *e, const tv_server_config *cf
     if (!(s->metrics = srv_metrics_create(s->model_id))) goto oom;
 
     const char *tpl = c->chat_template ? c->chat_template : tv_model_chat_template(m);
-    if (!(s->chat = srv_chat_create(tpl, s->tok, err))) {
+    if (!(s->chat = srv_chat_create(tpl, c->chat_template_kwargs, s->tok, err))) {
         if (err) {
             char old[sizeof err->msg];
             memcpy(old, err->msg, sizeof old);
