@@ -109,6 +109,54 @@ static void seed_tokenizer(const char *path) {
     fclose(f);
 }
 
+// A tiny valid model of arch (dim 8, 2 heads of 4, 1 KV head, ffn 16, 1 layer, vocab 8) with the
+// family's tensors and keys: the loader fuzzer's seeds.
+static void seed_family(const char *path, const char *arch) {
+    gguf_writer *w = gguf_writer_create();
+    tv_error err = { 0 };
+    char k[96];
+#define KEY(name) (snprintf(k, sizeof k, "%s.%s", arch, name), k)
+    gguf_set_str(w, "general.architecture", arch);
+    gguf_set_u32(w, KEY("context_length"), 16);
+    gguf_set_u32(w, KEY("embedding_length"), 8);
+    gguf_set_u32(w, KEY("block_count"), 1);
+    gguf_set_u32(w, KEY("feed_forward_length"), 16);
+    gguf_set_u32(w, KEY("attention.head_count"), 2);
+    gguf_set_u32(w, KEY("attention.head_count_kv"), 1);
+    gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
+    if (!strcmp(arch, "granite")) {
+        gguf_set_f32(w, KEY("logit_scale"), 8.0f);
+        gguf_set_f32(w, KEY("residual_scale"), 0.25f);
+        gguf_set_f32(w, KEY("embedding_scale"), 12.0f);
+        gguf_set_f32(w, KEY("attention.scale"), 0.125f);
+    }
+    if (!strcmp(arch, "mistral3")) {
+        gguf_set_str(w, KEY("rope.scaling.type"), "yarn");
+        gguf_set_f32(w, KEY("rope.scaling.factor"), 4.0f);
+        gguf_set_u32(w, KEY("rope.scaling.original_context_length"), 8);
+        gguf_set_f32(w, KEY("attention.temperature_scale"), 0.1f);
+    }
+#undef KEY
+    static float d[8 * 16];
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) d[i] = (float)((int)(i * 37 % 17) - 8) / 64;
+    struct { const char *name; int64_t ne0, ne1; } t[] = {
+        {"token_embd.weight", 8, 8}, {"output_norm.weight", 8, 1}, {"blk.0.attn_norm.weight", 8, 1},
+        {"blk.0.attn_q.weight", 8, 8}, {"blk.0.attn_k.weight", 8, 4}, {"blk.0.attn_v.weight", 8, 4},
+        {"blk.0.attn_output.weight", 8, 8}, {"blk.0.ffn_norm.weight", 8, 1}, {"blk.0.ffn_gate.weight", 8, 16},
+        {"blk.0.ffn_up.weight", 8, 16}, {"blk.0.ffn_down.weight", 16, 8},
+        {"blk.0.attn_q.bias", 8, 1}, {"blk.0.attn_k.bias", 4, 1}, {"blk.0.attn_v.bias", 4, 1},   // qwen2
+        {"blk.0.attn_q_norm.weight", 4, 1}, {"blk.0.attn_k_norm.weight", 4, 1},                 // qwen3
+    };
+    const int n = !strcmp(arch, "qwen2") ? 14 : !strcmp(arch, "qwen3") ? 16 : 11;
+    for (int i = 0; i < n; i++) {
+        if (i >= 11 && i < 14 && strcmp(arch, "qwen2")) continue;
+        int64_t ne[2] = { t[i].ne0, t[i].ne1 };
+        check(gguf_add_tensor(w, t[i].name, TV_TYPE_F32, t[i].ne1 > 1 ? 2 : 1, ne, d, &err), &err);
+    }
+    check(gguf_writer_write(w, path, &err), &err);
+    gguf_writer_free(w);
+}
+
 int main(void) {
     seed_all_types("fuzz/corpus/gguf/all-types");
     seed_vocab("fuzz/corpus/gguf/vocab");
@@ -116,5 +164,11 @@ int main(void) {
     seed_llama2c("fuzz/corpus/llama2c/v0-separate", 0, false);
     seed_llama2c("fuzz/corpus/llama2c/v1-separate", 1, false);
     seed_tokenizer("fuzz/corpus/llama2c/tokenizer-8");
+    static const char *const FAMILIES[] = { "llama", "qwen2", "qwen3", "smollm3", "granite", "mistral3" };
+    for (size_t i = 0; i < sizeof FAMILIES / sizeof FAMILIES[0]; i++) {
+        char path[96];
+        snprintf(path, sizeof path, "fuzz/corpus/model/%s", FAMILIES[i]);
+        seed_family(path, FAMILIES[i]);
+    }
     return 0;
 }
