@@ -32,6 +32,7 @@ typedef struct variant {
     const char *str_val;
     const char *u32_key;          // full key set to u32_val, or NULL
     uint32_t u32_val;
+    const char *bool_key;         // full key set to false, or NULL
 } variant;
 
 static float *g_data;   // big enough for any tensor here, filled with small values
@@ -97,6 +98,7 @@ static void write_model(const char *path, const char *arch, const variant *v) {
     if (v->float_key) gguf_set_f32(w, v->float_key, v->float_val);
     if (v->str_key) gguf_set_str(w, v->str_key, v->str_val);
     if (v->u32_key) gguf_set_u32(w, v->u32_key, v->u32_val);
+    if (v->bool_key) gguf_set_bool(w, v->bool_key, false);
     add_t(w, v, "token_embd.weight", DIM, VOCAB);
     add_t(w, v, "output_norm.weight", DIM, 1);
     for (int l = 0; l < LAYERS; l++) {
@@ -206,6 +208,16 @@ static void test_each_family_loads(void **state) {
     }
 }
 
+// An integer key may be a GGUF bool: granite's rope.scaling.finetuned = false turns RoPE off.
+static void test_bool_key(void **state) {
+    (void)state;
+    tv_error err;
+    tv_model *m = load("granite", &(variant){.bool_key = "granite.rope.scaling.finetuned"}, &err);
+    if (!m) fail_msg("%s", err.msg);
+    assert_int_equal(model_hparams(m)->rope_finetuned, 0);
+    tv_model_free(m);
+}
+
 static void test_missing_or_misshapen_tensors(void **state) {
     (void)state;
     expect_fail("qwen3", &(variant){.drop_tensor = "blk.1.attn_k_norm.weight"}, TV_ERR_FORMAT,
@@ -276,6 +288,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_family_loads),
+        cmocka_unit_test(test_bool_key),
         cmocka_unit_test(test_missing_or_misshapen_tensors),
         cmocka_unit_test(test_keys_checked),
     };
