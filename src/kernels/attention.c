@@ -97,11 +97,14 @@ void ref_op_add(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-// 0.5 x (1 + tanh(z)) = x * sigmoid(2z): the SwiGLU form with the argument 2z
+// llama.cpp's CPU GELU, the oracle of the Gemma families: the tanh form through an f16 table (the
+// input rounded to f16, the result rounded to f16), 0 for x <= -10 and x for x >= 10. The tanh form
+// as 0.5 x (1 + tanh(z)) = x * sigmoid(2z): the SwiGLU form with the argument 2z.
 void ref_op_geglu(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        const float x = g[i];
-        g[i] = x / (1.0f + expf(-GELU_TANH_K * x * (1.0f + GELU_TANH_A * x * x))) * u[i];
+        const float x = g[i], xh = f16_to_f32(f32_to_f16(x));
+        const float gl = f16_to_f32(f32_to_f16(xh / (1.0f + expf(-GELU_TANH_K * xh * (1.0f + GELU_TANH_A * xh * xh)))));
+        g[i] = (x <= -10.0f ? 0.0f : x >= 10.0f ? x : gl) * u[i];
     }
 }
 

@@ -269,7 +269,9 @@ typedef void (*tv_rmsnorm_fn)(float *out, const float *x, const float *w, int n,
 // +sin_i at 2i+1 (see rope_table).
 typedef void (*tv_rope_fn)(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
 // g (n) = act(g) * u: SwiGLU act = silu(x) = x / (1 + e^-x); GeGLU act = gelu_tanh(x) =
-// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as x / (1 + e^-2z), z the tanh argument.
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as x / (1 + e^-2z), z the tanh argument,
+// as llama.cpp's CPU path has it (the Gemma families' oracle, whose GELU is an f16 table): input and
+// result rounded to f16, 0 for x <= -10, x for x >= 10.
 typedef void (*tv_glu_fn)(float *g, const float *u, int64_t n);
 // y (n) = cap * tanh(y / cap), cap > 0 (Gemma's final logit soft-capping)
 typedef void (*tv_softcap_fn)(float *y, int64_t n, float cap);

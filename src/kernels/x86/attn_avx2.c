@@ -287,13 +287,19 @@ static void add_avx2(float *y, const float *x, int64_t n) {
     }
 }
 
+// As ref_op_geglu: f16-rounded input and result (F16C), 0 / x outside (-10, 10).
 static void geglu_avx2(float *g, const float *u, int64_t n) {
     const __m256 one = _mm256_set1_ps(1.0f), nk = _mm256_set1_ps(-GELU_TANH_K), a = _mm256_set1_ps(GELU_TANH_A);
+    const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f);
     for (int64_t i = 0; i < n; i += 8) {
         const __m256i k = tail8(n - i);
         const __m256 x = _mm256_maskload_ps(g + i, k);
-        const __m256 z = _mm256_mul_ps(_mm256_mul_ps(nk, x), _mm256_fmadd_ps(_mm256_mul_ps(a, x), x, one));
-        const __m256 gl = _mm256_div_ps(x, _mm256_add_ps(one, exp256(z)));
+        const __m256 xh = _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        const __m256 z = _mm256_mul_ps(_mm256_mul_ps(nk, xh), _mm256_fmadd_ps(_mm256_mul_ps(a, xh), xh, one));
+        __m256 gl = _mm256_div_ps(xh, _mm256_add_ps(one, exp256(z)));
+        gl = _mm256_cvtph_ps(_mm256_cvtps_ph(gl, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        gl = _mm256_blendv_ps(gl, x, _mm256_cmp_ps(x, hi, _CMP_GE_OQ));
+        gl = _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LE_OQ), gl);
         _mm256_maskstore_ps(g + i, k, _mm256_mul_ps(gl, _mm256_maskload_ps(u + i, k)));
     }
 }
