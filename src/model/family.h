@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "formats/gguf.h"
 #include "model/layers.h"
 #include "model/model.h"
 
@@ -100,6 +101,11 @@ typedef struct model_family {
     family_block_fn block;
     // Optional members (zero = llama's behaviour):
     bool is_rope_neox;               // RoPE pairs (i, i + n_rot/2) (NeoX / Qwen style), else (2i, 2i+1)
+    // What the key table cannot express (defaults that depend on other values, per-layer patterns
+    // such as the sliding-window layers), set in h and layers[0 .. h->n_layers) once the keys and
+    // RoPE scaling are read, before the tensors are bound. TV_ERR_FORMAT naming the key on a bad
+    // value (model.c prefixes the file).
+    tv_status (*configure)(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err);
 } model_family;
 
 #define FAMILY_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -140,6 +146,12 @@ typedef struct model_family {
     FAMILY_LAYER("ffn_gate.weight", w_gate, FD_EMBD, FD_FF),      \
     FAMILY_LAYER("ffn_up.weight", w_up, FD_EMBD, FD_FF),          \
     FAMILY_LAYER("ffn_down.weight", w_down, FD_FF, FD_EMBD)
+
+// Marks the sliding-window layers from `<arch>.attention.sliding_window_pattern` as llama.cpp reads
+// it: a period n (layer l slides iff l % n < n - 1: every n-th layer is global; 0 = every layer
+// slides), or one bool per layer; absent: the period dflt_period. TV_ERR_FORMAT on a bad value.
+tv_status family_swa_pattern(const gguf_ctx *g, const char *arch, int dflt_period, const tv_hparams *h,
+                             tv_layer *layers, tv_error *err);
 
 // The family whose archs include `arch`, or NULL.
 const model_family *family_find(const char *arch);

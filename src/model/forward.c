@@ -23,10 +23,27 @@
 
 // ---------------------------------------------------------------- KV cache
 
+// The largest head size and K (= V) row length (n_kv_heads * head_dim) over the layers: the model's,
+// or a layer's own shape (gemma4). Every layer's KV pool and the activations are sized for them.
+static void layer_shape_max(const tv_model *m, int *hd_max, size_t *kvd_max) {
+    const tv_hparams *h = model_hparams(m);
+    const tv_layer *layers = model_layers(m);
+    *hd_max = h->head_dim;
+    *kvd_max = (size_t)h->n_kv_heads * h->head_dim;
+    for (int l = 0; l < h->n_layers; l++) {
+        const int hd = layers[l].head_dim ? layers[l].head_dim : h->head_dim;
+        const size_t kvd = (size_t)(layers[l].n_kv_heads ? layers[l].n_kv_heads : h->n_kv_heads) * hd;
+        if (hd > *hd_max) *hd_max = hd;
+        if (kvd > *kvd_max) *kvd_max = kvd;
+    }
+}
+
 size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32) {
     const tv_hparams *h = model_hparams(m);
-    return 2 * (size_t)h->n_layers * (size_t)h->n_kv_heads * (size_t)block_size * (size_t)h->head_dim *
-           (is_f32 ? 4 : 2);
+    int hd_max;
+    size_t kvd_max;
+    layer_shape_max(m, &hd_max, &kvd_max);
+    return 2 * (size_t)h->n_layers * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
 }
 
 tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err) {
@@ -43,9 +60,10 @@ tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bo
     kv->n_kv_heads = h->n_kv_heads;
     kv->head_dim = h->head_dim;
     kv->is_f32 = is_f32;
-    size_t esz = is_f32 ? 4 : 2, total;
-    if (!mul_ok((size_t)n_blocks * (size_t)h->n_kv_heads * (size_t)block_size, (size_t)h->head_dim * esz,
-                   &kv->layer_bytes) ||
+    size_t esz = is_f32 ? 4 : 2, total, kvd_max;
+    int hd_max;
+    layer_shape_max(m, &hd_max, &kvd_max);
+    if (!mul_ok((size_t)n_blocks * (size_t)block_size, kvd_max * esz, &kv->layer_bytes) ||
         !mul_ok(kv->layer_bytes, (size_t)h->n_layers, &total)) {
         free(kv);
         err_fail(err, TV_ERR_NOMEM, "KV cache: size overflows");
@@ -81,18 +99,23 @@ struct tv_forward {
     int32_t *tok_seq;    // (T) sequence index of each token
     int64_t *slots;      // (T) KV slot of each token: block * block_size + offset
     float *rope_cs;      // (T, 2 * n_rot) per-token RoPE table (rope_table)
+    float *rope_cs_swa;  // (T, 2 * n_rot_swa) the sliding layers' table, when the model has one
+    float *ones;         // (max head_dim) 1.0
     tv_attn_seq *seqs;   // (T) attention's view of each sequence of the batch
+    tv_attn_seq *seqs_shaped;   // (T) scratch of layers with their own shape
     float *attn_temp;    // (T) per-token query temperature, when h->attn_temp_scale is set
 };
 
 void forward_free(tv_forward *f) {
     if (!f) return;
     layer_state *s = &f->s;
-    float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att, s->hb, s->hb2, f->lx, f->logits, f->rope_cs};
+    float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att, s->hb, s->hb2, f->lx, f->logits, f->rope_cs,
+                    f->rope_cs_swa, f->ones};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(f->tok_seq);
     free(f->slots);
     free(f->seqs);
+    free(f->seqs_shaped);
     free(f->attn_temp);
     free(f);
 }
@@ -113,7 +136,10 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
     layer_state *s = &f->s;
     s->h = h;
     s->be = be;
-    size_t T = (size_t)max_tokens, qd = (size_t)h->n_heads * h->head_dim, kvd = (size_t)h->n_kv_heads * h->head_dim;
+    int hd_max;
+    size_t kvd;
+    layer_shape_max(m, &hd_max, &kvd);
+    size_t T = (size_t)max_tokens, qd = (size_t)h->n_heads * hd_max;
     if (!(s->x = malloc(T * h->dim * sizeof(float))) || !(s->xb = malloc(T * h->dim * sizeof(float))) ||
         !(s->xb2 = malloc(T * h->dim * sizeof(float))) || !(s->q = malloc(T * qd * sizeof(float))) ||
         !(s->k = malloc(T * kvd * sizeof(float))) || !(s->v = malloc(T * kvd * sizeof(float))) ||
@@ -123,10 +149,16 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         !(f->logits = malloc((size_t)max_logits * h->n_vocab * sizeof(float))) ||
         !(f->tok_seq = malloc(T * sizeof(int32_t))) || !(f->slots = malloc(T * sizeof(int64_t))) ||
         !(f->rope_cs = malloc(T * 2 * (size_t)(h->n_rot > 0 ? h->n_rot : 1) * sizeof(float))) ||
-        !(f->seqs = malloc(T * sizeof(tv_attn_seq))) ||
+        !(f->seqs = malloc(T * sizeof(tv_attn_seq))) || !(f->seqs_shaped = malloc(T * sizeof(tv_attn_seq))) ||
+        !(f->ones = malloc((size_t)hd_max * sizeof(float))) ||
+        (model_rope_inv_freq_swa(m) && !(f->rope_cs_swa = malloc(T * 2 * (size_t)h->n_rot_swa * sizeof(float)))) ||
         (h->attn_temp_scale != 0 && !(f->attn_temp = malloc(T * sizeof(float)))))
         goto oom;
+    for (int i = 0; i < hd_max; i++) f->ones[i] = 1.0f;
+    s->ones = f->ones;
+    s->seqs_shaped = f->seqs_shaped;
     s->rope_cs = f->rope_cs;
+    s->rope_cs_swa = f->rope_cs_swa;
     s->is_rope_neox = model_family_of(m)->is_rope_neox;
     s->attn_temp = f->attn_temp;
     s->slots = f->slots;
@@ -189,19 +221,27 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     const tv_hparams *h = model_hparams(m);
     const tv_layer *layers = model_layers(m);
     const model_family *fam = model_family_of(m);
-    const float *inv_freq = f->rope_inv_freq;
+    const float *inv_freq = f->rope_inv_freq, *inv_freq_swa = model_rope_inv_freq_swa(m);
     const int T = b->n_tokens, hd = h->head_dim, qd = h->n_heads * hd;
     layer_state *s = &f->s;
     s->kv = kv;
     s->n_tokens = T;
+    s->n_kv_heads = h->n_kv_heads;
+    s->head_dim = hd;
+    s->n_rot = h->n_rot;
 
     layers_embed(s, model_tok_embd(m), b->tokens, T, s->x);
     if (h->embd_scale != 0) layers_scale(s, s->x, h->dim, h->embd_scale);
     // RoPE cos/sin per token, once for all layers; the query temperature; each token's KV slot
     for (int t = 0; t < T; t++) {
         const int32_t pos = b->positions[t];
-        (fam->is_rope_neox ? rope_table_neox : rope_table)(f->rope_cs + (size_t)t * 2 * h->n_rot, h->n_rot, inv_freq,
-                                                          (float)pos * h->rope_linear_scale, h->rope_mscale);
+        void (*const table)(float *, int, const float *, float, float) =
+            fam->is_rope_neox ? rope_table_neox : rope_table;
+        table(f->rope_cs + (size_t)t * 2 * h->n_rot, h->n_rot, inv_freq, (float)pos * h->rope_linear_scale,
+              h->rope_mscale);
+        if (f->rope_cs_swa)
+            table(f->rope_cs_swa + (size_t)t * 2 * h->n_rot_swa, h->n_rot_swa, inv_freq_swa,
+                  (float)pos * h->rope_scale_swa, h->rope_mscale);
         if (f->attn_temp)   // llama.cpp's llm_graph_input_attn_temp
             f->attn_temp[t] = (float)(log(floor((double)pos / h->attn_temp_floor) + 1.0) * h->attn_temp_scale + 1.0);
         f->slots[t] = (int64_t)b->block_tables[f->tok_seq[t]][pos / kv->block_size] * kv->block_size +

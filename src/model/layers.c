@@ -2,10 +2,16 @@
 // backend calls with the model's shapes, so every family computes through the same kernels.
 #include "model/layers.h"
 
+#include <math.h>
+
 #include "backend/backend.h"
 
 void layers_rmsnorm(layer_state *s, float *y, const float *x, const tv_tensor *w, int n_rows) {
     backend_rmsnorm(s->be, y, x, w->data, n_rows, (int)w->ne[0], s->h->norm_eps);
+}
+
+void layers_rmsnorm_unit(layer_state *s, float *y, const float *x, int n, int n_rows) {
+    backend_rmsnorm(s->be, y, x, s->ones, n_rows, n, s->h->norm_eps);
 }
 
 void layers_qkv(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv) {
@@ -25,17 +31,16 @@ void layers_qkv_bias(layer_state *s, const tv_tensor *bq, const tv_tensor *bk, c
 }
 
 void layers_head_norm(layer_state *s, const tv_tensor *q_norm, const tv_tensor *k_norm) {
-    const tv_hparams *h = s->h;
-    layers_rmsnorm(s, s->q, s->q, q_norm, s->n_tokens * h->n_heads);
-    layers_rmsnorm(s, s->k, s->k, k_norm, s->n_tokens * h->n_kv_heads);
+    layers_rmsnorm(s, s->q, s->q, q_norm, s->n_tokens * s->h->n_heads);
+    layers_rmsnorm(s, s->k, s->k, k_norm, s->n_tokens * s->n_kv_heads);
 }
 
 void layers_rope(layer_state *s, const float *cs) {
-    const tv_hparams *h = s->h;
+    const int nh = s->h->n_heads;
     if (s->is_rope_neox)
-        backend_rope_neox(s->be, s->q, s->k, cs, s->n_tokens, h->n_heads, h->n_kv_heads, h->head_dim, h->n_rot);
+        backend_rope_neox(s->be, s->q, s->k, cs, s->n_tokens, nh, s->n_kv_heads, s->head_dim, s->n_rot);
     else
-        backend_rope(s->be, s->q, s->k, cs, s->n_tokens, h->n_heads, h->n_kv_heads, h->head_dim, h->n_rot);
+        backend_rope(s->be, s->q, s->k, cs, s->n_tokens, nh, s->n_kv_heads, s->head_dim, s->n_rot);
 }
 
 void layers_attn_temperature(layer_state *s) {
@@ -53,7 +58,20 @@ tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float
 tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
                                 tv_error *err) {
     const tv_kv_cache *kv = s->kv;
-    tv_attn_args a = s->attn;   // forward.c's geometry: the model's window and scale, uncapped
+    tv_attn_args a = s->attn;   // forward.c's geometry: the model's shape, window and scale, uncapped
+    if (s->head_dim != a.geom.head_dim || s->n_kv_heads != a.geom.n_kv_heads) {   // this layer's shape
+        const size_t qd0 = (size_t)a.geom.n_heads * a.geom.head_dim, qd = (size_t)a.geom.n_heads * s->head_dim;
+        for (int i = 0; i < a.n_seqs; i++) {   // the same token rows at this layer's row length
+            const size_t t0 = (size_t)(a.seqs[i].q - s->q) / qd0;
+            s->seqs_shaped[i] = a.seqs[i];
+            s->seqs_shaped[i].q = s->q + t0 * qd;
+            s->seqs_shaped[i].out = s->att + t0 * qd;
+        }
+        a.seqs = s->seqs_shaped;
+        a.geom.head_dim = s->head_dim;
+        a.geom.n_kv_heads = s->n_kv_heads;
+        if (s->h->attn_scale == 0) a.geom.scale = 1.0f / sqrtf((float)s->head_dim);
+    }
     if (o) {
         if (o->window > 0) a.geom.window = o->window;
         a.geom.softcap = o->softcap;
@@ -96,4 +114,5 @@ void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *
                         s->h->norm_eps);
     if (n > 0) backend_matmul(s->be, &output, &logits, 1, lx, n);
     if (n > 0 && s->h->logit_scale != 0) backend_scale(s->be, logits, n, (int)output->ne[1], 1.0f / s->h->logit_scale);
+    if (n > 0 && s->h->final_softcap > 0) backend_softcap(s->be, logits, n, (int)output->ne[1], s->h->final_softcap);
 }

@@ -22,16 +22,23 @@ typedef struct layer_state {
     float *x;             // (T, dim) residual stream: a block reads and updates it
     float *xb;            // (T, dim) normed input of a sublayer
     float *xb2;           // (T, dim) a sublayer's output
+    // The attention shape of the layer being computed: the model's (h; forward.c sets it per batch)
+    // unless a block sets its layer's (gemma4: per-layer head size, KV heads and rotated dims).
+    // Buffers are sized for the largest layer.
+    int n_kv_heads, head_dim, n_rot;
     float *q;             // (T, n_heads * head_dim)
     float *k, *v;         // (T, n_kv_heads * head_dim)
     float *att;           // (T, n_heads * head_dim) attention output, before the output projection
     float *hb, *hb2;      // (T, hidden_dim) MLP intermediates
+    const float *ones;    // (head_dim) 1.0: the weight of an unweighted RMSNorm
     const float *rope_cs; // (T, 2 * n_rot) per-token RoPE cos/sin from the model's frequencies
+    const float *rope_cs_swa; // (T, 2 * n_rot_swa) the sliding layers' (h->rope_theta_swa), NULL when not set
     bool is_rope_neox;    // rope_cs is a rope_table_neox table: layers_rope rotates NeoX pairs
     const float *attn_temp; // (T) per-token query temperature (h->attn_temp_scale), NULL when not used
     const int64_t *slots; // (T) KV slot of each token: block * block_size + offset
     tv_attn_args attn;    // default geometry and each sequence's queries/positions/blocks (layers_attention
-                          // runs a copy with the layer's pools and options)
+                          // runs a copy with the layer's pools, shape and options)
+    tv_attn_seq *seqs_shaped; // (T) scratch: attn.seqs re-pointed for a layer of another head size
 } layer_state;
 
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
@@ -42,6 +49,8 @@ typedef enum layers_act { LAYERS_ACT_SILU, LAYERS_ACT_GELU_TANH } layers_act;
 // n_rows is T for the residual stream; per-head norms pass T * heads rows of head_dim.
 // (LayerNorm would join as layers_layernorm with a bias; Gemma's (1 + w) is already in its GGUF.)
 void layers_rmsnorm(layer_state *s, float *y, const float *x, const tv_tensor *w, int n_rows);
+// y (n_rows, n) = rmsnorm(x) without a weight (n <= head_dim; Gemma 4's V), in place or no overlap.
+void layers_rmsnorm_unit(layer_state *s, float *y, const float *x, int n, int n_rows);
 // q, k, v (s->q, s->k, s->v) = s->xb · wq, wk, wvᵀ: one activation quantization when the types allow.
 void layers_qkv(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv);
 // y (T, b->ne[0]) += b on every row: a projection's bias. Nothing when b is absent (data NULL).
@@ -81,7 +90,7 @@ void layers_add(layer_state *s, float *y, const float *x);
 // x (n, dim) = the embedding rows of ids.
 void layers_embed(layer_state *s, const tv_tensor *table, const int32_t *ids, int n, float *x);
 // logits (n, n_vocab) = rmsnorm(rows of s->x listed in rows[0..n)) * norm · outputᵀ, through lx (n, dim),
-// divided by h->logit_scale when set (Granite).
+// divided by h->logit_scale when set (Granite), soft-capped by h->final_softcap when set (Gemma).
 void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *norm, const tv_tensor *output,
                    float *lx, float *logits);
 

@@ -37,6 +37,7 @@ struct tv_model {
     float *rope_inv_freq;        // (n_rot / 2)
     float *rope_inv_freq_long;   // (n_rot / 2) LongRoPE's for contexts above rope_long_ctx, or NULL
     int32_t rope_long_ctx;       // the original context length LongRoPE switches at
+    float *rope_inv_freq_swa;    // (n_rot_swa / 2) the sliding layers' (hp.rope_theta_swa), or NULL
     size_t weight_bytes;
     void **packed;               // (n_packed) repacked weight copies, owned
     int n_packed;
@@ -55,6 +56,7 @@ const tv_tensor *model_output_norm(const tv_model *m) { return &m->w.output_norm
 const float *model_rope_inv_freq(const tv_model *m, int n_ctx) {
     return m->rope_inv_freq_long && n_ctx > m->rope_long_ctx ? m->rope_inv_freq_long : m->rope_inv_freq;
 }
+const float *model_rope_inv_freq_swa(const tv_model *m) { return m->rope_inv_freq_swa; }
 const tv_tensor *const *model_matrices(const tv_model *m, int *n) {
     *n = m->n_matrices;
     return (const tv_tensor *const *)m->matrices;
@@ -99,6 +101,7 @@ void tv_model_free(tv_model *m) {
     free(m->matrices);
     free(m->rope_inv_freq);
     free(m->rope_inv_freq_long);
+    free(m->rope_inv_freq_swa);
     free(m->chat_template);
     free(m->name);
     free(m->path);
@@ -166,15 +169,19 @@ static const tv_tensor *find_l2c(void *src, const char *name, tv_tensor *tmp) {
     return llama2c_find((tv_llama2c *)src, name);
 }
 
-static int64_t dim_value(const tv_hparams *h, family_dim d) {
+// A dimension's value for layer L's tensors (its own attention shape when set, gemma4), or for the
+// model-wide ones (L NULL).
+static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
+    const int64_t hd = L && L->head_dim ? L->head_dim : h->head_dim;
+    const int64_t kvh = L && L->n_kv_heads ? L->n_kv_heads : h->n_kv_heads;
     switch (d) {
     case FD_ONE: return 1;
     case FD_EMBD: return h->dim;
-    case FD_Q: return (int64_t)h->n_heads * h->head_dim;
-    case FD_KV: return (int64_t)h->n_kv_heads * h->head_dim;
+    case FD_Q: return (int64_t)h->n_heads * hd;
+    case FD_KV: return kvh * hd;
     case FD_FF: return h->hidden_dim;
     case FD_VOCAB: return h->n_vocab;
-    case FD_HEAD: return h->head_dim;
+    case FD_HEAD: return hd;
     }
     return 0;
 }
@@ -188,18 +195,19 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     tv_tensor tmp, *dst = (tv_tensor *)(base + ft->offset);
     const tv_tensor *t = find(src, name, &tmp);
     if (!t && ft->is_optional) return TV_OK;
+    const tv_layer *L = ft->is_layer ? &m->layers[l] : NULL;
     if (ft->n_parts) {   // fused: bind the whole, then each part as a view of its rows
         int64_t rows = 0;
-        for (int i = 0; i < ft->n_parts; i++) rows += dim_value(&m->hp, ft->parts[i].rows);
+        for (int i = 0; i < ft->n_parts; i++) rows += dim_value(&m->hp, L, ft->parts[i].rows);
         tv_tensor whole;
-        tv_status st = bind(m, t, name, dim_value(&m->hp, ft->ne0), rows, &whole, err);
+        tv_status st = bind(m, t, name, dim_value(&m->hp, L, ft->ne0), rows, &whole, err);
         if (st) return st;
         const size_t row_bytes = kern_row_size(whole.type, whole.ne[0]);
         int64_t r0 = 0;
         for (int i = 0; i < ft->n_parts; i++) {
             tv_tensor *part = (tv_tensor *)(base + ft->parts[i].offset);
             *part = whole;
-            part->ne[1] = dim_value(&m->hp, ft->parts[i].rows);
+            part->ne[1] = dim_value(&m->hp, L, ft->parts[i].rows);
             part->data = (const uint8_t *)whole.data + (size_t)r0 * row_bytes;
             part->nbytes = (size_t)part->ne[1] * row_bytes;
             r0 += part->ne[1];
@@ -207,9 +215,16 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
         }
         return TV_OK;
     }
-    tv_status st = bind(m, t, name, dim_value(&m->hp, ft->ne0), dim_value(&m->hp, ft->ne1), dst, err);
+    tv_status st = bind(m, t, name, dim_value(&m->hp, L, ft->ne0), dim_value(&m->hp, L, ft->ne1), dst, err);
     if (st) return st;
     if (ft->ne1 != FD_ONE && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
+    return TV_OK;
+}
+
+// The per-layer records (zeroed), before the family configures them and binds their tensors.
+static tv_status alloc_layers(tv_model *m, tv_error *err) {
+    if (!(m->layers = calloc((size_t)m->hp.n_layers, sizeof *m->layers)))
+        return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     return TV_OK;
 }
 
@@ -218,9 +233,8 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
 static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
     const model_family *fam = m->family;
     const int n_layers = m->hp.n_layers;
-    m->layers = calloc((size_t)n_layers, sizeof *m->layers);
     m->matrices = malloc(((size_t)n_layers + 1) * (size_t)fam->n_tensors * 3 * sizeof *m->matrices);   // 3: parts
-    if (!m->layers || !m->matrices) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    if (!m->matrices) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     tv_status st;
     for (int i = 0; i < fam->n_tensors; i++)
         if (!fam->tensors[i].is_layer && (st = bind_one(m, &fam->tensors[i], 0, find, src, err))) return st;
@@ -296,6 +310,13 @@ static tv_status make_rope_table(tv_model *m, const rope_scaling *rs, const floa
             }
         }
         inv_freq[i] = (float)inv;
+    }
+    if (h->rope_theta_swa > 0) {   // the sliding layers' table: their own base and dims, no scaling
+        const int n_swa = h->n_rot_swa / 2;
+        if (!(m->rope_inv_freq_swa = malloc((size_t)n_swa * sizeof(float))))
+            return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+        for (int i = 0; i < n_swa; i++)
+            m->rope_inv_freq_swa[i] = (float)pow((double)h->rope_theta_swa, -2.0 * i / h->n_rot_swa);
     }
     return TV_OK;
 }
@@ -495,7 +516,10 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     if ((st = check_hparams(m, err))) return st;
 
     rope_scaling rs;
-    if ((st = read_rope_scaling(m, arch, &rs, err))) return st;
+    if ((st = read_rope_scaling(m, arch, &rs, err)) || (st = alloc_layers(m, err))) return st;
+    if (m->family->configure && (st = m->family->configure(g, arch, h, m->layers, err)))
+        return err_fail_prefix(err, st, "%s", m->path);
+    if (!h->n_rot_swa) h->n_rot_swa = h->n_rot;
     if ((st = bind_all(m, find_gguf, g, err))) return st;
     if ((st = make_rope(m, &rs, err))) return st;
 
@@ -541,7 +565,7 @@ static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *e
     h->rope_scaling = "none";
     tv_status st = check_hparams(m, err);
     if (st) return st;
-    if ((st = bind_all(m, find_l2c, l, err))) return st;
+    if ((st = alloc_layers(m, err)) || (st = bind_all(m, find_l2c, l, err))) return st;
     if ((st = make_rope(m, &(rope_scaling){0}, err))) return st;
     if (p->tokenizer_path) {
         m->tok = tokenizer_load_llama2c(p->tokenizer_path, h->n_vocab, err);

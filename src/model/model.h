@@ -34,6 +34,14 @@ typedef struct tv_hparams {
     // attend within the same window sets it; 0 = global (families with some global layer, e.g.
     // Gemma's interleaved local/global layers, keep 0 and pass their local layers' window per layer).
     int32_t kv_window;
+    // gemma2/3/4: sliding-window layers (tv_layer.is_swa), soft-capping, the sliding layers' own
+    // RoPE (0 = not used)
+    int32_t n_swa;               // window of the sliding layers, in keys
+    float attn_softcap;          // attention scores = cap * tanh(scores / cap)
+    float final_softcap;         // logits = cap * tanh(logits / cap)
+    float rope_theta_swa;        // RoPE base of the sliding layers: their own table (rope_scale_swa) when set
+    float rope_scale_swa;        // their positions multiplied by this
+    int32_t n_rot_swa;           // their rotated dims per head (gemma4's own; else n_rot)
 } tv_hparams;
 
 typedef struct tv_layer {
@@ -52,6 +60,13 @@ typedef struct tv_layer {
     tv_tensor bo;          // (dim)
     // qwen3: per-head RMSNorm weights of q and k, applied before RoPE
     tv_tensor q_norm, k_norm;   // (head_dim) f32
+    // gemma2/3/4: norms of the attention and MLP outputs before their residual adds; the layer kind
+    tv_tensor attn_post_norm, ffn_post_norm;   // (dim) f32
+    bool is_swa;           // a sliding-window layer (window h->n_swa; RoPE base h->rope_theta_swa when set)
+    // gemma4: this layer's attention shape (0 = the model's: h->head_dim, h->n_kv_heads) and the
+    // scalar its output is multiplied by (optional)
+    int32_t head_dim, n_kv_heads;
+    tv_tensor out_scale;   // (1) f32
 } tv_layer;
 
 // The weights outside the layers.
@@ -73,6 +88,8 @@ const tv_tensor *model_output_norm(const tv_model *m);
 // Inverse frequencies per rotated pair (n_rot/2), scaling applied.
 // n_ctx: the context length sequences run with (LongRoPE's long factors above its original one).
 const float *model_rope_inv_freq(const tv_model *m, int n_ctx);
+// The sliding layers' (n_rot_swa/2), base h->rope_theta_swa, no scaling; NULL when that is 0.
+const float *model_rope_inv_freq_swa(const tv_model *m);
 // Every weight matrix the forward pass multiplies by, tied output excluded (*n set to the count).
 const tv_tensor *const *model_matrices(const tv_model *m, int *n);
 // The model's weight type: the one that holds most of the matrices' elements (F32 for a llama2.c

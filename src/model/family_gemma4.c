@@ -1,0 +1,128 @@
+// family_gemma4.c — Gemma 4, dense text models: Gemma 3's block (embeddings scaled by sqrt(dim),
+// pre- and post-normed sublayers, per-head q/k RMSNorm, GeGLU, NeoX RoPE) where each layer has its
+// own attention shape: sliding layers (a per-layer bool pattern) with their own head size
+// (key_length_swa), KV heads (head_count_kv may be per layer), rotated dims and RoPE base, global
+// layers with theirs and the file's rope_freqs divisors ("proportional" RoPE); V is RMS-normed
+// without a weight and is K itself where a layer has no attn_v; no query scaling (scale 1);
+// an optional per-layer output scalar; final logits soft-capped (30 unless the file says).
+// Not supported (refused by name): per-layer input embeddings (E2B/E4B), KV shared across layers,
+// experts (26B-A4B), per-layer feed-forward lengths.
+#include <math.h>
+#include <stdio.h>
+
+#include "model/family.h"
+#include "util/status.h"
+
+static const char *const ARCHS[] = {"gemma4", NULL};
+
+static const family_key KEYS[] = {
+    FAMILY_KEYS_COMMON,
+    FAMILY_INT("attention.sliding_window", n_swa, 1, INT32_MAX),
+    FAMILY_FLOAT_OPT("final_logit_softcapping", final_softcap, 0, 1e6, 30.0),
+    FAMILY_FLOAT_OPT("rope.freq_base_swa", rope_theta_swa, 1e-3, 1e12, 10000.0),
+    FAMILY_INT_OPT("rope.dimension_count_swa", n_rot_swa, 2, 1024, 0),
+};
+
+static const family_tensor TENSORS[] = {
+    FAMILY_TENSORS_EMBD_OUT,
+    FAMILY_LAYER("attn_norm.weight", attn_norm, FD_EMBD, FD_ONE),
+    FAMILY_LAYER("attn_q.weight", wq, FD_EMBD, FD_Q),
+    FAMILY_LAYER("attn_k.weight", wk, FD_EMBD, FD_KV),
+    FAMILY_LAYER_OPT("attn_v.weight", wv, FD_EMBD, FD_KV),
+    FAMILY_LAYER("attn_output.weight", wo, FD_Q, FD_EMBD),
+    FAMILY_LAYER("attn_q_norm.weight", q_norm, FD_HEAD, FD_ONE),
+    FAMILY_LAYER("attn_k_norm.weight", k_norm, FD_HEAD, FD_ONE),
+    FAMILY_LAYER("post_attention_norm.weight", attn_post_norm, FD_EMBD, FD_ONE),
+    FAMILY_LAYER_OPT("layer_output_scale.weight", out_scale, FD_ONE, FD_ONE),
+    FAMILY_TENSORS_FFN,
+    FAMILY_LAYER("post_ffw_norm.weight", ffn_post_norm, FD_EMBD, FD_ONE),
+};
+
+// An int `<arch>.<key>` (0 when absent).
+static int64_t arch_int(const gguf_ctx *g, const char *arch, const char *key) {
+    char k[160];
+    int64_t v = 0;
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return gguf_get_int(g, k, &v) ? v : 0;
+}
+
+static tv_status gemma4_configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers,
+                                  tv_error *err) {
+    static const char *const UNSUPPORTED[] = {"embedding_length_per_layer_input", "attention.shared_kv_layers",
+                                              "expert_count"};
+    for (int i = 0; i < 3; i++)
+        if (arch_int(g, arch, UNSUPPORTED[i]) > 0)
+            return err_fail(err, TV_ERR_UNSUPPORTED, "%s.%s > 0 (per-layer inputs, shared KV, experts) is not supported",
+                            arch, UNSUPPORTED[i]);
+    char key[160];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+    if (!gguf_get(g, key)) return err_fail(err, TV_ERR_FORMAT, "metadata %s is missing (gemma4 requires it)", key);
+    tv_status st = family_swa_pattern(g, arch, 0, h, layers, err);
+    if (st) return st;
+    // head sizes: K and V alike (llama.cpp requires it), the sliding layers' defaulting to the global one
+    int64_t hd_swa = arch_int(g, arch, "attention.key_length_swa");
+    if (!hd_swa) hd_swa = h->head_dim;
+    const int64_t v_len = arch_int(g, arch, "attention.value_length"), v_len_swa = arch_int(g, arch, "attention.value_length_swa");
+    if (hd_swa > 1024 || (v_len && v_len != h->head_dim) || (v_len_swa && v_len_swa != hd_swa))
+        return err_fail(err, TV_ERR_FORMAT, "metadata %s.attention.key_length(_swa) %d/%lld: value lengths must match, at most 1024",
+                        arch, h->head_dim, (long long)hd_swa);
+    if (!h->n_rot_swa) h->n_rot_swa = h->n_rot;
+    if (h->n_rot_swa > hd_swa || h->n_rot_swa % 2)
+        return err_fail(err, TV_ERR_FORMAT, "metadata %s.rope.dimension_count_swa = %d invalid for head size %lld", arch,
+                        h->n_rot_swa, (long long)hd_swa);
+    // KV heads: one count, or one per layer
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
+    const gguf_value *kv = gguf_get(g, key);
+    const bool is_arr = kv && kv->type == GGUF_TYPE_ARRAY;
+    if (is_arr && (kv->arr_type == GGUF_TYPE_STRING || kv->arr_type == GGUF_TYPE_ARRAY || kv->arr_n != (uint64_t)h->n_layers))
+        return err_fail(err, TV_ERR_FORMAT, "metadata %s must be a count or %d counts (one per layer)", key, h->n_layers);
+    for (int l = 0; l < h->n_layers; l++) {
+        const int64_t n_kv = is_arr ? gguf_arr_int(kv, (uint64_t)l) : h->n_kv_heads;
+        if (n_kv < 1 || n_kv > h->n_heads || h->n_heads % n_kv)
+            return err_fail(err, TV_ERR_FORMAT, "metadata %s: layer %d has %lld KV heads, which must divide %d heads", key,
+                            l, (long long)n_kv, h->n_heads);
+        layers[l].n_kv_heads = (int32_t)n_kv;
+        layers[l].head_dim = layers[l].is_swa ? (int32_t)hd_swa : h->head_dim;
+    }
+    h->embd_scale = sqrtf((float)h->dim);
+    h->attn_scale = 1.0f;   // Gemma 4 does not scale the queries (q and k are RMS-normed)
+    h->rope_scale_swa = 1.0f;
+    return TV_OK;
+}
+
+// x += postnorm(attention(rope(qnorm(q), knorm(k)), rmsnorm(v))·Wo)  with q, k, v = rmsnorm(x)·Wq, Wk, Wv|Wk
+// x += postnorm((gelu(h·Wgate) * (h·Wup))·Wdown)  with h = rmsnorm(x);  x *= out_scale
+static tv_status gemma4_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
+    const int T = s->n_tokens;
+    s->head_dim = L->head_dim;
+    s->n_kv_heads = L->n_kv_heads;
+    s->n_rot = L->is_swa ? s->h->n_rot_swa : s->h->n_rot;
+    layers_rmsnorm(s, s->xb, s->x, &L->attn_norm, T);
+    layers_qkv(s, &L->wq, &L->wk, L->wv.data ? &L->wv : &L->wk);
+    layers_head_norm(s, &L->q_norm, &L->k_norm);
+    layers_rmsnorm_unit(s, s->v, s->v, s->head_dim, T * s->n_kv_heads);
+    layers_rope(s, L->is_swa ? s->rope_cs_swa : s->rope_cs);
+    const layers_attn_opts o = {.window = L->is_swa ? s->h->n_swa : 0};
+    tv_status st = layers_attention_opts(s, l, &o, &L->wo, s->xb2, err);
+    if (st) return st;
+    layers_rmsnorm(s, s->xb, s->xb2, &L->attn_post_norm, T);
+    layers_add(s, s->x, s->xb);
+    layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, T);
+    layers_glu_mlp(s, LAYERS_ACT_GELU_TANH, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
+    layers_rmsnorm(s, s->xb, s->xb2, &L->ffn_post_norm, T);
+    layers_add(s, s->x, s->xb);
+    if (L->out_scale.data) layers_scale(s, s->x, s->h->dim, *(const float *)L->out_scale.data);
+    return TV_OK;
+}
+
+const model_family family_gemma4 = {
+    .name = "gemma4",
+    .archs = ARCHS,
+    .keys = KEYS,
+    .n_keys = FAMILY_COUNT(KEYS),
+    .tensors = TENSORS,
+    .n_tensors = FAMILY_COUNT(TENSORS),
+    .block = gemma4_block,
+    .is_rope_neox = true,
+    .configure = gemma4_configure,
+};
