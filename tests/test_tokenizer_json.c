@@ -45,10 +45,29 @@ static void test_llama_bpe_vectors(void **state) {
     if (!t) skip();
     assert_int_equal(tv_tokenizer_n_vocab(t), 128256);
     assert_int_equal(tv_tokenizer_bos(t), 128000);
-    assert_true(tv_tokenizer_is_eog(t, 128009));   // <|eot_id|>
+    for (int32_t id = 0; id < tv_tokenizer_n_vocab(t); id++)   // llama.cpp's set: <|end_of_text|>, <|eot_id|>
+        assert_int_equal(tv_tokenizer_is_eog(t, id), id == 128001 || id == 128009);
     char base[1024];
     snprintf(base, sizeof base, "%s/vocab/ggml-vocab-llama-bpe.gguf", shared_dir());
     check_vocab_vectors(t, base, "vocab llama-bpe (tokenizer.json)");
+    tv_tokenizer_free(t);
+}
+
+// Qwen3's end-of-generation set by llama.cpp's rules: <|endoftext|>, <|im_end|>, the FIM pad / repo /
+// file-separator tokens, and the vocabulary's plain "</s>" (128247), which llama.cpp lists as well.
+static void test_qwen3_eog(void **state) {
+    (void)state;
+    tv_tokenizer *t = load_model("qwen3");
+    if (!t) skip();
+    static const int32_t eog[] = {128247, 151643, 151645, 151662, 151663, 151664};
+    size_t k = 0;
+    for (int32_t id = 0; id < tv_tokenizer_n_vocab(t); id++) {
+        bool want = k < sizeof eog / sizeof *eog && eog[k] == id;
+        assert_int_equal(tv_tokenizer_is_eog(t, id), want);
+        k += want;
+    }
+    assert_int_equal(tv_tokenizer_eos(t), 151645);   // tokenizer_config.json: <|im_end|>
+    assert_false(tv_tokenizer_add_bos_default(t));
     tv_tokenizer_free(t);
 }
 
@@ -196,6 +215,7 @@ static void test_encode_speed_qwen3(void **state) { (void)state; speed_of("qwen3
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama_bpe_vectors),
+        cmocka_unit_test(test_qwen3_eog),
         cmocka_unit_test(test_oracle_llama3),
         cmocka_unit_test(test_oracle_qwen3),
         cmocka_unit_test(test_oracle_llama2),
