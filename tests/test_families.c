@@ -6,11 +6,11 @@
 // and compares:
 //   top-1     our argmax (lowest id on ties) == llama.cpp's, over every prompt position; printed as
 //             is and "counting near-ties": a position also agrees when llama.cpp's own logit for our
-//             top-1 is within tie_tol of its top-1 (0.01 for F32/F16, 0.1 for the quantized types:
-//             two implementations of the same quantized file differ by up to ~0.05 in a logit, from
-//             activation-quantization rounding flips, so closer calls are noise; a wrong feature
-//             moves logits by far more, and the KL bar still counts every position). The bar
-//             applies to the near-tie count.
+//             top-1 is within tie_tol of its top-1 (0.01 for F32/F16, 0.2 for the quantized types:
+//             two implementations of the same quantized file differ in a logit by std up to ~0.05
+//             (KL ~1e-3 = half the variance), from activation-quantization rounding flips, so calls
+//             closer than 4 of those are noise; a wrong feature moves logits by far more, and the
+//             KL bar still counts every position). The bar applies to the near-tie count.
 //   KL        mean over positions of KL(llama.cpp || ours), from llama.cpp's top-20 and the exact
 //             log-sum-exp of its row: sum_j p_j (log p_j - log q_j) over the top-20 ids j, plus
 //             the remainder term R log(R / R_ours) with R = 1 - sum_j p_j (the KL between the two
@@ -200,7 +200,7 @@ static void test_fixture(void **state) {
     float *logits = malloc((size_t)256 * (size_t)V * sizeof(float));
     assert_non_null(logits);
     const bool is_float = fx->type == TV_TYPE_F32 || fx->type == TV_TYPE_F16;
-    const double tie_tol = is_float ? 0.01 : 0.1;
+    const double tie_tol = is_float ? 0.01 : 0.2;
     int n_pos = 0, n_top1 = 0, n_near = 0, n_greedy = 0, n_prompts = 0;
     double kl_sum = 0, kl_max = 0;
     const cJSON *prompt;
