@@ -28,8 +28,8 @@
 static void layer_shape_max(const tv_model *m, int *hd_max, size_t *kvd_max) {
     const tv_hparams *h = model_hparams(m);
     const tv_layer *layers = model_layers(m);
-    *hd_max = h->head_dim;
-    *kvd_max = (size_t)h->n_kv_heads * h->head_dim;
+    *hd_max = h->head_dim;   // at least the model's: forward_run points the query rows with it
+    *kvd_max = 0;
     for (int l = 0; l < h->n_layers; l++) {
         const int hd = layers[l].head_dim ? layers[l].head_dim : h->head_dim;
         const size_t kvd = (size_t)(layers[l].n_kv_heads ? layers[l].n_kv_heads : h->n_kv_heads) * hd;

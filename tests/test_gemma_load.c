@@ -1,0 +1,204 @@
+// test_gemma_load.c — the gemma2, gemma3 and gemma4 loaders (family_gemma*.c, their configure hooks,
+// family_swa_pattern, per-layer attention shapes): synth --arch models load with the values
+// llama.cpp derives (sliding pattern, soft-caps, the sliding layers' RoPE, embedding and query
+// scales, gemma4's per-layer head sizes / KV heads, V = K layers); a copy of such a file with a
+// tensor left out, a key changed or an unsupported Gemma 4 variant fails with an error naming it.
+// (Their numerics against llama.cpp: test_families.)
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/gguf.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "tinyvllm.h"
+#include "test_util.h"
+
+static char g_src[512], g_dst[512];
+
+static void write_synth(const char *arch) {
+    snprintf(g_src, sizeof g_src, "%s/gemma-load-%s.gguf", TV_BINARY_DIR, arch);
+    tv_synth_params p = {.arch = arch, .type = TV_TYPE_F32, .seed = 7, .n_threads = 1};
+    tv_error err = {0};
+    if (synth_write(&p, g_src, &err)) fail_msg("synth %s: %s", arch, err.msg);
+}
+
+static tv_model *load(const char *path, tv_error *err) {
+    memset(err, 0, sizeof *err);
+    return tv_model_load(path, NULL, err);
+}
+
+// A change to the synth file: a tensor left out, a key left out, and keys set by edit (or none).
+typedef struct change {
+    const char *drop_tensor, *drop_key;
+    void (*edit)(gguf_writer *w);
+} change;
+
+// g_dst = g_src with change c.
+static void rewrite(const change *c) {
+    tv_error err = {0};
+    gguf_ctx *g = gguf_open(g_src, &err);
+    if (!g) fail_msg("%s", err.msg);
+    gguf_writer *w = gguf_writer_create();
+    assert_non_null(w);
+    for (int64_t i = 0; i < gguf_n_kv(g); i++) {
+        const char *key = gguf_kv_key(g, i);
+        if (!(c->drop_key && !strcmp(key, c->drop_key)) && strcmp(key, "general.alignment"))
+            gguf_set_value(w, key, gguf_kv_value(g, i));
+    }
+    if (c->edit) c->edit(w);
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const gguf_tensor_info *t = gguf_tensor(g, i);
+        if (c->drop_tensor && !strcmp(t->name, c->drop_tensor)) continue;
+        if (gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err)) fail_msg("%s", err.msg);
+    }
+    snprintf(g_dst, sizeof g_dst, "%s.changed.gguf", g_src);
+    if (gguf_writer_write(w, g_dst, &err)) fail_msg("%s", err.msg);
+    gguf_writer_free(w);
+    gguf_close(g);
+}
+
+// Loading the changed copy fails with code and a message containing every NULL-terminated string.
+static void expect_fail(const change *c, tv_status code, ...) {
+    rewrite(c);
+    tv_error err;
+    tv_model *m = load(g_dst, &err);
+    if (m) fail_msg("%s: loaded, expected an error", g_dst);
+    if (err.code != code) fail_msg("code %d (%s), expected %d", err.code, err.msg, code);
+    va_list ap;
+    va_start(ap, code);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        if (!strstr(err.msg, s)) fail_msg("error '%s' does not name '%s'", err.msg, s);
+    va_end(ap);
+    remove(g_dst);
+}
+
+// gemma2: every other layer slides (period 2), both soft-caps from the file, the sliding layers'
+// RoPE is the global one (no freq_base_swa), embeddings x sqrt(dim), output tied.
+static void test_gemma2(void **state) {
+    (void)state;
+    write_synth("gemma2");
+    tv_error err;
+    tv_model *m = load(g_src, &err);
+    if (!m) fail_msg("%s", err.msg);
+    const tv_hparams *h = model_hparams(m);
+    const tv_layer *L = model_layers(m);
+    for (int l = 0; l < h->n_layers; l++) assert_int_equal(L[l].is_swa, l % 2 == 0);
+    assert_int_equal(h->n_swa, 32);
+    assert_true(h->attn_softcap > 0 && h->final_softcap > 0);
+    assert_true(h->embd_scale == sqrtf((float)h->dim));
+    assert_null(model_rope_inv_freq_swa(m));
+    assert_ptr_equal(model_output(m)->data, model_tok_embd(m)->data);
+    assert_non_null(L[1].attn_post_norm.data);
+    tv_model_free(m);
+    expect_fail(&(change){.drop_tensor = "blk.1.post_ffw_norm.weight"}, TV_ERR_FORMAT, "blk.1.post_ffw_norm.weight",
+                "missing", NULL);
+    remove(g_src);
+}
+
+static void pattern_bad_length(gguf_writer *w) {
+    const bool p[3] = {true, true, false};
+    gguf_set_arr_data(w, "gemma3.attention.sliding_window_pattern", GGUF_TYPE_BOOL, p, 3);
+}
+
+static void pattern_period_3(gguf_writer *w) { gguf_set_u32(w, "gemma3.attention.sliding_window_pattern", 3); }
+
+// gemma3: five sliding layers to one global, the sliding ones with base 10000 and no scaling, the
+// global ones with freq_base and the linear factor 8; the pattern key as a period or per layer.
+static void test_gemma3(void **state) {
+    (void)state;
+    write_synth("gemma3");
+    tv_error err;
+    tv_model *m = load(g_src, &err);
+    if (!m) fail_msg("%s", err.msg);
+    const tv_hparams *h = model_hparams(m);
+    const tv_layer *L = model_layers(m);
+    for (int l = 0; l < h->n_layers; l++) assert_int_equal(L[l].is_swa, l % 6 < 5);
+    assert_true(h->attn_softcap == 0 && h->rope_theta_swa == 10000.0f && h->rope_scale_swa == 1.0f);
+    assert_true(h->rope_linear_scale == 0.125f);
+    const float *swa = model_rope_inv_freq_swa(m);
+    assert_non_null(swa);
+    assert_true(fabs(swa[1] - pow(10000.0, -2.0 / h->n_rot)) < 1e-7);
+    assert_non_null(L[0].q_norm.data);
+    tv_model_free(m);
+
+    rewrite(&(change){.edit = pattern_period_3});
+    if (!(m = load(g_dst, &err))) fail_msg("%s", err.msg);
+    for (int l = 0; l < model_hparams(m)->n_layers; l++) assert_int_equal(model_layers(m)[l].is_swa, l % 3 < 2);
+    tv_model_free(m);
+    expect_fail(&(change){.edit = pattern_bad_length}, TV_ERR_FORMAT, "gemma3.attention.sliding_window_pattern",
+                NULL);
+    expect_fail(&(change){.drop_tensor = "blk.2.attn_k_norm.weight"}, TV_ERR_FORMAT, "blk.2.attn_k_norm.weight",
+                NULL);
+    // no window: every layer global, one RoPE table
+    rewrite(&(change){.drop_key = "gemma3.attention.sliding_window"});
+    if (!(m = load(g_dst, &err))) fail_msg("%s", err.msg);
+    for (int l = 0; l < model_hparams(m)->n_layers; l++) assert_false(model_layers(m)[l].is_swa);
+    assert_null(model_rope_inv_freq_swa(m));
+    tv_model_free(m);
+    remove(g_dst);
+    remove(g_src);
+}
+
+static void per_layer_inputs(gguf_writer *w) { gguf_set_u32(w, "gemma4.embedding_length_per_layer_input", 256); }
+static void shared_kv(gguf_writer *w) { gguf_set_u32(w, "gemma4.attention.shared_kv_layers", 2); }
+static void kv_heads_3(gguf_writer *w) {
+    const int32_t kv[6] = {2, 2, 2, 3, 2, 1};
+    gguf_set_arr_data(w, "gemma4.attention.head_count_kv", GGUF_TYPE_INT32, kv, 6);
+}
+
+static void head_32(gguf_writer *w) {   // the sliding layers' head size 32: their tensors (64) do not fit
+    gguf_set_u32(w, "gemma4.attention.key_length_swa", 32);
+    gguf_set_u32(w, "gemma4.attention.value_length_swa", 32);
+    gguf_set_u32(w, "gemma4.rope.dimension_count_swa", 32);
+}
+
+// gemma4 (synth: 5 sliding layers of head size 64 and 2 KV heads, a global one of 128 and 1 without
+// attn_v): per-layer shapes bound and checked, scale 1, the sliding layers' own rotated dims.
+static void test_gemma4(void **state) {
+    (void)state;
+    write_synth("gemma4");
+    tv_error err;
+    tv_model *m = load(g_src, &err);
+    if (!m) fail_msg("%s", err.msg);
+    const tv_hparams *h = model_hparams(m);
+    const tv_layer *L = model_layers(m);
+    assert_int_equal(h->n_layers, 6);
+    for (int l = 0; l < 6; l++) {
+        const bool swa = l < 5;
+        assert_int_equal(L[l].is_swa, swa);
+        assert_int_equal(L[l].head_dim, swa ? 64 : 128);
+        assert_int_equal(L[l].n_kv_heads, swa ? 2 : 1);
+        assert_int_equal(L[l].wq.ne[1], h->n_heads * L[l].head_dim);
+        assert_int_equal(L[l].wk.ne[1], L[l].n_kv_heads * L[l].head_dim);
+        assert_true(swa ? L[l].wv.data != NULL : L[l].wv.data == NULL);
+        assert_non_null(L[l].out_scale.data);
+    }
+    assert_true(h->attn_scale == 1.0f && h->n_rot_swa == 64 && h->n_rot == 128);
+    // KV pools sized for the largest layer: 2 x 64 = 1 x 128 here
+    assert_int_equal(kv_cache_bytes_per_block(m, 16, true), 2 * 6 * 128 * 16 * 4);
+    tv_model_free(m);
+    expect_fail(&(change){.edit = per_layer_inputs}, TV_ERR_UNSUPPORTED, "embedding_length_per_layer_input", NULL);
+    expect_fail(&(change){.edit = shared_kv}, TV_ERR_UNSUPPORTED, "shared_kv_layers", NULL);
+    expect_fail(&(change){.edit = kv_heads_3}, TV_ERR_FORMAT, "gemma4.attention.head_count_kv", "layer 3", NULL);
+    expect_fail(&(change){.drop_key = "gemma4.attention.sliding_window_pattern"}, TV_ERR_FORMAT,
+                "gemma4.attention.sliding_window_pattern", "missing", NULL);
+    expect_fail(&(change){.edit = head_32}, TV_ERR_FORMAT, "blk.0.attn_q.weight", "[256, 128]", NULL);
+    remove(g_src);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemma2),
+        cmocka_unit_test(test_gemma3),
+        cmocka_unit_test(test_gemma4),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
