@@ -136,8 +136,10 @@ static void seed_family(const char *path, const char *arch) {
         gguf_set_u32(w, KEY("rope.scaling.original_context_length"), 8);
         gguf_set_f32(w, KEY("attention.temperature_scale"), 0.1f);
     }
+    const bool is_phi3 = !strcmp(arch, "phi3");
+    if (is_phi3) gguf_set_u32(w, KEY("rope.scaling.original_context_length"), 8);
 #undef KEY
-    static float d[8 * 16];
+    static float d[8 * 32];
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) d[i] = (float)((int)(i * 37 % 17) - 8) / 64;
     struct { const char *name; int64_t ne0, ne1; } t[] = {
         {"token_embd.weight", 8, 8}, {"output_norm.weight", 8, 1}, {"blk.0.attn_norm.weight", 8, 1},
@@ -150,8 +152,17 @@ static void seed_family(const char *path, const char *arch) {
     const int n = !strcmp(arch, "qwen2") ? 14 : !strcmp(arch, "qwen3") ? 16 : 11;
     for (int i = 0; i < n; i++) {
         if (i >= 11 && i < 14 && strcmp(arch, "qwen2")) continue;
+        if (is_phi3 && (i == 3 || i == 4 || i == 5 || i == 8 || i == 9)) continue;   // fused below
         int64_t ne[2] = { t[i].ne0, t[i].ne1 };
         check(gguf_add_tensor(w, t[i].name, TV_TYPE_F32, t[i].ne1 > 1 ? 2 : 1, ne, d, &err), &err);
+    }
+    if (is_phi3) {   // fused Q, K, V and gate, up; LongRoPE factors (n_rot / 2 = 2)
+        static const float factors[2] = { 1.0f, 2.0f };
+        const int64_t qkv[2] = { 8, 16 }, up[2] = { 8, 32 }, rf[1] = { 2 };
+        check(gguf_add_tensor(w, "blk.0.attn_qkv.weight", TV_TYPE_F32, 2, qkv, d, &err), &err);
+        check(gguf_add_tensor(w, "blk.0.ffn_up.weight", TV_TYPE_F32, 2, up, d, &err), &err);
+        check(gguf_add_tensor(w, "rope_factors_short.weight", TV_TYPE_F32, 1, rf, factors, &err), &err);
+        check(gguf_add_tensor(w, "rope_factors_long.weight", TV_TYPE_F32, 1, rf, factors, &err), &err);
     }
     check(gguf_writer_write(w, path, &err), &err);
     gguf_writer_free(w);
@@ -164,7 +175,7 @@ int main(void) {
     seed_llama2c("fuzz/corpus/llama2c/v0-separate", 0, false);
     seed_llama2c("fuzz/corpus/llama2c/v1-separate", 1, false);
     seed_tokenizer("fuzz/corpus/llama2c/tokenizer-8");
-    static const char *const FAMILIES[] = { "llama", "qwen2", "qwen3", "smollm3", "granite", "mistral3" };
+    static const char *const FAMILIES[] = { "llama", "qwen2", "qwen3", "smollm3", "granite", "mistral3", "phi3" };
     for (size_t i = 0; i < sizeof FAMILIES / sizeof FAMILIES[0]; i++) {
         char path[96];
         snprintf(path, sizeof path, "fuzz/corpus/model/%s", FAMILIES[i]);
