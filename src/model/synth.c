@@ -588,7 +588,13 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
             TRY(aw_add(&aw, NAME("attn_k.bias"), TV_TYPE_F32, kv_dim, 0, 0.0f, 0.5f, NULL, err));
             TRY(aw_add(&aw, NAME("attn_v.bias"), TV_TYPE_F32, kv_dim, 0, 0.0f, 0.5f, NULL, err));
         }
-        if (a->flags & AF_QK_NORM) {
+        if (a->flags & AF_GEMMA4) {
+            // attention scale 1 on RMS-normed q and k: weights 0.5 +- 0.125 keep scores at std ~2-3
+            // (with 1 +- 0.25 they are std ~8-11, near-argmax attention that turns the quantized
+            // types' rounding noise into chaos: llama.cpp against itself then disagrees at KL 2e-2)
+            TRY(aw_add(&aw, NAME("attn_q_norm.weight"), TV_TYPE_F32, hd, 0, 0.5f, 0.125f, NULL, err));
+            TRY(aw_add(&aw, NAME("attn_k_norm.weight"), TV_TYPE_F32, hd, 0, 0.5f, 0.125f, NULL, err));
+        } else if (a->flags & AF_QK_NORM) {
             TRY(aw_norm(&aw, NAME("attn_q_norm.weight"), hd, err));
             TRY(aw_norm(&aw, NAME("attn_k_norm.weight"), hd, err));
         }
