@@ -326,6 +326,8 @@ tv_status tok_set_specials(tv_tokenizer *t, tv_error *err) {
                 t->special_ids[t->n_special++] = id;
         qsort_r(t->special_ids, t->n_special, sizeof *t->special_ids, cmp_special, t);
     }
+    free(t->rstrip);
+    t->rstrip = NULL;
     if (t->phi3_rstrip) {   // llama.cpp's Phi-3 rule: every special token but <unk> <s> <|endoftext|>
         if (!(t->rstrip = calloc((size_t)t->n_vocab, sizeof *t->rstrip))) return err_fail(err, TV_ERR_NOMEM, "tokenizer: out of memory");
         for (size_t k = 0; k < t->n_special; k++) t->rstrip[t->special_ids[k]] = true;
