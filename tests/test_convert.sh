@@ -31,6 +31,12 @@ else bad "missing model: rc=$rc $(cat "$TMP/err")"; fi
 [ -e "$TMP/x.gguf" ] && bad "a failed convert left an output file"
 "$BIN" synth --preset nope -o "$TMP/x.gguf" >/dev/null 2>&1; [ $? -eq 2 ] && ok "synth unknown preset: exit 2" || bad "synth unknown preset"
 "$BIN" synth --preset tiny --type Q5_K -o "$TMP/x.gguf" >/dev/null 2>&1; [ $? -eq 2 ] && ok "synth unsupported type: exit 2" || bad "synth Q5_K"
+"$BIN" synth --arch falcon -o "$TMP/x.gguf" 2>"$TMP/err" >/dev/null; rc=$?
+[ $rc -eq 2 ] && grep -q "falcon" "$TMP/err" && ok "synth unknown arch: exit 2 naming it" || bad "synth --arch falcon: rc=$rc"
+"$BIN" synth --preset tiny --arch qwen3 -o "$TMP/x.gguf" >/dev/null 2>&1; [ $? -eq 2 ] && ok "synth --preset with --arch: exit 2" || bad "synth --preset --arch"
+if "$BIN" synth --arch qwen3 --type Q8_0 -o "$TMP/q3.gguf" >/dev/null && "$BIN" info -m "$TMP/q3.gguf" -v >"$TMP/q3.txt" 2>&1 &&
+   grep -q "qwen3" "$TMP/q3.txt" && grep -q "attn_q_norm" "$TMP/q3.txt"; then ok "synth --arch qwen3: a qwen3 model with q/k norms"
+else bad "synth --arch qwen3: $(head -c 300 "$TMP/q3.txt" 2>/dev/null)"; fi
 
 # ---- synth determinism ----
 if "$BIN" synth --preset tiny --type Q4_K --seed 7 --threads 1 -o "$TMP/s1.gguf" >/dev/null &&
