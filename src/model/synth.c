@@ -362,33 +362,46 @@ struct arch_spec {
     float out_gain;              // std of the logits before any final scaling
     float embd_std;              // token_embd std when not tied (tied: out_gain / sqrt(dim))
     unsigned flags;
+    // benchmark shapes (0 / NULL in the fixture rows): vocab (else 512), sliding window (else
+    // SWA_WINDOW), and the fixture arch whose metadata they take (else name)
+    int32_t n_vocab, window;
+    const char *base;
 };
 
 #define SWA_WINDOW 32   // every sliding window: shorter than the fixtures' long prompt
 
 static const arch_spec ARCHS[] = {
     // name       arch        dim  ff   L  H  KV  hd   rot  ctx   swa  swa_hd swa_kv theta  eps    gain embd flags
-    {"llama",    "llama",    256, 768, 4, 4, 2,  64,  64, 2048,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f, 0},
-    {"llama3",   "llama",    256, 768, 4, 4, 2,  64,  64, 8192,  0,   0, 0, 500000.0f, 1e-5f, 3.0f, 1.0f, AF_TIED | AF_ROPE_FREQS},
-    {"qwen2",    "qwen2",    256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_QKV_BIAS},
-    {"qwen3",    "qwen3",    256, 768, 4, 4, 2, 128, 128, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_QK_NORM},
-    {"gemma2",   "gemma2",   256, 768, 4, 4, 2, 128, 128, 8192,  2,   0, 0, 10000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_POST_NORMS},
+    {"llama",    "llama",    256, 768, 4, 4, 2,  64,  64, 2048,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL},
+    {"llama3",   "llama",    256, 768, 4, 4, 2,  64,  64, 8192,  0,   0, 0, 500000.0f, 1e-5f, 3.0f, 1.0f, AF_TIED | AF_ROPE_FREQS, 0, 0, NULL},
+    {"qwen2",    "qwen2",    256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_QKV_BIAS, 0, 0, NULL},
+    {"qwen3",    "qwen3",    256, 768, 4, 4, 2, 128, 128, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_QK_NORM, 0, 0, NULL},
+    {"gemma2",   "gemma2",   256, 768, 4, 4, 2, 128, 128, 8192,  2,   0, 0, 10000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_POST_NORMS, 0, 0, NULL},
     {"gemma3",   "gemma3",   256, 768, 8, 4, 1, 128, 128, 8192,  6,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_TIED | AF_POST_NORMS | AF_QK_NORM},
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM, 0, 0, NULL},
     {"gemma4",   "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192,  6,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4},
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, NULL},
     {"phi3",     "phi3",     256, 768, 4, 4, 2,  64,  48, 4096,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
-     AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE},
-    {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0},
-    {"smollm3",  "smollm3",  256, 768, 8, 4, 2,  64,  64, 4096,  0,   0, 0, 5000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED},
+     AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 0, 0, NULL},
+    {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL},
+    {"smollm3",  "smollm3",  256, 768, 8, 4, 2,  64,  64, 4096,  0,   0, 0, 5000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED, 0, 0, NULL},
     // granite divides the logits by logit_scale (8): gain 24 gives std ~3 after it; embeddings are
     // multiplied by embedding_scale (12): std 0.05 keeps them the size of the (0.22-scaled) blocks
-    {"granite",  "granite",  256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 10000000.0f, 1e-5f, 24.0f, 0.05f, 0},
+    {"granite",  "granite",  256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 10000000.0f, 1e-5f, 24.0f, 0.05f, 0, 0, 0, NULL},
+    // benchmark shapes of the models people run (bench/, docs/benchmarks.md): real dims, vocab sizes
+    // and windows, the trained context written as 4096 so default KV sizing stays small
+    {"qwen3-1.7b", "qwen3",  2048, 6144, 28, 16, 8, 128, 128, 4096, 0, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_TIED | AF_QK_NORM, 151936, 0, "qwen3"},
+    {"gemma3-1b",  "gemma3", 1152, 6912, 26, 4, 1, 256, 256, 4096, 6, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM, 262144, 512, "gemma3"},
+    {"phi4-mini",  "phi3",   3072, 8192, 32, 24, 8, 128, 96, 4096, 0, 0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
+     AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 200064, 0, "phi3"},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
 const char *tv_synth_arch_names(void) {
-    return "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite";
+    return "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite; benchmark "
+           "shapes: qwen3-1.7b, gemma3-1b, phi4-mini";
 }
 
 static const arch_spec *find_arch(const char *name) {
@@ -442,13 +455,14 @@ static tv_status aw_norm(arch_writer *a, const char *name, int64_t n, tv_error *
 // The family's own metadata: the values that make each feature bite (see the comment above ARCHS).
 static void arch_metadata(gguf_writer *w, const arch_spec *a) {
     char k[128];
-    const char *n = a->name;
+    const char *n = a->base ? a->base : a->name;
+    const uint32_t window = a->window ? (uint32_t)a->window : SWA_WINDOW;
     if (!strcmp(n, "gemma2")) {
-        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), SWA_WINDOW);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), window);
         gguf_set_f32(w, ARCH_KEY(k, a, "attn_logit_softcapping"), 2.5f);   // gemma 2 ships 50: scores here are O(1)
         gguf_set_f32(w, ARCH_KEY(k, a, "final_logit_softcapping"), 15.0f);  // 30 in gemma 2; top logits here reach ~12
     } else if (!strcmp(n, "gemma3")) {
-        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), SWA_WINDOW);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), window);
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.freq_base_swa"), 10000.0f);
         gguf_set_str(w, ARCH_KEY(k, a, "rope.scaling.type"), "linear");   // global layers only (gemma 3 4B+)
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), 8.0f);
@@ -459,7 +473,7 @@ static void arch_metadata(gguf_writer *w, const arch_spec *a) {
         gguf_set_arr_data(w, ARCH_KEY(k, a, "attention.sliding_window_pattern"), GGUF_TYPE_BOOL, pattern,
                           (uint64_t)a->n_layers);
         gguf_set_arr_data(w, ARCH_KEY(k, a, "attention.head_count_kv"), GGUF_TYPE_INT32, kv, (uint64_t)a->n_layers);
-        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), SWA_WINDOW);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), window);
         gguf_set_u32(w, ARCH_KEY(k, a, "attention.key_length_swa"), (uint32_t)a->swa_head_dim);
         gguf_set_u32(w, ARCH_KEY(k, a, "attention.value_length_swa"), (uint32_t)a->swa_head_dim);
         gguf_set_u32(w, ARCH_KEY(k, a, "rope.dimension_count_swa"), (uint32_t)a->swa_head_dim);
@@ -530,9 +544,10 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     gguf_set_f32(w, ARCH_KEY(k, a, "attention.layer_norm_rms_epsilon"), a->eps);
     gguf_set_f32(w, ARCH_KEY(k, a, "rope.freq_base"), a->theta);
     gguf_set_u32(w, ARCH_KEY(k, a, "rope.dimension_count"), (uint32_t)a->n_rot);
-    if (!strcmp(a->arch, "llama")) gguf_set_u32(w, ARCH_KEY(k, a, "vocab_size"), 512);
+    const int32_t n_vocab = a->n_vocab ? a->n_vocab : 512;
+    if (!strcmp(a->arch, "llama")) gguf_set_u32(w, ARCH_KEY(k, a, "vocab_size"), (uint32_t)n_vocab);
     arch_metadata(w, a);
-    if ((st = synth_vocab(w, 512, err))) goto done;
+    if ((st = synth_vocab(w, n_vocab, err))) goto done;
 
     aw.cap = 4 + 20 * L;
     aw.sc.n_threads = p->n_threads > 1 ? p->n_threads : 1;
@@ -545,13 +560,13 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
 
     const tv_type t = p->type, out_t = p->pure ? t : output_type(t);
     const float out_std = a->out_gain / sqrtf((float)dim);
-    if (tied) st = aw_add(&aw, "token_embd.weight", out_t, dim, 512, 0.0f, out_std * sqrtf(3.0f), NULL, err);
-    else st = aw_add(&aw, "token_embd.weight", t, dim, 512, 0.0f, a->embd_std * sqrtf(3.0f), NULL, err);
+    if (tied) st = aw_add(&aw, "token_embd.weight", out_t, dim, n_vocab, 0.0f, out_std * sqrtf(3.0f), NULL, err);
+    else st = aw_add(&aw, "token_embd.weight", t, dim, n_vocab, 0.0f, a->embd_std * sqrtf(3.0f), NULL, err);
     // output_norm: mean 0, std 1 (unlike the other norms): with tied embeddings a positive one makes
     // every position predict its own input token (its logit is |e|^2-sized), all the more with
     // gemma's sqrt(dim) embedding scale; a mixed-sign one leaves the logits a random projection
     if (!st) st = aw_add(&aw, "output_norm.weight", TV_TYPE_F32, dim, 0, 0.0f, sqrtf(3.0f), NULL, err);
-    if (!st && !tied) st = aw_matrix(&aw, "output.weight", out_t, dim, 512, a->out_gain, err);
+    if (!st && !tied) st = aw_matrix(&aw, "output.weight", out_t, dim, n_vocab, a->out_gain, err);
     if (!st && (a->flags & AF_ROPE_FREQS)) {
         // orig 64 instead of llama 3's 8192: most pairs then take the 32x factor within the fixtures' positions
         synth_llama3_rope_factors(rope[0], a->n_rot / 2, a->n_rot, a->theta, 64);
