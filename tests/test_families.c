@@ -277,7 +277,7 @@ int main(void) {
     static char archs[256];
     static char names[64][32];
     static struct CMUnitTest tests[64];
-    snprintf(archs, sizeof archs, "%s", tv_synth_arch_names());
+    snprintf(archs, sizeof archs, "%s", synth_fixture_arch_names());
     for (char *save = NULL, *a = strtok_r(archs, ", ", &save); a; a = strtok_r(NULL, ", ", &save))
         for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0] && n_fixtures < 64; t++) {
             fixture *fx = &FIXTURES[n_fixtures];

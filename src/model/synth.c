@@ -399,10 +399,10 @@ static const arch_spec ARCHS[] = {
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
-const char *tv_synth_arch_names(void) {
-    return "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite; benchmark "
-           "shapes: qwen3-1.7b, gemma3-1b, phi4-mini";
-}
+#define FIXTURE_ARCHS "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite"
+#define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini"
+const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS ", " BENCH_ARCHS; }
+const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
 
 static const arch_spec *find_arch(const char *name) {
     for (size_t i = 0; name && i < N_ARCHS; i++)

@@ -45,6 +45,10 @@ typedef struct tv_synth_params {
 // smooth in between.
 void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double theta, double orig);
 
+// The small archs of the llama.cpp fixtures (tests/fixtures/families), comma-separated; the
+// public tv_synth_arch_names() adds the benchmark shapes.
+const char *synth_fixture_arch_names(void);
+
 // Writes the model to out_path (atomically: a temporary renamed on success).
 // Errors: unknown preset/arch/type, an arch with a preset/shape/vocab (TV_ERR_INVALID), unreadable vocab (its loader's code), I/O.
 tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *err);
