@@ -85,7 +85,8 @@ const char *tv_synth_preset_names(void);
 // Family architectures (--arch): one small model per family (dim 256, ffn 768, 4-8 layers, GQA,
 // 512-token synthetic vocab) in that family's real llama.cpp tensor layout and metadata, with
 // values that make each family feature change the logits (the tests/fixtures/families oracle).
-// "llama3" is llama with rope_freqs and tied embeddings. Names, comma-separated:
+// "llama3" is llama with rope_freqs and tied embeddings. Names, comma-separated, then after "; "
+// the benchmark shapes (real dims and vocab sizes: qwen3-1.7b, gemma3-1b, phi4-mini):
 const char *tv_synth_arch_names(void);
 
 typedef struct tv_synth_options {

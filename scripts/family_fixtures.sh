@@ -11,13 +11,13 @@
 #                  to build DUMP when it does not exist yet)
 #   DUMP           the dump tool (default: $LLAMA_CPP_DIR/../dump/dump_logits; built from
 #                  tests/fixtures/families/dump_logits.c when missing)
-#   TYPES          weight types (default: "F32 Q8_0 Q4_K"; Q4_K is synth's Q4_K_M mix, saved as Q4_K_M)
+#   TYPES          weight types (default: "F32 F16 Q8_0 Q4_K"; Q4_K is synth's Q4_K_M mix, saved as Q4_K_M)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TINYVLLM=${TINYVLLM:-$ROOT/build/tinyvllm}
 LLAMA_CPP_DIR=${LLAMA_CPP_DIR:-}
 DUMP=${DUMP:-${LLAMA_CPP_DIR:+$LLAMA_CPP_DIR/../dump/dump_logits}}
-TYPES=${TYPES:-F32 Q8_0 Q4_K}
+TYPES=${TYPES:-F32 F16 Q8_0 Q4_K}
 OUT=$ROOT/tests/fixtures/families
 [ -x "$TINYVLLM" ] || { echo "family_fixtures: no tinyvllm binary at $TINYVLLM (build first or set TINYVLLM)" >&2; exit 1; }
 [ -n "$DUMP" ] || { echo "family_fixtures: set DUMP or LLAMA_CPP_DIR" >&2; exit 1; }
@@ -29,7 +29,7 @@ if [ ! -x "$DUMP" ]; then
        -Wl,-rpath,"$LLAMA_CPP_DIR/build/bin" -lm -o "$DUMP"
 fi
 if [ $# -gt 0 ]; then ARCHS=("$@"); else
-    IFS=', ' read -r -a ARCHS <<<"$("$TINYVLLM" synth --help | sed -n 's/.*feature active (512-token synthetic vocab): //p')"
+    IFS=', ' read -r -a ARCHS <<<"$("$TINYVLLM" synth --help | sed -n 's/.*feature active (512-token synthetic vocab): //p' | sed 's/;.*//')"
 fi
 [ ${#ARCHS[@]} -gt 0 ] || { echo "family_fixtures: no arch list from '$TINYVLLM synth --help'" >&2; exit 1; }
 TMP=$(mktemp -d)

@@ -401,7 +401,7 @@ static const arch_spec ARCHS[] = {
 
 #define FIXTURE_ARCHS "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite"
 #define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini"
-const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS ", " BENCH_ARCHS; }
+const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real sizes): " BENCH_ARCHS; }
 const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
 
 static const arch_spec *find_arch(const char *name) {
