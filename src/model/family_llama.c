@@ -16,23 +16,6 @@ static const family_tensor TENSORS[] = {
     FAMILY_TENSORS_FFN,
 };
 
-// x += attention(rope(q, k), v)·Wo [+ bo]  with q, k, v = rmsnorm(x)·Wq, Wk, Wv [+ biases]
-// x += (silu(h·Wgate) * (h·Wup))·Wdown  with h = rmsnorm(x)
-static tv_status llama_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
-    layers_rmsnorm(s, s->xb, s->x, &L->attn_norm, s->n_tokens);
-    layers_qkv(s, &L->wq, &L->wk, &L->wv);
-    layers_qkv_bias(s, &L->bq, &L->bk, &L->bv);
-    layers_rope(s, s->rope_cs);
-    tv_status st = layers_attention(s, l, &L->wo, s->xb2, err);
-    if (st) return st;
-    layers_bias(s, s->xb2, &L->bo);
-    layers_add(s, s->x, s->xb2);
-    layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, s->n_tokens);
-    layers_glu_mlp(s, LAYERS_ACT_SILU, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
-    layers_add(s, s->x, s->xb2);
-    return TV_OK;
-}
-
 const model_family family_llama = {
     .name = "llama",
     .archs = ARCHS,
@@ -40,5 +23,5 @@ const model_family family_llama = {
     .n_keys = FAMILY_COUNT(KEYS),
     .tensors = TENSORS,
     .n_tensors = FAMILY_COUNT(TENSORS),
-    .block = llama_block,
+    .block = layers_prenorm_block,
 };

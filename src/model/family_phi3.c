@@ -33,21 +33,6 @@ static const family_tensor TENSORS[] = {
     FAMILY_LAYER("ffn_down.weight", w_down, FD_FF, FD_EMBD),
 };
 
-// x += attention(rope(q, k), v)·Wo  with q, k, v = rmsnorm(x)·Wqkv
-// x += (silu(h·Wgate) * (h·Wup))·Wdown  with h = rmsnorm(x), [Wgate; Wup] = Wup_fused
-static tv_status phi3_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
-    layers_rmsnorm(s, s->xb, s->x, &L->attn_norm, s->n_tokens);
-    layers_qkv(s, &L->wq, &L->wk, &L->wv);
-    layers_rope(s, s->rope_cs);
-    tv_status st = layers_attention(s, l, &L->wo, s->xb2, err);
-    if (st) return st;
-    layers_add(s, s->x, s->xb2);
-    layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, s->n_tokens);
-    layers_glu_mlp(s, LAYERS_ACT_SILU, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
-    layers_add(s, s->x, s->xb2);
-    return TV_OK;
-}
-
 const model_family family_phi3 = {
     .name = "phi3",
     .archs = ARCHS,
@@ -55,6 +40,6 @@ const model_family family_phi3 = {
     .n_keys = FAMILY_COUNT(KEYS),
     .tensors = TENSORS,
     .n_tensors = FAMILY_COUNT(TENSORS),
-    .block = phi3_block,
+    .block = layers_prenorm_block,
     .is_rope_neox = true,
 };

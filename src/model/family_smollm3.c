@@ -19,17 +19,7 @@ static const family_tensor TENSORS[] = {
 // x += attention(q, k, v)·Wo  with q, k, v = rmsnorm(x)·Wq, Wk, Wv, q and k rotated except on NoPE layers
 // x += (silu(h·Wgate) * (h·Wup))·Wdown  with h = rmsnorm(x)
 static tv_status smollm3_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
-    layers_rmsnorm(s, s->xb, s->x, &L->attn_norm, s->n_tokens);
-    layers_qkv(s, &L->wq, &L->wk, &L->wv);
-    layers_qkv_bias(s, &L->bq, &L->bk, &L->bv);
-    if ((l + 1) % NO_ROPE_LAYER_STEP != 0) layers_rope(s, s->rope_cs);
-    tv_status st = layers_attention(s, l, &L->wo, s->xb2, err);
-    if (st) return st;
-    layers_add(s, s->x, s->xb2);
-    layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, s->n_tokens);
-    layers_glu_mlp(s, LAYERS_ACT_SILU, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
-    layers_add(s, s->x, s->xb2);
-    return TV_OK;
+    return layers_prenorm_block_rope(s, L, l, (l + 1) % NO_ROPE_LAYER_STEP ? s->rope_cs : NULL, err);
 }
 
 const model_family family_smollm3 = {

@@ -116,3 +116,23 @@ void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *
     if (n > 0 && s->h->logit_scale != 0) backend_scale(s->be, logits, n, (int)output->ne[1], 1.0f / s->h->logit_scale);
     if (n > 0 && s->h->final_softcap > 0) backend_softcap(s->be, logits, n, (int)output->ne[1], s->h->final_softcap);
 }
+
+tv_status layers_prenorm_block_rope(layer_state *s, const tv_layer *L, int l, const float *rope_cs, tv_error *err) {
+    layers_rmsnorm(s, s->xb, s->x, &L->attn_norm, s->n_tokens);
+    layers_qkv(s, &L->wq, &L->wk, &L->wv);
+    layers_qkv_bias(s, &L->bq, &L->bk, &L->bv);
+    if (L->q_norm.data) layers_head_norm(s, &L->q_norm, &L->k_norm);
+    if (rope_cs) layers_rope(s, rope_cs);
+    tv_status st = layers_attention(s, l, &L->wo, s->xb2, err);
+    if (st) return st;
+    layers_bias(s, s->xb2, &L->bo);
+    layers_add(s, s->x, s->xb2);
+    layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, s->n_tokens);
+    layers_glu_mlp(s, LAYERS_ACT_SILU, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
+    layers_add(s, s->x, s->xb2);
+    return TV_OK;
+}
+
+tv_status layers_prenorm_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
+    return layers_prenorm_block_rope(s, L, l, s->rope_cs, err);
+}

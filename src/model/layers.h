@@ -94,4 +94,13 @@ void layers_embed(layer_state *s, const tv_tensor *table, const int32_t *ids, in
 void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *norm, const tv_tensor *output,
                    float *lx, float *logits);
 
+// The pre-norm layer of llama and the families built like it (qwen2, qwen3, phi3, smollm3):
+//   x += attention(rope(headnorm(q)), rope(headnorm(k)), v)·Wo + bo  with q, k, v = rmsnorm(x)·Wq, Wk, Wv + b
+//   x += (silu(h·Wgate) * (h·Wup))·Wdown  with h = rmsnorm(x)
+// Biases and the per-head Q/K norms apply where the layer has them (their tables decide);
+// rope_cs NULL leaves q and k unrotated (SmolLM3's no-RoPE layers). The plain form rotates with
+// s->rope_cs and is a family_block_fn.
+tv_status layers_prenorm_block_rope(layer_state *s, const tv_layer *L, int l, const float *rope_cs, tv_error *err);
+tv_status layers_prenorm_block(layer_state *s, const tv_layer *L, int l, tv_error *err);
+
 #endif
