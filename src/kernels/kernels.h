@@ -3,8 +3,8 @@
 // Type ids are GGUF's (= ggml's) so a tensor's type field maps straight onto tv_type.
 // Every type has a traits entry: block size, bytes per block, dequantize (to_float), quantize
 // (from_float), and the dot-product/GEMM kernels that multiply a weight row of this type with an
-// activation row already converted to traits->vec_dot_type (Q8_0 for Q8_0/Q4_0, Q8_K for the
-// K-quants, F32 for F32/F16/BF16 weights: activations stay f32 and the weight is widened in
+// activation row already converted to traits->vec_dot_type (Q8_0 for Q8_0/Q4_0/Q5_0/IQ4_NL, Q8_1
+// for Q4_1/Q5_1, Q8_K for the K-quants and IQ4_XS, F32 for F32/F16/BF16 weights: activations stay f32 and the weight is widened in
 // registers, on every path).
 // A kern_table is filled by kern_table_init() for one CPU path: the scalar reference kernels (ref/)
 // always exist, and ISA kernels (x86/, arm/) replace entries when supported. Block sizes, names and
@@ -74,12 +74,36 @@ typedef struct {                                                                
     uint8_t ql[TV_QK_K / 2]; uint8_t qh[TV_QK_K / 4]; int8_t scales[TV_QK_K / 16]; tv_f16 d;
 } tv_block_q6_K;
 typedef struct { float d; int8_t qs[TV_QK_K]; int16_t bsums[TV_QK_K / 16]; } tv_block_q8_K;  // activations for K-quants
+// The other 32-element blocks (elements j < 16 in the low nibbles of qs[j], j >= 16 in the high
+// nibbles of qs[j - 16]; 5-bit types take bit 4 of element j from bit j of qh, little-endian):
+typedef struct { tv_f16 d, m; uint8_t qs[16]; } tv_block_q4_1;                    // x = d * q + m  (q 0..15)
+typedef struct { tv_f16 d; uint8_t qh[4]; uint8_t qs[16]; } tv_block_q5_0;        // x = d * (q - 16)  (q 0..31)
+typedef struct { tv_f16 d, m; uint8_t qh[4]; uint8_t qs[16]; } tv_block_q5_1;     // x = d * q + m  (q 0..31)
+typedef struct { tv_f16 d, s; int8_t qs[32]; } tv_block_q8_1;                     // activations for Q4_1/Q5_1:
+                                                                                  // x = d * q, s = f16(d * sum q)
+typedef struct { tv_f16 d; uint8_t qs[16]; } tv_block_iq4_nl;                     // x = d * iq4nl_values[q]
+// The other 256-element super-blocks (layouts in ref/ref_kx.c):
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; tv_f16 d, dmin; } tv_block_q2_K;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; tv_f16 d; } tv_block_q3_K;
+typedef struct {
+    tv_f16 d, dmin; uint8_t scales[TV_K_SCALE_SIZE]; uint8_t qh[32]; uint8_t qs[128];
+} tv_block_q5_K;
+typedef struct { tv_f16 d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } tv_block_iq4_xs;
 
 static_assert(sizeof(tv_block_q8_0) == 34, "q8_0 block");
 static_assert(sizeof(tv_block_q4_0) == 18, "q4_0 block");
 static_assert(sizeof(tv_block_q4_K) == 144, "q4_K block");
 static_assert(sizeof(tv_block_q6_K) == 210, "q6_K block");
 static_assert(sizeof(tv_block_q8_K) == 292, "q8_K block");
+static_assert(sizeof(tv_block_q4_1) == 20, "q4_1 block");
+static_assert(sizeof(tv_block_q5_0) == 22, "q5_0 block");
+static_assert(sizeof(tv_block_q5_1) == 24, "q5_1 block");
+static_assert(sizeof(tv_block_q8_1) == 36, "q8_1 block");
+static_assert(sizeof(tv_block_iq4_nl) == 18, "iq4_nl block");
+static_assert(sizeof(tv_block_q2_K) == 84, "q2_K block");
+static_assert(sizeof(tv_block_q3_K) == 110, "q3_K block");
+static_assert(sizeof(tv_block_q5_K) == 176, "q5_K block");
+static_assert(sizeof(tv_block_iq4_xs) == 136, "iq4_xs block");
 
 // ---- kernel signatures ----
 // Dequantize n elements (n a multiple of blck_size) from src into dst.

@@ -50,6 +50,47 @@ void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x);
 void ref_to_float_q8_K(const void *src, float *dst, int64_t n);
 void ref_from_float_q8_K(const float *src, void *dst, int64_t n);
 
+// Best (scale, min) for x (n <= 256) ≈ scale * q - min, q in 0..nmax, min >= 0 (a grid of step sizes,
+// each refit by least squares). Returns the squared error. Shared by the affine K-quant quantizers.
+float ref_fit_affine(const float *x, int n, int nmax, float *scale_out, float *min_out);
+
+// ---- ref/ref_qx.c: Q4_1, Q5_1 (vec_dot_type Q8_1), Q5_0, IQ4_NL (Q8_0), Q8_1 (activations) ----
+void ref_to_float_q4_1(const void *src, float *dst, int64_t n);
+void ref_from_float_q4_1(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q4_1(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q5_0(const void *src, float *dst, int64_t n);
+void ref_from_float_q5_0(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q5_0(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q5_1(const void *src, float *dst, int64_t n);
+void ref_from_float_q5_1(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q5_1(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q8_1(const void *src, float *dst, int64_t n);
+void ref_from_float_q8_1(const float *src, void *dst, int64_t n);
+void ref_to_float_iq4_nl(const void *src, float *dst, int64_t n);
+void ref_from_float_iq4_nl(const float *src, void *dst, int64_t n);
+void ref_vec_dot_iq4_nl(int64_t n, float *s, const void *w, const void *x);
+// The IQ4_NL/IQ4_XS grid (sorted), the index of its value nearest to v, and the least-squares
+// scale of the best of a few candidate grids for x (n values; 0 for all-zero x).
+extern const int8_t iq4nl_values[16];
+int iq4_nearest(float v);
+float iq4_fit(const float *x, int n);
+
+// ---- ref/ref_kx.c: Q2_K, Q3_K, Q5_K, IQ4_XS (vec_dot_type Q8_K) ----
+void ref_to_float_q2_K(const void *src, float *dst, int64_t n);
+void ref_from_float_q2_K(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q2_K(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q3_K(const void *src, float *dst, int64_t n);
+void ref_from_float_q3_K(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q3_K(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_q5_K(const void *src, float *dst, int64_t n);
+void ref_from_float_q5_K(const float *src, void *dst, int64_t n);
+void ref_vec_dot_q5_K(int64_t n, float *s, const void *w, const void *x);
+void ref_to_float_iq4_xs(const void *src, float *dst, int64_t n);
+void ref_from_float_iq4_xs(const float *src, void *dst, int64_t n);
+void ref_vec_dot_iq4_xs(int64_t n, float *s, const void *w, const void *x);
+// Q3_K 6-bit scale i (0..15, stored with +32) from the 12 packed bytes.
+int q3_K_scale(const uint8_t *sc, int i);
+
 // Q4_K 6-bit scale/min unpacking: sub-block j in 0..7 of the 12 packed bytes.
 static inline void q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
     if (j < 4) {

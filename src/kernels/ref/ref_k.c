@@ -72,8 +72,7 @@ void ref_to_float_q4_K(const void *src, float *dst, int64_t n) {
     }
 }
 
-// Best (scale, min) for x ≈ scale * q - min, q in 0..nmax, min >= 0. Returns squared error.
-static float fit_affine(const float *x, int n, int nmax, float *scale_out, float *min_out) {
+float ref_fit_affine(const float *x, int n, int nmax, float *scale_out, float *min_out) {
     float lo = 0.0f, hi = x[0];
     for (int j = 0; j < n; j++) { lo = fminf(lo, x[j]); hi = fmaxf(hi, x[j]); }
     if (hi <= lo) { *scale_out = 0.0f; *min_out = -lo; return 0.0f; }
@@ -118,7 +117,7 @@ void ref_from_float_q4_K(const float *src, void *dst, int64_t n) {
         const float *x = src + i * TV_QK_K;
         float scale[8], mn[8], max_s = 0.0f, max_m = 0.0f;
         for (int j = 0; j < 8; j++) {
-            fit_affine(x + 32 * j, 32, 15, &scale[j], &mn[j]);
+            ref_fit_affine(x + 32 * j, 32, 15, &scale[j], &mn[j]);
             max_s = fmaxf(max_s, scale[j]);
             max_m = fmaxf(max_m, mn[j]);
         }
