@@ -234,6 +234,17 @@ tv_status tv_chat_fit(const tv_chat *c, const char *messages_json, size_t max_to
 // the flat batch, samples, and reports per-request deltas.
 typedef struct tv_engine tv_engine;
 
+// Speculative decoding (engine.c, "speculative decoding"): a proposer guesses up to spec_tokens
+// next tokens of each decoding sequence; the target model scores them in the same flat batch and
+// keeps the prefix its own sampling agrees with. Outputs are those of plain decoding (greedy: the
+// same tokens; sampled: the same distribution, and with a seed the same tokens).
+typedef enum tv_spec_method {
+    TV_SPEC_NONE = 0,
+    TV_SPEC_NGRAM,             // prompt lookup: continue an n-gram of the sequence's own tokens
+} tv_spec_method;
+
+#define TV_SPEC_MAX_TOKENS 16  // spec_tokens at most
+
 typedef struct tv_engine_config {
     int n_threads;             // worker threads for kernels (default: online cores)
     const char *cpu_path;      // CPU kernel path: NULL/"" = the best this CPU supports (default), or
@@ -250,6 +261,9 @@ typedef struct tv_engine_config {
     int decode_steps;          // multi-step decoding: decode rounds per schedule (default 1)
     int kv_bits;               // KV cache element: 16 (f16), 32 (f32), 0 = auto: f32 when the
                                // model's weights are f32, else f16
+    tv_spec_method spec;       // speculative decoding proposer (default TV_SPEC_NONE)
+    int spec_tokens;           // tokens proposed per sequence and round at most, 1..TV_SPEC_MAX_TOKENS
+                               // (0 with a proposer = 4)
 } tv_engine_config;
 
 void tv_engine_config_default(tv_engine_config *c);
@@ -270,6 +284,8 @@ typedef struct tv_engine_limits {
     int kv_bits;               // KV element: 16 (f16) or 32 (f32)
     int decode_steps;          // decode rounds per step
     int n_threads;             // kernel threads
+    tv_spec_method spec;       // speculative decoding proposer
+    int spec_tokens;           // its tokens per sequence and round at most (0 without a proposer)
 } tv_engine_limits;
 
 void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l);
@@ -364,6 +380,10 @@ typedef struct tv_engine_stats {
     int last_step_tokens;        // tokens in the last step's batch
     uint64_t n_steps, n_preemptions, n_finished, n_aborted;
     double kv_bytes_per_block;
+    // speculative decoding (vLLM's vllm:spec_decode_* counters): verification items run, tokens
+    // proposed, proposed tokens accepted, and accepted at each proposal position
+    uint64_t n_spec_drafts, n_spec_draft_tokens, n_spec_accepted_tokens;
+    uint64_t n_spec_accepted_per_pos[TV_SPEC_MAX_TOKENS];
 } tv_engine_stats;
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s);

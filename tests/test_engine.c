@@ -3,6 +3,9 @@
 // force preemption, block sizes 16 and 32; per-request seeded sampling independent of the batch;
 // KV accounting (no leaks over 10,000 requests, aborts free at once); the token budget; decodes
 // flowing while a long prompt is chunked; prompts that can never fit rejected at add time.
+// Speculative decoding (n-gram proposals verified in the flat batch): the same tokens as plain
+// decoding alone (greedy and seeded sampling) in every configuration above, logprobs, stop strings
+// and finish reasons unchanged, and no leaks over 10,000 requests with its rollbacks.
 // Model: the real stories260K llama2.c checkpoint (GQA) from ../shared.
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,8 +73,8 @@ typedef struct {
     tv_finish_reason finish;
 } req;
 
-static tv_engine *make_engine_ms(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits,
-                                 int decode_steps) {
+static tv_engine *make_engine_spec(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits,
+                                   int decode_steps, int spec_tokens) {
     tv_engine_config c;
     config_default(&c);
     c.n_threads = 1;   // a 260K model: threads would only add synchronisation
@@ -82,6 +85,8 @@ static tv_engine *make_engine_ms(int block_size, int64_t n_blocks, bool chunked,
     c.max_batched_tokens = budget;
     c.kv_bits = kv_bits;
     c.decode_steps = decode_steps;
+    c.spec = spec_tokens ? TV_SPEC_NGRAM : TV_SPEC_NONE;
+    c.spec_tokens = spec_tokens;
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("engine: %s", err.msg);
@@ -89,7 +94,7 @@ static tv_engine *make_engine_ms(int block_size, int64_t n_blocks, bool chunked,
 }
 
 static tv_engine *make_engine(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits) {
-    return make_engine_ms(block_size, n_blocks, chunked, max_seqs, budget, kv_bits, 1);
+    return make_engine_spec(block_size, n_blocks, chunked, max_seqs, budget, kv_bits, 1, 0);
 }
 
 static uint64_t add(tv_engine *e, req *r) {
@@ -175,7 +180,8 @@ static void check_same(const req *a, const req *b, int n, const char *what) {
 }
 
 // full: every configuration; else a representative subset (chunked, preemption, multi-step).
-static void batch_invariance(int kv_bits, float temperature, bool full) {
+// spec_tokens > 0: the batched runs speculate (n-gram, up to that many tokens), the reference not.
+static void batch_invariance(int kv_bits, float temperature, bool full, int spec_tokens) {
     enum { N = 64 };
     static req ref[N], got[N];
     make_requests(ref, N, 42, 200, 40, 60);
@@ -195,7 +201,8 @@ static void batch_invariance(int kv_bits, float temperature, bool full) {
         if (!full && c != 0 && c != 5 && c != 7) continue;
         memcpy(got, ref, sizeof got);
         for (int i = 0; i < N; i++) got[i].n_out = 0;
-        tv_engine *e = make_engine_ms(cfgs[c].bs, cfgs[c].blocks, cfgs[c].chunked, 16, cfgs[c].budget, kv_bits, cfgs[c].steps);
+        tv_engine *e = make_engine_spec(cfgs[c].bs, cfgs[c].blocks, cfgs[c].chunked, 16, cfgs[c].budget, kv_bits,
+                                        cfgs[c].steps, spec_tokens);
         tv_engine_stats st;
         int max_used = 0;
         int calls = drive(e, got, N, &st, &max_used);
@@ -204,6 +211,17 @@ static void batch_invariance(int kv_bits, float temperature, bool full) {
         assert_true(max_used <= cfgs[c].budget || !cfgs[c].chunked);
         assert_int_equal(st.n_blocks_free, st.n_blocks_total);
         assert_int_equal(st.n_running + st.n_waiting, 0);
+        if (spec_tokens) {
+            print_message("%s, speculating %d: %llu verifications, %llu of %llu proposed tokens accepted\n", cfgs[c].name,
+                          spec_tokens, (unsigned long long)st.n_spec_drafts, (unsigned long long)st.n_spec_accepted_tokens,
+                          (unsigned long long)st.n_spec_draft_tokens);
+            // both outcomes happen, so both paths (accept, reject + rollback) were compared
+            assert_true(st.n_spec_accepted_tokens > 0 && st.n_spec_accepted_tokens < st.n_spec_draft_tokens);
+            uint64_t per_pos = 0;
+            for (int j = 0; j < TV_SPEC_MAX_TOKENS; j++) per_pos += st.n_spec_accepted_per_pos[j];
+            assert_true(per_pos == st.n_spec_accepted_tokens);
+            assert_true(st.n_spec_accepted_per_pos[0] >= st.n_spec_accepted_per_pos[1]);
+        }
         if (cfgs[c].blocks) {
             print_message("%s: %llu preemptions\n", cfgs[c].name, (unsigned long long)st.n_preemptions);
             assert_true(st.n_preemptions > 0);
@@ -215,20 +233,37 @@ static void batch_invariance(int kv_bits, float temperature, bool full) {
 static void test_batch_invariance_greedy(void **state) {
     (void)state;
     SKIP_IF_NO_MODEL();
-    batch_invariance(0, 0.0f, true);
+    batch_invariance(0, 0.0f, true, 0);
+}
+
+// Speculative decoding is lossless: greedy outputs token-identical to plain decoding alone, under
+// chunking, preemption and multi-step decoding, for 64 mixed requests.
+static void test_spec_greedy_lossless(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    batch_invariance(0, 0.0f, true, 4);
+    batch_invariance(16, 0.0f, false, 7);
+}
+
+// Seeded sampling with speculation gives the very tokens of plain sampling (one RNG draw per
+// appended token, the n-gram proposal being one-hot: see engine.c).
+static void test_spec_seeded_sampling_same_tokens(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    batch_invariance(0, 1.0f, false, 4);
 }
 
 static void test_batch_invariance_f16_kv(void **state) {
     (void)state;
     SKIP_IF_NO_MODEL();
-    batch_invariance(16, 0.0f, false);
+    batch_invariance(16, 0.0f, false, 0);
 }
 
 // Seeded sampling at temperature 1 gives the same tokens alone and in any batch.
 static void test_seeded_sampling_batch_independent(void **state) {
     (void)state;
     SKIP_IF_NO_MODEL();
-    batch_invariance(0, 1.0f, false);
+    batch_invariance(0, 1.0f, false, 0);
 }
 
 // Different seeds must give different samples (else the invariance test above proves nothing).
@@ -294,11 +329,11 @@ static void test_budget_and_chunked_prefill(void **state) {
     tv_engine_free(e);
 }
 
-// 10,000 short requests through a small pool, some aborted: every block comes back.
-static void test_no_leaks_10k(void **state) {
-    (void)state;
-    SKIP_IF_NO_MODEL();
-    tv_engine *e = make_engine(16, 64, true, 32, 256, 0);
+// 10,000 short requests through a small pool, some aborted: every block comes back. With
+// speculation (spec_tokens > 0) the requests run longer (up to max_new tokens) so that proposals,
+// rejections and rollbacks happen thousands of times.
+static void no_leaks_10k(int spec_tokens, int max_new) {
+    tv_engine *e = make_engine_spec(16, 64, true, 32, 256, 0, 1, spec_tokens);
     uint64_t s = 99;
     tv_error err = {0};
     int32_t prompt[20];
@@ -314,7 +349,7 @@ static void test_no_leaks_10k(void **state) {
             for (int j = 1; j < np; j++) prompt[j] = 3 + (int)(rng_splitmix64(&s) % 500);
             p.prompt_ids = prompt;
             p.n_prompt = (size_t)np;
-            p.max_tokens = 1 + (int)(rng_splitmix64(&s) % 4);
+            p.max_tokens = 1 + (int)(rng_splitmix64(&s) % (uint64_t)max_new);
             p.sampling.temperature = 0;
             uint64_t id;
             assert_int_equal(tv_engine_add_request(e, &p, &id, &err), TV_OK);
@@ -340,13 +375,28 @@ static void test_no_leaks_10k(void **state) {
     }
     tv_engine_stats st;
     tv_engine_get_stats(e, &st);
-    print_message("10000 requests (%d aborted), %llu steps, %llu preemptions\n", aborted,
-                  (unsigned long long)st.n_steps, (unsigned long long)st.n_preemptions);
+    print_message("10000 requests (%d aborted), %llu steps, %llu preemptions, %llu verifications (%llu of %llu accepted)\n",
+                  aborted, (unsigned long long)st.n_steps, (unsigned long long)st.n_preemptions,
+                  (unsigned long long)st.n_spec_drafts, (unsigned long long)st.n_spec_accepted_tokens,
+                  (unsigned long long)st.n_spec_draft_tokens);
+    if (spec_tokens) assert_true(st.n_spec_drafts > 1000 && st.n_spec_accepted_tokens < st.n_spec_draft_tokens);
     assert_int_equal(st.n_blocks_free, st.n_blocks_total);
     assert_int_equal(st.n_running + st.n_waiting, 0);
     assert_true(aborted > 150);
     assert_int_equal(tv_engine_abort(e, 123456789), TV_ERR_INVALID);
     tv_engine_free(e);
+}
+
+static void test_no_leaks_10k(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    no_leaks_10k(0, 4);
+}
+
+static void test_spec_no_leaks_10k(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    no_leaks_10k(4, 24);
 }
 
 // Prefix caching: requests sharing a system-prompt-like prefix reuse its full blocks, outputs stay
@@ -596,6 +646,9 @@ int main(void) {
         cmocka_unit_test(test_seeds_differ),
         cmocka_unit_test(test_budget_and_chunked_prefill),
         cmocka_unit_test(test_no_leaks_10k),
+        cmocka_unit_test(test_spec_greedy_lossless),
+        cmocka_unit_test(test_spec_seeded_sampling_same_tokens),
+        cmocka_unit_test(test_spec_no_leaks_10k),
         cmocka_unit_test(test_prefix_caching),
         cmocka_unit_test(test_batch_invariance_quantized),
         cmocka_unit_test(test_abort_frees_immediately),

@@ -48,13 +48,15 @@ static int teardown(void **state) {
 }
 
 
-static tv_engine *make_engine(int decode_steps) {
+static tv_engine *make_engine(int decode_steps, int spec_tokens) {
     tv_engine_config c;
     tv_engine_config_default(&c);
     c.n_threads = 1;
     c.max_num_seqs = 4;          // 5 requests: one waits, so admission happens mid-run too
     c.max_batched_tokens = 32;   // prompts are chunked
     c.decode_steps = decode_steps;
+    c.spec = spec_tokens ? TV_SPEC_NGRAM : TV_SPEC_NONE;
+    c.spec_tokens = spec_tokens;
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("engine: %s", err.msg);
@@ -137,9 +139,9 @@ static void assert_same(const result *a, const result *b) {
 }
 
 // Fails the n_ok-th allocation (counted from the first add) for every n_ok the workload reaches.
-static void fail_every_point(int decode_steps) {
+static void fail_every_point(int decode_steps, int spec_tokens) {
     result clean[N_REQ], got[N_REQ];
-    tv_engine *e = make_engine(decode_steps);
+    tv_engine *e = make_engine(decode_steps, spec_tokens);
     unsigned long a0 = mem_n_allocs();
     run_workload(e, clean);
     const long n_points = (long)(mem_n_allocs() - a0);
@@ -156,7 +158,7 @@ static void fail_every_point(int decode_steps) {
 
     int n_errors = 0, n_refused = 0;
     for (long k = 0; k < n_points; k++) {
-        e = make_engine(decode_steps);   // a fresh one: its first forward pass grows the attention workspace
+        e = make_engine(decode_steps, spec_tokens);   // a fresh one: its first forward pass grows the attention workspace
         mem_fault_inject(k, 1);
         run_workload(e, got);
         mem_fault_clear();
@@ -184,19 +186,26 @@ static void fail_every_point(int decode_steps) {
         assert_all_blocks_free(e);
         tv_engine_free(e);
     }
-    print_message("decode_steps %d: %ld allocation points, %d requests finished with an error, %d refused\n",
-                  decode_steps, n_points, n_errors, n_refused);
+    print_message("decode_steps %d, speculating %d: %ld allocation points, %d requests finished with an error, %d refused\n",
+                  decode_steps, spec_tokens, n_points, n_errors, n_refused);
     assert_true(n_errors > 0);
 }
 
 static void test_fail_each_allocation(void **state) {
     SKIP_IF_NO(g_model, "stories260K.gguf");
-    fail_every_point(1);
+    fail_every_point(1, 0);
 }
 
 static void test_fail_each_allocation_multistep(void **state) {
     SKIP_IF_NO(g_model, "stories260K.gguf");
-    fail_every_point(4);
+    fail_every_point(4, 0);
+}
+
+// Speculative decoding: a failure in the middle of a verification item (its second accepted token,
+// say) finishes the request with what it appended before, a prefix of the clean run.
+static void test_fail_each_allocation_spec(void **state) {
+    SKIP_IF_NO(g_model, "stories260K.gguf");
+    fail_every_point(1, 4);
 }
 
 // Every allocation fails for a while: everything in flight finishes with the error (whole batches
@@ -204,12 +213,12 @@ static void test_fail_each_allocation_multistep(void **state) {
 static void test_out_of_memory_for_a_while(void **state) {
     SKIP_IF_NO(g_model, "stories260K.gguf");
     result clean[N_REQ], got[N_REQ];
-    tv_engine *e = make_engine(1);
+    tv_engine *e = make_engine(1, 0);
     run_workload(e, clean);
     assert_all_blocks_free(e);
     tv_engine_free(e);
 
-    e = make_engine(1);
+    e = make_engine(1, 0);
     for (int i = 0; i < 3; i++) add(e, i, &got[i]);
     mem_fault_inject(0, -1);
     int n_err = 0;
@@ -233,6 +242,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fail_each_allocation),
         cmocka_unit_test(test_fail_each_allocation_multistep),
+        cmocka_unit_test(test_fail_each_allocation_spec),
         cmocka_unit_test(test_out_of_memory_for_a_while),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

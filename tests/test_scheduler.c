@@ -4,7 +4,9 @@
 // decodes first then prompt chunks within the token budget, chunked prefill on and off, FCFS
 // admission with head-of-line blocking, max_num_seqs, preemption by recompute (the newest
 // victim, its blocks freed, requeued at the front, recomputed in full later), the waiting deque
-// through wrap-around and growth, removal from either queue, and admission on cached prefixes.
+// through wrap-around and growth, removal from either queue, and admission on cached prefixes;
+// speculative decoding's proposed tokens (scheduled from what budget and blocks are left, never
+// preempting, and rolled back exactly).
 // After every step each block's refcount must equal the number of block tables holding it.
 #include <stdarg.h>
 #include <stddef.h>
@@ -355,6 +357,87 @@ static void test_no_admission_after_preemption(void **state) {
     rig_free(&r);
 }
 
+// Proposed tokens (speculative decoding) of a decode run after its pending token, from the budget
+// and blocks left once decodes and running prompts are served, before admissions; they never cause
+// a preemption. After verification n_computed advances over the accepted ones only and
+// sched_rollback returns the blocks only rejected ones reached; no block holding a rejected token is
+// registered with the prefix cache.
+static void test_drafts_scheduled_and_rolled_back(void **state) {
+    (void)state;
+    rig r = rig_make(6, 4, 4, 10, true, true);
+    tv_seq *a = add(&r, 1, 6, 10);
+    int n_pre;
+    assert_int_equal(step(&r, &n_pre), 1);   // A's prompt; it samples position 6
+    assert_int_equal(a->n_blocks, 2);
+    for (int j = 0; j < 5; j++) a->tokens[a->n_tokens + j] = 700 + j;   // five guesses: positions 7..11
+    a->n_draft = 5;
+    tv_seq *b = add(&r, 2, 3, 20);
+    int n = sched_schedule(r.s, r.items, &n_pre);
+    assert_int_equal(n, 2);
+    expect_item(&r, 0, a, 6);   // pending token + 5 guesses
+    expect_item(&r, 1, b, 3);   // admitted with the rest of the budget (10 - 6 = 4 >= 3)
+    assert_int_equal(a->n_draft, 5);
+    assert_int_equal(a->n_blocks, 3);   // positions 6..11
+    check_blocks(&r);
+    // verification: the pending token and the first guess accepted, the second rejected; the
+    // engine appends 700 and its own token (not 701)
+    sched_computed(r.s, a, 1);
+    a->n_draft = 0;
+    a->tokens[a->n_tokens + 1] = 5000;
+    a->n_tokens += 2;
+    sched_computed(r.s, a, 1);
+    sched_rollback(r.s, a);
+    assert_int_equal(a->n_computed, 8);
+    assert_int_equal(a->n_tokens, 9);
+    assert_int_equal(a->n_blocks, 2);   // positions 0..7; the third block held only guesses 8..11
+    assert_int_not_equal(bm_hash(r.bm, a->blocks[1]), 0);   // positions 4..7, all computed: registered
+    sched_computed(r.s, b, 3);
+    b->tokens[b->n_tokens++] = 5001;
+    check_blocks(&r);
+    assert_int_equal(bm_n_free(r.bm), 3);
+    // rejected at once: the block of guesses 9.. stays unregistered and goes back
+    a->tokens[a->n_tokens] = 800;
+    a->n_draft = 1;
+    n = sched_schedule(r.s, r.items, &n_pre);
+    assert_int_equal(n, 2);
+    expect_item(&r, 0, a, 2);
+    expect_item(&r, 1, b, 1);
+    assert_int_equal(a->n_blocks, 3);
+    sched_computed(r.s, a, 1);
+    sched_computed(r.s, b, 1);
+    a->n_draft = 0;
+    a->tokens[a->n_tokens++] = 5002;   // position 9
+    b->tokens[b->n_tokens++] = 5003;
+    sched_rollback(r.s, a);
+    assert_int_equal(a->n_blocks, 3);   // position 8 is in the third block: kept, not registered
+    assert_int_equal(bm_hash(r.bm, a->blocks[2]), 0);
+    check_blocks(&r);
+    rig_free(&r);
+    // no free block left: the guesses are cut to what A's last block holds, nobody is preempted
+    r = rig_make(3, 4, 4, 10, true, true);
+    a = add(&r, 1, 6, 10);
+    b = add(&r, 2, 3, 20);
+    assert_int_equal(step(&r, &n_pre), 2);   // prompts: A two blocks, B one
+    assert_int_equal(bm_n_free(r.bm), 0);
+    for (int j = 0; j < 4; j++) a->tokens[a->n_tokens + j] = 900 + j;
+    a->n_draft = 4;
+    n = sched_schedule(r.s, r.items, &n_pre);
+    assert_int_equal(n, 2);
+    assert_int_equal(n_pre, 0);
+    expect_item(&r, 0, a, 2);   // position 6 and the guess at 7 fill A's second block
+    expect_item(&r, 1, b, 1);
+    assert_int_equal(a->n_draft, 1);
+    assert_int_equal(b->status, SEQ_RUNNING);
+    check_blocks(&r);
+    sched_computed(r.s, a, 1);
+    sched_computed(r.s, b, 1);
+    a->n_draft = 0;
+    sched_rollback(r.s, a);   // the guess rejected: its block is A's second, still needed
+    assert_int_equal(a->n_blocks, 2);
+    check_blocks(&r);
+    rig_free(&r);
+}
+
 // Admission order is arrival order over 110 requests, through the deque's wrap-around and its
 // growth past the initial capacity while wrapped.
 static void test_fifo_through_wraparound(void **state) {
@@ -575,6 +658,7 @@ int main(void) {
         cmocka_unit_test(test_preemption_of_self),
         cmocka_unit_test(test_no_admission_after_preemption),
         cmocka_unit_test(test_fifo_through_wraparound),
+        cmocka_unit_test(test_drafts_scheduled_and_rolled_back),
         cmocka_unit_test(test_remove_and_find),
         cmocka_unit_test(test_prefix_cached_admission),
         cmocka_unit_test(test_prefix_failed_admission_returns_blocks),

@@ -3,6 +3,23 @@
 //   run          the flat batch is built and the forward pass computes the logits rows
 //   postprocess  each sequence with logits samples a token and appends it with its outputs
 //
+// Speculative decoding (cfg.spec): after a sequence's token is appended, the proposer (spec.h)
+// writes up to k guesses of its next tokens behind it (seq->n_draft). The scheduler runs them as
+// a verification item: the pending token and the guesses, 1 + n rows of the same flat batch, with
+// logits for every row (row j predicts the token after guess j - 1). Postprocess samples row 0 as
+// usual; while the sampled token equals the guess at that position, the guess is accepted and the
+// next row (whose KV was computed with exactly that token) is sampled too. The first token that
+// differs, or the sample of the row after the last guess (the bonus token), ends the item; every
+// token is appended one at a time through the same path as a plain decode (penalty history,
+// logprobs, stop tokens and strings, max tokens), so the item may finish early. n_computed then
+// advances over the accepted guesses only and sched_rollback returns blocks that only rejected
+// guesses reached. Because the forward pass is batch invariant and each row is sampled exactly as
+// plain decoding would sample it, greedy output is token-identical with speculation on or off.
+// For sampling, drawing t ~ p and accepting the guess x iff t == x is rejection sampling with a
+// one-hot proposal q = δ_x: accepted with probability p(x) = min(1, p(x)/q(x)), and on rejection t
+// is distributed as norm(max(0, p - q)) (p without x); the RNG draws once per appended token as in
+// plain decoding, so seeded requests give the same tokens either way.
+//
 // The engine owns the KV pools (through the model's tv_kv_cache), the block manager, the
 // scheduler and the sequences; the model sees only struct tv_batch.
 //
@@ -21,6 +38,7 @@
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
+#include "engine/spec.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/alloc.h"
@@ -47,8 +65,9 @@ struct tv_engine {
     int32_t *b_qstart;           // (max_num_seqs + 1)
     int32_t *b_ctx;              // (max_num_seqs)
     const int32_t **b_tables;    // (max_num_seqs)
-    int32_t *b_logit_rows;       // (max_num_seqs)
-    tv_seq **b_logit_seq;        // (max_num_seqs)
+    int max_logits;              // logits rows per round: max_num_seqs * (1 + spec_tokens), within the budget
+    int32_t *b_logit_rows;       // (max_logits)
+    tv_seq **b_logit_seq;        // (max_logits) the sequence of each row (a verification item's rows are consecutive)
     // outputs of the last step: at most max_num_seqs per round plus max_num_seqs abort reports
     post_outputs out;
     tv_seq **done;               // (max_num_seqs * 2) sequences finished last step, freed at the next
@@ -135,6 +154,13 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (c.decode_steps > 64) { err_fail(err, TV_ERR_INVALID, "engine: decode_steps %d invalid (1..64)", c.decode_steps); return NULL; }
     if (c.kv_bits == 0) c.kv_bits = model_weight_type(m) == TV_TYPE_F32 ? 32 : 16;
     if (c.kv_bits != 16 && c.kv_bits != 32) { err_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
+    if (c.spec != TV_SPEC_NONE && c.spec != TV_SPEC_NGRAM) { err_fail(err, TV_ERR_INVALID, "engine: unknown speculative decoding method %d", (int)c.spec); return NULL; }
+    if (c.spec == TV_SPEC_NONE) c.spec_tokens = 0;
+    else if (c.spec_tokens == 0) c.spec_tokens = 4;
+    if (c.spec_tokens < 0 || c.spec_tokens > TV_SPEC_MAX_TOKENS) {
+        err_fail(err, TV_ERR_INVALID, "engine: speculative tokens %d invalid (1..%d)", c.spec_tokens, TV_SPEC_MAX_TOKENS);
+        return NULL;
+    }
     const bool kv_f32 = c.kv_bits == 32;
     size_t bpb = kv_cache_bytes_per_block(m, c.block_size, kv_f32);
     int64_t n_blocks = c.n_blocks;
@@ -162,18 +188,23 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
     if (!(e->be = backend_cpu_create(c.cpu_path, c.n_threads, err))) goto fail;
     if (!(e->kv = kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
-    if (!(e->fwd = forward_create(m, e->max_len, c.max_batched_tokens, c.max_num_seqs, e->be, err))) goto fail;
+    int64_t max_logits = (int64_t)c.max_num_seqs * (1 + c.spec_tokens);
+    e->max_logits = max_logits < c.max_batched_tokens ? (int)max_logits : c.max_batched_tokens;
+    if (!(e->fwd = forward_create(m, e->max_len, c.max_batched_tokens, e->max_logits, e->be, err))) goto fail;
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {.max_num_seqs = c.max_num_seqs, .max_batched_tokens = c.max_batched_tokens,
                           .chunked_prefill = c.chunked_prefill, .prefix_caching = c.prefix_caching,
                           .window = hp->kv_window};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
-    size_t S = (size_t)c.max_num_seqs, T = (size_t)c.max_batched_tokens;
+    size_t S = (size_t)c.max_num_seqs, T = (size_t)c.max_batched_tokens, L = (size_t)e->max_logits;
+    // output records per step: each round appends up to 1 + spec_tokens tokens per sequence, one
+    // record each, plus up to max_num_seqs abort reports
+    const int n_recs = (int)S * (c.decode_steps * (1 + c.spec_tokens) + 1);
     if (!e->sched || !(e->items = malloc(S * sizeof *e->items)) || !(e->b_tokens = malloc(T * sizeof(int32_t))) ||
         !(e->b_pos = malloc(T * sizeof(int32_t))) || !(e->b_qstart = malloc((S + 1) * sizeof(int32_t))) ||
         !(e->b_ctx = malloc(S * sizeof(int32_t))) || !(e->b_tables = malloc(S * sizeof *e->b_tables)) ||
-        !(e->b_logit_rows = malloc(S * sizeof(int32_t))) || !(e->b_logit_seq = malloc(S * sizeof *e->b_logit_seq)) ||
-        !post_outputs_init(&e->out, (int)S * (c.decode_steps + 1)) || !(e->done = malloc(2 * S * sizeof *e->done))) {
+        !(e->b_logit_rows = malloc(L * sizeof(int32_t))) || !(e->b_logit_seq = malloc(L * sizeof *e->b_logit_seq)) ||
+        !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -298,7 +329,8 @@ void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l) {
     *l = (tv_engine_limits){.max_model_len = e->max_len, .max_num_seqs = e->cfg.max_num_seqs,
                             .max_batched_tokens = e->cfg.max_batched_tokens, .block_size = e->cfg.block_size,
                             .n_blocks = e->cfg.n_blocks, .kv_bits = e->cfg.kv_bits,
-                            .decode_steps = e->cfg.decode_steps, .n_threads = e->cfg.n_threads};
+                            .decode_steps = e->cfg.decode_steps, .n_threads = e->cfg.n_threads,
+                            .spec = e->cfg.spec, .spec_tokens = e->cfg.spec_tokens};
 }
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
@@ -360,7 +392,8 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
     for (int i = 0; i < n_items; i++) {
         tv_seq *s = e->items[i].seq;
         int n = e->items[i].n_tokens;
-        TV_CHECK(n >= 1 && s->n_computed + n <= s->n_tokens);
+        TV_CHECK(n >= 1 && s->n_computed + n <= s->n_tokens + s->n_draft);
+        TV_CHECK(s->n_draft == 0 || n == 1 + s->n_draft);
         TV_CHECK(s->n_blocks * e->cfg.block_size >= s->n_computed + n);
         for (int j = 0; j < n; j++) {
             e->b_tokens[T + j] = s->tokens[s->n_computed + j];
@@ -370,13 +403,15 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
         e->b_qstart[i + 1] = T;
         e->b_ctx[i] = s->n_computed + n;
         e->b_tables[i] = s->blocks;
-        if (n != 1 || s->n_computed + 1 != s->n_tokens) *decode_only = false;
-        if (s->n_computed + n == s->n_tokens) {   // its last pending token: sample after it
-            e->b_logit_rows[L] = T - 1;
-            e->b_logit_seq[L++] = s;
+        if (s->n_computed + 1 != s->n_tokens) *decode_only = false;
+        if (s->n_computed + n >= s->n_tokens) {   // its last pending token (and its guesses): sample after each
+            for (int j = s->n_tokens - 1 - s->n_computed; j < n; j++) {
+                e->b_logit_rows[L] = T - n + j;
+                e->b_logit_seq[L++] = s;
+            }
         }
     }
-    TV_CHECK(T <= e->cfg.max_batched_tokens);
+    TV_CHECK(T <= e->cfg.max_batched_tokens && L <= e->max_logits);
     return (tv_batch){.n_tokens = T, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = n_items,
                       .q_start = e->b_qstart, .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = L,
                       .logit_rows = e->b_logit_rows};
@@ -409,7 +444,8 @@ static tv_status run(tv_engine *e, int n_items, const tv_batch *b, float **logit
         return ferr.code;
     }
     account_round(e, n_items, b->n_tokens);
-    for (int i = 0; i < n_items; i++) sched_computed(e->sched, e->items[i].seq, e->items[i].n_tokens);
+    // a verification item's guesses count once postprocess knows which were accepted
+    for (int i = 0; i < n_items; i++) sched_computed(e->sched, e->items[i].seq, e->items[i].n_tokens - e->items[i].seq->n_draft);
     return TV_OK;
 }
 
@@ -422,10 +458,11 @@ static bool is_stop_token(const tv_engine *e, const tv_seq *s, int32_t tok) {
     return tv_model_is_eog(e->model, tok);
 }
 
-// Room for one more token in s->tokens. false (s unchanged) when out of memory.
-static bool reserve_token(tv_seq *s) {
+// Room for one more token in s->tokens and n_guesses proposed ones behind it. false (s unchanged)
+// when out of memory.
+static bool reserve_token(tv_seq *s, int n_guesses) {
     size_t cap = (size_t)s->cap;
-    int32_t *nt = array_grow(s->tokens, &cap, (size_t)s->n_tokens + 1, sizeof *nt);
+    int32_t *nt = array_grow(s->tokens, &cap, (size_t)s->n_tokens + 1 + (size_t)n_guesses, sizeof *nt);
     if (!nt) return false;
     s->tokens = nt;
     s->cap = (int)cap;
@@ -435,18 +472,18 @@ static bool reserve_token(tv_seq *s) {
 // Samples s's next token from its logits row (n_vocab, modified) and appends it with its outputs:
 // a record with the token, logprobs and text, and the finish when it ends here. All or nothing:
 // everything that can fail runs before the first change that is reported; on failure s finishes
-// with TV_FINISH_ERROR and none of this token.
-static void emit_token(tv_engine *e, tv_seq *s, float *logits) {
+// with TV_FINISH_ERROR and none of this token. Returns the token appended, -1 when s failed.
+static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits) {
     tv_request_output *rec = post_output_new(&e->out, s);
     const int ri = (int)(rec - e->out.recs);
     const int n_top = s->logprobs > 0 ? s->logprobs : 0;
     tv_logprob *chosen = s->logprobs >= 0 ? &e->out.lp[ri] : NULL;
     tv_logprob *top = n_top ? &e->out.top[(size_t)ri * POST_MAX_TOP_LOGPROBS] : NULL;
     tv_error why = {0};
-    if (!reserve_token(s)) {
+    if (!reserve_token(s, e->cfg.spec_tokens)) {
         err_fail(&why, TV_ERR_NOMEM, "out of memory growing the token list");
         fail_seq(e, s, rec, &why);
-        return;
+        return -1;
     }
     const int32_t tok = sampler_sample(s->sampler, logits, chosen, top, n_top);
     const bool stop_tok = is_stop_token(e, s, tok);
@@ -459,7 +496,7 @@ static void emit_token(tv_engine *e, tv_seq *s, float *logits) {
     if (post_text(s, tok, stop_tok, fin != TV_FINISH_NONE, &text, &text_len, &stopped) != TV_OK) {
         err_fail(&why, TV_ERR_NOMEM, "out of memory detokenizing");
         fail_seq(e, s, rec, &why);
-        return;
+        return -1;
     }
     // commit: nothing below fails
     s->tokens[s->n_tokens++] = tok;
@@ -478,11 +515,57 @@ static void emit_token(tv_engine *e, tv_seq *s, float *logits) {
     rec->finish = fin;
     rec->stop_token = stop_tok ? tok : -1;
     if (fin != TV_FINISH_NONE) finish_seq(e, s, fin);
+    return tok;
+}
+
+// Proposes the next tokens of s (running, decoding; emit_token reserved their room) behind its
+// last one: at most spec_tokens and one less than it may still generate (the item's bonus token
+// is the last it may append).
+static void propose(tv_engine *e, tv_seq *s) {
+    s->n_draft = 0;
+    int room = s->max_len - s->n_tokens;
+    if (s->max_new >= 0 && s->max_new - seq_n_generated(s) < room) room = s->max_new - seq_n_generated(s);
+    const int k = e->cfg.spec_tokens < room - 1 ? e->cfg.spec_tokens : room - 1;
+    if (k <= 0) return;
+    TV_CHECK(s->n_tokens + k <= s->cap);
+    s->n_draft = spec_ngram_propose(s->tokens, s->n_tokens, k, s->tokens + s->n_tokens);
+}
+
+// Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits) as described at
+// the top: appends tokens while they match s's guesses, then advances n_computed over the accepted
+// guesses and returns the blocks that only rejected ones reached.
+static void verify(tv_engine *e, tv_seq *s, float *logits) {
+    const size_t V = (size_t)e->hp->n_vocab;
+    const int n_draft = s->n_draft;
+    int32_t guess[TV_SPEC_MAX_TOKENS];
+    memcpy(guess, s->tokens + s->n_tokens, (size_t)n_draft * sizeof *guess);   // appending overwrites them
+    s->n_draft = 0;
+    int n_accepted = 0;
+    for (int j = 0; j <= n_draft; j++) {
+        const int32_t tok = emit_token(e, s, logits + (size_t)j * V);
+        if (j == n_draft || tok != guess[j]) break;
+        e->stats.n_spec_accepted_per_pos[j]++;
+        n_accepted++;
+        if (s->status != SEQ_RUNNING) break;   // finished on an accepted guess
+    }
+    e->stats.n_spec_drafts++;
+    e->stats.n_spec_draft_tokens += (uint64_t)n_draft;
+    e->stats.n_spec_accepted_tokens += (uint64_t)n_accepted;
+    if (s->status != SEQ_RUNNING) return;   // finished or failed: its blocks are already released
+    sched_computed(e->sched, s, n_accepted);
+    sched_rollback(e->sched, s);
 }
 
 static void postprocess(tv_engine *e, const tv_batch *b, float *logits) {
     const size_t V = (size_t)e->hp->n_vocab;
-    for (int r = 0; r < b->n_logits; r++) emit_token(e, e->b_logit_seq[r], logits + (size_t)r * V);
+    for (int r = 0; r < b->n_logits;) {
+        tv_seq *s = e->b_logit_seq[r];
+        const int n_rows = 1 + s->n_draft;
+        if (s->n_draft) verify(e, s, logits + (size_t)r * V);
+        else emit_token(e, s, logits + (size_t)r * V);
+        if (e->cfg.spec_tokens && s->status == SEQ_RUNNING) propose(e, s);
+        r += n_rows;
+    }
 }
 
 // ---- step ----

@@ -78,6 +78,7 @@ void sched_release_blocks(tv_scheduler *s, tv_seq *seq) {
     // release the tail first: the LRU then evicts a prefix's last blocks before its first ones
     for (int i = seq->n_blocks - 1; i >= seq->n_released; i--) bm_release(s->bm, seq->blocks[i]);
     seq->n_blocks = 0;
+    seq->n_draft = 0;
     seq->n_released = 0;
     seq->n_computed = 0;
     seq->n_cached = 0;
@@ -108,6 +109,16 @@ void sched_computed(tv_scheduler *s, tv_seq *seq, int n) {
             bm_register_full(s->bm, seq->blocks[seq->n_hashed], seq->hash_last, toks);
         }
     release_out_of_window(s, seq);
+}
+
+void sched_rollback(tv_scheduler *s, tv_seq *seq) {
+    const int bs = bm_block_size(s->bm);
+    const int keep = (seq->n_computed + bs - 1) / bs;
+    for (; seq->n_blocks > keep; seq->n_blocks--) {
+        const int32_t b = seq->blocks[seq->n_blocks - 1];
+        TV_CHECK(bm_refcount(s->bm, b) == 1 && bm_hash(s->bm, b) == 0);
+        bm_release(s->bm, b);
+    }
 }
 
 tv_seq *sched_find(const tv_scheduler *s, uint64_t id) {
@@ -233,7 +244,19 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
         items[n++] = (tv_sched_item){seq, chunk};
         budget -= chunk;
     }
-    // 3. admit waiting requests FCFS
+    // 3. proposed tokens of the decodes scheduled in 1, with what budget and free blocks are left
+    for (int i = 0; i < n; i++) {
+        tv_seq *seq = items[i].seq;
+        if (seq_n_pending(seq) != 1) continue;
+        const int fit = (seq->n_blocks + bm_n_free(s->bm)) * bm_block_size(s->bm) - seq->n_computed - 1;
+        int extra = seq->n_draft < budget ? seq->n_draft : budget;
+        if (extra > fit) extra = fit;
+        if (extra > 0 && !ensure_blocks(s, seq, seq->n_computed + 1 + extra)) extra = 0;
+        seq->n_draft = extra;
+        items[i].n_tokens += extra;
+        budget -= extra;
+    }
+    // 4. admit waiting requests FCFS
     while (s->n_waiting > 0 && budget > 0 && s->n_running < s->cfg.max_num_seqs && *n_preempted == 0) {
         tv_seq *seq = *wslot(s, 0);
         if (s->cfg.prefix_caching && seq->n_blocks == 0) match_prefix(s, seq);

@@ -5,6 +5,14 @@
 // blocks and sequence slots last. When a decode needs a block and none is free, the newest running
 // sequence is preempted by recompute: its blocks are released and it re-queues at the front.
 //
+// Speculative decoding: a decoding sequence with n_draft proposed tokens (sequence.h) runs them
+// after its pending token, as one item of 1 + n_draft tokens. They get what budget and free blocks
+// are left after every decode and running prompt got its share (never preempting anyone for them);
+// what does not fit is cut (n_draft shrinks, to 0 at worst). The engine advances n_computed only
+// over the tokens the model accepted and then calls sched_rollback, which returns the blocks that
+// only rejected tokens reached; nothing rejected is ever registered with the prefix cache (only
+// blocks full of computed tokens are).
+//
 // Sliding windows: when every layer of the model attends within a window of W keys (window > 0),
 // a sequence's future queries (positions >= n_computed) never see keys before n_computed - W + 1,
 // so the blocks wholly before that are released to the pool as soon as they fall out (after each
@@ -38,7 +46,7 @@ void sched_free(tv_scheduler *s);
 bool sched_add(tv_scheduler *s, tv_seq *seq);
 // Removes a sequence from whichever queue holds it and releases its blocks.
 void sched_remove(tv_scheduler *s, tv_seq *seq);
-// Plans one step into items (capacity max_num_seqs); returns the count. Blocks for the planned
+// Plans one step into items; items of decoding sequences have 1 + seq->n_draft tokens (capacity max_num_seqs); returns the count. Blocks for the planned
 // tokens are allocated. *n_preempted counts sequences preempted this round.
 int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted);
 int sched_n_running(const tv_scheduler *s);
@@ -52,5 +60,8 @@ void sched_release_blocks(tv_scheduler *s, tv_seq *seq);
 // n_computed, registers the blocks it filled with the prefix cache (when enabled), and releases
 // the blocks that fell out of the sliding window.
 void sched_computed(tv_scheduler *s, tv_seq *seq, int n);
+// Releases seq's blocks past the one holding position n_computed - 1 (blocks that only rejected
+// proposed tokens wrote; never registered, refcount 1). The table then covers n_computed tokens.
+void sched_rollback(tv_scheduler *s, tv_seq *seq);
 
 #endif

@@ -17,8 +17,10 @@ typedef struct tv_seq {
     uint64_t id;
     void *user;
     seq_status status;
-    int32_t *tokens;        // (cap) prompt then generated ids
+    int32_t *tokens;        // (cap) prompt then generated ids, then n_draft proposed ones (speculative
+                            // decoding) at [n_tokens, n_tokens + n_draft), not yet part of the sequence
     int n_tokens, cap;
+    int n_draft;            // proposed tokens to verify; > 0 only while decoding (seq_n_pending == 1)
     int n_prompt;
     int n_computed;         // tokens whose K/V are in the cache
     int n_cached;           // of those, taken from the prefix cache at the last admission
