@@ -15,7 +15,10 @@ const char CLI_MODEL_USAGE[] =
     "  --ctx N             cap the context length (default: the model's)\n"
     "  --kv-bits 16|32     KV cache element size (default: 32 for f32 models, else 16)\n"
     "  --cpu PATH          kernel path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default: $TINYVLLM_CPU,\n"
-    "                      else the best this CPU has); TINYVLLM_REPACK=0 keeps weights as stored\n";
+    "                      else the best this CPU has); TINYVLLM_REPACK=0 keeps weights as stored\n"
+    "  --spec ngram        speculative decoding: propose tokens by prompt lookup (n-grams of the request's\n"
+    "                      own prompt and output), verified in the batch; output unchanged (default: off)\n"
+    "  --spec-tokens K     tokens proposed per sequence and step at most (1..16, default 4; needs --spec)\n";
 
 const char CLI_SAMPLING_USAGE[] =
     "  --temp T            temperature (default 0.8; 0 = greedy)\n"
@@ -55,6 +58,14 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         if (!(v = value_of(cmd, argc, argv, i))) return 2;
         if (!cli_parse_long(v, 16, 32, &o->kv_bits) || (o->kv_bits != 16 && o->kv_bits != 32))
             return cli_usage_error(cmd, "--kv-bits: 16 or 32");
+    } else if (is_opt(a, "--spec", NULL)) {
+        if (!(v = value_of(cmd, argc, argv, i))) return 2;
+        if (strcmp(v, "ngram")) return cli_usage_error(cmd, "--spec: '%s' is not a proposer (ngram)", v);
+        o->spec = TV_SPEC_NGRAM;
+    } else if (is_opt(a, "--spec-tokens", NULL)) {
+        if (!(v = value_of(cmd, argc, argv, i))) return 2;
+        if (!cli_parse_long(v, 1, TV_SPEC_MAX_TOKENS, &o->spec_tokens))
+            return cli_usage_error(cmd, "--spec-tokens: '%s' is not a count in 1..%d", v, TV_SPEC_MAX_TOKENS);
     } else {
         return 0;
     }
@@ -121,6 +132,12 @@ tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_conf
     ec->cpu_path = cpu && *cpu ? cpu : NULL;
     if (o->ctx > 0) ec->max_model_len = (int)o->ctx;
     if (o->kv_bits) ec->kv_bits = (int)o->kv_bits;
+    if (o->spec_tokens && o->spec == TV_SPEC_NONE) {
+        *e = NULL;
+        return tv_error_set(err, TV_ERR_INVALID, "--spec-tokens needs --spec ngram");
+    }
+    ec->spec = o->spec;
+    ec->spec_tokens = (int)o->spec_tokens;
     return (*e = tv_engine_create(m, ec, err)) ? TV_OK : err->code;
 }
 

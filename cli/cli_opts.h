@@ -2,6 +2,7 @@
 // and applied in one place, so a flag means the same everywhere and each setting has one owner.
 //
 //   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  --ctx N  --kv-bits 16|32  --cpu PATH
+//             --spec ngram  --spec-tokens K
 //   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --seed S
 // The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
 // TINYVLLM_REPACK=0 (keep weights as stored).
@@ -17,6 +18,8 @@ typedef struct cli_model_opts {
     long threads;             // 0: all cores
     long ctx;                 // 0: the model's context length
     long kv_bits;             // 0: auto (32 for f32 models, else 16)
+    tv_spec_method spec;      // speculative decoding proposer (TV_SPEC_NONE: off)
+    long spec_tokens;         // 0: the engine's default with a proposer
 } cli_model_opts;
 
 // Usage lines of the shared options, for the commands' --help.

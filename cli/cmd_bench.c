@@ -402,6 +402,13 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddStringToObject(jo, "kernels", r->kernels);
     cJSON_AddNumberToObject(jo, "n_prompt", (double)a->n_prompt);
     cJSON_AddNumberToObject(jo, "n_gen", (double)a->n_gen);
+    if (a->mo.spec != TV_SPEC_NONE) {
+        cJSON *sp = cJSON_AddObjectToObject(jo, "speculation");
+        cJSON_AddStringToObject(sp, "method", "ngram");
+        cJSON_AddNumberToObject(sp, "verifications", (double)r->es.n_spec_drafts);
+        cJSON_AddNumberToObject(sp, "proposed_tokens", (double)r->es.n_spec_draft_tokens);
+        cJSON_AddNumberToObject(sp, "accepted_tokens", (double)r->es.n_spec_accepted_tokens);
+    }
     cJSON_AddNumberToObject(jo, "reps", (double)a->reps);
     cJSON_AddItemToObject(jo, "pp_tok_s", num_or_null(r->pp.n > 0, pp_med));
     cJSON_AddItemToObject(jo, "pp_tok_s_min", num_or_null(r->pp.n > 0, s_min(&r->pp)));
@@ -490,6 +497,11 @@ static void print_text(const bench_args *a, const bench_results *r) {
     if (r->bd.n && r->batch_prompt != BENCH_BATCH_PROMPT)
         printf("(batch prompts of %d tokens: the context holds %d)\n", r->batch_prompt, r->n_ctx);
     if (r->bd.n) { snprintf(name, sizeof name, "batch%ld decode", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&r->bd), s_max(&r->bd)); }
+    if (a->mo.spec != TV_SPEC_NONE)
+        printf("speculation ngram (all runs): %llu verifications, accepted %llu of %llu proposed tokens (%.1f%%)\n",
+               (unsigned long long)r->es.n_spec_drafts, (unsigned long long)r->es.n_spec_accepted_tokens,
+               (unsigned long long)r->es.n_spec_draft_tokens,
+               r->es.n_spec_draft_tokens ? 100.0 * (double)r->es.n_spec_accepted_tokens / (double)r->es.n_spec_draft_tokens : 0.0);
     if (r->kv_run.has_kv)
         printf("KV at full batch: %lld slots allocated, %lld used, %.1f wasted per sequence (block size %d)\n",
                (long long)r->kv_run.kv_slots_alloc, (long long)r->kv_run.kv_slots_used,

@@ -147,6 +147,11 @@ int cmd_generate(int argc, char **argv) {
     double pp_tps = prompt_ms > 0 ? n_ids / (prompt_ms / 1e3) : 0;
     double tg_tps = n_gen > 1 && gen_ms > 0 ? (n_gen - 1) / (gen_ms / 1e3) : 0;
     const char *fin = finish == TV_FINISH_STOP ? "stop" : finish == TV_FINISH_LENGTH ? "length" : "abort";
+    tv_engine_limits lim;
+    tv_engine_stats es;
+    tv_engine_get_limits(e, &lim);
+    tv_engine_get_stats(e, &es);
+    const double accept = es.n_spec_draft_tokens ? (double)es.n_spec_accepted_tokens / (double)es.n_spec_draft_tokens : 0;
     if (g.json) {
         out = cJSON_CreateObject();
         cJSON *pa = cJSON_AddArrayToObject(out, "prompt_ids");
@@ -163,6 +168,14 @@ int cmd_generate(int argc, char **argv) {
         cJSON_AddNumberToObject(t, "generated_tokens", (double)n_gen);
         cJSON_AddNumberToObject(t, "generation_ms", gen_ms);
         cJSON_AddNumberToObject(t, "generation_tok_s", tg_tps);
+        if (lim.spec != TV_SPEC_NONE) {
+            cJSON *sp = cJSON_AddObjectToObject(out, "speculation");
+            cJSON_AddNumberToObject(sp, "tokens", lim.spec_tokens);
+            cJSON_AddNumberToObject(sp, "verifications", (double)es.n_spec_drafts);
+            cJSON_AddNumberToObject(sp, "proposed_tokens", (double)es.n_spec_draft_tokens);
+            cJSON_AddNumberToObject(sp, "accepted_tokens", (double)es.n_spec_accepted_tokens);
+            cJSON_AddNumberToObject(sp, "acceptance_rate", accept);
+        }
         char *s = cJSON_PrintUnformatted(out);
         if (!s) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
         puts(s);
@@ -172,6 +185,11 @@ int cmd_generate(int argc, char **argv) {
     }
     fprintf(stderr, "tinyvllm: load %.0f ms | prompt %zu tok, %.1f tok/s | generation %zu tok, %.1f tok/s | finish %s | cpu %s\n",
             t_load, n_ids, pp_tps, n_gen, tg_tps, fin, tv_engine_cpu_path(e));
+    if (lim.spec != TV_SPEC_NONE)
+        fprintf(stderr, "tinyvllm: speculation ngram, up to %d tokens | %llu verifications | accepted %llu of %llu proposed "
+                        "(%.1f%%) | %.2f tokens per verification\n", lim.spec_tokens, (unsigned long long)es.n_spec_drafts,
+                (unsigned long long)es.n_spec_accepted_tokens, (unsigned long long)es.n_spec_draft_tokens, 100 * accept,
+                es.n_spec_drafts ? 1.0 + (double)es.n_spec_accepted_tokens / (double)es.n_spec_drafts : 0.0);
     rc = 0;
     goto done;
 fail:

@@ -65,6 +65,11 @@ static void test_counters_gauges_labels(void **state) {
     st.n_blocks_free = 25;
     st.n_prompt_tokens = 1234;
     st.n_generated_tokens = 99;
+    st.n_spec_drafts = 10;
+    st.n_spec_draft_tokens = 40;
+    st.n_spec_accepted_tokens = 13;
+    st.n_spec_accepted_per_pos[0] = 8;
+    st.n_spec_accepted_per_pos[1] = 5;
     srv_metrics_engine(m, &st, 4);
     char *t = srv_metrics_render(m, NULL);
     assert_non_null(t);
@@ -82,6 +87,12 @@ static void test_counters_gauges_labels(void **state) {
     EXPECT("tinyvllm:request_success_total%s,finished_reason=\"abort\"} 2", L);
     EXPECT("tinyvllm:http_responses_total%s,code=\"200\"} 2", L);
     EXPECT("tinyvllm:http_responses_total%s,code=\"429\"} 1", L);
+    EXPECT("vllm:spec_decode_num_drafts_total%s} 10", L);
+    EXPECT("vllm:spec_decode_num_draft_tokens_total%s} 40", L);
+    EXPECT("vllm:spec_decode_num_accepted_tokens_total%s} 13", L);
+    EXPECT("vllm:spec_decode_num_accepted_tokens_per_pos_total%s,position=\"0\"} 8", L);
+    EXPECT("vllm:spec_decode_num_accepted_tokens_per_pos_total%s,position=\"1\"} 5", L);
+    EXPECT("vllm:spec_decode_num_accepted_tokens_per_pos_total%s,position=\"2\"} 0", L);
     free(t);
     srv_metrics_free(m);
     srv_metrics_free(NULL);

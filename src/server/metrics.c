@@ -159,6 +159,23 @@ char *srv_metrics_render(srv_metrics *m, size_t *len) {
     gauge(&b, mn, "generation_tokens_total", "counter", "Tokens generated.", (double)s->n_generated_tokens);
     gauge(&b, mn, "num_preemptions_total", "counter", "Preemptions of running requests.", (double)s->n_preemptions);
     gauge(&b, mn, "engine_steps_total", "counter", "Engine scheduling steps.", (double)s->n_steps);
+    // speculative decoding, under vLLM's names (zero when it is off)
+    bprintf(&b, "# HELP vllm:spec_decode_num_drafts_total Verifications of proposed tokens.\n"
+                "# TYPE vllm:spec_decode_num_drafts_total counter\n"
+                "vllm:spec_decode_num_drafts_total{model_name=\"%s\"} %llu\n"
+                "# HELP vllm:spec_decode_num_draft_tokens_total Proposed tokens.\n"
+                "# TYPE vllm:spec_decode_num_draft_tokens_total counter\n"
+                "vllm:spec_decode_num_draft_tokens_total{model_name=\"%s\"} %llu\n"
+                "# HELP vllm:spec_decode_num_accepted_tokens_total Proposed tokens accepted.\n"
+                "# TYPE vllm:spec_decode_num_accepted_tokens_total counter\n"
+                "vllm:spec_decode_num_accepted_tokens_total{model_name=\"%s\"} %llu\n"
+                "# HELP vllm:spec_decode_num_accepted_tokens_per_pos_total Proposed tokens accepted, by position.\n"
+                "# TYPE vllm:spec_decode_num_accepted_tokens_per_pos_total counter\n",
+            mn, (unsigned long long)s->n_spec_drafts, mn, (unsigned long long)s->n_spec_draft_tokens, mn,
+            (unsigned long long)s->n_spec_accepted_tokens);
+    for (int j = 0; j < TV_SPEC_MAX_TOKENS; j++)
+        bprintf(&b, "vllm:spec_decode_num_accepted_tokens_per_pos_total{model_name=\"%s\",position=\"%d\"} %llu\n", mn, j,
+                (unsigned long long)s->n_spec_accepted_per_pos[j]);
 
     static const char *REASONS[4] = {"", "stop", "length", "abort"};
     bprintf(&b, "# HELP tinyvllm:request_success_total Finished engine requests by finish reason.\n"
