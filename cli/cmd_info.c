@@ -79,7 +79,8 @@ int cmd_info(int argc, char **argv) {
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: tinyvllm info -m MODEL [--tokenizer FILE] [-v]   (-v lists every tensor and metadata key)\n");
+            printf("usage: tinyvllm info [-m] MODEL [--tokenizer FILE] [-v]   (-v lists every tensor and metadata key;\n"
+                   "       MODEL: a GGUF or llama2.c file, or a Hugging Face folder)\n");
             return 0;
         } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
             if (++i >= argc) return cli_usage_error("info", "-m needs a value");
@@ -89,6 +90,8 @@ int cmd_info(int argc, char **argv) {
             tok_path = argv[i];
         } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
             verbose = true;
+        } else if (argv[i][0] != '-' && !path) {   // `tinyvllm info MODEL` as well as -m MODEL
+            path = argv[i];
         } else {
             return cli_usage_error("info", "unknown option '%s'", argv[i]);
         }
@@ -102,6 +105,8 @@ int cmd_info(int argc, char **argv) {
     printf("file: %s\n", path);
     if (!strcmp(d.format, "gguf"))
         printf("format: GGUF v%u, alignment %zu, data at offset %zu\n", d.version, d.alignment, d.data_offset);
+    else if (!strcmp(d.format, "safetensors"))
+        printf("format: Hugging Face folder (config.json + safetensors; tensors in HF names)\n");
     else
         printf("format: llama2.c checkpoint v%u (%s classifier)\n", d.version, d.shared_classifier ? "shared" : "separate");
     if (verbose) print_meta(f);

@@ -15,7 +15,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm synth --preset NAME [--type TYPE] [--vocab VOCAB.gguf] [--seed S] [--threads N] -o OUT.gguf\n"
-            "       tinyvllm synth --arch NAME [--type TYPE] [--seed S] [--threads N] -o OUT.gguf\n"
+            "       tinyvllm synth --arch NAME [--type TYPE] [--seed S] [--threads N] [--format gguf|hf] -o OUT\n"
             "\n"
             "Writes a GGUF with deterministic RANDOM weights (same preset or arch, type, seed and vocab ->\n"
             "identical bytes). For demos, tests and benchmarks: its text is gibberish.\n"
@@ -25,6 +25,8 @@ static void usage(FILE *f) {
             "  --type TYPE     F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K (default F32; Q4_K is a Q4_K_M-style mix)\n"
             "  --vocab PATH    copy tokenizer.* from this GGUF (vocab size = its token count);\n"
             "                  default: a synthetic SentencePiece vocab of the preset's size\n"
+            "  --format F      gguf (default), or hf (--arch only): OUT becomes a Hugging Face folder\n"
+            "                  (config.json + model.safetensors with the family's HF names; F32 F16 BF16)\n"
             "  --seed S        random seed (default 1)\n"
             "  --threads N     quantization threads (default: online CPUs)\n"
             "  -o, --output    where to write the GGUF file (required)\n",
@@ -55,7 +57,7 @@ int cmd_synth(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         bool takes = !strcmp(a, "--preset") || !strcmp(a, "--arch") || !strcmp(a, "--type") || !strcmp(a, "--vocab") || !strcmp(a, "--seed") ||
-                     !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output");
+                     !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--format");
         if (!takes) return fail_usage(a[0] == '-' ? "unknown option" : "unexpected argument", a);
         if (i + 1 >= argc) return fail_usage("missing value for", a);
         const char *v = argv[++i];
@@ -66,6 +68,8 @@ int cmd_synth(int argc, char **argv) {
             p.arch = v;
         } else if (!strcmp(a, "--type")) {
             p.type = v;
+        } else if (!strcmp(a, "--format")) {
+            p.format = v;
         } else if (!strcmp(a, "--vocab")) {
             p.vocab_path = v;
         } else if (!strcmp(a, "--seed")) {
@@ -88,7 +92,9 @@ int cmd_synth(int argc, char **argv) {
         return err.code == TV_ERR_INVALID ? 2 : 1;
     }
     struct stat st;
-    long long size = stat(out, &st) == 0 ? (long long)st.st_size : -1;
+    char weights[4200];
+    snprintf(weights, sizeof weights, "%s/model.safetensors", out);
+    long long size = stat(p.format && !strcmp(p.format, "hf") ? weights : out, &st) == 0 ? (long long)st.st_size : -1;
     const tv_synth_shape *ps = p.preset ? tv_synth_find_preset(p.preset) : NULL;
     if (ps)
         printf("wrote %s: preset %s (dim %d, layers %d, heads %d/%d kv, ffn %d, ctx %d), %s, seed %llu, %s, "

@@ -18,19 +18,21 @@ extern "C" {
 #endif
 
 // ============================ model files, read without loading ============================
-// A GGUF or llama2.c file opened for inspection: container facts, metadata and tensor list, also
-// for files tinyvllm cannot run. Nothing is loaded or repacked; GGUF is memory-mapped.
+// A GGUF or llama2.c file, or a Hugging Face folder (its safetensors: model.safetensors or the
+// index's shards), opened for inspection: container facts, metadata and tensor list, also for
+// files tinyvllm cannot run. Nothing is loaded or repacked; GGUF and safetensors are memory-mapped.
 typedef struct tv_file tv_file;
 
 typedef struct tv_file_desc {
-    const char *format;          // "gguf" | "llama2c"
+    const char *format;          // "gguf" | "llama2c" | "safetensors" (a folder: its tensors in HF names)
     uint32_t version;            // GGUF version, or llama2.c checkpoint version (0, 1)
     size_t alignment;            // GGUF tensor data alignment (0 for llama2.c)
     size_t data_offset;          // GGUF: offset of the tensor data (0 for llama2.c)
     bool shared_classifier;      // llama2.c: the output projection is the token embedding
 } tv_file_desc;
 
-// Decides the format by content ("GGUF" magic, else llama2.c). NULL + err (naming the file) on failure.
+// Decides the format by content ("GGUF" magic, else llama2.c; a directory: safetensors). NULL + err
+// (naming the file) on failure.
 tv_file *tv_file_open(const char *path, tv_error *err);
 void tv_file_close(tv_file *f);
 void tv_file_describe(const tv_file *f, tv_file_desc *d);
@@ -96,6 +98,8 @@ typedef struct tv_synth_options {
     uint64_t seed;
     const char *vocab_path;      // a GGUF to copy tokenizer.* from, or NULL for a synthetic vocab
     int n_threads;               // quantization threads (<= 1: the calling thread only)
+    const char *format;          // NULL/"gguf": a GGUF file; "hf" (with arch): out_path becomes a Hugging
+                                 // Face folder (config.json + model.safetensors, the family's HF names)
 } tv_synth_options;
 
 // Writes the model to out_path atomically. TV_ERR_INVALID for an unknown preset, arch or type.

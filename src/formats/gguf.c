@@ -97,6 +97,7 @@ struct gguf_ctx {
     const uint8_t *base;      // the file bytes (mapping or caller buffer)
     size_t size;
     void *map;                // owned mapping (NULL for open_memory)
+    void *owned;              // gguf_open_buffer's buffer, freed at close
     size_t map_size;
     uint32_t version;
     size_t alignment;
@@ -417,6 +418,13 @@ static gguf_ctx *ctx_new(const char *label, tv_error *err) {
     return ctx;
 }
 
+gguf_ctx *gguf_open_buffer(void *data, size_t size, const char *label, tv_error *err) {
+    gguf_ctx *ctx = gguf_open_memory(data, size, label, err);
+    if (ctx) ctx->owned = data;
+    else free(data);
+    return ctx;
+}
+
 gguf_ctx *gguf_open_memory(const void *data, size_t size, const char *label, tv_error *err) {
     gguf_ctx *ctx = ctx_new(label, err);
     if (!ctx) return NULL;
@@ -485,6 +493,7 @@ void gguf_close(gguf_ctx *ctx) {
     free(ctx->tensor_names);
     free(ctx->t_ix.slots);
     if (ctx->map) munmap(ctx->map, ctx->map_size);
+    free(ctx->owned);
     free(ctx->label);
     free(ctx);
 }
@@ -859,60 +868,56 @@ static void out_value(wout *o, const gguf_value *v) {   // v is a validated writ
     }
 }
 
-tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err) {
-    if (!w || !path) return err_fail(err, TV_ERR_INVALID, "gguf writer: NULL writer or path");
-    if (w->failed) return err_fail(err, w->failed, "%s: %s", path, w->fail_msg);
-    size_t alignment = GGUF_DEFAULT_ALIGNMENT;
+// Checks general.alignment and assigns the tensors' offsets; *alignment receives it.
+static tv_status writer_layout(gguf_writer *w, const char *label, size_t *alignment, tv_error *err) {
+    if (w->failed) return err_fail(err, w->failed, "%s: %s", label, w->fail_msg);
+    *alignment = GGUF_DEFAULT_ALIGNMENT;
     for (int64_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->keys[i], "general.alignment")) continue;
         const gguf_value *v = &w->vals[i];
         uint64_t a = type_is_int(v->type) && !(type_is_signed(v->type) && v->v.i < 0) ? v->v.u : 0;
         if (v->type != GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) || a > GGUF_MAX_ALIGNMENT)
-            return err_fail(err, TV_ERR_INVALID, "%s: general.alignment must be a u32 power of two", path);
-        alignment = (size_t)a;
+            return err_fail(err, TV_ERR_INVALID, "%s: general.alignment must be a u32 power of two", label);
+        *alignment = (size_t)a;
     }
-    // assign offsets
     uint64_t off = 0;
     for (int64_t i = 0; i < w->n_tensors; i++) {
-        off = align_up(off, alignment);
+        off = align_up(off, *alignment);
         w->tensors[i].offset = off;
         off += w->tensors[i].nbytes;
     }
+    return TV_OK;
+}
 
-    tv_status st = TV_OK;
-    void *chunk = NULL;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
-    wout o = { .f = fopen(tmp, "wb") };
-    if (!o.f) { st = err_fail(err, TV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); goto done; }
-    setvbuf(o.f, NULL, _IOFBF, 1 << 20);
-
-    out_bytes(&o, GGUF_MAGIC, 4);
-    out_u32(&o, 3);
-    out_u64(&o, (uint64_t)w->n_tensors);
-    out_u64(&o, (uint64_t)w->n_kv);
+// Writes the whole file (header, metadata, tensor infos, data) to o; label names it in messages.
+// An output error is left in o->failed for the caller to report.
+static tv_status write_all(gguf_writer *w, wout *o, size_t alignment, const char *label, tv_error *err) {
+    out_bytes(o, GGUF_MAGIC, 4);
+    out_u32(o, 3);
+    out_u64(o, (uint64_t)w->n_tensors);
+    out_u64(o, (uint64_t)w->n_kv);
     for (int64_t i = 0; i < w->n_kv; i++) {
-        out_str(&o, w->keys[i], strlen(w->keys[i]));
-        out_u32(&o, (uint32_t)w->vals[i].type);
-        out_value(&o, &w->vals[i]);
+        out_str(o, w->keys[i], strlen(w->keys[i]));
+        out_u32(o, (uint32_t)w->vals[i].type);
+        out_value(o, &w->vals[i]);
     }
     for (int64_t i = 0; i < w->n_tensors; i++) {
         const wtensor *t = &w->tensors[i];
-        out_str(&o, t->name, strlen(t->name));
-        out_u32(&o, (uint32_t)t->n_dims);
-        for (int d = 0; d < t->n_dims; d++) out_u64(&o, (uint64_t)t->ne[d]);
-        out_u32(&o, (uint32_t)t->type);
-        out_u64(&o, t->offset);
+        out_str(o, t->name, strlen(t->name));
+        out_u32(o, (uint32_t)t->n_dims);
+        for (int d = 0; d < t->n_dims; d++) out_u64(o, (uint64_t)t->ne[d]);
+        out_u32(o, (uint32_t)t->type);
+        out_u64(o, t->offset);
     }
-    if (w->n_tensors) out_zeros(&o, align_up((size_t)o.pos, alignment) - (size_t)o.pos);
-    uint64_t data_start = o.pos;
+    if (w->n_tensors) out_zeros(o, align_up((size_t)o->pos, alignment) - (size_t)o->pos);
+    uint64_t data_start = o->pos;
     size_t chunk_cap = 0;
-    for (int64_t i = 0; i < w->n_tensors && !o.failed; i++) {
+    void *chunk = NULL;
+    tv_status st = TV_OK;
+    for (int64_t i = 0; i < w->n_tensors && !o->failed && !st; i++) {
         const wtensor *t = &w->tensors[i];
-        out_zeros(&o, (size_t)(data_start + t->offset - o.pos));   // padding between tensors
-        if (t->data) { out_bytes(&o, t->data, t->nbytes); continue; }
+        out_zeros(o, (size_t)(data_start + t->offset - o->pos));   // padding between tensors
+        if (t->data) { out_bytes(o, t->data, t->nbytes); continue; }
         if (!t->nbytes) continue;
         // streamed: whole rows, about 8 MiB at a time
         int64_t rows_per = (int64_t)((8u << 20) / t->row_bytes);
@@ -923,18 +928,35 @@ tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err) {
             free(chunk);
             chunk = malloc(need);
             chunk_cap = chunk ? need : 0;
-            if (!chunk) { st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory streaming '%s'", path, t->name); goto done; }
+            if (!chunk) { st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory streaming '%s'", label, t->name); break; }
         }
-        for (int64_t r0 = 0; r0 < t->n_rows && !o.failed; r0 += rows_per) {
+        for (int64_t r0 = 0; r0 < t->n_rows && !o->failed; r0 += rows_per) {
             int64_t nr = t->n_rows - r0 < rows_per ? t->n_rows - r0 : rows_per;
             tv_error ferr = { 0 };
             if (t->fill(t->fill_user, r0, nr, chunk, &ferr) != TV_OK) {
-                st = err_fail(err, ferr.code ? ferr.code : TV_ERR_INVALID, "%s: tensor '%s': %s", path, t->name, ferr.msg);
-                goto done;
+                st = err_fail(err, ferr.code ? ferr.code : TV_ERR_INVALID, "%s: tensor '%s': %s", label, t->name, ferr.msg);
+                break;
             }
-            out_bytes(&o, chunk, (size_t)nr * t->row_bytes);
+            out_bytes(o, chunk, (size_t)nr * t->row_bytes);
         }
     }
+    free(chunk);
+    return st;
+}
+
+tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err) {
+    if (!w || !path) return err_fail(err, TV_ERR_INVALID, "gguf writer: NULL writer or path");
+    size_t alignment;
+    tv_status st = writer_layout(w, path, &alignment, err);
+    if (st) return st;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
+    wout o = { .f = fopen(tmp, "wb") };
+    if (!o.f) { st = err_fail(err, TV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); goto done; }
+    setvbuf(o.f, NULL, _IOFBF, 1 << 20);
+    if ((st = write_all(w, &o, alignment, path, err))) goto done;
     if (o.failed) { st = err_fail(err, TV_ERR_IO, "%s: write failed: %s", tmp, strerror(errno)); goto done; }
     FILE *f = o.f;
     o.f = NULL;
@@ -944,8 +966,26 @@ done:
     if (o.f) fclose(o.f);
     if (st != TV_OK) unlink(tmp);
     free(tmp);
-    free(chunk);
     return st;
+}
+
+tv_status gguf_writer_write_memory(gguf_writer *w, void **out, size_t *size, tv_error *err) {
+    *out = NULL;
+    *size = 0;
+    if (!w) return err_fail(err, TV_ERR_INVALID, "gguf writer: NULL writer");
+    size_t alignment;
+    tv_status st = writer_layout(w, "(memory)", &alignment, err);
+    if (st) return st;
+    char *buf = NULL;
+    size_t len = 0;
+    wout o = { .f = open_memstream(&buf, &len) };
+    if (!o.f) return err_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory");
+    st = write_all(w, &o, alignment, "(memory)", err);
+    if (fclose(o.f) != 0 || (!st && o.failed)) st = err_fail(err, TV_ERR_NOMEM, "gguf writer: out of memory");
+    if (st) { free(buf); return st; }
+    *out = buf;
+    *size = len;
+    return TV_OK;
 }
 
 void gguf_set_spm_vocab(gguf_writer *w, const char *const *tokens, const uint64_t *lens, const float *scores,

@@ -64,6 +64,9 @@ gguf_ctx *gguf_open(const char *path, tv_error *err);
 int gguf_file_has_magic(const char *path, tv_error *err);
 // Same over a caller-owned buffer (no copy; the buffer must outlive the ctx). For fuzzing and tests.
 gguf_ctx *gguf_open_memory(const void *data, size_t size, const char *label, tv_error *err);
+// Same over a malloc'd buffer whose ownership passes to the ctx (freed by gguf_close, or at once
+// when the open fails). How in-memory metadata (a Hugging Face folder's, model/hf.c) is read.
+gguf_ctx *gguf_open_buffer(void *data, size_t size, const char *label, tv_error *err);
 void gguf_close(gguf_ctx *ctx);
 
 uint32_t gguf_version(const gguf_ctx *ctx);
@@ -130,5 +133,7 @@ tv_status gguf_add_tensor_source(gguf_writer *w, const char *name, tv_type type,
 // temporary next to path, renamed over path on success (no partial file on failure). Setter
 // failures (out of memory, malformed values) recorded earlier are reported here. Errors name the path.
 tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err);
+// Same into a malloc'd buffer (*out, *size; the caller frees it).
+tv_status gguf_writer_write_memory(gguf_writer *w, void **out, size_t *size, tv_error *err);
 
 #endif

@@ -1,5 +1,6 @@
-// inspect.c — the public file tools of tinyvllm_tools.h over the two containers: tv_file (a GGUF or
-// llama2.c file read without loading a model) and tv_convert_llama2c.
+// inspect.c — the public file tools of tinyvllm_tools.h over the containers: tv_file (a GGUF or
+// llama2.c file, or a Hugging Face folder's safetensors, read without loading a model) and
+// tv_convert_llama2c.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,15 +8,31 @@
 
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
+#include "formats/safetensors.h"
 #include "tinyvllm_tools.h"
+#include <sys/stat.h>
 #include "util/status.h"
 
 struct tv_file {
-    gguf_ctx *gguf;      // exactly one of the two is set
+    gguf_ctx *gguf;      // exactly one of the three is set
     tv_llama2c *l2c;
+    st_set *st;          // a folder's safetensors (model.safetensors or the index's shards)
 };
 
 tv_file *tv_file_open(const char *path, tv_error *err) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        tv_file *f = calloc(1, sizeof *f);
+        if (!f) {
+            err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
+            return NULL;
+        }
+        if (!(f->st = st_set_open(path, err))) {
+            free(f);
+            return NULL;
+        }
+        return f;
+    }
     int is_gguf = gguf_file_has_magic(path, err);
     if (is_gguf < 0) return NULL;
     tv_file *f = calloc(1, sizeof *f);
@@ -38,6 +55,7 @@ void tv_file_close(tv_file *f) {
     if (!f) return;
     gguf_close(f->gguf);
     llama2c_close(f->l2c);
+    st_set_close(f->st);
     free(f);
 }
 
@@ -48,6 +66,8 @@ void tv_file_describe(const tv_file *f, tv_file_desc *d) {
         d->version = gguf_version(f->gguf);
         d->alignment = gguf_alignment(f->gguf);
         d->data_offset = gguf_data_offset(f->gguf);
+    } else if (f->st) {
+        d->format = "safetensors";
     } else {
         const tv_llama2c_config *c = llama2c_get_config(f->l2c);
         d->format = "llama2c";
@@ -112,7 +132,7 @@ const char *tv_file_token_of(const tv_file *f, const char *id_key, size_t *len) 
 }
 
 int64_t tv_file_n_tensors(const tv_file *f) {
-    return f->gguf ? gguf_n_tensors(f->gguf) : llama2c_n_tensors(f->l2c);
+    return f->gguf ? gguf_n_tensors(f->gguf) : f->st ? st_set_n_tensors(f->st) : llama2c_n_tensors(f->l2c);
 }
 
 bool tv_file_tensor(const tv_file *f, int64_t i, tv_tensor_desc *out) {
@@ -121,6 +141,18 @@ bool tv_file_tensor(const tv_file *f, int64_t i, tv_tensor_desc *out) {
         const gguf_tensor_info *t = gguf_tensor(f->gguf, i);
         *out = (tv_tensor_desc){.name = t->name, .type = (int)t->type, .n_dims = t->n_dims, .nbytes = t->nbytes};
         memcpy(out->ne, t->ne, sizeof out->ne);
+    } else if (f->st) {   // shapes reversed into ne order (ne[0] fastest); dims past 4 folded into ne[3]
+        const st_tensor *t = st_set_tensor(f->st, i);
+        static const int TYPE[] = {[ST_F32] = TV_TYPE_F32, [ST_F16] = TV_TYPE_F16, [ST_BF16] = TV_TYPE_BF16,
+                                   [ST_F8_E4M3] = -1, [ST_OTHER] = -1};
+        *out = (tv_tensor_desc){.name = t->name, .type = TYPE[t->dtype], .n_dims = t->n_dims < 4 ? t->n_dims : 4,
+                                .ne = {1, 1, 1, 1}, .nbytes = t->nbytes};
+        for (int d = 0; d < t->n_dims; d++) {
+            int k = t->n_dims - 1 - d < 3 ? t->n_dims - 1 - d : 3;
+            out->ne[k] *= t->shape[d];
+        }
+        out->type_name = t->dtype_name;
+        return true;
     } else {
         const tv_tensor *t = llama2c_tensor(f->l2c, (int)i);
         *out = (tv_tensor_desc){.name = t->name, .type = (int)t->type, .n_dims = t->n_dims, .nbytes = t->nbytes};

@@ -16,6 +16,7 @@
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
 #include "model/family.h"
+#include "model/hf.h"
 #include "tokenizer/tokenizer.h"
 #include "util/status.h"
 
@@ -27,6 +28,7 @@ struct tv_model {
     tv_hparams hp;
     gguf_ctx *gguf;
     tv_llama2c *l2c;
+    hf_model *hf;                // a Hugging Face folder (gguf is then its metadata, owned by hf)
     tv_tokenizer *tok;
     char *chat_template;
     int32_t stop_token;          // the file's EOS (run.c's BOS for llama2.c), -1 none: tv_model_is_eog
@@ -87,13 +89,19 @@ const struct tv_tokenizer *tv_model_tokenizer(const tv_model *m) { return m->tok
 const char *tv_model_chat_template(const tv_model *m) { return m->chat_template; }
 const char *tv_model_name(const tv_model *m) { return m->name; }
 bool tv_model_is_eog(const tv_model *m, int32_t id) {
-    return id >= 0 && (id == m->stop_token || (m->tok && tv_tokenizer_is_eog(m->tok, id)));
+    if (id < 0) return false;
+    if (id == m->stop_token || (m->tok && tv_tokenizer_is_eog(m->tok, id))) return true;
+    const int32_t *eos;
+    for (int i = m->hf ? hf_eos_ids(m->hf, &eos) : 0; i > 0; i--)
+        if (eos[i - 1] == id) return true;
+    return false;
 }
 
 void tv_model_free(tv_model *m) {
     if (!m) return;
     tv_tokenizer_free(m->tok);
-    gguf_close(m->gguf);
+    if (!m->hf) gguf_close(m->gguf);
+    hf_close(m->hf);
     llama2c_close(m->l2c);
     for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
     free(m->packed);
@@ -195,12 +203,15 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     tv_tensor tmp, *dst = (tv_tensor *)(base + ft->offset);
     const tv_tensor *t = find(src, name, &tmp);
     if (!t && ft->is_optional) return TV_OK;
+    char where[640];   // the GGUF name, and where it came from when the container names it otherwise
+    if (t && t->name && strcmp(t->name, name)) snprintf(where, sizeof where, "%s' ('%s", name, t->name);
+    else snprintf(where, sizeof where, "%s", name);
     const tv_layer *L = ft->is_layer ? &m->layers[l] : NULL;
     if (ft->n_parts) {   // fused: bind the whole, then each part as a view of its rows
         int64_t rows = 0;
         for (int i = 0; i < ft->n_parts; i++) rows += dim_value(&m->hp, L, ft->parts[i].rows);
         tv_tensor whole;
-        tv_status st = bind(m, t, name, dim_value(&m->hp, L, ft->ne0), rows, &whole, err);
+        tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), rows, &whole, err);
         if (st) return st;
         const size_t row_bytes = kern_row_size(whole.type, whole.ne[0]);
         int64_t r0 = 0;
@@ -215,7 +226,7 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
         }
         return TV_OK;
     }
-    tv_status st = bind(m, t, name, dim_value(&m->hp, L, ft->ne0), dim_value(&m->hp, L, ft->ne1), dst, err);
+    tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), dim_value(&m->hp, L, ft->ne1), dst, err);
     if (st) return st;
     if (ft->ne1 != FD_ONE && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
     return TV_OK;
@@ -397,9 +408,11 @@ static tv_status get_arch_float_in(tv_model *m, const char *arch, const char *ke
 }
 
 // RoPE frequency divisors: the F32 [n_rot/2] tensor `name`, every entry positive; *out NULL when absent.
-static tv_status rope_factors(tv_model *m, const char *name, const float **out, tv_error *err) {
+static tv_status rope_factors(tv_model *m, find_fn find, void *src, const char *name, const float **out,
+                              tv_error *err) {
     const int n = m->hp.n_rot / 2;
-    const gguf_tensor_info *rf = gguf_find_tensor(m->gguf, name);
+    tv_tensor tmp;
+    const tv_tensor *rf = find(src, name, &tmp);
     *out = NULL;
     if (!rf) return TV_OK;
     if (rf->type != TV_TYPE_F32 || rf->ne[0] != n || rf->n_dims != 1)
@@ -417,7 +430,8 @@ static tv_status rope_factors(tv_model *m, const char *name, const float **out, 
 // rope_freqs.weight tensor (Llama 3.x) or LongRoPE's rope_factors_short / rope_factors_long
 // (Phi-3: two tables, make_rope). Sets h->rope_scaling, rope_linear_scale, rope_mscale and
 // attn_temp_floor; *rs for make_rope.
-static tv_status read_rope_scaling(tv_model *m, const char *arch, rope_scaling *rs, tv_error *err) {
+static tv_status read_rope_scaling(tv_model *m, const char *arch, find_fn find, void *src, rope_scaling *rs,
+                                   tv_error *err) {
     tv_hparams *h = &m->hp;
     gguf_ctx *g = m->gguf;
     *rs = (rope_scaling){.factor = 1, .l3_low = 1, .l3_high = 4, .orig_ctx = 8192, .beta_fast = 32, .beta_slow = 1};
@@ -472,9 +486,9 @@ static tv_status read_rope_scaling(tv_model *m, const char *arch, rope_scaling *
     if (h->attn_temp_scale != 0) h->attn_temp_floor = (int32_t)orig_ctx;
 
     const float *rope_freqs, *f_short, *f_long;
-    if ((st = rope_factors(m, "rope_freqs.weight", &rope_freqs, err)) ||
-        (st = rope_factors(m, "rope_factors_short.weight", &f_short, err)) ||
-        (st = rope_factors(m, "rope_factors_long.weight", &f_long, err)))
+    if ((st = rope_factors(m, find, src, "rope_freqs.weight", &rope_freqs, err)) ||
+        (st = rope_factors(m, find, src, "rope_factors_short.weight", &f_short, err)) ||
+        (st = rope_factors(m, find, src, "rope_factors_long.weight", &f_long, err)))
         return st;
     if (rope_freqs) {   // llama.cpp: rope_freqs wins over LongRoPE's factors
         rs->freq_factors = rope_freqs;
@@ -488,10 +502,12 @@ static tv_status read_rope_scaling(tv_model *m, const char *arch, rope_scaling *
     return TV_OK;
 }
 
-static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err) {
-    gguf_ctx *g = m->gguf = gguf_open(m->path, err);
-    if (!g) return err ? err->code : TV_ERR_FORMAT;
-    m->format = "gguf";
+// Everything after the container is open: metadata in m->gguf (a GGUF's, or a Hugging Face
+// folder's as hf.c maps it), tensors through find(src), the tokenizer from tokenizer.json in
+// tok_dir (a folder's) or the GGUF's tokenizer.* keys.
+static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, void *src, const char *tok_dir,
+                           tv_error *err) {
+    gguf_ctx *g = m->gguf;
     gguf_str s;
     char arch[64];
     if (!gguf_get_str(g, "general.architecture", &s))
@@ -508,7 +524,8 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     int64_t v;
     tv_status st = read_keys(m, arch, err);
     if (st) return st;
-    const gguf_tensor_info *te = gguf_find_tensor(g, "token_embd.weight");
+    tv_tensor te_tmp;
+    const tv_tensor *te = find(src, "token_embd.weight", &te_tmp);
     h->n_vocab = te ? (int32_t)te->ne[1] : 0;
     if (get_arch_int(g, arch, "vocab_size", &v) && te && v != te->ne[1])
         return err_fail(err, TV_ERR_FORMAT, "%s: %s.vocab_size %lld but token_embd.weight has %lld rows", m->path,
@@ -516,17 +533,20 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
     if ((st = check_hparams(m, err))) return st;
 
     rope_scaling rs;
-    if ((st = read_rope_scaling(m, arch, &rs, err)) || (st = alloc_layers(m, err))) return st;
+    if ((st = read_rope_scaling(m, arch, find, src, &rs, err)) || (st = alloc_layers(m, err))) return st;
     if (m->family->configure && (st = m->family->configure(g, arch, h, m->layers, err)))
         return err_fail_prefix(err, st, "%s", m->path);
     if (!h->n_rot_swa) h->n_rot_swa = h->n_rot;
-    if ((st = bind_all(m, find_gguf, g, err))) return st;
+    if ((st = bind_all(m, find, src, err))) return st;
     if ((st = make_rope(m, &rs, err))) return st;
 
     if (gguf_get_str(g, "tokenizer.chat_template", &s) && !(m->chat_template = dup_str(s)))
         return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     if (p->tokenizer_path) {
         m->tok = tokenizer_load_json(p->tokenizer_path, err);
+        if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
+    } else if (tok_dir) {
+        m->tok = tokenizer_load_json(tok_dir, err);
         if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
     } else if (gguf_get_str(g, "tokenizer.ggml.model", &s) && !(s.len == 8 && !memcmp(s.ptr, "no_vocab", 8))) {
         m->tok = tokenizer_from_gguf(g, err);
@@ -540,6 +560,24 @@ static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err)
                         ? (int32_t)eos
                         : (m->tok ? tv_tokenizer_eos(m->tok) : -1);
     return TV_OK;
+}
+
+static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err) {
+    if (!(m->gguf = gguf_open(m->path, err))) return err ? err->code : TV_ERR_FORMAT;
+    m->format = "gguf";
+    return load_meta(m, p, find_gguf, m->gguf, NULL, err);
+}
+
+static const tv_tensor *find_hf(void *src, const char *name, tv_tensor *tmp) {
+    (void)tmp;
+    return hf_find_tensor((const hf_model *)src, name);
+}
+
+static tv_status load_hf(tv_model *m, const tv_model_params *p, tv_error *err) {
+    if (!(m->hf = hf_open(m->path, err))) return err ? err->code : TV_ERR_FORMAT;
+    m->gguf = hf_metadata(m->hf);
+    m->format = "hf";
+    return load_meta(m, p, find_hf, m->hf, hf_tokenizer_dir(m->hf), err);
 }
 
 static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *err) {
@@ -658,7 +696,8 @@ tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_erro
     tv_model_params defaults;
     if (!params) { tv_model_params_default(&defaults); params = &defaults; }
     if (!path) { err_fail(err, TV_ERR_INVALID, "no model path given"); return NULL; }
-    int is_gguf = gguf_file_has_magic(path, err);
+    const bool is_hf = hf_is_model_dir(path);
+    int is_gguf = is_hf ? 0 : gguf_file_has_magic(path, err);
     if (is_gguf < 0) return NULL;
     tv_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
@@ -666,7 +705,7 @@ tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_erro
         err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
         return NULL;
     }
-    tv_status st = is_gguf ? load_gguf(m, params, err) : load_llama2c(m, params, err);
+    tv_status st = is_hf ? load_hf(m, params, err) : is_gguf ? load_gguf(m, params, err) : load_llama2c(m, params, err);
     if (!st) st = pack_weights(m, params, err);
     if (st) { tv_model_free(m); return NULL; }
     if (!m->name) {

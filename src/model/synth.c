@@ -6,7 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "formats/gguf.h"
+#include "formats/safetensors.h"
 #include "util/rng.h"
 #include "util/status.h"
 
@@ -43,6 +49,8 @@ typedef struct tsrc {
     float center;             // values are center + uniform(-amp, amp)
     float amp;                // uniform half-width (std * sqrt(3)); 0 for a constant
     const float *values;      // explicit data (rope factors), ne0 floats, one row
+    int8_t shift;             // Gemma norms: -1 = store value - 1 (the HF layout), +1 = store
+                              // (value - 1) + 1 (what llama.cpp's converter makes of that), 0 none
 } tsrc;
 
 // One row of floats (ne0) for row r.
@@ -55,6 +63,8 @@ static void gen_row(const tsrc *s, int64_t r, float *out) {
         float u = (float)(h >> 40) * (1.0f / 16777216.0f);   // [0, 1), 24 bits
         out[k] = s->center + (2.0f * u - 1.0f) * s->amp;
     }
+    if (s->shift < 0) for (int64_t k = 0; k < s->ne0; k++) out[k] = out[k] - 1.0f;
+    else if (s->shift > 0) for (int64_t k = 0; k < s->ne0; k++) out[k] = (out[k] - 1.0f) + 1.0f;
 }
 
 typedef struct synth_ctx {
@@ -86,7 +96,12 @@ static void fill_part(void *arg, int ith, int nth) {
     }
 }
 
-typedef struct src_binding { tsrc src; const synth_ctx *sc; } src_binding;
+typedef struct src_binding {
+    tsrc src;
+    const synth_ctx *sc;
+    int64_t rows_per_head;    // HF Q/K of llama-type archs: rows per head of llama.cpp's permutation, else 0
+    bool is_vector;
+} src_binding;
 
 static tv_status fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
     const src_binding *b = user;
@@ -220,8 +235,12 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
         if (!a) return err_fail(err, TV_ERR_INVALID, "unknown arch '%s' (archs: %s)", p->arch, tv_synth_arch_names());
         if (p->vocab_path || p->shape || p->preset)
             return err_fail(err, TV_ERR_INVALID, "synth: --arch takes no preset, shape or vocab file");
+        if (p->hf && p->type != TV_TYPE_F32 && p->type != TV_TYPE_F16 && p->type != TV_TYPE_BF16)
+            return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
+                            kern_type_name(p->type));
         return synth_write_arch(p, a, out_path, err);
     }
+    if (p->hf) return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders are written for --arch models");
     const tv_synth_shape *ps = p->shape ? p->shape : tv_synth_find_preset(p->preset);
     if (!ps) return err_fail(err, TV_ERR_INVALID, "unknown preset '%s' (presets: %s)", p->preset ? p->preset : "",
                             tv_synth_preset_names());
@@ -421,11 +440,98 @@ static int32_t arch_kv_heads(const arch_spec *a, int l) {
 // The tensors of one file, each a value source bound to its GGUF entry.
 typedef struct arch_writer {
     gguf_writer *w;
+    st_writer *st;       // an HF folder's model.safetensors instead of the GGUF's tensors, or NULL
+    const arch_spec *a;
+    bool hf_exact;
     src_binding *srcs;   // (cap) stable: the writer keeps pointers to them
     int n, cap;
     synth_ctx sc;
     uint64_t seed;
 } arch_writer;
+
+// ---- Hugging Face folders (--format hf) ----
+// The HF names of each GGUF tensor (transformers' modeling_<family>.py), llama.cpp's Q/K row
+// permutation undone for the archs its converter permutes, Gemma's norms stored as w - 1. Written
+// from transformers' layouts, independently of the loader's map (model/hf.c), so the two cross-check.
+static bool arch_permutes_qk(const arch_spec *a) {
+    return !strcmp(a->arch, "llama") || !strcmp(a->arch, "mistral3") || !strcmp(a->arch, "smollm3") ||
+           !strcmp(a->arch, "granite");
+}
+
+// HF row r of a permuted Q/K holds GGUF row hf_row_to_gguf(r): heads of rph rows, HF's two halves
+// (rotate_half pairs (j, j + rph/2)) interleaved in GGUF as (2j, 2j + 1).
+static int64_t hf_row_to_gguf(int64_t r, int64_t rph) {
+    const int64_t head = r / rph, k = r % rph, half = rph / 2;
+    return head * rph + 2 * (k % half) + k / half;
+}
+
+static tv_status hf_fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
+    const src_binding *b = user;
+    const tv_type_traits *tr = kern_traits_ref(b->src.type);
+    const int64_t n = b->src.ne0;
+    float *tmp = malloc(2 * (size_t)n * sizeof *tmp);
+    if (!tmp) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    const size_t row_bytes = kern_row_size(b->src.type, n);
+    for (int64_t r = 0; r < n_rows; r++) {
+        float *v = tmp;
+        if (b->is_vector && b->rows_per_head) {   // a permuted bias: its elements are the rows
+            gen_row(&b->src, 0, tmp + n);
+            for (int64_t k = 0; k < n; k++) tmp[k] = tmp[n + hf_row_to_gguf(k, b->rows_per_head)];
+        } else {
+            gen_row(&b->src, b->rows_per_head ? hf_row_to_gguf(row0 + r, b->rows_per_head) : row0 + r, v);
+        }
+        if (b->src.type == TV_TYPE_F32) memcpy((uint8_t *)dst + (size_t)r * row_bytes, v, row_bytes);
+        else tr->from_float(v, (uint8_t *)dst + (size_t)r * row_bytes, n);
+    }
+    free(tmp);
+    return TV_OK;
+}
+
+static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_t ne0, int64_t ne1, tv_error *err) {
+    static const char *const LAYER[][3] = {   // GGUF part, HF part, the Gemma layout's HF part
+        {"attn_norm", "input_layernorm", NULL},      {"attn_q", "self_attn.q_proj", NULL},
+        {"attn_k", "self_attn.k_proj", NULL},        {"attn_v", "self_attn.v_proj", NULL},
+        {"attn_output", "self_attn.o_proj", NULL},   {"attn_qkv", "self_attn.qkv_proj", NULL},
+        {"attn_q_norm", "self_attn.q_norm", NULL},   {"attn_k_norm", "self_attn.k_norm", NULL},
+        {"ffn_norm", "post_attention_layernorm", "pre_feedforward_layernorm"},
+        {"post_attention_norm", NULL, "post_attention_layernorm"},
+        {"post_ffw_norm", NULL, "post_feedforward_layernorm"},
+        {"ffn_gate", "mlp.gate_proj", NULL},         {"ffn_up", "mlp.up_proj", NULL},
+        {"ffn_down", "mlp.down_proj", NULL},
+    };
+    const arch_spec *s = a->a;
+    const bool gemma = !strncmp(s->arch, "gemma", 5), mm = !strcmp(s->arch, "mistral3");
+    const char *prefix = mm ? "language_model." : "";
+    char hf[160], part[64];
+    const char *suffix = strrchr(gguf, '.');
+    int layer = -1, pos = 0;
+    if (!strncmp(gguf, "rope_", 5)) return TV_OK;   // config.json's rope_scaling carries them
+    if (!strcmp(gguf, "token_embd.weight")) snprintf(hf, sizeof hf, "%smodel.embed_tokens.weight", prefix);
+    else if (!strcmp(gguf, "output_norm.weight")) snprintf(hf, sizeof hf, "%smodel.norm.weight", prefix);
+    else if (!strcmp(gguf, "output.weight")) snprintf(hf, sizeof hf, "%slm_head.weight", prefix);
+    else if (sscanf(gguf, "blk.%d.%n", &layer, &pos) == 1 && pos > 0 && suffix) {
+        snprintf(part, sizeof part, "%.*s", (int)(suffix - (gguf + pos)), gguf + pos);
+        const char *h = NULL;
+        for (size_t i = 0; i < sizeof LAYER / sizeof LAYER[0] && !h; i++)
+            if (!strcmp(LAYER[i][0], part)) h = gemma && LAYER[i][2] ? LAYER[i][2] : LAYER[i][1];
+        if (!strcmp(part, "ffn_up") && ne1 == 2 * s->ff) h = "mlp.gate_up_proj";   // phi3's fused gate + up
+        if (!h) return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name in arch %s", gguf, s->name);
+        snprintf(hf, sizeof hf, "%smodel.layers.%d.%s%s", prefix, layer, h, suffix);
+        const bool is_q = !strcmp(part, "attn_q"), is_k = !strcmp(part, "attn_k");
+        if (arch_permutes_qk(s) && (is_q || is_k)) {
+            const int64_t rows = ne1 ? ne1 : ne0;
+            b->rows_per_head = rows / (is_q ? s->n_heads : s->n_kv_heads);
+        }
+    } else {
+        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name", gguf);
+    }
+    st_dtype dt = b->src.type == TV_TYPE_F32 ? ST_F32 : b->src.type == TV_TYPE_F16 ? ST_F16 : ST_BF16;
+    if (b->src.type != TV_TYPE_F32 && b->src.type != TV_TYPE_F16 && b->src.type != TV_TYPE_BF16)
+        return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
+                        kern_type_name(b->src.type));
+    int64_t shape[2] = {ne1 ? ne1 : ne0, ne0};
+    return st_writer_add(a->st, hf, dt, ne1 ? 2 : 1, ne1 ? shape : &shape[1], hf_fill, b, err);
+}
 
 // Adds `name` [ne0] (ne1 == 0) or [ne0, ne1] of values center + U(-amp, amp), or `values` (one row).
 // Matrices take `type` (or its fallback when rows do not fit its blocks); vectors are F32.
@@ -436,6 +542,9 @@ static tv_status aw_add(arch_writer *a, const char *name, tv_type type, int64_t 
     b->sc = &a->sc;
     b->src = (tsrc){.key = rng_hash64(a->seed ^ name_hash(name)), .type = ne1 ? fit_type(type, ne0) : TV_TYPE_F32,
                     .ne0 = ne0, .center = center, .amp = amp, .values = values};
+    b->is_vector = ne1 == 0;
+    if (!strncmp(a->a->arch, "gemma", 5) && strstr(name, "norm.weight")) b->src.shift = a->st ? -1 : a->hf_exact ? 1 : 0;
+    if (a->st) return hf_add(a, b, name, ne0, ne1, err);
     int64_t ne[2] = {ne0, ne1};
     return gguf_add_tensor_source(a->w, name, b->src.type, ne1 ? 2 : 1, ne, fill, b, err);
 }
@@ -513,13 +622,138 @@ static void longrope_factors(float *s, float *l, int n_half) {
     }
 }
 
+// config.json of the HF folder: the keys transformers' <Family>Config reads, with the values
+// arch_metadata gives the GGUF (floats written as the exact doubles of the GGUF's f32 values).
+static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, const float rope[3][128],
+                                 const char *dir, tv_error *err) {
+    const char *n = a->base ? a->base : a->name;
+    const bool mm = !strcmp(a->arch, "mistral3");
+    cJSON *root = cJSON_CreateObject(), *c = root;
+    static const struct { const char *arch, *model_type, *cls; } TYPES[] = {
+        {"llama", "llama", "LlamaForCausalLM"},         {"qwen2", "qwen2", "Qwen2ForCausalLM"},
+        {"qwen3", "qwen3", "Qwen3ForCausalLM"},         {"gemma2", "gemma2", "Gemma2ForCausalLM"},
+        {"gemma3", "gemma3_text", "Gemma3ForCausalLM"}, {"phi3", "phi3", "Phi3ForCausalLM"},
+        {"smollm3", "smollm3", "SmolLM3ForCausalLM"},   {"granite", "granite", "GraniteForCausalLM"},
+        {"mistral3", "mistral3", "Mistral3ForConditionalGeneration"},
+    };
+    const char *mt = NULL, *cls = NULL;
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
+        if (!strcmp(TYPES[i].arch, a->arch)) { mt = TYPES[i].model_type; cls = TYPES[i].cls; }
+    if (!mt) { cJSON_Delete(root); return err_fail(err, TV_ERR_UNSUPPORTED, "synth: arch %s has no Hugging Face layout here", a->name); }
+    cJSON *archs = cJSON_AddArrayToObject(root, "architectures");
+    cJSON_AddItemToArray(archs, cJSON_CreateString(cls));
+    cJSON_AddStringToObject(root, "model_type", mt);
+    const char *dtype = p->type == TV_TYPE_F32 ? "float32" : p->type == TV_TYPE_F16 ? "float16" : "bfloat16";
+    cJSON_AddStringToObject(root, "torch_dtype", dtype);
+    cJSON_AddBoolToObject(root, "tie_word_embeddings", (a->flags & AF_TIED) != 0);
+    if (mm) {   // the text model's keys under text_config (Ministral 3's layout)
+        c = cJSON_AddObjectToObject(root, "text_config");
+        cJSON_AddStringToObject(c, "model_type", "ministral3");
+    }
+    const int32_t n_vocab = a->n_vocab ? a->n_vocab : 512;
+    cJSON_AddNumberToObject(c, "vocab_size", n_vocab);
+    cJSON_AddNumberToObject(c, "hidden_size", a->dim);
+    cJSON_AddNumberToObject(c, "intermediate_size", a->ff);
+    cJSON_AddNumberToObject(c, "num_hidden_layers", a->n_layers);
+    cJSON_AddNumberToObject(c, "num_attention_heads", a->n_heads);
+    cJSON_AddNumberToObject(c, "num_key_value_heads", a->n_kv_heads);
+    if (a->head_dim * a->n_heads != a->dim || !strncmp(a->arch, "gemma", 5)) cJSON_AddNumberToObject(c, "head_dim", a->head_dim);
+    cJSON_AddNumberToObject(c, "max_position_embeddings", a->ctx);
+    cJSON_AddNumberToObject(c, "rms_norm_eps", (double)a->eps);
+    cJSON_AddNumberToObject(c, "rope_theta", (double)a->theta);
+    cJSON_AddNumberToObject(c, "bos_token_id", 1);
+    cJSON_AddNumberToObject(c, "eos_token_id", 2);
+    if (a->n_rot != a->head_dim) cJSON_AddNumberToObject(c, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
+    const double window = a->window ? a->window : SWA_WINDOW;
+    cJSON *rs = NULL;
+    if (a->flags & AF_ROPE_FREQS) {   // synth_llama3_rope_factors' recipe: factor 32, low 1, high 4, orig 64
+        rs = cJSON_AddObjectToObject(c, "rope_scaling");
+        cJSON_AddStringToObject(rs, "rope_type", "llama3");
+        cJSON_AddNumberToObject(rs, "factor", 32);
+        cJSON_AddNumberToObject(rs, "low_freq_factor", 1);
+        cJSON_AddNumberToObject(rs, "high_freq_factor", 4);
+        cJSON_AddNumberToObject(rs, "original_max_position_embeddings", 64);
+    }
+    if (!strcmp(n, "gemma2")) {
+        cJSON_AddNumberToObject(c, "sliding_window", window);
+        cJSON_AddNumberToObject(c, "attn_logit_softcapping", 2.5);
+        cJSON_AddNumberToObject(c, "final_logit_softcapping", 15.0);
+        cJSON_AddNumberToObject(c, "query_pre_attn_scalar", a->head_dim);
+        cJSON_AddStringToObject(c, "hidden_activation", "gelu_pytorch_tanh");
+    } else if (!strcmp(n, "gemma3")) {
+        cJSON_AddNumberToObject(c, "sliding_window", window);
+        cJSON_AddNumberToObject(c, "sliding_window_pattern", a->swa_period);
+        cJSON_AddNumberToObject(c, "rope_local_base_freq", 10000.0);
+        cJSON_AddNullToObject(c, "final_logit_softcapping");
+        cJSON_AddNumberToObject(c, "query_pre_attn_scalar", a->head_dim);
+        cJSON_AddStringToObject(c, "hidden_activation", "gelu_pytorch_tanh");
+        rs = cJSON_AddObjectToObject(c, "rope_scaling");
+        cJSON_AddStringToObject(rs, "rope_type", "linear");
+        cJSON_AddNumberToObject(rs, "factor", 8.0);
+    } else if (!strcmp(n, "phi3")) {
+        cJSON_AddNumberToObject(c, "original_max_position_embeddings", 512);
+        cJSON_AddNumberToObject(c, "sliding_window", 2047);
+        rs = cJSON_AddObjectToObject(c, "rope_scaling");
+        cJSON_AddStringToObject(rs, "type", "longrope");
+        cJSON_AddNumberToObject(rs, "attention_factor", (double)1.1902f);
+        cJSON *sf = cJSON_AddArrayToObject(rs, "short_factor"), *lf = cJSON_AddArrayToObject(rs, "long_factor");
+        for (int i = 0; i < a->n_rot / 2; i++) {
+            cJSON_AddItemToArray(sf, cJSON_CreateNumber((double)rope[1][i]));
+            cJSON_AddItemToArray(lf, cJSON_CreateNumber((double)rope[2][i]));
+        }
+    } else if (!strcmp(n, "mistral3")) {
+        rs = cJSON_AddObjectToObject(c, "rope_parameters");
+        cJSON_AddStringToObject(rs, "rope_type", "yarn");
+        cJSON_AddNumberToObject(rs, "rope_theta", (double)a->theta);
+        cJSON_AddNumberToObject(rs, "factor", 16.0);
+        cJSON_AddNumberToObject(rs, "original_max_position_embeddings", 16);
+        cJSON_AddNumberToObject(rs, "beta_fast", 32.0);
+        cJSON_AddNumberToObject(rs, "beta_slow", 1.0);
+        cJSON_AddNumberToObject(rs, "mscale_all_dim", 1.0);
+        cJSON_AddNumberToObject(rs, "llama_4_scaling_beta", (double)0.1f);
+    } else if (!strcmp(n, "granite")) {
+        cJSON_AddNumberToObject(c, "embedding_multiplier", 12.0);
+        cJSON_AddNumberToObject(c, "residual_multiplier", (double)0.22f);
+        cJSON_AddNumberToObject(c, "attention_multiplier", 0.03125);
+        cJSON_AddNumberToObject(c, "logits_scaling", 8.0);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    tv_status st = TV_OK;
+    if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF) st = err_fail(err, TV_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    if (f && fclose(f) != 0 && !st) st = err_fail(err, TV_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    if (!st && rename(tmp, path) != 0) st = err_fail(err, TV_ERR_IO, "%s: cannot rename: %s", path, strerror(errno));
+    if (st) unlink(tmp);
+    free(text);
+    return st;
+}
+
 static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, const char *out_path, tv_error *err) {
     tv_status st = TV_OK;
-    arch_writer aw = {.seed = p->seed};
+    arch_writer aw = {.seed = p->seed, .a = a, .hf_exact = p->hf_exact};
     float rope[3][128];   // rope_freqs, or rope_factors_short and rope_factors_long
     char k[128], nm[96], text[256];
     if (!(aw.w = gguf_writer_create())) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     gguf_writer *w = aw.w;
+    if (p->hf && (a->flags & AF_GEMMA4)) {
+        gguf_writer_free(w);
+        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: gemma4 has no Hugging Face layout here yet");
+    }
+    if (p->hf) {
+        if (mkdir(out_path, 0777) != 0 && errno != EEXIST) {
+            gguf_writer_free(w);
+            return err_fail(err, TV_ERR_IO, "%s: cannot create the folder: %s", out_path, strerror(errno));
+        }
+        if (!(aw.st = st_writer_create())) {
+            gguf_writer_free(w);
+            return err_fail(err, TV_ERR_NOMEM, "out of memory");
+        }
+    }
     const int32_t dim = a->dim, ff = a->ff, L = a->n_layers;
     const bool tied = a->flags & AF_TIED;
 
@@ -628,9 +862,16 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
 #undef TRY
 #undef NAME
     }
-    if (!st) st = gguf_writer_write(w, out_path, err);
+    if (!st && aw.st) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/model.safetensors", out_path);
+        if (!(st = st_writer_write(aw.st, path, err))) st = hf_write_config(p, a, (const float(*)[128])rope, out_path, err);
+    } else if (!st) {
+        st = gguf_writer_write(w, out_path, err);
+    }
 done:
     gguf_writer_free(w);
+    st_writer_free(aw.st);
     pool_free(aw.sc.pool);
     free(aw.sc.scratch);
     free(aw.srcs);
@@ -640,6 +881,10 @@ done:
 tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err) {
     tv_synth_params p = {.preset = o->preset, .arch = o->arch, .seed = o->seed, .vocab_path = o->vocab_path,
                          .n_threads = o->n_threads};
+    if (o->format && strcmp(o->format, "gguf")) {
+        if (strcmp(o->format, "hf")) return err_fail(err, TV_ERR_INVALID, "synth: unknown format '%s' (gguf, hf)", o->format);
+        p.hf = true;
+    }
     if (!o->type || !kern_type_from_name(o->type, &p.type))
         return err_fail(err, TV_ERR_INVALID, "synth: unknown type '%s'", o->type ? o->type : "(none)");
     return synth_write(&p, out_path, err);

@@ -37,6 +37,10 @@ typedef struct tv_synth_params {
     int n_threads;            // quantization threads (<= 1: the calling thread only)
     const tv_synth_shape *shape;  // a custom shape instead of the named preset (tests), or NULL
     bool pure;                // every matrix in `type` (no llama.cpp-style mix); rows must fit its block
+    bool hf;                  // --arch only: out_path is a Hugging Face folder (config.json +
+                              // model.safetensors, the family's HF names and keys; F32/F16/BF16)
+    bool hf_exact;            // GGUF of a Gemma arch: norms stored as (w - 1) + 1, the value llama.cpp's
+                              // converter makes of the HF folder's w - 1 (so both describe one model)
 } tv_synth_params;
 
 // Llama 3.1+ RoPE frequency factors (what rope_freqs.weight holds: each inverse frequency

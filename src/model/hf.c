@@ -1,0 +1,690 @@
+// hf.c — Hugging Face model folders as GGUF metadata + tensors (see hf.h for the contract).
+//
+// The mapping follows llama.cpp's convert_hf_to_gguf.py for each architecture tinyvllm supports:
+//   config.json key                      -> `<arch>.` key
+//   max_position_embeddings              -> context_length
+//   hidden_size / num_hidden_layers      -> embedding_length / block_count
+//   intermediate_size                    -> feed_forward_length
+//   num_attention_heads / num_key_value_heads -> attention.head_count / head_count_kv
+//   head_dim                             -> attention.key_length, value_length
+//   head_dim * partial_rotary_factor     -> rope.dimension_count
+//   rms_norm_eps / rope_theta            -> attention.layer_norm_rms_epsilon / rope.freq_base
+//   rope_scaling (or rope_parameters)    -> rope.scaling.* (linear, yarn) or tensors (llama3, longrope)
+//   family extras (sliding windows, soft-caps, granite multipliers, mistral3 temperature)
+// Tensor names: model.embed_tokens -> token_embd, model.norm -> output_norm, lm_head -> output,
+// model.layers.N.<part> -> blk.N.<gguf part> (LAYER_NAMES below); multimodal wrappers'
+// language_model prefixes are stripped and their vision tensors skipped.
+#include "model/hf.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "formats/safetensors.h"
+#include "util/status.h"
+
+enum {
+    HF_PERMUTE_QK = 1 << 0,   // llama.cpp's LlamaModel.permute on q_proj / k_proj (interleaved RoPE pairs)
+    HF_GEMMA = 1 << 1,        // Gemma: norms stored as w (applied as 1 + w), pre/post feed-forward norms
+};
+
+typedef struct hf_arch {
+    const char *model_type;   // config.json model_type (the top-level one, else text_config's)
+    const char *arch;         // GGUF general.architecture
+    unsigned flags;
+} hf_arch;
+
+static const hf_arch ARCHS[] = {
+    {"llama", "llama", HF_PERMUTE_QK},       {"mistral", "llama", HF_PERMUTE_QK},
+    {"qwen2", "qwen2", 0},                   {"qwen3", "qwen3", 0},
+    {"gemma2", "gemma2", HF_GEMMA},          {"gemma3", "gemma3", HF_GEMMA},
+    {"gemma3_text", "gemma3", HF_GEMMA},     {"phi3", "phi3", 0},
+    {"smollm3", "smollm3", HF_PERMUTE_QK},   {"granite", "granite", HF_PERMUTE_QK},
+    {"mistral3", "mistral3", HF_PERMUTE_QK},
+};
+#define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
+
+// model.layers.N.<hf> -> blk.N.<gguf>; gemma_gguf when the Gemma layout names it differently.
+static const struct { const char *hf, *gguf, *gemma_gguf; } LAYER_NAMES[] = {
+    {"input_layernorm.weight", "attn_norm.weight", NULL},
+    {"self_attn.q_proj.weight", "attn_q.weight", NULL},
+    {"self_attn.k_proj.weight", "attn_k.weight", NULL},
+    {"self_attn.v_proj.weight", "attn_v.weight", NULL},
+    {"self_attn.o_proj.weight", "attn_output.weight", NULL},
+    {"self_attn.q_proj.bias", "attn_q.bias", NULL},
+    {"self_attn.k_proj.bias", "attn_k.bias", NULL},
+    {"self_attn.v_proj.bias", "attn_v.bias", NULL},
+    {"self_attn.o_proj.bias", "attn_output.bias", NULL},
+    {"self_attn.qkv_proj.weight", "attn_qkv.weight", NULL},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight", NULL},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight", NULL},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", "post_attention_norm.weight"},
+    {"pre_feedforward_layernorm.weight", NULL, "ffn_norm.weight"},
+    {"post_feedforward_layernorm.weight", NULL, "post_ffw_norm.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", NULL},
+    {"mlp.up_proj.weight", "ffn_up.weight", NULL},
+    {"mlp.down_proj.weight", "ffn_down.weight", NULL},
+    {"mlp.gate_up_proj.weight", "ffn_up.weight", NULL},
+};
+#define N_LAYER_NAMES (sizeof LAYER_NAMES / sizeof LAYER_NAMES[0])
+
+typedef struct hf_tensor {
+    char gguf[96];
+    tv_tensor t;      // .name -> desc
+    char *desc;       // "<hf name> in <file>"
+    void *owned;      // a converted copy t.data points to, or NULL (t.data in the mapping)
+} hf_tensor;
+
+struct hf_model {
+    char *dir;
+    st_set *st;
+    gguf_ctx *meta;
+    hf_tensor *t;     // (n) sorted by gguf name
+    int n, cap;
+    char *tok_dir;
+    int32_t eos[16];
+    int n_eos;
+};
+
+// ---- config.json access ----
+typedef struct cfg {
+    const cJSON *root;   // config.json
+    const cJSON *text;   // text_config (multimodal wrappers), or NULL
+    const char *path;    // for messages
+} cfg;
+
+// The key in text_config, else at the top level; NULL when absent or JSON null.
+static const cJSON *cfg_get(const cfg *c, const char *key) {
+    const cJSON *v = c->text ? cJSON_GetObjectItemCaseSensitive(c->text, key) : NULL;
+    if (!v || cJSON_IsNull(v)) v = cJSON_GetObjectItemCaseSensitive(c->root, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+static bool cfg_num(const cfg *c, const cJSON *obj, const char *key, double *out) {
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : cfg_get(c, key);
+    if (!cJSON_IsNumber(v)) return false;
+    *out = v->valuedouble;
+    return true;
+}
+
+static tv_status cfg_int(const cfg *c, const char *key, bool required, int64_t lo, int64_t hi, int64_t *out,
+                         tv_error *err) {
+    const cJSON *v = cfg_get(c, key);
+    if (!v && !required) return TV_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return err_fail(err, TV_ERR_FORMAT, "%s: %s is missing or not an integer", c->path, key);
+    if (!(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi))
+        return err_fail(err, TV_ERR_FORMAT, "%s: %s = %g is out of range [%lld, %lld]", c->path, key, v->valuedouble,
+                        (long long)lo, (long long)hi);
+    *out = (int64_t)v->valuedouble;
+    return TV_OK;
+}
+
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+// A JSON file of the folder, parsed; NULL with *missing when absent (err untouched), or NULL + err.
+static cJSON *read_json(const char *dir, const char *name, bool *missing, tv_error *err) {
+    char *path = path_join(dir, name);
+    *missing = false;
+    if (!path) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
+    FILE *f = fopen(path, "rb");
+    cJSON *j = NULL;
+    if (!f) {
+        if (errno == ENOENT) *missing = true;
+        else err_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        free(path);
+        return NULL;
+    }
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || n > (64L << 20) || fseek(f, 0, SEEK_SET) != 0) err_fail(err, TV_ERR_IO, "%s: cannot read (or over 64 MiB)", path);
+    else if (!(buf = malloc((size_t)n + 1))) err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);
+    else if (fread(buf, 1, (size_t)n, f) != (size_t)n) err_fail(err, TV_ERR_IO, "%s: read failed", path);
+    else if (!(j = cJSON_ParseWithLength(buf, (size_t)n)) || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        j = NULL;
+        err_fail(err, TV_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    fclose(f);
+    free(buf);
+    free(path);
+    return j;
+}
+
+// ---- tensors ----
+static tv_status add_tensor(hf_model *h, const char *gguf, const tv_tensor *t, const char *desc, void *owned,
+                            tv_error *err) {
+    if (h->n == h->cap) {
+        int cap = h->cap ? 2 * h->cap : 256;
+        hf_tensor *nt = realloc(h->t, (size_t)cap * sizeof *nt);
+        if (!nt) { free(owned); return err_fail(err, TV_ERR_NOMEM, "out of memory"); }
+        h->t = nt;
+        h->cap = cap;
+    }
+    hf_tensor *e = &h->t[h->n];
+    memset(e, 0, sizeof *e);
+    snprintf(e->gguf, sizeof e->gguf, "%s", gguf);
+    e->t = *t;
+    e->owned = owned;
+    if (!(e->desc = strdup(desc))) { free(owned); return err_fail(err, TV_ERR_NOMEM, "out of memory"); }
+    e->t.name = e->desc;
+    h->n++;
+    return TV_OK;
+}
+
+// An owned F32 vector tensor of n values.
+static tv_status add_f32(hf_model *h, const char *gguf, const float *v, int n, const char *desc, tv_error *err) {
+    float *d = malloc((size_t)n * sizeof *d);
+    if (!d) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    memcpy(d, v, (size_t)n * sizeof *d);
+    tv_tensor t = {.type = TV_TYPE_F32, .n_dims = 1, .ne = {n, 1, 1, 1}, .nbytes = (size_t)n * 4, .data = d};
+    return add_tensor(h, gguf, &t, desc, d, err);
+}
+
+static float elem_f32(const st_tensor *s, size_t i) {
+    switch (s->dtype) {
+    case ST_F32: return ((const float *)s->data)[i];
+    case ST_F16: return f16_to_f32(((const tv_f16 *)s->data)[i]);
+    case ST_BF16: return bf16_to_f32(((const tv_bf16 *)s->data)[i]);
+    default: return 0;
+    }
+}
+
+// llama.cpp's permute: within each of n_head heads of rows, row 2j + i (GGUF) = row i * half + j (HF).
+static size_t perm_row(size_t r, size_t rows_per_head) {
+    size_t head = r / rows_per_head, k = r % rows_per_head, half = rows_per_head / 2;
+    return head * rows_per_head + (k % 2) * half + k / 2;   // GGUF row r reads this HF row
+}
+
+// Maps an HF name to its GGUF name: 1 mapped, 0 to skip (vision towers, rotary buffers, a tied
+// lm_head), -1 unknown.
+static int map_name(const hf_arch *a, const char *hf, bool tied, char *out, size_t cap) {
+    static const char *const STRIP[][2] = {
+        {"model.language_model.", "model."}, {"language_model.model.", "model."}, {"language_model.lm_head.", "lm_head."},
+    };
+    char buf[256];
+    for (size_t i = 0; i < sizeof STRIP / sizeof STRIP[0]; i++) {
+        size_t n = strlen(STRIP[i][0]);
+        if (!strncmp(hf, STRIP[i][0], n)) {
+            snprintf(buf, sizeof buf, "%s%s", STRIP[i][1], hf + n);
+            hf = buf;
+            break;
+        }
+    }
+    if (strstr(hf, "vision_tower.") || strstr(hf, "multi_modal_projector.") || strstr(hf, "vision_model.") ||
+        strstr(hf, "rotary_emb.inv_freq"))
+        return 0;
+    if (!strcmp(hf, "model.embed_tokens.weight")) return snprintf(out, cap, "token_embd.weight"), 1;
+    if (!strcmp(hf, "model.norm.weight")) return snprintf(out, cap, "output_norm.weight"), 1;
+    if (!strcmp(hf, "lm_head.weight")) {
+        if (tied) return 0;
+        return snprintf(out, cap, "output.weight"), 1;
+    }
+    int layer, pos = 0;
+    if (sscanf(hf, "model.layers.%d.%n", &layer, &pos) != 1 || pos == 0 || layer < 0) return -1;
+    for (size_t i = 0; i < N_LAYER_NAMES; i++) {
+        if (strcmp(hf + pos, LAYER_NAMES[i].hf)) continue;
+        const char *g = (a->flags & HF_GEMMA) && LAYER_NAMES[i].gemma_gguf ? LAYER_NAMES[i].gemma_gguf : LAYER_NAMES[i].gguf;
+        if (!g) return -1;
+        snprintf(out, cap, "blk.%d.%s", layer, g);
+        return 1;
+    }
+    return -1;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static const char *torch_dtype_name(st_dtype t) {
+    return t == ST_F32 ? "float32" : t == ST_F16 ? "float16" : t == ST_BF16 ? "bfloat16" : "?";
+}
+
+// Binds one safetensors tensor under its GGUF name, converting where the layouts differ.
+static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, const char *gguf, int n_head,
+                            int n_kv_head, const char *torch_dtype, tv_error *err) {
+    char desc[512];
+    snprintf(desc, sizeof desc, "%s in %s", s->name, s->file);
+    if (s->dtype == ST_OTHER || s->dtype == ST_F8_E4M3)
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
+                        s->file, s->name, s->dtype_name);
+    if (s->n_dims < 1 || s->n_dims > 2)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, a weight has 1 or 2", s->file, s->name,
+                        s->n_dims);
+    tv_tensor t = {.n_dims = s->n_dims, .ne = {1, 1, 1, 1}, .nbytes = s->nbytes, .data = s->data};
+    t.type = s->dtype == ST_F32 ? TV_TYPE_F32 : s->dtype == ST_F16 ? TV_TYPE_F16 : TV_TYPE_BF16;
+    t.ne[0] = s->shape[s->n_dims - 1];
+    if (s->n_dims == 2) t.ne[1] = s->shape[0];
+    const bool is_q = ends_with(gguf, "attn_q.weight") || ends_with(gguf, "attn_q.bias");
+    const bool is_k = ends_with(gguf, "attn_k.weight") || ends_with(gguf, "attn_k.bias");
+    const bool permute = (a->flags & HF_PERMUTE_QK) && (is_q || is_k);
+    const int heads = is_q ? n_head : n_kv_head;
+    const int64_t rows = s->n_dims == 2 ? t.ne[1] : t.ne[0];
+    if (permute && (rows % (2 * (int64_t)heads)))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has %lld rows, not a whole number of %d heads of even size",
+                        s->file, s->name, (long long)rows, heads);
+    const size_t rows_per_head = permute ? (size_t)(rows / heads) : 1;
+    if (s->n_dims == 1) {   // vectors: F32 (Gemma's norms: 1 + w), a bias permuted as its rows
+        const bool plus_one = (a->flags & HF_GEMMA) && ends_with(gguf, "norm.weight");
+        float *d = malloc((size_t)t.ne[0] * sizeof *d + 1);
+        if (!d) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < (size_t)t.ne[0]; i++) {
+            float v = elem_f32(s, permute ? perm_row(i, rows_per_head) : i);
+            d[i] = plus_one ? v + 1.0f : v;
+        }
+        t.type = TV_TYPE_F32;
+        t.nbytes = (size_t)t.ne[0] * 4;
+        t.data = d;
+        return add_tensor(h, gguf, &t, desc, d, err);
+    }
+    if (torch_dtype && strcmp(torch_dtype, torch_dtype_name(s->dtype)))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is %s but config.json's torch_dtype is %s", s->file,
+                        s->name, s->dtype_name, torch_dtype);
+    if (!permute) return add_tensor(h, gguf, &t, desc, NULL, err);
+    const size_t row_bytes = (size_t)t.ne[0] * st_dtype_size(s->dtype);
+    uint8_t *d = malloc(s->nbytes + 1);
+    if (!d) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    for (size_t r = 0; r < (size_t)rows; r++)
+        memcpy(d + r * row_bytes, (const uint8_t *)s->data + perm_row(r, rows_per_head) * row_bytes, row_bytes);
+    t.data = d;
+    return add_tensor(h, gguf, &t, desc, d, err);
+}
+
+static int cmp_hf_tensor(const void *a, const void *b) {
+    return strcmp(((const hf_tensor *)a)->gguf, ((const hf_tensor *)b)->gguf);
+}
+
+void hf_llama3_rope_factors(float *out, int n_half, int head_dim, double theta, double factor, double low,
+                            double high, double orig) {
+    for (int i = 0; i < n_half; i++) {
+        double freq = pow(theta, -2.0 * i / head_dim);
+        double wavelen = 2 * M_PI / freq;
+        if (wavelen < orig / high) out[i] = 1.0f;
+        else if (wavelen > orig / low) out[i] = (float)factor;
+        else {
+            double smooth = (orig / wavelen - low) / (high - low);
+            out[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
+        }
+    }
+}
+
+// ---- metadata ----
+typedef struct meta_ctx {
+    hf_model *h;
+    const cfg *c;
+    gguf_writer *w;
+    const char *arch;
+    tv_error *err;
+} meta_ctx;
+
+#define KEY(buf, arch, suffix) (snprintf(buf, sizeof buf, "%s.%s", arch, suffix), buf)
+
+// An optional float config key into `<arch>.<gguf_key>`.
+static void opt_f32(meta_ctx *m, const cJSON *obj, const char *key, const char *gguf_key) {
+    double v;
+    char k[160];
+    if (cfg_num(m->c, obj, key, &v)) gguf_set_f32(m->w, KEY(k, m->arch, gguf_key), (float)v);
+}
+
+// A list of n_half positive factors (LongRoPE short_factor / long_factor) into an F32 tensor.
+static tv_status rope_list(meta_ctx *m, const cJSON *rs, const char *key, const char *gguf, int n_half) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(rs, key);
+    float v[512];
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != n_half || n_half > 512)
+        return err_fail(m->err, TV_ERR_FORMAT, "%s: rope_scaling.%s must be a list of %d numbers (rotary dims / 2)",
+                        m->c->path, key, n_half);
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        if (!cJSON_IsNumber(e) || !(e->valuedouble > 0))
+            return err_fail(m->err, TV_ERR_FORMAT, "%s: rope_scaling.%s[%d] is not a positive number", m->c->path, key, i);
+        v[i++] = (float)e->valuedouble;
+    }
+    char desc[300];
+    snprintf(desc, sizeof desc, "rope_scaling.%s of %s", key, m->c->path);
+    return add_f32(m->h, gguf, v, n_half, desc, m->err);
+}
+
+// rope_scaling (or transformers 5's rope_parameters): linear, yarn (keys), llama3, longrope (tensors).
+static tv_status rope_scaling(meta_ctx *m, int64_t n_ctx, int64_t head_dim, int64_t n_rot, double theta) {
+    const cfg *c = m->c;
+    char k[160];
+    const cJSON *rs = cfg_get(c, "rope_scaling");
+    if (!rs) rs = cfg_get(c, "rope_parameters");
+    if (!rs) return TV_OK;
+    if (!cJSON_IsObject(rs)) return err_fail(m->err, TV_ERR_FORMAT, "%s: rope_scaling is not an object", c->path);
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    if (!cJSON_IsString(ty)) ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
+    const char *type = cJSON_IsString(ty) ? ty->valuestring : "default";
+    double factor = 1, orig = (double)n_ctx, v;
+    cfg_num(c, rs, "factor", &factor);
+    if (!cfg_num(c, rs, "original_max_position_embeddings", &orig)) cfg_num(c, NULL, "original_max_position_embeddings", &orig);
+    if (!(factor > 0 && orig >= 1))
+        return err_fail(m->err, TV_ERR_FORMAT, "%s: rope_scaling factor / original_max_position_embeddings invalid", c->path);
+    if (!strcmp(type, "default")) return TV_OK;
+    if (!strcmp(type, "linear")) {
+        gguf_set_str(m->w, KEY(k, m->arch, "rope.scaling.type"), "linear");
+        gguf_set_f32(m->w, KEY(k, m->arch, "rope.scaling.factor"), (float)factor);
+        return TV_OK;
+    }
+    if (!strcmp(type, "yarn")) {
+        gguf_set_str(m->w, KEY(k, m->arch, "rope.scaling.type"), "yarn");
+        gguf_set_f32(m->w, KEY(k, m->arch, "rope.scaling.factor"), (float)factor);
+        gguf_set_u32(m->w, KEY(k, m->arch, "rope.scaling.original_context_length"), (uint32_t)orig);
+        opt_f32(m, rs, "beta_fast", "rope.scaling.yarn_beta_fast");
+        opt_f32(m, rs, "beta_slow", "rope.scaling.yarn_beta_slow");
+        opt_f32(m, rs, "mscale_all_dim", "rope.scaling.yarn_log_multiplier");
+        opt_f32(m, rs, "attention_factor", "rope.scaling.attn_factor");
+        opt_f32(m, rs, "llama_4_scaling_beta", "attention.temperature_scale");
+        return TV_OK;
+    }
+    if (!strcmp(type, "llama3")) {
+        double low = 1, high = 4;
+        cfg_num(c, rs, "low_freq_factor", &low);
+        cfg_num(c, rs, "high_freq_factor", &high);
+        if (!(low > 0 && high > low) || n_rot / 2 > 512)
+            return err_fail(m->err, TV_ERR_FORMAT, "%s: llama3 rope_scaling parameters invalid", c->path);
+        float f[512];
+        hf_llama3_rope_factors(f, (int)(n_rot / 2), (int)n_rot, theta, factor, low, high, orig);
+        (void)head_dim;
+        char desc[300];
+        snprintf(desc, sizeof desc, "rope_scaling (llama3) of %s", c->path);
+        return add_f32(m->h, "rope_freqs.weight", f, (int)(n_rot / 2), desc, m->err);
+    }
+    if (!strcmp(type, "longrope") || !strcmp(type, "su")) {
+        tv_status st;
+        if ((st = rope_list(m, rs, "short_factor", "rope_factors_short.weight", (int)(n_rot / 2))) ||
+            (st = rope_list(m, rs, "long_factor", "rope_factors_long.weight", (int)(n_rot / 2))))
+            return st;
+        gguf_set_u32(m->w, KEY(k, m->arch, "rope.scaling.original_context_length"), (uint32_t)orig);
+        double scale = (double)n_ctx / orig, attn = scale > 1 ? sqrt(1 + log(scale) / log(orig)) : 1;
+        if (cfg_num(c, rs, "attention_factor", &v)) attn = v;
+        gguf_set_f32(m->w, KEY(k, m->arch, "rope.scaling.attn_factor"), (float)attn);
+        return TV_OK;
+    }
+    return err_fail(m->err, TV_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (linear, yarn, llama3, longrope)",
+                    c->path, type);
+}
+
+// Gemma 3's sliding layers: layer_types (one per layer) or sliding_window_pattern (a period).
+static tv_status gemma3_pattern(meta_ctx *m, int64_t n_layers) {
+    char k[160];
+    const cJSON *lt = cfg_get(m->c, "layer_types");
+    double period;
+    if (cJSON_IsArray(lt)) {
+        if (cJSON_GetArraySize(lt) != n_layers || n_layers > 1024)
+            return err_fail(m->err, TV_ERR_FORMAT, "%s: layer_types must list %lld layers", m->c->path, (long long)n_layers);
+        bool swa[1024];
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, lt) swa[i++] = cJSON_IsString(e) && !strcmp(e->valuestring, "sliding_attention");
+        gguf_set_arr_data(m->w, KEY(k, m->arch, "attention.sliding_window_pattern"), GGUF_TYPE_BOOL, swa, (uint64_t)n_layers);
+    } else if (cfg_num(m->c, NULL, "sliding_window_pattern", &period)) {
+        gguf_set_u32(m->w, KEY(k, m->arch, "attention.sliding_window_pattern"), (uint32_t)period);
+    }
+    return TV_OK;
+}
+
+static tv_status build_metadata(meta_ctx *m, const char *model_type) {
+    const cfg *c = m->c;
+    gguf_writer *w = m->w;
+    tv_error *err = m->err;
+    char k[160];
+    int64_t dim = 0, n_layers = 0, ff = 0, heads = 0, kv_heads = 0, ctx = 0, head_dim = 0, vocab = 0;
+    tv_status st;
+    if ((st = cfg_int(c, "hidden_size", true, 1, 1 << 16, &dim, err)) ||
+        (st = cfg_int(c, "num_hidden_layers", true, 1, 1024, &n_layers, err)) ||
+        (st = cfg_int(c, "intermediate_size", true, 1, 1 << 20, &ff, err)) ||
+        (st = cfg_int(c, "num_attention_heads", true, 1, 1024, &heads, err)) ||
+        (st = cfg_int(c, "max_position_embeddings", true, 1, INT32_MAX, &ctx, err)) ||
+        (st = cfg_int(c, "num_key_value_heads", false, 1, 1024, &kv_heads, err)) ||
+        (st = cfg_int(c, "head_dim", false, 1, 1024, &head_dim, err)) ||
+        (st = cfg_int(c, "vocab_size", false, 1, 1 << 24, &vocab, err)))
+        return st;
+    gguf_set_str(w, "general.architecture", m->arch);
+    gguf_set_u32(w, KEY(k, m->arch, "context_length"), (uint32_t)ctx);
+    gguf_set_u32(w, KEY(k, m->arch, "embedding_length"), (uint32_t)dim);
+    gguf_set_u32(w, KEY(k, m->arch, "block_count"), (uint32_t)n_layers);
+    gguf_set_u32(w, KEY(k, m->arch, "feed_forward_length"), (uint32_t)ff);
+    gguf_set_u32(w, KEY(k, m->arch, "attention.head_count"), (uint32_t)heads);
+    gguf_set_u32(w, KEY(k, m->arch, "attention.head_count_kv"), (uint32_t)(kv_heads ? kv_heads : heads));
+    if (head_dim) {
+        gguf_set_u32(w, KEY(k, m->arch, "attention.key_length"), (uint32_t)head_dim);
+        gguf_set_u32(w, KEY(k, m->arch, "attention.value_length"), (uint32_t)head_dim);
+    } else {
+        head_dim = dim / heads;
+    }
+    if (vocab) gguf_set_u32(w, KEY(k, m->arch, "vocab_size"), (uint32_t)vocab);
+    double prf = 1, eps, theta = 10000;
+    cfg_num(c, NULL, "partial_rotary_factor", &prf);
+    const cJSON *rp = cfg_get(c, "rope_parameters");
+    if (!cfg_num(c, NULL, "rope_theta", &theta) && cJSON_IsObject(rp)) cfg_num(c, rp, "rope_theta", &theta);
+    const int64_t n_rot = (int64_t)(prf * (double)head_dim);
+    if (!(prf > 0 && prf <= 1) || n_rot < 2 || n_rot % 2)
+        return err_fail(err, TV_ERR_FORMAT, "%s: partial_rotary_factor %g gives %lld rotary dims", c->path, prf, (long long)n_rot);
+    gguf_set_u32(w, KEY(k, m->arch, "rope.dimension_count"), (uint32_t)n_rot);
+    gguf_set_f32(w, KEY(k, m->arch, "rope.freq_base"), (float)theta);
+    if (cfg_num(c, NULL, "rms_norm_eps", &eps)) gguf_set_f32(w, KEY(k, m->arch, "attention.layer_norm_rms_epsilon"), (float)eps);
+    if ((st = rope_scaling(m, ctx, head_dim, n_rot, theta))) return st;
+
+    if (!strcmp(m->arch, "gemma2") || !strcmp(m->arch, "gemma3")) {
+        int64_t win = 0;
+        if ((st = cfg_int(c, "sliding_window", false, 1, INT32_MAX, &win, err))) return st;
+        if (win) gguf_set_u32(w, KEY(k, m->arch, "attention.sliding_window"), (uint32_t)win);
+        opt_f32(m, NULL, "final_logit_softcapping", "final_logit_softcapping");
+        if (!strcmp(m->arch, "gemma2")) opt_f32(m, NULL, "attn_logit_softcapping", "attn_logit_softcapping");
+        else {
+            opt_f32(m, NULL, "rope_local_base_freq", "rope.freq_base_swa");
+            if ((st = gemma3_pattern(m, n_layers))) return st;
+        }
+    } else if (!strcmp(m->arch, "granite")) {
+        opt_f32(m, NULL, "embedding_multiplier", "embedding_scale");
+        opt_f32(m, NULL, "residual_multiplier", "residual_scale");
+        opt_f32(m, NULL, "attention_multiplier", "attention.scale");
+        opt_f32(m, NULL, "logits_scaling", "logit_scale");
+    }
+    (void)model_type;
+    return TV_OK;
+}
+
+// tokenizer_config.json's chat_template (a string, or a list of {name, template}: "default" or the
+// first), else chat_template.jinja.
+static tv_status chat_template(hf_model *h, gguf_writer *w, tv_error *err) {
+    bool missing;
+    cJSON *tc = read_json(h->dir, "tokenizer_config.json", &missing, err);
+    if (!tc && !missing) return err->code;
+    const cJSON *ct = tc ? cJSON_GetObjectItemCaseSensitive(tc, "chat_template") : NULL;
+    const char *tpl = cJSON_IsString(ct) ? ct->valuestring : NULL;
+    if (cJSON_IsArray(ct)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ct) {
+            const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name"), *t = cJSON_GetObjectItemCaseSensitive(e, "template");
+            if (!cJSON_IsString(t)) continue;
+            if (!tpl || (cJSON_IsString(n) && !strcmp(n->valuestring, "default"))) tpl = t->valuestring;
+        }
+    }
+    if (tpl) gguf_set_str(w, "tokenizer.chat_template", tpl);
+    cJSON_Delete(tc);
+    if (tpl) return TV_OK;
+    char *path = path_join(h->dir, "chat_template.jinja");
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    free(path);
+    if (!f) return TV_OK;
+    char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!buf) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    buf[n] = 0;
+    gguf_set_str(w, "tokenizer.chat_template", buf);
+    free(buf);
+    return TV_OK;
+}
+
+// eos_token_id (int or list) of generation_config.json, else config.json.
+static tv_status eos_ids(hf_model *h, const cfg *c, gguf_writer *w, tv_error *err) {
+    bool missing;
+    cJSON *gc = read_json(h->dir, "generation_config.json", &missing, err);
+    if (!gc && !missing) return err->code;
+    const cJSON *e = gc ? cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id") : NULL;
+    if (!e || cJSON_IsNull(e)) e = cfg_get(c, "eos_token_id");
+    const cJSON *x;
+    if (cJSON_IsNumber(e) && e->valueint >= 0) h->eos[h->n_eos++] = e->valueint;
+    else if (cJSON_IsArray(e))
+        cJSON_ArrayForEach(x, e) if (cJSON_IsNumber(x) && x->valueint >= 0 && h->n_eos < 16) h->eos[h->n_eos++] = x->valueint;
+    if (h->n_eos) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)h->eos[0]);
+    cJSON_Delete(gc);
+    return TV_OK;
+}
+
+bool hf_is_model_dir(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return false;
+    char *cfg_path = path_join(path, "config.json");
+    bool ok = cfg_path && access(cfg_path, R_OK) == 0;
+    free(cfg_path);
+    return ok;
+}
+
+void hf_close(hf_model *h) {
+    if (!h) return;
+    for (int i = 0; i < h->n; i++) {
+        free(h->t[i].owned);
+        free(h->t[i].desc);
+    }
+    free(h->t);
+    gguf_close(h->meta);
+    st_set_close(h->st);
+    free(h->tok_dir);
+    free(h->dir);
+    free(h);
+}
+
+hf_model *hf_open(const char *dir, tv_error *err) {
+    hf_model *h = calloc(1, sizeof *h);
+    cJSON *root = NULL;
+    gguf_writer *w = NULL;
+    char *cfg_path = NULL;
+    tv_status st = TV_OK;
+    if (!h || !(h->dir = strdup(dir)) || !(cfg_path = path_join(dir, "config.json"))) {
+        err_fail(err, TV_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    size_t dl = strlen(h->dir);
+    while (dl > 1 && h->dir[dl - 1] == '/') h->dir[--dl] = 0;
+    bool missing;
+    if (!(root = read_json(h->dir, "config.json", &missing, err))) {
+        if (missing) err_fail(err, TV_ERR_FORMAT, "%s: missing (a Hugging Face model folder needs config.json)", cfg_path);
+        goto fail;
+    }
+    cfg c = {.root = root, .text = cJSON_GetObjectItemCaseSensitive(root, "text_config"), .path = cfg_path};
+    if (!cJSON_IsObject(c.text)) c.text = NULL;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const cJSON *tmt = c.text ? cJSON_GetObjectItemCaseSensitive(c.text, "model_type") : NULL;
+    const hf_arch *a = NULL;
+    for (size_t i = 0; i < N_ARCHS && !a; i++)
+        if (cJSON_IsString(mt) && !strcmp(mt->valuestring, ARCHS[i].model_type)) a = &ARCHS[i];
+    for (size_t i = 0; i < N_ARCHS && !a; i++)
+        if (cJSON_IsString(tmt) && !strcmp(tmt->valuestring, ARCHS[i].model_type)) a = &ARCHS[i];
+    if (!a) {
+        char list[400];
+        size_t n = 0;
+        list[0] = 0;
+        for (size_t i = 0; i < N_ARCHS; i++) n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", ARCHS[i].model_type);
+        err_fail(err, TV_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported (supported: %s)", cfg_path,
+                 cJSON_IsString(mt) ? mt->valuestring : "(missing)", list);
+        goto fail;
+    }
+    if (!(w = gguf_writer_create())) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
+    const char *base = strrchr(h->dir, '/');
+    gguf_set_str(w, "general.name", base ? base + 1 : h->dir);
+    meta_ctx m = {.h = h, .c = &c, .w = w, .arch = a->arch, .err = err};
+    if ((st = build_metadata(&m, a->model_type)) || (st = chat_template(h, w, err)) || (st = eos_ids(h, &c, w, err)))
+        goto fail;
+
+    if (!(h->st = st_set_open(h->dir, err))) goto fail;
+    const cJSON *tie = cfg_get(&c, "tie_word_embeddings");
+    const bool tied = cJSON_IsTrue(tie);
+    const cJSON *td = cfg_get(&c, "torch_dtype");
+    if (!td) td = cfg_get(&c, "dtype");
+    const char *torch_dtype = cJSON_IsString(td) && (!strcmp(td->valuestring, "float32") || !strcmp(td->valuestring, "float16") ||
+                                                     !strcmp(td->valuestring, "bfloat16"))
+                                  ? td->valuestring
+                                  : NULL;
+    int64_t heads = 0, kv_heads = 0;
+    cfg_int(&c, "num_attention_heads", true, 1, 1024, &heads, NULL);
+    cfg_int(&c, "num_key_value_heads", false, 1, 1024, &kv_heads, NULL);
+    if (!kv_heads) kv_heads = heads;
+    for (int64_t i = 0; i < st_set_n_tensors(h->st); i++) {
+        const st_tensor *s = st_set_tensor(h->st, i);
+        char gguf[96];
+        int r = map_name(a, s->name, tied, gguf, sizeof gguf);
+        if (r == 0) continue;
+        if (r < 0) {
+            err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
+            goto fail;
+        }
+        if ((st = map_tensor(h, a, s, gguf, (int)heads, (int)kv_heads, torch_dtype, err))) goto fail;
+    }
+    qsort(h->t, (size_t)h->n, sizeof *h->t, cmp_hf_tensor);
+    for (int i = 1; i < h->n; i++)
+        if (!strcmp(h->t[i].gguf, h->t[i - 1].gguf)) {
+            err_fail(err, TV_ERR_FORMAT, "%s: tensors '%s' and '%s' both map to %s", h->dir, h->t[i - 1].desc, h->t[i].desc,
+                     h->t[i].gguf);
+            goto fail;
+        }
+    char *tok = path_join(h->dir, "tokenizer.json");
+    if (tok && access(tok, R_OK) == 0) h->tok_dir = strdup(h->dir);
+    free(tok);
+
+    void *buf;
+    size_t size;
+    if ((st = gguf_writer_write_memory(w, &buf, &size, err))) goto fail;
+    if (!(h->meta = gguf_open_buffer(buf, size, cfg_path, err))) goto fail;
+    gguf_writer_free(w);
+    cJSON_Delete(root);
+    free(cfg_path);
+    return h;
+fail:
+    gguf_writer_free(w);
+    cJSON_Delete(root);
+    free(cfg_path);
+    hf_close(h);
+    return NULL;
+}
+
+gguf_ctx *hf_metadata(const hf_model *h) { return h->meta; }
+const char *hf_tokenizer_dir(const hf_model *h) { return h->tok_dir; }
+
+int hf_eos_ids(const hf_model *h, const int32_t **ids) {
+    *ids = h->eos;
+    return h->n_eos;
+}
+
+void hf_identity(const hf_model *h, uint64_t *bytes, int64_t *mtime_ns) {
+    *bytes = st_set_data_bytes(h->st);
+    *mtime_ns = st_set_mtime_ns(h->st);
+}
+
+const tv_tensor *hf_find_tensor(const hf_model *h, const char *gguf_name) {
+    int lo = 0, hi = h->n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = strcmp(h->t[mid].gguf, gguf_name);
+        if (!c) return &h->t[mid].t;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}

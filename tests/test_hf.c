@@ -1,0 +1,335 @@
+// test_hf.c — Hugging Face model folders (model/hf.c, formats/safetensors.c).
+//   same model  for every family with an HF layout, the random model of synth --arch written as a
+//               GGUF and as an HF folder (config.json + model.safetensors in transformers' names,
+//               llama.cpp's Q/K permutation undone, Gemma norms as w - 1) loads to bit-identical
+//               logits in F32 and F16 (a prompt in one batch, then decode steps over the cache);
+//               the same folder split into index-listed shards gives the same logits again.
+//   bad input   a missing config key, a shard listed but absent, a tensor whose dtype or shape
+//               disagrees with config.json, a truncated header, a header claiming more bytes than
+//               the file, overlapping or misaligned offsets: each fails naming the file and tensor.
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "formats/safetensors.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "tinyvllm.h"
+#include "test_util.h"
+
+enum { BLOCK_SIZE = 16, N_PROMPT = 40, N_DECODE = 6, MAX_V = 512 };
+
+static const char *const ARCHS[] = {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3",
+                                    "phi3", "mistral3", "smollm3", "granite"};
+
+static char g_dir[256];   // this test's scratch folder
+
+static void rm_rf(const char *path) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "%s/test_hf.%ld", TV_BINARY_DIR, (long)getpid());
+    rm_rf(g_dir);
+    return mkdir(g_dir, 0777);
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    rm_rf(g_dir);
+    return 0;
+}
+
+static void write_synth(const char *arch, tv_type type, bool hf, const char *out) {
+    tv_synth_params p = {.arch = arch, .type = type, .seed = 7, .n_threads = 2, .hf = hf, .hf_exact = !hf};
+    tv_error err = {0};
+    if (synth_write(&p, out, &err)) fail_msg("synth %s: %s", arch, err.msg);
+}
+
+static tv_model *load(const char *path) {
+    tv_model_params mp;
+    tv_model_params_default(&mp);
+    mp.cpu_path = test_cpu_path();
+    tv_error err = {0};
+    tv_model *m = tv_model_load(path, &mp, &err);
+    if (!m) fail_msg("load %s: %s", path, err.msg);
+    return m;
+}
+
+// The logits of a prompt (one batch) and N_DECODE greedy-fed steps: ((N_PROMPT + N_DECODE), V).
+static float *run(const tv_model *m) {
+    tv_error err = {0};
+    const int V = tv_model_n_vocab(m), n_blocks = (N_PROMPT + N_DECODE) / BLOCK_SIZE + 1;
+    assert_true(V <= MAX_V);
+    backend *be = backend_cpu_create(test_cpu_path(), 2, &err);
+    assert_non_null(be);
+    tv_kv_cache *kv = kv_cache_create(m, n_blocks, BLOCK_SIZE, true, &err);
+    assert_non_null(kv);
+    tv_forward *f = forward_create(m, N_PROMPT + N_DECODE, N_PROMPT, N_PROMPT, be, &err);
+    assert_non_null(f);
+    float *out = malloc((size_t)(N_PROMPT + N_DECODE) * (size_t)V * sizeof *out);
+    assert_non_null(out);
+    int32_t table[8], tokens[N_PROMPT], pos[N_PROMPT], rows[N_PROMPT];
+    for (int i = 0; i < n_blocks; i++) table[i] = n_blocks - 1 - i;
+    for (int i = 0; i < N_PROMPT; i++) {
+        tokens[i] = (int32_t)((i * 37 + 11) % V);
+        pos[i] = i;
+        rows[i] = i;
+    }
+    const int32_t *tables[1] = {table};
+    int32_t qs[2] = {0, N_PROMPT}, ctx = N_PROMPT;
+    tv_batch b = {.n_tokens = N_PROMPT, .tokens = tokens, .positions = pos, .n_seqs = 1, .q_start = qs,
+                  .ctx_len = &ctx, .block_tables = tables, .n_logits = N_PROMPT, .logit_rows = rows};
+    float *lg;
+    if (forward_run(f, kv, &b, &lg, &err)) fail_msg("forward: %s", err.msg);
+    memcpy(out, lg, (size_t)N_PROMPT * (size_t)V * sizeof *out);
+    for (int s = 0; s < N_DECODE; s++) {
+        const float *prev = out + (size_t)(N_PROMPT + s - 1) * (size_t)V;
+        int32_t next = 0;
+        for (int v = 1; v < V; v++) if (prev[v] > prev[next]) next = v;
+        int32_t p1 = N_PROMPT + s, r0 = 0, q1[2] = {0, 1}, c1 = p1 + 1;
+        tv_batch d = {.n_tokens = 1, .tokens = &next, .positions = &p1, .n_seqs = 1, .q_start = q1, .ctx_len = &c1,
+                      .block_tables = tables, .n_logits = 1, .logit_rows = &r0};
+        if (forward_run(f, kv, &d, &lg, &err)) fail_msg("forward: %s", err.msg);
+        memcpy(out + (size_t)(N_PROMPT + s) * (size_t)V, lg, (size_t)V * sizeof *out);
+    }
+    forward_free(f);
+    kv_cache_free(kv);
+    backend_free(be);
+    return out;
+}
+
+static void assert_same_logits(const char *what, const tv_model *a, const tv_model *b) {
+    assert_int_equal(tv_model_n_vocab(a), tv_model_n_vocab(b));
+    const size_t n = (size_t)(N_PROMPT + N_DECODE) * (size_t)tv_model_n_vocab(a);
+    float *la = run(a), *lb = run(b);
+    size_t first = n;
+    for (size_t i = 0; i < n && first == n; i++)
+        if (memcmp(&la[i], &lb[i], sizeof(float))) first = i;
+    if (first < n)
+        fail_msg("%s: logits differ first at row %zu, id %zu (%.9g vs %.9g)", what, first / (size_t)tv_model_n_vocab(a),
+                 first % (size_t)tv_model_n_vocab(a), (double)la[first], (double)lb[first]);
+    free(la);
+    free(lb);
+}
+
+// Rewrites DIR/model.safetensors as two shards with model.safetensors.index.json.
+typedef struct copy_src { const st_tensor *t; size_t row_bytes; } copy_src;
+static tv_status copy_fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
+    (void)err;
+    const copy_src *c = user;
+    memcpy(dst, (const uint8_t *)c->t->data + (size_t)row0 * c->row_bytes, (size_t)n_rows * c->row_bytes);
+    return TV_OK;
+}
+
+static void shard(const char *dir) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tv_error err = {0};
+    st_file *f = st_open(path, &err);
+    if (!f) fail_msg("%s", err.msg);
+    const int64_t n = st_n_tensors(f);
+    copy_src *srcs = calloc((size_t)n, sizeof *srcs);
+    st_writer *w[2] = {st_writer_create(), st_writer_create()};
+    cJSON *index = cJSON_CreateObject(), *wm = cJSON_AddObjectToObject(index, "weight_map");
+    for (int64_t i = 0; i < n; i++) {
+        const st_tensor *t = st_tensor_at(f, i);
+        srcs[i] = (copy_src){t, (size_t)t->shape[t->n_dims - 1] * st_dtype_size(t->dtype)};
+        const int k = i < n / 2 ? 0 : 1;
+        assert_int_equal(st_writer_add(w[k], t->name, t->dtype, t->n_dims, t->shape, copy_fill, &srcs[i], &err), TV_OK);
+        cJSON_AddStringToObject(wm, t->name, k ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors");
+    }
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/model-0000%d-of-00002.safetensors", dir, k + 1);
+        if (st_writer_write(w[k], path, &err)) fail_msg("%s", err.msg);
+        st_writer_free(w[k]);
+    }
+    st_close(f);
+    free(srcs);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    char *text = cJSON_Print(index);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    free(text);
+    cJSON_Delete(index);
+}
+
+static void same_model(tv_type type) {
+    for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++) {
+        char gguf[512], dir[512], what[96];
+        snprintf(gguf, sizeof gguf, "%s/%s.gguf", g_dir, ARCHS[i]);
+        snprintf(dir, sizeof dir, "%s/%s-hf", g_dir, ARCHS[i]);
+        write_synth(ARCHS[i], type, false, gguf);
+        write_synth(ARCHS[i], type, true, dir);
+        tv_model *a = load(gguf), *b = load(dir);
+        snprintf(what, sizeof what, "%s %s", ARCHS[i], kern_type_name(type));
+        assert_same_logits(what, a, b);
+        tv_model_free(b);
+        if (type == TV_TYPE_F32 && i < 3) {   // sharded: the same again
+            shard(dir);
+            b = load(dir);
+            snprintf(what, sizeof what, "%s %s sharded", ARCHS[i], kern_type_name(type));
+            assert_same_logits(what, a, b);
+            tv_model_free(b);
+        }
+        tv_model_free(a);
+        rm_rf(dir);
+        unlink(gguf);
+    }
+}
+
+static void test_same_model_f32(void **state) { (void)state; same_model(TV_TYPE_F32); }
+static void test_same_model_f16(void **state) { (void)state; same_model(TV_TYPE_F16); }
+
+// ---- bad input ----
+static void expect_load_error(const char *path, const char *want1, const char *want2) {
+    tv_error err = {0};
+    tv_model *m = tv_model_load(path, NULL, &err);
+    if (m) fail_msg("%s loaded; expected an error with '%s'", path, want1);
+    if (!strstr(err.msg, want1) || (want2 && !strstr(err.msg, want2)))
+        fail_msg("error '%s' does not name '%s'%s%s", err.msg, want1, want2 ? " and " : "", want2 ? want2 : "");
+}
+
+// Edits DIR/config.json: key set to a number (or removed when value < 0), in text_config when present.
+static void edit_config(const char *dir, const char *key, double value, const char *str) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text = read_all(path, NULL);
+    assert_non_null(text);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    if (str) cJSON_AddStringToObject(root, key, str);
+    else if (value >= 0) cJSON_AddNumberToObject(root, key, value);
+    text = cJSON_Print(root);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    cJSON_Delete(root);
+}
+
+static void test_bad_config(void **state) {
+    (void)state;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/bad-hf", g_dir);
+    write_synth("qwen2", TV_TYPE_F32, true, dir);
+    edit_config(dir, "hidden_size", -1, NULL);
+    expect_load_error(dir, "config.json", "hidden_size is missing");
+    rm_rf(dir);
+
+    write_synth("qwen2", TV_TYPE_F32, true, dir);   // shape: the MLP width disagrees with the tensors
+    edit_config(dir, "intermediate_size", 512, NULL);
+    expect_load_error(dir, "blk.0.ffn_gate.weight", "model.layers.0.mlp.gate_proj.weight in ");
+    rm_rf(dir);
+
+    write_synth("qwen2", TV_TYPE_F32, true, dir);   // dtype: config says float16, the weights are F32
+    edit_config(dir, "torch_dtype", 0, "float16");
+    expect_load_error(dir, "model.safetensors: tensor 'model.", "is F32 but config.json's torch_dtype is float16");
+    rm_rf(dir);
+
+    write_synth("qwen2", TV_TYPE_F32, true, dir);   // unsupported model type
+    edit_config(dir, "model_type", 0, "bert");
+    expect_load_error(dir, "config.json: model_type 'bert' is not supported", NULL);
+    rm_rf(dir);
+
+    write_synth("llama", TV_TYPE_F32, true, dir);   // a shard listed but absent
+    shard(dir);
+    char path[600];
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
+    unlink(path);
+    expect_load_error(dir, "model-00002-of-00002.safetensors", "listed in model.safetensors.index.json but absent");
+    rm_rf(dir);
+
+    write_synth("llama", TV_TYPE_F32, true, dir);   // a truncated file: header claims more than is there
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    assert_int_equal(truncate(path, 100), 0);
+    expect_load_error(dir, "model.safetensors: header claims", "but the file has only 92");
+    assert_int_equal(truncate(path, 5), 0);
+    expect_load_error(dir, "model.safetensors: truncated", NULL);
+    rm_rf(dir);
+}
+
+// A safetensors image: 8-byte length + header (padded to 8 with spaces) + data_bytes zero bytes.
+static uint8_t *image(const char *header, size_t data_bytes, size_t *size) {
+    size_t h = strlen(header), hp = (h + 7) & ~(size_t)7;
+    *size = 8 + hp + data_bytes;
+    uint8_t *b = calloc(1, *size);
+    uint64_t n = hp;
+    memcpy(b, &n, 8);
+    memset(b + 8, ' ', hp);
+    memcpy(b + 8, header, h);
+    return b;
+}
+
+static void expect_st_error(const char *header, size_t data_bytes, const char *want) {
+    size_t size;
+    uint8_t *b = image(header, data_bytes, &size);
+    tv_error err = {0};
+    st_file *f = st_open_memory(b, size, "x.safetensors", &err);
+    if (f) fail_msg("'%s' parsed; expected '%s'", header, want);
+    if (!strstr(err.msg, want)) fail_msg("error '%s' lacks '%s'", err.msg, want);
+    free(b);
+}
+
+static void test_safetensors_checks(void **state) {
+    (void)state;
+    size_t size;
+    uint8_t *b = image("{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                       "\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[24,32]}}", 32, &size);
+    tv_error err = {0};
+    st_file *f = st_open_memory(b, size, "ok.safetensors", &err);
+    if (!f) fail_msg("%s", err.msg);
+    assert_int_equal(st_n_tensors(f), 2);
+    const st_tensor *t = st_find(f, "a");
+    assert_non_null(t);
+    assert_int_equal(t->dtype, ST_F32);
+    assert_int_equal(t->shape[0], 2);
+    assert_int_equal(t->shape[1], 3);
+    assert_int_equal(t->nbytes, 24);
+    assert_non_null(st_find(f, "b"));
+    assert_null(st_find(f, "c"));
+    assert_string_equal(st_metadata(f, "format"), "pt");
+    st_close(f);
+    free(b);
+
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                    "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24, "tensors 'a' and 'b' overlap");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[2,10]}}", 16, "tensor 'a': data at offset");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 16, "tensor 'a': data_offsets [0, 8] but F32");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[0,32]}}", 16, "tensor 'a': data_offsets [0, 32] outside");
+    expect_st_error("{\"a\":{\"dtype\":\"Q9\",\"shape\":[1],\"data_offsets\":[0,1]}}", 8, "tensor 'a': unknown dtype");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 8, "tensor 'a': shape");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                    "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "tensor 'a' is listed twice");
+    expect_st_error("[1,2]", 0, "header is not a JSON object");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 8, "header is not a JSON object");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_safetensors_checks),
+        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_same_model_f32),
+        cmocka_unit_test(test_same_model_f16),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
