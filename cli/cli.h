@@ -4,6 +4,11 @@
 #ifndef TV_CLI_H
 #define TV_CLI_H
 
+// The build, for `tinyvllm --version` (generated/cli_version.c, written by cmake/version.cmake).
+extern const char cli_git_revision[];   // `git describe --always --dirty`, or why there is none
+extern const char cli_git_date[];       // the commit's date (YYYY-MM-DD), or ""
+extern const char cli_build_type[];     // CMAKE_BUILD_TYPE
+
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

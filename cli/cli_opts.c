@@ -1,30 +1,84 @@
-// cli_opts.c — the shared model/engine and sampling options (cli_opts.h).
+// cli_opts.c — the shared model/engine and sampling options (cli_opts.h): one table row per option.
 #include "cli_opts.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_util.h"
 
-const char CLI_MODEL_USAGE[] =
-    "  -m, --model PATH    GGUF model or llama2.c checkpoint (required)\n"
-    "  --tokenizer FILE    llama2.c tokenizer.bin or tokenizer.json, when the model has none\n"
-    "  -t, --threads N     worker threads (default: all cores)\n"
-    "  --ctx N             cap the context length (default: the model's)\n"
-    "  --kv-bits 16|32     KV cache element size (default: 32 for f32 models, else 16)\n"
-    "  --cpu PATH          kernel path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default: $TINYVLLM_CPU,\n"
-    "                      else the best this CPU has); TINYVLLM_REPACK=0 keeps weights as stored\n"
-    "  --spec ngram        speculative decoding: propose tokens by prompt lookup (n-grams of the request's\n"
-    "                      own prompt and output), verified in the batch; output unchanged (default: off)\n"
-    "  --spec-tokens K     tokens proposed per sequence and step at most (1..16, default 4; needs --spec)\n";
+typedef enum {
+    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS,
+    O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
+} opt_id;
 
-const char CLI_SAMPLING_USAGE[] =
-    "  --temp T            temperature (default 0.8; 0 = greedy)\n"
-    "  --top-k K (default 40; 0 = off)   --top-p P (default 0.95)   --min-p P (default 0.05)\n"
-    "  --repeat-penalty R  (default 1.0 = off)\n"
-    "  --seed S            RNG seed (default: random)\n";
+// One option: up to three spellings (ours first, then llama.cpp's), the value's name, the help text.
+typedef struct opt_row {
+    opt_id id;
+    const char *names[3];
+    const char *value;
+    const char *help;
+} opt_row;
+
+static const opt_row MODEL_OPTS[] = {
+    {O_MODEL, {"-m", "--model"}, "PATH", "GGUF model or llama2.c checkpoint (required)"},
+    {O_TOKENIZER, {"--tokenizer"}, "FILE",
+     "tokenizer when the model has none: llama2.c tokenizer.bin, tokenizer.json or a GGUF holding one"},
+    {O_THREADS, {"-t", "--threads"}, "N", "worker threads (default: all online cores; more is capped to them)"},
+    {O_CTX, {"-c", "--ctx-size", "--ctx"}, "N", "context length (default and maximum: the model's; 0 = the model's)"},
+    {O_KV_BITS, {"--kv-bits"}, "16|32", "KV cache element size (default: 32 for f32 models, else 16)"},
+    {O_CACHE_K, {"-ctk", "--cache-type-k"}, "f16|f32", "llama.cpp's spelling of --kv-bits (K and V share one type)"},
+    {O_CACHE_V, {"-ctv", "--cache-type-v"}, "f16|f32", "the same, for V"},
+    {O_CPU, {"--cpu"}, "PATH",
+     "kernel path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default: $TINYVLLM_CPU, else the best\n"
+     "this CPU has); TINYVLLM_REPACK=0 keeps weights as stored"},
+    {O_SPEC, {"--spec"}, "ngram",
+     "speculative decoding: propose tokens by prompt lookup (n-grams of the request's own prompt and\n"
+     "output), verified in the batch; output unchanged (default: off)"},
+    {O_SPEC_TOKENS, {"--spec-tokens", "--draft-max"}, "K", "tokens proposed per sequence and step at most (1..16, default 4; needs --spec)"},
+};
+
+static const opt_row SAMPLING_OPTS[] = {
+    {O_TEMP, {"--temp", "--temperature"}, "T", "temperature (default 0.8; 0 = greedy)"},
+    {O_TOP_K, {"--top-k"}, "K", "keep the K most likely tokens (default 40; 0 = off)"},
+    {O_TOP_P, {"--top-p"}, "P", "nucleus sampling (default 0.95; 1 = off)"},
+    {O_MIN_P, {"--min-p"}, "P", "drop tokens below P times the top probability (default 0.05; 0 = off)"},
+    {O_REPEAT, {"--repeat-penalty"}, "R", "penalize repeated tokens (default 1.0 = off)"},
+    {O_PRESENCE, {"--presence-penalty"}, "P", "OpenAI presence penalty over the generated tokens (default 0 = off)"},
+    {O_FREQUENCY, {"--frequency-penalty"}, "F", "OpenAI frequency penalty (default 0 = off)"},
+    {O_SEED, {"-s", "--seed"}, "S", "RNG seed (default: random; -1 = random, as llama.cpp)"},
+};
+
+#define N_ROWS(t) (sizeof(t) / sizeof((t)[0]))
+
+static void print_rows(FILE *f, const opt_row *rows, size_t n) {
+    for (size_t r = 0; r < n; r++) {
+        char left[96];
+        int len = snprintf(left, sizeof left, "  ");
+        for (int k = 0; k < 3 && rows[r].names[k]; k++)
+            len += snprintf(left + len, sizeof left - (size_t)len, "%s%s", k ? ", " : "", rows[r].names[k]);
+        snprintf(left + len, sizeof left - (size_t)len, " %s", rows[r].value);
+        fprintf(f, "%-30s ", left);
+        for (const char *p = rows[r].help; *p; p++) {   // continuation lines line up with the first
+            fputc(*p, f);
+            if (*p == '\n') fprintf(f, "%-30s ", "");
+        }
+        fputc('\n', f);
+    }
+}
+
+void cli_model_usage(FILE *f) { print_rows(f, MODEL_OPTS, N_ROWS(MODEL_OPTS)); }
+void cli_sampling_usage(FILE *f) { print_rows(f, SAMPLING_OPTS, N_ROWS(SAMPLING_OPTS)); }
+
+// The row whose spelling a is, or NULL.
+static const opt_row *find_row(const opt_row *rows, size_t n, const char *a) {
+    for (size_t r = 0; r < n; r++)
+        for (int k = 0; k < 3 && rows[r].names[k]; k++)
+            if (!strcmp(a, rows[r].names[k])) return &rows[r];
+    return NULL;
+}
 
 // The value of the option at argv[*i] (advancing *i), or NULL after printing that it is missing.
 static const char *value_of(const char *cmd, int argc, char **argv, int *i) {
@@ -35,73 +89,89 @@ static const char *value_of(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
-static bool is_opt(const char *a, const char *s, const char *l) { return !strcmp(a, s) || (l && !strcmp(a, l)); }
-
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o) {
     const char *a = argv[*i], *v;
-    if (is_opt(a, "-m", "--model")) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        o->model_path = v;
-    } else if (is_opt(a, "--tokenizer", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        o->tok_path = v;
-    } else if (is_opt(a, "--cpu", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        o->cpu = v;
-    } else if (is_opt(a, "-t", "--threads")) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
+    const opt_row *row = find_row(MODEL_OPTS, N_ROWS(MODEL_OPTS), a);
+    if (!row) return 0;
+    if (!(v = value_of(cmd, argc, argv, i))) return 2;
+    o->cmd = cmd;
+    switch (row->id) {
+    case O_MODEL: o->model_path = v; break;
+    case O_TOKENIZER: o->tok_path = v; break;
+    case O_CPU: o->cpu = v; break;
+    case O_THREADS:
         if (!cli_parse_long(v, 1, 1024, &o->threads)) return cli_usage_error(cmd, "%s: '%s' is not a valid thread count", a, v);
-    } else if (is_opt(a, "--ctx", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        if (!cli_parse_long(v, 2, 1L << 24, &o->ctx)) return cli_usage_error(cmd, "--ctx: '%s' is not a valid length (>= 2)", v);
-    } else if (is_opt(a, "--kv-bits", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
+        break;
+    case O_CTX:
+        if (!cli_parse_long(v, 0, 1L << 24, &o->ctx) || o->ctx == 1)
+            return cli_usage_error(cmd, "%s: '%s' is not a valid context length (>= 2, or 0 for the model's)", a, v);
+        break;
+    case O_KV_BITS:
         if (!cli_parse_long(v, 16, 32, &o->kv_bits) || (o->kv_bits != 16 && o->kv_bits != 32))
-            return cli_usage_error(cmd, "--kv-bits: 16 or 32");
-    } else if (is_opt(a, "--spec", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        if (strcmp(v, "ngram")) return cli_usage_error(cmd, "--spec: '%s' is not a proposer (ngram)", v);
+            return cli_usage_error(cmd, "%s: 16 or 32", a);
+        break;
+    case O_CACHE_K:
+    case O_CACHE_V: {
+        long bits = !strcmp(v, "f16") ? 16 : !strcmp(v, "f32") ? 32 : 0;
+        if (!bits) return cli_usage_error(cmd, "%s: '%s' is not supported here (f16 or f32)", a, v);
+        if (o->kv_bits && o->kv_bits != bits)
+            return cli_usage_error(cmd, "%s %s: K and V share one cache type here (already %s)", a, v, o->kv_bits == 16 ? "f16" : "f32");
+        o->kv_bits = bits;
+        break;
+    }
+    case O_SPEC:
+        if (strcmp(v, "ngram")) return cli_usage_error(cmd, "%s: '%s' is not a proposer (ngram)", a, v);
         o->spec = TV_SPEC_NGRAM;
-    } else if (is_opt(a, "--spec-tokens", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
+        break;
+    case O_SPEC_TOKENS:
         if (!cli_parse_long(v, 1, TV_SPEC_MAX_TOKENS, &o->spec_tokens))
-            return cli_usage_error(cmd, "--spec-tokens: '%s' is not a count in 1..%d", v, TV_SPEC_MAX_TOKENS);
-    } else {
-        return 0;
+            return cli_usage_error(cmd, "%s: '%s' is not a count in 1..%d", a, v, TV_SPEC_MAX_TOKENS);
+        break;
+    default: return 0;
     }
     return 1;
 }
 
 int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, tv_sampling_params *sp) {
     const char *a = argv[*i], *v;
-    if (is_opt(a, "--temp", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        if (!cli_parse_float(v, 0, 100, &sp->temperature)) return cli_usage_error(cmd, "--temp: '%s' invalid", v);
-    } else if (is_opt(a, "--top-k", NULL)) {
-        long k;
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        if (!cli_parse_long(v, 0, 1L << 24, &k)) return cli_usage_error(cmd, "--top-k: '%s' invalid", v);
+    const opt_row *row = find_row(SAMPLING_OPTS, N_ROWS(SAMPLING_OPTS), a);
+    if (!row) return 0;
+    if (!(v = value_of(cmd, argc, argv, i))) return 2;
+    long k;
+    switch (row->id) {
+    case O_TEMP:
+        if (!cli_parse_float(v, 0, 100, &sp->temperature)) return cli_usage_error(cmd, "%s: '%s' invalid (0 = greedy)", a, v);
+        break;
+    case O_TOP_K:
+        if (!cli_parse_long(v, 0, 1L << 24, &k)) return cli_usage_error(cmd, "%s: '%s' invalid", a, v);
         sp->top_k = (int)k;
-    } else if (is_opt(a, "--top-p", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        if (!cli_parse_float(v, 1e-6f, 1, &sp->top_p)) return cli_usage_error(cmd, "--top-p: '%s' must be in (0, 1]", v);
-    } else if (is_opt(a, "--min-p", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        if (!cli_parse_float(v, 0, 1, &sp->min_p)) return cli_usage_error(cmd, "--min-p: '%s' must be in [0, 1]", v);
-    } else if (is_opt(a, "--repeat-penalty", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
-        if (!cli_parse_float(v, 1e-3f, 100, &sp->repetition_penalty))
-            return cli_usage_error(cmd, "--repeat-penalty: '%s' invalid", v);
-    } else if (is_opt(a, "--seed", NULL)) {
-        if (!(v = value_of(cmd, argc, argv, i))) return 2;
+        break;
+    case O_TOP_P:
+        if (!cli_parse_float(v, 1e-6f, 1, &sp->top_p)) return cli_usage_error(cmd, "%s: '%s' must be in (0, 1]", a, v);
+        break;
+    case O_MIN_P:
+        if (!cli_parse_float(v, 0, 1, &sp->min_p)) return cli_usage_error(cmd, "%s: '%s' must be in [0, 1]", a, v);
+        break;
+    case O_REPEAT:
+        if (!cli_parse_float(v, 1e-3f, 100, &sp->repetition_penalty)) return cli_usage_error(cmd, "%s: '%s' invalid", a, v);
+        break;
+    case O_PRESENCE:
+        if (!cli_parse_float(v, -2, 2, &sp->presence_penalty)) return cli_usage_error(cmd, "%s: '%s' must be in [-2, 2]", a, v);
+        break;
+    case O_FREQUENCY:
+        if (!cli_parse_float(v, -2, 2, &sp->frequency_penalty)) return cli_usage_error(cmd, "%s: '%s' must be in [-2, 2]", a, v);
+        break;
+    case O_SEED: {
+        if (!strcmp(v, "-1")) { sp->has_seed = false; break; }   // llama.cpp's "random"
         char *end;
         errno = 0;
         unsigned long long s = strtoull(v, &end, 10);
-        if (errno || *end || end == v || *v == '-') return cli_usage_error(cmd, "--seed: '%s' invalid", v);
+        if (errno || *end || end == v || *v == '-') return cli_usage_error(cmd, "%s: '%s' invalid", a, v);
         sp->seed = s;
         sp->has_seed = true;
-    } else {
-        return 0;
+        break;
+    }
+    default: return 0;
     }
     return 1;
 }
@@ -114,6 +184,14 @@ void cli_sampling_defaults(tv_sampling_params *sp) {
     sp->min_p = 0.05f;
 }
 
+// -t N capped to the online cores (more threads than cores only wait on each other), with a note.
+static long capped_threads(const cli_model_opts *o) {
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (o->threads <= 0 || n_cpu <= 0 || o->threads <= n_cpu) return o->threads;
+    cli_note(o->cmd, "-t %ld is more than the %ld online cores; using %ld threads", o->threads, n_cpu, n_cpu);
+    return n_cpu;
+}
+
 tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     const char *cpu = o->cpu && *o->cpu ? o->cpu : getenv("TINYVLLM_CPU");
     const char *repack = getenv("TINYVLLM_REPACK");
@@ -122,15 +200,21 @@ tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     mp.tokenizer_path = o->tok_path;
     mp.cpu_path = cpu && *cpu ? cpu : NULL;
     mp.no_repack = repack && !strcmp(repack, "0");
-    mp.n_threads = (int)o->threads;
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    mp.n_threads = (int)(o->threads > 0 && n_cpu > 0 && o->threads > n_cpu ? n_cpu : o->threads);
     return (*m = tv_model_load(o->model_path, &mp, err)) ? TV_OK : err->code;
 }
 
 tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err) {
     const char *cpu = o->cpu && *o->cpu ? o->cpu : getenv("TINYVLLM_CPU");
-    if (o->threads > 0) ec->n_threads = (int)o->threads;
+    long threads = capped_threads(o);
+    if (threads > 0) ec->n_threads = (int)threads;
     ec->cpu_path = cpu && *cpu ? cpu : NULL;
-    if (o->ctx > 0) ec->max_model_len = (int)o->ctx;
+    if (o->ctx > 0) {
+        int n_ctx = tv_model_n_ctx(m);
+        if (o->ctx > n_ctx) cli_note(o->cmd, "-c %ld is above the model's context of %d tokens; using %d", o->ctx, n_ctx, n_ctx);
+        ec->max_model_len = (int)(o->ctx < n_ctx ? o->ctx : n_ctx);
+    }
     if (o->kv_bits) ec->kv_bits = (int)o->kv_bits;
     if (o->spec_tokens && o->spec == TV_SPEC_NONE) {
         *e = NULL;

@@ -1,13 +1,18 @@
 // cli_opts.h — the options every model-running command (generate, chat, bench, serve) shares, parsed
 // and applied in one place, so a flag means the same everywhere and each setting has one owner.
+// Each option is one row of a table (cli_opts.c): its spellings (ours and llama.cpp's), its value and
+// its help line; parsing and --help both read the table, so they cannot disagree.
 //
-//   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  --ctx N  --kv-bits 16|32  --cpu PATH
-//             --spec ngram  --spec-tokens K
-//   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --seed S
+//   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  -c/--ctx-size N  --kv-bits 16|32
+//             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram  --spec-tokens K
+//   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --presence-penalty P
+//             --frequency-penalty F  -s/--seed S
 // The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
 // TINYVLLM_REPACK=0 (keep weights as stored).
 #ifndef TV_CLI_OPTS_H
 #define TV_CLI_OPTS_H
+
+#include <stdio.h>
 
 #include "tinyvllm.h"
 
@@ -20,11 +25,12 @@ typedef struct cli_model_opts {
     long kv_bits;             // 0: auto (32 for f32 models, else 16)
     tv_spec_method spec;      // speculative decoding proposer (TV_SPEC_NONE: off)
     long spec_tokens;         // 0: the engine's default with a proposer
+    const char *cmd;          // the command, for the notes cli_open prints (set by cli_model_opt)
 } cli_model_opts;
 
-// Usage lines of the shared options, for the commands' --help.
-extern const char CLI_MODEL_USAGE[];
-extern const char CLI_SAMPLING_USAGE[];
+// Prints the shared options' help lines (every spelling, the value, the text) for a command's --help.
+void cli_model_usage(FILE *f);
+void cli_sampling_usage(FILE *f);
 
 // Parses the option at argv[*i] if it is one of these (its value too: *i is advanced past it).
 // Returns 1 when consumed, 0 when it is not one of these options, 2 after printing a usage error.
@@ -33,7 +39,9 @@ int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, tv_sampling
 // The interactive commands' sampling defaults (llama.cpp's): temperature 0.8, top-k 40, top-p 0.95, min-p 0.05.
 void cli_sampling_defaults(tv_sampling_params *sp);
 
-// The two halves of cli_open, for a command that sizes its engine from the model.
+// The two halves of cli_open, for a command that sizes its engine from the model. Both print a note
+// on stderr when they clamp a value the user gave (-t above the online cores, -c above the model's
+// context).
 tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err);
 tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err);
 // Loads o->model_path and creates an engine: the model parameters and *ec (the command's own

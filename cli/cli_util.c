@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -17,6 +18,26 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     return 2;
+}
+
+static void vprint_tagged(const char *cmd, const char *tag, const char *fmt, va_list ap) {
+    fprintf(stderr, "tinyvllm %s: %s: ", cmd ? cmd : "", tag);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_note(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprint_tagged(cmd, "note", fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprint_tagged(cmd, "warning", fmt, ap);
+    va_end(ap);
 }
 
 bool cli_parse_long(const char *s, long lo, long hi, long *out) {
@@ -107,4 +128,49 @@ char *cli_read_file(const char *cmd, const char *path, size_t max_bytes, size_t 
     }
     if (len) *len = n;
     return buf;
+}
+
+void cli_progress_begin(cli_progress *p, bool quiet) {
+    *p = (cli_progress){.is_on = !quiet && isatty(STDERR_FILENO)};
+}
+
+static void progress_draw(cli_progress *p, const char *fmt, va_list ap) {
+    char line[160];
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    if (n < 0) return;
+    if (n >= (int)sizeof line) n = (int)sizeof line - 1;
+    fprintf(stderr, "\r%s%*s", line, p->width > n ? p->width - n : 0, "");
+    fflush(stderr);
+    p->width = n;
+    p->t_last_ms = cli_time_ms();
+}
+
+void cli_progress_update(cli_progress *p, const char *fmt, ...) {
+    if (!p->is_on || (p->width && cli_time_ms() - p->t_last_ms < 100)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    progress_draw(p, fmt, ap);
+    va_end(ap);
+}
+
+void cli_progress_show(cli_progress *p, const char *fmt, ...) {
+    if (!p->is_on) return;
+    va_list ap;
+    va_start(ap, fmt);
+    progress_draw(p, fmt, ap);
+    va_end(ap);
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (!p->is_on || !p->width) return;
+    fprintf(stderr, "\r%*s\r", p->width, "");
+    fflush(stderr);
+    p->width = 0;
+}
+
+void cli_write_progress_fn(void *user, uint64_t done, uint64_t total) {
+    cli_write_progress *w = user;
+    double s = (cli_time_ms() - w->t0_ms) / 1e3, mib = 1024.0 * 1024.0;
+    cli_progress_update(&w->bar, "%s: %3.0f%% (%.0f of %.0f MiB, %.0f s)", w->what,
+                        total ? 100.0 * (double)done / (double)total : 100.0, (double)done / mib, (double)total / mib, s);
 }

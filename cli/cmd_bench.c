@@ -39,9 +39,11 @@ static void usage(FILE *f) {
             "  --roofline        measure the machine's limits with the same threads; report fractions\n"
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
             "                    and print one side-by-side table (repeatable, up to %d)\n"
-            "  --json            print one JSON object instead of the table\n"
-            "%s",
-            BENCH_BATCH_PROMPT, BENCH_MAX_PEERS, CLI_MODEL_USAGE);
+            "  --json            print one JSON object instead of the table (also -o json, --output json;\n"
+            "                    -o md is the table)\n"
+            "  -q, --quiet       no progress line (it is shown only on a terminal anyway)\n",
+            BENCH_BATCH_PROMPT, BENCH_MAX_PEERS);
+    cli_model_usage(f);
 }
 
 // ---- statistics over repetitions ----
@@ -268,7 +270,7 @@ static cJSON *num_or_null(bool has, double v) { return has ? cJSON_CreateNumber(
 typedef struct bench_args {
     cli_model_opts mo;
     long n_prompt, n_gen, batch, reps;
-    bool json, roofline;
+    bool json, roofline, quiet;
     peer peers[BENCH_MAX_PEERS];
     int n_peers;
 } bench_args;
@@ -292,6 +294,12 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if (!strcmp(o, "-r") || !strcmp(o, "--reps")) { NEED_VAL(); if (!cli_parse_long(v, 1, BENCH_MAX_REPS, &a->reps)) return cli_usage_error("bench", "-r: '%s' is not a valid count (1..%d)", v, BENCH_MAX_REPS); }
         else if (!strcmp(o, "--roofline")) a->roofline = true;
         else if (!strcmp(o, "--json")) a->json = true;
+        else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
+            NEED_VAL();
+            if (strcmp(v, "json") && strcmp(v, "md")) return cli_usage_error("bench", "%s: '%s' (json or md)", o, v);
+            a->json = !strcmp(v, "json");
+        }
         else if (!strcmp(o, "--compare")) {
             NEED_VAL();
             const char *eq = strchr(v, '=');
@@ -324,12 +332,27 @@ typedef struct bench_results {
     double pp_bound, tg_bound;  // tok/s the roofline allows (0 without it)
 } bench_results;
 
+// The progress line before a test of repetition rep: which test, and the medians so far.
+static void show_step(cli_progress *bar, const bench_args *a, const bench_results *r, long rep, const char *test) {
+    char sofar[96] = "";
+    int n = 0;
+    if (r->pp.n) n += snprintf(sofar + n, sizeof sofar - (size_t)n, ", pp %.1f", s_median(&r->pp));
+    if (r->tg.n) n += snprintf(sofar + n, sizeof sofar - (size_t)n, ", tg %.1f", s_median(&r->tg));
+    if (r->bd.n) snprintf(sofar + n, sizeof sofar - (size_t)n, ", batch %.1f", s_median(&r->bd));
+    long size = !strcmp(test, "pp") ? a->n_prompt : !strcmp(test, "tg") ? a->n_gen : a->batch;
+    cli_progress_show(bar, "bench: rep %ld/%ld: running %s%ld%s%s%s", rep + 1, a->reps, test, size,
+                      *sofar ? " | so far: " : "", *sofar ? sofar + 2 : "", *sofar ? " tok/s" : "");
+}
+
 // Loads the model, runs the warm-up and the repetitions, then (--roofline) the machine's probes.
 static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv_error *err) {
     tv_engine *e = NULL;
     tv_status st;
+    cli_progress bar;
+    cli_progress_begin(&bar, a->quiet);
+    cli_progress_show(&bar, "bench: loading %s", a->mo.model_path);
     double t0 = cli_time_ms();
-    if ((st = cli_load_model(&a->mo, m, err))) return st;
+    if ((st = cli_load_model(&a->mo, m, err))) goto done;
     r->load_ms = cli_time_ms() - t0;
     tv_model_get_info(*m, &r->info);
     r->model_name = tv_model_name(*m) ? tv_model_name(*m) : a->mo.model_path;
@@ -359,18 +382,22 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
 
     run_result rr;   // warm-up: pages the weights in, wakes the pool
     int n_warm = longest < 32 ? longest : 32;
+    cli_progress_show(&bar, "bench: warm-up");
     if ((st = run_requests(e, 1, n_warm < 1 ? 1 : n_warm, 2, n_vocab, 1, &rr, err))) goto done;
     for (long rep = 0; rep < a->reps; rep++) {
         uint64_t seed = 1000 + 17 * (uint64_t)rep;
         if (a->n_prompt > 0) {
+            show_step(&bar, a, r, rep, "pp");
             if ((st = run_requests(e, 1, (int)a->n_prompt, 1, n_vocab, seed, &rr, err))) goto done;
             r->pp.v[r->pp.n++] = (double)a->n_prompt / (rr.t_total_ms * 1e-3);
         }
         if (a->n_gen > 0) {
+            show_step(&bar, a, r, rep, "tg");
             if ((st = run_requests(e, 1, 1, (int)a->n_gen, n_vocab, seed + 1, &rr, err))) goto done;
             r->tg.v[r->tg.n++] = (double)rr.n_generated / (rr.t_total_ms * 1e-3);
         }
         if (a->batch > 0) {
+            show_step(&bar, a, r, rep, "batch");
             if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen, n_vocab, seed + 2, &rr, err))) goto done;
             r->bd.v[r->bd.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
             if (rr.has_kv) r->kv_run = rr;
@@ -382,11 +409,13 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     tv_engine_get_stats(e, &r->es);
     tv_engine_free(e);   // its pool would compete with the roofline probes
     e = NULL;
+    if (a->roofline) cli_progress_show(&bar, "bench: measuring the machine's limits (roofline)");
     if (a->roofline && (st = tv_roofline_measure(r->n_threads, &r->rl, err))) goto done;
     const double n_params = (double)r->info.n_params;
     r->tg_bound = a->roofline && r->info.weight_bytes ? r->rl.mem_bw_gbs * 1e9 / (double)r->info.weight_bytes : 0.0;
     r->pp_bound = a->roofline && n_params > 0 ? r->rl.int8_gops * 1e9 / (2.0 * n_params) : 0.0;
 done:
+    cli_progress_end(&bar);
     tv_engine_free(e);
     return st;
 }

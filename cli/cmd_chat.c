@@ -7,7 +7,7 @@
 // Each turn renders the whole history (tv_chat_fit); when it does not fit the
 // context minus the reply's max tokens, the oldest exchanges are dropped (the system prompt stays)
 // and a notice says so; a message that cannot fit even alone is an error line and the chat goes on.
-// Hidden test flag: --dump-prompt PREFIX writes each turn's rendered prompt (PREFIX-N.txt) and the
+// Test flag: --dump-prompt PREFIX writes each turn's rendered prompt (PREFIX-N.txt) and the
 // messages it was rendered from (PREFIX-N.json).
 #include <errno.h>
 #include <signal.h>
@@ -25,6 +25,8 @@
 
 #define CMD "chat"
 
+#define CHAT_COMMANDS_HELP "/reset (forget the conversation, keep the system prompt)  /quit or /exit  /help"
+
 static volatile sig_atomic_t g_interrupted;
 
 static void on_sigint(int sig) {
@@ -35,13 +37,18 @@ static void on_sigint(int sig) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm chat -m MODEL [options]\n"
-            "  --chat-template FILE  Jinja chat template (default: the model's; none: plain \"User:/Assistant:\")\n"
-            "  --chat-template-kwargs JSON  template variables, e.g. '{\"enable_thinking\": false}' (Qwen3)\n"
-            "  --system TEXT       system prompt (kept across /reset and history truncation)\n"
-            "  -n N                max new tokens per reply (default 512, at most half the context)\n"
-            "%s%s"
-            "commands in the chat: /reset  /quit  /help   (Ctrl-C aborts a reply; at the prompt it quits)\n",
-            CLI_MODEL_USAGE, CLI_SAMPLING_USAGE);
+            "  --chat-template, --chat-template-file FILE\n"
+            "                                 Jinja chat template (default: the model's; a model without one gets a\n"
+            "                                 plain \"User: ...\\nAssistant:\" transcript, as `serve` does)\n"
+            "  --chat-template-kwargs JSON    template variables, e.g. '{\"enable_thinking\": false}' (Qwen3)\n"
+            "  -sys, --system, --system-prompt TEXT\n"
+            "                                 system prompt (kept across /reset and history truncation)\n"
+            "  -n, --n-predict, --predict N   max new tokens per reply (default 512, at most half the context)\n"
+            "  --dump-prompt PREFIX           (for tests) write each turn's prompt and messages to PREFIX-N.txt/.json\n");
+    cli_model_usage(f);
+    cli_sampling_usage(f);
+    fprintf(f, "commands in the chat: %s\n"
+               "(Ctrl-C aborts a reply; at the prompt it quits)\n", CHAT_COMMANDS_HELP);
 }
 
 // Appends {role, content} to history; false on OOM.
@@ -108,11 +115,14 @@ static int parse_args(int argc, char **argv, chat_args *a) {
         }
 #define NEED_VAL() do { if (!v) return cli_usage_error(CMD, "%s needs a value", o); i++; } while (0)
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); return -1; }
-        else if (!strcmp(o, "--chat-template")) { NEED_VAL(); a->tpl_path = v; }
+        else if (!strcmp(o, "--chat-template") || !strcmp(o, "--chat-template-file")) { NEED_VAL(); a->tpl_path = v; }
         else if (!strcmp(o, "--chat-template-kwargs")) { NEED_VAL(); a->tpl_kwargs = v; }
-        else if (!strcmp(o, "--system")) { NEED_VAL(); a->system = v; }
-        else if (!strcmp(o, "--dump-prompt")) { NEED_VAL(); a->dump_prefix = v; }   // hidden: for tests
-        else if (!strcmp(o, "-n")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1L << 24, &a->n_new)) return cli_usage_error(CMD, "-n: '%s' is not a valid count (>= 1)", v); }
+        else if (!strcmp(o, "--system") || !strcmp(o, "-sys") || !strcmp(o, "--system-prompt")) { NEED_VAL(); a->system = v; }
+        else if (!strcmp(o, "--dump-prompt")) { NEED_VAL(); a->dump_prefix = v; }
+        else if (!strcmp(o, "-n") || !strcmp(o, "--n-predict") || !strcmp(o, "--predict")) {
+            NEED_VAL();
+            if (!cli_parse_long(v, 1, 1L << 24, &a->n_new)) return cli_usage_error(CMD, "%s: '%s' is not a valid count (>= 1)", o, v);
+        }
         else return cli_usage_error(CMD, "unknown option '%s' (see --help)", o);
 #undef NEED_VAL
     }
@@ -174,9 +184,7 @@ static int session_open(session *s, const chat_args *a) {
     }
     free(tpl_src);
     tpl_src = NULL;
-    if (!tv_chat_has_template(s->chat))
-        fprintf(stderr, "tinyvllm %s: the model has no chat template; using a plain \"User: ...\\nAssistant:\" format "
-                        "(pass --chat-template FILE.jinja for the model's own)\n", CMD);
+    if (!tv_chat_has_template(s->chat)) cli_warn(CMD, CLI_PLAIN_CHAT_NOTE);
     s->stop = tv_chat_stop(s->chat);
 
     tv_engine_limits lim;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "tinyvllm_tools.h"
 
 static void usage(FILE *f) {
@@ -15,7 +16,8 @@ static void usage(FILE *f) {
             "TOKENIZER.bin is llama2.c's tokenizer file; without it the model has no vocabulary\n"
             "(tokenizer.ggml.model = \"no_vocab\") and works on token ids only.\n"
             "  -o, --output PATH   where to write the GGUF file (required)\n"
-            "  --name NAME         general.name (default: MODEL's file name without .bin)\n");
+            "  --name NAME         general.name (default: MODEL's file name without .bin)\n"
+            "  -q, --quiet         no progress line (it is shown only on a terminal anyway)\n");
 }
 
 static int fail_usage(const char *what, const char *arg) {
@@ -25,9 +27,11 @@ static int fail_usage(const char *what, const char *arg) {
 
 int cmd_convert(int argc, char **argv) {
     const char *format = NULL, *model_path = NULL, *tok_path = NULL, *out = NULL, *name = NULL;
+    bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = true; continue; }
         if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--name")) {
             if (i + 1 >= argc) return fail_usage("missing value for", a);
             if (!strcmp(a, "--name")) name = argv[++i]; else out = argv[++i];
@@ -56,7 +60,13 @@ int cmd_convert(int argc, char **argv) {
 
     tv_error err = { 0 };
     char summary[256];
-    if (tv_convert_llama2c(model_path, tok_path, name, out, summary, sizeof summary, &err) != TV_OK) {
+    char what[300];
+    snprintf(what, sizeof what, "convert: writing %s", out);
+    cli_write_progress wp = {.what = what, .t0_ms = cli_time_ms()};
+    cli_progress_begin(&wp.bar, quiet);
+    tv_status st = tv_convert_llama2c(model_path, tok_path, name, out, summary, sizeof summary, cli_write_progress_fn, &wp, &err);
+    cli_progress_end(&wp.bar);
+    if (st != TV_OK) {
         fprintf(stderr, "tinyvllm convert: %s\n", err.msg);
         return 1;
     }

@@ -13,13 +13,19 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tinyvllm generate -m MODEL (-p TEXT | --prompt-ids 1,2,3) [options]\n"
-            "  -n N                max new tokens (default 256; -1 = until the context is full)\n"
-            "  --stop-id ID        extra stop token (repeatable)   --stop TEXT  stop string (repeatable)\n"
-            "  --ignore-eos        don't stop at the end-of-sequence token\n"
-            "  --no-bos            don't add the BOS (or EOS) the model asks for when tokenizing -p\n"
-            "  --json              print one JSON object instead of streaming text\n"
-            "%s%s", CLI_MODEL_USAGE, CLI_SAMPLING_USAGE);
+            "usage: tinyvllm generate -m MODEL (-p TEXT | -f FILE | --prompt-ids 1,2,3) [options]\n"
+            "  -p, --prompt TEXT              the prompt\n"
+            "  -f, --file FILE                read the prompt from FILE ('-' = stdin)\n"
+            "  --prompt-ids 1,2,3             the prompt as token ids\n"
+            "  -n, --n-predict, --predict N   max new tokens (default 256; -1 or -2 = until the context is full)\n"
+            "  --stop TEXT                    stop string (repeatable; also -r, --reverse-prompt)\n"
+            "  -r, --reverse-prompt TEXT      llama.cpp's spelling of --stop\n"
+            "  --stop-id ID                   extra stop token (repeatable)\n"
+            "  --ignore-eos                   don't stop at the end-of-generation tokens\n"
+            "  --no-bos                       don't add the BOS (or EOS) the model asks for when tokenizing -p\n"
+            "  --json                         print one JSON object instead of streaming text\n");
+    cli_model_usage(f);
+    cli_sampling_usage(f);
 }
 
 #define MAX_STOPS 16
@@ -27,9 +33,9 @@ static void usage(FILE *f) {
 typedef struct gen_args {
     cli_model_opts mo;
     tv_sampling_params sp;
-    const char *prompt, *prompt_ids;
+    const char *prompt, *prompt_file, *prompt_ids;
     long n_new;
-    bool json, no_bos, ignore_eos;
+    bool json, no_bos, ignore_eos, n_given;
     const char *stops[MAX_STOPS];
     int n_stops;
     int32_t stop_ids[MAX_STOPS];
@@ -51,9 +57,15 @@ static int parse_args(int argc, char **argv, gen_args *g) {
 #define NEED_VAL() do { if (!v) return cli_usage_error("generate", "%s needs a value", a); i++; } while (0)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { NEED_VAL(); g->prompt = v; }
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) { NEED_VAL(); g->prompt_file = v; }
         else if (!strcmp(a, "--prompt-ids")) { NEED_VAL(); g->prompt_ids = v; }
-        else if (!strcmp(a, "-n")) { NEED_VAL(); if (!cli_parse_long(v, -1, 1L << 30, &g->n_new)) return cli_usage_error("generate", "-n: '%s' is not a valid count", v); }
-        else if (!strcmp(a, "--stop")) { NEED_VAL(); if (g->n_stops == MAX_STOPS) return cli_usage_error("generate", "at most %d --stop strings", MAX_STOPS); g->stops[g->n_stops++] = v; }
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict") || !strcmp(a, "--predict")) {
+            NEED_VAL();
+            if (!cli_parse_long(v, -2, 1L << 30, &g->n_new)) return cli_usage_error("generate", "%s: '%s' is not a valid count", a, v);
+            if (g->n_new < 0) g->n_new = -1;   // llama.cpp's -1 (infinite) and -2 (until the context is full)
+            g->n_given = true;
+        }
+        else if (!strcmp(a, "--stop") || !strcmp(a, "-r") || !strcmp(a, "--reverse-prompt")) { NEED_VAL(); if (g->n_stops == MAX_STOPS) return cli_usage_error("generate", "at most %d --stop strings", MAX_STOPS); g->stops[g->n_stops++] = v; }
         else if (!strcmp(a, "--stop-id")) { NEED_VAL(); long id; if (!cli_parse_long(v, 0, INT32_MAX, &id) || g->n_stop_ids == MAX_STOPS) return cli_usage_error("generate", "--stop-id: '%s' invalid", v); g->stop_ids[g->n_stop_ids++] = (int32_t)id; }
         else if (!strcmp(a, "--ignore-eos")) g->ignore_eos = true;
         else if (!strcmp(a, "--no-bos")) g->no_bos = true;
@@ -62,7 +74,8 @@ static int parse_args(int argc, char **argv, gen_args *g) {
 #undef NEED_VAL
     }
     if (!g->mo.model_path) return cli_usage_error("generate", "-m MODEL is required");
-    if (!g->prompt == !g->prompt_ids) return cli_usage_error("generate", "give exactly one of -p TEXT or --prompt-ids");
+    if (!!g->prompt + !!g->prompt_file + !!g->prompt_ids != 1)
+        return cli_usage_error("generate", "give exactly one of -p TEXT, -f FILE or --prompt-ids");
     return 0;
 }
 
@@ -76,11 +89,17 @@ int cmd_generate(int argc, char **argv) {
     tv_engine *e = NULL;
     int32_t *ids = NULL, *gen = NULL;
     size_t n_ids = 0, n_gen = 0, cap_gen = 0;
-    char *text = NULL;
-    size_t text_len = 0, text_cap = 0;
+    char *text = NULL, *file_prompt = NULL;
+    size_t text_len = 0, text_cap = 0, prompt_len = 0;
     cJSON *out = NULL;
+    if (g.prompt_file) {
+        if (!(file_prompt = cli_read_file("generate", g.prompt_file, CLI_MAX_JSON, &prompt_len))) return 1;
+        g.prompt = file_prompt;
+    } else if (g.prompt) {
+        prompt_len = strlen(g.prompt);
+    }
     if (g.prompt_ids && !(ids = cli_parse_ids(g.prompt_ids, &n_ids)))
-        return cli_usage_error("generate", "--prompt-ids: '%s' is not a comma-separated list of token ids", g.prompt_ids);
+        { free(file_prompt); return cli_usage_error("generate", "--prompt-ids: '%s' is not a comma-separated list of token ids", g.prompt_ids); }
 
     double t0 = cli_time_ms();
     tv_engine_config ec;
@@ -104,9 +123,15 @@ int cmd_generate(int argc, char **argv) {
             goto fail;
         }
         // special tokens written in the prompt (<|im_start|>, <start_of_turn>, ...) are parsed, as llama.cpp does
-        if (tv_tokenize(tv_model_tokenizer(m), g.prompt, strlen(g.prompt), !g.no_bos, true, &ids, &n_ids, &err))
+        if (tv_tokenize(tv_model_tokenizer(m), g.prompt, prompt_len, !g.no_bos, true, &ids, &n_ids, &err))
             goto fail;
     }
+    tv_engine_limits lim;
+    tv_engine_get_limits(e, &lim);
+    if (g.n_given && g.n_new > 0 && n_ids < (size_t)lim.max_model_len && n_ids + (size_t)g.n_new > (size_t)lim.max_model_len)
+        cli_note("generate", "-n %ld: the prompt's %zu tokens leave room for %zu new tokens in the context of %d; "
+                 "generating at most %zu", g.n_new, n_ids, (size_t)lim.max_model_len - n_ids, lim.max_model_len,
+                 (size_t)lim.max_model_len - n_ids);
     rp.prompt_ids = ids;
     rp.n_prompt = n_ids;
     if (tv_engine_add_request(e, &rp, NULL, &err)) goto fail;
@@ -147,9 +172,7 @@ int cmd_generate(int argc, char **argv) {
     double pp_tps = prompt_ms > 0 ? n_ids / (prompt_ms / 1e3) : 0;
     double tg_tps = n_gen > 1 && gen_ms > 0 ? (n_gen - 1) / (gen_ms / 1e3) : 0;
     const char *fin = finish == TV_FINISH_STOP ? "stop" : finish == TV_FINISH_LENGTH ? "length" : "abort";
-    tv_engine_limits lim;
     tv_engine_stats es;
-    tv_engine_get_limits(e, &lim);
     tv_engine_get_stats(e, &es);
     const double accept = es.n_spec_draft_tokens ? (double)es.n_spec_accepted_tokens / (double)es.n_spec_draft_tokens : 0;
     if (g.json) {
@@ -183,6 +206,7 @@ int cmd_generate(int argc, char **argv) {
     } else {
         printf("\n");
     }
+    fflush(stdout);   // the text's last line before the timing line, when both go to one pipe
     fprintf(stderr, "tinyvllm: load %.0f ms | prompt %zu tok, %.1f tok/s | generation %zu tok, %.1f tok/s | finish %s | cpu %s\n",
             t_load, n_ids, pp_tps, n_gen, tg_tps, fin, tv_engine_cpu_path(e));
     if (lim.spec != TV_SPEC_NONE)
@@ -197,6 +221,7 @@ fail:
 done:
     cJSON_Delete(out);
     free(text);
+    free(file_prompt);
     free(gen);
     free(ids);
     tv_engine_free(e);

@@ -17,16 +17,20 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm serve -m MODEL [options]\n"
-            "  --host ADDR         bind address (default 127.0.0.1)\n"
-            "  --port N            port (default 8080; 0 = any free port, printed at start)\n"
-            "  --api-key KEY       require 'Authorization: Bearer KEY' on /v1/* (or env TINYVLLM_API_KEY)\n"
-            "  --model-alias NAME  model id served in /v1/models and expected in requests\n"
-            "  --max-num-seqs N    sequences running at once (default 64)\n"
-            "  --kv-mem MB         KV-cache budget in MiB (default: the engine's)\n"
-            "  --max-queue N       sequences allowed to wait beyond max-num-seqs; more -> 429 (default 256)\n"
-            "  --chat-template FILE  Jinja chat template (default: the model's)\n"
-            "  --chat-template-kwargs JSON  template variables for every chat, e.g. '{\"enable_thinking\": false}'\n"
-            "%s", CLI_MODEL_USAGE);
+            "  --host ADDR                    bind address (default 127.0.0.1)\n"
+            "  --port N                       port (default 8080; 0 = any free port, printed at start)\n"
+            "  --api-key KEY                  require 'Authorization: Bearer KEY' on /v1/* (or env TINYVLLM_API_KEY)\n"
+            "  --model-alias, -a, --alias NAME\n"
+            "                                 model id served in /v1/models and expected in requests\n"
+            "  --max-num-seqs, -np, --parallel N\n"
+            "                                 sequences running at once (default 64)\n"
+            "  --kv-mem MB                    KV-cache budget in MiB (default: the engine's)\n"
+            "  --max-queue N                  sequences allowed to wait beyond max-num-seqs; more -> 429 (default 256)\n"
+            "  --chat-template, --chat-template-file FILE\n"
+            "                                 Jinja chat template (default: the model's; a model without one gets a\n"
+            "                                 plain \"User: ...\\nAssistant:\" transcript, as `chat` does)\n"
+            "  --chat-template-kwargs JSON    template variables for every chat, e.g. '{\"enable_thinking\": false}'\n");
+    cli_model_usage(f);
 }
 
 static void log_to_stderr(tv_log_level level, const char *msg, void *user) {
@@ -45,22 +49,26 @@ int cmd_serve(int argc, char **argv) {
         if (r == 2) return 2;
         if (r) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (i + 1 >= argc) { fprintf(stderr, "tinyvllm serve: unknown or incomplete option '%s'\n", a); usage(stderr); return 2; }
+        bool known = !strcmp(a, "--host") || !strcmp(a, "--port") || !strcmp(a, "--api-key") || !strcmp(a, "--model-alias") ||
+                     !strcmp(a, "-a") || !strcmp(a, "--alias") || !strcmp(a, "--max-num-seqs") || !strcmp(a, "-np") ||
+                     !strcmp(a, "--parallel") || !strcmp(a, "--kv-mem") || !strcmp(a, "--max-queue") ||
+                     !strcmp(a, "--chat-template") || !strcmp(a, "--chat-template-file") || !strcmp(a, "--chat-template-kwargs");
+        if (!known) return cli_usage_error("serve", "unknown option '%s' (see --help)", a);
+        if (i + 1 >= argc) return cli_usage_error("serve", "%s needs a value", a);
         const char *v = argv[++i];
         bool ok = true;
         if (!strcmp(a, "--host")) sc.host = v;
         else if (!strcmp(a, "--port")) ok = cli_parse_long(v, 0, 65535, &port);
         else if (!strcmp(a, "--api-key")) sc.api_key = v;
-        else if (!strcmp(a, "--model-alias")) sc.model_alias = v;
-        else if (!strcmp(a, "--max-num-seqs")) ok = cli_parse_long(v, 1, 4096, &max_seqs);
+        else if (!strcmp(a, "--model-alias") || !strcmp(a, "-a") || !strcmp(a, "--alias")) sc.model_alias = v;
+        else if (!strcmp(a, "--max-num-seqs") || !strcmp(a, "-np") || !strcmp(a, "--parallel")) ok = cli_parse_long(v, 1, 4096, &max_seqs);
         else if (!strcmp(a, "--kv-mem")) ok = cli_parse_long(v, 1, 1L << 30, &kv_mb);
         else if (!strcmp(a, "--max-queue")) ok = cli_parse_long(v, 0, 1 << 20, &max_queue);
-        else if (!strcmp(a, "--chat-template")) tpl_path = v;
-        else if (!strcmp(a, "--chat-template-kwargs")) sc.chat_template_kwargs = v;
-        else { fprintf(stderr, "tinyvllm serve: unknown option '%s'\n", a); usage(stderr); return 2; }
-        if (!ok) { fprintf(stderr, "tinyvllm serve: bad value '%s' for %s\n", v, a); return 2; }
+        else if (!strcmp(a, "--chat-template") || !strcmp(a, "--chat-template-file")) tpl_path = v;
+        else sc.chat_template_kwargs = v;
+        if (!ok) return cli_usage_error("serve", "bad value '%s' for %s", v, a);
     }
-    if (!mo.model_path) { fprintf(stderr, "tinyvllm serve: -m MODEL is required\n"); usage(stderr); return 2; }
+    if (!mo.model_path) return cli_usage_error("serve", "-m MODEL is required (see --help)");
     if (!sc.api_key) sc.api_key = getenv("TINYVLLM_API_KEY");
     tv_log_set(log_to_stderr, NULL);
 
@@ -98,6 +106,7 @@ int cmd_serve(int argc, char **argv) {
     if (!(srv = tv_server_start(m, e, &sc, &err))) { fprintf(stderr, "tinyvllm serve: %s\n", err.msg); goto out; }
     fprintf(stderr, "tinyvllm serve: model %s, ctx %d, %lld KV blocks of %d tokens (%d-bit), max %d seqs\n", mo.model_path,
             lim.max_model_len, (long long)lim.n_blocks, lim.block_size, lim.kv_bits, lim.max_num_seqs);
+    if (!tpl && !tv_model_chat_template(m)) cli_warn("serve", CLI_PLAIN_CHAT_NOTE);
     bool is_v6 = strchr(sc.host, ':') != NULL;
     fprintf(stderr, "tinyvllm serve: listening on http://%s%s%s:%d\n", is_v6 ? "[" : "", sc.host, is_v6 ? "]" : "",
             tv_server_port(srv));

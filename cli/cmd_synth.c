@@ -29,7 +29,8 @@ static void usage(FILE *f) {
             "                  (config.json + model.safetensors with the family's HF names; F32 F16 BF16)\n"
             "  --seed S        random seed (default 1)\n"
             "  --threads N     quantization threads (default: online CPUs)\n"
-            "  -o, --output    where to write the GGUF file (required)\n",
+            "  -o, --output PATH  where to write the GGUF file (required)\n"
+            "  -q, --quiet     no progress line (it is shown only on a terminal anyway)\n",
             tv_synth_preset_names(), tv_synth_arch_names());
 }
 
@@ -53,9 +54,11 @@ int cmd_synth(int argc, char **argv) {
     const char *out = NULL;
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     p.n_threads = n_cpu > 0 ? (int)n_cpu : 1;
+    bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = true; continue; }
         bool takes = !strcmp(a, "--preset") || !strcmp(a, "--arch") || !strcmp(a, "--type") || !strcmp(a, "--vocab") || !strcmp(a, "--seed") ||
                      !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--format");
         if (!takes) return fail_usage(a[0] == '-' ? "unknown option" : "unexpected argument", a);
@@ -87,14 +90,22 @@ int cmd_synth(int argc, char **argv) {
 
     tv_error err = { 0 };
     double t0 = cli_time_ms();
-    if (tv_synth_write(&p, out, &err) != TV_OK) {
+    char what[300];
+    snprintf(what, sizeof what, "synth: writing %s", out);
+    cli_write_progress wp = {.what = what, .t0_ms = t0};
+    cli_progress_begin(&wp.bar, quiet);
+    p.progress = cli_write_progress_fn;
+    p.progress_user = &wp;
+    tv_status st = tv_synth_write(&p, out, &err);
+    cli_progress_end(&wp.bar);
+    if (st != TV_OK) {
         fprintf(stderr, "tinyvllm synth: %s\n", err.msg);
         return err.code == TV_ERR_INVALID ? 2 : 1;
     }
-    struct stat st;
+    struct stat sb;
     char weights[4200];
     snprintf(weights, sizeof weights, "%s/model.safetensors", out);
-    long long size = stat(p.format && !strcmp(p.format, "hf") ? weights : out, &st) == 0 ? (long long)st.st_size : -1;
+    long long size = stat(p.format && !strcmp(p.format, "hf") ? weights : out, &sb) == 0 ? (long long)sb.st_size : -1;
     const tv_synth_shape *ps = p.preset ? tv_synth_find_preset(p.preset) : NULL;
     if (ps)
         printf("wrote %s: preset %s (dim %d, layers %d, heads %d/%d kv, ffn %d, ctx %d), %s, seed %llu, %s, "

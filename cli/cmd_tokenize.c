@@ -19,6 +19,15 @@
 #include "cli_util.h"
 #include "tinyvllm.h"
 
+static const char *const TOKENIZE_VALUE_OPTS[] = {"-m", "--model", "-p", "--prompt", "-f", "--file", "--vocab-size", NULL};
+static const char *const DETOKENIZE_VALUE_OPTS[] = {"-m", "--model", "--vocab-size", NULL};
+
+static bool is_known(const char *a, const char *const *opts) {
+    for (; *opts; opts++)
+        if (!strcmp(a, *opts)) return true;
+    return false;
+}
+
 // Loads any supported tokenizer; prints the error and returns NULL on failure.
 static tv_tokenizer *load_tokenizer(const char *cmd, const char *path, int32_t vocab_size) {
     tv_error err = {0};
@@ -39,10 +48,13 @@ static int parse_vocab_size(const char *cmd, const char *s, int32_t *out) {
 }
 
 static void tokenize_usage(FILE *f) {
-    fprintf(f, "usage: tinyvllm tokenize -m MODEL [--no-bos] [--special] [--vocab-size N] (-p TEXT | --file PATH|-)\n"
-               "  MODEL: GGUF, llama2.c tokenizer.bin or tokenizer.json; prints the ids on one line\n"
-               "  --no-bos      do not add the BOS (or EOS) the model asks for\n"
-               "  --special     recognise special tokens written in the text (e.g. <|eot_id|>)\n");
+    fprintf(f, "usage: tinyvllm tokenize -m MODEL [--no-bos] [--special] [--vocab-size N] (-p TEXT | -f FILE|-)\n"
+               "  -m, --model MODEL   GGUF, llama2.c tokenizer.bin or tokenizer.json; prints the ids on one line\n"
+               "  -p, --prompt TEXT   the text\n"
+               "  -f, --file FILE     read the text from FILE ('-' = stdin)\n"
+               "  --no-bos            do not add the BOS (or EOS) the model asks for\n"
+               "  --special           recognise special tokens written in the text (e.g. <|eot_id|>)\n"
+               "  --vocab-size N      check that a llama2.c tokenizer.bin holds exactly N tokens\n");
 }
 
 int cmd_tokenize(int argc, char **argv) {
@@ -61,17 +73,14 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(a, "--vocab-size") && has_val) {
             int rc = parse_vocab_size("tokenize", argv[++i], &vocab_size);
             if (rc) return rc;
+        } else if (is_known(a, TOKENIZE_VALUE_OPTS)) {
+            return cli_usage_error("tokenize", "%s needs a value", a);
         } else {
-            fprintf(stderr, "tinyvllm tokenize: unknown or incomplete option '%s'\n", a);
-            tokenize_usage(stderr);
-            return 2;
+            return cli_usage_error("tokenize", "unknown option '%s' (see --help)", a);
         }
     }
-    if (!model || (!prompt == !file)) {
-        fprintf(stderr, "tinyvllm tokenize: need -m MODEL and exactly one of -p TEXT / --file PATH\n");
-        tokenize_usage(stderr);
-        return 2;
-    }
+    if (!model || (!prompt == !file))
+        return cli_usage_error("tokenize", "need -m MODEL and exactly one of -p TEXT / -f FILE (see --help)");
     char *owned = NULL;
     size_t len = 0;
     if (file) {
@@ -101,8 +110,10 @@ int cmd_tokenize(int argc, char **argv) {
 
 static void detokenize_usage(FILE *f) {
     fprintf(f, "usage: tinyvllm detokenize -m MODEL [--skip-special] [--vocab-size N] IDS...\n"
-               "  IDS: integers as separate arguments or one list (\"1 2 3\", \"[1, 2, 3]\")\n"
-               "  --skip-special  hide control tokens (BOS, EOS, <|eot_id|>, ...)\n");
+               "  IDS: integers as separate arguments or one list (\"1 2 3\", \"[1, 2, 3]\"); at least one\n"
+               "  -m, --model MODEL   GGUF, llama2.c tokenizer.bin or tokenizer.json\n"
+               "  --skip-special      hide control tokens (BOS, EOS, <|eot_id|>, ...)\n"
+               "  --vocab-size N      check that a llama2.c tokenizer.bin holds exactly N tokens\n");
 }
 
 int cmd_detokenize(int argc, char **argv) {
@@ -123,9 +134,8 @@ int cmd_detokenize(int argc, char **argv) {
             continue;
         }
         if (a[0] == '-' && !(a[1] >= '0' && a[1] <= '9')) {
-            fprintf(stderr, "tinyvllm detokenize: unknown or incomplete option '%s'\n", a);
-            detokenize_usage(stderr);
-            rc = 2;
+            if (is_known(a, DETOKENIZE_VALUE_OPTS)) rc = cli_usage_error("detokenize", "%s needs a value", a);
+            else rc = cli_usage_error("detokenize", "unknown option '%s' (see --help)", a);
             goto done;
         }
         for (const char *p = a; *p;) {   // a list of ids: separators are spaces, commas, brackets
@@ -149,9 +159,11 @@ int cmd_detokenize(int argc, char **argv) {
         }
     }
     if (!model) {
-        fprintf(stderr, "tinyvllm detokenize: need -m MODEL\n");
-        detokenize_usage(stderr);
-        rc = 2;
+        rc = cli_usage_error("detokenize", "need -m MODEL (see --help)");
+        goto done;
+    }
+    if (n == 0) {
+        rc = cli_usage_error("detokenize", "no token ids given (e.g. tinyvllm detokenize -m MODEL 1 2 3)");
         goto done;
     }
     tv_tokenizer *t = load_tokenizer("detokenize", model, vocab_size);

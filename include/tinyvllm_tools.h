@@ -61,12 +61,17 @@ int64_t tv_file_n_tensors(const tv_file *f);
 // false when i is out of range.
 bool tv_file_tensor(const tv_file *f, int64_t i, tv_tensor_desc *out);
 
+// Progress of a long operation (writing a model file): done of total bytes, called on the calling
+// thread after each tensor or 8 MiB of one, and once at the end (done == total). user is the caller's.
+typedef void (*tv_progress_fn)(void *user, uint64_t done, uint64_t total);
+
 // ============================ conversion ============================
 // Converts a llama2.c checkpoint (and optionally its tokenizer.bin) to a GGUF that llama.cpp also
 // loads (F32 weights as stored). name: general.name. summary (may be NULL): one line describing
-// the source (version, shape, tensor count), at most cap bytes.
+// the source (version, shape, tensor count), at most cap bytes. progress (may be NULL) follows the write.
 tv_status tv_convert_llama2c(const char *model_path, const char *tokenizer_path, const char *name,
-                             const char *out_path, char *summary, size_t cap, tv_error *err);
+                             const char *out_path, char *summary, size_t cap, tv_progress_fn progress,
+                             void *progress_user, tv_error *err);
 
 // ============================ synthetic models ============================
 // Deterministic random-weight llama GGUF files for demos, tests and benchmarks: same preset, type,
@@ -100,6 +105,8 @@ typedef struct tv_synth_options {
     int n_threads;               // quantization threads (<= 1: the calling thread only)
     const char *format;          // NULL/"gguf": a GGUF file; "hf" (with arch): out_path becomes a Hugging
                                  // Face folder (config.json + model.safetensors, the family's HF names)
+    tv_progress_fn progress;     // NULL: none; else called as the file is written
+    void *progress_user;
 } tv_synth_options;
 
 // Writes the model to out_path atomically. TV_ERR_INVALID for an unknown preset, arch or type.
@@ -120,6 +127,11 @@ typedef struct tv_roofline {
 // Allocates and touches a 1 GiB buffer (256 MiB when 1 GiB is not available); TV_ERR_NOMEM when
 // neither can be had.
 tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err);
+
+// The kernel path a model or engine given cpu_path would run (NULL/"" = the best this CPU and OS
+// support): "generic" | "avx2" | "avx512" ..., a static string. NULL + err when this CPU lacks that
+// path or the name is unknown.
+const char *tv_kernel_path(const char *cpu_path, tv_error *err);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,9 @@
 // line on stderr naming the file or argument and the problem, a non-zero exit, and never a crash
 // (a signal). Cases: missing file, wrong magic, truncation across the header, tensor data out of
 // range, unknown tensor type, shapes inconsistent with the metadata, n_kv_heads not dividing
-// n_heads, a prompt longer than the context, invalid UTF-8 in a prompt, unknown flags.
+// n_heads, a prompt longer than the context, invalid UTF-8 in a prompt, unknown flags; files of the
+// wrong kind (a text file renamed .gguf, a tokenizer given as the model, a model given as the
+// tokenizer) named for what they are; detokenize without ids.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -212,6 +214,51 @@ static void test_tensor_data_out_of_range(void **state) {
     expect_error(args, 1, g_tmp, NULL);
 }
 
+// Each wrong kind of file is named for what it is, not reported as a broken model or tokenizer.
+static void test_file_mixups(void **state) {
+    (void)state;
+    char args[2048], text[600], tok[600];
+    snprintf(text, sizeof text, "%s/cli-errors-readme.gguf", TV_BINARY_DIR);
+    spit(text, "# tinyvllm\n\nA README renamed .gguf.\n", 35);
+    snprintf(args, sizeof args, "generate -m %s -p hi", text);
+    expect_error(args, 1, "is a text file (starts \"# tinyvllm\")", "not a model");
+    snprintf(args, sizeof args, "info -m %s", text);
+    expect_error(args, 1, "is a text file", "not a model");
+    snprintf(args, sizeof args, "tokenize -m %s -p hi", text);
+    expect_error(args, 1, "is a text file", "not a tokenizer");
+    snprintf(args, sizeof args, "generate -m %s --tokenizer %s -p hi", g_model, text);
+    expect_error(args, 1, "is a text file", "not a tokenizer");
+    // a llama2.c tokenizer.bin (max_token_length, then score/len/bytes records) given as the model
+    snprintf(tok, sizeof tok, "%s/cli-errors-tokenizer.bin", TV_BINARY_DIR);
+    unsigned char tb[4 + 3 * 9];
+    int32_t max_len = 1, len = 1;
+    float score = 0;
+    memcpy(tb, &max_len, 4);
+    for (int i = 0; i < 3; i++) {
+        memcpy(tb + 4 + 9 * i, &score, 4);
+        memcpy(tb + 8 + 9 * i, &len, 4);
+        tb[12 + 9 * i] = (unsigned char)('a' + i);
+    }
+    spit(tok, tb, sizeof tb);
+    snprintf(args, sizeof args, "generate -m %s -p hi", tok);
+    expect_error(args, 1, "is a llama2.c tokenizer (3 tokens)", "not a model");
+    // a llama2.c model given as the tokenizer (tokenize -m, or --tokenizer)
+    char l2c[600];
+    snprintf(l2c, sizeof l2c, "%s/models/aidreams260K.bin", TV_SHARED_DIR);
+    FILE *f = fopen(l2c, "rb");
+    if (f) {
+        fclose(f);
+        snprintf(args, sizeof args, "tokenize -m %s -p hi", l2c);
+        expect_error(args, 1, "is a llama2.c model checkpoint (dim 64, 4 layers, vocab 512)", "not a tokenizer");
+        snprintf(args, sizeof args, "generate -m %s --tokenizer %s -p hi", l2c, l2c);
+        expect_error(args, 1, "is a llama2.c model checkpoint", "not a tokenizer");
+    } else {
+        print_message("skipped the llama2.c cases: %s is absent\n", l2c);
+    }
+    snprintf(args, sizeof args, "detokenize -m %s", g_model);
+    expect_error(args, 2, "no token ids", NULL);
+}
+
 static void test_prompt_and_flags(void **state) {
     (void)state;
     char args[8192];
@@ -243,6 +290,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_tensor_type),
         cmocka_unit_test(test_tensor_data_out_of_range),
         cmocka_unit_test(test_prompt_and_flags),
+        cmocka_unit_test(test_file_mixups),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -626,9 +626,17 @@ struct gguf_writer {
     size_t cap_tensors;
     tv_status failed;         // first setter failure, reported by gguf_writer_write
     char fail_msg[256];
+    tv_progress_fn progress;  // NULL, or told the tensor bytes written (gguf_writer_set_progress)
+    void *progress_user;
 };
 
 gguf_writer *gguf_writer_create(void) { return calloc(1, sizeof(gguf_writer)); }
+
+void gguf_writer_set_progress(gguf_writer *w, tv_progress_fn fn, void *user) {
+    if (!w) return;
+    w->progress = fn;
+    w->progress_user = user;
+}
 
 // Frees the owned buffers of a writer value (the value struct itself is not freed).
 static void wvalue_free(gguf_value *v) {
@@ -911,12 +919,14 @@ static tv_status write_all(gguf_writer *w, wout *o, size_t alignment, const char
     }
     if (w->n_tensors) out_zeros(o, align_up((size_t)o->pos, alignment) - (size_t)o->pos);
     uint64_t data_start = o->pos;
+    const uint64_t total = w->n_tensors ? w->tensors[w->n_tensors - 1].offset + w->tensors[w->n_tensors - 1].nbytes : 0;
     size_t chunk_cap = 0;
     void *chunk = NULL;
     tv_status st = TV_OK;
     for (int64_t i = 0; i < w->n_tensors && !o->failed && !st; i++) {
         const wtensor *t = &w->tensors[i];
         out_zeros(o, (size_t)(data_start + t->offset - o->pos));   // padding between tensors
+        if (w->progress) w->progress(w->progress_user, t->offset, total);   // data bytes written, of total
         if (t->data) { out_bytes(o, t->data, t->nbytes); continue; }
         if (!t->nbytes) continue;
         // streamed: whole rows, about 8 MiB at a time
@@ -938,8 +948,10 @@ static tv_status write_all(gguf_writer *w, wout *o, size_t alignment, const char
                 break;
             }
             out_bytes(o, chunk, (size_t)nr * t->row_bytes);
+            if (w->progress) w->progress(w->progress_user, t->offset + (uint64_t)(r0 + nr) * t->row_bytes, total);
         }
     }
+    if (w->progress && !st && !o->failed) w->progress(w->progress_user, total, total);
     free(chunk);
     return st;
 }

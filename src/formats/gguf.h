@@ -15,6 +15,7 @@
 
 #include "kernels/kernels.h"
 #include "tinyvllm.h"
+#include "tinyvllm_tools.h"
 
 typedef enum gguf_type {
     GGUF_TYPE_UINT8 = 0, GGUF_TYPE_INT8 = 1, GGUF_TYPE_UINT16 = 2, GGUF_TYPE_INT16 = 3,
@@ -135,5 +136,7 @@ tv_status gguf_add_tensor_source(gguf_writer *w, const char *name, tv_type type,
 tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err);
 // Same into a malloc'd buffer (*out, *size; the caller frees it).
 tv_status gguf_writer_write_memory(gguf_writer *w, void **out, size_t *size, tv_error *err);
+// fn (NULL: none) is told the tensor bytes written so far of their total during gguf_writer_write.
+void gguf_writer_set_progress(gguf_writer *w, tv_progress_fn fn, void *user);
 
 #endif

@@ -9,6 +9,7 @@
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
+#include "formats/sniff.h"
 #include "tinyvllm_tools.h"
 #include <sys/stat.h>
 #include "util/status.h"
@@ -42,8 +43,8 @@ tv_file *tv_file_open(const char *path, tv_error *err) {
     }
     if (is_gguf)
         f->gguf = gguf_open(path, err);
-    else
-        f->l2c = llama2c_open(path, err);
+    else if (!(f->l2c = llama2c_open(path, err)))
+        sniff_explain_model_error(path, err ? err->code : TV_ERR_FORMAT, err);
     if (!f->gguf && !f->l2c) {
         free(f);
         return NULL;
@@ -163,7 +164,8 @@ bool tv_file_tensor(const tv_file *f, int64_t i, tv_tensor_desc *out) {
 }
 
 tv_status tv_convert_llama2c(const char *model_path, const char *tokenizer_path, const char *name,
-                             const char *out_path, char *summary, size_t cap, tv_error *err) {
+                             const char *out_path, char *summary, size_t cap, tv_progress_fn progress,
+                             void *progress_user, tv_error *err) {
     tv_status st;
     tv_llama2c_vocab *vocab = NULL;
     gguf_writer *w = NULL;
@@ -179,6 +181,7 @@ tv_status tv_convert_llama2c(const char *model_path, const char *tokenizer_path,
         goto done;
     }
     if ((st = llama2c_to_gguf(m, vocab, name, w, err)) != TV_OK) goto done;
+    gguf_writer_set_progress(w, progress, progress_user);
     if ((st = gguf_writer_write(w, out_path, err)) != TV_OK) goto done;
     if (summary && cap)
         snprintf(summary, cap, "llama2.c v%d, dim %d, hidden %d, layers %d, heads %d/%d kv, vocab %d%s, ctx %d, %d tensors (F32)%s",

@@ -15,6 +15,7 @@
 
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
+#include "formats/sniff.h"
 #include "model/family.h"
 #include "model/hf.h"
 #include "tokenizer/tokenizer.h"
@@ -542,8 +543,8 @@ static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, 
 
     if (gguf_get_str(g, "tokenizer.chat_template", &s) && !(m->chat_template = dup_str(s)))
         return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
-    if (p->tokenizer_path) {
-        m->tok = tokenizer_load_json(p->tokenizer_path, err);
+    if (p->tokenizer_path) {   // any kind tv_tokenizer_load reads; a llama2.c tokenizer.bin holds exactly n_vocab
+        m->tok = tv_tokenizer_load(p->tokenizer_path, h->n_vocab, err);
         if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
     } else if (tok_dir) {
         m->tok = tokenizer_load_json(tok_dir, err);
@@ -582,7 +583,7 @@ static tv_status load_hf(tv_model *m, const tv_model_params *p, tv_error *err) {
 
 static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *err) {
     tv_llama2c *l = m->l2c = llama2c_open(m->path, err);
-    if (!l) return err ? err->code : TV_ERR_FORMAT;
+    if (!l) return sniff_explain_model_error(m->path, err ? err->code : TV_ERR_FORMAT, err);
     m->format = "llama2c";
     m->family = family_by_name("llama");   // llama2.c checkpoints are LLaMA models
     const tv_llama2c_config *c = llama2c_get_config(l);
@@ -605,9 +606,12 @@ static tv_status load_llama2c(tv_model *m, const tv_model_params *p, tv_error *e
     if (st) return st;
     if ((st = alloc_layers(m, err)) || (st = bind_all(m, find_l2c, l, err))) return st;
     if ((st = make_rope(m, &(rope_scaling){0}, err))) return st;
-    if (p->tokenizer_path) {
-        m->tok = tokenizer_load_llama2c(p->tokenizer_path, h->n_vocab, err);
+    if (p->tokenizer_path) {   // a tokenizer.bin, or any other kind tv_tokenizer_load reads (a GGUF holding one)
+        m->tok = tv_tokenizer_load(p->tokenizer_path, h->n_vocab, err);
         if (!m->tok) return err ? err->code : TV_ERR_FORMAT;
+        if (tv_tokenizer_n_vocab(m->tok) > h->n_vocab)
+            return err_fail(err, TV_ERR_FORMAT, "%s: tokenizer %s has %d tokens but the model only %d", m->path,
+                            p->tokenizer_path, tv_tokenizer_n_vocab(m->tok), h->n_vocab);
     }
     m->stop_token = 1;   // llama2.c's run.c stops when it samples BOS
     return TV_OK;

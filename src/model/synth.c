@@ -333,6 +333,7 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
     }
 #undef ADD_T
     TV_CHECK(k == n_t);
+    gguf_writer_set_progress(w, p->progress, p->progress_user);
     st = gguf_writer_write(w, out_path, err);
 done:
     gguf_writer_free(w);
@@ -867,6 +868,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         snprintf(path, sizeof path, "%s/model.safetensors", out_path);
         if (!(st = st_writer_write(aw.st, path, err))) st = hf_write_config(p, a, (const float(*)[128])rope, out_path, err);
     } else if (!st) {
+        gguf_writer_set_progress(w, p->progress, p->progress_user);
         st = gguf_writer_write(w, out_path, err);
     }
 done:
@@ -880,7 +882,7 @@ done:
 
 tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err) {
     tv_synth_params p = {.preset = o->preset, .arch = o->arch, .seed = o->seed, .vocab_path = o->vocab_path,
-                         .n_threads = o->n_threads};
+                         .n_threads = o->n_threads, .progress = o->progress, .progress_user = o->progress_user};
     if (o->format && strcmp(o->format, "gguf")) {
         if (strcmp(o->format, "hf")) return err_fail(err, TV_ERR_INVALID, "synth: unknown format '%s' (gguf, hf)", o->format);
         p.hf = true;

@@ -41,6 +41,8 @@ typedef struct tv_synth_params {
                               // model.safetensors, the family's HF names and keys; F32/F16/BF16)
     bool hf_exact;            // GGUF of a Gemma arch: norms stored as (w - 1) + 1, the value llama.cpp's
                               // converter makes of the HF folder's w - 1 (so both describe one model)
+    tv_progress_fn progress;  // NULL, or told the bytes written as the file is written
+    void *progress_user;
 } tv_synth_params;
 
 // Llama 3.1+ RoPE frequency factors (what rope_freqs.weight holds: each inverse frequency

@@ -6,16 +6,15 @@
 #include <string.h>
 
 struct srv_chat {
-    tv_chat *chat;   // NULL = no template
+    tv_chat *chat;   // the template's, or the plain transcript (tv_chat_has_template false)
 };
 
 srv_chat *srv_chat_create(const char *template_src, const char *kwargs_json, const tv_tokenizer *tok, tv_error *err) {
     srv_chat *c = calloc(1, sizeof *c);
     if (!c) { tv_error_set(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
-    if (!template_src) return c;
     tv_chat_params p = {0};
-    p.template_src = template_src;
-    p.template_len = strlen(template_src);
+    p.template_src = template_src;   // NULL: the plain transcript, as `tinyvllm chat` uses
+    p.template_len = template_src ? strlen(template_src) : 0;
     p.tokenizer = tok;   // bos_token / eos_token: its BOS / EOS strings ("" without)
     p.kwargs_json = kwargs_json;
     if (!(c->chat = tv_chat_create(&p, err))) {
@@ -31,15 +30,10 @@ void srv_chat_free(srv_chat *c) {
     free(c);
 }
 
-bool srv_chat_has_template(const srv_chat *c) { return c && c->chat; }
+const char *srv_chat_stop(const srv_chat *c) { return tv_chat_stop(c->chat); }
 
 char *srv_chat_render(const srv_chat *c, const cJSON *messages, const cJSON *tools, const cJSON *kwargs,
                       bool add_generation_prompt, srv_error *err) {
-    if (!srv_chat_has_template(c)) {
-        srv_fail(err, 400, "invalid_request_error", NULL, "messages",
-                 "this model has no chat template; start the server with --chat-template FILE");
-        return NULL;
-    }
     char *out = NULL;
     tv_error terr = {0};
     char *msgs = cJSON_PrintUnformatted(messages), *tl = tools ? cJSON_PrintUnformatted(tools) : NULL;

@@ -12,13 +12,14 @@
 
 typedef struct srv_chat srv_chat;
 
-// Compiles template_src (NULL -> srv_chat with no template: every render fails with a 400 that says
-// so). kwargs_json: template variables of every render (a JSON object) or NULL. tok (borrowed, may be
+// Compiles template_src (NULL -> the plain "User: ...\nAssistant:" transcript of tv_chat, whose
+// generation stops at srv_chat_stop). kwargs_json: template variables of every render (a JSON object) or NULL. tok (borrowed, may be
 // NULL): bos_token / eos_token are its BOS / EOS strings ("" without), and it encodes rendered
 // prompts. NULL + err when the template does not compile or kwargs_json is not an object.
 srv_chat *srv_chat_create(const char *template_src, const char *kwargs_json, const tv_tokenizer *tok, tv_error *err);
 void srv_chat_free(srv_chat *c);
-bool srv_chat_has_template(const srv_chat *c);
+// The stop string a chat generation needs ("\nUser:" for the plain transcript), or NULL.
+const char *srv_chat_stop(const srv_chat *c);
 // Renders messages (+ tools, + kwargs: extra template variables, an object or NULL) with
 // add_generation_prompt. Returns malloc'ed text, or NULL + err (400 for a template that raises or a
 // message list it rejects).

@@ -239,6 +239,7 @@ typedef struct gen {
     char **echo;            // (n_prompts) echo text (completions with echo), owned
     int n_seqs;             // n_prompts * n
     tv_request_params *params;  // (n_seqs)
+    const char **stops;     // (req->n_stop + 1): the request's stop strings and the chat format's, or NULL
     int prompt_tokens;      // sum over prompts
 } gen;
 
@@ -252,6 +253,7 @@ static void gen_free(gen *g) {
     free(g->n_ids);
     free(g->echo);
     free(g->params);
+    free(g->stops);
     srv_request_free(g->req);
     free(g);
 }
@@ -323,6 +325,13 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
     g->n_seqs = g->n_prompts * req->n;
     g->params = calloc((size_t)g->n_seqs, sizeof *g->params);
     if (!g->params) { srv_fail(err, 500, "server_error", NULL, NULL, "out of memory"); goto fail; }
+    const char *chat_stop = is_chat ? srv_chat_stop(s->chat) : NULL;   // the plain transcript's "\nUser:"
+    int n_stop = req->n_stop;
+    if (chat_stop) {
+        if (!(g->stops = malloc(((size_t)n_stop + 1) * sizeof *g->stops))) { srv_fail(err, 500, "server_error", NULL, NULL, "out of memory"); goto fail; }
+        for (int i = 0; i < n_stop; i++) g->stops[i] = req->stop[i];
+        g->stops[n_stop++] = chat_stop;
+    }
     for (int p = 0; p < g->n_prompts; p++) {
         for (int k = 0; k < req->n; k++) {
             tv_request_params *rp = &g->params[p * req->n + k];
@@ -332,8 +341,8 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
             rp->sampling = req->sampling;
             if (req->sampling.has_seed) rp->sampling.seed = req->sampling.seed + (uint64_t)k;
             rp->max_tokens = req->max_tokens;
-            rp->stop = (const char *const *)req->stop;
-            rp->n_stop = req->n_stop;
+            rp->stop = g->stops ? g->stops : (const char *const *)req->stop;
+            rp->n_stop = n_stop;
             rp->ignore_eos = req->ignore_eos;
         }
     }
@@ -781,11 +790,6 @@ static enum MHD_Result generate(tv_server *s, struct MHD_Connection *c, conn *cx
         enum MHD_Result r = model_not_found(s, c, cx, req->model);
         srv_request_free(req);
         return r;
-    }
-    if (api == SRV_API_CHAT && !srv_chat_has_template(s->chat)) {
-        srv_request_free(req);
-        return fail(s, c, cx, 400, "invalid_request_error", NULL, NULL,
-                    "this model has no chat template; start the server with --chat-template FILE");
     }
     gen *g = gen_prepare(s, req, &err);
     if (!g) return reply_error(s, c, cx, &err, NULL);

@@ -22,6 +22,7 @@
 
 #include <utf8proc.h>
 
+#include "formats/sniff.h"
 #include "tokenizer/tok_impl.h"
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -274,8 +275,11 @@ static int32_t find_first(tv_tokenizer *t, const char *const *texts, size_t n) {
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static void set_eog(tv_tokenizer *t) {
-    if (t->is_llama2c) {   // run.c: BOS (1) ends generation; "</s>" (2) is printed like any piece
-        if (t->n_vocab > 2) t->is_eog[1] = true;
+    if (t->is_llama2c) {
+        // run.c stops when it samples BOS (1); a model trained on "text </s> <s> text" (aidreams260K)
+        // writes its EOS "</s>" (2) first, which its GGUF conversion stops at: both end generation
+        // here, so the .bin and the .gguf stop at the same token and "</s>" is never shown as text.
+        if (t->n_vocab > 2) t->is_eog[1] = t->is_eog[2] = true;
         return;
     }
     if (t->eot < 0) t->eot = find_first(t, EOT_TEXT, N_OF(EOT_TEXT));
@@ -427,7 +431,7 @@ tv_tokenizer *tokenizer_load_llama2c(const char *path, int32_t vocab_size, tv_er
     free(data);
     t->unk = 0;
     t->types[0] = TOK_TYPE_UNKNOWN;
-    // run.c semantics: BOS (1) starts a text and ends generation; "</s>" (2) is printed like any piece
+    // run.c semantics: BOS (1) starts a text and ends generation (so does EOS: set_eog)
     if (n > 2) { t->bos = 1; t->eos = 2; t->types[1] = TOK_TYPE_CONTROL; }
     t->add_bos = true;
     t->add_space_prefix = true;
@@ -1182,6 +1186,7 @@ tv_tokenizer *tv_tokenizer_load(const char *path, int32_t vocab_size, tv_error *
         if (!g) return NULL;
         tv_tokenizer *t = tokenizer_from_gguf(g, err);
         gguf_close(g);
+        if (!t) sniff_explain_tokenizer_error(path, err ? err->code : TV_ERR_FORMAT, err);
         return t;
     }
     for (size_t i = 0; i < n; i++) {   // a JSON object: tokenizer.json
@@ -1189,5 +1194,7 @@ tv_tokenizer *tv_tokenizer_load(const char *path, int32_t vocab_size, tv_error *
         if (head[i] == '{') return tokenizer_load_json(path, err);
         break;
     }
-    return tokenizer_load_llama2c(path, vocab_size, err);
+    tv_tokenizer *t = tokenizer_load_llama2c(path, vocab_size, err);
+    if (!t) sniff_explain_tokenizer_error(path, err ? err->code : TV_ERR_FORMAT, err);
+    return t;
 }
