@@ -308,6 +308,22 @@ typedef struct tv_sampling_params {
 
 void tv_sampling_params_default(tv_sampling_params *p);
 
+// Structured output: what the generated text must match, enforced token by token (a mask over the
+// vocabulary before sampling; end-of-generation tokens only where the text is complete).
+typedef enum tv_constraint_kind {
+    TV_CONSTRAINT_NONE = 0,
+    TV_CONSTRAINT_JSON_OBJECT,   // any JSON object (spec unused)
+    TV_CONSTRAINT_JSON_SCHEMA,   // spec: a JSON Schema; a keyword it cannot enforce is an error naming it
+    TV_CONSTRAINT_REGEX,         // spec: a regular expression (JavaScript syntax) the whole output matches
+    TV_CONSTRAINT_CHOICE,        // spec: a JSON array of strings; the output is one of them
+    TV_CONSTRAINT_GRAMMAR,       // spec: a GBNF grammar (llama.cpp syntax, start rule "root")
+} tv_constraint_kind;
+
+// Whether spec compiles for kind: TV_OK, or TV_ERR_INVALID (TV_ERR_RANGE for a spec over the
+// size bounds) with the position of the problem in the message (byte offset, grammar line and
+// column, or the schema's JSON pointer and keyword). An unsatisfiable spec is TV_ERR_INVALID.
+tv_status tv_constraint_check(tv_constraint_kind kind, const char *spec, tv_error *err);
+
 typedef struct tv_request_params {
     const int32_t *prompt_ids;   // (n_prompt) used as given; or NULL to tokenize prompt_text
     size_t n_prompt;
@@ -321,6 +337,8 @@ typedef struct tv_request_params {
     const int32_t *stop_ids;     // (n_stop_ids) extra stop tokens
     int n_stop_ids;
     bool ignore_eos;
+    tv_constraint_kind constraint;   // NONE (default): free text
+    const char *constraint_spec;     // NUL-terminated, copied at add time
     void *user;                  // returned in outputs
 } tv_request_params;
 

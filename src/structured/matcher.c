@@ -1,0 +1,641 @@
+// matcher.c — compiled grammars, the vocabulary trie and token masks (see matcher.h).
+//
+// Flattened grammar: elem[] holds every productive alternative of every rule as its symbols then
+// END; a stack node is (pos, parent): pos indexes elem (the next symbol to match), parent the node
+// to return to when the alternative ends (-1: the root's end). A rule reference at pos pushes
+// (pos + 1, parent) as the return node, unless elem[pos + 1] is END (tail call: the parent is
+// reused, so right recursion runs in constant stack). Node 0 is ACCEPT (an emptied stack).
+#include "structured/matcher.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/status.h"
+
+#define E_END (-1)
+#define ACCEPT 0
+#define CFG_DEAD (-1)
+#define CFG_UNKNOWN (-2)
+#define CFG_FAIL (-3)
+
+// ================= vocabulary trie =================
+// Preorder arrays over the distinct text pieces: node i has byte[i], depth[i] (1 = a first byte),
+// end[i] (one past its subtree) and tokens tok[tok_lo[i] .. tok_lo[i + 1]) spelled exactly by the
+// path to it.
+struct matcher_vocab {
+    int32_t n_vocab;
+    size_t n_nodes;
+    uint8_t *byte;       // (n_nodes)
+    uint16_t *depth;     // (n_nodes)
+    uint32_t *end;       // (n_nodes)
+    uint32_t *tok_lo;    // (n_nodes + 1)
+    int32_t *tok;        // tokens in trie order
+    uint16_t max_depth;
+    char *blob;          // all pieces
+    uint32_t *off;       // (n_vocab + 1) piece of id i = blob[off[i] .. off[i + 1])
+    uint8_t *kind;       // (n_vocab) 0 none, 1 text, 2 eog
+    int32_t *eog;        // eog ids
+    size_t n_eog;
+};
+
+#define VOCAB_MAX_PIECE 1024
+
+static int piece_cmp(const void *a, const void *b, void *ctx) {
+    const matcher_vocab *v = ctx;
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    const uint32_t lx = v->off[x + 1] - v->off[x], ly = v->off[y + 1] - v->off[y];
+    const int c = memcmp(v->blob + v->off[x], v->blob + v->off[y], lx < ly ? lx : ly);
+    if (c) return c;
+    if (lx != ly) return lx < ly ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+void matcher_vocab_free(matcher_vocab *v) {
+    if (!v) return;
+    free(v->byte); free(v->depth); free(v->end); free(v->tok_lo); free(v->tok);
+    free(v->blob); free(v->off); free(v->kind); free(v->eog);
+    free(v);
+}
+
+int32_t matcher_vocab_n(const matcher_vocab *v) { return v->n_vocab; }
+size_t matcher_vocab_trie_nodes(const matcher_vocab *v) { return v->n_nodes; }
+
+matcher_vocab *matcher_vocab_create(int32_t n_vocab, const char *const *piece, const size_t *len, const bool *is_text,
+                                    const bool *is_eog, tv_error *err) {
+    if (n_vocab <= 0) { err_fail(err, TV_ERR_INVALID, "empty vocabulary"); return NULL; }
+    matcher_vocab *v = calloc(1, sizeof *v);
+    int32_t *order = NULL;
+    if (!v) goto oom;
+    v->n_vocab = n_vocab;
+    size_t total = 0, n_text = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        if (is_eog && is_eog[i]) v->n_eog++;
+        if (is_text[i] && len[i] > 0 && len[i] <= VOCAB_MAX_PIECE) { total += len[i]; n_text++; }
+    }
+    if (total >= UINT32_MAX / 2) { err_fail(err, TV_ERR_RANGE, "vocabulary too large"); goto fail; }
+    v->off = malloc(((size_t)n_vocab + 1) * sizeof *v->off);
+    v->kind = calloc((size_t)n_vocab, 1);
+    v->blob = malloc(total + 1);
+    v->eog = malloc((v->n_eog + 1) * sizeof *v->eog);
+    order = malloc((n_text + 1) * sizeof *order);
+    if (!v->off || !v->kind || !v->blob || !v->eog || !order) goto oom;
+    size_t o = 0, k = 0, e = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        v->off[i] = (uint32_t)o;
+        if (is_eog && is_eog[i]) { v->kind[i] = 2; v->eog[e++] = i; }
+        else if (is_text[i] && len[i] > 0 && len[i] <= VOCAB_MAX_PIECE) {
+            memcpy(v->blob + o, piece[i], len[i]);
+            o += len[i];
+            v->kind[i] = 1;
+            order[k++] = i;
+        }
+    }
+    v->off[n_vocab] = (uint32_t)o;
+    qsort_r(order, k, sizeof *order, piece_cmp, v);
+    // nodes: each piece adds one node per byte beyond its common prefix with the previous piece
+    size_t n_nodes = 0;
+    for (size_t i = 0; i < k; i++) {
+        const int32_t t = order[i];
+        const uint32_t l = v->off[t + 1] - v->off[t];
+        uint32_t lcp = 0;
+        if (i) {
+            const int32_t p = order[i - 1];
+            const uint32_t lp = v->off[p + 1] - v->off[p];
+            while (lcp < l && lcp < lp && v->blob[v->off[t] + lcp] == v->blob[v->off[p] + lcp]) lcp++;
+        }
+        n_nodes += l - lcp;
+    }
+    v->n_nodes = n_nodes;
+    v->byte = malloc(n_nodes + 1);
+    v->depth = malloc((n_nodes + 1) * sizeof *v->depth);
+    v->end = malloc((n_nodes + 1) * sizeof *v->end);
+    v->tok_lo = malloc((n_nodes + 2) * sizeof *v->tok_lo);
+    v->tok = malloc((k + 1) * sizeof *v->tok);
+    uint32_t path[VOCAB_MAX_PIECE + 1];   // node index at each depth of the current path
+    if (!v->byte || !v->depth || !v->end || !v->tok_lo || !v->tok) goto oom;
+    size_t nn = 0, nt = 0;
+    uint32_t path_len = 0;
+    for (size_t i = 0; i < k; i++) {
+        const int32_t t = order[i];
+        const uint32_t l = v->off[t + 1] - v->off[t];
+        const uint8_t *s = (const uint8_t *)v->blob + v->off[t];
+        uint32_t lcp = 0;
+        while (lcp < l && lcp < path_len && v->byte[path[lcp]] == s[lcp]) lcp++;
+        for (uint32_t d = lcp; d < path_len; d++) v->end[path[d]] = (uint32_t)nn;   // close the old branch
+        path_len = lcp;
+        for (uint32_t d = lcp; d < l; d++) {
+            v->byte[nn] = s[d];
+            v->depth[nn] = (uint16_t)(d + 1);
+            v->tok_lo[nn] = (uint32_t)nt;
+            if (d + 1 > v->max_depth) v->max_depth = (uint16_t)(d + 1);
+            path[path_len++] = (uint32_t)nn++;
+        }
+        // the token sits at the node of its last byte; pieces with equal bytes are adjacent in
+        // order, and their node is the last one made, so tok_lo ranges stay contiguous
+        v->tok[nt++] = t;
+    }
+    for (uint32_t d = 0; d < path_len; d++) v->end[path[d]] = (uint32_t)nn;
+    v->tok_lo[nn] = (uint32_t)nt;
+    free(order);
+    return v;
+oom:
+    err_fail(err, TV_ERR_NOMEM, "out of memory building the vocabulary trie");
+fail:
+    free(order);
+    matcher_vocab_free(v);
+    return NULL;
+}
+
+matcher_vocab *matcher_vocab_from_tokenizer(const tv_tokenizer *t, int32_t n_vocab, const bool *is_eog, tv_error *err) {
+    const int32_t nt = tv_tokenizer_n_vocab(t);
+    if (n_vocab < nt) n_vocab = nt;
+    char **piece = calloc((size_t)n_vocab, sizeof *piece);
+    size_t *len = calloc((size_t)n_vocab, sizeof *len);
+    bool *text = calloc((size_t)n_vocab, sizeof *text);
+    bool *eog = calloc((size_t)n_vocab, sizeof *eog);
+    matcher_vocab *v = NULL;
+    if (!piece || !len || !text || !eog) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+    for (int32_t i = 0; i < nt; i++) {
+        eog[i] = is_eog ? is_eog[i] : tv_tokenizer_is_eog(t, i);
+        if (eog[i] || tv_tokenizer_is_control(t, i)) continue;
+        size_t full = 0;
+        char tmp[64];
+        tv_token_to_piece(t, i, false, tmp, sizeof tmp, &full);
+        if (!full) continue;
+        if (!(piece[i] = malloc(full))) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+        tv_token_to_piece(t, i, false, piece[i], full, NULL);
+        len[i] = full;
+        text[i] = true;
+    }
+    for (int32_t i = nt; is_eog && i < n_vocab; i++) eog[i] = is_eog[i];
+    v = matcher_vocab_create(n_vocab, (const char *const *)piece, len, text, eog, err);
+done:
+    for (int32_t i = 0; piece && i < n_vocab; i++) free(piece[i]);
+    free(piece); free(len); free(text); free(eog);
+    return v;
+}
+
+// ================= compiled grammar =================
+typedef struct cfg_info {
+    uint32_t off, n;     // tops in cg->tops
+    int32_t *next;       // (256) transition table or NULL
+    uint32_t *mask;      // memoized mask or NULL
+} cfg_info;
+
+struct matcher_grammar {
+    int refs;
+    const matcher_vocab *v;
+    int32_t *elem;       // (n_elem) flattened alternatives
+    size_t n_elem;
+    uint64_t (*cls)[4];  // byte classes
+    int32_t *alt;        // alternative start offsets, rule r's at alt[alt_lo[r] .. alt_lo[r + 1])
+    int32_t *alt_lo;     // (n_rules + 1)
+    // stack nodes
+    int32_t *npos, *npar;
+    uint32_t *stamp;
+    size_t n_nodes, cap_nodes;
+    uint32_t *nhash;     // open addressing: node id + 1, 0 empty
+    size_t nhash_cap;
+    // configs
+    cfg_info *cfg;
+    size_t n_cfg, cap_cfg;
+    int32_t *tops;       // concatenated sorted tops
+    size_t n_tops, cap_tops;
+    uint32_t *chash;
+    size_t chash_cap;
+    size_t n_tables, n_masks;
+    uint32_t gen;
+    bool exhausted;
+    int32_t init;        // the start config
+    // scratch for a step
+    int32_t *work, *out;
+    size_t cap_work, cap_out;
+    int32_t *walk;       // (max_depth + 1) configs along the trie path
+};
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
+    return x;
+}
+
+static bool nhash_grow(matcher_grammar *cg) {
+    const size_t cap = cg->nhash_cap ? cg->nhash_cap * 2 : 1024;
+    uint32_t *h = calloc(cap, sizeof *h);
+    if (!h) return false;
+    for (size_t i = 0; i < cg->n_nodes; i++) {
+        size_t j = mix64((uint64_t)(uint32_t)cg->npos[i] << 32 | (uint32_t)cg->npar[i]) & (cap - 1);
+        while (h[j]) j = (j + 1) & (cap - 1);
+        h[j] = (uint32_t)i + 1;
+    }
+    free(cg->nhash);
+    cg->nhash = h;
+    cg->nhash_cap = cap;
+    return true;
+}
+
+// The node (pos, parent); -1 when the budget or memory ran out.
+static int32_t node_get(matcher_grammar *cg, int32_t pos, int32_t parent) {
+    if ((cg->n_nodes + 1) * 2 > cg->nhash_cap && !nhash_grow(cg)) return -1;
+    size_t j = mix64((uint64_t)(uint32_t)pos << 32 | (uint32_t)parent) & (cg->nhash_cap - 1);
+    for (; cg->nhash[j]; j = (j + 1) & (cg->nhash_cap - 1)) {
+        const uint32_t id = cg->nhash[j] - 1;
+        if (cg->npos[id] == pos && cg->npar[id] == parent) return (int32_t)id;
+    }
+    if (cg->n_nodes >= MATCHER_MAX_NODES) { cg->exhausted = true; return -1; }
+    if (cg->n_nodes == cg->cap_nodes) {
+        size_t cap = cg->cap_nodes;
+        int32_t *np = array_grow(cg->npos, &cap, cg->n_nodes + 1, sizeof *np);
+        if (!np) return -1;
+        cg->npos = np;
+        cap = cg->cap_nodes;
+        int32_t *nq = array_grow(cg->npar, &cap, cg->n_nodes + 1, sizeof *nq);
+        if (!nq) return -1;
+        cg->npar = nq;
+        cap = cg->cap_nodes;
+        uint32_t *ns = array_grow(cg->stamp, &cap, cg->n_nodes + 1, sizeof *ns);
+        if (!ns) return -1;
+        cg->stamp = ns;
+        cg->cap_nodes = cap;
+    }
+    const int32_t id = (int32_t)cg->n_nodes++;
+    cg->npos[id] = pos;
+    cg->npar[id] = parent;
+    cg->stamp[id] = 0;
+    cg->nhash[j] = (uint32_t)id + 1;
+    return id;
+}
+
+static uint64_t tops_hash(const int32_t *t, size_t n) {
+    uint64_t h = n * 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < n; i++) h = mix64(h ^ (uint32_t)t[i]);
+    return h;
+}
+
+static bool chash_grow(matcher_grammar *cg) {
+    const size_t cap = cg->chash_cap ? cg->chash_cap * 2 : 1024;
+    uint32_t *h = calloc(cap, sizeof *h);
+    if (!h) return false;
+    for (size_t i = 0; i < cg->n_cfg; i++) {
+        size_t j = tops_hash(cg->tops + cg->cfg[i].off, cg->cfg[i].n) & (cap - 1);
+        while (h[j]) j = (j + 1) & (cap - 1);
+        h[j] = (uint32_t)i + 1;
+    }
+    free(cg->chash);
+    cg->chash = h;
+    cg->chash_cap = cap;
+    return true;
+}
+
+// The config of the sorted unique tops t[0..n); CFG_FAIL when out of budget / memory.
+static int32_t cfg_get(matcher_grammar *cg, const int32_t *t, size_t n) {
+    if ((cg->n_cfg + 1) * 2 > cg->chash_cap && !chash_grow(cg)) return CFG_FAIL;
+    size_t j = tops_hash(t, n) & (cg->chash_cap - 1);
+    for (; cg->chash[j]; j = (j + 1) & (cg->chash_cap - 1)) {
+        const cfg_info *c = &cg->cfg[cg->chash[j] - 1];
+        if (c->n == n && memcmp(cg->tops + c->off, t, n * sizeof *t) == 0) return (int32_t)(cg->chash[j] - 1);
+    }
+    if (cg->n_cfg >= MATCHER_MAX_CONFIGS || cg->n_tops + n >= UINT32_MAX) { cg->exhausted = true; return CFG_FAIL; }
+    if (cg->n_cfg == cg->cap_cfg) {
+        cfg_info *nc = array_grow(cg->cfg, &cg->cap_cfg, cg->n_cfg + 1, sizeof *nc);
+        if (!nc) return CFG_FAIL;
+        cg->cfg = nc;
+    }
+    if (cg->n_tops + n > cg->cap_tops) {
+        int32_t *nt = array_grow(cg->tops, &cg->cap_tops, cg->n_tops + n, sizeof *nt);
+        if (!nt) return CFG_FAIL;
+        cg->tops = nt;
+    }
+    memcpy(cg->tops + cg->n_tops, t, n * sizeof *t);
+    const int32_t id = (int32_t)cg->n_cfg++;
+    cg->cfg[id] = (cfg_info){.off = (uint32_t)cg->n_tops, .n = (uint32_t)n};
+    cg->n_tops += n;
+    cg->chash[j] = (uint32_t)id + 1;
+    return id;
+}
+
+static bool push_i32(int32_t **v, size_t *cap, size_t n, int32_t x) {
+    if (n == *cap) {
+        int32_t *nv = array_grow(*v, cap, n + 1, sizeof *nv);
+        if (!nv) return false;
+        *v = nv;
+    }
+    (*v)[n] = x;
+    return true;
+}
+
+// Expands the nodes in cg->work[0..n_work) (already stamped) to class tops / ACCEPT in cg->out;
+// returns the count of tops, or -1 on failure.
+static long expand(matcher_grammar *cg, size_t n_work) {
+    size_t n_out = 0;
+    const uint32_t gen = cg->gen;
+    while (n_work) {
+        const int32_t nd = cg->work[--n_work];
+        const int32_t pos = cg->npos[nd], par = cg->npar[nd];
+        const int32_t e = cg->elem[pos];
+        if (e <= -2) {
+            if (!push_i32(&cg->out, &cg->cap_out, n_out++, nd)) return -1;
+            continue;
+        }
+        if (e == E_END) {
+            if (par < 0) {
+                if (cg->stamp[ACCEPT] != gen) {
+                    cg->stamp[ACCEPT] = gen;
+                    if (!push_i32(&cg->out, &cg->cap_out, n_out++, ACCEPT)) return -1;
+                }
+                continue;
+            }
+            if (cg->stamp[par] != gen) {
+                cg->stamp[par] = gen;
+                if (!push_i32(&cg->work, &cg->cap_work, n_work++, par)) return -1;
+            }
+            continue;
+        }
+        // a rule reference
+        int32_t ret = par;
+        if (cg->elem[pos + 1] != E_END && (ret = node_get(cg, pos + 1, par)) < 0) return -1;
+        for (int32_t a = cg->alt_lo[e]; a < cg->alt_lo[e + 1]; a++) {
+            const int32_t c = node_get(cg, cg->alt[a], ret);
+            if (c < 0) return -1;
+            if (cg->stamp[c] == gen) continue;
+            cg->stamp[c] = gen;
+            if (!push_i32(&cg->work, &cg->cap_work, n_work++, c)) return -1;
+        }
+    }
+    return (long)n_out;
+}
+
+static int i32_cmp(const void *a, const void *b) {
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void sort_small(int32_t *v, size_t n) {
+    if (n > 16) { qsort(v, n, sizeof *v, i32_cmp); return; }
+    for (size_t i = 1; i < n; i++) {
+        const int32_t x = v[i];
+        size_t j = i;
+        while (j && v[j - 1] > x) { v[j] = v[j - 1]; j--; }
+        v[j] = x;
+    }
+}
+
+// The config after byte b from config c (uncached): CFG_DEAD, CFG_FAIL or an id.
+static int32_t step_slow(matcher_grammar *cg, int32_t c, uint8_t b) {
+    if (++cg->gen == 0) {   // stamps wrapped: clear them
+        memset(cg->stamp, 0, cg->n_nodes * sizeof *cg->stamp);
+        cg->gen = 1;
+    }
+    size_t n_work = 0;
+    const cfg_info ci = cg->cfg[c];
+    for (uint32_t i = 0; i < ci.n; i++) {
+        const int32_t t = cg->tops[ci.off + i];
+        if (t == ACCEPT) continue;
+        const int32_t pos = cg->npos[t];
+        const uint64_t *set = cg->cls[-cg->elem[pos] - 2];
+        if (!(set[b >> 6] >> (b & 63) & 1)) continue;
+        const int32_t nd = node_get(cg, pos + 1, cg->npar[t]);
+        if (nd < 0) return CFG_FAIL;
+        if (cg->stamp[nd] == cg->gen) continue;
+        cg->stamp[nd] = cg->gen;
+        if (!push_i32(&cg->work, &cg->cap_work, n_work++, nd)) return CFG_FAIL;
+    }
+    if (!n_work) return CFG_DEAD;
+    const long n = expand(cg, n_work);
+    if (n < 0) return CFG_FAIL;
+    if (n == 0) return CFG_DEAD;
+    sort_small(cg->out, (size_t)n);
+    return cfg_get(cg, cg->out, (size_t)n);
+}
+
+static void drop_tables(matcher_grammar *cg) {
+    for (size_t i = 0; i < cg->n_cfg; i++) { free(cg->cfg[i].next); cg->cfg[i].next = NULL; }
+    cg->n_tables = 0;
+}
+
+static void drop_masks(matcher_grammar *cg) {
+    for (size_t i = 0; i < cg->n_cfg; i++) { free(cg->cfg[i].mask); cg->cfg[i].mask = NULL; }
+    cg->n_masks = 0;
+}
+
+// Memoized step.
+static inline int32_t step(matcher_grammar *cg, int32_t c, uint8_t b) {
+    int32_t *t = cg->cfg[c].next;
+    if (__builtin_expect(t != NULL, 1) && t[b] != CFG_UNKNOWN) return t[b];
+    if (!t) {
+        if (cg->n_tables >= MATCHER_MAX_TABLES) drop_tables(cg);
+        if ((t = malloc(256 * sizeof *t))) {
+            for (int i = 0; i < 256; i++) t[i] = CFG_UNKNOWN;
+            cg->cfg[c].next = t;
+            cg->n_tables++;
+        }
+    }
+    const int32_t r = step_slow(cg, c, b);
+    // step_slow may have grown cg->cfg: reload the table pointer
+    if (r != CFG_FAIL && cg->cfg[c].next) cg->cfg[c].next[b] = r;
+    return r;
+}
+
+static bool cfg_accepting(const matcher_grammar *cg, int32_t c) {
+    return cg->cfg[c].n && cg->tops[cg->cfg[c].off] == ACCEPT;
+}
+
+size_t matcher_grammar_bytes(const matcher_grammar *cg) {
+    const size_t mask_bytes = ((size_t)cg->v->n_vocab + 31) / 32 * 4;
+    return cg->n_elem * 4 + cg->cap_nodes * 12 + cg->nhash_cap * 4 + cg->cap_cfg * sizeof(cfg_info) +
+           cg->cap_tops * 4 + cg->chash_cap * 4 + cg->n_tables * 1024 + cg->n_masks * mask_bytes;
+}
+
+void matcher_grammar_ref(matcher_grammar *cg) { cg->refs++; }
+bool matcher_grammar_exhausted(const matcher_grammar *cg) { return cg->exhausted; }
+
+void matcher_grammar_free(matcher_grammar *cg) {
+    if (!cg || --cg->refs > 0) return;
+    if (cg->cfg) { drop_tables(cg); drop_masks(cg); }
+    free(cg->elem); free(cg->cls); free(cg->alt); free(cg->alt_lo);
+    free(cg->npos); free(cg->npar); free(cg->stamp); free(cg->nhash);
+    free(cg->cfg); free(cg->tops); free(cg->chash);
+    free(cg->work); free(cg->out); free(cg->walk);
+    free(cg);
+}
+
+matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, tv_error *err) {
+    matcher_grammar *cg = calloc(1, sizeof *cg);
+    if (!cg) goto oom;
+    cg->refs = 1;
+    cg->v = v;
+    const size_t nr = g->n_rules;
+    size_t n_elem = 1, n_alt = 0;   // elem[0]: a sentinel END, so no position is 0
+    for (size_t r = 0; r < nr; r++) {
+        n_elem += g->rules[r].n + 2;
+        n_alt++;
+        for (size_t k = 0; k < g->rules[r].n; k++) n_alt += g->rules[r].syms[k] == GRAM_ALT;
+    }
+    cg->elem = malloc(n_elem * sizeof *cg->elem);
+    cg->alt = malloc((n_alt + 1) * sizeof *cg->alt);
+    cg->alt_lo = malloc((nr + 2) * sizeof *cg->alt_lo);
+    cg->cls = malloc((g->n_cls + 1) * sizeof *cg->cls);
+    cg->walk = malloc(((size_t)v->max_depth + 2) * sizeof *cg->walk);
+    if (!cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk) goto oom;
+    if (g->n_cls) memcpy(cg->cls, g->cls, g->n_cls * sizeof *cg->cls);
+    size_t ne = 0, na = 0;
+    cg->elem[ne++] = E_END;
+    for (size_t r = 0; r < nr; r++) {
+        const gram_rule *rule = &g->rules[r];
+        cg->alt_lo[r] = (int32_t)na;
+        size_t s = 0;
+        for (size_t i = 0; i <= rule->n; i++) {
+            if (i < rule->n && rule->syms[i] != GRAM_ALT) continue;
+            bool productive = true;
+            for (size_t k = s; k < i; k++)
+                if (rule->syms[k] >= 0 && !g->rules[rule->syms[k]].productive) productive = false;
+            if (productive) {
+                cg->alt[na++] = (int32_t)ne;
+                for (size_t k = s; k < i; k++) cg->elem[ne++] = rule->syms[k];
+                cg->elem[ne++] = E_END;
+            }
+            s = i + 1;
+        }
+    }
+    cg->alt_lo[nr] = (int32_t)na;
+    cg->n_elem = ne;
+    // node 0 = ACCEPT (pos 0 is the sentinel END, never a real position)
+    if (node_get(cg, 0, -2) != ACCEPT) goto oom;
+    size_t n_work = 0;
+    cg->gen = 1;
+    for (int32_t a = cg->alt_lo[g->root]; a < cg->alt_lo[g->root + 1]; a++) {
+        const int32_t nd = node_get(cg, cg->alt[a], -1);
+        if (nd < 0) goto oom;
+        if (cg->stamp[nd] == cg->gen) continue;
+        cg->stamp[nd] = cg->gen;
+        if (!push_i32(&cg->work, &cg->cap_work, n_work++, nd)) goto oom;
+    }
+    const long n = expand(cg, n_work);
+    if (n < 0) goto oom;
+    sort_small(cg->out, (size_t)n);
+    if ((cg->init = cfg_get(cg, cg->out, (size_t)n)) < 0) goto oom;
+    return cg;
+oom:
+    err_fail(err, TV_ERR_NOMEM, "out of memory compiling the grammar");
+    matcher_grammar_free(cg);
+    return NULL;
+}
+
+// The mask of config c into out (words): memoized.
+static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
+    const matcher_vocab *v = cg->v;
+    const size_t nw = ((size_t)v->n_vocab + 31) / 32;
+    if (cg->cfg[c].mask) { memcpy(out, cg->cfg[c].mask, nw * 4); return TV_OK; }
+    memset(out, 0, nw * 4);
+    if (cfg_accepting(cg, c))
+        for (size_t i = 0; i < v->n_eog; i++) out[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
+    int32_t *walk = cg->walk;
+    walk[0] = c;
+    const size_t nn = v->n_nodes;
+    for (size_t i = 0; i < nn;) {
+        const int32_t nx = step(cg, walk[v->depth[i] - 1], v->byte[i]);
+        if (nx < 0) {
+            if (nx == CFG_FAIL) return TV_ERR_NOMEM;
+            i = v->end[i];
+            continue;
+        }
+        for (uint32_t k = v->tok_lo[i]; k < v->tok_lo[i + 1]; k++) out[v->tok[k] >> 5] |= 1u << (v->tok[k] & 31);
+        walk[v->depth[i]] = nx;
+        i++;
+    }
+    const size_t mask_bytes = nw * 4;
+    if ((cg->n_masks + 1) * mask_bytes > MATCHER_MAX_MASK_BYTES) drop_masks(cg);
+    if ((cg->cfg[c].mask = malloc(mask_bytes))) {
+        memcpy(cg->cfg[c].mask, out, mask_bytes);
+        cg->n_masks++;
+    }
+    return TV_OK;
+}
+
+// ================= matcher =================
+struct matcher {
+    matcher_grammar *cg;
+    int32_t *hist;       // (n_hist + 1) configs; hist[n_hist] is the current one; -1 = ended (EOG taken)
+    size_t n_hist, cap_hist;
+    bool failed;
+};
+
+matcher *matcher_create(matcher_grammar *cg, tv_error *err) {
+    matcher *m = mem_calloc(1, sizeof *m);
+    if (!m || !(m->hist = mem_malloc(16 * sizeof *m->hist))) {
+        free(m);
+        err_fail(err, TV_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    m->cap_hist = 16;
+    m->hist[0] = cg->init;
+    m->cg = cg;
+    matcher_grammar_ref(cg);
+    return m;
+}
+
+void matcher_free(matcher *m) {
+    if (!m) return;
+    matcher_grammar_free(m->cg);
+    free(m->hist);
+    free(m);
+}
+
+static int32_t cur(const matcher *m) { return m->hist[m->n_hist]; }
+
+tv_status matcher_fill_mask(matcher *m, uint32_t *mask) {
+    const matcher_vocab *v = m->cg->v;
+    if (cur(m) < 0) {
+        memset(mask, 0, ((size_t)v->n_vocab + 31) / 32 * 4);
+        for (size_t i = 0; i < v->n_eog; i++) mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
+        return TV_OK;
+    }
+    const tv_status st = cfg_mask(m->cg, cur(m), mask);
+    if (st) m->failed = true;
+    return st;
+}
+
+// The config after token tok from config c: CFG_DEAD / CFG_FAIL, -4 for an accepted EOG.
+static int32_t token_step(matcher *m, int32_t c, int32_t tok) {
+    const matcher_vocab *v = m->cg->v;
+    if (tok < 0 || tok >= v->n_vocab) return CFG_DEAD;
+    if (v->kind[tok] == 2) return c < 0 || cfg_accepting(m->cg, c) ? -4 : CFG_DEAD;
+    if (c < 0 || v->kind[tok] != 1) return CFG_DEAD;
+    for (uint32_t i = v->off[tok]; i < v->off[tok + 1] && c >= 0; i++) c = step(m->cg, c, (uint8_t)v->blob[i]);
+    return c;
+}
+
+bool matcher_advance(matcher *m, int32_t tok) {
+    int32_t c = token_step(m, cur(m), tok);
+    if (c == CFG_FAIL) m->failed = true;
+    if (c < 0 && c != -4) return false;
+    if (c == -4) c = -1;
+    if (m->n_hist + 2 > m->cap_hist) {
+        int32_t *nh = array_grow(m->hist, &m->cap_hist, m->n_hist + 2, sizeof *nh);
+        if (!nh) { m->failed = true; return false; }
+        m->hist = nh;
+    }
+    m->hist[++m->n_hist] = c;
+    return true;
+}
+
+size_t matcher_check(matcher *m, const int32_t *tokens, size_t n) {
+    int32_t c = cur(m);
+    for (size_t i = 0; i < n; i++) {
+        c = token_step(m, c, tokens[i]);
+        if (c == -4) c = -1;
+        else if (c < 0) return i;
+    }
+    return n;
+}
+
+void matcher_rollback(matcher *m, size_t n) { m->n_hist = n > m->n_hist ? 0 : m->n_hist - n; }
+size_t matcher_n_advanced(const matcher *m) { return m->n_hist; }
+bool matcher_is_accepting(const matcher *m) { return cur(m) < 0 || cfg_accepting(m->cg, cur(m)); }
+bool matcher_failed(const matcher *m) { return m->failed; }
+
+bool matcher_is_done(const matcher *m) {
+    const int32_t c = cur(m);
+    return c < 0 || (m->cg->cfg[c].n == 1 && m->cg->tops[m->cg->cfg[c].off] == ACCEPT);
+}
