@@ -48,7 +48,9 @@ enum { BLOCK_SIZE = 16, DECODE_STEPS = 8 };
 typedef struct fixture {
     const char *arch;          // synth --arch name
     const char *type_name;     // file name part: F32, Q8_0, Q4_K_M
-    tv_type type;              // synth type (Q4_K for Q4_K_M)
+    tv_type type;              // synth type (Q4_K for Q4_K_M); TV_TYPE_COUNT: a committed model
+    const char *dir;           // tests/fixtures/DIR/ARCH-TYPE.json: "families", or "quant" where
+                               // ARCH-TYPE.gguf (llama-quantize's file) sits beside the JSON
 } fixture;
 
 static fixture FIXTURES[64];
@@ -58,10 +60,10 @@ static int n_fixtures;
 
 static cJSON *load_fixture(const fixture *fx) {
     char path[512];
-    snprintf(path, sizeof path, "%s/tests/fixtures/families/%s-%s.json", TV_SOURCE_DIR, fx->arch, fx->type_name);
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s/%s-%s.json", TV_SOURCE_DIR, fx->dir, fx->arch, fx->type_name);
     size_t len = 0;
     char *text = read_all(path, &len);
-    if (!text) fail_msg("%s missing: regenerate with scripts/family_fixtures.sh %s", path, fx->arch);
+    if (!text) fail_msg("%s missing: see tests/fixtures/%s/README.md", path, fx->dir);
     cJSON *j = cJSON_ParseWithLength(text, len);
     free(text);
     if (!j) fail_msg("%s: not JSON", path);
@@ -168,24 +170,33 @@ static void test_fixture(void **state) {
         cJSON_Delete(j);
         skip();
     }
-    char path[512];
-    snprintf(path, sizeof path, "%s/test_families_%s_%s_%ld.gguf", TV_BINARY_DIR, fx->arch, fx->type_name,
-             (long)getpid());
-    tv_synth_params sp = {.arch = fx->arch, .type = fx->type, .seed = 1, .n_threads = 2};
+    char path[512], fnv[32];
     tv_error err = {0};
-    if (synth_write(&sp, path, &err)) fail_msg("synth --arch %s: %s", fx->arch, err.msg);
-    char fnv[32];
-    snprintf(fnv, sizeof fnv, "%016llx", (unsigned long long)file_fnv64(path));
-    if (strcmp(fnv, jstr(j, "fnv64")))
-        fail_msg("%s-%s.json is stale (made from a different synth model: %s, synth now writes %s): "
-                 "regenerate with scripts/family_fixtures.sh %s", fx->arch, fx->type_name, jstr(j, "fnv64"), fnv,
-                 fx->arch);
+    const bool committed = fx->type == TV_TYPE_COUNT;
+    if (committed) {   // llama-quantize's file, committed: it must be the one the JSON was made from
+        snprintf(path, sizeof path, "%s/tests/fixtures/%s/%s-%s.gguf", TV_SOURCE_DIR, fx->dir, fx->arch,
+                 fx->type_name);
+        snprintf(fnv, sizeof fnv, "%016llx", (unsigned long long)file_fnv64(path));
+        if (strcmp(fnv, jstr(j, "fnv64")))
+            fail_msg("%s-%s.gguf (%s) is not the model %s-%s.json was made from (%s)", fx->arch, fx->type_name, fnv,
+                     fx->arch, fx->type_name, jstr(j, "fnv64"));
+    } else {
+        snprintf(path, sizeof path, "%s/test_families_%s_%s_%ld.gguf", TV_BINARY_DIR, fx->arch, fx->type_name,
+                 (long)getpid());
+        tv_synth_params sp = {.arch = fx->arch, .type = fx->type, .seed = 1, .n_threads = 2};
+        if (synth_write(&sp, path, &err)) fail_msg("synth --arch %s: %s", fx->arch, err.msg);
+        snprintf(fnv, sizeof fnv, "%016llx", (unsigned long long)file_fnv64(path));
+        if (strcmp(fnv, jstr(j, "fnv64")))
+            fail_msg("%s-%s.json is stale (made from a different synth model: %s, synth now writes %s): "
+                     "regenerate with scripts/family_fixtures.sh %s", fx->arch, fx->type_name, jstr(j, "fnv64"),
+                     fnv, fx->arch);
+    }
 
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.cpu_path = test_cpu_path();
     tv_model *m = tv_model_load(path, &mp, &err);
-    unlink(path);
+    if (!committed) unlink(path);
     if (!m) fail_msg("%s %s: load failed: %s", fx->arch, fx->type_name, err.msg);
     const int V = tv_model_n_vocab(m);
     assert_int_equal(V, jint(j, "n_vocab"));
@@ -283,11 +294,21 @@ int main(void) {
     for (char *save = NULL, *a = strtok_r(archs, ", ", &save); a; a = strtok_r(NULL, ", ", &save))
         for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0] && n_fixtures < 64; t++) {
             fixture *fx = &FIXTURES[n_fixtures];
-            *fx = (fixture){.arch = a, .type_name = TYPES[t].name, .type = TYPES[t].type};
+            *fx = (fixture){.arch = a, .type_name = TYPES[t].name, .type = TYPES[t].type, .dir = "families"};
             snprintf(names[n_fixtures], sizeof names[0], "%s-%s", a, TYPES[t].name);
             tests[n_fixtures] = (struct CMUnitTest){.name = names[n_fixtures], .test_func = test_fixture,
                                                     .initial_state = fx};
             n_fixtures++;
         }
+    // llama-quantize's real layouts (tests/fixtures/quant/README.md): the model files are committed
+    static const char *QUANT[] = {"Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "IQ4_XS", "LEGACY"};
+    for (size_t t = 0; t < sizeof QUANT / sizeof QUANT[0] && n_fixtures < 64; t++) {
+        fixture *fx = &FIXTURES[n_fixtures];
+        *fx = (fixture){.arch = "llama", .type_name = QUANT[t], .type = TV_TYPE_COUNT, .dir = "quant"};
+        snprintf(names[n_fixtures], sizeof names[0], "quant-llama-%s", QUANT[t]);
+        tests[n_fixtures] = (struct CMUnitTest){.name = names[n_fixtures], .test_func = test_fixture,
+                                                .initial_state = fx};
+        n_fixtures++;
+    }
     return _cmocka_run_group_tests("families", tests, (size_t)n_fixtures, NULL, NULL);
 }
