@@ -10,7 +10,7 @@
 #include "cli_util.h"
 
 typedef enum {
-    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS,
+    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_QUANTIZE,
     O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
 } opt_id;
 
@@ -23,7 +23,9 @@ typedef struct opt_row {
 } opt_row;
 
 static const opt_row MODEL_OPTS[] = {
-    {O_MODEL, {"-m", "--model"}, "PATH", "GGUF model or llama2.c checkpoint (required)"},
+    {O_MODEL, {"-m", "--model"}, "PATH", "GGUF model, llama2.c checkpoint or Hugging Face folder (required)"},
+    {O_QUANTIZE, {"--quantize"}, "TYPE",
+     "quantize F32/F16/BF16 weights at load: Q8_0 Q4_0 Q4_K Q6_K ... (default: as stored)"},
     {O_TOKENIZER, {"--tokenizer"}, "FILE",
      "tokenizer when the model has none: llama2.c tokenizer.bin, tokenizer.json or a GGUF holding one"},
     {O_THREADS, {"-t", "--threads"}, "N", "worker threads (default: all online cores; more is capped to them)"},
@@ -99,6 +101,7 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     case O_MODEL: o->model_path = v; break;
     case O_TOKENIZER: o->tok_path = v; break;
     case O_CPU: o->cpu = v; break;
+    case O_QUANTIZE: o->quantize = v; break;
     case O_THREADS:
         if (!cli_parse_long(v, 1, 1024, &o->threads)) return cli_usage_error(cmd, "%s: '%s' is not a valid thread count", a, v);
         break;
@@ -192,6 +195,12 @@ static long capped_threads(const cli_model_opts *o) {
     return n_cpu;
 }
 
+// Load-time work on a terminal: "quantizing 42%" rewritten in place on stderr.
+static void show_progress(void *user, const char *what, double frac) {
+    (void)user;
+    fprintf(stderr, "\r%s %3.0f%%%s", what, frac * 100, frac >= 1 ? "\n" : "");
+}
+
 tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     const char *cpu = o->cpu && *o->cpu ? o->cpu : getenv("TINYVLLM_CPU");
     const char *repack = getenv("TINYVLLM_REPACK");
@@ -202,6 +211,8 @@ tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     mp.no_repack = repack && !strcmp(repack, "0");
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     mp.n_threads = (int)(o->threads > 0 && n_cpu > 0 && o->threads > n_cpu ? n_cpu : o->threads);
+    mp.quantize = o->quantize;
+    if (isatty(STDERR_FILENO)) mp.progress = show_progress;
     return (*m = tv_model_load(o->model_path, &mp, err)) ? TV_OK : err->code;
 }
 

@@ -4,7 +4,7 @@
 // its help line; parsing and --help both read the table, so they cannot disagree.
 //
 //   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  -c/--ctx-size N  --kv-bits 16|32
-//             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram  --spec-tokens K
+//             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram  --spec-tokens K  --quantize TYPE
 //   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --presence-penalty P
 //             --frequency-penalty F  -s/--seed S
 // The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
@@ -26,6 +26,7 @@ typedef struct cli_model_opts {
     tv_spec_method spec;      // speculative decoding proposer (TV_SPEC_NONE: off)
     long spec_tokens;         // 0: the engine's default with a proposer
     const char *cmd;          // the command, for the notes cli_open prints (set by cli_model_opt)
+    const char *quantize;     // --quantize TYPE: quantize F32/F16/BF16 weights at load (NULL: as stored)
 } cli_model_opts;
 
 // Prints the shared options' help lines (every spelling, the value, the text) for a command's --help.

@@ -59,6 +59,12 @@ typedef struct tv_model_params {
     const char *cpu_path;        // the CPU kernel path that decides repacking: NULL/"" = the best this
                                  // CPU supports, or "generic" | "avx2" | "avx512" (as tv_engine_config)
     int n_threads;               // threads for load-time work (repacking); 0 = online cores, at most 16
+    const char *quantize;        // NULL: weights as stored; else a type name ("Q8_0", "Q4_0", "Q4_K", ...):
+                                 // every F32/F16/BF16 weight matrix (embeddings included) is quantized to
+                                 // it at load, tensor by tensor on n_threads (a matrix whose rows do not
+                                 // fit the type's blocks: Q8_0, else F16), the source pages released
+    void (*progress)(void *user, const char *what, double frac);   // load-time work (quantizing,
+    void *progress_user;                                          // repacking): frac in [0, 1]; or NULL
 } tv_model_params;
 
 void tv_model_params_default(tv_model_params *p);

@@ -54,20 +54,23 @@ static int group_teardown(void **state) {
 }
 
 static void write_synth(const char *arch, tv_type type, bool hf, const char *out) {
-    tv_synth_params p = {.arch = arch, .type = type, .seed = 7, .n_threads = 2, .hf = hf, .hf_exact = !hf};
+    tv_synth_params p = {.arch = arch, .type = type, .seed = 7, .n_threads = 2, .hf = hf, .hf_exact = !hf, .pure = true};
     tv_error err = {0};
     if (synth_write(&p, out, &err)) fail_msg("synth %s: %s", arch, err.msg);
 }
 
-static tv_model *load(const char *path) {
+static tv_model *load_quantized(const char *path, const char *quantize) {
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.cpu_path = test_cpu_path();
+    mp.quantize = quantize;
     tv_error err = {0};
     tv_model *m = tv_model_load(path, &mp, &err);
     if (!m) fail_msg("load %s: %s", path, err.msg);
     return m;
 }
+
+static tv_model *load(const char *path) { return load_quantized(path, NULL); }
 
 // The logits of a prompt (one batch) and N_DECODE greedy-fed steps: ((N_PROMPT + N_DECODE), V).
 static float *run(const tv_model *m) {
@@ -196,6 +199,42 @@ static void same_model(tv_type type) {
 }
 
 static void test_same_model_f32(void **state) { (void)state; same_model(TV_TYPE_F32); }
+
+// --quantize at load: the F32 folder quantized to T gives the logits of the GGUF synth wrote in T
+// (quantized offline from the same values, every matrix in T where its rows fit).
+static void quantized_at_load(tv_type type) {
+    for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++) {
+        char gguf[512], dir[512], what[96];
+        snprintf(gguf, sizeof gguf, "%s/%s.gguf", g_dir, ARCHS[i]);
+        snprintf(dir, sizeof dir, "%s/%s-hf", g_dir, ARCHS[i]);
+        write_synth(ARCHS[i], type, false, gguf);
+        write_synth(ARCHS[i], TV_TYPE_F32, true, dir);
+        tv_model *a = load(gguf), *b = load_quantized(dir, kern_type_name(type));
+        snprintf(what, sizeof what, "%s quantized at load to %s", ARCHS[i], kern_type_name(type));
+        assert_same_logits(what, a, b);
+        tv_model_free(a);
+        tv_model_free(b);
+        rm_rf(dir);
+        unlink(gguf);
+    }
+}
+
+static void test_quantize_q8_0(void **state) { (void)state; quantized_at_load(TV_TYPE_Q8_0); }
+static void test_quantize_q4_0(void **state) { (void)state; quantized_at_load(TV_TYPE_Q4_0); }
+
+static void test_quantize_bad_type(void **state) {
+    (void)state;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/badq-hf", g_dir);
+    write_synth("qwen2", TV_TYPE_F32, true, dir);
+    tv_model_params mp;
+    tv_model_params_default(&mp);
+    mp.quantize = "Q9_9";
+    tv_error err = {0};
+    assert_null(tv_model_load(dir, &mp, &err));
+    assert_non_null(strstr(err.msg, "--quantize: 'Q9_9'"));
+    rm_rf(dir);
+}
 static void test_same_model_f16(void **state) { (void)state; same_model(TV_TYPE_F16); }
 
 // ---- bad input ----
@@ -330,6 +369,9 @@ int main(void) {
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_same_model_f32),
         cmocka_unit_test(test_same_model_f16),
+        cmocka_unit_test(test_quantize_q8_0),
+        cmocka_unit_test(test_quantize_q4_0),
+        cmocka_unit_test(test_quantize_bad_type),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -665,6 +665,17 @@ fail:
 }
 
 gguf_ctx *hf_metadata(const hf_model *h) { return h->meta; }
+
+bool hf_release(hf_model *h, const void *data) {
+    for (int i = 0; i < h->n; i++)
+        if (h->t[i].owned && h->t[i].owned == data) {
+            free(h->t[i].owned);
+            h->t[i].owned = NULL;
+            h->t[i].t.data = NULL;
+            return true;
+        }
+    return false;
+}
 const char *hf_tokenizer_dir(const hf_model *h) { return h->tok_dir; }
 
 int hf_eos_ids(const hf_model *h, const int32_t **ids) {

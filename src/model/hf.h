@@ -38,6 +38,9 @@ gguf_ctx *hf_metadata(const hf_model *h);
 // The tensor llama.cpp would name gguf_name, or NULL. Its .name says where it came from
 // ("model.layers.0.self_attn.q_proj.weight in DIR/model.safetensors") for messages.
 const tv_tensor *hf_find_tensor(const hf_model *h, const char *gguf_name);
+// Frees the converted copy (a permuted Q/K, ...) whose data is `data` once the caller made its own
+// (quantized at load); true when it was such a copy. Its tensor must not be used afterwards.
+bool hf_release(hf_model *h, const void *data);
 // The folder's tokenizer.json directory (the folder), or NULL when it has none.
 const char *hf_tokenizer_dir(const hf_model *h);
 // End-of-generation ids of generation_config.json / config.json (eos_token_id, int or list).

@@ -42,7 +42,7 @@ struct tv_model {
     int32_t rope_long_ctx;       // the original context length LongRoPE switches at
     float *rope_inv_freq_swa;    // (n_rot_swa / 2) the sliding layers' (hp.rope_theta_swa), or NULL
     size_t weight_bytes;
-    void **packed;               // (n_packed) repacked weight copies, owned
+    void **packed;               // (n_packed) repacked or quantized weight copies, owned
     int n_packed;
     double repack_ms;
     int n_load_threads;          // threads of the load-time pool (0: none was needed)
@@ -649,6 +649,103 @@ static void repack_part(void *arg, int ith, int nth) {
                   (uint8_t *)j->dst + (size_t)r0 * j->row_bytes);
 }
 
+tv_type model_quant_type(tv_type target, int64_t ne0) {
+    const tv_type_traits *tr = kern_traits_ref(target);
+    if (tr && ne0 % tr->blck_size == 0) return target;
+    return ne0 % TV_QK8_0 == 0 ? TV_TYPE_Q8_0 : TV_TYPE_F16;
+}
+
+// Quantizing one matrix: thread ith of nth converts a contiguous range of rows through f32.
+typedef struct quant_job {
+    const tv_tensor *src;
+    void *dst;
+    tv_type type;
+    float *scratch;              // (nth, ne0)
+} quant_job;
+
+static void quant_part(void *arg, int ith, int nth) {
+    const quant_job *j = arg;
+    const int64_t n = j->src->ne[0], rows = j->src->ne[1], r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+    const tv_type_traits *from = kern_traits_ref(j->src->type), *to = kern_traits_ref(j->type);
+    const size_t sb = kern_row_size(j->src->type, n), db = kern_row_size(j->type, n);
+    float *tmp = j->scratch + (size_t)ith * (size_t)n;
+    for (int64_t r = r0; r < r1; r++) {
+        from->to_float((const uint8_t *)j->src->data + (size_t)r * sb, tmp, n);
+        to->from_float(tmp, (uint8_t *)j->dst + (size_t)r * db, n);
+    }
+}
+
+static int64_t worker_count(const tv_model_params *p) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    return p->n_threads > 0 ? p->n_threads : ncpu > 1 ? (ncpu < 16 ? ncpu : 16) : 1;
+}
+
+static bool is_float_matrix(const tv_tensor *t) {
+    return t->data && !t->packed && t->ne[1] > 1 &&
+           (t->type == TV_TYPE_F32 || t->type == TV_TYPE_F16 || t->type == TV_TYPE_BF16);
+}
+
+// --quantize: every F32/F16/BF16 matrix (the bound ones and the embeddings) into
+// model_quant_type(target), one tensor at a time (the pool splits its rows), each source's file
+// pages released as soon as its copy exists, so memory holds one copy of the weights.
+static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_error *err) {
+    if (!p->quantize) return TV_OK;
+    tv_type target;
+    const tv_type_traits *tt = kern_type_from_name(p->quantize, &target) ? kern_traits_ref(target) : NULL;
+    if (!tt || !tt->is_supported || !tt->from_float || !tt->vec_dot)
+        return err_fail(err, TV_ERR_INVALID, "--quantize: '%s' is not a type tinyvllm can quantize to and compute with",
+                        p->quantize);
+    const bool tied = m->w.output.data == m->w.tok_embd.data;
+    tv_tensor **list = malloc(((size_t)m->n_matrices + 1) * sizeof *list);
+    if (!list) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    int n = 0;
+    size_t total = 0, done = 0;
+    int64_t max_ne0 = 1;
+    if (is_float_matrix(&m->w.tok_embd)) list[n++] = &m->w.tok_embd;
+    for (int i = 0; i < m->n_matrices; i++)
+        if (is_float_matrix(m->matrices[i]) && m->matrices[i] != &m->w.tok_embd) list[n++] = m->matrices[i];
+    for (int i = 0; i < n; i++) {
+        total += list[i]->nbytes;
+        if (list[i]->ne[0] > max_ne0) max_ne0 = list[i]->ne[0];
+    }
+    tv_status st = TV_OK;
+    tv_pool *pool = n ? pool_create((int)worker_count(p), err) : NULL;
+    float *scratch = pool ? malloc((size_t)pool_size(pool) * (size_t)max_ne0 * sizeof *scratch) : NULL;
+    // m->packed holds at most one buffer per matrix and the embeddings (pack_weights replaces ours)
+    if (n && !m->packed) m->packed = calloc((size_t)m->n_matrices + 1, sizeof *m->packed);
+    if (n && (!pool || !scratch || !m->packed)) {
+        st = pool ? err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path) : err_fail_prefix(err, TV_ERR_NOMEM, "%s", m->path);
+        n = 0;
+    }
+    for (int i = 0; i < n && !st; i++) {
+        tv_tensor *t = list[i];
+        const tv_type ty = model_quant_type(target, t->ne[0]);
+        if (ty == t->type) continue;
+        const size_t sz = kern_row_size(ty, t->ne[0]) * (size_t)t->ne[1];
+        void *buf = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+        if (!buf) {
+            st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory quantizing a %zu-byte tensor", m->path, sz);
+            break;
+        }
+        quant_job job = {.src = t, .dst = buf, .type = ty, .scratch = scratch};
+        pool_run(pool, quant_part, &job);
+        if (!m->hf || !hf_release(m->hf, t->data)) release_mapped(t->data, t->nbytes);
+        done += t->nbytes;
+        if (t != &m->w.tok_embd || tied) m->weight_bytes += sz - t->nbytes;
+        m->packed[m->n_packed++] = buf;
+        t->data = buf;
+        t->type = ty;
+        t->nbytes = sz;
+        if (p->progress) p->progress(p->progress_user, "quantizing", (double)done / (double)total);
+    }
+    if (tied) m->w.output = m->w.tok_embd;
+    if (pool) m->n_load_threads = pool_size(pool);
+    free(scratch);
+    pool_free(pool);
+    free(list);
+    return st;
+}
+
 static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *err) {
     if (p->no_repack) return TV_OK;
     kern_table kt;
@@ -670,7 +767,7 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
             break;
         }
         m->n_load_threads = pool_size(pool);
-        if (!m->packed && !(m->packed = calloc((size_t)n, sizeof *m->packed))) {
+        if (!m->packed && !(m->packed = calloc((size_t)n + 1, sizeof *m->packed))) {
             st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
             break;
         }
@@ -684,8 +781,15 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
         repack_job job = { .tt = tt, .src = t->data, .dst = buf, .row_bytes = kern_row_size(t->type, t->ne[0]),
                            .n = t->ne[0], .rows = t->ne[1] };
         pool_run(pool, repack_part, &job);
-        release_mapped(t->data, t->nbytes);
-        m->packed[m->n_packed++] = buf;
+        int k = 0;   // a copy quantized at load is replaced; file pages are released
+        while (k < m->n_packed && m->packed[k] != t->data) k++;
+        if (k < m->n_packed) {
+            free(m->packed[k]);
+            m->packed[k] = buf;
+        } else {
+            release_mapped(t->data, t->nbytes);
+            m->packed[m->n_packed++] = buf;
+        }
         t->data = buf;
         t->nbytes = sz;
         t->packed = true;
@@ -710,6 +814,7 @@ tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_erro
         return NULL;
     }
     tv_status st = is_hf ? load_hf(m, params, err) : is_gguf ? load_gguf(m, params, err) : load_llama2c(m, params, err);
+    if (!st) st = quantize_weights(m, params, err);
     if (!st) st = pack_weights(m, params, err);
     if (st) { tv_model_free(m); return NULL; }
     if (!m->name) {

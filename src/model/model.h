@@ -102,6 +102,9 @@ size_t model_weight_bytes(const tv_model *m);
 int model_n_packed(const tv_model *m, double *ms);
 // Threads of the pool that repacked the weights (tv_model_params.n_threads); 0 when nothing was packed.
 int model_load_threads(const tv_model *m);
+// The type --quantize target gives a matrix with rows of ne0 elements: target when ne0 fits its
+// blocks, else Q8_0 when it fits those, else F16 (llama.cpp's fallback order, as synth's).
+tv_type model_quant_type(tv_type target, int64_t ne0);
 const char *model_format(const tv_model *m);     // "gguf" | "llama2c"
 const char *model_file_path(const tv_model *m);
 struct gguf_ctx *model_gguf(const tv_model *m); // NULL for llama2.c files
