@@ -66,6 +66,17 @@ bool tv_file_tensor(const tv_file *f, int64_t i, tv_tensor_desc *out);
 typedef void (*tv_progress_fn)(void *user, uint64_t done, uint64_t total);
 
 // ============================ conversion ============================
+// A Hugging Face folder (config.json + safetensors, as tv_model_load reads it) -> a GGUF v3 file
+// with llama.cpp's names, metadata keys and layouts that llama.cpp and tinyvllm load. type: NULL
+// keeps each weight's type (F32/F16/BF16); else every matrix becomes type ("F16", "Q8_0", "Q4_0",
+// ...; a matrix whose rows do not fit its blocks: Q8_0, else F16), vectors stay F32. vocab_path:
+// a GGUF whose tokenizer.* keys are copied (its token count must match the embeddings), or NULL:
+// tokenizer.ggml.model "no_vocab" (ids only; tinyvllm can still take --tokenizer DIR/tokenizer.json).
+// Written through a temporary renamed over out_path; tensors are converted row chunk by row chunk,
+// so memory stays small. summary (may be NULL) receives a one-line description.
+tv_status tv_convert_hf(const char *dir, const char *type, const char *vocab_path, const char *out_path,
+                        char *summary, size_t cap, tv_error *err);
+
 // Converts a llama2.c checkpoint (and optionally its tokenizer.bin) to a GGUF that llama.cpp also
 // loads (F32 weights as stored). name: general.name. summary (may be NULL): one line describing
 // the source (version, shape, tensor count), at most cap bytes. progress (may be NULL) follows the write.

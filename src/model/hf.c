@@ -666,6 +666,14 @@ fail:
 
 gguf_ctx *hf_metadata(const hf_model *h) { return h->meta; }
 
+int hf_n_tensors(const hf_model *h) { return h->n; }
+
+const tv_tensor *hf_tensor_at(const hf_model *h, int i, const char **gguf_name) {
+    if (i < 0 || i >= h->n) return NULL;
+    *gguf_name = h->t[i].gguf;
+    return &h->t[i].t;
+}
+
 bool hf_release(hf_model *h, const void *data) {
     for (int i = 0; i < h->n; i++)
         if (h->t[i].owned && h->t[i].owned == data) {

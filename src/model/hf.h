@@ -38,6 +38,9 @@ gguf_ctx *hf_metadata(const hf_model *h);
 // The tensor llama.cpp would name gguf_name, or NULL. Its .name says where it came from
 // ("model.layers.0.self_attn.q_proj.weight in DIR/model.safetensors") for messages.
 const tv_tensor *hf_find_tensor(const hf_model *h, const char *gguf_name);
+// Every tensor in GGUF-name order (i < hf_n_tensors): *gguf_name receives its GGUF name.
+int hf_n_tensors(const hf_model *h);
+const tv_tensor *hf_tensor_at(const hf_model *h, int i, const char **gguf_name);
 // Frees the converted copy (a permuted Q/K, ...) whose data is `data` once the caller made its own
 // (quantized at load); true when it was such a copy. Its tensor must not be used afterwards.
 bool hf_release(hf_model *h, const void *data);

@@ -1,0 +1,121 @@
+// convert_hf.c — tv_convert_hf (tinyvllm_tools.h): a Hugging Face folder, seen through hf.c as the
+// GGUF llama.cpp's converter would write, written out as that GGUF (optionally in another type).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/gguf.h"
+#include "model/hf.h"
+#include "model/model.h"
+#include "tinyvllm_tools.h"
+#include "util/status.h"
+
+typedef struct conv_src {
+    const tv_tensor *t;
+    tv_type type;             // the written type
+    float *row;               // (ne0) scratch
+} conv_src;
+
+// Rows [row0, row0 + n_rows) of the source in the written type (through f32 when they differ).
+static tv_status conv_fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
+    (void)err;
+    const conv_src *c = user;
+    const int64_t n = c->t->ne[0];
+    const size_t sb = kern_row_size(c->t->type, n), db = kern_row_size(c->type, n);
+    const uint8_t *src = (const uint8_t *)c->t->data + (size_t)row0 * sb;
+    if (c->type == c->t->type) {
+        memcpy(dst, src, (size_t)n_rows * sb);
+        return TV_OK;
+    }
+    const tv_type_traits *from = kern_traits_ref(c->t->type), *to = kern_traits_ref(c->type);
+    for (int64_t r = 0; r < n_rows; r++) {
+        from->to_float(src + (size_t)r * sb, c->row, n);
+        to->from_float(c->row, (uint8_t *)dst + (size_t)r * db, n);
+    }
+    return TV_OK;
+}
+
+// llama.cpp's LLAMA_FTYPE for a uniform type (0 when it has none).
+static uint32_t file_type_of(tv_type t) {
+    switch (t) {
+    case TV_TYPE_F32: return 0;
+    case TV_TYPE_F16: return 1;
+    case TV_TYPE_Q4_0: return 2;
+    case TV_TYPE_Q4_1: return 3;
+    case TV_TYPE_Q8_0: return 7;
+    case TV_TYPE_Q5_0: return 8;
+    case TV_TYPE_Q5_1: return 9;
+    case TV_TYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+tv_status tv_convert_hf(const char *dir, const char *type, const char *vocab_path, const char *out_path,
+                        char *summary, size_t cap, tv_error *err) {
+    tv_type target = TV_TYPE_COUNT;
+    if (type) {
+        const tv_type_traits *tt = kern_type_from_name(type, &target) ? kern_traits_ref(target) : NULL;
+        if (!tt || !tt->from_float || !tt->is_supported)
+            return err_fail(err, TV_ERR_INVALID, "convert: '%s' is not a type tinyvllm can write", type);
+    }
+    hf_model *h = hf_open(dir, err);
+    if (!h) return err ? err->code : TV_ERR_FORMAT;
+    gguf_writer *w = gguf_writer_create();
+    gguf_ctx *vocab = NULL;
+    const int n = hf_n_tensors(h);
+    conv_src *srcs = calloc((size_t)n + 1, sizeof *srcs);
+    tv_status st = TV_OK;
+    if (!w || !srcs) {
+        st = err_fail(err, TV_ERR_NOMEM, "convert: out of memory");
+        goto done;
+    }
+    const gguf_ctx *meta = hf_metadata(h);
+    for (int64_t i = 0; i < gguf_n_kv(meta); i++) gguf_set_value(w, gguf_kv_key(meta, i), gguf_kv_value(meta, i));
+    if (type) gguf_set_u32(w, "general.file_type", file_type_of(target));
+    if (vocab_path) {
+        if (!(vocab = gguf_open(vocab_path, err))) {
+            st = err ? err->code : TV_ERR_IO;
+            goto done;
+        }
+        for (int64_t i = 0; i < gguf_n_kv(vocab); i++)
+            if (!strncmp(gguf_kv_key(vocab, i), "tokenizer.", 10) && strcmp(gguf_kv_key(vocab, i), "tokenizer.chat_template"))
+                gguf_set_value(w, gguf_kv_key(vocab, i), gguf_kv_value(vocab, i));
+        const gguf_value *toks = gguf_get(vocab, "tokenizer.ggml.tokens");
+        const tv_tensor *te = hf_find_tensor(h, "token_embd.weight");
+        if (!toks || toks->type != GGUF_TYPE_ARRAY || !te || (int64_t)toks->arr_n > te->ne[1]) {
+            st = err_fail(err, TV_ERR_FORMAT, "%s: its vocabulary (%lld tokens) does not fit the model's %lld embeddings",
+                          vocab_path, toks ? (long long)toks->arr_n : 0LL, te ? (long long)te->ne[1] : 0LL);
+            goto done;
+        }
+    } else {
+        gguf_set_str(w, "tokenizer.ggml.model", "no_vocab");
+    }
+    size_t bytes = 0;
+    for (int i = 0; i < n && !st; i++) {
+        const char *name;
+        const tv_tensor *t = hf_tensor_at(h, i, &name);
+        conv_src *c = &srcs[i];
+        c->t = t;
+        c->type = t->n_dims == 2 && type ? model_quant_type(target, t->ne[0]) : t->type;
+        if (c->type != t->type && !(c->row = malloc((size_t)t->ne[0] * sizeof *c->row))) {
+            st = err_fail(err, TV_ERR_NOMEM, "convert: out of memory");
+            break;
+        }
+        st = gguf_add_tensor_source(w, name, c->type, t->n_dims, t->ne, conv_fill, c, err);
+        bytes += kern_row_size(c->type, t->ne[0]) * (size_t)t->ne[1];
+    }
+    if (!st) st = gguf_writer_write(w, out_path, err);
+    if (!st && summary && cap) {
+        gguf_str arch = {0};
+        gguf_get_str(meta, "general.architecture", &arch);
+        snprintf(summary, cap, "%.*s, %d tensors, %s, %.1f MiB%s", (int)arch.len, arch.ptr, n, type ? type : "types as stored",
+                 (double)bytes / (1024.0 * 1024.0), vocab_path ? "" : ", no vocabulary (ids only)");
+    }
+done:
+    for (int i = 0; i < n && srcs; i++) free(srcs[i].row);
+    free(srcs);
+    gguf_close(vocab);
+    gguf_writer_free(w);
+    hf_close(h);
+    return st;
+}
