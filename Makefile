@@ -1,42 +1,58 @@
 # Thin wrapper over CMake. The two commands a new user needs:
-#   make run   — install missing packages, build, generate with the demo model (or MODEL=path)
-#   make test  — install, build, run the whole suite
+#   make run   — install missing packages, build (quietly), generate with the demo model or MODEL=...
+#   make test  — install, build, run the whole suite, then list what was skipped and why
+#
+#   make run MODEL=m.gguf [PROMPT="..."] [N=64] [TOKENIZER=tokenizer.bin] [IDS=1,2,3] [ARGS="--temp 0"]
+SHELL := /bin/bash
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 MODEL ?=
+TOKENIZER ?=
 PROMPT ?= Once upon a time
+IDS ?=
 N ?= 64
+ARGS ?=
 FUZZ_SECONDS ?= 60
 DEMO := $(BUILD)/demo-random-q8_0.gguf
+VOCAB := ../shared/vocab/ggml-vocab-llama-spm.gguf
 
-.PHONY: all setup build run test asan fuzz bench clean demo
+.PHONY: all setup build run test asan fuzz bench clean
 
 all: build
 
 setup:
 	@./scripts/setup.sh
 
+# Configure + build with the output in $(BUILD)/build.log, shown only when the build fails.
 build: setup
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+	@mkdir -p $(BUILD)
+	@if ! { cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release && cmake --build $(BUILD) -j$(JOBS); } \
+	    >$(BUILD)/build.log 2>&1; then \
+	  cat $(BUILD)/build.log; echo "make: the build failed (the output above is in $(BUILD)/build.log)" >&2; exit 1; \
+	fi
 
-$(DEMO): build
-	@echo "make run: no MODEL given; synthesizing the built-in demo model (RANDOM weights, real Llama-2 vocab if ../shared is present)"
-	@if [ -f ../shared/vocab/ggml-vocab-llama-spm.gguf ]; then \
-	  $(BUILD)/tinyvllm synth --preset demo --type Q8_0 --vocab ../shared/vocab/ggml-vocab-llama-spm.gguf -o $(DEMO); \
-	else $(BUILD)/tinyvllm synth --preset demo --type Q8_0 -o $(DEMO); fi
+# The command is shown as the shell runs it (set -x, PS4 "$ "), then its output.
+# The prompt: IDS (token ids) if given, else PROMPT; TOKENIZER for models without one (llama2.c .bin).
+RUN_INPUT = $(if $(IDS),--prompt-ids $(IDS),-p "$(PROMPT)")
+RUN_TOK = $(if $(TOKENIZER),--tokenizer "$(TOKENIZER)")
 
 run: build
 ifeq ($(MODEL),)
-	@$(MAKE) --no-print-directory $(DEMO)
-	@echo "== demo model: its weights are random, so the text is gibberish; pass MODEL=path/to/model.gguf for a real one =="
-	@$(BUILD)/tinyvllm generate -m $(DEMO) -p "$(PROMPT)" -n $(N)
+	@if [ ! -f $(DEMO) ]; then \
+	  echo "make run: no MODEL given; synthesizing the demo model (RANDOM weights$$([ -f $(VOCAB) ] && echo ', real Llama-2 vocab'))"; \
+	  $(BUILD)/tinyvllm synth --preset demo --type Q8_0 $$([ -f $(VOCAB) ] && echo "--vocab $(VOCAB)") -o $(DEMO) >/dev/null || exit 1; \
+	fi
+	@echo "make run: the demo model's weights are random, so its text is gibberish; MODEL=path/to/model.gguf runs a real one"
+	@PS4='$$ '; set -x; $(BUILD)/tinyvllm generate -m $(DEMO) $(RUN_INPUT) -n $(N) $(ARGS)
 else
-	@$(BUILD)/tinyvllm generate -m "$(MODEL)" -p "$(PROMPT)" -n $(N)
+	@PS4='$$ '; (set -x; $(BUILD)/tinyvllm generate -m "$(MODEL)" $(RUN_TOK) $(RUN_INPUT) -n $(N) $(ARGS)) $(if \
+	  $(filter %.bin,$(MODEL)),$(if $(TOKENIZER)$(IDS),,|| { echo "make run: a llama2.c checkpoint (.bin) keeps its \
+	  tokenizer in a separate file: add TOKENIZER=path/to/tokenizer.bin, or give token ids with IDS=1,2,3" >&2; exit 1; }))
 endif
 
 test: build
-	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --output-junit Testing/ctest.xml; rc=$$?; \
+	  python3 ../scripts/test_summary.py .; exit $$rc
 
 asan: setup
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DTV_SANITIZE=ON -DCMAKE_C_COMPILER=clang >/dev/null

@@ -8,6 +8,9 @@
 
 #include "tinyvllm.h"
 
+// The help line every command's --help ends with.
+#define CLI_HELP_USAGE "  -h, --help          this help\n"
+
 // Prints "tinyvllm <cmd>: <msg>" to stderr and returns 2 (usage error).
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Prints "tinyvllm <cmd>: note: <msg>" to stderr: a value the user gave was changed (clamped).

@@ -35,7 +35,7 @@ static void usage(FILE *f) {
             "  -p P              prompt tokens for the pp test (default 512; 0 = skip)\n"
             "  -n N              generated tokens for the tg and batch tests (default 128; 0 = skip tg)\n"
             "  --batch B         also measure decode throughput of B sequences with %d-token prompts\n"
-            "  -r REPS           repetitions; the median is reported with min and max (default 3)\n"
+            "  -r, --reps REPS   repetitions; the median is reported with min and max (default 3)\n"
             "  --roofline        measure the machine's limits with the same threads; report fractions\n"
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
             "                    and print one side-by-side table (repeatable, up to %d)\n"
@@ -44,6 +44,7 @@ static void usage(FILE *f) {
             "  -q, --quiet       no progress line (it is shown only on a terminal anyway)\n",
             BENCH_BATCH_PROMPT, BENCH_MAX_PEERS);
     cli_model_usage(f);
+    fputs(CLI_HELP_USAGE, f);
 }
 
 // ---- statistics over repetitions ----

@@ -1,9 +1,11 @@
 // cmd_chat.c — `tinyvllm chat`: interactive chat through the model's chat template.
 //
-// Reads one message per line from stdin (a "> " prompt when stdin is a terminal), streams the reply
-// to stdout, then one timing line on stderr. Commands: /reset (forget the conversation, keep the
-// system prompt), /quit or /exit (also EOF), /help. Ctrl-C during a reply aborts it (the partial
-// reply stays in the history, as shown); Ctrl-C at the prompt quits.
+// Reads one message per line from stdin (on a terminal through libedit: line editing, history,
+// chat_input.c), streams the reply to stdout, then one timing line on stderr. Commands: /reset
+// (forget the conversation, keep the system prompt), /quit or /exit (also EOF), /help; any other
+// line starting with "/" is answered here with that list ("//text" sends "/text"). Ctrl-C during a
+// reply aborts it (the partial reply, cut to whole UTF-8 characters, stays in the history, as
+// shown); Ctrl-C at the prompt quits.
 // Each turn renders the whole history (tv_chat_fit); when it does not fit the
 // context minus the reply's max tokens, the oldest exchanges are dropped (the system prompt stays)
 // and a notice says so; a message that cannot fit even alone is an error line and the chat goes on.
@@ -18,6 +20,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat_input.h"
 #include "cli.h"
 #include "cli_opts.h"
 #include "cli_util.h"
@@ -25,7 +28,8 @@
 
 #define CMD "chat"
 
-#define CHAT_COMMANDS_HELP "/reset (forget the conversation, keep the system prompt)  /quit or /exit  /help"
+#define CHAT_COMMANDS_HELP \
+    "/reset (forget the conversation, keep the system prompt)  /quit or /exit  /help  (//text sends /text)"
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -49,6 +53,7 @@ static void usage(FILE *f) {
     cli_sampling_usage(f);
     fprintf(f, "commands in the chat: %s\n"
                "(Ctrl-C aborts a reply; at the prompt it quits)\n", CHAT_COMMANDS_HELP);
+    fputs(CLI_HELP_USAGE, f);
 }
 
 // Appends {role, content} to history; false on OOM.
@@ -271,6 +276,17 @@ static tv_status build_prompt(session *s, const char *msg, int32_t **ids, size_t
     return TV_OK;
 }
 
+// The length of the longest prefix of s[0, n) that does not end inside a UTF-8 character: the bytes
+// after it are the start of a character whose remaining bytes have not arrived.
+static size_t utf8_whole_len(const char *s, size_t n) {
+    size_t i = n, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) { i--; back++; }   // continuation bytes
+    if (i == 0) return n;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return need > back + 1 ? i - 1 : n;
+}
+
 // Streams the reply of request req_id to stdout (from its first non-blank byte) into s->reply, then
 // prints the timing line. Ctrl-C aborts it. Returns TV_OK or a fatal status in err.
 static tv_status stream_reply(session *s, uint64_t req_id, size_t n_prompt, tv_error *err) {
@@ -280,6 +296,7 @@ static tv_status stream_reply(session *s, uint64_t req_id, size_t n_prompt, tv_e
     tv_finish_reason finish = TV_FINISH_NONE;
     int n_gen = 0;
     bool aborted = false, shown_any = false;
+    size_t n_shown = 0;   // bytes of s->reply written to stdout (or skipped as leading blanks)
     while (tv_engine_has_work(s->e)) {
         if (g_interrupted && !aborted) {
             g_interrupted = 0;   // consumed: this Ctrl-C was for the reply
@@ -297,14 +314,15 @@ static tv_status stream_reply(session *s, uint64_t req_id, size_t n_prompt, tv_e
             if (o->text_len) {
                 if (!cli_append(&s->reply, &s->reply_len, &s->reply_cap, o->text, o->text_len))
                     return tv_error_set(err, TV_ERR_NOMEM, "out of memory");
-                // shown from its first non-blank byte ("Assistant: Hi" / "[/INST] Hi" -> "Hi")
-                const char *show = o->text;
-                size_t n_show = o->text_len;
-                while (!shown_any && n_show && (*show == ' ' || *show == '\n' || *show == '\r' || *show == '\t')) { show++; n_show--; }
-                if (n_show) {
+                // shown from its first non-blank byte ("Assistant: Hi" / "[/INST] Hi" -> "Hi"), whole
+                // UTF-8 characters only: a character's first bytes wait for the rest in s->reply
+                while (!shown_any && n_shown < s->reply_len && s->reply[n_shown] && strchr(" \n\r\t", s->reply[n_shown])) n_shown++;
+                size_t n_whole = utf8_whole_len(s->reply, s->reply_len);
+                if (n_whole > n_shown) {
                     shown_any = true;
-                    fwrite(show, 1, n_show, stdout);
+                    fwrite(s->reply + n_shown, 1, n_whole - n_shown, stdout);
                     fflush(stdout);
+                    n_shown = n_whole;
                 }
             }
             if (o->finish == TV_FINISH_ERROR) { *err = *o->error; return err->code ? err->code : TV_ERR_STATE; }
@@ -312,6 +330,8 @@ static tv_status stream_reply(session *s, uint64_t req_id, size_t n_prompt, tv_e
         }
     }
     double t_end = cli_time_ms();
+    s->reply_len = utf8_whole_len(s->reply, s->reply_len);   // an aborted reply may end mid-character
+    s->reply[s->reply_len] = 0;
     g_interrupted = 0;   // a Ctrl-C that came as the reply finished was for the reply, not the prompt
     fputc('\n', stdout);
     fflush(stdout);
@@ -362,46 +382,56 @@ int cmd_chat(int argc, char **argv) {
     session s = {0};
     if ((rc = session_open(&s, &a))) { session_close(&s); return rc; }
 
-    // No SA_RESTART: Ctrl-C interrupts the blocking read at the prompt (getline returns -1, EINTR).
+    // No SA_RESTART: Ctrl-C interrupts the blocking read at the prompt (the read fails with EINTR).
     struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     bool sa_set = sigaction(SIGINT, &sa, &old_sa) == 0;
 
-    bool is_tty = isatty(STDIN_FILENO);
     tv_error err = {0};
-    char *line = NULL;
-    size_t line_cap = 0;
-    for (;;) {
-        if (is_tty) { fputs("> ", stdout); fflush(stdout); }
+    chat_input *in = chat_input_open("> ");
+    if (!in) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); rc = 1; }
+    bool is_tty = isatty(STDIN_FILENO);
+    bool plain_prompt = in && !chat_input_is_interactive(in) && is_tty;   // a terminal without line editing (stdout piped)
+    while (in) {
+        if (plain_prompt) { fputs("> ", stdout); fflush(stdout); }
         // g_interrupted is cleared once a reply is over: set here, it is a Ctrl-C at the prompt
         if (g_interrupted) { if (is_tty) fputc('\n', stdout); break; }
-        errno = 0;
-        ssize_t n_line = getline(&line, &line_cap, stdin);
-        if (n_line < 0) {
-            if (g_interrupted || errno == EINTR) { if (is_tty) fputc('\n', stdout); break; }   // Ctrl-C at the prompt
-            if (ferror(stdin)) { tv_error_set(&err, TV_ERR_IO, "error reading stdin: %s", strerror(errno)); rc = 1; break; }
-            if (is_tty) fputc('\n', stdout);
-            break;   // EOF
+        const char *line;
+        size_t n_line;
+        chat_read_status rs = chat_input_read(in, &line, &n_line);
+        if (rs != CHAT_LINE) {
+            if (rs == CHAT_ERROR && !g_interrupted) { tv_error_set(&err, TV_ERR_IO, "error reading stdin: %s", strerror(errno)); rc = 1; }
+            if (is_tty) fputc('\n', stdout);   // EOF or Ctrl-C at the prompt: quit on a fresh line
+            break;
         }
-        if (memchr(line, 0, (size_t)n_line)) { fprintf(stderr, "tinyvllm %s: the line holds a NUL byte; ignored\n", CMD); continue; }
-        char *msg = trim(line);
+        if (memchr(line, 0, n_line)) { fprintf(stderr, "tinyvllm %s: the line holds a NUL byte; ignored\n", CMD); continue; }
+        char *msg = trim((char *)line);
         if (!*msg) continue;
-        if (!strcmp(msg, "/quit") || !strcmp(msg, "/exit")) break;
-        if (!strcmp(msg, "/help")) {
-            fprintf(stderr, "commands: /reset (forget the conversation, keep the system prompt)  /quit  /help\n");
-        } else if (!strcmp(msg, "/reset")) {
-            reset_history(s.history, s.has_system);
-            fprintf(stderr, "tinyvllm %s: history cleared%s\n", CMD, s.has_system ? " (system prompt kept)" : "");
-        } else if (chat_turn(&s, msg, &err)) {
+        chat_input_remember(in, msg);
+        if (msg[0] == '/' && msg[1] == '/') {
+            msg++;   // "//text" is the message "/text"
+        } else if (msg[0] == '/') {
+            if (!strcmp(msg, "/quit") || !strcmp(msg, "/exit")) break;
+            if (!strcmp(msg, "/reset")) {
+                reset_history(s.history, s.has_system);
+                fprintf(stderr, "tinyvllm %s: history cleared%s\n", CMD, s.has_system ? " (system prompt kept)" : "");
+            } else if (!strcmp(msg, "/help")) {
+                fprintf(stderr, "commands: %s\n", CHAT_COMMANDS_HELP);
+            } else {
+                fprintf(stderr, "tinyvllm %s: unknown command '%s' (not sent); commands: %s\n", CMD, msg, CHAT_COMMANDS_HELP);
+            }
+            continue;
+        }
+        if (chat_turn(&s, msg, &err)) {
             rc = 1;
             break;
         }
     }
     if (rc) fprintf(stderr, "tinyvllm %s: %s\n", CMD, err.msg[0] ? err.msg : tv_status_str(err.code));
+    chat_input_close(in);
     if (sa_set) sigaction(SIGINT, &old_sa, NULL);
-    free(line);
     session_close(&s);
     return rc;
 }

@@ -24,6 +24,7 @@ static void usage(FILE *f) {
             "  -o, --output PATH   where to write the GGUF file (required)\n"
             "  --name NAME         general.name (default: MODEL's file name without .bin)\n"
             "  -q, --quiet         no progress line (it is shown only on a terminal anyway)\n");
+    fputs(CLI_HELP_USAGE, f);
 }
 
 static int fail_usage(const char *what, const char *arg) {

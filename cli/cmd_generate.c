@@ -1,5 +1,6 @@
 // cmd_generate.c — `tinyvllm generate`: one prompt through the engine, text streamed to stdout,
-// one timing line on stderr (or one JSON object with --json).
+// one timing line on stderr (or one JSON object with --json). A model without a tokenizer streams
+// the generated ids instead of text.
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ static void usage(FILE *f) {
             "  --json                         print one JSON object instead of streaming text\n");
     cli_model_usage(f);
     cli_sampling_usage(f);
+    fputs(CLI_HELP_USAGE, f);
 }
 
 #define MAX_STOPS 16
@@ -153,6 +155,10 @@ int cmd_generate(int argc, char **argv) {
                     gen = ng;
                 }
                 gen[n_gen++] = o->new_ids[j];
+            }
+            if (!g.json && !tv_model_tokenizer(m)) {   // no text without a tokenizer: the ids, as they come
+                for (int j = 0; j < o->n_new; j++) printf("%s%d", n_gen - (size_t)o->n_new + (size_t)j ? " " : "", o->new_ids[j]);
+                fflush(stdout);
             }
             if (o->text_len) {
                 if (g.json) {

@@ -79,8 +79,12 @@ int cmd_info(int argc, char **argv) {
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: tinyvllm info [-m] MODEL [--tokenizer FILE] [-v]   (-v lists every tensor and metadata key;\n"
-                   "       MODEL: a GGUF or llama2.c file, or a Hugging Face folder)\n");
+            printf("usage: tinyvllm info [-m] MODEL [--tokenizer FILE] [-v]\n"
+                   "  -m, --model MODEL   a GGUF or llama2.c file, or a Hugging Face folder (also one tinyvllm\n"
+                   "                      cannot run: it says why)\n"
+                   "  --tokenizer FILE    the tokenizer of a model that has none (as generate takes it)\n"
+                   "  -v, --verbose       list every tensor and metadata key\n"
+                   CLI_HELP_USAGE);
             return 0;
         } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
             if (++i >= argc) return cli_usage_error("info", "-m needs a value");

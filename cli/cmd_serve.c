@@ -31,6 +31,7 @@ static void usage(FILE *f) {
             "                                 plain \"User: ...\\nAssistant:\" transcript, as `chat` does)\n"
             "  --chat-template-kwargs JSON    template variables for every chat, e.g. '{\"enable_thinking\": false}'\n");
     cli_model_usage(f);
+    fputs(CLI_HELP_USAGE, f);
 }
 
 static void log_to_stderr(tv_log_level level, const char *msg, void *user) {

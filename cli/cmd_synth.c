@@ -32,6 +32,7 @@ static void usage(FILE *f) {
             "  -o, --output PATH  where to write the GGUF file (required)\n"
             "  -q, --quiet     no progress line (it is shown only on a terminal anyway)\n",
             tv_synth_preset_names(), tv_synth_arch_names());
+    fputs(CLI_HELP_USAGE, f);
 }
 
 static int fail_usage(const char *what, const char *arg) {

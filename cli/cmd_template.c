@@ -24,6 +24,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tinyvllm template (-m MODEL.gguf | --template FILE.jinja) --messages FILE.json\n"
                "                         [--tools FILE.json] [--no-generation-prompt] [--bos-token T] [--eos-token T]\n"
                "                         [--kwargs FILE.json]\n");
+    fputs(CLI_HELP_USAGE, f);
 }
 
 static cJSON *read_json(const char *path) {

@@ -55,6 +55,7 @@ static void tokenize_usage(FILE *f) {
                "  --no-bos            do not add the BOS (or EOS) the model asks for\n"
                "  --special           recognise special tokens written in the text (e.g. <|eot_id|>)\n"
                "  --vocab-size N      check that a llama2.c tokenizer.bin holds exactly N tokens\n");
+    fputs(CLI_HELP_USAGE, f);
 }
 
 int cmd_tokenize(int argc, char **argv) {
@@ -114,6 +115,7 @@ static void detokenize_usage(FILE *f) {
                "  -m, --model MODEL   GGUF, llama2.c tokenizer.bin or tokenizer.json\n"
                "  --skip-special      hide control tokens (BOS, EOS, <|eot_id|>, ...)\n"
                "  --vocab-size N      check that a llama2.c tokenizer.bin holds exactly N tokens\n");
+    fputs(CLI_HELP_USAGE, f);
 }
 
 int cmd_detokenize(int argc, char **argv) {

@@ -2,7 +2,7 @@
 # Installs the system packages tinyvllm needs when any is missing (Debian/Ubuntu).
 # Uses apt directly as root, sudo otherwise. Idempotent and quiet when all is present.
 set -euo pipefail
-PKGS="build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcmocka-dev nodejs npm clang curl python3-jinja2"
+PKGS="build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcmocka-dev libedit-dev nodejs npm clang curl python3 python3-jinja2 tmux"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -27,7 +27,9 @@ fi
 if [ -f tests/js/package.json ] && command -v npm >/dev/null 2>&1; then
   if [ ! -d tests/js/node_modules ] || [ tests/js/package.json -nt tests/js/node_modules/.stamp ]; then
     echo "setup: npm install in tests/js"
-    (cd tests/js && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.stamp) || \
+    if ! log=$(cd tests/js && npm install --no-audit --no-fund --loglevel=error 2>&1 && touch node_modules/.stamp); then
+      echo "$log" >&2
       echo "setup: npm install failed; JS oracle tests will skip" >&2
+    fi
   fi
 fi
