@@ -24,7 +24,10 @@ static void usage(FILE *f) {
             "  --stop-id ID                   extra stop token (repeatable)\n"
             "  --ignore-eos                   don't stop at the end-of-generation tokens\n"
             "  --no-bos                       don't add the BOS (or EOS) the model asks for when tokenizing -p\n"
-            "  --json                         print one JSON object instead of streaming text\n");
+            "  --json                         print one JSON object instead of streaming text\n"
+            "  --json-schema FILE             constrain the output to JSON matching the schema in FILE\n"
+            "  --grammar FILE                 constrain the output to a GBNF grammar (llama.cpp syntax) in FILE\n"
+            "  --regex R                      constrain the output to match the regular expression R\n");
     cli_model_usage(f);
     cli_sampling_usage(f);
     fputs(CLI_HELP_USAGE, f);
@@ -42,6 +45,7 @@ typedef struct gen_args {
     int n_stops;
     int32_t stop_ids[MAX_STOPS];
     int n_stop_ids;
+    const char *schema_file, *grammar_file, *regex;   // structured output (at most one)
 } gen_args;
 
 // Fills g from the command line; 0, or the exit status (usage printed).
@@ -72,12 +76,17 @@ static int parse_args(int argc, char **argv, gen_args *g) {
         else if (!strcmp(a, "--ignore-eos")) g->ignore_eos = true;
         else if (!strcmp(a, "--no-bos")) g->no_bos = true;
         else if (!strcmp(a, "--json")) g->json = true;
+        else if (!strcmp(a, "--json-schema")) { NEED_VAL(); g->schema_file = v; }
+        else if (!strcmp(a, "--grammar")) { NEED_VAL(); g->grammar_file = v; }
+        else if (!strcmp(a, "--regex")) { NEED_VAL(); g->regex = v; }
         else return cli_usage_error("generate", "unknown option '%s' (see --help)", a);
 #undef NEED_VAL
     }
     if (!g->mo.model_path) return cli_usage_error("generate", "-m MODEL is required");
     if (!!g->prompt + !!g->prompt_file + !!g->prompt_ids != 1)
         return cli_usage_error("generate", "give exactly one of -p TEXT, -f FILE or --prompt-ids");
+    if (!!g->schema_file + !!g->grammar_file + !!g->regex > 1)
+        return cli_usage_error("generate", "give at most one of --json-schema, --grammar, --regex");
     return 0;
 }
 
@@ -91,7 +100,7 @@ int cmd_generate(int argc, char **argv) {
     tv_engine *e = NULL;
     int32_t *ids = NULL, *gen = NULL;
     size_t n_ids = 0, n_gen = 0, cap_gen = 0;
-    char *text = NULL, *file_prompt = NULL;
+    char *text = NULL, *file_prompt = NULL, *constraint = NULL;
     size_t text_len = 0, text_cap = 0, prompt_len = 0;
     cJSON *out = NULL;
     if (g.prompt_file) {
@@ -119,6 +128,15 @@ int cmd_generate(int argc, char **argv) {
     rp.n_stop = g.n_stops;
     rp.stop_ids = g.stop_ids;
     rp.n_stop_ids = g.n_stop_ids;
+    if (g.schema_file || g.grammar_file) {
+        size_t n;
+        if (!(constraint = cli_read_file("generate", g.schema_file ? g.schema_file : g.grammar_file, CLI_MAX_JSON, &n))) goto done;
+        rp.constraint = g.schema_file ? TV_CONSTRAINT_JSON_SCHEMA : TV_CONSTRAINT_GRAMMAR;
+        rp.constraint_spec = constraint;
+    } else if (g.regex) {
+        rp.constraint = TV_CONSTRAINT_REGEX;
+        rp.constraint_spec = g.regex;
+    }
     if (g.prompt) {
         if (!tv_model_tokenizer(m)) {
             tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE or use --prompt-ids", g.mo.model_path);
@@ -228,6 +246,7 @@ done:
     cJSON_Delete(out);
     free(text);
     free(file_prompt);
+    free(constraint);
     free(gen);
     free(ids);
     tv_engine_free(e);

@@ -39,6 +39,8 @@
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "engine/spec.h"
+#include "structured/constraint.h"
+#include "structured/matcher.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/alloc.h"
@@ -76,6 +78,10 @@ struct tv_engine {
     int n_aborted;
     size_t cap_aborted;
     tv_engine_stats stats;
+    // structured output, made at the first constrained request
+    matcher_vocab *cons_vocab;   // the vocabulary trie
+    constraint_cache *cons_cache;  // compiled grammars by (kind, spec)
+    uint32_t *cons_mask;         // (ceil(n_vocab / 32)) scratch mask
 };
 
 void tv_engine_config_default(tv_engine_config *c) {
@@ -107,6 +113,7 @@ static void seq_free(tv_seq *s) {
     for (int i = 0; i < s->n_stop; i++) free(s->stop[i]);
     free(s->stop);
     strbuf_free(&s->held);
+    matcher_free(s->matcher);
     free(s);
 }
 
@@ -117,6 +124,9 @@ void tv_engine_free(tv_engine *e) {
         seq_free(s);
     }
     post_outputs_free(&e->out);
+    constraint_cache_free(e->cons_cache);
+    matcher_vocab_free(e->cons_vocab);
+    free(e->cons_mask);
     for (int i = 0; i < e->n_done; i++) seq_free(e->done[i]);
     for (int i = 0; i < e->n_aborted; i++) seq_free(e->aborted[i]);
     sched_free(e->sched);
@@ -219,6 +229,39 @@ fail:
 
 const char *tv_engine_cpu_path(const tv_engine *e) { return backend_name(e->be); }
 
+// The vocabulary trie and grammar cache, made on first use.
+static tv_status constraint_init(tv_engine *e, tv_error *err) {
+    if (e->cons_cache) return TV_OK;
+    if (!e->tok) return err_fail(err, TV_ERR_INVALID, "structured output needs a model with a tokenizer");
+    const int32_t V = e->hp->n_vocab;
+    bool *eog = mem_calloc((size_t)V, sizeof *eog);
+    if (!eog) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < V; i++) eog[i] = tv_model_is_eog(e->model, i);
+    e->cons_vocab = matcher_vocab_from_tokenizer(e->tok, V, eog, err);
+    free(eog);
+    if (!e->cons_vocab) return err ? err->code : TV_ERR_NOMEM;
+    e->cons_mask = mem_malloc(((size_t)V + 31) / 32 * sizeof *e->cons_mask);
+    e->cons_cache = constraint_cache_create(e->cons_vocab);
+    if (!e->cons_mask || !e->cons_cache) {
+        constraint_cache_free(e->cons_cache);
+        e->cons_cache = NULL;
+        return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    }
+    return TV_OK;
+}
+
+// Compiles (or finds cached) the request's constraint and gives s its matcher.
+static tv_status attach_constraint(tv_engine *e, tv_seq *s, const tv_request_params *p, tv_error *err) {
+    tv_status st = constraint_init(e, err);
+    if (st) return st;
+    const char *spec = p->constraint_spec ? p->constraint_spec : "";
+    matcher_grammar *cg = constraint_cache_get(e->cons_cache, p->constraint, spec, strlen(spec), err);
+    if (!cg) return err ? err->code : TV_ERR_INVALID;
+    s->matcher = matcher_create(cg, err);
+    matcher_grammar_free(cg);
+    return s->matcher ? TV_OK : TV_ERR_NOMEM;
+}
+
 tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64_t *req_id, tv_error *err) {
     const tv_sampling_params *sp = &p->sampling;
     if (!(sp->temperature >= 0) || !(sp->top_p > 0 && sp->top_p <= 1) || !(sp->min_p >= 0 && sp->min_p <= 1) ||
@@ -271,6 +314,7 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
     uint64_t seed = sp->has_seed ? sp->seed : rng_splitmix64(&e->rng);
     if (!(s->sampler = sampler_create(sp, e->hp->n_vocab, seed, err))) { st = err ? err->code : TV_ERR_NOMEM; goto fail; }
     for (int i = 0; i < s->n_prompt; i++) sampler_accept(s->sampler, s->tokens[i], true);
+    if (p->constraint != TV_CONSTRAINT_NONE && (st = attach_constraint(e, s, p, err))) goto fail;
     if (e->tok) {
         // prime the detokenizer with the prompt so the first generated piece continues the text
         // (SentencePiece's leading-space rule applies to the start of the prompt, not here)
@@ -485,15 +529,30 @@ static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits) {
         fail_seq(e, s, rec, &why);
         return -1;
     }
+    if (s->matcher) {   // structured output: only what the grammar allows here
+        if (matcher_fill_mask(s->matcher, e->cons_mask) != TV_OK) {
+            err_fail(&why, TV_ERR_NOMEM, "structured output: the grammar's state budget ran out");
+            fail_seq(e, s, rec, &why);
+            return -1;
+        }
+        sampler_apply_mask(logits, e->hp->n_vocab, e->cons_mask);
+    }
     const int32_t tok = sampler_sample(s->sampler, logits, chosen, top, n_top);
+    if (s->matcher && !matcher_advance(s->matcher, tok)) {
+        err_fail(&why, matcher_failed(s->matcher) ? TV_ERR_NOMEM : TV_ERR_STATE,
+                 "structured output: token %d is not allowed here (the logits banned every allowed token)", tok);
+        fail_seq(e, s, rec, &why);
+        return -1;
+    }
     const bool stop_tok = is_stop_token(e, s, tok);
     tv_finish_reason fin = TV_FINISH_NONE;
-    if (stop_tok) fin = TV_FINISH_STOP;
+    if (stop_tok || (s->matcher && matcher_is_done(s->matcher))) fin = TV_FINISH_STOP;
     else if (s->n_tokens + 1 >= s->max_len || (s->max_new >= 0 && seq_n_generated(s) + 1 >= s->max_new)) fin = TV_FINISH_LENGTH;
     char *text;
     size_t text_len;
     bool stopped;
     if (post_text(s, tok, stop_tok, fin != TV_FINISH_NONE, &text, &text_len, &stopped) != TV_OK) {
+        if (s->matcher) matcher_rollback(s->matcher, 1);
         err_fail(&why, TV_ERR_NOMEM, "out of memory detokenizing");
         fail_seq(e, s, rec, &why);
         return -1;
@@ -529,6 +588,8 @@ static void propose(tv_engine *e, tv_seq *s) {
     if (k <= 0) return;
     TV_CHECK(s->n_tokens + k <= s->cap);
     s->n_draft = spec_ngram_propose(s->tokens, s->n_tokens, k, s->tokens + s->n_tokens);
+    // structured output: guesses the grammar would refuse are not worth verifying
+    if (s->matcher) s->n_draft = (int)matcher_check(s->matcher, s->tokens + s->n_tokens, (size_t)s->n_draft);
 }
 
 // Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits) as described at

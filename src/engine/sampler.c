@@ -502,3 +502,16 @@ int32_t sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logp
     }
     return id;
 }
+
+void sampler_apply_mask(float *logits, int32_t n_vocab, const uint32_t *mask) {
+    const int32_t nw = (n_vocab + 31) / 32;
+    for (int32_t w = 0; w < nw; w++) {
+        uint32_t banned = ~mask[w];
+        if (!banned) continue;
+        if (w == nw - 1 && n_vocab % 32) banned &= (1u << (n_vocab % 32)) - 1;
+        while (banned) {
+            logits[w * 32 + __builtin_ctz(banned)] = -INFINITY;
+            banned &= banned - 1;
+        }
+    }
+}

@@ -45,4 +45,9 @@ void sampler_accept(tv_sampler *s, int32_t token, bool is_prompt);
 // Logits that are all -inf or NaN yield id 0 (nothing can be sampled; the caller's bias banned all).
 int32_t sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logprob *top, int n_top);
 
+// Structured output: bans (logit = -inf) every id whose bit in mask is clear; mask has
+// ceil(n_vocab / 32) words, bit id = allowed. Applied before sampler_sample, so the bans come
+// before bias, penalties and logprobs (a banned token has logprob -inf).
+void sampler_apply_mask(float *logits, int32_t n_vocab, const uint32_t *mask);
+
 #endif

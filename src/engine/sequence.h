@@ -10,6 +10,7 @@
 
 struct tv_sampler;
 struct tv_detok;
+struct matcher;
 
 typedef enum { SEQ_WAITING = 0, SEQ_RUNNING, SEQ_FINISHED } seq_status;
 
@@ -47,6 +48,7 @@ typedef struct tv_seq {
     size_t stop_max_len;
     strbuf held;            // text decoded but not yet emitted (could start a stop string)
     int logprobs;           // -1 none, else n_top
+    struct matcher *matcher; // structured output: masks the sampler, NULL for free text
 } tv_seq;
 
 static inline int seq_n_generated(const tv_seq *s) { return s->n_tokens - s->n_prompt; }
