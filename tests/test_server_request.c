@@ -156,8 +156,46 @@ static void test_sampling_params(void **state) {
     expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"user\":5}", "user");
     expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"suffix\":\"b\"}", "suffix");
     expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"echo\":true,\"logprobs\":1}", "echo");
-    expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"response_format\":{\"type\":\"json_object\"}}", "response_format");
+    expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"response_format\":{\"type\":\"xml\"}}", "response_format");
     expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"model\":3}", "model");
+}
+
+// Structured-output fields: each spelling sets the constraint; bad specs are 400s with positions.
+static void test_structured_fields(void **state) {
+    (void)state;
+    static const struct { const char *body; tv_constraint_kind kind; const char *spec; } ok[] = {
+        {"{\"prompt\":\"a\",\"response_format\":{\"type\":\"json_object\"}}", TV_CONSTRAINT_JSON_OBJECT, NULL},
+        {"{\"prompt\":\"a\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"strict\":true,"
+         "\"schema\":{\"type\":\"integer\"}}}}", TV_CONSTRAINT_JSON_SCHEMA, "{\"type\":\"integer\"}"},
+        {"{\"prompt\":\"a\",\"structured_outputs\":{\"regex\":\"[ab]+\"}}", TV_CONSTRAINT_REGEX, "[ab]+"},
+        {"{\"prompt\":\"a\",\"structured_outputs\":{\"choice\":[\"x\",\"y\"]}}", TV_CONSTRAINT_CHOICE, "[\"x\",\"y\"]"},
+        {"{\"prompt\":\"a\",\"structured_outputs\":{\"grammar\":\"root ::= \\\"x\\\"\"}}", TV_CONSTRAINT_GRAMMAR, "root ::= \"x\""},
+        {"{\"prompt\":\"a\",\"guided_json\":\"{\\\"type\\\":\\\"null\\\"}\"}", TV_CONSTRAINT_JSON_SCHEMA, "{\"type\":\"null\"}"},
+        {"{\"prompt\":\"a\",\"grammar\":\"root ::= [0-9]\"}", TV_CONSTRAINT_GRAMMAR, "root ::= [0-9]"},
+        {"{\"prompt\":\"a\",\"json_schema\":{\"enum\":[1,2]}}", TV_CONSTRAINT_JSON_SCHEMA, "{\"enum\":[1,2]}"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"response_format\":{\"type\":\"text\"}}", TV_CONSTRAINT_NONE, NULL},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        srv_error e;
+        srv_request *r = parse(strstr(ok[i].body, "messages") ? SRV_API_CHAT : SRV_API_COMPLETIONS, ok[i].body, &e);
+        if (!r) fail_msg("%s: %s", ok[i].body, e.message);
+        assert_int_equal(r->constraint, ok[i].kind);
+        if (ok[i].spec) assert_string_equal(r->constraint_spec, ok[i].spec);
+        srv_request_free(r);
+    }
+    expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"grammar\":\"root ::= x\",\"structured_outputs\":{\"regex\":\"a\"}}",
+               "grammar");
+    expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"structured_outputs\":{\"regex\":\"a(b\"}}", "structured_outputs");
+    expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"structured_outputs\":{\"choice\":\"a\"}}", "structured_outputs");
+    expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"json_schema\":{\"type\":\"integer\",\"minimum\":3,\"maximum\":1}}",
+               "json_schema");
+    expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"json_schema\":{\"not\":{}}}", "json_schema");
+    expect_400(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"response_format\":{\"type\":\"json_schema\"}}", "response_format");
+    srv_error e;
+    assert_null(parse(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"structured_outputs\":{\"regex\":\"a(b\"}}", &e));
+    assert_non_null(strstr(e.message, "offset 1"));
+    assert_null(parse(SRV_API_COMPLETIONS, "{\"prompt\":\"a\",\"grammar\":\"root ::= [a-\"}", &e));
+    assert_non_null(strstr(e.message, "line 1, column 10"));
 }
 
 static void test_streaming_options(void **state) {
@@ -301,6 +339,7 @@ int main(void) {
         cmocka_unit_test(test_sampling_params),     cmocka_unit_test(test_streaming_options),
         cmocka_unit_test(test_chat),                cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_n_times_prompts_cap), cmocka_unit_test(test_tokenize_detokenize),
+        cmocka_unit_test(test_structured_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@ void srv_request_free(srv_request *r) {
     free(r->stop);
     free(r->bias_ids);
     free(r->bias_vals);
+    free(r->constraint_spec);
     free(r);
 }
 
@@ -276,6 +277,73 @@ static bool parse_sampling(srv_request *r, const cJSON *root, int32_t n_vocab, s
     return true;
 }
 
+// Sets r's constraint from one structured-output field; false + err when a second one was given or
+// the spec does not compile. spec: a string as given, or JSON to print.
+static bool set_constraint(srv_request *r, const char *param, tv_constraint_kind kind, const cJSON *spec, srv_error *err) {
+    if (r->constraint != TV_CONSTRAINT_NONE)
+        return BAD(param, "give at most one structured-output constraint (response_format, structured_outputs, "
+                          "guided_*, grammar, json_schema); '%s' is a second one", param);
+    char *text = NULL;
+    if (spec) text = cJSON_IsString(spec) ? strdup(spec->valuestring) : cJSON_PrintUnformatted(spec);
+    if (spec && !text) return srv_fail(err, 500, "server_error", NULL, NULL, "out of memory");
+    tv_error terr = {0};
+    if (tv_constraint_check(kind, text ? text : "", &terr) != TV_OK) {
+        free(text);
+        return BAD(param, "'%s': %s", param, terr.msg);
+    }
+    r->constraint = kind;
+    r->constraint_spec = text;
+    return true;
+}
+
+static bool parse_constraint(srv_request *r, const cJSON *root, srv_error *err) {
+    const cJSON *v;
+    if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "response_format"))) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
+        if (!cJSON_IsObject(v) || !cJSON_IsString(t)) return BAD("response_format", "'response_format' must be an object with a 'type'");
+        if (!strcmp(t->valuestring, "json_object")) {
+            if (!set_constraint(r, "response_format", TV_CONSTRAINT_JSON_OBJECT, NULL, err)) return false;
+        } else if (!strcmp(t->valuestring, "json_schema")) {
+            const cJSON *js = cJSON_GetObjectItemCaseSensitive(v, "json_schema");
+            const cJSON *sch = cJSON_IsObject(js) ? cJSON_GetObjectItemCaseSensitive(js, "schema") : NULL;
+            if (!sch) return BAD("response_format", "response_format json_schema needs 'json_schema': {'name', 'schema'}");
+            if (!cJSON_IsObject(sch) && !cJSON_IsBool(sch)) return BAD("response_format", "'json_schema.schema' must be a JSON Schema object");
+            if (!set_constraint(r, "response_format", TV_CONSTRAINT_JSON_SCHEMA, sch, err)) return false;
+        } else if (strcmp(t->valuestring, "text") != 0)
+            return BAD("response_format", "response_format type '%.64s' is not supported ('text', 'json_object', 'json_schema')",
+                       t->valuestring);
+    }
+    // vLLM: structured_outputs {json, regex, choice, grammar, json_object}; the older guided_* fields
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "structured_outputs");
+    if (!is_null_or_absent(so) && !cJSON_IsObject(so)) return BAD("structured_outputs", "'structured_outputs' must be an object");
+    static const struct { const char *key, *legacy; tv_constraint_kind kind; } f[] = {
+        {"json", "guided_json", TV_CONSTRAINT_JSON_SCHEMA}, {"regex", "guided_regex", TV_CONSTRAINT_REGEX},
+        {"choice", "guided_choice", TV_CONSTRAINT_CHOICE}, {"grammar", "guided_grammar", TV_CONSTRAINT_GRAMMAR}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        const cJSON *x = cJSON_IsObject(so) ? cJSON_GetObjectItemCaseSensitive(so, f[i].key) : NULL;
+        const char *param = "structured_outputs";
+        if (is_null_or_absent(x)) { x = cJSON_GetObjectItemCaseSensitive(root, f[i].legacy); param = f[i].legacy; }
+        if (is_null_or_absent(x)) continue;
+        if (f[i].kind == TV_CONSTRAINT_CHOICE ? !cJSON_IsArray(x)
+            : f[i].kind == TV_CONSTRAINT_JSON_SCHEMA ? !(cJSON_IsObject(x) || cJSON_IsString(x) || cJSON_IsBool(x))
+                                                     : !cJSON_IsString(x))
+            return BAD(param, "'%s' has the wrong type for '%s'", param, f[i].key);
+        if (!set_constraint(r, param, f[i].kind, x, err)) return false;
+    }
+    if (cJSON_IsObject(so) && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "json_object")) &&
+        !set_constraint(r, "structured_outputs", TV_CONSTRAINT_JSON_OBJECT, NULL, err)) return false;
+    // llama-server: grammar (GBNF) and json_schema
+    if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "grammar"))) {
+        if (!cJSON_IsString(v)) return BAD("grammar", "'grammar' must be a string (GBNF)");
+        if (v->valuestring[0] && !set_constraint(r, "grammar", TV_CONSTRAINT_GRAMMAR, v, err)) return false;
+    }
+    if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "json_schema"))) {
+        if (!cJSON_IsObject(v) && !cJSON_IsBool(v)) return BAD("json_schema", "'json_schema' must be a JSON Schema object");
+        if (!set_constraint(r, "json_schema", TV_CONSTRAINT_JSON_SCHEMA, v, err)) return false;
+    }
+    return true;
+}
+
 static bool parse_generation(srv_request *r, const cJSON *root, int32_t n_vocab, srv_error *err) {
     const cJSON *v;
     int64_t x;
@@ -312,12 +380,7 @@ static bool parse_generation(srv_request *r, const cJSON *root, int32_t n_vocab,
         const cJSON *iu = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
         if (!is_null_or_absent(iu) && !get_bool(iu, "stream_options.include_usage", &r->include_usage, err)) return false;
     }
-    if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "response_format"))) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
-        if (!cJSON_IsObject(v) || !cJSON_IsString(t)) return BAD("response_format", "'response_format' must be an object with a 'type'");
-        if (strcmp(t->valuestring, "text") != 0)
-            return BAD("response_format", "response_format type '%.64s' is not supported (only 'text')", t->valuestring);
-    }
+    if (!parse_constraint(r, root, err)) return false;
 
     if (chat) {
         bool lp = false;

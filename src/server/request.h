@@ -12,6 +12,12 @@
 //                n 1..SRV_MAX_N, presence_penalty/frequency_penalty -2..2, repetition_penalty (0,2],
 //                logit_bias {"<token id>": -100..100}, ignore_eos bool, user str, stream bool,
 //                stream_options {include_usage: bool} (only with stream: true)
+//   structured output (at most one of): response_format {type: "text" | "json_object" |
+//                "json_schema", json_schema: {name?, schema, strict?}}; structured_outputs (vLLM) or
+//                guided_json / guided_regex / guided_choice / guided_grammar (vLLM's older names)
+//                {json: schema | str, regex: str, choice: [str], grammar: str (GBNF), json_object: true};
+//                grammar: str (GBNF) and json_schema: schema (llama-server). A spec that does not
+//                compile (tv_constraint_check) is a 400 naming the field and the position.
 //   /tokenize:   { model?, prompt: str, add_special_tokens?: bool=true } |
 //                { model?, messages: [...], add_generation_prompt?: bool=true, add_special_tokens?: bool=false,
 //                  chat_template_kwargs?: {...} }
@@ -83,6 +89,8 @@ typedef struct srv_request {
     int n;
     bool stream, include_usage, ignore_eos;
     bool skip_special_tokens;    // default true
+    tv_constraint_kind constraint;   // structured output, NONE = free text
+    char *constraint_spec;       // the schema / regex / choice array / grammar text, or NULL
 } srv_request;
 
 // Parses and validates one body. n_vocab bounds token ids (<= 0: unchecked). NULL + *err on failure

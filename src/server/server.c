@@ -344,6 +344,8 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
             rp->stop = g->stops ? g->stops : (const char *const *)req->stop;
             rp->n_stop = n_stop;
             rp->ignore_eos = req->ignore_eos;
+            rp->constraint = req->constraint;
+            rp->constraint_spec = req->constraint_spec;
         }
     }
     return g;
