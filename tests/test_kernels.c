@@ -507,6 +507,12 @@ static void test_paths_vs_ref(void **state) {
         if (strcmp(PATHS[pi], "generic") != 0) {   // the path really replaced the int8 kernels
             assert_true(kern_traits(&g_kt, TV_TYPE_Q8_0)->vec_dot != kern_traits_ref(TV_TYPE_Q8_0)->vec_dot);
             assert_true(kern_traits(&g_kt, TV_TYPE_Q4_0)->gemm != NULL);
+            for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {   // and every quantized type's dot and GEMM
+                const tv_type t = WEIGHT_TYPES[ti];
+                if (!kern_traits_ref(t)->is_quantized) continue;
+                assert_true(kern_traits(&g_kt, t)->vec_dot != kern_traits_ref(t)->vec_dot);
+                assert_true(kern_traits(&g_kt, t)->gemm != NULL);
+            }
         }
         for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
             tv_type t = WEIGHT_TYPES[ti];
@@ -565,6 +571,80 @@ static void test_paths_vs_ref(void **state) {
                 free(w); free(x); free(wq); free(xq); free(xq_fast);
             }
         }
+    }
+    assert_true(use_path(NULL));
+}
+
+// Offsets of a block's f16 scale fields (d, m / dmin / s), -1 for none; the quantized weight types.
+static void f16_fields(tv_type t, int at[2]) {
+    at[0] = 0;
+    at[1] = -1;
+    switch (t) {
+    case TV_TYPE_Q4_1: case TV_TYPE_Q5_1: case TV_TYPE_Q4_K: case TV_TYPE_Q5_K: at[1] = 2; break;
+    case TV_TYPE_Q2_K: at[0] = 80; at[1] = 82; break;
+    case TV_TYPE_Q3_K: at[0] = 108; break;
+    case TV_TYPE_Q6_K: at[0] = 208; break;
+    default: break;
+    }
+}
+
+// Every path's vec_dot and GEMM against the reference on weight blocks no quantizer writes: all
+// zero bytes, all 0xFF bytes (every code and scale at its maximum) with the largest finite f16
+// scales, and random bytes with random finite f16 scales (every code / scale bit pattern);
+// activations zero, at the ±127 extremes, or random.
+static void test_paths_extreme_blocks(void **state) {
+    (void)state;
+    enum { ROWS = 5, TOK = 6 };
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const tv_type t = WEIGHT_TYPES[ti];
+        const tv_type_traits *rt = kern_traits_ref(t), *rv = kern_traits_ref(rt->vec_dot_type);
+        if (!rt->is_quantized) continue;
+        const int64_t n = 2 * (rt->blck_size > rv->blck_size ? rt->blck_size : rv->blck_size) * 2;
+        const size_t wrs = kern_row_size(t, n), xrs = kern_row_size(rt->vec_dot_type, n);
+        unsigned char *wq = malloc(wrs * ROWS), *xq = malloc(xrs * TOK);
+        float *x = malloc(sizeof(float) * (size_t)(n * TOK));
+        for (int kind = 0; kind < 3; kind++) {
+            int at[2];
+            f16_fields(t, at);
+            for (size_t i = 0; i < wrs * ROWS; i++) wq[i] = kind == 0 ? 0 : kind == 1 ? 0xFF : (unsigned char)rnd_u32();
+            for (size_t b = 0; kind > 0 && b < wrs * ROWS / rt->type_size; b++)
+                for (int k = 0; k < 2; k++) {
+                    if (at[k] < 0) continue;
+                    uint16_t h = kind == 1 ? 0x7BFF : (uint16_t)rnd_u32();   // 65504, or random finite
+                    if (((h >> 10) & 31) == 31) h ^= 0x4000;
+                    memcpy(wq + b * rt->type_size + at[k], &h, 2);
+                }
+            for (int64_t i = 0; i < n * TOK; i++)
+                x[i] = kind == 0 ? 0.0f : kind == 1 ? ((i % 3) ? 1.0f : -1.0f) : rnd_normal();
+            for (int tk = 0; tk < TOK; tk++) rv->from_float(x + tk * n, xq + tk * xrs, n);
+            float ref[ROWS * TOK], got[ROWS * TOK];
+            double scale[ROWS * TOK];
+            for (int r = 0; r < ROWS; r++)
+                for (int tk = 0; tk < TOK; tk++) {
+                    rt->vec_dot(n, &ref[tk * ROWS + r], wq + r * wrs, xq + tk * xrs);
+                    scale[tk * ROWS + r] = oracle_abs_dot(t, wq + r * wrs, xq + tk * xrs, n) * FAST_REL;
+                    assert_true(isfinite(ref[tk * ROWS + r]));
+                    if (kind == 0) assert_true(ref[tk * ROWS + r] == 0.0f);
+                }
+            for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+                if (!use_path(PATHS[pi])) continue;
+                const tv_type_traits *ft = kern_traits(&g_kt, t);
+                for (int r = 0; r < ROWS; r++)
+                    for (int tk = 0; tk < TOK; tk++) {
+                        float g;
+                        ft->vec_dot(n, &g, wq + r * wrs, xq + tk * xrs);
+                        if (fabs((double)g - ref[tk * ROWS + r]) > scale[tk * ROWS + r])
+                            fail_msg("%s %s blocks %d vec_dot r=%d t=%d: %.9g vs ref %.9g", PATHS[pi], rt->name, kind,
+                                     r, tk, g, ref[tk * ROWS + r]);
+                    }
+                if (!ft->gemm) continue;
+                ft->gemm(n, 0, ROWS, wq, wrs, TOK, xq, xrs, got, ROWS);
+                for (int i = 0; i < ROWS * TOK; i++)
+                    if (fabs((double)got[i] - ref[i]) > scale[i])
+                        fail_msg("%s %s blocks %d gemm %d: %.9g vs ref %.9g", PATHS[pi], rt->name, kind, i, got[i], ref[i]);
+            }
+        }
+        free(wq); free(xq); free(x);
     }
     assert_true(use_path(NULL));
 }
@@ -899,6 +979,7 @@ int main(void) {
         cmocka_unit_test(test_q4_K_known_answer),
         cmocka_unit_test(test_q6_K_known_answer),
         cmocka_unit_test(test_paths_vs_ref),
+        cmocka_unit_test(test_paths_extreme_blocks),
         cmocka_unit_test(test_paths_row_conversion),
         cmocka_unit_test(test_packed_vs_ref),
         cmocka_unit_test(test_pool),

@@ -61,12 +61,14 @@ tv_status kern_table_init(kern_table *kt, const char *force, tv_error *err) {
         if (!f.avx512) return err_fail(err, TV_ERR_UNSUPPORTED, "kernels: this CPU lacks AVX-512 (F/BW/VL/DQ)");
 #ifdef TV_X86
         x86_install_avx512(t, f.avx512_vnni && !force[6], f.avx_vnni && !force[6]);
+        x86_install_quants_avx512(t, f.avx512_vnni && !force[6]);
 #endif
         path = "avx512";
     } else if (force && strncmp(force, "avx2", 4) == 0 && (!force[4] || !strcmp(force + 4, "-novnni"))) {
         if (!f.avx2) return err_fail(err, TV_ERR_UNSUPPORTED, "kernels: this CPU lacks AVX2/FMA/F16C");
 #ifdef TV_X86
         x86_install_avx2(t, f.avx_vnni && !force[4]);
+        x86_install_quants_avx2(t, f.avx_vnni && !force[4]);
 #endif
         path = "avx2";
     } else if (force) {
@@ -74,11 +76,13 @@ tv_status kern_table_init(kern_table *kt, const char *force, tv_error *err) {
     } else if (f.avx512) {
 #ifdef TV_X86
         x86_install_avx512(t, f.avx512_vnni, f.avx_vnni);
+        x86_install_quants_avx512(t, f.avx512_vnni);
 #endif
         path = "avx512";
     } else if (f.avx2) {
 #ifdef TV_X86
         x86_install_avx2(t, f.avx_vnni);
+        x86_install_quants_avx2(t, f.avx_vnni);
 #endif
         path = "avx2";
     }

@@ -107,5 +107,8 @@ static inline void q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t 
 // (VEX), vnni512 = AVX512-VNNI (EVEX). A CPU can have either without the other.
 void x86_install_avx2(tv_type_traits *t, bool vnni256);
 void x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256);
+// x86/quants_*.c: Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q5_K, IQ4_XS (called after the above)
+void x86_install_quants_avx2(tv_type_traits *t, bool vnni256);
+void x86_install_quants_avx512(tv_type_traits *t, bool vnni512);
 
 #endif
