@@ -1,5 +1,6 @@
 // request.c — OpenAI request JSON -> srv_request (see request.h for the accepted grammar).
 #include "request.h"
+#include "tools.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -344,6 +345,43 @@ static bool parse_constraint(srv_request *r, const cJSON *root, srv_error *err) 
     return true;
 }
 
+static bool parse_tool_choice(srv_request *r, const cJSON *root, srv_error *err) {
+    const cJSON *v;
+    r->parallel_tool_calls = true;
+    if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "parallel_tool_calls")) &&
+        !get_bool(v, "parallel_tool_calls", &r->parallel_tool_calls, err)) return false;
+    r->reasoning = true;
+    if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "reasoning_format"))) {
+        if (!cJSON_IsString(v)) return BAD("reasoning_format", "'reasoning_format' must be a string");
+        r->reasoning = strcmp(v->valuestring, "none") != 0;
+    }
+    if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "include_reasoning")) && cJSON_IsFalse(v)) r->reasoning = false;
+    v = cJSON_GetObjectItemCaseSensitive(root, "tool_choice");
+    if (is_null_or_absent(v)) return true;
+    if (cJSON_IsString(v)) {
+        if (!strcmp(v->valuestring, "none")) r->tool_choice = SRV_TOOLS_NONE;
+        else if (!strcmp(v->valuestring, "auto")) r->tool_choice = SRV_TOOLS_AUTO;
+        else if (!strcmp(v->valuestring, "required")) r->tool_choice = SRV_TOOLS_REQUIRED;
+        else return BAD("tool_choice", "tool_choice '%.64s' is not one of none, auto, required", v->valuestring);
+    } else {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "function"), "name");
+        if (!cJSON_IsString(nm)) return BAD("tool_choice", "tool_choice must be a string or {type: 'function', function: {name}}");
+        r->tool_choice = SRV_TOOLS_NAMED;
+        snprintf(r->tool_name, sizeof r->tool_name, "%s", nm->valuestring);
+    }
+    if (r->tool_choice == SRV_TOOLS_REQUIRED || r->tool_choice == SRV_TOOLS_NAMED) {
+        if (!r->tools) return BAD("tool_choice", "tool_choice '%s' needs 'tools'", r->tool_choice == SRV_TOOLS_NAMED ? r->tool_name : "required");
+        char *schema = srv_tools_schema(r->tools, r->tool_choice == SRV_TOOLS_NAMED ? r->tool_name : NULL, r->parallel_tool_calls, err);
+        if (!schema) return false;
+        cJSON *js = cJSON_CreateString(schema);
+        free(schema);
+        const bool ok = js && set_constraint(r, "tool_choice", TV_CONSTRAINT_JSON_SCHEMA, js, err);
+        cJSON_Delete(js);
+        if (!ok) return false;
+    }
+    return true;
+}
+
 static bool parse_generation(srv_request *r, const cJSON *root, int32_t n_vocab, srv_error *err) {
     const cJSON *v;
     int64_t x;
@@ -397,6 +435,7 @@ static bool parse_generation(srv_request *r, const cJSON *root, int32_t n_vocab,
             if (!cJSON_IsArray(v)) return BAD("tools", "'tools' must be an array");
             if (!(r->tools = cJSON_Duplicate(v, true))) return srv_fail(err, 500, "server_error", NULL, NULL, "out of memory");
         }
+        if (!parse_tool_choice(r, root, err)) return false;
     } else {
         if (!is_null_or_absent(v = cJSON_GetObjectItemCaseSensitive(root, "logprobs"))) {
             if (!get_int(v, "logprobs", 0, SRV_MAX_LOGPROBS, &x, err)) return false;

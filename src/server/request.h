@@ -18,6 +18,9 @@
 //                {json: schema | str, regex: str, choice: [str], grammar: str (GBNF), json_object: true};
 //                grammar: str (GBNF) and json_schema: schema (llama-server). A spec that does not
 //                compile (tv_constraint_check) is a 400 naming the field and the position.
+//   chat tools:  tool_choice "none" | "auto" | "required" | {type: "function", function: {name}},
+//                parallel_tool_calls bool; required / named add a JSON Schema constraint (tools.h);
+//                reasoning_format "auto" | "none" | "deepseek", include_reasoning bool.
 //   /tokenize:   { model?, prompt: str, add_special_tokens?: bool=true } |
 //                { model?, messages: [...], add_generation_prompt?: bool=true, add_special_tokens?: bool=false,
 //                  chat_template_kwargs?: {...} }
@@ -64,6 +67,8 @@ typedef struct srv_prompt {
     size_t n_ids;
 } srv_prompt;
 
+typedef enum srv_tool_choice { SRV_TOOLS_AUTO = 0, SRV_TOOLS_NONE, SRV_TOOLS_REQUIRED, SRV_TOOLS_NAMED } srv_tool_choice;
+
 typedef struct srv_request {
     srv_api api;
     char *model;                 // NULL = not given
@@ -91,6 +96,11 @@ typedef struct srv_request {
     bool skip_special_tokens;    // default true
     tv_constraint_kind constraint;   // structured output, NONE = free text
     char *constraint_spec;       // the schema / regex / choice array / grammar text, or NULL
+    srv_tool_choice tool_choice; // chat with tools: tool_choice (default auto)
+    char tool_name[128];         // tool_choice {type: function, function: {name}}
+    bool parallel_tool_calls;    // default true
+    bool reasoning;              // split <think>...</think> into reasoning_content (default true;
+                                 // reasoning_format "none" or include_reasoning false turn it off)
 } srv_request;
 
 // Parses and validates one body. n_vocab bounds token ids (<= 0: unchecked). NULL + *err on failure

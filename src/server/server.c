@@ -25,6 +25,7 @@
 #include "chat.h"
 #include "metrics.h"
 #include "request.h"
+#include "tools.h"
 #include "worker.h"
 
 #define WAIT_SLICE_MS 100
@@ -241,6 +242,7 @@ typedef struct gen {
     tv_request_params *params;  // (n_seqs)
     const char **stops;     // (req->n_stop + 1): the request's stop strings and the chat format's, or NULL
     int prompt_tokens;      // sum over prompts
+    bool opens_think;       // chat: the rendered prompt ends inside <think> (the reply starts as reasoning)
 } gen;
 
 static void gen_free(gen *g) {
@@ -274,6 +276,9 @@ static gen *gen_prepare(tv_server *s, srv_request *req, srv_error *err) {
     if (is_chat) {
         chat_text = srv_chat_render(s->chat, req->messages, req->tools, req->kwargs, req->add_generation_prompt, err);
         if (!chat_text) goto fail;
+        size_t cl = strlen(chat_text);
+        while (cl && (chat_text[cl - 1] == '\n' || chat_text[cl - 1] == ' ')) cl--;
+        g->opens_think = cl >= 7 && !memcmp(chat_text + cl - 7, "<think>", 7);
     }
     for (int p = 0; p < g->n_prompts; p++) {
         const char *text = is_chat ? chat_text : req->prompts[p].text;
@@ -444,8 +449,9 @@ static enum MHD_Result run_blocking(tv_server *s, struct MHD_Connection *c, conn
     cJSON **lps = calloc((size_t)n, sizeof *lps);
     size_t *offs = calloc((size_t)n, sizeof *offs);
     tv_finish_reason *fin = calloc((size_t)n, sizeof *fin);
+    bool *fin_tools = calloc((size_t)n, sizeof *fin_tools);   // chat: the reply is tool calls
     enum MHD_Result ret = MHD_NO;
-    if (!text || !tlen || !last || !lps || !offs || !fin) goto out;
+    if (!text || !tlen || !last || !lps || !offs || !fin || !fin_tools) goto out;
     int n_done = 0;
     while (n_done < n) {
         for (int i = 0; i < n; i++) {
@@ -504,7 +510,18 @@ static enum MHD_Result run_blocking(tv_server *s, struct MHD_Connection *c, conn
         if (is_chat) {
             cJSON *msg = cJSON_AddObjectToObject(ch, "message");
             cJSON_AddStringToObject(msg, "role", "assistant");
-            cJSON_AddStringToObject(msg, "content", t);
+            srv_reply rp;
+            srv_reply_init(&rp, g->req, g->opens_think);
+            srv_reply_feed(&rp, t, tlen[i]);
+            cJSON *calls = srv_reply_finish(&rp);
+            if (calls && !rp.content_out.n) cJSON_AddNullToObject(msg, "content");
+            else cJSON_AddStringToObject(msg, "content", rp.content_out.p ? rp.content_out.p : "");
+            if (rp.reasoning_out.n) cJSON_AddStringToObject(msg, "reasoning_content", rp.reasoning_out.p);
+            if (calls) {
+                cJSON_AddItemToObject(msg, "tool_calls", calls);
+                if (fin[i] == TV_FINISH_STOP) fin_tools[i] = true;
+            }
+            srv_reply_free(&rp);
             cJSON_AddNullToObject(msg, "refusal");
             if (lps[i]) {
                 cJSON *lp = cJSON_AddObjectToObject(ch, "logprobs");
@@ -535,7 +552,7 @@ static enum MHD_Result run_blocking(tv_server *s, struct MHD_Connection *c, conn
             else if (g->req->logprobs >= 0) cJSON_AddItemToObject(ch, "logprobs", completion_logprobs_new(g->req->logprobs));
             else cJSON_AddNullToObject(ch, "logprobs");
         }
-        cJSON_AddStringToObject(ch, "finish_reason", finish_str(fin[i]));
+        cJSON_AddStringToObject(ch, "finish_reason", fin_tools[i] ? "tool_calls" : finish_str(fin[i]));
         cJSON_AddItemToArray(choices, ch);
         completion += last[i].n_generated;
         if (i % g->req->n == 0) cached += last[i].n_cached;
@@ -553,6 +570,7 @@ out:
     free(lps);
     free(offs);
     free(fin);
+    free(fin_tools);
     return ret;
 }
 
@@ -569,6 +587,8 @@ typedef struct stream {
     bool *role_sent;        // (n_seqs) chat: the first delta carries the role
     bool *echo_sent;        // (n_seqs) completions echo
     size_t *offs;           // (n_seqs) completions logprobs text offsets
+    srv_reply *reply;       // (n_seqs) chat: reasoning / tool-call splitting of each choice
+    int g_n_seqs;           // entries of reply
     int n_finished;
     int completion_tokens, cached_tokens;
     char *out;              // (out_len, out_cap) SSE bytes not yet handed to MHD, from out_off
@@ -611,14 +631,21 @@ static void stream_delta(stream *st, int i, srv_delta *d) {
     const srv_request *req = st->g->req;
     bool lp = req->logprobs >= 0 && d->n_toks > 0;
     bool has_text = d->text_len > 0 || lp;
+    bool tool_finish = false;
     if (st->is_chat) {
-        if (!st->role_sent[i] || has_text) {
+        srv_reply *rp = &st->reply[i];
+        srv_reply_feed(rp, d->text ? d->text : "", d->text_len);
+        cJSON *calls = d->finish != TV_FINISH_NONE && d->finish != TV_FINISH_ERROR ? srv_reply_finish(rp) : NULL;
+        if (!st->role_sent[i] || rp->content_out.n || rp->reasoning_out.n || lp) {
             cJSON *o = chunk_new(st);
             cJSON *ch = cJSON_CreateObject();
             cJSON_AddNumberToObject(ch, "index", i);
             cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
-            if (!st->role_sent[i]) { cJSON_AddStringToObject(delta, "role", "assistant"); st->role_sent[i] = true; }
-            cJSON_AddStringToObject(delta, "content", d->text ? d->text : "");
+            const bool first = !st->role_sent[i];
+            if (first) { cJSON_AddStringToObject(delta, "role", "assistant"); st->role_sent[i] = true; }
+            if (first || rp->content_out.n || !rp->reasoning_out.n)
+                cJSON_AddStringToObject(delta, "content", rp->content_out.n ? rp->content_out.p : "");
+            if (rp->reasoning_out.n) cJSON_AddStringToObject(delta, "reasoning_content", rp->reasoning_out.p);
             if (lp) {
                 cJSON *l = cJSON_AddObjectToObject(ch, "logprobs");
                 chat_logprobs_add(st->s, cJSON_AddArrayToObject(l, "content"), d->toks, d->n_toks);
@@ -631,6 +658,38 @@ static void stream_delta(stream *st, int i, srv_delta *d) {
             if (req->include_usage) cJSON_AddNullToObject(o, "usage");
             out_event(st, o);
         }
+        srv_reply_take(rp);
+        // tool calls, by index: id, type and name once, then the arguments as a fragment
+        int k = 0;
+        for (const cJSON *call = calls ? calls->child : NULL; call; call = call->next, k++) {
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(call, "function");
+            for (int part = 0; part < 2; part++) {
+                cJSON *o = chunk_new(st);
+                cJSON *ch = cJSON_CreateObject();
+                cJSON_AddNumberToObject(ch, "index", i);
+                cJSON *tc = cJSON_CreateObject(), *fn = cJSON_CreateObject();
+                cJSON_AddNumberToObject(tc, "index", k);
+                if (part == 0) {
+                    cJSON_AddStringToObject(tc, "id", cJSON_GetObjectItemCaseSensitive(call, "id")->valuestring);
+                    cJSON_AddStringToObject(tc, "type", "function");
+                    cJSON_AddStringToObject(fn, "name", cJSON_GetObjectItemCaseSensitive(f, "name")->valuestring);
+                    cJSON_AddStringToObject(fn, "arguments", "");
+                } else {
+                    cJSON_AddStringToObject(fn, "arguments", cJSON_GetObjectItemCaseSensitive(f, "arguments")->valuestring);
+                }
+                cJSON_AddItemToObject(tc, "function", fn);
+                cJSON *arr = cJSON_CreateArray();
+                cJSON_AddItemToArray(arr, tc);
+                cJSON_AddItemToObject(cJSON_AddObjectToObject(ch, "delta"), "tool_calls", arr);
+                cJSON_AddNullToObject(ch, "logprobs");
+                cJSON_AddNullToObject(ch, "finish_reason");
+                cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+                if (req->include_usage) cJSON_AddNullToObject(o, "usage");
+                out_event(st, o);
+            }
+        }
+        tool_finish = calls && d->finish == TV_FINISH_STOP;
+        cJSON_Delete(calls);
     } else {
         int p = i / req->n;
         const char *echo = !st->echo_sent[i] ? st->g->echo[p] : NULL;
@@ -671,7 +730,7 @@ static void stream_delta(stream *st, int i, srv_delta *d) {
         cJSON_AddNumberToObject(ch, "index", i);
         if (st->is_chat) cJSON_AddObjectToObject(ch, "delta"); else cJSON_AddStringToObject(ch, "text", "");
         cJSON_AddNullToObject(ch, "logprobs");
-        cJSON_AddStringToObject(ch, "finish_reason", finish_str(d->finish));
+        cJSON_AddStringToObject(ch, "finish_reason", tool_finish ? "tool_calls" : finish_str(d->finish));
         cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
         if (req->include_usage) cJSON_AddNullToObject(o, "usage");
         out_event(st, o);
@@ -738,6 +797,8 @@ static void stream_free(void *cls) {
     free(st->role_sent);
     free(st->echo_sent);
     free(st->offs);
+    for (int i = 0; st->reply && i < st->g_n_seqs; i++) srv_reply_free(&st->reply[i]);
+    free(st->reply);
     free(st->out);
     free(st);
 }
@@ -748,9 +809,12 @@ static enum MHD_Result start_stream(tv_server *s, struct MHD_Connection *c, conn
         st->role_sent = calloc((size_t)g->n_seqs, sizeof *st->role_sent);
         st->echo_sent = calloc((size_t)g->n_seqs, sizeof *st->echo_sent);
         st->offs = calloc((size_t)g->n_seqs, sizeof *st->offs);
+        st->reply = calloc((size_t)g->n_seqs, sizeof *st->reply);
+        st->g_n_seqs = g->n_seqs;
+        for (int i = 0; st->reply && i < g->n_seqs; i++) srv_reply_init(&st->reply[i], g->req, g->opens_think);
     }
-    if (!st || !st->role_sent || !st->echo_sent || !st->offs) {
-        if (st) { free(st->role_sent); free(st->echo_sent); free(st->offs); free(st); }
+    if (!st || !st->role_sent || !st->echo_sent || !st->offs || !st->reply) {
+        if (st) { free(st->role_sent); free(st->echo_sent); free(st->offs); free(st->reply); free(st); }
         srv_job_release(job);
         gen_free(g);
         atomic_fetch_sub(&s->n_generating, 1);   // no stream_free will run

@@ -113,3 +113,105 @@ test('bad specs are 400s that say where', async () => {
     response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '(' } } } }),
   (e) => e instanceof OpenAI.BadRequestError && /offset/.test(e.message));
 });
+
+// ---- tools ----
+const TOOLS = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Oslo', 'Lima'] },
+      unit: { type: 'string', enum: ['C', 'F'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
+    required: ['city', 'unit'], additionalProperties: false } } },
+  { type: 'function', function: { name: 'add', parameters: { type: 'object',
+    properties: { a: { type: 'integer', minimum: -99, maximum: 99 }, b: { type: 'integer', minimum: -99, maximum: 99 } },
+    required: ['a', 'b'], additionalProperties: false } } },
+];
+const PARAMS = Object.fromEntries(TOOLS.map((t) => [t.function.name, t.function.parameters]));
+
+function checkCalls(calls, only) {
+  assert.ok(Array.isArray(calls) && calls.length >= 1, `tool_calls: ${JSON.stringify(calls)}`);
+  for (const c of calls) {
+    assert.equal(c.type, 'function');
+    assert.match(c.id, /^call_/);
+    assert.ok(PARAMS[c.function.name], c.function.name);
+    if (only) assert.equal(c.function.name, only);
+    const args = JSON.parse(c.function.arguments);
+    const validate = ajv.compile(PARAMS[c.function.name]);
+    assert.ok(validate(args), `${c.function.arguments}: ${JSON.stringify(validate.errors)}`);
+  }
+}
+
+test('tools: tool_choice required and named give valid arguments in tool_calls', async () => {
+  let n = 0;
+  for (let seed = 0; seed < 6; seed++) {
+    const r = await client.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 200, temperature: 1, seed,
+      tools: TOOLS, tool_choice: 'required', parallel_tool_calls: seed % 2 === 0 });
+    const ch = r.choices[0];
+    if (ch.finish_reason === 'length') continue;
+    n++;
+    assert.equal(ch.finish_reason, 'tool_calls');
+    assert.equal(ch.message.content, null);
+    checkCalls(ch.message.tool_calls);
+    if (seed % 2 === 1) assert.equal(ch.message.tool_calls.length, 1);
+    const named = await client.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 120, temperature: 1, seed,
+      tools: TOOLS, tool_choice: { type: 'function', function: { name: 'add' } } });
+    if (named.choices[0].finish_reason === 'length') continue;
+    assert.equal(named.choices[0].finish_reason, 'tool_calls');
+    checkCalls(named.choices[0].message.tool_calls, 'add');
+    assert.equal(named.choices[0].message.tool_calls.length, 1);
+  }
+  assert.ok(n >= 3, `only ${n} finished`);
+  await assert.rejects(client.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 5, tools: TOOLS,
+    tool_choice: { type: 'function', function: { name: 'nope' } } }), (e) => e instanceof OpenAI.BadRequestError && /nope/.test(e.message));
+});
+
+test('tools: streamed tool calls reassembled by the client', async () => {
+  let done = 0;
+  for (let seed = 0; seed < 4 && done < 2; seed++) {
+    const runner = client.chat.completions.stream({ model: MODEL, messages: MESSAGES, max_tokens: 200, temperature: 1, seed,
+      tools: TOOLS, tool_choice: 'required' });
+    const final = await runner.finalChatCompletion();
+    const ch = final.choices[0];
+    if (ch.finish_reason !== 'tool_calls') continue;
+    done++;
+    checkCalls(ch.message.tool_calls);
+    assert.ok(!ch.message.content, `content leaked: ${ch.message.content}`);
+  }
+  assert.ok(done >= 1);
+});
+
+test('tools: Hermes <tool_call> markup in an auto reply is parsed, not leaked (stream and not)', async () => {
+  const grammar = 'root ::= "Sure. <tool_call>{\\"name\\": \\"add\\", \\"arguments\\": {\\"a\\": " d ", \\"b\\": " d "}}</tool_call>"\nd ::= [1-9]';
+  const body = { model: MODEL, messages: MESSAGES, max_tokens: 100, temperature: 1, seed: 1, tools: TOOLS,
+    structured_outputs: { grammar } };
+  const r = await client.chat.completions.create(body);
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  assert.equal(r.choices[0].message.content, 'Sure. ');
+  checkCalls(r.choices[0].message.tool_calls, 'add');
+  const final = await client.chat.completions.stream(body).finalChatCompletion();
+  assert.equal(final.choices[0].message.content, 'Sure. ');
+  assert.deepEqual(JSON.parse(final.choices[0].message.tool_calls[0].function.arguments),
+    JSON.parse(r.choices[0].message.tool_calls[0].function.arguments));
+  const none = await client.chat.completions.create({ ...body, tool_choice: 'none' });
+  assert.match(none.choices[0].message.content, /<tool_call>/);
+  assert.equal(none.choices[0].message.tool_calls, undefined);
+});
+
+test('reasoning_content: <think> split out (stream and not), switchable off', async () => {
+  const grammar = 'root ::= "<think>" [a-z ]{1,20} "</think>" "Answer: " [a-z]{1,5}';
+  const body = { model: MODEL, messages: MESSAGES, max_tokens: 60, temperature: 1, seed: 2, structured_outputs: { grammar } };
+  const r = await client.chat.completions.create(body);
+  const m = r.choices[0].message;
+  assert.match(m.reasoning_content, /^[a-z ]{1,20}$/);
+  assert.match(m.content, /^Answer: [a-z]{1,5}$/);
+  const stream = await client.chat.completions.create({ ...body, stream: true });
+  let reasoning = '', content = '';
+  for await (const chunk of stream) {
+    const d = chunk.choices[0]?.delta;
+    if (d?.reasoning_content) reasoning += d.reasoning_content;
+    if (d?.content) content += d.content;
+  }
+  assert.equal(reasoning, m.reasoning_content);
+  assert.equal(content, m.content);
+  const off = await client.chat.completions.create({ ...body, reasoning_format: 'none' });
+  assert.equal(off.choices[0].message.content, `<think>${m.reasoning_content}</think>${m.content}`);
+  assert.equal(off.choices[0].message.reasoning_content, undefined);
+});
