@@ -88,8 +88,6 @@ void ref_vec_dot_q5_K(int64_t n, float *s, const void *w, const void *x);
 void ref_to_float_iq4_xs(const void *src, float *dst, int64_t n);
 void ref_from_float_iq4_xs(const float *src, void *dst, int64_t n);
 void ref_vec_dot_iq4_xs(int64_t n, float *s, const void *w, const void *x);
-// Q3_K 6-bit scale i (0..15, stored with +32) from the 12 packed bytes.
-int q3_K_scale(const uint8_t *sc, int i);
 
 // Q4_K 6-bit scale/min unpacking: sub-block j in 0..7 of the 12 packed bytes.
 static inline void q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {

@@ -142,6 +142,20 @@ enum { QX_Q2_K, QX_Q3_K, QX_Q5_K, QX_IQ4_XS };
 // int16 scale vector: the low lane sub-block a's scale, the high lane b's
 QX_INLINE __m256i qx_scale2(int a, int b) { return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a)); }
 
+// Q3_K's 16 6-bit scales minus 32 as int16 (q3_K_scale's mapping, four scales per 32-bit word:
+// low nibbles from bytes 0..7, high bit pairs from bytes 8..11)
+QX_INLINE __m256i qx_q3_K_scales(const uint8_t *s) {
+    uint32_t a0, a1, a2;
+    memcpy(&a0, s, 4);
+    memcpy(&a1, s + 4, 4);
+    memcpy(&a2, s + 8, 4);
+    const uint32_t m4 = 0x0F0F0F0Fu, m2 = 0x03030303u;
+    const __m128i v = _mm_setr_epi32((int)((a0 & m4) | ((a2 & m2) << 4)), (int)((a1 & m4) | (((a2 >> 2) & m2) << 4)),
+                                     (int)(((a0 >> 4) & m4) | (((a2 >> 4) & m2) << 4)),
+                                     (int)(((a1 >> 4) & m4) | (((a2 >> 6) & m2) << 4)));
+    return _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
+}
+
 QX_INLINE void qx_tileK(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x, size_t xrs, float *y, int64_t ys,
                         const int T, const int ty) {
     const int64_t nb = n / TV_QK_K;
@@ -182,8 +196,8 @@ QX_INLINE void qx_tileK(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *
             const tv_block_q3_K *a = (const tv_block_q3_K *)blk;
             dw = qx_f16(a->d);
             int16_t sc[16];
-            for (int s = 0; s < 16; s++) sc[s] = (int16_t)(q3_K_scale(a->scales, s) - 32);
-            sc16 = _mm256_loadu_si256((const __m256i *)sc);
+            sc16 = qx_q3_K_scales(a->scales);
+            _mm256_storeu_si256((__m256i *)sc, sc16);
             const __m256i hm = _mm256_loadu_si256((const __m256i *)a->hmask);
             TV_TILE_UNROLL for (int h = 0; h < 2; h++) {
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * h));
