@@ -415,9 +415,11 @@ static bool value_has_type(const cJSON *v, const bool t[7]) {
 static int32_t js_enum(js *c, const cJSON *s, const cJSON *en, const cJSON *cn) {
     bool t[7];
     if (!types_of(cJSON_GetObjectItemCaseSensitive(s, "type"), t)) return js_fail(c, "bad 'type'");
-    for (const cJSON *k = s->child; k; k = k->next)
-        if (!is_annotation(k->string) && strcmp(k->string, "type") && strcmp(k->string, "enum") && strcmp(k->string, "const"))
-            return js_fail(c, "'%s' together with enum/const is not supported", k->string);
+    static const char *const constraining[] = {"properties", "required", "additionalProperties", "items", "prefixItems",
+        "additionalItems", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minProperties", "maxProperties", NULL};
+    for (const char *const *k = constraining; *k; k++)
+        if (cJSON_GetObjectItemCaseSensitive(s, *k)) return js_fail(c, "'%s' together with enum/const is not supported", *k);
     if (en && !cJSON_IsArray(en)) return js_fail(c, "'enum' must be an array");
     const size_t n = en ? (size_t)cJSON_GetArraySize(en) : 1;
     gram_lit *l = mem_calloc(n + 1, sizeof *l);
@@ -578,7 +580,12 @@ static const char *format_regex(const char *f) {
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
         if (!strcmp(f, tab[i][0])) return tab[i][1] ? tab[i][1] : "";
-    return NULL;
+    // standard formats not enforced are errors; others (custom names) carry no validation
+    static const char *const standard[] = {"duration", "idn-email", "idn-hostname", "ipv6", "iri", "iri-reference",
+                                           "uri-template", "json-pointer", "relative-json-pointer", "int32", "int64",
+                                           "float", "double", NULL};
+    for (const char *const *k = standard; *k; k++) if (!strcmp(f, *k)) return NULL;
+    return "";
 }
 
 static int32_t js_string(js *c, const cJSON *s) {

@@ -7,7 +7,7 @@
 // JSON pointer (recursion included), items (schema or, before 2020-12, a tuple), prefixItems,
 // additionalItems, minItems, maxItems, minLength, maxLength, pattern (JavaScript regex, unanchored
 // unless ^/$), format (date, time, date-time, uuid, email, ipv4, hostname, uri, byte and the
-// unconstrained ones), integer minimum/maximum/exclusive*, number bounds (as integers, plus
+// unconstrained ones; non-standard format names validate nothing and are ignored), integer minimum/maximum/exclusive*, number bounds (as integers, plus
 // fractions when the lower bound is >= 0), multipleOf 1 on integers, minProperties <= the
 // required count, boolean schemas.
 // Anything else that constrains values (not, if/then/else, patternProperties, propertyNames,
