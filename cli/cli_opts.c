@@ -10,7 +10,7 @@
 #include "cli_util.h"
 
 typedef enum {
-    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_QUANTIZE,
+    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_QUANTIZE,
     O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
 } opt_id;
 
@@ -36,10 +36,12 @@ static const opt_row MODEL_OPTS[] = {
     {O_CPU, {"--cpu"}, "PATH",
      "kernel path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default: $TINYVLLM_CPU, else the best\n"
      "this CPU has); TINYVLLM_REPACK=0 keeps weights as stored"},
-    {O_SPEC, {"--spec"}, "ngram",
-     "speculative decoding: propose tokens by prompt lookup (n-grams of the request's own prompt and\n"
-     "output), verified in the batch; output unchanged (default: off)"},
+    {O_SPEC, {"--spec"}, "ngram|draft",
+     "speculative decoding, output unchanged (default: off): propose tokens by prompt lookup (n-grams of\n"
+     "the request's own prompt and output) or by a self-draft (the model's first --draft-layers layers\n"
+     "and its head); verified in the batch"},
     {O_SPEC_TOKENS, {"--spec-tokens", "--draft-max"}, "K", "tokens proposed per sequence and step at most (1..16, default 4; needs --spec)"},
+    {O_DRAFT_LAYERS, {"--draft-layers"}, "N", "--spec draft: layers of the self-draft (1 .. the model's layers - 1)"},
 };
 
 static const opt_row SAMPLING_OPTS[] = {
@@ -123,8 +125,12 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         break;
     }
     case O_SPEC:
-        if (strcmp(v, "ngram")) return cli_usage_error(cmd, "%s: '%s' is not a proposer (ngram)", a, v);
-        o->spec = TV_SPEC_NGRAM;
+        if (!strcmp(v, "ngram")) o->spec = TV_SPEC_NGRAM;
+        else if (!strcmp(v, "draft")) o->spec = TV_SPEC_SELF_DRAFT;
+        else return cli_usage_error(cmd, "%s: '%s' is not a proposer (ngram or draft)", a, v);
+        break;
+    case O_DRAFT_LAYERS:
+        if (!cli_parse_long(v, 1, 1 << 16, &o->draft_layers)) return cli_usage_error(cmd, "%s: '%s' is not a layer count", a, v);
         break;
     case O_SPEC_TOKENS:
         if (!cli_parse_long(v, 1, TV_SPEC_MAX_TOKENS, &o->spec_tokens))
@@ -229,11 +235,20 @@ tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_conf
     if (o->kv_bits) ec->kv_bits = (int)o->kv_bits;
     if (o->spec_tokens && o->spec == TV_SPEC_NONE) {
         *e = NULL;
-        return tv_error_set(err, TV_ERR_INVALID, "--spec-tokens needs --spec ngram");
+        return tv_error_set(err, TV_ERR_INVALID, "--spec-tokens needs --spec ngram or --spec draft");
+    }
+    if ((o->spec == TV_SPEC_SELF_DRAFT) != (o->draft_layers > 0)) {
+        *e = NULL;
+        return tv_error_set(err, TV_ERR_INVALID, "--spec draft and --draft-layers N go together");
     }
     ec->spec = o->spec;
     ec->spec_tokens = (int)o->spec_tokens;
+    ec->draft_layers = (int)o->draft_layers;
     return (*e = tv_engine_create(m, ec, err)) ? TV_OK : err->code;
+}
+
+const char *cli_spec_name(tv_spec_method m) {
+    return m == TV_SPEC_NGRAM ? "ngram" : m == TV_SPEC_SELF_DRAFT ? "draft" : "off";
 }
 
 tv_status cli_open(const cli_model_opts *o, tv_engine_config *ec, tv_model **m, tv_engine **e, tv_error *err) {

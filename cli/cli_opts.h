@@ -4,7 +4,8 @@
 // its help line; parsing and --help both read the table, so they cannot disagree.
 //
 //   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  -c/--ctx-size N  --kv-bits 16|32
-//             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram  --spec-tokens K  --quantize TYPE
+//             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram|draft  --spec-tokens K
+//             --draft-layers N  --quantize TYPE
 //   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --presence-penalty P
 //             --frequency-penalty F  -s/--seed S
 // The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
@@ -25,6 +26,7 @@ typedef struct cli_model_opts {
     long kv_bits;             // 0: auto (32 for f32 models, else 16)
     tv_spec_method spec;      // speculative decoding proposer (TV_SPEC_NONE: off)
     long spec_tokens;         // 0: the engine's default with a proposer
+    long draft_layers;        // --spec draft: layers of the self-draft
     const char *cmd;          // the command, for the notes cli_open prints (set by cli_model_opt)
     const char *quantize;     // --quantize TYPE: quantize F32/F16/BF16 weights at load (NULL: as stored)
 } cli_model_opts;
@@ -47,6 +49,8 @@ tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err);
 tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err);
 // Loads o->model_path and creates an engine: the model parameters and *ec (the command's own
 // settings, e.g. max_num_seqs) get the shared options. On failure *m and *e are NULL and err says why.
+// The speculative decoding method's name as --spec spells it ("ngram", "draft"; "off" for none).
+const char *cli_spec_name(tv_spec_method m);
 tv_status cli_open(const cli_model_opts *o, tv_engine_config *ec, tv_model **m, tv_engine **e, tv_error *err);
 
 #endif

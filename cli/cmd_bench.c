@@ -434,7 +434,7 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddNumberToObject(jo, "n_gen", (double)a->n_gen);
     if (a->mo.spec != TV_SPEC_NONE) {
         cJSON *sp = cJSON_AddObjectToObject(jo, "speculation");
-        cJSON_AddStringToObject(sp, "method", "ngram");
+        cJSON_AddStringToObject(sp, "method", cli_spec_name(a->mo.spec));
         cJSON_AddNumberToObject(sp, "verifications", (double)r->es.n_spec_drafts);
         cJSON_AddNumberToObject(sp, "proposed_tokens", (double)r->es.n_spec_draft_tokens);
         cJSON_AddNumberToObject(sp, "accepted_tokens", (double)r->es.n_spec_accepted_tokens);
@@ -528,8 +528,8 @@ static void print_text(const bench_args *a, const bench_results *r) {
         printf("(batch prompts of %d tokens: the context holds %d)\n", r->batch_prompt, r->n_ctx);
     if (r->bd.n) { snprintf(name, sizeof name, "batch%ld decode", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&r->bd), s_max(&r->bd)); }
     if (a->mo.spec != TV_SPEC_NONE)
-        printf("speculation ngram (all runs): %llu verifications, accepted %llu of %llu proposed tokens (%.1f%%)\n",
-               (unsigned long long)r->es.n_spec_drafts, (unsigned long long)r->es.n_spec_accepted_tokens,
+        printf("speculation %s (all runs): %llu verifications, accepted %llu of %llu proposed tokens (%.1f%%)\n",
+               cli_spec_name(a->mo.spec), (unsigned long long)r->es.n_spec_drafts, (unsigned long long)r->es.n_spec_accepted_tokens,
                (unsigned long long)r->es.n_spec_draft_tokens,
                r->es.n_spec_draft_tokens ? 100.0 * (double)r->es.n_spec_accepted_tokens / (double)r->es.n_spec_draft_tokens : 0.0);
     if (r->kv_run.has_kv)

@@ -217,7 +217,9 @@ int cmd_generate(int argc, char **argv) {
         cJSON_AddNumberToObject(t, "generation_tok_s", tg_tps);
         if (lim.spec != TV_SPEC_NONE) {
             cJSON *sp = cJSON_AddObjectToObject(out, "speculation");
+            cJSON_AddStringToObject(sp, "method", cli_spec_name(lim.spec));
             cJSON_AddNumberToObject(sp, "tokens", lim.spec_tokens);
+            if (lim.draft_layers) cJSON_AddNumberToObject(sp, "draft_layers", lim.draft_layers);
             cJSON_AddNumberToObject(sp, "verifications", (double)es.n_spec_drafts);
             cJSON_AddNumberToObject(sp, "proposed_tokens", (double)es.n_spec_draft_tokens);
             cJSON_AddNumberToObject(sp, "accepted_tokens", (double)es.n_spec_accepted_tokens);
@@ -234,8 +236,8 @@ int cmd_generate(int argc, char **argv) {
     fprintf(stderr, "tinyvllm: load %.0f ms | prompt %zu tok, %.1f tok/s | generation %zu tok, %.1f tok/s | finish %s | cpu %s\n",
             t_load, n_ids, pp_tps, n_gen, tg_tps, fin, tv_engine_cpu_path(e));
     if (lim.spec != TV_SPEC_NONE)
-        fprintf(stderr, "tinyvllm: speculation ngram, up to %d tokens | %llu verifications | accepted %llu of %llu proposed "
-                        "(%.1f%%) | %.2f tokens per verification\n", lim.spec_tokens, (unsigned long long)es.n_spec_drafts,
+        fprintf(stderr, "tinyvllm: speculation %s, up to %d tokens | %llu verifications | accepted %llu of %llu proposed "
+                        "(%.1f%%) | %.2f tokens per verification\n", cli_spec_name(lim.spec), lim.spec_tokens, (unsigned long long)es.n_spec_drafts,
                 (unsigned long long)es.n_spec_accepted_tokens, (unsigned long long)es.n_spec_draft_tokens, 100 * accept,
                 es.n_spec_drafts ? 1.0 + (double)es.n_spec_accepted_tokens / (double)es.n_spec_drafts : 0.0);
     rc = 0;

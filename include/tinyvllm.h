@@ -247,6 +247,8 @@ typedef struct tv_engine tv_engine;
 typedef enum tv_spec_method {
     TV_SPEC_NONE = 0,
     TV_SPEC_NGRAM,             // prompt lookup: continue an n-gram of the sequence's own tokens
+    TV_SPEC_SELF_DRAFT,        // the model's own first draft_layers layers and its head, greedily (their
+                               // K/V are the model's own for those layers: no second cache)
 } tv_spec_method;
 
 #define TV_SPEC_MAX_TOKENS 16  // spec_tokens at most
@@ -270,6 +272,7 @@ typedef struct tv_engine_config {
     tv_spec_method spec;       // speculative decoding proposer (default TV_SPEC_NONE)
     int spec_tokens;           // tokens proposed per sequence and round at most, 1..TV_SPEC_MAX_TOKENS
                                // (0 with a proposer = 4)
+    int draft_layers;          // TV_SPEC_SELF_DRAFT: layers of the draft, 1 .. the model's layers - 1
 } tv_engine_config;
 
 void tv_engine_config_default(tv_engine_config *c);
@@ -292,6 +295,7 @@ typedef struct tv_engine_limits {
     int n_threads;             // kernel threads
     tv_spec_method spec;       // speculative decoding proposer
     int spec_tokens;           // its tokens per sequence and round at most (0 without a proposer)
+    int draft_layers;          // TV_SPEC_SELF_DRAFT: the draft's layers, else 0
 } tv_engine_limits;
 
 void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test_spec_cli.sh — speculative decoding from the command line: `generate --spec ngram` prints the
-# same text and token ids as without it (greedy and seeded sampling), reports its acceptance, and
-# rejects bad values; `bench --spec ngram` reports it in its JSON.
+# test_spec_cli.sh — speculative decoding from the command line: `generate --spec ngram` and
+# `--spec draft --draft-layers N` print the same token ids as without (greedy and seeded sampling),
+# report their acceptance, and bad values are rejected; `bench --spec ngram` reports it in its JSON.
 #   bash tests/test_spec_cli.sh <tinyvllm-binary> <shared-dir>
 set -u
 BIN=${1:?usage: test_spec_cli.sh <tinyvllm-binary> <shared-dir>}
@@ -18,21 +18,28 @@ for samp in "--temp 0" "--temp 0.9 --seed 5"; do
   # shellcheck disable=SC2086
   "$BIN" generate -m "$M" -p "Once upon a time" -n 160 -t 1 $samp --json >"$W/plain.json" 2>"$W/plain.err" ||
     fail "plain generate ($samp): $(cat "$W/plain.err")"
-  for k in 1 4 16; do
+  for how in "ngram 1" "ngram 4" "ngram 16" "draft 4 --draft-layers 3" "draft 2 --draft-layers 1"; do
+    set -- $how
+    method=$1 k=$2
+    shift 2
     # shellcheck disable=SC2086
-    "$BIN" generate -m "$M" -p "Once upon a time" -n 160 -t 1 $samp --spec ngram --spec-tokens $k --json \
-      >"$W/spec.json" 2>"$W/spec.err" || fail "generate --spec ngram --spec-tokens $k ($samp): $(cat "$W/spec.err")"
+    "$BIN" generate -m "$M" -p "Once upon a time" -n 160 -t 1 $samp --spec $method --spec-tokens $k "$@" --json \
+      >"$W/spec.json" 2>"$W/spec.err" || fail "generate --spec $how ($samp): $(cat "$W/spec.err")"
     [ "$(ids "$W/spec.json")" = "$(ids "$W/plain.json")" ] ||
-      fail "--spec-tokens $k ($samp): generated ids differ from plain decoding"
-    grep -q '"acceptance_rate"' "$W/spec.json" || fail "--spec-tokens $k: no acceptance rate in the JSON"
-    grep -qE 'speculation ngram, up to '"$k"' tokens \| [0-9]+ verifications \| accepted [0-9]+ of [0-9]+ proposed' "$W/spec.err" ||
-      fail "--spec-tokens $k: no acceptance line on stderr: $(cat "$W/spec.err")"
+      fail "--spec $how ($samp): generated ids differ from plain decoding"
+    grep -q '"acceptance_rate"' "$W/spec.json" || fail "--spec $how: no acceptance rate in the JSON"
+    grep -qE 'speculation '"$method"', up to '"$k"' tokens \| [0-9]+ verifications \| accepted [0-9]+ of [0-9]+ proposed' "$W/spec.err" ||
+      fail "--spec $how: no acceptance line on stderr: $(cat "$W/spec.err")"
+    echo "$samp, --spec $how: $(grep speculation "$W/spec.err")"
   done
 done
-echo "generate: same ids with and without --spec ngram; $(grep speculation "$W/spec.err")"
 
 "$BIN" generate -m "$M" -p "x" -n 4 --spec draft >/dev/null 2>"$W/e1"; rc=$?
-[ $rc = 2 ] && grep -q "not a proposer" "$W/e1" || fail "--spec draft: rc $rc, $(cat "$W/e1")"
+[ $rc != 0 ] && grep -q "go together" "$W/e1" || fail "--spec draft without --draft-layers: rc $rc, $(cat "$W/e1")"
+"$BIN" generate -m "$M" -p "x" -n 4 --spec draft --draft-layers 5 >/dev/null 2>"$W/e1"; rc=$?
+[ $rc != 0 ] && grep -q "self-draft of 5 layers is invalid" "$W/e1" || fail "--draft-layers 5 of 5: rc $rc, $(cat "$W/e1")"
+"$BIN" generate -m "$M" -p "x" -n 4 --spec mtp >/dev/null 2>"$W/e1"; rc=$?
+[ $rc = 2 ] && grep -q "not a proposer" "$W/e1" || fail "--spec mtp: rc $rc, $(cat "$W/e1")"
 "$BIN" generate -m "$M" -p "x" -n 4 --spec ngram --spec-tokens 17 >/dev/null 2>"$W/e2"; rc=$?
 [ $rc = 2 ] && grep -q "1..16" "$W/e2" || fail "--spec-tokens 17: rc $rc, $(cat "$W/e2")"
 "$BIN" generate -m "$M" -p "x" -n 4 --spec-tokens 3 >/dev/null 2>"$W/e3"; rc=$?

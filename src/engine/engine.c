@@ -3,8 +3,12 @@
 //   run          the flat batch is built and the forward pass computes the logits rows
 //   postprocess  each sequence with logits samples a token and appends it with its outputs
 //
-// Speculative decoding (cfg.spec): after a sequence's token is appended, the proposer (spec.h)
-// writes up to k guesses of its next tokens behind it (seq->n_draft). The scheduler runs them as
+// Speculative decoding (cfg.spec): after a sequence's token is appended, the proposer writes up
+// to k guesses of its next tokens behind it (seq->n_draft): the n-gram proposer (spec.h) at once,
+// the self-draft (the model's first draft_layers layers and its head, greedy) after scheduling, in
+// up to k one-token rounds over every decode item that got guesses (draft(); their K/V for those
+// layers are the whole model's for the same tokens, so the draft has no cache of its own and the
+// verification rewrites them unchanged). The scheduler runs the guesses as
 // a verification item: the pending token and the guesses, 1 + n rows of the same flat batch, with
 // logits for every row (row j predicts the token after guess j - 1). Postprocess samples row 0 as
 // usual; while the sampled token equals the guess at that position, the guess is accepted and the
@@ -164,7 +168,13 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (c.decode_steps > 64) { err_fail(err, TV_ERR_INVALID, "engine: decode_steps %d invalid (1..64)", c.decode_steps); return NULL; }
     if (c.kv_bits == 0) c.kv_bits = model_weight_type(m) == TV_TYPE_F32 ? 32 : 16;
     if (c.kv_bits != 16 && c.kv_bits != 32) { err_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
-    if (c.spec != TV_SPEC_NONE && c.spec != TV_SPEC_NGRAM) { err_fail(err, TV_ERR_INVALID, "engine: unknown speculative decoding method %d", (int)c.spec); return NULL; }
+    if (c.spec != TV_SPEC_NONE && c.spec != TV_SPEC_NGRAM && c.spec != TV_SPEC_SELF_DRAFT) { err_fail(err, TV_ERR_INVALID, "engine: unknown speculative decoding method %d", (int)c.spec); return NULL; }
+    if (c.spec != TV_SPEC_SELF_DRAFT) c.draft_layers = 0;
+    else if (c.draft_layers < 1 || c.draft_layers >= hp->n_layers) {
+        err_fail(err, TV_ERR_INVALID, "engine: a self-draft of %d layers is invalid (1..%d: fewer than the model's %d)",
+                 c.draft_layers, hp->n_layers - 1, hp->n_layers);
+        return NULL;
+    }
     if (c.spec == TV_SPEC_NONE) c.spec_tokens = 0;
     else if (c.spec_tokens == 0) c.spec_tokens = 4;
     if (c.spec_tokens < 0 || c.spec_tokens > TV_SPEC_MAX_TOKENS) {
@@ -374,7 +384,7 @@ void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l) {
                             .max_batched_tokens = e->cfg.max_batched_tokens, .block_size = e->cfg.block_size,
                             .n_blocks = e->cfg.n_blocks, .kv_bits = e->cfg.kv_bits,
                             .decode_steps = e->cfg.decode_steps, .n_threads = e->cfg.n_threads,
-                            .spec = e->cfg.spec, .spec_tokens = e->cfg.spec_tokens};
+                            .spec = e->cfg.spec, .spec_tokens = e->cfg.spec_tokens, .draft_layers = e->cfg.draft_layers};
 }
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
@@ -587,14 +597,79 @@ static void propose(tv_engine *e, tv_seq *s) {
     const int k = e->cfg.spec_tokens < room - 1 ? e->cfg.spec_tokens : room - 1;
     if (k <= 0) return;
     TV_CHECK(s->n_tokens + k <= s->cap);
+    if (e->cfg.spec != TV_SPEC_NGRAM) {
+        s->n_draft = k;   // the self-draft makes what the scheduler grants, in draft()
+        return;
+    }
     s->n_draft = spec_ngram_propose(s->tokens, s->n_tokens, k, s->tokens + s->n_tokens);
     // structured output: guesses the grammar would refuse are not worth verifying
     if (s->matcher) s->n_draft = (int)matcher_check(s->matcher, s->tokens + s->n_tokens, (size_t)s->n_draft);
 }
 
+// The lowest id of a maximal value of x (n).
+static int32_t argmax_row(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+// Self-speculative drafting for the scheduled items (before their batch is built): round d runs,
+// for every decode item granted more than d guesses, the token at position n_computed + d (its
+// pending token, then guess d - 1) through the first draft_layers layers and the head, one row
+// each, and writes the argmax as guess d. A failed round keeps the guesses made so far (the items
+// shrink to them): drafting never fails a request. Structured output: the guesses are cut where the
+// grammar would refuse them (as the n-gram proposer's).
+static void draft(tv_engine *e, int n_items) {
+    const size_t V = (size_t)e->hp->n_vocab;
+    for (int d = 0;; d++) {
+        int n = 0;
+        e->b_qstart[0] = 0;
+        for (int i = 0; i < n_items; i++) {
+            tv_seq *s = e->items[i].seq;
+            if (s->n_draft <= d) continue;   // prompt chunks have none
+            const int pos = s->n_computed + d;
+            e->b_tokens[n] = s->tokens[pos];
+            e->b_pos[n] = pos;
+            e->b_ctx[n] = pos + 1;
+            e->b_tables[n] = s->blocks;
+            e->b_logit_rows[n] = n;
+            e->b_logit_seq[n] = s;
+            n++;
+            e->b_qstart[n] = n;
+        }
+        if (n == 0) break;
+        tv_batch b = {.n_tokens = n, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = n, .q_start = e->b_qstart,
+                      .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = n, .logit_rows = e->b_logit_rows,
+                      .n_layers = e->cfg.draft_layers};
+        float *logits = NULL;
+        tv_error ferr = {0};
+        if (forward_run(e->fwd, e->kv, &b, &logits, &ferr) != TV_OK) {
+            for (int i = 0; i < n_items; i++) {
+                tv_seq *s = e->items[i].seq;
+                if (s->n_draft <= d) continue;
+                e->items[i].n_tokens -= s->n_draft - d;
+                s->n_draft = d;
+            }
+            break;
+        }
+        for (int r = 0; r < n; r++) {
+            tv_seq *s = e->b_logit_seq[r];
+            s->tokens[s->n_tokens + d] = argmax_row(logits + (size_t)r * V, (int32_t)V);
+        }
+    }
+    for (int i = 0; i < n_items; i++) {
+        tv_seq *s = e->items[i].seq;
+        if (!s->matcher || !s->n_draft) continue;
+        const int ok = (int)matcher_check(s->matcher, s->tokens + s->n_tokens, (size_t)s->n_draft);
+        e->items[i].n_tokens -= s->n_draft - ok;
+        s->n_draft = ok;
+    }
+}
+
 // Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits) as described at
 // the top: appends tokens while they match s's guesses, then advances n_computed over the accepted
-// guesses and returns the blocks that only rejected ones reached.
+// guesses (postprocess then returns the blocks that only rejected ones reached).
 static void verify(tv_engine *e, tv_seq *s, float *logits) {
     const size_t V = (size_t)e->hp->n_vocab;
     const int n_draft = s->n_draft;
@@ -612,9 +687,7 @@ static void verify(tv_engine *e, tv_seq *s, float *logits) {
     e->stats.n_spec_drafts++;
     e->stats.n_spec_draft_tokens += (uint64_t)n_draft;
     e->stats.n_spec_accepted_tokens += (uint64_t)n_accepted;
-    if (s->status != SEQ_RUNNING) return;   // finished or failed: its blocks are already released
-    sched_computed(e->sched, s, n_accepted);
-    sched_rollback(e->sched, s);
+    if (s->status == SEQ_RUNNING) sched_computed(e->sched, s, n_accepted);   // else its blocks went back
 }
 
 static void postprocess(tv_engine *e, const tv_batch *b, float *logits) {
@@ -624,7 +697,10 @@ static void postprocess(tv_engine *e, const tv_batch *b, float *logits) {
         const int n_rows = 1 + s->n_draft;
         if (s->n_draft) verify(e, s, logits + (size_t)r * V);
         else emit_token(e, s, logits + (size_t)r * V);
-        if (e->cfg.spec_tokens && s->status == SEQ_RUNNING) propose(e, s);
+        if (e->cfg.spec_tokens && s->status == SEQ_RUNNING) {
+            sched_rollback(e->sched, s);   // blocks only rejected guesses (or ungranted drafts) reached
+            propose(e, s);
+        }
         r += n_rows;
     }
 }
@@ -655,6 +731,7 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     for (int r = 0; r < e->cfg.decode_steps && decode_only && (r == 0 || sched_n_waiting(e->sched) == 0); r++) {
         int n_items = schedule(e);
         if (n_items == 0) break;
+        if (e->cfg.spec == TV_SPEC_SELF_DRAFT) draft(e, n_items);
         tv_batch b = build_batch(e, n_items, &decode_only);
         float *logits = NULL;
         if (run(e, n_items, &b, &logits) != TV_OK) break;

@@ -244,19 +244,7 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
         items[n++] = (tv_sched_item){seq, chunk};
         budget -= chunk;
     }
-    // 3. proposed tokens of the decodes scheduled in 1, with what budget and free blocks are left
-    for (int i = 0; i < n; i++) {
-        tv_seq *seq = items[i].seq;
-        if (seq_n_pending(seq) != 1) continue;
-        const int fit = (seq->n_blocks + bm_n_free(s->bm)) * bm_block_size(s->bm) - seq->n_computed - 1;
-        int extra = seq->n_draft < budget ? seq->n_draft : budget;
-        if (extra > fit) extra = fit;
-        if (extra > 0 && !ensure_blocks(s, seq, seq->n_computed + 1 + extra)) extra = 0;
-        seq->n_draft = extra;
-        items[i].n_tokens += extra;
-        budget -= extra;
-    }
-    // 4. admit waiting requests FCFS
+    // 3. admit waiting requests FCFS
     while (s->n_waiting > 0 && budget > 0 && s->n_running < s->cfg.max_num_seqs && *n_preempted == 0) {
         tv_seq *seq = *wslot(s, 0);
         if (s->cfg.prefix_caching && seq->n_blocks == 0) match_prefix(s, seq);
@@ -273,6 +261,18 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
         s->running[s->n_running++] = seq;
         items[n++] = (tv_sched_item){seq, chunk};
         budget -= chunk;
+    }
+    // 4. proposed tokens of the decodes scheduled in 1, with what budget and free blocks are left
+    for (int i = 0; i < n; i++) {
+        tv_seq *seq = items[i].seq;
+        if (seq_n_pending(seq) != 1) continue;
+        const int fit = (seq->n_blocks + bm_n_free(s->bm)) * bm_block_size(s->bm) - seq->n_computed - 1;
+        int extra = seq->n_draft < budget ? seq->n_draft : budget;
+        if (extra > fit) extra = fit;
+        if (extra > 0 && !ensure_blocks(s, seq, seq->n_computed + 1 + extra)) extra = 0;
+        seq->n_draft = extra;
+        items[i].n_tokens += extra;
+        budget -= extra;
     }
     return n;
 }

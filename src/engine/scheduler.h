@@ -7,7 +7,8 @@
 //
 // Speculative decoding: a decoding sequence with n_draft proposed tokens (sequence.h) runs them
 // after its pending token, as one item of 1 + n_draft tokens. They get what budget and free blocks
-// are left after every decode and running prompt got its share (never preempting anyone for them);
+// are left after every decode, running prompt and admission got its share (a guess is worth less
+// than a prompt that must run anyway; nobody is ever preempted or kept waiting for them);
 // what does not fit is cut (n_draft shrinks, to 0 at worst). The engine advances n_computed only
 // over the tokens the model accepted and then calls sched_rollback, which returns the blocks that
 // only rejected tokens reached; nothing rejected is ever registered with the prefix cache (only

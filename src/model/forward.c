@@ -179,7 +179,7 @@ oom:
 
 static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batch *b, tv_error *err) {
     const tv_hparams *h = model_hparams(f->m);
-    if (b->n_tokens <= 0 || b->n_tokens > f->max_tokens || b->n_logits < 0 || b->n_logits > f->max_logits ||
+    if (b->n_tokens <= 0 || b->n_tokens > f->max_tokens || b->n_logits < 0 || b->n_logits > f->max_logits || b->n_layers < 0 ||
         b->n_seqs <= 0 || b->q_start[0] != 0 || b->q_start[b->n_seqs] != b->n_tokens)
         return err_fail(err, TV_ERR_INVALID, "forward: malformed batch (%d tokens, %d seqs, %d logits)", b->n_tokens,
                        b->n_seqs, b->n_logits);
@@ -262,7 +262,8 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
                                .window = h->kv_window};
     s->attn = (tv_attn_args){.geom = geom, .n_seqs = b->n_seqs, .seqs = f->seqs};
 
-    for (int l = 0; l < h->n_layers; l++)
+    const int n_layers = b->n_layers > 0 && b->n_layers < h->n_layers ? b->n_layers : h->n_layers;
+    for (int l = 0; l < n_layers; l++)
         if ((st = fam->block(s, &layers[l], l, err))) return st;
 
     layers_logits(s, b->logit_rows, b->n_logits, model_output_norm(m), model_output(m), f->lx, f->logits);

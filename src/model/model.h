@@ -133,6 +133,9 @@ typedef struct tv_batch {
                                          // kv_window, entries before every query's window are not read)
     int n_logits;
     const int32_t *logit_rows;    // (n_logits) token indices whose logits are wanted
+    int n_layers;                 // 0: the whole model; else only the first n_layers, then the output
+                                  // norm and head (a self-speculative draft: the K/V it writes for
+                                  // those layers are the ones the whole model writes for the same tokens)
 } tv_batch;
 
 // Forward state: activations sized for up to max_tokens tokens per batch, for sequences of up to
