@@ -1,5 +1,5 @@
 // quants_x86.h — 256-bit integer kernels for Q4_1, Q5_1 (× Q8_1), Q5_0, IQ4_NL (× Q8_0) and Q2_K,
-// Q3_K, Q5_K, IQ4_XS (× Q8_K). The body of quants_avx2.c (VEX, AVX-VNNI) and quants_avx512.c (EVEX:
+// Q3_K, Q5_K, IQ4_XS (× Q8_K), and the Q8_1 activation quantizer. The body of quants_avx2.c (VEX, AVX-VNNI) and quants_avx512.c (EVEX:
 // AVX512-VNNI on ymm registers); each defines QX_DPBUSD(acc, u, s) (its vpdpbusd) before including
 // this. Private to those two files.
 //
@@ -270,6 +270,40 @@ QX_INLINE void qx_tileK(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *
     TV_TILE_UNROLL for (int t = 0; t < T; t++) y[t * ys] = qx_hsum_ps(accf[t]) - mins[t];
 }
 
+// ======================= Q8_1 activations =======================
+// Bit-exact with ref_from_float_q8_1: d = amax / 127, q = roundf(x * (1 / d)) (half away from zero:
+// trunc, then ±1 where the exact remainder is >= 0.5), s = f16(d * sum q).
+QX_INLINE __m256 qx_round_half_away(__m256 v) {
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), sgn = _mm256_set1_ps(-0.0f);
+    const __m256 f = _mm256_andnot_ps(sgn, _mm256_sub_ps(v, t));
+    const __m256 one = _mm256_and_ps(_mm256_cmp_ps(f, _mm256_set1_ps(0.5f), _CMP_GE_OQ), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(t, _mm256_or_ps(one, _mm256_and_ps(v, sgn)));
+}
+static void qx_from_float_q8_1(const float *src, void *dst, int64_t n) {
+    tv_block_q8_1 *b = dst;
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m256 v[4], mx = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(src + 32 * i + 8 * k);
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sgn, v[k]));
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float d = _mm_cvtss_f32(m) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        __m256i q[4], sum = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            q[k] = _mm256_cvtps_epi32(qx_round_half_away(_mm256_mul_ps(v[k], _mm256_set1_ps(id))));
+            sum = _mm256_add_epi32(sum, q[k]);
+        }
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)b[i].qs, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        b[i].d = f32_to_f16(d);
+        b[i].s = f32_to_f16((float)qx_hsum_epi32(sum) * d);
+    }
+}
+
 // ======================= instantiation =======================
 // PFX_vec_dot and PFX_gemm over the tiles of BODY(..., R, T, ARGS) for R in 1..RM, T in 1..4.
 #define QX_TILE(PFX, R, T, CALL)                                                                                     \
@@ -328,6 +362,7 @@ static void qx_install(tv_type_traits *t, bool vnni) {
     QX_PUT(TV_TYPE_Q5_0, q5_0);
     QX_PUT(TV_TYPE_IQ4_NL, iq4_nl);
 #undef QX_PUT
+    t[TV_TYPE_Q8_1].from_float = qx_from_float_q8_1;
     t[TV_TYPE_Q2_K].vec_dot = q2_K_vec_dot;
     t[TV_TYPE_Q2_K].gemm = q2_K_gemm;
     t[TV_TYPE_Q3_K].vec_dot = q3_K_vec_dot;
