@@ -10,11 +10,12 @@
 #include "cli_util.h"
 
 typedef enum {
-    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_QUANTIZE,
+    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_QUANTIZE, O_QUIET,
     O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
 } opt_id;
 
-// One option: up to three spellings (ours first, then llama.cpp's), the value's name, the help text.
+// One option: up to three spellings (ours first, then llama.cpp's), the value's name (NULL: a flag
+// without a value), the help text.
 typedef struct opt_row {
     opt_id id;
     const char *names[3];
@@ -26,6 +27,7 @@ static const opt_row MODEL_OPTS[] = {
     {O_MODEL, {"-m", "--model"}, "PATH", "GGUF model, llama2.c checkpoint or Hugging Face folder (required)"},
     {O_QUANTIZE, {"--quantize"}, "TYPE",
      "quantize F32/F16/BF16 weights at load: Q8_0 Q4_0 Q4_K Q6_K ... (default: as stored)"},
+    {O_QUIET, {"-q", "--quiet"}, NULL, "no progress lines (they are drawn only on a terminal anyway)"},
     {O_TOKENIZER, {"--tokenizer"}, "FILE",
      "tokenizer when the model has none: llama2.c tokenizer.bin, tokenizer.json or a GGUF holding one"},
     {O_THREADS, {"-t", "--threads"}, "N", "worker threads (default: all online cores; more is capped to them)"},
@@ -63,7 +65,7 @@ static void print_rows(FILE *f, const opt_row *rows, size_t n) {
         int len = snprintf(left, sizeof left, "  ");
         for (int k = 0; k < 3 && rows[r].names[k]; k++)
             len += snprintf(left + len, sizeof left - (size_t)len, "%s%s", k ? ", " : "", rows[r].names[k]);
-        snprintf(left + len, sizeof left - (size_t)len, " %s", rows[r].value);
+        if (rows[r].value) snprintf(left + len, sizeof left - (size_t)len, " %s", rows[r].value);
         fprintf(f, "%-30s ", left);
         for (const char *p = rows[r].help; *p; p++) {   // continuation lines line up with the first
             fputc(*p, f);
@@ -97,8 +99,9 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     const char *a = argv[*i], *v;
     const opt_row *row = find_row(MODEL_OPTS, N_ROWS(MODEL_OPTS), a);
     if (!row) return 0;
-    if (!(v = value_of(cmd, argc, argv, i))) return 2;
     o->cmd = cmd;
+    if (row->id == O_QUIET) { o->quiet = true; return 1; }
+    if (!(v = value_of(cmd, argc, argv, i))) return 2;
     switch (row->id) {
     case O_MODEL: o->model_path = v; break;
     case O_TOKENIZER: o->tok_path = v; break;
@@ -201,10 +204,10 @@ static long capped_threads(const cli_model_opts *o) {
     return n_cpu;
 }
 
-// Load-time work on a terminal: "quantizing 42%" rewritten in place on stderr.
+// Load-time work (quantizing, repacking) on a terminal: "quantizing 42%" redrawn in place on stderr;
+// user is a cli_progress.
 static void show_progress(void *user, const char *what, double frac) {
-    (void)user;
-    fprintf(stderr, "\r%s %3.0f%%%s", what, frac * 100, frac >= 1 ? "\n" : "");
+    cli_progress_update(user, "%s %3.0f%%", what, frac * 100);
 }
 
 tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
@@ -218,8 +221,13 @@ tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     mp.n_threads = (int)(o->threads > 0 && n_cpu > 0 && o->threads > n_cpu ? n_cpu : o->threads);
     mp.quantize = o->quantize;
-    if (isatty(STDERR_FILENO)) mp.progress = show_progress;
-    return (*m = tv_model_load(o->model_path, &mp, err)) ? TV_OK : err->code;
+    cli_progress bar;
+    cli_progress_begin(&bar, o->quiet);
+    mp.progress = show_progress;
+    mp.progress_user = &bar;
+    *m = tv_model_load(o->model_path, &mp, err);
+    cli_progress_end(&bar);
+    return *m ? TV_OK : err->code;
 }
 
 tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err) {

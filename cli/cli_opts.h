@@ -5,7 +5,7 @@
 //
 //   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  -c/--ctx-size N  --kv-bits 16|32
 //             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram|draft  --spec-tokens K
-//             --draft-layers N  --quantize TYPE
+//             --draft-layers N  --quantize TYPE  -q/--quiet
 //   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --presence-penalty P
 //             --frequency-penalty F  -s/--seed S
 // The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
@@ -29,6 +29,7 @@ typedef struct cli_model_opts {
     long draft_layers;        // --spec draft: layers of the self-draft
     const char *cmd;          // the command, for the notes cli_open prints (set by cli_model_opt)
     const char *quantize;     // --quantize TYPE: quantize F32/F16/BF16 weights at load (NULL: as stored)
+    bool quiet;               // -q/--quiet: no progress lines
 } cli_model_opts;
 
 // Prints the shared options' help lines (every spelling, the value, the text) for a command's --help.

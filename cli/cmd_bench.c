@@ -40,8 +40,7 @@ static void usage(FILE *f) {
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
             "                    and print one side-by-side table (repeatable, up to %d)\n"
             "  --json            print one JSON object instead of the table (also -o json, --output json;\n"
-            "                    -o md is the table)\n"
-            "  -q, --quiet       no progress line (it is shown only on a terminal anyway)\n",
+            "                    -o md is the table)\n",
             BENCH_BATCH_PROMPT, BENCH_MAX_PEERS);
     cli_model_usage(f);
     fputs(CLI_HELP_USAGE, f);
@@ -271,7 +270,7 @@ static cJSON *num_or_null(bool has, double v) { return has ? cJSON_CreateNumber(
 typedef struct bench_args {
     cli_model_opts mo;
     long n_prompt, n_gen, batch, reps;
-    bool json, roofline, quiet;
+    bool json, roofline;
     peer peers[BENCH_MAX_PEERS];
     int n_peers;
 } bench_args;
@@ -295,7 +294,6 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if (!strcmp(o, "-r") || !strcmp(o, "--reps")) { NEED_VAL(); if (!cli_parse_long(v, 1, BENCH_MAX_REPS, &a->reps)) return cli_usage_error("bench", "-r: '%s' is not a valid count (1..%d)", v, BENCH_MAX_REPS); }
         else if (!strcmp(o, "--roofline")) a->roofline = true;
         else if (!strcmp(o, "--json")) a->json = true;
-        else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) a->quiet = true;
         else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
             NEED_VAL();
             if (strcmp(v, "json") && strcmp(v, "md")) return cli_usage_error("bench", "%s: '%s' (json or md)", o, v);
@@ -350,7 +348,7 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     tv_engine *e = NULL;
     tv_status st;
     cli_progress bar;
-    cli_progress_begin(&bar, a->quiet);
+    cli_progress_begin(&bar, a->mo.quiet);
     cli_progress_show(&bar, "bench: loading %s", a->mo.model_path);
     double t0 = cli_time_ms();
     if ((st = cli_load_model(&a->mo, m, err))) goto done;
