@@ -1,6 +1,6 @@
 // bench_structured.c — the constraint engine over a schema corpus, MaskBench-style:
-//   bench_structured TOKENIZER OUT.jsonl SCHEMA_FILE...
-// For each schema: compile (timed), then up to MAX_STEPS tokens of a random walk, each step one
+//   bench_structured [--steps N] TOKENIZER OUT.jsonl SCHEMA_FILE...
+// For each schema: compile (timed), then up to N tokens (default 200; 0 = compile only) of a random walk, each step one
 // token mask (timed) and a uniform draw among the allowed tokens (what random weights with random
 // sampling amount to: the mask alone must keep the output valid). Completed outputs go to
 // OUT.jsonl as {"schema": path, "output": text} for an independent validator
@@ -16,7 +16,6 @@
 #include "util/rng.h"
 #include "util/status.h"
 
-#define MAX_STEPS 200
 
 static int dcmp(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -37,6 +36,12 @@ static char *slurp(const char *path, size_t *n) {
 }
 
 int main(int argc, char **argv) {
+    int max_steps = 200;
+    if (argc > 2 && !strcmp(argv[1], "--steps")) {
+        max_steps = atoi(argv[2]);
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 4) { fprintf(stderr, "usage: bench_structured TOKENIZER OUT.jsonl SCHEMA...\n"); return 2; }
     tv_error err = {0};
     tv_tokenizer *tok = tv_tokenizer_load(argv[1], 0, &err);
@@ -87,10 +92,11 @@ int main(int argc, char **argv) {
             continue;
         }
         n_ok++;
+        if (!max_steps) { matcher_grammar_free(cg); continue; }
         matcher *m = matcher_create(cg, &err);
         size_t tl = 0;
         bool done = false;
-        for (int step = 0; step < MAX_STEPS && !done; step++) {
+        for (int step = 0; step < max_steps && !done; step++) {
             double s0 = time_ms();
             if (matcher_fill_mask(m, mask) != TV_OK) break;
             double us = (time_ms() - s0) * 1000.0;
