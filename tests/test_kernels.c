@@ -730,33 +730,51 @@ typedef struct { int hits[8]; } pool_probe;
 // the 8-token groups and the 256-token passes, row ranges starting at every group boundary.
 static void test_packed_vs_ref(void **state) {
     (void)state;
-    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0 };
+    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q6_K };
     struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
-                                                 { 512, 40, 300 }, { 4096, 70, 40 } };   // the last: several row panels
-    for (size_t ti = 0; ti < 2; ti++) {
+                                                 { 512, 40, 300 }, { 4096, 70, 40 },   // several row panels
+                                                 { 256, 33, 5 }, { 2048 + 256, 48, 37 } };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const tv_type t = types[ti];
-        const tv_type_traits *rt = kern_traits_ref(t), *rv = kern_traits_ref(TV_TYPE_Q8_0);
+        const tv_type_traits *rt = kern_traits_ref(t), *rv = kern_traits_ref(rt->vec_dot_type);
+        const bool k_quant = rt->vec_dot_type == TV_TYPE_Q8_K;   // activations: plain Q8_K rows
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int64_t n = shapes[si].n, rows = shapes[si].rows, tok = shapes[si].tok;
+            if (n % rt->blck_size) continue;
             float *w = malloc(sizeof(float) * (size_t)(n * rows)), *x = malloc(sizeof(float) * (size_t)(n * tok));
             fill_weights(w, n * rows);
             fill_weights(x, n * tok);
             unsigned char *wq = quantize_rows(t, w, rows, n, rt);
-            unsigned char *xq = quantize_rows(TV_TYPE_Q8_0, x, tok, n, rv);
-            const size_t wrs = kern_row_size(t, n), xrs = kern_row_size(TV_TYPE_Q8_0, n), psz = packed_size(t, n, rows);
+            unsigned char *xq = quantize_rows(rt->vec_dot_type, x, tok, n, rv);
+            const size_t wrs = kern_row_size(t, n), xrs = kern_row_size(rt->vec_dot_type, n), psz = packed_size(t, n, rows);
             assert_int_equal(psz, (size_t)((rows + 15) / 16) * 16 * wrs);
             if (t == TV_TYPE_Q8_0) {   // -128 in a file: the unsigned offset must not wrap
                 tv_block_q8_0 *b0 = (tv_block_q8_0 *)wq;
                 for (int j = 0; j < 32; j += 3) b0[0].qs[j] = -128;
             }
+            if (t == TV_TYPE_Q4_K) {   // the largest 6-bit scales and mins
+                tv_block_q4_K *b0 = (tv_block_q4_K *)wq;
+                memset(b0[0].scales, 0xFF, sizeof b0[0].scales);
+            }
+            if (t == TV_TYPE_Q6_K) {   // the extreme int8 scales
+                tv_block_q6_K *b0 = (tv_block_q6_K *)wq;
+                b0[0].scales[0] = -128;
+                b0[0].scales[15] = 127;
+            }
             unsigned char *wp = malloc(psz);
             memset(wp, 0xA5, psz);
             rt->repack(wq, wrs, n, rows, wp);
-            // the packed activation rows: the same Q8_0 quants, scales as f32, block sums
-            const size_t prs = packed_act_size(n);
+            // the packed activation rows: the same Q8_0 quants, scales as f32, block sums (K-quants:
+            // the plain Q8_K rows)
+            const size_t prs = packed_act_row_size(t, n);
             unsigned char *xp = malloc(prs * (size_t)tok);
-            for (int64_t tk = 0; tk < tok; tk++) packed_act_from_float(rv->from_float, x + tk * n, xp + tk * prs, n);
-            for (int64_t tk = 0; tk < tok; tk++) {
+            if (k_quant) {
+                assert_int_equal(prs, xrs);
+                memcpy(xp, xq, prs * (size_t)tok);
+            } else {
+                for (int64_t tk = 0; tk < tok; tk++) packed_act_from_float(rv->from_float, x + tk * n, xp + tk * prs, n);
+            }
+            for (int64_t tk = 0; tk < tok && !k_quant; tk++) {
                 assert_memory_equal(xp + tk * prs, ((tv_block_q8_0 *)(xq + tk * xrs))[0].qs, 32);
                 int32_t s0 = 0;
                 for (int j = 0; j < 32; j++) s0 += ((tv_block_q8_0 *)(xq + tk * xrs))[0].qs[j];

@@ -49,6 +49,13 @@ void ref_from_float_q6_K(const float *src, void *dst, int64_t n);
 void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x);
 void ref_to_float_q8_K(const void *src, float *dst, int64_t n);
 void ref_from_float_q8_K(const float *src, void *dst, int64_t n);
+// packed layout (kernels.h): scalar repack and GEMM computing the canonical chain of ref_k.c
+void ref_repack_q4_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void ref_repack_q6_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void ref_gemm_packed_q4_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys);
+void ref_gemm_packed_q6_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys);
 
 // Best (scale, min) for x (n <= 256) ≈ scale * q - min, q in 0..nmax, min >= 0 (a grid of step sizes,
 // each refit by least squares). Returns the squared error. Shared by the affine K-quant quantizers.
@@ -108,5 +115,7 @@ void x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256);
 // x86/quants_*.c: Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q5_K, IQ4_XS (called after the above)
 void x86_install_quants_avx2(tv_type_traits *t, bool vnni256);
 void x86_install_quants_avx512(tv_type_traits *t, bool vnni512);
+// x86/kquant_*.c: the packed K-quant kernels (called by the installers above)
+void x86_install_kquant_avx512(tv_type_traits *t);   // AVX512-VNNI
 
 #endif

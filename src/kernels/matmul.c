@@ -24,7 +24,7 @@ size_t kern_matmul_wsize(tv_type wtype, int64_t n_cols, int64_t n_tok) {
     if (!tt || !tt->vec_dot || n_tok < 0) return 0;
     if (tt->vec_dot_type == TV_TYPE_F32) return 0;
     size_t row = kern_row_size(tt->vec_dot_type, n_cols), out;
-    if (tt->repack && packed_act_size(n_cols) > row) row = packed_act_size(n_cols);   // packed weights
+    if (tt->repack && packed_act_row_size(wtype, n_cols) > row) row = packed_act_row_size(wtype, n_cols);
     if (!row || !mul_ok(row, (size_t)n_tok, &out) || !add_ok(out, MM_ALIGN, &out)) return 0;
     return out;
 }
@@ -42,7 +42,7 @@ typedef struct mm_w {               // one weight of the call
 typedef struct mm_job {
     const tv_type_traits *vt;       // activation type traits (shared by every weight)
     tv_from_float_fn q8;            // the path's Q8_0 quantizer (packed activations)
-    bool packed;                    // the weights are packed: x is quantized to the packed act layout
+    bool packed_act;                // packed Q8_0-activation weights: x goes to the packed act layout
     const float *x;                 // (n_tok, n) f32
     void *xq;                       // (n_tok, n) in vt's type, or x itself for F32
     size_t x_row_bytes;
@@ -55,7 +55,7 @@ static void mm_quantize(void *arg, int ith, int nth) {
     mm_job *j = arg;
     for (int64_t t = ith; t < j->n_tok; t += nth) {
         char *row = (char *)j->xq + (size_t)t * j->x_row_bytes;
-        if (j->packed) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
+        if (j->packed_act) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
         else j->vt->from_float(j->x + t * j->n, row, j->n);
     }
 }
@@ -106,12 +106,13 @@ void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const
     const tv_type_traits *tt0 = kern_traits(kt, w[0]->type);
     TV_CHECK(tt0 && tt0->vec_dot);
     mm_job j = { .vt = kern_traits(kt, tt0->vec_dot_type), .q8 = kt->traits[TV_TYPE_Q8_0].from_float,
-                 .packed = w[0]->packed, .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
+                 .x = x, .n = w[0]->ne[0], .n_tok = n_tok };
+    const bool packed = w[0]->packed;
     TV_CHECK(j.vt && j.vt->from_float && j.n % j.vt->blck_size == 0);
     for (int i = 0; i < n_w; i++) {
         const tv_type_traits *tt = kern_traits(kt, w[i]->type);
         TV_CHECK(tt && tt->vec_dot && tt->vec_dot_type == tt0->vec_dot_type && w[i]->ne[0] == j.n);
-        TV_CHECK(w[i]->packed == j.packed);
+        TV_CHECK(w[i]->packed == packed);
         TV_CHECK(j.n % tt->blck_size == 0);
         if (w[i]->ne[1] == 0) continue;
         mm_w m = { .tt = tt, .w = w[i]->data, .w_row_bytes = kern_row_size(w[i]->type, j.n), .y = y[i],
@@ -134,7 +135,8 @@ void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const
     } else {
         TV_CHECK(wsp != NULL);
         j.xq = (void *)(((uintptr_t)wsp + MM_ALIGN - 1) & ~(uintptr_t)(MM_ALIGN - 1));
-        j.x_row_bytes = j.packed ? packed_act_size(j.n) : kern_row_size(tt0->vec_dot_type, j.n);
+        j.packed_act = packed && tt0->vec_dot_type == TV_TYPE_Q8_0;
+        j.x_row_bytes = packed ? packed_act_row_size(w[0]->type, j.n) : kern_row_size(tt0->vec_dot_type, j.n);
         if (n_tok >= 4 && pool_size(pool) > 1) pool_run(pool, mm_quantize, &j);
         else mm_quantize(&j, 0, 1);
     }

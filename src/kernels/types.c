@@ -36,11 +36,13 @@ const tv_type_traits ref_table[TV_TYPE_COUNT] = {
     [TV_TYPE_Q4_K] = { .name = "Q4_K", .blck_size = TV_QK_K, .type_size = sizeof(tv_block_q4_K),
                        .is_quantized = true, .is_supported = true,
                        .to_float = ref_to_float_q4_K, .from_float = ref_from_float_q4_K,
-                       .vec_dot_type = TV_TYPE_Q8_K, .vec_dot = ref_vec_dot_q4_K },
+                       .vec_dot_type = TV_TYPE_Q8_K, .vec_dot = ref_vec_dot_q4_K,
+                       .repack = ref_repack_q4_K, .gemm_packed = ref_gemm_packed_q4_K },
     [TV_TYPE_Q6_K] = { .name = "Q6_K", .blck_size = TV_QK_K, .type_size = sizeof(tv_block_q6_K),
                        .is_quantized = true, .is_supported = true,
                        .to_float = ref_to_float_q6_K, .from_float = ref_from_float_q6_K,
-                       .vec_dot_type = TV_TYPE_Q8_K, .vec_dot = ref_vec_dot_q6_K },
+                       .vec_dot_type = TV_TYPE_Q8_K, .vec_dot = ref_vec_dot_q6_K,
+                       .repack = ref_repack_q6_K, .gemm_packed = ref_gemm_packed_q6_K },
     [TV_TYPE_Q8_K] = { .name = "Q8_K", .blck_size = TV_QK_K, .type_size = sizeof(tv_block_q8_K),
                        .is_quantized = true, .is_supported = false,
                        .to_float = ref_to_float_q8_K, .from_float = ref_from_float_q8_K,
@@ -102,6 +104,12 @@ size_t packed_size(tv_type t, int64_t n, int64_t rows) {
 }
 
 size_t packed_act_size(int64_t n) { return (size_t)n + (size_t)(n / TV_QK8_0) * 8; }
+
+size_t packed_act_row_size(tv_type t, int64_t n) {
+    const tv_type_traits *tt = kern_traits_ref(t);
+    if (!tt) return 0;
+    return tt->vec_dot_type == TV_TYPE_Q8_0 ? packed_act_size(n) : kern_row_size(tt->vec_dot_type, n);
+}
 
 void packed_act_from_float(tv_from_float_fn q8, const float *x, void *row, int64_t n) {
     const int64_t nb = n / TV_QK8_0;

@@ -267,3 +267,127 @@ void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
     }
     *s = sum;
 }
+
+// ---------------- packed layouts (kernels.h "packed weights"): scalar repack and GEMM ----------------
+// The canonical chain every packed Q4_K / Q6_K kernel computes, per (row, token), x a Q8_K row:
+//   acc = 0; for each super-block i in order:
+//     Q4_K: u = 0; for sub-block j = 0..7: u = fma((float)isum_j, d * sc_j, u)
+//           u = fma((float)sum_j mn_j * (bsums[2j] + bsums[2j+1]), -dmin, u)
+//     Q6_K: u = 0; for sub-block j = 0..15: u = fma((float)isum_j, d * sc_j, u)
+//           u = fma((float)sum_j sc_j * bsums[j], -32 * d, u)        (the codes' -32 offset)
+//     acc = fma(u, x.d, acc)
+//   y = acc
+// isum_j is the exact int32 dot of sub-block j's unsigned codes (Q4_K 0..15, Q6_K 0..63) with the
+// activation quants; d * sc_j, -dmin and -32 * d are exact in float, and so is every int32 above
+// (|isum| < 2^17, the offset sums < 2^23), so a kernel only has to keep the fma order.
+enum { PK4_BODY = 2240, PK6_BODY = 3328 };   // bytes of one super-block of a 16-row group, f16 scales apart
+
+static void repack_k(bool q4, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    const int64_t nb = n / TV_QK_K;
+    const size_t body = q4 ? PK4_BODY : PK6_BODY;
+    // (dwords per block of a row, byte offset in the block): Q4_K qs + scales, Q6_K ql + qh + scales
+    const int nd = q4 ? 35 : 52;
+    const size_t src_off = q4 ? offsetof(tv_block_q4_K, scales) : 0;   // Q4_K: scales[12] then qs[128]
+    for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
+        uint8_t *gb = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;
+        uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d, Q4_K then (nb, 16) f16 dmin
+        for (int l = 0; l < TV_PACK_ROWS; l++) {
+            const int64_t r = g * TV_PACK_ROWS + l;
+            const uint8_t *row = r < rows ? (const uint8_t *)src + (size_t)r * srs : NULL;
+            for (int64_t i = 0; i < nb; i++) {
+                uint8_t blk[sizeof(tv_block_q6_K)] = { 0 };
+                if (row) memcpy(blk, row + (size_t)i * (q4 ? sizeof(tv_block_q4_K) : sizeof(tv_block_q6_K)),
+                                q4 ? sizeof(tv_block_q4_K) : sizeof(tv_block_q6_K));
+                uint8_t *pb = gb + (size_t)i * body;
+                for (int k = 0; k < nd; k++) {
+                    // Q4_K dword k < 32: qs bytes 4k.., then 3 dwords of scales; Q6_K: ql, qh, scales
+                    size_t so = q4 ? (k < 32 ? offsetof(tv_block_q4_K, qs) + 4 * (size_t)k : src_off + 4 * (size_t)(k - 32))
+                                   : 4 * (size_t)k;
+                    memcpy(pb + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + so, 4);
+                }
+                if (q4) {
+                    memcpy(gd + ((size_t)i * TV_PACK_ROWS + l) * 2, blk + offsetof(tv_block_q4_K, d), 2);
+                    memcpy(gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, blk + offsetof(tv_block_q4_K, dmin), 2);
+                } else {
+                    memcpy(gd + ((size_t)i * TV_PACK_ROWS + l) * 2, blk + offsetof(tv_block_q6_K, d), 2);
+                }
+            }
+        }
+    }
+}
+void ref_repack_q4_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    repack_k(true, src, srs, n, rows, dst);
+}
+void ref_repack_q6_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    repack_k(false, src, srs, n, rows, dst);
+}
+
+// Byte b (0..) of row l's block-relative dword stream k in a packed super-block body.
+static inline uint8_t pk_byte(const uint8_t *body, int l, int b) {
+    return body[((size_t)(b / 4) * TV_PACK_ROWS + l) * 4 + b % 4];
+}
+
+static void gemm_packed_k(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys) {
+    const int64_t nb = n / TV_QK_K;
+    const size_t body = q4 ? PK4_BODY : PK6_BODY;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *gb = (const uint8_t *)w + (size_t)(r / TV_PACK_ROWS) * TV_PACK_ROWS * wrs;
+        const uint8_t *gd = gb + (size_t)nb * body;
+        const int l = (int)(r % TV_PACK_ROWS);
+        for (int64_t t = 0; t < nt; t++) {
+            const tv_block_q8_K *xb = (const tv_block_q8_K *)((const uint8_t *)x + (size_t)t * xrs);
+            float acc = 0.0f;
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *pb = gb + (size_t)i * body;
+                tv_f16 dh;
+                memcpy(&dh, gd + ((size_t)i * TV_PACK_ROWS + l) * 2, 2);
+                const float d = f16_to_f32(dh);
+                float u = 0.0f;
+                int32_t offs = 0;
+                if (q4) {
+                    uint8_t sc12[TV_K_SCALE_SIZE];
+                    for (int b = 0; b < TV_K_SCALE_SIZE; b++) sc12[b] = pk_byte(pb, l, 128 + b);
+                    for (int j = 0; j < 8; j++) {
+                        uint8_t sc, mn;
+                        q4_K_scale_min(j, sc12, &sc, &mn);
+                        int32_t isum = 0;
+                        for (int e = 0; e < 32; e++) {   // sub-block j: nibble j & 1 of qs bytes 32 (j / 2) + e
+                            const uint8_t q = pk_byte(pb, l, 32 * (j / 2) + e);
+                            isum += ((j & 1) ? q >> 4 : q & 0x0F) * xb[i].qs[32 * j + e];
+                        }
+                        u = fmaf((float)isum, d * (float)sc, u);
+                        offs += mn * (xb[i].bsums[2 * j] + xb[i].bsums[2 * j + 1]);
+                    }
+                    memcpy(&dh, gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, 2);
+                    u = fmaf((float)offs, -f16_to_f32(dh), u);
+                } else {
+                    for (int j = 0; j < 16; j++) {
+                        const int sc = (int8_t)pk_byte(pb, l, 192 + j);
+                        int32_t isum = 0;
+                        for (int e = 16 * j; e < 16 * j + 16; e++) {   // element e: see q6_code
+                            const int h = e / 128, k = e % 128 / 32, m = e % 32;
+                            const uint8_t lo = pk_byte(pb, l, 64 * h + m + 32 * (k & 1));
+                            const uint8_t hi = pk_byte(pb, l, 128 + 32 * h + m);
+                            const int q = ((k < 2 ? lo : lo >> 4) & 0x0F) | ((hi >> (2 * k)) & 3) << 4;
+                            isum += q * xb[i].qs[e];
+                        }
+                        u = fmaf((float)isum, d * (float)sc, u);
+                        offs += sc * xb[i].bsums[j];
+                    }
+                    u = fmaf((float)offs, -32.0f * d, u);
+                }
+                acc = fmaf(u, xb[i].d, acc);
+            }
+            y[t * ys + r] = acc;
+        }
+    }
+}
+void ref_gemm_packed_q4_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys) {
+    gemm_packed_k(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+void ref_gemm_packed_q6_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys) {
+    gemm_packed_k(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}

@@ -596,4 +596,5 @@ void x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
     t[TV_TYPE_Q4_K].gemm = q4_K_512_gemm;
     t[TV_TYPE_Q6_K].vec_dot = q6_K_512_vec_dot;
     t[TV_TYPE_Q6_K].gemm = q6_K_512_gemm;
+    x86_install_kquant_avx512(t);
 }

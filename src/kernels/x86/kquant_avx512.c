@@ -1,0 +1,230 @@
+// kquant_avx512.c — packed Q4_K / Q6_K GEMM and GEMV with AVX512-VNNI (kernels.h "packed weights").
+//
+// One zmm lane per weight row of a 16-row group, 4 codes per lane: a packed dword vector is one
+// vpdpbusd (unsigned codes x 4 activation bytes broadcast from the Q8_K row) per token, into an
+// int32 sum per sub-block (Q4_K: 8 dwords = 32 codes, the low nibbles one sub-block, the high the
+// next; Q6_K: 4 dwords = 16 codes, rebuilt from ql and qh). Each sub-block sum then takes one
+// fma with its scale d * sc (f32, shared by every token); Q4_K's mins and Q6_K's -32 offset are one
+// int32 sum per super-block from the activation's bsums (vpdpwssd, int16 pairs), and the
+// activation scale is applied once per super-block: exactly the canonical chain of ref_k.c, so
+// every (row, token) result is bit-identical to the scalar packed GEMM whatever the tile shape,
+// token count or row split.
+// Tiles: one group x up to 4 tokens; the driver (tile.h packed_drive) runs passes of 32 tokens
+// over panels of rows that stay in L2. For 1-2 tokens (memory-bound) each tile prefetches the
+// next group's lines at the same column, as the Q8_0/Q4_0 packed kernels do.
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/kernels_impl.h"
+#include "kernels/x86/tile.h"
+#include "util/status.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+enum {
+    KP_TP = 32,                 // tokens per pass over a panel
+    KP_PANEL = 256 * 1024,      // weight bytes per row panel
+    KP4_BODY = 2240,            // bytes of a Q4_K super-block of a group (qs 2048 | scales 192)
+    KP6_BODY = 3328,            // Q6_K (ql 2048 | qh 1024 | scales 256)
+};
+
+// s += u8 lanes of w · (4 signed bytes at p, broadcast); GCC does not fold the broadcast itself.
+INLINE __m512i dp_b(__m512i s, __m512i w, const void *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t(*)[1])p));
+    return s;
+}
+// s += int16 pairs of w · (the int16 pair at p, broadcast)
+INLINE __m512i dpw_b(__m512i s, __m512i w, const void *p) {
+    __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t(*)[1])p));
+    return s;
+}
+// byte b (0..3) of every dword, zero-extended
+INLINE __m512i byte_u(__m512i v, int b) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * b), _mm512_set1_epi32(0xFF)); }
+// byte b (0..3) of every dword, sign-extended
+INLINE __m512i byte_s(__m512i v, int b) { return _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * b), 24); }
+
+typedef struct kp_ctx {
+    int64_t nb;            // super-blocks per row
+    const uint8_t *w, *x;  // packed weights; Q8_K activation rows
+    size_t wrs, xrs;
+    float *y;
+    int64_t ys;
+} kp_ctx;
+
+// ---------------- Q4_K ----------------
+INLINE void q4k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
+                     int64_t ys, __mmask16 m, const int T) {
+    const uint8_t *gd = gb + (size_t)nb * KP4_BODY;   // (nb, 16) f16 d, then (nb, 16) f16 dmin
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[4];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *pb = gb + (size_t)i * KP4_BODY;
+        const tv_block_q8_K *xb[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
+        if (T <= 2) {
+            for (int k = 32; k < 35; k++) __builtin_prefetch(pb + gstride + 64 * k, 0, 3);
+            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
+            __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+        }
+        // the 12 scale bytes of each row as 3 dwords: 6-bit scales 0..3 / mins 0..3 in u0 / u1, the
+        // low nibbles of scales and mins 4..7 in u2, their high bits in bits 6..7 of u0 / u1
+        const __m512i u0 = _mm512_loadu_si512(pb + 2048), u1 = _mm512_loadu_si512(pb + 2112),
+                      u2 = _mm512_loadu_si512(pb + 2176);
+        const __m512i sc[2] = { _mm512_and_si512(u0, m6),
+                                _mm512_or_si512(_mm512_and_si512(u2, m4), _mm512_and_si512(_mm512_srli_epi32(u0, 2), m30)) };
+        const __m512i mn[2] = { _mm512_and_si512(u1, m6),
+                                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4),
+                                                _mm512_and_si512(_mm512_srli_epi32(u1, 2), m30)) };
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        const __m512 ndmin = _mm512_sub_ps(_mm512_setzero_ps(),
+                                           _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)(nb + i) * 32))));
+        __m512 u[4];
+        __m512i so[4];   // sum_j mn_j * bsum32_j
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) { u[t] = _mm512_setzero_ps(); so[t] = _mm512_setzero_si512(); }
+        TV_TILE_UNROLL for (int c = 0; c < 4; c++) {   // sub-blocks 2c (low nibbles) and 2c + 1 (high)
+            __m512i s0[4], s1[4];
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm512_setzero_si512(); s1[t] = _mm512_setzero_si512(); }
+            TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
+                const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
+                if (T <= 2) __builtin_prefetch(p + gstride, 0, 3);
+                const __m512i v = _mm512_loadu_si512(p);
+                const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                    s0[t] = dp_b(s0[t], lo, xb[t]->qs + 64 * c + 4 * k);
+                    s1[t] = dp_b(s1[t], hi, xb[t]->qs + 64 * c + 32 + 4 * k);
+                }
+            }
+            const int b = 2 * (c & 1);   // byte of sub-block 2c in sc[c / 2], mn[c / 2]
+            const __m512 ds0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_u(sc[c >> 1], b)));
+            const __m512 ds1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_u(sc[c >> 1], b + 1)));
+            const __m512i mp0 = byte_u(mn[c >> 1], b), mp1 = byte_u(mn[c >> 1], b + 1);
+            const __m512i mw0 = _mm512_or_si512(mp0, _mm512_slli_epi32(mp0, 16));   // (mn, mn) int16 pairs
+            const __m512i mw1 = _mm512_or_si512(mp1, _mm512_slli_epi32(mp1, 16));
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[t]), ds0, u[t]);
+                u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[t]), ds1, u[t]);
+                so[t] = dpw_b(so[t], mw0, xb[t]->bsums + 4 * c);
+                so[t] = dpw_b(so[t], mw1, xb[t]->bsums + 4 * c + 2);
+            }
+        }
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(so[t]), ndmin, u[t]);
+            acc[t] = _mm512_fmadd_ps(u[t], _mm512_set1_ps(xb[t]->d), acc[t]);
+        }
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
+}
+
+// ---------------- Q6_K ----------------
+INLINE void q6k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
+                     int64_t ys, __mmask16 m, const int T) {
+    const uint8_t *gd = gb + (size_t)nb * KP6_BODY;   // (nb, 16) f16 d
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[4];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *pb = gb + (size_t)i * KP6_BODY;
+        const tv_block_q8_K *xb[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
+        if (T <= 2) {
+            for (int k = 32; k < 52; k++) __builtin_prefetch(pb + gstride + 64 * k, 0, 3);   // qh, scales
+            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        __m512 u[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
+        TV_TILE_UNROLL for (int h = 0; h < 2; h++) {
+            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // elements 128h + 32k ..: sub-blocks 8h + 2k, 8h + 2k + 1
+                __m512i s0[4], s1[4];
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm512_setzero_si512(); s1[t] = _mm512_setzero_si512(); }
+                TV_TILE_UNROLL for (int e = 0; e < 8; e++) {   // codes 4e..4e+3 of the 32
+                    const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
+                    if (T <= 2 && k < 2) __builtin_prefetch(pl + gstride, 0, 3);
+                    const __m512i ql = _mm512_loadu_si512(pl), qh = _mm512_loadu_si512(pb + 2048 + (size_t)(8 * h + e) * 64);
+                    const __m512i lo = _mm512_and_si512(k < 2 ? ql : _mm512_srli_epi16(ql, 4), m4);
+                    const __m512i hs = k == 0 ? _mm512_slli_epi16(qh, 4) : k == 1 ? _mm512_slli_epi16(qh, 2)
+                                     : k == 2 ? qh : _mm512_srli_epi16(qh, 2);
+                    const __m512i q = _mm512_or_si512(lo, _mm512_and_si512(hs, m30));
+                    TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                        if (e < 4) s0[t] = dp_b(s0[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e);
+                        else s1[t] = dp_b(s1[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e);
+                    }
+                }
+                const int j = 8 * h + 2 * k;   // sub-block of s0; its scale is byte j % 4 of dword j / 4
+                const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)(j / 4) * 64);
+                const __m512 ds0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, j % 4)));
+                const __m512 ds1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, j % 4 + 1)));
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                    u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[t]), ds0, u[t]);
+                    u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[t]), ds1, u[t]);
+                }
+            }
+        }
+        // the -32 offset: sum_j sc_j * bsums[j], int16 pairs (sc_2p, sc_2p+1) against bsums dword p
+        __m512i so[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm512_setzero_si512();
+        TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
+            const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)q * 64);
+            const __m512i lo = _mm512_srai_epi16(_mm512_slli_epi16(sv, 8), 8);   // int16 lanes: sc 4q, sc 4q+2
+            const __m512i hi = _mm512_srai_epi16(sv, 8);                         // sc 4q+1, sc 4q+3
+            const __m512i pe = _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16));
+            const __m512i po = _mm512_mask_blend_epi16(0xAAAAAAAAu, _mm512_srli_epi32(lo, 16), hi);
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                so[t] = dpw_b(so[t], pe, xb[t]->bsums + 4 * q);
+                so[t] = dpw_b(so[t], po, xb[t]->bsums + 4 * q + 2);
+            }
+        }
+        const __m512 n32d = _mm512_mul_ps(d, _mm512_set1_ps(-32.0f));
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(so[t]), n32d, u[t]);
+            acc[t] = _mm512_fmadd_ps(u[t], _mm512_set1_ps(xb[t]->d), acc[t]);
+        }
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
+}
+
+typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
+                      int64_t ys, __mmask16 m);
+#define KP_FN(NAME, BODY, T)                                                                                      \
+    static void NAME##_##T(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y, \
+                           int64_t ys, __mmask16 m) {                                                            \
+        BODY(gb, nb, gstride, x, xrs, y, ys, m, T);                                                              \
+    }
+KP_FN(q4k, q4k_tile, 1) KP_FN(q4k, q4k_tile, 2) KP_FN(q4k, q4k_tile, 3) KP_FN(q4k, q4k_tile, 4)
+KP_FN(q6k, q6k_tile, 1) KP_FN(q6k, q6k_tile, 2) KP_FN(q6k, q6k_tile, 3) KP_FN(q6k, q6k_tile, 4)
+static const kp_fn q4k_k[5] = { 0, q4k_1, q4k_2, q4k_3, q4k_4 };
+static const kp_fn q6k_k[5] = { 0, q6k_1, q6k_2, q6k_3, q6k_4 };
+
+// One group (rows [rg, min(rg + 16, rend))) over every 4-token tile of the pass.
+INLINE void kp_step(const kp_fn *k, void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
+    const kp_ctx *c = arg;
+    const int R = rend - rg < 16 ? (int)(rend - rg) : 16;
+    const __mmask16 m = (__mmask16)(0xFFFFu >> (16 - R));
+    const uint8_t *gb = c->w + (size_t)rg * c->wrs;
+    for (int64_t tg = 0; tg < tp; tg += 4) {
+        const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
+        k[T](gb, c->nb, 16 * c->wrs, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, c->y + (t0 + tg) * c->ys + rg, c->ys, m);
+    }
+}
+static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
+static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q6k_k, arg, rg, rend, t0, tp); }
+
+static void q4_K_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                                 const void *x, size_t xrs, float *y, int64_t ys) {
+    kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys };
+    TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
+    packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, q4k_step, &c);
+}
+static void q6_K_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                                 const void *x, size_t xrs, float *y, int64_t ys) {
+    kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys };
+    TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
+    packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, q6k_step, &c);
+}
+
+void x86_install_kquant_avx512(tv_type_traits *t) {
+    t[TV_TYPE_Q4_K].gemm_packed = q4_K_512_gemm_packed;
+    t[TV_TYPE_Q6_K].gemm_packed = q6_K_512_gemm_packed;
+    t[TV_TYPE_Q4_K].pack_pays = t[TV_TYPE_Q6_K].pack_pays = true;
+}
