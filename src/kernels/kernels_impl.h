@@ -117,5 +117,6 @@ void x86_install_quants_avx2(tv_type_traits *t, bool vnni256);
 void x86_install_quants_avx512(tv_type_traits *t, bool vnni512);
 // x86/kquant_*.c: the packed K-quant kernels (called by the installers above)
 void x86_install_kquant_avx512(tv_type_traits *t);   // AVX512-VNNI
+void x86_install_kquant_avx2(tv_type_traits *t, bool vnni256);
 
 #endif
