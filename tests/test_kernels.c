@@ -730,7 +730,7 @@ typedef struct { int hits[8]; } pool_probe;
 // the 8-token groups and the 256-token passes, row ranges starting at every group boundary.
 static void test_packed_vs_ref(void **state) {
     (void)state;
-    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q6_K };
+    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q5_K, TV_TYPE_Q6_K };
     struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
                                                  { 512, 40, 300 }, { 4096, 70, 40 },   // several row panels
                                                  { 256, 33, 5 }, { 2048 + 256, 48, 37 } };
@@ -755,6 +755,11 @@ static void test_packed_vs_ref(void **state) {
             if (t == TV_TYPE_Q4_K) {   // the largest 6-bit scales and mins
                 tv_block_q4_K *b0 = (tv_block_q4_K *)wq;
                 memset(b0[0].scales, 0xFF, sizeof b0[0].scales);
+            }
+            if (t == TV_TYPE_Q5_K) {   // the largest scales and mins, every fifth bit set (codes 16..31)
+                tv_block_q5_K *b0 = (tv_block_q5_K *)wq;
+                memset(b0[0].scales, 0xFF, sizeof b0[0].scales);
+                memset(b0[0].qh, 0xFF, sizeof b0[0].qh);
             }
             if (t == TV_TYPE_Q6_K) {   // the extreme int8 scales
                 tv_block_q6_K *b0 = (tv_block_q6_K *)wq;

@@ -51,8 +51,11 @@ void ref_to_float_q8_K(const void *src, float *dst, int64_t n);
 void ref_from_float_q8_K(const float *src, void *dst, int64_t n);
 // packed layout (kernels.h): scalar repack and GEMM computing the canonical chain of ref_k.c
 void ref_repack_q4_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void ref_repack_q5_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_repack_q6_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_gemm_packed_q4_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys);
+void ref_gemm_packed_q5_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys);
 void ref_gemm_packed_q6_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys);

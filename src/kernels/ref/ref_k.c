@@ -269,92 +269,103 @@ void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
 }
 
 // ---------------- packed layouts (kernels.h "packed weights"): scalar repack and GEMM ----------------
-// The canonical chain every packed Q4_K / Q6_K kernel computes, per (row, token), x a Q8_K row:
+// The canonical chain every packed Q4_K / Q5_K / Q6_K kernel computes, per (row, token), x a Q8_K row:
 //   acc = 0; for each super-block i in order:
-//     Q4_K: u = 0; for sub-block j = 0..7: u = fma((float)isum_j, d * sc_j, u)
-//           u = fma((float)sum_j mn_j * (bsums[2j] + bsums[2j+1]), -dmin, u)
-//     Q6_K: u = 0; for sub-block j = 0..15: u = fma((float)isum_j, d * sc_j, u)
-//           u = fma((float)sum_j sc_j * bsums[j], -32 * d, u)        (the codes' -32 offset)
+//     Q4_K, Q5_K: u = 0; for sub-block j = 0..7: u = fma((float)isum_j, d * sc_j, u)
+//                 u = fma((float)sum_j mn_j * (bsums[2j] + bsums[2j+1]), -dmin, u)
+//     Q6_K:       u = 0; for sub-block j = 0..15: u = fma((float)isum_j, d * sc_j, u)
+//                 u = fma((float)sum_j sc_j * bsums[j], -32 * d, u)        (the codes' -32 offset)
 //     acc = fma(u, x.d, acc)
 //   y = acc
-// isum_j is the exact int32 dot of sub-block j's unsigned codes (Q4_K 0..15, Q6_K 0..63) with the
-// activation quants; d * sc_j, -dmin and -32 * d are exact in float, and so is every int32 above
-// (|isum| < 2^17, the offset sums < 2^23), so a kernel only has to keep the fma order.
-enum { PK4_BODY = 2240, PK6_BODY = 3328 };   // bytes of one super-block of a 16-row group, f16 scales apart
+// isum_j is the exact int32 dot of sub-block j's unsigned codes (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63)
+// with the activation quants; d * sc_j, -dmin and -32 * d are exact in float, and so is every int32
+// above (|isum| < 2^17, the offset sums < 2^23), so a kernel only has to keep the fma order.
+typedef struct pk_kind {
+    size_t blk, body;   // bytes of a plain block; of a packed group's super-block (f16 scales apart)
+    int n_dwords;       // body / 64: the block's dwords that go into the body, in block order
+    size_t body_at;     // where they start in the plain block
+    int n_f16;          // f16 scales at the block's start (Q4_K/Q5_K d, dmin) or end (Q6_K d)
+} pk_kind;
+static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2240, 35, 4, 2 };   // scales[12] qs[128] -> qs, scales
+static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2752, 43, 4, 2 };   // scales qh[32] qs -> qs, qh, scales
+static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3328, 52, 0, 1 };   // ql qh scales, as stored
 
-static void repack_k(bool q4, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+// Plain block byte offset of body dword k: the K-quants with d, dmin in front store their scales
+// before the quants, the packed body puts the quants (and Q5_K's high bits) first.
+static size_t pk_src(const pk_kind *kd, int k) {
+    if (kd->n_f16 == 1) return 4 * (size_t)k;
+    const int n_sc = 3, n_q = kd->n_dwords - n_sc;   // dwords of qs (+ qh), of scales
+    // plain: scales (3 dwords) | [qh (8 dwords)] | qs (32 dwords); body: qs | [qh] | scales
+    if (k < 32) return kd->body_at + 4 * (size_t)(n_sc + n_q - 32 + k);
+    if (k < n_q) return kd->body_at + 4 * (size_t)(n_sc + k - 32);
+    return kd->body_at + 4 * (size_t)(k - n_q);
+}
+
+static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     const int64_t nb = n / TV_QK_K;
-    const size_t body = q4 ? PK4_BODY : PK6_BODY;
-    // (dwords per block of a row, byte offset in the block): Q4_K qs + scales, Q6_K ql + qh + scales
-    const int nd = q4 ? 35 : 52;
-    const size_t src_off = q4 ? offsetof(tv_block_q4_K, scales) : 0;   // Q4_K: scales[12] then qs[128]
+    const size_t f16_at = kd->n_f16 == 2 ? 0 : kd->blk - 2;
     for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
         uint8_t *gb = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;
-        uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d, Q4_K then (nb, 16) f16 dmin
+        uint8_t *gd = gb + (size_t)nb * kd->body;   // (nb, 16) f16 d [then (nb, 16) f16 dmin]
         for (int l = 0; l < TV_PACK_ROWS; l++) {
             const int64_t r = g * TV_PACK_ROWS + l;
             const uint8_t *row = r < rows ? (const uint8_t *)src + (size_t)r * srs : NULL;
             for (int64_t i = 0; i < nb; i++) {
-                uint8_t blk[sizeof(tv_block_q6_K)] = { 0 };
-                if (row) memcpy(blk, row + (size_t)i * (q4 ? sizeof(tv_block_q4_K) : sizeof(tv_block_q6_K)),
-                                q4 ? sizeof(tv_block_q4_K) : sizeof(tv_block_q6_K));
-                uint8_t *pb = gb + (size_t)i * body;
-                for (int k = 0; k < nd; k++) {
-                    // Q4_K dword k < 32: qs bytes 4k.., then 3 dwords of scales; Q6_K: ql, qh, scales
-                    size_t so = q4 ? (k < 32 ? offsetof(tv_block_q4_K, qs) + 4 * (size_t)k : src_off + 4 * (size_t)(k - 32))
-                                   : 4 * (size_t)k;
-                    memcpy(pb + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + so, 4);
-                }
-                if (q4) {
-                    memcpy(gd + ((size_t)i * TV_PACK_ROWS + l) * 2, blk + offsetof(tv_block_q4_K, d), 2);
-                    memcpy(gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, blk + offsetof(tv_block_q4_K, dmin), 2);
-                } else {
-                    memcpy(gd + ((size_t)i * TV_PACK_ROWS + l) * 2, blk + offsetof(tv_block_q6_K, d), 2);
-                }
+                uint8_t blk[sizeof(tv_block_q6_K)] = { 0 };   // the largest of the three
+                if (row) memcpy(blk, row + (size_t)i * kd->blk, kd->blk);
+                uint8_t *pb = gb + (size_t)i * kd->body;
+                for (int k = 0; k < kd->n_dwords; k++) memcpy(pb + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + pk_src(kd, k), 4);
+                for (int f = 0; f < kd->n_f16; f++)
+                    memcpy(gd + ((size_t)(f * nb + i) * TV_PACK_ROWS + l) * 2, blk + f16_at + 2 * (size_t)f, 2);
             }
         }
     }
 }
 void ref_repack_q4_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
-    repack_k(true, src, srs, n, rows, dst);
+    repack_k(&PK_Q4_K, src, srs, n, rows, dst);
+}
+void ref_repack_q5_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    repack_k(&PK_Q5_K, src, srs, n, rows, dst);
 }
 void ref_repack_q6_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
-    repack_k(false, src, srs, n, rows, dst);
+    repack_k(&PK_Q6_K, src, srs, n, rows, dst);
 }
 
-// Byte b (0..) of row l's block-relative dword stream k in a packed super-block body.
+// Byte b of row l's dword stream in a packed super-block body.
 static inline uint8_t pk_byte(const uint8_t *body, int l, int b) {
     return body[((size_t)(b / 4) * TV_PACK_ROWS + l) * 4 + b % 4];
 }
 
-static void gemm_packed_k(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK_K;
-    const size_t body = q4 ? PK4_BODY : PK6_BODY;
+    const bool q6 = kd->n_f16 == 1, q5 = kd == &PK_Q5_K;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *gb = (const uint8_t *)w + (size_t)(r / TV_PACK_ROWS) * TV_PACK_ROWS * wrs;
-        const uint8_t *gd = gb + (size_t)nb * body;
+        const uint8_t *gd = gb + (size_t)nb * kd->body;
         const int l = (int)(r % TV_PACK_ROWS);
         for (int64_t t = 0; t < nt; t++) {
             const tv_block_q8_K *xb = (const tv_block_q8_K *)((const uint8_t *)x + (size_t)t * xrs);
             float acc = 0.0f;
             for (int64_t i = 0; i < nb; i++) {
-                const uint8_t *pb = gb + (size_t)i * body;
+                const uint8_t *pb = gb + (size_t)i * kd->body;
                 tv_f16 dh;
                 memcpy(&dh, gd + ((size_t)i * TV_PACK_ROWS + l) * 2, 2);
                 const float d = f16_to_f32(dh);
                 float u = 0.0f;
                 int32_t offs = 0;
-                if (q4) {
+                if (!q6) {   // body bytes: qs 0..127 | Q5_K qh 128..159 | scales
                     uint8_t sc12[TV_K_SCALE_SIZE];
-                    for (int b = 0; b < TV_K_SCALE_SIZE; b++) sc12[b] = pk_byte(pb, l, 128 + b);
+                    for (int b = 0; b < TV_K_SCALE_SIZE; b++) sc12[b] = pk_byte(pb, l, (q5 ? 160 : 128) + b);
                     for (int j = 0; j < 8; j++) {
                         uint8_t sc, mn;
                         q4_K_scale_min(j, sc12, &sc, &mn);
                         int32_t isum = 0;
                         for (int e = 0; e < 32; e++) {   // sub-block j: nibble j & 1 of qs bytes 32 (j / 2) + e
                             const uint8_t q = pk_byte(pb, l, 32 * (j / 2) + e);
-                            isum += ((j & 1) ? q >> 4 : q & 0x0F) * xb[i].qs[32 * j + e];
+                            int code = (j & 1) ? q >> 4 : q & 0x0F;
+                            if (q5) code |= ((pk_byte(pb, l, 128 + e) >> j) & 1) << 4;   // bit j of qh[e]
+                            isum += code * xb[i].qs[32 * j + e];
                         }
                         u = fmaf((float)isum, d * (float)sc, u);
                         offs += mn * (xb[i].bsums[2 * j] + xb[i].bsums[2 * j + 1]);
@@ -385,9 +396,13 @@ static void gemm_packed_k(bool q4, int64_t n, int64_t r0, int64_t r1, const void
 }
 void ref_gemm_packed_q4_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys) {
-    gemm_packed_k(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    gemm_packed_k(&PK_Q4_K, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+void ref_gemm_packed_q5_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys) {
+    gemm_packed_k(&PK_Q5_K, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 void ref_gemm_packed_q6_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys) {
-    gemm_packed_k(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    gemm_packed_k(&PK_Q6_K, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }

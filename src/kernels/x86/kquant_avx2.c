@@ -1,4 +1,4 @@
-// kquant_avx2.c — packed Q4_K / Q6_K GEMM and GEMV with AVX2 (+ AVX-VNNI where present).
+// kquant_avx2.c — packed Q4_K / Q5_K / Q6_K GEMM and GEMV with AVX2 (+ AVX-VNNI where present).
 //
 // The AVX-512 kernels' scheme (kquant_avx512.c) on half groups: one ymm lane per weight row of 8
 // (bytes 32h..32h+31 of each 64-byte packed vector), 4 codes per lane, one u8 x s8 dot per code
@@ -15,7 +15,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { KP_TP = 32, KP_PANEL = 256 * 1024, KP4_BODY = 2240, KP6_BODY = 3328 };
+enum { KP_TP = 32, KP_PANEL = 256 * 1024, KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328 };
 
 // acc + u8 lanes of u · s8 (4 bytes at p, broadcast): exact int32
 INLINE __m256i dp_b(__m256i acc, __m256i u, const void *p, const bool vnni) {
@@ -48,18 +48,21 @@ typedef struct kp_ctx {
 
 // Half h of the group at gb (the 16-row group's base; gd its f16 scales), T tokens -> out (T, 8).
 // pf: prefetch the next group (memory-bound calls).
-INLINE void q4k_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool pf, const uint8_t *x, size_t xrs,
-                     float *out, const int T, const bool vnni) {
-    const uint8_t *gd = gb + (size_t)nb * KP4_BODY;
+// q5: Q5_K (a fifth bit per code from qh, scales after it).
+INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t gstride, bool pf, const uint8_t *x,
+                     size_t xrs, float *out, const int T, const bool vnni) {
+    const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;
+    const uint8_t *gd = gb + (size_t)nb * body;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m6 = _mm256_set1_epi8(0x3F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i m10 = _mm256_set1_epi8(0x10);
     __m256 acc[2];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * KP4_BODY + 32 * h;
+        const uint8_t *pb = gb + (size_t)i * body + 32 * h;
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf) {
-            for (int k = 32; k < 35; k++) __builtin_prefetch(pb + gstride + 64 * k, 0, 3);
+            for (size_t o = 2048; o < body; o += 64) __builtin_prefetch(pb + gstride + o, 0, 3);
             __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
             __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
         }
@@ -73,7 +76,14 @@ INLINE void q4k_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool 
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
                 if (pf) __builtin_prefetch(p + gstride, 0, 3);
                 const __m256i v = ld(p);
-                const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                if (q5) {   // bits 2c and 2c + 1 of qh byte e: the fifth bits of codes e of sub-blocks 2c, 2c + 1
+                    const __m256i qh = ld(pb + 2048 + (size_t)k * 64);
+                    const __m256i b0 = c < 2 ? _mm256_slli_epi16(qh, 4 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 4);
+                    const __m256i b1 = c < 2 ? _mm256_slli_epi16(qh, 3 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 3);
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(b0, m10));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(b1, m10));
+                }
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                     s0[t] = dp_b(s0[t], lo, xb[t]->qs + 64 * c + 4 * k, vnni);
                     s1[t] = dp_b(s1[t], hi, xb[t]->qs + 64 * c + 32 + 4 * k, vnni);
@@ -81,7 +91,7 @@ INLINE void q4k_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool 
             }
             // scales of sub-blocks 2c, 2c + 1: bytes 2 (c & 1) and +1 of u0 (c < 2) or of the
             // rebuilt high scales (c >= 2)
-            const __m256i u0 = ld(pb + 2048), u2 = ld(pb + 2176);
+            const __m256i u0 = ld(pb + soff), u2 = ld(pb + soff + 128);
             const __m256i sc = c < 2 ? _mm256_and_si256(u0, m6)
                                      : _mm256_or_si256(_mm256_and_si256(u2, m4), _mm256_and_si256(_mm256_srli_epi32(u0, 2), m30));
             const int b = 2 * (c & 1);
@@ -93,7 +103,7 @@ INLINE void q4k_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool 
             }
         }
         // mins: sum_j mn_j * (bsums[2j] + bsums[2j+1]) as (mn_j, mn_j) int16 pairs against bsums dword j
-        const __m256i u1 = ld(pb + 2112), u2 = ld(pb + 2176);
+        const __m256i u1 = ld(pb + soff + 64), u2 = ld(pb + soff + 128);
         const __m256i mn[2] = { _mm256_and_si256(u1, m6),
                                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),
                                                 _mm256_and_si256(_mm256_srli_epi32(u1, 2), m30)) };
@@ -185,9 +195,13 @@ typedef void (*kh_fn)(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool
                                   size_t xrs, float *out) {                                                        \
         BODY(gb, nb, h, gstride, pf, x, xrs, out, T, VN);                                                          \
     }
-KH_FN(q4k, q4k_half, 1, 0) KH_FN(q4k, q4k_half, 2, 0) KH_FN(q4k, q4k_half, 1, 1) KH_FN(q4k, q4k_half, 2, 1)
+#define Q4K_HALF(...) q4k_half(false, __VA_ARGS__)
+#define Q5K_HALF(...) q4k_half(true, __VA_ARGS__)
+KH_FN(q4k, Q4K_HALF, 1, 0) KH_FN(q4k, Q4K_HALF, 2, 0) KH_FN(q4k, Q4K_HALF, 1, 1) KH_FN(q4k, Q4K_HALF, 2, 1)
+KH_FN(q5k, Q5K_HALF, 1, 0) KH_FN(q5k, Q5K_HALF, 2, 0) KH_FN(q5k, Q5K_HALF, 1, 1) KH_FN(q5k, Q5K_HALF, 2, 1)
 KH_FN(q6k, q6k_half, 1, 0) KH_FN(q6k, q6k_half, 2, 0) KH_FN(q6k, q6k_half, 1, 1) KH_FN(q6k, q6k_half, 2, 1)
 static const kh_fn q4k_k[2][3] = { { 0, q4k_1_0, q4k_2_0 }, { 0, q4k_1_1, q4k_2_1 } };   // [vnni][T]
+static const kh_fn q5k_k[2][3] = { { 0, q5k_1_0, q5k_2_0 }, { 0, q5k_1_1, q5k_2_1 } };
 static const kh_fn q6k_k[2][3] = { { 0, q6k_1_0, q6k_2_0 }, { 0, q6k_1_1, q6k_2_1 } };
 
 // One 16-row group: each half over every 2-token tile of the pass (a half may be partial: results
@@ -208,26 +222,26 @@ INLINE void kp_step(const kh_fn k[2][3], void *arg, int64_t rg, int64_t rend, in
     }
 }
 static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
+static void q5k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q5k_k, arg, rg, rend, t0, tp); }
 static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q6k_k, arg, rg, rend, t0, tp); }
 
-INLINE void kp_gemm(bool q4, bool vnni, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
-                    const void *x, size_t xrs, float *y, int64_t ys) {
-    kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys, vnni };
-    TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
-    packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, q4 ? q4k_step : q6k_step, &c);
-}
-#define KP_GEMM(NAME, Q4, VN)                                                                                      \
+#define KP_GEMM(NAME, STEP, VN)                                                                                    \
     static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
                      size_t xrs, float *y, int64_t ys) {                                                           \
-        kp_gemm(Q4, VN, n, r0, r1, w, wrs, nt, x, xrs, y, ys);                                                     \
+        kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys, VN };                                                     \
+        TV_CHECK(c.nb >= 1 && r0 % 16 == 0);                                                                       \
+        packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, STEP, &c);                                              \
     }
-KP_GEMM(q4_K_packed_mad, true, false)
-KP_GEMM(q4_K_packed_vnni, true, true)
-KP_GEMM(q6_K_packed_mad, false, false)
-KP_GEMM(q6_K_packed_vnni, false, true)
+KP_GEMM(q4_K_packed_mad, q4k_step, false)
+KP_GEMM(q4_K_packed_vnni, q4k_step, true)
+KP_GEMM(q5_K_packed_mad, q5k_step, false)
+KP_GEMM(q5_K_packed_vnni, q5k_step, true)
+KP_GEMM(q6_K_packed_mad, q6k_step, false)
+KP_GEMM(q6_K_packed_vnni, q6k_step, true)
 
 void x86_install_kquant_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_Q4_K].gemm_packed = vnni ? q4_K_packed_vnni : q4_K_packed_mad;
+    t[TV_TYPE_Q5_K].gemm_packed = vnni ? q5_K_packed_vnni : q5_K_packed_mad;
     t[TV_TYPE_Q6_K].gemm_packed = vnni ? q6_K_packed_vnni : q6_K_packed_mad;
-    t[TV_TYPE_Q4_K].pack_pays = t[TV_TYPE_Q6_K].pack_pays = true;
+    t[TV_TYPE_Q4_K].pack_pays = t[TV_TYPE_Q5_K].pack_pays = t[TV_TYPE_Q6_K].pack_pays = true;
 }

@@ -1,10 +1,11 @@
-// kquant_avx512.c — packed Q4_K / Q6_K GEMM and GEMV with AVX512-VNNI (kernels.h "packed weights").
+// kquant_avx512.c — packed Q4_K / Q5_K / Q6_K GEMM and GEMV with AVX512-VNNI (kernels.h "packed weights").
 //
 // One zmm lane per weight row of a 16-row group, 4 codes per lane: a packed dword vector is one
 // vpdpbusd (unsigned codes x 4 activation bytes broadcast from the Q8_K row) per token, into an
 // int32 sum per sub-block (Q4_K: 8 dwords = 32 codes, the low nibbles one sub-block, the high the
-// next; Q6_K: 4 dwords = 16 codes, rebuilt from ql and qh). Each sub-block sum then takes one
-// fma with its scale d * sc (f32, shared by every token); Q4_K's mins and Q6_K's -32 offset are one
+// next; Q5_K the same with a fifth bit from qh; Q6_K: 4 dwords = 16 codes, rebuilt from ql and qh).
+// Each sub-block sum then takes one fma with its scale d * sc (f32, shared by every token); the
+// Q4_K / Q5_K mins and Q6_K's -32 offset are one
 // int32 sum per super-block from the activation's bsums (vpdpwssd, int16 pairs), and the
 // activation scale is applied once per super-block: exactly the canonical chain of ref_k.c, so
 // every (row, token) result is bit-identical to the scalar packed GEMM whatever the tile shape,
@@ -25,6 +26,7 @@ enum {
     KP_TP = 32,                 // tokens per pass over a panel
     KP_PANEL = 256 * 1024,      // weight bytes per row panel
     KP4_BODY = 2240,            // bytes of a Q4_K super-block of a group (qs 2048 | scales 192)
+    KP5_BODY = 2752,            // Q5_K (qs 2048 | qh 512 | scales 192)
     KP6_BODY = 3328,            // Q6_K (ql 2048 | qh 1024 | scales 256)
 };
 
@@ -51,26 +53,28 @@ typedef struct kp_ctx {
     int64_t ys;
 } kp_ctx;
 
-// ---------------- Q4_K ----------------
-INLINE void q4k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
-                     int64_t ys, __mmask16 m, const int T) {
-    const uint8_t *gd = gb + (size_t)nb * KP4_BODY;   // (nb, 16) f16 d, then (nb, 16) f16 dmin
+// ---------------- Q4_K, Q5_K (q5: a fifth bit per code from qh) ----------------
+INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs,
+                     float *y, int64_t ys, __mmask16 m, const int T) {
+    const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;   // scales: the body's last 3 dwords
+    const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d, then (nb, 16) f16 dmin
     const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i m10 = _mm512_set1_epi8(0x10);
     __m512 acc[4];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * KP4_BODY;
+        const uint8_t *pb = gb + (size_t)i * body;
         const tv_block_q8_K *xb[4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (T <= 2) {
-            for (int k = 32; k < 35; k++) __builtin_prefetch(pb + gstride + 64 * k, 0, 3);
+            for (size_t o = 2048; o < body; o += 64) __builtin_prefetch(pb + gstride + o, 0, 3);
             __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
             __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
         }
         // the 12 scale bytes of each row as 3 dwords: 6-bit scales 0..3 / mins 0..3 in u0 / u1, the
         // low nibbles of scales and mins 4..7 in u2, their high bits in bits 6..7 of u0 / u1
-        const __m512i u0 = _mm512_loadu_si512(pb + 2048), u1 = _mm512_loadu_si512(pb + 2112),
-                      u2 = _mm512_loadu_si512(pb + 2176);
+        const __m512i u0 = _mm512_loadu_si512(pb + soff), u1 = _mm512_loadu_si512(pb + soff + 64),
+                      u2 = _mm512_loadu_si512(pb + soff + 128);
         const __m512i sc[2] = { _mm512_and_si512(u0, m6),
                                 _mm512_or_si512(_mm512_and_si512(u2, m4), _mm512_and_si512(_mm512_srli_epi32(u0, 2), m30)) };
         const __m512i mn[2] = { _mm512_and_si512(u1, m6),
@@ -89,7 +93,14 @@ INLINE void q4k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
                 if (T <= 2) __builtin_prefetch(p + gstride, 0, 3);
                 const __m512i v = _mm512_loadu_si512(p);
-                const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                if (q5) {   // bits 2c and 2c + 1 of qh byte e are the fifth bits of the codes e of sub-blocks 2c, 2c + 1
+                    const __m512i qh = _mm512_loadu_si512(pb + 2048 + (size_t)k * 64);
+                    const __m512i b0 = c < 2 ? _mm512_slli_epi16(qh, 4 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 4);
+                    const __m512i b1 = c < 2 ? _mm512_slli_epi16(qh, 3 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 3);
+                    lo = _mm512_or_si512(lo, _mm512_and_si512(b0, m10));
+                    hi = _mm512_or_si512(hi, _mm512_and_si512(b1, m10));
+                }
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                     s0[t] = dp_b(s0[t], lo, xb[t]->qs + 64 * c + 4 * k);
                     s1[t] = dp_b(s1[t], hi, xb[t]->qs + 64 * c + 32 + 4 * k);
@@ -191,9 +202,13 @@ typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, size_t gstride, const uint8
                            int64_t ys, __mmask16 m) {                                                            \
         BODY(gb, nb, gstride, x, xrs, y, ys, m, T);                                                              \
     }
-KP_FN(q4k, q4k_tile, 1) KP_FN(q4k, q4k_tile, 2) KP_FN(q4k, q4k_tile, 3) KP_FN(q4k, q4k_tile, 4)
+#define Q4K_TILE(...) q4k_tile(false, __VA_ARGS__)
+#define Q5K_TILE(...) q4k_tile(true, __VA_ARGS__)
+KP_FN(q4k, Q4K_TILE, 1) KP_FN(q4k, Q4K_TILE, 2) KP_FN(q4k, Q4K_TILE, 3) KP_FN(q4k, Q4K_TILE, 4)
+KP_FN(q5k, Q5K_TILE, 1) KP_FN(q5k, Q5K_TILE, 2) KP_FN(q5k, Q5K_TILE, 3) KP_FN(q5k, Q5K_TILE, 4)
 KP_FN(q6k, q6k_tile, 1) KP_FN(q6k, q6k_tile, 2) KP_FN(q6k, q6k_tile, 3) KP_FN(q6k, q6k_tile, 4)
 static const kp_fn q4k_k[5] = { 0, q4k_1, q4k_2, q4k_3, q4k_4 };
+static const kp_fn q5k_k[5] = { 0, q5k_1, q5k_2, q5k_3, q5k_4 };
 static const kp_fn q6k_k[5] = { 0, q6k_1, q6k_2, q6k_3, q6k_4 };
 
 // One group (rows [rg, min(rg + 16, rend))) over every 4-token tile of the pass.
@@ -208,23 +223,23 @@ INLINE void kp_step(const kp_fn *k, void *arg, int64_t rg, int64_t rend, int64_t
     }
 }
 static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
+static void q5k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q5k_k, arg, rg, rend, t0, tp); }
 static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q6k_k, arg, rg, rend, t0, tp); }
 
-static void q4_K_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
-                                 const void *x, size_t xrs, float *y, int64_t ys) {
-    kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys };
-    TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
-    packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, q4k_step, &c);
-}
-static void q6_K_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
-                                 const void *x, size_t xrs, float *y, int64_t ys) {
-    kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys };
-    TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
-    packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, q6k_step, &c);
-}
+#define KP_GEMM(NAME, STEP)                                                                                        \
+    static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
+                     size_t xrs, float *y, int64_t ys) {                                                           \
+        kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys };                                                         \
+        TV_CHECK(c.nb >= 1 && r0 % 16 == 0);                                                                       \
+        packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, STEP, &c);                                              \
+    }
+KP_GEMM(q4_K_512_gemm_packed, q4k_step)
+KP_GEMM(q5_K_512_gemm_packed, q5k_step)
+KP_GEMM(q6_K_512_gemm_packed, q6k_step)
 
 void x86_install_kquant_avx512(tv_type_traits *t) {
     t[TV_TYPE_Q4_K].gemm_packed = q4_K_512_gemm_packed;
+    t[TV_TYPE_Q5_K].gemm_packed = q5_K_512_gemm_packed;
     t[TV_TYPE_Q6_K].gemm_packed = q6_K_512_gemm_packed;
-    t[TV_TYPE_Q4_K].pack_pays = t[TV_TYPE_Q6_K].pack_pays = true;
+    t[TV_TYPE_Q4_K].pack_pays = t[TV_TYPE_Q5_K].pack_pays = t[TV_TYPE_Q6_K].pack_pays = true;
 }
