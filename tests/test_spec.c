@@ -2,7 +2,8 @@
 // occurrence, patterns continued past the sequence's end, nothing without a match) and, end to
 // end on stories260K.gguf with its tokenizer, every output of a request the same with speculation
 // on and off: tokens, text with stop strings, logprobs and top alternatives bit for bit, finish
-// reasons, greedy and seeded sampling, with penalties; and the engine's spec counters.
+// reasons, greedy and seeded sampling, with penalties; and the engine's spec counters (fewer
+// rounds; proposals kept short after rejections by the adaptive k).
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -171,6 +172,8 @@ static void test_outputs_same_with_speculation(void **state) {
                       (unsigned long long)st0.n_steps);
         assert_true(st.n_spec_accepted_tokens > 0 && st.n_spec_accepted_tokens < st.n_spec_draft_tokens);
         assert_true(st.n_steps < st0.n_steps);   // accepted guesses save rounds
+        // adaptive k: after a rejection a sequence proposes its accepted run + 1, not k again
+        if (k == 8) assert_true(st.n_spec_draft_tokens < 4 * st.n_spec_drafts);
         assert_int_equal(st.n_generated_tokens, st0.n_generated_tokens);
     }
     assert_true(n_stopped >= 1);   // a stop string (or EOS) ended some request

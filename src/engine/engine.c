@@ -317,6 +317,7 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
     s->blocks_cap = (s->max_len + e->cfg.block_size - 1) / e->cfg.block_size;
     if (!(s->blocks = mem_malloc((size_t)s->blocks_cap * sizeof(int32_t)))) goto oom;
     s->max_new = p->max_tokens;
+    s->spec_k = e->cfg.spec_tokens;
     s->ignore_eos = p->ignore_eos;
     s->logprobs = sp->logprobs;
     s->stop_token = -1;
@@ -594,7 +595,7 @@ static void propose(tv_engine *e, tv_seq *s) {
     s->n_draft = 0;
     int room = s->max_len - s->n_tokens;
     if (s->max_new >= 0 && s->max_new - seq_n_generated(s) < room) room = s->max_new - seq_n_generated(s);
-    const int k = e->cfg.spec_tokens < room - 1 ? e->cfg.spec_tokens : room - 1;
+    const int k = s->spec_k < room - 1 ? s->spec_k : room - 1;
     if (k <= 0) return;
     TV_CHECK(s->n_tokens + k <= s->cap);
     if (e->cfg.spec != TV_SPEC_NGRAM) {
@@ -669,7 +670,9 @@ static void draft(tv_engine *e, int n_items) {
 
 // Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits) as described at
 // the top: appends tokens while they match s's guesses, then advances n_computed over the accepted
-// guesses (postprocess then returns the blocks that only rejected ones reached).
+// guesses (postprocess then returns the blocks that only rejected ones reached). Adaptive k: all
+// accepted, the next proposal may be one longer (up to spec_tokens); else it is the accepted run
+// plus one, so a sequence whose guesses keep failing spends one row per round on them.
 static void verify(tv_engine *e, tv_seq *s, float *logits) {
     const size_t V = (size_t)e->hp->n_vocab;
     const int n_draft = s->n_draft;
@@ -687,6 +690,8 @@ static void verify(tv_engine *e, tv_seq *s, float *logits) {
     e->stats.n_spec_drafts++;
     e->stats.n_spec_draft_tokens += (uint64_t)n_draft;
     e->stats.n_spec_accepted_tokens += (uint64_t)n_accepted;
+    if (n_accepted == n_draft) s->spec_k = s->spec_k < e->cfg.spec_tokens ? s->spec_k + 1 : e->cfg.spec_tokens;
+    else s->spec_k = n_accepted + 1;
     if (s->status == SEQ_RUNNING) sched_computed(e->sched, s, n_accepted);   // else its blocks went back
 }
 

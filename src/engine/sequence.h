@@ -22,6 +22,7 @@ typedef struct tv_seq {
                             // decoding) at [n_tokens, n_tokens + n_draft), not yet part of the sequence
     int n_tokens, cap;
     int n_draft;            // proposed tokens to verify; > 0 only while decoding (seq_n_pending == 1)
+    int spec_k;             // tokens to propose next time at most: adapts to this sequence's acceptance
     int n_prompt;
     int n_computed;         // tokens whose K/V are in the cache
     int n_cached;           // of those, taken from the prefix cache at the last admission
