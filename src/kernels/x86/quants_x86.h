@@ -1,7 +1,7 @@
 // quants_x86.h — 256-bit integer kernels for Q4_1, Q5_1 (× Q8_1), Q5_0, IQ4_NL (× Q8_0) and Q2_K,
-// Q3_K, Q5_K, IQ4_XS (× Q8_K), and the Q8_1 activation quantizer. The body of quants_avx2.c (VEX, AVX-VNNI) and quants_avx512.c (EVEX:
-// AVX512-VNNI on ymm registers); each defines QX_DPBUSD(acc, u, s) (its vpdpbusd) before including
-// this. Private to those two files.
+// Q3_K, Q5_K, IQ4_XS (× Q8_K), and the Q8_1 activation quantizer. The body of quants_avx2.c (VEX,
+// AVX-VNNI) and quants_avx512.c (EVEX: AVX512-VNNI on ymm registers); each defines
+// QX_DPBUSD(acc, u, s) (its vpdpbusd) before including this. Private to those two files.
 //
 // One 32-byte vector holds 32 elements in order: a 32-block's 16 qs bytes become nibbles 0..15 in
 // the low lane and 16..31 in the high lane; a K super-block's chunk of 32 is one or two sub-blocks.
