@@ -132,9 +132,13 @@ int cmd_info(int argc, char **argv) {
     printf("context length: %d\n", h.n_ctx_train);
     printf("rope: base %g, %d dims, scaling %s; rms eps %g\n", (double)h.rope_theta, h.n_rot, h.rope_scaling, (double)h.norm_eps);
     printf("output: %s\n", h.tied_output ? "tied to token_embd" : "separate");
+    if (h.n_expert > 0)
+        printf("experts: %d, %d used per token, ffn %d each\n", h.n_expert, h.n_expert_used, h.expert_ff);
     printf("weights read per token: ");
     print_bytes((double)h.weight_bytes);
-    printf("\n");
+    printf("\nKV cache per token: ");
+    print_bytes((double)h.kv_bytes_per_token);
+    printf(" (f16, all layers)\n");
     const tv_tokenizer *tok = tv_model_tokenizer(m);
     if (tok) {
         const char *kinds[] = {"SentencePiece BPE", "byte-level BPE", "WordPiece"};

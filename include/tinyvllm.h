@@ -99,6 +99,8 @@ typedef struct tv_model_info {
     size_t weight_bytes;         // bytes of weights one decode step reads
     int n_packed;                // weight tensors repacked at load for the CPU path's kernels
     double repack_ms;            // time that took
+    int32_t n_expert, n_expert_used, expert_ff;   // mixture of experts (0: dense): experts, used per token, FFN rows
+    size_t kv_bytes_per_token;   // KV cache bytes one token takes over all layers (f16 cache)
 } tv_model_info;
 void tv_model_get_info(const tv_model *m, tv_model_info *info);
 

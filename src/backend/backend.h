@@ -31,6 +31,27 @@
 
 typedef struct backend backend;
 
+// The activation of a gated FFN: act(gate) * up with act = SiLU (SwiGLU) or tanh-GELU (GeGLU).
+typedef enum backend_glu { BACKEND_GLU_SILU, BACKEND_GLU_GELU_TANH } backend_glu;
+
+// A mixture-of-experts FFN over n_tok rows (backend_moe_ffn): the routed experts and their weights
+// in, the weighted sum of the experts' outputs out, through the caller's scratch.
+typedef struct backend_moe {
+    int n_tok, n_used;            // T, k
+    const float *x;               // (T, dim) the FFN input
+    const int32_t *ids;           // (T, k) each row's experts (distinct)
+    const float *w;               // (T, k) their weights
+    const tv_tensor *gate, *up;   // 3-D (n_expert, ff_exp, dim)
+    const tv_tensor *down;        // 3-D (n_expert, dim, ff_exp)
+    backend_glu act;
+    float *out;                   // (T, dim)
+    // scratch
+    int32_t *x_row, *pos;         // (T * k) grouped row -> input row; row t's j-th expert -> grouped row
+    int32_t *off;                 // (n_expert + 1) grouped rows of each expert
+    float *g, *u;                 // (T * k, ff_exp)
+    float *y;                     // (T * k, dim)
+} backend_moe;
+
 typedef struct backend_vtbl {
     void (*free)(backend *be);
     tv_status (*prepare)(backend *be, const tv_tensor *const *w, int n_w, int max_tokens, tv_error *err);
@@ -52,6 +73,10 @@ typedef struct backend_vtbl {
                       int head_dim, int n_rot);
     void (*add_row)(backend *be, float *y, const float *b, int n_rows, int n);
     void (*scale_rows)(backend *be, float *y, const float *s, int n_rows, int n);
+    // mixture of experts: the router, the expert FFN, the shared expert's sigmoid gate
+    void (*moe_route)(backend *be, const tv_route_opts *o, float *logits, int n_rows, int32_t *ids, float *w);
+    void (*moe_ffn)(backend *be, const backend_moe *a);
+    void (*sigmoid)(backend *be, float *y, int n_rows, int n);
 } backend_vtbl;
 
 struct backend {
@@ -68,8 +93,9 @@ static inline void backend_free(backend *be) { if (be) be->vt->free(be); }
 static inline const char *backend_name(const backend *be) { return be->name; }
 
 // The forward pass will multiply these weights by up to max_tokens activation rows: the backend
-// sizes its scratch for that (a device backend would upload them). May be called again; it only
-// grows. TV_ERR_NOMEM on failure.
+// sizes its scratch for that (a device backend would upload them). For 3-D expert tensors
+// max_tokens counts grouped rows (tokens times experts used). May be called again; it only grows.
+// TV_ERR_NOMEM on failure.
 static inline tv_status backend_prepare(backend *be, const tv_tensor *const *w, int n_w, int max_tokens,
                                         tv_error *err) {
     return be->vt->prepare(be, w, n_w, max_tokens, err);
@@ -141,5 +167,19 @@ static inline void backend_add_row(backend *be, float *y, const float *b, int n_
 static inline void backend_scale_rows(backend *be, float *y, const float *s, int n_rows, int n) {
     be->vt->scale_rows(be, y, s, n_rows, n);
 }
+
+// Row r of logits (n_rows, o->n_expert) is routed (kern_route): its probs replace it, its experts and
+// weights go to ids and w (n_rows, o->n_used). The same bits on every path.
+static inline void backend_moe_route(backend *be, const tv_route_opts *o, float *logits, int n_rows, int32_t *ids,
+                                     float *w) {
+    be->vt->moe_route(be, o, logits, n_rows, ids, w);
+}
+// out row t = sum over j < k, in order, of w[t, j] * down_e(act(gate_e · x_t) * (up_e · x_t)), e =
+// ids[t, j]: rows routed to one expert run as one grouped GEMM (kern_matmul_experts), each
+// element's bits independent of the rest of the batch. The experts must have been prepared for
+// T * k rows.
+static inline void backend_moe_ffn(backend *be, const backend_moe *a) { be->vt->moe_ffn(be, a); }
+// y = sigmoid(y) computed as llama.cpp's qwen2moe does it: silu(y) / y = (y / (1 + e^-y)) / y
+static inline void backend_sigmoid(backend *be, float *y, int n_rows, int n) { be->vt->sigmoid(be, y, n_rows, n); }
 
 #endif

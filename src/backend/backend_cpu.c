@@ -6,6 +6,7 @@
 // its bits do not depend on the thread count; small batches (decode) run inline, since waking the
 // pool costs more than the work.
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,8 @@ static tv_status cpu_prepare(backend *be, const tv_tensor *const *w, int n_w, in
     cpu_backend *c = cpu(be);
     size_t need = 0;
     for (int i = 0; i < n_w; i++) {
-        size_t s = kern_matmul_wsize(w[i]->type, w[i]->ne[0], max_tokens);
+        size_t s = w[i]->ne[2] > 1 ? kern_matmul_experts_wsize(w[i]->type, w[i]->ne[0], max_tokens, max_tokens)
+                                   : kern_matmul_wsize(w[i]->type, w[i]->ne[0], max_tokens);
         if (s > need) need = s;
     }
     if (need <= c->wsp_size && c->wsp) return TV_OK;
@@ -98,7 +100,7 @@ static void cpu_kv_write(backend *be, const tv_attn_geom *g, void *k_pool, void 
 
 // ---- row-wise ops
 
-typedef enum { EW_RMSNORM, EW_ROPE, EW_ROPE_NEOX, EW_SWIGLU, EW_ADD, EW_GEGLU, EW_SOFTCAP, EW_SCALE } ew_kind;
+typedef enum { EW_RMSNORM, EW_ROPE, EW_ROPE_NEOX, EW_SWIGLU, EW_ADD, EW_GEGLU, EW_SOFTCAP, EW_SCALE, EW_SIGMOID } ew_kind;
 
 typedef struct ew_args {
     const tv_ops *ops;
@@ -135,6 +137,9 @@ static void ew_worker(void *arg, int ith, int nth) {
         case EW_ADD: a->ops->add(y, x, a->n); break;
         case EW_GEGLU: a->ops->geglu(y, x, a->n); break;
         case EW_SOFTCAP: a->ops->softcap(y, a->n, a->eps); break;
+        case EW_SIGMOID:   // llama.cpp's qwen2moe: ggml_div(ggml_silu(x), x), silu as ggml_silu_f32
+            for (int i = 0; i < a->n; i++) y[i] = y[i] / (1.0f + expf(-y[i])) / y[i];
+            break;
         case EW_SCALE: {
             const float f = a->s ? a->s[r] : a->eps;
             for (int i = 0; i < a->n; i++) y[i] *= f;
@@ -197,6 +202,64 @@ static void cpu_scale_rows(backend *be, float *y, const float *s, int n_rows, in
     ew_run(be, &(ew_args){.kind = EW_SCALE, .n_rows = n_rows, .n = n, .y = y, .s = s});
 }
 
+static void cpu_sigmoid(backend *be, float *y, int n_rows, int n) {
+    ew_run(be, &(ew_args){.kind = EW_SIGMOID, .n_rows = n_rows, .n = n, .y = y});
+}
+
+// ---- mixture of experts
+
+static void cpu_moe_route(backend *be, const tv_route_opts *o, float *logits, int n_rows, int32_t *ids, float *w) {
+    for (int t = 0; t < n_rows; t++)
+        kern_route(o, logits + (size_t)t * o->n_expert, ids + (size_t)t * o->n_used, w + (size_t)t * o->n_used);
+}
+
+typedef struct moe_combine {
+    const backend_moe *a;
+    int dim;
+} moe_combine;
+
+// out row t = ((y_0 w_0 + y_1 w_1) + y_2 w_2) + ...: llama.cpp's order (each expert's output times
+// its weight, then the adds from the first expert on), one rounding per operation.
+static void moe_combine_rows(void *arg, int ith, int nth) {
+    const moe_combine *c = arg;
+    const backend_moe *a = c->a;
+    const int k = a->n_used, dim = c->dim;
+    for (int t = ith; t < a->n_tok; t += nth) {
+        float *o = a->out + (size_t)t * dim;
+        for (int j = 0; j < k; j++) {
+            const float *y = a->y + (size_t)a->pos[t * k + j] * dim, wj = a->w[t * k + j];
+            for (int i = 0; i < dim; i++) {
+                const float v = y[i] * wj;
+                o[i] = j ? o[i] + v : v;
+            }
+        }
+    }
+}
+
+static void cpu_moe_ffn(backend *be, const backend_moe *a) {
+    cpu_backend *c = cpu(be);
+    const int T = a->n_tok, k = a->n_used, n_expert = (int)a->gate->ne[2], dim = (int)a->down->ne[1];
+    // group the rows by expert (counting sort; within an expert in (token, slot) order)
+    for (int e = 0; e <= n_expert; e++) a->off[e] = 0;
+    for (int i = 0; i < T * k; i++) a->off[a->ids[i] + 1]++;
+    for (int e = 0; e < n_expert; e++) a->off[e + 1] += a->off[e];
+    int32_t cursor[TV_MAX_EXPERTS];
+    for (int e = 0; e < n_expert; e++) cursor[e] = a->off[e];
+    for (int i = 0; i < T * k; i++) {
+        const int p = cursor[a->ids[i]]++;
+        a->x_row[p] = i / k;
+        a->pos[i] = p;
+    }
+    const tv_tensor *gu[] = {a->gate, a->up};
+    float *const gu_y[] = {a->g, a->u};
+    const tv_glu_fn act = a->act == BACKEND_GLU_SILU ? c->kt.ops->swiglu : c->kt.ops->geglu;
+    kern_matmul_experts(&c->kt, gu, gu_y, 2, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);
+    kern_matmul_experts(&c->kt, &a->down, &a->y, 1, NULL, a->g, (int64_t)T * k, NULL, a->off, c->wsp, c->pool);
+    moe_combine mc = {.a = a, .dim = dim};
+    if ((int64_t)T * k * dim < 16384 || T < 2) moe_combine_rows(&mc, 0, 1);
+    else pool_run(c->pool, moe_combine_rows, &mc);
+}
+
 static const backend_vtbl cpu_vtbl = {
     .free = cpu_free,
     .prepare = cpu_prepare,
@@ -214,6 +277,9 @@ static const backend_vtbl cpu_vtbl = {
     .rope_neox = cpu_rope_neox,
     .add_row = cpu_add_row,
     .scale_rows = cpu_scale_rows,
+    .moe_route = cpu_moe_route,
+    .moe_ffn = cpu_moe_ffn,
+    .sigmoid = cpu_sigmoid,
 };
 
 backend *backend_cpu_create(const char *cpu_path, int n_threads, tv_error *err) {

@@ -378,4 +378,45 @@ typedef struct tv_attn_args {
 tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_error *err);
 // ==== end of attention / elementwise section ====
 
+// ==== mixture of experts: the router (src/kernels/router.c), the expert-grouped matmul (matmul.c) ====
+#define TV_MAX_EXPERTS 512
+// The router of one token, as llama.cpp's build_moe_ffn computes it:
+//   probs = softmax(logits) (TV_GATING_SOFTMAX: max subtracted, expf, sum in double, scaled by
+//           1/sum), sigmoid(logits) (TV_GATING_SIGMOID), or the logits (TV_GATING_SOFTMAX_WEIGHT)
+//   ids   = the n_used experts with the largest probs + bias (bias NULL: none), largest first, ties
+//           to the lower id (llama.cpp's argsort is std::sort: an insertion sort, stable, for up to
+//           16 experts; beyond that it leaves ties unordered)
+//   w     = their unbiased probs (TV_GATING_SOFTMAX_WEIGHT: the softmax of their logits), divided by
+//           their sum when norm (the sum clamped to >= 2^-14, f16's smallest normal), times scale
+//           when scale is neither 0 nor 1
+// logits (n_expert) is overwritten with probs. Values are llama.cpp's enum llama_expert_gating_func_type.
+typedef enum tv_gating { TV_GATING_SOFTMAX = 1, TV_GATING_SIGMOID = 2, TV_GATING_SOFTMAX_WEIGHT = 3 } tv_gating;
+typedef struct tv_route_opts {
+    int n_expert, n_used;      // 1 <= n_used <= n_expert <= TV_MAX_EXPERTS
+    tv_gating gating;
+    const float *bias;         // (n_expert) selection bias (DeepSeek-V3's exp_probs_b), or NULL
+    bool norm;
+    float scale;
+} tv_route_opts;
+void kern_route(const tv_route_opts *o, float *logits, int32_t *ids, float *w);
+// An expert tensor is 3-D: ne[2] experts, each an (ne[1] rows, ne[0]) matrix, stored one after
+// another (expert e at byte e * ne[1] * kern_row_size; packed tensors pack each expert's rows on
+// their own, which needs ne[1] % TV_PACK_ROWS == 0 so the experts stay at the same offsets).
+//
+// The batch is grouped by expert: grouped rows p in [off[e], off[e+1]) are routed to expert e
+// (off: n_expert + 1 ascending offsets, off[0] = 0) and read activation row x_row[p] of x (n_x, n)
+// (x_row NULL: row p itself, x already grouped; then n_x == off[n_expert]). For i < n_w <= 2:
+//   y[i] (off[n_expert], w[i]->ne[1]) row p = x[x_row[p]] · (expert e of w[i])ᵀ
+// x is converted to the activation type once (n_x rows), then gathered into expert order, so k
+// experts of one token share one quantization; each active expert's weights are streamed once per
+// call (all its rows run as one GEMM). Work items are (expert, 64-row chunk, token tile), taken
+// dynamically by the pool's threads, so 2 and 64 threads both stay busy. Every element is computed
+// by kern_matmul's instruction sequence: its bits depend on neither the pool size nor the other rows
+// routed to its expert (batch invariance). act (n_w == 2, else NULL): y[0] = act(y[0]) * y[1] on
+// each finished chunk while it is in cache (fused SwiGLU). wsp: kern_matmul_experts_wsize bytes.
+size_t kern_matmul_experts_wsize(tv_type wtype, int64_t n_cols, int64_t n_x, int64_t n_rows);
+void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, float *const *y, int n_w, tv_glu_fn act,
+                         const float *x, int64_t n_x, const int32_t *x_row, const int32_t *off, void *wsp,
+                         tv_pool *pool);
+
 #endif

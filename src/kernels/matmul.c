@@ -7,6 +7,9 @@
 //    each thread walks its rows in chunks and the tokens in tiles that keep the activation tile
 //    in L2, calling traits->gemm when the type has one, else vec_dot per (row, token). A gemm with
 //    traits->gemm_rows set blocks rows and tokens itself: it gets all tokens, gemm_rows rows a call.
+// Mixture-of-experts weights (3-D) go through kern_matmul_experts: the same kernels per element,
+// with the rows of a batch grouped by expert and the work split by expert x rows x token tiles.
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -146,4 +149,162 @@ void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const
 void kern_matmul(const kern_table *kt, const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp,
                  tv_pool *pool) {
     kern_matmul_n(kt, &w, &y, 1, x, n_tok, wsp, pool);
+}
+
+// ---------------------------------------------------------------- expert-grouped matmul (MoE)
+
+size_t kern_matmul_experts_wsize(tv_type wtype, int64_t n_cols, int64_t n_x, int64_t n_rows) {
+    const tv_type_traits *tt = kern_traits_ref(wtype);
+    if (!tt || !tt->vec_dot || n_x < 0 || n_rows < 0) return 0;
+    size_t row = kern_row_size(tt->vec_dot_type, n_cols), out, conv;
+    if (tt->repack && packed_act_size(n_cols) > row) row = packed_act_size(n_cols);
+    // converted rows (none for F32 activations, used in place) + the gathered ones
+    const int64_t n = (tt->vec_dot_type == TV_TYPE_F32 ? 0 : n_x) + n_rows;
+    if (!row || !mul_ok(row, (size_t)n, &conv) || !add_ok(conv, 2 * MM_ALIGN, &out)) return 0;
+    return out;
+}
+
+typedef struct mx_job {
+    tv_from_float_fn from_float;    // activation conversion (the vec_dot type's quantizer)
+    tv_from_float_fn q8;            // the path's Q8_0 quantizer (packed activations)
+    bool packed, is_f32;
+    const float *x;                 // (n_x, n) f32
+    int64_t n, n_x, n_rows;
+    const void *xq;                 // (n_x, x_row_bytes) converted activations
+    void *xg;                       // (n_rows, x_row_bytes) grouped activations (xq itself without x_row)
+    size_t x_row_bytes;
+    const int32_t *x_row, *off;
+    int n_w;
+    mm_w w[2];                      // expert 0 of each weight; expert e at e * expert_bytes
+    size_t expert_bytes;
+    tv_glu_fn act;
+    int64_t row_chunk, tok_tile, n_chunks;   // rows per item, tokens per item, row chunks per expert
+    int n_active;
+    int32_t active[TV_MAX_EXPERTS];       // experts with rows, in id order
+    int64_t item_end[TV_MAX_EXPERTS];     // items of active[0..i] (prefix sums)
+    int64_t n_items;
+    atomic_int_fast64_t next;       // the next item to take
+} mx_job;
+
+static void mx_convert(void *arg, int ith, int nth) {
+    mx_job *j = arg;
+    void *dst = j->x_row ? (void *)j->xq : j->xg;
+    for (int64_t t = ith; t < j->n_x; t += nth) {
+        char *row = (char *)dst + (size_t)t * j->x_row_bytes;
+        if (j->packed) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
+        else j->from_float(j->x + t * j->n, row, j->n);
+    }
+}
+
+static void mx_gather(void *arg, int ith, int nth) {
+    mx_job *j = arg;
+    for (int64_t p = ith; p < j->n_rows; p += nth)
+        memcpy((char *)j->xg + (size_t)p * j->x_row_bytes, (const char *)j->xq + (size_t)j->x_row[p] * j->x_row_bytes,
+               j->x_row_bytes);
+}
+
+static void mx_compute(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    mx_job *j = arg;
+    for (;;) {
+        const int64_t it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (it >= j->n_items) return;
+        int a = 0;
+        while (j->item_end[a] <= it) a++;
+        const int e = j->active[a];
+        const int64_t local = it - (a ? j->item_end[a - 1] : 0);
+        const int64_t rows = j->w[0].rows, r0 = local % j->n_chunks * j->row_chunk;
+        const int64_t r1 = r0 + j->row_chunk < rows ? r0 + j->row_chunk : rows;
+        const int64_t p0 = j->off[e] + local / j->n_chunks * j->tok_tile;
+        const int64_t nt = j->off[e + 1] - p0 < j->tok_tile ? j->off[e + 1] - p0 : j->tok_tile;
+        const char *xt = (const char *)j->xg + (size_t)p0 * j->x_row_bytes;
+        for (int wi = 0; wi < j->n_w; wi++) {
+            const mm_w *m = &j->w[wi];
+            const char *we = (const char *)m->w + (size_t)e * j->expert_bytes;
+            float *yt = m->y + p0 * rows;
+            if (m->gemm) {
+                m->gemm(j->n, r0, r1, we, m->w_row_bytes, nt, xt, j->x_row_bytes, yt, rows);
+                continue;
+            }
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t t = 0; t < nt; t++)
+                    m->tt->vec_dot(j->n, &yt[t * rows + r], we + (size_t)r * m->w_row_bytes,
+                                   xt + (size_t)t * j->x_row_bytes);
+        }
+        if (j->act)
+            for (int64_t t = 0; t < nt; t++)
+                j->act(j->w[0].y + (p0 + t) * rows + r0, j->w[1].y + (p0 + t) * rows + r0, r1 - r0);
+    }
+}
+
+void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, float *const *y, int n_w, tv_glu_fn act,
+                         const float *x, int64_t n_x, const int32_t *x_row, const int32_t *off, void *wsp,
+                         tv_pool *pool) {
+    TV_CHECK(n_w >= 1 && n_w <= 2 && (!act || n_w == 2) && n_x >= 0);
+    const int n_expert = (int)w[0]->ne[2];
+    TV_CHECK(n_expert >= 1 && n_expert <= TV_MAX_EXPERTS && off[0] == 0);
+    const tv_type_traits *tt0 = kern_traits(kt, w[0]->type);
+    TV_CHECK(tt0 && tt0->vec_dot);
+    const tv_type_traits *vt = kern_traits(kt, tt0->vec_dot_type);
+    mx_job job, *j = &job;   // ~6 KiB of item bookkeeping, on the caller's stack
+    *j = (mx_job){.from_float = vt ? vt->from_float : NULL, .q8 = kt->traits[TV_TYPE_Q8_0].from_float,
+                  .packed = w[0]->packed, .is_f32 = tt0->vec_dot_type == TV_TYPE_F32, .x = x, .n = w[0]->ne[0],
+                  .n_x = n_x, .n_rows = off[n_expert], .x_row = x_row, .off = off, .act = act};
+    TV_CHECK(vt && vt->from_float && j->n % vt->blck_size == 0 && (x_row || n_x == j->n_rows));
+    const size_t row_bytes = kern_row_size(w[0]->type, j->n);
+    j->expert_bytes = (size_t)w[0]->ne[1] * row_bytes;
+    for (int i = 0; i < n_w; i++) {
+        const tv_type_traits *tt = kern_traits(kt, w[i]->type);
+        TV_CHECK(tt && tt->vec_dot && w[i]->type == w[0]->type && w[i]->ne[0] == j->n && w[i]->ne[1] == w[0]->ne[1] &&
+                 w[i]->ne[2] == n_expert && w[i]->packed == j->packed && w[i]->data != NULL);
+        TV_CHECK(w[i]->nbytes >= j->expert_bytes * (size_t)n_expert);
+        mm_w m = {.tt = tt, .w = w[i]->data, .w_row_bytes = row_bytes, .y = y[i], .rows = w[i]->ne[1]};
+        if (w[i]->packed) {
+            TV_CHECK(tt->gemm_packed && m.rows % TV_PACK_ROWS == 0);
+            m.gemm = tt->gemm_packed;
+        } else {
+            m.gemm = tt->gemm;
+        }
+        j->w[j->n_w++] = m;
+    }
+    if (j->n_rows == 0 || w[0]->ne[1] == 0) return;
+    // activations: converted once, then gathered into expert order
+    uint8_t *base = (uint8_t *)(((uintptr_t)wsp + MM_ALIGN - 1) & ~(uintptr_t)(MM_ALIGN - 1));
+    j->x_row_bytes = j->is_f32 ? (size_t)j->n * sizeof(float) : j->packed ? packed_act_size(j->n)
+                                                                           : kern_row_size(tt0->vec_dot_type, j->n);
+    const bool par = pool_size(pool) > 1 && n_x >= 4;
+    if (j->is_f32) {
+        j->xq = x;
+        j->xg = x_row ? base : (void *)x;
+    } else {
+        TV_CHECK(wsp != NULL);
+        j->xq = base;
+        j->xg = x_row ? base + (((size_t)n_x * j->x_row_bytes + MM_ALIGN - 1) & ~(size_t)(MM_ALIGN - 1)) : base;
+        if (par) pool_run(pool, mx_convert, j);
+        else mx_convert(j, 0, 1);
+    }
+    if (x_row) {
+        TV_CHECK(wsp != NULL);
+        if (par) pool_run(pool, mx_gather, j);
+        else mx_gather(j, 0, 1);
+    }
+    // work items: (active expert, row chunk, token tile)
+    const int64_t rows = w[0]->ne[1];
+    j->row_chunk = MM_ROW_CHUNK;
+    j->n_chunks = (rows + j->row_chunk - 1) / j->row_chunk;
+    j->tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
+    if (j->tok_tile > 16) j->tok_tile &= ~(int64_t)15;
+    if (j->tok_tile < 1) j->tok_tile = 1;
+    for (int e = 0; e < n_expert; e++) {
+        const int64_t c = off[e + 1] - off[e];
+        TV_CHECK(c >= 0);
+        if (!c) continue;
+        j->n_items += j->n_chunks * ((c + j->tok_tile - 1) / j->tok_tile);
+        j->active[j->n_active] = e;
+        j->item_end[j->n_active++] = j->n_items;
+    }
+    atomic_init(&j->next, 0);
+    if (j->n_items > 1) pool_run(pool, mx_compute, j);
+    else mx_compute(j, 0, 1);
 }

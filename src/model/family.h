@@ -46,7 +46,14 @@ typedef enum family_dim {
     FD_FF,      // hidden_dim
     FD_VOCAB,   // n_vocab
     FD_HEAD,    // head_dim
+    FD_EXPERT,  // n_expert
+    FD_FF_EXP,  // ff_exp: one expert's FFN rows
+    FD_FF_SHEXP,   // ff_shexp: the shared expert's
 } family_dim;
+
+// Which models of the family have a tensor: every one, only dense ones (n_expert 0), only
+// mixture-of-experts ones (llama's FFN is one or the other; Mixtral is llama with experts).
+typedef enum family_when { FW_ALL, FW_DENSE, FW_MOE } family_when;
 
 // One weight: `name` (per-layer tensors are "blk.<l>." + name) bound to the tv_tensor at `offset` of
 // tv_weights (model-wide) or tv_layer (per layer), with shape [ne0 (row length), ne1 (rows)].
@@ -66,6 +73,8 @@ typedef struct family_tensor {
     bool is_layer;
     size_t offset;
     family_dim ne0, ne1;
+    family_dim ne2;        // FD_ONE, or FD_EXPERT for 3-D expert tensors (one matrix per expert)
+    family_when when;
     bool is_optional;
     int n_parts;
     family_tensor_part parts[3];
@@ -79,6 +88,13 @@ typedef struct family_tensor {
     {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_}
 #define FAMILY_LAYER_OPT(name_, slot, ne0_, ne1_) \
     {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_, .is_optional = true}
+// A per-layer tensor present only in dense models or only in MoE ones (required there).
+#define FAMILY_LAYER_WHEN(name_, slot, ne0_, ne1_, when_) \
+    {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_, .when = when_}
+// A per-layer 3-D expert tensor: n_expert matrices of [ne0, ne1].
+#define FAMILY_EXPERTS(name_, slot, ne0_, ne1_, when_)                                                 \
+    {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_,   \
+     .ne2 = FD_EXPERT, .when = when_}
 // A fused per-layer weight of rows ne0 long split into two or three slots (slot, its rows) in order.
 #define FAMILY_LAYER_SPLIT2(name_, ne0_, s0, r0, s1, r1)                                              \
     {.name = name_, .is_layer = true, .ne0 = ne0_, .n_parts = 2,                                     \
@@ -146,6 +162,26 @@ typedef struct model_family {
     FAMILY_LAYER("ffn_gate.weight", w_gate, FD_EMBD, FD_FF),      \
     FAMILY_LAYER("ffn_up.weight", w_up, FD_EMBD, FD_FF),          \
     FAMILY_LAYER("ffn_down.weight", w_down, FD_FF, FD_EMBD)
+
+// pre-norm gated MLP of dense models only (llama: MoE models have experts instead)
+#define FAMILY_TENSORS_FFN_DENSE                                                \
+    FAMILY_LAYER("ffn_norm.weight", ffn_norm, FD_EMBD, FD_ONE),                 \
+    FAMILY_LAYER_WHEN("ffn_gate.weight", w_gate, FD_EMBD, FD_FF, FW_DENSE),     \
+    FAMILY_LAYER_WHEN("ffn_up.weight", w_up, FD_EMBD, FD_FF, FW_DENSE),         \
+    FAMILY_LAYER_WHEN("ffn_down.weight", w_down, FD_FF, FD_EMBD, FW_DENSE)
+// routed experts: router, gate, up, down (when_: FW_ALL in MoE-only families, FW_MOE in llama)
+#define FAMILY_TENSORS_EXPERTS(when_)                                                      \
+    FAMILY_LAYER_WHEN("ffn_gate_inp.weight", ffn_gate_inp, FD_EMBD, FD_EXPERT, when_),     \
+    FAMILY_EXPERTS("ffn_gate_exps.weight", ffn_gate_exps, FD_EMBD, FD_FF_EXP, when_),      \
+    FAMILY_EXPERTS("ffn_up_exps.weight", ffn_up_exps, FD_EMBD, FD_FF_EXP, when_),          \
+    FAMILY_EXPERTS("ffn_down_exps.weight", ffn_down_exps, FD_FF_EXP, FD_EMBD, when_)
+// expert counts: required (MoE-only families), or absent = dense (llama)
+#define FAMILY_KEYS_MOE                                                       \
+    FAMILY_INT("expert_count", n_expert, 1, TV_MAX_EXPERTS),                  \
+    FAMILY_INT("expert_used_count", n_expert_used, 1, TV_MAX_EXPERTS)
+#define FAMILY_KEYS_MOE_OPT                                                   \
+    FAMILY_INT_OPT("expert_count", n_expert, 0, TV_MAX_EXPERTS, 0),           \
+    FAMILY_INT_OPT("expert_used_count", n_expert_used, 0, TV_MAX_EXPERTS, 0)
 
 // Marks the sliding-window layers from `<arch>.attention.sliding_window_pattern` as llama.cpp reads
 // it: a period n (layer l slides iff l % n < n - 1: every n-th layer is global; 0 = every layer

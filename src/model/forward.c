@@ -110,8 +110,12 @@ void forward_free(tv_forward *f) {
     if (!f) return;
     layer_state *s = &f->s;
     float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att, s->hb, s->hb2, f->lx, f->logits, f->rope_cs,
-                    f->rope_cs_swa, f->ones};
+                    f->rope_cs_swa, f->ones, s->moe_logits, s->moe_w, s->moe_g, s->moe_u, s->moe_y};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(s->moe_ids);
+    free(s->moe_x_row);
+    free(s->moe_pos);
+    free(s->moe_off);
     free(f->tok_seq);
     free(f->slots);
     free(f->seqs);
@@ -140,11 +144,12 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
     size_t kvd;
     layer_shape_max(m, &hd_max, &kvd);
     size_t T = (size_t)max_tokens, qd = (size_t)h->n_heads * hd_max;
+    const size_t ff = (size_t)(h->ff_shexp > h->hidden_dim ? h->ff_shexp : h->hidden_dim);
     if (!(s->x = malloc(T * h->dim * sizeof(float))) || !(s->xb = malloc(T * h->dim * sizeof(float))) ||
         !(s->xb2 = malloc(T * h->dim * sizeof(float))) || !(s->q = malloc(T * qd * sizeof(float))) ||
         !(s->k = malloc(T * kvd * sizeof(float))) || !(s->v = malloc(T * kvd * sizeof(float))) ||
-        !(s->att = malloc(T * qd * sizeof(float))) || !(s->hb = malloc(T * h->hidden_dim * sizeof(float))) ||
-        !(s->hb2 = malloc(T * h->hidden_dim * sizeof(float))) ||
+        !(s->att = malloc(T * qd * sizeof(float))) || !(s->hb = malloc(T * ff * sizeof(float))) ||
+        !(s->hb2 = malloc(T * ff * sizeof(float))) ||
         !(f->lx = malloc((size_t)max_logits * h->dim * sizeof(float))) ||
         !(f->logits = malloc((size_t)max_logits * h->n_vocab * sizeof(float))) ||
         !(f->tok_seq = malloc(T * sizeof(int32_t))) || !(f->slots = malloc(T * sizeof(int64_t))) ||
@@ -154,6 +159,17 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         (model_rope_inv_freq_swa(m) && !(f->rope_cs_swa = malloc(T * 2 * (size_t)h->n_rot_swa * sizeof(float)))) ||
         (h->attn_temp_scale != 0 && !(f->attn_temp = malloc(T * sizeof(float)))))
         goto oom;
+    if (h->n_expert > 0) {   // the experts' grouped rows: T * k
+        const size_t TK = T * (size_t)h->n_expert_used;
+        if (!(s->moe_logits = malloc(T * (size_t)h->n_expert * sizeof(float))) ||
+            !(s->moe_ids = malloc(TK * sizeof(int32_t))) || !(s->moe_w = malloc(TK * sizeof(float))) ||
+            !(s->moe_x_row = malloc(TK * sizeof(int32_t))) || !(s->moe_pos = malloc(TK * sizeof(int32_t))) ||
+            !(s->moe_off = malloc(((size_t)h->n_expert + 1) * sizeof(int32_t))) ||
+            !(s->moe_g = malloc(TK * (size_t)h->ff_exp * sizeof(float))) ||
+            !(s->moe_u = malloc(TK * (size_t)h->ff_exp * sizeof(float))) ||
+            !(s->moe_y = malloc(TK * (size_t)h->dim * sizeof(float))))
+            goto oom;
+    }
     for (int i = 0; i < hd_max; i++) f->ones[i] = 1.0f;
     s->ones = f->ones;
     s->seqs_shaped = f->seqs_shaped;
@@ -168,6 +184,11 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         forward_free(f);
         return NULL;
     }
+    for (int i = 0; i < n_mats; i++)   // expert tensors: up to T * k grouped rows
+        if (mats[i]->ne[2] > 1 && backend_prepare(be, &mats[i], 1, max_tokens * h->n_expert_used, err)) {
+            forward_free(f);
+            return NULL;
+        }
     return f;
 oom:
     forward_free(f);

@@ -98,6 +98,35 @@ void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const
     backend_matmul(s->be, &down, &out, 1, s->hb, s->n_tokens);
 }
 
+void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out) {
+    const tv_hparams *h = s->h;
+    const int T = s->n_tokens;
+    const tv_tensor *router = &L->ffn_gate_inp;
+    backend_matmul(s->be, &router, &s->moe_logits, 1, s->xb, T);
+    const tv_route_opts o = {.n_expert = h->n_expert, .n_used = h->n_expert_used, .gating = (tv_gating)h->moe_gating,
+                             .bias = L->exp_probs_b.data, .norm = h->moe_norm_w != 0, .scale = h->moe_w_scale};
+    backend_moe_route(s->be, &o, s->moe_logits, T, s->moe_ids, s->moe_w);
+    const backend_moe a = {.n_tok = T, .n_used = h->n_expert_used, .x = s->xb, .ids = s->moe_ids, .w = s->moe_w,
+                           .gate = &L->ffn_gate_exps, .up = &L->ffn_up_exps, .down = &L->ffn_down_exps,
+                           .act = act == LAYERS_ACT_SILU ? BACKEND_GLU_SILU : BACKEND_GLU_GELU_TANH, .out = out,
+                           .x_row = s->moe_x_row, .pos = s->moe_pos, .off = s->moe_off, .g = s->moe_g,
+                           .u = s->moe_u, .y = s->moe_y};
+    backend_moe_ffn(s->be, &a);
+    if (!L->ffn_up_shexp.data) return;
+    float *shared = s->moe_y, *gate = s->moe_logits;   // (T, dim), (T): free once the experts are summed
+    layers_glu_mlp(s, act, &L->ffn_gate_shexp, &L->ffn_up_shexp, &L->ffn_down_shexp, shared);
+    const tv_tensor *gi = &L->ffn_gate_inp_shexp;
+    backend_matmul(s->be, &gi, &gate, 1, s->xb, T);
+    backend_sigmoid(s->be, gate, T, 1);
+    backend_scale_rows(s->be, shared, gate, T, h->dim);
+    layers_add(s, out, shared);
+}
+
+void layers_ffn(layer_state *s, layers_act act, const tv_layer *L, float *out) {
+    if (L->ffn_gate_inp.data) layers_moe(s, act, L, out);
+    else layers_glu_mlp(s, act, &L->w_gate, &L->w_up, &L->w_down, out);
+}
+
 void layers_add(layer_state *s, float *y, const float *x) {
     backend_add(s->be, y, x, s->n_tokens, s->h->dim);
 }
@@ -128,7 +157,7 @@ tv_status layers_prenorm_block_rope(layer_state *s, const tv_layer *L, int l, co
     layers_bias(s, s->xb2, &L->bo);
     layers_add(s, s->x, s->xb2);
     layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, s->n_tokens);
-    layers_glu_mlp(s, LAYERS_ACT_SILU, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
+    layers_ffn(s, LAYERS_ACT_SILU, L, s->xb2);
     layers_add(s, s->x, s->xb2);
     return TV_OK;
 }

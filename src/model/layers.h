@@ -39,6 +39,14 @@ typedef struct layer_state {
     tv_attn_args attn;    // default geometry and each sequence's queries/positions/blocks (layers_attention
                           // runs a copy with the layer's pools, shape and options)
     tv_attn_seq *seqs_shaped; // (T) scratch: attn.seqs re-pointed for a layer of another head size
+    // mixture of experts (h->n_expert > 0, else NULL; k = h->n_expert_used)
+    float *moe_logits;    // (T, n_expert) router logits, then probs; the shared expert's gate (T)
+    int32_t *moe_ids;     // (T, k) each token's experts
+    float *moe_w;         // (T, k) their weights
+    int32_t *moe_x_row, *moe_pos;   // (T * k) backend_moe's grouping
+    int32_t *moe_off;     // (n_expert + 1)
+    float *moe_g, *moe_u; // (T * k, ff_exp) expert gate / up rows, grouped by expert
+    float *moe_y;         // (T * k, dim) expert outputs, grouped; then the shared expert's (T, dim)
 } layer_state;
 
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
@@ -84,6 +92,15 @@ tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opt
 // out (T, dim) = (act(s->xb · gateᵀ) * (s->xb · upᵀ)) · downᵀ, through s->hb, s->hb2.
 void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const tv_tensor *up,
                     const tv_tensor *down, float *out);
+// The routed experts (h->n_expert > 0): out (T, dim) = sum over each token's top-k experts e of
+// weight_e * down_e(act(gate_e·xb) * (up_e·xb)), routed by router logits xb · ffn_gate_inpᵀ
+// (h->moe_gating, moe_norm_w, moe_w_scale, the layer's exp_probs_b); rows routed to one expert run
+// as one grouped GEMM. With a shared expert (ffn_up_shexp present, qwen2moe): out +=
+// sigmoid(xb · ffn_gate_inp_shexp) * (act(xb·gate_shexp) * (xb·up_shexp))·down_shexp.
+void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out);
+// The layer's FFN from s->xb into out (T, dim): layers_moe when it has a router, else layers_glu_mlp
+// with w_gate, w_up, w_down.
+void layers_ffn(layer_state *s, layers_act act, const tv_layer *L, float *out);
 // y (T, dim) += x: the residual add.
 void layers_add(layer_state *s, float *y, const float *x);
 
@@ -96,7 +113,7 @@ void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *
 
 // The pre-norm layer of llama and the families built like it (qwen2, qwen3, phi3, smollm3):
 //   x += attention(rope(headnorm(q)), rope(headnorm(k)), v)·Wo + bo  with q, k, v = rmsnorm(x)·Wq, Wk, Wv + b
-//   x += (silu(h·Wgate) * (h·Wup))·Wdown  with h = rmsnorm(x)
+//   x += (silu(h·Wgate) * (h·Wup))·Wdown  with h = rmsnorm(x)   (or the layer's experts: layers_ffn)
 // Biases and the per-head Q/K norms apply where the layer has them (their tables decide);
 // rope_cs NULL leaves q and k unrotated (SmolLM3's no-RoPE layers). The plain form rotates with
 // s->rope_cs and is a family_block_fn.

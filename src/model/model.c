@@ -69,7 +69,7 @@ tv_type model_weight_type(const tv_model *m) {
     int64_t n_elems[TV_TYPE_COUNT] = {0};
     for (int i = 0; i < m->n_matrices; i++) {
         const tv_tensor *t = m->matrices[i];
-        if ((unsigned)t->type < TV_TYPE_COUNT) n_elems[t->type] += t->ne[0] * t->ne[1];
+        if ((unsigned)t->type < TV_TYPE_COUNT) n_elems[t->type] += t->ne[0] * t->ne[1] * t->ne[2];
     }
     int best = TV_TYPE_F32;
     for (int t = 0; t < TV_TYPE_COUNT; t++)
@@ -118,7 +118,8 @@ void tv_model_free(tv_model *m) {
 }
 
 // Checks that t exists, has a supported type, and has exactly the shape (ne0, ne1) (ne1 = 1 for vectors).
-static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64_t ne0, int64_t ne1,
+// ne2 > 1: a 3-D expert tensor of ne2 = n_expert matrices.
+static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
                       tv_tensor *dst, tv_error *err) {
     if (!src) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is missing", m->path, name);
     const tv_type_traits *tr = kern_traits_ref(src->type);
@@ -126,17 +127,24 @@ static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which tinyvllm cannot compute with",
                        m->path, name, kern_type_name(src->type));
     int64_t e1 = src->n_dims >= 2 ? src->ne[1] : 1;
-    if (src->ne[0] != ne0 || e1 != ne1 || src->ne[2] != 1 || src->ne[3] != 1)
-        return err_fail(err, TV_ERR_FORMAT,
-                       "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], the metadata implies [%lld, %lld]", m->path,
-                       name, (long long)src->ne[0], (long long)src->ne[1], (long long)src->ne[2],
-                       (long long)src->ne[3], (long long)ne0, (long long)ne1);
+    if (ne2 > 1 && src->ne[2] != ne2)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' holds %lld experts (ne[2]), the metadata's expert_count is %lld",
+                        m->path, name, (long long)src->ne[2], (long long)ne2);
+    if (src->ne[0] != ne0 || e1 != ne1 || src->ne[2] != ne2 || src->ne[3] != 1) {
+        char want[64];
+        if (ne2 > 1) snprintf(want, sizeof want, "[%lld, %lld, %lld]", (long long)ne0, (long long)ne1, (long long)ne2);
+        else snprintf(want, sizeof want, "[%lld, %lld]", (long long)ne0, (long long)ne1);
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], the metadata implies %s",
+                        m->path, name, (long long)src->ne[0], (long long)src->ne[1], (long long)src->ne[2],
+                        (long long)src->ne[3], want);
+    }
     if (ne1 == 1 && src->type != TV_TYPE_F32)
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: norm tensor '%s' must be F32, it is %s", m->path, name,
                        kern_type_name(src->type));
     *dst = *src;
     dst->name = NULL;   // names point into the container; not needed after binding
-    m->weight_bytes += src->nbytes;
+    // a decode step reads n_expert_used of the n_expert matrices of an expert tensor
+    m->weight_bytes += ne2 > 1 ? src->nbytes / (size_t)ne2 * (size_t)m->hp.n_expert_used : src->nbytes;
     return TV_OK;
 }
 
@@ -160,6 +168,11 @@ static tv_status check_hparams(tv_model *m, tv_error *err) {
         return err_fail(err, TV_ERR_FORMAT, "%s: rms norm epsilon %g invalid", m->path, (double)h->norm_eps);
     if (!(h->rope_theta > 0))
         return err_fail(err, TV_ERR_FORMAT, "%s: rope base %g invalid", m->path, (double)h->rope_theta);
+    if (h->n_expert > TV_MAX_EXPERTS || h->n_expert_used < 0 || h->n_expert_used > h->n_expert ||
+        (h->n_expert > 0) != (h->n_expert_used > 0))
+        return err_fail(err, TV_ERR_FORMAT,
+                        "%s: expert_used_count %d does not fit expert_count %d (needs 1 <= used <= count <= %d, or both 0)",
+                        m->path, h->n_expert_used, h->n_expert, TV_MAX_EXPERTS);
     return TV_OK;
 }
 
@@ -191,6 +204,9 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
     case FD_FF: return h->hidden_dim;
     case FD_VOCAB: return h->n_vocab;
     case FD_HEAD: return hd;
+    case FD_EXPERT: return h->n_expert;
+    case FD_FF_EXP: return h->ff_exp;
+    case FD_FF_SHEXP: return h->ff_shexp;
     }
     return 0;
 }
@@ -202,6 +218,7 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     else snprintf(name, sizeof name, "%s", ft->name);
     char *base = ft->is_layer ? (char *)&m->layers[l] : (char *)&m->w;
     tv_tensor tmp, *dst = (tv_tensor *)(base + ft->offset);
+    if ((ft->when == FW_DENSE && m->hp.n_expert > 0) || (ft->when == FW_MOE && m->hp.n_expert == 0)) return TV_OK;
     const tv_tensor *t = find(src, name, &tmp);
     if (!t && ft->is_optional) return TV_OK;
     char where[640];   // the GGUF name, and where it came from when the container names it otherwise
@@ -212,7 +229,7 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
         int64_t rows = 0;
         for (int i = 0; i < ft->n_parts; i++) rows += dim_value(&m->hp, L, ft->parts[i].rows);
         tv_tensor whole;
-        tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), rows, &whole, err);
+        tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), rows, 1, &whole, err);
         if (st) return st;
         const size_t row_bytes = kern_row_size(whole.type, whole.ne[0]);
         int64_t r0 = 0;
@@ -227,7 +244,8 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
         }
         return TV_OK;
     }
-    tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), dim_value(&m->hp, L, ft->ne1), dst, err);
+    tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), dim_value(&m->hp, L, ft->ne1),
+                        dim_value(&m->hp, L, ft->ne2), dst, err);
     if (st) return st;
     if (ft->ne1 != FD_ONE && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
     return TV_OK;
@@ -538,6 +556,8 @@ static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, 
     if (m->family->configure && (st = m->family->configure(g, arch, h, m->layers, err)))
         return err_fail_prefix(err, st, "%s", m->path);
     if (!h->n_rot_swa) h->n_rot_swa = h->n_rot;
+    if (h->n_expert > 0 && !h->ff_exp) h->ff_exp = h->hidden_dim;   // llama.cpp's n_ff for the experts (Mixtral)
+    if (h->n_expert > 0 && !h->moe_gating) h->moe_gating = TV_GATING_SOFTMAX;
     if ((st = bind_all(m, find, src, err))) return st;
     if ((st = make_rope(m, &rs, err))) return st;
 
@@ -762,6 +782,9 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
         tv_tensor *t = m->matrices[i];
         const tv_type_traits *tt = kern_traits(&kt, t->type);
         if (!tt || !tt->pack_pays || !tt->repack || t->packed) continue;
+        // an expert tensor packs as ne[2] * ne[1] rows: each expert's whole 16-row groups stay at its offset
+        if (t->ne[2] > 1 && t->ne[1] % TV_PACK_ROWS) continue;
+        const int64_t rows = t->ne[1] * t->ne[2];
         if (!pool && !(pool = pool_create(n_threads, err))) {
             st = err_fail_prefix(err, TV_ERR_NOMEM, "%s", m->path);
             break;
@@ -772,14 +795,14 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
             break;
         }
         // (MADV_HUGEPAGE measured: no decode gain, load 0.8 -> 1.8 s from synchronous compaction)
-        const size_t sz = packed_size(t->type, t->ne[0], t->ne[1]);
+        const size_t sz = packed_size(t->type, t->ne[0], rows);
         void *buf = sz ? aligned_alloc(64, (sz + 63) & ~(size_t)63) : NULL;
         if (!buf) {
             st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory repacking %s (%zu bytes)", m->path, t->name, sz);
             break;
         }
         repack_job job = { .tt = tt, .src = t->data, .dst = buf, .row_bytes = kern_row_size(t->type, t->ne[0]),
-                           .n = t->ne[0], .rows = t->ne[1] };
+                           .n = t->ne[0], .rows = rows };
         pool_run(pool, repack_part, &job);
         int k = 0;   // a copy quantized at load is replaced; file pages are released
         while (k < m->n_packed && m->packed[k] != t->data) k++;

@@ -42,6 +42,14 @@ typedef struct tv_hparams {
     float rope_theta_swa;        // RoPE base of the sliding layers: their own table (rope_scale_swa) when set
     float rope_scale_swa;        // their positions multiplied by this
     int32_t n_rot_swa;           // their rotated dims per head (gemma4's own; else n_rot)
+    // mixture of experts (n_expert 0: dense): each token's FFN is the weighted sum of the
+    // n_expert_used experts its router picks (kernels.h "mixture of experts", layers_moe)
+    int32_t n_expert, n_expert_used;
+    int32_t ff_exp;              // rows of one expert's gate / up
+    int32_t ff_shexp;            // the shared expert's (qwen2moe), 0 = none
+    int32_t moe_gating;          // tv_gating: softmax / sigmoid over the router logits, or softmax of the top-k
+    int32_t moe_norm_w;          // 1: the top-k weights are divided by their sum
+    float moe_w_scale;           // the top-k weights are multiplied by this (0 = not)
 } tv_hparams;
 
 typedef struct tv_layer {
@@ -67,6 +75,15 @@ typedef struct tv_layer {
     // scalar its output is multiplied by (optional)
     int32_t head_dim, n_kv_heads;
     tv_tensor out_scale;   // (1) f32
+    // mixture of experts (h->n_expert > 0): router, experts as 3-D tensors (ne[2] = n_expert)
+    tv_tensor ffn_gate_inp;                // (n_expert, dim) router logits
+    tv_tensor ffn_gate_exps, ffn_up_exps;  // (n_expert, ff_exp, dim)
+    tv_tensor ffn_down_exps;               // (n_expert, dim, ff_exp)
+    tv_tensor exp_probs_b;                 // (n_expert) f32 selection bias (optional)
+    // qwen2moe's shared expert, added to the routed ones times sigmoid(x · ffn_gate_inp_shexp)
+    tv_tensor ffn_gate_inp_shexp;          // (dim) f32
+    tv_tensor ffn_gate_shexp, ffn_up_shexp;   // (ff_shexp, dim)
+    tv_tensor ffn_down_shexp;              // (dim, ff_shexp)
 } tv_layer;
 
 // The weights outside the layers.

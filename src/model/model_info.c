@@ -4,13 +4,15 @@
 #include "model/family.h"
 #include "model/model.h"
 
-// Parameters that take part in matmuls per token (every bound weight matrix and the output;
-// attention score/value products are not counted).
+// Parameters that take part in matmuls per token (every bound weight matrix, of an expert tensor
+// the n_expert_used experts a token runs, and the output; attention score/value products are not
+// counted).
 static int64_t matmul_params(const tv_model *m) {
     int n_mat;
     const tv_tensor *const *mat = model_matrices(m, &n_mat);
     int64_t n = 0;
-    for (int i = 0; i < n_mat; i++) n += mat[i]->ne[0] * mat[i]->ne[1];
+    for (int i = 0; i < n_mat; i++)
+        n += mat[i]->ne[0] * mat[i]->ne[1] * (mat[i]->ne[2] > 1 ? model_hparams(m)->n_expert_used : 1);
     const tv_tensor *out = model_output(m);
     if (out->data == model_tok_embd(m)->data) n += out->ne[0] * out->ne[1];   // tied: not among the matrices
     return n;
@@ -39,4 +41,8 @@ void tv_model_get_info(const tv_model *m, tv_model_info *info) {
     info->n_params = matmul_params(m);
     info->weight_bytes = model_weight_bytes(m);
     info->n_packed = model_n_packed(m, &info->repack_ms);
+    info->n_expert = h->n_expert;
+    info->n_expert_used = h->n_expert_used;
+    info->expert_ff = h->ff_exp;
+    info->kv_bytes_per_token = kv_cache_bytes_per_block(m, 1, false);
 }

@@ -16,7 +16,9 @@
     X(phi3) \
     X(gemma2) \
     X(gemma3) \
-    X(gemma4)
+    X(gemma4) \
+    X(qwen3moe) \
+    X(qwen2moe)
 
 #define DECLARE(n) extern const model_family family_##n;
 FAMILIES(DECLARE)

@@ -371,6 +371,9 @@ enum {
     AF_GEMMA4 = 1 << 8,      // global layers: own head dim / kv heads, K doubles as V (no attn_v),
                              // proportional rope_freqs; layer_output_scale per layer
 };
+// A spec with n_expert > 0 has a mixture-of-experts FFN in every layer: ffn_gate_inp (F32, as
+// llama-quantize leaves it), 3-D ffn_gate/up/down_exps of ff_exp (0: ff) rows per expert, and with
+// ff_shexp > 0 qwen2moe's shared expert (ffn_gate_inp_shexp, ffn_gate/up/down_shexp).
 
 struct arch_spec {
     const char *name;            // synth --arch NAME
@@ -386,40 +389,51 @@ struct arch_spec {
     // SWA_WINDOW), and the fixture arch whose metadata they take (else name)
     int32_t n_vocab, window;
     const char *base;
+    int32_t n_expert, n_expert_used, ff_exp, ff_shexp;   // mixture of experts (0: dense)
 };
 
 #define SWA_WINDOW 32   // every sliding window: shorter than the fixtures' long prompt
 
+#define DENSE 0, 0, 0, 0   // no experts
 static const arch_spec ARCHS[] = {
     // name       arch        dim  ff   L  H  KV  hd   rot  ctx   swa  swa_hd swa_kv theta  eps    gain embd flags
-    {"llama",    "llama",    256, 768, 4, 4, 2,  64,  64, 2048,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL},
-    {"llama3",   "llama",    256, 768, 4, 4, 2,  64,  64, 8192,  0,   0, 0, 500000.0f, 1e-5f, 3.0f, 1.0f, AF_TIED | AF_ROPE_FREQS, 0, 0, NULL},
-    {"qwen2",    "qwen2",    256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_QKV_BIAS, 0, 0, NULL},
-    {"qwen3",    "qwen3",    256, 768, 4, 4, 2, 128, 128, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_QK_NORM, 0, 0, NULL},
-    {"gemma2",   "gemma2",   256, 768, 4, 4, 2, 128, 128, 8192,  2,   0, 0, 10000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_POST_NORMS, 0, 0, NULL},
+    {"llama",    "llama",    256, 768, 4, 4, 2,  64,  64, 2048,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL, DENSE},
+    {"llama3",   "llama",    256, 768, 4, 4, 2,  64,  64, 8192,  0,   0, 0, 500000.0f, 1e-5f, 3.0f, 1.0f, AF_TIED | AF_ROPE_FREQS, 0, 0, NULL, DENSE},
+    {"qwen2",    "qwen2",    256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_QKV_BIAS, 0, 0, NULL, DENSE},
+    {"qwen3",    "qwen3",    256, 768, 4, 4, 2, 128, 128, 4096,  0,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f, AF_QK_NORM, 0, 0, NULL, DENSE},
+    {"gemma2",   "gemma2",   256, 768, 4, 4, 2, 128, 128, 8192,  2,   0, 0, 10000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED | AF_POST_NORMS, 0, 0, NULL, DENSE},
     {"gemma3",   "gemma3",   256, 768, 8, 4, 1, 128, 128, 8192,  6,   0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_TIED | AF_POST_NORMS | AF_QK_NORM, 0, 0, NULL},
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM, 0, 0, NULL, DENSE},
     {"gemma4",   "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192,  6,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, NULL},
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, NULL, DENSE},
     {"phi3",     "phi3",     256, 768, 4, 4, 2,  64,  48, 4096,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
-     AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 0, 0, NULL},
-    {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL},
-    {"smollm3",  "smollm3",  256, 768, 8, 4, 2,  64,  64, 4096,  0,   0, 0, 5000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED, 0, 0, NULL},
+     AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 0, 0, NULL, DENSE},
+    {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL, DENSE},
+    {"smollm3",  "smollm3",  256, 768, 8, 4, 2,  64,  64, 4096,  0,   0, 0, 5000000.0f, 1e-6f, 3.0f, 1.0f, AF_TIED, 0, 0, NULL, DENSE},
     // granite divides the logits by logit_scale (8): gain 24 gives std ~3 after it; embeddings are
     // multiplied by embedding_scale (12): std 0.05 keeps them the size of the (0.22-scaled) blocks
-    {"granite",  "granite",  256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 10000000.0f, 1e-5f, 24.0f, 0.05f, 0, 0, 0, NULL},
+    {"granite",  "granite",  256, 768, 4, 4, 2,  64,  64, 4096,  0,   0, 0, 10000000.0f, 1e-5f, 24.0f, 0.05f, 0, 0, 0, NULL, DENSE},
+    // mixture of experts: 16 experts top-4 (qwen3moe, qwen2moe with a shared expert), Mixtral's 8
+    // top-2 (llama with experts, each feed_forward_length wide); router logits std 2
+    {"qwen3moe", "qwen3moe", 256, 768, 4, 4, 2, 128, 128, 4096, 0,  0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_QK_NORM, 0, 0, NULL, 16, 4, 256, 0},
+    {"qwen2moe", "qwen2moe", 256, 768, 4, 4, 2,  64,  64, 4096, 0,  0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_QKV_BIAS, 0, 0, NULL, 16, 4, 256, 512},
+    {"mixtral",  "llama",    256, 256, 4, 4, 2,  64,  64, 2048, 0,  0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f,
+     0, 0, 0, NULL, 8, 2, 0, 0},
     // benchmark shapes of the models people run (bench/, docs/benchmarks.md): real dims, vocab sizes
     // and windows, the trained context written as 4096 so default KV sizing stays small
     {"qwen3-1.7b", "qwen3",  2048, 6144, 28, 16, 8, 128, 128, 4096, 0, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_TIED | AF_QK_NORM, 151936, 0, "qwen3"},
+     AF_TIED | AF_QK_NORM, 151936, 0, "qwen3", DENSE},
     {"gemma3-1b",  "gemma3", 1152, 6912, 26, 4, 1, 256, 256, 4096, 6, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_TIED | AF_POST_NORMS | AF_QK_NORM, 262144, 512, "gemma3"},
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM, 262144, 512, "gemma3", DENSE},
     {"phi4-mini",  "phi3",   3072, 8192, 32, 24, 8, 128, 96, 4096, 0, 0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
-     AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 200064, 0, "phi3"},
+     AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 200064, 0, "phi3", DENSE},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
-#define FIXTURE_ARCHS "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite"
+#define FIXTURE_ARCHS \
+    "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite, qwen3moe, qwen2moe, mixtral"
 #define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini"
 const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real sizes): " BENCH_ARCHS; }
 const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
@@ -554,6 +568,18 @@ static tv_status aw_add(arch_writer *a, const char *name, tv_type type, int64_t 
 static tv_status aw_matrix(arch_writer *a, const char *name, tv_type type, int64_t ne0, int64_t ne1, float gain,
                            tv_error *err) {
     return aw_add(a, name, type, ne0, ne1, 0.0f, gain / sqrtf((float)ne0) * sqrtf(3.0f), NULL, err);
+}
+
+// A 3-D expert tensor: n_expert matrices [ne0, ne1] of std gain / sqrt(ne0), in `type` (or its fallback).
+static tv_status aw_experts(arch_writer *a, const char *name, tv_type type, int64_t ne0, int64_t ne1, int64_t n_expert,
+                            float gain, tv_error *err) {
+    TV_CHECK(a->n < a->cap);
+    src_binding *b = &a->srcs[a->n++];
+    b->sc = &a->sc;
+    b->src = (tsrc){.key = rng_hash64(a->seed ^ name_hash(name)), .type = fit_type(type, ne0), .ne0 = ne0,
+                    .amp = gain / sqrtf((float)ne0) * sqrtf(3.0f)};
+    int64_t ne[3] = {ne0, ne1, n_expert};
+    return gguf_add_tensor_source(a->w, name, b->src.type, 3, ne, fill, b, err);
 }
 
 static tv_status aw_norm(arch_writer *a, const char *name, int64_t n, tv_error *err) {
@@ -782,6 +808,13 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     const int32_t n_vocab = a->n_vocab ? a->n_vocab : 512;
     if (!strcmp(a->arch, "llama")) gguf_set_u32(w, ARCH_KEY(k, a, "vocab_size"), (uint32_t)n_vocab);
     arch_metadata(w, a);
+    const int32_t ff_exp = a->ff_exp ? a->ff_exp : ff;
+    if (a->n_expert) {
+        gguf_set_u32(w, ARCH_KEY(k, a, "expert_count"), (uint32_t)a->n_expert);
+        gguf_set_u32(w, ARCH_KEY(k, a, "expert_used_count"), (uint32_t)a->n_expert_used);
+        if (a->ff_exp) gguf_set_u32(w, ARCH_KEY(k, a, "expert_feed_forward_length"), (uint32_t)a->ff_exp);
+        if (a->ff_shexp) gguf_set_u32(w, ARCH_KEY(k, a, "expert_shared_feed_forward_length"), (uint32_t)a->ff_shexp);
+    }
     if ((st = synth_vocab(w, n_vocab, err))) goto done;
 
     aw.cap = 4 + 20 * L;
@@ -789,6 +822,8 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     if (aw.sc.n_threads > 1 && !(aw.sc.pool = pool_create(aw.sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
     aw.sc.n_threads = aw.sc.pool ? pool_size(aw.sc.pool) : 1;
     aw.sc.max_ne0 = 2 * ff > 4 * dim ? 2 * ff : 4 * dim;
+    if (a->ff_shexp > aw.sc.max_ne0) aw.sc.max_ne0 = a->ff_shexp;
+    if (ff_exp > aw.sc.max_ne0) aw.sc.max_ne0 = ff_exp;
     aw.srcs = calloc((size_t)aw.cap, sizeof *aw.srcs);
     aw.sc.scratch = malloc((size_t)aw.sc.n_threads * (size_t)aw.sc.max_ne0 * sizeof(float));
     if (!aw.srcs || !aw.sc.scratch) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
@@ -851,13 +886,26 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         TRY(aw_matrix(&aw, NAME("attn_output.weight"), t, q_dim, dim, 1.0f, err));
         if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_attention_norm.weight"), dim, err));
         TRY(aw_norm(&aw, NAME("ffn_norm.weight"), dim, err));
-        if (a->flags & AF_FUSED_UP) {
+        if (a->n_expert) {
+            TRY(aw_add(&aw, NAME("ffn_gate_inp.weight"), TV_TYPE_F32, dim, a->n_expert, 0.0f,
+                       2.0f / sqrtf((float)dim) * sqrtf(3.0f), NULL, err));
+            TRY(aw_experts(&aw, NAME("ffn_gate_exps.weight"), t, dim, ff_exp, a->n_expert, 1.0f, err));
+            TRY(aw_experts(&aw, NAME("ffn_up_exps.weight"), t, dim, ff_exp, a->n_expert, 1.0f, err));
+            TRY(aw_experts(&aw, NAME("ffn_down_exps.weight"), vt, ff_exp, dim, a->n_expert, 1.0f, err));
+            if (a->ff_shexp) {
+                TRY(aw_add(&aw, NAME("ffn_gate_inp_shexp.weight"), TV_TYPE_F32, dim, 0, 0.0f,
+                           1.0f / sqrtf((float)dim) * sqrtf(3.0f), NULL, err));
+                TRY(aw_matrix(&aw, NAME("ffn_gate_shexp.weight"), t, dim, a->ff_shexp, 1.0f, err));
+                TRY(aw_matrix(&aw, NAME("ffn_up_shexp.weight"), t, dim, a->ff_shexp, 1.0f, err));
+                TRY(aw_matrix(&aw, NAME("ffn_down_shexp.weight"), vt, a->ff_shexp, dim, 1.0f, err));
+            }
+        } else if (a->flags & AF_FUSED_UP) {
             TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, 2 * ff, 1.0f, err));
         } else {
             TRY(aw_matrix(&aw, NAME("ffn_gate.weight"), t, dim, ff, 1.0f, err));
             TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, ff, 1.0f, err));
         }
-        TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, ff, dim, 1.0f, err));
+        if (!a->n_expert) TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, ff, dim, 1.0f, err));
         if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_ffw_norm.weight"), dim, err));
         if (a->flags & AF_GEMMA4) TRY(aw_add(&aw, NAME("layer_output_scale.weight"), TV_TYPE_F32, 1, 0, 0.75f, 0.25f, NULL, err));
 #undef TRY

@@ -1,0 +1,59 @@
+// router.c — the mixture-of-experts router of one token (kern_route in kernels.h): llama.cpp's
+// gating, top-k selection and weight normalization, scalar and the same on every kernel path
+// (n_expert values per token: nothing here is worth vectorizing).
+#include <math.h>
+
+#include "kernels/kernels.h"
+#include "util/status.h"
+
+// y (n) = softmax(x) as ggml's CPU soft_max: exp(x - max) with expf, summed in double, times 1/sum.
+static void softmax(float *y, const float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        y[i] = expf(x[i] - mx);
+        sum += (double)y[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) y[i] *= inv;
+}
+
+void kern_route(const tv_route_opts *o, float *logits, int32_t *ids, float *w) {
+    const int n = o->n_expert, k = o->n_used;
+    TV_CHECK(k >= 1 && k <= n && n <= TV_MAX_EXPERTS);
+    switch (o->gating) {
+    case TV_GATING_SOFTMAX: softmax(logits, logits, n); break;
+    case TV_GATING_SIGMOID:
+        for (int i = 0; i < n; i++) logits[i] = 1.0f / (1.0f + expf(-logits[i]));
+        break;
+    case TV_GATING_SOFTMAX_WEIGHT: break;
+    }
+    // top-k by selection score, largest first, ties to the lower id: k passes of a strict maximum
+    bool taken[TV_MAX_EXPERTS] = {false};
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        float best_v = 0;
+        for (int i = 0; i < n; i++) {
+            if (taken[i]) continue;
+            const float v = o->bias ? logits[i] + o->bias[i] : logits[i];
+            if (best < 0 || v > best_v) {
+                best = i;
+                best_v = v;
+            }
+        }
+        taken[best] = true;
+        ids[j] = best;
+        w[j] = logits[best];
+    }
+    if (o->gating == TV_GATING_SOFTMAX_WEIGHT) softmax(w, w, k);
+    if (o->norm) {
+        double sum = 0;   // ggml_sum_rows: a double accumulator
+        for (int j = 0; j < k; j++) sum += (double)w[j];
+        float s = (float)sum;
+        s = s < 6.103515625e-5f ? 6.103515625e-5f : s;
+        for (int j = 0; j < k; j++) w[j] /= s;
+    }
+    if (o->scale != 0.0f && o->scale != 1.0f)
+        for (int j = 0; j < k; j++) w[j] *= o->scale;
+}

@@ -1,0 +1,392 @@
+// test_moe.c — mixture of experts: the router (kern_route: llama.cpp's gating, top-k ties, norm,
+// bias, scale), the expert-grouped matmul (kern_matmul_experts: bit-identical to a kern_matmul of
+// each row with its expert, on every CPU path, weight type, packed layout and pool size, the fused
+// SwiGLU included), batch invariance of a MoE model (a sequence's logits are the same bits alone or
+// with 63 others, prefill and decode, 1 or 3 threads), and the loader's checks of expert counts
+// against tensor shapes. (MoE families against llama.cpp: test_families.)
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "formats/gguf.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "tinyvllm.h"
+#include "test_util.h"
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) {   // uniform [-1, 1)
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)(g_rng >> 40) / 8388608.0f - 1.0f;
+}
+
+// ---------------------------------------------------------------- router
+
+static void test_route_softmax_ties_norm(void **state) {
+    (void)state;
+    // experts 2 and 5 tie for the last of 3 slots: the lower id wins; largest first
+    float logits[8] = {0.1f, 2.0f, 0.5f, -1.0f, 1.0f, 0.5f, 3.0f, -2.0f};
+    const float orig[8] = {0.1f, 2.0f, 0.5f, -1.0f, 1.0f, 0.5f, 3.0f, -2.0f};
+    int32_t ids[3];
+    float w[3];
+    tv_route_opts o = {.n_expert = 8, .n_used = 3, .gating = TV_GATING_SOFTMAX};
+    kern_route(&o, logits, ids, w);
+    assert_int_equal(ids[0], 6);
+    assert_int_equal(ids[1], 1);
+    assert_int_equal(ids[2], 4);
+    int32_t ids4[4];
+    float w4[4];
+    memcpy(logits, orig, sizeof logits);
+    o.n_used = 4;
+    kern_route(&o, logits, ids4, w4);
+    assert_int_equal(ids4[3], 2);   // the tie: 2 before 5
+    double z = 0;
+    for (int i = 0; i < 8; i++) z += exp((double)orig[i] - 3.0);
+    for (int j = 0; j < 4; j++) assert_true(fabs(w4[j] - exp((double)orig[ids4[j]] - 3.0) / z) < 1e-6);
+    // normalized: the same experts, weights summing to 1, then scaled
+    memcpy(logits, orig, sizeof logits);
+    o.n_used = 3;
+    o.norm = true;
+    o.scale = 2.5f;
+    kern_route(&o, logits, ids, w);
+    double s = 0, s4 = 0;
+    for (int j = 0; j < 3; j++) s += w[j];
+    for (int j = 0; j < 3; j++) s4 += w4[j];
+    assert_true(fabs(s - 2.5) < 1e-5);
+    assert_true(fabs(w[0] - 2.5 * w4[0] / s4) < 1e-5);
+    assert_int_equal(ids[2], 4);
+}
+
+static void test_route_bias_sigmoid_softmax_weight(void **state) {
+    (void)state;
+    float logits[6] = {1.0f, 0.0f, -1.0f, 2.0f, 0.5f, -0.5f};
+    const float orig[6] = {1.0f, 0.0f, -1.0f, 2.0f, 0.5f, -0.5f};
+    const float bias[6] = {0, 0, 5.0f, 0, 0, 0};
+    int32_t ids[2];
+    float w[2];
+    // sigmoid with a selection bias: expert 2 is picked by its bias, weighted by its unbiased prob
+    tv_route_opts o = {.n_expert = 6, .n_used = 2, .gating = TV_GATING_SIGMOID, .bias = bias};
+    kern_route(&o, logits, ids, w);
+    assert_int_equal(ids[0], 2);
+    assert_int_equal(ids[1], 3);
+    assert_true(fabs(w[0] - 1.0 / (1.0 + exp(1.0))) < 1e-6);
+    assert_true(fabs(w[1] - 1.0 / (1.0 + exp(-2.0))) < 1e-6);
+    // softmax over the picked logits (gpt-oss)
+    memcpy(logits, orig, sizeof logits);
+    o = (tv_route_opts){.n_expert = 6, .n_used = 2, .gating = TV_GATING_SOFTMAX_WEIGHT};
+    kern_route(&o, logits, ids, w);
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(ids[1], 0);
+    assert_true(fabs(w[0] - 1.0 / (1.0 + exp(-1.0))) < 1e-6);
+    assert_true(fabs(w[0] + w[1] - 1.0) < 1e-6);
+}
+
+// ---------------------------------------------------------------- expert-grouped matmul
+
+enum { N = 256, ROWS = 80, N_EXPERT = 8, T = 7, K = 3 };
+
+typedef struct expert_set {
+    tv_tensor w;   // 3-D
+    void *data;
+} expert_set;
+
+// n_expert matrices (ROWS, N) of `type` from random floats, packed when asked (types with a layout).
+static bool make_experts(expert_set *es, tv_type type, const kern_table *kt, bool packed) {
+    const tv_type_traits *ref = kern_traits_ref(type);
+    const size_t row = kern_row_size(type, N), bytes = row * ROWS * N_EXPERT;
+    uint8_t *plain = malloc(bytes);
+    float f[N];
+    assert_non_null(plain);
+    for (int r = 0; r < ROWS * N_EXPERT; r++) {
+        for (int i = 0; i < N; i++) f[i] = frand() * 0.1f;
+        ref->from_float(f, plain + (size_t)r * row, N);
+    }
+    es->w = (tv_tensor){.type = type, .n_dims = 3, .ne = {N, ROWS, N_EXPERT, 1}, .nbytes = bytes, .data = plain};
+    es->data = plain;
+    if (!packed) return true;
+    const tv_type_traits *tt = kern_traits(kt, type);
+    if (!tt->repack) {
+        free(plain);
+        return false;
+    }
+    void *p = aligned_alloc(64, (packed_size(type, N, ROWS * N_EXPERT) + 63) & ~(size_t)63);
+    assert_non_null(p);
+    tt->repack(plain, row, N, ROWS * N_EXPERT, p);
+    free(plain);
+    es->w.data = es->data = p;
+    es->w.packed = true;
+    return true;
+}
+
+// Expert e of a 3-D tensor as a 2-D one.
+static tv_tensor expert_view(const tv_tensor *w, int e) {
+    tv_tensor v = *w;
+    const size_t eb = (size_t)w->ne[1] * kern_row_size(w->type, w->ne[0]);
+    v.ne[2] = 1;
+    v.n_dims = 2;
+    v.data = (const uint8_t *)w->data + (size_t)e * eb;
+    v.nbytes = eb;
+    return v;
+}
+
+// ids (T, K) distinct per token, grouped: off, x_row
+static void route_random(int32_t *ids, int32_t *off, int32_t *x_row) {
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < K; j++) {
+            int e;
+            bool dup;
+            do {
+                e = (int)((frand() + 1.0f) * 0.5f * N_EXPERT) % N_EXPERT;
+                dup = false;
+                for (int i = 0; i < j; i++) dup |= ids[t * K + i] == e;
+            } while (dup || e == 5);   // expert 5 gets no rows
+            ids[t * K + j] = e;
+        }
+    memset(off, 0, (N_EXPERT + 1) * sizeof *off);
+    for (int i = 0; i < T * K; i++) off[ids[i] + 1]++;
+    for (int e = 0; e < N_EXPERT; e++) off[e + 1] += off[e];
+    int32_t cur[N_EXPERT];
+    memcpy(cur, off, sizeof cur);
+    for (int i = 0; i < T * K; i++) x_row[cur[ids[i]]++] = i / K;
+}
+
+static void check_experts(const char *path, tv_type type, bool packed) {
+    kern_table kt;
+    tv_error err = {0};
+    if (kern_table_init(&kt, path, &err)) return;   // this CPU lacks the path
+    expert_set g, u;
+    if (!make_experts(&g, type, &kt, packed)) return;   // no packed layout for this type
+    assert_true(make_experts(&u, type, &kt, packed));
+    float x[T * N];
+    for (int i = 0; i < T * N; i++) x[i] = frand();
+    int32_t ids[T * K], off[N_EXPERT + 1], x_row[T * K];
+    route_random(ids, off, x_row);
+    const size_t ws = kern_matmul_experts_wsize(type, N, T * K, T * K) + kern_matmul_wsize(type, N, 1);
+    void *wsp = malloc(ws);
+    float *yg = malloc(sizeof(float) * T * K * ROWS), *yu = malloc(sizeof(float) * T * K * ROWS);
+    float *yg1 = malloc(sizeof(float) * T * K * ROWS), *ref = malloc(sizeof(float) * ROWS * 2);
+    assert_true(wsp && yg && yu && yg1 && ref);
+    tv_pool *pool3 = pool_create(3, &err);
+    assert_non_null(pool3);
+    // gate alone (no act), 3 threads and inline: the same bits, each row = its expert's kern_matmul
+    const tv_tensor *wg = &g.w, *wu = &u.w;
+    kern_matmul_experts(&kt, &wg, &yg, 1, NULL, x, T, x_row, off, wsp, pool3);
+    kern_matmul_experts(&kt, &wg, &yg1, 1, NULL, x, T, x_row, off, wsp, NULL);
+    assert_memory_equal(yg, yg1, sizeof(float) * T * K * ROWS);
+    for (int e = 0; e < N_EXPERT; e++)
+        for (int p = off[e]; p < off[e + 1]; p++) {
+            const tv_tensor v = expert_view(&g.w, e);
+            kern_matmul(&kt, &v, x + (size_t)x_row[p] * N, 1, ref, wsp, NULL);
+            if (memcmp(ref, yg + (size_t)p * ROWS, sizeof(float) * ROWS))
+                fail_msg("%s %s%s: grouped row %d (expert %d) differs from kern_matmul", path, kern_type_name(type),
+                         packed ? " packed" : "", p, e);
+        }
+    // gate + up with the fused SwiGLU = swiglu(gate, up) of the separate products
+    const tv_tensor *gu[] = {wg, wu};
+    float *const ys[] = {yg1, yu};
+    kern_matmul_experts(&kt, gu, ys, 2, kt.ops->swiglu, x, T, x_row, off, wsp, pool3);
+    float *up_only = malloc(sizeof(float) * T * K * ROWS);
+    assert_non_null(up_only);
+    kern_matmul_experts(&kt, &wu, &up_only, 1, NULL, x, T, x_row, off, wsp, pool3);
+    for (int p = 0; p < T * K; p++) kt.ops->swiglu(yg + (size_t)p * ROWS, up_only + (size_t)p * ROWS, ROWS);
+    assert_memory_equal(yg, yg1, sizeof(float) * T * K * ROWS);
+    // already-grouped input (the down projection's form): x_row NULL reads row p
+    float xg[T * K * N];
+    for (int p = 0; p < T * K; p++) memcpy(xg + (size_t)p * N, x + (size_t)x_row[p] * N, sizeof(float) * N);
+    kern_matmul_experts(&kt, &wu, &yg1, 1, NULL, xg, T * K, NULL, off, wsp, pool3);
+    assert_memory_equal(yg1, up_only, sizeof(float) * T * K * ROWS);
+    free(up_only);
+    pool_free(pool3);
+    free(wsp);
+    free(yg);
+    free(yu);
+    free(yg1);
+    free(ref);
+    free(g.data);
+    free(u.data);
+}
+
+static void test_experts_matmul(void **state) {
+    (void)state;
+    static const char *const PATHS[] = {"generic", "avx2", "avx2-novnni", "avx512", "avx512-novnni"};
+    static const tv_type TYPES[] = {TV_TYPE_F32, TV_TYPE_F16, TV_TYPE_BF16, TV_TYPE_Q8_0, TV_TYPE_Q4_0,
+                                    TV_TYPE_Q4_K, TV_TYPE_Q6_K};
+    for (size_t p = 0; p < sizeof PATHS / sizeof *PATHS; p++)
+        for (size_t t = 0; t < sizeof TYPES / sizeof *TYPES; t++) {
+            check_experts(PATHS[p], TYPES[t], false);
+            check_experts(PATHS[p], TYPES[t], true);
+        }
+}
+
+// ---------------------------------------------------------------- batch invariance
+
+enum { N_SEQ = 64, PROMPT = 6, BS = 16, SOLO = 17 };
+
+// Runs a batch of sequences seqs[0..n) (indices into 0..N_SEQ), each its tokens [start, start + len)
+// at those positions, sequence i owning block i; logits of every token into out (n * len, V).
+static void run_batch(tv_forward *f, tv_kv_cache *kv, const int *seqs, int n, int start, int len,
+                      const int32_t (*toks)[PROMPT + 1], int V, float *out) {
+    static int32_t tokens[N_SEQ * PROMPT], pos[N_SEQ * PROMPT], rows[N_SEQ * PROMPT], qs[N_SEQ + 1], ctx[N_SEQ];
+    static int32_t tables[N_SEQ][1];
+    const int32_t *tp[N_SEQ];
+    int T_ = 0;
+    for (int i = 0; i < n; i++) {
+        qs[i] = T_;
+        ctx[i] = start + len;
+        tables[i][0] = seqs[i];
+        tp[i] = tables[i];
+        for (int p = start; p < start + len; p++) {
+            tokens[T_] = toks[seqs[i]][p];
+            pos[T_] = p;
+            rows[T_] = T_;
+            T_++;
+        }
+    }
+    qs[n] = T_;
+    tv_batch b = {.n_tokens = T_, .tokens = tokens, .positions = pos, .n_seqs = n, .q_start = qs, .ctx_len = ctx,
+                  .block_tables = tp, .n_logits = T_, .logit_rows = rows};
+    float *lg;
+    tv_error err = {0};
+    if (forward_run(f, kv, &b, &lg, &err)) fail_msg("forward: %s", err.msg);
+    memcpy(out, lg, (size_t)T_ * V * sizeof(float));
+}
+
+static void check_invariance(tv_type type) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_moe_%s_%ld.gguf", TV_BINARY_DIR, kern_type_name(type), (long)getpid());
+    tv_synth_params sp = {.arch = "qwen3moe", .type = type, .seed = 3, .n_threads = 2};
+    tv_error err = {0};
+    if (synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
+    tv_model_params mp;
+    tv_model_params_default(&mp);
+    mp.cpu_path = test_cpu_path();
+    tv_model *m = tv_model_load(path, &mp, &err);
+    unlink(path);
+    if (!m) fail_msg("load: %s", err.msg);
+    const int V = tv_model_n_vocab(m);
+    static int32_t toks[N_SEQ][PROMPT + 1];
+    for (int s = 0; s < N_SEQ; s++)
+        for (int p = 0; p <= PROMPT; p++) toks[s][p] = 3 + (int32_t)((frand() + 1.0f) * 0.5f * (V - 4));
+    backend *be1 = backend_cpu_create(test_cpu_path(), 1, &err), *be3 = backend_cpu_create(test_cpu_path(), 3, &err);
+    assert_true(be1 && be3);
+    tv_kv_cache *kv1 = kv_cache_create(m, N_SEQ, BS, false, &err), *kv3 = kv_cache_create(m, N_SEQ, BS, false, &err);
+    tv_forward *f1 = forward_create(m, 256, N_SEQ * PROMPT, N_SEQ * PROMPT, be1, &err);
+    tv_forward *f3 = forward_create(m, 256, N_SEQ * PROMPT, N_SEQ * PROMPT, be3, &err);
+    assert_true(kv1 && kv3 && f1 && f3);
+    float *solo = malloc((size_t)PROMPT * V * sizeof(float)), *all = malloc((size_t)N_SEQ * PROMPT * V * sizeof(float));
+    assert_true(solo && all);
+    int order[N_SEQ], one = SOLO;
+    for (int i = 0; i < N_SEQ; i++) order[i] = (i * 37 + 11) % N_SEQ;   // a permutation; SOLO somewhere inside
+    int at = 0;
+    while (order[at] != SOLO) at++;
+    // prefill: alone on 1 thread, among 63 others on 3 threads
+    run_batch(f1, kv1, &one, 1, 0, PROMPT, toks, V, solo);
+    run_batch(f3, kv3, order, N_SEQ, 0, PROMPT, toks, V, all);
+    if (memcmp(solo, all + (size_t)at * PROMPT * V, (size_t)PROMPT * V * sizeof(float)))
+        fail_msg("%s: prefill logits of a sequence differ alone and in a batch of %d", kern_type_name(type), N_SEQ);
+    // decode one token each over the cache
+    run_batch(f1, kv1, &one, 1, PROMPT, 1, toks, V, solo);
+    run_batch(f3, kv3, order, N_SEQ, PROMPT, 1, toks, V, all);
+    if (memcmp(solo, all + (size_t)at * V, (size_t)V * sizeof(float)))
+        fail_msg("%s: decode logits of a sequence differ alone and in a batch of %d", kern_type_name(type), N_SEQ);
+    free(solo);
+    free(all);
+    forward_free(f1);
+    forward_free(f3);
+    kv_cache_free(kv1);
+    kv_cache_free(kv3);
+    backend_free(be1);
+    backend_free(be3);
+    tv_model_free(m);
+}
+
+static void test_batch_invariance(void **state) {
+    (void)state;
+    // F16 first: its logits show any bit of difference; a quantized model's next activation
+    // quantization usually absorbs a last-bit change of the residual stream
+    check_invariance(TV_TYPE_F16);
+    check_invariance(TV_TYPE_Q8_0);   // packed on the SIMD paths
+    check_invariance(TV_TYPE_Q4_K);
+}
+
+// ---------------------------------------------------------------- loader checks
+
+static char g_src[512], g_dst[512];
+
+static void rewrite(const char *key, uint32_t value, const char *drop_tensor) {
+    tv_error err = {0};
+    gguf_ctx *g = gguf_open(g_src, &err);
+    if (!g) fail_msg("%s", err.msg);
+    gguf_writer *w = gguf_writer_create();
+    assert_non_null(w);
+    for (int64_t i = 0; i < gguf_n_kv(g); i++)
+        if (strcmp(gguf_kv_key(g, i), "general.alignment")) gguf_set_value(w, gguf_kv_key(g, i), gguf_kv_value(g, i));
+    if (key) gguf_set_u32(w, key, value);
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const gguf_tensor_info *t = gguf_tensor(g, i);
+        if (drop_tensor && !strcmp(t->name, drop_tensor)) continue;
+        if (gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err)) fail_msg("%s", err.msg);
+    }
+    snprintf(g_dst, sizeof g_dst, "%s.changed.gguf", g_src);
+    if (gguf_writer_write(w, g_dst, &err)) fail_msg("%s", err.msg);
+    gguf_writer_free(w);
+    gguf_close(g);
+}
+
+static void expect_fail(const char *key, uint32_t value, const char *drop, const char *want1, const char *want2) {
+    rewrite(key, value, drop);
+    tv_error err = {0};
+    tv_model *m = tv_model_load(g_dst, NULL, &err);
+    remove(g_dst);
+    if (m) fail_msg("%s = %u: loaded, expected an error", key ? key : "-", value);
+    if (!strstr(err.msg, want1) || !strstr(err.msg, want2))
+        fail_msg("error '%s' does not name '%s' and '%s'", err.msg, want1, want2);
+}
+
+static void test_bad_expert_counts(void **state) {
+    (void)state;
+    snprintf(g_src, sizeof g_src, "%s/test_moe_load_%ld.gguf", TV_BINARY_DIR, (long)getpid());
+    tv_synth_params sp = {.arch = "qwen2moe", .type = TV_TYPE_F32, .seed = 5, .n_threads = 1};
+    tv_error err = {0};
+    if (synth_write(&sp, g_src, &err)) fail_msg("synth: %s", err.msg);
+    tv_model *m = tv_model_load(g_src, NULL, &err);
+    if (!m) fail_msg("load: %s", err.msg);
+    tv_model_info info;
+    tv_model_get_info(m, &info);
+    assert_int_equal(info.n_expert, 16);
+    assert_int_equal(info.n_expert_used, 4);
+    assert_int_equal(info.expert_ff, 256);
+    assert_int_equal(info.kv_bytes_per_token, 4 * 2 * 2 * 64 * 2);   // layers * K,V * kv heads * head * f16
+    tv_model_free(m);
+    // the router has 16 rows and the experts 16 matrices: a count of 8 names the tensor and both
+    expect_fail("qwen2moe.expert_count", 8, NULL, "ffn_gate_inp.weight", "[256, 8]");
+    expect_fail("qwen2moe.expert_used_count", 17, NULL, "expert_used_count", "17");
+    expect_fail("qwen2moe.expert_used_count", 0, NULL, "expert_used_count", "out of range");
+    expect_fail("qwen2moe.expert_feed_forward_length", 128, NULL, "ffn_gate_exps.weight", "[256, 128, 16]");
+    expect_fail("qwen2moe.expert_shared_feed_forward_length", 256, NULL, "ffn_gate_shexp.weight", "[256, 256]");
+    expect_fail(NULL, 0, "blk.2.ffn_down_exps.weight", "blk.2.ffn_down_exps.weight", "missing");
+    remove(g_src);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_softmax_ties_norm),
+        cmocka_unit_test(test_route_bias_sigmoid_softmax_weight),
+        cmocka_unit_test(test_experts_matmul),
+        cmocka_unit_test(test_batch_invariance),
+        cmocka_unit_test(test_bad_expert_counts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
