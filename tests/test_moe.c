@@ -24,6 +24,8 @@
 #include "tinyvllm.h"
 #include "test_util.h"
 
+static const char *const PATHS[] = {"generic", "avx2", "avx2-novnni", "avx512", "avx512-novnni"};
+
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) {   // uniform [-1, 1)
     g_rng ^= g_rng << 13;
@@ -220,14 +222,91 @@ static void check_experts(const char *path, tv_type type, bool packed) {
 
 static void test_experts_matmul(void **state) {
     (void)state;
-    static const char *const PATHS[] = {"generic", "avx2", "avx2-novnni", "avx512", "avx512-novnni"};
     static const tv_type TYPES[] = {TV_TYPE_F32, TV_TYPE_F16, TV_TYPE_BF16, TV_TYPE_Q8_0, TV_TYPE_Q4_0,
-                                    TV_TYPE_Q4_K, TV_TYPE_Q6_K};
+                                    TV_TYPE_Q4_K, TV_TYPE_Q6_K, TV_TYPE_MXFP4};
     for (size_t p = 0; p < sizeof PATHS / sizeof *PATHS; p++)
         for (size_t t = 0; t < sizeof TYPES / sizeof *TYPES; t++) {
             check_experts(PATHS[p], TYPES[t], false);
             check_experts(PATHS[p], TYPES[t], true);
         }
+}
+
+// ---------------------------------------------------------------- MXFP4
+
+// tests/fixtures/mxfp4/ggml_mxfp4.bin (made by ggml_mxfp4.c there with the pinned llama.cpp's ggml):
+// our quantizer writes ggml's bytes, our dequantizer its bits, every path's dot product the ref's
+// bits and ggml's value within float reassociation.
+static void test_mxfp4_vs_ggml(void **state) {
+    (void)state;
+    size_t len = 0;
+    char *buf = read_all(TV_SOURCE_DIR "/tests/fixtures/mxfp4/ggml_mxfp4.bin", &len);
+    assert_non_null(buf);
+    uint32_t hdr[2];
+    memcpy(hdr, buf, sizeof hdr);
+    const size_t n = hdr[0], rows = hdr[1], nb = n / 32, qrow = nb * 17;
+    assert_int_equal(len, 8 + rows * n * 4 + rows * qrow + rows * n * 4 + n * 4 + nb * 34 + rows * 4);
+    const char *p = buf + 8;
+    float *x = malloc(rows * n * 4), *deq = malloc(rows * n * 4), *act = malloc(n * 4), *dot = malloc(rows * 4);
+    float *ours = malloc(rows * n * 4);
+    uint8_t *q = malloc(rows * qrow), *a8 = malloc(nb * 34), *qours = malloc(rows * qrow), *a8ours = malloc(nb * 34);
+    assert_true(x && deq && act && dot && ours && q && a8 && qours && a8ours);
+    memcpy(x, p, rows * n * 4), p += rows * n * 4;
+    memcpy(q, p, rows * qrow), p += rows * qrow;
+    memcpy(deq, p, rows * n * 4), p += rows * n * 4;
+    memcpy(act, p, n * 4), p += n * 4;
+    memcpy(a8, p, nb * 34), p += nb * 34;
+    memcpy(dot, p, rows * 4);
+    const tv_type_traits *ref = kern_traits_ref(TV_TYPE_MXFP4);
+    assert_true(ref && ref->is_supported && ref->blck_size == 32 && ref->type_size == 17);
+    ref->from_float(x, qours, (int64_t)(rows * n));
+    assert_memory_equal(qours, q, rows * qrow);
+    ref->to_float(q, ours, (int64_t)(rows * n));
+    assert_memory_equal(ours, deq, rows * n * 4);
+    kern_traits_ref(TV_TYPE_Q8_0)->from_float(act, a8ours, (int64_t)n);
+    assert_memory_equal(a8ours, a8, nb * 34);
+    for (size_t pi = 0; pi < sizeof PATHS / sizeof *PATHS; pi++) {
+        kern_table kt;
+        tv_error err = {0};
+        if (kern_table_init(&kt, PATHS[pi], &err)) continue;
+        for (size_t r = 0; r < rows; r++) {
+            float s_ref, s;
+            ref->vec_dot((int64_t)n, &s_ref, q + r * qrow, a8);
+            kern_traits(&kt, TV_TYPE_MXFP4)->vec_dot((int64_t)n, &s, q + r * qrow, a8);
+            if (memcmp(&s, &s_ref, sizeof s)) fail_msg("%s row %zu: %.9g, ref %.9g", PATHS[pi], r, s, s_ref);
+            if (!(fabsf(s - dot[r]) <= 1e-5f * fabsf(dot[r]) + 1e-37f))
+                fail_msg("%s row %zu: %.9g, ggml %.9g", PATHS[pi], r, s, dot[r]);
+        }
+    }
+    free(buf), free(x), free(deq), free(act), free(dot), free(ours), free(q), free(a8), free(qours), free(a8ours);
+}
+
+// Random blocks of every exponent range, rows of 1..9 blocks (the AVX-512 kernel's pairs and tail):
+// every path's dot product has the ref's bits; the scale is exactly 2^(e-128), subnormals included.
+static void test_mxfp4_paths(void **state) {
+    (void)state;
+    assert_true(kern_e8m0_half(0) == ldexpf(1.0f, -128) && kern_e8m0_half(1) == ldexpf(1.0f, -127));
+    assert_true(kern_e8m0_half(127) == 0.5f && kern_e8m0_half(254) == ldexpf(1.0f, 126));
+    tv_block_mxfp4 w[9];
+    tv_block_q8_0 a[9];
+    float f[9 * 32];
+    for (int nbk = 1; nbk <= 9; nbk++) {
+        for (int b = 0; b < nbk; b++) {
+            w[b].e = (uint8_t)(b == 0 ? 1 : 100 + (int)((frand() + 1.0f) * 20.0f));
+            for (int j = 0; j < 16; j++) w[b].qs[j] = (uint8_t)((frand() + 1.0f) * 128.0f);
+        }
+        for (int i = 0; i < nbk * 32; i++) f[i] = frand() * 4.0f;
+        kern_traits_ref(TV_TYPE_Q8_0)->from_float(f, a, nbk * 32);
+        float s_ref;
+        kern_traits_ref(TV_TYPE_MXFP4)->vec_dot(nbk * 32, &s_ref, w, a);
+        for (size_t pi = 0; pi < sizeof PATHS / sizeof *PATHS; pi++) {
+            kern_table kt;
+            tv_error err = {0};
+            if (kern_table_init(&kt, PATHS[pi], &err)) continue;
+            float s;
+            kern_traits(&kt, TV_TYPE_MXFP4)->vec_dot(nbk * 32, &s, w, a);
+            if (memcmp(&s, &s_ref, sizeof s)) fail_msg("%s, %d blocks: %.9g, ref %.9g", PATHS[pi], nbk, s, s_ref);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- batch invariance
@@ -385,6 +464,8 @@ int main(void) {
         cmocka_unit_test(test_route_softmax_ties_norm),
         cmocka_unit_test(test_route_bias_sigmoid_softmax_weight),
         cmocka_unit_test(test_experts_matmul),
+        cmocka_unit_test(test_mxfp4_vs_ggml),
+        cmocka_unit_test(test_mxfp4_paths),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_bad_expert_counts),
     };

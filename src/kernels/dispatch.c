@@ -86,6 +86,10 @@ tv_status kern_table_init(kern_table *kt, const char *force, tv_error *err) {
 #endif
         path = "avx2";
     }
+#ifdef TV_X86
+    if (!strcmp(path, "avx512")) x86_install_mxfp4_avx512(t);
+    else if (!strcmp(path, "avx2")) x86_install_mxfp4_avx2(t);
+#endif
     kt->path = path;
     kt->ops = ops_for_path(path);
     if (!kt->ops) kt->ops = ops_ref();

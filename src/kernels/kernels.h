@@ -74,6 +74,8 @@ typedef struct {                                                                
     uint8_t ql[TV_QK_K / 2]; uint8_t qh[TV_QK_K / 4]; int8_t scales[TV_QK_K / 16]; tv_f16 d;
 } tv_block_q6_K;
 typedef struct { float d; int8_t qs[TV_QK_K]; int16_t bsums[TV_QK_K / 16]; } tv_block_q8_K;  // activations for K-quants
+#define TV_QK_MXFP4 32
+typedef struct { uint8_t e; uint8_t qs[TV_QK_MXFP4 / 2]; } tv_block_mxfp4;   // x = 2^(e-128) * kv[nib]; nibbles as Q4_0
 // The other 32-element blocks (elements j < 16 in the low nibbles of qs[j], j >= 16 in the high
 // nibbles of qs[j - 16]; 5-bit types take bit 4 of element j from bit j of qh, little-endian):
 typedef struct { tv_f16 d, m; uint8_t qs[16]; } tv_block_q4_1;                    // x = d * q + m  (q 0..15)
@@ -95,6 +97,14 @@ static_assert(sizeof(tv_block_q4_0) == 18, "q4_0 block");
 static_assert(sizeof(tv_block_q4_K) == 144, "q4_K block");
 static_assert(sizeof(tv_block_q6_K) == 210, "q6_K block");
 static_assert(sizeof(tv_block_q8_K) == 292, "q8_K block");
+static_assert(sizeof(tv_block_mxfp4) == 17, "mxfp4 block");
+// MXFP4's E2M1 values doubled (0, ±0.5 .. ±6 as 0, ±1 .. ±12), with the E8M0 scale halved to match
+extern const int8_t kern_mxfp4_values[16];
+// 2^(e - 128) as ggml's e8m0_to_fp32_half: exact, subnormal for e < 2
+static inline float kern_e8m0_half(uint8_t e) {
+    union { uint32_t u; float f; } v = { .u = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23 };
+    return v.f;
+}
 static_assert(sizeof(tv_block_q4_1) == 20, "q4_1 block");
 static_assert(sizeof(tv_block_q5_0) == 22, "q5_0 block");
 static_assert(sizeof(tv_block_q5_1) == 24, "q5_1 block");

@@ -110,6 +110,10 @@ static inline void q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t 
     }
 }
 
+// ---- ref/ref_mxfp4.c: MXFP4 (vec_dot_type Q8_0) ----
+void ref_to_float_mxfp4(const void *src, float *dst, int64_t n);
+void ref_from_float_mxfp4(const float *src, void *dst, int64_t n);
+void ref_vec_dot_mxfp4(int64_t n, float *s, const void *w, const void *x);
 // ---- x86 installers (x86/*.c): patch a table with the fast kernels of that ISA ----
 // vnni*: use those VNNI dot instructions (the caller checked CPU support): vnni256 = AVX-VNNI
 // (VEX), vnni512 = AVX512-VNNI (EVEX). A CPU can have either without the other.
@@ -121,5 +125,8 @@ void x86_install_quants_avx512(tv_type_traits *t, bool vnni512);
 // x86/kquant_*.c: the packed K-quant kernels (called by the installers above)
 void x86_install_kquant_avx512(tv_type_traits *t);   // AVX512-VNNI
 void x86_install_kquant_avx2(tv_type_traits *t, bool vnni256);
+// MXFP4's vec_dot (x86/mxfp4_avx2.c, x86/mxfp4_avx512.c)
+void x86_install_mxfp4_avx2(tv_type_traits *t);
+void x86_install_mxfp4_avx512(tv_type_traits *t);
 
 #endif

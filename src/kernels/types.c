@@ -82,7 +82,10 @@ const tv_type_traits ref_table[TV_TYPE_COUNT] = {
     [TV_TYPE_IQ1_M] = UNSUP("IQ1_M", 256, 56),
     [TV_TYPE_TQ1_0] = UNSUP("TQ1_0", 256, 54),
     [TV_TYPE_TQ2_0] = UNSUP("TQ2_0", 256, 66),
-    [TV_TYPE_MXFP4] = UNSUP("MXFP4", 32, 17),
+    [TV_TYPE_MXFP4] = { .name = "MXFP4", .blck_size = TV_QK_MXFP4, .type_size = sizeof(tv_block_mxfp4),
+                        .is_quantized = true, .is_supported = true,
+                        .to_float = ref_to_float_mxfp4, .from_float = ref_from_float_mxfp4,
+                        .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = ref_vec_dot_mxfp4 },
 };
 
 const tv_type_traits *kern_traits_ref(tv_type t) {
