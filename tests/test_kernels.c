@@ -82,7 +82,7 @@ static void test_type_table(void **state) {
         { TV_TYPE_I16, "I16", 1, 2, false },      { TV_TYPE_I32, "I32", 1, 4, false },
         { TV_TYPE_I64, "I64", 1, 8, false },      { TV_TYPE_F64, "F64", 1, 8, false },
         { TV_TYPE_IQ1_M, "IQ1_M", 256, 56, false }, { TV_TYPE_TQ1_0, "TQ1_0", 256, 54, false },
-        { TV_TYPE_TQ2_0, "TQ2_0", 256, 66, false }, { TV_TYPE_MXFP4, "MXFP4", 32, 17, false },
+        { TV_TYPE_TQ2_0, "TQ2_0", 256, 66, false }, { TV_TYPE_MXFP4, "MXFP4", 32, 17, true },
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const tv_type_traits *tt = kern_traits(&g_kt, want[i].t);

@@ -184,8 +184,8 @@ static void check_experts(const char *path, tv_type type, bool packed) {
     assert_non_null(pool3);
     // gate alone (no act), 3 threads and inline: the same bits, each row = its expert's kern_matmul
     const tv_tensor *wg = &g.w, *wu = &u.w;
-    kern_matmul_experts(&kt, &wg, &yg, 1, NULL, x, T, x_row, off, wsp, pool3);
-    kern_matmul_experts(&kt, &wg, &yg1, 1, NULL, x, T, x_row, off, wsp, NULL);
+    kern_matmul_experts(&kt, &wg, NULL, &yg, 1, NULL, x, T, x_row, off, wsp, pool3);
+    kern_matmul_experts(&kt, &wg, NULL, &yg1, 1, NULL, x, T, x_row, off, wsp, NULL);
     assert_memory_equal(yg, yg1, sizeof(float) * T * K * ROWS);
     for (int e = 0; e < N_EXPERT; e++)
         for (int p = off[e]; p < off[e + 1]; p++) {
@@ -198,17 +198,30 @@ static void check_experts(const char *path, tv_type type, bool packed) {
     // gate + up with the fused SwiGLU = swiglu(gate, up) of the separate products
     const tv_tensor *gu[] = {wg, wu};
     float *const ys[] = {yg1, yu};
-    kern_matmul_experts(&kt, gu, ys, 2, kt.ops->swiglu, x, T, x_row, off, wsp, pool3);
+    kern_matmul_experts(&kt, gu, NULL, ys, 2, kt.ops->swiglu, x, T, x_row, off, wsp, pool3);
     float *up_only = malloc(sizeof(float) * T * K * ROWS);
     assert_non_null(up_only);
-    kern_matmul_experts(&kt, &wu, &up_only, 1, NULL, x, T, x_row, off, wsp, pool3);
+    kern_matmul_experts(&kt, &wu, NULL, &up_only, 1, NULL, x, T, x_row, off, wsp, pool3);
     for (int p = 0; p < T * K; p++) kt.ops->swiglu(yg + (size_t)p * ROWS, up_only + (size_t)p * ROWS, ROWS);
     assert_memory_equal(yg, yg1, sizeof(float) * T * K * ROWS);
     // already-grouped input (the down projection's form): x_row NULL reads row p
     float xg[T * K * N];
     for (int p = 0; p < T * K; p++) memcpy(xg + (size_t)p * N, x + (size_t)x_row[p] * N, sizeof(float) * N);
-    kern_matmul_experts(&kt, &wu, &yg1, 1, NULL, xg, T * K, NULL, off, wsp, pool3);
+    kern_matmul_experts(&kt, &wu, NULL, &yg1, 1, NULL, xg, T * K, NULL, off, wsp, pool3);
     assert_memory_equal(yg1, up_only, sizeof(float) * T * K * ROWS);
+    // per-expert biases, added before the fused activation (gpt-oss's clamped SwiGLU)
+    float bg[N_EXPERT * ROWS], bu[N_EXPERT * ROWS];
+    for (int i = 0; i < N_EXPERT * ROWS; i++) bg[i] = frand() * 4.0f, bu[i] = frand() * 4.0f;
+    const float *bias[] = {bg, bu};
+    kern_matmul_experts(&kt, gu, bias, ys, 2, kern_swiglu_oai, x, T, x_row, off, wsp, pool3);
+    kern_matmul_experts(&kt, &wg, NULL, &yg, 1, NULL, x, T, x_row, off, wsp, pool3);
+    for (int e = 0; e < N_EXPERT; e++)
+        for (int p = off[e]; p < off[e + 1]; p++)
+            for (int r = 0; r < ROWS; r++) {
+                float gv = yg[(size_t)p * ROWS + r] + bg[e * ROWS + r], uv = up_only[(size_t)p * ROWS + r] + bu[e * ROWS + r];
+                kern_swiglu_oai(&gv, &uv, 1);
+                if (memcmp(&gv, &yg1[(size_t)p * ROWS + r], sizeof gv)) fail_msg("biased oai row %d col %d", p, r);
+            }
     free(up_only);
     pool_free(pool3);
     free(wsp);

@@ -31,8 +31,9 @@
 
 typedef struct backend backend;
 
-// The activation of a gated FFN: act(gate) * up with act = SiLU (SwiGLU) or tanh-GELU (GeGLU).
-typedef enum backend_glu { BACKEND_GLU_SILU, BACKEND_GLU_GELU_TANH } backend_glu;
+// The activation of a gated FFN: act(gate) * up with act = SiLU (SwiGLU) or tanh-GELU (GeGLU), or
+// gpt-oss's clamped SwiGLU (kern_swiglu_oai; experts only).
+typedef enum backend_glu { BACKEND_GLU_SILU, BACKEND_GLU_GELU_TANH, BACKEND_GLU_SWIGLU_OAI } backend_glu;
 
 // A mixture-of-experts FFN over n_tok rows (backend_moe_ffn): the routed experts and their weights
 // in, the weighted sum of the experts' outputs out, through the caller's scratch.
@@ -43,6 +44,8 @@ typedef struct backend_moe {
     const float *w;               // (T, k) their weights
     const tv_tensor *gate, *up;   // 3-D (n_expert, ff_exp, dim)
     const tv_tensor *down;        // 3-D (n_expert, dim, ff_exp)
+    const float *gate_b, *up_b;   // (n_expert, ff_exp) per-expert biases added before act, or NULL (gpt-oss)
+    const float *down_b;          // (n_expert, dim) or NULL
     backend_glu act;
     float *out;                   // (T, dim)
     // scratch

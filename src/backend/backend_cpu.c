@@ -252,9 +252,13 @@ static void cpu_moe_ffn(backend *be, const backend_moe *a) {
     }
     const tv_tensor *gu[] = {a->gate, a->up};
     float *const gu_y[] = {a->g, a->u};
-    const tv_glu_fn act = a->act == BACKEND_GLU_SILU ? c->kt.ops->swiglu : c->kt.ops->geglu;
-    kern_matmul_experts(&c->kt, gu, gu_y, 2, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);
-    kern_matmul_experts(&c->kt, &a->down, &a->y, 1, NULL, a->g, (int64_t)T * k, NULL, a->off, c->wsp, c->pool);
+    const tv_glu_fn act = a->act == BACKEND_GLU_SILU        ? c->kt.ops->swiglu
+                          : a->act == BACKEND_GLU_GELU_TANH ? c->kt.ops->geglu
+                                                            : kern_swiglu_oai;
+    const float *gu_b[] = {a->gate_b, a->up_b};
+    kern_matmul_experts(&c->kt, gu, gu_b, gu_y, 2, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);
+    kern_matmul_experts(&c->kt, &a->down, &a->down_b, &a->y, 1, NULL, a->g, (int64_t)T * k, NULL, a->off, c->wsp,
+                        c->pool);
     moe_combine mc = {.a = a, .dim = dim};
     if ((int64_t)T * k * dim < 16384 || T < 2) moe_combine_rows(&mc, 0, 1);
     else pool_run(c->pool, moe_combine_rows, &mc);

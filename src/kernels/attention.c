@@ -269,8 +269,9 @@ static void merge_state(float *m, float *l, float *restrict acc, float m2, float
     *m = mn;
 }
 
-static void finish(float *restrict out, const float *restrict acc, float l, int hd) {
-    const float inv = 1.0f / l;
+// out = acc / l, l counting the head's sink exp(sink - m) when the layer has sinks (m: the state's max).
+static void finish(float *restrict out, const float *restrict acc, float l, float m, const float *sink, int hd) {
+    const float inv = 1.0f / (sink ? l + expf(*sink - m) : l);
     int d = 0;
     for (; d + 4 <= hd; d += 4) {
         out[d] = acc[d] * inv;
@@ -361,7 +362,7 @@ static void att_phase1(void *arg, int ith, int nth) {
             for (int gi = 0; gi < G; gi++) {
                 const int si = r * G + gi;
                 finish(s->out + (size_t)(item->row0 + r) * qd + (size_t)(item->kvh * G + gi) * hd,
-                       tacc + (size_t)si * hd, tl[si], hd);
+                       tacc + (size_t)si * hd, tl[si], tm[si], g->sinks ? g->sinks + item->kvh * G + gi : NULL, hd);
             }
     }
 }
@@ -391,7 +392,8 @@ static void att_phase2(void *arg, int ith, int nth) {
                     const float *cb = base + (size_t)(c - first) * stride;
                     merge_state(&tm, &tl, tacc, cb[si], cb[nrg + si], cb + 2 * nrg + (size_t)si * hd, hd);
                 }
-                finish(s->out + (size_t)(t->row0 + r) * qd + (size_t)(t->kvh * G + gi) * hd, tacc, tl, hd);
+                finish(s->out + (size_t)(t->row0 + r) * qd + (size_t)(t->kvh * G + gi) * hd, tacc, tl, tm,
+                       g->sinks ? g->sinks + t->kvh * G + gi : NULL, hd);
             }
         }
     }

@@ -289,6 +289,8 @@ typedef struct tv_attn_geom {
     float scale;                                      // usually 1/sqrt(head_dim)
     int window;                                       // sliding window in keys (>= 1); 0 = global
     float softcap;                                    // attention logit soft-capping; 0 = off
+    const float *sinks;                               // (n_heads) per-head sink logits (gpt-oss): each
+                                                      // head's softmax also counts exp(sink); NULL = none
 } tv_attn_geom;
 
 // The first key a query at position p sees: p - window + 1 with a sliding window, else 0.
@@ -422,11 +424,15 @@ void kern_route(const tv_route_opts *o, float *logits, int32_t *ids, float *w);
 // call (all its rows run as one GEMM). Work items are (expert, 64-row chunk, token tile), taken
 // dynamically by the pool's threads, so 2 and 64 threads both stay busy. Every element is computed
 // by kern_matmul's instruction sequence: its bits depend on neither the pool size nor the other rows
-// routed to its expert (batch invariance). act (n_w == 2, else NULL): y[0] = act(y[0]) * y[1] on
-// each finished chunk while it is in cache (fused SwiGLU). wsp: kern_matmul_experts_wsize bytes.
+// routed to its expert (batch invariance). bias (NULL, or per weight NULL or (n_expert, ne[1]) f32):
+// expert e's bias row is added to its rows (gpt-oss). act (n_w == 2, else NULL): y[0] = act(y[0],
+// y[1]) on each finished chunk while it is in cache (fused SwiGLU). wsp: kern_matmul_experts_wsize bytes.
 size_t kern_matmul_experts_wsize(tv_type wtype, int64_t n_cols, int64_t n_x, int64_t n_rows);
-void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, float *const *y, int n_w, tv_glu_fn act,
-                         const float *x, int64_t n_x, const int32_t *x_row, const int32_t *off, void *wsp,
-                         tv_pool *pool);
+void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const float *const *bias, float *const *y,
+                         int n_w, tv_glu_fn act, const float *x, int64_t n_x, const int32_t *x_row,
+                         const int32_t *off, void *wsp, tv_pool *pool);
+// gpt-oss's clamped SwiGLU (ggml's swiglu_oai, alpha 1.702, limit 7): x = min(g, 7), y = clamp(u, -7, 7),
+// g = x / (1 + e^(-1.702 x)) * (y + 1). Scalar, the same on every path; a tv_glu_fn.
+void kern_swiglu_oai(float *g, const float *u, int64_t n);
 
 #endif

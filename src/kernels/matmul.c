@@ -176,6 +176,7 @@ typedef struct mx_job {
     const int32_t *x_row, *off;
     int n_w;
     mm_w w[2];                      // expert 0 of each weight; expert e at e * expert_bytes
+    const float *bias[2];           // (n_expert, rows) or NULL
     size_t expert_bytes;
     tv_glu_fn act;
     int64_t row_chunk, tok_tile, n_chunks;   // rows per item, tokens per item, row chunks per expert
@@ -223,14 +224,18 @@ static void mx_compute(void *arg, int ith, int nth) {
             const mm_w *m = &j->w[wi];
             const char *we = (const char *)m->w + (size_t)e * j->expert_bytes;
             float *yt = m->y + p0 * rows;
-            if (m->gemm) {
+            if (m->gemm)
                 m->gemm(j->n, r0, r1, we, m->w_row_bytes, nt, xt, j->x_row_bytes, yt, rows);
-                continue;
-            }
-            for (int64_t r = r0; r < r1; r++)
+            else
+                for (int64_t r = r0; r < r1; r++)
+                    for (int64_t t = 0; t < nt; t++)
+                        m->tt->vec_dot(j->n, &yt[t * rows + r], we + (size_t)r * m->w_row_bytes,
+                                       xt + (size_t)t * j->x_row_bytes);
+            if (j->bias[wi]) {
+                const float *b = j->bias[wi] + (size_t)e * rows;
                 for (int64_t t = 0; t < nt; t++)
-                    m->tt->vec_dot(j->n, &yt[t * rows + r], we + (size_t)r * m->w_row_bytes,
-                                   xt + (size_t)t * j->x_row_bytes);
+                    for (int64_t r = r0; r < r1; r++) yt[t * rows + r] += b[r];
+            }
         }
         if (j->act)
             for (int64_t t = 0; t < nt; t++)
@@ -238,9 +243,9 @@ static void mx_compute(void *arg, int ith, int nth) {
     }
 }
 
-void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, float *const *y, int n_w, tv_glu_fn act,
-                         const float *x, int64_t n_x, const int32_t *x_row, const int32_t *off, void *wsp,
-                         tv_pool *pool) {
+void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const float *const *bias, float *const *y,
+                         int n_w, tv_glu_fn act, const float *x, int64_t n_x, const int32_t *x_row,
+                         const int32_t *off, void *wsp, tv_pool *pool) {
     TV_CHECK(n_w >= 1 && n_w <= 2 && (!act || n_w == 2) && n_x >= 0);
     const int n_expert = (int)w[0]->ne[2];
     TV_CHECK(n_expert >= 1 && n_expert <= TV_MAX_EXPERTS && off[0] == 0);
@@ -266,6 +271,7 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, float 
         } else {
             m.gemm = tt->gemm;
         }
+        j->bias[j->n_w] = bias ? bias[i] : NULL;
         j->w[j->n_w++] = m;
     }
     if (j->n_rows == 0 || w[0]->ne[1] == 0) return;

@@ -1,6 +1,7 @@
-// router.c — the mixture-of-experts router of one token (kern_route in kernels.h): llama.cpp's
-// gating, top-k selection and weight normalization, scalar and the same on every kernel path
-// (n_expert values per token: nothing here is worth vectorizing).
+// router.c — the scalar pieces of a mixture of experts (kernels.h): the router of one token
+// (kern_route: llama.cpp's gating, top-k selection and weight normalization; n_expert values per
+// token, nothing worth vectorizing) and gpt-oss's clamped SwiGLU (kern_swiglu_oai), the same bits
+// on every kernel path.
 #include <math.h>
 
 #include "kernels/kernels.h"
@@ -17,6 +18,16 @@ static void softmax(float *y, const float *x, int n) {
     }
     const float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++) y[i] *= inv;
+}
+
+void kern_swiglu_oai(float *g, const float *u, int64_t n) {
+    const float alpha = 1.702f, limit = 7.0f;
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i] < limit ? g[i] : limit;
+        const float y = u[i] < -limit ? -limit : u[i] > limit ? limit : u[i];
+        const float glu = x / (1.0f + expf(alpha * -x));
+        g[i] = glu * (y + 1.0f);
+    }
 }
 
 void kern_route(const tv_route_opts *o, float *logits, int32_t *ids, float *w) {

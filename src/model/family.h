@@ -49,6 +49,7 @@ typedef enum family_dim {
     FD_EXPERT,  // n_expert
     FD_FF_EXP,  // ff_exp: one expert's FFN rows
     FD_FF_SHEXP,   // ff_shexp: the shared expert's
+    FD_HEADS,   // n_heads (gpt-oss's per-head attention sinks)
 } family_dim;
 
 // Which models of the family have a tensor: every one, only dense ones (n_expert 0), only

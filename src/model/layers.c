@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "backend/backend.h"
+#include "util/status.h"
 
 void layers_rmsnorm(layer_state *s, float *y, const float *x, const tv_tensor *w, int n_rows) {
     backend_rmsnorm(s->be, y, x, w->data, n_rows, (int)w->ne[0], s->h->norm_eps);
@@ -76,6 +77,7 @@ tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opt
         if (o->window > 0) a.geom.window = o->window;
         a.geom.softcap = o->softcap;
         if (o->scale > 0) a.geom.scale = o->scale;
+        a.geom.sinks = o->sinks;
     }
     a.k_pool = kv->k + (size_t)layer * kv->layer_bytes;
     a.v_pool = kv->v + (size_t)layer * kv->layer_bytes;
@@ -94,6 +96,7 @@ void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const
     switch (act) {
     case LAYERS_ACT_SILU: backend_swiglu(s->be, s->hb, s->hb2, s->n_tokens, (int)gate->ne[1]); break;
     case LAYERS_ACT_GELU_TANH: backend_geglu(s->be, s->hb, s->hb2, s->n_tokens, (int)gate->ne[1]); break;
+    case LAYERS_ACT_SWIGLU_OAI: TV_CHECK(!"the clamped SwiGLU is an experts-only activation"); break;
     }
     backend_matmul(s->be, &down, &out, 1, s->hb, s->n_tokens);
 }
@@ -103,12 +106,18 @@ void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out) {
     const int T = s->n_tokens;
     const tv_tensor *router = &L->ffn_gate_inp;
     backend_matmul(s->be, &router, &s->moe_logits, 1, s->xb, T);
+    layers_bias(s, s->moe_logits, &L->ffn_gate_inp_b);
     const tv_route_opts o = {.n_expert = h->n_expert, .n_used = h->n_expert_used, .gating = (tv_gating)h->moe_gating,
                              .bias = L->exp_probs_b.data, .norm = h->moe_norm_w != 0, .scale = h->moe_w_scale};
     backend_moe_route(s->be, &o, s->moe_logits, T, s->moe_ids, s->moe_w);
     const backend_moe a = {.n_tok = T, .n_used = h->n_expert_used, .x = s->xb, .ids = s->moe_ids, .w = s->moe_w,
                            .gate = &L->ffn_gate_exps, .up = &L->ffn_up_exps, .down = &L->ffn_down_exps,
-                           .act = act == LAYERS_ACT_SILU ? BACKEND_GLU_SILU : BACKEND_GLU_GELU_TANH, .out = out,
+                           .gate_b = L->ffn_gate_exps_b.data, .up_b = L->ffn_up_exps_b.data,
+                           .down_b = L->ffn_down_exps_b.data,
+                           .act = act == LAYERS_ACT_SILU        ? BACKEND_GLU_SILU
+                                  : act == LAYERS_ACT_GELU_TANH ? BACKEND_GLU_GELU_TANH
+                                                                : BACKEND_GLU_SWIGLU_OAI,
+                           .out = out,
                            .x_row = s->moe_x_row, .pos = s->moe_pos, .off = s->moe_off, .g = s->moe_g,
                            .u = s->moe_u, .y = s->moe_y};
     backend_moe_ffn(s->be, &a);

@@ -50,7 +50,8 @@ typedef struct layer_state {
 } layer_state;
 
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
-typedef enum layers_act { LAYERS_ACT_SILU, LAYERS_ACT_GELU_TANH } layers_act;
+// LAYERS_ACT_SWIGLU_OAI: gpt-oss's clamped SwiGLU (kern_swiglu_oai), experts only (layers_moe).
+typedef enum layers_act { LAYERS_ACT_SILU, LAYERS_ACT_GELU_TANH, LAYERS_ACT_SWIGLU_OAI } layers_act;
 
 // y (n_rows, n) = rmsnorm(x) * w, with n = w->ne[0] (F32), eps = h->norm_eps; y == x (in place) or
 // no overlap.
@@ -85,6 +86,7 @@ typedef struct layers_attn_opts {
                      // (h->kv_window: every layer's window, usually 0 = global)
     float softcap;   // scores = softcap * tanh(scores / softcap); 0 = off
     float scale;     // scores = dot(q, k) * scale; 0 = the model's (h->attn_scale, else 1/sqrt(head_dim))
+    const float *sinks;   // (n_heads) attention sink logits (gpt-oss), NULL = none
 } layers_attn_opts;
 // layers_attention with the options o (NULL: none), for this layer only.
 tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
@@ -94,8 +96,8 @@ void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const
                     const tv_tensor *down, float *out);
 // The routed experts (h->n_expert > 0): out (T, dim) = sum over each token's top-k experts e of
 // weight_e * down_e(act(gate_e·xb) * (up_e·xb)), routed by router logits xb · ffn_gate_inpᵀ
-// (h->moe_gating, moe_norm_w, moe_w_scale, the layer's exp_probs_b); rows routed to one expert run
-// as one grouped GEMM. With a shared expert (ffn_up_shexp present, qwen2moe): out +=
+// (h->moe_gating, moe_norm_w, moe_w_scale, the layer's exp_probs_b; plus ffn_gate_inp_b and the
+// experts' biases where the layer has them, gpt-oss); rows routed to one expert run as one grouped GEMM. With a shared expert (ffn_up_shexp present, qwen2moe): out +=
 // sigmoid(xb · ffn_gate_inp_shexp) * (act(xb·gate_shexp) * (xb·up_shexp))·down_shexp.
 void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out);
 // The layer's FFN from s->xb into out (T, dim): layers_moe when it has a router, else layers_glu_mlp

@@ -207,6 +207,7 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
     case FD_EXPERT: return h->n_expert;
     case FD_FF_EXP: return h->ff_exp;
     case FD_FF_SHEXP: return h->ff_shexp;
+    case FD_HEADS: return h->n_heads;
     }
     return 0;
 }

@@ -84,6 +84,11 @@ typedef struct tv_layer {
     tv_tensor ffn_gate_inp_shexp;          // (dim) f32
     tv_tensor ffn_gate_shexp, ffn_up_shexp;   // (ff_shexp, dim)
     tv_tensor ffn_down_shexp;              // (dim, ff_shexp)
+    // gpt-oss: per-head attention sink logits, router and per-expert biases
+    tv_tensor attn_sinks;                  // (n_heads) f32
+    tv_tensor ffn_gate_inp_b;              // (n_expert) f32
+    tv_tensor ffn_gate_exps_b, ffn_up_exps_b;   // (n_expert, ff_exp) f32
+    tv_tensor ffn_down_exps_b;             // (n_expert, dim) f32
 } tv_layer;
 
 // The weights outside the layers.

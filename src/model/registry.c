@@ -18,7 +18,8 @@
     X(gemma3) \
     X(gemma4) \
     X(qwen3moe) \
-    X(qwen2moe)
+    X(qwen2moe) \
+    X(gptoss)
 
 #define DECLARE(n) extern const model_family family_##n;
 FAMILIES(DECLARE)

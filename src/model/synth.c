@@ -135,6 +135,7 @@ static uint32_t file_type(tv_type t) {   // llama.cpp's LLAMA_FTYPE_* values
     case TV_TYPE_Q4_K: return 15;   // Q4_K_M
     case TV_TYPE_Q6_K: return 18;
     case TV_TYPE_BF16: return 32;
+    case TV_TYPE_MXFP4: return 38;   // MOSTLY_MXFP4_MOE: experts MXFP4, the rest Q8_0
     default: return 0;
     }
 }
@@ -222,11 +223,15 @@ void synth_llama3_rope_factors(float *out, int n_half, int head_dim, double thet
 typedef struct arch_spec arch_spec;
 static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, const char *out_path, tv_error *err);
 static const arch_spec *find_arch(const char *name);
+static bool arch_has_experts(const arch_spec *a);
 
 tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *err) {
     switch (p->type) {
     case TV_TYPE_F32: case TV_TYPE_F16: case TV_TYPE_BF16: case TV_TYPE_Q8_0: case TV_TYPE_Q4_0:
     case TV_TYPE_Q4_K: case TV_TYPE_Q6_K: break;
+    case TV_TYPE_MXFP4:   // gpt-oss's release layout: only for an arch with experts
+        if (p->arch && find_arch(p->arch) && arch_has_experts(find_arch(p->arch))) break;
+        return err_fail(err, TV_ERR_INVALID, "type MXFP4 is for the experts of an arch that has them (--arch gpt-oss)");
     default: return err_fail(err, TV_ERR_INVALID, "type %s is not supported by synth (F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K)",
                             kern_type_name(p->type));
     }
@@ -370,6 +375,8 @@ enum {
     AF_LONGROPE = 1 << 7,    // rope_factors_long / rope_factors_short (phi3 LongRoPE)
     AF_GEMMA4 = 1 << 8,      // global layers: own head dim / kv heads, K doubles as V (no attn_v),
                              // proportional rope_freqs; layer_output_scale per layer
+    AF_GPTOSS = 1 << 9,      // attn_output.bias, attn_sinks, post_attention_norm as the FFN norm,
+                             // router and per-expert biases (gpt-oss)
 };
 // A spec with n_expert > 0 has a mixture-of-experts FFN in every layer: ffn_gate_inp (F32, as
 // llama-quantize leaves it), 3-D ffn_gate/up/down_exps of ff_exp (0: ff) rows per expert, and with
@@ -421,6 +428,10 @@ static const arch_spec ARCHS[] = {
      AF_QKV_BIAS, 0, 0, NULL, 16, 4, 256, 512},
     {"mixtral",  "llama",    256, 256, 4, 4, 2,  64,  64, 2048, 0,  0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f,
      0, 0, 0, NULL, 8, 2, 0, 0},
+    // gpt-oss: even layers slide (window 32), sinks, YaRN x8 over an original context of 64 (so it
+    // bites at the fixtures' positions), biases everywhere, 16 experts top-4 of 256
+    {"gpt-oss",  "gpt-oss",  256, 768, 4, 4, 2,  64,  64, 4096, 2,  0, 0, 150000.0f, 1e-5f, 3.0f, 1.0f,
+     AF_QKV_BIAS | AF_GPTOSS, 0, 0, NULL, 16, 4, 256, 0},
     // benchmark shapes of the models people run (bench/, docs/benchmarks.md): real dims, vocab sizes
     // and windows, the trained context written as 4096 so default KV sizing stays small
     {"qwen3-1.7b", "qwen3",  2048, 6144, 28, 16, 8, 128, 128, 4096, 0, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
@@ -433,7 +444,8 @@ static const arch_spec ARCHS[] = {
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
 #define FIXTURE_ARCHS \
-    "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite, qwen3moe, qwen2moe, mixtral"
+    "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite, qwen3moe, qwen2moe, " \
+    "mixtral, gpt-oss"
 #define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini"
 const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real sizes): " BENCH_ARCHS; }
 const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
@@ -443,6 +455,8 @@ static const arch_spec *find_arch(const char *name) {
         if (!strcmp(ARCHS[i].name, name)) return &ARCHS[i];
     return NULL;
 }
+
+static bool arch_has_experts(const arch_spec *a) { return a->n_expert > 0; }
 
 static bool arch_is_swa(const arch_spec *a, int l) { return a->swa_period && l % a->swa_period != a->swa_period - 1; }
 static int32_t arch_head_dim(const arch_spec *a, int l) {
@@ -632,6 +646,11 @@ static void arch_metadata(gguf_writer *w, const arch_spec *a) {
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_beta_slow"), 1.0f);
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_log_multiplier"), 1.0f);
         gguf_set_f32(w, ARCH_KEY(k, a, "attention.temperature_scale"), 0.1f);
+    } else if (!strcmp(n, "gpt-oss")) {
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), window);
+        gguf_set_str(w, ARCH_KEY(k, a, "rope.scaling.type"), "yarn");
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), 8.0f);
+        gguf_set_u32(w, ARCH_KEY(k, a, "rope.scaling.original_context_length"), 64);
     } else if (!strcmp(n, "granite")) {
         gguf_set_f32(w, ARCH_KEY(k, a, "embedding_scale"), 12.0f);
         gguf_set_f32(w, ARCH_KEY(k, a, "residual_scale"), 0.22f);
@@ -828,7 +847,9 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     aw.sc.scratch = malloc((size_t)aw.sc.n_threads * (size_t)aw.sc.max_ne0 * sizeof(float));
     if (!aw.srcs || !aw.sc.scratch) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
 
-    const tv_type t = p->type, out_t = p->pure ? t : output_type(t);
+    // MXFP4 (llama.cpp's MXFP4_MOE): the experts in MXFP4, every other matrix Q8_0
+    const tv_type exp_t = p->type, t = p->type == TV_TYPE_MXFP4 ? TV_TYPE_Q8_0 : p->type;
+    const tv_type out_t = p->pure ? t : output_type(t);
     const float out_std = a->out_gain / sqrtf((float)dim);
     if (tied) st = aw_add(&aw, "token_embd.weight", out_t, dim, n_vocab, 0.0f, out_std * sqrtf(3.0f), NULL, err);
     else st = aw_add(&aw, "token_embd.weight", t, dim, n_vocab, 0.0f, a->embd_std * sqrtf(3.0f), NULL, err);
@@ -884,14 +905,26 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
             TRY(aw_norm(&aw, NAME("attn_k_norm.weight"), hd, err));
         }
         TRY(aw_matrix(&aw, NAME("attn_output.weight"), t, q_dim, dim, 1.0f, err));
+        if (a->flags & AF_GPTOSS) {
+            TRY(aw_add(&aw, NAME("attn_output.bias"), TV_TYPE_F32, dim, 0, 0.0f, 0.5f, NULL, err));
+            // sink logits around the scores' size: each head's softmax gives them a real share
+            TRY(aw_add(&aw, NAME("attn_sinks.weight"), TV_TYPE_F32, a->n_heads, 0, 1.0f, 1.5f, NULL, err));
+        }
         if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_attention_norm.weight"), dim, err));
-        TRY(aw_norm(&aw, NAME("ffn_norm.weight"), dim, err));
+        TRY(aw_norm(&aw, NAME((a->flags & AF_GPTOSS) ? "post_attention_norm.weight" : "ffn_norm.weight"), dim, err));
         if (a->n_expert) {
             TRY(aw_add(&aw, NAME("ffn_gate_inp.weight"), TV_TYPE_F32, dim, a->n_expert, 0.0f,
                        2.0f / sqrtf((float)dim) * sqrtf(3.0f), NULL, err));
-            TRY(aw_experts(&aw, NAME("ffn_gate_exps.weight"), t, dim, ff_exp, a->n_expert, 1.0f, err));
-            TRY(aw_experts(&aw, NAME("ffn_up_exps.weight"), t, dim, ff_exp, a->n_expert, 1.0f, err));
-            TRY(aw_experts(&aw, NAME("ffn_down_exps.weight"), vt, ff_exp, dim, a->n_expert, 1.0f, err));
+            const tv_type down_t = exp_t == TV_TYPE_MXFP4 ? exp_t : vt;
+            TRY(aw_experts(&aw, NAME("ffn_gate_exps.weight"), exp_t, dim, ff_exp, a->n_expert, 1.0f, err));
+            TRY(aw_experts(&aw, NAME("ffn_up_exps.weight"), exp_t, dim, ff_exp, a->n_expert, 1.0f, err));
+            TRY(aw_experts(&aw, NAME("ffn_down_exps.weight"), down_t, ff_exp, dim, a->n_expert, 1.0f, err));
+            if (a->flags & AF_GPTOSS) {
+                TRY(aw_add(&aw, NAME("ffn_gate_inp.bias"), TV_TYPE_F32, a->n_expert, 0, 0.0f, 1.0f, NULL, err));
+                TRY(aw_add(&aw, NAME("ffn_gate_exps.bias"), TV_TYPE_F32, ff_exp, a->n_expert, 0.0f, 0.5f, NULL, err));
+                TRY(aw_add(&aw, NAME("ffn_up_exps.bias"), TV_TYPE_F32, ff_exp, a->n_expert, 0.0f, 0.5f, NULL, err));
+                TRY(aw_add(&aw, NAME("ffn_down_exps.bias"), TV_TYPE_F32, dim, a->n_expert, 0.0f, 0.2f, NULL, err));
+            }
             if (a->ff_shexp) {
                 TRY(aw_add(&aw, NAME("ffn_gate_inp_shexp.weight"), TV_TYPE_F32, dim, 0, 0.0f,
                            1.0f / sqrtf((float)dim) * sqrtf(3.0f), NULL, err));
