@@ -157,7 +157,7 @@ size_t kern_matmul_experts_wsize(tv_type wtype, int64_t n_cols, int64_t n_x, int
     const tv_type_traits *tt = kern_traits_ref(wtype);
     if (!tt || !tt->vec_dot || n_x < 0 || n_rows < 0) return 0;
     size_t row = kern_row_size(tt->vec_dot_type, n_cols), out, conv;
-    if (tt->repack && packed_act_size(n_cols) > row) row = packed_act_size(n_cols);
+    if (tt->repack && packed_act_row_size(wtype, n_cols) > row) row = packed_act_row_size(wtype, n_cols);
     // converted rows (none for F32 activations, used in place) + the gathered ones
     const int64_t n = (tt->vec_dot_type == TV_TYPE_F32 ? 0 : n_x) + n_rows;
     if (!row || !mul_ok(row, (size_t)n, &conv) || !add_ok(conv, 2 * MM_ALIGN, &out)) return 0;
@@ -168,6 +168,7 @@ typedef struct mx_job {
     tv_from_float_fn from_float;    // activation conversion (the vec_dot type's quantizer)
     tv_from_float_fn q8;            // the path's Q8_0 quantizer (packed activations)
     bool packed, is_f32;
+    bool packed_act;                // packed Q8_0-activation weights: x goes to the packed act layout
     const float *x;                 // (n_x, n) f32
     int64_t n, n_x, n_rows;
     const void *xq;                 // (n_x, x_row_bytes) converted activations
@@ -192,7 +193,7 @@ static void mx_convert(void *arg, int ith, int nth) {
     void *dst = j->x_row ? (void *)j->xq : j->xg;
     for (int64_t t = ith; t < j->n_x; t += nth) {
         char *row = (char *)dst + (size_t)t * j->x_row_bytes;
-        if (j->packed) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
+        if (j->packed_act) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
         else j->from_float(j->x + t * j->n, row, j->n);
     }
 }
@@ -277,7 +278,8 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
     if (j->n_rows == 0 || w[0]->ne[1] == 0) return;
     // activations: converted once, then gathered into expert order
     uint8_t *base = (uint8_t *)(((uintptr_t)wsp + MM_ALIGN - 1) & ~(uintptr_t)(MM_ALIGN - 1));
-    j->x_row_bytes = j->is_f32 ? (size_t)j->n * sizeof(float) : j->packed ? packed_act_size(j->n)
+    j->packed_act = j->packed && tt0->vec_dot_type == TV_TYPE_Q8_0;
+    j->x_row_bytes = j->is_f32 ? (size_t)j->n * sizeof(float) : j->packed ? packed_act_row_size(w[0]->type, j->n)
                                                                            : kern_row_size(tt0->vec_dot_type, j->n);
     const bool par = pool_size(pool) > 1 && n_x >= 4;
     if (j->is_f32) {
