@@ -180,8 +180,11 @@ if command -v tmux >/dev/null; then
   wait_for "$W/turn-4.json" 'And then' || fail "chat: no turn after Ctrl-C"
   python3 -c "import json,sys; json.load(open(sys.argv[1], encoding='utf-8', errors='strict'))" "$W/turn-4.json" \
     || fail "chat: the history after Ctrl-C is not valid UTF-8 JSON"
-  for _ in $(seq 600); do [ "$(grep -c finish "$W/chat.err")" -ge 4 ] && break; sleep 0.1; done   # the 4th reply is over
+  # Ctrl-C: stops the 4th reply if it still runs (then a second Ctrl-C at the prompt), else quits
   tmux -L "$TMUX_SOCKET" send-keys -t "$TMUX_SESSION" C-c
+  for _ in $(seq 600); do [ -f "$W/chat.rc" ] || [ "$(grep -c finish "$W/chat.err")" -ge 4 ] && break; sleep 0.1; done
+  sleep 0.3
+  [ -f "$W/chat.rc" ] || tmux -L "$TMUX_SOCKET" send-keys -t "$TMUX_SESSION" C-c
   wait_for "$W/chat.rc" 'EXIT' || fail "chat: Ctrl-C at the prompt did not quit"
   grep -q 'EXIT 0' "$W/chat.rc" 2>/dev/null || fail "chat: exit status after Ctrl-C at the prompt: $(cat "$W/chat.rc" 2>/dev/null)"
   grep -q 'Once\\040upon' "$W/home/.tinyvllm_history" 2>/dev/null || fail "chat: no history file"
