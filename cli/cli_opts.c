@@ -5,12 +5,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_util.h"
 
 typedef enum {
     O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_QUANTIZE, O_QUIET,
+    O_CACHE_DIR, O_CACHE_SIZE, O_NO_CACHE,
     O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
 } opt_id;
 
@@ -28,6 +30,11 @@ static const opt_row MODEL_OPTS[] = {
     {O_QUANTIZE, {"--quantize"}, "TYPE",
      "quantize F32/F16/BF16 weights at load: Q8_0 Q4_0 Q4_K Q6_K ... (default: as stored)"},
     {O_QUIET, {"-q", "--quiet"}, NULL, "no progress lines (they are drawn only on a terminal anyway)"},
+    {O_CACHE_DIR, {"--cache-dir"}, "DIR",
+     "prepared-weight cache: weights repacked or quantized at load are written here once and mapped\n"
+     "shared by every later process (default: $TINYVLLM_CACHE_DIR, else ~/.cache/tinyvllm)"},
+    {O_CACHE_SIZE, {"--cache-size"}, "MB", "the cache folder's size limit, least recently used files evicted (default 4096)"},
+    {O_NO_CACHE, {"--no-cache"}, NULL, "prepare weights in this process only (no cache read or written)"},
     {O_TOKENIZER, {"--tokenizer"}, "FILE",
      "tokenizer when the model has none: llama2.c tokenizer.bin, tokenizer.json or a GGUF holding one"},
     {O_THREADS, {"-t", "--threads"}, "N", "worker threads (default: all online cores; more is capped to them)"},
@@ -101,12 +108,17 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     if (!row) return 0;
     o->cmd = cmd;
     if (row->id == O_QUIET) { o->quiet = true; return 1; }
+    if (row->id == O_NO_CACHE) { o->no_cache = true; return 1; }
     if (!(v = value_of(cmd, argc, argv, i))) return 2;
     switch (row->id) {
     case O_MODEL: o->model_path = v; break;
     case O_TOKENIZER: o->tok_path = v; break;
     case O_CPU: o->cpu = v; break;
     case O_QUANTIZE: o->quantize = v; break;
+    case O_CACHE_DIR: o->cache_dir = v; break;
+    case O_CACHE_SIZE:
+        if (!cli_parse_long(v, 1, 1L << 30, &o->cache_mb)) return cli_usage_error(cmd, "%s: '%s' is not a size in MB", a, v);
+        break;
     case O_THREADS:
         if (!cli_parse_long(v, 1, 1024, &o->threads)) return cli_usage_error(cmd, "%s: '%s' is not a valid thread count", a, v);
         break;
@@ -210,6 +222,24 @@ static void show_progress(void *user, const char *what, double frac) {
     cli_progress_update(user, "%s %3.0f%%", what, frac * 100);
 }
 
+// The prepared-weight cache folder (created): --cache-dir, $TINYVLLM_CACHE_DIR, $XDG_CACHE_HOME/tinyvllm,
+// ~/.cache/tinyvllm; NULL with --no-cache or when none can be made (the load then prepares privately).
+static const char *cache_dir(const cli_model_opts *o, char *buf, size_t cap) {
+    if (o->no_cache) return NULL;
+    const char *d = o->cache_dir ? o->cache_dir : getenv("TINYVLLM_CACHE_DIR");
+    if (d && *d) snprintf(buf, cap, "%s", d);
+    else if ((d = getenv("XDG_CACHE_HOME")) && *d) snprintf(buf, cap, "%s/tinyvllm", d);
+    else if ((d = getenv("HOME")) && *d) snprintf(buf, cap, "%s/.cache/tinyvllm", d);
+    else return NULL;
+    for (char *p = buf + 1; *p; p++) {   // mkdir -p
+        if (*p != '/') continue;
+        *p = 0;
+        (void)mkdir(buf, 0777);
+        *p = '/';
+    }
+    return mkdir(buf, 0777) == 0 || errno == EEXIST ? buf : NULL;
+}
+
 tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     const char *cpu = o->cpu && *o->cpu ? o->cpu : getenv("TINYVLLM_CPU");
     const char *repack = getenv("TINYVLLM_REPACK");
@@ -221,13 +251,20 @@ tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     mp.n_threads = (int)(o->threads > 0 && n_cpu > 0 && o->threads > n_cpu ? n_cpu : o->threads);
     mp.quantize = o->quantize;
+    char dir[4096];
+    mp.cache_dir = cache_dir(o, dir, sizeof dir);
+    mp.cache_max_bytes = (uint64_t)(o->cache_mb ? o->cache_mb : 4096) << 20;
     cli_progress bar;
     cli_progress_begin(&bar, o->quiet);
     mp.progress = show_progress;
     mp.progress_user = &bar;
     *m = tv_model_load(o->model_path, &mp, err);
     cli_progress_end(&bar);
-    return *m ? TV_OK : err->code;
+    if (!*m) return err->code;
+    const char *note = tv_model_cache_note(*m);
+    if (note && strncmp(note, "hit ", 4) && strncmp(note, "wrote ", 6))   // rebuilt or not written: say so
+        fprintf(stderr, "tinyvllm %s: weight cache %s\n", o->cmd ? o->cmd : "", note);
+    return TV_OK;
 }
 
 tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err) {

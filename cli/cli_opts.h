@@ -5,11 +5,12 @@
 //
 //   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  -c/--ctx-size N  --kv-bits 16|32
 //             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram|draft  --spec-tokens K
-//             --draft-layers N  --quantize TYPE  -q/--quiet
+//             --draft-layers N  --quantize TYPE  -q/--quiet  --cache-dir DIR  --cache-size MB  --no-cache
 //   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --presence-penalty P
 //             --frequency-penalty F  -s/--seed S
 // The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
-// TINYVLLM_REPACK=0 (keep weights as stored).
+// TINYVLLM_REPACK=0 (keep weights as stored), TINYVLLM_CACHE_DIR / XDG_CACHE_HOME / HOME (the
+// prepared-weight cache's default folder).
 #ifndef TV_CLI_OPTS_H
 #define TV_CLI_OPTS_H
 
@@ -30,6 +31,9 @@ typedef struct cli_model_opts {
     const char *cmd;          // the command, for the notes cli_open prints (set by cli_model_opt)
     const char *quantize;     // --quantize TYPE: quantize F32/F16/BF16 weights at load (NULL: as stored)
     bool quiet;               // -q/--quiet: no progress lines
+    const char *cache_dir;    // --cache-dir DIR (NULL: $TINYVLLM_CACHE_DIR, else ~/.cache/tinyvllm)
+    long cache_mb;            // --cache-size MB (0: 4096)
+    bool no_cache;            // --no-cache: prepare weights in this process only
 } cli_model_opts;
 
 // Prints the shared options' help lines (every spelling, the value, the text) for a command's --help.

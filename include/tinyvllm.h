@@ -65,6 +65,11 @@ typedef struct tv_model_params {
                                  // fit the type's blocks: Q8_0, else F16), the source pages released
     void (*progress)(void *user, const char *what, double frac);   // load-time work (quantizing,
     void *progress_user;                                          // repacking): frac in [0, 1]; or NULL
+    const char *cache_dir;       // prepared-weight cache (NULL: none): weights repacked or quantized at
+                                 // load are written once to DIR/<hash>.tvw and later loads map that file
+                                 // read-only and shared (every process on the machine one copy); a stale
+                                 // or corrupt file is rebuilt (tv_model_cache_note says so)
+    uint64_t cache_max_bytes;    // the cache folder's size limit, least recently used files evicted (0: none)
 } tv_model_params;
 
 void tv_model_params_default(tv_model_params *p);
@@ -82,6 +87,9 @@ const char *tv_model_name(const tv_model *m);                      // general.na
 // file's tokenizer.ggml.eos_token_id; BOS for llama2.c checkpoints, as run.c. Engines stop on them
 // unless a request sets ignore_eos.
 bool tv_model_is_eog(const tv_model *m, int32_t id);
+// What the prepared-weight cache did at load ("hit DIR/x.tvw", "wrote ...", "rebuilt ... (stale: ...)",
+// "not written: <error>"), or NULL when no cache was used.
+const char *tv_model_cache_note(const tv_model *m);
 
 // What a loaded model is: its shape and what a forward pass costs. Strings are owned by the model.
 typedef struct tv_model_info {

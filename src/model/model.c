@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "formats/sniff.h"
 #include "model/family.h"
 #include "model/hf.h"
+#include "model/weight_cache.h"
 #include "tokenizer/tokenizer.h"
 #include "util/status.h"
 
@@ -46,6 +48,8 @@ struct tv_model {
     int n_packed;
     double repack_ms;
     int n_load_threads;          // threads of the load-time pool (0: none was needed)
+    wcache_map cache;            // the prepared-weight cache file the weights point into, or empty
+    char *cache_note;            // what the cache did (tv_model_cache_note), or NULL
 };
 
 void tv_model_params_default(tv_model_params *p) { memset(p, 0, sizeof *p); }
@@ -98,8 +102,12 @@ bool tv_model_is_eog(const tv_model *m, int32_t id) {
     return false;
 }
 
+const char *tv_model_cache_note(const tv_model *m) { return m->cache_note; }
+
 void tv_model_free(tv_model *m) {
     if (!m) return;
+    wcache_unmap(&m->cache);
+    free(m->cache_note);
     tv_tokenizer_free(m->tok);
     if (!m->hf) gguf_close(m->gguf);
     hf_close(m->hf);
@@ -824,6 +832,125 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
     return st;
 }
 
+// ---- the prepared-weight cache (weight_cache.h) ----
+// The slots a cache file fills: the embeddings, then every bound matrix (model_matrices order).
+static tv_tensor **cache_slots(tv_model *m, int *n) {
+    tv_tensor **slots = malloc(((size_t)m->n_matrices + 1) * sizeof *slots);
+    if (!slots) return NULL;
+    slots[0] = &m->w.tok_embd;
+    for (int i = 0; i < m->n_matrices; i++) slots[i + 1] = m->matrices[i];
+    *n = m->n_matrices + 1;
+    return slots;
+}
+
+// The file (DIR/<hash of the stable parts>.tvw) and the full key of this load.
+static bool cache_key(tv_model *m, const tv_model_params *p, char *file, size_t fcap, char *key, size_t kcap) {
+    char real[4096];
+    if (!realpath(m->path, real)) return false;
+    uint64_t bytes;
+    int64_t mtime;
+    struct stat sb;
+    if (m->hf) hf_identity(m->hf, &bytes, &mtime);
+    else if (stat(real, &sb) == 0) {
+        bytes = (uint64_t)sb.st_size;
+        mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    } else {
+        return false;
+    }
+    kern_table kt;
+    if (kern_table_init(&kt, p->cpu_path, NULL)) return false;
+    char stable[4400];
+    snprintf(stable, sizeof stable, "%s|cpu=%s/%s|quantize=%s|repack=%d|layout=%d/%d", real,
+             p->cpu_path && *p->cpu_path ? p->cpu_path : "best", kt.path, p->quantize ? p->quantize : "-", !p->no_repack,
+             WCACHE_LAYOUT_VERSION, TV_PACK_ROWS);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = stable; *c; c++) { h ^= (uint8_t)*c; h *= 1099511628211ull; }
+    snprintf(file, fcap, "%s/%016llx.tvw", p->cache_dir, (unsigned long long)h);
+    snprintf(key, kcap, "tinyvllm weight cache|%s|bytes=%llu|mtime=%lld|slots=%d", stable, (unsigned long long)bytes,
+             (long long)mtime, m->n_matrices + 1);
+    return true;
+}
+
+// Points the slots into the cache file at path; the sources they replace are released (file pages
+// dropped, converted copies and buffers prepared at load freed). 1 attached, 0 absent, -1 stale/corrupt.
+static int cache_attach(tv_model *m, tv_tensor **slots, int n, const char *path, const char *key, char *why,
+                        size_t why_cap) {
+    const void **old = malloc((size_t)n * sizeof *old);
+    size_t *old_bytes = malloc((size_t)n * sizeof *old_bytes);
+    if (!old || !old_bytes) {
+        free(old);
+        free(old_bytes);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        old[i] = slots[i]->data;
+        old_bytes[i] = slots[i]->nbytes;
+    }
+    const bool tied = m->w.output.data == m->w.tok_embd.data;
+    wcache_map map;
+    int r = wcache_load(path, key, slots, n, &map, why, why_cap);
+    if (r == 1) {
+        m->cache = map;
+        for (int i = 0; i < n; i++) {
+            if (slots[i]->data == old[i]) continue;
+            int k = 0;
+            while (k < m->n_packed && m->packed[k] != old[i]) k++;
+            if (k < m->n_packed) {   // a buffer prepared at load
+                free(m->packed[k]);
+                m->packed[k] = m->packed[--m->n_packed];
+            } else if (!m->hf || !hf_release(m->hf, old[i])) {
+                release_mapped(old[i], old_bytes[i]);
+            }
+        }
+        if (tied) m->w.output = m->w.tok_embd;
+        m->weight_bytes = tied ? m->w.tok_embd.nbytes : 0;
+        for (int i = 0; i < m->n_matrices; i++) m->weight_bytes += m->matrices[i]->nbytes;
+    }
+    free(old);
+    free(old_bytes);
+    return r;
+}
+
+// Quantize (--quantize) and repack, through the cache when params ask for one: a valid file is
+// mapped instead of preparing; otherwise the prepared weights are written and then mapped, so this
+// process shares the page cache with the next ones too.
+static tv_status prepare_weights(tv_model *m, const tv_model_params *p, tv_error *err) {
+    char file[4200], key[4800], why[160], note[4400];
+    int n = 0;
+    tv_tensor **slots = p->cache_dir ? cache_slots(m, &n) : NULL;
+    const bool use_cache = slots && cache_key(m, p, file, sizeof file, key, sizeof key);
+    tv_status st = TV_OK;
+    int r = use_cache ? cache_attach(m, slots, n, file, key, why, sizeof why) : 0;
+    note[0] = 0;
+    if (r == 1) {
+        wcache_touch(file);
+        snprintf(note, sizeof note, "hit %s", file);
+    } else {
+        if (r < 0) log_msg(TV_LOG_WARN, "%s: weight cache %s: %s; rebuilding it", m->path, file, why);
+        if (!(st = quantize_weights(m, p, err))) st = pack_weights(m, p, err);
+        if (!st && use_cache && m->n_packed > 0) {
+            bool *prepared = calloc((size_t)n, sizeof *prepared);
+            tv_error werr = {0};
+            for (int i = 0; prepared && i < n; i++)
+                for (int k = 0; k < m->n_packed && !prepared[i]; k++) prepared[i] = m->packed[k] == slots[i]->data;
+            if (!prepared || wcache_store(file, key, slots, prepared, n, &werr)) {
+                snprintf(note, sizeof note, "not written: %s", prepared ? werr.msg : "out of memory");
+                log_msg(TV_LOG_WARN, "%s: weight cache %s", m->path, note);
+            } else {
+                if (p->cache_max_bytes) wcache_evict(p->cache_dir, p->cache_max_bytes, file);
+                char why2[160];
+                (void)cache_attach(m, slots, n, file, key, why2, sizeof why2);   // share from now on
+                snprintf(note, sizeof note, "%s %s%s%s", r < 0 ? "rebuilt" : "wrote", file, r < 0 ? ": it was " : "",
+                         r < 0 ? why : "");
+            }
+            free(prepared);
+        }
+    }
+    if (note[0] && !(m->cache_note = strdup(note))) st = err_fail(err, TV_ERR_NOMEM, "out of memory");
+    free(slots);
+    return st;
+}
+
 tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_error *err) {
     tv_model_params defaults;
     if (!params) { tv_model_params_default(&defaults); params = &defaults; }
@@ -838,8 +965,7 @@ tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_erro
         return NULL;
     }
     tv_status st = is_hf ? load_hf(m, params, err) : is_gguf ? load_gguf(m, params, err) : load_llama2c(m, params, err);
-    if (!st) st = quantize_weights(m, params, err);
-    if (!st) st = pack_weights(m, params, err);
+    if (!st) st = prepare_weights(m, params, err);
     if (st) { tv_model_free(m); return NULL; }
     if (!m->name) {
         const char *base = strrchr(path, '/');
