@@ -43,7 +43,7 @@ static const opt_row MODEL_OPTS[] = {
     {O_CACHE_K, {"-ctk", "--cache-type-k"}, "f16|f32", "llama.cpp's spelling of --kv-bits (K and V share one type)"},
     {O_CACHE_V, {"-ctv", "--cache-type-v"}, "f16|f32", "the same, for V"},
     {O_CPU, {"--cpu"}, "PATH",
-     "kernel path: generic|avx2|avx2-novnni|avx512|avx512-novnni (default: $TINYVLLM_CPU, else the best\n"
+     "kernel path: generic|avx2|avx2-novnni|avx512|avx512-novnni|amx (default: $TINYVLLM_CPU, else the best\n"
      "this CPU has); TINYVLLM_REPACK=0 keeps weights as stored"},
     {O_SPEC, {"--spec"}, "ngram|draft",
      "speculative decoding, output unchanged (default: off): propose tokens by prompt lookup (n-grams of\n"

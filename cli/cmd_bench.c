@@ -428,6 +428,8 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddStringToObject(jo, "model", a->mo.model_path);
     cJSON_AddNumberToObject(jo, "threads", r->n_threads);
     cJSON_AddStringToObject(jo, "kernels", r->kernels);
+    const char *no_amx = tv_cpu_amx_unavailable();   // why the amx path is not in use (null when it can run)
+    cJSON_AddItemToObject(jo, "amx_unavailable", no_amx ? cJSON_CreateString(no_amx) : cJSON_CreateNull());
     cJSON_AddNumberToObject(jo, "n_prompt", (double)a->n_prompt);
     cJSON_AddNumberToObject(jo, "n_gen", (double)a->n_gen);
     if (a->mo.spec != TV_SPEC_NONE) {
@@ -516,6 +518,8 @@ static void print_text(const bench_args *a, const bench_results *r) {
     const double wbytes = (double)r->info.weight_bytes, n_params = (double)r->info.n_params;
     printf("model %s: %.2f M matmul params, %.1f MiB weights read per token | %d threads | kernels %s | %ld reps\n",
            r->model_name, n_params * 1e-6, wbytes / (1 << 20), r->n_threads, r->kernels, a->reps);
+    const char *no_amx = tv_cpu_amx_unavailable();
+    if (no_amx && strcmp(r->kernels, "amx") != 0) printf("(amx path unavailable: %s)\n", no_amx);
     printf("load %.0f ms (%d weight tensors repacked in %.0f ms) | peak RSS %.0f MB\n\n", r->load_ms, r->info.n_packed,
            r->info.repack_ms, r->peak_rss_mb);
     printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");

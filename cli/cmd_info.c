@@ -139,6 +139,9 @@ int cmd_info(int argc, char **argv) {
     printf("\nKV cache per token: ");
     print_bytes((double)h.kv_bytes_per_token);
     printf(" (f16, all layers)\n");
+    const char *no_amx = tv_cpu_amx_unavailable();
+    printf("cpu kernels: %s%s%s%s\n", tv_cpu_best_path(), no_amx ? " (amx unavailable: " : "", no_amx ? no_amx : "",
+           no_amx ? ")" : "");
     const tv_tokenizer *tok = tv_model_tokenizer(m);
     if (tok) {
         const char *kinds[] = {"SentencePiece BPE", "byte-level BPE", "WordPiece"};

@@ -266,8 +266,8 @@ typedef enum tv_spec_method {
 typedef struct tv_engine_config {
     int n_threads;             // worker threads for kernels (default: online cores)
     const char *cpu_path;      // CPU kernel path: NULL/"" = the best this CPU supports (default), or
-                               // "generic" | "avx2" | "avx512"; "avx2-novnni" | "avx512-novnni" skip
-                               // the VNNI instructions. Each engine computes with its own path.
+                               // "generic" | "avx2" | "avx512" | "amx"; "avx2-novnni" | "avx512-novnni"
+                               // skip the VNNI instructions. Each engine computes with its own path.
     int block_size;            // KV tokens per block (default 16)
     int64_t n_blocks;          // KV blocks in the pool; 0 = derive from kv_mem_mb
     int64_t kv_mem_mb;         // KV budget in MiB when n_blocks == 0 (default: enough for max_num_seqs × ctx, capped)
@@ -288,8 +288,13 @@ typedef struct tv_engine_config {
 void tv_engine_config_default(tv_engine_config *c);
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *c, tv_error *err);
 void tv_engine_free(tv_engine *e);
-// The CPU kernel path this engine computes with: "generic" | "avx2" | "avx512" (a static string).
+// The CPU kernel path this engine computes with: "generic" | "avx2" | "avx512" | "amx" (a static string).
 const char *tv_engine_cpu_path(const tv_engine *e);
+// The path NULL/"" selects on this machine ("amx" | "avx512" | "avx2" | "generic"), and why the
+// "amx" path (AVX-512 plus AMX tiles for prefill and batched decode) cannot run here: a static
+// sentence, or NULL when it can. These ask the CPU (and, for AMX, the OS) on every call.
+const char *tv_cpu_best_path(void);
+const char *tv_cpu_amx_unavailable(void);
 
 // What an engine was created with, after defaults and clamping: the one source of these numbers
 // (callers ask instead of re-deriving them from the config or the model). Fixed at creation, so

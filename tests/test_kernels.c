@@ -57,7 +57,7 @@ static const tv_type WEIGHT_TYPES[] = { TV_TYPE_F32,  TV_TYPE_F16,  TV_TYPE_BF16
                                         TV_TYPE_Q2_K, TV_TYPE_Q3_K, TV_TYPE_Q5_K,   TV_TYPE_IQ4_NL,
                                         TV_TYPE_IQ4_XS };
 #define N_WEIGHT_TYPES (sizeof WEIGHT_TYPES / sizeof WEIGHT_TYPES[0])
-static const char *PATHS[] = { "generic", "avx2-novnni", "avx2", "avx512-novnni", "avx512" };
+static const char *PATHS[] = { "generic", "avx2-novnni", "avx2", "avx512-novnni", "avx512", "amx" };
 // The kernels under test: a path of PATHS in the loops over them, else $TINYVLLM_CPU's (use_path).
 static kern_table g_kt;
 static bool use_path(const char *p);
@@ -989,6 +989,37 @@ static void test_kernels_init_errors(void **state) {
     }
 }
 
+// The amx path: present exactly when tv_cpu_amx_unavailable() gives no reason (then it is the
+// default), refused with that reason otherwise; it is the AVX-512 VNNI table with AMX packed GEMMs
+// installed over it (their results: test_packed_vs_ref, bit for bit).
+static void test_amx_path(void **state) {
+    (void)state;
+    tv_error err = { 0 };
+    kern_table amx, vnni, best;
+    const char *why = tv_cpu_amx_unavailable();
+    assert_int_equal(kern_table_init(&best, NULL, &err), TV_OK);
+    assert_string_equal(best.path, tv_cpu_best_path());
+    if (why) {
+        print_message("amx path unavailable here (%s): its kernel tests are skipped\n", why);
+        assert_int_equal(kern_table_init(&amx, "amx", &err), TV_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, why));
+        assert_string_not_equal(best.path, "amx");
+        return;
+    }
+    assert_int_equal(kern_table_init(&amx, "amx", &err), TV_OK);
+    assert_int_equal(kern_table_init(&vnni, "avx512", &err), TV_OK);
+    assert_string_equal(amx.path, "amx");
+    assert_string_equal(best.path, "amx");
+    assert_true(amx.ops == vnni.ops);
+    for (int t = 0; t < TV_TYPE_COUNT; t++) {
+        const tv_type_traits *a = kern_traits(&amx, (tv_type)t), *v = kern_traits(&vnni, (tv_type)t);
+        if (!a) continue;
+        assert_true(a->vec_dot == v->vec_dot && a->gemm == v->gemm && a->from_float == v->from_float);
+        if (t == TV_TYPE_Q8_0 || t == TV_TYPE_Q4_0) assert_true(a->gemm_packed != v->gemm_packed && a->pack_pays);
+        else assert_true(a->gemm_packed == v->gemm_packed);
+    }
+}
+
 int main(void) {
     test_rng_seed(0x9E3779B97F4A7C15ull);
     const struct CMUnitTest tests[] = {
@@ -1004,6 +1035,7 @@ int main(void) {
         cmocka_unit_test(test_paths_vs_ref),
         cmocka_unit_test(test_paths_extreme_blocks),
         cmocka_unit_test(test_paths_row_conversion),
+        cmocka_unit_test(test_amx_path),
         cmocka_unit_test(test_packed_vs_ref),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_matmul_pools),

@@ -128,5 +128,12 @@ void x86_install_kquant_avx2(tv_type_traits *t, bool vnni256);
 // MXFP4's vec_dot (x86/mxfp4_avx2.c, x86/mxfp4_avx512.c)
 void x86_install_mxfp4_avx2(tv_type_traits *t);
 void x86_install_mxfp4_avx512(tv_type_traits *t);
+// The AVX-512 VNNI packed GEMM (Q4_0 when q4, else Q8_0; the gemm_packed contract), which the AMX
+// path keeps for few tokens.
+void x86_gemm_packed_vnni512(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                             const void *x, size_t xrs, float *y, int64_t ys);
+// x86/kern_amx.c (built when the assembler knows AMX: TV_HAVE_AMX): the AMX tile kernels over an
+// AVX-512 VNNI table; the caller checked the CPU, the OS's tile state and the tile permission.
+void x86_install_amx(tv_type_traits *t);
 
 #endif

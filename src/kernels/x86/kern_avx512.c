@@ -297,7 +297,7 @@ static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
                             c->y + (t0 + tg) * c->ys + rg, c->ys, m0, m1);
     }
 }
-static void p16_gemm(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+void x86_gemm_packed_vnni512(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                      const void *x, size_t xrs, float *y, int64_t ys) {
     tv_packed_ctx c = { q4, true, n / TV_QK8_0, w, x, wrs, xrs, y, ys };
     TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
@@ -367,7 +367,7 @@ static void q4_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size
 }
 static void q4_0_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                                  const void *x, size_t xrs, float *y, int64_t ys) {
-    p16_gemm(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    x86_gemm_packed_vnni512(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q8_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                           size_t xrs, float *y, int64_t ys) {
@@ -375,7 +375,7 @@ static void q8_0_512_gemm(int64_t n, int64_t r0, int64_t r1, const void *w, size
 }
 static void q8_0_512_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                                  const void *x, size_t xrs, float *y, int64_t ys) {
-    p16_gemm(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    x86_gemm_packed_vnni512(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void q4_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q4_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
 static void q8_0_512_vec_dot(int64_t n, float *s, const void *w, const void *x) { q8_0_512_gemm(n, 0, 1, w, 0, 1, x, 0, s, 0); }
