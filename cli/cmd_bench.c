@@ -412,7 +412,9 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     if (a->roofline && (st = tv_roofline_measure(r->n_threads, &r->rl, err))) goto done;
     const double n_params = (double)r->info.n_params;
     r->tg_bound = a->roofline && r->info.weight_bytes ? r->rl.mem_bw_gbs * 1e9 / (double)r->info.weight_bytes : 0.0;
-    r->pp_bound = a->roofline && n_params > 0 ? r->rl.int8_gops * 1e9 / (2.0 * n_params) : 0.0;
+    // the int8 peak of the units prefill runs on: AMX tiles on the amx path, else the vector units
+    const double int8_peak = !strcmp(r->kernels, "amx") && r->rl.amx_int8_gops > 0 ? r->rl.amx_int8_gops : r->rl.int8_gops;
+    r->pp_bound = a->roofline && n_params > 0 ? int8_peak * 1e9 / (2.0 * n_params) : 0.0;
 done:
     cli_progress_end(&bar);
     tv_engine_free(e);
@@ -461,6 +463,8 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddItemToObject(jo, "int8_peak_gops", num_or_null(rl, r->rl.int8_gops));
     cJSON_AddItemToObject(jo, "fp32_peak_gflops", num_or_null(rl, r->rl.fp32_gflops));
     cJSON_AddItemToObject(jo, "roofline_isa", rl ? cJSON_CreateString(r->rl.isa) : cJSON_CreateNull());
+    cJSON_AddItemToObject(jo, "amx_int8_peak_gops", num_or_null(rl && r->rl.amx_int8_gops > 0, r->rl.amx_int8_gops));
+    cJSON_AddItemToObject(jo, "amx_bf16_peak_gflops", num_or_null(rl && r->rl.amx_bf16_gflops > 0, r->rl.amx_bf16_gflops));
     cJSON_AddItemToObject(jo, "tg_frac_of_bw", num_or_null(rl && r->tg.n > 0 && r->tg_bound > 0, tg_med / r->tg_bound));
     cJSON_AddItemToObject(jo, "pp_frac_of_int8_peak", num_or_null(rl && r->pp.n > 0 && r->pp_bound > 0, pp_med / r->pp_bound));
     cJSON_AddItemToObject(jo, "kv_wasted_slots_per_seq", num_or_null(r->kv_run.has_kv, kv_waste));
@@ -541,12 +545,15 @@ static void print_text(const bench_args *a, const bench_results *r) {
     if (a->roofline) {
         printf("\nroofline (%s, %d threads): read %.1f GB/s | int8 %.0f GOPS | fp32 %.0f GFLOPS\n", r->rl.isa, r->n_threads,
                r->rl.mem_bw_gbs, r->rl.int8_gops, r->rl.fp32_gflops);
+        if (r->rl.amx_int8_gops > 0)
+            printf("  amx tiles: int8 %.0f GOPS | bf16 %.0f GFLOPS\n", r->rl.amx_int8_gops, r->rl.amx_bf16_gflops);
         if (r->tg.n && r->tg_bound > 0)
             printf("  tg%ld: %.2f tok/s = %.1f GB/s of weights = %.1f%% of read bandwidth (bound %.2f tok/s)\n", a->n_gen,
                    tg_med, tg_med * wbytes * 1e-9, 100.0 * tg_med / r->tg_bound, r->tg_bound);
         if (r->pp.n && r->pp_bound > 0)
-            printf("  pp%ld: %.2f tok/s = %.0f GOPS = %.1f%% of int8 peak (bound %.2f tok/s)\n", a->n_prompt, pp_med,
-                   pp_med * 2.0 * n_params * 1e-9, 100.0 * pp_med / r->pp_bound, r->pp_bound);
+            printf("  pp%ld: %.2f tok/s = %.0f GOPS = %.1f%% of %sint8 peak (bound %.2f tok/s)\n", a->n_prompt, pp_med,
+                   pp_med * 2.0 * n_params * 1e-9, 100.0 * pp_med / r->pp_bound,
+                   !strcmp(r->kernels, "amx") && r->rl.amx_int8_gops > 0 ? "AMX " : "", r->pp_bound);
     }
     if (a->n_peers) {
         printf("\n%-16s %12s", "test", "tinyvllm");

@@ -129,11 +129,15 @@ tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_err
 //   mem_bw_gbs   streaming read bandwidth, GB/s, best of 5 over a buffer far beyond the LLC
 //   int8_gops    int8 dot-product peak (VNNI where present), GOPS, 2 ops per multiply-accumulate
 //   fp32_gflops  fp32 FMA peak, GFLOPS
+//   amx_int8_gops, amx_bf16_gflops  AMX tile peaks (tdpbssd, tdpbf16ps; 2 ops per multiply-add), 0
+//                when the "amx" kernel path cannot run here (tv_cpu_amx_unavailable says why)
 typedef struct tv_roofline {
     double mem_bw_gbs;
     double int8_gops;
     double fp32_gflops;
     const char *isa;             // "avx512-vnni" | "avx-vnni" | "avx2" | "generic" (static string)
+    double amx_int8_gops;
+    double amx_bf16_gflops;
 } tv_roofline;
 // Allocates and touches a 1 GiB buffer (256 MiB when 1 GiB is not available); TV_ERR_NOMEM when
 // neither can be had.

@@ -62,6 +62,27 @@ static void test_int8_chains(void **st) {
     }
 }
 
+// AMX probes: every input 1, so element [0][0] of each of the 4 accumulators is 64 n (int8) or
+// 32 n (bf16, exact below 2^24); skipped where the amx path cannot run.
+static void test_amx_probes(void **st) {
+    (void)st;
+    const char *why = tv_cpu_amx_unavailable();
+    if (why) {
+        print_message("amx probes not tested: %s\n", why);
+        return;
+    }
+#ifdef TV_HAVE_AMX
+    const int64_t iters[] = { 0, 1, 7, 1000, 12345 };
+    for (size_t i = 0; i < sizeof iters / sizeof iters[0]; i++) {
+        const int64_t n = iters[i];
+        assert_int_equal(roofline_amx_int8(n), (uint32_t)(256 * n));
+        assert_true(roofline_amx_bf16(n) == (float)(128 * n));
+    }
+#else
+    fail_msg("amx available but this build has no AMX probes");
+#endif
+}
+
 static float fma_chain(float a, int64_t n) {
     for (int64_t i = 0; i < n; i++) a = fmaf(a, 0.999999f, 1e-3f);
     return a;
@@ -103,6 +124,13 @@ static void test_measure(void **st) {
     assert_true(isfinite(r.mem_bw_gbs) && r.mem_bw_gbs > 0.5 && r.mem_bw_gbs < 10000.0);
     assert_true(isfinite(r.int8_gops) && r.int8_gops > 0.5 && r.int8_gops < 1e6);
     assert_true(isfinite(r.fp32_gflops) && r.fp32_gflops > 0.1 && r.fp32_gflops < 1e6);
+    print_message("amx: int8 %.0f GOPS, bf16 %.0f GFLOPS\n", r.amx_int8_gops, r.amx_bf16_gflops);
+    if (tv_cpu_amx_unavailable()) {
+        assert_true(r.amx_int8_gops == 0.0 && r.amx_bf16_gflops == 0.0);
+    } else {   // the tiles do more per cycle than the vector units
+        assert_true(isfinite(r.amx_int8_gops) && r.amx_int8_gops > r.int8_gops && r.amx_int8_gops < 1e7);
+        assert_true(isfinite(r.amx_bf16_gflops) && r.amx_bf16_gflops > 0.1 && r.amx_bf16_gflops < 1e7);
+    }
     assert_int_equal(tv_roofline_measure(5000, &r, &err), TV_ERR_INVALID);
 }
 
@@ -111,6 +139,7 @@ int main(void) {
 #if defined(__x86_64__)
         cmocka_unit_test(test_read_sum),
         cmocka_unit_test(test_int8_chains),
+        cmocka_unit_test(test_amx_probes),
         cmocka_unit_test(test_fp32_chains),
 #endif
         cmocka_unit_test(test_measure),

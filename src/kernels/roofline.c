@@ -71,10 +71,11 @@ typedef struct {
     double int8_macs_per_iter;
     float (*fp32)(int64_t n_iter);
     double fp32_flops_per_iter;
+    bool amx;   // the AMX probes run (roofline_amx.c)
 } probes;
 
 static probes choose_probes(void) {
-    probes p = { "generic", generic_read_sum, generic_int8, GENERIC_CHAINS, generic_fp32, 2.0 * GENERIC_CHAINS };
+    probes p = { "generic", generic_read_sum, generic_int8, GENERIC_CHAINS, generic_fp32, 2.0 * GENERIC_CHAINS, false };
 #if defined(__x86_64__)
     __builtin_cpu_init();
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -100,12 +101,15 @@ static probes choose_probes(void) {
             p.int8_macs_per_iter = ROOFLINE_AVX512_INT8_MACS_PER_ITER;
         }
     }
+#ifdef TV_HAVE_AMX
+    p.amx = tv_cpu_amx_unavailable() == NULL;   // asks the OS for the tile permission
+#endif
 #endif
     return p;
 }
 
 // ---- one parallel job ----
-typedef enum { JOB_TOUCH, JOB_READ, JOB_INT8, JOB_FP32 } job_kind;
+typedef enum { JOB_TOUCH, JOB_READ, JOB_INT8, JOB_FP32, JOB_AMX_INT8, JOB_AMX_BF16 } job_kind;
 
 typedef struct {
     job_kind kind;
@@ -125,6 +129,12 @@ static void job_run(void *arg, int ith, int nth) {
     case JOB_READ: r = j->pr->read_sum(mine, j->slice); break;
     case JOB_INT8: r = j->pr->int8(j->n_iter); break;
     case JOB_FP32: { float f = j->pr->fp32(j->n_iter); memcpy(&r, &f, sizeof r); break; }
+#if defined(__x86_64__) && defined(TV_HAVE_AMX)
+    case JOB_AMX_INT8: r = roofline_amx_int8(j->n_iter); break;
+    case JOB_AMX_BF16: { float f = roofline_amx_bf16(j->n_iter); memcpy(&r, &f, sizeof r); break; }
+#else
+    case JOB_AMX_INT8: case JOB_AMX_BF16: break;   // never queued: probes.amx is false
+#endif
     }
     (void)nth;
     j->sink[ith & 255] ^= r;
@@ -202,6 +212,12 @@ tv_status tv_roofline_measure(int n_threads, tv_roofline *out, tv_error *err) {
         out->int8_gops = 2.0 * compute_rate(pool, &j, pr.int8_macs_per_iter, n_threads) * 1e-9;
         j.kind = JOB_FP32;
         out->fp32_gflops = compute_rate(pool, &j, pr.fp32_flops_per_iter, n_threads) * 1e-9;
+        if (pr.amx) {
+            j.kind = JOB_AMX_INT8;
+            out->amx_int8_gops = 2.0 * compute_rate(pool, &j, ROOFLINE_AMX_INT8_MACS_PER_ITER, n_threads) * 1e-9;
+            j.kind = JOB_AMX_BF16;
+            out->amx_bf16_gflops = compute_rate(pool, &j, ROOFLINE_AMX_BF16_FLOPS_PER_ITER, n_threads) * 1e-9;
+        }
     }
 
 cleanup:

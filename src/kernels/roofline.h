@@ -7,6 +7,8 @@
 //                chains of VNNI vpdpbusd (AVX-512 VNNI zmm or AVX-VNNI ymm), else AVX2
 //                vpmaddubsw + vpmaddwd + vpaddd; enough independent accumulators to hide latency
 //   fp32_gflops  fp32 FMA peak, GFLOPS (2 flops per lane per FMA), zmm or ymm
+//   amx_int8_gops, amx_bf16_gflops  AMX tile peaks (4 independent tdpbssd / tdpbf16ps per round,
+//                operands in tile registers), measured only where the "amx" kernel path can run
 // The ISA is chosen at run time by CPUID; `isa` names it ("avx512-vnni", "avx-vnni", "avx2",
 // "generic"). Peaks are of the instruction stream, not of any kernel: a kernel's fraction of them
 // says how much headroom it has.

@@ -25,6 +25,12 @@
 #define ROOFLINE_AVXVNNI_INT8_MACS_PER_ITER (ROOFLINE_CHAINS_YMM * 32)    // vpdpbusd ymm: 32 MACs
 #define ROOFLINE_AVX2_INT8_MACS_PER_ITER (ROOFLINE_CHAINS_MADDUBS * 32)   // maddubs triple: 32 MACs
 #define ROOFLINE_AVX2_FP32_FLOPS_PER_ITER (ROOFLINE_CHAINS_YMM * 16)      // vfmadd ymm: 8 lanes x 2
+// AMX (roofline_amx.c): a round is 4 tile products of 16 x 16 outputs, K = 64 int8 (tdpbssd) or
+// K = 32 bf16 (tdpbf16ps); every input is 1, so after n rounds each int8 accumulator element is
+// 64 n (mod 2^32) and each bf16 one 32 n; the probes return the sum of element [0][0] of the 4
+// accumulators (256 n, and 128 n as a float).
+#define ROOFLINE_AMX_INT8_MACS_PER_ITER (4 * 16 * 16 * 64)
+#define ROOFLINE_AMX_BF16_FLOPS_PER_ITER (4 * 16 * 16 * 32 * 2)
 
 #if defined(__x86_64__)
 bool roofline_cpu_has_avxvnni(void);   // CPUID leaf 7.1 EAX bit 4 (in roofline.c)
@@ -35,6 +41,8 @@ uint32_t roofline_avx2_read_sum(const void *buf, size_t n_bytes);
 uint32_t roofline_avxvnni_int8(int64_t n_iter);
 uint32_t roofline_avx2_int8(int64_t n_iter);
 float roofline_avx2_fp32(int64_t n_iter);
+uint32_t roofline_amx_int8(int64_t n_iter);   // TV_HAVE_AMX builds only
+float roofline_amx_bf16(int64_t n_iter);
 #endif
 
 #endif
