@@ -144,7 +144,7 @@ printf 'Once upon a time' >"$W/prompt.txt"
 printf 'Once upon a time' | "$BIN" generate -m "$STORIES" -f - -n 12 --temp 0 >"$W/g3.txt" 2>/dev/null || fail "generate -f - failed"
 cmp -s "$W/g1.txt" "$W/g2.txt" && cmp -s "$W/g2.txt" "$W/g3.txt" || fail "-p, -f FILE and -f - give different text"
 "$BIN" --version >"$W/version.txt" || fail "tinyvllm --version failed"
-grep -qE '^tinyvllm [0-9a-f]{7,}' "$W/version.txt" && grep -qE '^kernels: (generic|avx2|avx512)' "$W/version.txt" \
+grep -qE '^tinyvllm [0-9a-f]{7,}' "$W/version.txt" && grep -qE '^kernels: (generic|avx2|avx512|amx)' "$W/version.txt" \
   || fail "--version lacks the revision or the kernel path: $(cat "$W/version.txt")"
 ok "llama.cpp flags (-c, --n-predict, -s, --temperature, -f FILE, -f -) and --version"
 
