@@ -120,9 +120,9 @@ static void run_tokens(runner *r, const int32_t *tokens, int n, int start, float
     int32_t pos[256], rows[256], qs[2] = {0, n}, ctx = start + n;
     assert_true(n <= 256);
     for (int i = 0; i < n; i++) { pos[i] = start + i; rows[i] = i; }
-    const int32_t *tables[1] = {r->table};
+    const int32_t *tables[1] = {r->table}, slot = 0;   // hybrid models: the sequence's state slot
     tv_batch b = {.n_tokens = n, .tokens = tokens, .positions = pos, .n_seqs = 1, .q_start = qs, .ctx_len = &ctx,
-                  .block_tables = tables, .n_logits = n, .logit_rows = rows};
+                  .block_tables = tables, .n_logits = n, .logit_rows = rows, .state_slots = &slot};
     float *lg;
     if (forward_run(r->f, r->kv, &b, &lg, &err)) fail_msg("forward: %s", err.msg);
     memcpy(out, lg, (size_t)n * (size_t)tv_model_n_vocab(r->m) * sizeof(float));
@@ -208,6 +208,7 @@ static void test_fixture(void **state) {
     r.be = backend_cpu_create(test_cpu_path(), 2, &err);
     assert_non_null(r.be);
     assert_non_null(r.kv = kv_cache_create(m, n_blocks + 2, BLOCK_SIZE, true, &err));
+    if (model_hparams(m)->n_linear > 0 && kv_cache_add_state(r.kv, m, 1, &err)) fail_msg("state: %s", err.msg);
     assert_non_null(r.f = forward_create(m, n_ctx, 256, 256, r.be, &err));
     for (int i = 0; i < n_blocks; i++) r.table[i] = n_blocks + 1 - i;   // scattered, reversed blocks
 

@@ -1,4 +1,4 @@
-// test_family_load.c — the loaders of the qwen2, qwen3, smollm3, granite, mistral3 and phi3 families
+// test_family_load.c — the loaders of the qwen2, qwen3, smollm3, granite, mistral3, phi3 and qwen35 families
 // and the RoPE scaling keys (model.c; phi3: fused tensors bound as row views, LongRoPE's two tables): a well-formed file of each loads; a missing or misshapen family
 // tensor, a missing required key, an out-of-range key, an unknown RoPE scaling type and an unknown
 // architecture each fail with an error naming what is wrong. (Their numerics are checked against
@@ -19,6 +19,8 @@
 #include "test_util.h"
 
 enum { DIM = 64, HID = 96, LAYERS = 2, HEADS = 4, KVH = 2, HD = 32, VOCAB = 80 };
+// qwen35 (hybrid): layer 0 Gated DeltaNet, layer 1 full attention (full_attention_interval 2)
+enum { SSM_HEAD = 16, SSM_KH = 2, SSM_VH = 4, SSM_CONV = 4, SSM_CONV_DIM = (2 * SSM_KH + SSM_VH) * SSM_HEAD };
 
 // What a test changes in the file: a tensor left out or given another row length, a key set to
 // another value (a float key) or left out.
@@ -50,6 +52,7 @@ static void write_model(const char *path, const char *arch, const variant *v) {
     gguf_writer *w = gguf_writer_create();
     assert_non_null(w);
     const bool is_qwen3 = !strcmp(arch, "qwen3"), is_qwen2 = !strcmp(arch, "qwen2"), is_phi3 = !strcmp(arch, "phi3");
+    const bool is_hybrid = !strcmp(arch, "qwen35");
     const int hd = is_qwen3 ? HD : DIM / HEADS;
     char k[128];
 #define KEY(name) (snprintf(k, sizeof k, "%s.%s", arch, name), k)
@@ -65,6 +68,14 @@ static void write_model(const char *path, const char *arch, const variant *v) {
     if (is_qwen3) {
         gguf_set_u32(w, KEY("attention.key_length"), HD);
         gguf_set_u32(w, KEY("attention.value_length"), HD);
+    }
+    if (is_hybrid) {
+        gguf_set_u32(w, KEY("ssm.conv_kernel"), SSM_CONV);
+        gguf_set_u32(w, KEY("ssm.state_size"), SSM_HEAD);
+        gguf_set_u32(w, KEY("ssm.group_count"), SSM_KH);
+        gguf_set_u32(w, KEY("ssm.time_step_rank"), SSM_VH);
+        gguf_set_u32(w, KEY("ssm.inner_size"), SSM_VH * SSM_HEAD);
+        gguf_set_u32(w, KEY("full_attention_interval"), 2);
     }
     if (!strcmp(arch, "granite")) {
         gguf_set_f32(w, KEY("logit_scale"), 8.0f);
@@ -105,6 +116,31 @@ static void write_model(const char *path, const char *arch, const variant *v) {
         char n[64];
 #define LAYER(suffix, ne0, ne1) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), add_t(w, v, n, ne0, ne1))
         LAYER("attn_norm.weight", DIM, 1);
+        if (is_hybrid) {
+            if (l == 0) {
+                LAYER("attn_qkv.weight", DIM, SSM_CONV_DIM);
+                LAYER("attn_gate.weight", DIM, SSM_VH * SSM_HEAD);
+                LAYER("ssm_conv1d.weight", SSM_CONV, SSM_CONV_DIM);
+                LAYER("ssm_dt.bias", SSM_VH, 1);
+                LAYER("ssm_a", SSM_VH, 1);
+                LAYER("ssm_alpha.weight", DIM, SSM_VH);
+                LAYER("ssm_beta.weight", DIM, SSM_VH);
+                LAYER("ssm_norm.weight", SSM_HEAD, 1);
+                LAYER("ssm_out.weight", SSM_VH * SSM_HEAD, DIM);
+            } else {
+                LAYER("attn_q.weight", DIM, 2 * HEADS * hd);   // each head's query, then its gate
+                LAYER("attn_k.weight", DIM, KVH * hd);
+                LAYER("attn_v.weight", DIM, KVH * hd);
+                LAYER("attn_output.weight", HEADS * hd, DIM);
+                LAYER("attn_q_norm.weight", hd, 1);
+                LAYER("attn_k_norm.weight", hd, 1);
+            }
+            LAYER("post_attention_norm.weight", DIM, 1);
+            LAYER("ffn_gate.weight", DIM, HID);
+            LAYER("ffn_up.weight", DIM, HID);
+            LAYER("ffn_down.weight", HID, DIM);
+            continue;
+        }
         if (is_phi3) {
             LAYER("attn_qkv.weight", DIM, (HEADS + 2 * KVH) * hd);
         } else {
@@ -163,7 +199,7 @@ static void expect_fail(const char *arch, const variant *v, tv_status code, ...)
 
 static void test_each_family_loads(void **state) {
     (void)state;
-    static const char *const ARCHS[] = {"qwen2", "qwen3", "smollm3", "granite", "mistral3", "phi3"};
+    static const char *const ARCHS[] = {"qwen2", "qwen3", "smollm3", "granite", "mistral3", "phi3", "qwen35"};
     for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++) {
         tv_error err;
         tv_model *m = load(ARCHS[i], &(variant){0}, &err);
@@ -204,6 +240,20 @@ static void test_each_family_loads(void **state) {
                 assert_true(fabs(s[p] - base / (1.0 + 0.5 * p)) < 1e-7 && fabs(l[p] - base / (1.0 + 4.0 * p)) < 1e-7);
             }
         }
+        if (!strcmp(ARCHS[i], "qwen35")) {   // one linear layer, one full-attention layer
+            const tv_layer *L = model_layers(m);
+            assert_int_equal(h->n_linear, 1);
+            assert_true(L[0].is_linear && !L[1].is_linear && L[0].kind_index == 0 && L[1].kind_index == 0);
+            assert_true(L[0].ssm_conv1d.ne[0] == SSM_CONV && L[1].wq.ne[1] == 2 * HEADS * DIM / HEADS);
+            assert_null(L[0].wq.data);
+            assert_null(L[1].ssm_qkv.data);
+            // the conv weights are read directly, never multiplied: not among the matrices
+            int n;
+            const tv_tensor *const *mats = model_matrices(m, &n);
+            for (int j = 0; j < n; j++) assert_ptr_not_equal(mats[j], &L[0].ssm_conv1d);
+            assert_int_equal(kv_cache_state_bytes_per_slot(m),
+                             ((SSM_CONV - 1) * SSM_CONV_DIM + SSM_VH * SSM_HEAD * SSM_HEAD) * sizeof(float));
+        }
         tv_model_free(m);
     }
 }
@@ -240,6 +290,14 @@ static void test_missing_or_misshapen_tensors(void **state) {
                 TV_ERR_FORMAT, "rope_factors_short.weight", "F32 [4]", NULL);
     expect_fail("phi3", &(variant){.drop_key = "phi3.attention.layer_norm_rms_epsilon"}, TV_ERR_FORMAT,
                 "phi3.attention.layer_norm_rms_epsilon", "missing", NULL);
+    // hybrid: each kind of layer has its own tensors, checked where that kind is
+    expect_fail("qwen35", &(variant){.drop_tensor = "blk.0.ssm_a"}, TV_ERR_FORMAT, "blk.0.ssm_a", "missing", NULL);
+    expect_fail("qwen35", &(variant){.drop_tensor = "blk.1.attn_q_norm.weight"}, TV_ERR_FORMAT,
+                "blk.1.attn_q_norm.weight", "missing", NULL);
+    expect_fail("qwen35", &(variant){.reshape_tensor = "blk.0.ssm_conv1d.weight"}, TV_ERR_FORMAT,
+                "blk.0.ssm_conv1d.weight", "[4, 128]", NULL);
+    expect_fail("qwen35", &(variant){.drop_tensor = "blk.0.attn_gate.weight"}, TV_ERR_FORMAT,
+                "blk.0.attn_gate.weight", "missing", NULL);
 }
 
 static void test_keys_checked(void **state) {
@@ -265,6 +323,19 @@ static void test_keys_checked(void **state) {
                 "qwen3.attention.value_length", NULL);
     expect_fail("qwen3", &(variant){.u32_key = "qwen3.attention.key_length", .u32_val = 2048}, TV_ERR_FORMAT,
                 "qwen3.attention.key_length", "out of range", NULL);
+    // hybrid: the Gated DeltaNet sizes and the layer pattern
+    expect_fail("qwen35", &(variant){.drop_key = "qwen35.ssm.state_size"}, TV_ERR_FORMAT, "qwen35.ssm.state_size",
+                "missing", NULL);
+    expect_fail("qwen35", &(variant){.u32_key = "qwen35.ssm.conv_kernel", .u32_val = 9}, TV_ERR_FORMAT,
+                "qwen35.ssm.conv_kernel", "out of range", NULL);
+    expect_fail("qwen35", &(variant){.u32_key = "qwen35.ssm.group_count", .u32_val = 3}, TV_ERR_FORMAT,
+                "qwen35.ssm.group_count", "does not divide", NULL);
+    expect_fail("qwen35", &(variant){.u32_key = "qwen35.ssm.inner_size", .u32_val = 60}, TV_ERR_FORMAT,
+                "qwen35.ssm.inner_size", NULL);
+    expect_fail("qwen35", &(variant){.u32_key = "qwen35.full_attention_interval", .u32_val = 0}, TV_ERR_FORMAT,
+                "qwen35.full_attention_interval", NULL);
+    expect_fail("qwen35", &(variant){.u32_key = "qwen35.full_attention_interval", .u32_val = 3}, TV_ERR_FORMAT,
+                "qwen35.full_attention_interval", NULL);
     expect_fail("smollm3", &(variant){.str_key = "general.architecture", .str_val = "qwen9"}, TV_ERR_UNSUPPORTED,
                 "qwen9", "qwen2", "qwen3", "smollm3", "granite", "mistral3", NULL);
 }

@@ -26,6 +26,7 @@
 
 #include <stdint.h>
 
+#include "kernels/deltanet.h"
 #include "kernels/kernels.h"
 #include "tinyvllm.h"
 
@@ -55,6 +56,21 @@ typedef struct backend_moe {
     float *y;                     // (T * k, dim)
 } backend_moe;
 
+// Gated DeltaNet over the sequences of a batch (kernels/deltanet.h): each sequence's rows through
+// the conv window and the delta rule, starting from its own state, which is updated.
+typedef struct backend_gdn {
+    kern_gdn_geom geom;
+    int n_seqs;
+    const int32_t *q_start;       // (n_seqs + 1) sequence s owns rows [q_start[s], q_start[s+1])
+    float *const *conv_state;     // (n_seqs) each sequence's conv window (d_conv - 1, conv_dim)
+    float *const *ssm_state;      // (n_seqs) its delta-rule matrices (n_v_heads, head_dim, head_dim)
+    const float *conv_w;          // (conv_dim, d_conv)
+    const float *dt, *a;          // (n_v_heads) decay bias, -exp(A_log)
+    float *qkv;                   // (T, conv_dim) the q/k/v projections; overwritten by the conv output
+    const float *alpha, *beta;    // (T, n_v_heads) raw decay / write-strength projections
+    float *out;                   // (T, n_v_heads * head_dim)
+} backend_gdn;
+
 typedef struct backend_vtbl {
     void (*free)(backend *be);
     tv_status (*prepare)(backend *be, const tv_tensor *const *w, int n_w, int max_tokens, tv_error *err);
@@ -80,6 +96,9 @@ typedef struct backend_vtbl {
     void (*moe_route)(backend *be, const tv_route_opts *o, float *logits, int n_rows, int32_t *ids, float *w);
     void (*moe_ffn)(backend *be, const backend_moe *a);
     void (*sigmoid)(backend *be, float *y, int n_rows, int n);
+    // hybrid models: gated attention output, Gated DeltaNet
+    void (*mul_sigmoid)(backend *be, float *y, const float *g, int n_rows, int n);
+    void (*gdn)(backend *be, const backend_gdn *a);
 } backend_vtbl;
 
 struct backend {
@@ -184,5 +203,12 @@ static inline void backend_moe_route(backend *be, const tv_route_opts *o, float 
 static inline void backend_moe_ffn(backend *be, const backend_moe *a) { be->vt->moe_ffn(be, a); }
 // y = sigmoid(y) computed as llama.cpp's qwen2moe does it: silu(y) / y = (y / (1 + e^-y)) / y
 static inline void backend_sigmoid(backend *be, float *y, int n_rows, int n) { be->vt->sigmoid(be, y, n_rows, n); }
+// y *= 1 / (1 + exp(-g)) (ggml_sigmoid then ggml_mul: the gated attention of qwen35 / qwen3next)
+static inline void backend_mul_sigmoid(backend *be, float *y, const float *g, int n_rows, int n) {
+    be->vt->mul_sigmoid(be, y, g, n_rows, n);
+}
+// Gated DeltaNet (backend_gdn): every sequence's conv and recurrence; a sequence's bits do not
+// depend on the others or on the threads.
+static inline void backend_gdn_run(backend *be, const backend_gdn *a) { be->vt->gdn(be, a); }
 
 #endif

@@ -100,7 +100,7 @@ static void cpu_kv_write(backend *be, const tv_attn_geom *g, void *k_pool, void 
 
 // ---- row-wise ops
 
-typedef enum { EW_RMSNORM, EW_ROPE, EW_ROPE_NEOX, EW_SWIGLU, EW_ADD, EW_GEGLU, EW_SOFTCAP, EW_SCALE, EW_SIGMOID } ew_kind;
+typedef enum { EW_RMSNORM, EW_ROPE, EW_ROPE_NEOX, EW_SWIGLU, EW_ADD, EW_GEGLU, EW_SOFTCAP, EW_SCALE, EW_SIGMOID, EW_MUL_SIGMOID } ew_kind;
 
 typedef struct ew_args {
     const tv_ops *ops;
@@ -139,6 +139,9 @@ static void ew_worker(void *arg, int ith, int nth) {
         case EW_SOFTCAP: a->ops->softcap(y, a->n, a->eps); break;
         case EW_SIGMOID:   // llama.cpp's qwen2moe: ggml_div(ggml_silu(x), x), silu as ggml_silu_f32
             for (int i = 0; i < a->n; i++) y[i] = y[i] / (1.0f + expf(-y[i])) / y[i];
+            break;
+        case EW_MUL_SIGMOID:
+            for (int i = 0; i < a->n; i++) y[i] *= 1.0f / (1.0f + expf(-x[i]));
             break;
         case EW_SCALE: {
             const float f = a->s ? a->s[r] : a->eps;
@@ -204,6 +207,39 @@ static void cpu_scale_rows(backend *be, float *y, const float *s, int n_rows, in
 
 static void cpu_sigmoid(backend *be, float *y, int n_rows, int n) {
     ew_run(be, &(ew_args){.kind = EW_SIGMOID, .n_rows = n_rows, .n = n, .y = y});
+}
+
+static void cpu_mul_sigmoid(backend *be, float *y, const float *g, int n_rows, int n) {
+    ew_run(be, &(ew_args){.kind = EW_MUL_SIGMOID, .n_rows = n_rows, .n = n, .y = y, .x = g});
+}
+
+// ---- Gated DeltaNet: the conv per sequence, then the recurrence per (sequence, value head); each
+// item runs on one thread, so the bits do not depend on the thread count
+
+static void gdn_conv_worker(void *arg, int ith, int nth) {
+    const backend_gdn *a = arg;
+    const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom);
+    for (int s = ith; s < a->n_seqs; s += nth)
+        ref_gdn_conv(&a->geom, a->conv_state[s], a->conv_w, a->qkv + (size_t)a->q_start[s] * cd,
+                     a->q_start[s + 1] - a->q_start[s]);
+}
+
+static void gdn_head_worker(void *arg, int ith, int nth) {
+    const backend_gdn *a = arg;
+    const int H = a->geom.n_v_heads, hd = a->geom.head_dim;
+    const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom);
+    for (int i = ith; i < a->n_seqs * H; i += nth) {
+        const int s = i / H, h = i % H;
+        const size_t t0 = (size_t)a->q_start[s];
+        ref_gdn_head(&a->geom, h, a->ssm_state[s] + (size_t)h * hd * hd, a->qkv + t0 * cd, a->alpha + t0 * H,
+                     a->beta + t0 * H, a->dt, a->a, a->out + t0 * H * hd, a->q_start[s + 1] - a->q_start[s]);
+    }
+}
+
+static void cpu_gdn(backend *be, const backend_gdn *a) {
+    cpu_backend *c = cpu(be);
+    pool_run(a->n_seqs > 1 ? c->pool : NULL, gdn_conv_worker, (void *)a);
+    pool_run(c->pool, gdn_head_worker, (void *)a);
 }
 
 // ---- mixture of experts
@@ -284,6 +320,8 @@ static const backend_vtbl cpu_vtbl = {
     .moe_route = cpu_moe_route,
     .moe_ffn = cpu_moe_ffn,
     .sigmoid = cpu_sigmoid,
+    .mul_sigmoid = cpu_mul_sigmoid,
+    .gdn = cpu_gdn,
 };
 
 backend *backend_cpu_create(const char *cpu_path, int n_threads, tv_error *err) {

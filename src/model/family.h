@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "formats/gguf.h"
+#include "kernels/deltanet.h"
 #include "model/layers.h"
 #include "model/model.h"
 
@@ -50,11 +51,18 @@ typedef enum family_dim {
     FD_FF_EXP,  // ff_exp: one expert's FFN rows
     FD_FF_SHEXP,   // ff_shexp: the shared expert's
     FD_HEADS,   // n_heads (gpt-oss's per-head attention sinks)
+    FD_Q_GATED, // 2 * n_heads * head_dim: each head's query rows, then its gate rows (qwen35)
+    FD_SSM_CONV,       // ssm_d_conv: the convolution's width
+    FD_SSM_CONV_DIM,   // 2 * ssm_n_k_heads * ssm_head_dim + ssm_d_inner: q, k and v of a linear layer
+    FD_SSM_INNER,      // ssm_d_inner: v, the output gate
+    FD_SSM_V_HEADS,    // ssm_n_v_heads
+    FD_SSM_HEAD,       // ssm_head_dim
 } family_dim;
 
 // Which models of the family have a tensor: every one, only dense ones (n_expert 0), only
 // mixture-of-experts ones (llama's FFN is one or the other; Mixtral is llama with experts).
-typedef enum family_when { FW_ALL, FW_DENSE, FW_MOE } family_when;
+// Hybrid models: only the linear-attention layers (tv_layer.is_linear), only the full-attention ones.
+typedef enum family_when { FW_ALL, FW_DENSE, FW_MOE, FW_LINEAR, FW_FULL_ATTN } family_when;
 
 // One weight: `name` (per-layer tensors are "blk.<l>." + name) bound to the tv_tensor at `offset` of
 // tv_weights (model-wide) or tv_layer (per layer), with shape [ne0 (row length), ne1 (rows)].
@@ -77,6 +85,7 @@ typedef struct family_tensor {
     family_dim ne2;        // FD_ONE, or FD_EXPERT for 3-D expert tensors (one matrix per expert)
     family_when when;
     bool is_optional;
+    bool is_direct;        // a matrix the block reads itself (never multiplied): F32, not repacked
     int n_parts;
     family_tensor_part parts[3];
 } family_tensor;
@@ -92,6 +101,12 @@ typedef struct family_tensor {
 // A per-layer tensor present only in dense models or only in MoE ones (required there).
 #define FAMILY_LAYER_WHEN(name_, slot, ne0_, ne1_, when_) \
     {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_, .when = when_}
+// Per-layer tensors of one layer kind of a hybrid model (when_: FW_LINEAR or FW_FULL_ATTN).
+#define FAMILY_LAYER_KIND(name_, slot, ne0_, ne1_, when_) \
+    {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_, .when = when_}
+#define FAMILY_LAYER_KIND_DIRECT(name_, slot, ne0_, ne1_, when_) \
+    {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_, .when = when_, \
+     .is_direct = true}
 // A per-layer 3-D expert tensor: n_expert matrices of [ne0, ne1].
 #define FAMILY_EXPERTS(name_, slot, ne0_, ne1_, when_)                                                 \
     {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_,   \
@@ -189,6 +204,39 @@ typedef struct model_family {
 // slides), or one bool per layer; absent: the period dflt_period. TV_ERR_FORMAT on a bad value.
 tv_status family_swa_pattern(const gguf_ctx *g, const char *arch, int dflt_period, const tv_hparams *h,
                              tv_layer *layers, tv_error *err);
+
+// The hybrid Qwen models' keys (after "<arch>.") and tensors: Gated DeltaNet sizes, and per kind of
+// layer its tensors (the FFN is the family's)
+#define FAMILY_KEYS_HYBRID                                                    \
+    FAMILY_INT("ssm.conv_kernel", ssm_d_conv, 2, KERN_GDN_MAX_CONV),          \
+    FAMILY_INT("ssm.inner_size", ssm_d_inner, 1, 1 << 16),                    \
+    FAMILY_INT("ssm.state_size", ssm_head_dim, 1, 1024),                      \
+    FAMILY_INT("ssm.time_step_rank", ssm_n_v_heads, 1, 1024),                 \
+    FAMILY_INT("ssm.group_count", ssm_n_k_heads, 1, 1024)
+#define FAMILY_TENSORS_HYBRID                                                                          \
+    FAMILY_LAYER("attn_norm.weight", attn_norm, FD_EMBD, FD_ONE),                                      \
+    FAMILY_LAYER("post_attention_norm.weight", ffn_norm, FD_EMBD, FD_ONE),                             \
+    FAMILY_LAYER_KIND("attn_q.weight", wq, FD_EMBD, FD_Q_GATED, FW_FULL_ATTN),                         \
+    FAMILY_LAYER_KIND("attn_k.weight", wk, FD_EMBD, FD_KV, FW_FULL_ATTN),                              \
+    FAMILY_LAYER_KIND("attn_v.weight", wv, FD_EMBD, FD_KV, FW_FULL_ATTN),                              \
+    FAMILY_LAYER_KIND("attn_output.weight", wo, FD_Q, FD_EMBD, FW_FULL_ATTN),                          \
+    FAMILY_LAYER_KIND("attn_q_norm.weight", q_norm, FD_HEAD, FD_ONE, FW_FULL_ATTN),                    \
+    FAMILY_LAYER_KIND("attn_k_norm.weight", k_norm, FD_HEAD, FD_ONE, FW_FULL_ATTN),                    \
+    FAMILY_LAYER_KIND("attn_qkv.weight", ssm_qkv, FD_EMBD, FD_SSM_CONV_DIM, FW_LINEAR),                \
+    FAMILY_LAYER_KIND("attn_gate.weight", ssm_z, FD_EMBD, FD_SSM_INNER, FW_LINEAR),                    \
+    FAMILY_LAYER_KIND_DIRECT("ssm_conv1d.weight", ssm_conv1d, FD_SSM_CONV, FD_SSM_CONV_DIM, FW_LINEAR), \
+    FAMILY_LAYER_KIND("ssm_dt.bias", ssm_dt, FD_SSM_V_HEADS, FD_ONE, FW_LINEAR),                       \
+    FAMILY_LAYER_KIND("ssm_a", ssm_a, FD_SSM_V_HEADS, FD_ONE, FW_LINEAR),                              \
+    FAMILY_LAYER_KIND("ssm_alpha.weight", ssm_alpha, FD_EMBD, FD_SSM_V_HEADS, FW_LINEAR),              \
+    FAMILY_LAYER_KIND("ssm_beta.weight", ssm_beta, FD_EMBD, FD_SSM_V_HEADS, FW_LINEAR),                \
+    FAMILY_LAYER_KIND("ssm_norm.weight", ssm_norm, FD_SSM_HEAD, FD_ONE, FW_LINEAR),                    \
+    FAMILY_LAYER_KIND("ssm_out.weight", ssm_out, FD_SSM_INNER, FD_EMBD, FW_LINEAR)
+
+// Marks the linear-attention layers of a hybrid model as llama.cpp does: the bool array
+// `<arch>.attention.recurrent_layers` when present, else every layer l with (l + 1) %
+// `<arch>.full_attention_interval` (default 4) != 0; numbers each kind's layers (tv_layer.kind_index),
+// sets h->n_linear and checks the Gated DeltaNet sizes. TV_ERR_FORMAT naming the key on a bad value.
+tv_status family_hybrid_layers(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err);
 
 // The family whose archs include `arch`, or NULL.
 const model_family *family_find(const char *arch);

@@ -43,7 +43,7 @@ size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32) 
     int hd_max;
     size_t kvd_max;
     layer_shape_max(m, &hd_max, &kvd_max);
-    return 2 * (size_t)h->n_layers * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
+    return 2 * (size_t)(h->n_layers - h->n_linear) * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
 }
 
 tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err) {
@@ -54,7 +54,7 @@ tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bo
     }
     tv_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) goto oom;
-    kv->n_layers = h->n_layers;
+    kv->n_layers = h->n_layers - h->n_linear;   // linear-attention layers keep a state slot instead
     kv->n_blocks = n_blocks;
     kv->block_size = block_size;
     kv->n_kv_heads = h->n_kv_heads;
@@ -64,7 +64,7 @@ tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bo
     int hd_max;
     layer_shape_max(m, &hd_max, &kvd_max);
     if (!mul_ok((size_t)n_blocks * (size_t)block_size, kvd_max * esz, &kv->layer_bytes) ||
-        !mul_ok(kv->layer_bytes, (size_t)h->n_layers, &total)) {
+        !mul_ok(kv->layer_bytes, (size_t)(kv->n_layers > 0 ? kv->n_layers : 1), &total)) {
         free(kv);
         err_fail(err, TV_ERR_NOMEM, "KV cache: size overflows");
         return NULL;
@@ -79,8 +79,54 @@ oom:
     return NULL;
 }
 
+static void state_cache_free(tv_state_cache *sc) {
+    if (!sc) return;
+    free(sc->conv);
+    free(sc->ssm);
+    free(sc->n_pos);
+    free(sc);
+}
+
+// One linear layer's state of one slot, in floats: the conv window and the matrices.
+static void state_floats(const tv_hparams *h, size_t *conv, size_t *ssm) {
+    const size_t conv_dim = 2 * (size_t)h->ssm_n_k_heads * h->ssm_head_dim + (size_t)h->ssm_d_inner;
+    *conv = (size_t)(h->ssm_d_conv - 1) * conv_dim;
+    *ssm = (size_t)h->ssm_n_v_heads * h->ssm_head_dim * h->ssm_head_dim;
+}
+
+size_t kv_cache_state_bytes_per_slot(const tv_model *m) {
+    const tv_hparams *h = model_hparams(m);
+    size_t conv, ssm;
+    state_floats(h, &conv, &ssm);
+    return h->n_linear > 0 ? (size_t)h->n_linear * (conv + ssm) * sizeof(float) : 0;
+}
+
+tv_status kv_cache_add_state(tv_kv_cache *kv, const tv_model *m, int n_slots, tv_error *err) {
+    const tv_hparams *h = model_hparams(m);
+    if (h->n_linear <= 0 || n_slots < 1 || kv->state)
+        return err_fail(err, TV_ERR_INVALID, "KV cache: state slots are for hybrid models, once, at least one (%d)",
+                        n_slots);
+    tv_state_cache *sc = calloc(1, sizeof *sc);
+    if (!sc) return err_fail(err, TV_ERR_NOMEM, "KV cache: out of memory");
+    sc->n_slots = n_slots;
+    sc->n_linear = h->n_linear;
+    state_floats(h, &sc->conv_floats, &sc->ssm_floats);
+    const size_t per_layer = (size_t)n_slots * (size_t)h->n_linear;
+    sc->conv = calloc(per_layer, sc->conv_floats * sizeof(float));
+    sc->ssm = calloc(per_layer, sc->ssm_floats * sizeof(float));
+    sc->n_pos = calloc((size_t)n_slots, sizeof(int32_t));
+    if (!sc->conv || !sc->ssm || !sc->n_pos) {
+        state_cache_free(sc);
+        return err_fail(err, TV_ERR_NOMEM, "KV cache: cannot allocate %d state slots of %zu bytes", n_slots,
+                        kv_cache_state_bytes_per_slot(m));
+    }
+    kv->state = sc;
+    return TV_OK;
+}
+
 void kv_cache_free(tv_kv_cache *kv) {
     if (!kv) return;
+    state_cache_free(kv->state);
     free(kv->k);
     free(kv->v);
     free(kv);
@@ -110,7 +156,8 @@ void forward_free(tv_forward *f) {
     if (!f) return;
     layer_state *s = &f->s;
     float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att, s->hb, s->hb2, f->lx, f->logits, f->rope_cs,
-                    f->rope_cs_swa, f->ones, s->moe_logits, s->moe_w, s->moe_g, s->moe_u, s->moe_y};
+                    f->rope_cs_swa, f->ones, s->moe_logits, s->moe_w, s->moe_g, s->moe_u, s->moe_y,
+                    s->q_gated, s->attn_gate, s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta, s->ssm_o};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->moe_ids);
     free(s->moe_x_row);
@@ -121,6 +168,8 @@ void forward_free(tv_forward *f) {
     free(f->seqs);
     free(f->seqs_shaped);
     free(f->attn_temp);
+    free(s->gdn_conv);
+    free(s->gdn_ssm);
     free(f);
 }
 
@@ -170,6 +219,16 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
             !(s->moe_y = malloc(TK * (size_t)h->dim * sizeof(float))))
             goto oom;
     }
+    if (h->n_linear > 0) {   // hybrid: the gated query of the attention layers, the linear layers' rows
+        const size_t conv_dim = 2 * (size_t)h->ssm_n_k_heads * h->ssm_head_dim + (size_t)h->ssm_d_inner;
+        const size_t nv = (size_t)h->ssm_n_v_heads, inner = (size_t)h->ssm_d_inner;
+        if (!(s->q_gated = malloc(T * 2 * qd * sizeof(float))) || !(s->attn_gate = malloc(T * qd * sizeof(float))) ||
+            !(s->ssm_qkv = malloc(T * conv_dim * sizeof(float))) || !(s->ssm_z = malloc(T * inner * sizeof(float))) ||
+            !(s->ssm_alpha = malloc(T * nv * sizeof(float))) || !(s->ssm_beta = malloc(T * nv * sizeof(float))) ||
+            !(s->ssm_o = malloc(T * inner * sizeof(float))) || !(s->gdn_conv = malloc(T * sizeof(float *))) ||
+            !(s->gdn_ssm = malloc(T * sizeof(float *))))
+            goto oom;
+    }
     for (int i = 0; i < hd_max; i++) f->ones[i] = 1.0f;
     s->ones = f->ones;
     s->seqs_shaped = f->seqs_shaped;
@@ -204,8 +263,32 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
         b->n_seqs <= 0 || b->q_start[0] != 0 || b->q_start[b->n_seqs] != b->n_tokens)
         return err_fail(err, TV_ERR_INVALID, "forward: malformed batch (%d tokens, %d seqs, %d logits)", b->n_tokens,
                        b->n_seqs, b->n_logits);
-    if (kv->n_layers != h->n_layers || kv->n_kv_heads != h->n_kv_heads || kv->head_dim != h->head_dim)
+    if (kv->n_layers != h->n_layers - h->n_linear || kv->n_kv_heads != h->n_kv_heads || kv->head_dim != h->head_dim)
         return err_fail(err, TV_ERR_INVALID, "forward: KV cache geometry does not match the model");
+    if (h->n_linear > 0) {   // hybrid: every sequence continues its own state slot
+        const tv_state_cache *sc = kv->state;
+        if (!sc || !b->state_slots)
+            return err_fail(err, TV_ERR_INVALID, "forward: a hybrid model's batch needs state slots");
+        if (b->n_layers > 0 && b->n_layers < h->n_layers)
+            return err_fail(err, TV_ERR_INVALID, "forward: a hybrid model runs whole (its linear layers' state)");
+        for (int s = 0; s < b->n_seqs; s++) {
+            const int32_t slot = b->state_slots[s];
+            if (slot < 0 || slot >= sc->n_slots)
+                return err_fail(err, TV_ERR_INVALID, "forward: state slot %d of sequence %d out of range", slot, s);
+            for (int o = 0; o < s; o++)
+                if (b->state_slots[o] == slot)
+                    return err_fail(err, TV_ERR_INVALID, "forward: sequences %d and %d share state slot %d", o, s,
+                                    slot);
+            const int t0 = b->q_start[s], p0 = b->positions[t0];
+            if (p0 != 0 && p0 != sc->n_pos[slot])
+                return err_fail(err, TV_ERR_INVALID,
+                                "forward: sequence %d continues at position %d but its state slot %d holds %d tokens", s,
+                                p0, slot, sc->n_pos[slot]);
+            for (int t = t0 + 1; t < b->q_start[s + 1]; t++)
+                if (b->positions[t] != p0 + (t - t0))
+                    return err_fail(err, TV_ERR_INVALID, "forward: sequence %d's positions are not consecutive", s);
+        }
+    }
     for (int s = 0; s < b->n_seqs; s++) {
         if (b->q_start[s + 1] < b->q_start[s] || b->ctx_len[s] <= 0 || b->ctx_len[s] > h->n_ctx_train)
             return err_fail(err, TV_ERR_INVALID, "forward: sequence %d has an invalid range or context length %d", s,
@@ -283,9 +366,26 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
                                .window = h->kv_window};
     s->attn = (tv_attn_args){.geom = geom, .n_seqs = b->n_seqs, .seqs = f->seqs};
 
+    tv_state_cache *sc = h->n_linear > 0 ? kv->state : NULL;
+    s->state = sc;
+    s->state_slots = b->state_slots;
+    s->n_seqs = b->n_seqs;
+    s->q_start = b->q_start;
+    for (int i = 0; sc && i < b->n_seqs; i++) {   // a sequence at position 0 starts from a zero state
+        const int32_t slot = b->state_slots[i];
+        if (b->positions[b->q_start[i]] != 0) continue;
+        for (int li = 0; li < sc->n_linear; li++) {
+            const size_t at = (size_t)li * (size_t)sc->n_slots + (size_t)slot;
+            memset(sc->conv + at * sc->conv_floats, 0, sc->conv_floats * sizeof(float));
+            memset(sc->ssm + at * sc->ssm_floats, 0, sc->ssm_floats * sizeof(float));
+        }
+    }
+
     const int n_layers = b->n_layers > 0 && b->n_layers < h->n_layers ? b->n_layers : h->n_layers;
-    for (int l = 0; l < n_layers; l++)
-        if ((st = fam->block(s, &layers[l], l, err))) return st;
+    for (int l = 0; l < n_layers && !st; l++) st = fam->block(s, &layers[l], l, err);
+    for (int i = 0; sc && i < b->n_seqs; i++)   // a failed batch leaves its states half advanced: invalid
+        sc->n_pos[b->state_slots[i]] = st ? -1 : b->positions[b->q_start[i + 1] - 1] + 1;
+    if (st) return st;
 
     layers_logits(s, b->logit_rows, b->n_logits, model_output_norm(m), model_output(m), f->lx, f->logits);
     *logits = f->logits;

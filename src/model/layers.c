@@ -3,6 +3,7 @@
 #include "model/layers.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "backend/backend.h"
 #include "util/status.h"
@@ -79,13 +80,55 @@ tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opt
         if (o->scale > 0) a.geom.scale = o->scale;
         a.geom.sinks = o->sinks;
     }
+    const float *gate = o ? o->gate : NULL;
     a.k_pool = kv->k + (size_t)layer * kv->layer_bytes;
     a.v_pool = kv->v + (size_t)layer * kv->layer_bytes;
     backend_kv_write(s->be, &a.geom, (void *)a.k_pool, (void *)a.v_pool, s->slots, s->n_tokens, s->k, s->v);
     tv_status st = backend_attention(s->be, &a, err);
     if (st) return st;
+    if (gate) backend_mul_sigmoid(s->be, s->att, gate, s->n_tokens, a.geom.n_heads * a.geom.head_dim);
     backend_matmul(s->be, &wo, &out, 1, s->att, s->n_tokens);
     return TV_OK;
+}
+
+void layers_qkv_gated(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv) {
+    const tv_tensor *w[] = {wq, wk, wv};
+    float *const y[] = {s->q_gated, s->k, s->v};
+    backend_matmul(s->be, w, y, 3, s->xb, s->n_tokens);
+    const int nh = s->h->n_heads, hd = s->head_dim;
+    const size_t qd = (size_t)nh * hd;
+    for (int t = 0; t < s->n_tokens; t++)
+        for (int i = 0; i < nh; i++) {
+            const float *src = s->q_gated + (size_t)t * 2 * qd + (size_t)i * 2 * hd;
+            memcpy(s->q + (size_t)t * qd + (size_t)i * hd, src, (size_t)hd * sizeof(float));
+            memcpy(s->attn_gate + (size_t)t * qd + (size_t)i * hd, src + hd, (size_t)hd * sizeof(float));
+        }
+}
+
+void layers_gdn(layer_state *s, const tv_layer *L, float *out) {
+    const tv_hparams *h = s->h;
+    const tv_state_cache *sc = s->state;
+    const int T = s->n_tokens;
+    const tv_tensor *w[] = {&L->ssm_qkv, &L->ssm_z, &L->ssm_alpha, &L->ssm_beta};
+    float *const y[] = {s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta};
+    backend_matmul(s->be, w, y, 4, s->xb, T);
+    const size_t li = (size_t)L->kind_index;
+    for (int i = 0; i < s->n_seqs; i++) {
+        const size_t slot = li * (size_t)sc->n_slots + (size_t)s->state_slots[i];
+        s->gdn_conv[i] = sc->conv + slot * sc->conv_floats;
+        s->gdn_ssm[i] = sc->ssm + slot * sc->ssm_floats;
+    }
+    const backend_gdn a = {
+        .geom = {.n_k_heads = h->ssm_n_k_heads, .n_v_heads = h->ssm_n_v_heads, .head_dim = h->ssm_head_dim,
+                 .d_conv = h->ssm_d_conv, .eps = h->norm_eps},
+        .n_seqs = s->n_seqs, .q_start = s->q_start, .conv_state = s->gdn_conv, .ssm_state = s->gdn_ssm,
+        .conv_w = L->ssm_conv1d.data, .dt = L->ssm_dt.data, .a = L->ssm_a.data, .qkv = s->ssm_qkv,
+        .alpha = s->ssm_alpha, .beta = s->ssm_beta, .out = s->ssm_o};
+    backend_gdn_run(s->be, &a);
+    layers_rmsnorm(s, s->ssm_o, s->ssm_o, &L->ssm_norm, T * h->ssm_n_v_heads);
+    backend_swiglu(s->be, s->ssm_z, s->ssm_o, T, h->ssm_d_inner);
+    const tv_tensor *wo = &L->ssm_out;
+    backend_matmul(s->be, &wo, &out, 1, s->ssm_z, T);
 }
 
 void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const tv_tensor *up,
@@ -173,4 +216,24 @@ tv_status layers_prenorm_block_rope(layer_state *s, const tv_layer *L, int l, co
 
 tv_status layers_prenorm_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
     return layers_prenorm_block_rope(s, L, l, s->rope_cs, err);
+}
+
+tv_status layers_hybrid_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
+    (void)l;   // a hybrid layer's KV pool or state is its index among its kind
+    layers_rmsnorm(s, s->xb, s->x, &L->attn_norm, s->n_tokens);
+    if (L->is_linear) {
+        layers_gdn(s, L, s->xb2);
+    } else {
+        layers_qkv_gated(s, &L->wq, &L->wk, &L->wv);
+        layers_head_norm(s, &L->q_norm, &L->k_norm);
+        layers_rope(s, s->rope_cs);
+        const layers_attn_opts o = {.gate = s->attn_gate};
+        tv_status st = layers_attention_opts(s, L->kind_index, &o, &L->wo, s->xb2, err);
+        if (st) return st;
+    }
+    layers_add(s, s->x, s->xb2);
+    layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, s->n_tokens);
+    layers_ffn(s, LAYERS_ACT_SILU, L, s->xb2);
+    layers_add(s, s->x, s->xb2);
+    return TV_OK;
 }

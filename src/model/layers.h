@@ -47,6 +47,18 @@ typedef struct layer_state {
     int32_t *moe_off;     // (n_expert + 1)
     float *moe_g, *moe_u; // (T * k, ff_exp) expert gate / up rows, grouped by expert
     float *moe_y;         // (T * k, dim) expert outputs, grouped; then the shared expert's (T, dim)
+    // hybrid models (h->n_linear > 0, else NULL)
+    float *q_gated;       // (T, 2 * n_heads * head_dim) a gated attention's query + gate projection
+    float *attn_gate;     // (T, n_heads * head_dim) its gate
+    float *ssm_qkv;       // (T, conv_dim) a linear layer's q/k/v projection, then its conv output
+    float *ssm_z;         // (T, d_inner) its output gate, then the gated output
+    float *ssm_alpha, *ssm_beta;   // (T, n_v_heads)
+    float *ssm_o;         // (T, d_inner) the delta rule's output
+    float **gdn_conv, **gdn_ssm;   // (n_seqs) each sequence's state in the layer being computed
+    const tv_state_cache *state;   // the batch's state slots (kv->state)
+    const int32_t *state_slots;    // (n_seqs) each sequence's slot
+    int n_seqs;
+    const int32_t *q_start;        // (n_seqs + 1) each sequence's token rows
 } layer_state;
 
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
@@ -87,10 +99,20 @@ typedef struct layers_attn_opts {
     float softcap;   // scores = softcap * tanh(scores / softcap); 0 = off
     float scale;     // scores = dot(q, k) * scale; 0 = the model's (h->attn_scale, else 1/sqrt(head_dim))
     const float *sinks;   // (n_heads) attention sink logits (gpt-oss), NULL = none
+    const float *gate;    // (T, n_heads * head_dim): the attention output is multiplied by sigmoid(gate)
+                          // before the output projection (qwen35 / qwen3next), NULL = none
 } layers_attn_opts;
 // layers_attention with the options o (NULL: none), for this layer only.
 tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
                                 tv_error *err);
+// The gated query of qwen35 / qwen3next: wq's rows hold each head's query then its gate
+// (head_dim each); s->q, s->k, s->v = s->xb · (the query rows of) wq, wk, wv, and s->attn_gate the
+// gate rows.
+void layers_qkv_gated(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv);
+// A Gated DeltaNet layer (kernels/deltanet.h) from s->xb into out (T, dim): the q/k/v, gate, alpha
+// and beta projections, each sequence's conv and delta rule from its state slot (layer_state.state,
+// state_slots; updated), the per-head RMSNorm (ssm_norm) times silu(gate), the output projection.
+void layers_gdn(layer_state *s, const tv_layer *L, float *out);
 // out (T, dim) = (act(s->xb · gateᵀ) * (s->xb · upᵀ)) · downᵀ, through s->hb, s->hb2.
 void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const tv_tensor *up,
                     const tv_tensor *down, float *out);
@@ -121,5 +143,12 @@ void layers_logits(layer_state *s, const int32_t *rows, int n, const tv_tensor *
 // s->rope_cs and is a family_block_fn.
 tv_status layers_prenorm_block_rope(layer_state *s, const tv_layer *L, int l, const float *rope_cs, tv_error *err);
 tv_status layers_prenorm_block(layer_state *s, const tv_layer *L, int l, tv_error *err);
+
+// The layer of the hybrid Qwen models (qwen35, qwen35moe, qwen3next):
+//   x += linear layer:  layers_gdn(rmsnorm(x))                                   (L->is_linear)
+//   x += full attention: gated attention(rope(headnorm(q)), rope(headnorm(k)), v) · Wo, with q and
+//        its gate from one projection (layers_qkv_gated), the output times sigmoid(gate)
+//   x += ffn(rmsnorm(x) with post_attention_norm)   (dense or the layer's experts: layers_ffn)
+tv_status layers_hybrid_block(layer_state *s, const tv_layer *L, int l, tv_error *err);
 
 #endif

@@ -216,6 +216,12 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
     case FD_FF_EXP: return h->ff_exp;
     case FD_FF_SHEXP: return h->ff_shexp;
     case FD_HEADS: return h->n_heads;
+    case FD_Q_GATED: return 2 * (int64_t)h->n_heads * hd;
+    case FD_SSM_CONV: return h->ssm_d_conv;
+    case FD_SSM_CONV_DIM: return 2 * (int64_t)h->ssm_n_k_heads * h->ssm_head_dim + h->ssm_d_inner;
+    case FD_SSM_INNER: return h->ssm_d_inner;
+    case FD_SSM_V_HEADS: return h->ssm_n_v_heads;
+    case FD_SSM_HEAD: return h->ssm_head_dim;
     }
     return 0;
 }
@@ -228,6 +234,8 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     char *base = ft->is_layer ? (char *)&m->layers[l] : (char *)&m->w;
     tv_tensor tmp, *dst = (tv_tensor *)(base + ft->offset);
     if ((ft->when == FW_DENSE && m->hp.n_expert > 0) || (ft->when == FW_MOE && m->hp.n_expert == 0)) return TV_OK;
+    if ((ft->when == FW_LINEAR && !m->layers[l].is_linear) || (ft->when == FW_FULL_ATTN && m->layers[l].is_linear))
+        return TV_OK;
     const tv_tensor *t = find(src, name, &tmp);
     if (!t && ft->is_optional) return TV_OK;
     char where[640];   // the GGUF name, and where it came from when the container names it otherwise
@@ -256,7 +264,10 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), dim_value(&m->hp, L, ft->ne1),
                         dim_value(&m->hp, L, ft->ne2), dst, err);
     if (st) return st;
-    if (ft->ne1 != FD_ONE && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
+    if (ft->is_direct && dst->type != TV_TYPE_F32)
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' must be F32, it is %s", m->path, where,
+                        kern_type_name(dst->type));
+    if (ft->ne1 != FD_ONE && !ft->is_direct && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
     return TV_OK;
 }
 

@@ -50,6 +50,15 @@ typedef struct tv_hparams {
     int32_t moe_gating;          // tv_gating: softmax / sigmoid over the router logits, or softmax of the top-k
     int32_t moe_norm_w;          // 1: the top-k weights are divided by their sum
     float moe_w_scale;           // the top-k weights are multiplied by this (0 = not)
+    // hybrid models (qwen35, qwen3next, qwen35moe): Gated DeltaNet linear-attention layers
+    // (tv_layer.is_linear) between the full-attention ones; 0 = none. Their per-sequence state is
+    // fixed-size (tv_state_cache): a conv window and one (ssm_head_dim x ssm_head_dim) matrix per value head.
+    int32_t n_linear;            // linear-attention layers (the rest keep a KV cache)
+    int32_t ssm_d_conv;          // causal conv1d kernel width (ssm.conv_kernel)
+    int32_t ssm_head_dim;        // key = value head size (ssm.state_size)
+    int32_t ssm_n_k_heads;       // q/k heads (ssm.group_count)
+    int32_t ssm_n_v_heads;       // value heads (ssm.time_step_rank); a multiple of ssm_n_k_heads
+    int32_t ssm_d_inner;         // ssm_n_v_heads * ssm_head_dim (ssm.inner_size)
 } tv_hparams;
 
 typedef struct tv_layer {
@@ -89,6 +98,19 @@ typedef struct tv_layer {
     tv_tensor ffn_gate_inp_b;              // (n_expert) f32
     tv_tensor ffn_gate_exps_b, ffn_up_exps_b;   // (n_expert, ff_exp) f32
     tv_tensor ffn_down_exps_b;             // (n_expert, dim) f32
+    // hybrid models: the layer kind and its index among its kind (a linear layer's state, a full
+    // attention layer's KV pool)
+    bool is_linear;
+    int32_t kind_index;
+    // Gated DeltaNet (is_linear): conv_dim = 2 * ssm_n_k_heads * ssm_head_dim + ssm_d_inner
+    tv_tensor ssm_qkv;                     // (conv_dim, dim) q, k, v before the convolution (attn_qkv)
+    tv_tensor ssm_z;                       // (d_inner, dim) the output gate (attn_gate)
+    tv_tensor ssm_alpha, ssm_beta;         // (n_v_heads, dim) decay and write-strength projections
+    tv_tensor ssm_conv1d;                  // (conv_dim, d_conv) f32, read directly
+    tv_tensor ssm_dt;                      // (n_v_heads) f32 decay bias
+    tv_tensor ssm_a;                       // (n_v_heads) f32 -exp(A_log): decay = exp(softplus(alpha + dt) * a)
+    tv_tensor ssm_norm;                    // (ssm_head_dim) f32 per-head RMSNorm of the output
+    tv_tensor ssm_out;                     // (dim, d_inner)
 } tv_layer;
 
 // The weights outside the layers.
@@ -131,17 +153,37 @@ const char *model_format(const tv_model *m);     // "gguf" | "llama2c"
 const char *model_file_path(const tv_model *m);
 struct gguf_ctx *model_gguf(const tv_model *m); // NULL for llama2.c files
 
-// ---- paged KV cache: per layer K and V pools of (n_blocks, n_kv_heads, block_size, head_dim) ----
+// ---- recurrent state of the linear-attention layers (hybrid models): one fixed-size slot per
+// running sequence, f32. A slot holds, per linear layer, the last d_conv - 1 inputs of the causal
+// convolution and the delta-rule matrix of every value head.
+typedef struct tv_state_cache {
+    int n_slots, n_linear;
+    size_t conv_floats;     // per slot and layer: (d_conv - 1, conv_dim)
+    size_t ssm_floats;      // per slot and layer: (n_v_heads, head_dim (value), head_dim (key))
+    float *conv;            // (n_linear, n_slots, d_conv - 1, conv_dim)
+    float *ssm;             // (n_linear, n_slots, n_v_heads, head_dim, head_dim)
+    int32_t *n_pos;         // (n_slots) tokens the slot's state has consumed; -1 = invalid (a failed batch)
+} tv_state_cache;
+
+// ---- paged KV cache: per full-attention layer K and V pools of (n_blocks, n_kv_heads, block_size,
+// head_dim); for hybrid models also the state slots ----
 typedef struct tv_kv_cache {
-    int n_layers, n_blocks, block_size, n_kv_heads, head_dim;
+    int n_layers, n_blocks, block_size, n_kv_heads, head_dim;   // n_layers: the ones with KV (not linear)
     bool is_f32;            // else f16
     size_t layer_bytes;     // bytes of one layer's K (= V) pool
     uint8_t *k, *v;         // (n_layers, n_blocks, n_kv_heads, block_size, head_dim)
+    tv_state_cache *state;  // hybrid models: kv_cache_add_state's slots (owned); else NULL
 } tv_kv_cache;
 
 tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err);
 void kv_cache_free(tv_kv_cache *kv);
-size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32);  // K+V, all layers
+size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32);  // K+V, all layers with KV
+// Hybrid models: gives kv n_slots zeroed state slots (a batch names each sequence's slot in
+// tv_batch.state_slots). TV_ERR_INVALID for a model without linear layers or n_slots < 1,
+// TV_ERR_NOMEM.
+tv_status kv_cache_add_state(tv_kv_cache *kv, const tv_model *m, int n_slots, tv_error *err);
+// Bytes of one state slot (every linear layer); 0 for a model without linear layers.
+size_t kv_cache_state_bytes_per_slot(const tv_model *m);
 
 // ---- the batch ----
 typedef struct tv_batch {
@@ -155,6 +197,9 @@ typedef struct tv_batch {
                                          // kv_window, entries before every query's window are not read)
     int n_logits;
     const int32_t *logit_rows;    // (n_logits) token indices whose logits are wanted
+    const int32_t *state_slots;   // (n_seqs) hybrid models: each sequence's slot in kv->state. A sequence
+                                  // whose first token here is at position 0 starts from a zero state;
+                                  // otherwise its tokens must continue where the slot's state ends.
     int n_layers;                 // 0: the whole model; else only the first n_layers, then the output
                                   // norm and head (a self-speculative draft: the K/V it writes for
                                   // those layers are the ones the whole model writes for the same tokens)

@@ -19,7 +19,8 @@
     X(gemma4) \
     X(qwen3moe) \
     X(qwen2moe) \
-    X(gptoss)
+    X(gptoss) \
+    X(qwen35)
 
 #define DECLARE(n) extern const model_family family_##n;
 FAMILIES(DECLARE)
@@ -69,5 +70,35 @@ tv_status family_swa_pattern(const gguf_ctx *g, const char *arch, int dflt_perio
         return err_fail(err, TV_ERR_FORMAT, "metadata %s must be a period in [0, %d] or one bool per layer", key,
                         h->n_layers);
     for (int l = 0; l < h->n_layers; l++) layers[l].is_swa = period == 0 || l % period < period - 1;
+    return TV_OK;
+}
+
+tv_status family_hybrid_layers(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.attention.recurrent_layers", arch);
+    const gguf_value *v = gguf_get(g, key);
+    if (v) {
+        if (v->type != GGUF_TYPE_ARRAY || v->arr_type != GGUF_TYPE_BOOL || v->arr_n != (uint64_t)h->n_layers)
+            return err_fail(err, TV_ERR_FORMAT, "metadata %s must be %d bools (one per layer)", key, h->n_layers);
+        for (int l = 0; l < h->n_layers; l++) layers[l].is_linear = gguf_arr_int(v, (uint64_t)l) != 0;
+    } else {
+        snprintf(key, sizeof key, "%s.full_attention_interval", arch);
+        int64_t period = 4;
+        if (gguf_get(g, key) && (!gguf_get_int(g, key, &period) || period < 1 || period > h->n_layers))
+            return err_fail(err, TV_ERR_FORMAT, "metadata %s must be a period in [1, %d]", key, h->n_layers);
+        for (int l = 0; l < h->n_layers; l++) layers[l].is_linear = (l + 1) % period != 0;
+    }
+    int n_kind[2] = {0, 0};
+    for (int l = 0; l < h->n_layers; l++) layers[l].kind_index = n_kind[layers[l].is_linear]++;
+    h->n_linear = n_kind[1];
+    if (!n_kind[0])
+        return err_fail(err, TV_ERR_FORMAT, "metadata %s leaves no full-attention layer", key);
+    if (h->ssm_n_v_heads % h->ssm_n_k_heads)
+        return err_fail(err, TV_ERR_FORMAT, "metadata %s.ssm.group_count (%d) does not divide %s.ssm.time_step_rank (%d)",
+                        arch, h->ssm_n_k_heads, arch, h->ssm_n_v_heads);
+    if (h->ssm_d_inner != h->ssm_n_v_heads * h->ssm_head_dim)
+        return err_fail(err, TV_ERR_FORMAT,
+                        "metadata %s.ssm.inner_size (%d) must be ssm.time_step_rank x ssm.state_size (%d x %d)", arch,
+                        h->ssm_d_inner, h->ssm_n_v_heads, h->ssm_head_dim);
     return TV_OK;
 }

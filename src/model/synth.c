@@ -377,6 +377,9 @@ enum {
                              // proportional rope_freqs; layer_output_scale per layer
     AF_GPTOSS = 1 << 9,      // attn_output.bias, attn_sinks, post_attention_norm as the FFN norm,
                              // router and per-expert biases (gpt-oss)
+    AF_HYBRID = 1 << 10,     // Gated DeltaNet layers (ssm_*) except every full_attn_interval-th, which
+                             // is a gated attention (attn_q of query + gate rows, Q/K norms);
+                             // post_attention_norm as the FFN norm (qwen35, qwen35moe, qwen3next)
 };
 // A spec with n_expert > 0 has a mixture-of-experts FFN in every layer: ffn_gate_inp (F32, as
 // llama-quantize leaves it), 3-D ffn_gate/up/down_exps of ff_exp (0: ff) rows per expert, and with
@@ -398,6 +401,22 @@ struct arch_spec {
     const char *base;
     int32_t n_expert, n_expert_used, ff_exp, ff_shexp;   // mixture of experts (0: dense)
 };
+
+// AF_HYBRID archs' Gated DeltaNet shape: conv width, key/value head size, key and value heads, the
+// full-attention period.
+typedef struct hybrid_spec {
+    const char *name;
+    int32_t ssm_conv, ssm_head, ssm_k_heads, ssm_v_heads, full_attn_interval;
+} hybrid_spec;
+static const hybrid_spec HYBRIDS[] = {
+    {"qwen35", 4, 32, 4, 8, 4},
+};
+
+static const hybrid_spec *find_hybrid(const arch_spec *a) {
+    for (size_t i = 0; i < sizeof HYBRIDS / sizeof HYBRIDS[0]; i++)
+        if (!strcmp(HYBRIDS[i].name, a->name)) return &HYBRIDS[i];
+    return &HYBRIDS[0];
+}
 
 #define SWA_WINDOW 32   // every sliding window: shorter than the fixtures' long prompt
 
@@ -432,6 +451,10 @@ static const arch_spec ARCHS[] = {
     // bites at the fixtures' positions), biases everywhere, 16 experts top-4 of 256
     {"gpt-oss",  "gpt-oss",  256, 768, 4, 4, 2,  64,  64, 4096, 2,  0, 0, 150000.0f, 1e-5f, 3.0f, 1.0f,
      AF_QKV_BIAS | AF_GPTOSS, 0, 0, NULL, 16, 4, 256, 0},
+    // hybrid Gated DeltaNet models, Qwen3.5/3.6's ratios scaled down: 3 linear layers of 4, value
+    // heads twice the key heads, d_inner = dim, head 256 with a quarter rotated (here 64 / 16)
+    {"qwen35",   "qwen35",   256, 768, 8, 4, 2,  64,  16, 4096, 0,  0, 0, 10000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_HYBRID, 0, 0, NULL, DENSE},
     // benchmark shapes of the models people run (bench/, docs/benchmarks.md): real dims, vocab sizes
     // and windows, the trained context written as 4096 so default KV sizing stays small
     {"qwen3-1.7b", "qwen3",  2048, 6144, 28, 16, 8, 128, 128, 4096, 0, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
@@ -445,7 +468,7 @@ static const arch_spec ARCHS[] = {
 
 #define FIXTURE_ARCHS \
     "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite, qwen3moe, qwen2moe, " \
-    "mixtral, gpt-oss"
+    "mixtral, gpt-oss, qwen35"
 #define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini"
 const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real sizes): " BENCH_ARCHS; }
 const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
@@ -651,6 +674,17 @@ static void arch_metadata(gguf_writer *w, const arch_spec *a) {
         gguf_set_str(w, ARCH_KEY(k, a, "rope.scaling.type"), "yarn");
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), 8.0f);
         gguf_set_u32(w, ARCH_KEY(k, a, "rope.scaling.original_context_length"), 64);
+    } else if (a->flags & AF_HYBRID) {
+        const hybrid_spec *hy = find_hybrid(a);
+        gguf_set_u32(w, ARCH_KEY(k, a, "ssm.conv_kernel"), (uint32_t)hy->ssm_conv);
+        gguf_set_u32(w, ARCH_KEY(k, a, "ssm.state_size"), (uint32_t)hy->ssm_head);
+        gguf_set_u32(w, ARCH_KEY(k, a, "ssm.group_count"), (uint32_t)hy->ssm_k_heads);
+        gguf_set_u32(w, ARCH_KEY(k, a, "ssm.time_step_rank"), (uint32_t)hy->ssm_v_heads);
+        gguf_set_u32(w, ARCH_KEY(k, a, "ssm.inner_size"), (uint32_t)(hy->ssm_v_heads * hy->ssm_head));
+        gguf_set_u32(w, ARCH_KEY(k, a, "full_attention_interval"), (uint32_t)hy->full_attn_interval);
+        // M-RoPE sections (pairs per position kind; a text token's positions are all equal)
+        const int32_t half = a->n_rot / 2, sections[4] = {half - 2 * (half / 3), half / 3, half / 3, 0};
+        gguf_set_arr_data(w, ARCH_KEY(k, a, "rope.dimension_sections"), GGUF_TYPE_INT32, sections, 4);
     } else if (!strcmp(n, "granite")) {
         gguf_set_f32(w, ARCH_KEY(k, a, "embedding_scale"), 12.0f);
         gguf_set_f32(w, ARCH_KEY(k, a, "residual_scale"), 0.22f);
@@ -779,6 +813,43 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
     return st;
 }
 
+// A hybrid model's layer l up to its FFN norm: the gated full attention (every
+// full_attn_interval-th layer) or Gated DeltaNet, whose values make the state matter: decays
+// exp(softplus(alpha + dt) * a) mostly in 0.85 .. 0.999 (a = -U(0.05, 0.5), dt = -2 +- 1), so
+// a token is remembered for tens of positions, write strengths sigmoid(beta) ~ 0.3 .. 0.7, conv
+// weights U(-0.6, 0.6) (the window's four inputs all count).
+static tv_status hybrid_mixer(arch_writer *aw, const arch_spec *a, int l, tv_type t, tv_type vt, tv_error *err) {
+    char nm[96];
+    const hybrid_spec *hy = find_hybrid(a);
+    const int32_t dim = a->dim, hd = a->head_dim, q_dim = a->n_heads * hd, kv_dim = a->n_kv_heads * hd;
+    const int32_t inner = hy->ssm_v_heads * hy->ssm_head, conv_dim = 2 * hy->ssm_k_heads * hy->ssm_head + inner;
+    tv_status st;
+#define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix), nm)
+#define TRY(call) do { if ((st = (call))) return st; } while (0)
+    TRY(aw_norm(aw, NAME("attn_norm.weight"), dim, err));
+    if ((l + 1) % hy->full_attn_interval == 0) {
+        TRY(aw_matrix(aw, NAME("attn_q.weight"), t, dim, 2 * q_dim, 1.5f, err));
+        TRY(aw_matrix(aw, NAME("attn_k.weight"), t, dim, kv_dim, 1.5f, err));
+        TRY(aw_matrix(aw, NAME("attn_v.weight"), vt, dim, kv_dim, 1.0f, err));
+        TRY(aw_norm(aw, NAME("attn_q_norm.weight"), hd, err));
+        TRY(aw_norm(aw, NAME("attn_k_norm.weight"), hd, err));
+        TRY(aw_matrix(aw, NAME("attn_output.weight"), t, q_dim, dim, 1.0f, err));
+    } else {
+        TRY(aw_matrix(aw, NAME("attn_qkv.weight"), vt, dim, conv_dim, 1.5f, err));
+        TRY(aw_matrix(aw, NAME("attn_gate.weight"), t, dim, inner, 1.0f, err));
+        TRY(aw_add(aw, NAME("ssm_conv1d.weight"), TV_TYPE_F32, hy->ssm_conv, conv_dim, 0.0f, 0.6f, NULL, err));
+        TRY(aw_add(aw, NAME("ssm_dt.bias"), TV_TYPE_F32, hy->ssm_v_heads, 0, -2.0f, 1.0f, NULL, err));
+        TRY(aw_add(aw, NAME("ssm_a"), TV_TYPE_F32, hy->ssm_v_heads, 0, -0.275f, 0.225f, NULL, err));
+        TRY(aw_matrix(aw, NAME("ssm_beta.weight"), t, dim, hy->ssm_v_heads, 1.0f, err));
+        TRY(aw_matrix(aw, NAME("ssm_alpha.weight"), t, dim, hy->ssm_v_heads, 1.0f, err));
+        TRY(aw_norm(aw, NAME("ssm_norm.weight"), hy->ssm_head, err));
+        TRY(aw_matrix(aw, NAME("ssm_out.weight"), t, inner, dim, 1.0f, err));
+    }
+    return aw_norm(aw, NAME("post_attention_norm.weight"), dim, err);
+#undef TRY
+#undef NAME
+}
+
 static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, const char *out_path, tv_error *err) {
     tv_status st = TV_OK;
     arch_writer aw = {.seed = p->seed, .a = a, .hf_exact = p->hf_exact};
@@ -789,6 +860,10 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     if (p->hf && (a->flags & AF_GEMMA4)) {
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_UNSUPPORTED, "synth: gemma4 has no Hugging Face layout here yet");
+    }
+    if (p->hf && (a->flags & AF_HYBRID)) {
+        gguf_writer_free(w);
+        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
     }
     if (p->hf) {
         if (mkdir(out_path, 0777) != 0 && errno != EEXIST) {
@@ -836,7 +911,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     }
     if ((st = synth_vocab(w, n_vocab, err))) goto done;
 
-    aw.cap = 4 + 20 * L;
+    aw.cap = 4 + 24 * L;
     aw.sc.n_threads = p->n_threads > 1 ? p->n_threads : 1;
     if (aw.sc.n_threads > 1 && !(aw.sc.pool = pool_create(aw.sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
     aw.sc.n_threads = aw.sc.pool ? pool_size(aw.sc.pool) : 1;
@@ -880,6 +955,10 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         const tv_type vt = more ? TV_TYPE_Q6_K : t;
 #define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix), nm)
 #define TRY(call) do { if ((st = (call))) goto done; } while (0)
+        if (a->flags & AF_HYBRID) {
+            TRY(hybrid_mixer(&aw, a, l, t, vt, err));
+            goto ffn;
+        }
         TRY(aw_norm(&aw, NAME("attn_norm.weight"), dim, err));
         if (a->flags & AF_FUSED_QKV) {
             TRY(aw_matrix(&aw, NAME("attn_qkv.weight"), vt, dim, q_dim + 2 * kv_dim, 1.5f, err));
@@ -912,6 +991,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         }
         if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_attention_norm.weight"), dim, err));
         TRY(aw_norm(&aw, NAME((a->flags & AF_GPTOSS) ? "post_attention_norm.weight" : "ffn_norm.weight"), dim, err));
+    ffn:
         if (a->n_expert) {
             TRY(aw_add(&aw, NAME("ffn_gate_inp.weight"), TV_TYPE_F32, dim, a->n_expert, 0.0f,
                        2.0f / sqrtf((float)dim) * sqrtf(3.0f), NULL, err));
