@@ -1,5 +1,5 @@
 // bench_structured.c — the constraint engine over a schema corpus, MaskBench-style:
-//   bench_structured [--steps N] TOKENIZER OUT.jsonl SCHEMA_FILE...
+//   bench_structured [--steps N] [--verify] TOKENIZER OUT.jsonl SCHEMA_FILE...
 // For each schema: compile (timed), then up to N tokens (default 200; 0 = compile only) of a random walk, each step one
 // token mask (timed) and a uniform draw among the allowed tokens (what random weights with random
 // sampling amount to: the mask alone must keep the output valid). Completed outputs go to
@@ -37,10 +37,17 @@ static char *slurp(const char *path, size_t *n) {
 
 int main(int argc, char **argv) {
     int max_steps = 200;
-    if (argc > 2 && !strcmp(argv[1], "--steps")) {
-        max_steps = atoi(argv[2]);
-        argv += 2;
-        argc -= 2;
+    bool verify = false;
+    for (;;) {
+        if (argc > 2 && !strcmp(argv[1], "--steps")) {
+            max_steps = atoi(argv[2]);
+            argv += 2;
+            argc -= 2;
+        } else if (argc > 1 && !strcmp(argv[1], "--verify")) {
+            verify = true;
+            argv++;
+            argc--;
+        } else break;
     }
     if (argc < 4) { fprintf(stderr, "usage: bench_structured TOKENIZER OUT.jsonl SCHEMA...\n"); return 2; }
     tv_error err = {0};
@@ -58,6 +65,8 @@ int main(int argc, char **argv) {
     size_t cap_mask = 1 << 20, n_mask = 0;
     double *mask_us = malloc(cap_mask * sizeof *mask_us);
     uint32_t *mask = malloc(((size_t)V + 31) / 32 * 4);
+    uint32_t *ref = malloc(((size_t)V + 31) / 32 * 4);
+    double walk_us = 0;
     int32_t *allowed = malloc((size_t)V * sizeof *allowed);
     uint8_t *tok_len = malloc((size_t)V);
     for (int32_t t = 0; t < V; t++) {
@@ -98,10 +107,22 @@ int main(int argc, char **argv) {
         bool done = false;
         for (int step = 0; step < max_steps && !done; step++) {
             double s0 = time_ms();
-            if (matcher_fill_mask(m, mask) != TV_OK) break;
+            if (matcher_fill_mask(m, mask) != TV_OK) { fprintf(stderr, "%s: mask failed at step %d (a budget ran out)\n", argv[3 + fi], step); break; }
             double us = (time_ms() - s0) * 1000.0;
             if (n_mask == cap_mask) { cap_mask *= 2; mask_us = realloc(mask_us, cap_mask * sizeof *mask_us); }
             mask_us[n_mask++] = us;
+            if (verify) {   // the plain trie walk must give the same mask
+                s0 = time_ms();
+                if (matcher_fill_mask_walk(m, ref) != TV_OK) break;
+                walk_us += (time_ms() - s0) * 1000.0;
+                if (memcmp(mask, ref, ((size_t)V + 31) / 32 * 4)) {
+                    for (int32_t t = 0; t < V; t++)
+                        if ((mask[t >> 5] ^ ref[t >> 5]) >> (t & 31) & 1)
+                            fprintf(stderr, "%s step %d: token %d mask %u walk %u\n", argv[3 + fi], step, t,
+                                    mask[t >> 5] >> (t & 31) & 1, ref[t >> 5] >> (t & 31) & 1);
+                    return 1;
+                }
+            }
             // half the draws among the allowed single-byte tokens (when any): structure closes sooner
             const bool short_only = rng_splitmix64(&rs) % 2;
             int n = 0;
@@ -142,10 +163,11 @@ int main(int argc, char **argv) {
     if (n_mask)
         printf("mask: %zu masks, mean %.1f us, p50 %.1f us, p99 %.1f us, max %.1f us   (llguidance MaskBench: mean 47 us, p99 460 us)\n",
                n_mask, sum / (double)n_mask, mask_us[n_mask / 2], mask_us[(size_t)((double)n_mask * 0.99)], mask_us[n_mask - 1]);
+    if (verify && n_mask) printf("verified: every mask equals the plain trie walk's (walk mean %.1f us)\n", walk_us / (double)n_mask);
     if (n_ok)
         printf("compile: p50 %.2f ms, p90 %.2f ms, max %.2f ms   (llguidance MaskBench: ~1.6 ms)\n", compile_ms[n_ok / 2],
                compile_ms[(size_t)(n_ok * 0.9)], compile_ms[n_ok - 1]);
-    free(compile_ms); free(mask_us); free(mask); free(allowed); free(text); free(tok_len);
+    free(compile_ms); free(mask_us); free(mask); free(ref); free(allowed); free(text); free(tok_len);
     matcher_vocab_free(v);
     tv_tokenizer_free(tok);
     return 0;

@@ -237,6 +237,88 @@ static void test_mask_matches_brute_force(void **state) {
     }
 }
 
+// The token-class masks (precomputed per stack key, shared across grammars through the
+// vocabulary) equal a plain trie walk from the same state, along random walks over a real
+// byte-level BPE vocabulary (GPT-2, 50k tokens: multi-byte UTF-8 pieces, quote-bearing pieces) and
+// specs chosen to stress the key cuts: strings with bounds, escapes and UTF-8, formats, enums,
+// optional properties, nested and recursive objects, arrays, regexes and a GBNF grammar. The
+// specs compile on one vocabulary, so later ones reuse the classes earlier ones computed.
+static void test_mask_classes_match_walk(void **state) {
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-gpt-2.gguf", shared_dir());
+    tv_error err = {0};
+    tv_tokenizer *tok = tv_tokenizer_load(path, 0, &err);
+    if (!tok) { print_message("skipped: %s: %s\n", path, err.msg); skip(); }
+    const int32_t V = tv_tokenizer_n_vocab(tok);
+    matcher_vocab *v = matcher_vocab_from_tokenizer(tok, V, NULL, &err);
+    assert_non_null(v);
+    static const char *const specs[][2] = {
+        {"s", "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\"},"
+              "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":5}}},\"required\":[\"name\"]}"},
+        {"s", "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":12},"
+              "\"b\":{\"enum\":[\"red\",\"green\",\"blue\",1,null]},\"c\":{\"type\":\"number\"}}}"},
+        {"s", "{\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"string\"},"
+              "\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/n\"}}}}},\"$ref\":\"#/$defs/n\"}"},
+        {"s", "{\"type\":\"object\",\"properties\":{\"when\":{\"type\":\"string\",\"format\":\"date-time\"},"
+              "\"id\":{\"type\":\"string\",\"format\":\"uuid\"},\"code\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}-[0-9]+$\"}},"
+              "\"additionalProperties\":false}"},
+        {"s", "{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"array\",\"items\":{\"type\":\"boolean\"}},{\"type\":\"object\"}]}"},
+        {"j", ""},
+        {"r", "(ab|abcd|[0-9]+)(\xc3\xa9|\\.|\")*x"},
+        {"g", "root ::= \"[\" x (\",\" x)* \"]\"\nx ::= [0-9]+ | \"null\" | \"\\\"\" [^\"]* \"\\\"\""},
+    };
+    const size_t nw = ((size_t)V + 31) / 32;
+    uint32_t *fast = malloc(nw * 4), *walk = malloc(nw * 4);
+    int32_t *allowed = malloc((size_t)V * sizeof *allowed);
+    bool *single = calloc((size_t)V, 1);   // one-byte pieces
+    assert_non_null(fast); assert_non_null(walk); assert_non_null(allowed); assert_non_null(single);
+    for (int32_t t = 0; t < V; t++) {
+        size_t full = 0;
+        char tmp[8];
+        tv_token_to_piece(tok, t, false, tmp, sizeof tmp, &full);
+        single[t] = full == 1;
+    }
+    uint64_t rs = 7;
+    size_t n_checked = 0;
+    for (size_t si = 0; si < sizeof specs / sizeof specs[0]; si++) {
+        const tv_constraint_kind kind = specs[si][0][0] == 's' ? TV_CONSTRAINT_JSON_SCHEMA
+                                      : specs[si][0][0] == 'j' ? TV_CONSTRAINT_JSON_OBJECT
+                                      : specs[si][0][0] == 'r' ? TV_CONSTRAINT_REGEX : TV_CONSTRAINT_GRAMMAR;
+        gram *g = constraint_parse(kind, specs[si][1], strlen(specs[si][1]), &err);
+        if (!g) fail_msg("spec %zu: %s", si, err.msg);
+        matcher_grammar *cg = matcher_grammar_compile(g, v, &err);
+        gram_free(g);
+        assert_non_null(cg);
+        for (int w = 0; w < 6; w++) {
+            matcher *m = matcher_create(cg, NULL);
+            for (int step = 0; step < 60; step++) {
+                assert_int_equal(matcher_fill_mask(m, fast), TV_OK);
+                assert_int_equal(matcher_fill_mask_walk(m, walk), TV_OK);
+                for (size_t i = 0; i < nw; i++)
+                    if (fast[i] != walk[i]) fail_msg("spec %zu walk %d step %d: masks differ at tokens %zu..", si, w, step, i * 32);
+                n_checked++;
+                int n = 0;
+                // half the steps pick among single-byte tokens so structure closes and strings end
+                const bool short_only = rng_splitmix64(&rs) % 2;
+                for (int32_t t = 0; t < V && short_only; t++)
+                    if ((fast[t >> 5] >> (t & 31) & 1) && single[t]) allowed[n++] = t;
+                if (!n) for (int32_t t = 0; t < V; t++) if (fast[t >> 5] >> (t & 31) & 1) allowed[n++] = t;
+                assert_true(n > 0);
+                const int32_t t = allowed[rng_splitmix64(&rs) % (uint64_t)n];
+                assert_true(matcher_advance(m, t));
+                if (matcher_is_done(m)) break;
+            }
+            matcher_free(m);
+        }
+        matcher_grammar_free(cg);
+    }
+    print_message("%zu masks compared\n", n_checked);
+    free(fast); free(walk); free(allowed); free(single);
+    matcher_vocab_free(v);
+    tv_tokenizer_free(tok);
+}
+
 // Random generation under the mask matches PCRE2's full match of the same regex.
 static void test_regex_vs_pcre2(void **state) {
     (void)state;
@@ -434,6 +516,7 @@ int main(void) {
         cmocka_unit_test(test_choice_and_gbnf),
         cmocka_unit_test(test_json_schema),
         cmocka_unit_test(test_mask_matches_brute_force),
+        cmocka_unit_test(test_mask_classes_match_walk),
         cmocka_unit_test(test_regex_vs_pcre2),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_bounds),

@@ -309,6 +309,7 @@ tv_status gram_check(gram *g, tv_error *err) {
             if (mark[next] == 0) { mark[next] = 1; stack[sp++] = next; stack[sp++] = 0; }
         }
     }
+    for (size_t i = 0; i < nr; i++) g->rules[i].nullable = nullable[i];
 done:
     free(nullable);
     free(mark);

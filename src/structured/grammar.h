@@ -29,6 +29,7 @@ typedef struct gram_rule {
     size_t n, cap;
     bool defined;        // got at least one alternative (GBNF: an undefined reference is an error)
     bool productive;     // derives some finite byte string (gram_check)
+    bool nullable;       // derives the empty string (gram_check)
 } gram_rule;
 
 typedef struct gram {

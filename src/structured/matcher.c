@@ -38,9 +38,132 @@ struct matcher_vocab {
     uint8_t *kind;       // (n_vocab) 0 none, 1 text, 2 eog
     int32_t *eog;        // eog ids
     size_t n_eog;
+    struct kc_table *kc; // token classes of small local grammars, shared by every grammar on v
 };
 
 #define VOCAB_MAX_PIECE 1024
+#define KC_MAX_FRAMES 16     // frames of a parse stack in one key
+#define KC_MAX_KEY 4096      // ints of a canonical key (larger local grammars stay per grammar)
+#define KC_MAX_DEP 1024      // dependent tokens of a key before it takes the next frames too
+
+// ================= token classes per key =================
+// One entry per key (the canonical text of a local grammar, or an abstract stack node): every
+// token sorted into accepted / dependent (see "token classes" below); rejected ones are absent.
+typedef struct kc_entry {
+    int32_t *key;        // (n_key)
+    uint32_t n_key;
+    uint32_t *acc_bits;  // (n_words) accepted tokens as a bitmap, or NULL when they are a list
+    int32_t *acc;        // (n_acc) accepted tokens when sparse
+    uint32_t n_acc;
+    int32_t *dep;        // (n_dep) tokens whose fate the stack below the key decides
+    uint32_t n_dep;
+    uint32_t seen;       // stamp: already taken for the mask being built
+} kc_entry;
+
+typedef struct kc_table {
+    kc_entry *e;
+    size_t n, cap;
+    uint32_t *hash;      // open addressing: entry index + 1, 0 empty
+    size_t hcap;
+    size_t bytes;        // held by the entries
+    uint32_t gen;        // bumped whenever the table is dropped whole (entry indices die with it)
+    uint32_t stamp;      // the mask being built takes entries whose seen != stamp
+} kc_table;
+
+// A new stamp for the next mask (clears the entries' on wrap-around).
+static uint32_t kc_next_stamp(kc_table *t) {
+    if (++t->stamp == 0) {
+        for (size_t i = 0; i < t->n; i++) t->e[i].seen = 0;
+        t->stamp = 1;
+    }
+    return t->stamp;
+}
+
+static uint64_t kc_hash(const int32_t *k, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint32_t)k[i];
+        h *= 0x100000001B3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static void kc_clear(kc_table *t) {
+    for (size_t i = 0; i < t->n; i++) {
+        kc_entry *e = &t->e[i];
+        free(e->key); free(e->acc_bits); free(e->acc); free(e->dep);
+    }
+    t->n = 0;
+    t->bytes = 0;
+    if (t->hash) memset(t->hash, 0, t->hcap * sizeof *t->hash);
+    t->gen++;
+}
+
+static void kc_free(kc_table *t) {
+    if (!t) return;
+    kc_clear(t);
+    free(t->e);
+    free(t->hash);
+    free(t);
+}
+
+// The entry of key k[0..n): its index, or -1.
+static long kc_find(const kc_table *t, const int32_t *k, size_t n) {
+    if (!t->hcap) return -1;
+    for (size_t j = kc_hash(k, n) & (t->hcap - 1); t->hash[j]; j = (j + 1) & (t->hcap - 1)) {
+        const kc_entry *e = &t->e[t->hash[j] - 1];
+        if (e->n_key == n && memcmp(e->key, k, n * sizeof *k) == 0) return (long)t->hash[j] - 1;
+    }
+    return -1;
+}
+
+// Adds key k[0..n) with the n_acc accepted tokens acc_bits (n_words words; sparse sets become a list) and
+// dependent tokens dep[0..n_dep). Returns the entry index, -1 when out of memory.
+static long kc_add(kc_table *t, const int32_t *k, size_t n, const uint32_t *acc_bits, size_t n_acc, size_t n_words,
+                   const int32_t *dep, size_t n_dep) {
+    if ((t->n + 1) * 2 > t->hcap) {
+        const size_t cap = t->hcap ? t->hcap * 2 : 256;
+        uint32_t *h = calloc(cap, sizeof *h);
+        if (!h) return -1;
+        for (size_t i = 0; i < t->n; i++) {
+            size_t j = kc_hash(t->e[i].key, t->e[i].n_key) & (cap - 1);
+            while (h[j]) j = (j + 1) & (cap - 1);
+            h[j] = (uint32_t)i + 1;
+        }
+        free(t->hash);
+        t->hash = h;
+        t->hcap = cap;
+    }
+    if (t->n == t->cap) {
+        kc_entry *ne = array_grow(t->e, &t->cap, t->n + 1, sizeof *ne);
+        if (!ne) return -1;
+        t->e = ne;
+    }
+    kc_entry e = {.n_key = (uint32_t)n, .n_acc = (uint32_t)n_acc, .n_dep = (uint32_t)n_dep};
+    e.key = malloc(n * sizeof *k + 1);
+    e.dep = malloc(n_dep * sizeof *dep + 1);
+    const bool as_list = n_acc < n_words;   // a list is smaller than the bitmap
+    if (as_list) e.acc = malloc(n_acc * sizeof *e.acc + 1);
+    else e.acc_bits = malloc(n_words * sizeof *acc_bits);
+    if (!e.key || !e.dep || (as_list ? !e.acc : !e.acc_bits)) {
+        free(e.key); free(e.dep); free(e.acc); free(e.acc_bits);
+        return -1;
+    }
+    memcpy(e.key, k, n * sizeof *k);
+    if (n_dep) memcpy(e.dep, dep, n_dep * sizeof *dep);
+    if (as_list) {
+        size_t a = 0;
+        for (size_t w = 0; w < n_words; w++)
+            for (uint32_t b = acc_bits[w]; b; b &= b - 1) e.acc[a++] = (int32_t)(w * 32 + (size_t)__builtin_ctz(b));
+    } else memcpy(e.acc_bits, acc_bits, n_words * sizeof *acc_bits);
+    t->bytes += n * 4 + n_dep * 4 + (as_list ? n_acc * 4 : n_words * 4) + sizeof e;
+    size_t j = kc_hash(k, n) & (t->hcap - 1);
+    while (t->hash[j]) j = (j + 1) & (t->hcap - 1);
+    t->hash[j] = (uint32_t)t->n + 1;
+    t->e[t->n] = e;
+    return (long)t->n++;
+}
 
 static int piece_cmp(const void *a, const void *b, void *ctx) {
     const matcher_vocab *v = ctx;
@@ -56,6 +179,7 @@ void matcher_vocab_free(matcher_vocab *v) {
     if (!v) return;
     free(v->byte); free(v->depth); free(v->end); free(v->tok_lo); free(v->tok);
     free(v->blob); free(v->off); free(v->kind); free(v->eog);
+    kc_free(v->kc);
     free(v);
 }
 
@@ -75,12 +199,13 @@ matcher_vocab *matcher_vocab_create(int32_t n_vocab, const char *const *piece, c
         if (is_text[i] && len[i] > 0 && len[i] <= VOCAB_MAX_PIECE) { total += len[i]; n_text++; }
     }
     if (total >= UINT32_MAX / 2) { err_fail(err, TV_ERR_RANGE, "vocabulary too large"); goto fail; }
+    v->kc = calloc(1, sizeof *v->kc);
     v->off = malloc(((size_t)n_vocab + 1) * sizeof *v->off);
     v->kind = calloc((size_t)n_vocab, 1);
     v->blob = malloc(total + 1);
     v->eog = malloc((v->n_eog + 1) * sizeof *v->eog);
     order = malloc((n_text + 1) * sizeof *order);
-    if (!v->off || !v->kind || !v->blob || !v->eog || !order) goto oom;
+    if (!v->kc || !v->off || !v->kind || !v->blob || !v->eog || !order) goto oom;
     size_t o = 0, k = 0, e = 0;
     for (int32_t i = 0; i < n_vocab; i++) {
         v->off[i] = (uint32_t)o;
@@ -192,6 +317,9 @@ struct matcher_grammar {
     uint64_t (*cls)[4];  // byte classes
     int32_t *alt;        // alternative start offsets, rule r's at alt[alt_lo[r] .. alt_lo[r + 1])
     int32_t *alt_lo;     // (n_rules + 1)
+    size_t n_rules;
+    uint8_t *nullable;   // (n_rules) the rule derives the empty string
+    int32_t ctx_node;    // CTX: a stack whose top matches no byte (stands for the frames below a key)
     // stack nodes
     int32_t *npos, *npar;
     uint32_t *stamp;
@@ -213,6 +341,24 @@ struct matcher_grammar {
     int32_t *work, *out;
     size_t cap_work, cap_out;
     int32_t *walk;       // (max_depth + 1) configs along the trie path
+    uint8_t *walk_ctx;   // (max_depth + 1) some config on the path so far holds CTX
+    // token classes: keys too large to share live here; node -> entry memo for real tops
+    kc_table local;
+    int32_t *top_ent;    // (cap_top) per node: entry (>= 0 in v->kc, <= -2 local -e-2), -1 unknown
+    uint32_t *top_gen;   // (cap_top) the table generation top_ent was taken in
+    size_t cap_top;
+    int32_t *ser;        // (KC_MAX_KEY) key scratch: the canonical local grammar, n_ser used
+    size_t n_ser;
+    int32_t *rloc;       // (n_rules) local number of a rule in the key being built
+    uint32_t *rgen;      // (n_rules) key generation rloc belongs to
+    int32_t *rqueue;     // (n_rules) rules numbered, in order
+    uint32_t rgen_cur;
+    uint32_t *acc_scratch;  // (n_words)
+    uint32_t *checked;   // (n_words) dependent tokens already checked for the mask being built
+    int32_t *dep_scratch;
+    size_t cap_dep;
+    int32_t *ent_list;   // entries taken for the mask being built
+    size_t cap_ent;
 };
 
 static uint64_t mix64(uint64_t x) {
@@ -456,7 +602,11 @@ void matcher_grammar_free(matcher_grammar *cg) {
     free(cg->elem); free(cg->cls); free(cg->alt); free(cg->alt_lo);
     free(cg->npos); free(cg->npar); free(cg->stamp); free(cg->nhash);
     free(cg->cfg); free(cg->tops); free(cg->chash);
-    free(cg->work); free(cg->out); free(cg->walk);
+    free(cg->work); free(cg->out); free(cg->walk); free(cg->walk_ctx);
+    kc_clear(&cg->local);
+    free(cg->local.e); free(cg->local.hash);
+    free(cg->nullable); free(cg->top_ent); free(cg->top_gen); free(cg->ser);
+    free(cg->rloc); free(cg->rgen); free(cg->rqueue); free(cg->acc_scratch); free(cg->checked); free(cg->dep_scratch); free(cg->ent_list);
     free(cg);
 }
 
@@ -466,7 +616,7 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->refs = 1;
     cg->v = v;
     const size_t nr = g->n_rules;
-    size_t n_elem = 1, n_alt = 0;   // elem[0]: a sentinel END, so no position is 0
+    size_t n_elem = 3, n_alt = 0;   // elem[0]: a sentinel END, so no position is 0; 2 for CTX
     for (size_t r = 0; r < nr; r++) {
         n_elem += g->rules[r].n + 2;
         n_alt++;
@@ -475,10 +625,22 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->elem = malloc(n_elem * sizeof *cg->elem);
     cg->alt = malloc((n_alt + 1) * sizeof *cg->alt);
     cg->alt_lo = malloc((nr + 2) * sizeof *cg->alt_lo);
-    cg->cls = malloc((g->n_cls + 1) * sizeof *cg->cls);
+    cg->cls = calloc(g->n_cls + 1, sizeof *cg->cls);   // the last one, empty, is CTX's
     cg->walk = malloc(((size_t)v->max_depth + 2) * sizeof *cg->walk);
-    if (!cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk) goto oom;
+    cg->walk_ctx = malloc((size_t)v->max_depth + 2);
+    cg->n_rules = nr;
+    cg->nullable = malloc(nr + 1);
+    cg->rloc = malloc((nr + 1) * sizeof *cg->rloc);
+    cg->rgen = calloc(nr + 1, sizeof *cg->rgen);
+    cg->rqueue = malloc((nr + 1) * sizeof *cg->rqueue);
+    cg->acc_scratch = malloc(((size_t)v->n_vocab + 31) / 32 * sizeof *cg->acc_scratch);
+    cg->ser = malloc(KC_MAX_KEY * sizeof *cg->ser);
+    cg->checked = malloc(((size_t)v->n_vocab + 31) / 32 * sizeof *cg->checked);
+    if (!cg->ser || !cg->checked || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->rloc ||
+        !cg->rgen || !cg->rqueue || !cg->acc_scratch)
+        goto oom;
     if (g->n_cls) memcpy(cg->cls, g->cls, g->n_cls * sizeof *cg->cls);
+    for (size_t r = 0; r < nr; r++) cg->nullable[r] = g->rules[r].nullable;
     size_t ne = 0, na = 0;
     cg->elem[ne++] = E_END;
     for (size_t r = 0; r < nr; r++) {
@@ -499,9 +661,12 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
         }
     }
     cg->alt_lo[nr] = (int32_t)na;
+    const int32_t ctx_pos = (int32_t)ne;
+    cg->elem[ne++] = gram_class_sym((int32_t)g->n_cls);
+    cg->elem[ne++] = E_END;
     cg->n_elem = ne;
-    // node 0 = ACCEPT (pos 0 is the sentinel END, never a real position)
-    if (node_get(cg, 0, -2) != ACCEPT) goto oom;
+    // node 0 = ACCEPT (pos 0 is the sentinel END, never a real position), node 1 = CTX
+    if (node_get(cg, 0, -2) != ACCEPT || (cg->ctx_node = node_get(cg, ctx_pos, -1)) != 1) goto oom;
     size_t n_work = 0;
     cg->gen = 1;
     for (int32_t a = cg->alt_lo[g->root]; a < cg->alt_lo[g->root + 1]; a++) {
@@ -522,27 +687,241 @@ oom:
     return NULL;
 }
 
-// The mask of config c into out (words): memoized.
+// ================= token classes =================
+// The precomputed layer (XGrammar's adaptive token mask cache, carried over to parse stacks).
+// A mask is the union over its config's tops (parse stacks) of the tokens each stack accepts, and
+// a stack's verdict on most tokens depends only on its top few frames. So for a top node the key
+// keeps frames from the top down to the first whose rest must consume a byte before it could pop
+// (a JSON string's character, its loop and its closing quote: KC_MAX_FRAMES at most) and puts CTX,
+// a stack that matches nothing, below them. One trie walk from that abstract stack sorts every
+// token: accepted (alive after its last byte: the real stack, which only adds paths, accepts it
+// too), dependent (it died after the walk had reached CTX on its path: the frames below decide)
+// or rejected (it died without touching CTX: the real stack rejects it as well). A config's mask
+// is then the OR of its tops' accepted sets plus the dependent tokens the real config accepts,
+// checked one by one: exactly the mask a full trie walk from the config gives.
+// A key whose local grammar (the frames' rests and every rule reachable from them) serializes to
+// at most KC_MAX_KEY ints is written canonically (rules numbered in discovery order, classes
+// spelled out) and its entry lives in the vocabulary's table, shared by every grammar on it: the
+// walks for JSON strings, numbers and whitespace are done once per vocabulary. Larger keys are
+// the abstract node itself, in the grammar's own table. Both tables are caches bounded by
+// MATCHER_MAX_CLASS_BYTES, dropped whole between masks when over.
+#define KC_FRAME (-3)
+#define KC_RULE (-4)
+#define KC_ALT (-5)
+#define KC_BOTTOM_CTX (-6)
+#define KC_BOTTOM_ROOT (-7)
+
+static bool cfg_has_ctx(const matcher_grammar *cg, int32_t c) {   // tops are sorted: ACCEPT (0), CTX (1), ...
+    const cfg_info *ci = &cg->cfg[c];
+    return ci->n && (cg->tops[ci->off] == 1 || (ci->n > 1 && cg->tops[ci->off + 1] == 1));
+}
+
+static bool seq_nullable(const matcher_grammar *cg, int32_t pos) {
+    for (; cg->elem[pos] != E_END; pos++)
+        if (cg->elem[pos] <= -2 || !cg->nullable[cg->elem[pos]]) return false;
+    return true;
+}
+
+static bool ser_push(matcher_grammar *cg, int32_t x) {
+    if (cg->n_ser >= KC_MAX_KEY - 1) return false;   // room for the bottom mark
+    cg->ser[cg->n_ser++] = x;
+    return true;
+}
+
+// Appends the symbols from pos to the alternative's END, numbering new rules (queued in rqueue).
+static bool ser_seq(matcher_grammar *cg, int32_t pos, size_t *n_loc) {
+    for (;; pos++) {
+        const int32_t e = cg->elem[pos];
+        if (e == E_END) return ser_push(cg, E_END);
+        if (e <= -2) {
+            const uint64_t *set = cg->cls[-e - 2];
+            if (!ser_push(cg, -2)) return false;
+            for (int w = 0; w < 4; w++)
+                if (!ser_push(cg, (int32_t)(uint32_t)set[w]) || !ser_push(cg, (int32_t)(uint32_t)(set[w] >> 32))) return false;
+            continue;
+        }
+        if (cg->rgen[e] != cg->rgen_cur || (size_t)cg->rloc[e] >= *n_loc) {
+            cg->rgen[e] = cg->rgen_cur;
+            cg->rloc[e] = (int32_t)*n_loc;
+            cg->rqueue[(*n_loc)++] = e;
+        }
+        if (!ser_push(cg, cg->rloc[e])) return false;
+    }
+}
+
+// Serializes frame fr (its rest from pos) and the rules it newly reaches; false when over budget.
+static bool ser_frame(matcher_grammar *cg, int32_t pos, size_t *n_loc, size_t *n_done) {
+    if (!ser_push(cg, KC_FRAME) || !ser_seq(cg, pos, n_loc)) return false;
+    for (; *n_done < *n_loc; (*n_done)++) {
+        const int32_t r = cg->rqueue[*n_done];
+        if (!ser_push(cg, KC_RULE)) return false;
+        for (int32_t a = cg->alt_lo[r]; a < cg->alt_lo[r + 1]; a++)
+            if (!ser_push(cg, KC_ALT) || !ser_seq(cg, cg->alt[a], n_loc)) return false;
+    }
+    return true;
+}
+
+// Walks the vocabulary trie from config c0: accepted tokens into acc (n_words, zeroed here; *n_acc
+// of them), the dependent ones (c0 abstract) into cg->dep_scratch (*n_dep). TV_ERR_NOMEM on a budget.
+static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t *acc, size_t *n_acc, size_t *n_dep) {
+    const matcher_vocab *v = cg->v;
+    memset(acc, 0, ((size_t)v->n_vocab + 31) / 32 * sizeof *acc);
+    *n_dep = *n_acc = 0;
+    int32_t *walk = cg->walk;
+    uint8_t *wctx = cg->walk_ctx;
+    walk[0] = c0;
+    wctx[0] = cfg_has_ctx(cg, c0);
+    const size_t nn = v->n_nodes;
+    for (size_t i = 0; i < nn;) {
+        const uint16_t d = v->depth[i];
+        const int32_t nx = step(cg, walk[d - 1], v->byte[i]);
+        if (nx < 0) {
+            if (nx == CFG_FAIL) return TV_ERR_NOMEM;
+            if (wctx[d - 1]) {   // the stack below might have gone on: the subtree's tokens are dependent
+                const uint32_t lo = v->tok_lo[i], hi = v->tok_lo[v->end[i]];
+                if (*n_dep + (hi - lo) > cg->cap_dep) {
+                    int32_t *nd = array_grow(cg->dep_scratch, &cg->cap_dep, *n_dep + (hi - lo), sizeof *nd);
+                    if (!nd) return TV_ERR_NOMEM;
+                    cg->dep_scratch = nd;
+                }
+                for (uint32_t k = lo; k < hi; k++) cg->dep_scratch[(*n_dep)++] = v->tok[k];
+            }
+            i = v->end[i];
+            continue;
+        }
+        for (uint32_t k = v->tok_lo[i]; k < v->tok_lo[i + 1]; k++) acc[v->tok[k] >> 5] |= 1u << (v->tok[k] & 31);
+        *n_acc += v->tok_lo[i + 1] - v->tok_lo[i];
+        walk[d] = nx;
+        wctx[d] = wctx[d - 1] || cfg_has_ctx(cg, nx);
+        i++;
+    }
+    return TV_OK;
+}
+
+static kc_entry *kc_entry_of(const matcher_grammar *cg, int32_t ref) {
+    return ref >= 0 ? &cg->v->kc->e[ref] : &((matcher_grammar *)cg)->local.e[-ref - 2];
+}
+
+// The entry for the abstract stack of frames fr[0..n_fr) (top first) over CTX, or over the root's
+// end when fr[n_fr - 1] is the bottom: found or walked now. -1 when a budget or memory ran out.
+static int32_t key_entry(matcher_grammar *cg, const int32_t *fr, size_t n_fr) {
+    kc_table *shared = cg->v->kc;
+    // the canonical key, when it fits
+    if (++cg->rgen_cur == 0) { memset(cg->rgen, 0, cg->n_rules * sizeof *cg->rgen); cg->rgen_cur = 1; }
+    cg->n_ser = 0;
+    size_t n_loc = 0, n_done = 0, n_kept = 0;
+    while (n_kept < n_fr && ser_frame(cg, cg->npos[fr[n_kept]], &n_loc, &n_done)) n_kept++;
+    const bool share = n_kept == n_fr;
+    const bool to_ctx = cg->npar[fr[n_fr - 1]] >= 0;
+    if (share) cg->ser[cg->n_ser++] = to_ctx ? KC_BOTTOM_CTX : KC_BOTTOM_ROOT;   // ser_push left room
+    // the abstract stack
+    int32_t node = to_ctx ? cg->ctx_node : -1;
+    for (size_t i = n_fr; i-- > 0;)
+        if ((node = node_get(cg, cg->npos[fr[i]], node)) < 0) return -1;
+    kc_table *tab = share ? shared : &cg->local;
+    const int32_t *key = share ? cg->ser : &node;
+    const size_t n_key = share ? cg->n_ser : 1;
+    long idx = kc_find(tab, key, n_key);
+    if (idx < 0) {
+        const int32_t c0 = cfg_get(cg, &node, 1);
+        size_t n_acc = 0, n_dep = 0;
+        if (c0 < 0 || kc_walk(cg, c0, cg->acc_scratch, &n_acc, &n_dep) != TV_OK) return -1;
+        const size_t n_words = ((size_t)cg->v->n_vocab + 31) / 32;
+        if ((idx = kc_add(tab, key, n_key, cg->acc_scratch, n_acc, n_words, cg->dep_scratch, n_dep)) < 0) return -1;
+    }
+    return share ? (int32_t)idx : (int32_t)(-idx - 2);
+}
+
+// The entry of top node t (see above): >= 0 an index in the vocabulary's table, <= -2 the local
+// entry -ref - 2; -1 when a budget or memory ran out.
+static int32_t top_entry(matcher_grammar *cg, int32_t t) {
+    kc_table *shared = cg->v->kc;
+    if ((size_t)t >= cg->cap_top) {
+        const size_t old = cg->cap_top;
+        size_t cap = old;
+        int32_t *ne = array_grow(cg->top_ent, &cap, (size_t)t + 1, sizeof *ne);
+        if (!ne) return -1;
+        cg->top_ent = ne;
+        cap = old;
+        uint32_t *ng = array_grow(cg->top_gen, &cap, (size_t)t + 1, sizeof *ng);
+        if (!ng) return -1;
+        cg->top_gen = ng;
+        cg->cap_top = cap;
+        for (size_t i = old; i < cap; i++) cg->top_ent[i] = -1;
+    }
+    const int32_t memo = cg->top_ent[t];
+    if (memo != -1 && cg->top_gen[t] == (memo >= 0 ? shared->gen : cg->local.gen)) return memo;
+    int32_t fr[KC_MAX_FRAMES];   // the stack's frames from the top
+    size_t n_chain = 0;
+    for (int32_t nd = t; nd >= 0 && n_chain < KC_MAX_FRAMES; nd = cg->npar[nd]) fr[n_chain++] = nd;
+    // cut below the first frame whose rest must consume a byte before it pops; while that leaves
+    // too many tokens dependent (a UTF-8 continuation byte, an escape), cut at the next such frame
+    size_t n_fr = 0;
+    int32_t ref;
+    for (;;) {
+        while (n_fr < n_chain && seq_nullable(cg, cg->npos[fr[n_fr]] + (n_fr == 0))) n_fr++;
+        if (n_fr < n_chain) n_fr++;
+        if ((ref = key_entry(cg, fr, n_fr)) == -1) return -1;
+        if (kc_entry_of(cg, ref)->n_dep <= KC_MAX_DEP || n_fr == n_chain) break;
+    }
+    cg->top_ent[t] = ref;
+    cg->top_gen[t] = ref >= 0 ? shared->gen : cg->local.gen;
+    return ref;
+}
+
+// The config after the text token tok from config c: CFG_DEAD, CFG_FAIL or an id.
+static int32_t text_step(matcher_grammar *cg, int32_t c, int32_t tok) {
+    const matcher_vocab *v = cg->v;
+    for (uint32_t i = v->off[tok]; i < v->off[tok + 1] && c >= 0; i++) c = step(cg, c, (uint8_t)v->blob[i]);
+    return c;
+}
+
+static void set_eog(const matcher_vocab *v, uint32_t *out) {
+    for (size_t i = 0; i < v->n_eog; i++) out[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
+}
+
+// The mask of config c into out (words): memoized per config, else built from its tops' classes.
 static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
     const matcher_vocab *v = cg->v;
     const size_t nw = ((size_t)v->n_vocab + 31) / 32;
     if (cg->cfg[c].mask) { memcpy(out, cg->cfg[c].mask, nw * 4); return TV_OK; }
+    // entries are taken by index below: drop over-budget tables now, never mid-mask
+    if (v->kc->bytes > MATCHER_MAX_CLASS_BYTES) kc_clear(v->kc);
+    if (cg->local.bytes > MATCHER_MAX_CLASS_BYTES) kc_clear(&cg->local);
     memset(out, 0, nw * 4);
-    if (cfg_accepting(cg, c))
-        for (size_t i = 0; i < v->n_eog; i++) out[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
-    int32_t *walk = cg->walk;
-    walk[0] = c;
-    const size_t nn = v->n_nodes;
-    for (size_t i = 0; i < nn;) {
-        const int32_t nx = step(cg, walk[v->depth[i] - 1], v->byte[i]);
-        if (nx < 0) {
-            if (nx == CFG_FAIL) return TV_ERR_NOMEM;
-            i = v->end[i];
-            continue;
+    if (cfg_accepting(cg, c)) set_eog(v, out);
+    const uint32_t stamp_shared = kc_next_stamp(v->kc), stamp_local = kc_next_stamp(&cg->local);
+    size_t n_ent = 0;
+    for (uint32_t i = 0; i < cg->cfg[c].n; i++) {
+        const int32_t t = cg->tops[cg->cfg[c].off + i];   // re-read: walks grow cg->tops
+        if (t == ACCEPT) continue;
+        const int32_t ref = top_entry(cg, t);
+        if (ref == -1) return TV_ERR_NOMEM;
+        kc_entry *e = kc_entry_of(cg, ref);
+        const uint32_t stamp = ref >= 0 ? stamp_shared : stamp_local;
+        if (e->seen == stamp) continue;
+        e->seen = stamp;
+        if (e->acc_bits) for (size_t w = 0; w < nw; w++) out[w] |= e->acc_bits[w];
+        else for (uint32_t k = 0; k < e->n_acc; k++) out[e->acc[k] >> 5] |= 1u << (e->acc[k] & 31);
+        if (!e->n_dep) continue;
+        if (n_ent == cg->cap_ent) {
+            int32_t *ne = array_grow(cg->ent_list, &cg->cap_ent, n_ent + 1, sizeof *ne);
+            if (!ne) return TV_ERR_NOMEM;
+            cg->ent_list = ne;
         }
-        for (uint32_t k = v->tok_lo[i]; k < v->tok_lo[i + 1]; k++) out[v->tok[k] >> 5] |= 1u << (v->tok[k] & 31);
-        walk[v->depth[i]] = nx;
-        i++;
+        cg->ent_list[n_ent++] = ref;
+    }
+    if (n_ent) memset(cg->checked, 0, nw * 4);
+    for (size_t j = 0; j < n_ent; j++) {
+        const kc_entry *e = kc_entry_of(cg, cg->ent_list[j]);
+        for (uint32_t k = 0; k < e->n_dep; k++) {
+            const int32_t tok = e->dep[k];
+            if ((out[tok >> 5] | cg->checked[tok >> 5]) >> (tok & 31) & 1) continue;
+            cg->checked[tok >> 5] |= 1u << (tok & 31);
+            const int32_t r = text_step(cg, c, tok);
+            if (r == CFG_FAIL) return TV_ERR_NOMEM;
+            if (r >= 0) out[tok >> 5] |= 1u << (tok & 31);
+        }
     }
     const size_t mask_bytes = nw * 4;
     if ((cg->n_masks + 1) * mask_bytes > MATCHER_MAX_MASK_BYTES) drop_masks(cg);
@@ -588,12 +967,26 @@ tv_status matcher_fill_mask(matcher *m, uint32_t *mask) {
     const matcher_vocab *v = m->cg->v;
     if (cur(m) < 0) {
         memset(mask, 0, ((size_t)v->n_vocab + 31) / 32 * 4);
-        for (size_t i = 0; i < v->n_eog; i++) mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
+        set_eog(v, mask);
         return TV_OK;
     }
     const tv_status st = cfg_mask(m->cg, cur(m), mask);
     if (st) m->failed = true;
     return st;
+}
+
+tv_status matcher_fill_mask_walk(matcher *m, uint32_t *mask) {
+    const matcher_vocab *v = m->cg->v;
+    if (cur(m) < 0) {
+        memset(mask, 0, ((size_t)v->n_vocab + 31) / 32 * 4);
+        set_eog(v, mask);
+        return TV_OK;
+    }
+    size_t n_acc = 0, n_dep = 0;   // a real config holds no CTX: nothing is dependent
+    const tv_status st = kc_walk(m->cg, cur(m), mask, &n_acc, &n_dep);
+    if (st) { m->failed = true; return st; }
+    if (cfg_accepting(m->cg, cur(m))) set_eog(v, mask);
+    return TV_OK;
 }
 
 // The config after token tok from config c: CFG_DEAD / CFG_FAIL, -4 for an accepted EOG.
@@ -602,8 +995,7 @@ static int32_t token_step(matcher *m, int32_t c, int32_t tok) {
     if (tok < 0 || tok >= v->n_vocab) return CFG_DEAD;
     if (v->kind[tok] == 2) return c < 0 || cfg_accepting(m->cg, c) ? -4 : CFG_DEAD;
     if (c < 0 || v->kind[tok] != 1) return CFG_DEAD;
-    for (uint32_t i = v->off[tok]; i < v->off[tok + 1] && c >= 0; i++) c = step(m->cg, c, (uint8_t)v->blob[i]);
-    return c;
+    return text_step(m->cg, c, tok);
 }
 
 bool matcher_advance(matcher *m, int32_t tok) {

@@ -14,7 +14,10 @@
 // (MATCHER_MAX_TABLES, MATCHER_MAX_MASKS); stacks and configs grow with what the sequences
 // explore and stop at MATCHER_MAX_NODES / MATCHER_MAX_CONFIGS (the step then fails with
 // TV_ERR_NOMEM and the grammar reports matcher_grammar_exhausted so a cache drops it).
-// Threading: a compiled grammar and the matchers on it are used by one thread at a time.
+// Token classes: masks are built from per-stack-key token classes (accepted / dependent) computed
+// once by a trie walk and shared through the vocabulary by every grammar on it (matcher.c).
+// Threading: a vocabulary, the grammars compiled on it and their matchers are used by one thread
+// at a time (mask computation writes the vocabulary's class table).
 #ifndef TV_STRUCTURED_MATCHER_H
 #define TV_STRUCTURED_MATCHER_H
 
@@ -27,6 +30,7 @@
 
 #define MATCHER_MAX_TABLES 8192      // 1 KiB transition tables kept at once
 #define MATCHER_MAX_MASK_BYTES (64u << 20)  // memoized masks, all together
+#define MATCHER_MAX_CLASS_BYTES (64u << 20) // token classes, per table (the vocabulary's, each grammar's)
 #define MATCHER_MAX_NODES (4u << 20)
 #define MATCHER_MAX_CONFIGS (1u << 20)
 
@@ -61,6 +65,9 @@ void matcher_free(matcher *m);
 // mask: (ceil(n_vocab / 32)) words, bit id set = allowed. TV_ERR_NOMEM when a budget ran out.
 // After the grammar has ended (an EOG was accepted) only EOG tokens are allowed.
 tv_status matcher_fill_mask(matcher *m, uint32_t *mask);
+// The same mask by a plain walk of the whole vocabulary trie from the matcher's state (no token
+// classes, no memo): the reference the tests and the bench check matcher_fill_mask against.
+tv_status matcher_fill_mask_walk(matcher *m, uint32_t *mask);
 // Advances by one token. false (state unchanged) when the token is not allowed here.
 bool matcher_advance(matcher *m, int32_t token);
 // How many of tokens[0..n) the matcher would accept in a row from its state (state unchanged):
