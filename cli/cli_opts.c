@@ -8,11 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_dist.h"
 #include "cli_util.h"
 
 typedef enum {
     O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_QUANTIZE, O_QUIET,
-    O_CACHE_DIR, O_CACHE_SIZE, O_NO_CACHE,
+    O_CACHE_DIR, O_CACHE_SIZE, O_NO_CACHE, O_PP, O_PP_SPLIT, O_PP_TIMEOUT,
     O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
 } opt_id;
 
@@ -51,6 +52,11 @@ static const opt_row MODEL_OPTS[] = {
      "and its head); verified in the batch"},
     {O_SPEC_TOKENS, {"--spec-tokens", "--draft-max"}, "K", "tokens proposed per sequence and step at most (1..16, default 4; needs --spec)"},
     {O_DRAFT_LAYERS, {"--draft-layers"}, "N", "--spec draft: layers of the self-draft (1 .. the model's layers - 1)"},
+    {O_PP, {"--pp"}, "N",
+     "pipeline parallelism over MPI: run as `mpirun -np N tinyvllm ... --pp N`; each rank holds a range of\n"
+     "layers (balanced by bytes), only their weights and KV cache; rank 0 prints/serves"},
+    {O_PP_SPLIT, {"--pp-split"}, "a,b,...", "--pp: layers per stage, in rank order (default: balanced by bytes)"},
+    {O_PP_TIMEOUT, {"--pp-timeout"}, "S", "--pp: seconds to wait for another rank before failing (default 30)"},
 };
 
 static const opt_row SAMPLING_OPTS[] = {
@@ -146,6 +152,13 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         break;
     case O_DRAFT_LAYERS:
         if (!cli_parse_long(v, 1, 1 << 16, &o->draft_layers)) return cli_usage_error(cmd, "%s: '%s' is not a layer count", a, v);
+        break;
+    case O_PP:
+        if (!cli_parse_long(v, 1, 64, &o->pp)) return cli_usage_error(cmd, "%s: '%s' is not a stage count (1..64)", a, v);
+        break;
+    case O_PP_SPLIT: o->pp_split = v; break;
+    case O_PP_TIMEOUT:
+        if (!cli_parse_long(v, 1, 86400, &o->pp_timeout)) return cli_usage_error(cmd, "%s: '%s' is not a number of seconds", a, v);
         break;
     case O_SPEC_TOKENS:
         if (!cli_parse_long(v, 1, TV_SPEC_MAX_TOKENS, &o->spec_tokens))
@@ -258,7 +271,12 @@ tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     cli_progress_begin(&bar, o->quiet);
     mp.progress = show_progress;
     mp.progress_user = &bar;
-    *m = tv_model_load(o->model_path, &mp, err);
+    if (o->pp_split && o->pp < 2) {
+        cli_progress_end(&bar);
+        *m = NULL;
+        return tv_error_set(err, TV_ERR_INVALID, "--pp-split needs --pp N (N > 1)");
+    }
+    *m = o->pp > 1 ? cli_dist_load(o, &mp, err) : tv_model_load(o->model_path, &mp, err);
     cli_progress_end(&bar);
     if (!*m) return err->code;
     const char *note = tv_model_cache_note(*m);
@@ -289,7 +307,8 @@ tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_conf
     ec->spec = o->spec;
     ec->spec_tokens = (int)o->spec_tokens;
     ec->draft_layers = (int)o->draft_layers;
-    return (*e = tv_engine_create(m, ec, err)) ? TV_OK : err->code;
+    *e = o->pp > 1 ? cli_dist_engine(o, m, ec, err) : tv_engine_create(m, ec, err);
+    return *e ? TV_OK : err->code;
 }
 
 const char *cli_spec_name(tv_spec_method m) {

@@ -6,6 +6,7 @@
 //   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  -c/--ctx-size N  --kv-bits 16|32
 //             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram|draft  --spec-tokens K
 //             --draft-layers N  --quantize TYPE  -q/--quiet  --cache-dir DIR  --cache-size MB  --no-cache
+//             --pp N  --pp-split a,b,...  --pp-timeout S
 //   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --presence-penalty P
 //             --frequency-penalty F  -s/--seed S
 // The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
@@ -34,6 +35,9 @@ typedef struct cli_model_opts {
     const char *cache_dir;    // --cache-dir DIR (NULL: $TINYVLLM_CACHE_DIR, else ~/.cache/tinyvllm)
     long cache_mb;            // --cache-size MB (0: 4096)
     bool no_cache;            // --no-cache: prepare weights in this process only
+    long pp;                  // --pp N: pipeline stages, one per MPI rank (0/1: none; cli_dist.h)
+    const char *pp_split;     // --pp-split a,b,...: layers per stage (NULL: balanced by bytes)
+    long pp_timeout;          // --pp-timeout S: the longest wait for another rank (0: 30 s)
 } cli_model_opts;
 
 // Prints the shared options' help lines (every spelling, the value, the text) for a command's --help.

@@ -70,6 +70,10 @@ typedef struct tv_model_params {
                                  // read-only and shared (every process on the machine one copy); a stale
                                  // or corrupt file is rebuilt (tv_model_cache_note says so)
     uint64_t cache_max_bytes;    // the cache folder's size limit, least recently used files evicted (0: none)
+    int layer_begin, layer_end;  // pipeline stage: hold only layers [layer_begin, layer_end) (layer_end 0:
+                                 // all): only their tensors are bound (a GGUF is then mapped tensor by
+                                 // tensor), the embeddings on the first stage, the output norm and head on
+                                 // the last; engines on such a model compute that range (tv_stage_*)
 } tv_model_params;
 
 void tv_model_params_default(tv_model_params *p);
@@ -87,6 +91,13 @@ const char *tv_model_name(const tv_model *m);                      // general.na
 // file's tokenizer.ggml.eos_token_id; BOS for llama2.c checkpoints, as run.c. Engines stop on them
 // unless a request sets ignore_eos.
 bool tv_model_is_eog(const tv_model *m, int32_t id);
+// Pipeline parallelism: splits the layers of the model file at path into n_stages contiguous ranges,
+// stage i holding [first[i], first[i + 1]) (first: n_stages + 1 entries). split (n_stages layer
+// counts that add up to the model's layers) overrides; NULL balances by bytes, read from the tensor
+// table without mapping weights: the embeddings count on the first stage, the output norm and head
+// (the embeddings when tied) on the last, and the heaviest stage is as light as possible.
+// GGUF and llama2.c files. TV_ERR_RANGE for more stages than layers.
+tv_status tv_model_plan_stages(const char *path, int n_stages, const int *split, int *first, tv_error *err);
 // What the prepared-weight cache did at load ("hit DIR/x.tvw", "wrote ...", "rebuilt ... (stale: ...)",
 // "not written: <error>"), or NULL when no cache was used.
 const char *tv_model_cache_note(const tv_model *m);
@@ -109,6 +120,7 @@ typedef struct tv_model_info {
     double repack_ms;            // time that took
     int32_t n_expert, n_expert_used, expert_ff;   // mixture of experts (0: dense): experts, used per token, FFN rows
     size_t kv_bytes_per_token;   // KV cache bytes one token takes over all layers (f16 cache)
+    int32_t layer_begin, layer_end;   // the layers this process holds: [0, n_layers) unless a pipeline stage
 } tv_model_info;
 void tv_model_get_info(const tv_model *m, tv_model_info *info);
 

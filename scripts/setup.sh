@@ -2,7 +2,7 @@
 # Installs the system packages tinyvllm needs when any is missing (Debian/Ubuntu).
 # Uses apt directly as root, sudo otherwise. Idempotent and quiet when all is present.
 set -euo pipefail
-PKGS="build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcmocka-dev libedit-dev nodejs npm clang curl python3 python3-jinja2 tmux"
+PKGS="build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcmocka-dev libedit-dev nodejs npm clang curl python3 python3-jinja2 tmux libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

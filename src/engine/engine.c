@@ -38,6 +38,7 @@
 
 #include "backend/backend.h"
 #include "engine/block_manager.h"
+#include "engine/pipeline.h"
 #include "engine/postprocess.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
@@ -60,6 +61,7 @@ struct tv_engine {
     backend *be;                 // computes the forward pass (kernel path, thread pool)
     tv_kv_cache *kv;
     tv_forward *fwd;
+    engine_downstream down;      // the pipeline's later stages (pipeline.h), or run == NULL
     kv_block_manager *bm;
     tv_scheduler *sched;
     int max_len;                 // tokens per sequence at most
@@ -123,6 +125,7 @@ static void seq_free(tv_seq *s) {
 
 void tv_engine_free(tv_engine *e) {
     if (!e) return;
+    if (e->down.close) e->down.close(e->down.ctx);
     for (tv_seq *s; e->sched && (s = sched_first(e->sched));) {   // sequences still queued
         sched_remove(e->sched, s);
         seq_free(s);
@@ -152,6 +155,10 @@ void tv_engine_free(tv_engine *e) {
 }
 
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *err) {
+    return engine_create_pipelined(m, cfg, NULL, err);
+}
+
+tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, const engine_downstream *down, tv_error *err) {
     tv_engine_config c;
     if (cfg) c = *cfg; else tv_engine_config_default(&c);
     if (!m) { err_fail(err, TV_ERR_INVALID, "engine: no model"); return NULL; }
@@ -169,6 +176,17 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (c.kv_bits == 0) c.kv_bits = model_weight_type(m) == TV_TYPE_F32 ? 32 : 16;
     if (c.kv_bits != 16 && c.kv_bits != 32) { err_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
     if (c.spec != TV_SPEC_NONE && c.spec != TV_SPEC_NGRAM && c.spec != TV_SPEC_SELF_DRAFT) { err_fail(err, TV_ERR_INVALID, "engine: unknown speculative decoding method %d", (int)c.spec); return NULL; }
+    int l0, l1;
+    model_layer_range(m, &l0, &l1);
+    if (l0 != 0 || (l1 != hp->n_layers) != (down != NULL)) {
+        err_fail(err, TV_ERR_INVALID, "engine: the model holds layers [%d, %d) of %d: %s", l0, l1, hp->n_layers,
+                 l0 ? "an engine runs the first pipeline stage" : down ? "the pipeline has no later stage" : "the later stages are missing");
+        return NULL;
+    }
+    if (down && c.spec == TV_SPEC_SELF_DRAFT) {
+        err_fail(err, TV_ERR_INVALID, "engine: the self-draft needs every layer in one process (not with pipeline parallelism)");
+        return NULL;
+    }
     if (c.spec != TV_SPEC_SELF_DRAFT) c.draft_layers = 0;
     else if (c.draft_layers < 1 || c.draft_layers >= hp->n_layers) {
         err_fail(err, TV_ERR_INVALID, "engine: a self-draft of %d layers is invalid (1..%d: fewer than the model's %d)",
@@ -199,6 +217,7 @@ tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *
     if (!e) { err_fail(err, TV_ERR_NOMEM, "engine: out of memory"); return NULL; }
     e->cfg = c;
     e->cfg.n_blocks = n_blocks;
+    if (down) e->down = *down;
     e->model = m;
     e->hp = hp;
     e->tok = tv_model_tokenizer(m);
@@ -493,7 +512,9 @@ static void account_round(tv_engine *e, int n_items, int n_tokens) {
 // item finished with the error (a failure of the whole batch) and nothing advanced.
 static tv_status run(tv_engine *e, int n_items, const tv_batch *b, float **logits) {
     tv_error ferr = {0};
-    if (forward_run(e->fwd, e->kv, b, logits, &ferr) != TV_OK) {
+    tv_status st = forward_run(e->fwd, e->kv, b, logits, &ferr);
+    if (st == TV_OK && e->down.run) st = e->down.run(e->down.ctx, b, *logits, logits, &ferr);   // *logits: the hidden state
+    if (st != TV_OK) {
         err_fail_prefix(&ferr, ferr.code, "forward pass of a %d-token batch", b->n_tokens);
         for (int i = 0; i < n_items; i++) fail_seq(e, e->items[i].seq, NULL, &ferr);
         return ferr.code;

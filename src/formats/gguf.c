@@ -99,6 +99,11 @@ struct gguf_ctx {
     void *map;                // owned mapping (NULL for open_memory)
     void *owned;              // gguf_open_buffer's buffer, freed at close
     size_t map_size;
+    // gguf_open_lazy: base holds the header only; tensors are mapped one by one from fd
+    int lazy_fd;              // -1 when not lazy
+    size_t file_size;         // the whole file's size (the data section is checked against it)
+    void **lazy_maps;         // (n_tensors) each mapped tensor's mapping, page-aligned, or NULL
+    size_t *lazy_sizes;       // (n_tensors)
     uint32_t version;
     size_t alignment;
     size_t data_offset;
@@ -394,21 +399,23 @@ static bool parse(gguf_ctx *ctx, tv_error *err) {
     size_t end_of_infos = r->pos;
     if (end_of_infos > SIZE_MAX - ctx->alignment) return rd_fail(r, TV_ERR_FORMAT, end_of_infos, "offset overflow");
     ctx->data_offset = align_up(end_of_infos, ctx->alignment);
-    size_t data_size = ctx->data_offset <= ctx->size ? ctx->size - ctx->data_offset : 0;
+    const size_t fsize = ctx->lazy_fd >= 0 ? ctx->file_size : ctx->size;
+    size_t data_size = ctx->data_offset <= fsize ? fsize - ctx->data_offset : 0;
     for (int64_t i = 0; i < ctx->n_tensors; i++) {
         gguf_tensor_info *t = &ctx->tensors[i];
         snprintf(r->what, sizeof r->what, "the data of tensor '%.100s'", t->name);
-        if (ctx->data_offset > ctx->size || t->offset > data_size || t->nbytes > data_size - t->offset)
+        if (ctx->data_offset > fsize || t->offset > data_size || t->nbytes > data_size - t->offset)
             return rd_fail(r, TV_ERR_FORMAT, ctx->data_offset,
                            "tensor data [%llu, +%zu) of the data section lies outside the file (%zu bytes of data)",
                            (unsigned long long)t->offset, t->nbytes, data_size);
-        t->data = ctx->base + ctx->data_offset + t->offset;
+        t->data = ctx->lazy_fd >= 0 ? NULL : ctx->base + ctx->data_offset + t->offset;   // lazy: gguf_map_tensor
     }
     return true;
 }
 
 static gguf_ctx *ctx_new(const char *label, tv_error *err) {
     gguf_ctx *ctx = calloc(1, sizeof *ctx);
+    if (ctx) ctx->lazy_fd = -1;
     if (ctx) ctx->label = strdup(label ? label : "<memory>");
     if (!ctx || !ctx->label) {
         free(ctx);
@@ -479,6 +486,69 @@ fail:
     return NULL;
 }
 
+gguf_ctx *gguf_open_lazy(const char *path, tv_error *err) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) { err_fail(err, TV_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > SIZE_MAX) {
+        err_fail(err, TV_ERR_IO, "%s: not a readable regular file", path);
+        close(fd);
+        return NULL;
+    }
+    const size_t fsize = (size_t)st.st_size;
+    // the header's length is known only once parsed: read a prefix, growing it until it parses
+    for (size_t n = fsize < ((size_t)1 << 20) ? fsize : (size_t)1 << 20;; n = n > fsize / 4 ? fsize : n * 4) {
+        uint8_t *buf = malloc(n ? n : 1);
+        ssize_t got = buf ? pread(fd, buf, n, 0) : -1;
+        if (got < 0 || (size_t)got != n) {
+            free(buf);
+            err_fail(err, buf ? TV_ERR_IO : TV_ERR_NOMEM, "%s: cannot read the header: %s", path,
+                     buf ? strerror(errno) : "out of memory");
+            close(fd);
+            return NULL;
+        }
+        gguf_ctx *ctx = ctx_new(path, err);
+        if (!ctx) { free(buf); close(fd); return NULL; }
+        ctx->owned = buf;
+        ctx->base = buf;
+        ctx->size = n;
+        ctx->lazy_fd = fd;
+        ctx->file_size = fsize;
+        tv_error perr = {0};
+        if (parse(ctx, &perr)) {
+            ctx->lazy_maps = calloc((size_t)ctx->n_tensors + 1, sizeof *ctx->lazy_maps);
+            ctx->lazy_sizes = calloc((size_t)ctx->n_tensors + 1, sizeof *ctx->lazy_sizes);
+            if (ctx->lazy_maps && ctx->lazy_sizes) return ctx;
+            err_fail(&perr, TV_ERR_NOMEM, "%s: out of memory", path);
+        }
+        ctx->lazy_fd = -1;   // the fd stays ours for the next try
+        gguf_close(ctx);
+        if (n == fsize || perr.code == TV_ERR_NOMEM) {
+            if (err) *err = perr;
+            close(fd);
+            return NULL;
+        }
+    }
+}
+
+const void *gguf_map_tensor(gguf_ctx *ctx, const gguf_tensor_info *t, tv_error *err) {
+    if (t->data || ctx->lazy_fd < 0) return t->data;
+    const int64_t i = t - ctx->tensors;
+    long ps = sysconf(_SC_PAGESIZE);
+    const size_t page = ps > 0 ? (size_t)ps : 4096, at = ctx->data_offset + (size_t)t->offset;
+    const size_t start = at & ~(page - 1), len = at + t->nbytes - start;
+    void *p = mmap(NULL, len ? len : 1, PROT_READ, MAP_PRIVATE, ctx->lazy_fd, (off_t)start);
+    if (p == MAP_FAILED) {
+        err_fail(err, TV_ERR_IO, "%s: mmap of tensor '%s' (%zu bytes) failed: %s", ctx->label, t->name, t->nbytes,
+                 strerror(errno));
+        return NULL;
+    }
+    ctx->lazy_maps[i] = p;
+    ctx->lazy_sizes[i] = len ? len : 1;
+    ctx->tensors[i].data = (const uint8_t *)p + (at - start);
+    return t->data;
+}
+
 void gguf_close(gguf_ctx *ctx) {
     if (!ctx) return;
     for (int64_t i = 0; i < ctx->n_kv; i++) {
@@ -493,6 +563,11 @@ void gguf_close(gguf_ctx *ctx) {
     free(ctx->tensor_names);
     free(ctx->t_ix.slots);
     if (ctx->map) munmap(ctx->map, ctx->map_size);
+    for (int64_t i = 0; ctx->lazy_maps && i < ctx->n_tensors; i++)
+        if (ctx->lazy_maps[i]) munmap(ctx->lazy_maps[i], ctx->lazy_sizes[i]);
+    free(ctx->lazy_maps);
+    free(ctx->lazy_sizes);
+    if (ctx->lazy_fd >= 0) close(ctx->lazy_fd);
     free(ctx->owned);
     free(ctx->label);
     free(ctx);

@@ -68,6 +68,14 @@ gguf_ctx *gguf_open_memory(const void *data, size_t size, const char *label, tv_
 // Same over a malloc'd buffer whose ownership passes to the ctx (freed by gguf_close, or at once
 // when the open fails). How in-memory metadata (a Hugging Face folder's, model/hf.c) is read.
 gguf_ctx *gguf_open_buffer(void *data, size_t size, const char *label, tv_error *err);
+// Opens a file reading only its header (metadata and tensor infos, validated as gguf_open does): no
+// tensor is mapped and every tensor's data is NULL until gguf_map_tensor maps that one tensor's pages.
+// For a process that needs a part of a model (a pipeline stage, tv_model_params.layer_begin/end): its
+// address space then holds only the tensors it uses.
+gguf_ctx *gguf_open_lazy(const char *path, tv_error *err);
+// The data of t (a tensor of ctx): mapped now when ctx is lazy and t not yet mapped; NULL + err when
+// that mapping fails. t->data afterwards.
+const void *gguf_map_tensor(gguf_ctx *ctx, const gguf_tensor_info *t, tv_error *err);
 void gguf_close(gguf_ctx *ctx);
 
 uint32_t gguf_version(const gguf_ctx *ctx);

@@ -43,7 +43,9 @@ size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32) 
     int hd_max;
     size_t kvd_max;
     layer_shape_max(m, &hd_max, &kvd_max);
-    return 2 * (size_t)(h->n_layers - h->n_linear) * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
+    int l0, l1;
+    model_layer_range(m, &l0, &l1);
+    return 2 * (size_t)(l1 - l0 - h->n_linear) * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
 }
 
 tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err) {
@@ -54,7 +56,10 @@ tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bo
     }
     tv_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) goto oom;
-    kv->n_layers = h->n_layers - h->n_linear;   // linear-attention layers keep a state slot instead
+    int l0, l1;
+    model_layer_range(m, &l0, &l1);
+    kv->n_layers = l1 - l0 - h->n_linear;   // linear-attention layers keep a state slot instead
+    kv->layer_begin = l0;                   // a pipeline stage's (hybrid models run whole)
     kv->n_blocks = n_blocks;
     kv->block_size = block_size;
     kv->n_kv_heads = h->n_kv_heads;
@@ -137,6 +142,8 @@ void kv_cache_free(tv_kv_cache *kv) {
 struct tv_forward {
     const tv_model *m;
     backend *be;
+    int layer_begin, layer_end;   // the model's layers (model_layer_range); is_last: end == n_layers
+    bool is_last;
     int max_tokens, max_logits;
     const float *rope_inv_freq;   // (n_rot / 2) the model's, for the context it runs with
     layer_state s;       // the blocks' view: activation buffers (owned) sized for max_tokens, batch fields per run
@@ -183,6 +190,8 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
     if (!f) goto oom;
     f->m = m;
     f->be = be;
+    model_layer_range(m, &f->layer_begin, &f->layer_end);
+    f->is_last = f->layer_end == h->n_layers;
     f->rope_inv_freq = model_rope_inv_freq(m, n_ctx);
     f->max_tokens = max_tokens;
     f->max_logits = max_logits;
@@ -199,8 +208,8 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         !(s->k = malloc(T * kvd * sizeof(float))) || !(s->v = malloc(T * kvd * sizeof(float))) ||
         !(s->att = malloc(T * qd * sizeof(float))) || !(s->hb = malloc(T * ff * sizeof(float))) ||
         !(s->hb2 = malloc(T * ff * sizeof(float))) ||
-        !(f->lx = malloc((size_t)max_logits * h->dim * sizeof(float))) ||
-        !(f->logits = malloc((size_t)max_logits * h->n_vocab * sizeof(float))) ||
+        (f->is_last && !(f->lx = malloc((size_t)max_logits * h->dim * sizeof(float)))) ||
+        (f->is_last && !(f->logits = malloc((size_t)max_logits * h->n_vocab * sizeof(float)))) ||
         !(f->tok_seq = malloc(T * sizeof(int32_t))) || !(f->slots = malloc(T * sizeof(int64_t))) ||
         !(f->rope_cs = malloc(T * 2 * (size_t)(h->n_rot > 0 ? h->n_rot : 1) * sizeof(float))) ||
         !(f->seqs = malloc(T * sizeof(tv_attn_seq))) || !(f->seqs_shaped = malloc(T * sizeof(tv_attn_seq))) ||
@@ -239,7 +248,7 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
     s->slots = f->slots;
     int n_mats;
     const tv_tensor *const *mats = model_matrices(m, &n_mats), *out = model_output(m);
-    if (backend_prepare(be, mats, n_mats, max_tokens, err) || backend_prepare(be, &out, 1, max_logits, err)) {
+    if (backend_prepare(be, mats, n_mats, max_tokens, err) || (f->is_last && backend_prepare(be, &out, 1, max_logits, err))) {
         forward_free(f);
         return NULL;
     }
@@ -263,8 +272,12 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
         b->n_seqs <= 0 || b->q_start[0] != 0 || b->q_start[b->n_seqs] != b->n_tokens)
         return err_fail(err, TV_ERR_INVALID, "forward: malformed batch (%d tokens, %d seqs, %d logits)", b->n_tokens,
                        b->n_seqs, b->n_logits);
-    if (kv->n_layers != h->n_layers - h->n_linear || kv->n_kv_heads != h->n_kv_heads || kv->head_dim != h->head_dim)
+    if (kv->layer_begin != f->layer_begin || kv->n_layers != f->layer_end - f->layer_begin - h->n_linear ||
+        kv->n_kv_heads != h->n_kv_heads || kv->head_dim != h->head_dim)
         return err_fail(err, TV_ERR_INVALID, "forward: KV cache geometry does not match the model");
+    if ((f->layer_begin > 0) != (b->hidden != NULL) || (b->n_layers > 0 && (f->layer_begin > 0 || !f->is_last)))
+        return err_fail(err, TV_ERR_INVALID, "forward: a stage from layer %d needs %s hidden state%s", f->layer_begin,
+                        f->layer_begin > 0 ? "the previous stage's" : "no", b->n_layers > 0 ? " and runs no draft" : "");
     if (h->n_linear > 0) {   // hybrid: every sequence continues its own state slot
         const tv_state_cache *sc = kv->state;
         if (!sc || !b->state_slots)
@@ -334,8 +347,12 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     s->head_dim = hd;
     s->n_rot = h->n_rot;
 
-    layers_embed(s, model_tok_embd(m), b->tokens, T, s->x);
-    if (h->embd_scale != 0) layers_scale(s, s->x, h->dim, h->embd_scale);
+    if (b->hidden) {   // a later pipeline stage: the previous stage's residual stream
+        memcpy(s->x, b->hidden, (size_t)T * h->dim * sizeof(float));
+    } else {
+        layers_embed(s, model_tok_embd(m), b->tokens, T, s->x);
+        if (h->embd_scale != 0) layers_scale(s, s->x, h->dim, h->embd_scale);
+    }
     // RoPE cos/sin per token, once for all layers; the query temperature; each token's KV slot
     for (int t = 0; t < T; t++) {
         const int32_t pos = b->positions[t];
@@ -381,11 +398,15 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
         }
     }
 
-    const int n_layers = b->n_layers > 0 && b->n_layers < h->n_layers ? b->n_layers : h->n_layers;
-    for (int l = 0; l < n_layers && !st; l++) st = fam->block(s, &layers[l], l, err);
+    const int n_layers = b->n_layers > 0 && b->n_layers < f->layer_end ? b->n_layers : f->layer_end;
+    for (int l = f->layer_begin; l < n_layers && !st; l++) st = fam->block(s, &layers[l], l, err);
     for (int i = 0; sc && i < b->n_seqs; i++)   // a failed batch leaves its states half advanced: invalid
         sc->n_pos[b->state_slots[i]] = st ? -1 : b->positions[b->q_start[i + 1] - 1] + 1;
     if (st) return st;
+    if (!f->is_last) {   // a pipeline stage before the last: the residual stream goes on
+        *logits = s->x;
+        return TV_OK;
+    }
 
     layers_logits(s, b->logit_rows, b->n_logits, model_output_norm(m), model_output(m), f->lx, f->logits);
     *logits = f->logits;

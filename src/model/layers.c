@@ -81,8 +81,8 @@ tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opt
         a.geom.sinks = o->sinks;
     }
     const float *gate = o ? o->gate : NULL;
-    a.k_pool = kv->k + (size_t)layer * kv->layer_bytes;
-    a.v_pool = kv->v + (size_t)layer * kv->layer_bytes;
+    a.k_pool = kv->k + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
+    a.v_pool = kv->v + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
     backend_kv_write(s->be, &a.geom, (void *)a.k_pool, (void *)a.v_pool, s->slots, s->n_tokens, s->k, s->v);
     tv_status st = backend_attention(s->be, &a, err);
     if (st) return st;

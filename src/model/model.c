@@ -50,6 +50,8 @@ struct tv_model {
     int n_load_threads;          // threads of the load-time pool (0: none was needed)
     wcache_map cache;            // the prepared-weight cache file the weights point into, or empty
     char *cache_note;            // what the cache did (tv_model_cache_note), or NULL
+    int layer_begin, layer_end;  // the layers this process holds, [begin, end) (pipeline stage; all by default)
+    char map_err[512];           // a lazy GGUF's failed tensor mapping (find_gguf), reported by bind
 };
 
 void tv_model_params_default(tv_model_params *p) { memset(p, 0, sizeof *p); }
@@ -103,6 +105,10 @@ bool tv_model_is_eog(const tv_model *m, int32_t id) {
 }
 
 const char *tv_model_cache_note(const tv_model *m) { return m->cache_note; }
+void model_layer_range(const tv_model *m, int *begin, int *end) {
+    *begin = m->layer_begin;
+    *end = m->layer_end;
+}
 
 void tv_model_free(tv_model *m) {
     if (!m) return;
@@ -129,6 +135,7 @@ void tv_model_free(tv_model *m) {
 // ne2 > 1: a 3-D expert tensor of ne2 = n_expert matrices.
 static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
                       tv_tensor *dst, tv_error *err) {
+    if (!src && m->map_err[0]) return err_fail(err, TV_ERR_IO, "%s", m->map_err);
     if (!src) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is missing", m->path, name);
     const tv_type_traits *tr = kern_traits_ref(src->type);
     if (!tr || !tr->is_supported)
@@ -184,18 +191,28 @@ static tv_status check_hparams(tv_model *m, tv_error *err) {
     return TV_OK;
 }
 
-typedef const tv_tensor *(*find_fn)(void *src, const char *name, tv_tensor *tmp);
+// A tensor by its GGUF name, NULL when absent. data false: its shape and type are enough (a lazily
+// opened GGUF then maps nothing).
+typedef const tv_tensor *(*find_fn)(void *src, const char *name, bool data, tv_tensor *tmp);
 
-static const tv_tensor *find_gguf(void *src, const char *name, tv_tensor *tmp) {
-    const gguf_tensor_info *ti = gguf_find_tensor((gguf_ctx *)src, name);
+// src: the model (its gguf, opened lazily when it holds a part of the layers)
+static const tv_tensor *find_gguf(void *src, const char *name, bool data, tv_tensor *tmp) {
+    tv_model *m = src;
+    const gguf_tensor_info *ti = gguf_find_tensor(m->gguf, name);
     if (!ti) return NULL;
+    tv_error merr = {0};
+    if (data && !gguf_map_tensor(m->gguf, ti, &merr)) {
+        snprintf(m->map_err, sizeof m->map_err, "%s", merr.msg);
+        return NULL;
+    }
     *tmp = (tv_tensor){.name = ti->name, .type = ti->type, .n_dims = ti->n_dims, .nbytes = ti->nbytes, .data = ti->data};
     memcpy(tmp->ne, ti->ne, sizeof tmp->ne);
     return tmp;
 }
 
-static const tv_tensor *find_l2c(void *src, const char *name, tv_tensor *tmp) {
+static const tv_tensor *find_l2c(void *src, const char *name, bool data, tv_tensor *tmp) {
     (void)tmp;
+    (void)data;
     return llama2c_find((tv_llama2c *)src, name);
 }
 
@@ -236,8 +253,8 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     if ((ft->when == FW_DENSE && m->hp.n_expert > 0) || (ft->when == FW_MOE && m->hp.n_expert == 0)) return TV_OK;
     if ((ft->when == FW_LINEAR && !m->layers[l].is_linear) || (ft->when == FW_FULL_ATTN && m->layers[l].is_linear))
         return TV_OK;
-    const tv_tensor *t = find(src, name, &tmp);
-    if (!t && ft->is_optional) return TV_OK;
+    const tv_tensor *t = find(src, name, true, &tmp);
+    if (!t && ft->is_optional && !m->map_err[0]) return TV_OK;
     char where[640];   // the GGUF name, and where it came from when the container names it otherwise
     if (t && t->name && strcmp(t->name, name)) snprintf(where, sizeof where, "%s' ('%s", name, t->name);
     else snprintf(where, sizeof where, "%s", name);
@@ -278,22 +295,43 @@ static tv_status alloc_layers(tv_model *m, tv_error *err) {
     return TV_OK;
 }
 
-// Binds every tensor of the family's table: the model-wide ones, then layer by layer. An absent
-// output projection is tied to the embeddings.
+// Whether a model-wide tensor of the table is bound by a process holding layers [begin, end): the
+// embeddings by the first stage (and by the last when the output is tied to them), the output norm
+// and projection by the last, everything else (e.g. RoPE factor tables) by every stage.
+static bool stage_binds(const tv_model *m, const family_tensor *ft, bool tied) {
+    const bool first = m->layer_begin == 0, last = m->layer_end == m->hp.n_layers;
+    if (ft->offset == offsetof(tv_weights, tok_embd)) return first || (last && tied);
+    if (ft->offset == offsetof(tv_weights, output) || ft->offset == offsetof(tv_weights, output_norm)) return last;
+    return true;
+}
+
+// Binds every tensor of the family's table the process's layer range needs: the model-wide ones,
+// then layer by layer. An absent output projection is tied to the embeddings.
 static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
     const model_family *fam = m->family;
     const int n_layers = m->hp.n_layers;
+    if (m->layer_end == 0) m->layer_end = n_layers;
+    if (m->layer_begin < 0 || m->layer_begin >= m->layer_end || m->layer_end > n_layers)
+        return err_fail(err, TV_ERR_INVALID, "%s: layer range [%d, %d) is not within the model's %d layers", m->path,
+                        m->layer_begin, m->layer_end, n_layers);
+    if (m->hp.n_linear > 0 && (m->layer_begin > 0 || m->layer_end < n_layers))   // their state slots stay in one process
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: a hybrid (linear-attention) model cannot be split into pipeline stages yet",
+                        m->path);
     m->matrices = malloc(((size_t)n_layers + 1) * (size_t)fam->n_tensors * 3 * sizeof *m->matrices);   // 3: parts
     if (!m->matrices) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    tv_tensor tmp;
+    const bool tied = !find(src, "output.weight", false, &tmp);
     tv_status st;
     for (int i = 0; i < fam->n_tensors; i++)
-        if (!fam->tensors[i].is_layer && (st = bind_one(m, &fam->tensors[i], 0, find, src, err))) return st;
-    for (int l = 0; l < n_layers; l++)
+        if (!fam->tensors[i].is_layer && stage_binds(m, &fam->tensors[i], tied) &&
+            (st = bind_one(m, &fam->tensors[i], 0, find, src, err)))
+            return st;
+    for (int l = m->layer_begin; l < m->layer_end; l++)
         for (int i = 0; i < fam->n_tensors; i++)
             if (fam->tensors[i].is_layer && (st = bind_one(m, &fam->tensors[i], l, find, src, err))) return st;
-    if (m->w.output.data)
+    if (m->w.tok_embd.data && (m->w.output.data || m->layer_end < n_layers))
         m->weight_bytes -= m->w.tok_embd.nbytes;   // a decode step reads one row of the embeddings
-    else
+    if (!m->w.output.data && m->layer_end == n_layers)
         m->w.output = m->w.tok_embd;   // tied embeddings
     return TV_OK;
 }
@@ -451,7 +489,7 @@ static tv_status rope_factors(tv_model *m, find_fn find, void *src, const char *
                               tv_error *err) {
     const int n = m->hp.n_rot / 2;
     tv_tensor tmp;
-    const tv_tensor *rf = find(src, name, &tmp);
+    const tv_tensor *rf = find(src, name, true, &tmp);
     *out = NULL;
     if (!rf) return TV_OK;
     if (rf->type != TV_TYPE_F32 || rf->ne[0] != n || rf->n_dims != 1)
@@ -564,7 +602,7 @@ static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, 
     tv_status st = read_keys(m, arch, err);
     if (st) return st;
     tv_tensor te_tmp;
-    const tv_tensor *te = find(src, "token_embd.weight", &te_tmp);
+    const tv_tensor *te = find(src, "token_embd.weight", false, &te_tmp);
     h->n_vocab = te ? (int32_t)te->ne[1] : 0;
     if (get_arch_int(g, arch, "vocab_size", &v) && te && v != te->ne[1])
         return err_fail(err, TV_ERR_FORMAT, "%s: %s.vocab_size %lld but token_embd.weight has %lld rows", m->path,
@@ -603,14 +641,17 @@ static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, 
     return TV_OK;
 }
 
+// A process holding a part of the layers opens the file lazily: only its tensors are mapped.
 static tv_status load_gguf(tv_model *m, const tv_model_params *p, tv_error *err) {
-    if (!(m->gguf = gguf_open(m->path, err))) return err ? err->code : TV_ERR_FORMAT;
+    m->gguf = p->layer_end > 0 ? gguf_open_lazy(m->path, err) : gguf_open(m->path, err);
+    if (!m->gguf) return err ? err->code : TV_ERR_FORMAT;
     m->format = "gguf";
-    return load_meta(m, p, find_gguf, m->gguf, NULL, err);
+    return load_meta(m, p, find_gguf, m, NULL, err);
 }
 
-static const tv_tensor *find_hf(void *src, const char *name, tv_tensor *tmp) {
+static const tv_tensor *find_hf(void *src, const char *name, bool data, tv_tensor *tmp) {
     (void)tmp;
+    (void)data;
     return hf_find_tensor((const hf_model *)src, name);
 }
 
@@ -848,9 +889,10 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
 static tv_tensor **cache_slots(tv_model *m, int *n) {
     tv_tensor **slots = malloc(((size_t)m->n_matrices + 1) * sizeof *slots);
     if (!slots) return NULL;
-    slots[0] = &m->w.tok_embd;
-    for (int i = 0; i < m->n_matrices; i++) slots[i + 1] = m->matrices[i];
-    *n = m->n_matrices + 1;
+    int k = 0;
+    if (m->w.tok_embd.data) slots[k++] = &m->w.tok_embd;   // a middle pipeline stage has none
+    for (int i = 0; i < m->n_matrices; i++) slots[k++] = m->matrices[i];
+    *n = k;
     return slots;
 }
 
@@ -871,14 +913,14 @@ static bool cache_key(tv_model *m, const tv_model_params *p, char *file, size_t 
     kern_table kt;
     if (kern_table_init(&kt, p->cpu_path, NULL)) return false;
     char stable[4400];
-    snprintf(stable, sizeof stable, "%s|cpu=%s/%s|quantize=%s|repack=%d|layout=%d/%d", real,
+    snprintf(stable, sizeof stable, "%s|cpu=%s/%s|quantize=%s|repack=%d|layout=%d/%d|layers=%d-%d", real,
              p->cpu_path && *p->cpu_path ? p->cpu_path : "best", kt.path, p->quantize ? p->quantize : "-", !p->no_repack,
-             WCACHE_LAYOUT_VERSION, TV_PACK_ROWS);
+             WCACHE_LAYOUT_VERSION, TV_PACK_ROWS, m->layer_begin, m->layer_end);
     uint64_t h = 1469598103934665603ull;
     for (const char *c = stable; *c; c++) { h ^= (uint8_t)*c; h *= 1099511628211ull; }
     snprintf(file, fcap, "%s/%016llx.tvw", p->cache_dir, (unsigned long long)h);
     snprintf(key, kcap, "tinyvllm weight cache|%s|bytes=%llu|mtime=%lld|slots=%d", stable, (unsigned long long)bytes,
-             (long long)mtime, m->n_matrices + 1);
+             (long long)mtime, m->n_matrices + (m->w.tok_embd.data != NULL));
     return true;
 }
 
@@ -969,7 +1011,16 @@ tv_model *tv_model_load(const char *path, const tv_model_params *params, tv_erro
     const bool is_hf = hf_is_model_dir(path);
     int is_gguf = is_hf ? 0 : gguf_file_has_magic(path, err);
     if (is_gguf < 0) return NULL;
+    if (params->layer_begin < 0 || params->layer_end < 0 || (params->layer_end && params->layer_begin >= params->layer_end)) {
+        err_fail(err, TV_ERR_INVALID, "%s: layer range [%d, %d) is empty or negative", path, params->layer_begin,
+                 params->layer_end);
+        return NULL;
+    }
     tv_model *m = calloc(1, sizeof *m);
+    if (m) {
+        m->layer_begin = params->layer_end ? params->layer_begin : 0;
+        m->layer_end = params->layer_end;   // 0: all (bind_all)
+    }
     if (!m || !(m->path = strdup(path))) {
         free(m);
         err_fail(err, TV_ERR_NOMEM, "%s: out of memory", path);

@@ -149,6 +149,9 @@ int model_load_threads(const tv_model *m);
 // The type --quantize target gives a matrix with rows of ne0 elements: target when ne0 fits its
 // blocks, else Q8_0 when it fits those, else F16 (llama.cpp's fallback order, as synth's).
 tv_type model_quant_type(tv_type target, int64_t ne0);
+// The layers the model holds, [*begin, *end): all of them unless loaded as a pipeline stage
+// (tv_model_params.layer_begin/end). A stage's forward pass runs only those (forward_run).
+void model_layer_range(const tv_model *m, int *begin, int *end);
 const char *model_format(const tv_model *m);     // "gguf" | "llama2c"
 const char *model_file_path(const tv_model *m);
 struct gguf_ctx *model_gguf(const tv_model *m); // NULL for llama2.c files
@@ -169,6 +172,7 @@ typedef struct tv_state_cache {
 // head_dim); for hybrid models also the state slots ----
 typedef struct tv_kv_cache {
     int n_layers, n_blocks, block_size, n_kv_heads, head_dim;   // n_layers: the ones with KV (not linear)
+    int layer_begin;        // a pipeline stage's first layer (model_layer_range): layer l's pools are at l - layer_begin
     bool is_f32;            // else f16
     size_t layer_bytes;     // bytes of one layer's K (= V) pool
     uint8_t *k, *v;         // (n_layers, n_blocks, n_kv_heads, block_size, head_dim)
@@ -203,6 +207,9 @@ typedef struct tv_batch {
     int n_layers;                 // 0: the whole model; else only the first n_layers, then the output
                                   // norm and head (a self-speculative draft: the K/V it writes for
                                   // those layers are the ones the whole model writes for the same tokens)
+    const float *hidden;          // (n_tokens, dim) f32: the residual stream entering the model's first
+                                  // layer when it is a later pipeline stage (model_layer_range begin > 0);
+                                  // NULL on the first stage, which embeds tokens
 } tv_batch;
 
 // Forward state: activations sized for up to max_tokens tokens per batch, for sequences of up to
@@ -215,7 +222,9 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
 void forward_free(tv_forward *f);
 // Runs the batch: writes K/V of the new tokens into their slots, then attention over each
 // sequence's blocks, and fills logits (n_logits, n_vocab) in the order of logit_rows.
-// Returns a pointer to the logits owned by f (valid until the next call).
+// Returns a pointer to the logits owned by f (valid until the next call). A pipeline stage that is
+// not the last (model_layer_range end < n_layers) runs its layers only and returns the residual
+// stream after them instead, (n_tokens, dim) f32, the next stage's b->hidden.
 tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float **logits, tv_error *err);
 
 #endif

@@ -45,4 +45,8 @@ void tv_model_get_info(const tv_model *m, tv_model_info *info) {
     info->n_expert_used = h->n_expert_used;
     info->expert_ff = h->ff_exp;
     info->kv_bytes_per_token = kv_cache_bytes_per_block(m, 1, false);
+    int b, e;
+    model_layer_range(m, &b, &e);
+    info->layer_begin = b;
+    info->layer_end = e;
 }

@@ -1,0 +1,72 @@
+// tinyvllm_dist.h — pipeline-parallel serving over MPI: a model too big for one machine spread over
+// the ranks of an MPI job, each rank holding a contiguous range of layers (tv_model_plan_stages,
+// tv_model_params.layer_begin/end) and only those layers' weights and KV cache. Its own library,
+// tinyvllm_dist, built when CMake finds MPI (Open MPI: libopenmpi-dev); the rest of tinyvllm needs
+// no MPI.
+//
+// Every rank runs the same program under mpirun. Rank 0 runs the engine (scheduler, block
+// manager, sampling, and the HTTP server when serving) and stage 0; ranks 1..N-1 run
+// tv_dist_serve. Each round rank 0 sends the batch (block tables included) and its residual stream
+// (f32, n_tokens x dim) to rank 1, which runs its layers and sends on; the last rank sends the
+// logits rows back to rank 0. Failures are bounded: MPI errors return (MPI_ERRORS_RETURN) and every
+// wait for another rank has a deadline (tv_dist_set_timeout); a rank that dies or hangs makes the
+// pipeline "broken": the batch's requests finish with TV_ERR_IO, every later request too, and the
+// tv_dist_on_broken callback tells the program, which ends the job (tv_dist_abort).
+#ifndef TINYVLLM_DIST_H
+#define TINYVLLM_DIST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tinyvllm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tv_dist tv_dist;
+
+// MPI_Init_thread (serialized calls from any thread: the server's engine thread makes them). NULL +
+// err when MPI cannot start. One per process.
+tv_dist *tv_dist_init(int *argc, char ***argv, tv_error *err);
+int tv_dist_rank(const tv_dist *d);
+int tv_dist_size(const tv_dist *d);
+// The longest wait for another rank's message or for a send to complete (default 30 s).
+void tv_dist_set_timeout(tv_dist *d, double seconds);
+// Called once, from the thread that found it, when the pipeline breaks (why: one line).
+void tv_dist_on_broken(tv_dist *d, void (*fn)(void *user, const char *why), void *user);
+
+// Startup handshake, collective (every rank calls it, whether its load succeeded or not): m is
+// the rank's model (NULL when its load failed, load_err then says why), cpu_path the kernel path
+// it will compute with (NULL: the best this CPU has). Checks that every rank loaded the same file
+// (size and a hash of its first MiB: the header, metadata and tensor table), that the ranks' layer
+// ranges follow each other from 0 to the last layer, and that every rank computes with the same
+// kernel path (so outputs are those of one process). TV_OK on every rank, or the same error on
+// every rank naming the rank, its host and what differs.
+tv_status tv_dist_agree(tv_dist *d, const tv_model *m, const tv_error *load_err, const char *cpu_path, tv_error *err);
+
+// Rank 0: the engine over the pipeline (m holds stage 0). Collective with tv_dist_serve on the other
+// ranks: they size their KV pools from this engine's limits (the block tables are rank 0's).
+tv_engine *tv_dist_engine_create(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_error *err);
+// Ranks > 0: runs this rank's stage (m; c gives its threads and kernel path) until rank 0's engine
+// is freed (TV_OK) or the pipeline fails (err says why).
+tv_status tv_dist_serve(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_error *err);
+
+typedef struct tv_dist_stats {
+    uint64_t n_rounds;             // batches sent through the pipeline
+    uint64_t bytes_per_boundary;   // bytes each stage boundary carried (batch descriptor + f32 hidden state)
+    uint64_t bytes_logits;         // bytes of logits the last rank returned to rank 0
+} tv_dist_stats;
+void tv_dist_get_stats(const tv_dist *d, tv_dist_stats *s);   // rank 0's counters
+// Whether the pipeline broke; *why (may be NULL) the reason.
+bool tv_dist_is_broken(const tv_dist *d, const char **why);
+
+// MPI_Finalize and free. A broken pipeline cannot finalize (a rank may hang): tv_dist_abort instead.
+void tv_dist_free(tv_dist *d);
+// Ends every rank of the job (MPI_Abort) with exit code code. Does not return.
+void tv_dist_abort(tv_dist *d, int code) __attribute__((noreturn));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test_pp.sh — pipeline parallelism over MPI from the command line (mpirun --oversubscribe on this
+# host): `generate --pp 2` and `--pp 3` (balanced and --pp-split) print the token ids of one
+# process, greedy and seeded; the startup handshake refuses a rank with another model file and a
+# job whose rank count is not --pp. Skipped (77) without mpirun or when built without MPI.
+#   bash tests/test_pp.sh <tinyvllm-binary> <shared-dir>
+set -u
+BIN=${1:?usage: test_pp.sh <tinyvllm-binary> <shared-dir>}
+SHARED=${2:?shared dir}
+M="$SHARED/models/stories260K.gguf"
+[ -r "$M" ] || { echo "skipped: $M is absent"; exit 77; }
+command -v mpirun >/dev/null || { echo "skipped: mpirun is not installed (scripts/setup.sh installs openmpi-bin)"; exit 77; }
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+"$BIN" generate -m "$M" -p x -n 1 --pp 2 >/dev/null 2>"$W/probe"
+grep -q "built without MPI" "$W/probe" && { echo "skipped: $(cat "$W/probe")"; exit 77; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MPI=(mpirun --oversubscribe)
+bad=0
+fail() { echo "FAIL: $*"; bad=$((bad + 1)); }
+ids() { sed -E 's/.*"generated_ids":\[([^]]*)\].*/\1/' "$1"; }
+
+for samp in "--temp 0" "--temp 0.9 --seed 7"; do
+  # shellcheck disable=SC2086
+  "$BIN" generate -m "$M" -p "Once upon a time" -n 120 -t 1 $samp --no-cache --json >"$W/one.json" 2>"$W/one.err" ||
+    fail "one process ($samp): $(cat "$W/one.err")"
+  for how in "2" "3" "2 --pp-split 1,4" "3 --pp-split 2,2,1"; do
+    set -- $how
+    np=$1
+    shift
+    # shellcheck disable=SC2086
+    timeout 120 "${MPI[@]}" -np "$np" "$BIN" generate -m "$M" -p "Once upon a time" -n 120 -t 1 $samp --no-cache --json \
+      --pp "$np" "$@" >"$W/pp.json" 2>"$W/pp.err" || fail "--pp $how ($samp): $(cat "$W/pp.err")"
+    [ "$(ids "$W/pp.json")" = "$(ids "$W/one.json")" ] && [ -n "$(ids "$W/one.json")" ] ||
+      fail "--pp $how ($samp): generated ids differ from one process"
+    grep -q "pipeline stage $((np - 1)): layers \[[0-9], 5)" "$W/pp.err" || fail "--pp $how: no stage lines: $(cat "$W/pp.err")"
+    echo "$samp, --pp $how: same ids as one process; $(grep -c 'pipeline stage' "$W/pp.err") stages"
+  done
+done
+
+# the handshake: every rank must load the same file
+cp "$M" "$W/other.gguf"
+printf 'x' | dd of="$W/other.gguf" bs=1 seek=300 conv=notrunc 2>/dev/null
+timeout 60 "${MPI[@]}" -np 1 "$BIN" generate -m "$M" -p x -n 2 --pp 2 --no-cache : \
+  -np 1 "$BIN" generate -m "$W/other.gguf" -p x -n 2 --pp 2 --no-cache >/dev/null 2>"$W/e1"; rc=$?
+[ $rc != 0 ] && grep -q "rank 1 (.*) loaded another model file than rank 0" "$W/e1" ||
+  fail "different files: rc $rc, $(head -3 "$W/e1")"
+timeout 60 "${MPI[@]}" -np 2 "$BIN" generate -m "$M" -p x -n 2 --pp 3 --no-cache >/dev/null 2>"$W/e2"; rc=$?
+[ $rc != 0 ] && grep -q -- "--pp 3 needs as many MPI ranks" "$W/e2" || fail "-np 2 --pp 3: rc $rc, $(head -3 "$W/e2")"
+timeout 60 "${MPI[@]}" -np 2 "$BIN" generate -m "$M" -p x -n 2 --pp 2 --pp-split 1,1 --no-cache >/dev/null 2>"$W/e3"; rc=$?
+[ $rc != 0 ] && grep -q "add up to 2 layers, the model has 5" "$W/e3" || fail "--pp-split 1,1: rc $rc, $(head -3 "$W/e3")"
+"$BIN" generate -m "$M" -p x -n 2 --pp-split 1,4 >/dev/null 2>"$W/e4"; rc=$?
+[ $rc != 0 ] && grep -q -- "--pp-split needs --pp" "$W/e4" || fail "--pp-split alone: rc $rc, $(cat "$W/e4")"
+
+[ $bad = 0 ] && echo "test_pp: ok" || echo "test_pp: $bad failures"
+exit $((bad > 0))
