@@ -730,7 +730,7 @@ typedef struct { int hits[8]; } pool_probe;
 // the 8-token groups and the 256-token passes, row ranges starting at every group boundary.
 static void test_packed_vs_ref(void **state) {
     (void)state;
-    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q5_K, TV_TYPE_Q6_K };
+    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q5_K, TV_TYPE_Q6_K, TV_TYPE_IQ4_XS };
     struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
                                                  { 512, 40, 300 }, { 4096, 70, 40 },   // several row panels
                                                  { 256, 33, 5 }, { 2048 + 256, 48, 37 } };
@@ -765,6 +765,13 @@ static void test_packed_vs_ref(void **state) {
                 tv_block_q6_K *b0 = (tv_block_q6_K *)wq;
                 b0[0].scales[0] = -128;
                 b0[0].scales[15] = 127;
+            }
+            if (t == TV_TYPE_IQ4_XS) {   // the extreme scales (-32, +31) and grid values (-127, 113)
+                tv_block_iq4_xs *b0 = (tv_block_iq4_xs *)wq;
+                b0[0].scales_l[0] = 0xF0;    // sub-block 0: low 0, sub-block 1: low 15
+                b0[0].scales_h = 0x000C;     // sub-block 0: high 0 (ls 0), sub-block 1: high 3 (ls 63)
+                memset(b0[0].qs, 0x0F, 16);   // codes 15 (113) and 0 (-127)
+                memset(b0[0].qs + 16, 0xF0, 16);
             }
             unsigned char *wp = malloc(psz);
             memset(wp, 0xA5, psz);

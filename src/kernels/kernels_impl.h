@@ -53,12 +53,15 @@ void ref_from_float_q8_K(const float *src, void *dst, int64_t n);
 void ref_repack_q4_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_repack_q5_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_repack_q6_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void ref_repack_iq4_xs(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_gemm_packed_q4_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys);
 void ref_gemm_packed_q5_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys);
 void ref_gemm_packed_q6_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys);
+void ref_gemm_packed_iq4_xs(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                            const void *x, size_t xrs, float *y, int64_t ys);
 
 // Best (scale, min) for x (n <= 256) ≈ scale * q - min, q in 0..nmax, min >= 0 (a grid of step sizes,
 // each refit by least squares). Returns the squared error. Shared by the affine K-quant quantizers.
@@ -82,6 +85,7 @@ void ref_vec_dot_iq4_nl(int64_t n, float *s, const void *w, const void *x);
 // The IQ4_NL/IQ4_XS grid (sorted), the index of its value nearest to v, and the least-squares
 // scale of the best of a few candidate grids for x (n values; 0 for all-zero x).
 extern const int8_t iq4nl_values[16];
+extern const uint8_t iq4nl_values_u8[16];   // iq4nl_values + 128 (unsigned bytes for u8 x s8 dots)
 int iq4_nearest(float v);
 float iq4_fit(const float *x, int n);
 

@@ -21,7 +21,7 @@
 #include "tinyvllm.h"
 
 // Bump when a packed layout or what the cache stores changes: old files then read as stale.
-#define WCACHE_LAYOUT_VERSION 1
+#define WCACHE_LAYOUT_VERSION 2
 
 typedef struct wcache_map { void *base; size_t size; } wcache_map;
 

@@ -1,4 +1,5 @@
-// ref_k.c — scalar reference kernels for the K-quants Q4_K, Q6_K and their activation type Q8_K.
+// ref_k.c — scalar reference kernels for the K-quants Q4_K, Q6_K and their activation type Q8_K, and the
+// packed layouts of Q4_K, Q5_K, Q6_K and IQ4_XS (repack and the canonical-chain GEMM).
 //
 // Q4_K super-block (144 B, 256 elems = 8 sub-blocks of 32):
 //   f16 d | f16 dmin | u8 scales[12] (8 × 6-bit scale, 8 × 6-bit min, packed, see q4_K_scale_min)
@@ -275,27 +276,33 @@ void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
 //                 u = fma((float)sum_j mn_j * (bsums[2j] + bsums[2j+1]), -dmin, u)
 //     Q6_K:       u = 0; for sub-block j = 0..15: u = fma((float)isum_j, d * sc_j, u)
 //                 u = fma((float)sum_j sc_j * bsums[j], -32 * d, u)        (the codes' -32 offset)
+//     IQ4_XS:     u = 0; for sub-block j = 0..7: u = fma((float)isum_j, d * (ls_j - 32), u)
 //     acc = fma(u, x.d, acc)
 //   y = acc
-// isum_j is the exact int32 dot of sub-block j's unsigned codes (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63)
-// with the activation quants; d * sc_j, -dmin and -32 * d are exact in float, and so is every int32
-// above (|isum| < 2^17, the offset sums < 2^23), so a kernel only has to keep the fma order.
+// isum_j is the exact int32 dot of sub-block j's codes (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63; IQ4_XS
+// the grid values iq4nl_values[q], -127..113) with the activation quants; d * sc_j, -dmin and
+// -32 * d are exact in float, and so is every int32 above (|isum| < 2^19, the offset sums < 2^23),
+// so a kernel only has to keep the fma order. (An IQ4_XS kernel may dot grid values + 128 as
+// unsigned bytes and take 128 * the sub-block's activation sum off: the same exact isum_j.)
 typedef struct pk_kind {
     size_t blk, body;   // bytes of a plain block; of a packed group's super-block (f16 scales apart)
     int n_dwords;       // body / 64: the block's dwords that go into the body, in block order
     size_t body_at;     // where they start in the plain block
-    int n_f16;          // f16 scales at the block's start (Q4_K/Q5_K d, dmin) or end (Q6_K d)
+    int n_f16;          // 16-bit fields at the block's start (Q4_K/Q5_K d, dmin; IQ4_XS d, scales_h)
+                        // or end (Q6_K d)
+    int n_sc;           // dwords of scales in front of the quants (n_f16 == 2)
 } pk_kind;
-static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2240, 35, 4, 2 };   // scales[12] qs[128] -> qs, scales
-static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2752, 43, 4, 2 };   // scales qh[32] qs -> qs, qh, scales
-static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3328, 52, 0, 1 };   // ql qh scales, as stored
+static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2240, 35, 4, 2, 3 };   // scales[12] qs[128] -> qs, scales
+static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2752, 43, 4, 2, 3 };   // scales qh[32] qs -> qs, qh, scales
+static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3328, 52, 0, 1, 0 };   // ql qh scales, as stored
+static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, 1 };   // scales_l[4] qs[128] -> qs, scales_l
 
-// Plain block byte offset of body dword k: the K-quants with d, dmin in front store their scales
-// before the quants, the packed body puts the quants (and Q5_K's high bits) first.
+// Plain block byte offset of body dword k: the types with two 16-bit fields in front store their
+// scales before the quants, the packed body puts the quants (and Q5_K's high bits) first.
 static size_t pk_src(const pk_kind *kd, int k) {
     if (kd->n_f16 == 1) return 4 * (size_t)k;
-    const int n_sc = 3, n_q = kd->n_dwords - n_sc;   // dwords of qs (+ qh), of scales
-    // plain: scales (3 dwords) | [qh (8 dwords)] | qs (32 dwords); body: qs | [qh] | scales
+    const int n_sc = kd->n_sc, n_q = kd->n_dwords - n_sc;   // dwords of scales, of qs (+ qh)
+    // plain: scales (n_sc dwords) | [qh (8 dwords)] | qs (32 dwords); body: qs | [qh] | scales
     if (k < 32) return kd->body_at + 4 * (size_t)(n_sc + n_q - 32 + k);
     if (k < n_q) return kd->body_at + 4 * (size_t)(n_sc + k - 32);
     return kd->body_at + 4 * (size_t)(k - n_q);
@@ -330,6 +337,9 @@ void ref_repack_q5_K(const void *src, size_t srs, int64_t n, int64_t rows, void 
 void ref_repack_q6_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     repack_k(&PK_Q6_K, src, srs, n, rows, dst);
 }
+void ref_repack_iq4_xs(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    repack_k(&PK_IQ4_XS, src, srs, n, rows, dst);
+}
 
 // Byte b of row l's dword stream in a packed super-block body.
 static inline uint8_t pk_byte(const uint8_t *body, int l, int b) {
@@ -339,7 +349,7 @@ static inline uint8_t pk_byte(const uint8_t *body, int l, int b) {
 static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK_K;
-    const bool q6 = kd->n_f16 == 1, q5 = kd == &PK_Q5_K;
+    const bool q6 = kd->n_f16 == 1, q5 = kd == &PK_Q5_K, iq4 = kd == &PK_IQ4_XS;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *gb = (const uint8_t *)w + (size_t)(r / TV_PACK_ROWS) * TV_PACK_ROWS * wrs;
         const uint8_t *gd = gb + (size_t)nb * kd->body;
@@ -354,7 +364,19 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
                 const float d = f16_to_f32(dh);
                 float u = 0.0f;
                 int32_t offs = 0;
-                if (!q6) {   // body bytes: qs 0..127 | Q5_K qh 128..159 | scales
+                if (iq4) {   // body bytes: qs 0..127 | scales_l 128..131; scales_h after the d's
+                    uint16_t sh;
+                    memcpy(&sh, gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, 2);
+                    for (int j = 0; j < 8; j++) {
+                        const int ls = ((pk_byte(pb, l, 128 + j / 2) >> (4 * (j % 2))) & 0x0F) | ((sh >> (2 * j)) & 3) << 4;
+                        int32_t isum = 0;
+                        for (int e = 0; e < 16; e++) {   // qs byte 16j + e: elements 32j + e (low), 32j + 16 + e (high)
+                            const uint8_t q = pk_byte(pb, l, 16 * j + e);
+                            isum += iq4nl_values[q & 0x0F] * xb[i].qs[32 * j + e] + iq4nl_values[q >> 4] * xb[i].qs[32 * j + 16 + e];
+                        }
+                        u = fmaf((float)isum, d * (float)(ls - 32), u);
+                    }
+                } else if (!q6) {   // body bytes: qs 0..127 | Q5_K qh 128..159 | scales
                     uint8_t sc12[TV_K_SCALE_SIZE];
                     for (int b = 0; b < TV_K_SCALE_SIZE; b++) sc12[b] = pk_byte(pb, l, (q5 ? 160 : 128) + b);
                     for (int j = 0; j < 8; j++) {
@@ -405,4 +427,8 @@ void ref_gemm_packed_q5_K(int64_t n, int64_t r0, int64_t r1, const void *w, size
 void ref_gemm_packed_q6_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys) {
     gemm_packed_k(&PK_Q6_K, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+void ref_gemm_packed_iq4_xs(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                            const void *x, size_t xrs, float *y, int64_t ys) {
+    gemm_packed_k(&PK_IQ4_XS, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }

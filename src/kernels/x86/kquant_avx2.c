@@ -1,11 +1,13 @@
-// kquant_avx2.c — packed Q4_K / Q5_K / Q6_K GEMM and GEMV with AVX2 (+ AVX-VNNI where present).
+// kquant_avx2.c — packed Q4_K / Q5_K / Q6_K / IQ4_XS GEMM and GEMV with AVX2 (+ AVX-VNNI where present).
 //
 // The AVX-512 kernels' scheme (kquant_avx512.c) on half groups: one ymm lane per weight row of 8
 // (bytes 32h..32h+31 of each 64-byte packed vector), 4 codes per lane, one u8 x s8 dot per code
 // dword and token (vpdpbusd, or vpmaddubsw + vpmaddwd without VNNI: code * quant pairs stay below
 // 2 * 63 * 127 < 32768, so nothing saturates), int32 sums per sub-block, then the canonical chain
 // of ref_k.c in float: bit-identical to the scalar and AVX-512 packed kernels. Up to 2 tokens per
-// tile (16 ymm registers).
+// tile (16 ymm registers). IQ4_XS: with VNNI as on AVX-512 (grid + 128 unsigned, each sub-block's
+// sum started at -128 * its activation sum); without, vpmaddubsw of |grid value| against the
+// activation bytes with the value's sign (pairs below 2 * 127 * 127 < 32768): the same exact isum_j.
 #include <immintrin.h>
 #include <string.h>
 
@@ -15,7 +17,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { KP_TP = 32, KP_PANEL = 256 * 1024, KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328 };
+enum { KP_TP = 32, KP_PANEL = 256 * 1024, KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328, KPX_BODY = 2112 };
 
 // acc + u8 lanes of u · s8 (4 bytes at p, broadcast): exact int32
 INLINE __m256i dp_b(__m256i acc, __m256i u, const void *p, const bool vnni) {
@@ -188,6 +190,76 @@ INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t gstride, bool
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
+INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool pf, const uint8_t *x, size_t xrs,
+                       float *out, const int T, const bool vnni) {
+    const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi32(0x30), m32 = _mm256_set1_epi32(32);
+    const __m128i g = _mm_loadu_si128((const __m128i *)(vnni ? (const void *)iq4nl_values_u8 : (const void *)iq4nl_values));
+    const __m256i grid = _mm256_broadcastsi128_si256(g);
+    __m256 acc[2];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *pb = gb + (size_t)i * KPX_BODY + 32 * h;
+        const tv_block_q8_K *xb[2];
+        int32_t off[2][8];   // VNNI: -128 * the activation sum of each sub-block, where its dot starts
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
+            if (vnni)
+                _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(ld((const uint8_t *)xb[t]->bsums),
+                                                                         _mm256_set1_epi16(-128)));
+        }
+        if (pf) {
+            __builtin_prefetch(pb + gstride + 2048, 0, 3);
+            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
+            __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h)));
+        const __m256i sl = ld(pb + 2048);
+        const __m256i sh = _mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(gd + (size_t)(nb + i) * 32 + 16 * h))), 4);
+        __m256 u[2];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_setzero_ps();
+        TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
+            const __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), _mm256_set1_epi32(0x0F)),
+                                               _mm256_and_si256(_mm256_srli_epi32(sh, 2 * j), m30));
+            const __m256 ds = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, m32)));
+            __m256i s0[2], s1[2];
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                s0[t] = vnni ? _mm256_set1_epi32(off[t][j]) : _mm256_setzero_si256();
+                s1[t] = _mm256_setzero_si256();
+            }
+            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
+                const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
+                if (pf) __builtin_prefetch(p + gstride, 0, 3);
+                const __m256i v = ld(p);
+                const __m256i lo = _mm256_shuffle_epi8(grid, _mm256_and_si256(v, m4));
+                const __m256i hi = _mm256_shuffle_epi8(grid, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                if (vnni) {
+                    TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                        s0[t] = dp_b(s0[t], lo, xb[t]->qs + 32 * j + 4 * k, true);
+                        s1[t] = dp_b(s1[t], hi, xb[t]->qs + 32 * j + 16 + 4 * k, true);
+                    }
+                } else {   // |value| x (activation with the value's sign)
+                    const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+                    TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                        int32_t a0, a1;
+                        memcpy(&a0, xb[t]->qs + 32 * j + 4 * k, 4);
+                        memcpy(&a1, xb[t]->qs + 32 * j + 16 + 4 * k, 4);
+                        const __m256i p0 = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(_mm256_set1_epi32(a0), lo));
+                        const __m256i p1 = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(_mm256_set1_epi32(a1), hi));
+                        s0[t] = _mm256_add_epi32(s0[t], _mm256_madd_epi16(p0, _mm256_set1_epi16(1)));
+                        s1[t] = _mm256_add_epi32(s1[t], _mm256_madd_epi16(p1, _mm256_set1_epi16(1)));
+                    }
+                }
+            }
+            TV_TILE_UNROLL for (int t = 0; t < T; t++)
+                u[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0[t], s1[t])), ds, u[t]);
+        }
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(u[t], _mm256_set1_ps(xb[t]->d), acc[t]);
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
+}
+
 typedef void (*kh_fn)(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool pf, const uint8_t *x, size_t xrs,
                       float *out);
 #define KH_FN(NAME, BODY, T, VN)                                                                                   \
@@ -200,9 +272,11 @@ typedef void (*kh_fn)(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool
 KH_FN(q4k, Q4K_HALF, 1, 0) KH_FN(q4k, Q4K_HALF, 2, 0) KH_FN(q4k, Q4K_HALF, 1, 1) KH_FN(q4k, Q4K_HALF, 2, 1)
 KH_FN(q5k, Q5K_HALF, 1, 0) KH_FN(q5k, Q5K_HALF, 2, 0) KH_FN(q5k, Q5K_HALF, 1, 1) KH_FN(q5k, Q5K_HALF, 2, 1)
 KH_FN(q6k, q6k_half, 1, 0) KH_FN(q6k, q6k_half, 2, 0) KH_FN(q6k, q6k_half, 1, 1) KH_FN(q6k, q6k_half, 2, 1)
+KH_FN(iq4xs, iq4xs_half, 1, 0) KH_FN(iq4xs, iq4xs_half, 2, 0) KH_FN(iq4xs, iq4xs_half, 1, 1) KH_FN(iq4xs, iq4xs_half, 2, 1)
 static const kh_fn q4k_k[2][3] = { { 0, q4k_1_0, q4k_2_0 }, { 0, q4k_1_1, q4k_2_1 } };   // [vnni][T]
 static const kh_fn q5k_k[2][3] = { { 0, q5k_1_0, q5k_2_0 }, { 0, q5k_1_1, q5k_2_1 } };
 static const kh_fn q6k_k[2][3] = { { 0, q6k_1_0, q6k_2_0 }, { 0, q6k_1_1, q6k_2_1 } };
+static const kh_fn iq4xs_k[2][3] = { { 0, iq4xs_1_0, iq4xs_2_0 }, { 0, iq4xs_1_1, iq4xs_2_1 } };
 
 // One 16-row group: each half over every 2-token tile of the pass (a half may be partial: results
 // go through a small buffer).
@@ -224,6 +298,9 @@ INLINE void kp_step(const kh_fn k[2][3], void *arg, int64_t rg, int64_t rend, in
 static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
 static void q5k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q5k_k, arg, rg, rend, t0, tp); }
 static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q6k_k, arg, rg, rend, t0, tp); }
+static void iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
+    kp_step(iq4xs_k, arg, rg, rend, t0, tp);
+}
 
 #define KP_GEMM(NAME, STEP, VN)                                                                                    \
     static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
@@ -238,10 +315,14 @@ KP_GEMM(q5_K_packed_mad, q5k_step, false)
 KP_GEMM(q5_K_packed_vnni, q5k_step, true)
 KP_GEMM(q6_K_packed_mad, q6k_step, false)
 KP_GEMM(q6_K_packed_vnni, q6k_step, true)
+KP_GEMM(iq4_xs_packed_mad, iq4xs_step, false)
+KP_GEMM(iq4_xs_packed_vnni, iq4xs_step, true)
 
 void x86_install_kquant_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_Q4_K].gemm_packed = vnni ? q4_K_packed_vnni : q4_K_packed_mad;
     t[TV_TYPE_Q5_K].gemm_packed = vnni ? q5_K_packed_vnni : q5_K_packed_mad;
     t[TV_TYPE_Q6_K].gemm_packed = vnni ? q6_K_packed_vnni : q6_K_packed_mad;
+    t[TV_TYPE_IQ4_XS].gemm_packed = vnni ? iq4_xs_packed_vnni : iq4_xs_packed_mad;
     t[TV_TYPE_Q4_K].pack_pays = t[TV_TYPE_Q5_K].pack_pays = t[TV_TYPE_Q6_K].pack_pays = true;
+    t[TV_TYPE_IQ4_XS].pack_pays = true;
 }

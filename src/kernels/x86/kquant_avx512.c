@@ -1,4 +1,5 @@
-// kquant_avx512.c — packed Q4_K / Q5_K / Q6_K GEMM and GEMV with AVX512-VNNI (kernels.h "packed weights").
+// kquant_avx512.c — packed Q4_K / Q5_K / Q6_K / IQ4_XS GEMM and GEMV with AVX512-VNNI (kernels.h
+// "packed weights").
 //
 // One zmm lane per weight row of a 16-row group, 4 codes per lane: a packed dword vector is one
 // vpdpbusd (unsigned codes x 4 activation bytes broadcast from the Q8_K row) per token, into an
@@ -9,7 +10,9 @@
 // int32 sum per super-block from the activation's bsums (vpdpwssd, int16 pairs), and the
 // activation scale is applied once per super-block: exactly the canonical chain of ref_k.c, so
 // every (row, token) result is bit-identical to the scalar packed GEMM whatever the tile shape,
-// token count or row split.
+// token count or row split. IQ4_XS looks its 4-bit codes up in the grid + 128 (vpshufb, unsigned
+// bytes for vpdpbusd) and starts each sub-block's sum at -128 * its activation sum, so the int32 sum
+// is the exact signed isum_j of the chain.
 // Tiles: one group x up to 4 tokens; the driver (tile.h packed_drive) runs passes of 32 tokens
 // over panels of rows that stay in L2. For 1-2 tokens (memory-bound) each tile prefetches the
 // next group's lines at the same column, as the Q8_0/Q4_0 packed kernels do.
@@ -28,6 +31,7 @@ enum {
     KP4_BODY = 2240,            // bytes of a Q4_K super-block of a group (qs 2048 | scales 192)
     KP5_BODY = 2752,            // Q5_K (qs 2048 | qh 512 | scales 192)
     KP6_BODY = 3328,            // Q6_K (ql 2048 | qh 1024 | scales 256)
+    KPX_BODY = 2112,            // IQ4_XS (qs 2048 | scales_l 64)
 };
 
 // s += u8 lanes of w · (4 signed bytes at p, broadcast); GCC does not fold the broadcast itself.
@@ -195,6 +199,59 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
 }
 
+// ---------------- IQ4_XS ----------------
+INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
+                       int64_t ys, __mmask16 m, const int T) {
+    const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi32(0x30), m32 = _mm512_set1_epi32(32);
+    const __m512i grid = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values_u8));
+    __m512 acc[4];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *pb = gb + (size_t)i * KPX_BODY;
+        const tv_block_q8_K *xb[4];
+        int32_t off[4][8];   // -128 * the activation sum of each sub-block: where its dot starts
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
+            _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(bs, _mm256_set1_epi16(-128)));
+        }
+        if (T <= 2) {
+            __builtin_prefetch(pb + gstride + 2048, 0, 3);
+            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
+            __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        const __m512i sl = _mm512_loadu_si512(pb + 2048);   // scales_l: nibble j of the dword = low bits of ls_j
+        const __m512i sh = _mm512_slli_epi32(                // scales_h << 4: bits 2j + 4, 2j + 5 = high bits of ls_j
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(gd + (size_t)(nb + i) * 32))), 4);
+        __m512 u[4];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
+        TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
+            const __m512i ls = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(0x0F)),
+                                               _mm512_and_si512(_mm512_srli_epi32(sh, 2 * j), m30));
+            const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(ls, m32)));
+            __m512i s0[4], s1[4];
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm512_set1_epi32(off[t][j]); s1[t] = _mm512_setzero_si512(); }
+            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // qs bytes 16j + 4k..: elements 32j + 4k.. (low), 32j + 16 + 4k.. (high)
+                const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
+                if (T <= 2) __builtin_prefetch(p + gstride, 0, 3);
+                const __m512i v = _mm512_loadu_si512(p);
+                const __m512i lo = _mm512_shuffle_epi8(grid, _mm512_and_si512(v, m4));
+                const __m512i hi = _mm512_shuffle_epi8(grid, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                    s0[t] = dp_b(s0[t], lo, xb[t]->qs + 32 * j + 4 * k);
+                    s1[t] = dp_b(s1[t], hi, xb[t]->qs + 32 * j + 16 + 4 * k);
+                }
+            }
+            TV_TILE_UNROLL for (int t = 0; t < T; t++)
+                u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[t], s1[t])), ds, u[t]);
+        }
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(u[t], _mm512_set1_ps(xb[t]->d), acc[t]);
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
+}
+
 typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
                       int64_t ys, __mmask16 m);
 #define KP_FN(NAME, BODY, T)                                                                                      \
@@ -207,9 +264,11 @@ typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, size_t gstride, const uint8
 KP_FN(q4k, Q4K_TILE, 1) KP_FN(q4k, Q4K_TILE, 2) KP_FN(q4k, Q4K_TILE, 3) KP_FN(q4k, Q4K_TILE, 4)
 KP_FN(q5k, Q5K_TILE, 1) KP_FN(q5k, Q5K_TILE, 2) KP_FN(q5k, Q5K_TILE, 3) KP_FN(q5k, Q5K_TILE, 4)
 KP_FN(q6k, q6k_tile, 1) KP_FN(q6k, q6k_tile, 2) KP_FN(q6k, q6k_tile, 3) KP_FN(q6k, q6k_tile, 4)
+KP_FN(iq4xs, iq4xs_tile, 1) KP_FN(iq4xs, iq4xs_tile, 2) KP_FN(iq4xs, iq4xs_tile, 3) KP_FN(iq4xs, iq4xs_tile, 4)
 static const kp_fn q4k_k[5] = { 0, q4k_1, q4k_2, q4k_3, q4k_4 };
 static const kp_fn q5k_k[5] = { 0, q5k_1, q5k_2, q5k_3, q5k_4 };
 static const kp_fn q6k_k[5] = { 0, q6k_1, q6k_2, q6k_3, q6k_4 };
+static const kp_fn iq4xs_k[5] = { 0, iq4xs_1, iq4xs_2, iq4xs_3, iq4xs_4 };
 
 // One group (rows [rg, min(rg + 16, rend))) over every 4-token tile of the pass.
 INLINE void kp_step(const kp_fn *k, void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
@@ -225,6 +284,9 @@ INLINE void kp_step(const kp_fn *k, void *arg, int64_t rg, int64_t rend, int64_t
 static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
 static void q5k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q5k_k, arg, rg, rend, t0, tp); }
 static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q6k_k, arg, rg, rend, t0, tp); }
+static void iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
+    kp_step(iq4xs_k, arg, rg, rend, t0, tp);
+}
 
 #define KP_GEMM(NAME, STEP)                                                                                        \
     static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
@@ -236,10 +298,13 @@ static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
 KP_GEMM(q4_K_512_gemm_packed, q4k_step)
 KP_GEMM(q5_K_512_gemm_packed, q5k_step)
 KP_GEMM(q6_K_512_gemm_packed, q6k_step)
+KP_GEMM(iq4_xs_512_gemm_packed, iq4xs_step)
 
 void x86_install_kquant_avx512(tv_type_traits *t) {
     t[TV_TYPE_Q4_K].gemm_packed = q4_K_512_gemm_packed;
     t[TV_TYPE_Q5_K].gemm_packed = q5_K_512_gemm_packed;
     t[TV_TYPE_Q6_K].gemm_packed = q6_K_512_gemm_packed;
+    t[TV_TYPE_IQ4_XS].gemm_packed = iq4_xs_512_gemm_packed;
     t[TV_TYPE_Q4_K].pack_pays = t[TV_TYPE_Q5_K].pack_pays = t[TV_TYPE_Q6_K].pack_pays = true;
+    t[TV_TYPE_IQ4_XS].pack_pays = true;
 }
