@@ -1,8 +1,9 @@
 // test_gemma_load.c — the gemma2, gemma3 and gemma4 loaders (family_gemma*.c, their configure hooks,
 // family_swa_pattern, per-layer attention shapes): synth --arch models load with the values
 // llama.cpp derives (sliding pattern, soft-caps, the sliding layers' RoPE, embedding and query
-// scales, gemma4's per-layer head sizes / KV heads, V = K layers); a copy of such a file with a
-// tensor left out, a key changed or an unsupported Gemma 4 variant fails with an error naming it.
+// scales, gemma4's per-layer head sizes / KV heads, V = K layers, E2B/E4B per-layer inputs and KV
+// shared across layers); a copy of such a file with a tensor left out, a key changed or an
+// unsupported Gemma 4 variant fails with an error naming it.
 // (Their numerics against llama.cpp: test_families.)
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,6 +150,8 @@ static void test_gemma3(void **state) {
 
 static void per_layer_inputs(gguf_writer *w) { gguf_set_u32(w, "gemma4.embedding_length_per_layer_input", 256); }
 static void shared_kv(gguf_writer *w) { gguf_set_u32(w, "gemma4.attention.shared_kv_layers", 2); }
+static void shared_kv_5(gguf_writer *w) { gguf_set_u32(w, "gemma4.attention.shared_kv_layers", 5); }
+static void experts(gguf_writer *w) { gguf_set_u32(w, "gemma4.expert_count", 8); }
 static void kv_heads_3(gguf_writer *w) {
     const int32_t kv[6] = {2, 2, 2, 3, 2, 1};
     gguf_set_arr_data(w, "gemma4.attention.head_count_kv", GGUF_TYPE_INT32, kv, 6);
@@ -185,12 +188,70 @@ static void test_gemma4(void **state) {
     // KV pools sized for the largest layer: 2 x 64 = 1 x 128 here
     assert_int_equal(kv_cache_bytes_per_block(m, 16, true), 2 * 6 * 128 * 16 * 4);
     tv_model_free(m);
-    expect_fail(&(change){.edit = per_layer_inputs}, TV_ERR_UNSUPPORTED, "embedding_length_per_layer_input", NULL);
-    expect_fail(&(change){.edit = shared_kv}, TV_ERR_UNSUPPORTED, "shared_kv_layers", NULL);
+    // per-layer inputs without their tensors; shared KV whose reuse rule (llama.cpp's: later global
+    // layers reuse layer n_layer_kv - 1) would send global layer 5 to sliding layer 3; experts
+    expect_fail(&(change){.edit = per_layer_inputs}, TV_ERR_FORMAT, "per_layer_token_embd.weight", NULL);
+    expect_fail(&(change){.edit = shared_kv}, TV_ERR_FORMAT, "gemma4.attention.shared_kv_layers", "layer 5", NULL);
+    expect_fail(&(change){.edit = experts}, TV_ERR_UNSUPPORTED, "gemma4.expert_count", NULL);
     expect_fail(&(change){.edit = kv_heads_3}, TV_ERR_FORMAT, "gemma4.attention.head_count_kv", "layer 3", NULL);
     expect_fail(&(change){.drop_key = "gemma4.attention.sliding_window_pattern"}, TV_ERR_FORMAT,
                 "gemma4.attention.sliding_window_pattern", "missing", NULL);
     expect_fail(&(change){.edit = head_32}, TV_ERR_FORMAT, "blk.0.attn_q.weight", "[256, 128]", NULL);
+    remove(g_src);
+}
+
+// gemma4e (synth: gemma4 E2B/E4B-like, 6 layers, 2 and 5 global, per-layer inputs of 64, the last
+// 3 layers sharing KV): layers 3, 4 attend over layer 1's cache and 5 over layer 2's, bind no K/V
+// projections, and the cache stores 3 layers; the per-layer tensors are bound and checked.
+static void test_gemma4e(void **state) {
+    (void)state;
+    write_synth("gemma4e");
+    tv_error err;
+    tv_model *m = load(g_src, &err);
+    if (!m) fail_msg("%s", err.msg);
+    const tv_hparams *h = model_hparams(m);
+    const tv_layer *L = model_layers(m);
+    const tv_weights *w = model_weights(m);
+    assert_int_equal(h->n_layers, 6);
+    assert_int_equal(h->n_embd_pl, 64);
+    assert_int_equal(h->n_layer_kv, 3);
+    assert_int_equal(model_n_kv_layers(m), 3);
+    static const int KV_LAYER[6] = {0, 1, 2, 1, 1, 2};
+    for (int l = 0; l < 6; l++) {
+        assert_int_equal(L[l].is_swa, l % 3 != 2);
+        assert_int_equal(L[l].kv_layer, KV_LAYER[l]);
+        assert_true(l < 3 ? L[l].wk.data != NULL && L[l].k_norm.data != NULL : L[l].wk.data == NULL && L[l].wv.data == NULL);
+        assert_int_equal(L[l].n_kv_heads, L[KV_LAYER[l]].n_kv_heads);
+        assert_int_equal(L[l].pl_gate.ne[0], 256);
+        assert_int_equal(L[l].pl_gate.ne[1], 64);
+        assert_int_equal(L[l].pl_proj.ne[0], 64);
+        assert_int_equal(L[l].pl_proj.ne[1], 256);
+        assert_non_null(L[l].pl_post_norm.data);
+    }
+    assert_int_equal(w->pl_tok_embd.ne[0], 6 * 64);
+    assert_int_equal(w->pl_tok_embd.ne[1], h->n_vocab);
+    assert_int_equal(w->pl_model_proj.ne[1], 6 * 64);
+    assert_int_equal(w->pl_proj_norm.ne[0], 64);
+    // a decode step reads the matrices, the (tied) output and the vectors, one row of the per-layer table
+    int n_mats;
+    const tv_tensor *const *mats = model_matrices(m, &n_mats);
+    size_t mat_bytes = model_output(m)->nbytes;
+    for (int i = 0; i < n_mats; i++) mat_bytes += mats[i]->nbytes;
+    assert_true(model_weight_bytes(m) >= mat_bytes && model_weight_bytes(m) < mat_bytes + 65536);
+    assert_true(w->pl_tok_embd.nbytes > 65536);
+    // the cache holds the 3 layers with KV of their own, each sized for the largest (2 x 64 = 1 x 128)
+    assert_int_equal(kv_cache_bytes_per_block(m, 16, true), 2 * 3 * 128 * 16 * 4);
+    tv_kv_cache *kv = kv_cache_create(m, 4, 16, true, &err);
+    assert_non_null(kv);
+    assert_int_equal(kv->n_layers, 3);
+    kv_cache_free(kv);
+    tv_model_free(m);
+    // shared layers may carry K/V tensors (ignored) but a layer with its own KV needs them
+    expect_fail(&(change){.drop_tensor = "blk.1.attn_k.weight"}, TV_ERR_FORMAT, "blk.1.attn_k.weight", NULL);
+    expect_fail(&(change){.drop_tensor = "blk.4.inp_gate.weight"}, TV_ERR_FORMAT, "blk.4.inp_gate.weight", NULL);
+    expect_fail(&(change){.drop_tensor = "per_layer_proj_norm.weight"}, TV_ERR_FORMAT, "per_layer_proj_norm.weight", NULL);
+    expect_fail(&(change){.edit = shared_kv_5}, TV_ERR_FORMAT, "gemma4.attention.shared_kv_layers = 5", "at most 4", NULL);
+    expect_fail(&(change){.edit = per_layer_inputs}, TV_ERR_FORMAT, "per_layer_token_embd.weight", "[1536, 512]", NULL);
     remove(g_src);
 }
 
@@ -199,6 +260,7 @@ int main(void) {
         cmocka_unit_test(test_gemma2),
         cmocka_unit_test(test_gemma3),
         cmocka_unit_test(test_gemma4),
+        cmocka_unit_test(test_gemma4e),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,12 +57,16 @@ typedef enum family_dim {
     FD_SSM_INNER,      // ssm_d_inner: v, the output gate
     FD_SSM_V_HEADS,    // ssm_n_v_heads
     FD_SSM_HEAD,       // ssm_head_dim
+    FD_PL,      // n_embd_pl: one layer's per-layer input (gemma4 E2B/E4B)
+    FD_PL_ALL,  // n_layers * n_embd_pl: every layer's
 } family_dim;
 
-// Which models of the family have a tensor: every one, only dense ones (n_expert 0), only
+// Which models (layers) of the family have a tensor: every one, only dense ones (n_expert 0), only
 // mixture-of-experts ones (llama's FFN is one or the other; Mixtral is llama with experts).
 // Hybrid models: only the linear-attention layers (tv_layer.is_linear), only the full-attention ones.
-typedef enum family_when { FW_ALL, FW_DENSE, FW_MOE, FW_LINEAR, FW_FULL_ATTN } family_when;
+// Only models with per-layer inputs (n_embd_pl > 0), only layers with a KV cache of their own (a
+// layer that reuses an earlier one's K/V needs no K/V projections; present ones are not bound).
+typedef enum family_when { FW_ALL, FW_DENSE, FW_MOE, FW_LINEAR, FW_FULL_ATTN, FW_PER_LAYER_INPUT, FW_OWN_KV } family_when;
 
 // One weight: `name` (per-layer tensors are "blk.<l>." + name) bound to the tv_tensor at `offset` of
 // tv_weights (model-wide) or tv_layer (per layer), with shape [ne0 (row length), ne1 (rows)].
@@ -107,6 +111,12 @@ typedef struct family_tensor {
 #define FAMILY_LAYER_KIND_DIRECT(name_, slot, ne0_, ne1_, when_) \
     {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_, .when = when_, \
      .is_direct = true}
+#define FAMILY_TENSOR_WHEN(name_, slot, ne0_, ne1_, when_) \
+    {.name = name_, .is_layer = false, .offset = offsetof(tv_weights, slot), .ne0 = ne0_, .ne1 = ne1_, .when = when_}
+// An optional per-layer tensor bound only where `when_` holds.
+#define FAMILY_LAYER_OPT_WHEN(name_, slot, ne0_, ne1_, when_)                                          \
+    {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_,   \
+     .when = when_, .is_optional = true}
 // A per-layer 3-D expert tensor: n_expert matrices of [ne0, ne1].
 #define FAMILY_EXPERTS(name_, slot, ne0_, ne1_, when_)                                                 \
     {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_,   \
@@ -138,6 +148,9 @@ typedef struct model_family {
     // RoPE scaling are read, before the tensors are bound. TV_ERR_FORMAT naming the key on a bad
     // value (model.c prefixes the file).
     tv_status (*configure)(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err);
+    // Model-wide inputs the blocks read, computed once per batch after the (scaled) embedding and
+    // before layer 0, from s->x and the batch's tokens (T): Gemma 4's per-layer inputs. NULL = none.
+    void (*prologue)(layer_state *s, const tv_weights *w, const int32_t *tokens);
 } model_family;
 
 #define FAMILY_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))

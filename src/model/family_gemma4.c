@@ -5,8 +5,11 @@
 // layers with theirs and the file's rope_freqs divisors ("proportional" RoPE); V is RMS-normed
 // without a weight and is K itself where a layer has no attn_v; no query scaling (scale 1);
 // an optional per-layer output scalar; final logits soft-capped (30 unless the file says).
-// Not supported (refused by name): per-layer input embeddings (E2B/E4B), KV shared across layers,
-// experts (26B-A4B), per-layer feed-forward lengths.
+// E2B/E4B: per-layer inputs (a second embedding table of n_embd_pl values per layer, mixed with a
+// projection of the embeddings, gating a small per-layer MLP added after each layer) and KV shared
+// across layers (the last attention.shared_kv_layers layers store no K/V: each attends over the
+// cache of the last earlier layer of its kind, as llama.cpp's KV reuse rule picks it).
+// Not supported (refused by name): experts (26B-A4B), per-layer feed-forward lengths.
 #include <math.h>
 #include <stdio.h>
 
@@ -21,21 +24,28 @@ static const family_key KEYS[] = {
     FAMILY_FLOAT_OPT("final_logit_softcapping", final_softcap, 0, 1e6, 30.0),
     FAMILY_FLOAT_OPT("rope.freq_base_swa", rope_theta_swa, 1e-3, 1e12, 10000.0),
     FAMILY_INT_OPT("rope.dimension_count_swa", n_rot_swa, 2, 1024, 0),
+    FAMILY_INT_OPT("embedding_length_per_layer_input", n_embd_pl, 0, 1 << 16, 0),
 };
 
 static const family_tensor TENSORS[] = {
     FAMILY_TENSORS_EMBD_OUT,
+    FAMILY_TENSOR_WHEN("per_layer_token_embd.weight", pl_tok_embd, FD_PL_ALL, FD_VOCAB, FW_PER_LAYER_INPUT),
+    FAMILY_TENSOR_WHEN("per_layer_model_proj.weight", pl_model_proj, FD_EMBD, FD_PL_ALL, FW_PER_LAYER_INPUT),
+    FAMILY_TENSOR_WHEN("per_layer_proj_norm.weight", pl_proj_norm, FD_PL, FD_ONE, FW_PER_LAYER_INPUT),
     FAMILY_LAYER("attn_norm.weight", attn_norm, FD_EMBD, FD_ONE),
     FAMILY_LAYER("attn_q.weight", wq, FD_EMBD, FD_Q),
-    FAMILY_LAYER("attn_k.weight", wk, FD_EMBD, FD_KV),
-    FAMILY_LAYER_OPT("attn_v.weight", wv, FD_EMBD, FD_KV),
+    FAMILY_LAYER_WHEN("attn_k.weight", wk, FD_EMBD, FD_KV, FW_OWN_KV),
+    FAMILY_LAYER_OPT_WHEN("attn_v.weight", wv, FD_EMBD, FD_KV, FW_OWN_KV),
     FAMILY_LAYER("attn_output.weight", wo, FD_Q, FD_EMBD),
     FAMILY_LAYER("attn_q_norm.weight", q_norm, FD_HEAD, FD_ONE),
-    FAMILY_LAYER("attn_k_norm.weight", k_norm, FD_HEAD, FD_ONE),
+    FAMILY_LAYER_WHEN("attn_k_norm.weight", k_norm, FD_HEAD, FD_ONE, FW_OWN_KV),
     FAMILY_LAYER("post_attention_norm.weight", attn_post_norm, FD_EMBD, FD_ONE),
     FAMILY_LAYER_OPT("layer_output_scale.weight", out_scale, FD_ONE, FD_ONE),
     FAMILY_TENSORS_FFN,
     FAMILY_LAYER("post_ffw_norm.weight", ffn_post_norm, FD_EMBD, FD_ONE),
+    FAMILY_LAYER_WHEN("inp_gate.weight", pl_gate, FD_EMBD, FD_PL, FW_PER_LAYER_INPUT),
+    FAMILY_LAYER_WHEN("proj.weight", pl_proj, FD_PL, FD_EMBD, FW_PER_LAYER_INPUT),
+    FAMILY_LAYER_WHEN("post_norm.weight", pl_post_norm, FD_EMBD, FD_ONE, FW_PER_LAYER_INPUT),
 };
 
 // An int `<arch>.<key>` (0 when absent).
@@ -48,12 +58,8 @@ static int64_t arch_int(const gguf_ctx *g, const char *arch, const char *key) {
 
 static tv_status gemma4_configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers,
                                   tv_error *err) {
-    static const char *const UNSUPPORTED[] = {"embedding_length_per_layer_input", "attention.shared_kv_layers",
-                                              "expert_count"};
-    for (int i = 0; i < 3; i++)
-        if (arch_int(g, arch, UNSUPPORTED[i]) > 0)
-            return err_fail(err, TV_ERR_UNSUPPORTED, "%s.%s > 0 (per-layer inputs, shared KV, experts) is not supported",
-                            arch, UNSUPPORTED[i]);
+    if (arch_int(g, arch, "expert_count") > 0)
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s.expert_count > 0 (experts) is not supported", arch);
     char key[160];
     snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
     if (!gguf_get(g, key)) return err_fail(err, TV_ERR_FORMAT, "metadata %s is missing (gemma4 requires it)", key);
@@ -84,6 +90,24 @@ static tv_status gemma4_configure(const gguf_ctx *g, const char *arch, tv_hparam
         layers[l].n_kv_heads = (int32_t)n_kv;
         layers[l].head_dim = layers[l].is_swa ? (int32_t)hd_swa : h->head_dim;
     }
+    // shared KV: the first n_layer_kv layers have caches; llama.cpp's reuse rule sends every later
+    // sliding layer to layer n_layer_kv - 2 and every later global one to n_layer_kv - 1, which
+    // must then be of those kinds
+    const int64_t n_shared = arch_int(g, arch, "attention.shared_kv_layers");
+    if (n_shared < 0 || n_shared > h->n_layers - 2)
+        return err_fail(err, TV_ERR_FORMAT, "metadata %s.attention.shared_kv_layers = %lld: at most %d (2 layers keep their KV)",
+                        arch, (long long)n_shared, h->n_layers - 2);
+    const int n_kv = h->n_layers - (int32_t)n_shared;
+    h->n_layer_kv = n_shared ? n_kv : 0;
+    for (int l = n_kv; l < h->n_layers; l++) {
+        const int src = n_kv - (layers[l].is_swa ? 2 : 1);
+        if (layers[src].is_swa != layers[l].is_swa)
+            return err_fail(err, TV_ERR_FORMAT, "metadata %s.attention.shared_kv_layers = %lld: layer %d (%s) would reuse the KV of layer %d (%s)",
+                            arch, (long long)n_shared, l, layers[l].is_swa ? "sliding" : "global", src,
+                            layers[src].is_swa ? "sliding" : "global");
+        layers[l].kv_layer = src;
+        layers[l].n_kv_heads = layers[src].n_kv_heads;   // the cache's shape (same kind: same head size)
+    }
     h->embd_scale = sqrtf((float)h->dim);
     h->attn_scale = 1.0f;   // Gemma 4 does not scale the queries (q and k are RMS-normed)
     h->rope_scale_swa = 1.0f;
@@ -91,19 +115,29 @@ static tv_status gemma4_configure(const gguf_ctx *g, const char *arch, tv_hparam
 }
 
 // x += postnorm(attention(rope(qnorm(q), knorm(k)), rmsnorm(v))·Wo)  with q, k, v = rmsnorm(x)·Wq, Wk, Wv|Wk
-// x += postnorm((gelu(h·Wgate) * (h·Wup))·Wdown)  with h = rmsnorm(x);  x *= out_scale
+//      (a layer reusing layer L->kv_layer's K/V computes q only)
+// x += postnorm((gelu(h·Wgate) * (h·Wup))·Wdown)  with h = rmsnorm(x)
+// x += the per-layer input's MLP (E2B/E4B);  x *= out_scale
 static tv_status gemma4_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
     const int T = s->n_tokens;
+    const bool is_reused = L->kv_layer != l;
+    const float *cs = L->is_swa ? s->rope_cs_swa : s->rope_cs;
     s->head_dim = L->head_dim;
     s->n_kv_heads = L->n_kv_heads;
     s->n_rot = L->is_swa ? s->h->n_rot_swa : s->h->n_rot;
     layers_rmsnorm(s, s->xb, s->x, &L->attn_norm, T);
-    layers_qkv(s, &L->wq, &L->wk, L->wv.data ? &L->wv : &L->wk);
-    layers_head_norm(s, &L->q_norm, &L->k_norm);
-    layers_rmsnorm_unit(s, s->v, s->v, s->head_dim, T * s->n_kv_heads);
-    layers_rope(s, L->is_swa ? s->rope_cs_swa : s->rope_cs);
-    const layers_attn_opts o = {.window = L->is_swa ? s->h->n_swa : 0};
-    tv_status st = layers_attention_opts(s, l, &o, &L->wo, s->xb2, err);
+    if (is_reused) {
+        layers_qkv(s, &L->wq, NULL, NULL);
+        layers_head_norm(s, &L->q_norm, NULL);
+        layers_rope_q(s, cs);
+    } else {
+        layers_qkv(s, &L->wq, &L->wk, L->wv.data ? &L->wv : &L->wk);
+        layers_head_norm(s, &L->q_norm, &L->k_norm);
+        layers_rmsnorm_unit(s, s->v, s->v, s->head_dim, T * s->n_kv_heads);
+        layers_rope(s, cs);
+    }
+    const layers_attn_opts o = {.window = L->is_swa ? s->h->n_swa : 0, .is_kv_reused = is_reused};
+    tv_status st = layers_attention_opts(s, L->kv_layer, &o, &L->wo, s->xb2, err);
     if (st) return st;
     layers_rmsnorm(s, s->xb, s->xb2, &L->attn_post_norm, T);
     layers_add(s, s->x, s->xb);
@@ -111,8 +145,14 @@ static tv_status gemma4_block(layer_state *s, const tv_layer *L, int l, tv_error
     layers_glu_mlp(s, LAYERS_ACT_GELU_TANH, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
     layers_rmsnorm(s, s->xb, s->xb2, &L->ffn_post_norm, T);
     layers_add(s, s->x, s->xb);
+    if (s->h->n_embd_pl > 0) layers_per_layer_add(s, L, l);
     if (L->out_scale.data) layers_scale(s, s->x, s->h->dim, *(const float *)L->out_scale.data);
     return TV_OK;
+}
+
+// The per-layer inputs of E2B/E4B models (none otherwise).
+static void gemma4_prologue(layer_state *s, const tv_weights *w, const int32_t *tokens) {
+    if (s->h->n_embd_pl > 0) layers_per_layer_inputs(s, w, tokens);
 }
 
 const model_family family_gemma4 = {
@@ -125,4 +165,5 @@ const model_family family_gemma4 = {
     .block = gemma4_block,
     .is_rope_neox = true,
     .configure = gemma4_configure,
+    .prologue = gemma4_prologue,
 };

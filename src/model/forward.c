@@ -39,13 +39,10 @@ static void layer_shape_max(const tv_model *m, int *hd_max, size_t *kvd_max) {
 }
 
 size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32) {
-    const tv_hparams *h = model_hparams(m);
     int hd_max;
     size_t kvd_max;
     layer_shape_max(m, &hd_max, &kvd_max);
-    int l0, l1;
-    model_layer_range(m, &l0, &l1);
-    return 2 * (size_t)(l1 - l0 - h->n_linear) * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
+    return 2 * (size_t)model_n_kv_layers(m) * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
 }
 
 tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err) {
@@ -58,7 +55,7 @@ tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bo
     if (!kv) goto oom;
     int l0, l1;
     model_layer_range(m, &l0, &l1);
-    kv->n_layers = l1 - l0 - h->n_linear;   // linear-attention layers keep a state slot instead
+    kv->n_layers = model_n_kv_layers(m);   // not the linear-attention (state slots) or shared-KV layers
     kv->layer_begin = l0;                   // a pipeline stage's (hybrid models run whole)
     kv->n_blocks = n_blocks;
     kv->block_size = block_size;
@@ -164,7 +161,8 @@ void forward_free(tv_forward *f) {
     layer_state *s = &f->s;
     float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att, s->hb, s->hb2, f->lx, f->logits, f->rope_cs,
                     f->rope_cs_swa, f->ones, s->moe_logits, s->moe_w, s->moe_g, s->moe_u, s->moe_y,
-                    s->q_gated, s->attn_gate, s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta, s->ssm_o};
+                    s->q_gated, s->attn_gate, s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta, s->ssm_o,
+                    s->pl_inp, s->pl_buf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->moe_ids);
     free(s->moe_x_row);
@@ -238,6 +236,10 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
             !(s->gdn_ssm = malloc(T * sizeof(float *))))
             goto oom;
     }
+    if (h->n_embd_pl > 0) {   // per-layer inputs: (n_layers, T, P) and a scratch of the same size
+        const size_t n_pl = T * (size_t)h->n_layers * (size_t)h->n_embd_pl;
+        if (!(s->pl_inp = malloc(n_pl * sizeof(float))) || !(s->pl_buf = malloc(n_pl * sizeof(float)))) goto oom;
+    }
     for (int i = 0; i < hd_max; i++) f->ones[i] = 1.0f;
     s->ones = f->ones;
     s->seqs_shaped = f->seqs_shaped;
@@ -272,7 +274,7 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
         b->n_seqs <= 0 || b->q_start[0] != 0 || b->q_start[b->n_seqs] != b->n_tokens)
         return err_fail(err, TV_ERR_INVALID, "forward: malformed batch (%d tokens, %d seqs, %d logits)", b->n_tokens,
                        b->n_seqs, b->n_logits);
-    if (kv->layer_begin != f->layer_begin || kv->n_layers != f->layer_end - f->layer_begin - h->n_linear ||
+    if (kv->layer_begin != f->layer_begin || kv->n_layers != model_n_kv_layers(f->m) ||
         kv->n_kv_heads != h->n_kv_heads || kv->head_dim != h->head_dim)
         return err_fail(err, TV_ERR_INVALID, "forward: KV cache geometry does not match the model");
     if ((f->layer_begin > 0) != (b->hidden != NULL) || (b->n_layers > 0 && (f->layer_begin > 0 || !f->is_last)))
@@ -352,6 +354,7 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     } else {
         layers_embed(s, model_tok_embd(m), b->tokens, T, s->x);
         if (h->embd_scale != 0) layers_scale(s, s->x, h->dim, h->embd_scale);
+        if (fam->prologue) fam->prologue(s, model_weights(m), b->tokens);
     }
     // RoPE cos/sin per token, once for all layers; the query temperature; each token's KV slot
     for (int t = 0; t < T; t++) {

@@ -19,7 +19,7 @@ void layers_rmsnorm_unit(layer_state *s, float *y, const float *x, int n, int n_
 void layers_qkv(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv) {
     const tv_tensor *w[] = {wq, wk, wv};
     float *const y[] = {s->q, s->k, s->v};
-    backend_matmul(s->be, w, y, 3, s->xb, s->n_tokens);
+    backend_matmul(s->be, w, y, wk ? 3 : 1, s->xb, s->n_tokens);
 }
 
 void layers_bias(layer_state *s, float *y, const tv_tensor *b) {
@@ -34,16 +34,21 @@ void layers_qkv_bias(layer_state *s, const tv_tensor *bq, const tv_tensor *bk, c
 
 void layers_head_norm(layer_state *s, const tv_tensor *q_norm, const tv_tensor *k_norm) {
     layers_rmsnorm(s, s->q, s->q, q_norm, s->n_tokens * s->h->n_heads);
-    layers_rmsnorm(s, s->k, s->k, k_norm, s->n_tokens * s->n_kv_heads);
+    if (k_norm) layers_rmsnorm(s, s->k, s->k, k_norm, s->n_tokens * s->n_kv_heads);
 }
 
-void layers_rope(layer_state *s, const float *cs) {
+// Rotates s->q and the first n_kv_heads heads of each row of s->k.
+static void rope_qk(layer_state *s, const float *cs, int n_kv_heads) {
     const int nh = s->h->n_heads;
     if (s->is_rope_neox)
-        backend_rope_neox(s->be, s->q, s->k, cs, s->n_tokens, nh, s->n_kv_heads, s->head_dim, s->n_rot);
+        backend_rope_neox(s->be, s->q, s->k, cs, s->n_tokens, nh, n_kv_heads, s->head_dim, s->n_rot);
     else
-        backend_rope(s->be, s->q, s->k, cs, s->n_tokens, nh, s->n_kv_heads, s->head_dim, s->n_rot);
+        backend_rope(s->be, s->q, s->k, cs, s->n_tokens, nh, n_kv_heads, s->head_dim, s->n_rot);
 }
+
+void layers_rope(layer_state *s, const float *cs) { rope_qk(s, cs, s->n_kv_heads); }
+
+void layers_rope_q(layer_state *s, const float *cs) { rope_qk(s, cs, 0); }
 
 void layers_attn_temperature(layer_state *s) {
     if (s->attn_temp) backend_scale_rows(s->be, s->q, s->attn_temp, s->n_tokens, s->h->n_heads * s->h->head_dim);
@@ -74,6 +79,7 @@ tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opt
         a.geom.n_kv_heads = s->n_kv_heads;
         if (s->h->attn_scale == 0) a.geom.scale = 1.0f / sqrtf((float)s->head_dim);
     }
+    const bool is_reused = o && o->is_kv_reused;
     if (o) {
         if (o->window > 0) a.geom.window = o->window;
         a.geom.softcap = o->softcap;
@@ -83,7 +89,8 @@ tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opt
     const float *gate = o ? o->gate : NULL;
     a.k_pool = kv->k + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
     a.v_pool = kv->v + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
-    backend_kv_write(s->be, &a.geom, (void *)a.k_pool, (void *)a.v_pool, s->slots, s->n_tokens, s->k, s->v);
+    if (!is_reused)
+        backend_kv_write(s->be, &a.geom, (void *)a.k_pool, (void *)a.v_pool, s->slots, s->n_tokens, s->k, s->v);
     tv_status st = backend_attention(s->be, &a, err);
     if (st) return st;
     if (gate) backend_mul_sigmoid(s->be, s->att, gate, s->n_tokens, a.geom.n_heads * a.geom.head_dim);
@@ -177,6 +184,34 @@ void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out) {
 void layers_ffn(layer_state *s, layers_act act, const tv_layer *L, float *out) {
     if (L->ffn_gate_inp.data) layers_moe(s, act, L, out);
     else layers_glu_mlp(s, act, &L->w_gate, &L->w_up, &L->w_down, out);
+}
+
+void layers_per_layer_inputs(layer_state *s, const tv_weights *w, const int32_t *tokens) {
+    const tv_hparams *h = s->h;
+    const int T = s->n_tokens, P = h->n_embd_pl, n_all = h->n_layers * P;
+    float *tok = s->pl_buf, *proj = s->pl_inp;   // (T, n_layers, P) each, token-major
+    backend_embed(s->be, &w->pl_tok_embd, tokens, T, tok);
+    backend_scale(s->be, tok, T, n_all, sqrtf((float)P));
+    const tv_tensor *wp = &w->pl_model_proj;
+    backend_matmul(s->be, &wp, &proj, 1, s->x, T);
+    backend_scale(s->be, proj, T, n_all, 1.0f / sqrtf((float)h->dim));
+    backend_rmsnorm(s->be, proj, proj, w->pl_proj_norm.data, T * h->n_layers, P, h->norm_eps);
+    backend_add(s->be, tok, proj, T, n_all);
+    backend_scale(s->be, tok, T, n_all, 1.0f / sqrtf(2.0f));
+    for (int t = 0; t < T; t++)   // layer-major, so each layer's rows are contiguous
+        for (int l = 0; l < h->n_layers; l++)
+            memcpy(s->pl_inp + ((size_t)l * T + t) * P, tok + ((size_t)t * h->n_layers + l) * P, (size_t)P * sizeof(float));
+}
+
+void layers_per_layer_add(layer_state *s, const tv_layer *L, int l) {
+    const int T = s->n_tokens, P = s->h->n_embd_pl;
+    const tv_tensor *gate = &L->pl_gate, *proj = &L->pl_proj;
+    float *g = s->pl_buf;   // (T, P)
+    backend_matmul(s->be, &gate, &g, 1, s->x, T);
+    backend_geglu(s->be, g, s->pl_inp + (size_t)l * T * P, T, P);   // gelu(g) * input: ggml's gelu, then mul
+    backend_matmul(s->be, &proj, &s->xb, 1, g, T);
+    layers_rmsnorm(s, s->xb, s->xb, &L->pl_post_norm, T);
+    layers_add(s, s->x, s->xb);
 }
 
 void layers_add(layer_state *s, float *y, const float *x) {

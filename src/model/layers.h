@@ -59,6 +59,9 @@ typedef struct layer_state {
     const int32_t *state_slots;    // (n_seqs) each sequence's slot
     int n_seqs;
     const int32_t *q_start;        // (n_seqs + 1) each sequence's token rows
+    // per-layer inputs (h->n_embd_pl > 0, else NULL; P = n_embd_pl)
+    float *pl_inp;        // (n_layers, T, P) each layer's input, layer-major (layers_per_layer_inputs)
+    float *pl_buf;        // (T, n_layers * P) scratch; a layer's gate rows (T, P) in a block
 } layer_state;
 
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
@@ -73,17 +76,20 @@ void layers_rmsnorm(layer_state *s, float *y, const float *x, const tv_tensor *w
 // y (n_rows, n) = rmsnorm(x) without a weight (n <= head_dim; Gemma 4's V), in place or no overlap.
 void layers_rmsnorm_unit(layer_state *s, float *y, const float *x, int n, int n_rows);
 // q, k, v (s->q, s->k, s->v) = s->xb · wq, wk, wvᵀ: one activation quantization when the types allow.
+// wk NULL: q only (a layer that reuses an earlier layer's K/V; wv is then ignored).
 void layers_qkv(layer_state *s, const tv_tensor *wq, const tv_tensor *wk, const tv_tensor *wv);
 // y (T, b->ne[0]) += b on every row: a projection's bias. Nothing when b is absent (data NULL).
 void layers_bias(layer_state *s, float *y, const tv_tensor *b);
 // s->q, s->k, s->v += the present ones of bq, bk, bv (Qwen2 and optional in the llama-like families).
 void layers_qkv_bias(layer_state *s, const tv_tensor *bq, const tv_tensor *bk, const tv_tensor *bv);
 // RMSNorm of every head of s->q with q_norm and of s->k with k_norm (each (head_dim)), in place
-// (Qwen3, before RoPE).
+// (Qwen3, before RoPE). k_norm NULL: q only.
 void layers_head_norm(layer_state *s, const tv_tensor *q_norm, const tv_tensor *k_norm);
 // Rotates s->q and s->k in place with the per-token table cs (T, 2 * n_rot) (s->rope_cs; a layer
 // with its own base passes its own table), NeoX pairs when s->is_rope_neox.
 void layers_rope(layer_state *s, const float *cs);
+// The same for s->q alone (a layer that reuses an earlier layer's K).
+void layers_rope_q(layer_state *s, const float *cs);
 // Row t of s->q *= s->attn_temp[t] (Llama-4 / Mistral-3 attention temperature); nothing when NULL.
 void layers_attn_temperature(layer_state *s);
 // y (T, n) *= f (Granite's residual multiplier).
@@ -101,6 +107,8 @@ typedef struct layers_attn_opts {
     const float *sinks;   // (n_heads) attention sink logits (gpt-oss), NULL = none
     const float *gate;    // (T, n_heads * head_dim): the attention output is multiplied by sigmoid(gate)
                           // before the output projection (qwen35 / qwen3next), NULL = none
+    bool is_kv_reused;    // attend over the cache of `layer` as an earlier layer wrote it and write
+                          // nothing (Gemma 4's shared KV; s->k, s->v unused)
 } layers_attn_opts;
 // layers_attention with the options o (NULL: none), for this layer only.
 tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
@@ -125,6 +133,14 @@ void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out);
 // The layer's FFN from s->xb into out (T, dim): layers_moe when it has a router, else layers_glu_mlp
 // with w_gate, w_up, w_down.
 void layers_ffn(layer_state *s, layers_act act, const tv_layer *L, float *out);
+// Gemma 4's per-layer inputs (h->n_embd_pl = P > 0) into s->pl_inp, from the scaled embeddings s->x
+// and the batch's token ids (T), as llama.cpp's gemma4 graph computes them:
+//   tok  = pl_tok_embd[tokens] * sqrt(P)                                  (T, n_layers, P)
+//   proj = rmsnorm_P((x · pl_model_projᵀ) / sqrt(dim)) * pl_proj_norm     (T, n_layers, P)
+//   pl_inp[l] = (proj + tok)[:, l] / sqrt(2)
+void layers_per_layer_inputs(layer_state *s, const tv_weights *w, const int32_t *tokens);
+// After layer l's sublayers: x += rmsnorm(((gelu(x · pl_gateᵀ) * pl_inp[l]) · pl_projᵀ)) * pl_post_norm.
+void layers_per_layer_add(layer_state *s, const tv_layer *L, int l);
 // y (T, dim) += x: the residual add.
 void layers_add(layer_state *s, float *y, const float *x);
 

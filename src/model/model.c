@@ -62,6 +62,10 @@ const tv_layer *model_layers(const tv_model *m) { return m->layers; }
 const tv_tensor *model_tok_embd(const tv_model *m) { return &m->w.tok_embd; }
 const tv_tensor *model_output(const tv_model *m) { return &m->w.output; }
 const tv_tensor *model_output_norm(const tv_model *m) { return &m->w.output_norm; }
+const tv_weights *model_weights(const tv_model *m) { return &m->w; }
+int model_n_kv_layers(const tv_model *m) {   // (a model with shared KV or linear layers is never split)
+    return (m->hp.n_layer_kv > 0 ? m->hp.n_layer_kv : m->layer_end - m->layer_begin) - m->hp.n_linear;
+}
 const float *model_rope_inv_freq(const tv_model *m, int n_ctx) {
     return m->rope_inv_freq_long && n_ctx > m->rope_long_ctx ? m->rope_inv_freq_long : m->rope_inv_freq;
 }
@@ -239,6 +243,8 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
     case FD_SSM_INNER: return h->ssm_d_inner;
     case FD_SSM_V_HEADS: return h->ssm_n_v_heads;
     case FD_SSM_HEAD: return h->ssm_head_dim;
+    case FD_PL: return h->n_embd_pl;
+    case FD_PL_ALL: return (int64_t)h->n_layers * h->n_embd_pl;
     }
     return 0;
 }
@@ -251,7 +257,8 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     char *base = ft->is_layer ? (char *)&m->layers[l] : (char *)&m->w;
     tv_tensor tmp, *dst = (tv_tensor *)(base + ft->offset);
     if ((ft->when == FW_DENSE && m->hp.n_expert > 0) || (ft->when == FW_MOE && m->hp.n_expert == 0)) return TV_OK;
-    if ((ft->when == FW_LINEAR && !m->layers[l].is_linear) || (ft->when == FW_FULL_ATTN && m->layers[l].is_linear))
+    if ((ft->when == FW_LINEAR && !m->layers[l].is_linear) || (ft->when == FW_FULL_ATTN && m->layers[l].is_linear) ||
+        (ft->when == FW_PER_LAYER_INPUT && m->hp.n_embd_pl == 0) || (ft->when == FW_OWN_KV && l >= m->hp.n_layer_kv && m->hp.n_layer_kv > 0))
         return TV_OK;
     const tv_tensor *t = find(src, name, true, &tmp);
     if (!t && ft->is_optional && !m->map_err[0]) return TV_OK;
@@ -284,7 +291,8 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     if (ft->is_direct && dst->type != TV_TYPE_F32)
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' must be F32, it is %s", m->path, where,
                         kern_type_name(dst->type));
-    if (ft->ne1 != FD_ONE && !ft->is_direct && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
+    if (dst == &m->w.pl_tok_embd) m->weight_bytes -= dst->nbytes;   // a lookup table: one row per token
+    else if (ft->ne1 != FD_ONE && !ft->is_direct && dst != &m->w.tok_embd) m->matrices[m->n_matrices++] = dst;
     return TV_OK;
 }
 
@@ -292,6 +300,7 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
 static tv_status alloc_layers(tv_model *m, tv_error *err) {
     if (!(m->layers = calloc((size_t)m->hp.n_layers, sizeof *m->layers)))
         return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    for (int l = 0; l < m->hp.n_layers; l++) m->layers[l].kv_layer = l;
     return TV_OK;
 }
 
@@ -316,6 +325,10 @@ static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
                         m->layer_begin, m->layer_end, n_layers);
     if (m->hp.n_linear > 0 && (m->layer_begin > 0 || m->layer_end < n_layers))   // their state slots stay in one process
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: a hybrid (linear-attention) model cannot be split into pipeline stages yet",
+                        m->path);
+    if ((m->hp.n_embd_pl > 0 || m->hp.n_layer_kv > 0) && (m->layer_begin > 0 || m->layer_end < n_layers))
+        return err_fail(err, TV_ERR_UNSUPPORTED,
+                        "%s: a model with per-layer inputs or KV shared across layers cannot be split into pipeline stages yet",
                         m->path);
     m->matrices = malloc(((size_t)n_layers + 1) * (size_t)fam->n_tensors * 3 * sizeof *m->matrices);   // 3: parts
     if (!m->matrices) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);

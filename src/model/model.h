@@ -59,6 +59,11 @@ typedef struct tv_hparams {
     int32_t ssm_n_k_heads;       // q/k heads (ssm.group_count)
     int32_t ssm_n_v_heads;       // value heads (ssm.time_step_rank); a multiple of ssm_n_k_heads
     int32_t ssm_d_inner;         // ssm_n_v_heads * ssm_head_dim (ssm.inner_size)
+    // gemma4 E2B/E4B: per-layer inputs of n_embd_pl values per layer and token (0 = none), and the
+    // layers with their own KV cache: the first n_layer_kv (0 = every layer, no sharing); each later
+    // layer attends over an earlier layer's cache (tv_layer.kv_layer)
+    int32_t n_embd_pl;
+    int32_t n_layer_kv;
 } tv_hparams;
 
 typedef struct tv_layer {
@@ -84,6 +89,13 @@ typedef struct tv_layer {
     // scalar its output is multiplied by (optional)
     int32_t head_dim, n_kv_heads;
     tv_tensor out_scale;   // (1) f32
+    // gemma4 E2B/E4B: a layer of index >= h->n_layer_kv has no K/V of its own and attends over the
+    // cache layer kv_layer wrote (its own index otherwise); the per-layer input's gate, projection
+    // and norm (h->n_embd_pl > 0)
+    int32_t kv_layer;
+    tv_tensor pl_gate;     // (n_embd_pl, dim)
+    tv_tensor pl_proj;     // (dim, n_embd_pl)
+    tv_tensor pl_post_norm;   // (dim) f32
     // mixture of experts (h->n_expert > 0): router, experts as 3-D tensors (ne[2] = n_expert)
     tv_tensor ffn_gate_inp;                // (n_expert, dim) router logits
     tv_tensor ffn_gate_exps, ffn_up_exps;  // (n_expert, ff_exp, dim)
@@ -118,6 +130,10 @@ typedef struct tv_weights {
     tv_tensor tok_embd;      // (n_vocab rows, dim cols)
     tv_tensor output_norm;   // (dim) f32
     tv_tensor output;        // (n_vocab, dim); the same view as tok_embd when tied
+    // gemma4 E2B/E4B per-layer inputs (h->n_embd_pl > 0; data NULL otherwise)
+    tv_tensor pl_tok_embd;   // (n_vocab rows, n_layers * n_embd_pl): looked up by token, never multiplied
+    tv_tensor pl_model_proj; // (n_layers * n_embd_pl, dim)
+    tv_tensor pl_proj_norm;  // (n_embd_pl) f32
 } tv_weights;
 
 struct model_family;
@@ -129,6 +145,10 @@ const tv_layer *model_layers(const tv_model *m);
 const tv_tensor *model_tok_embd(const tv_model *m);
 const tv_tensor *model_output(const tv_model *m);
 const tv_tensor *model_output_norm(const tv_model *m);
+const tv_weights *model_weights(const tv_model *m);
+// The KV cache's layers: the process's layers (a pipeline stage's range) with a cache of their own,
+// i.e. less a hybrid model's linear-attention layers and the layers from h->n_layer_kv on.
+int model_n_kv_layers(const tv_model *m);
 // Inverse frequencies per rotated pair (n_rot/2), scaling applied.
 // n_ctx: the context length sequences run with (LongRoPE's long factors above its original one).
 const float *model_rope_inv_freq(const tv_model *m, int n_ctx);

@@ -400,6 +400,8 @@ struct arch_spec {
     int32_t n_vocab, window;
     const char *base;
     int32_t n_expert, n_expert_used, ff_exp, ff_shexp;   // mixture of experts (0: dense)
+    int32_t n_embd_pl;           // gemma4 E2B/E4B: per-layer input width (0: none)
+    int32_t n_kv_shared;         // gemma4 E2B/E4B: the last layers, reusing earlier layers' KV (0: none)
 };
 
 // AF_HYBRID archs' Gated DeltaNet shape: conv width, key/value head size, key and value heads, the
@@ -420,7 +422,7 @@ static const hybrid_spec *find_hybrid(const arch_spec *a) {
 
 #define SWA_WINDOW 32   // every sliding window: shorter than the fixtures' long prompt
 
-#define DENSE 0, 0, 0, 0   // no experts
+#define DENSE 0, 0, 0, 0, 0, 0   // no experts, no per-layer inputs, no shared KV
 static const arch_spec ARCHS[] = {
     // name       arch        dim  ff   L  H  KV  hd   rot  ctx   swa  swa_hd swa_kv theta  eps    gain embd flags
     {"llama",    "llama",    256, 768, 4, 4, 2,  64,  64, 2048,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL, DENSE},
@@ -432,6 +434,11 @@ static const arch_spec ARCHS[] = {
      AF_TIED | AF_POST_NORMS | AF_QK_NORM, 0, 0, NULL, DENSE},
     {"gemma4",   "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192,  6,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
      AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, NULL, DENSE},
+    // gemma4 E2B/E4B-like: gemma4 with 6 layers (2 and 5 global), per-layer inputs of 64 per layer
+    // (E2B: 256 of 1536) and the last 3 layers reusing layer 1's (sliding) or 2's (global) KV
+    // (E2B: 20 of 35 layers)
+    {"gemma4e",  "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192, 3,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, "gemma4", 0, 0, 0, 0, 64, 3},
     {"phi3",     "phi3",     256, 768, 4, 4, 2,  64,  48, 4096,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
      AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 0, 0, NULL, DENSE},
     {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL, DENSE},
@@ -442,15 +449,15 @@ static const arch_spec ARCHS[] = {
     // mixture of experts: 16 experts top-4 (qwen3moe, qwen2moe with a shared expert), Mixtral's 8
     // top-2 (llama with experts, each feed_forward_length wide); router logits std 2
     {"qwen3moe", "qwen3moe", 256, 768, 4, 4, 2, 128, 128, 4096, 0,  0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_QK_NORM, 0, 0, NULL, 16, 4, 256, 0},
+     AF_QK_NORM, 0, 0, NULL, 16, 4, 256, 0, 0, 0},
     {"qwen2moe", "qwen2moe", 256, 768, 4, 4, 2,  64,  64, 4096, 0,  0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_QKV_BIAS, 0, 0, NULL, 16, 4, 256, 512},
+     AF_QKV_BIAS, 0, 0, NULL, 16, 4, 256, 512, 0, 0},
     {"mixtral",  "llama",    256, 256, 4, 4, 2,  64,  64, 2048, 0,  0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f,
-     0, 0, 0, NULL, 8, 2, 0, 0},
+     0, 0, 0, NULL, 8, 2, 0, 0, 0, 0},
     // gpt-oss: even layers slide (window 32), sinks, YaRN x8 over an original context of 64 (so it
     // bites at the fixtures' positions), biases everywhere, 16 experts top-4 of 256
     {"gpt-oss",  "gpt-oss",  256, 768, 4, 4, 2,  64,  64, 4096, 2,  0, 0, 150000.0f, 1e-5f, 3.0f, 1.0f,
-     AF_QKV_BIAS | AF_GPTOSS, 0, 0, NULL, 16, 4, 256, 0},
+     AF_QKV_BIAS | AF_GPTOSS, 0, 0, NULL, 16, 4, 256, 0, 0, 0},
     // hybrid Gated DeltaNet models, Qwen3.5/3.6's ratios scaled down: 3 linear layers of 4, value
     // heads twice the key heads, d_inner = dim, head 256 with a quarter rotated (here 64 / 16)
     {"qwen35",   "qwen35",   256, 768, 8, 4, 2,  64,  16, 4096, 0,  0, 0, 10000000.0f, 1e-6f, 3.0f, 1.0f,
@@ -467,8 +474,8 @@ static const arch_spec ARCHS[] = {
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
 #define FIXTURE_ARCHS \
-    "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, phi3, mistral3, smollm3, granite, qwen3moe, qwen2moe, " \
-    "mixtral, gpt-oss, qwen35"
+    "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, gemma4e, phi3, mistral3, smollm3, granite, qwen3moe, " \
+    "qwen2moe, mixtral, gpt-oss, qwen35"
 #define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini"
 const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real sizes): " BENCH_ARCHS; }
 const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
@@ -651,7 +658,8 @@ static void arch_metadata(gguf_writer *w, const arch_spec *a) {
         gguf_set_u32(w, ARCH_KEY(k, a, "attention.value_length_swa"), (uint32_t)a->swa_head_dim);
         gguf_set_u32(w, ARCH_KEY(k, a, "rope.dimension_count_swa"), (uint32_t)a->swa_head_dim);
         gguf_set_f32(w, ARCH_KEY(k, a, "rope.freq_base_swa"), 10000.0f);
-        gguf_set_u32(w, ARCH_KEY(k, a, "embedding_length_per_layer_input"), 0);   // dense: no per-layer inputs
+        gguf_set_u32(w, ARCH_KEY(k, a, "embedding_length_per_layer_input"), (uint32_t)a->n_embd_pl);
+        if (a->n_kv_shared) gguf_set_u32(w, ARCH_KEY(k, a, "attention.shared_kv_layers"), (uint32_t)a->n_kv_shared);
         gguf_set_f32(w, ARCH_KEY(k, a, "final_logit_softcapping"), 12.0f);        // 30 in gemma 4; top logits here reach ~12
     } else if (!strcmp(n, "phi3")) {
         // LongRoPE: short factors while the context is <= original_context_length (the fixtures run
@@ -911,13 +919,14 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     }
     if ((st = synth_vocab(w, n_vocab, err))) goto done;
 
-    aw.cap = 4 + 24 * L;
+    aw.cap = 8 + 24 * L;
     aw.sc.n_threads = p->n_threads > 1 ? p->n_threads : 1;
     if (aw.sc.n_threads > 1 && !(aw.sc.pool = pool_create(aw.sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
     aw.sc.n_threads = aw.sc.pool ? pool_size(aw.sc.pool) : 1;
     aw.sc.max_ne0 = 2 * ff > 4 * dim ? 2 * ff : 4 * dim;
     if (a->ff_shexp > aw.sc.max_ne0) aw.sc.max_ne0 = a->ff_shexp;
     if (ff_exp > aw.sc.max_ne0) aw.sc.max_ne0 = ff_exp;
+    if ((int64_t)L * a->n_embd_pl > aw.sc.max_ne0) aw.sc.max_ne0 = (int64_t)L * a->n_embd_pl;
     aw.srcs = calloc((size_t)aw.cap, sizeof *aw.srcs);
     aw.sc.scratch = malloc((size_t)aw.sc.n_threads * (size_t)aw.sc.max_ne0 * sizeof(float));
     if (!aw.srcs || !aw.sc.scratch) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
@@ -944,6 +953,16 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         for (int i = 0; i < a->head_dim / 2; i++) rope[0][i] = i < a->head_dim / 8 ? 1.0f : 1e30f;
         st = aw_add(&aw, "rope_freqs.weight", TV_TYPE_F32, a->head_dim / 2, 0, 0.0f, 0.0f, rope[0], err);
     }
+    if (!st && a->n_embd_pl) {
+        // per-layer inputs: the table is a token embedding (llama-quantize types it so), the
+        // projection stays in the source's float type (llama-quantize leaves it)
+        const int64_t n_all = (int64_t)L * a->n_embd_pl;
+        st = aw_add(&aw, "per_layer_token_embd.weight", t, n_all, n_vocab, 0.0f,
+                    sqrtf(3.0f / (float)a->n_embd_pl), NULL, err);
+        if (!st) st = aw_matrix(&aw, "per_layer_model_proj.weight", p->type == TV_TYPE_F32 ? TV_TYPE_F32 : TV_TYPE_F16,
+                                dim, n_all, 1.0f, err);
+        if (!st) st = aw_norm(&aw, "per_layer_proj_norm.weight", a->n_embd_pl, err);
+    }
     if (!st && (a->flags & AF_LONGROPE)) {
         longrope_factors(rope[1], rope[2], a->n_rot / 2);
         st = aw_add(&aw, "rope_factors_short.weight", TV_TYPE_F32, a->n_rot / 2, 0, 0.0f, 0.0f, rope[1], err);
@@ -953,6 +972,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         const int32_t hd = arch_head_dim(a, l), q_dim = a->n_heads * hd, kv_dim = arch_kv_heads(a, l) * hd;
         const bool more = t == TV_TYPE_Q4_K && !p->pure && use_more_bits(l, L);
         const tv_type vt = more ? TV_TYPE_Q6_K : t;
+        const bool own_kv = l < L - a->n_kv_shared;   // gemma4 E2B/E4B: the last layers have no K/V
 #define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix), nm)
 #define TRY(call) do { if ((st = (call))) goto done; } while (0)
         if (a->flags & AF_HYBRID) {
@@ -964,8 +984,8 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
             TRY(aw_matrix(&aw, NAME("attn_qkv.weight"), vt, dim, q_dim + 2 * kv_dim, 1.5f, err));
         } else {
             TRY(aw_matrix(&aw, NAME("attn_q.weight"), t, dim, q_dim, 1.5f, err));
-            TRY(aw_matrix(&aw, NAME("attn_k.weight"), t, dim, kv_dim, 1.5f, err));
-            if (!(a->flags & AF_GEMMA4) || arch_is_swa(a, l))   // gemma 4 global layers: V = K
+            if (own_kv) TRY(aw_matrix(&aw, NAME("attn_k.weight"), t, dim, kv_dim, 1.5f, err));
+            if (own_kv && (!(a->flags & AF_GEMMA4) || arch_is_swa(a, l)))   // gemma 4 global layers: V = K
                 TRY(aw_matrix(&aw, NAME("attn_v.weight"), vt, dim, kv_dim, 1.0f, err));
         }
         if (a->flags & AF_QKV_BIAS) {
@@ -978,7 +998,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
             // (with 1 +- 0.25 they are std ~8-11, near-argmax attention that turns the quantized
             // types' rounding noise into chaos: llama.cpp against itself then disagrees at KL 2e-2)
             TRY(aw_add(&aw, NAME("attn_q_norm.weight"), TV_TYPE_F32, hd, 0, 0.5f, 0.125f, NULL, err));
-            TRY(aw_add(&aw, NAME("attn_k_norm.weight"), TV_TYPE_F32, hd, 0, 0.5f, 0.125f, NULL, err));
+            if (own_kv) TRY(aw_add(&aw, NAME("attn_k_norm.weight"), TV_TYPE_F32, hd, 0, 0.5f, 0.125f, NULL, err));
         } else if (a->flags & AF_QK_NORM) {
             TRY(aw_norm(&aw, NAME("attn_q_norm.weight"), hd, err));
             TRY(aw_norm(&aw, NAME("attn_k_norm.weight"), hd, err));
@@ -1020,6 +1040,11 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         }
         if (!a->n_expert) TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, ff, dim, 1.0f, err));
         if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_ffw_norm.weight"), dim, err));
+        if (a->n_embd_pl) {
+            TRY(aw_matrix(&aw, NAME("inp_gate.weight"), t, dim, a->n_embd_pl, 1.0f, err));
+            TRY(aw_matrix(&aw, NAME("proj.weight"), t, a->n_embd_pl, dim, 1.0f, err));
+            TRY(aw_norm(&aw, NAME("post_norm.weight"), dim, err));
+        }
         if (a->flags & AF_GEMMA4) TRY(aw_add(&aw, NAME("layer_output_scale.weight"), TV_TYPE_F32, 1, 0, 0.75f, 0.25f, NULL, err));
 #undef TRY
 #undef NAME
