@@ -18,6 +18,7 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_structured(int argc, char **argv);   // `bench structured` (cmd_bench_structured.c)
 int cmd_serve(int argc, char **argv);
 
 #endif

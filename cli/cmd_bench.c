@@ -32,6 +32,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm bench -m MODEL [options]\n"
+            "       tinyvllm bench structured --tokenizer FILE [--corpus DIR] ...  (structured-output mask\n"
+            "                    times beside llguidance's MaskBench; see tinyvllm bench structured --help)\n"
             "  -p P              prompt tokens for the pp test (default 512; 0 = skip)\n"
             "  -n N              generated tokens for the tg and batch tests (default 128; 0 = skip tg)\n"
             "  --batch B         also measure decode throughput of B sequences with %d-token prompts\n"
@@ -566,6 +568,7 @@ static void print_text(const bench_args *a, const bench_results *r) {
 }
 
 int cmd_bench(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "structured")) return cmd_bench_structured(argc - 1, argv + 1);
     bench_args a = {0};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;

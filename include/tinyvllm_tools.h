@@ -151,4 +151,38 @@ const char *tv_kernel_path(const char *cpu_path, tv_error *err);
 #ifdef __cplusplus
 }
 #endif
+// ============================ structured output: mask benchmark ============================
+// MaskBench's method (github.com/guidance-ai/jsonschemabench, maskbench/) over JSON Schemas: each
+// schema is compiled for tok's vocabulary (timed), then a random walk of up to max_steps tokens
+// draws uniformly among the allowed ones (random weights: the mask alone keeps the output valid),
+// timing every token mask (one thread). The vocabulary is built once for all schemas.
+#define TV_STRUCTURED_BENCH_REASONS 32
+typedef struct tv_structured_bench_options {
+    int max_steps;               // tokens per walk (<= 0: 200)
+    uint64_t seed;               // 0: a fixed default
+    bool verify;                 // check every mask against a plain trie walk (slow); a mismatch fails
+    // called with each completed output (NUL-terminated) of schema index i; may be NULL
+    void (*on_output)(void *user, int i, const char *text, size_t len);
+    void *user;
+} tv_structured_bench_options;
+
+typedef struct tv_structured_bench_result {
+    int n_vocab;
+    double vocab_ms;             // building the vocabulary trie
+    int n_schemas, n_compiled, n_completed;  // completed: walks that ended where the schema may end
+    int n_budget;                // walks cut short by a matcher budget (matcher.h bounds)
+    size_t n_masks;
+    double mask_mean_us, mask_p50_us, mask_p99_us, mask_max_us;
+    double walk_mean_us;         // verify: the plain trie walk's mean for the same masks
+    double compile_p50_ms, compile_p90_ms, compile_max_ms;
+    int n_reasons;               // why schemas did not compile: the first words, with counts
+    char reason[TV_STRUCTURED_BENCH_REASONS][64];
+    int reason_n[TV_STRUCTURED_BENCH_REASONS];
+} tv_structured_bench_result;
+
+// schemas[i] (lens[i] bytes) for i < n. Errors: out of memory, or (TV_ERR_STATE) an engine fault:
+// an empty mask, a masked token refused, a mask that differs from the plain walk (verify).
+tv_status tv_structured_bench(const tv_tokenizer *tok, const char *const *schemas, const size_t *lens, int n,
+                              const tv_structured_bench_options *o, tv_structured_bench_result *r, tv_error *err);
+
 #endif

@@ -111,4 +111,28 @@ grep -q 'mdpeer' "$TMP/table" || fail "no comparison column: $(cat "$TMP/table")
 [ $rc -eq 1 ] || fail "failing peer: exit $rc, want 1"
 grep -q 'broken' "$TMP/err" || fail "failing peer not named: $(cat "$TMP/err")"
 grep -q '^pp16 ' "$TMP/table" || fail "results missing when a peer fails"
+
+# ---- bench structured: the built-in schema set over a real vocabulary, masks verified ----
+VOCAB="$SHARED/vocab/ggml-vocab-gpt-2.gguf"
+if [ -n "$SHARED" ] && [ -f "$VOCAB" ]; then
+  "$BIN" bench structured >/dev/null 2>"$TMP/err"; rc=$?
+  [ $rc -eq 2 ] || fail "bench structured without --tokenizer: exit $rc, want 2"
+  "$BIN" bench structured --tokenizer "$VOCAB" --steps 30 --verify --json --out "$TMP/outs.jsonl" >"$TMP/sj" 2>"$TMP/err" \
+    || fail "bench structured: $(cat "$TMP/err")"
+  node - "$TMP/sj" "$TMP/outs.jsonl" <<'EOF' || fail "bench structured JSON: $(cat "$TMP/sj")"
+const fs = require('fs');
+const j = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const ok = (c, m) => { if (!c) { console.error(m); process.exit(1); } };
+ok(j.schemas === 10 && j.compiled === 10, 'built-in set: 10 schemas, all compiled');
+ok(j.masks > 0 && j.mask_mean_us > 0 && j.mask_p99_us >= j.mask_p50_us && j.mask_max_us >= j.mask_p99_us, 'mask stats');
+ok(j.compile_p50_ms > 0 && j.plain_walk_mean_us > 0, 'compile / walk stats');
+ok(j.llguidance_maskbench.mask_mean_us === 64 && j.llguidance_maskbench.mask_p99_us === 533, 'peer figures');
+const lines = fs.readFileSync(process.argv[3], 'utf8').trim().split('\n').filter(Boolean);
+ok(lines.length === j.completed, `outputs ${lines.length} vs completed ${j.completed}`);
+for (const l of lines) JSON.parse(JSON.parse(l).output);   // every completed output is JSON
+console.log(`bench structured: ${j.masks} masks, mean ${j.mask_mean_us.toFixed(1)} us, p99 ${j.mask_p99_us.toFixed(1)} us, ${j.completed} outputs`);
+EOF
+else
+  echo "note: $VOCAB absent; bench structured not checked"
+fi
 echo "PASS"

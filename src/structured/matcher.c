@@ -309,6 +309,14 @@ typedef struct cfg_info {
     uint32_t *mask;      // memoized mask or NULL
 } cfg_info;
 
+// Per stack node used as a top: its token-class entry (ent >= 0 in the vocabulary's table, <= -2
+// the local entry -ent - 2, -1 unknown; valid while gen is its table's) and which of the entry's
+// dependent tokens this very stack accepts (dpool[dlo .. dlo + dn), valid while dgen is cg->dgen).
+typedef struct top_memo {
+    int32_t ent;
+    uint32_t gen, dlo, dn, dgen;
+} top_memo;
+
 struct matcher_grammar {
     int refs;
     const matcher_vocab *v;
@@ -344,9 +352,11 @@ struct matcher_grammar {
     uint8_t *walk_ctx;   // (max_depth + 1) some config on the path so far holds CTX
     // token classes: keys too large to share live here; node -> entry memo for real tops
     kc_table local;
-    int32_t *top_ent;    // (cap_top) per node: entry (>= 0 in v->kc, <= -2 local -e-2), -1 unknown
-    uint32_t *top_gen;   // (cap_top) the table generation top_ent was taken in
+    struct top_memo *tm; // (cap_top) per node used as a top: its entry and accepted dependent tokens
     size_t cap_top;
+    int32_t *dpool;      // (n_dpool) the memos' accepted dependent tokens
+    size_t n_dpool, cap_dpool;
+    uint32_t dgen;       // bumped when dpool is dropped (its lists die with it)
     int32_t *ser;        // (KC_MAX_KEY) key scratch: the canonical local grammar, n_ser used
     size_t n_ser;
     int32_t *rloc;       // (n_rules) local number of a rule in the key being built
@@ -354,11 +364,8 @@ struct matcher_grammar {
     int32_t *rqueue;     // (n_rules) rules numbered, in order
     uint32_t rgen_cur;
     uint32_t *acc_scratch;  // (n_words)
-    uint32_t *checked;   // (n_words) dependent tokens already checked for the mask being built
     int32_t *dep_scratch;
     size_t cap_dep;
-    int32_t *ent_list;   // entries taken for the mask being built
-    size_t cap_ent;
 };
 
 static uint64_t mix64(uint64_t x) {
@@ -605,8 +612,8 @@ void matcher_grammar_free(matcher_grammar *cg) {
     free(cg->work); free(cg->out); free(cg->walk); free(cg->walk_ctx);
     kc_clear(&cg->local);
     free(cg->local.e); free(cg->local.hash);
-    free(cg->nullable); free(cg->top_ent); free(cg->top_gen); free(cg->ser);
-    free(cg->rloc); free(cg->rgen); free(cg->rqueue); free(cg->acc_scratch); free(cg->checked); free(cg->dep_scratch); free(cg->ent_list);
+    free(cg->nullable); free(cg->tm); free(cg->dpool); free(cg->ser);
+    free(cg->rloc); free(cg->rgen); free(cg->rqueue); free(cg->acc_scratch); free(cg->dep_scratch);
     free(cg);
 }
 
@@ -635,8 +642,8 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->rqueue = malloc((nr + 1) * sizeof *cg->rqueue);
     cg->acc_scratch = malloc(((size_t)v->n_vocab + 31) / 32 * sizeof *cg->acc_scratch);
     cg->ser = malloc(KC_MAX_KEY * sizeof *cg->ser);
-    cg->checked = malloc(((size_t)v->n_vocab + 31) / 32 * sizeof *cg->checked);
-    if (!cg->ser || !cg->checked || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->rloc ||
+    cg->dgen = 1;
+    if (!cg->ser || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->rloc ||
         !cg->rgen || !cg->rqueue || !cg->acc_scratch)
         goto oom;
     if (g->n_cls) memcpy(cg->cls, g->cls, g->n_cls * sizeof *cg->cls);
@@ -697,8 +704,9 @@ oom:
 // token: accepted (alive after its last byte: the real stack, which only adds paths, accepts it
 // too), dependent (it died after the walk had reached CTX on its path: the frames below decide)
 // or rejected (it died without touching CTX: the real stack rejects it as well). A config's mask
-// is then the OR of its tops' accepted sets plus the dependent tokens the real config accepts,
-// checked one by one: exactly the mask a full trie walk from the config gives.
+// is then the OR over its tops of the key's accepted set and of the dependent tokens that stack
+// accepts (checked one by one from the one-stack config, once per stack: stacks are hash-consed
+// and recur across configs): exactly the mask a full trie walk from the config gives.
 // A key whose local grammar (the frames' rests and every rule reachable from them) serializes to
 // at most KC_MAX_KEY ints is written canonically (rules numbered in discovery order, classes
 // spelled out) and its entry lives in the vocabulary's table, shared by every grammar on it: the
@@ -838,19 +846,13 @@ static int32_t top_entry(matcher_grammar *cg, int32_t t) {
     kc_table *shared = cg->v->kc;
     if ((size_t)t >= cg->cap_top) {
         const size_t old = cg->cap_top;
-        size_t cap = old;
-        int32_t *ne = array_grow(cg->top_ent, &cap, (size_t)t + 1, sizeof *ne);
-        if (!ne) return -1;
-        cg->top_ent = ne;
-        cap = old;
-        uint32_t *ng = array_grow(cg->top_gen, &cap, (size_t)t + 1, sizeof *ng);
-        if (!ng) return -1;
-        cg->top_gen = ng;
-        cg->cap_top = cap;
-        for (size_t i = old; i < cap; i++) cg->top_ent[i] = -1;
+        top_memo *nm = array_grow(cg->tm, &cg->cap_top, (size_t)t + 1, sizeof *nm);
+        if (!nm) return -1;
+        cg->tm = nm;
+        for (size_t i = old; i < cg->cap_top; i++) cg->tm[i] = (top_memo){.ent = -1};
     }
-    const int32_t memo = cg->top_ent[t];
-    if (memo != -1 && cg->top_gen[t] == (memo >= 0 ? shared->gen : cg->local.gen)) return memo;
+    const int32_t memo = cg->tm[t].ent;
+    if (memo != -1 && cg->tm[t].gen == (memo >= 0 ? shared->gen : cg->local.gen)) return memo;
     int32_t fr[KC_MAX_FRAMES];   // the stack's frames from the top
     size_t n_chain = 0;
     for (int32_t nd = t; nd >= 0 && n_chain < KC_MAX_FRAMES; nd = cg->npar[nd]) fr[n_chain++] = nd;
@@ -864,8 +866,7 @@ static int32_t top_entry(matcher_grammar *cg, int32_t t) {
         if ((ref = key_entry(cg, fr, n_fr)) == -1) return -1;
         if (kc_entry_of(cg, ref)->n_dep <= KC_MAX_DEP || n_fr == n_chain) break;
     }
-    cg->top_ent[t] = ref;
-    cg->top_gen[t] = ref >= 0 ? shared->gen : cg->local.gen;
+    cg->tm[t] = (top_memo){.ent = ref, .gen = ref >= 0 ? shared->gen : cg->local.gen};   // dgen 0: no list yet
     return ref;
 }
 
@@ -874,6 +875,29 @@ static int32_t text_step(matcher_grammar *cg, int32_t c, int32_t tok) {
     const matcher_vocab *v = cg->v;
     for (uint32_t i = v->off[tok]; i < v->off[tok + 1] && c >= 0; i++) c = step(cg, c, (uint8_t)v->blob[i]);
     return c;
+}
+
+// Which of entry e's dependent tokens the stack of top t itself accepts (each stepped from the
+// one-stack config {t}, whose steps are few and memoized): into cg->dpool, memoized in cg->tm[t].
+static tv_status top_dep_accepted(matcher_grammar *cg, int32_t t, const kc_entry *e) {
+    const int32_t c1 = cfg_get(cg, &t, 1);
+    if (c1 < 0) return TV_ERR_NOMEM;
+    const size_t lo = cg->n_dpool;
+    for (uint32_t k = 0; k < e->n_dep; k++) {
+        const int32_t r = text_step(cg, c1, e->dep[k]);
+        if (r == CFG_FAIL) { cg->n_dpool = lo; return TV_ERR_NOMEM; }
+        if (r < 0) continue;
+        if (cg->n_dpool == cg->cap_dpool) {
+            int32_t *np = array_grow(cg->dpool, &cg->cap_dpool, cg->n_dpool + 1, sizeof *np);
+            if (!np) { cg->n_dpool = lo; return TV_ERR_NOMEM; }
+            cg->dpool = np;
+        }
+        cg->dpool[cg->n_dpool++] = e->dep[k];
+    }
+    cg->tm[t].dlo = (uint32_t)lo;
+    cg->tm[t].dn = (uint32_t)(cg->n_dpool - lo);
+    cg->tm[t].dgen = cg->dgen;
+    return TV_OK;
 }
 
 static void set_eog(const matcher_vocab *v, uint32_t *out) {
@@ -888,10 +912,10 @@ static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
     // entries are taken by index below: drop over-budget tables now, never mid-mask
     if (v->kc->bytes > MATCHER_MAX_CLASS_BYTES) kc_clear(v->kc);
     if (cg->local.bytes > MATCHER_MAX_CLASS_BYTES) kc_clear(&cg->local);
+    if (cg->n_dpool * sizeof *cg->dpool > MATCHER_MAX_CLASS_BYTES) { cg->n_dpool = 0; cg->dgen++; }
     memset(out, 0, nw * 4);
     if (cfg_accepting(cg, c)) set_eog(v, out);
     const uint32_t stamp_shared = kc_next_stamp(v->kc), stamp_local = kc_next_stamp(&cg->local);
-    size_t n_ent = 0;
     for (uint32_t i = 0; i < cg->cfg[c].n; i++) {
         const int32_t t = cg->tops[cg->cfg[c].off + i];   // re-read: walks grow cg->tops
         if (t == ACCEPT) continue;
@@ -899,29 +923,15 @@ static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
         if (ref == -1) return TV_ERR_NOMEM;
         kc_entry *e = kc_entry_of(cg, ref);
         const uint32_t stamp = ref >= 0 ? stamp_shared : stamp_local;
-        if (e->seen == stamp) continue;
-        e->seen = stamp;
-        if (e->acc_bits) for (size_t w = 0; w < nw; w++) out[w] |= e->acc_bits[w];
-        else for (uint32_t k = 0; k < e->n_acc; k++) out[e->acc[k] >> 5] |= 1u << (e->acc[k] & 31);
+        if (e->seen != stamp) {   // several tops may share an entry: OR its accepted set once
+            e->seen = stamp;
+            if (e->acc_bits) for (size_t w = 0; w < nw; w++) out[w] |= e->acc_bits[w];
+            else for (uint32_t k = 0; k < e->n_acc; k++) out[e->acc[k] >> 5] |= 1u << (e->acc[k] & 31);
+        }
         if (!e->n_dep) continue;
-        if (n_ent == cg->cap_ent) {
-            int32_t *ne = array_grow(cg->ent_list, &cg->cap_ent, n_ent + 1, sizeof *ne);
-            if (!ne) return TV_ERR_NOMEM;
-            cg->ent_list = ne;
-        }
-        cg->ent_list[n_ent++] = ref;
-    }
-    if (n_ent) memset(cg->checked, 0, nw * 4);
-    for (size_t j = 0; j < n_ent; j++) {
-        const kc_entry *e = kc_entry_of(cg, cg->ent_list[j]);
-        for (uint32_t k = 0; k < e->n_dep; k++) {
-            const int32_t tok = e->dep[k];
-            if ((out[tok >> 5] | cg->checked[tok >> 5]) >> (tok & 31) & 1) continue;
-            cg->checked[tok >> 5] |= 1u << (tok & 31);
-            const int32_t r = text_step(cg, c, tok);
-            if (r == CFG_FAIL) return TV_ERR_NOMEM;
-            if (r >= 0) out[tok >> 5] |= 1u << (tok & 31);
-        }
+        if (cg->tm[t].dgen != cg->dgen && top_dep_accepted(cg, t, e) != TV_OK) return TV_ERR_NOMEM;
+        const int32_t *d = cg->dpool + cg->tm[t].dlo;
+        for (uint32_t k = 0; k < cg->tm[t].dn; k++) out[d[k] >> 5] |= 1u << (d[k] & 31);
     }
     const size_t mask_bytes = nw * 4;
     if ((cg->n_masks + 1) * mask_bytes > MATCHER_MAX_MASK_BYTES) drop_masks(cg);

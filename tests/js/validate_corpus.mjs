@@ -1,4 +1,4 @@
-// validate_corpus.mjs OUT.jsonl — the independent check of bench_structured's outputs: every line
+// validate_corpus.mjs OUT.jsonl — the independent check of `tinyvllm bench structured --out`: every line
 // {"schema": path, "output": text} must parse as JSON and validate under ajv (+ ajv-formats)
 // against the schema file. Prints the counts; exits 1 on any invalid output.
 import { readFileSync } from 'node:fs';
