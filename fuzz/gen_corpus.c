@@ -2,6 +2,7 @@
 // Not part of the build; run from the repository root after building the library:
 //   cc -std=c17 -D_GNU_SOURCE -Iinclude -Isrc fuzz/gen_corpus.c build/libtinyvllm_core.a
 //      $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lm -lpthread -o /tmp/gen_corpus && /tmp/gen_corpus
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,93 @@ static void seed_family(const char *path, const char *arch) {
     gguf_writer_free(w);
 }
 
+// A tiny valid Gemma model (dim 8, 2 heads of 4, 1 KV head, ffn 16, 3 layers, vocab 8, tied output)
+// with the family's tensors and keys: post-norms, soft-caps and a sliding window (gemma2); q/k norms,
+// freq_base_swa and a sliding-window period (gemma3); gemma4's per-layer pattern, per-layer KV
+// heads, the global layer's rope_freqs and V = K, and with is_e2b its E2B/E4B parts: per-layer inputs
+// of 4 and the last layer sharing layer 0's KV.
+static void seed_gemma(const char *path, const char *arch, bool is_e2b) {
+    gguf_writer *w = gguf_writer_create();
+    tv_error err = { 0 };
+    char k[96], name[64];
+    const bool g3 = !strcmp(arch, "gemma3"), g4 = !strcmp(arch, "gemma4");
+#define KEY(name) (snprintf(k, sizeof k, "%s.%s", arch, name), k)
+    gguf_set_str(w, "general.architecture", arch);
+    gguf_set_u32(w, KEY("context_length"), 16);
+    gguf_set_u32(w, KEY("embedding_length"), 8);
+    gguf_set_u32(w, KEY("block_count"), 3);
+    gguf_set_u32(w, KEY("feed_forward_length"), 16);
+    gguf_set_u32(w, KEY("attention.head_count"), 2);
+    gguf_set_u32(w, KEY("attention.key_length"), 4);
+    gguf_set_u32(w, KEY("attention.value_length"), 4);
+    gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
+    gguf_set_u32(w, KEY("attention.sliding_window"), 4);
+    if (!g4) gguf_set_u32(w, KEY("attention.head_count_kv"), 1);
+    if (!strcmp(arch, "gemma2")) {
+        gguf_set_f32(w, KEY("attn_logit_softcapping"), 50.0f);
+        gguf_set_f32(w, KEY("final_logit_softcapping"), 30.0f);
+    }
+    if (g3) {
+        gguf_set_u32(w, KEY("attention.sliding_window_pattern"), 3);
+        gguf_set_f32(w, KEY("rope.freq_base_swa"), 10000.0f);
+    }
+    if (g4) {
+        const bool pattern[3] = { true, false, true };
+        const int32_t kv[3] = { 1, 1, 1 };
+        gguf_set_arr_data(w, KEY("attention.sliding_window_pattern"), GGUF_TYPE_BOOL, pattern, 3);
+        gguf_set_arr_data(w, KEY("attention.head_count_kv"), GGUF_TYPE_INT32, kv, 3);
+        gguf_set_u32(w, KEY("attention.key_length_swa"), 4);
+        gguf_set_u32(w, KEY("attention.value_length_swa"), 4);
+        gguf_set_f32(w, KEY("final_logit_softcapping"), 30.0f);
+        gguf_set_u32(w, KEY("embedding_length_per_layer_input"), is_e2b ? 4 : 0);
+        if (is_e2b) gguf_set_u32(w, KEY("attention.shared_kv_layers"), 1);
+    }
+#undef KEY
+    static float d[8 * 32];
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) d[i] = (float)((int)(i * 37 % 17) - 8) / 64;
+    static const float rope_freqs[2] = { 1.0f, 1e30f };
+#define ADD(nm, ne0, ne1, data)                                                                           \
+    do {                                                                                                  \
+        const int64_t ne_[2] = { ne0, ne1 };                                                              \
+        check(gguf_add_tensor(w, nm, TV_TYPE_F32, ne1 > 1 ? 2 : 1, ne_, data, &err), &err);               \
+    } while (0)
+    ADD("token_embd.weight", 8, 8, d);
+    ADD("output_norm.weight", 8, 1, d);
+    if (g4) ADD("rope_freqs.weight", 2, 1, rope_freqs);
+    if (is_e2b) {
+        ADD("per_layer_token_embd.weight", 12, 8, d);
+        ADD("per_layer_model_proj.weight", 8, 12, d);
+        ADD("per_layer_proj_norm.weight", 4, 1, d);
+    }
+    for (int l = 0; l < 3; l++) {
+        const bool own_kv = !is_e2b || l < 2;
+#define L(suffix) (snprintf(name, sizeof name, "blk.%d.%s", l, suffix), name)
+        ADD(L("attn_norm.weight"), 8, 1, d);
+        ADD(L("attn_q.weight"), 8, 8, d);
+        if (own_kv) ADD(L("attn_k.weight"), 8, 4, d);
+        if (own_kv && !(g4 && l == 1)) ADD(L("attn_v.weight"), 8, 4, d);   // gemma4's global layer: V = K
+        ADD(L("attn_output.weight"), 8, 8, d);
+        if (g3 || g4) ADD(L("attn_q_norm.weight"), 4, 1, d);
+        if ((g3 || g4) && own_kv) ADD(L("attn_k_norm.weight"), 4, 1, d);
+        ADD(L("post_attention_norm.weight"), 8, 1, d);
+        ADD(L("ffn_norm.weight"), 8, 1, d);
+        ADD(L("ffn_gate.weight"), 8, 16, d);
+        ADD(L("ffn_up.weight"), 8, 16, d);
+        ADD(L("ffn_down.weight"), 16, 8, d);
+        ADD(L("post_ffw_norm.weight"), 8, 1, d);
+        if (g4) ADD(L("layer_output_scale.weight"), 1, 1, d);
+        if (is_e2b) {
+            ADD(L("inp_gate.weight"), 8, 4, d);
+            ADD(L("proj.weight"), 4, 8, d);
+            ADD(L("post_norm.weight"), 8, 1, d);
+        }
+#undef L
+    }
+#undef ADD
+    check(gguf_writer_write(w, path, &err), &err);
+    gguf_writer_free(w);
+}
+
 int main(void) {
     seed_all_types("fuzz/corpus/gguf/all-types");
     seed_vocab("fuzz/corpus/gguf/vocab");
@@ -181,5 +269,9 @@ int main(void) {
         snprintf(path, sizeof path, "fuzz/corpus/model/%s", FAMILIES[i]);
         seed_family(path, FAMILIES[i]);
     }
+    seed_gemma("fuzz/corpus/model/gemma2", "gemma2", false);
+    seed_gemma("fuzz/corpus/model/gemma3", "gemma3", false);
+    seed_gemma("fuzz/corpus/model/gemma4", "gemma4", false);
+    seed_gemma("fuzz/corpus/model/gemma4-e2b", "gemma4", true);
     return 0;
 }
