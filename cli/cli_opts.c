@@ -169,7 +169,7 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     return 1;
 }
 
-int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, tv_sampling_params *sp) {
+int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, tv_sampling_params *sp, unsigned *given) {
     const char *a = argv[*i], *v;
     const opt_row *row = find_row(SAMPLING_OPTS, N_ROWS(SAMPLING_OPTS), a);
     if (!row) return 0;
@@ -177,19 +177,24 @@ int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, tv_sampling
     long k;
     switch (row->id) {
     case O_TEMP:
+        *given |= TV_SAMPLE_TEMPERATURE;
         if (!cli_parse_float(v, 0, 100, &sp->temperature)) return cli_usage_error(cmd, "%s: '%s' invalid (0 = greedy)", a, v);
         break;
     case O_TOP_K:
+        *given |= TV_SAMPLE_TOP_K;
         if (!cli_parse_long(v, 0, 1L << 24, &k)) return cli_usage_error(cmd, "%s: '%s' invalid", a, v);
         sp->top_k = (int)k;
         break;
     case O_TOP_P:
+        *given |= TV_SAMPLE_TOP_P;
         if (!cli_parse_float(v, 1e-6f, 1, &sp->top_p)) return cli_usage_error(cmd, "%s: '%s' must be in (0, 1]", a, v);
         break;
     case O_MIN_P:
+        *given |= TV_SAMPLE_MIN_P;
         if (!cli_parse_float(v, 0, 1, &sp->min_p)) return cli_usage_error(cmd, "%s: '%s' must be in [0, 1]", a, v);
         break;
     case O_REPEAT:
+        *given |= TV_SAMPLE_REPETITION_PENALTY;
         if (!cli_parse_float(v, 1e-3f, 100, &sp->repetition_penalty)) return cli_usage_error(cmd, "%s: '%s' invalid", a, v);
         break;
     case O_PRESENCE:
@@ -219,6 +224,19 @@ void cli_sampling_defaults(tv_sampling_params *sp) {
     sp->top_k = 40;
     sp->top_p = 0.95f;
     sp->min_p = 0.05f;
+}
+
+void cli_sampling_from_model(const char *cmd, const tv_model *m, unsigned given, bool quiet, tv_sampling_params *sp) {
+    unsigned set = tv_model_sampling_defaults(m, given, sp);
+    if (!set || quiet) return;
+    char buf[200];
+    size_t n = 0;
+    if (set & TV_SAMPLE_TEMPERATURE) n += (size_t)snprintf(buf + n, sizeof buf - n, " --temp %g", (double)sp->temperature);
+    if (set & TV_SAMPLE_TOP_K) n += (size_t)snprintf(buf + n, sizeof buf - n, " --top-k %d", sp->top_k);
+    if (set & TV_SAMPLE_TOP_P) n += (size_t)snprintf(buf + n, sizeof buf - n, " --top-p %g", (double)sp->top_p);
+    if (set & TV_SAMPLE_MIN_P) n += (size_t)snprintf(buf + n, sizeof buf - n, " --min-p %g", (double)sp->min_p);
+    if (set & TV_SAMPLE_REPETITION_PENALTY) snprintf(buf + n, sizeof buf - n, " --repeat-penalty %g", (double)sp->repetition_penalty);
+    cli_note(cmd, "the model's recommended sampling:%s (a flag overrides it)", buf);
 }
 
 // -t N capped to the online cores (more threads than cores only wait on each other), with a note.

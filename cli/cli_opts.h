@@ -47,9 +47,13 @@ void cli_sampling_usage(FILE *f);
 // Parses the option at argv[*i] if it is one of these (its value too: *i is advanced past it).
 // Returns 1 when consumed, 0 when it is not one of these options, 2 after printing a usage error.
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
-int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, tv_sampling_params *sp);
+// *given collects the TV_SAMPLE_* bits of the sampling flags seen.
+int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, tv_sampling_params *sp, unsigned *given);
 // The interactive commands' sampling defaults (llama.cpp's): temperature 0.8, top-k 40, top-p 0.95, min-p 0.05.
 void cli_sampling_defaults(tv_sampling_params *sp);
+// Once the model is loaded: its recommended sampling (generation_config.json, general.sampling.*)
+// replaces the defaults for every field no flag set (given), with a note on stderr unless quiet.
+void cli_sampling_from_model(const char *cmd, const tv_model *m, unsigned given, bool quiet, tv_sampling_params *sp);
 
 // The two halves of cli_open, for a command that sizes its engine from the model. Both print a note
 // on stderr when they clamp a value the user gave (-t above the online cores, -c above the model's

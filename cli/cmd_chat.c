@@ -103,6 +103,7 @@ static char *trim(char *s) {
 typedef struct chat_args {
     cli_model_opts mo;
     tv_sampling_params sp;
+    unsigned sp_given;   // TV_SAMPLE_* bits set by flags
     const char *tpl_path, *tpl_kwargs, *system, *dump_prefix;
     long n_new;   // 0: derived from the context
 } chat_args;
@@ -114,7 +115,7 @@ static int parse_args(int argc, char **argv, chat_args *a) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r;
-        if ((r = cli_model_opt(CMD, argc, argv, &i, &a->mo)) || (r = cli_sampling_opt(CMD, argc, argv, &i, &a->sp))) {
+        if ((r = cli_model_opt(CMD, argc, argv, &i, &a->mo)) || (r = cli_sampling_opt(CMD, argc, argv, &i, &a->sp, &a->sp_given))) {
             if (r == 2) return 2;
             continue;
         }
@@ -163,7 +164,7 @@ static void session_close(session *s) {
 // Loads the model, the template and the engine, and checks the template accepts this conversation's
 // shape (a template that says e.g. "System role not supported" would refuse every message: say so
 // once, up front). Returns 0, or the exit status after printing why.
-static int session_open(session *s, const chat_args *a) {
+static int session_open(session *s, chat_args *a) {
     tv_error err = {0};
     char *tpl_src = NULL;
     size_t tpl_len = 0;
@@ -174,6 +175,7 @@ static int session_open(session *s, const chat_args *a) {
     tv_engine_config_default(&ec);
     ec.max_num_seqs = 1;
     if (cli_open(&a->mo, &ec, &s->m, &s->e, &err)) goto fail;
+    cli_sampling_from_model(CMD, s->m, a->sp_given, a->mo.quiet, &a->sp);
     if (!(s->tok = tv_model_tokenizer(s->m))) {
         tv_error_set(&err, TV_ERR_INVALID, "%s has no tokenizer: pass --tokenizer FILE", a->mo.model_path);
         goto fail;

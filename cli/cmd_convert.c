@@ -1,7 +1,7 @@
 // cmd_convert.c — `tinyvllm convert llama2c MODEL.bin [TOKENIZER.bin] -o OUT.gguf [--name NAME]`:
 // a llama2.c checkpoint (v0 or v1) -> a GGUF v3 llama model with F32 tensors that llama.cpp and
 // tinyvllm load, through tv_convert_llama2c; `tinyvllm convert hf DIR -o OUT.gguf [--type T]
-// [--vocab V.gguf]`: a Hugging Face folder -> GGUF through tv_convert_hf (tinyvllm_tools.h).
+// [--vocab V.gguf] [--vocab-only]`: a Hugging Face folder -> GGUF through tv_convert_hf (tinyvllm_tools.h).
 #include <stdio.h>
 #include <string.h>
 
@@ -12,11 +12,13 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm convert llama2c MODEL.bin [TOKENIZER.bin] -o OUT.gguf [--name NAME]\n"
-            "       tinyvllm convert hf DIR -o OUT.gguf [--type TYPE] [--vocab VOCAB.gguf]\n"
+            "       tinyvllm convert hf DIR -o OUT.gguf [--type TYPE] [--vocab VOCAB.gguf] [--vocab-only]\n"
             "\n"
             "hf: a Hugging Face folder (config.json + safetensors) -> GGUF with llama.cpp's names, keys and\n"
-            "layouts. --type F32|F16|BF16|Q8_0|Q4_0|... converts every matrix (default: as stored);\n"
-            "--vocab copies tokenizer.* from a GGUF (default: no vocabulary, ids only).\n"
+            "layouts. --type F32|F16|BF16|Q8_0|Q4_0|... converts every matrix (default: as stored).\n"
+            "The folder's tokenizer.json (+ tokenizer_config.json) becomes tokenizer.* as llama.cpp's\n"
+            "converter writes it (BPE; no tokenizer.json: no vocabulary, ids only); --vocab copies\n"
+            "tokenizer.* from a GGUF instead. --vocab-only writes metadata and tokenizer, no tensors.\n"
             "\n"
             "Converts a llama2.c checkpoint (legacy v0 or v1 \"ak42\", fp32) to a GGUF v3 llama model.\n"
             "TOKENIZER.bin is llama2.c's tokenizer file; without it the model has no vocabulary\n"
@@ -35,11 +37,12 @@ static int fail_usage(const char *what, const char *arg) {
 int cmd_convert(int argc, char **argv) {
     const char *format = NULL, *model_path = NULL, *tok_path = NULL, *out = NULL, *name = NULL, *type = NULL,
                *vocab = NULL;
-    bool quiet = false;
+    bool quiet = false, vocab_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = true; continue; }
+        if (!strcmp(a, "--vocab-only")) { vocab_only = true; continue; }
         if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--name") || !strcmp(a, "--type") ||
             !strcmp(a, "--vocab")) {
             if (i + 1 >= argc) return fail_usage("missing value for", a);
@@ -62,14 +65,22 @@ int cmd_convert(int argc, char **argv) {
         if (tok_path || name) return fail_usage("hf takes one DIR (and no --name)", tok_path ? tok_path : name);
         tv_error err = {0};
         char summary[256];
-        if (tv_convert_hf(model_path, type, vocab, out, summary, sizeof summary, &err) != TV_OK) {
+        char what[300];
+        snprintf(what, sizeof what, "convert: writing %s", out);
+        cli_write_progress wp = {.what = what, .t0_ms = cli_time_ms()};
+        tv_convert_hf_options o = {.type = type, .vocab_path = vocab, .vocab_only = vocab_only, .progress = cli_write_progress_fn,
+                                   .progress_user = &wp};
+        cli_progress_begin(&wp.bar, quiet);
+        tv_status st = tv_convert_hf(model_path, &o, out, summary, sizeof summary, &err);
+        cli_progress_end(&wp.bar);
+        if (st != TV_OK) {
             fprintf(stderr, "tinyvllm convert: %s\n", err.msg);
             return err.code == TV_ERR_INVALID ? 2 : 1;
         }
         printf("wrote %s: %s\n", out, summary);
         return 0;
     }
-    if (type || vocab) return fail_usage("--type and --vocab are for hf", type ? type : vocab);
+    if (type || vocab || vocab_only) return fail_usage("--type, --vocab and --vocab-only are for hf", type ? type : vocab);
     if (strcmp(format, "llama2c")) return fail_usage("unknown source format (supported: llama2c, hf)", format);
     if (!model_path) return fail_usage("missing MODEL.bin", NULL);
     if (!out) return fail_usage("missing -o OUT.gguf", NULL);

@@ -38,6 +38,7 @@ static void usage(FILE *f) {
 typedef struct gen_args {
     cli_model_opts mo;
     tv_sampling_params sp;
+    unsigned sp_given;   // TV_SAMPLE_* bits set by flags
     const char *prompt, *prompt_file, *prompt_ids;
     long n_new;
     bool json, no_bos, ignore_eos, n_given;
@@ -56,7 +57,7 @@ static int parse_args(int argc, char **argv, gen_args *g) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r;
-        if ((r = cli_model_opt("generate", argc, argv, &i, &g->mo)) || (r = cli_sampling_opt("generate", argc, argv, &i, &g->sp))) {
+        if ((r = cli_model_opt("generate", argc, argv, &i, &g->mo)) || (r = cli_sampling_opt("generate", argc, argv, &i, &g->sp, &g->sp_given))) {
             if (r == 2) return 2;
             continue;
         }
@@ -117,6 +118,7 @@ int cmd_generate(int argc, char **argv) {
     tv_engine_config_default(&ec);
     ec.max_num_seqs = 1;
     if (cli_open(&g.mo, &ec, &m, &e, &err)) goto fail;
+    cli_sampling_from_model("generate", m, g.sp_given, g.mo.quiet, &g.sp);
     double t_load = cli_time_ms() - t0;
 
     tv_request_params rp;

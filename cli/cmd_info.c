@@ -160,7 +160,18 @@ int cmd_info(int argc, char **argv) {
         if (p) printf(" %d %.*s", id, (int)len, p);
         else printf(" %d", id);
     }
-    printf("\nchat template: %s\nrunnable: yes\n", tv_model_chat_template(m) ? "yes" : "no");
+    printf("\nchat template: %s\n", tv_model_chat_template(m) ? "yes" : "no");
+    tv_sampling_params sp;   // the recommendation generate/chat/serve use where no flag or field sets a value
+    tv_sampling_params_default(&sp);
+    unsigned set = tv_model_sampling_defaults(m, 0, &sp);
+    printf("recommended sampling:");
+    if (!set) printf(" none (generation_config.json / general.sampling.* absent)");
+    if (set & TV_SAMPLE_TEMPERATURE) printf(" temperature %g", (double)sp.temperature);
+    if (set & TV_SAMPLE_TOP_K) printf(" top_k %d", sp.top_k);
+    if (set & TV_SAMPLE_TOP_P) printf(" top_p %g", (double)sp.top_p);
+    if (set & TV_SAMPLE_MIN_P) printf(" min_p %g", (double)sp.min_p);
+    if (set & TV_SAMPLE_REPETITION_PENALTY) printf(" repetition_penalty %g", (double)sp.repetition_penalty);
+    printf("\nrunnable: yes\n");
     tv_model_free(m);
     return 0;
 }

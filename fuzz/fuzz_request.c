@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(body, data + 1, size - 1);
     srv_error err;
     memset(&err, 0, sizeof err);
-    srv_request *r = srv_request_parse(api, body, size - 1, FUZZ_VOCAB, &err);
+    srv_request *r = srv_request_parse(api, body, size - 1, FUZZ_VOCAB, NULL, &err);
     if (r) {
         if (r->n < 1 || r->n > SRV_MAX_N) abort();
         if (r->n_stop < 0 || r->n_stop > SRV_MAX_STOP) abort();

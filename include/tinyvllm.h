@@ -345,6 +345,18 @@ typedef struct tv_sampling_params {
 
 void tv_sampling_params_default(tv_sampling_params *p);
 
+// Sampling fields a caller set itself (tv_model_sampling_defaults leaves those alone).
+enum {
+    TV_SAMPLE_TEMPERATURE = 1 << 0, TV_SAMPLE_TOP_K = 1 << 1, TV_SAMPLE_TOP_P = 1 << 2, TV_SAMPLE_MIN_P = 1 << 3,
+    TV_SAMPLE_REPETITION_PENALTY = 1 << 4,
+};
+// The model's recommended sampling: a Hugging Face folder's generation_config.json (temperature,
+// top_p, top_k, min_p, repetition_penalty), a GGUF's general.sampling.* keys (llama.cpp's: temp,
+// top_p, top_k, min_p, penalty_repeat; `convert hf` writes them from generation_config.json).
+// Writes each one the model has into *p unless its bit is in `given`; returns the bits written
+// (0: the model recommends nothing, *p untouched).
+unsigned tv_model_sampling_defaults(const tv_model *m, unsigned given, tv_sampling_params *p);
+
 // Structured output: what the generated text must match, enforced token by token (a mask over the
 // vocabulary before sampling; end-of-generation tokens only where the text is complete).
 typedef enum tv_constraint_kind {

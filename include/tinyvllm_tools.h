@@ -67,15 +67,29 @@ typedef void (*tv_progress_fn)(void *user, uint64_t done, uint64_t total);
 
 // ============================ conversion ============================
 // A Hugging Face folder (config.json + safetensors, as tv_model_load reads it) -> a GGUF v3 file
-// with llama.cpp's names, metadata keys and layouts that llama.cpp and tinyvllm load. type: NULL
-// keeps each weight's type (F32/F16/BF16); else every matrix becomes type ("F16", "Q8_0", "Q4_0",
-// ...; a matrix whose rows do not fit its blocks: Q8_0, else F16), vectors stay F32. vocab_path:
-// a GGUF whose tokenizer.* keys are copied (its token count must match the embeddings), or NULL:
-// tokenizer.ggml.model "no_vocab" (ids only; tinyvllm can still take --tokenizer DIR/tokenizer.json).
+// with llama.cpp's names, metadata keys and layouts that llama.cpp and tinyvllm load.
+typedef struct tv_convert_hf_options {
+    const char *type;        // NULL keeps each weight's type (F32/F16/BF16); else every matrix becomes
+                             // type ("F16", "Q8_0", "Q4_0", ...; a matrix whose rows do not fit its
+                             // blocks: Q8_0, else F16), vectors stay F32
+    const char *vocab_path;  // a GGUF whose tokenizer.* keys are copied (its token count must fit the
+                             // embeddings), or NULL: the folder's tokenizer.json written as llama.cpp's
+                             // converter writes it (byte-level BPE -> "gpt2" with the pre-tokenizer's
+                             // llama.cpp name, SentencePiece-style BPE -> "llama"; merges, token types,
+                             // special ids, add_bos/add_eos, chat template); a folder without one gets
+                             // tokenizer.ggml.model "no_vocab" (ids only)
+    bool vocab_only;         // metadata and tokenizer only, no tensors (llama.cpp's --vocab-only): the
+                             // folder needs config.json (with vocab_size) and tokenizer.json, no weights
+    tv_progress_fn progress;  // NULL: none; else told the tensor bytes written as the file is written
+    void *progress_user;
+} tv_convert_hf_options;
+
 // Written through a temporary renamed over out_path; tensors are converted row chunk by row chunk,
-// so memory stays small. summary (may be NULL) receives a one-line description.
-tv_status tv_convert_hf(const char *dir, const char *type, const char *vocab_path, const char *out_path,
-                        char *summary, size_t cap, tv_error *err);
+// so memory stays small. o may be NULL (all defaults). summary (may be NULL) receives a one-line
+// description. Errors name the file: an unknown type (TV_ERR_INVALID), a tokenizer.json kind or
+// pre-tokenizer llama.cpp has no name for (TV_ERR_UNSUPPORTED), the folder's own errors (hf_open).
+tv_status tv_convert_hf(const char *dir, const tv_convert_hf_options *o, const char *out_path, char *summary, size_t cap,
+                        tv_error *err);
 
 // Converts a llama2.c checkpoint (and optionally its tokenizer.bin) to a GGUF that llama.cpp also
 // loads (F32 weights as stored). name: general.name. summary (may be NULL): one line describing

@@ -271,7 +271,8 @@ static void oracle(const char *arch, const char *type) {
     tv_error err = {0};
     if (synth_write(&vp, vocab, &err)) fail_msg("%s", err.msg);
     write_synth_seed(arch, TV_TYPE_F32, true, 1, dir);
-    if (tv_convert_hf(dir, type, vocab, gguf, NULL, 0, &err)) fail_msg("convert %s: %s", arch, err.msg);
+    tv_convert_hf_options co = {.type = type, .vocab_path = vocab};
+    if (tv_convert_hf(dir, &co, gguf, NULL, 0, &err)) fail_msg("convert %s: %s", arch, err.msg);
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)file_fnv64(gguf));
     const cJSON *fh = cJSON_GetObjectItemCaseSensitive(j, "fnv64");
@@ -344,6 +345,64 @@ static void test_llama_cpp_oracle(void **state) {
         oracle(ARCHS[i], "F32");
         oracle(ARCHS[i], "Q8_0");
     }
+}
+
+// ---- generation_config.json: the model's recommended sampling ----
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void expect_load_error(const char *path, const char *want1, const char *want2);
+
+static void assert_recommended(const tv_model *m) {
+    tv_sampling_params p;
+    tv_sampling_params_default(&p);
+    unsigned all = TV_SAMPLE_TEMPERATURE | TV_SAMPLE_TOP_K | TV_SAMPLE_TOP_P | TV_SAMPLE_MIN_P | TV_SAMPLE_REPETITION_PENALTY;
+    assert_int_equal(tv_model_sampling_defaults(m, 0, &p), all);
+    assert_true(p.temperature == 0.6f && p.top_k == 20 && p.top_p == 0.95f && p.min_p == 0.0f && p.repetition_penalty == 1.1f);
+    // fields the caller set stay as they are
+    tv_sampling_params_default(&p);
+    p.temperature = 0.25f;
+    p.top_k = 3;
+    assert_int_equal(tv_model_sampling_defaults(m, TV_SAMPLE_TEMPERATURE | TV_SAMPLE_TOP_K, &p), all & ~(unsigned)(TV_SAMPLE_TEMPERATURE | TV_SAMPLE_TOP_K));
+    assert_true(p.temperature == 0.25f && p.top_k == 3 && p.top_p == 0.95f);
+}
+
+static void test_generation_config(void **state) {
+    (void)state;
+    char dir[600], path[700], gguf[700];
+    snprintf(dir, sizeof dir, "%s/gencfg", g_dir);
+    write_synth("qwen3", TV_TYPE_F32, true, dir);
+    // no generation_config.json: nothing recommended, the parameters untouched
+    tv_model *m = load(dir);
+    tv_sampling_params p, d;
+    tv_sampling_params_default(&p);
+    d = p;
+    assert_int_equal(tv_model_sampling_defaults(m, 0, &p), 0);
+    assert_memory_equal(&p, &d, sizeof p);
+    tv_model_free(m);
+
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    write_text(path, "{\"do_sample\": true, \"temperature\": 0.6, \"top_k\": 20, \"top_p\": 0.95, \"min_p\": 0, "
+                     "\"repetition_penalty\": 1.1, \"eos_token_id\": [2, 3]}\n");
+    m = load(dir);
+    assert_recommended(m);
+    tv_model_free(m);
+    // the converted GGUF carries them as llama.cpp's general.sampling.* keys
+    snprintf(gguf, sizeof gguf, "%s/gencfg.gguf", g_dir);
+    tv_error err = {0};
+    if (tv_convert_hf(dir, NULL, gguf, NULL, 0, &err)) fail_msg("convert: %s", err.msg);
+    m = load(gguf);
+    assert_recommended(m);
+    tv_model_free(m);
+    // a value out of range fails the load naming the file and the key
+    write_text(path, "{\"temperature\": 0.6, \"top_p\": 2}\n");
+    expect_load_error(dir, "generation_config.json", "top_p");
+    write_text(path, "{\"top_k\": 2.5}\n");
+    expect_load_error(dir, "generation_config.json", "top_k");
 }
 
 // ---- bad input ----
@@ -482,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_quantize_q4_0),
         cmocka_unit_test(test_quantize_bad_type),
         cmocka_unit_test(test_llama_cpp_oracle),
+        cmocka_unit_test(test_generation_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -15,7 +15,7 @@
 
 static srv_request *parse(srv_api api, const char *body, srv_error *err) {
     memset(err, 0, sizeof *err);
-    return srv_request_parse(api, body, strlen(body), VOCAB, err);
+    return srv_request_parse(api, body, strlen(body), VOCAB, NULL, err);
 }
 
 // Parses body expecting a 400 naming param (NULL: any/none).
@@ -278,7 +278,7 @@ static void test_malformed(void **state) {
     srv_error e;
     // length-delimited: bytes after len are not part of the body
     const char *body = "{\"prompt\":\"a\"}GARBAGE";
-    srv_request *r = srv_request_parse(SRV_API_COMPLETIONS, body, 14, VOCAB, &e);
+    srv_request *r = srv_request_parse(SRV_API_COMPLETIONS, body, 14, VOCAB, NULL, &e);
     assert_non_null(r);
     srv_request_free(r);
     // nesting far beyond any real request is refused, not a stack overflow
@@ -333,8 +333,25 @@ static void test_tokenize_detokenize(void **state) {
     expect_400(SRV_API_DETOKENIZE, "{\"tokens\":\"1 2\"}", "tokens");
 }
 
+// The model's recommended sampling is what a request gets for the fields it does not set.
+static void test_model_sampling_defaults(void **state) {
+    (void)state;
+    tv_sampling_params rec;
+    tv_sampling_params_default(&rec);
+    rec.temperature = 0.6f;
+    rec.top_k = 20;
+    rec.top_p = 0.9f;
+    srv_error e;
+    const char *body = "{\"model\":\"m\",\"prompt\":\"Hi\",\"temperature\":1.5}";
+    srv_request *r = srv_request_parse(SRV_API_COMPLETIONS, body, strlen(body), VOCAB, &rec, &e);
+    assert_non_null(r);
+    assert_true(r->sampling.temperature == 1.5f && r->sampling.top_k == 20 && r->sampling.top_p == 0.9f);
+    srv_request_free(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_sampling_defaults),
         cmocka_unit_test(test_completion_defaults), cmocka_unit_test(test_prompt_forms),
         cmocka_unit_test(test_sampling_params),     cmocka_unit_test(test_streaming_options),
         cmocka_unit_test(test_chat),                cmocka_unit_test(test_malformed),

@@ -6,11 +6,13 @@
 
 #include "formats/gguf.h"
 #include "model/hf.h"
+#include "model/hf_vocab.h"
 #include "model/model.h"
 #include "tinyvllm_tools.h"
 #include "util/status.h"
 
 typedef struct conv_src {
+    const kern_table *kt;     // this CPU's conversion kernels (every path gives the reference's bits)
     const tv_tensor *t;
     tv_type type;             // the written type
     float *row;               // (ne0) scratch
@@ -27,7 +29,7 @@ static tv_status conv_fill(void *user, int64_t row0, int64_t n_rows, void *dst, 
         memcpy(dst, src, (size_t)n_rows * sb);
         return TV_OK;
     }
-    const tv_type_traits *from = kern_traits_ref(c->t->type), *to = kern_traits_ref(c->type);
+    const tv_type_traits *from = kern_traits(c->kt, c->t->type), *to = kern_traits(c->kt, c->type);
     for (int64_t r = 0; r < n_rows; r++) {
         from->to_float(src + (size_t)r * sb, c->row, n);
         to->from_float(c->row, (uint8_t *)dst + (size_t)r * db, n);
@@ -50,21 +52,28 @@ static uint32_t file_type_of(tv_type t) {
     }
 }
 
-tv_status tv_convert_hf(const char *dir, const char *type, const char *vocab_path, const char *out_path,
-                        char *summary, size_t cap, tv_error *err) {
+tv_status tv_convert_hf(const char *dir, const tv_convert_hf_options *o, const char *out_path, char *summary, size_t cap,
+                        tv_error *err) {
+    const tv_convert_hf_options none = {0};
+    if (!o) o = &none;
+    const char *type = o->type, *vocab_path = o->vocab_path;
     tv_type target = TV_TYPE_COUNT;
     if (type) {
         const tv_type_traits *tt = kern_type_from_name(type, &target) ? kern_traits_ref(target) : NULL;
         if (!tt || !tt->from_float || !tt->is_supported)
             return err_fail(err, TV_ERR_INVALID, "convert: '%s' is not a type tinyvllm can write", type);
     }
-    hf_model *h = hf_open(dir, err);
+    kern_table kt;
+    tv_status kst = kern_table_init(&kt, NULL, err);
+    if (kst) return kst;
+    hf_model *h = o->vocab_only ? hf_open_metadata(dir, err) : hf_open(dir, err);
     if (!h) return err ? err->code : TV_ERR_FORMAT;
     gguf_writer *w = gguf_writer_create();
     gguf_ctx *vocab = NULL;
     const int n = hf_n_tensors(h);
     conv_src *srcs = calloc((size_t)n + 1, sizeof *srcs);
     tv_status st = TV_OK;
+    char vocab_desc[96] = "no vocabulary (ids only)";
     if (!w || !srcs) {
         st = err_fail(err, TV_ERR_NOMEM, "convert: out of memory");
         goto done;
@@ -72,6 +81,15 @@ tv_status tv_convert_hf(const char *dir, const char *type, const char *vocab_pat
     const gguf_ctx *meta = hf_metadata(h);
     for (int64_t i = 0; i < gguf_n_kv(meta); i++) gguf_set_value(w, gguf_kv_key(meta, i), gguf_kv_value(meta, i));
     if (type) gguf_set_u32(w, "general.file_type", file_type_of(target));
+    // the model's token count: its embedding rows, or config.json's vocab_size without tensors
+    const tv_tensor *te = hf_find_tensor(h, "token_embd.weight");
+    gguf_str arch = {0};
+    gguf_get_str(meta, "general.architecture", &arch);
+    char key[96];
+    snprintf(key, sizeof key, "%.*s.vocab_size", (int)arch.len, arch.ptr);
+    int64_t n_vocab = 0;
+    if (te) n_vocab = te->ne[1];
+    else if (!gguf_get_int(meta, key, &n_vocab)) n_vocab = 0;
     if (vocab_path) {
         if (!(vocab = gguf_open(vocab_path, err))) {
             st = err ? err->code : TV_ERR_IO;
@@ -81,12 +99,18 @@ tv_status tv_convert_hf(const char *dir, const char *type, const char *vocab_pat
             if (!strncmp(gguf_kv_key(vocab, i), "tokenizer.", 10) && strcmp(gguf_kv_key(vocab, i), "tokenizer.chat_template"))
                 gguf_set_value(w, gguf_kv_key(vocab, i), gguf_kv_value(vocab, i));
         const gguf_value *toks = gguf_get(vocab, "tokenizer.ggml.tokens");
-        const tv_tensor *te = hf_find_tensor(h, "token_embd.weight");
-        if (!toks || toks->type != GGUF_TYPE_ARRAY || !te || (int64_t)toks->arr_n > te->ne[1]) {
+        if (!toks || toks->type != GGUF_TYPE_ARRAY || (int64_t)toks->arr_n > n_vocab) {
             st = err_fail(err, TV_ERR_FORMAT, "%s: its vocabulary (%lld tokens) does not fit the model's %lld embeddings",
-                          vocab_path, toks ? (long long)toks->arr_n : 0LL, te ? (long long)te->ne[1] : 0LL);
+                          vocab_path, toks ? (long long)toks->arr_n : 0LL, (long long)n_vocab);
             goto done;
         }
+        snprintf(vocab_desc, sizeof vocab_desc, "vocabulary of %s", vocab_path);
+    } else if (hf_vocab_present(dir)) {
+        if (n_vocab <= 0) {
+            st = err_fail(err, TV_ERR_FORMAT, "%s/config.json: vocab_size is missing (the tokenizer needs the model's token count)", dir);
+            goto done;
+        }
+        if ((st = hf_vocab_write(dir, n_vocab, w, vocab_desc, sizeof vocab_desc, err))) goto done;
     } else {
         gguf_set_str(w, "tokenizer.ggml.model", "no_vocab");
     }
@@ -95,6 +119,7 @@ tv_status tv_convert_hf(const char *dir, const char *type, const char *vocab_pat
         const char *name;
         const tv_tensor *t = hf_tensor_at(h, i, &name);
         conv_src *c = &srcs[i];
+        c->kt = &kt;
         c->t = t;
         c->type = t->n_dims == 2 && type ? model_quant_type(target, t->ne[0]) : t->type;
         if (c->type != t->type && !(c->row = malloc((size_t)t->ne[0] * sizeof *c->row))) {
@@ -104,13 +129,11 @@ tv_status tv_convert_hf(const char *dir, const char *type, const char *vocab_pat
         st = gguf_add_tensor_source(w, name, c->type, t->n_dims, t->ne, conv_fill, c, err);
         bytes += kern_row_size(c->type, t->ne[0]) * (size_t)t->ne[1];
     }
+    gguf_writer_set_progress(w, o->progress, o->progress_user);
     if (!st) st = gguf_writer_write(w, out_path, err);
-    if (!st && summary && cap) {
-        gguf_str arch = {0};
-        gguf_get_str(meta, "general.architecture", &arch);
-        snprintf(summary, cap, "%.*s, %d tensors, %s, %.1f MiB%s", (int)arch.len, arch.ptr, n, type ? type : "types as stored",
-                 (double)bytes / (1024.0 * 1024.0), vocab_path ? "" : ", no vocabulary (ids only)");
-    }
+    if (!st && summary && cap)
+        snprintf(summary, cap, "%.*s, %d tensors, %s, %.1f MiB, %s", (int)arch.len, arch.ptr, n, type ? type : "types as stored",
+                 (double)bytes / (1024.0 * 1024.0), vocab_desc);
 done:
     for (int i = 0; i < n && srcs; i++) free(srcs[i].row);
     free(srcs);

@@ -133,7 +133,7 @@ static char *path_join(const char *dir, const char *name) {
 }
 
 // A JSON file of the folder, parsed; NULL with *missing when absent (err untouched), or NULL + err.
-static cJSON *read_json(const char *dir, const char *name, bool *missing, tv_error *err) {
+cJSON *hf_read_json(const char *dir, const char *name, bool *missing, tv_error *err) {
     char *path = path_join(dir, name);
     *missing = false;
     if (!path) { err_fail(err, TV_ERR_NOMEM, "out of memory"); return NULL; }
@@ -503,7 +503,7 @@ static tv_status build_metadata(meta_ctx *m, const char *model_type) {
 // first), else chat_template.jinja.
 static tv_status chat_template(hf_model *h, gguf_writer *w, tv_error *err) {
     bool missing;
-    cJSON *tc = read_json(h->dir, "tokenizer_config.json", &missing, err);
+    cJSON *tc = hf_read_json(h->dir, "tokenizer_config.json", &missing, err);
     if (!tc && !missing) return err->code;
     const cJSON *ct = tc ? cJSON_GetObjectItemCaseSensitive(tc, "chat_template") : NULL;
     const char *tpl = cJSON_IsString(ct) ? ct->valuestring : NULL;
@@ -532,10 +532,20 @@ static tv_status chat_template(hf_model *h, gguf_writer *w, tv_error *err) {
     return TV_OK;
 }
 
-// eos_token_id (int or list) of generation_config.json, else config.json.
-static tv_status eos_ids(hf_model *h, const cfg *c, gguf_writer *w, tv_error *err) {
+// generation_config.json's sampling defaults as llama.cpp's general.sampling.* keys (what a GGUF
+// carries and tv_model_sampling_defaults reads): name, GGUF key, accepted range, integer or not.
+static const struct { const char *name, *key; double lo, hi; bool is_int, lo_open; } GEN_SAMPLING[] = {
+    {"temperature", "general.sampling.temp", 0, 100, false, false},
+    {"top_p", "general.sampling.top_p", 0, 1, false, true},
+    {"top_k", "general.sampling.top_k", 0, 1 << 30, true, false},
+    {"min_p", "general.sampling.min_p", 0, 1, false, false},
+    {"repetition_penalty", "general.sampling.penalty_repeat", 0, 100, false, true},
+};
+
+// generation_config.json: eos_token_id (int or list; else config.json's) and the sampling defaults.
+static tv_status generation_config(hf_model *h, const cfg *c, gguf_writer *w, tv_error *err) {
     bool missing;
-    cJSON *gc = read_json(h->dir, "generation_config.json", &missing, err);
+    cJSON *gc = hf_read_json(h->dir, "generation_config.json", &missing, err);
     if (!gc && !missing) return err->code;
     const cJSON *e = gc ? cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id") : NULL;
     if (!e || cJSON_IsNull(e)) e = cfg_get(c, "eos_token_id");
@@ -544,8 +554,24 @@ static tv_status eos_ids(hf_model *h, const cfg *c, gguf_writer *w, tv_error *er
     else if (cJSON_IsArray(e))
         cJSON_ArrayForEach(x, e) if (cJSON_IsNumber(x) && x->valueint >= 0 && h->n_eos < 16) h->eos[h->n_eos++] = x->valueint;
     if (h->n_eos) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)h->eos[0]);
+    tv_status st = TV_OK;
+    for (size_t i = 0; gc && i < sizeof GEN_SAMPLING / sizeof GEN_SAMPLING[0] && !st; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(gc, GEN_SAMPLING[i].name);
+        if (!v || cJSON_IsNull(v)) continue;
+        double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+        if (!cJSON_IsNumber(v) || !(d >= GEN_SAMPLING[i].lo && d <= GEN_SAMPLING[i].hi) || (GEN_SAMPLING[i].lo_open && d == GEN_SAMPLING[i].lo) ||
+            (GEN_SAMPLING[i].is_int && d != floor(d))) {
+            st = err_fail(err, TV_ERR_FORMAT, "%s/generation_config.json: %s is not %s in %c%g, %g]", h->dir, GEN_SAMPLING[i].name,
+                          GEN_SAMPLING[i].is_int ? "an integer" : "a number", GEN_SAMPLING[i].lo_open ? '(' : '[', GEN_SAMPLING[i].lo,
+                          GEN_SAMPLING[i].hi);
+        } else if (GEN_SAMPLING[i].is_int) {
+            gguf_set_i32(w, GEN_SAMPLING[i].key, (int32_t)d);
+        } else {
+            gguf_set_f32(w, GEN_SAMPLING[i].key, (float)d);
+        }
+    }
     cJSON_Delete(gc);
-    return TV_OK;
+    return st;
 }
 
 bool hf_is_model_dir(const char *path) {
@@ -571,7 +597,39 @@ void hf_close(hf_model *h) {
     free(h);
 }
 
-hf_model *hf_open(const char *dir, tv_error *err) {
+// Opens the safetensors and maps every tensor to its GGUF name (h->t, sorted by that name).
+static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_error *err) {
+    if (!(h->st = st_set_open(h->dir, err))) return err ? err->code : TV_ERR_FORMAT;
+    const cJSON *tie = cfg_get(cp, "tie_word_embeddings");
+    const bool tied = cJSON_IsTrue(tie);
+    const cJSON *td = cfg_get(cp, "torch_dtype");
+    if (!td) td = cfg_get(cp, "dtype");
+    const char *torch_dtype = cJSON_IsString(td) && (!strcmp(td->valuestring, "float32") || !strcmp(td->valuestring, "float16") ||
+                                                     !strcmp(td->valuestring, "bfloat16"))
+                                  ? td->valuestring
+                                  : NULL;
+    int64_t heads = 0, kv_heads = 0;
+    cfg_int(cp, "num_attention_heads", true, 1, 1024, &heads, NULL);
+    cfg_int(cp, "num_key_value_heads", false, 1, 1024, &kv_heads, NULL);
+    if (!kv_heads) kv_heads = heads;
+    for (int64_t i = 0; i < st_set_n_tensors(h->st); i++) {
+        const st_tensor *s = st_set_tensor(h->st, i);
+        char gguf[96];
+        int r = map_name(a, s->name, tied, gguf, sizeof gguf);
+        if (r == 0) continue;
+        if (r < 0) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
+        tv_status st = map_tensor(h, a, s, gguf, (int)heads, (int)kv_heads, torch_dtype, err);
+        if (st) return st;
+    }
+    qsort(h->t, (size_t)h->n, sizeof *h->t, cmp_hf_tensor);
+    for (int i = 1; i < h->n; i++)
+        if (!strcmp(h->t[i].gguf, h->t[i - 1].gguf))
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensors '%s' and '%s' both map to %s", h->dir, h->t[i - 1].desc, h->t[i].desc,
+                            h->t[i].gguf);
+    return TV_OK;
+}
+
+static hf_model *open_folder(const char *dir, bool with_tensors, tv_error *err) {
     hf_model *h = calloc(1, sizeof *h);
     cJSON *root = NULL;
     gguf_writer *w = NULL;
@@ -584,7 +642,7 @@ hf_model *hf_open(const char *dir, tv_error *err) {
     size_t dl = strlen(h->dir);
     while (dl > 1 && h->dir[dl - 1] == '/') h->dir[--dl] = 0;
     bool missing;
-    if (!(root = read_json(h->dir, "config.json", &missing, err))) {
+    if (!(root = hf_read_json(h->dir, "config.json", &missing, err))) {
         if (missing) err_fail(err, TV_ERR_FORMAT, "%s: missing (a Hugging Face model folder needs config.json)", cfg_path);
         goto fail;
     }
@@ -610,40 +668,10 @@ hf_model *hf_open(const char *dir, tv_error *err) {
     const char *base = strrchr(h->dir, '/');
     gguf_set_str(w, "general.name", base ? base + 1 : h->dir);
     meta_ctx m = {.h = h, .c = &c, .w = w, .arch = a->arch, .err = err};
-    if ((st = build_metadata(&m, a->model_type)) || (st = chat_template(h, w, err)) || (st = eos_ids(h, &c, w, err)))
+    if ((st = build_metadata(&m, a->model_type)) || (st = chat_template(h, w, err)) || (st = generation_config(h, &c, w, err)))
         goto fail;
 
-    if (!(h->st = st_set_open(h->dir, err))) goto fail;
-    const cJSON *tie = cfg_get(&c, "tie_word_embeddings");
-    const bool tied = cJSON_IsTrue(tie);
-    const cJSON *td = cfg_get(&c, "torch_dtype");
-    if (!td) td = cfg_get(&c, "dtype");
-    const char *torch_dtype = cJSON_IsString(td) && (!strcmp(td->valuestring, "float32") || !strcmp(td->valuestring, "float16") ||
-                                                     !strcmp(td->valuestring, "bfloat16"))
-                                  ? td->valuestring
-                                  : NULL;
-    int64_t heads = 0, kv_heads = 0;
-    cfg_int(&c, "num_attention_heads", true, 1, 1024, &heads, NULL);
-    cfg_int(&c, "num_key_value_heads", false, 1, 1024, &kv_heads, NULL);
-    if (!kv_heads) kv_heads = heads;
-    for (int64_t i = 0; i < st_set_n_tensors(h->st); i++) {
-        const st_tensor *s = st_set_tensor(h->st, i);
-        char gguf[96];
-        int r = map_name(a, s->name, tied, gguf, sizeof gguf);
-        if (r == 0) continue;
-        if (r < 0) {
-            err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
-            goto fail;
-        }
-        if ((st = map_tensor(h, a, s, gguf, (int)heads, (int)kv_heads, torch_dtype, err))) goto fail;
-    }
-    qsort(h->t, (size_t)h->n, sizeof *h->t, cmp_hf_tensor);
-    for (int i = 1; i < h->n; i++)
-        if (!strcmp(h->t[i].gguf, h->t[i - 1].gguf)) {
-            err_fail(err, TV_ERR_FORMAT, "%s: tensors '%s' and '%s' both map to %s", h->dir, h->t[i - 1].desc, h->t[i].desc,
-                     h->t[i].gguf);
-            goto fail;
-        }
+    if (with_tensors && (st = map_tensors(h, a, &c, err))) goto fail;
     char *tok = path_join(h->dir, "tokenizer.json");
     if (tok && access(tok, R_OK) == 0) h->tok_dir = strdup(h->dir);
     free(tok);
@@ -663,6 +691,10 @@ fail:
     hf_close(h);
     return NULL;
 }
+
+hf_model *hf_open(const char *dir, tv_error *err) { return open_folder(dir, true, err); }
+
+hf_model *hf_open_metadata(const char *dir, tv_error *err) { return open_folder(dir, false, err); }
 
 gguf_ctx *hf_metadata(const hf_model *h) { return h->meta; }
 

@@ -31,6 +31,9 @@ bool hf_is_model_dir(const char *path);
 // tensor whose dtype is not a float type or disagrees with config.json's torch_dtype, and the
 // safetensors reader's own checks (truncated header, offsets outside the file, ...).
 hf_model *hf_open(const char *dir, tv_error *err);
+// config.json and the tokenizer files only (a vocabulary-only conversion): no safetensors are
+// opened, hf_n_tensors is 0 and hf_identity must not be called.
+hf_model *hf_open_metadata(const char *dir, tv_error *err);
 void hf_close(hf_model *h);
 // The metadata as GGUF keys (general.architecture, general.name, `<arch>.*`, tokenizer.chat_template,
 // tokenizer.ggml.eos_token_id); owned by the handle, has no tensors.
@@ -50,6 +53,10 @@ const char *hf_tokenizer_dir(const hf_model *h);
 int hf_eos_ids(const hf_model *h, const int32_t **ids);
 // Identity of the weights for caches: total safetensors data bytes and newest shard mtime (ns).
 void hf_identity(const hf_model *h, uint64_t *bytes, int64_t *mtime_ns);
+
+// The folder's JSON file `name`, parsed (the caller frees it with cJSON_Delete); NULL with *missing
+// when it does not exist (err untouched), or NULL + err (unreadable, over 64 MiB, not an object).
+struct cJSON *hf_read_json(const char *dir, const char *name, bool *missing, tv_error *err);
 
 // Llama 3.1+ RoPE frequency factors (rope_freqs.weight: each inverse frequency theta^(-2i/head_dim)
 // is divided by out[i]): factor for wavelengths above orig/low, 1 below orig/high, smooth between

@@ -1,6 +1,8 @@
-// model_info.c — tv_model_get_info: the public description of a loaded model (tinyvllm.h).
+// model_info.c — tv_model_get_info, tv_model_sampling_defaults: the public description of a loaded
+// model (tinyvllm.h).
 #include <string.h>
 
+#include "formats/gguf.h"
 #include "model/family.h"
 #include "model/model.h"
 
@@ -49,4 +51,34 @@ void tv_model_get_info(const tv_model *m, tv_model_info *info) {
     model_layer_range(m, &b, &e);
     info->layer_begin = b;
     info->layer_end = e;
+}
+
+unsigned tv_model_sampling_defaults(const tv_model *m, unsigned given, tv_sampling_params *p) {
+    const gguf_ctx *g = model_gguf(m);
+    if (!g) return 0;
+    unsigned set = 0;
+    double d;
+    int64_t k;
+    // each value as the loader accepts it from a request (out-of-range keys are ignored, as llama.cpp's)
+    if (!(given & TV_SAMPLE_TEMPERATURE) && gguf_get_float(g, "general.sampling.temp", &d) && d >= 0 && d <= 100) {
+        p->temperature = (float)d;
+        set |= TV_SAMPLE_TEMPERATURE;
+    }
+    if (!(given & TV_SAMPLE_TOP_K) && gguf_get_int(g, "general.sampling.top_k", &k) && k >= 0 && k <= (1 << 30)) {
+        p->top_k = (int)k;
+        set |= TV_SAMPLE_TOP_K;
+    }
+    if (!(given & TV_SAMPLE_TOP_P) && gguf_get_float(g, "general.sampling.top_p", &d) && d > 0 && d <= 1) {
+        p->top_p = (float)d;
+        set |= TV_SAMPLE_TOP_P;
+    }
+    if (!(given & TV_SAMPLE_MIN_P) && gguf_get_float(g, "general.sampling.min_p", &d) && d >= 0 && d <= 1) {
+        p->min_p = (float)d;
+        set |= TV_SAMPLE_MIN_P;
+    }
+    if (!(given & TV_SAMPLE_REPETITION_PENALTY) && gguf_get_float(g, "general.sampling.penalty_repeat", &d) && d > 0 && d <= 100) {
+        p->repetition_penalty = (float)d;
+        set |= TV_SAMPLE_REPETITION_PENALTY;
+    }
+    return set;
 }

@@ -463,7 +463,8 @@ static bool parse_template_kwargs(srv_request *r, const cJSON *root, srv_error *
     return true;
 }
 
-srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_t n_vocab, srv_error *err) {
+srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_t n_vocab, const tv_sampling_params *sampling,
+                               srv_error *err) {
     srv_request *r = NULL;
     cJSON *root = NULL;
     if (!body || len == 0) { BAD(NULL, "the request body is empty; expected a JSON object"); goto fail; }
@@ -487,7 +488,8 @@ srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_
     r->n = 1;
     r->skip_special_tokens = true;
     r->add_generation_prompt = true;
-    tv_sampling_params_default(&r->sampling);
+    if (sampling) r->sampling = *sampling;
+    else tv_sampling_params_default(&r->sampling);
 
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!is_null_or_absent(v)) {

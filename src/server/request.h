@@ -103,9 +103,12 @@ typedef struct srv_request {
                                  // reasoning_format "none" or include_reasoning false turn it off)
 } srv_request;
 
-// Parses and validates one body. n_vocab bounds token ids (<= 0: unchecked). NULL + *err on failure
-// (err->status 400 for every problem with the body itself).
-srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_t n_vocab, srv_error *err);
+// Parses and validates one body. n_vocab bounds token ids (<= 0: unchecked). sampling: the values of
+// the fields the body does not set (the model's recommended sampling over the library's defaults;
+// NULL: tv_sampling_params_default). NULL + *err on failure (err->status 400 for every problem with
+// the body itself).
+srv_request *srv_request_parse(srv_api api, const char *body, size_t len, int32_t n_vocab, const tv_sampling_params *sampling,
+                               srv_error *err);
 void srv_request_free(srv_request *r);
 
 #endif

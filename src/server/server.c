@@ -43,6 +43,7 @@ struct tv_server {
     size_t max_body;
     int n_ctx;
     int32_t n_vocab;
+    tv_sampling_params sampling;   // a request's sampling before its fields: the library's defaults + the model's recommendation
     int port;
     long created;                 // unix seconds at start
     atomic_ullong next_id;
@@ -850,7 +851,7 @@ static enum MHD_Result start_stream(tv_server *s, struct MHD_Connection *c, conn
 
 static enum MHD_Result generate(tv_server *s, struct MHD_Connection *c, conn *cx, srv_api api, bool *is_streaming) {
     srv_error err = {0};
-    srv_request *req = srv_request_parse(api, cx->body, cx->len, s->n_vocab, &err);
+    srv_request *req = srv_request_parse(api, cx->body, cx->len, s->n_vocab, &s->sampling, &err);
     if (!req) return reply_error(s, c, cx, &err, NULL);
     if (!model_ok(s, req->model)) {
         enum MHD_Result r = model_not_found(s, c, cx, req->model);
@@ -888,7 +889,7 @@ static enum MHD_Result handle_generate(tv_server *s, struct MHD_Connection *c, c
 
 static enum MHD_Result handle_tokenize(tv_server *s, struct MHD_Connection *c, conn *cx) {
     srv_error err = {0};
-    srv_request *req = srv_request_parse(SRV_API_TOKENIZE, cx->body, cx->len, s->n_vocab, &err);
+    srv_request *req = srv_request_parse(SRV_API_TOKENIZE, cx->body, cx->len, s->n_vocab, &s->sampling, &err);
     if (!req) return reply_error(s, c, cx, &err, NULL);
     enum MHD_Result r;
     char *text = NULL;
@@ -936,7 +937,7 @@ out:
 
 static enum MHD_Result handle_detokenize(tv_server *s, struct MHD_Connection *c, conn *cx) {
     srv_error err = {0};
-    srv_request *req = srv_request_parse(SRV_API_DETOKENIZE, cx->body, cx->len, s->n_vocab, &err);
+    srv_request *req = srv_request_parse(SRV_API_DETOKENIZE, cx->body, cx->len, s->n_vocab, &s->sampling, &err);
     if (!req) return reply_error(s, c, cx, &err, NULL);
     enum MHD_Result r;
     char *text = NULL;
@@ -1163,6 +1164,8 @@ tv_server *tv_server_start(tv_model *m, tv_engine *e, const tv_server_config *cf
     s->engine = e;
     s->tok = tv_model_tokenizer(m);
     s->n_vocab = tv_model_n_vocab(m);
+    tv_sampling_params_default(&s->sampling);
+    tv_model_sampling_defaults(m, 0, &s->sampling);
     tv_engine_limits lim;
     tv_engine_get_limits(e, &lim);
     s->n_ctx = lim.max_model_len;

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# test_hf_cli.sh — Hugging Face folders through the command line (the library side is test_hf.c):
+#   generation_config.json's sampling is shown by `info` and used by `generate` for every value no
+#   flag sets (a note says so; a flag wins); a folder without one recommends nothing.
+#   `convert hf` and `--quantize` show a progress line on a terminal only.
+#   bash tests/test_hf_cli.sh <tinyvllm-binary> [shared-dir]      (exit 77 = skipped)
+set -u
+BIN=${1:?usage: test_hf_cli.sh <tinyvllm-binary> [shared-dir]}
+[ -x "$BIN" ] || { echo "SKIP: $BIN is not executable"; exit 77; }
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+D=$TMP/q3
+"$BIN" synth --arch qwen3 --format hf -o "$D" >/dev/null || { echo "FAIL: synth"; exit 1; }
+"$BIN" info "$D" >"$TMP/info0" 2>&1
+grep -q '^recommended sampling: none' "$TMP/info0" && ok "info: no generation_config.json, nothing recommended" ||
+    bad "info without generation_config.json: $(grep sampling "$TMP/info0")"
+
+echo '{"temperature": 0.6, "top_k": 20, "top_p": 0.95, "repetition_penalty": 1.1}' >"$D/generation_config.json"
+"$BIN" info "$D" >"$TMP/info1" 2>&1
+grep -q '^recommended sampling: temperature 0.6 top_k 20 top_p 0.95 repetition_penalty 1.1$' "$TMP/info1" &&
+    ok "info: shows generation_config.json's sampling" || bad "info: $(grep sampling "$TMP/info1")"
+
+# generate: the note lists what the model set, not what a flag set; the run uses the flag's value
+"$BIN" generate -m "$D" --prompt-ids 1,2,3 -n 2 --top-k 5 --seed 1 --no-cache >"$TMP/gen" 2>&1
+grep -q "note: the model's recommended sampling: --temp 0.6 --top-p 0.95 --repeat-penalty 1.1 (a flag overrides it)" "$TMP/gen" &&
+    ok "generate: notes the model's values for the unset flags (--top-k given: not listed)" || bad "generate note: $(cat "$TMP/gen")"
+# same tokens as spelling the recommendation out as flags
+a=$("$BIN" generate -m "$D" --prompt-ids 1,2,3 -n 8 --seed 3 --no-cache -q --json 2>/dev/null)
+b=$("$BIN" generate -m "$D" --prompt-ids 1,2,3 -n 8 --seed 3 --no-cache -q --json --temp 0.6 --top-k 20 --top-p 0.95 \
+    --repeat-penalty 1.1 2>/dev/null)
+c=$("$BIN" generate -m "$D" --prompt-ids 1,2,3 -n 8 --seed 3 --no-cache -q --json --temp 0.8 --top-k 40 --top-p 0.95 \
+    --min-p 0.05 2>/dev/null)
+ids() { echo "$1" | sed -n 's/.*"generated_ids":\[\([0-9,]*\)\].*/\1/p' | head -1; }
+if [ -n "$(ids "$a")" ] && [ "$(ids "$a")" = "$(ids "$b")" ]; then ok "generate: the recommendation samples as the same values given as flags"
+else bad "generate with the recommendation: '$(ids "$a")' vs flags '$(ids "$b")'"; fi
+[ "$(ids "$a")" != "$(ids "$c")" ] && ok "generate: and differently from the CLI's own defaults" ||
+    echo "note: the CLI defaults happened to give the same 8 tokens"
+
+# progress lines: on a terminal (script gives the command a pty) convert hf and --quantize show one;
+# with stderr not a terminal, nothing
+if command -v script >/dev/null; then
+    script -qec "'$BIN' convert hf '$D' --type Q8_0 -o '$TMP/c.gguf'" /dev/null >"$TMP/tty1" 2>&1
+    grep -q "convert: writing $TMP/c.gguf: *[0-9]*% (" "$TMP/tty1" && ok "convert hf: progress line on a terminal" ||
+        bad "convert hf on a terminal: $(tr '\r' '\n' <"$TMP/tty1" | head -5)"
+    script -qec "'$BIN' generate -m '$D' --prompt-ids 1,2 -n 1 --quantize Q8_0 --no-cache" /dev/null >"$TMP/tty2" 2>&1
+    grep -q "quantizing *[0-9]*%" "$TMP/tty2" && ok "--quantize: progress line on a terminal" ||
+        bad "--quantize on a terminal: $(tr '\r' '\n' <"$TMP/tty2" | head -5)"
+else
+    echo "skip: no script(1) for a pty"
+fi
+"$BIN" convert hf "$D" --type Q8_0 -o "$TMP/c2.gguf" >"$TMP/out" 2>"$TMP/err"
+[ ! -s "$TMP/err" ] && grep -q "^wrote $TMP/c2.gguf" "$TMP/out" && ok "convert hf: no progress line off a terminal" ||
+    bad "convert hf off a terminal: $(cat "$TMP/err")"
+
+[ $fails -eq 0 ] && exit 0 || exit 1
