@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include "bench_load.h"
 #include "cli.h"
 #include "cli_opts.h"
 #include "cli_util.h"
@@ -42,7 +43,11 @@ static void usage(FILE *f) {
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
             "                    and print one side-by-side table (repeatable, up to %d)\n"
             "  --json            print one JSON object instead of the table (also -o json, --output json;\n"
-            "                    -o md is the table)\n",
+            "                    -o md is the table)\n"
+            "  --load            measure loading instead: GB/s of weight bytes reaching the kernels (warm;\n"
+            "                    cold where the page cache can be dropped) against the page cache's read\n"
+            "                    bandwidth, conversion GB/s at load (--quantize TYPE, default Q8_0), and a\n"
+            "                    start from the prepared-weight cache against a cold repack\n",
             BENCH_BATCH_PROMPT, BENCH_MAX_PEERS);
     cli_model_usage(f);
     fputs(CLI_HELP_USAGE, f);
@@ -272,7 +277,7 @@ static cJSON *num_or_null(bool has, double v) { return has ? cJSON_CreateNumber(
 typedef struct bench_args {
     cli_model_opts mo;
     long n_prompt, n_gen, batch, reps;
-    bool json, roofline;
+    bool json, roofline, load;
     peer peers[BENCH_MAX_PEERS];
     int n_peers;
 } bench_args;
@@ -295,6 +300,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if (!strcmp(o, "--batch")) { NEED_VAL(); if (!cli_parse_long(v, 1, 4096, &a->batch)) return cli_usage_error("bench", "--batch: '%s' is not a valid sequence count (1..4096)", v); }
         else if (!strcmp(o, "-r") || !strcmp(o, "--reps")) { NEED_VAL(); if (!cli_parse_long(v, 1, BENCH_MAX_REPS, &a->reps)) return cli_usage_error("bench", "-r: '%s' is not a valid count (1..%d)", v, BENCH_MAX_REPS); }
         else if (!strcmp(o, "--roofline")) a->roofline = true;
+        else if (!strcmp(o, "--load")) a->load = true;
         else if (!strcmp(o, "--json")) a->json = true;
         else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
             NEED_VAL();
@@ -572,6 +578,7 @@ int cmd_bench(int argc, char **argv) {
     bench_args a = {0};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
+    if (a.load) return cli_bench_load(&a.mo, a.reps, a.json);
     bench_results r = {0};
     tv_model *m = NULL;
     tv_error err = {0};

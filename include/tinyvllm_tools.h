@@ -137,6 +137,40 @@ typedef struct tv_synth_options {
 // Writes the model to out_path atomically. TV_ERR_INVALID for an unknown preset, arch or type.
 tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err);
 
+// ============================ load speed ============================
+// How fast weight bytes get from a model's files to the kernels, against the machine's page-cache
+// read bandwidth measured in the same run (`tinyvllm bench --load`). Each figure is the best of reps.
+typedef struct tv_load_bench_params {
+    int n_threads;              // reading, touching and converting threads (0: online cores, at most 16)
+    const char *cpu_path;       // kernel path deciding repacking (NULL: the best)
+    const char *convert_type;   // the conversion at load measured (NULL: "Q8_0")
+    const char *cache_dir;      // an empty scratch folder for the prepared-weight cache test (NULL: skipped)
+    const char *cache_quantize; // quantize type of that test (NULL: convert_type when the model has float
+                                // weights, else its own types, repacked where that pays)
+    int reps;                   // 0: 3
+} tv_load_bench_params;
+
+typedef struct tv_load_bench_result {
+    int n_threads, n_files;
+    uint64_t file_bytes;        // the files' sizes (safetensors shards or the GGUF)
+    uint64_t weight_bytes;      // the weight tensors' bytes a forward pass reads
+    double read_warm_gbs;       // the files read() into a buffer, warm page cache (file bytes / time)
+    double load_warm_ms;        // tv_model_load with nothing to convert + every weight byte read once, warm
+    double load_warm_gbs;       // weight bytes / load_warm_ms
+    bool has_cold;              // posix_fadvise(DONTNEED) emptied the page cache of the files
+    double read_cold_gbs, load_cold_gbs;   // the same, each run after dropping the files' pages
+    char cold_note[96];         // why there is no cold figure
+    char convert_type[16];
+    uint64_t convert_src_bytes; // F32/F16/BF16 bytes converted at load (0: nothing to convert)
+    double convert_ms;          // the conversion's own time
+    double convert_gbs;         // convert_src_bytes / convert_ms
+    double cache_cold_ms;       // first load with the cache: prepare + write it + read every weight (0: not measured)
+    double cache_hit_ms;        // a later load mapping the cache file + read every weight (0: not measured)
+    char cache_note[160];       // why the cache figures are missing
+} tv_load_bench_result;
+
+tv_status tv_bench_load(const char *path, const tv_load_bench_params *p, tv_load_bench_result *r, tv_error *err);
+
 // ============================ the machine's limits ============================
 // Measured in about a second with n_threads threads (<= 0: online cores), so benchmarks report
 // fractions of what this CPU and its memory can do:

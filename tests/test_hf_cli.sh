@@ -3,6 +3,7 @@
 #   generation_config.json's sampling is shown by `info` and used by `generate` for every value no
 #   flag sets (a note says so; a flag wins); a folder without one recommends nothing.
 #   `convert hf` and `--quantize` show a progress line on a terminal only.
+#   `bench --load` reports every figure (page cache, load, conversion, cache start vs cold start).
 #   bash tests/test_hf_cli.sh <tinyvllm-binary> [shared-dir]      (exit 77 = skipped)
 set -u
 BIN=${1:?usage: test_hf_cli.sh <tinyvllm-binary> [shared-dir]}
@@ -55,5 +56,24 @@ fi
 "$BIN" convert hf "$D" --type Q8_0 -o "$TMP/c2.gguf" >"$TMP/out" 2>"$TMP/err"
 [ ! -s "$TMP/err" ] && grep -q "^wrote $TMP/c2.gguf" "$TMP/out" && ok "convert hf: no progress line off a terminal" ||
     bad "convert hf off a terminal: $(cat "$TMP/err")"
+
+# bench --load on an F16 folder: every figure present and positive, the cache start faster than the cold one
+F=$TMP/f16
+"$BIN" synth --arch qwen3 --format hf --type F16 -o "$F" >/dev/null || bad "synth F16 folder"
+if j=$("$BIN" bench --load -m "$F" -t 2 -r 1 --json -q 2>"$TMP/bl.err"); then
+    num() { echo "$j" | sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p"; }
+    pos=1
+    for k in read_warm_gbs load_warm_gbs convert_gbs cache_cold_ms cache_hit_ms; do
+        v=$(num $k); awk -v v="$v" 'BEGIN{exit !(v > 0)}' || { bad "bench --load: $k = '$v'"; pos=0; }
+    done
+    [ $pos = 1 ] && ok "bench --load: page cache $(num read_warm_gbs) GB/s, load $(num load_warm_gbs) GB/s, convert $(num convert_gbs) GB/s"
+    awk -v h="$(num cache_hit_ms)" -v c="$(num cache_cold_ms)" 'BEGIN{exit !(h < c)}' &&
+        ok "bench --load: a start from the cache ($(num cache_hit_ms) ms) beats the cold quantize ($(num cache_cold_ms) ms)" ||
+        bad "bench --load: cache start $(num cache_hit_ms) ms vs cold $(num cache_cold_ms) ms"
+    "$BIN" bench --load -m "$F" -t 2 -r 1 -q >"$TMP/bl.txt" 2>&1 && grep -q '% of the page cache' "$TMP/bl.txt" &&
+        ok "bench --load: the table" || bad "bench --load table: $(cat "$TMP/bl.txt")"
+else
+    bad "bench --load: $(cat "$TMP/bl.err")"
+fi
 
 [ $fails -eq 0 ] && exit 0 || exit 1

@@ -440,6 +440,10 @@ fail:
 
 int64_t st_set_n_tensors(const st_set *s) { return s->n; }
 const st_tensor *st_set_tensor(const st_set *s, int64_t i) { return i >= 0 && i < s->n ? s->all[i] : NULL; }
+int st_set_n_files(const st_set *s) { return s->n_files; }
+
+const char *st_set_file(const st_set *s, int i) { return i >= 0 && i < s->n_files ? s->files[i]->label : NULL; }
+
 uint64_t st_set_data_bytes(const st_set *s) { return s->data_bytes; }
 int64_t st_set_mtime_ns(const st_set *s) { return s->mtime_ns; }
 

@@ -66,6 +66,9 @@ const st_tensor *st_set_find(const st_set *s, const char *name);
 // Bytes of tensor data over every shard, and the newest modification time of a shard (ns), the
 // folder's identity for caches.
 uint64_t st_set_data_bytes(const st_set *s);
+// The shard files (i < st_set_n_files), as opened.
+int st_set_n_files(const st_set *s);
+const char *st_set_file(const st_set *s, int i);
 int64_t st_set_mtime_ns(const st_set *s);
 
 size_t st_dtype_size(st_dtype t);   // bytes per element (ST_OTHER: 0)

@@ -47,6 +47,8 @@ struct tv_model {
     void **packed;               // (n_packed) repacked or quantized weight copies, owned
     int n_packed;
     double repack_ms;
+    double quantize_ms;          // --quantize at load: time converting ...
+    uint64_t quantize_src_bytes; // ... this many source (F32/F16/BF16) bytes
     int n_load_threads;          // threads of the load-time pool (0: none was needed)
     wcache_map cache;            // the prepared-weight cache file the weights point into, or empty
     char *cache_note;            // what the cache did (tv_model_cache_note), or NULL
@@ -86,6 +88,11 @@ tv_type model_weight_type(const tv_model *m) {
         if (n_elems[t] > n_elems[best]) best = t;
     return (tv_type)best;
 }
+uint64_t model_quantize_stats(const tv_model *m, double *ms) {
+    if (ms) *ms = m->quantize_ms;
+    return m->quantize_src_bytes;
+}
+
 int model_n_packed(const tv_model *m, double *ms) {
     if (ms) *ms = m->repack_ms;
     return m->n_packed;
@@ -749,8 +756,11 @@ tv_type model_quant_type(tv_type target, int64_t ne0) {
     return ne0 % TV_QK8_0 == 0 ? TV_TYPE_Q8_0 : TV_TYPE_F16;
 }
 
-// Quantizing one matrix: thread ith of nth converts a contiguous range of rows through f32.
+// Quantizing one matrix: thread ith of nth converts a contiguous range of rows through f32, with the
+// load path's conversion kernels (every path's to_float / from_float gives the reference's bits:
+// test_kernels), so the result is the offline converter's byte for byte.
 typedef struct quant_job {
+    const kern_table *kt;
     const tv_tensor *src;
     void *dst;
     tv_type type;
@@ -760,7 +770,7 @@ typedef struct quant_job {
 static void quant_part(void *arg, int ith, int nth) {
     const quant_job *j = arg;
     const int64_t n = j->src->ne[0], rows = j->src->ne[1], r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
-    const tv_type_traits *from = kern_traits_ref(j->src->type), *to = kern_traits_ref(j->type);
+    const tv_type_traits *from = kern_traits(j->kt, j->src->type), *to = kern_traits(j->kt, j->type);
     const size_t sb = kern_row_size(j->src->type, n), db = kern_row_size(j->type, n);
     float *tmp = j->scratch + (size_t)ith * (size_t)n;
     for (int64_t r = r0; r < r1; r++) {
@@ -789,6 +799,9 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
     if (!tt || !tt->is_supported || !tt->from_float || !tt->vec_dot)
         return err_fail(err, TV_ERR_INVALID, "--quantize: '%s' is not a type tinyvllm can quantize to and compute with",
                         p->quantize);
+    kern_table kt;
+    tv_status kst = kern_table_init(&kt, p->cpu_path, err);
+    if (kst) return err_fail_prefix(err, kst, "%s", m->path);
     const bool tied = m->w.output.data == m->w.tok_embd.data;
     tv_tensor **list = malloc(((size_t)m->n_matrices + 1) * sizeof *list);
     if (!list) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
@@ -811,6 +824,8 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
         st = pool ? err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path) : err_fail_prefix(err, TV_ERR_NOMEM, "%s", m->path);
         n = 0;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n && !st; i++) {
         tv_tensor *t = list[i];
         const tv_type ty = model_quant_type(target, t->ne[0]);
@@ -821,10 +836,11 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
             st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory quantizing a %zu-byte tensor", m->path, sz);
             break;
         }
-        quant_job job = {.src = t, .dst = buf, .type = ty, .scratch = scratch};
+        quant_job job = {.kt = &kt, .src = t, .dst = buf, .type = ty, .scratch = scratch};
         pool_run(pool, quant_part, &job);
         if (!m->hf || !hf_release(m->hf, t->data)) release_mapped(t->data, t->nbytes);
         done += t->nbytes;
+        m->quantize_src_bytes += t->nbytes;
         if (t != &m->w.tok_embd || tied) m->weight_bytes += sz - t->nbytes;
         m->packed[m->n_packed++] = buf;
         t->data = buf;
@@ -832,6 +848,8 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
         t->nbytes = sz;
         if (p->progress) p->progress(p->progress_user, "quantizing", (double)done / (double)total);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    m->quantize_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     if (tied) m->w.output = m->w.tok_embd;
     if (pool) m->n_load_threads = pool_size(pool);
     free(scratch);

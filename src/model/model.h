@@ -164,6 +164,8 @@ tv_type model_weight_type(const tv_model *m);
 size_t model_weight_bytes(const tv_model *m);
 // Weight tensors repacked at load (kernels.h "packed weights"), and the time it took (ms, may be NULL).
 int model_n_packed(const tv_model *m, double *ms);
+// --quantize at load: the source (F32/F16/BF16) bytes converted, and the time it took (ms, may be NULL).
+uint64_t model_quantize_stats(const tv_model *m, double *ms);
 // Threads of the pool that repacked the weights (tv_model_params.n_threads); 0 when nothing was packed.
 int model_load_threads(const tv_model *m);
 // The type --quantize target gives a matrix with rows of ne0 elements: target when ne0 fits its
