@@ -30,10 +30,14 @@ hit=$(gen --cache-dir "$CACHE") || fail "generate (hit): $(cat "$TMP/gen.err")"
 [ "$(ls "$CACHE"/*.tvw | wc -l)" = 1 ] || fail "expected one cache file: $(ls -la "$CACHE")"
 [ "$(echo "$cold" | ids)" = "$(echo "$first" | ids)" ] && [ "$(echo "$cold" | ids)" = "$(echo "$hit" | ids)" ] ||
     fail "tokens differ: cold $(echo "$cold" | ids) / written $(echo "$first" | ids) / hit $(echo "$hit" | ids)"
+# not a timing bar (the lead measures 1/3 on a real-size model with `bench --load`): the best of 5
+# hits against the best of 5 cold repacks; a hit not even faster means the cache is not doing its job
 c_ms=$(echo "$cold" | load_ms); h_ms=$(echo "$hit" | load_ms)
-echo "load: cold repack $c_ms ms, cache hit $h_ms ms (ratio $(awk -v h="$h_ms" -v c="$c_ms" 'BEGIN{printf "%.2f", h / c}'))"
-# not a timing bar (the lead measures 1/3 on a real-size model with `bench --load`): a hit that is
-# not even faster than repacking means the cache is not doing its job
+for _ in 1 2 3 4; do
+    c_ms=$(awk -v a="$c_ms" -v b="$(gen --no-cache | load_ms)" 'BEGIN{print (b < a ? b : a)}')
+    h_ms=$(awk -v a="$h_ms" -v b="$(gen --cache-dir "$CACHE" | load_ms)" 'BEGIN{print (b < a ? b : a)}')
+done
+echo "load (best of 5): cold repack $c_ms ms, cache hit $h_ms ms (ratio $(awk -v h="$h_ms" -v c="$c_ms" 'BEGIN{printf "%.2f", h / c}'))"
 awk -v h="$h_ms" -v c="$c_ms" 'BEGIN{exit !(h < c)}' || fail "a cache hit ($h_ms ms) loads no faster than the cold repack ($c_ms ms)"
 
 # two servers on the same model and cache
