@@ -447,6 +447,10 @@ typedef struct tv_engine_stats {
     int last_step_tokens;        // tokens in the last step's batch
     uint64_t n_steps, n_preemptions, n_finished, n_aborted;
     double kv_bytes_per_block;
+    // hybrid models (Gated DeltaNet layers): fixed-size recurrent-state slots, one per running
+    // sequence (0 for other models)
+    int n_state_slots_total, n_state_slots_free;
+    double state_bytes_per_slot;
     // speculative decoding (vLLM's vllm:spec_decode_* counters): verification items run, tokens
     // proposed, proposed tokens accepted, and accepted at each proposal position
     uint64_t n_spec_drafts, n_spec_draft_tokens, n_spec_accepted_tokens;

@@ -63,6 +63,7 @@ struct tv_engine {
     tv_forward *fwd;
     engine_downstream down;      // the pipeline's later stages (pipeline.h), or run == NULL
     kv_block_manager *bm;
+    state_pool *states;          // hybrid models: the state slots' bookkeeping (kv->state holds them)
     tv_scheduler *sched;
     int max_len;                 // tokens per sequence at most
     uint64_t next_id;
@@ -73,6 +74,7 @@ struct tv_engine {
     int32_t *b_qstart;           // (max_num_seqs + 1)
     int32_t *b_ctx;              // (max_num_seqs)
     const int32_t **b_tables;    // (max_num_seqs)
+    int32_t *b_slots;            // (max_num_seqs) each sequence's state slot (hybrid models)
     int max_logits;              // logits rows per round: max_num_seqs * (1 + spec_tokens), within the budget
     int32_t *b_logit_rows;       // (max_logits)
     tv_seq **b_logit_seq;        // (max_logits) the sequence of each row (a verification item's rows are consecutive)
@@ -138,6 +140,7 @@ void tv_engine_free(tv_engine *e) {
     for (int i = 0; i < e->n_aborted; i++) seq_free(e->aborted[i]);
     sched_free(e->sched);
     bm_free(e->bm);
+    spool_free(e->states);
     forward_free(e->fwd);
     kv_cache_free(e->kv);
     backend_free(e->be);
@@ -147,6 +150,7 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_qstart);
     free(e->b_ctx);
     free(e->b_tables);
+    free(e->b_slots);
     free(e->b_logit_rows);
     free(e->b_logit_seq);
     free(e->done);
@@ -199,12 +203,23 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         err_fail(err, TV_ERR_INVALID, "engine: speculative tokens %d invalid (1..%d)", c.spec_tokens, TV_SPEC_MAX_TOKENS);
         return NULL;
     }
+    // hybrid models: a state slot per sequence slot; their KV of full blocks comes with no state, so
+    // prefix caching is off (until state checkpoints exist), and speculative decoding needs a state
+    // rollback they do not have
+    const bool is_hybrid = hp->n_linear > 0;
+    if (is_hybrid && c.spec != TV_SPEC_NONE) {
+        err_fail(err, TV_ERR_UNSUPPORTED, "engine: speculative decoding cannot roll back a hybrid model's "
+                                          "linear-attention state yet");
+        return NULL;
+    }
+    if (is_hybrid) c.prefix_caching = false;
+    const int64_t state_bytes = (int64_t)c.max_num_seqs * (int64_t)kv_cache_state_bytes_per_slot(m);
     const bool kv_f32 = c.kv_bits == 32;
     size_t bpb = kv_cache_bytes_per_block(m, c.block_size, kv_f32);
     int64_t n_blocks = c.n_blocks;
-    if (n_blocks <= 0) {
+    if (n_blocks <= 0) {   // the memory budget holds the state slots too
         int64_t want = (int64_t)c.max_num_seqs * ((max_len + c.block_size - 1) / c.block_size);
-        int64_t budget = c.kv_mem_mb > 0 ? (c.kv_mem_mb << 20) / (int64_t)bpb : (INT64_C(1) << 30) / (int64_t)bpb;
+        int64_t budget = ((c.kv_mem_mb > 0 ? c.kv_mem_mb << 20 : INT64_C(1) << 30) - state_bytes) / (int64_t)bpb;
         n_blocks = c.kv_mem_mb > 0 ? budget : (want < budget ? want : budget);
     }
     int64_t one_seq = (max_len + c.block_size - 1) / c.block_size;
@@ -227,13 +242,17 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
     if (!(e->be = backend_cpu_create(c.cpu_path, c.n_threads, err))) goto fail;
     if (!(e->kv = kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
+    if (is_hybrid && (kv_cache_add_state(e->kv, m, c.max_num_seqs, err) || !(e->states = spool_create(c.max_num_seqs)))) {
+        if (e->kv->state && !e->states) err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+        goto fail;
+    }
     int64_t max_logits = (int64_t)c.max_num_seqs * (1 + c.spec_tokens);
     e->max_logits = max_logits < c.max_batched_tokens ? (int)max_logits : c.max_batched_tokens;
     if (!(e->fwd = forward_create(m, e->max_len, c.max_batched_tokens, e->max_logits, e->be, err))) goto fail;
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {.max_num_seqs = c.max_num_seqs, .max_batched_tokens = c.max_batched_tokens,
                           .chunked_prefill = c.chunked_prefill, .prefix_caching = c.prefix_caching,
-                          .window = hp->kv_window};
+                          .window = hp->kv_window, .states = e->states};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
     size_t S = (size_t)c.max_num_seqs, T = (size_t)c.max_batched_tokens, L = (size_t)e->max_logits;
     // output records per step: each round appends up to 1 + spec_tokens tokens per sequence, one
@@ -242,6 +261,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     if (!e->sched || !(e->items = malloc(S * sizeof *e->items)) || !(e->b_tokens = malloc(T * sizeof(int32_t))) ||
         !(e->b_pos = malloc(T * sizeof(int32_t))) || !(e->b_qstart = malloc((S + 1) * sizeof(int32_t))) ||
         !(e->b_ctx = malloc(S * sizeof(int32_t))) || !(e->b_tables = malloc(S * sizeof *e->b_tables)) ||
+        !(e->b_slots = malloc(S * sizeof(int32_t))) ||
         !(e->b_logit_rows = malloc(L * sizeof(int32_t))) || !(e->b_logit_seq = malloc(L * sizeof *e->b_logit_seq)) ||
         !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
@@ -412,6 +432,9 @@ void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
     s->n_running = sched_n_running(e->sched);
     s->n_waiting = sched_n_waiting(e->sched);
     s->n_blocks_free = bm_n_free(e->bm);
+    s->n_state_slots_total = e->states ? spool_n_slots(e->states) : 0;
+    s->n_state_slots_free = e->states ? spool_n_free(e->states) : 0;
+    s->state_bytes_per_slot = (double)kv_cache_state_bytes_per_slot(e->model);
     s->n_blocks_cached = bm_n_cached(e->bm);
 }
 
@@ -477,6 +500,7 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
         e->b_qstart[i + 1] = T;
         e->b_ctx[i] = s->n_computed + n;
         e->b_tables[i] = s->blocks;
+        e->b_slots[i] = s->state_slot;
         if (s->n_computed + 1 != s->n_tokens) *decode_only = false;
         if (s->n_computed + n >= s->n_tokens) {   // its last pending token (and its guesses): sample after each
             for (int j = s->n_tokens - 1 - s->n_computed; j < n; j++) {
@@ -488,7 +512,7 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
     TV_CHECK(T <= e->cfg.max_batched_tokens && L <= e->max_logits);
     return (tv_batch){.n_tokens = T, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = n_items,
                       .q_start = e->b_qstart, .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = L,
-                      .logit_rows = e->b_logit_rows};
+                      .logit_rows = e->b_logit_rows, .state_slots = e->b_slots};
 }
 
 // Counts a successful round: steps, tokens, prompt tokens and prefix-cache hits.

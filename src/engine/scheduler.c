@@ -61,6 +61,7 @@ static bool wreserve(tv_scheduler *s) {
 bool sched_add(tv_scheduler *s, tv_seq *seq) {
     if (!wreserve(s)) return false;
     seq->status = SEQ_WAITING;
+    seq->state_slot = -1;   // taken at admission
     *wslot(s, s->n_waiting++) = seq;
     return true;
 }
@@ -78,6 +79,8 @@ void sched_release_blocks(tv_scheduler *s, tv_seq *seq) {
     // release the tail first: the LRU then evicts a prefix's last blocks before its first ones
     for (int i = seq->n_blocks - 1; i >= seq->n_released; i--) bm_release(s->bm, seq->blocks[i]);
     seq->n_blocks = 0;
+    if (seq->state_slot >= 0) spool_release(s->cfg.states, seq->state_slot);
+    seq->state_slot = -1;
     seq->n_draft = 0;
     seq->n_released = 0;
     seq->n_computed = 0;
@@ -245,7 +248,8 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
         budget -= chunk;
     }
     // 3. admit waiting requests FCFS
-    while (s->n_waiting > 0 && budget > 0 && s->n_running < s->cfg.max_num_seqs && *n_preempted == 0) {
+    while (s->n_waiting > 0 && budget > 0 && s->n_running < s->cfg.max_num_seqs && *n_preempted == 0 &&
+           (!s->cfg.states || spool_n_free(s->cfg.states) > 0)) {
         tv_seq *seq = *wslot(s, 0);
         if (s->cfg.prefix_caching && seq->n_blocks == 0) match_prefix(s, seq);
         int pending = seq_n_pending(seq);
@@ -256,6 +260,10 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
         }
         s->head_w = (s->head_w + 1) % s->cap_w;
         s->n_waiting--;
+        if (s->cfg.states) {   // one is free: the loop condition checked
+            seq->state_slot = spool_allocate(s->cfg.states);
+            TV_CHECK(seq->state_slot >= 0);
+        }
         seq->status = SEQ_RUNNING;
         seq->arrival = s->next_arrival++;
         s->running[s->n_running++] = seq;

@@ -4,6 +4,8 @@
 // first), then running prompts' next chunks, then FCFS admission from the waiting queue while
 // blocks and sequence slots last. When a decode needs a block and none is free, the newest running
 // sequence is preempted by recompute: its blocks are released and it re-queues at the front.
+// Hybrid models: admission also takes a state slot (cfg.states); every release of a sequence's
+// blocks gives its slot back, and a recomputed sequence starts again from position 0 (a zero state).
 //
 // Speculative decoding: a decoding sequence with n_draft proposed tokens (sequence.h) runs them
 // after its pending token, as one item of 1 + n_draft tokens. They get what budget and free blocks
@@ -28,6 +30,7 @@
 
 #include "engine/block_manager.h"
 #include "engine/sequence.h"
+#include "engine/state_pool.h"
 
 typedef struct tv_sched_config {
     int max_num_seqs;
@@ -35,6 +38,8 @@ typedef struct tv_sched_config {
     bool chunked_prefill;
     bool prefix_caching;   // admit requests on top of cached full blocks of their prompt
     int window;            // every layer's sliding window (keys); 0: some layer is global, keep all blocks
+    state_pool *states;    // hybrid models: each running sequence holds one state slot (admission
+                           // needs a free one; finish, abort and preemption give it back); NULL: none
 } tv_sched_config;
 
 typedef struct tv_sched_item { tv_seq *seq; int n_tokens; } tv_sched_item;
@@ -55,7 +60,7 @@ int sched_n_waiting(const tv_scheduler *s);
 tv_seq *sched_find(const tv_scheduler *s, uint64_t id);
 // Any queued sequence (running first), NULL when both queues are empty.
 tv_seq *sched_first(const tv_scheduler *s);
-// Releases all blocks of seq (finish, abort, preemption).
+// Releases all blocks of seq and its state slot (finish, abort, preemption).
 void sched_release_blocks(tv_scheduler *s, tv_seq *seq);
 // Records that n more of seq's tokens have their K/V in the cache (a round ran): advances
 // n_computed, registers the blocks it filled with the prefix cache (when enabled), and releases

@@ -32,6 +32,8 @@ typedef struct tv_seq {
     int max_new;            // generated tokens at most (-1: until max_len)
     int32_t *blocks;        // (blocks_cap) block table; the engine sizes it for max_len at add time
     int n_blocks, blocks_cap;
+    int32_t state_slot;     // hybrid models: its recurrent-state slot while running (state_pool.h), else -1
+                            // (sched_add sets -1)
     int n_released;         // blocks[0 .. n_released) fell out of every layer's sliding window and
                             // went back to the pool (entries -1); attention never reads them
     uint64_t arrival;       // admission order (preemption picks the newest)

@@ -155,6 +155,9 @@ char *srv_metrics_render(srv_metrics *m, size_t *len) {
     gauge(&b, mn, "kv_cache_usage_perc", "gauge", "Fraction of KV-cache blocks in use (1 = full).", usage);
     gauge(&b, mn, "num_kv_blocks_total", "gauge", "KV-cache blocks in the pool.", (double)s->n_blocks_total);
     gauge(&b, mn, "num_kv_blocks_free", "gauge", "KV-cache blocks free.", (double)s->n_blocks_free);
+    gauge(&b, mn, "num_state_slots_total", "gauge", "Recurrent-state slots of a hybrid model (0: none).",
+          (double)s->n_state_slots_total);
+    gauge(&b, mn, "num_state_slots_free", "gauge", "Recurrent-state slots free.", (double)s->n_state_slots_free);
     gauge(&b, mn, "prompt_tokens_total", "counter", "Prompt tokens processed.", (double)s->n_prompt_tokens);
     gauge(&b, mn, "generation_tokens_total", "counter", "Tokens generated.", (double)s->n_generated_tokens);
     gauge(&b, mn, "num_preemptions_total", "counter", "Preemptions of running requests.", (double)s->n_preemptions);

@@ -1,0 +1,351 @@
+// test_hybrid.c — hybrid models (Gated DeltaNet layers, synth --arch qwen35) in the engine: each
+// running sequence holds a recurrent-state slot beside its KV blocks.
+//   invariance   64 greedy requests give the same tokens alone and together, with chunked prefill
+//                off and on at several chunk sizes, and with preemption (a small KV pool: preempted
+//                sequences recompute from position 0, a fresh state)
+//   prefix cache off for hybrid models (KV without its state is never reused): no hits, same tokens
+//   no leak      10,000 requests with aborts (waiting and running) leave every block and slot free
+//   refusals     speculative decoding (no state rollback yet); forward batches that would continue
+//                a state from the wrong position, share a slot, or name none
+// (The numerics against llama.cpp: test_families' qwen35 fixtures.)
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "tinyvllm.h"
+#include "test_util.h"
+
+enum { N_REQ = 64, GEN = 12, MAX_PROMPT = 60 };
+
+static tv_model *g_model;
+static char g_path[512];
+static int32_t g_prompts[N_REQ][MAX_PROMPT];
+static int g_len[N_REQ];
+static int32_t g_ref[N_REQ][GEN];   // each request alone
+
+static void config(tv_engine_config *c) {
+    tv_engine_config_default(c);
+    c->cpu_path = test_cpu_path();
+    c->n_threads = 2;
+    c->max_model_len = 128;
+}
+
+// Runs requests [0, n) of g_prompts (greedy, GEN tokens each) through e at once; their tokens into out.
+static void run_requests(tv_engine *e, int n, int32_t out[][GEN]) {
+    tv_error err = {0};
+    int n_got[N_REQ] = {0};
+    for (int i = 0; i < n; i++) {
+        tv_request_params p;
+        tv_request_params_default(&p);
+        p.prompt_ids = g_prompts[i];
+        p.n_prompt = (size_t)g_len[i];
+        p.sampling.temperature = 0;
+        p.max_tokens = GEN;
+        p.ignore_eos = true;
+        p.user = (void *)(intptr_t)i;
+        uint64_t id;
+        if (tv_engine_add_request(e, &p, &id, &err)) fail_msg("add: %s", err.msg);
+    }
+    while (tv_engine_has_work(e)) {
+        const tv_request_output *outs;
+        int n_outs;
+        if (tv_engine_step(e, &outs, &n_outs, &err)) fail_msg("step: %s", err.msg);
+        for (int o = 0; o < n_outs; o++) {
+            const int i = (int)(intptr_t)outs[o].user;
+            if (outs[o].finish == TV_FINISH_ERROR) fail_msg("request %d: %s", i, outs[o].error->msg);
+            for (int k = 0; k < outs[o].n_new; k++) {
+                assert_true(n_got[i] < GEN);
+                out[i][n_got[i]++] = outs[o].new_ids[k];
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) assert_int_equal(n_got[i], GEN);
+}
+
+static void expect_same(int32_t got[][GEN], const char *what) {
+    for (int i = 0; i < N_REQ; i++)
+        if (memcmp(got[i], g_ref[i], sizeof g_ref[i]))
+            fail_msg("%s: request %d (prompt of %d) differs from its run alone", what, i, g_len[i]);
+}
+
+// The reference: every request in an engine of its own, alone.
+static void test_alone_is_reference(void **state) {
+    (void)state;
+    tv_engine_config c;
+    config(&c);
+    c.max_num_seqs = 1;
+    tv_error err = {0};
+    for (int i = 0; i < N_REQ; i++) {
+        tv_engine *e = tv_engine_create(g_model, &c, &err);
+        if (!e) fail_msg("%s", err.msg);
+        int32_t one[N_REQ][GEN];
+        // request i moved to slot 0 of a one-request run
+        int32_t save[MAX_PROMPT];
+        const int save_len = g_len[0];
+        memcpy(save, g_prompts[0], sizeof save);
+        memcpy(g_prompts[0], g_prompts[i], sizeof save);
+        g_len[0] = g_len[i];
+        run_requests(e, 1, one);
+        memcpy(g_prompts[0], save, sizeof save);
+        g_len[0] = save_len;
+        memcpy(g_ref[i], one[0], sizeof g_ref[i]);
+        tv_engine_stats st;
+        tv_engine_get_stats(e, &st);
+        assert_int_equal(st.n_state_slots_total, 1);
+        assert_int_equal(st.n_state_slots_free, 1);
+        assert_true(st.state_bytes_per_slot > 0);
+        tv_engine_free(e);
+    }
+}
+
+static void test_batch_and_chunking_invariance(void **state) {
+    (void)state;
+    static const struct { bool chunked; int budget; } RUNS[] = {{false, 512}, {true, 512}, {true, 7}, {true, 16},
+                                                                {true, 33}};
+    for (size_t r = 0; r < sizeof RUNS / sizeof RUNS[0]; r++) {
+        tv_engine_config c;
+        config(&c);
+        c.max_num_seqs = N_REQ;
+        c.chunked_prefill = RUNS[r].chunked;
+        c.max_batched_tokens = RUNS[r].budget;
+        tv_error err = {0};
+        tv_engine *e = tv_engine_create(g_model, &c, &err);
+        if (!e) fail_msg("%s", err.msg);
+        int32_t got[N_REQ][GEN];
+        run_requests(e, N_REQ, got);
+        char what[96];
+        snprintf(what, sizeof what, "64 together, chunked prefill %s, %d tokens a step",
+                 RUNS[r].chunked ? "on" : "off", RUNS[r].budget);
+        expect_same(got, what);
+        tv_engine_stats st;
+        tv_engine_get_stats(e, &st);
+        assert_int_equal(st.n_state_slots_free, st.n_state_slots_total);
+        tv_engine_free(e);
+    }
+}
+
+static void test_preemption(void **state) {
+    (void)state;
+    tv_engine_config c;
+    config(&c);
+    c.max_num_seqs = N_REQ;
+    c.n_blocks = 48;   // 64 sequences of up to 72 tokens (5 blocks) cannot all run
+    tv_error err = {0};
+    tv_engine *e = tv_engine_create(g_model, &c, &err);
+    if (!e) fail_msg("%s", err.msg);
+    int32_t got[N_REQ][GEN];
+    run_requests(e, N_REQ, got);
+    tv_engine_stats st;
+    tv_engine_get_stats(e, &st);
+    print_message("hybrid: %llu preemptions\n", (unsigned long long)st.n_preemptions);
+    assert_true(st.n_preemptions > 0);
+    expect_same(got, "64 together with preemption");
+    assert_int_equal(st.n_state_slots_free, st.n_state_slots_total);
+    assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+    tv_engine_free(e);
+}
+
+// Prefix caching asked for: off for a hybrid model (a cached block's KV comes without the state
+// after it), so the same prompts again hit nothing and give the same tokens.
+static void test_prefix_caching_off(void **state) {
+    (void)state;
+    tv_engine_config c;
+    config(&c);
+    c.max_num_seqs = N_REQ;
+    c.prefix_caching = true;
+    tv_error err = {0};
+    tv_engine *e = tv_engine_create(g_model, &c, &err);
+    if (!e) fail_msg("%s", err.msg);
+    for (int round = 0; round < 2; round++) {
+        int32_t got[N_REQ][GEN];
+        run_requests(e, N_REQ, got);
+        expect_same(got, round ? "the same prompts again" : "prefix caching asked for");
+    }
+    tv_engine_stats st;
+    tv_engine_get_stats(e, &st);
+    assert_int_equal(st.n_prefix_hit_tokens, 0);
+    assert_int_equal(st.n_blocks_cached, 0);
+    tv_engine_free(e);
+}
+
+// 10,000 short requests, up to 96 in flight, a quarter aborted (waiting or running): every request
+// reports its end once, and afterwards every block and state slot is free.
+static void test_no_leak_with_aborts(void **state) {
+    (void)state;
+    enum { N = 10000, IN_FLIGHT = 96 };
+    tv_engine_config c;
+    config(&c);
+    c.max_num_seqs = 32;
+    c.n_blocks = 40;
+    tv_error err = {0};
+    tv_engine *e = tv_engine_create(g_model, &c, &err);
+    if (!e) fail_msg("%s", err.msg);
+    static uint64_t ids[N];
+    static bool ended[N];
+    int n_added = 0, n_ended = 0, n_aborted = 0;
+    uint64_t rng = 12345;
+    while (n_ended < N) {
+        while (n_added < N && n_added - n_ended < IN_FLIGHT) {
+            tv_request_params p;
+            tv_request_params_default(&p);
+            const int i = n_added;
+            p.prompt_ids = g_prompts[i % N_REQ];
+            p.n_prompt = (size_t)(2 + i % 3);
+            p.sampling.temperature = 0;
+            p.max_tokens = 1 + i % 2;
+            p.ignore_eos = true;
+            p.user = (void *)(intptr_t)i;
+            if (tv_engine_add_request(e, &p, &ids[i], &err)) fail_msg("add: %s", err.msg);
+            n_added++;
+        }
+        for (int k = 0; k < IN_FLIGHT && k < n_added; k++) {   // each request on: aborted with odds 1/16 a step
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            const int i = n_added - 1 - k;
+            if ((rng >> 33) % 16 == 0 && !ended[i] && tv_engine_abort(e, ids[i]) == TV_OK) n_aborted++;
+        }
+        const tv_request_output *outs;
+        int n_outs;
+        if (tv_engine_step(e, &outs, &n_outs, &err)) fail_msg("step: %s", err.msg);
+        for (int o = 0; o < n_outs; o++) {
+            if (outs[o].finish == TV_FINISH_NONE) continue;
+            const int i = (int)(intptr_t)outs[o].user;
+            if (outs[o].finish == TV_FINISH_ERROR) fail_msg("request %d: %s", i, outs[o].error->msg);
+            assert_false(ended[i]);
+            ended[i] = true;
+            n_ended++;
+        }
+    }
+    tv_engine_stats st;
+    tv_engine_get_stats(e, &st);
+    print_message("hybrid: %d requests, %d aborted, %llu preemptions\n", N, n_aborted,
+                  (unsigned long long)st.n_preemptions);
+    assert_true(n_aborted > N / 10);
+    assert_false(tv_engine_has_work(e));
+    assert_int_equal(st.n_running, 0);
+    assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+    assert_int_equal(st.n_state_slots_free, st.n_state_slots_total);
+    assert_int_equal(st.n_state_slots_total, 32);
+    tv_engine_free(e);
+}
+
+static void test_spec_refused(void **state) {
+    (void)state;
+    tv_engine_config c;
+    config(&c);
+    c.spec = TV_SPEC_NGRAM;
+    tv_error err = {0};
+    tv_engine *e = tv_engine_create(g_model, &c, &err);
+    assert_null(e);
+    assert_int_equal(err.code, TV_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "state"));
+}
+
+// Runs n tokens of prompt 0 at positions start.. in slot `slot` (slots: that many) of a hybrid
+// model's forward; returns its status with the message in err.
+static tv_status forward_at(tv_forward *f, tv_kv_cache *kv, int start, int n, const int32_t *slots, int n_seqs,
+                            tv_error *err) {
+    static int32_t table[8] = {0, 1, 2, 3, 4, 5, 6, 7}, table2[8] = {8, 9, 10, 11, 12, 13, 14, 15};
+    int32_t pos[64], qs[3], ctx[2], rows[1];
+    for (int s = 0; s < n_seqs; s++) {
+        for (int i = 0; i < n; i++) pos[s * n + i] = start + i;
+        qs[s] = s * n;
+        ctx[s] = start + n;
+    }
+    qs[n_seqs] = n_seqs * n;
+    rows[0] = n - 1;
+    int32_t toks[64];
+    for (int i = 0; i < n_seqs * n; i++) toks[i] = g_prompts[0][i % MAX_PROMPT];
+    const int32_t *tables[2] = {table, table2};
+    tv_batch b = {.n_tokens = n_seqs * n, .tokens = toks, .positions = pos, .n_seqs = n_seqs, .q_start = qs,
+                  .ctx_len = ctx, .block_tables = tables, .n_logits = 1, .logit_rows = rows, .state_slots = slots};
+    float *lg;
+    return forward_run(f, kv, &b, &lg, err);
+}
+
+static void test_forward_state_checks(void **state) {
+    (void)state;
+    tv_error err = {0};
+    backend *be = backend_cpu_create(test_cpu_path(), 1, &err);
+    tv_kv_cache *kv = kv_cache_create(g_model, 16, 16, true, &err);
+    tv_forward *f = forward_create(g_model, 128, 64, 8, be, &err);
+    assert_true(be && kv && f);
+    const int32_t slot0 = 0, slot1 = 1, both_same[2] = {1, 1};
+    // no slots yet
+    assert_int_equal(forward_at(f, kv, 0, 4, &slot0, 1, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "state slots"));
+    assert_int_equal(kv_cache_add_state(kv, g_model, 2, &err), TV_OK);
+    assert_int_equal(forward_at(f, kv, 0, 4, &slot0, 1, &err), TV_OK);
+    assert_int_equal(forward_at(f, kv, 4, 2, &slot0, 1, &err), TV_OK);   // continues
+    // slot 0 holds 6 tokens: position 5 again, or a fresh slot at 6, would be a wrong state
+    assert_int_equal(forward_at(f, kv, 5, 1, &slot0, 1, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "holds 6 tokens"));
+    assert_int_equal(forward_at(f, kv, 6, 1, &slot1, 1, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "holds 0 tokens"));
+    assert_int_equal(forward_at(f, kv, 0, 2, both_same, 2, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "share state slot 1"));
+    const int32_t bad = 2;
+    assert_int_equal(forward_at(f, kv, 0, 2, &bad, 1, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "out of range"));
+    forward_free(f);
+    kv_cache_free(kv);
+    backend_free(be);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_path, sizeof g_path, "%s/test_hybrid_%ld.gguf", TV_BINARY_DIR, (long)getpid());
+    tv_error err = {0};
+    tv_synth_params sp = {.arch = "qwen35", .type = TV_TYPE_Q8_0, .seed = 7, .n_threads = 2};
+    if (synth_write(&sp, g_path, &err)) {
+        fprintf(stderr, "synth: %s\n", err.msg);
+        return -1;
+    }
+    tv_model_params mp;
+    tv_model_params_default(&mp);
+    mp.cpu_path = test_cpu_path();
+    g_model = tv_model_load(g_path, &mp, &err);
+    unlink(g_path);
+    if (!g_model) {
+        fprintf(stderr, "load: %s\n", err.msg);
+        return -1;
+    }
+    uint64_t x = 99;
+    for (int i = 0; i < N_REQ; i++) {
+        g_len[i] = 5 + (i * 37) % (MAX_PROMPT - 4);
+        g_prompts[i][0] = 1;
+        for (int j = 1; j < MAX_PROMPT; j++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            g_prompts[i][j] = 3 + (int32_t)((x >> 33) % 500);
+        }
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tv_model_free(g_model);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_alone_is_reference),
+        cmocka_unit_test(test_batch_and_chunking_invariance),
+        cmocka_unit_test(test_preemption),
+        cmocka_unit_test(test_prefix_caching_off),
+        cmocka_unit_test(test_no_leak_with_aborts),
+        cmocka_unit_test(test_spec_refused),
+        cmocka_unit_test(test_forward_state_checks),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
