@@ -455,6 +455,9 @@ typedef struct tv_engine_stats {
     // proposed, proposed tokens accepted, and accepted at each proposal position
     uint64_t n_spec_drafts, n_spec_draft_tokens, n_spec_accepted_tokens;
     uint64_t n_spec_accepted_per_pos[TV_SPEC_MAX_TOKENS];
+    // structured output: token masks applied, and how many of them the mask thread filled while
+    // the forward pass ran (the rest were filled in line: a verification's later tokens, a retry)
+    uint64_t n_masks, n_masks_overlapped;
 } tv_engine_stats;
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s);

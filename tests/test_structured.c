@@ -495,6 +495,44 @@ static void test_engine_mixed_batch(void **state) {
         cJSON_Delete(j);
     }
     assert_true(n_checked >= 12);
+    // every mask was filled by the mask thread while the forward pass ran
+    tv_engine_stats st;
+    tv_engine_get_stats(e, &st);
+    assert_true(st.n_masks > 0);
+    assert_int_equal(st.n_masks_overlapped, st.n_masks);
+    // the free requests generate what they generate in a batch of their own
+    tv_engine *e2 = tv_engine_create(m, &ec, &err);
+    assert_non_null(e2);
+    char *alone[N] = {0};
+    size_t alone_len[N] = {0};
+    for (int i = 2; i < N; i += 3) {
+        tv_request_params rp;
+        tv_request_params_default(&rp);
+        rp.prompt_text = "Once upon a time";
+        rp.max_tokens = 120;
+        rp.sampling.temperature = 1.0f;
+        rp.sampling.seed = (uint64_t)i;
+        rp.sampling.has_seed = true;
+        rp.user = (void *)(intptr_t)i;
+        assert_int_equal(tv_engine_add_request(e2, &rp, NULL, &err), TV_OK);
+    }
+    while (tv_engine_has_work(e2)) {
+        const tv_request_output *outs;
+        int n;
+        assert_int_equal(tv_engine_step(e2, &outs, &n, &err), TV_OK);
+        for (int k = 0; k < n; k++) {
+            const int i = (int)(intptr_t)outs[k].user;
+            alone[i] = realloc(alone[i], alone_len[i] + outs[k].text_len + 1);
+            memcpy(alone[i] + alone_len[i], outs[k].text, outs[k].text_len);
+            alone_len[i] += outs[k].text_len;
+            alone[i][alone_len[i]] = 0;
+        }
+    }
+    for (int i = 2; i < N; i += 3) {
+        if (alone_len[i] != len[i] || memcmp(alone[i], text[i], len[i])) fail_msg("free request %d differs beside constrained ones", i);
+        free(alone[i]);
+    }
+    tv_engine_free(e2);
     // a bad spec is refused at add time with its position
     tv_request_params rp;
     tv_request_params_default(&rp);

@@ -46,6 +46,7 @@
 #include "engine/spec.h"
 #include "structured/constraint.h"
 #include "structured/matcher.h"
+#include "engine/mask_worker.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/alloc.h"
@@ -90,6 +91,12 @@ struct tv_engine {
     matcher_vocab *cons_vocab;   // the vocabulary trie
     constraint_cache *cons_cache;  // compiled grammars by (kind, spec)
     uint32_t *cons_mask;         // (ceil(n_vocab / 32)) scratch mask
+    mask_worker *mw;             // fills the round's masks while the forward pass runs
+    tv_seq **mw_seq;             // (max_num_seqs) the job: sequences, their matchers, masks, results
+    struct matcher **mw_m;
+    uint32_t **mw_mask;
+    tv_status *mw_st;
+    int mw_n;                    // sequences in the job in flight (0: none)
 };
 
 void tv_engine_config_default(tv_engine_config *c) {
@@ -122,6 +129,7 @@ static void seq_free(tv_seq *s) {
     free(s->stop);
     strbuf_free(&s->held);
     matcher_free(s->matcher);
+    free(s->pre_mask);
     free(s);
 }
 
@@ -133,6 +141,8 @@ void tv_engine_free(tv_engine *e) {
         seq_free(s);
     }
     post_outputs_free(&e->out);
+    mask_worker_free(e->mw);
+    free(e->mw_seq); free(e->mw_m); free(e->mw_mask); free(e->mw_st);
     constraint_cache_free(e->cons_cache);
     matcher_vocab_free(e->cons_vocab);
     free(e->cons_mask);
@@ -290,11 +300,17 @@ static tv_status constraint_init(tv_engine *e, tv_error *err) {
     free(eog);
     if (!e->cons_vocab) return err ? err->code : TV_ERR_NOMEM;
     e->cons_mask = mem_malloc(((size_t)V + 31) / 32 * sizeof *e->cons_mask);
+    const size_t S = (size_t)e->cfg.max_num_seqs;
+    e->mw_seq = mem_malloc(S * sizeof *e->mw_seq);
+    e->mw_m = mem_malloc(S * sizeof *e->mw_m);
+    e->mw_mask = mem_malloc(S * sizeof *e->mw_mask);
+    e->mw_st = mem_malloc(S * sizeof *e->mw_st);
     e->cons_cache = constraint_cache_create(e->cons_vocab);
-    if (!e->cons_mask || !e->cons_cache) {
+    if (!e->cons_mask || !e->cons_cache || !e->mw_seq || !e->mw_m || !e->mw_mask || !e->mw_st ||
+        !(e->mw = mask_worker_create(err))) {
         constraint_cache_free(e->cons_cache);
         e->cons_cache = NULL;
-        return err_fail(err, TV_ERR_NOMEM, "out of memory");
+        return err && err->code ? err->code : err_fail(err, TV_ERR_NOMEM, "out of memory");
     }
     return TV_OK;
 }
@@ -586,12 +602,18 @@ static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits) {
         return -1;
     }
     if (s->matcher) {   // structured output: only what the grammar allows here
-        if (matcher_fill_mask(s->matcher, e->cons_mask) != TV_OK) {
+        const uint32_t *mask = e->cons_mask;
+        if (s->pre_ready && s->pre_version == matcher_version(s->matcher)) {   // filled during the forward pass
+            mask = s->pre_mask;
+            e->stats.n_masks_overlapped++;
+        } else if (matcher_fill_mask(s->matcher, e->cons_mask) != TV_OK) {
             err_fail(&why, TV_ERR_NOMEM, "structured output: the grammar's state budget ran out");
             fail_seq(e, s, rec, &why);
             return -1;
         }
-        sampler_apply_mask(logits, e->hp->n_vocab, e->cons_mask);
+        s->pre_ready = false;
+        e->stats.n_masks++;
+        sampler_apply_mask(logits, e->hp->n_vocab, mask);
     }
     const int32_t tok = sampler_sample(s->sampler, logits, chosen, top, n_top);
     if (s->matcher && !matcher_advance(s->matcher, tok)) {
@@ -755,6 +777,38 @@ static void postprocess(tv_engine *e, const tv_batch *b, float *logits) {
     }
 }
 
+// ---- masks off the critical path ----
+
+// Hands the mask thread the matchers of the constrained sequences this round samples (their
+// first sample: a verification's later ones are filled in line), to fill while the forward runs.
+static void masks_start(tv_engine *e, const tv_batch *b) {
+    if (!e->mw) return;
+    const size_t bytes = ((size_t)e->hp->n_vocab + 31) / 32 * sizeof(uint32_t);
+    int n = 0;
+    for (int r = 0; r < b->n_logits; r += 1 + e->b_logit_seq[r]->n_draft) {
+        tv_seq *s = e->b_logit_seq[r];
+        s->pre_ready = false;
+        if (!s->matcher || matcher_is_done(s->matcher)) continue;
+        if (!s->pre_mask && !(s->pre_mask = mem_malloc(bytes))) continue;   // then filled in line
+        s->pre_version = matcher_version(s->matcher);
+        e->mw_seq[n] = s;
+        e->mw_m[n] = s->matcher;
+        e->mw_mask[n] = s->pre_mask;
+        n++;
+    }
+    if (n) mask_worker_start(e->mw, e->mw_m, e->mw_mask, e->mw_st, n);
+    e->mw_n = n;
+}
+
+// Waits for the masks started by masks_start; a mask that failed (a budget) is refilled in line,
+// where the failure is reported.
+static void masks_wait(tv_engine *e) {
+    if (!e->mw_n) return;
+    mask_worker_wait(e->mw);
+    for (int i = 0; i < e->mw_n; i++) e->mw_seq[i]->pre_ready = e->mw_st[i] == TV_OK;
+    e->mw_n = 0;
+}
+
 // ---- step ----
 
 // Frees what finished last step and its outputs, then reports pending aborts (up to
@@ -784,7 +838,10 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
         if (e->cfg.spec == TV_SPEC_SELF_DRAFT) draft(e, n_items);
         tv_batch b = build_batch(e, n_items, &decode_only);
         float *logits = NULL;
-        if (run(e, n_items, &b, &logits) != TV_OK) break;
+        masks_start(e, &b);
+        const tv_status st = run(e, n_items, &b, &logits);
+        masks_wait(e);
+        if (st != TV_OK) break;
         postprocess(e, &b, logits);
     }
     *outs = e->out.recs;

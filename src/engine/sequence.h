@@ -52,6 +52,9 @@ typedef struct tv_seq {
     strbuf held;            // text decoded but not yet emitted (could start a stop string)
     int logprobs;           // -1 none, else n_top
     struct matcher *matcher; // structured output: masks the sampler, NULL for free text
+    uint32_t *pre_mask;     // (ceil(n_vocab / 32)) the mask the mask thread filled during the forward pass
+    uint64_t pre_version;   // matcher_version it was filled at
+    bool pre_ready;         // pre_mask holds that mask
 } tv_seq;
 
 static inline int seq_n_generated(const tv_seq *s) { return s->n_tokens - s->n_prompt; }

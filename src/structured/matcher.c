@@ -947,6 +947,7 @@ struct matcher {
     matcher_grammar *cg;
     int32_t *hist;       // (n_hist + 1) configs; hist[n_hist] is the current one; -1 = ended (EOG taken)
     size_t n_hist, cap_hist;
+    uint64_t version;    // advances + rollbacks so far
     bool failed;
 };
 
@@ -1019,6 +1020,7 @@ bool matcher_advance(matcher *m, int32_t tok) {
         m->hist = nh;
     }
     m->hist[++m->n_hist] = c;
+    m->version++;
     return true;
 }
 
@@ -1032,7 +1034,11 @@ size_t matcher_check(matcher *m, const int32_t *tokens, size_t n) {
     return n;
 }
 
-void matcher_rollback(matcher *m, size_t n) { m->n_hist = n > m->n_hist ? 0 : m->n_hist - n; }
+void matcher_rollback(matcher *m, size_t n) {
+    m->n_hist = n > m->n_hist ? 0 : m->n_hist - n;
+    m->version++;
+}
+uint64_t matcher_version(const matcher *m) { return m->version; }
 size_t matcher_n_advanced(const matcher *m) { return m->n_hist; }
 bool matcher_is_accepting(const matcher *m) { return cur(m) < 0 || cfg_accepting(m->cg, cur(m)); }
 bool matcher_failed(const matcher *m) { return m->failed; }

@@ -76,6 +76,9 @@ size_t matcher_check(matcher *m, const int32_t *tokens, size_t n);
 // Undoes the last n advances (n <= matcher_n_advanced).
 void matcher_rollback(matcher *m, size_t n);
 size_t matcher_n_advanced(const matcher *m);
+// Changes with every advance and rollback: a mask filled at version v is the mask for the state
+// while matcher_version still returns v.
+uint64_t matcher_version(const matcher *m);
 bool matcher_is_accepting(const matcher *m);   // the bytes so far are a complete match
 bool matcher_is_done(const matcher *m);        // an EOG was accepted, or nothing but EOG may follow
 bool matcher_failed(const matcher *m);         // a budget ran out in a step
