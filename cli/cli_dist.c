@@ -67,11 +67,12 @@ tv_model *cli_dist_load(const cli_model_opts *o, tv_model_params *mp, tv_error *
         exit(2);
     }
     int split[64], first[65];
+    uint64_t bytes[64];
     tv_model *m = NULL;
     tv_error lerr = {0};
     if (o->pp_split && (o->pp > 64 || !parse_split(o->pp_split, (int)o->pp, split)))
         tv_error_set(&lerr, TV_ERR_INVALID, "--pp-split '%s' is not %ld layer counts separated by commas", o->pp_split, o->pp);
-    else if (tv_model_plan_stages(o->model_path, (int)o->pp, o->pp_split ? split : NULL, first, &lerr) == TV_OK) {
+    else if (tv_model_plan_stages(o->model_path, (int)o->pp, o->pp_split ? split : NULL, first, bytes, &lerr) == TV_OK) {
         mp->layer_begin = first[rank];
         mp->layer_end = first[rank + 1];
         m = tv_model_load(o->model_path, mp, &lerr);
@@ -90,7 +91,8 @@ tv_model *cli_dist_load(const cli_model_opts *o, tv_model_params *mp, tv_error *
     atexit(finish);
     if (rank == 0 && !o->quiet)
         for (int r = 0; r < size; r++)
-            fprintf(stderr, "tinyvllm %s: pipeline stage %d: layers [%d, %d)\n", g_cmd, r, first[r], first[r + 1]);
+            fprintf(stderr, "tinyvllm %s: pipeline stage %d: layers [%d, %d), %.1f MiB of weights\n", g_cmd, r, first[r],
+                    first[r + 1], (double)bytes[r] / (1 << 20));
     return m;
 }
 
@@ -99,6 +101,9 @@ tv_engine *cli_dist_engine(const cli_model_opts *o, tv_model *m, const tv_engine
         g_waiting = false;
         return tv_dist_engine_create(g_dist, m, ec, err);
     }
+    // mpirun forwards SIGINT/SIGTERM to every rank: a stage stops when rank 0's engine tells it
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     tv_error serr = {0};
     tv_status st = tv_dist_serve(g_dist, m, ec, &serr);
     if (st && serr.code != TV_ERR_STATE) fprintf(stderr, "tinyvllm %s (rank %d): %s\n", o->cmd, tv_dist_rank(g_dist), serr.msg);

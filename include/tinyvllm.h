@@ -96,8 +96,10 @@ bool tv_model_is_eog(const tv_model *m, int32_t id);
 // counts that add up to the model's layers) overrides; NULL balances by bytes, read from the tensor
 // table without mapping weights: the embeddings count on the first stage, the output norm and head
 // (the embeddings when tied) on the last, and the heaviest stage is as light as possible.
-// GGUF and llama2.c files. TV_ERR_RANGE for more stages than layers.
-tv_status tv_model_plan_stages(const char *path, int n_stages, const int *split, int *first, tv_error *err);
+// GGUF and llama2.c files. bytes (n_stages entries, may be NULL): each stage's weight bytes.
+// TV_ERR_RANGE for more stages than layers.
+tv_status tv_model_plan_stages(const char *path, int n_stages, const int *split, int *first, uint64_t *bytes,
+                               tv_error *err);
 // What the prepared-weight cache did at load ("hit DIR/x.tvw", "wrote ...", "rebuilt ... (stale: ...)",
 // "not written: <error>"), or NULL when no cache was used.
 const char *tv_model_cache_note(const tv_model *m);

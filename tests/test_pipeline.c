@@ -54,22 +54,25 @@ static void test_plan(void **state) {
     SKIP_IF_NO(g_whole, MODEL);
     tv_error err = {0};
     int first[6];
-    assert_int_equal(tv_model_plan_stages(g_path, 1, NULL, first, &err), TV_OK);
+    assert_int_equal(tv_model_plan_stages(g_path, 1, NULL, first, NULL, &err), TV_OK);
     assert_int_equal(first[0], 0);
     assert_int_equal(first[1], 5);
     // 5 equal layers, the embeddings on the first stage and the (separate) head on the last: the
     // middle stage of three takes the most layers
-    assert_int_equal(tv_model_plan_stages(g_path, 3, NULL, first, &err), TV_OK);
+    assert_int_equal(tv_model_plan_stages(g_path, 3, NULL, first, NULL, &err), TV_OK);
     print_message("3 stages: [%d, %d) [%d, %d) [%d, %d)\n", first[0], first[1], first[1], first[2], first[2], first[3]);
     assert_true(first[0] == 0 && first[0] < first[1] && first[1] < first[2] && first[2] < first[3] && first[3] == 5);
     assert_true(first[2] - first[1] >= first[1] - first[0] && first[2] - first[1] >= first[3] - first[2]);
     const int split[] = {1, 4};
-    assert_int_equal(tv_model_plan_stages(g_path, 2, split, first, &err), TV_OK);
+    uint64_t bytes[2], whole;
+    assert_int_equal(tv_model_plan_stages(g_path, 2, split, first, bytes, &err), TV_OK);
     assert_int_equal(first[1], 1);
+    assert_int_equal(tv_model_plan_stages(g_path, 1, NULL, first, &whole, &err), TV_OK);
+    assert_true(bytes[0] + bytes[1] == whole && bytes[0] < bytes[1]);   // 1 layer + embeddings vs 4 + head
     const int bad[] = {1, 3};
-    assert_int_equal(tv_model_plan_stages(g_path, 2, bad, first, &err), TV_ERR_INVALID);
+    assert_int_equal(tv_model_plan_stages(g_path, 2, bad, first, NULL, &err), TV_ERR_INVALID);
     assert_non_null(strstr(err.msg, "add up to 4 layers, the model has 5"));
-    assert_int_equal(tv_model_plan_stages(g_path, 6, NULL, first, &err), TV_ERR_RANGE);
+    assert_int_equal(tv_model_plan_stages(g_path, 6, NULL, first, NULL, &err), TV_ERR_RANGE);
 }
 
 static void test_stage_holds_its_share(void **state) {

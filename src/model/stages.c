@@ -77,7 +77,17 @@ static tv_status layer_bytes(const char *path, int *n_layers, uint64_t **w, uint
     return TV_OK;
 }
 
-tv_status tv_model_plan_stages(const char *path, int n_stages, const int *split, int *first, tv_error *err) {
+// Each stage's bytes under the plan first[] (bytes may be NULL).
+static void stage_bytes(int n_stages, const int *first, const uint64_t *w, uint64_t extra_first, uint64_t extra_last,
+                        uint64_t *bytes) {
+    for (int k = 0; bytes && k < n_stages; k++) {
+        bytes[k] = (k == 0 ? extra_first : 0) + (k == n_stages - 1 ? extra_last : 0);
+        for (int l = first[k]; l < first[k + 1]; l++) bytes[k] += w[l];
+    }
+}
+
+tv_status tv_model_plan_stages(const char *path, int n_stages, const int *split, int *first, uint64_t *bytes,
+                               tv_error *err) {
     if (!path || !first || n_stages < 1) return err_fail(err, TV_ERR_INVALID, "plan stages: bad arguments");
     int L = 0;
     uint64_t *w = NULL, extra_first = 0, extra_last = 0;
@@ -99,6 +109,7 @@ tv_status tv_model_plan_stages(const char *path, int n_stages, const int *split,
             sum += split[i];
             first[i + 1] = sum;
         }
+        if (sum == L) stage_bytes(n_stages, first, w, extra_first, extra_last, bytes);
         free(w);
         if (sum != L) return err_fail(err, TV_ERR_INVALID, "--pp-split: the counts add up to %d layers, the model has %d", sum, L);
         return TV_OK;
@@ -128,6 +139,7 @@ tv_status tv_model_plan_stages(const char *path, int n_stages, const int *split,
     first[0] = 0;
 #undef BEST
 #undef CUT
+    stage_bytes(n_stages, first, w, extra_first, extra_last, bytes);
     free(pre), free(best), free(cut), free(w);
     return TV_OK;
 }

@@ -173,9 +173,11 @@ static enum MHD_Result fail(tv_server *s, struct MHD_Connection *c, conn *cx, in
     return reply_error(s, c, cx, &e, allow);
 }
 
-// A request the engine finished with TV_FINISH_ERROR: 500, the engine's reason in the message.
+// A request the engine finished with TV_FINISH_ERROR: 500, the engine's reason in the message; 503
+// when the engine cannot compute at all (TV_ERR_IO: a pipeline stage died or hangs, tinyvllm_dist.h).
 static srv_error generation_error(const tv_error *why) {
-    srv_error e = {.status = 500, .type = "server_error"};
+    srv_error e = {.status = why->code == TV_ERR_IO ? 503 : 500, .type = "server_error",
+                   .code = why->code == TV_ERR_IO ? "service_unavailable" : NULL};
     snprintf(e.message, sizeof e.message, "generation failed: %s", why->msg);
     return e;
 }
