@@ -20,6 +20,7 @@
 
 #include "bench_load.h"
 #include "cli.h"
+#include "cli_dist.h"
 #include "cli_opts.h"
 #include "cli_util.h"
 #include "tinyvllm.h"
@@ -330,6 +331,7 @@ typedef struct bench_results {
     tv_model_info info;
     const char *model_name;
     double load_ms, peak_rss_mb;
+    double pp_boundary_bytes, pp_logits_bytes;   // --pp: bytes per generated token per stage boundary, of logits returned
     int n_threads, n_ctx, batch_prompt;
     char kernels[32];
     series pp, tg, bd;          // tok/s per repetition
@@ -414,6 +416,11 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     getrusage(RUSAGE_SELF, &ru);
     r->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;   // ru_maxrss is KiB on Linux
     tv_engine_get_stats(e, &r->es);
+    double pp_bytes, pp_logits, pp_rounds;   // the pipeline's traffic over every run (warm-up included)
+    if (cli_dist_bytes(&pp_bytes, &pp_logits, &pp_rounds) && r->es.n_generated_tokens) {
+        r->pp_boundary_bytes = pp_bytes / (double)r->es.n_generated_tokens;
+        r->pp_logits_bytes = pp_logits / (double)r->es.n_generated_tokens;
+    }
     tv_engine_free(e);   // its pool would compete with the roofline probes
     e = NULL;
     if (a->roofline) cli_progress_show(&bar, "bench: measuring the machine's limits (roofline)");
@@ -462,6 +469,12 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddItemToObject(jo, "batch_decode_tok_s_min", num_or_null(r->bd.n > 0, s_min(&r->bd)));
     cJSON_AddItemToObject(jo, "batch_decode_tok_s_max", num_or_null(r->bd.n > 0, s_max(&r->bd)));
     cJSON_AddNumberToObject(jo, "load_ms", r->load_ms);
+    if (a->mo.pp > 1) {
+        cJSON *pj = cJSON_AddObjectToObject(jo, "pipeline");
+        cJSON_AddNumberToObject(pj, "stages", (double)a->mo.pp);
+        cJSON_AddNumberToObject(pj, "bytes_per_token_per_boundary", r->pp_boundary_bytes);
+        cJSON_AddNumberToObject(pj, "logits_bytes_per_token", r->pp_logits_bytes);
+    }
     cJSON_AddNumberToObject(jo, "repack_ms", r->info.repack_ms);
     cJSON_AddNumberToObject(jo, "repacked_tensors", r->info.n_packed);
     cJSON_AddNumberToObject(jo, "peak_rss_mb", r->peak_rss_mb);
@@ -532,6 +545,9 @@ static void print_text(const bench_args *a, const bench_results *r) {
            r->model_name, n_params * 1e-6, wbytes / (1 << 20), r->n_threads, r->kernels, a->reps);
     const char *no_amx = tv_cpu_amx_unavailable();
     if (no_amx && strcmp(r->kernels, "amx") != 0) printf("(amx path unavailable: %s)\n", no_amx);
+    if (a->mo.pp > 1)
+        printf("pipeline: %ld stages | %.0f bytes per generated token per stage boundary (f32 hidden state + batch) | "
+               "%.0f bytes of logits per token back to rank 0\n", a->mo.pp, r->pp_boundary_bytes, r->pp_logits_bytes);
     printf("load %.0f ms (%d weight tensors repacked in %.0f ms) | peak RSS %.0f MB\n\n", r->load_ms, r->info.n_packed,
            r->info.repack_ms, r->peak_rss_mb);
     printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");
