@@ -108,10 +108,10 @@ tv_engine *cli_dist_engine(const cli_model_opts *o, tv_model *m, const tv_engine
     tv_status st = tv_dist_serve(g_dist, m, ec, &serr);
     if (st && serr.code != TV_ERR_STATE) fprintf(stderr, "tinyvllm %s (rank %d): %s\n", o->cmd, tv_dist_rank(g_dist), serr.msg);
     tv_model_free(m);
-    if (st) tv_dist_abort(g_dist, 1);
+    if (st && serr.code != TV_ERR_STATE) tv_dist_abort(g_dist, 1);   // else rank 0 failed first and reports it
     tv_dist_free(g_dist);
     g_dist = NULL;
-    exit(0);
+    exit(st ? 1 : 0);
 }
 
 bool cli_dist_bytes(double *per_boundary, double *logits, double *n_rounds) {
