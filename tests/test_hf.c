@@ -9,6 +9,10 @@
 //               must hash as the fixture's; the folder loaded directly (Q8_0: --quantize Q8_0) agrees
 //               with llama.cpp's top-1 at >= 99.5% (F32) / 98% (Q8_0) of the prompt positions,
 //               counting near-ties (llama.cpp's logit for ours within 0.01 / 0.2 of its top-1).
+//   FP8         a folder whose projections are F8_E4M3 with 128x128 block scale_inv, a per-tensor
+//               weight_scale (+ input_scale) or per-row scales loads to the same F32 bits as a folder
+//               holding a scalar reference's dequantized values (Q/K permuted alike), the same logits,
+//               the same logits at --quantize Q8_0; missing weight_block_size / a wrong scale shape fail.
 //   bad input   a missing config key, a shard listed but absent, a tensor whose dtype or shape
 //               disagrees with config.json, a truncated header, a header claiming more bytes than
 //               the file, overlapping or misaligned offsets: each fails naming the file and tensor.
@@ -19,6 +23,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +32,7 @@
 
 #include "backend/backend.h"
 #include "formats/safetensors.h"
+#include "model/hf.h"
 #include "model/model.h"
 #include "model/synth.h"
 #include "tinyvllm.h"
@@ -405,6 +411,190 @@ static void test_generation_config(void **state) {
     expect_load_error(dir, "generation_config.json", "top_k");
 }
 
+// ---- FP8 E4M3 weights with scales ----
+// The reference decoder (written apart from hf.c's): E4M3 = (-1)^s * (8 + m) * 2^(e - 10), e > 0;
+// m * 2^-9, e = 0; e = 15, m = 7 is NaN (never generated below).
+static float e4m3_ref(uint8_t b) {
+    const int e = (b >> 3) & 15, m = b & 7;
+    const double v = e ? ldexp(8 + m, e - 10) : ldexp(m, -9);
+    return (float)(b & 0x80 ? -v : v);
+}
+
+typedef struct fp8_src {
+    const st_tensor *t;          // the F32 weight it replaces (shape only)
+    uint8_t *q;                  // (rows, cols) e4m3 bytes
+    float *scale;                // the scale tensor's values
+    int64_t n_scale, scale_cols;   // values, and per row of the scale tensor
+    float *deq;                  // (rows, cols) e4m3(q) * scale, HF row order: the reference
+    size_t row_bytes;
+} fp8_src;
+
+static tv_status fill_q(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
+    (void)err;
+    const fp8_src *c = user;
+    memcpy(dst, c->q + (size_t)row0 * (size_t)c->t->shape[1], (size_t)n_rows * (size_t)c->t->shape[1]);
+    return TV_OK;
+}
+static tv_status fill_scale(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
+    (void)err;
+    const fp8_src *c = user;
+    memcpy(dst, c->scale + row0 * c->scale_cols, (size_t)(n_rows * c->scale_cols) * sizeof(float));
+    return TV_OK;
+}
+static tv_status fill_deq(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
+    (void)err;
+    const fp8_src *c = user;
+    memcpy(dst, c->deq + (size_t)row0 * (size_t)c->t->shape[1], (size_t)(n_rows * c->t->shape[1]) * sizeof(float));
+    return TV_OK;
+}
+
+// From synth's F32 llama folder (Q/K permuted at load): `fp8` with q/k/v/gate/up as FP8 + 128x128
+// block scale_inv, o_proj FP8 + one per-tensor weight_scale (and an input_scale), down_proj FP8 +
+// per-row scales; `ref` with those weights as the F32 reference values. mode 1: no
+// weight_block_size in config.json; mode 2: a block scale of the wrong shape.
+static void write_fp8_pair(const char *src_dir, const char *fp8, const char *ref, int mode) {
+    char path[700], cmd[2000];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' && mkdir -p '%s' '%s' && cp '%s/config.json' '%s/' && cp '%s/config.json' '%s/'", fp8, ref,
+             fp8, ref, src_dir, fp8, src_dir, ref);
+    assert_int_equal(system(cmd), 0);
+    if (mode != 1) {   // quantization_config as DeepSeek-V3 / Qwen3 FP8 checkpoints write it
+        snprintf(path, sizeof path, "%s/config.json", fp8);
+        char *text = read_all(path, NULL);
+        cJSON *root = cJSON_Parse(text);
+        free(text);
+        cJSON *qc = cJSON_AddObjectToObject(root, "quantization_config");
+        cJSON_AddStringToObject(qc, "quant_method", "fp8");
+        cJSON_AddStringToObject(qc, "fmt", "e4m3");
+        cJSON_AddItemToObject(qc, "weight_block_size", cJSON_CreateIntArray((const int[]){128, 128}, 2));
+        text = cJSON_Print(root);
+        write_text(path, text);
+        free(text);
+        cJSON_Delete(root);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", src_dir);
+    tv_error err = {0};
+    st_file *f = st_open(path, &err);
+    if (!f) fail_msg("%s", err.msg);
+    const int64_t n = st_n_tensors(f);
+    copy_src *copies = calloc((size_t)n, sizeof *copies);
+    fp8_src *q = calloc((size_t)n, sizeof *q);
+    st_writer *wq = st_writer_create(), *wr = st_writer_create();
+    uint64_t rng = 12345;
+    static const float input_scale = 0.5f;
+    fp8_src in = {.scale = (float *)&input_scale, .n_scale = 1, .scale_cols = 1};
+    for (int64_t i = 0; i < n; i++) {
+        const st_tensor *t = st_tensor_at(f, i);
+        copies[i] = (copy_src){t, (size_t)t->shape[t->n_dims - 1] * st_dtype_size(t->dtype)};
+        const bool block = strstr(t->name, "proj.weight") && !strstr(t->name, "o_proj") && !strstr(t->name, "down_proj");
+        const bool tensor = strstr(t->name, "o_proj.weight") != NULL, row = strstr(t->name, "down_proj.weight") != NULL;
+        if (!block && !tensor && !row) {
+            assert_int_equal(st_writer_add(wq, t->name, t->dtype, t->n_dims, t->shape, copy_fill, &copies[i], &err), TV_OK);
+            assert_int_equal(st_writer_add(wr, t->name, t->dtype, t->n_dims, t->shape, copy_fill, &copies[i], &err), TV_OK);
+            continue;
+        }
+        fp8_src *c = &q[i];
+        const int64_t R = t->shape[0], C = t->shape[1], sr = block ? (R + 127) / 128 : 1, sc = block ? (C + 127) / 128 : 1;
+        c->t = t;
+        c->n_scale = block ? sr * sc : tensor ? 1 : R;
+        c->scale_cols = sc;
+        c->q = malloc((size_t)(R * C));
+        c->scale = malloc((size_t)c->n_scale * sizeof *c->scale);
+        c->deq = malloc((size_t)(R * C) * sizeof *c->deq);
+        for (int64_t k = 0; k < c->n_scale; k++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            c->scale[k] = ldexpf(1.0f + (float)(rng >> 40) / (float)(1 << 24), -12 - (int)(rng >> 62));
+        }
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t k = 0; k < C; k++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                uint8_t b = (uint8_t)(rng >> 56);
+                if ((b & 0x7F) == 0x7F) b ^= 1;   // no NaN
+                c->q[r * C + k] = b;
+                const float s = c->scale[block ? (r / 128) * sc + k / 128 : tensor ? 0 : r];
+                c->deq[r * C + k] = e4m3_ref(b) * s;
+            }
+        char name[600];
+        assert_int_equal(st_writer_add(wq, t->name, ST_F8_E4M3, 2, t->shape, fill_q, c, &err), TV_OK);
+        const int64_t shp[2] = {block ? sr + (mode == 2) : tensor ? 1 : R, block ? sc : 1};
+        snprintf(name, sizeof name, "%s%s", t->name, block ? "_scale_inv" : "_scale");
+        if (mode == 2 && block) {   // the wrong shape: more rows than the blocks
+            float *big = realloc(c->scale, (size_t)((sr + 1) * sc) * sizeof *big);
+            c->scale = big;
+            for (int64_t k = sr * sc; k < (sr + 1) * sc; k++) big[k] = 1.0f;
+            c->n_scale = (sr + 1) * sc;
+        }
+        assert_int_equal(st_writer_add(wq, name, ST_F32, tensor ? 1 : 2, shp, fill_scale, c, &err), TV_OK);
+        if (tensor) {
+            snprintf(name, sizeof name, "%.*sinput_scale", (int)(strlen(t->name) - strlen("weight")), t->name);
+            in.t = t;
+            assert_int_equal(st_writer_add(wq, name, ST_F32, 1, (const int64_t[]){1}, fill_scale, &in, &err), TV_OK);
+        }
+        assert_int_equal(st_writer_add(wr, t->name, ST_F32, 2, t->shape, fill_deq, c, &err), TV_OK);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", fp8);
+    if (st_writer_write(wq, path, &err)) fail_msg("%s", err.msg);
+    snprintf(path, sizeof path, "%s/model.safetensors", ref);
+    if (st_writer_write(wr, path, &err)) fail_msg("%s", err.msg);
+    st_writer_free(wq);
+    st_writer_free(wr);
+    for (int64_t i = 0; i < n; i++) {
+        free(q[i].q);
+        free(q[i].scale);
+        free(q[i].deq);
+    }
+    free(q);
+    free(copies);
+    st_close(f);
+}
+
+static void test_fp8(void **state) {
+    (void)state;
+    // the decoder against known values
+    assert_true(hf_e4m3_to_f32(0x38) == 1.0f && hf_e4m3_to_f32(0xB8) == -1.0f && hf_e4m3_to_f32(0x7E) == 448.0f);
+    assert_true(hf_e4m3_to_f32(0x01) == ldexpf(1, -9) && hf_e4m3_to_f32(0x08) == ldexpf(1, -6) && isnan(hf_e4m3_to_f32(0x7F)));
+    for (int b = 0; b < 256; b++)
+        if ((b & 0x7F) != 0x7F && hf_e4m3_to_f32((uint8_t)b) != e4m3_ref((uint8_t)b)) fail_msg("e4m3 %02x", b);
+    char src[600], fp8[600], ref[600];
+    snprintf(src, sizeof src, "%s/fp8-src", g_dir);
+    snprintf(fp8, sizeof fp8, "%s/fp8", g_dir);
+    snprintf(ref, sizeof ref, "%s/fp8-ref", g_dir);
+    write_synth("llama", TV_TYPE_F32, true, src);
+    write_fp8_pair(src, fp8, ref, 0);
+    // every tensor of the FP8 folder as loaded = the reference folder's, bit for bit (Q/K permuted alike)
+    tv_error err = {0};
+    hf_model *a = hf_open(fp8, &err), *b = a ? hf_open(ref, &err) : NULL;
+    if (!a || !b) fail_msg("%s", err.msg);
+    assert_int_equal(hf_n_tensors(a), hf_n_tensors(b));
+    int n_fp8 = 0;
+    for (int i = 0; i < hf_n_tensors(a); i++) {
+        const char *na, *nb;
+        const tv_tensor *ta = hf_tensor_at(a, i, &na), *tb = hf_tensor_at(b, i, &nb);
+        assert_string_equal(na, nb);
+        assert_int_equal(ta->type, tb->type);
+        assert_int_equal(ta->nbytes, tb->nbytes);
+        if (memcmp(ta->data, tb->data, ta->nbytes)) fail_msg("%s: the dequantized FP8 weight differs from the reference", na);
+        n_fp8 += strstr(ta->name, "proj.weight") != NULL;
+    }
+    assert_int_equal(n_fp8, 7 * 4);
+    hf_close(a);
+    hf_close(b);
+    // the models: same logits; quantized at load to Q8_0: same logits again
+    tv_model *ma = load(fp8), *mb = load(ref);
+    assert_same_logits("fp8 vs f32 reference", ma, mb);
+    tv_model_free(ma);
+    tv_model_free(mb);
+    ma = load_quantized(fp8, "Q8_0");
+    mb = load_quantized(ref, "Q8_0");
+    assert_same_logits("fp8 vs f32 reference, --quantize Q8_0", ma, mb);
+    tv_model_free(ma);
+    tv_model_free(mb);
+    // bad scales
+    write_fp8_pair(src, fp8, ref, 1);
+    expect_load_error(fp8, "weight_block_size", "gate_proj.weight");
+    write_fp8_pair(src, fp8, ref, 2);
+    expect_load_error(fp8, "gate_proj.weight_scale_inv", "block scales");
+}
+
 // ---- bad input ----
 static void expect_load_error(const char *path, const char *want1, const char *want2) {
     tv_error err = {0};
@@ -542,6 +732,7 @@ int main(void) {
         cmocka_unit_test(test_quantize_bad_type),
         cmocka_unit_test(test_llama_cpp_oracle),
         cmocka_unit_test(test_generation_config),
+        cmocka_unit_test(test_fp8),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -487,8 +487,8 @@ void st_writer_free(st_writer *w) {
 
 tv_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int n_dims, const int64_t *shape,
                         st_fill_fn fill, void *user, tv_error *err) {
-    if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16)
-        return err_fail(err, TV_ERR_INVALID, "safetensors writer: '%s': only F32, F16 and BF16 are written", name);
+    if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16 && dtype != ST_F8_E4M3)
+        return err_fail(err, TV_ERR_INVALID, "safetensors writer: '%s': only F32, F16, BF16 and F8_E4M3 are written", name);
     if (n_dims < 1 || n_dims > ST_MAX_DIMS)
         return err_fail(err, TV_ERR_INVALID, "safetensors writer: '%s': %d dimensions", name, n_dims);
     if (w->n == w->cap) {
@@ -529,7 +529,7 @@ tv_status st_writer_write(st_writer *w, const char *path, tv_error *err) {
         cJSON *e = cJSON_AddObjectToObject(root, t->name);
         cJSON *shape = e ? cJSON_AddArrayToObject(e, "shape") : NULL;
         cJSON *offs = e ? cJSON_AddArrayToObject(e, "data_offsets") : NULL;
-        const char *dn = t->dtype == ST_F32 ? "F32" : t->dtype == ST_F16 ? "F16" : "BF16";
+        const char *dn = t->dtype == ST_F32 ? "F32" : t->dtype == ST_F16 ? "F16" : t->dtype == ST_BF16 ? "BF16" : "F8_E4M3";
         if (!offs || !cJSON_AddStringToObject(e, "dtype", dn)) st = err_fail(err, TV_ERR_NOMEM, "out of memory");
         for (int d = 0; d < t->n_dims && !st; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
         if (!st) {

@@ -83,6 +83,7 @@ typedef struct hf_tensor {
 struct hf_model {
     char *dir;
     st_set *st;
+    int64_t fp8_block[2];   // quantization_config.weight_block_size (FP8 block scales), or 0
     gguf_ctx *meta;
     hf_tensor *t;     // (n) sorted by gguf name
     int n, cap;
@@ -253,12 +254,69 @@ static const char *torch_dtype_name(st_dtype t) {
 }
 
 // Binds one safetensors tensor under its GGUF name, converting where the layouts differ.
+// FP8 E4M3 ("fn": no infinities; S.EEEE.MMM, bias 7; 0x7F/0xFF are NaN) as f32, exactly.
+float hf_e4m3_to_f32(uint8_t b) {
+    const int e = (b >> 3) & 15, m = b & 7;
+    float v = e ? ldexpf(1.0f + (float)m / 8.0f, e - 7) : ldexpf((float)m / 8.0f, -6);
+    if (e == 15 && m == 7) v = NAN;
+    return b & 0x80 ? -v : v;
+}
+
+// FP8 weights and their scales (hf.h): *out (rows, cols) f32 = e4m3(w[r][c]) * scale of (r, c), rows in
+// GGUF order (row r reads HF row perm(r) when permuted; rows_per_head 1: none). Scales: s->name +
+// "_scale_inv" (block-wise, (ceil(rows / bo), ceil(cols / bi)) with the block [bo, bi] of
+// quantization_config.weight_block_size, as DeepSeek-V3 / Qwen3 FP8), else s->name + "_scale" (one
+// value, or one per row).
+static tv_status dequant_fp8(hf_model *h, const st_tensor *s, size_t rows_per_head, float **out, tv_error *err) {
+    const int64_t rows = s->shape[0], cols = s->shape[1];
+    char name[512];
+    snprintf(name, sizeof name, "%s_scale_inv", s->name);
+    const st_tensor *sc = st_set_find(h->st, name);
+    int64_t bo = 0, bi = 0;
+    if (sc) {
+        bo = h->fp8_block[0];
+        bi = h->fp8_block[1];
+        if (bo <= 0 || bi <= 0)
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has block scales but config.json has no quantization_config.weight_block_size",
+                            s->file, s->name);
+        if (sc->n_dims != 2 || sc->shape[0] != (rows + bo - 1) / bo || sc->shape[1] != (cols + bi - 1) / bi)
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not [%lld, %lld]: the %lldx%lld block scales of a [%lld, %lld] weight",
+                            sc->file, name, (long long)((rows + bo - 1) / bo), (long long)((cols + bi - 1) / bi), (long long)bo,
+                            (long long)bi, (long long)rows, (long long)cols);
+    } else {
+        snprintf(name, sizeof name, "%s_scale", s->name);
+        if (!(sc = st_set_find(h->st, name)))
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is F8_E4M3 without '%s_scale_inv' or '%s_scale'", s->file, s->name,
+                            s->name, s->name);
+        const int64_t n = sc->n_dims ? sc->shape[0] * (sc->n_dims > 1 ? sc->shape[1] : 1) : 1;
+        if (sc->n_dims > 2 || (n != 1 && n != rows) || (sc->n_dims == 2 && sc->shape[1] != 1))
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has %lld values: a per-tensor scale has 1, a per-row one %lld", sc->file,
+                            name, (long long)n, (long long)rows);
+        bo = n == 1 ? rows : 1;   // one block per tensor or per row
+        bi = cols;
+    }
+    if (sc->dtype != ST_F32 && sc->dtype != ST_F16 && sc->dtype != ST_BF16)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has dtype %s; scales must be F32, F16 or BF16", sc->file, name, sc->dtype_name);
+    float *d = malloc((size_t)rows * (size_t)cols * sizeof *d);
+    if (!d) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    const int64_t scols = (cols + bi - 1) / bi;
+    const uint8_t *w = s->data;
+    for (int64_t r = 0; r < rows; r++) {
+        const size_t src = rows_per_head > 1 ? perm_row((size_t)r, rows_per_head) : (size_t)r;
+        const uint8_t *row = w + src * (size_t)cols;
+        for (int64_t c = 0; c < cols; c++)
+            d[(size_t)r * (size_t)cols + (size_t)c] = hf_e4m3_to_f32(row[c]) * elem_f32(sc, (size_t)((int64_t)src / bo * scols + c / bi));
+    }
+    *out = d;
+    return TV_OK;
+}
+
 static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, const char *gguf, int n_head,
                             int n_kv_head, const char *torch_dtype, tv_error *err) {
     char desc[512];
     snprintf(desc, sizeof desc, "%s in %s", s->name, s->file);
-    if (s->dtype == ST_OTHER || s->dtype == ST_F8_E4M3)
-        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
+    if (s->dtype == ST_OTHER || (s->dtype == ST_F8_E4M3 && s->n_dims != 2))
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, F16, BF16 or (matrices) F8_E4M3",
                         s->file, s->name, s->dtype_name);
     if (s->n_dims < 1 || s->n_dims > 2)
         return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, a weight has 1 or 2", s->file, s->name,
@@ -286,6 +344,15 @@ static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, c
         }
         t.type = TV_TYPE_F32;
         t.nbytes = (size_t)t.ne[0] * 4;
+        t.data = d;
+        return add_tensor(h, gguf, &t, desc, d, err);
+    }
+    if (s->dtype == ST_F8_E4M3) {   // dequantized to f32 (permuted on the way)
+        float *d = NULL;
+        tv_status st = dequant_fp8(h, s, rows_per_head, &d, err);
+        if (st) return st;
+        t.type = TV_TYPE_F32;
+        t.nbytes = (size_t)t.ne[0] * (size_t)t.ne[1] * sizeof *d;
         t.data = d;
         return add_tensor(h, gguf, &t, desc, d, err);
     }
@@ -597,6 +664,25 @@ void hf_close(hf_model *h) {
     free(h);
 }
 
+// A scale of an FP8 weight ("X.weight_scale_inv", "X.weight_scale") or its static activation scale
+// ("X.input_scale"), when X.weight is F8_E4M3.
+static bool is_fp8_companion(const st_set *set, const char *name) {
+    static const char *const SUFFIX[] = {"_scale_inv", "_scale"};
+    char base[512];
+    size_t n = strlen(name);
+    for (size_t i = 0; i < 2; i++) {
+        size_t k = strlen(SUFFIX[i]);
+        if (n > k && n - k + 2 < sizeof base && !strcmp(name + n - k, SUFFIX[i])) {
+            memcpy(base, name, n - k);
+            base[n - k] = 0;
+            if (ends_with(base, ".input")) memcpy(base + n - k - 5, "weight", 7);   // X.input_scale -> X.weight
+            const st_tensor *w = st_set_find(set, base);
+            return w && w->dtype == ST_F8_E4M3;
+        }
+    }
+    return false;
+}
+
 // Opens the safetensors and maps every tensor to its GGUF name (h->t, sorted by that name).
 static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_error *err) {
     if (!(h->st = st_set_open(h->dir, err))) return err ? err->code : TV_ERR_FORMAT;
@@ -612,8 +698,15 @@ static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_er
     cfg_int(cp, "num_attention_heads", true, 1, 1024, &heads, NULL);
     cfg_int(cp, "num_key_value_heads", false, 1, 1024, &kv_heads, NULL);
     if (!kv_heads) kv_heads = heads;
+    const cJSON *qc = cfg_get(cp, "quantization_config");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(qc, "weight_block_size");
+    if (cJSON_GetArraySize(bs) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(bs, 0)) && cJSON_IsNumber(cJSON_GetArrayItem(bs, 1))) {
+        h->fp8_block[0] = (int64_t)cJSON_GetArrayItem(bs, 0)->valuedouble;
+        h->fp8_block[1] = (int64_t)cJSON_GetArrayItem(bs, 1)->valuedouble;
+    }
     for (int64_t i = 0; i < st_set_n_tensors(h->st); i++) {
         const st_tensor *s = st_set_tensor(h->st, i);
+        if (is_fp8_companion(h->st, s->name)) continue;   // read with its weight
         char gguf[96];
         int r = map_name(a, s->name, tied, gguf, sizeof gguf);
         if (r == 0) continue;

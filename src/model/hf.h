@@ -58,6 +58,12 @@ void hf_identity(const hf_model *h, uint64_t *bytes, int64_t *mtime_ns);
 // when it does not exist (err untouched), or NULL + err (unreadable, over 64 MiB, not an object).
 struct cJSON *hf_read_json(const char *dir, const char *name, bool *missing, tv_error *err);
 
+// FP8 E4M3 (the "fn" variant of FP8 checkpoints: no infinities, 0x7F/0xFF NaN) as f32, exactly.
+// FP8 matrices of a folder are dequantized at load to F32: e4m3(w) * scale, the scale from
+// "<name>_scale_inv" (block-wise, quantization_config.weight_block_size, DeepSeek-V3 / Qwen3 FP8) or
+// "<name>_scale" (per tensor or per row); "<name>_scale*" and "*.input_scale" are not weights.
+float hf_e4m3_to_f32(uint8_t b);
+
 // Llama 3.1+ RoPE frequency factors (rope_freqs.weight: each inverse frequency theta^(-2i/head_dim)
 // is divided by out[i]): factor for wavelengths above orig/low, 1 below orig/high, smooth between
 // (Meta's recipe, as convert_hf_to_gguf.py computes it).
