@@ -213,8 +213,12 @@ static void cpu_mul_sigmoid(backend *be, float *y, const float *g, int n_rows, i
     ew_run(be, &(ew_args){.kind = EW_MUL_SIGMOID, .n_rows = n_rows, .n = n, .y = y, .x = g});
 }
 
-// ---- Gated DeltaNet: the conv per sequence, then the recurrence per (sequence, value head); each
-// item runs on one thread, so the bits do not depend on the thread count
+// ---- Gated DeltaNet: the conv per sequence, then the recurrence per (sequence, value head) with
+// the path's kernel, token by token (chunk 1): a token's bits then do not depend on how the engine
+// split its prompt. (The chunked form, chunk > 1, agrees within float rounding, but its rounding
+// depends on where chunks start, and a greedy run's tokens then follow the prompt's split:
+// test_hybrid fails with it at 7-token steps and under preemption.) Each item runs on one thread,
+// so the bits do not depend on the thread count either.
 
 static void gdn_conv_worker(void *arg, int ith, int nth) {
     const backend_gdn *a = arg;
@@ -224,22 +228,30 @@ static void gdn_conv_worker(void *arg, int ith, int nth) {
                      a->q_start[s + 1] - a->q_start[s]);
 }
 
+typedef struct gdn_job {
+    const backend_gdn *a;
+    kern_gdn_head_fn head;   // this path's kernel
+} gdn_job;
+
 static void gdn_head_worker(void *arg, int ith, int nth) {
-    const backend_gdn *a = arg;
+    const gdn_job *j = arg;
+    const backend_gdn *a = j->a;
     const int H = a->geom.n_v_heads, hd = a->geom.head_dim;
     const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom);
     for (int i = ith; i < a->n_seqs * H; i += nth) {
         const int s = i / H, h = i % H;
         const size_t t0 = (size_t)a->q_start[s];
-        ref_gdn_head(&a->geom, h, a->ssm_state[s] + (size_t)h * hd * hd, a->qkv + t0 * cd, a->alpha + t0 * H,
-                     a->beta + t0 * H, a->dt, a->a, a->out + t0 * H * hd, a->q_start[s + 1] - a->q_start[s]);
+        j->head(&a->geom, h, a->ssm_state[s] + (size_t)h * hd * hd, a->qkv + t0 * cd, a->alpha + t0 * H,
+                a->beta + t0 * H, a->dt, a->a, a->out + t0 * H * hd, a->q_start[s + 1] - a->q_start[s],
+                1);
     }
 }
 
 static void cpu_gdn(backend *be, const backend_gdn *a) {
     cpu_backend *c = cpu(be);
     pool_run(a->n_seqs > 1 ? c->pool : NULL, gdn_conv_worker, (void *)a);
-    pool_run(c->pool, gdn_head_worker, (void *)a);
+    gdn_job j = {a, kern_gdn_ops_for(c->kt.path)->head};
+    pool_run(c->pool, gdn_head_worker, &j);
 }
 
 // ---- mixture of experts

@@ -69,3 +69,38 @@ void ref_gdn_head(const kern_gdn_geom *g, int h, float *state, const float *qkv,
         }
     }
 }
+
+// ---- the chunked and recurrent kernels of each path (deltanet_impl.h), scalar here
+
+static float gdn_dot(const float *a, const float *b, int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void gdn_axpy(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void gdn_scale(float *y, float a, int n) {
+    for (int i = 0; i < n; i++) y[i] *= a;
+}
+
+#define GDN_NAME(x) x##_ref
+#include "kernels/deltanet_impl.h"
+#undef GDN_NAME
+
+#if defined(__x86_64__)
+extern const kern_gdn_ops kern_gdn_ops_avx2, kern_gdn_ops_avx512;
+#endif
+
+static const kern_gdn_ops GDN_OPS_REF = {"generic", kern_gdn_head_ref};
+
+const kern_gdn_ops *kern_gdn_ops_for(const char *path) {
+#if defined(__x86_64__)
+    if (path && (!strncmp(path, "avx512", 6) || !strcmp(path, "amx"))) return &kern_gdn_ops_avx512;
+    if (path && !strncmp(path, "avx2", 4)) return &kern_gdn_ops_avx2;
+#endif
+    (void)path;
+    return &GDN_OPS_REF;
+}

@@ -20,7 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KERN_GDN_MAX_CONV 8   // widest conv kernel supported (Qwen's is 4)
+#define KERN_GDN_MAX_CONV 8     // widest conv kernel supported (Qwen's is 4)
+#define KERN_GDN_MAX_HEAD 256   // largest head supported (Qwen3.5 / Qwen3-Next: 128)
+#define KERN_GDN_MAX_CHUNK 32   // tokens per chunk of the chunked form at most
 
 typedef struct kern_gdn_geom {
     int n_k_heads, n_v_heads, head_dim, d_conv;   // n_v_heads % n_k_heads == 0, 2 <= d_conv <= KERN_GDN_MAX_CONV
@@ -44,5 +46,19 @@ void ref_gdn_conv(const kern_gdn_geom *g, float *win, const float *w, float *x, 
 // head h's outputs.
 void ref_gdn_head(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
                   const float *beta, const float *dt, const float *a, float *o, int n);
+
+// The kernels of a path: n tokens of value head h (ref_gdn_head's arguments) in chunks of `chunk`
+// (1 <= chunk <= KERN_GDN_MAX_CHUNK) with the chunked form (deltanet_impl.h: parallel within a
+// chunk, recurrent across chunks), a chunk of one token with the recurrent rule. Results equal
+// ref_gdn_head's up to float rounding, whatever the chunk size.
+typedef void (*kern_gdn_head_fn)(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
+                                 const float *beta, const float *dt, const float *a, float *o, int n, int chunk);
+typedef struct kern_gdn_ops {
+    const char *name;        // "generic" | "avx2" | "avx512"
+    kern_gdn_head_fn head;
+} kern_gdn_ops;
+// The kernels of a kern_table path ("generic", "avx2*", "avx512*", "amx": AVX-512's); the scalar
+// ones for NULL or a path this build lacks (the caller's kern_table_init has checked the CPU).
+const kern_gdn_ops *kern_gdn_ops_for(const char *path);
 
 #endif

@@ -223,7 +223,7 @@ tv_status family_swa_pattern(const gguf_ctx *g, const char *arch, int dflt_perio
 #define FAMILY_KEYS_HYBRID                                                    \
     FAMILY_INT("ssm.conv_kernel", ssm_d_conv, 2, KERN_GDN_MAX_CONV),          \
     FAMILY_INT("ssm.inner_size", ssm_d_inner, 1, 1 << 16),                    \
-    FAMILY_INT("ssm.state_size", ssm_head_dim, 1, 1024),                      \
+    FAMILY_INT("ssm.state_size", ssm_head_dim, 1, KERN_GDN_MAX_HEAD),                      \
     FAMILY_INT("ssm.time_step_rank", ssm_n_v_heads, 1, 1024),                 \
     FAMILY_INT("ssm.group_count", ssm_n_k_heads, 1, 1024)
 #define FAMILY_TENSORS_HYBRID                                                                          \
