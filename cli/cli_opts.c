@@ -12,7 +12,7 @@
 #include "cli_util.h"
 
 typedef enum {
-    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_QUANTIZE, O_QUIET,
+    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_DRAFT_MODEL, O_QUANTIZE, O_QUIET,
     O_CACHE_DIR, O_CACHE_SIZE, O_NO_CACHE, O_PP, O_PP_SPLIT, O_PP_TIMEOUT,
     O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
 } opt_id;
@@ -52,6 +52,9 @@ static const opt_row MODEL_OPTS[] = {
      "and its head); verified in the batch"},
     {O_SPEC_TOKENS, {"--spec-tokens", "--draft-max"}, "K", "tokens proposed per sequence and step at most (1..16, default 4; needs --spec)"},
     {O_DRAFT_LAYERS, {"--draft-layers"}, "N", "--spec draft: layers of the self-draft (1 .. the model's layers - 1)"},
+    {O_DRAFT_MODEL, {"--draft-model", "-md", "--model-draft"}, "PATH",
+     "speculative decoding with a draft model (implies --spec draft): a smaller model with the same\n"
+     "vocabulary proposes, greedily; its KV shares the target's blocks (see info: KV bytes per block)"},
     {O_PP, {"--pp"}, "N",
      "pipeline parallelism over MPI: run as `mpirun -np N tinyvllm ... --pp N`; each rank holds a range of\n"
      "layers (balanced by bytes), only their weights and KV cache; rank 0 prints/serves"},
@@ -118,6 +121,7 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     if (!(v = value_of(cmd, argc, argv, i))) return 2;
     switch (row->id) {
     case O_MODEL: o->model_path = v; break;
+    case O_DRAFT_MODEL: o->draft_path = v; break;
     case O_TOKENIZER: o->tok_path = v; break;
     case O_CPU: o->cpu = v; break;
     case O_QUANTIZE: o->quantize = v; break;
@@ -271,7 +275,9 @@ static const char *cache_dir(const cli_model_opts *o, char *buf, size_t cap) {
     return mkdir(buf, 0777) == 0 || errno == EEXIST ? buf : NULL;
 }
 
-tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
+// Loads path with the options' load parameters (kernel path, threads, cache, --quantize); the model
+// itself (path == o->model_path) with --pp through the pipeline's loader (this rank's layers).
+static tv_model *load_with(const cli_model_opts *o, const char *path, tv_error *err) {
     const char *cpu = o->cpu && *o->cpu ? o->cpu : getenv("TINYVLLM_CPU");
     const char *repack = getenv("TINYVLLM_REPACK");
     tv_model_params mp;
@@ -289,18 +295,22 @@ tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
     cli_progress_begin(&bar, o->quiet);
     mp.progress = show_progress;
     mp.progress_user = &bar;
-    if (o->pp_split && o->pp < 2) {
+    if (o->pp_split && o->pp < 2 && path == o->model_path) {
         cli_progress_end(&bar);
-        *m = NULL;
-        return tv_error_set(err, TV_ERR_INVALID, "--pp-split needs --pp N (N > 1)");
+        tv_error_set(err, TV_ERR_INVALID, "--pp-split needs --pp N (N > 1)");
+        return NULL;
     }
-    *m = o->pp > 1 ? cli_dist_load(o, &mp, err) : tv_model_load(o->model_path, &mp, err);
+    tv_model *m = o->pp > 1 && path == o->model_path ? cli_dist_load(o, &mp, err) : tv_model_load(path, &mp, err);
     cli_progress_end(&bar);
-    if (!*m) return err->code;
-    const char *note = tv_model_cache_note(*m);
+    if (!m) return NULL;
+    const char *note = tv_model_cache_note(m);
     if (note && strncmp(note, "hit ", 4) && strncmp(note, "wrote ", 6))   // rebuilt or not written: say so
         fprintf(stderr, "tinyvllm %s: weight cache %s\n", o->cmd ? o->cmd : "", note);
-    return TV_OK;
+    return m;
+}
+
+tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
+    return (*m = load_with(o, o->model_path, err)) ? TV_OK : err->code;
 }
 
 tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err) {
@@ -314,23 +324,39 @@ tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_conf
         ec->max_model_len = (int)(o->ctx < n_ctx ? o->ctx : n_ctx);
     }
     if (o->kv_bits) ec->kv_bits = (int)o->kv_bits;
-    if (o->spec_tokens && o->spec == TV_SPEC_NONE) {
-        *e = NULL;
-        return tv_error_set(err, TV_ERR_INVALID, "--spec-tokens needs --spec ngram or --spec draft");
-    }
-    if ((o->spec == TV_SPEC_SELF_DRAFT) != (o->draft_layers > 0)) {
-        *e = NULL;
-        return tv_error_set(err, TV_ERR_INVALID, "--spec draft and --draft-layers N go together");
-    }
-    ec->spec = o->spec;
+    *e = NULL;
+    if (o->spec_tokens && o->spec == TV_SPEC_NONE && !o->draft_path)
+        return tv_error_set(err, TV_ERR_INVALID, "--spec-tokens needs --spec ngram, --spec draft or --draft-model");
+    if (o->draft_path && (o->spec == TV_SPEC_NGRAM || o->draft_layers))
+        return tv_error_set(err, TV_ERR_INVALID, "--draft-model goes with neither --spec ngram nor --draft-layers (one proposer at a time)");
+    if (!o->draft_path && (o->spec == TV_SPEC_SELF_DRAFT) != (o->draft_layers > 0))
+        return tv_error_set(err, TV_ERR_INVALID, "--spec draft needs --draft-layers N (self-draft) or --draft-model PATH");
+    ec->spec = o->draft_path ? TV_SPEC_DRAFT_MODEL : o->spec;
     ec->spec_tokens = (int)o->spec_tokens;
     ec->draft_layers = (int)o->draft_layers;
-    *e = o->pp > 1 ? cli_dist_engine(o, m, ec, err) : tv_engine_create(m, ec, err);
-    return *e ? TV_OK : err->code;
+    ec->draft_model = NULL;
+    if (o->draft_path && o->pp > 1) return tv_error_set(err, TV_ERR_INVALID, "--draft-model does not go with --pp (pipeline parallelism)");
+    if (o->draft_path && !(ec->draft_model = load_with(o, o->draft_path, err))) {
+        cli_error_prefix(err, "draft model");
+        return err->code;
+    }
+    if (!(*e = o->pp > 1 ? cli_dist_engine(o, m, ec, err) : tv_engine_create(m, ec, err))) {
+        tv_model_free(ec->draft_model);
+        ec->draft_model = NULL;
+        return err->code;
+    }
+    return TV_OK;
+}
+
+void cli_free_engine(tv_engine *e) {
+    if (!e) return;
+    tv_model *draft = tv_engine_draft_model(e);
+    tv_engine_free(e);
+    tv_model_free(draft);
 }
 
 const char *cli_spec_name(tv_spec_method m) {
-    return m == TV_SPEC_NGRAM ? "ngram" : m == TV_SPEC_SELF_DRAFT ? "draft" : "off";
+    return m == TV_SPEC_NGRAM ? "ngram" : m == TV_SPEC_SELF_DRAFT ? "draft" : m == TV_SPEC_DRAFT_MODEL ? "draft-model" : "off";
 }
 
 tv_status cli_open(const cli_model_opts *o, tv_engine_config *ec, tv_model **m, tv_engine **e, tv_error *err) {

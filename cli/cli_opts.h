@@ -5,8 +5,8 @@
 //
 //   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  -c/--ctx-size N  --kv-bits 16|32
 //             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram|draft  --spec-tokens K
-//             --draft-layers N  --quantize TYPE  -q/--quiet  --cache-dir DIR  --cache-size MB  --no-cache
-//             --pp N  --pp-split a,b,...  --pp-timeout S
+//             --draft-layers N  --draft-model PATH  --quantize TYPE  -q/--quiet  --cache-dir DIR  --cache-size MB
+//             --no-cache  --pp N  --pp-split a,b,...  --pp-timeout S
 //   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --presence-penalty P
 //             --frequency-penalty F  -s/--seed S
 // The environment is read here, never by the library: TINYVLLM_CPU (when --cpu is absent) and
@@ -29,6 +29,7 @@ typedef struct cli_model_opts {
     tv_spec_method spec;      // speculative decoding proposer (TV_SPEC_NONE: off)
     long spec_tokens;         // 0: the engine's default with a proposer
     long draft_layers;        // --spec draft: layers of the self-draft
+    const char *draft_path;   // --draft-model PATH: the draft model (NULL: none)
     const char *cmd;          // the command, for the notes cli_open prints (set by cli_model_opt)
     const char *quantize;     // --quantize TYPE: quantize F32/F16/BF16 weights at load (NULL: as stored)
     bool quiet;               // -q/--quiet: no progress lines
@@ -59,7 +60,11 @@ void cli_sampling_from_model(const char *cmd, const tv_model *m, unsigned given,
 // on stderr when they clamp a value the user gave (-t above the online cores, -c above the model's
 // context).
 tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err);
+// With --draft-model, cli_create_engine also loads the draft (as the model: same kernel path, threads,
+// cache, --quantize) and hands it to the engine, which borrows it: free such an engine with
+// cli_free_engine, which frees the draft after it.
 tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err);
+void cli_free_engine(tv_engine *e);
 // Loads o->model_path and creates an engine: the model parameters and *ec (the command's own
 // settings, e.g. max_num_seqs) get the shared options. On failure *m and *e are NULL and err says why.
 // The speculative decoding method's name as --spec spells it ("ngram", "draft"; "off" for none).

@@ -334,6 +334,7 @@ typedef struct bench_results {
     double pp_boundary_bytes, pp_logits_bytes;   // --pp: bytes per generated token per stage boundary, of logits returned
     int n_threads, n_ctx, batch_prompt;
     char kernels[32];
+    tv_spec_method spec;      // the engine's speculative decoding proposer (--spec, --draft-model)
     series pp, tg, bd;          // tok/s per repetition
     run_result kv_run;          // the batch run whose KV snapshot is reported
     tv_engine_stats es;
@@ -387,6 +388,7 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     tv_engine_limits lim;
     tv_engine_get_limits(e, &lim);
     r->n_threads = lim.n_threads;
+    r->spec = lim.spec;
     snprintf(r->kernels, sizeof r->kernels, "%s", tv_engine_cpu_path(e));
 
     run_result rr;   // warm-up: pages the weights in, wakes the pool
@@ -421,7 +423,7 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
         r->pp_boundary_bytes = pp_bytes / (double)r->es.n_generated_tokens;
         r->pp_logits_bytes = pp_logits / (double)r->es.n_generated_tokens;
     }
-    tv_engine_free(e);   // its pool would compete with the roofline probes
+    cli_free_engine(e);   // its pool would compete with the roofline probes
     e = NULL;
     if (a->roofline) cli_progress_show(&bar, "bench: measuring the machine's limits (roofline)");
     if (a->roofline && (st = tv_roofline_measure(r->n_threads, &r->rl, err))) goto done;
@@ -432,7 +434,7 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     r->pp_bound = a->roofline && n_params > 0 ? int8_peak * 1e9 / (2.0 * n_params) : 0.0;
 done:
     cli_progress_end(&bar);
-    tv_engine_free(e);
+    cli_free_engine(e);
     return st;
 }
 
@@ -449,9 +451,9 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddItemToObject(jo, "amx_unavailable", no_amx ? cJSON_CreateString(no_amx) : cJSON_CreateNull());
     cJSON_AddNumberToObject(jo, "n_prompt", (double)a->n_prompt);
     cJSON_AddNumberToObject(jo, "n_gen", (double)a->n_gen);
-    if (a->mo.spec != TV_SPEC_NONE) {
+    if (r->spec != TV_SPEC_NONE) {
         cJSON *sp = cJSON_AddObjectToObject(jo, "speculation");
-        cJSON_AddStringToObject(sp, "method", cli_spec_name(a->mo.spec));
+        cJSON_AddStringToObject(sp, "method", cli_spec_name(r->spec));
         cJSON_AddNumberToObject(sp, "verifications", (double)r->es.n_spec_drafts);
         cJSON_AddNumberToObject(sp, "proposed_tokens", (double)r->es.n_spec_draft_tokens);
         cJSON_AddNumberToObject(sp, "accepted_tokens", (double)r->es.n_spec_accepted_tokens);
@@ -557,9 +559,9 @@ static void print_text(const bench_args *a, const bench_results *r) {
     if (r->bd.n && r->batch_prompt != BENCH_BATCH_PROMPT)
         printf("(batch prompts of %d tokens: the context holds %d)\n", r->batch_prompt, r->n_ctx);
     if (r->bd.n) { snprintf(name, sizeof name, "batch%ld decode", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&r->bd), s_max(&r->bd)); }
-    if (a->mo.spec != TV_SPEC_NONE)
+    if (r->spec != TV_SPEC_NONE)
         printf("speculation %s (all runs): %llu verifications, accepted %llu of %llu proposed tokens (%.1f%%)\n",
-               cli_spec_name(a->mo.spec), (unsigned long long)r->es.n_spec_drafts, (unsigned long long)r->es.n_spec_accepted_tokens,
+               cli_spec_name(r->spec), (unsigned long long)r->es.n_spec_drafts, (unsigned long long)r->es.n_spec_accepted_tokens,
                (unsigned long long)r->es.n_spec_draft_tokens,
                r->es.n_spec_draft_tokens ? 100.0 * (double)r->es.n_spec_accepted_tokens / (double)r->es.n_spec_draft_tokens : 0.0);
     if (r->kv_run.has_kv)

@@ -157,7 +157,7 @@ static void session_close(session *s) {
     cJSON_Delete(s->history);
     free(s->reply);
     tv_chat_free(s->chat);
-    tv_engine_free(s->e);
+    cli_free_engine(s->e);
     tv_model_free(s->m);
 }
 

@@ -1,7 +1,10 @@
 // cmd_convert.c — `tinyvllm convert llama2c MODEL.bin [TOKENIZER.bin] -o OUT.gguf [--name NAME]`:
 // a llama2.c checkpoint (v0 or v1) -> a GGUF v3 llama model with F32 tensors that llama.cpp and
 // tinyvllm load, through tv_convert_llama2c; `tinyvllm convert hf DIR -o OUT.gguf [--type T]
-// [--vocab V.gguf] [--vocab-only]`: a Hugging Face folder -> GGUF through tv_convert_hf (tinyvllm_tools.h).
+// [--vocab V.gguf] [--vocab-only]`: a Hugging Face folder -> GGUF through tv_convert_hf (tinyvllm_tools.h);
+// `tinyvllm convert layers MODEL.gguf --layers N -o OUT.gguf`: the model's first N layers (a
+// speculative-decoding draft with the model's own vocabulary) through tv_convert_first_layers.
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +16,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm convert llama2c MODEL.bin [TOKENIZER.bin] -o OUT.gguf [--name NAME]\n"
             "       tinyvllm convert hf DIR -o OUT.gguf [--type TYPE] [--vocab VOCAB.gguf] [--vocab-only]\n"
+            "       tinyvllm convert layers MODEL.gguf --layers N -o OUT.gguf\n"
+            "\n"
+            "layers: the model's first N layers, its output norm and head, every other key and tensor as\n"
+            "stored: a draft for --draft-model that shares the model's vocabulary.\n"
+            "  --layers N          layers to keep (1 .. the model's layers - 1)\n"
             "\n"
             "hf: a Hugging Face folder (config.json + safetensors) -> GGUF with llama.cpp's names, keys and\n"
             "layouts. --type F32|F16|BF16|Q8_0|Q4_0|... converts every matrix (default: as stored).\n"
@@ -36,7 +44,7 @@ static int fail_usage(const char *what, const char *arg) {
 
 int cmd_convert(int argc, char **argv) {
     const char *format = NULL, *model_path = NULL, *tok_path = NULL, *out = NULL, *name = NULL, *type = NULL,
-               *vocab = NULL;
+               *vocab = NULL, *layers = NULL;
     bool quiet = false, vocab_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -44,11 +52,12 @@ int cmd_convert(int argc, char **argv) {
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = true; continue; }
         if (!strcmp(a, "--vocab-only")) { vocab_only = true; continue; }
         if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--name") || !strcmp(a, "--type") ||
-            !strcmp(a, "--vocab")) {
+            !strcmp(a, "--vocab") || !strcmp(a, "--layers")) {
             if (i + 1 >= argc) return fail_usage("missing value for", a);
             if (!strcmp(a, "--name")) name = argv[++i];
             else if (!strcmp(a, "--type")) type = argv[++i];
             else if (!strcmp(a, "--vocab")) vocab = argv[++i];
+            else if (!strcmp(a, "--layers")) layers = argv[++i];
             else out = argv[++i];
             continue;
         }
@@ -58,7 +67,25 @@ int cmd_convert(int argc, char **argv) {
         else if (!tok_path) tok_path = a;
         else return fail_usage("unexpected argument", a);
     }
-    if (!format) return fail_usage("missing the source format (llama2c, hf)", NULL);
+    if (!format) return fail_usage("missing the source format (llama2c, hf, layers)", NULL);
+    if (!strcmp(format, "layers")) {
+        if (!model_path) return fail_usage("missing MODEL.gguf", NULL);
+        if (!out) return fail_usage("missing -o OUT.gguf", NULL);
+        if (!layers) return fail_usage("missing --layers N", NULL);
+        if (tok_path || name || type || vocab || vocab_only) return fail_usage("layers takes one MODEL.gguf and --layers N", tok_path ? tok_path : name ? name : type ? type : vocab);
+        char *end = NULL;
+        long n = strtol(layers, &end, 10);
+        if (end == layers || *end || n < 1 || n > 1 << 16) return fail_usage("--layers: not a layer count", layers);
+        tv_error err = {0};
+        char summary[256];
+        if (tv_convert_first_layers(model_path, (int)n, out, summary, sizeof summary, &err) != TV_OK) {
+            fprintf(stderr, "tinyvllm convert: %s\n", err.msg);
+            return err.code == TV_ERR_INVALID ? 2 : 1;
+        }
+        printf("wrote %s: %s\n", out, summary);
+        return 0;
+    }
+    if (layers) return fail_usage("--layers is for layers", layers);
     if (!strcmp(format, "hf")) {
         if (!model_path) return fail_usage("missing DIR", NULL);
         if (!out) return fail_usage("missing -o OUT.gguf", NULL);
@@ -81,7 +108,7 @@ int cmd_convert(int argc, char **argv) {
         return 0;
     }
     if (type || vocab || vocab_only) return fail_usage("--type, --vocab and --vocab-only are for hf", type ? type : vocab);
-    if (strcmp(format, "llama2c")) return fail_usage("unknown source format (supported: llama2c, hf)", format);
+    if (strcmp(format, "llama2c")) return fail_usage("unknown source format (supported: llama2c, hf, layers)", format);
     if (!model_path) return fail_usage("missing MODEL.bin", NULL);
     if (!out) return fail_usage("missing -o OUT.gguf", NULL);
 

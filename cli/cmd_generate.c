@@ -253,7 +253,7 @@ done:
     free(constraint);
     free(gen);
     free(ids);
-    tv_engine_free(e);
+    cli_free_engine(e);
     tv_model_free(m);
     return rc;
 }

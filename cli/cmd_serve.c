@@ -119,7 +119,7 @@ int cmd_serve(int argc, char **argv) {
     rc = 0;
 out:
     tv_server_stop(srv);
-    tv_engine_free(e);
+    cli_free_engine(e);
     tv_model_free(m);
     free(tpl);
     return rc;

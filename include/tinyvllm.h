@@ -273,6 +273,8 @@ typedef enum tv_spec_method {
     TV_SPEC_NGRAM,             // prompt lookup: continue an n-gram of the sequence's own tokens
     TV_SPEC_SELF_DRAFT,        // the model's own first draft_layers layers and its head, greedily (their
                                // K/V are the model's own for those layers: no second cache)
+    TV_SPEC_DRAFT_MODEL,       // a second, smaller model with the same vocabulary (draft_model), greedily;
+                               // its K/V live in the same KV blocks as the target's (each block holds both)
 } tv_spec_method;
 
 #define TV_SPEC_MAX_TOKENS 16  // spec_tokens at most
@@ -297,11 +299,17 @@ typedef struct tv_engine_config {
     int spec_tokens;           // tokens proposed per sequence and round at most, 1..TV_SPEC_MAX_TOKENS
                                // (0 with a proposer = 4)
     int draft_layers;          // TV_SPEC_SELF_DRAFT: layers of the draft, 1 .. the model's layers - 1
+    tv_model *draft_model;     // TV_SPEC_DRAFT_MODEL: the draft (borrowed: it must outlive the engine). Its
+                               // vocabulary must be the target's: the same size and, where both models
+                               // carry a tokenizer, the same text for every id (checked at create)
 } tv_engine_config;
 
 void tv_engine_config_default(tv_engine_config *c);
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *c, tv_error *err);
 void tv_engine_free(tv_engine *e);
+// The draft model the engine was created with (tv_engine_config.draft_model; borrowed, still the
+// caller's to free after the engine), NULL without one.
+tv_model *tv_engine_draft_model(const tv_engine *e);
 // The CPU kernel path this engine computes with: "generic" | "avx2" | "avx512" | "amx" (a static string).
 const char *tv_engine_cpu_path(const tv_engine *e);
 // The path NULL/"" selects on this machine ("amx" | "avx512" | "avx2" | "generic"), and why the
@@ -325,6 +333,7 @@ typedef struct tv_engine_limits {
     tv_spec_method spec;       // speculative decoding proposer
     int spec_tokens;           // its tokens per sequence and round at most (0 without a proposer)
     int draft_layers;          // TV_SPEC_SELF_DRAFT: the draft's layers, else 0
+    double draft_kv_bytes_per_block;  // TV_SPEC_DRAFT_MODEL: the draft's share of kv_bytes_per_block, else 0
 } tv_engine_limits;
 
 void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l);
@@ -448,7 +457,7 @@ typedef struct tv_engine_stats {
     uint64_t n_batched_tokens;   // tokens run through the model (prompt chunks, recompute, decodes)
     int last_step_tokens;        // tokens in the last step's batch
     uint64_t n_steps, n_preemptions, n_finished, n_aborted;
-    double kv_bytes_per_block;
+    double kv_bytes_per_block;   // all of a block: the target's K/V and, with a draft model, the draft's
     // hybrid models (Gated DeltaNet layers): fixed-size recurrent-state slots, one per running
     // sequence (0 for other models)
     int n_state_slots_total, n_state_slots_free;

@@ -91,6 +91,13 @@ typedef struct tv_convert_hf_options {
 tv_status tv_convert_hf(const char *dir, const tv_convert_hf_options *o, const char *out_path, char *summary, size_t cap,
                         tv_error *err);
 
+// Writes a GGUF of the model in_path's first n_layers layers (1 .. its layers - 1) followed by its
+// output norm and head, every other key and tensor as stored, per-layer arrays cut to n_layers: a
+// draft model for speculative decoding (tv_engine_config.draft_model) with the model's own
+// vocabulary. summary (may be NULL): one line (architecture, layers and tensors kept), at most cap bytes.
+tv_status tv_convert_first_layers(const char *in_path, int n_layers, const char *out_path, char *summary, size_t cap,
+                                  tv_error *err);
+
 // Converts a llama2.c checkpoint (and optionally its tokenizer.bin) to a GGUF that llama.cpp also
 // loads (F32 weights as stored). name: general.name. summary (may be NULL): one line describing
 // the source (version, shape, tensor count), at most cap bytes. progress (may be NULL) follows the write.

@@ -5,7 +5,9 @@
 // flowing while a long prompt is chunked; prompts that can never fit rejected at add time.
 // Speculative decoding (n-gram proposals verified in the flat batch): the same tokens as plain
 // decoding alone (greedy and seeded sampling) in every configuration above, logprobs, stop strings
-// and finish reasons unchanged, and no leaks over 10,000 requests with its rollbacks.
+// and finish reasons unchanged, and no leaks over 10,000 requests with its rollbacks; the same with
+// the self-draft and with a draft model (stories260K's first layers as a separate GGUF, its K/V in
+// the target's blocks), which is also checked against a vocabulary that differs.
 // Model: the real stories260K llama2.c checkpoint (GQA) from ../shared.
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,10 +23,12 @@
 #include "model/model.h"
 #include "model/synth.h"
 #include "tinyvllm.h"
+#include "tinyvllm_tools.h"
 #include "test_util.h"
 #include "util/rng.h"
 
 static tv_model *g_model;
+static tv_model *g_draft[5];   // [n]: stories260K.gguf's first n layers (tv_convert_first_layers), a draft model
 
 // Models and engines run on $TINYVLLM_CPU's kernel path (test_util.h), the best one without it.
 static void config_default(tv_engine_config *c) {
@@ -48,12 +52,24 @@ static int setup(void **state) {
     tv_error err = {0};
     g_model = load_model(path, &err);
     if (!g_model) fprintf(stderr, "load: %s\n", err.msg);
-    return g_model ? 0 : -1;
+    if (!g_model) return -1;
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", env && *env ? env : TV_SHARED_DIR);
+    for (int n = 1; n < 5; n++) {
+        char out[1200];
+        snprintf(out, sizeof out, "%s/draft%d-%d.gguf", TV_BINARY_DIR, n, (int)getpid());
+        if (tv_convert_first_layers(path, n, out, NULL, 0, &err) || !(g_draft[n] = load_model(out, &err))) {
+            fprintf(stderr, "draft: %s\n", err.msg);
+            return -1;
+        }
+        unlink(out);   // mapped
+    }
+    return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
     tv_model_free(g_model);
+    for (int n = 0; n < 5; n++) tv_model_free(g_draft[n]);
     return 0;
 }
 
@@ -73,6 +89,8 @@ typedef struct {
     tv_finish_reason finish;
 } req;
 
+// draft_layers > 0: the self-draft of that many layers; < 0: the draft model g_draft[-draft_layers];
+// 0 with spec_tokens: n-gram.
 static tv_engine *make_engine_spec(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits,
                                    int decode_steps, int spec_tokens, int draft_layers) {
     tv_engine_config c;
@@ -85,9 +103,10 @@ static tv_engine *make_engine_spec(int block_size, int64_t n_blocks, bool chunke
     c.max_batched_tokens = budget;
     c.kv_bits = kv_bits;
     c.decode_steps = decode_steps;
-    c.spec = !spec_tokens ? TV_SPEC_NONE : draft_layers ? TV_SPEC_SELF_DRAFT : TV_SPEC_NGRAM;
+    c.spec = !spec_tokens ? TV_SPEC_NONE : draft_layers > 0 ? TV_SPEC_SELF_DRAFT : draft_layers < 0 ? TV_SPEC_DRAFT_MODEL : TV_SPEC_NGRAM;
     c.spec_tokens = spec_tokens;
-    c.draft_layers = draft_layers;
+    c.draft_layers = draft_layers > 0 ? draft_layers : 0;
+    c.draft_model = draft_layers < 0 ? g_draft[-draft_layers] : NULL;
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("engine: %s", err.msg);
@@ -182,7 +201,7 @@ static void check_same(const req *a, const req *b, int n, const char *what) {
 
 // full: every configuration; else a representative subset (chunked, preemption, multi-step).
 // spec_tokens > 0: the batched runs speculate (up to that many tokens; n-gram, or with draft_layers
-// > 0 the self-draft of that many layers), the reference not.
+// > 0 the self-draft of that many layers, < 0 the draft model of -draft_layers layers), the reference not.
 static void batch_invariance(int kv_bits, float temperature, bool full, int spec_tokens, int draft_layers) {
     enum { N = 64 };
     static req ref[N], got[N];
@@ -217,7 +236,7 @@ static void batch_invariance(int kv_bits, float temperature, bool full, int spec
         assert_int_equal(st.n_running + st.n_waiting, 0);
         if (spec_tokens) {
             print_message("%s, speculating %d (%s): %llu verifications, %llu of %llu proposed tokens accepted\n", cfgs[c].name,
-                          spec_tokens, draft_layers ? "self-draft" : "n-gram", (unsigned long long)st.n_spec_drafts, (unsigned long long)st.n_spec_accepted_tokens,
+                          spec_tokens, draft_layers > 0 ? "self-draft" : draft_layers < 0 ? "draft model" : "n-gram", (unsigned long long)st.n_spec_drafts, (unsigned long long)st.n_spec_accepted_tokens,
                           (unsigned long long)st.n_spec_draft_tokens);
             // both outcomes happen, so both paths (accept, reject + rollback) were compared
             assert_true(st.n_spec_accepted_tokens > 0 && st.n_spec_accepted_tokens < st.n_spec_draft_tokens);
@@ -257,6 +276,56 @@ static void test_spec_self_draft_lossless(void **state) {
     batch_invariance(0, 0.0f, true, 4, 3);
     batch_invariance(16, 0.0f, false, 3, 1);
     batch_invariance(0, 1.0f, false, 5, 4);
+}
+
+// The same with a draft model (the target's first layers as a GGUF of their own: its K/V in the
+// target's blocks, caught up before it proposes; preempted, rolled back and prefix-cached with them).
+static void test_spec_draft_model_lossless(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    batch_invariance(0, 0.0f, true, 4, -3);
+    batch_invariance(16, 0.0f, false, 3, -2);
+    batch_invariance(0, 1.0f, false, 5, -4);
+}
+
+// A draft model whose K/V were wrong (not caught up, or clobbered by rollbacks and preemption)
+// would propose differently from the self-draft of the same layers, which reads the target's own
+// K/V: with the target stories260K.gguf (the file the draft was cut from: the same arithmetic) the
+// two propose the very same tokens, so their acceptance counts match exactly.
+static void test_spec_draft_model_matches_self_draft(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    enum { N = 24 };
+    static req a[N], b[N];
+    const char *env = getenv("TV_SHARED_DIR");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", env && *env ? env : TV_SHARED_DIR);
+    tv_error err = {0};
+    tv_model *saved = g_model;
+    g_model = load_model(path, &err);
+    if (!g_model) fail_msg("%s", err.msg);
+    make_requests(a, N, 5, 120, 40, 10);
+    for (int i = 1; i < N; i++)   // most prompts open with the first one's 40 tokens: prefix-cache hits
+        if (a[i].n_prompt > 48 && a[0].n_prompt > 40) memcpy(a[i].prompt, a[0].prompt, 40 * sizeof(int32_t));
+    memcpy(b, a, sizeof b);
+    tv_engine_stats sa, sb;
+    tv_engine *e = make_engine_spec(16, 30, true, 8, 64, 0, 1, 4, 3);
+    drive(e, a, N, &sa, NULL);
+    tv_engine_free(e);
+    e = make_engine_spec(16, 30, true, 8, 64, 0, 1, 4, -3);
+    drive(e, b, N, &sb, NULL);
+    tv_engine_free(e);
+    tv_model_free(g_model);
+    g_model = saved;
+    print_message("self-draft %llu of %llu accepted, draft model %llu of %llu; %llu preemptions, %llu prefix-cache hits\n",
+                  (unsigned long long)sa.n_spec_accepted_tokens, (unsigned long long)sa.n_spec_draft_tokens,
+                  (unsigned long long)sb.n_spec_accepted_tokens, (unsigned long long)sb.n_spec_draft_tokens,
+                  (unsigned long long)sb.n_preemptions, (unsigned long long)sb.n_prefix_hit_tokens);
+    assert_true(sa.n_spec_accepted_tokens > 0 && sb.n_prefix_hit_tokens > 0);
+    assert_true(sb.n_preemptions > 0);
+    assert_int_equal(sa.n_spec_accepted_tokens, sb.n_spec_accepted_tokens);
+    assert_int_equal(sa.n_spec_draft_tokens, sb.n_spec_draft_tokens);
+    for (int i = 0; i < N; i++) assert_memory_equal(a[i].out, b[i].out, (size_t)a[i].n_out * sizeof(int32_t));
 }
 
 // Seeded sampling with speculation gives the very tokens of plain sampling (one RNG draw per
@@ -417,6 +486,63 @@ static void test_spec_self_draft_no_leaks_10k(void **state) {
     (void)state;
     SKIP_IF_NO_MODEL();
     no_leaks_10k(3, 2, 16);
+}
+
+static void test_spec_draft_model_no_leaks_10k(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    no_leaks_10k(3, -3, 16);
+}
+
+// A draft model must share the target's vocabulary: a different size, or (both with a tokenizer)
+// a different text for some id, is refused at create with the difference named; the KV block
+// accounts for the draft's share.
+static void test_spec_draft_model_checks(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    static const tv_synth_shape shape = {"voc", 64, 128, 1, 2, 2, 600, 64, 10000.0f, 1e-5f, false, false};
+    char path[512];
+    snprintf(path, sizeof path, "%s/draft-vocab-%d.gguf", TV_BINARY_DIR, (int)getpid());
+    tv_synth_params sp = {.type = TV_TYPE_F32, .seed = 3, .shape = &shape, .pure = true, .n_threads = 1};
+    tv_error err = {0};
+    if (synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
+    tv_model *other = load_model(path, &err);
+    unlink(path);
+    if (!other) fail_msg("%s", err.msg);
+    tv_engine_config c;
+    config_default(&c);
+    c.n_threads = 1;
+    c.spec = TV_SPEC_DRAFT_MODEL;
+    c.draft_model = other;
+    assert_null(tv_engine_create(g_model, &c, &err));
+    print_message("%s\n", err.msg);
+    assert_non_null(strstr(err.msg, "vocabulary has 600 tokens, the target's 512"));
+    // the same size, other texts: stories260K.gguf (with its tokenizer) as the target of a synthetic-vocab draft
+    static const tv_synth_shape shape512 = {"voc", 64, 128, 1, 2, 2, 512, 64, 10000.0f, 1e-5f, false, false};
+    sp.shape = &shape512;
+    if (synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
+    tv_model *other512 = load_model(path, &err);
+    unlink(path);
+    if (!other512) fail_msg("%s", err.msg);
+    c.draft_model = other512;
+    assert_null(tv_engine_create(g_draft[4], &c, &err));
+    print_message("%s\n", err.msg);
+    assert_non_null(strstr(err.msg, "in the draft's vocabulary but"));
+    c.draft_model = NULL;
+    assert_null(tv_engine_create(g_model, &c, &err));
+    c.draft_model = g_draft[2];
+    tv_engine *e = tv_engine_create(g_model, &c, &err);
+    assert_non_null(e);
+    assert_ptr_equal(tv_engine_draft_model(e), g_draft[2]);
+    tv_engine_limits lim;
+    tv_engine_stats st;
+    tv_engine_get_limits(e, &lim);
+    tv_engine_get_stats(e, &st);
+    assert_true(lim.draft_kv_bytes_per_block > 0 && lim.draft_kv_bytes_per_block < st.kv_bytes_per_block);
+    assert_true(lim.spec == TV_SPEC_DRAFT_MODEL && lim.spec_tokens == 4);
+    tv_engine_free(e);
+    tv_model_free(other);
+    tv_model_free(other512);
 }
 
 // Prefix caching: requests sharing a system-prompt-like prefix reuse its full blocks, outputs stay
@@ -671,6 +797,10 @@ int main(void) {
         cmocka_unit_test(test_spec_no_leaks_10k),
         cmocka_unit_test(test_spec_self_draft_lossless),
         cmocka_unit_test(test_spec_self_draft_no_leaks_10k),
+        cmocka_unit_test(test_spec_draft_model_lossless),
+        cmocka_unit_test(test_spec_draft_model_matches_self_draft),
+        cmocka_unit_test(test_spec_draft_model_no_leaks_10k),
+        cmocka_unit_test(test_spec_draft_model_checks),
         cmocka_unit_test(test_prefix_caching),
         cmocka_unit_test(test_batch_invariance_quantized),
         cmocka_unit_test(test_abort_frees_immediately),

@@ -5,10 +5,11 @@
 //
 // Speculative decoding (cfg.spec): after a sequence's token is appended, the proposer writes up
 // to k guesses of its next tokens behind it (seq->n_draft): the n-gram proposer (spec.h) at once,
-// the self-draft (the model's first draft_layers layers and its head, greedy) after scheduling, in
-// up to k one-token rounds over every decode item that got guesses (draft(); their K/V for those
-// layers are the whole model's for the same tokens, so the draft has no cache of its own and the
-// verification rewrites them unchanged). The scheduler runs the guesses as
+// the self-draft (the model's first draft_layers layers and its head, greedy) or the draft model
+// after scheduling, in up to k one-token rounds over every decode item that got guesses (draft();
+// the self-draft's K/V for those layers are the whole model's for the same tokens, so it has no
+// cache of its own and the verification rewrites them unchanged; the draft model keeps its K/V in
+// the same blocks as the target's and catches them up in its first round). The scheduler runs the guesses as
 // a verification item: the pending token and the guesses, 1 + n rows of the same flat batch, with
 // logits for every row (row j predicts the token after guess j - 1). Postprocess samples row 0 as
 // usual; while the sampled token equals the guess at that position, the guess is accepted and the
@@ -63,6 +64,13 @@ struct tv_engine {
     tv_kv_cache *kv;
     tv_forward *fwd;
     engine_downstream down;      // the pipeline's later stages (pipeline.h), or run == NULL
+    // TV_SPEC_DRAFT_MODEL: the draft's K/V in the same blocks (block b of dkv holds the draft's K/V
+    // of the tokens whose target K/V are in block b of kv, so the block manager, prefix cache,
+    // preemption and rollback serve both) and its forward state; NULL otherwise
+    tv_kv_cache *dkv;
+    tv_forward *dfwd;
+    int draft_rows;              // rows of a draft-model round at most: max_batched_tokens + max_num_seqs
+                                 // (a decode may run one row more than in the target's batch: a last guess)
     kv_block_manager *bm;
     state_pool *states;          // hybrid models: the state slots' bookkeeping (kv->state holds them)
     tv_scheduler *sched;
@@ -71,11 +79,12 @@ struct tv_engine {
     uint64_t rng;                // seeds for requests without one
     // per-round batch arrays
     tv_sched_item *items;        // (max_num_seqs)
-    int32_t *b_tokens, *b_pos;   // (max_batched_tokens)
+    int32_t *b_tokens, *b_pos;   // (max_batched_tokens, or draft_rows with a draft model)
     int32_t *b_qstart;           // (max_num_seqs + 1)
     int32_t *b_ctx;              // (max_num_seqs)
     const int32_t **b_tables;    // (max_num_seqs)
     int32_t *b_slots;            // (max_num_seqs) each sequence's state slot (hybrid models)
+    tv_seq **b_seqs;             // (max_num_seqs) the sequence of each item of a draft-model round
     int max_logits;              // logits rows per round: max_num_seqs * (1 + spec_tokens), within the budget
     int32_t *b_logit_rows;       // (max_logits)
     tv_seq **b_logit_seq;        // (max_logits) the sequence of each row (a verification item's rows are consecutive)
@@ -153,6 +162,8 @@ void tv_engine_free(tv_engine *e) {
     spool_free(e->states);
     forward_free(e->fwd);
     kv_cache_free(e->kv);
+    forward_free(e->dfwd);
+    kv_cache_free(e->dkv);
     backend_free(e->be);
     free(e->items);
     free(e->b_tokens);
@@ -161,6 +172,7 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_ctx);
     free(e->b_tables);
     free(e->b_slots);
+    free(e->b_seqs);
     free(e->b_logit_rows);
     free(e->b_logit_seq);
     free(e->done);
@@ -189,7 +201,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     if (c.decode_steps > 64) { err_fail(err, TV_ERR_INVALID, "engine: decode_steps %d invalid (1..64)", c.decode_steps); return NULL; }
     if (c.kv_bits == 0) c.kv_bits = model_weight_type(m) == TV_TYPE_F32 ? 32 : 16;
     if (c.kv_bits != 16 && c.kv_bits != 32) { err_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
-    if (c.spec != TV_SPEC_NONE && c.spec != TV_SPEC_NGRAM && c.spec != TV_SPEC_SELF_DRAFT) { err_fail(err, TV_ERR_INVALID, "engine: unknown speculative decoding method %d", (int)c.spec); return NULL; }
+    if (c.spec != TV_SPEC_NONE && c.spec != TV_SPEC_NGRAM && c.spec != TV_SPEC_SELF_DRAFT && c.spec != TV_SPEC_DRAFT_MODEL) { err_fail(err, TV_ERR_INVALID, "engine: unknown speculative decoding method %d", (int)c.spec); return NULL; }
     int l0, l1;
     model_layer_range(m, &l0, &l1);
     if (l0 != 0 || (l1 != hp->n_layers) != (down != NULL)) {
@@ -200,6 +212,26 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     if (down && c.spec == TV_SPEC_SELF_DRAFT) {
         err_fail(err, TV_ERR_INVALID, "engine: the self-draft needs every layer in one process (not with pipeline parallelism)");
         return NULL;
+    }
+    if (down && c.spec == TV_SPEC_DRAFT_MODEL) {
+        err_fail(err, TV_ERR_INVALID, "engine: a draft model is not supported with pipeline parallelism");
+        return NULL;
+    }
+    if (c.spec != TV_SPEC_DRAFT_MODEL) c.draft_model = NULL;
+    else if (!c.draft_model) { err_fail(err, TV_ERR_INVALID, "engine: speculative decoding with a draft model needs the draft model"); return NULL; }
+    else {
+        if (spec_check_vocab(m, c.draft_model, err) != TV_OK) return NULL;
+        if (model_hparams(c.draft_model)->n_linear > 0) {   // its proposals would need a state rollback
+            err_fail(err, TV_ERR_UNSUPPORTED, "engine: a hybrid (linear-attention) model cannot be a draft model yet");
+            return NULL;
+        }
+        // the scheduler releases blocks that fall out of the target's window: the draft may not look further back
+        const int dw = model_hparams(c.draft_model)->kv_window;
+        if (hp->kv_window > 0 && !(dw > 0 && dw <= hp->kv_window)) {
+            err_fail(err, TV_ERR_INVALID, "engine: the draft model attends %s%d keys back but the target only %d: its KV would be released under it",
+                     dw > 0 ? "" : "all its context, more than ", dw > 0 ? dw : hp->kv_window, hp->kv_window);
+            return NULL;
+        }
     }
     if (c.spec != TV_SPEC_SELF_DRAFT) c.draft_layers = 0;
     else if (c.draft_layers < 1 || c.draft_layers >= hp->n_layers) {
@@ -225,7 +257,9 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     if (is_hybrid) c.prefix_caching = false;
     const int64_t state_bytes = (int64_t)c.max_num_seqs * (int64_t)kv_cache_state_bytes_per_slot(m);
     const bool kv_f32 = c.kv_bits == 32;
-    size_t bpb = kv_cache_bytes_per_block(m, c.block_size, kv_f32);
+    // a block holds the target's K/V of block_size tokens and, with a draft model, the draft's of the same tokens
+    const size_t dbpb = c.draft_model ? kv_cache_bytes_per_block(c.draft_model, c.block_size, kv_f32) : 0;
+    const size_t bpb = kv_cache_bytes_per_block(m, c.block_size, kv_f32) + dbpb;
     int64_t n_blocks = c.n_blocks;
     if (n_blocks <= 0) {   // the memory budget holds the state slots too
         int64_t want = (int64_t)c.max_num_seqs * ((max_len + c.block_size - 1) / c.block_size);
@@ -259,12 +293,19 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     int64_t max_logits = (int64_t)c.max_num_seqs * (1 + c.spec_tokens);
     e->max_logits = max_logits < c.max_batched_tokens ? (int)max_logits : c.max_batched_tokens;
     if (!(e->fwd = forward_create(m, e->max_len, c.max_batched_tokens, e->max_logits, e->be, err))) goto fail;
+    // the draft model runs what the target runs (catching its K/V up) with one logits row per decode
+    e->draft_rows = c.draft_model ? c.max_batched_tokens + c.max_num_seqs : 0;
+    if (c.draft_model && (!(e->dkv = kv_cache_create(c.draft_model, (int)n_blocks, c.block_size, kv_f32, err)) ||
+                          !(e->dfwd = forward_create(c.draft_model, e->max_len, e->draft_rows, c.max_num_seqs, e->be, err)))) {
+        err_fail_prefix(err, err ? err->code : TV_ERR_NOMEM, "draft model");
+        goto fail;
+    }
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {.max_num_seqs = c.max_num_seqs, .max_batched_tokens = c.max_batched_tokens,
                           .chunked_prefill = c.chunked_prefill, .prefix_caching = c.prefix_caching,
                           .window = hp->kv_window, .states = e->states};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
-    size_t S = (size_t)c.max_num_seqs, T = (size_t)c.max_batched_tokens, L = (size_t)e->max_logits;
+    size_t S = (size_t)c.max_num_seqs, T = (size_t)(c.draft_model ? e->draft_rows : c.max_batched_tokens), L = (size_t)e->max_logits;
     // output records per step: each round appends up to 1 + spec_tokens tokens per sequence, one
     // record each, plus up to max_num_seqs abort reports
     const int n_recs = (int)S * (c.decode_steps * (1 + c.spec_tokens) + 1);
@@ -272,6 +313,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         !(e->b_pos = malloc(T * sizeof(int32_t))) || !(e->b_qstart = malloc((S + 1) * sizeof(int32_t))) ||
         !(e->b_ctx = malloc(S * sizeof(int32_t))) || !(e->b_tables = malloc(S * sizeof *e->b_tables)) ||
         !(e->b_slots = malloc(S * sizeof(int32_t))) ||
+        !(e->b_seqs = malloc(S * sizeof *e->b_seqs)) ||
         !(e->b_logit_rows = malloc(L * sizeof(int32_t))) || !(e->b_logit_seq = malloc(L * sizeof *e->b_logit_seq)) ||
         !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
@@ -287,6 +329,8 @@ fail:
 }
 
 const char *tv_engine_cpu_path(const tv_engine *e) { return backend_name(e->be); }
+
+tv_model *tv_engine_draft_model(const tv_engine *e) { return e->cfg.draft_model; }
 
 // The vocabulary trie and grammar cache, made on first use.
 static tv_status constraint_init(tv_engine *e, tv_error *err) {
@@ -440,7 +484,8 @@ void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l) {
                             .max_batched_tokens = e->cfg.max_batched_tokens, .block_size = e->cfg.block_size,
                             .n_blocks = e->cfg.n_blocks, .kv_bits = e->cfg.kv_bits,
                             .decode_steps = e->cfg.decode_steps, .n_threads = e->cfg.n_threads,
-                            .spec = e->cfg.spec, .spec_tokens = e->cfg.spec_tokens, .draft_layers = e->cfg.draft_layers};
+                            .spec = e->cfg.spec, .spec_tokens = e->cfg.spec_tokens, .draft_layers = e->cfg.draft_layers,
+                            .draft_kv_bytes_per_block = e->cfg.draft_model ? kv_cache_bytes_per_block(e->cfg.draft_model, e->cfg.block_size, e->cfg.kv_bits == 32) : 0};
 }
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
@@ -666,7 +711,7 @@ static void propose(tv_engine *e, tv_seq *s) {
     if (k <= 0) return;
     TV_CHECK(s->n_tokens + k <= s->cap);
     if (e->cfg.spec != TV_SPEC_NGRAM) {
-        s->n_draft = k;   // the self-draft makes what the scheduler grants, in draft()
+        s->n_draft = k;   // the drafts make what the scheduler grants, in draft()
         return;
     }
     s->n_draft = spec_ngram_propose(s->tokens, s->n_tokens, k, s->tokens + s->n_tokens);
@@ -682,37 +727,67 @@ static int32_t argmax_row(const float *x, int32_t n) {
     return best;
 }
 
-// Self-speculative drafting for the scheduled items (before their batch is built): round d runs,
-// for every decode item granted more than d guesses, the token at position n_computed + d (its
-// pending token, then guess d - 1) through the first draft_layers layers and the head, one row
-// each, and writes the argmax as guess d. A failed round keeps the guesses made so far (the items
-// shrink to them): drafting never fails a request. Structured output: the guesses are cut where the
-// grammar would refuse them (as the n-gram proposer's).
+// Drafting for the scheduled items (before their batch is built), greedily. The draft is the
+// model's own first draft_layers layers and its head (self-draft: it reads and writes the model's
+// K/V of those layers, which are the whole model's for the same tokens) or the draft model (its
+// own K/V, in the same blocks: e->dkv). Round d runs, for every decode item granted more than d
+// guesses, the token at position n_computed + d (its pending token, then guess d - 1), one row
+// each, and writes the argmax of its logits as guess d. The draft model's round 0 also catches its
+// K/V up with the target's: each item runs its tokens from n_draft_computed on (prompt chunks: the
+// tokens the target runs this round; decodes: a last guess that was accepted and never drafted
+// from, then the pending token), and one more round runs the last guesses that end a block: so
+// every block the target fills (and the prefix cache may share) holds the draft's K/V too, except
+// after a failed draft round (a draft only proposes: that costs acceptance, never output; it also
+// catches up in parts of at most draft_rows when it fell behind). A failed round keeps the
+// guesses made so far (the items shrink to them): drafting never fails a request. Structured
+// output: the guesses are cut where the grammar would refuse them (as the n-gram proposer's).
 static void draft(tv_engine *e, int n_items) {
     const size_t V = (size_t)e->hp->n_vocab;
+    const bool own = e->dfwd != NULL;
+    const int bs = e->cfg.block_size, dwin = own ? model_hparams(e->cfg.draft_model)->kv_window : 0;
     for (int d = 0;; d++) {
-        int n = 0;
+        int n = 0, ns = 0, nl = 0;
         e->b_qstart[0] = 0;
         for (int i = 0; i < n_items; i++) {
             tv_seq *s = e->items[i].seq;
-            if (s->n_draft <= d) continue;   // prompt chunks have none
-            const int pos = s->n_computed + d;
-            e->b_tokens[n] = s->tokens[pos];
-            e->b_pos[n] = pos;
-            e->b_ctx[n] = pos + 1;
-            e->b_tables[n] = s->blocks;
-            e->b_logit_rows[n] = n;
-            e->b_logit_seq[n] = s;
-            n++;
-            e->b_qstart[n] = n;
+            int from = s->n_computed + d, to = from + 1;   // the positions s runs this round
+            if (own && d == 0) {
+                to = s->n_computed + (s->n_draft ? 1 : e->items[i].n_tokens);
+                from = s->n_draft_computed < s->n_computed ? s->n_draft_computed : s->n_computed;
+                // keys that fell out of the window are gone: start where every query's window is whole
+                if (s->n_released > 0 && from < s->n_released * bs + dwin - 1) from = s->n_released * bs + dwin - 1;
+                if (from > s->n_computed) from = s->n_computed;
+                if (to - from > e->draft_rows - n) {   // a draft that fell behind catches up in parts
+                    to = from + e->draft_rows - n;
+                    e->items[i].n_tokens -= s->n_draft;
+                    s->n_draft = 0;
+                }
+                if (from >= to) continue;
+            } else if (s->n_draft <= d) {   // prompt chunks have none
+                // the draft model's K/V of the last guess: only where it ends a block (which the
+                // prefix cache registers once that guess is accepted); else the next round 0 runs it
+                if (!own || d != s->n_draft || (s->n_computed + d + 1) % bs) continue;
+            }
+            for (int p = from; p < to; p++) {
+                e->b_tokens[n] = s->tokens[p];
+                e->b_pos[n++] = p;
+            }
+            e->b_ctx[ns] = to;
+            e->b_tables[ns] = s->blocks;
+            e->b_seqs[ns++] = s;
+            e->b_qstart[ns] = n;
+            if (s->n_draft > d) {
+                e->b_logit_rows[nl] = n - 1;
+                e->b_logit_seq[nl++] = s;
+            }
         }
         if (n == 0) break;
-        tv_batch b = {.n_tokens = n, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = n, .q_start = e->b_qstart,
-                      .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = n, .logit_rows = e->b_logit_rows,
+        tv_batch b = {.n_tokens = n, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = ns, .q_start = e->b_qstart,
+                      .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = nl, .logit_rows = e->b_logit_rows,
                       .n_layers = e->cfg.draft_layers};
         float *logits = NULL;
         tv_error ferr = {0};
-        if (forward_run(e->fwd, e->kv, &b, &logits, &ferr) != TV_OK) {
+        if (forward_run(own ? e->dfwd : e->fwd, own ? e->dkv : e->kv, &b, &logits, &ferr) != TV_OK) {
             for (int i = 0; i < n_items; i++) {
                 tv_seq *s = e->items[i].seq;
                 if (s->n_draft <= d) continue;
@@ -721,7 +796,9 @@ static void draft(tv_engine *e, int n_items) {
             }
             break;
         }
-        for (int r = 0; r < n; r++) {
+        if (own)
+            for (int j = 0; j < ns; j++) e->b_seqs[j]->n_draft_computed = e->b_ctx[j];
+        for (int r = 0; r < nl; r++) {
             tv_seq *s = e->b_logit_seq[r];
             s->tokens[s->n_tokens + d] = argmax_row(logits + (size_t)r * V, (int32_t)V);
         }
@@ -835,7 +912,7 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     for (int r = 0; r < e->cfg.decode_steps && decode_only && (r == 0 || sched_n_waiting(e->sched) == 0); r++) {
         int n_items = schedule(e);
         if (n_items == 0) break;
-        if (e->cfg.spec == TV_SPEC_SELF_DRAFT) draft(e, n_items);
+        if (e->cfg.spec == TV_SPEC_SELF_DRAFT || e->cfg.spec == TV_SPEC_DRAFT_MODEL) draft(e, n_items);
         tv_batch b = build_batch(e, n_items, &decode_only);
         float *logits = NULL;
         masks_start(e, &b);

@@ -25,6 +25,8 @@ typedef struct tv_seq {
     int spec_k;             // tokens to propose next time at most: adapts to this sequence's acceptance
     int n_prompt;
     int n_computed;         // tokens whose K/V are in the cache
+    int n_draft_computed;   // TV_SPEC_DRAFT_MODEL: tokens whose draft-model K/V are in the cache (valid
+                            // up to min(this, n_computed); the draft catches up before it proposes)
     int n_cached;           // of those, taken from the prefix cache at the last admission
     int n_hashed;           // full blocks registered with the prefix cache so far
     uint64_t hash_last;     // chained hash of block n_hashed - 1 (0 when none)

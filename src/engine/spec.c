@@ -1,7 +1,12 @@
-// spec.c — the n-gram prompt-lookup proposer (spec.h).
+// spec.c — the n-gram prompt-lookup proposer and the draft model's vocabulary check (spec.h).
 #include "engine/spec.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "util/alloc.h"
+#include "util/status.h"
 
 int spec_ngram_propose(const int32_t *tokens, int n, int k, int32_t *out) {
     if (k <= 0) return 0;
@@ -20,4 +25,44 @@ int spec_ngram_propose(const int32_t *tokens, int n, int k, int32_t *out) {
         }
     }
     return 0;
+}
+
+// The text of id (special tokens included) into *buf (grown as needed, NUL-terminated); its
+// length, or SIZE_MAX when out of memory.
+static size_t piece_of(const tv_tokenizer *t, int32_t id, char **buf, size_t *cap) {
+    size_t full = 0;
+    size_t n = tv_token_to_piece(t, id, true, *buf, *cap, &full);
+    if (full >= *cap) {
+        char *grown = mem_malloc(full + 1);
+        if (!grown) return SIZE_MAX;
+        free(*buf);
+        *buf = grown;
+        *cap = full + 1;
+        n = tv_token_to_piece(t, id, true, *buf, *cap, &full);
+    }
+    (*buf)[n] = 0;
+    return n;
+}
+
+tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_error *err) {
+    const int32_t nt = tv_model_n_vocab(target), nd = tv_model_n_vocab(draft);
+    if (nt != nd)
+        return err_fail(err, TV_ERR_INVALID, "draft model: its vocabulary has %d tokens, the target's %d (they must be the same)",
+                        nd, nt);
+    const tv_tokenizer *tt = tv_model_tokenizer(target), *td = tv_model_tokenizer(draft);
+    if (!tt || !td) return TV_OK;
+    size_t ca = 64, cb = 64;
+    char *a = mem_malloc(ca), *b = mem_malloc(cb);
+    tv_status st = TV_OK;
+    if (!a || !b) st = err_fail(err, TV_ERR_NOMEM, "draft model: out of memory comparing vocabularies");
+    for (int32_t id = 0; id < nt && !st; id++) {
+        const size_t la = piece_of(tt, id, &a, &ca), lb = piece_of(td, id, &b, &cb);
+        if (la == SIZE_MAX || lb == SIZE_MAX) st = err_fail(err, TV_ERR_NOMEM, "draft model: out of memory comparing vocabularies");
+        else if (la != lb || memcmp(a, b, la))
+            st = err_fail(err, TV_ERR_INVALID, "draft model: token %d is \"%.40s\" in the draft's vocabulary but \"%.40s\" in the target's "
+                          "(the vocabularies must be the same)", id, b, a);
+    }
+    free(a);
+    free(b);
+    return st;
 }

@@ -14,11 +14,18 @@
 
 #include <stdint.h>
 
+#include "tinyvllm.h"
+
 #define SPEC_NGRAM_MIN 2
 #define SPEC_NGRAM_MAX 4
 
 // Up to k tokens into out (k) continuing tokens[0, n); returns how many (0: no n-gram of the
 // suffix occurred earlier). O(n * SPEC_NGRAM_MAX) worst case.
 int spec_ngram_propose(const int32_t *tokens, int n, int k, int32_t *out);
+
+// Whether a draft model can propose for target: the same vocabulary size and, where both carry a
+// tokenizer, the same text (special tokens included) for every id. TV_ERR_INVALID naming the first
+// difference otherwise (a draft without a tokenizer is checked by size only: ids are all it shares).
+tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_error *err);
 
 #endif
