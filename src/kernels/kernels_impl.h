@@ -114,6 +114,29 @@ static inline void q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t 
     }
 }
 
+// Q4_K / Q5_K super-block against a Q8_K block: the exact int32 sums sum_j sc_j * dot_j (dot_j: the
+// codes of sub-block j times the activation quants) and sum_j m_j * (bsums[2j] + bsums[2j+1]).
+// qh: NULL for Q4_K (codes 0..15), Q5_K's fifth bits (codes 0..31).
+static inline void q4_K_dot_ints(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, const tv_block_q8_K *b,
+                                 int32_t *sumi, int32_t *summ) {
+    *sumi = *summ = 0;
+    for (int j = 0; j < 8; j++) {   // sub-block j: nibble j & 1 of qs bytes 32 (j / 2) ..
+        uint8_t sc, m;
+        q4_K_scale_min(j, scales, &sc, &m);
+        const uint8_t *q = qs + 32 * (j / 2);
+        const int8_t *y = b->qs + 32 * j;
+        int32_t s = 0;
+        for (int l = 0; l < 32; l++) s += ((q[l] >> (4 * (j & 1)) & 0x0F) | (qh ? ((qh[l] >> j) & 1) << 4 : 0)) * y[l];
+        *sumi += sc * s;
+        *summ += m * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
+    }
+}
+// Q4_K / Q5_K quantizer's scales: fits each of the 8 sub-blocks of x (256 values) as scale * q - min,
+// q in 0..nmax (ref_fit_affine), stores the super-block's f16 d and dmin (largest / 63) and the 12
+// packed scale bytes, and returns the 6-bit scales and mins the codes are then quantized with.
+void ref_q4_K_fit_scales(const float *x, int nmax, tv_f16 *d, tv_f16 *dmin, uint8_t scales[TV_K_SCALE_SIZE],
+                         uint8_t sc[8], uint8_t m[8]);
+
 // ---- ref/ref_mxfp4.c: MXFP4 (vec_dot_type Q8_0) ----
 void ref_to_float_mxfp4(const void *src, float *dst, int64_t n);
 void ref_from_float_mxfp4(const float *src, void *dst, int64_t n);

@@ -208,26 +208,10 @@ void ref_from_float_q5_K(const float *src, void *dst, int64_t n) {
     tv_block_q5_K *b = dst;
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
         const float *x = src + i * TV_QK_K;
-        float scale[8], mn[8], max_s = 0.0f, max_m = 0.0f;
-        for (int j = 0; j < 8; j++) {
-            ref_fit_affine(x + 32 * j, 32, 31, &scale[j], &mn[j]);
-            max_s = fmaxf(max_s, scale[j]);
-            max_m = fmaxf(max_m, mn[j]);
-        }
         memset(&b[i], 0, sizeof b[i]);
-        b[i].d = f32_to_f16(max_s / 63.0f);
-        b[i].dmin = f32_to_f16(max_m / 63.0f);
-        const float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
         uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) {
-            sc[j] = (uint8_t)(d > 0.0f ? clampi((int)lrintf(scale[j] / d), 0, 63) : 0);
-            m[j] = (uint8_t)(dmin > 0.0f ? clampi((int)lrintf(mn[j] / dmin), 0, 63) : 0);
-        }
-        for (int j = 0; j < 4; j++) {
-            b[i].scales[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
-            b[i].scales[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
-            b[i].scales[j + 8] = (uint8_t)((sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4));
-        }
+        ref_q4_K_fit_scales(x, 31, &b[i].d, &b[i].dmin, b[i].scales, sc, m);
+        const float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
         for (int j = 0; j < 8; j++) {   // j = 2c + h
             const float ds = d * (float)sc[j], dm = dmin * (float)m[j], ids = ds > 0.0f ? 1.0f / ds : 0.0f;
             for (int l = 0; l < 32; l++) {
@@ -244,21 +228,8 @@ void ref_vec_dot_q5_K(int64_t n, float *s, const void *w, const void *x) {
     const tv_block_q8_K *b = x;
     float sum = 0.0f;
     for (int64_t i = 0; i < n / TV_QK_K; i++) {
-        int32_t sumi = 0, summ = 0;
-        for (int c = 0; c < 4; c++) {
-            uint8_t sc0, m0, sc1, m1;
-            q4_K_scale_min(2 * c, a[i].scales, &sc0, &m0);
-            q4_K_scale_min(2 * c + 1, a[i].scales, &sc1, &m1);
-            const uint8_t *q = a[i].qs + 32 * c;
-            const int8_t *y = b[i].qs + 64 * c;
-            int32_t s0 = 0, s1 = 0;
-            for (int l = 0; l < 32; l++) {
-                s0 += ((q[l] & 0x0F) | (((a[i].qh[l] >> (2 * c)) & 1) << 4)) * y[l];
-                s1 += ((q[l] >> 4) | (((a[i].qh[l] >> (2 * c + 1)) & 1) << 4)) * y[32 + l];
-            }
-            sumi += sc0 * s0 + sc1 * s1;
-            summ += m0 * (b[i].bsums[4 * c] + b[i].bsums[4 * c + 1]) + m1 * (b[i].bsums[4 * c + 2] + b[i].bsums[4 * c + 3]);
-        }
+        int32_t sumi, summ;
+        q4_K_dot_ints(a[i].scales, a[i].qs, a[i].qh, &b[i], &sumi, &summ);
         sum += b[i].d * (f16_to_f32(a[i].d) * (float)sumi - f16_to_f32(a[i].dmin) * (float)summ);
     }
     *s = sum;
