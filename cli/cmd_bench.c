@@ -496,6 +496,7 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddNumberToObject(jo, "kv_block_size", r->es.block_size);
     cJSON_AddNumberToObject(jo, "kv_blocks_total", (double)r->es.n_blocks_total);
     cJSON_AddNumberToObject(jo, "kv_bytes_per_block", r->es.kv_bytes_per_block);
+    if (r->es.block_size > 0) cJSON_AddNumberToObject(jo, "kv_bytes_per_token", r->es.kv_bytes_per_block / r->es.block_size);
     cJSON *jp = cJSON_AddArrayToObject(jo, "peers");
     for (int i = 0; jp && i < a->n_peers; i++) {
         const peer *p = &a->peers[i];
@@ -564,6 +565,8 @@ static void print_text(const bench_args *a, const bench_results *r) {
                cli_spec_name(r->spec), (unsigned long long)r->es.n_spec_drafts, (unsigned long long)r->es.n_spec_accepted_tokens,
                (unsigned long long)r->es.n_spec_draft_tokens,
                r->es.n_spec_draft_tokens ? 100.0 * (double)r->es.n_spec_accepted_tokens / (double)r->es.n_spec_draft_tokens : 0.0);
+    if (r->es.block_size > 0)
+        printf("KV cache: %.0f bytes per token (all layers)\n", r->es.kv_bytes_per_block / r->es.block_size);
     if (r->kv_run.has_kv)
         printf("KV at full batch: %lld slots allocated, %lld used, %.1f wasted per sequence (block size %d)\n",
                (long long)r->kv_run.kv_slots_alloc, (long long)r->kv_run.kv_slots_used,

@@ -2,8 +2,10 @@
 // bias, scale), the expert-grouped matmul (kern_matmul_experts: bit-identical to a kern_matmul of
 // each row with its expert, on every CPU path, weight type, packed layout and pool size, the fused
 // SwiGLU included), batch invariance of a MoE model (a sequence's logits are the same bits alone or
-// with 63 others, prefill and decode, 1 or 3 threads), and the loader's checks of expert counts
-// against tensor shapes. (MoE families against llama.cpp: test_families.)
+// with 63 others, prefill and decode, 1 or 3 threads; qwen3moe and deepseek2's latent attention),
+// grouped top-k routing (DeepSeek-V3), latent attention's use of attn_run (values read from the K
+// rows) against a double oracle, and the loader's checks of expert counts and latent-attention
+// ranks against tensor shapes. (MoE families against llama.cpp: test_families.)
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -355,10 +357,10 @@ static void run_batch(tv_forward *f, tv_kv_cache *kv, const int *seqs, int n, in
     memcpy(out, lg, (size_t)T_ * V * sizeof(float));
 }
 
-static void check_invariance(tv_type type) {
+static void check_invariance(const char *arch, tv_type type) {
     char path[512];
-    snprintf(path, sizeof path, "%s/test_moe_%s_%ld.gguf", TV_BINARY_DIR, kern_type_name(type), (long)getpid());
-    tv_synth_params sp = {.arch = "qwen3moe", .type = type, .seed = 3, .n_threads = 2};
+    snprintf(path, sizeof path, "%s/test_moe_%s_%s_%ld.gguf", TV_BINARY_DIR, arch, kern_type_name(type), (long)getpid());
+    tv_synth_params sp = {.arch = arch, .type = type, .seed = 3, .n_threads = 2};
     tv_error err = {0};
     if (synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
     tv_model_params mp;
@@ -408,9 +410,137 @@ static void test_batch_invariance(void **state) {
     (void)state;
     // F16 first: its logits show any bit of difference; a quantized model's next activation
     // quantization usually absorbs a last-bit change of the residual stream
-    check_invariance(TV_TYPE_F16);
-    check_invariance(TV_TYPE_Q8_0);   // packed on the SIMD paths
-    check_invariance(TV_TYPE_Q4_K);
+    check_invariance("qwen3moe", TV_TYPE_F16);
+    check_invariance("qwen3moe", TV_TYPE_Q8_0);   // packed on the SIMD paths
+    check_invariance("qwen3moe", TV_TYPE_Q4_K);
+    check_invariance("deepseek2", TV_TYPE_F16);    // latent attention, grouped sigmoid routing
+    check_invariance("deepseek2", TV_TYPE_Q8_0);
+}
+
+// ---------------------------------------------------------------- latent attention
+
+// deepseek2's absorbed attention is attn_run over one KV head whose K rows are [latent, RoPE key]
+// with v_pool = k_pool (the caller keeps each output's latent part): every path, f32 and f16
+// pools, a scattered block table, a prefill chunk and a decode row in one call, against a double
+// oracle of softmax(q·k * scale)·k.
+static void test_mla_attention_oracle(void **state) {
+    (void)state;
+    enum { H = 8, R = 64, ROT = 16, HD = R + ROT, BSZ = 16, CTX = 70, NB = 6, NQ = 6 };
+    const int32_t table[NB] = {4, 1, 5, 0, 2, 3};
+    const float scale = 0.11f;
+    static float kf[NB * BSZ * HD], q[(NQ + 1) * H * HD], out[(NQ + 1) * H * HD];
+    static tv_f16 kh[NB * BSZ * HD];
+    for (int i = 0; i < NB * BSZ * HD; i++) {
+        kh[i] = f32_to_f16(frand() * 2.0f);
+        kf[i] = f16_to_f32(kh[i]);   // the same values in both pools
+    }
+    for (int i = 0; i < (NQ + 1) * H * HD; i++) q[i] = frand() * 1.5f;
+    int32_t pos[NQ + 1];
+    for (int i = 0; i < NQ; i++) pos[i] = CTX - NQ + i;
+    pos[NQ] = 40;   // a decode of a second sequence on the same blocks
+    tv_error err = {0};
+    tv_attn_ws *ws = attn_ws_create(&err);
+    tv_pool *pool = pool_create(3, &err);
+    assert_true(ws && pool);
+    for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        for (int is_f32 = 0; is_f32 < 2; is_f32++) {
+            const void *pool_k = is_f32 ? (const void *)kf : (const void *)kh;
+            const tv_attn_seq seqs[2] = {
+                {.n_q = NQ, .q = q, .out = out, .pos = pos, .block_table = table},
+                {.n_q = 1, .q = q + NQ * H * HD, .out = out + NQ * H * HD, .pos = pos + NQ, .block_table = table}};
+            tv_attn_args a = {.ops = ops, .geom = {.n_heads = H, .n_kv_heads = 1, .head_dim = HD, .block_size = BSZ,
+                                                   .kv_is_f32 = is_f32, .scale = scale},
+                              .k_pool = pool_k, .v_pool = pool_k, .n_seqs = 2, .seqs = seqs};
+            assert_int_equal(attn_run(&a, ws, pool, &err), TV_OK);
+            double max_err = 0;
+            for (int r = 0; r <= NQ; r++)
+                for (int h = 0; h < H; h++) {
+                    const float *qr = q + ((size_t)r * H + h) * HD;
+                    double s[CTX], mx = -INFINITY, sum = 0;
+                    for (int j = 0; j <= pos[r]; j++) {
+                        const float *kj = kf + ((size_t)table[j / BSZ] * BSZ + j % BSZ) * HD;
+                        double d = 0;
+                        for (int i = 0; i < HD; i++) d += (double)qr[i] * kj[i];
+                        s[j] = d * scale;
+                        mx = s[j] > mx ? s[j] : mx;
+                    }
+                    for (int j = 0; j <= pos[r]; j++) sum += (s[j] = exp(s[j] - mx));
+                    for (int i = 0; i < HD; i++) {
+                        double o = 0;
+                        for (int j = 0; j <= pos[r]; j++) o += s[j] * kf[((size_t)table[j / BSZ] * BSZ + j % BSZ) * HD + i];
+                        const double e = fabs(o / sum - out[((size_t)r * H + h) * HD + i]);
+                        max_err = e > max_err ? e : max_err;
+                    }
+                }
+            if (max_err > 2e-5) fail_msg("%s, %s pool: max error %.3g against the oracle", PATHS[pi], is_f32 ? "f32" : "f16",
+                                         max_err);
+        }
+    }
+    pool_free(pool);
+    attn_ws_free(ws);
+}
+
+// Grouped top-k (DeepSeek-V3): experts in n_group groups of consecutive ids; a group scores the sum
+// of its two best biased probs; only the n_group_used best groups' experts may be picked. Checked
+// against a direct oracle on random routers, and on a case where the best single expert's group
+// loses (its partner is weak).
+static void test_route_groups(void **state) {
+    (void)state;
+    // groups {0..3} {4..7}: expert 0 is the best single one, but group 1's top two sum higher
+    float logits[8] = {5.0f, -3.0f, -3.0f, -3.0f, 2.0f, 2.0f, 1.0f, -1.0f};
+    int32_t ids[2];
+    float w[2];
+    tv_route_opts o = {.n_expert = 8, .n_used = 2, .gating = TV_GATING_SIGMOID, .norm = true, .n_group = 2,
+                       .n_group_used = 1};
+    kern_route(&o, logits, ids, w);
+    assert_int_equal(ids[0], 4);
+    assert_int_equal(ids[1], 5);
+    assert_true(fabsf(w[0] - 0.5f) < 1e-6f && fabsf(w[1] - 0.5f) < 1e-6f);
+    for (int trial = 0; trial < 200; trial++) {
+        enum { NE = 32, G = 8, GU = 3, KU = 6 };
+        float lg[NE], bias[NE], probs[NE];
+        for (int i = 0; i < NE; i++) {
+            lg[i] = frand() * 3.0f;
+            bias[i] = frand() * 0.2f;
+            probs[i] = 1.0f / (1.0f + expf(-lg[i]));
+        }
+        // oracle: group scores, the GU best groups, then the KU best of their experts
+        double gs[G];
+        bool keep[G] = {false};
+        for (int g = 0; g < G; g++) {
+            double a = -1e30, b = -1e30;
+            for (int i = g * (NE / G); i < (g + 1) * (NE / G); i++) {
+                const double v = (double)(probs[i] + bias[i]);
+                if (v > a) { b = a; a = v; } else if (v > b) { b = v; }
+            }
+            gs[g] = a + b;
+        }
+        for (int j = 0; j < GU; j++) {
+            int best = -1;
+            for (int g = 0; g < G; g++) if (!keep[g] && (best < 0 || gs[g] > gs[best])) best = g;
+            keep[best] = true;
+        }
+        bool used[NE] = {false};
+        int want[KU];
+        for (int j = 0; j < KU; j++) {
+            int best = -1;
+            for (int i = 0; i < NE; i++)
+                if (keep[i / (NE / G)] && !used[i] && (best < 0 || probs[i] + bias[i] > probs[best] + bias[best])) best = i;
+            used[best] = true;
+            want[j] = best;
+        }
+        int32_t got[KU];
+        float gw[KU];
+        tv_route_opts og = {.n_expert = NE, .n_used = KU, .gating = TV_GATING_SIGMOID, .bias = bias, .scale = 2.5f,
+                            .n_group = G, .n_group_used = GU};
+        kern_route(&og, lg, got, gw);
+        for (int j = 0; j < KU; j++) {
+            assert_int_equal(got[j], want[j]);
+            assert_true(fabsf(gw[j] - 2.5f * probs[want[j]]) < 1e-6f);   // unbiased probs, scaled
+        }
+    }
 }
 
 // ---------------------------------------------------------------- loader checks
@@ -460,7 +590,7 @@ static void test_bad_expert_counts(void **state) {
     assert_int_equal(info.n_expert, 16);
     assert_int_equal(info.n_expert_used, 4);
     assert_int_equal(info.expert_ff, 256);
-    assert_int_equal(info.kv_bytes_per_token, 4 * 2 * 2 * 64 * 2);   // layers * K,V * kv heads * head * f16
+    assert_int_equal(info.kv_bytes_per_token, 4 * 2 * 2 * 64 * 2);   // layers * KU,V * kv heads * head * f16
     tv_model_free(m);
     // the router has 16 rows and the experts 16 matrices: a count of 8 names the tensor and both
     expect_fail("qwen2moe.expert_count", 8, NULL, "ffn_gate_inp.weight", "[256, 8]");
@@ -469,6 +599,46 @@ static void test_bad_expert_counts(void **state) {
     expect_fail("qwen2moe.expert_feed_forward_length", 128, NULL, "ffn_gate_exps.weight", "[256, 128, 16]");
     expect_fail("qwen2moe.expert_shared_feed_forward_length", 256, NULL, "ffn_gate_shexp.weight", "[256, 256]");
     expect_fail(NULL, 0, "blk.2.ffn_down_exps.weight", "blk.2.ffn_down_exps.weight", "missing");
+    remove(g_src);
+}
+
+// deepseek2 and glm4moe: ranks, head sizes and counts that disagree with the tensors or each other
+// name both values
+static void test_bad_mla_ranks_glm_counts(void **state) {
+    (void)state;
+    snprintf(g_src, sizeof g_src, "%s/test_moe_mla_%ld.gguf", TV_BINARY_DIR, (long)getpid());
+    tv_synth_params sp = {.arch = "deepseek2", .type = TV_TYPE_F32, .seed = 5, .n_threads = 1};
+    tv_error err = {0};
+    if (synth_write(&sp, g_src, &err)) fail_msg("synth: %s", err.msg);
+    tv_model *m = tv_model_load(g_src, NULL, &err);
+    if (!m) fail_msg("load: %s", err.msg);
+    tv_model_info info;
+    tv_model_get_info(m, &info);
+    assert_int_equal(info.kv_bytes_per_token, 4 * (128 + 16) * 2);   // layers * (latent + RoPE key) * f16: no V
+    tv_model_free(m);
+    expect_fail("deepseek2.attention.kv_lora_rank", 96, NULL, "value_length = 128", "kv_lora_rank 96");
+    expect_fail("deepseek2.attention.key_length", 160, NULL, "key_length 160", "kv_lora_rank 128");
+    expect_fail("deepseek2.attention.q_lora_rank", 32, NULL, "attn_q_a.weight", "[256, 32]");
+    expect_fail("deepseek2.attention.key_length_mla", 64, NULL, "attn_q_b.weight", "[64, 256]");
+    expect_fail("deepseek2.attention.value_length_mla", 16, NULL, "attn_v_b.weight", "[128, 16, 4]");
+    expect_fail("deepseek2.attention.head_count_kv", 2, NULL, "head_count_kv", "2");
+    expect_fail("deepseek2.expert_shared_count", 2, NULL, "ffn_gate_shexp.weight", "[256, 256]");
+    expect_fail("deepseek2.expert_group_count", 3, NULL, "expert_group_count 3", "expert_count 16");
+    expect_fail("deepseek2.expert_group_used_count", 4, NULL, "expert_group_used_count 4", "expert_group_count 4");
+    expect_fail("deepseek2.leading_dense_block_count", 2, NULL, "blk.1.ffn_gate.weight", "missing");
+    expect_fail(NULL, 0, "blk.1.attn_k_b.weight", "blk.1.attn_k_b.weight", "missing");
+    remove(g_src);
+    // glm4moe: the MTP layer is counted in block_count but not bound; counts name both values
+    sp.arch = "glm4moe";
+    if (synth_write(&sp, g_src, &err)) fail_msg("synth: %s", err.msg);
+    if (!(m = tv_model_load(g_src, NULL, &err))) fail_msg("load: %s", err.msg);
+    tv_model_get_info(m, &info);
+    assert_int_equal(info.n_layers, 4);   // block_count 5, one nextn layer
+    tv_model_free(m);
+    expect_fail("glm4moe.nextn_predict_layers", 5, NULL, "nextn_predict_layers 5", "block_count 5");
+    expect_fail("glm4moe.leading_dense_block_count", 5, NULL, "leading_dense_block_count 5", "block_count 4");
+    expect_fail("glm4moe.expert_shared_count", 2, NULL, "ffn_gate_shexp.weight", "[256, 256]");
+    expect_fail(NULL, 0, "blk.2.exp_probs_b.bias", "blk.2.exp_probs_b.bias", "missing");
     remove(g_src);
 }
 
@@ -481,6 +651,9 @@ int main(void) {
         cmocka_unit_test(test_mxfp4_paths),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_bad_expert_counts),
+        cmocka_unit_test(test_route_groups),
+        cmocka_unit_test(test_mla_attention_oracle),
+        cmocka_unit_test(test_bad_mla_ranks_glm_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,6 +99,9 @@ typedef struct backend_vtbl {
     // hybrid models: gated attention output, Gated DeltaNet
     void (*mul_sigmoid)(backend *be, float *y, const float *g, int n_rows, int n);
     void (*gdn)(backend *be, const backend_gdn *a);
+    // latent attention (deepseek2): one matrix per head of a 3-D weight over grouped rows
+    void (*matmul_grouped)(backend *be, const tv_tensor *w, float *y, const float *x, int n_x, const int32_t *x_row,
+                           const int32_t *off);
 } backend_vtbl;
 
 struct backend {
@@ -139,7 +142,8 @@ static inline void backend_embed(backend *be, const tv_tensor *table, const int3
 }
 // Writes token t's K and V rows (k, v: (n_tok, n_kv_heads*head_dim) f32) into slot slots[t] =
 // block * block_size + offset of the layer pools (n_blocks, n_kv_heads, block_size, head_dim),
-// f32 or f16 (g->kv_is_f32; f16 rounds to nearest even, the same bits on every path).
+// f32 or f16 (g->kv_is_f32; f16 rounds to nearest even, the same bits on every path). v and
+// v_pool NULL: K only (latent attention, whose values are part of its keys).
 static inline void backend_kv_write(backend *be, const tv_attn_geom *g, void *k_pool, void *v_pool,
                                     const int64_t *slots, int n_tok, const float *k, const float *v) {
     be->vt->kv_write(be, g, k_pool, v_pool, slots, n_tok, k, v);
@@ -210,5 +214,13 @@ static inline void backend_mul_sigmoid(backend *be, float *y, const float *g, in
 // Gated DeltaNet (backend_gdn): every sequence's conv and recurrence; a sequence's bits do not
 // depend on the others or on the threads.
 static inline void backend_gdn_run(backend *be, const backend_gdn *a) { be->vt->gdn(be, a); }
+// w is 3-D: ne[2] matrices of (ne[1] rows, ne[0]). Grouped rows p in [off[g], off[g+1]) (off: ne[2] + 1
+// ascending offsets from 0) use matrix g: y (off[ne[2]], ne[1]) row p = x[x_row[p]] · (matrix g)ᵀ,
+// x (n_x, ne[0]). kern_matmul_experts underneath: x is converted once, each matrix streamed once,
+// every element as kern_matmul computes it. w must have been prepared for off[ne[2]] rows.
+static inline void backend_matmul_grouped(backend *be, const tv_tensor *w, float *y, const float *x, int n_x,
+                                          const int32_t *x_row, const int32_t *off) {
+    be->vt->matmul_grouped(be, w, y, x, n_x, x_row, off);
+}
 
 #endif

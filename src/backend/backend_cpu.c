@@ -83,16 +83,14 @@ static void cpu_kv_write(backend *be, const tv_attn_geom *g, void *k_pool, void 
         const int64_t block = slots[t] / g->block_size;
         const int off = (int)(slots[t] % g->block_size);
         for (int kvh = 0; kvh < g->n_kv_heads; kvh++) {
-            const float *ks = k + (size_t)t * kvd + (size_t)kvh * hd, *vs = v + (size_t)t * kvd + (size_t)kvh * hd;
+            const size_t row = (size_t)t * kvd + (size_t)kvh * hd;
             const size_t at = (((size_t)block * (size_t)g->n_kv_heads + (size_t)kvh) * (size_t)g->block_size +
                                (size_t)off) * (size_t)hd * esz;
-            void *kd = (uint8_t *)k_pool + at, *vd = (uint8_t *)v_pool + at;
-            if (g->kv_is_f32) {
-                memcpy(kd, ks, (size_t)hd * sizeof(float));
-                memcpy(vd, vs, (size_t)hd * sizeof(float));
-            } else {   // F16 from_float: round-to-nearest-even, bit-exact on every path
-                to_f16(ks, kd, hd);
-                to_f16(vs, vd, hd);
+            for (int i = 0; i < (v ? 2 : 1); i++) {
+                const float *src = (i ? v : k) + row;
+                void *dst = (uint8_t *)(i ? v_pool : k_pool) + at;
+                if (g->kv_is_f32) memcpy(dst, src, (size_t)hd * sizeof(float));
+                else to_f16(src, dst, hd);   // F16 from_float: round-to-nearest-even, bit-exact on every path
             }
         }
     }
@@ -312,6 +310,12 @@ static void cpu_moe_ffn(backend *be, const backend_moe *a) {
     else pool_run(c->pool, moe_combine_rows, &mc);
 }
 
+static void cpu_matmul_grouped(backend *be, const tv_tensor *w, float *y, const float *x, int n_x,
+                               const int32_t *x_row, const int32_t *off) {
+    cpu_backend *c = cpu(be);
+    kern_matmul_experts(&c->kt, &w, NULL, &y, 1, NULL, x, n_x, x_row, off, c->wsp, c->pool);
+}
+
 static const backend_vtbl cpu_vtbl = {
     .free = cpu_free,
     .prepare = cpu_prepare,
@@ -334,6 +338,7 @@ static const backend_vtbl cpu_vtbl = {
     .sigmoid = cpu_sigmoid,
     .mul_sigmoid = cpu_mul_sigmoid,
     .gdn = cpu_gdn,
+    .matmul_grouped = cpu_matmul_grouped,
 };
 
 backend *backend_cpu_create(const char *cpu_path, int n_threads, tv_error *err) {

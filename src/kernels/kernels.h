@@ -397,6 +397,9 @@ tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_erro
 // The router of one token, as llama.cpp's build_moe_ffn computes it:
 //   probs = softmax(logits) (TV_GATING_SOFTMAX: max subtracted, expf, sum in double, scaled by
 //           1/sum), sigmoid(logits) (TV_GATING_SIGMOID), or the logits (TV_GATING_SOFTMAX_WEIGHT)
+//   groups (n_group > 1, DeepSeek-V3): the experts form n_group equal groups of consecutive ids; a
+//           group scores the sum of its two largest probs + bias, and only the experts of the
+//           n_group_used best groups (ties to the lower group) can be picked
 //   ids   = the n_used experts with the largest probs + bias (bias NULL: none), largest first, ties
 //           to the lower id (llama.cpp's argsort is std::sort: an insertion sort, stable, for up to
 //           16 experts; beyond that it leaves ties unordered)
@@ -411,6 +414,8 @@ typedef struct tv_route_opts {
     const float *bias;         // (n_expert) selection bias (DeepSeek-V3's exp_probs_b), or NULL
     bool norm;
     float scale;
+    int n_group, n_group_used; // grouped top-k: 0 or 1 = off; else n_expert % n_group == 0 and
+                               // 1 <= n_group_used < n_group, n_group_used * (n_expert / n_group) >= n_used
 } tv_route_opts;
 void kern_route(const tv_route_opts *o, float *logits, int32_t *ids, float *w);
 // An expert tensor is 3-D: ne[2] experts, each an (ne[1] rows, ne[0]) matrix, stored one after

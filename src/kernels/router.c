@@ -40,8 +40,36 @@ void kern_route(const tv_route_opts *o, float *logits, int32_t *ids, float *w) {
         break;
     case TV_GATING_SOFTMAX_WEIGHT: break;
     }
-    // top-k by selection score, largest first, ties to the lower id: k passes of a strict maximum
+    // grouped routing: the experts of every group but the n_group_used best are ruled out (taken)
     bool taken[TV_MAX_EXPERTS] = {false};
+    if (o->n_group > 1) {
+        const int ng = o->n_group, per = n / ng;
+        TV_CHECK(n % ng == 0 && per >= 2 && o->n_group_used >= 1 && o->n_group_used < ng &&
+                 o->n_group_used * per >= k);
+        float score[TV_MAX_EXPERTS];   // (ng) sum of the group's two largest selection scores
+        for (int g = 0; g < ng; g++) {
+            float a = -INFINITY, b = -INFINITY;   // largest, second largest
+            for (int i = g * per; i < (g + 1) * per; i++) {
+                const float v = o->bias ? logits[i] + o->bias[i] : logits[i];
+                if (v > a) {
+                    b = a;
+                    a = v;
+                } else if (v > b) {
+                    b = v;
+                }
+            }
+            score[g] = a + b;
+        }
+        bool keep[TV_MAX_EXPERTS] = {false};
+        for (int j = 0; j < o->n_group_used; j++) {
+            int best = -1;
+            for (int g = 0; g < ng; g++)
+                if (!keep[g] && (best < 0 || score[g] > score[best])) best = g;
+            keep[best] = true;
+        }
+        for (int i = 0; i < n; i++) taken[i] = !keep[i / per];
+    }
+    // top-k by selection score, largest first, ties to the lower id: k passes of a strict maximum
     for (int j = 0; j < k; j++) {
         int best = -1;
         float best_v = 0;

@@ -50,7 +50,7 @@ typedef enum family_dim {
     FD_EXPERT,  // n_expert
     FD_FF_EXP,  // ff_exp: one expert's FFN rows
     FD_FF_SHEXP,   // ff_shexp: the shared expert's
-    FD_HEADS,   // n_heads (gpt-oss's per-head attention sinks)
+    FD_HEADS,   // n_heads (gpt-oss's per-head attention sinks; deepseek2's per-head 3-D tensors)
     FD_Q_GATED, // 2 * n_heads * head_dim: each head's query rows, then its gate rows (qwen35)
     FD_SSM_CONV,       // ssm_d_conv: the convolution's width
     FD_SSM_CONV_DIM,   // 2 * ssm_n_k_heads * ssm_head_dim + ssm_d_inner: q, k and v of a linear layer
@@ -59,14 +59,25 @@ typedef enum family_dim {
     FD_SSM_HEAD,       // ssm_head_dim
     FD_PL,      // n_embd_pl: one layer's per-layer input (gemma4 E2B/E4B)
     FD_PL_ALL,  // n_layers * n_embd_pl: every layer's
+    // latent attention (deepseek2)
+    FD_LORA_Q,  // n_lora_q
+    FD_LORA_KV, // n_lora_kv
+    FD_ROT,     // n_rot
+    FD_Q_MLA,   // n_heads * head_dim_k_mla
+    FD_NOPE,    // head_dim_k_mla - n_rot
+    FD_V_MLA,   // head_dim_v_mla
+    FD_O_MLA,   // n_heads * head_dim_v_mla
 } family_dim;
 
 // Which models (layers) of the family have a tensor: every one, only dense ones (n_expert 0), only
-// mixture-of-experts ones (llama's FFN is one or the other; Mixtral is llama with experts).
+// mixture-of-experts ones (llama's FFN is one or the other; Mixtral is llama with experts; the
+// first n_dense_lead layers of deepseek2 / glm4moe are dense); only with / without query
+// compression (deepseek2's n_lora_q).
 // Hybrid models: only the linear-attention layers (tv_layer.is_linear), only the full-attention ones.
 // Only models with per-layer inputs (n_embd_pl > 0), only layers with a KV cache of their own (a
 // layer that reuses an earlier one's K/V needs no K/V projections; present ones are not bound).
-typedef enum family_when { FW_ALL, FW_DENSE, FW_MOE, FW_LINEAR, FW_FULL_ATTN, FW_PER_LAYER_INPUT, FW_OWN_KV } family_when;
+typedef enum family_when { FW_ALL, FW_DENSE, FW_MOE, FW_LINEAR, FW_FULL_ATTN, FW_PER_LAYER_INPUT, FW_OWN_KV,
+                           FW_Q_LORA, FW_Q_DIRECT } family_when;
 
 // One weight: `name` (per-layer tensors are "blk.<l>." + name) bound to the tv_tensor at `offset` of
 // tv_weights (model-wide) or tv_layer (per layer), with shape [ne0 (row length), ne1 (rows)].
@@ -117,6 +128,9 @@ typedef struct family_tensor {
 #define FAMILY_LAYER_OPT_WHEN(name_, slot, ne0_, ne1_, when_)                                          \
     {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_,   \
      .when = when_, .is_optional = true}
+// A per-layer 3-D tensor of one matrix [ne0, ne1] per head (deepseek2's wk_b, wv_b).
+#define FAMILY_PER_HEAD(name_, slot, ne0_, ne1_) \
+    {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_, .ne2 = FD_HEADS}
 // A per-layer 3-D expert tensor: n_expert matrices of [ne0, ne1].
 #define FAMILY_EXPERTS(name_, slot, ne0_, ne1_, when_)                                                 \
     {.name = name_, .is_layer = true, .offset = offsetof(tv_layer, slot), .ne0 = ne0_, .ne1 = ne1_,   \

@@ -42,7 +42,7 @@ size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32) 
     int hd_max;
     size_t kvd_max;
     layer_shape_max(m, &hd_max, &kvd_max);
-    return 2 * (size_t)model_n_kv_layers(m) * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
+    return (model_hparams(m)->n_lora_kv ? 1 : 2) * (size_t)model_n_kv_layers(m) * kvd_max * (size_t)block_size * (is_f32 ? 4 : 2);
 }
 
 tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err) {
@@ -72,8 +72,8 @@ tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bo
         return NULL;
     }
     kv->k = calloc(1, total);
-    kv->v = calloc(1, total);
-    if (!kv->k || !kv->v) goto oom;
+    kv->v = h->n_lora_kv ? NULL : calloc(1, total);   // latent attention: values are read from K
+    if (!kv->k || (!kv->v && !h->n_lora_kv)) goto oom;
     return kv;
 oom:
     kv_cache_free(kv);
@@ -162,12 +162,15 @@ void forward_free(tv_forward *f) {
     float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att, s->hb, s->hb2, f->lx, f->logits, f->rope_cs,
                     f->rope_cs_swa, f->ones, s->moe_logits, s->moe_w, s->moe_g, s->moe_u, s->moe_y,
                     s->q_gated, s->attn_gate, s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta, s->ssm_o,
-                    s->pl_inp, s->pl_buf};
+                    s->pl_inp, s->pl_buf,
+                    s->mla_q, s->mla_qa, s->mla_c, s->mla_pe, s->mla_x, s->mla_y, s->mla_o};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->moe_ids);
     free(s->moe_x_row);
     free(s->moe_pos);
     free(s->moe_off);
+    free(s->mla_row);
+    free(s->mla_off);
     free(f->tok_seq);
     free(f->slots);
     free(f->seqs);
@@ -240,6 +243,17 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         const size_t n_pl = T * (size_t)h->n_layers * (size_t)h->n_embd_pl;
         if (!(s->pl_inp = malloc(n_pl * sizeof(float))) || !(s->pl_buf = malloc(n_pl * sizeof(float)))) goto oom;
     }
+    if (h->n_lora_kv > 0) {   // latent attention: per-head rows T * n_heads, grouped by head
+        const size_t TH = T * (size_t)h->n_heads, r = (size_t)h->n_lora_kv, dk = (size_t)h->head_dim_k_mla,
+                     dv = (size_t)h->head_dim_v_mla, xr = r > dk ? r : dk, yr = r > dv ? r : dv;
+        if (!(s->mla_q = malloc(TH * dk * sizeof(float))) ||
+            (h->n_lora_q && !(s->mla_qa = malloc(T * (size_t)h->n_lora_q * sizeof(float)))) ||
+            !(s->mla_c = malloc(T * r * sizeof(float))) || !(s->mla_pe = malloc(T * (size_t)h->n_rot * sizeof(float))) ||
+            !(s->mla_x = malloc(TH * xr * sizeof(float))) || !(s->mla_y = malloc(TH * yr * sizeof(float))) ||
+            !(s->mla_o = malloc(TH * dv * sizeof(float))) || !(s->mla_row = malloc(TH * sizeof(int32_t))) ||
+            !(s->mla_off = malloc(((size_t)h->n_heads + 1) * sizeof(int32_t))))
+            goto oom;
+    }
     for (int i = 0; i < hd_max; i++) f->ones[i] = 1.0f;
     s->ones = f->ones;
     s->seqs_shaped = f->seqs_shaped;
@@ -254,8 +268,10 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         forward_free(f);
         return NULL;
     }
-    for (int i = 0; i < n_mats; i++)   // expert tensors: up to T * k grouped rows
-        if (mats[i]->ne[2] > 1 && backend_prepare(be, &mats[i], 1, max_tokens * h->n_expert_used, err)) {
+    // 3-D tensors: experts up to T * k grouped rows, per-head matrices (latent attention) T * n_heads
+    const int per_tok = h->n_lora_kv && h->n_heads > h->n_expert_used ? h->n_heads : h->n_expert_used;
+    for (int i = 0; i < n_mats; i++)
+        if (mats[i]->ne[2] > 1 && backend_prepare(be, &mats[i], 1, max_tokens * per_tok, err)) {
             forward_free(f);
             return NULL;
         }

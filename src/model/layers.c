@@ -62,8 +62,9 @@ tv_status layers_attention(layer_state *s, int layer, const tv_tensor *wo, float
     return layers_attention_opts(s, layer, NULL, wo, out, err);
 }
 
-tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
-                                tv_error *err) {
+// Attention of layer `layer` into s->att: the layer's geometry (s's shape, o's options), s->k and
+// s->v written to the tokens' slots (v_is_k: K only, values read from the K rows), then attention.
+static tv_status attention_core(layer_state *s, int layer, const layers_attn_opts *o, bool v_is_k, tv_error *err) {
     const tv_kv_cache *kv = s->kv;
     tv_attn_args a = s->attn;   // forward.c's geometry: the model's shape, window and scale, uncapped
     if (s->head_dim != a.geom.head_dim || s->n_kv_heads != a.geom.n_kv_heads) {   // this layer's shape
@@ -86,14 +87,19 @@ tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opt
         if (o->scale > 0) a.geom.scale = o->scale;
         a.geom.sinks = o->sinks;
     }
-    const float *gate = o ? o->gate : NULL;
     a.k_pool = kv->k + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
-    a.v_pool = kv->v + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
+    a.v_pool = v_is_k ? a.k_pool : kv->v + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
     if (!is_reused)
-        backend_kv_write(s->be, &a.geom, (void *)a.k_pool, (void *)a.v_pool, s->slots, s->n_tokens, s->k, s->v);
-    tv_status st = backend_attention(s->be, &a, err);
+        backend_kv_write(s->be, &a.geom, (void *)a.k_pool, v_is_k ? NULL : (void *)a.v_pool, s->slots, s->n_tokens,
+                         s->k, v_is_k ? NULL : s->v);
+    return backend_attention(s->be, &a, err);
+}
+
+tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
+                                tv_error *err) {
+    tv_status st = attention_core(s, layer, o, false, err);
     if (st) return st;
-    if (gate) backend_mul_sigmoid(s->be, s->att, gate, s->n_tokens, a.geom.n_heads * a.geom.head_dim);
+    if (o && o->gate) backend_mul_sigmoid(s->be, s->att, o->gate, s->n_tokens, s->h->n_heads * s->head_dim);
     backend_matmul(s->be, &wo, &out, 1, s->att, s->n_tokens);
     return TV_OK;
 }
@@ -138,6 +144,62 @@ void layers_gdn(layer_state *s, const tv_layer *L, float *out) {
     backend_matmul(s->be, &wo, &out, 1, s->ssm_z, T);
 }
 
+// Groups T * H per-head rows by head: grouped row h * T + t reads per-head row t * H + h.
+static void mla_group_by_head(layer_state *s) {
+    const int T = s->n_tokens, H = s->h->n_heads;
+    for (int hh = 0; hh <= H; hh++) s->mla_off[hh] = hh * T;
+    for (int hh = 0; hh < H; hh++)
+        for (int t = 0; t < T; t++) s->mla_row[hh * T + t] = t * H + hh;
+}
+
+tv_status layers_mla_attention(layer_state *s, const tv_layer *L, int layer, float *out, tv_error *err) {
+    const tv_hparams *h = s->h;
+    const int T = s->n_tokens, H = h->n_heads, r = h->n_lora_kv, rot = h->n_rot, hd = r + rot;
+    const int dk = h->head_dim_k_mla, nope = dk - rot, dv = h->head_dim_v_mla;
+    // queries (T, H * dk), each head [nope part, RoPE part]
+    if (L->wq_a.data) {
+        const tv_tensor *wa = &L->wq_a, *wb = &L->wq_b;
+        backend_matmul(s->be, &wa, &s->mla_qa, 1, s->xb, T);
+        layers_rmsnorm(s, s->mla_qa, s->mla_qa, &L->q_a_norm, T);
+        backend_matmul(s->be, &wb, &s->mla_q, 1, s->mla_qa, T);
+    } else {
+        const tv_tensor *wq = &L->wq;
+        backend_matmul(s->be, &wq, &s->mla_q, 1, s->xb, T);
+    }
+    // latent (normed) and RoPE key of each token: one activation quantization for both
+    const tv_tensor *wkv[] = {&L->wkv_a_c, &L->wkv_a_pe};
+    float *const ykv[] = {s->mla_c, s->mla_pe};
+    backend_matmul(s->be, wkv, ykv, 2, s->xb, T);
+    layers_rmsnorm(s, s->mla_c, s->mla_c, &L->kv_a_norm, T);
+    // absorbed queries: latent-space query of head h = wk_b[h] · q_nope[h]
+    mla_group_by_head(s);
+    for (int i = 0; i < T * H; i++) memcpy(s->mla_x + (size_t)i * nope, s->mla_q + (size_t)i * dk, (size_t)nope * sizeof(float));
+    backend_matmul_grouped(s->be, &L->wk_b, s->mla_y, s->mla_x, T * H, s->mla_row, s->mla_off);
+    // s->q (T, H, hd) = [absorbed query, q_pe]; s->k (T, hd) = [latent, k_pe]; then RoPE on the last rot
+    for (int t = 0; t < T; t++) {
+        for (int hh = 0; hh < H; hh++) {
+            float *q = s->q + ((size_t)t * H + hh) * hd;
+            memcpy(q, s->mla_y + ((size_t)hh * T + t) * r, (size_t)r * sizeof(float));
+            memcpy(q + r, s->mla_q + ((size_t)t * H + hh) * dk + nope, (size_t)rot * sizeof(float));
+        }
+        memcpy(s->k + (size_t)t * hd, s->mla_c + (size_t)t * r, (size_t)r * sizeof(float));
+        memcpy(s->k + (size_t)t * hd + r, s->mla_pe + (size_t)t * rot, (size_t)rot * sizeof(float));
+    }
+    backend_rope(s->be, s->q + r, s->k + r, s->rope_cs, T, H, 1, hd, rot);
+    // one KV head of [latent, k_pe]; each head's output is a latent-space row (plus rot ignored dims)
+    tv_status st = attention_core(s, layer, NULL, true, err);
+    if (st) return st;
+    // expand: head h's value = wv_b[h] · (its attention output's latent part)
+    for (int i = 0; i < T * H; i++) memcpy(s->mla_x + (size_t)i * r, s->att + (size_t)i * hd, (size_t)r * sizeof(float));
+    backend_matmul_grouped(s->be, &L->wv_b, s->mla_y, s->mla_x, T * H, s->mla_row, s->mla_off);
+    for (int t = 0; t < T; t++)
+        for (int hh = 0; hh < H; hh++)
+            memcpy(s->mla_o + ((size_t)t * H + hh) * dv, s->mla_y + ((size_t)hh * T + t) * dv, (size_t)dv * sizeof(float));
+    const tv_tensor *wo = &L->wo;
+    backend_matmul(s->be, &wo, &out, 1, s->mla_o, T);
+    return TV_OK;
+}
+
 void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const tv_tensor *up,
                     const tv_tensor *down, float *out) {
     const tv_tensor *w[] = {gate, up};
@@ -158,7 +220,8 @@ void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out) {
     backend_matmul(s->be, &router, &s->moe_logits, 1, s->xb, T);
     layers_bias(s, s->moe_logits, &L->ffn_gate_inp_b);
     const tv_route_opts o = {.n_expert = h->n_expert, .n_used = h->n_expert_used, .gating = (tv_gating)h->moe_gating,
-                             .bias = L->exp_probs_b.data, .norm = h->moe_norm_w != 0, .scale = h->moe_w_scale};
+                             .bias = L->exp_probs_b.data, .norm = h->moe_norm_w != 0, .scale = h->moe_w_scale,
+                             .n_group = h->moe_n_group, .n_group_used = h->moe_n_group_used};
     backend_moe_route(s->be, &o, s->moe_logits, T, s->moe_ids, s->moe_w);
     const backend_moe a = {.n_tok = T, .n_used = h->n_expert_used, .x = s->xb, .ids = s->moe_ids, .w = s->moe_w,
                            .gate = &L->ffn_gate_exps, .up = &L->ffn_up_exps, .down = &L->ffn_down_exps,
@@ -174,6 +237,10 @@ void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out) {
     if (!L->ffn_up_shexp.data) return;
     float *shared = s->moe_y, *gate = s->moe_logits;   // (T, dim), (T): free once the experts are summed
     layers_glu_mlp(s, act, &L->ffn_gate_shexp, &L->ffn_up_shexp, &L->ffn_down_shexp, shared);
+    if (!L->ffn_gate_inp_shexp.data) {   // deepseek2: ungated
+        layers_add(s, out, shared);
+        return;
+    }
     const tv_tensor *gi = &L->ffn_gate_inp_shexp;
     backend_matmul(s->be, &gi, &gate, 1, s->xb, T);
     backend_sigmoid(s->be, gate, T, 1);

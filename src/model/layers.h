@@ -62,6 +62,16 @@ typedef struct layer_state {
     // per-layer inputs (h->n_embd_pl > 0, else NULL; P = n_embd_pl)
     float *pl_inp;        // (n_layers, T, P) each layer's input, layer-major (layers_per_layer_inputs)
     float *pl_buf;        // (T, n_layers * P) scratch; a layer's gate rows (T, P) in a block
+    // latent attention (h->n_lora_kv > 0, else NULL; H = n_heads, r = n_lora_kv, dk/dv = head_dim_k/v_mla)
+    float *mla_q;         // (T, H * dk) expanded queries
+    float *mla_qa;        // (T, n_lora_q) compressed queries (NULL without q_lora)
+    float *mla_c;         // (T, r) latents
+    float *mla_pe;        // (T, n_rot) RoPE keys
+    float *mla_x;         // (T * H, max(r, dk)) per-head rows, token-major
+    float *mla_y;         // (H * T, max(r, dv)) per-head rows, head-major (grouped)
+    float *mla_o;         // (T, H * dv) expanded attention output
+    int32_t *mla_row;     // (T * H) grouped row -> per-head row
+    int32_t *mla_off;     // (H + 1)
 } layer_state;
 
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
@@ -128,8 +138,15 @@ void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const
 // weight_e * down_e(act(gate_e·xb) * (up_e·xb)), routed by router logits xb · ffn_gate_inpᵀ
 // (h->moe_gating, moe_norm_w, moe_w_scale, the layer's exp_probs_b; plus ffn_gate_inp_b and the
 // experts' biases where the layer has them, gpt-oss); rows routed to one expert run as one grouped GEMM. With a shared expert (ffn_up_shexp present, qwen2moe): out +=
-// sigmoid(xb · ffn_gate_inp_shexp) * (act(xb·gate_shexp) * (xb·up_shexp))·down_shexp.
+// sigmoid(xb · ffn_gate_inp_shexp) * (act(xb·gate_shexp) * (xb·up_shexp))·down_shexp (deepseek2: no
+// gate, the shared experts' output is added as it is). Grouped top-k when h->moe_n_group > 1.
 void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out);
+// Multi-head latent attention (deepseek2, h->n_lora_kv > 0) of s->xb into out (T, dim), in the
+// absorbed form: per head, q = [wk_bᵀ·q_nope, rope(q_pe)] against K rows [latent, rope(k_pe)] of the
+// cache (latent = rmsnorm(xb·wkv_a_c) * kv_a_norm), scores scaled by h->attn_scale, the attention
+// output (a latent-space row per head) expanded by wv_b, then · woᵀ. The queries come from wq_a,
+// q_a_norm and wq_b, or wq. TV_ERR_NOMEM (attention workspace) in err on failure.
+tv_status layers_mla_attention(layer_state *s, const tv_layer *L, int layer, float *out, tv_error *err);
 // The layer's FFN from s->xb into out (T, dim): layers_moe when it has a router, else layers_glu_mlp
 // with w_gate, w_up, w_down.
 void layers_ffn(layer_state *s, layers_act act, const tv_layer *L, float *out);

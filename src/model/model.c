@@ -143,9 +143,10 @@ void tv_model_free(tv_model *m) {
 }
 
 // Checks that t exists, has a supported type, and has exactly the shape (ne0, ne1) (ne1 = 1 for vectors).
-// ne2 > 1: a 3-D expert tensor of ne2 = n_expert matrices.
+// ne2 > 1: a 3-D tensor of ne2 matrices: experts (ne2_key "expert_count": a decode step reads
+// n_expert_used of them) or one per head ("head_count").
 static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
-                      tv_tensor *dst, tv_error *err) {
+                      const char *ne2_key, tv_tensor *dst, tv_error *err) {
     if (!src && m->map_err[0]) return err_fail(err, TV_ERR_IO, "%s", m->map_err);
     if (!src) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is missing", m->path, name);
     const tv_type_traits *tr = kern_traits_ref(src->type);
@@ -154,8 +155,8 @@ static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64
                        m->path, name, kern_type_name(src->type));
     int64_t e1 = src->n_dims >= 2 ? src->ne[1] : 1;
     if (ne2 > 1 && src->ne[2] != ne2)
-        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' holds %lld experts (ne[2]), the metadata's expert_count is %lld",
-                        m->path, name, (long long)src->ne[2], (long long)ne2);
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' holds %lld matrices (ne[2]), the metadata's %s is %lld",
+                        m->path, name, (long long)src->ne[2], ne2_key, (long long)ne2);
     if (src->ne[0] != ne0 || e1 != ne1 || src->ne[2] != ne2 || src->ne[3] != 1) {
         char want[64];
         if (ne2 > 1) snprintf(want, sizeof want, "[%lld, %lld, %lld]", (long long)ne0, (long long)ne1, (long long)ne2);
@@ -170,7 +171,8 @@ static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64
     *dst = *src;
     dst->name = NULL;   // names point into the container; not needed after binding
     // a decode step reads n_expert_used of the n_expert matrices of an expert tensor
-    m->weight_bytes += ne2 > 1 ? src->nbytes / (size_t)ne2 * (size_t)m->hp.n_expert_used : src->nbytes;
+    const bool is_experts = ne2 > 1 && !strcmp(ne2_key, "expert_count");
+    m->weight_bytes += is_experts ? src->nbytes / (size_t)ne2 * (size_t)m->hp.n_expert_used : src->nbytes;
     return TV_OK;
 }
 
@@ -252,6 +254,13 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
     case FD_SSM_HEAD: return h->ssm_head_dim;
     case FD_PL: return h->n_embd_pl;
     case FD_PL_ALL: return (int64_t)h->n_layers * h->n_embd_pl;
+    case FD_LORA_Q: return h->n_lora_q;
+    case FD_LORA_KV: return h->n_lora_kv;
+    case FD_ROT: return h->n_rot;
+    case FD_Q_MLA: return (int64_t)h->n_heads * h->head_dim_k_mla;
+    case FD_NOPE: return h->head_dim_k_mla - h->n_rot;
+    case FD_V_MLA: return h->head_dim_v_mla;
+    case FD_O_MLA: return (int64_t)h->n_heads * h->head_dim_v_mla;
     }
     return 0;
 }
@@ -263,7 +272,10 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
     else snprintf(name, sizeof name, "%s", ft->name);
     char *base = ft->is_layer ? (char *)&m->layers[l] : (char *)&m->w;
     tv_tensor tmp, *dst = (tv_tensor *)(base + ft->offset);
-    if ((ft->when == FW_DENSE && m->hp.n_expert > 0) || (ft->when == FW_MOE && m->hp.n_expert == 0)) return TV_OK;
+    const bool is_dense = m->hp.n_expert == 0 || (ft->is_layer && l < m->hp.n_dense_lead);
+    if ((ft->when == FW_DENSE && !is_dense) || (ft->when == FW_MOE && is_dense) ||
+        (ft->when == FW_Q_LORA && m->hp.n_lora_q == 0) || (ft->when == FW_Q_DIRECT && m->hp.n_lora_q > 0))
+        return TV_OK;
     if ((ft->when == FW_LINEAR && !m->layers[l].is_linear) || (ft->when == FW_FULL_ATTN && m->layers[l].is_linear) ||
         (ft->when == FW_PER_LAYER_INPUT && m->hp.n_embd_pl == 0) || (ft->when == FW_OWN_KV && l >= m->hp.n_layer_kv && m->hp.n_layer_kv > 0))
         return TV_OK;
@@ -277,7 +289,7 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
         int64_t rows = 0;
         for (int i = 0; i < ft->n_parts; i++) rows += dim_value(&m->hp, L, ft->parts[i].rows);
         tv_tensor whole;
-        tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), rows, 1, &whole, err);
+        tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), rows, 1, "", &whole, err);
         if (st) return st;
         const size_t row_bytes = kern_row_size(whole.type, whole.ne[0]);
         int64_t r0 = 0;
@@ -293,7 +305,7 @@ static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn f
         return TV_OK;
     }
     tv_status st = bind(m, t, where, dim_value(&m->hp, L, ft->ne0), dim_value(&m->hp, L, ft->ne1),
-                        dim_value(&m->hp, L, ft->ne2), dst, err);
+                        dim_value(&m->hp, L, ft->ne2), ft->ne2 == FD_HEADS ? "head_count" : "expert_count", dst, err);
     if (st) return st;
     if (ft->is_direct && dst->type != TV_TYPE_F32)
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' must be F32, it is %s", m->path, where,
@@ -488,9 +500,14 @@ static tv_status read_keys(tv_model *m, const char *arch, tv_error *err) {
     char key[160];
     int64_t v_len;
     snprintf(key, sizeof key, "%s.attention.value_length", arch);
-    if (gguf_get_int(m->gguf, key, &v_len) && v_len != h->head_dim)
+    if (h->n_lora_kv > 0) {   // latent attention: the values are the latents
+        if (gguf_get_int(m->gguf, key, &v_len) && v_len != h->n_lora_kv)
+            return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s = %lld, latent attention needs kv_lora_rank %d",
+                            m->path, key, (long long)v_len, h->n_lora_kv);
+    } else if (gguf_get_int(m->gguf, key, &v_len) && v_len != h->head_dim) {
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: metadata %s = %lld, tinyvllm needs it equal to the key length %d",
                         m->path, key, (long long)v_len, h->head_dim);
+    }
     return TV_OK;
 }
 

@@ -64,6 +64,16 @@ typedef struct tv_hparams {
     // layer attends over an earlier layer's cache (tv_layer.kv_layer)
     int32_t n_embd_pl;
     int32_t n_layer_kv;
+    int32_t moe_n_group, moe_n_group_used;   // grouped top-k (DeepSeek-V3: expert groups); 0 = off
+    int32_t n_dense_lead;        // the first n_dense_lead layers have a dense FFN (deepseek2, glm4moe)
+    int32_t n_expert_shared;     // shared experts (deepseek2: one dense FFN n_expert_shared * ff_exp wide)
+    // multi-head latent attention (deepseek2; n_lora_kv > 0). Per token and layer the KV cache holds
+    // the normed latent (n_lora_kv) and the RoPE key (n_rot) shared by every head: head_dim =
+    // n_lora_kv + n_rot, n_kv_heads = 1, no V pool (a head's value is the latent, read from K).
+    int32_t n_lora_q;            // rank of the query compression (0: wq directly, the Lite variant)
+    int32_t n_lora_kv;           // rank of the KV latent
+    int32_t head_dim_k_mla;      // a head's expanded query/key size: no-RoPE part + n_rot (key_length_mla)
+    int32_t head_dim_v_mla;      // a head's expanded value size (value_length_mla)
 } tv_hparams;
 
 typedef struct tv_layer {
@@ -123,6 +133,15 @@ typedef struct tv_layer {
     tv_tensor ssm_a;                       // (n_v_heads) f32 -exp(A_log): decay = exp(softplus(alpha + dt) * a)
     tv_tensor ssm_norm;                    // (ssm_head_dim) f32 per-head RMSNorm of the output
     tv_tensor ssm_out;                     // (dim, d_inner)
+    // deepseek2's latent attention (h->n_lora_kv > 0; nope = head_dim_k_mla - n_rot)
+    tv_tensor wq_a;        // (n_lora_q, dim) query compression; absent (Lite): wq is (n_heads*head_dim_k_mla, dim)
+    tv_tensor q_a_norm;    // (n_lora_q) f32
+    tv_tensor wq_b;        // (n_heads*head_dim_k_mla, n_lora_q) per head: nope query part, then RoPE part
+    tv_tensor wkv_a_c;     // (n_lora_kv, dim) the latent rows of attn_kv_a_mqa
+    tv_tensor wkv_a_pe;    // (n_rot, dim) its RoPE key rows
+    tv_tensor kv_a_norm;   // (n_lora_kv) f32
+    tv_tensor wk_b;        // 3-D (n_heads, n_lora_kv, nope): a head's nope query into latent space
+    tv_tensor wv_b;        // 3-D (n_heads, head_dim_v_mla, n_lora_kv): the latent into a head's value
 } tv_layer;
 
 // The weights outside the layers.
@@ -192,18 +211,19 @@ typedef struct tv_state_cache {
 
 // ---- paged KV cache: per full-attention layer K and V pools of (n_blocks, n_kv_heads, block_size,
 // head_dim); for hybrid models also the state slots ----
+// (latent attention, h->n_lora_kv > 0: K pools only, v NULL; a K row is [latent, RoPE key])
 typedef struct tv_kv_cache {
     int n_layers, n_blocks, block_size, n_kv_heads, head_dim;   // n_layers: the ones with KV (not linear)
     int layer_begin;        // a pipeline stage's first layer (model_layer_range): layer l's pools are at l - layer_begin
     bool is_f32;            // else f16
     size_t layer_bytes;     // bytes of one layer's K (= V) pool
-    uint8_t *k, *v;         // (n_layers, n_blocks, n_kv_heads, block_size, head_dim)
+    uint8_t *k, *v;         // (n_layers, n_blocks, n_kv_heads, block_size, head_dim); v NULL for latent attention
     tv_state_cache *state;  // hybrid models: kv_cache_add_state's slots (owned); else NULL
 } tv_kv_cache;
 
 tv_kv_cache *kv_cache_create(const tv_model *m, int n_blocks, int block_size, bool is_f32, tv_error *err);
 void kv_cache_free(tv_kv_cache *kv);
-size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32);  // K+V, all layers with KV
+size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32);  // K+V (K only: MLA), all layers with KV
 // Hybrid models: gives kv n_slots zeroed state slots (a batch names each sequence's slot in
 // tv_batch.state_slots). TV_ERR_INVALID for a model without linear layers or n_slots < 1,
 // TV_ERR_NOMEM.

@@ -20,7 +20,9 @@
     X(qwen3moe) \
     X(qwen2moe) \
     X(gptoss) \
-    X(qwen35)
+    X(qwen35) \
+    X(deepseek2) \
+    X(glm4moe)
 
 #define DECLARE(n) extern const model_family family_##n;
 FAMILIES(DECLARE)

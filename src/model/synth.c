@@ -380,7 +380,26 @@ enum {
     AF_HYBRID = 1 << 10,     // Gated DeltaNet layers (ssm_*) except every full_attn_interval-th, which
                              // is a gated attention (attn_q of query + gate rows, Q/K norms);
                              // post_attention_norm as the FFN norm (qwen35, qwen35moe, qwen3next)
+    AF_GLM4MOE = 1 << 11,    // post_attention_norm as the FFN norm, layer 0 dense, sigmoid routing with
+                             // exp_probs_b, one ungated shared expert, the last layer an MTP (nextn)
+                             // layer llama.cpp does not run (glm4moe)
 };
+// Multi-head latent attention and DeepSeek's MoE (arch deepseek2): the ranks at DeepSeek-V2/V3's
+// ratios (kv_lora : nope : rope : v = 4 : 1 : 0.5 : 1), dense leading layers, shared experts.
+typedef struct mla_spec {
+    int32_t q_lora, kv_lora, nope, v_mla;   // q_lora 0: attn_q directly (the Lite variant)
+    int32_t dense_lead, n_shexp, n_group, n_group_used;
+    int32_t gating;                         // expert_gating_func: 1 softmax, 2 sigmoid
+    bool probs_bias, norm_w;                // exp_probs_b (V3), expert_weights_norm
+    float w_scale;                          // expert_weights_scale
+    float yarn_log_mul;                     // rope.scaling.yarn_log_multiplier (0.1 * mscale_all_dim; 0: absent)
+} mla_spec;
+// V3 style: q_lora, sigmoid routing with a selection bias over 2 groups (1 used), normed weights
+// scaled by 2.5, YaRN with V2's mscale_all_dim 0.707. Lite: direct queries, softmax, 2 shared
+// experts, YaRN without the multiplier key.
+static const mla_spec MLA_V3 = {64, 128, 32, 32, 1, 1, 4, 2, 2, true, true, 1.0f, 0.0707f};
+static const mla_spec MLA_LITE = {0, 128, 32, 32, 1, 2, 0, 0, 1, false, false, 1.0f, 0.0f};
+
 // A spec with n_expert > 0 has a mixture-of-experts FFN in every layer: ffn_gate_inp (F32, as
 // llama-quantize leaves it), 3-D ffn_gate/up/down_exps of ff_exp (0: ff) rows per expert, and with
 // ff_shexp > 0 qwen2moe's shared expert (ffn_gate_inp_shexp, ffn_gate/up/down_shexp).
@@ -402,6 +421,7 @@ struct arch_spec {
     int32_t n_expert, n_expert_used, ff_exp, ff_shexp;   // mixture of experts (0: dense)
     int32_t n_embd_pl;           // gemma4 E2B/E4B: per-layer input width (0: none)
     int32_t n_kv_shared;         // gemma4 E2B/E4B: the last layers, reusing earlier layers' KV (0: none)
+    const mla_spec *mla;         // deepseek2 (head_dim = kv_lora + n_rot, one KV head), else NULL
 };
 
 // AF_HYBRID archs' Gated DeltaNet shape: conv width, key/value head size, key and value heads, the
@@ -422,7 +442,7 @@ static const hybrid_spec *find_hybrid(const arch_spec *a) {
 
 #define SWA_WINDOW 32   // every sliding window: shorter than the fixtures' long prompt
 
-#define DENSE 0, 0, 0, 0, 0, 0   // no experts, no per-layer inputs, no shared KV
+#define DENSE 0, 0, 0, 0, 0, 0, NULL   // no experts, no per-layer inputs, no shared KV, no MLA
 static const arch_spec ARCHS[] = {
     // name       arch        dim  ff   L  H  KV  hd   rot  ctx   swa  swa_hd swa_kv theta  eps    gain embd flags
     {"llama",    "llama",    256, 768, 4, 4, 2,  64,  64, 2048,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL, DENSE},
@@ -438,7 +458,7 @@ static const arch_spec ARCHS[] = {
     // (E2B: 256 of 1536) and the last 3 layers reusing layer 1's (sliding) or 2's (global) KV
     // (E2B: 20 of 35 layers)
     {"gemma4e",  "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192, 3,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, "gemma4", 0, 0, 0, 0, 64, 3},
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, "gemma4", 0, 0, 0, 0, 64, 3, NULL},
     {"phi3",     "phi3",     256, 768, 4, 4, 2,  64,  48, 4096,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
      AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 0, 0, NULL, DENSE},
     {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL, DENSE},
@@ -449,19 +469,29 @@ static const arch_spec ARCHS[] = {
     // mixture of experts: 16 experts top-4 (qwen3moe, qwen2moe with a shared expert), Mixtral's 8
     // top-2 (llama with experts, each feed_forward_length wide); router logits std 2
     {"qwen3moe", "qwen3moe", 256, 768, 4, 4, 2, 128, 128, 4096, 0,  0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_QK_NORM, 0, 0, NULL, 16, 4, 256, 0, 0, 0},
+     AF_QK_NORM, 0, 0, NULL, 16, 4, 256, 0, 0, 0, NULL},
     {"qwen2moe", "qwen2moe", 256, 768, 4, 4, 2,  64,  64, 4096, 0,  0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_QKV_BIAS, 0, 0, NULL, 16, 4, 256, 512, 0, 0},
+     AF_QKV_BIAS, 0, 0, NULL, 16, 4, 256, 512, 0, 0, NULL},
     {"mixtral",  "llama",    256, 256, 4, 4, 2,  64,  64, 2048, 0,  0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f,
-     0, 0, 0, NULL, 8, 2, 0, 0, 0, 0},
+     0, 0, 0, NULL, 8, 2, 0, 0, 0, 0, NULL},
     // gpt-oss: even layers slide (window 32), sinks, YaRN x8 over an original context of 64 (so it
     // bites at the fixtures' positions), biases everywhere, 16 experts top-4 of 256
     {"gpt-oss",  "gpt-oss",  256, 768, 4, 4, 2,  64,  64, 4096, 2,  0, 0, 150000.0f, 1e-5f, 3.0f, 1.0f,
-     AF_QKV_BIAS | AF_GPTOSS, 0, 0, NULL, 16, 4, 256, 0, 0, 0},
+     AF_QKV_BIAS | AF_GPTOSS, 0, 0, NULL, 16, 4, 256, 0, 0, 0, NULL},
     // hybrid Gated DeltaNet models, Qwen3.5/3.6's ratios scaled down: 3 linear layers of 4, value
     // heads twice the key heads, d_inner = dim, head 256 with a quarter rotated (here 64 / 16)
     {"qwen35",   "qwen35",   256, 768, 8, 4, 2,  64,  16, 4096, 0,  0, 0, 10000000.0f, 1e-6f, 3.0f, 1.0f,
      AF_HYBRID, 0, 0, NULL, DENSE},
+    // deepseek2: latent attention (K rows of 128 latent + 16 RoPE dims), 16 experts top-4 of 128
+    // after one dense layer; YaRN x8 (x4 Lite) over an original context of 64
+    // glm4moe: partial NeoX RoPE (half of each 64-dim head), q/k/v biases and q/k norms, layer 0
+    // dense, 16 experts top-4 of 128, block_count 5 of which the last is the MTP layer
+    {"glm4moe",  "glm4moe",  256, 512, 5, 4, 2,  64,  32, 4096, 0,  0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f,
+     AF_QKV_BIAS | AF_QK_NORM | AF_GLM4MOE, 0, 0, NULL, 16, 4, 128, 0, 0, 0, NULL},
+    {"deepseek2", "deepseek2", 256, 512, 4, 4, 1, 144, 16, 4096, 0, 0, 0, 10000.0f, 1e-6f, 3.0f, 1.0f,
+     0, 0, 0, NULL, 16, 4, 128, 0, .mla = &MLA_V3},
+    {"deepseek2-lite", "deepseek2", 256, 512, 4, 4, 1, 144, 16, 4096, 0, 0, 0, 10000.0f, 1e-6f, 3.0f, 1.0f,
+     0, 0, 0, NULL, 16, 4, 128, 0, .mla = &MLA_LITE},
     // benchmark shapes of the models people run (bench/, docs/benchmarks.md): real dims, vocab sizes
     // and windows, the trained context written as 4096 so default KV sizing stays small
     {"qwen3-1.7b", "qwen3",  2048, 6144, 28, 16, 8, 128, 128, 4096, 0, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
@@ -470,14 +500,23 @@ static const arch_spec ARCHS[] = {
      AF_TIED | AF_POST_NORMS | AF_QK_NORM, 262144, 512, "gemma3", DENSE},
     {"phi4-mini",  "phi3",   3072, 8192, 32, 24, 8, 128, 96, 4096, 0, 0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
      AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 200064, 0, "phi3", DENSE},
+    // mixture-of-experts benchmark shapes. Qwen3-30B-A3B scaled to this 24 GiB machine: its dim,
+    // heads, head size, vocab and expert width, half its layers (24 of 48) and half its experts
+    // (64 of 128, still top-8): 8.3B parameters, 1.7B active (Q8_0 8.9 GB, Q4_K_M ~5 GB).
+    {"qwen3moe-24l", "qwen3moe", 2048, 6144, 24, 32, 4, 128, 128, 4096, 0, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_QK_NORM, 151936, 0, "qwen3moe", 64, 8, 768, 0, 0, 0, NULL},
+    // gpt-oss-20b at its real size (write it with --type MXFP4: experts MXFP4, the rest Q8_0, ~12 GB):
+    // 24 layers, 64 heads of 64, 8 KV heads, window 128 on even layers, 32 experts top-4 of 2880
+    {"gpt-oss-20b", "gpt-oss", 2880, 2880, 24, 64, 8, 64, 64, 4096, 2, 0, 0, 150000.0f, 1e-5f, 3.0f, 1.0f,
+     AF_QKV_BIAS | AF_GPTOSS, 201088, 128, "gpt-oss", 32, 4, 2880, 0, 0, 0, NULL},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
 #define FIXTURE_ARCHS \
     "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, gemma4e, phi3, mistral3, smollm3, granite, qwen3moe, " \
-    "qwen2moe, mixtral, gpt-oss, qwen35"
-#define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini"
-const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real sizes): " BENCH_ARCHS; }
+    "qwen2moe, mixtral, gpt-oss, qwen35, glm4moe, deepseek2, deepseek2-lite"
+#define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini, qwen3moe-24l, gpt-oss-20b"
+const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real dims; qwen3moe-24l has half the layers and experts): " BENCH_ARCHS; }
 const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
 
 static const arch_spec *find_arch(const char *name) {
@@ -679,9 +718,35 @@ static void arch_metadata(gguf_writer *w, const arch_spec *a) {
         gguf_set_f32(w, ARCH_KEY(k, a, "attention.temperature_scale"), 0.1f);
     } else if (!strcmp(n, "gpt-oss")) {
         gguf_set_u32(w, ARCH_KEY(k, a, "attention.sliding_window"), window);
+        gguf_set_str(w, ARCH_KEY(k, a, "rope.scaling.type"), "yarn");   // released: x32 over 4096
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), a->base ? 32.0f : 8.0f);
+        gguf_set_u32(w, ARCH_KEY(k, a, "rope.scaling.original_context_length"), a->base ? 4096 : 64);
+    } else if (a->flags & AF_GLM4MOE) {
+        gguf_set_u32(w, ARCH_KEY(k, a, "expert_shared_count"), 1);
+        gguf_set_u32(w, ARCH_KEY(k, a, "leading_dense_block_count"), 1);
+        gguf_set_u32(w, ARCH_KEY(k, a, "expert_gating_func"), 2);
+        gguf_set_bool(w, ARCH_KEY(k, a, "expert_weights_norm"), true);
+        gguf_set_f32(w, ARCH_KEY(k, a, "expert_weights_scale"), 1.0f);
+        gguf_set_u32(w, ARCH_KEY(k, a, "nextn_predict_layers"), 1);
+    } else if (a->mla) {
+        const mla_spec *m = a->mla;
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.q_lora_rank"), (uint32_t)m->q_lora);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.kv_lora_rank"), (uint32_t)m->kv_lora);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.key_length_mla"), (uint32_t)(m->nope + a->n_rot));
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.value_length_mla"), (uint32_t)m->v_mla);
+        gguf_set_u32(w, ARCH_KEY(k, a, "leading_dense_block_count"), (uint32_t)m->dense_lead);
+        gguf_set_u32(w, ARCH_KEY(k, a, "expert_shared_count"), (uint32_t)m->n_shexp);
+        gguf_set_f32(w, ARCH_KEY(k, a, "expert_weights_scale"), m->w_scale);
+        gguf_set_bool(w, ARCH_KEY(k, a, "expert_weights_norm"), m->norm_w);
+        gguf_set_u32(w, ARCH_KEY(k, a, "expert_gating_func"), (uint32_t)m->gating);
+        if (m->n_group) {
+            gguf_set_u32(w, ARCH_KEY(k, a, "expert_group_count"), (uint32_t)m->n_group);
+            gguf_set_u32(w, ARCH_KEY(k, a, "expert_group_used_count"), (uint32_t)m->n_group_used);
+        }
         gguf_set_str(w, ARCH_KEY(k, a, "rope.scaling.type"), "yarn");
-        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), 8.0f);
+        gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.factor"), m->yarn_log_mul != 0 ? 8.0f : 4.0f);
         gguf_set_u32(w, ARCH_KEY(k, a, "rope.scaling.original_context_length"), 64);
+        if (m->yarn_log_mul != 0) gguf_set_f32(w, ARCH_KEY(k, a, "rope.scaling.yarn_log_multiplier"), m->yarn_log_mul);
     } else if (a->flags & AF_HYBRID) {
         const hybrid_spec *hy = find_hybrid(a);
         gguf_set_u32(w, ARCH_KEY(k, a, "ssm.conv_kernel"), (uint32_t)hy->ssm_conv);
@@ -858,6 +923,53 @@ static tv_status hybrid_mixer(arch_writer *aw, const arch_spec *a, int l, tv_typ
 #undef NAME
 }
 
+// Layer l of a deepseek2 model after its attn_norm, in llama.cpp's layout (models/deepseek2.cpp):
+// queries (compressed or direct), attn_kv_a_mqa (latent then RoPE key rows), per-head attn_k_b /
+// attn_v_b, the output, then a dense FFN (leading layers) or router (+ selection bias), experts and
+// shared experts.
+static tv_status synth_mla_layer(arch_writer *aw, int l, tv_type t, tv_type vt, tv_type exp_t, tv_error *err) {
+    const arch_spec *a = aw->a;
+    const mla_spec *m = a->mla;
+    const int32_t dim = a->dim, H = a->n_heads, dk = m->nope + a->n_rot, ff_sh = a->ff_exp * m->n_shexp;
+    char nm[96];
+    tv_status st;
+#define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix), nm)
+#define TRY(call) do { if ((st = (call))) return st; } while (0)
+    if (m->q_lora) {
+        TRY(aw_matrix(aw, NAME("attn_q_a.weight"), t, dim, m->q_lora, 1.0f, err));
+        TRY(aw_norm(aw, NAME("attn_q_a_norm.weight"), m->q_lora, err));
+        TRY(aw_matrix(aw, NAME("attn_q_b.weight"), t, m->q_lora, H * dk, 1.0f, err));
+    } else {
+        TRY(aw_matrix(aw, NAME("attn_q.weight"), t, dim, H * dk, 1.0f, err));
+    }
+    TRY(aw_matrix(aw, NAME("attn_kv_a_mqa.weight"), t, dim, m->kv_lora + a->n_rot, 1.5f, err));
+    TRY(aw_norm(aw, NAME("attn_kv_a_norm.weight"), m->kv_lora, err));
+    TRY(aw_experts(aw, NAME("attn_k_b.weight"), t, m->nope, m->kv_lora, H, 1.0f, err));
+    TRY(aw_experts(aw, NAME("attn_v_b.weight"), vt, m->kv_lora, m->v_mla, H, 1.0f, err));
+    TRY(aw_matrix(aw, NAME("attn_output.weight"), t, H * m->v_mla, dim, 1.0f, err));
+    TRY(aw_norm(aw, NAME("ffn_norm.weight"), dim, err));
+    if (l < m->dense_lead) {
+        TRY(aw_matrix(aw, NAME("ffn_gate.weight"), t, dim, a->ff, 1.0f, err));
+        TRY(aw_matrix(aw, NAME("ffn_up.weight"), t, dim, a->ff, 1.0f, err));
+        TRY(aw_matrix(aw, NAME("ffn_down.weight"), vt, a->ff, dim, 1.0f, err));
+        return TV_OK;
+    }
+    TRY(aw_add(aw, NAME("ffn_gate_inp.weight"), TV_TYPE_F32, dim, a->n_expert, 0.0f,
+               2.0f / sqrtf((float)dim) * sqrtf(3.0f), NULL, err));
+    // selection bias about the size of the sigmoid probs' spread: it changes some picks
+    if (m->probs_bias) TRY(aw_add(aw, NAME("exp_probs_b.bias"), TV_TYPE_F32, a->n_expert, 0, 0.0f, 0.15f, NULL, err));
+    const tv_type down_t = exp_t == TV_TYPE_MXFP4 ? exp_t : vt;
+    TRY(aw_experts(aw, NAME("ffn_gate_exps.weight"), exp_t, dim, a->ff_exp, a->n_expert, 1.0f, err));
+    TRY(aw_experts(aw, NAME("ffn_up_exps.weight"), exp_t, dim, a->ff_exp, a->n_expert, 1.0f, err));
+    TRY(aw_experts(aw, NAME("ffn_down_exps.weight"), down_t, a->ff_exp, dim, a->n_expert, 1.0f, err));
+    TRY(aw_matrix(aw, NAME("ffn_gate_shexp.weight"), t, dim, ff_sh, 1.0f, err));
+    TRY(aw_matrix(aw, NAME("ffn_up_shexp.weight"), t, dim, ff_sh, 1.0f, err));
+    TRY(aw_matrix(aw, NAME("ffn_down_shexp.weight"), vt, ff_sh, dim, 1.0f, err));
+#undef TRY
+#undef NAME
+    return TV_OK;
+}
+
 static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, const char *out_path, tv_error *err) {
     tv_status st = TV_OK;
     arch_writer aw = {.seed = p->seed, .a = a, .hf_exact = p->hf_exact};
@@ -865,9 +977,9 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     char k[128], nm[96], text[256];
     if (!(aw.w = gguf_writer_create())) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     gguf_writer *w = aw.w;
-    if (p->hf && (a->flags & AF_GEMMA4)) {
+    if (p->hf && ((a->flags & AF_GEMMA4) || a->mla)) {
         gguf_writer_free(w);
-        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: gemma4 has no Hugging Face layout here yet");
+        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
     }
     if (p->hf && (a->flags & AF_HYBRID)) {
         gguf_writer_free(w);
@@ -902,7 +1014,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     if (!(a->flags & AF_GEMMA4)) gguf_set_u32(w, ARCH_KEY(k, a, "attention.head_count_kv"), (uint32_t)a->n_kv_heads);
     if (a->head_dim * a->n_heads != dim || !strncmp(a->arch, "gemma", 5)) {
         gguf_set_u32(w, ARCH_KEY(k, a, "attention.key_length"), (uint32_t)a->head_dim);
-        gguf_set_u32(w, ARCH_KEY(k, a, "attention.value_length"), (uint32_t)a->head_dim);
+        gguf_set_u32(w, ARCH_KEY(k, a, "attention.value_length"), (uint32_t)(a->mla ? a->mla->kv_lora : a->head_dim));
     }
     gguf_set_f32(w, ARCH_KEY(k, a, "attention.layer_norm_rms_epsilon"), a->eps);
     gguf_set_f32(w, ARCH_KEY(k, a, "rope.freq_base"), a->theta);
@@ -980,6 +1092,10 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
             goto ffn;
         }
         TRY(aw_norm(&aw, NAME("attn_norm.weight"), dim, err));
+        if (a->mla) {
+            TRY(synth_mla_layer(&aw, l, t, vt, exp_t, err));
+            continue;
+        }
         if (a->flags & AF_FUSED_QKV) {
             TRY(aw_matrix(&aw, NAME("attn_qkv.weight"), vt, dim, q_dim + 2 * kv_dim, 1.5f, err));
         } else {
@@ -1010,9 +1126,11 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
             TRY(aw_add(&aw, NAME("attn_sinks.weight"), TV_TYPE_F32, a->n_heads, 0, 1.0f, 1.5f, NULL, err));
         }
         if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_attention_norm.weight"), dim, err));
-        TRY(aw_norm(&aw, NAME((a->flags & AF_GPTOSS) ? "post_attention_norm.weight" : "ffn_norm.weight"), dim, err));
-    ffn:
-        if (a->n_expert) {
+        TRY(aw_norm(&aw, NAME((a->flags & (AF_GPTOSS | AF_GLM4MOE)) ? "post_attention_norm.weight" : "ffn_norm.weight"),
+                    dim, err));
+    ffn:;
+        const bool dense_lead = (a->flags & AF_GLM4MOE) && l == 0;
+        if (a->n_expert && !dense_lead) {
             TRY(aw_add(&aw, NAME("ffn_gate_inp.weight"), TV_TYPE_F32, dim, a->n_expert, 0.0f,
                        2.0f / sqrtf((float)dim) * sqrtf(3.0f), NULL, err));
             const tv_type down_t = exp_t == TV_TYPE_MXFP4 ? exp_t : vt;
@@ -1024,6 +1142,12 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
                 TRY(aw_add(&aw, NAME("ffn_gate_exps.bias"), TV_TYPE_F32, ff_exp, a->n_expert, 0.0f, 0.5f, NULL, err));
                 TRY(aw_add(&aw, NAME("ffn_up_exps.bias"), TV_TYPE_F32, ff_exp, a->n_expert, 0.0f, 0.5f, NULL, err));
                 TRY(aw_add(&aw, NAME("ffn_down_exps.bias"), TV_TYPE_F32, dim, a->n_expert, 0.0f, 0.2f, NULL, err));
+            }
+            if (a->flags & AF_GLM4MOE) {
+                TRY(aw_add(&aw, NAME("exp_probs_b.bias"), TV_TYPE_F32, a->n_expert, 0, 0.0f, 0.15f, NULL, err));
+                TRY(aw_matrix(&aw, NAME("ffn_gate_shexp.weight"), t, dim, ff_exp, 1.0f, err));
+                TRY(aw_matrix(&aw, NAME("ffn_up_shexp.weight"), t, dim, ff_exp, 1.0f, err));
+                TRY(aw_matrix(&aw, NAME("ffn_down_shexp.weight"), vt, ff_exp, dim, 1.0f, err));
             }
             if (a->ff_shexp) {
                 TRY(aw_add(&aw, NAME("ffn_gate_inp_shexp.weight"), TV_TYPE_F32, dim, 0, 0.0f,
@@ -1038,7 +1162,13 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
             TRY(aw_matrix(&aw, NAME("ffn_gate.weight"), t, dim, ff, 1.0f, err));
             TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, ff, 1.0f, err));
         }
-        if (!a->n_expert) TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, ff, dim, 1.0f, err));
+        if (!a->n_expert || dense_lead) TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, ff, dim, 1.0f, err));
+        if ((a->flags & AF_GLM4MOE) && l == L - 1) {   // the MTP layer's own tensors
+            TRY(aw_matrix(&aw, NAME("nextn.eh_proj.weight"), t, 2 * dim, dim, 1.0f, err));
+            TRY(aw_norm(&aw, NAME("nextn.enorm.weight"), dim, err));
+            TRY(aw_norm(&aw, NAME("nextn.hnorm.weight"), dim, err));
+            TRY(aw_norm(&aw, NAME("nextn.shared_head_norm.weight"), dim, err));
+        }
         if (a->flags & AF_POST_NORMS) TRY(aw_norm(&aw, NAME("post_ffw_norm.weight"), dim, err));
         if (a->n_embd_pl) {
             TRY(aw_matrix(&aw, NAME("inp_gate.weight"), t, dim, a->n_embd_pl, 1.0f, err));
