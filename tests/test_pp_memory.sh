@@ -22,25 +22,27 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 TINYVLLM_REPACK
 bad=0
 fail() { echo "FAIL: $*"; bad=$((bad + 1)); }
 ids() { sed -E 's/.*"generated_ids":\[([^]]*)\].*/\1/' "$1"; }
-# the command after it, then "rank R maxrss_kb N" on stderr (R: its MPI rank, - without mpirun)
+# the command after it, then its max RSS in KiB written to $RSS_DIR/rank.R (R: its MPI rank, - without
+# mpirun): a file per rank, because mpirun may interleave the ranks' stderr within a line
 MAXRSS=(python3 -c 'import os, resource, subprocess, sys
 rc = subprocess.run(sys.argv[1:]).returncode
-print("rank", os.environ.get("OMPI_COMM_WORLD_RANK", "-"), "maxrss_kb",
-      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+with open(os.path.join(os.environ["RSS_DIR"], "rank." + os.environ.get("OMPI_COMM_WORLD_RANK", "-")), "w") as f:
+    print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=f)
 sys.exit(rc)')
+mkdir -p "$W/base" "$W/pp"
 M=$W/tl.gguf
 "$BIN" synth --preset tinyllama-1.1b --type Q8_0 -q -o "$M" >/dev/null || { fail "synth"; exit 1; }
 GEN=(generate -p "Once upon a time" -n 8 -t 1 --temp 0 -c 256 --no-cache --json)   # KV: 256 tokens, < 6 MiB
 
-mpirun --oversubscribe -np 2 "${MAXRSS[@]}" "$BIN" "${GEN[@]}" -m "$SMALL" --pp 2 >/dev/null 2>"$W/base.err" ||
+RSS_DIR=$W/base mpirun --oversubscribe -x RSS_DIR -np 2 "${MAXRSS[@]}" "$BIN" "${GEN[@]}" -m "$SMALL" --pp 2 >/dev/null 2>"$W/base.err" ||
   fail "baseline run: $(cat "$W/base.err")"
-mpirun --oversubscribe -np 2 "${MAXRSS[@]}" "$BIN" "${GEN[@]}" -m "$M" --pp 2 >"$W/pp.json" 2>"$W/pp.err" ||
+RSS_DIR=$W/pp mpirun --oversubscribe -x RSS_DIR -np 2 "${MAXRSS[@]}" "$BIN" "${GEN[@]}" -m "$M" --pp 2 >"$W/pp.json" 2>"$W/pp.err" ||
   fail "--pp 2 run: $(cat "$W/pp.err")"
 "$BIN" "${GEN[@]}" -m "$M" >"$W/one.json" 2>"$W/one.err" || fail "one process: $(cat "$W/one.err")"
 [ "$(ids "$W/pp.json")" = "$(ids "$W/one.json")" ] && [ -n "$(ids "$W/one.json")" ] || fail "--pp 2 ids differ from one process"
 for r in 0 1; do
-  base=$(awk -v r=$r '$1 == "rank" && $2 == r {print $4}' "$W/base.err")
-  got=$(awk -v r=$r '$1 == "rank" && $2 == r {print $4}' "$W/pp.err")
+  base=$(cat "$W/base/rank.$r" 2>/dev/null)
+  got=$(cat "$W/pp/rank.$r" 2>/dev/null)
   mib=$(sed -nE "s/.*pipeline stage $r: layers \[[0-9]+, [0-9]+\), ([0-9.]+) MiB of weights.*/\1/p" "$W/pp.err")
   [ -n "$base" ] && [ -n "$got" ] && [ -n "$mib" ] || { fail "rank $r: no measurement ($base, $got, $mib)"; continue; }
   limit=$(awk -v b="$base" -v w="$mib" 'BEGIN { printf "%d", b + (w * 1.1 + 16) * 1024 }')
