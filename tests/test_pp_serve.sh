@@ -23,6 +23,10 @@ trap cleanup EXIT
 "$BIN" generate -m "$M" -p x -n 1 --pp 2 >/dev/null 2>"$W/probe"
 grep -q "built without MPI" "$W/probe" && { echo "skipped: $(cat "$W/probe")"; exit 77; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# under ASan (make asan) leak checks are off for the MPI processes: Open MPI keeps allocations until
+# exit in plugins it has unloaded, which no suppression can name; test_pipeline checks the pipelined
+# engine for leaks in one process
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 bad=0
 fail() { echo "FAIL: $*"; bad=$((bad + 1)); }
 

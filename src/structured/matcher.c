@@ -930,6 +930,7 @@ static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
         }
         if (!e->n_dep) continue;
         if (cg->tm[t].dgen != cg->dgen && top_dep_accepted(cg, t, e) != TV_OK) return TV_ERR_NOMEM;
+        if (!cg->tm[t].dn) continue;   // (dpool may still be NULL)
         const int32_t *d = cg->dpool + cg->tm[t].dlo;
         for (uint32_t k = 0; k < cg->tm[t].dn; k++) out[d[k] >> 5] |= 1u << (d[k] & 31);
     }
