@@ -232,6 +232,10 @@ typedef struct model_family {
 tv_status family_swa_pattern(const gguf_ctx *g, const char *arch, int dflt_period, const tv_hparams *h,
                              tv_layer *layers, tv_error *err);
 
+// Drops the `<arch>.nextn_predict_layers` MTP layers at the end of the stack from h->n_layers (they
+// are not run, as in llama.cpp). TV_ERR_FORMAT when the count does not fit block_count.
+tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_error *err);
+
 // The hybrid Qwen models' keys (after "<arch>.") and tensors: Gated DeltaNet sizes, and per kind of
 // layer its tensors (the FFN is the family's)
 #define FAMILY_KEYS_HYBRID                                                    \

@@ -43,13 +43,8 @@ static const family_tensor TENSORS[] = {
 
 static tv_status configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err) {
     (void)layers;
-    char k[160];
-    int64_t n_nextn = 0;
-    snprintf(k, sizeof k, "%s.nextn_predict_layers", arch);
-    if (gguf_get_int(g, k, &n_nextn) && (n_nextn < 0 || n_nextn >= h->n_layers))
-        return err_fail(err, TV_ERR_FORMAT, "%s.nextn_predict_layers %lld does not fit block_count %d", arch,
-                        (long long)n_nextn, h->n_layers);
-    h->n_layers -= (int32_t)n_nextn;
+    const tv_status nst = family_drop_nextn(g, arch, h, err);
+    if (nst != TV_OK) return nst;
     if (h->n_dense_lead > h->n_layers)
         return err_fail(err, TV_ERR_FORMAT, "%s.leading_dense_block_count %d exceeds block_count %d", arch,
                         h->n_dense_lead, h->n_layers);

@@ -104,3 +104,14 @@ tv_status family_hybrid_layers(const gguf_ctx *g, const char *arch, tv_hparams *
                         h->ssm_d_inner, h->ssm_n_v_heads, h->ssm_head_dim);
     return TV_OK;
 }
+
+tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_error *err) {
+    char k[160];
+    int64_t n_nextn = 0;
+    snprintf(k, sizeof k, "%s.nextn_predict_layers", arch);
+    if (gguf_get_int(g, k, &n_nextn) && (n_nextn < 0 || n_nextn >= h->n_layers))
+        return err_fail(err, TV_ERR_FORMAT, "%s.nextn_predict_layers %lld does not fit block_count %d", arch,
+                        (long long)n_nextn, h->n_layers);
+    h->n_layers -= (int32_t)n_nextn;
+    return TV_OK;
+}
