@@ -165,6 +165,9 @@ typedef struct model_family {
     // Model-wide inputs the blocks read, computed once per batch after the (scaled) embedding and
     // before layer 0, from s->x and the batch's tokens (T): Gemma 4's per-layer inputs. NULL = none.
     void (*prologue)(layer_state *s, const tv_weights *w, const int32_t *tokens);
+    // How the family routes when the model has experts (family_moe_setup); NULL: softmax, weights
+    // normalized as the file says, experts feed_forward_length wide.
+    const struct family_moe *moe;
 } model_family;
 
 #define FAMILY_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -225,6 +228,40 @@ typedef struct model_family {
 #define FAMILY_KEYS_MOE_OPT                                                   \
     FAMILY_INT_OPT("expert_count", n_expert, 0, TV_MAX_EXPERTS, 0),           \
     FAMILY_INT_OPT("expert_used_count", n_expert_used, 0, TV_MAX_EXPERTS, 0)
+// the routing keys of DeepSeek-style files (deepseek2, glm4moe): expert and shared-expert sizes,
+// dense leading layers, the router's gating, normalization and scale as the file gives them
+#define FAMILY_KEYS_MOE_ROUTING                                               \
+    FAMILY_INT("expert_feed_forward_length", ff_exp, 1, 1 << 20),             \
+    FAMILY_INT("expert_shared_count", n_expert_shared, 0, 64),                \
+    FAMILY_INT_OPT("leading_dense_block_count", n_dense_lead, 0, 1024, 0),    \
+    FAMILY_FLOAT_OPT("expert_weights_scale", moe_w_scale, 0, 1e4, 0),         \
+    FAMILY_INT_OPT("expert_weights_norm", moe_norm_w, 0, 1, 0),               \
+    FAMILY_INT_OPT("expert_gating_func", moe_gating, 0, 2, 0)
+// ungated shared experts of the MoE layers (deepseek2, glm4moe): one FFN of ff_shexp rows
+#define FAMILY_TENSORS_SHEXP_MOE                                                                   \
+    FAMILY_LAYER_WHEN("ffn_gate_shexp.weight", ffn_gate_shexp, FD_EMBD, FD_FF_SHEXP, FW_MOE),     \
+    FAMILY_LAYER_WHEN("ffn_up_shexp.weight", ffn_up_shexp, FD_EMBD, FD_FF_SHEXP, FW_MOE),         \
+    FAMILY_LAYER_WHEN("ffn_down_shexp.weight", ffn_down_shexp, FD_FF_SHEXP, FD_EMBD, FW_MOE)
+
+// How a mixture-of-experts family routes, as llama.cpp fixes it per arch (model_family.moe).
+// Whether the top-k weights are divided by their sum: as the file's expert_weights_norm (absent:
+// no), or fixed by the arch whatever the file says.
+typedef enum family_moe_norm { FAMILY_NORM_FILE, FAMILY_NORM_OFF, FAMILY_NORM_ON } family_moe_norm;
+typedef struct family_moe {
+    tv_gating gating;          // when the file has no expert_gating_func (0: softmax)
+    family_moe_norm norm;
+    bool is_ff_exp_per_used;   // expert_feed_forward_length absent: feed_forward_length /
+                               // expert_used_count (Qwen); else feed_forward_length (Mixtral)
+    bool is_ff_shexp_ff;       // expert_shared_feed_forward_length absent: feed_forward_length (qwen2moe)
+} family_moe;
+
+// The router and expert sizes of a model with experts, once the keys are read and the family's
+// configure has run: ff_exp and the gating by `moe`'s defaults (NULL: all fields zero), the
+// weight normalization it fixes, ff_shexp = expert_shared_count x ff_exp
+// when that count is > 0, and the checks the counts must pass (leading dense layers within the
+// stack, expert groups that split the experts and hold the top-k). TV_ERR_FORMAT naming the keys
+// and both values.
+tv_status family_moe_setup(const char *arch, tv_hparams *h, const family_moe *moe, tv_error *err);
 
 // Marks the sliding-window layers from `<arch>.attention.sliding_window_pattern` as llama.cpp reads
 // it: a period n (layer l slides iff l % n < n - 1: every n-th layer is global; 0 = every layer

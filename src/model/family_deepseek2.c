@@ -33,16 +33,11 @@ static const char *const ARCHS[] = {"deepseek2", NULL};
 static const family_key KEYS[] = {
     FAMILY_KEYS_COMMON,
     FAMILY_KEYS_MOE,
-    FAMILY_INT("expert_feed_forward_length", ff_exp, 1, 1 << 20),
-    FAMILY_INT("expert_shared_count", n_expert_shared, 0, 64),
-    FAMILY_INT_OPT("leading_dense_block_count", n_dense_lead, 0, 1024, 0),
+    FAMILY_KEYS_MOE_ROUTING,
     FAMILY_INT_OPT("attention.q_lora_rank", n_lora_q, 0, 1 << 16, 0),
     FAMILY_INT("attention.kv_lora_rank", n_lora_kv, 1, 1 << 16),
     FAMILY_INT("attention.key_length_mla", head_dim_k_mla, 2, 1024),
     FAMILY_INT("attention.value_length_mla", head_dim_v_mla, 1, 1024),
-    FAMILY_FLOAT_OPT("expert_weights_scale", moe_w_scale, 0, 1e4, 0),
-    FAMILY_INT_OPT("expert_weights_norm", moe_norm_w, 0, 1, 0),
-    FAMILY_INT_OPT("expert_gating_func", moe_gating, 0, 2, 0),
     FAMILY_INT_OPT("expert_group_count", moe_n_group, 0, TV_MAX_EXPERTS, 0),
     FAMILY_INT_OPT("expert_group_used_count", moe_n_group_used, 0, TV_MAX_EXPERTS, 0),
 };
@@ -67,9 +62,7 @@ static const family_tensor TENSORS[] = {
     FAMILY_TENSORS_EXPERTS(FW_MOE),
     {.name = "exp_probs_b.bias", .is_layer = true, .offset = offsetof(tv_layer, exp_probs_b), .ne0 = FD_EXPERT,
      .ne1 = FD_ONE, .when = FW_MOE, .is_optional = true},
-    FAMILY_LAYER_WHEN("ffn_gate_shexp.weight", ffn_gate_shexp, FD_EMBD, FD_FF_SHEXP, FW_MOE),
-    FAMILY_LAYER_WHEN("ffn_up_shexp.weight", ffn_up_shexp, FD_EMBD, FD_FF_SHEXP, FW_MOE),
-    FAMILY_LAYER_WHEN("ffn_down_shexp.weight", ffn_down_shexp, FD_FF_SHEXP, FD_EMBD, FW_MOE),
+    FAMILY_TENSORS_SHEXP_MOE,
 };
 
 static double key_or(const gguf_ctx *g, const char *arch, const char *key, double dflt) {
@@ -93,20 +86,6 @@ static tv_status configure(const gguf_ctx *g, const char *arch, tv_hparams *h, t
     if (h->head_dim_k_mla <= h->n_rot)
         return err_fail(err, TV_ERR_FORMAT, "%s.attention.key_length_mla %d leaves no room beside rope.dimension_count %d",
                         arch, h->head_dim_k_mla, h->n_rot);
-    if (h->n_dense_lead > h->n_layers)
-        return err_fail(err, TV_ERR_FORMAT, "%s.leading_dense_block_count %d exceeds block_count %d", arch,
-                        h->n_dense_lead, h->n_layers);
-    if (h->moe_n_group > 1) {
-        const int per = h->n_expert / h->moe_n_group;
-        if (h->n_expert % h->moe_n_group || per < 2)
-            return err_fail(err, TV_ERR_FORMAT, "%s.expert_group_count %d does not split expert_count %d into groups of 2 or more",
-                            arch, h->moe_n_group, h->n_expert);
-        if (h->moe_n_group_used < 1 || h->moe_n_group_used >= h->moe_n_group || h->moe_n_group_used * per < h->n_expert_used)
-            return err_fail(err, TV_ERR_FORMAT,
-                            "%s.expert_group_used_count %d does not fit expert_group_count %d and expert_used_count %d",
-                            arch, h->moe_n_group_used, h->moe_n_group, h->n_expert_used);
-    }
-    h->ff_shexp = h->ff_exp * h->n_expert_shared;
     if (!h->moe_gating)   // llama.cpp: V2 files without the key use softmax; GLM-4.7-Lite sigmoid
         h->moe_gating = (h->n_layers == 47 || h->n_layers == 48) && h->n_vocab == 154880 ? TV_GATING_SIGMOID
                                                                                           : TV_GATING_SOFTMAX;

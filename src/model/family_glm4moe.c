@@ -6,8 +6,6 @@
 // exp_probs_b, expert_weights_norm and expert_weights_scale, plus expert_shared_count ungated shared
 // experts (expert_feed_forward_length wide each). The nextn_predict_layers MTP layers at the end are
 // counted in block_count but not run (llama.cpp skips them): their tensors are left unbound.
-#include <stdio.h>
-
 #include "model/family.h"
 #include "util/status.h"
 
@@ -16,12 +14,7 @@ static const char *const ARCHS[] = {"glm4moe", NULL};
 static const family_key KEYS[] = {
     FAMILY_KEYS_COMMON,
     FAMILY_KEYS_MOE,
-    FAMILY_INT("expert_feed_forward_length", ff_exp, 1, 1 << 20),
-    FAMILY_INT("expert_shared_count", n_expert_shared, 0, 64),
-    FAMILY_INT_OPT("leading_dense_block_count", n_dense_lead, 0, 1024, 0),
-    FAMILY_FLOAT_OPT("expert_weights_scale", moe_w_scale, 0, 1e4, 0),
-    FAMILY_INT_OPT("expert_weights_norm", moe_norm_w, 0, 1, 0),
-    FAMILY_INT_OPT("expert_gating_func", moe_gating, 0, 2, 0),
+    FAMILY_KEYS_MOE_ROUTING,
 };
 
 static const family_tensor TENSORS[] = {
@@ -36,21 +29,14 @@ static const family_tensor TENSORS[] = {
     FAMILY_LAYER_WHEN("ffn_down.weight", w_down, FD_FF, FD_EMBD, FW_DENSE),
     FAMILY_TENSORS_EXPERTS(FW_MOE),
     FAMILY_LAYER_WHEN("exp_probs_b.bias", exp_probs_b, FD_EXPERT, FD_ONE, FW_MOE),
-    FAMILY_LAYER_WHEN("ffn_gate_shexp.weight", ffn_gate_shexp, FD_EMBD, FD_FF_SHEXP, FW_MOE),
-    FAMILY_LAYER_WHEN("ffn_up_shexp.weight", ffn_up_shexp, FD_EMBD, FD_FF_SHEXP, FW_MOE),
-    FAMILY_LAYER_WHEN("ffn_down_shexp.weight", ffn_down_shexp, FD_FF_SHEXP, FD_EMBD, FW_MOE),
+    FAMILY_TENSORS_SHEXP_MOE,
 };
+
+static const family_moe MOE = {.gating = TV_GATING_SIGMOID};
 
 static tv_status configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err) {
     (void)layers;
-    const tv_status nst = family_drop_nextn(g, arch, h, err);
-    if (nst != TV_OK) return nst;
-    if (h->n_dense_lead > h->n_layers)
-        return err_fail(err, TV_ERR_FORMAT, "%s.leading_dense_block_count %d exceeds block_count %d", arch,
-                        h->n_dense_lead, h->n_layers);
-    h->ff_shexp = h->ff_exp * h->n_expert_shared;
-    if (!h->moe_gating) h->moe_gating = TV_GATING_SIGMOID;
-    return TV_OK;
+    return family_drop_nextn(g, arch, h, err);
 }
 
 const model_family family_glm4moe = {
@@ -63,4 +49,5 @@ const model_family family_glm4moe = {
     .block = layers_prenorm_block,
     .is_rope_neox = true,
     .configure = configure,
+    .moe = &MOE,
 };

@@ -34,9 +34,9 @@ static const family_tensor TENSORS[] = {
     FAMILY_LAYER("ffn_down_exps.bias", ffn_down_exps_b, FD_EMBD, FD_EXPERT),
 };
 
+static const family_moe MOE = {.gating = TV_GATING_SOFTMAX_WEIGHT, .norm = FAMILY_NORM_OFF};
+
 static tv_status configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err) {
-    h->moe_gating = TV_GATING_SOFTMAX_WEIGHT;
-    h->moe_norm_w = 0;
     return family_swa_pattern(g, arch, 2, h, layers, err);
 }
 
@@ -67,4 +67,5 @@ const model_family family_gptoss = {
     .block = block,
     .is_rope_neox = true,
     .configure = configure,
+    .moe = &MOE,
 };

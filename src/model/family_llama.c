@@ -21,15 +21,7 @@ static const family_tensor TENSORS[] = {
     FAMILY_TENSORS_EXPERTS(FW_MOE),
 };
 
-static tv_status configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err) {
-    (void)g, (void)arch, (void)layers, (void)err;
-    if (h->n_expert > 0) {
-        h->ff_exp = h->hidden_dim;
-        h->moe_gating = TV_GATING_SOFTMAX;
-        h->moe_norm_w = 1;
-    }
-    return TV_OK;
-}
+static const family_moe MOE = {.norm = FAMILY_NORM_ON};
 
 const model_family family_llama = {
     .name = "llama",
@@ -39,5 +31,5 @@ const model_family family_llama = {
     .tensors = TENSORS,
     .n_tensors = FAMILY_COUNT(TENSORS),
     .block = layers_prenorm_block,
-    .configure = configure,
+    .moe = &MOE,
 };

@@ -27,14 +27,7 @@ static const family_tensor TENSORS[] = {
     FAMILY_LAYER("ffn_down_shexp.weight", ffn_down_shexp, FD_FF_SHEXP, FD_EMBD),
 };
 
-static tv_status configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err) {
-    (void)g, (void)arch, (void)layers, (void)err;
-    if (!h->ff_exp) h->ff_exp = h->hidden_dim / h->n_expert_used;
-    if (!h->ff_shexp) h->ff_shexp = h->hidden_dim;
-    h->moe_gating = TV_GATING_SOFTMAX;
-    h->moe_norm_w = 0;
-    return TV_OK;
-}
+static const family_moe MOE = {.norm = FAMILY_NORM_OFF, .is_ff_exp_per_used = true, .is_ff_shexp_ff = true};
 
 const model_family family_qwen2moe = {
     .name = "qwen2moe",
@@ -45,5 +38,5 @@ const model_family family_qwen2moe = {
     .n_tensors = FAMILY_COUNT(TENSORS),
     .block = layers_prenorm_block,
     .is_rope_neox = true,
-    .configure = configure,
+    .moe = &MOE,
 };

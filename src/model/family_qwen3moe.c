@@ -25,13 +25,7 @@ static const family_tensor TENSORS[] = {
     FAMILY_TENSORS_EXPERTS(FW_ALL),
 };
 
-static tv_status configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err) {
-    (void)g, (void)arch, (void)layers, (void)err;
-    if (!h->ff_exp) h->ff_exp = h->hidden_dim / h->n_expert_used;
-    h->moe_gating = TV_GATING_SOFTMAX;
-    h->moe_norm_w = 1;
-    return TV_OK;
-}
+static const family_moe MOE = {.norm = FAMILY_NORM_ON, .is_ff_exp_per_used = true};
 
 const model_family family_qwen3moe = {
     .name = "qwen3moe",
@@ -42,5 +36,5 @@ const model_family family_qwen3moe = {
     .n_tensors = FAMILY_COUNT(TENSORS),
     .block = layers_prenorm_block,
     .is_rope_neox = true,
-    .configure = configure,
+    .moe = &MOE,
 };

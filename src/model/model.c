@@ -651,8 +651,8 @@ static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, 
     if (m->family->configure && (st = m->family->configure(g, arch, h, m->layers, err)))
         return err_fail_prefix(err, st, "%s", m->path);
     if (!h->n_rot_swa) h->n_rot_swa = h->n_rot;
-    if (h->n_expert > 0 && !h->ff_exp) h->ff_exp = h->hidden_dim;   // llama.cpp's n_ff for the experts (Mixtral)
-    if (h->n_expert > 0 && !h->moe_gating) h->moe_gating = TV_GATING_SOFTMAX;
+    if (h->n_expert > 0 && (st = family_moe_setup(arch, h, m->family->moe, err)))
+        return err_fail_prefix(err, st, "%s", m->path);
     if ((st = bind_all(m, find, src, err))) return st;
     if ((st = make_rope(m, &rs, err))) return st;
 

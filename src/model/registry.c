@@ -115,3 +115,27 @@ tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, 
     h->n_layers -= (int32_t)n_nextn;
     return TV_OK;
 }
+
+tv_status family_moe_setup(const char *arch, tv_hparams *h, const family_moe *moe, tv_error *err) {
+    const family_moe none = {0};
+    if (!moe) moe = &none;
+    if (h->n_dense_lead > h->n_layers)
+        return err_fail(err, TV_ERR_FORMAT, "%s.leading_dense_block_count %d exceeds block_count %d", arch,
+                        h->n_dense_lead, h->n_layers);
+    if (h->moe_n_group > 1) {
+        const int per = h->n_expert / h->moe_n_group;
+        if (h->n_expert % h->moe_n_group || per < 2)
+            return err_fail(err, TV_ERR_FORMAT, "%s.expert_group_count %d does not split expert_count %d into groups of 2 or more",
+                            arch, h->moe_n_group, h->n_expert);
+        if (h->moe_n_group_used < 1 || h->moe_n_group_used >= h->moe_n_group || h->moe_n_group_used * per < h->n_expert_used)
+            return err_fail(err, TV_ERR_FORMAT,
+                            "%s.expert_group_used_count %d does not fit expert_group_count %d and expert_used_count %d",
+                            arch, h->moe_n_group_used, h->moe_n_group, h->n_expert_used);
+    }
+    if (!h->ff_exp) h->ff_exp = moe->is_ff_exp_per_used ? h->hidden_dim / h->n_expert_used : h->hidden_dim;
+    if (h->n_expert_shared > 0) h->ff_shexp = h->ff_exp * h->n_expert_shared;
+    else if (!h->ff_shexp && moe->is_ff_shexp_ff) h->ff_shexp = h->hidden_dim;
+    if (!h->moe_gating) h->moe_gating = moe->gating ? moe->gating : TV_GATING_SOFTMAX;
+    if (moe->norm != FAMILY_NORM_FILE) h->moe_norm_w = moe->norm == FAMILY_NORM_ON;
+    return TV_OK;
+}
