@@ -15,7 +15,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm convert llama2c MODEL.bin [TOKENIZER.bin] -o OUT.gguf [--name NAME]\n"
-            "       tinyvllm convert hf DIR -o OUT.gguf [--type TYPE] [--vocab VOCAB.gguf] [--vocab-only]\n"
+            "       tinyvllm convert hf DIR -o OUT.gguf [--type TYPE] [--vocab VOCAB.gguf] [--vocab-only] [-t N]\n"
             "       tinyvllm convert layers MODEL.gguf --layers N -o OUT.gguf\n"
             "\n"
             "layers: the model's first N layers, its output norm and head, every other key and tensor as\n"
@@ -27,6 +27,8 @@ static void usage(FILE *f) {
             "The folder's tokenizer.json (+ tokenizer_config.json) becomes tokenizer.* as llama.cpp's\n"
             "converter writes it (BPE; no tokenizer.json: no vocabulary, ids only); --vocab copies\n"
             "tokenizer.* from a GGUF instead. --vocab-only writes metadata and tokenizer, no tensors.\n"
+            "  -t, --threads N     converting and writing threads (default: online cores, at most 16);\n"
+            "                      the summary line gives the input's GB/s\n"
             "\n"
             "Converts a llama2.c checkpoint (legacy v0 or v1 \"ak42\", fp32) to a GGUF v3 llama model.\n"
             "TOKENIZER.bin is llama2.c's tokenizer file; without it the model has no vocabulary\n"
@@ -44,7 +46,7 @@ static int fail_usage(const char *what, const char *arg) {
 
 int cmd_convert(int argc, char **argv) {
     const char *format = NULL, *model_path = NULL, *tok_path = NULL, *out = NULL, *name = NULL, *type = NULL,
-               *vocab = NULL, *layers = NULL;
+               *vocab = NULL, *layers = NULL, *threads = NULL;
     bool quiet = false, vocab_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -52,8 +54,9 @@ int cmd_convert(int argc, char **argv) {
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = true; continue; }
         if (!strcmp(a, "--vocab-only")) { vocab_only = true; continue; }
         if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--name") || !strcmp(a, "--type") ||
-            !strcmp(a, "--vocab") || !strcmp(a, "--layers")) {
+            !strcmp(a, "--vocab") || !strcmp(a, "--layers") || !strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (i + 1 >= argc) return fail_usage("missing value for", a);
+            if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { threads = argv[++i]; continue; }
             if (!strcmp(a, "--name")) name = argv[++i];
             else if (!strcmp(a, "--type")) type = argv[++i];
             else if (!strcmp(a, "--vocab")) vocab = argv[++i];
@@ -72,7 +75,8 @@ int cmd_convert(int argc, char **argv) {
         if (!model_path) return fail_usage("missing MODEL.gguf", NULL);
         if (!out) return fail_usage("missing -o OUT.gguf", NULL);
         if (!layers) return fail_usage("missing --layers N", NULL);
-        if (tok_path || name || type || vocab || vocab_only) return fail_usage("layers takes one MODEL.gguf and --layers N", tok_path ? tok_path : name ? name : type ? type : vocab);
+        if (tok_path || name || type || vocab || vocab_only || threads)
+            return fail_usage("layers takes one MODEL.gguf and --layers N", tok_path ? tok_path : name ? name : type ? type : vocab ? vocab : threads);
         char *end = NULL;
         long n = strtol(layers, &end, 10);
         if (end == layers || *end || n < 1 || n > 1 << 16) return fail_usage("--layers: not a layer count", layers);
@@ -86,17 +90,24 @@ int cmd_convert(int argc, char **argv) {
         return 0;
     }
     if (layers) return fail_usage("--layers is for layers", layers);
+    long n_threads = 0;
+    if (threads) {
+        char *end = NULL;
+        n_threads = strtol(threads, &end, 10);
+        if (end == threads || *end || n_threads < 1 || n_threads > 1024) return fail_usage("--threads: not a thread count", threads);
+        if (strcmp(format, "hf")) return fail_usage("--threads is for hf", threads);
+    }
     if (!strcmp(format, "hf")) {
         if (!model_path) return fail_usage("missing DIR", NULL);
         if (!out) return fail_usage("missing -o OUT.gguf", NULL);
         if (tok_path || name) return fail_usage("hf takes one DIR (and no --name)", tok_path ? tok_path : name);
         tv_error err = {0};
-        char summary[256];
+        char summary[512];
         char what[300];
         snprintf(what, sizeof what, "convert: writing %s", out);
         cli_write_progress wp = {.what = what, .t0_ms = cli_time_ms()};
         tv_convert_hf_options o = {.type = type, .vocab_path = vocab, .vocab_only = vocab_only, .progress = cli_write_progress_fn,
-                                   .progress_user = &wp};
+                                   .progress_user = &wp, .n_threads = (int)n_threads};
         cli_progress_begin(&wp.bar, quiet);
         tv_status st = tv_convert_hf(model_path, &o, out, summary, sizeof summary, &err);
         cli_progress_end(&wp.bar);

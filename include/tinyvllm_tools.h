@@ -82,10 +82,11 @@ typedef struct tv_convert_hf_options {
                              // folder needs config.json (with vocab_size) and tokenizer.json, no weights
     tv_progress_fn progress;  // NULL: none; else told the tensor bytes written as the file is written
     void *progress_user;
+    int n_threads;           // converting and writing threads (<= 0: online cores, at most 16)
 } tv_convert_hf_options;
 
-// Written through a temporary renamed over out_path; tensors are converted row chunk by row chunk,
-// so memory stays small. o may be NULL (all defaults). summary (may be NULL) receives a one-line
+// Written through a temporary renamed over out_path; tensors are converted row chunk by row chunk on
+// n_threads threads, so memory stays small. o may be NULL (all defaults). summary (may be NULL) receives a one-line
 // description. Errors name the file: an unknown type (TV_ERR_INVALID), a tokenizer.json kind or
 // pre-tokenizer llama.cpp has no name for (TV_ERR_UNSUPPORTED), the folder's own errors (hf_open).
 tv_status tv_convert_hf(const char *dir, const tv_convert_hf_options *o, const char *out_path, char *summary, size_t cap,

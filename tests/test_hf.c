@@ -1,9 +1,11 @@
 // test_hf.c — Hugging Face model folders (model/hf.c, formats/safetensors.c).
 //   same model  for every family with an HF layout, the random model of synth --arch written as a
 //               GGUF and as an HF folder (config.json + model.safetensors in transformers' names,
-//               llama.cpp's Q/K permutation undone, Gemma norms as w - 1) loads to bit-identical
-//               logits in F32 and F16 (a prompt in one batch, then decode steps over the cache);
-//               the same folder split into index-listed shards gives the same logits again.
+//               llama.cpp's Q/K permutation undone, Gemma norms as w - 1, MoE experts one tensor
+//               each) loads to bit-identical logits in F32 and F16 (a prompt in one batch, then
+//               decode steps over the cache), and quantized at load to Q8_0 / Q4_0 to the logits of
+//               the GGUF quantized offline; the same folder split into index-listed shards gives the
+//               same logits again.
 //   llama.cpp   `tinyvllm convert hf` of each family's folder (F32, Q8_0) run by the pinned llama.cpp
 //               (tests/fixtures/hf, scripts/hf_fixtures.sh): the converted file is re-made here and
 //               must hash as the fixture's; the folder loaded directly (Q8_0: --quantize Q8_0) agrees
@@ -41,8 +43,9 @@
 
 enum { BLOCK_SIZE = 16, N_PROMPT = 40, N_DECODE = 6, MAX_V = 512 };
 
-static const char *const ARCHS[] = {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3",
-                                    "phi3", "mistral3", "smollm3", "granite"};
+static const char *const ARCHS[] = {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "mistral3",
+                                    "smollm3", "granite", "qwen3moe", "qwen2moe", "mixtral", "glm4moe",
+                                    "deepseek2", "deepseek2-lite"};
 
 static char g_dir[256];   // this test's scratch folder
 
@@ -624,6 +627,8 @@ static void edit_config(const char *dir, const char *key, double value, const ch
     cJSON_Delete(root);
 }
 
+static void drop_tensor(const char *dir, const char *name);
+
 static void test_bad_config(void **state) {
     (void)state;
     char dir[512];
@@ -641,6 +646,19 @@ static void test_bad_config(void **state) {
     write_synth("qwen2", TV_TYPE_F32, true, dir);   // dtype: config says float16, the weights are F32
     edit_config(dir, "torch_dtype", 0, "float16");
     expect_load_error(dir, "model.safetensors: tensor 'model.", "is F32 but config.json's torch_dtype is float16");
+    rm_rf(dir);
+
+    write_synth("qwen3moe", TV_TYPE_F32, true, dir);   // an expert missing; experts disagreeing in shape
+    drop_tensor(dir, "model.layers.2.mlp.experts.7.up_proj.weight");
+    expect_load_error(dir, "model.layers.2.mlp.experts.7.up_proj.weight' is missing", "blk.2.ffn_up_exps.weight");
+    rm_rf(dir);
+    write_synth("qwen3moe", TV_TYPE_F32, true, dir);
+    edit_config(dir, "num_experts", 8, NULL);   // config says 8, the folder has 16
+    expect_load_error(dir, "but config.json has 8 experts", "model.layers.0.mlp.experts.");
+    rm_rf(dir);
+    write_synth("qwen3moe", TV_TYPE_F32, true, dir);
+    edit_config(dir, "moe_intermediate_size", 128, NULL);   // the expert width disagrees with the tensors
+    expect_load_error(dir, "blk.0.ffn_gate_exps.weight", "model.layers.0.mlp.experts.*.gate_proj.weight in ");
     rm_rf(dir);
 
     write_synth("qwen2", TV_TYPE_F32, true, dir);   // unsupported model type
@@ -663,6 +681,32 @@ static void test_bad_config(void **state) {
     assert_int_equal(truncate(path, 5), 0);
     expect_load_error(dir, "model.safetensors: truncated", NULL);
     rm_rf(dir);
+}
+
+// Rewrites DIR/model.safetensors without the tensor `name`.
+static void drop_tensor(const char *dir, const char *name) {
+    char path[600], tmp[640];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    tv_error err = {0};
+    st_file *f = st_open(path, &err);
+    if (!f) fail_msg("%s", err.msg);
+    const int64_t n = st_n_tensors(f);
+    copy_src *srcs = calloc((size_t)n, sizeof *srcs);
+    st_writer *w = st_writer_create();
+    int dropped = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const st_tensor *t = st_tensor_at(f, i);
+        if (!strcmp(t->name, name)) { dropped++; continue; }
+        srcs[i] = (copy_src){t, (size_t)t->shape[t->n_dims - 1] * st_dtype_size(t->dtype)};
+        assert_int_equal(st_writer_add(w, t->name, t->dtype, t->n_dims, t->shape, copy_fill, &srcs[i], &err), TV_OK);
+    }
+    assert_int_equal(dropped, 1);
+    if (st_writer_write(w, tmp, &err)) fail_msg("%s", err.msg);
+    st_writer_free(w);
+    st_close(f);
+    free(srcs);
+    assert_int_equal(rename(tmp, path), 0);
 }
 
 // A safetensors image: 8-byte length + header (padded to 8 with spaces) + data_bytes zero bytes.

@@ -2,7 +2,8 @@
 # test_hf_cli.sh — Hugging Face folders through the command line (the library side is test_hf.c):
 #   generation_config.json's sampling is shown by `info` and used by `generate` for every value no
 #   flag sets (a note says so; a flag wins); a folder without one recommends nothing.
-#   `convert hf` and `--quantize` show a progress line on a terminal only.
+#   `convert hf` and `--quantize` show a progress line on a terminal only; `convert hf -t N` writes
+#   the same bytes on any number of threads and reports the input's GB/s.
 #   `bench --load` reports every figure (page cache, load, conversion, cache start vs cold start).
 #   bash tests/test_hf_cli.sh <tinyvllm-binary> [shared-dir]      (exit 77 = skipped)
 set -u
@@ -60,6 +61,17 @@ fi
 # bench --load on an F16 folder: every figure present and positive, the cache start faster than the cold one
 F=$TMP/f16
 "$BIN" synth --arch qwen3 --format hf --type F16 -o "$F" >/dev/null || bad "synth F16 folder"
+
+# convert hf on 1 and 3 threads (chunks filled and written out of order): the same bytes, as stored
+# (written from the mapping) and converted; the summary gives the input's GB/s
+for t in "" Q8_0 Q4_0; do
+    "$BIN" convert hf "$F" ${t:+--type $t} -t 1 -o "$TMP/t1.gguf" >/dev/null 2>&1 &&
+        "$BIN" convert hf "$F" ${t:+--type $t} -t 3 -o "$TMP/t3.gguf" >"$TMP/t3.out" 2>&1 || { bad "convert hf ${t:-as stored}: $(cat "$TMP/t3.out")"; continue; }
+    cmp -s "$TMP/t1.gguf" "$TMP/t3.gguf" && ok "convert hf ${t:-as stored}: 3 threads write the 1-thread file's bytes" ||
+        bad "convert hf ${t:-as stored}: 1 and 3 threads differ"
+done
+grep -q "on 3 threads ([0-9.]* GB/s of input)" "$TMP/t3.out" && ok "convert hf: the summary gives the input rate" ||
+    bad "convert hf summary: $(cat "$TMP/t3.out")"
 if j=$("$BIN" bench --load -m "$F" -t 2 -r 1 --json -q 2>"$TMP/bl.err"); then
     num() { echo "$j" | sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p"; }
     pos=1

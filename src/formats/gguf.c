@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -703,6 +704,7 @@ struct gguf_writer {
     char fail_msg[256];
     tv_progress_fn progress;  // NULL, or told the tensor bytes written (gguf_writer_set_progress)
     void *progress_user;
+    int n_threads;            // gguf_writer_set_threads: > 1 fills and writes the data on a pool
 };
 
 gguf_writer *gguf_writer_create(void) { return calloc(1, sizeof(gguf_writer)); }
@@ -711,6 +713,10 @@ void gguf_writer_set_progress(gguf_writer *w, tv_progress_fn fn, void *user) {
     if (!w) return;
     w->progress = fn;
     w->progress_user = user;
+}
+
+void gguf_writer_set_threads(gguf_writer *w, int n_threads) {
+    if (w) w->n_threads = n_threads;
 }
 
 // Frees the owned buffers of a writer value (the value struct itself is not freed).
@@ -972,9 +978,8 @@ static tv_status writer_layout(gguf_writer *w, const char *label, size_t *alignm
     return TV_OK;
 }
 
-// Writes the whole file (header, metadata, tensor infos, data) to o; label names it in messages.
-// An output error is left in o->failed for the caller to report.
-static tv_status write_all(gguf_writer *w, wout *o, size_t alignment, const char *label, tv_error *err) {
+// Writes the header, metadata and tensor infos (up to the aligned start of the data) to o.
+static void write_header(gguf_writer *w, wout *o, size_t alignment) {
     out_bytes(o, GGUF_MAGIC, 4);
     out_u32(o, 3);
     out_u64(o, (uint64_t)w->n_tensors);
@@ -993,8 +998,18 @@ static tv_status write_all(gguf_writer *w, wout *o, size_t alignment, const char
         out_u64(o, t->offset);
     }
     if (w->n_tensors) out_zeros(o, align_up((size_t)o->pos, alignment) - (size_t)o->pos);
+}
+
+static uint64_t data_total(const gguf_writer *w) {
+    return w->n_tensors ? w->tensors[w->n_tensors - 1].offset + w->tensors[w->n_tensors - 1].nbytes : 0;
+}
+
+// Writes the whole file (header, metadata, tensor infos, data) to o on the caller's thread; label
+// names it in messages. An output error is left in o->failed for the caller to report.
+static tv_status write_all(gguf_writer *w, wout *o, size_t alignment, const char *label, tv_error *err) {
+    write_header(w, o, alignment);
     uint64_t data_start = o->pos;
-    const uint64_t total = w->n_tensors ? w->tensors[w->n_tensors - 1].offset + w->tensors[w->n_tensors - 1].nbytes : 0;
+    const uint64_t total = data_total(w);
     size_t chunk_cap = 0;
     void *chunk = NULL;
     tv_status st = TV_OK;
@@ -1031,6 +1046,116 @@ static tv_status write_all(gguf_writer *w, wout *o, size_t alignment, const char
     return st;
 }
 
+// ---- the data on several threads (gguf_writer_set_threads) ----
+// Chunks of whole rows (about 8 MiB each) are taken in file order by the pool's threads; each is
+// filled into its thread's buffer (an in-memory tensor is written from where it lies, no copy) and
+// pwrite()n at its offset. The alignment padding between tensors is left a hole (zeros when read),
+// so the file holds exactly the serial writer's bytes.
+typedef struct pchunk { int64_t tensor, row0, n_rows; } pchunk;
+
+typedef struct pwrite_job {
+    const gguf_writer *w;
+    const pchunk *chunks;     // (n_chunks) in file order
+    int64_t n_chunks;
+    int fd;
+    uint64_t data_start, total;
+    size_t buf_bytes;         // the largest streamed chunk
+    const char *label;
+    atomic_llong next;        // the next chunk to take
+    atomic_ullong done;       // data bytes written
+    atomic_int failed;        // the first failure wins the message below
+    tv_status code;
+    char msg[400];
+} pwrite_job;
+
+static void pwrite_fail(pwrite_job *j, tv_status code, const char *what, const char *name, const char *why) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&j->failed, &expected, 1)) return;
+    j->code = code;
+    snprintf(j->msg, sizeof j->msg, "%s: %s '%s': %s", j->label, what, name, why);
+}
+
+static void pwrite_part(void *arg, int ith, int nth) {
+    (void)nth;
+    pwrite_job *j = arg;
+    uint8_t *buf = NULL;
+    while (!atomic_load_explicit(&j->failed, memory_order_relaxed)) {
+        const int64_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (k >= j->n_chunks) break;
+        const pchunk *c = &j->chunks[k];
+        const wtensor *t = &j->w->tensors[c->tensor];
+        const size_t len = (size_t)c->n_rows * t->row_bytes;
+        const uint8_t *src = t->data ? (const uint8_t *)t->data + (size_t)c->row0 * t->row_bytes : NULL;
+        if (!src) {
+            tv_error ferr = {0};
+            if (!buf && !(buf = malloc(j->buf_bytes))) {
+                pwrite_fail(j, TV_ERR_NOMEM, "streaming", t->name, "out of memory");
+                break;
+            }
+            if (t->fill(t->fill_user, c->row0, c->n_rows, buf, &ferr) != TV_OK) {
+                pwrite_fail(j, ferr.code ? ferr.code : TV_ERR_INVALID, "tensor", t->name, ferr.msg);
+                break;
+            }
+            src = buf;
+        }
+        const off_t off = (off_t)(j->data_start + t->offset + (uint64_t)c->row0 * t->row_bytes);
+        for (size_t put = 0; put < len;) {
+            const ssize_t r = pwrite(j->fd, src + put, len - put, off + (off_t)put);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                pwrite_fail(j, TV_ERR_IO, "writing", t->name, r < 0 ? strerror(errno) : "no progress");
+                break;
+            }
+            put += (size_t)r;
+        }
+        const uint64_t done = atomic_fetch_add_explicit(&j->done, len, memory_order_relaxed) + len;
+        if (ith == 0 && j->w->progress) j->w->progress(j->w->progress_user, done, j->total);   // one thread reports
+    }
+    free(buf);
+}
+
+// Writes the tensors' data at data_start of fd on w->n_threads threads, then sizes the file.
+static tv_status write_data_parallel(const gguf_writer *w, int fd, uint64_t data_start, const char *label, tv_error *err) {
+    int64_t n_chunks = 0;
+    size_t buf_bytes = 0;
+    for (int64_t i = 0; i < w->n_tensors; i++) {
+        const wtensor *t = &w->tensors[i];
+        if (!t->nbytes) continue;
+        const int64_t per = t->row_bytes >= (8u << 20) ? 1 : (int64_t)((8u << 20) / t->row_bytes);
+        n_chunks += (t->n_rows + per - 1) / per;
+        const size_t b = (size_t)(per < t->n_rows ? per : t->n_rows) * t->row_bytes;
+        if (!t->data && b > buf_bytes) buf_bytes = b;
+    }
+    pchunk *chunks = malloc((size_t)(n_chunks ? n_chunks : 1) * sizeof *chunks);
+    if (!chunks) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", label);
+    int64_t k = 0;
+    for (int64_t i = 0; i < w->n_tensors; i++) {
+        const wtensor *t = &w->tensors[i];
+        if (!t->nbytes) continue;
+        const int64_t per = t->row_bytes >= (8u << 20) ? 1 : (int64_t)((8u << 20) / t->row_bytes);
+        for (int64_t r0 = 0; r0 < t->n_rows; r0 += per)
+            chunks[k++] = (pchunk){i, r0, t->n_rows - r0 < per ? t->n_rows - r0 : per};
+    }
+    tv_pool *pool = pool_create(w->n_threads, err);
+    if (!pool) {
+        free(chunks);
+        return err ? err->code : TV_ERR_NOMEM;
+    }
+    pwrite_job j = {.w = w, .chunks = chunks, .n_chunks = n_chunks, .fd = fd, .data_start = data_start,
+                    .total = data_total(w), .buf_bytes = buf_bytes, .label = label};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.done, 0);
+    atomic_init(&j.failed, 0);
+    pool_run(pool, pwrite_part, &j);
+    pool_free(pool);
+    free(chunks);
+    if (atomic_load(&j.failed)) return err_fail(err, j.code, "%s", j.msg);
+    if (ftruncate(fd, (off_t)(data_start + j.total)) != 0)   // a trailing empty tensor's padding
+        return err_fail(err, TV_ERR_IO, "%s: write failed: %s", label, strerror(errno));
+    if (w->progress) w->progress(w->progress_user, j.total, j.total);
+    return TV_OK;
+}
+
 tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err) {
     if (!w || !path) return err_fail(err, TV_ERR_INVALID, "gguf writer: NULL writer or path");
     size_t alignment;
@@ -1043,7 +1168,13 @@ tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err) {
     wout o = { .f = fopen(tmp, "wb") };
     if (!o.f) { st = err_fail(err, TV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); goto done; }
     setvbuf(o.f, NULL, _IOFBF, 1 << 20);
-    if ((st = write_all(w, &o, alignment, path, err))) goto done;
+    if (w->n_threads > 1) {
+        write_header(w, &o, alignment);
+        if (!o.failed && fflush(o.f) != 0) o.failed = true;
+        if (!o.failed && (st = write_data_parallel(w, fileno(o.f), o.pos, path, err))) goto done;
+    } else if ((st = write_all(w, &o, alignment, path, err))) {
+        goto done;
+    }
     if (o.failed) { st = err_fail(err, TV_ERR_IO, "%s: write failed: %s", tmp, strerror(errno)); goto done; }
     FILE *f = o.f;
     o.f = NULL;

@@ -132,7 +132,8 @@ tv_status gguf_add_tensor(gguf_writer *w, const char *name, tv_type type, int n_
 // Streamed tensor data: fills rows [row0, row0 + n_rows) of the tensor (a row = ne[0] elements,
 // rows counted over ne[1]*ne[2]*ne[3]) into dst, already in the tensor's type
 // (n_rows * row-size bytes). Called in increasing row order with chunks of about 8 MiB, during
-// gguf_writer_write. Returns TV_OK or fails with err filled (the write is then abandoned).
+// gguf_writer_write (with gguf_writer_set_threads > 1: concurrently, in any order). Returns TV_OK
+// or fails with err filled (the write is then abandoned).
 typedef tv_status (*gguf_tensor_source_fn)(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err);
 // Adds a tensor whose data is produced by fill at write time (user must stay valid until then),
 // so files larger than memory can be written tensor by tensor.
@@ -144,7 +145,13 @@ tv_status gguf_add_tensor_source(gguf_writer *w, const char *name, tv_type type,
 tv_status gguf_writer_write(gguf_writer *w, const char *path, tv_error *err);
 // Same into a malloc'd buffer (*out, *size; the caller frees it).
 tv_status gguf_writer_write_memory(gguf_writer *w, void **out, size_t *size, tv_error *err);
-// fn (NULL: none) is told the tensor bytes written so far of their total during gguf_writer_write.
+// gguf_writer_write fills and writes the tensor data on n_threads threads (> 1): every source's fill
+// is then called concurrently for disjoint row chunks, in no particular order, so it must be safe
+// to call from several threads (and must not run a pool of its own). 1 (the default): the caller's
+// thread, in row order. gguf_writer_write_memory always writes on the caller's thread.
+void gguf_writer_set_threads(gguf_writer *w, int n_threads);
+// fn (NULL: none) is told the tensor bytes written so far of their total during gguf_writer_write
+// (with threads: from one of them).
 void gguf_writer_set_progress(gguf_writer *w, tv_progress_fn fn, void *user);
 
 #endif

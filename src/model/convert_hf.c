@@ -1,8 +1,12 @@
 // convert_hf.c — tv_convert_hf (tinyvllm_tools.h): a Hugging Face folder, seen through hf.c as the
 // GGUF llama.cpp's converter would write, written out as that GGUF (optionally in another type).
+// The writer's threads convert row chunks in parallel and pwrite them in place; tensors kept in
+// their stored type are written straight from the safetensors mapping (no copy).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "formats/gguf.h"
 #include "model/hf.h"
@@ -14,27 +18,34 @@
 typedef struct conv_src {
     const kern_table *kt;     // this CPU's conversion kernels (every path gives the reference's bits)
     const tv_tensor *t;
-    tv_type type;             // the written type
-    float *row;               // (ne0) scratch
+    tv_type type;             // the written type (differs from t->type: a converted tensor)
 } conv_src;
 
-// Rows [row0, row0 + n_rows) of the source in the written type (through f32 when they differ).
+// Rows [row0, row0 + n_rows) of the source in the written type, through f32; called by several
+// writer threads at once (gguf_writer_set_threads), each with its own rows and scratch.
 static tv_status conv_fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
-    (void)err;
     const conv_src *c = user;
     const int64_t n = c->t->ne[0];
     const size_t sb = kern_row_size(c->t->type, n), db = kern_row_size(c->type, n);
     const uint8_t *src = (const uint8_t *)c->t->data + (size_t)row0 * sb;
-    if (c->type == c->t->type) {
-        memcpy(dst, src, (size_t)n_rows * sb);
-        return TV_OK;
-    }
+    float *row = malloc((size_t)n * sizeof *row);   // (ne0)
+    if (!row) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     const tv_type_traits *from = kern_traits(c->kt, c->t->type), *to = kern_traits(c->kt, c->type);
     for (int64_t r = 0; r < n_rows; r++) {
-        from->to_float(src + (size_t)r * sb, c->row, n);
-        to->from_float(c->row, (uint8_t *)dst + (size_t)r * db, n);
+        from->to_float(src + (size_t)r * sb, row, n);
+        to->from_float(row, (uint8_t *)dst + (size_t)r * db, n);
     }
+    free(row);
     return TV_OK;
+}
+
+// Whether a matrix keeps its float type in a quantized file: the MoE routers, as llama.cpp's
+// converter and llama-quantize leave them (F32).
+static bool keeps_float(const char *gguf_name) {
+    const char *dot = strrchr(gguf_name, '.');
+    const size_t n = dot ? (size_t)(dot - gguf_name) : strlen(gguf_name);
+    return (n >= 12 && !strncmp(gguf_name + n - 12, "ffn_gate_inp", 12)) ||
+           (n >= 18 && !strncmp(gguf_name + n - 18, "ffn_gate_inp_shexp", 18));
 }
 
 // llama.cpp's LLAMA_FTYPE for a uniform type (0 when it has none).
@@ -114,28 +125,33 @@ tv_status tv_convert_hf(const char *dir, const tv_convert_hf_options *o, const c
     } else {
         gguf_set_str(w, "tokenizer.ggml.model", "no_vocab");
     }
-    size_t bytes = 0;
+    size_t bytes = 0, src_bytes = 0;
     for (int i = 0; i < n && !st; i++) {
         const char *name;
         const tv_tensor *t = hf_tensor_at(h, i, &name);
         conv_src *c = &srcs[i];
         c->kt = &kt;
         c->t = t;
-        c->type = t->n_dims == 2 && type ? model_quant_type(target, t->ne[0]) : t->type;
-        if (c->type != t->type && !(c->row = malloc((size_t)t->ne[0] * sizeof *c->row))) {
-            st = err_fail(err, TV_ERR_NOMEM, "convert: out of memory");
-            break;
-        }
-        st = gguf_add_tensor_source(w, name, c->type, t->n_dims, t->ne, conv_fill, c, err);
-        bytes += kern_row_size(c->type, t->ne[0]) * (size_t)t->ne[1];
+        c->type = t->n_dims >= 2 && type && !keeps_float(name) ? model_quant_type(target, t->ne[0]) : t->type;
+        if (c->type == t->type) st = gguf_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, err);   // written from the mapping
+        else st = gguf_add_tensor_source(w, name, c->type, t->n_dims, t->ne, conv_fill, c, err);
+        bytes += kern_row_size(c->type, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2]);
+        src_bytes += t->nbytes;
     }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const int n_threads = o->n_threads > 0 ? o->n_threads : ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1;
+    gguf_writer_set_threads(w, n_threads);
     gguf_writer_set_progress(w, o->progress, o->progress_user);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!st) st = gguf_writer_write(w, out_path, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (!st && summary && cap)
-        snprintf(summary, cap, "%.*s, %d tensors, %s, %.1f MiB, %s", (int)arch.len, arch.ptr, n, type ? type : "types as stored",
-                 (double)bytes / (1024.0 * 1024.0), vocab_desc);
+        snprintf(summary, cap, "%.*s, %d tensors, %s, %.1f MiB, %s; %.2f GB of weights in %.2f s on %d threads (%.2f GB/s of input)",
+                 (int)arch.len, arch.ptr, n, type ? type : "types as stored", (double)bytes / (1024.0 * 1024.0), vocab_desc,
+                 (double)src_bytes / 1e9, s, n_threads, s > 0 ? (double)src_bytes / 1e9 / s : 0.0);
 done:
-    for (int i = 0; i < n && srcs; i++) free(srcs[i].row);
     free(srcs);
     gguf_close(vocab);
     gguf_writer_free(w);

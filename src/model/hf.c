@@ -13,7 +13,9 @@
 //   family extras (sliding windows, soft-caps, granite multipliers, mistral3 temperature)
 // Tensor names: model.embed_tokens -> token_embd, model.norm -> output_norm, lm_head -> output,
 // model.layers.N.<part> -> blk.N.<gguf part> (LAYER_NAMES below); multimodal wrappers'
-// language_model prefixes are stripped and their vision tensors skipped.
+// language_model prefixes are stripped and their vision tensors skipped. MoE experts, one matrix
+// each (EXPERT_NAMES), are stacked into the 3-D blk.N.ffn_{gate,up,down}_exps; routers become F32;
+// DeepSeek's kv_b_proj is split into attn_k_b / attn_v_b.
 #include "model/hf.h"
 
 #include <cjson/cJSON.h>
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +34,10 @@
 enum {
     HF_PERMUTE_QK = 1 << 0,   // llama.cpp's LlamaModel.permute on q_proj / k_proj (interleaved RoPE pairs)
     HF_GEMMA = 1 << 1,        // Gemma: norms stored as w (applied as 1 + w), pre/post feed-forward norms
+    HF_MOE = 1 << 2,          // mixture of experts: per-expert matrices stacked into 3-D tensors
+    HF_POST_ATTN_NORM = 1 << 3,   // post_attention_layernorm (the FFN's input norm) is post_attention_norm (glm4moe)
+    HF_MLA = 1 << 4,          // DeepSeek's latent attention: kv_b_proj split into attn_k_b (transposed) and
+                              // attn_v_b per head; layers from num_hidden_layers on (MTP) are skipped
 };
 
 typedef struct hf_arch {
@@ -46,6 +53,11 @@ static const hf_arch ARCHS[] = {
     {"gemma3_text", "gemma3", HF_GEMMA},     {"phi3", "phi3", 0},
     {"smollm3", "smollm3", HF_PERMUTE_QK},   {"granite", "granite", HF_PERMUTE_QK},
     {"mistral3", "mistral3", HF_PERMUTE_QK},
+    {"qwen2_moe", "qwen2moe", HF_MOE},      {"qwen3_moe", "qwen3moe", HF_MOE},
+    {"mixtral", "llama", HF_PERMUTE_QK | HF_MOE},
+    {"glm4_moe", "glm4moe", HF_MOE | HF_POST_ATTN_NORM},
+    {"deepseek_v3", "deepseek2", HF_MOE | HF_MLA},    {"deepseek_v2", "deepseek2", HF_MOE | HF_MLA},
+    {"kimi_k2", "deepseek2", HF_MOE | HF_MLA},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
@@ -70,7 +82,39 @@ static const struct { const char *hf, *gguf, *gemma_gguf; } LAYER_NAMES[] = {
     {"mlp.up_proj.weight", "ffn_up.weight", NULL},
     {"mlp.down_proj.weight", "ffn_down.weight", NULL},
     {"mlp.gate_up_proj.weight", "ffn_up.weight", NULL},
+    {"mlp.gate.weight", "ffn_gate_inp.weight", NULL},                 // MoE router (Qwen)
+    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight", NULL},    // (Mixtral)
+    {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight", NULL},
+    {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight", NULL},
+    {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight", NULL},
+    {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight", NULL},
+    {"mlp.shared_experts.gate_proj.weight", "ffn_gate_shexp.weight", NULL},   // GLM-4.5, DeepSeek
+    {"mlp.shared_experts.up_proj.weight", "ffn_up_shexp.weight", NULL},
+    {"mlp.shared_experts.down_proj.weight", "ffn_down_shexp.weight", NULL},
+    {"mlp.gate.e_score_correction_bias", "exp_probs_b.bias", NULL},         // the routers' selection bias
+    {"eh_proj.weight", "nextn.eh_proj.weight", NULL},                        // an MTP layer's own tensors
+    {"enorm.weight", "nextn.enorm.weight", NULL},
+    {"hnorm.weight", "nextn.hnorm.weight", NULL},
+    {"shared_head.norm.weight", "nextn.shared_head_norm.weight", NULL},
+    {"shared_head.head.weight", "nextn.shared_head_head.weight", NULL},
+    {"embed_tokens.weight", "nextn.embed_tokens.weight", NULL},
+    {"self_attn.q_a_proj.weight", "attn_q_a.weight", NULL},                  // DeepSeek's latent attention
+    {"self_attn.q_a_layernorm.weight", "attn_q_a_norm.weight", NULL},
+    {"self_attn.q_b_proj.weight", "attn_q_b.weight", NULL},
+    {"self_attn.kv_a_proj_with_mqa.weight", "attn_kv_a_mqa.weight", NULL},
+    {"self_attn.kv_a_layernorm.weight", "attn_kv_a_norm.weight", NULL},
+    {"self_attn.kv_b_proj.weight", "attn_kv_b.weight", NULL},                // split by map_tensor
 };
+// model.layers.N.<container>.E.<part>: expert E's matrix of blk.N.<gguf> (stacked, ne[2] = E).
+static const struct { const char *container, *part, *gguf; } EXPERT_NAMES[] = {
+    {"mlp.experts", "gate_proj.weight", "ffn_gate_exps.weight"},
+    {"mlp.experts", "up_proj.weight", "ffn_up_exps.weight"},
+    {"mlp.experts", "down_proj.weight", "ffn_down_exps.weight"},
+    {"block_sparse_moe.experts", "w1.weight", "ffn_gate_exps.weight"},   // Mixtral
+    {"block_sparse_moe.experts", "w3.weight", "ffn_up_exps.weight"},
+    {"block_sparse_moe.experts", "w2.weight", "ffn_down_exps.weight"},
+};
+#define N_EXPERT_NAMES (sizeof EXPERT_NAMES / sizeof EXPERT_NAMES[0])
 #define N_LAYER_NAMES (sizeof LAYER_NAMES / sizeof LAYER_NAMES[0])
 
 typedef struct hf_tensor {
@@ -80,8 +124,19 @@ typedef struct hf_tensor {
     void *owned;      // a converted copy t.data points to, or NULL (t.data in the mapping)
 } hf_tensor;
 
+// A 3-D expert tensor being gathered from its per-expert matrices (map_tensors).
+typedef struct hf_stack {
+    int idx;             // its entry in hf_model.t
+    int n_seen;
+    bool *seen;          // (n_expert)
+    char hf_before[160]; // the HF name around the expert number, for messages
+    char hf_after[64];
+} hf_stack;
+
 struct hf_model {
     char *dir;
+    int64_t n_main_layers;   // HF_MLA: layers at or past it (MTP) are skipped, else 0
+    int64_t mla_nope, mla_v; // HF_MLA: qk_nope_head_dim, v_head_dim (kv_b_proj's per-head rows)
     st_set *st;
     int64_t fp8_block[2];   // quantization_config.weight_block_size (FP8 block scales), or 0
     gguf_ctx *meta;
@@ -209,8 +264,9 @@ static size_t perm_row(size_t r, size_t rows_per_head) {
 }
 
 // Maps an HF name to its GGUF name: 1 mapped, 0 to skip (vision towers, rotary buffers, a tied
-// lm_head), -1 unknown.
-static int map_name(const hf_arch *a, const char *hf, bool tied, char *out, size_t cap) {
+// lm_head, DeepSeek's MTP layers), -1 unknown. *expert receives the expert number of a per-expert matrix, else -1.
+static int map_name(const hf_arch *a, const char *hf, bool tied, int64_t n_main_layers, char *out, size_t cap, int *expert) {
+    *expert = -1;
     static const char *const STRIP[][2] = {
         {"model.language_model.", "model."}, {"language_model.model.", "model."}, {"language_model.lm_head.", "lm_head."},
     };
@@ -234,9 +290,22 @@ static int map_name(const hf_arch *a, const char *hf, bool tied, char *out, size
     }
     int layer, pos = 0;
     if (sscanf(hf, "model.layers.%d.%n", &layer, &pos) != 1 || pos == 0 || layer < 0) return -1;
+    if (n_main_layers && layer >= n_main_layers) return 0;   // DeepSeek's MTP layers: not converted
+    for (size_t i = 0; (a->flags & HF_MOE) && i < N_EXPERT_NAMES; i++) {
+        const size_t n = strlen(EXPERT_NAMES[i].container);
+        const char *r = hf + pos;
+        int e = -1, at = 0;
+        if (strncmp(r, EXPERT_NAMES[i].container, n) || r[n] != '.' || sscanf(r + n + 1, "%d.%n", &e, &at) != 1 || at == 0 ||
+            e < 0 || strcmp(r + n + 1 + at, EXPERT_NAMES[i].part))
+            continue;
+        *expert = e;
+        snprintf(out, cap, "blk.%d.%s", layer, EXPERT_NAMES[i].gguf);
+        return 1;
+    }
     for (size_t i = 0; i < N_LAYER_NAMES; i++) {
         if (strcmp(hf + pos, LAYER_NAMES[i].hf)) continue;
         const char *g = (a->flags & HF_GEMMA) && LAYER_NAMES[i].gemma_gguf ? LAYER_NAMES[i].gemma_gguf : LAYER_NAMES[i].gguf;
+        if ((a->flags & HF_POST_ATTN_NORM) && !strcmp(LAYER_NAMES[i].hf, "post_attention_layernorm.weight")) g = "post_attention_norm.weight";
         if (!g) return -1;
         snprintf(out, cap, "blk.%d.%s", layer, g);
         return 1;
@@ -311,6 +380,60 @@ static tv_status dequant_fp8(hf_model *h, const st_tensor *s, size_t rows_per_he
     return TV_OK;
 }
 
+// DeepSeek's kv_b_proj [n_head * (nope + v), kv_lora] (per head: nope K rows, then v V rows) as
+// llama.cpp's converter splits it: attn_k_b ne {nope, kv_lora, n_head} (each head's K rows
+// transposed) and attn_v_b ne {kv_lora, v, n_head} (each head's V rows), in the stored float type
+// (FP8: dequantized to F32 first).
+static tv_status split_kv_b(hf_model *h, const st_tensor *s, const char *gguf, int n_head, const char *desc, tv_error *err) {
+    const int64_t nope = h->mla_nope, v = h->mla_v, per = nope + v;
+    if (s->n_dims != 2 || per <= 0 || s->shape[0] != (int64_t)n_head * per)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not [%lld, kv_lora_rank]: num_attention_heads %d x "
+                        "(qk_nope_head_dim %lld + v_head_dim %lld) rows", s->file, s->name, (long long)((int64_t)n_head * per),
+                        n_head, (long long)nope, (long long)v);
+    const int64_t lora = s->shape[1];
+    const uint8_t *src = s->data;
+    float *deq = NULL;
+    size_t es = st_dtype_size(s->dtype);
+    tv_type type = s->dtype == ST_F32 ? TV_TYPE_F32 : s->dtype == ST_F16 ? TV_TYPE_F16 : TV_TYPE_BF16;
+    if (s->dtype == ST_F8_E4M3) {
+        tv_status st = dequant_fp8(h, s, 1, &deq, err);
+        if (st) return st;
+        src = (const uint8_t *)deq;
+        es = sizeof(float);
+        type = TV_TYPE_F32;
+    } else if (s->dtype != ST_F32 && s->dtype != ST_F16 && s->dtype != ST_BF16) {
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s", s->file, s->name, s->dtype_name);
+    }
+    const size_t kb = (size_t)n_head * (size_t)lora * (size_t)nope * es, vb = (size_t)n_head * (size_t)v * (size_t)lora * es;
+    uint8_t *k = malloc(kb + 1), *vv = malloc(vb + 1);
+    tv_status st = TV_OK;
+    if (!k || !vv) {
+        free(k);
+        free(vv);
+        free(deq);
+        return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t hd = 0; hd < n_head; hd++) {
+        const uint8_t *rows = src + (size_t)(hd * per) * (size_t)lora * es;   // this head's nope + v rows
+        for (int64_t c = 0; c < lora; c++)       // k_b[hd][c][j] = kv_b[hd * per + j][c]
+            for (int64_t j = 0; j < nope; j++)
+                memcpy(k + (((size_t)hd * (size_t)lora + (size_t)c) * (size_t)nope + (size_t)j) * es,
+                       rows + ((size_t)j * (size_t)lora + (size_t)c) * es, es);
+        memcpy(vv + (size_t)hd * (size_t)v * (size_t)lora * es, rows + (size_t)nope * (size_t)lora * es, (size_t)v * (size_t)lora * es);
+    }
+    free(deq);
+    char name[96];
+    const size_t base = strlen(gguf) - strlen("attn_kv_b.weight");
+    snprintf(name, sizeof name, "%.*sattn_k_b.weight", (int)base, gguf);
+    tv_tensor tk = {.type = type, .n_dims = 3, .ne = {nope, lora, n_head, 1}, .nbytes = kb, .data = k};
+    st = add_tensor(h, name, &tk, desc, k, err);
+    snprintf(name, sizeof name, "%.*sattn_v_b.weight", (int)base, gguf);
+    tv_tensor tv = {.type = type, .n_dims = 3, .ne = {lora, v, n_head, 1}, .nbytes = vb, .data = vv};
+    if (!st) st = add_tensor(h, name, &tv, desc, vv, err);
+    else free(vv);
+    return st;
+}
+
 static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, const char *gguf, int n_head,
                             int n_kv_head, const char *torch_dtype, tv_error *err) {
     char desc[512];
@@ -347,12 +470,25 @@ static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, c
         t.data = d;
         return add_tensor(h, gguf, &t, desc, d, err);
     }
+    if (ends_with(gguf, "attn_kv_b.weight")) return split_kv_b(h, s, gguf, n_head, desc, err);
     if (s->dtype == ST_F8_E4M3) {   // dequantized to f32 (permuted on the way)
         float *d = NULL;
         tv_status st = dequant_fp8(h, s, rows_per_head, &d, err);
         if (st) return st;
         t.type = TV_TYPE_F32;
         t.nbytes = (size_t)t.ne[0] * (size_t)t.ne[1] * sizeof *d;
+        t.data = d;
+        return add_tensor(h, gguf, &t, desc, d, err);
+    }
+    if (ends_with(gguf, "ffn_gate_inp.weight") || ends_with(gguf, "ffn_gate_inp_shexp.weight")) {
+        // MoE routers become F32 (llama.cpp's converter writes them so); a [1, n] gate is the vector (n)
+        const size_t n = (size_t)t.ne[0] * (size_t)t.ne[1];
+        float *d = malloc(n * sizeof *d + 1);
+        if (!d) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) d[i] = elem_f32(s, i);
+        if (t.ne[1] == 1) t.n_dims = 1;
+        t.type = TV_TYPE_F32;
+        t.nbytes = n * sizeof *d;
         t.data = d;
         return add_tensor(h, gguf, &t, desc, d, err);
     }
@@ -367,6 +503,106 @@ static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, c
         memcpy(d + r * row_bytes, (const uint8_t *)s->data + perm_row(r, rows_per_head) * row_bytes, row_bytes);
     t.data = d;
     return add_tensor(h, gguf, &t, desc, d, err);
+}
+
+// Drops the whole pages of [p, p + n) from this process (a read-only file mapping refaults if read again).
+static void drop_pages(const void *p, size_t n) {
+    const long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    const uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~(uintptr_t)(ps - 1), e = ((uintptr_t)p + n) & ~(uintptr_t)(ps - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+static tv_status expert_copy(hf_model *h, hf_stack **stacks, int *n_stacks, const st_tensor *s, const char *gguf, int e,
+                             int64_t n_expert, tv_type type, const void *src, size_t nbytes, tv_error *err);
+
+// Copies expert e's matrix s (n_expert in all) into the 3-D tensor gguf (ne = {cols, rows, n_expert}),
+// made at the first of its experts; every expert must agree in dtype and shape. The source pages
+// are dropped once copied, so the process holds one copy of the experts.
+static tv_status stack_expert(hf_model *h, hf_stack **stacks, int *n_stacks, const st_tensor *s, const char *gguf, int e,
+                              int64_t n_expert, const char *torch_dtype, tv_error *err) {
+    if (n_expert <= 0)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is an expert's, but config.json has no num_experts / num_local_experts",
+                        s->file, s->name);
+    if (e >= n_expert)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is expert %d, but config.json has %lld experts", s->file, s->name, e,
+                        (long long)n_expert);
+    if (s->n_dims != 2 || s->dtype == ST_OTHER)
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' is %s with %d dimensions; an expert's matrix must be 2-D F32, F16, "
+                        "BF16 or F8_E4M3", s->file, s->name, s->dtype_name, s->n_dims);
+    if (torch_dtype && s->dtype != ST_F8_E4M3 && strcmp(torch_dtype, torch_dtype_name(s->dtype)))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is %s but config.json's torch_dtype is %s", s->file, s->name,
+                        s->dtype_name, torch_dtype);
+    // FP8 experts (DeepSeek-V3's release) are dequantized to F32 first, as FP8 matrices are
+    float *deq = NULL;
+    if (s->dtype == ST_F8_E4M3) {
+        tv_status st = dequant_fp8(h, s, 1, &deq, err);
+        if (st) return st;
+    }
+    const tv_type type = deq || s->dtype == ST_F32 ? TV_TYPE_F32 : s->dtype == ST_F16 ? TV_TYPE_F16 : TV_TYPE_BF16;
+    const void *src = deq ? (const void *)deq : s->data;
+    const size_t nbytes = deq ? (size_t)s->shape[0] * (size_t)s->shape[1] * sizeof *deq : s->nbytes;
+    tv_status st = expert_copy(h, stacks, n_stacks, s, gguf, e, n_expert, type, src, nbytes, err);
+    free(deq);
+    return st;
+}
+
+// Expert e's matrix (src, nbytes, in type) into its stack (made at the layer's first expert).
+static tv_status expert_copy(hf_model *h, hf_stack **stacks, int *n_stacks, const st_tensor *s, const char *gguf, int e,
+                             int64_t n_expert, tv_type type, const void *src, size_t nbytes, tv_error *err) {
+    hf_stack *k = NULL;
+    for (int i = 0; i < *n_stacks && !k; i++)
+        if (!strcmp(h->t[(*stacks)[i].idx].gguf, gguf)) k = &(*stacks)[i];
+    if (!k) {
+        hf_stack *ns = realloc(*stacks, ((size_t)*n_stacks + 1) * sizeof *ns);
+        if (!ns) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+        *stacks = ns;
+        bool *seen = calloc((size_t)n_expert, sizeof *seen);
+        uint8_t *data = (size_t)n_expert <= SIZE_MAX / (nbytes + 1) ? malloc((size_t)n_expert * nbytes + 1) : NULL;
+        if (!seen || !data) {
+            free(seen);
+            free(data);
+            return err_fail(err, TV_ERR_NOMEM, "%s: out of memory gathering %lld experts of %s", h->dir, (long long)n_expert, gguf);
+        }
+        k = &ns[*n_stacks];
+        *k = (hf_stack){.idx = h->n, .seen = seen};
+        const char *num = strstr(s->name, "experts.") + 8;   // map_name matched ".experts.<e>."
+        snprintf(k->hf_before, sizeof k->hf_before, "%.*s", (int)(num - s->name), s->name);
+        snprintf(k->hf_after, sizeof k->hf_after, "%s", strchr(num, '.'));
+        char desc[512];
+        snprintf(desc, sizeof desc, "%s*%s in %s", k->hf_before, k->hf_after, h->dir);
+        tv_tensor t = {.type = type, .n_dims = 3, .ne = {s->shape[1], s->shape[0], n_expert, 1},
+                       .nbytes = (size_t)n_expert * nbytes, .data = data};
+        tv_status st = add_tensor(h, gguf, &t, desc, data, err);
+        if (st) {
+            free(seen);
+            return st;
+        }
+        (*n_stacks)++;
+    }
+    const hf_tensor *x = &h->t[k->idx];
+    if (x->t.type != type || x->t.ne[0] != s->shape[1] || x->t.ne[1] != s->shape[0])
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is %s [%lld, %lld], the layer's other experts %s [%lld, %lld]", s->file,
+                        s->name, s->dtype_name, (long long)s->shape[0], (long long)s->shape[1], kern_type_name(x->t.type),
+                        (long long)x->t.ne[1], (long long)x->t.ne[0]);
+    if (k->seen[e]) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is listed twice", s->file, s->name);
+    memcpy((uint8_t *)x->owned + (size_t)e * nbytes, src, nbytes);
+    drop_pages(s->data, s->nbytes);
+    k->seen[e] = true;
+    k->n_seen++;
+    return TV_OK;
+}
+
+// Every gathered expert tensor must have all its experts.
+static tv_status check_stacks(const hf_model *h, const hf_stack *stacks, int n_stacks, int64_t n_expert, tv_error *err) {
+    for (int i = 0; i < n_stacks; i++) {
+        if (stacks[i].n_seen == n_expert) continue;
+        int e = 0;
+        while (stacks[i].seen[e]) e++;
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s%d%s' is missing (%s needs all %lld experts)", h->dir,
+                        stacks[i].hf_before, e, stacks[i].hf_after, h->t[stacks[i].idx].gguf, (long long)n_expert);
+    }
+    return TV_OK;
 }
 
 static int cmp_hf_tensor(const void *a, const void *b) {
@@ -393,6 +629,7 @@ typedef struct meta_ctx {
     const cfg *c;
     gguf_writer *w;
     const char *arch;
+    unsigned flags;   // the hf_arch's
     tv_error *err;
 } meta_ctx;
 
@@ -504,6 +741,110 @@ static tv_status gemma3_pattern(meta_ctx *m, int64_t n_layers) {
     return TV_OK;
 }
 
+// DeepSeek-V2/V3 (deepseek2): the latent attention's ranks and head sizes (one KV head of kv_lora +
+// rope dims), dense leading layers, shared experts, routing (scoring_func, grouped top-k, scaled and
+// normalized weights), YaRN's mscale_all_dim stored as 0.1 x (llama.cpp's DeepSeek rule).
+static tv_status mla_metadata(meta_ctx *m) {
+    const cfg *c = m->c;
+    char k[160];
+    int64_t q_lora = 0, kv_lora = 0, nope = 0, rope = 0, v = 0, n_shared = 0, n_dense = 0, n_layers = 0, n_group = 1, n_group_used = 1;
+    tv_status st;
+    if ((st = cfg_int(c, "q_lora_rank", false, 1, 1 << 16, &q_lora, m->err)) ||
+        (st = cfg_int(c, "kv_lora_rank", true, 1, 1 << 16, &kv_lora, m->err)) ||
+        (st = cfg_int(c, "qk_nope_head_dim", true, 1, 1024, &nope, m->err)) ||
+        (st = cfg_int(c, "qk_rope_head_dim", true, 2, 1024, &rope, m->err)) ||
+        (st = cfg_int(c, "v_head_dim", true, 1, 1024, &v, m->err)) ||
+        (st = cfg_int(c, "n_shared_experts", false, 0, 64, &n_shared, m->err)) ||
+        (st = cfg_int(c, "first_k_dense_replace", false, 0, 1024, &n_dense, m->err)) ||
+        (st = cfg_int(c, "num_hidden_layers", true, 1, 1024, &n_layers, m->err)) ||
+        (st = cfg_int(c, "n_group", false, 1, 1024, &n_group, m->err)) ||
+        (st = cfg_int(c, "topk_group", false, 1, n_group, &n_group_used, m->err)))
+        return st;
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.head_count_kv"), 1);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.key_length"), (uint32_t)(kv_lora + rope));
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.value_length"), (uint32_t)kv_lora);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.key_length_mla"), (uint32_t)(nope + rope));
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.value_length_mla"), (uint32_t)v);
+    // q_lora_rank null (V2-Lite: queries projected directly) is written as 0: llama.cpp requires the key
+    // unless it guesses "lite" from the layer count
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.q_lora_rank"), (uint32_t)q_lora);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.kv_lora_rank"), (uint32_t)kv_lora);
+    gguf_set_u32(m->w, KEY(k, m->arch, "rope.dimension_count"), (uint32_t)rope);
+    gguf_set_u32(m->w, KEY(k, m->arch, "leading_dense_block_count"), (uint32_t)n_dense);
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_shared_count"), (uint32_t)n_shared);
+    opt_f32(m, NULL, "routed_scaling_factor", "expert_weights_scale");
+    if (cJSON_IsTrue(cfg_get(c, "norm_topk_prob"))) gguf_set_bool(m->w, KEY(k, m->arch, "expert_weights_norm"), true);
+    const cJSON *sf = cfg_get(c, "scoring_func");
+    if (sf) {
+        if (!cJSON_IsString(sf) || (strcmp(sf->valuestring, "sigmoid") && strcmp(sf->valuestring, "softmax")))
+            return err_fail(m->err, TV_ERR_UNSUPPORTED, "%s: scoring_func must be \"sigmoid\" or \"softmax\"", c->path);
+        gguf_set_u32(m->w, KEY(k, m->arch, "expert_gating_func"), strcmp(sf->valuestring, "sigmoid") ? 1 : 2);
+    }
+    if (n_group > 1) {   // one group is no grouping
+        gguf_set_u32(m->w, KEY(k, m->arch, "expert_group_count"), (uint32_t)n_group);
+        gguf_set_u32(m->w, KEY(k, m->arch, "expert_group_used_count"), (uint32_t)n_group_used);
+    }
+    const cJSON *rs = cfg_get(c, "rope_scaling");
+    double mscale_all;
+    if (cJSON_IsObject(rs) && cfg_num(c, rs, "mscale_all_dim", &mscale_all))
+        gguf_set_f32(m->w, KEY(k, m->arch, "rope.scaling.yarn_log_multiplier"), (float)(0.1 * mscale_all));
+    m->h->n_main_layers = n_layers;
+    m->h->mla_nope = nope;
+    m->h->mla_v = v;
+    return TV_OK;
+}
+
+// The expert counts and widths (convert_hf_to_gguf.py's keys): num_local_experts (Mixtral) or
+// num_experts, num_experts_per_tok, moe_intermediate_size, shared_expert_intermediate_size.
+// Qwen's decoder_sparse_step / mlp_only_layers (dense layers between MoE ones) are refused:
+// llama.cpp's qwen2moe / qwen3moe have experts in every layer.
+static tv_status moe_metadata(meta_ctx *m) {
+    const cfg *c = m->c;
+    char k[160];
+    int64_t n_expert = 0, n_used = 0, ff_exp = 0, ff_shexp = 0, step = 1;
+    const char *count_key = cfg_get(c, "num_local_experts") ? "num_local_experts" : cfg_get(c, "n_routed_experts") ? "n_routed_experts" : "num_experts";
+    tv_status st;
+    if ((st = cfg_int(c, count_key, true, 1, 1 << 16, &n_expert, m->err)) ||
+        (st = cfg_int(c, "num_experts_per_tok", true, 1, n_expert, &n_used, m->err)) ||
+        (st = cfg_int(c, "moe_intermediate_size", false, 1, 1 << 20, &ff_exp, m->err)) ||
+        (st = cfg_int(c, "shared_expert_intermediate_size", false, 1, 1 << 20, &ff_shexp, m->err)) ||
+        (st = cfg_int(c, "decoder_sparse_step", false, 1, 1024, &step, m->err)))
+        return st;
+    const cJSON *dense = cfg_get(c, "mlp_only_layers");
+    if (step != 1 || cJSON_GetArraySize(dense) > 0)
+        return err_fail(m->err, TV_ERR_UNSUPPORTED, "%s: dense layers between the MoE ones (decoder_sparse_step %lld, mlp_only_layers) "
+                        "are not supported (llama.cpp's %s has experts in every layer)", c->path, (long long)step, m->arch);
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_count"), (uint32_t)n_expert);
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_used_count"), (uint32_t)n_used);
+    if (ff_exp) gguf_set_u32(m->w, KEY(k, m->arch, "expert_feed_forward_length"), (uint32_t)ff_exp);
+    if (ff_shexp) gguf_set_u32(m->w, KEY(k, m->arch, "expert_shared_feed_forward_length"), (uint32_t)ff_shexp);
+    if (m->flags & HF_MLA) return mla_metadata(m);
+    if (strcmp(m->arch, "glm4moe")) return TV_OK;
+    // GLM-4.5: shared experts, dense leading layers, sigmoid routing with a selection bias, scaled
+    // and normalized weights, the MTP layers after num_hidden_layers (counted in block_count)
+    int64_t n_shared = 0, n_dense = 0, n_nextn = 0, n_layers = 0, n_group = 1, n_group_used = 1;
+    if ((st = cfg_int(c, "n_shared_experts", false, 0, 64, &n_shared, m->err)) ||
+        (st = cfg_int(c, "first_k_dense_replace", false, 0, 1024, &n_dense, m->err)) ||
+        (st = cfg_int(c, "num_nextn_predict_layers", false, 0, 16, &n_nextn, m->err)) ||
+        (st = cfg_int(c, "num_hidden_layers", true, 1, 1024, &n_layers, m->err)) ||
+        (st = cfg_int(c, "n_group", false, 1, 1024, &n_group, m->err)) ||
+        (st = cfg_int(c, "topk_group", false, 1, n_group, &n_group_used, m->err)))
+        return st;
+    gguf_set_u32(m->w, KEY(k, m->arch, "block_count"), (uint32_t)(n_layers + n_nextn));
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_shared_count"), (uint32_t)n_shared);
+    gguf_set_u32(m->w, KEY(k, m->arch, "leading_dense_block_count"), (uint32_t)n_dense);
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_gating_func"), 2);   // sigmoid
+    opt_f32(m, NULL, "routed_scaling_factor", "expert_weights_scale");
+    const cJSON *norm = cfg_get(c, "norm_topk_prob");
+    if (cJSON_IsBool(norm)) gguf_set_bool(m->w, KEY(k, m->arch, "expert_weights_norm"), cJSON_IsTrue(norm));
+    if (n_nextn) gguf_set_u32(m->w, KEY(k, m->arch, "nextn_predict_layers"), (uint32_t)n_nextn);
+    if (n_group > 1) {   // one group is no grouping
+        gguf_set_u32(m->w, KEY(k, m->arch, "expert_group_count"), (uint32_t)n_group);
+        gguf_set_u32(m->w, KEY(k, m->arch, "expert_group_used_count"), (uint32_t)n_group_used);
+    }
+    return TV_OK;
+}
+
 static tv_status build_metadata(meta_ctx *m, const char *model_type) {
     const cfg *c = m->c;
     gguf_writer *w = m->w;
@@ -563,7 +904,7 @@ static tv_status build_metadata(meta_ctx *m, const char *model_type) {
         opt_f32(m, NULL, "logits_scaling", "logit_scale");
     }
     (void)model_type;
-    return TV_OK;
+    return (m->flags & HF_MOE) ? moe_metadata(m) : TV_OK;
 }
 
 // tokenizer_config.json's chat_template (a string, or a list of {name, template}: "default" or the
@@ -694,8 +1035,10 @@ static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_er
                                                      !strcmp(td->valuestring, "bfloat16"))
                                   ? td->valuestring
                                   : NULL;
-    int64_t heads = 0, kv_heads = 0;
+    int64_t heads = 0, kv_heads = 0, n_expert = 0;
     cfg_int(cp, "num_attention_heads", true, 1, 1024, &heads, NULL);
+    static const char *const COUNT_KEYS[] = {"num_local_experts", "n_routed_experts", "num_experts"};
+    for (size_t i = 0; i < 3 && !n_expert; i++) cfg_int(cp, COUNT_KEYS[i], false, 1, 1 << 16, &n_expert, NULL);
     cfg_int(cp, "num_key_value_heads", false, 1, 1024, &kv_heads, NULL);
     if (!kv_heads) kv_heads = heads;
     const cJSON *qc = cfg_get(cp, "quantization_config");
@@ -704,16 +1047,24 @@ static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_er
         h->fp8_block[0] = (int64_t)cJSON_GetArrayItem(bs, 0)->valuedouble;
         h->fp8_block[1] = (int64_t)cJSON_GetArrayItem(bs, 1)->valuedouble;
     }
-    for (int64_t i = 0; i < st_set_n_tensors(h->st); i++) {
+    hf_stack *stacks = NULL;   // the 3-D expert tensors being gathered
+    int n_stacks = 0;
+    tv_status st = TV_OK;
+    for (int64_t i = 0; i < st_set_n_tensors(h->st) && !st; i++) {
         const st_tensor *s = st_set_tensor(h->st, i);
         if (is_fp8_companion(h->st, s->name)) continue;   // read with its weight
         char gguf[96];
-        int r = map_name(a, s->name, tied, gguf, sizeof gguf);
+        int expert;
+        int r = map_name(a, s->name, tied, h->n_main_layers, gguf, sizeof gguf, &expert);
         if (r == 0) continue;
-        if (r < 0) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
-        tv_status st = map_tensor(h, a, s, gguf, (int)heads, (int)kv_heads, torch_dtype, err);
-        if (st) return st;
+        if (r < 0) st = err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
+        else if (expert >= 0) st = stack_expert(h, &stacks, &n_stacks, s, gguf, expert, n_expert, torch_dtype, err);
+        else st = map_tensor(h, a, s, gguf, (int)heads, (int)kv_heads, torch_dtype, err);
     }
+    if (!st) st = check_stacks(h, stacks, n_stacks, n_expert, err);
+    for (int i = 0; i < n_stacks; i++) free(stacks[i].seen);
+    free(stacks);
+    if (st) return st;
     qsort(h->t, (size_t)h->n, sizeof *h->t, cmp_hf_tensor);
     for (int i = 1; i < h->n; i++)
         if (!strcmp(h->t[i].gguf, h->t[i - 1].gguf))
@@ -760,7 +1111,7 @@ static hf_model *open_folder(const char *dir, bool with_tensors, tv_error *err) 
     if (!(w = gguf_writer_create())) { err_fail(err, TV_ERR_NOMEM, "out of memory"); goto fail; }
     const char *base = strrchr(h->dir, '/');
     gguf_set_str(w, "general.name", base ? base + 1 : h->dir);
-    meta_ctx m = {.h = h, .c = &c, .w = w, .arch = a->arch, .err = err};
+    meta_ctx m = {.h = h, .c = &c, .w = w, .arch = a->arch, .flags = a->flags, .err = err};
     if ((st = build_metadata(&m, a->model_type)) || (st = chat_template(h, w, err)) || (st = generation_config(h, &c, w, err)))
         goto fail;
 

@@ -786,7 +786,7 @@ typedef struct quant_job {
 
 static void quant_part(void *arg, int ith, int nth) {
     const quant_job *j = arg;
-    const int64_t n = j->src->ne[0], rows = j->src->ne[1], r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+    const int64_t n = j->src->ne[0], rows = j->src->ne[1] * j->src->ne[2], r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
     const tv_type_traits *from = kern_traits(j->kt, j->src->type), *to = kern_traits(j->kt, j->type);
     const size_t sb = kern_row_size(j->src->type, n), db = kern_row_size(j->type, n);
     float *tmp = j->scratch + (size_t)ith * (size_t)n;
@@ -804,6 +804,13 @@ static int64_t worker_count(const tv_model_params *p) {
 static bool is_float_matrix(const tv_tensor *t) {
     return t->data && !t->packed && t->ne[1] > 1 &&
            (t->type == TV_TYPE_F32 || t->type == TV_TYPE_F16 || t->type == TV_TYPE_BF16);
+}
+
+// A MoE router: left in its float type by --quantize, as llama-quantize leaves ffn_gate_inp.
+static bool is_router(const tv_model *m, const tv_tensor *t) {
+    for (int l = 0; l < m->hp.n_layers; l++)
+        if (t == &m->layers[l].ffn_gate_inp) return true;
+    return false;
 }
 
 // --quantize: every F32/F16/BF16 matrix (the bound ones and the embeddings) into
@@ -827,7 +834,8 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
     int64_t max_ne0 = 1;
     if (is_float_matrix(&m->w.tok_embd)) list[n++] = &m->w.tok_embd;
     for (int i = 0; i < m->n_matrices; i++)
-        if (is_float_matrix(m->matrices[i]) && m->matrices[i] != &m->w.tok_embd) list[n++] = m->matrices[i];
+        if (is_float_matrix(m->matrices[i]) && m->matrices[i] != &m->w.tok_embd && !is_router(m, m->matrices[i]))
+            list[n++] = m->matrices[i];
     for (int i = 0; i < n; i++) {
         total += list[i]->nbytes;
         if (list[i]->ne[0] > max_ne0) max_ne0 = list[i]->ne[0];
@@ -847,7 +855,7 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
         tv_tensor *t = list[i];
         const tv_type ty = model_quant_type(target, t->ne[0]);
         if (ty == t->type) continue;
-        const size_t sz = kern_row_size(ty, t->ne[0]) * (size_t)t->ne[1];
+        const size_t sz = kern_row_size(ty, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2]);   // experts: every matrix
         void *buf = aligned_alloc(64, (sz + 63) & ~(size_t)63);
         if (!buf) {
             st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory quantizing a %zu-byte tensor", m->path, sz);

@@ -100,6 +100,9 @@ typedef struct src_binding {
     tsrc src;
     const synth_ctx *sc;
     int64_t rows_per_head;    // HF Q/K of llama-type archs: rows per head of llama.cpp's permutation, else 0
+    int64_t row_base;         // HF expert matrices: the first row of this expert in the GGUF's 3-D tensor
+    const tsrc *kb;           // HF kv_b_proj (deepseek2): attn_k_b's source (src is attn_v_b's), else NULL
+    int32_t nope, v_dim, lora;   // ... its per-head K rows, V rows, and row length (kv_lora_rank)
     bool is_vector;
 } src_binding;
 
@@ -543,6 +546,7 @@ typedef struct arch_writer {
     bool hf_exact;
     src_binding *srcs;   // (cap) stable: the writer keeps pointers to them
     int n, cap;
+    const src_binding *pending_kb;   // an HF folder's attn_k_b, until its attn_v_b makes kv_b_proj
     synth_ctx sc;
     uint64_t seed;
 } arch_writer;
@@ -551,6 +555,8 @@ typedef struct arch_writer {
 // The HF names of each GGUF tensor (transformers' modeling_<family>.py), llama.cpp's Q/K row
 // permutation undone for the archs its converter permutes, Gemma's norms stored as w - 1. Written
 // from transformers' layouts, independently of the loader's map (model/hf.c), so the two cross-check.
+static bool is_mixtral(const arch_spec *a) { return !strcmp(a->name, "mixtral"); }
+
 static bool arch_permutes_qk(const arch_spec *a) {
     return !strcmp(a->arch, "llama") || !strcmp(a->arch, "mistral3") || !strcmp(a->arch, "smollm3") ||
            !strcmp(a->arch, "granite");
@@ -576,12 +582,39 @@ static tv_status hf_fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv
             gen_row(&b->src, 0, tmp + n);
             for (int64_t k = 0; k < n; k++) tmp[k] = tmp[n + hf_row_to_gguf(k, b->rows_per_head)];
         } else {
-            gen_row(&b->src, b->rows_per_head ? hf_row_to_gguf(row0 + r, b->rows_per_head) : row0 + r, v);
+            gen_row(&b->src, b->row_base + (b->rows_per_head ? hf_row_to_gguf(row0 + r, b->rows_per_head) : row0 + r), v);
         }
         if (b->src.type == TV_TYPE_F32) memcpy((uint8_t *)dst + (size_t)r * row_bytes, v, row_bytes);
         else tr->from_float(v, (uint8_t *)dst + (size_t)r * row_bytes, n);
     }
     free(tmp);
+    return TV_OK;
+}
+
+// kv_b_proj [H * (nope + v), lora] of the GGUF's attn_k_b {nope, lora, H} and attn_v_b {lora, v, H}:
+// per head, K row j holds attn_k_b's column j (row c of head h: lora rows of nope), then the v rows
+// of attn_v_b (what llama.cpp's converter splits and transposes).
+static tv_status hf_fill_kv_b(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
+    const src_binding *b = user;
+    const tv_type_traits *tr = kern_traits_ref(b->src.type);
+    const int64_t per = b->nope + b->v_dim, n = b->lora;
+    float *v = malloc(((size_t)n + (size_t)b->nope) * sizeof *v), *k = v ? v + n : NULL;
+    if (!v) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    const size_t row_bytes = kern_row_size(b->src.type, n);
+    for (int64_t r = 0; r < n_rows; r++) {
+        const int64_t head = (row0 + r) / per, j = (row0 + r) % per;
+        if (j < b->nope) {
+            for (int64_t c = 0; c < n; c++) {
+                gen_row(b->kb, head * n + c, k);
+                v[c] = k[j];
+            }
+        } else {
+            gen_row(&b->src, head * b->v_dim + (j - b->nope), v);
+        }
+        if (b->src.type == TV_TYPE_F32) memcpy((uint8_t *)dst + (size_t)r * row_bytes, v, row_bytes);
+        else tr->from_float(v, (uint8_t *)dst + (size_t)r * row_bytes, n);
+    }
+    free(v);
     return TV_OK;
 }
 
@@ -595,7 +628,12 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
         {"post_attention_norm", NULL, "post_attention_layernorm"},
         {"post_ffw_norm", NULL, "post_feedforward_layernorm"},
         {"ffn_gate", "mlp.gate_proj", NULL},         {"ffn_up", "mlp.up_proj", NULL},
-        {"ffn_down", "mlp.down_proj", NULL},
+        {"ffn_down", "mlp.down_proj", NULL},         {"ffn_gate_inp", "mlp.gate", NULL},
+        {"ffn_gate_shexp", "mlp.shared_expert.gate_proj", NULL}, {"ffn_up_shexp", "mlp.shared_expert.up_proj", NULL},
+        {"ffn_down_shexp", "mlp.shared_expert.down_proj", NULL}, {"ffn_gate_inp_shexp", "mlp.shared_expert_gate", NULL},
+        {"attn_q_a", "self_attn.q_a_proj", NULL},    {"attn_q_a_norm", "self_attn.q_a_layernorm", NULL},
+        {"attn_q_b", "self_attn.q_b_proj", NULL},    {"attn_kv_a_mqa", "self_attn.kv_a_proj_with_mqa", NULL},
+        {"attn_kv_a_norm", "self_attn.kv_a_layernorm", NULL},
     };
     const arch_spec *s = a->a;
     const bool gemma = !strncmp(s->arch, "gemma", 5), mm = !strcmp(s->arch, "mistral3");
@@ -613,6 +651,17 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
         for (size_t i = 0; i < sizeof LAYER / sizeof LAYER[0] && !h; i++)
             if (!strcmp(LAYER[i][0], part)) h = gemma && LAYER[i][2] ? LAYER[i][2] : LAYER[i][1];
         if (!strcmp(part, "ffn_up") && ne1 == 2 * s->ff) h = "mlp.gate_up_proj";   // phi3's fused gate + up
+        if (!strcmp(part, "ffn_gate_inp") && is_mixtral(s)) h = "block_sparse_moe.gate";
+        if ((s->flags & AF_GLM4MOE) || s->mla) {   // Glm4Moe / DeepseekV3: shared_experts, GLM's MTP layer's tensors
+            static const char *const GLM[][2] = {
+                {"post_attention_norm", "post_attention_layernorm"}, {"ffn_gate_shexp", "mlp.shared_experts.gate_proj"},
+                {"ffn_up_shexp", "mlp.shared_experts.up_proj"},      {"ffn_down_shexp", "mlp.shared_experts.down_proj"},
+                {"nextn.eh_proj", "eh_proj"}, {"nextn.enorm", "enorm"}, {"nextn.hnorm", "hnorm"},
+                {"nextn.shared_head_norm", "shared_head.norm"}, {"exp_probs_b", "mlp.gate.e_score_correction_bias"}};
+            for (size_t i = 0; i < sizeof GLM / sizeof GLM[0]; i++)
+                if (!strcmp(GLM[i][0], part)) h = GLM[i][1];
+            if (!strcmp(part, "exp_probs_b")) suffix = "";   // a buffer, not a parameter: no .bias
+        }
         if (!h) return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name in arch %s", gguf, s->name);
         snprintf(hf, sizeof hf, "%smodel.layers.%d.%s%s", prefix, layer, h, suffix);
         const bool is_q = !strcmp(part, "attn_q"), is_k = !strcmp(part, "attn_k");
@@ -628,7 +677,40 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
         return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
                         kern_type_name(b->src.type));
     int64_t shape[2] = {ne1 ? ne1 : ne0, ne0};
-    return st_writer_add(a->st, hf, dt, ne1 ? 2 : 1, ne1 ? shape : &shape[1], hf_fill, b, err);
+    if (!ne1 && strstr(gguf, "ffn_gate_inp_shexp")) shape[0] = 1;   // Linear(dim, 1): [1, dim]
+    const bool matrix = ne1 || shape[0] == 1;
+    return st_writer_add(a->st, hf, dt, matrix ? 2 : 1, matrix ? shape : &shape[1], hf_fill, b, err);
+}
+
+// An HF folder's experts: n_expert matrices [ne1, ne0] of the GGUF's 3-D tensor gguf, each its own
+// tensor (model.layers.N.mlp.experts.E.gate_proj, Mixtral's block_sparse_moe.experts.E.w1 / w3 / w2).
+static tv_status hf_add_experts(arch_writer *a, const src_binding *proto, const char *gguf, int64_t ne0, int64_t ne1,
+                                int64_t n_expert, tv_error *err) {
+    static const char *const PARTS[][3] = {   // GGUF, HF, Mixtral
+        {"ffn_gate_exps", "gate_proj", "w1"}, {"ffn_up_exps", "up_proj", "w3"}, {"ffn_down_exps", "down_proj", "w2"}};
+    int layer = -1, pos = 0;
+    const char *part = NULL;
+    if (sscanf(gguf, "blk.%d.%n", &layer, &pos) == 1 && pos > 0)
+        for (size_t i = 0; i < 3 && !part; i++)
+            if (!strncmp(gguf + pos, PARTS[i][0], strlen(PARTS[i][0]))) part = PARTS[i][is_mixtral(a->a) ? 2 : 1];
+    if (!part) return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name in arch %s", gguf, a->a->name);
+    if (proto->src.type != TV_TYPE_F32 && proto->src.type != TV_TYPE_F16 && proto->src.type != TV_TYPE_BF16)
+        return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
+                        kern_type_name(proto->src.type));
+    const st_dtype dt = proto->src.type == TV_TYPE_F32 ? ST_F32 : proto->src.type == TV_TYPE_F16 ? ST_F16 : ST_BF16;
+    const int64_t shape[2] = {ne1, ne0};
+    for (int64_t e = 0; e < n_expert; e++) {
+        TV_CHECK(a->n < a->cap);
+        src_binding *b = &a->srcs[a->n++];
+        *b = *proto;
+        b->row_base = e * ne1;
+        char hf[160];
+        snprintf(hf, sizeof hf, "model.layers.%d.%s.%lld.%s.weight", layer, is_mixtral(a->a) ? "block_sparse_moe.experts" : "mlp.experts",
+                 (long long)e, part);
+        tv_status st = st_writer_add(a->st, hf, dt, 2, shape, hf_fill, b, err);
+        if (st) return st;
+    }
+    return TV_OK;
 }
 
 // Adds `name` [ne0] (ne1 == 0) or [ne0, ne1] of values center + U(-amp, amp), or `values` (one row).
@@ -661,6 +743,27 @@ static tv_status aw_experts(arch_writer *a, const char *name, tv_type type, int6
     b->sc = &a->sc;
     b->src = (tsrc){.key = rng_hash64(a->seed ^ name_hash(name)), .type = fit_type(type, ne0), .ne0 = ne0,
                     .amp = gain / sqrtf((float)ne0) * sqrtf(3.0f)};
+    if (a->st && strstr(name, "attn_k_b")) {   // deepseek2: kept until attn_v_b, both are kv_b_proj
+        a->pending_kb = b;
+        return TV_OK;
+    }
+    if (a->st && strstr(name, "attn_v_b")) {
+        const mla_spec *m = a->a->mla;
+        int layer = 0;
+        char hf[96];
+        TV_CHECK(a->pending_kb && sscanf(name, "blk.%d.", &layer) == 1);
+        b->kb = &a->pending_kb->src;
+        b->nope = m->nope;
+        b->v_dim = m->v_mla;
+        b->lora = m->kv_lora;
+        snprintf(hf, sizeof hf, "model.layers.%d.self_attn.kv_b_proj.weight", layer);
+        const tv_type t = b->src.type;
+        if ((t != TV_TYPE_F32 && t != TV_TYPE_F16 && t != TV_TYPE_BF16) || a->pending_kb->src.type != t)
+            return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s", kern_type_name(t));
+        const int64_t shape[2] = {n_expert * (m->nope + m->v_mla), m->kv_lora};
+        return st_writer_add(a->st, hf, t == TV_TYPE_F32 ? ST_F32 : t == TV_TYPE_F16 ? ST_F16 : ST_BF16, 2, shape, hf_fill_kv_b, b, err);
+    }
+    if (a->st) return hf_add_experts(a, b, name, ne0, ne1, n_expert, err);
     int64_t ne[3] = {ne0, ne1, n_expert};
     return gguf_add_tensor_source(a->w, name, b->src.type, 3, ne, fill, b, err);
 }
@@ -788,10 +891,15 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         {"gemma3", "gemma3_text", "Gemma3ForCausalLM"}, {"phi3", "phi3", "Phi3ForCausalLM"},
         {"smollm3", "smollm3", "SmolLM3ForCausalLM"},   {"granite", "granite", "GraniteForCausalLM"},
         {"mistral3", "mistral3", "Mistral3ForConditionalGeneration"},
+        {"qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM"}, {"qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM"},
+        {"glm4moe", "glm4_moe", "Glm4MoeForCausalLM"},      {"deepseek2", "deepseek_v3", "DeepseekV3ForCausalLM"},
     };
     const char *mt = NULL, *cls = NULL;
     for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
         if (!strcmp(TYPES[i].arch, a->arch)) { mt = TYPES[i].model_type; cls = TYPES[i].cls; }
+    if (is_mixtral(a)) { mt = "mixtral"; cls = "MixtralForCausalLM"; }
+    const mla_spec *mla = a->mla;
+    if (mla && !mla->q_lora) { mt = "deepseek_v2"; cls = "DeepseekV2ForCausalLM"; }   // the Lite variant
     if (!mt) { cJSON_Delete(root); return err_fail(err, TV_ERR_UNSUPPORTED, "synth: arch %s has no Hugging Face layout here", a->name); }
     cJSON *archs = cJSON_AddArrayToObject(root, "architectures");
     cJSON_AddItemToArray(archs, cJSON_CreateString(cls));
@@ -807,16 +915,17 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
     cJSON_AddNumberToObject(c, "vocab_size", n_vocab);
     cJSON_AddNumberToObject(c, "hidden_size", a->dim);
     cJSON_AddNumberToObject(c, "intermediate_size", a->ff);
-    cJSON_AddNumberToObject(c, "num_hidden_layers", a->n_layers);
+    const bool glm = (a->flags & AF_GLM4MOE) != 0;
+    cJSON_AddNumberToObject(c, "num_hidden_layers", a->n_layers - glm);   // GLM: the MTP layer after them
     cJSON_AddNumberToObject(c, "num_attention_heads", a->n_heads);
     cJSON_AddNumberToObject(c, "num_key_value_heads", a->n_kv_heads);
-    if (a->head_dim * a->n_heads != a->dim || !strncmp(a->arch, "gemma", 5)) cJSON_AddNumberToObject(c, "head_dim", a->head_dim);
+    if (!mla && (a->head_dim * a->n_heads != a->dim || !strncmp(a->arch, "gemma", 5))) cJSON_AddNumberToObject(c, "head_dim", a->head_dim);
     cJSON_AddNumberToObject(c, "max_position_embeddings", a->ctx);
     cJSON_AddNumberToObject(c, "rms_norm_eps", (double)a->eps);
     cJSON_AddNumberToObject(c, "rope_theta", (double)a->theta);
     cJSON_AddNumberToObject(c, "bos_token_id", 1);
     cJSON_AddNumberToObject(c, "eos_token_id", 2);
-    if (a->n_rot != a->head_dim) cJSON_AddNumberToObject(c, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
+    if (a->n_rot != a->head_dim && !mla) cJSON_AddNumberToObject(c, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
     const double window = a->window ? a->window : SWA_WINDOW;
     cJSON *rs = NULL;
     if (a->flags & AF_ROPE_FREQS) {   // synth_llama3_rope_factors' recipe: factor 32, low 1, high 4, orig 64
@@ -864,7 +973,49 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         cJSON_AddNumberToObject(rs, "beta_slow", 1.0);
         cJSON_AddNumberToObject(rs, "mscale_all_dim", 1.0);
         cJSON_AddNumberToObject(rs, "llama_4_scaling_beta", (double)0.1f);
-    } else if (!strcmp(n, "granite")) {
+    }
+    if (a->n_expert) {   // Qwen2MoeConfig / Qwen3MoeConfig / MixtralConfig / Glm4MoeConfig
+        cJSON_AddNumberToObject(c, is_mixtral(a) ? "num_local_experts" : glm || mla ? "n_routed_experts" : "num_experts", a->n_expert);
+        cJSON_AddNumberToObject(c, "num_experts_per_tok", a->n_expert_used);
+        if (a->ff_exp) cJSON_AddNumberToObject(c, "moe_intermediate_size", a->ff_exp);
+        if (a->ff_shexp) cJSON_AddNumberToObject(c, "shared_expert_intermediate_size", a->ff_shexp);
+        if (glm) {   // arch_metadata's glm4moe values
+            cJSON_AddNumberToObject(c, "n_shared_experts", 1);
+            cJSON_AddNumberToObject(c, "first_k_dense_replace", 1);
+            cJSON_AddNumberToObject(c, "routed_scaling_factor", 1.0);
+            cJSON_AddBoolToObject(c, "norm_topk_prob", true);
+            cJSON_AddNumberToObject(c, "num_nextn_predict_layers", 1);
+            cJSON_AddNumberToObject(c, "n_group", 1);
+            cJSON_AddNumberToObject(c, "topk_group", 1);
+            cJSON_AddBoolToObject(c, "attention_bias", true);
+            cJSON_AddBoolToObject(c, "use_qk_norm", true);
+        } else if (mla) {   // DeepseekV3Config / DeepseekV2Config: arch_metadata's values
+            if (mla->q_lora) cJSON_AddNumberToObject(c, "q_lora_rank", mla->q_lora);
+            else cJSON_AddNullToObject(c, "q_lora_rank");
+            cJSON_AddNumberToObject(c, "kv_lora_rank", mla->kv_lora);
+            cJSON_AddNumberToObject(c, "qk_nope_head_dim", mla->nope);
+            cJSON_AddNumberToObject(c, "qk_rope_head_dim", a->n_rot);
+            cJSON_AddNumberToObject(c, "v_head_dim", mla->v_mla);
+            cJSON_AddNumberToObject(c, "n_shared_experts", mla->n_shexp);
+            cJSON_AddNumberToObject(c, "first_k_dense_replace", mla->dense_lead);
+            cJSON_AddNumberToObject(c, "routed_scaling_factor", (double)mla->w_scale);
+            cJSON_AddBoolToObject(c, "norm_topk_prob", mla->norm_w);
+            cJSON_AddStringToObject(c, "scoring_func", mla->gating == 2 ? "sigmoid" : "softmax");
+            cJSON_AddStringToObject(c, "topk_method", mla->probs_bias ? "noaux_tc" : "greedy");
+            cJSON_AddNumberToObject(c, "n_group", mla->n_group ? mla->n_group : 1);
+            cJSON_AddNumberToObject(c, "topk_group", mla->n_group ? mla->n_group_used : 1);
+            cJSON *ry = cJSON_AddObjectToObject(c, "rope_scaling");
+            cJSON_AddStringToObject(ry, "type", "yarn");
+            cJSON_AddNumberToObject(ry, "factor", mla->yarn_log_mul != 0 ? 8.0 : 4.0);
+            cJSON_AddNumberToObject(ry, "original_max_position_embeddings", 64);
+            if (mla->yarn_log_mul != 0) cJSON_AddNumberToObject(ry, "mscale_all_dim", (double)mla->yarn_log_mul * 10.0);
+        } else if (!is_mixtral(a)) {
+            cJSON_AddNumberToObject(c, "decoder_sparse_step", 1);
+            cJSON_AddItemToObject(c, "mlp_only_layers", cJSON_CreateArray());
+            cJSON_AddBoolToObject(c, "norm_topk_prob", !strcmp(a->arch, "qwen3moe"));   // llama.cpp: qwen3moe normalizes, qwen2moe not
+        }
+    }
+    if (!strcmp(n, "granite")) {
         cJSON_AddNumberToObject(c, "embedding_multiplier", 12.0);
         cJSON_AddNumberToObject(c, "residual_multiplier", (double)0.22f);
         cJSON_AddNumberToObject(c, "attention_multiplier", 0.03125);
@@ -977,7 +1128,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     char k[128], nm[96], text[256];
     if (!(aw.w = gguf_writer_create())) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     gguf_writer *w = aw.w;
-    if (p->hf && ((a->flags & AF_GEMMA4) || a->mla)) {
+    if (p->hf && (a->flags & AF_GEMMA4)) {
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
     }
@@ -1031,7 +1182,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     }
     if ((st = synth_vocab(w, n_vocab, err))) goto done;
 
-    aw.cap = 8 + 24 * L;
+    aw.cap = 8 + 24 * L + (p->hf ? 3 * a->n_expert * L : 0);   // an HF folder: one tensor per expert
     aw.sc.n_threads = p->n_threads > 1 ? p->n_threads : 1;
     if (aw.sc.n_threads > 1 && !(aw.sc.pool = pool_create(aw.sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
     aw.sc.n_threads = aw.sc.pool ? pool_size(aw.sc.pool) : 1;
