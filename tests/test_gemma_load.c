@@ -2,8 +2,9 @@
 // family_swa_pattern, per-layer attention shapes): synth --arch models load with the values
 // llama.cpp derives (sliding pattern, soft-caps, the sliding layers' RoPE, embedding and query
 // scales, gemma4's per-layer head sizes / KV heads, V = K layers, E2B/E4B per-layer inputs and KV
-// shared across layers); a copy of such a file with a tensor left out, a key changed or an
-// unsupported Gemma 4 variant fails with an error naming it.
+// shared across layers, per-layer feed-forward lengths), a tied output's packed copy; a copy of such
+// a file with a tensor left out, a key changed or an unsupported Gemma 4 variant fails with an
+// error naming it.
 // (Their numerics against llama.cpp: test_families.)
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,12 +25,14 @@
 
 static char g_src[512], g_dst[512];
 
-static void write_synth(const char *arch) {
+static void write_synth_type(const char *arch, tv_type type) {
     snprintf(g_src, sizeof g_src, "%s/gemma-load-%s.gguf", TV_BINARY_DIR, arch);
-    tv_synth_params p = {.arch = arch, .type = TV_TYPE_F32, .seed = 7, .n_threads = 1};
+    tv_synth_params p = {.arch = arch, .type = type, .seed = 7, .n_threads = 1};
     tv_error err = {0};
     if (synth_write(&p, g_src, &err)) fail_msg("synth %s: %s", arch, err.msg);
 }
+
+static void write_synth(const char *arch) { write_synth_type(arch, TV_TYPE_F32); }
 
 static tv_model *load(const char *path, tv_error *err) {
     memset(err, 0, sizeof *err);
@@ -200,9 +203,34 @@ static void test_gemma4(void **state) {
     remove(g_src);
 }
 
+// feed_forward_length per layer: too few values, a value out of range, one value for every layer
+// (the shared layers' double-wide FFN then does not fit), layer 0's wider than its tensors
+static void ff_short(gguf_writer *w) {
+    const uint32_t ff[5] = {768, 768, 768, 1536, 1536};
+    gguf_set_arr_data(w, "gemma4.feed_forward_length", GGUF_TYPE_UINT32, ff, 5);
+}
+static void ff_zero(gguf_writer *w) {
+    const uint32_t ff[6] = {768, 768, 768, 1536, 0, 1536};
+    gguf_set_arr_data(w, "gemma4.feed_forward_length", GGUF_TYPE_UINT32, ff, 6);
+}
+static void ff_floats(gguf_writer *w) {
+    const float ff[6] = {768, 768, 768, 1536, 1536, 1536};
+    gguf_set_arr_data(w, "gemma4.feed_forward_length", GGUF_TYPE_FLOAT32, ff, 6);
+}
+static void ff_scalar(gguf_writer *w) { gguf_set_u32(w, "gemma4.feed_forward_length", 768); }
+static void ff_gemma3_uniform(gguf_writer *w) {
+    const int32_t ff[8] = {768, 768, 768, 768, 768, 768, 768, 768};
+    gguf_set_arr_data(w, "gemma3.feed_forward_length", GGUF_TYPE_INT32, ff, 8);
+}
+static void ff_gemma3_wide0(gguf_writer *w) {
+    const int32_t ff[8] = {1536, 768, 768, 768, 768, 768, 768, 768};
+    gguf_set_arr_data(w, "gemma3.feed_forward_length", GGUF_TYPE_INT32, ff, 8);
+}
+
 // gemma4e (synth: gemma4 E2B/E4B-like, 6 layers, 2 and 5 global, per-layer inputs of 64, the last
-// 3 layers sharing KV): layers 3, 4 attend over layer 1's cache and 5 over layer 2's, bind no K/V
-// projections, and the cache stores 3 layers; the per-layer tensors are bound and checked.
+// 3 layers sharing KV with a double-wide FFN): layers 3, 4 attend over layer 1's cache and 5 over
+// layer 2's, bind no K/V projections, and the cache stores 3 layers; the per-layer tensors and
+// per-layer FFN widths (feed_forward_length as an array) are bound and checked.
 static void test_gemma4e(void **state) {
     (void)state;
     write_synth("gemma4e");
@@ -227,7 +255,13 @@ static void test_gemma4e(void **state) {
         assert_int_equal(L[l].pl_proj.ne[0], 64);
         assert_int_equal(L[l].pl_proj.ne[1], 256);
         assert_non_null(L[l].pl_post_norm.data);
+        const int ff = l < 3 ? 768 : 1536;
+        assert_int_equal(L[l].ff_dim, ff);
+        assert_int_equal(L[l].w_gate.ne[1], ff);
+        assert_int_equal(L[l].w_up.ne[1], ff);
+        assert_int_equal(L[l].w_down.ne[0], ff);
     }
+    assert_int_equal(h->hidden_dim, 1536);   // the widest layer's: the activations' size
     assert_int_equal(w->pl_tok_embd.ne[0], 6 * 64);
     assert_int_equal(w->pl_tok_embd.ne[1], h->n_vocab);
     assert_int_equal(w->pl_model_proj.ne[1], 6 * 64);
@@ -252,6 +286,49 @@ static void test_gemma4e(void **state) {
     expect_fail(&(change){.drop_tensor = "per_layer_proj_norm.weight"}, TV_ERR_FORMAT, "per_layer_proj_norm.weight", NULL);
     expect_fail(&(change){.edit = shared_kv_5}, TV_ERR_FORMAT, "gemma4.attention.shared_kv_layers = 5", "at most 4", NULL);
     expect_fail(&(change){.edit = per_layer_inputs}, TV_ERR_FORMAT, "per_layer_token_embd.weight", "[1536, 512]", NULL);
+    expect_fail(&(change){.edit = ff_short}, TV_ERR_FORMAT, "gemma4.feed_forward_length", "6 integers", NULL);
+    expect_fail(&(change){.edit = ff_floats}, TV_ERR_FORMAT, "gemma4.feed_forward_length", "6 integers", NULL);
+    expect_fail(&(change){.edit = ff_zero}, TV_ERR_FORMAT, "gemma4.feed_forward_length[4] = 0", "out of range", NULL);
+    expect_fail(&(change){.edit = ff_scalar}, TV_ERR_FORMAT, "blk.3.ffn_gate.weight", "[256, 768]", NULL);
+    remove(g_src);
+    // a family that reads one length (llama.cpp's n_ff(): layer 0's) takes an array, every layer at layer 0's
+    write_synth("gemma3");
+    rewrite(&(change){.edit = ff_gemma3_uniform});
+    if (!(m = load(g_dst, &err))) fail_msg("%s", err.msg);
+    assert_int_equal(model_hparams(m)->hidden_dim, 768);
+    assert_int_equal(model_layers(m)[7].ff_dim, 0);
+    tv_model_free(m);
+    expect_fail(&(change){.edit = ff_gemma3_wide0}, TV_ERR_FORMAT, "blk.0.ffn_gate.weight", "[256, 1536]", NULL);
+    remove(g_dst);
+    remove(g_src);
+}
+
+// A tied output projection (gemma3 has no output.weight) gets a packed copy of its own where the
+// path repacks Q8_0: the logits run the packed kernel, the lookups read the table, which stays
+// unpacked; with repacking off (or on a path where it does not pay) the output is the table itself.
+static void test_tied_output_packed(void **state) {
+    (void)state;
+    write_synth_type("gemma3", TV_TYPE_Q8_0);
+    kern_table kt;
+    tv_error err = {0};
+    if (kern_table_init(&kt, NULL, &err)) fail_msg("%s", err.msg);
+    const bool pays = kern_traits(&kt, TV_TYPE_Q8_0)->pack_pays;
+    tv_model *m = load(g_src, &err);
+    if (!m) fail_msg("%s", err.msg);
+    const tv_tensor *out = model_output(m), *te = model_tok_embd(m);
+    assert_int_equal(out->packed, pays);
+    assert_false(te->packed);
+    assert_true(pays ? out->data != te->data : out->data == te->data);
+    assert_int_equal(out->ne[0], te->ne[0]);
+    assert_int_equal(out->ne[1], te->ne[1]);
+    tv_model_free(m);
+    tv_model_params p;
+    tv_model_params_default(&p);
+    p.no_repack = true;
+    if (!(m = tv_model_load(g_src, &p, &err))) fail_msg("%s", err.msg);
+    assert_ptr_equal(model_output(m)->data, model_tok_embd(m)->data);
+    assert_false(model_output(m)->packed);
+    tv_model_free(m);
     remove(g_src);
 }
 
@@ -261,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_gemma3),
         cmocka_unit_test(test_gemma4),
         cmocka_unit_test(test_gemma4e),
+        cmocka_unit_test(test_tied_output_packed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

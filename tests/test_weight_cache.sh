@@ -6,7 +6,8 @@
 #             anonymous memory beyond a --no-cache run's minus the repacked bytes) is < 5% of the
 #             repacked weights' size, and the cache file's pages are shared between the two
 #   speed     a cache hit loads faster than the cold repack (both printed with the ratio; checked: hit < cold)
-#   outputs   greedy tokens identical with a hit, with a fresh write and with --no-cache
+#   outputs   greedy tokens identical with a hit, with a fresh write and with --no-cache (also for a
+#             tied output projection, whose packed copy is a slot of its own)
 #   damage    a corrupt or stale file is reported ("weight cache rebuilt ...: it was corrupt/stale")
 #             and rebuilt; --cache-size evicts least recently used files
 set -u
@@ -86,6 +87,17 @@ touch -d '+1 sec' "$TMP/m.gguf"
 gen --cache-dir "$CACHE" >/dev/null || fail "generate over a stale cache"
 grep -q "weight cache rebuilt .*: it was stale" "$TMP/gen.err" || fail "no stale message: $(cat "$TMP/gen.err")"
 gen --cache-dir "$CACHE" >/dev/null && ! grep -q "weight cache" "$TMP/gen.err" || fail "the rebuilt file is not a clean hit: $(cat "$TMP/gen.err")"
+
+# a tied output projection (gemma3 has no output.weight): its packed copy is one more cached slot;
+# tokens identical cold, written and from the cache
+"$BIN" synth --arch gemma3 --type Q8_0 --threads 2 -o "$TMP/t.gguf" >/dev/null || fail "synth gemma3"
+tgen() { "$BIN" generate -m "$TMP/t.gguf" --prompt-ids 1,5,9,200 -n 24 --temp 0 -t 2 --json "$@" 2>"$TMP/gen.err"; }
+t_cold=$(tgen --no-cache) || fail "tied: generate --no-cache: $(cat "$TMP/gen.err")"
+t_first=$(tgen --cache-dir "$TMP/tcache") || fail "tied: generate (write): $(cat "$TMP/gen.err")"
+t_hit=$(tgen --cache-dir "$TMP/tcache") || fail "tied: generate (hit): $(cat "$TMP/gen.err")"
+! grep -q "weight cache" "$TMP/gen.err" || fail "tied: the written file is not a clean hit: $(cat "$TMP/gen.err")"
+[ "$(echo "$t_cold" | ids)" = "$(echo "$t_first" | ids)" ] && [ "$(echo "$t_cold" | ids)" = "$(echo "$t_hit" | ids)" ] ||
+    fail "tied: tokens differ: cold $(echo "$t_cold" | ids) / written $(echo "$t_first" | ids) / hit $(echo "$t_hit" | ids)"
 
 # LRU: a second model's file evicts the first when the limit holds one
 "$BIN" synth --preset demo --type Q8_0 --seed 2 --threads 2 -o "$TMP/m2.gguf" >/dev/null || fail "synth 2"

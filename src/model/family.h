@@ -24,6 +24,10 @@
 // of tv_hparams (an int key may be a GGUF bool: 0 or 1). Present: must lie in [lo, hi]. Absent: an error naming the key if required, else
 // dflt. A default of 0 for head_count_kv, key_length and rope.dimension_count means "derived"
 // (n_heads, dim / n_heads, head_dim), so families share those rules.
+// A per-layer key may instead hold one integer per layer (block_count of them, each in range, as
+// llama.cpp's get_key_or_arr reads it): the field gets layer 0's, which is what llama.cpp uses for
+// every layer of a family that does not read it per layer; a family that does reads the array in
+// its configure (family_ff_per_layer).
 typedef struct family_key {
     const char *key;
     size_t offset;
@@ -31,12 +35,14 @@ typedef struct family_key {
     bool is_required;
     double lo, hi;      // accepted range, inclusive
     double dflt;
+    bool is_per_layer;  // an int that may be an array of one value per layer (after block_count in the table)
 } family_key;
 
-#define FAMILY_INT(key, field, lo, hi) {key, offsetof(tv_hparams, field), false, true, lo, hi, 0}
-#define FAMILY_INT_OPT(key, field, lo, hi, dflt) {key, offsetof(tv_hparams, field), false, false, lo, hi, dflt}
-#define FAMILY_FLOAT(key, field, lo, hi) {key, offsetof(tv_hparams, field), true, true, lo, hi, 0}
-#define FAMILY_FLOAT_OPT(key, field, lo, hi, dflt) {key, offsetof(tv_hparams, field), true, false, lo, hi, dflt}
+#define FAMILY_INT(key, field, lo, hi) {key, offsetof(tv_hparams, field), false, true, lo, hi, 0, false}
+#define FAMILY_INT_OPT(key, field, lo, hi, dflt) {key, offsetof(tv_hparams, field), false, false, lo, hi, dflt, false}
+#define FAMILY_INT_PER_LAYER(key, field, lo, hi) {key, offsetof(tv_hparams, field), false, true, lo, hi, 0, true}
+#define FAMILY_FLOAT(key, field, lo, hi) {key, offsetof(tv_hparams, field), true, true, lo, hi, 0, false}
+#define FAMILY_FLOAT_OPT(key, field, lo, hi, dflt) {key, offsetof(tv_hparams, field), true, false, lo, hi, dflt, false}
 
 // A tensor dimension, in terms of the hyperparameters.
 typedef enum family_dim {
@@ -177,7 +183,7 @@ typedef struct model_family {
 #define FAMILY_KEYS_COMMON                                                            \
     FAMILY_INT("embedding_length", dim, 1, 1 << 16),                                  \
     FAMILY_INT("block_count", n_layers, 1, 1024),                                     \
-    FAMILY_INT("feed_forward_length", hidden_dim, 1, 1 << 20),                        \
+    FAMILY_INT_PER_LAYER("feed_forward_length", hidden_dim, 1, 1 << 20),              \
     FAMILY_INT("attention.head_count", n_heads, 1, 1024),                             \
     FAMILY_INT("context_length", n_ctx_train, 1, INT32_MAX),                          \
     FAMILY_INT_OPT("attention.head_count_kv", n_kv_heads, 1, 1024, 0),                \
@@ -268,6 +274,12 @@ tv_status family_moe_setup(const char *arch, tv_hparams *h, const family_moe *mo
 // slides), or one bool per layer; absent: the period dflt_period. TV_ERR_FORMAT on a bad value.
 tv_status family_swa_pattern(const gguf_ctx *g, const char *arch, int dflt_period, const tv_hparams *h,
                              tv_layer *layers, tv_error *err);
+
+// Per-layer feed-forward lengths (Gemma 4 E2B/E4B's double-wide MLP layers): when
+// `<arch>.feed_forward_length` is an array (read_keys checked its length and range), sets each
+// layer's tv_layer.ff_dim from it and h->hidden_dim to the widest (the activations' size); a
+// single value leaves every layer at h->hidden_dim.
+void family_ff_per_layer(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers);
 
 // Drops the `<arch>.nextn_predict_layers` MTP layers at the end of the stack from h->n_layers (they
 // are not run, as in llama.cpp). TV_ERR_FORMAT when the count does not fit block_count.

@@ -9,7 +9,8 @@
 // projection of the embeddings, gating a small per-layer MLP added after each layer) and KV shared
 // across layers (the last attention.shared_kv_layers layers store no K/V: each attends over the
 // cache of the last earlier layer of its kind, as llama.cpp's KV reuse rule picks it).
-// Not supported (refused by name): experts (26B-A4B), per-layer feed-forward lengths.
+// Per-layer feed-forward lengths (feed_forward_length as an array: E2B/E4B's double-wide MLP on
+// the layers that share KV) size each layer's FFN. Not supported (refused by name): experts (26B-A4B).
 #include <math.h>
 #include <stdio.h>
 
@@ -108,6 +109,7 @@ static tv_status gemma4_configure(const gguf_ctx *g, const char *arch, tv_hparam
         layers[l].kv_layer = src;
         layers[l].n_kv_heads = layers[src].n_kv_heads;   // the cache's shape (same kind: same head size)
     }
+    family_ff_per_layer(g, arch, h, layers);
     h->embd_scale = sqrtf((float)h->dim);
     h->attn_scale = 1.0f;   // Gemma 4 does not scale the queries (q and k are RMS-normed)
     h->rope_scale_swa = 1.0f;

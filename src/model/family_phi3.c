@@ -13,7 +13,7 @@ static const char *const ARCHS[] = {"phi3", NULL};
 static const family_key KEYS[] = {   // llama's, with the RMSNorm epsilon required (as llama.cpp)
     FAMILY_INT("embedding_length", dim, 1, 1 << 16),
     FAMILY_INT("block_count", n_layers, 1, 1024),
-    FAMILY_INT("feed_forward_length", hidden_dim, 1, 1 << 20),
+    FAMILY_INT_PER_LAYER("feed_forward_length", hidden_dim, 1, 1 << 20),
     FAMILY_INT("attention.head_count", n_heads, 1, 1024),
     FAMILY_INT("context_length", n_ctx_train, 1, INT32_MAX),
     FAMILY_INT_OPT("attention.head_count_kv", n_kv_heads, 1, 1024, 0),

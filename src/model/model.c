@@ -239,7 +239,7 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
     case FD_EMBD: return h->dim;
     case FD_Q: return (int64_t)h->n_heads * hd;
     case FD_KV: return kvh * hd;
-    case FD_FF: return h->hidden_dim;
+    case FD_FF: return L && L->ff_dim ? L->ff_dim : h->hidden_dim;
     case FD_VOCAB: return h->n_vocab;
     case FD_HEAD: return hd;
     case FD_EXPERT: return h->n_expert;
@@ -461,6 +461,28 @@ static char *dup_str(gguf_str s) {
     return r;
 }
 
+// A per-layer key given as an array (family_key.is_per_layer): block_count integers, each in the
+// key's range; *iv gets layer 0's and *found is set. Absent or not an array: nothing.
+static tv_status read_per_layer(tv_model *m, const char *key, const family_key *k, int64_t *iv, bool *found,
+                                tv_error *err) {
+    const gguf_value *v = gguf_get(m->gguf, key);
+    if (!v || v->type != GGUF_TYPE_ARRAY) return TV_OK;
+    const gguf_type et = v->arr_type;
+    const bool is_int = et <= GGUF_TYPE_INT32 || et == GGUF_TYPE_UINT64 || et == GGUF_TYPE_INT64;
+    if (!is_int || m->hp.n_layers < 1 || v->arr_n != (uint64_t)m->hp.n_layers)
+        return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s must be an integer or %d integers (one per layer)",
+                        m->path, key, m->hp.n_layers);
+    for (uint64_t l = 0; l < v->arr_n; l++) {
+        const int64_t x = gguf_arr_int(v, l);
+        if (!((double)x >= k->lo && (double)x <= k->hi))
+            return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s[%llu] = %lld is out of range [%g, %g]", m->path, key,
+                            (unsigned long long)l, (long long)x, k->lo, k->hi);
+    }
+    *iv = gguf_arr_int(v, 0);
+    *found = true;
+    return TV_OK;
+}
+
 // Reads the family's hyperparameter keys (family.h, family_key) into m->hp, each checked against
 // its range, then the shared derivations: kv heads = heads, head_dim = dim / heads, n_rot = head_dim.
 static tv_status read_keys(tv_model *m, const char *arch, tv_error *err) {
@@ -478,6 +500,8 @@ static tv_status read_keys(tv_model *m, const char *arch, tv_error *err) {
             found = true;
             iv = b;
         }
+        tv_status st = TV_OK;
+        if (!found && k->is_per_layer && (st = read_per_layer(m, key, k, &iv, &found, err))) return st;
         if (found && !k->is_float) v = (double)iv;
         if (!found && k->is_required)
             return err_fail(err, TV_ERR_FORMAT, "%s: metadata %s is missing or not %s (the %s family requires it)",
@@ -747,7 +771,11 @@ static void release_mapped(const void *p, size_t n) {
 // Repacks every matmul weight whose type's packed kernel pays on the caller's CPU path (kernels.h,
 // "packed weights"): the copy replaces the tensor's data, the file pages it came from are released,
 // so memory stays at one copy of the weights. The embedding table is never packed (rows are read
-// one at a time); nor is a tied output projection, which is that same table.
+// one at a time); a tied output projection, which is that same table, gets a packed copy of its
+// own, so the logits (a third of the FLOPs of a batched decode step on gemma3-1b's 262k
+// vocabulary) run the packed kernels like every other matrix, and the lookups keep reading the
+// table in place (its file pages are released after the copy: only the rows of the tokens seen
+// come back).
 typedef struct repack_job {
     const tv_type_traits *tt;
     const void *src;
@@ -843,8 +871,9 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
     tv_status st = TV_OK;
     tv_pool *pool = n ? pool_create((int)worker_count(p), err) : NULL;
     float *scratch = pool ? malloc((size_t)pool_size(pool) * (size_t)max_ne0 * sizeof *scratch) : NULL;
-    // m->packed holds at most one buffer per matrix and the embeddings (pack_weights replaces ours)
-    if (n && !m->packed) m->packed = calloc((size_t)m->n_matrices + 1, sizeof *m->packed);
+    // m->packed holds at most one buffer per matrix, the embeddings and a tied output's packed copy
+    // (pack_weights replaces ours)
+    if (n && !m->packed) m->packed = calloc((size_t)m->n_matrices + 2, sizeof *m->packed);
     if (n && (!pool || !scratch || !m->packed)) {
         st = pool ? err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path) : err_fail_prefix(err, TV_ERR_NOMEM, "%s", m->path);
         n = 0;
@@ -883,6 +912,33 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
     return st;
 }
 
+// The index of buffer p in m->packed (a copy made at load), or -1 (file pages or a cache mapping).
+static int packed_index(const tv_model *m, const void *p) {
+    for (int k = 0; k < m->n_packed; k++)
+        if (m->packed[k] == p) return k;
+    return -1;
+}
+
+// Repacks t into a new buffer with path tables tt over *pool (created on first use); t keeps its data.
+static tv_status repack_copy(tv_model *m, const tv_type_traits *tt, const tv_tensor *t, int n_threads, tv_pool **pool,
+                             void **out, size_t *out_bytes, tv_error *err) {
+    const int64_t rows = t->ne[1] * t->ne[2];
+    if (!*pool && !(*pool = pool_create(n_threads, err))) return err_fail_prefix(err, TV_ERR_NOMEM, "%s", m->path);
+    m->n_load_threads = pool_size(*pool);
+    // (MADV_HUGEPAGE measured: no decode gain, load 0.8 -> 1.8 s from synchronous compaction)
+    const size_t sz = packed_size(t->type, t->ne[0], rows);
+    void *buf = sz ? aligned_alloc(64, (sz + 63) & ~(size_t)63) : NULL;
+    if (!buf)
+        return err_fail(err, TV_ERR_NOMEM, "%s: out of memory repacking a %lld x %lld matrix (%zu bytes)", m->path,
+                        (long long)t->ne[0], (long long)rows, sz);
+    repack_job job = { .tt = tt, .src = t->data, .dst = buf, .row_bytes = kern_row_size(t->type, t->ne[0]),
+                       .n = t->ne[0], .rows = rows };
+    pool_run(*pool, repack_part, &job);
+    *out = buf;
+    *out_bytes = sz;
+    return TV_OK;
+}
+
 static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *err) {
     if (p->no_repack) return TV_OK;
     kern_table kt;
@@ -893,6 +949,9 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int n_threads = p->n_threads > 0 ? p->n_threads : ncpu > 1 ? (ncpu < 16 ? (int)ncpu : 16) : 1;
     tv_pool *pool = NULL;
+    // m->packed holds at most one buffer per matrix, the embeddings and a tied output's copy
+    if (!m->packed && !(m->packed = calloc((size_t)n + 2, sizeof *m->packed)))
+        return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n && st == TV_OK; i++) {
@@ -901,29 +960,11 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
         if (!tt || !tt->pack_pays || !tt->repack || t->packed) continue;
         // an expert tensor packs as ne[2] * ne[1] rows: each expert's whole 16-row groups stay at its offset
         if (t->ne[2] > 1 && t->ne[1] % TV_PACK_ROWS) continue;
-        const int64_t rows = t->ne[1] * t->ne[2];
-        if (!pool && !(pool = pool_create(n_threads, err))) {
-            st = err_fail_prefix(err, TV_ERR_NOMEM, "%s", m->path);
-            break;
-        }
-        m->n_load_threads = pool_size(pool);
-        if (!m->packed && !(m->packed = calloc((size_t)n + 1, sizeof *m->packed))) {
-            st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
-            break;
-        }
-        // (MADV_HUGEPAGE measured: no decode gain, load 0.8 -> 1.8 s from synchronous compaction)
-        const size_t sz = packed_size(t->type, t->ne[0], rows);
-        void *buf = sz ? aligned_alloc(64, (sz + 63) & ~(size_t)63) : NULL;
-        if (!buf) {
-            st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory repacking %s (%zu bytes)", m->path, t->name, sz);
-            break;
-        }
-        repack_job job = { .tt = tt, .src = t->data, .dst = buf, .row_bytes = kern_row_size(t->type, t->ne[0]),
-                           .n = t->ne[0], .rows = rows };
-        pool_run(pool, repack_part, &job);
-        int k = 0;   // a copy quantized at load is replaced; file pages are released
-        while (k < m->n_packed && m->packed[k] != t->data) k++;
-        if (k < m->n_packed) {
+        void *buf;
+        size_t sz;
+        if ((st = repack_copy(m, tt, t, n_threads, &pool, &buf, &sz, err))) break;
+        const int k = packed_index(m, t->data);   // a copy quantized at load is replaced; file pages are released
+        if (k >= 0) {
             free(m->packed[k]);
             m->packed[k] = buf;
         } else {
@@ -934,6 +975,20 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
         t->nbytes = sz;
         t->packed = true;
     }
+    tv_tensor *out = &m->w.output;
+    const tv_type_traits *ot = out->data ? kern_traits(&kt, out->type) : NULL;
+    if (!st && out->data == m->w.tok_embd.data && ot && ot->pack_pays && ot->repack && !out->packed) {
+        void *buf;
+        size_t sz;
+        if (!(st = repack_copy(m, ot, out, n_threads, &pool, &buf, &sz, err))) {
+            if (!m->hf && packed_index(m, out->data) < 0) release_mapped(out->data, out->nbytes);
+            m->packed[m->n_packed++] = buf;
+            m->weight_bytes += sz - out->nbytes;
+            out->data = buf;
+            out->nbytes = sz;
+            out->packed = true;
+        }
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     m->repack_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     pool_free(pool);
@@ -941,19 +996,25 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
 }
 
 // ---- the prepared-weight cache (weight_cache.h) ----
-// The slots a cache file fills: the embeddings, then every bound matrix (model_matrices order).
+// Whether the output projection is the embedding table (before pack_weights gives it a copy).
+static bool output_is_tied(const tv_model *m) { return m->w.output.data && m->w.output.data == m->w.tok_embd.data; }
+
+// The slots a cache file fills: the embeddings, then every bound matrix (model_matrices order), then
+// a tied output projection (its packed copy).
 static tv_tensor **cache_slots(tv_model *m, int *n) {
-    tv_tensor **slots = malloc(((size_t)m->n_matrices + 1) * sizeof *slots);
+    tv_tensor **slots = malloc(((size_t)m->n_matrices + 2) * sizeof *slots);
     if (!slots) return NULL;
     int k = 0;
     if (m->w.tok_embd.data) slots[k++] = &m->w.tok_embd;   // a middle pipeline stage has none
     for (int i = 0; i < m->n_matrices; i++) slots[k++] = m->matrices[i];
+    if (output_is_tied(m)) slots[k++] = &m->w.output;
     *n = k;
     return slots;
 }
 
 // The file (DIR/<hash of the stable parts>.tvw) and the full key of this load.
-static bool cache_key(tv_model *m, const tv_model_params *p, char *file, size_t fcap, char *key, size_t kcap) {
+static bool cache_key(tv_model *m, const tv_model_params *p, int n_slots, char *file, size_t fcap, char *key,
+                      size_t kcap) {
     char real[4096];
     if (!realpath(m->path, real)) return false;
     uint64_t bytes;
@@ -976,7 +1037,7 @@ static bool cache_key(tv_model *m, const tv_model_params *p, char *file, size_t 
     for (const char *c = stable; *c; c++) { h ^= (uint8_t)*c; h *= 1099511628211ull; }
     snprintf(file, fcap, "%s/%016llx.tvw", p->cache_dir, (unsigned long long)h);
     snprintf(key, kcap, "tinyvllm weight cache|%s|bytes=%llu|mtime=%lld|slots=%d", stable, (unsigned long long)bytes,
-             (long long)mtime, m->n_matrices + (m->w.tok_embd.data != NULL));
+             (long long)mtime, n_slots);
     return true;
 }
 
@@ -995,24 +1056,25 @@ static int cache_attach(tv_model *m, tv_tensor **slots, int n, const char *path,
         old[i] = slots[i]->data;
         old_bytes[i] = slots[i]->nbytes;
     }
-    const bool tied = m->w.output.data == m->w.tok_embd.data;
+    const bool tied = n > 0 && slots[n - 1] == &m->w.output;   // cache_slots lists a tied output last
     wcache_map map;
     int r = wcache_load(path, key, slots, n, &map, why, why_cap);
     if (r == 1) {
         m->cache = map;
         for (int i = 0; i < n; i++) {
-            if (slots[i]->data == old[i]) continue;
-            int k = 0;
-            while (k < m->n_packed && m->packed[k] != old[i]) k++;
-            if (k < m->n_packed) {   // a buffer prepared at load
+            bool is_shared = false;   // a tied output's source is the table's: released once, with it
+            for (int j = 0; j < i && !is_shared; j++) is_shared = old[j] == old[i];
+            if (slots[i]->data == old[i] || is_shared) continue;
+            const int k = packed_index(m, old[i]);
+            if (k >= 0) {   // a buffer prepared at load
                 free(m->packed[k]);
                 m->packed[k] = m->packed[--m->n_packed];
             } else if (!m->hf || !hf_release(m->hf, old[i])) {
                 release_mapped(old[i], old_bytes[i]);
             }
         }
-        if (tied) m->w.output = m->w.tok_embd;
-        m->weight_bytes = tied ? m->w.tok_embd.nbytes : 0;
+        if (tied && !m->w.output.packed) m->w.output = m->w.tok_embd;   // no packed copy: the table itself
+        m->weight_bytes = tied ? m->w.output.nbytes : 0;
         for (int i = 0; i < m->n_matrices; i++) m->weight_bytes += m->matrices[i]->nbytes;
     }
     free(old);
@@ -1027,7 +1089,7 @@ static tv_status prepare_weights(tv_model *m, const tv_model_params *p, tv_error
     char file[4200], key[4800], why[160], note[4400];
     int n = 0;
     tv_tensor **slots = p->cache_dir ? cache_slots(m, &n) : NULL;
-    const bool use_cache = slots && cache_key(m, p, file, sizeof file, key, sizeof key);
+    const bool use_cache = slots && cache_key(m, p, n, file, sizeof file, key, sizeof key);
     tv_status st = TV_OK;
     int r = use_cache ? cache_attach(m, slots, n, file, key, why, sizeof why) : 0;
     note[0] = 0;

@@ -99,6 +99,8 @@ typedef struct tv_layer {
     // scalar its output is multiplied by (optional)
     int32_t head_dim, n_kv_heads;
     tv_tensor out_scale;   // (1) f32
+    // this layer's feed-forward rows (0 = h->hidden_dim): gemma4's per-layer feed_forward_length
+    int32_t ff_dim;
     // gemma4 E2B/E4B: a layer of index >= h->n_layer_kv has no K/V of its own and attends over the
     // cache layer kv_layer wrote (its own index otherwise); the per-layer input's gate, projection
     // and norm (h->n_embd_pl > 0)

@@ -105,6 +105,17 @@ tv_status family_hybrid_layers(const gguf_ctx *g, const char *arch, tv_hparams *
     return TV_OK;
 }
 
+void family_ff_per_layer(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.feed_forward_length", arch);
+    const gguf_value *v = gguf_get(g, key);
+    if (!v || v->type != GGUF_TYPE_ARRAY) return;
+    for (int l = 0; l < h->n_layers; l++) {
+        layers[l].ff_dim = (int32_t)gguf_arr_int(v, (uint64_t)l);
+        if (layers[l].ff_dim > h->hidden_dim) h->hidden_dim = layers[l].ff_dim;
+    }
+}
+
 tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_error *err) {
     char k[160];
     int64_t n_nextn = 0;

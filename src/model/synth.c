@@ -386,6 +386,9 @@ enum {
     AF_GLM4MOE = 1 << 11,    // post_attention_norm as the FFN norm, layer 0 dense, sigmoid routing with
                              // exp_probs_b, one ungated shared expert, the last layer an MTP (nextn)
                              // layer llama.cpp does not run (glm4moe)
+    AF_WIDE_SHARED = 1 << 12,  // the layers without K/V of their own (n_kv_shared) have a double-wide FFN
+                               // and feed_forward_length is one value per layer (gemma 4 E2B/E4B's
+                               // use_double_wide_mlp)
 };
 // Multi-head latent attention and DeepSeek's MoE (arch deepseek2): the ranks at DeepSeek-V2/V3's
 // ratios (kv_lora : nope : rope : v = 4 : 1 : 0.5 : 1), dense leading layers, shared experts.
@@ -458,10 +461,10 @@ static const arch_spec ARCHS[] = {
     {"gemma4",   "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192,  6,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
      AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, NULL, DENSE},
     // gemma4 E2B/E4B-like: gemma4 with 6 layers (2 and 5 global), per-layer inputs of 64 per layer
-    // (E2B: 256 of 1536) and the last 3 layers reusing layer 1's (sliding) or 2's (global) KV
-    // (E2B: 20 of 35 layers)
+    // (E2B: 256 of 1536), the last 3 layers reusing layer 1's (sliding) or 2's (global) KV
+    // (E2B: 20 of 35 layers) and with a double-wide FFN (1536, as E2B's)
     {"gemma4e",  "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192, 3,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
-     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, "gemma4", 0, 0, 0, 0, 64, 3, NULL},
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4 | AF_WIDE_SHARED, 0, 0, "gemma4", 0, 0, 0, 0, 64, 3, NULL},
     {"phi3",     "phi3",     256, 768, 4, 4, 2,  64,  48, 4096,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
      AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 0, 0, NULL, DENSE},
     {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL, DENSE},
@@ -536,6 +539,9 @@ static int32_t arch_head_dim(const arch_spec *a, int l) {
 }
 static int32_t arch_kv_heads(const arch_spec *a, int l) {
     return a->swa_kv_heads && arch_is_swa(a, l) ? a->swa_kv_heads : a->n_kv_heads;
+}
+static int32_t arch_ff(const arch_spec *a, int l) {
+    return (a->flags & AF_WIDE_SHARED) && l >= a->n_layers - a->n_kv_shared ? 2 * a->ff : a->ff;
 }
 
 // The tensors of one file, each a value source bound to its GGUF entry.
@@ -1160,7 +1166,13 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     gguf_set_u32(w, ARCH_KEY(k, a, "context_length"), (uint32_t)a->ctx);
     gguf_set_u32(w, ARCH_KEY(k, a, "embedding_length"), (uint32_t)dim);
     gguf_set_u32(w, ARCH_KEY(k, a, "block_count"), (uint32_t)L);
-    gguf_set_u32(w, ARCH_KEY(k, a, "feed_forward_length"), (uint32_t)ff);
+    if (a->flags & AF_WIDE_SHARED) {
+        uint32_t ffs[64];
+        for (int l = 0; l < L; l++) ffs[l] = (uint32_t)arch_ff(a, l);
+        gguf_set_arr_data(w, ARCH_KEY(k, a, "feed_forward_length"), GGUF_TYPE_UINT32, ffs, (uint64_t)L);
+    } else {
+        gguf_set_u32(w, ARCH_KEY(k, a, "feed_forward_length"), (uint32_t)ff);
+    }
     gguf_set_u32(w, ARCH_KEY(k, a, "attention.head_count"), (uint32_t)a->n_heads);
     if (!(a->flags & AF_GEMMA4)) gguf_set_u32(w, ARCH_KEY(k, a, "attention.head_count_kv"), (uint32_t)a->n_kv_heads);
     if (a->head_dim * a->n_heads != dim || !strncmp(a->arch, "gemma", 5)) {
@@ -1310,10 +1322,10 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         } else if (a->flags & AF_FUSED_UP) {
             TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, 2 * ff, 1.0f, err));
         } else {
-            TRY(aw_matrix(&aw, NAME("ffn_gate.weight"), t, dim, ff, 1.0f, err));
-            TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, ff, 1.0f, err));
+            TRY(aw_matrix(&aw, NAME("ffn_gate.weight"), t, dim, arch_ff(a, l), 1.0f, err));
+            TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, arch_ff(a, l), 1.0f, err));
         }
-        if (!a->n_expert || dense_lead) TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, ff, dim, 1.0f, err));
+        if (!a->n_expert || dense_lead) TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, arch_ff(a, l), dim, 1.0f, err));
         if ((a->flags & AF_GLM4MOE) && l == L - 1) {   // the MTP layer's own tensors
             TRY(aw_matrix(&aw, NAME("nextn.eh_proj.weight"), t, 2 * dim, dim, 1.0f, err));
             TRY(aw_norm(&aw, NAME("nextn.enorm.weight"), dim, err));
