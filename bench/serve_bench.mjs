@@ -169,6 +169,19 @@ function stats(xs) {
   return { mean: v.reduce((a, b) => a + b, 0) / v.length, p50: q(0.5), p99: q(0.99) };
 }
 
+// tinyvllm's pipeline counters from GET /metrics (null when the server has none: another server, or
+// no --pp): bytes across a stage boundary, bytes of replies to rank 0, tokens generated.
+async function pipelineCounters(o) {
+  try {
+    const r = await fetch(`${o.url}/metrics`, { headers: headers(o) });
+    if (!r.ok) return null;
+    const txt = await r.text();
+    const get = (name) => { const m = txt.match(new RegExp(`^tinyvllm:${name}\\{[^}]*\\} (\\S+)$`, 'm')); return m ? Number(m[1]) : null; };
+    const c = { boundary: get('pipeline_boundary_bytes_total'), replies: get('pipeline_reply_bytes_total'), gen: get('generation_tokens_total') };
+    return c.boundary === null || c.gen === null ? null : c;
+  } catch { return null; }
+}
+
 async function main() {
   const o = parseArgs(process.argv);
   if (!o.model) {
@@ -191,6 +204,7 @@ async function main() {
     for (let i = 1; i < o.n; i++) arrive[i] = arrive[i - 1] - Math.log(1 - r()) * 1000 / o.rate;
   }
   let next = 0;
+  const pc0 = await pipelineCounters(o);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: Math.min(o.c, o.n) }, async () => {
     while (next < o.n) {
@@ -201,6 +215,11 @@ async function main() {
     }
   }));
   const dur = (performance.now() - t0) / 1000;
+  const pc1 = pc0 ? await pipelineCounters(o) : null;
+  const gen = pc1 ? pc1.gen - pc0.gen : 0;
+  const pipeline = pc1 && pc1.boundary > pc0.boundary && gen > 0
+    ? { bytes_per_token_per_boundary: (pc1.boundary - pc0.boundary) / gen, reply_bytes_per_token: (pc1.replies - pc0.replies) / gen }
+    : null;
   const ok = results.filter((r) => !r.error), failed = results.filter((r) => r.error);
   const outTok = ok.reduce((a, r) => a + r.out, 0);
   const inTok = ok.reduce((a, r) => a + (r.prompt ?? o.p), 0);
@@ -212,6 +231,7 @@ async function main() {
     ttft_ms: stats(ok.map((r) => r.ttft)), tpot_ms: stats(ok.map((r) => r.tpot)),
     itl_ms: stats(ok.flatMap((r) => r.itl)), e2e_ms: stats(ok.map((r) => r.e2e)),
     errors: failed.slice(0, 5).map((r) => r.error),
+    ...(pipeline ? { pipeline } : {}),
   };
   const f = (x, d = 2) => (x === null ? '-' : x.toFixed(d));
   const lines = [
@@ -227,6 +247,9 @@ async function main() {
   ];
   for (const [name, s] of [['TTFT', res.ttft_ms], ['TPOT', res.tpot_ms], ['ITL', res.itl_ms], ['E2E', res.e2e_ms]])
     lines.push(`${name.padEnd(12)} ${f(s.mean).padStart(10)} ${f(s.p50).padStart(10)} ${f(s.p99).padStart(10)}`);
+  if (pipeline)
+    lines.push(`pipeline: ${f(pipeline.bytes_per_token_per_boundary, 0)} bytes per generated token per stage boundary, ` +
+      `${f(pipeline.reply_bytes_per_token, 0)} bytes per token back to rank 0`);
   if (failed.length) lines.push(`first errors: ${res.errors.join(' | ')}`);
   console.log(lines.join('\n'));
   if (o.json) {

@@ -58,6 +58,7 @@ tv_model *cli_dist_load(const cli_model_opts *o, tv_model_params *mp, tv_error *
     if (!(g_dist = tv_dist_init(NULL, NULL, err))) return NULL;
     const int rank = tv_dist_rank(g_dist), size = tv_dist_size(g_dist);
     if (o->pp_timeout > 0) tv_dist_set_timeout(g_dist, (double)o->pp_timeout);
+    tv_dist_set_f16_wire(g_dist, o->pp_wire_f16);
     tv_dist_on_broken(g_dist, on_broken, NULL);
     if (size != o->pp) {   // every rank sees it: rank 0 says it, all leave
         if (rank == 0)
@@ -114,12 +115,12 @@ tv_engine *cli_dist_engine(const cli_model_opts *o, tv_model *m, const tv_engine
     exit(st ? 1 : 0);
 }
 
-bool cli_dist_bytes(double *per_boundary, double *logits, double *n_rounds) {
+bool cli_dist_bytes(double *per_boundary, double *replies, double *n_rounds) {
     if (!g_dist) return false;
     tv_dist_stats s;
     tv_dist_get_stats(g_dist, &s);
     *per_boundary = (double)s.bytes_per_boundary;
-    *logits = (double)s.bytes_logits;
+    *replies = (double)s.bytes_replies;
     *n_rounds = (double)s.n_rounds;
     return true;
 }
@@ -139,8 +140,8 @@ tv_engine *cli_dist_engine(const cli_model_opts *o, tv_model *m, const tv_engine
     return NULL;
 }
 
-bool cli_dist_bytes(double *per_boundary, double *logits, double *n_rounds) {
-    (void)per_boundary, (void)logits, (void)n_rounds;
+bool cli_dist_bytes(double *per_boundary, double *replies, double *n_rounds) {
+    (void)per_boundary, (void)replies, (void)n_rounds;
     return false;
 }
 

@@ -17,8 +17,8 @@ tv_model *cli_dist_load(const cli_model_opts *o, tv_model_params *mp, tv_error *
 // Rank 0: the engine over the pipeline, or NULL + err. Other ranks run their stage until rank 0's
 // engine is freed, then exit.
 tv_engine *cli_dist_engine(const cli_model_opts *o, tv_model *m, const tv_engine_config *ec, tv_error *err);
-// The bytes each stage boundary carried per round and the logits bytes returned, since load:
-// false without a pipeline.
-bool cli_dist_bytes(double *per_boundary, double *logits, double *n_rounds);
+// The bytes each stage boundary carried and the bytes of the last stage's replies to rank 0 (sampled
+// ids, logprobs, logits rows), over n_rounds rounds since load: false without a pipeline.
+bool cli_dist_bytes(double *per_boundary, double *replies, double *n_rounds);
 
 #endif

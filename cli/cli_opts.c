@@ -13,7 +13,7 @@
 
 typedef enum {
     O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_DRAFT_MODEL, O_QUANTIZE, O_QUIET,
-    O_CACHE_DIR, O_CACHE_SIZE, O_NO_CACHE, O_PP, O_PP_SPLIT, O_PP_TIMEOUT,
+    O_CACHE_DIR, O_CACHE_SIZE, O_NO_CACHE, O_PP, O_PP_SPLIT, O_PP_TIMEOUT, O_PP_WIRE,
     O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
 } opt_id;
 
@@ -60,6 +60,8 @@ static const opt_row MODEL_OPTS[] = {
      "layers (balanced by bytes), only their weights and KV cache; rank 0 prints/serves"},
     {O_PP_SPLIT, {"--pp-split"}, "a,b,...", "--pp: layers per stage, in rank order (default: balanced by bytes)"},
     {O_PP_TIMEOUT, {"--pp-timeout"}, "S", "--pp: seconds to wait for another rank before failing (default 30)"},
+    {O_PP_WIRE, {"--pp-wire"}, "f32|f16",
+     "--pp: the hidden state between stages (default f32: outputs of one process; f16: half the bytes, may differ)"},
 };
 
 static const opt_row SAMPLING_OPTS[] = {
@@ -161,6 +163,10 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         if (!cli_parse_long(v, 1, 64, &o->pp)) return cli_usage_error(cmd, "%s: '%s' is not a stage count (1..64)", a, v);
         break;
     case O_PP_SPLIT: o->pp_split = v; break;
+    case O_PP_WIRE:
+        if (strcmp(v, "f32") && strcmp(v, "f16")) return cli_usage_error(cmd, "%s: '%s' is not f32 or f16", a, v);
+        o->pp_wire_f16 = !strcmp(v, "f16");
+        break;
     case O_PP_TIMEOUT:
         if (!cli_parse_long(v, 1, 86400, &o->pp_timeout)) return cli_usage_error(cmd, "%s: '%s' is not a number of seconds", a, v);
         break;
@@ -295,9 +301,9 @@ static tv_model *load_with(const cli_model_opts *o, const char *path, tv_error *
     cli_progress_begin(&bar, o->quiet);
     mp.progress = show_progress;
     mp.progress_user = &bar;
-    if (o->pp_split && o->pp < 2 && path == o->model_path) {
+    if ((o->pp_split || o->pp_wire_f16) && o->pp < 2 && path == o->model_path) {
         cli_progress_end(&bar);
-        tv_error_set(err, TV_ERR_INVALID, "--pp-split needs --pp N (N > 1)");
+        tv_error_set(err, TV_ERR_INVALID, "%s needs --pp N (N > 1)", o->pp_split ? "--pp-split" : "--pp-wire");
         return NULL;
     }
     tv_model *m = o->pp > 1 && path == o->model_path ? cli_dist_load(o, &mp, err) : tv_model_load(path, &mp, err);

@@ -39,6 +39,7 @@ typedef struct cli_model_opts {
     long pp;                  // --pp N: pipeline stages, one per MPI rank (0/1: none; cli_dist.h)
     const char *pp_split;     // --pp-split a,b,...: layers per stage (NULL: balanced by bytes)
     long pp_timeout;          // --pp-timeout S: the longest wait for another rank (0: 30 s)
+    bool pp_wire_f16;         // --pp-wire f16: the hidden state between stages as f16
 } cli_model_opts;
 
 // Prints the shared options' help lines (every spelling, the value, the text) for a command's --help.

@@ -331,7 +331,7 @@ typedef struct bench_results {
     tv_model_info info;
     const char *model_name;
     double load_ms, peak_rss_mb;
-    double pp_boundary_bytes, pp_logits_bytes;   // --pp: bytes per generated token per stage boundary, of logits returned
+    double pp_boundary_bytes, pp_reply_bytes;   // --pp: bytes per generated token per stage boundary, of replies to rank 0
     int n_threads, n_ctx, batch_prompt;
     char kernels[32];
     tv_spec_method spec;      // the engine's speculative decoding proposer (--spec, --draft-model)
@@ -418,10 +418,10 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     getrusage(RUSAGE_SELF, &ru);
     r->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;   // ru_maxrss is KiB on Linux
     tv_engine_get_stats(e, &r->es);
-    double pp_bytes, pp_logits, pp_rounds;   // the pipeline's traffic over every run (warm-up included)
-    if (cli_dist_bytes(&pp_bytes, &pp_logits, &pp_rounds) && r->es.n_generated_tokens) {
+    double pp_bytes, pp_replies, pp_rounds;   // the pipeline's traffic over every run (warm-up included)
+    if (cli_dist_bytes(&pp_bytes, &pp_replies, &pp_rounds) && r->es.n_generated_tokens) {
         r->pp_boundary_bytes = pp_bytes / (double)r->es.n_generated_tokens;
-        r->pp_logits_bytes = pp_logits / (double)r->es.n_generated_tokens;
+        r->pp_reply_bytes = pp_replies / (double)r->es.n_generated_tokens;
     }
     cli_free_engine(e);   // its pool would compete with the roofline probes
     e = NULL;
@@ -475,7 +475,8 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
         cJSON *pj = cJSON_AddObjectToObject(jo, "pipeline");
         cJSON_AddNumberToObject(pj, "stages", (double)a->mo.pp);
         cJSON_AddNumberToObject(pj, "bytes_per_token_per_boundary", r->pp_boundary_bytes);
-        cJSON_AddNumberToObject(pj, "logits_bytes_per_token", r->pp_logits_bytes);
+        cJSON_AddNumberToObject(pj, "reply_bytes_per_token", r->pp_reply_bytes);
+        cJSON_AddStringToObject(pj, "wire", a->mo.pp_wire_f16 ? "f16" : "f32");
     }
     cJSON_AddNumberToObject(jo, "repack_ms", r->info.repack_ms);
     cJSON_AddNumberToObject(jo, "repacked_tensors", r->info.n_packed);
@@ -549,8 +550,9 @@ static void print_text(const bench_args *a, const bench_results *r) {
     const char *no_amx = tv_cpu_amx_unavailable();
     if (no_amx && strcmp(r->kernels, "amx") != 0) printf("(amx path unavailable: %s)\n", no_amx);
     if (a->mo.pp > 1)
-        printf("pipeline: %ld stages | %.0f bytes per generated token per stage boundary (f32 hidden state + batch) | "
-               "%.0f bytes of logits per token back to rank 0\n", a->mo.pp, r->pp_boundary_bytes, r->pp_logits_bytes);
+        printf("pipeline: %ld stages | %.0f bytes per generated token per stage boundary (%s hidden state + batch) | "
+               "%.0f bytes per token back to rank 0 (sampled on the last stage)\n", a->mo.pp, r->pp_boundary_bytes,
+               a->mo.pp_wire_f16 ? "f16" : "f32", r->pp_reply_bytes);
     printf("load %.0f ms (%d weight tensors repacked in %.0f ms) | peak RSS %.0f MB\n\n", r->load_ms, r->info.n_packed,
            r->info.repack_ms, r->peak_rss_mb);
     printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");

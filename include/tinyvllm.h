@@ -469,6 +469,10 @@ typedef struct tv_engine_stats {
     // structured output: token masks applied, and how many of them the mask thread filled while
     // the forward pass ran (the rest were filled in line: a verification's later tokens, a retry)
     uint64_t n_masks, n_masks_overlapped;
+    // pipeline parallelism (tinyvllm_dist.h; 0 otherwise): bytes rank 0 sent to the second stage
+    // (every stage boundary carries the same batch and a hidden state of the same size) and bytes
+    // the last stage returned (sampled ids and logprobs, logits rows of requests sampled on rank 0)
+    uint64_t n_pipeline_boundary_bytes, n_pipeline_reply_bytes;
 } tv_engine_stats;
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s);

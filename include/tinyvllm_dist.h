@@ -5,10 +5,13 @@
 // no MPI.
 //
 // Every rank runs the same program under mpirun. Rank 0 runs the engine (scheduler, block
-// manager, sampling, and the HTTP server when serving) and stage 0; ranks 1..N-1 run
-// tv_dist_serve. Each round rank 0 sends the batch (block tables included) and its residual stream
-// (f32, n_tokens x dim) to rank 1, which runs its layers and sends on; the last rank sends the
-// logits rows back to rank 0. Failures are bounded: MPI errors return (MPI_ERRORS_RETURN) and every
+// manager, the request's sampler state, and the HTTP server when serving) and stage 0; ranks
+// 1..N-1 run tv_dist_serve. Each round rank 0 sends the batch (block tables included), how to
+// sample each of its logits rows, and its residual stream (n_tokens x dim, f32 or f16) to rank 1, which
+// runs its layers and sends on; the last rank samples and sends the ids (and logprobs when asked)
+// back to rank 0, or the logits rows of requests that need their state on rank 0 (penalties,
+// logit bias, grammars). Up to N rounds are in flight at once, so every stage computes (micro-batch
+// pipelining, engine/pipeline.h). Failures are bounded: MPI errors return (MPI_ERRORS_RETURN) and every
 // wait for another rank has a deadline (tv_dist_set_timeout); a rank that dies or hangs makes the
 // pipeline "broken": the batch's requests finish with TV_ERR_IO, every later request too, and the
 // tv_dist_on_broken callback tells the program, which ends the job (tv_dist_abort).
@@ -33,6 +36,10 @@ int tv_dist_rank(const tv_dist *d);
 int tv_dist_size(const tv_dist *d);
 // The longest wait for another rank's message or for a send to complete (default 30 s).
 void tv_dist_set_timeout(tv_dist *d, double seconds);
+// Rank 0 (before tv_dist_engine_create): send the hidden state between stages as f16 (IEEE half,
+// round to nearest even) instead of f32: half the bytes per stage boundary, and outputs that may
+// differ from one process's (each boundary rounds the residual stream). Default off.
+void tv_dist_set_f16_wire(tv_dist *d, bool on);
 // Called once, from the thread that found it, when the pipeline breaks (why: one line).
 void tv_dist_on_broken(tv_dist *d, void (*fn)(void *user, const char *why), void *user);
 
@@ -54,8 +61,9 @@ tv_status tv_dist_serve(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_e
 
 typedef struct tv_dist_stats {
     uint64_t n_rounds;             // batches sent through the pipeline
-    uint64_t bytes_per_boundary;   // bytes each stage boundary carried (batch descriptor + f32 hidden state)
-    uint64_t bytes_logits;         // bytes of logits the last rank returned to rank 0
+    uint64_t bytes_per_boundary;   // bytes each stage boundary carried (batch descriptor + hidden state)
+    uint64_t bytes_replies;        // bytes the last rank returned to rank 0 (sampled ids and logprobs;
+                                   // logits rows only for requests sampled on rank 0)
 } tv_dist_stats;
 void tv_dist_get_stats(const tv_dist *d, tv_dist_stats *s);   // rank 0's counters
 // Whether the pipeline broke; *why (may be NULL) the reason.

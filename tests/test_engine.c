@@ -25,6 +25,7 @@
 #include "tinyvllm.h"
 #include "tinyvllm_tools.h"
 #include "test_util.h"
+#include "engine_driver.h"
 #include "util/rng.h"
 
 static tv_model *g_model;
@@ -76,19 +77,6 @@ static int teardown(void **state) {
 #define SKIP_IF_NO_MODEL() \
     do { if (!g_model) { print_message("skipped: ../shared/models/stories260K.bin is absent\n"); skip(); } } while (0)
 
-typedef struct {
-    int32_t prompt[300];
-    int n_prompt;
-    int max_tokens;
-    int arrive_step;
-    float temperature;
-    uint64_t seed;
-    int32_t out[300];
-    int n_out;
-    uint64_t id;
-    tv_finish_reason finish;
-} req;
-
 // draft_layers > 0: the self-draft of that many layers; < 0: the draft model g_draft[-draft_layers];
 // 0 with spec_tokens: n-gram.
 static tv_engine *make_engine_spec(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits,
@@ -117,65 +105,6 @@ static tv_engine *make_engine(int block_size, int64_t n_blocks, bool chunked, in
     return make_engine_spec(block_size, n_blocks, chunked, max_seqs, budget, kv_bits, 1, 0, 0);
 }
 
-static uint64_t add(tv_engine *e, req *r) {
-    tv_request_params p;
-    tv_request_params_default(&p);
-    p.prompt_ids = r->prompt;
-    p.n_prompt = (size_t)r->n_prompt;
-    p.max_tokens = r->max_tokens;
-    p.sampling.temperature = r->temperature;
-    p.sampling.seed = r->seed;
-    p.sampling.has_seed = true;
-    p.ignore_eos = true;
-    p.user = r;
-    tv_error err = {0};
-    uint64_t id;
-    if (tv_engine_add_request(e, &p, &id, &err)) fail_msg("add: %s", err.msg);
-    r->id = id;
-    return id;
-}
-
-// Drives the engine until every request in rs has arrived and finished. Returns steps taken.
-static int drive(tv_engine *e, req *rs, int n, tv_engine_stats *st_out, int *max_tokens_in_step) {
-    int step = 0, added = 0, done = 0;
-    tv_error err = {0};
-    while (done < n) {
-        for (int i = 0; i < n; i++)
-            if (rs[i].arrive_step == step) { add(e, &rs[i]); added++; }
-        const tv_request_output *o;
-        int no;
-        tv_engine_stats before;
-        tv_engine_get_stats(e, &before);
-        if (tv_engine_step(e, &o, &no, &err)) fail_msg("step: %s", err.msg);
-        tv_engine_stats after;
-        tv_engine_get_stats(e, &after);
-        assert_true(after.n_blocks_free >= 0 && after.n_blocks_free <= after.n_blocks_total);
-        if (max_tokens_in_step && after.last_step_tokens > *max_tokens_in_step) *max_tokens_in_step = after.last_step_tokens;
-        for (int i = 0; i < no; i++) {
-            req *r = o[i].user;
-            for (int j = 0; j < o[i].n_new; j++) r->out[r->n_out++] = o[i].new_ids[j];
-            if (o[i].finish) { r->finish = o[i].finish; done++; }
-        }
-        step++;
-        assert_true(step < 100000);
-    }
-    if (st_out) tv_engine_get_stats(e, st_out);
-    return step;
-}
-
-static void make_requests(req *rs, int n, uint64_t seed, int max_prompt, int max_new, int max_arrive) {
-    uint64_t s = seed;
-    for (int i = 0; i < n; i++) {
-        memset(&rs[i], 0, sizeof rs[i]);
-        rs[i].n_prompt = 1 + (int)(rng_splitmix64(&s) % (uint64_t)max_prompt);
-        rs[i].prompt[0] = 1;
-        for (int j = 1; j < rs[i].n_prompt; j++) rs[i].prompt[j] = 3 + (int)(rng_splitmix64(&s) % 500);
-        rs[i].max_tokens = 1 + (int)(rng_splitmix64(&s) % (uint64_t)max_new);
-        rs[i].arrive_step = (int)(rng_splitmix64(&s) % (uint64_t)(max_arrive + 1));
-        rs[i].seed = rng_splitmix64(&s);
-    }
-}
-
 // Each request alone (one at a time in a fresh engine): the reference outputs.
 static void run_alone(req *rs, int n, int kv_bits) {
     for (int i = 0; i < n; i++) {
@@ -187,15 +116,6 @@ static void run_alone(req *rs, int n, int kv_bits) {
         memcpy(rs[i].out, r.out, sizeof r.out);
         rs[i].n_out = r.n_out;
         tv_engine_free(e);
-    }
-}
-
-static void check_same(const req *a, const req *b, int n, const char *what) {
-    for (int i = 0; i < n; i++) {
-        if (a[i].n_out != b[i].n_out) fail_msg("%s: request %d: %d tokens vs %d alone", what, i, b[i].n_out, a[i].n_out);
-        for (int j = 0; j < a[i].n_out; j++)
-            if (a[i].out[j] != b[i].out[j])
-                fail_msg("%s: request %d token %d: %d batched vs %d alone", what, i, j, b[i].out[j], a[i].out[j]);
     }
 }
 

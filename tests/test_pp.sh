@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_pp.sh — pipeline parallelism over MPI from the command line (mpirun --oversubscribe on this
 # host): `generate --pp 2` and `--pp 3` (balanced and --pp-split) print the token ids of one
-# process, greedy and seeded; the startup handshake refuses a rank with another model file and a
-# job whose rank count is not --pp. Skipped (77) without mpirun or when built without MPI.
+# process, greedy and seeded; --pp-wire f16 generates; bench --pp reports bytes per generated token
+# per stage boundary (halved by f16) and a few bytes back per token (sampled on the last stage); the
+# startup handshake refuses a rank with another model file and a job whose rank count is not --pp. Skipped (77) without mpirun or when built without MPI.
 #   bash tests/test_pp.sh <tinyvllm-binary> <shared-dir>
 set -u
 BIN=${1:?usage: test_pp.sh <tinyvllm-binary> <shared-dir>}
@@ -42,6 +43,25 @@ for samp in "--temp 0" "--temp 0.9 --seed 7"; do
   done
 done
 
+# --pp-wire f16: the hidden state travels as f16 (outputs may differ from one process: only the count
+# is checked); bench --pp reports the bytes per generated token per stage boundary, half with f16
+timeout 120 "${MPI[@]}" -np 2 "$BIN" generate -m "$M" -p "Once upon a time" -n 40 -t 1 --temp 0 --no-cache --json \
+  --pp 2 --pp-wire f16 >"$W/f16.json" 2>"$W/f16.err" || fail "--pp-wire f16: $(cat "$W/f16.err")"
+[ "$(ids "$W/f16.json" | tr ',' '\n' | grep -c .)" = 40 ] || fail "--pp-wire f16: not 40 ids: $(ids "$W/f16.json")"
+for wire in f32 f16; do
+  timeout 120 "${MPI[@]}" -np 2 "$BIN" bench -m "$M" -t 1 -p 16 -n 8 --batch 4 -r 1 --json --no-cache --pp 2 \
+    --pp-wire $wire >"$W/bench.$wire.json" 2>"$W/bench.err" || fail "bench --pp 2 --pp-wire $wire: $(cat "$W/bench.err")"
+done
+python3 - "$W/bench.f32.json" "$W/bench.f16.json" <<'PY' || fail "bench --pp: the bytes per token per boundary"
+import json, sys
+a, b = (json.load(open(f))["pipeline"] for f in sys.argv[1:])
+print("bench --pp 2: %.0f bytes per generated token per boundary (f32), %.0f (f16), %.0f back to rank 0"
+      % (a["bytes_per_token_per_boundary"], b["bytes_per_token_per_boundary"], a["reply_bytes_per_token"]))
+assert a["wire"] == "f32" and b["wire"] == "f16"
+assert 0 < b["bytes_per_token_per_boundary"] < a["bytes_per_token_per_boundary"]
+assert 0 < a["reply_bytes_per_token"] < 64   # sampled ids on the last stage, not logits rows (512 x 4 bytes)
+PY
+
 # the handshake: every rank must load the same file
 cp "$M" "$W/other.gguf"
 printf 'x' | dd of="$W/other.gguf" bs=1 seek=300 conv=notrunc 2>/dev/null
@@ -55,6 +75,8 @@ timeout 60 "${MPI[@]}" -np 2 "$BIN" generate -m "$M" -p x -n 2 --pp 2 --pp-split
 [ $rc != 0 ] && grep -q "add up to 2 layers, the model has 5" "$W/e3" || fail "--pp-split 1,1: rc $rc, $(head -3 "$W/e3")"
 "$BIN" generate -m "$M" -p x -n 2 --pp-split 1,4 >/dev/null 2>"$W/e4"; rc=$?
 [ $rc != 0 ] && grep -q -- "--pp-split needs --pp" "$W/e4" || fail "--pp-split alone: rc $rc, $(cat "$W/e4")"
+"$BIN" generate -m "$M" -p x -n 2 --pp-wire f16 >/dev/null 2>"$W/e5"; rc=$?
+[ $rc != 0 ] && grep -q -- "--pp-wire needs --pp" "$W/e5" || fail "--pp-wire alone: rc $rc, $(cat "$W/e5")"
 
 [ $bad = 0 ] && echo "test_pp: ok" || echo "test_pp: $bad failures"
 exit $((bad > 0))

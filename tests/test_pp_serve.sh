@@ -37,6 +37,7 @@ start() {
   shift
   N_START=$((N_START + 1))
   LOG=$W/serve.$N_START.log   # a fresh file: the previous job's log must not be read
+  : >"$LOG"
   if [ "$np" = 1 ]; then
     "$BIN" serve -m "$M" --host 127.0.0.1 --port 0 -t 1 --no-cache "$@" >"$LOG" 2>&1 &
   else
@@ -100,7 +101,7 @@ kill -STOP "$R1"
 t0=$(date +%s.%N)
 code=$(curl -s -o "$W/hang.json" -w "%{http_code}" --max-time 30 "$URL/v1/completions" -d '{"prompt":"Once","max_tokens":8}')
 dt=$(echo "$(date +%s.%N) - $t0" | bc)
-[ "$code" = 503 ] && grep -q "rank 1 .* (it died or hangs)" "$W/hang.json" || fail "hung stage: HTTP $code $(cat "$W/hang.json")"
+[ "$code" = 503 ] && grep -q "rank 1 .*died or hangs" "$W/hang.json" || fail "hung stage: HTTP $code $(cat "$W/hang.json")"
 awk -v t="$dt" 'BEGIN { exit !(t < 5) }' || fail "hung stage: the answer took $dt s"
 for _ in $(seq 1 150); do kill -0 "$MPID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$MPID" 2>/dev/null && fail "hung stage: the job still runs 15 s later" && kill -KILL "$MPID"

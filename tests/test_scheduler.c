@@ -109,10 +109,11 @@ static void postprocess(rig *r, int n_items) {
     }
 }
 
-// One planned step, checked against the scheduler's contract, then postprocessed.
-static int step(rig *r, int *n_preempted) {
+// One planned step of lane, checked against the scheduler's contract (pipeline lanes: only the
+// lane's sequences, none in flight), then postprocessed.
+static int step_lane(rig *r, int lane, int *n_preempted) {
     int n_pre = -1;
-    int n = sched_schedule(r->s, r->items, &n_pre);
+    int n = sched_schedule(r->s, lane, r->items, &n_pre);
     assert_in_range(n, 0, r->cfg.max_num_seqs);
     assert_true(n_pre >= 0);
     int total = 0;
@@ -120,6 +121,8 @@ static int step(rig *r, int *n_preempted) {
         tv_seq *q = r->items[i].seq;
         int k = r->items[i].n_tokens;
         assert_int_equal(q->status, SEQ_RUNNING);
+        assert_int_equal(q->lane, lane);
+        assert_false(q->in_flight);
         assert_true(k >= 1 && q->n_computed + k <= q->n_tokens);
         assert_true(q->n_blocks * bm_block_size(r->bm) >= q->n_computed + k);   // blocks allocated
         for (int j = 0; j < i; j++) assert_ptr_not_equal(r->items[j].seq, q);
@@ -132,6 +135,8 @@ static int step(rig *r, int *n_preempted) {
     if (n_preempted) *n_preempted = n_pre;
     return n;
 }
+
+static int step(rig *r, int *n_preempted) { return step_lane(r, 0, n_preempted); }
 
 static void expect_item(const rig *r, int i, const tv_seq *q, int n_tokens) {
     if (r->items[i].seq != q || r->items[i].n_tokens != n_tokens)
@@ -372,7 +377,7 @@ static void test_drafts_scheduled_and_rolled_back(void **state) {
     for (int j = 0; j < 5; j++) a->tokens[a->n_tokens + j] = 700 + j;   // five guesses: positions 7..11
     a->n_draft = 5;
     tv_seq *b = add(&r, 2, 3, 20);
-    int n = sched_schedule(r.s, r.items, &n_pre);
+    int n = sched_schedule(r.s, 0, r.items, &n_pre);
     assert_int_equal(n, 2);
     expect_item(&r, 0, a, 6);   // pending token + 5 guesses
     expect_item(&r, 1, b, 3);   // admitted with the rest of the budget (10 - 6 = 4 >= 3)
@@ -398,7 +403,7 @@ static void test_drafts_scheduled_and_rolled_back(void **state) {
     // rejected at once: the block of guesses 9.. stays unregistered and goes back
     a->tokens[a->n_tokens] = 800;
     a->n_draft = 1;
-    n = sched_schedule(r.s, r.items, &n_pre);
+    n = sched_schedule(r.s, 0, r.items, &n_pre);
     assert_int_equal(n, 2);
     expect_item(&r, 0, a, 2);
     expect_item(&r, 1, b, 1);
@@ -421,7 +426,7 @@ static void test_drafts_scheduled_and_rolled_back(void **state) {
     assert_int_equal(bm_n_free(r.bm), 0);
     for (int j = 0; j < 4; j++) a->tokens[a->n_tokens + j] = 900 + j;
     a->n_draft = 4;
-    n = sched_schedule(r.s, r.items, &n_pre);
+    n = sched_schedule(r.s, 0, r.items, &n_pre);
     assert_int_equal(n, 2);
     assert_int_equal(n_pre, 0);
     expect_item(&r, 0, a, 2);   // position 6 and the guess at 7 fill A's second block
@@ -647,6 +652,43 @@ static void test_window_prefix_cache_and_preemption(void **state) {
     rig_free(&p);
 }
 
+// Pipeline lanes (micro-batches): two lanes admit two sequences each; a lane's batch never holds a
+// sequence in flight or of the other lane; a preemption passes over sequences in flight and takes
+// the newest that is not.
+static void test_lanes_and_in_flight(void **state) {
+    (void)state;
+    rig r = {0};
+    r.cfg = (tv_sched_config){.max_num_seqs = 8, .max_batched_tokens = 64, .chunked_prefill = true, .n_lanes = 2};
+    assert_non_null(r.bm = bm_create(8, 2));
+    assert_non_null(r.s = sched_create(&r.cfg, r.bm));
+    r.items = malloc(8 * sizeof *r.items);
+    r.all = calloc(256, sizeof *r.all);
+    tv_seq *a = add(&r, 1, 2, 10), *b = add(&r, 2, 2, 20), *c = add(&r, 3, 2, 30), *d = add(&r, 4, 2, 40);
+    assert_int_equal(step_lane(&r, 0, NULL), 2);   // its share: 4 over 2 lanes
+    expect_item(&r, 0, a, 2);
+    expect_item(&r, 1, b, 2);
+    assert_int_equal(step_lane(&r, 1, NULL), 2);
+    expect_item(&r, 0, c, 2);
+    expect_item(&r, 1, d, 2);
+    c->in_flight = d->in_flight = true;             // lane 1's next batch is in the pipeline
+    assert_int_equal(step_lane(&r, 1, NULL), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(step_lane(&r, 0, NULL), 2);   // a, b decode: 8 blocks in use
+    assert_int_equal(bm_n_free(r.bm), 0);
+    assert_int_equal(step_lane(&r, 0, NULL), 2);   // position 5: still in their third blocks
+    int n_pre = 0;
+    assert_int_equal(step_lane(&r, 0, &n_pre), 1);   // a needs a block: b goes (c and d are in flight)
+    assert_int_equal(n_pre, 1);
+    expect_item(&r, 0, a, 1);
+    assert_int_equal(b->status, SEQ_WAITING);
+    assert_int_equal(b->n_blocks, 0);
+    assert_int_equal(c->status, SEQ_RUNNING);
+    assert_int_equal(d->status, SEQ_RUNNING);
+    c->in_flight = d->in_flight = false;
+    assert_int_equal(step_lane(&r, 1, NULL), 2);   // back: c and d decode
+    expect_item(&r, 0, c, 1);
+    rig_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_first_then_chunks),
@@ -664,6 +706,7 @@ int main(void) {
         cmocka_unit_test(test_prefix_failed_admission_returns_blocks),
         cmocka_unit_test(test_window_releases_blocks),
         cmocka_unit_test(test_window_prefix_cache_and_preemption),
+        cmocka_unit_test(test_lanes_and_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

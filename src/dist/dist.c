@@ -1,12 +1,22 @@
 // dist.c — pipeline parallelism over MPI (include/tinyvllm_dist.h).
 //
-// Messages (MPI_COMM_WORLD, one buffer each):
-//   TAG_STEP   rank r -> r + 1   a round's batch and hidden state (wire.h), or WIRE_STOP
-//   TAG_REPLY  last or failing rank -> 0   reply header {status, n_floats, rank, message}, then the
-//              logits rows (n_logits, n_vocab) f32 when status is TV_OK
+// Messages (MPI_COMM_WORLD, one buffer each, wire.h):
+//   TAG_STEP   rank r -> r + 1   a round's batch (WIRE_STEP), a failure passed on (WIRE_FAIL), or WIRE_STOP
+//   TAG_REPLY  last rank -> 0    the round's reply (WIRE_REPLY): sampled ids and logprobs, logits rows,
+//                                or the failure of a stage
 // Startup: tv_dist_agree's identity records (MPI_Allgather), then tv_dist_engine_create broadcasts
-// the pool geometry (stage_cfg) and gathers each stage's result of creating its KV cache and
+// the pool geometry (stage_geometry) and gathers each stage's result of creating its KV cache and
 // forward state.
+//
+// Micro-batch pipelining: rank 0's engine submits up to `size` rounds before it collects the oldest
+// (engine/pipeline.h); each round's message leaves with MPI_Isend from a buffer of its own (a ring
+// of `size` slots), so rank 0 computes the next round while the stages compute the earlier ones. A
+// stage receives a round, runs it, and passes it on with MPI_Isend while it waits for the next
+// (stage.c alternates two output buffers). A rank completes its pending sends before it computes
+// again (rank 0 at the end of collect, a stage once the next round arrived): without a single-copy
+// transport a large message moves only while both ranks are inside MPI calls.
+// Messages between two ranks arrive in the order sent, so every stage runs the rounds in order, and
+// all replies come from the last rank, in order (a failing stage passes a WIRE_FAIL note on).
 //
 // Waits are MPI_Test / MPI_Iprobe polls with a deadline (sleeping 20 us, doubling to 1 ms, so a
 // waiting rank leaves the cores to the computing ones); MPI errors return instead of aborting
@@ -21,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend/backend.h"
+#include "dist/stage.h"
 #include "dist/wire.h"
 #include "engine/pipeline.h"
 #include "model/model.h"
@@ -29,12 +39,15 @@
 
 enum { TAG_STEP = 1, TAG_REPLY = 2 };
 
-typedef struct reply_head {
-    int32_t status;     // tv_status of the stage's forward pass
-    int32_t n_floats;   // logits floats that follow (status TV_OK)
-    int32_t rank;
-    char msg[244];
-} reply_head;
+// Rank 0: one round in flight.
+typedef struct flight_slot {
+    void *buf;          // its message (kept until the send completes)
+    size_t cap;
+    MPI_Request rq;
+    pipe_row *rows;     // (max_logits) how its logits rows are treated (to read the reply)
+    int n_rows;
+    int32_t round;
+} flight_slot;
 
 struct tv_dist {
     int rank, size;
@@ -45,12 +58,15 @@ struct tv_dist {
     bool is_broken;
     char why[512];
     bool stages_running;     // rank 0: the stages serve (tv_engine_free must stop them)
-    int dim, n_vocab, max_seqs, block_size;
-    void *send;              // the outgoing message
-    size_t send_cap;
-    void *recv;              // the incoming one
+    int dim, n_vocab;
+    int hidden_bits;         // rank 0: the hidden state on the wire, 32 (f32) or 16 (f16)
+    stage_geometry g;
+    flight_slot *slots;      // rank 0: (size) rounds in flight, round r in slots[r % size]
+    uint32_t next_round;     // rank 0: the round the next submit sends (wraps; int32 on the wire)
+    uint32_t oldest;         // rank 0: the round collect waits for (in flight: next_round - oldest)
+    pipe_out *drain;         // rank 0: (max_logits) results nobody wants (close)
+    void *recv;              // the incoming message
     size_t recv_cap;
-    const int32_t **tables;  // (max_seqs) block-table views of a received batch
     tv_dist_stats stats;
 };
 
@@ -88,17 +104,21 @@ static tv_status broken(tv_dist *d, tv_error *err, const char *fmt, ...) {
     return err_fail(err, TV_ERR_IO, "%s", d->why);
 }
 
-// Sends n bytes to rank `to`, waiting at most the timeout for the send to complete.
-static tv_status send_bytes(tv_dist *d, const void *buf, size_t n, int to, int tag, tv_error *err) {
+// Starts sending n bytes to rank `to` (buf must stay until the send completes).
+static tv_status start_send(tv_dist *d, const void *buf, size_t n, int to, int tag, MPI_Request *rq, tv_error *err) {
     char m[MPI_MAX_ERROR_STRING];
-    MPI_Request rq;
-    int rc = MPI_Isend(buf, (int)n, MPI_BYTE, to, tag, MPI_COMM_WORLD, &rq);
+    int rc = MPI_Isend(buf, (int)n, MPI_BYTE, to, tag, MPI_COMM_WORLD, rq);
     if (rc != MPI_SUCCESS) return broken(d, err, "pipeline: sending to rank %d failed: %s", to, mpi_msg(rc, m));
+    return TV_OK;
+}
+
+// Waits at most the timeout for the send rq (to rank `to`) to complete.
+static tv_status wait_send(tv_dist *d, MPI_Request *rq, int to, tv_error *err) {
+    char m[MPI_MAX_ERROR_STRING];
     const double deadline = now_s() + d->timeout_s;
     for (long ns = 20000;;) {
-        int done = 0;
-        if ((rc = MPI_Test(&rq, &done, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
-            return broken(d, err, "pipeline: sending to rank %d failed: %s", to, mpi_msg(rc, m));
+        int done = 0, rc = MPI_Test(rq, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return broken(d, err, "pipeline: sending to rank %d failed: %s", to, mpi_msg(rc, m));
         if (done) return TV_OK;
         if (now_s() > deadline)
             return broken(d, err, "pipeline: rank %d took no message for %.0f s (it died or hangs)", to, d->timeout_s);
@@ -106,9 +126,15 @@ static tv_status send_bytes(tv_dist *d, const void *buf, size_t n, int to, int t
     }
 }
 
-// Receives the next message with tag from `from` (MPI_ANY_SOURCE: anyone) into d->recv; *n its
-// size, *src its sender. timeout_s <= 0: no deadline.
-static tv_status recv_bytes(tv_dist *d, int from, int tag, double timeout_s, size_t *n, int *src, tv_error *err) {
+// Sends n bytes to rank `to`, waiting at most the timeout for the send to complete.
+static tv_status send_bytes(tv_dist *d, const void *buf, size_t n, int to, int tag, tv_error *err) {
+    MPI_Request rq;
+    tv_status st = start_send(d, buf, n, to, tag, &rq, err);
+    return st ? st : wait_send(d, &rq, to, err);
+}
+
+// Receives the next message with tag from `from` into d->recv; *n its size. timeout_s <= 0: no deadline.
+static tv_status recv_bytes(tv_dist *d, int from, int tag, double timeout_s, size_t *n, tv_error *err) {
     char m[MPI_MAX_ERROR_STRING];
     const double deadline = now_s() + timeout_s;
     MPI_Status st;
@@ -119,7 +145,8 @@ static tv_status recv_bytes(tv_dist *d, int from, int tag, double timeout_s, siz
             return broken(d, err, "pipeline: waiting for rank %d failed: %s", from, mpi_msg(rc, m));
         if (there) break;
         if (timeout_s > 0 && now_s() > deadline)
-            return broken(d, err, "pipeline: no answer from the stages within %.0f s (a rank died or hangs)", timeout_s);
+            return broken(d, err, "pipeline: rank %d sent nothing for %.0f s (it or a rank before it died or hangs)", from,
+                          timeout_s);
         nap(&ns);
     }
     int count = 0;
@@ -134,18 +161,7 @@ static tv_status recv_bytes(tv_dist *d, int from, int tag, double timeout_s, siz
     if ((rc = MPI_Recv(d->recv, count, MPI_BYTE, st.MPI_SOURCE, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
         return broken(d, err, "pipeline: receiving from rank %d failed: %s", st.MPI_SOURCE, mpi_msg(rc, m));
     *n = (size_t)count;
-    *src = st.MPI_SOURCE;
     return TV_OK;
-}
-
-static bool send_room(tv_dist *d, size_t n) {
-    if (n <= d->send_cap) return true;
-    void *nb = malloc(n);
-    if (!nb) return false;
-    free(d->send);
-    d->send = nb;
-    d->send_cap = n;
-    return true;
 }
 
 // ---- setup ----
@@ -168,6 +184,7 @@ tv_dist *tv_dist_init(int *argc, char ***argv, tv_error *err) {
     int len = 0;
     if (MPI_Get_processor_name(d->host, &len) != MPI_SUCCESS) snprintf(d->host, sizeof d->host, "?");
     d->timeout_s = 30;
+    d->hidden_bits = 32;
     if (provided < MPI_THREAD_SERIALIZED) {
         err_fail(err, TV_ERR_UNSUPPORTED, "this MPI library gives thread level %d; serving needs MPI_THREAD_SERIALIZED", provided);
         tv_dist_free(d);
@@ -179,6 +196,7 @@ tv_dist *tv_dist_init(int *argc, char ***argv, tv_error *err) {
 int tv_dist_rank(const tv_dist *d) { return d->rank; }
 int tv_dist_size(const tv_dist *d) { return d->size; }
 void tv_dist_set_timeout(tv_dist *d, double seconds) { d->timeout_s = seconds > 0 ? seconds : 30; }
+void tv_dist_set_f16_wire(tv_dist *d, bool on) { d->hidden_bits = on ? 16 : 32; }
 void tv_dist_on_broken(tv_dist *d, void (*fn)(void *, const char *), void *user) {
     d->on_broken = fn;
     d->on_broken_user = user;
@@ -193,9 +211,13 @@ void tv_dist_get_stats(const tv_dist *d, tv_dist_stats *s) { *s = d->stats; }
 
 void tv_dist_free(tv_dist *d) {
     if (!d) return;
-    free(d->send);
+    for (int i = 0; d->slots && i < d->size; i++) {
+        free(d->slots[i].buf);
+        free(d->slots[i].rows);
+    }
+    free(d->slots);
+    free(d->drain);
     free(d->recv);
-    free(d->tables);
     free(d);
     MPI_Finalize();
 }
@@ -290,54 +312,85 @@ tv_status tv_dist_agree(tv_dist *d, const tv_model *m, const tv_error *load_err,
 
 // ---- rank 0: the engine's later stages ----
 
-// The pool geometry rank 0's engine decided, for every stage.
-typedef struct stage_cfg {
+// Setup: rank 0's engine (ok) and its pool geometry, to every stage.
+typedef struct setup_msg {
     int32_t ok;
-    int32_t n_blocks, block_size, kv_f32, max_tokens, max_logits, max_len, max_seqs;
-} stage_cfg;
+    stage_geometry g;
+} setup_msg;
 
+// Setup: each stage's result of creating its KV cache and forward state, to rank 0.
 typedef struct stage_result {
     int32_t status;
     char msg[252];
 } stage_result;
 
-// Rank 0's half of a round: the batch and hidden state to rank 1, then the reply of the last rank
-// (or of a stage that failed).
-static tv_status downstream_run(void *ctx, const tv_batch *b, const float *hidden, float **logits, tv_error *err) {
+// Rank 0 submits a round: the batch, its rows and the hidden state to rank 1, without waiting.
+static tv_status downstream_submit(void *ctx, const tv_batch *b, const float *hidden, const pipe_row *rows, tv_error *err) {
     tv_dist *d = ctx;
     if (d->is_broken) return err_fail(err, TV_ERR_IO, "%s", d->why);
-    const size_t n = wire_size(b, d->block_size, d->dim);
-    if (!send_room(d, n)) return err_fail(err, TV_ERR_NOMEM, "pipeline: out of memory for a %zu-byte message", n);
-    wire_pack(d->send, b, d->block_size, hidden, d->dim);
-    tv_status st = send_bytes(d, d->send, n, 1, TAG_STEP, err);
-    size_t got;
-    int src;
-    if (!st) st = recv_bytes(d, MPI_ANY_SOURCE, TAG_REPLY, d->timeout_s, &got, &src, err);
+    if (d->next_round - d->oldest >= (uint32_t)d->size)
+        return err_fail(err, TV_ERR_STATE, "pipeline: %u rounds in flight already", d->next_round - d->oldest);
+    flight_slot *f = &d->slots[d->next_round % (uint32_t)d->size];
+    const size_t n = wire_size(b, d->g.block_size, d->dim, d->hidden_bits);
+    if (n > f->cap) {
+        void *nb = malloc(n);
+        if (!nb) return err_fail(err, TV_ERR_NOMEM, "pipeline: out of memory for a %zu-byte message", n);
+        free(f->buf);
+        f->buf = nb;
+        f->cap = n;
+    }
+    wire_pack(f->buf, (int32_t)d->next_round, b, d->g.block_size, rows, hidden, d->dim, d->hidden_bits);
+    memcpy(f->rows, rows, (size_t)b->n_logits * sizeof *rows);
+    f->n_rows = b->n_logits;
+    f->round = (int32_t)d->next_round;
+    tv_status st = start_send(d, f->buf, n, 1, TAG_STEP, &f->rq, err);
     if (st) return st;
-    reply_head h;
-    if (got < sizeof h) return broken(d, err, "pipeline: rank %d sent a %zu-byte reply", src, got);
-    memcpy(&h, d->recv, sizeof h);
-    h.msg[sizeof h.msg - 1] = 0;
-    if (h.status != TV_OK) return err_fail(err, (tv_status)h.status, "pipeline stage on rank %d: %s", h.rank, h.msg);
-    const size_t want = (size_t)b->n_logits * (size_t)d->n_vocab;
-    if (h.n_floats < 0 || (size_t)h.n_floats != want || got != sizeof h + want * sizeof(float))
-        return broken(d, err, "pipeline: rank %d returned %d logits for %zu", src, h.n_floats, want);
-    *logits = (float *)((char *)d->recv + sizeof h);
+    d->next_round++;
     d->stats.n_rounds++;
     d->stats.bytes_per_boundary += n;
-    d->stats.bytes_logits += want * sizeof(float);
     return TV_OK;
 }
 
-// tv_engine_free: the stages stop (the stop travels down the chain).
+// Rank 0 collects the oldest round's reply from the last rank.
+static tv_status downstream_collect(void *ctx, pipe_out *outs, tv_error *err) {
+    tv_dist *d = ctx;
+    if (d->is_broken) return err_fail(err, TV_ERR_IO, "%s", d->why);
+    if (d->oldest == d->next_round) return err_fail(err, TV_ERR_STATE, "pipeline: no round in flight");
+    flight_slot *f = &d->slots[d->oldest % (uint32_t)d->size];
+    size_t n = 0;
+    tv_status st = recv_bytes(d, d->size - 1, TAG_REPLY, d->timeout_s, &n, err);
+    // Every round still in flight reaches rank 1 before this rank computes again: a send completes
+    // only while both ranks are inside MPI (without single-copy transport), and rank 1 takes the
+    // next round right after it answers or passes on this one.
+    for (uint32_t r = d->oldest; !st && r != d->next_round; r++) st = wait_send(d, &d->slots[r % (uint32_t)d->size].rq, 1, err);
+    if (st) return st;
+    d->oldest++;
+    wire_note h;
+    if (n >= WIRE_NOTE_HEAD) memcpy(&h, d->recv, WIRE_NOTE_HEAD);
+    if (n < WIRE_NOTE_HEAD || h.kind != WIRE_REPLY || h.round != f->round)
+        return broken(d, err, "pipeline: rank %d answered with a %zu-byte message that is not the reply to round %d",
+                      d->size - 1, n, (int)f->round);
+    d->stats.bytes_replies += n;
+    return wire_reply_unpack(d->recv, n, f->round, f->rows, f->n_rows, d->n_vocab, outs, err);
+}
+
+// tv_engine_free: the rounds still in flight are collected, then the stages stop (the stop travels
+// down the chain).
 static void downstream_close(void *ctx) {
     tv_dist *d = ctx;
+    tv_error err = {0};
+    while (d->stages_running && !d->is_broken && d->oldest != d->next_round) (void)downstream_collect(d, d->drain, &err);
     if (!d->stages_running || d->is_broken) return;
     int32_t stop[WIRE_HEADER];
     wire_pack_stop(stop);
-    tv_error err = {0};
     (void)send_bytes(d, stop, sizeof stop, 1, TAG_STEP, &err);
     d->stages_running = false;
+}
+
+static void downstream_bytes(void *ctx, uint64_t *boundary, uint64_t *replies) {
+    const tv_dist *d = ctx;
+    *boundary = d->stats.bytes_per_boundary;
+    *replies = d->stats.bytes_replies;
 }
 
 tv_engine *tv_dist_engine_create(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_error *err) {
@@ -345,18 +398,25 @@ tv_engine *tv_dist_engine_create(tv_dist *d, tv_model *m, const tv_engine_config
         err_fail(err, TV_ERR_STATE, "pipeline: the engine runs on rank 0 of two or more");
         return NULL;
     }
-    engine_downstream down = {.run = downstream_run, .close = downstream_close, .ctx = d};
+    engine_downstream down = {.depth = d->size, .submit = downstream_submit, .collect = downstream_collect,
+                              .close = downstream_close, .bytes = downstream_bytes, .ctx = d};
     tv_engine *e = engine_create_pipelined(m, c, &down, err);
-    stage_cfg cfg = {0};
+    setup_msg cfg;
+    memset(&cfg, 0, sizeof cfg);
     if (e) {
-        tv_engine_limits lim;
-        tv_engine_get_limits(e, &lim);
-        const int64_t ml = (int64_t)lim.max_num_seqs * (1 + lim.spec_tokens);
-        cfg = (stage_cfg){.ok = 1, .n_blocks = (int32_t)lim.n_blocks, .block_size = lim.block_size, .kv_f32 = lim.kv_bits == 32,
-                          .max_tokens = lim.max_batched_tokens, .max_logits = ml < lim.max_batched_tokens ? (int32_t)ml : lim.max_batched_tokens,
-                          .max_len = lim.max_model_len, .max_seqs = lim.max_num_seqs};
-        d->block_size = lim.block_size;
-        d->max_seqs = lim.max_num_seqs;
+        cfg.ok = 1;
+        stage_geometry_of(e, &cfg.g);
+        d->g = cfg.g;
+        const size_t L = (size_t)(cfg.g.max_logits > 0 ? cfg.g.max_logits : 1);
+        if ((d->slots = calloc((size_t)d->size, sizeof *d->slots)) && (d->drain = malloc(L * sizeof *d->drain)))
+            for (int i = 0; i < d->size && cfg.ok; i++)
+                if (!(d->slots[i].rows = malloc(L * sizeof *d->slots[i].rows))) cfg.ok = 0;
+        if (!d->slots || !d->drain || !cfg.ok) {
+            err_fail(err, TV_ERR_NOMEM, "out of memory");
+            cfg.ok = 0;
+            tv_engine_free(e);   // the stages are not running yet: nothing to stop
+            e = NULL;
+        }
     }
     char em[MPI_MAX_ERROR_STRING];
     int rc = MPI_Bcast(&cfg, (int)sizeof cfg, MPI_BYTE, 0, MPI_COMM_WORLD);
@@ -386,38 +446,18 @@ tv_engine *tv_dist_engine_create(tv_dist *d, tv_model *m, const tv_engine_config
 
 // ---- ranks > 0: a stage ----
 
-// The failure or the logits of this round, to rank 0.
-static tv_status reply(tv_dist *d, tv_status status, const char *msg, const float *logits, int n_floats, tv_error *err) {
-    reply_head h = {.status = status, .n_floats = status ? 0 : n_floats, .rank = d->rank};
-    snprintf(h.msg, sizeof h.msg, "%s", msg ? msg : "");
-    const size_t n = sizeof h + (size_t)h.n_floats * sizeof(float);
-    if (!send_room(d, n)) return err_fail(err, TV_ERR_NOMEM, "pipeline: out of memory for a %zu-byte reply", n);
-    memcpy(d->send, &h, sizeof h);
-    if (h.n_floats) memcpy((char *)d->send + sizeof h, logits, (size_t)h.n_floats * sizeof(float));
-    return send_bytes(d, d->send, n, 0, TAG_REPLY, err);
-}
-
 tv_status tv_dist_serve(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_error *err) {
     if (d->rank == 0) return err_fail(err, TV_ERR_STATE, "pipeline: rank 0 runs the engine, not a stage");
-    stage_cfg cfg;
+    setup_msg cfg;
     char em[MPI_MAX_ERROR_STRING];
     int rc = MPI_Bcast(&cfg, (int)sizeof cfg, MPI_BYTE, 0, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) return err_fail(err, TV_ERR_IO, "pipeline setup failed: %s", mpi_msg(rc, em));
-    backend *be = NULL;
-    tv_kv_cache *kv = NULL;
-    tv_forward *fwd = NULL;
+    stage *stg = NULL;
     stage_result res = {0};
     tv_error serr = {0};
-    if (cfg.ok) {
-        d->block_size = cfg.block_size;
-        d->max_seqs = cfg.max_seqs;
-        if (!(be = backend_cpu_create(c ? c->cpu_path : NULL, c && c->n_threads > 0 ? c->n_threads : 1, &serr)) ||
-            !(kv = kv_cache_create(m, cfg.n_blocks, cfg.block_size, cfg.kv_f32, &serr)) ||
-            !(fwd = forward_create(m, cfg.max_len, cfg.max_tokens, cfg.max_logits, be, &serr)) ||
-            !(d->tables = malloc((size_t)cfg.max_seqs * sizeof *d->tables))) {
-            res.status = serr.code ? serr.code : TV_ERR_NOMEM;
-            snprintf(res.msg, sizeof res.msg, "%s", serr.code ? serr.msg : "out of memory");
-        }
+    if (cfg.ok && !(stg = stage_create(m, &cfg.g, d->rank, c ? c->cpu_path : NULL, c ? c->n_threads : 1, &serr))) {
+        res.status = serr.code ? serr.code : TV_ERR_NOMEM;
+        snprintf(res.msg, sizeof res.msg, "%s", serr.code ? serr.msg : "out of memory");
     }
     rc = MPI_Gather(&res, (int)sizeof res, MPI_BYTE, NULL, 0, MPI_BYTE, 0, MPI_COMM_WORLD);
     tv_status st = TV_OK;
@@ -425,33 +465,26 @@ tv_status tv_dist_serve(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_e
     else if (res.status) st = err_fail(err, (tv_status)res.status, "%s", res.msg);
     else if (rc != MPI_SUCCESS) st = err_fail(err, TV_ERR_IO, "pipeline setup failed: %s", mpi_msg(rc, em));
     const bool is_last = d->rank == d->size - 1;
+    const int to = is_last ? 0 : d->rank + 1, tag = is_last ? TAG_REPLY : TAG_STEP;
+    MPI_Request rq;
+    bool sending = false;   // rq: the last message passed on is still sending
     while (!st) {
         size_t n;
-        int src;
-        if ((st = recv_bytes(d, d->rank - 1, TAG_STEP, 0, &n, &src, err))) break;
-        wire_msg w;
-        tv_error ferr = {0};
-        tv_status fs = wire_unpack(d->recv, n, d->dim, d->max_seqs, d->tables, &w, &ferr);
-        if (!fs && w.kind == WIRE_STOP) {
-            if (!is_last) st = send_bytes(d, d->recv, n, d->rank + 1, TAG_STEP, err);
+        if ((st = recv_bytes(d, d->rank - 1, TAG_STEP, 0, &n, err))) break;
+        // the last round passed on reaches the next rank before this one computes (as on rank 0)
+        if (sending && (st = wait_send(d, &rq, to, err))) break;
+        sending = false;
+        const void *out;
+        size_t n_out;
+        const int kind = stage_handle(stg, d->recv, n, &out, &n_out);
+        if (kind == WIRE_STOP) {
+            if (!is_last) st = send_bytes(d, out, n_out, to, TAG_STEP, err);
             break;
         }
-        float *out = NULL;
-        if (!fs) fs = forward_run(fwd, kv, &w.b, &out, &ferr);
-        if (fs || is_last) {
-            st = reply(d, fs, ferr.msg, out, fs ? 0 : w.b.n_logits * d->n_vocab, err);
-            continue;
-        }
-        const size_t sn = wire_size(&w.b, d->block_size, d->dim);
-        if (!send_room(d, sn)) {
-            st = reply(d, TV_ERR_NOMEM, "out of memory for the next stage's message", NULL, 0, err);
-            continue;
-        }
-        wire_pack(d->send, &w.b, d->block_size, out, d->dim);
-        st = send_bytes(d, d->send, sn, d->rank + 1, TAG_STEP, err);
+        if ((st = start_send(d, out, n_out, to, tag, &rq, err))) break;
+        sending = true;
     }
-    forward_free(fwd);
-    kv_cache_free(kv);
-    backend_free(be);
+    if (sending && !st) st = wait_send(d, &rq, to, err);
+    stage_free(stg);
     return st;
 }

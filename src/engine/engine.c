@@ -25,6 +25,11 @@
 // is distributed as norm(max(0, p - q)) (p without x); the RNG draws once per appended token as in
 // plain decoding, so seeded requests give the same tokens either way.
 //
+// Pipeline parallelism (pipeline.h): each step submits a batch for every lane (scheduler.h) that
+// has work and none in flight, up to the pipeline's depth, and collects the oldest; run and
+// postprocess are split by the trip through the later stages, which sample the rows of plain
+// samplers themselves (pipe_rows).
+//
 // The engine owns the KV pools (through the model's tv_kv_cache), the block manager, the
 // scheduler and the sequences; the model sees only struct tv_batch.
 //
@@ -55,6 +60,13 @@
 #include "util/rng.h"
 #include "util/status.h"
 
+// Pipelined: one batch in flight, kept until its results are collected.
+typedef struct flight {
+    tv_sched_item *items;        // (max_num_seqs)
+    tv_seq **logit_seq;          // (max_logits) the sequence of each logits row
+    int n_items, n_logits, n_tokens, lane;
+} flight;
+
 struct tv_engine {
     tv_engine_config cfg;
     tv_model *model;
@@ -63,7 +75,12 @@ struct tv_engine {
     backend *be;                 // computes the forward pass (kernel path, thread pool)
     tv_kv_cache *kv;
     tv_forward *fwd;
-    engine_downstream down;      // the pipeline's later stages (pipeline.h), or run == NULL
+    engine_downstream down;      // the pipeline's later stages (pipeline.h), or submit == NULL
+    struct flight *fl;           // (down.depth) pipelined: the batches in flight, a ring, oldest at fl_head
+    int fl_head, fl_n;
+    int next_lane;               // pipelined: the lane to try first next round
+    pipe_row *b_rows;            // (max_logits) pipelined: how the last stage treats each logits row
+    pipe_out *b_outs;            // (max_logits) pipelined: the collected batch's results
     // TV_SPEC_DRAFT_MODEL: the draft's K/V in the same blocks (block b of dkv holds the draft's K/V
     // of the tokens whose target K/V are in block b of kv, so the block manager, prefix cache,
     // preemption and rollback serve both) and its forward state; NULL otherwise
@@ -175,6 +192,13 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_seqs);
     free(e->b_logit_rows);
     free(e->b_logit_seq);
+    for (int i = 0; e->fl && i < e->down.depth; i++) {
+        free(e->fl[i].items);
+        free(e->fl[i].logit_seq);
+    }
+    free(e->fl);
+    free(e->b_rows);
+    free(e->b_outs);
     free(e->done);
     free(e->aborted);
     free(e);
@@ -207,6 +231,10 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     if (l0 != 0 || (l1 != hp->n_layers) != (down != NULL)) {
         err_fail(err, TV_ERR_INVALID, "engine: the model holds layers [%d, %d) of %d: %s", l0, l1, hp->n_layers,
                  l0 ? "an engine runs the first pipeline stage" : down ? "the pipeline has no later stage" : "the later stages are missing");
+        return NULL;
+    }
+    if (down && (down->depth < 1 || !down->submit || !down->collect)) {
+        err_fail(err, TV_ERR_INVALID, "engine: a pipeline needs submit, collect and a depth of 1 or more");
         return NULL;
     }
     if (down && c.spec == TV_SPEC_SELF_DRAFT) {
@@ -303,7 +331,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {.max_num_seqs = c.max_num_seqs, .max_batched_tokens = c.max_batched_tokens,
                           .chunked_prefill = c.chunked_prefill, .prefix_caching = c.prefix_caching,
-                          .window = hp->kv_window, .states = e->states};
+                          .window = hp->kv_window, .states = e->states, .n_lanes = down ? down->depth : 1};
     e->sched = e->bm ? sched_create(&sc, e->bm) : NULL;
     size_t S = (size_t)c.max_num_seqs, T = (size_t)(c.draft_model ? e->draft_rows : c.max_batched_tokens), L = (size_t)e->max_logits;
     // output records per step: each round appends up to 1 + spec_tokens tokens per sequence, one
@@ -318,6 +346,16 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
+    }
+    if (down) {
+        bool ok = (e->fl = calloc((size_t)down->depth, sizeof *e->fl)) && (e->b_rows = malloc(L * sizeof *e->b_rows)) &&
+                  (e->b_outs = malloc(L * sizeof *e->b_outs));
+        for (int i = 0; ok && i < down->depth; i++)
+            ok = (e->fl[i].items = malloc(S * sizeof *e->fl[i].items)) && (e->fl[i].logit_seq = malloc(L * sizeof *e->fl[i].logit_seq));
+        if (!ok) {
+            err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
+            goto fail;
+        }
     }
     e->stats.n_blocks_total = n_blocks;
     e->stats.block_size = c.block_size;
@@ -497,6 +535,7 @@ void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
     s->n_state_slots_free = e->states ? spool_n_free(e->states) : 0;
     s->state_bytes_per_slot = (double)kv_cache_state_bytes_per_slot(e->model);
     s->n_blocks_cached = bm_n_cached(e->bm);
+    if (e->down.bytes) e->down.bytes(e->down.ctx, &s->n_pipeline_boundary_bytes, &s->n_pipeline_reply_bytes);
 }
 
 // ---- finishing ----
@@ -530,10 +569,10 @@ static void fail_seq(tv_engine *e, tv_seq *s, tv_request_output *rec, const tv_e
 
 // ---- schedule ----
 
-// Plans one round into e->items; returns how many sequences run.
-static int schedule(tv_engine *e) {
+// Plans one round of lane into e->items; returns how many sequences run.
+static int schedule(tv_engine *e, int lane) {
     int n_pre = 0;
-    int n_items = sched_schedule(e->sched, e->items, &n_pre);
+    int n_items = sched_schedule(e->sched, lane, e->items, &n_pre);
     e->stats.n_preemptions += (uint64_t)n_pre;
     e->stats.last_step_tokens = 0;
     return n_items;
@@ -576,16 +615,18 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
                       .logit_rows = e->b_logit_rows, .state_slots = e->b_slots};
 }
 
-// Counts a successful round: steps, tokens, prompt tokens and prefix-cache hits.
-static void account_round(tv_engine *e, int n_items, int n_tokens) {
+// Counts a successful round of items: steps, tokens, prompt tokens and prefix-cache hits (of the
+// items still running: an abort while in flight counts nothing).
+static void account_round(tv_engine *e, const tv_sched_item *items, int n_items, int n_tokens) {
     e->stats.n_steps++;
     e->stats.n_batched_tokens += (uint64_t)n_tokens;
     e->stats.last_step_tokens = n_tokens;
     for (int i = 0; i < n_items; i++) {
-        const tv_seq *s = e->items[i].seq;
+        const tv_seq *s = items[i].seq;
+        if (s->status != SEQ_RUNNING) continue;
         if (s->n_computed == s->n_cached && s->n_cached > 0) e->stats.n_prefix_hit_tokens += (uint64_t)s->n_cached;
         if (s->n_computed < s->n_prompt) {
-            int np = e->items[i].n_tokens;
+            int np = items[i].n_tokens;
             if (s->n_computed + np > s->n_prompt) np = s->n_prompt - s->n_computed;
             e->stats.n_prompt_tokens += (uint64_t)np;
         }
@@ -598,13 +639,12 @@ static void account_round(tv_engine *e, int n_items, int n_tokens) {
 static tv_status run(tv_engine *e, int n_items, const tv_batch *b, float **logits) {
     tv_error ferr = {0};
     tv_status st = forward_run(e->fwd, e->kv, b, logits, &ferr);
-    if (st == TV_OK && e->down.run) st = e->down.run(e->down.ctx, b, *logits, logits, &ferr);   // *logits: the hidden state
     if (st != TV_OK) {
         err_fail_prefix(&ferr, ferr.code, "forward pass of a %d-token batch", b->n_tokens);
         for (int i = 0; i < n_items; i++) fail_seq(e, e->items[i].seq, NULL, &ferr);
         return ferr.code;
     }
-    account_round(e, n_items, b->n_tokens);
+    account_round(e, e->items, n_items, b->n_tokens);
     // a verification item's guesses count once postprocess knows which were accepted
     for (int i = 0; i < n_items; i++) sched_computed(e->sched, e->items[i].seq, e->items[i].n_tokens - e->items[i].seq->n_draft);
     return TV_OK;
@@ -630,11 +670,12 @@ static bool reserve_token(tv_seq *s, int n_guesses) {
     return true;
 }
 
-// Samples s's next token from its logits row (n_vocab, modified) and appends it with its outputs:
-// a record with the token, logprobs and text, and the finish when it ends here. All or nothing:
-// everything that can fail runs before the first change that is reported; on failure s finishes
-// with TV_FINISH_ERROR and none of this token. Returns the token appended, -1 when s failed.
-static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits) {
+// Samples s's next token from its logits row (n_vocab, modified), or takes the one the pipeline's
+// last stage sampled (pre, logits NULL), and appends it with its outputs: a record with the token,
+// logprobs and text, and the finish when it ends here. All or nothing: everything that can fail
+// runs before the first change that is reported; on failure s finishes with TV_FINISH_ERROR and
+// none of this token. Returns the token appended, -1 when s failed.
+static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits, const pipe_out *pre) {
     tv_request_output *rec = post_output_new(&e->out, s);
     const int ri = (int)(rec - e->out.recs);
     const int n_top = s->logprobs > 0 ? s->logprobs : 0;
@@ -646,6 +687,7 @@ static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits) {
         fail_seq(e, s, rec, &why);
         return -1;
     }
+    TV_CHECK(logits || (pre && !s->matcher));   // a grammar masks the logits here
     if (s->matcher) {   // structured output: only what the grammar allows here
         const uint32_t *mask = e->cons_mask;
         if (s->pre_ready && s->pre_version == matcher_version(s->matcher)) {   // filled during the forward pass
@@ -660,7 +702,14 @@ static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits) {
         e->stats.n_masks++;
         sampler_apply_mask(logits, e->hp->n_vocab, mask);
     }
-    const int32_t tok = sampler_sample(s->sampler, logits, chosen, top, n_top);
+    int32_t tok;
+    if (logits) {
+        tok = sampler_sample(s->sampler, logits, chosen, top, n_top);
+    } else {   // sampled on the last stage with this request's parameters and draw
+        tok = pre->id;
+        if (chosen) *chosen = pre->chosen;
+        if (n_top) memcpy(top, pre->top, (size_t)n_top * sizeof *top);
+    }
     if (s->matcher && !matcher_advance(s->matcher, tok)) {
         err_fail(&why, matcher_failed(s->matcher) ? TV_ERR_NOMEM : TV_ERR_STATE,
                  "structured output: token %d is not allowed here (the logits banned every allowed token)", tok);
@@ -812,12 +861,12 @@ static void draft(tv_engine *e, int n_items) {
     }
 }
 
-// Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits) as described at
+// Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits; pipelined: rows[j].logits) as described at
 // the top: appends tokens while they match s's guesses, then advances n_computed over the accepted
 // guesses (postprocess then returns the blocks that only rejected ones reached). Adaptive k: all
 // accepted, the next proposal may be one longer (up to spec_tokens); else it is the accepted run
 // plus one, so a sequence whose guesses keep failing spends one row per round on them.
-static void verify(tv_engine *e, tv_seq *s, float *logits) {
+static void verify(tv_engine *e, tv_seq *s, float *logits, const pipe_out *rows) {
     const size_t V = (size_t)e->hp->n_vocab;
     const int n_draft = s->n_draft;
     int32_t guess[TV_SPEC_MAX_TOKENS];
@@ -825,7 +874,7 @@ static void verify(tv_engine *e, tv_seq *s, float *logits) {
     s->n_draft = 0;
     int n_accepted = 0;
     for (int j = 0; j <= n_draft; j++) {
-        const int32_t tok = emit_token(e, s, logits + (size_t)j * V);
+        const int32_t tok = emit_token(e, s, rows ? rows[j].logits : logits + (size_t)j * V, NULL);
         if (j == n_draft || tok != guess[j]) break;
         e->stats.n_spec_accepted_per_pos[j]++;
         n_accepted++;
@@ -839,33 +888,44 @@ static void verify(tv_engine *e, tv_seq *s, float *logits) {
     if (s->status == SEQ_RUNNING) sched_computed(e->sched, s, n_accepted);   // else its blocks went back
 }
 
-static void postprocess(tv_engine *e, const tv_batch *b, float *logits) {
+// The rows of logit_seq (n) from r that belong to logit_seq[r] (a verification item's are consecutive).
+static int rows_of(tv_seq *const *logit_seq, int n, int r) {
+    int k = 1;
+    while (r + k < n && logit_seq[r + k] == logit_seq[r]) k++;
+    return k;
+}
+
+// Samples and appends the tokens of a round's logits rows: (n_logits, n_vocab) in logits, or
+// (pipelined) outs[r] for row r. A sequence aborted while its batch was in flight is skipped.
+static void postprocess(tv_engine *e, tv_seq *const *logit_seq, int n_logits, float *logits, const pipe_out *outs) {
     const size_t V = (size_t)e->hp->n_vocab;
-    for (int r = 0; r < b->n_logits;) {
-        tv_seq *s = e->b_logit_seq[r];
-        const int n_rows = 1 + s->n_draft;
-        if (s->n_draft) verify(e, s, logits + (size_t)r * V);
-        else emit_token(e, s, logits + (size_t)r * V);
+    for (int r = 0, n_rows; r < n_logits; r += n_rows) {
+        tv_seq *s = logit_seq[r];
+        n_rows = rows_of(logit_seq, n_logits, r);
+        if (s->status != SEQ_RUNNING) continue;
+        TV_CHECK(n_rows == 1 + s->n_draft);
+        if (s->n_draft) verify(e, s, logits ? logits + (size_t)r * V : NULL, outs ? outs + r : NULL);
+        else emit_token(e, s, outs ? outs[r].logits : logits + (size_t)r * V, outs ? &outs[r] : NULL);
         if (e->cfg.spec_tokens && s->status == SEQ_RUNNING) {
             sched_rollback(e->sched, s);   // blocks only rejected guesses (or ungranted drafts) reached
             propose(e, s);
         }
-        r += n_rows;
     }
 }
 
 // ---- masks off the critical path ----
 
-// Hands the mask thread the matchers of the constrained sequences this round samples (their
-// first sample: a verification's later ones are filled in line), to fill while the forward runs.
-static void masks_start(tv_engine *e, const tv_batch *b) {
+// Hands the mask thread the matchers of the constrained sequences this round samples (rows
+// logit_seq (n_logits); their first sample: a verification's later ones are filled in line), to
+// fill while the forward runs.
+static void masks_start(tv_engine *e, tv_seq *const *logit_seq, int n_logits) {
     if (!e->mw) return;
     const size_t bytes = ((size_t)e->hp->n_vocab + 31) / 32 * sizeof(uint32_t);
     int n = 0;
-    for (int r = 0; r < b->n_logits; r += 1 + e->b_logit_seq[r]->n_draft) {
-        tv_seq *s = e->b_logit_seq[r];
+    for (int r = 0; r < n_logits; r += rows_of(logit_seq, n_logits, r)) {
+        tv_seq *s = logit_seq[r];
         s->pre_ready = false;
-        if (!s->matcher || matcher_is_done(s->matcher)) continue;
+        if (s->status != SEQ_RUNNING || !s->matcher || matcher_is_done(s->matcher)) continue;
         if (!s->pre_mask && !(s->pre_mask = mem_malloc(bytes))) continue;   // then filled in line
         s->pre_version = matcher_version(s->matcher);
         e->mw_seq[n] = s;
@@ -886,6 +946,93 @@ static void masks_wait(tv_engine *e) {
     e->mw_n = 0;
 }
 
+// ---- micro-batch pipelining (pipeline.h) ----
+
+// How the last stage treats each logits row of b: sampled there when its request's sampler is
+// plain (no bias, no penalties), it has no grammar and it is not a verification row (the draw is
+// taken from the request's RNG now, where sampler_sample would take it); else its logits come back.
+static void pipe_rows(tv_engine *e, const tv_batch *b) {
+    for (int r = 0; r < b->n_logits; r++) {
+        tv_seq *s = e->b_logit_seq[r];
+        pipe_row *row = &e->b_rows[r];
+        memset(row, 0, sizeof *row);
+        row->mode = PIPE_ROW_LOGITS;
+        if (s->matcher || s->n_draft || !sampler_is_plain(s->sampler)) continue;
+        row->mode = PIPE_ROW_SAMPLE;
+        row->n_top = s->logprobs;   // -1 none, else how many alternatives (0: the chosen token's only)
+        sampler_take_plain(s->sampler, &row->plain);
+    }
+}
+
+// Schedules lane's next batch, runs this process's layers and submits it to the later stages; it
+// is in flight until pipe_collect. A failure finishes its requests. false: the lane had nothing to run.
+static bool pipe_submit(tv_engine *e, int lane) {
+    const int n_items = schedule(e, lane);
+    if (n_items == 0) return false;
+    bool decode_only;
+    const tv_batch b = build_batch(e, n_items, &decode_only);
+    pipe_rows(e, &b);
+    float *hidden = NULL;
+    tv_error ferr = {0};
+    tv_status st = forward_run(e->fwd, e->kv, &b, &hidden, &ferr);
+    if (st == TV_OK) st = e->down.submit(e->down.ctx, &b, hidden, e->b_rows, &ferr);
+    if (st != TV_OK) {
+        err_fail_prefix(&ferr, ferr.code, "forward pass of a %d-token batch", b.n_tokens);
+        for (int i = 0; i < n_items; i++) fail_seq(e, e->items[i].seq, NULL, &ferr);
+        return true;
+    }
+    flight *f = &e->fl[(e->fl_head + e->fl_n++) % e->down.depth];
+    memcpy(f->items, e->items, (size_t)n_items * sizeof *f->items);
+    memcpy(f->logit_seq, e->b_logit_seq, (size_t)b.n_logits * sizeof *f->logit_seq);
+    f->n_items = n_items;
+    f->n_logits = b.n_logits;
+    f->n_tokens = b.n_tokens;
+    f->lane = lane;
+    for (int i = 0; i < n_items; i++) e->items[i].seq->in_flight = true;
+    return true;
+}
+
+// Collects the oldest batch in flight and postprocesses it: its tokens' K/V are now in every
+// stage's cache (n_computed advances, full blocks go to the prefix cache) and its rows are sampled
+// (or were, on the last stage). A failure finishes its requests (those aborted meanwhile are
+// reported by begin_step).
+static void pipe_collect(tv_engine *e) {
+    flight *f = &e->fl[e->fl_head];
+    masks_start(e, f->logit_seq, f->n_logits);   // while the stages finish it
+    tv_error ferr = {0};
+    const tv_status st = e->down.collect(e->down.ctx, e->b_outs, &ferr);
+    masks_wait(e);
+    e->fl_head = (e->fl_head + 1) % e->down.depth;
+    e->fl_n--;
+    for (int i = 0; i < f->n_items; i++) f->items[i].seq->in_flight = false;
+    if (st != TV_OK) {
+        err_fail_prefix(&ferr, ferr.code, "forward pass of a %d-token batch", f->n_tokens);
+        for (int i = 0; i < f->n_items; i++)
+            if (f->items[i].seq->status == SEQ_RUNNING) fail_seq(e, f->items[i].seq, NULL, &ferr);
+        return;
+    }
+    account_round(e, f->items, f->n_items, f->n_tokens);
+    for (int i = 0; i < f->n_items; i++) {
+        tv_seq *s = f->items[i].seq;
+        if (s->status == SEQ_RUNNING) sched_computed(e->sched, s, f->items[i].n_tokens - s->n_draft);
+    }
+    postprocess(e, f->logit_seq, f->n_logits, NULL, e->b_outs);
+}
+
+// One pipelined step: a batch for every lane with work and none in flight (up to depth in flight),
+// then the oldest comes back. In steady state each step submits one batch and collects one, and
+// every stage computes a different batch.
+static void pipe_step(tv_engine *e) {
+    const int depth = e->down.depth;
+    for (int k = 0, first = e->next_lane; k < depth && e->fl_n < depth; k++) {
+        const int lane = (first + k) % depth;
+        bool busy = false;
+        for (int i = 0; i < e->fl_n; i++) busy |= e->fl[(e->fl_head + i) % depth].lane == lane;
+        if (!busy && pipe_submit(e, lane)) e->next_lane = (lane + 1) % depth;
+    }
+    if (e->fl_n) pipe_collect(e);
+}
+
 // ---- step ----
 
 // Frees what finished last step and its outputs, then reports pending aborts (up to
@@ -894,32 +1041,37 @@ static void begin_step(tv_engine *e) {
     post_outputs_clear(&e->out);
     for (int i = 0; i < e->n_done; i++) seq_free(e->done[i]);
     e->n_done = 0;
-    if (e->n_aborted == 0) return;
-    int n = e->n_aborted < e->cfg.max_num_seqs ? e->n_aborted : e->cfg.max_num_seqs;
-    for (int i = 0; i < n; i++) {
-        post_output_new(&e->out, e->aborted[i]);
-        e->done[e->n_done++] = e->aborted[i];
+    int n = 0, kept = 0;   // (pipelined: one in flight waits until its batch comes back)
+    for (int i = 0; i < e->n_aborted; i++) {
+        tv_seq *s = e->aborted[i];
+        if (n == e->cfg.max_num_seqs || s->in_flight) {
+            e->aborted[kept++] = s;
+            continue;
+        }
+        post_output_new(&e->out, s);
+        e->done[e->n_done++] = s;
+        n++;
     }
-    memmove(e->aborted, e->aborted + n, (size_t)(e->n_aborted - n) * sizeof *e->aborted);
-    e->n_aborted -= n;
+    e->n_aborted = kept;
 }
 
 tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_outs, tv_error *err) {
     if (!e || !outs || !n_outs) return err_fail(err, TV_ERR_INVALID, "engine step: NULL argument");
     begin_step(e);
+    if (e->down.submit) pipe_step(e);
     // one round, then (multi-step decoding) more while the batch is pure decode and nobody waits
     bool decode_only = true;
-    for (int r = 0; r < e->cfg.decode_steps && decode_only && (r == 0 || sched_n_waiting(e->sched) == 0); r++) {
-        int n_items = schedule(e);
+    for (int r = 0; !e->down.submit && r < e->cfg.decode_steps && decode_only && (r == 0 || sched_n_waiting(e->sched) == 0); r++) {
+        int n_items = schedule(e, 0);
         if (n_items == 0) break;
         if (e->cfg.spec == TV_SPEC_SELF_DRAFT || e->cfg.spec == TV_SPEC_DRAFT_MODEL) draft(e, n_items);
         tv_batch b = build_batch(e, n_items, &decode_only);
         float *logits = NULL;
-        masks_start(e, &b);
+        masks_start(e, e->b_logit_seq, b.n_logits);
         const tv_status st = run(e, n_items, &b, &logits);
         masks_wait(e);
         if (st != TV_OK) break;
-        postprocess(e, &b, logits);
+        postprocess(e, e->b_logit_seq, b.n_logits, logits, NULL);
     }
     *outs = e->out.recs;
     *n_outs = e->out.n;

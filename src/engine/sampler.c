@@ -38,6 +38,8 @@ struct tv_sampler {
     // ---- scratch for non-greedy sampling ----
     cand *cands;         // (n_vocab), allocated when temperature > 0
     float *chunk_sums;   // (n_vocab / EXP_CHUNK + 1), same
+    double preset_u;     // sampler_sample_plain: the draw to use instead of the RNG's next one
+    bool has_preset_u;
 };
 
 // ============================ exp ============================
@@ -338,6 +340,13 @@ static void top_alternatives(const float *logits, int32_t n_vocab, float max_l, 
     for (int j = n; j < n_top; j++) { top[j].id = -1; top[j].logprob = -INFINITY; }
 }
 
+// The draw of a non-greedy sample: the preset one (sampler_sample_plain), else the RNG's next.
+static double next_uniform(tv_sampler *s) {
+    if (!s->has_preset_u) return rng_xoshiro_uniform(&s->rng);
+    s->has_preset_u = false;
+    return s->preset_u;
+}
+
 // No filters: one draw from softmax(logits / T) over the whole vocabulary, in id order, without
 // building a candidate list: one vectorised pass for the chunk sums, then a walk over the chunk
 // sums and inside the one chunk the draw lands in.
@@ -346,7 +355,7 @@ static int32_t draw_all(tv_sampler *s, const float *logits, float max_l) {
     const float inv_t = 1.0f / s->temperature;
     TV_CHECK(s->chunk_sums != NULL);
     const double z = sum_exp(logits, n, max_l, inv_t, s->chunk_sums);
-    const double r = rng_xoshiro_uniform(&s->rng) * z;
+    const double r = next_uniform(s) * z;
     const int32_t n_chunks = n / EXP_CHUNK + 1;   // the last one is the tail (possibly empty)
     double acc = 0.0;
     int32_t c = 0;
@@ -464,7 +473,7 @@ static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bo
             sum += c[i].w;
         }
     }
-    double r = rng_xoshiro_uniform(&s->rng) * sum, acc = 0.0;
+    double r = next_uniform(s) * sum, acc = 0.0;
     for (int64_t i = 0; i < n_c; i++) {
         acc += c[i].w;
         if (r < acc) return c[i].id;
@@ -514,4 +523,25 @@ void sampler_apply_mask(float *logits, int32_t n_vocab, const uint32_t *mask) {
             banned &= banned - 1;
         }
     }
+}
+
+bool sampler_is_plain(const tv_sampler *s) { return s->n_bias == 0 && !s->has_penalties; }
+
+void sampler_take_plain(tv_sampler *s, sampler_plain *p) {
+    *p = (sampler_plain){.temperature = s->temperature, .top_p = s->top_p, .min_p = s->min_p, .top_k = s->top_k, .u = -1.0};
+    if (s->temperature >= TV_SAMPLER_MIN_TEMP && s->top_k != 1) p->u = rng_xoshiro_uniform(&s->rng);
+}
+
+int32_t sampler_sample_plain(tv_sampler *scratch, const sampler_plain *p, float *logits, tv_logprob *chosen,
+                             tv_logprob *top, int n_top) {
+    TV_CHECK(sampler_is_plain(scratch) && scratch->cands && scratch->chunk_sums);
+    scratch->temperature = p->temperature;
+    scratch->top_p = p->top_p;
+    scratch->min_p = p->min_p;
+    scratch->top_k = p->top_k;
+    scratch->preset_u = p->u;
+    scratch->has_preset_u = p->u >= 0;
+    const int32_t id = sampler_sample(scratch, logits, chosen, top, n_top);
+    scratch->has_preset_u = false;   // a greedy row (or all -inf logits) took none
+    return id;
 }

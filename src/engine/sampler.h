@@ -50,4 +50,23 @@ int32_t sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logp
 // before bias, penalties and logprobs (a banned token has logprob -inf).
 void sampler_apply_mask(float *logits, int32_t n_vocab, const uint32_t *mask);
 
+// ---- sampling where the logits are (pipeline parallelism: the last stage samples, the engine
+// keeps the request's sampler and its RNG) ----
+// A plain sampler has no logit bias and no penalties: its next token depends only on its
+// parameters, the logits and one uniform draw.
+typedef struct sampler_plain {
+    float temperature, top_p, min_p;
+    int32_t top_k;
+    double u;   // the draw in [0, 1) of a non-greedy sample; -1: greedy (no draw)
+} sampler_plain;
+bool sampler_is_plain(const tv_sampler *s);
+// s's parameters and the draw sampler_sample would take from s's RNG for its next token (s's RNG
+// advances by it), so that sampler_sample_plain gives the token sampler_sample(s) would give (except
+// on logits that are all -inf or NaN, where sampler_sample draws nothing).
+void sampler_take_plain(tv_sampler *s, sampler_plain *p);
+// sampler_sample with p's parameters and p->u as the draw. scratch: a plain sampler created with
+// temperature > 0 and top_k != 1 for the same n_vocab (its scratch space is used, its RNG is not).
+int32_t sampler_sample_plain(tv_sampler *scratch, const sampler_plain *p, float *logits, tv_logprob *chosen,
+                             tv_logprob *top, int n_top);
+
 #endif

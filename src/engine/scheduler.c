@@ -203,22 +203,29 @@ static void match_prefix(tv_scheduler *s, tv_seq *seq) {
     release_out_of_window(s, seq);   // a long cached prefix: only its window's blocks stay held
 }
 
-// Preempts the newest running sequence (by recompute). Returns it.
+// Preempts the newest running sequence that is not in flight (by recompute). Returns it.
 static tv_seq *preempt_newest(tv_scheduler *s) {
-    TV_CHECK(s->n_running > 0);
-    tv_seq *victim = s->running[--s->n_running];
+    int i = s->n_running - 1;
+    while (i >= 0 && s->running[i]->in_flight) i--;
+    TV_CHECK(i >= 0);   // the caller's sequence is running and not in flight
+    tv_seq *victim = s->running[i];
+    memmove(&s->running[i], &s->running[i + 1], (size_t)(s->n_running - i - 1) * sizeof *s->running);
+    s->n_running--;
     sched_release_blocks(s, victim);
     push_front(s, victim);
     return victim;
 }
 
-int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
+// Whether seq may run in lane's batch now.
+static bool schedulable(const tv_seq *seq, int lane) { return seq->lane == lane && !seq->in_flight; }
+
+int sched_schedule(tv_scheduler *s, int lane, tv_sched_item *items, int *n_preempted) {
     int n = 0, budget = s->cfg.max_batched_tokens;
     *n_preempted = 0;
     // 1. decodes, oldest first; preempt the newest when blocks run out
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         tv_seq *seq = s->running[i];
-        if (seq_n_pending(seq) != 1) continue;
+        if (!schedulable(seq, lane) || seq_n_pending(seq) != 1) continue;
         bool ok = false;
         while (!(ok = ensure_blocks(s, seq, seq->n_computed + 1))) {
             tv_seq *v = preempt_newest(s);
@@ -233,7 +240,7 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         tv_seq *seq = s->running[i];
         int pending = seq_n_pending(seq);
-        if (pending <= 1) continue;
+        if (!schedulable(seq, lane) || pending <= 1) continue;
         int chunk = pending < budget ? pending : budget;
         if (!s->cfg.chunked_prefill && chunk < pending) continue;
         if (!ensure_blocks(s, seq, seq->n_computed + chunk)) {
@@ -247,9 +254,15 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
         items[n++] = (tv_sched_item){seq, chunk};
         budget -= chunk;
     }
-    // 3. admit waiting requests FCFS
+    // 3. admit waiting requests FCFS (with lanes: up to this lane's share)
+    int n_lane = 0, share = s->cfg.max_num_seqs;
+    if (s->cfg.n_lanes > 1) {
+        for (int i = 0; i < s->n_running; i++) n_lane += s->running[i]->lane == lane;
+        const int want = s->n_running + s->n_waiting < s->cfg.max_num_seqs ? s->n_running + s->n_waiting : s->cfg.max_num_seqs;
+        share = (want + s->cfg.n_lanes - 1) / s->cfg.n_lanes;
+    }
     while (s->n_waiting > 0 && budget > 0 && s->n_running < s->cfg.max_num_seqs && *n_preempted == 0 &&
-           (!s->cfg.states || spool_n_free(s->cfg.states) > 0)) {
+           n_lane < share && (!s->cfg.states || spool_n_free(s->cfg.states) > 0)) {
         tv_seq *seq = *wslot(s, 0);
         if (s->cfg.prefix_caching && seq->n_blocks == 0) match_prefix(s, seq);
         int pending = seq_n_pending(seq);
@@ -266,6 +279,8 @@ int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted) {
         }
         seq->status = SEQ_RUNNING;
         seq->arrival = s->next_arrival++;
+        seq->lane = lane;
+        n_lane++;
         s->running[s->n_running++] = seq;
         items[n++] = (tv_sched_item){seq, chunk};
         budget -= chunk;

@@ -16,6 +16,14 @@
 // only rejected tokens reached; nothing rejected is ever registered with the prefix cache (only
 // blocks full of computed tokens are).
 //
+// Pipeline parallelism (micro-batches, vLLM's virtual engines): with n_lanes > 1 the running
+// sequences are partitioned into lanes and each schedule plans one lane's batch, so up to n_lanes
+// batches can be in flight with no sequence in two. A sequence joins the lane that admits it; a lane
+// admits while it holds fewer than its share (running + waiting, at most max_num_seqs, over n_lanes,
+// rounded up). Sequences in
+// flight (seq->in_flight) are neither scheduled nor preempted: a preemption takes the newest running
+// sequence that is not in flight.
+//
 // Sliding windows: when every layer of the model attends within a window of W keys (window > 0),
 // a sequence's future queries (positions >= n_computed) never see keys before n_computed - W + 1,
 // so the blocks wholly before that are released to the pool as soon as they fall out (after each
@@ -40,6 +48,7 @@ typedef struct tv_sched_config {
     int window;            // every layer's sliding window (keys); 0: some layer is global, keep all blocks
     state_pool *states;    // hybrid models: each running sequence holds one state slot (admission
                            // needs a free one; finish, abort and preemption give it back); NULL: none
+    int n_lanes;           // pipeline parallelism: batch streams (0 or 1: one)
 } tv_sched_config;
 
 typedef struct tv_sched_item { tv_seq *seq; int n_tokens; } tv_sched_item;
@@ -52,9 +61,10 @@ void sched_free(tv_scheduler *s);
 bool sched_add(tv_scheduler *s, tv_seq *seq);
 // Removes a sequence from whichever queue holds it and releases its blocks.
 void sched_remove(tv_scheduler *s, tv_seq *seq);
-// Plans one step into items; items of decoding sequences have 1 + seq->n_draft tokens (capacity max_num_seqs); returns the count. Blocks for the planned
-// tokens are allocated. *n_preempted counts sequences preempted this round.
-int sched_schedule(tv_scheduler *s, tv_sched_item *items, int *n_preempted);
+// Plans one step of lane (0 .. n_lanes - 1) into items; items of decoding sequences have 1 +
+// seq->n_draft tokens (capacity max_num_seqs); returns the count. Blocks for the planned tokens are
+// allocated. *n_preempted counts sequences preempted this round.
+int sched_schedule(tv_scheduler *s, int lane, tv_sched_item *items, int *n_preempted);
 int sched_n_running(const tv_scheduler *s);
 int sched_n_waiting(const tv_scheduler *s);
 tv_seq *sched_find(const tv_scheduler *s, uint64_t id);

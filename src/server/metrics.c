@@ -162,6 +162,10 @@ char *srv_metrics_render(srv_metrics *m, size_t *len) {
     gauge(&b, mn, "generation_tokens_total", "counter", "Tokens generated.", (double)s->n_generated_tokens);
     gauge(&b, mn, "num_preemptions_total", "counter", "Preemptions of running requests.", (double)s->n_preemptions);
     gauge(&b, mn, "engine_steps_total", "counter", "Engine scheduling steps.", (double)s->n_steps);
+    gauge(&b, mn, "pipeline_boundary_bytes_total", "counter",
+          "Pipeline parallelism: bytes sent across each stage boundary (0 without --pp).", (double)s->n_pipeline_boundary_bytes);
+    gauge(&b, mn, "pipeline_reply_bytes_total", "counter",
+          "Pipeline parallelism: bytes the last stage returned to rank 0 (0 without --pp).", (double)s->n_pipeline_reply_bytes);
     // speculative decoding, under vLLM's names (zero when it is off)
     bprintf(&b, "# HELP vllm:spec_decode_num_drafts_total Verifications of proposed tokens.\n"
                 "# TYPE vllm:spec_decode_num_drafts_total counter\n"
