@@ -730,7 +730,8 @@ typedef struct { int hits[8]; } pool_probe;
 // the 8-token groups and the 256-token passes, row ranges starting at every group boundary.
 static void test_packed_vs_ref(void **state) {
     (void)state;
-    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q5_K, TV_TYPE_Q6_K, TV_TYPE_IQ4_XS };
+    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q5_K, TV_TYPE_Q6_K,
+                              TV_TYPE_Q3_K, TV_TYPE_Q2_K, TV_TYPE_IQ4_XS };
     struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
                                                  { 512, 40, 300 }, { 4096, 70, 40 },   // several row panels
                                                  { 256, 33, 5 }, { 2048 + 256, 48, 37 } };
@@ -765,6 +766,20 @@ static void test_packed_vs_ref(void **state) {
                 tv_block_q6_K *b0 = (tv_block_q6_K *)wq;
                 b0[0].scales[0] = -128;
                 b0[0].scales[15] = 127;
+            }
+            if (t == TV_TYPE_Q3_K) {   // the extreme scales (-32 in block 0, +31 in block 1), every high bit set
+                tv_block_q3_K *b0 = (tv_block_q3_K *)wq;   // in block 0 (codes 0..3) and none in block 1 (-4..-1)
+                memset(b0[0].scales, 0x00, sizeof b0[0].scales);
+                memset(b0[0].hmask, 0xFF, sizeof b0[0].hmask);
+                if (n >= 512) {
+                    memset(b0[1].scales, 0xFF, sizeof b0[1].scales);
+                    memset(b0[1].hmask, 0x00, sizeof b0[1].hmask);
+                }
+            }
+            if (t == TV_TYPE_Q2_K) {   // the largest scales and mins, every code 3
+                tv_block_q2_K *b0 = (tv_block_q2_K *)wq;
+                memset(b0[0].scales, 0xFF, sizeof b0[0].scales);
+                memset(b0[0].qs, 0xFF, sizeof b0[0].qs);
             }
             if (t == TV_TYPE_IQ4_XS) {   // the extreme scales (-32, +31) and grid values (-127, 113)
                 tv_block_iq4_xs *b0 = (tv_block_iq4_xs *)wq;
@@ -918,6 +933,7 @@ static void test_matmul_shared(void **state) {
         { { TV_TYPE_Q5_0, false, 48 }, { TV_TYPE_IQ4_NL, false, 17 }, { TV_TYPE_Q8_0, false, 33 } },
         { { TV_TYPE_Q4_1, false, 20 }, { TV_TYPE_Q5_1, false, 7 }, { TV_TYPE_Q4_1, false, 3 } },
         { { TV_TYPE_Q2_K, false, 40 }, { TV_TYPE_Q3_K, false, 9 }, { TV_TYPE_Q5_K, false, 16 } },
+        { { TV_TYPE_Q2_K, true, 40 }, { TV_TYPE_Q3_K, true, 9 }, { TV_TYPE_Q6_K, true, 16 } },
         { { TV_TYPE_IQ4_XS, false, 24 }, { TV_TYPE_Q6_K, false, 9 }, { TV_TYPE_Q4_K, false, 18 } },
     };
     const int64_t n = 512, tok = 37;
@@ -1022,7 +1038,8 @@ static void test_amx_path(void **state) {
         const tv_type_traits *a = kern_traits(&amx, (tv_type)t), *v = kern_traits(&vnni, (tv_type)t);
         if (!a) continue;
         assert_true(a->vec_dot == v->vec_dot && a->gemm == v->gemm && a->from_float == v->from_float);
-        if (t == TV_TYPE_Q8_0 || t == TV_TYPE_Q4_0) assert_true(a->gemm_packed != v->gemm_packed && a->pack_pays);
+        if (t == TV_TYPE_Q8_0 || t == TV_TYPE_Q4_0 || t == TV_TYPE_IQ4_XS)
+            assert_true(a->gemm_packed != v->gemm_packed && a->pack_pays);
         else assert_true(a->gemm_packed == v->gemm_packed);
     }
 }

@@ -149,7 +149,7 @@ typedef struct tv_type_traits {
     int64_t gemm_rows;       // 0, or: gemm does its own cache blocking of rows and tokens, and kern_matmul
                              // passes all tokens and this many rows per call (amortizing per-call work)
     tv_axpy_fn axpy;         // F32, F16, BF16 only (NULL otherwise)
-    // packed weights (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, IQ4_XS; NULL otherwise): repack converts a matrix to the 16-row
+    // packed weights (Q8_0, Q4_0, the K-quants, IQ4_XS; NULL otherwise): repack converts a matrix to the 16-row
     // interleaved layout, gemm_packed multiplies it (same contract as gemm, w = the packed matrix,
     // w_row_bytes = the plain row size, r0 % 16 == 0, x rows in the packed activation layout,
     // x_row_bytes = packed_act_row_size(type, n)); both exist on every path (scalar on generic)
@@ -198,7 +198,7 @@ static inline float bf16_to_f32(tv_bf16 h) {
 }
 tv_bf16 f32_to_bf16(float f);
 
-// ---- packed weights: 16 rows interleaved (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, IQ4_XS) ----
+// ---- packed weights: 16 rows interleaved (Q8_0, Q4_0, Q2_K..Q6_K, IQ4_XS) ----
 // Rows go in groups of 16 (the last group padded with zero rows), group g at byte g * 16 * row_size,
 // so that one 16-lane SIMD register holds one quant dword of each of the group's rows:
 //   quants (n_blocks, QV, 16 rows, 4 bytes): dword k of a block's row
@@ -211,7 +211,7 @@ tv_bf16 f32_to_bf16(float f);
 //   q (n) int8 | d (n/32) f32 | s (n/32) int32
 // the Q8_0 quantization of the row (quants, block scales widened to f32, sum of each block's quants),
 // made once per matmul by packed_act_from_float so no kernel re-derives scales or sums.
-// K-quants (Q4_K, Q5_K, Q6_K, and IQ4_XS) keep a group's super-blocks in row order, each with its quants and
+// K-quants (Q2_K..Q6_K, and IQ4_XS) keep a group's super-blocks in row order, each with its quants and
 // sub-block scales for the 16 rows, and the rows' f16 super-block scales after all of them:
 //   Q4_K: (n_blocks) of { qs (4 chunks, 8 dwords, 16 rows, 4 bytes): dword k of chunk c of a row =
 //         its qs bytes 32c+4k..+3 | scales (3 dwords, 16 rows, 4 bytes): the 12 packed bytes as
@@ -219,6 +219,10 @@ tv_bf16 f32_to_bf16(float f);
 //   Q5_K: as Q4_K with qh (8 dwords, 16 rows, 4 bytes) between qs and scales (2752 B).
 //   Q6_K: (n_blocks) of { ql (32 dwords, 16 rows, 4 bytes) | qh (16 dwords, 16 rows, 4 bytes) |
 //         scales (4 dwords, 16 rows, 4 bytes) } (3328 B), then (n_blocks, 16 rows) f16 d.
+//   Q3_K: (n_blocks) of { hmask (8 dwords) | qs (16 dwords) | scales (3 dwords), 16 rows, 4 bytes, as
+//         stored } (1728 B), then (n_blocks, 16 rows) f16 d.
+//   Q2_K: (n_blocks) of { scales (4 dwords) | qs (16 dwords), 16 rows, 4 bytes, as stored } (1280 B),
+//         then (n_blocks, 16 rows) f16 d, (n_blocks, 16 rows) f16 dmin.
 //   IQ4_XS: (n_blocks) of { qs (32 dwords, 16 rows, 4 bytes) | scales_l (1 dword, 16 rows) } (2112 B),
 //         then (n_blocks, 16 rows) f16 d, (n_blocks, 16 rows) u16 scales_h.
 // Their activations are plain Q8_K rows (kern_row_size(TV_TYPE_Q8_K, n) bytes apart).

@@ -40,7 +40,7 @@ void ref_gemm_packed_q8_0(int64_t n, int64_t r0, int64_t r1, const void *w, size
 void ref_gemm_packed_q4_0(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                              const void *x, size_t xrs, float *y, int64_t ys);
 
-// ---- ref/ref_k.c: Q4_K, Q6_K (vec_dot_type Q8_K), Q8_K (activations) ----
+// ---- ref/ref_k.c: Q4_K, Q6_K (vec_dot_type Q8_K), Q8_K (activations); every K-quant's packed layout ----
 void ref_to_float_q4_K(const void *src, float *dst, int64_t n);
 void ref_from_float_q4_K(const float *src, void *dst, int64_t n);
 void ref_vec_dot_q4_K(int64_t n, float *s, const void *w, const void *x);
@@ -53,12 +53,18 @@ void ref_from_float_q8_K(const float *src, void *dst, int64_t n);
 void ref_repack_q4_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_repack_q5_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_repack_q6_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void ref_repack_q3_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
+void ref_repack_q2_K(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_repack_iq4_xs(const void *src, size_t src_row_bytes, int64_t n, int64_t rows, void *dst);
 void ref_gemm_packed_q4_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys);
 void ref_gemm_packed_q5_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys);
 void ref_gemm_packed_q6_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys);
+void ref_gemm_packed_q3_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys);
+void ref_gemm_packed_q2_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys);
 void ref_gemm_packed_iq4_xs(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                             const void *x, size_t xrs, float *y, int64_t ys);
@@ -114,6 +120,12 @@ static inline void q4_K_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t 
     }
 }
 
+// Q3_K 6-bit scale i (0..15, stored with +32) from the 12 packed bytes.
+static inline int q3_K_scale(const uint8_t *sc, int i) {
+    const int lo = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
+    return lo | (((sc[8 + i % 4] >> (2 * (i / 4))) & 3) << 4);
+}
+
 // Q4_K / Q5_K super-block against a Q8_K block: the exact int32 sums sum_j sc_j * dot_j (dot_j: the
 // codes of sub-block j times the activation quants) and sum_j m_j * (bsums[2j] + bsums[2j+1]).
 // qh: NULL for Q4_K (codes 0..15), Q5_K's fifth bits (codes 0..31).
@@ -159,6 +171,9 @@ void x86_install_mxfp4_avx512(tv_type_traits *t);
 // path keeps for few tokens.
 void x86_gemm_packed_vnni512(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                              const void *x, size_t xrs, float *y, int64_t ys);
+// The AVX-512 VNNI packed IQ4_XS GEMM (x86/kquant_avx512.c), which the AMX path keeps for few tokens.
+void x86_gemm_packed_iq4_xs_vnni512(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                                    const void *x, size_t xrs, float *y, int64_t ys);
 // x86/kern_amx.c (built when the assembler knows AMX: TV_HAVE_AMX): the AMX tile kernels over an
 // AVX-512 VNNI table; the caller checked the CPU, the OS's tile state and the tile permission.
 void x86_install_amx(tv_type_traits *t);

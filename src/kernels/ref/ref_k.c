@@ -1,5 +1,5 @@
 // ref_k.c — scalar reference kernels for the K-quants Q4_K, Q6_K and their activation type Q8_K, and the
-// packed layouts of Q4_K, Q5_K, Q6_K and IQ4_XS (repack and the canonical-chain GEMM).
+// packed layouts of every K-quant and IQ4_XS (repack and the canonical-chain GEMM).
 //
 // Q4_K super-block (144 B, 256 elems = 8 sub-blocks of 32):
 //   f16 d | f16 dmin | u8 scales[12] (8 × 6-bit scale, 8 × 6-bit min, packed, see q4_K_scale_min)
@@ -260,37 +260,45 @@ void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
 }
 
 // ---------------- packed layouts (kernels.h "packed weights"): scalar repack and GEMM ----------------
-// The canonical chain every packed Q4_K / Q5_K / Q6_K kernel computes, per (row, token), x a Q8_K row:
+// The canonical chain every packed K-quant kernel computes, per (row, token), x a Q8_K row:
 //   acc = 0; for each super-block i in order:
 //     Q4_K, Q5_K: u = 0; for sub-block j = 0..7: u = fma((float)isum_j, d * sc_j, u)
 //                 u = fma((float)sum_j mn_j * (bsums[2j] + bsums[2j+1]), -dmin, u)
 //     Q6_K:       u = 0; for sub-block j = 0..15: u = fma((float)isum_j, d * sc_j, u)
 //                 u = fma((float)sum_j sc_j * bsums[j], -32 * d, u)        (the codes' -32 offset)
+//     Q3_K:       u = 0; for sub-block j = 0..15: u = fma((float)isum_j, d * (sc_j - 32), u)
+//                 u = fma((float)sum_j (sc_j - 32) * bsums[j], -4 * d, u)  (the codes' -4 offset)
+//     Q2_K:       u = 0; for sub-block j = 0..15: u = fma((float)isum_j, d * sc_j, u)
+//                 u = fma((float)sum_j mn_j * bsums[j], -dmin, u)
 //     IQ4_XS:     u = 0; for sub-block j = 0..7: u = fma((float)isum_j, d * (ls_j - 32), u)
 //     acc = fma(u, x.d, acc)
 //   y = acc
-// isum_j is the exact int32 dot of sub-block j's codes (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63; IQ4_XS
-// the grid values iq4nl_values[q], -127..113) with the activation quants; d * sc_j, -dmin and
-// -32 * d are exact in float, and so is every int32 above (|isum| < 2^19, the offset sums < 2^23),
-// so a kernel only has to keep the fma order. (An IQ4_XS kernel may dot grid values + 128 as
-// unsigned bytes and take 128 * the sub-block's activation sum off: the same exact isum_j.)
+// isum_j is the exact int32 dot of sub-block j's codes (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63, Q3_K
+// low + 4 * high 0..7, Q2_K 0..3; IQ4_XS the grid values iq4nl_values[q], -127..113) with the
+// activation quants; d * sc_j, -dmin, -32 * d and -4 * d are exact in float, and so is every int32
+// above (|isum| < 2^19, the offset sums < 2^23), so a kernel only has to keep the fma order. (An
+// IQ4_XS kernel may dot grid values + 128 as unsigned bytes and take 128 * the sub-block's
+// activation sum off: the same exact isum_j.)
 typedef struct pk_kind {
     size_t blk, body;   // bytes of a plain block; of a packed group's super-block (f16 scales apart)
     int n_dwords;       // body / 64: the block's dwords that go into the body, in block order
     size_t body_at;     // where they start in the plain block
     int n_f16;          // 16-bit fields at the block's start (Q4_K/Q5_K d, dmin; IQ4_XS d, scales_h)
-                        // or end (Q6_K d)
-    int n_sc;           // dwords of scales in front of the quants (n_f16 == 2)
+                        // or end (Q6_K, Q3_K d; Q2_K d, dmin)
+    int n_sc;           // dwords of scales in front of the quants (f16 at the start)
+    bool f16_end;       // the 16-bit fields end the block and the body is the rest, as stored
 } pk_kind;
-static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2240, 35, 4, 2, 3 };   // scales[12] qs[128] -> qs, scales
-static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2752, 43, 4, 2, 3 };   // scales qh[32] qs -> qs, qh, scales
-static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3328, 52, 0, 1, 0 };   // ql qh scales, as stored
-static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, 1 };   // scales_l[4] qs[128] -> qs, scales_l
+static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2240, 35, 4, 2, 3, false };   // scales[12] qs[128] -> qs, scales
+static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2752, 43, 4, 2, 3, false };   // scales qh[32] qs -> qs, qh, scales
+static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3328, 52, 0, 1, 0, true };    // ql qh scales, as stored
+static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1728, 27, 0, 1, 0, true };    // hmask qs scales, as stored
+static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1280, 20, 0, 2, 0, true };    // scales qs, as stored
+static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, 1, false };   // scales_l[4] qs[128] -> qs, scales_l
 
 // Plain block byte offset of body dword k: the types with two 16-bit fields in front store their
 // scales before the quants, the packed body puts the quants (and Q5_K's high bits) first.
 static size_t pk_src(const pk_kind *kd, int k) {
-    if (kd->n_f16 == 1) return 4 * (size_t)k;
+    if (kd->f16_end) return 4 * (size_t)k;
     const int n_sc = kd->n_sc, n_q = kd->n_dwords - n_sc;   // dwords of scales, of qs (+ qh)
     // plain: scales (n_sc dwords) | [qh (8 dwords)] | qs (32 dwords); body: qs | [qh] | scales
     if (k < 32) return kd->body_at + 4 * (size_t)(n_sc + n_q - 32 + k);
@@ -300,7 +308,7 @@ static size_t pk_src(const pk_kind *kd, int k) {
 
 static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     const int64_t nb = n / TV_QK_K;
-    const size_t f16_at = kd->n_f16 == 2 ? 0 : kd->blk - 2;
+    const size_t f16_at = kd->f16_end ? kd->blk - 2 * (size_t)kd->n_f16 : 0;
     for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
         uint8_t *gb = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;
         uint8_t *gd = gb + (size_t)nb * kd->body;   // (nb, 16) f16 d [then (nb, 16) f16 dmin]
@@ -308,7 +316,7 @@ static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, 
             const int64_t r = g * TV_PACK_ROWS + l;
             const uint8_t *row = r < rows ? (const uint8_t *)src + (size_t)r * srs : NULL;
             for (int64_t i = 0; i < nb; i++) {
-                uint8_t blk[sizeof(tv_block_q6_K)] = { 0 };   // the largest of the three
+                uint8_t blk[sizeof(tv_block_q6_K)] = { 0 };   // the largest of them
                 if (row) memcpy(blk, row + (size_t)i * kd->blk, kd->blk);
                 uint8_t *pb = gb + (size_t)i * kd->body;
                 for (int k = 0; k < kd->n_dwords; k++) memcpy(pb + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + pk_src(kd, k), 4);
@@ -327,6 +335,12 @@ void ref_repack_q5_K(const void *src, size_t srs, int64_t n, int64_t rows, void 
 void ref_repack_q6_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     repack_k(&PK_Q6_K, src, srs, n, rows, dst);
 }
+void ref_repack_q3_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    repack_k(&PK_Q3_K, src, srs, n, rows, dst);
+}
+void ref_repack_q2_K(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    repack_k(&PK_Q2_K, src, srs, n, rows, dst);
+}
 void ref_repack_iq4_xs(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     repack_k(&PK_IQ4_XS, src, srs, n, rows, dst);
 }
@@ -339,7 +353,7 @@ static inline uint8_t pk_byte(const uint8_t *body, int l, int b) {
 static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK_K;
-    const bool q6 = kd->n_f16 == 1, q5 = kd == &PK_Q5_K, iq4 = kd == &PK_IQ4_XS;
+    const bool q6 = kd == &PK_Q6_K, q5 = kd == &PK_Q5_K, iq4 = kd == &PK_IQ4_XS, q3 = kd == &PK_Q3_K, q2 = kd == &PK_Q2_K;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *gb = (const uint8_t *)w + (size_t)(r / TV_PACK_ROWS) * TV_PACK_ROWS * wrs;
         const uint8_t *gd = gb + (size_t)nb * kd->body;
@@ -366,6 +380,24 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
                         }
                         u = fmaf((float)isum, d * (float)(ls - 32), u);
                     }
+                } else if (q3 || q2) {   // body bytes: Q3_K hmask 0..31 | qs 32..95 | scales 96..107;
+                                         // Q2_K scales 0..15 | qs 16..79 (dmin after the d's)
+                    uint8_t sc12[TV_K_SCALE_SIZE] = { 0 };
+                    for (int b = 0; b < TV_K_SCALE_SIZE && q3; b++) sc12[b] = pk_byte(pb, l, 96 + b);
+                    for (int j = 0; j < 16; j++) {   // sub-block j = 8h + 2k + half: elements 128h + 32k + 16 half ..
+                        const int h = j / 8, k = j % 8 / 2, half = j % 2;
+                        const int sc = q3 ? q3_K_scale(sc12, j) - 32 : pk_byte(pb, l, j) & 0x0F;
+                        int32_t isum = 0;
+                        for (int e = 0; e < 16; e++) {   // qs byte 32h + 16 half + e, bits 2k..; hmask byte 16 half + e, bit 4h + k
+                            int code = (pk_byte(pb, l, (q3 ? 32 : 16) + 32 * h + 16 * half + e) >> (2 * k)) & 3;
+                            if (q3) code |= ((pk_byte(pb, l, 16 * half + e) >> (4 * h + k)) & 1) << 2;
+                            isum += code * xb[i].qs[16 * j + e];
+                        }
+                        u = fmaf((float)isum, d * (float)sc, u);
+                        offs += (q3 ? sc : pk_byte(pb, l, j) >> 4) * xb[i].bsums[j];
+                    }
+                    if (q2) memcpy(&dh, gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, 2);
+                    u = fmaf((float)offs, q3 ? -4.0f * d : -f16_to_f32(dh), u);
                 } else if (!q6) {   // body bytes: qs 0..127 | Q5_K qh 128..159 | scales
                     uint8_t sc12[TV_K_SCALE_SIZE];
                     for (int b = 0; b < TV_K_SCALE_SIZE; b++) sc12[b] = pk_byte(pb, l, (q5 ? 160 : 128) + b);
@@ -417,6 +449,14 @@ void ref_gemm_packed_q5_K(int64_t n, int64_t r0, int64_t r1, const void *w, size
 void ref_gemm_packed_q6_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                           const void *x, size_t xrs, float *y, int64_t ys) {
     gemm_packed_k(&PK_Q6_K, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+void ref_gemm_packed_q3_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys) {
+    gemm_packed_k(&PK_Q3_K, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+void ref_gemm_packed_q2_K(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                          const void *x, size_t xrs, float *y, int64_t ys) {
+    gemm_packed_k(&PK_Q2_K, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 void ref_gemm_packed_iq4_xs(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                             const void *x, size_t xrs, float *y, int64_t ys) {

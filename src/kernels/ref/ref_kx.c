@@ -90,12 +90,6 @@ void ref_vec_dot_q2_K(int64_t n, float *s, const void *w, const void *x) {
 }
 
 // ---------------- Q3_K ----------------
-// Q3_K 6-bit scale i (0..15, stored with +32) from the 12 packed bytes.
-static int q3_K_scale(const uint8_t *sc, int i) {
-    const int lo = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
-    return lo | (((sc[8 + i % 4] >> (2 * (i / 4))) & 3) << 4);
-}
-
 static inline int q3_code(const tv_block_q3_K *b, int e) {   // -4..3
     const int h = e / 128, k = (e % 128) / 32, l = e % 32;
     const int low = (b->qs[32 * h + l] >> (2 * k)) & 3, high = (b->hmask[l] >> (4 * h + k)) & 1;

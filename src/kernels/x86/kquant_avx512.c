@@ -1,4 +1,4 @@
-// kquant_avx512.c — packed Q4_K / Q5_K / Q6_K / IQ4_XS GEMM and GEMV with AVX512-VNNI (kernels.h
+// kquant_avx512.c — packed Q4_K / Q5_K / Q6_K / Q3_K / Q2_K / IQ4_XS GEMM and GEMV with AVX512-VNNI (kernels.h
 // "packed weights").
 //
 // One zmm lane per weight row of a 16-row group, 4 codes per lane: a packed dword vector is one
@@ -35,6 +35,8 @@ enum {
     KP5_BODY = 2752,            // Q5_K (qs 2048 | qh 512 | scales 192)
     KP6_BODY = 3328,            // Q6_K (ql 2048 | qh 1024 | scales 256)
     KPX_BODY = 2112,            // IQ4_XS (qs 2048 | scales_l 64)
+    KP3_BODY = 1728,            // Q3_K (hmask 512 | qs 1024 | scales 192)
+    KP2_BODY = 1280,            // Q2_K (scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
 };
 
@@ -192,6 +194,100 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
 }
 
+// ---------------- Q3_K, Q2_K (q3: Q3_K) ----------------
+// 16 sub-blocks of 16: sub-block j = 8h + 2k + half takes bits 2k..2k+1 of qs dwords 8h + 4 half + e
+// (e < 4: codes of elements 128h + 32k + 16 half + 4e ..), Q3_K a third bit from bit 4h + k of hmask
+// dword 4 half + e (codes low + 4 high, 0..7: the -4 is the offset term); Q2_K's scale and min are
+// the low and high nibbles of scale byte j. Up to 8 tokens per tile, as Q6_K.
+INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs,
+                      float *y, int64_t ys, __mmask16 m, const int T) {
+    const size_t body = q3 ? KP3_BODY : KP2_BODY, qs_at = q3 ? 512 : 256;
+    const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d [then Q2_K's (nb, 16) f16 dmin]
+    const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(0x0F), b2 = _mm512_set1_epi8(4);
+    // int16 pairs of the bytes 0, 1 (pe) and 2, 3 (po) of each dword, zero-extended (vpshufb, 0x80: zero)
+    const __m512i pe_ix = _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128,
+                                                              12, -128, 13, -128));
+    const __m512i po_ix = _mm512_broadcast_i32x4(_mm_setr_epi8(2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11, -128,
+                                                              14, -128, 15, -128));
+    __m512 acc[KP_TM];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *pb = gb + (size_t)i * body;
+        const tv_block_q8_K *xb[KP_TM];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
+        if (T <= 2) {
+            for (size_t o = 0; o < body; o += 64) __builtin_prefetch(pb + gstride + o, 0, 3);
+            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
+            if (!q3) __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        // the 16 scales as 4 dwords of bytes (byte j % 4 of dword j / 4): Q3_K signed sc - 32, Q2_K 0..15
+        __m512i sv[4];
+        if (q3) {   // 6-bit scales from the 12 bytes (q3_K_scale): low nibbles of u0, u1, then their high ones;
+                    // bit pairs of u2 on top
+            const __m512i u0 = _mm512_loadu_si512(pb + 1536), u1 = _mm512_loadu_si512(pb + 1600),
+                          u2 = _mm512_loadu_si512(pb + 1664), k32 = _mm512_set1_epi8(32);
+            TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
+                const __m512i lo = _mm512_and_si512(q < 2 ? (q ? u1 : u0) : _mm512_srli_epi32(q == 2 ? u0 : u1, 4), m4);
+                const __m512i hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u2, 2 * q), m3), 4);
+                sv[q] = _mm512_sub_epi8(_mm512_or_si512(lo, hi), k32);
+            }
+        } else {
+            TV_TILE_UNROLL for (int q = 0; q < 4; q++) sv[q] = _mm512_loadu_si512(pb + 64 * q);
+        }
+        __m512 u[KP_TM];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
+        TV_TILE_UNROLL for (int j = 0; j < 16; j++) {
+            const int h = j >> 3, k = (j >> 1) & 3, half = j & 1;
+            __m512i s[KP_TM];
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
+            TV_TILE_UNROLL for (int e = 0; e < 4; e++) {
+                const __m512i v = _mm512_loadu_si512(pb + qs_at + (size_t)(8 * h + 4 * half + e) * 64);
+                __m512i q = _mm512_and_si512(k ? _mm512_srli_epi16(v, 2 * k) : v, m3);
+                if (q3) {   // bit 4h + k of the hmask byte -> bit 2
+                    const __m512i hv = _mm512_loadu_si512(pb + (size_t)(4 * half + e) * 64);
+                    const int b = 4 * h + k;
+                    const __m512i hs = b > 2 ? _mm512_srli_epi16(hv, b - 2) : b < 2 ? _mm512_slli_epi16(hv, 2 - b) : hv;
+                    q = _mm512_or_si512(q, _mm512_and_si512(hs, b2));
+                }
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 16 * j + 4 * e);
+            }
+            const __m512i sc = q3 ? byte_s(sv[j >> 2], j & 3)
+                                  : _mm512_and_si512(_mm512_srli_epi32(sv[j >> 2], 8 * (j & 3)), _mm512_set1_epi32(0x0F));
+            const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
+        }
+        // the offset: sum_j o_j * bsums[j] (Q3_K o = sc - 32, Q2_K o = min), int16 pairs (o_2p, o_2p+1)
+        // against bsums dword p
+        __m512i so[KP_TM];
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm512_setzero_si512();
+        TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
+            __m512i pe, po;
+            if (q3) {   // signed bytes: sign-extend each into its int16 lane, as Q6_K
+                const __m512i lo = _mm512_srai_epi16(_mm512_slli_epi16(sv[q], 8), 8), hi = _mm512_srai_epi16(sv[q], 8);
+                pe = _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16));
+                po = _mm512_mask_blend_epi16(0xAAAAAAAAu, _mm512_srli_epi32(lo, 16), hi);
+            } else {    // the mins, high nibbles
+                const __m512i mn = _mm512_and_si512(_mm512_srli_epi16(sv[q], 4), m4);
+                pe = _mm512_shuffle_epi8(mn, pe_ix);
+                po = _mm512_shuffle_epi8(mn, po_ix);
+            }
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                so[t] = dpw_b(so[t], pe, xb[t]->bsums + 4 * q);
+                so[t] = dpw_b(so[t], po, xb[t]->bsums + 4 * q + 2);
+            }
+        }
+        const __m512 noff = q3 ? _mm512_mul_ps(d, _mm512_set1_ps(-4.0f))
+                               : _mm512_xor_ps(_mm512_set1_ps(-0.0f),   // -dmin (sign flip: -0 for 0, as the chain)
+                                               _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)(nb + i) * 32))));
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(so[t]), noff, u[t]);
+            acc[t] = _mm512_fmadd_ps(u[t], _mm512_set1_ps(xb[t]->d), acc[t]);
+        }
+    }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
+}
+
 // ---------------- IQ4_XS ----------------
 INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
                        int64_t ys, __mmask16 m, const int T) {
@@ -251,6 +347,8 @@ typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, size_t gstride, const uint8
     }
 #define Q4K_TILE(...) q4k_tile(false, __VA_ARGS__)
 #define Q5K_TILE(...) q4k_tile(true, __VA_ARGS__)
+#define Q3K_TILE(...) q23k_tile(true, __VA_ARGS__)
+#define Q2K_TILE(...) q23k_tile(false, __VA_ARGS__)
 #define KP_FNS(NAME, BODY)                                                                                         \
     KP_FN(NAME, BODY, 1) KP_FN(NAME, BODY, 2) KP_FN(NAME, BODY, 3) KP_FN(NAME, BODY, 4)                           \
     KP_FN(NAME, BODY, 5) KP_FN(NAME, BODY, 6) KP_FN(NAME, BODY, 7) KP_FN(NAME, BODY, 8)                           \
@@ -259,6 +357,8 @@ typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, size_t gstride, const uint8
 KP_FNS(q4k, Q4K_TILE)
 KP_FNS(q5k, Q5K_TILE)
 KP_FNS(q6k, q6k_tile)
+KP_FNS(q3k, Q3K_TILE)
+KP_FNS(q2k, Q2K_TILE)
 KP_FNS(iq4xs, iq4xs_tile)
 
 // One group (rows [rg, min(rg + 16, rend))) over every tile of up to KP_TM tokens of the pass.
@@ -275,6 +375,8 @@ INLINE void kp_step(const kp_fn *k, void *arg, int64_t rg, int64_t rend, int64_t
 static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
 static void q5k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q5k_k, arg, rg, rend, t0, tp); }
 static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q6k_k, arg, rg, rend, t0, tp); }
+static void q3k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q3k_k, arg, rg, rend, t0, tp); }
+static void q2k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q2k_k, arg, rg, rend, t0, tp); }
 static void iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
     kp_step(iq4xs_k, arg, rg, rend, t0, tp);
 }
@@ -289,13 +391,21 @@ static void iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t 
 KP_GEMM(q4_K_512_gemm_packed, q4k_step)
 KP_GEMM(q5_K_512_gemm_packed, q5k_step)
 KP_GEMM(q6_K_512_gemm_packed, q6k_step)
+KP_GEMM(q3_K_512_gemm_packed, q3k_step)
+KP_GEMM(q2_K_512_gemm_packed, q2k_step)
 KP_GEMM(iq4_xs_512_gemm_packed, iq4xs_step)
+void x86_gemm_packed_iq4_xs_vnni512(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                                    const void *x, size_t xrs, float *y, int64_t ys) {
+    iq4_xs_512_gemm_packed(n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
 
 void x86_install_kquant_avx512(tv_type_traits *t) {
     t[TV_TYPE_Q4_K].gemm_packed = q4_K_512_gemm_packed;
     t[TV_TYPE_Q5_K].gemm_packed = q5_K_512_gemm_packed;
     t[TV_TYPE_Q6_K].gemm_packed = q6_K_512_gemm_packed;
+    t[TV_TYPE_Q3_K].gemm_packed = q3_K_512_gemm_packed;
+    t[TV_TYPE_Q2_K].gemm_packed = q2_K_512_gemm_packed;
     t[TV_TYPE_IQ4_XS].gemm_packed = iq4_xs_512_gemm_packed;
     t[TV_TYPE_Q4_K].pack_pays = t[TV_TYPE_Q5_K].pack_pays = t[TV_TYPE_Q6_K].pack_pays = true;
-    t[TV_TYPE_IQ4_XS].pack_pays = true;
+    t[TV_TYPE_Q3_K].pack_pays = t[TV_TYPE_Q2_K].pack_pays = t[TV_TYPE_IQ4_XS].pack_pays = true;
 }
