@@ -2,7 +2,8 @@
 # test_pp_serve.sh — `mpirun -np N tinyvllm serve --pp N` (N = 2, 3) on this host:
 #   - 64 mixed completion requests, 16 at a time, greedy, in a KV pool small enough to preempt
 #     (--kv-mem 1: 816 tokens for up to ~350-token prompts):
-#     every text identical to one process's, and the pipeline's preemptions show in /metrics;
+#     every text identical to one process's, and the pipeline's preemptions and traffic (bytes per
+#     generated token per stage boundary and back to rank 0) show in /metrics;
 #   - a stage that hangs (SIGSTOP): the client gets 503 within --pp-timeout + a little, the
 #     server says why and the whole job ends;
 #   - a stage that dies (SIGKILL) mid-stream: the client's stream ends with an error promptly and
@@ -86,8 +87,15 @@ stop
 for np in 2 3; do
   start "$np" --kv-mem 1
   run64 "$W/pp$np.txt"
-  pre=$(curl -s "$URL/metrics" | awk '/^[a-z]*:num_preemptions_total[{ ]/ {print $NF}')
+  curl -s "$URL/metrics" >"$W/metrics.txt"
+  pre=$(awk '/^[a-z]*:num_preemptions_total[{ ]/ {print $NF}' "$W/metrics.txt")
+  sent=$(awk '/^tinyvllm:pipeline_boundary_bytes_total[{ ]/ {print $NF}' "$W/metrics.txt")
+  back=$(awk '/^tinyvllm:pipeline_reply_bytes_total[{ ]/ {print $NF}' "$W/metrics.txt")
+  gen=$(awk '/^tinyvllm:generation_tokens_total[{ ]/ {print $NF}' "$W/metrics.txt")
   stop
+  awk -v s="${sent:-0}" -v b="${back:-0}" -v g="${gen:-0}" 'BEGIN { exit !(s > 0 && b > 0 && g > 0) }' ||
+    fail "--pp $np: /metrics has no pipeline traffic (${sent:-none} / ${back:-none} bytes, ${gen:-none} tokens)"
+  echo "--pp $np: $(awk -v s="${sent:-0}" -v b="${back:-0}" -v g="${gen:-1}" 'BEGIN { printf "%.0f bytes per generated token per boundary, %.0f back", s / g, b / g }')"
   if cmp -s "$W/one.txt" "$W/pp$np.txt"; then echo "--pp $np: 64 requests, same texts as one process ($pre preemptions)"
   else fail "--pp $np: texts differ from one process: $(diff "$W/one.txt" "$W/pp$np.txt" | head -4)"; fi
   awk -v p="${pre:-0}" 'BEGIN { exit !(p > 0) }' || fail "--pp $np: no preemption happened (${pre:-none})"
