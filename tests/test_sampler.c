@@ -97,6 +97,44 @@ static void test_greedy_argmax_ties(void **st) {
     sampler_free(s);
 }
 
+// The sampler's own scan: strictly greater from -inf, so NaN is never taken and nothing above
+// -inf gives index 0.
+static int32_t scan_argmax(const float *x, int n) {
+    int32_t best = 0;
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (x[i] > m) { m = x[i]; best = i; }
+    return best;
+}
+
+// Vocabularies spanning several of the blocked argmax's blocks with a ragged end: ties inside and
+// across blocks, -0 against +0, NaN and -inf everywhere, and rows with nothing above -inf.
+static void test_greedy_argmax_blocks(void **st) {
+    (void)st;
+    tv_sampling_params p;
+    tv_sampling_params_default(&p);
+    p.temperature = 0.0f;
+    enum { N = 3 * 1024 + 37 };
+    static float x[N];
+    tv_sampler *s = make(&p, N, 1);
+    for (int trial = 0; trial < 200; trial++) {
+        const int kind = trial % 4;
+        for (int i = 0; i < N; i++) {
+            const float r = rand_logit();
+            x[i] = kind == 0 ? floorf(r) : kind == 1 ? (r < 0 ? -0.0f : 0.0f) : kind == 2 ? floorf(r / 4) : -INFINITY;
+            if (rand_logit() < -7.0f) x[i] = NAN;
+            if (rand_logit() < -7.0f) x[i] = -INFINITY;
+        }
+        if (kind == 2) x[(trial * 977) % N] = 5.0f;   // a lone maximum somewhere, the last block included
+        assert_int_equal(sample_copy(s, x, N), scan_argmax(x, N));
+    }
+    x[N - 1] = 1.0f;   // the ragged tail holds the only finite value
+    assert_int_equal(sample_copy(s, x, N), N - 1);
+    x[N - 1] = NAN;
+    assert_int_equal(sample_copy(s, x, N), 0);
+    sampler_free(s);
+}
+
 static void test_top_k1_is_greedy(void **st) {
     (void)st;
     enum { N = 777 };
@@ -703,6 +741,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_greedy_argmax_ties),
+        cmocka_unit_test(test_greedy_argmax_blocks),
         cmocka_unit_test(test_top_k1_is_greedy),
         cmocka_unit_test(test_frequencies_match_softmax),
         cmocka_unit_test(test_top_p_min_p_sets),
