@@ -336,6 +336,7 @@ typedef struct bench_results {
     char kernels[32];
     tv_spec_method spec;      // the engine's speculative decoding proposer (--spec, --draft-model)
     series pp, tg, bd;          // tok/s per repetition
+    double pp_linear_ms, pp_attn_ms;   // hybrid models: the pp runs' time in linear-attention / full-attention layers (sum)
     run_result kv_run;          // the batch run whose KV snapshot is reported
     tv_engine_stats es;
     tv_roofline rl;             // when --roofline
@@ -399,8 +400,13 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
         uint64_t seed = 1000 + 17 * (uint64_t)rep;
         if (a->n_prompt > 0) {
             show_step(&bar, a, r, rep, "pp");
+            tv_engine_stats s0, s1;
+            tv_engine_get_stats(e, &s0);
             if ((st = run_requests(e, 1, (int)a->n_prompt, 1, n_vocab, seed, &rr, err))) goto done;
+            tv_engine_get_stats(e, &s1);
             r->pp.v[r->pp.n++] = (double)a->n_prompt / (rr.t_total_ms * 1e-3);
+            r->pp_linear_ms += s1.t_linear_layers_ms - s0.t_linear_layers_ms;
+            r->pp_attn_ms += s1.t_attn_layers_ms - s0.t_attn_layers_ms;
         }
         if (a->n_gen > 0) {
             show_step(&bar, a, r, rep, "tg");
@@ -462,6 +468,8 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddItemToObject(jo, "pp_tok_s", num_or_null(r->pp.n > 0, pp_med));
     cJSON_AddItemToObject(jo, "pp_tok_s_min", num_or_null(r->pp.n > 0, s_min(&r->pp)));
     cJSON_AddItemToObject(jo, "pp_tok_s_max", num_or_null(r->pp.n > 0, s_max(&r->pp)));
+    cJSON_AddItemToObject(jo, "pp_linear_layers_ms", num_or_null(r->pp.n > 0 && r->pp_linear_ms > 0, r->pp_linear_ms / (r->pp.n ? r->pp.n : 1)));
+    cJSON_AddItemToObject(jo, "pp_attn_layers_ms", num_or_null(r->pp.n > 0 && r->pp_linear_ms > 0, r->pp_attn_ms / (r->pp.n ? r->pp.n : 1)));
     cJSON_AddItemToObject(jo, "tg_tok_s", num_or_null(r->tg.n > 0, tg_med));
     cJSON_AddItemToObject(jo, "tg_tok_s_min", num_or_null(r->tg.n > 0, s_min(&r->tg)));
     cJSON_AddItemToObject(jo, "tg_tok_s_max", num_or_null(r->tg.n > 0, s_max(&r->tg)));
@@ -558,6 +566,10 @@ static void print_text(const bench_args *a, const bench_results *r) {
     printf("%-16s %12s %12s %12s\n", "test", "tok/s", "min", "max");
     char name[64];
     if (r->pp.n) { snprintf(name, sizeof name, "pp%ld", a->n_prompt); printf("%-16s %12.2f %12.2f %12.2f\n", name, pp_med, s_min(&r->pp), s_max(&r->pp)); }
+    if (r->pp.n && r->pp_linear_ms > 0)   // hybrid models: where the prefill time goes
+        printf("  (%s: linear-attention layers %.0f ms, full-attention layers %.0f ms per run: %.1f%% linear; FFNs included)\n",
+               name, r->pp_linear_ms / r->pp.n, r->pp_attn_ms / r->pp.n,
+               100.0 * r->pp_linear_ms / (r->pp_linear_ms + r->pp_attn_ms));
     if (r->tg.n) { snprintf(name, sizeof name, "tg%ld", a->n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, tg_med, s_min(&r->tg), s_max(&r->tg)); }
     if (r->bd.n && r->batch_prompt != BENCH_BATCH_PROMPT)
         printf("(batch prompts of %d tokens: the context holds %d)\n", r->batch_prompt, r->n_ctx);

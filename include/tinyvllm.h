@@ -291,6 +291,11 @@ typedef struct tv_engine_config {
     int max_batched_tokens;    // tokens per step at most (default 512)
     bool chunked_prefill;      // split long prompts across steps (default true)
     bool prefix_caching;       // reuse the KV of full blocks shared with earlier prompts (default true)
+    int state_ckpt_blocks;     // hybrid models with prefix caching: keep the recurrent state after every
+                               // state_ckpt_blocks-th block boundary (0 = 4), so a prefix is reused up to
+                               // its last checkpoint
+    int state_ckpt_slots;      // ... in at most this many checkpoints (0 = max_num_seqs / 4, at least 1),
+                               // each the size of a sequence's state, out of the KV memory budget
     int max_model_len;         // tokens per sequence (prompt + generated); 0 = the model's context
     int decode_steps;          // multi-step decoding: decode rounds per schedule (default 1)
     int kv_bits;               // KV cache element: 16 (f16), 32 (f32), 0 = auto: f32 when the
@@ -462,6 +467,9 @@ typedef struct tv_engine_stats {
     // sequence (0 for other models)
     int n_state_slots_total, n_state_slots_free;
     double state_bytes_per_slot;
+    int n_state_ckpt_total, n_state_ckpt_held;   // prefix caching's state checkpoints (slots, in use)
+    double t_linear_layers_ms, t_attn_layers_ms;  // forward time in the linear-attention layers and in the
+                                                  // full-attention ones, since creation (FFNs included)
     // speculative decoding (vLLM's vllm:spec_decode_* counters): verification items run, tokens
     // proposed, proposed tokens accepted, and accepted at each proposal position
     uint64_t n_spec_drafts, n_spec_draft_tokens, n_spec_accepted_tokens;

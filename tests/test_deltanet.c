@@ -32,9 +32,10 @@ typedef struct inputs {
 } inputs;
 
 // Random conv outputs (q, k l2-normed by ref_gdn_conv), projections and gates; decay_scale scales
-// a (larger: faster forgetting).
-static void make_inputs(inputs *in, int head_dim, int n, float decay_scale) {
-    in->g = (kern_gdn_geom){.n_k_heads = 2, .n_v_heads = 4, .head_dim = head_dim, .d_conv = 4, .eps = 1e-6f};
+// a (larger: faster forgetting); is_k_grouped: qwen3next's value-to-key head mapping, else qwen35's.
+static void make_inputs(inputs *in, int head_dim, int n, float decay_scale, bool is_k_grouped) {
+    in->g = (kern_gdn_geom){.n_k_heads = 2, .n_v_heads = 4, .head_dim = head_dim, .d_conv = 4, .eps = 1e-6f,
+                            .is_k_grouped = is_k_grouped};
     in->n = n;
     const int cd = kern_gdn_conv_dim(&in->g), H = in->g.n_v_heads;
     in->qkv = malloc((size_t)n * cd * sizeof(float));
@@ -74,7 +75,7 @@ static double rel_err(const float *x, const float *y, size_t n) {
     return e / m;
 }
 
-static void check_path(const char *path) {
+static void check_path(const char *path, bool is_k_grouped) {
     const kern_gdn_ops *ops = kern_gdn_ops_for(path);
     static const int HEADS[] = {32, 40, 128}, LENS[] = {1, 2, 7, 33, 70};
     static const int CHUNKS[] = {1, 3, 16, KERN_GDN_MAX_CHUNK};
@@ -84,7 +85,7 @@ static void check_path(const char *path) {
         for (size_t li = 0; li < sizeof LENS / sizeof LENS[0]; li++)
             for (size_t di = 0; di < sizeof DECAYS / sizeof DECAYS[0]; di++) {
                 inputs in;
-                make_inputs(&in, HEADS[hi], LENS[li], DECAYS[di]);
+                make_inputs(&in, HEADS[hi], LENS[li], DECAYS[di], is_k_grouped);
                 const int d = HEADS[hi], n = LENS[li], H = in.g.n_v_heads;
                 const size_t ss = (size_t)H * d * d, os = (size_t)n * H * d;
                 float *s_ref = malloc(ss * sizeof(float)), *s = malloc(ss * sizeof(float));
@@ -101,8 +102,9 @@ static void check_path(const char *path) {
                                   CHUNKS[ci]);
                     const double es = rel_err(s, s_ref, ss), eo = rel_err(o, o_ref, os);
                     if (es > 2e-5 || eo > 2e-5)
-                        fail_msg("%s: head %d, %d tokens, chunk %d, decay x%g: state error %.3g, output error %.3g",
-                                 ops->name, d, n, CHUNKS[ci], (double)DECAYS[di], es, eo);
+                        fail_msg("%s%s: head %d, %d tokens, chunk %d, decay x%g: state error %.3g, output error %.3g",
+                                 ops->name, is_k_grouped ? " (grouped heads)" : "", d, n, CHUNKS[ci],
+                                 (double)DECAYS[di], es, eo);
                     worst = fmax(worst, fmax(es, eo));
                 }
                 free(s_ref);
@@ -111,7 +113,8 @@ static void check_path(const char *path) {
                 free(o);
                 free_inputs(&in);
             }
-    print_message("deltanet: %s (asked %s) worst relative error %.3g\n", ops->name, path, worst);
+    print_message("deltanet: %s (asked %s)%s worst relative error %.3g\n", ops->name, path,
+                  is_k_grouped ? " grouped heads" : "", worst);
 }
 
 static void test_paths_against_reference(void **state) {
@@ -124,8 +127,50 @@ static void test_paths_against_reference(void **state) {
             print_message("deltanet: path %s not on this CPU: %s\n", PATHS[i], err.msg);
             continue;
         }
-        check_path(PATHS[i]);
+        check_path(PATHS[i], false);
+        check_path(PATHS[i], true);
     }
+}
+
+// The two head mappings: value head 1 of 4 over 2 key heads reads key head 1 when tiled (qwen35)
+// and key head 0 when grouped (qwen3next); the kernel follows the mapping (head 1's output with
+// the grouped mapping equals the tiled run's on inputs whose two key heads are swapped).
+static void test_head_mappings(void **state) {
+    (void)state;
+    kern_gdn_geom g = {.n_k_heads = 2, .n_v_heads = 4, .head_dim = 8, .d_conv = 4, .eps = 1e-6f};
+    assert_int_equal(kern_gdn_k_head(&g, 1), 1);
+    assert_int_equal(kern_gdn_k_head(&g, 2), 0);
+    g.is_k_grouped = true;
+    assert_int_equal(kern_gdn_k_head(&g, 1), 0);
+    assert_int_equal(kern_gdn_k_head(&g, 2), 1);
+    inputs in;
+    make_inputs(&in, 8, 5, 1.0f, true);
+    const int d = 8, n = 5, cd = kern_gdn_conv_dim(&in.g);
+    float *swapped = malloc((size_t)n * cd * sizeof(float));
+    float s_a[64], s_b[64], o_a[5 * 32] = {0}, o_b[5 * 32] = {0};
+    assert_non_null(swapped);
+    memcpy(swapped, in.qkv, (size_t)n * cd * sizeof(float));
+    for (int t = 0; t < n; t++)   // swap key heads 0 and 1 of q and of k
+        for (int part = 0; part < 2; part++) {
+            float *row = swapped + (size_t)t * cd + (size_t)part * 2 * d;
+            for (int i = 0; i < d; i++) {
+                const float x = row[i];
+                row[i] = row[d + i];
+                row[d + i] = x;
+            }
+        }
+    memcpy(s_a, in.state0 + (size_t)d * d, sizeof s_a);
+    memcpy(s_b, in.state0 + (size_t)d * d, sizeof s_b);
+    ref_gdn_head(&in.g, 1, s_a, in.qkv, in.alpha, in.beta, in.dt, in.a, o_a, n);
+    in.g.is_k_grouped = false;
+    ref_gdn_head(&in.g, 1, s_b, swapped, in.alpha, in.beta, in.dt, in.a, o_b, n);
+    assert_memory_equal(o_a, o_b, sizeof o_a);
+    assert_memory_equal(s_a, s_b, sizeof s_a);
+    memcpy(s_b, in.state0 + (size_t)d * d, sizeof s_b);   // the tiled mapping on the same inputs: differs
+    ref_gdn_head(&in.g, 1, s_b, in.qkv, in.alpha, in.beta, in.dt, in.a, o_b, n);
+    assert_true(memcmp(o_a, o_b, sizeof o_a) != 0);
+    free(swapped);
+    free_inputs(&in);
 }
 
 // The conv window: one call over n tokens equals calls over any split of them (bit for bit: the
@@ -153,6 +198,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths_against_reference),
         cmocka_unit_test(test_conv_window_carries),
+        cmocka_unit_test(test_head_mappings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

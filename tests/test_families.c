@@ -54,7 +54,8 @@ typedef struct fixture {
                                // ARCH-TYPE.gguf (llama-quantize's file) sits beside the JSON
 } fixture;
 
-static fixture FIXTURES[96];
+#define MAX_FIXTURES 160
+static fixture FIXTURES[MAX_FIXTURES];
 static int n_fixtures;
 
 // ---------------------------------------------------------------- fixture file
@@ -293,12 +294,12 @@ static void test_fixture(void **state) {
 int main(void) {
     static const struct { const char *name; tv_type type; } TYPES[] = {
         {"F32", TV_TYPE_F32}, {"F16", TV_TYPE_F16}, {"Q8_0", TV_TYPE_Q8_0}, {"Q4_K_M", TV_TYPE_Q4_K}};
-    static char archs[256];
-    static char names[96][32];
-    static struct CMUnitTest tests[96];
+    static char archs[512];
+    static char names[MAX_FIXTURES][32];
+    static struct CMUnitTest tests[MAX_FIXTURES];
     snprintf(archs, sizeof archs, "%s", synth_fixture_arch_names());
     for (char *save = NULL, *a = strtok_r(archs, ", ", &save); a; a = strtok_r(NULL, ", ", &save))
-        for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0] && n_fixtures < 96; t++) {
+        for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0] && n_fixtures < MAX_FIXTURES; t++) {
             fixture *fx = &FIXTURES[n_fixtures];
             *fx = (fixture){.arch = a, .type_name = TYPES[t].name, .type = TYPES[t].type, .dir = "families"};
             snprintf(names[n_fixtures], sizeof names[0], "%s-%s", a, TYPES[t].name);
@@ -307,7 +308,7 @@ int main(void) {
             n_fixtures++;
         }
     // gpt-oss as released: experts MXFP4, the rest Q8_0 (synth --type MXFP4)
-    if (n_fixtures < 96) {
+    if (n_fixtures < MAX_FIXTURES) {
         fixture *fx = &FIXTURES[n_fixtures];
         *fx = (fixture){.arch = "gpt-oss", .type_name = "MXFP4", .type = TV_TYPE_MXFP4, .dir = "families"};
         snprintf(names[n_fixtures], sizeof names[0], "gpt-oss-MXFP4");
@@ -317,7 +318,7 @@ int main(void) {
     }
     // llama-quantize's real layouts (tests/fixtures/quant/README.md): the model files are committed
     static const char *QUANT[] = {"Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "IQ4_XS", "LEGACY"};
-    for (size_t t = 0; t < sizeof QUANT / sizeof QUANT[0] && n_fixtures < 96; t++) {
+    for (size_t t = 0; t < sizeof QUANT / sizeof QUANT[0] && n_fixtures < MAX_FIXTURES; t++) {
         fixture *fx = &FIXTURES[n_fixtures];
         *fx = (fixture){.arch = "llama", .type_name = QUANT[t], .type = TV_TYPE_COUNT, .dir = "quant"};
         snprintf(names[n_fixtures], sizeof names[0], "quant-llama-%s", QUANT[t]);

@@ -3,10 +3,15 @@
 //   invariance   64 greedy requests give the same tokens alone and together, with chunked prefill
 //                off and on at several chunk sizes, and with preemption (a small KV pool: preempted
 //                sequences recompute from position 0, a fresh state)
-//   prefix cache off for hybrid models (KV without its state is never reused): no hits, same tokens
-//   no leak      10,000 requests with aborts (waiting and running) leave every block and slot free
+//   prefix cache with state checkpoints: prompts sharing a prefix give the same tokens on a miss
+//                (the first run) and on a hit (resumed from the checkpoint after the shared blocks),
+//                together and one at a time, at several chunk sizes
+//   no leak      10,000 requests with aborts (waiting and running), prefix caching on with prompts
+//                that share prefixes: every block and running slot free, checkpoints only with
+//                cached blocks, and cached prefixes still give the right tokens
 //   refusals     speculative decoding (no state rollback yet); forward batches that would continue
 //                a state from the wrong position, share a slot, or name none
+//   checkpoint   a forward pass's checkpoint mid-sequence is the state a shorter run leaves
 // (The numerics against llama.cpp: test_families' qwen35 fixtures.)
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,15 +45,16 @@ static void config(tv_engine_config *c) {
     c->max_model_len = 128;
 }
 
-// Runs requests [0, n) of g_prompts (greedy, GEN tokens each) through e at once; their tokens into out.
-static void run_requests(tv_engine *e, int n, int32_t out[][GEN]) {
+// Runs requests [0, n) of prompts (lengths len; greedy, GEN tokens each) through e at once; their
+// tokens into out.
+static void run_prompts(tv_engine *e, int n, int32_t prompts[][MAX_PROMPT], const int *len, int32_t out[][GEN]) {
     tv_error err = {0};
     int n_got[N_REQ] = {0};
     for (int i = 0; i < n; i++) {
         tv_request_params p;
         tv_request_params_default(&p);
-        p.prompt_ids = g_prompts[i];
-        p.n_prompt = (size_t)g_len[i];
+        p.prompt_ids = prompts[i];
+        p.n_prompt = (size_t)len[i];
         p.sampling.temperature = 0;
         p.max_tokens = GEN;
         p.ignore_eos = true;
@@ -71,6 +77,8 @@ static void run_requests(tv_engine *e, int n, int32_t out[][GEN]) {
     }
     for (int i = 0; i < n; i++) assert_int_equal(n_got[i], GEN);
 }
+
+static void run_requests(tv_engine *e, int n, int32_t out[][GEN]) { run_prompts(e, n, g_prompts, g_len, out); }
 
 static void expect_same(int32_t got[][GEN], const char *what) {
     for (int i = 0; i < N_REQ; i++)
@@ -155,31 +163,72 @@ static void test_preemption(void **state) {
     tv_engine_free(e);
 }
 
-// Prefix caching asked for: off for a hybrid model (a cached block's KV comes without the state
-// after it), so the same prompts again hit nothing and give the same tokens.
-static void test_prefix_caching_off(void **state) {
+// Prompts sharing a 40-token prefix (prompt 0's), then 1..17 tokens of their own.
+enum { N_SHARED = 16, SHARED = 40 };
+static int32_t g_shared[N_SHARED][MAX_PROMPT];
+static int g_shared_len[N_SHARED];
+static int32_t g_shared_ref[N_SHARED][GEN];   // each alone, prefix caching off
+
+static void test_prefix_cache_checkpoints(void **state) {
     (void)state;
+    for (int i = 0; i < N_SHARED; i++) {
+        g_shared_len[i] = SHARED + 1 + i % 17;
+        memcpy(g_shared[i], g_prompts[0], SHARED * sizeof(int32_t));
+        memcpy(g_shared[i] + SHARED, g_prompts[i + 1] + 1, (size_t)(g_shared_len[i] - SHARED) * sizeof(int32_t));
+    }
     tv_engine_config c;
     config(&c);
-    c.max_num_seqs = N_REQ;
-    c.prefix_caching = true;
+    c.max_num_seqs = 1;
+    c.prefix_caching = false;
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("%s", err.msg);
-    for (int round = 0; round < 2; round++) {
-        int32_t got[N_REQ][GEN];
-        run_requests(e, N_REQ, got);
-        expect_same(got, round ? "the same prompts again" : "prefix caching asked for");
-    }
+    for (int i = 0; i < N_SHARED; i++) run_prompts(e, 1, &g_shared[i], &g_shared_len[i], &g_shared_ref[i]);
     tv_engine_stats st;
     tv_engine_get_stats(e, &st);
+    assert_int_equal(st.n_state_ckpt_total, 0);
     assert_int_equal(st.n_prefix_hit_tokens, 0);
-    assert_int_equal(st.n_blocks_cached, 0);
     tv_engine_free(e);
+    // budget 512: a prompt in one chunk (a checkpoint mid-chunk: after 32 of its 41..57 tokens);
+    // 7 and 13: chunks end anywhere, checkpoints at every boundary they cross
+    static const struct { int budget, every, slots; bool one_at_a_time; } RUNS[] = {
+        {512, 1, 4, false}, {512, 2, 2, true}, {7, 1, 3, false}, {13, 1, 1, true}};
+    for (size_t r = 0; r < sizeof RUNS / sizeof RUNS[0]; r++) {
+        config(&c);
+        c.max_num_seqs = N_SHARED;
+        c.max_batched_tokens = RUNS[r].budget;
+        c.state_ckpt_blocks = RUNS[r].every;
+        c.state_ckpt_slots = RUNS[r].slots;
+        if (!(e = tv_engine_create(g_model, &c, &err))) fail_msg("%s", err.msg);
+        for (int round = 0; round < 2; round++) {   // misses (the first to pass a boundary), then hits
+            int32_t got[N_SHARED][GEN];
+            if (RUNS[r].one_at_a_time)
+                for (int i = 0; i < N_SHARED; i++) run_prompts(e, 1, &g_shared[i], &g_shared_len[i], &got[i]);
+            else
+                run_prompts(e, N_SHARED, g_shared, g_shared_len, got);
+            for (int i = 0; i < N_SHARED; i++)
+                if (memcmp(got[i], g_shared_ref[i], sizeof got[i]))
+                    fail_msg("budget %d, checkpoints every %d blocks%s, round %d: request %d differs from its run alone",
+                             RUNS[r].budget, RUNS[r].every, RUNS[r].one_at_a_time ? ", one at a time" : "", round, i);
+        }
+        tv_engine_get_stats(e, &st);
+        print_message("hybrid: budget %d, every %d blocks: %llu prompt tokens from the cache, %d of %d checkpoints held\n",
+                      RUNS[r].budget, RUNS[r].every, (unsigned long long)st.n_prefix_hit_tokens, st.n_state_ckpt_held,
+                      st.n_state_ckpt_total);
+        assert_int_equal(st.n_state_ckpt_total, RUNS[r].slots);
+        assert_true(st.n_state_ckpt_held > 0);
+        assert_true(st.n_prefix_hit_tokens >= 32);   // a hit resumes after the 2 shared blocks at least
+        assert_int_equal(st.n_state_slots_free, st.n_state_slots_total);
+        assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+        tv_engine_free(e);
+    }
 }
 
-// 10,000 short requests, up to 96 in flight, a quarter aborted (waiting or running): every request
-// reports its end once, and afterwards every block and state slot is free.
+// 10,000 short requests, up to 96 in flight, a quarter aborted (waiting or running), prefix caching
+// on: prompts of 2..38 tokens from 4 prompts (so they share prefixes and hit), in a small pool (so
+// cached blocks are evicted, their checkpoints with them). Every request reports its end once;
+// afterwards every block and running slot is free, no more checkpoints are held than blocks cached,
+// and the cache still serves right tokens.
 static void test_no_leak_with_aborts(void **state) {
     (void)state;
     enum { N = 10000, IN_FLIGHT = 96 };
@@ -187,6 +236,8 @@ static void test_no_leak_with_aborts(void **state) {
     config(&c);
     c.max_num_seqs = 32;
     c.n_blocks = 40;
+    c.state_ckpt_blocks = 1;
+    c.state_ckpt_slots = 6;
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("%s", err.msg);
@@ -199,8 +250,8 @@ static void test_no_leak_with_aborts(void **state) {
             tv_request_params p;
             tv_request_params_default(&p);
             const int i = n_added;
-            p.prompt_ids = g_prompts[i % N_REQ];
-            p.n_prompt = (size_t)(2 + i % 3);
+            p.prompt_ids = g_prompts[i % 4];
+            p.n_prompt = (size_t)(2 + (i % 7) * 6);
             p.sampling.temperature = 0;
             p.max_tokens = 1 + i % 2;
             p.ignore_eos = true;
@@ -235,6 +286,14 @@ static void test_no_leak_with_aborts(void **state) {
     assert_int_equal(st.n_blocks_free, st.n_blocks_total);
     assert_int_equal(st.n_state_slots_free, st.n_state_slots_total);
     assert_int_equal(st.n_state_slots_total, 32);
+    print_message("hybrid: %llu prompt tokens from the cache, %d checkpoints held, %lld blocks cached\n",
+                  (unsigned long long)st.n_prefix_hit_tokens, st.n_state_ckpt_held, (long long)st.n_blocks_cached);
+    assert_true(st.n_prefix_hit_tokens > 0);
+    assert_true(st.n_state_ckpt_held <= st.n_blocks_cached);
+    int32_t got[4][GEN];   // what is still cached serves right tokens
+    run_requests(e, 4, got);
+    for (int i = 0; i < 4; i++)
+        if (memcmp(got[i], g_ref[i], sizeof got[i])) fail_msg("after the churn: request %d differs", i);
     tv_engine_free(e);
 }
 
@@ -252,8 +311,17 @@ static void test_spec_refused(void **state) {
 
 // Runs n tokens of prompt 0 at positions start.. in slot `slot` (slots: that many) of a hybrid
 // model's forward; returns its status with the message in err.
+static tv_status forward_ckpt(tv_forward *f, tv_kv_cache *kv, int start, int n, const int32_t *slots, int n_seqs,
+                              const int32_t *ckpt_rows, const int32_t *ckpt_slots, float **logits, tv_error *err);
 static tv_status forward_at(tv_forward *f, tv_kv_cache *kv, int start, int n, const int32_t *slots, int n_seqs,
                             tv_error *err) {
+    float *lg;
+    return forward_ckpt(f, kv, start, n, slots, n_seqs, NULL, NULL, &lg, err);
+}
+
+// forward_at with checkpoints (tv_batch.state_ckpt_rows / _slots); *logits: the last token's row.
+static tv_status forward_ckpt(tv_forward *f, tv_kv_cache *kv, int start, int n, const int32_t *slots, int n_seqs,
+                              const int32_t *ckpt_rows, const int32_t *ckpt_slots, float **logits, tv_error *err) {
     static int32_t table[8] = {0, 1, 2, 3, 4, 5, 6, 7}, table2[8] = {8, 9, 10, 11, 12, 13, 14, 15};
     int32_t pos[64], qs[3], ctx[2], rows[1];
     for (int s = 0; s < n_seqs; s++) {
@@ -264,12 +332,46 @@ static tv_status forward_at(tv_forward *f, tv_kv_cache *kv, int start, int n, co
     qs[n_seqs] = n_seqs * n;
     rows[0] = n - 1;
     int32_t toks[64];
-    for (int i = 0; i < n_seqs * n; i++) toks[i] = g_prompts[0][i % MAX_PROMPT];
     const int32_t *tables[2] = {table, table2};
+    for (int i = 0; i < n_seqs * n; i++) toks[i] = g_prompts[0][(start + i % n) % MAX_PROMPT];
     tv_batch b = {.n_tokens = n_seqs * n, .tokens = toks, .positions = pos, .n_seqs = n_seqs, .q_start = qs,
-                  .ctx_len = ctx, .block_tables = tables, .n_logits = 1, .logit_rows = rows, .state_slots = slots};
-    float *lg;
-    return forward_run(f, kv, &b, &lg, err);
+                  .ctx_len = ctx, .block_tables = tables, .n_logits = 1, .logit_rows = rows, .state_slots = slots,
+                  .state_ckpt_rows = ckpt_rows, .state_ckpt_slots = ckpt_slots};
+    return forward_run(f, kv, &b, logits, err);
+}
+
+// A checkpoint after 5 of 9 tokens holds the state a 5-token run leaves: continuing from it gives
+// the 9-token run's logits bit for bit; its slot holds 5 tokens; bad checkpoints are refused.
+static void test_forward_checkpoint(void **state) {
+    (void)state;
+    tv_error err = {0};
+    backend *be = backend_cpu_create(test_cpu_path(), 2, &err);
+    tv_kv_cache *kv = kv_cache_create(g_model, 16, 16, true, &err);
+    tv_forward *f = forward_create(g_model, 128, 64, 8, be, &err);
+    assert_true(be && kv && f);
+    assert_int_equal(kv_cache_add_state(kv, g_model, 3, &err), TV_OK);
+    const int32_t slot0 = 0, slot1 = 1, five = 5, ck = 2;
+    const int n_vocab = model_hparams(g_model)->n_vocab;
+    float *lg, *whole = malloc((size_t)n_vocab * sizeof(float));
+    assert_non_null(whole);
+    assert_int_equal(forward_ckpt(f, kv, 0, 9, &slot0, 1, &five, &ck, &lg, &err), TV_OK);
+    memcpy(whole, lg, (size_t)n_vocab * sizeof(float));
+    assert_int_equal(kv->state->n_pos[ck], 5);
+    assert_int_equal(kv->state->n_pos[slot0], 9);
+    kv_cache_state_copy(kv, slot1, ck);   // resume after 5 tokens (the KV of 0..4 is in the blocks)
+    assert_int_equal(forward_ckpt(f, kv, 5, 4, &slot1, 1, NULL, NULL, &lg, &err), TV_OK);
+    assert_memory_equal(lg, whole, (size_t)n_vocab * sizeof(float));
+    // a checkpoint into a sequence's own slot, past its rows, or into a slot out of range
+    const int32_t ten = 10, two = 2;
+    assert_int_equal(forward_ckpt(f, kv, 0, 9, &slot0, 1, &two, &slot0, &lg, &err), TV_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "checkpoint"));
+    assert_int_equal(forward_ckpt(f, kv, 0, 9, &slot0, 1, &ten, &ck, &lg, &err), TV_ERR_INVALID);
+    const int32_t out = 3;
+    assert_int_equal(forward_ckpt(f, kv, 0, 9, &slot0, 1, &two, &out, &lg, &err), TV_ERR_INVALID);
+    free(whole);
+    forward_free(f);
+    kv_cache_free(kv);
+    backend_free(be);
 }
 
 static void test_forward_state_checks(void **state) {
@@ -342,10 +444,11 @@ int main(void) {
         cmocka_unit_test(test_alone_is_reference),
         cmocka_unit_test(test_batch_and_chunking_invariance),
         cmocka_unit_test(test_preemption),
-        cmocka_unit_test(test_prefix_caching_off),
+        cmocka_unit_test(test_prefix_cache_checkpoints),
         cmocka_unit_test(test_no_leak_with_aborts),
         cmocka_unit_test(test_spec_refused),
         cmocka_unit_test(test_forward_state_checks),
+        cmocka_unit_test(test_forward_checkpoint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

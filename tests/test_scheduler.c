@@ -6,7 +6,8 @@
 // victim, its blocks freed, requeued at the front, recomputed in full later), the waiting deque
 // through wrap-around and growth, removal from either queue, and admission on cached prefixes;
 // speculative decoding's proposed tokens (scheduled from what budget and blocks are left, never
-// preempting, and rolled back exactly).
+// preempting, and rolled back exactly); hybrid models' state slots and prefix reuse up to the last
+// state checkpoint, which leaves with its block when the cache evicts it.
 // After every step each block's refcount must equal the number of block tables holding it.
 #include <stdarg.h>
 #include <stddef.h>
@@ -165,6 +166,7 @@ static void rig_free(rig *r) {
     free(r->items);
     sched_free(r->s);
     bm_free(r->bm);
+    spool_free(r->cfg.states);
 }
 
 // Budget 8: a running decode goes first, then the running prompt's next chunk takes exactly the
@@ -689,8 +691,85 @@ static void test_lanes_and_in_flight(void **state) {
     rig_free(&r);
 }
 
+// A hybrid model's prefix: reused only up to the last block with a state checkpoint. A's 3 full
+// blocks are cached but only the state after 8 tokens (block 1) is kept: B, the same prompt, takes 2
+// blocks, resumes from that checkpoint and gives block 2 back to the cache. Filling the pool with
+// other tokens evicts the cached blocks, and the checkpoint leaves with its block.
+static void test_prefix_stops_at_checkpoint(void **state) {
+    (void)state;
+    rig r = rig_make(8, 4, 4, 100, true, true);
+    sched_free(r.s);
+    r.cfg.states = spool_create(4, 2);
+    assert_non_null(r.cfg.states);
+    r.s = sched_create(&r.cfg, r.bm);
+    tv_seq *a = add(&r, 1, 13, 100);
+    assert_int_equal(step(&r, NULL), 1);
+    assert_true(a->state_slot >= 0);
+    const uint64_t key = bm_hash(r.bm, a->blocks[1]);
+    const int32_t ck = spool_ckpt_reserve(r.cfg.states, true);
+    assert_int_equal(ck, 4);   // after the 4 running slots
+    assert_true(spool_ckpt_publish(r.cfg.states, ck, key));
+    const int32_t a0 = a->blocks[0], a1 = a->blocks[1];
+    finish(&r, a);
+    assert_int_equal(bm_n_cached(r.bm), 3);
+    assert_int_equal(spool_n_free(r.cfg.states), 4);
+
+    tv_seq *b = add(&r, 2, 13, 100);
+    assert_int_equal(step(&r, NULL), 1);
+    expect_item(&r, 0, b, 5);
+    assert_int_equal(b->n_cached, 8);
+    assert_int_equal(b->state_restore, ck);
+    assert_int_equal(b->blocks[0], a0);
+    assert_int_equal(b->blocks[1], a1);
+    assert_int_equal(bm_n_cached(r.bm), 1);   // block 2 of A went back to the cache
+    finish(&r, b);
+    assert_int_equal(b->state_restore, -1);
+
+    tv_seq *c = add(&r, 3, 31, 1000);   // 8 blocks of other tokens: every cached block is evicted
+    assert_int_equal(step(&r, NULL), 1);
+    assert_int_equal(spool_ckpt_find(r.cfg.states, key), -1);
+    assert_int_equal(spool_n_ckpt_held(r.cfg.states), 0);
+    finish(&r, c);
+    tv_seq *d = add(&r, 4, 13, 100);   // A's prompt again: nothing cached, no checkpoint
+    assert_int_equal(step(&r, NULL), 1);
+    expect_item(&r, 0, d, 13);
+    assert_int_equal(d->state_restore, -1);
+    rig_free(&r);
+}
+
+// The checkpoint slots: reservations take free slots, then (when allowed) the least recently used
+// published one (never a pending one); a key is published once.
+static void test_state_checkpoint_slots(void **state) {
+    (void)state;
+    state_pool *sp = spool_create(2, 3);
+    assert_non_null(sp);
+    const int32_t x = spool_ckpt_reserve(sp, false), y = spool_ckpt_reserve(sp, false), z = spool_ckpt_reserve(sp, true);
+    assert_true(x == 2 && y == 3 && z == 4);
+    assert_int_equal(spool_ckpt_reserve(sp, true), -1);   // all pending
+    assert_true(spool_ckpt_publish(sp, x, 11));
+    assert_true(spool_ckpt_publish(sp, y, 12));
+    assert_false(spool_ckpt_publish(sp, z, 11));   // 11 is kept already: z is freed
+    assert_int_equal(spool_n_ckpt_held(sp), 2);
+    spool_ckpt_touch(sp, x);                              // y is now the least recently used
+    assert_int_equal(spool_ckpt_reserve(sp, true), z);    // a free one first
+    assert_int_equal(spool_ckpt_reserve(sp, false), -1);  // none free, none to be taken
+    assert_int_equal(spool_ckpt_reserve(sp, true), y);    // then y, whose key goes
+    assert_int_equal(spool_ckpt_find(sp, 12), -1);
+    assert_int_equal(spool_ckpt_find(sp, 11), x);
+    spool_ckpt_drop_key(sp, 11);
+    assert_int_equal(spool_ckpt_find(sp, 11), -1);
+    spool_ckpt_drop(sp, y);
+    spool_ckpt_drop(sp, z);
+    assert_int_equal(spool_n_ckpt_held(sp), 0);
+    spool_free(sp);
+    assert_null(spool_create(0, 1));
+    assert_null(spool_create(1, -1));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prefix_stops_at_checkpoint),
+        cmocka_unit_test(test_state_checkpoint_slots),
         cmocka_unit_test(test_decode_first_then_chunks),
         cmocka_unit_test(test_decodes_use_the_budget),
         cmocka_unit_test(test_chunked_prefill_off_and_on),

@@ -65,6 +65,8 @@ static void test_counters_gauges_labels(void **state) {
     st.n_blocks_free = 25;
     st.n_state_slots_total = 8;
     st.n_state_slots_free = 5;
+    st.n_state_ckpt_total = 4;
+    st.n_state_ckpt_held = 3;
     st.n_prompt_tokens = 1234;
     st.n_generated_tokens = 99;
     st.n_spec_drafts = 10;
@@ -84,6 +86,8 @@ static void test_counters_gauges_labels(void **state) {
     EXPECT("tinyvllm:num_kv_blocks_free%s} 25", L);
     EXPECT("tinyvllm:num_state_slots_total%s} 8", L);
     EXPECT("tinyvllm:num_state_slots_free%s} 5", L);
+    EXPECT("tinyvllm:num_state_checkpoints_total%s} 4", L);
+    EXPECT("tinyvllm:num_state_checkpoints_held%s} 3", L);
     EXPECT("tinyvllm:prompt_tokens_total%s} 1234", L);
     EXPECT("tinyvllm:generation_tokens_total%s} 99", L);
     EXPECT("tinyvllm:request_success_total%s,finished_reason=\"stop\"} 1", L);

@@ -69,6 +69,11 @@ typedef struct backend_gdn {
     float *qkv;                   // (T, conv_dim) the q/k/v projections; overwritten by the conv output
     const float *alpha, *beta;    // (T, n_v_heads) raw decay / write-strength projections
     float *out;                   // (T, n_v_heads * head_dim)
+    // checkpoints (prefix caching): sequence s's state after its first ckpt_rows[s] rows (0 = none)
+    // is also copied to ckpt_conv[s] / ckpt_ssm[s] (shaped like its state); ckpt_rows NULL = none
+    const int32_t *ckpt_rows;     // (n_seqs)
+    float *const *ckpt_conv;      // (n_seqs)
+    float *const *ckpt_ssm;       // (n_seqs)
 } backend_gdn;
 
 typedef struct backend_vtbl {

@@ -218,12 +218,22 @@ static void cpu_mul_sigmoid(backend *be, float *y, const float *g, int n_rows, i
 // test_hybrid fails with it at 7-token steps and under preemption.) Each item runs on one thread,
 // so the bits do not depend on the thread count either.
 
+// Sequence s's rows before its checkpoint: 0 when it has none.
+static int gdn_ckpt_rows(const backend_gdn *a, int s) { return a->ckpt_rows ? a->ckpt_rows[s] : 0; }
+
+// A sequence's rows run in two calls around a checkpoint: the same operations in the same order as
+// one call (the conv window and the recurrence carry across), so a checkpoint changes no bit.
 static void gdn_conv_worker(void *arg, int ith, int nth) {
     const backend_gdn *a = arg;
     const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom);
-    for (int s = ith; s < a->n_seqs; s += nth)
-        ref_gdn_conv(&a->geom, a->conv_state[s], a->conv_w, a->qkv + (size_t)a->q_start[s] * cd,
-                     a->q_start[s + 1] - a->q_start[s]);
+    for (int s = ith; s < a->n_seqs; s += nth) {
+        const int n = a->q_start[s + 1] - a->q_start[s], c = gdn_ckpt_rows(a, s), r = c > 0 ? c : n;
+        float *x = a->qkv + (size_t)a->q_start[s] * cd;
+        ref_gdn_conv(&a->geom, a->conv_state[s], a->conv_w, x, r);
+        if (c <= 0) continue;
+        memcpy(a->ckpt_conv[s], a->conv_state[s], (size_t)(a->geom.d_conv - 1) * cd * sizeof(float));
+        if (n > r) ref_gdn_conv(&a->geom, a->conv_state[s], a->conv_w, x + (size_t)r * cd, n - r);
+    }
 }
 
 typedef struct gdn_job {
@@ -238,10 +248,17 @@ static void gdn_head_worker(void *arg, int ith, int nth) {
     const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom);
     for (int i = ith; i < a->n_seqs * H; i += nth) {
         const int s = i / H, h = i % H;
-        const size_t t0 = (size_t)a->q_start[s];
-        j->head(&a->geom, h, a->ssm_state[s] + (size_t)h * hd * hd, a->qkv + t0 * cd, a->alpha + t0 * H,
-                a->beta + t0 * H, a->dt, a->a, a->out + t0 * H * hd, a->q_start[s + 1] - a->q_start[s],
-                1);
+        const int n = a->q_start[s + 1] - a->q_start[s], c = gdn_ckpt_rows(a, s), r = c > 0 ? c : n;
+        const size_t t0 = (size_t)a->q_start[s], hs = (size_t)h * hd * hd;
+        float *st = a->ssm_state[s] + hs;
+        j->head(&a->geom, h, st, a->qkv + t0 * cd, a->alpha + t0 * H, a->beta + t0 * H, a->dt, a->a,
+                a->out + t0 * H * hd, r, 1);
+        if (c <= 0) continue;
+        memcpy(a->ckpt_ssm[s] + hs, st, (size_t)hd * hd * sizeof(float));
+        const size_t t1 = t0 + (size_t)r;
+        if (n > r)
+            j->head(&a->geom, h, st, a->qkv + t1 * cd, a->alpha + t1 * H, a->beta + t1 * H, a->dt, a->a,
+                    a->out + t1 * H * hd, n - r, 1);
     }
 }
 

@@ -23,6 +23,8 @@ struct kv_block_manager {
     int32_t *lru_prev, *lru_next;   // (n_blocks), -1 = none
     int32_t lru_head, lru_tail;
     int n_evictable;
+    void (*on_evict)(void *user, uint64_t hash);   // bm_set_evict_hook
+    void *on_evict_user;
 };
 
 kv_block_manager *bm_create(int n_blocks, int block_size) {
@@ -121,6 +123,7 @@ int32_t bm_allocate(kv_block_manager *bm) {
         b = bm->lru_head;
         lru_unlink(bm, b);
         map_remove(bm, b);
+        if (bm->on_evict) bm->on_evict(bm->on_evict_user, bm->hash[b]);
     } else {
         return -1;
     }
@@ -171,6 +174,13 @@ void bm_register_full(kv_block_manager *bm, int32_t b, uint64_t h, const int32_t
     bm->map_next[b] = bm->buckets[k];
     bm->buckets[k] = b;
     bm->registered[b] = true;
+}
+
+bool bm_is_cached(const kv_block_manager *bm, uint64_t h, const int32_t *tokens) { return map_find(bm, h, tokens) >= 0; }
+
+void bm_set_evict_hook(kv_block_manager *bm, void (*fn)(void *user, uint64_t hash), void *user) {
+    bm->on_evict = fn;
+    bm->on_evict_user = user;
 }
 
 int32_t bm_acquire_cached(kv_block_manager *bm, uint64_t h, const int32_t *tokens) {

@@ -47,5 +47,11 @@ uint64_t bm_hash(const kv_block_manager *bm, int32_t block);   // 0 = not full /
 // The registered block holding exactly these tokens under hash, taken with one more reference
 // (removed from the evictable list if it was there); -1 when none.
 int32_t bm_acquire_cached(kv_block_manager *bm, uint64_t hash, const int32_t *tokens);
+// Whether a registered block holds exactly these tokens under hash (a prefix in the cache).
+bool bm_is_cached(const kv_block_manager *bm, uint64_t hash, const int32_t *tokens);
+// Calls fn(user, hash) whenever bm_allocate evicts a registered block (its prefix under hash is
+// no longer cached): what is kept beside the cached prefix (a hybrid model's state checkpoint)
+// goes with it. fn NULL: none.
+void bm_set_evict_hook(kv_block_manager *bm, void (*fn)(void *user, uint64_t hash), void *user);
 
 #endif

@@ -101,6 +101,10 @@ struct tv_engine {
     int32_t *b_ctx;              // (max_num_seqs)
     const int32_t **b_tables;    // (max_num_seqs)
     int32_t *b_slots;            // (max_num_seqs) each sequence's state slot (hybrid models)
+    // hybrid models with prefix caching: per item, its state after b_ckpt_rows tokens (0 = none) goes
+    // to checkpoint slot b_ckpt_slots, published under b_ckpt_key (the prefix's chained block hash)
+    int32_t *b_ckpt_rows, *b_ckpt_slots;   // (max_num_seqs)
+    uint64_t *b_ckpt_key;                  // (max_num_seqs)
     tv_seq **b_seqs;             // (max_num_seqs) the sequence of each item of a draft-model round
     int max_logits;              // logits rows per round: max_num_seqs * (1 + spec_tokens), within the budget
     int32_t *b_logit_rows;       // (max_logits)
@@ -189,6 +193,9 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_ctx);
     free(e->b_tables);
     free(e->b_slots);
+    free(e->b_ckpt_rows);
+    free(e->b_ckpt_slots);
+    free(e->b_ckpt_key);
     free(e->b_seqs);
     free(e->b_logit_rows);
     free(e->b_logit_seq);
@@ -273,25 +280,36 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         err_fail(err, TV_ERR_INVALID, "engine: speculative tokens %d invalid (1..%d)", c.spec_tokens, TV_SPEC_MAX_TOKENS);
         return NULL;
     }
-    // hybrid models: a state slot per sequence slot; their KV of full blocks comes with no state, so
-    // prefix caching is off (until state checkpoints exist), and speculative decoding needs a state
-    // rollback they do not have
+    // hybrid models: a state slot per sequence slot, and with prefix caching checkpoint slots (the
+    // state after every state_ckpt_blocks-th block boundary, kept with the cached blocks); speculative
+    // decoding needs a state rollback they do not have
     const bool is_hybrid = hp->n_linear > 0;
     if (is_hybrid && c.spec != TV_SPEC_NONE) {
         err_fail(err, TV_ERR_UNSUPPORTED, "engine: speculative decoding cannot roll back a hybrid model's "
                                           "linear-attention state yet");
         return NULL;
     }
-    if (is_hybrid) c.prefix_caching = false;
-    const int64_t state_bytes = (int64_t)c.max_num_seqs * (int64_t)kv_cache_state_bytes_per_slot(m);
+    if (c.state_ckpt_slots < 0 || c.state_ckpt_blocks < 0) {
+        err_fail(err, TV_ERR_INVALID, "engine: state checkpoints %d every %d blocks invalid", c.state_ckpt_slots,
+                 c.state_ckpt_blocks);
+        return NULL;
+    }
+    if (is_hybrid && c.prefix_caching) {
+        if (c.state_ckpt_slots == 0) c.state_ckpt_slots = c.max_num_seqs / 4 > 0 ? c.max_num_seqs / 4 : 1;
+        if (c.state_ckpt_blocks == 0) c.state_ckpt_blocks = 4;
+    } else {
+        c.state_ckpt_slots = c.state_ckpt_blocks = 0;
+    }
+    const int n_state_slots = is_hybrid ? c.max_num_seqs + c.state_ckpt_slots : 0;
+    const int64_t state_bytes = (int64_t)n_state_slots * (int64_t)kv_cache_state_bytes_per_slot(m);
     const bool kv_f32 = c.kv_bits == 32;
     // a block holds the target's K/V of block_size tokens and, with a draft model, the draft's of the same tokens
     const size_t dbpb = c.draft_model ? kv_cache_bytes_per_block(c.draft_model, c.block_size, kv_f32) : 0;
     const size_t bpb = kv_cache_bytes_per_block(m, c.block_size, kv_f32) + dbpb;
     int64_t n_blocks = c.n_blocks;
-    if (n_blocks <= 0) {   // the memory budget holds the state slots too
+    if (n_blocks <= 0) {   // a given memory budget holds the state slots too (the default 1 GiB is the blocks')
         int64_t want = (int64_t)c.max_num_seqs * ((max_len + c.block_size - 1) / c.block_size);
-        int64_t budget = ((c.kv_mem_mb > 0 ? c.kv_mem_mb << 20 : INT64_C(1) << 30) - state_bytes) / (int64_t)bpb;
+        int64_t budget = (c.kv_mem_mb > 0 ? (c.kv_mem_mb << 20) - state_bytes : INT64_C(1) << 30) / (int64_t)bpb;
         n_blocks = c.kv_mem_mb > 0 ? budget : (want < budget ? want : budget);
     }
     int64_t one_seq = (max_len + c.block_size - 1) / c.block_size;
@@ -314,7 +332,8 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
     if (!(e->be = backend_cpu_create(c.cpu_path, c.n_threads, err))) goto fail;
     if (!(e->kv = kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
-    if (is_hybrid && (kv_cache_add_state(e->kv, m, c.max_num_seqs, err) || !(e->states = spool_create(c.max_num_seqs)))) {
+    if (is_hybrid && (kv_cache_add_state(e->kv, m, n_state_slots, err) ||
+                      !(e->states = spool_create(c.max_num_seqs, c.state_ckpt_slots)))) {
         if (e->kv->state && !e->states) err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -340,7 +359,8 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     if (!e->sched || !(e->items = malloc(S * sizeof *e->items)) || !(e->b_tokens = malloc(T * sizeof(int32_t))) ||
         !(e->b_pos = malloc(T * sizeof(int32_t))) || !(e->b_qstart = malloc((S + 1) * sizeof(int32_t))) ||
         !(e->b_ctx = malloc(S * sizeof(int32_t))) || !(e->b_tables = malloc(S * sizeof *e->b_tables)) ||
-        !(e->b_slots = malloc(S * sizeof(int32_t))) ||
+        !(e->b_slots = malloc(S * sizeof(int32_t))) || !(e->b_ckpt_rows = calloc(S, sizeof(int32_t))) ||
+        !(e->b_ckpt_slots = malloc(S * sizeof(int32_t))) || !(e->b_ckpt_key = malloc(S * sizeof(uint64_t))) ||
         !(e->b_seqs = malloc(S * sizeof *e->b_seqs)) ||
         !(e->b_logit_rows = malloc(L * sizeof(int32_t))) || !(e->b_logit_seq = malloc(L * sizeof *e->b_logit_seq)) ||
         !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done))) {
@@ -534,6 +554,9 @@ void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
     s->n_state_slots_total = e->states ? spool_n_slots(e->states) : 0;
     s->n_state_slots_free = e->states ? spool_n_free(e->states) : 0;
     s->state_bytes_per_slot = (double)kv_cache_state_bytes_per_slot(e->model);
+    s->n_state_ckpt_total = e->states ? spool_n_ckpt(e->states) : 0;
+    s->n_state_ckpt_held = e->states ? spool_n_ckpt_held(e->states) : 0;
+    forward_layer_times(e->fwd, &s->t_linear_layers_ms, &s->t_attn_layers_ms);
     s->n_blocks_cached = bm_n_cached(e->bm);
     if (e->down.bytes) e->down.bytes(e->down.ctx, &s->n_pipeline_boundary_bytes, &s->n_pipeline_reply_bytes);
 }
@@ -580,9 +603,50 @@ static int schedule(tv_engine *e, int lane) {
 
 // ---- run ----
 
+// Hybrid models with prefix caching: copies each prefix-cache hit's checkpoint into its sequence's
+// state slot, then reserves one checkpoint for each item whose tokens cross checkpoint boundaries
+// (every state_ckpt_blocks blocks): at the last one whose block is already in the prefix cache (a
+// prefix shared with an earlier prompt, such as a system prompt), which may take the least recently
+// used checkpoint; else at the last one, only into a free slot (a prefix nobody shares yet never
+// pushes out one that is shared); none when one is kept for that prefix. All restores come first: a
+// reservation may take a checkpoint that a restore of this round reads.
+static void plan_checkpoints(tv_engine *e, int n_items) {
+    for (int i = 0; i < n_items; i++) {
+        tv_seq *s = e->items[i].seq;
+        if (s->state_restore < 0) continue;
+        kv_cache_state_copy(e->kv, s->state_slot, s->state_restore);
+        s->state_restore = -1;
+    }
+    const int bs = e->cfg.block_size, every = e->cfg.state_ckpt_blocks * bs;
+    for (int i = 0; i < n_items; i++) {
+        const tv_seq *s = e->items[i].seq;
+        const int end = s->n_computed + e->items[i].n_tokens - s->n_draft;
+        // the chained hashes of the blocks this item fills, as sched_computed will register them
+        uint64_t h = s->hash_last, key = 0, key_shared = 0;
+        int at = 0, at_shared = 0;
+        for (int k = s->n_hashed; (k + 1) * bs <= end; k++) {
+            const int32_t *toks = s->tokens + (size_t)k * bs;
+            h = bm_chain_hash(h, toks, bs);
+            if ((k + 1) * bs % every) continue;
+            at = (k + 1) * bs;
+            key = h;
+            if (bm_is_cached(e->bm, h, toks)) at_shared = at, key_shared = h;
+        }
+        if (at_shared) at = at_shared, key = key_shared;
+        e->b_ckpt_rows[i] = 0;
+        if (!at || spool_ckpt_find(e->states, key) >= 0 ||
+            (e->b_ckpt_slots[i] = spool_ckpt_reserve(e->states, at == at_shared)) < 0)
+            continue;
+        e->b_ckpt_rows[i] = at - s->n_computed;
+        e->b_ckpt_key[i] = key;
+    }
+}
+
 // Lays the scheduled items out as one flat batch (tokens, positions, query ranges, block tables,
 // logits rows) in the engine's batch arrays. *decode_only: every item is a plain decode.
 static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
+    const bool has_ckpt = e->cfg.state_ckpt_slots > 0;
+    if (has_ckpt) plan_checkpoints(e, n_items);
     int T = 0, L = 0;
     *decode_only = true;
     e->b_qstart[0] = 0;
@@ -612,7 +676,8 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
     TV_CHECK(T <= e->cfg.max_batched_tokens && L <= e->max_logits);
     return (tv_batch){.n_tokens = T, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = n_items,
                       .q_start = e->b_qstart, .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = L,
-                      .logit_rows = e->b_logit_rows, .state_slots = e->b_slots};
+                      .logit_rows = e->b_logit_rows, .state_slots = e->b_slots,
+                      .state_ckpt_rows = has_ckpt ? e->b_ckpt_rows : NULL, .state_ckpt_slots = e->b_ckpt_slots};
 }
 
 // Counts a successful round of items: steps, tokens, prompt tokens and prefix-cache hits (of the
@@ -639,6 +704,8 @@ static void account_round(tv_engine *e, const tv_sched_item *items, int n_items,
 static tv_status run(tv_engine *e, int n_items, const tv_batch *b, float **logits) {
     tv_error ferr = {0};
     tv_status st = forward_run(e->fwd, e->kv, b, logits, &ferr);
+    for (int i = 0; b->state_ckpt_rows && i < n_items; i++)   // a failed batch fills no checkpoint
+        if (b->state_ckpt_rows[i] > 0 && st != TV_OK) spool_ckpt_drop(e->states, b->state_ckpt_slots[i]);
     if (st != TV_OK) {
         err_fail_prefix(&ferr, ferr.code, "forward pass of a %d-token batch", b->n_tokens);
         for (int i = 0; i < n_items; i++) fail_seq(e, e->items[i].seq, NULL, &ferr);
@@ -647,6 +714,9 @@ static tv_status run(tv_engine *e, int n_items, const tv_batch *b, float **logit
     account_round(e, e->items, n_items, b->n_tokens);
     // a verification item's guesses count once postprocess knows which were accepted
     for (int i = 0; i < n_items; i++) sched_computed(e->sched, e->items[i].seq, e->items[i].n_tokens - e->items[i].seq->n_draft);
+    // the checkpoints' blocks are registered now: they become findable with them
+    for (int i = 0; b->state_ckpt_rows && i < n_items; i++)
+        if (b->state_ckpt_rows[i] > 0) spool_ckpt_publish(e->states, b->state_ckpt_slots[i], e->b_ckpt_key[i]);
     return TV_OK;
 }
 

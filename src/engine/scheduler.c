@@ -17,11 +17,14 @@ struct tv_scheduler {
     uint64_t next_arrival;
 };
 
+static void drop_checkpoint(void *states, uint64_t hash) { spool_ckpt_drop_key(states, hash); }
+
 tv_scheduler *sched_create(const tv_sched_config *c, kv_block_manager *bm) {
     tv_scheduler *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->cfg = *c;
     s->bm = bm;
+    if (c->states && c->prefix_caching) bm_set_evict_hook(bm, drop_checkpoint, c->states);
     s->cap_w = 64;
     s->waiting = malloc((size_t)s->cap_w * sizeof *s->waiting);
     s->running = malloc((size_t)c->max_num_seqs * sizeof *s->running);
@@ -62,6 +65,7 @@ bool sched_add(tv_scheduler *s, tv_seq *seq) {
     if (!wreserve(s)) return false;
     seq->status = SEQ_WAITING;
     seq->state_slot = -1;   // taken at admission
+    seq->state_restore = -1;
     *wslot(s, s->n_waiting++) = seq;
     return true;
 }
@@ -81,6 +85,7 @@ void sched_release_blocks(tv_scheduler *s, tv_seq *seq) {
     seq->n_blocks = 0;
     if (seq->state_slot >= 0) spool_release(s->cfg.states, seq->state_slot);
     seq->state_slot = -1;
+    seq->state_restore = -1;
     seq->n_draft = 0;
     seq->n_released = 0;
     seq->n_computed = 0;
@@ -178,11 +183,14 @@ static bool ensure_blocks(tv_scheduler *s, tv_seq *seq, int n_tokens) {
 }
 
 // Takes the cached full blocks that match the start of seq's tokens (never the block holding its
-// last token: that token must run to produce logits). Sets n_computed/n_cached.
+// last token: that token must run to produce logits). Sets n_computed/n_cached. Hybrid models: only
+// up to the last block after which a state checkpoint is kept (seq->state_restore).
 static void match_prefix(tv_scheduler *s, tv_seq *seq) {
     const int bs = bm_block_size(s->bm);
     const int max_blocks = (seq->n_tokens - 1) / bs;
     uint64_t h = 0;
+    int n_ckpt_blocks = 0;     // hybrid: blocks up to the last checkpoint found
+    uint64_t h_ckpt = 0;
     for (int b = 0; b < max_blocks; b++) {
         const int32_t *toks = seq->tokens + (size_t)b * bs;
         h = bm_chain_hash(h, toks, bs);
@@ -197,6 +205,18 @@ static void match_prefix(tv_scheduler *s, tv_seq *seq) {
         if (blk < 0) break;
         seq->blocks[seq->n_blocks++] = blk;
         seq->hash_last = h;
+        if (s->cfg.states && spool_ckpt_find(s->cfg.states, h) >= 0) {
+            n_ckpt_blocks = seq->n_blocks;
+            h_ckpt = h;
+        }
+    }
+    if (s->cfg.states) {   // the state after the prefix must come with it: back to the last checkpoint
+        for (; seq->n_blocks > n_ckpt_blocks; seq->n_blocks--) bm_release(s->bm, seq->blocks[seq->n_blocks - 1]);
+        seq->hash_last = h_ckpt;
+        if (n_ckpt_blocks > 0) {
+            seq->state_restore = spool_ckpt_find(s->cfg.states, h_ckpt);
+            spool_ckpt_touch(s->cfg.states, seq->state_restore);
+        }
     }
     seq->n_computed = seq->n_cached = seq->n_blocks * bs;
     seq->n_hashed = seq->n_blocks;

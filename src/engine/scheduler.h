@@ -6,6 +6,10 @@
 // sequence is preempted by recompute: its blocks are released and it re-queues at the front.
 // Hybrid models: admission also takes a state slot (cfg.states); every release of a sequence's
 // blocks gives its slot back, and a recomputed sequence starts again from position 0 (a zero state).
+// With prefix caching, a prefix is reused only as far as its last block with a state checkpoint
+// (state_pool.h): the cached blocks after it are given back, and seq->state_restore names the
+// checkpoint the engine copies into the sequence's slot. A checkpoint leaves with its block when
+// the prefix cache evicts the block (the scheduler sets the block manager's evict hook).
 //
 // Speculative decoding: a decoding sequence with n_draft proposed tokens (sequence.h) runs them
 // after its pending token, as one item of 1 + n_draft tokens. They get what budget and free blocks
@@ -47,7 +51,8 @@ typedef struct tv_sched_config {
     bool prefix_caching;   // admit requests on top of cached full blocks of their prompt
     int window;            // every layer's sliding window (keys); 0: some layer is global, keep all blocks
     state_pool *states;    // hybrid models: each running sequence holds one state slot (admission
-                           // needs a free one; finish, abort and preemption give it back); NULL: none
+                           // needs a free one; finish, abort and preemption give it back), and prefix
+                           // caching reuses prefixes up to their checkpoints; NULL: none
     int n_lanes;           // pipeline parallelism: batch streams (0 or 1: one)
 } tv_sched_config;
 

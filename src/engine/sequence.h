@@ -36,6 +36,8 @@ typedef struct tv_seq {
     int n_blocks, blocks_cap;
     int32_t state_slot;     // hybrid models: its recurrent-state slot while running (state_pool.h), else -1
                             // (sched_add sets -1)
+    int32_t state_restore;  // hybrid models: a prefix-cache hit's checkpoint slot, to copy into state_slot
+                            // before its next round (its state after n_cached tokens); -1 = none
     int n_released;         // blocks[0 .. n_released) fell out of every layer's sliding window and
                             // went back to the pool (entries -1); attention never reads them
     uint64_t arrival;       // admission order (preemption picks the newest)

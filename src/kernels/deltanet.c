@@ -40,7 +40,7 @@ void ref_gdn_conv(const kern_gdn_geom *g, float *win, const float *w, float *x, 
 
 void ref_gdn_head(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
                   const float *beta, const float *dt, const float *a, float *o, int n) {
-    const int hd = g->head_dim, cd = kern_gdn_conv_dim(g), kh = h % g->n_k_heads;
+    const int hd = g->head_dim, cd = kern_gdn_conv_dim(g), kh = kern_gdn_k_head(g, h);
     const size_t key_dim = (size_t)g->n_k_heads * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int t = 0; t < n; t++) {

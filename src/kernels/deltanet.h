@@ -4,7 +4,7 @@
 //   per token t of a sequence, with x_t = the layer's (q, k, v) projection row (conv_dim):
 //     c_t   = silu(sum_{j < d_conv} w[:, j] * x_{t - d_conv + 1 + j})        causal depthwise conv
 //     q, k  = l2norm of each of the n_k_heads heads of c_t's q and k parts (eps: max(|x|, eps))
-//     per value head h (its q/k head h % n_k_heads, llama.cpp's head repeat):
+//     per value head h (its q/k head kern_gdn_k_head: h % n_k_heads, or h / (n_v_heads / n_k_heads)):
 //       g     = softplus(alpha_t[h] + dt[h]) * a[h]                          (a < 0: a decay)
 //       b     = sigmoid(beta_t[h])
 //       S     = exp(g) * S                                                  S: (head_dim, head_dim)
@@ -17,6 +17,7 @@
 #ifndef TV_DELTANET_H
 #define TV_DELTANET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +28,14 @@
 typedef struct kern_gdn_geom {
     int n_k_heads, n_v_heads, head_dim, d_conv;   // n_v_heads % n_k_heads == 0, 2 <= d_conv <= KERN_GDN_MAX_CONV
     float eps;                                    // l2norm epsilon (the model's RMSNorm epsilon)
+    bool is_k_grouped;    // value heads share q/k heads in consecutive groups (qwen3next's repeat-interleave:
+                          // k0 v0, k0 v1, k1 v2, k1 v3), else in turn (qwen35's tiling: k0 v0, k1 v1, k0 v2, k1 v3)
 } kern_gdn_geom;
+
+// The q/k head value head h reads.
+static inline int kern_gdn_k_head(const kern_gdn_geom *g, int h) {
+    return g->is_k_grouped ? h / (g->n_v_heads / g->n_k_heads) : h % g->n_k_heads;
+}
 
 // conv_dim: q (n_k_heads * head_dim), k (the same), v (n_v_heads * head_dim), in that order.
 static inline int kern_gdn_conv_dim(const kern_gdn_geom *g) {

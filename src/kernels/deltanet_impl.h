@@ -31,7 +31,7 @@ static inline void GDN_NAME(gdn_gates)(const kern_gdn_geom *g, int h, const floa
 // One chunk of n <= KERN_GDN_MAX_CHUNK tokens (rows of qkv, alpha, beta, o start at the chunk).
 static void GDN_NAME(gdn_chunk)(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
                                 const float *beta, const float *dt, const float *a, float *o, int n) {
-    const int d = g->head_dim, kh = h % g->n_k_heads;
+    const int d = g->head_dim, kh = kern_gdn_k_head(g, h);
     const size_t cd = (size_t)kern_gdn_conv_dim(g), key_dim = (size_t)g->n_k_heads * d;
     const size_t o_stride = (size_t)g->n_v_heads * d;
     const float scale = 1.0f / sqrtf((float)d);
@@ -85,7 +85,7 @@ static void GDN_NAME(gdn_chunk)(const kern_gdn_geom *g, int h, float *state, con
 // One token, recurrently (decode): S = e^g S; S[j] += b (v[j] - S[j]·k) k; o[j] = S[j]·q / sqrt(d).
 static void GDN_NAME(gdn_token)(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
                                 const float *beta, const float *dt, const float *a, float *o) {
-    const int d = g->head_dim, kh = h % g->n_k_heads;
+    const int d = g->head_dim, kh = kern_gdn_k_head(g, h);
     const size_t key_dim = (size_t)g->n_k_heads * d;
     const float *q = qkv + (size_t)kh * d, *k = qkv + key_dim + (size_t)kh * d;
     const float *v = qkv + 2 * key_dim + (size_t)h * d;

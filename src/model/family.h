@@ -62,6 +62,7 @@ typedef enum family_dim {
     FD_SSM_CONV_DIM,   // 2 * ssm_n_k_heads * ssm_head_dim + ssm_d_inner: q, k and v of a linear layer
     FD_SSM_INNER,      // ssm_d_inner: v, the output gate
     FD_SSM_V_HEADS,    // ssm_n_v_heads
+    FD_SSM_BA,         // 2 * ssm_n_v_heads: qwen3next's fused beta + alpha rows
     FD_SSM_HEAD,       // ssm_head_dim
     FD_PL,      // n_embd_pl: one layer's per-layer input (gemma4 E2B/E4B)
     FD_PL_ALL,  // n_layers * n_embd_pl: every layer's
@@ -294,6 +295,11 @@ tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, 
     FAMILY_INT("ssm.time_step_rank", ssm_n_v_heads, 1, 1024),                 \
     FAMILY_INT("ssm.group_count", ssm_n_k_heads, 1, 1024)
 #define FAMILY_TENSORS_HYBRID                                                                          \
+    FAMILY_TENSORS_HYBRID_COMMON,                                                                      \
+    FAMILY_LAYER_KIND("ssm_alpha.weight", ssm_alpha, FD_EMBD, FD_SSM_V_HEADS, FW_LINEAR),              \
+    FAMILY_LAYER_KIND("ssm_beta.weight", ssm_beta, FD_EMBD, FD_SSM_V_HEADS, FW_LINEAR)
+// (qwen3next fuses ssm_alpha and ssm_beta into ssm_ba; the rest is common)
+#define FAMILY_TENSORS_HYBRID_COMMON                                                                   \
     FAMILY_LAYER("attn_norm.weight", attn_norm, FD_EMBD, FD_ONE),                                      \
     FAMILY_LAYER("post_attention_norm.weight", ffn_norm, FD_EMBD, FD_ONE),                             \
     FAMILY_LAYER_KIND("attn_q.weight", wq, FD_EMBD, FD_Q_GATED, FW_FULL_ATTN),                         \
@@ -307,16 +313,33 @@ tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, 
     FAMILY_LAYER_KIND_DIRECT("ssm_conv1d.weight", ssm_conv1d, FD_SSM_CONV, FD_SSM_CONV_DIM, FW_LINEAR), \
     FAMILY_LAYER_KIND("ssm_dt.bias", ssm_dt, FD_SSM_V_HEADS, FD_ONE, FW_LINEAR),                       \
     FAMILY_LAYER_KIND("ssm_a", ssm_a, FD_SSM_V_HEADS, FD_ONE, FW_LINEAR),                              \
-    FAMILY_LAYER_KIND("ssm_alpha.weight", ssm_alpha, FD_EMBD, FD_SSM_V_HEADS, FW_LINEAR),              \
-    FAMILY_LAYER_KIND("ssm_beta.weight", ssm_beta, FD_EMBD, FD_SSM_V_HEADS, FW_LINEAR),                \
     FAMILY_LAYER_KIND("ssm_norm.weight", ssm_norm, FD_SSM_HEAD, FD_ONE, FW_LINEAR),                    \
     FAMILY_LAYER_KIND("ssm_out.weight", ssm_out, FD_SSM_INNER, FD_EMBD, FW_LINEAR)
 
 // Marks the linear-attention layers of a hybrid model as llama.cpp does: the bool array
-// `<arch>.attention.recurrent_layers` when present, else every layer l with (l + 1) %
-// `<arch>.full_attention_interval` (default 4) != 0; numbers each kind's layers (tv_layer.kind_index),
-// sets h->n_linear and checks the Gated DeltaNet sizes. TV_ERR_FORMAT naming the key on a bad value.
+// `<arch>.attention.recurrent_layers` when present (one per block, MTP layers included), else every
+// layer l with (l + 1) % `<arch>.full_attention_interval` (default 4) != 0; drops the
+// `nextn_predict_layers` MTP layers (family_drop_nextn); numbers each kind's layers
+// (tv_layer.kind_index), sets h->n_linear and checks the Gated DeltaNet sizes. TV_ERR_FORMAT naming
+// the key on a bad value.
 tv_status family_hybrid_layers(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err);
+
+// The MoE FFN of the hybrid models with experts (qwen35moe, qwen3next), as llama.cpp fixes it for
+// them: softmax router, top-k weights divided by their sum, one expert expert_feed_forward_length
+// wide (absent: feed_forward_length / used), the shared expert expert_shared_feed_forward_length
+// (absent: feed_forward_length), gated by sigmoid(x · ffn_gate_inp_shexp): their keys, tensors and
+// family_moe.
+#define FAMILY_KEYS_HYBRID_MOE                                                          \
+    FAMILY_KEYS_MOE,                                                                    \
+    FAMILY_INT_OPT("expert_feed_forward_length", ff_exp, 1, 1 << 20, 0),                \
+    FAMILY_INT_OPT("expert_shared_feed_forward_length", ff_shexp, 1, 1 << 20, 0)
+#define FAMILY_TENSORS_MOE_SHEXP                                                        \
+    FAMILY_TENSORS_EXPERTS(FW_ALL),                                                     \
+    FAMILY_LAYER("ffn_gate_inp_shexp.weight", ffn_gate_inp_shexp, FD_EMBD, FD_ONE),     \
+    FAMILY_LAYER("ffn_gate_shexp.weight", ffn_gate_shexp, FD_EMBD, FD_FF_SHEXP),        \
+    FAMILY_LAYER("ffn_up_shexp.weight", ffn_up_shexp, FD_EMBD, FD_FF_SHEXP),            \
+    FAMILY_LAYER("ffn_down_shexp.weight", ffn_down_shexp, FD_FF_SHEXP, FD_EMBD)
+extern const family_moe family_hybrid_moe;
 
 // The family whose archs include `arch`, or NULL.
 const model_family *family_find(const char *arch);

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/backend.h"
 #include "model/family.h"
@@ -126,6 +127,18 @@ tv_status kv_cache_add_state(tv_kv_cache *kv, const tv_model *m, int n_slots, tv
     return TV_OK;
 }
 
+void kv_cache_state_copy(tv_kv_cache *kv, int32_t dst, int32_t src) {
+    tv_state_cache *sc = kv->state;
+    TV_CHECK(sc && dst >= 0 && dst < sc->n_slots && src >= 0 && src < sc->n_slots);
+    if (dst == src) return;
+    for (int li = 0; li < sc->n_linear; li++) {
+        const size_t d = (size_t)li * (size_t)sc->n_slots + (size_t)dst, o = (size_t)li * (size_t)sc->n_slots + (size_t)src;
+        memcpy(sc->conv + d * sc->conv_floats, sc->conv + o * sc->conv_floats, sc->conv_floats * sizeof(float));
+        memcpy(sc->ssm + d * sc->ssm_floats, sc->ssm + o * sc->ssm_floats, sc->ssm_floats * sizeof(float));
+    }
+    sc->n_pos[dst] = sc->n_pos[src];
+}
+
 void kv_cache_free(tv_kv_cache *kv) {
     if (!kv) return;
     state_cache_free(kv->state);
@@ -148,6 +161,7 @@ struct tv_forward {
     float *logits;       // (L, vocab)
     int32_t *tok_seq;    // (T) sequence index of each token
     int64_t *slots;      // (T) KV slot of each token: block * block_size + offset
+    double t_linear_ms, t_full_ms;   // hybrid models: time in each kind of layer (forward_layer_times)
     float *rope_cs;      // (T, 2 * n_rot) per-token RoPE table (rope_table)
     float *rope_cs_swa;  // (T, 2 * n_rot_swa) the sliding layers' table, when the model has one
     float *ones;         // (max head_dim) 1.0
@@ -156,12 +170,17 @@ struct tv_forward {
     float *attn_temp;    // (T) per-token query temperature, when h->attn_temp_scale is set
 };
 
+void forward_layer_times(const tv_forward *f, double *linear_ms, double *full_ms) {
+    *linear_ms = f->t_linear_ms;
+    *full_ms = f->t_full_ms;
+}
+
 void forward_free(tv_forward *f) {
     if (!f) return;
     layer_state *s = &f->s;
     float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att, s->hb, s->hb2, f->lx, f->logits, f->rope_cs,
                     f->rope_cs_swa, f->ones, s->moe_logits, s->moe_w, s->moe_g, s->moe_u, s->moe_y,
-                    s->q_gated, s->attn_gate, s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta, s->ssm_o,
+                    s->q_gated, s->attn_gate, s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta, s->ssm_ba, s->ssm_o,
                     s->pl_inp, s->pl_buf,
                     s->mla_q, s->mla_qa, s->mla_c, s->mla_pe, s->mla_x, s->mla_y, s->mla_o};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -178,6 +197,8 @@ void forward_free(tv_forward *f) {
     free(f->attn_temp);
     free(s->gdn_conv);
     free(s->gdn_ssm);
+    free(s->gdn_ckpt_conv);
+    free(s->gdn_ckpt_ssm);
     free(f);
 }
 
@@ -235,8 +256,10 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         if (!(s->q_gated = malloc(T * 2 * qd * sizeof(float))) || !(s->attn_gate = malloc(T * qd * sizeof(float))) ||
             !(s->ssm_qkv = malloc(T * conv_dim * sizeof(float))) || !(s->ssm_z = malloc(T * inner * sizeof(float))) ||
             !(s->ssm_alpha = malloc(T * nv * sizeof(float))) || !(s->ssm_beta = malloc(T * nv * sizeof(float))) ||
+            !(s->ssm_ba = malloc(T * 2 * nv * sizeof(float))) ||
             !(s->ssm_o = malloc(T * inner * sizeof(float))) || !(s->gdn_conv = malloc(T * sizeof(float *))) ||
-            !(s->gdn_ssm = malloc(T * sizeof(float *))))
+            !(s->gdn_ssm = malloc(T * sizeof(float *))) || !(s->gdn_ckpt_conv = malloc(T * sizeof(float *))) ||
+            !(s->gdn_ckpt_ssm = malloc(T * sizeof(float *))))
             goto oom;
     }
     if (h->n_embd_pl > 0) {   // per-layer inputs: (n_layers, T, P) and a scratch of the same size
@@ -318,6 +341,15 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
             for (int t = t0 + 1; t < b->q_start[s + 1]; t++)
                 if (b->positions[t] != p0 + (t - t0))
                     return err_fail(err, TV_ERR_INVALID, "forward: sequence %d's positions are not consecutive", s);
+            if (!b->state_ckpt_rows || b->state_ckpt_rows[s] == 0) continue;
+            const int32_t c = b->state_ckpt_slots[s];
+            bool is_bad = c < 0 || c >= sc->n_slots || b->state_ckpt_rows[s] < 0 ||
+                           b->state_ckpt_rows[s] > b->q_start[s + 1] - t0;
+            for (int o = 0; o < b->n_seqs && !is_bad; o++)
+                is_bad = b->state_slots[o] == c || (o != s && b->state_ckpt_rows[o] && b->state_ckpt_slots[o] == c);
+            if (is_bad)
+                return err_fail(err, TV_ERR_INVALID, "forward: checkpoint of sequence %d (slot %d after %d rows) invalid",
+                                s, c, b->state_ckpt_rows[s]);
         }
     }
     for (int s = 0; s < b->n_seqs; s++) {
@@ -405,6 +437,8 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     tv_state_cache *sc = h->n_linear > 0 ? kv->state : NULL;
     s->state = sc;
     s->state_slots = b->state_slots;
+    s->state_ckpt_rows = b->state_ckpt_rows;
+    s->state_ckpt_slots = b->state_ckpt_slots;
     s->n_seqs = b->n_seqs;
     s->q_start = b->q_start;
     for (int i = 0; sc && i < b->n_seqs; i++) {   // a sequence at position 0 starts from a zero state
@@ -418,9 +452,23 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     }
 
     const int n_layers = b->n_layers > 0 && b->n_layers < f->layer_end ? b->n_layers : f->layer_end;
-    for (int l = f->layer_begin; l < n_layers && !st; l++) st = fam->block(s, &layers[l], l, err);
-    for (int i = 0; sc && i < b->n_seqs; i++)   // a failed batch leaves its states half advanced: invalid
+    for (int l = f->layer_begin; l < n_layers && !st; l++) {
+        if (!sc) {
+            st = fam->block(s, &layers[l], l, err);
+            continue;
+        }
+        struct timespec t0, t1;   // hybrid: each kind of layer timed (the bench reports them apart)
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        st = fam->block(s, &layers[l], l, err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        const double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+        *(layers[l].is_linear ? &f->t_linear_ms : &f->t_full_ms) += ms;
+    }
+    for (int i = 0; sc && i < b->n_seqs; i++) {   // a failed batch leaves its states half advanced: invalid
         sc->n_pos[b->state_slots[i]] = st ? -1 : b->positions[b->q_start[i + 1] - 1] + 1;
+        if (b->state_ckpt_rows && b->state_ckpt_rows[i] > 0)
+            sc->n_pos[b->state_ckpt_slots[i]] = st ? -1 : b->positions[b->q_start[i] + b->state_ckpt_rows[i] - 1] + 1;
+    }
     if (st) return st;
     if (!f->is_last) {   // a pipeline stage before the last: the residual stream goes on
         *logits = s->x;

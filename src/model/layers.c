@@ -122,21 +122,40 @@ void layers_gdn(layer_state *s, const tv_layer *L, float *out) {
     const tv_hparams *h = s->h;
     const tv_state_cache *sc = s->state;
     const int T = s->n_tokens;
-    const tv_tensor *w[] = {&L->ssm_qkv, &L->ssm_z, &L->ssm_alpha, &L->ssm_beta};
-    float *const y[] = {s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta};
-    backend_matmul(s->be, w, y, 4, s->xb, T);
+    if (L->ssm_ba.data) {   // qwen3next: beta and alpha fused, per key head g: beta[g*r .. +r), alpha[...]
+        const tv_tensor *w[] = {&L->ssm_qkv, &L->ssm_z, &L->ssm_ba};
+        float *const y[] = {s->ssm_qkv, s->ssm_z, s->ssm_ba};
+        backend_matmul(s->be, w, y, 3, s->xb, T);
+        const int nv = h->ssm_n_v_heads, r = nv / h->ssm_n_k_heads;
+        for (int t = 0; t < T; t++)
+            for (int v = 0; v < nv; v++) {
+                const float *row = s->ssm_ba + (size_t)t * 2 * nv + (size_t)(v / r) * 2 * r;
+                s->ssm_beta[(size_t)t * nv + v] = row[v % r];
+                s->ssm_alpha[(size_t)t * nv + v] = row[r + v % r];
+            }
+    } else {
+        const tv_tensor *w[] = {&L->ssm_qkv, &L->ssm_z, &L->ssm_alpha, &L->ssm_beta};
+        float *const y[] = {s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta};
+        backend_matmul(s->be, w, y, 4, s->xb, T);
+    }
     const size_t li = (size_t)L->kind_index;
     for (int i = 0; i < s->n_seqs; i++) {
         const size_t slot = li * (size_t)sc->n_slots + (size_t)s->state_slots[i];
         s->gdn_conv[i] = sc->conv + slot * sc->conv_floats;
         s->gdn_ssm[i] = sc->ssm + slot * sc->ssm_floats;
+        const bool has_ckpt = s->state_ckpt_rows && s->state_ckpt_rows[i] > 0;
+        const size_t ckpt = li * (size_t)sc->n_slots + (size_t)(has_ckpt ? s->state_ckpt_slots[i] : 0);
+        s->gdn_ckpt_conv[i] = has_ckpt ? sc->conv + ckpt * sc->conv_floats : NULL;
+        s->gdn_ckpt_ssm[i] = has_ckpt ? sc->ssm + ckpt * sc->ssm_floats : NULL;
     }
     const backend_gdn a = {
         .geom = {.n_k_heads = h->ssm_n_k_heads, .n_v_heads = h->ssm_n_v_heads, .head_dim = h->ssm_head_dim,
-                 .d_conv = h->ssm_d_conv, .eps = h->norm_eps},
+                 .d_conv = h->ssm_d_conv, .eps = h->norm_eps,
+                 .is_k_grouped = h->ssm_k_grouped != 0},
         .n_seqs = s->n_seqs, .q_start = s->q_start, .conv_state = s->gdn_conv, .ssm_state = s->gdn_ssm,
         .conv_w = L->ssm_conv1d.data, .dt = L->ssm_dt.data, .a = L->ssm_a.data, .qkv = s->ssm_qkv,
-        .alpha = s->ssm_alpha, .beta = s->ssm_beta, .out = s->ssm_o};
+        .alpha = s->ssm_alpha, .beta = s->ssm_beta, .out = s->ssm_o,
+        .ckpt_rows = s->state_ckpt_rows, .ckpt_conv = s->gdn_ckpt_conv, .ckpt_ssm = s->gdn_ckpt_ssm};
     backend_gdn_run(s->be, &a);
     layers_rmsnorm(s, s->ssm_o, s->ssm_o, &L->ssm_norm, T * h->ssm_n_v_heads);
     backend_swiglu(s->be, s->ssm_z, s->ssm_o, T, h->ssm_d_inner);

@@ -53,10 +53,13 @@ typedef struct layer_state {
     float *ssm_qkv;       // (T, conv_dim) a linear layer's q/k/v projection, then its conv output
     float *ssm_z;         // (T, d_inner) its output gate, then the gated output
     float *ssm_alpha, *ssm_beta;   // (T, n_v_heads)
+    float *ssm_ba;        // (T, 2 * n_v_heads) qwen3next's fused beta/alpha projection
     float *ssm_o;         // (T, d_inner) the delta rule's output
     float **gdn_conv, **gdn_ssm;   // (n_seqs) each sequence's state in the layer being computed
     const tv_state_cache *state;   // the batch's state slots (kv->state)
     const int32_t *state_slots;    // (n_seqs) each sequence's slot
+    const int32_t *state_ckpt_rows, *state_ckpt_slots;   // (n_seqs) checkpoints (tv_batch), or NULL
+    float **gdn_ckpt_conv, **gdn_ckpt_ssm;   // (n_seqs) the checkpoint slots' state in the layer being computed
     int n_seqs;
     const int32_t *q_start;        // (n_seqs + 1) each sequence's token rows
     // per-layer inputs (h->n_embd_pl > 0, else NULL; P = n_embd_pl)

@@ -251,6 +251,7 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
     case FD_SSM_CONV_DIM: return 2 * (int64_t)h->ssm_n_k_heads * h->ssm_head_dim + h->ssm_d_inner;
     case FD_SSM_INNER: return h->ssm_d_inner;
     case FD_SSM_V_HEADS: return h->ssm_n_v_heads;
+    case FD_SSM_BA: return 2 * (int64_t)h->ssm_n_v_heads;
     case FD_SSM_HEAD: return h->ssm_head_dim;
     case FD_PL: return h->n_embd_pl;
     case FD_PL_ALL: return (int64_t)h->n_layers * h->n_embd_pl;

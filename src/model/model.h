@@ -59,6 +59,8 @@ typedef struct tv_hparams {
     int32_t ssm_n_k_heads;       // q/k heads (ssm.group_count)
     int32_t ssm_n_v_heads;       // value heads (ssm.time_step_rank); a multiple of ssm_n_k_heads
     int32_t ssm_d_inner;         // ssm_n_v_heads * ssm_head_dim (ssm.inner_size)
+    int32_t ssm_k_grouped;       // 1: value heads share key heads in consecutive groups (qwen3next), 0: in
+                                 // turn (qwen35, qwen35moe) (kern_gdn_geom.is_k_grouped)
     // gemma4 E2B/E4B: per-layer inputs of n_embd_pl values per layer and token (0 = none), and the
     // layers with their own KV cache: the first n_layer_kv (0 = every layer, no sharing); each later
     // layer attends over an earlier layer's cache (tv_layer.kv_layer)
@@ -130,6 +132,8 @@ typedef struct tv_layer {
     tv_tensor ssm_qkv;                     // (conv_dim, dim) q, k, v before the convolution (attn_qkv)
     tv_tensor ssm_z;                       // (d_inner, dim) the output gate (attn_gate)
     tv_tensor ssm_alpha, ssm_beta;         // (n_v_heads, dim) decay and write-strength projections
+    tv_tensor ssm_ba;                      // (2 * n_v_heads, dim) qwen3next: both fused (ssm_ba), per key head
+                                           // its group's beta rows then alpha rows; else absent
     tv_tensor ssm_conv1d;                  // (conv_dim, d_conv) f32, read directly
     tv_tensor ssm_dt;                      // (n_v_heads) f32 decay bias
     tv_tensor ssm_a;                       // (n_v_heads) f32 -exp(A_log): decay = exp(softplus(alpha + dt) * a)
@@ -232,6 +236,9 @@ size_t kv_cache_bytes_per_block(const tv_model *m, int block_size, bool is_f32);
 tv_status kv_cache_add_state(tv_kv_cache *kv, const tv_model *m, int n_slots, tv_error *err);
 // Bytes of one state slot (every linear layer); 0 for a model without linear layers.
 size_t kv_cache_state_bytes_per_slot(const tv_model *m);
+// Copies state slot src (every linear layer, and the tokens it holds) into slot dst: a checkpoint
+// into a running sequence's slot (prefix caching). Both must be slots of kv->state.
+void kv_cache_state_copy(tv_kv_cache *kv, int32_t dst, int32_t src);
 
 // ---- the batch ----
 typedef struct tv_batch {
@@ -248,6 +255,9 @@ typedef struct tv_batch {
     const int32_t *state_slots;   // (n_seqs) hybrid models: each sequence's slot in kv->state. A sequence
                                   // whose first token here is at position 0 starts from a zero state;
                                   // otherwise its tokens must continue where the slot's state ends.
+    const int32_t *state_ckpt_rows;   // (n_seqs) hybrid models, or NULL: a sequence's state after its first
+                                      // state_ckpt_rows[s] tokens here (0 = none) is also copied into slot
+    const int32_t *state_ckpt_slots;  // state_ckpt_slots[s] (a checkpoint: no sequence's slot in this batch)
     int n_layers;                 // 0: the whole model; else only the first n_layers, then the output
                                   // norm and head (a self-speculative draft: the K/V it writes for
                                   // those layers are the ones the whole model writes for the same tokens)
@@ -270,5 +280,8 @@ void forward_free(tv_forward *f);
 // not the last (model_layer_range end < n_layers) runs its layers only and returns the residual
 // stream after them instead, (n_tokens, dim) f32, the next stage's b->hidden.
 tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float **logits, tv_error *err);
+// Hybrid models: wall time (ms) forward_run has spent in the linear-attention layers and in the
+// full-attention layers (each whole layer, FFN included) since f was created; 0 for other models.
+void forward_layer_times(const tv_forward *f, double *linear_ms, double *full_ms);
 
 #endif

@@ -21,6 +21,8 @@
     X(qwen2moe) \
     X(gptoss) \
     X(qwen35) \
+    X(qwen35moe) \
+    X(qwen3next) \
     X(deepseek2) \
     X(glm4moe)
 
@@ -77,11 +79,14 @@ tv_status family_swa_pattern(const gguf_ctx *g, const char *arch, int dflt_perio
 
 tv_status family_hybrid_layers(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers, tv_error *err) {
     char key[160];
+    const int n_all = h->n_layers;   // with the MTP layers, which recurrent_layers covers too
+    tv_status st = family_drop_nextn(g, arch, h, err);
+    if (st) return st;
     snprintf(key, sizeof key, "%s.attention.recurrent_layers", arch);
     const gguf_value *v = gguf_get(g, key);
     if (v) {
-        if (v->type != GGUF_TYPE_ARRAY || v->arr_type != GGUF_TYPE_BOOL || v->arr_n != (uint64_t)h->n_layers)
-            return err_fail(err, TV_ERR_FORMAT, "metadata %s must be %d bools (one per layer)", key, h->n_layers);
+        if (v->type != GGUF_TYPE_ARRAY || v->arr_type != GGUF_TYPE_BOOL || v->arr_n != (uint64_t)n_all)
+            return err_fail(err, TV_ERR_FORMAT, "metadata %s must be %d bools (one per layer)", key, n_all);
         for (int l = 0; l < h->n_layers; l++) layers[l].is_linear = gguf_arr_int(v, (uint64_t)l) != 0;
     } else {
         snprintf(key, sizeof key, "%s.full_attention_interval", arch);
@@ -115,6 +120,8 @@ void family_ff_per_layer(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_
         if (layers[l].ff_dim > h->hidden_dim) h->hidden_dim = layers[l].ff_dim;
     }
 }
+
+const family_moe family_hybrid_moe = {.norm = FAMILY_NORM_ON, .is_ff_exp_per_used = true, .is_ff_shexp_ff = true};
 
 tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_error *err) {
     char k[160];

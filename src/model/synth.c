@@ -431,13 +431,18 @@ struct arch_spec {
 };
 
 // AF_HYBRID archs' Gated DeltaNet shape: conv width, key/value head size, key and value heads, the
-// full-attention period.
+// full-attention period; is_ba_fused: one ssm_ba tensor (per key head its beta rows, then its alpha
+// rows: qwen3next) instead of ssm_beta and ssm_alpha.
 typedef struct hybrid_spec {
     const char *name;
     int32_t ssm_conv, ssm_head, ssm_k_heads, ssm_v_heads, full_attn_interval;
+    bool is_ba_fused;
 } hybrid_spec;
 static const hybrid_spec HYBRIDS[] = {
-    {"qwen35", 4, 32, 4, 8, 4},
+    {"qwen35", 4, 32, 4, 8, 4, false},
+    {"qwen35moe", 4, 32, 4, 8, 4, false},
+    {"qwen3next", 4, 32, 4, 8, 4, true},
+    {"qwen36-27b-8l", 4, 128, 16, 48, 4, false},
 };
 
 static const hybrid_spec *find_hybrid(const arch_spec *a) {
@@ -488,6 +493,13 @@ static const arch_spec ARCHS[] = {
     // heads twice the key heads, d_inner = dim, head 256 with a quarter rotated (here 64 / 16)
     {"qwen35",   "qwen35",   256, 768, 8, 4, 2,  64,  16, 4096, 0,  0, 0, 10000000.0f, 1e-6f, 3.0f, 1.0f,
      AF_HYBRID, 0, 0, NULL, DENSE},
+    // qwen35 with a mixture of experts in every layer (Qwen3.6-35B-A3B-like): 16 experts top-4 of 128
+    // plus a shared expert of 256 gated by sigmoid(x · ffn_gate_inp_shexp); qwen3next: the same with
+    // the fused ssm_ba and its grouped key heads (value heads 2g and 2g + 1 read key head g)
+    {"qwen35moe", "qwen35moe", 256, 768, 8, 4, 2, 64, 16, 4096, 0, 0, 0, 10000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_HYBRID, 0, 0, NULL, 16, 4, 128, 256, 0, 0, NULL},
+    {"qwen3next", "qwen3next", 256, 768, 8, 4, 2, 64, 16, 4096, 0, 0, 0, 10000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_HYBRID, 0, 0, NULL, 16, 4, 128, 256, 0, 0, NULL},
     // deepseek2: latent attention (K rows of 128 latent + 16 RoPE dims), 16 experts top-4 of 128
     // after one dense layer; YaRN x8 (x4 Lite) over an original context of 64
     // glm4moe: partial NeoX RoPE (half of each 64-dim head), q/k/v biases and q/k norms, layer 0
@@ -511,6 +523,13 @@ static const arch_spec ARCHS[] = {
     // (64 of 128, still top-8): 8.3B parameters, 1.7B active (Q8_0 8.9 GB, Q4_K_M ~5 GB).
     {"qwen3moe-24l", "qwen3moe", 2048, 6144, 24, 32, 4, 128, 128, 4096, 0, 0, 0, 1000000.0f, 1e-6f, 3.0f, 1.0f,
      AF_QK_NORM, 151936, 0, "qwen3moe", 64, 8, 768, 0, 0, 0, NULL},
+    // Qwen3.6-27B (qwen35: Qwen3.5-27B's shape) scaled to this 2-core, 24 GiB machine: its dim 5120, 24
+    // heads / 4 KV heads of 256 with 64 rotated dims, FFN 17408, linear layers of 16 key / 48 value heads
+    // of 128 (conv 4), vocab 248320, and 8 of its 64 layers (6 Gated DeltaNet + 2 full attention, its 3:1
+    // pattern): 5.6B parameters, 3.0B of them in the layers (Q4_K_M ~3.6 GB); per sequence 20 MB of
+    // state and 8 KiB of f16 KV a token
+    {"qwen36-27b-8l", "qwen35", 5120, 17408, 8, 24, 4, 256, 64, 4096, 0, 0, 0, 10000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_HYBRID, 248320, 0, "qwen35", DENSE},
     // gpt-oss-20b at its real size (write it with --type MXFP4: experts MXFP4, the rest Q8_0, ~12 GB):
     // 24 layers, 64 heads of 64, 8 KV heads, window 128 on even layers, 32 experts top-4 of 2880
     {"gpt-oss-20b", "gpt-oss", 2880, 2880, 24, 64, 8, 64, 64, 4096, 2, 0, 0, 150000.0f, 1e-5f, 3.0f, 1.0f,
@@ -520,9 +539,9 @@ static const arch_spec ARCHS[] = {
 
 #define FIXTURE_ARCHS \
     "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, gemma4e, phi3, mistral3, smollm3, granite, qwen3moe, " \
-    "qwen2moe, mixtral, gpt-oss, qwen35, glm4moe, deepseek2, deepseek2-lite"
-#define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini, qwen3moe-24l, gpt-oss-20b"
-const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real dims; qwen3moe-24l has half the layers and experts): " BENCH_ARCHS; }
+    "qwen2moe, mixtral, gpt-oss, qwen35, qwen35moe, qwen3next, glm4moe, deepseek2, deepseek2-lite"
+#define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini, qwen3moe-24l, gpt-oss-20b, qwen36-27b-8l"
+const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real dims; qwen3moe-24l has half the layers and experts, qwen36-27b-8l an eighth of the layers): " BENCH_ARCHS; }
 const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
 
 static const arch_spec *find_arch(const char *name) {
@@ -864,9 +883,11 @@ static void arch_metadata(gguf_writer *w, const arch_spec *a) {
         gguf_set_u32(w, ARCH_KEY(k, a, "ssm.time_step_rank"), (uint32_t)hy->ssm_v_heads);
         gguf_set_u32(w, ARCH_KEY(k, a, "ssm.inner_size"), (uint32_t)(hy->ssm_v_heads * hy->ssm_head));
         gguf_set_u32(w, ARCH_KEY(k, a, "full_attention_interval"), (uint32_t)hy->full_attn_interval);
-        // M-RoPE sections (pairs per position kind; a text token's positions are all equal)
+        // M-RoPE sections of qwen35 / qwen35moe (pairs per position kind; a text token's positions are
+        // all equal); qwen3next has plain NeoX RoPE
         const int32_t half = a->n_rot / 2, sections[4] = {half - 2 * (half / 3), half / 3, half / 3, 0};
-        gguf_set_arr_data(w, ARCH_KEY(k, a, "rope.dimension_sections"), GGUF_TYPE_INT32, sections, 4);
+        if (strcmp(a->arch, "qwen3next"))
+            gguf_set_arr_data(w, ARCH_KEY(k, a, "rope.dimension_sections"), GGUF_TYPE_INT32, sections, 4);
     } else if (!strcmp(n, "granite")) {
         gguf_set_f32(w, ARCH_KEY(k, a, "embedding_scale"), 12.0f);
         gguf_set_f32(w, ARCH_KEY(k, a, "residual_scale"), 0.22f);
@@ -1070,8 +1091,12 @@ static tv_status hybrid_mixer(arch_writer *aw, const arch_spec *a, int l, tv_typ
         TRY(aw_add(aw, NAME("ssm_conv1d.weight"), TV_TYPE_F32, hy->ssm_conv, conv_dim, 0.0f, 0.6f, NULL, err));
         TRY(aw_add(aw, NAME("ssm_dt.bias"), TV_TYPE_F32, hy->ssm_v_heads, 0, -2.0f, 1.0f, NULL, err));
         TRY(aw_add(aw, NAME("ssm_a"), TV_TYPE_F32, hy->ssm_v_heads, 0, -0.275f, 0.225f, NULL, err));
-        TRY(aw_matrix(aw, NAME("ssm_beta.weight"), t, dim, hy->ssm_v_heads, 1.0f, err));
-        TRY(aw_matrix(aw, NAME("ssm_alpha.weight"), t, dim, hy->ssm_v_heads, 1.0f, err));
+        if (hy->is_ba_fused) {
+            TRY(aw_matrix(aw, NAME("ssm_ba.weight"), t, dim, 2 * hy->ssm_v_heads, 1.0f, err));
+        } else {
+            TRY(aw_matrix(aw, NAME("ssm_beta.weight"), t, dim, hy->ssm_v_heads, 1.0f, err));
+            TRY(aw_matrix(aw, NAME("ssm_alpha.weight"), t, dim, hy->ssm_v_heads, 1.0f, err));
+        }
         TRY(aw_norm(aw, NAME("ssm_norm.weight"), hy->ssm_head, err));
         TRY(aw_matrix(aw, NAME("ssm_out.weight"), t, inner, dim, 1.0f, err));
     }

@@ -158,6 +158,10 @@ char *srv_metrics_render(srv_metrics *m, size_t *len) {
     gauge(&b, mn, "num_state_slots_total", "gauge", "Recurrent-state slots of a hybrid model (0: none).",
           (double)s->n_state_slots_total);
     gauge(&b, mn, "num_state_slots_free", "gauge", "Recurrent-state slots free.", (double)s->n_state_slots_free);
+    gauge(&b, mn, "num_state_checkpoints_total", "gauge", "Prefix-cache state checkpoint slots of a hybrid model.",
+          (double)s->n_state_ckpt_total);
+    gauge(&b, mn, "num_state_checkpoints_held", "gauge", "State checkpoints kept with cached prefixes.",
+          (double)s->n_state_ckpt_held);
     gauge(&b, mn, "prompt_tokens_total", "counter", "Prompt tokens processed.", (double)s->n_prompt_tokens);
     gauge(&b, mn, "generation_tokens_total", "counter", "Tokens generated.", (double)s->n_generated_tokens);
     gauge(&b, mn, "num_preemptions_total", "counter", "Preemptions of running requests.", (double)s->n_preemptions);
