@@ -8,6 +8,10 @@
 //          forward passes of one token each (as llama-bench's tgN). tok/s = N / time.
 //   batch  B requests of 128 random prompt ids, N tokens each: only the steps after every
 //          request has its first token (all prompts are in) count. tok/s = tokens / time.
+//          With --json-schema FILE the same batch runs again right after, every sequence
+//          constrained by the schema (token masks from the mask thread, applied in the sampler):
+//          the constrained / free ratio is structured output's cost. The schema must not let a
+//          sequence end within N tokens (bench/structured_e2e.json cannot), or the runs differ.
 // Every repetition uses fresh random prompts (different seeds), so no prefix cache can help.
 // One warm-up request runs first (pages the mapped weights in, wakes the threads).
 #include <cjson/cJSON.h>
@@ -43,6 +47,9 @@ static void usage(FILE *f) {
             "  --roofline        measure the machine's limits with the same threads; report fractions\n"
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
             "                    and print one side-by-side table (repeatable, up to %d)\n"
+            "  --json-schema FILE  with --batch: run the batch again with every sequence constrained by\n"
+            "                    this JSON Schema and report constrained / free throughput (the schema\n"
+            "                    must not end within -n tokens; bench/structured_e2e.json is one)\n"
             "  --json            print one JSON object instead of the table (also -o json, --output json;\n"
             "                    -o md is the table)\n"
             "  --load            measure loading instead: GB/s of weight bytes reaching the kernels (warm;\n"
@@ -84,8 +91,9 @@ typedef struct {
 
 typedef struct { int n_prompt; int n_generated; bool done; } req_state;
 
+// schema: NULL, or a JSON Schema every request is constrained by (each must run max_tokens).
 static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tokens, int32_t n_vocab, uint64_t seed,
-                              run_result *r, tv_error *err) {
+                              const char *schema, run_result *r, tv_error *err) {
     tv_status st = TV_OK;
     memset(r, 0, sizeof *r);
     int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);   // (n_prompt) prompt of the request being added
@@ -103,6 +111,10 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
         rp.sampling.temperature = 0.0f;
         rp.max_tokens = max_tokens;
         rp.ignore_eos = true;
+        if (schema) {
+            rp.constraint = TV_CONSTRAINT_JSON_SCHEMA;
+            rp.constraint_spec = schema;
+        }
         rp.user = &rs[q];
         rs[q].n_prompt = n_prompt;
         if ((st = tv_engine_add_request(e, &rp, NULL, err))) goto cleanup;
@@ -126,6 +138,11 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
                 any_finished = true;
                 if (outs[i].finish == TV_FINISH_ABORT) { st = tv_error_set(err, TV_ERR_STATE, "a benchmark request was aborted"); goto cleanup; }
                 if (outs[i].finish == TV_FINISH_ERROR) { st = tv_error_set(err, outs[i].error->code, "%s", outs[i].error->msg); goto cleanup; }
+                if (schema && outs[i].n_generated < max_tokens) {   // a smaller batch would not compare
+                    st = tv_error_set(err, TV_ERR_STATE, "a constrained request ended after %d of %d tokens (its schema let "
+                                      "it end: give one that cannot end within -n)", outs[i].n_generated, max_tokens);
+                    goto cleanup;
+                }
             }
         }
         if (t_all_started == 0.0 && n_started == n_req) t_all_started = cli_time_ms();
@@ -279,6 +296,8 @@ typedef struct bench_args {
     cli_model_opts mo;
     long n_prompt, n_gen, batch, reps;
     bool json, roofline, load;
+    const char *schema_path;   // --json-schema
+    char *schema;              // its text
     peer peers[BENCH_MAX_PEERS];
     int n_peers;
 } bench_args;
@@ -300,6 +319,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if (!strcmp(o, "-n")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 20, &a->n_gen)) return cli_usage_error("bench", "-n: '%s' is not a valid token count", v); }
         else if (!strcmp(o, "--batch")) { NEED_VAL(); if (!cli_parse_long(v, 1, 4096, &a->batch)) return cli_usage_error("bench", "--batch: '%s' is not a valid sequence count (1..4096)", v); }
         else if (!strcmp(o, "-r") || !strcmp(o, "--reps")) { NEED_VAL(); if (!cli_parse_long(v, 1, BENCH_MAX_REPS, &a->reps)) return cli_usage_error("bench", "-r: '%s' is not a valid count (1..%d)", v, BENCH_MAX_REPS); }
+        else if (!strcmp(o, "--json-schema")) { NEED_VAL(); a->schema_path = v; }
         else if (!strcmp(o, "--roofline")) a->roofline = true;
         else if (!strcmp(o, "--load")) a->load = true;
         else if (!strcmp(o, "--json")) a->json = true;
@@ -323,6 +343,17 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     }
     if (!a->mo.model_path) return cli_usage_error("bench", "-m MODEL is required");
     if (a->batch > 0 && a->n_gen < 2) return cli_usage_error("bench", "--batch needs -n >= 2 (decode steps to time)");
+    if (a->schema_path && a->batch == 0) return cli_usage_error("bench", "--json-schema needs --batch B");
+    if (a->schema_path) {
+        size_t n;
+        if (!(a->schema = cli_read_file("bench", a->schema_path, CLI_MAX_JSON, &n))) return 1;
+        tv_error err = {0};
+        if (tv_constraint_check(TV_CONSTRAINT_JSON_SCHEMA, a->schema, &err) != TV_OK) {
+            free(a->schema);
+            a->schema = NULL;
+            return cli_usage_error("bench", "--json-schema %s: %s", a->schema_path, err.msg);
+        }
+    }
     return 0;
 }
 
@@ -337,6 +368,8 @@ typedef struct bench_results {
     tv_spec_method spec;      // the engine's speculative decoding proposer (--spec, --draft-model)
     series pp, tg, bd;          // tok/s per repetition
     double pp_linear_ms, pp_attn_ms;   // hybrid models: the pp runs' time in linear-attention / full-attention layers (sum)
+    series bc;                  // --json-schema: the constrained batch's tok/s per repetition
+    uint64_t n_masks, n_masks_overlapped;   // its token masks, and those filled during the forward pass
     run_result kv_run;          // the batch run whose KV snapshot is reported
     tv_engine_stats es;
     tv_roofline rl;             // when --roofline
@@ -350,7 +383,7 @@ static void show_step(cli_progress *bar, const bench_args *a, const bench_result
     if (r->pp.n) n += snprintf(sofar + n, sizeof sofar - (size_t)n, ", pp %.1f", s_median(&r->pp));
     if (r->tg.n) n += snprintf(sofar + n, sizeof sofar - (size_t)n, ", tg %.1f", s_median(&r->tg));
     if (r->bd.n) snprintf(sofar + n, sizeof sofar - (size_t)n, ", batch %.1f", s_median(&r->bd));
-    long size = !strcmp(test, "pp") ? a->n_prompt : !strcmp(test, "tg") ? a->n_gen : a->batch;
+    long size = !strcmp(test, "pp") ? a->n_prompt : !strcmp(test, "tg") ? a->n_gen : a->batch;   // batch, constrained batch
     cli_progress_show(bar, "bench: rep %ld/%ld: running %s%ld%s%s%s", rep + 1, a->reps, test, size,
                       *sofar ? " | so far: " : "", *sofar ? sofar + 2 : "", *sofar ? " tok/s" : "");
 }
@@ -395,14 +428,14 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     run_result rr;   // warm-up: pages the weights in, wakes the pool
     int n_warm = longest < 32 ? longest : 32;
     cli_progress_show(&bar, "bench: warm-up");
-    if ((st = run_requests(e, 1, n_warm < 1 ? 1 : n_warm, 2, n_vocab, 1, &rr, err))) goto done;
+    if ((st = run_requests(e, 1, n_warm < 1 ? 1 : n_warm, 2, n_vocab, 1, NULL, &rr, err))) goto done;
     for (long rep = 0; rep < a->reps; rep++) {
         uint64_t seed = 1000 + 17 * (uint64_t)rep;
         if (a->n_prompt > 0) {
             show_step(&bar, a, r, rep, "pp");
             tv_engine_stats s0, s1;
             tv_engine_get_stats(e, &s0);
-            if ((st = run_requests(e, 1, (int)a->n_prompt, 1, n_vocab, seed, &rr, err))) goto done;
+            if ((st = run_requests(e, 1, (int)a->n_prompt, 1, n_vocab, seed, NULL, &rr, err))) goto done;
             tv_engine_get_stats(e, &s1);
             r->pp.v[r->pp.n++] = (double)a->n_prompt / (rr.t_total_ms * 1e-3);
             r->pp_linear_ms += s1.t_linear_layers_ms - s0.t_linear_layers_ms;
@@ -410,14 +443,24 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
         }
         if (a->n_gen > 0) {
             show_step(&bar, a, r, rep, "tg");
-            if ((st = run_requests(e, 1, 1, (int)a->n_gen, n_vocab, seed + 1, &rr, err))) goto done;
+            if ((st = run_requests(e, 1, 1, (int)a->n_gen, n_vocab, seed + 1, NULL, &rr, err))) goto done;
             r->tg.v[r->tg.n++] = (double)rr.n_generated / (rr.t_total_ms * 1e-3);
         }
         if (a->batch > 0) {
             show_step(&bar, a, r, rep, "batch");
-            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen, n_vocab, seed + 2, &rr, err))) goto done;
+            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen, n_vocab, seed + 2, NULL, &rr, err))) goto done;
             r->bd.v[r->bd.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
             if (rr.has_kv) r->kv_run = rr;
+        }
+        if (a->batch > 0 && a->schema) {   // the same batch (same prompts), every sequence constrained
+            show_step(&bar, a, r, rep, "constrained batch");
+            tv_engine_stats before, after;
+            tv_engine_get_stats(e, &before);
+            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen, n_vocab, seed + 2, a->schema, &rr, err))) goto done;
+            tv_engine_get_stats(e, &after);
+            r->bc.v[r->bc.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
+            r->n_masks += after.n_masks - before.n_masks;
+            r->n_masks_overlapped += after.n_masks_overlapped - before.n_masks_overlapped;
         }
     }
     struct rusage ru;
@@ -478,6 +521,16 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddItemToObject(jo, "batch_decode_tok_s", num_or_null(r->bd.n > 0, bd_med));
     cJSON_AddItemToObject(jo, "batch_decode_tok_s_min", num_or_null(r->bd.n > 0, s_min(&r->bd)));
     cJSON_AddItemToObject(jo, "batch_decode_tok_s_max", num_or_null(r->bd.n > 0, s_max(&r->bd)));
+    if (a->schema_path) {
+        cJSON *sj = cJSON_AddObjectToObject(jo, "structured");
+        cJSON_AddStringToObject(sj, "json_schema", a->schema_path);
+        cJSON_AddItemToObject(sj, "batch_decode_tok_s", num_or_null(r->bc.n > 0, s_median(&r->bc)));
+        cJSON_AddItemToObject(sj, "batch_decode_tok_s_min", num_or_null(r->bc.n > 0, s_min(&r->bc)));
+        cJSON_AddItemToObject(sj, "batch_decode_tok_s_max", num_or_null(r->bc.n > 0, s_max(&r->bc)));
+        cJSON_AddItemToObject(sj, "ratio_to_free", num_or_null(r->bc.n > 0 && bd_med > 0, s_median(&r->bc) / bd_med));
+        cJSON_AddNumberToObject(sj, "masks", (double)r->n_masks);
+        cJSON_AddNumberToObject(sj, "masks_overlapped", (double)r->n_masks_overlapped);
+    }
     cJSON_AddNumberToObject(jo, "load_ms", r->load_ms);
     if (a->mo.pp > 1) {
         cJSON *pj = cJSON_AddObjectToObject(jo, "pipeline");
@@ -574,6 +627,13 @@ static void print_text(const bench_args *a, const bench_results *r) {
     if (r->bd.n && r->batch_prompt != BENCH_BATCH_PROMPT)
         printf("(batch prompts of %d tokens: the context holds %d)\n", r->batch_prompt, r->n_ctx);
     if (r->bd.n) { snprintf(name, sizeof name, "batch%ld decode", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&r->bd), s_max(&r->bd)); }
+    if (r->bc.n) {
+        snprintf(name, sizeof name, "batch%ld schema", a->batch);
+        printf("%-16s %12.2f %12.2f %12.2f\n", name, s_median(&r->bc), s_min(&r->bc), s_max(&r->bc));
+        printf("(every sequence constrained by %s: %.1f%% of the free batch's throughput; %llu token masks, %llu "
+               "filled during the forward pass)\n", a->schema_path, bd_med > 0 ? 100.0 * s_median(&r->bc) / bd_med : 0.0,
+               (unsigned long long)r->n_masks, (unsigned long long)r->n_masks_overlapped);
+    }
     if (r->spec != TV_SPEC_NONE)
         printf("speculation %s (all runs): %llu verifications, accepted %llu of %llu proposed tokens (%.1f%%)\n",
                cli_spec_name(r->spec), (unsigned long long)r->es.n_spec_drafts, (unsigned long long)r->es.n_spec_accepted_tokens,
@@ -613,13 +673,14 @@ int cmd_bench(int argc, char **argv) {
     bench_args a = {0};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    if (a.load) return cli_bench_load(&a.mo, a.reps, a.json);
+    if (a.load) { free(a.schema); return cli_bench_load(&a.mo, a.reps, a.json); }
     bench_results r = {0};
     tv_model *m = NULL;
     tv_error err = {0};
     if (measure(&a, &r, &m, &err)) {
         fprintf(stderr, "tinyvllm bench: %s\n", err.msg);
         tv_model_free(m);
+        free(a.schema);
         return 1;
     }
     bool peers_ok = true;
@@ -633,5 +694,6 @@ int cmd_bench(int argc, char **argv) {
         print_text(&a, &r);
     }
     tv_model_free(m);
+    free(a.schema);
     return peers_ok ? 0 : 1;
 }

@@ -2,8 +2,9 @@
 // (mean / p50 / p99 / max, one thread) and schema compile time over a set of JSON Schemas, printed
 // beside llguidance's published MaskBench figures (tv_structured_bench has the method).
 // The schemas: every *.json under --corpus DIR (or $TV_SCHEMA_CORPUS; e.g. JSONSchemaBench's
-// data/), else a built-in set of everyday shapes (tool arguments, records, enums, formats,
-// patterns, nesting, recursion).
+// data/, or MaskBench's maskbench/data/ whose files carry test instances: --instances runs those
+// as MaskBench does), else a built-in set of everyday shapes (tool arguments, records, enums,
+// formats, patterns, nesting, recursion).
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -65,6 +66,8 @@ static void usage(FILE *f) {
           "  --corpus DIR      every *.json under DIR is a schema (default $TV_SCHEMA_CORPUS; without\n"
           "                    either, a built-in set of 10)\n"
           "  --max-schemas N   at most N schemas (sorted by path; default all)\n"
+          "  --instances       MaskBench's method: step through each file's valid test instances\n"
+          "                    (MaskBench's layout {\"schema\", \"tests\"}) instead of random walks\n"
           "  --steps N         tokens per schema walk (default 200)\n"
           "  --seed N          the walks' random seed\n"
           "  --verify          check every mask against a plain trie walk (slow)\n"
@@ -138,7 +141,7 @@ static void write_output(void *user, int i, const char *text, size_t len) {
 int cmd_bench_structured(int argc, char **argv) {
     const char *tok_path = NULL, *corpus = getenv("TV_SCHEMA_CORPUS"), *out_path = NULL;
     long max_schemas = BS_MAX_SCHEMAS, steps = 200, seed = 0;
-    bool verify = false, json = false;
+    bool verify = false, json = false, instances = false;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -151,6 +154,7 @@ int cmd_bench_structured(int argc, char **argv) {
         else if (!strcmp(o, "--steps")) { NEED_VAL(); if (!cli_parse_long(v, 1, 100000, &steps)) return cli_usage_error("bench structured", "--steps: '%s' (1..100000)", v); }
         else if (!strcmp(o, "--seed")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 62, &seed)) return cli_usage_error("bench structured", "--seed: '%s' is not a valid seed", v); }
         else if (!strcmp(o, "--verify")) verify = true;
+        else if (!strcmp(o, "--instances")) instances = true;
         else if (!strcmp(o, "--json")) json = true;
         else return cli_usage_error("bench structured", "unknown option '%s' (see --help)", o);
 #undef NEED_VAL
@@ -187,7 +191,7 @@ int cmd_bench_structured(int argc, char **argv) {
     if (!(tok = tv_tokenizer_load(tok_path, 0, &err))) { fprintf(stderr, "tinyvllm bench structured: %s\n", err.msg); goto done; }
     if (out_path && !(of = fopen(out_path, "w"))) { fprintf(stderr, "tinyvllm bench structured: cannot write %s\n", out_path); goto done; }
     out_ctx oc = {.f = of, .names = names.v};
-    const tv_structured_bench_options bo = {.max_steps = (int)steps, .seed = (uint64_t)seed, .verify = verify,
+    const tv_structured_bench_options bo = {.max_steps = (int)steps, .seed = (uint64_t)seed, .verify = verify, .instances = instances,
                                             .on_output = of ? write_output : NULL, .user = &oc};
     tv_structured_bench_result r;
     if (tv_structured_bench(tok, (const char *const *)texts, lens, (int)names.n, &bo, &r, &err)) {
@@ -204,6 +208,12 @@ int cmd_bench_structured(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "compiled", r.n_compiled);
         cJSON_AddNumberToObject(j, "completed", r.n_completed);
         cJSON_AddNumberToObject(j, "budget_cut", r.n_budget);
+        cJSON_AddStringToObject(j, "tokens_from", instances ? "instances" : "random walks");
+        if (instances) {
+            cJSON_AddNumberToObject(j, "instances", r.n_tests);
+            cJSON_AddNumberToObject(j, "instances_whole", r.n_tests_ok);
+            cJSON_AddNumberToObject(j, "instances_refused", r.n_tests_refused);
+        }
         cJSON_AddNumberToObject(j, "masks", (double)r.n_masks);
         cJSON_AddNumberToObject(j, "mask_mean_us", r.mask_mean_us);
         cJSON_AddNumberToObject(j, "mask_p50_us", r.mask_p50_us);
@@ -211,6 +221,11 @@ int cmd_bench_structured(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "mask_max_us", r.mask_max_us);
         cJSON_AddNumberToObject(j, "compile_p50_ms", r.compile_p50_ms);
         cJSON_AddNumberToObject(j, "compile_p90_ms", r.compile_p90_ms);
+        cJSON_AddNumberToObject(j, "class_walks", (double)r.class_walks);
+        cJSON_AddNumberToObject(j, "class_local_walks", (double)r.class_local_walks);
+        cJSON_AddNumberToObject(j, "class_drops", (double)r.class_drops);
+        cJSON_AddNumberToObject(j, "class_entries", (double)r.class_entries);
+        cJSON_AddNumberToObject(j, "class_mib", (double)r.class_bytes / (1 << 20));
         if (verify) cJSON_AddNumberToObject(j, "plain_walk_mean_us", r.walk_mean_us);
         cJSON *l = cJSON_AddObjectToObject(j, "llguidance_maskbench");
         cJSON_AddNumberToObject(l, "mask_mean_us", LLG_MASK_MEAN_US);
@@ -224,8 +239,12 @@ int cmd_bench_structured(int argc, char **argv) {
         cJSON_Delete(j);
     } else {
         printf("vocabulary: %d tokens (%s), trie built in %.0f ms\n", r.n_vocab, tok_path, r.vocab_ms);
-        printf("schemas: %d (%s), compiled %d (%.1f%%), walks completed %d, cut by a budget %d\n", r.n_schemas,
-               corpus ? corpus : "built-in set", r.n_compiled, cov, r.n_completed, r.n_budget);
+        printf("schemas: %d (%s), compiled %d (%.1f%%), cut by a budget %d\n", r.n_schemas,
+               corpus ? corpus : "built-in set", r.n_compiled, cov, r.n_budget);
+        if (instances)
+            printf("tokens: MaskBench's valid instances: %d run, %d taken whole, %d stopped at a token outside the mask\n"
+                   "  (a property order or spacing the grammar does not generate)\n", r.n_tests, r.n_tests_ok, r.n_tests_refused);
+        else printf("tokens: random walks of up to %ld steps, %d completed\n", steps, r.n_completed);
         if (r.n_reasons) printf("not compiled, by reason:\n");
         for (int k = 0; k < r.n_reasons; k++) printf("  %5d  %s\n", r.reason_n[k], r.reason[k]);
         printf("\n%-22s %12s %14s\n", "", "tinyvllm", "llguidance*");
@@ -235,8 +254,11 @@ int cmd_bench_structured(int argc, char **argv) {
         printf("%-22s %12.1f %14s\n", "mask max (us)", r.mask_max_us, "");
         printf("%-22s %12.2f %14.2f\n", "compile p50 (ms)", r.compile_p50_ms, LLG_COMPILE_P50_MS);
         printf("%-22s %11.1f%% %13.1f%%\n", "schemas compiled", cov, LLG_PASSING_PCT);
-        printf("masks: %zu, one thread%s\n", r.n_masks, verify ? "; every one equal to the plain trie walk's" : "");
+        printf("token steps (mask + commit): %zu, one thread%s\n", r.n_masks, verify ? "; every mask equal to the plain trie walk's" : "");
         if (verify) printf("plain trie walk (no token classes): mean %.1f us\n", r.walk_mean_us);
+        printf("token classes: %llu trie walks for shared keys, %llu for grammars' own; %zu shared entries (%.1f MiB); "
+               "%llu tables dropped over budget\n", (unsigned long long)r.class_walks, (unsigned long long)r.class_local_walks,
+               r.class_entries, (double)r.class_bytes / (1 << 20), (unsigned long long)r.class_drops);
         printf("* llguidance 0.7.10 on MaskBench (11,306 JSONSchemaBench schemas, Llama-3 vocabulary), from\n"
                "  github.com/guidance-ai/jsonschemabench maskbench/README.md; compare on the same corpus and vocabulary.\n");
     }

@@ -209,14 +209,17 @@ const char *tv_kernel_path(const char *cpu_path, tv_error *err);
 #endif
 // ============================ structured output: mask benchmark ============================
 // MaskBench's method (github.com/guidance-ai/jsonschemabench, maskbench/) over JSON Schemas: each
-// schema is compiled for tok's vocabulary (timed), then a random walk of up to max_steps tokens
-// draws uniformly among the allowed ones (random weights: the mask alone keeps the output valid),
-// timing every token mask (one thread). The vocabulary is built once for all schemas.
+// schema is compiled for tok's vocabulary (timed), then token steps are timed (one thread), each a
+// mask and the token's commit. The tokens: with instances, the valid test instances of a schema
+// file in MaskBench's layout ({"schema", "tests": [{"data", "valid"}]}), as MaskBench runs them;
+// else a random walk of up to max_steps tokens drawn uniformly among the allowed ones (random
+// weights: the mask alone keeps the output valid). The vocabulary is built once for all schemas.
 #define TV_STRUCTURED_BENCH_REASONS 32
 typedef struct tv_structured_bench_options {
     int max_steps;               // tokens per walk (<= 0: 200)
     uint64_t seed;               // 0: a fixed default
     bool verify;                 // check every mask against a plain trie walk (slow); a mismatch fails
+    bool instances;              // MaskBench's test instances instead of random walks
     // called with each completed output (NUL-terminated) of schema index i; may be NULL
     void (*on_output)(void *user, int i, const char *text, size_t len);
     void *user;
@@ -227,10 +230,16 @@ typedef struct tv_structured_bench_result {
     double vocab_ms;             // building the vocabulary trie
     int n_schemas, n_compiled, n_completed;  // completed: walks that ended where the schema may end
     int n_budget;                // walks cut short by a matcher budget (matcher.h bounds)
+    int n_tests, n_tests_ok;     // instances: valid instances run, those the grammar took whole
+    int n_tests_refused;         // instances: a token outside the mask (an order or spacing not generated)
     size_t n_masks;
-    double mask_mean_us, mask_p50_us, mask_p99_us, mask_max_us;
+    double mask_mean_us, mask_p50_us, mask_p99_us, mask_max_us;   // per token: mask + commit
     double walk_mean_us;         // verify: the plain trie walk's mean for the same masks
     double compile_p50_ms, compile_p90_ms, compile_max_ms;
+    // token classes (matcher.h): trie walks for keys shared through the vocabulary and for keys
+    // local to a grammar, tables dropped whole over their budget, the shared table at the end
+    uint64_t class_walks, class_local_walks, class_drops;
+    size_t class_entries, class_bytes;
     int n_reasons;               // why schemas did not compile: the first words, with counts
     char reason[TV_STRUCTURED_BENCH_REASONS][64];
     int reason_n[TV_STRUCTURED_BENCH_REASONS];

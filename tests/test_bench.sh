@@ -4,6 +4,7 @@
 # --compare parses llama-bench's JSON and markdown output (samples in the documented formats).
 # Exit 77 = skipped.
 set -u
+unset TV_SCHEMA_CORPUS   # bench structured would take it as its corpus
 BIN=${1:?usage: test_bench.sh TINYVLLM SHARED_DIR}
 SHARED=${2:-}
 command -v node >/dev/null 2>&1 || { echo "SKIP: node is needed to check the JSON"; exit 77; }
@@ -112,6 +113,23 @@ grep -q 'mdpeer' "$TMP/table" || fail "no comparison column: $(cat "$TMP/table")
 grep -q 'broken' "$TMP/err" || fail "failing peer not named: $(cat "$TMP/err")"
 grep -q '^pp16 ' "$TMP/table" || fail "results missing when a peer fails"
 
+# ---- --json-schema: the batch again with every sequence constrained (structured output's cost) ----
+HERE=$(cd "$(dirname "$0")" && pwd)
+"$BIN" bench -m "$MODEL" -t 2 -p 0 -n 8 --batch 4 -r 1 --json-schema "$HERE/../bench/structured_e2e.json" --json \
+  >"$TMP/sb.json" 2>"$TMP/err" || fail "bench --json-schema: $(cat "$TMP/err")"
+node - "$TMP/sb.json" <<'EOF' || fail "bench --json-schema JSON: $(cat "$TMP/sb.json")"
+const j = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
+const s = j.structured, ok = (c, m) => { if (!c) { console.error(m); process.exit(1); } };
+ok(s && s.batch_decode_tok_s > 0 && Math.abs(s.ratio_to_free - s.batch_decode_tok_s / j.batch_decode_tok_s) < 1e-9, 'constrained tok/s, ratio');
+ok(s.masks >= 4 * 8 && s.masks_overlapped <= s.masks, `masks ${s.masks} (one per constrained token), overlapped ${s.masks_overlapped}`);
+console.log(`bench --json-schema: ${(100 * s.ratio_to_free).toFixed(1)}% of free, ${s.masks} masks (${s.masks_overlapped} overlapped)`);
+EOF
+echo '{"type":"boolean"}' >"$TMP/short.json"
+"$BIN" bench -m "$MODEL" -t 1 -p 0 -n 8 --batch 2 -r 1 --json-schema "$TMP/short.json" >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 1 ] && grep -q 'cannot end within -n' "$TMP/err" || fail "a schema that ends early: exit $rc, $(cat "$TMP/err")"
+"$BIN" bench -m "$MODEL" -n 8 --json-schema "$TMP/short.json" >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "--json-schema without --batch: exit $rc, want 2"
+
 # ---- bench structured: the built-in schema set over a real vocabulary, masks verified ----
 VOCAB="$SHARED/vocab/ggml-vocab-gpt-2.gguf"
 if [ -n "$SHARED" ] && [ -f "$VOCAB" ]; then
@@ -131,6 +149,22 @@ const lines = fs.readFileSync(process.argv[3], 'utf8').trim().split('\n').filter
 ok(lines.length === j.completed, `outputs ${lines.length} vs completed ${j.completed}`);
 for (const l of lines) JSON.parse(JSON.parse(l).output);   // every completed output is JSON
 console.log(`bench structured: ${j.masks} masks, mean ${j.mask_mean_us.toFixed(1)} us, p99 ${j.mask_p99_us.toFixed(1)} us, ${j.completed} outputs`);
+EOF
+  # MaskBench's method: a file in its layout, the valid instances stepped token by token
+  mkdir -p "$TMP/mb"
+  cat >"$TMP/mb/a.json" <<'EOF'
+{"description": "x", "schema": {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}}, "required": ["name"]},
+ "tests": [{"description": "ok", "data": {"name": "caf\u00e9 \"x\"\n", "n": -12}, "valid": true},
+           {"description": "invalid: skipped", "data": {"n": 1}, "valid": false},
+           {"description": "another order than declared", "data": {"n": 1, "name": "a"}, "valid": true}]}
+EOF
+  "$BIN" bench structured --tokenizer "$VOCAB" --corpus "$TMP/mb" --instances --verify --json >"$TMP/mj" 2>"$TMP/err" \
+    || fail "bench structured --instances: $(cat "$TMP/err")"
+  node - "$TMP/mj" <<'EOF' || fail "bench structured --instances JSON: $(cat "$TMP/mj")"
+const j = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
+const ok = (c, m) => { if (!c) { console.error(m); process.exit(1); } };
+ok(j.compiled === 1 && j.instances === 2 && j.instances_whole === 1 && j.instances_refused === 1, 'instances: 2 run, 1 whole, 1 refused');
+ok(j.masks >= 10 && j.mask_mean_us > 0, `token steps ${j.masks}`);
 EOF
 else
   echo "note: $VOCAB absent; bench structured not checked"

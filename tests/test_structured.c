@@ -170,6 +170,48 @@ static void test_json_schema(void **state) {
            (const char *[]){"1", "10", "9.25", NULL}, (const char *[]){"0", "11", "-1", "10.5", NULL});
     expect(TV_CONSTRAINT_JSON_SCHEMA, "{\"type\":\"integer\",\"minimum\":-15,\"maximum\":-3}",
            (const char *[]){"-15", "-3", "-9", NULL}, (const char *[]){"-2", "-16", "0", "3", NULL});
+    // ajv-formats' number formats (corpus kb_241 / kb_34 made 11-digit int32 values before)
+    expect(TV_CONSTRAINT_JSON_SCHEMA, "{\"type\":\"integer\",\"format\":\"int32\"}",
+           (const char *[]){"2147483647", "-2147483648", "0", "-7", NULL},
+           (const char *[]){"2147483648", "-2147483649", "12345678901", NULL});
+    expect(TV_CONSTRAINT_JSON_SCHEMA, "{\"type\":\"integer\",\"format\":\"int32\",\"minimum\":-5}",
+           (const char *[]){"-5", "2147483647", NULL}, (const char *[]){"-6", "2147483648", NULL});
+    expect(TV_CONSTRAINT_JSON_SCHEMA, "{\"type\":\"number\",\"format\":\"int64\"}",
+           (const char *[]){"12", "-9007199254740991", NULL}, (const char *[]){"1.5", "1e3", NULL});
+    expect(TV_CONSTRAINT_JSON_SCHEMA, "{\"type\":[\"string\",\"number\"],\"format\":\"int32\"}",
+           (const char *[]){"\"x\"", "5", NULL}, (const char *[]){"5.5", "4294967296", NULL});
+    // oneOf is exact: disjoint kinds, a const discriminator, a branch narrowed to leave out what
+    // the other requires; overlapping branches are an error unless the schema opts out (lenient)
+    expect(TV_CONSTRAINT_JSON_SCHEMA, "{\"oneOf\":[{\"type\":\"string\"},{\"type\":\"integer\"}]}",
+           (const char *[]){"\"a\"", "5", NULL}, (const char *[]){"true", "1.5", NULL});
+    expect(TV_CONSTRAINT_JSON_SCHEMA,
+           "{\"oneOf\":[{\"type\":\"object\",\"properties\":{\"k\":{\"const\":\"a\"},\"x\":{\"type\":\"integer\"}},"
+           "\"required\":[\"k\"]},{\"$ref\":\"#/$defs/b\"}],\"$defs\":{\"b\":{\"type\":\"object\",\"properties\":"
+           "{\"k\":{\"enum\":[\"b\",\"c\"]},\"y\":{\"type\":\"string\"}},\"required\":[\"k\"]}}}",
+           (const char *[]){"{\"k\":\"a\",\"x\":1}", "{\"k\":\"c\",\"y\":\"s\"}", NULL},
+           (const char *[]){"{\"k\":\"d\"}", "{\"k\":\"a\",\"y\":\"s\"}", NULL});
+    expect(TV_CONSTRAINT_JSON_SCHEMA,
+           "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"integer\"}},"
+           "\"oneOf\":[{\"required\":[\"a\"]},{\"required\":[\"b\"]}]}",
+           (const char *[]){"{\"a\":1}", "{\"b\":2}", NULL}, (const char *[]){"{\"a\":1,\"b\":2}", "{}", NULL});
+    expect(TV_CONSTRAINT_JSON_SCHEMA, "{\"oneOf\":[{\"const\":\"a\"},{\"const\":0},{\"enum\":[\"c\",1,null]}]}",
+           (const char *[]){"\"a\"", "0", "1", "null", NULL}, (const char *[]){"\"b\"", NULL});
+    expect_error(TV_CONSTRAINT_JSON_SCHEMA, "{\"oneOf\":[{\"const\":\"a\"},{\"enum\":[\"b\",\"a\"]}]}",
+                 "oneOf branches 0 and 1");
+    expect_error(TV_CONSTRAINT_JSON_SCHEMA, "{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}",
+                 "oneOf branches 0 and 1 may both match");
+    expect_error(TV_CONSTRAINT_JSON_SCHEMA, "{\"oneOf\":[{\"type\":\"string\"},{\"minimum\":1}]}", "oneOf branches 0 and 1");
+    expect(TV_CONSTRAINT_JSON_SCHEMA,
+           "{\"x-guidance\":{\"lenient\":true},\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}",
+           (const char *[]){"1", "1.5", NULL}, (const char *[]){"\"1\"", NULL});
+    expect(TV_CONSTRAINT_JSON_SCHEMA,
+           "{\"x-guidance\":{\"lenient\":true},\"type\":\"array\",\"uniqueItems\":true,\"items\":{\"type\":\"integer\","
+           "\"multipleOf\":3,\"not\":{\"const\":1}}}",
+           (const char *[]){"[1,1]", "[]", NULL}, (const char *[]){"[\"a\"]", NULL});
+    expect_error(TV_CONSTRAINT_JSON_SCHEMA, "{\"x-guidance\":{\"lenient\":false},\"type\":\"array\",\"uniqueItems\":true}",
+                 "keyword 'uniqueItems'");
+    expect_error(TV_CONSTRAINT_JSON_SCHEMA, "{\"x-guidance\":{\"whitespace_flexible\":true},\"type\":\"integer\"}",
+                 "x-guidance option 'whitespace_flexible'");
     expect(TV_CONSTRAINT_JSON_SCHEMA,
            "{\"properties\":{\"a\":{\"type\":\"boolean\"}},\"additionalProperties\":{\"type\":\"null\"}}",
            (const char *[]){"{\"a\":true,\"b\":null}", "{\"ab\":null}", "{}", NULL},

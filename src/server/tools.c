@@ -5,7 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ST_START = 0, ST_THINK, ST_CONTENT, ST_CALL, ST_FORCED };
+enum { ST_START = 0, ST_THINK, ST_CONTENT, ST_CALL, ST_FORCED, ST_H_HEAD, ST_H_BODY };
+// gpt-oss harmony: what the current message's body is
+enum { H_CONTENT = 0, H_REASONING, H_CALL };
+
+static const char *const k_h_ends[] = {"<|end|>", "<|call|>", "<|return|>", "<|start|>"};
+#define N_H_ENDS (sizeof k_h_ends / sizeof k_h_ends[0])
 
 static const char *const k_markers[] = {"<tool_call>", "[TOOL_CALLS]"};
 
@@ -83,6 +88,8 @@ void srv_reply_init(srv_reply *r, const srv_request *req, bool prompt_opens_thin
 }
 
 void srv_reply_free(srv_reply *r) {
+    cJSON_Delete(r->h_calls);
+    srv_text_free(&r->h_args);
     srv_text_free(&r->hold);
     srv_text_free(&r->reasoning_out);
     srv_text_free(&r->content_out);
@@ -104,6 +111,55 @@ static const char *find(const char *p, size_t n, const char *m) {
     return NULL;
 }
 
+// Whether p[0..n) opens with marker m: 0 no, 1 not yet known (p is a proper prefix of m), 2 yes.
+static int opens(const char *p, size_t n, const char *m) {
+    const size_t ml = strlen(m);
+    if (n < ml) return memcmp(p, m, n) == 0 ? 1 : 0;
+    return memcmp(p, m, ml) == 0 ? 2 : 0;
+}
+
+static bool add_call(srv_reply *r, cJSON *calls, const char *name, const cJSON *args);
+
+// The word after key in h[0..n) (up to a space or '<') into out; "" when key is absent.
+static void h_word(const char *h, size_t n, const char *key, char *out, size_t cap) {
+    const char *k = find(h, n, key);
+    size_t w = 0;
+    if (k)
+        for (const char *q = k + strlen(key); q < h + n && *q != ' ' && *q != '<' && w + 1 < cap; q++) out[w++] = *q;
+    out[w] = 0;
+}
+
+// A harmony header ("<|start|>assistant to=functions.NAME<|channel|>commentary <|constrain|>json"):
+// what its body is. analysis is reasoning (content when reasoning is off), a recipient
+// functions.NAME a tool call, anything else (final, a commentary preamble) content.
+static void h_header(srv_reply *r, const char *h, size_t n) {
+    char chan[32], to[160];
+    h_word(h, n, "<|channel|>", chan, sizeof chan);
+    h_word(h, n, "to=", to, sizeof to);
+    r->h_kind = H_CONTENT;
+    if (r->tools && !strncmp(to, "functions.", 10) && to[10]) {
+        r->h_kind = H_CALL;
+        snprintf(r->h_name, sizeof r->h_name, "%s", to + 10);
+        r->h_args.n = 0;
+    } else if (r->reasoning && !strcmp(chan, "analysis")) r->h_kind = H_REASONING;
+}
+
+static void h_body(srv_reply *r, const char *p, size_t n) {
+    text_put(r->h_kind == H_REASONING ? &r->reasoning_out : r->h_kind == H_CALL ? &r->h_args : &r->content_out, p, n);
+}
+
+// The end of a harmony message: a tool call's arguments become a call (text when they are not one).
+static void h_end(srv_reply *r) {
+    if (r->h_kind != H_CALL) return;
+    cJSON *v = cJSON_ParseWithLength(r->h_args.p ? r->h_args.p : "", r->h_args.n);
+    if (!r->h_calls) r->h_calls = cJSON_CreateArray();
+    if (!(v && cJSON_IsObject(v) && r->h_calls && add_call(r, r->h_calls, r->h_name, v)))
+        text_put(&r->content_out, r->h_args.p ? r->h_args.p : "", r->h_args.n);
+    cJSON_Delete(v);
+    r->h_args.n = 0;
+    r->h_kind = H_CONTENT;
+}
+
 // Processes r->hold as far as it can be classified.
 static void advance(srv_reply *r) {
     for (;;) {
@@ -114,14 +170,41 @@ static void advance(srv_reply *r) {
         if (r->state == ST_START) {
             size_t ws = 0;
             while (ws < n && (p[ws] == ' ' || p[ws] == '\n')) ws++;
-            if (r->reasoning && n - ws < 7 && memcmp(p + ws, "<think>", n - ws) == 0) return;   // may still be <think>
-            if (r->reasoning && n - ws >= 7 && memcmp(p + ws, "<think>", 7) == 0) { used = ws + 7; r->state = ST_THINK; }
-            else if (r->tools && ws < n && (p[ws] == '{' || p[ws] == '[')) { r->state = ST_CALL; return; }   // Llama 3 JSON
-            else if (r->tools && n - ws < 15 && memcmp(p + ws, "<|python_tag|>", n - ws < 14 ? n - ws : 14) == 0) {
-                if (n - ws < 14) return;
-                r->state = ST_CALL;
-                return;
-            } else r->state = ST_CONTENT;
+            const char *q = p + ws;
+            const size_t m = n - ws;
+            const bool split = r->reasoning || r->tools;
+            const int ch = split ? opens(q, m, "<|channel|>") : 0, sta = split ? opens(q, m, "<|start|>") : 0;
+            const int th = r->reasoning ? opens(q, m, "<think>") : 0, py = r->tools ? opens(q, m, "<|python_tag|>") : 0;
+            if (ch == 1 || sta == 1 || th == 1 || py == 1 || (!m && split)) return;   // may still become a marker
+            if (ch == 2 || sta == 2) { used = ws; r->state = ST_H_HEAD; }   // gpt-oss harmony
+            else if (th == 2) { used = ws + 7; r->state = ST_THINK; }
+            else if (py == 2 || (r->tools && (q[0] == '{' || q[0] == '['))) { r->state = ST_CALL; return; }   // Llama 3 JSON
+            else {
+                r->state = ST_CONTENT;
+                if (r->after_think) while (used < n && p[used] == '\n') used++;   // as when </think> and they came together
+            }
+        } else if (r->state == ST_H_HEAD) {   // up to <|message|>: held whole (headers are short)
+            const char *e = find(p, n, "<|message|>");
+            if (!e) return;
+            h_header(r, p, (size_t)(e - p));
+            used = (size_t)(e - p) + 11;
+            r->state = ST_H_BODY;
+        } else if (r->state == ST_H_BODY) {   // to the first terminator; <|start|> opens the next header
+            const char *first = NULL;
+            size_t k_first = 0, hold = 0;
+            for (size_t k = 0; k < N_H_ENDS; k++) {
+                const char *m = find(p, n, k_h_ends[k]);
+                if (m && (!first || m < first)) { first = m; k_first = k; }
+                const size_t h = partial_suffix(p, n, k_h_ends[k]);
+                if (h > hold) hold = h;
+            }
+            used = first ? (size_t)(first - p) : n - hold;
+            h_body(r, p, used);
+            if (first) {
+                h_end(r);
+                if (strcmp(k_h_ends[k_first], "<|start|>")) used += strlen(k_h_ends[k_first]);
+                r->state = ST_H_HEAD;
+            } else if (!used) return;
         } else if (r->state == ST_THINK) {
             const char *e = find(p, n, "</think>");
             if (e) {
@@ -130,6 +213,7 @@ static void advance(srv_reply *r) {
                 while (used < n && p[used] == '\n') used++;
                 r->state = ST_START;
                 r->reasoning = false;   // one reasoning block
+                r->after_think = true;
             } else {
                 used = n - partial_suffix(p, n, "</think>");
                 text_put(&r->reasoning_out, p, used);
@@ -209,6 +293,17 @@ static bool add_json_calls(srv_reply *r, cJSON *calls, const cJSON *v, const cha
 }
 
 cJSON *srv_reply_finish(srv_reply *r) {
+    if (r->state == ST_H_HEAD || r->state == ST_H_BODY) {   // harmony: calls were taken message by message
+        if (r->state == ST_H_BODY) {
+            h_body(r, r->hold.p ? r->hold.p : "", r->hold.n);
+            h_end(r);
+        }
+        r->hold.n = 0;   // an unfinished header is markup
+        cJSON *calls = r->h_calls;
+        r->h_calls = NULL;
+        if (calls && !cJSON_GetArraySize(calls)) { cJSON_Delete(calls); calls = NULL; }
+        return calls;
+    }
     cJSON *calls = cJSON_CreateArray();
     char *p = r->hold.p ? r->hold.p : (char *)"";
     const size_t n = r->hold.n;

@@ -8,12 +8,17 @@
 //   Mistral         [TOOL_CALLS] [{"name": N, "arguments": {...}}, ...]
 //   Llama 3.x       the whole reply (after an optional <|python_tag|>) is {"name": N, "parameters"
 //                   | "arguments": {...}} or an array of them
+//   gpt-oss harmony messages "[<|start|>assistant][ to=functions.N]<|channel|>C[ <|constrain|>json]
+//                   <|message|>BODY" ended by <|end|>, <|call|>, <|return|> or the next <|start|>:
+//                   a recipient functions.N makes BODY a call's arguments; channel analysis is
+//                   reasoning (content when reasoning is off); final and other channels content
 // A call whose name is not among the request's tools is left as text.
 // Forced calls (required / named) are constrained by a JSON Schema (srv_tools_schema), as vLLM does:
 //   required: [{"name": N, "parameters": {...}}, ...] (1 item unless parallel_tool_calls)
 //   named:    the function's parameters object itself.
 // Streaming: srv_reply_feed holds back only what may still become a marker (a prefix of <think>,
-// </think>, <tool_call>, [TOOL_CALLS]) and everything after a tool-call marker.
+// </think>, <tool_call>, [TOOL_CALLS], a harmony header or terminator) and everything after a
+// tool-call marker; harmony calls are parsed as their messages end and returned by srv_reply_finish.
 #ifndef TV_SERVER_TOOLS_H
 #define TV_SERVER_TOOLS_H
 
@@ -34,10 +39,16 @@ void srv_text_free(srv_text *t);
 typedef struct srv_reply {
     int state;              // where the parser is (tools.c)
     bool reasoning, tools, forced;
+    bool after_think;       // a <think> block ended: newlines right after it are not content
     char forced_name[128];  // tool_choice named
     srv_text hold;          // text not yet classified, or the tool-call text
     srv_text reasoning_out, content_out;   // what feed / finish produced this call
     const cJSON *tool_defs;   // the request's tools (borrowed)
+    // gpt-oss harmony (tools.c)
+    int h_kind;             // what the current message's body is
+    char h_name[128];       // the called function
+    srv_text h_args;        // its arguments so far
+    cJSON *h_calls;         // calls of the messages ended so far (a JSON array) or NULL
 } srv_reply;
 
 // prompt_opens_think: the rendered prompt ends inside <think> (the reply starts as reasoning).

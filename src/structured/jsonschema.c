@@ -29,6 +29,8 @@ typedef struct js {
     gram *g;
     tv_error *err;
     bool failed;
+    bool lenient;        // "x-guidance": {"lenient": true}: keywords not enforced are ignored
+    long oneof_work;     // what a oneOf's disjointness proof may still look at (ONEOF_WORK each)
     cJSON *doc;
     memo *m;
     size_t n_m, cap_m;
@@ -50,6 +52,19 @@ __attribute__((format(printf, 2, 3))) static int32_t js_fail(js *c, const char *
     va_end(ap);
     err_fail(c->err, TV_ERR_INVALID, "schema at %s: %s", c->plen ? c->path : "/", msg);
     return -1;
+}
+
+// A keyword the grammar does not enforce: false after failing with a message naming it, or true
+// (the caller ignores the keyword) when the schema opted out with "x-guidance": {"lenient": true}.
+__attribute__((format(printf, 2, 3))) static bool js_unenforced(js *c, const char *fmt, ...) {
+    if (c->lenient) return true;
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    js_fail(c, "%s", msg);
+    return false;
 }
 
 static bool js_ok(js *c) {
@@ -194,7 +209,7 @@ static bool is_annotation(const char *k) {
                                     "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "contentMediaType",
                                     "contentEncoding", "$anchor", "$vocabulary", "nullable", "discriminator", "example",
                                     "xml", "externalDocs", "markdownDescription", "errorMessage", "$dynamicAnchor",
-                                    "$recursiveAnchor"};
+                                    "$recursiveAnchor", "x-guidance"};
     for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) if (!strcmp(k, a[i])) return true;
     return false;
 }
@@ -211,23 +226,25 @@ static bool is_unsupported(const char *k) {
 static bool check_keywords(js *c, const cJSON *s) {
     for (const cJSON *k = s->child; k; k = k->next) {
         const char *n = k->string;
-        if (is_unsupported(n)) return js_fail(c, "keyword '%s' is not supported", n), false;
+        if (is_unsupported(n) && !js_unenforced(c, "keyword '%s' is not supported", n)) return false;
         if (!strcmp(n, "uniqueItems") && cJSON_IsTrue(k)) {
             const cJSON *mx = cJSON_GetObjectItemCaseSensitive(s, "maxItems");
-            if (!(cJSON_IsNumber(mx) && mx->valuedouble <= 1)) return js_fail(c, "keyword 'uniqueItems' is not supported"), false;
+            if (!(cJSON_IsNumber(mx) && mx->valuedouble <= 1) && !js_unenforced(c, "keyword 'uniqueItems' is not supported"))
+                return false;
         }
-        if (!strcmp(n, "patternProperties") && !(cJSON_IsObject(k) && !k->child))
-            return js_fail(c, "keyword 'patternProperties' is not supported"), false;
+        if (!strcmp(n, "patternProperties") && !(cJSON_IsObject(k) && !k->child) &&
+            !js_unenforced(c, "keyword 'patternProperties' is not supported"))
+            return false;
     }
     return true;
 }
 
 // ---- $ref ----
-static const cJSON *resolve_ref(js *c, const char *ref) {
-    if (ref[0] != '#') return js_fail(c, "$ref '%s': only local references (#...) are supported", ref), NULL;
+// The node a local $ref points at, NULL when it is not a resolvable JSON pointer.
+static const cJSON *ref_target(const js *c, const char *ref) {
+    if (ref[0] != '#' || (ref[1] && ref[1] != '/')) return NULL;
     const cJSON *n = c->doc;
     const char *p = ref + 1;
-    if (*p && *p != '/') return js_fail(c, "$ref '%s': anchors are not supported", ref), NULL;
     while (*p == '/' && n) {
         p++;
         char seg[256];
@@ -248,6 +265,13 @@ static const cJSON *resolve_ref(js *c, const char *ref) {
             n = *end ? NULL : cJSON_GetArrayItem(n, (int)i);
         } else n = cJSON_GetObjectItemCaseSensitive(n, seg);
     }
+    return n;
+}
+
+static const cJSON *resolve_ref(js *c, const char *ref) {
+    if (ref[0] != '#') return js_fail(c, "$ref '%s': only local references (#...) are supported", ref), NULL;
+    if (ref[1] && ref[1] != '/') return js_fail(c, "$ref '%s': anchors are not supported", ref), NULL;
+    const cJSON *n = ref_target(c, ref);
     if (!n) return js_fail(c, "$ref '%s' does not resolve", ref), NULL;
     return n;
 }
@@ -419,7 +443,8 @@ static int32_t js_enum(js *c, const cJSON *s, const cJSON *en, const cJSON *cn) 
         "additionalItems", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
         "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minProperties", "maxProperties", NULL};
     for (const char *const *k = constraining; *k; k++)
-        if (cJSON_GetObjectItemCaseSensitive(s, *k)) return js_fail(c, "'%s' together with enum/const is not supported", *k);
+        if (cJSON_GetObjectItemCaseSensitive(s, *k) && !js_unenforced(c, "'%s' together with enum/const is not supported", *k))
+            return -1;
     if (en && !cJSON_IsArray(en)) return js_fail(c, "'enum' must be an array");
     const size_t n = en ? (size_t)cJSON_GetArraySize(en) : 1;
     gram_lit *l = mem_calloc(n + 1, sizeof *l);
@@ -528,8 +553,9 @@ static int32_t int_range(js *c, bool has_lo, int64_t lo, bool has_hi, int64_t hi
 
 static int32_t js_number(js *c, const cJSON *s, bool integer) {
     const cJSON *mo = cJSON_GetObjectItemCaseSensitive(s, "multipleOf");
-    if (mo && !(integer && cJSON_IsNumber(mo) && mo->valuedouble == 1))
-        return js_fail(c, "keyword 'multipleOf' is not supported (except 1 on integers)");
+    if (mo && !(integer && cJSON_IsNumber(mo) && mo->valuedouble == 1) &&
+        !js_unenforced(c, "keyword 'multipleOf' is not supported (except 1 on integers)"))
+        return -1;
     const cJSON *mn = cJSON_GetObjectItemCaseSensitive(s, "minimum"), *mx = cJSON_GetObjectItemCaseSensitive(s, "maximum");
     const cJSON *emn = cJSON_GetObjectItemCaseSensitive(s, "exclusiveMinimum"), *emx = cJSON_GetObjectItemCaseSensitive(s, "exclusiveMaximum");
     bool has_lo = false, has_hi = false;
@@ -541,6 +567,16 @@ static int32_t js_number(js *c, const cJSON *s, bool integer) {
     if ((mn && !cJSON_IsNumber(mn)) || (mx && !cJSON_IsNumber(mx)) || (emn && !cJSON_IsNumber(emn) && !cJSON_IsBool(emn)) ||
         (emx && !cJSON_IsNumber(emx) && !cJSON_IsBool(emx)))
         return js_fail(c, "numeric bounds must be numbers");
+    // ajv-formats' number formats: int32 and int64 values are integers, int32 within 32 bits
+    // (float / double admit any number; string formats say nothing about numbers)
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(s, "format");
+    const bool int32 = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "int32");
+    if (int32 || (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "int64"))) integer = true;
+    if (int32) {
+        if (!has_lo || lo < INT32_MIN) lo = INT32_MIN;
+        if (!has_hi || hi > INT32_MAX) hi = INT32_MAX;
+        has_lo = has_hi = true;
+    }
     if (!has_lo && !has_hi) return number_free(c, integer);
     if ((has_lo && fabs(lo) > INT_BOUND) || (has_hi && fabs(hi) > INT_BOUND))
         return js_fail(c, "numeric bounds beyond 1e15 are not supported");
@@ -581,10 +617,10 @@ static const char *format_regex(const char *f) {
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
         if (!strcmp(f, tab[i][0])) return tab[i][1] ? tab[i][1] : "";
-    // standard formats not enforced are errors; others (custom names) carry no validation
+    // standard formats not enforced are errors; others (custom names, and the number formats
+    // int32 / int64 / float / double, which say nothing about strings) carry no validation
     static const char *const standard[] = {"duration", "idn-email", "idn-hostname", "ipv6", "iri", "iri-reference",
-                                           "uri-template", "json-pointer", "relative-json-pointer", "int32", "int64",
-                                           "float", "double", NULL};
+                                           "uri-template", "json-pointer", "relative-json-pointer", NULL};
     for (const char *const *k = standard; *k; k++) if (!strcmp(f, *k)) return NULL;
     return "";
 }
@@ -594,15 +630,22 @@ static int32_t js_string(js *c, const cJSON *s) {
     const cJSON *pat = cJSON_GetObjectItemCaseSensitive(s, "pattern"), *fmt = cJSON_GetObjectItemCaseSensitive(s, "format");
     if ((mn && !cJSON_IsNumber(mn)) || (mx && !cJSON_IsNumber(mx))) return js_fail(c, "string lengths must be numbers");
     const int64_t lo = mn ? (int64_t)ceil(mn->valuedouble) : 0, hi = mx ? (int64_t)floor(mx->valuedouble) : -1;
-    const bool has_len = lo > 0 || hi >= 0;
+    bool has_len = lo > 0 || hi >= 0;
     const char *fre = NULL;
     if (fmt) {
         if (!cJSON_IsString(fmt)) return js_fail(c, "'format' must be a string");
-        if (!(fre = format_regex(fmt->valuestring))) return js_fail(c, "format '%s' is not supported", fmt->valuestring);
-        if (!*fre) fre = NULL;
+        if (!(fre = format_regex(fmt->valuestring)) && !js_unenforced(c, "format '%s' is not supported", fmt->valuestring))
+            return -1;
+        if (fre && !*fre) fre = NULL;
     }
-    if (fre && (pat || has_len)) return js_fail(c, "format '%s' together with pattern/minLength/maxLength is not supported", fmt->valuestring);
-    if (pat && has_len) return js_fail(c, "'pattern' together with minLength/maxLength is not supported");
+    if (fre && pat) {   // lenient: the pattern is kept
+        if (!js_unenforced(c, "format '%s' together with pattern is not supported", fmt->valuestring)) return -1;
+        fre = NULL;
+    }
+    if ((fre || pat) && has_len) {   // lenient: the lengths are ignored
+        if (!js_unenforced(c, "'%s' together with minLength/maxLength is not supported", fre ? "format" : "pattern")) return -1;
+        has_len = false;
+    }
     int32_t body;
     if (fre) body = regex_compile(c->g, fre, strlen(fre), REGEX_JSON_STRING, false, c->err);
     else if (pat) {
@@ -684,13 +727,12 @@ static int32_t js_object(js *c, const cJSON *s) {
         if (!cJSON_IsNumber(minp)) { js_fail(c, "'minProperties' must be a number"); goto done; }
         for (size_t i = 0; i < n && (double)n_req < minp->valuedouble; i++)   // promote optional ones
             if (!must[i] && !cJSON_IsFalse(sch[i])) { must[i] = true; n_req++; }
-        if ((double)n_req < minp->valuedouble) { js_fail(c, "keyword 'minProperties' is not supported here"); goto done; }
+        if ((double)n_req < minp->valuedouble && !js_unenforced(c, "keyword 'minProperties' is not supported here")) goto done;
     }
     if (maxp && (!cJSON_IsNumber(maxp) || extras || (double)n > maxp->valuedouble)) {
-        if (!(cJSON_IsNumber(maxp) && !extras && (double)n_req == maxp->valuedouble)) {
-            js_fail(c, "keyword 'maxProperties' is not supported here"); goto done;
-        }
-        for (size_t i = 0; i < n; i++) if (!must[i]) sch[i] = NULL, name[i] = NULL;   // only the required ones
+        if (cJSON_IsNumber(maxp) && !extras && (double)n_req == maxp->valuedouble) {
+            for (size_t i = 0; i < n; i++) if (!must[i]) sch[i] = NULL, name[i] = NULL;   // only the required ones
+        } else if (!js_unenforced(c, "keyword 'maxProperties' is not supported here")) goto done;
     }
     const int32_t ws = ws_rule(c);
     const int32_t comma = gram_byte(c->g, ',');
@@ -860,6 +902,192 @@ static bool has_any(const cJSON *s, const char *const *keys) {
     return false;
 }
 
+// ---- oneOf: exactly one branch may match ----
+// A oneOf compiles as the union of its branches, which is exact when no value the grammar derives
+// from one branch validates against another. That is proven pairwise (otherwise an error naming
+// the branches, or anyOf semantics under x-guidance lenient): by the kinds of JSON value (what
+// branch i derives against what branch j admits), by disjoint enum/const sets, and for objects by
+// a required property whose values cannot match j's, a required property j's additionalProperties
+// false forbids, or a property j requires: then branch i is narrowed to never emit it.
+enum { K_NULL = 1, K_BOOL = 2, K_OBJ = 4, K_ARR = 8, K_NUM = 16, K_STR = 32, K_ALL = 63 };
+#define ONEOF_MAX_DEPTH 8
+#define ONEOF_WORK 200000    // schema nodes and enum comparisons per oneOf (then: not proven)
+
+static int value_kind(const cJSON *v) {
+    return cJSON_IsNull(v) ? K_NULL : cJSON_IsBool(v) ? K_BOOL : cJSON_IsObject(v) ? K_OBJ : cJSON_IsArray(v) ? K_ARR
+         : cJSON_IsNumber(v) ? K_NUM : K_STR;
+}
+
+// The kinds of value schema s admits (a validator's view; K_ALL when unsure). gen: only the kinds
+// js_body derives for it, which for a bare schema without 'type' is those its keywords talk about.
+static int schema_kinds(js *c, const cJSON *s, bool gen, int depth) {
+    if (cJSON_IsTrue(s)) return K_ALL;
+    if (cJSON_IsFalse(s)) return 0;
+    if (!cJSON_IsObject(s) || depth > ONEOF_MAX_DEPTH || --c->oneof_work < 0) return K_ALL;
+    int k = K_ALL;
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(s, "type"), *en = cJSON_GetObjectItemCaseSensitive(s, "enum");
+    const cJSON *cn = cJSON_GetObjectItemCaseSensitive(s, "const"), *ref = cJSON_GetObjectItemCaseSensitive(s, "$ref");
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(s, "allOf"), *any = cJSON_GetObjectItemCaseSensitive(s, "anyOf");
+    const cJSON *one = cJSON_GetObjectItemCaseSensitive(s, "oneOf");
+    bool t[7];
+    if (ty && types_of(ty, t))
+        k = (t[0] ? K_NULL : 0) | (t[1] ? K_BOOL : 0) | (t[2] ? K_OBJ : 0) | (t[3] ? K_ARR : 0) | (t[4] || t[6] ? K_NUM : 0) |
+            (t[5] ? K_STR : 0);
+    if (cJSON_IsArray(en)) {
+        int e = 0;
+        for (const cJSON *v = en->child; v; v = v->next) e |= value_kind(v);
+        k &= e;
+    }
+    if (cn) k &= value_kind(cn);
+    const cJSON *target = cJSON_IsString(ref) ? ref_target(c, ref->valuestring) : NULL;
+    if (target) k &= schema_kinds(c, target, false, depth + 1);
+    for (const cJSON *p = cJSON_IsArray(all) ? all->child : NULL; p; p = p->next) k &= schema_kinds(c, p, false, depth + 1);
+    const cJSON *br = cJSON_IsArray(any) ? any : cJSON_IsArray(one) ? one : NULL;
+    if (br) {
+        int u = 0;
+        for (const cJSON *p = br->child; p; p = p->next) u |= schema_kinds(c, p, false, depth + 1);
+        k &= u;
+    }
+    if (gen && !ty && !en && !cn && !ref && !all && !any && !one) {
+        static const char *const ok[] = {"properties", "required", "additionalProperties", "minProperties", "maxProperties", NULL};
+        static const char *const ak[] = {"items", "prefixItems", "additionalItems", "minItems", "maxItems", NULL};
+        static const char *const sk[] = {"minLength", "maxLength", "pattern", "format", NULL};
+        static const char *const nk[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", NULL};
+        const int inferred = (has_any(s, ok) ? K_OBJ : 0) | (has_any(s, ak) ? K_ARR : 0) | (has_any(s, sk) ? K_STR : 0) |
+                             (has_any(s, nk) ? K_NUM : 0);
+        if (inferred) k &= inferred;
+    }
+    return k;
+}
+
+// s itself, or what it refers to when it is a bare $ref (a few hops).
+static const cJSON *bare_deref(const js *c, const cJSON *s) {
+    for (int hop = 0; hop < ONEOF_MAX_DEPTH && cJSON_IsObject(s); hop++) {
+        const cJSON *ref = cJSON_GetObjectItemCaseSensitive(s, "$ref");
+        if (!cJSON_IsString(ref)) return s;
+        for (const cJSON *k = s->child; k; k = k->next)
+            if (!is_annotation(k->string) && strcmp(k->string, "$ref")) return s;
+        const cJSON *t = ref_target(c, ref->valuestring);
+        if (!t) return s;
+        s = t;
+    }
+    return s;
+}
+
+// No value of a's enum/const set (all of a's values) is in b's.
+static bool enums_disjoint(js *c, const cJSON *a, const cJSON *b) {
+    const cJSON *ea = cJSON_GetObjectItemCaseSensitive(a, "enum"), *ca = cJSON_GetObjectItemCaseSensitive(a, "const");
+    const cJSON *eb = cJSON_GetObjectItemCaseSensitive(b, "enum"), *cb = cJSON_GetObjectItemCaseSensitive(b, "const");
+    if (!(ca || cJSON_IsArray(ea)) || !(cb || cJSON_IsArray(eb))) return false;
+    for (const cJSON *x = ca ? ca : ea->child; x; x = ca ? NULL : x->next) {
+        if (ca && cJSON_IsArray(ea)) {   // const and enum both: the const when the enum lists it
+            bool in = false;
+            for (const cJSON *y = ea->child; y; y = y->next) in |= cJSON_Compare(x, y, true);
+            if (!in) continue;
+        }
+        for (const cJSON *y = cb ? cb : eb->child; y; y = cb ? NULL : y->next)
+            if (--c->oneof_work < 0 || cJSON_Compare(x, y, true)) return false;
+    }
+    return true;
+}
+
+// No value the grammar derives from a validates against b (a proof, or false).
+static bool values_exclude(js *c, const cJSON *a, const cJSON *b, int depth) {
+    a = bare_deref(c, a);
+    b = bare_deref(c, b);
+    if (!(schema_kinds(c, a, true, depth) & schema_kinds(c, b, false, depth))) return true;
+    return cJSON_IsObject(a) && cJSON_IsObject(b) && enums_disjoint(c, a, b);
+}
+
+static bool lists_name(const cJSON *arr, const char *name) {
+    for (const cJSON *x = cJSON_IsArray(arr) ? arr->child : NULL; x; x = x->next)
+        if (cJSON_IsString(x) && !strcmp(x->valuestring, name)) return true;
+    return false;
+}
+
+// Whether no value derived from branch a validates against branch b; when it takes that, the
+// names of properties b requires that a must not emit are added to forbid (a JSON array).
+static bool branch_excludes(js *c, const cJSON *a, const cJSON *b, cJSON *forbid) {
+    a = bare_deref(c, a);
+    b = bare_deref(c, b);
+    const int ka = schema_kinds(c, a, true, 0), kb = schema_kinds(c, b, false, 0);
+    if (!(ka & kb)) return true;
+    if (cJSON_IsObject(a) && cJSON_IsObject(b) && enums_disjoint(c, a, b)) return true;
+    if ((ka & kb) != K_OBJ || !cJSON_IsObject(a) || !cJSON_IsObject(b)) return false;
+    // objects only: a property of every a-object that makes it fail b
+    const cJSON *ra = cJSON_GetObjectItemCaseSensitive(a, "required"), *rb = cJSON_GetObjectItemCaseSensitive(b, "required");
+    const cJSON *pa = cJSON_GetObjectItemCaseSensitive(a, "properties"), *pb = cJSON_GetObjectItemCaseSensitive(b, "properties");
+    const bool b_closed = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(b, "additionalProperties"));
+    for (const cJSON *x = cJSON_IsArray(ra) ? ra->child : NULL; x; x = x->next) {
+        if (!cJSON_IsString(x)) continue;
+        const cJSON *sb = cJSON_IsObject(pb) ? cJSON_GetObjectItemCaseSensitive(pb, x->valuestring) : NULL;
+        if (!sb && b_closed) return true;
+        const cJSON *sa = cJSON_IsObject(pa) ? cJSON_GetObjectItemCaseSensitive(pa, x->valuestring) : NULL;
+        if (sa && sb && values_exclude(c, sa, sb, 1)) return true;
+    }
+    // a property b requires that a does not: a is narrowed to leave it out
+    for (const cJSON *x = cJSON_IsArray(rb) ? rb->child : NULL; x; x = x->next) {
+        if (!cJSON_IsString(x) || lists_name(ra, x->valuestring)) continue;
+        if (!lists_name(forbid, x->valuestring)) cJSON_AddItemToArray(forbid, cJSON_CreateString(x->valuestring));
+        return true;
+    }
+    return false;
+}
+
+typedef struct scalar_of { char *text; size_t branch; } scalar_of;
+
+static int scalar_cmp(const void *a, const void *b) {
+    return strcmp(((const scalar_of *)a)->text, ((const scalar_of *)b)->text);
+}
+
+// Every branch an enum / const of scalars and no scalar in two of them (sorted once, as a oneOf of
+// thousands of constants would take too long pairwise): the branches are disjoint.
+static bool scalar_enums_disjoint(js *c, const cJSON *const *bs, size_t n) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *b = bare_deref(c, bs[i]);
+        const cJSON *en = cJSON_GetObjectItemCaseSensitive(b, "enum"), *cn = cJSON_GetObjectItemCaseSensitive(b, "const");
+        if (!cJSON_IsObject(b) || (!cn && !cJSON_IsArray(en))) return false;
+        total += cn ? 1 : (size_t)cJSON_GetArraySize(en);
+    }
+    scalar_of *v = mem_calloc(total + 1, sizeof *v);
+    size_t m = 0;
+    bool ok = v != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        const cJSON *b = bare_deref(c, bs[i]);
+        const cJSON *en = cJSON_GetObjectItemCaseSensitive(b, "enum"), *cn = cJSON_GetObjectItemCaseSensitive(b, "const");
+        for (const cJSON *x = cn ? cn : en->child; ok && x; x = cn ? NULL : x->next) {
+            char num[40];   // numbers by value (0 and -0 are one)
+            if (cJSON_IsNumber(x)) snprintf(num, sizeof num, "%.17g", x->valuedouble == 0 ? 0.0 : x->valuedouble);
+            ok = !cJSON_IsObject(x) && !cJSON_IsArray(x) && (v[m].text = cJSON_IsNumber(x) ? strdup(num) : cJSON_PrintUnformatted(x));
+            v[m++].branch = i;
+        }
+    }
+    if (ok) {
+        qsort(v, m, sizeof *v, scalar_cmp);
+        for (size_t k = 1; ok && k < m; k++) ok = strcmp(v[k - 1].text, v[k].text) || v[k - 1].branch == v[k].branch;
+    }
+    for (size_t k = 0; v && k < m; k++) free(v[k].text);
+    free(v);
+    return ok;
+}
+
+// Branch a (owned by the compiler) without the properties named in forbid: NULL on OOM.
+static const cJSON *branch_without(js *c, const cJSON *a, const cJSON *forbid) {
+    cJSON *m = own(c, cJSON_Duplicate(bare_deref(c, a), true));
+    if (!m) return NULL;
+    cJSON *props = cJSON_GetObjectItemCaseSensitive(m, "properties");
+    if (!cJSON_IsObject(props)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "properties");
+        if (!(props = cJSON_AddObjectToObject(m, "properties"))) { gram_fail(c->g, TV_ERR_NOMEM); return NULL; }
+    }
+    for (const cJSON *x = forbid->child; x; x = x->next) {
+        cJSON_DeleteItemFromObjectCaseSensitive(props, x->valuestring);
+        if (!cJSON_AddFalseToObject(props, x->valuestring)) { gram_fail(c->g, TV_ERR_NOMEM); return NULL; }
+    }
+    return m;
+}
+
 // Adds s's alternatives to rule r.
 static void js_body(js *c, const cJSON *s, int32_t r) {
     if (!check_keywords(c, s)) return;
@@ -892,23 +1120,41 @@ static void js_body(js *c, const cJSON *s, int32_t r) {
         bool sib = false;
         for (const cJSON *k = s->child; k; k = k->next)
             if (!is_annotation(k->string) && k != br) sib = true;
+        const size_t n = (size_t)cJSON_GetArraySize(br);
+        const cJSON **bs = mem_calloc(2 * n + 1, sizeof *bs);   // (n) the branches, merged with their siblings
+        const cJSON **gen = bs + n;                              // (n) what each generates (oneOf: narrowed)
+        if (!bs) { gram_fail(c->g, TV_ERR_NOMEM); return; }
         size_t i = 0;
         for (const cJSON *b = br->child; b && js_ok(c); b = b->next, i++) {
+            bs[i] = b;
+            if (!sib) continue;
+            cJSON *m = own(c, cJSON_CreateObject());
+            if (!m) break;
+            for (const cJSON *k = s->child; k; k = k->next)
+                if (k != br && !is_annotation(k->string)) cJSON_AddItemToObject(m, k->string, cJSON_Duplicate(k, true));
+            if (!merge_into(c, m, b, c->depth)) break;
+            bs[i] = m;
+        }
+        for (i = 0; i < n; i++) gen[i] = bs[i];
+        c->oneof_work = ONEOF_WORK;
+        const bool proven = one && !c->lenient && scalar_enums_disjoint(c, bs, n);
+        for (i = 0; one && !c->lenient && !proven && i < n && js_ok(c); i++) {   // oneOf: no value may match two
+            cJSON *forbid = own(c, cJSON_CreateArray());
+            for (size_t j = 0; forbid && j < n && js_ok(c); j++)
+                if (j != i && !branch_excludes(c, bs[i], bs[j], forbid))
+                    js_fail(c, "oneOf branches %zu and %zu may both match a value (exactly one must); not supported "
+                               "(anyOf allows that, or opt out with \"x-guidance\": {\"lenient\": true})", i, j);
+            if (js_ok(c) && forbid->child) gen[i] = branch_without(c, bs[i], forbid);
+        }
+        for (i = 0; i < n && js_ok(c); i++) {
             char seg[40];
             snprintf(seg, sizeof seg, "%s/%zu", any ? "anyOf" : "oneOf", i);
             const size_t old = path_push(c, seg);
-            int32_t v;
-            if (sib) {   // the branch merged with its siblings
-                cJSON *m = own(c, cJSON_CreateObject());
-                if (!m) return;
-                for (const cJSON *k = s->child; k; k = k->next)
-                    if (k != br && !is_annotation(k->string)) cJSON_AddItemToObject(m, k->string, cJSON_Duplicate(k, true));
-                if (!merge_into(c, m, b, c->depth)) return;
-                v = js_value(c, m);
-            } else v = js_value(c, b);
+            const int32_t v = js_value(c, gen[i]);
             path_pop(c, old);
             gram_add_alt(c->g, r, &v, 1);
         }
+        free(bs);
         return;
     }
     const cJSON *en = cJSON_GetObjectItemCaseSensitive(s, "enum"), *cn = cJSON_GetObjectItemCaseSensitive(s, "const");
@@ -985,7 +1231,14 @@ tv_status jsonschema_compile(gram *g, const char *schema, size_t len, tv_error *
         const size_t at = end && end >= schema ? (size_t)(end - schema) : 0;
         return err_fail(err, TV_ERR_INVALID, "schema: invalid JSON at byte %zu", at);
     }
-    const int32_t root = js_value(&c, c.doc);
+    // llguidance's options object at the root; "lenient" is the one taken (nothing is silently dropped)
+    const cJSON *xg = cJSON_IsObject(c.doc) ? cJSON_GetObjectItemCaseSensitive(c.doc, "x-guidance") : NULL;
+    for (const cJSON *o = cJSON_IsObject(xg) ? xg->child : NULL; o; o = o->next) {
+        if (!strcmp(o->string, "lenient") && cJSON_IsBool(o)) c.lenient = cJSON_IsTrue(o);
+        else js_fail(&c, "x-guidance option '%.64s' is not supported (only \"lenient\": true / false)", o->string);
+    }
+    if (xg && !cJSON_IsObject(xg)) js_fail(&c, "'x-guidance' must be an object");
+    const int32_t root = js_ok(&c) ? js_value(&c, c.doc) : -1;
     tv_status st = TV_OK;
     if (root < 0 || !js_ok(&c)) st = err ? err->code : TV_ERR_INVALID;
     else g->root = root;

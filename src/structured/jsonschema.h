@@ -2,17 +2,24 @@
 //
 // Enforced: type (one or a list), enum, const, properties, required, additionalProperties
 // (false, true, or a schema: extra keys are then any string but the declared names), anyOf,
-// oneOf (as anyOf: branches are assumed disjoint), allOf (merged: properties, required, types and
+// oneOf (exact: the union of the branches once no value derived from one branch can validate
+// against another, proven by value kinds, enum/const sets, or for objects a discriminating or
+// required property, a branch being narrowed to leave out a property another requires; else an
+// error naming the two branches), allOf (merged: properties, required, types and
 // numeric/length bounds intersect), $ref to "#", "#/$defs/...", "#/definitions/..." or any local
 // JSON pointer (recursion included), items (schema or, before 2020-12, a tuple), prefixItems,
 // additionalItems, minItems, maxItems, minLength, maxLength, pattern (JavaScript regex, unanchored
 // unless ^/$), format (date, time, date-time, uuid, email, ipv4, hostname, uri, byte and the
-// unconstrained ones; non-standard format names validate nothing and are ignored), integer minimum/maximum/exclusive*, number bounds (as integers, plus
+// unconstrained ones; non-standard format names validate nothing and are ignored; on numbers
+// int32 (a 32-bit integer) and int64 (an integer), as ajv-formats checks them), integer
+// minimum/maximum/exclusive*, number bounds (as integers, plus
 // fractions when the lower bound is >= 0), multipleOf 1 on integers, minProperties <= the
 // required count, boolean schemas.
 // Anything else that constrains values (not, if/then/else, patternProperties, propertyNames,
 // uniqueItems, contains, dependentRequired, dependentSchemas, unevaluated*, other multipleOf,
-// pattern with length bounds ...) is an error naming the keyword and where it is (a JSON pointer).
+// pattern with length bounds ...) is an error naming the keyword and where it is (a JSON pointer),
+// unless the schema opts out at its root with llguidance's "x-guidance": {"lenient": true}: those
+// keywords are then ignored (the output may violate them) and oneOf is compiled as anyOf.
 // Annotations (title, description, default, examples, ...) and unknown keywords are ignored.
 // Generation shape: declared properties in declaration order; whitespace bounded to "" | " " |
 // "\n" + at most 16 spaces between tokens; numbers at most 16 integer digits, 2 exponent digits;

@@ -33,6 +33,7 @@ struct matcher_vocab {
     uint32_t *tok_lo;    // (n_nodes + 1)
     int32_t *tok;        // tokens in trie order
     uint16_t max_depth;
+    uint64_t (*sub)[4];  // (n_nodes) the bytes on the paths below each node (kc_walk's loop skip)
     char *blob;          // all pieces
     uint32_t *off;       // (n_vocab + 1) piece of id i = blob[off[i] .. off[i + 1])
     uint8_t *kind;       // (n_vocab) 0 none, 1 text, 2 eog
@@ -44,7 +45,8 @@ struct matcher_vocab {
 #define VOCAB_MAX_PIECE 1024
 #define KC_MAX_FRAMES 16     // frames of a parse stack in one key
 #define KC_MAX_KEY 4096      // ints of a canonical key (larger local grammars stay per grammar)
-#define KC_MAX_DEP 1024      // dependent tokens of a key before it takes the next frames too
+#define KC_MAX_DEP 4096      // dependent tokens of a key before it takes the next frames too (a JSON
+                             // string's key leaves ~1.2k on Llama-3: pieces with bytes after a quote)
 
 // ================= token classes per key =================
 // One entry per key (the canonical text of a local grammar, or an abstract stack node): every
@@ -68,6 +70,8 @@ typedef struct kc_table {
     size_t bytes;        // held by the entries
     uint32_t gen;        // bumped whenever the table is dropped whole (entry indices die with it)
     uint32_t stamp;      // the mask being built takes entries whose seen != stamp
+    uint64_t n_walks;    // the vocabulary's table: trie walks for its keys and for every grammar's
+    uint64_t n_local_walks, n_drops;   // local keys, and times a table was dropped over budget
 } kc_table;
 
 // A new stamp for the next mask (clears the entries' on wrap-around).
@@ -177,13 +181,18 @@ static int piece_cmp(const void *a, const void *b, void *ctx) {
 
 void matcher_vocab_free(matcher_vocab *v) {
     if (!v) return;
-    free(v->byte); free(v->depth); free(v->end); free(v->tok_lo); free(v->tok);
+    free(v->byte); free(v->depth); free(v->end); free(v->tok_lo); free(v->tok); free(v->sub);
     free(v->blob); free(v->off); free(v->kind); free(v->eog);
     kc_free(v->kc);
     free(v);
 }
 
 int32_t matcher_vocab_n(const matcher_vocab *v) { return v->n_vocab; }
+
+void matcher_vocab_class_stats(const matcher_vocab *v, matcher_class_stats *s) {
+    *s = (matcher_class_stats){.n_entries = v->kc->n, .bytes = v->kc->bytes, .n_walks = v->kc->n_walks,
+                               .n_local_walks = v->kc->n_local_walks, .n_drops = v->kc->n_drops};
+}
 size_t matcher_vocab_trie_nodes(const matcher_vocab *v) { return v->n_nodes; }
 
 matcher_vocab *matcher_vocab_create(int32_t n_vocab, const char *const *piece, const size_t *len, const bool *is_text,
@@ -263,6 +272,22 @@ matcher_vocab *matcher_vocab_create(int32_t n_vocab, const char *const *piece, c
     }
     for (uint32_t d = 0; d < path_len; d++) v->end[path[d]] = (uint32_t)nn;
     v->tok_lo[nn] = (uint32_t)nt;
+    // the bytes below each node: every node adds its byte and its own set to its parent's, children
+    // (later in preorder) before parents; order (no longer needed) holds each node's parent
+    free(order);
+    v->sub = calloc(nn + 1, sizeof *v->sub);
+    int32_t *parent = order = malloc((nn + 1) * sizeof *order);
+    if (!v->sub || !parent) goto oom;
+    for (size_t j = 0; j < nn; j++) {
+        path[v->depth[j]] = (uint32_t)j;
+        parent[j] = v->depth[j] > 1 ? (int32_t)path[v->depth[j] - 1] : -1;
+    }
+    for (size_t j = nn; j-- > 0;) {
+        if (parent[j] < 0) continue;
+        uint64_t *ps = v->sub[parent[j]];
+        for (int w = 0; w < 4; w++) ps[w] |= v->sub[j][w];
+        ps[v->byte[j] >> 6] |= 1ull << (v->byte[j] & 63);
+    }
     free(order);
     return v;
 oom:
@@ -307,6 +332,7 @@ typedef struct cfg_info {
     uint32_t off, n;     // tops in cg->tops
     int32_t *next;       // (256) transition table or NULL
     uint32_t *mask;      // memoized mask or NULL
+    uint64_t *loops;     // (4) the bytes that step the config to itself, NULL until asked (cfg_loops)
 } cfg_info;
 
 // Per stack node used as a top: its token-class entry (ent >= 0 in the vocabulary's table, <= -2
@@ -358,6 +384,7 @@ struct matcher_grammar {
     size_t n_dpool, cap_dpool;
     uint32_t dgen;       // bumped when dpool is dropped (its lists die with it)
     int32_t *ser;        // (KC_MAX_KEY) key scratch: the canonical local grammar, n_ser used
+    uint8_t *ser_big;    // (n_elem) a key whose top frame rests at this position outgrows KC_MAX_KEY
     size_t n_ser;
     int32_t *rloc;       // (n_rules) local number of a rule in the key being built
     uint32_t *rgen;      // (n_rules) key generation rloc belongs to
@@ -606,13 +633,14 @@ bool matcher_grammar_exhausted(const matcher_grammar *cg) { return cg->exhausted
 void matcher_grammar_free(matcher_grammar *cg) {
     if (!cg || --cg->refs > 0) return;
     if (cg->cfg) { drop_tables(cg); drop_masks(cg); }
+    for (size_t i = 0; i < cg->n_cfg; i++) free(cg->cfg[i].loops);
     free(cg->elem); free(cg->cls); free(cg->alt); free(cg->alt_lo);
     free(cg->npos); free(cg->npar); free(cg->stamp); free(cg->nhash);
     free(cg->cfg); free(cg->tops); free(cg->chash);
     free(cg->work); free(cg->out); free(cg->walk); free(cg->walk_ctx);
     kc_clear(&cg->local);
     free(cg->local.e); free(cg->local.hash);
-    free(cg->nullable); free(cg->tm); free(cg->dpool); free(cg->ser);
+    free(cg->nullable); free(cg->tm); free(cg->dpool); free(cg->ser); free(cg->ser_big);
     free(cg->rloc); free(cg->rgen); free(cg->rqueue); free(cg->acc_scratch); free(cg->dep_scratch);
     free(cg);
 }
@@ -642,8 +670,9 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->rqueue = malloc((nr + 1) * sizeof *cg->rqueue);
     cg->acc_scratch = malloc(((size_t)v->n_vocab + 31) / 32 * sizeof *cg->acc_scratch);
     cg->ser = malloc(KC_MAX_KEY * sizeof *cg->ser);
+    cg->ser_big = calloc(n_elem, 1);
     cg->dgen = 1;
-    if (!cg->ser || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->rloc ||
+    if (!cg->ser || !cg->ser_big || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->rloc ||
         !cg->rgen || !cg->rqueue || !cg->acc_scratch)
         goto oom;
     if (g->n_cls) memcpy(cg->cls, g->cls, g->n_cls * sizeof *cg->cls);
@@ -769,9 +798,27 @@ static bool ser_frame(matcher_grammar *cg, int32_t pos, size_t *n_loc, size_t *n
     return true;
 }
 
+// The bytes that step config x to itself (4 words), computed once per config; NULL when a budget or
+// memory ran out.
+static const uint64_t *cfg_loops(matcher_grammar *cg, int32_t x) {
+    if (cg->cfg[x].loops) return cg->cfg[x].loops;
+    uint64_t l[4] = {0};
+    for (int b = 0; b < 256; b++) {
+        const int32_t y = step(cg, x, (uint8_t)b);   // (may grow cg->cfg)
+        if (y == CFG_FAIL) return NULL;
+        if (y == x) l[b >> 6] |= 1ull << (b & 63);
+    }
+    uint64_t *p = malloc(sizeof l);
+    if (!p) return NULL;
+    memcpy(p, l, sizeof l);
+    return cg->cfg[x].loops = p;
+}
+
 // Walks the vocabulary trie from config c0: accepted tokens into acc (n_words, zeroed here; *n_acc
 // of them), the dependent ones (c0 abstract) into cg->dep_scratch (*n_dep). TV_ERR_NOMEM on a budget.
-static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t *acc, size_t *n_acc, size_t *n_dep) {
+// skip_loops: where a byte stepped a config to itself and every byte below the node does too (a
+// string's characters, a pattern's loop), the whole subtree is accepted without stepping it.
+static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t *acc, size_t *n_acc, size_t *n_dep, bool skip_loops) {
     const matcher_vocab *v = cg->v;
     memset(acc, 0, ((size_t)v->n_vocab + 31) / 32 * sizeof *acc);
     *n_dep = *n_acc = 0;
@@ -797,6 +844,16 @@ static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t *acc, size_t 
             i = v->end[i];
             continue;
         }
+        if (skip_loops && nx == walk[d - 1] && v->end[i] > i + 1) {
+            const uint64_t *l = cfg_loops(cg, nx), *sb = v->sub[i];
+            if (l && !(sb[0] & ~l[0]) && !(sb[1] & ~l[1]) && !(sb[2] & ~l[2]) && !(sb[3] & ~l[3])) {
+                const uint32_t lo = v->tok_lo[i], hi = v->tok_lo[v->end[i]];
+                for (uint32_t k = lo; k < hi; k++) acc[v->tok[k] >> 5] |= 1u << (v->tok[k] & 31);
+                *n_acc += hi - lo;
+                i = v->end[i];
+                continue;
+            }
+        }
         for (uint32_t k = v->tok_lo[i]; k < v->tok_lo[i + 1]; k++) acc[v->tok[k] >> 5] |= 1u << (v->tok[k] & 31);
         *n_acc += v->tok_lo[i + 1] - v->tok_lo[i];
         walk[d] = nx;
@@ -818,7 +875,11 @@ static int32_t key_entry(matcher_grammar *cg, const int32_t *fr, size_t n_fr) {
     if (++cg->rgen_cur == 0) { memset(cg->rgen, 0, cg->n_rules * sizeof *cg->rgen); cg->rgen_cur = 1; }
     cg->n_ser = 0;
     size_t n_loc = 0, n_done = 0, n_kept = 0;
-    while (n_kept < n_fr && ser_frame(cg, cg->npos[fr[n_kept]], &n_loc, &n_done)) n_kept++;
+    const int32_t pos0 = cg->npos[fr[0]];
+    if (!cg->ser_big[pos0]) {   // (the top frame alone decides that the same way every time)
+        while (n_kept < n_fr && ser_frame(cg, cg->npos[fr[n_kept]], &n_loc, &n_done)) n_kept++;
+        if (!n_kept) cg->ser_big[pos0] = 1;
+    }
     const bool share = n_kept == n_fr;
     const bool to_ctx = cg->npar[fr[n_fr - 1]] >= 0;
     if (share) cg->ser[cg->n_ser++] = to_ctx ? KC_BOTTOM_CTX : KC_BOTTOM_ROOT;   // ser_push left room
@@ -833,7 +894,9 @@ static int32_t key_entry(matcher_grammar *cg, const int32_t *fr, size_t n_fr) {
     if (idx < 0) {
         const int32_t c0 = cfg_get(cg, &node, 1);
         size_t n_acc = 0, n_dep = 0;
-        if (c0 < 0 || kc_walk(cg, c0, cg->acc_scratch, &n_acc, &n_dep) != TV_OK) return -1;
+        if (c0 < 0 || kc_walk(cg, c0, cg->acc_scratch, &n_acc, &n_dep, true) != TV_OK) return -1;
+        if (share) shared->n_walks++;
+        else shared->n_local_walks++;
         const size_t n_words = ((size_t)cg->v->n_vocab + 31) / 32;
         if ((idx = kc_add(tab, key, n_key, cg->acc_scratch, n_acc, n_words, cg->dep_scratch, n_dep)) < 0) return -1;
     }
@@ -877,22 +940,43 @@ static int32_t text_step(matcher_grammar *cg, int32_t c, int32_t tok) {
     return c;
 }
 
-// Which of entry e's dependent tokens the stack of top t itself accepts (each stepped from the
-// one-stack config {t}, whose steps are few and memoized): into cg->dpool, memoized in cg->tm[t].
+// Which of entry e's dependent tokens the stack of top t itself accepts: into cg->dpool, memoized in
+// cg->tm[t]. The tokens are stepped from the one-stack config {t} (its steps are few and memoized)
+// in the trie order kc_walk listed them, so a token resumes from the config after its common prefix
+// with the one before (cg->walk holds the configs along that token) and a token extending a prefix
+// that already died is rejected without a step.
 static tv_status top_dep_accepted(matcher_grammar *cg, int32_t t, const kc_entry *e) {
-    const int32_t c1 = cfg_get(cg, &t, 1);
-    if (c1 < 0) return TV_ERR_NOMEM;
+    const matcher_vocab *v = cg->v;
+    int32_t *path = cg->walk;   // path[i]: the config after the previous token's first i bytes
+    if ((path[0] = cfg_get(cg, &t, 1)) < 0) return TV_ERR_NOMEM;
     const size_t lo = cg->n_dpool;
+    const uint8_t *prev = NULL;
+    uint32_t prev_len = 0, n_live = 0;   // path[0 .. n_live] are live; prev died at byte n_live if < prev_len
     for (uint32_t k = 0; k < e->n_dep; k++) {
-        const int32_t r = text_step(cg, c1, e->dep[k]);
-        if (r == CFG_FAIL) { cg->n_dpool = lo; return TV_ERR_NOMEM; }
-        if (r < 0) continue;
+        const int32_t tok = e->dep[k];
+        const uint8_t *p = (const uint8_t *)v->blob + v->off[tok];
+        const uint32_t len = v->off[tok + 1] - v->off[tok];
+        uint32_t l = 0;
+        const uint32_t lim = len < prev_len ? len : prev_len;
+        while (l < lim && p[l] == prev[l]) l++;
+        prev = p;
+        prev_len = len;
+        if (l > n_live) continue;   // it shares the byte prev died at (n_live stays: same bytes before it)
+        uint32_t i = l;
+        for (; i < len; i++) {
+            const int32_t c = step(cg, path[i], p[i]);
+            if (c == CFG_FAIL) { cg->n_dpool = lo; return TV_ERR_NOMEM; }
+            if (c < 0) break;
+            path[i + 1] = c;
+        }
+        n_live = i;
+        if (i < len) continue;
         if (cg->n_dpool == cg->cap_dpool) {
             int32_t *np = array_grow(cg->dpool, &cg->cap_dpool, cg->n_dpool + 1, sizeof *np);
             if (!np) { cg->n_dpool = lo; return TV_ERR_NOMEM; }
             cg->dpool = np;
         }
-        cg->dpool[cg->n_dpool++] = e->dep[k];
+        cg->dpool[cg->n_dpool++] = tok;
     }
     cg->tm[t].dlo = (uint32_t)lo;
     cg->tm[t].dn = (uint32_t)(cg->n_dpool - lo);
@@ -910,8 +994,8 @@ static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
     const size_t nw = ((size_t)v->n_vocab + 31) / 32;
     if (cg->cfg[c].mask) { memcpy(out, cg->cfg[c].mask, nw * 4); return TV_OK; }
     // entries are taken by index below: drop over-budget tables now, never mid-mask
-    if (v->kc->bytes > MATCHER_MAX_CLASS_BYTES) kc_clear(v->kc);
-    if (cg->local.bytes > MATCHER_MAX_CLASS_BYTES) kc_clear(&cg->local);
+    if (v->kc->bytes > MATCHER_MAX_CLASS_BYTES) { kc_clear(v->kc); v->kc->n_drops++; }
+    if (cg->local.bytes > MATCHER_MAX_CLASS_BYTES) { kc_clear(&cg->local); v->kc->n_drops++; }
     if (cg->n_dpool * sizeof *cg->dpool > MATCHER_MAX_CLASS_BYTES) { cg->n_dpool = 0; cg->dgen++; }
     memset(out, 0, nw * 4);
     if (cfg_accepting(cg, c)) set_eog(v, out);
@@ -995,7 +1079,7 @@ tv_status matcher_fill_mask_walk(matcher *m, uint32_t *mask) {
         return TV_OK;
     }
     size_t n_acc = 0, n_dep = 0;   // a real config holds no CTX: nothing is dependent
-    const tv_status st = kc_walk(m->cg, cur(m), mask, &n_acc, &n_dep);
+    const tv_status st = kc_walk(m->cg, cur(m), mask, &n_acc, &n_dep, false);
     if (st) { m->failed = true; return st; }
     if (cfg_accepting(m->cg, cur(m))) set_eog(v, mask);
     return TV_OK;

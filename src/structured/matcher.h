@@ -46,6 +46,13 @@ matcher_vocab *matcher_vocab_create(int32_t n_vocab, const char *const *piece, c
 matcher_vocab *matcher_vocab_from_tokenizer(const tv_tokenizer *t, int32_t n_vocab, const bool *is_eog, tv_error *err);
 void matcher_vocab_free(matcher_vocab *v);
 int32_t matcher_vocab_n(const matcher_vocab *v);
+// The token-class tables so far: the vocabulary's shared entries and bytes, trie walks for shared
+// keys and for grammars' local ones, and tables dropped whole over MATCHER_MAX_CLASS_BYTES.
+typedef struct matcher_class_stats {
+    size_t n_entries, bytes;
+    uint64_t n_walks, n_local_walks, n_drops;
+} matcher_class_stats;
+void matcher_vocab_class_stats(const matcher_vocab *v, matcher_class_stats *s);
 size_t matcher_vocab_trie_nodes(const matcher_vocab *v);
 
 // ---- compiled grammar ----

@@ -10,7 +10,9 @@ const lines = readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean);
 let ok = 0, bad = 0, skipped = 0;
 for (const line of lines) {
   const { schema: path, output } = JSON.parse(line);
-  const schema = JSON.parse(readFileSync(path, 'utf8'));
+  let schema = JSON.parse(readFileSync(path, 'utf8'));
+  if (schema && typeof schema === 'object' && schema.schema !== undefined && Array.isArray(schema.tests))
+    schema = schema.schema;   // MaskBench's layout: {"schema", "tests"}
   const draft2020 = typeof schema.$schema === 'string' && /2019|2020/.test(schema.$schema);
   const ajv = draft2020 ? new Ajv2020({ strict: false, validateFormats: true }) : new Ajv({ strict: false, validateFormats: true });
   addFormats(ajv);
