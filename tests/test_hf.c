@@ -1,9 +1,10 @@
 // test_hf.c — Hugging Face model folders (model/hf.c, formats/safetensors.c).
 //   same model  for every family with an HF layout, the random model of synth --arch written as a
 //               GGUF and as an HF folder (config.json + model.safetensors in transformers' names,
-//               llama.cpp's Q/K permutation undone, Gemma norms as w - 1, MoE experts one tensor
-//               each) loads to bit-identical logits in F32 and F16 (a prompt in one batch, then
-//               decode steps over the cache), and quantized at load to Q8_0 / Q4_0 to the logits of
+//               llama.cpp's Q/K permutation undone, Gemma and Qwen3.5 norms as w - 1, MoE experts one
+//               tensor each, Qwen3.5's linear_attn V heads grouped by key head and A_log) loads to
+//               bit-identical logits in F32 and F16 (a prompt in one batch, then decode steps over the
+//               cache; hybrid models on one state slot), and quantized at load to Q8_0 / Q4_0 to the logits of
 //               the GGUF quantized offline; the same folder split into index-listed shards gives the
 //               same logits again.
 //   llama.cpp   `tinyvllm convert hf` of each family's folder (F32, Q8_0) run by the pinned llama.cpp
@@ -45,7 +46,7 @@ enum { BLOCK_SIZE = 16, N_PROMPT = 40, N_DECODE = 6, MAX_V = 512 };
 
 static const char *const ARCHS[] = {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "mistral3",
                                     "smollm3", "granite", "qwen3moe", "qwen2moe", "mixtral", "glm4moe",
-                                    "deepseek2", "deepseek2-lite"};
+                                    "deepseek2", "deepseek2-lite", "qwen35"};
 
 static char g_dir[256];   // this test's scratch folder
 
@@ -98,6 +99,7 @@ static float *run(const tv_model *m) {
     assert_non_null(be);
     tv_kv_cache *kv = kv_cache_create(m, n_blocks, BLOCK_SIZE, true, &err);
     assert_non_null(kv);
+    if (model_hparams(m)->n_linear > 0 && kv_cache_add_state(kv, m, 1, &err)) fail_msg("state: %s", err.msg);
     tv_forward *f = forward_create(m, N_PROMPT + N_DECODE, N_PROMPT, N_PROMPT, be, &err);
     assert_non_null(f);
     float *out = malloc((size_t)(N_PROMPT + N_DECODE) * (size_t)V * sizeof *out);
@@ -109,10 +111,10 @@ static float *run(const tv_model *m) {
         pos[i] = i;
         rows[i] = i;
     }
-    const int32_t *tables[1] = {table};
+    const int32_t *tables[1] = {table}, slot = 0;   // hybrid models: the sequence's state slot
     int32_t qs[2] = {0, N_PROMPT}, ctx = N_PROMPT;
     tv_batch b = {.n_tokens = N_PROMPT, .tokens = tokens, .positions = pos, .n_seqs = 1, .q_start = qs,
-                  .ctx_len = &ctx, .block_tables = tables, .n_logits = N_PROMPT, .logit_rows = rows};
+                  .ctx_len = &ctx, .block_tables = tables, .n_logits = N_PROMPT, .logit_rows = rows, .state_slots = &slot};
     float *lg;
     if (forward_run(f, kv, &b, &lg, &err)) fail_msg("forward: %s", err.msg);
     memcpy(out, lg, (size_t)N_PROMPT * (size_t)V * sizeof *out);
@@ -122,7 +124,7 @@ static float *run(const tv_model *m) {
         for (int v = 1; v < V; v++) if (prev[v] > prev[next]) next = v;
         int32_t p1 = N_PROMPT + s, r0 = 0, q1[2] = {0, 1}, c1 = p1 + 1;
         tv_batch d = {.n_tokens = 1, .tokens = &next, .positions = &p1, .n_seqs = 1, .q_start = q1, .ctx_len = &c1,
-                      .block_tables = tables, .n_logits = 1, .logit_rows = &r0};
+                      .block_tables = tables, .n_logits = 1, .logit_rows = &r0, .state_slots = &slot};
         if (forward_run(f, kv, &d, &lg, &err)) fail_msg("forward: %s", err.msg);
         memcpy(out + (size_t)(N_PROMPT + s) * (size_t)V, lg, (size_t)V * sizeof *out);
     }
@@ -292,11 +294,12 @@ static void oracle(const char *arch, const char *type) {
     const int V = tv_model_n_vocab(m);
     backend *be = backend_cpu_create(test_cpu_path(), 2, &err);
     tv_kv_cache *kv = kv_cache_create(m, 256 / BLOCK_SIZE, BLOCK_SIZE, true, &err);
+    if (kv && model_hparams(m)->n_linear > 0 && kv_cache_add_state(kv, m, 1, &err)) fail_msg("state: %s", err.msg);
     tv_forward *f = forward_create(m, 256, 128, 128, be, &err);
     assert_true(be && kv && f);
     int32_t table[256 / BLOCK_SIZE];
     for (int i = 0; i < 256 / BLOCK_SIZE; i++) table[i] = i;
-    const int32_t *tables[1] = {table};
+    const int32_t *tables[1] = {table}, slot = 0;   // hybrid models: the sequence's state slot
     const double tol = strcmp(type, "F32") ? 0.2 : 0.01;
     int n_pos = 0, n_strict = 0, n_near = 0;
     const cJSON *prompt;
@@ -313,7 +316,7 @@ static void oracle(const char *arch, const char *type) {
         }
         int32_t qs[2] = {0, n}, ctx = n;
         tv_batch b = {.n_tokens = n, .tokens = tokens, .positions = pos, .n_seqs = 1, .q_start = qs, .ctx_len = &ctx,
-                      .block_tables = tables, .n_logits = n, .logit_rows = rows};
+                      .block_tables = tables, .n_logits = n, .logit_rows = rows, .state_slots = &slot};
         float *lg;
         if (forward_run(f, kv, &b, &lg, &err)) fail_msg("forward: %s", err.msg);
         int i = 0;
@@ -659,6 +662,11 @@ static void test_bad_config(void **state) {
     write_synth("qwen3moe", TV_TYPE_F32, true, dir);
     edit_config(dir, "moe_intermediate_size", 128, NULL);   // the expert width disagrees with the tensors
     expect_load_error(dir, "blk.0.ffn_gate_exps.weight", "model.layers.0.mlp.experts.*.gate_proj.weight in ");
+    rm_rf(dir);
+
+    write_synth("qwen35", TV_TYPE_F32, true, dir);   // Gated DeltaNet heads disagreeing with the tensors
+    edit_config(dir, "linear_num_value_heads", 4, NULL);
+    expect_load_error(dir, "linear_num_value_heads 4", "model.layers.0.linear_attn.");
     rm_rf(dir);
 
     write_synth("qwen2", TV_TYPE_F32, true, dir);   // unsupported model type

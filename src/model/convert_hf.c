@@ -39,13 +39,14 @@ static tv_status conv_fill(void *user, int64_t row0, int64_t n_rows, void *dst, 
     return TV_OK;
 }
 
-// Whether a matrix keeps its float type in a quantized file: the MoE routers, as llama.cpp's
-// converter and llama-quantize leave them (F32).
+// Whether a matrix keeps its float type in a quantized file: the MoE routers and the Gated DeltaNet's
+// conv kernel, as llama.cpp's converter and llama-quantize leave them (F32; ggml's ssm_conv needs it).
 static bool keeps_float(const char *gguf_name) {
     const char *dot = strrchr(gguf_name, '.');
     const size_t n = dot ? (size_t)(dot - gguf_name) : strlen(gguf_name);
     return (n >= 12 && !strncmp(gguf_name + n - 12, "ffn_gate_inp", 12)) ||
-           (n >= 18 && !strncmp(gguf_name + n - 18, "ffn_gate_inp_shexp", 18));
+           (n >= 18 && !strncmp(gguf_name + n - 18, "ffn_gate_inp_shexp", 18)) ||
+           (n >= 10 && !strncmp(gguf_name + n - 10, "ssm_conv1d", 10));
 }
 
 // llama.cpp's LLAMA_FTYPE for a uniform type (0 when it has none).

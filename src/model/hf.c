@@ -38,6 +38,8 @@ enum {
     HF_POST_ATTN_NORM = 1 << 3,   // post_attention_layernorm (the FFN's input norm) is post_attention_norm (glm4moe)
     HF_MLA = 1 << 4,          // DeepSeek's latent attention: kv_b_proj split into attn_k_b (transposed) and
                               // attn_v_b per head; layers from num_hidden_layers on (MTP) are skipped
+    HF_HYBRID = 1 << 5,       // Qwen3.5's Gated DeltaNet (linear_attn): V heads regrouped, A_log -> -exp,
+                              // conv1d squeezed, norms (not linear_attn.norm) stored as w (applied as 1 + w)
 };
 
 typedef struct hf_arch {
@@ -58,6 +60,7 @@ static const hf_arch ARCHS[] = {
     {"glm4_moe", "glm4moe", HF_MOE | HF_POST_ATTN_NORM},
     {"deepseek_v3", "deepseek2", HF_MOE | HF_MLA},    {"deepseek_v2", "deepseek2", HF_MOE | HF_MLA},
     {"kimi_k2", "deepseek2", HF_MOE | HF_MLA},
+    {"qwen3_5_text", "qwen35", HF_HYBRID | HF_POST_ATTN_NORM}, {"qwen3_5", "qwen35", HF_HYBRID | HF_POST_ATTN_NORM},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
@@ -104,6 +107,15 @@ static const struct { const char *hf, *gguf, *gemma_gguf; } LAYER_NAMES[] = {
     {"self_attn.kv_a_proj_with_mqa.weight", "attn_kv_a_mqa.weight", NULL},
     {"self_attn.kv_a_layernorm.weight", "attn_kv_a_norm.weight", NULL},
     {"self_attn.kv_b_proj.weight", "attn_kv_b.weight", NULL},                // split by map_tensor
+    {"linear_attn.in_proj_qkv.weight", "attn_qkv.weight", NULL},             // Qwen3.5's Gated DeltaNet
+    {"linear_attn.in_proj_z.weight", "attn_gate.weight", NULL},
+    {"linear_attn.in_proj_b.weight", "ssm_beta.weight", NULL},
+    {"linear_attn.in_proj_a.weight", "ssm_alpha.weight", NULL},
+    {"linear_attn.conv1d.weight", "ssm_conv1d.weight", NULL},
+    {"linear_attn.dt_bias", "ssm_dt.bias", NULL},
+    {"linear_attn.A_log", "ssm_a", NULL},
+    {"linear_attn.norm.weight", "ssm_norm.weight", NULL},
+    {"linear_attn.out_proj.weight", "ssm_out.weight", NULL},
 };
 // model.layers.N.<container>.E.<part>: expert E's matrix of blk.N.<gguf> (stacked, ne[2] = E).
 static const struct { const char *container, *part, *gguf; } EXPERT_NAMES[] = {
@@ -137,6 +149,7 @@ struct hf_model {
     char *dir;
     int64_t n_main_layers;   // HF_MLA: layers at or past it (MTP) are skipped, else 0
     int64_t mla_nope, mla_v; // HF_MLA: qk_nope_head_dim, v_head_dim (kv_b_proj's per-head rows)
+    int64_t lin_k, lin_v, lin_kd, lin_vd;   // HF_HYBRID: linear_num_key/value_heads, linear_key/value_head_dim
     st_set *st;
     int64_t fp8_block[2];   // quantization_config.weight_block_size (FP8 block scales), or 0
     gguf_ctx *meta;
@@ -280,8 +293,8 @@ static int map_name(const hf_arch *a, const char *hf, bool tied, int64_t n_main_
         }
     }
     if (strstr(hf, "vision_tower.") || strstr(hf, "multi_modal_projector.") || strstr(hf, "vision_model.") ||
-        strstr(hf, "rotary_emb.inv_freq"))
-        return 0;
+        !strncmp(hf, "model.visual.", 13) || strstr(hf, "rotary_emb.inv_freq") || !strncmp(hf, "mtp.", 4))
+        return 0;   // (Qwen3.5's mtp.* layers: llama.cpp's qwen35 does not run them)
     if (!strcmp(hf, "model.embed_tokens.weight")) return snprintf(out, cap, "token_embd.weight"), 1;
     if (!strcmp(hf, "model.norm.weight")) return snprintf(out, cap, "output_norm.weight"), 1;
     if (!strcmp(hf, "lm_head.weight")) {
@@ -434,10 +447,77 @@ static tv_status split_kv_b(hf_model *h, const st_tensor *s, const char *gguf, i
     return st;
 }
 
+// HF_HYBRID: index x of a Gated DeltaNet dimension in llama.cpp's layout (V heads tiled: value head j
+// of key head kh at j * n_k + kh, from off on, hd wide) -> the HF index (grouped: kh * (n_v / n_k) + j).
+static size_t hy_v_src(const hf_model *h, size_t x, size_t off, size_t hd) {
+    if (x < off || h->lin_v == h->lin_k) return x;
+    const size_t k = (size_t)h->lin_k, r = (size_t)(h->lin_v / h->lin_k), p = x - off;
+    return off + ((p / hd % k) * r + p / (k * hd)) * hd + p % hd;
+}
+
+static bool is_hybrid_tensor(const char *gguf) {
+    static const char *const NAMES[] = {"attn_qkv.weight", "attn_gate.weight", "ssm_beta.weight", "ssm_alpha.weight",
+                                        "ssm_conv1d.weight", "ssm_dt.bias", "ssm_a", "ssm_out.weight"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (ends_with(gguf, NAMES[i])) return true;
+    return false;
+}
+
+// Qwen3.5's linear_attn tensors as llama.cpp's converter writes them: V heads from grouped-by-key-head
+// to tiled order (in_proj_qkv's V rows, in_proj_z's rows, in_proj_b / in_proj_a / A_log / dt_bias per
+// head, conv1d's V channels, out_proj's columns), A_log as -exp(A_log), conv1d [C, 1, K] as F32 [C, K].
+static tv_status map_hybrid(hf_model *h, const st_tensor *s, const char *gguf, const char *desc, const char *torch_dtype,
+                            tv_error *err) {
+    const size_t nk = (size_t)h->lin_k, nv = (size_t)h->lin_v, vd = (size_t)h->lin_vd, qk = 2 * nk * (size_t)h->lin_kd;
+    const bool conv = ends_with(gguf, "ssm_conv1d.weight"), is_a = ends_with(gguf, "ssm_a");
+    const bool vec = is_a || ends_with(gguf, "ssm_dt.bias"), cols = ends_with(gguf, "ssm_out.weight");
+    size_t off = 0, hd = vd, want = nv * vd;   // the reordered dimension: where V starts, head size, length
+    if (conv || ends_with(gguf, "attn_qkv.weight")) {
+        off = qk;
+        want = qk + nv * vd;
+    } else if (vec || ends_with(gguf, "ssm_beta.weight") || ends_with(gguf, "ssm_alpha.weight")) {
+        hd = 1;
+        want = nv;
+    }
+    if (s->dtype != ST_F32 && s->dtype != ST_F16 && s->dtype != ST_BF16)
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; linear_attn weights must be F32, F16 or BF16",
+                        s->file, s->name, s->dtype_name);
+    const int nd = conv && s->n_dims == 3 && s->shape[1] == 1 ? 2 : s->n_dims;   // conv1d squeezed
+    const int64_t rows = nd == 2 ? s->shape[0] : 1, n = s->shape[s->n_dims - 1];
+    if (nd != (vec ? 1 : 2) || (int64_t)want != (cols || vec ? n : rows))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' does not have %zu %s: config.json's linear_num_key_heads %zu, "
+                        "linear_key_head_dim %lld, linear_num_value_heads %zu, linear_value_head_dim %zu give that",
+                        s->file, s->name, want, vec ? "values" : cols ? "columns" : conv ? "channels ([C, 1, K])" : "rows", nk,
+                        (long long)h->lin_kd, nv, vd);
+    const bool to_f32 = conv || vec;   // llama.cpp keeps conv1d (and every vector) F32
+    if (!to_f32 && torch_dtype && strcmp(torch_dtype, torch_dtype_name(s->dtype)))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is %s but config.json's torch_dtype is %s", s->file, s->name,
+                        s->dtype_name, torch_dtype);
+    const size_t es = to_f32 ? sizeof(float) : st_dtype_size(s->dtype);
+    uint8_t *d = malloc((size_t)rows * (size_t)n * es + 1);
+    if (!d) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    for (size_t r = 0; r < (size_t)rows; r++) {
+        const size_t sr = cols || vec ? r : hy_v_src(h, r, off, hd);
+        for (size_t c = 0; c < (size_t)n; c++) {
+            const size_t i = sr * (size_t)n + (cols || vec ? hy_v_src(h, c, 0, hd) : c), o = r * (size_t)n + c;
+            if (!to_f32) {
+                memcpy(d + o * es, (const uint8_t *)s->data + i * es, es);
+                continue;
+            }
+            const float v = elem_f32(s, i);
+            ((float *)d)[o] = is_a ? -expf(v) : v;
+        }
+    }
+    tv_tensor t = {.type = to_f32 || s->dtype == ST_F32 ? TV_TYPE_F32 : s->dtype == ST_F16 ? TV_TYPE_F16 : TV_TYPE_BF16,
+                   .n_dims = vec ? 1 : 2, .ne = {n, rows, 1, 1}, .nbytes = (size_t)rows * (size_t)n * es, .data = d};
+    return add_tensor(h, gguf, &t, desc, d, err);
+}
+
 static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, const char *gguf, int n_head,
                             int n_kv_head, const char *torch_dtype, tv_error *err) {
     char desc[512];
     snprintf(desc, sizeof desc, "%s in %s", s->name, s->file);
+    if ((a->flags & HF_HYBRID) && is_hybrid_tensor(gguf)) return map_hybrid(h, s, gguf, desc, torch_dtype, err);
     if (s->dtype == ST_OTHER || (s->dtype == ST_F8_E4M3 && s->n_dims != 2))
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, F16, BF16 or (matrices) F8_E4M3",
                         s->file, s->name, s->dtype_name);
@@ -458,7 +538,8 @@ static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, c
                         s->file, s->name, (long long)rows, heads);
     const size_t rows_per_head = permute ? (size_t)(rows / heads) : 1;
     if (s->n_dims == 1) {   // vectors: F32 (Gemma's norms: 1 + w), a bias permuted as its rows
-        const bool plus_one = (a->flags & HF_GEMMA) && ends_with(gguf, "norm.weight");
+        const bool plus_one = ((a->flags & HF_GEMMA) || ((a->flags & HF_HYBRID) && !ends_with(gguf, "ssm_norm.weight"))) &&
+                              ends_with(gguf, "norm.weight");
         float *d = malloc((size_t)t.ne[0] * sizeof *d + 1);
         if (!d) return err_fail(err, TV_ERR_NOMEM, "out of memory");
         for (size_t i = 0; i < (size_t)t.ne[0]; i++) {
@@ -845,6 +926,68 @@ static tv_status moe_metadata(meta_ctx *m) {
     return TV_OK;
 }
 
+// Qwen3.5 (qwen35): the Gated DeltaNet's sizes, the full-attention period (layer_types must be
+// linear_attention but every full_attention_interval-th), the M-RoPE sections (llama.cpp's default
+// [11, 11, 10] when rope_parameters has none).
+static tv_status hybrid_metadata(meta_ctx *m, int64_t n_layers) {
+    const cfg *c = m->c;
+    char k[160];
+    int64_t conv = 0, kd = 0, vd = 0, nk = 0, nv = 0, interval = 4;
+    tv_status st;
+    if ((st = cfg_int(c, "linear_conv_kernel_dim", true, 1, 64, &conv, m->err)) ||
+        (st = cfg_int(c, "linear_key_head_dim", true, 1, 4096, &kd, m->err)) ||
+        (st = cfg_int(c, "linear_value_head_dim", true, 1, 4096, &vd, m->err)) ||
+        (st = cfg_int(c, "linear_num_key_heads", true, 1, 1024, &nk, m->err)) ||
+        (st = cfg_int(c, "linear_num_value_heads", true, 1, 1024, &nv, m->err)) ||
+        (st = cfg_int(c, "full_attention_interval", false, 1, 1024, &interval, m->err)))
+        return st;
+    if (nv % nk)
+        return err_fail(m->err, TV_ERR_FORMAT, "%s: linear_num_value_heads %lld is not a multiple of linear_num_key_heads %lld",
+                        c->path, (long long)nv, (long long)nk);
+    const cJSON *lt = cfg_get(c, "layer_types");
+    if (lt) {
+        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != n_layers)
+            return err_fail(m->err, TV_ERR_FORMAT, "%s: layer_types must list %lld layers", c->path, (long long)n_layers);
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, lt) {
+            const char *want = (i + 1) % interval ? "linear_attention" : "full_attention";
+            if (!cJSON_IsString(e) || strcmp(e->valuestring, want))
+                return err_fail(m->err, TV_ERR_UNSUPPORTED, "%s: layer_types[%d] is not \"%s\": llama.cpp's qwen35 has full attention "
+                                "exactly every full_attention_interval (%lld)-th layer", c->path, i, want, (long long)interval);
+            i++;
+        }
+    }
+    gguf_set_u32(m->w, KEY(k, m->arch, "ssm.conv_kernel"), (uint32_t)conv);
+    gguf_set_u32(m->w, KEY(k, m->arch, "ssm.state_size"), (uint32_t)kd);
+    gguf_set_u32(m->w, KEY(k, m->arch, "ssm.group_count"), (uint32_t)nk);
+    gguf_set_u32(m->w, KEY(k, m->arch, "ssm.time_step_rank"), (uint32_t)nv);
+    gguf_set_u32(m->w, KEY(k, m->arch, "ssm.inner_size"), (uint32_t)(vd * nv));
+    gguf_set_u32(m->w, KEY(k, m->arch, "full_attention_interval"), (uint32_t)interval);
+    int32_t sections[4] = {11, 11, 10, 0};
+    const cJSON *rp = cfg_get(c, "rope_parameters");
+    if (!rp) rp = cfg_get(c, "rope_scaling");
+    const cJSON *ms = cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, "mrope_section") : NULL;
+    if (ms) {
+        if (!cJSON_IsArray(ms) || cJSON_GetArraySize(ms) < 1 || cJSON_GetArraySize(ms) > 4)
+            return err_fail(m->err, TV_ERR_FORMAT, "%s: mrope_section must list 1 to 4 integers", c->path);
+        memset(sections, 0, sizeof sections);
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ms) {
+            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1024 || e->valuedouble != floor(e->valuedouble))
+                return err_fail(m->err, TV_ERR_FORMAT, "%s: mrope_section[%d] is not an integer in [0, 1024]", c->path, i);
+            sections[i++] = (int32_t)e->valuedouble;
+        }
+    }
+    gguf_set_arr_data(m->w, KEY(k, m->arch, "rope.dimension_sections"), GGUF_TYPE_INT32, sections, 4);
+    m->h->lin_k = nk;
+    m->h->lin_v = nv;
+    m->h->lin_kd = kd;
+    m->h->lin_vd = vd;
+    return TV_OK;
+}
+
 static tv_status build_metadata(meta_ctx *m, const char *model_type) {
     const cfg *c = m->c;
     gguf_writer *w = m->w;
@@ -875,9 +1018,9 @@ static tv_status build_metadata(meta_ctx *m, const char *model_type) {
         head_dim = dim / heads;
     }
     if (vocab) gguf_set_u32(w, KEY(k, m->arch, "vocab_size"), (uint32_t)vocab);
-    double prf = 1, eps, theta = 10000;
-    cfg_num(c, NULL, "partial_rotary_factor", &prf);
+    double prf = (m->flags & HF_HYBRID) ? 0.25 : 1, eps, theta = 10000;   // (Qwen3.5 rotates a quarter by default)
     const cJSON *rp = cfg_get(c, "rope_parameters");
+    if (!cfg_num(c, NULL, "partial_rotary_factor", &prf) && cJSON_IsObject(rp)) cfg_num(c, rp, "partial_rotary_factor", &prf);
     if (!cfg_num(c, NULL, "rope_theta", &theta) && cJSON_IsObject(rp)) cfg_num(c, rp, "rope_theta", &theta);
     const int64_t n_rot = (int64_t)(prf * (double)head_dim);
     if (!(prf > 0 && prf <= 1) || n_rot < 2 || n_rot % 2)
@@ -904,6 +1047,7 @@ static tv_status build_metadata(meta_ctx *m, const char *model_type) {
         opt_f32(m, NULL, "logits_scaling", "logit_scale");
     }
     (void)model_type;
+    if (m->flags & HF_HYBRID) return hybrid_metadata(m, n_layers);
     return (m->flags & HF_MOE) ? moe_metadata(m) : TV_OK;
 }
 

@@ -51,6 +51,8 @@ typedef struct tsrc {
     const float *values;      // explicit data (rope factors), ne0 floats, one row
     int8_t shift;             // Gemma norms: -1 = store value - 1 (the HF layout), +1 = store
                               // (value - 1) + 1 (what llama.cpp's converter makes of that), 0 none
+    int8_t a_log;             // hybrid ssm_a (negative decays): -1 = store logf(-value) (HF's A_log), +1 =
+                              // store -expf(logf(-value)) (what llama.cpp's converter makes of that), 0 none
 } tsrc;
 
 // One row of floats (ne0) for row r.
@@ -65,6 +67,8 @@ static void gen_row(const tsrc *s, int64_t r, float *out) {
     }
     if (s->shift < 0) for (int64_t k = 0; k < s->ne0; k++) out[k] = out[k] - 1.0f;
     else if (s->shift > 0) for (int64_t k = 0; k < s->ne0; k++) out[k] = (out[k] - 1.0f) + 1.0f;
+    if (s->a_log < 0) for (int64_t k = 0; k < s->ne0; k++) out[k] = logf(-out[k]);
+    else if (s->a_log > 0) for (int64_t k = 0; k < s->ne0; k++) out[k] = -expf(logf(-out[k]));
 }
 
 typedef struct synth_ctx {
@@ -103,6 +107,10 @@ typedef struct src_binding {
     int64_t row_base;         // HF expert matrices: the first row of this expert in the GGUF's 3-D tensor
     const tsrc *kb;           // HF kv_b_proj (deepseek2): attn_k_b's source (src is attn_v_b's), else NULL
     int32_t nope, v_dim, lora;   // ... its per-head K rows, V rows, and row length (kv_lora_rank)
+    // HF Gated DeltaNet tensors: V heads grouped by K head (HF) vs tiled (llama.cpp's converter) over
+    // the rows (columns when v_cols) from v_off on: v_k key heads, v_r value heads each, v_hd wide
+    int32_t v_off, v_k, v_r, v_hd;
+    bool v_cols;
     bool is_vector;
 } src_binding;
 
@@ -594,6 +602,14 @@ static int64_t hf_row_to_gguf(int64_t r, int64_t rph) {
     return head * rph + 2 * (k % half) + k / half;
 }
 
+// HF index x of a Gated DeltaNet tensor's V part (heads grouped by K head) -> the GGUF's (tiled: value
+// head j of K head kh at j * v_k + kh).
+static int64_t hf_v_to_gguf(const src_binding *b, int64_t x) {
+    if (!b->v_k || x < b->v_off) return x;
+    const int64_t p = x - b->v_off, kh = p / ((int64_t)b->v_r * b->v_hd), j = p / b->v_hd % b->v_r, d = p % b->v_hd;
+    return b->v_off + (j * b->v_k + kh) * b->v_hd + d;
+}
+
 static tv_status hf_fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
     const src_binding *b = user;
     const tv_type_traits *tr = kern_traits_ref(b->src.type);
@@ -601,13 +617,16 @@ static tv_status hf_fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv
     float *tmp = malloc(2 * (size_t)n * sizeof *tmp);
     if (!tmp) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     const size_t row_bytes = kern_row_size(b->src.type, n);
+    const bool permute_elems = (b->is_vector && (b->rows_per_head || b->v_k)) || b->v_cols;
     for (int64_t r = 0; r < n_rows; r++) {
         float *v = tmp;
-        if (b->is_vector && b->rows_per_head) {   // a permuted bias: its elements are the rows
-            gen_row(&b->src, 0, tmp + n);
-            for (int64_t k = 0; k < n; k++) tmp[k] = tmp[n + hf_row_to_gguf(k, b->rows_per_head)];
+        if (permute_elems) {   // a permuted bias / vector (its elements are the rows), or permuted columns
+            gen_row(&b->src, b->is_vector ? 0 : row0 + r, tmp + n);
+            for (int64_t k = 0; k < n; k++)
+                tmp[k] = tmp[n + (b->rows_per_head ? hf_row_to_gguf(k, b->rows_per_head) : hf_v_to_gguf(b, k))];
         } else {
-            gen_row(&b->src, b->row_base + (b->rows_per_head ? hf_row_to_gguf(row0 + r, b->rows_per_head) : row0 + r), v);
+            const int64_t hr = row0 + r;
+            gen_row(&b->src, b->row_base + (b->rows_per_head ? hf_row_to_gguf(hr, b->rows_per_head) : hf_v_to_gguf(b, hr)), v);
         }
         if (b->src.type == TV_TYPE_F32) memcpy((uint8_t *)dst + (size_t)r * row_bytes, v, row_bytes);
         else tr->from_float(v, (uint8_t *)dst + (size_t)r * row_bytes, n);
@@ -687,6 +706,33 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
                 if (!strcmp(GLM[i][0], part)) h = GLM[i][1];
             if (!strcmp(part, "exp_probs_b")) suffix = "";   // a buffer, not a parameter: no .bias
         }
+        if (s->flags & AF_HYBRID) {   // Qwen3.5: Gated DeltaNet (linear_attn), V heads grouped by K head
+            static const char *const HY[][2] = {
+                {"attn_qkv", "linear_attn.in_proj_qkv"}, {"attn_gate", "linear_attn.in_proj_z"},
+                {"ssm_beta", "linear_attn.in_proj_b"},   {"ssm_alpha", "linear_attn.in_proj_a"},
+                {"ssm_conv1d", "linear_attn.conv1d"},    {"ssm_dt", "linear_attn.dt_bias"},
+                {"ssm_norm", "linear_attn.norm"},        {"ssm_out", "linear_attn.out_proj"},
+                {"post_attention_norm", "post_attention_layernorm"}};
+            for (size_t i = 0; i < sizeof HY / sizeof HY[0]; i++)
+                if (!strcmp(HY[i][0], part)) h = HY[i][1];
+            if (!strcmp(gguf + pos, "ssm_a")) {   // a parameter without a suffix in both layouts
+                h = "linear_attn.A_log";
+                snprintf(part, sizeof part, "ssm_a");
+                suffix = "";
+            }
+            if (!strcmp(part, "ssm_dt")) suffix = "";
+            const hybrid_spec *hy = find_hybrid(s);
+            const bool qkv = !strcmp(part, "attn_qkv") || !strcmp(part, "ssm_conv1d");
+            const bool per_head = !strcmp(part, "ssm_beta") || !strcmp(part, "ssm_alpha") || !strcmp(part, "ssm_dt") ||
+                                  !strcmp(part, "ssm_a");
+            if (qkv || per_head || !strcmp(part, "attn_gate") || !strcmp(part, "ssm_out")) {
+                b->v_k = hy->ssm_k_heads;
+                b->v_r = hy->ssm_v_heads / hy->ssm_k_heads;
+                b->v_hd = per_head ? 1 : hy->ssm_head;
+                b->v_off = qkv ? 2 * hy->ssm_k_heads * hy->ssm_head : 0;
+                b->v_cols = !strcmp(part, "ssm_out");
+            }
+        }
         if (!h) return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name in arch %s", gguf, s->name);
         snprintf(hf, sizeof hf, "%smodel.layers.%d.%s%s", prefix, layer, h, suffix);
         const bool is_q = !strcmp(part, "attn_q"), is_k = !strcmp(part, "attn_k");
@@ -704,6 +750,10 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
     int64_t shape[2] = {ne1 ? ne1 : ne0, ne0};
     if (!ne1 && strstr(gguf, "ffn_gate_inp_shexp")) shape[0] = 1;   // Linear(dim, 1): [1, dim]
     const bool matrix = ne1 || shape[0] == 1;
+    if (strstr(gguf, "ssm_conv1d")) {   // nn.Conv1d(C, C, K, groups=C): [C, 1, K]
+        const int64_t conv[3] = {ne1, 1, ne0};
+        return st_writer_add(a->st, hf, dt, 3, conv, hf_fill, b, err);
+    }
     return st_writer_add(a->st, hf, dt, matrix ? 2 : 1, matrix ? shape : &shape[1], hf_fill, b, err);
 }
 
@@ -738,6 +788,11 @@ static tv_status hf_add_experts(arch_writer *a, const src_binding *proto, const 
     return TV_OK;
 }
 
+static bool ends_with_ssm_a(const char *name) {
+    const size_t n = strlen(name);
+    return n >= 6 && !strcmp(name + n - 6, ".ssm_a");
+}
+
 // Adds `name` [ne0] (ne1 == 0) or [ne0, ne1] of values center + U(-amp, amp), or `values` (one row).
 // Matrices take `type` (or its fallback when rows do not fit its blocks); vectors are F32.
 static tv_status aw_add(arch_writer *a, const char *name, tv_type type, int64_t ne0, int64_t ne1, float center,
@@ -748,7 +803,10 @@ static tv_status aw_add(arch_writer *a, const char *name, tv_type type, int64_t 
     b->src = (tsrc){.key = rng_hash64(a->seed ^ name_hash(name)), .type = ne1 ? fit_type(type, ne0) : TV_TYPE_F32,
                     .ne0 = ne0, .center = center, .amp = amp, .values = values};
     b->is_vector = ne1 == 0;
-    if (!strncmp(a->a->arch, "gemma", 5) && strstr(name, "norm.weight")) b->src.shift = a->st ? -1 : a->hf_exact ? 1 : 0;
+    // Gemma's and Qwen3.5's norms (not the DeltaNet output's) are stored as w - 1 in HF folders
+    const bool hf_minus1 = !strncmp(a->a->arch, "gemma", 5) || ((a->a->flags & AF_HYBRID) && !strstr(name, "ssm_norm"));
+    if (hf_minus1 && strstr(name, "norm.weight")) b->src.shift = a->st ? -1 : a->hf_exact ? 1 : 0;
+    if ((a->a->flags & AF_HYBRID) && ends_with_ssm_a(name)) b->src.a_log = a->st ? -1 : a->hf_exact ? 1 : 0;
     if (a->st) return hf_add(a, b, name, ne0, ne1, err);
     int64_t ne[2] = {ne0, ne1};
     return gguf_add_tensor_source(a->w, name, b->src.type, ne1 ? 2 : 1, ne, fill, b, err);
@@ -920,6 +978,7 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         {"mistral3", "mistral3", "Mistral3ForConditionalGeneration"},
         {"qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM"}, {"qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM"},
         {"glm4moe", "glm4_moe", "Glm4MoeForCausalLM"},      {"deepseek2", "deepseek_v3", "DeepseekV3ForCausalLM"},
+        {"qwen35", "qwen3_5_text", "Qwen3_5ForCausalLM"},
     };
     const char *mt = NULL, *cls = NULL;
     for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
@@ -946,13 +1005,38 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
     cJSON_AddNumberToObject(c, "num_hidden_layers", a->n_layers - glm);   // GLM: the MTP layer after them
     cJSON_AddNumberToObject(c, "num_attention_heads", a->n_heads);
     cJSON_AddNumberToObject(c, "num_key_value_heads", a->n_kv_heads);
-    if (!mla && (a->head_dim * a->n_heads != a->dim || !strncmp(a->arch, "gemma", 5))) cJSON_AddNumberToObject(c, "head_dim", a->head_dim);
+    const bool hybrid = (a->flags & AF_HYBRID) != 0;
+    if (!mla && (a->head_dim * a->n_heads != a->dim || !strncmp(a->arch, "gemma", 5) || hybrid))
+        cJSON_AddNumberToObject(c, "head_dim", a->head_dim);
     cJSON_AddNumberToObject(c, "max_position_embeddings", a->ctx);
     cJSON_AddNumberToObject(c, "rms_norm_eps", (double)a->eps);
-    cJSON_AddNumberToObject(c, "rope_theta", (double)a->theta);
+    if (!hybrid) cJSON_AddNumberToObject(c, "rope_theta", (double)a->theta);
     cJSON_AddNumberToObject(c, "bos_token_id", 1);
     cJSON_AddNumberToObject(c, "eos_token_id", 2);
-    if (a->n_rot != a->head_dim && !mla) cJSON_AddNumberToObject(c, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
+    if (a->n_rot != a->head_dim && !mla && !hybrid) cJSON_AddNumberToObject(c, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
+    if (hybrid) {   // Qwen3_5TextConfig (transformers 5: RoPE under rope_parameters)
+        const hybrid_spec *hy = find_hybrid(a);
+        cJSON *lt = cJSON_AddArrayToObject(c, "layer_types");
+        for (int l = 0; l < a->n_layers; l++)
+            cJSON_AddItemToArray(lt, cJSON_CreateString((l + 1) % hy->full_attn_interval ? "linear_attention" : "full_attention"));
+        cJSON_AddNumberToObject(c, "full_attention_interval", hy->full_attn_interval);
+        cJSON_AddNumberToObject(c, "linear_conv_kernel_dim", hy->ssm_conv);
+        cJSON_AddNumberToObject(c, "linear_key_head_dim", hy->ssm_head);
+        cJSON_AddNumberToObject(c, "linear_value_head_dim", hy->ssm_head);
+        cJSON_AddNumberToObject(c, "linear_num_key_heads", hy->ssm_k_heads);
+        cJSON_AddNumberToObject(c, "linear_num_value_heads", hy->ssm_v_heads);
+        cJSON_AddBoolToObject(c, "attn_output_gate", true);
+        cJSON *rp = cJSON_AddObjectToObject(c, "rope_parameters");
+        cJSON_AddStringToObject(rp, "rope_type", "default");
+        cJSON_AddNumberToObject(rp, "rope_theta", (double)a->theta);
+        cJSON_AddNumberToObject(rp, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
+        cJSON_AddBoolToObject(rp, "mrope_interleaved", true);
+        const int32_t half = a->n_rot / 2;   // arch_metadata's sections
+        cJSON *ms = cJSON_AddArrayToObject(rp, "mrope_section");
+        cJSON_AddItemToArray(ms, cJSON_CreateNumber(half - 2 * (half / 3)));
+        cJSON_AddItemToArray(ms, cJSON_CreateNumber(half / 3));
+        cJSON_AddItemToArray(ms, cJSON_CreateNumber(half / 3));
+    }
     const double window = a->window ? a->window : SWA_WINDOW;
     cJSON *rs = NULL;
     if (a->flags & AF_ROPE_FREQS) {   // synth_llama3_rope_factors' recipe: factor 32, low 1, high 4, orig 64
@@ -1163,7 +1247,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
     }
-    if (p->hf && (a->flags & AF_HYBRID)) {
+    if (p->hf && (a->flags & AF_HYBRID) && strcmp(a->arch, "qwen35")) {   // (qwen35moe, qwen3next: not yet)
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
     }
