@@ -12,7 +12,7 @@
 #include "cli_util.h"
 
 typedef enum {
-    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_DRAFT_LAYERS, O_DRAFT_MODEL, O_QUANTIZE, O_QUIET,
+    O_MODEL, O_TOKENIZER, O_THREADS, O_CTX, O_KV_BITS, O_CACHE_K, O_CACHE_V, O_CPU, O_SPEC, O_SPEC_TOKENS, O_SPEC_ALWAYS, O_DRAFT_LAYERS, O_DRAFT_MODEL, O_QUANTIZE, O_QUIET,
     O_CACHE_DIR, O_CACHE_SIZE, O_NO_CACHE, O_PP, O_PP_SPLIT, O_PP_TIMEOUT, O_PP_WIRE,
     O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_SEED,
 } opt_id;
@@ -49,12 +49,14 @@ static const opt_row MODEL_OPTS[] = {
     {O_SPEC, {"--spec"}, "ngram|draft",
      "speculative decoding, output unchanged (default: off): propose tokens by prompt lookup (n-grams of\n"
      "the request's own prompt and output) or by a self-draft (the model's first --draft-layers layers\n"
-     "and its head); verified in the batch"},
+     "and its head); verified in the batch, and used only while the measured step times say it pays"},
     {O_SPEC_TOKENS, {"--spec-tokens", "--draft-max"}, "K", "tokens proposed per sequence and step at most (1..16, default 4; needs --spec)"},
+    {O_SPEC_ALWAYS, {"--spec-always"}, NULL, "speculate in every step, even where plain decoding measured faster (needs --spec)"},
     {O_DRAFT_LAYERS, {"--draft-layers"}, "N", "--spec draft: layers of the self-draft (1 .. the model's layers - 1)"},
     {O_DRAFT_MODEL, {"--draft-model", "-md", "--model-draft"}, "PATH",
      "speculative decoding with a draft model (implies --spec draft): a smaller model with the same\n"
-     "vocabulary proposes, greedily; its KV shares the target's blocks (see info: KV bytes per block)"},
+     "vocabulary proposes (its argmax; with sampling, a draw checked by rejection sampling); its KV\n"
+     "shares the target's blocks (see info: KV bytes per block)"},
     {O_PP, {"--pp"}, "N",
      "pipeline parallelism over MPI: run as `mpirun -np N tinyvllm ... --pp N`; each rank holds a range of\n"
      "layers (balanced by bytes), only their weights and KV cache; rank 0 prints/serves"},
@@ -120,6 +122,7 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     o->cmd = cmd;
     if (row->id == O_QUIET) { o->quiet = true; return 1; }
     if (row->id == O_NO_CACHE) { o->no_cache = true; return 1; }
+    if (row->id == O_SPEC_ALWAYS) { o->spec_always = true; return 1; }
     if (!(v = value_of(cmd, argc, argv, i))) return 2;
     switch (row->id) {
     case O_MODEL: o->model_path = v; break;
@@ -333,12 +336,15 @@ tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_conf
     *e = NULL;
     if (o->spec_tokens && o->spec == TV_SPEC_NONE && !o->draft_path)
         return tv_error_set(err, TV_ERR_INVALID, "--spec-tokens needs --spec ngram, --spec draft or --draft-model");
+    if (o->spec_always && o->spec == TV_SPEC_NONE && !o->draft_path)
+        return tv_error_set(err, TV_ERR_INVALID, "--spec-always needs --spec ngram, --spec draft or --draft-model");
     if (o->draft_path && (o->spec == TV_SPEC_NGRAM || o->draft_layers))
         return tv_error_set(err, TV_ERR_INVALID, "--draft-model goes with neither --spec ngram nor --draft-layers (one proposer at a time)");
     if (!o->draft_path && (o->spec == TV_SPEC_SELF_DRAFT) != (o->draft_layers > 0))
         return tv_error_set(err, TV_ERR_INVALID, "--spec draft needs --draft-layers N (self-draft) or --draft-model PATH");
     ec->spec = o->draft_path ? TV_SPEC_DRAFT_MODEL : o->spec;
     ec->spec_tokens = (int)o->spec_tokens;
+    ec->spec_always = o->spec_always;
     ec->draft_layers = (int)o->draft_layers;
     ec->draft_model = NULL;
     if (o->draft_path && o->pp > 1) return tv_error_set(err, TV_ERR_INVALID, "--draft-model does not go with --pp (pipeline parallelism)");

@@ -4,7 +4,7 @@
 // its help line; parsing and --help both read the table, so they cannot disagree.
 //
 //   model:    -m/--model PATH  --tokenizer FILE  -t/--threads N  -c/--ctx-size N  --kv-bits 16|32
-//             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram|draft  --spec-tokens K
+//             (-ctk/-ctv f16|f32)  --cpu PATH  --spec ngram|draft  --spec-tokens K  --spec-always
 //             --draft-layers N  --draft-model PATH  --quantize TYPE  -q/--quiet  --cache-dir DIR  --cache-size MB
 //             --no-cache  --pp N  --pp-split a,b,...  --pp-timeout S
 //   sampling: --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --presence-penalty P
@@ -28,6 +28,7 @@ typedef struct cli_model_opts {
     long kv_bits;             // 0: auto (32 for f32 models, else 16)
     tv_spec_method spec;      // speculative decoding proposer (TV_SPEC_NONE: off)
     long spec_tokens;         // 0: the engine's default with a proposer
+    bool spec_always;         // --spec-always: no load gate (tv_engine_config.spec_always)
     long draft_layers;        // --spec draft: layers of the self-draft
     const char *draft_path;   // --draft-model PATH: the draft model (NULL: none)
     const char *cmd;          // the command, for the notes cli_open prints (set by cli_model_opt)

@@ -226,6 +226,8 @@ int cmd_generate(int argc, char **argv) {
             cJSON_AddNumberToObject(sp, "proposed_tokens", (double)es.n_spec_draft_tokens);
             cJSON_AddNumberToObject(sp, "accepted_tokens", (double)es.n_spec_accepted_tokens);
             cJSON_AddNumberToObject(sp, "acceptance_rate", accept);
+            cJSON_AddNumberToObject(sp, "rounds_speculated", (double)es.n_spec_rounds);
+            cJSON_AddNumberToObject(sp, "rounds_plain", (double)es.n_spec_rounds_plain);
         }
         char *s = cJSON_PrintUnformatted(out);
         if (!s) { tv_error_set(&err, TV_ERR_NOMEM, "out of memory"); goto fail; }
@@ -239,9 +241,11 @@ int cmd_generate(int argc, char **argv) {
             t_load, n_ids, pp_tps, n_gen, tg_tps, fin, tv_engine_cpu_path(e));
     if (lim.spec != TV_SPEC_NONE)
         fprintf(stderr, "tinyvllm: speculation %s, up to %d tokens | %llu verifications | accepted %llu of %llu proposed "
-                        "(%.1f%%) | %.2f tokens per verification\n", cli_spec_name(lim.spec), lim.spec_tokens, (unsigned long long)es.n_spec_drafts,
+                        "(%.1f%%) | %.2f tokens per verification | %llu rounds speculated, %llu plain (load gate)\n",
+                cli_spec_name(lim.spec), lim.spec_tokens, (unsigned long long)es.n_spec_drafts,
                 (unsigned long long)es.n_spec_accepted_tokens, (unsigned long long)es.n_spec_draft_tokens, 100 * accept,
-                es.n_spec_drafts ? 1.0 + (double)es.n_spec_accepted_tokens / (double)es.n_spec_drafts : 0.0);
+                es.n_spec_drafts ? 1.0 + (double)es.n_spec_accepted_tokens / (double)es.n_spec_drafts : 0.0,
+                (unsigned long long)es.n_spec_rounds, (unsigned long long)es.n_spec_rounds_plain);
     rc = 0;
     goto done;
 fail:

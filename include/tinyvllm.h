@@ -267,14 +267,17 @@ typedef struct tv_engine tv_engine;
 // Speculative decoding (engine.c, "speculative decoding"): a proposer guesses up to spec_tokens
 // next tokens of each decoding sequence; the target model scores them in the same flat batch and
 // keeps the prefix its own sampling agrees with. Outputs are those of plain decoding (greedy: the
-// same tokens; sampled: the same distribution, and with a seed the same tokens).
+// same tokens; sampled: the same distribution, by rejection sampling; with a seed and n-gram
+// proposals the same tokens).
 typedef enum tv_spec_method {
     TV_SPEC_NONE = 0,
     TV_SPEC_NGRAM,             // prompt lookup: continue an n-gram of the sequence's own tokens
-    TV_SPEC_SELF_DRAFT,        // the model's own first draft_layers layers and its head, greedily (their
-                               // K/V are the model's own for those layers: no second cache)
-    TV_SPEC_DRAFT_MODEL,       // a second, smaller model with the same vocabulary (draft_model), greedily;
-                               // its K/V live in the same KV blocks as the target's (each block holds both)
+    TV_SPEC_SELF_DRAFT,        // the model's own first draft_layers layers and its head (their K/V are the
+                               // model's own for those layers: no second cache); greedy requests get its
+                               // argmax, sampled ones a draw with the request's sampling parameters
+    TV_SPEC_DRAFT_MODEL,       // a second, smaller model with the same vocabulary (draft_model), proposing
+                               // as the self-draft does; its K/V live in the same KV blocks as the
+                               // target's (each block holds both)
 } tv_spec_method;
 
 #define TV_SPEC_MAX_TOKENS 16  // spec_tokens at most
@@ -307,6 +310,8 @@ typedef struct tv_engine_config {
     tv_model *draft_model;     // TV_SPEC_DRAFT_MODEL: the draft (borrowed: it must outlive the engine). Its
                                // vocabulary must be the target's: the same size and, where both models
                                // carry a tokenizer, the same text for every id (checked at create)
+    bool spec_always;          // speculate in every round (default false: only while the measured round
+                               // times say it pays at the round's load; see engine.c, "load awareness")
 } tv_engine_config;
 
 void tv_engine_config_default(tv_engine_config *c);
@@ -474,6 +479,12 @@ typedef struct tv_engine_stats {
     // proposed, proposed tokens accepted, and accepted at each proposal position
     uint64_t n_spec_drafts, n_spec_draft_tokens, n_spec_accepted_tokens;
     uint64_t n_spec_accepted_per_pos[TV_SPEC_MAX_TOKENS];
+    // load awareness (speculation on, spec_always off): rounds with decodes that speculated and that
+    // did not because plain decoding measured faster at their load; the rates measured at the last
+    // such round's load (tokens/s; 0 until measured) and its decision (1 speculated)
+    uint64_t n_spec_rounds, n_spec_rounds_plain;
+    double spec_rate_tok_s, spec_plain_rate_tok_s;
+    int spec_enabled;
     // structured output: token masks applied, and how many of them the mask thread filled while
     // the forward pass ran (the rest were filled in line: a verification's later tokens, a retry)
     uint64_t n_masks, n_masks_overlapped;

@@ -57,6 +57,7 @@ static tv_engine *make_engine(int decode_steps, int spec_tokens) {
     c.decode_steps = decode_steps;
     c.spec = spec_tokens ? TV_SPEC_NGRAM : TV_SPEC_NONE;
     c.spec_tokens = spec_tokens;
+    c.spec_always = true;   // every round speculates: its allocation points are the same every run
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("engine: %s", err.msg);

@@ -4,20 +4,29 @@
 // on and off: tokens, text with stop strings, logprobs and top alternatives bit for bit, finish
 // reasons, greedy and seeded sampling, with penalties; and the engine's spec counters (fewer
 // rounds; proposals kept short after rejections by the adaptive k).
+// Rejection sampling for sampled drafts: Pearson's chi-square of the tokens kept against the
+// target's distribution, in the sampler (200,000 draws for each of four filter settings) and end
+// to end (100,000 requests of a self-draft's sampled guesses, each of 4 positions against the
+// target's exact marginal), each below its critical value at significance 1e-4 (they fail for a
+// wrong rule, e.g. a rejection drawn from p instead of norm(max(0, p - q))). The load gate's
+// decisions on given timings.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/sampler.h"
 #include "engine/spec.h"
 #include "tinyvllm.h"
 #include "test_util.h"
+#include "util/rng.h"
 
 static tv_model *g_model;
 
@@ -97,6 +106,7 @@ static void run(int spec_tokens, result res[N_REQ], tv_engine_stats *st) {
     c.max_batched_tokens = 32;
     c.spec = spec_tokens ? TV_SPEC_NGRAM : TV_SPEC_NONE;
     c.spec_tokens = spec_tokens;
+    c.spec_always = true;   // rounds counted below: no load gate
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("engine: %s", err.msg);
@@ -179,9 +189,314 @@ static void test_outputs_same_with_speculation(void **state) {
     assert_true(n_stopped >= 1);   // a stop string (or EOS) ended some request
 }
 
+// ---- rejection sampling ----
+
+// Pearson's chi-square of the counts obs (n cells, total draws) against the probabilities p:
+// cells expected fewer than 5 times are pooled into one (Cochran's rule); a draw where p is 0
+// fails at once. *df: the degrees of freedom (cells after pooling - 1).
+static double chi_square(const uint64_t *obs, const double *p, int n, uint64_t total, int *df) {
+    double chi = 0.0, pool_e = 0.0, pool_o = 0.0;
+    int cells = 0;
+    for (int i = 0; i < n; i++) {
+        const double e = p[i] * (double)total;
+        if (p[i] <= 0.0) {
+            if (obs[i]) fail_msg("token %d drawn %llu times but its probability is 0", i, (unsigned long long)obs[i]);
+            continue;
+        }
+        if (e < 5.0) { pool_e += e; pool_o += (double)obs[i]; continue; }
+        chi += ((double)obs[i] - e) * ((double)obs[i] - e) / e;
+        cells++;
+    }
+    if (pool_e > 0.0) {
+        chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e;
+        cells++;
+    }
+    *df = cells - 1;
+    return chi;
+}
+
+// The chi-square value exceeded with probability 1e-4 at df degrees of freedom (Wilson-Hilferty:
+// df (1 - 2/(9 df) + z sqrt(2/(9 df)))^3 with z = 3.719, the normal quantile of 1 - 1e-4).
+static double chi_square_limit(int df) {
+    const double a = 2.0 / (9.0 * df);
+    const double c = 1.0 - a + 3.719 * sqrt(a);
+    return df * c * c * c;
+}
+
+// Logits of a test vocabulary: smooth plus a hashed jitter, so distributions are uneven.
+static void test_logits(float *x, int n, uint64_t seed, float scale) {
+    for (int i = 0; i < n; i++)
+        x[i] = scale * (2.0f * sinf(1.7f * (float)i + (float)seed) + (float)(rng_hash64(seed * 1000 + (uint64_t)i) >> 40) / (float)(1 << 24));
+}
+
+// sampler_draft + sampler_verify keep tokens distributed as the target's p (the sampler's own
+// distribution, sampler_probs) whatever the draft's q, and accept with probability sum min(p, q).
+static void test_rejection_sampling_chi_square(void **state) {
+    (void)state;
+    enum { V = 24, N = 200000 };
+    static const struct { float temp; int top_k; float top_p, min_p, draft_scale; const char *what; } cfgs[] = {
+        {1.0f, 0, 1.0f, 0.0f, 1.0f, "T 1"},
+        {0.7f, 6, 1.0f, 0.0f, 1.0f, "T 0.7, top_k 6"},
+        {1.3f, 0, 0.85f, 0.02f, 0.5f, "T 1.3, top_p 0.85, min_p 0.02, a flat draft"},
+        {1.0f, 0, 1.0f, 0.0f, 3.0f, "T 1, a peaked draft"},
+    };
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        tv_sampling_params sp;
+        tv_sampling_params_default(&sp);
+        sp.temperature = cfgs[c].temp;
+        sp.top_k = cfgs[c].top_k;
+        sp.top_p = cfgs[c].top_p;
+        sp.min_p = cfgs[c].min_p;
+        tv_error err = {0};
+        tv_sampler *s = sampler_create(&sp, V, 1234 + c, &err), *ref = sampler_create(&sp, V, 1, &err);
+        assert_non_null(s);
+        assert_non_null(ref);
+        float target[V], drafted[V], buf[V], p[V], q[V], pf[V], qf[V];
+        test_logits(target, V, 3 + c, 1.0f);
+        test_logits(drafted, V, 11 + c, 1.0f);   // the draft: a scaled target, disturbed
+        for (int i = 0; i < V; i++) drafted[i] = cfgs[c].draft_scale * (target[i] + 0.8f * drafted[i]);
+        memcpy(buf, target, sizeof buf);
+        sampler_probs(ref, buf, pf);
+        memcpy(buf, drafted, sizeof buf);
+        sampler_probs(ref, buf, qf);
+        double want[V], overlap = 0.0;
+        for (int i = 0; i < V; i++) {
+            want[i] = pf[i];
+            overlap += fmin(pf[i], qf[i]);
+        }
+        uint64_t obs[V] = {0}, n_acc = 0;
+        for (int k = 0; k < N; k++) {
+            memcpy(buf, drafted, sizeof buf);
+            const int32_t x = sampler_draft(s, buf, q);
+            assert_true(q[x] > 0.0f);
+            memcpy(buf, target, sizeof buf);
+            tv_logprob chosen;
+            const int32_t y = sampler_verify(s, buf, q, x, p, &chosen, NULL, 0);
+            assert_int_equal(chosen.id, y);
+            obs[y]++;
+            n_acc += y == x;
+        }
+        int df;
+        const double chi = chi_square(obs, want, V, N, &df), lim = chi_square_limit(df);
+        const double acc = (double)n_acc / N, sd = sqrt(overlap * (1.0 - overlap) / N);
+        print_message("%s: chi-square %.1f, %d df (limit %.1f at 1e-4); accepted %.4f, sum min(p, q) %.4f\n", cfgs[c].what,
+                      chi, df, lim, acc, overlap);
+        if (!(chi < lim)) fail_msg("%s: chi-square %.1f >= %.1f: the kept tokens do not follow p", cfgs[c].what, chi, lim);
+        if (fabs(acc - overlap) > 5.0 * sd) fail_msg("%s: accepted %.4f, want %.4f", cfgs[c].what, acc, overlap);
+        assert_true(overlap > 0.2 && overlap < 0.97);   // both outcomes are common
+        sampler_free(s);
+        sampler_free(ref);
+    }
+}
+
+// The marginal distribution of each generated position under the target alone: one-token requests
+// with 8 logprobs over every prefix of up to 3 tokens drawn from the top 8 (T 1, top_k 8: p is
+// the softmax of those 8 logprobs); want[pos * V + id].
+#define DIST_K 8
+#define DIST_POS 4
+static void target_marginals(const int32_t *prompt, int n_prompt, double *want) {
+    const int V = tv_model_n_vocab(g_model);
+    tv_engine_config c;
+    tv_engine_config_default(&c);
+    c.n_threads = 1;
+    c.cpu_path = test_cpu_path();
+    c.max_num_seqs = 64;
+    c.max_batched_tokens = 1024;
+    tv_error err = {0};
+    tv_engine *e = tv_engine_create(g_model, &c, &err);
+    if (!e) fail_msg("engine: %s", err.msg);
+    // the prefixes of a level: level d has DIST_K^d of them, prefix j's tokens are ids[j][0, d)
+    // with probability prob[j]; each request's children fill the next level
+    int n = 1;
+    static int32_t ids[2][512][DIST_POS];
+    static double prob[2][512];
+    prob[0][0] = 1.0;
+    memset(want, 0, (size_t)DIST_POS * (size_t)V * sizeof *want);
+    for (int d = 0; d < DIST_POS; d++) {
+        const int cur = d & 1, nxt = cur ^ 1;
+        int32_t toks[64];
+        for (int j = 0; j < n; j++) {
+            memcpy(toks, prompt, (size_t)n_prompt * sizeof *toks);
+            memcpy(toks + n_prompt, ids[cur][j], (size_t)d * sizeof *toks);
+            tv_request_params p;
+            tv_request_params_default(&p);
+            p.prompt_ids = toks;
+            p.n_prompt = (size_t)(n_prompt + d);
+            p.max_tokens = 1;
+            p.ignore_eos = true;
+            p.sampling.logprobs = DIST_K;
+            p.user = (void *)(intptr_t)j;
+            if (tv_engine_add_request(e, &p, NULL, &err)) fail_msg("add: %s", err.msg);
+        }
+        while (tv_engine_has_work(e)) {
+            const tv_request_output *o;
+            int no;
+            assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+            for (int k = 0; k < no; k++) {
+                if (!o[k].n_new) continue;
+                const int j = (int)(intptr_t)o[k].user;
+                double z = 0.0;
+                for (int t = 0; t < DIST_K; t++) z += exp((double)o[k].top_logprobs[t].logprob);
+                for (int t = 0; t < DIST_K; t++) {
+                    const int32_t id = o[k].top_logprobs[t].id;
+                    const double pr = prob[cur][j] * exp((double)o[k].top_logprobs[t].logprob) / z;
+                    want[(size_t)d * V + id] += pr;
+                    if (d + 1 == DIST_POS) continue;
+                    const int child = j * DIST_K + t;
+                    memcpy(ids[nxt][child], ids[cur][j], (size_t)d * sizeof(int32_t));
+                    ids[nxt][child][d] = id;
+                    prob[nxt][child] = pr;
+                }
+            }
+        }
+        n *= DIST_K;
+    }
+    tv_engine_free(e);
+}
+
+// End to end: 100,000 sampled requests (T 1, top_k 8, 4 tokens each) with a 4-layer self-draft
+// proposing 2 sampled guesses (its distribution unlike the target's: many rejections); the tokens
+// at each position against the target's exact marginal (target_marginals).
+static void test_sampled_draft_distribution(void **state) {
+    (void)state;
+    SKIP_IF_NO(g_model, "stories260K.gguf");
+    enum { N = 100000, IN_FLIGHT = 256 };
+    const int V = tv_model_n_vocab(g_model);
+    int32_t *prompt = NULL;
+    size_t n_ids = 0;
+    tv_error err = {0};
+    // a prompt past one KV block (16 tokens): later requests take it from the prefix cache
+    static const char text[] = "Once upon a time, there was a little girl named Lily. She liked to";
+    if (tv_tokenize(tv_model_tokenizer(g_model), text, sizeof text - 1, true, false, &prompt, &n_ids, &err))
+        fail_msg("tokenize: %s", err.msg);
+    const int n_prompt = (int)n_ids;
+    assert_true(n_prompt + DIST_POS <= 64);
+    double *want = malloc((size_t)DIST_POS * (size_t)V * sizeof *want);
+    uint64_t *obs = calloc((size_t)DIST_POS * (size_t)V, sizeof *obs);
+    assert_non_null(want);
+    assert_non_null(obs);
+    target_marginals(prompt, n_prompt, want);
+    tv_engine_config c;
+    tv_engine_config_default(&c);
+    c.n_threads = 1;
+    c.cpu_path = test_cpu_path();
+    c.max_num_seqs = IN_FLIGHT;
+    c.max_batched_tokens = 4 * IN_FLIGHT;
+    c.spec = TV_SPEC_SELF_DRAFT;
+    c.draft_layers = 4;
+    c.spec_tokens = 2;      // after the first token: guesses at positions 2 and 3, the bonus at 4
+    c.spec_always = true;
+    tv_engine *e = tv_engine_create(g_model, &c, &err);
+    if (!e) fail_msg("engine: %s", err.msg);
+    int added = 0, done = 0;
+    while (done < N) {
+        for (; added < N && added - done < IN_FLIGHT; added++) {
+            tv_request_params p;
+            tv_request_params_default(&p);
+            p.prompt_ids = prompt;
+            p.n_prompt = (size_t)n_prompt;
+            p.max_tokens = DIST_POS;
+            p.ignore_eos = true;
+            p.sampling.temperature = 1.0f;
+            p.sampling.top_k = DIST_K;
+            p.sampling.seed = (uint64_t)added;
+            p.sampling.has_seed = true;
+            if (tv_engine_add_request(e, &p, NULL, &err)) fail_msg("add: %s", err.msg);
+        }
+        const tv_request_output *o;
+        int no;
+        assert_int_equal(tv_engine_step(e, &o, &no, &err), TV_OK);
+        for (int k = 0; k < no; k++) {
+            for (int j = 0; j < o[k].n_new; j++) {
+                const int pos = o[k].n_generated - o[k].n_new + j;
+                assert_true(pos >= 0 && pos < DIST_POS);
+                obs[(size_t)pos * V + o[k].new_ids[j]]++;
+            }
+            if (o[k].finish) {
+                assert_int_equal(o[k].finish, TV_FINISH_LENGTH);
+                done++;
+            }
+        }
+    }
+    tv_engine_stats st;
+    tv_engine_get_stats(e, &st);
+    assert_int_equal(st.n_blocks_free, st.n_blocks_total);
+    tv_engine_free(e);
+    print_message("%llu of %llu sampled guesses accepted (position 0: %llu, 1: %llu)\n",
+                  (unsigned long long)st.n_spec_accepted_tokens, (unsigned long long)st.n_spec_draft_tokens,
+                  (unsigned long long)st.n_spec_accepted_per_pos[0], (unsigned long long)st.n_spec_accepted_per_pos[1]);
+    for (int pos = 0; pos < DIST_POS; pos++) {
+        int df;
+        const double chi = chi_square(obs + (size_t)pos * V, want + (size_t)pos * V, V, N, &df), lim = chi_square_limit(df);
+        print_message("position %d: chi-square %.1f, %d df (limit %.1f at 1e-4)\n", pos + 1, chi, df, lim);
+        if (!(chi < lim)) fail_msg("position %d: chi-square %.1f >= %.1f: not the target's distribution", pos + 1, chi, lim);
+    }
+    // both outcomes common at both guess positions
+    assert_true(st.n_spec_draft_tokens >= (uint64_t)N);
+    assert_true(st.n_spec_accepted_per_pos[1] > N / 20 && st.n_spec_accepted_tokens < st.n_spec_draft_tokens * 9 / 10);
+    free(want);
+    free(obs);
+    free(prompt);
+}
+
+// ---- load gate ----
+
+static void test_spec_gate(void **state) {
+    (void)state;
+    spec_gate *g = spec_gate_create(4);
+    assert_non_null(g);
+    // a new load tries speculation, then plain decoding
+    assert_true(spec_gate_decide(g, 2));
+    spec_gate_record(g, 2, true, 10, 0.01);    // 1000 tok/s
+    assert_false(spec_gate_decide(g, 2));
+    spec_gate_record(g, 2, false, 2, 0.004);   // 500 tok/s
+    // speculation measured faster: taken, but for one decision in SPEC_GATE_EXPLORE
+    int n_plain = 0;
+    for (int i = 0; i < 4 * SPEC_GATE_EXPLORE; i++) {
+        const bool d = spec_gate_decide(g, 2);
+        n_plain += !d;
+        spec_gate_record(g, 2, d, d ? 10 : 2, d ? 0.01 : 0.004);
+    }
+    assert_int_equal(n_plain, 4);
+    double plain, spec;
+    spec_gate_rates(g, 2, &plain, &spec);
+    assert_true(fabs(plain - 500.0) < 1e-6 && fabs(spec - 1000.0) < 1e-6);
+    // each load on its own; loads past max_load count as max_load
+    spec_gate_rates(g, 3, &plain, &spec);
+    assert_true(plain == 0.0 && spec == 0.0);
+    spec_gate_record(g, 9, true, 40, 0.2);     // 200 tok/s at load 4
+    spec_gate_record(g, 4, false, 4, 0.008);   // 500 tok/s
+    spec_gate_rates(g, 4, &plain, &spec);
+    assert_true(fabs(plain - 500.0) < 1e-6 && fabs(spec - 200.0) < 1e-6);
+    // slower speculation is left off (but for the exploring decision), which notices a change
+    int n_spec = 0;
+    for (int i = 0; i < SPEC_GATE_EXPLORE - 1; i++) {
+        const bool d = spec_gate_decide(g, 4);
+        n_spec += d;
+        spec_gate_record(g, 4, d, 4, 0.008);
+    }
+    assert_int_equal(n_spec, 0);
+    assert_true(spec_gate_decide(g, 4));       // the exploring round: speculation now pays
+    spec_gate_record(g, 4, true, 40, 0.02);    // 2000 tok/s, averaged with the 200 (second round: weight 1/2)
+    assert_true(spec_gate_decide(g, 4));
+    // an exploring decision holds until a round of it is measured (unmeasured: prompt chunks, catch-up)
+    spec_gate_record(g, 3, true, 10, 0.01);
+    spec_gate_record(g, 3, false, 2, 0.004);
+    for (int i = 0; i < SPEC_GATE_EXPLORE - 1; i++) assert_true(spec_gate_decide(g, 3));
+    assert_false(spec_gate_decide(g, 3));
+    assert_false(spec_gate_decide(g, 3));
+    spec_gate_record(g, 3, false, 2, 0.004);
+    assert_true(spec_gate_decide(g, 3));
+    spec_gate_free(g);
+    spec_gate_free(NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ngram_proposer),
+        cmocka_unit_test(test_rejection_sampling_chi_square),
+        cmocka_unit_test(test_spec_gate),
+        cmocka_unit_test(test_sampled_draft_distribution),
         cmocka_unit_test(test_outputs_same_with_speculation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -20,10 +20,19 @@
 // advances over the accepted guesses only and sched_rollback returns blocks that only rejected
 // guesses reached. Because the forward pass is batch invariant and each row is sampled exactly as
 // plain decoding would sample it, greedy output is token-identical with speculation on or off.
-// For sampling, drawing t ~ p and accepting the guess x iff t == x is rejection sampling with a
-// one-hot proposal q = δ_x: accepted with probability p(x) = min(1, p(x)/q(x)), and on rejection t
-// is distributed as norm(max(0, p - q)) (p without x); the RNG draws once per appended token as in
-// plain decoding, so seeded requests give the same tokens either way.
+// Sampled requests follow the target's distribution exactly, by rejection sampling: a guess x drawn
+// from the proposal q is kept with probability min(1, p(x)/q(x)), else the token is drawn from
+// norm(max(0, p - q)) and the item ends (sampler_verify). The n-gram proposal is deterministic, a
+// one-hot q = δ_x: then drawing t ~ p and keeping x iff t == x is that very rule (kept with
+// probability p(x); on rejection t ~ p without x), with one RNG draw per appended token as in
+// plain decoding, so seeded requests give the same tokens with n-gram speculation on or off. A
+// model draft samples its guesses of a sampled request from its own distribution q (the request's
+// filters and temperature on the draft's logits, sampler_draft; kept per guess in seq->draft_q),
+// which is accepted far more often than its argmax; seeded requests are then reproducible for the
+// same rounds, not the same tokens as without speculation.
+// Load awareness: unless cfg.spec_always, each round with decodes asks the gate (spec.h) whether
+// to speculate at its load, decided from the round times measured so far; a plain round drops
+// the guesses and skips the draft, and the measured rates are in the stats (and /metrics).
 //
 // Pipeline parallelism (pipeline.h): each step submits a batch for every lane (scheduler.h) that
 // has work and none in flight, up to the pipeline's depth, and collects the oldest; run and
@@ -88,6 +97,8 @@ struct tv_engine {
     tv_forward *dfwd;
     int draft_rows;              // rows of a draft-model round at most: max_batched_tokens + max_num_seqs
                                  // (a decode may run one row more than in the target's batch: a last guess)
+    float *spec_p;               // (n_vocab) model drafts: the target's distribution of a sampled guess's row
+    spec_gate *gate;             // load awareness (spec.h); NULL without speculation, with spec_always or pipelined
     kv_block_manager *bm;
     state_pool *states;          // hybrid models: the state slots' bookkeeping (kv->state holds them)
     tv_scheduler *sched;
@@ -160,6 +171,7 @@ static void seq_free(tv_seq *s) {
     strbuf_free(&s->held);
     matcher_free(s->matcher);
     free(s->pre_mask);
+    free(s->draft_q);
     free(s);
 }
 
@@ -206,10 +218,15 @@ void tv_engine_free(tv_engine *e) {
     free(e->fl);
     free(e->b_rows);
     free(e->b_outs);
+    free(e->spec_p);
+    spec_gate_free(e->gate);
     free(e->done);
     free(e->aborted);
     free(e);
 }
+
+// Whether c's proposer is a model (the self-draft or a draft model), whose guesses sampled requests sample.
+static bool model_draft(const tv_engine_config *c) { return c->spec == TV_SPEC_SELF_DRAFT || c->spec == TV_SPEC_DRAFT_MODEL; }
 
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *err) {
     return engine_create_pipelined(m, cfg, NULL, err);
@@ -363,7 +380,9 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         !(e->b_ckpt_slots = malloc(S * sizeof(int32_t))) || !(e->b_ckpt_key = malloc(S * sizeof(uint64_t))) ||
         !(e->b_seqs = malloc(S * sizeof *e->b_seqs)) ||
         !(e->b_logit_rows = malloc(L * sizeof(int32_t))) || !(e->b_logit_seq = malloc(L * sizeof *e->b_logit_seq)) ||
-        !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done))) {
+        !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done)) ||
+        (model_draft(&c) && !(e->spec_p = malloc((size_t)hp->n_vocab * sizeof *e->spec_p))) ||
+        (c.spec != TV_SPEC_NONE && !c.spec_always && !down && !(e->gate = spec_gate_create(c.max_num_seqs)))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -481,6 +500,9 @@ tv_status tv_engine_add_request(tv_engine *e, const tv_request_params *p, uint64
     s->user = p->user;
     uint64_t seed = sp->has_seed ? sp->seed : rng_splitmix64(&e->rng);
     if (!(s->sampler = sampler_create(sp, e->hp->n_vocab, seed, err))) { st = err ? err->code : TV_ERR_NOMEM; goto fail; }
+    if (model_draft(&e->cfg) && !sampler_is_greedy(s->sampler) &&
+        !(s->draft_q = mem_malloc((size_t)e->cfg.spec_tokens * (size_t)e->hp->n_vocab * sizeof *s->draft_q)))
+        goto oom;
     for (int i = 0; i < s->n_prompt; i++) sampler_accept(s->sampler, s->tokens[i], true);
     if (p->constraint != TV_CONSTRAINT_NONE && (st = attach_constraint(e, s, p, err))) goto fail;
     if (e->tok) {
@@ -742,10 +764,12 @@ static bool reserve_token(tv_seq *s, int n_guesses) {
 
 // Samples s's next token from its logits row (n_vocab, modified), or takes the one the pipeline's
 // last stage sampled (pre, logits NULL), and appends it with its outputs: a record with the token,
-// logprobs and text, and the finish when it ends here. All or nothing: everything that can fail
-// runs before the first change that is reported; on failure s finishes with TV_FINISH_ERROR and
-// none of this token. Returns the token appended, -1 when s failed.
-static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits, const pipe_out *pre) {
+// logprobs and text, and the finish when it ends here. q: NULL, or the row verifies the sampled
+// guess x drawn from the draft's distribution q (n_vocab): the token is x or a rejection's draw
+// (sampler_verify). All or nothing: everything that can fail runs before the first change that
+// is reported; on failure s finishes with TV_FINISH_ERROR and none of this token. Returns the
+// token appended, -1 when s failed.
+static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits, const pipe_out *pre, const float *q, int32_t x) {
     tv_request_output *rec = post_output_new(&e->out, s);
     const int ri = (int)(rec - e->out.recs);
     const int n_top = s->logprobs > 0 ? s->logprobs : 0;
@@ -774,7 +798,8 @@ static int32_t emit_token(tv_engine *e, tv_seq *s, float *logits, const pipe_out
     }
     int32_t tok;
     if (logits) {
-        tok = sampler_sample(s->sampler, logits, chosen, top, n_top);
+        tok = q ? sampler_verify(s->sampler, logits, q, x, e->spec_p, chosen, top, n_top)
+                : sampler_sample(s->sampler, logits, chosen, top, n_top);
     } else {   // sampled on the last stage with this request's parameters and draw
         tok = pre->id;
         if (chosen) *chosen = pre->chosen;
@@ -846,24 +871,30 @@ static int32_t argmax_row(const float *x, int32_t n) {
     return best;
 }
 
-// Drafting for the scheduled items (before their batch is built), greedily. The draft is the
+// Drafting for the scheduled items (before their batch is built). The draft is the
 // model's own first draft_layers layers and its head (self-draft: it reads and writes the model's
 // K/V of those layers, which are the whole model's for the same tokens) or the draft model (its
 // own K/V, in the same blocks: e->dkv). Round d runs, for every decode item granted more than d
 // guesses, the token at position n_computed + d (its pending token, then guess d - 1), one row
-// each, and writes the argmax of its logits as guess d. The draft model's round 0 also catches its
-// K/V up with the target's: each item runs its tokens from n_draft_computed on (prompt chunks: the
+// each, and writes guess d: the argmax of its logits, or for a sampled request a draw from the
+// distribution its sampler makes of them (kept in draft_q for the verification). The draft
+// model's round 0 also catches its K/V up with the target's: each item runs its tokens from
+// n_draft_computed on (prompt chunks: the
 // tokens the target runs this round; decodes: a last guess that was accepted and never drafted
 // from, then the pending token), and one more round runs the last guesses that end a block: so
 // every block the target fills (and the prefix cache may share) holds the draft's K/V too, except
 // after a failed draft round (a draft only proposes: that costs acceptance, never output; it also
 // catches up in parts of at most draft_rows when it fell behind). A failed round keeps the
 // guesses made so far (the items shrink to them): drafting never fails a request. Structured
-// output: the guesses are cut where the grammar would refuse them (as the n-gram proposer's).
-static void draft(tv_engine *e, int n_items) {
+// output: the guesses are cut where the grammar would refuse them (as the n-gram proposer's; a
+// sampled request's after the first refused one). Returns whether the draft model was behind: a
+// decode ran more than its pending token and a last accepted guess in round 0 (a catch-up after
+// plain rounds, which the load gate does not measure).
+static bool draft(tv_engine *e, int n_items) {
     const size_t V = (size_t)e->hp->n_vocab;
     const bool own = e->dfwd != NULL;
     const int bs = e->cfg.block_size, dwin = own ? model_hparams(e->cfg.draft_model)->kv_window : 0;
+    bool behind = false;
     for (int d = 0;; d++) {
         int n = 0, ns = 0, nl = 0;
         e->b_qstart[0] = 0;
@@ -882,6 +913,7 @@ static void draft(tv_engine *e, int n_items) {
                     s->n_draft = 0;
                 }
                 if (from >= to) continue;
+                if (seq_n_pending(s) == 1 && to - from > 2) behind = true;
             } else if (s->n_draft <= d) {   // prompt chunks have none
                 // the draft model's K/V of the last guess: only where it ends a block (which the
                 // prefix cache registers once that guess is accepted); else the next round 0 runs it
@@ -919,16 +951,22 @@ static void draft(tv_engine *e, int n_items) {
             for (int j = 0; j < ns; j++) e->b_seqs[j]->n_draft_computed = e->b_ctx[j];
         for (int r = 0; r < nl; r++) {
             tv_seq *s = e->b_logit_seq[r];
-            s->tokens[s->n_tokens + d] = argmax_row(logits + (size_t)r * V, (int32_t)V);
+            float *row = logits + (size_t)r * V;
+            s->tokens[s->n_tokens + d] = s->draft_q ? sampler_draft(s->sampler, row, s->draft_q + (size_t)d * V)
+                                                    : argmax_row(row, (int32_t)V);
         }
     }
     for (int i = 0; i < n_items; i++) {
         tv_seq *s = e->items[i].seq;
         if (!s->matcher || !s->n_draft) continue;
-        const int ok = (int)matcher_check(s->matcher, s->tokens + s->n_tokens, (size_t)s->n_draft);
+        int ok = (int)matcher_check(s->matcher, s->tokens + s->n_tokens, (size_t)s->n_draft);
+        // a sampled guess stays when refused (the mask gives it p = 0: rejected, and the token drawn
+        // from norm(max(0, p - q))): cutting it would make whether a row is verified depend on the draw
+        if (s->draft_q && ok < s->n_draft) ok++;
         e->items[i].n_tokens -= s->n_draft - ok;
         s->n_draft = ok;
     }
+    return behind;
 }
 
 // Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits; pipelined: rows[j].logits) as described at
@@ -944,7 +982,8 @@ static void verify(tv_engine *e, tv_seq *s, float *logits, const pipe_out *rows)
     s->n_draft = 0;
     int n_accepted = 0;
     for (int j = 0; j <= n_draft; j++) {
-        const int32_t tok = emit_token(e, s, rows ? rows[j].logits : logits + (size_t)j * V, NULL);
+        const float *q = j < n_draft && s->draft_q ? s->draft_q + (size_t)j * V : NULL;
+        const int32_t tok = emit_token(e, s, rows ? rows[j].logits : logits + (size_t)j * V, NULL, q, j < n_draft ? guess[j] : -1);
         if (j == n_draft || tok != guess[j]) break;
         e->stats.n_spec_accepted_per_pos[j]++;
         n_accepted++;
@@ -975,7 +1014,7 @@ static void postprocess(tv_engine *e, tv_seq *const *logit_seq, int n_logits, fl
         if (s->status != SEQ_RUNNING) continue;
         TV_CHECK(n_rows == 1 + s->n_draft);
         if (s->n_draft) verify(e, s, logits ? logits + (size_t)r * V : NULL, outs ? outs + r : NULL);
-        else emit_token(e, s, outs ? outs[r].logits : logits + (size_t)r * V, outs ? &outs[r] : NULL);
+        else emit_token(e, s, outs ? outs[r].logits : logits + (size_t)r * V, outs ? &outs[r] : NULL, NULL, -1);
         if (e->cfg.spec_tokens && s->status == SEQ_RUNNING) {
             sched_rollback(e->sched, s);   // blocks only rejected guesses (or ungranted drafts) reached
             propose(e, s);
@@ -1103,6 +1142,44 @@ static void pipe_step(tv_engine *e) {
     if (e->fl_n) pipe_collect(e);
 }
 
+// ---- load awareness ----
+
+static double clock_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Whether this round speculates, as the gate (spec.h) decides from the rates measured at its load
+// (its decoding items); when not, its items drop their guesses (the blocks the scheduler gave them
+// go back at postprocess's rollback) and the round is a plain decode. Returns the load.
+static int gate_round(tv_engine *e, int n_items, bool *speculate) {
+    int load = 0;
+    for (int i = 0; i < n_items; i++) load += seq_n_pending(e->items[i].seq) == 1;
+    *speculate = true;
+    if (load == 0) return 0;
+    *speculate = spec_gate_decide(e->gate, load);
+    e->stats.spec_enabled = *speculate;
+    if (*speculate) {
+        e->stats.n_spec_rounds++;
+        return load;
+    }
+    e->stats.n_spec_rounds_plain++;
+    for (int i = 0; i < n_items; i++) {
+        tv_seq *s = e->items[i].seq;
+        e->items[i].n_tokens -= s->n_draft;
+        s->n_draft = 0;
+    }
+    return load;
+}
+
+// Records a measured round with the gate: load decoding items (and nothing else), n_tokens
+// appended in seconds.
+static void gate_record(tv_engine *e, int load, bool speculated, int n_tokens, double seconds) {
+    spec_gate_record(e->gate, load, speculated, n_tokens, seconds);
+    spec_gate_rates(e->gate, load, &e->stats.spec_plain_rate_tok_s, &e->stats.spec_rate_tok_s);
+}
+
 // ---- step ----
 
 // Frees what finished last step and its outputs, then reports pending aborts (up to
@@ -1134,7 +1211,12 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     for (int r = 0; !e->down.submit && r < e->cfg.decode_steps && decode_only && (r == 0 || sched_n_waiting(e->sched) == 0); r++) {
         int n_items = schedule(e, 0);
         if (n_items == 0) break;
-        if (e->cfg.spec == TV_SPEC_SELF_DRAFT || e->cfg.spec == TV_SPEC_DRAFT_MODEL) draft(e, n_items);
+        const double t0 = e->gate ? clock_s() : 0.0;
+        const uint64_t n_gen0 = e->stats.n_generated_tokens;
+        bool speculate = true;
+        const int load = e->gate ? gate_round(e, n_items, &speculate) : 0;
+        // a draft model left behind by plain rounds catches up here; that round is not measured
+        const bool behind = model_draft(&e->cfg) && speculate && draft(e, n_items);
         tv_batch b = build_batch(e, n_items, &decode_only);
         float *logits = NULL;
         masks_start(e, e->b_logit_seq, b.n_logits);
@@ -1142,6 +1224,8 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
         masks_wait(e);
         if (st != TV_OK) break;
         postprocess(e, e->b_logit_seq, b.n_logits, logits, NULL);
+        if (e->gate && decode_only && !behind)
+            gate_record(e, load, speculate, (int)(e->stats.n_generated_tokens - n_gen0), clock_s() - t0);
     }
     *outs = e->out.recs;
     *n_outs = e->out.n;

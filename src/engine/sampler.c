@@ -29,6 +29,7 @@ struct tv_sampler {
     int32_t *bias_ids;   // (n_bias)
     float *bias_vals;    // (n_bias)
     rng_xoshiro rng;     // seeded once from the request's seed
+    rng_xoshiro draft_rng;  // speculative decoding: a sampled draft's draws (sampler_draft), from the same seed
     // ---- penalty history (allocated only when a penalty is active) ----
     bool has_penalties;
     uint8_t *seen;       // (n_vocab) bit 0: in prompt, bit 1: generated
@@ -224,6 +225,7 @@ tv_sampler *sampler_create(const tv_sampling_params *p, int32_t n_vocab, uint64_
         if (!s->cands || !s->chunk_sums) { err_fail(err, TV_ERR_NOMEM, "sampler: out of memory (%d candidates)", (int)n_vocab); goto fail; }
     }
     rng_xoshiro_seed(&s->rng, seed);
+    rng_xoshiro_seed(&s->draft_rng, rng_hash64(seed ^ 0x5bd1e9955bd1e995ull));
     return s;
 
 fail:
@@ -417,8 +419,10 @@ static int64_t gather_top_k(tv_sampler *s, const float *logits, cand *c) {
     return n_c;
 }
 
-// top_k -> top_p -> min_p -> temperature -> draw.
-static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bool use_top_k) {
+// The kept set of top_k -> top_p -> min_p in s->cands[0, return value), each w = exp((logit - max)
+// / T): in rank order when at most 4096 are kept (the usual case: cheap to sort), else in the order
+// partitioning left them, itself a deterministic function of the logits. *sum: their total weight.
+static int64_t kept_set(tv_sampler *s, const float *logits, float max_l, bool use_top_k, double *sum_out) {
     const int32_t n = s->n_vocab;
     TV_CHECK(s->cands != NULL);
     cand *c = s->cands;
@@ -459,9 +463,6 @@ static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bo
     }
     TV_CHECK(n_c >= 1);   // the max passes every filter
     if (s->top_p < 1.0f) n_c = select_mass(c, n_c, (double)s->top_p * z_set);
-
-    // Draw in rank order when the kept set is small (the usual case: cheap to sort); else in the
-    // order left by partitioning, itself a deterministic function of the logits.
     if (n_c <= 4096) qsort(c, (size_t)n_c, sizeof *c, cmp_cand);
     double sum = 0.0;
     if (s->temperature == 1.0f) {
@@ -473,6 +474,15 @@ static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bo
             sum += c[i].w;
         }
     }
+    *sum_out = sum;
+    return n_c;
+}
+
+// top_k -> top_p -> min_p -> temperature -> one draw, in the kept set's order.
+static int32_t draw_filtered(tv_sampler *s, const float *logits, float max_l, bool use_top_k) {
+    double sum;
+    const int64_t n_c = kept_set(s, logits, max_l, use_top_k, &sum);
+    const cand *c = s->cands;
     double r = next_uniform(s) * sum, acc = 0.0;
     for (int64_t i = 0; i < n_c; i++) {
         acc += c[i].w;
@@ -515,32 +525,127 @@ static int32_t argmax_first(const float *x, int32_t n, float *max) {
     return i;
 }
 
+// Applies bias and penalties to logits in place; returns their max (-inf when every one is) and
+// the lowest id holding it in *argmax (NaN never compares greater).
+static float prepare(tv_sampler *s, float *logits, int32_t *argmax) {
+    apply_bias_and_penalties(s, logits);
+    float max_l;
+    *argmax = argmax_first(logits, s->n_vocab, &max_l);
+    return max_l;
+}
+
+static bool draws_argmax(const tv_sampler *s, float max_l) {
+    return s->temperature < TV_SAMPLER_MIN_TEMP || s->top_k == 1 || max_l == -INFINITY;
+}
+
+// Step 3, before the draw: fills top (when n_top > 0); returns log z = log sum exp(logit - max)
+// over the whole vocabulary when logprobs are wanted (0 otherwise).
+static double logprobs_begin(const tv_sampler *s, const float *logits, float max_l, const tv_logprob *chosen,
+                             tv_logprob *top, int n_top) {
+    double log_z = 0.0;
+    if ((chosen || (top && n_top > 0)) && max_l > -INFINITY) log_z = log(sum_exp(logits, s->n_vocab, max_l, 1.0f, NULL));
+    if (top && n_top > 0) top_alternatives(logits, s->n_vocab, max_l, log_z, top, n_top);
+    return log_z;
+}
+
+// Step 3, after the draw: the drawn id and its logprob into chosen (when not NULL).
+static void logprobs_end(const float *logits, float max_l, double log_z, int32_t id, tv_logprob *chosen) {
+    if (!chosen) return;
+    chosen->id = id;
+    chosen->logprob = max_l > -INFINITY && logits[id] > -INFINITY ? (float)((double)logits[id] - (double)max_l - log_z)
+                                                                  : -INFINITY;
+}
+
 int32_t sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logprob *top, int n_top) {
     const int32_t n = s->n_vocab;
-    apply_bias_and_penalties(s, logits);
-
-    // max and argmax (first max = lowest id); NaN never compares greater
-    float max_l;
-    const int32_t argmax = argmax_first(logits, n, &max_l);
-
-    const bool want_lp = chosen != NULL || (top != NULL && n_top > 0);
-    const bool greedy = s->temperature < TV_SAMPLER_MIN_TEMP || s->top_k == 1 || max_l == -INFINITY;
-    double log_z = 0.0;   // log sum exp(logit - max) over the whole vocabulary
-    if (want_lp && max_l > -INFINITY) log_z = log(sum_exp(logits, n, max_l, 1.0f, NULL));
-    if (top && n_top > 0) top_alternatives(logits, n, max_l, log_z, top, n_top);
-
+    int32_t argmax;
+    const float max_l = prepare(s, logits, &argmax);
+    const double log_z = logprobs_begin(s, logits, max_l, chosen, top, n_top);
     int32_t id = argmax;
-    if (!greedy) {
+    if (!draws_argmax(s, max_l)) {
         const bool use_top_k = s->top_k > 0 && s->top_k < n;
         if (!use_top_k && s->top_p >= 1.0f && s->min_p <= 0.0f) id = draw_all(s, logits, max_l);
         else id = draw_filtered(s, logits, max_l, use_top_k);
     }
+    logprobs_end(logits, max_l, log_z, id, chosen);
+    return id;
+}
 
-    if (chosen) {
-        chosen->id = id;
-        chosen->logprob = max_l > -INFINITY && logits[id] > -INFINITY
-                              ? (float)((double)logits[id] - (double)max_l - log_z) : -INFINITY;
+// ============================ speculative decoding ============================
+// p (n_vocab) := the distribution the draw of sampler_sample follows for these processed logits
+// (max_l and argmax from prepare): the kept set's weights over their total, zero elsewhere.
+static void fill_probs(tv_sampler *s, const float *logits, float max_l, int32_t argmax, float *p) {
+    const int32_t n = s->n_vocab;
+    memset(p, 0, (size_t)n * sizeof *p);
+    if (draws_argmax(s, max_l)) {
+        p[argmax] = 1.0f;
+        return;
     }
+    const bool use_top_k = s->top_k > 0 && s->top_k < n;
+    if (!use_top_k && s->top_p >= 1.0f && s->min_p <= 0.0f) {
+        const float inv_t = 1.0f / s->temperature;
+        const double z = sum_exp(logits, n, max_l, inv_t, NULL);
+        for (int32_t i = 0; i < n; i++) p[i] = (float)((double)exp_neg((logits[i] - max_l) * inv_t) / z);
+        return;
+    }
+    double sum;
+    const int64_t n_c = kept_set(s, logits, max_l, use_top_k, &sum);
+    for (int64_t i = 0; i < n_c; i++) p[s->cands[i].id] = (float)((double)s->cands[i].w / sum);
+}
+
+// One draw with u in [0, 1) from the weights max(0, p[i] - q[i]) (q NULL: p[i]) over ids 0..n-1,
+// in id order; -1 when every weight is 0.
+static int32_t draw_excess(const float *p, const float *q, int32_t n, double u) {
+    double total = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        const float d = q ? p[i] - q[i] : p[i];
+        if (d > 0.0f) total += d;
+    }
+    if (!(total > 0.0)) return -1;
+    const double r = u * total;
+    double acc = 0.0;
+    int32_t last = -1;
+    for (int32_t i = 0; i < n; i++) {
+        const float d = q ? p[i] - q[i] : p[i];
+        if (!(d > 0.0f)) continue;
+        acc += d;
+        last = i;
+        if (r < acc) return i;
+    }
+    return last;   // rounding: r landed past the last partial sum
+}
+
+bool sampler_is_greedy(const tv_sampler *s) { return s->temperature < TV_SAMPLER_MIN_TEMP || s->top_k == 1; }
+
+void sampler_probs(tv_sampler *s, float *logits, float *p) {
+    int32_t argmax;
+    const float max_l = prepare(s, logits, &argmax);
+    fill_probs(s, logits, max_l, argmax, p);
+}
+
+int32_t sampler_draft(tv_sampler *s, float *logits, float *q) {
+    int32_t argmax;
+    const float max_l = prepare(s, logits, &argmax);
+    fill_probs(s, logits, max_l, argmax, q);
+    const int32_t id = draw_excess(q, NULL, s->n_vocab, rng_xoshiro_uniform(&s->draft_rng));
+    return id >= 0 ? id : argmax;
+}
+
+int32_t sampler_verify(tv_sampler *s, float *logits, const float *q, int32_t x, float *p_out, tv_logprob *chosen,
+                       tv_logprob *top, int n_top) {
+    TV_CHECK(x >= 0 && x < s->n_vocab);
+    int32_t argmax;
+    const float max_l = prepare(s, logits, &argmax);
+    const double log_z = logprobs_begin(s, logits, max_l, chosen, top, n_top);
+    fill_probs(s, logits, max_l, argmax, p_out);
+    int32_t id = x;
+    // accept with probability min(1, p(x) / q(x)); q(x) > 0 for every x sampler_draft returns
+    if (!(q[x] > 0.0f && rng_xoshiro_uniform(&s->rng) * (double)q[x] < (double)p_out[x])) {
+        id = draw_excess(p_out, q, s->n_vocab, rng_xoshiro_uniform(&s->rng));
+        // no excess anywhere: p == q up to rounding (acceptance was certain but for the last bit): a draw from p
+        if (id < 0) id = draw_excess(p_out, NULL, s->n_vocab, rng_xoshiro_uniform(&s->rng));
+    }
+    logprobs_end(logits, max_l, log_z, id, chosen);
     return id;
 }
 

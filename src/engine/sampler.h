@@ -45,6 +45,34 @@ void sampler_accept(tv_sampler *s, int32_t token, bool is_prompt);
 // Logits that are all -inf or NaN yield id 0 (nothing can be sampled; the caller's bias banned all).
 int32_t sampler_sample(tv_sampler *s, float *logits, tv_logprob *chosen, tv_logprob *top, int n_top);
 
+// ---- speculative decoding with a sampled draft (engine.c) ----
+// Rejection sampling (Leviathan et al. 2023, Chen et al. 2023): the draft proposes x ~ q; the target
+// keeps x with probability min(1, p(x) / q(x)), else draws from norm(max(0, p - q)). The token kept
+// is distributed as p exactly, whatever q is, so q may ignore penalties and grammar.
+
+// Whether s samples the argmax (temperature ~0 or top_k 1): then p is one-hot and a draft proposes
+// its own argmax instead of sampling.
+bool sampler_is_greedy(const tv_sampler *s);
+
+// The draft's side: q (n_vocab) := the distribution s would sample these draft logits (n_vocab,
+// modified in place: bias and penalties) from, with the same filters and temperature; returns one
+// draw from q, taken from the sampler's draft RNG (a stream of its own, seeded from the request's
+// seed), so the draws of the target's sampling stay one stream.
+int32_t sampler_draft(tv_sampler *s, float *logits, float *q);
+
+// The target's side for the guess x, drawn from q (n_vocab, sampler_draft's): the token to append,
+// x when accepted (one draw u: u * q(x) < p(x)), else a draw from norm(max(0, p - q)) (a second
+// draw; x has no weight there, since a rejection means p(x) < q(x)). p = the distribution sampler_sample would draw from for logits (n_vocab, modified
+// in place as by sampler_sample), written to p_out (n_vocab, caller's scratch). chosen / top:
+// logprobs of the returned id as sampler_sample reports them.
+int32_t sampler_verify(tv_sampler *s, float *logits, const float *q, int32_t x, float *p_out, tv_logprob *chosen,
+                       tv_logprob *top, int n_top);
+
+// The distribution sampler_sample draws from for logits (n_vocab, modified in place: bias and
+// penalties) into p (n_vocab; zero outside the kept set; one-hot at the argmax when greedy). For
+// tests: the expected frequencies of a sampling test.
+void sampler_probs(tv_sampler *s, float *logits, float *p);
+
 // Structured output: bans (logit = -inf) every id whose bit in mask is clear; mask has
 // ceil(n_vocab / 32) words, bit id = allowed. Applied before sampler_sample, so the bans come
 // before bias, penalties and logprobs (a banned token has logprob -inf).

@@ -23,6 +23,8 @@ typedef struct tv_seq {
     int n_tokens, cap;
     int n_draft;            // proposed tokens to verify; > 0 only while decoding (seq_n_pending == 1)
     int spec_k;             // tokens to propose next time at most: adapts to this sequence's acceptance
+    float *draft_q;         // (spec_tokens, n_vocab) a sampled request with a model draft: the draft's
+                            // distribution of each guess of this round (rejection sampling); else NULL
     int n_prompt;
     int n_computed;         // tokens whose K/V are in the cache
     int n_draft_computed;   // TV_SPEC_DRAFT_MODEL: tokens whose draft-model K/V are in the cache (valid

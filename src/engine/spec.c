@@ -1,4 +1,5 @@
-// spec.c — the n-gram prompt-lookup proposer and the draft model's vocabulary check (spec.h).
+// spec.c — the n-gram prompt-lookup proposer, the draft model's vocabulary check and the load
+// gate (spec.h).
 #include "engine/spec.h"
 
 #include <stdint.h>
@@ -65,4 +66,66 @@ tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_err
     free(a);
     free(b);
     return st;
+}
+
+// One decode load's measurements: [0] rounds without speculation, [1] with.
+typedef struct {
+    double rate[2];      // tokens/s, moving average
+    uint64_t n[2];       // rounds measured
+    uint64_t n_decided;  // decisions taken at this load
+    int trying;          // 0, or 1 + the way an exploring decision took, kept until a round of it is measured
+} gate_load;
+
+struct spec_gate {
+    int max_load;
+    gate_load *loads;    // (max_load + 1), [0] unused
+};
+
+spec_gate *spec_gate_create(int max_load) {
+    if (max_load < 1) max_load = 1;
+    spec_gate *g = mem_calloc(1, sizeof *g);
+    if (!g || !(g->loads = mem_calloc((size_t)max_load + 1, sizeof *g->loads))) {
+        spec_gate_free(g);
+        return NULL;
+    }
+    g->max_load = max_load;
+    return g;
+}
+
+void spec_gate_free(spec_gate *g) {
+    if (!g) return;
+    free(g->loads);
+    free(g);
+}
+
+static gate_load *load_of(const spec_gate *g, int load) {
+    return &g->loads[load < 1 ? 1 : load > g->max_load ? g->max_load : load];
+}
+
+bool spec_gate_decide(spec_gate *g, int load) {
+    gate_load *l = load_of(g, load);
+    if (l->n[1] == 0) return true;    // not measured yet: try it
+    if (l->n[0] == 0) return false;
+    if (l->trying) return l->trying - 1;
+    const bool better = l->rate[1] >= l->rate[0];
+    if (++l->n_decided % SPEC_GATE_EXPLORE) return better;
+    l->trying = 1 + !better;
+    return !better;
+}
+
+void spec_gate_record(spec_gate *g, int load, bool speculated, int n_tokens, double seconds) {
+    if (!(seconds > 0.0) || n_tokens < 0) return;
+    gate_load *l = load_of(g, load);
+    const int k = speculated;
+    if (l->trying == 1 + k) l->trying = 0;
+    l->n[k]++;
+    double w = 1.0 / (double)l->n[k];
+    if (w < SPEC_GATE_EMA) w = SPEC_GATE_EMA;
+    l->rate[k] += w * ((double)n_tokens / seconds - l->rate[k]);
+}
+
+void spec_gate_rates(const spec_gate *g, int load, double *plain, double *spec) {
+    const gate_load *l = load_of(g, load);
+    *plain = l->rate[0];
+    *spec = l->rate[1];
 }

@@ -1,4 +1,4 @@
-// spec.h — speculative decoding's proposers: what a sequence's next tokens probably are, guessed
+// spec.h — speculative decoding's proposers and its load gate. Proposers: what a sequence's next tokens probably are, guessed
 // cheaply, so that the engine can score k guesses as k + 1 rows of one forward pass (a verification
 // item of the flat batch) and keep the longest prefix the target model agrees with.
 //
@@ -12,6 +12,7 @@
 #ifndef TV_ENGINE_SPEC_H
 #define TV_ENGINE_SPEC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tinyvllm.h"
@@ -27,5 +28,33 @@ int spec_ngram_propose(const int32_t *tokens, int n, int k, int32_t *out);
 // tokenizer, the same text (special tokens included) for every id. TV_ERR_INVALID naming the first
 // difference otherwise (a draft without a tokenizer is checked by size only: ids are all it shares).
 tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_error *err);
+
+// ---- load awareness: speculate only while it pays ----
+// Speculation costs every round its drafting and its guesses' rows; it pays while the batch is
+// bound by reading the weights (few sequences) and stops paying once the rows themselves cost
+// (many sequences, or guesses that are seldom accepted). The gate measures that instead of
+// guessing it: for each decode load (how many sequences decode in the round, 1..max_load; more
+// count as max_load) it keeps the output rate (tokens appended per second of round time, drafting
+// included) of the rounds that speculated and of the rounds that did not, as moving averages
+// (each new round weighs max(1/n, SPEC_GATE_EMA)), and speculates while its rate is the higher.
+// A load tries both ways first; after that every SPEC_GATE_EXPLORE-th decision at a load takes
+// the other way until a round of it is measured (the engine leaves rounds with prompt chunks, or
+// with a draft model catching up after plain rounds, unmeasured), so a change of acceptance or
+// machine load is noticed at a cost of about 1/SPEC_GATE_EXPLORE of the difference.
+#define SPEC_GATE_EXPLORE 32
+#define SPEC_GATE_EMA 0.125
+
+typedef struct spec_gate spec_gate;
+
+// A gate for loads 1..max_load (>= 1); NULL when out of memory.
+spec_gate *spec_gate_create(int max_load);
+void spec_gate_free(spec_gate *g);
+// Whether a round with load decoding sequences (>= 1) should speculate.
+bool spec_gate_decide(spec_gate *g, int load);
+// A measured round at load: whether it speculated, the tokens its decodes appended and how long
+// it took (seconds > 0; others are ignored).
+void spec_gate_record(spec_gate *g, int load, bool speculated, int n_tokens, double seconds);
+// The rates measured at load, tokens/s without and with speculation (0 before the first round).
+void spec_gate_rates(const spec_gate *g, int load, double *plain, double *spec);
 
 #endif

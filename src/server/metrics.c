@@ -187,6 +187,20 @@ char *srv_metrics_render(srv_metrics *m, size_t *len) {
     for (int j = 0; j < TV_SPEC_MAX_TOKENS; j++)
         bprintf(&b, "vllm:spec_decode_num_accepted_tokens_per_pos_total{model_name=\"%s\",position=\"%d\"} %llu\n", mn, j,
                 (unsigned long long)s->n_spec_accepted_per_pos[j]);
+    // the load gate: whether speculation runs now, the rounds each way, the rates it decides on
+    gauge(&b, mn, "spec_decode_enabled", "gauge",
+          "1 while speculation pays at the current load (measured round times; 0 when plain decoding measured faster).",
+          (double)s->spec_enabled);
+    bprintf(&b, "# HELP tinyvllm:spec_decode_rounds_total Decode rounds by the load gate's decision.\n"
+                "# TYPE tinyvllm:spec_decode_rounds_total counter\n"
+                "tinyvllm:spec_decode_rounds_total{model_name=\"%s\",decision=\"speculate\"} %llu\n"
+                "tinyvllm:spec_decode_rounds_total{model_name=\"%s\",decision=\"plain\"} %llu\n"
+                "# HELP tinyvllm:spec_decode_measured_tokens_per_second Output rate measured at the last round's load, by decision.\n"
+                "# TYPE tinyvllm:spec_decode_measured_tokens_per_second gauge\n"
+                "tinyvllm:spec_decode_measured_tokens_per_second{model_name=\"%s\",decision=\"speculate\"} %.17g\n"
+                "tinyvllm:spec_decode_measured_tokens_per_second{model_name=\"%s\",decision=\"plain\"} %.17g\n",
+            mn, (unsigned long long)s->n_spec_rounds, mn, (unsigned long long)s->n_spec_rounds_plain, mn, s->spec_rate_tok_s,
+            mn, s->spec_plain_rate_tok_s);
 
     static const char *REASONS[4] = {"", "stop", "length", "abort"};
     bprintf(&b, "# HELP tinyvllm:request_success_total Finished engine requests by finish reason.\n"
