@@ -577,21 +577,28 @@ static void expect_fail(const char *key, uint32_t value, const char *drop, const
         fail_msg("error '%s' does not name '%s' and '%s'", err.msg, want1, want2);
 }
 
-static void test_bad_expert_counts(void **state) {
-    (void)state;
-    snprintf(g_src, sizeof g_src, "%s/test_moe_load_%ld.gguf", TV_BINARY_DIR, (long)getpid());
-    tv_synth_params sp = {.arch = "qwen2moe", .type = TV_TYPE_F32, .seed = 5, .n_threads = 1};
+// writes ARCH's synth model (F32, seed 5) to g_src (named after TAG) and returns its info; the file
+// stays for expect_fail
+static tv_model_info synth_src_info(const char *tag, const char *arch) {
+    snprintf(g_src, sizeof g_src, "%s/test_moe_%s_%ld.gguf", TV_BINARY_DIR, tag, (long)getpid());
+    tv_synth_params sp = {.arch = arch, .type = TV_TYPE_F32, .seed = 5, .n_threads = 1};
     tv_error err = {0};
-    if (synth_write(&sp, g_src, &err)) fail_msg("synth: %s", err.msg);
+    if (synth_write(&sp, g_src, &err)) fail_msg("synth %s: %s", arch, err.msg);
     tv_model *m = tv_model_load(g_src, NULL, &err);
-    if (!m) fail_msg("load: %s", err.msg);
+    if (!m) fail_msg("load %s: %s", arch, err.msg);
     tv_model_info info;
     tv_model_get_info(m, &info);
+    tv_model_free(m);
+    return info;
+}
+
+static void test_bad_expert_counts(void **state) {
+    (void)state;
+    tv_model_info info = synth_src_info("load", "qwen2moe");
     assert_int_equal(info.n_expert, 16);
     assert_int_equal(info.n_expert_used, 4);
     assert_int_equal(info.expert_ff, 256);
     assert_int_equal(info.kv_bytes_per_token, 4 * 2 * 2 * 64 * 2);   // layers * KU,V * kv heads * head * f16
-    tv_model_free(m);
     // the router has 16 rows and the experts 16 matrices: a count of 8 names the tensor and both
     expect_fail("qwen2moe.expert_count", 8, NULL, "ffn_gate_inp.weight", "[256, 8]");
     expect_fail("qwen2moe.expert_used_count", 17, NULL, "expert_used_count", "17");
@@ -606,16 +613,8 @@ static void test_bad_expert_counts(void **state) {
 // name both values
 static void test_bad_mla_ranks_glm_counts(void **state) {
     (void)state;
-    snprintf(g_src, sizeof g_src, "%s/test_moe_mla_%ld.gguf", TV_BINARY_DIR, (long)getpid());
-    tv_synth_params sp = {.arch = "deepseek2", .type = TV_TYPE_F32, .seed = 5, .n_threads = 1};
-    tv_error err = {0};
-    if (synth_write(&sp, g_src, &err)) fail_msg("synth: %s", err.msg);
-    tv_model *m = tv_model_load(g_src, NULL, &err);
-    if (!m) fail_msg("load: %s", err.msg);
-    tv_model_info info;
-    tv_model_get_info(m, &info);
+    tv_model_info info = synth_src_info("mla", "deepseek2");
     assert_int_equal(info.kv_bytes_per_token, 4 * (128 + 16) * 2);   // layers * (latent + RoPE key) * f16: no V
-    tv_model_free(m);
     expect_fail("deepseek2.attention.kv_lora_rank", 96, NULL, "value_length = 128", "kv_lora_rank 96");
     expect_fail("deepseek2.attention.key_length", 160, NULL, "key_length 160", "kv_lora_rank 128");
     expect_fail("deepseek2.attention.q_lora_rank", 32, NULL, "attn_q_a.weight", "[256, 32]");
@@ -629,12 +628,8 @@ static void test_bad_mla_ranks_glm_counts(void **state) {
     expect_fail(NULL, 0, "blk.1.attn_k_b.weight", "blk.1.attn_k_b.weight", "missing");
     remove(g_src);
     // glm4moe: the MTP layer is counted in block_count but not bound; counts name both values
-    sp.arch = "glm4moe";
-    if (synth_write(&sp, g_src, &err)) fail_msg("synth: %s", err.msg);
-    if (!(m = tv_model_load(g_src, NULL, &err))) fail_msg("load: %s", err.msg);
-    tv_model_get_info(m, &info);
+    info = synth_src_info("mla", "glm4moe");
     assert_int_equal(info.n_layers, 4);   // block_count 5, one nextn layer
-    tv_model_free(m);
     expect_fail("glm4moe.nextn_predict_layers", 5, NULL, "nextn_predict_layers 5", "block_count 5");
     expect_fail("glm4moe.leading_dense_block_count", 5, NULL, "leading_dense_block_count 5", "block_count 4");
     expect_fail("glm4moe.expert_shared_count", 2, NULL, "ffn_gate_shexp.weight", "[256, 256]");
