@@ -46,7 +46,7 @@ enum { BLOCK_SIZE = 16, N_PROMPT = 40, N_DECODE = 6, MAX_V = 512 };
 
 static const char *const ARCHS[] = {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "mistral3",
                                     "smollm3", "granite", "qwen3moe", "qwen2moe", "mixtral", "glm4moe",
-                                    "deepseek2", "deepseek2-lite", "qwen35"};
+                                    "deepseek2", "deepseek2-lite", "qwen35", "qwen35moe", "qwen3next", "gpt-oss"};
 
 static char g_dir[256];   // this test's scratch folder
 
@@ -255,6 +255,7 @@ static void test_quantize_bad_type(void **state) {
     rm_rf(dir);
 }
 static void test_same_model_f16(void **state) { (void)state; same_model(TV_TYPE_F16); }
+
 
 // ---- llama.cpp on the converted files ----
 static uint64_t file_fnv64(const char *path) {
@@ -616,11 +617,12 @@ static void edit_config(const char *dir, const char *key, double value, const ch
     snprintf(path, sizeof path, "%s/config.json", dir);
     char *text = read_all(path, NULL);
     assert_non_null(text);
-    cJSON *root = cJSON_Parse(text);
+    cJSON *root = cJSON_Parse(text), *obj = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     free(text);
-    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
-    if (str) cJSON_AddStringToObject(root, key, str);
-    else if (value >= 0) cJSON_AddNumberToObject(root, key, value);
+    if (!cJSON_IsObject(obj) || !strcmp(key, "model_type")) obj = root;
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    if (str) cJSON_AddStringToObject(obj, key, str);
+    else if (value >= 0) cJSON_AddNumberToObject(obj, key, value);
     text = cJSON_Print(root);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -667,6 +669,20 @@ static void test_bad_config(void **state) {
     write_synth("qwen35", TV_TYPE_F32, true, dir);   // Gated DeltaNet heads disagreeing with the tensors
     edit_config(dir, "linear_num_value_heads", 4, NULL);
     expect_load_error(dir, "linear_num_value_heads 4", "model.layers.0.linear_attn.");
+    rm_rf(dir);
+
+    write_synth("qwen35moe", TV_TYPE_F32, true, dir);   // fused experts narrower in config.json than in the folder
+    edit_config(dir, "moe_intermediate_size", 64, NULL);
+    expect_load_error(dir, "tensor 'model.language_model.layers.0.mlp.experts.down_proj' is not [16, 256, 64]",
+                      "moe_intermediate_size 64");
+    rm_rf(dir);
+    write_synth("qwen3next", TV_TYPE_F32, true, dir);   // the linear layers disagreeing with the key heads
+    edit_config(dir, "linear_num_key_heads", 2, NULL);
+    expect_load_error(dir, "model.layers.0.linear_attn.conv1d.weight", "linear_num_key_heads 2");
+    rm_rf(dir);
+    write_synth("gpt-oss", TV_TYPE_F32, true, dir);   // gpt-oss: the expert count disagrees with the fused tensors
+    edit_config(dir, "num_local_experts", 8, NULL);
+    expect_load_error(dir, "tensor 'model.layers.0.mlp.experts.", "is not [8, ");
     rm_rf(dir);
 
     write_synth("qwen2", TV_TYPE_F32, true, dir);   // unsupported model type
@@ -729,6 +745,27 @@ static uint8_t *image(const char *header, size_t data_bytes, size_t *size) {
     return b;
 }
 
+// gpt-oss as released: MXFP4 experts (<part>_blocks + <part>_scales, HF's nibble order, rows of gate and
+// up interleaved), the rest BF16, gives the logits of the GGUF llama.cpp's converter makes of it (the
+// same MXFP4 blocks, the rest BF16); a block tensor without its scales fails naming both.
+static void test_gptoss_mxfp4(void **state) {
+    (void)state;
+    char gguf[512], dir[512];
+    snprintf(gguf, sizeof gguf, "%s/gptoss-mxfp4.gguf", g_dir);
+    snprintf(dir, sizeof dir, "%s/gptoss-mxfp4-hf", g_dir);
+    write_synth("gpt-oss", TV_TYPE_MXFP4, false, gguf);
+    write_synth("gpt-oss", TV_TYPE_MXFP4, true, dir);
+    tv_model *a = load(gguf), *b = load(dir);
+    assert_int_equal(model_layers(b)[1].ffn_up_exps.type, TV_TYPE_MXFP4);   // kept as stored, not a float copy
+    assert_same_logits("gpt-oss MXFP4", a, b);
+    tv_model_free(a);
+    tv_model_free(b);
+    drop_tensor(dir, "model.layers.1.mlp.experts.down_proj_scales");
+    expect_load_error(dir, "model.layers.1.mlp.experts.down_proj_blocks' has no", "down_proj_scales");
+    rm_rf(dir);
+    unlink(gguf);
+}
+
 static void expect_st_error(const char *header, size_t data_bytes, const char *want) {
     size_t size;
     uint8_t *b = image(header, data_bytes, &size);
@@ -779,6 +816,7 @@ int main(void) {
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_same_model_f32),
         cmocka_unit_test(test_same_model_f16),
+        cmocka_unit_test(test_gptoss_mxfp4),
         cmocka_unit_test(test_quantize_q8_0),
         cmocka_unit_test(test_quantize_q4_0),
         cmocka_unit_test(test_quantize_bad_type),

@@ -145,7 +145,7 @@ bool tv_file_tensor(const tv_file *f, int64_t i, tv_tensor_desc *out) {
     } else if (f->st) {   // shapes reversed into ne order (ne[0] fastest); dims past 4 folded into ne[3]
         const st_tensor *t = st_set_tensor(f->st, i);
         static const int TYPE[] = {[ST_F32] = TV_TYPE_F32, [ST_F16] = TV_TYPE_F16, [ST_BF16] = TV_TYPE_BF16,
-                                   [ST_F8_E4M3] = -1, [ST_OTHER] = -1};
+                                   [ST_F8_E4M3] = -1, [ST_U8] = -1, [ST_OTHER] = -1};
         *out = (tv_tensor_desc){.name = t->name, .type = TYPE[t->dtype], .n_dims = t->n_dims < 4 ? t->n_dims : 4,
                                 .ne = {1, 1, 1, 1}, .nbytes = t->nbytes};
         for (int d = 0; d < t->n_dims; d++) {

@@ -25,7 +25,7 @@ static const struct { const char *name; st_dtype dtype; size_t size; } DTYPES[] 
     {"F32", ST_F32, 4},     {"F16", ST_F16, 2},       {"BF16", ST_BF16, 2}, {"F8_E4M3", ST_F8_E4M3, 1},
     {"F64", ST_OTHER, 8},   {"F8_E5M2", ST_OTHER, 1}, {"I64", ST_OTHER, 8}, {"I32", ST_OTHER, 4},
     {"I16", ST_OTHER, 2},   {"I8", ST_OTHER, 1},      {"U64", ST_OTHER, 8}, {"U32", ST_OTHER, 4},
-    {"U16", ST_OTHER, 2},   {"U8", ST_OTHER, 1},      {"BOOL", ST_OTHER, 1},
+    {"U16", ST_OTHER, 2},   {"U8", ST_U8, 1},      {"BOOL", ST_OTHER, 1},
 };
 #define N_DTYPES (sizeof DTYPES / sizeof DTYPES[0])
 
@@ -487,8 +487,8 @@ void st_writer_free(st_writer *w) {
 
 tv_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int n_dims, const int64_t *shape,
                         st_fill_fn fill, void *user, tv_error *err) {
-    if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16 && dtype != ST_F8_E4M3)
-        return err_fail(err, TV_ERR_INVALID, "safetensors writer: '%s': only F32, F16, BF16 and F8_E4M3 are written", name);
+    if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16 && dtype != ST_F8_E4M3 && dtype != ST_U8)
+        return err_fail(err, TV_ERR_INVALID, "safetensors writer: '%s': only F32, F16, BF16, F8_E4M3 and U8 are written", name);
     if (n_dims < 1 || n_dims > ST_MAX_DIMS)
         return err_fail(err, TV_ERR_INVALID, "safetensors writer: '%s': %d dimensions", name, n_dims);
     if (w->n == w->cap) {
@@ -529,7 +529,8 @@ tv_status st_writer_write(st_writer *w, const char *path, tv_error *err) {
         cJSON *e = cJSON_AddObjectToObject(root, t->name);
         cJSON *shape = e ? cJSON_AddArrayToObject(e, "shape") : NULL;
         cJSON *offs = e ? cJSON_AddArrayToObject(e, "data_offsets") : NULL;
-        const char *dn = t->dtype == ST_F32 ? "F32" : t->dtype == ST_F16 ? "F16" : t->dtype == ST_BF16 ? "BF16" : "F8_E4M3";
+        const char *dn = t->dtype == ST_F32 ? "F32" : t->dtype == ST_F16 ? "F16" : t->dtype == ST_BF16 ? "BF16"
+                         : t->dtype == ST_U8 ? "U8" : "F8_E4M3";
         if (!offs || !cJSON_AddStringToObject(e, "dtype", dn)) st = err_fail(err, TV_ERR_NOMEM, "out of memory");
         for (int d = 0; d < t->n_dims && !st; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
         if (!st) {

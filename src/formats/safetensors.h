@@ -22,7 +22,8 @@
 
 typedef enum st_dtype {
     ST_F32, ST_F16, ST_BF16, ST_F8_E4M3,   // the float types tinyvllm computes with (F8: with scales)
-    ST_OTHER,                              // a known dtype tinyvllm does not compute with (I64, U8, ...)
+    ST_U8,                                 // bytes: gpt-oss's MXFP4 expert blocks (2 FP4 codes each) and E8M0 scales
+    ST_OTHER,                              // a known dtype tinyvllm does not compute with (I64, I8, ...)
 } st_dtype;
 
 typedef struct st_tensor {
@@ -81,7 +82,7 @@ typedef tv_status (*st_fill_fn)(void *user, int64_t row0, int64_t n_rows, void *
 typedef struct st_writer st_writer;
 st_writer *st_writer_create(void);   // NULL when out of memory
 void st_writer_free(st_writer *w);
-// Adds a tensor (dtype F32, F16, BF16 or F8_E4M3; name copied; user must stay valid until the write).
+// Adds a tensor (dtype F32, F16, BF16, F8_E4M3 or U8; name copied; user must stay valid until the write).
 tv_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int n_dims, const int64_t *shape,
                         st_fill_fn fill, void *user, tv_error *err);
 // Writes the file (header padded to 8 bytes, tensors in the order added) to a temporary renamed

@@ -39,12 +39,13 @@ static tv_status conv_fill(void *user, int64_t row0, int64_t n_rows, void *dst, 
     return TV_OK;
 }
 
-// Whether a matrix keeps its float type in a quantized file: the MoE routers and the Gated DeltaNet's
-// conv kernel, as llama.cpp's converter and llama-quantize leave them (F32; ggml's ssm_conv needs it).
+// Whether a matrix keeps its type in a quantized file: the MoE routers, the Gated DeltaNet's conv
+// kernel and every tensor not named *.weight (gpt-oss's per-expert biases), as llama.cpp's converter
+// and llama-quantize leave them (F32; ggml's ssm_conv needs it).
 static bool keeps_float(const char *gguf_name) {
     const char *dot = strrchr(gguf_name, '.');
     const size_t n = dot ? (size_t)(dot - gguf_name) : strlen(gguf_name);
-    return (n >= 12 && !strncmp(gguf_name + n - 12, "ffn_gate_inp", 12)) ||
+    return !dot || strcmp(dot, ".weight") || (n >= 12 && !strncmp(gguf_name + n - 12, "ffn_gate_inp", 12)) ||
            (n >= 18 && !strncmp(gguf_name + n - 18, "ffn_gate_inp_shexp", 18)) ||
            (n >= 10 && !strncmp(gguf_name + n - 10, "ssm_conv1d", 10));
 }
@@ -133,7 +134,8 @@ tv_status tv_convert_hf(const char *dir, const tv_convert_hf_options *o, const c
         conv_src *c = &srcs[i];
         c->kt = &kt;
         c->t = t;
-        c->type = t->n_dims >= 2 && type && !keeps_float(name) ? model_quant_type(target, t->ne[0]) : t->type;
+        const bool is_float = t->type == TV_TYPE_F32 || t->type == TV_TYPE_F16 || t->type == TV_TYPE_BF16;   // (MXFP4 experts stay)
+        c->type = t->n_dims >= 2 && type && is_float && !keeps_float(name) ? model_quant_type(target, t->ne[0]) : t->type;
         if (c->type == t->type) st = gguf_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, err);   // written from the mapping
         else st = gguf_add_tensor_source(w, name, c->type, t->n_dims, t->ne, conv_fill, c, err);
         bytes += kern_row_size(c->type, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2]);

@@ -14,8 +14,10 @@
 // Tensor names: model.embed_tokens -> token_embd, model.norm -> output_norm, lm_head -> output,
 // model.layers.N.<part> -> blk.N.<gguf part> (LAYER_NAMES below); multimodal wrappers'
 // language_model prefixes are stripped and their vision tensors skipped. MoE experts, one matrix
-// each (EXPERT_NAMES), are stacked into the 3-D blk.N.ffn_{gate,up,down}_exps; routers become F32;
-// DeepSeek's kv_b_proj is split into attn_k_b / attn_v_b.
+// each (EXPERT_NAMES), are stacked into the 3-D blk.N.ffn_{gate,up,down}_exps, or split from
+// transformers' fused mlp.experts.gate_up_proj / down_proj (Qwen3.5-MoE; gpt-oss transposed and
+// interleaved, or MXFP4 _blocks + _scales); routers become F32; DeepSeek's kv_b_proj is split into
+// attn_k_b / attn_v_b, Qwen3-Next's in_proj_qkvz into attn_qkv / attn_gate.
 #include "model/hf.h"
 
 #include <cjson/cJSON.h>
@@ -40,6 +42,10 @@ enum {
                               // attn_v_b per head; layers from num_hidden_layers on (MTP) are skipped
     HF_HYBRID = 1 << 5,       // Qwen3.5's Gated DeltaNet (linear_attn): V heads regrouped, A_log -> -exp,
                               // conv1d squeezed, norms (not linear_attn.norm) stored as w (applied as 1 + w)
+    HF_QKVZ = 1 << 6,         // Qwen3-Next: in_proj_qkvz split into attn_qkv + attn_gate, in_proj_ba kept
+                              // as ssm_ba, V heads left grouped by key head (llama.cpp's qwen3next order)
+    HF_GPTOSS = 1 << 7,       // gpt-oss: sinks, router + biases, fused (transposed, interleaved) experts,
+                              // MXFP4 expert blocks + scales
 };
 
 typedef struct hf_arch {
@@ -61,6 +67,10 @@ static const hf_arch ARCHS[] = {
     {"deepseek_v3", "deepseek2", HF_MOE | HF_MLA},    {"deepseek_v2", "deepseek2", HF_MOE | HF_MLA},
     {"kimi_k2", "deepseek2", HF_MOE | HF_MLA},
     {"qwen3_5_text", "qwen35", HF_HYBRID | HF_POST_ATTN_NORM}, {"qwen3_5", "qwen35", HF_HYBRID | HF_POST_ATTN_NORM},
+    {"qwen3_5_moe", "qwen35moe", HF_HYBRID | HF_POST_ATTN_NORM | HF_MOE},
+    {"qwen3_5_moe_text", "qwen35moe", HF_HYBRID | HF_POST_ATTN_NORM | HF_MOE},
+    {"qwen3_next", "qwen3next", HF_HYBRID | HF_POST_ATTN_NORM | HF_MOE | HF_QKVZ},
+    {"gpt_oss", "gpt-oss", HF_MOE | HF_POST_ATTN_NORM | HF_GPTOSS},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
@@ -116,6 +126,11 @@ static const struct { const char *hf, *gguf, *gemma_gguf; } LAYER_NAMES[] = {
     {"linear_attn.A_log", "ssm_a", NULL},
     {"linear_attn.norm.weight", "ssm_norm.weight", NULL},
     {"linear_attn.out_proj.weight", "ssm_out.weight", NULL},
+    {"linear_attn.in_proj_qkvz.weight", "attn_qkvz.weight", NULL},           // Qwen3-Next's (split by map_tensor)
+    {"linear_attn.in_proj_ba.weight", "ssm_ba.weight", NULL},
+    {"mlp.router.weight", "ffn_gate_inp.weight", NULL},                      // gpt-oss
+    {"mlp.router.bias", "ffn_gate_inp.bias", NULL},
+    {"self_attn.sinks", "attn_sinks.weight", NULL},
 };
 // model.layers.N.<container>.E.<part>: expert E's matrix of blk.N.<gguf> (stacked, ne[2] = E).
 static const struct { const char *container, *part, *gguf; } EXPERT_NAMES[] = {
@@ -150,6 +165,8 @@ struct hf_model {
     int64_t n_main_layers;   // HF_MLA: layers at or past it (MTP) are skipped, else 0
     int64_t mla_nope, mla_v; // HF_MLA: qk_nope_head_dim, v_head_dim (kv_b_proj's per-head rows)
     int64_t lin_k, lin_v, lin_kd, lin_vd;   // HF_HYBRID: linear_num_key/value_heads, linear_key/value_head_dim
+    bool lin_grouped;        // HF_QKVZ: V heads stay grouped by key head (no reorder)
+    int64_t dim, n_expert, ff_exp;   // hidden_size, the expert count and width (fused expert tensors' checks)
     st_set *st;
     int64_t fp8_block[2];   // quantization_config.weight_block_size (FP8 block scales), or 0
     gguf_ctx *meta;
@@ -276,8 +293,8 @@ static size_t perm_row(size_t r, size_t rows_per_head) {
     return head * rows_per_head + (k % 2) * half + k / 2;   // GGUF row r reads this HF row
 }
 
-// Maps an HF name to its GGUF name: 1 mapped, 0 to skip (vision towers, rotary buffers, a tied
-// lm_head, DeepSeek's MTP layers), -1 unknown. *expert receives the expert number of a per-expert matrix, else -1.
+// Maps an HF name to its GGUF name: 1 mapped, 2 a fused expert tensor (out: "blk.N."), 0 to skip
+// (vision towers, rotary buffers, a tied lm_head, DeepSeek's MTP layers), -1 unknown. *expert receives the expert number of a per-expert matrix, else -1.
 static int map_name(const hf_arch *a, const char *hf, bool tied, int64_t n_main_layers, char *out, size_t cap, int *expert) {
     *expert = -1;
     static const char *const STRIP[][2] = {
@@ -304,9 +321,13 @@ static int map_name(const hf_arch *a, const char *hf, bool tied, int64_t n_main_
     int layer, pos = 0;
     if (sscanf(hf, "model.layers.%d.%n", &layer, &pos) != 1 || pos == 0 || layer < 0) return -1;
     if (n_main_layers && layer >= n_main_layers) return 0;   // DeepSeek's MTP layers: not converted
+    const char *r = hf + pos;
+    if ((a->flags & HF_MOE) && !strncmp(r, "mlp.experts.", 12) && !(r[12] >= '0' && r[12] <= '9')) {
+        snprintf(out, cap, "blk.%d.", layer);   // transformers' fused 3-D experts: map_fused_experts
+        return 2;
+    }
     for (size_t i = 0; (a->flags & HF_MOE) && i < N_EXPERT_NAMES; i++) {
         const size_t n = strlen(EXPERT_NAMES[i].container);
-        const char *r = hf + pos;
         int e = -1, at = 0;
         if (strncmp(r, EXPERT_NAMES[i].container, n) || r[n] != '.' || sscanf(r + n + 1, "%d.%n", &e, &at) != 1 || at == 0 ||
             e < 0 || strcmp(r + n + 1 + at, EXPERT_NAMES[i].part))
@@ -450,7 +471,7 @@ static tv_status split_kv_b(hf_model *h, const st_tensor *s, const char *gguf, i
 // HF_HYBRID: index x of a Gated DeltaNet dimension in llama.cpp's layout (V heads tiled: value head j
 // of key head kh at j * n_k + kh, from off on, hd wide) -> the HF index (grouped: kh * (n_v / n_k) + j).
 static size_t hy_v_src(const hf_model *h, size_t x, size_t off, size_t hd) {
-    if (x < off || h->lin_v == h->lin_k) return x;
+    if (x < off || h->lin_v == h->lin_k || h->lin_grouped) return x;
     const size_t k = (size_t)h->lin_k, r = (size_t)(h->lin_v / h->lin_k), p = x - off;
     return off + ((p / hd % k) * r + p / (k * hd)) * hd + p % hd;
 }
@@ -513,12 +534,61 @@ static tv_status map_hybrid(hf_model *h, const st_tensor *s, const char *gguf, c
     return add_tensor(h, gguf, &t, desc, d, err);
 }
 
+static bool is_float_dtype(st_dtype t) { return t == ST_F32 || t == ST_F16 || t == ST_BF16; }
+
+static tv_type float_type(st_dtype t) { return t == ST_F32 ? TV_TYPE_F32 : t == ST_F16 ? TV_TYPE_F16 : TV_TYPE_BF16; }
+
+// Qwen3-Next's in_proj_qkvz [n_k * (2 kd + 2 r vd), dim] (per key head: its q, k, the v of its r value
+// heads, then their z) as llama.cpp's converter splits it: attn_qkv = every key head's q, then every
+// k, then every v; attn_gate = every z (rows copied, in the stored float type).
+static tv_status split_qkvz(hf_model *h, const st_tensor *s, const char *gguf, const char *desc, const char *torch_dtype,
+                            tv_error *err) {
+    const size_t nk = (size_t)h->lin_k, kd = (size_t)h->lin_kd, rv = (size_t)(h->lin_v / h->lin_k * h->lin_vd);
+    const size_t per = 2 * kd + 2 * rv;
+    if (!is_float_dtype(s->dtype) || s->n_dims != 2 || (size_t)s->shape[0] != nk * per)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not a float [%zu, hidden_size] matrix: config.json's "
+                        "linear_num_key_heads %zu x (2 x linear_key_head_dim %zu + 2 x %zu value rows) give that", s->file,
+                        s->name, nk * per, nk, kd, rv);
+    if (torch_dtype && strcmp(torch_dtype, torch_dtype_name(s->dtype)))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is %s but config.json's torch_dtype is %s", s->file, s->name,
+                        s->dtype_name, torch_dtype);
+    const size_t rb = (size_t)s->shape[1] * st_dtype_size(s->dtype);
+    uint8_t *qkv = malloc(nk * (2 * kd + rv) * rb + 1), *z = malloc(nk * rv * rb + 1);
+    if (!qkv || !z) {
+        free(qkv);
+        free(z);
+        return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < nk; k++) {
+        const uint8_t *src = (const uint8_t *)s->data + k * per * rb;
+        memcpy(qkv + k * kd * rb, src, kd * rb);                                  // q
+        memcpy(qkv + (nk * kd + k * kd) * rb, src + kd * rb, kd * rb);            // k
+        memcpy(qkv + (2 * nk * kd + k * rv) * rb, src + 2 * kd * rb, rv * rb);    // v
+        memcpy(z + k * rv * rb, src + (2 * kd + rv) * rb, rv * rb);               // z
+    }
+    char name[96];
+    const int base = (int)(strlen(gguf) - strlen("attn_qkvz.weight"));
+    snprintf(name, sizeof name, "%.*sattn_qkv.weight", base, gguf);
+    tv_tensor tq = {.type = float_type(s->dtype), .n_dims = 2, .ne = {s->shape[1], (int64_t)(nk * (2 * kd + rv)), 1, 1},
+                    .nbytes = nk * (2 * kd + rv) * rb, .data = qkv};
+    tv_status st = add_tensor(h, name, &tq, desc, qkv, err);
+    if (st) {
+        free(z);
+        return st;
+    }
+    snprintf(name, sizeof name, "%.*sattn_gate.weight", base, gguf);
+    tv_tensor tz = {.type = float_type(s->dtype), .n_dims = 2, .ne = {s->shape[1], (int64_t)(nk * rv), 1, 1},
+                    .nbytes = nk * rv * rb, .data = z};
+    return add_tensor(h, name, &tz, desc, z, err);
+}
+
 static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, const char *gguf, int n_head,
                             int n_kv_head, const char *torch_dtype, tv_error *err) {
     char desc[512];
     snprintf(desc, sizeof desc, "%s in %s", s->name, s->file);
+    if ((a->flags & HF_QKVZ) && ends_with(gguf, "attn_qkvz.weight")) return split_qkvz(h, s, gguf, desc, torch_dtype, err);
     if ((a->flags & HF_HYBRID) && is_hybrid_tensor(gguf)) return map_hybrid(h, s, gguf, desc, torch_dtype, err);
-    if (s->dtype == ST_OTHER || (s->dtype == ST_F8_E4M3 && s->n_dims != 2))
+    if (s->dtype == ST_OTHER || s->dtype == ST_U8 || (s->dtype == ST_F8_E4M3 && s->n_dims != 2))
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, F16, BF16 or (matrices) F8_E4M3",
                         s->file, s->name, s->dtype_name);
     if (s->n_dims < 1 || s->n_dims > 2)
@@ -608,7 +678,7 @@ static tv_status stack_expert(hf_model *h, hf_stack **stacks, int *n_stacks, con
     if (e >= n_expert)
         return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is expert %d, but config.json has %lld experts", s->file, s->name, e,
                         (long long)n_expert);
-    if (s->n_dims != 2 || s->dtype == ST_OTHER)
+    if (s->n_dims != 2 || s->dtype == ST_OTHER || s->dtype == ST_U8)
         return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' is %s with %d dimensions; an expert's matrix must be 2-D F32, F16, "
                         "BF16 or F8_E4M3", s->file, s->name, s->dtype_name, s->n_dims);
     if (torch_dtype && s->dtype != ST_F8_E4M3 && strcmp(torch_dtype, torch_dtype_name(s->dtype)))
@@ -683,6 +753,148 @@ static tv_status check_stacks(const hf_model *h, const hf_stack *stacks, int n_s
         return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s%d%s' is missing (%s needs all %lld experts)", h->dir,
                         stacks[i].hf_before, e, stacks[i].hf_after, h->t[stacks[i].idx].gguf, (long long)n_expert);
     }
+    return TV_OK;
+}
+
+// HF MXFP4 block (16 bytes: element 2i in byte i's low nibble, 2i + 1 in its high one) and its E8M0
+// scale -> ggml's block (scale byte, then element j low and j + 16 high in byte j): the FP4 codes and
+// the scale are the same numbers (what llama.cpp's converter's transform_nibble_layout does).
+static void mxfp4_block(uint8_t scale, const uint8_t *hf, uint8_t *out) {
+    uint8_t code[32];
+    for (int i = 0; i < 16; i++) {
+        code[2 * i] = hf[i] & 15;
+        code[2 * i + 1] = hf[i] >> 4;
+    }
+    out[0] = scale;
+    for (int j = 0; j < 16; j++) out[1 + j] = (uint8_t)(code[j] | code[j + 16] << 4);
+}
+
+// One expert tensor of map_fused_experts, owned: (n_expert, rows, cols) of type, its rows filled by the caller.
+static tv_status fused_add(hf_model *h, const char *blk, const char *part, tv_type type, int64_t cols, int64_t rows,
+                           const char *desc, uint8_t **data, tv_error *err) {
+    const size_t nbytes = (size_t)h->n_expert * (size_t)rows * kern_row_size(type, cols);
+    char name[96];
+    snprintf(name, sizeof name, "%s%s", blk, part);
+    if (!(*data = malloc(nbytes + 1))) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory for %s", h->dir, name);
+    const int n_dims = strstr(part, ".bias") ? 2 : 3;   // a bias per expert: (n_expert, cols)
+    tv_tensor t = {.type = type, .n_dims = n_dims, .ne = {cols, n_dims == 2 ? h->n_expert : rows, n_dims == 2 ? 1 : h->n_expert, 1},
+                   .nbytes = nbytes, .data = *data};
+    return add_tensor(h, name, &t, desc, *data, err);
+}
+
+// Transformers' fused 3-D expert tensors model.layers.N.mlp.experts.<part> (blk = "blk.N."), split and
+// laid out as llama.cpp's converter writes them (ne = {cols, rows, n_expert}):
+//   Qwen3.5-MoE  gate_up_proj [E, 2 ff, dim] (gate rows, then up rows), down_proj [E, dim, ff];
+//   gpt-oss      gate_up_proj [E, dim, 2 ff] (transposed; gate and up interleaved: columns 2r, 2r + 1)
+//                and down_proj [E, ff, dim] (transposed), or its release's MXFP4 form <part>_blocks
+//                [E, rows, cols / 32, 16] with <part>_scales [E, rows, cols / 32] (rows interleaved as
+//                above), kept MXFP4; gate_up_proj_bias [E, 2 ff] (interleaved) and down_proj_bias [E, dim]
+//                become F32.
+// Every shape is checked against config.json (hidden_size, the expert count and width).
+static tv_status map_fused_experts(hf_model *h, const hf_arch *a, const st_tensor *s, const char *blk, const char *torch_dtype,
+                                   tv_error *err) {
+    const char *part = strstr(s->name, "mlp.experts.") + 12;
+    char desc[512], other[512];
+    snprintf(desc, sizeof desc, "%s in %s", s->name, s->file);
+    const bool gptoss = a->flags & HF_GPTOSS, gate_up = !strncmp(part, "gate_up_proj", 12);
+    if (!gate_up && strncmp(part, "down_proj", 9))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
+    const char *kind = part + (gate_up ? 12 : 9);   // "", ".weight", "_bias", "_blocks", "_scales"
+    const int64_t E = h->n_expert, ff = h->ff_exp, dim = h->dim;
+    const int64_t rows = gate_up ? 2 * ff : dim, cols = gate_up ? dim : ff;   // the HF matrix, as out x in
+    if (E <= 0 || ff <= 0)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' holds experts, but config.json has no expert count or width", s->file,
+                        s->name);
+    if (!strcmp(kind, "_scales")) {   // read with its blocks
+        snprintf(other, sizeof other, "%.*s_blocks", (int)(strlen(s->name) - 7), s->name);
+        if (!st_set_find(h->st, other))
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no '%s'", s->file, s->name, other);
+        return TV_OK;
+    }
+    uint8_t *d[2] = {NULL, NULL};
+    tv_status st = TV_OK;
+    if (!strcmp(kind, "_blocks")) {
+        const int64_t nb = cols / 32;
+        snprintf(other, sizeof other, "%.*s_scales", (int)(strlen(s->name) - 7), s->name);
+        const st_tensor *sc = st_set_find(h->st, other);
+        if (!gptoss || cols % 32 || s->dtype != ST_U8 || s->n_dims != 4 || s->shape[0] != E || s->shape[1] != rows ||
+            s->shape[2] != nb || s->shape[3] != 16)
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not U8 [%lld, %lld, %lld, 16]: MXFP4 blocks of %lld experts' "
+                            "[%lld, %lld] matrices (config.json)", s->file, s->name, (long long)E, (long long)rows,
+                            (long long)nb, (long long)E, (long long)rows, (long long)cols);
+        if (!sc) return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no '%s'", s->file, s->name, other);
+        if (sc->dtype != ST_U8 || sc->n_dims != 3 || sc->shape[0] != E || sc->shape[1] != rows || sc->shape[2] != nb)
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not U8 [%lld, %lld, %lld]: the E8M0 scales of '%s'", sc->file,
+                            other, (long long)E, (long long)rows, (long long)nb, s->name);
+        const int n_out = gate_up ? 2 : 1, out_rows = (int)(gate_up ? ff : dim);
+        static const char *const NAMES[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
+        for (int o = 0; o < n_out && !st; o++)
+            st = fused_add(h, blk, NAMES[gate_up ? o : 2], TV_TYPE_MXFP4, cols, out_rows, desc, &d[o], err);
+        if (st) return st;
+        const uint8_t *blocks = s->data, *scales = sc->data;
+        const size_t orb = (size_t)nb * sizeof(tv_block_mxfp4);
+        for (int64_t r = 0; r < E * rows; r++) {   // HF row r = (e, j) -> output o = j % n_out, row j / n_out
+            const int64_t e = r / rows, j = r % rows, o = j % n_out;
+            uint8_t *dst = d[o] + ((size_t)e * (size_t)out_rows + (size_t)(j / n_out)) * orb;
+            for (int64_t b = 0; b < nb; b++)
+                mxfp4_block(scales[r * nb + b], blocks + ((size_t)r * (size_t)nb + (size_t)b) * 16, dst + (size_t)b * sizeof(tv_block_mxfp4));
+        }
+        drop_pages(s->data, s->nbytes);
+        drop_pages(sc->data, sc->nbytes);
+        return TV_OK;
+    }
+    if (!is_float_dtype(s->dtype))
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; experts must be F32, F16 or BF16 (or gpt-oss's "
+                        "MXFP4 _blocks)", s->file, s->name, s->dtype_name);
+    if (!strcmp(kind, "_bias")) {   // gpt-oss: [E, rows] -> F32 (n_expert, rows per output)
+        if (!gptoss || s->n_dims != 2 || s->shape[0] != E || s->shape[1] != rows)
+            return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not [%lld, %lld] (config.json's experts)", s->file, s->name,
+                            (long long)E, (long long)rows);
+        const int n_out = gate_up ? 2 : 1;
+        static const char *const NAMES[3] = {"ffn_gate_exps.bias", "ffn_up_exps.bias", "ffn_down_exps.bias"};
+        for (int o = 0; o < n_out && !st; o++) st = fused_add(h, blk, NAMES[gate_up ? o : 2], TV_TYPE_F32, rows / n_out, 1, desc, &d[o], err);
+        if (st) return st;
+        for (int64_t i = 0; i < E * rows; i++) ((float *)d[i % n_out])[i / n_out] = elem_f32(s, (size_t)i);
+        return TV_OK;
+    }
+    if (strcmp(kind, "") && strcmp(kind, ".weight"))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
+    if (torch_dtype && strcmp(torch_dtype, torch_dtype_name(s->dtype)))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is %s but config.json's torch_dtype is %s", s->file, s->name,
+                        s->dtype_name, torch_dtype);
+    // stored as [E, rows, cols] (Qwen) or transposed [E, cols, rows] (gpt-oss)
+    const int64_t s1 = gptoss ? cols : rows, s2 = gptoss ? rows : cols;
+    if (s->n_dims != 3 || s->shape[0] != E || s->shape[1] != s1 || s->shape[2] != s2)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not [%lld, %lld, %lld]: %lld experts of config.json's %s %lld and "
+                        "hidden_size %lld", s->file, s->name, (long long)E, (long long)s1, (long long)s2, (long long)E,
+                        gptoss ? "intermediate_size" : "moe_intermediate_size", (long long)ff, (long long)dim);
+    const tv_type type = float_type(s->dtype);
+    const size_t es = st_dtype_size(s->dtype);
+    if (!gate_up && !gptoss) {   // Qwen's down_proj is already ggml's {ff, dim, E}: used in place
+        char name[96];
+        snprintf(name, sizeof name, "%sffn_down_exps.weight", blk);
+        tv_tensor t = {.type = type, .n_dims = 3, .ne = {cols, rows, E, 1}, .nbytes = s->nbytes, .data = s->data};
+        return add_tensor(h, name, &t, desc, NULL, err);
+    }
+    const int n_out = gate_up ? 2 : 1;
+    const int64_t out_rows = rows / n_out;
+    static const char *const NAMES[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
+    for (int o = 0; o < n_out && !st; o++) st = fused_add(h, blk, NAMES[gate_up ? o : 2], type, cols, out_rows, desc, &d[o], err);
+    if (st) return st;
+    const uint8_t *src = s->data;
+    for (int64_t e = 0; e < E; e++)
+        for (int64_t j = 0; j < rows; j++) {   // HF row j: Qwen gate rows then up rows; gpt-oss interleaved
+            const int o = gptoss ? (int)(j % n_out) : (int)(j / out_rows);
+            const int64_t oj = gptoss ? j / n_out : j % out_rows;
+            uint8_t *dst = d[o] + ((size_t)e * (size_t)out_rows + (size_t)oj) * (size_t)cols * es;
+            if (!gptoss) {
+                memcpy(dst, src + ((size_t)e * (size_t)rows + (size_t)j) * (size_t)cols * es, (size_t)cols * es);
+                continue;
+            }
+            for (int64_t c = 0; c < cols; c++)   // transposed: element (j, c) at [e][c][j]
+                memcpy(dst + (size_t)c * es, src + (((size_t)e * (size_t)cols + (size_t)c) * (size_t)rows + (size_t)j) * es, es);
+        }
+    drop_pages(s->data, s->nbytes);
     return TV_OK;
 }
 
@@ -898,6 +1110,7 @@ static tv_status moe_metadata(meta_ctx *m) {
     gguf_set_u32(m->w, KEY(k, m->arch, "expert_count"), (uint32_t)n_expert);
     gguf_set_u32(m->w, KEY(k, m->arch, "expert_used_count"), (uint32_t)n_used);
     if (ff_exp) gguf_set_u32(m->w, KEY(k, m->arch, "expert_feed_forward_length"), (uint32_t)ff_exp);
+    if (ff_exp) m->h->ff_exp = ff_exp;
     if (ff_shexp) gguf_set_u32(m->w, KEY(k, m->arch, "expert_shared_feed_forward_length"), (uint32_t)ff_shexp);
     if (m->flags & HF_MLA) return mla_metadata(m);
     if (strcmp(m->arch, "glm4moe")) return TV_OK;
@@ -980,11 +1193,37 @@ static tv_status hybrid_metadata(meta_ctx *m, int64_t n_layers) {
             sections[i++] = (int32_t)e->valuedouble;
         }
     }
-    gguf_set_arr_data(m->w, KEY(k, m->arch, "rope.dimension_sections"), GGUF_TYPE_INT32, sections, 4);
+    if (!(m->flags & HF_QKVZ))   // (Qwen3-Next: plain NeoX RoPE, no sections)
+        gguf_set_arr_data(m->w, KEY(k, m->arch, "rope.dimension_sections"), GGUF_TYPE_INT32, sections, 4);
+    m->h->lin_grouped = (m->flags & HF_QKVZ) != 0;
     m->h->lin_k = nk;
     m->h->lin_v = nv;
     m->h->lin_kd = kd;
     m->h->lin_vd = vd;
+    return TV_OK;
+}
+
+// gpt-oss: its sliding window (llama.cpp's gpt-oss slides on even layers: layer_types, when given, must
+// say so) and the experts' width, intermediate_size (convert_hf_to_gguf.py's GptOssModel).
+static tv_status gptoss_metadata(meta_ctx *m, int64_t n_layers, int64_t ff) {
+    char k[160];
+    int64_t win = 0;
+    tv_status st = cfg_int(m->c, "sliding_window", true, 1, INT32_MAX, &win, m->err);
+    if (st) return st;
+    const cJSON *lt = cfg_get(m->c, "layer_types"), *e;
+    if (lt && (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != n_layers))
+        return err_fail(m->err, TV_ERR_FORMAT, "%s: layer_types must list %lld layers", m->c->path, (long long)n_layers);
+    int i = 0;
+    cJSON_ArrayForEach(e, lt) {
+        const char *want = i % 2 ? "full_attention" : "sliding_attention";
+        if (!cJSON_IsString(e) || strcmp(e->valuestring, want))
+            return err_fail(m->err, TV_ERR_UNSUPPORTED, "%s: layer_types[%d] is not \"%s\": llama.cpp's gpt-oss slides on the "
+                            "even layers", m->c->path, i, want);
+        i++;
+    }
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.sliding_window"), (uint32_t)win);
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_feed_forward_length"), (uint32_t)ff);
+    m->h->ff_exp = ff;
     return TV_OK;
 }
 
@@ -1040,6 +1279,8 @@ static tv_status build_metadata(meta_ctx *m, const char *model_type) {
             opt_f32(m, NULL, "rope_local_base_freq", "rope.freq_base_swa");
             if ((st = gemma3_pattern(m, n_layers))) return st;
         }
+    } else if (!strcmp(m->arch, "gpt-oss")) {
+        if ((st = gptoss_metadata(m, n_layers, ff))) return st;
     } else if (!strcmp(m->arch, "granite")) {
         opt_f32(m, NULL, "embedding_multiplier", "embedding_scale");
         opt_f32(m, NULL, "residual_multiplier", "residual_scale");
@@ -1047,7 +1288,8 @@ static tv_status build_metadata(meta_ctx *m, const char *model_type) {
         opt_f32(m, NULL, "logits_scaling", "logit_scale");
     }
     (void)model_type;
-    if (m->flags & HF_HYBRID) return hybrid_metadata(m, n_layers);
+    m->h->dim = dim;
+    if ((m->flags & HF_HYBRID) && (st = hybrid_metadata(m, n_layers))) return st;
     return (m->flags & HF_MOE) ? moe_metadata(m) : TV_OK;
 }
 
@@ -1183,6 +1425,7 @@ static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_er
     cfg_int(cp, "num_attention_heads", true, 1, 1024, &heads, NULL);
     static const char *const COUNT_KEYS[] = {"num_local_experts", "n_routed_experts", "num_experts"};
     for (size_t i = 0; i < 3 && !n_expert; i++) cfg_int(cp, COUNT_KEYS[i], false, 1, 1 << 16, &n_expert, NULL);
+    h->n_expert = n_expert;
     cfg_int(cp, "num_key_value_heads", false, 1, 1024, &kv_heads, NULL);
     if (!kv_heads) kv_heads = heads;
     const cJSON *qc = cfg_get(cp, "quantization_config");
@@ -1202,6 +1445,7 @@ static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_er
         int r = map_name(a, s->name, tied, h->n_main_layers, gguf, sizeof gguf, &expert);
         if (r == 0) continue;
         if (r < 0) st = err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
+        else if (r == 2) st = map_fused_experts(h, a, s, gguf, torch_dtype, err);
         else if (expert >= 0) st = stack_expert(h, &stacks, &n_stacks, s, gguf, expert, n_expert, torch_dtype, err);
         else st = map_tensor(h, a, s, gguf, (int)heads, (int)kv_heads, torch_dtype, err);
     }

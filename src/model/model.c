@@ -835,10 +835,13 @@ static bool is_float_matrix(const tv_tensor *t) {
            (t->type == TV_TYPE_F32 || t->type == TV_TYPE_F16 || t->type == TV_TYPE_BF16);
 }
 
-// A MoE router: left in its float type by --quantize, as llama-quantize leaves ffn_gate_inp.
+// A MoE router or gpt-oss's per-expert biases (2-D, not multiplied): left in their float type by
+// --quantize, as llama-quantize leaves ffn_gate_inp and every tensor not named *weight.
 static bool is_router(const tv_model *m, const tv_tensor *t) {
-    for (int l = 0; l < m->hp.n_layers; l++)
-        if (t == &m->layers[l].ffn_gate_inp) return true;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        const tv_layer *L = &m->layers[l];
+        if (t == &L->ffn_gate_inp || t == &L->ffn_gate_exps_b || t == &L->ffn_up_exps_b || t == &L->ffn_down_exps_b) return true;
+    }
     return false;
 }
 

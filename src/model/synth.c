@@ -112,7 +112,23 @@ typedef struct src_binding {
     int32_t v_off, v_k, v_r, v_hd;
     bool v_cols;
     bool is_vector;
+    // HF tensors fusing two GGUF ones (pair: the first's source, src the second's) or laying one out
+    // differently (fused: FUSED_*); f_rows x f_cols: the GGUF matrix per expert (per output of a pair)
+    const tsrc *pair;
+    int8_t fused;
+    int32_t f_rows, f_cols;
 } src_binding;
+
+enum {
+    FUSED_NONE,
+    FUSED_HALVES,   // Qwen3.5-MoE gate_up_proj [E, 2 R, C]: per expert the pair's rows, then src's
+    FUSED_T,        // gpt-oss gate_up_proj [E, C, 2 R] / down_proj [E, C, R]: transposed, a pair interleaved
+    FUSED_BIAS,     // gpt-oss gate_up_proj_bias [E, 2 R]: the pair's and src's rows interleaved
+    FUSED_BLOCKS,   // gpt-oss MXFP4 <part>_blocks [E, n R, C / 32, 16] (two FP4 codes a byte, element 2i low)
+    FUSED_SCALES,   // ... and <part>_scales [E, n R, C / 32] (E8M0), rows as FUSED_T's (n = 2 with a pair)
+    FUSED_QKVZ,     // Qwen3-Next in_proj_qkvz [v_k * (2 R + 2 C), dim]: per key head q (R rows), k (R), v (C)
+                    // of the pair (attn_qkv), then z (C) of src (attn_gate)
+};
 
 static tv_status fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
     const src_binding *b = user;
@@ -251,9 +267,9 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
         if (!a) return err_fail(err, TV_ERR_INVALID, "unknown arch '%s' (archs: %s)", p->arch, tv_synth_arch_names());
         if (p->vocab_path || p->shape || p->preset)
             return err_fail(err, TV_ERR_INVALID, "synth: --arch takes no preset, shape or vocab file");
-        if (p->hf && p->type != TV_TYPE_F32 && p->type != TV_TYPE_F16 && p->type != TV_TYPE_BF16)
-            return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
-                            kern_type_name(p->type));
+        if (p->hf && p->type != TV_TYPE_F32 && p->type != TV_TYPE_F16 && p->type != TV_TYPE_BF16 && p->type != TV_TYPE_MXFP4)
+            return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights (gpt-oss: or MXFP4 "
+                            "experts), not %s", kern_type_name(p->type));
         return synth_write_arch(p, a, out_path, err);
     }
     if (p->hf) return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders are written for --arch models");
@@ -580,6 +596,7 @@ typedef struct arch_writer {
     src_binding *srcs;   // (cap) stable: the writer keeps pointers to them
     int n, cap;
     const src_binding *pending_kb;   // an HF folder's attn_k_b, until its attn_v_b makes kv_b_proj
+    const src_binding *pending;      // the first GGUF tensor of a fused HF one (gate experts, attn_qkv), until the second
     synth_ctx sc;
     uint64_t seed;
 } arch_writer;
@@ -662,6 +679,104 @@ static tv_status hf_fill_kv_b(void *user, int64_t row0, int64_t n_rows, void *ds
     return TV_OK;
 }
 
+static st_dtype hf_dtype(tv_type t) { return t == TV_TYPE_F32 ? ST_F32 : t == TV_TYPE_F16 ? ST_F16 : ST_BF16; }
+
+// Archs whose folders wrap the text model (Qwen3_5MoeForConditionalGeneration: model.language_model.*,
+// config.json's text keys under text_config) and hold transformers 5's fused 3-D experts.
+static bool hf_wrapped(const arch_spec *a) { return !strcmp(a->arch, "qwen35moe"); }
+static bool hf_fused_experts(const arch_spec *a) { return hf_wrapped(a) || (a->flags & AF_GPTOSS); }
+
+// One row of a fused HF tensor (see FUSED_*), in b->src's float type, or bytes for the MXFP4 forms.
+// tmp: scratch the caller keeps across rows, holding the expert (FUSED_T) or GGUF row (MXFP4) last made.
+typedef struct fused_scratch {
+    float *m;          // FUSED_T: the expert's matrices (pair's, then src's: 2 x f_rows x f_cols); else rows
+    int64_t key;       // which expert / row m holds (-1: none)
+    uint8_t q[4096];   // MXFP4: the GGUF row's blocks (f_cols / 32 x 17 bytes)
+} fused_scratch;
+
+static tv_status fused_row(const src_binding *b, int64_t x, fused_scratch *fs, void *out) {
+    const int64_t R = b->f_rows, C = b->f_cols;
+    const int n_out = b->pair ? 2 : 1;
+    const tv_type_traits *tr = kern_traits_ref(b->src.type);
+    float *v = fs->m;   // the output row in floats (FUSED_T uses the space after the matrices)
+    switch (b->fused) {
+    case FUSED_HALVES: {
+        const int64_t e = x / (2 * R), j = x % (2 * R);
+        gen_row(j < R ? b->pair : &b->src, e * R + j % R, v);
+        break;
+    }
+    case FUSED_QKVZ: {
+        const int64_t per = 2 * R + 2 * C, k = x / per, j = x % per, nk = b->v_k;
+        if (j < 2 * R) gen_row(b->pair, (j < R ? 0 : nk * R) + k * R + j % R, v);
+        else if (j < 2 * R + C) gen_row(b->pair, 2 * nk * R + k * C + (j - 2 * R), v);
+        else gen_row(&b->src, k * C + (j - 2 * R - C), v);
+        break;
+    }
+    case FUSED_BIAS: {
+        float *p = v + 2 * C;
+        gen_row(b->pair, x, p);
+        gen_row(&b->src, x, p + C);
+        for (int64_t k = 0; k < 2 * C; k++) v[k] = p[(k & 1) * C + k / 2];
+        break;
+    }
+    case FUSED_T: {
+        const int64_t e = x / C, c = x % C;
+        float *mat = fs->m + 2 * R;   // (n_out, R, C) after the row (2 R)
+        if (fs->key != e) {
+            for (int o = 0; o < n_out; o++)
+                for (int64_t r = 0; r < R; r++) gen_row(o == n_out - 1 ? &b->src : b->pair, e * R + r, mat + ((size_t)o * R + r) * C);
+            fs->key = e;
+        }
+        for (int64_t k = 0; k < n_out * R; k++) v[k] = mat[((size_t)(k % n_out) * R + k / n_out) * C + c];
+        break;
+    }
+    case FUSED_BLOCKS: case FUSED_SCALES: {
+        const int64_t nb = C / 32, rr = b->fused == FUSED_BLOCKS ? x / nb : x;
+        const int64_t e = rr / (n_out * R), k = rr % (n_out * R);
+        if (fs->key != rr) {
+            gen_row(n_out == 2 && !(k & 1) ? b->pair : &b->src, e * R + k / n_out, v);
+            kern_traits_ref(TV_TYPE_MXFP4)->from_float(v, fs->q, C);
+            fs->key = rr;
+        }
+        const tv_block_mxfp4 *q = (const tv_block_mxfp4 *)fs->q;
+        uint8_t *o = out;
+        if (b->fused == FUSED_SCALES) {
+            for (int64_t i = 0; i < nb; i++) o[i] = q[i].e;
+            return TV_OK;
+        }
+        const tv_block_mxfp4 *blk = &q[x % nb];
+        for (int i = 0; i < 16; i++) {   // HF byte i: elements 2i (low) and 2i + 1; ggml's byte j: j (low), j + 16
+            const int a0 = 2 * i, a1 = 2 * i + 1;
+            const int c0 = a0 < 16 ? blk->qs[a0] & 15 : blk->qs[a0 - 16] >> 4, c1 = a1 < 16 ? blk->qs[a1] & 15 : blk->qs[a1 - 16] >> 4;
+            o[i] = (uint8_t)(c0 | c1 << 4);
+        }
+        return TV_OK;
+    }
+    default: return TV_ERR_INVALID;
+    }
+    const int64_t n = b->fused == FUSED_T ? n_out * R : b->fused == FUSED_BIAS ? 2 * C : b->src.ne0;
+    if (b->src.type == TV_TYPE_F32) memcpy(out, v, (size_t)n * sizeof *v);
+    else tr->from_float(v, out, n);
+    return TV_OK;
+}
+
+static tv_status hf_fill_fused(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
+    const src_binding *b = user;
+    const int64_t R = b->f_rows, C = b->f_cols, n_out = b->pair ? 2 : 1;
+    fused_scratch fs = {.key = -1};
+    size_t row_bytes;
+    if (b->fused == FUSED_BLOCKS) row_bytes = 16;
+    else if (b->fused == FUSED_SCALES) row_bytes = (size_t)(C / 32);
+    else row_bytes = kern_row_size(b->src.type, b->fused == FUSED_T ? n_out * R : b->fused == FUSED_BIAS ? 2 * C : b->src.ne0);
+    if ((size_t)(C / 32) * sizeof(tv_block_mxfp4) > sizeof fs.q) return err_fail(err, TV_ERR_INVALID, "synth: MXFP4 row too long");
+    const size_t n_floats = b->fused == FUSED_T ? (size_t)(2 * R * C + 2 * R) : (size_t)(4 * (C > R ? C : R) + b->src.ne0 + 64);
+    if (!(fs.m = malloc(n_floats * sizeof *fs.m))) return err_fail(err, TV_ERR_NOMEM, "out of memory");
+    tv_status st = TV_OK;
+    for (int64_t r = 0; r < n_rows && !st; r++) st = fused_row(b, row0 + r, &fs, (uint8_t *)dst + (size_t)r * row_bytes);
+    free(fs.m);
+    return st ? err_fail(err, st, "synth: bad fused layout") : TV_OK;
+}
+
 static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_t ne0, int64_t ne1, tv_error *err) {
     static const char *const LAYER[][3] = {   // GGUF part, HF part, the Gemma layout's HF part
         {"attn_norm", "input_layernorm", NULL},      {"attn_q", "self_attn.q_proj", NULL},
@@ -681,14 +796,16 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
     };
     const arch_spec *s = a->a;
     const bool gemma = !strncmp(s->arch, "gemma", 5), mm = !strcmp(s->arch, "mistral3");
-    const char *prefix = mm ? "language_model." : "";
+    // the text model's prefix: Ministral 3's llava-style wrapper, Qwen3.5-MoE's (Qwen3_5MoeForConditionalGeneration)
+    const char *model = mm ? "language_model.model." : hf_wrapped(s) ? "model.language_model." : "model.";
+    const char *head = mm ? "language_model." : "";
     char hf[160], part[64];
     const char *suffix = strrchr(gguf, '.');
     int layer = -1, pos = 0;
     if (!strncmp(gguf, "rope_", 5)) return TV_OK;   // config.json's rope_scaling carries them
-    if (!strcmp(gguf, "token_embd.weight")) snprintf(hf, sizeof hf, "%smodel.embed_tokens.weight", prefix);
-    else if (!strcmp(gguf, "output_norm.weight")) snprintf(hf, sizeof hf, "%smodel.norm.weight", prefix);
-    else if (!strcmp(gguf, "output.weight")) snprintf(hf, sizeof hf, "%slm_head.weight", prefix);
+    if (!strcmp(gguf, "token_embd.weight")) snprintf(hf, sizeof hf, "%sembed_tokens.weight", model);
+    else if (!strcmp(gguf, "output_norm.weight")) snprintf(hf, sizeof hf, "%snorm.weight", model);
+    else if (!strcmp(gguf, "output.weight")) snprintf(hf, sizeof hf, "%slm_head.weight", head);
     else if (sscanf(gguf, "blk.%d.%n", &layer, &pos) == 1 && pos > 0 && suffix) {
         snprintf(part, sizeof part, "%.*s", (int)(suffix - (gguf + pos)), gguf + pos);
         const char *h = NULL;
@@ -722,10 +839,28 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
             }
             if (!strcmp(part, "ssm_dt")) suffix = "";
             const hybrid_spec *hy = find_hybrid(s);
+            if (hy->is_ba_fused) {   // Qwen3-Next: in_proj_qkvz (attn_qkv kept until attn_gate) and in_proj_ba
+                if (!strcmp(part, "attn_qkv")) {
+                    a->pending = b;
+                    return TV_OK;
+                }
+                if (!strcmp(part, "attn_gate")) {
+                    TV_CHECK(a->pending);
+                    b->pair = &a->pending->src;
+                    b->fused = FUSED_QKVZ;
+                    b->v_k = hy->ssm_k_heads;
+                    b->f_rows = hy->ssm_head;
+                    b->f_cols = hy->ssm_v_heads / hy->ssm_k_heads * hy->ssm_head;
+                    snprintf(hf, sizeof hf, "%slayers.%d.linear_attn.in_proj_qkvz.weight", model, layer);
+                    const int64_t shape[2] = {(int64_t)hy->ssm_k_heads * (2 * b->f_rows + 2 * b->f_cols), ne0};
+                    return st_writer_add(a->st, hf, hf_dtype(b->src.type), 2, shape, hf_fill_fused, b, err);
+                }
+                if (!strcmp(part, "ssm_ba")) h = "linear_attn.in_proj_ba";
+            }
             const bool qkv = !strcmp(part, "attn_qkv") || !strcmp(part, "ssm_conv1d");
             const bool per_head = !strcmp(part, "ssm_beta") || !strcmp(part, "ssm_alpha") || !strcmp(part, "ssm_dt") ||
                                   !strcmp(part, "ssm_a");
-            if (qkv || per_head || !strcmp(part, "attn_gate") || !strcmp(part, "ssm_out")) {
+            if (!hy->is_ba_fused && (qkv || per_head || !strcmp(part, "attn_gate") || !strcmp(part, "ssm_out"))) {
                 b->v_k = hy->ssm_k_heads;
                 b->v_r = hy->ssm_v_heads / hy->ssm_k_heads;
                 b->v_hd = per_head ? 1 : hy->ssm_head;
@@ -733,8 +868,30 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
                 b->v_cols = !strcmp(part, "ssm_out");
             }
         }
+        if (s->flags & AF_GPTOSS) {   // GptOss: router, sinks (a parameter: no suffix), fused expert biases
+            if (!strcmp(part, "ffn_gate_inp")) h = "mlp.router";
+            if (!strcmp(part, "post_attention_norm")) h = "post_attention_layernorm";
+            if (!strcmp(part, "attn_sinks")) {
+                h = "self_attn.sinks";
+                suffix = "";
+            }
+            if (!strcmp(part, "ffn_gate_exps")) {   // its bias: kept until the up one, both are gate_up_proj_bias
+                a->pending = b;
+                return TV_OK;
+            }
+            if (!strcmp(part, "ffn_up_exps") || !strcmp(part, "ffn_down_exps")) {
+                const bool up = part[4] == 'u';
+                TV_CHECK(!up || a->pending);
+                b->pair = up ? &a->pending->src : NULL;
+                b->fused = up ? FUSED_BIAS : FUSED_NONE;
+                b->f_cols = (int32_t)ne0;
+                snprintf(hf, sizeof hf, "%slayers.%d.mlp.experts.%s_bias", model, layer, up ? "gate_up_proj" : "down_proj");
+                const int64_t shape[2] = {ne1, up ? 2 * ne0 : ne0};
+                return st_writer_add(a->st, hf, hf_dtype(b->src.type), 2, shape, up ? hf_fill_fused : hf_fill, b, err);
+            }
+        }
         if (!h) return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name in arch %s", gguf, s->name);
-        snprintf(hf, sizeof hf, "%smodel.layers.%d.%s%s", prefix, layer, h, suffix);
+        snprintf(hf, sizeof hf, "%slayers.%d.%s%s", model, layer, h, suffix);
         const bool is_q = !strcmp(part, "attn_q"), is_k = !strcmp(part, "attn_k");
         if (arch_permutes_qk(s) && (is_q || is_k)) {
             const int64_t rows = ne1 ? ne1 : ne0;
@@ -743,7 +900,7 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
     } else {
         return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name", gguf);
     }
-    st_dtype dt = b->src.type == TV_TYPE_F32 ? ST_F32 : b->src.type == TV_TYPE_F16 ? ST_F16 : ST_BF16;
+    st_dtype dt = hf_dtype(b->src.type);
     if (b->src.type != TV_TYPE_F32 && b->src.type != TV_TYPE_F16 && b->src.type != TV_TYPE_BF16)
         return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
                         kern_type_name(b->src.type));
@@ -786,6 +943,55 @@ static tv_status hf_add_experts(arch_writer *a, const src_binding *proto, const 
         if (st) return st;
     }
     return TV_OK;
+}
+
+// transformers 5's fused 3-D experts of the GGUF's ffn_{gate,up,down}_exps (n_expert matrices [ne1, ne0]):
+// Qwen3.5-MoE's mlp.experts.gate_up_proj [E, 2 ff, dim] and down_proj [E, dim, ff]; gpt-oss's transposed
+// gate_up_proj [E, dim, 2 ff] (gate and up interleaved) and down_proj [E, ff, dim], or with MXFP4 experts
+// (its release) <part>_blocks + <part>_scales. The gate tensor waits for the up one.
+static tv_status hf_add_fused_experts(arch_writer *a, src_binding *b, const char *gguf, int64_t ne0, int64_t ne1,
+                                      int64_t n_expert, tv_error *err) {
+    int layer = -1, pos = 0;
+    if (sscanf(gguf, "blk.%d.%n", &layer, &pos) != 1 || pos == 0)
+        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name in arch %s", gguf, a->a->name);
+    const char *part = gguf + pos;
+    if (!strncmp(part, "ffn_gate_exps", 13)) {
+        a->pending = b;
+        return TV_OK;
+    }
+    const bool up = !strncmp(part, "ffn_up_exps", 11), gptoss = (a->a->flags & AF_GPTOSS) != 0;
+    TV_CHECK(up || !strncmp(part, "ffn_down_exps", 13));
+    TV_CHECK(!up || a->pending);
+    const char *model = hf_wrapped(a->a) ? "model.language_model." : "model.";
+    char hf[160];
+    snprintf(hf, sizeof hf, "%slayers.%d.mlp.experts.%s", model, layer, up ? "gate_up_proj" : "down_proj");
+    b->pair = up ? &a->pending->src : NULL;
+    b->f_rows = (int32_t)ne1;
+    b->f_cols = (int32_t)ne0;
+    const int64_t n_out = up ? 2 : 1;
+    if (b->src.type == TV_TYPE_MXFP4) {
+        TV_CHECK(gptoss && a->n < a->cap);
+        src_binding *sc = &a->srcs[a->n++];   // the scales: the same rows, another layout
+        *sc = *b;
+        b->fused = FUSED_BLOCKS;
+        sc->fused = FUSED_SCALES;
+        const int64_t blocks[4] = {n_expert, n_out * ne1, ne0 / 32, 16};
+        char name[176];
+        snprintf(name, sizeof name, "%s_blocks", hf);
+        tv_status st = st_writer_add(a->st, name, ST_U8, 4, blocks, hf_fill_fused, b, err);
+        snprintf(name, sizeof name, "%s_scales", hf);
+        return st ? st : st_writer_add(a->st, name, ST_U8, 3, blocks, hf_fill_fused, sc, err);
+    }
+    if (b->src.type != TV_TYPE_F32 && b->src.type != TV_TYPE_F16 && b->src.type != TV_TYPE_BF16)
+        return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
+                        kern_type_name(b->src.type));
+    if (!gptoss && !up) {   // Qwen's down_proj [E, dim, ff]: the GGUF's rows as they are
+        const int64_t shape[3] = {n_expert, ne1, ne0};
+        return st_writer_add(a->st, hf, hf_dtype(b->src.type), 3, shape, hf_fill, b, err);
+    }
+    b->fused = gptoss ? FUSED_T : FUSED_HALVES;
+    const int64_t shape[3] = {n_expert, gptoss ? ne0 : 2 * ne1, gptoss ? n_out * ne1 : ne0};
+    return st_writer_add(a->st, hf, hf_dtype(b->src.type), 3, shape, hf_fill_fused, b, err);
 }
 
 static bool ends_with_ssm_a(const char *name) {
@@ -846,6 +1052,7 @@ static tv_status aw_experts(arch_writer *a, const char *name, tv_type type, int6
         const int64_t shape[2] = {n_expert * (m->nope + m->v_mla), m->kv_lora};
         return st_writer_add(a->st, hf, t == TV_TYPE_F32 ? ST_F32 : t == TV_TYPE_F16 ? ST_F16 : ST_BF16, 2, shape, hf_fill_kv_b, b, err);
     }
+    if (a->st && hf_fused_experts(a->a)) return hf_add_fused_experts(a, b, name, ne0, ne1, n_expert, err);
     if (a->st) return hf_add_experts(a, b, name, ne0, ne1, n_expert, err);
     int64_t ne[3] = {ne0, ne1, n_expert};
     return gguf_add_tensor_source(a->w, name, b->src.type, 3, ne, fill, b, err);
@@ -978,7 +1185,8 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         {"mistral3", "mistral3", "Mistral3ForConditionalGeneration"},
         {"qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM"}, {"qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM"},
         {"glm4moe", "glm4_moe", "Glm4MoeForCausalLM"},      {"deepseek2", "deepseek_v3", "DeepseekV3ForCausalLM"},
-        {"qwen35", "qwen3_5_text", "Qwen3_5ForCausalLM"},
+        {"qwen35", "qwen3_5_text", "Qwen3_5ForCausalLM"}, {"qwen35moe", "qwen3_5_moe", "Qwen3_5MoeForConditionalGeneration"},
+        {"qwen3next", "qwen3_next", "Qwen3NextForCausalLM"}, {"gpt-oss", "gpt_oss", "GptOssForCausalLM"},
     };
     const char *mt = NULL, *cls = NULL;
     for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
@@ -993,28 +1201,30 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
     const char *dtype = p->type == TV_TYPE_F32 ? "float32" : p->type == TV_TYPE_F16 ? "float16" : "bfloat16";
     cJSON_AddStringToObject(root, "torch_dtype", dtype);
     cJSON_AddBoolToObject(root, "tie_word_embeddings", (a->flags & AF_TIED) != 0);
-    if (mm) {   // the text model's keys under text_config (Ministral 3's layout)
+    if (mm || hf_wrapped(a)) {   // the text model's keys under text_config (Ministral 3's, Qwen3.5-MoE's layout)
         c = cJSON_AddObjectToObject(root, "text_config");
-        cJSON_AddStringToObject(c, "model_type", "ministral3");
+        cJSON_AddStringToObject(c, "model_type", mm ? "ministral3" : "qwen3_5_moe_text");
     }
+    const bool gptoss = (a->flags & AF_GPTOSS) != 0;
     const int32_t n_vocab = a->n_vocab ? a->n_vocab : 512;
     cJSON_AddNumberToObject(c, "vocab_size", n_vocab);
     cJSON_AddNumberToObject(c, "hidden_size", a->dim);
-    cJSON_AddNumberToObject(c, "intermediate_size", a->ff);
+    cJSON_AddNumberToObject(c, "intermediate_size", gptoss ? a->ff_exp : a->ff);   // (gpt-oss: the experts')
     const bool glm = (a->flags & AF_GLM4MOE) != 0;
     cJSON_AddNumberToObject(c, "num_hidden_layers", a->n_layers - glm);   // GLM: the MTP layer after them
     cJSON_AddNumberToObject(c, "num_attention_heads", a->n_heads);
     cJSON_AddNumberToObject(c, "num_key_value_heads", a->n_kv_heads);
-    const bool hybrid = (a->flags & AF_HYBRID) != 0;
-    if (!mla && (a->head_dim * a->n_heads != a->dim || !strncmp(a->arch, "gemma", 5) || hybrid))
+    const bool hybrid = (a->flags & AF_HYBRID) != 0, next = hybrid && find_hybrid(a)->is_ba_fused;
+    const bool rope_params = hybrid && !next;   // Qwen3.5 (transformers 5): RoPE under rope_parameters
+    if (!mla && (a->head_dim * a->n_heads != a->dim || !strncmp(a->arch, "gemma", 5) || hybrid || gptoss))
         cJSON_AddNumberToObject(c, "head_dim", a->head_dim);
     cJSON_AddNumberToObject(c, "max_position_embeddings", a->ctx);
     cJSON_AddNumberToObject(c, "rms_norm_eps", (double)a->eps);
-    if (!hybrid) cJSON_AddNumberToObject(c, "rope_theta", (double)a->theta);
+    if (!rope_params) cJSON_AddNumberToObject(c, "rope_theta", (double)a->theta);
     cJSON_AddNumberToObject(c, "bos_token_id", 1);
     cJSON_AddNumberToObject(c, "eos_token_id", 2);
-    if (a->n_rot != a->head_dim && !mla && !hybrid) cJSON_AddNumberToObject(c, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
-    if (hybrid) {   // Qwen3_5TextConfig (transformers 5: RoPE under rope_parameters)
+    if (a->n_rot != a->head_dim && !mla && !rope_params) cJSON_AddNumberToObject(c, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
+    if (hybrid) {   // Qwen3_5TextConfig / Qwen3_5MoeTextConfig (RoPE under rope_parameters), Qwen3NextConfig
         const hybrid_spec *hy = find_hybrid(a);
         cJSON *lt = cJSON_AddArrayToObject(c, "layer_types");
         for (int l = 0; l < a->n_layers; l++)
@@ -1025,7 +1235,9 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         cJSON_AddNumberToObject(c, "linear_value_head_dim", hy->ssm_head);
         cJSON_AddNumberToObject(c, "linear_num_key_heads", hy->ssm_k_heads);
         cJSON_AddNumberToObject(c, "linear_num_value_heads", hy->ssm_v_heads);
-        cJSON_AddBoolToObject(c, "attn_output_gate", true);
+        if (!next) cJSON_AddBoolToObject(c, "attn_output_gate", true);
+    }
+    if (rope_params) {
         cJSON *rp = cJSON_AddObjectToObject(c, "rope_parameters");
         cJSON_AddStringToObject(rp, "rope_type", "default");
         cJSON_AddNumberToObject(rp, "rope_theta", (double)a->theta);
@@ -1084,11 +1296,31 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         cJSON_AddNumberToObject(rs, "beta_slow", 1.0);
         cJSON_AddNumberToObject(rs, "mscale_all_dim", 1.0);
         cJSON_AddNumberToObject(rs, "llama_4_scaling_beta", (double)0.1f);
+    } else if (gptoss) {   // GptOssConfig: arch_metadata's window and YaRN; the even layers slide
+        cJSON_AddNumberToObject(c, "sliding_window", window);
+        cJSON *lt = cJSON_AddArrayToObject(c, "layer_types");
+        for (int l = 0; l < a->n_layers; l++) cJSON_AddItemToArray(lt, cJSON_CreateString(l % 2 ? "full_attention" : "sliding_attention"));
+        rs = cJSON_AddObjectToObject(c, "rope_scaling");
+        cJSON_AddStringToObject(rs, "rope_type", "yarn");
+        cJSON_AddNumberToObject(rs, "factor", a->base ? 32.0 : 8.0);
+        cJSON_AddNumberToObject(rs, "beta_fast", 32.0);
+        cJSON_AddNumberToObject(rs, "beta_slow", 1.0);
+        cJSON_AddBoolToObject(rs, "truncate", false);
+        cJSON_AddNumberToObject(rs, "original_max_position_embeddings", a->base ? 4096 : 64);
+        cJSON_AddBoolToObject(c, "attention_bias", true);
+        cJSON_AddNumberToObject(c, "swiglu_limit", 7.0);
+        if (p->type == TV_TYPE_MXFP4) {   // the release: experts MXFP4, the rest BF16
+            cJSON *qc = cJSON_AddObjectToObject(c, "quantization_config"), *keep = cJSON_AddArrayToObject(qc, "modules_to_not_convert");
+            cJSON_AddStringToObject(qc, "quant_method", "mxfp4");
+            static const char *const KEEP[] = {"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"};
+            for (size_t i = 0; i < 4; i++) cJSON_AddItemToArray(keep, cJSON_CreateString(KEEP[i]));
+        }
     }
     if (a->n_expert) {   // Qwen2MoeConfig / Qwen3MoeConfig / MixtralConfig / Glm4MoeConfig
-        cJSON_AddNumberToObject(c, is_mixtral(a) ? "num_local_experts" : glm || mla ? "n_routed_experts" : "num_experts", a->n_expert);
+        cJSON_AddNumberToObject(c, is_mixtral(a) || gptoss ? "num_local_experts" : glm || mla ? "n_routed_experts" : "num_experts",
+                                a->n_expert);
         cJSON_AddNumberToObject(c, "num_experts_per_tok", a->n_expert_used);
-        if (a->ff_exp) cJSON_AddNumberToObject(c, "moe_intermediate_size", a->ff_exp);
+        if (a->ff_exp && !gptoss) cJSON_AddNumberToObject(c, "moe_intermediate_size", a->ff_exp);
         if (a->ff_shexp) cJSON_AddNumberToObject(c, "shared_expert_intermediate_size", a->ff_shexp);
         if (glm) {   // arch_metadata's glm4moe values
             cJSON_AddNumberToObject(c, "n_shared_experts", 1);
@@ -1120,10 +1352,10 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
             cJSON_AddNumberToObject(ry, "factor", mla->yarn_log_mul != 0 ? 8.0 : 4.0);
             cJSON_AddNumberToObject(ry, "original_max_position_embeddings", 64);
             if (mla->yarn_log_mul != 0) cJSON_AddNumberToObject(ry, "mscale_all_dim", (double)mla->yarn_log_mul * 10.0);
-        } else if (!is_mixtral(a)) {
+        } else if (!is_mixtral(a) && !gptoss && !hf_wrapped(a)) {   // Qwen2Moe / Qwen3Moe / Qwen3Next
             cJSON_AddNumberToObject(c, "decoder_sparse_step", 1);
             cJSON_AddItemToObject(c, "mlp_only_layers", cJSON_CreateArray());
-            cJSON_AddBoolToObject(c, "norm_topk_prob", !strcmp(a->arch, "qwen3moe"));   // llama.cpp: qwen3moe normalizes, qwen2moe not
+            cJSON_AddBoolToObject(c, "norm_topk_prob", strcmp(a->arch, "qwen2moe") != 0);   // llama.cpp: qwen2moe does not normalize
         }
     }
     if (!strcmp(n, "granite")) {
@@ -1243,11 +1475,11 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     char k[128], nm[96], text[256];
     if (!(aw.w = gguf_writer_create())) return err_fail(err, TV_ERR_NOMEM, "out of memory");
     gguf_writer *w = aw.w;
-    if (p->hf && (a->flags & AF_GEMMA4)) {
+    if (p->hf && p->type == TV_TYPE_MXFP4 && !(a->flags & AF_GPTOSS)) {   // (gpt-oss's release layout only)
         gguf_writer_free(w);
-        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
+        return err_fail(err, TV_ERR_INVALID, "synth: only gpt-oss folders hold MXFP4 experts");
     }
-    if (p->hf && (a->flags & AF_HYBRID) && strcmp(a->arch, "qwen35")) {   // (qwen35moe, qwen3next: not yet)
+    if (p->hf && (a->flags & AF_GEMMA4)) {
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
     }
@@ -1315,8 +1547,10 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     aw.sc.scratch = malloc((size_t)aw.sc.n_threads * (size_t)aw.sc.max_ne0 * sizeof(float));
     if (!aw.srcs || !aw.sc.scratch) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
 
-    // MXFP4 (llama.cpp's MXFP4_MOE): the experts in MXFP4, every other matrix Q8_0
-    const tv_type exp_t = p->type, t = p->type == TV_TYPE_MXFP4 ? TV_TYPE_Q8_0 : p->type;
+    // MXFP4 (llama.cpp's MXFP4_MOE): the experts in MXFP4, every other matrix Q8_0; as released (an HF
+    // folder, or the GGUF llama.cpp's converter makes of one) every other matrix BF16
+    const tv_type exp_t = p->type;
+    const tv_type t = p->type != TV_TYPE_MXFP4 ? p->type : p->hf || p->hf_exact ? TV_TYPE_BF16 : TV_TYPE_Q8_0;
     const tv_type out_t = p->pure ? t : output_type(t);
     const float out_std = a->out_gain / sqrtf((float)dim);
     if (tied) st = aw_add(&aw, "token_embd.weight", out_t, dim, n_vocab, 0.0f, out_std * sqrtf(3.0f), NULL, err);

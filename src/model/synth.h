@@ -38,9 +38,10 @@ typedef struct tv_synth_params {
     const tv_synth_shape *shape;  // a custom shape instead of the named preset (tests), or NULL
     bool pure;                // every matrix in `type` (no llama.cpp-style mix); rows must fit its block
     bool hf;                  // --arch only: out_path is a Hugging Face folder (config.json +
-                              // model.safetensors, the family's HF names and keys; F32/F16/BF16)
-    bool hf_exact;            // GGUF of a Gemma arch: norms stored as (w - 1) + 1, the value llama.cpp's
-                              // converter makes of the HF folder's w - 1 (so both describe one model)
+                              // model.safetensors, the family's HF names and keys; F32/F16/BF16, or
+                              // gpt-oss's release: MXFP4 experts, the rest BF16)
+    bool hf_exact;            // the GGUF llama.cpp's converter makes of the HF folder: Gemma / Qwen3.5 norms
+                              // stored as (w - 1) + 1 (of the folder's w - 1), MXFP4's other matrices BF16
     tv_progress_fn progress;  // NULL, or told the bytes written as the file is written
     void *progress_user;
 } tv_synth_params;
