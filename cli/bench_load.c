@@ -32,7 +32,7 @@ static void print_text(const char *path, const tv_load_bench_result *r) {
     printf("load bench: %s (%d file%s, %.2f GB; weights %.2f GB), %d threads, best of the repetitions\n", path, r->n_files,
            r->n_files == 1 ? "" : "s", (double)r->file_bytes / gb, (double)r->weight_bytes / gb, r->n_threads);
     printf("  page cache read (warm)        %7.2f GB/s\n", r->read_warm_gbs);
-    printf("  load + weights read (warm)    %7.2f GB/s  %5.1f%% of the page cache  (%.0f ms)\n", r->load_warm_gbs,
+    printf("  load + weights read (warm)    %7.2f GB/s  %5.1f%% of the page cache  (%.0f ms; bar >= 80%%)\n", r->load_warm_gbs,
            r->read_warm_gbs > 0 ? 100 * r->load_warm_gbs / r->read_warm_gbs : 0, r->load_warm_ms);
     if (r->has_cold) {
         printf("  disk read (cold)              %7.2f GB/s\n", r->read_cold_gbs);
@@ -44,13 +44,13 @@ static void print_text(const char *path, const tv_load_bench_result *r) {
     char label[40];
     snprintf(label, sizeof label, "convert to %s at load", r->convert_type);
     if (r->convert_src_bytes)
-        printf("  %-29s %7.2f GB/s of input  (%.2f GB in %.0f ms)\n", label, r->convert_gbs, (double)r->convert_src_bytes / gb,
-               r->convert_ms);
+        printf("  %-29s %7.2f GB/s of input  (%.2f GB in %.0f ms; bar >= 1 GB/s of F16 on 2 threads)\n", label, r->convert_gbs,
+               (double)r->convert_src_bytes / gb, r->convert_ms);
     else
         printf("  convert at load               not measured: no F32/F16/BF16 weights\n");
     if (r->cache_cold_ms > 0 && r->cache_hit_ms > 0)
-        printf("  prepared-weight cache         cold start %.0f ms (prepare + write), next start %.0f ms = %.2fx of the cold one\n",
-               r->cache_cold_ms, r->cache_hit_ms, r->cache_hit_ms / r->cache_cold_ms);
+        printf("  prepared-weight cache         cold start %.0f ms (prepare + write), next start %.0f ms = %.2fx of the cold one "
+               "(bar <= 0.33x)\n", r->cache_cold_ms, r->cache_hit_ms, r->cache_hit_ms / r->cache_cold_ms);
     else
         printf("  prepared-weight cache         not measured: %s\n", r->cache_note);
 }
