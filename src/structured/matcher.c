@@ -34,6 +34,7 @@ struct matcher_vocab {
     int32_t *tok;        // tokens in trie order
     uint16_t max_depth;
     uint64_t (*sub)[4];  // (n_nodes) the bytes on the paths below each node (kc_walk's loop skip)
+    uint16_t *maxd;      // (n_nodes) the longest piece through each node (kc_walk's length bounds)
     char *blob;          // all pieces
     uint32_t *off;       // (n_vocab + 1) piece of id i = blob[off[i] .. off[i + 1])
     uint8_t *kind;       // (n_vocab) 0 none, 1 text, 2 eog
@@ -44,7 +45,10 @@ struct matcher_vocab {
 
 #define VOCAB_MAX_PIECE 1024
 #define KC_MAX_FRAMES 16     // frames of a parse stack in one key
+#define BELOW_MAX_FRAMES 64  // frames below_id spells
+#define BELOW_MAX_KEY 16384  // ints of its spelling (classes by id: it stays in the grammar)
 #define KC_MAX_KEY 4096      // ints of a canonical key (larger local grammars stay per grammar)
+#define KC_SPLIT 16          // a key's tokens up to this many bytes come from its short key (see key_entry)
 #define KC_MAX_DEP 4096      // dependent tokens of a key before it takes the next frames too (a JSON
                              // string's key leaves ~1.2k on Llama-3: pieces with bytes after a quote)
 
@@ -181,7 +185,7 @@ static int piece_cmp(const void *a, const void *b, void *ctx) {
 
 void matcher_vocab_free(matcher_vocab *v) {
     if (!v) return;
-    free(v->byte); free(v->depth); free(v->end); free(v->tok_lo); free(v->tok); free(v->sub);
+    free(v->byte); free(v->depth); free(v->end); free(v->tok_lo); free(v->tok); free(v->sub); free(v->maxd);
     free(v->blob); free(v->off); free(v->kind); free(v->eog);
     kc_free(v->kc);
     free(v);
@@ -276,14 +280,17 @@ matcher_vocab *matcher_vocab_create(int32_t n_vocab, const char *const *piece, c
     // (later in preorder) before parents; order (no longer needed) holds each node's parent
     free(order);
     v->sub = calloc(nn + 1, sizeof *v->sub);
+    v->maxd = malloc((nn + 1) * sizeof *v->maxd);
     int32_t *parent = order = malloc((nn + 1) * sizeof *order);
-    if (!v->sub || !parent) goto oom;
+    if (!v->sub || !v->maxd || !parent) goto oom;
     for (size_t j = 0; j < nn; j++) {
         path[v->depth[j]] = (uint32_t)j;
         parent[j] = v->depth[j] > 1 ? (int32_t)path[v->depth[j] - 1] : -1;
+        v->maxd[j] = v->depth[j];
     }
     for (size_t j = nn; j-- > 0;) {
         if (parent[j] < 0) continue;
+        if (v->maxd[j] > v->maxd[parent[j]]) v->maxd[parent[j]] = v->maxd[j];
         uint64_t *ps = v->sub[parent[j]];
         for (int w = 0; w < 4; w++) ps[w] |= v->sub[j][w];
         ps[v->byte[j] >> 6] |= 1ull << (v->byte[j] & 63);
@@ -336,12 +343,24 @@ typedef struct cfg_info {
 } cfg_info;
 
 // Per stack node used as a top: its token-class entry (ent >= 0 in the vocabulary's table, <= -2
-// the local entry -ent - 2, -1 unknown; valid while gen is its table's) and which of the entry's
-// dependent tokens this very stack accepts (dpool[dlo .. dlo + dn), valid while dgen is cg->dgen).
+// the local entry -ent - 2, -1 unknown; valid while gen is its table's), the node below the key's
+// frames, and which of the entry's dependent tokens this very stack accepts (dpool[dlo .. dlo + dn),
+// valid while dgen is cg->dgen).
 typedef struct top_memo {
-    int32_t ent;
+    int32_t ent, below;
     uint32_t gen, dlo, dn, dgen;
 } top_memo;
+
+// The accepted dependent tokens of (entry, the stack below its frames): stacks with equal keys over
+// equally spelled stacks (below_id) accept the same tokens, so e.g. every position of a string with
+// maxLength shares one list. Open addressing; emptied with dpool.
+typedef struct dep_list {
+    int32_t ent, below;  // ent -1: an empty slot; below: below_id's
+    uint32_t gen, dlo, dn;
+} dep_list;
+
+// below_id's memo of a node: valid while gen is cg->dgen.
+typedef struct below_memo { int32_t id; uint32_t gen; } below_memo;
 
 struct matcher_grammar {
     int refs;
@@ -349,10 +368,13 @@ struct matcher_grammar {
     int32_t *elem;       // (n_elem) flattened alternatives
     size_t n_elem;
     uint64_t (*cls)[4];  // byte classes
+    uint8_t byte_rep[256];  // the least byte in exactly the same classes as this one (they step alike)
     int32_t *alt;        // alternative start offsets, rule r's at alt[alt_lo[r] .. alt_lo[r + 1])
     int32_t *alt_lo;     // (n_rules + 1)
     size_t n_rules;
     uint8_t *nullable;   // (n_rules) the rule derives the empty string
+    uint32_t *minb;      // (n_rules) a lower bound of the bytes the rule derives, saturated at key_reach
+    uint32_t key_reach;  // the vocabulary's longest piece: no token sees further into a key's grammar
     int32_t ctx_node;    // CTX: a stack whose top matches no byte (stands for the frames below a key)
     // stack nodes
     int32_t *npos, *npar;
@@ -383,12 +405,23 @@ struct matcher_grammar {
     int32_t *dpool;      // (n_dpool) the memos' accepted dependent tokens
     size_t n_dpool, cap_dpool;
     uint32_t dgen;       // bumped when dpool is dropped (its lists die with it)
-    int32_t *ser;        // (KC_MAX_KEY) key scratch: the canonical local grammar, n_ser used
+    dep_list *dl;        // (dl_cap) the lists by (entry, below)
+    size_t n_dl, dl_cap;
+    kc_table spell;      // below_id's spellings (entries without tokens); emptied with dpool
+    below_memo *bm;      // (cap_bm) per node
+    size_t cap_bm;
+    int32_t *ser;        // (BELOW_MAX_KEY) key scratch: the canonical local grammar, n_ser used
+    size_t ser_max;      // spell's limit
+    uint32_t ser_reach;  // spell's reach: key_reach, or KC_SPLIT for a short key
+    bool ser_by_id;      // spell writes classes by id
+    int32_t *key;        // (KC_MAX_KEY) key_entry's copy of a key while it spells the short one
     uint8_t *ser_big;    // (n_elem) a key whose top frame rests at this position outgrows KC_MAX_KEY
     size_t n_ser;
-    int32_t *rloc;       // (n_rules) local number of a rule in the key being built
-    uint32_t *rgen;      // (n_rules) key generation rloc belongs to
+    int32_t *rloc;       // (n_rules) local number of a rule in the key being built (-1: not yet)
+    uint32_t *rdist;     // (n_rules) the least bytes before a token can enter the rule (spell)
+    uint32_t *rgen;      // (n_rules) key generation rloc and rdist belong to
     int32_t *rqueue;     // (n_rules) rules numbered, in order
+    int32_t *rwork;      // (BELOW_MAX_KEY) spell's work stack
     uint32_t rgen_cur;
     uint32_t *acc_scratch;  // (n_words)
     int32_t *dep_scratch;
@@ -611,9 +644,11 @@ static inline int32_t step(matcher_grammar *cg, int32_t c, uint8_t b) {
             cg->n_tables++;
         }
     }
-    const int32_t r = step_slow(cg, c, b);
+    // bytes no class tells apart step alike: one step_slow for all of them
+    const uint8_t rb = cg->byte_rep[b];
+    const int32_t r = t && rb != b && t[rb] != CFG_UNKNOWN ? t[rb] : step_slow(cg, c, rb);
     // step_slow may have grown cg->cfg: reload the table pointer
-    if (r != CFG_FAIL && cg->cfg[c].next) cg->cfg[c].next[b] = r;
+    if (r != CFG_FAIL && cg->cfg[c].next) cg->cfg[c].next[b] = cg->cfg[c].next[rb] = r;
     return r;
 }
 
@@ -640,9 +675,55 @@ void matcher_grammar_free(matcher_grammar *cg) {
     free(cg->work); free(cg->out); free(cg->walk); free(cg->walk_ctx);
     kc_clear(&cg->local);
     free(cg->local.e); free(cg->local.hash);
-    free(cg->nullable); free(cg->tm); free(cg->dpool); free(cg->ser); free(cg->ser_big);
+    free(cg->nullable); free(cg->minb); free(cg->rdist); free(cg->rwork); free(cg->tm); free(cg->dl); free(cg->bm);
+    kc_clear(&cg->spell);
+    free(cg->spell.e); free(cg->spell.hash); free(cg->dpool); free(cg->ser); free(cg->key); free(cg->ser_big);
     free(cg->rloc); free(cg->rgen); free(cg->rqueue); free(cg->acc_scratch); free(cg->dep_scratch);
     free(cg);
+}
+
+// cg->byte_rep: the classes cls[0..n) split the bytes into groups of bytes in exactly the same
+// classes (partition refinement, class by class); each byte maps to its group's least byte.
+static void byte_groups(const uint64_t (*cls)[4], size_t n, uint8_t rep[256]) {
+    uint8_t grp[256] = {0};
+    int n_grp = 1;
+    for (size_t k = 0; k < n && n_grp < 256; k++) {
+        int size[256] = {0}, in[256] = {0}, split[256];
+        for (int b = 0; b < 256; b++) {
+            size[grp[b]]++;
+            in[grp[b]] += (int)(cls[k][b >> 6] >> (b & 63) & 1);
+        }
+        for (int g = 0; g < n_grp; g++) split[g] = in[g] && in[g] < size[g] ? n_grp++ : -1;   // (< 256 groups)
+        for (int b = 0; b < 256; b++)
+            if (split[grp[b]] >= 0 && (cls[k][b >> 6] >> (b & 63) & 1)) grp[b] = (uint8_t)split[grp[b]];
+    }
+    int first[256];
+    for (int g = 0; g < 256; g++) first[g] = -1;
+    for (int b = 0; b < 256; b++) {
+        if (first[grp[b]] < 0) first[grp[b]] = b;
+        rep[b] = (uint8_t)first[grp[b]];
+    }
+}
+
+// cg->minb: lower bounds of the bytes each rule derives (see "token classes"), iterated up from 0
+// (so every pass gives lower bounds) and saturated at key_reach, past which no token sees.
+static void rule_minb(matcher_grammar *cg) {
+    const uint32_t sat = cg->key_reach;
+    for (int pass = 0; pass < 64; pass++) {
+        bool changed = false;
+        for (size_t r = 0; r < cg->n_rules; r++) {
+            uint32_t best = sat;
+            for (int32_t a = cg->alt_lo[r]; a < cg->alt_lo[r + 1] && best; a++) {
+                uint32_t sum = 0;
+                for (int32_t p = cg->alt[a]; cg->elem[p] != E_END && sum < sat; p++)
+                    sum += cg->elem[p] <= -2 ? 1 : cg->minb[cg->elem[p]];
+                if (sum < best) best = sum;
+            }
+            if (best > sat) best = sat;
+            if (best != cg->minb[r]) { cg->minb[r] = best; changed = true; }
+        }
+        if (!changed) break;
+    }
 }
 
 matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, tv_error *err) {
@@ -650,6 +731,7 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     if (!cg) goto oom;
     cg->refs = 1;
     cg->v = v;
+    cg->key_reach = v->max_depth ? v->max_depth : 1;
     const size_t nr = g->n_rules;
     size_t n_elem = 3, n_alt = 0;   // elem[0]: a sentinel END, so no position is 0; 2 for CTX
     for (size_t r = 0; r < nr; r++) {
@@ -665,14 +747,18 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->walk_ctx = malloc((size_t)v->max_depth + 2);
     cg->n_rules = nr;
     cg->nullable = malloc(nr + 1);
+    cg->minb = calloc(nr + 1, sizeof *cg->minb);
+    cg->rdist = malloc((nr + 1) * sizeof *cg->rdist);
+    cg->rwork = malloc(BELOW_MAX_KEY * sizeof *cg->rwork);
     cg->rloc = malloc((nr + 1) * sizeof *cg->rloc);
     cg->rgen = calloc(nr + 1, sizeof *cg->rgen);
     cg->rqueue = malloc((nr + 1) * sizeof *cg->rqueue);
     cg->acc_scratch = malloc(((size_t)v->n_vocab + 31) / 32 * sizeof *cg->acc_scratch);
-    cg->ser = malloc(KC_MAX_KEY * sizeof *cg->ser);
+    cg->ser = malloc(BELOW_MAX_KEY * sizeof *cg->ser);
+    cg->key = malloc(KC_MAX_KEY * sizeof *cg->key);
     cg->ser_big = calloc(n_elem, 1);
     cg->dgen = 1;
-    if (!cg->ser || !cg->ser_big || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->rloc ||
+    if (!cg->ser || !cg->key || !cg->ser_big || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->minb || !cg->rdist || !cg->rwork || !cg->rloc ||
         !cg->rgen || !cg->rqueue || !cg->acc_scratch)
         goto oom;
     if (g->n_cls) memcpy(cg->cls, g->cls, g->n_cls * sizeof *cg->cls);
@@ -697,6 +783,8 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
         }
     }
     cg->alt_lo[nr] = (int32_t)na;
+    rule_minb(cg);
+    byte_groups(cg->cls, g->n_cls, cg->byte_rep);
     const int32_t ctx_pos = (int32_t)ne;
     cg->elem[ne++] = gram_class_sym((int32_t)g->n_cls);
     cg->elem[ne++] = E_END;
@@ -736,17 +824,26 @@ oom:
 // is then the OR over its tops of the key's accepted set and of the dependent tokens that stack
 // accepts (checked one by one from the one-stack config, once per stack: stacks are hash-consed
 // and recur across configs): exactly the mask a full trie walk from the config gives.
-// A key whose local grammar (the frames' rests and every rule reachable from them) serializes to
-// at most KC_MAX_KEY ints is written canonically (rules numbered in discovery order, classes
-// spelled out) and its entry lives in the vocabulary's table, shared by every grammar on it: the
-// walks for JSON strings, numbers and whitespace are done once per vocabulary. Larger keys are
-// the abstract node itself, in the grammar's own table. Both tables are caches bounded by
-// MATCHER_MAX_CLASS_BYTES, dropped whole between masks when over.
+// A key spells its local grammar as far as a token sees it (spell): the frames' rests and the rules
+// they reach, each cut where key_reach bytes (the longest piece) have been consumed at least (by
+// lower bounds of what each rule derives), rules numbered in discovery order, classes spelled out.
+// So keys that differ only out of every token's reach are one key: every position of a string with
+// maxLength 4096 is the same key until the last key_reach characters. A key spelled within
+// KC_MAX_KEY ints lives in the vocabulary's table, shared by every grammar on it (the walks for
+// JSON strings, numbers and whitespace are done once per vocabulary); larger keys are the abstract
+// node itself, in the grammar's own table. A new key takes its tokens of at most KC_SPLIT bytes
+// from its short key (spelled for that reach: the last key_reach positions of a string share it)
+// and walks only the paths to longer pieces. The dependent tokens a stack accepts are kept per
+// (entry, the rest of the stack as tokens see it: below_id), so equal stacks share the list. Both
+// tables are caches bounded by MATCHER_MAX_CLASS_BYTES, dropped whole between masks when over.
 #define KC_FRAME (-3)
 #define KC_RULE (-4)
 #define KC_ALT (-5)
 #define KC_BOTTOM_CTX (-6)
 #define KC_BOTTOM_ROOT (-7)
+#define KC_TRUNC (-8)
+#define KC_SHORT (-10)       // ends a short key (key_entry)
+#define KC_CLASS (-9)        // class c by id: c's symbol (<= -2) + KC_CLASS
 
 static bool cfg_has_ctx(const matcher_grammar *cg, int32_t c) {   // tops are sorted: ACCEPT (0), CTX (1), ...
     const cfg_info *ci = &cg->cfg[c];
@@ -759,42 +856,98 @@ static bool seq_nullable(const matcher_grammar *cg, int32_t pos) {
     return true;
 }
 
+// The bytes the symbols from pos to the alternative's END derive at least (saturated at reach).
+static uint32_t seq_minb(const matcher_grammar *cg, int32_t pos, uint32_t reach) {
+    uint32_t d = 0;
+    for (; cg->elem[pos] != E_END && d < reach; pos++) d += cg->elem[pos] <= -2 ? 1 : cg->minb[cg->elem[pos]];
+    return d;
+}
+
+// Spelling, first pass: the rules the symbols from pos (reached after d bytes at least) reach before
+// ser_reach bytes, each with the least such distance (rdist, valid where rgen is rgen_cur; rloc -1
+// until numbered); rules whose distance dropped go on rwork (*n_work). False when that outgrows
+// ser_max (the spelling would too).
+static bool reach_seq(matcher_grammar *cg, int32_t pos, uint32_t d, size_t *n_work) {
+    for (; cg->elem[pos] != E_END && d < cg->ser_reach; pos++) {
+        const int32_t e = cg->elem[pos];
+        if (e <= -2) { d++; continue; }
+        if (cg->rgen[e] != cg->rgen_cur || d < cg->rdist[e]) {
+            if (cg->rgen[e] != cg->rgen_cur) { cg->rgen[e] = cg->rgen_cur; cg->rloc[e] = -1; }
+            cg->rdist[e] = d;
+            if (*n_work == cg->ser_max) return false;
+            cg->rwork[(*n_work)++] = e;
+        }
+        d += cg->minb[e];
+    }
+    return true;
+}
+
 static bool ser_push(matcher_grammar *cg, int32_t x) {
-    if (cg->n_ser >= KC_MAX_KEY - 1) return false;   // room for the bottom mark
+    if (cg->n_ser >= cg->ser_max - 2) return false;   // room for the bottom marks
     cg->ser[cg->n_ser++] = x;
     return true;
 }
 
-// Appends the symbols from pos to the alternative's END, numbering new rules (queued in rqueue).
-static bool ser_seq(matcher_grammar *cg, int32_t pos, size_t *n_loc) {
+// Second pass: appends the symbols from pos (reached after d bytes) to the alternative's END,
+// numbering new rules (queued in rqueue); the symbols from where d reaches ser_reach on become one
+// KC_TRUNC (no token gets there).
+static bool ser_seq(matcher_grammar *cg, int32_t pos, uint32_t d, size_t *n_loc) {
     for (;; pos++) {
         const int32_t e = cg->elem[pos];
         if (e == E_END) return ser_push(cg, E_END);
+        if (d >= cg->ser_reach) return ser_push(cg, KC_TRUNC);
         if (e <= -2) {
-            const uint64_t *set = cg->cls[-e - 2];
-            if (!ser_push(cg, -2)) return false;
-            for (int w = 0; w < 4; w++)
-                if (!ser_push(cg, (int32_t)(uint32_t)set[w]) || !ser_push(cg, (int32_t)(uint32_t)(set[w] >> 32))) return false;
+            d++;
+            if (!cg->ser_by_id) {
+                const uint64_t *set = cg->cls[-e - 2];
+                if (!ser_push(cg, -2)) return false;
+                for (int w = 0; w < 4; w++)
+                    if (!ser_push(cg, (int32_t)(uint32_t)set[w]) || !ser_push(cg, (int32_t)(uint32_t)(set[w] >> 32))) return false;
+            } else if (!ser_push(cg, e + KC_CLASS)) return false;   // (below every mark)
             continue;
         }
-        if (cg->rgen[e] != cg->rgen_cur || (size_t)cg->rloc[e] >= *n_loc) {
-            cg->rgen[e] = cg->rgen_cur;
+        if (cg->rloc[e] < 0) {
             cg->rloc[e] = (int32_t)*n_loc;
             cg->rqueue[(*n_loc)++] = e;
         }
         if (!ser_push(cg, cg->rloc[e])) return false;
+        d += cg->minb[e];
     }
 }
 
-// Serializes frame fr (its rest from pos) and the rules it newly reaches; false when over budget.
-static bool ser_frame(matcher_grammar *cg, int32_t pos, size_t *n_loc, size_t *n_done) {
-    if (!ser_push(cg, KC_FRAME) || !ser_seq(cg, pos, n_loc)) return false;
-    for (; *n_done < *n_loc; (*n_done)++) {
-        const int32_t r = cg->rqueue[*n_done];
-        if (!ser_push(cg, KC_RULE)) return false;
+// Spells into cg->ser (n_ser ints, two left free for the caller's bottom marks) the stack of frames
+// resting at fpos[0..n) (top first) as far as a token of at most reach bytes sees it: the frames and
+// the rules they reach, each cut where reach bytes have been consumed at least (the frames below the
+// first frame so reached are left out: *cut). Canonical: rules numbered in the order they are first
+// spelled; classes spelled out (a key shared by every grammar) or, by_id, by their id in this
+// grammar. Equal spellings, equal verdicts on every token of at most reach bytes. False when over
+// KC_MAX_KEY ints (BELOW_MAX_KEY by_id).
+static bool spell(matcher_grammar *cg, const int32_t *fpos, size_t n, uint32_t reach, bool by_id, bool *cut) {
+    cg->ser_by_id = by_id;
+    cg->ser_max = by_id ? BELOW_MAX_KEY : KC_MAX_KEY;
+    cg->ser_reach = reach;
+    if (++cg->rgen_cur == 0) { memset(cg->rgen, 0, cg->n_rules * sizeof *cg->rgen); cg->rgen_cur = 1; }
+    size_t n_work = 0, n_vis = 0;
+    for (uint32_t d = 0; n_vis < n && d < reach; d += seq_minb(cg, fpos[n_vis++], reach))
+        if (!reach_seq(cg, fpos[n_vis], d, &n_work)) return false;
+    while (n_work) {
+        const int32_t r = cg->rwork[--n_work];
         for (int32_t a = cg->alt_lo[r]; a < cg->alt_lo[r + 1]; a++)
-            if (!ser_push(cg, KC_ALT) || !ser_seq(cg, cg->alt[a], n_loc)) return false;
+            if (!reach_seq(cg, cg->alt[a], cg->rdist[r], &n_work)) return false;
     }
+    cg->n_ser = 0;
+    size_t n_loc = 0, n_done = 0;
+    uint32_t d = 0;
+    for (size_t i = 0; i < n_vis; d += seq_minb(cg, fpos[i++], reach)) {
+        if (!ser_push(cg, KC_FRAME) || !ser_seq(cg, fpos[i], d, &n_loc)) return false;
+        for (; n_done < n_loc; n_done++) {
+            const int32_t r = cg->rqueue[n_done];
+            if (!ser_push(cg, KC_RULE)) return false;
+            for (int32_t a = cg->alt_lo[r]; a < cg->alt_lo[r + 1]; a++)
+                if (!ser_push(cg, KC_ALT) || !ser_seq(cg, cg->alt[a], cg->rdist[r], &n_loc)) return false;
+        }
+    }
+    *cut = n_vis < n;
     return true;
 }
 
@@ -814,14 +967,19 @@ static const uint64_t *cfg_loops(matcher_grammar *cg, int32_t x) {
     return cg->cfg[x].loops = p;
 }
 
-// Walks the vocabulary trie from config c0: accepted tokens into acc (n_words, zeroed here; *n_acc
-// of them), the dependent ones (c0 abstract) into cg->dep_scratch (*n_dep). TV_ERR_NOMEM on a budget.
-// skip_loops: where a byte stepped a config to itself and every byte below the node does too (a
-// string's characters, a pattern's loop), the whole subtree is accepted without stepping it.
-static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t *acc, size_t *n_acc, size_t *n_dep, bool skip_loops) {
+static uint32_t piece_len(const matcher_vocab *v, int32_t tok) { return v->off[tok + 1] - v->off[tok]; }
+
+// Walks the vocabulary trie from config c0 over the tokens of more than lo and at most hi bytes:
+// accepted ones into acc (n_words, zeroed here; *n_acc of them), the dependent ones (c0 abstract)
+// appended to cg->dep_scratch (*n_dep, zeroed here). TV_ERR_NOMEM on a budget. skip_loops: where a
+// byte stepped a config to itself and every byte below the node does too (a string's characters,
+// a pattern's loop), the whole subtree is accepted without stepping it.
+static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t lo_len, uint32_t hi_len, uint32_t *acc, size_t *n_acc,
+                         size_t *n_dep, bool skip_loops) {
     const matcher_vocab *v = cg->v;
     memset(acc, 0, ((size_t)v->n_vocab + 31) / 32 * sizeof *acc);
     *n_dep = *n_acc = 0;
+    const bool every = lo_len == 0 && hi_len >= v->max_depth;   // no token left out
     int32_t *walk = cg->walk;
     uint8_t *wctx = cg->walk_ctx;
     walk[0] = c0;
@@ -829,6 +987,7 @@ static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t *acc, size_t 
     const size_t nn = v->n_nodes;
     for (size_t i = 0; i < nn;) {
         const uint16_t d = v->depth[i];
+        if (d > hi_len || v->maxd[i] <= lo_len) { i = v->end[i]; continue; }   // no token of the lengths below
         const int32_t nx = step(cg, walk[d - 1], v->byte[i]);
         if (nx < 0) {
             if (nx == CFG_FAIL) return TV_ERR_NOMEM;
@@ -839,7 +998,10 @@ static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t *acc, size_t 
                     if (!nd) return TV_ERR_NOMEM;
                     cg->dep_scratch = nd;
                 }
-                for (uint32_t k = lo; k < hi; k++) cg->dep_scratch[(*n_dep)++] = v->tok[k];
+                for (uint32_t k = lo; k < hi; k++) {
+                    const uint32_t l = piece_len(v, v->tok[k]);
+                    if (every || (l > lo_len && l <= hi_len)) cg->dep_scratch[(*n_dep)++] = v->tok[k];
+                }
             }
             i = v->end[i];
             continue;
@@ -848,14 +1010,21 @@ static tv_status kc_walk(matcher_grammar *cg, int32_t c0, uint32_t *acc, size_t 
             const uint64_t *l = cfg_loops(cg, nx), *sb = v->sub[i];
             if (l && !(sb[0] & ~l[0]) && !(sb[1] & ~l[1]) && !(sb[2] & ~l[2]) && !(sb[3] & ~l[3])) {
                 const uint32_t lo = v->tok_lo[i], hi = v->tok_lo[v->end[i]];
-                for (uint32_t k = lo; k < hi; k++) acc[v->tok[k] >> 5] |= 1u << (v->tok[k] & 31);
-                *n_acc += hi - lo;
+                for (uint32_t k = lo; k < hi; k++) {
+                    const int32_t t = v->tok[k];
+                    const uint32_t pl = piece_len(v, t);
+                    if (!every && (pl <= lo_len || pl > hi_len)) continue;
+                    acc[t >> 5] |= 1u << (t & 31);
+                    ++*n_acc;
+                }
                 i = v->end[i];
                 continue;
             }
         }
-        for (uint32_t k = v->tok_lo[i]; k < v->tok_lo[i + 1]; k++) acc[v->tok[k] >> 5] |= 1u << (v->tok[k] & 31);
-        *n_acc += v->tok_lo[i + 1] - v->tok_lo[i];
+        if (d > lo_len) {   // (the tokens at node i are d bytes long)
+            for (uint32_t k = v->tok_lo[i]; k < v->tok_lo[i + 1]; k++) acc[v->tok[k] >> 5] |= 1u << (v->tok[k] & 31);
+            *n_acc += v->tok_lo[i + 1] - v->tok_lo[i];
+        }
         walk[d] = nx;
         wctx[d] = wctx[d - 1] || cfg_has_ctx(cg, nx);
         i++;
@@ -869,37 +1038,70 @@ static kc_entry *kc_entry_of(const matcher_grammar *cg, int32_t ref) {
 
 // The entry for the abstract stack of frames fr[0..n_fr) (top first) over CTX, or over the root's
 // end when fr[n_fr - 1] is the bottom: found or walked now. -1 when a budget or memory ran out.
+// A key walked now takes its tokens of at most KC_SPLIT bytes from its short key (the stack spelled
+// for tokens that long, in the vocabulary's table: keys that differ only further on, such as the
+// positions of a string with maxLength, share it) and walks the trie for the longer tokens only.
 static int32_t key_entry(matcher_grammar *cg, const int32_t *fr, size_t n_fr) {
     kc_table *shared = cg->v->kc;
+    const size_t n_words = ((size_t)cg->v->n_vocab + 31) / 32;
+    int32_t fpos[KC_MAX_FRAMES] = {0};   // (n_fr >= 1)
+    for (size_t i = 0; i < n_fr; i++) fpos[i] = cg->npos[fr[i]];
+    const int32_t bottom = cg->npar[fr[n_fr - 1]] >= 0 ? KC_BOTTOM_CTX : KC_BOTTOM_ROOT;
     // the canonical key, when it fits
-    if (++cg->rgen_cur == 0) { memset(cg->rgen, 0, cg->n_rules * sizeof *cg->rgen); cg->rgen_cur = 1; }
-    cg->n_ser = 0;
-    size_t n_loc = 0, n_done = 0, n_kept = 0;
-    const int32_t pos0 = cg->npos[fr[0]];
-    if (!cg->ser_big[pos0]) {   // (the top frame alone decides that the same way every time)
-        while (n_kept < n_fr && ser_frame(cg, cg->npos[fr[n_kept]], &n_loc, &n_done)) n_kept++;
-        if (!n_kept) cg->ser_big[pos0] = 1;
+    bool share = false, cut = false;
+    if (!cg->ser_big[fpos[0]]) {   // (the top frame alone decides that the same way every time)
+        share = spell(cg, fpos, n_fr, cg->key_reach, false, &cut);
+        if (!share && n_fr == 1) cg->ser_big[fpos[0]] = 1;
     }
-    const bool share = n_kept == n_fr;
-    const bool to_ctx = cg->npar[fr[n_fr - 1]] >= 0;
-    if (share) cg->ser[cg->n_ser++] = to_ctx ? KC_BOTTOM_CTX : KC_BOTTOM_ROOT;   // ser_push left room
-    // the abstract stack
-    int32_t node = to_ctx ? cg->ctx_node : -1;
+    size_t n_key = 1;
+    if (share) {
+        cg->ser[cg->n_ser++] = cut ? KC_TRUNC : bottom;   // (room left)
+        const long idx = kc_find(shared, cg->ser, cg->n_ser);
+        if (idx >= 0) return (int32_t)idx;
+        memcpy(cg->key, cg->ser, cg->n_ser * sizeof *cg->key);
+        n_key = cg->n_ser;
+    }
+    // the abstract stack (the local key)
+    int32_t node = bottom == KC_BOTTOM_CTX ? cg->ctx_node : -1;
     for (size_t i = n_fr; i-- > 0;)
-        if ((node = node_get(cg, cg->npos[fr[i]], node)) < 0) return -1;
-    kc_table *tab = share ? shared : &cg->local;
-    const int32_t *key = share ? cg->ser : &node;
-    const size_t n_key = share ? cg->n_ser : 1;
-    long idx = kc_find(tab, key, n_key);
-    if (idx < 0) {
-        const int32_t c0 = cfg_get(cg, &node, 1);
-        size_t n_acc = 0, n_dep = 0;
-        if (c0 < 0 || kc_walk(cg, c0, cg->acc_scratch, &n_acc, &n_dep, true) != TV_OK) return -1;
-        if (share) shared->n_walks++;
-        else shared->n_local_walks++;
-        const size_t n_words = ((size_t)cg->v->n_vocab + 31) / 32;
-        if ((idx = kc_add(tab, key, n_key, cg->acc_scratch, n_acc, n_words, cg->dep_scratch, n_dep)) < 0) return -1;
+        if ((node = node_get(cg, fpos[i], node)) < 0) return -1;
+    if (!share) {
+        const long idx = kc_find(&cg->local, &node, 1);
+        if (idx >= 0) return (int32_t)(-idx - 2);
     }
+    const int32_t c0 = cfg_get(cg, &node, 1);
+    if (c0 < 0) return -1;
+    size_t n_acc = 0, n_dep = 0;
+    long sidx = -1;   // the short key's entry
+    if (cg->key_reach > KC_SPLIT && spell(cg, fpos, n_fr, KC_SPLIT, false, &cut)) {
+        cg->ser[cg->n_ser++] = cut ? KC_TRUNC : bottom;
+        cg->ser[cg->n_ser++] = KC_SHORT;
+        if ((sidx = kc_find(shared, cg->ser, cg->n_ser)) < 0) {
+            if (kc_walk(cg, c0, 0, KC_SPLIT, cg->acc_scratch, &n_acc, &n_dep, true) != TV_OK) return -1;
+            shared->n_walks++;
+            sidx = kc_add(shared, cg->ser, cg->n_ser, cg->acc_scratch, n_acc, n_words, cg->dep_scratch, n_dep);
+            if (sidx < 0) return -1;
+        }
+    }
+    if (kc_walk(cg, c0, sidx >= 0 ? KC_SPLIT : 0, UINT32_MAX, cg->acc_scratch, &n_acc, &n_dep, true) != TV_OK) return -1;
+    if (share) shared->n_walks++;
+    else shared->n_local_walks++;
+    if (sidx >= 0) {   // the short tokens' verdicts (disjoint from the walk's)
+        const kc_entry *se = &shared->e[sidx];
+        if (se->acc_bits) for (size_t w = 0; w < n_words; w++) cg->acc_scratch[w] |= se->acc_bits[w];
+        else for (uint32_t k = 0; k < se->n_acc; k++) cg->acc_scratch[se->acc[k] >> 5] |= 1u << (se->acc[k] & 31);
+        n_acc += se->n_acc;
+        if (n_dep + se->n_dep > cg->cap_dep) {
+            int32_t *nd = array_grow(cg->dep_scratch, &cg->cap_dep, n_dep + se->n_dep, sizeof *nd);
+            if (!nd) return -1;
+            cg->dep_scratch = nd;
+        }
+        if (se->n_dep) memcpy(cg->dep_scratch + n_dep, se->dep, se->n_dep * sizeof *se->dep);
+        n_dep += se->n_dep;
+    }
+    const long idx = kc_add(share ? shared : &cg->local, share ? cg->key : &node, n_key, cg->acc_scratch, n_acc, n_words,
+                            cg->dep_scratch, n_dep);
+    if (idx < 0) return -1;
     return share ? (int32_t)idx : (int32_t)(-idx - 2);
 }
 
@@ -929,7 +1131,8 @@ static int32_t top_entry(matcher_grammar *cg, int32_t t) {
         if ((ref = key_entry(cg, fr, n_fr)) == -1) return -1;
         if (kc_entry_of(cg, ref)->n_dep <= KC_MAX_DEP || n_fr == n_chain) break;
     }
-    cg->tm[t] = (top_memo){.ent = ref, .gen = ref >= 0 ? shared->gen : cg->local.gen};   // dgen 0: no list yet
+    cg->tm[t] = (top_memo){.ent = ref, .below = cg->npar[fr[n_fr - 1]], .gen = ref >= 0 ? shared->gen : cg->local.gen};
+    // (dgen 0: no list yet)
     return ref;
 }
 
@@ -938,6 +1141,81 @@ static int32_t text_step(matcher_grammar *cg, int32_t c, int32_t tok) {
     const matcher_vocab *v = cg->v;
     for (uint32_t i = v->off[tok]; i < v->off[tok + 1] && c >= 0; i++) c = step(cg, c, (uint8_t)v->blob[i]);
     return c;
+}
+
+static size_t dl_slot(const matcher_grammar *cg, int32_t ent, uint32_t gen, int32_t below) {
+    size_t j = mix64((uint64_t)(uint32_t)ent << 32 ^ (uint64_t)gen << 20 ^ (uint32_t)below) & (cg->dl_cap - 1);
+    for (; cg->dl[j].ent != -1; j = (j + 1) & (cg->dl_cap - 1))
+        if (cg->dl[j].ent == ent && cg->dl[j].gen == gen && cg->dl[j].below == below) break;
+    return j;
+}
+
+// The id of the stack from node nd down (-1: the root's end) as tokens see it: its frames spelled
+// (spell, classes by id) down to where their rests add up to key_reach bytes (no token reaches
+// below) or to the bottom. Equal ids, equal verdicts on every token. Hash-consed in cg->spell; a
+// stack deeper than BELOW_MAX_FRAMES or spelled over BELOW_MAX_KEY is its own id (-2 - nd).
+// Memoized per node; -1 when out of memory.
+static int32_t below_id(matcher_grammar *cg, int32_t nd) {
+    if (nd >= 0 && (size_t)nd < cg->cap_bm && cg->bm[nd].gen == cg->dgen) return cg->bm[nd].id;
+    int32_t fpos[BELOW_MAX_FRAMES], f = nd, id;
+    size_t n = 0;
+    for (uint32_t d = 0; f >= 0 && n < BELOW_MAX_FRAMES && d < cg->key_reach; f = cg->npar[f]) {
+        fpos[n++] = cg->npos[f];
+        d += seq_minb(cg, cg->npos[f], cg->key_reach);
+    }
+    bool cut = false;
+    if (f >= 0 && n == BELOW_MAX_FRAMES) id = -2 - nd;   // too deep to tell
+    else if (!spell(cg, fpos, n, cg->key_reach, true, &cut)) id = -2 - nd;   // over BELOW_MAX_KEY
+    else {
+        cg->ser[cg->n_ser++] = cut || f >= 0 ? KC_TRUNC : KC_BOTTOM_ROOT;   // (room left)
+        long idx = kc_find(&cg->spell, cg->ser, cg->n_ser);
+        static const uint32_t none = 0;
+        if (idx < 0 && (idx = kc_add(&cg->spell, cg->ser, cg->n_ser, &none, 0, 1, NULL, 0)) < 0) return -1;
+        id = (int32_t)idx;
+    }
+    if (nd < 0) return id;
+    if ((size_t)nd >= cg->cap_bm) {
+        const size_t old = cg->cap_bm;
+        below_memo *nb = array_grow(cg->bm, &cg->cap_bm, (size_t)nd + 1, sizeof *nb);
+        if (!nb) return -1;
+        cg->bm = nb;
+        for (size_t i = old; i < cg->cap_bm; i++) cg->bm[i] = (below_memo){.gen = 0};
+    }
+    cg->bm[nd] = (below_memo){.id = id, .gen = cg->dgen};
+    return id;
+}
+
+// The list of top t's (entry, below_id bid) into cg->tm[t] when one was made; false if none.
+static bool dl_find(matcher_grammar *cg, int32_t t, int32_t bid) {
+    if (!cg->n_dl) return false;
+    const top_memo *m = &cg->tm[t];
+    const dep_list *d = &cg->dl[dl_slot(cg, m->ent, m->gen, bid)];
+    if (d->ent == -1) return false;
+    cg->tm[t].dlo = d->dlo;
+    cg->tm[t].dn = d->dn;
+    cg->tm[t].dgen = cg->dgen;
+    return true;
+}
+
+// Records top t's list (cg->tm[t], just made) under (its entry, bid); false when out of memory.
+static bool dl_add(matcher_grammar *cg, int32_t t, int32_t bid) {
+    if ((cg->n_dl + 1) * 2 > cg->dl_cap) {
+        const size_t cap = cg->dl_cap ? cg->dl_cap * 2 : 256;
+        dep_list *nd = malloc(cap * sizeof *nd);
+        if (!nd) return false;
+        for (size_t j = 0; j < cap; j++) nd[j].ent = -1;
+        dep_list *old = cg->dl;
+        const size_t old_cap = cg->dl_cap;
+        cg->dl = nd;
+        cg->dl_cap = cap;
+        for (size_t j = 0; j < old_cap; j++)
+            if (old[j].ent != -1) cg->dl[dl_slot(cg, old[j].ent, old[j].gen, old[j].below)] = old[j];
+        free(old);
+    }
+    const top_memo *m = &cg->tm[t];
+    cg->dl[dl_slot(cg, m->ent, m->gen, bid)] = (dep_list){.ent = m->ent, .below = bid, .gen = m->gen, .dlo = m->dlo, .dn = m->dn};
+    cg->n_dl++;
+    return true;
 }
 
 // Which of entry e's dependent tokens the stack of top t itself accepts: into cg->dpool, memoized in
@@ -996,7 +1274,13 @@ static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
     // entries are taken by index below: drop over-budget tables now, never mid-mask
     if (v->kc->bytes > MATCHER_MAX_CLASS_BYTES) { kc_clear(v->kc); v->kc->n_drops++; }
     if (cg->local.bytes > MATCHER_MAX_CLASS_BYTES) { kc_clear(&cg->local); v->kc->n_drops++; }
-    if (cg->n_dpool * sizeof *cg->dpool > MATCHER_MAX_CLASS_BYTES) { cg->n_dpool = 0; cg->dgen++; }
+    if (cg->n_dpool * sizeof *cg->dpool + cg->dl_cap * sizeof *cg->dl + cg->spell.bytes > MATCHER_MAX_CLASS_BYTES) {
+        cg->n_dpool = 0;
+        cg->dgen++;
+        for (size_t j = 0; j < cg->dl_cap; j++) cg->dl[j].ent = -1;
+        cg->n_dl = 0;
+        kc_clear(&cg->spell);
+    }
     memset(out, 0, nw * 4);
     if (cfg_accepting(cg, c)) set_eog(v, out);
     const uint32_t stamp_shared = kc_next_stamp(v->kc), stamp_local = kc_next_stamp(&cg->local);
@@ -1013,7 +1297,11 @@ static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
             else for (uint32_t k = 0; k < e->n_acc; k++) out[e->acc[k] >> 5] |= 1u << (e->acc[k] & 31);
         }
         if (!e->n_dep) continue;
-        if (cg->tm[t].dgen != cg->dgen && top_dep_accepted(cg, t, e) != TV_OK) return TV_ERR_NOMEM;
+        if (cg->tm[t].dgen != cg->dgen) {
+            const int32_t bid = below_id(cg, cg->tm[t].below);
+            if (bid == -1) return TV_ERR_NOMEM;
+            if (!dl_find(cg, t, bid) && (top_dep_accepted(cg, t, e) != TV_OK || !dl_add(cg, t, bid))) return TV_ERR_NOMEM;
+        }
         if (!cg->tm[t].dn) continue;   // (dpool may still be NULL)
         const int32_t *d = cg->dpool + cg->tm[t].dlo;
         for (uint32_t k = 0; k < cg->tm[t].dn; k++) out[d[k] >> 5] |= 1u << (d[k] & 31);
@@ -1079,7 +1367,7 @@ tv_status matcher_fill_mask_walk(matcher *m, uint32_t *mask) {
         return TV_OK;
     }
     size_t n_acc = 0, n_dep = 0;   // a real config holds no CTX: nothing is dependent
-    const tv_status st = kc_walk(m->cg, cur(m), mask, &n_acc, &n_dep, false);
+    const tv_status st = kc_walk(m->cg, cur(m), 0, UINT32_MAX, mask, &n_acc, &n_dep, false);
     if (st) { m->failed = true; return st; }
     if (cfg_accepting(m->cg, cur(m))) set_eog(v, mask);
     return TV_OK;
