@@ -17,8 +17,13 @@
 // into its u before the next sub-block: s, u and acc take 24 of the 32 registers), so the code
 // unpacking (shifts on port 0, which vpdpbusd also needs) is shared by 8 tokens; 8 rather than 4
 // measured 1.17-1.24x on prefill-sized GEMMs (Q4_K..IQ4_XS), decode unchanged. The driver
-// (tile.h packed_drive) runs passes of 32 tokens over panels of rows that stay in L2. For 1-2 tokens (memory-bound) each tile prefetches the
-// next group's lines at the same column, as the Q8_0/Q4_0 packed kernels do.
+// (tile.h packed_drive) runs passes of 32 tokens over panels of rows that stay in L2.
+// For 1-2 tokens (memory-bound) a tile prefetches every line it reads KP_PF bytes further on: a
+// thread's groups are one contiguous stream (bodies, then the group's d arrays, then the next
+// group), so the prefetches cover that stream KP_PF ahead. Measured against prefetching the next
+// group at the same column (16 row strides ahead: 18-74 KiB, past L1 for long rows), GEMV from
+// DRAM, one thread, interleaved: Q6_K 1.05-1.10x, Q5_K/Q3_K/Q2_K/IQ4_XS 1.03-1.08x on 2048x5632,
+// Q4_K equal; 4 KiB and 16 KiB measured the same as 8; no lookahead 0.8-1.1x.
 #include <immintrin.h>
 #include <string.h>
 
@@ -38,6 +43,7 @@ enum {
     KP3_BODY = 1728,            // Q3_K (hmask 512 | qs 1024 | scales 192)
     KP2_BODY = 1280,            // Q2_K (scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
+    KP_PF = 8192,               // 1-2 tokens: prefetch distance in the group stream (bytes)
 };
 
 // s += u8 lanes of w · (4 signed bytes at p, broadcast); GCC does not fold the broadcast itself.
@@ -64,7 +70,7 @@ typedef struct kp_ctx {
 } kp_ctx;
 
 // ---------------- Q4_K, Q5_K (q5: a fifth bit per code from qh) ----------------
-INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs,
+INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
                      float *y, int64_t ys, __mmask16 m, const int T) {
     const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;   // scales: the body's last 3 dwords
     const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d, then (nb, 16) f16 dmin
@@ -77,9 +83,9 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, size_t gstrid
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (T <= 2) {
-            for (size_t o = 2048; o < body; o += 64) __builtin_prefetch(pb + gstride + o, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+            for (size_t o = 2048; o < body; o += 64) __builtin_prefetch(pb + KP_PF + o, 0, 3);
+            __builtin_prefetch(gd + KP_PF + (size_t)i * 32, 0, 3);
+            __builtin_prefetch(gd + KP_PF + (size_t)(nb + i) * 32, 0, 3);
         }
         // the 12 scale bytes of each row as 3 dwords: 6-bit scales 0..3 / mins 0..3 in u0 / u1, the
         // low nibbles of scales and mins 4..7 in u2, their high bits in bits 6..7 of u0 / u1
@@ -101,7 +107,7 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, size_t gstrid
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
-                if (T <= 2 && !(j & 1)) __builtin_prefetch(p + gstride, 0, 3);
+                if (T <= 2 && !(j & 1)) __builtin_prefetch(p + KP_PF, 0, 3);
                 const __m512i v = _mm512_loadu_si512(p);
                 __m512i q = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
                 if (q5) {   // bit j of qh byte e is the fifth bit of code e of sub-block j
@@ -132,7 +138,7 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, size_t gstrid
 // ---------------- Q6_K ----------------
 // Up to 8 tokens per tile (the code unpacking, 5 ops per 64 codes, is shared by all of them): one
 // int32 sum per token, finished into u after each sub-block, so s, u and acc take 24 registers.
-INLINE void q6k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
+INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
                      int64_t ys, __mmask16 m, const int T) {
     const uint8_t *gd = gb + (size_t)nb * KP6_BODY;   // (nb, 16) f16 d
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
@@ -143,8 +149,8 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (T <= 2) {
-            for (int k = 32; k < 52; k++) __builtin_prefetch(pb + gstride + 64 * k, 0, 3);   // qh, scales
-            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
+            for (int k = 32; k < 52; k++) __builtin_prefetch(pb + KP_PF + 64 * k, 0, 3);   // qh, scales
+            __builtin_prefetch(gd + KP_PF + (size_t)i * 32, 0, 3);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         __m512 u[KP_TM];
@@ -157,7 +163,7 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_
                     TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
                     TV_TILE_UNROLL for (int e = 4 * half; e < 4 * half + 4; e++) {   // codes 4e..4e+3 of the 32
                         const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
-                        if (T <= 2 && k < 2) __builtin_prefetch(pl + gstride, 0, 3);
+                        if (T <= 2 && k < 2) __builtin_prefetch(pl + KP_PF, 0, 3);
                         const __m512i ql = _mm512_loadu_si512(pl), qh = _mm512_loadu_si512(pb + 2048 + (size_t)(8 * h + e) * 64);
                         const __m512i lo = _mm512_and_si512(k < 2 ? ql : _mm512_srli_epi16(ql, 4), m4);
                         const __m512i hs = k == 0 ? _mm512_slli_epi16(qh, 4) : k == 1 ? _mm512_slli_epi16(qh, 2)
@@ -199,7 +205,7 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_
 // (e < 4: codes of elements 128h + 32k + 16 half + 4e ..), Q3_K a third bit from bit 4h + k of hmask
 // dword 4 half + e (codes low + 4 high, 0..7: the -4 is the offset term); Q2_K's scale and min are
 // the low and high nibbles of scale byte j. Up to 8 tokens per tile, as Q6_K.
-INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs,
+INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
                       float *y, int64_t ys, __mmask16 m, const int T) {
     const size_t body = q3 ? KP3_BODY : KP2_BODY, qs_at = q3 ? 512 : 256;
     const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d [then Q2_K's (nb, 16) f16 dmin]
@@ -216,9 +222,9 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, size_t gstri
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (T <= 2) {
-            for (size_t o = 0; o < body; o += 64) __builtin_prefetch(pb + gstride + o, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
-            if (!q3) __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+            for (size_t o = 0; o < body; o += 64) __builtin_prefetch(pb + KP_PF + o, 0, 3);
+            __builtin_prefetch(gd + KP_PF + (size_t)i * 32, 0, 3);
+            if (!q3) __builtin_prefetch(gd + KP_PF + (size_t)(nb + i) * 32, 0, 3);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         // the 16 scales as 4 dwords of bytes (byte j % 4 of dword j / 4): Q3_K signed sc - 32, Q2_K 0..15
@@ -289,7 +295,7 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, size_t gstri
 }
 
 // ---------------- IQ4_XS ----------------
-INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
+INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
                        int64_t ys, __mmask16 m, const int T) {
     const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi32(0x30), m32 = _mm512_set1_epi32(32);
@@ -306,9 +312,9 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint
             _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(bs, _mm256_set1_epi16(-128)));
         }
         if (T <= 2) {
-            __builtin_prefetch(pb + gstride + 2048, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+            __builtin_prefetch(pb + KP_PF + 2048, 0, 3);
+            __builtin_prefetch(gd + KP_PF + (size_t)i * 32, 0, 3);
+            __builtin_prefetch(gd + KP_PF + (size_t)(nb + i) * 32, 0, 3);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         const __m512i sl = _mm512_loadu_si512(pb + 2048);   // scales_l: nibble j of the dword = low bits of ls_j
@@ -325,7 +331,7 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint
             TV_TILE_UNROLL for (int hi = 0; hi < 2; hi++) {   // qs bytes 16j + 4k..: elements 32j + 4k.. (low), 32j + 16 + 4k.. (high)
                 TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                     const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
-                    if (T <= 2 && !hi) __builtin_prefetch(p + gstride, 0, 3);
+                    if (T <= 2 && !hi) __builtin_prefetch(p + KP_PF, 0, 3);
                     const __m512i v = _mm512_loadu_si512(p);
                     const __m512i q = _mm512_shuffle_epi8(grid, _mm512_and_si512(hi ? _mm512_srli_epi16(v, 4) : v, m4));
                     TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 32 * j + 16 * hi + 4 * k);
@@ -338,12 +344,11 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, size_t gstride, const uint
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
 }
 
-typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y,
-                      int64_t ys, __mmask16 m);
+typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m);
 #define KP_FN(NAME, BODY, T)                                                                                      \
-    static void NAME##_##T(const uint8_t *gb, int64_t nb, size_t gstride, const uint8_t *x, size_t xrs, float *y, \
-                           int64_t ys, __mmask16 m) {                                                            \
-        BODY(gb, nb, gstride, x, xrs, y, ys, m, T);                                                              \
+    static void NAME##_##T(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y, int64_t ys,     \
+                           __mmask16 m) {                                                                         \
+        BODY(gb, nb, x, xrs, y, ys, m, T);                                                                        \
     }
 #define Q4K_TILE(...) q4k_tile(false, __VA_ARGS__)
 #define Q5K_TILE(...) q4k_tile(true, __VA_ARGS__)
@@ -369,7 +374,7 @@ INLINE void kp_step(const kp_fn *k, void *arg, int64_t rg, int64_t rend, int64_t
     const uint8_t *gb = c->w + (size_t)rg * c->wrs;
     for (int64_t tg = 0; tg < tp; tg += KP_TM) {
         const int T = tp - tg < KP_TM ? (int)(tp - tg) : KP_TM;
-        k[T](gb, c->nb, 16 * c->wrs, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, c->y + (t0 + tg) * c->ys + rg, c->ys, m);
+        k[T](gb, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, c->y + (t0 + tg) * c->ys + rg, c->ys, m);
     }
 }
 static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
