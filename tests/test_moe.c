@@ -197,6 +197,21 @@ static void check_experts(const char *path, tv_type type, bool packed) {
                 fail_msg("%s %s%s: grouped row %d (expert %d) differs from kern_matmul", path, kern_type_name(type),
                          packed ? " packed" : "", p, e);
         }
+    // one token (decode: each expert's rows go as one chunk per thread) = its experts' kern_matmul
+    int32_t off1[N_EXPERT + 1] = {0}, x_row1[K] = {0};
+    for (int j = 0; j < K; j++) off1[ids[j] + 1] = 1;
+    for (int e = 0; e < N_EXPERT; e++) off1[e + 1] += off1[e];
+    for (int inline_pool = 0; inline_pool < 2; inline_pool++) {
+        kern_matmul_experts(&kt, &wg, NULL, &yg1, 1, NULL, x, 1, x_row1, off1, wsp, inline_pool ? NULL : pool3);
+        for (int e = 0; e < N_EXPERT; e++)
+            if (off1[e + 1] > off1[e]) {
+                const tv_tensor v = expert_view(&g.w, e);
+                kern_matmul(&kt, &v, x, 1, ref, wsp, NULL);
+                if (memcmp(ref, yg1 + (size_t)off1[e] * ROWS, sizeof(float) * ROWS))
+                    fail_msg("%s %s%s: one token, expert %d differs from kern_matmul", path, kern_type_name(type),
+                             packed ? " packed" : "", e);
+            }
+    }
     // gate + up with the fused SwiGLU = swiglu(gate, up) of the separate products
     const tv_tensor *gu[] = {wg, wu};
     float *const ys[] = {yg1, yu};

@@ -9,6 +9,7 @@
 //    traits->gemm_rows set blocks rows and tokens itself: it gets all tokens, gemm_rows rows a call.
 // Mixture-of-experts weights (3-D) go through kern_matmul_experts: the same kernels per element,
 // with the rows of a batch grouped by expert and the work split by expert x rows x token tiles.
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -17,6 +18,8 @@
 
 enum {
     MM_ROW_CHUNK = 64,              // weight rows per gemm call
+    MX_STREAM_TOK = 4,              // experts with at most this many rows are read at memory speed
+    MX_SMALL_CONVERT = 1 << 16,     // activation elements converted on the caller's thread alone
     MM_X_TILE_BYTES = 192 * 1024,   // activation bytes per token tile (fits in L2 with the weights)
     MM_ALIGN = 64,
 };
@@ -185,7 +188,7 @@ typedef struct mx_job {
     int32_t active[TV_MAX_EXPERTS];       // experts with rows, in id order
     int64_t item_end[TV_MAX_EXPERTS];     // items of active[0..i] (prefix sums)
     int64_t n_items;
-    atomic_int_fast64_t next;       // the next item to take
+    alignas(64) atomic_int_fast64_t next;   // the next item to take (on a cache line of its own: every thread writes it)
 } mx_job;
 
 static void mx_convert(void *arg, int ith, int nth) {
@@ -281,7 +284,7 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
     j->packed_act = j->packed && tt0->vec_dot_type == TV_TYPE_Q8_0;
     j->x_row_bytes = j->is_f32 ? (size_t)j->n * sizeof(float) : j->packed ? packed_act_row_size(w[0]->type, j->n)
                                                                            : kern_row_size(tt0->vec_dot_type, j->n);
-    const bool par = pool_size(pool) > 1 && n_x >= 4;
+    const bool par = pool_size(pool) > 1 && n_x >= 4 && n_x * j->n >= MX_SMALL_CONVERT;
     if (j->is_f32) {
         j->xq = x;
         j->xg = x_row ? base : (void *)x;
@@ -297,16 +300,27 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
         if (par) pool_run(pool, mx_gather, j);
         else mx_gather(j, 0, 1);
     }
-    // work items: (active expert, row chunk, token tile)
+    // work items: (active expert, row chunk, token tile). Experts with a few rows each (decode) are
+    // read at memory speed: each gets one chunk per thread, so a thread streams a long contiguous
+    // run of every expert (as kern_matmul splits a matrix) instead of hopping between 64-row chunks.
     const int64_t rows = w[0]->ne[1];
+    int64_t max_c = 0;
+    for (int e = 0; e < n_expert; e++) {
+        const int64_t c = off[e + 1] - off[e];
+        TV_CHECK(c >= 0);
+        if (c > max_c) max_c = c;
+    }
     j->row_chunk = MM_ROW_CHUNK;
+    if (max_c <= MX_STREAM_TOK) {
+        const int64_t share = ((rows + pool_size(pool) - 1) / pool_size(pool) + 15) & ~(int64_t)15;
+        if (share > j->row_chunk) j->row_chunk = share;
+    }
     j->n_chunks = (rows + j->row_chunk - 1) / j->row_chunk;
     j->tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
     if (j->tok_tile > 16) j->tok_tile &= ~(int64_t)15;
     if (j->tok_tile < 1) j->tok_tile = 1;
     for (int e = 0; e < n_expert; e++) {
         const int64_t c = off[e + 1] - off[e];
-        TV_CHECK(c >= 0);
         if (!c) continue;
         j->n_items += j->n_chunks * ((c + j->tok_tile - 1) / j->tok_tile);
         j->active[j->n_active] = e;

@@ -211,8 +211,8 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 #define P16_PANEL_BYTES (256 * 1024)   // weight bytes per panel (L2 is 1 MiB per core here)
 #endif
 enum { P16_TP = 32 };
-INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t nb, const uint8_t *x, size_t xrs,
-                     float *y, int64_t ys, __mmask16 m0, __mmask16 m1, const int RG, const int T) {
+INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, const uint8_t *x,
+                     size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1, const int RG, const int T) {
     const int qv = q4 ? 4 : 8;
     const int32_t off = q4 ? 8 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -234,7 +234,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
             __m512i wv[2];
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
                 const uint8_t *p = qb[g] + (size_t)b * qv * 64;
-                if (T <= 2 && k < qv) __builtin_prefetch(p + RG * gstride + 64 * k, 0, 3);
+                if (T <= 2 && k < qv) __builtin_prefetch(p + pf + 64 * k, 0, 3);
                 if (!q4) wv[g] = _mm512_loadu_si512(p + 64 * k);
                 else if (k < 4) wv[g] = _mm512_and_si512(_mm512_loadu_si512(p + 64 * k), m4);
                 else wv[g] = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(p + 64 * (k - 4)), 4), m4);
@@ -255,7 +255,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) s[g][t] = _mm512_add_epi32(s[g][t], s2[g][t]);
         __m512 d[2];
         if (T <= 2 && (b & 1) == 0)
-            TV_TILE_UNROLL for (int g = 0; g < RG; g++) __builtin_prefetch(db[g] + RG * gstride + (size_t)b * 32, 0, 3);
+            TV_TILE_UNROLL for (int g = 0; g < RG; g++) __builtin_prefetch(db[g] + pf + (size_t)b * 32, 0, 3);
         TV_TILE_UNROLL for (int g = 0; g < RG; g++)
             d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(db[g] + (size_t)b * 32)));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
@@ -267,12 +267,12 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, int64_t n
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)
         TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + 16 * g, mk[g], acc[g][t]);
 }
-typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, int64_t nb, const uint8_t *x, size_t xrs, float *y,
-                       int64_t ys, __mmask16 m0, __mmask16 m1);
+typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, const uint8_t *x, size_t xrs,
+                       float *y, int64_t ys, __mmask16 m0, __mmask16 m1);
 #define P16_FN(Q4, RG, T)                                                                                          \
-    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, int64_t nb, const uint8_t *x, size_t xrs, \
-                                       float *y, int64_t ys, __mmask16 m0, __mmask16 m1) {                         \
-        p16_tile(Q4, gq, gstride, nb, x, xrs, y, ys, m0, m1, RG, T);                                               \
+    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, const uint8_t *x,  \
+                                       size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1) {             \
+        p16_tile(Q4, gq, gstride, pf, nb, x, xrs, y, ys, m0, m1, RG, T);                                           \
     }
 #define P16_SET(Q4) P16_FN(Q4, 1, 1) P16_FN(Q4, 1, 2) P16_FN(Q4, 1, 3) P16_FN(Q4, 1, 4) \
     P16_FN(Q4, 2, 1) P16_FN(Q4, 2, 2) P16_FN(Q4, 2, 3) P16_FN(Q4, 2, 4)
@@ -291,9 +291,12 @@ static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
     const __mmask16 m0 = (__mmask16)(0xFFFFu >> (R < 16 ? 16 - R : 0));
     const __mmask16 m1 = (__mmask16)(R > 16 ? 0xFFFFu >> (32 - R) : 0);
     const uint8_t *gq = c->w + (size_t)rg * c->wrs;
+    // prefetch distance: the next step's groups, none past the last row of the call (the rows after
+    // it belong to another thread or, for an expert tensor, to another expert, mostly not routed)
+    const size_t pf = rg + 16 * RG < rend ? (size_t)RG * 16 * c->wrs : 0;
     for (int64_t tg = 0; tg < tp; tg += 4) {
         const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
-        p16_k[c->q4][RG][T](gq, 16 * c->wrs, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs,
+        p16_k[c->q4][RG][T](gq, 16 * c->wrs, pf, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs,
                             c->y + (t0 + tg) * c->ys + rg, c->ys, m0, m1);
     }
 }
