@@ -32,11 +32,28 @@ static void on_broken(void *user, const char *why) {
     if (!strcmp(g_cmd, "serve") && pthread_create(&t, NULL, stop_later, NULL) == 0) pthread_detach(t);
 }
 
+// Where this rank's time went since its first round (stderr, one line): a stage's computing and
+// waiting, rank 0's waiting for the later stages (the rest of its time it computes and serves).
+static void print_timeline(void) {
+    tv_dist_stats s;
+    tv_dist_get_stats(g_dist, &s);
+    if (!s.n_rounds || s.t_span <= 0) return;
+    const int rank = tv_dist_rank(g_dist);
+    if (rank == 0)
+        fprintf(stderr, "tinyvllm %s: pipeline rank 0: %llu rounds in %.1f s, waiting for the later stages %.1f s (%.0f%%)\n",
+                g_cmd, (unsigned long long)s.n_rounds, s.t_span, s.t_wait, 100.0 * s.t_wait / s.t_span);
+    else
+        fprintf(stderr, "tinyvllm %s: pipeline rank %d: %llu rounds in %.1f s, computing %.1f s (%.0f%%), waiting %.1f s (%.0f%%)\n",
+                g_cmd, rank, (unsigned long long)s.n_rounds, s.t_span, s.t_compute, 100.0 * s.t_compute / s.t_span, s.t_wait,
+                100.0 * s.t_wait / s.t_span);
+}
+
 // Rank 0 at exit: the stages have stopped (tv_engine_free) unless the pipeline broke or the command
 // ended before it made its engine; then the job ends with every rank.
 static void finish(void) {
     if (!g_dist) return;
     if (tv_dist_is_broken(g_dist, NULL) || g_waiting) tv_dist_abort(g_dist, 1);
+    print_timeline();
     tv_dist_free(g_dist);
     g_dist = NULL;
 }
@@ -108,6 +125,7 @@ tv_engine *cli_dist_engine(const cli_model_opts *o, tv_model *m, const tv_engine
     tv_error serr = {0};
     tv_status st = tv_dist_serve(g_dist, m, ec, &serr);
     if (st && serr.code != TV_ERR_STATE) fprintf(stderr, "tinyvllm %s (rank %d): %s\n", o->cmd, tv_dist_rank(g_dist), serr.msg);
+    if (!st) print_timeline();
     tv_model_free(m);
     if (st && serr.code != TV_ERR_STATE) tv_dist_abort(g_dist, 1);   // else rank 0 failed first and reports it
     tv_dist_free(g_dist);

@@ -59,13 +59,19 @@ tv_engine *tv_dist_engine_create(tv_dist *d, tv_model *m, const tv_engine_config
 // is freed (TV_OK) or the pipeline fails (err says why).
 tv_status tv_dist_serve(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_error *err);
 
+// This rank's counters. The times (seconds, wall clock, over t_span: from the first round on) show
+// where a rank's time goes: rank 0 counts t_wait, the time it sat waiting for the last stage's
+// replies (and for its sends to be taken; the rest it computes its layers and serves: scheduling,
+// sampling logits rows, HTTP), t_compute 0; a stage counts t_compute (running its layers, and the
+// last one sampling) and t_wait (idle until the next batch came, and waiting for its sends).
 typedef struct tv_dist_stats {
-    uint64_t n_rounds;             // batches sent through the pipeline
-    uint64_t bytes_per_boundary;   // bytes each stage boundary carried (batch descriptor + hidden state)
-    uint64_t bytes_replies;        // bytes the last rank returned to rank 0 (sampled ids and logprobs;
-                                   // logits rows only for requests sampled on rank 0)
+    uint64_t n_rounds;             // batches sent through the pipeline (rank 0), run (a stage)
+    uint64_t bytes_per_boundary;   // rank 0: bytes each stage boundary carried (batch descriptor + hidden state)
+    uint64_t bytes_replies;        // rank 0: bytes the last rank returned to rank 0 (sampled ids and
+                                   // logprobs; logits rows only for requests sampled on rank 0)
+    double t_compute, t_wait, t_span;
 } tv_dist_stats;
-void tv_dist_get_stats(const tv_dist *d, tv_dist_stats *s);   // rank 0's counters
+void tv_dist_get_stats(const tv_dist *d, tv_dist_stats *s);
 // Whether the pipeline broke; *why (may be NULL) the reason.
 bool tv_dist_is_broken(const tv_dist *d, const char **why);
 

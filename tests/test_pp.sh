@@ -39,6 +39,10 @@ for samp in "--temp 0" "--temp 0.9 --seed 7"; do
     [ "$(ids "$W/pp.json")" = "$(ids "$W/one.json")" ] && [ -n "$(ids "$W/one.json")" ] ||
       fail "--pp $how ($samp): generated ids differ from one process"
     grep -q "pipeline stage $((np - 1)): layers \[[0-9], 5)" "$W/pp.err" || fail "--pp $how: no stage lines: $(cat "$W/pp.err")"
+    # every rank's timeline at exit, over the same rounds: the prompt's and one per later token
+    rounds=$(sed -nE 's/.*pipeline rank [0-9]+: ([0-9]+) rounds in [0-9.]+ s, .*waiting.*/\1/p' "$W/pp.err" | sort -u)
+    [ "$(grep -c 'pipeline rank [0-9]*: [0-9]* rounds' "$W/pp.err")" = "$np" ] && [ "$rounds" = 120 ] ||
+      fail "--pp $how: not $np timelines of 120 rounds: $(grep 'pipeline rank' "$W/pp.err")"
     echo "$samp, --pp $how: same ids as one process; $(grep -c 'pipeline stage' "$W/pp.err") stages"
   done
 done

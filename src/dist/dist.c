@@ -18,8 +18,9 @@
 // Messages between two ranks arrive in the order sent, so every stage runs the rounds in order, and
 // all replies come from the last rank, in order (a failing stage passes a WIRE_FAIL note on).
 //
-// Waits are MPI_Test / MPI_Iprobe polls with a deadline (sleeping 20 us, doubling to 1 ms, so a
-// waiting rank leaves the cores to the computing ones); MPI errors return instead of aborting
+// Waits are MPI_Test / MPI_Iprobe polls with a deadline (sleeping 20 us, doubling up to 250 us, so a
+// waiting rank leaves the cores to the computing ones, and a message waits 125 us on average past
+// its arrival; MPI's own blocking waits would spin a core); MPI errors return instead of aborting
 // (MPI_ERRORS_RETURN). A stage waits for its next batch without a deadline: an idle server is not a
 // fault, and rank 0 is the one that notices a missing answer.
 #include "tinyvllm_dist.h"
@@ -68,6 +69,7 @@ struct tv_dist {
     void *recv;              // the incoming message
     size_t recv_cap;
     tv_dist_stats stats;
+    double t_first;          // rank 0: when the first round was sent (stats.t_span counts from there)
 };
 
 // ---- waiting with a deadline ----
@@ -81,7 +83,7 @@ static double now_s(void) {
 static void nap(long *ns) {
     struct timespec t = {0, *ns};
     nanosleep(&t, NULL);
-    if (*ns < 1000000) *ns *= 2;
+    *ns = *ns < 125000 ? *ns * 2 : 250000;
 }
 
 static const char *mpi_msg(int rc, char *buf) {
@@ -345,6 +347,7 @@ static tv_status downstream_submit(void *ctx, const tv_batch *b, const float *hi
     f->round = (int32_t)d->next_round;
     tv_status st = start_send(d, f->buf, n, 1, TAG_STEP, &f->rq, err);
     if (st) return st;
+    if (!d->stats.n_rounds) d->t_first = now_s();
     d->next_round++;
     d->stats.n_rounds++;
     d->stats.bytes_per_boundary += n;
@@ -358,11 +361,15 @@ static tv_status downstream_collect(void *ctx, pipe_out *outs, tv_error *err) {
     if (d->oldest == d->next_round) return err_fail(err, TV_ERR_STATE, "pipeline: no round in flight");
     flight_slot *f = &d->slots[d->oldest % (uint32_t)d->size];
     size_t n = 0;
+    const double t0 = now_s();
     tv_status st = recv_bytes(d, d->size - 1, TAG_REPLY, d->timeout_s, &n, err);
     // Every round still in flight reaches rank 1 before this rank computes again: a send completes
     // only while both ranks are inside MPI (without single-copy transport), and rank 1 takes the
     // next round right after it answers or passes on this one.
     for (uint32_t r = d->oldest; !st && r != d->next_round; r++) st = wait_send(d, &d->slots[r % (uint32_t)d->size].rq, 1, err);
+    const double t1 = now_s();
+    d->stats.t_wait += t1 - t0;
+    d->stats.t_span = t1 - d->t_first;
     if (st) return st;
     d->oldest++;
     wire_note h;
@@ -468,15 +475,26 @@ tv_status tv_dist_serve(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_e
     const int to = is_last ? 0 : d->rank + 1, tag = is_last ? TAG_REPLY : TAG_STEP;
     MPI_Request rq;
     bool sending = false;   // rq: the last message passed on is still sending
+    double t_first = 0;   // when the first batch came (the stage's time counts from there)
     while (!st) {
         size_t n;
+        const double t0 = now_s();
         if ((st = recv_bytes(d, d->rank - 1, TAG_STEP, 0, &n, err))) break;
         // the last round passed on reaches the next rank before this one computes (as on rank 0)
         if (sending && (st = wait_send(d, &rq, to, err))) break;
         sending = false;
+        const double t1 = now_s();
+        if (!d->stats.n_rounds) t_first = t1;
         const void *out;
         size_t n_out;
         const int kind = stage_handle(stg, d->recv, n, &out, &n_out);
+        if (kind != WIRE_STOP) {   // the time counts from the first batch to the last one's end
+            const double t2 = now_s();
+            if (d->stats.n_rounds) d->stats.t_wait += t1 - t0;
+            d->stats.t_compute += t2 - t1;
+            d->stats.t_span = t2 - t_first;
+            d->stats.n_rounds++;
+        }
         if (kind == WIRE_STOP) {
             if (!is_last) st = send_bytes(d, out, n_out, to, TAG_STEP, err);
             break;
