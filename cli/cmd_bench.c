@@ -6,8 +6,15 @@
 //   pp     one request, P random prompt ids, max_tokens 1: add -> finished. tok/s = P / time.
 //   tg     one request, a 1-token prompt, N tokens (ignore_eos, greedy): add -> finished, N
 //          forward passes of one token each (as llama-bench's tgN). tok/s = N / time.
-//   batch  B requests of 128 random prompt ids, N tokens each: only the steps after every
-//          request has its first token (all prompts are in) count. tok/s = tokens / time.
+//   batch  as llama-batched-bench -npp 128 -ntg N -npl B (its S_TG): B requests of 128 random
+//          prompt ids, prefilled together (one step when B * 128 <= BENCH_BATCH_PREFILL_MAX tokens),
+//          then N decode steps in which every sequence decodes one token (each request asks for
+//          N + 1 tokens: the first comes from the prefill). Only those full-batch decode steps are
+//          timed (engine step in -> out, sampling included): tok/s = B * N / their time. A batch
+//          whose prompts do not fit one step starts staggered; its steps with fewer than B
+//          decoding sequences (before the last prompt is in, after the first sequence ends) are
+//          left out the same way, and when no step had all B (the first sequences end before the
+//          last prompt is in) every step after the last prompt counts.
 //          With --json-schema FILE the same batch runs again right after, every sequence
 //          constrained by the schema (token masks from the mask thread, applied in the sampler):
 //          the constrained / free ratio is structured output's cost. The schema must not let a
@@ -31,7 +38,8 @@
 #include "tinyvllm_tools.h"
 
 #define BENCH_BATCH_PROMPT 128   // prompt tokens per sequence in the batch test (fewer when the
-                                 // model's context cannot hold 128 + N; reported as batch_prompt)
+                                 // model's context cannot hold 128 + N + 1; reported as batch_prompt)
+#define BENCH_BATCH_PREFILL_MAX 8192   // batch prompt tokens prefilled in one step at most
 #define BENCH_MAX_REPS 100
 #define BENCH_MAX_PEERS 4
 
@@ -41,8 +49,10 @@ static void usage(FILE *f) {
             "       tinyvllm bench structured --tokenizer FILE [--corpus DIR] ...  (structured-output mask\n"
             "                    times beside llguidance's MaskBench; see tinyvllm bench structured --help)\n"
             "  -p P              prompt tokens for the pp test (default 512; 0 = skip)\n"
-            "  -n N              generated tokens for the tg and batch tests (default 128; 0 = skip tg)\n"
-            "  --batch B         also measure decode throughput of B sequences with %d-token prompts\n"
+            "  -n N              generated tokens for the tg test, decode steps of the batch test (default\n"
+            "                    128; 0 = skip tg)\n"
+            "  --batch B         also measure decode throughput of B sequences with %d-token prompts: N\n"
+            "                    steps after the prompts, as llama-batched-bench -npp 128 -ntg N -npl B\n"
             "  -r, --reps REPS   repetitions; the median is reported with min and max (default 3)\n"
             "  --roofline        measure the machine's limits with the same threads; report fractions\n"
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
@@ -81,8 +91,8 @@ static double s_max(const series *s) { double m = 0.0; for (int i = 0; i < s->n;
 // ---- one timed run of n_req identical-shape requests ----
 typedef struct {
     double t_total_ms;         // add -> all finished
-    double t_decode_ms;        // after every request had its first token -> all finished
-    uint64_t n_decode_tokens;  // tokens generated in that window
+    double t_decode_ms;        // summed time of the full-batch decode steps (every request decodes one token)
+    uint64_t n_decode_tokens;  // tokens generated in those steps
     uint64_t n_generated;      // tokens generated in all
     // KV snapshot at the last step where all n_req sequences were running
     int64_t kv_slots_alloc, kv_slots_used;
@@ -119,18 +129,28 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
         rs[q].n_prompt = n_prompt;
         if ((st = tv_engine_add_request(e, &rp, NULL, err))) goto cleanup;
     }
-    int n_started = 0, n_done = 0;
-    double t_all_started = 0.0;
+    int n_done = 0, n_started = 0;
+    double t_tail_ms = 0.0;       // steps after every request started (the window of a staggered batch)
+    uint64_t n_tail_tokens = 0;
     while (n_done < n_req) {
         const tv_request_output *outs;
         int n_outs;
+        const double ts0 = cli_time_ms();
         if ((st = tv_engine_step(e, &outs, &n_outs, err))) goto cleanup;
+        const double ts1 = cli_time_ms();
         bool any_finished = false;
+        const bool was_started = n_started == n_req;   // every request had its first token before this step
+        int n_decoded = 0;         // requests that decoded (not prefilled) this step
+        uint64_t n_step_tokens = 0;
         for (int i = 0; i < n_outs; i++) {
             req_state *q = outs[i].user;
             if (!q) continue;
+            if (q->n_generated > 0 && outs[i].n_new > 0) {
+                n_decoded++;
+                n_step_tokens += (uint64_t)outs[i].n_new;
+            }
             if (q->n_generated == 0 && outs[i].n_generated > 0) n_started++;
-            else if (t_all_started > 0.0) r->n_decode_tokens += (uint64_t)outs[i].n_new;
+            else if (was_started) n_tail_tokens += (uint64_t)outs[i].n_new;
             q->n_generated = outs[i].n_generated;
             if (outs[i].finish != TV_FINISH_NONE && !q->done) {
                 q->done = true;
@@ -145,7 +165,12 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
                 }
             }
         }
-        if (t_all_started == 0.0 && n_started == n_req) t_all_started = cli_time_ms();
+        if (n_decoded == n_req) {   // a full-batch decode step
+            r->t_decode_ms += ts1 - ts0;
+            r->n_decode_tokens += n_step_tokens;
+        } else if (was_started) {
+            t_tail_ms += ts1 - ts0;
+        }
         tv_engine_stats es;
         tv_engine_get_stats(e, &es);
         if (!any_finished && es.n_running == n_req) {
@@ -159,7 +184,10 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
     }
     double t1 = cli_time_ms();
     r->t_total_ms = t1 - t0;
-    r->t_decode_ms = t_all_started > 0.0 ? t1 - t_all_started : 0.0;
+    if (r->n_decode_tokens == 0 && n_tail_tokens > 0) {   // never a full batch: prompts staggered past -n
+        r->t_decode_ms = t_tail_ms;
+        r->n_decode_tokens = n_tail_tokens;
+    }
     for (int q = 0; q < n_req; q++) r->n_generated += (uint64_t)rs[q].n_generated;
 cleanup:
     free(ids);
@@ -403,13 +431,13 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     const int32_t n_vocab = tv_model_n_vocab(*m);
     r->n_ctx = tv_model_n_ctx(*m);
     r->batch_prompt = BENCH_BATCH_PROMPT;
-    if (a->batch > 0 && r->batch_prompt + a->n_gen + 1 > r->n_ctx) r->batch_prompt = (int)(r->n_ctx - a->n_gen - 1);
+    if (a->batch > 0 && r->batch_prompt + a->n_gen + 2 > r->n_ctx) r->batch_prompt = (int)(r->n_ctx - a->n_gen - 2);
     if (a->batch > 0 && r->batch_prompt < 1) {
         st = tv_error_set(err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", a->n_gen, r->n_ctx);
         goto done;
     }
     const int longest = (int)(a->n_prompt > r->batch_prompt || a->batch == 0 ? a->n_prompt : r->batch_prompt);
-    if ((long)longest + (a->n_gen > 1 ? a->n_gen : 1) + 1 > r->n_ctx || a->n_gen + 2 > r->n_ctx) {
+    if ((long)longest + (a->n_gen > 1 ? a->n_gen : 1) + 2 > r->n_ctx || a->n_gen + 3 > r->n_ctx) {
         st = tv_error_set(err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", a->n_prompt, a->n_gen, r->n_ctx);
         goto done;
     }
@@ -417,7 +445,9 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     tv_engine_config_default(&ec);
     ec.max_num_seqs = a->batch > 1 ? (int)a->batch : 1;
     ec.max_batched_tokens = a->n_prompt > 512 ? (int)a->n_prompt : 512;   // a P-token prompt in one step
-    ec.max_model_len = longest + (int)(a->n_gen > 1 ? a->n_gen : 1) + 1;
+    if (a->batch * r->batch_prompt > ec.max_batched_tokens && a->batch * r->batch_prompt <= BENCH_BATCH_PREFILL_MAX)
+        ec.max_batched_tokens = (int)a->batch * r->batch_prompt;           // the batch's prompts in one step
+    ec.max_model_len = longest + (int)(a->n_gen > 1 ? a->n_gen : 1) + 2;
     if ((st = cli_create_engine(&a->mo, *m, &ec, &e, err))) goto done;
     tv_engine_limits lim;
     tv_engine_get_limits(e, &lim);
@@ -448,7 +478,7 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
         }
         if (a->batch > 0) {
             show_step(&bar, a, r, rep, "batch");
-            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen, n_vocab, seed + 2, NULL, &rr, err))) goto done;
+            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen + 1, n_vocab, seed + 2, NULL, &rr, err))) goto done;
             r->bd.v[r->bd.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
             if (rr.has_kv) r->kv_run = rr;
         }
@@ -456,7 +486,7 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
             show_step(&bar, a, r, rep, "constrained batch");
             tv_engine_stats before, after;
             tv_engine_get_stats(e, &before);
-            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen, n_vocab, seed + 2, a->schema, &rr, err))) goto done;
+            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen + 1, n_vocab, seed + 2, a->schema, &rr, err))) goto done;
             tv_engine_get_stats(e, &after);
             r->bc.v[r->bc.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
             r->n_masks += after.n_masks - before.n_masks;

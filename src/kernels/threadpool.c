@@ -1,15 +1,26 @@
 // threadpool.c — persistent worker threads with a spin-then-sleep fork/join.
 //
-// pool_run publishes (fn, arg) by bumping a generation counter; workers spin on it for a
-// short while (cheap wake-up between the back-to-back matmuls of a forward pass), then sleep on a
-// condition variable. Completion is an atomic counter the caller (thread 0) spins on for the same
-// short while, then sleeps until the last worker signals. Short spins matter on a shared or
-// virtualized machine: a thread spinning for a descheduled partner only burns the time slice the
-// partner needs (a pause costs ~65 ns on the Zen 4 VMs we run on). One caller at a time: a pool
-// is driven by one thread (the engine's step loop).
+// pool_run publishes (fn, arg) by bumping a generation counter; workers spin on it (cheap wake-up
+// between the back-to-back matmuls and row-wise ops of a forward pass: ~450 pool_runs per decode
+// step of a 26-layer model), then sleep on a condition variable. Completion is an atomic counter
+// the caller (thread 0) spins on the same way, then sleeps until the last worker signals.
+// The spin lasts POOL_SPIN_NS of wall time, yielding the CPU every few microseconds:
+//  - on a virtual machine a thread that sleeps idles its vCPU, and waking it again (an IPI through
+//    the hypervisor, which may have given the core to another guest meanwhile) costs tens to
+//    hundreds of microseconds. A forward pass whose threads fall asleep at every join pays that
+//    hundreds of times per step: a 70 us spin made batched decode swing 1.7x run to run on a quiet
+//    2-vCPU VM (the step time depended on how often the partner was asleep). A spin that outlasts
+//    every gap inside a forward pass (an unbalanced matmul half, the caller's glue code) keeps
+//    both threads awake through the step; they sleep between steps (sampling, scheduling);
+//  - on a shared or oversubscribed machine the partner may be descheduled: sched_yield() in the
+//    spin hands this CPU to it (or to anyone else runnable) instead of burning the time slice
+//    it needs. With nothing else runnable it returns at once and the spin goes on.
+// One caller at a time: a pool is driven by one thread (the engine's step loop).
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "kernels/kernels.h"
 #include "util/status.h"
@@ -23,9 +34,29 @@
 #define cpu_relax() ((void)0)
 #endif
 
-// Spin iterations before sleeping: ~30-70 us with a pause of 30-65 ns, longer than the gaps between
-// the matmuls of one forward pass, short enough not to starve other processes.
-enum { POOL_SPIN = 1024 };
+// Spin budget before sleeping (wall time), and pauses between clock reads / yields (~2-4 us).
+enum { POOL_SPIN_NS = 2000000, POOL_SPIN_PAUSES = 32 };
+
+static int64_t pool_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// Spins until *word != old (want_change) or *word >= old (!want_change) or the budget is spent.
+// Returns whether the condition holds.
+static bool pool_spin(_Atomic unsigned *word, unsigned old, bool want_change) {
+    const int64_t t_end = pool_now_ns() + POOL_SPIN_NS;
+    for (;;) {
+        for (int i = 0; i < POOL_SPIN_PAUSES; i++) {
+            const unsigned v = atomic_load_explicit(word, memory_order_acquire);
+            if (want_change ? v != old : v >= old) return true;
+            cpu_relax();
+        }
+        if (pool_now_ns() > t_end) return false;
+        sched_yield();
+    }
+}
 
 typedef struct pool_worker {
     tv_pool *pool;
@@ -40,7 +71,7 @@ struct tv_pool {
     void (*fn)(void *arg, int ith, int nth);
     void *arg;
     _Atomic unsigned gen;          // bumped once per pool_run
-    _Atomic int n_done;            // workers finished with the current generation
+    _Atomic unsigned n_done;       // workers finished with the current generation
     _Atomic bool stop;
     _Atomic bool caller_waiting;   // the caller sleeps on done_cv (under mu)
     pthread_mutex_t mu;
@@ -53,12 +84,10 @@ static void *pool_main(void *p) {
     tv_pool *pool = w->pool;
     unsigned seen = 0;
     for (;;) {
-        unsigned g = atomic_load_explicit(&pool->gen, memory_order_acquire);
-        for (int i = 0; g == seen && i < POOL_SPIN; i++) {
-            cpu_relax();
+        unsigned g = seen;
+        if (pool_spin(&pool->gen, seen, true)) {
             g = atomic_load_explicit(&pool->gen, memory_order_acquire);
-        }
-        if (g == seen) {
+        } else {
             pthread_mutex_lock(&pool->mu);
             while ((g = atomic_load_explicit(&pool->gen, memory_order_acquire)) == seen &&
                    !atomic_load(&pool->stop))
@@ -68,7 +97,7 @@ static void *pool_main(void *p) {
         if (atomic_load(&pool->stop)) return NULL;
         seen = g;
         pool->fn(pool->arg, w->ith, pool->n_threads);
-        if (atomic_fetch_add_explicit(&pool->n_done, 1, memory_order_acq_rel) + 1 == pool->n_threads - 1 &&
+        if (atomic_fetch_add_explicit(&pool->n_done, 1, memory_order_acq_rel) + 1 == (unsigned)pool->n_threads - 1 &&
             atomic_load(&pool->caller_waiting)) {
             pthread_mutex_lock(&pool->mu);   // the caller checks n_done under mu before it sleeps
             pthread_cond_signal(&pool->done_cv);
@@ -113,6 +142,7 @@ void pool_free(tv_pool *pool) {
     if (!pool) return;
     pthread_mutex_lock(&pool->mu);
     atomic_store(&pool->stop, true);
+    atomic_fetch_add(&pool->gen, 1);   // ends a spinning worker's wait too
     pthread_cond_broadcast(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
     for (int i = 0; i < pool->n_started; i++) pthread_join(pool->workers[i].thread, NULL);
@@ -138,11 +168,8 @@ void pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg)
     pthread_cond_broadcast(&pool->cv); // holds the mutex, so the wake-up cannot be lost
     pthread_mutex_unlock(&pool->mu);
     fn(arg, 0, pool->n_threads);
-    const int want = pool->n_threads - 1;
-    for (int i = 0; i < POOL_SPIN; i++) {
-        if (atomic_load_explicit(&pool->n_done, memory_order_acquire) >= want) return;
-        cpu_relax();
-    }
+    const unsigned want = (unsigned)pool->n_threads - 1;
+    if (pool_spin(&pool->n_done, want, false)) return;
     // Sleep. caller_waiting is set before n_done is re-checked, both seq_cst, so a worker that
     // finishes after the check sees the flag and signals under mu, which we hold until cond_wait.
     pthread_mutex_lock(&pool->mu);
