@@ -41,6 +41,7 @@ struct matcher_vocab {
     int32_t *eog;        // eog ids
     size_t n_eog;
     struct kc_table *kc; // token classes of small local grammars, shared by every grammar on v
+    struct cls_set *cs;  // byte classes seen by its grammars, numbered (keys spell a class by number)
 };
 
 #define VOCAB_MAX_PIECE 1024
@@ -57,6 +58,7 @@ struct matcher_vocab {
 // token sorted into accepted / dependent (see "token classes" below); rejected ones are absent.
 typedef struct kc_entry {
     int32_t *key;        // (n_key)
+    uint64_t h;          // kc_hash of the key
     uint32_t n_key;
     uint32_t *acc_bits;  // (n_words) accepted tokens as a bitmap, or NULL when they are a list
     int32_t *acc;        // (n_acc) accepted tokens when sparse
@@ -77,6 +79,51 @@ typedef struct kc_table {
     uint64_t n_walks;    // the vocabulary's table: trie walks for its keys and for every grammar's
     uint64_t n_local_walks, n_drops;   // local keys, and times a table was dropped over budget
 } kc_table;
+
+// The byte classes of every grammar compiled on a vocabulary, numbered once (hash-consed), so a
+// shared key spells a class as one int. At most MATCHER_MAX_VOCAB_CLASSES; past that a grammar's
+// new classes are spelled out in full.
+typedef struct cls_set {
+    uint64_t (*set)[4];
+    size_t n, cap;
+    uint32_t *hash;      // open addressing: number + 1, 0 empty
+    size_t hcap;
+} cls_set;
+
+static uint64_t cls_hash(const uint64_t s[4]) {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int w = 0; w < 4; w++) { h ^= s[w]; h *= 0xff51afd7ed558ccdull; h ^= h >> 31; }
+    return h;
+}
+
+// The number of class s in cs, added when new; -1 when full or out of memory.
+static int32_t cls_number(cls_set *cs, const uint64_t s[4]) {
+    if ((cs->n + 1) * 2 > cs->hcap && cs->n < MATCHER_MAX_VOCAB_CLASSES) {
+        const size_t cap = cs->hcap ? cs->hcap * 2 : 256;
+        uint32_t *h = calloc(cap, sizeof *h);
+        if (!h) return -1;
+        for (size_t i = 0; i < cs->n; i++) {
+            size_t j = cls_hash(cs->set[i]) & (cap - 1);
+            while (h[j]) j = (j + 1) & (cap - 1);
+            h[j] = (uint32_t)i + 1;
+        }
+        free(cs->hash);
+        cs->hash = h;
+        cs->hcap = cap;
+    }
+    size_t j = cls_hash(s) & (cs->hcap - 1);
+    for (; cs->hash[j]; j = (j + 1) & (cs->hcap - 1))
+        if (!memcmp(cs->set[cs->hash[j] - 1], s, sizeof cs->set[0])) return (int32_t)cs->hash[j] - 1;
+    if (cs->n >= MATCHER_MAX_VOCAB_CLASSES) return -1;
+    if (cs->n == cs->cap) {
+        uint64_t (*ns)[4] = array_grow(cs->set, &cs->cap, cs->n + 1, sizeof *ns);
+        if (!ns) return -1;
+        cs->set = ns;
+    }
+    memcpy(cs->set[cs->n], s, sizeof cs->set[0]);
+    cs->hash[j] = (uint32_t)cs->n + 1;
+    return (int32_t)cs->n++;
+}
 
 // A new stamp for the next mask (clears the entries' on wrap-around).
 static uint32_t kc_next_stamp(kc_table *t) {
@@ -119,9 +166,10 @@ static void kc_free(kc_table *t) {
 // The entry of key k[0..n): its index, or -1.
 static long kc_find(const kc_table *t, const int32_t *k, size_t n) {
     if (!t->hcap) return -1;
-    for (size_t j = kc_hash(k, n) & (t->hcap - 1); t->hash[j]; j = (j + 1) & (t->hcap - 1)) {
+    const uint64_t h = kc_hash(k, n);
+    for (size_t j = h & (t->hcap - 1); t->hash[j]; j = (j + 1) & (t->hcap - 1)) {
         const kc_entry *e = &t->e[t->hash[j] - 1];
-        if (e->n_key == n && memcmp(e->key, k, n * sizeof *k) == 0) return (long)t->hash[j] - 1;
+        if (e->h == h && e->n_key == n && memcmp(e->key, k, n * sizeof *k) == 0) return (long)t->hash[j] - 1;
     }
     return -1;
 }
@@ -135,7 +183,7 @@ static long kc_add(kc_table *t, const int32_t *k, size_t n, const uint32_t *acc_
         uint32_t *h = calloc(cap, sizeof *h);
         if (!h) return -1;
         for (size_t i = 0; i < t->n; i++) {
-            size_t j = kc_hash(t->e[i].key, t->e[i].n_key) & (cap - 1);
+            size_t j = t->e[i].h & (cap - 1);
             while (h[j]) j = (j + 1) & (cap - 1);
             h[j] = (uint32_t)i + 1;
         }
@@ -148,7 +196,7 @@ static long kc_add(kc_table *t, const int32_t *k, size_t n, const uint32_t *acc_
         if (!ne) return -1;
         t->e = ne;
     }
-    kc_entry e = {.n_key = (uint32_t)n, .n_acc = (uint32_t)n_acc, .n_dep = (uint32_t)n_dep};
+    kc_entry e = {.h = kc_hash(k, n), .n_key = (uint32_t)n, .n_acc = (uint32_t)n_acc, .n_dep = (uint32_t)n_dep};
     e.key = malloc(n * sizeof *k + 1);
     e.dep = malloc(n_dep * sizeof *dep + 1);
     const bool as_list = n_acc < n_words;   // a list is smaller than the bitmap
@@ -166,7 +214,7 @@ static long kc_add(kc_table *t, const int32_t *k, size_t n, const uint32_t *acc_
             for (uint32_t b = acc_bits[w]; b; b &= b - 1) e.acc[a++] = (int32_t)(w * 32 + (size_t)__builtin_ctz(b));
     } else memcpy(e.acc_bits, acc_bits, n_words * sizeof *acc_bits);
     t->bytes += n * 4 + n_dep * 4 + (as_list ? n_acc * 4 : n_words * 4) + sizeof e;
-    size_t j = kc_hash(k, n) & (t->hcap - 1);
+    size_t j = e.h & (t->hcap - 1);
     while (t->hash[j]) j = (j + 1) & (t->hcap - 1);
     t->hash[j] = (uint32_t)t->n + 1;
     t->e[t->n] = e;
@@ -188,6 +236,7 @@ void matcher_vocab_free(matcher_vocab *v) {
     free(v->byte); free(v->depth); free(v->end); free(v->tok_lo); free(v->tok); free(v->sub); free(v->maxd);
     free(v->blob); free(v->off); free(v->kind); free(v->eog);
     kc_free(v->kc);
+    if (v->cs) { free(v->cs->set); free(v->cs->hash); free(v->cs); }
     free(v);
 }
 
@@ -213,12 +262,13 @@ matcher_vocab *matcher_vocab_create(int32_t n_vocab, const char *const *piece, c
     }
     if (total >= UINT32_MAX / 2) { err_fail(err, TV_ERR_RANGE, "vocabulary too large"); goto fail; }
     v->kc = calloc(1, sizeof *v->kc);
+    v->cs = calloc(1, sizeof *v->cs);
     v->off = malloc(((size_t)n_vocab + 1) * sizeof *v->off);
     v->kind = calloc((size_t)n_vocab, 1);
     v->blob = malloc(total + 1);
     v->eog = malloc((v->n_eog + 1) * sizeof *v->eog);
     order = malloc((n_text + 1) * sizeof *order);
-    if (!v->kc || !v->off || !v->kind || !v->blob || !v->eog || !order) goto oom;
+    if (!v->kc || !v->cs || !v->off || !v->kind || !v->blob || !v->eog || !order) goto oom;
     size_t o = 0, k = 0, e = 0;
     for (int32_t i = 0; i < n_vocab; i++) {
         v->off[i] = (uint32_t)o;
@@ -369,6 +419,7 @@ struct matcher_grammar {
     size_t n_elem;
     uint64_t (*cls)[4];  // byte classes
     uint8_t byte_rep[256];  // the least byte in exactly the same classes as this one (they step alike)
+    int32_t *cnum;       // (n_cls + 1) each class's number in the vocabulary's cls_set, -1 if none
     int32_t *alt;        // alternative start offsets, rule r's at alt[alt_lo[r] .. alt_lo[r + 1])
     int32_t *alt_lo;     // (n_rules + 1)
     size_t n_rules;
@@ -669,7 +720,7 @@ void matcher_grammar_free(matcher_grammar *cg) {
     if (!cg || --cg->refs > 0) return;
     if (cg->cfg) { drop_tables(cg); drop_masks(cg); }
     for (size_t i = 0; i < cg->n_cfg; i++) free(cg->cfg[i].loops);
-    free(cg->elem); free(cg->cls); free(cg->alt); free(cg->alt_lo);
+    free(cg->elem); free(cg->cls); free(cg->cnum); free(cg->alt); free(cg->alt_lo);
     free(cg->npos); free(cg->npar); free(cg->stamp); free(cg->nhash);
     free(cg->cfg); free(cg->tops); free(cg->chash);
     free(cg->work); free(cg->out); free(cg->walk); free(cg->walk_ctx);
@@ -743,6 +794,7 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->alt = malloc((n_alt + 1) * sizeof *cg->alt);
     cg->alt_lo = malloc((nr + 2) * sizeof *cg->alt_lo);
     cg->cls = calloc(g->n_cls + 1, sizeof *cg->cls);   // the last one, empty, is CTX's
+    cg->cnum = malloc((g->n_cls + 1) * sizeof *cg->cnum);
     cg->walk = malloc(((size_t)v->max_depth + 2) * sizeof *cg->walk);
     cg->walk_ctx = malloc((size_t)v->max_depth + 2);
     cg->n_rules = nr;
@@ -758,10 +810,11 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->key = malloc(KC_MAX_KEY * sizeof *cg->key);
     cg->ser_big = calloc(n_elem, 1);
     cg->dgen = 1;
-    if (!cg->ser || !cg->key || !cg->ser_big || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->minb || !cg->rdist || !cg->rwork || !cg->rloc ||
+    if (!cg->cnum || !cg->ser || !cg->key || !cg->ser_big || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->minb || !cg->rdist || !cg->rwork || !cg->rloc ||
         !cg->rgen || !cg->rqueue || !cg->acc_scratch)
         goto oom;
     if (g->n_cls) memcpy(cg->cls, g->cls, g->n_cls * sizeof *cg->cls);
+    for (size_t k = 0; k <= g->n_cls; k++) cg->cnum[k] = cls_number(v->cs, cg->cls[k]);
     for (size_t r = 0; r < nr; r++) cg->nullable[r] = g->rules[r].nullable;
     size_t ne = 0, na = 0;
     cg->elem[ne++] = E_END;
@@ -826,9 +879,10 @@ oom:
 // and recur across configs): exactly the mask a full trie walk from the config gives.
 // A key spells its local grammar as far as a token sees it (spell): the frames' rests and the rules
 // they reach, each cut where key_reach bytes (the longest piece) have been consumed at least (by
-// lower bounds of what each rule derives), rules numbered in discovery order, classes spelled out.
-// So keys that differ only out of every token's reach are one key: every position of a string with
-// maxLength 4096 is the same key until the last key_reach characters. A key spelled within
+// lower bounds of what each rule derives), rules numbered in discovery order, classes by their
+// number in the vocabulary (cls_set). So keys that differ only out of every token's reach are one
+// key: every position of a string with maxLength 4096 is the same key until the last key_reach
+// characters. A key spelled within
 // KC_MAX_KEY ints lives in the vocabulary's table, shared by every grammar on it (the walks for
 // JSON strings, numbers and whitespace are done once per vocabulary); larger keys are the abstract
 // node itself, in the grammar's own table. A new key takes its tokens of at most KC_SPLIT bytes
@@ -843,7 +897,7 @@ oom:
 #define KC_BOTTOM_ROOT (-7)
 #define KC_TRUNC (-8)
 #define KC_SHORT (-10)       // ends a short key (key_entry)
-#define KC_CLASS (-9)        // class c by id: c's symbol (<= -2) + KC_CLASS
+#define KC_CLASS (-11)       // KC_CLASS - n: class number n (the vocabulary's, or the grammar's by_id)
 
 static bool cfg_has_ctx(const matcher_grammar *cg, int32_t c) {   // tops are sorted: ACCEPT (0), CTX (1), ...
     const cfg_info *ci = &cg->cfg[c];
@@ -898,12 +952,13 @@ static bool ser_seq(matcher_grammar *cg, int32_t pos, uint32_t d, size_t *n_loc)
         if (d >= cg->ser_reach) return ser_push(cg, KC_TRUNC);
         if (e <= -2) {
             d++;
-            if (!cg->ser_by_id) {
-                const uint64_t *set = cg->cls[-e - 2];
+            const int32_t c = -e - 2, id = cg->ser_by_id ? c : cg->cnum[c];
+            if (id < 0) {   // a class the vocabulary has no number for: its bytes
+                const uint64_t *set = cg->cls[c];
                 if (!ser_push(cg, -2)) return false;
                 for (int w = 0; w < 4; w++)
                     if (!ser_push(cg, (int32_t)(uint32_t)set[w]) || !ser_push(cg, (int32_t)(uint32_t)(set[w] >> 32))) return false;
-            } else if (!ser_push(cg, e + KC_CLASS)) return false;   // (below every mark)
+            } else if (!ser_push(cg, KC_CLASS - id)) return false;   // (below every mark)
             continue;
         }
         if (cg->rloc[e] < 0) {
@@ -919,8 +974,8 @@ static bool ser_seq(matcher_grammar *cg, int32_t pos, uint32_t d, size_t *n_loc)
 // resting at fpos[0..n) (top first) as far as a token of at most reach bytes sees it: the frames and
 // the rules they reach, each cut where reach bytes have been consumed at least (the frames below the
 // first frame so reached are left out: *cut). Canonical: rules numbered in the order they are first
-// spelled; classes spelled out (a key shared by every grammar) or, by_id, by their id in this
-// grammar. Equal spellings, equal verdicts on every token of at most reach bytes. False when over
+// spelled; classes by their number in the vocabulary (a key shared by every grammar; spelled out
+// when it has none) or, by_id, in this grammar. Equal spellings, equal verdicts on every token of at most reach bytes. False when over
 // KC_MAX_KEY ints (BELOW_MAX_KEY by_id).
 static bool spell(matcher_grammar *cg, const int32_t *fpos, size_t n, uint32_t reach, bool by_id, bool *cut) {
     cg->ser_by_id = by_id;

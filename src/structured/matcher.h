@@ -33,6 +33,7 @@
 #define MATCHER_MAX_CLASS_BYTES (64u << 20) // token classes, per table (the vocabulary's, each grammar's)
 #define MATCHER_MAX_NODES (4u << 20)
 #define MATCHER_MAX_CONFIGS (1u << 20)
+#define MATCHER_MAX_VOCAB_CLASSES (1u << 16)  // byte classes numbered per vocabulary (2 MiB)
 
 // ---- vocabulary ----
 typedef struct matcher_vocab matcher_vocab;
