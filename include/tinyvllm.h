@@ -305,7 +305,9 @@ typedef struct tv_engine_config {
                                // model's weights are f32, else f16
     tv_spec_method spec;       // speculative decoding proposer (default TV_SPEC_NONE)
     int spec_tokens;           // tokens proposed per sequence and round at most, 1..TV_SPEC_MAX_TOKENS
-                               // (0 with a proposer = 4)
+                               // (0 with a proposer = 4). A hybrid model (linear-attention layers) keeps
+                               // spec_tokens rollback states per sequence slot (the state after each row
+                               // of a verification), out of the KV memory budget; it cannot self-draft
     int draft_layers;          // TV_SPEC_SELF_DRAFT: layers of the draft, 1 .. the model's layers - 1
     tv_model *draft_model;     // TV_SPEC_DRAFT_MODEL: the draft (borrowed: it must outlive the engine). Its
                                // vocabulary must be the target's: the same size and, where both models

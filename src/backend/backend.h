@@ -74,6 +74,11 @@ typedef struct backend_gdn {
     const int32_t *ckpt_rows;     // (n_seqs)
     float *const *ckpt_conv;      // (n_seqs)
     float *const *ckpt_ssm;       // (n_seqs)
+    // rollback points (speculative decoding): where rb_conv[s] is set, sequence s's state after each
+    // of its rows j but the last is also copied to rb_conv[s] / rb_ssm[s] + j states (consecutive
+    // slots of one layer); rb_conv NULL = none
+    float *const *rb_conv;        // (n_seqs) or NULL
+    float *const *rb_ssm;         // (n_seqs)
 } backend_gdn;
 
 typedef struct backend_vtbl {

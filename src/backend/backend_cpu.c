@@ -221,18 +221,30 @@ static void cpu_mul_sigmoid(backend *be, float *y, const float *g, int n_rows, i
 // Sequence s's rows before its checkpoint: 0 when it has none.
 static int gdn_ckpt_rows(const backend_gdn *a, int s) { return a->ckpt_rows ? a->ckpt_rows[s] : 0; }
 
-// A sequence's rows run in two calls around a checkpoint: the same operations in the same order as
-// one call (the conv window and the recurrence carry across), so a checkpoint changes no bit.
+// The end of the run of sequence s's rows that starts at row r (of n): the next row after which
+// its state is saved (its checkpoint; with rollback points every row), else n.
+static int gdn_run_end(const backend_gdn *a, int s, int r, int n) {
+    const int c = gdn_ckpt_rows(a, s);
+    const int end = a->rb_conv && a->rb_conv[s] ? r + 1 : n;
+    return c > r && c < end ? c : end;
+}
+
+// A sequence's rows run in runs between the rows after which its state is saved: the same
+// operations in the same order as one call (the conv window and the recurrence carry across), so
+// a saved state changes no bit.
 static void gdn_conv_worker(void *arg, int ith, int nth) {
     const backend_gdn *a = arg;
-    const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom);
+    const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom), win = (size_t)(a->geom.d_conv - 1) * cd;
     for (int s = ith; s < a->n_seqs; s += nth) {
-        const int n = a->q_start[s + 1] - a->q_start[s], c = gdn_ckpt_rows(a, s), r = c > 0 ? c : n;
+        const int n = a->q_start[s + 1] - a->q_start[s], c = gdn_ckpt_rows(a, s);
         float *x = a->qkv + (size_t)a->q_start[s] * cd;
-        ref_gdn_conv(&a->geom, a->conv_state[s], a->conv_w, x, r);
-        if (c <= 0) continue;
-        memcpy(a->ckpt_conv[s], a->conv_state[s], (size_t)(a->geom.d_conv - 1) * cd * sizeof(float));
-        if (n > r) ref_gdn_conv(&a->geom, a->conv_state[s], a->conv_w, x + (size_t)r * cd, n - r);
+        for (int r = 0, e; r < n; r = e) {
+            e = gdn_run_end(a, s, r, n);
+            ref_gdn_conv(&a->geom, a->conv_state[s], a->conv_w, x + (size_t)r * cd, e - r);
+            if (e == c) memcpy(a->ckpt_conv[s], a->conv_state[s], win * sizeof(float));
+            if (e < n && a->rb_conv && a->rb_conv[s])
+                memcpy(a->rb_conv[s] + (size_t)(e - 1) * win, a->conv_state[s], win * sizeof(float));
+        }
     }
 }
 
@@ -245,20 +257,21 @@ static void gdn_head_worker(void *arg, int ith, int nth) {
     const gdn_job *j = arg;
     const backend_gdn *a = j->a;
     const int H = a->geom.n_v_heads, hd = a->geom.head_dim;
-    const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom);
+    const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom), hh = (size_t)hd * hd, per_slot = (size_t)H * hh;
     for (int i = ith; i < a->n_seqs * H; i += nth) {
         const int s = i / H, h = i % H;
-        const int n = a->q_start[s + 1] - a->q_start[s], c = gdn_ckpt_rows(a, s), r = c > 0 ? c : n;
-        const size_t t0 = (size_t)a->q_start[s], hs = (size_t)h * hd * hd;
+        const int n = a->q_start[s + 1] - a->q_start[s], c = gdn_ckpt_rows(a, s);
+        const size_t hs = (size_t)h * hh;
         float *st = a->ssm_state[s] + hs;
-        j->head(&a->geom, h, st, a->qkv + t0 * cd, a->alpha + t0 * H, a->beta + t0 * H, a->dt, a->a,
-                a->out + t0 * H * hd, r, 1);
-        if (c <= 0) continue;
-        memcpy(a->ckpt_ssm[s] + hs, st, (size_t)hd * hd * sizeof(float));
-        const size_t t1 = t0 + (size_t)r;
-        if (n > r)
-            j->head(&a->geom, h, st, a->qkv + t1 * cd, a->alpha + t1 * H, a->beta + t1 * H, a->dt, a->a,
-                    a->out + t1 * H * hd, n - r, 1);
+        for (int r = 0, e; r < n; r = e) {
+            e = gdn_run_end(a, s, r, n);
+            const size_t t = (size_t)(a->q_start[s] + r);
+            j->head(&a->geom, h, st, a->qkv + t * cd, a->alpha + t * H, a->beta + t * H, a->dt, a->a,
+                    a->out + t * H * hd, e - r, 1);
+            if (e == c) memcpy(a->ckpt_ssm[s] + hs, st, hh * sizeof(float));
+            if (e < n && a->rb_conv && a->rb_conv[s])
+                memcpy(a->rb_ssm[s] + (size_t)(e - 1) * per_slot + hs, st, hh * sizeof(float));
+        }
     }
 }
 

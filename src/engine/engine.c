@@ -101,6 +101,9 @@ struct tv_engine {
     spec_gate *gate;             // load awareness (spec.h); NULL without speculation, with spec_always or pipelined
     kv_block_manager *bm;
     state_pool *states;          // hybrid models: the state slots' bookkeeping (kv->state holds them)
+    int32_t rb_base;             // hybrid models with speculation: running slot r's rollback points are state
+                                 // slots rb_base + r * spec_tokens + j, j < spec_tokens (after a verification's
+                                 // pending token, j = 0, and after its guess j); -1 without speculation
     tv_scheduler *sched;
     int max_len;                 // tokens per sequence at most
     uint64_t next_id;
@@ -116,6 +119,8 @@ struct tv_engine {
     // to checkpoint slot b_ckpt_slots, published under b_ckpt_key (the prefix's chained block hash)
     int32_t *b_ckpt_rows, *b_ckpt_slots;   // (max_num_seqs)
     uint64_t *b_ckpt_key;                  // (max_num_seqs)
+    int32_t *b_rollback;         // (max_num_seqs) hybrid models, speculation: a verification item's first
+                                 // rollback slot (tv_batch.state_rollback), else -1
     tv_seq **b_seqs;             // (max_num_seqs) the sequence of each item of a draft-model round
     int max_logits;              // logits rows per round: max_num_seqs * (1 + spec_tokens), within the budget
     int32_t *b_logit_rows;       // (max_logits)
@@ -208,6 +213,7 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_ckpt_rows);
     free(e->b_ckpt_slots);
     free(e->b_ckpt_key);
+    free(e->b_rollback);
     free(e->b_seqs);
     free(e->b_logit_rows);
     free(e->b_logit_seq);
@@ -297,13 +303,16 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         err_fail(err, TV_ERR_INVALID, "engine: speculative tokens %d invalid (1..%d)", c.spec_tokens, TV_SPEC_MAX_TOKENS);
         return NULL;
     }
-    // hybrid models: a state slot per sequence slot, and with prefix caching checkpoint slots (the
-    // state after every state_ckpt_blocks-th block boundary, kept with the cached blocks); speculative
-    // decoding needs a state rollback they do not have
+    // hybrid models: a state slot per sequence slot; with prefix caching checkpoint slots (the state
+    // after every state_ckpt_blocks-th block boundary, kept with the cached blocks); with speculative
+    // decoding spec_tokens rollback slots per sequence slot (a verification's state after its pending
+    // token and each guess but the last, so a rejection restores the state of the accepted position).
+    // A self-draft would advance its layers' state with its guesses: refused
     const bool is_hybrid = hp->n_linear > 0;
-    if (is_hybrid && c.spec != TV_SPEC_NONE) {
-        err_fail(err, TV_ERR_UNSUPPORTED, "engine: speculative decoding cannot roll back a hybrid model's "
-                                          "linear-attention state yet");
+    if (is_hybrid && c.spec == TV_SPEC_SELF_DRAFT) {
+        err_fail(err, TV_ERR_UNSUPPORTED, "engine: a hybrid model cannot draft for itself (its first layers' "
+                                          "linear-attention state would advance with the guesses); use n-gram "
+                                          "speculation or a draft model");
         return NULL;
     }
     if (c.state_ckpt_slots < 0 || c.state_ckpt_blocks < 0) {
@@ -317,7 +326,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     } else {
         c.state_ckpt_slots = c.state_ckpt_blocks = 0;
     }
-    const int n_state_slots = is_hybrid ? c.max_num_seqs + c.state_ckpt_slots : 0;
+    const int n_state_slots = is_hybrid ? c.max_num_seqs * (1 + c.spec_tokens) + c.state_ckpt_slots : 0;
     const int64_t state_bytes = (int64_t)n_state_slots * (int64_t)kv_cache_state_bytes_per_slot(m);
     const bool kv_f32 = c.kv_bits == 32;
     // a block holds the target's K/V of block_size tokens and, with a draft model, the draft's of the same tokens
@@ -346,6 +355,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     // a sequence can never outgrow the pool: cap its length there
     e->max_len = max_len < n_blocks * c.block_size ? max_len : (int)(n_blocks * c.block_size);
     e->next_id = 1;
+    e->rb_base = is_hybrid && c.spec != TV_SPEC_NONE ? c.max_num_seqs + c.state_ckpt_slots : -1;
     e->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
     if (!(e->be = backend_cpu_create(c.cpu_path, c.n_threads, err))) goto fail;
     if (!(e->kv = kv_cache_create(m, (int)n_blocks, c.block_size, kv_f32, err))) goto fail;
@@ -378,6 +388,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         !(e->b_ctx = malloc(S * sizeof(int32_t))) || !(e->b_tables = malloc(S * sizeof *e->b_tables)) ||
         !(e->b_slots = malloc(S * sizeof(int32_t))) || !(e->b_ckpt_rows = calloc(S, sizeof(int32_t))) ||
         !(e->b_ckpt_slots = malloc(S * sizeof(int32_t))) || !(e->b_ckpt_key = malloc(S * sizeof(uint64_t))) ||
+        !(e->b_rollback = malloc(S * sizeof(int32_t))) ||
         !(e->b_seqs = malloc(S * sizeof *e->b_seqs)) ||
         !(e->b_logit_rows = malloc(L * sizeof(int32_t))) || !(e->b_logit_seq = malloc(L * sizeof *e->b_logit_seq)) ||
         !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done)) ||
@@ -687,6 +698,7 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
         e->b_ctx[i] = s->n_computed + n;
         e->b_tables[i] = s->blocks;
         e->b_slots[i] = s->state_slot;
+        e->b_rollback[i] = s->n_draft > 0 && e->rb_base >= 0 ? e->rb_base + s->state_slot * e->cfg.spec_tokens : -1;
         if (s->n_computed + 1 != s->n_tokens) *decode_only = false;
         if (s->n_computed + n >= s->n_tokens) {   // its last pending token (and its guesses): sample after each
             for (int j = s->n_tokens - 1 - s->n_computed; j < n; j++) {
@@ -699,7 +711,8 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
     return (tv_batch){.n_tokens = T, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = n_items,
                       .q_start = e->b_qstart, .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = L,
                       .logit_rows = e->b_logit_rows, .state_slots = e->b_slots,
-                      .state_ckpt_rows = has_ckpt ? e->b_ckpt_rows : NULL, .state_ckpt_slots = e->b_ckpt_slots};
+                      .state_ckpt_rows = has_ckpt ? e->b_ckpt_rows : NULL, .state_ckpt_slots = e->b_ckpt_slots,
+                      .state_rollback = e->rb_base >= 0 ? e->b_rollback : NULL};
 }
 
 // Counts a successful round of items: steps, tokens, prompt tokens and prefix-cache hits (of the
@@ -971,7 +984,9 @@ static bool draft(tv_engine *e, int n_items) {
 
 // Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits; pipelined: rows[j].logits) as described at
 // the top: appends tokens while they match s's guesses, then advances n_computed over the accepted
-// guesses (postprocess then returns the blocks that only rejected ones reached). Adaptive k: all
+// guesses (postprocess then returns the blocks that only rejected ones reached). A hybrid model's
+// linear layers ran over every guess: after a rejection the state after the last accepted row
+// comes back from its rollback point (the next round continues from there). Adaptive k: all
 // accepted, the next proposal may be one longer (up to spec_tokens); else it is the accepted run
 // plus one, so a sequence whose guesses keep failing spends one row per round on them.
 static void verify(tv_engine *e, tv_seq *s, float *logits, const pipe_out *rows) {
@@ -994,7 +1009,10 @@ static void verify(tv_engine *e, tv_seq *s, float *logits, const pipe_out *rows)
     e->stats.n_spec_accepted_tokens += (uint64_t)n_accepted;
     if (n_accepted == n_draft) s->spec_k = s->spec_k < e->cfg.spec_tokens ? s->spec_k + 1 : e->cfg.spec_tokens;
     else s->spec_k = n_accepted + 1;
-    if (s->status == SEQ_RUNNING) sched_computed(e->sched, s, n_accepted);   // else its blocks went back
+    if (s->status != SEQ_RUNNING) return;   // its blocks and state slot went back
+    if (e->rb_base >= 0 && n_accepted < n_draft)
+        kv_cache_state_copy(e->kv, s->state_slot, e->rb_base + s->state_slot * e->cfg.spec_tokens + n_accepted);
+    sched_computed(e->sched, s, n_accepted);
 }
 
 // The rows of logit_seq (n) from r that belong to logit_seq[r] (a verification item's are consecutive).

@@ -199,6 +199,8 @@ void forward_free(tv_forward *f) {
     free(s->gdn_ssm);
     free(s->gdn_ckpt_conv);
     free(s->gdn_ckpt_ssm);
+    free(s->gdn_rb_conv);
+    free(s->gdn_rb_ssm);
     free(f);
 }
 
@@ -259,7 +261,8 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
             !(s->ssm_ba = malloc(T * 2 * nv * sizeof(float))) ||
             !(s->ssm_o = malloc(T * inner * sizeof(float))) || !(s->gdn_conv = malloc(T * sizeof(float *))) ||
             !(s->gdn_ssm = malloc(T * sizeof(float *))) || !(s->gdn_ckpt_conv = malloc(T * sizeof(float *))) ||
-            !(s->gdn_ckpt_ssm = malloc(T * sizeof(float *))))
+            !(s->gdn_ckpt_ssm = malloc(T * sizeof(float *))) || !(s->gdn_rb_conv = malloc(T * sizeof(float *))) ||
+            !(s->gdn_rb_ssm = malloc(T * sizeof(float *))))
             goto oom;
     }
     if (h->n_embd_pl > 0) {   // per-layer inputs: (n_layers, T, P) and a scratch of the same size
@@ -341,6 +344,20 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
             for (int t = t0 + 1; t < b->q_start[s + 1]; t++)
                 if (b->positions[t] != p0 + (t - t0))
                     return err_fail(err, TV_ERR_INVALID, "forward: sequence %d's positions are not consecutive", s);
+            const int32_t r0 = b->state_rollback ? b->state_rollback[s] : -1, n_rb = b->q_start[s + 1] - t0 - 1;
+            if (r0 >= 0 && n_rb > 0) {   // rollback points: slots [r0, r0 + n_rb) no other role uses
+                bool is_bad = r0 + n_rb > sc->n_slots;
+                for (int o = 0; o < b->n_seqs && !is_bad; o++) {
+                    const int32_t o0 = o != s && b->state_rollback[o] >= 0 ? b->state_rollback[o] : -1;
+                    const int n_o = o0 >= 0 ? b->q_start[o + 1] - b->q_start[o] - 1 : 0;
+                    const int32_t c = b->state_ckpt_rows && b->state_ckpt_rows[o] ? b->state_ckpt_slots[o] : -1;
+                    is_bad = (b->state_slots[o] >= r0 && b->state_slots[o] < r0 + n_rb) || (c >= r0 && c < r0 + n_rb) ||
+                             (n_o > 0 && o0 < r0 + n_rb && r0 < o0 + n_o);
+                }
+                if (is_bad)
+                    return err_fail(err, TV_ERR_INVALID, "forward: rollback points of sequence %d (slots %d..%d) invalid",
+                                    s, r0, r0 + n_rb - 1);
+            }
             if (!b->state_ckpt_rows || b->state_ckpt_rows[s] == 0) continue;
             const int32_t c = b->state_ckpt_slots[s];
             bool is_bad = c < 0 || c >= sc->n_slots || b->state_ckpt_rows[s] < 0 ||
@@ -439,6 +456,7 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     s->state_slots = b->state_slots;
     s->state_ckpt_rows = b->state_ckpt_rows;
     s->state_ckpt_slots = b->state_ckpt_slots;
+    s->state_rollback = b->state_rollback;
     s->n_seqs = b->n_seqs;
     s->q_start = b->q_start;
     for (int i = 0; sc && i < b->n_seqs; i++) {   // a sequence at position 0 starts from a zero state
@@ -468,6 +486,8 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
         sc->n_pos[b->state_slots[i]] = st ? -1 : b->positions[b->q_start[i + 1] - 1] + 1;
         if (b->state_ckpt_rows && b->state_ckpt_rows[i] > 0)
             sc->n_pos[b->state_ckpt_slots[i]] = st ? -1 : b->positions[b->q_start[i] + b->state_ckpt_rows[i] - 1] + 1;
+        for (int t = b->q_start[i]; b->state_rollback && b->state_rollback[i] >= 0 && t < b->q_start[i + 1] - 1; t++)
+            sc->n_pos[b->state_rollback[i] + t - b->q_start[i]] = st ? -1 : b->positions[t] + 1;
     }
     if (st) return st;
     if (!f->is_last) {   // a pipeline stage before the last: the residual stream goes on

@@ -147,6 +147,10 @@ void layers_gdn(layer_state *s, const tv_layer *L, float *out) {
         const size_t ckpt = li * (size_t)sc->n_slots + (size_t)(has_ckpt ? s->state_ckpt_slots[i] : 0);
         s->gdn_ckpt_conv[i] = has_ckpt ? sc->conv + ckpt * sc->conv_floats : NULL;
         s->gdn_ckpt_ssm[i] = has_ckpt ? sc->ssm + ckpt * sc->ssm_floats : NULL;
+        const bool has_rb = s->state_rollback && s->state_rollback[i] >= 0;
+        const size_t rb = li * (size_t)sc->n_slots + (size_t)(has_rb ? s->state_rollback[i] : 0);
+        s->gdn_rb_conv[i] = has_rb ? sc->conv + rb * sc->conv_floats : NULL;
+        s->gdn_rb_ssm[i] = has_rb ? sc->ssm + rb * sc->ssm_floats : NULL;
     }
     const backend_gdn a = {
         .geom = {.n_k_heads = h->ssm_n_k_heads, .n_v_heads = h->ssm_n_v_heads, .head_dim = h->ssm_head_dim,
@@ -155,7 +159,8 @@ void layers_gdn(layer_state *s, const tv_layer *L, float *out) {
         .n_seqs = s->n_seqs, .q_start = s->q_start, .conv_state = s->gdn_conv, .ssm_state = s->gdn_ssm,
         .conv_w = L->ssm_conv1d.data, .dt = L->ssm_dt.data, .a = L->ssm_a.data, .qkv = s->ssm_qkv,
         .alpha = s->ssm_alpha, .beta = s->ssm_beta, .out = s->ssm_o,
-        .ckpt_rows = s->state_ckpt_rows, .ckpt_conv = s->gdn_ckpt_conv, .ckpt_ssm = s->gdn_ckpt_ssm};
+        .ckpt_rows = s->state_ckpt_rows, .ckpt_conv = s->gdn_ckpt_conv, .ckpt_ssm = s->gdn_ckpt_ssm,
+        .rb_conv = s->state_rollback ? s->gdn_rb_conv : NULL, .rb_ssm = s->gdn_rb_ssm};
     backend_gdn_run(s->be, &a);
     layers_rmsnorm(s, s->ssm_o, s->ssm_o, &L->ssm_norm, T * h->ssm_n_v_heads);
     backend_swiglu(s->be, s->ssm_z, s->ssm_o, T, h->ssm_d_inner);

@@ -60,6 +60,8 @@ typedef struct layer_state {
     const int32_t *state_slots;    // (n_seqs) each sequence's slot
     const int32_t *state_ckpt_rows, *state_ckpt_slots;   // (n_seqs) checkpoints (tv_batch), or NULL
     float **gdn_ckpt_conv, **gdn_ckpt_ssm;   // (n_seqs) the checkpoint slots' state in the layer being computed
+    const int32_t *state_rollback;           // (n_seqs) rollback points (tv_batch), or NULL
+    float **gdn_rb_conv, **gdn_rb_ssm;       // (n_seqs) the first rollback slot's state in that layer, or NULL
     int n_seqs;
     const int32_t *q_start;        // (n_seqs + 1) each sequence's token rows
     // per-layer inputs (h->n_embd_pl > 0, else NULL; P = n_embd_pl)

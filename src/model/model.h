@@ -237,7 +237,8 @@ tv_status kv_cache_add_state(tv_kv_cache *kv, const tv_model *m, int n_slots, tv
 // Bytes of one state slot (every linear layer); 0 for a model without linear layers.
 size_t kv_cache_state_bytes_per_slot(const tv_model *m);
 // Copies state slot src (every linear layer, and the tokens it holds) into slot dst: a checkpoint
-// into a running sequence's slot (prefix caching). Both must be slots of kv->state.
+// into a running sequence's slot (prefix caching), or a rollback point (speculative decoding). Both
+// must be slots of kv->state.
 void kv_cache_state_copy(tv_kv_cache *kv, int32_t dst, int32_t src);
 
 // ---- the batch ----
@@ -258,6 +259,11 @@ typedef struct tv_batch {
     const int32_t *state_ckpt_rows;   // (n_seqs) hybrid models, or NULL: a sequence's state after its first
                                       // state_ckpt_rows[s] tokens here (0 = none) is also copied into slot
     const int32_t *state_ckpt_slots;  // state_ckpt_slots[s] (a checkpoint: no sequence's slot in this batch)
+    const int32_t *state_rollback;    // (n_seqs) hybrid models, or NULL: where state_rollback[s] >= 0, sequence s's
+                                      // state after each of its rows j but the last is also copied into slot
+                                      // state_rollback[s] + j (a speculative verification's rollback points: the
+                                      // state after its pending token and after each guess; no slot of another
+                                      // role in this batch)
     int n_layers;                 // 0: the whole model; else only the first n_layers, then the output
                                   // norm and head (a self-speculative draft: the K/V it writes for
                                   // those layers are the ones the whole model writes for the same tokens)
