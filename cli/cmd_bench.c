@@ -19,8 +19,19 @@
 //          constrained by the schema (token masks from the mask thread, applied in the sampler):
 //          the constrained / free ratio is structured output's cost. The schema must not let a
 //          sequence end within N tokens (bench/structured_e2e.json cannot), or the runs differ.
+//   --prompt-file FILE: tg's prompt is the file's text (tokenized with BOS, special tokens parsed)
+//          instead of one random id; tok/s then counts only the tokens after the first, over the
+//          time after it (the prompt's prefill is not generation). An input that repeats makes
+//          n-gram speculation visible.
 // Every repetition uses fresh random prompts (different seeds), so no prefix cache can help.
 // One warm-up request runs first (pages the mapped weights in, wakes the threads).
+//
+// Speculative decoding (--spec, --draft-model): tg and batch run twice per repetition, on a second
+// engine with speculation off and on the speculating one, in alternating order, with the same
+// prompts (greedy: the same tokens), so the speedup is measured in the same run and on the same
+// machine state. The acceptance printed beside it is that of the speculating tg (and batch) runs
+// only: accepted / proposed tokens, and the mean acceptance length 1 + accepted / verifications
+// (tokens appended per verification, vLLM's mean_acceptance_length).
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -57,6 +68,10 @@ static void usage(FILE *f) {
             "  --roofline        measure the machine's limits with the same threads; report fractions\n"
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
             "                    and print one side-by-side table (repeatable, up to %d)\n"
+            "  --prompt-file FILE  tg's prompt: this file's text (tokenized, BOS added) instead of one random\n"
+            "                    token; tg then times the tokens after the first (a text that repeats shows\n"
+            "                    n-gram speculation). With --spec or --draft-model, tg and --batch also run\n"
+            "                    with speculation off in the same run: the speedup and acceptance are printed\n"
             "  --json-schema FILE  with --batch: run the batch again with every sequence constrained by\n"
             "                    this JSON Schema and report constrained / free throughput (the schema\n"
             "                    must not end within -n tokens; bench/structured_e2e.json is one)\n"
@@ -101,9 +116,11 @@ typedef struct {
 
 typedef struct { int n_prompt; int n_generated; bool done; } req_state;
 
-// schema: NULL, or a JSON Schema every request is constrained by (each must run max_tokens).
-static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tokens, int32_t n_vocab, uint64_t seed,
-                              const char *schema, run_result *r, tv_error *err) {
+// prompt: NULL (each request gets n_prompt random ids from seed), or n_prompt ids every request
+// starts with. schema: NULL, or a JSON Schema every request is constrained by (each must run
+// max_tokens).
+static tv_status run_requests(tv_engine *e, int n_req, const int32_t *prompt, int n_prompt, int max_tokens, int32_t n_vocab,
+                              uint64_t seed, const char *schema, run_result *r, tv_error *err) {
     tv_status st = TV_OK;
     memset(r, 0, sizeof *r);
     int32_t *ids = malloc((size_t)n_prompt * sizeof *ids);   // (n_prompt) prompt of the request being added
@@ -112,7 +129,7 @@ static tv_status run_requests(tv_engine *e, int n_req, int n_prompt, int max_tok
     unsigned rng = (unsigned)seed;   // random prompt ids: no prefix cache can help
     double t0 = cli_time_ms();
     for (int q = 0; q < n_req; q++) {
-        for (int i = 0; i < n_prompt; i++) ids[i] = (int32_t)((unsigned)rand_r(&rng) % (unsigned)n_vocab);
+        for (int i = 0; i < n_prompt; i++) ids[i] = prompt ? prompt[i] : (int32_t)((unsigned)rand_r(&rng) % (unsigned)n_vocab);
         tv_request_params rp;
         tv_request_params_default(&rp);
         rp.prompt_ids = ids;
@@ -326,6 +343,9 @@ typedef struct bench_args {
     bool json, roofline, load;
     const char *schema_path;   // --json-schema
     char *schema;              // its text
+    const char *prompt_path;   // --prompt-file
+    char *prompt_text;         // its text (prompt_len bytes)
+    size_t prompt_len;
     peer peers[BENCH_MAX_PEERS];
     int n_peers;
 } bench_args;
@@ -348,6 +368,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if (!strcmp(o, "--batch")) { NEED_VAL(); if (!cli_parse_long(v, 1, 4096, &a->batch)) return cli_usage_error("bench", "--batch: '%s' is not a valid sequence count (1..4096)", v); }
         else if (!strcmp(o, "-r") || !strcmp(o, "--reps")) { NEED_VAL(); if (!cli_parse_long(v, 1, BENCH_MAX_REPS, &a->reps)) return cli_usage_error("bench", "-r: '%s' is not a valid count (1..%d)", v, BENCH_MAX_REPS); }
         else if (!strcmp(o, "--json-schema")) { NEED_VAL(); a->schema_path = v; }
+        else if (!strcmp(o, "--prompt-file")) { NEED_VAL(); a->prompt_path = v; }
         else if (!strcmp(o, "--roofline")) a->roofline = true;
         else if (!strcmp(o, "--load")) a->load = true;
         else if (!strcmp(o, "--json")) a->json = true;
@@ -372,6 +393,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (!a->mo.model_path) return cli_usage_error("bench", "-m MODEL is required");
     if (a->batch > 0 && a->n_gen < 2) return cli_usage_error("bench", "--batch needs -n >= 2 (decode steps to time)");
     if (a->schema_path && a->batch == 0) return cli_usage_error("bench", "--json-schema needs --batch B");
+    if (a->prompt_path && a->n_gen < 2) return cli_usage_error("bench", "--prompt-file needs -n >= 2 (tokens after the first to time)");
+    if (a->prompt_path && !(a->prompt_text = cli_read_file("bench", a->prompt_path, CLI_MAX_JSON, &a->prompt_len))) return 1;
     if (a->schema_path) {
         size_t n;
         if (!(a->schema = cli_read_file("bench", a->schema_path, CLI_MAX_JSON, &n))) return 1;
@@ -379,10 +402,62 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         if (tv_constraint_check(TV_CONSTRAINT_JSON_SCHEMA, a->schema, &err) != TV_OK) {
             free(a->schema);
             a->schema = NULL;
+            free(a->prompt_text);
+            a->prompt_text = NULL;
             return cli_usage_error("bench", "--json-schema %s: %s", a->schema_path, err.msg);
         }
     }
     return 0;
+}
+
+// Speculation in the runs that count: the engine's counters over them.
+typedef struct spec_tally {
+    uint64_t drafts, proposed, accepted;   // verifications run, tokens proposed, tokens accepted
+    uint64_t rounds_spec, rounds_plain;    // decode rounds the load gate let speculate / kept plain
+} spec_tally;
+
+static void tally_add(spec_tally *t, const tv_engine_stats *before, const tv_engine_stats *after) {
+    t->drafts += after->n_spec_drafts - before->n_spec_drafts;
+    t->proposed += after->n_spec_draft_tokens - before->n_spec_draft_tokens;
+    t->accepted += after->n_spec_accepted_tokens - before->n_spec_accepted_tokens;
+    t->rounds_spec += after->n_spec_rounds - before->n_spec_rounds;
+    t->rounds_plain += after->n_spec_rounds_plain - before->n_spec_rounds_plain;
+}
+
+// One test's shape: n_req requests of n_prompt tokens (prompt, or random ids from seed), n_gen
+// tokens each; tok/s over all generated tokens and the whole time, or (after_first) over the tokens
+// of the steps in which every request decodes and those steps' time (run_requests' decode window).
+typedef struct bench_test {
+    int n_req, n_prompt, n_gen;
+    const int32_t *prompt;
+    uint64_t seed;
+    bool after_first;
+} bench_test;
+
+// Runs t on e: its tok/s into s, e's speculation counters over the run added to tally (NULL: not kept).
+static tv_status run_test(tv_engine *e, const bench_test *t, int32_t n_vocab, series *s, spec_tally *tally, run_result *rr,
+                          tv_error *err) {
+    tv_engine_stats before, after;
+    tv_engine_get_stats(e, &before);
+    tv_status st = run_requests(e, t->n_req, t->prompt, t->n_prompt, t->n_gen, n_vocab, t->seed, NULL, rr, err);
+    if (st) return st;
+    tv_engine_get_stats(e, &after);
+    if (tally) tally_add(tally, &before, &after);
+    s->v[s->n++] = t->after_first ? (rr->t_decode_ms > 0 ? (double)rr->n_decode_tokens / (rr->t_decode_ms * 1e-3) : 0.0)
+                                  : (double)rr->n_generated / (rr->t_total_ms * 1e-3);
+    return TV_OK;
+}
+
+// Repetition rep of t on e and, when plain is not NULL (speculation on), on plain too: plain first
+// in even repetitions, second in odd ones (drift of the machine falls on both alike). rr: e's run.
+static tv_status run_pair(tv_engine *plain, tv_engine *e, long rep, const bench_test *t, int32_t n_vocab, series *s_plain,
+                          series *s, spec_tally *tally, run_result *rr, tv_error *err) {
+    run_result rp;
+    tv_status st;
+    if (plain && rep % 2 == 0 && (st = run_test(plain, t, n_vocab, s_plain, NULL, &rp, err))) return st;
+    if ((st = run_test(e, t, n_vocab, s, tally, rr, err))) return st;
+    if (plain && rep % 2 == 1 && (st = run_test(plain, t, n_vocab, s_plain, NULL, &rp, err))) return st;
+    return TV_OK;
 }
 
 // Everything a run measured.
@@ -394,7 +469,11 @@ typedef struct bench_results {
     int n_threads, n_ctx, batch_prompt;
     char kernels[32];
     tv_spec_method spec;      // the engine's speculative decoding proposer (--spec, --draft-model)
+    int spec_tokens;          // ... its tokens per verification at most
+    int n_prompt_file;        // --prompt-file: its tokens (tg's prompt)
     series pp, tg, bd;          // tok/s per repetition
+    series tg_plain, bd_plain;  // with speculation: the same tests on an engine without it
+    spec_tally tg_spec, bd_spec;   // with speculation: the counters over the speculating tg / batch runs
     double pp_linear_ms, pp_attn_ms;   // hybrid models: the pp runs' time in linear-attention / full-attention layers (sum)
     series bc;                  // --json-schema: the constrained batch's tok/s per repetition
     uint64_t n_masks, n_masks_overlapped;   // its token masks, and those filled during the forward pass
@@ -418,7 +497,9 @@ static void show_step(cli_progress *bar, const bench_args *a, const bench_result
 
 // Loads the model, runs the warm-up and the repetitions, then (--roofline) the machine's probes.
 static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv_error *err) {
-    tv_engine *e = NULL;
+    tv_engine *e = NULL, *plain = NULL;   // plain: speculation's baseline (only with speculation)
+    int32_t *prompt = NULL;               // (n_prompt_file) --prompt-file's tokens
+    size_t n_prompt_file = 0;
     tv_status st;
     cli_progress bar;
     cli_progress_begin(&bar, a->mo.quiet);
@@ -430,13 +511,29 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     r->model_name = tv_model_name(*m) ? tv_model_name(*m) : a->mo.model_path;
     const int32_t n_vocab = tv_model_n_vocab(*m);
     r->n_ctx = tv_model_n_ctx(*m);
+    if (a->prompt_text) {
+        if (!tv_model_tokenizer(*m)) {
+            st = tv_error_set(err, TV_ERR_INVALID, "--prompt-file: %s has no tokenizer (pass --tokenizer FILE)", a->mo.model_path);
+            goto done;
+        }
+        if ((st = tv_tokenize(tv_model_tokenizer(*m), a->prompt_text, a->prompt_len, true, true, &prompt, &n_prompt_file, err)))
+            goto done;
+        if (n_prompt_file == 0 || n_prompt_file > (size_t)r->n_ctx) {
+            st = tv_error_set(err, TV_ERR_RANGE, "--prompt-file %s: %zu tokens (the model's context holds %d)", a->prompt_path,
+                              n_prompt_file, r->n_ctx);
+            goto done;
+        }
+        r->n_prompt_file = (int)n_prompt_file;
+    }
+    const int tg_prompt = prompt ? r->n_prompt_file : 1;
     r->batch_prompt = BENCH_BATCH_PROMPT;
     if (a->batch > 0 && r->batch_prompt + a->n_gen + 2 > r->n_ctx) r->batch_prompt = (int)(r->n_ctx - a->n_gen - 2);
     if (a->batch > 0 && r->batch_prompt < 1) {
         st = tv_error_set(err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", a->n_gen, r->n_ctx);
         goto done;
     }
-    const int longest = (int)(a->n_prompt > r->batch_prompt || a->batch == 0 ? a->n_prompt : r->batch_prompt);
+    int longest = (int)(a->n_prompt > r->batch_prompt || a->batch == 0 ? a->n_prompt : r->batch_prompt);
+    if (a->n_gen > 0 && tg_prompt > longest) longest = tg_prompt;
     if ((long)longest + (a->n_gen > 1 ? a->n_gen : 1) + 2 > r->n_ctx || a->n_gen + 3 > r->n_ctx) {
         st = tv_error_set(err, TV_ERR_RANGE, "-p %ld / -n %ld do not fit the model's context of %d tokens", a->n_prompt, a->n_gen, r->n_ctx);
         goto done;
@@ -448,24 +545,36 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
     if (a->batch * r->batch_prompt > ec.max_batched_tokens && a->batch * r->batch_prompt <= BENCH_BATCH_PREFILL_MAX)
         ec.max_batched_tokens = (int)a->batch * r->batch_prompt;           // the batch's prompts in one step
     ec.max_model_len = longest + (int)(a->n_gen > 1 ? a->n_gen : 1) + 2;
+    tv_engine_config ec_plain = ec;
     if ((st = cli_create_engine(&a->mo, *m, &ec, &e, err))) goto done;
     tv_engine_limits lim;
     tv_engine_get_limits(e, &lim);
     r->n_threads = lim.n_threads;
     r->spec = lim.spec;
+    r->spec_tokens = lim.spec_tokens;
     snprintf(r->kernels, sizeof r->kernels, "%s", tv_engine_cpu_path(e));
+    if (r->spec != TV_SPEC_NONE && a->mo.pp <= 1 && (a->n_gen > 0 || a->batch > 0)) {   // the baseline, same model
+        cli_model_opts po = a->mo;
+        po.spec = TV_SPEC_NONE;
+        po.spec_tokens = 0;
+        po.spec_always = false;
+        po.draft_layers = 0;
+        po.draft_path = NULL;
+        if ((st = cli_create_engine(&po, *m, &ec_plain, &plain, err))) goto done;
+    }
 
     run_result rr;   // warm-up: pages the weights in, wakes the pool
     int n_warm = longest < 32 ? longest : 32;
     cli_progress_show(&bar, "bench: warm-up");
-    if ((st = run_requests(e, 1, n_warm < 1 ? 1 : n_warm, 2, n_vocab, 1, NULL, &rr, err))) goto done;
+    if ((st = run_requests(e, 1, NULL, n_warm < 1 ? 1 : n_warm, 2, n_vocab, 1, NULL, &rr, err))) goto done;
+    if (plain && (st = run_requests(plain, 1, NULL, n_warm < 1 ? 1 : n_warm, 2, n_vocab, 1, NULL, &rr, err))) goto done;
     for (long rep = 0; rep < a->reps; rep++) {
         uint64_t seed = 1000 + 17 * (uint64_t)rep;
         if (a->n_prompt > 0) {
             show_step(&bar, a, r, rep, "pp");
             tv_engine_stats s0, s1;
             tv_engine_get_stats(e, &s0);
-            if ((st = run_requests(e, 1, (int)a->n_prompt, 1, n_vocab, seed, NULL, &rr, err))) goto done;
+            if ((st = run_requests(e, 1, NULL, (int)a->n_prompt, 1, n_vocab, seed, NULL, &rr, err))) goto done;
             tv_engine_get_stats(e, &s1);
             r->pp.v[r->pp.n++] = (double)a->n_prompt / (rr.t_total_ms * 1e-3);
             r->pp_linear_ms += s1.t_linear_layers_ms - s0.t_linear_layers_ms;
@@ -473,20 +582,20 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
         }
         if (a->n_gen > 0) {
             show_step(&bar, a, r, rep, "tg");
-            if ((st = run_requests(e, 1, 1, (int)a->n_gen, n_vocab, seed + 1, NULL, &rr, err))) goto done;
-            r->tg.v[r->tg.n++] = (double)rr.n_generated / (rr.t_total_ms * 1e-3);
+            const bench_test t = {1, tg_prompt, (int)a->n_gen, prompt, seed + 1, prompt != NULL};
+            if ((st = run_pair(plain, e, rep, &t, n_vocab, &r->tg_plain, &r->tg, &r->tg_spec, &rr, err))) goto done;
         }
         if (a->batch > 0) {
             show_step(&bar, a, r, rep, "batch");
-            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen + 1, n_vocab, seed + 2, NULL, &rr, err))) goto done;
-            r->bd.v[r->bd.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
+            const bench_test t = {(int)a->batch, r->batch_prompt, (int)a->n_gen + 1, NULL, seed + 2, true};
+            if ((st = run_pair(plain, e, rep, &t, n_vocab, &r->bd_plain, &r->bd, &r->bd_spec, &rr, err))) goto done;
             if (rr.has_kv) r->kv_run = rr;
         }
         if (a->batch > 0 && a->schema) {   // the same batch (same prompts), every sequence constrained
             show_step(&bar, a, r, rep, "constrained batch");
             tv_engine_stats before, after;
             tv_engine_get_stats(e, &before);
-            if ((st = run_requests(e, (int)a->batch, r->batch_prompt, (int)a->n_gen + 1, n_vocab, seed + 2, a->schema, &rr, err))) goto done;
+            if ((st = run_requests(e, (int)a->batch, NULL, r->batch_prompt, (int)a->n_gen + 1, n_vocab, seed + 2, a->schema, &rr, err))) goto done;
             tv_engine_get_stats(e, &after);
             r->bc.v[r->bc.n++] = rr.t_decode_ms > 0 ? (double)rr.n_decode_tokens / (rr.t_decode_ms * 1e-3) : 0.0;
             r->n_masks += after.n_masks - before.n_masks;
@@ -502,8 +611,9 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
         r->pp_boundary_bytes = pp_bytes / (double)r->es.n_generated_tokens;
         r->pp_reply_bytes = pp_replies / (double)r->es.n_generated_tokens;
     }
-    cli_free_engine(e);   // its pool would compete with the roofline probes
-    e = NULL;
+    cli_free_engine(e);   // their pools would compete with the roofline probes
+    cli_free_engine(plain);
+    e = plain = NULL;
     if (a->roofline) cli_progress_show(&bar, "bench: measuring the machine's limits (roofline)");
     if (a->roofline && (st = tv_roofline_measure(r->n_threads, &r->rl, err))) goto done;
     const double n_params = (double)r->info.n_params;
@@ -514,7 +624,30 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
 done:
     cli_progress_end(&bar);
     cli_free_engine(e);
+    cli_free_engine(plain);
+    free(prompt);
     return st;
+}
+
+static double ratio_or_0(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+// The speculating runs of one test beside the plain ones: {"plain_tok_s", "tok_s", "speedup",
+// "verifications", "proposed_tokens", "accepted_tokens", "acceptance_rate", "mean_acceptance_length",
+// "rounds_speculated", "rounds_plain"} (medians; null where the plain engine did not run).
+static void add_spec_test(cJSON *sp, const char *name, const series *s, const series *s_plain, const spec_tally *t) {
+    cJSON *o = cJSON_AddObjectToObject(sp, name);
+    if (!o) return;
+    const bool has_plain = s_plain->n > 0;
+    cJSON_AddItemToObject(o, "plain_tok_s", num_or_null(has_plain, s_median(s_plain)));
+    cJSON_AddNumberToObject(o, "tok_s", s_median(s));
+    cJSON_AddItemToObject(o, "speedup", num_or_null(has_plain && s_median(s_plain) > 0, ratio_or_0(s_median(s), s_median(s_plain))));
+    cJSON_AddNumberToObject(o, "verifications", (double)t->drafts);
+    cJSON_AddNumberToObject(o, "proposed_tokens", (double)t->proposed);
+    cJSON_AddNumberToObject(o, "accepted_tokens", (double)t->accepted);
+    cJSON_AddItemToObject(o, "acceptance_rate", num_or_null(t->proposed > 0, ratio_or_0((double)t->accepted, (double)t->proposed)));
+    cJSON_AddItemToObject(o, "mean_acceptance_length", num_or_null(t->drafts > 0, 1.0 + ratio_or_0((double)t->accepted, (double)t->drafts)));
+    cJSON_AddNumberToObject(o, "rounds_speculated", (double)t->rounds_spec);
+    cJSON_AddNumberToObject(o, "rounds_plain", (double)t->rounds_plain);
 }
 
 static tv_status print_json(const bench_args *a, const bench_results *r) {
@@ -533,10 +666,15 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     if (r->spec != TV_SPEC_NONE) {
         cJSON *sp = cJSON_AddObjectToObject(jo, "speculation");
         cJSON_AddStringToObject(sp, "method", cli_spec_name(r->spec));
-        cJSON_AddNumberToObject(sp, "verifications", (double)r->es.n_spec_drafts);
+        cJSON_AddNumberToObject(sp, "verifications", (double)r->es.n_spec_drafts);   // all runs, warm-up included
         cJSON_AddNumberToObject(sp, "proposed_tokens", (double)r->es.n_spec_draft_tokens);
         cJSON_AddNumberToObject(sp, "accepted_tokens", (double)r->es.n_spec_accepted_tokens);
+        cJSON_AddNumberToObject(sp, "spec_tokens", r->spec_tokens);
+        if (r->tg.n) add_spec_test(sp, "tg", &r->tg, &r->tg_plain, &r->tg_spec);
+        if (r->bd.n) add_spec_test(sp, "batch", &r->bd, &r->bd_plain, &r->bd_spec);
     }
+    cJSON_AddItemToObject(jo, "prompt_file", a->prompt_path ? cJSON_CreateString(a->prompt_path) : cJSON_CreateNull());
+    cJSON_AddItemToObject(jo, "prompt_file_tokens", num_or_null(a->prompt_path != NULL, r->n_prompt_file));
     cJSON_AddNumberToObject(jo, "reps", (double)a->reps);
     cJSON_AddItemToObject(jo, "pp_tok_s", num_or_null(r->pp.n > 0, pp_med));
     cJSON_AddItemToObject(jo, "pp_tok_s_min", num_or_null(r->pp.n > 0, s_min(&r->pp)));
@@ -633,6 +771,22 @@ static void print_peer_row(const bench_args *a, bool is_pp, const series *ours) 
     printf("\n");
 }
 
+// "tg128: 41.20 tok/s vs 20.10 plain = 2.05x | accepted 380 of 412 proposed (92.2%) | mean
+// acceptance length 4.61 (tokens per verification) | 27 verifications | load gate: 27 of 28 decode rounds
+// speculated" (the gate's part only where it decided: not with --spec-always)
+static void print_spec_test(const char *name, const series *s, const series *s_plain, const spec_tally *t) {
+    printf("%s: %.2f tok/s", name, s_median(s));
+    if (s_plain->n) printf(" vs %.2f plain = %.2fx", s_median(s_plain), ratio_or_0(s_median(s), s_median(s_plain)));
+    printf(" | accepted %llu of %llu proposed (%.1f%%) | mean acceptance length %.2f (tokens per verification) | %llu "
+           "verifications", (unsigned long long)t->accepted, (unsigned long long)t->proposed,
+           100.0 * ratio_or_0((double)t->accepted, (double)t->proposed), 1.0 + ratio_or_0((double)t->accepted, (double)t->drafts),
+           (unsigned long long)t->drafts);
+    if (t->rounds_spec + t->rounds_plain)   // the load gate decided (not --spec-always)
+        printf(" | load gate: %llu of %llu decode rounds speculated", (unsigned long long)t->rounds_spec,
+               (unsigned long long)(t->rounds_spec + t->rounds_plain));
+    printf("\n");
+}
+
 static void print_text(const bench_args *a, const bench_results *r) {
     const double pp_med = s_median(&r->pp), tg_med = s_median(&r->tg), bd_med = s_median(&r->bd);
     const double wbytes = (double)r->info.weight_bytes, n_params = (double)r->info.n_params;
@@ -654,9 +808,13 @@ static void print_text(const bench_args *a, const bench_results *r) {
                name, r->pp_linear_ms / r->pp.n, r->pp_attn_ms / r->pp.n,
                100.0 * r->pp_linear_ms / (r->pp_linear_ms + r->pp_attn_ms));
     if (r->tg.n) { snprintf(name, sizeof name, "tg%ld", a->n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, tg_med, s_min(&r->tg), s_max(&r->tg)); }
+    if (r->tg_plain.n) { snprintf(name, sizeof name, "tg%ld plain", a->n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, s_median(&r->tg_plain), s_min(&r->tg_plain), s_max(&r->tg_plain)); }
+    if (r->tg.n && a->prompt_path)
+        printf("(tg%ld: prompt %s, %d tokens; the tokens after the first, timed from the first)\n", a->n_gen, a->prompt_path, r->n_prompt_file);
     if (r->bd.n && r->batch_prompt != BENCH_BATCH_PROMPT)
         printf("(batch prompts of %d tokens: the context holds %d)\n", r->batch_prompt, r->n_ctx);
     if (r->bd.n) { snprintf(name, sizeof name, "batch%ld decode", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&r->bd), s_max(&r->bd)); }
+    if (r->bd_plain.n) { snprintf(name, sizeof name, "batch%ld plain", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, s_median(&r->bd_plain), s_min(&r->bd_plain), s_max(&r->bd_plain)); }
     if (r->bc.n) {
         snprintf(name, sizeof name, "batch%ld schema", a->batch);
         printf("%-16s %12.2f %12.2f %12.2f\n", name, s_median(&r->bc), s_min(&r->bc), s_max(&r->bc));
@@ -664,11 +822,18 @@ static void print_text(const bench_args *a, const bench_results *r) {
                "filled during the forward pass)\n", a->schema_path, bd_med > 0 ? 100.0 * s_median(&r->bc) / bd_med : 0.0,
                (unsigned long long)r->n_masks, (unsigned long long)r->n_masks_overlapped);
     }
-    if (r->spec != TV_SPEC_NONE)
-        printf("speculation %s (all runs): %llu verifications, accepted %llu of %llu proposed tokens (%.1f%%)\n",
-               cli_spec_name(r->spec), (unsigned long long)r->es.n_spec_drafts, (unsigned long long)r->es.n_spec_accepted_tokens,
-               (unsigned long long)r->es.n_spec_draft_tokens,
-               r->es.n_spec_draft_tokens ? 100.0 * (double)r->es.n_spec_accepted_tokens / (double)r->es.n_spec_draft_tokens : 0.0);
+    if (r->spec != TV_SPEC_NONE) {
+        printf("\nspeculation %s, up to %d tokens per verification (same run; plain = an engine without speculation)\n",
+               cli_spec_name(r->spec), r->spec_tokens);
+        if (r->tg.n) {
+            snprintf(name, sizeof name, "tg%ld", a->n_gen);
+            print_spec_test(name, &r->tg, &r->tg_plain, &r->tg_spec);
+        }
+        if (r->bd.n) {
+            snprintf(name, sizeof name, "batch%ld decode", a->batch);
+            print_spec_test(name, &r->bd, &r->bd_plain, &r->bd_spec);
+        }
+    }
     if (r->es.block_size > 0)
         printf("KV cache: %.0f bytes per token (all layers)\n", r->es.kv_bytes_per_block / r->es.block_size);
     if (r->kv_run.has_kv)
@@ -703,7 +868,7 @@ int cmd_bench(int argc, char **argv) {
     bench_args a = {0};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    if (a.load) { free(a.schema); return cli_bench_load(&a.mo, a.reps, a.json); }
+    if (a.load) { free(a.schema); free(a.prompt_text); return cli_bench_load(&a.mo, a.reps, a.json); }
     bench_results r = {0};
     tv_model *m = NULL;
     tv_error err = {0};
@@ -711,6 +876,7 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "tinyvllm bench: %s\n", err.msg);
         tv_model_free(m);
         free(a.schema);
+        free(a.prompt_text);
         return 1;
     }
     bool peers_ok = true;
@@ -725,5 +891,6 @@ int cmd_bench(int argc, char **argv) {
     }
     tv_model_free(m);
     free(a.schema);
+    free(a.prompt_text);
     return peers_ok ? 0 : 1;
 }

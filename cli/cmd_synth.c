@@ -14,7 +14,8 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tinyvllm synth --preset NAME [--type TYPE] [--vocab VOCAB.gguf] [--seed S] [--threads N] -o OUT.gguf\n"
+            "usage: tinyvllm synth --preset NAME [--type TYPE] [--vocab VOCAB.gguf] [--seed S] [--threads N]\n"
+            "                      [--deep-from N --deep-scale S] -o OUT.gguf\n"
             "       tinyvllm synth --arch NAME [--type TYPE] [--seed S] [--threads N] [--format gguf|hf] -o OUT\n"
             "\n"
             "Writes a GGUF with deterministic RANDOM weights (same preset or arch, type, seed and vocab ->\n"
@@ -28,6 +29,10 @@ static void usage(FILE *f) {
             "                  default: a synthetic SentencePiece vocab of the preset's size\n"
             "  --format F      gguf (default), or hf (--arch only): OUT becomes a Hugging Face folder\n"
             "                  (config.json + model.safetensors with the family's HF names; F32 F16 BF16)\n"
+            "  --deep-from N   (--preset) layers N.. write --deep-scale S (0 < S <= 1) times as much into the\n"
+            "  --deep-scale S  residual (attn_output, ffn_down scaled): deep layers refine instead of overwrite,\n"
+            "                  so the first N layers (`convert layers --layers N`) make a draft that agrees\n"
+            "                  with the model: a speculative decoding pair (docs/architecture.md)\n"
             "  --seed S        random seed (default 1)\n"
             "  --threads N     quantization threads (default: online CPUs)\n"
             "  -o, --output PATH  where to write the GGUF file (required)\n"
@@ -62,7 +67,8 @@ int cmd_synth(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = true; continue; }
         bool takes = !strcmp(a, "--preset") || !strcmp(a, "--arch") || !strcmp(a, "--type") || !strcmp(a, "--vocab") || !strcmp(a, "--seed") ||
-                     !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--format");
+                     !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--format") ||
+                     !strcmp(a, "--deep-from") || !strcmp(a, "--deep-scale");
         if (!takes) return fail_usage(a[0] == '-' ? "unknown option" : "unexpected argument", a);
         if (i + 1 >= argc) return fail_usage("missing value for", a);
         const char *v = argv[++i];
@@ -79,6 +85,16 @@ int cmd_synth(int argc, char **argv) {
             p.vocab_path = v;
         } else if (!strcmp(a, "--seed")) {
             if (!parse_u64(v, &p.seed)) return fail_usage("bad seed", v);
+        } else if (!strcmp(a, "--deep-from")) {
+            uint64_t n;
+            if (!parse_u64(v, &n) || n < 1 || n > 4096) return fail_usage("bad layer", v);
+            p.deep_from = (int)n;
+        } else if (!strcmp(a, "--deep-scale")) {
+            char *end;
+            errno = 0;
+            const double d = strtod(v, &end);
+            if (errno || end == v || *end || !(d > 0.0 && d <= 1.0)) return fail_usage("bad scale (0 < S <= 1)", v);
+            p.deep_scale = (float)d;
         } else if (!strcmp(a, "--threads")) {
             uint64_t t;
             if (!parse_u64(v, &t) || t < 1 || t > 256) return fail_usage("bad thread count", v);
@@ -89,6 +105,7 @@ int cmd_synth(int argc, char **argv) {
     }
     if (!p.preset == !p.arch) return fail_usage("give one of --preset and --arch", NULL);
     if (!out) return fail_usage("missing -o OUT.gguf", NULL);
+    if ((p.deep_from > 0) != (p.deep_scale > 0.0f)) return fail_usage("--deep-from and --deep-scale go together", NULL);
 
     tv_error err = { 0 };
     double t0 = cli_time_ms();
@@ -109,12 +126,14 @@ int cmd_synth(int argc, char **argv) {
     snprintf(weights, sizeof weights, "%s/model.safetensors", out);
     long long size = stat(p.format && !strcmp(p.format, "hf") ? weights : out, &sb) == 0 ? (long long)sb.st_size : -1;
     const tv_synth_shape *ps = p.preset ? tv_synth_find_preset(p.preset) : NULL;
+    char deep[96] = "";
+    if (p.deep_from) snprintf(deep, sizeof deep, "; layers %d.. write %g times as much into the residual", p.deep_from, (double)p.deep_scale);
     if (ps)
         printf("wrote %s: preset %s (dim %d, layers %d, heads %d/%d kv, ffn %d, ctx %d), %s, seed %llu, %s, "
-               "%.1f MiB in %.1f s (RANDOM weights)\n",
+               "%.1f MiB in %.1f s (RANDOM weights%s)\n",
                out, ps->name, ps->dim, ps->n_layers, ps->n_heads, ps->n_kv_heads, ps->hidden_dim, ps->ctx,
                p.type, (unsigned long long)p.seed, p.vocab_path ? p.vocab_path : "synthetic vocab",
-               (double)size / (1024.0 * 1024.0), (cli_time_ms() - t0) / 1e3);
+               (double)size / (1024.0 * 1024.0), (cli_time_ms() - t0) / 1e3, deep);
     else
         printf("wrote %s: arch %s, %s, seed %llu, %.1f MiB in %.1f s (RANDOM weights)\n", out, p.arch, p.type,
                (unsigned long long)p.seed, (double)size / (1024.0 * 1024.0), (cli_time_ms() - t0) / 1e3);

@@ -138,6 +138,10 @@ typedef struct tv_synth_options {
     int n_threads;               // quantization threads (<= 1: the calling thread only)
     const char *format;          // NULL/"gguf": a GGUF file; "hf" (with arch): out_path becomes a Hugging
                                  // Face folder (config.json + model.safetensors, the family's HF names)
+    int deep_from;               // --preset only, 0 = off: layers deep_from.. write deep_scale times less into
+    float deep_scale;            // the residual (attn_output and ffn_down scaled, in (0, 1]): deep layers that
+                                 // refine rather than overwrite, so the first deep_from layers (a self-draft,
+                                 // `convert layers`) predict the model well (a speculative decoding pair)
     tv_progress_fn progress;     // NULL: none; else called as the file is written
     void *progress_user;
 } tv_synth_options;

@@ -262,6 +262,7 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
     default: return err_fail(err, TV_ERR_INVALID, "type %s is not supported by synth (F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K)",
                             kern_type_name(p->type));
     }
+    if (p->arch && p->deep_from) return err_fail(err, TV_ERR_INVALID, "--deep-from is for --preset models");
     if (p->arch) {
         const arch_spec *a = find_arch(p->arch);
         if (!a) return err_fail(err, TV_ERR_INVALID, "unknown arch '%s' (archs: %s)", p->arch, tv_synth_arch_names());
@@ -285,12 +286,20 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
 
     const int32_t dim = ps->dim, hid = ps->hidden_dim, L = ps->n_layers, hd = ps->dim / ps->n_heads;
     const int32_t kv_dim = ps->n_kv_heads * hd;
+    if (p->deep_from && (p->deep_from < 1 || p->deep_from >= L || !(p->deep_scale > 0.0f && p->deep_scale <= 1.0f))) {
+        gguf_writer_free(w);
+        return err_fail(err, TV_ERR_INVALID, "--deep-from %d / --deep-scale %g: the layer must be 1..%d and the scale in (0, 1]",
+                        p->deep_from, (double)p->deep_scale, L - 1);
+    }
     char text[256];
     gguf_set_str(w, "general.architecture", "llama");
     snprintf(text, sizeof text, "tinyvllm-synth-%s", ps->name);
     gguf_set_str(w, "general.name", text);
-    snprintf(text, sizeof text, "RANDOM weights (tinyvllm synth, preset %s, type %s, seed %llu): not a trained model",
-             ps->name, kern_type_name(p->type), (unsigned long long)p->seed);
+    char deep[96] = "";
+    if (p->deep_from)
+        snprintf(deep, sizeof deep, "; layers %d.. write %g times as much into the residual", p->deep_from, (double)p->deep_scale);
+    snprintf(text, sizeof text, "RANDOM weights (tinyvllm synth, preset %s, type %s, seed %llu%s): not a trained model",
+             ps->name, kern_type_name(p->type), (unsigned long long)p->seed, deep);
     gguf_set_str(w, "general.description", text);
     gguf_set_u32(w, "general.file_type", file_type(p->type));
     gguf_set_u32(w, "llama.context_length", (uint32_t)ps->ctx);
@@ -357,10 +366,12 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
         LAYER("attn_k.weight", p->type, dim, kv_dim, false);
         LAYER("attn_v.weight", vt, dim, kv_dim, false);
         LAYER("attn_output.weight", p->type, dim, dim, false);
+        if (p->deep_from && l >= p->deep_from) srcs[k - 1].src.amp *= p->deep_scale;
         LAYER("ffn_norm.weight", TV_TYPE_F32, dim, 1, true);
         LAYER("ffn_gate.weight", p->type, dim, hid, false);
         LAYER("ffn_up.weight", p->type, dim, hid, false);
         LAYER("ffn_down.weight", vt, hid, dim, false);
+        if (p->deep_from && l >= p->deep_from) srcs[k - 1].src.amp *= p->deep_scale;
 #undef LAYER
     }
 #undef ADD_T
@@ -1704,7 +1715,8 @@ done:
 
 tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err) {
     tv_synth_params p = {.preset = o->preset, .arch = o->arch, .seed = o->seed, .vocab_path = o->vocab_path,
-                         .n_threads = o->n_threads, .progress = o->progress, .progress_user = o->progress_user};
+                         .n_threads = o->n_threads, .deep_from = o->deep_from, .deep_scale = o->deep_scale,
+                         .progress = o->progress, .progress_user = o->progress_user};
     if (o->format && strcmp(o->format, "gguf")) {
         if (strcmp(o->format, "hf")) return err_fail(err, TV_ERR_INVALID, "synth: unknown format '%s' (gguf, hf)", o->format);
         p.hf = true;

@@ -42,6 +42,8 @@ typedef struct tv_synth_params {
                               // gpt-oss's release: MXFP4 experts, the rest BF16)
     bool hf_exact;            // the GGUF llama.cpp's converter makes of the HF folder: Gemma / Qwen3.5 norms
                               // stored as (w - 1) + 1 (of the folder's w - 1), MXFP4's other matrices BF16
+    int deep_from;            // preset models, 0 = off: layers deep_from.. (1 .. n_layers - 1) have attn_output and
+    float deep_scale;         // ffn_down deep_scale (0, 1] times the usual size (tv_synth_options)
     tv_progress_fn progress;  // NULL, or told the bytes written as the file is written
     void *progress_user;
 } tv_synth_params;
