@@ -394,7 +394,6 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (a->batch > 0 && a->n_gen < 2) return cli_usage_error("bench", "--batch needs -n >= 2 (decode steps to time)");
     if (a->schema_path && a->batch == 0) return cli_usage_error("bench", "--json-schema needs --batch B");
     if (a->prompt_path && a->n_gen < 2) return cli_usage_error("bench", "--prompt-file needs -n >= 2 (tokens after the first to time)");
-    if (a->prompt_path && !(a->prompt_text = cli_read_file("bench", a->prompt_path, CLI_MAX_JSON, &a->prompt_len))) return 1;
     if (a->schema_path) {
         size_t n;
         if (!(a->schema = cli_read_file("bench", a->schema_path, CLI_MAX_JSON, &n))) return 1;
@@ -402,10 +401,13 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         if (tv_constraint_check(TV_CONSTRAINT_JSON_SCHEMA, a->schema, &err) != TV_OK) {
             free(a->schema);
             a->schema = NULL;
-            free(a->prompt_text);
-            a->prompt_text = NULL;
             return cli_usage_error("bench", "--json-schema %s: %s", a->schema_path, err.msg);
         }
+    }
+    if (a->prompt_path && !(a->prompt_text = cli_read_file("bench", a->prompt_path, CLI_MAX_JSON, &a->prompt_len))) {
+        free(a->schema);
+        a->schema = NULL;
+        return 1;
     }
     return 0;
 }

@@ -445,9 +445,15 @@ static void test_spec_gate(void **state) {
     (void)state;
     spec_gate *g = spec_gate_create(4);
     assert_non_null(g);
-    // a new load tries speculation, then plain decoding
+    // a new load tries speculation, then plain decoding, each past a warm-up round that is not
+    // averaged (a cold first round must not decide)
+    assert_int_equal(SPEC_GATE_WARMUP, 1);
+    assert_true(spec_gate_decide(g, 2));
+    spec_gate_record(g, 2, true, 1, 0.01);     // 100 tok/s: cold
     assert_true(spec_gate_decide(g, 2));
     spec_gate_record(g, 2, true, 10, 0.01);    // 1000 tok/s
+    assert_false(spec_gate_decide(g, 2));
+    spec_gate_record(g, 2, false, 20, 0.004);  // 5000 tok/s: a warm-up round, not averaged either
     assert_false(spec_gate_decide(g, 2));
     spec_gate_record(g, 2, false, 2, 0.004);   // 500 tok/s
     // speculation measured faster: taken, but for one decision in SPEC_GATE_EXPLORE
@@ -464,6 +470,8 @@ static void test_spec_gate(void **state) {
     // each load on its own; loads past max_load count as max_load
     spec_gate_rates(g, 3, &plain, &spec);
     assert_true(plain == 0.0 && spec == 0.0);
+    spec_gate_record(g, 9, true, 1, 1.0);      // warm-up rounds
+    spec_gate_record(g, 4, false, 1, 1.0);
     spec_gate_record(g, 9, true, 40, 0.2);     // 200 tok/s at load 4
     spec_gate_record(g, 4, false, 4, 0.008);   // 500 tok/s
     spec_gate_rates(g, 4, &plain, &spec);
@@ -480,8 +488,10 @@ static void test_spec_gate(void **state) {
     spec_gate_record(g, 4, true, 40, 0.02);    // 2000 tok/s, averaged with the 200 (second round: weight 1/2)
     assert_true(spec_gate_decide(g, 4));
     // an exploring decision holds until a round of it is measured (unmeasured: prompt chunks, catch-up)
-    spec_gate_record(g, 3, true, 10, 0.01);
-    spec_gate_record(g, 3, false, 2, 0.004);
+    for (int i = 0; i < 2; i++) {
+        spec_gate_record(g, 3, true, 10, 0.01);
+        spec_gate_record(g, 3, false, 2, 0.004);
+    }
     for (int i = 0; i < SPEC_GATE_EXPLORE - 1; i++) assert_true(spec_gate_decide(g, 3));
     assert_false(spec_gate_decide(g, 3));
     assert_false(spec_gate_decide(g, 3));

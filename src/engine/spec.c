@@ -104,8 +104,8 @@ static gate_load *load_of(const spec_gate *g, int load) {
 
 bool spec_gate_decide(spec_gate *g, int load) {
     gate_load *l = load_of(g, load);
-    if (l->n[1] == 0) return true;    // not measured yet: try it
-    if (l->n[0] == 0) return false;
+    if (l->n[1] <= SPEC_GATE_WARMUP) return true;    // not measured past its warm-up yet: try it
+    if (l->n[0] <= SPEC_GATE_WARMUP) return false;
     if (l->trying) return l->trying - 1;
     const bool better = l->rate[1] >= l->rate[0];
     if (++l->n_decided % SPEC_GATE_EXPLORE) return better;
@@ -118,8 +118,8 @@ void spec_gate_record(spec_gate *g, int load, bool speculated, int n_tokens, dou
     gate_load *l = load_of(g, load);
     const int k = speculated;
     if (l->trying == 1 + k) l->trying = 0;
-    l->n[k]++;
-    double w = 1.0 / (double)l->n[k];
+    if (++l->n[k] <= SPEC_GATE_WARMUP) return;   // a warm-up round: not averaged
+    double w = 1.0 / (double)(l->n[k] - SPEC_GATE_WARMUP);
     if (w < SPEC_GATE_EMA) w = SPEC_GATE_EMA;
     l->rate[k] += w * ((double)n_tokens / seconds - l->rate[k]);
 }

@@ -37,11 +37,15 @@ tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_err
 // count as max_load) it keeps the output rate (tokens appended per second of round time, drafting
 // included) of the rounds that speculated and of the rounds that did not, as moving averages
 // (each new round weighs max(1/n, SPEC_GATE_EMA)), and speculates while its rate is the higher.
-// A load tries both ways first; after that every SPEC_GATE_EXPLORE-th decision at a load takes
+// A load tries both ways first, speculation first, each for SPEC_GATE_WARMUP + 1 measured rounds of
+// which the first SPEC_GATE_WARMUP are not averaged (cold caches: a draft model's first round
+// pages its weights in, and one such round made speculation look 5x slower than it is, so the
+// gate kept it off); after that every SPEC_GATE_EXPLORE-th decision at a load takes
 // the other way until a round of it is measured (the engine leaves rounds with prompt chunks, or
 // with a draft model catching up after plain rounds, unmeasured), so a change of acceptance or
 // machine load is noticed at a cost of about 1/SPEC_GATE_EXPLORE of the difference.
 #define SPEC_GATE_EXPLORE 32
+#define SPEC_GATE_WARMUP 1
 #define SPEC_GATE_EMA 0.125
 
 typedef struct spec_gate spec_gate;
