@@ -114,7 +114,9 @@ typedef struct {
     bool has_kv;
 } run_result;
 
-typedef struct { int n_prompt; int n_generated; bool done; } req_state;
+// gen_at_step: n_generated before step `step` (the engine gives one output record per token, so a
+// sequence that accepted k speculated tokens, or ran decode_steps rounds, appears k times in a step).
+typedef struct { int n_prompt; int n_generated; bool done; uint64_t step; int gen_at_step; } req_state;
 
 // prompt: NULL (each request gets n_prompt random ids from seed), or n_prompt ids every request
 // starts with. schema: NULL, or a JSON Schema every request is constrained by (each must run
@@ -149,7 +151,7 @@ static tv_status run_requests(tv_engine *e, int n_req, const int32_t *prompt, in
     int n_done = 0, n_started = 0;
     double t_tail_ms = 0.0;       // steps after every request started (the window of a staggered batch)
     uint64_t n_tail_tokens = 0;
-    while (n_done < n_req) {
+    for (uint64_t step = 1; n_done < n_req; step++) {
         const tv_request_output *outs;
         int n_outs;
         const double ts0 = cli_time_ms();
@@ -157,15 +159,17 @@ static tv_status run_requests(tv_engine *e, int n_req, const int32_t *prompt, in
         const double ts1 = cli_time_ms();
         bool any_finished = false;
         const bool was_started = n_started == n_req;   // every request had its first token before this step
-        int n_decoded = 0;         // requests that decoded (not prefilled) this step
+        int n_decoded = 0;         // requests that decoded (not prefilled) this step, each counted once
         uint64_t n_step_tokens = 0;
         for (int i = 0; i < n_outs; i++) {
             req_state *q = outs[i].user;
             if (!q) continue;
-            if (q->n_generated > 0 && outs[i].n_new > 0) {
-                n_decoded++;
-                n_step_tokens += (uint64_t)outs[i].n_new;
+            if (q->step != step) {   // q's first record this step
+                q->step = step;
+                q->gen_at_step = q->n_generated;
+                if (q->n_generated > 0 && outs[i].n_new > 0) n_decoded++;
             }
+            if (q->gen_at_step > 0) n_step_tokens += (uint64_t)outs[i].n_new;
             if (q->n_generated == 0 && outs[i].n_generated > 0) n_started++;
             else if (was_started) n_tail_tokens += (uint64_t)outs[i].n_new;
             q->n_generated = outs[i].n_generated;
@@ -416,6 +420,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
 typedef struct spec_tally {
     uint64_t drafts, proposed, accepted;   // verifications run, tokens proposed, tokens accepted
     uint64_t rounds_spec, rounds_plain;    // decode rounds the load gate let speculate / kept plain
+    uint64_t timed_tokens;                 // tokens the tok/s were measured over (run_result.n_decode_tokens)
 } spec_tally;
 
 static void tally_add(spec_tally *t, const tv_engine_stats *before, const tv_engine_stats *after) {
@@ -444,7 +449,10 @@ static tv_status run_test(tv_engine *e, const bench_test *t, int32_t n_vocab, se
     tv_status st = run_requests(e, t->n_req, t->prompt, t->n_prompt, t->n_gen, n_vocab, t->seed, NULL, rr, err);
     if (st) return st;
     tv_engine_get_stats(e, &after);
-    if (tally) tally_add(tally, &before, &after);
+    if (tally) {
+        tally_add(tally, &before, &after);
+        tally->timed_tokens += rr->n_decode_tokens;
+    }
     s->v[s->n++] = t->after_first ? (rr->t_decode_ms > 0 ? (double)rr->n_decode_tokens / (rr->t_decode_ms * 1e-3) : 0.0)
                                   : (double)rr->n_generated / (rr->t_total_ms * 1e-3);
     return TV_OK;
@@ -635,7 +643,7 @@ static double ratio_or_0(double a, double b) { return b > 0 ? a / b : 0.0; }
 
 // The speculating runs of one test beside the plain ones: {"plain_tok_s", "tok_s", "speedup",
 // "verifications", "proposed_tokens", "accepted_tokens", "acceptance_rate", "mean_acceptance_length",
-// "rounds_speculated", "rounds_plain"} (medians; null where the plain engine did not run).
+// "rounds_speculated", "rounds_plain", "timed_tokens"} (medians; null where the plain engine did not run).
 static void add_spec_test(cJSON *sp, const char *name, const series *s, const series *s_plain, const spec_tally *t) {
     cJSON *o = cJSON_AddObjectToObject(sp, name);
     if (!o) return;
@@ -650,6 +658,7 @@ static void add_spec_test(cJSON *sp, const char *name, const series *s, const se
     cJSON_AddItemToObject(o, "mean_acceptance_length", num_or_null(t->drafts > 0, 1.0 + ratio_or_0((double)t->accepted, (double)t->drafts)));
     cJSON_AddNumberToObject(o, "rounds_speculated", (double)t->rounds_spec);
     cJSON_AddNumberToObject(o, "rounds_plain", (double)t->rounds_plain);
+    cJSON_AddNumberToObject(o, "timed_tokens", (double)t->timed_tokens);
 }
 
 static tv_status print_json(const bench_args *a, const bench_results *r) {

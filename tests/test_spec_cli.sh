@@ -99,6 +99,10 @@ grep -qE '"batch":\{"plain_tok_s":[0-9.e+-]+,' "$W/b.json" || fail "bench --json
 tg_counts() { grep -oE '"tg":\{[^}]*\}' "$1" | grep -oE '"(verifications|proposed_tokens|accepted_tokens)":[0-9]+'; }
 [ -n "$(tg_counts "$W/bd.json")" ] && [ "$(tg_counts "$W/bd.json")" = "$(tg_counts "$W/bs.json")" ] ||
   fail "bench: the draft model and the self-draft of its layers counted differently: $(tg_counts "$W/bd.json") / $(tg_counts "$W/bs.json")"
+# tg's tok/s is timed over every token after the first, also when a step brings several tokens of the
+# sequence (one output record each: accepted guesses) beside steps that bring one (all guesses rejected)
+timed() { grep -oE '"tg":\{[^}]*\}' "$1" | grep -oE '"timed_tokens":[0-9]+' | cut -d: -f2; }
+[ "$(timed "$W/bd.json")" = 47 ] || fail "bench --draft-model -n 48: tg timed over '$(timed "$W/bd.json")' tokens, not 47: $(cat "$W/bd.json")"
 "$BIN" bench -m "$M" -p 0 -n 1 --prompt-file "$W/own.txt" >/dev/null 2>"$W/e1"; rc=$?
 [ $rc = 2 ] && grep -q "needs -n >= 2" "$W/e1" || fail "bench --prompt-file -n 1: rc $rc, $(cat "$W/e1")"
 
