@@ -413,16 +413,34 @@ static tv_status forward_ckpt(tv_forward *f, tv_kv_cache *kv, int start, int n, 
     return forward_run(f, kv, &b, logits, err);
 }
 
+// One forward pass's pieces over g_model: a backend of n_threads, a 16-block KV cache of 16-token
+// blocks (F32) with n_state state slots (none when 0), and a forward for 128 positions / 64 rows.
+typedef struct { backend *be; tv_kv_cache *kv; tv_forward *f; } fwd_rig;
+
+static fwd_rig rig_create(int n_threads, int n_state) {
+    tv_error err = {0};
+    fwd_rig r = {.be = backend_cpu_create(test_cpu_path(), n_threads, &err)};
+    r.kv = kv_cache_create(g_model, 16, 16, true, &err);
+    r.f = forward_create(g_model, 128, 64, 8, r.be, &err);
+    assert_true(r.be && r.kv && r.f);
+    if (n_state > 0) assert_int_equal(kv_cache_add_state(r.kv, g_model, n_state, &err), TV_OK);
+    return r;
+}
+
+static void rig_free(fwd_rig *r) {
+    forward_free(r->f);
+    kv_cache_free(r->kv);
+    backend_free(r->be);
+}
+
 // A checkpoint after 5 of 9 tokens holds the state a 5-token run leaves: continuing from it gives
 // the 9-token run's logits bit for bit; its slot holds 5 tokens; bad checkpoints are refused.
 static void test_forward_checkpoint(void **state) {
     (void)state;
     tv_error err = {0};
-    backend *be = backend_cpu_create(test_cpu_path(), 2, &err);
-    tv_kv_cache *kv = kv_cache_create(g_model, 16, 16, true, &err);
-    tv_forward *f = forward_create(g_model, 128, 64, 8, be, &err);
-    assert_true(be && kv && f);
-    assert_int_equal(kv_cache_add_state(kv, g_model, 3, &err), TV_OK);
+    fwd_rig r = rig_create(2, 3);
+    tv_kv_cache *kv = r.kv;
+    tv_forward *f = r.f;
     const int32_t slot0 = 0, slot1 = 1, five = 5, ck = 2;
     const int n_vocab = model_hparams(g_model)->n_vocab;
     float *lg, *whole = malloc((size_t)n_vocab * sizeof(float));
@@ -442,9 +460,7 @@ static void test_forward_checkpoint(void **state) {
     const int32_t out = 3;
     assert_int_equal(forward_ckpt(f, kv, 0, 9, &slot0, 1, &two, &out, NULL, &lg, &err), TV_ERR_INVALID);
     free(whole);
-    forward_free(f);
-    kv_cache_free(kv);
-    backend_free(be);
+    rig_free(&r);
 }
 
 // A verification's rollback points: 5 rows after a 4-token prompt with rollback slots 2..5 leave
@@ -454,11 +470,9 @@ static void test_forward_checkpoint(void **state) {
 static void test_forward_rollback(void **state) {
     (void)state;
     tv_error err = {0};
-    backend *be = backend_cpu_create(test_cpu_path(), 2, &err);
-    tv_kv_cache *kv = kv_cache_create(g_model, 16, 16, true, &err);
-    tv_forward *f = forward_create(g_model, 128, 64, 8, be, &err);
-    assert_true(be && kv && f);
-    assert_int_equal(kv_cache_add_state(kv, g_model, 6, &err), TV_OK);
+    fwd_rig r = rig_create(2, 6);
+    tv_kv_cache *kv = r.kv;
+    tv_forward *f = r.f;
     const tv_state_cache *sc = kv->state;
     const int32_t slot0 = 0, slot1 = 1, base = 2, past = 3;
     float *lg;
@@ -481,18 +495,15 @@ static void test_forward_rollback(void **state) {
     assert_non_null(strstr(err.msg, "rollback"));
     assert_int_equal(forward_ckpt(f, kv, 0, 5, &slot1, 1, NULL, NULL, &past, &lg, &err), TV_ERR_INVALID);
     assert_non_null(strstr(err.msg, "rollback"));
-    forward_free(f);
-    kv_cache_free(kv);
-    backend_free(be);
+    rig_free(&r);
 }
 
 static void test_forward_state_checks(void **state) {
     (void)state;
     tv_error err = {0};
-    backend *be = backend_cpu_create(test_cpu_path(), 1, &err);
-    tv_kv_cache *kv = kv_cache_create(g_model, 16, 16, true, &err);
-    tv_forward *f = forward_create(g_model, 128, 64, 8, be, &err);
-    assert_true(be && kv && f);
+    fwd_rig r = rig_create(1, 0);
+    tv_kv_cache *kv = r.kv;
+    tv_forward *f = r.f;
     const int32_t slot0 = 0, slot1 = 1, both_same[2] = {1, 1};
     // no slots yet
     assert_int_equal(forward_at(f, kv, 0, 4, &slot0, 1, &err), TV_ERR_INVALID);
@@ -510,9 +521,7 @@ static void test_forward_state_checks(void **state) {
     const int32_t bad = 2;
     assert_int_equal(forward_at(f, kv, 0, 2, &bad, 1, &err), TV_ERR_INVALID);
     assert_non_null(strstr(err.msg, "out of range"));
-    forward_free(f);
-    kv_cache_free(kv);
-    backend_free(be);
+    rig_free(&r);
 }
 
 static const char *g_arch = "qwen35";   // argv[1]: qwen35 (default), qwen35moe or qwen3next
