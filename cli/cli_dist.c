@@ -40,8 +40,10 @@ static void print_timeline(void) {
     if (!s.n_rounds || s.t_span <= 0) return;
     const int rank = tv_dist_rank(g_dist);
     if (rank == 0)
-        fprintf(stderr, "tinyvllm %s: pipeline rank 0: %llu rounds in %.1f s, waiting for the later stages %.1f s (%.0f%%)\n",
-                g_cmd, (unsigned long long)s.n_rounds, s.t_span, s.t_wait, 100.0 * s.t_wait / s.t_span);
+        fprintf(stderr, "tinyvllm %s: pipeline rank 0: %llu rounds in %.1f s, waiting for the later stages %.1f s (%.0f%%); "
+                "%.1f tokens per round, consecutive rounds differ by %.0f%% of their tokens\n",
+                g_cmd, (unsigned long long)s.n_rounds, s.t_span, s.t_wait, 100.0 * s.t_wait / s.t_span,
+                (double)s.n_tokens / (double)s.n_rounds, 100.0 * (double)s.n_tokens_unbalanced / (double)s.n_tokens);
     else
         fprintf(stderr, "tinyvllm %s: pipeline rank %d: %llu rounds in %.1f s, computing %.1f s (%.0f%%), waiting %.1f s (%.0f%%)\n",
                 g_cmd, rank, (unsigned long long)s.n_rounds, s.t_span, s.t_compute, 100.0 * s.t_compute / s.t_span, s.t_wait,

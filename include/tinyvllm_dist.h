@@ -69,6 +69,10 @@ typedef struct tv_dist_stats {
     uint64_t bytes_per_boundary;   // rank 0: bytes each stage boundary carried (batch descriptor + hidden state)
     uint64_t bytes_replies;        // rank 0: bytes the last rank returned to rank 0 (sampled ids and
                                    // logprobs; logits rows only for requests sampled on rank 0)
+    uint64_t n_tokens;             // rank 0: tokens over every round sent
+    uint64_t n_tokens_unbalanced;  // rank 0: the sum over rounds of |its tokens - the previous round's|: with
+                                   // rounds of unequal length each stage idles while a longer one goes on
+                                   // downstream (0: every round alike)
     double t_compute, t_wait, t_span;
 } tv_dist_stats;
 void tv_dist_get_stats(const tv_dist *d, tv_dist_stats *s);

@@ -39,10 +39,13 @@ for samp in "--temp 0" "--temp 0.9 --seed 7"; do
     [ "$(ids "$W/pp.json")" = "$(ids "$W/one.json")" ] && [ -n "$(ids "$W/one.json")" ] ||
       fail "--pp $how ($samp): generated ids differ from one process"
     grep -q "pipeline stage $((np - 1)): layers \[[0-9], 5)" "$W/pp.err" || fail "--pp $how: no stage lines: $(cat "$W/pp.err")"
-    # every rank's timeline at exit, over the same rounds: the prompt's and one per later token
+    # every rank's timeline at exit, over the same rounds: the prompt spread over np rounds in
+    # flight at once (an even share each), and one per later token
     rounds=$(sed -nE 's/.*pipeline rank [0-9]+: ([0-9]+) rounds in [0-9.]+ s, .*waiting.*/\1/p' "$W/pp.err" | sort -u)
-    [ "$(grep -c 'pipeline rank [0-9]*: [0-9]* rounds' "$W/pp.err")" = "$np" ] && [ "$rounds" = 120 ] ||
-      fail "--pp $how: not $np timelines of 120 rounds: $(grep 'pipeline rank' "$W/pp.err")"
+    [ "$(grep -c 'pipeline rank [0-9]*: [0-9]* rounds' "$W/pp.err")" = "$np" ] && [ "$rounds" = $((119 + np)) ] ||
+      fail "--pp $how: not $np timelines of $((119 + np)) rounds: $(grep 'pipeline rank' "$W/pp.err")"
+    grep -qE "pipeline rank 0: .* [0-9.]+ tokens per round, consecutive rounds differ by [0-9]+% of their tokens" "$W/pp.err" ||
+      fail "--pp $how: no round balance on rank 0: $(grep 'pipeline rank 0' "$W/pp.err")"
     echo "$samp, --pp $how: same ids as one process; $(grep -c 'pipeline stage' "$W/pp.err") stages"
   done
 done

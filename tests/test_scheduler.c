@@ -110,11 +110,11 @@ static void postprocess(rig *r, int n_items) {
     }
 }
 
-// One planned step of lane, checked against the scheduler's contract (pipeline lanes: only the
-// lane's sequences, none in flight), then postprocessed.
-static int step_lane(rig *r, int lane, int *n_preempted) {
+// One planned round, checked against the scheduler's contract (pipelined: no sequence whose
+// sample is in flight, no decode held by a round in flight). balance: sched_schedule's.
+static int plan(rig *r, int balance, int *n_preempted) {
     int n_pre = -1;
-    int n = sched_schedule(r->s, lane, r->items, &n_pre);
+    int n = sched_schedule(r->s, balance, r->items, &n_pre);
     assert_in_range(n, 0, r->cfg.max_num_seqs);
     assert_true(n_pre >= 0);
     int total = 0;
@@ -122,8 +122,7 @@ static int step_lane(rig *r, int lane, int *n_preempted) {
         tv_seq *q = r->items[i].seq;
         int k = r->items[i].n_tokens;
         assert_int_equal(q->status, SEQ_RUNNING);
-        assert_int_equal(q->lane, lane);
-        assert_false(q->in_flight);
+        assert_false(q->sample_in_flight);
         assert_true(k >= 1 && q->n_computed + k <= q->n_tokens);
         assert_true(q->n_blocks * bm_block_size(r->bm) >= q->n_computed + k);   // blocks allocated
         for (int j = 0; j < i; j++) assert_ptr_not_equal(r->items[j].seq, q);
@@ -132,12 +131,58 @@ static int step_lane(rig *r, int lane, int *n_preempted) {
     assert_true(total <= r->cfg.max_batched_tokens);
     assert_true(sched_n_running(r->s) <= r->cfg.max_num_seqs);
     check_blocks(r);
-    postprocess(r, n);
     if (n_preempted) *n_preempted = n_pre;
     return n;
 }
 
-static int step(rig *r, int *n_preempted) { return step_lane(r, 0, n_preempted); }
+static int step(rig *r, int *n_preempted) {
+    const int n = plan(r, 0, n_preempted);
+    postprocess(r, n);
+    return n;
+}
+
+// Pipelined: a round in flight, as the engine keeps it.
+typedef struct {
+    tv_sched_item items[8];
+    int start[8];
+    int n;
+} round_fl;
+
+// Plans a round (balance: sched_schedule's) and puts it in flight the engine's way: a chunk that
+// samples nothing advances n_computed now, a sequence that samples waits for the round.
+static int submit(rig *r, int balance, round_fl *f, int *n_preempted) {
+    f->n = plan(r, balance, n_preempted);
+    assert_true(f->n <= 8);
+    for (int i = 0; i < f->n; i++) {
+        tv_seq *q = r->items[i].seq;
+        f->items[i] = r->items[i];
+        f->start[i] = q->n_computed;
+        q->n_flights++;
+        if (q->n_computed + r->items[i].n_tokens >= q->n_tokens) q->sample_in_flight = true;
+        else sched_submitted(r->s, q, r->items[i].n_tokens);
+    }
+    return f->n;
+}
+
+// The round comes back: chunks are confirmed, samples computed and a token appended (id 5000 +
+// position).
+static void collect(rig *r, const round_fl *f) {
+    for (int i = 0; i < f->n; i++) {
+        tv_seq *q = f->items[i].seq;
+        const int end = f->start[i] + f->items[i].n_tokens;
+        q->n_flights--;
+        if (q->status != SEQ_RUNNING) continue;
+        if (end < q->n_tokens) {
+            sched_confirmed(r->s, q, end);
+            continue;
+        }
+        q->sample_in_flight = false;
+        sched_computed(r->s, q, f->items[i].n_tokens);
+        q->tokens[q->n_tokens] = 5000 + q->n_tokens;
+        q->n_tokens++;
+    }
+    check_blocks(r);
+}
 
 static void expect_item(const rig *r, int i, const tv_seq *q, int n_tokens) {
     if (r->items[i].seq != q || r->items[i].n_tokens != n_tokens)
@@ -654,10 +699,11 @@ static void test_window_prefix_cache_and_preemption(void **state) {
     rig_free(&p);
 }
 
-// Pipeline lanes (micro-batches): two lanes admit two sequences each; a lane's batch never holds a
-// sequence in flight or of the other lane; a preemption passes over sequences in flight and takes
-// the newest that is not.
-static void test_lanes_and_in_flight(void **state) {
+// Pipelined rounds: the first two rounds admit two sequences each (an even share of the prompt
+// tokens); with both in flight nothing is left to plan; each round takes half the decoding
+// sequences; a preemption passes over sequences held by a round in flight and takes the newest
+// that is not.
+static void test_rounds_in_flight(void **state) {
     (void)state;
     rig r = {0};
     r.cfg = (tv_sched_config){.max_num_seqs = 8, .max_batched_tokens = 64, .chunked_prefill = true, .n_lanes = 2};
@@ -666,28 +712,85 @@ static void test_lanes_and_in_flight(void **state) {
     r.items = malloc(8 * sizeof *r.items);
     r.all = calloc(256, sizeof *r.all);
     tv_seq *a = add(&r, 1, 2, 10), *b = add(&r, 2, 2, 20), *c = add(&r, 3, 2, 30), *d = add(&r, 4, 2, 40);
-    assert_int_equal(step_lane(&r, 0, NULL), 2);   // its share: 4 over 2 lanes
-    expect_item(&r, 0, a, 2);
-    expect_item(&r, 1, b, 2);
-    assert_int_equal(step_lane(&r, 1, NULL), 2);
-    expect_item(&r, 0, c, 2);
-    expect_item(&r, 1, d, 2);
-    c->in_flight = d->in_flight = true;             // lane 1's next batch is in the pipeline
-    assert_int_equal(step_lane(&r, 1, NULL), 0);
-    for (int i = 0; i < 3; i++) assert_int_equal(step_lane(&r, 0, NULL), 2);   // a, b decode: 8 blocks in use
+    round_fl f1, f2, f3;
+    assert_int_equal(submit(&r, 0, &f1, NULL), 2);   // 8 prompt tokens over 2 rounds
+    assert_ptr_equal(f1.items[0].seq, a);
+    assert_ptr_equal(f1.items[1].seq, b);
+    assert_true(a->sample_in_flight && b->sample_in_flight);
+    assert_int_equal(submit(&r, 4, &f2, NULL), 2);
+    assert_ptr_equal(f2.items[0].seq, c);
+    assert_ptr_equal(f2.items[1].seq, d);
+    assert_int_equal(plan(&r, 4, NULL), 0);   // every sequence waits for its sample
+    collect(&r, &f1);
+    for (int i = 0; i < 3; i++) {   // a, b decode (positions 2, 3, 4) while c, d are in flight
+        assert_int_equal(submit(&r, 4, &f3, NULL), 2);
+        assert_ptr_equal(f3.items[0].seq, a);
+        collect(&r, &f3);
+    }
     assert_int_equal(bm_n_free(r.bm), 0);
-    assert_int_equal(step_lane(&r, 0, NULL), 2);   // position 5: still in their third blocks
+    assert_int_equal(submit(&r, 4, &f3, NULL), 2);   // position 5: still in their third blocks
+    collect(&r, &f3);
     int n_pre = 0;
-    assert_int_equal(step_lane(&r, 0, &n_pre), 1);   // a needs a block: b goes (c and d are in flight)
+    assert_int_equal(submit(&r, 4, &f3, &n_pre), 1);   // a needs a block: b goes (c and d are in flight)
     assert_int_equal(n_pre, 1);
-    expect_item(&r, 0, a, 1);
+    assert_ptr_equal(f3.items[0].seq, a);
     assert_int_equal(b->status, SEQ_WAITING);
     assert_int_equal(b->n_blocks, 0);
     assert_int_equal(c->status, SEQ_RUNNING);
     assert_int_equal(d->status, SEQ_RUNNING);
-    c->in_flight = d->in_flight = false;
-    assert_int_equal(step_lane(&r, 1, NULL), 2);   // back: c and d decode
-    expect_item(&r, 0, c, 1);
+    collect(&r, &f2);
+    collect(&r, &f3);
+    // a, c, d decode: rounds of ceil(3 / 2), the oldest first
+    assert_int_equal(submit(&r, 0, &f1, NULL), 2);
+    assert_ptr_equal(f1.items[0].seq, a);
+    assert_ptr_equal(f1.items[1].seq, c);
+    assert_int_equal(plan(&r, 2, NULL), 1);
+    expect_item(&r, 0, d, 1);
+    rig_free(&r);
+}
+
+// Pipelined prefill: a prompt spreads over consecutive rounds (each about as long as the newest in
+// flight); its next chunk runs while the previous one is in flight, and its blocks go to the
+// prefix cache only when the round that filled them is back.
+static void test_prompt_spreads_over_rounds(void **state) {
+    (void)state;
+    rig r = {0};
+    r.cfg = (tv_sched_config){.max_num_seqs = 4, .max_batched_tokens = 64, .chunked_prefill = true,
+                              .prefix_caching = true, .n_lanes = 2};
+    assert_non_null(r.bm = bm_create(32, 2));
+    assert_non_null(r.s = sched_create(&r.cfg, r.bm));
+    r.items = malloc(4 * sizeof *r.items);
+    r.all = calloc(256, sizeof *r.all);
+    tv_seq *a = add(&r, 1, 2, 10);
+    round_fl f1, f2;
+    assert_int_equal(submit(&r, 0, &f1, NULL), 1);   // half of a's prompt: no sample
+    assert_int_equal(f1.items[0].n_tokens, 1);
+    assert_false(a->sample_in_flight);
+    assert_int_equal(submit(&r, 1, &f2, NULL), 1);   // its last token while the first is in flight
+    assert_int_equal(f2.items[0].n_tokens, 1);
+    assert_int_equal(a->n_flights, 2);
+    assert_true(a->sample_in_flight);
+    collect(&r, &f1);
+    collect(&r, &f2);
+    assert_int_equal(a->n_hashed, 1);
+    tv_seq *e = add(&r, 2, 12, 100);
+    assert_int_equal(submit(&r, 0, &f1, NULL), 2);   // a's decode and half of e's prompt
+    assert_ptr_equal(f1.items[0].seq, a);
+    assert_ptr_equal(f1.items[1].seq, e);
+    assert_int_equal(f1.items[1].n_tokens, 6);
+    assert_int_equal(e->n_computed, 6);
+    assert_int_equal(e->n_hashed, 0);   // not back yet
+    assert_int_equal(submit(&r, 7, &f2, NULL), 1);   // the rest of e, as long as the round before
+    assert_ptr_equal(f2.items[0].seq, e);
+    assert_int_equal(f2.items[0].n_tokens, 6);
+    assert_int_equal(e->n_flights, 2);
+    collect(&r, &f1);
+    assert_int_equal(e->n_hashed, 3);
+    collect(&r, &f2);
+    assert_int_equal(e->n_hashed, 6);
+    assert_int_equal(e->n_tokens, 13);
+    assert_int_equal(plan(&r, 0, NULL), 1);   // two decoding: one per round, the oldest first
+    expect_item(&r, 0, a, 1);
     rig_free(&r);
 }
 
@@ -785,7 +888,8 @@ int main(void) {
         cmocka_unit_test(test_prefix_failed_admission_returns_blocks),
         cmocka_unit_test(test_window_releases_blocks),
         cmocka_unit_test(test_window_prefix_cache_and_preemption),
-        cmocka_unit_test(test_lanes_and_in_flight),
+        cmocka_unit_test(test_rounds_in_flight),
+        cmocka_unit_test(test_prompt_spreads_over_rounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,7 @@ struct tv_dist {
     size_t recv_cap;
     tv_dist_stats stats;
     double t_first;          // rank 0: when the first round was sent (stats.t_span counts from there)
+    int last_tokens;         // rank 0: the tokens of the last round sent
 };
 
 // ---- waiting with a deadline ----
@@ -349,7 +350,10 @@ static tv_status downstream_submit(void *ctx, const tv_batch *b, const float *hi
     if (st) return st;
     if (!d->stats.n_rounds) d->t_first = now_s();
     d->next_round++;
+    if (d->stats.n_rounds) d->stats.n_tokens_unbalanced += (uint64_t)abs(b->n_tokens - d->last_tokens);
+    d->last_tokens = b->n_tokens;
     d->stats.n_rounds++;
+    d->stats.n_tokens += (uint64_t)b->n_tokens;
     d->stats.bytes_per_boundary += n;
     return TV_OK;
 }

@@ -34,10 +34,11 @@
 // to speculate at its load, decided from the round times measured so far; a plain round drops
 // the guesses and skips the draft, and the measured rates are in the stats (and /metrics).
 //
-// Pipeline parallelism (pipeline.h): each step submits a batch for every lane (scheduler.h) that
-// has work and none in flight, up to the pipeline's depth, and collects the oldest; run and
-// postprocess are split by the trip through the later stages, which sample the rows of plain
-// samplers themselves (pipe_rows).
+// Pipeline parallelism (pipeline.h): each step submits rounds while fewer than the pipeline's depth
+// are in flight and the scheduler finds work (scheduler.h: sequences no round in flight stops, a
+// round about as long as the newest in flight), and collects the oldest; run and postprocess are
+// split by the trip through the later stages, which sample the rows of plain samplers themselves
+// (pipe_rows). A sequence is freed only when no round in flight holds it.
 //
 // The engine owns the KV pools (through the model's tv_kv_cache), the block manager, the
 // scheduler and the sequences; the model sees only struct tv_batch.
@@ -72,8 +73,9 @@
 // Pipelined: one batch in flight, kept until its results are collected.
 typedef struct flight {
     tv_sched_item *items;        // (max_num_seqs)
+    int *start;                  // (max_num_seqs) the position of each item's first token
     tv_seq **logit_seq;          // (max_logits) the sequence of each logits row
-    int n_items, n_logits, n_tokens, lane;
+    int n_items, n_logits, n_tokens;
 } flight;
 
 struct tv_engine {
@@ -87,7 +89,6 @@ struct tv_engine {
     engine_downstream down;      // the pipeline's later stages (pipeline.h), or submit == NULL
     struct flight *fl;           // (down.depth) pipelined: the batches in flight, a ring, oldest at fl_head
     int fl_head, fl_n;
-    int next_lane;               // pipelined: the lane to try first next round
     pipe_row *b_rows;            // (max_logits) pipelined: how the last stage treats each logits row
     pipe_out *b_outs;            // (max_logits) pipelined: the collected batch's results
     // TV_SPEC_DRAFT_MODEL: the draft's K/V in the same blocks (block b of dkv holds the draft's K/V
@@ -127,8 +128,9 @@ struct tv_engine {
     tv_seq **b_logit_seq;        // (max_logits) the sequence of each row (a verification item's rows are consecutive)
     // outputs of the last step: at most max_num_seqs per round plus max_num_seqs abort reports
     post_outputs out;
-    tv_seq **done;               // (max_num_seqs * 2) sequences finished last step, freed at the next
-    int n_done;
+    tv_seq **done;               // (cap_done) sequences finished, freed at the next step (pipelined: once no
+                                 // round in flight holds them; up to depth * max_num_seqs of them wait)
+    int n_done, cap_done;
     tv_seq **aborted;            // (cap_aborted) aborted since the last step, reported from the next
     int n_aborted;
     size_t cap_aborted;
@@ -219,6 +221,7 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_logit_seq);
     for (int i = 0; e->fl && i < e->down.depth; i++) {
         free(e->fl[i].items);
+        free(e->fl[i].start);
         free(e->fl[i].logit_seq);
     }
     free(e->fl);
@@ -383,6 +386,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     // output records per step: each round appends up to 1 + spec_tokens tokens per sequence, one
     // record each, plus up to max_num_seqs abort reports
     const int n_recs = (int)S * (c.decode_steps * (1 + c.spec_tokens) + 1);
+    e->cap_done = (2 + (down ? down->depth : 0)) * (int)S;
     if (!e->sched || !(e->items = malloc(S * sizeof *e->items)) || !(e->b_tokens = malloc(T * sizeof(int32_t))) ||
         !(e->b_pos = malloc(T * sizeof(int32_t))) || !(e->b_qstart = malloc((S + 1) * sizeof(int32_t))) ||
         !(e->b_ctx = malloc(S * sizeof(int32_t))) || !(e->b_tables = malloc(S * sizeof *e->b_tables)) ||
@@ -391,7 +395,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         !(e->b_rollback = malloc(S * sizeof(int32_t))) ||
         !(e->b_seqs = malloc(S * sizeof *e->b_seqs)) ||
         !(e->b_logit_rows = malloc(L * sizeof(int32_t))) || !(e->b_logit_seq = malloc(L * sizeof *e->b_logit_seq)) ||
-        !post_outputs_init(&e->out, n_recs) || !(e->done = malloc(2 * S * sizeof *e->done)) ||
+        !post_outputs_init(&e->out, n_recs) || !(e->done = malloc((size_t)e->cap_done * sizeof *e->done)) ||
         (model_draft(&c) && !(e->spec_p = malloc((size_t)hp->n_vocab * sizeof *e->spec_p))) ||
         (c.spec != TV_SPEC_NONE && !c.spec_always && !down && !(e->gate = spec_gate_create(c.max_num_seqs)))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
@@ -401,7 +405,8 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         bool ok = (e->fl = calloc((size_t)down->depth, sizeof *e->fl)) && (e->b_rows = malloc(L * sizeof *e->b_rows)) &&
                   (e->b_outs = malloc(L * sizeof *e->b_outs));
         for (int i = 0; ok && i < down->depth; i++)
-            ok = (e->fl[i].items = malloc(S * sizeof *e->fl[i].items)) && (e->fl[i].logit_seq = malloc(L * sizeof *e->fl[i].logit_seq));
+            ok = (e->fl[i].items = malloc(S * sizeof *e->fl[i].items)) && (e->fl[i].start = malloc(S * sizeof *e->fl[i].start)) &&
+                 (e->fl[i].logit_seq = malloc(L * sizeof *e->fl[i].logit_seq));
         if (!ok) {
             err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
             goto fail;
@@ -567,7 +572,7 @@ tv_status tv_engine_abort(tv_engine *e, uint64_t req_id) {
 }
 
 bool tv_engine_has_work(const tv_engine *e) {
-    return sched_n_running(e->sched) + sched_n_waiting(e->sched) + e->n_aborted > 0;
+    return sched_n_running(e->sched) + sched_n_waiting(e->sched) + e->n_aborted + e->fl_n > 0;
 }
 
 void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l) {
@@ -601,7 +606,7 @@ static void finish_seq(tv_engine *e, tv_seq *s, tv_finish_reason why) {
     s->finish = why;
     s->status = SEQ_FINISHED;
     sched_remove(e->sched, s);
-    TV_CHECK(e->n_done < 2 * e->cfg.max_num_seqs);   // a step finishes at most its running + reported aborts
+    TV_CHECK(e->n_done < e->cap_done);   // a step finishes at most its running + reported aborts, plus those rounds in flight hold
     e->done[e->n_done++] = s;
     e->stats.n_finished++;
 }
@@ -625,10 +630,10 @@ static void fail_seq(tv_engine *e, tv_seq *s, tv_request_output *rec, const tv_e
 
 // ---- schedule ----
 
-// Plans one round of lane into e->items; returns how many sequences run.
-static int schedule(tv_engine *e, int lane) {
+// Plans one round into e->items (balance: sched_schedule's); returns how many sequences run.
+static int schedule(tv_engine *e, int balance) {
     int n_pre = 0;
-    int n_items = sched_schedule(e->sched, lane, e->items, &n_pre);
+    int n_items = sched_schedule(e->sched, balance, e->items, &n_pre);
     e->stats.n_preemptions += (uint64_t)n_pre;
     e->stats.last_step_tokens = 0;
     return n_items;
@@ -716,18 +721,20 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
 }
 
 // Counts a successful round of items: steps, tokens, prompt tokens and prefix-cache hits (of the
-// items still running: an abort while in flight counts nothing).
-static void account_round(tv_engine *e, const tv_sched_item *items, int n_items, int n_tokens) {
+// items still running: an abort while in flight counts nothing). start: the position of each
+// item's first token (pipelined), NULL: its n_computed.
+static void account_round(tv_engine *e, const tv_sched_item *items, const int *start, int n_items, int n_tokens) {
     e->stats.n_steps++;
     e->stats.n_batched_tokens += (uint64_t)n_tokens;
     e->stats.last_step_tokens = n_tokens;
     for (int i = 0; i < n_items; i++) {
         const tv_seq *s = items[i].seq;
         if (s->status != SEQ_RUNNING) continue;
-        if (s->n_computed == s->n_cached && s->n_cached > 0) e->stats.n_prefix_hit_tokens += (uint64_t)s->n_cached;
-        if (s->n_computed < s->n_prompt) {
+        const int at = start ? start[i] : s->n_computed;
+        if (at == s->n_cached && s->n_cached > 0) e->stats.n_prefix_hit_tokens += (uint64_t)s->n_cached;
+        if (at < s->n_prompt) {
             int np = items[i].n_tokens;
-            if (s->n_computed + np > s->n_prompt) np = s->n_prompt - s->n_computed;
+            if (at + np > s->n_prompt) np = s->n_prompt - at;
             e->stats.n_prompt_tokens += (uint64_t)np;
         }
     }
@@ -746,7 +753,7 @@ static tv_status run(tv_engine *e, int n_items, const tv_batch *b, float **logit
         for (int i = 0; i < n_items; i++) fail_seq(e, e->items[i].seq, NULL, &ferr);
         return ferr.code;
     }
-    account_round(e, e->items, n_items, b->n_tokens);
+    account_round(e, e->items, NULL, n_items, b->n_tokens);
     // a verification item's guesses count once postprocess knows which were accepted
     for (int i = 0; i < n_items; i++) sched_computed(e->sched, e->items[i].seq, e->items[i].n_tokens - e->items[i].seq->n_draft);
     // the checkpoints' blocks are registered now: they become findable with them
@@ -1091,10 +1098,12 @@ static void pipe_rows(tv_engine *e, const tv_batch *b) {
     }
 }
 
-// Schedules lane's next batch, runs this process's layers and submits it to the later stages; it
-// is in flight until pipe_collect. A failure finishes its requests. false: the lane had nothing to run.
-static bool pipe_submit(tv_engine *e, int lane) {
-    const int n_items = schedule(e, lane);
+// Schedules the next round (balance: sched_schedule's), runs this process's layers and submits it
+// to the later stages; it is in flight until pipe_collect. Its prompt chunks that sample nothing
+// advance n_computed now (the next chunk may go in the next round); its sequences that sample wait
+// for it. A failure finishes its requests. false: nothing to run.
+static bool pipe_submit(tv_engine *e, int balance) {
+    const int n_items = schedule(e, balance);
     if (n_items == 0) return false;
     bool decode_only;
     const tv_batch b = build_batch(e, n_items, &decode_only);
@@ -1114,15 +1123,22 @@ static bool pipe_submit(tv_engine *e, int lane) {
     f->n_items = n_items;
     f->n_logits = b.n_logits;
     f->n_tokens = b.n_tokens;
-    f->lane = lane;
-    for (int i = 0; i < n_items; i++) e->items[i].seq->in_flight = true;
+    for (int i = 0; i < n_items; i++) {
+        tv_seq *s = e->items[i].seq;
+        const int n = e->items[i].n_tokens;
+        f->start[i] = s->n_computed;
+        s->n_flights++;
+        if (s->n_computed + n >= s->n_tokens) s->sample_in_flight = true;
+        else sched_submitted(e->sched, s, n);
+    }
     return true;
 }
 
 // Collects the oldest batch in flight and postprocesses it: its tokens' K/V are now in every
-// stage's cache (n_computed advances, full blocks go to the prefix cache) and its rows are sampled
-// (or were, on the last stage). A failure finishes its requests (those aborted meanwhile are
-// reported by begin_step).
+// stage's cache (n_computed advances, or advanced at submit for a chunk that samples nothing;
+// full blocks go to the prefix cache) and its rows are sampled (or were, on the last stage). A
+// failure finishes its requests (those aborted or failed meanwhile are skipped: begin_step reports
+// an abort once no round holds it).
 static void pipe_collect(tv_engine *e) {
     flight *f = &e->fl[e->fl_head];
     masks_start(e, f->logit_seq, f->n_logits);   // while the stages finish it
@@ -1131,31 +1147,36 @@ static void pipe_collect(tv_engine *e) {
     masks_wait(e);
     e->fl_head = (e->fl_head + 1) % e->down.depth;
     e->fl_n--;
-    for (int i = 0; i < f->n_items; i++) f->items[i].seq->in_flight = false;
+    for (int i = 0; i < f->n_items; i++) {
+        tv_seq *s = f->items[i].seq;
+        s->n_flights--;
+        if (f->start[i] + f->items[i].n_tokens >= s->n_tokens) s->sample_in_flight = false;
+    }
     if (st != TV_OK) {
         err_fail_prefix(&ferr, ferr.code, "forward pass of a %d-token batch", f->n_tokens);
         for (int i = 0; i < f->n_items; i++)
             if (f->items[i].seq->status == SEQ_RUNNING) fail_seq(e, f->items[i].seq, NULL, &ferr);
         return;
     }
-    account_round(e, f->items, f->n_items, f->n_tokens);
+    account_round(e, f->items, f->start, f->n_items, f->n_tokens);
     for (int i = 0; i < f->n_items; i++) {
         tv_seq *s = f->items[i].seq;
-        if (s->status == SEQ_RUNNING) sched_computed(e->sched, s, f->items[i].n_tokens - s->n_draft);
+        if (s->status != SEQ_RUNNING) continue;
+        const int end = f->start[i] + f->items[i].n_tokens;
+        if (end >= s->n_tokens) sched_computed(e->sched, s, f->items[i].n_tokens - s->n_draft);
+        else sched_confirmed(e->sched, s, end);
     }
     postprocess(e, f->logit_seq, f->n_logits, NULL, e->b_outs);
 }
 
-// One pipelined step: a batch for every lane with work and none in flight (up to depth in flight),
-// then the oldest comes back. In steady state each step submits one batch and collects one, and
-// every stage computes a different batch.
+// One pipelined step: rounds while fewer than depth are in flight and there is work (each about as
+// long as the newest in flight), then the oldest comes back. In steady state each step submits one
+// round and collects one, and every stage computes a different round.
 static void pipe_step(tv_engine *e) {
     const int depth = e->down.depth;
-    for (int k = 0, first = e->next_lane; k < depth && e->fl_n < depth; k++) {
-        const int lane = (first + k) % depth;
-        bool busy = false;
-        for (int i = 0; i < e->fl_n; i++) busy |= e->fl[(e->fl_head + i) % depth].lane == lane;
-        if (!busy && pipe_submit(e, lane)) e->next_lane = (lane + 1) % depth;
+    while (e->fl_n < depth) {
+        const int newest = e->fl_n ? e->fl[(e->fl_head + e->fl_n - 1) % depth].n_tokens : 0;
+        if (!pipe_submit(e, newest)) break;
     }
     if (e->fl_n) pipe_collect(e);
 }
@@ -1204,12 +1225,16 @@ static void gate_record(tv_engine *e, int load, bool speculated, int n_tokens, d
 // max_num_seqs; the rest wait for the next step).
 static void begin_step(tv_engine *e) {
     post_outputs_clear(&e->out);
-    for (int i = 0; i < e->n_done; i++) seq_free(e->done[i]);
-    e->n_done = 0;
-    int n = 0, kept = 0;   // (pipelined: one in flight waits until its batch comes back)
+    int held = 0;   // (pipelined: one a round in flight holds waits until it is back)
+    for (int i = 0; i < e->n_done; i++) {
+        if (e->done[i]->n_flights > 0) e->done[held++] = e->done[i];
+        else seq_free(e->done[i]);
+    }
+    e->n_done = held;
+    int n = 0, kept = 0;
     for (int i = 0; i < e->n_aborted; i++) {
         tv_seq *s = e->aborted[i];
-        if (n == e->cfg.max_num_seqs || s->in_flight) {
+        if (n == e->cfg.max_num_seqs || s->n_flights > 0) {
             e->aborted[kept++] = s;
             continue;
         }

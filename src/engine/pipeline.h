@@ -1,15 +1,15 @@
 // pipeline.h — the engine's seam for pipeline parallelism (src/dist/ implements it over MPI).
 //
 // An engine whose model holds the first layers of a pipeline (model_layer_range [0, k)) keeps up to
-// `depth` batches in flight (micro-batch pipelining, vLLM's virtual engines): its running sequences
-// are partitioned into depth lanes (a sequence joins one at admission, scheduler.h), and each round
-// it schedules a batch for a lane that has none in flight, runs its own layers, hands the batch
+// `depth` batches in flight (micro-batch pipelining, vLLM's virtual engines): each round it
+// schedules a batch from the sequences no batch in flight holds back (scheduler.h: a sequence waits
+// for its sample; a prompt chunk that samples nothing does not), runs its own layers, hands the batch
 // (block tables included: the stages' KV pools mirror its block numbering), its residual stream and
 // the sampling of each logits row to `submit`, which returns at once; then it `collect`s the oldest
 // batch's results and postprocesses them. While stage 0 computes batch k + 1 the later stages compute
 // batch k. Every stage runs the batches in the order they were submitted, so a batch sees the K/V of
 // every earlier one at every stage: block ids freed (abort) or reused while a batch is in flight
-// are safe, and the engine advances n_computed and registers prefix-cache blocks at collect.
+// are safe; the engine registers prefix-cache blocks at collect.
 //
 // Sampling happens where the logits are: a row whose request has a plain sampler (no logit bias, no
 // penalties, no grammar, not a speculative verification row) is sampled on the last stage from the

@@ -95,10 +95,11 @@ void sched_release_blocks(tv_scheduler *s, tv_seq *seq) {
 }
 
 // Releases seq's blocks that no future query sees: with every layer windowed to W keys, a query
-// at p >= n_computed sees keys >= p - W + 1, so block b is dead once (b + 1) * bs <= n_computed - W + 1.
-static void release_out_of_window(tv_scheduler *s, tv_seq *seq) {
+// at p >= end sees keys >= p - W + 1, so block b is dead once (b + 1) * bs <= end - W + 1. end: the
+// tokens whose K/V every stage holds (n_computed, or less while chunks are in flight).
+static void release_out_of_window(tv_scheduler *s, tv_seq *seq, int end) {
     if (s->cfg.window <= 0) return;
-    const int first_key = seq->n_computed - s->cfg.window + 1;
+    const int first_key = end - s->cfg.window + 1;
     if (first_key <= 0) return;
     const int dead = first_key / bm_block_size(s->bm);
     for (; seq->n_released < dead && seq->n_released < seq->n_blocks; seq->n_released++) {
@@ -107,16 +108,27 @@ static void release_out_of_window(tv_scheduler *s, tv_seq *seq) {
     }
 }
 
-void sched_computed(tv_scheduler *s, tv_seq *seq, int n) {
-    const int bs = bm_block_size(s->bm);
+void sched_submitted(tv_scheduler *s, tv_seq *seq, int n) {
+    (void)s;
+    TV_CHECK(seq->n_computed + n < seq->n_tokens);   // a chunk that samples nothing
     seq->n_computed += n;
+}
+
+void sched_confirmed(tv_scheduler *s, tv_seq *seq, int end) {
+    const int bs = bm_block_size(s->bm);
+    TV_CHECK(end <= seq->n_computed);
     if (s->cfg.prefix_caching)
-        for (; (seq->n_hashed + 1) * bs <= seq->n_computed; seq->n_hashed++) {
+        for (; (seq->n_hashed + 1) * bs <= end; seq->n_hashed++) {
             const int32_t *toks = seq->tokens + (size_t)seq->n_hashed * bs;
             seq->hash_last = bm_chain_hash(seq->hash_last, toks, bs);
             bm_register_full(s->bm, seq->blocks[seq->n_hashed], seq->hash_last, toks);
         }
-    release_out_of_window(s, seq);
+    release_out_of_window(s, seq, end);
+}
+
+void sched_computed(tv_scheduler *s, tv_seq *seq, int n) {
+    seq->n_computed += n;
+    sched_confirmed(s, seq, seq->n_computed);
 }
 
 void sched_rollback(tv_scheduler *s, tv_seq *seq) {
@@ -220,13 +232,13 @@ static void match_prefix(tv_scheduler *s, tv_seq *seq) {
     }
     seq->n_computed = seq->n_cached = seq->n_blocks * bs;
     seq->n_hashed = seq->n_blocks;
-    release_out_of_window(s, seq);   // a long cached prefix: only its window's blocks stay held
+    release_out_of_window(s, seq, seq->n_computed);   // a long cached prefix: only its window's blocks stay held
 }
 
-// Preempts the newest running sequence that is not in flight (by recompute). Returns it.
+// Preempts the newest running sequence that no round in flight holds (by recompute). Returns it.
 static tv_seq *preempt_newest(tv_scheduler *s) {
     int i = s->n_running - 1;
-    while (i >= 0 && s->running[i]->in_flight) i--;
+    while (i >= 0 && s->running[i]->n_flights > 0) i--;
     TV_CHECK(i >= 0);   // the caller's sequence is running and not in flight
     tv_seq *victim = s->running[i];
     memmove(&s->running[i], &s->running[i + 1], (size_t)(s->n_running - i - 1) * sizeof *s->running);
@@ -236,16 +248,42 @@ static tv_seq *preempt_newest(tv_scheduler *s) {
     return victim;
 }
 
-// Whether seq may run in lane's batch now.
-static bool schedulable(const tv_seq *seq, int lane) { return seq->lane == lane && !seq->in_flight; }
+// Pipelined: the round's limits. Decodes: ceil(decoding / n_lanes), so the decoding sequences split
+// over n_lanes rounds in flight (whichever are back run together: the groups even out by
+// themselves). Tokens: as many as the newest round in flight (balance), or the decodes plus an even
+// share of the prompt tokens waiting to run (running prompts not waiting for a sample, and the
+// waiting requests that could be admitted), whichever is more; without chunked prefill a prompt
+// runs whole, so only the decodes are limited.
+static void round_limits(const tv_scheduler *s, int balance, int *max_decodes, int *max_tokens) {
+    *max_decodes = s->cfg.max_num_seqs;
+    *max_tokens = s->cfg.max_batched_tokens;
+    const int L = s->cfg.n_lanes;
+    if (L <= 1) return;
+    int n_decoding = 0, n_decodable = 0;
+    long prompt = 0;
+    for (int i = 0; i < s->n_running; i++) {
+        const tv_seq *seq = s->running[i];
+        const int pending = seq_n_pending(seq);
+        if (pending == 1 || seq->sample_in_flight) n_decoding++;
+        if (pending == 1 && seq->n_flights == 0) n_decodable++;
+        if (pending > 1 && !seq->sample_in_flight) prompt += pending;
+    }
+    for (int i = 0; i < s->n_waiting && i < s->cfg.max_num_seqs - s->n_running; i++) prompt += seq_n_pending(*wslot(s, i));
+    *max_decodes = (n_decoding + L - 1) / L;
+    const int decodes = n_decodable < *max_decodes ? n_decodable : *max_decodes;
+    long want = decodes + (prompt + L - 1) / L;
+    if (want < balance) want = balance;
+    if (want < *max_tokens && s->cfg.chunked_prefill) *max_tokens = (int)want;   // (else prompts run whole)
+}
 
-int sched_schedule(tv_scheduler *s, int lane, tv_sched_item *items, int *n_preempted) {
-    int n = 0, budget = s->cfg.max_batched_tokens;
+int sched_schedule(tv_scheduler *s, int balance, tv_sched_item *items, int *n_preempted) {
+    int n = 0, max_decodes, budget;
+    round_limits(s, balance, &max_decodes, &budget);
     *n_preempted = 0;
     // 1. decodes, oldest first; preempt the newest when blocks run out
-    for (int i = 0; i < s->n_running && budget > 0; i++) {
+    for (int i = 0; i < s->n_running && budget > 0 && n < max_decodes; i++) {
         tv_seq *seq = s->running[i];
-        if (!schedulable(seq, lane) || seq_n_pending(seq) != 1) continue;
+        if (seq->n_flights > 0 || seq_n_pending(seq) != 1) continue;
         bool ok = false;
         while (!(ok = ensure_blocks(s, seq, seq->n_computed + 1))) {
             tv_seq *v = preempt_newest(s);
@@ -256,11 +294,13 @@ int sched_schedule(tv_scheduler *s, int lane, tv_sched_item *items, int *n_preem
         items[n++] = (tv_sched_item){seq, 1};
         budget--;
     }
-    // 2. running prompts (chunked prefill in progress, or resumed after preemption)
+    // 2. running prompts (chunked prefill in progress, or resumed after preemption; pipelined: also
+    // behind a chunk of theirs in flight, the last token included)
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         tv_seq *seq = s->running[i];
         int pending = seq_n_pending(seq);
-        if (!schedulable(seq, lane) || pending <= 1) continue;
+        const int min_pending = seq->n_flights > 0 ? 1 : 2;   // else a decode: step 1's
+        if (seq->sample_in_flight || pending < min_pending) continue;
         int chunk = pending < budget ? pending : budget;
         if (!s->cfg.chunked_prefill && chunk < pending) continue;
         if (!ensure_blocks(s, seq, seq->n_computed + chunk)) {
@@ -274,15 +314,9 @@ int sched_schedule(tv_scheduler *s, int lane, tv_sched_item *items, int *n_preem
         items[n++] = (tv_sched_item){seq, chunk};
         budget -= chunk;
     }
-    // 3. admit waiting requests FCFS (with lanes: up to this lane's share)
-    int n_lane = 0, share = s->cfg.max_num_seqs;
-    if (s->cfg.n_lanes > 1) {
-        for (int i = 0; i < s->n_running; i++) n_lane += s->running[i]->lane == lane;
-        const int want = s->n_running + s->n_waiting < s->cfg.max_num_seqs ? s->n_running + s->n_waiting : s->cfg.max_num_seqs;
-        share = (want + s->cfg.n_lanes - 1) / s->cfg.n_lanes;
-    }
+    // 3. admit waiting requests FCFS
     while (s->n_waiting > 0 && budget > 0 && s->n_running < s->cfg.max_num_seqs && *n_preempted == 0 &&
-           n_lane < share && (!s->cfg.states || spool_n_free(s->cfg.states) > 0)) {
+           (!s->cfg.states || spool_n_free(s->cfg.states) > 0)) {
         tv_seq *seq = *wslot(s, 0);
         if (s->cfg.prefix_caching && seq->n_blocks == 0) match_prefix(s, seq);
         int pending = seq_n_pending(seq);
@@ -299,8 +333,6 @@ int sched_schedule(tv_scheduler *s, int lane, tv_sched_item *items, int *n_preem
         }
         seq->status = SEQ_RUNNING;
         seq->arrival = s->next_arrival++;
-        seq->lane = lane;
-        n_lane++;
         s->running[s->n_running++] = seq;
         items[n++] = (tv_sched_item){seq, chunk};
         budget -= chunk;

@@ -20,13 +20,19 @@
 // only rejected tokens reached; nothing rejected is ever registered with the prefix cache (only
 // blocks full of computed tokens are).
 //
-// Pipeline parallelism (micro-batches, vLLM's virtual engines): with n_lanes > 1 the running
-// sequences are partitioned into lanes and each schedule plans one lane's batch, so up to n_lanes
-// batches can be in flight with no sequence in two. A sequence joins the lane that admits it; a lane
-// admits while it holds fewer than its share (running + waiting, at most max_num_seqs, over n_lanes,
-// rounded up). Sequences in
-// flight (seq->in_flight) are neither scheduled nor preempted: a preemption takes the newest running
-// sequence that is not in flight.
+// Pipeline parallelism (micro-batches, vLLM's virtual engines): with n_lanes > 1 up to n_lanes
+// rounds are in flight at once, and each schedule plans the next from the sequences no round in
+// flight stops: a decode (or a sequence's last prompt chunk, which samples) waits until its round
+// is back (seq->sample_in_flight); a prompt chunk that samples nothing does not, so the next chunk
+// of the same prompt may run in the next round (every stage runs rounds in order, so it sees the
+// earlier chunk's K/V; the engine advances n_computed at submit for such a chunk, sched_submitted,
+// and registers its blocks when it is back, sched_confirmed). A round takes at most ceil(decoding /
+// n_lanes) decodes, so the decoding sequences split over the rounds in flight, and about as many
+// tokens as the newest round in flight (the balance argument) or its decodes plus an even share of
+// the prompt tokens waiting, whichever is more: a new prompt spreads over consecutive rounds instead
+// of making one round long while the next is short (each stage would idle the difference). A
+// sequence held by a round in flight (seq->n_flights) is not preempted: a preemption takes the
+// newest running sequence that is not.
 //
 // Sliding windows: when every layer of the model attends within a window of W keys (window > 0),
 // a sequence's future queries (positions >= n_computed) never see keys before n_computed - W + 1,
@@ -53,7 +59,7 @@ typedef struct tv_sched_config {
     state_pool *states;    // hybrid models: each running sequence holds one state slot (admission
                            // needs a free one; finish, abort and preemption give it back), and prefix
                            // caching reuses prefixes up to their checkpoints; NULL: none
-    int n_lanes;           // pipeline parallelism: batch streams (0 or 1: one)
+    int n_lanes;           // pipeline parallelism: rounds in flight at most (0 or 1: one round at a time)
 } tv_sched_config;
 
 typedef struct tv_sched_item { tv_seq *seq; int n_tokens; } tv_sched_item;
@@ -66,10 +72,11 @@ void sched_free(tv_scheduler *s);
 bool sched_add(tv_scheduler *s, tv_seq *seq);
 // Removes a sequence from whichever queue holds it and releases its blocks.
 void sched_remove(tv_scheduler *s, tv_seq *seq);
-// Plans one step of lane (0 .. n_lanes - 1) into items; items of decoding sequences have 1 +
-// seq->n_draft tokens (capacity max_num_seqs); returns the count. Blocks for the planned tokens are
-// allocated. *n_preempted counts sequences preempted this round.
-int sched_schedule(tv_scheduler *s, int lane, tv_sched_item *items, int *n_preempted);
+// Plans one round into items; items of decoding sequences have 1 + seq->n_draft tokens (capacity
+// max_num_seqs); returns the count. Blocks for the planned tokens are allocated. balance
+// (pipelined: the tokens of the newest round in flight, 0 when none; ignored with one lane) is the
+// round's token target. *n_preempted counts sequences preempted this round.
+int sched_schedule(tv_scheduler *s, int balance, tv_sched_item *items, int *n_preempted);
 int sched_n_running(const tv_scheduler *s);
 int sched_n_waiting(const tv_scheduler *s);
 tv_seq *sched_find(const tv_scheduler *s, uint64_t id);
@@ -81,6 +88,12 @@ void sched_release_blocks(tv_scheduler *s, tv_seq *seq);
 // n_computed, registers the blocks it filled with the prefix cache (when enabled), and releases
 // the blocks that fell out of the sliding window.
 void sched_computed(tv_scheduler *s, tv_seq *seq, int n);
+// Pipelined: a chunk of n prompt tokens that samples nothing went into a round: n_computed advances
+// now (the next chunk follows it), nothing is registered until sched_confirmed.
+void sched_submitted(tv_scheduler *s, tv_seq *seq, int n);
+// Pipelined: seq's tokens [0, end) are in every stage's cache (end <= n_computed: a round came
+// back): registers the blocks they fill with the prefix cache and releases those out of the window.
+void sched_confirmed(tv_scheduler *s, tv_seq *seq, int end);
 // Releases seq's blocks past the one holding position n_computed - 1 (blocks that only rejected
 // proposed tokens wrote; never registered, refcount 1). The table then covers n_computed tokens.
 void sched_rollback(tv_scheduler *s, tv_seq *seq);

@@ -43,9 +43,10 @@ typedef struct tv_seq {
     int n_released;         // blocks[0 .. n_released) fell out of every layer's sliding window and
                             // went back to the pool (entries -1); attention never reads them
     uint64_t arrival;       // admission order (preemption picks the newest)
-    int lane;               // pipeline parallelism: the lane (batch stream) it joined at admission (0 without)
-    bool in_flight;         // pipeline parallelism: in a batch whose results have not come back (the
-                            // scheduler neither schedules nor preempts it)
+    int n_flights;          // pipeline parallelism: rounds in flight (results not back) that hold it: it is
+                            // neither preempted nor freed, nor decoded, until they are back
+    bool sample_in_flight;  // pipeline parallelism: one of them samples it (its last pending token): it is
+                            // not scheduled at all until that one is back
     tv_finish_reason finish;
     tv_error err;           // finish ERROR: what went wrong
     int32_t stop_token;
