@@ -309,6 +309,12 @@ static void test_mask_classes_match_walk(void **state) {
         {"j", ""},
         {"r", "(ab|abcd|[0-9]+)(\xc3\xa9|\\.|\")*x"},
         {"g", "root ::= \"[\" x (\",\" x)* \"]\"\nx ::= [0-9]+ | \"null\" | \"\\\"\" [^\"]* \"\\\"\""},
+        // every position of these strings is within the longest piece of the end: new keys whose
+        // short tokens come from a short key by reference, UTF-8 and escape stacks whose keys take
+        // the string's frames (their dependent tokens would be most of their tokens)
+        {"s", "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":40}}"},
+        {"s", "{\"type\":\"object\",\"properties\":{\"k\":{\"type\":\"string\",\"pattern\":"
+              "\"^[a-z \\u00e9\\u20ac\\u0001\\\"\\\\\\\\]{0,24}$\"},\"n\":{\"type\":\"string\",\"minLength\":3}}}"},
     };
     const size_t nw = ((size_t)V + 31) / 32;
     uint32_t *fast = malloc(nw * 4), *walk = malloc(nw * 4);

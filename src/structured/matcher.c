@@ -50,6 +50,7 @@ struct matcher_vocab {
 #define BELOW_MAX_KEY 16384  // ints of its spelling (classes by id: it stays in the grammar)
 #define KC_MAX_KEY 4096      // ints of a canonical key (larger local grammars stay per grammar)
 #define KC_SPLIT 16          // a key's tokens up to this many bytes come from its short key (see key_entry)
+#define KC_FEW_DEP 64
 #define KC_MAX_DEP 4096      // dependent tokens of a key before it takes the next frames too (a JSON
                              // string's key leaves ~1.2k on Llama-3: pieces with bytes after a quote)
 
@@ -1184,7 +1185,8 @@ static int32_t top_entry(matcher_grammar *cg, int32_t t) {
         while (n_fr < n_chain && seq_nullable(cg, cg->npos[fr[n_fr]] + (n_fr == 0))) n_fr++;
         if (n_fr < n_chain) n_fr++;
         if ((ref = key_entry(cg, fr, n_fr)) == -1) return -1;
-        if (kc_entry_of(cg, ref)->n_dep <= KC_MAX_DEP || n_fr == n_chain) break;
+        const kc_entry *e = kc_entry_of(cg, ref);
+        if (n_fr == n_chain || (e->n_dep <= KC_MAX_DEP && (e->n_dep <= KC_FEW_DEP || e->n_dep <= e->n_acc / 2))) break;
     }
     cg->tm[t] = (top_memo){.ent = ref, .below = cg->npar[fr[n_fr - 1]], .gen = ref >= 0 ? shared->gen : cg->local.gen};
     // (dgen 0: no list yet)

@@ -105,25 +105,48 @@ int32_t regex_codepoint_class(gram *g, const uint32_t *lo, const uint32_t *hi, s
     }
     free(plo);
     free(phi);
-    static const char hex[] = "0123456789abcdef";
-    for (uint32_t c = 0; c < 0x60 && r >= 0 && !g->failed; c++) {
+    // the escapes, factored by their common prefixes (one parse stack for all of them, not one per
+    // escape): '\\' then one of the short escape letters, or "u00" then a high hex digit 0/1 and
+    // the low digits of the specials under it
+    uint64_t one[4] = {0}, low[2][4] = {{0}};
+    for (uint32_t c = 0; c < 0x60; c++) {
         if (!special[c]) continue;
-        char esc[6] = {'\\', 0};
-        size_t el = 2;
+        uint8_t letter;
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default: memcpy(esc + 1, "u00", 3); esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; el = 6;
+        case '"': letter = '"'; break;
+        case '\\': letter = '\\'; break;
+        case '\n': letter = 'n'; break;
+        case '\t': letter = 't'; break;
+        case '\r': letter = 'r'; break;
+        case '\b': letter = 'b'; break;
+        case '\f': letter = 'f'; break;
+        default: letter = 0;
         }
-        gram_seq s = {0};
-        gram_seq_literal(g, &s, esc, el);
-        gram_add_alt(g, r, s.v, s.n);
-        gram_seq_free(&s);
+        if (letter) one[letter >> 6] |= 1ull << (letter & 63);
+        else {
+            const uint8_t d = (uint8_t)"0123456789abcdef"[c & 15];
+            low[c >> 4][d >> 6] |= 1ull << (d & 63);
+        }
+    }
+    const bool any_one = one[0] | one[1], any_u[2] = {low[0][0] | low[0][1], low[1][0] | low[1][1]};
+    if (r >= 0 && (any_one || any_u[0] || any_u[1])) {
+        const int32_t esc = gram_new_rule(g, NULL);   // what follows the backslash
+        if (any_one) {
+            const int32_t c1 = gram_class(g, one);
+            gram_add_alt(g, esc, &c1, 1);
+        }
+        if (any_u[0] || any_u[1]) {
+            const int32_t hx = gram_new_rule(g, NULL);   // the last two hex digits
+            for (int h = 0; h < 2; h++) {
+                if (!any_u[h]) continue;
+                const int32_t pair[2] = {gram_byte(g, (uint8_t)('0' + h)), gram_class(g, low[h])};
+                gram_add_alt(g, hx, pair, 2);
+            }
+            const int32_t u[4] = {gram_byte(g, 'u'), gram_byte(g, '0'), gram_byte(g, '0'), hx};
+            gram_add_alt(g, esc, u, 4);
+        }
+        const int32_t alt[2] = {gram_byte(g, '\\'), esc};
+        gram_add_alt(g, r, alt, 2);
     }
     return g->failed ? -1 : r;
 }
