@@ -2,7 +2,8 @@
 //   same model  for every family with an HF layout, the random model of synth --arch written as a
 //               GGUF and as an HF folder (config.json + model.safetensors in transformers' names,
 //               llama.cpp's Q/K permutation undone, Gemma and Qwen3.5 norms as w - 1, MoE experts one
-//               tensor each, Qwen3.5's linear_attn V heads grouped by key head and A_log) loads to
+//               tensor each, Qwen3.5's linear_attn V heads grouped by key head and A_log, Gemma 4's
+//               per-layer head sizes, shared-KV layers and per-layer inputs) loads to
 //               bit-identical logits in F32 and F16 (a prompt in one batch, then decode steps over the
 //               cache; hybrid models on one state slot), and quantized at load to Q8_0 / Q4_0 to the logits of
 //               the GGUF quantized offline; the same folder split into index-listed shards gives the
@@ -46,7 +47,8 @@ enum { BLOCK_SIZE = 16, N_PROMPT = 40, N_DECODE = 6, MAX_V = 512 };
 
 static const char *const ARCHS[] = {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "mistral3",
                                     "smollm3", "granite", "qwen3moe", "qwen2moe", "mixtral", "glm4moe",
-                                    "deepseek2", "deepseek2-lite", "qwen35", "qwen35moe", "qwen3next", "gpt-oss"};
+                                    "deepseek2", "deepseek2-lite", "qwen35", "qwen35moe", "qwen3next", "gpt-oss",
+                                    "gemma4", "gemma4e"};
 
 static char g_dir[256];   // this test's scratch folder
 
@@ -683,6 +685,17 @@ static void test_bad_config(void **state) {
     write_synth("gpt-oss", TV_TYPE_F32, true, dir);   // gpt-oss: the expert count disagrees with the fused tensors
     edit_config(dir, "num_local_experts", 8, NULL);
     expect_load_error(dir, "tensor 'model.layers.0.mlp.experts.", "is not [8, ");
+    rm_rf(dir);
+
+    write_synth("gemma4e", TV_TYPE_F32, true, dir);   // Gemma 4: a missing key; per-layer sizes disagreeing
+    edit_config(dir, "global_head_dim", -1, NULL);
+    expect_load_error(dir, "config.json", "global_head_dim is missing");
+    edit_config(dir, "global_head_dim", 128, NULL);
+    edit_config(dir, "num_global_key_value_heads", 2, NULL);   // the global layers' k_proj has 1 head
+    expect_load_error(dir, "blk.2.attn_k.weight", "model.language_model.layers.2.self_attn.k_proj.weight in ");
+    edit_config(dir, "num_global_key_value_heads", 1, NULL);
+    edit_config(dir, "hidden_size_per_layer_input", 32, NULL);   // the per-layer table is 64 per layer
+    expect_load_error(dir, "per_layer_token_embd.weight", "model.language_model.embed_tokens_per_layer.weight in ");
     rm_rf(dir);
 
     write_synth("qwen2", TV_TYPE_F32, true, dir);   // unsupported model type

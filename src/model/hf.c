@@ -46,6 +46,8 @@ enum {
                               // as ssm_ba, V heads left grouped by key head (llama.cpp's qwen3next order)
     HF_GPTOSS = 1 << 7,       // gpt-oss: sinks, router + biases, fused (transposed, interleaved) experts,
                               // MXFP4 expert blocks + scales
+    HF_GEMMA4 = 1 << 8,       // Gemma 4 (with HF_GEMMA's names): norms stored as applied (no +1), per-layer
+                              // sizes, per-layer inputs, layer_scalar, proportional RoPE factors
 };
 
 typedef struct hf_arch {
@@ -71,6 +73,7 @@ static const hf_arch ARCHS[] = {
     {"qwen3_5_moe_text", "qwen35moe", HF_HYBRID | HF_POST_ATTN_NORM | HF_MOE},
     {"qwen3_next", "qwen3next", HF_HYBRID | HF_POST_ATTN_NORM | HF_MOE | HF_QKVZ},
     {"gpt_oss", "gpt-oss", HF_MOE | HF_POST_ATTN_NORM | HF_GPTOSS},
+    {"gemma4", "gemma4", HF_GEMMA | HF_GEMMA4},          {"gemma4_text", "gemma4", HF_GEMMA | HF_GEMMA4},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
@@ -131,6 +134,10 @@ static const struct { const char *hf, *gguf, *gemma_gguf; } LAYER_NAMES[] = {
     {"mlp.router.weight", "ffn_gate_inp.weight", NULL},                      // gpt-oss
     {"mlp.router.bias", "ffn_gate_inp.bias", NULL},
     {"self_attn.sinks", "attn_sinks.weight", NULL},
+    {"per_layer_input_gate.weight", "inp_gate.weight", NULL},              // Gemma 4 E2B/E4B's per-layer inputs
+    {"per_layer_projection.weight", "proj.weight", NULL},
+    {"post_per_layer_input_norm.weight", "post_norm.weight", NULL},
+    {"layer_scalar", "layer_output_scale.weight", NULL},                   // Gemma 4 ([1], a buffer: no .weight)
 };
 // model.layers.N.<container>.E.<part>: expert E's matrix of blk.N.<gguf> (stacked, ne[2] = E).
 static const struct { const char *container, *part, *gguf; } EXPERT_NAMES[] = {
@@ -310,10 +317,17 @@ static int map_name(const hf_arch *a, const char *hf, bool tied, int64_t n_main_
         }
     }
     if (strstr(hf, "vision_tower.") || strstr(hf, "multi_modal_projector.") || strstr(hf, "vision_model.") ||
-        !strncmp(hf, "model.visual.", 13) || strstr(hf, "rotary_emb.inv_freq") || !strncmp(hf, "mtp.", 4))
-        return 0;   // (Qwen3.5's mtp.* layers: llama.cpp's qwen35 does not run them)
-    if (!strcmp(hf, "model.embed_tokens.weight")) return snprintf(out, cap, "token_embd.weight"), 1;
-    if (!strcmp(hf, "model.norm.weight")) return snprintf(out, cap, "output_norm.weight"), 1;
+        !strncmp(hf, "model.visual.", 13) || strstr(hf, "rotary_emb.inv_freq") || !strncmp(hf, "mtp.", 4) ||
+        strstr(hf, "audio_tower.") || !strncmp(hf, "model.embed_vision.", 19) || !strncmp(hf, "model.embed_audio.", 18))
+        return 0;   // (Qwen3.5's mtp.* layers: llama.cpp's qwen35 does not run them; Gemma 4's vision and audio)
+    static const char *const TOP[][2] = {
+        {"model.embed_tokens.weight", "token_embd.weight"}, {"model.norm.weight", "output_norm.weight"},
+        {"model.embed_tokens_per_layer.weight", "per_layer_token_embd.weight"},   // Gemma 4 E2B/E4B
+        {"model.per_layer_model_projection.weight", "per_layer_model_proj.weight"},
+        {"model.per_layer_projection_norm.weight", "per_layer_proj_norm.weight"},
+    };
+    for (size_t i = 0; i < sizeof TOP / sizeof TOP[0]; i++)
+        if (!strcmp(hf, TOP[i][0])) return snprintf(out, cap, "%s", TOP[i][1]), 1;
     if (!strcmp(hf, "lm_head.weight")) {
         if (tied) return 0;
         return snprintf(out, cap, "output.weight"), 1;
@@ -608,7 +622,8 @@ static tv_status map_tensor(hf_model *h, const hf_arch *a, const st_tensor *s, c
                         s->file, s->name, (long long)rows, heads);
     const size_t rows_per_head = permute ? (size_t)(rows / heads) : 1;
     if (s->n_dims == 1) {   // vectors: F32 (Gemma's norms: 1 + w), a bias permuted as its rows
-        const bool plus_one = ((a->flags & HF_GEMMA) || ((a->flags & HF_HYBRID) && !ends_with(gguf, "ssm_norm.weight"))) &&
+        const bool plus_one = (((a->flags & HF_GEMMA) && !(a->flags & HF_GEMMA4)) ||
+                               ((a->flags & HF_HYBRID) && !ends_with(gguf, "ssm_norm.weight"))) &&
                               ends_with(gguf, "norm.weight");
         float *d = malloc((size_t)t.ne[0] * sizeof *d + 1);
         if (!d) return err_fail(err, TV_ERR_NOMEM, "out of memory");
@@ -1227,6 +1242,96 @@ static tv_status gptoss_metadata(meta_ctx *m, int64_t n_layers, int64_t ff) {
     return TV_OK;
 }
 
+// One of Gemma 4's rope_parameters: rope_parameters.<layer_type> (transformers' defaults when config.json
+// has no rope_parameters: full_attention proportional over a quarter at theta 1e6, sliding_attention
+// default at 1e4); *type must be want, theta and factor are read when present.
+static tv_status gemma4_rope(meta_ctx *m, const char *layer_type, const char *want, double *theta, double *prf) {
+    const cJSON *rp = cfg_get(m->c, "rope_parameters");
+    if (!rp) return TV_OK;
+    const cJSON *o = cJSON_IsObject(rp) ? cJSON_GetObjectItemCaseSensitive(rp, layer_type) : NULL;
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(o, "rope_type");
+    if (!cJSON_IsObject(o) || !cJSON_IsString(ty))
+        return err_fail(m->err, TV_ERR_FORMAT, "%s: rope_parameters.%s.rope_type is missing (Gemma 4 has RoPE per layer type)",
+                        m->c->path, layer_type);
+    if (strcmp(ty->valuestring, want))
+        return err_fail(m->err, TV_ERR_UNSUPPORTED, "%s: rope_parameters.%s.rope_type '%s' is not supported (Gemma 4's is '%s')",
+                        m->c->path, layer_type, ty->valuestring, want);
+    cfg_num(m->c, o, "rope_theta", theta);
+    if (prf) cfg_num(m->c, o, "partial_rotary_factor", prf);
+    if (!(*theta > 0) || (prf && !(*prf > 0 && *prf <= 1)))
+        return err_fail(m->err, TV_ERR_FORMAT, "%s: rope_parameters.%s: rope_theta / partial_rotary_factor out of range", m->c->path,
+                        layer_type);
+    return TV_OK;
+}
+
+// Gemma 4 (convert_hf_to_gguf.py's Gemma4Model): sliding layers from layer_types (transformers'
+// default: every sixth global, the last always), global layers with global_head_dim, their own KV
+// heads (num_global_key_value_heads) and proportional RoPE (rope_freqs: 1 for the rotated quarter's
+// pairs, 1e30 holding the rest still), sliding ones with head_dim at rope_parameters.sliding_attention's
+// base; the last num_kv_shared_layers layers reuse earlier KV, with use_double_wide_mlp twice the FFN;
+// per-layer inputs of hidden_size_per_layer_input. Experts (enable_moe_block: 26B-A4B) are refused.
+static tv_status gemma4_metadata(meta_ctx *m, int64_t n_layers, int64_t ff, int64_t kv_heads, int64_t head_dim) {
+    const cfg *c = m->c;
+    char k[160];
+    int64_t global_hd = 0, n_shared = 0, n_pl = 0, kv_global = 0, win = 0;
+    tv_status st;
+    if (cJSON_IsTrue(cfg_get(c, "enable_moe_block")))
+        return err_fail(m->err, TV_ERR_UNSUPPORTED, "%s: enable_moe_block (Gemma 4 with experts, 26B-A4B) is not supported", c->path);
+    if (!cfg_get(c, "head_dim")) return err_fail(m->err, TV_ERR_FORMAT, "%s: head_dim is missing or not an integer", c->path);
+    if ((st = cfg_int(c, "global_head_dim", true, 2, 1024, &global_hd, m->err)) ||
+        (st = cfg_int(c, "num_kv_shared_layers", false, 0, n_layers - 1, &n_shared, m->err)) ||
+        (st = cfg_int(c, "hidden_size_per_layer_input", false, 0, 1 << 16, &n_pl, m->err)) ||
+        (st = cfg_int(c, "num_global_key_value_heads", false, 1, 1024, &kv_global, m->err)) ||
+        (st = cfg_int(c, "sliding_window", true, 1, INT32_MAX, &win, m->err)))
+        return st;
+    if (n_layers > 1024) return err_fail(m->err, TV_ERR_FORMAT, "%s: num_hidden_layers %lld: at most 1024", c->path, (long long)n_layers);
+    bool swa[1024];
+    const cJSON *lt = cfg_get(c, "layer_types"), *e;
+    if (lt && (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != n_layers))
+        return err_fail(m->err, TV_ERR_FORMAT, "%s: layer_types must list %lld layers", c->path, (long long)n_layers);
+    for (int64_t l = 0; l < n_layers; l++) swa[l] = (l + 1) % 6 != 0;   // transformers' default
+    int i = 0;
+    cJSON_ArrayForEach(e, lt) {
+        if (!cJSON_IsString(e) || (strcmp(e->valuestring, "sliding_attention") && strcmp(e->valuestring, "full_attention")))
+            return err_fail(m->err, TV_ERR_FORMAT, "%s: layer_types[%d] is not \"sliding_attention\" or \"full_attention\"", c->path, i);
+        swa[i++] = !strcmp(e->valuestring, "sliding_attention");
+    }
+    swa[n_layers - 1] = false;   // (transformers forces the last layer global)
+    double theta = 1000000.0, theta_swa = 10000.0, prf = 0.25;
+    if ((st = gemma4_rope(m, "full_attention", "proportional", &theta, &prf)) ||
+        (st = gemma4_rope(m, "sliding_attention", "default", &theta_swa, NULL)))
+        return st;
+    gguf_set_arr_data(m->w, KEY(k, m->arch, "attention.sliding_window_pattern"), GGUF_TYPE_BOOL, swa, (uint64_t)n_layers);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.sliding_window"), (uint32_t)win);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.key_length"), (uint32_t)global_hd);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.value_length"), (uint32_t)global_hd);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.key_length_swa"), (uint32_t)head_dim);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.value_length_swa"), (uint32_t)head_dim);
+    gguf_set_u32(m->w, KEY(k, m->arch, "rope.dimension_count"), (uint32_t)global_hd);
+    gguf_set_u32(m->w, KEY(k, m->arch, "rope.dimension_count_swa"), (uint32_t)head_dim);
+    gguf_set_f32(m->w, KEY(k, m->arch, "rope.freq_base"), (float)theta);
+    gguf_set_f32(m->w, KEY(k, m->arch, "rope.freq_base_swa"), (float)theta_swa);
+    gguf_set_u32(m->w, KEY(k, m->arch, "attention.shared_kv_layers"), (uint32_t)n_shared);
+    gguf_set_u32(m->w, KEY(k, m->arch, "embedding_length_per_layer_input"), (uint32_t)n_pl);
+    opt_f32(m, NULL, "final_logit_softcapping", "final_logit_softcapping");
+    if (cJSON_IsTrue(cfg_get(c, "use_double_wide_mlp"))) {
+        uint32_t ffs[1024];
+        for (int64_t l = 0; l < n_layers; l++) ffs[l] = (uint32_t)(l < n_layers - n_shared ? ff : 2 * ff);
+        gguf_set_arr_data(m->w, KEY(k, m->arch, "feed_forward_length"), GGUF_TYPE_UINT32, ffs, (uint64_t)n_layers);
+    }
+    if (kv_global) {
+        int32_t kv[1024];
+        for (int64_t l = 0; l < n_layers; l++) kv[l] = (int32_t)(swa[l] ? kv_heads : kv_global);
+        gguf_set_arr_data(m->w, KEY(k, m->arch, "attention.head_count_kv"), GGUF_TYPE_INT32, kv, (uint64_t)n_layers);
+    }
+    float f[512];
+    const int n_half = (int)(global_hd / 2), n_rot = (int)((double)global_hd * prf / 2);
+    for (int j = 0; j < n_half; j++) f[j] = j < n_rot ? 1.0f : 1e30f;
+    char desc[300];
+    snprintf(desc, sizeof desc, "rope_parameters.full_attention (proportional) of %s", c->path);
+    return add_f32(m->h, "rope_freqs.weight", f, n_half, desc, m->err);
+}
+
 static tv_status build_metadata(meta_ctx *m, const char *model_type) {
     const cfg *c = m->c;
     gguf_writer *w = m->w;
@@ -1279,6 +1384,8 @@ static tv_status build_metadata(meta_ctx *m, const char *model_type) {
             opt_f32(m, NULL, "rope_local_base_freq", "rope.freq_base_swa");
             if ((st = gemma3_pattern(m, n_layers))) return st;
         }
+    } else if (!strcmp(m->arch, "gemma4")) {
+        if ((st = gemma4_metadata(m, n_layers, ff, kv_heads ? kv_heads : heads, head_dim))) return st;
     } else if (!strcmp(m->arch, "gpt-oss")) {
         if ((st = gptoss_metadata(m, n_layers, ff))) return st;
     } else if (!strcmp(m->arch, "granite")) {

@@ -8,9 +8,9 @@
 // multipliers, ...) and maps every tensor to its GGUF name, so model.c binds a folder exactly as a
 // GGUF and each family's loader is unchanged. Weights stay in the safetensors mapping except where
 // the layouts differ: Q/K rows of llama-type models are permuted to llama.cpp's interleaved RoPE
-// order, vectors (norms, biases) become F32, Gemma's norms get llama.cpp's +1, and RoPE factor
-// tensors (llama3 rope_freqs, LongRoPE short/long) are computed from config.json; those are copies
-// the handle owns.
+// order, vectors (norms, biases) become F32, Gemma 2/3's norms get llama.cpp's +1, and RoPE factor
+// tensors (llama3 rope_freqs, LongRoPE short/long, Gemma 4's proportional rope_freqs) are computed
+// from config.json; those are copies the handle owns.
 #ifndef TV_HF_H
 #define TV_HF_H
 

@@ -860,7 +860,7 @@ static bool is_router(const tv_model *m, const tv_tensor *t) {
     return false;
 }
 
-// --quantize: every F32/F16/BF16 matrix (the bound ones and the embeddings) into
+// --quantize: every F32/F16/BF16 matrix (the bound ones, the embeddings and Gemma 4's per-layer table) into
 // model_quant_type(target), one tensor at a time (the pool splits its rows), each source's file
 // pages released as soon as its copy exists, so memory holds one copy of the weights.
 static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_error *err) {
@@ -874,12 +874,13 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
     tv_status kst = kern_table_init(&kt, p->cpu_path, err);
     if (kst) return err_fail_prefix(err, kst, "%s", m->path);
     const bool tied = m->w.output.data == m->w.tok_embd.data;
-    tv_tensor **list = malloc(((size_t)m->n_matrices + 1) * sizeof *list);
+    tv_tensor **list = malloc(((size_t)m->n_matrices + 2) * sizeof *list);
     if (!list) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     int n = 0;
     size_t total = 0, done = 0;
     int64_t max_ne0 = 1;
     if (is_float_matrix(&m->w.tok_embd)) list[n++] = &m->w.tok_embd;
+    if (is_float_matrix(&m->w.pl_tok_embd)) list[n++] = &m->w.pl_tok_embd;   // (llama.cpp's converter quantizes it too)
     for (int i = 0; i < m->n_matrices; i++)
         if (is_float_matrix(m->matrices[i]) && m->matrices[i] != &m->w.tok_embd && !is_router(m, m->matrices[i]))
             list[n++] = m->matrices[i];
@@ -890,9 +891,9 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
     tv_status st = TV_OK;
     tv_pool *pool = n ? pool_create((int)worker_count(p), err) : NULL;
     float *scratch = pool ? malloc((size_t)pool_size(pool) * (size_t)max_ne0 * sizeof *scratch) : NULL;
-    // m->packed holds at most one buffer per matrix, the embeddings and a tied output's packed copy
-    // (pack_weights replaces ours)
-    if (n && !m->packed) m->packed = calloc((size_t)m->n_matrices + 2, sizeof *m->packed);
+    // m->packed holds at most one buffer per matrix, the two embedding tables and a tied output's packed
+    // copy (pack_weights replaces ours)
+    if (n && !m->packed) m->packed = calloc((size_t)m->n_matrices + 3, sizeof *m->packed);
     if (n && (!pool || !scratch || !m->packed)) {
         st = pool ? err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path) : err_fail_prefix(err, TV_ERR_NOMEM, "%s", m->path);
         n = 0;
@@ -914,7 +915,7 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
         if (!m->hf || !hf_release(m->hf, t->data)) release_mapped(t->data, t->nbytes);
         done += t->nbytes;
         m->quantize_src_bytes += t->nbytes;
-        if (t != &m->w.tok_embd || tied) m->weight_bytes += sz - t->nbytes;
+        if ((t != &m->w.tok_embd || tied) && t != &m->w.pl_tok_embd) m->weight_bytes += sz - t->nbytes;   // (lookup tables: not read per token)
         m->packed[m->n_packed++] = buf;
         t->data = buf;
         t->type = ty;
@@ -1018,13 +1019,14 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
 // Whether the output projection is the embedding table (before pack_weights gives it a copy).
 static bool output_is_tied(const tv_model *m) { return m->w.output.data && m->w.output.data == m->w.tok_embd.data; }
 
-// The slots a cache file fills: the embeddings, then every bound matrix (model_matrices order), then
-// a tied output projection (its packed copy).
+// The slots a cache file fills: the embeddings (and Gemma 4's per-layer table), then every bound matrix
+// (model_matrices order), then a tied output projection (its packed copy).
 static tv_tensor **cache_slots(tv_model *m, int *n) {
-    tv_tensor **slots = malloc(((size_t)m->n_matrices + 2) * sizeof *slots);
+    tv_tensor **slots = malloc(((size_t)m->n_matrices + 3) * sizeof *slots);
     if (!slots) return NULL;
     int k = 0;
     if (m->w.tok_embd.data) slots[k++] = &m->w.tok_embd;   // a middle pipeline stage has none
+    if (m->w.pl_tok_embd.data) slots[k++] = &m->w.pl_tok_embd;
     for (int i = 0; i < m->n_matrices; i++) slots[k++] = m->matrices[i];
     if (output_is_tied(m)) slots[k++] = &m->w.output;
     *n = k;

@@ -692,10 +692,11 @@ static tv_status hf_fill_kv_b(void *user, int64_t row0, int64_t n_rows, void *ds
 
 static st_dtype hf_dtype(tv_type t) { return t == TV_TYPE_F32 ? ST_F32 : t == TV_TYPE_F16 ? ST_F16 : ST_BF16; }
 
-// Archs whose folders wrap the text model (Qwen3_5MoeForConditionalGeneration: model.language_model.*,
-// config.json's text keys under text_config) and hold transformers 5's fused 3-D experts.
-static bool hf_wrapped(const arch_spec *a) { return !strcmp(a->arch, "qwen35moe"); }
-static bool hf_fused_experts(const arch_spec *a) { return hf_wrapped(a) || (a->flags & AF_GPTOSS); }
+// Archs whose folders wrap the text model (Qwen3_5MoeForConditionalGeneration, Gemma4ForConditionalGeneration:
+// model.language_model.*, config.json's text keys under text_config), and those holding transformers 5's
+// fused 3-D experts.
+static bool hf_wrapped(const arch_spec *a) { return !strcmp(a->arch, "qwen35moe") || (a->flags & AF_GEMMA4); }
+static bool hf_fused_experts(const arch_spec *a) { return !strcmp(a->arch, "qwen35moe") || (a->flags & AF_GPTOSS); }
 
 // One row of a fused HF tensor (see FUSED_*), in b->src's float type, or bytes for the MXFP4 forms.
 // tmp: scratch the caller keeps across rows, holding the expert (FUSED_T) or GGUF row (MXFP4) last made.
@@ -804,6 +805,8 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
         {"attn_q_a", "self_attn.q_a_proj", NULL},    {"attn_q_a_norm", "self_attn.q_a_layernorm", NULL},
         {"attn_q_b", "self_attn.q_b_proj", NULL},    {"attn_kv_a_mqa", "self_attn.kv_a_proj_with_mqa", NULL},
         {"attn_kv_a_norm", "self_attn.kv_a_layernorm", NULL},
+        {"inp_gate", "per_layer_input_gate", NULL},  {"proj", "per_layer_projection", NULL},   // Gemma 4 E2B/E4B
+        {"post_norm", "post_per_layer_input_norm", NULL}, {"layer_output_scale", "layer_scalar", NULL},
     };
     const arch_spec *s = a->a;
     const bool gemma = !strncmp(s->arch, "gemma", 5), mm = !strcmp(s->arch, "mistral3");
@@ -817,6 +820,9 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
     if (!strcmp(gguf, "token_embd.weight")) snprintf(hf, sizeof hf, "%sembed_tokens.weight", model);
     else if (!strcmp(gguf, "output_norm.weight")) snprintf(hf, sizeof hf, "%snorm.weight", model);
     else if (!strcmp(gguf, "output.weight")) snprintf(hf, sizeof hf, "%slm_head.weight", head);
+    else if (!strcmp(gguf, "per_layer_token_embd.weight")) snprintf(hf, sizeof hf, "%sembed_tokens_per_layer.weight", model);
+    else if (!strcmp(gguf, "per_layer_model_proj.weight")) snprintf(hf, sizeof hf, "%sper_layer_model_projection.weight", model);
+    else if (!strcmp(gguf, "per_layer_proj_norm.weight")) snprintf(hf, sizeof hf, "%sper_layer_projection_norm.weight", model);
     else if (sscanf(gguf, "blk.%d.%n", &layer, &pos) == 1 && pos > 0 && suffix) {
         snprintf(part, sizeof part, "%.*s", (int)(suffix - (gguf + pos)), gguf + pos);
         const char *h = NULL;
@@ -824,6 +830,7 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
             if (!strcmp(LAYER[i][0], part)) h = gemma && LAYER[i][2] ? LAYER[i][2] : LAYER[i][1];
         if (!strcmp(part, "ffn_up") && ne1 == 2 * s->ff) h = "mlp.gate_up_proj";   // phi3's fused gate + up
         if (!strcmp(part, "ffn_gate_inp") && is_mixtral(s)) h = "block_sparse_moe.gate";
+        if (!strcmp(part, "layer_output_scale")) suffix = "";   // Gemma 4's layer_scalar: a buffer, no .weight
         if ((s->flags & AF_GLM4MOE) || s->mla) {   // Glm4Moe / DeepseekV3: shared_experts, GLM's MTP layer's tensors
             static const char *const GLM[][2] = {
                 {"post_attention_norm", "post_attention_layernorm"}, {"ffn_gate_shexp", "mlp.shared_experts.gate_proj"},
@@ -915,9 +922,9 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
     if (b->src.type != TV_TYPE_F32 && b->src.type != TV_TYPE_F16 && b->src.type != TV_TYPE_BF16)
         return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
                         kern_type_name(b->src.type));
-    int64_t shape[2] = {ne1 ? ne1 : ne0, ne0};
-    if (!ne1 && strstr(gguf, "ffn_gate_inp_shexp")) shape[0] = 1;   // Linear(dim, 1): [1, dim]
-    const bool matrix = ne1 || shape[0] == 1;
+    const bool gate_vec = !ne1 && strstr(gguf, "ffn_gate_inp_shexp");   // Linear(dim, 1): [1, dim]
+    int64_t shape[2] = {ne1 ? ne1 : gate_vec ? 1 : ne0, ne0};
+    const bool matrix = ne1 || gate_vec;
     if (strstr(gguf, "ssm_conv1d")) {   // nn.Conv1d(C, C, K, groups=C): [C, 1, K]
         const int64_t conv[3] = {ne1, 1, ne0};
         return st_writer_add(a->st, hf, dt, 3, conv, hf_fill, b, err);
@@ -1020,8 +1027,9 @@ static tv_status aw_add(arch_writer *a, const char *name, tv_type type, int64_t 
     b->src = (tsrc){.key = rng_hash64(a->seed ^ name_hash(name)), .type = ne1 ? fit_type(type, ne0) : TV_TYPE_F32,
                     .ne0 = ne0, .center = center, .amp = amp, .values = values};
     b->is_vector = ne1 == 0;
-    // Gemma's and Qwen3.5's norms (not the DeltaNet output's) are stored as w - 1 in HF folders
-    const bool hf_minus1 = !strncmp(a->a->arch, "gemma", 5) || ((a->a->flags & AF_HYBRID) && !strstr(name, "ssm_norm"));
+    // Gemma 2/3's and Qwen3.5's norms (not the DeltaNet output's) are stored as w - 1 in HF folders (Gemma 4's as w)
+    const bool hf_minus1 = (!strncmp(a->a->arch, "gemma", 5) && !(a->a->flags & AF_GEMMA4)) ||
+                           ((a->a->flags & AF_HYBRID) && !strstr(name, "ssm_norm"));
     if (hf_minus1 && strstr(name, "norm.weight")) b->src.shift = a->st ? -1 : a->hf_exact ? 1 : 0;
     if ((a->a->flags & AF_HYBRID) && ends_with_ssm_a(name)) b->src.a_log = a->st ? -1 : a->hf_exact ? 1 : 0;
     if (a->st) return hf_add(a, b, name, ne0, ne1, err);
@@ -1186,7 +1194,7 @@ static void longrope_factors(float *s, float *l, int n_half) {
 static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, const float rope[3][128],
                                  const char *dir, tv_error *err) {
     const char *n = a->base ? a->base : a->name;
-    const bool mm = !strcmp(a->arch, "mistral3");
+    const bool mm = !strcmp(a->arch, "mistral3"), gemma4 = (a->flags & AF_GEMMA4) != 0;
     cJSON *root = cJSON_CreateObject(), *c = root;
     static const struct { const char *arch, *model_type, *cls; } TYPES[] = {
         {"llama", "llama", "LlamaForCausalLM"},         {"qwen2", "qwen2", "Qwen2ForCausalLM"},
@@ -1198,6 +1206,7 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         {"glm4moe", "glm4_moe", "Glm4MoeForCausalLM"},      {"deepseek2", "deepseek_v3", "DeepseekV3ForCausalLM"},
         {"qwen35", "qwen3_5_text", "Qwen3_5ForCausalLM"}, {"qwen35moe", "qwen3_5_moe", "Qwen3_5MoeForConditionalGeneration"},
         {"qwen3next", "qwen3_next", "Qwen3NextForCausalLM"}, {"gpt-oss", "gpt_oss", "GptOssForCausalLM"},
+        {"gemma4", "gemma4", "Gemma4ForConditionalGeneration"},
     };
     const char *mt = NULL, *cls = NULL;
     for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
@@ -1212,9 +1221,9 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
     const char *dtype = p->type == TV_TYPE_F32 ? "float32" : p->type == TV_TYPE_F16 ? "float16" : "bfloat16";
     cJSON_AddStringToObject(root, "torch_dtype", dtype);
     cJSON_AddBoolToObject(root, "tie_word_embeddings", (a->flags & AF_TIED) != 0);
-    if (mm || hf_wrapped(a)) {   // the text model's keys under text_config (Ministral 3's, Qwen3.5-MoE's layout)
+    if (mm || hf_wrapped(a)) {   // the text model's keys under text_config (Ministral 3's, Qwen3.5-MoE's, Gemma 4's layout)
         c = cJSON_AddObjectToObject(root, "text_config");
-        cJSON_AddStringToObject(c, "model_type", mm ? "ministral3" : "qwen3_5_moe_text");
+        cJSON_AddStringToObject(c, "model_type", mm ? "ministral3" : gemma4 ? "gemma4_text" : "qwen3_5_moe_text");
     }
     const bool gptoss = (a->flags & AF_GPTOSS) != 0;
     const int32_t n_vocab = a->n_vocab ? a->n_vocab : 512;
@@ -1224,14 +1233,15 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
     const bool glm = (a->flags & AF_GLM4MOE) != 0;
     cJSON_AddNumberToObject(c, "num_hidden_layers", a->n_layers - glm);   // GLM: the MTP layer after them
     cJSON_AddNumberToObject(c, "num_attention_heads", a->n_heads);
-    cJSON_AddNumberToObject(c, "num_key_value_heads", a->n_kv_heads);
+    // (Gemma 4: head_dim and num_key_value_heads are the sliding layers', the global ones' below)
+    cJSON_AddNumberToObject(c, "num_key_value_heads", gemma4 ? a->swa_kv_heads : a->n_kv_heads);
     const bool hybrid = (a->flags & AF_HYBRID) != 0, next = hybrid && find_hybrid(a)->is_ba_fused;
     const bool rope_params = hybrid && !next;   // Qwen3.5 (transformers 5): RoPE under rope_parameters
     if (!mla && (a->head_dim * a->n_heads != a->dim || !strncmp(a->arch, "gemma", 5) || hybrid || gptoss))
-        cJSON_AddNumberToObject(c, "head_dim", a->head_dim);
+        cJSON_AddNumberToObject(c, "head_dim", gemma4 ? a->swa_head_dim : a->head_dim);
     cJSON_AddNumberToObject(c, "max_position_embeddings", a->ctx);
     cJSON_AddNumberToObject(c, "rms_norm_eps", (double)a->eps);
-    if (!rope_params) cJSON_AddNumberToObject(c, "rope_theta", (double)a->theta);
+    if (!rope_params && !gemma4) cJSON_AddNumberToObject(c, "rope_theta", (double)a->theta);
     cJSON_AddNumberToObject(c, "bos_token_id", 1);
     cJSON_AddNumberToObject(c, "eos_token_id", 2);
     if (a->n_rot != a->head_dim && !mla && !rope_params) cJSON_AddNumberToObject(c, "partial_rotary_factor", (double)a->n_rot / a->head_dim);
@@ -1286,6 +1296,28 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         rs = cJSON_AddObjectToObject(c, "rope_scaling");
         cJSON_AddStringToObject(rs, "rope_type", "linear");
         cJSON_AddNumberToObject(rs, "factor", 8.0);
+    } else if (gemma4) {   // Gemma4TextConfig: arch_metadata's values
+        cJSON_AddNumberToObject(c, "global_head_dim", a->head_dim);
+        cJSON_AddNumberToObject(c, "num_global_key_value_heads", a->n_kv_heads);
+        cJSON_AddBoolToObject(c, "attention_k_eq_v", true);   // the global layers have no v_proj: V = K
+        cJSON_AddNumberToObject(c, "sliding_window", window);
+        cJSON *lt = cJSON_AddArrayToObject(c, "layer_types");
+        for (int l = 0; l < a->n_layers; l++)
+            cJSON_AddItemToArray(lt, cJSON_CreateString(arch_is_swa(a, l) ? "sliding_attention" : "full_attention"));
+        cJSON *rp = cJSON_AddObjectToObject(c, "rope_parameters");
+        cJSON *full = cJSON_AddObjectToObject(rp, "full_attention"), *slide = cJSON_AddObjectToObject(rp, "sliding_attention");
+        cJSON_AddStringToObject(full, "rope_type", "proportional");   // a quarter rotated (rope_freqs above)
+        cJSON_AddNumberToObject(full, "partial_rotary_factor", 0.25);
+        cJSON_AddNumberToObject(full, "rope_theta", (double)a->theta);
+        cJSON_AddStringToObject(slide, "rope_type", "default");
+        cJSON_AddNumberToObject(slide, "rope_theta", 10000.0);
+        cJSON_AddNumberToObject(c, "final_logit_softcapping", 12.0);
+        cJSON_AddNumberToObject(c, "num_kv_shared_layers", a->n_kv_shared);
+        cJSON_AddNumberToObject(c, "hidden_size_per_layer_input", a->n_embd_pl);
+        cJSON_AddNumberToObject(c, "vocab_size_per_layer_input", n_vocab);
+        cJSON_AddBoolToObject(c, "use_double_wide_mlp", (a->flags & AF_WIDE_SHARED) != 0);
+        cJSON_AddBoolToObject(c, "enable_moe_block", false);
+        cJSON_AddStringToObject(c, "hidden_activation", "gelu_pytorch_tanh");
     } else if (!strcmp(n, "phi3")) {
         cJSON_AddNumberToObject(c, "original_max_position_embeddings", 512);
         cJSON_AddNumberToObject(c, "sliding_window", 2047);
@@ -1490,10 +1522,6 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_INVALID, "synth: only gpt-oss folders hold MXFP4 experts");
     }
-    if (p->hf && (a->flags & AF_GEMMA4)) {
-        gguf_writer_free(w);
-        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
-    }
     if (p->hf) {
         if (mkdir(out_path, 0777) != 0 && errno != EEXIST) {
             gguf_writer_free(w);
@@ -1584,12 +1612,13 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     }
     if (!st && a->n_embd_pl) {
         // per-layer inputs: the table is a token embedding (llama-quantize types it so), the
-        // projection stays in the source's float type (llama-quantize leaves it)
+        // projection stays in the source's float type (llama-quantize leaves it; llama.cpp's converter
+        // and an HF folder's writer give it the file's type)
         const int64_t n_all = (int64_t)L * a->n_embd_pl;
         st = aw_add(&aw, "per_layer_token_embd.weight", t, n_all, n_vocab, 0.0f,
                     sqrtf(3.0f / (float)a->n_embd_pl), NULL, err);
-        if (!st) st = aw_matrix(&aw, "per_layer_model_proj.weight", p->type == TV_TYPE_F32 ? TV_TYPE_F32 : TV_TYPE_F16,
-                                dim, n_all, 1.0f, err);
+        const tv_type proj_t = p->type == TV_TYPE_F32 ? TV_TYPE_F32 : p->hf || p->hf_exact ? t : TV_TYPE_F16;
+        if (!st) st = aw_matrix(&aw, "per_layer_model_proj.weight", proj_t, dim, n_all, 1.0f, err);
         if (!st) st = aw_norm(&aw, "per_layer_proj_norm.weight", a->n_embd_pl, err);
     }
     if (!st && (a->flags & AF_LONGROPE)) {

@@ -40,8 +40,9 @@ typedef struct tv_synth_params {
     bool hf;                  // --arch only: out_path is a Hugging Face folder (config.json +
                               // model.safetensors, the family's HF names and keys; F32/F16/BF16, or
                               // gpt-oss's release: MXFP4 experts, the rest BF16)
-    bool hf_exact;            // the GGUF llama.cpp's converter makes of the HF folder: Gemma / Qwen3.5 norms
-                              // stored as (w - 1) + 1 (of the folder's w - 1), MXFP4's other matrices BF16
+    bool hf_exact;            // the GGUF llama.cpp's converter makes of the HF folder: Gemma 2/3 / Qwen3.5 norms
+                              // stored as (w - 1) + 1 (of the folder's w - 1), MXFP4's other matrices BF16,
+                              // Gemma 4's per_layer_model_proj in the file's type (llama-quantize keeps it F16)
     int deep_from;            // preset models, 0 = off: layers deep_from.. (1 .. n_layers - 1) have attn_output and
     float deep_scale;         // ffn_down deep_scale (0, 1] times the usual size (tv_synth_options)
     tv_progress_fn progress;  // NULL, or told the bytes written as the file is written
