@@ -740,12 +740,22 @@ static void test_rounds_in_flight(void **state) {
     assert_int_equal(d->status, SEQ_RUNNING);
     collect(&r, &f2);
     collect(&r, &f3);
-    // a, c, d decode: rounds of ceil(3 / 2), the oldest first
-    assert_int_equal(submit(&r, 0, &f1, NULL), 2);
+    // a, c, d decode: rounds of ceil(3 / 2), the oldest first; b comes back with a share of its
+    // recompute (a quarter: sequences decode)
+    assert_int_equal(submit(&r, 0, &f1, NULL), 3);
     assert_ptr_equal(f1.items[0].seq, a);
     assert_ptr_equal(f1.items[1].seq, c);
-    assert_int_equal(plan(&r, 2, NULL), 1);
-    expect_item(&r, 0, d, 1);
+    assert_ptr_equal(f1.items[2].seq, b);
+    assert_int_equal(f1.items[2].n_tokens, 2);   // of its 8
+    assert_int_equal(b->n_flights, 1);
+    assert_false(b->sample_in_flight);
+    // d needs a block and none is free: b is newer but held by a round in flight, so d goes; b's
+    // next chunk runs while its first is in flight
+    n_pre = 0;
+    assert_int_equal(plan(&r, 4, &n_pre), 1);
+    assert_int_equal(n_pre, 1);
+    assert_int_equal(d->status, SEQ_WAITING);
+    expect_item(&r, 0, b, 2);
     rig_free(&r);
 }
 
@@ -763,7 +773,7 @@ static void test_prompt_spreads_over_rounds(void **state) {
     r.all = calloc(256, sizeof *r.all);
     tv_seq *a = add(&r, 1, 2, 10);
     round_fl f1, f2;
-    assert_int_equal(submit(&r, 0, &f1, NULL), 1);   // half of a's prompt: no sample
+    assert_int_equal(submit(&r, 0, &f1, NULL), 1);   // half of a's prompt (nothing decodes): no sample
     assert_int_equal(f1.items[0].n_tokens, 1);
     assert_false(a->sample_in_flight);
     assert_int_equal(submit(&r, 1, &f2, NULL), 1);   // its last token while the first is in flight
@@ -774,19 +784,29 @@ static void test_prompt_spreads_over_rounds(void **state) {
     collect(&r, &f2);
     assert_int_equal(a->n_hashed, 1);
     tv_seq *e = add(&r, 2, 12, 100);
-    assert_int_equal(submit(&r, 0, &f1, NULL), 2);   // a's decode and half of e's prompt
+    round_fl f3, f4;
+    assert_int_equal(submit(&r, 0, &f1, NULL), 2);   // a decodes: a quarter of e's prompt rides along
     assert_ptr_equal(f1.items[0].seq, a);
     assert_ptr_equal(f1.items[1].seq, e);
-    assert_int_equal(f1.items[1].n_tokens, 6);
-    assert_int_equal(e->n_computed, 6);
+    assert_int_equal(f1.items[1].n_tokens, 3);
+    assert_int_equal(e->n_computed, 3);
     assert_int_equal(e->n_hashed, 0);   // not back yet
-    assert_int_equal(submit(&r, 7, &f2, NULL), 1);   // the rest of e, as long as the round before
+    assert_int_equal(submit(&r, 4, &f2, NULL), 1);   // e again, as long as the round before
     assert_ptr_equal(f2.items[0].seq, e);
-    assert_int_equal(f2.items[0].n_tokens, 6);
+    assert_int_equal(f2.items[0].n_tokens, 4);
     assert_int_equal(e->n_flights, 2);
     collect(&r, &f1);
-    assert_int_equal(e->n_hashed, 3);
+    assert_int_equal(e->n_hashed, 1);   // tokens 0-2 back: one full block
+    assert_int_equal(submit(&r, 4, &f3, NULL), 2);
+    assert_ptr_equal(f3.items[0].seq, a);
+    assert_int_equal(f3.items[1].n_tokens, 3);
     collect(&r, &f2);
+    assert_int_equal(e->n_hashed, 3);
+    assert_int_equal(submit(&r, 4, &f4, NULL), 1);   // e's last 2: it samples
+    assert_int_equal(f4.items[0].n_tokens, 2);
+    assert_true(e->sample_in_flight);
+    collect(&r, &f3);
+    collect(&r, &f4);
     assert_int_equal(e->n_hashed, 6);
     assert_int_equal(e->n_tokens, 13);
     assert_int_equal(plan(&r, 0, NULL), 1);   // two decoding: one per round, the oldest first

@@ -253,7 +253,9 @@ static tv_seq *preempt_newest(tv_scheduler *s) {
 // themselves). Tokens: as many as the newest round in flight (balance), or the decodes plus an even
 // share of the prompt tokens waiting to run (running prompts not waiting for a sample, and the
 // waiting requests that could be admitted), whichever is more; without chunked prefill a prompt
-// runs whole, so only the decodes are limited.
+// runs whole, so only the decodes are limited. The share: 1 / (2 n_lanes) while sequences decode
+// (a prompt rides along rounds that run anyway, and shares that overlap keep the rounds even as
+// requests keep arriving), 1 / n_lanes when none does (the chunks go through the stages at once).
 static void round_limits(const tv_scheduler *s, int balance, int *max_decodes, int *max_tokens) {
     *max_decodes = s->cfg.max_num_seqs;
     *max_tokens = s->cfg.max_batched_tokens;
@@ -271,7 +273,8 @@ static void round_limits(const tv_scheduler *s, int balance, int *max_decodes, i
     for (int i = 0; i < s->n_waiting && i < s->cfg.max_num_seqs - s->n_running; i++) prompt += seq_n_pending(*wslot(s, i));
     *max_decodes = (n_decoding + L - 1) / L;
     const int decodes = n_decodable < *max_decodes ? n_decodable : *max_decodes;
-    long want = decodes + (prompt + L - 1) / L;
+    const int spread = n_decoding > 0 ? 2 * L : L;
+    long want = decodes + (prompt + spread - 1) / spread;
     if (want < balance) want = balance;
     if (want < *max_tokens && s->cfg.chunked_prefill) *max_tokens = (int)want;   // (else prompts run whole)
 }

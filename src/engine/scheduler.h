@@ -29,8 +29,9 @@
 // and registers its blocks when it is back, sched_confirmed). A round takes at most ceil(decoding /
 // n_lanes) decodes, so the decoding sequences split over the rounds in flight, and about as many
 // tokens as the newest round in flight (the balance argument) or its decodes plus an even share of
-// the prompt tokens waiting, whichever is more: a new prompt spreads over consecutive rounds instead
-// of making one round long while the next is short (each stage would idle the difference). A
+// the prompt tokens waiting (1 / (2 n_lanes) while sequences decode, else 1 / n_lanes), whichever is
+// more: a new prompt spreads over consecutive rounds instead of making one round long while the
+// next is short (each stage would idle the difference). A
 // sequence held by a round in flight (seq->n_flights) is not preempted: a preemption takes the
 // newest running sequence that is not.
 //
