@@ -485,6 +485,7 @@ typedef struct bench_results {
     series tg_plain, bd_plain;  // with speculation: the same tests on an engine without it
     spec_tally tg_spec, bd_spec;   // with speculation: the counters over the speculating tg / batch runs
     double pp_linear_ms, pp_attn_ms;   // hybrid models: the pp runs' time in linear-attention / full-attention layers (sum)
+    double pp_gdn_ms, pp_attn_kernel_ms;   // within them: the DeltaNet kernels (conv + delta rule), the attention kernels
     series bc;                  // --json-schema: the constrained batch's tok/s per repetition
     uint64_t n_masks, n_masks_overlapped;   // its token masks, and those filled during the forward pass
     run_result kv_run;          // the batch run whose KV snapshot is reported
@@ -589,6 +590,8 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
             r->pp.v[r->pp.n++] = (double)a->n_prompt / (rr.t_total_ms * 1e-3);
             r->pp_linear_ms += s1.t_linear_layers_ms - s0.t_linear_layers_ms;
             r->pp_attn_ms += s1.t_attn_layers_ms - s0.t_attn_layers_ms;
+            r->pp_gdn_ms += s1.t_gdn_kernels_ms - s0.t_gdn_kernels_ms;
+            r->pp_attn_kernel_ms += s1.t_attn_kernels_ms - s0.t_attn_kernels_ms;
         }
         if (a->n_gen > 0) {
             show_step(&bar, a, r, rep, "tg");
@@ -692,6 +695,8 @@ static tv_status print_json(const bench_args *a, const bench_results *r) {
     cJSON_AddItemToObject(jo, "pp_tok_s_max", num_or_null(r->pp.n > 0, s_max(&r->pp)));
     cJSON_AddItemToObject(jo, "pp_linear_layers_ms", num_or_null(r->pp.n > 0 && r->pp_linear_ms > 0, r->pp_linear_ms / (r->pp.n ? r->pp.n : 1)));
     cJSON_AddItemToObject(jo, "pp_attn_layers_ms", num_or_null(r->pp.n > 0 && r->pp_linear_ms > 0, r->pp_attn_ms / (r->pp.n ? r->pp.n : 1)));
+    cJSON_AddItemToObject(jo, "pp_deltanet_kernels_ms", num_or_null(r->pp.n > 0 && r->pp_linear_ms > 0, r->pp_gdn_ms / (r->pp.n ? r->pp.n : 1)));
+    cJSON_AddItemToObject(jo, "pp_attn_kernels_ms", num_or_null(r->pp.n > 0 && r->pp_linear_ms > 0, r->pp_attn_kernel_ms / (r->pp.n ? r->pp.n : 1)));
     cJSON_AddItemToObject(jo, "tg_tok_s", num_or_null(r->tg.n > 0, tg_med));
     cJSON_AddItemToObject(jo, "tg_tok_s_min", num_or_null(r->tg.n > 0, s_min(&r->tg)));
     cJSON_AddItemToObject(jo, "tg_tok_s_max", num_or_null(r->tg.n > 0, s_max(&r->tg)));
@@ -815,9 +820,10 @@ static void print_text(const bench_args *a, const bench_results *r) {
     char name[64];
     if (r->pp.n) { snprintf(name, sizeof name, "pp%ld", a->n_prompt); printf("%-16s %12.2f %12.2f %12.2f\n", name, pp_med, s_min(&r->pp), s_max(&r->pp)); }
     if (r->pp.n && r->pp_linear_ms > 0)   // hybrid models: where the prefill time goes
-        printf("  (%s: linear-attention layers %.0f ms, full-attention layers %.0f ms per run: %.1f%% linear; FFNs included)\n",
-               name, r->pp_linear_ms / r->pp.n, r->pp_attn_ms / r->pp.n,
-               100.0 * r->pp_linear_ms / (r->pp_linear_ms + r->pp_attn_ms));
+        printf("  (%s per run: linear-attention layers %.0f ms, of it DeltaNet conv + delta rule %.1f ms; full-attention "
+               "layers %.0f ms, of it attention %.1f ms; %.1f%% in linear layers; FFNs and projections in the layers)\n",
+               name, r->pp_linear_ms / r->pp.n, r->pp_gdn_ms / r->pp.n, r->pp_attn_ms / r->pp.n,
+               r->pp_attn_kernel_ms / r->pp.n, 100.0 * r->pp_linear_ms / (r->pp_linear_ms + r->pp_attn_ms));
     if (r->tg.n) { snprintf(name, sizeof name, "tg%ld", a->n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, tg_med, s_min(&r->tg), s_max(&r->tg)); }
     if (r->tg_plain.n) { snprintf(name, sizeof name, "tg%ld plain", a->n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, s_median(&r->tg_plain), s_min(&r->tg_plain), s_max(&r->tg_plain)); }
     if (r->tg.n && a->prompt_path)

@@ -477,6 +477,8 @@ typedef struct tv_engine_stats {
     int n_state_ckpt_total, n_state_ckpt_held;   // prefix caching's state checkpoints (slots, in use)
     double t_linear_layers_ms, t_attn_layers_ms;  // forward time in the linear-attention layers and in the
                                                   // full-attention ones, since creation (FFNs included)
+    double t_gdn_kernels_ms, t_attn_kernels_ms;   // within them: the Gated DeltaNet kernels (conv + delta
+                                                  // rule) and the attention kernels (KV write + attention)
     // speculative decoding (vLLM's vllm:spec_decode_* counters): verification items run, tokens
     // proposed, proposed tokens accepted, and accepted at each proposal position
     uint64_t n_spec_drafts, n_spec_draft_tokens, n_spec_accepted_tokens;

@@ -1,8 +1,9 @@
-// test_deltanet.c — the Gated DeltaNet kernels (kernels/deltanet.h): every path's kernel (generic,
-// avx2, avx512 where this CPU has them), with the chunked form at chunk sizes 1 .. KERN_GDN_MAX_CHUNK
-// and prompt lengths that straddle chunks and vector widths, against the scalar token-by-token
-// reference ref_gdn_head: outputs and the final state agree within 2e-5 relative to their scale
-// (float rounding of a different summation order; a wrong term is off by O(1)). Also: the conv
+// test_deltanet.c — the Gated DeltaNet kernels (kernels/deltanet.h): every path's chunked kernel
+// (generic, avx2, avx512 where this CPU has them), over lengths that straddle chunks and vector
+// widths, against the scalar token-by-token reference ref_gdn_head: outputs and the effective state
+// agree within 2e-5 relative to their scale (float rounding of a different summation order; a wrong
+// term is off by O(1)); and the same tokens in calls of 1, 3, 16, 32 or 33 give the same bits as one
+// call (the chunks follow absolute positions). Also: the conv
 // window carries across calls (one call of n tokens = calls of any split).
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,10 +76,44 @@ static double rel_err(const float *x, const float *y, size_t n) {
     return e / m;
 }
 
+// The matrix state a head's kernel state stands for after n tokens from position 0 (deltanet.h:
+// S_eff = e^g[m-1] S + sum_{s<m} e^(g[m-1] - g[s]) d_s k_sᵀ, m = n % C), in double.
+static void effective_state(const float *st, int d, int n, float *out) {
+    const int m = n % KERN_GDN_CHUNK;
+    const float *S = st, *k = st + (size_t)d * d, *dl = k + (size_t)KERN_GDN_CHUNK * d, *g = dl + (size_t)KERN_GDN_CHUNK * d;
+    for (int j = 0; j < d; j++)
+        for (int i = 0; i < d; i++) {
+            double x = S[(size_t)i * d + j];   // stored transposed
+            if (m > 0) {
+                x *= exp((double)g[m - 1]);
+                for (int s = 0; s < m; s++)
+                    x += exp((double)g[m - 1] - g[s]) * dl[(size_t)s * d + j] * k[(size_t)s * d + i];
+            }
+            out[(size_t)j * d + i] = (float)x;
+        }
+}
+
+// Runs every value head over the n tokens from position 0 in calls of `piece` tokens (0: one call).
+static void run_split(const kern_gdn_ops *ops, const inputs *in, float *st, float *o, int piece) {
+    const int d = in->g.head_dim, H = in->g.n_v_heads, cd = kern_gdn_conv_dim(&in->g);
+    const size_t hf = kern_gdn_head_floats(d);
+    for (int h = 0; h < H; h++) {
+        memset(st + (size_t)h * hf, 0, hf * sizeof(float));
+        for (int j = 0; j < d; j++)   // the reference's S[j][i] is the kernel's S[i][j]
+            for (int i = 0; i < d; i++) st[(size_t)h * hf + (size_t)i * d + j] = in->state0[(size_t)h * d * d + (size_t)j * d + i];
+        for (int t = 0; t < in->n;) {
+            const int c = piece == 0 || in->n - t < piece ? in->n - t : piece;
+            ops->head(&in->g, h, st + (size_t)h * hf, t, in->qkv + (size_t)t * cd, in->alpha + (size_t)t * H,
+                      in->beta + (size_t)t * H, in->dt, in->a, o + (size_t)t * H * d, c);
+            t += c;
+        }
+    }
+}
+
 static void check_path(const char *path, bool is_k_grouped) {
     const kern_gdn_ops *ops = kern_gdn_ops_for(path);
     static const int HEADS[] = {32, 40, 128}, LENS[] = {1, 2, 7, 33, 70};
-    static const int CHUNKS[] = {1, 3, 16, KERN_GDN_MAX_CHUNK};
+    static const int PIECES[] = {1, 3, 16, KERN_GDN_CHUNK, KERN_GDN_CHUNK + 1};
     static const float DECAYS[] = {1.0f, 8.0f};
     double worst = 0;
     for (size_t hi = 0; hi < sizeof HEADS / sizeof HEADS[0]; hi++)
@@ -87,30 +122,38 @@ static void check_path(const char *path, bool is_k_grouped) {
                 inputs in;
                 make_inputs(&in, HEADS[hi], LENS[li], DECAYS[di], is_k_grouped);
                 const int d = HEADS[hi], n = LENS[li], H = in.g.n_v_heads;
-                const size_t ss = (size_t)H * d * d, os = (size_t)n * H * d;
-                float *s_ref = malloc(ss * sizeof(float)), *s = malloc(ss * sizeof(float));
+                const size_t ss = (size_t)H * d * d, os = (size_t)n * H * d, ks = (size_t)H * kern_gdn_head_floats(d);
+                float *s_ref = malloc(ss * sizeof(float)), *s_eff = malloc(ss * sizeof(float));
+                float *st = malloc(ks * sizeof(float)), *st_split = malloc(ks * sizeof(float));
                 float *o_ref = calloc(os, sizeof(float)), *o = calloc(os, sizeof(float));
-                assert_true(s_ref && s && o_ref && o);
+                float *o_split = calloc(os, sizeof(float));
+                assert_true(s_ref && s_eff && st && st_split && o_ref && o && o_split);
                 memcpy(s_ref, in.state0, ss * sizeof(float));
                 for (int h = 0; h < H; h++)
                     ref_gdn_head(&in.g, h, s_ref + (size_t)h * d * d, in.qkv, in.alpha, in.beta, in.dt, in.a, o_ref, n);
-                for (size_t ci = 0; ci < sizeof CHUNKS / sizeof CHUNKS[0]; ci++) {
-                    memcpy(s, in.state0, ss * sizeof(float));
-                    memset(o, 0, os * sizeof(float));
-                    for (int h = 0; h < H; h++)
-                        ops->head(&in.g, h, s + (size_t)h * d * d, in.qkv, in.alpha, in.beta, in.dt, in.a, o, n,
-                                  CHUNKS[ci]);
-                    const double es = rel_err(s, s_ref, ss), eo = rel_err(o, o_ref, os);
-                    if (es > 2e-5 || eo > 2e-5)
-                        fail_msg("%s%s: head %d, %d tokens, chunk %d, decay x%g: state error %.3g, output error %.3g",
-                                 ops->name, is_k_grouped ? " (grouped heads)" : "", d, n, CHUNKS[ci],
-                                 (double)DECAYS[di], es, eo);
-                    worst = fmax(worst, fmax(es, eo));
+                run_split(ops, &in, st, o, 0);
+                for (int h = 0; h < H; h++)
+                    effective_state(st + (size_t)h * kern_gdn_head_floats(d), d, n, s_eff + (size_t)h * d * d);
+                const double es = rel_err(s_eff, s_ref, ss), eo = rel_err(o, o_ref, os);
+                if (es > 2e-5 || eo > 2e-5)
+                    fail_msg("%s%s: head %d, %d tokens, decay x%g: state error %.3g, output error %.3g", ops->name,
+                             is_k_grouped ? " (grouped heads)" : "", d, n, (double)DECAYS[di], es, eo);
+                worst = fmax(worst, fmax(es, eo));
+                // any split into calls: the same bits (outputs and the whole state, pending lists too)
+                for (size_t pi = 0; pi < sizeof PIECES / sizeof PIECES[0]; pi++) {
+                    memset(o_split, 0, os * sizeof(float));
+                    run_split(ops, &in, st_split, o_split, PIECES[pi]);
+                    if (memcmp(o, o_split, os * sizeof(float)) || memcmp(st, st_split, ks * sizeof(float)))
+                        fail_msg("%s: head %d, %d tokens in calls of %d differ from one call", ops->name, d, n,
+                                 PIECES[pi]);
                 }
                 free(s_ref);
-                free(s);
+                free(s_eff);
+                free(st);
+                free(st_split);
                 free(o_ref);
                 free(o);
+                free(o_split);
                 free_inputs(&in);
             }
     print_message("deltanet: %s (asked %s)%s worst relative error %.3g\n", ops->name, path,

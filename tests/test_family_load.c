@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "formats/gguf.h"
+#include "kernels/deltanet.h"
 #include "model/model.h"
 #include "tinyvllm.h"
 #include "test_util.h"
@@ -252,7 +253,7 @@ static void test_each_family_loads(void **state) {
             const tv_tensor *const *mats = model_matrices(m, &n);
             for (int j = 0; j < n; j++) assert_ptr_not_equal(mats[j], &L[0].ssm_conv1d);
             assert_int_equal(kv_cache_state_bytes_per_slot(m),
-                             ((SSM_CONV - 1) * SSM_CONV_DIM + SSM_VH * SSM_HEAD * SSM_HEAD) * sizeof(float));
+                             ((SSM_CONV - 1) * SSM_CONV_DIM + SSM_VH * kern_gdn_head_floats(SSM_HEAD)) * sizeof(float));
         }
         tv_model_free(m);
     }

@@ -129,6 +129,9 @@ static void test_alone_is_reference(void **state) {
         assert_int_equal(st.n_state_slots_total, 1);
         assert_int_equal(st.n_state_slots_free, 1);
         assert_true(st.state_bytes_per_slot > 0);
+        // where the time went: each kind of layer, and its kernels inside it (the bench's breakdown)
+        assert_true(st.t_gdn_kernels_ms > 0 && st.t_gdn_kernels_ms < st.t_linear_layers_ms);
+        assert_true(st.t_attn_kernels_ms > 0 && st.t_attn_kernels_ms < st.t_attn_layers_ms);
         tv_engine_free(e);
     }
 }

@@ -62,8 +62,9 @@ typedef struct backend_gdn {
     kern_gdn_geom geom;
     int n_seqs;
     const int32_t *q_start;       // (n_seqs + 1) sequence s owns rows [q_start[s], q_start[s+1])
+    const int32_t *positions;     // (T) each row's absolute position (the kernel's chunks follow them)
     float *const *conv_state;     // (n_seqs) each sequence's conv window (d_conv - 1, conv_dim)
-    float *const *ssm_state;      // (n_seqs) its delta-rule matrices (n_v_heads, head_dim, head_dim)
+    float *const *ssm_state;      // (n_seqs) its delta-rule states (n_v_heads, kern_gdn_head_floats)
     const float *conv_w;          // (conv_dim, d_conv)
     const float *dt, *a;          // (n_v_heads) decay bias, -exp(A_log)
     float *qkv;                   // (T, conv_dim) the q/k/v projections; overwritten by the conv output

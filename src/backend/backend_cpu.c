@@ -211,12 +211,10 @@ static void cpu_mul_sigmoid(backend *be, float *y, const float *g, int n_rows, i
     ew_run(be, &(ew_args){.kind = EW_MUL_SIGMOID, .n_rows = n_rows, .n = n, .y = y, .x = g});
 }
 
-// ---- Gated DeltaNet: the conv per sequence, then the recurrence per (sequence, value head) with
-// the path's kernel, token by token (chunk 1): a token's bits then do not depend on how the engine
-// split its prompt. (The chunked form, chunk > 1, agrees within float rounding, but its rounding
-// depends on where chunks start, and a greedy run's tokens then follow the prompt's split:
-// test_hybrid fails with it at 7-token steps and under preemption.) Each item runs on one thread,
-// so the bits do not depend on the thread count either.
+// ---- Gated DeltaNet: the conv per sequence, then the delta rule per (sequence, value head) with
+// the path's chunked kernel, whose chunks sit at absolute positions (deltanet.h): a token's bits do
+// not depend on how the engine split the sequence into calls. Each item runs on one thread, so the
+// bits do not depend on the thread count either.
 
 // Sequence s's rows before its checkpoint: 0 when it has none.
 static int gdn_ckpt_rows(const backend_gdn *a, int s) { return a->ckpt_rows ? a->ckpt_rows[s] : 0; }
@@ -257,7 +255,7 @@ static void gdn_head_worker(void *arg, int ith, int nth) {
     const gdn_job *j = arg;
     const backend_gdn *a = j->a;
     const int H = a->geom.n_v_heads, hd = a->geom.head_dim;
-    const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom), hh = (size_t)hd * hd, per_slot = (size_t)H * hh;
+    const size_t cd = (size_t)kern_gdn_conv_dim(&a->geom), hh = kern_gdn_head_floats(hd), per_slot = (size_t)H * hh;
     for (int i = ith; i < a->n_seqs * H; i += nth) {
         const int s = i / H, h = i % H;
         const int n = a->q_start[s + 1] - a->q_start[s], c = gdn_ckpt_rows(a, s);
@@ -266,8 +264,8 @@ static void gdn_head_worker(void *arg, int ith, int nth) {
         for (int r = 0, e; r < n; r = e) {
             e = gdn_run_end(a, s, r, n);
             const size_t t = (size_t)(a->q_start[s] + r);
-            j->head(&a->geom, h, st, a->qkv + t * cd, a->alpha + t * H, a->beta + t * H, a->dt, a->a,
-                    a->out + t * H * hd, e - r, 1);
+            j->head(&a->geom, h, st, a->positions[t], a->qkv + t * cd, a->alpha + t * H, a->beta + t * H, a->dt,
+                    a->a, a->out + t * H * hd, e - r);
             if (e == c) memcpy(a->ckpt_ssm[s] + hs, st, hh * sizeof(float));
             if (e < n && a->rb_conv && a->rb_conv[s])
                 memcpy(a->rb_ssm[s] + (size_t)(e - 1) * per_slot + hs, st, hh * sizeof(float));

@@ -594,7 +594,11 @@ void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
     s->state_bytes_per_slot = (double)kv_cache_state_bytes_per_slot(e->model);
     s->n_state_ckpt_total = e->states ? spool_n_ckpt(e->states) : 0;
     s->n_state_ckpt_held = e->states ? spool_n_ckpt_held(e->states) : 0;
-    forward_layer_times(e->fwd, &s->t_linear_layers_ms, &s->t_attn_layers_ms);
+    const forward_times ft = forward_layer_times(e->fwd);
+    s->t_linear_layers_ms = ft.linear_ms;
+    s->t_attn_layers_ms = ft.full_ms;
+    s->t_gdn_kernels_ms = ft.gdn_ms;
+    s->t_attn_kernels_ms = ft.attn_kernel_ms;
     s->n_blocks_cached = bm_n_cached(e->bm);
     if (e->down.bytes) e->down.bytes(e->down.ctx, &s->n_pipeline_boundary_bytes, &s->n_pipeline_reply_bytes);
 }

@@ -70,7 +70,7 @@ void ref_gdn_head(const kern_gdn_geom *g, int h, float *state, const float *qkv,
     }
 }
 
-// ---- the chunked and recurrent kernels of each path (deltanet_impl.h), scalar here
+// ---- the chunked kernel of each path (deltanet_impl.h), scalar here
 
 static float gdn_dot(const float *a, const float *b, int n) {
     float s = 0.0f;
@@ -84,6 +84,22 @@ static void gdn_axpy(float *y, float a, const float *x, int n) {
 
 static void gdn_scale(float *y, float a, int n) {
     for (int i = 0; i < n; i++) y[i] *= a;
+}
+
+static void gdn_xmat(float *c, const float *const *x, int nr, const float *B, int d) {
+    for (int r = 0; r < nr; r++) {
+        float *cr = c + (size_t)r * d;
+        memset(cr, 0, (size_t)d * sizeof(float));
+        for (int i = 0; i < d; i++) gdn_axpy(cr, x[r][i], B + (size_t)i * d, d);
+    }
+}
+
+static void gdn_rank(float *B, int d, float e, const float *coef, const float *D, int n) {
+    for (int i = 0; i < d; i++) {
+        float *bi = B + (size_t)i * d;
+        gdn_scale(bi, e, d);
+        for (int s = 0; s < n; s++) gdn_axpy(bi, coef[(size_t)i * n + s], D + (size_t)s * d, d);
+    }
 }
 
 #define GDN_NAME(x) x##_ref

@@ -23,7 +23,6 @@
 
 #define KERN_GDN_MAX_CONV 8     // widest conv kernel supported (Qwen's is 4)
 #define KERN_GDN_MAX_HEAD 256   // largest head supported (Qwen3.5 / Qwen3-Next: 128)
-#define KERN_GDN_MAX_CHUNK 32   // tokens per chunk of the chunked form at most
 
 typedef struct kern_gdn_geom {
     int n_k_heads, n_v_heads, head_dim, d_conv;   // n_v_heads % n_k_heads == 0, 2 <= d_conv <= KERN_GDN_MAX_CONV
@@ -55,12 +54,30 @@ void ref_gdn_conv(const kern_gdn_geom *g, float *win, const float *w, float *x, 
 void ref_gdn_head(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
                   const float *beta, const float *dt, const float *a, float *o, int n);
 
-// The kernels of a path: n tokens of value head h (ref_gdn_head's arguments) in chunks of `chunk`
-// (1 <= chunk <= KERN_GDN_MAX_CHUNK) with the chunked form (deltanet_impl.h: parallel within a
-// chunk, recurrent across chunks), a chunk of one token with the recurrent rule. Results equal
-// ref_gdn_head's up to float rounding, whatever the chunk size.
-typedef void (*kern_gdn_head_fn)(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
-                                 const float *beta, const float *dt, const float *a, float *o, int n, int chunk);
+// The chunked form runs on chunks of KERN_GDN_CHUNK tokens at absolute positions [k * C, (k + 1) * C)
+// of a sequence, whatever rows a call brings: a head's state is the matrix at the last chunk
+// boundary plus the chunk's tokens so far (pending), so a token's arithmetic depends only on its
+// position and the tokens before it, never on how the engine split the sequence into calls
+// (prefill chunks, batches, decode steps, preemption, checkpoints, rollback all give the same bits).
+// One value head's state (kern_gdn_head_floats floats):
+//   S   (head_dim, head_dim)    the matrix after the last boundary, row j (value) over key index i
+//   k   (KERN_GDN_CHUNK, head_dim)   the pending tokens' keys        } entries [0, pos % C) valid,
+//   d   (KERN_GDN_CHUNK, head_dim)   their delta-rule updates         } the rest zero (so equal
+//   g   (KERN_GDN_CHUNK)             their cumulative log-decays      } states are equal bytes)
+// A zeroed state is the state at position 0. The state after a token is S_eff = e^g[m-1] S +
+// sum_{s<m} e^(g[m-1] - g[s]) d_s k_sᵀ (m = pos % C; m = 0: S; in the reference's orientation).
+#define KERN_GDN_CHUNK 32
+static inline size_t kern_gdn_head_floats(int head_dim) {
+    return (size_t)head_dim * head_dim + (size_t)KERN_GDN_CHUNK * (2 * (size_t)head_dim + 1);
+}
+
+// The kernel of a path: n tokens of value head h (ref_gdn_head's arguments; state is the head's
+// kern_gdn_head_floats block) whose first token is at absolute position pos. Outputs and the
+// effective state equal ref_gdn_head's up to float rounding; a split of the n tokens into calls
+// (pos advancing) gives the same bits.
+typedef void (*kern_gdn_head_fn)(const kern_gdn_geom *g, int h, float *state, int64_t pos, const float *qkv,
+                                 const float *alpha, const float *beta, const float *dt, const float *a, float *o,
+                                 int n);
 typedef struct kern_gdn_ops {
     const char *name;        // "generic" | "avx2" | "avx512"
     kern_gdn_head_fn head;

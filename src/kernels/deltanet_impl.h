@@ -5,19 +5,30 @@
 //   static float gdn_dot(const float *a, const float *b, int n)     sum a[i] * b[i]
 //   static void gdn_axpy(float *y, float a, const float *x, int n)  y += a * x
 //   static void gdn_scale(float *y, float a, int n)                 y *= a
+//   static void gdn_xmat(float *c, const float *const *x, int nr, const float *B, int d)
+//       c (nr, d): row r = sum_{i<d} x[r][i] B[i] (B (d, d), rows over j; i ascending)
+//   static void gdn_rank(float *B, int d, float e, const float *coef, const float *D, int n)
+//       B[i] = e B[i] + sum_{s<n} coef[i n + s] D[s]   (B (d, d), D (n, d); s ascending)
 //
-// The chunked form (one chunk of C tokens of one value head; S0 the state before it, rows j over
-// the key index; gc[t] = g_0 + .. + g_t the chunk's cumulative log-decay, b_t = sigmoid(beta_t)):
+// The chunked form (one chunk of C = KERN_GDN_CHUNK tokens of one value head at absolute positions
+// [k C, (k + 1) C); S0 the state before it, rows j over the key index; gc[t] = g_0 + .. + g_t the
+// chunk's cumulative log-decay, b_t = sigmoid(beta_t)):
 //   the delta rule's update at token t is  delta_t = b_t (v_t - exp(g_t) S_{t-1} k_t), and
 //   S_{t-1} = exp(gc[t-1]) S0 + sum_{s<t} exp(gc[t-1] - gc[s]) delta_s k_sᵀ, so
 //     delta_t = b_t (v_t - exp(gc[t]) S0 k_t) - sum_{s<t} b_t exp(gc[t] - gc[s]) (k_s·k_t) delta_s
 //   (a unit lower-triangular system, solved by forward substitution over the chunk), and
 //     o_t  = (exp(gc[t]) S0 q_t + sum_{s<=t} exp(gc[t] - gc[s]) (k_s·q_t) delta_s) / sqrt(d)
 //     S_C  = exp(gc[C-1]) S0 + sum_s exp(gc[C-1] - gc[s]) delta_s k_sᵀ.
-// Every exponent is <= 0 (decays multiply), so nothing overflows. The state is read twice and
-// written once per chunk instead of twice per token; results equal the token-by-token rule up to
-// float rounding (tests/test_deltanet.c: relative 2e-5 on states and outputs, measured <= 6e-7).
+// Every exponent is <= 0 (decays multiply), so nothing overflows. A call's tokens join the chunk's
+// pending entries (deltanet.h): each one's delta and output are computed the same way whether the
+// earlier entries came in this call or an earlier one, and S0 is updated only when the chunk is
+// full, so the bits depend on positions alone. The state matrix is kept transposed (row i: key
+// index, over the value index j), so both passes over it are matrix products with the value index
+// in the vector lanes (gdn_xmat: S0 against a call's keys and queries; gdn_rank: the chunk's
+// update): no horizontal sums, S0 read once per call and written once per chunk. Results equal the
+// token-by-token rule up to float rounding (tests/test_deltanet.c: relative 2e-5).
 #include <math.h>
+#include <string.h>
 
 // The decay exponent g (<= 0) and write strength b of token t, value head h.
 static inline void GDN_NAME(gdn_gates)(const kern_gdn_geom *g, int h, const float *alpha, const float *beta,
@@ -28,90 +39,103 @@ static inline void GDN_NAME(gdn_gates)(const kern_gdn_geom *g, int h, const floa
     *b = 1.0f / (1.0f + expf(-beta[(size_t)t * g->n_v_heads + h]));
 }
 
-// One chunk of n <= KERN_GDN_MAX_CHUNK tokens (rows of qkv, alpha, beta, o start at the chunk).
-static void GDN_NAME(gdn_chunk)(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
-                                const float *beta, const float *dt, const float *a, float *o, int n) {
+// The parts of a head's state (deltanet.h).
+typedef struct GDN_NAME(gdn_parts) {
+    float *S;    // (d, d) transposed: row i (key index) over the value index j
+    float *k;    // (C, d) pending keys
+    float *dl;   // (C, d) pending updates
+    float *g;    // (C) pending cumulative log-decays
+} GDN_NAME(gdn_parts);
+
+static inline GDN_NAME(gdn_parts) GDN_NAME(gdn_split)(float *state, int d) {
+    const size_t dd = (size_t)d * d, cdd = (size_t)KERN_GDN_CHUNK * d;
+    return (GDN_NAME(gdn_parts)){state, state + dd, state + dd + cdd, state + dd + 2 * cdd};
+}
+
+// Tokens u < n as the chunk's entries m + u (m + n <= C; rows of qkv, alpha, beta and o start at
+// token 0): their keys, updates and decays join the pending lists, their outputs are written.
+static void GDN_NAME(gdn_rows)(const kern_gdn_geom *g, int h, GDN_NAME(gdn_parts) p, int m, const float *qkv,
+                               const float *alpha, const float *beta, const float *dt, const float *a, float *o,
+                               int n) {
     const int d = g->head_dim, kh = kern_gdn_k_head(g, h);
     const size_t cd = (size_t)kern_gdn_conv_dim(g), key_dim = (size_t)g->n_k_heads * d;
     const size_t o_stride = (size_t)g->n_v_heads * d;
     const float scale = 1.0f / sqrtf((float)d);
-    float gc[KERN_GDN_MAX_CHUNK] = {0}, bt[KERN_GDN_MAX_CHUNK];
-    float delta[KERN_GDN_MAX_CHUNK * KERN_GDN_MAX_HEAD];   // (n, d)
-    const float *qs[KERN_GDN_MAX_CHUNK], *ks[KERN_GDN_MAX_CHUNK];
-    float acc = 0.0f;
-    for (int t = 0; t < n; t++) {
+    float bt[KERN_GDN_CHUNK], e[KERN_GDN_CHUNK];
+    const float *qs[KERN_GDN_CHUNK], *vs[KERN_GDN_CHUNK];
+    float acc = m > 0 ? p.g[m - 1] : 0.0f;
+    for (int u = 0; u < n; u++) {
         float ge;
-        GDN_NAME(gdn_gates)(g, h, alpha, beta, dt, a, t, &ge, &bt[t]);
+        GDN_NAME(gdn_gates)(g, h, alpha, beta, dt, a, u, &ge, &bt[u]);
         acc += ge;
-        gc[t] = acc;
-        const float *row = qkv + (size_t)t * cd;
-        qs[t] = row + (size_t)kh * d;
-        ks[t] = row + key_dim + (size_t)kh * d;
+        p.g[m + u] = acc;
+        e[u] = expf(acc);
+        const float *row = qkv + (size_t)u * cd;
+        qs[u] = row + (size_t)kh * d;
+        vs[u] = row + 2 * key_dim + (size_t)h * d;
+        memcpy(p.k + (size_t)(m + u) * d, row + key_dim + (size_t)kh * d, (size_t)d * sizeof(float));
     }
     // against the chunk's initial state: delta_t = b_t (v_t - e^gc S0 k_t), o_t = e^gc S0 q_t
-    for (int t = 0; t < n; t++) {
-        const float *v = qkv + (size_t)t * cd + 2 * key_dim + (size_t)h * d;
-        float *dl = delta + (size_t)t * d, *ot = o + (size_t)t * o_stride + (size_t)h * d;
-        const float e = expf(gc[t]);
+    float sk[2 * KERN_GDN_CHUNK * KERN_GDN_MAX_HEAD];   // (2n, d): S0 k_u for u < n, then S0 q_u
+    const float *xs[2 * KERN_GDN_CHUNK];
+    for (int u = 0; u < n; u++) {
+        xs[u] = p.k + (size_t)(m + u) * d;
+        xs[n + u] = qs[u];
+    }
+    gdn_xmat(sk, xs, 2 * n, p.S, d);
+    for (int u = 0; u < n; u++) {
+        float *dl = p.dl + (size_t)(m + u) * d, *ot = o + (size_t)u * o_stride + (size_t)h * d;
+        const float *s_k = sk + (size_t)u * d, *s_q = sk + (size_t)(n + u) * d;
         for (int j = 0; j < d; j++) {
-            const float *sj = state + (size_t)j * d;
-            dl[j] = bt[t] * (v[j] - e * gdn_dot(sj, ks[t], d));
-            ot[j] = e * gdn_dot(sj, qs[t], d);
+            dl[j] = bt[u] * (vs[u][j] - e[u] * s_k[j]);
+            ot[j] = e[u] * s_q[j];
         }
     }
-    // within the chunk: forward substitution, then the outputs' intra-chunk part
-    for (int t = 1; t < n; t++) {
-        float *dl = delta + (size_t)t * d;
+    // within the chunk: forward substitution over every earlier entry, then the outputs' intra part
+    for (int u = 0; u < n; u++) {
+        const int t = m + u;
+        float *dl = p.dl + (size_t)t * d;
+        const float *kt = p.k + (size_t)t * d;
         for (int s = 0; s < t; s++)
-            gdn_axpy(dl, -bt[t] * expf(gc[t] - gc[s]) * gdn_dot(ks[s], ks[t], d), delta + (size_t)s * d, d);
+            gdn_axpy(dl, -bt[u] * expf(p.g[t] - p.g[s]) * gdn_dot(p.k + (size_t)s * d, kt, d), p.dl + (size_t)s * d, d);
     }
-    for (int t = 0; t < n; t++) {
-        float *ot = o + (size_t)t * o_stride + (size_t)h * d;
+    for (int u = 0; u < n; u++) {
+        const int t = m + u;
+        float *ot = o + (size_t)u * o_stride + (size_t)h * d;
         for (int s = 0; s <= t; s++)
-            gdn_axpy(ot, expf(gc[t] - gc[s]) * gdn_dot(ks[s], qs[t], d), delta + (size_t)s * d, d);
+            gdn_axpy(ot, expf(p.g[t] - p.g[s]) * gdn_dot(p.k + (size_t)s * d, qs[u], d), p.dl + (size_t)s * d, d);
         gdn_scale(ot, scale, d);
     }
-    // the state after the chunk
-    const float last = gc[n - 1], e_last = expf(last);
-    float w[KERN_GDN_MAX_CHUNK];
-    for (int s = 0; s < n; s++) w[s] = expf(last - gc[s]);
-    for (int j = 0; j < d; j++) {
-        float *sj = state + (size_t)j * d;
-        gdn_scale(sj, e_last, d);
-        for (int s = 0; s < n; s++) gdn_axpy(sj, w[s] * delta[(size_t)s * d + j], ks[s], d);
-    }
 }
 
-// One token, recurrently (decode): S = e^g S; S[j] += b (v[j] - S[j]·k) k; o[j] = S[j]·q / sqrt(d).
-static void GDN_NAME(gdn_token)(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
-                                const float *beta, const float *dt, const float *a, float *o) {
-    const int d = g->head_dim, kh = kern_gdn_k_head(g, h);
-    const size_t key_dim = (size_t)g->n_k_heads * d;
-    const float *q = qkv + (size_t)kh * d, *k = qkv + key_dim + (size_t)kh * d;
-    const float *v = qkv + 2 * key_dim + (size_t)h * d;
-    float ge, b;
-    GDN_NAME(gdn_gates)(g, h, alpha, beta, dt, a, 0, &ge, &b);
-    const float decay = expf(ge), scale = 1.0f / sqrtf((float)d);
-    float *out = o + (size_t)h * d;
-    for (int j = 0; j < d; j++) {
-        float *sj = state + (size_t)j * d;
-        gdn_scale(sj, decay, d);
-        gdn_axpy(sj, (v[j] - gdn_dot(sj, k, d)) * b, k, d);
-        out[j] = gdn_dot(sj, q, d) * scale;
-    }
+// A full chunk: S = e^g[C-1] S + sum_s e^(g[C-1] - g[s]) d_s k_sᵀ, and the pending lists emptied.
+static void GDN_NAME(gdn_flush)(GDN_NAME(gdn_parts) p, int d) {
+    const float last = p.g[KERN_GDN_CHUNK - 1], e_last = expf(last);
+    float w[KERN_GDN_CHUNK];
+    for (int s = 0; s < KERN_GDN_CHUNK; s++) w[s] = expf(last - p.g[s]);
+    float coef[KERN_GDN_MAX_HEAD * KERN_GDN_CHUNK];   // (d, C): row i (key index) w_s k_s[i]
+    for (int i = 0; i < d; i++)
+        for (int s = 0; s < KERN_GDN_CHUNK; s++) coef[(size_t)i * KERN_GDN_CHUNK + s] = w[s] * p.k[(size_t)s * d + i];
+    gdn_rank(p.S, d, e_last, coef, p.dl, KERN_GDN_CHUNK);
+    memset(p.k, 0, (size_t)KERN_GDN_CHUNK * (2 * (size_t)d + 1) * sizeof(float));
 }
 
-// kern_gdn_head_fn: n tokens, in chunks of `chunk` (one token at a time when chunk is 1).
-static void GDN_NAME(kern_gdn_head)(const kern_gdn_geom *g, int h, float *state, const float *qkv, const float *alpha,
-                                    const float *beta, const float *dt, const float *a, float *o, int n, int chunk) {
+// kern_gdn_head_fn: the tokens in the pieces their absolute chunks cut them into.
+static void GDN_NAME(kern_gdn_head)(const kern_gdn_geom *g, int h, float *state, int64_t pos, const float *qkv,
+                                    const float *alpha, const float *beta, const float *dt, const float *a, float *o,
+                                    int n) {
     const size_t cd = (size_t)kern_gdn_conv_dim(g), H = (size_t)g->n_v_heads;
-    for (int t0 = 0; t0 < n; t0 += chunk) {
-        const int c = n - t0 < chunk ? n - t0 : chunk;
-        if (c == 1)
-            GDN_NAME(gdn_token)(g, h, state, qkv + (size_t)t0 * cd, alpha + (size_t)t0 * H, beta + (size_t)t0 * H, dt,
-                                a, o + (size_t)t0 * H * g->head_dim);
-        else
-            GDN_NAME(gdn_chunk)(g, h, state, qkv + (size_t)t0 * cd, alpha + (size_t)t0 * H, beta + (size_t)t0 * H, dt,
-                                a, o + (size_t)t0 * H * g->head_dim, c);
+    const GDN_NAME(gdn_parts) p = GDN_NAME(gdn_split)(state, g->head_dim);
+    int m = (int)(pos % KERN_GDN_CHUNK);
+    for (int t0 = 0; t0 < n;) {
+        const int c = n - t0 < KERN_GDN_CHUNK - m ? n - t0 : KERN_GDN_CHUNK - m;
+        GDN_NAME(gdn_rows)(g, h, p, m, qkv + (size_t)t0 * cd, alpha + (size_t)t0 * H, beta + (size_t)t0 * H, dt, a,
+                           o + (size_t)t0 * H * g->head_dim, c);
+        t0 += c;
+        m += c;
+        if (m == KERN_GDN_CHUNK) {
+            GDN_NAME(gdn_flush)(p, g->head_dim);
+            m = 0;
+        }
     }
 }

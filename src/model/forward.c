@@ -94,7 +94,7 @@ static void state_cache_free(tv_state_cache *sc) {
 static void state_floats(const tv_hparams *h, size_t *conv, size_t *ssm) {
     const size_t conv_dim = 2 * (size_t)h->ssm_n_k_heads * h->ssm_head_dim + (size_t)h->ssm_d_inner;
     *conv = (size_t)(h->ssm_d_conv - 1) * conv_dim;
-    *ssm = (size_t)h->ssm_n_v_heads * h->ssm_head_dim * h->ssm_head_dim;
+    *ssm = (size_t)h->ssm_n_v_heads * kern_gdn_head_floats(h->ssm_head_dim);
 }
 
 size_t kv_cache_state_bytes_per_slot(const tv_model *m) {
@@ -170,9 +170,8 @@ struct tv_forward {
     float *attn_temp;    // (T) per-token query temperature, when h->attn_temp_scale is set
 };
 
-void forward_layer_times(const tv_forward *f, double *linear_ms, double *full_ms) {
-    *linear_ms = f->t_linear_ms;
-    *full_ms = f->t_full_ms;
+forward_times forward_layer_times(const tv_forward *f) {
+    return (forward_times){f->t_linear_ms, f->t_full_ms, f->s.t_gdn_ms, f->s.t_attn_kernel_ms};
 }
 
 void forward_free(tv_forward *f) {
@@ -459,6 +458,7 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
     s->state_rollback = b->state_rollback;
     s->n_seqs = b->n_seqs;
     s->q_start = b->q_start;
+    s->positions = b->positions;
     for (int i = 0; sc && i < b->n_seqs; i++) {   // a sequence at position 0 starts from a zero state
         const int32_t slot = b->state_slots[i];
         if (b->positions[b->q_start[i]] != 0) continue;

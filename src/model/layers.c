@@ -89,10 +89,13 @@ static tv_status attention_core(layer_state *s, int layer, const layers_attn_opt
     }
     a.k_pool = kv->k + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
     a.v_pool = v_is_k ? a.k_pool : kv->v + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
+    const double t0 = s->state ? time_ms() : 0;   // hybrid models: the kernels' share of the layer (bench)
     if (!is_reused)
         backend_kv_write(s->be, &a.geom, (void *)a.k_pool, v_is_k ? NULL : (void *)a.v_pool, s->slots, s->n_tokens,
                          s->k, v_is_k ? NULL : s->v);
-    return backend_attention(s->be, &a, err);
+    const tv_status st = backend_attention(s->be, &a, err);
+    if (s->state) s->t_attn_kernel_ms += time_ms() - t0;
+    return st;
 }
 
 tv_status layers_attention_opts(layer_state *s, int layer, const layers_attn_opts *o, const tv_tensor *wo, float *out,
@@ -156,12 +159,14 @@ void layers_gdn(layer_state *s, const tv_layer *L, float *out) {
         .geom = {.n_k_heads = h->ssm_n_k_heads, .n_v_heads = h->ssm_n_v_heads, .head_dim = h->ssm_head_dim,
                  .d_conv = h->ssm_d_conv, .eps = h->norm_eps,
                  .is_k_grouped = h->ssm_k_grouped != 0},
-        .n_seqs = s->n_seqs, .q_start = s->q_start, .conv_state = s->gdn_conv, .ssm_state = s->gdn_ssm,
+        .n_seqs = s->n_seqs, .q_start = s->q_start, .positions = s->positions, .conv_state = s->gdn_conv, .ssm_state = s->gdn_ssm,
         .conv_w = L->ssm_conv1d.data, .dt = L->ssm_dt.data, .a = L->ssm_a.data, .qkv = s->ssm_qkv,
         .alpha = s->ssm_alpha, .beta = s->ssm_beta, .out = s->ssm_o,
         .ckpt_rows = s->state_ckpt_rows, .ckpt_conv = s->gdn_ckpt_conv, .ckpt_ssm = s->gdn_ckpt_ssm,
         .rb_conv = s->state_rollback ? s->gdn_rb_conv : NULL, .rb_ssm = s->gdn_rb_ssm};
+    const double t0 = time_ms();
     backend_gdn_run(s->be, &a);
+    s->t_gdn_ms += time_ms() - t0;
     layers_rmsnorm(s, s->ssm_o, s->ssm_o, &L->ssm_norm, T * h->ssm_n_v_heads);
     backend_swiglu(s->be, s->ssm_z, s->ssm_o, T, h->ssm_d_inner);
     const tv_tensor *wo = &L->ssm_out;

@@ -57,6 +57,8 @@ typedef struct layer_state {
     float *ssm_o;         // (T, d_inner) the delta rule's output
     float **gdn_conv, **gdn_ssm;   // (n_seqs) each sequence's state in the layer being computed
     const tv_state_cache *state;   // the batch's state slots (kv->state)
+    double t_gdn_ms;               // wall time in backend_gdn_run, summed over batches
+    double t_attn_kernel_ms;       // hybrid models (state set): wall time in the KV writes + attention, summed
     const int32_t *state_slots;    // (n_seqs) each sequence's slot
     const int32_t *state_ckpt_rows, *state_ckpt_slots;   // (n_seqs) checkpoints (tv_batch), or NULL
     float **gdn_ckpt_conv, **gdn_ckpt_ssm;   // (n_seqs) the checkpoint slots' state in the layer being computed
@@ -64,6 +66,7 @@ typedef struct layer_state {
     float **gdn_rb_conv, **gdn_rb_ssm;       // (n_seqs) the first rollback slot's state in that layer, or NULL
     int n_seqs;
     const int32_t *q_start;        // (n_seqs + 1) each sequence's token rows
+    const int32_t *positions;      // (T) each row's position
     // per-layer inputs (h->n_embd_pl > 0, else NULL; P = n_embd_pl)
     float *pl_inp;        // (n_layers, T, P) each layer's input, layer-major (layers_per_layer_inputs)
     float *pl_buf;        // (T, n_layers * P) scratch; a layer's gate rows (T, P) in a block

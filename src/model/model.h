@@ -209,7 +209,7 @@ struct gguf_ctx *model_gguf(const tv_model *m); // NULL for llama2.c files
 typedef struct tv_state_cache {
     int n_slots, n_linear;
     size_t conv_floats;     // per slot and layer: (d_conv - 1, conv_dim)
-    size_t ssm_floats;      // per slot and layer: (n_v_heads, head_dim (value), head_dim (key))
+    size_t ssm_floats;      // per slot and layer: (n_v_heads, kern_gdn_head_floats(head_dim)) (kernels/deltanet.h)
     float *conv;            // (n_linear, n_slots, d_conv - 1, conv_dim)
     float *ssm;             // (n_linear, n_slots, n_v_heads, head_dim, head_dim)
     int32_t *n_pos;         // (n_slots) tokens the slot's state has consumed; -1 = invalid (a failed batch)
@@ -286,8 +286,13 @@ void forward_free(tv_forward *f);
 // not the last (model_layer_range end < n_layers) runs its layers only and returns the residual
 // stream after them instead, (n_tokens, dim) f32, the next stage's b->hidden.
 tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float **logits, tv_error *err);
-// Hybrid models: wall time (ms) forward_run has spent in the linear-attention layers and in the
-// full-attention layers (each whole layer, FFN included) since f was created; 0 for other models.
-void forward_layer_times(const tv_forward *f, double *linear_ms, double *full_ms);
+// Hybrid models: wall time (ms) forward_run has spent since f was created in the linear-attention
+// layers and in the full-attention layers (each whole layer, FFN included), and within them in the
+// Gated DeltaNet kernels (conv + delta rule) and in the attention kernels (KV write + attention);
+// 0 for other models.
+typedef struct forward_times {
+    double linear_ms, full_ms, gdn_ms, attn_kernel_ms;
+} forward_times;
+forward_times forward_layer_times(const tv_forward *f);
 
 #endif

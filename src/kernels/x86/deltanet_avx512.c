@@ -1,5 +1,5 @@
 // deltanet_avx512.c — the Gated DeltaNet kernels (deltanet_impl.h) with AVX-512 primitives
-// (masked tails).
+// (masked tails; the two matrix products register-blocked).
 #include <immintrin.h>
 #include <string.h>
 
@@ -32,6 +32,62 @@ static void gdn_scale(float *y, float a, int n) {
     for (int i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+// The lanes of a vector that start `n` floats before an end (n <= 0: none).
+static __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+// R rows of c, columns [j, j + 32): R x 2 accumulators in registers over the whole i loop.
+static inline __attribute__((always_inline)) void xmat_block(float *c, const float *const *x, int R, const float *B,
+                                                             int d, int j) {
+    const __mmask16 m0 = lanes(d - j), m1 = lanes(d - j - 16);
+    __m512 a0[4], a1[4];
+    for (int r = 0; r < R; r++) a0[r] = a1[r] = _mm512_setzero_ps();
+    for (int i = 0; i < d; i++) {
+        const float *bi = B + (size_t)i * d + j;
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, bi), b1 = _mm512_maskz_loadu_ps(m1, bi + 16);
+        for (int r = 0; r < R; r++) {
+            const __m512 xr = _mm512_set1_ps(x[r][i]);
+            a0[r] = _mm512_fmadd_ps(xr, b0, a0[r]);
+            a1[r] = _mm512_fmadd_ps(xr, b1, a1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(c + (size_t)r * d + j, m0, a0[r]);
+        _mm512_mask_storeu_ps(c + (size_t)r * d + j + 16, m1, a1[r]);
+    }
+}
+
+static void gdn_xmat(float *c, const float *const *x, int nr, const float *B, int d) {
+    for (int j = 0; j < d; j += 32) {   // a 32-column stripe of B stays in L1 across the row blocks
+        int r = 0;
+        for (; r + 4 <= nr; r += 4) xmat_block(c + (size_t)r * d, x + r, 4, B, d, j);
+        switch (nr - r) {
+        case 3: xmat_block(c + (size_t)r * d, x + r, 3, B, d, j); break;
+        case 2: xmat_block(c + (size_t)r * d, x + r, 2, B, d, j); break;
+        case 1: xmat_block(c + (size_t)r * d, x + r, 1, B, d, j); break;
+        default: break;
+        }
+    }
+}
+
+static void gdn_rank(float *B, int d, float e, const float *coef, const float *D, int n) {
+    const __m512 ve = _mm512_set1_ps(e);
+    for (int i = 0; i < d; i++) {
+        float *bi = B + (size_t)i * d;
+        const float *ci = coef + (size_t)i * n;
+        for (int j = 0; j < d; j += 64) {   // 64 columns of row i in registers over the n updates
+            const __mmask16 m[4] = {lanes(d - j), lanes(d - j - 16), lanes(d - j - 32), lanes(d - j - 48)};
+            __m512 a[4];
+            for (int v = 0; v < 4; v++) a[v] = _mm512_mul_ps(ve, _mm512_maskz_loadu_ps(m[v], bi + j + 16 * v));
+            for (int s = 0; s < n; s++) {
+                const __m512 cs = _mm512_set1_ps(ci[s]);
+                const float *ds = D + (size_t)s * d + j;
+                for (int v = 0; v < 4; v++) a[v] = _mm512_fmadd_ps(cs, _mm512_maskz_loadu_ps(m[v], ds + 16 * v), a[v]);
+            }
+            for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(bi + j + 16 * v, m[v], a[v]);
+        }
     }
 }
 
