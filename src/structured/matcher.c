@@ -35,6 +35,7 @@ struct matcher_vocab {
     uint16_t max_depth;
     uint64_t (*sub)[4];  // (n_nodes) the bytes on the paths below each node (kc_walk's loop skip)
     uint16_t *maxd;      // (n_nodes) the longest piece through each node (kc_walk's length bounds)
+    uint16_t first_maxd[256];  // the longest piece starting with each byte (0: none)
     char *blob;          // all pieces
     uint32_t *off;       // (n_vocab + 1) piece of id i = blob[off[i] .. off[i + 1])
     uint8_t *kind;       // (n_vocab) 0 none, 1 text, 2 eog
@@ -61,9 +62,11 @@ typedef struct kc_entry {
     int32_t *key;        // (n_key)
     uint64_t h;          // kc_hash of the key
     uint32_t n_key;
-    uint32_t *acc_bits;  // (n_words) accepted tokens as a bitmap, or NULL when they are a list
-    int32_t *acc;        // (n_acc) accepted tokens when sparse
-    uint32_t n_acc;
+    uint32_t *acc_bits;  // (n_words) its own accepted tokens as a bitmap, or NULL when they are a list
+    int32_t *acc;        // (n_own) its own accepted tokens when sparse
+    uint32_t n_own;
+    int32_t base;        // -1, or the entry (same table) whose accepted tokens are this one's too (key_entry)
+    uint32_t n_acc;      // accepted tokens in all: its own and base's
     int32_t *dep;        // (n_dep) tokens whose fate the stack below the key decides
     uint32_t n_dep;
     uint32_t seen;       // stamp: already taken for the mask being built
@@ -175,10 +178,11 @@ static long kc_find(const kc_table *t, const int32_t *k, size_t n) {
     return -1;
 }
 
-// Adds key k[0..n) with the n_acc accepted tokens acc_bits (n_words words; sparse sets become a list) and
-// dependent tokens dep[0..n_dep). Returns the entry index, -1 when out of memory.
-static long kc_add(kc_table *t, const int32_t *k, size_t n, const uint32_t *acc_bits, size_t n_acc, size_t n_words,
-                   const int32_t *dep, size_t n_dep) {
+// Adds key k[0..n) with its own n_own accepted tokens acc_bits (n_words words; sparse sets become a
+// list), the accepted tokens of entry base (-1: none; n_acc counts both) and the dependent tokens
+// dep[0..n_dep). Returns the entry index, -1 when out of memory.
+static long kc_add(kc_table *t, const int32_t *k, size_t n, const uint32_t *acc_bits, size_t n_own, size_t n_words,
+                   long base, size_t n_acc, const int32_t *dep, size_t n_dep) {
     if ((t->n + 1) * 2 > t->hcap) {
         const size_t cap = t->hcap ? t->hcap * 2 : 256;
         uint32_t *h = calloc(cap, sizeof *h);
@@ -197,11 +201,12 @@ static long kc_add(kc_table *t, const int32_t *k, size_t n, const uint32_t *acc_
         if (!ne) return -1;
         t->e = ne;
     }
-    kc_entry e = {.h = kc_hash(k, n), .n_key = (uint32_t)n, .n_acc = (uint32_t)n_acc, .n_dep = (uint32_t)n_dep};
+    kc_entry e = {.h = kc_hash(k, n), .n_key = (uint32_t)n, .n_own = (uint32_t)n_own, .base = (int32_t)base,
+                  .n_acc = (uint32_t)n_acc, .n_dep = (uint32_t)n_dep};
     e.key = malloc(n * sizeof *k + 1);
     e.dep = malloc(n_dep * sizeof *dep + 1);
-    const bool as_list = n_acc < n_words;   // a list is smaller than the bitmap
-    if (as_list) e.acc = malloc(n_acc * sizeof *e.acc + 1);
+    const bool as_list = n_own < n_words;   // a list is smaller than the bitmap
+    if (as_list) e.acc = malloc(n_own * sizeof *e.acc + 1);
     else e.acc_bits = malloc(n_words * sizeof *acc_bits);
     if (!e.key || !e.dep || (as_list ? !e.acc : !e.acc_bits)) {
         free(e.key); free(e.dep); free(e.acc); free(e.acc_bits);
@@ -214,7 +219,7 @@ static long kc_add(kc_table *t, const int32_t *k, size_t n, const uint32_t *acc_
         for (size_t w = 0; w < n_words; w++)
             for (uint32_t b = acc_bits[w]; b; b &= b - 1) e.acc[a++] = (int32_t)(w * 32 + (size_t)__builtin_ctz(b));
     } else memcpy(e.acc_bits, acc_bits, n_words * sizeof *acc_bits);
-    t->bytes += n * 4 + n_dep * 4 + (as_list ? n_acc * 4 : n_words * 4) + sizeof e;
+    t->bytes += n * 4 + n_dep * 4 + (as_list ? n_own * 4 : n_words * 4) + sizeof e;
     size_t j = e.h & (t->hcap - 1);
     while (t->hash[j]) j = (j + 1) & (t->hcap - 1);
     t->hash[j] = (uint32_t)t->n + 1;
@@ -346,6 +351,8 @@ matcher_vocab *matcher_vocab_create(int32_t n_vocab, const char *const *piece, c
         for (int w = 0; w < 4; w++) ps[w] |= v->sub[j][w];
         ps[v->byte[j] >> 6] |= 1ull << (v->byte[j] & 63);
     }
+    for (size_t j = 0; j < nn; j++)
+        if (v->depth[j] == 1) v->first_maxd[v->byte[j]] = v->maxd[j];
     free(order);
     return v;
 oom:
@@ -427,6 +434,8 @@ struct matcher_grammar {
     uint8_t *nullable;   // (n_rules) the rule derives the empty string
     uint32_t *minb;      // (n_rules) a lower bound of the bytes the rule derives, saturated at key_reach
     uint32_t key_reach;  // the vocabulary's longest piece: no token sees further into a key's grammar
+    uint16_t *cls_reach; // (n_cls + 1) the longest piece whose first byte is in the class (at least 1):
+                         // how far a token sees into a key whose top is that class
     int32_t ctx_node;    // CTX: a stack whose top matches no byte (stands for the frames below a key)
     // stack nodes
     int32_t *npos, *npar;
@@ -464,7 +473,7 @@ struct matcher_grammar {
     size_t cap_bm;
     int32_t *ser;        // (BELOW_MAX_KEY) key scratch: the canonical local grammar, n_ser used
     size_t ser_max;      // spell's limit
-    uint32_t ser_reach;  // spell's reach: key_reach, or KC_SPLIT for a short key
+    uint32_t ser_reach;  // spell's reach: a key's top class's cls_reach, KC_SPLIT for a short key, key_reach for below_id
     bool ser_by_id;      // spell writes classes by id
     int32_t *key;        // (KC_MAX_KEY) key_entry's copy of a key while it spells the short one
     uint8_t *ser_big;    // (n_elem) a key whose top frame rests at this position outgrows KC_MAX_KEY
@@ -721,7 +730,7 @@ void matcher_grammar_free(matcher_grammar *cg) {
     if (!cg || --cg->refs > 0) return;
     if (cg->cfg) { drop_tables(cg); drop_masks(cg); }
     for (size_t i = 0; i < cg->n_cfg; i++) free(cg->cfg[i].loops);
-    free(cg->elem); free(cg->cls); free(cg->cnum); free(cg->alt); free(cg->alt_lo);
+    free(cg->elem); free(cg->cls); free(cg->cnum); free(cg->cls_reach); free(cg->alt); free(cg->alt_lo);
     free(cg->npos); free(cg->npar); free(cg->stamp); free(cg->nhash);
     free(cg->cfg); free(cg->tops); free(cg->chash);
     free(cg->work); free(cg->out); free(cg->walk); free(cg->walk_ctx);
@@ -796,6 +805,7 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->alt_lo = malloc((nr + 2) * sizeof *cg->alt_lo);
     cg->cls = calloc(g->n_cls + 1, sizeof *cg->cls);   // the last one, empty, is CTX's
     cg->cnum = malloc((g->n_cls + 1) * sizeof *cg->cnum);
+    cg->cls_reach = malloc((g->n_cls + 1) * sizeof *cg->cls_reach);
     cg->walk = malloc(((size_t)v->max_depth + 2) * sizeof *cg->walk);
     cg->walk_ctx = malloc((size_t)v->max_depth + 2);
     cg->n_rules = nr;
@@ -811,11 +821,17 @@ matcher_grammar *matcher_grammar_compile(const gram *g, const matcher_vocab *v, 
     cg->key = malloc(KC_MAX_KEY * sizeof *cg->key);
     cg->ser_big = calloc(n_elem, 1);
     cg->dgen = 1;
-    if (!cg->cnum || !cg->ser || !cg->key || !cg->ser_big || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->minb || !cg->rdist || !cg->rwork || !cg->rloc ||
+    if (!cg->cnum || !cg->cls_reach || !cg->ser || !cg->key || !cg->ser_big || !cg->elem || !cg->alt || !cg->alt_lo || !cg->cls || !cg->walk || !cg->walk_ctx || !cg->nullable || !cg->minb || !cg->rdist || !cg->rwork || !cg->rloc ||
         !cg->rgen || !cg->rqueue || !cg->acc_scratch)
         goto oom;
     if (g->n_cls) memcpy(cg->cls, g->cls, g->n_cls * sizeof *cg->cls);
-    for (size_t k = 0; k <= g->n_cls; k++) cg->cnum[k] = cls_number(v->cs, cg->cls[k]);
+    for (size_t k = 0; k <= g->n_cls; k++) {
+        cg->cnum[k] = cls_number(v->cs, cg->cls[k]);
+        uint16_t reach = 1;
+        for (int b = 0; b < 256; b++)
+            if (cg->cls[k][b >> 6] >> (b & 63) & 1 && v->first_maxd[b] > reach) reach = v->first_maxd[b];
+        cg->cls_reach[k] = reach;
+    }
     for (size_t r = 0; r < nr; r++) cg->nullable[r] = g->rules[r].nullable;
     size_t ne = 0, na = 0;
     cg->elem[ne++] = E_END;
@@ -1103,10 +1119,12 @@ static int32_t key_entry(matcher_grammar *cg, const int32_t *fr, size_t n_fr) {
     int32_t fpos[KC_MAX_FRAMES] = {0};   // (n_fr >= 1)
     for (size_t i = 0; i < n_fr; i++) fpos[i] = cg->npos[fr[i]];
     const int32_t bottom = cg->npar[fr[n_fr - 1]] >= 0 ? KC_BOTTOM_CTX : KC_BOTTOM_ROOT;
-    // the canonical key, when it fits
+    // the canonical key, when it fits, spelled as far as the tokens that may start it reach (its top
+    // class tells: the key's text starts with it, so equal keys were spelled alike)
+    const uint32_t reach = cg->cls_reach[-cg->elem[fpos[0]] - 2];
     bool share = false, cut = false;
     if (!cg->ser_big[fpos[0]]) {   // (the top frame alone decides that the same way every time)
-        share = spell(cg, fpos, n_fr, cg->key_reach, false, &cut);
+        share = spell(cg, fpos, n_fr, reach, false, &cut);
         if (!share && n_fr == 1) cg->ser_big[fpos[0]] = 1;
     }
     size_t n_key = 1;
@@ -1129,23 +1147,29 @@ static int32_t key_entry(matcher_grammar *cg, const int32_t *fr, size_t n_fr) {
     if (c0 < 0) return -1;
     size_t n_acc = 0, n_dep = 0;
     long sidx = -1;   // the short key's entry
-    if (cg->key_reach > KC_SPLIT && spell(cg, fpos, n_fr, KC_SPLIT, false, &cut)) {
+    if (reach > KC_SPLIT && spell(cg, fpos, n_fr, KC_SPLIT, false, &cut)) {
         cg->ser[cg->n_ser++] = cut ? KC_TRUNC : bottom;
         cg->ser[cg->n_ser++] = KC_SHORT;
         if ((sidx = kc_find(shared, cg->ser, cg->n_ser)) < 0) {
             if (kc_walk(cg, c0, 0, KC_SPLIT, cg->acc_scratch, &n_acc, &n_dep, true) != TV_OK) return -1;
             shared->n_walks++;
-            sidx = kc_add(shared, cg->ser, cg->n_ser, cg->acc_scratch, n_acc, n_words, cg->dep_scratch, n_dep);
+            sidx = kc_add(shared, cg->ser, cg->n_ser, cg->acc_scratch, n_acc, n_words, -1, n_acc, cg->dep_scratch, n_dep);
             if (sidx < 0) return -1;
         }
     }
     if (kc_walk(cg, c0, sidx >= 0 ? KC_SPLIT : 0, UINT32_MAX, cg->acc_scratch, &n_acc, &n_dep, true) != TV_OK) return -1;
     if (share) shared->n_walks++;
     else shared->n_local_walks++;
-    if (sidx >= 0) {   // the short tokens' verdicts (disjoint from the walk's)
+    // the short tokens' verdicts (disjoint from the walk's): a shared entry takes the short entry's
+    // accepted tokens by reference (its own are the few long ones), a local one copies them
+    size_t n_own = n_acc;
+    if (sidx >= 0) {
         const kc_entry *se = &shared->e[sidx];
-        if (se->acc_bits) for (size_t w = 0; w < n_words; w++) cg->acc_scratch[w] |= se->acc_bits[w];
-        else for (uint32_t k = 0; k < se->n_acc; k++) cg->acc_scratch[se->acc[k] >> 5] |= 1u << (se->acc[k] & 31);
+        if (!share) {
+            if (se->acc_bits) for (size_t w = 0; w < n_words; w++) cg->acc_scratch[w] |= se->acc_bits[w];
+            else for (uint32_t k = 0; k < se->n_own; k++) cg->acc_scratch[se->acc[k] >> 5] |= 1u << (se->acc[k] & 31);
+            n_own += se->n_own;
+        }
         n_acc += se->n_acc;
         if (n_dep + se->n_dep > cg->cap_dep) {
             int32_t *nd = array_grow(cg->dep_scratch, &cg->cap_dep, n_dep + se->n_dep, sizeof *nd);
@@ -1155,8 +1179,8 @@ static int32_t key_entry(matcher_grammar *cg, const int32_t *fr, size_t n_fr) {
         if (se->n_dep) memcpy(cg->dep_scratch + n_dep, se->dep, se->n_dep * sizeof *se->dep);
         n_dep += se->n_dep;
     }
-    const long idx = kc_add(share ? shared : &cg->local, share ? cg->key : &node, n_key, cg->acc_scratch, n_acc, n_words,
-                            cg->dep_scratch, n_dep);
+    const long idx = kc_add(share ? shared : &cg->local, share ? cg->key : &node, n_key, cg->acc_scratch, n_own, n_words,
+                            share ? sidx : -1, n_acc, cg->dep_scratch, n_dep);
     if (idx < 0) return -1;
     return share ? (int32_t)idx : (int32_t)(-idx - 2);
 }
@@ -1227,7 +1251,7 @@ static int32_t below_id(matcher_grammar *cg, int32_t nd) {
         cg->ser[cg->n_ser++] = cut || f >= 0 ? KC_TRUNC : KC_BOTTOM_ROOT;   // (room left)
         long idx = kc_find(&cg->spell, cg->ser, cg->n_ser);
         static const uint32_t none = 0;
-        if (idx < 0 && (idx = kc_add(&cg->spell, cg->ser, cg->n_ser, &none, 0, 1, NULL, 0)) < 0) return -1;
+        if (idx < 0 && (idx = kc_add(&cg->spell, cg->ser, cg->n_ser, &none, 0, 1, -1, 0, NULL, 0)) < 0) return -1;
         id = (int32_t)idx;
     }
     if (nd < 0) return id;
@@ -1323,6 +1347,12 @@ static void set_eog(const matcher_vocab *v, uint32_t *out) {
     for (size_t i = 0; i < v->n_eog; i++) out[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
 }
 
+// ORs entry e's own accepted tokens into out (nw words).
+static void or_accepted(const kc_entry *e, uint32_t *out, size_t nw) {
+    if (e->acc_bits) for (size_t w = 0; w < nw; w++) out[w] |= e->acc_bits[w];
+    else for (uint32_t k = 0; k < e->n_own; k++) out[e->acc[k] >> 5] |= 1u << (e->acc[k] & 31);
+}
+
 // The mask of config c into out (words): memoized per config, else built from its tops' classes.
 static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
     const matcher_vocab *v = cg->v;
@@ -1350,8 +1380,12 @@ static tv_status cfg_mask(matcher_grammar *cg, int32_t c, uint32_t *out) {
         const uint32_t stamp = ref >= 0 ? stamp_shared : stamp_local;
         if (e->seen != stamp) {   // several tops may share an entry: OR its accepted set once
             e->seen = stamp;
-            if (e->acc_bits) for (size_t w = 0; w < nw; w++) out[w] |= e->acc_bits[w];
-            else for (uint32_t k = 0; k < e->n_acc; k++) out[e->acc[k] >> 5] |= 1u << (e->acc[k] & 31);
+            or_accepted(e, out, nw);
+            kc_entry *b = e->base >= 0 ? &v->kc->e[e->base] : NULL;   // (a base is a shared entry)
+            if (b && b->seen != stamp_shared) {
+                b->seen = stamp_shared;
+                or_accepted(b, out, nw);
+            }
         }
         if (!e->n_dep) continue;
         if (cg->tm[t].dgen != cg->dgen) {
