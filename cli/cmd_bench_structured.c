@@ -4,7 +4,8 @@
 // The schemas: every *.json under --corpus DIR (or $TV_SCHEMA_CORPUS; e.g. JSONSchemaBench's
 // data/, or MaskBench's maskbench/data/ whose files carry test instances: --instances runs those
 // as MaskBench does), else a built-in set of everyday shapes (tool arguments, records, enums,
-// formats, patterns, nesting, recursion).
+// formats, patterns, nesting, recursion). With --grammars, every *.gbnf under --corpus DIR is a GBNF
+// grammar instead (llama.cpp's grammars/ folder, say).
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ static void usage(FILE *f) {
           "                    (also -m FILE); MaskBench uses Llama-3's (128k tokens)\n"
           "  --corpus DIR      every *.json under DIR is a schema (default $TV_SCHEMA_CORPUS; without\n"
           "                    either, a built-in set of 10)\n"
+          "  --grammars        the corpus is GBNF grammars (llama.cpp syntax): every *.gbnf under --corpus DIR\n"
           "  --max-schemas N   at most N schemas (sorted by path; default all)\n"
           "  --instances       MaskBench's method: step through each file's valid test instances\n"
           "                    (MaskBench's layout {\"schema\", \"tests\"}) instead of random walks\n"
@@ -92,8 +94,8 @@ static bool strvec_push(strvec *s, const char *x) {
 
 static int path_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-// Appends every *.json under dir (recursively) to out; false on an unreadable directory / OOM.
-static bool find_json(const char *dir, strvec *out, int depth) {
+// Appends every file named *ext under dir (recursively) to out; false on an unreadable directory / OOM.
+static bool find_files(const char *dir, const char *ext, strvec *out, int depth) {
     DIR *d = opendir(dir);
     if (!d) return false;
     bool ok = true;
@@ -103,9 +105,9 @@ static bool find_json(const char *dir, strvec *out, int depth) {
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         struct stat st;
         if (stat(path, &st)) continue;
-        const size_t n = strlen(e->d_name);
-        if (S_ISDIR(st.st_mode) && depth < 8) ok = find_json(path, out, depth + 1);
-        else if (S_ISREG(st.st_mode) && n > 5 && !strcmp(e->d_name + n - 5, ".json")) ok = strvec_push(out, path);
+        const size_t n = strlen(e->d_name), ne = strlen(ext);
+        if (S_ISDIR(st.st_mode) && depth < 8) ok = find_files(path, ext, out, depth + 1);
+        else if (S_ISREG(st.st_mode) && n > ne && !strcmp(e->d_name + n - ne, ext)) ok = strvec_push(out, path);
     }
     closedir(d);
     return ok;
@@ -141,7 +143,7 @@ static void write_output(void *user, int i, const char *text, size_t len) {
 int cmd_bench_structured(int argc, char **argv) {
     const char *tok_path = NULL, *corpus = getenv("TV_SCHEMA_CORPUS"), *out_path = NULL;
     long max_schemas = BS_MAX_SCHEMAS, steps = 200, seed = 0;
-    bool verify = false, json = false, instances = false;
+    bool verify = false, json = false, instances = false, grammars = false;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -155,12 +157,15 @@ int cmd_bench_structured(int argc, char **argv) {
         else if (!strcmp(o, "--seed")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 62, &seed)) return cli_usage_error("bench structured", "--seed: '%s' is not a valid seed", v); }
         else if (!strcmp(o, "--verify")) verify = true;
         else if (!strcmp(o, "--instances")) instances = true;
+        else if (!strcmp(o, "--grammars")) grammars = true;
         else if (!strcmp(o, "--json")) json = true;
         else return cli_usage_error("bench structured", "unknown option '%s' (see --help)", o);
 #undef NEED_VAL
     }
     if (!tok_path) return cli_usage_error("bench structured", "--tokenizer FILE is required");
     if (corpus && !*corpus) corpus = NULL;
+    if (grammars && (!corpus || instances)) return cli_usage_error("bench structured", "--grammars needs --corpus DIR and random walks");
+    const char *ext = grammars ? ".gbnf" : ".json";
     strvec names = {0};
     char **texts = NULL;
     size_t *lens = NULL;
@@ -168,8 +173,8 @@ int cmd_bench_structured(int argc, char **argv) {
     tv_tokenizer *tok = NULL;
     int rc = 1;
     if (corpus) {
-        if (!find_json(corpus, &names, 0)) { fprintf(stderr, "tinyvllm bench structured: cannot read %s\n", corpus); goto done; }
-        if (!names.n) { fprintf(stderr, "tinyvllm bench structured: no *.json under %s\n", corpus); goto done; }
+        if (!find_files(corpus, ext, &names, 0)) { fprintf(stderr, "tinyvllm bench structured: cannot read %s\n", corpus); goto done; }
+        if (!names.n) { fprintf(stderr, "tinyvllm bench structured: no *%s under %s\n", ext, corpus); goto done; }
         qsort(names.v, names.n, sizeof *names.v, path_cmp);
     } else {
         for (size_t i = 0; i < sizeof k_builtin / sizeof *k_builtin; i++) {
@@ -192,6 +197,7 @@ int cmd_bench_structured(int argc, char **argv) {
     if (out_path && !(of = fopen(out_path, "w"))) { fprintf(stderr, "tinyvllm bench structured: cannot write %s\n", out_path); goto done; }
     out_ctx oc = {.f = of, .names = names.v};
     const tv_structured_bench_options bo = {.max_steps = (int)steps, .seed = (uint64_t)seed, .verify = verify, .instances = instances,
+                                            .kind = grammars ? TV_CONSTRAINT_GRAMMAR : TV_CONSTRAINT_JSON_SCHEMA,
                                             .on_output = of ? write_output : NULL, .user = &oc};
     tv_structured_bench_result r;
     if (tv_structured_bench(tok, (const char *const *)texts, lens, (int)names.n, &bo, &r, &err)) {

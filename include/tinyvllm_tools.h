@@ -224,6 +224,7 @@ typedef struct tv_structured_bench_options {
     uint64_t seed;               // 0: a fixed default
     bool verify;                 // check every mask against a plain trie walk (slow); a mismatch fails
     bool instances;              // MaskBench's test instances instead of random walks
+    tv_constraint_kind kind;     // the specs' kind (TV_CONSTRAINT_NONE: JSON Schemas); instances need schemas
     // called with each completed output (NUL-terminated) of schema index i; may be NULL
     void (*on_output)(void *user, int i, const char *text, size_t len);
     void *user;

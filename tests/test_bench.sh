@@ -166,6 +166,26 @@ const ok = (c, m) => { if (!c) { console.error(m); process.exit(1); } };
 ok(j.compiled === 1 && j.instances === 2 && j.instances_whole === 1 && j.instances_refused === 1, 'instances: 2 run, 1 whole, 1 refused');
 ok(j.masks >= 10 && j.mask_mean_us > 0, `token steps ${j.masks}`);
 EOF
+  # --grammars: a folder of GBNF grammars, random walks, masks verified, outputs in the language
+  mkdir -p "$TMP/gb"
+  printf 'root ::= "[" num ("," num)* "]"\nnum ::= "-"? [0-9]+\n' >"$TMP/gb/ints.gbnf"
+  printf 'root ::= item+\nitem ::= "- " [a-z ]+ "\\n"\n' >"$TMP/gb/list.gbnf"
+  "$BIN" bench structured --tokenizer "$VOCAB" --grammars >/dev/null 2>&1; rc=$?
+  [ $rc -eq 2 ] || fail "--grammars without --corpus: exit $rc, want 2"
+  "$BIN" bench structured --tokenizer "$VOCAB" --corpus "$TMP/gb" --grammars --steps 60 --verify --json --out "$TMP/go.jsonl" \
+    >"$TMP/gj" 2>"$TMP/err" || fail "bench structured --grammars: $(cat "$TMP/err")"
+  node - "$TMP/gj" "$TMP/go.jsonl" <<'EOF' || fail "bench structured --grammars JSON: $(cat "$TMP/gj")"
+const fs = require('fs');
+const j = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const ok = (c, m) => { if (!c) { console.error(m); process.exit(1); } };
+ok(j.schemas === 2 && j.compiled === 2 && j.completed > 0, `grammars: ${j.compiled} of ${j.schemas} compiled, ${j.completed} completed`);
+const re = {'ints.gbnf': /^\[-?[0-9]+(,-?[0-9]+)*\]$/, 'list.gbnf': /^(- [a-z ]+\n)+$/};
+for (const l of fs.readFileSync(process.argv[3], 'utf8').trim().split('\n').filter(Boolean)) {
+  const o = JSON.parse(l), name = o.schema.split('/').pop();
+  ok(re[name].test(o.output), `${name}: output ${JSON.stringify(o.output)} not in the language`);
+}
+console.log(`bench structured --grammars: ${j.completed} outputs in the language`);
+EOF
 else
   echo "note: $VOCAB absent; bench structured not checked"
 fi

@@ -10,6 +10,7 @@
 //              Half the draws prefer single-byte tokens (structure closes sooner) and once the
 //              output may end it ends with probability 1/2 (else walks rarely finish).
 // A schema file in MaskBench's layout ({"schema": ..., "tests": [...]}) is unwrapped in both modes.
+// With options.kind another constraint kind (GBNF grammars, say) takes random walks the same way.
 // The vocabulary (and its shared token classes) is built once for all schemas, as a server builds
 // it once per model.
 #include <cjson/cJSON.h>
@@ -275,6 +276,8 @@ tv_status tv_structured_bench(const tv_tokenizer *tok, const char *const *schema
                               const tv_structured_bench_options *o, tv_structured_bench_result *r, tv_error *err) {
     memset(r, 0, sizeof *r);
     const int max_steps = o && o->max_steps > 0 ? o->max_steps : 200;
+    const tv_constraint_kind kind = o && o->kind ? o->kind : TV_CONSTRAINT_JSON_SCHEMA;
+    if (o && o->instances && kind != TV_CONSTRAINT_JSON_SCHEMA) return err_fail(err, TV_ERR_INVALID, "instances need JSON Schemas");
     run b = {.tok = tok, .V = tv_tokenizer_n_vocab(tok), .verify = o && o->verify, .r = r};
     b.nw = ((size_t)b.V + 31) / 32;
     walk_state w = {.rs = o && o->seed ? o->seed : 1234, .cap_text = 1 << 16};
@@ -303,7 +306,7 @@ tv_status tv_structured_bench(const tv_tokenizer *tok, const char *const *schema
     r->n_schemas = n;
     for (int si = 0; si < n && !st; si++) {
         // MaskBench's layout: the schema and its test instances
-        cJSON *doc = cJSON_ParseWithLength(schemas[si], lens[si]);
+        cJSON *doc = kind == TV_CONSTRAINT_JSON_SCHEMA ? cJSON_ParseWithLength(schemas[si], lens[si]) : NULL;
         const cJSON *sch = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "schema") : NULL;
         const cJSON *tests = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "tests") : NULL;
         char *unwrapped = sch && cJSON_IsArray(tests) ? cJSON_PrintUnformatted(sch) : NULL;
@@ -311,7 +314,7 @@ tv_status tv_structured_bench(const tv_tokenizer *tok, const char *const *schema
         const size_t spec_len = unwrapped ? strlen(unwrapped) : lens[si];
         tv_error e = {0};
         const double c0 = time_ms();
-        gram *g = constraint_parse(TV_CONSTRAINT_JSON_SCHEMA, spec, spec_len, &e);
+        gram *g = constraint_parse(kind, spec, spec_len, &e);
         matcher_grammar *cg = g ? matcher_grammar_compile(g, v, &e) : NULL;
         const double c_ms = time_ms() - c0;
         gram_free(g);
