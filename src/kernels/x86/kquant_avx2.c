@@ -17,7 +17,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { KP_TP = 32, KP_PANEL = 256 * 1024, KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328, KPX_BODY = 2112 };
+enum {
+    KP_TP = 32, KP_PANEL = 256 * 1024, KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328, KPX_BODY = 2112,
+    KP_PF = 8192,   // 1-2 tokens: prefetch distance in the group stream (bytes), as kquant_avx512.c
+};
 
 // acc + u8 lanes of u · s8 (4 bytes at p, broadcast): exact int32
 INLINE __m256i dp_b(__m256i acc, __m256i u, const void *p, const bool vnni) {
@@ -49,9 +52,10 @@ typedef struct kp_ctx {
 } kp_ctx;
 
 // Half h of the group at gb (the 16-row group's base; gd its f16 scales), T tokens -> out (T, 8).
-// pf: prefetch the next group (memory-bound calls).
+// pf: 1-2 tokens (memory-bound), first half: prefetch every line read pf bytes further on in the
+// thread's contiguous group stream (the second half finds the group's lines in cache); else 0.
 // q5: Q5_K (a fifth bit per code from qh, scales after it).
-INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t gstride, bool pf, const uint8_t *x,
+INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x,
                      size_t xrs, float *out, const int T, const bool vnni) {
     const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;
     const uint8_t *gd = gb + (size_t)nb * body;
@@ -64,9 +68,9 @@ INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf) {
-            for (size_t o = 2048; o < body; o += 64) __builtin_prefetch(pb + gstride + o, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+            for (size_t o = 2048; o < body; o += 64) __builtin_prefetch(pb + pf + o, 0, 3);
+            __builtin_prefetch(gd + pf + (size_t)i * 32, 0, 3);
+            __builtin_prefetch(gd + pf + (size_t)(nb + i) * 32, 0, 3);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h)));
         __m256 u[2];
@@ -76,7 +80,7 @@ INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t
             TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm256_setzero_si256(); s1[t] = _mm256_setzero_si256(); }
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
-                if (pf) __builtin_prefetch(p + gstride, 0, 3);
+                if (pf) __builtin_prefetch(p + pf, 0, 3);
                 const __m256i v = ld(p);
                 __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 if (q5) {   // bits 2c and 2c + 1 of qh byte e: the fifth bits of codes e of sub-blocks 2c, 2c + 1
@@ -125,7 +129,7 @@ INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
-INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t gstride, bool pf, const uint8_t *x, size_t xrs,
+INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const uint8_t *x, size_t xrs,
                      float *out, const int T, const bool vnni) {
     const uint8_t *gd = gb + (size_t)nb * KP6_BODY;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
@@ -136,8 +140,8 @@ INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t gstride, bool
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf) {
-            for (int k = 32; k < 52; k++) __builtin_prefetch(pb + gstride + 64 * k, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
+            for (int k = 32; k < 52; k++) __builtin_prefetch(pb + pf + 64 * k, 0, 3);
+            __builtin_prefetch(gd + pf + (size_t)i * 32, 0, 3);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h2)));
         __m256 u[2];
@@ -148,7 +152,7 @@ INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t gstride, bool
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm256_setzero_si256(); s1[t] = _mm256_setzero_si256(); }
                 TV_TILE_UNROLL for (int e = 0; e < 8; e++) {
                     const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
-                    if (pf && k < 2) __builtin_prefetch(pl + gstride, 0, 3);
+                    if (pf && k < 2) __builtin_prefetch(pl + pf, 0, 3);
                     const __m256i ql = ld(pl), qh = ld(pb + 2048 + (size_t)(8 * h + e) * 64);
                     const __m256i lo = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), m4);
                     const __m256i hs = k == 0 ? _mm256_slli_epi16(qh, 4) : k == 1 ? _mm256_slli_epi16(qh, 2)
@@ -190,7 +194,7 @@ INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t gstride, bool
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
-INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool pf, const uint8_t *x, size_t xrs,
+INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x, size_t xrs,
                        float *out, const int T, const bool vnni) {
     const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi32(0x30), m32 = _mm256_set1_epi32(32);
@@ -209,9 +213,9 @@ INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, boo
                                                                          _mm256_set1_epi16(-128)));
         }
         if (pf) {
-            __builtin_prefetch(pb + gstride + 2048, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)i * 32, 0, 3);
-            __builtin_prefetch(gd + gstride + (size_t)(nb + i) * 32, 0, 3);
+            __builtin_prefetch(pb + pf + 2048, 0, 3);
+            __builtin_prefetch(gd + pf + (size_t)i * 32, 0, 3);
+            __builtin_prefetch(gd + pf + (size_t)(nb + i) * 32, 0, 3);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h)));
         const __m256i sl = ld(pb + 2048);
@@ -230,7 +234,7 @@ INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, boo
             }
             TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                 const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
-                if (pf) __builtin_prefetch(p + gstride, 0, 3);
+                if (pf) __builtin_prefetch(p + pf, 0, 3);
                 const __m256i v = ld(p);
                 const __m256i lo = _mm256_shuffle_epi8(grid, _mm256_and_si256(v, m4));
                 const __m256i hi = _mm256_shuffle_epi8(grid, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
@@ -260,12 +264,12 @@ INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t gstride, boo
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
-typedef void (*kh_fn)(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool pf, const uint8_t *x, size_t xrs,
+typedef void (*kh_fn)(const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x, size_t xrs,
                       float *out);
 #define KH_FN(NAME, BODY, T, VN)                                                                                   \
-    static void NAME##_##T##_##VN(const uint8_t *gb, int64_t nb, int h, size_t gstride, bool pf, const uint8_t *x, \
+    static void NAME##_##T##_##VN(const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x, \
                                   size_t xrs, float *out) {                                                        \
-        BODY(gb, nb, h, gstride, pf, x, xrs, out, T, VN);                                                          \
+        BODY(gb, nb, h, pf, x, xrs, out, T, VN);                                                          \
     }
 #define Q4K_HALF(...) q4k_half(false, __VA_ARGS__)
 #define Q5K_HALF(...) q4k_half(true, __VA_ARGS__)
@@ -289,7 +293,7 @@ INLINE void kp_step(const kh_fn k[2][3], void *arg, int64_t rg, int64_t rend, in
         for (int64_t tg = 0; tg < tp; tg += 2) {
             const int T = tp - tg < 2 ? (int)(tp - tg) : 2;
             float out[2 * 8];   // (T, 8 rows)
-            k[c->vnni][T](gb, c->nb, h, 16 * c->wrs, tp <= 2, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, out);
+            k[c->vnni][T](gb, c->nb, h, tp <= 2 && h == 0 ? KP_PF : 0, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, out);
             for (int t = 0; t < T; t++)
                 memcpy(c->y + (t0 + tg + t) * c->ys + rg + 8 * h, out + 8 * t, (size_t)valid * sizeof(float));
         }
