@@ -154,7 +154,10 @@ static void test_gemma3(void **state) {
 static void per_layer_inputs(gguf_writer *w) { gguf_set_u32(w, "gemma4.embedding_length_per_layer_input", 256); }
 static void shared_kv(gguf_writer *w) { gguf_set_u32(w, "gemma4.attention.shared_kv_layers", 2); }
 static void shared_kv_5(gguf_writer *w) { gguf_set_u32(w, "gemma4.attention.shared_kv_layers", 5); }
-static void experts(gguf_writer *w) { gguf_set_u32(w, "gemma4.expert_count", 8); }
+static void experts(gguf_writer *w) {
+    gguf_set_u32(w, "gemma4.expert_count", 8);
+    gguf_set_u32(w, "gemma4.expert_used_count", 2);
+}
 static void kv_heads_3(gguf_writer *w) {
     const int32_t kv[6] = {2, 2, 2, 3, 2, 1};
     gguf_set_arr_data(w, "gemma4.attention.head_count_kv", GGUF_TYPE_INT32, kv, 6);
@@ -193,9 +196,10 @@ static void test_gemma4(void **state) {
     tv_model_free(m);
     // per-layer inputs without their tensors; shared KV whose reuse rule (llama.cpp's: later global
     // layers reuse layer n_layer_kv - 1) would send global layer 5 to sliding layer 3; experts
+    // without their width (26B-A4B's experts: test_moe, test_families gemma4moe)
     expect_fail(&(change){.edit = per_layer_inputs}, TV_ERR_FORMAT, "per_layer_token_embd.weight", NULL);
     expect_fail(&(change){.edit = shared_kv}, TV_ERR_FORMAT, "gemma4.attention.shared_kv_layers", "layer 5", NULL);
-    expect_fail(&(change){.edit = experts}, TV_ERR_UNSUPPORTED, "gemma4.expert_count", NULL);
+    expect_fail(&(change){.edit = experts}, TV_ERR_FORMAT, "gemma4.expert_feed_forward_length", "missing", NULL);
     expect_fail(&(change){.edit = kv_heads_3}, TV_ERR_FORMAT, "gemma4.attention.head_count_kv", "layer 3", NULL);
     expect_fail(&(change){.drop_key = "gemma4.attention.sliding_window_pattern"}, TV_ERR_FORMAT,
                 "gemma4.attention.sliding_window_pattern", "missing", NULL);

@@ -221,6 +221,34 @@ static void check_experts(const char *path, tv_type type, bool packed) {
     kern_matmul_experts(&kt, &wu, NULL, &up_only, 1, NULL, x, T, x_row, off, wsp, pool3);
     for (int p = 0; p < T * K; p++) kt.ops->swiglu(yg + (size_t)p * ROWS, up_only + (size_t)p * ROWS, ROWS);
     assert_memory_equal(yg, yg1, sizeof(float) * T * K * ROWS);
+    // one fused gate+up weight (each expert's gate rows, then its up rows: Gemma 4's ffn_gate_up_exps)
+    // = the two weights, packed too (packing is per 16-row group, so concatenating the experts'
+    // packed blocks is the fused tensor's packed layout); every path, 3 threads and inline
+    {
+        const size_t eb = (size_t)ROWS * kern_row_size(type, N);
+        uint8_t *fused = malloc(2 * eb * N_EXPERT);
+        float *fg = malloc(sizeof(float) * T * K * ROWS), *fu = malloc(sizeof(float) * T * K * ROWS);
+        assert_true(fused && fg && fu);
+        for (int e = 0; e < N_EXPERT; e++) {
+            memcpy(fused + (size_t)(2 * e) * eb, (const uint8_t *)g.w.data + (size_t)e * eb, eb);
+            memcpy(fused + (size_t)(2 * e + 1) * eb, (const uint8_t *)u.w.data + (size_t)e * eb, eb);
+        }
+        tv_tensor wf = g.w;
+        wf.ne[1] = 2 * ROWS;
+        wf.nbytes = 2 * eb * N_EXPERT;
+        wf.data = fused;
+        const tv_tensor *pwf = &wf;
+        float *const yf[] = {fg, fu};
+        for (int inline_pool = 0; inline_pool < 2; inline_pool++) {
+            memset(fg, 0, sizeof(float) * T * K * ROWS);
+            kern_matmul_experts(&kt, &pwf, NULL, yf, 1, kt.ops->swiglu, x, T, x_row, off, wsp, inline_pool ? NULL : pool3);
+            if (memcmp(fg, yg1, sizeof(float) * T * K * ROWS))
+                fail_msg("%s %s%s: fused gate+up differs from the two weights", path, kern_type_name(type), packed ? " packed" : "");
+        }
+        free(fused);
+        free(fg);
+        free(fu);
+    }
     // already-grouped input (the down projection's form): x_row NULL reads row p
     float xg[T * K * N];
     for (int p = 0; p < T * K; p++) memcpy(xg + (size_t)p * N, x + (size_t)x_row[p] * N, sizeof(float) * N);
@@ -430,6 +458,7 @@ static void test_batch_invariance(void **state) {
     check_invariance("qwen3moe", TV_TYPE_Q4_K);
     check_invariance("deepseek2", TV_TYPE_F16);    // latent attention, grouped sigmoid routing
     check_invariance("deepseek2", TV_TYPE_Q8_0);
+    check_invariance("gemma4moe", TV_TYPE_Q8_0);   // fused gate+up experts (packed), per-expert scales
 }
 
 // ---------------------------------------------------------------- latent attention
@@ -652,6 +681,23 @@ static void test_bad_mla_ranks_glm_counts(void **state) {
     remove(g_src);
 }
 
+// gemma4 with experts (26B-A4B): counts and sizes that disagree with the tensors name both
+static void test_bad_gemma4_experts(void **state) {
+    (void)state;
+    tv_model_info info = synth_src_info("g4", "gemma4moe");
+    assert_int_equal(info.n_expert, 16);
+    assert_int_equal(info.n_expert_used, 4);
+    assert_int_equal(info.expert_ff, 128);
+    expect_fail("gemma4.expert_count", 8, NULL, "ffn_gate_inp.weight", "[256, 8]");
+    expect_fail("gemma4.expert_feed_forward_length", 64, NULL, "ffn_gate_up_exps.weight", "[256, 128, 16]");
+    expect_fail("gemma4.expert_used_count", 17, NULL, "expert_used_count", "17");
+    expect_fail(NULL, 0, "blk.3.ffn_gate_up_exps.weight", "blk.3.ffn_gate_up_exps.weight", "missing");
+    expect_fail(NULL, 0, "blk.0.ffn_down_exps.scale", "blk.0.ffn_down_exps.scale", "missing");
+    expect_fail(NULL, 0, "blk.1.ffn_gate_inp.scale", "blk.1.ffn_gate_inp.scale", "missing");
+    expect_fail(NULL, 0, "blk.5.post_ffw_norm_2.weight", "blk.5.post_ffw_norm_2.weight", "missing");
+    remove(g_src);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_softmax_ties_norm),
@@ -664,6 +710,7 @@ int main(void) {
         cmocka_unit_test(test_route_groups),
         cmocka_unit_test(test_mla_attention_oracle),
         cmocka_unit_test(test_bad_mla_ranks_glm_counts),
+        cmocka_unit_test(test_bad_gemma4_experts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,8 +43,11 @@ typedef struct backend_moe {
     const float *x;               // (T, dim) the FFN input
     const int32_t *ids;           // (T, k) each row's experts (distinct)
     const float *w;               // (T, k) their weights
-    const tv_tensor *gate, *up;   // 3-D (n_expert, ff_exp, dim)
+    const tv_tensor *gate, *up;   // 3-D (n_expert, ff_exp, dim); NULL with gate_up
+    const tv_tensor *gate_up;     // or 3-D (n_expert, 2 * ff_exp, dim): each expert's gate rows, then its
+                                  // up rows (Gemma 4's ffn_gate_up_exps); NULL with gate and up
     const tv_tensor *down;        // 3-D (n_expert, dim, ff_exp)
+    const float *down_s;          // (n_expert) each expert's output scale, applied before its weight, or NULL
     const float *gate_b, *up_b;   // (n_expert, ff_exp) per-expert biases added before act, or NULL (gpt-oss)
     const float *down_b;          // (n_expert, dim) or NULL
     backend_glu act;

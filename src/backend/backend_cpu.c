@@ -293,7 +293,8 @@ typedef struct moe_combine {
 } moe_combine;
 
 // out row t = ((y_0 w_0 + y_1 w_1) + y_2 w_2) + ...: llama.cpp's order (each expert's output times
-// its weight, then the adds from the first expert on), one rounding per operation.
+// its weight, then the adds from the first expert on), one rounding per operation; with per-expert
+// scales y_j is first multiplied by its expert's (llama.cpp's ffn_moe_down_scaled).
 static void moe_combine_rows(void *arg, int ith, int nth) {
     const moe_combine *c = arg;
     const backend_moe *a = c->a;
@@ -302,6 +303,14 @@ static void moe_combine_rows(void *arg, int ith, int nth) {
         float *o = a->out + (size_t)t * dim;
         for (int j = 0; j < k; j++) {
             const float *y = a->y + (size_t)a->pos[t * k + j] * dim, wj = a->w[t * k + j];
+            if (a->down_s) {
+                const float sj = a->down_s[a->ids[t * k + j]];
+                for (int i = 0; i < dim; i++) {
+                    const float v = (y[i] * sj) * wj;
+                    o[i] = j ? o[i] + v : v;
+                }
+                continue;
+            }
             for (int i = 0; i < dim; i++) {
                 const float v = y[i] * wj;
                 o[i] = j ? o[i] + v : v;
@@ -312,7 +321,7 @@ static void moe_combine_rows(void *arg, int ith, int nth) {
 
 static void cpu_moe_ffn(backend *be, const backend_moe *a) {
     cpu_backend *c = cpu(be);
-    const int T = a->n_tok, k = a->n_used, n_expert = (int)a->gate->ne[2], dim = (int)a->down->ne[1];
+    const int T = a->n_tok, k = a->n_used, n_expert = (int)a->down->ne[2], dim = (int)a->down->ne[1];
     // group the rows by expert (counting sort; within an expert in (token, slot) order)
     for (int e = 0; e <= n_expert; e++) a->off[e] = 0;
     for (int i = 0; i < T * k; i++) a->off[a->ids[i] + 1]++;
@@ -330,7 +339,8 @@ static void cpu_moe_ffn(backend *be, const backend_moe *a) {
                           : a->act == BACKEND_GLU_GELU_TANH ? c->kt.ops->geglu
                                                             : kern_swiglu_oai;
     const float *gu_b[] = {a->gate_b, a->up_b};
-    kern_matmul_experts(&c->kt, gu, gu_b, gu_y, 2, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);
+    if (a->gate_up) kern_matmul_experts(&c->kt, &a->gate_up, NULL, gu_y, 1, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);
+    else kern_matmul_experts(&c->kt, gu, gu_b, gu_y, 2, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);
     kern_matmul_experts(&c->kt, &a->down, &a->down_b, &a->y, 1, NULL, a->g, (int64_t)T * k, NULL, a->off, c->wsp,
                         c->pool);
     moe_combine mc = {.a = a, .dim = dim};

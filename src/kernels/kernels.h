@@ -438,7 +438,10 @@ void kern_route(const tv_route_opts *o, float *logits, int32_t *ids, float *w);
 // by kern_matmul's instruction sequence: its bits depend on neither the pool size nor the other rows
 // routed to its expert (batch invariance). bias (NULL, or per weight NULL or (n_expert, ne[1]) f32):
 // expert e's bias row is added to its rows (gpt-oss). act (n_w == 2, else NULL): y[0] = act(y[0],
-// y[1]) on each finished chunk while it is in cache (fused SwiGLU). wsp: kern_matmul_experts_wsize bytes.
+// y[1]) on each finished chunk while it is in cache (fused SwiGLU). A fused gate+up weight (Gemma 4's
+// ffn_gate_up_exps: each expert's ne[1] rows are its gate rows, then as many up rows) is n_w == 1 with
+// act: y[0] and y[1] (off[n_expert], ne[1] / 2) get the two halves as two weights would, then act;
+// packed, its halves need ne[1] / 2 % TV_PACK_ROWS == 0. wsp: kern_matmul_experts_wsize bytes.
 size_t kern_matmul_experts_wsize(tv_type wtype, int64_t n_cols, int64_t n_x, int64_t n_rows);
 void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const float *const *bias, float *const *y,
                          int n_w, tv_glu_fn act, const float *x, int64_t n_x, const int32_t *x_row,

@@ -250,7 +250,8 @@ static void mx_compute(void *arg, int ith, int nth) {
 void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const float *const *bias, float *const *y,
                          int n_w, tv_glu_fn act, const float *x, int64_t n_x, const int32_t *x_row,
                          const int32_t *off, void *wsp, tv_pool *pool) {
-    TV_CHECK(n_w >= 1 && n_w <= 2 && (!act || n_w == 2) && n_x >= 0);
+    TV_CHECK(n_w >= 1 && n_w <= 2 && n_x >= 0);
+    const bool is_fused = n_w == 1 && act;   // one weight of gate rows then up rows per expert
     const int n_expert = (int)w[0]->ne[2];
     TV_CHECK(n_expert >= 1 && n_expert <= TV_MAX_EXPERTS && off[0] == 0);
     const tv_type_traits *tt0 = kern_traits(kt, w[0]->type);
@@ -263,7 +264,18 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
     TV_CHECK(vt && vt->from_float && j->n % vt->blck_size == 0 && (x_row || n_x == j->n_rows));
     const size_t row_bytes = kern_row_size(w[0]->type, j->n);
     j->expert_bytes = (size_t)w[0]->ne[1] * row_bytes;
-    for (int i = 0; i < n_w; i++) {
+    if (is_fused) {   // two views of the one weight: each expert's first half of rows, its second half
+        const int64_t half = w[0]->ne[1] / 2;
+        const tv_type_traits *tt = tt0;
+        TV_CHECK(w[0]->ne[1] % 2 == 0 && w[0]->data != NULL && (!bias || !bias[0]) &&
+                 w[0]->nbytes >= j->expert_bytes * (size_t)n_expert);
+        TV_CHECK(!w[0]->packed || (tt->gemm_packed && half % TV_PACK_ROWS == 0));
+        for (int i = 0; i < 2; i++)
+            j->w[j->n_w++] = (mm_w){.tt = tt, .w = (const uint8_t *)w[0]->data + (size_t)(i * half) * row_bytes,
+                                    .w_row_bytes = row_bytes, .y = y[i], .rows = half,
+                                    .gemm = w[0]->packed ? tt->gemm_packed : tt->gemm};
+    }
+    for (int i = 0; i < n_w && !is_fused; i++) {
         const tv_type_traits *tt = kern_traits(kt, w[i]->type);
         TV_CHECK(tt && tt->vec_dot && w[i]->type == w[0]->type && w[i]->ne[0] == j->n && w[i]->ne[1] == w[0]->ne[1] &&
                  w[i]->ne[2] == n_expert && w[i]->packed == j->packed && w[i]->data != NULL);
@@ -303,7 +315,7 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
     // work items: (active expert, row chunk, token tile). Experts with a few rows each (decode) are
     // read at memory speed: each gets one chunk per thread, so a thread streams a long contiguous
     // run of every expert (as kern_matmul splits a matrix) instead of hopping between 64-row chunks.
-    const int64_t rows = w[0]->ne[1];
+    const int64_t rows = j->w[0].rows;
     int64_t max_c = 0;
     for (int e = 0; e < n_expert; e++) {
         const int64_t c = off[e + 1] - off[e];

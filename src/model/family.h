@@ -55,6 +55,7 @@ typedef enum family_dim {
     FD_HEAD,    // head_dim
     FD_EXPERT,  // n_expert
     FD_FF_EXP,  // ff_exp: one expert's FFN rows
+    FD_FF_EXP2, // 2 * ff_exp: one expert's fused gate and up rows (gemma4)
     FD_FF_SHEXP,   // ff_shexp: the shared expert's
     FD_HEADS,   // n_heads (gpt-oss's per-head attention sinks; deepseek2's per-head 3-D tensors)
     FD_Q_GATED, // 2 * n_heads * head_dim: each head's query rows, then its gate rows (qwen35)

@@ -10,7 +10,13 @@
 // across layers (the last attention.shared_kv_layers layers store no K/V: each attends over the
 // cache of the last earlier layer of its kind, as llama.cpp's KV reuse rule picks it).
 // Per-layer feed-forward lengths (feed_forward_length as an array: E2B/E4B's double-wide MLP on
-// the layers that share KV) size each layer's FFN. Not supported (refused by name): experts (26B-A4B).
+// the layers that share KV) size each layer's FFN.
+// 26B-A4B: with expert_count > 0 every layer runs a mixture of experts beside its dense MLP, as
+// llama.cpp's gemma4 graph does: the dense MLP from ffn_norm, normed by post_ffw_norm_1; the
+// experts from pre_ffw_norm_2, routed by ffn_gate_inp over rmsnorm(x) / sqrt(dim) * ffn_gate_inp.scale
+// (softmax, top expert_used_count, weights divided by their sum), gate and up fused in one
+// ffn_gate_up_exps (GeGLU), each expert's output times its ffn_down_exps.scale, normed by
+// post_ffw_norm_2; the two added, then post_ffw_norm, into the residual.
 #include <math.h>
 #include <stdio.h>
 
@@ -26,6 +32,8 @@ static const family_key KEYS[] = {
     FAMILY_FLOAT_OPT("rope.freq_base_swa", rope_theta_swa, 1e-3, 1e12, 10000.0),
     FAMILY_INT_OPT("rope.dimension_count_swa", n_rot_swa, 2, 1024, 0),
     FAMILY_INT_OPT("embedding_length_per_layer_input", n_embd_pl, 0, 1 << 16, 0),
+    FAMILY_KEYS_MOE_OPT,
+    FAMILY_INT_OPT("expert_feed_forward_length", ff_exp, 1, 1 << 20, 0),
 };
 
 static const family_tensor TENSORS[] = {
@@ -47,7 +55,19 @@ static const family_tensor TENSORS[] = {
     FAMILY_LAYER_WHEN("inp_gate.weight", pl_gate, FD_EMBD, FD_PL, FW_PER_LAYER_INPUT),
     FAMILY_LAYER_WHEN("proj.weight", pl_proj, FD_PL, FD_EMBD, FW_PER_LAYER_INPUT),
     FAMILY_LAYER_WHEN("post_norm.weight", pl_post_norm, FD_EMBD, FD_ONE, FW_PER_LAYER_INPUT),
+    // 26B-A4B's experts (expert_count > 0)
+    FAMILY_LAYER_WHEN("ffn_gate_inp.weight", ffn_gate_inp, FD_EMBD, FD_EXPERT, FW_MOE),
+    FAMILY_LAYER_WHEN("ffn_gate_inp.scale", ffn_gate_inp_s, FD_EMBD, FD_ONE, FW_MOE),
+    FAMILY_LAYER_WHEN("pre_ffw_norm_2.weight", ffn_pre_norm_2, FD_EMBD, FD_ONE, FW_MOE),
+    FAMILY_LAYER_WHEN("post_ffw_norm_1.weight", ffn_post_norm_1, FD_EMBD, FD_ONE, FW_MOE),
+    FAMILY_LAYER_WHEN("post_ffw_norm_2.weight", ffn_post_norm_2, FD_EMBD, FD_ONE, FW_MOE),
+    FAMILY_EXPERTS("ffn_gate_up_exps.weight", ffn_gate_up_exps, FD_EMBD, FD_FF_EXP2, FW_MOE),
+    FAMILY_EXPERTS("ffn_down_exps.weight", ffn_down_exps, FD_FF_EXP, FD_EMBD, FW_MOE),
+    FAMILY_LAYER_WHEN("ffn_down_exps.scale", ffn_down_exps_s, FD_EXPERT, FD_ONE, FW_MOE),
 };
+
+// llama.cpp's gemma4 router: softmax, the top-k weights divided by their sum, scale 1
+static const family_moe MOE = {.gating = TV_GATING_SOFTMAX, .norm = FAMILY_NORM_ON};
 
 // An int `<arch>.<key>` (0 when absent).
 static int64_t arch_int(const gguf_ctx *g, const char *arch, const char *key) {
@@ -59,8 +79,9 @@ static int64_t arch_int(const gguf_ctx *g, const char *arch, const char *key) {
 
 static tv_status gemma4_configure(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers,
                                   tv_error *err) {
-    if (arch_int(g, arch, "expert_count") > 0)
-        return err_fail(err, TV_ERR_UNSUPPORTED, "%s.expert_count > 0 (experts) is not supported", arch);
+    if (h->n_expert > 0 && !h->ff_exp)   // (llama.cpp reads it as optional, then cannot size the experts)
+        return err_fail(err, TV_ERR_FORMAT, "metadata %s.expert_feed_forward_length is missing (%s.expert_count = %d needs it)",
+                        arch, arch, h->n_expert);
     char key[160];
     snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
     if (!gguf_get(g, key)) return err_fail(err, TV_ERR_FORMAT, "metadata %s is missing (gemma4 requires it)", key);
@@ -116,9 +137,28 @@ static tv_status gemma4_configure(const gguf_ctx *g, const char *arch, tv_hparam
     return TV_OK;
 }
 
+// A mixture-of-experts layer's FFN into s->xb2 (T, dim), from the residual s->x:
+//   experts = postnorm_2(moe(prenorm_2(x)) routed by rmsnorm(x) * ffn_gate_inp.scale / sqrt(dim))
+//   xb2     = experts + postnorm_1((gelu(h·Wgate) * (h·Wup))·Wdown)  with h = rmsnorm(x) * ffn_norm
+// s->moe_y (T * k rows of dim) holds the router's input, then (free once the experts are summed)
+// the dense MLP's output.
+static void gemma4_moe_ffn(layer_state *s, const tv_layer *L) {
+    const int T = s->n_tokens, dim = s->h->dim;
+    float *router_x = s->moe_y, *mlp = s->moe_y;
+    layers_rmsnorm(s, router_x, s->x, &L->ffn_gate_inp_s, T);
+    layers_scale(s, router_x, dim, 1.0f / sqrtf((float)dim));
+    layers_rmsnorm(s, s->xb, s->x, &L->ffn_pre_norm_2, T);
+    layers_moe_routed(s, LAYERS_ACT_GELU_TANH, L, router_x, s->xb2);
+    layers_rmsnorm(s, s->xb2, s->xb2, &L->ffn_post_norm_2, T);
+    layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, T);
+    layers_glu_mlp(s, LAYERS_ACT_GELU_TANH, &L->w_gate, &L->w_up, &L->w_down, mlp);
+    layers_rmsnorm(s, mlp, mlp, &L->ffn_post_norm_1, T);
+    layers_add(s, s->xb2, mlp);
+}
+
 // x += postnorm(attention(rope(qnorm(q), knorm(k)), rmsnorm(v))·Wo)  with q, k, v = rmsnorm(x)·Wq, Wk, Wv|Wk
 //      (a layer reusing layer L->kv_layer's K/V computes q only)
-// x += postnorm((gelu(h·Wgate) * (h·Wup))·Wdown)  with h = rmsnorm(x)
+// x += postnorm((gelu(h·Wgate) * (h·Wup))·Wdown)  with h = rmsnorm(x)  (or the experts beside it: gemma4_moe_ffn)
 // x += the per-layer input's MLP (E2B/E4B);  x *= out_scale
 static tv_status gemma4_block(layer_state *s, const tv_layer *L, int l, tv_error *err) {
     const int T = s->n_tokens;
@@ -143,8 +183,12 @@ static tv_status gemma4_block(layer_state *s, const tv_layer *L, int l, tv_error
     if (st) return st;
     layers_rmsnorm(s, s->xb, s->xb2, &L->attn_post_norm, T);
     layers_add(s, s->x, s->xb);
-    layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, T);
-    layers_glu_mlp(s, LAYERS_ACT_GELU_TANH, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
+    if (L->ffn_gate_inp.data) {
+        gemma4_moe_ffn(s, L);
+    } else {
+        layers_rmsnorm(s, s->xb, s->x, &L->ffn_norm, T);
+        layers_glu_mlp(s, LAYERS_ACT_GELU_TANH, &L->w_gate, &L->w_up, &L->w_down, s->xb2);
+    }
     layers_rmsnorm(s, s->xb, s->xb2, &L->ffn_post_norm, T);
     layers_add(s, s->x, s->xb);
     if (s->h->n_embd_pl > 0) layers_per_layer_add(s, L, l);
@@ -168,4 +212,5 @@ const model_family family_gemma4 = {
     .is_rope_neox = true,
     .configure = gemma4_configure,
     .prologue = gemma4_prologue,
+    .moe = &MOE,
 };

@@ -243,17 +243,24 @@ void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const
 }
 
 void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out) {
+    layers_moe_routed(s, act, L, s->xb, out);
+}
+
+void layers_moe_routed(layer_state *s, layers_act act, const tv_layer *L, const float *router_x, float *out) {
     const tv_hparams *h = s->h;
     const int T = s->n_tokens;
     const tv_tensor *router = &L->ffn_gate_inp;
-    backend_matmul(s->be, &router, &s->moe_logits, 1, s->xb, T);
+    backend_matmul(s->be, &router, &s->moe_logits, 1, router_x, T);
     layers_bias(s, s->moe_logits, &L->ffn_gate_inp_b);
     const tv_route_opts o = {.n_expert = h->n_expert, .n_used = h->n_expert_used, .gating = (tv_gating)h->moe_gating,
                              .bias = L->exp_probs_b.data, .norm = h->moe_norm_w != 0, .scale = h->moe_w_scale,
                              .n_group = h->moe_n_group, .n_group_used = h->moe_n_group_used};
     backend_moe_route(s->be, &o, s->moe_logits, T, s->moe_ids, s->moe_w);
     const backend_moe a = {.n_tok = T, .n_used = h->n_expert_used, .x = s->xb, .ids = s->moe_ids, .w = s->moe_w,
-                           .gate = &L->ffn_gate_exps, .up = &L->ffn_up_exps, .down = &L->ffn_down_exps,
+                           .gate = L->ffn_gate_up_exps.data ? NULL : &L->ffn_gate_exps,
+                           .up = L->ffn_gate_up_exps.data ? NULL : &L->ffn_up_exps,
+                           .gate_up = L->ffn_gate_up_exps.data ? &L->ffn_gate_up_exps : NULL,
+                           .down = &L->ffn_down_exps, .down_s = L->ffn_down_exps_s.data,
                            .gate_b = L->ffn_gate_exps_b.data, .up_b = L->ffn_up_exps_b.data,
                            .down_b = L->ffn_down_exps_b.data,
                            .act = act == LAYERS_ACT_SILU        ? BACKEND_GLU_SILU

@@ -148,7 +148,12 @@ void layers_glu_mlp(layer_state *s, layers_act act, const tv_tensor *gate, const
 // experts' biases where the layer has them, gpt-oss); rows routed to one expert run as one grouped GEMM. With a shared expert (ffn_up_shexp present, qwen2moe): out +=
 // sigmoid(xb · ffn_gate_inp_shexp) * (act(xb·gate_shexp) * (xb·up_shexp))·down_shexp (deepseek2: no
 // gate, the shared experts' output is added as it is). Grouped top-k when h->moe_n_group > 1.
+// Gemma 4's experts: gate and up from one fused weight (ffn_gate_up_exps) where the layer has it, each
+// expert's output times its ffn_down_exps_s before its routing weight where present.
 void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out);
+// layers_moe with the router reading router_x (T, dim) instead of s->xb (Gemma 4 routes from its own
+// scaled norm of the residual while the experts read another norm of it); router_x may be s->moe_y.
+void layers_moe_routed(layer_state *s, layers_act act, const tv_layer *L, const float *router_x, float *out);
 // Multi-head latent attention (deepseek2, h->n_lora_kv > 0) of s->xb into out (T, dim), in the
 // absorbed form: per head, q = [wk_bᵀ·q_nope, rope(q_pe)] against K rows [latent, rope(k_pe)] of the
 // cache (latent = rmsnorm(xb·wkv_a_c) * kv_a_norm), scores scaled by h->attn_scale, the attention

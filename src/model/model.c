@@ -244,6 +244,7 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
     case FD_HEAD: return hd;
     case FD_EXPERT: return h->n_expert;
     case FD_FF_EXP: return h->ff_exp;
+    case FD_FF_EXP2: return 2 * (int64_t)h->ff_exp;
     case FD_FF_SHEXP: return h->ff_shexp;
     case FD_HEADS: return h->n_heads;
     case FD_Q_GATED: return 2 * (int64_t)h->n_heads * hd;
@@ -860,6 +861,13 @@ static bool is_router(const tv_model *m, const tv_tensor *t) {
     return false;
 }
 
+// A fused gate+up expert tensor (Gemma 4's ffn_gate_up_exps).
+static bool is_fused_gate_up(const tv_model *m, const tv_tensor *t) {
+    for (int l = 0; l < m->hp.n_layers; l++)
+        if (t == &m->layers[l].ffn_gate_up_exps) return true;
+    return false;
+}
+
 // --quantize: every F32/F16/BF16 matrix (the bound ones, the embeddings and Gemma 4's per-layer table) into
 // model_quant_type(target), one tensor at a time (the pool splits its rows), each source's file
 // pages released as soon as its copy exists, so memory holds one copy of the weights.
@@ -978,8 +986,9 @@ static tv_status pack_weights(tv_model *m, const tv_model_params *p, tv_error *e
         tv_tensor *t = m->matrices[i];
         const tv_type_traits *tt = kern_traits(&kt, t->type);
         if (!tt || !tt->pack_pays || !tt->repack || t->packed) continue;
-        // an expert tensor packs as ne[2] * ne[1] rows: each expert's whole 16-row groups stay at its offset
-        if (t->ne[2] > 1 && t->ne[1] % TV_PACK_ROWS) continue;
+        // an expert tensor packs as ne[2] * ne[1] rows: each expert's whole 16-row groups stay at its
+        // offset (a fused gate+up's halves too: its gate and up views start on a group)
+        if (t->ne[2] > 1 && t->ne[1] % (is_fused_gate_up(m, t) ? 2 * TV_PACK_ROWS : TV_PACK_ROWS)) continue;
         void *buf;
         size_t sz;
         if ((st = repack_copy(m, tt, t, n_threads, &pool, &buf, &sz, err))) break;

@@ -115,6 +115,12 @@ typedef struct tv_layer {
     tv_tensor ffn_gate_exps, ffn_up_exps;  // (n_expert, ff_exp, dim)
     tv_tensor ffn_down_exps;               // (n_expert, dim, ff_exp)
     tv_tensor exp_probs_b;                 // (n_expert) f32 selection bias (optional)
+    // Gemma 4's experts: gate and up fused (then ffn_gate_exps / ffn_up_exps are empty), a per-expert
+    // output scale, the router's input scale, and the norms around the dense MLP and the experts
+    tv_tensor ffn_gate_up_exps;            // (n_expert, 2 * ff_exp, dim): each expert's gate rows, then up rows
+    tv_tensor ffn_down_exps_s;             // (n_expert) f32
+    tv_tensor ffn_gate_inp_s;              // (dim) f32
+    tv_tensor ffn_pre_norm_2, ffn_post_norm_1, ffn_post_norm_2;   // (dim) f32
     // qwen2moe's shared expert, added to the routed ones times sigmoid(x · ffn_gate_inp_shexp)
     tv_tensor ffn_gate_inp_shexp;          // (dim) f32
     tv_tensor ffn_gate_shexp, ffn_up_shexp;   // (ff_shexp, dim)

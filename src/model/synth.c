@@ -505,6 +505,11 @@ static const arch_spec ARCHS[] = {
     // (E2B: 20 of 35 layers) and with a double-wide FFN (1536, as E2B's)
     {"gemma4e",  "gemma4",   256, 768, 6, 4, 1, 128, 128, 8192, 3,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
      AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4 | AF_WIDE_SHARED, 0, 0, "gemma4", 0, 0, 0, 0, 64, 3, NULL},
+    // gemma4 26B-A4B-like: gemma4 with 16 experts top-4 of 128 (fused ffn_gate_up_exps, per-expert
+    // scales, the router's own input scale) beside a dense MLP of 256 in every layer (26B-A4B: 128
+    // experts top-8 of 704 beside 2112, dim 2816)
+    {"gemma4moe", "gemma4",  256, 256, 6, 4, 1, 128, 128, 8192,  6,  64, 2, 1000000.0f, 1e-6f, 3.0f, 1.0f,
+     AF_TIED | AF_POST_NORMS | AF_QK_NORM | AF_GEMMA4, 0, 0, "gemma4", 16, 4, 128, 0, 0, 0, NULL},
     {"phi3",     "phi3",     256, 768, 4, 4, 2,  64,  48, 4096,  0,   0, 0, 10000.0f, 1e-5f, 3.0f, 1.0f,
      AF_TIED | AF_FUSED_QKV | AF_FUSED_UP | AF_LONGROPE, 0, 0, NULL, DENSE},
     {"mistral3", "mistral3", 256, 768, 4, 4, 2, 128, 128, 1024,  0,   0, 0, 1000000.0f, 1e-5f, 3.0f, 1.0f, 0, 0, 0, NULL, DENSE},
@@ -573,7 +578,7 @@ static const arch_spec ARCHS[] = {
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
 #define FIXTURE_ARCHS \
-    "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, gemma4e, phi3, mistral3, smollm3, granite, qwen3moe, " \
+    "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, gemma4e, gemma4moe, phi3, mistral3, smollm3, granite, qwen3moe, " \
     "qwen2moe, mixtral, gpt-oss, qwen35, qwen35moe, qwen3next, glm4moe, deepseek2, deepseek2-lite"
 #define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini, qwen3moe-24l, gpt-oss-20b, qwen36-27b-8l"
 const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real dims; qwen3moe-24l has half the layers and experts, qwen36-27b-8l an eighth of the layers): " BENCH_ARCHS; }
@@ -1522,6 +1527,10 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_INVALID, "synth: only gpt-oss folders hold MXFP4 experts");
     }
+    if (p->hf && (a->flags & AF_GEMMA4) && a->n_expert) {   // (the HF loader refuses enable_moe_block)
+        gguf_writer_free(w);
+        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
+    }
     if (p->hf) {
         if (mkdir(out_path, 0777) != 0 && errno != EEXIST) {
             gguf_writer_free(w);
@@ -1676,7 +1685,20 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
                     dim, err));
     ffn:;
         const bool dense_lead = (a->flags & AF_GLM4MOE) && l == 0;
-        if (a->n_expert && !dense_lead) {
+        if (a->n_expert && (a->flags & AF_GEMMA4)) {
+            // the dense MLP (below) plus the experts: router logits of std 4 over rmsnorm(x) / sqrt(dim)
+            TRY(aw_add(&aw, NAME("ffn_gate_inp.weight"), TV_TYPE_F32, dim, a->n_expert, 0.0f, 4.0f * sqrtf(3.0f), NULL, err));
+            TRY(aw_norm(&aw, NAME("ffn_gate_inp.scale"), dim, err));
+            TRY(aw_norm(&aw, NAME("pre_ffw_norm_2.weight"), dim, err));
+            TRY(aw_norm(&aw, NAME("post_ffw_norm_1.weight"), dim, err));
+            TRY(aw_norm(&aw, NAME("post_ffw_norm_2.weight"), dim, err));
+            TRY(aw_experts(&aw, NAME("ffn_gate_up_exps.weight"), exp_t, dim, 2 * ff_exp, a->n_expert, 1.0f, err));
+            TRY(aw_experts(&aw, NAME("ffn_down_exps.weight"), vt, ff_exp, dim, a->n_expert, 1.0f, err));
+            TRY(aw_add(&aw, NAME("ffn_down_exps.scale"), TV_TYPE_F32, a->n_expert, 0, 1.0f, 0.5f, NULL, err));
+            TRY(aw_matrix(&aw, NAME("ffn_gate.weight"), t, dim, ff, 1.0f, err));
+            TRY(aw_matrix(&aw, NAME("ffn_up.weight"), t, dim, ff, 1.0f, err));
+            TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, ff, dim, 1.0f, err));
+        } else if (a->n_expert && !dense_lead) {
             TRY(aw_add(&aw, NAME("ffn_gate_inp.weight"), TV_TYPE_F32, dim, a->n_expert, 0.0f,
                        2.0f / sqrtf((float)dim) * sqrtf(3.0f), NULL, err));
             const tv_type down_t = exp_t == TV_TYPE_MXFP4 ? exp_t : vt;
