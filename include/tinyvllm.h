@@ -483,12 +483,15 @@ typedef struct tv_engine_stats {
     // proposed, proposed tokens accepted, and accepted at each proposal position
     uint64_t n_spec_drafts, n_spec_draft_tokens, n_spec_accepted_tokens;
     uint64_t n_spec_accepted_per_pos[TV_SPEC_MAX_TOKENS];
-    // load awareness (speculation on, spec_always off): rounds with decodes that speculated and that
-    // did not because plain decoding measured faster at their load; the rates measured at the last
-    // such round's load (tokens/s; 0 until measured) and its decision (1 speculated)
+    // load awareness (speculation on, spec_always off): rounds with guesses that speculated and that
+    // ran plain because the cost model (measured round and draft costs, acceptance) predicted plain
+    // decoding faster; at the last such round: the decoding rates it predicted (tokens/s, speculating
+    // with the best cap and plain; 0 while unknown), its decision (1 speculated) and the guesses per
+    // sequence it verified at most (0 plain)
     uint64_t n_spec_rounds, n_spec_rounds_plain;
     double spec_rate_tok_s, spec_plain_rate_tok_s;
     int spec_enabled;
+    int spec_round_tokens;
     // structured output: token masks applied, and how many of them the mask thread filled while
     // the forward pass ran (the rest were filled in line: a verification's later tokens, a retry)
     uint64_t n_masks, n_masks_overlapped;

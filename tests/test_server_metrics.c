@@ -79,6 +79,7 @@ static void test_counters_gauges_labels(void **state) {
     st.spec_rate_tok_s = 250.5;
     st.spec_plain_rate_tok_s = 120.25;
     st.spec_enabled = 1;
+    st.spec_round_tokens = 3;
     srv_metrics_engine(m, &st, 4);
     char *t = srv_metrics_render(m, NULL);
     assert_non_null(t);
@@ -107,10 +108,11 @@ static void test_counters_gauges_labels(void **state) {
     EXPECT("vllm:spec_decode_num_accepted_tokens_per_pos_total%s,position=\"1\"} 5", L);
     EXPECT("vllm:spec_decode_num_accepted_tokens_per_pos_total%s,position=\"2\"} 0", L);
     EXPECT("tinyvllm:spec_decode_enabled%s} 1", L);
+    EXPECT("tinyvllm:spec_decode_round_tokens%s} 3", L);
     EXPECT("tinyvllm:spec_decode_rounds_total%s,decision=\"speculate\"} 7", L);
     EXPECT("tinyvllm:spec_decode_rounds_total%s,decision=\"plain\"} 3", L);
-    EXPECT("tinyvllm:spec_decode_measured_tokens_per_second%s,decision=\"speculate\"} 250.5", L);
-    EXPECT("tinyvllm:spec_decode_measured_tokens_per_second%s,decision=\"plain\"} 120.25", L);
+    EXPECT("tinyvllm:spec_decode_predicted_tokens_per_second%s,decision=\"speculate\"} 250.5", L);
+    EXPECT("tinyvllm:spec_decode_predicted_tokens_per_second%s,decision=\"plain\"} 120.25", L);
     free(t);
     srv_metrics_free(m);
     srv_metrics_free(NULL);

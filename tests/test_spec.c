@@ -441,62 +441,108 @@ static void test_sampled_draft_distribution(void **state) {
 
 // ---- load gate ----
 
+// A synthetic machine: a target round of n rows takes w + r n seconds, a draft pass dw + dr n.
+typedef struct {
+    double w, r, dw, dr;
+} gate_machine;
+
+// Teaches g every size up to max_rows on m (each measured once more; the first time of a size
+// also a cold sample, 3x as long, which must not count).
+static void gate_teach(spec_gate *g, const gate_machine *m, int max_rows) {
+    for (int n = 1; n <= max_rows; n++)
+        for (int cold = 0; cold < 2; cold++) {
+            const double x = cold == 0 ? 3.0 : 1.0;
+            spec_gate_time_round(g, n, x * (m->w + m->r * n));
+            spec_gate_time_draft(g, n, x * (m->dw + m->dr * n));
+        }
+}
+
+// The gate's cap for n_decode sequences with k guesses each (and catchup draft rows) on a model draft.
+static int gate_cap(spec_gate *g, int n_decode, int k, int catchup, spec_choice *ch) {
+    int guesses[16];
+    for (int i = 0; i < n_decode; i++) guesses[i] = k;
+    const spec_round r = {.n_decode = n_decode, .guesses = guesses, .draft_passes = true, .draft_catchup_rows = catchup};
+    return spec_gate_decide(g, &r, ch);
+}
+
 static void test_spec_gate(void **state) {
     (void)state;
-    spec_gate *g = spec_gate_create(4);
+    spec_gate *g = spec_gate_create();
     assert_non_null(g);
-    // a new load tries speculation, then plain decoding, each past a warm-up round that is not
-    // averaged (a cold first round must not decide)
-    assert_int_equal(SPEC_GATE_WARMUP, 1);
-    assert_true(spec_gate_decide(g, 2));
-    spec_gate_record(g, 2, true, 1, 0.01);     // 100 tok/s: cold
-    assert_true(spec_gate_decide(g, 2));
-    spec_gate_record(g, 2, true, 10, 0.01);    // 1000 tok/s
-    assert_false(spec_gate_decide(g, 2));
-    spec_gate_record(g, 2, false, 20, 0.004);  // 5000 tok/s: a warm-up round, not averaged either
-    assert_false(spec_gate_decide(g, 2));
-    spec_gate_record(g, 2, false, 2, 0.004);   // 500 tok/s
-    // speculation measured faster: taken, but for one decision in SPEC_GATE_EXPLORE
+    spec_choice ch;
+    // nothing measured: plain rounds measure the plain size, the first sample provisional (a cold
+    // 5-row prompt round does not count either); one size known and rows look free: the largest cap
+    // is tried (and then measured)
+    assert_int_equal(gate_cap(g, 1, 8, 0, &ch), 0);
+    assert_true(ch.plain_tok_s == 0.0 && ch.spec_tok_s == 0.0);
+    spec_gate_time_round(g, 5, 0.5);
+    spec_gate_time_round(g, 1, 0.4);
+    assert_int_equal(gate_cap(g, 1, 8, 0, &ch), 0);
+    spec_gate_time_round(g, 1, 0.05);
+    assert_int_equal(gate_cap(g, 1, 8, 0, &ch), 8);
+    assert_true(fabs(ch.plain_tok_s - 20.0) < 1e-9 && ch.spec_tok_s > ch.plain_tok_s);
+    spec_gate_free(g);
+
+    // acceptance: 4 of 8 guesses accepted is 4 hits in 5 tries
+    g = spec_gate_create();
+    assert_true(fabs(spec_gate_acceptance(g) - 0.5) < 1e-12);   // the prior
+    for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 4);
+    assert_true(fabs(spec_gate_acceptance(g) - 0.8) < 0.01);
+    // bound by reading the weights (a 50 ms step, 0.5 ms a row): one stream speculates deeply, and so
+    // do 16
+    const gate_machine mem = {0.05, 0.0005, 0.004, 0.0002};
+    gate_teach(g, &mem, 300);
+    const int k1 = gate_cap(g, 1, 8, 0, &ch);
+    assert_true(k1 >= 6);
+    assert_true(ch.spec_tok_s > 2.0 * ch.plain_tok_s);
+    assert_true(fabs(ch.plain_tok_s - 1.0 / 0.0505) < 1e-6);
+    assert_true(gate_cap(g, 16, 8, 0, &ch) >= 3);
+    // ... but not when the draft must first catch up 6000 tokens at 0.2 ms each (charged at a quarter)
+    assert_int_equal(gate_cap(g, 4, 8, 6000, &ch), 0);
+    assert_true(gate_cap(g, 4, 8, 20, &ch) > 0);
+    // compute-bound (4 ms a row): 16 streams stay plain, one stream still speculates
+    const gate_machine cpu = {0.005, 0.004, 0.0005, 0.0004};
+    for (int i = 0; i < 40; i++) gate_teach(g, &cpu, 300);   // the old samples decay
+    assert_int_equal(gate_cap(g, 16, 8, 0, &ch), 0);
+    assert_true(ch.spec_tok_s < ch.plain_tok_s && ch.spec_tok_s > 0.0);
+    assert_true(gate_cap(g, 1, 8, 0, &ch) > 0);
+    // in between (40 ms + 1 ms a row) at acceptance 0.6: a shorter cap at 16 streams than at one
+    spec_gate_free(g);
+    g = spec_gate_create();
+    for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 3 * (i % 2));   // 3 hits in 5 tries
+    const double a = spec_gate_acceptance(g);
+    assert_true(a > 0.5 && a < 0.7);
+    const gate_machine mid = {0.04, 0.001, 0.002, 0.0002};
+    gate_teach(g, &mid, 300);
+    const int k16 = gate_cap(g, 16, 8, 0, &ch);
+    const int kone = gate_cap(g, 1, 8, 0, &ch);
+    assert_true(k16 >= 1 && kone > k16 && kone < 8);
+    // guesses seldom accepted: a model draft costs more than it brings
+    for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 0);
+    assert_true(spec_gate_acceptance(g) < 0.02);
+    assert_int_equal(gate_cap(g, 1, 8, 0, &ch), 0);
+    spec_gate_free(g);
+
+    // exploration: speculating all the time, the plain size is re-measured once its samples are
+    // older than SPEC_GATE_STALE decisions, at every SPEC_GATE_EXPLORE-th
+    g = spec_gate_create();
+    for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 4);
+    gate_teach(g, &mem, 32);
     int n_plain = 0;
-    for (int i = 0; i < 4 * SPEC_GATE_EXPLORE; i++) {
-        const bool d = spec_gate_decide(g, 2);
-        n_plain += !d;
-        spec_gate_record(g, 2, d, d ? 10 : 2, d ? 0.01 : 0.004);
+    const int n_rounds = 4 * SPEC_GATE_STALE;
+    for (int i = 0; i < n_rounds; i++) {
+        const int k = gate_cap(g, 1, 8, 0, &ch);
+        n_plain += k == 0;
+        spec_gate_time_round(g, 1 + k, mem.w + mem.r * (1 + k));
     }
-    assert_int_equal(n_plain, 4);
-    double plain, spec;
-    spec_gate_rates(g, 2, &plain, &spec);
-    assert_true(fabs(plain - 500.0) < 1e-6 && fabs(spec - 1000.0) < 1e-6);
-    // each load on its own; loads past max_load count as max_load
-    spec_gate_rates(g, 3, &plain, &spec);
-    assert_true(plain == 0.0 && spec == 0.0);
-    spec_gate_record(g, 9, true, 1, 1.0);      // warm-up rounds
-    spec_gate_record(g, 4, false, 1, 1.0);
-    spec_gate_record(g, 9, true, 40, 0.2);     // 200 tok/s at load 4
-    spec_gate_record(g, 4, false, 4, 0.008);   // 500 tok/s
-    spec_gate_rates(g, 4, &plain, &spec);
-    assert_true(fabs(plain - 500.0) < 1e-6 && fabs(spec - 200.0) < 1e-6);
-    // slower speculation is left off (but for the exploring decision), which notices a change
-    int n_spec = 0;
-    for (int i = 0; i < SPEC_GATE_EXPLORE - 1; i++) {
-        const bool d = spec_gate_decide(g, 4);
-        n_spec += d;
-        spec_gate_record(g, 4, d, 4, 0.008);
+    assert_true(n_plain >= n_rounds / (SPEC_GATE_STALE + SPEC_GATE_EXPLORE) && n_plain <= n_rounds / SPEC_GATE_STALE);
+    // compute-bound 16 streams, far from paying (the 0.2 s catch-up): plain, never explored
+    const gate_machine slow = {0.005, 0.004, 0.0005, 0.0004};
+    for (int i = 0; i < 40; i++) gate_teach(g, &slow, 300);
+    for (int i = 0; i < n_rounds; i++) {
+        assert_int_equal(gate_cap(g, 16, 8, 400, &ch), 0);
+        spec_gate_time_round(g, 16, slow.w + slow.r * 16);
     }
-    assert_int_equal(n_spec, 0);
-    assert_true(spec_gate_decide(g, 4));       // the exploring round: speculation now pays
-    spec_gate_record(g, 4, true, 40, 0.02);    // 2000 tok/s, averaged with the 200 (second round: weight 1/2)
-    assert_true(spec_gate_decide(g, 4));
-    // an exploring decision holds until a round of it is measured (unmeasured: prompt chunks, catch-up)
-    for (int i = 0; i < 2; i++) {
-        spec_gate_record(g, 3, true, 10, 0.01);
-        spec_gate_record(g, 3, false, 2, 0.004);
-    }
-    for (int i = 0; i < SPEC_GATE_EXPLORE - 1; i++) assert_true(spec_gate_decide(g, 3));
-    assert_false(spec_gate_decide(g, 3));
-    assert_false(spec_gate_decide(g, 3));
-    spec_gate_record(g, 3, false, 2, 0.004);
-    assert_true(spec_gate_decide(g, 3));
     spec_gate_free(g);
     spec_gate_free(NULL);
 }

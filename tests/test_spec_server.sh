@@ -55,7 +55,7 @@ echo "metrics: $drafts verifications, $accepted accepted, $pos0 at position 0, $
 [ "${drafts:-0}" -gt 0 ] && [ "${accepted:-0}" -gt 0 ] && [ "${pos0:-0}" -gt 0 ] ||
     fail "spec counters did not move: $(grep spec_decode "$SRV_TMP/metrics")"
 [ "${rounds:-0}" -gt 0 ] && grep -qE '^tinyvllm:spec_decode_enabled\{[^}]*\} [01]$' "$SRV_TMP/metrics" &&
-    grep -qE '^tinyvllm:spec_decode_measured_tokens_per_second\{[^}]*decision="plain"\} ' "$SRV_TMP/metrics" ||
+    grep -qE '^tinyvllm:spec_decode_predicted_tokens_per_second\{[^}]*decision="plain"\} ' "$SRV_TMP/metrics" ||
     fail "load gate metrics: $(grep spec_decode "$SRV_TMP/metrics")"
 srv_stop || bad=$((bad + 1))
 [ $bad = 0 ] && echo "spec server: ok"

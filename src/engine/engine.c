@@ -30,9 +30,10 @@
 // filters and temperature on the draft's logits, sampler_draft; kept per guess in seq->draft_q),
 // which is accepted far more often than its argmax; seeded requests are then reproducible for the
 // same rounds, not the same tokens as without speculation.
-// Load awareness: unless cfg.spec_always, each round with decodes asks the gate (spec.h) whether
-// to speculate at its load, decided from the round times measured so far; a plain round drops
-// the guesses and skips the draft, and the measured rates are in the stats (and /metrics).
+// Load awareness: unless cfg.spec_always, each round with guesses asks the gate (spec.h) how many
+// guesses per sequence to verify (0: plain), from a cost model of the round and draft times
+// measured online by rows and the measured acceptance; a plain round drops the guesses and skips
+// the draft, and the predicted rates are in the stats (and /metrics).
 //
 // Pipeline parallelism (pipeline.h): each step submits rounds while fewer than the pipeline's depth
 // are in flight and the scheduler finds work (scheduler.h: sequences no round in flight stops, a
@@ -123,6 +124,7 @@ struct tv_engine {
     int32_t *b_rollback;         // (max_num_seqs) hybrid models, speculation: a verification item's first
                                  // rollback slot (tv_batch.state_rollback), else -1
     tv_seq **b_seqs;             // (max_num_seqs) the sequence of each item of a draft-model round
+    int *b_guesses;              // (max_num_seqs) with the load gate: each decoding item's guesses (spec_round)
     int max_logits;              // logits rows per round: max_num_seqs * (1 + spec_tokens), within the budget
     int32_t *b_logit_rows;       // (max_logits)
     tv_seq **b_logit_seq;        // (max_logits) the sequence of each row (a verification item's rows are consecutive)
@@ -217,6 +219,7 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_ckpt_key);
     free(e->b_rollback);
     free(e->b_seqs);
+    free(e->b_guesses);
     free(e->b_logit_rows);
     free(e->b_logit_seq);
     for (int i = 0; e->fl && i < e->down.depth; i++) {
@@ -397,7 +400,8 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         !(e->b_logit_rows = malloc(L * sizeof(int32_t))) || !(e->b_logit_seq = malloc(L * sizeof *e->b_logit_seq)) ||
         !post_outputs_init(&e->out, n_recs) || !(e->done = malloc((size_t)e->cap_done * sizeof *e->done)) ||
         (model_draft(&c) && !(e->spec_p = malloc((size_t)hp->n_vocab * sizeof *e->spec_p))) ||
-        (c.spec != TV_SPEC_NONE && !c.spec_always && !down && !(e->gate = spec_gate_create(c.max_num_seqs)))) {
+        (c.spec != TV_SPEC_NONE && !c.spec_always && !down &&
+         (!(e->gate = spec_gate_create()) || !(e->b_guesses = malloc(S * sizeof *e->b_guesses))))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -895,6 +899,24 @@ static int32_t argmax_row(const float *x, int32_t n) {
     return best;
 }
 
+static double clock_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// The positions [*from, *to) a draft model's pass 0 runs for s (scheduled with n_tokens): from the
+// first token without its draft K/V (where every query's window is still whole) through the
+// pending token (a decode with guesses) or the item's tokens (prompt chunks, decodes without).
+static void draft_span0(const tv_engine *e, const tv_seq *s, int n_tokens, int *from, int *to) {
+    const int bs = e->cfg.block_size, dwin = model_hparams(e->cfg.draft_model)->kv_window;
+    int f = s->n_draft_computed < s->n_computed ? s->n_draft_computed : s->n_computed;
+    // keys that fell out of the window are gone: start where every query's window is whole
+    if (s->n_released > 0 && f < s->n_released * bs + dwin - 1) f = s->n_released * bs + dwin - 1;
+    *from = f > s->n_computed ? s->n_computed : f;
+    *to = s->n_computed + (s->n_draft ? 1 : n_tokens);
+}
+
 // Drafting for the scheduled items (before their batch is built). The draft is the
 // model's own first draft_layers layers and its head (self-draft: it reads and writes the model's
 // K/V of those layers, which are the whole model's for the same tokens) or the draft model (its
@@ -911,14 +933,11 @@ static int32_t argmax_row(const float *x, int32_t n) {
 // catches up in parts of at most draft_rows when it fell behind). A failed round keeps the
 // guesses made so far (the items shrink to them): drafting never fails a request. Structured
 // output: the guesses are cut where the grammar would refuse them (as the n-gram proposer's; a
-// sampled request's after the first refused one). Returns whether the draft model was behind: a
-// decode ran more than its pending token and a last accepted guess in round 0 (a catch-up after
-// plain rounds, which the load gate does not measure).
-static bool draft(tv_engine *e, int n_items) {
+// sampled request's after the first refused one). Each forward pass is timed for the load gate.
+static void draft(tv_engine *e, int n_items) {
     const size_t V = (size_t)e->hp->n_vocab;
     const bool own = e->dfwd != NULL;
-    const int bs = e->cfg.block_size, dwin = own ? model_hparams(e->cfg.draft_model)->kv_window : 0;
-    bool behind = false;
+    const int bs = e->cfg.block_size;
     for (int d = 0;; d++) {
         int n = 0, ns = 0, nl = 0;
         e->b_qstart[0] = 0;
@@ -926,18 +945,13 @@ static bool draft(tv_engine *e, int n_items) {
             tv_seq *s = e->items[i].seq;
             int from = s->n_computed + d, to = from + 1;   // the positions s runs this round
             if (own && d == 0) {
-                to = s->n_computed + (s->n_draft ? 1 : e->items[i].n_tokens);
-                from = s->n_draft_computed < s->n_computed ? s->n_draft_computed : s->n_computed;
-                // keys that fell out of the window are gone: start where every query's window is whole
-                if (s->n_released > 0 && from < s->n_released * bs + dwin - 1) from = s->n_released * bs + dwin - 1;
-                if (from > s->n_computed) from = s->n_computed;
+                draft_span0(e, s, e->items[i].n_tokens, &from, &to);
                 if (to - from > e->draft_rows - n) {   // a draft that fell behind catches up in parts
                     to = from + e->draft_rows - n;
                     e->items[i].n_tokens -= s->n_draft;
                     s->n_draft = 0;
                 }
                 if (from >= to) continue;
-                if (seq_n_pending(s) == 1 && to - from > 2) behind = true;
             } else if (s->n_draft <= d) {   // prompt chunks have none
                 // the draft model's K/V of the last guess: only where it ends a block (which the
                 // prefix cache registers once that guess is accepted); else the next round 0 runs it
@@ -962,7 +976,10 @@ static bool draft(tv_engine *e, int n_items) {
                       .n_layers = e->cfg.draft_layers};
         float *logits = NULL;
         tv_error ferr = {0};
-        if (forward_run(own ? e->dfwd : e->fwd, own ? e->dkv : e->kv, &b, &logits, &ferr) != TV_OK) {
+        const double t0 = e->gate ? clock_s() : 0.0;
+        const tv_status st = forward_run(own ? e->dfwd : e->fwd, own ? e->dkv : e->kv, &b, &logits, &ferr);
+        if (e->gate && st == TV_OK) spec_gate_time_draft(e->gate, n, clock_s() - t0);
+        if (st != TV_OK) {
             for (int i = 0; i < n_items; i++) {
                 tv_seq *s = e->items[i].seq;
                 if (s->n_draft <= d) continue;
@@ -990,7 +1007,6 @@ static bool draft(tv_engine *e, int n_items) {
         e->items[i].n_tokens -= s->n_draft - ok;
         s->n_draft = ok;
     }
-    return behind;
 }
 
 // Samples the rows of s's item (1 + n_draft of them, (n_rows, n_vocab) in logits; pipelined: rows[j].logits) as described at
@@ -1018,6 +1034,7 @@ static void verify(tv_engine *e, tv_seq *s, float *logits, const pipe_out *rows)
     e->stats.n_spec_drafts++;
     e->stats.n_spec_draft_tokens += (uint64_t)n_draft;
     e->stats.n_spec_accepted_tokens += (uint64_t)n_accepted;
+    if (e->gate) spec_gate_accepted(e->gate, n_draft, n_accepted);
     if (n_accepted == n_draft) s->spec_k = s->spec_k < e->cfg.spec_tokens ? s->spec_k + 1 : e->cfg.spec_tokens;
     else s->spec_k = n_accepted + 1;
     if (s->status != SEQ_RUNNING) return;   // its blocks and state slot went back
@@ -1187,40 +1204,44 @@ static void pipe_step(tv_engine *e) {
 
 // ---- load awareness ----
 
-static double clock_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-// Whether this round speculates, as the gate (spec.h) decides from the rates measured at its load
-// (its decoding items); when not, its items drop their guesses (the blocks the scheduler gave them
-// go back at postprocess's rollback) and the round is a plain decode. Returns the load.
-static int gate_round(tv_engine *e, int n_items, bool *speculate) {
-    int load = 0;
-    for (int i = 0; i < n_items; i++) load += seq_n_pending(e->items[i].seq) == 1;
-    *speculate = true;
-    if (load == 0) return 0;
-    *speculate = spec_gate_decide(e->gate, load);
-    e->stats.spec_enabled = *speculate;
-    if (*speculate) {
-        e->stats.n_spec_rounds++;
-        return load;
+// The load gate's decision for the scheduled items (spec.h's cost model): how many guesses each
+// decoding item verifies at most this round; the items' guesses past it are dropped (the blocks
+// the scheduler gave them go back at postprocess's rollback), all of them in a plain round, which
+// also skips drafting: a draft model does no work while the gate keeps speculation off and
+// catches up (charged by the gate) when it resumes. Returns whether the round speculates; a
+// round without guesses follows the last decision (whether a draft model runs its prompt chunks).
+static bool gate_round(tv_engine *e, int n_items) {
+    int n_decode = 0, n_other = 0, n_catchup = 0, n_guessing = 0;
+    for (int i = 0; i < n_items; i++) {
+        const tv_seq *s = e->items[i].seq;
+        if (seq_n_pending(s) == 1) e->b_guesses[n_decode++] = s->n_draft;
+        else n_other += e->items[i].n_tokens;
+        n_guessing += s->n_draft > 0;
+        if (e->dfwd) {
+            int from, to;
+            draft_span0(e, s, e->items[i].n_tokens, &from, &to);
+            n_catchup += to - from - (s->n_draft > 0);
+        }
     }
-    e->stats.n_spec_rounds_plain++;
+    if (n_guessing == 0) return e->stats.spec_enabled;
+    if (n_catchup > e->draft_rows - n_guessing) n_catchup = e->draft_rows - n_guessing;
+    const spec_round r = {.n_decode = n_decode, .n_other_rows = n_other, .guesses = e->b_guesses,
+                          .draft_passes = model_draft(&e->cfg), .draft_catchup_rows = n_catchup};
+    spec_choice ch;
+    const int k = spec_gate_decide(e->gate, &r, &ch);
+    e->stats.spec_enabled = k > 0;
+    e->stats.spec_round_tokens = k;
+    e->stats.spec_plain_rate_tok_s = ch.plain_tok_s;
+    e->stats.spec_rate_tok_s = ch.spec_tok_s;
+    if (k > 0) e->stats.n_spec_rounds++;
+    else e->stats.n_spec_rounds_plain++;
     for (int i = 0; i < n_items; i++) {
         tv_seq *s = e->items[i].seq;
-        e->items[i].n_tokens -= s->n_draft;
-        s->n_draft = 0;
+        if (s->n_draft <= k) continue;
+        e->items[i].n_tokens -= s->n_draft - k;
+        s->n_draft = k;
     }
-    return load;
-}
-
-// Records a measured round with the gate: load decoding items (and nothing else), n_tokens
-// appended in seconds.
-static void gate_record(tv_engine *e, int load, bool speculated, int n_tokens, double seconds) {
-    spec_gate_record(e->gate, load, speculated, n_tokens, seconds);
-    spec_gate_rates(e->gate, load, &e->stats.spec_plain_rate_tok_s, &e->stats.spec_rate_tok_s);
+    return k > 0;
 }
 
 // ---- step ----
@@ -1258,12 +1279,9 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     for (int r = 0; !e->down.submit && r < e->cfg.decode_steps && decode_only && (r == 0 || sched_n_waiting(e->sched) == 0); r++) {
         int n_items = schedule(e, 0);
         if (n_items == 0) break;
-        const double t0 = e->gate ? clock_s() : 0.0;
-        const uint64_t n_gen0 = e->stats.n_generated_tokens;
-        bool speculate = true;
-        const int load = e->gate ? gate_round(e, n_items, &speculate) : 0;
-        // a draft model left behind by plain rounds catches up here; that round is not measured
-        const bool behind = model_draft(&e->cfg) && speculate && draft(e, n_items);
+        const bool speculate = !e->gate || gate_round(e, n_items);
+        if (model_draft(&e->cfg) && speculate) draft(e, n_items);
+        const double t0 = e->gate ? clock_s() : 0.0;   // the target's round: batch, forward pass, sampling
         tv_batch b = build_batch(e, n_items, &decode_only);
         float *logits = NULL;
         masks_start(e, e->b_logit_seq, b.n_logits);
@@ -1271,8 +1289,7 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
         masks_wait(e);
         if (st != TV_OK) break;
         postprocess(e, e->b_logit_seq, b.n_logits, logits, NULL);
-        if (e->gate && decode_only && !behind)
-            gate_record(e, load, speculate, (int)(e->stats.n_generated_tokens - n_gen0), clock_s() - t0);
+        if (e->gate) spec_gate_time_round(e->gate, b.n_tokens, clock_s() - t0);
     }
     *outs = e->out.recs;
     *n_outs = e->out.n;

@@ -2,6 +2,7 @@
 // gate (spec.h).
 #include "engine/spec.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,64 +69,140 @@ tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_err
     return st;
 }
 
-// One decode load's measurements: [0] rounds without speculation, [1] with.
+// ---- the load gate's cost model ----
+
+#define GATE_BUCKETS 112   // rows 1..16 one each, then 8 per doubling up to 16 * 2^12
+
+// The samples of one range of rows: moving averages of their time and rows.
 typedef struct {
-    double rate[2];      // tokens/s, moving average
-    uint64_t n[2];       // rounds measured
-    uint64_t n_decided;  // decisions taken at this load
-    int trying;          // 0, or 1 + the way an exploring decision took, kept until a round of it is measured
-} gate_load;
+    double t, rows;      // seconds, rows
+    uint32_t n;          // samples
+    uint64_t stamp;      // the gate's decision count at the last sample
+} cost_bucket;
+
+typedef struct {
+    cost_bucket b[GATE_BUCKETS];
+} cost_curve;
 
 struct spec_gate {
-    int max_load;
-    gate_load *loads;    // (max_load + 1), [0] unused
+    cost_curve round, draft;       // T(n) and D(n) (spec.h)
+    double acc_hit, acc_tried;     // decayed counts: guesses accepted, guesses tried (accepted + first rejected)
+    uint64_t n_decided;
 };
 
-spec_gate *spec_gate_create(int max_load) {
-    if (max_load < 1) max_load = 1;
-    spec_gate *g = mem_calloc(1, sizeof *g);
-    if (!g || !(g->loads = mem_calloc((size_t)max_load + 1, sizeof *g->loads))) {
-        spec_gate_free(g);
-        return NULL;
-    }
-    g->max_load = max_load;
-    return g;
+static int bucket_of(int n) {
+    if (n <= 16) return n < 1 ? 0 : n - 1;
+    const int k = 16 + (int)(8.0 * log2((double)n / 16.0));
+    return k < GATE_BUCKETS ? k : GATE_BUCKETS - 1;
 }
 
-void spec_gate_free(spec_gate *g) {
-    if (!g) return;
-    free(g->loads);
-    free(g);
-}
-
-static gate_load *load_of(const spec_gate *g, int load) {
-    return &g->loads[load < 1 ? 1 : load > g->max_load ? g->max_load : load];
-}
-
-bool spec_gate_decide(spec_gate *g, int load) {
-    gate_load *l = load_of(g, load);
-    if (l->n[1] <= SPEC_GATE_WARMUP) return true;    // not measured past its warm-up yet: try it
-    if (l->n[0] <= SPEC_GATE_WARMUP) return false;
-    if (l->trying) return l->trying - 1;
-    const bool better = l->rate[1] >= l->rate[0];
-    if (++l->n_decided % SPEC_GATE_EXPLORE) return better;
-    l->trying = 1 + !better;
-    return !better;
-}
-
-void spec_gate_record(spec_gate *g, int load, bool speculated, int n_tokens, double seconds) {
-    if (!(seconds > 0.0) || n_tokens < 0) return;
-    gate_load *l = load_of(g, load);
-    const int k = speculated;
-    if (l->trying == 1 + k) l->trying = 0;
-    if (++l->n[k] <= SPEC_GATE_WARMUP) return;   // a warm-up round: not averaged
-    double w = 1.0 / (double)(l->n[k] - SPEC_GATE_WARMUP);
+// A sample of n rows: a bucket's first is provisional (cold caches: a first round pages weights in
+// and can take several times as long), the second replaces it, later ones average.
+static void curve_add(cost_curve *c, int n, double seconds, uint64_t stamp) {
+    if (!(seconds > 0.0) || n < 1) return;
+    cost_bucket *b = &c->b[bucket_of(n)];
+    b->n++;
+    double w = b->n <= 2 ? 1.0 : 1.0 / (double)(b->n - 1);
     if (w < SPEC_GATE_EMA) w = SPEC_GATE_EMA;
-    l->rate[k] += w * ((double)n_tokens / seconds - l->rate[k]);
+    b->t += w * (seconds - b->t);
+    b->rows += w * ((double)n - b->rows);
+    b->stamp = stamp;
 }
 
-void spec_gate_rates(const spec_gate *g, int load, double *plain, double *spec) {
-    const gate_load *l = load_of(g, load);
-    *plain = l->rate[0];
-    *spec = l->rate[1];
+// The predicted time of n rows (spec.h) from the buckets past their provisional sample (from the
+// provisional ones while there are no others), or -1 before any sample.
+static double curve_at(const cost_curve *c, int n) {
+    uint32_t min_n = 1;
+    for (int i = 0; i < GATE_BUCKETS && min_n == 1; i++) min_n = c->b[i].n >= 2 ? 2 : 1;
+    const cost_bucket *lo = NULL, *lo2 = NULL, *hi = NULL;
+    for (int i = 0; i < GATE_BUCKETS && !hi; i++) {   // buckets' rows increase with i
+        const cost_bucket *b = &c->b[i];
+        if (b->n < min_n) continue;
+        if (b->rows <= (double)n) lo2 = lo, lo = b;
+        else hi = b;
+    }
+    if (lo && hi) return lo->t + (hi->t - lo->t) * ((double)n - lo->rows) / (hi->rows - lo->rows);
+    if (hi) return hi->t;
+    if (!lo) return -1.0;
+    double slope = lo2 ? (lo->t - lo2->t) / (lo->rows - lo2->rows) : 0.0;
+    if (slope < 0.0) slope = 0.0;
+    return lo->t + slope * ((double)n - lo->rows);
+}
+
+// Whether n rows' bucket has no sample past its provisional one, or none from the last
+// SPEC_GATE_STALE decisions.
+static bool curve_stale(const cost_curve *c, int n, uint64_t now) {
+    const cost_bucket *b = &c->b[bucket_of(n)];
+    return b->n < 2 || now - b->stamp > SPEC_GATE_STALE;
+}
+
+spec_gate *spec_gate_create(void) { return mem_calloc(1, sizeof(spec_gate)); }
+
+void spec_gate_free(spec_gate *g) { free(g); }
+
+void spec_gate_time_round(spec_gate *g, int n_rows, double seconds) { curve_add(&g->round, n_rows, seconds, g->n_decided); }
+
+void spec_gate_time_draft(spec_gate *g, int n_rows, double seconds) { curve_add(&g->draft, n_rows, seconds, g->n_decided); }
+
+void spec_gate_accepted(spec_gate *g, int n_draft, int n_accepted) {
+    if (n_draft < 1) return;
+    g->acc_hit = g->acc_hit * SPEC_GATE_ACCEPT_DECAY + n_accepted;
+    g->acc_tried = g->acc_tried * SPEC_GATE_ACCEPT_DECAY + n_accepted + (n_accepted < n_draft);
+}
+
+double spec_gate_acceptance(const spec_gate *g) { return (g->acc_hit + 1.0) / (g->acc_tried + 2.0); }
+
+// A predicted draft pass: unmeasured ones cost nothing (tried once, then known).
+static double draft_at(const spec_gate *g, int n) {
+    const double t = curve_at(&g->draft, n);
+    return t > 0.0 ? t : 0.0;
+}
+
+int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
+    spec_choice ch = {0};
+    const uint64_t now = ++g->n_decided;
+    const int B = r->n_decode, P = r->n_other_rows;
+    int n_with[TV_SPEC_MAX_TOKENS + 2] = {0};   // n_with[j]: sequences with at least j guesses
+    int kmax = 0;
+    for (int i = 0; i < B; i++) {
+        const int gi = r->guesses[i] < TV_SPEC_MAX_TOKENS ? r->guesses[i] : TV_SPEC_MAX_TOKENS;
+        for (int j = 1; j <= gi; j++) n_with[j]++;
+        if (gi > kmax) kmax = gi;
+    }
+    const double tb = curve_at(&g->round, B), t0 = curve_at(&g->round, P + B);
+    if (why) *why = ch;
+    // nothing to verify, or the plain round's size not measured past its provisional sample: a plain
+    // round (which measures it)
+    if (B < 1 || kmax == 0 || !(tb > 0.0) || !(t0 > 0.0) || (P == 0 && g->round.b[bucket_of(B)].n < 2)) return 0;
+    ch.plain_tok_s = B / t0;
+    const double c = tb / B, a = spec_gate_acceptance(g);
+    // catch-up of a draft model: pass 0 runs it beside one row per sequence with guesses
+    const double catchup = r->draft_passes && r->draft_catchup_rows > 0
+                               ? draft_at(g, n_with[1] + r->draft_catchup_rows) - draft_at(g, n_with[1]) : 0.0;
+    double best = 0.0, best_full = 0.0, aj = 1.0, gain = 0.0, drafting = 0.0;
+    int best_k = 0, rows = 0, best_rows = 0;
+    for (int k = 1; k <= kmax; k++) {   // cap k adds each sequence's k-th guess: one row, gain a^k, draft pass k - 1
+        aj *= a;
+        rows += n_with[k];
+        gain += aj * n_with[k];
+        if (r->draft_passes) drafting += draft_at(g, n_with[k]);
+        double extra = curve_at(&g->round, P + B + rows) - t0;
+        if (extra < 0.0) extra = 0.0;
+        extra += drafting;
+        const double ratio = (t0 + gain * c) / (t0 + extra + catchup / SPEC_GATE_CATCHUP);
+        if (ratio <= best) continue;
+        best = ratio;
+        best_full = (t0 + gain * c) / (t0 + extra + catchup);
+        best_k = k;
+        best_rows = rows;
+        ch.spec_tok_s = (B + gain) / (t0 + extra + catchup / SPEC_GATE_CATCHUP);
+    }
+    ch.k = best > SPEC_GATE_MARGIN ? best_k : 0;
+    if (now % SPEC_GATE_EXPLORE == 0) {   // re-measure the way not taken when its samples are old
+        if (ch.k > 0 && curve_stale(&g->round, P + B, now)) ch.k = 0;
+        else if (ch.k == 0 && best_full >= SPEC_GATE_EXPLORE_RATIO && curve_stale(&g->round, P + B + best_rows, now))
+            ch.k = best_k;
+    }
+    if (why) *why = ch;
+    return ch.k;
 }

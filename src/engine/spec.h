@@ -29,36 +29,73 @@ int spec_ngram_propose(const int32_t *tokens, int n, int k, int32_t *out);
 // difference otherwise (a draft without a tokenizer is checked by size only: ids are all it shares).
 tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_error *err);
 
-// ---- load awareness: speculate only while it pays ----
-// Speculation costs every round its drafting and its guesses' rows; it pays while the batch is
-// bound by reading the weights (few sequences) and stops paying once the rows themselves cost
-// (many sequences, or guesses that are seldom accepted). The gate measures that instead of
-// guessing it: for each decode load (how many sequences decode in the round, 1..max_load; more
-// count as max_load) it keeps the output rate (tokens appended per second of round time, drafting
-// included) of the rounds that speculated and of the rounds that did not, as moving averages
-// (each new round weighs max(1/n, SPEC_GATE_EMA)), and speculates while its rate is the higher.
-// A load tries both ways first, speculation first, each for SPEC_GATE_WARMUP + 1 measured rounds of
-// which the first SPEC_GATE_WARMUP are not averaged (cold caches: a draft model's first round
-// pages its weights in, and one such round made speculation look 5x slower than it is, so the
-// gate kept it off); after that every SPEC_GATE_EXPLORE-th decision at a load takes
-// the other way until a round of it is measured (the engine leaves rounds with prompt chunks, or
-// with a draft model catching up after plain rounds, unmeasured), so a change of acceptance or
-// machine load is noticed at a cost of about 1/SPEC_GATE_EXPLORE of the difference.
-#define SPEC_GATE_EXPLORE 32
-#define SPEC_GATE_WARMUP 1
+// ---- load awareness: a cost model ----
+// Speculation pays while the target's forward pass is bound by reading the weights (a verification's
+// extra rows are nearly free) and stops paying once rows themselves cost (many sequences decoding on
+// few cores, or guesses seldom accepted). Per round the gate predicts both ways from costs measured
+// online and picks the better one, and the guesses per sequence (K: each sequence verifies at most
+// K of its guesses; 0 is a plain round):
+//   T(n)  the time of the target's round of n rows (forward pass and sampling), from every round;
+//   D(n)  the time of one draft forward pass of n rows (self-draft or draft model), from every pass;
+//   a     the probability that a guess is accepted once those before it were (counts of accepted
+//         and first rejected guesses, each verification multiplying the old ones by
+//         SPEC_GATE_ACCEPT_DECAY; prior 1/2), so a sequence with g guesses gains
+//         E(g) = a + a^2 + ... + a^g tokens.
+// A round of B decoding sequences (guesses g_i) and P other rows (prompt chunks) costs T0 = T(P + B)
+// plain; speculating with cap K costs T(P + B + sum min(g_i, K)) + the draft passes: D(rows of pass
+// 0 + the draft model's catch-up rows) + D(rows of pass d) for d < K, and saves sum E(min(g_i, K))
+// plain steps of c = T(B) / B each (the measured per-token cost of a plain step at this batch size).
+// It speculates with the K of the best ratio (T0 + gain) / (T0 + extra) when that exceeds
+// SPEC_GATE_MARGIN. T and D are kept in buckets of rows (exact up to 16, then 8 per doubling), each
+// a moving average (a bucket's first sample is provisional, cold caches, and the second replaces
+// it; later ones weigh max(1/(n - 1), SPEC_GATE_EMA)), interpolated linearly between buckets past
+// their provisional sample and extrapolated along the last slope (flat below the first and above a
+// single point: optimistic, so an unknown size is tried and then known). A draft model's
+// catch-up (K/V of tokens run while the gate was off: it does no work then) is charged at
+// 1/SPEC_GATE_CATCHUP per round, since resuming pays it once. A decode-only round whose plain size
+// has no sample past its provisional one runs plain. Every SPEC_GATE_EXPLORE-th decision re-measures the way not taken
+// when its samples are older than SPEC_GATE_STALE decisions: plain when speculating; speculation
+// when plain and its prediction (catch-up charged in full) is within SPEC_GATE_EXPLORE_RATIO.
+#define SPEC_GATE_MARGIN 1.02
 #define SPEC_GATE_EMA 0.125
+#define SPEC_GATE_CATCHUP 4
+#define SPEC_GATE_EXPLORE 64
+#define SPEC_GATE_STALE 512
+#define SPEC_GATE_EXPLORE_RATIO 0.9
+#define SPEC_GATE_ACCEPT_DECAY (63.0 / 64.0)
 
 typedef struct spec_gate spec_gate;
 
-// A gate for loads 1..max_load (>= 1); NULL when out of memory.
-spec_gate *spec_gate_create(int max_load);
+// A round to decide: n_decode sequences decoding, guesses[i] granted to each (0: none), n_other_rows
+// prompt-chunk rows; draft_passes: the proposer runs forward passes (self-draft, draft model; not
+// n-gram), draft_catchup_rows: rows a draft model's pass 0 runs besides one per sequence with
+// guesses (its catch-up and prompt chunks; 0 for a self-draft).
+typedef struct {
+    int n_decode, n_other_rows;
+    const int *guesses;   // (n_decode)
+    bool draft_passes;
+    int draft_catchup_rows;
+} spec_round;
+
+// What the gate predicted for a round: the cap it chose (0 plain), and the output rates of plain
+// decoding and of speculating with the best cap (decoding tokens per second; 0 when unknown).
+typedef struct {
+    int k;
+    double plain_tok_s, spec_tok_s;
+} spec_choice;
+
+// A gate with no costs measured; NULL when out of memory.
+spec_gate *spec_gate_create(void);
 void spec_gate_free(spec_gate *g);
-// Whether a round with load decoding sequences (>= 1) should speculate.
-bool spec_gate_decide(spec_gate *g, int load);
-// A measured round at load: whether it speculated, the tokens its decodes appended and how long
-// it took (seconds > 0; others are ignored).
-void spec_gate_record(spec_gate *g, int load, bool speculated, int n_tokens, double seconds);
-// The rates measured at load, tokens/s without and with speculation (0 before the first round).
-void spec_gate_rates(const spec_gate *g, int load, double *plain, double *spec);
+// The cap for r (0: a plain round), with its prediction in *why (may be NULL).
+int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why);
+// A measured target round of n_rows rows (seconds > 0; others are ignored).
+void spec_gate_time_round(spec_gate *g, int n_rows, double seconds);
+// A measured draft forward pass of n_rows rows.
+void spec_gate_time_draft(spec_gate *g, int n_rows, double seconds);
+// A verification of n_draft guesses of which the first n_accepted were accepted.
+void spec_gate_accepted(spec_gate *g, int n_draft, int n_accepted);
+// The acceptance probability a it predicts with.
+double spec_gate_acceptance(const spec_gate *g);
 
 #endif

@@ -189,16 +189,19 @@ char *srv_metrics_render(srv_metrics *m, size_t *len) {
                 (unsigned long long)s->n_spec_accepted_per_pos[j]);
     // the load gate: whether speculation runs now, the rounds each way, the rates it decides on
     gauge(&b, mn, "spec_decode_enabled", "gauge",
-          "1 while speculation pays at the current load (measured round times; 0 when plain decoding measured faster).",
+          "1 while speculation pays at the current load (the load gate's cost model; 0 when it predicts plain decoding faster).",
           (double)s->spec_enabled);
+    gauge(&b, mn, "spec_decode_round_tokens", "gauge",
+          "Guesses per sequence the last decided round verified at most (0: plain).", (double)s->spec_round_tokens);
     bprintf(&b, "# HELP tinyvllm:spec_decode_rounds_total Decode rounds by the load gate's decision.\n"
                 "# TYPE tinyvllm:spec_decode_rounds_total counter\n"
                 "tinyvllm:spec_decode_rounds_total{model_name=\"%s\",decision=\"speculate\"} %llu\n"
                 "tinyvllm:spec_decode_rounds_total{model_name=\"%s\",decision=\"plain\"} %llu\n"
-                "# HELP tinyvllm:spec_decode_measured_tokens_per_second Output rate measured at the last round's load, by decision.\n"
-                "# TYPE tinyvllm:spec_decode_measured_tokens_per_second gauge\n"
-                "tinyvllm:spec_decode_measured_tokens_per_second{model_name=\"%s\",decision=\"speculate\"} %.17g\n"
-                "tinyvllm:spec_decode_measured_tokens_per_second{model_name=\"%s\",decision=\"plain\"} %.17g\n",
+                "# HELP tinyvllm:spec_decode_predicted_tokens_per_second Decoding rate the load gate predicted for the last round "
+                "from measured costs, by decision.\n"
+                "# TYPE tinyvllm:spec_decode_predicted_tokens_per_second gauge\n"
+                "tinyvllm:spec_decode_predicted_tokens_per_second{model_name=\"%s\",decision=\"speculate\"} %.17g\n"
+                "tinyvllm:spec_decode_predicted_tokens_per_second{model_name=\"%s\",decision=\"plain\"} %.17g\n",
             mn, (unsigned long long)s->n_spec_rounds, mn, (unsigned long long)s->n_spec_rounds_plain, mn, s->spec_rate_tok_s,
             mn, s->spec_plain_rate_tok_s);
 
