@@ -446,14 +446,12 @@ typedef struct {
     double w, r, dw, dr;
 } gate_machine;
 
-// Teaches g every size up to max_rows on m (each measured once more; the first time of a size
-// also a cold sample, 3x as long, which must not count).
+// Teaches g every size up to max_rows on m (each measured twice more: past a bucket's provisional sample).
 static void gate_teach(spec_gate *g, const gate_machine *m, int max_rows) {
-    for (int n = 1; n <= max_rows; n++)
-        for (int cold = 0; cold < 2; cold++) {
-            const double x = cold == 0 ? 3.0 : 1.0;
-            spec_gate_time_round(g, n, x * (m->w + m->r * n));
-            spec_gate_time_draft(g, n, x * (m->dw + m->dr * n));
+    for (int i = 0; i < 2; i++)
+        for (int n = 1; n <= max_rows; n++) {
+            spec_gate_time_round(g, n, m->w + m->r * n);
+            spec_gate_time_draft(g, n, m->dw + m->dr * n);
         }
 }
 
@@ -467,7 +465,7 @@ static int gate_cap(spec_gate *g, int n_decode, int k, int catchup, spec_choice 
 
 static void test_spec_gate(void **state) {
     (void)state;
-    spec_gate *g = spec_gate_create();
+    spec_gate *g = spec_gate_create(0.0);
     assert_non_null(g);
     spec_choice ch;
     // nothing measured: plain rounds measure the plain size, the first sample provisional (a cold
@@ -484,7 +482,7 @@ static void test_spec_gate(void **state) {
     spec_gate_free(g);
 
     // acceptance: 4 of 8 guesses accepted is 4 hits in 5 tries
-    g = spec_gate_create();
+    g = spec_gate_create(0.0);
     assert_true(fabs(spec_gate_acceptance(g) - 0.5) < 1e-12);   // the prior
     for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 4);
     assert_true(fabs(spec_gate_acceptance(g) - 0.8) < 0.01);
@@ -508,7 +506,7 @@ static void test_spec_gate(void **state) {
     assert_true(gate_cap(g, 1, 8, 0, &ch) > 0);
     // in between (40 ms + 1 ms a row) at acceptance 0.6: a shorter cap at 16 streams than at one
     spec_gate_free(g);
-    g = spec_gate_create();
+    g = spec_gate_create(0.0);
     for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 3 * (i % 2));   // 3 hits in 5 tries
     const double a = spec_gate_acceptance(g);
     assert_true(a > 0.5 && a < 0.7);
@@ -523,9 +521,18 @@ static void test_spec_gate(void **state) {
     assert_int_equal(gate_cap(g, 1, 8, 0, &ch), 0);
     spec_gate_free(g);
 
+    // before any draft pass a pass costs draft_share of the target's round of its rows: a half of
+    // 50 ms pays for two guesses at 0.8, not eight
+    g = spec_gate_create(0.5);
+    for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 4);
+    for (int i = 0; i < 2; i++)
+        for (int n = 1; n <= 300; n++) spec_gate_time_round(g, n, mem.w + mem.r * n);
+    assert_int_equal(gate_cap(g, 1, 8, 0, &ch), 2);
+    spec_gate_free(g);
+
     // exploration: speculating all the time, the plain size is re-measured once its samples are
     // older than SPEC_GATE_STALE decisions, at every SPEC_GATE_EXPLORE-th
-    g = spec_gate_create();
+    g = spec_gate_create(0.0);
     for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 4);
     gate_teach(g, &mem, 32);
     int n_plain = 0;

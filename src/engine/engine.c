@@ -240,6 +240,13 @@ void tv_engine_free(tv_engine *e) {
 // Whether c's proposer is a model (the self-draft or a draft model), whose guesses sampled requests sample.
 static bool model_draft(const tv_engine_config *c) { return c->spec == TV_SPEC_SELF_DRAFT || c->spec == TV_SPEC_DRAFT_MODEL; }
 
+// What a draft pass costs relative to a target round of the same rows, as the load gate assumes
+// until it measures one: the draft model's share of the weights, the self-draft's of the layers.
+static double draft_share(const tv_model *m, const tv_engine_config *c) {
+    if (c->spec == TV_SPEC_DRAFT_MODEL) return (double)model_weight_bytes(c->draft_model) / (double)model_weight_bytes(m);
+    return c->spec == TV_SPEC_SELF_DRAFT ? (double)c->draft_layers / model_hparams(m)->n_layers : 0.0;
+}
+
 tv_engine *tv_engine_create(tv_model *m, const tv_engine_config *cfg, tv_error *err) {
     return engine_create_pipelined(m, cfg, NULL, err);
 }
@@ -401,7 +408,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         !post_outputs_init(&e->out, n_recs) || !(e->done = malloc((size_t)e->cap_done * sizeof *e->done)) ||
         (model_draft(&c) && !(e->spec_p = malloc((size_t)hp->n_vocab * sizeof *e->spec_p))) ||
         (c.spec != TV_SPEC_NONE && !c.spec_always && !down &&
-         (!(e->gate = spec_gate_create()) || !(e->b_guesses = malloc(S * sizeof *e->b_guesses))))) {
+         (!(e->gate = spec_gate_create(draft_share(m, &c))) || !(e->b_guesses = malloc(S * sizeof *e->b_guesses))))) {
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }

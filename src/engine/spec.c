@@ -86,6 +86,7 @@ typedef struct {
 
 struct spec_gate {
     cost_curve round, draft;       // T(n) and D(n) (spec.h)
+    double draft_share;            // D(n) / T(n) assumed before a draft pass is measured
     double acc_hit, acc_tried;     // decayed counts: guesses accepted, guesses tried (accepted + first rejected)
     uint64_t n_decided;
 };
@@ -109,18 +110,24 @@ static void curve_add(cost_curve *c, int n, double seconds, uint64_t stamp) {
     b->stamp = stamp;
 }
 
-// The predicted time of n rows (spec.h) from the buckets past their provisional sample (from the
-// provisional ones while there are no others), or -1 before any sample.
-static double curve_at(const cost_curve *c, int n) {
+// The buckets around n rows past their provisional sample (the provisional ones while there are
+// no others): *lo the last with mean rows <= n (and *lo2 the one before it), *hi the first above.
+static void curve_near(const cost_curve *c, int n, const cost_bucket **lo2, const cost_bucket **lo, const cost_bucket **hi) {
     uint32_t min_n = 1;
     for (int i = 0; i < GATE_BUCKETS && min_n == 1; i++) min_n = c->b[i].n >= 2 ? 2 : 1;
-    const cost_bucket *lo = NULL, *lo2 = NULL, *hi = NULL;
-    for (int i = 0; i < GATE_BUCKETS && !hi; i++) {   // buckets' rows increase with i
+    *lo = *lo2 = *hi = NULL;
+    for (int i = 0; i < GATE_BUCKETS && !*hi; i++) {   // buckets' rows increase with i
         const cost_bucket *b = &c->b[i];
         if (b->n < min_n) continue;
-        if (b->rows <= (double)n) lo2 = lo, lo = b;
-        else hi = b;
+        if (b->rows <= (double)n) *lo2 = *lo, *lo = b;
+        else *hi = b;
     }
+}
+
+// The predicted time of n rows (spec.h), or -1 before any sample.
+static double curve_at(const cost_curve *c, int n) {
+    const cost_bucket *lo, *lo2, *hi;
+    curve_near(c, n, &lo2, &lo, &hi);
     if (lo && hi) return lo->t + (hi->t - lo->t) * ((double)n - lo->rows) / (hi->rows - lo->rows);
     if (hi) return hi->t;
     if (!lo) return -1.0;
@@ -136,7 +143,11 @@ static bool curve_stale(const cost_curve *c, int n, uint64_t now) {
     return b->n < 2 || now - b->stamp > SPEC_GATE_STALE;
 }
 
-spec_gate *spec_gate_create(void) { return mem_calloc(1, sizeof(spec_gate)); }
+spec_gate *spec_gate_create(double draft_share) {
+    spec_gate *g = mem_calloc(1, sizeof *g);
+    if (g) g->draft_share = draft_share;
+    return g;
+}
 
 void spec_gate_free(spec_gate *g) { free(g); }
 
@@ -152,10 +163,18 @@ void spec_gate_accepted(spec_gate *g, int n_draft, int n_accepted) {
 
 double spec_gate_acceptance(const spec_gate *g) { return (g->acc_hit + 1.0) / (g->acc_tried + 2.0); }
 
-// A predicted draft pass: unmeasured ones cost nothing (tried once, then known).
+// A predicted draft pass of n rows: between measured sizes interpolated; outside them the nearest
+// measured size scaled as the target's rounds scale (a draft is a smaller model of the same shape,
+// which T knows at sizes the draft never ran, such as a catch-up's); before any, draft_share of T.
 static double draft_at(const spec_gate *g, int n) {
-    const double t = curve_at(&g->draft, n);
-    return t > 0.0 ? t : 0.0;
+    const cost_bucket *lo, *lo2, *hi;
+    curve_near(&g->draft, n, &lo2, &lo, &hi);
+    const double tn = curve_at(&g->round, n);
+    if (lo && hi) return curve_at(&g->draft, n);
+    const cost_bucket *m = lo ? lo : hi;
+    if (!m) return tn > 0.0 ? g->draft_share * tn : 0.0;
+    const double tm = curve_at(&g->round, (int)(m->rows + 0.5));
+    return tn > 0.0 && tm > 0.0 ? m->t * tn / tm : m->t;
 }
 
 int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {

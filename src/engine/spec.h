@@ -50,7 +50,9 @@ tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_err
 // a moving average (a bucket's first sample is provisional, cold caches, and the second replaces
 // it; later ones weigh max(1/(n - 1), SPEC_GATE_EMA)), interpolated linearly between buckets past
 // their provisional sample and extrapolated along the last slope (flat below the first and above a
-// single point: optimistic, so an unknown size is tried and then known). A draft model's
+// single point: optimistic, so an unknown size is tried and then known); D outside its measured
+// sizes is the nearest one scaled as T scales (a catch-up's size is known to T from prompt chunks),
+// before any draft pass draft_share T (spec_gate_create). A draft model's
 // catch-up (K/V of tokens run while the gate was off: it does no work then) is charged at
 // 1/SPEC_GATE_CATCHUP per round, since resuming pays it once. A decode-only round whose plain size
 // has no sample past its provisional one runs plain. Every SPEC_GATE_EXPLORE-th decision re-measures the way not taken
@@ -84,8 +86,9 @@ typedef struct {
     double plain_tok_s, spec_tok_s;
 } spec_choice;
 
-// A gate with no costs measured; NULL when out of memory.
-spec_gate *spec_gate_create(void);
+// A gate with no costs measured; a draft pass is assumed to cost draft_share times a target round
+// of the same rows until one is measured (the draft's share of the weights). NULL when out of memory.
+spec_gate *spec_gate_create(double draft_share);
 void spec_gate_free(spec_gate *g);
 // The cap for r (0: a plain round), with its prediction in *why (may be NULL).
 int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why);
