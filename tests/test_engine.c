@@ -78,6 +78,8 @@ static int teardown(void **state) {
 #define SKIP_IF_NO_MODEL() \
     do { if (!g_model) { print_message("skipped: ../shared/models/stories260K.bin is absent\n"); skip(); } } while (0)
 
+static bool g_spec_gated;   // make_engine_spec leaves the load gate on (decisions from real round times)
+
 // draft_layers > 0: the self-draft of that many layers; < 0: the draft model g_draft[-draft_layers];
 // 0 with spec_tokens: n-gram.
 static tv_engine *make_engine_spec(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits,
@@ -96,7 +98,7 @@ static tv_engine *make_engine_spec(int block_size, int64_t n_blocks, bool chunke
     c.spec_tokens = spec_tokens;
     c.draft_layers = draft_layers > 0 ? draft_layers : 0;
     c.draft_model = draft_layers < 0 ? g_draft[-draft_layers] : NULL;
-    c.spec_always = true;   // every round speculates (the load gate would make the counts below timing-dependent)
+    c.spec_always = !g_spec_gated;   // every round speculates (the load gate makes the counts timing-dependent)
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
     if (!e) fail_msg("engine: %s", err.msg);
@@ -158,7 +160,10 @@ static void batch_invariance(int kv_bits, float temperature, bool full, int spec
         assert_true(max_used <= cfgs[c].budget || !cfgs[c].chunked);
         assert_int_equal(st.n_blocks_free, st.n_blocks_total);
         assert_int_equal(st.n_running + st.n_waiting, 0);
-        if (spec_tokens) {
+        if (spec_tokens && g_spec_gated)
+            print_message("%s, speculating up to %d, load gate: %llu rounds speculated, %llu plain\n", cfgs[c].name, spec_tokens,
+                          (unsigned long long)st.n_spec_rounds, (unsigned long long)st.n_spec_rounds_plain);
+        else if (spec_tokens) {
             print_message("%s, speculating %d (%s): %llu verifications, %llu of %llu proposed tokens accepted\n", cfgs[c].name,
                           spec_tokens, draft_layers > 0 ? "self-draft" : draft_layers < 0 ? "draft model" : "n-gram", (unsigned long long)st.n_spec_drafts, (unsigned long long)st.n_spec_accepted_tokens,
                           (unsigned long long)st.n_spec_draft_tokens);
@@ -211,6 +216,18 @@ static void test_spec_draft_model_lossless(void **state) {
     batch_invariance(0, 0.0f, true, 4, -3);
     batch_invariance(16, 0.0f, false, 3, -2);
     batch_invariance(0, 1.0f, false, 5, -4);
+}
+
+// With the load gate deciding from real round times (caps between 0 and K per round, a draft
+// model skipping plain rounds and catching up after them): still lossless and leak-free.
+static void test_spec_gated_lossless(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    g_spec_gated = true;
+    batch_invariance(0, 0.0f, false, 8, 0);
+    batch_invariance(0, 0.0f, false, 8, -2);
+    batch_invariance(0, 0.0f, false, 6, 2);
+    g_spec_gated = false;
 }
 
 // A draft model whose K/V were wrong (not caught up, or clobbered by rollbacks and preemption)
@@ -723,6 +740,7 @@ int main(void) {
         cmocka_unit_test(test_spec_self_draft_lossless),
         cmocka_unit_test(test_spec_self_draft_no_leaks_10k),
         cmocka_unit_test(test_spec_draft_model_lossless),
+        cmocka_unit_test(test_spec_gated_lossless),
         cmocka_unit_test(test_spec_draft_model_matches_self_draft),
         cmocka_unit_test(test_spec_draft_model_no_leaks_10k),
         cmocka_unit_test(test_spec_draft_model_checks),
