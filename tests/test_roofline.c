@@ -127,8 +127,8 @@ static void test_measure(void **st) {
     print_message("amx: int8 %.0f GOPS, bf16 %.0f GFLOPS\n", r.amx_int8_gops, r.amx_bf16_gflops);
     if (tv_cpu_amx_unavailable()) {
         assert_true(r.amx_int8_gops == 0.0 && r.amx_bf16_gflops == 0.0);
-    } else {   // the tiles do more per cycle than the vector units
-        assert_true(isfinite(r.amx_int8_gops) && r.amx_int8_gops > r.int8_gops && r.amx_int8_gops < 1e7);
+    } else {   // plausible only: comparing two timed probes (tiles vs vector units) fails on a loaded machine
+        assert_true(isfinite(r.amx_int8_gops) && r.amx_int8_gops > 0.5 && r.amx_int8_gops < 1e7);
         assert_true(isfinite(r.amx_bf16_gflops) && r.amx_bf16_gflops > 0.1 && r.amx_bf16_gflops < 1e7);
     }
     assert_int_equal(tv_roofline_measure(5000, &r, &err), TV_ERR_INVALID);
