@@ -24,15 +24,24 @@ shift $((OPTIND - 1))
 TV=${TV:-build/tinyvllm}
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done; rm -rf "$W"; }
+# start() runs in a command substitution (a subshell), so each server's pid goes to a file, not a variable
+cleanup() {
+  local f pid
+  for f in "$W"/*.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  rm -rf "$W"
+}
 trap cleanup EXIT
 
 start() {   # name, extra flags...: starts a server on a free port, prints its URL
   local name=$1
   shift
   "$TV" serve -m "$model" --host 127.0.0.1 --port 0 -t "$threads" --max-num-seqs "$c" "$@" >"$W/$name.log" 2>&1 &
-  pids+=($!)
+  echo $! >"$W/$name.pid"
   for _ in $(seq 600); do
     grep -q "listening on http://" "$W/$name.log" && break
     sleep 0.5
