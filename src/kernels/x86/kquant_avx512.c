@@ -58,8 +58,15 @@ INLINE __m512i dpw_b(__m512i s, __m512i w, const void *p) {
 }
 // byte b (0..3) of every dword, zero-extended
 INLINE __m512i byte_u(__m512i v, int b) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * b), _mm512_set1_epi32(0xFF)); }
-// byte b (0..3) of every dword, sign-extended
-INLINE __m512i byte_s(__m512i v, int b) { return _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * b), 24); }
+// byte b (0..3) of every dword, sign-extended (moved to the top byte by vpshufb, port 5: the shifts
+// share port 0 with vpdpbusd)
+INLINE __m512i byte_s(__m512i v, int b) {
+    if (b == 3) return _mm512_srai_epi32(v, 24);
+    const uint32_t ix = (uint32_t)b << 24 | 0x808080u;   // byte 3 <- byte b of the dword, the others 0
+    const __m512i sh = _mm512_broadcast_i32x4(_mm_setr_epi32((int)ix, (int)(ix + (4u << 24)), (int)(ix + (8u << 24)),
+                                                             (int)(ix + (12u << 24))));
+    return _mm512_srai_epi32(_mm512_shuffle_epi8(v, sh), 24);
+}
 
 typedef struct kp_ctx {
     int64_t nb;            // super-blocks per row
@@ -103,19 +110,30 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {   // sub-block j: nibble j & 1 of the chunk c = j / 2
             const int c = j >> 1;
-            __m512i s[KP_TM];
-            TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
+            // Q4_K's high nibbles stay in place (codes * 16: no shift on port 0, which vpdpbusd needs;
+            // |sum| < 2^20) and the exact sum is shifted back once; 1-2 tokens: odd dwords on a
+            // second chain (int32 sums: the same value in any order)
+            const bool hi16 = !q5 && (j & 1);
+            __m512i s[KP_TM], s2[KP_TM];
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = s2[t] = _mm512_setzero_si512();
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
                 if (T <= 2 && !(j & 1)) __builtin_prefetch(p + KP_PF, 0, 3);
                 const __m512i v = _mm512_loadu_si512(p);
-                __m512i q = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+                __m512i q = hi16 ? _mm512_andnot_si512(m4, v) : _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
                 if (q5) {   // bit j of qh byte e is the fifth bit of code e of sub-block j
                     const __m512i qh = _mm512_loadu_si512(pb + 2048 + (size_t)k * 64);
                     const __m512i b = j < 4 ? _mm512_slli_epi16(qh, 4 - j) : _mm512_srli_epi16(qh, j - 4);
                     q = _mm512_or_si512(q, _mm512_and_si512(b, m10));
                 }
-                TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 32 * j + 4 * k);
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                    if (T <= 2 && (k & 1)) s2[t] = dp_b(s2[t], q, xb[t]->qs + 32 * j + 4 * k);
+                    else s[t] = dp_b(s[t], q, xb[t]->qs + 32 * j + 4 * k);
+                }
+            }
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                if (T <= 2) s[t] = _mm512_add_epi32(s[t], s2[t]);
+                if (hi16) s[t] = _mm512_srai_epi32(s[t], 4);
             }
             const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_u(sc[j >> 2], j & 3)));
             TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
@@ -138,10 +156,42 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
 // ---------------- Q6_K ----------------
 // Up to 8 tokens per tile (the code unpacking, 5 ops per 64 codes, is shared by all of them): one
 // int32 sum per token, finished into u after each sub-block, so s, u and acc take 24 registers.
+// Half h (elements 128h ..: sub-blocks 8h ..) of super-block pb, into u. A function called twice
+// rather than an unrolled loop over h: clang -O1 with ASan+UBSan could not unroll that loop
+// (-Wpass-failed), and a rolled one ran 8-token tiles at 0.7x.
+INLINE void q6k_half(const uint8_t *pb, const int h, const tv_block_q8_K *const *xb, __m512 d, __m512 *u,
+                     const int T) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), m3c = _mm512_set1_epi8(0x3C);
+    const __m512i mc0 = _mm512_set1_epi8((char)0xC0);
+    TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // elements 128h + 32k ..: sub-blocks 8h + 2k, 8h + 2k + 1
+        TV_TILE_UNROLL for (int half = 0; half < 2; half++) {
+            const int j = 8 * h + 2 * k + half;   // the sub-block; its scale is byte j % 4 of dword j / 4
+            __m512i s[KP_TM];
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
+            TV_TILE_UNROLL for (int e = 4 * half; e < 4 * half + 4; e++) {   // codes 4e..4e+3 of the 32
+                const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
+                if (T <= 2 && k < 2) __builtin_prefetch(pl + KP_PF, 0, 3);
+                const __m512i ql = _mm512_loadu_si512(pl), qh = _mm512_loadu_si512(pb + 2048 + (size_t)(8 * h + e) * 64);
+                // k 3: the codes times 4 (ql's high nibble to bits 2..5, qh's bits 6..7 where they
+                // are): one shift instead of two on port 0; the exact sum is shifted back below
+                const __m512i q = k == 3 ? _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 2), m3c),
+                                                           _mm512_and_si512(qh, mc0))
+                                : _mm512_or_si512(_mm512_and_si512(k < 2 ? ql : _mm512_srli_epi16(ql, 4), m4),
+                                                  _mm512_and_si512(k == 0 ? _mm512_slli_epi16(qh, 4)
+                                                                   : k == 1 ? _mm512_slli_epi16(qh, 2) : qh, m30));
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e);
+            }
+            if (k == 3) TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_srai_epi32(s[t], 2);
+            const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)(j / 4) * 64);
+            const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, j % 4)));
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
+        }
+    }
+}
+
 INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
                      int64_t ys, __mmask16 m, const int T) {
     const uint8_t *gd = gb + (size_t)nb * KP6_BODY;   // (nb, 16) f16 d
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -155,28 +205,8 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         __m512 u[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
-        TV_TILE_UNROLL for (int h = 0; h < 2; h++) {
-            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // elements 128h + 32k ..: sub-blocks 8h + 2k, 8h + 2k + 1
-                TV_TILE_UNROLL for (int half = 0; half < 2; half++) {
-                    const int j = 8 * h + 2 * k + half;   // the sub-block; its scale is byte j % 4 of dword j / 4
-                    __m512i s[KP_TM];
-                    TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
-                    TV_TILE_UNROLL for (int e = 4 * half; e < 4 * half + 4; e++) {   // codes 4e..4e+3 of the 32
-                        const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
-                        if (T <= 2 && k < 2) __builtin_prefetch(pl + KP_PF, 0, 3);
-                        const __m512i ql = _mm512_loadu_si512(pl), qh = _mm512_loadu_si512(pb + 2048 + (size_t)(8 * h + e) * 64);
-                        const __m512i lo = _mm512_and_si512(k < 2 ? ql : _mm512_srli_epi16(ql, 4), m4);
-                        const __m512i hs = k == 0 ? _mm512_slli_epi16(qh, 4) : k == 1 ? _mm512_slli_epi16(qh, 2)
-                                         : k == 2 ? qh : _mm512_srli_epi16(qh, 2);
-                        const __m512i q = _mm512_or_si512(lo, _mm512_and_si512(hs, m30));
-                        TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e);
-                    }
-                    const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)(j / 4) * 64);
-                    const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, j % 4)));
-                    TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
-                }
-            }
-        }
+        q6k_half(pb, 0, xb, d, u, T);
+        q6k_half(pb, 1, xb, d, u, T);
         // the -32 offset: sum_j sc_j * bsums[j], int16 pairs (sc_2p, sc_2p+1) against bsums dword p
         __m512i so[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm512_setzero_si512();
