@@ -33,21 +33,26 @@ static void on_broken(void *user, const char *why) {
 }
 
 // Where this rank's time went since its first round (stderr, one line): a stage's computing and
-// waiting, rank 0's waiting for the later stages (the rest of its time it computes and serves).
+// waiting, rank 0's waiting for the later stages (the rest of its time it computes and serves), and
+// how much of the time its thread computed it was on a core (the rest other threads had the core:
+// the server's, a client's on the same machine, the other ranks').
 static void print_timeline(void) {
     tv_dist_stats s;
     tv_dist_get_stats(g_dist, &s);
     if (!s.n_rounds || s.t_span <= 0) return;
     const int rank = tv_dist_rank(g_dist);
     if (rank == 0)
-        fprintf(stderr, "tinyvllm %s: pipeline rank 0: %llu rounds in %.1f s, waiting for the later stages %.1f s (%.0f%%); "
-                "%.1f tokens per round, consecutive rounds differ by %.0f%% of their tokens\n",
-                g_cmd, (unsigned long long)s.n_rounds, s.t_span, s.t_wait, 100.0 * s.t_wait / s.t_span,
-                (double)s.n_tokens / (double)s.n_rounds, 100.0 * (double)s.n_tokens_unbalanced / (double)s.n_tokens);
+        fprintf(stderr, "tinyvllm %s: pipeline rank 0: %llu rounds in %.1f s, waiting for the later stages %.1f s (%.0f%%), "
+                "the engine thread on a core %.1f s of the other %.1f s; %.1f tokens per round, consecutive rounds differ "
+                "by %.0f%% of their tokens\n",
+                g_cmd, (unsigned long long)s.n_rounds, s.t_span, s.t_wait, 100.0 * s.t_wait / s.t_span, s.t_cpu,
+                s.t_span - s.t_wait, (double)s.n_tokens / (double)s.n_rounds,
+                100.0 * (double)s.n_tokens_unbalanced / (double)s.n_tokens);
     else
-        fprintf(stderr, "tinyvllm %s: pipeline rank %d: %llu rounds in %.1f s, computing %.1f s (%.0f%%), waiting %.1f s (%.0f%%)\n",
-                g_cmd, rank, (unsigned long long)s.n_rounds, s.t_span, s.t_compute, 100.0 * s.t_compute / s.t_span, s.t_wait,
-                100.0 * s.t_wait / s.t_span);
+        fprintf(stderr, "tinyvllm %s: pipeline rank %d: %llu rounds in %.1f s, computing %.1f s (%.0f%%; on a core %.1f s), "
+                "waiting %.1f s (%.0f%%)\n",
+                g_cmd, rank, (unsigned long long)s.n_rounds, s.t_span, s.t_compute, 100.0 * s.t_compute / s.t_span, s.t_cpu,
+                s.t_wait, 100.0 * s.t_wait / s.t_span);
 }
 
 // Rank 0 at exit: the stages have stopped (tv_engine_free) unless the pipeline broke or the command

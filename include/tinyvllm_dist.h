@@ -74,6 +74,9 @@ typedef struct tv_dist_stats {
                                    // rounds of unequal length each stage idles while a longer one goes on
                                    // downstream (0: every round alike)
     double t_compute, t_wait, t_span;
+    double t_cpu;                  // CPU time of the rank's computing thread (a stage: in its rounds, of
+                                   // t_compute; rank 0: the engine thread's over t_span, serving included):
+                                   // below the wall time it spent, the core was running something else
 } tv_dist_stats;
 void tv_dist_get_stats(const tv_dist *d, tv_dist_stats *s);
 // Whether the pipeline broke; *why (may be NULL) the reason.

@@ -46,6 +46,10 @@ for samp in "--temp 0" "--temp 0.9 --seed 7"; do
       fail "--pp $how: not $np timelines of $((119 + np)) rounds: $(grep 'pipeline rank' "$W/pp.err")"
     grep -qE "pipeline rank 0: .* [0-9.]+ tokens per round, consecutive rounds differ by [0-9]+% of their tokens" "$W/pp.err" ||
       fail "--pp $how: no round balance on rank 0: $(grep 'pipeline rank 0' "$W/pp.err")"
+    # a stage's thread is on a core at most the wall time it computed (CPU time of one thread)
+    sed -nE 's/.*pipeline rank [1-9][0-9]*: .*computing ([0-9.]+) s \([0-9]+%; on a core ([0-9.]+) s\).*/\1 \2/p' "$W/pp.err" |
+      awk -v n=$((np - 1)) '$2 <= $1 + 0.05 { ok++ } END { exit ok == n ? 0 : 1 }' ||
+      fail "--pp $how: no stage's time on a core within its computing time: $(grep 'pipeline rank' "$W/pp.err")"
     echo "$samp, --pp $how: same ids as one process; $(grep -c 'pipeline stage' "$W/pp.err") stages"
   done
 done

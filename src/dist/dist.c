@@ -70,6 +70,7 @@ struct tv_dist {
     size_t recv_cap;
     tv_dist_stats stats;
     double t_first;          // rank 0: when the first round was sent (stats.t_span counts from there)
+    double cpu_first;        // rank 0: the engine thread's CPU time then
     int last_tokens;         // rank 0: the tokens of the last round sent
 };
 
@@ -78,6 +79,13 @@ struct tv_dist {
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+// CPU time of the calling thread.
+static double cpu_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -348,7 +356,10 @@ static tv_status downstream_submit(void *ctx, const tv_batch *b, const float *hi
     f->round = (int32_t)d->next_round;
     tv_status st = start_send(d, f->buf, n, 1, TAG_STEP, &f->rq, err);
     if (st) return st;
-    if (!d->stats.n_rounds) d->t_first = now_s();
+    if (!d->stats.n_rounds) {
+        d->t_first = now_s();
+        d->cpu_first = cpu_s();
+    }
     d->next_round++;
     if (d->stats.n_rounds) d->stats.n_tokens_unbalanced += (uint64_t)abs(b->n_tokens - d->last_tokens);
     d->last_tokens = b->n_tokens;
@@ -374,6 +385,7 @@ static tv_status downstream_collect(void *ctx, pipe_out *outs, tv_error *err) {
     const double t1 = now_s();
     d->stats.t_wait += t1 - t0;
     d->stats.t_span = t1 - d->t_first;
+    d->stats.t_cpu = cpu_s() - d->cpu_first;
     if (st) return st;
     d->oldest++;
     wire_note h;
@@ -491,11 +503,13 @@ tv_status tv_dist_serve(tv_dist *d, tv_model *m, const tv_engine_config *c, tv_e
         if (!d->stats.n_rounds) t_first = t1;
         const void *out;
         size_t n_out;
+        const double c1 = cpu_s();
         const int kind = stage_handle(stg, d->recv, n, &out, &n_out);
         if (kind != WIRE_STOP) {   // the time counts from the first batch to the last one's end
             const double t2 = now_s();
             if (d->stats.n_rounds) d->stats.t_wait += t1 - t0;
             d->stats.t_compute += t2 - t1;
+            d->stats.t_cpu += cpu_s() - c1;
             d->stats.t_span = t2 - t_first;
             d->stats.n_rounds++;
         }
