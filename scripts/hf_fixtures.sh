@@ -19,7 +19,7 @@ OUT=$ROOT/tests/fixtures/hf
 [ -n "$DUMP" ] && [ -x "$DUMP" ] || { echo "hf_fixtures: set DUMP or LLAMA_CPP_DIR (build dump_logits with scripts/family_fixtures.sh)" >&2; exit 1; }
 if [ $# -gt 0 ]; then ARCHS=("$@"); else
     ARCHS=(llama llama3 qwen2 qwen3 gemma2 gemma3 phi3 mistral3 smollm3 granite qwen3moe qwen2moe mixtral glm4moe
-           deepseek2 deepseek2-lite qwen35 qwen35moe qwen3next gpt-oss gemma4 gemma4e)
+           deepseek2 deepseek2-lite qwen35 qwen35moe qwen3next gpt-oss gemma4 gemma4e gemma4moe)
 fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -3,7 +3,8 @@
 //               GGUF and as an HF folder (config.json + model.safetensors in transformers' names,
 //               llama.cpp's Q/K permutation undone, Gemma and Qwen3.5 norms as w - 1, MoE experts one
 //               tensor each, Qwen3.5's linear_attn V heads grouped by key head and A_log, Gemma 4's
-//               per-layer head sizes, shared-KV layers and per-layer inputs) loads to
+//               per-layer head sizes, shared-KV layers, per-layer inputs and 26B-A4B's router and fused
+//               experts beside the dense MLP) loads to
 //               bit-identical logits in F32 and F16 (a prompt in one batch, then decode steps over the
 //               cache; hybrid models on one state slot), and quantized at load to Q8_0 / Q4_0 to the logits of
 //               the GGUF quantized offline; the same folder split into index-listed shards gives the
@@ -48,7 +49,7 @@ enum { BLOCK_SIZE = 16, N_PROMPT = 40, N_DECODE = 6, MAX_V = 512 };
 static const char *const ARCHS[] = {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "mistral3",
                                     "smollm3", "granite", "qwen3moe", "qwen2moe", "mixtral", "glm4moe",
                                     "deepseek2", "deepseek2-lite", "qwen35", "qwen35moe", "qwen3next", "gpt-oss",
-                                    "gemma4", "gemma4e"};
+                                    "gemma4", "gemma4e", "gemma4moe"};
 
 static char g_dir[256];   // this test's scratch folder
 
@@ -696,6 +697,29 @@ static void test_bad_config(void **state) {
     edit_config(dir, "num_global_key_value_heads", 1, NULL);
     edit_config(dir, "hidden_size_per_layer_input", 32, NULL);   // the per-layer table is 64 per layer
     expect_load_error(dir, "per_layer_token_embd.weight", "model.language_model.embed_tokens_per_layer.weight in ");
+    rm_rf(dir);
+
+    // Gemma 4 with experts: an expert tensor missing, the expert count / width / keys disagreeing
+    write_synth("gemma4moe", TV_TYPE_F32, true, dir);
+    drop_tensor(dir, "model.language_model.layers.1.experts.down_proj");
+    expect_load_error(dir, "tensor 'model.language_model.layers.1.experts.down_proj' is missing", "blk.1.ffn_down_exps.weight");
+    rm_rf(dir);
+    write_synth("gemma4moe", TV_TYPE_F32, true, dir);
+    drop_tensor(dir, "model.language_model.layers.3.router.per_expert_scale");
+    expect_load_error(dir, "tensor 'model.language_model.layers.3.router.per_expert_scale' is missing", "enable_moe_block");
+    rm_rf(dir);
+    write_synth("gemma4moe", TV_TYPE_F32, true, dir);
+    edit_config(dir, "num_experts", 8, NULL);   // config says 8, the folder has 16
+    expect_load_error(dir, "model.safetensors: tensor 'model.language_model.layers.0.", "8 experts");
+    edit_config(dir, "num_experts", 16, NULL);
+    edit_config(dir, "moe_intermediate_size", 64, NULL);   // the experts are 128 wide
+    expect_load_error(dir, "model.safetensors: tensor 'model.language_model.layers.0.experts.", "moe_intermediate_size 64");
+    edit_config(dir, "moe_intermediate_size", 128, NULL);
+    edit_config(dir, "top_k_experts", -1, NULL);
+    expect_load_error(dir, "config.json", "top_k_experts is missing");
+    edit_config(dir, "top_k_experts", 4, NULL);
+    edit_config(dir, "enable_moe_block", -1, NULL);   // experts in the folder, none in config.json
+    expect_load_error(dir, "model.safetensors: tensor 'model.language_model.layers.0.", "enable_moe_block is not true");
     rm_rf(dir);
 
     write_synth("qwen2", TV_TYPE_F32, true, dir);   // unsupported model type

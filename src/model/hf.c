@@ -16,8 +16,9 @@
 // language_model prefixes are stripped and their vision tensors skipped. MoE experts, one matrix
 // each (EXPERT_NAMES), are stacked into the 3-D blk.N.ffn_{gate,up,down}_exps, or split from
 // transformers' fused mlp.experts.gate_up_proj / down_proj (Qwen3.5-MoE; gpt-oss transposed and
-// interleaved, or MXFP4 _blocks + _scales); routers become F32; DeepSeek's kv_b_proj is split into
-// attn_k_b / attn_v_b, Qwen3-Next's in_proj_qkvz into attn_qkv / attn_gate.
+// interleaved, or MXFP4 _blocks + _scales; Gemma 4's experts.gate_up_proj kept fused); routers become
+// F32; DeepSeek's kv_b_proj is split into attn_k_b / attn_v_b, Qwen3-Next's in_proj_qkvz into
+// attn_qkv / attn_gate.
 #include "model/hf.h"
 
 #include <cjson/cJSON.h>
@@ -139,6 +140,20 @@ static const struct { const char *hf, *gguf, *gemma_gguf; } LAYER_NAMES[] = {
     {"post_per_layer_input_norm.weight", "post_norm.weight", NULL},
     {"layer_scalar", "layer_output_scale.weight", NULL},                   // Gemma 4 ([1], a buffer: no .weight)
 };
+// Gemma 4's per-layer tensors that exist only with enable_moe_block (26B-A4B): model.layers.N.<hf> ->
+// blk.N.<gguf> (convert_hf_to_gguf.py's Gemma4Model + tensor_mapping.py); every layer of such a model
+// has all of them (check_gemma4_moe). The fused experts (map_fused_experts) keep gate and up together.
+static const struct { const char *hf, *gguf; } GEMMA4_MOE[] = {
+    {"router.proj.weight", "ffn_gate_inp.weight"},          // [E, dim], F32 as every router
+    {"router.scale", "ffn_gate_inp.scale"},                 // [dim] (a parameter: no .weight)
+    {"router.per_expert_scale", "ffn_down_exps.scale"},     // [E]: each expert's output scale
+    {"pre_feedforward_layernorm_2.weight", "pre_ffw_norm_2.weight"},
+    {"post_feedforward_layernorm_1.weight", "post_ffw_norm_1.weight"},
+    {"post_feedforward_layernorm_2.weight", "post_ffw_norm_2.weight"},
+    {"experts.gate_up_proj", "ffn_gate_up_exps.weight"},    // [E, 2 ff, dim]: gate rows, then up rows
+    {"experts.down_proj", "ffn_down_exps.weight"},          // [E, dim, ff]
+};
+#define N_GEMMA4_MOE (sizeof GEMMA4_MOE / sizeof GEMMA4_MOE[0])
 // model.layers.N.<container>.E.<part>: expert E's matrix of blk.N.<gguf> (stacked, ne[2] = E).
 static const struct { const char *container, *part, *gguf; } EXPERT_NAMES[] = {
     {"mlp.experts", "gate_proj.weight", "ffn_gate_exps.weight"},
@@ -174,6 +189,8 @@ struct hf_model {
     int64_t lin_k, lin_v, lin_kd, lin_vd;   // HF_HYBRID: linear_num_key/value_heads, linear_key/value_head_dim
     bool lin_grouped;        // HF_QKVZ: V heads stay grouped by key head (no reorder)
     int64_t dim, n_expert, ff_exp;   // hidden_size, the expert count and width (fused expert tensors' checks)
+    int64_t gemma4_moe_layers;       // Gemma 4 with enable_moe_block: its layer count (check_gemma4_moe), else 0
+    char layer_prefix[96];           // the HF names' text before "layers.N." (messages)
     st_set *st;
     int64_t fp8_block[2];   // quantization_config.weight_block_size (FP8 block scales), or 0
     gguf_ctx *meta;
@@ -339,6 +356,13 @@ static int map_name(const hf_arch *a, const char *hf, bool tied, int64_t n_main_
     if ((a->flags & HF_MOE) && !strncmp(r, "mlp.experts.", 12) && !(r[12] >= '0' && r[12] <= '9')) {
         snprintf(out, cap, "blk.%d.", layer);   // transformers' fused 3-D experts: map_fused_experts
         return 2;
+    }
+    for (size_t i = 0; (a->flags & HF_GEMMA4) && i < N_GEMMA4_MOE; i++) {
+        if (strcmp(r, GEMMA4_MOE[i].hf)) continue;
+        snprintf(out, cap, "blk.%d.", layer);
+        if (!strncmp(r, "experts.", 8)) return 2;   // fused 3-D experts: map_fused_experts
+        snprintf(out, cap, "blk.%d.%s", layer, GEMMA4_MOE[i].gguf);
+        return 1;
     }
     for (size_t i = 0; (a->flags & HF_MOE) && i < N_EXPERT_NAMES; i++) {
         const size_t n = strlen(EXPERT_NAMES[i].container);
@@ -797,9 +821,10 @@ static tv_status fused_add(hf_model *h, const char *blk, const char *part, tv_ty
     return add_tensor(h, name, &t, desc, *data, err);
 }
 
-// Transformers' fused 3-D expert tensors model.layers.N.mlp.experts.<part> (blk = "blk.N."), split and
-// laid out as llama.cpp's converter writes them (ne = {cols, rows, n_expert}):
+// Transformers' fused 3-D expert tensors model.layers.N.mlp.experts.<part> (Gemma 4: model.layers.N.experts.<part>;
+// blk = "blk.N."), split and laid out as llama.cpp's converter writes them (ne = {cols, rows, n_expert}):
 //   Qwen3.5-MoE  gate_up_proj [E, 2 ff, dim] (gate rows, then up rows), down_proj [E, dim, ff];
+//   Gemma 4      the same two, used in place: gate_up_proj is ffn_gate_up_exps (not split);
 //   gpt-oss      gate_up_proj [E, dim, 2 ff] (transposed; gate and up interleaved: columns 2r, 2r + 1)
 //                and down_proj [E, ff, dim] (transposed), or its release's MXFP4 form <part>_blocks
 //                [E, rows, cols / 32, 16] with <part>_scales [E, rows, cols / 32] (rows interleaved as
@@ -808,18 +833,18 @@ static tv_status fused_add(hf_model *h, const char *blk, const char *part, tv_ty
 // Every shape is checked against config.json (hidden_size, the expert count and width).
 static tv_status map_fused_experts(hf_model *h, const hf_arch *a, const st_tensor *s, const char *blk, const char *torch_dtype,
                                    tv_error *err) {
-    const char *part = strstr(s->name, "mlp.experts.") + 12;
+    const char *part = strstr(s->name, "experts.") + 8;   // (map_name matched layers.N.[mlp.]experts.)
     char desc[512], other[512];
     snprintf(desc, sizeof desc, "%s in %s", s->name, s->file);
-    const bool gptoss = a->flags & HF_GPTOSS, gate_up = !strncmp(part, "gate_up_proj", 12);
+    const bool gptoss = a->flags & HF_GPTOSS, gemma4 = a->flags & HF_GEMMA4, gate_up = !strncmp(part, "gate_up_proj", 12);
     if (!gate_up && strncmp(part, "down_proj", 9))
         return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
     const char *kind = part + (gate_up ? 12 : 9);   // "", ".weight", "_bias", "_blocks", "_scales"
     const int64_t E = h->n_expert, ff = h->ff_exp, dim = h->dim;
     const int64_t rows = gate_up ? 2 * ff : dim, cols = gate_up ? dim : ff;   // the HF matrix, as out x in
     if (E <= 0 || ff <= 0)
-        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' holds experts, but config.json has no expert count or width", s->file,
-                        s->name);
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' holds experts, but config.json has no expert count or width%s", s->file,
+                        s->name, gemma4 ? " (enable_moe_block is not true)" : "");
     if (!strcmp(kind, "_scales")) {   // read with its blocks
         snprintf(other, sizeof other, "%.*s_blocks", (int)(strlen(s->name) - 7), s->name);
         if (!st_set_find(h->st, other))
@@ -885,9 +910,9 @@ static tv_status map_fused_experts(hf_model *h, const hf_arch *a, const st_tenso
                         gptoss ? "intermediate_size" : "moe_intermediate_size", (long long)ff, (long long)dim);
     const tv_type type = float_type(s->dtype);
     const size_t es = st_dtype_size(s->dtype);
-    if (!gate_up && !gptoss) {   // Qwen's down_proj is already ggml's {ff, dim, E}: used in place
+    if ((!gate_up || gemma4) && !gptoss) {   // Qwen's down_proj, Gemma 4's both: already ggml's {cols, rows, E}, used in place
         char name[96];
-        snprintf(name, sizeof name, "%sffn_down_exps.weight", blk);
+        snprintf(name, sizeof name, "%s%s", blk, gate_up ? "ffn_gate_up_exps.weight" : "ffn_down_exps.weight");
         tv_tensor t = {.type = type, .n_dims = 3, .ne = {cols, rows, E, 1}, .nbytes = s->nbytes, .data = s->data};
         return add_tensor(h, name, &t, desc, NULL, err);
     }
@@ -1264,19 +1289,48 @@ static tv_status gemma4_rope(meta_ctx *m, const char *layer_type, const char *wa
     return TV_OK;
 }
 
+// Gemma 4 with experts (enable_moe_block: 26B-A4B): every layer runs them beside its dense MLP. The keys
+// as convert_hf_to_gguf.py finds them: the count (num_local_experts, num_experts, n_routed_experts), the
+// experts per token (num_experts_per_tok, num_experts_per_token, top_k_experts) and their width
+// (expert_intermediate_size, moe_intermediate_size) -> expert_count, expert_used_count,
+// expert_feed_forward_length. llama.cpp's gemma4 routes by softmax, top-k weights divided by their sum.
+static tv_status gemma4_moe_metadata(meta_ctx *m, int64_t n_layers) {
+    const cfg *c = m->c;
+    static const char *const COUNT[] = {"num_local_experts", "num_experts", "n_routed_experts"};
+    static const char *const USED[] = {"num_experts_per_tok", "num_experts_per_token", "top_k_experts"};
+    static const char *const WIDTH[] = {"expert_intermediate_size", "moe_intermediate_size"};
+    const char *count_key = COUNT[1], *used_key = USED[2], *width_key = WIDTH[1];   // (Gemma 4's own, for messages)
+    for (int i = 2; i >= 0; i--) if (cfg_get(c, COUNT[i])) count_key = COUNT[i];
+    for (int i = 2; i >= 0; i--) if (cfg_get(c, USED[i])) used_key = USED[i];
+    for (int i = 1; i >= 0; i--) if (cfg_get(c, WIDTH[i])) width_key = WIDTH[i];
+    int64_t n_expert = 0, n_used = 0, ff_exp = 0;
+    char k[160];
+    tv_status st;
+    if ((st = cfg_int(c, count_key, true, 1, 1 << 16, &n_expert, m->err)) ||
+        (st = cfg_int(c, used_key, true, 1, n_expert, &n_used, m->err)) ||
+        (st = cfg_int(c, width_key, true, 1, 1 << 20, &ff_exp, m->err)))
+        return st;
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_count"), (uint32_t)n_expert);
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_used_count"), (uint32_t)n_used);
+    gguf_set_u32(m->w, KEY(k, m->arch, "expert_feed_forward_length"), (uint32_t)ff_exp);
+    m->h->n_expert = n_expert;
+    m->h->ff_exp = ff_exp;
+    m->h->gemma4_moe_layers = n_layers;
+    return TV_OK;
+}
+
 // Gemma 4 (convert_hf_to_gguf.py's Gemma4Model): sliding layers from layer_types (transformers'
 // default: every sixth global, the last always), global layers with global_head_dim, their own KV
 // heads (num_global_key_value_heads) and proportional RoPE (rope_freqs: 1 for the rotated quarter's
 // pairs, 1e30 holding the rest still), sliding ones with head_dim at rope_parameters.sliding_attention's
 // base; the last num_kv_shared_layers layers reuse earlier KV, with use_double_wide_mlp twice the FFN;
-// per-layer inputs of hidden_size_per_layer_input. Experts (enable_moe_block: 26B-A4B) are refused.
+// per-layer inputs of hidden_size_per_layer_input; experts beside the dense MLP (gemma4_moe_metadata).
 static tv_status gemma4_metadata(meta_ctx *m, int64_t n_layers, int64_t ff, int64_t kv_heads, int64_t head_dim) {
     const cfg *c = m->c;
     char k[160];
     int64_t global_hd = 0, n_shared = 0, n_pl = 0, kv_global = 0, win = 0;
     tv_status st;
-    if (cJSON_IsTrue(cfg_get(c, "enable_moe_block")))
-        return err_fail(m->err, TV_ERR_UNSUPPORTED, "%s: enable_moe_block (Gemma 4 with experts, 26B-A4B) is not supported", c->path);
+    if (cJSON_IsTrue(cfg_get(c, "enable_moe_block")) && (st = gemma4_moe_metadata(m, n_layers))) return st;
     if (!cfg_get(c, "head_dim")) return err_fail(m->err, TV_ERR_FORMAT, "%s: head_dim is missing or not an integer", c->path);
     if ((st = cfg_int(c, "global_head_dim", true, 2, 1024, &global_hd, m->err)) ||
         (st = cfg_int(c, "num_kv_shared_layers", false, 0, n_layers - 1, &n_shared, m->err)) ||
@@ -1517,6 +1571,40 @@ static bool is_fp8_companion(const st_set *set, const char *name) {
     return false;
 }
 
+// Gemma 4's router and expert-side vectors (GEMMA4_MOE) against config.json: router.proj [E, dim],
+// router.scale and the three norms [dim], router.per_expert_scale [E]; none without enable_moe_block.
+static tv_status check_gemma4_router(const hf_model *h, const st_tensor *s, const char *gguf, tv_error *err) {
+    const char *part = strchr(gguf + 4, '.');   // "blk.N.<part>"
+    size_t i = 0;
+    while (i < N_GEMMA4_MOE && (!part || strcmp(part + 1, GEMMA4_MOE[i].gguf))) i++;
+    if (i == N_GEMMA4_MOE) return TV_OK;
+    if (!h->n_expert)
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' belongs to the experts, but config.json's enable_moe_block is not true",
+                        s->file, s->name);
+    const bool router = !strcmp(GEMMA4_MOE[i].gguf, "ffn_gate_inp.weight"), per_expert = !strcmp(GEMMA4_MOE[i].gguf, "ffn_down_exps.scale");
+    if (router && (s->n_dims != 2 || s->shape[0] != h->n_expert || s->shape[1] != h->dim))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not [%lld, %lld]: config.json's %lld experts by hidden_size %lld",
+                        s->file, s->name, (long long)h->n_expert, (long long)h->dim, (long long)h->n_expert, (long long)h->dim);
+    const int64_t n = per_expert ? h->n_expert : h->dim;   // (the fused experts are map_fused_experts')
+    if (!router && (s->n_dims != 1 || s->shape[0] != n))
+        return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' is not [%lld]: config.json's %s %lld", s->file, s->name, (long long)n,
+                        per_expert ? "expert count" : "hidden_size", (long long)n);
+    return TV_OK;
+}
+
+// Gemma 4 with experts: every layer has every GEMMA4_MOE tensor (an absent one named as the folder's).
+static tv_status check_gemma4_moe(const hf_model *h, tv_error *err) {
+    char gguf[96];
+    for (int64_t l = 0; l < h->gemma4_moe_layers; l++)
+        for (size_t i = 0; i < N_GEMMA4_MOE; i++) {
+            snprintf(gguf, sizeof gguf, "blk.%lld.%s", (long long)l, GEMMA4_MOE[i].gguf);
+            if (!hf_find_tensor(h, gguf))
+                return err_fail(err, TV_ERR_FORMAT, "%s: tensor '%slayers.%lld.%s' is missing (%s; config.json's enable_moe_block: "
+                                "every layer has experts)", h->dir, h->layer_prefix, (long long)l, GEMMA4_MOE[i].hf, gguf);
+        }
+    return TV_OK;
+}
+
 // Opens the safetensors and maps every tensor to its GGUF name (h->t, sorted by that name).
 static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_error *err) {
     if (!(h->st = st_set_open(h->dir, err))) return err ? err->code : TV_ERR_FORMAT;
@@ -1532,7 +1620,7 @@ static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_er
     cfg_int(cp, "num_attention_heads", true, 1, 1024, &heads, NULL);
     static const char *const COUNT_KEYS[] = {"num_local_experts", "n_routed_experts", "num_experts"};
     for (size_t i = 0; i < 3 && !n_expert; i++) cfg_int(cp, COUNT_KEYS[i], false, 1, 1 << 16, &n_expert, NULL);
-    h->n_expert = n_expert;
+    if (!(a->flags & HF_GEMMA4)) h->n_expert = n_expert;   // (Gemma 4's only with enable_moe_block: gemma4_moe_metadata)
     cfg_int(cp, "num_key_value_heads", false, 1, 1024, &kv_heads, NULL);
     if (!kv_heads) kv_heads = heads;
     const cJSON *qc = cfg_get(cp, "quantization_config");
@@ -1551,8 +1639,12 @@ static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_er
         int expert;
         int r = map_name(a, s->name, tied, h->n_main_layers, gguf, sizeof gguf, &expert);
         if (r == 0) continue;
+        const char *at = strstr(s->name, "layers.");
+        if (!h->layer_prefix[0] && at && (size_t)(at - s->name) < sizeof h->layer_prefix)
+            snprintf(h->layer_prefix, sizeof h->layer_prefix, "%.*s", (int)(at - s->name), s->name);
         if (r < 0) st = err_fail(err, TV_ERR_FORMAT, "%s: tensor '%s' has no counterpart in the %s architecture", s->file, s->name, a->arch);
         else if (r == 2) st = map_fused_experts(h, a, s, gguf, torch_dtype, err);
+        else if ((a->flags & HF_GEMMA4) && (st = check_gemma4_router(h, s, gguf, err))) break;
         else if (expert >= 0) st = stack_expert(h, &stacks, &n_stacks, s, gguf, expert, n_expert, torch_dtype, err);
         else st = map_tensor(h, a, s, gguf, (int)heads, (int)kv_heads, torch_dtype, err);
     }
@@ -1565,7 +1657,7 @@ static tv_status map_tensors(hf_model *h, const hf_arch *a, const cfg *cp, tv_er
         if (!strcmp(h->t[i].gguf, h->t[i - 1].gguf))
             return err_fail(err, TV_ERR_FORMAT, "%s: tensors '%s' and '%s' both map to %s", h->dir, h->t[i - 1].desc, h->t[i].desc,
                             h->t[i].gguf);
-    return TV_OK;
+    return check_gemma4_moe(h, err);
 }
 
 static hf_model *open_folder(const char *dir, bool with_tensors, tv_error *err) {

@@ -727,7 +727,7 @@ static st_dtype hf_dtype(tv_type t) { return t == TV_TYPE_F32 ? ST_F32 : t == TV
 // model.language_model.*, config.json's text keys under text_config), and those holding transformers 5's
 // fused 3-D experts.
 static bool hf_wrapped(const arch_spec *a) { return !strcmp(a->arch, "qwen35moe") || (a->flags & AF_GEMMA4); }
-static bool hf_fused_experts(const arch_spec *a) { return !strcmp(a->arch, "qwen35moe") || (a->flags & AF_GPTOSS); }
+static bool hf_fused_experts(const arch_spec *a) { return !strcmp(a->arch, "qwen35moe") || (a->flags & (AF_GPTOSS | AF_GEMMA4)); }
 
 // One row of a fused HF tensor (see FUSED_*), in b->src's float type, or bytes for the MXFP4 forms.
 // tmp: scratch the caller keeps across rows, holding the expert (FUSED_T) or GGUF row (MXFP4) last made.
@@ -862,6 +862,19 @@ static tv_status hf_add(arch_writer *a, src_binding *b, const char *gguf, int64_
         if (!strcmp(part, "ffn_up") && ne1 == 2 * s->ff) h = "mlp.gate_up_proj";   // phi3's fused gate + up
         if (!strcmp(part, "ffn_gate_inp") && is_mixtral(s)) h = "block_sparse_moe.gate";
         if (!strcmp(part, "layer_output_scale")) suffix = "";   // Gemma 4's layer_scalar: a buffer, no .weight
+        if (s->flags & AF_GEMMA4) {   // Gemma4TextDecoderLayer with enable_moe_block: its router, the experts' norms
+            static const char *const G4[][3] = {   // GGUF part, suffix, HF (parameters without a suffix)
+                {"ffn_gate_inp", ".weight", "router.proj.weight"}, {"ffn_gate_inp", ".scale", "router.scale"},
+                {"ffn_down_exps", ".scale", "router.per_expert_scale"},
+                {"pre_ffw_norm_2", ".weight", "pre_feedforward_layernorm_2.weight"},
+                {"post_ffw_norm_1", ".weight", "post_feedforward_layernorm_1.weight"},
+                {"post_ffw_norm_2", ".weight", "post_feedforward_layernorm_2.weight"}};
+            for (size_t i = 0; i < sizeof G4 / sizeof G4[0]; i++)
+                if (!strcmp(G4[i][0], part) && !strcmp(G4[i][1], suffix)) {
+                    h = G4[i][2];
+                    suffix = "";
+                }
+        }
         if ((s->flags & AF_GLM4MOE) || s->mla) {   // Glm4Moe / DeepseekV3: shared_experts, GLM's MTP layer's tensors
             static const char *const GLM[][2] = {
                 {"post_attention_norm", "post_attention_layernorm"}, {"ffn_gate_shexp", "mlp.shared_experts.gate_proj"},
@@ -995,7 +1008,8 @@ static tv_status hf_add_experts(arch_writer *a, const src_binding *proto, const 
 }
 
 // transformers 5's fused 3-D experts of the GGUF's ffn_{gate,up,down}_exps (n_expert matrices [ne1, ne0]):
-// Qwen3.5-MoE's mlp.experts.gate_up_proj [E, 2 ff, dim] and down_proj [E, dim, ff]; gpt-oss's transposed
+// Qwen3.5-MoE's mlp.experts.gate_up_proj [E, 2 ff, dim] and down_proj [E, dim, ff] (Gemma 4's the same
+// under experts., of the GGUF's already fused ffn_gate_up_exps); gpt-oss's transposed
 // gate_up_proj [E, dim, 2 ff] (gate and up interleaved) and down_proj [E, ff, dim], or with MXFP4 experts
 // (its release) <part>_blocks + <part>_scales. The gate tensor waits for the up one.
 static tv_status hf_add_fused_experts(arch_writer *a, src_binding *b, const char *gguf, int64_t ne0, int64_t ne1,
@@ -1004,6 +1018,18 @@ static tv_status hf_add_fused_experts(arch_writer *a, src_binding *b, const char
     if (sscanf(gguf, "blk.%d.%n", &layer, &pos) != 1 || pos == 0)
         return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face name in arch %s", gguf, a->a->name);
     const char *part = gguf + pos;
+    const char *model = hf_wrapped(a->a) ? "model.language_model." : "model.";
+    char hf[160];
+    if (a->a->flags & AF_GEMMA4) {   // experts.gate_up_proj / down_proj: the GGUF's rows as they are
+        const bool gate_up = !strncmp(part, "ffn_gate_up_exps", 16);
+        TV_CHECK(gate_up || !strncmp(part, "ffn_down_exps", 13));
+        if (b->src.type != TV_TYPE_F32 && b->src.type != TV_TYPE_F16 && b->src.type != TV_TYPE_BF16)
+            return err_fail(err, TV_ERR_INVALID, "synth: Hugging Face folders hold F32, F16 or BF16 weights, not %s",
+                            kern_type_name(b->src.type));
+        snprintf(hf, sizeof hf, "%slayers.%d.experts.%s", model, layer, gate_up ? "gate_up_proj" : "down_proj");
+        const int64_t shape[3] = {n_expert, ne1, ne0};
+        return st_writer_add(a->st, hf, hf_dtype(b->src.type), 3, shape, hf_fill, b, err);
+    }
     if (!strncmp(part, "ffn_gate_exps", 13)) {
         a->pending = b;
         return TV_OK;
@@ -1011,8 +1037,6 @@ static tv_status hf_add_fused_experts(arch_writer *a, src_binding *b, const char
     const bool up = !strncmp(part, "ffn_up_exps", 11), gptoss = (a->a->flags & AF_GPTOSS) != 0;
     TV_CHECK(up || !strncmp(part, "ffn_down_exps", 13));
     TV_CHECK(!up || a->pending);
-    const char *model = hf_wrapped(a->a) ? "model.language_model." : "model.";
-    char hf[160];
     snprintf(hf, sizeof hf, "%slayers.%d.mlp.experts.%s", model, layer, up ? "gate_up_proj" : "down_proj");
     b->pair = up ? &a->pending->src : NULL;
     b->f_rows = (int32_t)ne1;
@@ -1354,7 +1378,7 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
         cJSON_AddNumberToObject(c, "hidden_size_per_layer_input", a->n_embd_pl);
         cJSON_AddNumberToObject(c, "vocab_size_per_layer_input", n_vocab);
         cJSON_AddBoolToObject(c, "use_double_wide_mlp", (a->flags & AF_WIDE_SHARED) != 0);
-        cJSON_AddBoolToObject(c, "enable_moe_block", false);
+        cJSON_AddBoolToObject(c, "enable_moe_block", a->n_expert > 0);
         cJSON_AddStringToObject(c, "hidden_activation", "gelu_pytorch_tanh");
     } else if (!strcmp(n, "phi3")) {
         cJSON_AddNumberToObject(c, "original_max_position_embeddings", 512);
@@ -1397,10 +1421,10 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
             for (size_t i = 0; i < 4; i++) cJSON_AddItemToArray(keep, cJSON_CreateString(KEEP[i]));
         }
     }
-    if (a->n_expert) {   // Qwen2MoeConfig / Qwen3MoeConfig / MixtralConfig / Glm4MoeConfig
+    if (a->n_expert) {   // Qwen2MoeConfig / Qwen3MoeConfig / MixtralConfig / Glm4MoeConfig / Gemma4TextConfig
         cJSON_AddNumberToObject(c, is_mixtral(a) || gptoss ? "num_local_experts" : glm || mla ? "n_routed_experts" : "num_experts",
                                 a->n_expert);
-        cJSON_AddNumberToObject(c, "num_experts_per_tok", a->n_expert_used);
+        cJSON_AddNumberToObject(c, gemma4 ? "top_k_experts" : "num_experts_per_tok", a->n_expert_used);   // (Gemma4TextConfig's name)
         if (a->ff_exp && !gptoss) cJSON_AddNumberToObject(c, "moe_intermediate_size", a->ff_exp);
         if (a->ff_shexp) cJSON_AddNumberToObject(c, "shared_expert_intermediate_size", a->ff_shexp);
         if (glm) {   // arch_metadata's glm4moe values
@@ -1559,10 +1583,6 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     if (p->hf && p->type == TV_TYPE_MXFP4 && !(a->flags & AF_GPTOSS)) {   // (gpt-oss's release layout only)
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_INVALID, "synth: only gpt-oss folders hold MXFP4 experts");
-    }
-    if (p->hf && (a->flags & AF_GEMMA4) && a->n_expert) {   // (the HF loader refuses enable_moe_block)
-        gguf_writer_free(w);
-        return err_fail(err, TV_ERR_UNSUPPORTED, "synth: %s has no Hugging Face layout here yet", a->name);
     }
     if (p->hf) {
         if (mkdir(out_path, 0777) != 0 && errno != EEXIST) {
