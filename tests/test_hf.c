@@ -244,6 +244,40 @@ static void quantized_at_load(tv_type type) {
 static void test_quantize_q8_0(void **state) { (void)state; quantized_at_load(TV_TYPE_Q8_0); }
 static void test_quantize_q4_0(void **state) { (void)state; quantized_at_load(TV_TYPE_Q4_0); }
 
+// --quantize with the prepared-weight cache on MoE folders (3-D expert tensors): the first load writes
+// the file, the second maps it (a hit, not a rebuild), both with the uncached load's logits.
+static void test_quantize_cached_experts(void **state) {
+    (void)state;
+    static const char *const MOE[] = {"gemma4moe", "qwen35moe", "qwen3moe"};
+    for (size_t i = 0; i < sizeof MOE / sizeof MOE[0]; i++) {
+        char dir[512], cache[512], what[96];
+        snprintf(dir, sizeof dir, "%s/%s-hf", g_dir, MOE[i]);
+        snprintf(cache, sizeof cache, "%s/cache", g_dir);
+        write_synth(MOE[i], TV_TYPE_F32, true, dir);
+        assert_int_equal(mkdir(cache, 0777), 0);   // (the CLI makes its folder; the library expects one)
+        tv_model *ref = load_quantized(dir, "Q8_0");
+        for (int k = 0; k < 2; k++) {
+            tv_model_params mp;
+            tv_model_params_default(&mp);
+            mp.cpu_path = test_cpu_path();
+            mp.quantize = "Q8_0";
+            mp.cache_dir = cache;
+            tv_error err = {0};
+            tv_model *m = tv_model_load(dir, &mp, &err);
+            if (!m) fail_msg("load %s: %s", dir, err.msg);
+            const char *note = tv_model_cache_note(m);
+            if (!note || strncmp(note, k ? "hit " : "wrote ", k ? 4 : 6))
+                fail_msg("%s, load %d with a cache: note '%s'", MOE[i], k + 1, note ? note : "(none)");
+            snprintf(what, sizeof what, "%s --quantize Q8_0, cache %s", MOE[i], k ? "hit" : "written");
+            assert_same_logits(what, ref, m);
+            tv_model_free(m);
+        }
+        tv_model_free(ref);
+        rm_rf(dir);
+        rm_rf(cache);
+    }
+}
+
 static void test_quantize_bad_type(void **state) {
     (void)state;
     char dir[512];
@@ -856,6 +890,7 @@ int main(void) {
         cmocka_unit_test(test_gptoss_mxfp4),
         cmocka_unit_test(test_quantize_q8_0),
         cmocka_unit_test(test_quantize_q4_0),
+        cmocka_unit_test(test_quantize_cached_experts),
         cmocka_unit_test(test_quantize_bad_type),
         cmocka_unit_test(test_llama_cpp_oracle),
         cmocka_unit_test(test_generation_config),

@@ -18,7 +18,7 @@
 #define ENTRY_BYTES 48
 
 typedef struct entry {
-    uint32_t slot, type, packed, zero;
+    uint32_t slot, type, packed, ne2;   // ne2: the matrices of a 3-D (expert) tensor, else 1
     int64_t ne0, ne1;
     uint64_t offset, nbytes;
 } entry;
@@ -84,10 +84,12 @@ int wcache_load(const char *path, const char *key, tv_tensor *const *slots, int 
         const tv_tensor *t = e[i].slot < (uint32_t)n ? slots[e[i].slot] : NULL;
         const tv_type_traits *tr = kern_traits_ref((tv_type)e[i].type);
         size_t want = 0;
-        if (t && tr && tr->is_supported && e[i].ne0 == t->ne[0] && e[i].ne1 == t->ne[1] && e[i].ne0 > 0 &&
-            e[i].ne1 > 0 && e[i].ne0 % tr->blck_size == 0)
-            want = e[i].packed ? packed_size((tv_type)e[i].type, e[i].ne0, e[i].ne1)
-                               : kern_row_size((tv_type)e[i].type, e[i].ne0) * (size_t)e[i].ne1;
+        if (t && tr && tr->is_supported && e[i].ne0 == t->ne[0] && e[i].ne1 == t->ne[1] && e[i].ne2 == t->ne[2] &&
+            e[i].ne0 > 0 && e[i].ne1 > 0 && e[i].ne2 > 0 && e[i].ne0 % tr->blck_size == 0) {
+            const int64_t rows = e[i].ne1 * (int64_t)e[i].ne2;   // (expert tensors: every matrix's rows)
+            want = e[i].packed ? packed_size((tv_type)e[i].type, e[i].ne0, rows)
+                               : kern_row_size((tv_type)e[i].type, e[i].ne0) * (size_t)rows;
+        }
         if (!want || want != e[i].nbytes || e[i].offset % 64 || e[i].offset > size || size - e[i].offset < e[i].nbytes)
             fail = "corrupt (an entry does not fit the model or the file)";
     }
@@ -132,8 +134,8 @@ tv_status wcache_store(const char *path, const char *key, tv_tensor *const *slot
     for (int i = 0, k = 0; i < n; i++) {
         if (!is_prepared[i]) continue;
         const tv_tensor *t = slots[i];
-        e[k++] = (entry){.slot = (uint32_t)i, .type = (uint32_t)t->type, .packed = t->packed, .ne0 = t->ne[0],
-                         .ne1 = t->ne[1], .offset = off, .nbytes = t->nbytes};
+        e[k++] = (entry){.slot = (uint32_t)i, .type = (uint32_t)t->type, .packed = t->packed, .ne2 = (uint32_t)t->ne[2],
+                         .ne0 = t->ne[0], .ne1 = t->ne[1], .offset = off, .nbytes = t->nbytes};
         off = align_up(off + t->nbytes, 64);
     }
     uint64_t sum = fnv64(h, hdr);
