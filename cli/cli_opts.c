@@ -46,10 +46,11 @@ static const opt_row MODEL_OPTS[] = {
     {O_CPU, {"--cpu"}, "PATH",
      "kernel path: generic|avx2|avx2-novnni|avx512|avx512-novnni|amx (default: $TINYVLLM_CPU, else the best\n"
      "this CPU has); TINYVLLM_REPACK=0 keeps weights as stored"},
-    {O_SPEC, {"--spec"}, "ngram|draft",
+    {O_SPEC, {"--spec"}, "ngram|draft|mtp",
      "speculative decoding, output unchanged (default: off): propose tokens by prompt lookup (n-grams of\n"
-     "the request's own prompt and output) or by a self-draft (the model's first --draft-layers layers\n"
-     "and its head); verified in the batch, and used only while the measured step times say it pays"},
+     "the request's own prompt and output), by a self-draft (the model's first --draft-layers layers\n"
+     "and its head) or by the file's MTP layer (nextn_predict_layers: deepseek2, glm4moe, qwen35 ...);\n"
+     "verified in the batch, and used only while the measured step times say it pays"},
     {O_SPEC_TOKENS, {"--spec-tokens", "--draft-max"}, "K", "tokens proposed per sequence and step at most (1..16, default 4; needs --spec)"},
     {O_SPEC_ALWAYS, {"--spec-always"}, NULL, "speculate in every step, even where plain decoding measured faster (needs --spec)"},
     {O_DRAFT_LAYERS, {"--draft-layers"}, "N", "--spec draft: layers of the self-draft (1 .. the model's layers - 1)"},
@@ -157,7 +158,8 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     case O_SPEC:
         if (!strcmp(v, "ngram")) o->spec = TV_SPEC_NGRAM;
         else if (!strcmp(v, "draft")) o->spec = TV_SPEC_SELF_DRAFT;
-        else return cli_usage_error(cmd, "%s: '%s' is not a proposer (ngram or draft)", a, v);
+        else if (!strcmp(v, "mtp")) o->spec = TV_SPEC_MTP;
+        else return cli_usage_error(cmd, "%s: '%s' is not a proposer (ngram, draft or mtp)", a, v);
         break;
     case O_DRAFT_LAYERS:
         if (!cli_parse_long(v, 1, 1 << 16, &o->draft_layers)) return cli_usage_error(cmd, "%s: '%s' is not a layer count", a, v);
@@ -286,7 +288,8 @@ static const char *cache_dir(const cli_model_opts *o, char *buf, size_t cap) {
 
 // Loads path with the options' load parameters (kernel path, threads, cache, --quantize); the model
 // itself (path == o->model_path) with --pp through the pipeline's loader (this rank's layers).
-static tv_model *load_with(const cli_model_opts *o, const char *path, tv_error *err) {
+// is_mtp: its MTP layer (tv_model_params.mtp).
+static tv_model *load_with(const cli_model_opts *o, const char *path, bool is_mtp, tv_error *err) {
     const char *cpu = o->cpu && *o->cpu ? o->cpu : getenv("TINYVLLM_CPU");
     const char *repack = getenv("TINYVLLM_REPACK");
     tv_model_params mp;
@@ -297,6 +300,7 @@ static tv_model *load_with(const cli_model_opts *o, const char *path, tv_error *
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     mp.n_threads = (int)(o->threads > 0 && n_cpu > 0 && o->threads > n_cpu ? n_cpu : o->threads);
     mp.quantize = o->quantize;
+    mp.mtp = is_mtp;
     char dir[4096];
     mp.cache_dir = cache_dir(o, dir, sizeof dir);
     mp.cache_max_bytes = (uint64_t)(o->cache_mb ? o->cache_mb : 4096) << 20;
@@ -309,7 +313,7 @@ static tv_model *load_with(const cli_model_opts *o, const char *path, tv_error *
         tv_error_set(err, TV_ERR_INVALID, "%s needs --pp N (N > 1)", o->pp_split ? "--pp-split" : "--pp-wire");
         return NULL;
     }
-    tv_model *m = o->pp > 1 && path == o->model_path ? cli_dist_load(o, &mp, err) : tv_model_load(path, &mp, err);
+    tv_model *m = o->pp > 1 && path == o->model_path && !is_mtp ? cli_dist_load(o, &mp, err) : tv_model_load(path, &mp, err);
     cli_progress_end(&bar);
     if (!m) return NULL;
     const char *note = tv_model_cache_note(m);
@@ -319,7 +323,7 @@ static tv_model *load_with(const cli_model_opts *o, const char *path, tv_error *
 }
 
 tv_status cli_load_model(const cli_model_opts *o, tv_model **m, tv_error *err) {
-    return (*m = load_with(o, o->model_path, err)) ? TV_OK : err->code;
+    return (*m = load_with(o, o->model_path, false, err)) ? TV_OK : err->code;
 }
 
 tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_config *ec, tv_engine **e, tv_error *err) {
@@ -335,11 +339,11 @@ tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_conf
     if (o->kv_bits) ec->kv_bits = (int)o->kv_bits;
     *e = NULL;
     if (o->spec_tokens && o->spec == TV_SPEC_NONE && !o->draft_path)
-        return tv_error_set(err, TV_ERR_INVALID, "--spec-tokens needs --spec ngram, --spec draft or --draft-model");
+        return tv_error_set(err, TV_ERR_INVALID, "--spec-tokens needs --spec ngram|draft|mtp or --draft-model");
     if (o->spec_always && o->spec == TV_SPEC_NONE && !o->draft_path)
-        return tv_error_set(err, TV_ERR_INVALID, "--spec-always needs --spec ngram, --spec draft or --draft-model");
-    if (o->draft_path && (o->spec == TV_SPEC_NGRAM || o->draft_layers))
-        return tv_error_set(err, TV_ERR_INVALID, "--draft-model goes with neither --spec ngram nor --draft-layers (one proposer at a time)");
+        return tv_error_set(err, TV_ERR_INVALID, "--spec-always needs --spec ngram|draft|mtp or --draft-model");
+    if (o->draft_path && (o->spec == TV_SPEC_NGRAM || o->spec == TV_SPEC_MTP || o->draft_layers))
+        return tv_error_set(err, TV_ERR_INVALID, "--draft-model goes with neither --spec ngram|mtp nor --draft-layers (one proposer at a time)");
     if (!o->draft_path && (o->spec == TV_SPEC_SELF_DRAFT) != (o->draft_layers > 0))
         return tv_error_set(err, TV_ERR_INVALID, "--spec draft needs --draft-layers N (self-draft) or --draft-model PATH");
     ec->spec = o->draft_path ? TV_SPEC_DRAFT_MODEL : o->spec;
@@ -347,9 +351,14 @@ tv_status cli_create_engine(const cli_model_opts *o, tv_model *m, tv_engine_conf
     ec->spec_always = o->spec_always;
     ec->draft_layers = (int)o->draft_layers;
     ec->draft_model = NULL;
-    if (o->draft_path && o->pp > 1) return tv_error_set(err, TV_ERR_INVALID, "--draft-model does not go with --pp (pipeline parallelism)");
-    if (o->draft_path && !(ec->draft_model = load_with(o, o->draft_path, err))) {
+    if ((o->draft_path || o->spec == TV_SPEC_MTP) && o->pp > 1)
+        return tv_error_set(err, TV_ERR_INVALID, "%s does not go with --pp (pipeline parallelism)", o->draft_path ? "--draft-model" : "--spec mtp");
+    if (o->draft_path && !(ec->draft_model = load_with(o, o->draft_path, false, err))) {
         cli_error_prefix(err, "draft model");
+        return err->code;
+    }
+    if (o->spec == TV_SPEC_MTP && !(ec->draft_model = load_with(o, o->model_path, true, err))) {
+        cli_error_prefix(err, "--spec mtp");
         return err->code;
     }
     if (!(*e = o->pp > 1 ? cli_dist_engine(o, m, ec, err) : tv_engine_create(m, ec, err))) {
@@ -368,7 +377,7 @@ void cli_free_engine(tv_engine *e) {
 }
 
 const char *cli_spec_name(tv_spec_method m) {
-    return m == TV_SPEC_NGRAM ? "ngram" : m == TV_SPEC_SELF_DRAFT ? "draft" : m == TV_SPEC_DRAFT_MODEL ? "draft-model" : "off";
+    return m == TV_SPEC_NGRAM ? "ngram" : m == TV_SPEC_SELF_DRAFT ? "draft" : m == TV_SPEC_DRAFT_MODEL ? "draft-model" : m == TV_SPEC_MTP ? "mtp" : "off";
 }
 
 tv_status cli_open(const cli_model_opts *o, tv_engine_config *ec, tv_model **m, tv_engine **e, tv_error *err) {

@@ -16,7 +16,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: tinyvllm synth --preset NAME [--type TYPE] [--vocab VOCAB.gguf] [--seed S] [--threads N]\n"
             "                      [--deep-from N --deep-scale S] -o OUT.gguf\n"
-            "       tinyvllm synth --arch NAME [--type TYPE] [--seed S] [--threads N] [--format gguf|hf] -o OUT\n"
+            "       tinyvllm synth --arch NAME [--type TYPE] [--seed S] [--threads N] [--format gguf|hf] [--mtp] -o OUT\n"
             "\n"
             "Writes a GGUF with deterministic RANDOM weights (same preset or arch, type, seed and vocab ->\n"
             "identical bytes). For demos, tests and benchmarks: its text is gibberish.\n"
@@ -33,6 +33,8 @@ static void usage(FILE *f) {
             "  --deep-scale S  residual (attn_output, ffn_down scaled): deep layers refine instead of overwrite,\n"
             "                  so the first N layers (`convert layers --layers N`) make a draft that agrees\n"
             "                  with the model: a speculative decoding pair (docs/architecture.md)\n"
+            "  --mtp           (--arch qwen35|qwen35moe|qwen3next) one more layer, an MTP (nextn) layer, for\n"
+            "                  `--spec mtp` (glm4moe files always have one)\n"
             "  --seed S        random seed (default 1)\n"
             "  --threads N     quantization threads (default: online CPUs)\n"
             "  -o, --output PATH  where to write the GGUF file (required)\n"
@@ -66,6 +68,7 @@ int cmd_synth(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = true; continue; }
+        if (!strcmp(a, "--mtp")) { p.mtp = true; continue; }
         bool takes = !strcmp(a, "--preset") || !strcmp(a, "--arch") || !strcmp(a, "--type") || !strcmp(a, "--vocab") || !strcmp(a, "--seed") ||
                      !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--format") ||
                      !strcmp(a, "--deep-from") || !strcmp(a, "--deep-scale");

@@ -74,6 +74,9 @@ typedef struct tv_model_params {
                                  // all): only their tensors are bound (a GGUF is then mapped tensor by
                                  // tensor), the embeddings on the first stage, the output norm and head on
                                  // the last; engines on such a model compute that range (tv_stage_*)
+    bool mtp;                    // load the file's first next-token-prediction layer (`<arch>.nextn_predict_layers`,
+                                 // blk.N.nextn.*) as a one-layer model: the proposer of TV_SPEC_MTP (its own
+                                 // embeddings, norm and head where the file has them, else the model's)
 } tv_model_params;
 
 void tv_model_params_default(tv_model_params *p);
@@ -278,6 +281,11 @@ typedef enum tv_spec_method {
     TV_SPEC_DRAFT_MODEL,       // a second, smaller model with the same vocabulary (draft_model), proposing
                                // as the self-draft does; its K/V live in the same KV blocks as the
                                // target's (each block holds both)
+    TV_SPEC_MTP,               // the target file's own next-token-prediction layer (nextn, MTP): draft_model
+                               // is that layer loaded as a model (tv_model_params.mtp). A row at position p
+                               // reads the embedding of token p and the target's final-normed hidden state
+                               // at p - 1 (its own output's for its next guesses); its K/V live in the same
+                               // blocks as the draft model's, the target's hidden states beside them
 } tv_spec_method;
 
 #define TV_SPEC_MAX_TOKENS 16  // spec_tokens at most
@@ -311,7 +319,8 @@ typedef struct tv_engine_config {
     int draft_layers;          // TV_SPEC_SELF_DRAFT: layers of the draft, 1 .. the model's layers - 1
     tv_model *draft_model;     // TV_SPEC_DRAFT_MODEL: the draft (borrowed: it must outlive the engine). Its
                                // vocabulary must be the target's: the same size and, where both models
-                               // carry a tokenizer, the same text for every id (checked at create)
+                               // carry a tokenizer, the same text for every id (checked at create).
+                               // TV_SPEC_MTP: the target file's MTP layer (tv_model_params.mtp), borrowed
     bool spec_always;          // speculate in every round (default false: only while the measured round
                                // times say it pays at the round's load; see engine.c, "load awareness")
 } tv_engine_config;
@@ -345,7 +354,8 @@ typedef struct tv_engine_limits {
     tv_spec_method spec;       // speculative decoding proposer
     int spec_tokens;           // its tokens per sequence and round at most (0 without a proposer)
     int draft_layers;          // TV_SPEC_SELF_DRAFT: the draft's layers, else 0
-    double draft_kv_bytes_per_block;  // TV_SPEC_DRAFT_MODEL: the draft's share of kv_bytes_per_block, else 0
+    double draft_kv_bytes_per_block;  // TV_SPEC_DRAFT_MODEL / TV_SPEC_MTP: the draft's share of kv_bytes_per_block
+                                      // (MTP: its K/V and the target's hidden state per token), else 0
 } tv_engine_limits;
 
 void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l);

@@ -142,6 +142,9 @@ typedef struct tv_synth_options {
     float deep_scale;            // the residual (attn_output and ffn_down scaled, in (0, 1]): deep layers that
                                  // refine rather than overwrite, so the first deep_from layers (a self-draft,
                                  // `convert layers`) predict the model well (a speculative decoding pair)
+    bool mtp;                    // --arch qwen35 / qwen35moe / qwen3next: one more layer after the model's, an MTP
+                                 // (nextn) layer (nextn_predict_layers 1: full attention, its FFN, nextn.eh_proj,
+                                 // enorm, hnorm, shared_head_norm), as glm4moe always has
     tv_progress_fn progress;     // NULL: none; else called as the file is written
     void *progress_user;
 } tv_synth_options;

@@ -8,7 +8,9 @@
 // and finish reasons unchanged, and no leaks over 10,000 requests with its rollbacks; the same with
 // the self-draft and with a draft model (stories260K's first layers as a separate GGUF, its K/V in
 // the target's blocks; greedy: the same tokens; sampled: lengths and KV accounting, the distribution
-// being test_spec.c's chi-square), which is also checked against a vocabulary that differs.
+// being test_spec.c's chi-square), which is also checked against a vocabulary that differs; the same
+// with an MTP layer (synthetic glm4moe and qwen35 files with nextn tensors, the layer loaded as its
+// own model: its K/V in the target's blocks, the target's hidden states beside them).
 // Model: the real stories260K llama2.c checkpoint (GQA) from ../shared.
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,7 +32,13 @@
 #include "util/rng.h"
 
 static tv_model *g_model;
+static tv_model *g_stories;    // stories260K (g_model but while with_mtp runs)
 static tv_model *g_draft[5];   // [n]: stories260K.gguf's first n layers (tv_convert_first_layers), a draft model
+// synthetic files with an MTP layer: [0] glm4moe (MoE, its MTP layer always written), [1] qwen35 --mtp
+// (hybrid: the target keeps state slots); the target and its MTP layer loaded as a model of its own
+static tv_model *g_mtp_target[2], *g_mtp[2];
+static tv_model *g_mtp_cur;    // the MTP layer make_engine_spec proposes with (draft_layers == MTP_DRAFT)
+enum { MTP_DRAFT = 1000 };
 
 // Models and engines run on $TINYVLLM_CPU's kernel path (test_util.h), the best one without it.
 static void config_default(tv_engine_config *c) {
@@ -52,7 +60,7 @@ static int setup(void **state) {
     snprintf(path, sizeof path, "%s/models/stories260K.bin", env && *env ? env : TV_SHARED_DIR);
     if (access(path, R_OK) != 0) return 0;
     tv_error err = {0};
-    g_model = load_model(path, &err);
+    g_model = g_stories = load_model(path, &err);
     if (!g_model) fprintf(stderr, "load: %s\n", err.msg);
     if (!g_model) return -1;
     snprintf(path, sizeof path, "%s/models/stories260K.gguf", env && *env ? env : TV_SHARED_DIR);
@@ -65,13 +73,33 @@ static int setup(void **state) {
         }
         unlink(out);   // mapped
     }
+    static const char *const mtp_archs[2] = {"glm4moe", "qwen35"};
+    for (int i = 0; i < 2; i++) {
+        char out[1200];
+        snprintf(out, sizeof out, "%s/mtp-%s-%d.gguf", TV_BINARY_DIR, mtp_archs[i], (int)getpid());
+        tv_synth_params sp = {.arch = mtp_archs[i], .type = TV_TYPE_F32, .seed = 7, .n_threads = 1, .mtp = i == 1};
+        tv_model_params mp;
+        tv_model_params_default(&mp);
+        mp.cpu_path = test_cpu_path();
+        mp.mtp = true;
+        if (synth_write(&sp, out, &err) || !(g_mtp_target[i] = load_model(out, &err)) ||
+            !(g_mtp[i] = tv_model_load(out, &mp, &err))) {
+            fprintf(stderr, "mtp %s: %s\n", mtp_archs[i], err.msg);
+            return -1;
+        }
+        unlink(out);
+    }
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    tv_model_free(g_model);
+    tv_model_free(g_stories);   // (g_model may still be an MTP target after a failed with_mtp)
     for (int n = 0; n < 5; n++) tv_model_free(g_draft[n]);
+    for (int i = 0; i < 2; i++) {
+        tv_model_free(g_mtp_target[i]);
+        tv_model_free(g_mtp[i]);
+    }
     return 0;
 }
 
@@ -80,8 +108,8 @@ static int teardown(void **state) {
 
 static bool g_spec_gated;   // make_engine_spec leaves the load gate on (decisions from real round times)
 
-// draft_layers > 0: the self-draft of that many layers; < 0: the draft model g_draft[-draft_layers];
-// 0 with spec_tokens: n-gram.
+// draft_layers > 0: the self-draft of that many layers (MTP_DRAFT: the MTP layer g_mtp_cur); < 0: the
+// draft model g_draft[-draft_layers]; 0 with spec_tokens: n-gram.
 static tv_engine *make_engine_spec(int block_size, int64_t n_blocks, bool chunked, int max_seqs, int budget, int kv_bits,
                                    int decode_steps, int spec_tokens, int draft_layers) {
     tv_engine_config c;
@@ -94,10 +122,12 @@ static tv_engine *make_engine_spec(int block_size, int64_t n_blocks, bool chunke
     c.max_batched_tokens = budget;
     c.kv_bits = kv_bits;
     c.decode_steps = decode_steps;
-    c.spec = !spec_tokens ? TV_SPEC_NONE : draft_layers > 0 ? TV_SPEC_SELF_DRAFT : draft_layers < 0 ? TV_SPEC_DRAFT_MODEL : TV_SPEC_NGRAM;
+    const bool is_mtp = draft_layers == MTP_DRAFT;
+    c.spec = !spec_tokens ? TV_SPEC_NONE : is_mtp ? TV_SPEC_MTP : draft_layers > 0 ? TV_SPEC_SELF_DRAFT
+                                         : draft_layers < 0 ? TV_SPEC_DRAFT_MODEL : TV_SPEC_NGRAM;
     c.spec_tokens = spec_tokens;
-    c.draft_layers = draft_layers > 0 ? draft_layers : 0;
-    c.draft_model = draft_layers < 0 ? g_draft[-draft_layers] : NULL;
+    c.draft_layers = draft_layers > 0 && !is_mtp ? draft_layers : 0;
+    c.draft_model = draft_layers < 0 ? g_draft[-draft_layers] : is_mtp ? g_mtp_cur : NULL;
     c.spec_always = !g_spec_gated;   // every round speculates (the load gate makes the counts timing-dependent)
     tv_error err = {0};
     tv_engine *e = tv_engine_create(g_model, &c, &err);
@@ -165,10 +195,13 @@ static void batch_invariance(int kv_bits, float temperature, bool full, int spec
                           (unsigned long long)st.n_spec_rounds, (unsigned long long)st.n_spec_rounds_plain);
         else if (spec_tokens) {
             print_message("%s, speculating %d (%s): %llu verifications, %llu of %llu proposed tokens accepted\n", cfgs[c].name,
-                          spec_tokens, draft_layers > 0 ? "self-draft" : draft_layers < 0 ? "draft model" : "n-gram", (unsigned long long)st.n_spec_drafts, (unsigned long long)st.n_spec_accepted_tokens,
+                          spec_tokens, draft_layers == MTP_DRAFT ? "MTP layer" : draft_layers > 0 ? "self-draft" : draft_layers < 0 ? "draft model" : "n-gram", (unsigned long long)st.n_spec_drafts, (unsigned long long)st.n_spec_accepted_tokens,
                           (unsigned long long)st.n_spec_draft_tokens);
-            // both outcomes happen, so both paths (accept, reject + rollback) were compared
-            assert_true(st.n_spec_accepted_tokens > 0 && st.n_spec_accepted_tokens < st.n_spec_draft_tokens);
+            // both outcomes happen, so both paths (accept, reject + rollback) were compared (a random MTP
+            // layer's argmax agrees with the target's no better than chance: its greedy guesses are rejected;
+            // sampled ones are accepted as often as the two distributions overlap)
+            assert_true(st.n_spec_accepted_tokens < st.n_spec_draft_tokens);
+            assert_true(st.n_spec_accepted_tokens > 0 || (draft_layers == MTP_DRAFT && temperature == 0.0f));
             uint64_t per_pos = 0;
             for (int j = 0; j < TV_SPEC_MAX_TOKENS; j++) per_pos += st.n_spec_accepted_per_pos[j];
             assert_true(per_pos == st.n_spec_accepted_tokens);
@@ -216,6 +249,36 @@ static void test_spec_draft_model_lossless(void **state) {
     batch_invariance(0, 0.0f, true, 4, -3);
     batch_invariance(16, 0.0f, false, 3, -2);
     batch_invariance(0, 1.0f, false, 5, -4);
+}
+
+// Runs fn on the MTP file i as the engines' model (g_model) and its MTP layer as the proposer.
+static void with_mtp(int i, void (*fn)(void)) {
+    tv_model *saved = g_model;
+    g_model = g_mtp_target[i];
+    g_mtp_cur = g_mtp[i];
+    fn();
+    g_model = saved;
+}
+
+static void mtp_lossless(void) {
+    batch_invariance(0, 0.0f, false, 4, MTP_DRAFT);   // greedy: chunked, preemption, multi-step
+    batch_invariance(0, 1.0f, false, 3, MTP_DRAFT);   // sampled: its guesses drawn, rejection sampling
+}
+
+static void mtp_gated(void) {
+    g_spec_gated = true;   // the load gate deciding
+    batch_invariance(0, 0.0f, false, 4, MTP_DRAFT);
+    g_spec_gated = false;
+}
+
+// The same with the file's MTP layer (nextn): a row reads the embedding of its token and the
+// target's final-normed hidden state at the position before (kept in the target's blocks), guesses
+// after the first its own output; its K/V in the target's blocks, caught up from the target's states.
+static void test_spec_mtp_lossless(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    with_mtp(0, mtp_lossless);   // glm4moe: MoE
+    with_mtp(1, mtp_gated);      // qwen35: hybrid (state slots rolled back under it); plain rounds, then catch-up
 }
 
 // With the load gate deciding from real round times (caps between 0 and K per round, a draft
@@ -430,6 +493,14 @@ static void test_spec_self_draft_no_leaks_10k(void **state) {
     no_leaks_10k(3, 2, 16);
 }
 
+static void mtp_no_leaks(void) { no_leaks_10k(3, MTP_DRAFT, 12); }
+
+static void test_spec_mtp_no_leaks_10k(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    with_mtp(0, mtp_no_leaks);
+}
+
 static void test_spec_draft_model_no_leaks_10k(void **state) {
     (void)state;
     SKIP_IF_NO_MODEL();
@@ -485,6 +556,70 @@ static void test_spec_draft_model_checks(void **state) {
     tv_engine_free(e);
     tv_model_free(other);
     tv_model_free(other512);
+}
+
+// The MTP layer as a model: one layer (the file's last), its input projection bound, the target
+// unchanged; a file without one, or with the key but not the tensors, is refused naming what is
+// missing; an engine takes it only with TV_SPEC_MTP (and a draft model only without), and counts
+// the hidden states in the draft's share of a block.
+static void test_spec_mtp_checks(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    const tv_hparams *t = model_hparams(g_mtp_target[0]), *v = model_hparams(g_mtp[0]);
+    assert_int_equal(t->n_layers, 4);
+    assert_int_equal(t->n_nextn, 1);
+    assert_int_equal(v->n_layers, 1);
+    assert_non_null(model_weights(g_mtp[0])->mtp_eh_proj.data);
+    assert_null(model_weights(g_mtp_target[0])->mtp_eh_proj.data);
+    assert_false(model_layers(g_mtp[1])[0].is_linear);   // qwen35's MTP layer: full attention, no state
+    assert_int_equal(model_hparams(g_mtp[1])->n_linear, 0);
+    tv_error err = {0};
+    tv_model_params mp;
+    tv_model_params_default(&mp);
+    mp.mtp = true;
+    char path[512], cut[512];
+    snprintf(path, sizeof path, "%s/mtp-bad-%d.gguf", TV_BINARY_DIR, (int)getpid());
+    snprintf(cut, sizeof cut, "%s/mtp-cut-%d.gguf", TV_BINARY_DIR, (int)getpid());
+    tv_synth_params sp = {.arch = "qwen35", .type = TV_TYPE_F32, .seed = 7, .n_threads = 1};
+    if (synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
+    assert_null(tv_model_load(path, &mp, &err));   // no nextn_predict_layers
+    print_message("%s\n", err.msg);
+    assert_non_null(strstr(err.msg, "has no MTP layer (qwen35.nextn_predict_layers is absent)"));
+    // the key without the tensors: the first 4 of glm4moe's 5 layers keep nextn_predict_layers 1,
+    // so layer 3 (an ordinary layer) is taken for the MTP layer, without nextn tensors
+    sp.arch = "glm4moe";
+    if (synth_write(&sp, path, &err) || tv_convert_first_layers(path, 4, cut, NULL, 0, &err)) fail_msg("%s", err.msg);
+    tv_model *plain = tv_model_load(cut, NULL, &err);   // the model itself loads (its 3 layers)
+    if (!plain) fail_msg("%s", err.msg);
+    assert_int_equal(model_hparams(plain)->n_layers, 3);
+    tv_model_free(plain);
+    assert_null(tv_model_load(cut, &mp, &err));
+    print_message("%s\n", err.msg);
+    assert_non_null(strstr(err.msg, "tensor 'blk.3.nextn.eh_proj.weight' is missing"));
+    unlink(path);
+    unlink(cut);
+    tv_engine_config c;
+    config_default(&c);
+    c.n_threads = 1;
+    c.spec = TV_SPEC_MTP;
+    assert_null(tv_engine_create(g_mtp_target[0], &c, &err));   // no MTP layer given
+    assert_non_null(strstr(err.msg, "the MTP layer"));
+    c.draft_model = g_draft[2];   // a draft model is not an MTP layer
+    assert_null(tv_engine_create(g_model, &c, &err));
+    assert_non_null(strstr(err.msg, "--spec mtp needs the model's MTP layer"));
+    c.spec = TV_SPEC_DRAFT_MODEL;   // nor the other way round
+    c.draft_model = g_mtp[0];
+    assert_null(tv_engine_create(g_mtp_target[0], &c, &err));
+    assert_non_null(strstr(err.msg, "an MTP layer proposes with --spec mtp only"));
+    c.spec = TV_SPEC_MTP;
+    tv_engine *e = tv_engine_create(g_mtp_target[0], &c, &err);
+    if (!e) fail_msg("%s", err.msg);
+    tv_engine_limits lim;
+    tv_engine_get_limits(e, &lim);
+    // its K/V (one layer) and the hidden states: dim f32 per token
+    const double kv1 = 2.0 * t->n_kv_heads * t->head_dim * c.block_size * (lim.kv_bits / 8);
+    assert_true(lim.draft_kv_bytes_per_block == kv1 + (double)t->dim * 4 * c.block_size);
+    tv_engine_free(e);
 }
 
 // Prefix caching: requests sharing a system-prompt-like prefix reuse its full blocks, outputs stay
@@ -744,6 +879,9 @@ int main(void) {
         cmocka_unit_test(test_spec_draft_model_matches_self_draft),
         cmocka_unit_test(test_spec_draft_model_no_leaks_10k),
         cmocka_unit_test(test_spec_draft_model_checks),
+        cmocka_unit_test(test_spec_mtp_lossless),
+        cmocka_unit_test(test_spec_mtp_no_leaks_10k),
+        cmocka_unit_test(test_spec_mtp_checks),
         cmocka_unit_test(test_prefix_caching),
         cmocka_unit_test(test_batch_invariance_quantized),
         cmocka_unit_test(test_abort_frees_immediately),
@@ -751,5 +889,7 @@ int main(void) {
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_sliding_window_releases_blocks),   // last: it changes the shared model
     };
+    const char *only = getenv("TV_TEST_FILTER");   // one test while iterating, e.g. "test_spec_mtp*"
+    if (only && *only) cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, setup, teardown);
 }

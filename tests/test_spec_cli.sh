@@ -63,7 +63,15 @@ done
 "$BIN" generate -m "$M" -p "x" -n 4 --spec draft --draft-layers 5 >/dev/null 2>"$W/e1"; rc=$?
 [ $rc != 0 ] && grep -q "self-draft of 5 layers is invalid" "$W/e1" || fail "--draft-layers 5 of 5: rc $rc, $(cat "$W/e1")"
 "$BIN" generate -m "$M" -p "x" -n 4 --spec mtp >/dev/null 2>"$W/e1"; rc=$?
-[ $rc = 2 ] && grep -q "not a proposer" "$W/e1" || fail "--spec mtp: rc $rc, $(cat "$W/e1")"
+[ $rc = 1 ] && grep -q "has no MTP layer (llama.nextn_predict_layers is absent)" "$W/e1" || fail "--spec mtp without one: rc $rc, $(cat "$W/e1")"
+"$BIN" generate -m "$M" -p "x" -n 4 --spec eagle >/dev/null 2>"$W/e1"; rc=$?
+[ $rc = 2 ] && grep -q "not a proposer (ngram, draft or mtp)" "$W/e1" || fail "--spec eagle: rc $rc, $(cat "$W/e1")"
+# the file's MTP layer proposes: synth --mtp writes one; the greedy text is plain decoding's
+"$BIN" synth --arch qwen35 --mtp -q -o "$W/q35mtp.gguf" >/dev/null || fail "synth --arch qwen35 --mtp"
+"$BIN" generate -m "$W/q35mtp.gguf" -p "hello world" -n 24 --temp 0 --ignore-eos -t 1 >"$W/plain.txt" 2>/dev/null || fail "generate qwen35 plain"
+"$BIN" generate -m "$W/q35mtp.gguf" -p "hello world" -n 24 --temp 0 --ignore-eos -t 1 --spec mtp --spec-always >"$W/mtp.txt" 2>"$W/e1" || fail "generate --spec mtp: $(cat "$W/e1")"
+cmp -s "$W/plain.txt" "$W/mtp.txt" || fail "--spec mtp changed the greedy text"
+grep -q "speculation mtp, up to 4 tokens | [1-9][0-9]* verifications" "$W/e1" || fail "--spec mtp: no verifications: $(cat "$W/e1")"
 "$BIN" generate -m "$M" -p "x" -n 4 --spec ngram --spec-tokens 17 >/dev/null 2>"$W/e2"; rc=$?
 [ $rc = 2 ] && grep -q "1..16" "$W/e2" || fail "--spec-tokens 17: rc $rc, $(cat "$W/e2")"
 "$BIN" generate -m "$M" -p "x" -n 4 --spec-tokens 3 >/dev/null 2>"$W/e3"; rc=$?

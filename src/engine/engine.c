@@ -99,6 +99,15 @@ struct tv_engine {
     tv_forward *dfwd;
     int draft_rows;              // rows of a draft-model round at most: max_batched_tokens + max_num_seqs
                                  // (a decode may run one row more than in the target's batch: a last guess)
+    // TV_SPEC_MTP (the draft is the target file's MTP layer): the target's final-normed hidden state of
+    // every token, in the row of its KV slot (written by each target pass: tv_batch.hidden_cache), so it
+    // lives, is shared and rolls back with the blocks; a draft round's input rows; each decode item's
+    // MTP output of the last draft round (the input of its next guess). NULL otherwise
+    float *mtp_h;                // (n_blocks * block_size, dim)
+    float *mtp_in;               // (draft_rows, dim)
+    float *mtp_prev;             // (max_num_seqs, dim) by item
+    int32_t *mtp_item;           // (max_num_seqs) the item of each logits row of a draft round
+    size_t draft_bpb;            // the draft's bytes of a KV block (its K/V; MTP: and the hidden states)
     float *spec_p;               // (n_vocab) model drafts: the target's distribution of a sampled guess's row
     spec_gate *gate;             // load awareness (spec.h); NULL without speculation, with spec_always or pipelined
     kv_block_manager *bm;
@@ -231,19 +240,25 @@ void tv_engine_free(tv_engine *e) {
     free(e->b_rows);
     free(e->b_outs);
     free(e->spec_p);
+    free(e->mtp_h);
+    free(e->mtp_in);
+    free(e->mtp_prev);
+    free(e->mtp_item);
     spec_gate_free(e->gate);
     free(e->done);
     free(e->aborted);
     free(e);
 }
 
-// Whether c's proposer is a model (the self-draft or a draft model), whose guesses sampled requests sample.
-static bool model_draft(const tv_engine_config *c) { return c->spec == TV_SPEC_SELF_DRAFT || c->spec == TV_SPEC_DRAFT_MODEL; }
+// Whether c's proposer is a second model with K/V of its own (a draft model or the MTP layer).
+static bool own_draft(const tv_engine_config *c) { return c->spec == TV_SPEC_DRAFT_MODEL || c->spec == TV_SPEC_MTP; }
+// Whether c's proposer is a model (the self-draft, a draft model, the MTP layer), whose guesses sampled requests sample.
+static bool model_draft(const tv_engine_config *c) { return c->spec == TV_SPEC_SELF_DRAFT || own_draft(c); }
 
 // What a draft pass costs relative to a target round of the same rows, as the load gate assumes
 // until it measures one: the draft model's share of the weights, the self-draft's of the layers.
 static double draft_share(const tv_model *m, const tv_engine_config *c) {
-    if (c->spec == TV_SPEC_DRAFT_MODEL) return (double)model_weight_bytes(c->draft_model) / (double)model_weight_bytes(m);
+    if (own_draft(c)) return (double)model_weight_bytes(c->draft_model) / (double)model_weight_bytes(m);
     return c->spec == TV_SPEC_SELF_DRAFT ? (double)c->draft_layers / model_hparams(m)->n_layers : 0.0;
 }
 
@@ -268,7 +283,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     if (c.decode_steps > 64) { err_fail(err, TV_ERR_INVALID, "engine: decode_steps %d invalid (1..64)", c.decode_steps); return NULL; }
     if (c.kv_bits == 0) c.kv_bits = model_weight_type(m) == TV_TYPE_F32 ? 32 : 16;
     if (c.kv_bits != 16 && c.kv_bits != 32) { err_fail(err, TV_ERR_INVALID, "engine: KV element bits %d invalid (16 or 32)", c.kv_bits); return NULL; }
-    if (c.spec != TV_SPEC_NONE && c.spec != TV_SPEC_NGRAM && c.spec != TV_SPEC_SELF_DRAFT && c.spec != TV_SPEC_DRAFT_MODEL) { err_fail(err, TV_ERR_INVALID, "engine: unknown speculative decoding method %d", (int)c.spec); return NULL; }
+    if (c.spec != TV_SPEC_NONE && c.spec != TV_SPEC_NGRAM && c.spec != TV_SPEC_SELF_DRAFT && !own_draft(&c)) { err_fail(err, TV_ERR_INVALID, "engine: unknown speculative decoding method %d", (int)c.spec); return NULL; }
     int l0, l1;
     model_layer_range(m, &l0, &l1);
     if (l0 != 0 || (l1 != hp->n_layers) != (down != NULL)) {
@@ -284,13 +299,25 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         err_fail(err, TV_ERR_INVALID, "engine: the self-draft needs every layer in one process (not with pipeline parallelism)");
         return NULL;
     }
-    if (down && c.spec == TV_SPEC_DRAFT_MODEL) {
-        err_fail(err, TV_ERR_INVALID, "engine: a draft model is not supported with pipeline parallelism");
+    if (down && own_draft(&c)) {
+        err_fail(err, TV_ERR_INVALID, "engine: a draft model or MTP layer is not supported with pipeline parallelism");
         return NULL;
     }
-    if (c.spec != TV_SPEC_DRAFT_MODEL) c.draft_model = NULL;
-    else if (!c.draft_model) { err_fail(err, TV_ERR_INVALID, "engine: speculative decoding with a draft model needs the draft model"); return NULL; }
-    else {
+    if (!own_draft(&c)) c.draft_model = NULL;
+    else if (!c.draft_model) {
+        err_fail(err, TV_ERR_INVALID, "engine: speculative decoding with %s needs it loaded (tv_engine_config.draft_model)",
+                 c.spec == TV_SPEC_MTP ? "the MTP layer" : "a draft model");
+        return NULL;
+    } else {
+        // an MTP layer reads the target's hidden states: it must be one (tv_model_params.mtp), as wide as the target
+        const bool is_mtp_layer = model_weights(c.draft_model)->mtp_eh_proj.data != NULL;
+        if (is_mtp_layer != (c.spec == TV_SPEC_MTP) ||
+            (is_mtp_layer && model_hparams(c.draft_model)->dim != hp->dim)) {
+            err_fail(err, TV_ERR_INVALID, "engine: %s", c.spec != TV_SPEC_MTP ? "an MTP layer proposes with --spec mtp only"
+                                                     : !is_mtp_layer ? "--spec mtp needs the model's MTP layer (loaded with tv_model_params.mtp)"
+                                                                     : "the MTP layer is not as wide as the model");
+            return NULL;
+        }
         if (spec_check_vocab(m, c.draft_model, err) != TV_OK) return NULL;
         if (model_hparams(c.draft_model)->n_linear > 0) {   // its proposals would need a state rollback
             err_fail(err, TV_ERR_UNSUPPORTED, "engine: a hybrid (linear-attention) model cannot be a draft model yet");
@@ -343,7 +370,10 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     const int64_t state_bytes = (int64_t)n_state_slots * (int64_t)kv_cache_state_bytes_per_slot(m);
     const bool kv_f32 = c.kv_bits == 32;
     // a block holds the target's K/V of block_size tokens and, with a draft model, the draft's of the same tokens
-    const size_t dbpb = c.draft_model ? kv_cache_bytes_per_block(c.draft_model, c.block_size, kv_f32) : 0;
+    // (and with an MTP layer the target's hidden state of each token, f32)
+    const size_t dbpb = c.draft_model ? kv_cache_bytes_per_block(c.draft_model, c.block_size, kv_f32) +
+                                            (c.spec == TV_SPEC_MTP ? (size_t)c.block_size * (size_t)hp->dim * sizeof(float) : 0)
+                                      : 0;
     const size_t bpb = kv_cache_bytes_per_block(m, c.block_size, kv_f32) + dbpb;
     int64_t n_blocks = c.n_blocks;
     if (n_blocks <= 0) {   // a given memory budget holds the state slots too (the default 1 GiB is the blocks')
@@ -387,6 +417,14 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         err_fail_prefix(err, err ? err->code : TV_ERR_NOMEM, "draft model");
         goto fail;
     }
+    if (c.spec == TV_SPEC_MTP &&
+        (!(e->mtp_h = malloc((size_t)n_blocks * (size_t)c.block_size * (size_t)hp->dim * sizeof(float))) ||
+         !(e->mtp_in = malloc((size_t)e->draft_rows * (size_t)hp->dim * sizeof(float))) ||
+         !(e->mtp_prev = malloc((size_t)c.max_num_seqs * (size_t)hp->dim * sizeof(float))) ||
+         !(e->mtp_item = malloc((size_t)c.max_num_seqs * sizeof(int32_t))))) {
+        err_fail(err, TV_ERR_NOMEM, "engine: cannot allocate the MTP layer's hidden states for %lld blocks", (long long)n_blocks);
+        goto fail;
+    }
     e->bm = bm_create((int)n_blocks, c.block_size);
     tv_sched_config sc = {.max_num_seqs = c.max_num_seqs, .max_batched_tokens = c.max_batched_tokens,
                           .chunked_prefill = c.chunked_prefill, .prefix_caching = c.prefix_caching,
@@ -426,6 +464,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
     e->stats.n_blocks_total = n_blocks;
     e->stats.block_size = c.block_size;
     e->stats.kv_bytes_per_block = (double)bpb;
+    e->draft_bpb = dbpb;
     return e;
 fail:
     tv_engine_free(e);
@@ -592,7 +631,7 @@ void tv_engine_get_limits(const tv_engine *e, tv_engine_limits *l) {
                             .n_blocks = e->cfg.n_blocks, .kv_bits = e->cfg.kv_bits,
                             .decode_steps = e->cfg.decode_steps, .n_threads = e->cfg.n_threads,
                             .spec = e->cfg.spec, .spec_tokens = e->cfg.spec_tokens, .draft_layers = e->cfg.draft_layers,
-                            .draft_kv_bytes_per_block = e->cfg.draft_model ? kv_cache_bytes_per_block(e->cfg.draft_model, e->cfg.block_size, e->cfg.kv_bits == 32) : 0};
+                            .draft_kv_bytes_per_block = (double)e->draft_bpb};
 }
 
 void tv_engine_get_stats(const tv_engine *e, tv_engine_stats *s) {
@@ -732,7 +771,7 @@ static tv_batch build_batch(tv_engine *e, int n_items, bool *decode_only) {
                       .q_start = e->b_qstart, .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = L,
                       .logit_rows = e->b_logit_rows, .state_slots = e->b_slots,
                       .state_ckpt_rows = has_ckpt ? e->b_ckpt_rows : NULL, .state_ckpt_slots = e->b_ckpt_slots,
-                      .state_rollback = e->rb_base >= 0 ? e->b_rollback : NULL};
+                      .state_rollback = e->rb_base >= 0 ? e->b_rollback : NULL, .hidden_cache = e->mtp_h};
 }
 
 // Counts a successful round of items: steps, tokens, prompt tokens and prefix-cache hits (of the
@@ -914,14 +953,26 @@ static double clock_s(void) {
 
 // The positions [*from, *to) a draft model's pass 0 runs for s (scheduled with n_tokens): from the
 // first token without its draft K/V (where every query's window is still whole) through the
-// pending token (a decode with guesses) or the item's tokens (prompt chunks, decodes without).
+// pending token (a decode with guesses) or the item's tokens (prompt chunks, decodes without). The
+// MTP layer runs a position once the target has computed the one before (its input): through the
+// item's first token.
 static void draft_span0(const tv_engine *e, const tv_seq *s, int n_tokens, int *from, int *to) {
     const int bs = e->cfg.block_size, dwin = model_hparams(e->cfg.draft_model)->kv_window;
     int f = s->n_draft_computed < s->n_computed ? s->n_draft_computed : s->n_computed;
     // keys that fell out of the window are gone: start where every query's window is whole
     if (s->n_released > 0 && f < s->n_released * bs + dwin - 1) f = s->n_released * bs + dwin - 1;
     *from = f > s->n_computed ? s->n_computed : f;
-    *to = s->n_computed + (s->n_draft ? 1 : n_tokens);
+    *to = s->n_computed + (s->n_draft || e->cfg.spec == TV_SPEC_MTP ? 1 : n_tokens);
+}
+
+// The MTP layer's input row for token p of s in draft round d: the target's final-normed hidden
+// state at p - 1 (round 0; zeros at position 0) or the MTP layer's own output of round d - 1 for
+// item i (a guess it made).
+static void mtp_input(const tv_engine *e, const tv_seq *s, int i, int d, int p, float *row) {
+    const size_t dim = (size_t)e->hp->dim, bs = (size_t)e->cfg.block_size;
+    if (d > 0) memcpy(row, e->mtp_prev + (size_t)i * dim, dim * sizeof(float));
+    else if (p == 0) memset(row, 0, dim * sizeof(float));
+    else memcpy(row, e->mtp_h + ((size_t)s->blocks[(size_t)(p - 1) / bs] * bs + (size_t)(p - 1) % bs) * dim, dim * sizeof(float));
 }
 
 // Drafting for the scheduled items (before their batch is built). The draft is the
@@ -941,9 +992,13 @@ static void draft_span0(const tv_engine *e, const tv_seq *s, int n_tokens, int *
 // guesses made so far (the items shrink to them): drafting never fails a request. Structured
 // output: the guesses are cut where the grammar would refuse them (as the n-gram proposer's; a
 // sampled request's after the first refused one). Each forward pass is timed for the load gate.
+// The MTP layer (e->mtp_h set) drafts as a draft model, with each row's previous hidden state as
+// input (mtp_input); its K/V count as computed only from the target's hidden states (round 0), so
+// the K/V of guesses it made from its own output are rewritten once accepted, and a last guess
+// that ends a block waits for the next round 0 too.
 static void draft(tv_engine *e, int n_items) {
-    const size_t V = (size_t)e->hp->n_vocab;
-    const bool own = e->dfwd != NULL;
+    const size_t V = (size_t)e->hp->n_vocab, dim = (size_t)e->hp->dim;
+    const bool own = e->dfwd != NULL, is_mtp = e->mtp_h != NULL;
     const int bs = e->cfg.block_size;
     for (int d = 0;; d++) {
         int n = 0, ns = 0, nl = 0;
@@ -962,9 +1017,10 @@ static void draft(tv_engine *e, int n_items) {
             } else if (s->n_draft <= d) {   // prompt chunks have none
                 // the draft model's K/V of the last guess: only where it ends a block (which the
                 // prefix cache registers once that guess is accepted); else the next round 0 runs it
-                if (!own || d != s->n_draft || (s->n_computed + d + 1) % bs) continue;
+                if (!own || is_mtp || d != s->n_draft || (s->n_computed + d + 1) % bs) continue;
             }
             for (int p = from; p < to; p++) {
+                if (is_mtp) mtp_input(e, s, i, d, p, e->mtp_in + (size_t)n * dim);
                 e->b_tokens[n] = s->tokens[p];
                 e->b_pos[n++] = p;
             }
@@ -973,6 +1029,7 @@ static void draft(tv_engine *e, int n_items) {
             e->b_seqs[ns++] = s;
             e->b_qstart[ns] = n;
             if (s->n_draft > d) {
+                if (is_mtp) e->mtp_item[nl] = i;
                 e->b_logit_rows[nl] = n - 1;
                 e->b_logit_seq[nl++] = s;
             }
@@ -980,7 +1037,7 @@ static void draft(tv_engine *e, int n_items) {
         if (n == 0) break;
         tv_batch b = {.n_tokens = n, .tokens = e->b_tokens, .positions = e->b_pos, .n_seqs = ns, .q_start = e->b_qstart,
                       .ctx_len = e->b_ctx, .block_tables = e->b_tables, .n_logits = nl, .logit_rows = e->b_logit_rows,
-                      .n_layers = e->cfg.draft_layers};
+                      .n_layers = e->cfg.draft_layers, .mtp_hidden = is_mtp ? e->mtp_in : NULL};
         float *logits = NULL;
         tv_error ferr = {0};
         const double t0 = e->gate ? clock_s() : 0.0;
@@ -995,8 +1052,11 @@ static void draft(tv_engine *e, int n_items) {
             }
             break;
         }
-        if (own)
+        if (own && (d == 0 || !is_mtp))
             for (int j = 0; j < ns; j++) e->b_seqs[j]->n_draft_computed = e->b_ctx[j];
+        for (int r = 0; is_mtp && r < nl; r++)   // the input of each item's next guess
+            memcpy(e->mtp_prev + (size_t)e->mtp_item[r] * dim, forward_logit_hidden(e->dfwd) + (size_t)r * dim,
+                   dim * sizeof(float));
         for (int r = 0; r < nl; r++) {
             tv_seq *s = e->b_logit_seq[r];
             float *row = logits + (size_t)r * V;

@@ -283,8 +283,10 @@ tv_status family_swa_pattern(const gguf_ctx *g, const char *arch, int dflt_perio
 // single value leaves every layer at h->hidden_dim.
 void family_ff_per_layer(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_layer *layers);
 
-// Drops the `<arch>.nextn_predict_layers` MTP layers at the end of the stack from h->n_layers (they
-// are not run, as in llama.cpp). TV_ERR_FORMAT when the count does not fit block_count.
+// Drops the `<arch>.nextn_predict_layers` MTP layers at the end of the stack from h->n_layers (the
+// forward pass does not run them, as in llama.cpp) and counts them in h->n_nextn (a model loaded
+// as its MTP layer, tv_model_params.mtp, binds the first). TV_ERR_FORMAT when the count does not
+// fit block_count.
 tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, tv_error *err);
 
 // The hybrid Qwen models' keys (after "<arch>.") and tensors: Gated DeltaNet sizes, and per kind of

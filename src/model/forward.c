@@ -168,7 +168,10 @@ struct tv_forward {
     tv_attn_seq *seqs;   // (T) attention's view of each sequence of the batch
     tv_attn_seq *seqs_shaped;   // (T) scratch of layers with their own shape
     float *attn_temp;    // (T) per-token query temperature, when h->attn_temp_scale is set
+    float *mtp_cat;      // (T, 2 * dim) an MTP layer's input rows [normed embedding, normed hidden state]
 };
+
+const float *forward_logit_hidden(const tv_forward *f) { return f->lx; }
 
 forward_times forward_layer_times(const tv_forward *f) {
     return (forward_times){f->t_linear_ms, f->t_full_ms, f->s.t_gdn_ms, f->s.t_attn_kernel_ms};
@@ -194,6 +197,7 @@ void forward_free(tv_forward *f) {
     free(f->seqs);
     free(f->seqs_shaped);
     free(f->attn_temp);
+    free(f->mtp_cat);
     free(s->gdn_conv);
     free(s->gdn_ssm);
     free(s->gdn_ckpt_conv);
@@ -238,7 +242,8 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         !(f->seqs = malloc(T * sizeof(tv_attn_seq))) || !(f->seqs_shaped = malloc(T * sizeof(tv_attn_seq))) ||
         !(f->ones = malloc((size_t)hd_max * sizeof(float))) ||
         (model_rope_inv_freq_swa(m) && !(f->rope_cs_swa = malloc(T * 2 * (size_t)h->n_rot_swa * sizeof(float)))) ||
-        (h->attn_temp_scale != 0 && !(f->attn_temp = malloc(T * sizeof(float)))))
+        (h->attn_temp_scale != 0 && !(f->attn_temp = malloc(T * sizeof(float)))) ||
+        (model_weights(m)->mtp_eh_proj.data && !(f->mtp_cat = malloc(T * 2 * h->dim * sizeof(float)))))
         goto oom;
     if (h->n_expert > 0) {   // the experts' grouped rows: T * k
         const size_t TK = T * (size_t)h->n_expert_used;
@@ -251,11 +256,13 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
             !(s->moe_y = malloc(TK * (size_t)h->dim * sizeof(float))))
             goto oom;
     }
-    if (h->n_linear > 0) {   // hybrid: the gated query of the attention layers, the linear layers' rows
+    if (h->ssm_d_inner > 0 &&   // hybrid (or its MTP layer): the gated query of the attention layers
+        (!(s->q_gated = malloc(T * 2 * qd * sizeof(float))) || !(s->attn_gate = malloc(T * qd * sizeof(float)))))
+        goto oom;
+    if (h->n_linear > 0) {   // hybrid: the linear layers' rows
         const size_t conv_dim = 2 * (size_t)h->ssm_n_k_heads * h->ssm_head_dim + (size_t)h->ssm_d_inner;
         const size_t nv = (size_t)h->ssm_n_v_heads, inner = (size_t)h->ssm_d_inner;
-        if (!(s->q_gated = malloc(T * 2 * qd * sizeof(float))) || !(s->attn_gate = malloc(T * qd * sizeof(float))) ||
-            !(s->ssm_qkv = malloc(T * conv_dim * sizeof(float))) || !(s->ssm_z = malloc(T * inner * sizeof(float))) ||
+        if (!(s->ssm_qkv = malloc(T * conv_dim * sizeof(float))) || !(s->ssm_z = malloc(T * inner * sizeof(float))) ||
             !(s->ssm_alpha = malloc(T * nv * sizeof(float))) || !(s->ssm_beta = malloc(T * nv * sizeof(float))) ||
             !(s->ssm_ba = malloc(T * 2 * nv * sizeof(float))) ||
             !(s->ssm_o = malloc(T * inner * sizeof(float))) || !(s->gdn_conv = malloc(T * sizeof(float *))) ||
@@ -321,6 +328,10 @@ static tv_status check_batch(tv_forward *f, const tv_kv_cache *kv, const tv_batc
     if ((f->layer_begin > 0) != (b->hidden != NULL) || (b->n_layers > 0 && (f->layer_begin > 0 || !f->is_last)))
         return err_fail(err, TV_ERR_INVALID, "forward: a stage from layer %d needs %s hidden state%s", f->layer_begin,
                         f->layer_begin > 0 ? "the previous stage's" : "no", b->n_layers > 0 ? " and runs no draft" : "");
+    if (!model_weights(f->m)->mtp_eh_proj.data != !b->mtp_hidden || (b->hidden_cache && !f->is_last))
+        return err_fail(err, TV_ERR_INVALID, "forward: %s", b->mtp_hidden ? "only an MTP layer reads previous hidden states"
+                                                         : b->hidden_cache ? "a stage before the last has no final hidden state"
+                                                                           : "an MTP layer needs each row's previous hidden state");
     if (h->n_linear > 0) {   // hybrid: every sequence continues its own state slot
         const tv_state_cache *sc = kv->state;
         if (!sc || !b->state_slots)
@@ -420,6 +431,18 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
         if (h->embd_scale != 0) layers_scale(s, s->x, h->dim, h->embd_scale);
         if (fam->prologue) fam->prologue(s, model_weights(m), b->tokens);
     }
+    if (b->mtp_hidden) {   // an MTP layer: x = eh_proj · [rmsnorm(x) * enorm, rmsnorm(h) * hnorm]
+        const tv_weights *w = model_weights(m);
+        const size_t dim = (size_t)h->dim;
+        layers_rmsnorm(s, s->xb, s->x, &w->mtp_enorm, T);
+        layers_rmsnorm(s, s->xb2, b->mtp_hidden, &w->mtp_hnorm, T);
+        for (int t = 0; t < T; t++) {
+            memcpy(f->mtp_cat + 2 * dim * (size_t)t, s->xb + dim * (size_t)t, dim * sizeof(float));
+            memcpy(f->mtp_cat + 2 * dim * (size_t)t + dim, s->xb2 + dim * (size_t)t, dim * sizeof(float));
+        }
+        const tv_tensor *eh = &w->mtp_eh_proj;
+        backend_matmul(f->be, &eh, &s->x, 1, f->mtp_cat, T);
+    }
     // RoPE cos/sin per token, once for all layers; the query temperature; each token's KV slot
     for (int t = 0; t < T; t++) {
         const int32_t pos = b->positions[t];
@@ -495,6 +518,9 @@ tv_status forward_run(tv_forward *f, tv_kv_cache *kv, const tv_batch *b, float *
         return TV_OK;
     }
 
+    for (int t = 0; b->hidden_cache && t < T; t++)   // each token's final-normed state, for the MTP layer
+        backend_rmsnorm(f->be, b->hidden_cache + (size_t)f->slots[t] * h->dim, s->x + (size_t)t * h->dim,
+                        model_output_norm(m)->data, 1, h->dim, h->norm_eps);
     layers_logits(s, b->logit_rows, b->n_logits, model_output_norm(m), model_output(m), f->lx, f->logits);
     *logits = f->logits;
     return TV_OK;

@@ -53,6 +53,8 @@ struct tv_model {
     wcache_map cache;            // the prepared-weight cache file the weights point into, or empty
     char *cache_note;            // what the cache did (tv_model_cache_note), or NULL
     int layer_begin, layer_end;  // the layers this process holds, [begin, end) (pipeline stage; all by default)
+    int mtp_layer;               // loaded as an MTP layer (tv_model_params.mtp): the file's index of that layer
+                                 // (its tensors are blk.<mtp_layer>.*, bound as layer 0); else 0
     char map_err[512];           // a lazy GGUF's failed tensor mapping (find_gguf), reported by bind
 };
 
@@ -270,11 +272,21 @@ static int64_t dim_value(const tv_hparams *h, const tv_layer *L, family_dim d) {
 // Binds one tensor of the family's table (its layer l's copy when per-layer).
 static tv_status bind_one(tv_model *m, const family_tensor *ft, int l, find_fn find, void *src, tv_error *err) {
     char name[96];
-    if (ft->is_layer) snprintf(name, sizeof name, "blk.%d.%s", l, ft->name);
+    tv_tensor tmp;
+    if (ft->is_layer) snprintf(name, sizeof name, "blk.%d.%s", l + m->mtp_layer, ft->name);
     else snprintf(name, sizeof name, "%s", ft->name);
+    if (!ft->is_layer && m->mtp_layer) {   // an MTP layer's own embeddings, head norm and head replace the model's
+        const char *own = ft->offset == offsetof(tv_weights, tok_embd)      ? "embed_tokens"
+                          : ft->offset == offsetof(tv_weights, output_norm) ? "shared_head_norm"
+                          : ft->offset == offsetof(tv_weights, output)      ? "shared_head_head"
+                                                                            : NULL;
+        char nn[96];
+        snprintf(nn, sizeof nn, "blk.%d.nextn.%s.weight", m->mtp_layer, own ? own : "");
+        if (own && find(src, nn, false, &tmp)) memcpy(name, nn, sizeof name);
+    }
     char *base = ft->is_layer ? (char *)&m->layers[l] : (char *)&m->w;
-    tv_tensor tmp, *dst = (tv_tensor *)(base + ft->offset);
-    const bool is_dense = m->hp.n_expert == 0 || (ft->is_layer && l < m->hp.n_dense_lead);
+    tv_tensor *dst = (tv_tensor *)(base + ft->offset);
+    const bool is_dense = m->hp.n_expert == 0 || (ft->is_layer && l + m->mtp_layer < m->hp.n_dense_lead);
     if ((ft->when == FW_DENSE && !is_dense) || (ft->when == FW_MOE && is_dense) ||
         (ft->when == FW_Q_LORA && m->hp.n_lora_q == 0) || (ft->when == FW_Q_DIRECT && m->hp.n_lora_q > 0))
         return TV_OK;
@@ -354,7 +366,9 @@ static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
     m->matrices = malloc(((size_t)n_layers + 1) * (size_t)fam->n_tensors * 3 * sizeof *m->matrices);   // 3: parts
     if (!m->matrices) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
     tv_tensor tmp;
-    const bool tied = !find(src, "output.weight", false, &tmp);
+    char head[96];
+    snprintf(head, sizeof head, "blk.%d.nextn.shared_head_head.weight", m->mtp_layer);
+    const bool tied = !find(src, "output.weight", false, &tmp) && !(m->mtp_layer && find(src, head, false, &tmp));
     tv_status st;
     for (int i = 0; i < fam->n_tensors; i++)
         if (!fam->tensors[i].is_layer && stage_binds(m, &fam->tensors[i], tied) &&
@@ -363,6 +377,19 @@ static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
     for (int l = m->layer_begin; l < m->layer_end; l++)
         for (int i = 0; i < fam->n_tensors; i++)
             if (fam->tensors[i].is_layer && (st = bind_one(m, &fam->tensors[i], l, find, src, err))) return st;
+    static const family_tensor MTP[] = {   // an MTP layer's input projection and norms
+        FAMILY_TENSOR("nextn.eh_proj.weight", mtp_eh_proj, FD_EMBD, FD_EMBD),
+        FAMILY_TENSOR("nextn.enorm.weight", mtp_enorm, FD_EMBD, FD_ONE),
+        FAMILY_TENSOR("nextn.hnorm.weight", mtp_hnorm, FD_EMBD, FD_ONE),
+    };
+    for (int i = 0; m->mtp_layer && i < FAMILY_COUNT(MTP); i++) {
+        char name[96];
+        snprintf(name, sizeof name, "blk.%d.%s", m->mtp_layer, MTP[i].name);
+        tv_tensor *dst = (tv_tensor *)((char *)&m->w + MTP[i].offset);
+        const int64_t ne0 = i == 0 ? 2 * (int64_t)m->hp.dim : m->hp.dim, ne1 = i == 0 ? m->hp.dim : 1;
+        if ((st = bind(m, find(src, name, true, &tmp), name, ne0, ne1, 1, "", dst, err))) return st;
+        if (i == 0) m->matrices[m->n_matrices++] = dst;
+    }
     if (m->w.tok_embd.data && (m->w.output.data || m->layer_end < n_layers))
         m->weight_bytes -= m->w.tok_embd.nbytes;   // a decode step reads one row of the embeddings
     if (!m->w.output.data && m->layer_end == n_layers)
@@ -645,6 +672,23 @@ static tv_status read_rope_scaling(tv_model *m, const char *arch, find_fn find, 
 // Everything after the container is open: metadata in m->gguf (a GGUF's, or a Hugging Face
 // folder's as hf.c maps it), tensors through find(src), the tokenizer from tokenizer.json in
 // tok_dir (a folder's) or the GGUF's tokenizer.* keys.
+// Makes m (keys read, configured) the view of its first MTP layer: one layer, the file's layer
+// n_layers, a full-attention layer with the family's block (its K/V the only pool, no recurrent
+// state), bound from blk.<n_layers>.* by bind_all. TV_ERR_UNSUPPORTED when the file has none.
+static tv_status mtp_view(tv_model *m, const char *arch, tv_error *err) {
+    tv_hparams *h = &m->hp;
+    if (h->n_nextn < 1)
+        return err_fail(err, TV_ERR_UNSUPPORTED, "%s: the model has no MTP layer (%s.nextn_predict_layers is %s)", m->path,
+                        arch, h->n_nextn ? "0" : "absent");
+    if (m->layer_end)
+        return err_fail(err, TV_ERR_INVALID, "%s: an MTP layer is loaded whole, not as a pipeline stage", m->path);
+    m->mtp_layer = h->n_layers;
+    m->layers[0] = (tv_layer){.kv_layer = 0};
+    h->n_layers = 1;
+    h->n_linear = 0;
+    return TV_OK;
+}
+
 static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, void *src, const char *tok_dir,
                            tv_error *err) {
     gguf_ctx *g = m->gguf;
@@ -679,6 +723,7 @@ static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, 
     if (!h->n_rot_swa) h->n_rot_swa = h->n_rot;
     if (h->n_expert > 0 && (st = family_moe_setup(arch, h, m->family->moe, err)))
         return err_fail_prefix(err, st, "%s", m->path);
+    if (p->mtp && (st = mtp_view(m, arch, err))) return st;
     if ((st = bind_all(m, find, src, err))) return st;
     if ((st = make_rope(m, &rs, err))) return st;
 
@@ -1060,9 +1105,9 @@ static bool cache_key(tv_model *m, const tv_model_params *p, int n_slots, char *
     kern_table kt;
     if (kern_table_init(&kt, p->cpu_path, NULL)) return false;
     char stable[4400];
-    snprintf(stable, sizeof stable, "%s|cpu=%s/%s|quantize=%s|repack=%d|layout=%d/%d|layers=%d-%d", real,
+    snprintf(stable, sizeof stable, "%s|cpu=%s/%s|quantize=%s|repack=%d|layout=%d/%d|layers=%d-%d|mtp=%d", real,
              p->cpu_path && *p->cpu_path ? p->cpu_path : "best", kt.path, p->quantize ? p->quantize : "-", !p->no_repack,
-             WCACHE_LAYOUT_VERSION, TV_PACK_ROWS, m->layer_begin, m->layer_end);
+             WCACHE_LAYOUT_VERSION, TV_PACK_ROWS, m->layer_begin, m->layer_end, m->mtp_layer);
     uint64_t h = 1469598103934665603ull;
     for (const char *c = stable; *c; c++) { h ^= (uint8_t)*c; h *= 1099511628211ull; }
     snprintf(file, fcap, "%s/%016llx.tvw", p->cache_dir, (unsigned long long)h);

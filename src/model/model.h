@@ -76,6 +76,9 @@ typedef struct tv_hparams {
     int32_t n_lora_kv;           // rank of the KV latent
     int32_t head_dim_k_mla;      // a head's expanded query/key size: no-RoPE part + n_rot (key_length_mla)
     int32_t head_dim_v_mla;      // a head's expanded value size (value_length_mla)
+    // next-token-prediction (MTP) layers after the n_layers the model runs (nextn_predict_layers);
+    // a model loaded as its MTP layer (tv_model_params.mtp) has n_layers 1 and keeps the count
+    int32_t n_nextn;
 } tv_hparams;
 
 typedef struct tv_layer {
@@ -165,6 +168,10 @@ typedef struct tv_weights {
     tv_tensor pl_tok_embd;   // (n_vocab rows, n_layers * n_embd_pl): looked up by token, never multiplied
     tv_tensor pl_model_proj; // (n_layers * n_embd_pl, dim)
     tv_tensor pl_proj_norm;  // (n_embd_pl) f32
+    // a model loaded as an MTP layer (tv_model_params.mtp; data NULL otherwise): its input is
+    // eh_proj · [rmsnorm(embedding) * enorm, rmsnorm(h) * hnorm], h the target's hidden state
+    tv_tensor mtp_eh_proj;   // (dim, 2 * dim)
+    tv_tensor mtp_enorm, mtp_hnorm;   // (dim) f32
 } tv_weights;
 
 struct model_family;
@@ -276,6 +283,11 @@ typedef struct tv_batch {
     const float *hidden;          // (n_tokens, dim) f32: the residual stream entering the model's first
                                   // layer when it is a later pipeline stage (model_layer_range begin > 0);
                                   // NULL on the first stage, which embeds tokens
+    const float *mtp_hidden;      // (n_tokens, dim) f32, a model loaded as an MTP layer only: each row's
+                                  // previous hidden state (the target's final-normed one at the position
+                                  // before, or the MTP layer's own output for a guess it made)
+    float *hidden_cache;          // (KV slots, dim) f32 or NULL: the forward writes each token's final-normed
+                                  // hidden state (the MTP layer's input) into the row of its KV slot
 } tv_batch;
 
 // Forward state: activations sized for up to max_tokens tokens per batch, for sequences of up to
@@ -300,5 +312,8 @@ typedef struct forward_times {
     double linear_ms, full_ms, gdn_ms, attn_kernel_ms;
 } forward_times;
 forward_times forward_layer_times(const tv_forward *f);
+// The final-normed hidden states of the last run's logit rows, (n_logits, dim) f32 (what the head
+// multiplied; an MTP layer's input for its next guess). Valid until the next run.
+const float *forward_logit_hidden(const tv_forward *f);
 
 #endif

@@ -131,6 +131,7 @@ tv_status family_drop_nextn(const gguf_ctx *g, const char *arch, tv_hparams *h, 
         return err_fail(err, TV_ERR_FORMAT, "%s.nextn_predict_layers %lld does not fit block_count %d", arch,
                         (long long)n_nextn, h->n_layers);
     h->n_layers -= (int32_t)n_nextn;
+    h->n_nextn = (int32_t)n_nextn;
     return TV_OK;
 }
 

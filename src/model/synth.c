@@ -1490,7 +1490,7 @@ static tv_status hf_write_config(const tv_synth_params *p, const arch_spec *a, c
 // exp(softplus(alpha + dt) * a) mostly in 0.85 .. 0.999 (a = -U(0.05, 0.5), dt = -2 +- 1), so
 // a token is remembered for tens of positions, write strengths sigmoid(beta) ~ 0.3 .. 0.7, conv
 // weights U(-0.6, 0.6) (the window's four inputs all count).
-static tv_status hybrid_mixer(arch_writer *aw, const arch_spec *a, int l, tv_type t, tv_type vt, tv_error *err) {
+static tv_status hybrid_mixer(arch_writer *aw, const arch_spec *a, int l, bool is_full, tv_type t, tv_type vt, tv_error *err) {
     char nm[96];
     const hybrid_spec *hy = find_hybrid(a);
     const int32_t dim = a->dim, hd = a->head_dim, q_dim = a->n_heads * hd, kv_dim = a->n_kv_heads * hd;
@@ -1499,7 +1499,7 @@ static tv_status hybrid_mixer(arch_writer *aw, const arch_spec *a, int l, tv_typ
 #define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix), nm)
 #define TRY(call) do { if ((st = (call))) return st; } while (0)
     TRY(aw_norm(aw, NAME("attn_norm.weight"), dim, err));
-    if ((l + 1) % hy->full_attn_interval == 0) {
+    if (is_full || (l + 1) % hy->full_attn_interval == 0) {
         TRY(aw_matrix(aw, NAME("attn_q.weight"), t, dim, 2 * q_dim, 1.5f, err));
         TRY(aw_matrix(aw, NAME("attn_k.weight"), t, dim, kv_dim, 1.5f, err));
         TRY(aw_matrix(aw, NAME("attn_v.weight"), vt, dim, kv_dim, 1.0f, err));
@@ -1584,6 +1584,10 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         gguf_writer_free(w);
         return err_fail(err, TV_ERR_INVALID, "synth: only gpt-oss folders hold MXFP4 experts");
     }
+    if (p->mtp && (!(a->flags & AF_HYBRID) || p->hf)) {
+        gguf_writer_free(w);
+        return err_fail(err, TV_ERR_INVALID, "synth: --mtp is for the hybrid qwen archs in GGUF (glm4moe always has its MTP layer)");
+    }
     if (p->hf) {
         if (mkdir(out_path, 0777) != 0 && errno != EEXIST) {
             gguf_writer_free(w);
@@ -1594,8 +1598,9 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
             return err_fail(err, TV_ERR_NOMEM, "out of memory");
         }
     }
-    const int32_t dim = a->dim, ff = a->ff, L = a->n_layers;
+    const int32_t dim = a->dim, ff = a->ff, L = a->n_layers + (p->mtp ? 1 : 0);   // with the MTP layer
     const bool tied = a->flags & AF_TIED;
+    if (p->mtp) gguf_set_u32(w, ARCH_KEY(k, a, "nextn_predict_layers"), 1);
 
     gguf_set_str(w, "general.architecture", a->arch);
     // (no family name in general.name: llama.cpp keys vocabulary rules off it, e.g. "phi3" in the name
@@ -1699,7 +1704,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
 #define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix), nm)
 #define TRY(call) do { if ((st = (call))) goto done; } while (0)
         if (a->flags & AF_HYBRID) {
-            TRY(hybrid_mixer(&aw, a, l, t, vt, err));
+            TRY(hybrid_mixer(&aw, a, l, l == a->n_layers, t, vt, err));   // an MTP layer: full attention
             goto ffn;
         }
         TRY(aw_norm(&aw, NAME("attn_norm.weight"), dim, err));
@@ -1788,7 +1793,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
         }
         if (!a->n_expert || dense_lead)
             TRY(aw_matrix(&aw, NAME("ffn_down.weight"), vt, arch_ff(a, l), dim, write_gain, err));
-        if ((a->flags & AF_GLM4MOE) && l == L - 1) {   // the MTP layer's own tensors
+        if ((a->flags & AF_GLM4MOE || p->mtp) && l == L - 1) {   // the MTP layer's own tensors
             TRY(aw_matrix(&aw, NAME("nextn.eh_proj.weight"), t, 2 * dim, dim, 1.0f, err));
             TRY(aw_norm(&aw, NAME("nextn.enorm.weight"), dim, err));
             TRY(aw_norm(&aw, NAME("nextn.hnorm.weight"), dim, err));
@@ -1823,7 +1828,7 @@ done:
 
 tv_status tv_synth_write(const tv_synth_options *o, const char *out_path, tv_error *err) {
     tv_synth_params p = {.preset = o->preset, .arch = o->arch, .seed = o->seed, .vocab_path = o->vocab_path,
-                         .n_threads = o->n_threads, .deep_from = o->deep_from, .deep_scale = o->deep_scale,
+                         .n_threads = o->n_threads, .deep_from = o->deep_from, .deep_scale = o->deep_scale, .mtp = o->mtp,
                          .progress = o->progress, .progress_user = o->progress_user};
     if (o->format && strcmp(o->format, "gguf")) {
         if (strcmp(o->format, "hf")) return err_fail(err, TV_ERR_INVALID, "synth: unknown format '%s' (gguf, hf)", o->format);

@@ -45,6 +45,7 @@ typedef struct tv_synth_params {
                               // Gemma 4's per_layer_model_proj in the file's type (llama-quantize keeps it F16)
     int deep_from;            // preset models, 0 = off: layers deep_from.. (1 .. n_layers - 1) have attn_output and
     float deep_scale;         // ffn_down deep_scale (0, 1] times the usual size (tv_synth_options)
+    bool mtp;                 // --arch hybrid qwen families: an MTP layer after the model's (tv_synth_options)
     tv_progress_fn progress;  // NULL, or told the bytes written as the file is written
     void *progress_user;
 } tv_synth_params;
