@@ -18,11 +18,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "model/model.h"
 #include "model/synth.h"
 #include "tinyvllm.h"
@@ -493,7 +495,7 @@ static void test_spec_self_draft_no_leaks_10k(void **state) {
     no_leaks_10k(3, 2, 16);
 }
 
-static void mtp_no_leaks(void) { no_leaks_10k(3, MTP_DRAFT, 12); }
+static void mtp_no_leaks(void) { no_leaks_10k(3, MTP_DRAFT, 8); }
 
 static void test_spec_mtp_no_leaks_10k(void **state) {
     (void)state;
@@ -558,6 +560,66 @@ static void test_spec_draft_model_checks(void **state) {
     tv_model_free(other512);
 }
 
+// The MTP layer's logits against llama.cpp's (tests/fixtures/mtp): the target over the fixture's 24
+// tokens writes its final-normed hidden states into the KV slots' rows, the MTP layer runs each
+// token with the state at the position before; every logit within 1e-3 of the oracle's.
+static void mtp_reference(const char *arch) {
+    char path[512], fix[1200];
+    snprintf(path, sizeof path, "%s/mtp-ref-%s-%d.gguf", TV_BINARY_DIR, arch, (int)getpid());
+    snprintf(fix, sizeof fix, "%s/tests/fixtures/mtp/%s-f32.bin", TV_SOURCE_DIR, arch);
+    tv_error err = {0};
+    tv_synth_params sp = {.arch = arch, .type = TV_TYPE_F32, .seed = 1, .n_threads = 1, .mtp = true};
+    if (synth_write(&sp, path, &err)) fail_msg("synth: %s", err.msg);
+    tv_model_params mp;
+    tv_model_params_default(&mp);
+    mp.cpu_path = test_cpu_path();
+    tv_model *t = tv_model_load(path, &mp, &err);
+    mp.mtp = true;
+    tv_model *v = t ? tv_model_load(path, &mp, &err) : NULL;
+    unlink(path);
+    if (!v) fail_msg("%s", err.msg);
+    const tv_hparams *h = model_hparams(t);
+    enum { N = 24, BS = 16, NB = 2 };
+    int32_t tok[N];
+    float *ref = malloc((size_t)N * h->n_vocab * sizeof(float));
+    FILE *f = fopen(fix, "rb");
+    assert_non_null(f);
+    assert_true(fread(tok, sizeof(int32_t), N, f) == N && fread(ref, sizeof(float), (size_t)N * h->n_vocab, f) == (size_t)N * h->n_vocab);
+    fclose(f);
+    tv_engine_config c;   // the engine's pieces, one sequence: target pass, then the MTP layer's
+    config_default(&c);
+    backend *be = backend_cpu_create(c.cpu_path, 1, &err);
+    tv_kv_cache *kt = kv_cache_create(t, NB, BS, true, &err), *kvv = kv_cache_create(v, NB, BS, true, &err);
+    tv_forward *ft = forward_create(t, 256, N, N, be, &err), *fv = forward_create(v, 256, N, N, be, &err);
+    assert_true(be && kt && kvv && ft && fv && kv_cache_add_state(kt, t, 1, &err) == TV_OK);
+    int32_t pos[N], qs[2] = {0, N}, ctx = N, blocks[NB] = {0, 1}, slot = 0;
+    for (int i = 0; i < N; i++) pos[i] = i;
+    const int32_t *bt[1] = {blocks};
+    float *hc = calloc((size_t)NB * BS * h->dim, sizeof(float)), *hin = calloc((size_t)N * h->dim, sizeof(float)), *lg;
+    tv_batch b = {.n_tokens = N, .tokens = tok, .positions = pos, .n_seqs = 1, .q_start = qs, .ctx_len = &ctx,
+                  .block_tables = bt, .n_logits = N, .logit_rows = pos, .state_slots = &slot, .hidden_cache = hc};
+    if (forward_run(ft, kt, &b, &lg, &err)) fail_msg("%s", err.msg);
+    for (int i = 1; i < N; i++) memcpy(hin + (size_t)i * h->dim, hc + (size_t)(i - 1) * h->dim, (size_t)h->dim * sizeof(float));
+    b = (tv_batch){.n_tokens = N, .tokens = tok, .positions = pos, .n_seqs = 1, .q_start = qs, .ctx_len = &ctx,
+                   .block_tables = bt, .n_logits = N, .logit_rows = pos, .mtp_hidden = hin};
+    if (forward_run(fv, kvv, &b, &lg, &err)) fail_msg("%s", err.msg);
+    double max_diff = 0;
+    for (size_t i = 0; i < (size_t)N * h->n_vocab; i++)
+        if (fabs((double)lg[i] - ref[i]) > max_diff) max_diff = fabs((double)lg[i] - ref[i]);
+    print_message("%s: MTP logits within %.3g of llama.cpp's\n", arch, max_diff);
+    assert_true(max_diff < 1e-3);
+    free(ref);
+    free(hc);
+    free(hin);
+    forward_free(ft);
+    forward_free(fv);
+    kv_cache_free(kt);
+    kv_cache_free(kvv);
+    backend_free(be);
+    tv_model_free(t);
+    tv_model_free(v);
+}
+
 // The MTP layer as a model: one layer (the file's last), its input projection bound, the target
 // unchanged; a file without one, or with the key but not the tensors, is refused naming what is
 // missing; an engine takes it only with TV_SPEC_MTP (and a draft model only without), and counts
@@ -620,6 +682,9 @@ static void test_spec_mtp_checks(void **state) {
     const double kv1 = 2.0 * t->n_kv_heads * t->head_dim * c.block_size * (lim.kv_bits / 8);
     assert_true(lim.draft_kv_bytes_per_block == kv1 + (double)t->dim * 4 * c.block_size);
     tv_engine_free(e);
+    mtp_reference("qwen35");
+    mtp_reference("qwen35moe");
+    mtp_reference("qwen3next");
 }
 
 // Prefix caching: requests sharing a system-prompt-like prefix reuse its full blocks, outputs stay
@@ -861,7 +926,7 @@ static void test_sliding_window_releases_blocks(void **state) {
     hp->kv_window = 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_invariance_greedy),
         cmocka_unit_test(test_batch_invariance_f16_kv),
@@ -889,7 +954,9 @@ int main(void) {
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_sliding_window_releases_blocks),   // last: it changes the shared model
     };
-    const char *only = getenv("TV_TEST_FILTER");   // one test while iterating, e.g. "test_spec_mtp*"
-    if (only && *only) cmocka_set_test_filter(only);
+    // `test_engine mtp` runs the MTP layer's tests (ctest: test_engine_mtp, in parallel with the rest),
+    // `test_engine PATTERN` the tests PATTERN matches, `test_engine` all the others
+    if (argc > 1) cmocka_set_test_filter(strcmp(argv[1], "mtp") ? argv[1] : "test_spec_mtp*");
+    else cmocka_set_skip_filter("test_spec_mtp*");
     return cmocka_run_group_tests(tests, setup, teardown);
 }
