@@ -164,6 +164,7 @@ void x86_install_quants_avx512(tv_type_traits *t, bool vnni512);
 // x86/kquant_*.c: the packed K-quant kernels (called by the installers above)
 void x86_install_kquant_avx512(tv_type_traits *t);   // AVX512-VNNI
 void x86_install_kquant_avx2(tv_type_traits *t, bool vnni256);
+void x86_install_kq23_avx2(tv_type_traits *t, bool vnni256);   // x86/kq23_avx2.c: packed Q3_K, Q2_K
 // MXFP4's vec_dot (x86/mxfp4_avx2.c, x86/mxfp4_avx512.c)
 void x86_install_mxfp4_avx2(tv_type_traits *t);
 void x86_install_mxfp4_avx512(tv_type_traits *t);

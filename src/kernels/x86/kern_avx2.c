@@ -524,4 +524,5 @@ void x86_install_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_Q6_K].gemm = q6_K_gemm;
     t[TV_TYPE_Q8_K].from_float = from_float_q8_K;
     x86_install_kquant_avx2(t, vnni);
+    x86_install_kq23_avx2(t, vnni);
 }
