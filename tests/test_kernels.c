@@ -575,6 +575,62 @@ static void test_paths_vs_ref(void **state) {
     assert_true(use_path(NULL));
 }
 
+// MXFP4's GEMM on every path has ref_vec_dot_mxfp4's bits for every (row, token): rows of 1..140
+// blocks (the transposed chunks' and the activation spans' tails), every token count 1..20 and a
+// 300-token call (two passes), row ranges that start and end inside a 16-row group, scales across
+// the whole E8M0 range that stays finite (subnormal e = 0, 1 included); nothing outside the tile written.
+static void test_mxfp4_gemm(void **state) {
+    (void)state;
+    const int64_t sizes[] = { 32, 96, 2880, 4480 };
+    enum { ROWS = 37, TOK = 300 };
+    const tv_type_traits *rt = kern_traits_ref(TV_TYPE_MXFP4), *rq = kern_traits_ref(TV_TYPE_Q8_0);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int64_t n = sizes[si], nb = n / 32;
+        const int tok = n <= 96 ? TOK : 20;   // the 300-token pass split on the short rows only (time)
+        const size_t wrs = kern_row_size(TV_TYPE_MXFP4, n), xrs = kern_row_size(TV_TYPE_Q8_0, n);
+        tv_block_mxfp4 *w = malloc(wrs * ROWS);
+        unsigned char *xq = malloc(xrs * (size_t)tok);
+        float *x = malloc(sizeof(float) * (size_t)(n * tok)), *ref = malloc(sizeof(float) * ROWS * (size_t)tok);
+        float *got = malloc(sizeof(float) * ROWS * (size_t)tok);
+        assert_true(w && xq && x && ref && got);
+        for (int64_t b = 0; b < nb * ROWS; b++) {
+            const uint32_t u = rnd_u32();
+            w[b].e = (uint8_t)(u % 7 == 0 ? u % 3 : 90 + (u >> 8) % 70);   // 0, 1, 2, or 2^-38 .. 2^31
+            for (int j = 0; j < 16; j++) w[b].qs[j] = (uint8_t)rnd_u32();
+        }
+        fill_weights(x, n * tok);
+        for (int t = 0; t < tok; t++) rq->from_float(x + t * n, xq + (size_t)t * xrs, n);
+        for (int t = 0; t < tok; t++)
+            for (int r = 0; r < ROWS; r++) {
+                rt->vec_dot(n, &ref[t * ROWS + r], (const char *)w + (size_t)r * wrs, xq + (size_t)t * xrs);
+                assert_true(isfinite(ref[t * ROWS + r]));
+            }
+        for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+            if (!use_path(PATHS[pi])) continue;
+            const tv_type_traits *ft = kern_traits(&g_kt, TV_TYPE_MXFP4);
+            if (strcmp(PATHS[pi], "generic") != 0) assert_non_null(ft->gemm);
+            if (!ft->gemm) continue;
+            for (int nt = 1; nt <= tok; nt = nt < 20 ? nt + 1 : nt == 20 && tok > 20 ? tok : tok + 1) {   // 1..20, tok
+                const int r0 = nt % 4, r1 = nt % 3 ? ROWS : ROWS - 16 + nt % 5;
+                for (int i = 0; i < ROWS * tok; i++) got[i] = NAN;
+                ft->gemm(n, r0, r1, w, wrs, nt, xq, xrs, got, ROWS);
+                for (int t = 0; t < tok; t++)
+                    for (int r = 0; r < ROWS; r++) {
+                        const float g = got[t * ROWS + r];
+                        if (t >= nt || r < r0 || r >= r1) {
+                            if (!isnan(g)) fail_msg("%s n=%lld nt=%d: wrote (%d, %d) outside the tile", PATHS[pi], (long long)n, nt, r, t);
+                        } else if (memcmp(&g, &ref[t * ROWS + r], sizeof g)) {
+                            fail_msg("%s n=%lld nt=%d rows [%d, %d) row %d token %d: %.9g, ref %.9g", PATHS[pi],
+                                     (long long)n, nt, r0, r1, r, t, g, ref[t * ROWS + r]);
+                        }
+                    }
+            }
+        }
+        free(w); free(xq); free(x); free(ref); free(got);
+    }
+    assert_true(use_path(NULL));
+}
+
 // Offsets of a block's f16 scale fields (d, m / dmin / s), -1 for none; the quantized weight types.
 static void f16_fields(tv_type t, int at[2]) {
     at[0] = 0;
@@ -1058,6 +1114,7 @@ int main(void) {
         cmocka_unit_test(test_q6_K_known_answer),
         cmocka_unit_test(test_paths_vs_ref),
         cmocka_unit_test(test_paths_extreme_blocks),
+        cmocka_unit_test(test_mxfp4_gemm),
         cmocka_unit_test(test_paths_row_conversion),
         cmocka_unit_test(test_amx_path),
         cmocka_unit_test(test_packed_vs_ref),

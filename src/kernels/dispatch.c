@@ -137,8 +137,9 @@ tv_status kern_table_init(kern_table *kt, const char *force, tv_error *err) {
     }
 #endif
 #ifdef TV_X86
-    if (!strcmp(path, "avx512") || !strcmp(path, "amx")) x86_install_mxfp4_avx512(t);
-    else if (!strcmp(path, "avx2")) x86_install_mxfp4_avx2(t);
+    const bool novnni = force && strstr(force, "-novnni");
+    if (!strcmp(path, "avx512") || !strcmp(path, "amx")) x86_install_mxfp4_avx512(t, f.avx512_vnni && !novnni);
+    else if (!strcmp(path, "avx2")) x86_install_mxfp4_avx2(t, f.avx_vnni && !novnni);
 #endif
     kt->path = path;
     kt->ops = ops_for_path(strcmp(path, "amx") ? path : "avx512");   // amx: AVX-512 attention and ops

@@ -165,9 +165,9 @@ void x86_install_quants_avx512(tv_type_traits *t, bool vnni512);
 void x86_install_kquant_avx512(tv_type_traits *t);   // AVX512-VNNI
 void x86_install_kquant_avx2(tv_type_traits *t, bool vnni256);
 void x86_install_kq23_avx2(tv_type_traits *t, bool vnni256);   // x86/kq23_avx2.c: packed Q3_K, Q2_K
-// MXFP4's vec_dot (x86/mxfp4_avx2.c, x86/mxfp4_avx512.c)
-void x86_install_mxfp4_avx2(tv_type_traits *t);
-void x86_install_mxfp4_avx512(tv_type_traits *t);
+// MXFP4's vec_dot and GEMM (x86/mxfp4_avx2.c, x86/mxfp4_avx512.c); vnni*: as above
+void x86_install_mxfp4_avx2(tv_type_traits *t, bool vnni256);
+void x86_install_mxfp4_avx512(tv_type_traits *t, bool vnni512);
 // The AVX-512 VNNI packed GEMM (Q4_0 when q4, else Q8_0; the gemm_packed contract), which the AMX
 // path keeps for few tokens.
 void x86_gemm_packed_vnni512(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,

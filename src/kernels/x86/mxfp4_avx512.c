@@ -1,12 +1,25 @@
-// mxfp4_avx512.c — MXFP4 · Q8_0 dot product with AVX-512 BW (the ref's semantics: ref/ref_mxfp4.c).
+// mxfp4_avx512.c — MXFP4 · Q8_0 dot product and GEMM with AVX-512 BW (the ref's semantics:
+// ref/ref_mxfp4.c).
 //
-// Two blocks per 512-bit register: nibbles to table values with one byte shuffle, x takes w's sign
-// (a masked subtraction: AVX-512 has no sign_epi8), maddubs + madd give exact int32 sums, each
-// 256-bit half is one block's; the float part is the ref's chain, block by block, so the bits are
-// ref_vec_dot_mxfp4's.
+// vec_dot: two blocks per 512-bit register: nibbles to table values with one byte shuffle, x takes
+// w's sign (a masked subtraction: AVX-512 has no sign_epi8), maddubs + madd give exact int32 sums,
+// each 256-bit half is one block's; the float part is the ref's chain, block by block, so the bits
+// are ref_vec_dot_mxfp4's.
+// GEMM (3 tokens and more; fewer go through vec_dot): 16 weight rows side by side, one zmm lane per
+// row, as kern_avx512.c's Q4_0 kernels. A block of 16 rows is transposed once (4x4 dword
+// transposes of 16-byte row loads) into 8 vectors of 4 codes per lane, the codes becoming their
+// table values + 12 (0..24: the unsigned operand of vpdpbusd, or of vpmaddubsw without VNNI), and
+// reused by every token of the pass; sum w x = sum (w + 12) x - 12 sum x, exact in int32. The float
+// part per (row, token) and block is the ref's: d = f16(dx) * 2^(e-128), acc = acc + d * isum, a
+// multiply and an add (no FMA), so every result has ref_vec_dot_mxfp4's bits whatever the tile.
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/x86/tile.h"
+#include "util/status.h"
+
+#define INLINE static inline __attribute__((always_inline))
 
 static inline int32_t hsum_i32_256(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -54,4 +67,183 @@ static void vec_dot_mxfp4(int64_t n, float *s, const void *w, const void *x) {
     *s = sum;
 }
 
-void x86_install_mxfp4_avx512(tv_type_traits *t) { t[TV_TYPE_MXFP4].vec_dot = vec_dot_mxfp4; }
+// ---- GEMM ----
+enum {
+    MX_MIN_TOK = 3,   // fewer tokens: vec_dot per (row, token) (memory-bound, rows streamed one by one)
+    MX_TG = 8,        // tokens per compute group (8 accumulators + 8 weight vectors in registers)
+    MX_KB = 8,        // blocks per transposed chunk (4.6 KiB, stays in L1 while every token group runs)
+    MX_TP = 256,      // tokens per pass
+    MX_SPAN = 2048,   // (block, token) activation entries per span (64 KiB of quants)
+};
+// A block of 16 rows: q[k] lane l = 4 codes (value + 12) of lane l's row, dword k (elements 4k..4k+3
+// for k < 4, 16 + 4(k-4).. for k >= 4); d = the rows' scales 2^(e-128) as f32.
+typedef struct mx16_blk { __m512i q[8]; __m512 d; } mx16_blk;
+
+INLINE void mx16_tr4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, __m512i *o) {
+    const __m512i a0 = _mm512_unpacklo_epi32(z0, z1), a1 = _mm512_unpackhi_epi32(z0, z1);
+    const __m512i a2 = _mm512_unpacklo_epi32(z2, z3), a3 = _mm512_unpackhi_epi32(z2, z3);
+    o[0] = _mm512_unpacklo_epi64(a0, a2);
+    o[1] = _mm512_unpackhi_epi64(a0, a2);
+    o[2] = _mm512_unpacklo_epi64(a1, a3);
+    o[3] = _mm512_unpackhi_epi64(a1, a3);
+}
+// The 16 code bytes of the rows at p + ro[j], p + ro[j + 4], p + ro[j + 8], p + ro[j + 12] -> 128-bit lanes 0..3
+INLINE __m512i mx16_ld4(const uint8_t *p, const size_t *ro, int j) {
+    __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + ro[j])));
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + ro[j + 4])), 1);
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + ro[j + 8])), 2);
+    return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + ro[j + 12])), 3);
+}
+// Blocks b0 .. b0+nbk-1 of the 16 rows at w + ro[l] (goff: the same offsets as int32 lanes) into o.
+static void mx16_pack(const uint8_t *w, const size_t *ro, __m512i goff, int64_t b0, int nbk, mx16_blk *o) {
+    const __m512i tab = _mm512_broadcast_i32x4(
+        _mm_add_epi8(_mm_loadu_si128((const __m128i *)kern_mxfp4_values), _mm_set1_epi8(12)));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi32(2);
+    for (int i = 0; i < nbk; i++) {
+        const uint8_t *p = w + (size_t)(b0 + i) * sizeof(tv_block_mxfp4);
+        __m512i t[4];
+        mx16_tr4(mx16_ld4(p + 1, ro, 0), mx16_ld4(p + 1, ro, 1), mx16_ld4(p + 1, ro, 2), mx16_ld4(p + 1, ro, 3), t);
+        TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
+            o[i].q[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(t[k], m4));
+            o[i].q[k + 4] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4));
+        }
+        // kern_e8m0_half per lane: e < 2 ? 0x00200000 << e : (e - 1) << 23 (the low byte of 4 read at e)
+        const __m512i e = _mm512_and_si512(_mm512_i32gather_epi32(goff, p, 1), _mm512_set1_epi32(0xFF));
+        const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+        const __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
+        o[i].d = _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(e, two), normal, sub));
+    }
+}
+
+// s + the 16 lanes of codes w · (4 signed bytes at p, broadcast), exact int32. VNNI: GCC does not
+// fold the broadcast load into vpdpbusd's m32bcst operand, so the instruction is spelled out.
+INLINE __m512i mx16_dot(__m512i s, __m512i w, const int8_t *p, const bool vnni) {
+    if (vnni) {
+        __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t(*)[1])(const void *)p));
+        return s;
+    }
+    int32_t xw;
+    memcpy(&xw, p, 4);
+    const __m512i pr = _mm512_maddubs_epi16(w, _mm512_set1_epi32(xw));   // |pair| <= 2 * 24 * 128: no saturation
+    return _mm512_add_epi32(s, _mm512_madd_epi16(pr, _mm512_set1_epi16(1)));
+}
+
+// T tokens over nbk transposed blocks. xa/dxa/cra: the span's activations (32 quants, f32 scale,
+// -12 * sum of the quants) at (block, token), block stride as; y: (T, ys) at the group's first row
+// holds the running sums of the lanes in m (read unless first).
+INLINE void mx16_compute(const mx16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra,
+                         int64_t as, float *y, int64_t ys, __mmask16 m, bool first, const int T, const bool vnni) {
+    __m512 acc[MX_TG];
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ys);
+    for (int i = 0; i < nbk; i++)
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const int8_t *xq = xa + (i * as + t) * TV_QK8_0;
+            __m512i s = _mm512_set1_epi32(cra[i * as + t]), s2 = _mm512_setzero_si512();
+            TV_TILE_UNROLL for (int k = 0; k < 8; k += 2) {   // two chains: an exact sum either way
+                s = mx16_dot(s, wb[i].q[k], xq + 4 * k, vnni);
+                s2 = mx16_dot(s2, wb[i].q[k + 1], xq + 4 * k + 4, vnni);
+            }
+            const __m512 d = _mm512_mul_ps(wb[i].d, _mm512_set1_ps(dxa[i * as + t]));
+            const __m512 p = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(s, s2)));
+            acc[t] = _mm512_add_ps(acc[t], p);
+        }
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, acc[t]);
+}
+typedef void (*mx16_fn)(const mx16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra,
+                        int64_t as, float *y, int64_t ys, __mmask16 m, bool first);
+#define MX16_FN(V, T)                                                                                           \
+    static void mx16_compute_##V##_##T(const mx16_blk *wb, int nbk, const int8_t *xa, const float *dxa,           \
+                                       const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m,         \
+                                       bool first) {                                                              \
+        mx16_compute(wb, nbk, xa, dxa, cra, as, y, ys, m, first, T, V);                                           \
+    }
+#define MX16_SET(V) MX16_FN(V, 1) MX16_FN(V, 2) MX16_FN(V, 3) MX16_FN(V, 4) MX16_FN(V, 5) MX16_FN(V, 6) \
+    MX16_FN(V, 7) MX16_FN(V, 8)
+MX16_SET(0) MX16_SET(1)
+static const mx16_fn mx16_k[2][MX_TG + 1] = {   // [vnni][T]
+    { 0, mx16_compute_0_1, mx16_compute_0_2, mx16_compute_0_3, mx16_compute_0_4, mx16_compute_0_5, mx16_compute_0_6,
+      mx16_compute_0_7, mx16_compute_0_8 },
+    { 0, mx16_compute_1_1, mx16_compute_1_2, mx16_compute_1_3, mx16_compute_1_4, mx16_compute_1_5, mx16_compute_1_6,
+      mx16_compute_1_7, mx16_compute_1_8 },
+};
+
+// Blocks [0, nb) of nt Q8_0 rows at x (xrs apart) -> per (block, token) entry b * nt + t: xa = the 32
+// quants, dxa = the scale as f32, cra = -12 * their sum.
+static void mx_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int8_t *xa, float *dxa, int32_t *cra) {
+    const __m256i k80 = _mm256_set1_epi8((char)0x80);
+    for (int64_t t = 0; t < nt; t++) {
+        const tv_block_q8_0 *xb = (const tv_block_q8_0 *)(x + (size_t)t * xrs);
+        for (int64_t b = 0; b < nb; b++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+            _mm256_storeu_si256((__m256i *)(xa + (b * nt + t) * TV_QK8_0), q);
+            // sum of (q + 128) by 8-byte groups, then minus 32 * 128
+            const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, k80), _mm256_setzero_si256());
+            __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
+            dxa[b * nt + t] = f16_to_f32(xb[b].d);
+            cra[b * nt + t] = -12 * (_mm_cvtsi128_si32(h) - 32 * 128);
+        }
+    }
+}
+
+// The gemm contract (kernels.h). Tokens in passes of up to MX_TP; per pass, blocks in spans that the
+// activation copy holds; per span, each 16-row group (a short last group repeats its last row in the
+// lanes it does not store) is transposed MX_KB blocks at a time and every token group runs over the
+// chunk. Running sums live in y between chunks.
+static void mx16_gemm(const bool vnni, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                      const void *x, size_t xrs, float *y, int64_t ys) {
+    const int64_t nb = n / TV_QK_MXFP4;
+    if (nt < MX_MIN_TOK) {
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t t = 0; t < nt; t++)
+                vec_dot_mxfp4(n, &y[t * ys + r], (const uint8_t *)w + (size_t)r * wrs, (const uint8_t *)x + (size_t)t * xrs);
+        return;
+    }
+    int8_t xa[MX_SPAN * TV_QK8_0] __attribute__((aligned(64)));   // (span blocks, pass tokens, 32)
+    float dxa[MX_SPAN];                                             // (span blocks, pass tokens)
+    int32_t cra[MX_SPAN];                                           // (span blocks, pass tokens)
+    mx16_blk wb[MX_KB];                                             // a transposed chunk of one row group
+    TV_CHECK(nb >= 1 && 15 * wrs <= INT32_MAX);
+    for (int64_t t0 = 0; t0 < nt; t0 += MX_TP) {
+        const int64_t tp = nt - t0 < MX_TP ? nt - t0 : MX_TP;
+        const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * xrs;
+        int64_t kb = MX_SPAN / tp;
+        if (kb > nb) kb = nb;
+        for (int64_t b0 = 0; b0 < nb; b0 += kb) {
+            const int nbk = nb - b0 < kb ? (int)(nb - b0) : (int)kb;
+            mx_aux(xt + (size_t)b0 * sizeof(tv_block_q8_0), xrs, tp, nbk, xa, dxa, cra);
+            for (int64_t rg = r0; rg < r1; rg += 16) {
+                const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
+                const __mmask16 m = (__mmask16)(0xFFFFu >> (16 - R));
+                size_t ro[16];
+                int32_t go[16];
+                for (int l = 0; l < 16; l++) go[l] = (int32_t)(ro[l] = (size_t)(l < R ? l : R - 1) * wrs);
+                const __m512i goff = _mm512_loadu_si512(go);
+                const uint8_t *wg = (const uint8_t *)w + (size_t)rg * wrs;
+                for (int c0 = 0; c0 < nbk; c0 += MX_KB) {
+                    const int nc = nbk - c0 < MX_KB ? nbk - c0 : MX_KB;
+                    mx16_pack(wg, ro, goff, b0 + c0, nc, wb);
+                    for (int64_t tg = 0; tg < tp; tg += MX_TG) {
+                        const int T = tp - tg < MX_TG ? (int)(tp - tg) : MX_TG;
+                        const int64_t e = c0 * tp + tg;   // entry of (block c0, token tg)
+                        mx16_k[vnni][T](wb, nc, xa + e * TV_QK8_0, dxa + e, cra + e, tp, y + (t0 + tg) * ys + rg, ys,
+                                        m, b0 + c0 == 0);
+                    }
+                }
+            }
+        }
+    }
+}
+static void gemm_mxfp4_vnni(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
+                            size_t xrs, float *y, int64_t ys) {
+    mx16_gemm(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+static void gemm_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
+                       size_t xrs, float *y, int64_t ys) {
+    mx16_gemm(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+
+void x86_install_mxfp4_avx512(tv_type_traits *t, bool vnni512) {
+    t[TV_TYPE_MXFP4].vec_dot = vec_dot_mxfp4;
+    t[TV_TYPE_MXFP4].gemm = vnni512 ? gemm_mxfp4_vnni : gemm_mxfp4;
+}
