@@ -6,8 +6,8 @@
 //   pp     one request, P random prompt ids, max_tokens 1: add -> finished. tok/s = P / time.
 //   tg     one request, a 1-token prompt, N tokens (ignore_eos, greedy): add -> finished, N
 //          forward passes of one token each (as llama-bench's tgN). tok/s = N / time.
-//   batch  as llama-batched-bench -npp 128 -ntg N -npl B (its S_TG): B requests of 128 random
-//          prompt ids, prefilled together (one step when B * 128 <= BENCH_BATCH_PREFILL_MAX tokens),
+//   batch  as llama-batched-bench -npp P -ntg N -npl B (its S_TG): B requests of P random prompt
+//          ids (--batch-prompt P, default 128), prefilled together (one step when B * 128 <= BENCH_BATCH_PREFILL_MAX tokens),
 //          then N decode steps in which every sequence decodes one token (each request asks for
 //          N + 1 tokens: the first comes from the prefill). Only those full-batch decode steps are
 //          timed (engine step in -> out, sampling included): tok/s = B * N / their time. A batch
@@ -48,8 +48,8 @@
 #include "tinyvllm.h"
 #include "tinyvllm_tools.h"
 
-#define BENCH_BATCH_PROMPT 128   // prompt tokens per sequence in the batch test (fewer when the
-                                 // model's context cannot hold 128 + N + 1; reported as batch_prompt)
+#define BENCH_BATCH_PROMPT 128   // default prompt tokens per sequence in the batch test (fewer when
+                                 // the model's context cannot hold 128 + N + 1; reported as batch_prompt)
 #define BENCH_BATCH_PREFILL_MAX 8192   // batch prompt tokens prefilled in one step at most
 #define BENCH_MAX_REPS 100
 #define BENCH_MAX_PEERS 4
@@ -62,8 +62,9 @@ static void usage(FILE *f) {
             "  -p P              prompt tokens for the pp test (default 512; 0 = skip)\n"
             "  -n N              generated tokens for the tg test, decode steps of the batch test (default\n"
             "                    128; 0 = skip tg)\n"
-            "  --batch B         also measure decode throughput of B sequences with %d-token prompts: N\n"
-            "                    steps after the prompts, as llama-batched-bench -npp 128 -ntg N -npl B\n"
+            "  --batch B         also measure decode throughput of B sequences with P-token prompts: N\n"
+            "                    steps after the prompts, as llama-batched-bench -npp P -ntg N -npl B\n"
+            "  --batch-prompt P  the batch test's prompt tokens per sequence (default %d)\n"
             "  -r, --reps REPS   repetitions; the median is reported with min and max (default 3)\n"
             "  --roofline        measure the machine's limits with the same threads; report fractions\n"
             "  --compare NAME=CMD  run a peer's benchmark (llama-bench -o json, or its markdown table)\n"
@@ -343,7 +344,7 @@ static cJSON *num_or_null(bool has, double v) { return has ? cJSON_CreateNumber(
 
 typedef struct bench_args {
     cli_model_opts mo;
-    long n_prompt, n_gen, batch, reps;
+    long n_prompt, n_gen, batch, batch_prompt, reps;
     bool json, roofline, load;
     const char *schema_path;   // --json-schema
     char *schema;              // its text
@@ -358,6 +359,7 @@ typedef struct bench_args {
 static int parse_args(int argc, char **argv, bench_args *a) {
     a->n_prompt = 512;
     a->n_gen = 128;
+    a->batch_prompt = BENCH_BATCH_PROMPT;
     a->reps = 3;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -370,6 +372,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if (!strcmp(o, "-p")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 20, &a->n_prompt)) return cli_usage_error("bench", "-p: '%s' is not a valid token count", v); }
         else if (!strcmp(o, "-n")) { NEED_VAL(); if (!cli_parse_long(v, 0, 1L << 20, &a->n_gen)) return cli_usage_error("bench", "-n: '%s' is not a valid token count", v); }
         else if (!strcmp(o, "--batch")) { NEED_VAL(); if (!cli_parse_long(v, 1, 4096, &a->batch)) return cli_usage_error("bench", "--batch: '%s' is not a valid sequence count (1..4096)", v); }
+        else if (!strcmp(o, "--batch-prompt")) { NEED_VAL(); if (!cli_parse_long(v, 1, 1L << 20, &a->batch_prompt)) return cli_usage_error("bench", "--batch-prompt: '%s' is not a valid token count", v); }
         else if (!strcmp(o, "-r") || !strcmp(o, "--reps")) { NEED_VAL(); if (!cli_parse_long(v, 1, BENCH_MAX_REPS, &a->reps)) return cli_usage_error("bench", "-r: '%s' is not a valid count (1..%d)", v, BENCH_MAX_REPS); }
         else if (!strcmp(o, "--json-schema")) { NEED_VAL(); a->schema_path = v; }
         else if (!strcmp(o, "--prompt-file")) { NEED_VAL(); a->prompt_path = v; }
@@ -397,6 +400,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (!a->mo.model_path) return cli_usage_error("bench", "-m MODEL is required");
     if (a->batch > 0 && a->n_gen < 2) return cli_usage_error("bench", "--batch needs -n >= 2 (decode steps to time)");
     if (a->schema_path && a->batch == 0) return cli_usage_error("bench", "--json-schema needs --batch B");
+    if (a->batch_prompt != BENCH_BATCH_PROMPT && a->batch == 0) return cli_usage_error("bench", "--batch-prompt needs --batch B");
     if (a->prompt_path && a->n_gen < 2) return cli_usage_error("bench", "--prompt-file needs -n >= 2 (tokens after the first to time)");
     if (a->schema_path) {
         size_t n;
@@ -537,7 +541,7 @@ static tv_status measure(const bench_args *a, bench_results *r, tv_model **m, tv
         r->n_prompt_file = (int)n_prompt_file;
     }
     const int tg_prompt = prompt ? r->n_prompt_file : 1;
-    r->batch_prompt = BENCH_BATCH_PROMPT;
+    r->batch_prompt = (int)a->batch_prompt;
     if (a->batch > 0 && r->batch_prompt + a->n_gen + 2 > r->n_ctx) r->batch_prompt = (int)(r->n_ctx - a->n_gen - 2);
     if (a->batch > 0 && r->batch_prompt < 1) {
         st = tv_error_set(err, TV_ERR_RANGE, "--batch: -n %ld leaves no room for a prompt in the model's context of %d tokens", a->n_gen, r->n_ctx);
@@ -828,7 +832,7 @@ static void print_text(const bench_args *a, const bench_results *r) {
     if (r->tg_plain.n) { snprintf(name, sizeof name, "tg%ld plain", a->n_gen); printf("%-16s %12.2f %12.2f %12.2f\n", name, s_median(&r->tg_plain), s_min(&r->tg_plain), s_max(&r->tg_plain)); }
     if (r->tg.n && a->prompt_path)
         printf("(tg%ld: prompt %s, %d tokens; the tokens after the first, timed from the first)\n", a->n_gen, a->prompt_path, r->n_prompt_file);
-    if (r->bd.n && r->batch_prompt != BENCH_BATCH_PROMPT)
+    if (r->bd.n && r->batch_prompt != a->batch_prompt)
         printf("(batch prompts of %d tokens: the context holds %d)\n", r->batch_prompt, r->n_ctx);
     if (r->bd.n) { snprintf(name, sizeof name, "batch%ld decode", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, bd_med, s_min(&r->bd), s_max(&r->bd)); }
     if (r->bd_plain.n) { snprintf(name, sizeof name, "batch%ld plain", a->batch); printf("%-16s %12.2f %12.2f %12.2f\n", name, s_median(&r->bd_plain), s_min(&r->bd_plain), s_max(&r->bd_plain)); }

@@ -130,6 +130,16 @@ echo '{"type":"boolean"}' >"$TMP/short.json"
 "$BIN" bench -m "$MODEL" -n 8 --json-schema "$TMP/short.json" >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] || fail "--json-schema without --batch: exit $rc, want 2"
 
+# ---- --batch-prompt: the batch test's prompt length (llama-batched-bench's -npp) ----
+"$BIN" bench -m "$MODEL" -t 1 -p 0 -n 4 --batch 3 --batch-prompt 24 -r 1 --json >"$TMP/bp.json" 2>"$TMP/err" \
+  || fail "bench --batch-prompt: $(cat "$TMP/err")"
+node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  if (j.batch_prompt !== 24 || !(j.batch_decode_tok_s > 0) || j.kv_slots_used < 3 * 25 || j.kv_slots_used > 3 * 28)
+    { console.error(`batch_prompt ${j.batch_prompt}, kv_slots_used ${j.kv_slots_used}`); process.exit(1); }' "$TMP/bp.json" \
+  || fail "--batch-prompt 24: $(cat "$TMP/bp.json")"
+"$BIN" bench -m "$MODEL" -n 8 --batch-prompt 24 >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "--batch-prompt without --batch: exit $rc, want 2"
+
 # ---- bench structured: the built-in schema set over a real vocabulary, masks verified ----
 VOCAB="$SHARED/vocab/ggml-vocab-gpt-2.gguf"
 if [ -n "$SHARED" ] && [ -f "$VOCAB" ]; then
