@@ -7,6 +7,10 @@
 //   static void gdn_scale(float *y, float a, int n)                 y *= a
 //   static void gdn_xmat(float *c, const float *const *x, int nr, const float *B, int d)
 //       c (nr, d): row r = sum_{i<d} x[r][i] B[i] (B (d, d), rows over j; i ascending)
+//     or instead, for a register-blocked gdn_xmat from this file's stripe driver:
+//   GDN_XMAT_STRIPE                  columns of c per block
+//   static void xmat_block(float *c, const float *const *x, int R, const float *B, int d, int j)
+//       rows r < R (R <= 4) of c, columns [j, j + GDN_XMAT_STRIPE) clipped to d
 //   static void gdn_rank(float *B, int d, float e, const float *coef, const float *D, int n)
 //       B[i] = e B[i] + sum_{s<n} coef[i n + s] D[s]   (B (d, d), D (n, d); s ascending)
 //
@@ -29,6 +33,22 @@
 // token-by-token rule up to float rounding (tests/test_deltanet.c: relative 2e-5).
 #include <math.h>
 #include <string.h>
+
+#ifdef GDN_XMAT_STRIPE
+// gdn_xmat over stripes of columns: a stripe of B stays in L1 across the blocks of 4 rows.
+static void gdn_xmat(float *c, const float *const *x, int nr, const float *B, int d) {
+    for (int j = 0; j < d; j += GDN_XMAT_STRIPE) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4) xmat_block(c + (size_t)r * d, x + r, 4, B, d, j);
+        switch (nr - r) {   // constant R: each block's accumulators stay in registers
+        case 3: xmat_block(c + (size_t)r * d, x + r, 3, B, d, j); break;
+        case 2: xmat_block(c + (size_t)r * d, x + r, 2, B, d, j); break;
+        case 1: xmat_block(c + (size_t)r * d, x + r, 1, B, d, j); break;
+        default: break;
+        }
+    }
+}
+#endif
 
 // The decay exponent g (<= 0) and write strength b of token t, value head h.
 static inline void GDN_NAME(gdn_gates)(const kern_gdn_geom *g, int h, const float *alpha, const float *beta,

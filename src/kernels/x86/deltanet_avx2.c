@@ -62,19 +62,6 @@ static inline __attribute__((always_inline)) void xmat_block(float *c, const flo
     }
 }
 
-static void gdn_xmat(float *c, const float *const *x, int nr, const float *B, int d) {
-    for (int j = 0; j < d; j += 16) {   // a 16-column stripe of B stays in L1 across the row blocks
-        int r = 0;
-        for (; r + 4 <= nr; r += 4) xmat_block(c + (size_t)r * d, x + r, 4, B, d, j);
-        switch (nr - r) {
-        case 3: xmat_block(c + (size_t)r * d, x + r, 3, B, d, j); break;
-        case 2: xmat_block(c + (size_t)r * d, x + r, 2, B, d, j); break;
-        case 1: xmat_block(c + (size_t)r * d, x + r, 1, B, d, j); break;
-        default: break;
-        }
-    }
-}
-
 static void gdn_rank(float *B, int d, float e, const float *coef, const float *D, int n) {
     const __m256 ve = _mm256_set1_ps(e);
     for (int i = 0; i < d; i++) {
@@ -94,6 +81,7 @@ static void gdn_rank(float *B, int d, float e, const float *coef, const float *D
     }
 }
 
+#define GDN_XMAT_STRIPE 16
 #define GDN_NAME(x) x##_avx2
 #include "kernels/deltanet_impl.h"
 

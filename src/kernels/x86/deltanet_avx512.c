@@ -59,19 +59,6 @@ static inline __attribute__((always_inline)) void xmat_block(float *c, const flo
     }
 }
 
-static void gdn_xmat(float *c, const float *const *x, int nr, const float *B, int d) {
-    for (int j = 0; j < d; j += 32) {   // a 32-column stripe of B stays in L1 across the row blocks
-        int r = 0;
-        for (; r + 4 <= nr; r += 4) xmat_block(c + (size_t)r * d, x + r, 4, B, d, j);
-        switch (nr - r) {
-        case 3: xmat_block(c + (size_t)r * d, x + r, 3, B, d, j); break;
-        case 2: xmat_block(c + (size_t)r * d, x + r, 2, B, d, j); break;
-        case 1: xmat_block(c + (size_t)r * d, x + r, 1, B, d, j); break;
-        default: break;
-        }
-    }
-}
-
 static void gdn_rank(float *B, int d, float e, const float *coef, const float *D, int n) {
     const __m512 ve = _mm512_set1_ps(e);
     for (int i = 0; i < d; i++) {
@@ -91,6 +78,7 @@ static void gdn_rank(float *B, int d, float e, const float *coef, const float *D
     }
 }
 
+#define GDN_XMAT_STRIPE 32
 #define GDN_NAME(x) x##_avx512
 #include "kernels/deltanet_impl.h"
 
