@@ -166,22 +166,25 @@ INLINE void q6k_half(const uint8_t *pb, const int h, const tv_block_q8_K *const 
     TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // elements 128h + 32k ..: sub-blocks 8h + 2k, 8h + 2k + 1
         TV_TILE_UNROLL for (int half = 0; half < 2; half++) {
             const int j = 8 * h + 2 * k + half;   // the sub-block; its scale is byte j % 4 of dword j / 4
+            const bool x4 = k == 3 && T < 4;
             __m512i s[KP_TM];
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
             TV_TILE_UNROLL for (int e = 4 * half; e < 4 * half + 4; e++) {   // codes 4e..4e+3 of the 32
                 const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
                 if (T <= 2 && k < 2) __builtin_prefetch(pl + KP_PF, 0, 3);
                 const __m512i ql = _mm512_loadu_si512(pl), qh = _mm512_loadu_si512(pb + 2048 + (size_t)(8 * h + e) * 64);
-                // k 3: the codes times 4 (ql's high nibble to bits 2..5, qh's bits 6..7 where they
-                // are): one shift instead of two on port 0; the exact sum is shifted back below
-                const __m512i q = k == 3 ? _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 2), m3c),
-                                                           _mm512_and_si512(qh, mc0))
+                // k 3, under 4 tokens: the codes times 4 (ql's high nibble to bits 2..5, qh's bits 6..7
+                // where they are): one shift instead of two on port 0; the exact sum is shifted back
+                // below (one shift per token: more than it saves from 4 tokens up)
+                const __m512i q = x4 ? _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 2), m3c),
+                                                       _mm512_and_si512(qh, mc0))
                                 : _mm512_or_si512(_mm512_and_si512(k < 2 ? ql : _mm512_srli_epi16(ql, 4), m4),
                                                   _mm512_and_si512(k == 0 ? _mm512_slli_epi16(qh, 4)
-                                                                   : k == 1 ? _mm512_slli_epi16(qh, 2) : qh, m30));
+                                                                   : k == 1 ? _mm512_slli_epi16(qh, 2)
+                                                                   : k == 2 ? qh : _mm512_srli_epi16(qh, 2), m30));
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e);
             }
-            if (k == 3) TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_srai_epi32(s[t], 2);
+            if (x4) TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_srai_epi32(s[t], 2);
             const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)(j / 4) * 64);
             const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, j % 4)));
             TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
