@@ -7,6 +7,8 @@
 //    each thread walks its rows in chunks and the tokens in tiles that keep the activation tile
 //    in L2, calling traits->gemm when the type has one, else vec_dot per (row, token). A gemm with
 //    traits->gemm_rows set blocks rows and tokens itself: it gets all tokens, gemm_rows rows a call.
+//    Calls of up to MM_STEAL_TOK tokens (decode: memory-bound) take their ranges in ~128 KiB chunks
+//    and a thread that is done claims the unclaimed chunks at the end of another's range.
 // Mixture-of-experts weights (3-D) go through kern_matmul_experts: the same kernels per element,
 // with the rows of a batch grouped by expert and the work split by expert x rows x token tiles.
 #include <stdalign.h>
@@ -25,6 +27,9 @@ enum {
                                     // projection, 635 KB) is one tile; with a 64-row chunk of weights it
                                     // still fits a 2 MiB L2 (192 KiB made that four tiles: 1.3x slower)
     MM_ALIGN = 64,
+    MM_STEAL_TOK = 4,               // calls of at most this many tokens (memory-bound) share rows by stealing
+    MM_STEAL_BYTES = 128 * 1024,    // weight bytes per claimed chunk there (16-row calls: ~1% slower)
+    MM_STEAL_MAX = 64,              // threads with a steal slot; larger pools split statically
 };
 
 // Activation types and packed layouts are the same on every path: the reference table answers.
@@ -58,6 +63,13 @@ typedef struct mm_job {
     int64_t n, n_tok;
     int n_w;
     mm_w w[TV_MATMUL_MAX];
+    // Memory-bound calls (n_tok <= MM_STEAL_TOK): thread t's static share (every weight's rows
+    // [beg, end) of mm_share, in order) is a list of chunks of steal_rows[wi] rows; slot[t] holds the
+    // unclaimed chunks [front, back) as front << 32 | back. t claims from the front (its stream stays
+    // contiguous), a thread with nothing left claims from another's back (n_steal > 0 only).
+    int n_steal;                    // threads with a slot (0: static split)
+    int64_t steal_rows[TV_MATMUL_MAX];
+    struct { alignas(64) _Atomic uint64_t word; } slot[MM_STEAL_MAX];
 } mm_job;
 
 static void mm_quantize(void *arg, int ith, int nth) {
@@ -69,38 +81,89 @@ static void mm_quantize(void *arg, int ith, int nth) {
     }
 }
 
-// Thread ith's share of every weight (each split on its own, so the threads stay balanced).
-static void mm_compute(void *arg, int ith, int nth) {
-    mm_job *j = arg;
-    for (int wi = 0; wi < j->n_w; wi++) {
-        const mm_w *m = &j->w[wi];
-        int64_t per = (m->rows + nth - 1) / nth;
-        per = (per + 15) & ~(int64_t)15;   // whole 16-row groups per thread where possible
-        int64_t r_beg = per * ith, r_end = r_beg + per;
-        if (r_end > m->rows) r_end = m->rows;
-        if (r_beg >= r_end) continue;
-        int64_t tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
-        if (tok_tile > 16) tok_tile &= ~(int64_t)15;   // whole token groups for the 8- and 4-token tiles
-        if (tok_tile < 1) tok_tile = 1;
-        if (m->gemm_rows > 0) tok_tile = j->n_tok;   // that gemm blocks tokens itself
-        for (int64_t t0 = 0; t0 < j->n_tok; t0 += tok_tile) {
-            int64_t nt = j->n_tok - t0 < tok_tile ? j->n_tok - t0 : tok_tile;
-            const char *xt = (const char *)j->xq + (size_t)t0 * j->x_row_bytes;
-            float *yt = m->y + t0 * m->rows;
-            const int64_t chunk = m->gemm_rows > 0 ? m->gemm_rows : MM_ROW_CHUNK;
-            for (int64_t r0 = r_beg; r0 < r_end; r0 += chunk) {
-                int64_t r1 = r0 + chunk < r_end ? r0 + chunk : r_end;
-                if (m->gemm) {
-                    m->gemm(j->n, r0, r1, m->w, m->w_row_bytes, nt, xt, j->x_row_bytes, yt, m->rows);
-                    continue;
-                }
-                for (int64_t r = r0; r < r1; r++) {
-                    const char *wr = (const char *)m->w + (size_t)r * m->w_row_bytes;
-                    for (int64_t t = 0; t < nt; t++)
-                        m->tt->vec_dot(j->n, &yt[t * m->rows + r], wr, xt + (size_t)t * j->x_row_bytes);
-                }
+// Thread ith's static share of weight m: whole 16-row groups where possible, each weight split on
+// its own so the threads stay balanced.
+static void mm_share(const mm_w *m, int ith, int nth, int64_t *r_beg, int64_t *r_end) {
+    int64_t per = (m->rows + nth - 1) / nth;
+    per = (per + 15) & ~(int64_t)15;
+    *r_beg = per * ith < m->rows ? per * ith : m->rows;
+    *r_end = *r_beg + per < m->rows ? *r_beg + per : m->rows;
+}
+
+// y rows [r_beg, r_end) of weight m for every token. A row's result does not depend on the range it
+// is computed in (ranges start at multiples of 16), so any split gives the same bits.
+static void mm_rows(const mm_job *j, const mm_w *m, int64_t r_beg, int64_t r_end) {
+    int64_t tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
+    if (tok_tile > 16) tok_tile &= ~(int64_t)15;   // whole token groups for the 8- and 4-token tiles
+    if (tok_tile < 1) tok_tile = 1;
+    if (m->gemm_rows > 0) tok_tile = j->n_tok;   // that gemm blocks tokens itself
+    for (int64_t t0 = 0; t0 < j->n_tok; t0 += tok_tile) {
+        int64_t nt = j->n_tok - t0 < tok_tile ? j->n_tok - t0 : tok_tile;
+        const char *xt = (const char *)j->xq + (size_t)t0 * j->x_row_bytes;
+        float *yt = m->y + t0 * m->rows;
+        const int64_t chunk = m->gemm_rows > 0 ? m->gemm_rows : MM_ROW_CHUNK;
+        for (int64_t r0 = r_beg; r0 < r_end; r0 += chunk) {
+            int64_t r1 = r0 + chunk < r_end ? r0 + chunk : r_end;
+            if (m->gemm) {
+                m->gemm(j->n, r0, r1, m->w, m->w_row_bytes, nt, xt, j->x_row_bytes, yt, m->rows);
+                continue;
+            }
+            for (int64_t r = r0; r < r1; r++) {
+                const char *wr = (const char *)m->w + (size_t)r * m->w_row_bytes;
+                for (int64_t t = 0; t < nt; t++)
+                    m->tt->vec_dot(j->n, &yt[t * m->rows + r], wr, xt + (size_t)t * j->x_row_bytes);
             }
         }
+    }
+}
+
+// Runs chunk `chunk` of thread t's share and returns it; a chunk past the share's end (-1: count
+// them) runs nothing and returns the share's number of chunks.
+static int64_t mm_share_chunk(const mm_job *j, int t, int nth, int64_t chunk) {
+    int64_t n = 0;
+    for (int wi = 0; wi < j->n_w; wi++) {
+        int64_t beg, end;
+        mm_share(&j->w[wi], t, nth, &beg, &end);
+        const int64_t cr = j->steal_rows[wi], nc = (end - beg + cr - 1) / cr;
+        if (chunk >= n && chunk < n + nc) {
+            const int64_t r0 = beg + (chunk - n) * cr;
+            mm_rows(j, &j->w[wi], r0, r0 + cr < end ? r0 + cr : end);
+            return chunk;
+        }
+        n += nc;
+    }
+    return n;
+}
+
+// Claims the front (or back) chunk of a slot: its index, or -1 when none is left.
+static int64_t mm_claim(_Atomic uint64_t *word, bool from_back) {
+    uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
+    for (;;) {
+        const uint64_t front = w >> 32, back = w & 0xFFFFFFFFu;
+        if (front >= back) return -1;
+        const uint64_t nw = from_back ? (front << 32 | (back - 1)) : ((front + 1) << 32 | back);
+        if (atomic_compare_exchange_weak_explicit(word, &w, nw, memory_order_relaxed, memory_order_relaxed))
+            return (int64_t)(from_back ? back - 1 : front);
+    }
+}
+
+// Thread ith's share of every weight; with steal slots, then the other threads' unclaimed chunks
+// (on a shared or virtual machine a thread can lose its CPU for tens of microseconds: the other
+// finishes its rows instead of waiting at the join).
+static void mm_compute(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    if (j->n_steal != nth) {
+        for (int wi = 0; wi < j->n_w; wi++) {
+            int64_t beg, end;
+            mm_share(&j->w[wi], ith, nth, &beg, &end);
+            mm_rows(j, &j->w[wi], beg, end);
+        }
+        return;
+    }
+    for (int64_t c; (c = mm_claim(&j->slot[ith].word, false)) >= 0;) mm_share_chunk(j, ith, nth, c);
+    for (int v = 1; v < nth; v++) {
+        const int t = (ith + v) % nth;
+        for (int64_t c; (c = mm_claim(&j->slot[t].word, true)) >= 0;) mm_share_chunk(j, t, nth, c);
     }
 }
 
@@ -148,6 +211,16 @@ void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const
         j.x_row_bytes = packed ? packed_act_row_size(w[0]->type, j.n) : kern_row_size(tt0->vec_dot_type, j.n);
         if (n_tok >= 4 && pool_size(pool) > 1) pool_run(pool, mm_quantize, &j);
         else mm_quantize(&j, 0, 1);
+    }
+    const int nth = pool_size(pool);
+    if (n_tok <= MM_STEAL_TOK && nth > 1 && nth <= MM_STEAL_MAX) {
+        for (int wi = 0; wi < j.n_w; wi++) {   // ~MM_STEAL_BYTES, whole 16-row groups
+            const int64_t r = (int64_t)(MM_STEAL_BYTES / j.w[wi].w_row_bytes + 8) & ~(int64_t)15;
+            j.steal_rows[wi] = r < 16 ? 16 : r;
+        }
+        for (int t = 0; t < nth; t++)
+            atomic_init(&j.slot[t].word, (uint64_t)mm_share_chunk(&j, t, nth, -1));
+        j.n_steal = nth;
     }
     pool_run(pool, mm_compute, &j);
 }
