@@ -814,6 +814,44 @@ static void test_prompt_spreads_over_rounds(void **state) {
     rig_free(&r);
 }
 
+// Pipelined burst: eight 16-token prompts arriving at once go through in rounds of at most
+// max_batched_tokens / (2 n_lanes) prompt tokens (16, not the budget of 64): the later stage waits
+// for the first round whole, and the last stage idles wherever a round is longer than the one before.
+static void test_burst_rounds_capped(void **state) {
+    (void)state;
+    rig r = {0};
+    r.cfg = (tv_sched_config){.max_num_seqs = 8, .max_batched_tokens = 64, .chunked_prefill = true, .n_lanes = 2};
+    assert_non_null(r.bm = bm_create(64, 4));
+    assert_non_null(r.s = sched_create(&r.cfg, r.bm));
+    r.items = malloc(8 * sizeof *r.items);
+    r.all = calloc(256, sizeof *r.all);
+    for (int i = 0; i < 8; i++) add(&r, (uint64_t)i + 1, 16, 10 * (i + 1));
+    round_fl f1, f2;
+    int n_rounds = 0, n_max = 0;
+    for (;;) {   // two rounds in flight until every prompt has sampled
+        int tok1 = 0, tok2 = 0;
+        if (!submit(&r, 0, &f1, NULL)) break;
+        for (int i = 0; i < f1.n; i++) tok1 += f1.items[i].n_tokens;
+        const bool two = submit(&r, tok1, &f2, NULL) > 0;
+        for (int i = 0; two && i < f2.n; i++) tok2 += f2.items[i].n_tokens;
+        if (n_rounds == 0) {
+            assert_int_equal(tok1, 16);   // half the 128 waiting, capped at 64 / 4
+            assert_int_equal(tok2, 16);   // as long as the round in flight
+        }
+        assert_true(tok1 <= 16 + 4 && tok2 <= 16 + 4);   // a share and ceil(8 / 2) decodes at most
+        n_max = tok1 > n_max ? tok1 : n_max;
+        n_rounds += 1 + two;
+        collect(&r, &f1);
+        if (two) collect(&r, &f2);
+        bool prompts = false;
+        for (int i = 0; i < 8; i++) prompts |= r.all[i] && seq_n_pending(r.all[i]) > 1;
+        if (!prompts) break;
+    }
+    assert_int_equal(n_max, 18);   // 16 16 17 17 18 18 11 11 8 8 6 6 5 4: a share and the decodes
+    assert_int_equal(n_rounds, 14);
+    rig_free(&r);
+}
+
 // A hybrid model's prefix: reused only up to the last block with a state checkpoint. A's 3 full
 // blocks are cached but only the state after 8 tokens (block 1) is kept: B, the same prompt, takes 2
 // blocks, resumes from that checkpoint and gives block 2 back to the cache. Filling the pool with
@@ -910,6 +948,7 @@ int main(void) {
         cmocka_unit_test(test_window_prefix_cache_and_preemption),
         cmocka_unit_test(test_rounds_in_flight),
         cmocka_unit_test(test_prompt_spreads_over_rounds),
+        cmocka_unit_test(test_burst_rounds_capped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
