@@ -16,46 +16,18 @@
 // too few tokens). One thread, 5632x2048, interleaved A/B against the plain kernels this path ran
 // before (test machine shared, so best of 8-100 runs): Q3_K 1.41x (VNNI) / 1.11x (vpmaddubsw) at 64
 // tokens, 1.00-1.16x at 1-2; Q2_K 1.34x / 1.27x at 64, 1.17-1.52x at 1-2.
-#include <immintrin.h>
-#include <string.h>
-
-#include "kernels/kernels_impl.h"
-#include "kernels/x86/tile.h"
-#include "util/status.h"
-
-#define INLINE static inline __attribute__((always_inline))
+#include "kernels/x86/kpack_avx2.h"
 
 enum {
-    K23_TP = 32,             // tokens per pass over a panel
-    K23_PANEL = 256 * 1024,  // weight bytes per row panel
     K23_Q3_BODY = 1728,      // bytes of a Q3_K super-block of a group (hmask 512 | qs 1024 | scales 192)
     K23_Q2_BODY = 1280,      // Q2_K (scales 256 | qs 1024)
-    K23_PF = 8192,           // 1-2 tokens: prefetch distance in the group stream (bytes), as kquant_avx2.c
-    K23_TM = 4,              // tokens per tile
+    K23_TM = KPA_TM_MAX,     // tokens per tile
 };
-
-// acc + u8 lanes of u · s8 (4 bytes at p, broadcast): exact int32
-INLINE __m256i k23_dot(__m256i acc, __m256i u, const void *p, const bool vnni) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    const __m256i s = _mm256_set1_epi32(v);
-    if (vnni) return _mm256_dpbusd_avx_epi32(acc, u, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-}
-// acc + int16 pairs of w · (the int16 pair at p, broadcast)
-INLINE __m256i k23_dotw(__m256i acc, __m256i w, const void *p, const bool vnni) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    const __m256i s = _mm256_set1_epi32(v);
-    if (vnni) return _mm256_dpwssd_avx_epi32(acc, w, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(w, s));
-}
-INLINE __m256i k23_ld(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 // Half hh (rows 8hh..8hh+7) of the 16-row group at gb, T tokens -> out (T, 8). pf: 1-2 tokens, first
 // half: prefetch every line read pf bytes further on in the thread's group stream; else 0.
-INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, size_t pf, const uint8_t *x, size_t xrs,
-                     float *out, const int T, const bool vnni) {
+KPA_INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, size_t pf, const uint8_t *x, size_t xrs,
+                         float *out, const int T, const bool vnni) {
     const size_t body = q3 ? K23_Q3_BODY : K23_Q2_BODY, qs_at = q3 ? 512 : 256;
     const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d [then Q2_K's (nb, 16) f16 dmin]
     const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(0x0F), b2 = _mm256_set1_epi8(4);
@@ -76,14 +48,14 @@ INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, size_
         // scale bytes (sc | mn << 4)
         __m256i sv[4];
         if (q3) {
-            const __m256i u0 = k23_ld(pb + 1536), u1 = k23_ld(pb + 1600), u2 = k23_ld(pb + 1664);
+            const __m256i u0 = kpa_ld(pb + 1536), u1 = kpa_ld(pb + 1600), u2 = kpa_ld(pb + 1664);
             TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
                 const __m256i lo = _mm256_and_si256(q < 2 ? (q ? u1 : u0) : _mm256_srli_epi32(q == 2 ? u0 : u1, 4), m4);
                 const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u2, 2 * q), m3), 4);
                 sv[q] = _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(32));
             }
         } else {
-            TV_TILE_UNROLL for (int q = 0; q < 4; q++) sv[q] = k23_ld(pb + 64 * q);
+            TV_TILE_UNROLL for (int q = 0; q < 4; q++) sv[q] = kpa_ld(pb + 64 * q);
         }
         __m256 u[K23_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_setzero_ps();
@@ -94,15 +66,15 @@ INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, size_
             TV_TILE_UNROLL for (int e = 0; e < 4; e++) {
                 const uint8_t *p = pb + qs_at + (size_t)(8 * h + 4 * half + e) * 64;
                 if (pf && k == 0) __builtin_prefetch(p + pf, 0, 3);
-                const __m256i v = k23_ld(p);
+                const __m256i v = kpa_ld(p);
                 __m256i q = _mm256_and_si256(k ? _mm256_srli_epi16(v, 2 * k) : v, m3);
                 if (q3) {   // bit 4h + k of the hmask byte -> bit 2
-                    const __m256i hv = k23_ld(pb + (size_t)(4 * half + e) * 64);
+                    const __m256i hv = kpa_ld(pb + (size_t)(4 * half + e) * 64);
                     const int b = 4 * h + k;
                     const __m256i hs = b > 2 ? _mm256_srli_epi16(hv, b - 2) : b < 2 ? _mm256_slli_epi16(hv, 2 - b) : hv;
                     q = _mm256_or_si256(q, _mm256_and_si256(hs, b2));
                 }
-                TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = k23_dot(s[t], q, xb[t]->qs + 16 * j + 4 * e, vnni);
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = kpa_dot(s[t], q, xb[t]->qs + 16 * j + 4 * e, vnni);
             }
             const int b = j & 3;
             const __m256i sc = q3 ? _mm256_srai_epi32(_mm256_slli_epi32(sv[j >> 2], 24 - 8 * b), 24)
@@ -127,8 +99,8 @@ INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, size_
             const __m256i pe = _mm256_blend_epi16(lo, _mm256_slli_epi32(hi, 16), 0xAA);
             const __m256i po = _mm256_blend_epi16(_mm256_srli_epi32(lo, 16), hi, 0xAA);
             TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-                so[t] = k23_dotw(so[t], pe, xb[t]->bsums + 4 * q, vnni);
-                so[t] = k23_dotw(so[t], po, xb[t]->bsums + 4 * q + 2, vnni);
+                so[t] = kpa_dotw(so[t], pe, xb[t]->bsums + 4 * q, vnni);
+                so[t] = kpa_dotw(so[t], po, xb[t]->bsums + 4 * q + 2, vnni);
             }
         }
         const __m256 noff = q3 ? _mm256_mul_ps(d, _mm256_set1_ps(-4.0f))
@@ -142,60 +114,24 @@ INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, size_
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
-typedef void (*k23_fn)(const uint8_t *gb, int64_t nb, int hh, size_t pf, const uint8_t *x, size_t xrs, float *out);
-#define K23_FN(NAME, Q3, T, VN)                                                                                    \
-    static void NAME##_##T##_##VN(const uint8_t *gb, int64_t nb, int hh, size_t pf, const uint8_t *x, size_t xrs,  \
-                                  float *out) {                                                                    \
-        k23_half(Q3, gb, nb, hh, pf, x, xrs, out, T, VN);                                                          \
-    }
-#define K23_FNS(NAME, Q3)                                                                                          \
-    K23_FN(NAME, Q3, 1, 0) K23_FN(NAME, Q3, 2, 0) K23_FN(NAME, Q3, 3, 0) K23_FN(NAME, Q3, 4, 0)                   \
-    K23_FN(NAME, Q3, 1, 1) K23_FN(NAME, Q3, 2, 1) K23_FN(NAME, Q3, 3, 1) K23_FN(NAME, Q3, 4, 1)                   \
-    static const k23_fn NAME##_k[2][K23_TM + 1] = { { 0, NAME##_1_0, NAME##_2_0, NAME##_3_0, NAME##_4_0 },        \
-                                                    { 0, NAME##_1_1, NAME##_2_1, NAME##_3_1, NAME##_4_1 } };   // [vnni][T]
-K23_FNS(q3k, true)
-K23_FNS(q2k, false)
+#define K23_FNS(NAME, BODY)                                                                                        \
+    KPA_HALF_FN(NAME, BODY, 1, 0) KPA_HALF_FN(NAME, BODY, 2, 0) KPA_HALF_FN(NAME, BODY, 3, 0)                     \
+    KPA_HALF_FN(NAME, BODY, 4, 0) KPA_HALF_FN(NAME, BODY, 1, 1) KPA_HALF_FN(NAME, BODY, 2, 1)                     \
+    KPA_HALF_FN(NAME, BODY, 3, 1) KPA_HALF_FN(NAME, BODY, 4, 1)                                                   \
+    static const kpa_half_tab NAME##_k = { { 0, NAME##_1_0, NAME##_2_0, NAME##_3_0, NAME##_4_0 },                 \
+                                           { 0, NAME##_1_1, NAME##_2_1, NAME##_3_1, NAME##_4_1 } };   // [vnni][T]
+#define Q3K_HALF(...) k23_half(true, __VA_ARGS__)
+#define Q2K_HALF(...) k23_half(false, __VA_ARGS__)
+K23_FNS(q3k, Q3K_HALF)
+K23_FNS(q2k, Q2K_HALF)
 
-typedef struct k23_ctx {
-    int64_t nb;
-    const uint8_t *w, *x;
-    size_t wrs, xrs;
-    float *y;
-    int64_t ys;
-    bool vnni;
-} k23_ctx;
+static void q3k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kpa_step(q3k_k, K23_TM, arg, rg, rend, t0, tp); }
+static void q2k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kpa_step(q2k_k, K23_TM, arg, rg, rend, t0, tp); }
 
-// One 16-row group: each half over every tile of up to K23_TM tokens of the pass (a half may be partial: results
-// go through a small buffer).
-INLINE void k23_step(const k23_fn k[2][K23_TM + 1], void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
-    const k23_ctx *c = arg;
-    const uint8_t *gb = c->w + (size_t)rg * c->wrs;
-    for (int hh = 0; hh < 2; hh++) {
-        const int64_t valid = rend - rg - 8 * hh < 8 ? rend - rg - 8 * hh : 8;
-        if (valid <= 0) break;
-        for (int64_t tg = 0; tg < tp; tg += K23_TM) {
-            const int T = tp - tg < K23_TM ? (int)(tp - tg) : K23_TM;
-            float out[K23_TM * 8];   // (T, 8 rows)
-            k[c->vnni][T](gb, c->nb, hh, tp <= 2 && hh == 0 ? K23_PF : 0, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, out);
-            for (int t = 0; t < T; t++)
-                memcpy(c->y + (t0 + tg + t) * c->ys + rg + 8 * hh, out + 8 * t, (size_t)valid * sizeof(float));
-        }
-    }
-}
-static void q3k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { k23_step(q3k_k, arg, rg, rend, t0, tp); }
-static void q2k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { k23_step(q2k_k, arg, rg, rend, t0, tp); }
-
-#define K23_GEMM(NAME, STEP, VN)                                                                                   \
-    static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
-                     size_t xrs, float *y, int64_t ys) {                                                           \
-        k23_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys, VN };                                                    \
-        TV_CHECK(c.nb >= 1 && r0 % 16 == 0);                                                                       \
-        packed_drive(r0, r1, wrs, nt, K23_TP, K23_PANEL, 16, STEP, &c);                                            \
-    }
-K23_GEMM(q3_K_packed_mad, q3k_step, false)
-K23_GEMM(q3_K_packed_vnni, q3k_step, true)
-K23_GEMM(q2_K_packed_mad, q2k_step, false)
-K23_GEMM(q2_K_packed_vnni, q2k_step, true)
+KPA_GEMM(q3_K_packed_mad, q3k_step, false)
+KPA_GEMM(q3_K_packed_vnni, q3k_step, true)
+KPA_GEMM(q2_K_packed_mad, q2k_step, false)
+KPA_GEMM(q2_K_packed_vnni, q2k_step, true)
 
 void x86_install_kq23_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_Q3_K].gemm_packed = vnni ? q3_K_packed_vnni : q3_K_packed_mad;

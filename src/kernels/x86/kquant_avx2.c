@@ -8,55 +8,19 @@
 // tile (16 ymm registers). IQ4_XS: with VNNI as on AVX-512 (grid + 128 unsigned, each sub-block's
 // sum started at -128 * its activation sum); without, vpmaddubsw of |grid value| against the
 // activation bytes with the value's sign (pairs below 2 * 127 * 127 < 32768): the same exact isum_j.
-#include <immintrin.h>
-#include <string.h>
+#include "kernels/x86/kpack_avx2.h"
 
-#include "kernels/kernels_impl.h"
-#include "kernels/x86/tile.h"
-#include "util/status.h"
+enum { KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328, KPX_BODY = 2112 };
 
-#define INLINE static inline __attribute__((always_inline))
-
-enum {
-    KP_TP = 32, KP_PANEL = 256 * 1024, KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328, KPX_BODY = 2112,
-    KP_PF = 8192,   // 1-2 tokens: prefetch distance in the group stream (bytes), as kquant_avx512.c
-};
-
-// acc + u8 lanes of u · s8 (4 bytes at p, broadcast): exact int32
-INLINE __m256i dp_b(__m256i acc, __m256i u, const void *p, const bool vnni) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    const __m256i s = _mm256_set1_epi32(v);
-    if (vnni) return _mm256_dpbusd_avx_epi32(acc, u, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-}
-// acc + int16 pairs of w · (the int16 pair at p, broadcast)
-INLINE __m256i dpw_b(__m256i acc, __m256i w, const void *p, const bool vnni) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    const __m256i s = _mm256_set1_epi32(v);
-    if (vnni) return _mm256_dpwssd_avx_epi32(acc, w, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(w, s));
-}
-INLINE __m256i byte_u(__m256i v, int b) { return _mm256_and_si256(_mm256_srli_epi32(v, 8 * b), _mm256_set1_epi32(0xFF)); }
-INLINE __m256i byte_s(__m256i v, int b) { return _mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * b), 24); }
-INLINE __m256i ld(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
-
-typedef struct kp_ctx {
-    int64_t nb;
-    const uint8_t *w, *x;
-    size_t wrs, xrs;
-    float *y;
-    int64_t ys;
-    bool vnni;
-} kp_ctx;
+KPA_INLINE __m256i byte_u(__m256i v, int b) { return _mm256_and_si256(_mm256_srli_epi32(v, 8 * b), _mm256_set1_epi32(0xFF)); }
+KPA_INLINE __m256i byte_s(__m256i v, int b) { return _mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * b), 24); }
 
 // Half h of the group at gb (the 16-row group's base; gd its f16 scales), T tokens -> out (T, 8).
 // pf: 1-2 tokens (memory-bound), first half: prefetch every line read pf bytes further on in the
 // thread's contiguous group stream (the second half finds the group's lines in cache); else 0.
 // q5: Q5_K (a fifth bit per code from qh, scales after it).
-INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x,
-                     size_t xrs, float *out, const int T, const bool vnni) {
+KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x,
+                         size_t xrs, float *out, const int T, const bool vnni) {
     const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;
     const uint8_t *gd = gb + (size_t)nb * body;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m6 = _mm256_set1_epi8(0x3F), m30 = _mm256_set1_epi8(0x30);
@@ -81,23 +45,23 @@ INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
                 if (pf) __builtin_prefetch(p + pf, 0, 3);
-                const __m256i v = ld(p);
+                const __m256i v = kpa_ld(p);
                 __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 if (q5) {   // bits 2c and 2c + 1 of qh byte e: the fifth bits of codes e of sub-blocks 2c, 2c + 1
-                    const __m256i qh = ld(pb + 2048 + (size_t)k * 64);
+                    const __m256i qh = kpa_ld(pb + 2048 + (size_t)k * 64);
                     const __m256i b0 = c < 2 ? _mm256_slli_epi16(qh, 4 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 4);
                     const __m256i b1 = c < 2 ? _mm256_slli_epi16(qh, 3 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 3);
                     lo = _mm256_or_si256(lo, _mm256_and_si256(b0, m10));
                     hi = _mm256_or_si256(hi, _mm256_and_si256(b1, m10));
                 }
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-                    s0[t] = dp_b(s0[t], lo, xb[t]->qs + 64 * c + 4 * k, vnni);
-                    s1[t] = dp_b(s1[t], hi, xb[t]->qs + 64 * c + 32 + 4 * k, vnni);
+                    s0[t] = kpa_dot(s0[t], lo, xb[t]->qs + 64 * c + 4 * k, vnni);
+                    s1[t] = kpa_dot(s1[t], hi, xb[t]->qs + 64 * c + 32 + 4 * k, vnni);
                 }
             }
             // scales of sub-blocks 2c, 2c + 1: bytes 2 (c & 1) and +1 of u0 (c < 2) or of the
             // rebuilt high scales (c >= 2)
-            const __m256i u0 = ld(pb + soff), u2 = ld(pb + soff + 128);
+            const __m256i u0 = kpa_ld(pb + soff), u2 = kpa_ld(pb + soff + 128);
             const __m256i sc = c < 2 ? _mm256_and_si256(u0, m6)
                                      : _mm256_or_si256(_mm256_and_si256(u2, m4), _mm256_and_si256(_mm256_srli_epi32(u0, 2), m30));
             const int b = 2 * (c & 1);
@@ -109,7 +73,7 @@ INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t
             }
         }
         // mins: sum_j mn_j * (bsums[2j] + bsums[2j+1]) as (mn_j, mn_j) int16 pairs against bsums dword j
-        const __m256i u1 = ld(pb + soff + 64), u2 = ld(pb + soff + 128);
+        const __m256i u1 = kpa_ld(pb + soff + 64), u2 = kpa_ld(pb + soff + 128);
         const __m256i mn[2] = { _mm256_and_si256(u1, m6),
                                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),
                                                 _mm256_and_si256(_mm256_srli_epi32(u1, 2), m30)) };
@@ -117,7 +81,7 @@ INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm256_setzero_si256();
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
             const __m256i mp = byte_u(mn[j >> 2], j & 3), mw = _mm256_or_si256(mp, _mm256_slli_epi32(mp, 16));
-            TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = dpw_b(so[t], mw, xb[t]->bsums + 2 * j, vnni);
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = kpa_dotw(so[t], mw, xb[t]->bsums + 2 * j, vnni);
         }
         const __m256 ndmin = _mm256_sub_ps(_mm256_setzero_ps(),
                                            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)(nb + i) * 32 + 16 * h))));
@@ -129,8 +93,8 @@ INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
-INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const uint8_t *x, size_t xrs,
-                     float *out, const int T, const bool vnni) {
+KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const uint8_t *x, size_t xrs,
+                         float *out, const int T, const bool vnni) {
     const uint8_t *gd = gb + (size_t)nb * KP6_BODY;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     __m256 acc[2];
@@ -153,18 +117,18 @@ INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const uin
                 TV_TILE_UNROLL for (int e = 0; e < 8; e++) {
                     const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
                     if (pf && k < 2) __builtin_prefetch(pl + pf, 0, 3);
-                    const __m256i ql = ld(pl), qh = ld(pb + 2048 + (size_t)(8 * h + e) * 64);
+                    const __m256i ql = kpa_ld(pl), qh = kpa_ld(pb + 2048 + (size_t)(8 * h + e) * 64);
                     const __m256i lo = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), m4);
                     const __m256i hs = k == 0 ? _mm256_slli_epi16(qh, 4) : k == 1 ? _mm256_slli_epi16(qh, 2)
                                      : k == 2 ? qh : _mm256_srli_epi16(qh, 2);
                     const __m256i q = _mm256_or_si256(lo, _mm256_and_si256(hs, m30));
                     TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-                        if (e < 4) s0[t] = dp_b(s0[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e, vnni);
-                        else s1[t] = dp_b(s1[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e, vnni);
+                        if (e < 4) s0[t] = kpa_dot(s0[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e, vnni);
+                        else s1[t] = kpa_dot(s1[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e, vnni);
                     }
                 }
                 const int j = 8 * h + 2 * k;
-                const __m256i sv = ld(pb + 3072 + (size_t)(j / 4) * 64);
+                const __m256i sv = kpa_ld(pb + 3072 + (size_t)(j / 4) * 64);
                 const __m256 ds0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(byte_s(sv, j % 4)));
                 const __m256 ds1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(byte_s(sv, j % 4 + 1)));
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) {
@@ -176,13 +140,13 @@ INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const uin
         __m256i so[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm256_setzero_si256();
         TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
-            const __m256i sv = ld(pb + 3072 + (size_t)q * 64);
+            const __m256i sv = kpa_ld(pb + 3072 + (size_t)q * 64);
             const __m256i lo = _mm256_srai_epi16(_mm256_slli_epi16(sv, 8), 8), hi = _mm256_srai_epi16(sv, 8);
             const __m256i pe = _mm256_blend_epi16(lo, _mm256_slli_epi32(hi, 16), 0xAA);   // (sc 4q, sc 4q+1)
             const __m256i po = _mm256_blend_epi16(_mm256_srli_epi32(lo, 16), hi, 0xAA);   // (sc 4q+2, sc 4q+3)
             TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-                so[t] = dpw_b(so[t], pe, xb[t]->bsums + 4 * q, vnni);
-                so[t] = dpw_b(so[t], po, xb[t]->bsums + 4 * q + 2, vnni);
+                so[t] = kpa_dotw(so[t], pe, xb[t]->bsums + 4 * q, vnni);
+                so[t] = kpa_dotw(so[t], po, xb[t]->bsums + 4 * q + 2, vnni);
             }
         }
         const __m256 n32d = _mm256_mul_ps(d, _mm256_set1_ps(-32.0f));
@@ -194,8 +158,8 @@ INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const uin
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
-INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x, size_t xrs,
-                       float *out, const int T, const bool vnni) {
+KPA_INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x, size_t xrs,
+                           float *out, const int T, const bool vnni) {
     const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi32(0x30), m32 = _mm256_set1_epi32(32);
     const __m128i g = _mm_loadu_si128((const __m128i *)(vnni ? (const void *)iq4nl_values_u8 : (const void *)iq4nl_values));
@@ -209,7 +173,7 @@ INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, const ui
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
             if (vnni)
-                _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(ld((const uint8_t *)xb[t]->bsums),
+                _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(kpa_ld((const uint8_t *)xb[t]->bsums),
                                                                          _mm256_set1_epi16(-128)));
         }
         if (pf) {
@@ -218,7 +182,7 @@ INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, const ui
             __builtin_prefetch(gd + pf + (size_t)(nb + i) * 32, 0, 3);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h)));
-        const __m256i sl = ld(pb + 2048);
+        const __m256i sl = kpa_ld(pb + 2048);
         const __m256i sh = _mm256_slli_epi32(
             _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(gd + (size_t)(nb + i) * 32 + 16 * h))), 4);
         __m256 u[2];
@@ -235,13 +199,13 @@ INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, const ui
             TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                 const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
                 if (pf) __builtin_prefetch(p + pf, 0, 3);
-                const __m256i v = ld(p);
+                const __m256i v = kpa_ld(p);
                 const __m256i lo = _mm256_shuffle_epi8(grid, _mm256_and_si256(v, m4));
                 const __m256i hi = _mm256_shuffle_epi8(grid, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
                 if (vnni) {
                     TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-                        s0[t] = dp_b(s0[t], lo, xb[t]->qs + 32 * j + 4 * k, true);
-                        s1[t] = dp_b(s1[t], hi, xb[t]->qs + 32 * j + 16 + 4 * k, true);
+                        s0[t] = kpa_dot(s0[t], lo, xb[t]->qs + 32 * j + 4 * k, true);
+                        s1[t] = kpa_dot(s1[t], hi, xb[t]->qs + 32 * j + 16 + 4 * k, true);
                     }
                 } else {   // |value| x (activation with the value's sign)
                     const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
@@ -264,63 +228,32 @@ INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, const ui
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
-typedef void (*kh_fn)(const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x, size_t xrs,
-                      float *out);
-#define KH_FN(NAME, BODY, T, VN)                                                                                   \
-    static void NAME##_##T##_##VN(const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x, \
-                                  size_t xrs, float *out) {                                                        \
-        BODY(gb, nb, h, pf, x, xrs, out, T, VN);                                                          \
-    }
 #define Q4K_HALF(...) q4k_half(false, __VA_ARGS__)
 #define Q5K_HALF(...) q4k_half(true, __VA_ARGS__)
-KH_FN(q4k, Q4K_HALF, 1, 0) KH_FN(q4k, Q4K_HALF, 2, 0) KH_FN(q4k, Q4K_HALF, 1, 1) KH_FN(q4k, Q4K_HALF, 2, 1)
-KH_FN(q5k, Q5K_HALF, 1, 0) KH_FN(q5k, Q5K_HALF, 2, 0) KH_FN(q5k, Q5K_HALF, 1, 1) KH_FN(q5k, Q5K_HALF, 2, 1)
-KH_FN(q6k, q6k_half, 1, 0) KH_FN(q6k, q6k_half, 2, 0) KH_FN(q6k, q6k_half, 1, 1) KH_FN(q6k, q6k_half, 2, 1)
-KH_FN(iq4xs, iq4xs_half, 1, 0) KH_FN(iq4xs, iq4xs_half, 2, 0) KH_FN(iq4xs, iq4xs_half, 1, 1) KH_FN(iq4xs, iq4xs_half, 2, 1)
-static const kh_fn q4k_k[2][3] = { { 0, q4k_1_0, q4k_2_0 }, { 0, q4k_1_1, q4k_2_1 } };   // [vnni][T]
-static const kh_fn q5k_k[2][3] = { { 0, q5k_1_0, q5k_2_0 }, { 0, q5k_1_1, q5k_2_1 } };
-static const kh_fn q6k_k[2][3] = { { 0, q6k_1_0, q6k_2_0 }, { 0, q6k_1_1, q6k_2_1 } };
-static const kh_fn iq4xs_k[2][3] = { { 0, iq4xs_1_0, iq4xs_2_0 }, { 0, iq4xs_1_1, iq4xs_2_1 } };
+KPA_HALF_FN(q4k, Q4K_HALF, 1, 0) KPA_HALF_FN(q4k, Q4K_HALF, 2, 0) KPA_HALF_FN(q4k, Q4K_HALF, 1, 1) KPA_HALF_FN(q4k, Q4K_HALF, 2, 1)
+KPA_HALF_FN(q5k, Q5K_HALF, 1, 0) KPA_HALF_FN(q5k, Q5K_HALF, 2, 0) KPA_HALF_FN(q5k, Q5K_HALF, 1, 1) KPA_HALF_FN(q5k, Q5K_HALF, 2, 1)
+KPA_HALF_FN(q6k, q6k_half, 1, 0) KPA_HALF_FN(q6k, q6k_half, 2, 0) KPA_HALF_FN(q6k, q6k_half, 1, 1) KPA_HALF_FN(q6k, q6k_half, 2, 1)
+KPA_HALF_FN(iq4xs, iq4xs_half, 1, 0) KPA_HALF_FN(iq4xs, iq4xs_half, 2, 0) KPA_HALF_FN(iq4xs, iq4xs_half, 1, 1) KPA_HALF_FN(iq4xs, iq4xs_half, 2, 1)
+static const kpa_half_tab q4k_k = { { 0, q4k_1_0, q4k_2_0 }, { 0, q4k_1_1, q4k_2_1 } };   // [vnni][T]
+static const kpa_half_tab q5k_k = { { 0, q5k_1_0, q5k_2_0 }, { 0, q5k_1_1, q5k_2_1 } };
+static const kpa_half_tab q6k_k = { { 0, q6k_1_0, q6k_2_0 }, { 0, q6k_1_1, q6k_2_1 } };
+static const kpa_half_tab iq4xs_k = { { 0, iq4xs_1_0, iq4xs_2_0 }, { 0, iq4xs_1_1, iq4xs_2_1 } };
 
-// One 16-row group: each half over every 2-token tile of the pass (a half may be partial: results
-// go through a small buffer).
-INLINE void kp_step(const kh_fn k[2][3], void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
-    const kp_ctx *c = arg;
-    const uint8_t *gb = c->w + (size_t)rg * c->wrs;
-    for (int h = 0; h < 2; h++) {
-        const int64_t valid = rend - rg - 8 * h < 8 ? rend - rg - 8 * h : 8;
-        if (valid <= 0) break;
-        for (int64_t tg = 0; tg < tp; tg += 2) {
-            const int T = tp - tg < 2 ? (int)(tp - tg) : 2;
-            float out[2 * 8];   // (T, 8 rows)
-            k[c->vnni][T](gb, c->nb, h, tp <= 2 && h == 0 ? KP_PF : 0, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, out);
-            for (int t = 0; t < T; t++)
-                memcpy(c->y + (t0 + tg + t) * c->ys + rg + 8 * h, out + 8 * t, (size_t)valid * sizeof(float));
-        }
-    }
-}
-static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
-static void q5k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q5k_k, arg, rg, rend, t0, tp); }
-static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q6k_k, arg, rg, rend, t0, tp); }
+static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kpa_step(q4k_k, 2, arg, rg, rend, t0, tp); }
+static void q5k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kpa_step(q5k_k, 2, arg, rg, rend, t0, tp); }
+static void q6k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kpa_step(q6k_k, 2, arg, rg, rend, t0, tp); }
 static void iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
-    kp_step(iq4xs_k, arg, rg, rend, t0, tp);
+    kpa_step(iq4xs_k, 2, arg, rg, rend, t0, tp);
 }
 
-#define KP_GEMM(NAME, STEP, VN)                                                                                    \
-    static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
-                     size_t xrs, float *y, int64_t ys) {                                                           \
-        kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys, VN };                                                     \
-        TV_CHECK(c.nb >= 1 && r0 % 16 == 0);                                                                       \
-        packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, STEP, &c);                                              \
-    }
-KP_GEMM(q4_K_packed_mad, q4k_step, false)
-KP_GEMM(q4_K_packed_vnni, q4k_step, true)
-KP_GEMM(q5_K_packed_mad, q5k_step, false)
-KP_GEMM(q5_K_packed_vnni, q5k_step, true)
-KP_GEMM(q6_K_packed_mad, q6k_step, false)
-KP_GEMM(q6_K_packed_vnni, q6k_step, true)
-KP_GEMM(iq4_xs_packed_mad, iq4xs_step, false)
-KP_GEMM(iq4_xs_packed_vnni, iq4xs_step, true)
+KPA_GEMM(q4_K_packed_mad, q4k_step, false)
+KPA_GEMM(q4_K_packed_vnni, q4k_step, true)
+KPA_GEMM(q5_K_packed_mad, q5k_step, false)
+KPA_GEMM(q5_K_packed_vnni, q5k_step, true)
+KPA_GEMM(q6_K_packed_mad, q6k_step, false)
+KPA_GEMM(q6_K_packed_vnni, q6k_step, true)
+KPA_GEMM(iq4_xs_packed_mad, iq4xs_step, false)
+KPA_GEMM(iq4_xs_packed_vnni, iq4xs_step, true)
 
 void x86_install_kquant_avx2(tv_type_traits *t, bool vnni) {
     t[TV_TYPE_Q4_K].gemm_packed = vnni ? q4_K_packed_vnni : q4_K_packed_mad;

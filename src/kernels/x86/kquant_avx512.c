@@ -68,14 +68,6 @@ INLINE __m512i byte_s(__m512i v, int b) {
     return _mm512_srai_epi32(_mm512_shuffle_epi8(v, sh), 24);
 }
 
-typedef struct kp_ctx {
-    int64_t nb;            // super-blocks per row
-    const uint8_t *w, *x;  // packed weights; Q8_K activation rows
-    size_t wrs, xrs;
-    float *y;
-    int64_t ys;
-} kp_ctx;
-
 // ---------------- Q4_K, Q5_K (q5: a fifth bit per code from qh) ----------------
 INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
                      float *y, int64_t ys, __mmask16 m, const int T) {
@@ -403,7 +395,7 @@ KP_FNS(iq4xs, iq4xs_tile)
 
 // One group (rows [rg, min(rg + 16, rend))) over every tile of up to KP_TM tokens of the pass.
 INLINE void kp_step(const kp_fn *k, void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
-    const kp_ctx *c = arg;
+    const tv_packed_ctx *c = arg;
     const int R = rend - rg < 16 ? (int)(rend - rg) : 16;
     const __mmask16 m = (__mmask16)(0xFFFFu >> (16 - R));
     const uint8_t *gb = c->w + (size_t)rg * c->wrs;
@@ -424,7 +416,7 @@ static void iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t 
 #define KP_GEMM(NAME, STEP)                                                                                        \
     static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
                      size_t xrs, float *y, int64_t ys) {                                                           \
-        kp_ctx c = { n / TV_QK_K, w, x, wrs, xrs, y, ys };                                                         \
+        tv_packed_ctx c = { false, true, n / TV_QK_K, w, x, wrs, xrs, y, ys };                                     \
         TV_CHECK(c.nb >= 1 && r0 % 16 == 0);                                                                       \
         packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, STEP, &c);                                              \
     }
