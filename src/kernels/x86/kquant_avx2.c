@@ -12,7 +12,20 @@
 
 enum { KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328, KPX_BODY = 2112 };
 
-KPA_INLINE __m256i byte_u(__m256i v, int b) { return _mm256_and_si256(_mm256_srli_epi32(v, 8 * b), _mm256_set1_epi32(0xFF)); }
+// byte b (0..3) of every dword, zero-extended (bytes 1, 2: one vpshufb instead of a shift and a mask)
+KPA_INLINE __m256i byte_u(__m256i v, int b) {
+    if (b == 0) return _mm256_and_si256(v, _mm256_set1_epi32(0xFF));
+    if (b == 3) return _mm256_srli_epi32(v, 24);
+    const uint32_t ix = 0x80808000u | (uint32_t)b;   // byte 0 <- byte b of the dword, the others 0
+    const __m128i sh = _mm_setr_epi32((int)ix, (int)(ix + 4), (int)(ix + 8), (int)(ix + 12));
+    return _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(sh));
+}
+// byte b (0..3) of every dword, zero-extended into both of its int16 halves (one vpshufb)
+KPA_INLINE __m256i byte_pair(__m256i v, int b) {
+    const uint32_t ix = 0x80008000u | (uint32_t)b << 16 | (uint32_t)b;
+    const __m128i sh = _mm_setr_epi32((int)ix, (int)(ix + 0x40004u), (int)(ix + 0x80008u), (int)(ix + 0xC000Cu));
+    return _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(sh));
+}
 KPA_INLINE __m256i byte_s(__m256i v, int b) { return _mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * b), 24); }
 
 // Half h of the group at gb (the 16-row group's base; gd its f16 scales), T tokens -> out (T, 8).
@@ -80,7 +93,7 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
         __m256i so[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm256_setzero_si256();
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
-            const __m256i mp = byte_u(mn[j >> 2], j & 3), mw = _mm256_or_si256(mp, _mm256_slli_epi32(mp, 16));
+            const __m256i mw = byte_pair(mn[j >> 2], j & 3);
             TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = kpa_dotw(so[t], mw, xb[t]->bsums + 2 * j, vnni);
         }
         const __m256 ndmin = _mm256_sub_ps(_mm256_setzero_ps(),

@@ -57,7 +57,20 @@ INLINE __m512i dpw_b(__m512i s, __m512i w, const void *p) {
     return s;
 }
 // byte b (0..3) of every dword, zero-extended
-INLINE __m512i byte_u(__m512i v, int b) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * b), _mm512_set1_epi32(0xFF)); }
+// (bytes 1, 2 by vpshufb, port 5: a shift and a mask would take port 0, which vpdpbusd needs)
+INLINE __m512i byte_u(__m512i v, int b) {
+    if (b == 0) return _mm512_and_si512(v, _mm512_set1_epi32(0xFF));
+    if (b == 3) return _mm512_srli_epi32(v, 24);
+    const uint32_t ix = 0x80808000u | (uint32_t)b;   // byte 0 <- byte b of the dword, the others 0
+    return _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(_mm_setr_epi32((int)ix, (int)(ix + 4), (int)(ix + 8),
+                                                                        (int)(ix + 12))));
+}
+// byte b (0..3) of every dword, zero-extended into both of its int16 halves (one vpshufb)
+INLINE __m512i byte_pair(__m512i v, int b) {
+    const uint32_t ix = 0x80008000u | (uint32_t)b << 16 | (uint32_t)b;
+    return _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(_mm_setr_epi32((int)ix, (int)(ix + 0x40004u),
+                                                                        (int)(ix + 0x80008u), (int)(ix + 0xC000Cu))));
+}
 // byte b (0..3) of every dword, sign-extended (moved to the top byte by vpshufb, port 5: the shifts
 // share port 0 with vpdpbusd)
 INLINE __m512i byte_s(__m512i v, int b) {
@@ -134,7 +147,7 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
         __m512i so[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm512_setzero_si512();
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
-            const __m512i mp = byte_u(mn[j >> 2], j & 3), mw = _mm512_or_si512(mp, _mm512_slli_epi32(mp, 16));
+            const __m512i mw = byte_pair(mn[j >> 2], j & 3);
             TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = dpw_b(so[t], mw, xb[t]->bsums + 2 * j);
         }
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
