@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/x86/madd_avx2.h"
 #include "kernels/x86/tile.h"
 #include "util/status.h"
 
@@ -36,7 +37,7 @@ INLINE float f16v(tv_f16 h) { return _cvtsh_ss(h); }
 // callers guarantee |u| * |s| * 2 < 32768.
 INLINE __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s, bool vnni) {
     if (vnni) return _mm256_dpbusd_avx_epi32(acc, u, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+    return _mm256_add_epi32(acc, tv_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
 // ======================= Q8_0 × Q8_0 =======================
@@ -167,8 +168,8 @@ INLINE void q4_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
                 const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
                 __m256i ylo = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c));
                 __m256i yhi = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c + 32));
-                __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), slo);
-                __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), shi);
+                __m256i plo = tv_madd_epi16(_mm256_maddubs_epi16(lo, ylo), slo);
+                __m256i phi = tv_madd_epi16(_mm256_maddubs_epi16(hi, yhi), shi);
                 acc[t] = _mm256_add_epi32(acc[t], _mm256_add_epi32(plo, phi));
             }
         }
@@ -176,7 +177,7 @@ INLINE void q4_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
             accf[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), _mm256_set1_ps(dw * b->d), accf[t]);
-            __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), mn16);
+            __m256i pm = tv_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), mn16);
             mins[t] += b->d * dmin * (float)hsum_epi32(pm);
         }
     }
@@ -214,7 +215,7 @@ INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
                 const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
                 TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                     __m256i yv = _mm256_loadu_si256((const __m256i *)(b->qs + 128 * h + 32 * k));
-                    acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), scv[k]));
+                    acc[t] = _mm256_add_epi32(acc[t], tv_madd_epi16(_mm256_maddubs_epi16(q[k], yv), scv[k]));
                 }
             }
         }
@@ -223,7 +224,7 @@ INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const tv_block_q8_K *b = (const tv_block_q8_K *)(x + t * xrs) + i;
             // the -32 offset: 32 * sum_k scale_k * sum(x in sub-block k), folded into the int lanes
-            __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), sc16);
+            __m256i corr = tv_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), sc16);
             __m256i v = _mm256_sub_epi32(acc[t], _mm256_slli_epi32(corr, 5));
             accf[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(dw * b->d), accf[t]);
         }
@@ -298,7 +299,7 @@ static void from_float_q8_K(const float *src, void *dst, int64_t n) {
             _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * g), qb);
             // sums of 16: widen to int16 and pairwise add
             __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), qb);        // 16 × int16 pair sums
-            __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));         // 8 × int32 (4 elems each)
+            __m256i s32 = tv_madd_epi16(s16, _mm256_set1_epi16(1));         // 8 × int32 (4 elems each)
             __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
             __m128i h = _mm_hadd_epi32(lo, hi);                                  // 4 × 8 elems
             h = _mm_hadd_epi32(h, h);                                             // 2 × 16 elems

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/x86/madd_avx2.h"
 #include "kernels/x86/tile.h"
 #include "util/status.h"
 
@@ -31,7 +32,7 @@ KPA_INLINE __m256i kpa_dot(__m256i acc, __m256i u, const void *p, const bool vnn
     memcpy(&v, p, 4);
     const __m256i s = _mm256_set1_epi32(v);
     if (vnni) return _mm256_dpbusd_avx_epi32(acc, u, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+    return _mm256_add_epi32(acc, tv_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 // acc + int16 pairs of w · (the int16 pair at p, broadcast)
 KPA_INLINE __m256i kpa_dotw(__m256i acc, __m256i w, const void *p, const bool vnni) {
@@ -39,7 +40,7 @@ KPA_INLINE __m256i kpa_dotw(__m256i acc, __m256i w, const void *p, const bool vn
     memcpy(&v, p, 4);
     const __m256i s = _mm256_set1_epi32(v);
     if (vnni) return _mm256_dpwssd_avx_epi32(acc, w, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(w, s));
+    return _mm256_add_epi32(acc, tv_madd_epi16(w, s));
 }
 KPA_INLINE __m256i kpa_ld(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 

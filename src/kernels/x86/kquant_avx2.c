@@ -186,7 +186,7 @@ KPA_INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, cons
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
             if (vnni)
-                _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(kpa_ld((const uint8_t *)xb[t]->bsums),
+                _mm256_storeu_si256((__m256i *)off[t], tv_madd_epi16(kpa_ld((const uint8_t *)xb[t]->bsums),
                                                                          _mm256_set1_epi16(-128)));
         }
         if (pf) {
@@ -228,8 +228,8 @@ KPA_INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, cons
                         memcpy(&a1, xb[t]->qs + 32 * j + 16 + 4 * k, 4);
                         const __m256i p0 = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(_mm256_set1_epi32(a0), lo));
                         const __m256i p1 = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(_mm256_set1_epi32(a1), hi));
-                        s0[t] = _mm256_add_epi32(s0[t], _mm256_madd_epi16(p0, _mm256_set1_epi16(1)));
-                        s1[t] = _mm256_add_epi32(s1[t], _mm256_madd_epi16(p1, _mm256_set1_epi16(1)));
+                        s0[t] = _mm256_add_epi32(s0[t], tv_madd_epi16(p0, _mm256_set1_epi16(1)));
+                        s1[t] = _mm256_add_epi32(s1[t], tv_madd_epi16(p1, _mm256_set1_epi16(1)));
                     }
                 }
             }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/x86/madd_avx2.h"
 #include "kernels/x86/tile.h"
 
 #define QX_INLINE static inline __attribute__((always_inline))
@@ -40,7 +41,7 @@ QX_INLINE float qx_f16(tv_f16 h) { return _cvtsh_ss(h); }
 // acc + u8 u · s8 s (4 products per int32 lane)
 QX_INLINE __m256i qx_dot(__m256i acc, __m256i u, __m256i s, const bool vnni) {
     if (vnni) return QX_DPBUSD(acc, u, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+    return _mm256_add_epi32(acc, tv_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 // int16 lanes: pair sums of u8 u · s8 s (no saturation for the callers' ranges)
 QX_INLINE __m256i qx_pairs(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
@@ -188,7 +189,7 @@ QX_INLINE void qx_tileK(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *
                     TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                         const tv_block_q8_K *xb = (const tv_block_q8_K *)(x + t * xrs) + i;
                         const __m256i yv = _mm256_loadu_si256((const __m256i *)(xb->qs + 128 * h + 32 * k));
-                        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(qx_pairs(c, yv), sv));
+                        acc[t] = _mm256_add_epi32(acc[t], tv_madd_epi16(qx_pairs(c, yv), sv));
                     }
                 }
             }
@@ -210,7 +211,7 @@ QX_INLINE void qx_tileK(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *
                     TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                         const tv_block_q8_K *xb = (const tv_block_q8_K *)(x + t * xrs) + i;
                         const __m256i yv = _mm256_loadu_si256((const __m256i *)(xb->qs + 128 * h + 32 * k));
-                        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(qx_pairs(c, yv), sv));
+                        acc[t] = _mm256_add_epi32(acc[t], tv_madd_epi16(qx_pairs(c, yv), sv));
                     }
                 }
             }
@@ -235,8 +236,8 @@ QX_INLINE void qx_tileK(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *
                     const tv_block_q8_K *xb = (const tv_block_q8_K *)(x + t * xrs) + i;
                     const __m256i ylo = _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * c));
                     const __m256i yhi = _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * c + 32));
-                    acc[t] = _mm256_add_epi32(acc[t], _mm256_add_epi32(_mm256_madd_epi16(qx_pairs(lo, ylo), slo),
-                                                                       _mm256_madd_epi16(qx_pairs(hi, yhi), shi)));
+                    acc[t] = _mm256_add_epi32(acc[t], _mm256_add_epi32(tv_madd_epi16(qx_pairs(lo, ylo), slo),
+                                                                       tv_madd_epi16(qx_pairs(hi, yhi), shi)));
                 }
             }
         } else {
@@ -249,7 +250,7 @@ QX_INLINE void qx_tileK(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                     const tv_block_q8_K *xb = (const tv_block_q8_K *)(x + t * xrs) + i;
                     const __m256i yv = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * sb));
-                    acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(qx_pairs(wa, _mm256_sign_epi8(yv, ws)), sv));
+                    acc[t] = _mm256_add_epi32(acc[t], tv_madd_epi16(qx_pairs(wa, _mm256_sign_epi8(yv, ws)), sv));
                 }
             }
         }
@@ -257,12 +258,12 @@ QX_INLINE void qx_tileK(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *
             const tv_block_q8_K *xb = (const tv_block_q8_K *)(x + t * xrs) + i;
             __m256i v = acc[t];
             if (ty == QX_Q3_K) {   // codes were q + 4: take 4 * sum_s scale_s * sum(x in s) back out
-                const __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), sc16);
+                const __m256i corr = tv_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), sc16);
                 v = _mm256_sub_epi32(v, _mm256_slli_epi32(corr, 2));
             }
             accf[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(dw * xb->d), accf[t]);
             if (ty == QX_Q2_K || ty == QX_Q5_K) {
-                const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), mn16);
+                const __m256i pm = tv_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), mn16);
                 mins[t] += xb->d * dmin * (float)qx_hsum_epi32(pm);
             }
         }
