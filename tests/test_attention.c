@@ -495,6 +495,53 @@ static void test_swiglu_add(void **state) {
     printf("swiglu (vector exp): worst relative error %.3g (budget %.1g)\n", worst, EW_TOL);
 }
 
+// gpt-oss's clamped SwiGLU: every path has kern_swiglu_oai's bits (the AVX-512 one computes libm's
+// expf in double lanes). Gates over a sweep of the float range (every 509th bit pattern, both signs:
+// e^(-1.702 x) from underflow through overflow) and the edges (+-7, +-0, +-inf, NaN, expf's
+// overflow / underflow thresholds over 1.702, subnormals), up values in and around [-7, 7], sizes
+// straddling the vector width; one element past the end untouched.
+static void test_swiglu_oai(void **state) {
+    const int n = 1 << 16;
+    float *g = malloc(sizeof(float) * (n + 1)), *r = malloc(sizeof(float) * (n + 1)), *u = malloc(sizeof(float) * n);
+    assert_true(g && r && u);
+    static const float edge[] = {7.0f, -7.0f, 0x1.bfffffp2f, 0x1.c00002p2f, 0.0f, -0.0f, INFINITY, -INFINITY, NAN,
+                                 -NAN, 0x1p-149f, -0x1p-149f, 0x1p-126f, -52.1f, -52.2f, -61.0f, -61.1f, 1e-20f};
+    const int n_edge = (int)(sizeof edge / sizeof edge[0]);
+    int64_t checked = 0;
+    for (uint64_t b = 0; b < (1ull << 32); b += 509ull * (uint64_t)n) {
+        for (int i = 0; i < n; i++) {
+            uint32_t bits = (uint32_t)(b + 509ull * (uint64_t)i);
+            float v;
+            memcpy(&v, &bits, sizeof v);
+            g[i] = i < n_edge ? edge[i] : v;
+            u[i] = i % 97 < n_edge ? edge[i % 97 % n_edge] : (float)(rnd_unit() * 20.0 - 10.0);
+        }
+        for (int pi = 0; pi < N_PATHS; pi++) {
+            const tv_ops *ops = ops_for_path(PATHS[pi]);
+            if (!ops) continue;
+            for (int len = n; len > 0; len = len > 40 ? len - (len >> 1) - 1 : len - 1) {   // 65536, 32767 ... 40, 39 ... 1
+                memcpy(r, g, sizeof(float) * (size_t)(n + 1));
+                kern_swiglu_oai(r, u, len);
+                float *t = malloc(sizeof(float) * (size_t)(n + 1));
+                assert_true(t);
+                memcpy(t, g, sizeof(float) * (size_t)n);
+                t[len] = 777.0f;
+                ops->swiglu_oai(t, u, len);
+                for (int i = 0; i < len; i++)   // NaN == NaN: a NaN times a NaN keeps either payload
+                    if (memcmp(&t[i], &r[i], sizeof(float)) && !(isnan(t[i]) && isnan(r[i])))
+                        fail_msg("swiglu_oai %s len %d i %d: g %a u %a -> %a, scalar %a", PATHS[pi], len, i, (double)g[i],
+                                 (double)u[i], (double)t[i], (double)r[i]);
+                assert_true(t[len] == 777.0f);
+                checked += len;
+                free(t);
+                if (len < n && b > 0) break;   // the short lengths once
+            }
+        }
+    }
+    printf("swiglu_oai: %lld elements bit-equal to the scalar on every path\n", (long long)checked);
+    free(g); free(r); free(u);
+}
+
 // GeGLU (gelu_tanh(g) * u, llama.cpp's f16-table GELU: input and result rounded to f16) and
 // soft-capping (cap * tanh(y / cap)) on every path against a double oracle and against the scalar
 // twin, over sizes straddling the vector widths. Relative errors, |want| floor 1e-3 as EW_TOL; GeGLU
@@ -556,6 +603,7 @@ int main(void) {
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_swiglu_add),
+        cmocka_unit_test(test_swiglu_oai),
         cmocka_unit_test(test_geglu_softcap),
         cmocka_unit_test(test_attention_rejects_bad_geometry),
         cmocka_unit_test(test_attention_geometries),

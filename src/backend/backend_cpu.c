@@ -337,7 +337,7 @@ static void cpu_moe_ffn(backend *be, const backend_moe *a) {
     float *const gu_y[] = {a->g, a->u};
     const tv_glu_fn act = a->act == BACKEND_GLU_SILU        ? c->kt.ops->swiglu
                           : a->act == BACKEND_GLU_GELU_TANH ? c->kt.ops->geglu
-                                                            : kern_swiglu_oai;
+                                                            : c->kt.ops->swiglu_oai;
     const float *gu_b[] = {a->gate_b, a->up_b};
     if (a->gate_up) kern_matmul_experts(&c->kt, &a->gate_up, NULL, gu_y, 1, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);
     else kern_matmul_experts(&c->kt, gu, gu_b, gu_y, 2, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);

@@ -175,7 +175,7 @@ void attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_poo
 }
 
 static const tv_ops g_ops_ref = {"generic", attn_chunk_ref, ref_op_rmsnorm, ref_op_rope, ref_op_swiglu, ref_op_add,
-                                 ref_op_geglu, ref_op_softcap, ref_op_rope_neox};
+                                 ref_op_geglu, ref_op_softcap, ref_op_rope_neox, kern_swiglu_oai};
 
 const tv_ops *ops_ref(void) { return &g_ops_ref; }
 

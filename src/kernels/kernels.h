@@ -344,6 +344,8 @@ struct tv_ops {
     // NeoX-style RoPE (Qwen, Gemma, Phi): rotates pairs (i, i + n_rot/2), i < n_rot/2, with the table
     // of rope_table_neox; same signature as rope.
     tv_rope_fn rope_neox;
+    // gpt-oss's clamped SwiGLU (kern_swiglu_oai, the scalar reference): the same bits on every path
+    tv_glu_fn swiglu_oai;
 };
 
 // The scalar reference table; the table of a named path ("generic" | "avx2" | "avx512", NULL when
@@ -447,7 +449,8 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
                          int n_w, tv_glu_fn act, const float *x, int64_t n_x, const int32_t *x_row,
                          const int32_t *off, void *wsp, tv_pool *pool);
 // gpt-oss's clamped SwiGLU (ggml's swiglu_oai, alpha 1.702, limit 7): x = min(g, 7), y = clamp(u, -7, 7),
-// g = x / (1 + e^(-1.702 x)) * (y + 1). Scalar, the same on every path; a tv_glu_fn.
+// g = x / (1 + e^(-1.702 x)) * (y + 1), e^ by libm's expf. Scalar: the reference of tv_ops.swiglu_oai
+// (AVX-512: glibc's expf in double lanes, the same bits); a tv_glu_fn.
 void kern_swiglu_oai(float *g, const float *u, int64_t n);
 
 #endif

@@ -1,7 +1,7 @@
 // router.c — the scalar pieces of a mixture of experts (kernels.h): the router of one token
 // (kern_route: llama.cpp's gating, top-k selection and weight normalization; n_expert values per
-// token, nothing worth vectorizing) and gpt-oss's clamped SwiGLU (kern_swiglu_oai), the same bits
-// on every kernel path.
+// token, nothing worth vectorizing) and gpt-oss's clamped SwiGLU (kern_swiglu_oai: the generic and
+// AVX2 tv_ops.swiglu_oai, the reference of the AVX-512 one, which has its bits).
 #include <math.h>
 
 #include "kernels/kernels.h"

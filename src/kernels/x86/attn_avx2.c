@@ -313,4 +313,4 @@ static void softcap_avx2(float *y, int64_t n, float cap) {
 }
 
 const tv_ops ops_avx2 = {"avx2", attn_chunk_avx2, rmsnorm_avx2, rope_avx2, swiglu_avx2, add_avx2, geglu_avx2, softcap_avx2,
-                         rope_neox_avx2};
+                         rope_neox_avx2, kern_swiglu_oai};

@@ -606,6 +606,63 @@ static void geglu_avx512(float *g, const float *u, int64_t n) {
     }
 }
 
+// glibc's expf (sysdeps/ieee754/flt-32/e_expf.c, as its FMA build runs on every AVX-512 CPU), eight
+// lanes in double: k = round(x * 32/ln2) by the 1.5 * 2^52 shift, r = x * 32/ln2 - k, 2^(k/32) from
+// its 32-entry table with k / 32 added to the exponent, a cubic in r; the float of the product. The
+// same operations in the same order (the FMAs where the FMA build fuses), so the same bits as expf
+// for every float, checked over all 2^32 inputs when this was written; test_attention checks a sweep
+// of the float range and the edges against expf on this path. Out of the table's range as expf:
+// NaN -> NaN, x > 0x1.62e42ep6 (incl. +inf) -> inf, x < -0x1.9fe368p6 (incl. -inf) -> 0.
+static const uint64_t EXP2F_TAB[32] = {   // bits of 2^(i/32) - (i << 47)
+    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51, 0x3fef72b83c7d517b,
+    0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1, 0x3fef06fe0a31b715, 0x3feef1a7373aa9cb,
+    0x3feedea64c123422, 0x3feece086061892d, 0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429,
+    0x3feea47eb03a5585, 0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+    0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d, 0x3feee89f995ad3ad,
+    0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069, 0x3fef5818dcfba487, 0x3fef7c97337b9b5f,
+    0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
+
+static inline __m256 expf_glibc8(__m256 xf, const __m512d *tab) {
+    const double N = 32;
+    const __m512d inv = _mm512_set1_pd(0x1.71547652b82fep+0 * N), shift = _mm512_set1_pd(0x1.8p+52);
+    const __m512d xd = _mm512_cvtps_pd(xf);
+    __m512d kd = _mm512_fmadd_pd(inv, xd, shift);   // z + shift, z = x * N / ln2
+    const __m512i ki = _mm512_castpd_si512(kd);
+    kd = _mm512_sub_pd(kd, shift);
+    const __m512d r = _mm512_fmsub_pd(inv, xd, kd);   // z - kd
+    const __m512i idx = _mm512_and_si512(ki, _mm512_set1_epi64(31));
+    const __m512d lo = _mm512_permutex2var_pd(tab[0], idx, tab[1]), hi = _mm512_permutex2var_pd(tab[2], idx, tab[3]);
+    const __m512d t = _mm512_mask_blend_pd(_mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), lo, hi);
+    const __m512d s = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(t), _mm512_slli_epi64(ki, 47)));
+    const __m512d z = _mm512_fmadd_pd(_mm512_set1_pd(0x1.c6af84b912394p-5 / N / N / N), r,
+                                      _mm512_set1_pd(0x1.ebfce50fac4f3p-3 / N / N));
+    __m512d y = _mm512_fmadd_pd(_mm512_set1_pd(0x1.62e42ff0c52d6p-1 / N), r, _mm512_set1_pd(1.0));
+    y = _mm512_fmadd_pd(z, _mm512_mul_pd(r, r), y);
+    __m256 e = _mm512_cvtpd_ps(_mm512_mul_pd(y, s));
+    e = _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(xf, _mm256_set1_ps(0x1.62e42ep6f), _CMP_GT_OQ));
+    e = _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(xf, _mm256_set1_ps(-0x1.9fe368p6f), _CMP_LT_OQ));
+    return _mm256_blendv_ps(e, _mm256_add_ps(xf, xf), _mm256_cmp_ps(xf, xf, _CMP_UNORD_Q));
+}
+
+// As kern_swiglu_oai, the same bits: min / max in the scalar's operand order (a NaN gate becomes 7, a
+// NaN up stays NaN), the same float multiply, divide and adds, expf_glibc8 for expf.
+static void swiglu_oai_avx512(float *g, const float *u, int64_t n) {
+    __m512d tab[4];
+    for (int i = 0; i < 4; i++) tab[i] = _mm512_loadu_pd((const double *)EXP2F_TAB + 8 * i);
+    const __m512 limit = _mm512_set1_ps(7.0f), nlimit = _mm512_set1_ps(-7.0f), one = _mm512_set1_ps(1.0f);
+    const __m512 nalpha = _mm512_set1_ps(-1.702f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+        const __m512 x = _mm512_min_ps(_mm512_maskz_loadu_ps(k, g + i), limit);   // g < 7 ? g : 7
+        const __m512 y = _mm512_max_ps(nlimit, _mm512_min_ps(limit, _mm512_maskz_loadu_ps(k, u + i)));
+        const __m512 a = _mm512_mul_ps(nalpha, x);   // alpha * -x
+        const __m512 e = _mm512_insertf32x8(_mm512_castps256_ps512(expf_glibc8(_mm512_castps512_ps256(a), tab)),
+                                            expf_glibc8(_mm512_extractf32x8_ps(a, 1), tab), 1);
+        const __m512 glu = _mm512_div_ps(x, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(glu, _mm512_add_ps(y, one)));
+    }
+}
+
 static void softcap_avx512(float *y, int64_t n, float cap) {
     const __m512 c = _mm512_set1_ps(cap), inv = _mm512_set1_ps(1.0f / cap);
     for (int64_t i = 0; i < n; i += 16) {
@@ -615,4 +672,4 @@ static void softcap_avx512(float *y, int64_t n, float cap) {
 }
 
 const tv_ops ops_avx512 = {"avx512", attn_chunk_avx512, rmsnorm_avx512, rope_avx512, swiglu_avx512, add_avx512,
-                           geglu_avx512, softcap_avx512, rope_neox_avx512};
+                           geglu_avx512, softcap_avx512, rope_neox_avx512, swiglu_oai_avx512};
