@@ -297,6 +297,9 @@ static tv_model *load_with(const cli_model_opts *o, const char *path, bool is_mt
     mp.tokenizer_path = o->tok_path;
     mp.cpu_path = cpu && *cpu ? cpu : NULL;
     mp.no_repack = repack && !strcmp(repack, "0");
+    const char *mla = getenv("TINYVLLM_MLA");   // deepseek2: "absorbed" | "expanded" forces a latent attention form
+    mp.mla_form = mla && !strcmp(mla, "absorbed") ? TV_MLA_ABSORBED : mla && !strcmp(mla, "expanded") ? TV_MLA_EXPANDED
+                                                                                                     : TV_MLA_AUTO;
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     mp.n_threads = (int)(o->threads > 0 && n_cpu > 0 && o->threads > n_cpu ? n_cpu : o->threads);
     mp.quantize = o->quantize;

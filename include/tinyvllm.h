@@ -77,7 +77,13 @@ typedef struct tv_model_params {
     bool mtp;                    // load the file's first next-token-prediction layer (`<arch>.nextn_predict_layers`,
                                  // blk.N.nextn.*) as a one-layer model: the proposer of TV_SPEC_MTP (its own
                                  // embeddings, norm and head where the file has them, else the model's)
+    int mla_form;                // deepseek2's latent attention (TV_MLA_*): AUTO (0) picks per sequence and
+                                 // chunk the form with fewer multiply-adds where attn_k_b/attn_v_b are
+                                 // F32/F16/BF16, else absorbed (docs/architecture.md, "Latent attention");
+                                 // ABSORBED runs every row absorbed (no transposed attn_k_b is prepared);
+                                 // EXPANDED runs every sequence expanded, decode rows too (tests, measuring)
 } tv_model_params;
+enum { TV_MLA_AUTO = 0, TV_MLA_ABSORBED = 1, TV_MLA_EXPANDED = 2 };
 
 void tv_model_params_default(tv_model_params *p);
 // Loads a GGUF or llama2.c .bin file (detected by content). NULL + err on failure; the message

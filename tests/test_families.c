@@ -52,6 +52,7 @@ typedef struct fixture {
     tv_type type;              // synth type (Q4_K for Q4_K_M); TV_TYPE_COUNT: a committed model
     const char *dir;           // tests/fixtures/DIR/ARCH-TYPE.json: "families", or "quant" where
                                // ARCH-TYPE.gguf (llama-quantize's file) sits beside the JSON
+    int mla_form;              // deepseek2: tv_model_params.mla_form (the -absorbed / -expanded rows force one)
 } fixture;
 
 #define MAX_FIXTURES 160
@@ -197,6 +198,7 @@ static void test_fixture(void **state) {
     tv_model_params mp;
     tv_model_params_default(&mp);
     mp.cpu_path = test_cpu_path();
+    mp.mla_form = fx->mla_form;
     tv_model *m = tv_model_load(path, &mp, &err);
     if (!committed) unlink(path);
     if (!m) fail_msg("%s %s: load failed: %s", fx->arch, fx->type_name, err.msg);
@@ -272,9 +274,10 @@ static void test_fixture(void **state) {
         n_prompts++;
     }
     const double top1 = 100.0 * n_top1 / n_pos, near = 100.0 * n_near / n_pos, kl = kl_sum / n_pos;
-    print_message("families: %-8s %-6s top1 %6.2f%% (%d/%d; %.2f%% counting near-ties)  KL mean %.2e max %.2e  "
-                  "greedy %d/%d\n", fx->arch, fx->type_name, top1, n_top1, n_pos, near, kl, kl_max, n_greedy,
-                  n_prompts);
+    print_message("families: %-8s %-6s%s top1 %6.2f%% (%d/%d; %.2f%% counting near-ties)  KL mean %.2e max %.2e  "
+                  "greedy %d/%d\n", fx->arch, fx->type_name,
+                  fx->mla_form == TV_MLA_ABSORBED ? " absorbed" : fx->mla_form == TV_MLA_EXPANDED ? " expanded" : "",
+                  top1, n_top1, n_pos, near, kl, kl_max, n_greedy, n_prompts);
     free(logits);
     forward_free(r.f);
     kv_cache_free(r.kv);
@@ -282,6 +285,20 @@ static void test_fixture(void **state) {
     tv_model_free(m);
     cJSON_Delete(j);
 
+    // A quantized deepseek2 run with every row expanded: its attention carries other roundings than
+    // llama.cpp's absorbed graph (llama.cpp quantizes each head's latent-space output before attn_v_b;
+    // the expanded form's values need no such step), and these random-weight files amplify any change
+    // through the next activation quantizations and the routing: a relative 1e-5 change of the
+    // absorbed form's score scale alone moves deepseek2-Q8_0 from KL 1.3e-3 / top-1 98.3% to 5.8e-3 /
+    // 92.5% (measured). Such rows are held to 3x the KL bar and 95% near-tie top-1; the plain rows
+    // (TV_MLA_AUTO runs a quantized model absorbed) keep the bars.
+    const bool is_loose = !is_float && fx->mla_form == TV_MLA_EXPANDED && fx->type != TV_TYPE_F16;
+    const bool is_strict_ok = near >= (is_float ? 99.5 : 98.0) && kl <= (is_float ? 1e-4 : 5e-3);
+    if (is_loose && !is_strict_ok && near >= 95.0 && kl <= 1.5e-2) {
+        print_message("families: %s %s expanded: held to the expanded form's bars (KL <= 1.5e-2, top-1 >= 95%%)\n",
+                      fx->arch, fx->type_name);
+        return;
+    }
     if (near < (is_float ? 99.5 : 98.0))
         fail_msg("%s %s: top-1 agreement %.2f%% (%.2f%% counting near-ties) below the bar", fx->arch, fx->type_name,
                  top1, near);
@@ -315,6 +332,22 @@ int main(void) {
         tests[n_fixtures] = (struct CMUnitTest){.name = names[n_fixtures], .test_func = test_fixture,
                                                 .initial_state = fx};
         n_fixtures++;
+    }
+    // deepseek2's latent attention in each form alone (the plain rows pick per sequence: prompts expanded,
+    // decode and 16-token chunks over the cache absorbed), every row of a run in that form
+    for (int i = 0, n0 = n_fixtures; i < n0 && n_fixtures + 1 < MAX_FIXTURES; i++) {
+        if (strncmp(FIXTURES[i].arch, "deepseek2", 9)) continue;
+        static const struct { int form; const char *name; } FORMS[] = {{TV_MLA_ABSORBED, "absorbed"},
+                                                                       {TV_MLA_EXPANDED, "expanded"}};
+        for (int k = 0; k < 2; k++) {
+            fixture *fx = &FIXTURES[n_fixtures];
+            *fx = FIXTURES[i];
+            fx->mla_form = FORMS[k].form;
+            snprintf(names[n_fixtures], sizeof names[0], "%s-%s", names[i], FORMS[k].name);
+            tests[n_fixtures] = (struct CMUnitTest){.name = names[n_fixtures], .test_func = test_fixture,
+                                                    .initial_state = fx};
+            n_fixtures++;
+        }
     }
     // llama-quantize's real layouts (tests/fixtures/quant/README.md): the model files are committed
     static const char *QUANT[] = {"Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "IQ4_XS", "LEGACY"};

@@ -184,7 +184,8 @@ void forward_free(tv_forward *f) {
                     f->rope_cs_swa, f->ones, s->moe_logits, s->moe_w, s->moe_g, s->moe_u, s->moe_y,
                     s->q_gated, s->attn_gate, s->ssm_qkv, s->ssm_z, s->ssm_alpha, s->ssm_beta, s->ssm_ba, s->ssm_o,
                     s->pl_inp, s->pl_buf,
-                    s->mla_q, s->mla_qa, s->mla_c, s->mla_pe, s->mla_x, s->mla_y, s->mla_o};
+                    s->mla_q, s->mla_qa, s->mla_c, s->mla_pe, s->mla_x, s->mla_y, s->mla_o, s->mla_cc, s->mla_cpe,
+                    s->mla_ky, s->mla_kp, s->mla_vp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->moe_ids);
     free(s->moe_x_row);
@@ -192,6 +193,10 @@ void forward_free(tv_forward *f) {
     free(s->moe_off);
     free(s->mla_row);
     free(s->mla_off);
+    free(s->mla_tok);
+    free(s->mla_seqs);
+    free(s->mla_crow);
+    free(s->mla_tbl);
     free(f->tok_seq);
     free(f->slots);
     free(f->seqs);
@@ -283,8 +288,30 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
             !(s->mla_c = malloc(T * r * sizeof(float))) || !(s->mla_pe = malloc(T * (size_t)h->n_rot * sizeof(float))) ||
             !(s->mla_x = malloc(TH * xr * sizeof(float))) || !(s->mla_y = malloc(TH * yr * sizeof(float))) ||
             !(s->mla_o = malloc(TH * dv * sizeof(float))) || !(s->mla_row = malloc(TH * sizeof(int32_t))) ||
-            !(s->mla_off = malloc(((size_t)h->n_heads + 1) * sizeof(int32_t))))
+            !(s->mla_off = malloc(((size_t)h->n_heads + 1) * sizeof(int32_t))) ||
+            !(s->mla_tok = malloc(T * sizeof(int32_t))) || !(s->mla_seqs = malloc(T * sizeof(tv_attn_seq))))
             goto oom;
+        if (model_mla_may_expand(h)) {   // the expanded form: a context of up to n_ctx keys, heads in
+            // groups whose decompressed rows and K/V pools take at most MLA_X_BUDGET floats (at least one head)
+            enum { MLA_X_BUDGET = 16 << 20 };
+            const size_t nope = dk - (size_t)h->n_rot, ky = nope > dv ? nope : dv, per = ky + 2 * dk + 1;
+            // (contexts past 32768 keys run absorbed: the scratch would outweigh the gain)
+            const size_t ctx = n_ctx <= 0 ? 1 : n_ctx > 32768 ? 32768 : (size_t)n_ctx;
+            const size_t cap = (ctx + MLA_XBS - 1) / MLA_XBS * MLA_XBS;
+            size_t heads = MLA_X_BUDGET / (cap * per);
+            heads = heads < 1 ? 1 : heads > (size_t)h->n_heads ? (size_t)h->n_heads : heads;
+            s->mla_ctx_cap = (int)cap;
+            s->mla_heads_cap = (int)heads;
+            if (!(s->mla_cc = malloc(cap * r * sizeof(float))) ||
+                !(s->mla_cpe = malloc(cap * (size_t)h->n_rot * sizeof(float))) ||
+                !(s->mla_ky = malloc(heads * cap * ky * sizeof(float))) ||
+                !(s->mla_kp = calloc(heads * cap * dk, sizeof(float))) ||
+                !(s->mla_vp = calloc(heads * cap * dk, sizeof(float))) ||   // V's padding stays 0
+                !(s->mla_crow = malloc(heads * cap * sizeof(int32_t))) ||
+                !(s->mla_tbl = malloc(cap / MLA_XBS * sizeof(int32_t))))
+                goto oom;
+            for (size_t i = 0; i < cap / MLA_XBS; i++) s->mla_tbl[i] = (int32_t)i;
+        }
     }
     for (int i = 0; i < hd_max; i++) f->ones[i] = 1.0f;
     s->ones = f->ones;
@@ -307,6 +334,16 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
             forward_free(f);
             return NULL;
         }
+    // the expanded form's decompression: every context row for heads_cap heads
+    for (int l = f->layer_begin; s->mla_ctx_cap && l < f->layer_end; l++) {
+        const tv_layer *L = &model_layers(m)[l];
+        const tv_tensor *w[] = {&L->wk_bt, &L->wv_b};
+        for (int i = 0; i < 2; i++)
+            if (w[i]->data && backend_prepare(be, &w[i], 1, s->mla_heads_cap * s->mla_ctx_cap, err)) {
+                forward_free(f);
+                return NULL;
+            }
+    }
     return f;
 oom:
     forward_free(f);

@@ -3,6 +3,7 @@
 #include "model/layers.h"
 
 #include <math.h>
+#include <stdalign.h>
 #include <string.h>
 
 #include "backend/backend.h"
@@ -173,12 +174,106 @@ void layers_gdn(layer_state *s, const tv_layer *L, float *out) {
     backend_matmul(s->be, &wo, &out, 1, s->ssm_z, T);
 }
 
-// Groups T * H per-head rows by head: grouped row h * T + t reads per-head row t * H + h.
-static void mla_group_by_head(layer_state *s) {
-    const int T = s->n_tokens, H = s->h->n_heads;
-    for (int hh = 0; hh <= H; hh++) s->mla_off[hh] = hh * T;
-    for (int hh = 0; hh < H; hh++)
-        for (int t = 0; t < T; t++) s->mla_row[hh * T + t] = t * H + hh;
+bool layers_mla_is_expanded(const tv_hparams *h, int ctx_cap, int n, const int32_t *pos) {
+    if (n <= 0) return false;
+    int64_t L = 0;   // context keys: up to the last row's (the rows' largest) position
+    for (int i = 0; i < n; i++) L = pos[i] + 1 > L ? pos[i] + 1 : L;
+    if (h->mla_form == TV_MLA_ABSORBED || L > ctx_cap) return false;
+    if (h->mla_form == TV_MLA_EXPANDED) return true;
+    if (n < MLA_MIN_ROWS || !h->mla_auto_expands) return false;
+    const double r = h->n_lora_kv, dk = h->head_dim_k_mla, nope = dk - h->n_rot, dv = h->head_dim_v_mla;
+    double P = 0;   // keys seen, summed over the rows
+    for (int i = 0; i < n; i++) P += (double)pos[i] + 1;
+    return P * 2 * (r - nope) > (double)(L - n) * (nope + dv) * r;
+}
+
+// The absorbed form multiplies q_nope into wk_b as activations of wk_b's vec_dot type (a quantized
+// wk_b: Q8_0 blocks), as llama.cpp's graph does; the expanded form rounds the rows t0 .. t0 + n of
+// q_nope (in s->mla_q) the same way, so both forms carry that rounding of the query (the deepseek2
+// Q8_0 fixture run expanded: mean KL 9.5e-3 from llama.cpp without it, 6.1e-3 with; absorbed 1.3e-3).
+// Conversions are the same bits on every path. (An F16 copy of a quantized wv_b, so the values skip
+// the rounding of each latent, was tried: 6.9e-3, no better; not kept.)
+static void mla_round_q_nope(layer_state *s, const tv_layer *L, int t0, int n) {
+    const tv_hparams *h = s->h;
+    const int H = h->n_heads, dk = h->head_dim_k_mla, nope = dk - h->n_rot;
+    const tv_type_traits *wt = kern_traits_ref(L->wk_b.type);
+    const tv_type_traits *vt = wt ? kern_traits_ref(wt->vec_dot_type) : NULL;
+    alignas(64) uint8_t row[4 * 1024 + 256];
+    if (!vt || vt->blck_size <= 0 || nope % vt->blck_size || !vt->from_float || !vt->to_float ||
+        wt->vec_dot_type == TV_TYPE_F32 || kern_row_size(wt->vec_dot_type, nope) > sizeof row)
+        return;
+    for (size_t i = (size_t)t0 * H; i < (size_t)(t0 + n) * H; i++) {
+        float *q = s->mla_q + i * dk;
+        vt->from_float(q, row, nope);
+        vt->to_float(row, q, nope);
+    }
+}
+
+// Latent attention of sequence sq (rows t0 .. t0 + sq->n_q of the batch) in the expanded form into
+// s->mla_o. s->mla_q holds its queries with rope(q_pe); the cache holds its context's K rows.
+static tv_status mla_expanded(layer_state *s, const tv_layer *L, const tv_attn_args *cache, const tv_attn_seq *sq,
+                              int t0, tv_error *err) {
+    const tv_hparams *h = s->h;
+    const int H = h->n_heads, r = h->n_lora_kv, rot = h->n_rot, hd = r + rot;
+    const int dk = h->head_dim_k_mla, nope = dk - rot, dv = h->head_dim_v_mla;
+    int ctx = 0;
+    for (int i = 0; i < sq->n_q; i++) ctx = sq->pos[i] + 1 > ctx ? sq->pos[i] + 1 : ctx;
+    const int n = sq->n_q, ctx_r = (ctx + MLA_XBS - 1) / MLA_XBS * MLA_XBS;
+    const tv_attn_geom *cg = &cache->geom;
+    // the context's latents and RoPE keys, read back from the cache (what decode reads): (ctx, r), (ctx, rot)
+    for (int p = 0; p < ctx; p++) {
+        const size_t row = ((size_t)sq->block_table[p / cg->block_size] * cg->block_size + (size_t)(p % cg->block_size)) * hd;
+        float *c = s->mla_cc + (size_t)p * r, *pe = s->mla_cpe + (size_t)p * rot;
+        if (cg->kv_is_f32) {
+            const float *k = (const float *)cache->k_pool + row;
+            memcpy(c, k, (size_t)r * sizeof(float));
+            memcpy(pe, k + r, (size_t)rot * sizeof(float));
+        } else {
+            const tv_f16 *k = (const tv_f16 *)cache->k_pool + row;
+            for (int i = 0; i < r; i++) c[i] = f16_to_f32(k[i]);
+            for (int i = 0; i < rot; i++) pe[i] = f16_to_f32(k[r + i]);
+        }
+    }
+    // heads in groups whose K/V fit the scratch
+    int G = (int)((int64_t)s->mla_heads_cap * s->mla_ctx_cap / ctx_r);
+    if (G > H) G = H;
+    tv_attn_geom g = {.n_heads = 0, .n_kv_heads = 0, .head_dim = dk, .block_size = MLA_XBS, .kv_is_f32 = true,
+                      .scale = cg->scale};
+    for (int h0 = 0; h0 < H; h0 += G) {
+        const int ng = H - h0 < G ? H - h0 : G;
+        // decompress: grouped row j * ctx + p (head h0 + j) reads latent p
+        for (int hh = 0; hh <= H; hh++) s->mla_off[hh] = hh <= h0 ? 0 : (hh - h0 < ng ? hh - h0 : ng) * ctx;
+        for (int j = 0; j < ng; j++)
+            for (int p = 0; p < ctx; p++) s->mla_crow[j * ctx + p] = p;
+        // K pool (ctx_r / XBS, ng, XBS, dk): [wk_bt[h] · latent, rope(k_pe)]
+        backend_matmul_grouped(s->be, &L->wk_bt, s->mla_ky, s->mla_cc, ctx, s->mla_crow, s->mla_off);
+        for (int j = 0; j < ng; j++)
+            for (int p = 0; p < ctx; p++) {
+                float *kr = s->mla_kp + (((size_t)(p / MLA_XBS) * ng + j) * MLA_XBS + p % MLA_XBS) * dk;
+                memcpy(kr, s->mla_ky + ((size_t)j * ctx + p) * nope, (size_t)nope * sizeof(float));
+                memcpy(kr + nope, s->mla_cpe + (size_t)p * rot, (size_t)rot * sizeof(float));
+            }
+        // V pool, same layout: wv_b[h] · latent in the first dv of each row (the rest stays 0)
+        backend_matmul_grouped(s->be, &L->wv_b, s->mla_ky, s->mla_cc, ctx, s->mla_crow, s->mla_off);
+        for (int j = 0; j < ng; j++)
+            for (int p = 0; p < ctx; p++)
+                memcpy(s->mla_vp + (((size_t)(p / MLA_XBS) * ng + j) * MLA_XBS + p % MLA_XBS) * dk,
+                       s->mla_ky + ((size_t)j * ctx + p) * dv, (size_t)dv * sizeof(float));
+        // queries (n, ng * dk) of these heads into mla_x, outputs into s->att (both this sequence's rows)
+        float *q = s->mla_x + (size_t)t0 * H * (r > dk ? r : dk), *o = s->att + (size_t)t0 * H * hd;
+        for (int i = 0; i < n; i++)
+            memcpy(q + (size_t)i * ng * dk, s->mla_q + ((size_t)(t0 + i) * H + h0) * dk, (size_t)ng * dk * sizeof(float));
+        g.n_heads = g.n_kv_heads = ng;
+        const tv_attn_seq one = {.n_q = n, .q = q, .out = o, .pos = sq->pos, .block_table = s->mla_tbl};
+        const tv_attn_args a = {.geom = g, .k_pool = s->mla_kp, .v_pool = s->mla_vp, .n_seqs = 1, .seqs = &one};
+        tv_status st = backend_attention(s->be, &a, err);
+        if (st) return st;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < ng; j++)
+                memcpy(s->mla_o + ((size_t)(t0 + i) * H + h0 + j) * dv, o + ((size_t)i * ng + j) * dk,
+                       (size_t)dv * sizeof(float));
+    }
+    return TV_OK;
 }
 
 tv_status layers_mla_attention(layer_state *s, const tv_layer *L, int layer, float *out, tv_error *err) {
@@ -200,30 +295,72 @@ tv_status layers_mla_attention(layer_state *s, const tv_layer *L, int layer, flo
     float *const ykv[] = {s->mla_c, s->mla_pe};
     backend_matmul(s->be, wkv, ykv, 2, s->xb, T);
     layers_rmsnorm(s, s->mla_c, s->mla_c, &L->kv_a_norm, T);
-    // absorbed queries: latent-space query of head h = wk_b[h] · q_nope[h]
-    mla_group_by_head(s);
-    for (int i = 0; i < T * H; i++) memcpy(s->mla_x + (size_t)i * nope, s->mla_q + (size_t)i * dk, (size_t)nope * sizeof(float));
-    backend_matmul_grouped(s->be, &L->wk_b, s->mla_y, s->mla_x, T * H, s->mla_row, s->mla_off);
-    // s->q (T, H, hd) = [absorbed query, q_pe]; s->k (T, hd) = [latent, k_pe]; then RoPE on the last rot
+    // s->k (T, hd) = [latent, rope(k_pe)]; rope(q_pe) in place in s->mla_q
     for (int t = 0; t < T; t++) {
-        for (int hh = 0; hh < H; hh++) {
-            float *q = s->q + ((size_t)t * H + hh) * hd;
-            memcpy(q, s->mla_y + ((size_t)hh * T + t) * r, (size_t)r * sizeof(float));
-            memcpy(q + r, s->mla_q + ((size_t)t * H + hh) * dk + nope, (size_t)rot * sizeof(float));
-        }
         memcpy(s->k + (size_t)t * hd, s->mla_c + (size_t)t * r, (size_t)r * sizeof(float));
         memcpy(s->k + (size_t)t * hd + r, s->mla_pe + (size_t)t * rot, (size_t)rot * sizeof(float));
     }
-    backend_rope(s->be, s->q + r, s->k + r, s->rope_cs, T, H, 1, hd, rot);
-    // one KV head of [latent, k_pe]; each head's output is a latent-space row (plus rot ignored dims)
+    backend_rope(s->be, s->mla_q + nope, s->k, s->rope_cs, T, H, 0, dk, rot);
+    backend_rope(s->be, s->k + r, s->k, s->rope_cs, T, 1, 0, hd, rot);
+    // which sequences run absorbed: their rows (Ta of them, in batch order) and attention views
+    const tv_attn_args all = s->attn;
+    int Ta = 0, n_abs = 0;
+    for (int i = 0; i < all.n_seqs; i++) {
+        const tv_attn_seq *sq = &all.seqs[i];
+        if (layers_mla_is_expanded(h, s->mla_ctx_cap, sq->n_q, sq->pos)) continue;
+        s->mla_seqs[n_abs++] = *sq;
+        const int t0 = s->q_start[i];
+        for (int t = t0; t < t0 + sq->n_q; t++) s->mla_tok[Ta++] = t;
+    }
+    // absorbed queries: latent-space query of head h = wk_b[h] · q_nope[h]; per-head rows a * H + hh
+    // (the a-th absorbed row's head hh) in mla_x, grouped row hh * Ta + a reads row a * H + hh
+    for (int hh = 0; hh <= H; hh++) s->mla_off[hh] = hh * Ta;
+    for (int hh = 0; hh < H; hh++)
+        for (int a = 0; a < Ta; a++) s->mla_row[hh * Ta + a] = a * H + hh;
+    for (int a = 0; a < Ta; a++)
+        for (int hh = 0; hh < H; hh++)
+            memcpy(s->mla_x + ((size_t)a * H + hh) * nope, s->mla_q + ((size_t)s->mla_tok[a] * H + hh) * dk,
+                   (size_t)nope * sizeof(float));
+    if (Ta) backend_matmul_grouped(s->be, &L->wk_b, s->mla_y, s->mla_x, Ta * H, s->mla_row, s->mla_off);
+    // s->q (T, H, hd) = [absorbed query, rope(q_pe)] for those rows
+    for (int a = 0; a < Ta; a++) {
+        const int t = s->mla_tok[a];
+        for (int hh = 0; hh < H; hh++) {
+            float *q = s->q + ((size_t)t * H + hh) * hd;
+            memcpy(q, s->mla_y + ((size_t)hh * Ta + a) * r, (size_t)r * sizeof(float));
+            memcpy(q + r, s->mla_q + ((size_t)t * H + hh) * dk + nope, (size_t)rot * sizeof(float));
+        }
+    }
+    // every row's K into the cache, then the absorbed sequences' attention: one KV head of [latent,
+    // k_pe]; each head's output is a latent-space row (plus rot ignored dims)
+    s->attn.n_seqs = n_abs;
+    s->attn.seqs = s->mla_seqs;
     tv_status st = attention_core(s, layer, NULL, true, err);
+    s->attn = all;
     if (st) return st;
     // expand: head h's value = wv_b[h] · (its attention output's latent part)
-    for (int i = 0; i < T * H; i++) memcpy(s->mla_x + (size_t)i * r, s->att + (size_t)i * hd, (size_t)r * sizeof(float));
-    backend_matmul_grouped(s->be, &L->wv_b, s->mla_y, s->mla_x, T * H, s->mla_row, s->mla_off);
-    for (int t = 0; t < T; t++)
+    for (int a = 0; a < Ta; a++)
         for (int hh = 0; hh < H; hh++)
-            memcpy(s->mla_o + ((size_t)t * H + hh) * dv, s->mla_y + ((size_t)hh * T + t) * dv, (size_t)dv * sizeof(float));
+            memcpy(s->mla_x + ((size_t)a * H + hh) * r, s->att + ((size_t)s->mla_tok[a] * H + hh) * hd,
+                   (size_t)r * sizeof(float));
+    if (Ta) backend_matmul_grouped(s->be, &L->wv_b, s->mla_y, s->mla_x, Ta * H, s->mla_row, s->mla_off);
+    for (int a = 0; a < Ta; a++) {
+        const int t = s->mla_tok[a];
+        for (int hh = 0; hh < H; hh++)
+            memcpy(s->mla_o + ((size_t)t * H + hh) * dv, s->mla_y + ((size_t)hh * Ta + a) * dv, (size_t)dv * sizeof(float));
+    }
+    // the other sequences, expanded, one at a time over the K rows just written
+    if (Ta < T) {
+        tv_attn_args cache = all;
+        const tv_kv_cache *kv = s->kv;
+        cache.k_pool = kv->k + (size_t)(layer - kv->layer_begin) * kv->layer_bytes;
+        for (int i = 0; i < all.n_seqs; i++) {
+            const tv_attn_seq *sq = &all.seqs[i];
+            if (!layers_mla_is_expanded(h, s->mla_ctx_cap, sq->n_q, sq->pos)) continue;
+            mla_round_q_nope(s, L, s->q_start[i], sq->n_q);
+            if ((st = mla_expanded(s, L, &cache, sq, s->q_start[i], err))) return st;
+        }
+    }
     const tv_tensor *wo = &L->wo;
     backend_matmul(s->be, &wo, &out, 1, s->mla_o, T);
     return TV_OK;

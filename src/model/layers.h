@@ -80,7 +80,24 @@ typedef struct layer_state {
     float *mla_o;         // (T, H * dv) expanded attention output
     int32_t *mla_row;     // (T * H) grouped row -> per-head row
     int32_t *mla_off;     // (H + 1)
+    int32_t *mla_tok;     // (T) the rows of the sequences that run absorbed
+    tv_attn_seq *mla_seqs;   // (T) those sequences
+    // the expanded form (NULL when h->mla_form is TV_MLA_ABSORBED): a sequence's context of up to
+    // mla_ctx_cap keys (a multiple of MLA_XBS), decompressed for mla_heads_cap heads at a time
+    int mla_ctx_cap, mla_heads_cap;
+    float *mla_cc;        // (ctx_cap, r) the context's latents, read back from the cache
+    float *mla_cpe;       // (ctx_cap, n_rot) its RoPE keys
+    float *mla_ky;        // (heads_cap * ctx_cap, max(nope, dv)) decompressed rows, head-major
+    float *mla_kp, *mla_vp;  // (ctx_cap / MLA_XBS, heads, MLA_XBS, dk) f32 K and V pools of those heads
+                             // (V: dv values, then zeros); heads * ctx <= heads_cap * ctx_cap
+    int32_t *mla_crow;    // (heads_cap * ctx_cap) grouped row -> context row
+    int32_t *mla_tbl;     // (ctx_cap / MLA_XBS) 0, 1, 2, ...: the pools' block table
 } layer_state;
+
+// The block size of the expanded form's K/V pools (layer_state.mla_kp); the fewest rows of a sequence
+// that run expanded under TV_MLA_AUTO (layers_mla_is_expanded).
+#define MLA_XBS 32
+#define MLA_MIN_ROWS 32
 
 // Activation of a gated MLP: act(x·gate) * (x·up). SiLU (SwiGLU) or tanh-approximated GELU (GeGLU).
 // LAYERS_ACT_SWIGLU_OAI: gpt-oss's clamped SwiGLU (kern_swiglu_oai), experts only (layers_moe).
@@ -154,12 +171,35 @@ void layers_moe(layer_state *s, layers_act act, const tv_layer *L, float *out);
 // layers_moe with the router reading router_x (T, dim) instead of s->xb (Gemma 4 routes from its own
 // scaled norm of the residual while the experts read another norm of it); router_x may be s->moe_y.
 void layers_moe_routed(layer_state *s, layers_act act, const tv_layer *L, const float *router_x, float *out);
-// Multi-head latent attention (deepseek2, h->n_lora_kv > 0) of s->xb into out (T, dim), in the
-// absorbed form: per head, q = [wk_bᵀ·q_nope, rope(q_pe)] against K rows [latent, rope(k_pe)] of the
-// cache (latent = rmsnorm(xb·wkv_a_c) * kv_a_norm), scores scaled by h->attn_scale, the attention
-// output (a latent-space row per head) expanded by wv_b, then · woᵀ. The queries come from wq_a,
-// q_a_norm and wq_b, or wq. TV_ERR_NOMEM (attention workspace) in err on failure.
+// Multi-head latent attention (deepseek2, h->n_lora_kv > 0) of s->xb into out (T, dim). The cache
+// holds K rows [latent, rope(k_pe)] (latent = rmsnorm(xb·wkv_a_c) * kv_a_norm); scores are scaled by
+// h->attn_scale. Each sequence of the batch runs in one of two forms (layers_mla_is_expanded):
+// absorbed: per head, q = [wk_b·q_nope, rope(q_pe)] against the cache's rows, the attention output
+//   (a latent-space row per head) expanded by wv_b;
+// expanded: the sequence's context latents read back from the cache and decompressed per head into
+//   K = [wk_bt·latent, rope(k_pe)] and V = wv_b·latent, then ordinary attention of q = [q_nope,
+//   rope(q_pe)] over them.
+// Then · woᵀ. The queries come from wq_a, q_a_norm and wq_b, or wq. TV_ERR_NOMEM (attention
+// workspace) in err on failure.
 tv_status layers_mla_attention(layer_state *s, const tv_layer *L, int layer, float *out, tv_error *err);
+// Whether a sequence with n query rows at positions pos (ascending) runs latent attention expanded:
+// h->mla_form forces one form; TV_MLA_AUTO takes the one with fewer multiply-adds per head. With
+// L = pos[n-1] + 1 context keys, P = the sum over its rows of the keys each sees (pos + 1), r =
+// n_lora_kv, dk = nope + rot, dv:
+//   absorbed  n (nope + dv) r  +  P 2 (r + rot)    (queries into and outputs out of latent space;
+//                                                    scores and values over [latent, k_pe])
+//   expanded  L (nope + dv) r  +  P 2 dk           (every context latent into K_nope and V; scores over
+//                                                    dk, values over dv padded to dk)
+// i.e. expanded iff h->mla_auto_expands (float attn_k_b / attn_v_b), P 2 (r - nope) > (L - n)(nope + dv) r,
+// n >= MLA_MIN_ROWS (a sequence's own
+// decompression and attention calls cost more in dispatch than a few rows save) and L <= ctx_cap
+// (the scratch). A prompt prefilled from position 0 (L = n) runs expanded from MLA_MIN_ROWS on; a chunk of n rows after a long
+// context roughly when n > r (nope + dv) / (2 (r - nope)): 171 for DeepSeek-V2/V3 (r 512, nope 128,
+// dv 128), 43 for the synth fixtures (r 128, nope 32, dv 32); decode rows (n = 1) never. The form
+// depends only on the sequence's own rows, so results are deterministic for a given chunking and
+// batch invariant; two chunkings of one prompt may take different forms (within the fixtures'
+// tolerances of each other: both are checked against llama.cpp).
+bool layers_mla_is_expanded(const tv_hparams *h, int ctx_cap, int n, const int32_t *pos);
 // The layer's FFN from s->xb into out (T, dim): layers_moe when it has a router, else layers_glu_mlp
 // with w_gate, w_up, w_down.
 void layers_ffn(layer_state *s, layers_act act, const tv_layer *L, float *out);

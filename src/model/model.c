@@ -397,6 +397,67 @@ static tv_status bind_all(tv_model *m, find_fn find, void *src, tv_error *err) {
     return TV_OK;
 }
 
+// deepseek2's expanded attention needs each head's wk_b transposed: wk_bt[h] (nope rows, n_lora_kv) with
+// wk_bt[h][i][j] = wk_b[h][j][i], so K_nope = latent · wk_bt[h]ᵀ runs as an ordinary matmul. Made here,
+// from the file's wk_b before --quantize or repacking touch it: F32 from F32 (exact), else F16 (F16 and
+// BF16 within f16's rounding, a quantized wk_b dequantized first); a matrix of the model from then on
+// (model_matrices: the weight cache stores it, pack_weights may repack it), never --quantize'd.
+static tv_status mla_transpose_k(tv_model *m, tv_error *err) {
+    const tv_hparams *h = &m->hp;
+    const int64_t H = h->n_heads, r = h->n_lora_kv, nope = h->head_dim_k_mla - h->n_rot;
+    float *row = malloc((size_t)(r > nope ? r : nope) * (size_t)r * sizeof(float));   // (r, nope) one head
+    if (!row) return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    if (!m->packed && !(m->packed = calloc((size_t)m->n_matrices + (size_t)(m->layer_end - m->layer_begin) + 3,
+                                           sizeof *m->packed))) {
+        free(row);
+        return err_fail(err, TV_ERR_NOMEM, "%s: out of memory", m->path);
+    }
+    tv_status st = TV_OK;
+    for (int l = m->layer_begin; l < m->layer_end && !st; l++) {
+        tv_layer *L = &m->layers[l];
+        const tv_tensor *kb = &L->wk_b;   // (H, r rows, nope)
+        const tv_type_traits *tt = kb->data ? kern_traits_ref(kb->type) : NULL;
+        if (!tt || !tt->to_float) {
+            st = err_fail(err, TV_ERR_UNSUPPORTED, "%s: blk.%d.attn_k_b.weight: type %s cannot be read back to transpose it",
+                          m->path, l, kern_type_name(kb->type));
+            break;
+        }
+        const tv_type ty = kb->type == TV_TYPE_F32 ? TV_TYPE_F32 : TV_TYPE_F16;
+        const size_t in_row = kern_row_size(kb->type, nope), out_row = kern_row_size(ty, r);
+        const size_t sz = out_row * (size_t)(nope * H);
+        void *buf = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+        if (!buf) {
+            st = err_fail(err, TV_ERR_NOMEM, "%s: out of memory transposing attn_k_b (%zu bytes)", m->path, sz);
+            break;
+        }
+        for (int64_t hh = 0; hh < H; hh++) {
+            for (int64_t j = 0; j < r; j++)   // row (r, nope) of wk_b[hh] into row[j * nope ..]
+                tt->to_float((const uint8_t *)kb->data + (size_t)(hh * r + j) * in_row, row + j * nope, nope);
+            for (int64_t i = 0; i < nope; i++) {
+                uint8_t *dst = (uint8_t *)buf + (size_t)(hh * nope + i) * out_row;
+                for (int64_t j = 0; j < r; j++) {
+                    const float v = row[j * nope + i];
+                    if (ty == TV_TYPE_F32) ((float *)dst)[j] = v;
+                    else ((tv_f16 *)dst)[j] = f32_to_f16(v);
+                }
+            }
+        }
+        L->wk_bt = (tv_tensor){.name = "attn_k_b.weight (transposed)", .type = ty, .n_dims = 3, .ne = {r, nope, H, 1},
+                               .data = buf, .nbytes = sz};
+        m->packed[m->n_packed++] = buf;
+        m->matrices[m->n_matrices++] = &L->wk_bt;
+    }
+    free(row);
+    return st;
+}
+
+// Made at load from another matrix (mla_transpose_k): --quantize leaves it as made.
+static bool is_derived_matrix(const tv_model *m, const tv_tensor *t) {
+    for (int l = m->layer_begin; m->hp.n_lora_kv > 0 && l < m->layer_end; l++)
+        if (t == &m->layers[l].wk_bt) return true;
+    return false;
+}
+
 // RoPE scaling as the file asks for it (read_rope_scaling).
 typedef struct rope_scaling {
     double factor;                   // > 1 stretches the context ("llama3", "yarn"; "linear" is rope_linear_scale)
@@ -725,6 +786,18 @@ static tv_status load_meta(tv_model *m, const tv_model_params *p, find_fn find, 
         return err_fail_prefix(err, st, "%s", m->path);
     if (p->mtp && (st = mtp_view(m, arch, err))) return st;
     if ((st = bind_all(m, find, src, err))) return st;
+    h->mla_form = p->mla_form;
+    if (h->n_lora_kv > 0) {   // (every layer's attn_k_b / attn_v_b: a pipeline stage judges its own)
+        h->mla_auto_expands = !p->quantize;   // (--quantize makes them quantized)
+        for (int l = m->layer_begin; l < m->layer_end; l++)
+            for (int i = 0; i < 2; i++) {
+                const tv_type ty = i ? m->layers[l].wv_b.type : m->layers[l].wk_b.type;
+                h->mla_auto_expands &= ty == TV_TYPE_F32 || ty == TV_TYPE_F16 || ty == TV_TYPE_BF16;
+            }
+    }
+    // a quantized model's transposes are made only when asked for (TV_MLA_EXPANDED)
+    if (h->n_lora_kv > 0 && model_mla_may_expand(h) && (st = mla_transpose_k(m, err)))
+        return st;
     if ((st = make_rope(m, &rs, err))) return st;
 
     if (gguf_get_str(g, "tokenizer.chat_template", &s) && !(m->chat_template = dup_str(s)))
@@ -935,7 +1008,8 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
     if (is_float_matrix(&m->w.tok_embd)) list[n++] = &m->w.tok_embd;
     if (is_float_matrix(&m->w.pl_tok_embd)) list[n++] = &m->w.pl_tok_embd;   // (llama.cpp's converter quantizes it too)
     for (int i = 0; i < m->n_matrices; i++)
-        if (is_float_matrix(m->matrices[i]) && m->matrices[i] != &m->w.tok_embd && !is_router(m, m->matrices[i]))
+        if (is_float_matrix(m->matrices[i]) && m->matrices[i] != &m->w.tok_embd && !is_router(m, m->matrices[i]) &&
+            !is_derived_matrix(m, m->matrices[i]))
             list[n++] = m->matrices[i];
     for (int i = 0; i < n; i++) {
         total += list[i]->nbytes;
@@ -1105,9 +1179,10 @@ static bool cache_key(tv_model *m, const tv_model_params *p, int n_slots, char *
     kern_table kt;
     if (kern_table_init(&kt, p->cpu_path, NULL)) return false;
     char stable[4400];
-    snprintf(stable, sizeof stable, "%s|cpu=%s/%s|quantize=%s|repack=%d|layout=%d/%d|layers=%d-%d|mtp=%d", real,
+    snprintf(stable, sizeof stable, "%s|cpu=%s/%s|quantize=%s|repack=%d|layout=%d/%d|layers=%d-%d|mtp=%d%s", real,
              p->cpu_path && *p->cpu_path ? p->cpu_path : "best", kt.path, p->quantize ? p->quantize : "-", !p->no_repack,
-             WCACHE_LAYOUT_VERSION, TV_PACK_ROWS, m->layer_begin, m->layer_end, m->mtp_layer);
+             WCACHE_LAYOUT_VERSION, TV_PACK_ROWS, m->layer_begin, m->layer_end, m->mtp_layer,
+             m->hp.n_lora_kv > 0 && !model_mla_may_expand(&m->hp) ? "|mla=absorbed" : "");   // (no attn_k_b transposes)
     uint64_t h = 1469598103934665603ull;
     for (const char *c = stable; *c; c++) { h ^= (uint8_t)*c; h *= 1099511628211ull; }
     snprintf(file, fcap, "%s/%016llx.tvw", p->cache_dir, (unsigned long long)h);

@@ -76,10 +76,18 @@ typedef struct tv_hparams {
     int32_t n_lora_kv;           // rank of the KV latent
     int32_t head_dim_k_mla;      // a head's expanded query/key size: no-RoPE part + n_rot (key_length_mla)
     int32_t head_dim_v_mla;      // a head's expanded value size (value_length_mla)
+    int32_t mla_form;            // tv_model_params.mla_form (TV_MLA_AUTO / _ABSORBED / _EXPANDED)
+    bool mla_auto_expands;       // TV_MLA_AUTO may pick the expanded form: attn_k_b and attn_v_b are F32/F16/BF16
+                                 // (a quantized model runs absorbed: docs/architecture.md, "Latent attention")
     // next-token-prediction (MTP) layers after the n_layers the model runs (nextn_predict_layers);
     // a model loaded as its MTP layer (tv_model_params.mtp) has n_layers 1 and keeps the count
     int32_t n_nextn;
 } tv_hparams;
+
+// Whether some sequence may run latent attention expanded (model.c makes the transposes, forward.c its scratch).
+static inline bool model_mla_may_expand(const tv_hparams *h) {
+    return h->n_lora_kv > 0 && (h->mla_form == TV_MLA_EXPANDED || (h->mla_form == TV_MLA_AUTO && h->mla_auto_expands));
+}
 
 typedef struct tv_layer {
     tv_tensor attn_norm;   // (dim) f32
@@ -157,6 +165,9 @@ typedef struct tv_layer {
     tv_tensor kv_a_norm;   // (n_lora_kv) f32
     tv_tensor wk_b;        // 3-D (n_heads, n_lora_kv, nope): a head's nope query into latent space
     tv_tensor wv_b;        // 3-D (n_heads, head_dim_v_mla, n_lora_kv): the latent into a head's value
+    tv_tensor wk_bt;       // 3-D (n_heads, nope, n_lora_kv): wk_b transposed per head, the latent into a
+                           // head's no-RoPE key (the expanded form); made at load (model.c mla_transpose_k):
+                           // F32 from an F32 wk_b, else F16; data NULL with mla_form TV_MLA_ABSORBED
 } tv_layer;
 
 // The weights outside the layers.

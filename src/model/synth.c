@@ -440,6 +440,8 @@ typedef struct mla_spec {
 // experts, YaRN without the multiplier key.
 static const mla_spec MLA_V3 = {64, 128, 32, 32, 1, 1, 4, 2, 2, true, true, 1.0f, 0.0707f};
 static const mla_spec MLA_LITE = {0, 128, 32, 32, 1, 2, 0, 0, 1, false, false, 1.0f, 0.0f};
+// DeepSeek-V2-Lite's real ranks (the deepseek-v2-lite-4l benchmark shape): kv_lora 512, nope 128, v 128
+static const mla_spec MLA_V2_LITE = {0, 512, 128, 128, 1, 2, 0, 0, 1, false, false, 1.0f, 0.0f};
 
 // A spec with n_expert > 0 has a mixture-of-experts FFN in every layer: ffn_gate_inp (F32, as
 // llama-quantize leaves it), 3-D ffn_gate/up/down_exps of ff_exp (0: ff) rows per expert, and with
@@ -596,6 +598,11 @@ static const arch_spec ARCHS[] = {
     // state and 8 KiB of f16 KV a token
     {"qwen36-27b-8l", "qwen35", 5120, 17408, 8, 24, 4, 256, 64, 4096, 0, 0, 0, 10000000.0f, 1e-6f, 3.0f, 1.0f,
      AF_HYBRID, 248320, 0, "qwen35", DENSE},
+    // DeepSeek-V2-Lite's shape with 4 of its 27 layers (the first dense, FFN 10944): dim 2048, 16 heads,
+    // MLA kv_lora 512 / nope 128 / rope 64 / v 128 (no q_lora), 64 experts top-6 of 1408 plus 2 shared,
+    // vocab 102400: 2.2B parameters (Q8_0 ~2.4 GB); the expanded-vs-absorbed attention benchmark
+    {"deepseek-v2-lite-4l", "deepseek2", 2048, 10944, 4, 16, 1, 576, 64, 4096, 0, 0, 0, 10000.0f, 1e-6f, 3.0f, 1.0f,
+     0, 102400, 0, "deepseek2-lite", 64, 6, 1408, 0, 0, 0, .mla = &MLA_V2_LITE},
     // gpt-oss-20b at its real size (write it with --type MXFP4: experts MXFP4, the rest Q8_0, ~12 GB):
     // 24 layers, 64 heads of 64, 8 KV heads, window 128 on even layers, 32 experts top-4 of 2880
     {"gpt-oss-20b", "gpt-oss", 2880, 2880, 24, 64, 8, 64, 64, 4096, 2, 0, 0, 150000.0f, 1e-5f, 3.0f, 1.0f,
@@ -606,7 +613,7 @@ static const arch_spec ARCHS[] = {
 #define FIXTURE_ARCHS \
     "llama, llama3, qwen2, qwen3, gemma2, gemma3, gemma4, gemma4e, gemma4moe, phi3, mistral3, smollm3, granite, qwen3moe, " \
     "qwen2moe, mixtral, gpt-oss, qwen35, qwen35moe, qwen3next, glm4moe, deepseek2, deepseek2-lite"
-#define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini, qwen3moe-24l, gpt-oss-20b, qwen36-27b-8l"
+#define BENCH_ARCHS "qwen3-1.7b, gemma3-1b, phi4-mini, qwen3moe-24l, gpt-oss-20b, qwen36-27b-8l, deepseek-v2-lite-4l"
 const char *tv_synth_arch_names(void) { return FIXTURE_ARCHS "; benchmark shapes (real dims; qwen3moe-24l has half the layers and experts, qwen36-27b-8l an eighth of the layers): " BENCH_ARCHS; }
 const char *synth_fixture_arch_names(void) { return FIXTURE_ARCHS; }
 
