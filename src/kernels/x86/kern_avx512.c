@@ -211,8 +211,15 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 #define P16_PANEL_BYTES (256 * 1024)   // weight bytes per panel (L2 is 1 MiB per core here)
 #endif
 enum { P16_TP = 32 };
-INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, const uint8_t *x,
-                     size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1, const int RG, const int T) {
+// Above 4 tokens a step runs its tiles over chunks of P16_KC blocks (the running sums kept in y
+// between chunks: the same chain, same bits), so a chunk of the groups' weights and the pass's
+// activations for it stay in L1 across the tiles (0: whole rows). docs/architecture.md has the A/B.
+#ifndef P16_KC
+#define P16_KC 16
+#endif
+INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, int64_t b0, int64_t b1,
+                     const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1, const int RG,
+                     const int T) {
     const int qv = q4 ? 4 : 8;
     const int32_t off = q4 ? 8 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -222,9 +229,10 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
     tv_packed_act xa[4];   // token t's quants, scales, block sums
     TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
     __m512 acc[2][4];
-    TV_TILE_UNROLL for (int g = 0; g < RG; g++)
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
+    TV_TILE_UNROLL for (int g = 0; g < RG; g++)   // the running sums of blocks [0, b0), kept in y
+        TV_TILE_UNROLL for (int t = 0; t < T; t++)
+            acc[g][t] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[g], y + t * ys + 16 * g);
+    for (int64_t b = b0; b < b1; b++) {
         __m512i s[2][4], s2[2][4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const __m512i c = _mm512_set1_epi32(-off * xa[t].s[b]);   // the weights' offset times sum(x)
@@ -267,12 +275,13 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)
         TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + 16 * g, mk[g], acc[g][t]);
 }
-typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, const uint8_t *x, size_t xrs,
-                       float *y, int64_t ys, __mmask16 m0, __mmask16 m1);
+typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, int64_t b0, int64_t b1,
+                       const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1);
 #define P16_FN(Q4, RG, T)                                                                                          \
-    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, const uint8_t *x,  \
-                                       size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1) {             \
-        p16_tile(Q4, gq, gstride, pf, nb, x, xrs, y, ys, m0, m1, RG, T);                                           \
+    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, int64_t b0,        \
+                                       int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys,             \
+                                       __mmask16 m0, __mmask16 m1) {                                               \
+        p16_tile(Q4, gq, gstride, pf, nb, b0, b1, x, xrs, y, ys, m0, m1, RG, T);                                   \
     }
 #define P16_SET(Q4) P16_FN(Q4, 1, 1) P16_FN(Q4, 1, 2) P16_FN(Q4, 1, 3) P16_FN(Q4, 1, 4) \
     P16_FN(Q4, 2, 1) P16_FN(Q4, 2, 2) P16_FN(Q4, 2, 3) P16_FN(Q4, 2, 4)
@@ -294,10 +303,14 @@ static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
     // prefetch distance: the next step's groups, none past the last row of the call (the rows after
     // it belong to another thread or, for an expert tensor, to another expert, mostly not routed)
     const size_t pf = rg + 16 * RG < rend ? (size_t)RG * 16 * c->wrs : 0;
-    for (int64_t tg = 0; tg < tp; tg += 4) {
-        const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
-        p16_k[c->q4][RG][T](gq, 16 * c->wrs, pf, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs,
-                            c->y + (t0 + tg) * c->ys + rg, c->ys, m0, m1);
+    const int64_t kc = tp > 4 && P16_KC > 0 ? P16_KC : c->nb;
+    for (int64_t b0 = 0; b0 < c->nb; b0 += kc) {
+        const int64_t b1 = c->nb - b0 < kc ? c->nb : b0 + kc;
+        for (int64_t tg = 0; tg < tp; tg += 4) {
+            const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
+            p16_k[c->q4][RG][T](gq, 16 * c->wrs, pf, c->nb, b0, b1, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs,
+                                c->y + (t0 + tg) * c->ys + rg, c->ys, m0, m1);
+        }
     }
 }
 void x86_gemm_packed_vnni512(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
