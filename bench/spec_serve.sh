@@ -11,6 +11,11 @@
 #   -r rounds (default 2), -c concurrent streams (16), -n requests per round (48), -p prompt tokens
 #   (128), -o output tokens (64), -t threads per server (2). TV=path: the tinyvllm binary
 #   (default build/tinyvllm). Only one server computes at a time: the other's threads sleep.
+#   Round r sends both servers the prompts of seed r: every round is new to the prefix cache (with
+#   one seed for all, a round after the first found every prompt cached and ran twice as fast as the
+#   first: a different workload, decode only, in every other round). At the end: the speculating
+#   server's counters, the load gate's rounds, and what its speculative rounds realized of its
+#   predictions (seconds, of which draft passes, and tokens gained: predicted vs realized).
 set -euo pipefail
 rounds=2 c=16 n=48 p=128 o=64 threads=2 model=""
 while getopts "r:c:n:p:o:t:m:" opt; do
@@ -51,17 +56,17 @@ start() {   # name, extra flags...: starts a server on a free port, prints its U
 url_plain=$(start plain)
 url_spec=$(start spec "$@")
 
-tok_s() {   # url: one serve_bench round's output tok/s
-  node "$HERE/serve_bench.mjs" --url "$1" -c "$c" -n "$n" -p "$p" -t "$o" --json "$W/r.json" >/dev/null
+tok_s() {   # url, seed: one serve_bench round's output tok/s
+  node "$HERE/serve_bench.mjs" --url "$1" -c "$c" -n "$n" -p "$p" -t "$o" --seed "$2" --json "$W/r.json" >/dev/null
   node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).output_throughput.toFixed(2))' "$W/r.json"
 }
 plain=() spec=()
 for r in $(seq "$rounds"); do
-  if [ $((r % 2)) = 1 ]; then plain+=("$(tok_s "$url_plain")"); spec+=("$(tok_s "$url_spec")")
-  else spec+=("$(tok_s "$url_spec")"); plain+=("$(tok_s "$url_plain")"); fi
+  if [ $((r % 2)) = 1 ]; then plain+=("$(tok_s "$url_plain" "$r")"); spec+=("$(tok_s "$url_spec" "$r")")
+  else spec+=("$(tok_s "$url_spec" "$r")"); plain+=("$(tok_s "$url_plain" "$r")"); fi
   echo "round $r: plain ${plain[-1]} tok/s, speculating ${spec[-1]} tok/s"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 mp=$(median "${plain[@]}") ms=$(median "${spec[@]}")
 echo "median output tok/s at $c streams: plain $mp, speculating ($*) $ms = $(awk -v a="$ms" -v b="$mp" 'BEGIN { printf "%.3f", a / b }')x"
-curl -s "$url_spec/metrics" | grep -E "^(vllm:spec_decode_num_(drafts|draft_tokens|accepted_tokens)_total|tinyvllm:spec_decode_rounds_total|tinyvllm:spec_decode_round_tokens|tinyvllm:spec_decode_predicted_tokens_per_second)" || true
+curl -s "$url_spec/metrics" | grep -E "^(vllm:spec_decode_num_(drafts|draft_tokens|accepted_tokens)_total|tinyvllm:spec_decode_rounds_total|tinyvllm:spec_decode_round_tokens|tinyvllm:spec_decode_predicted_tokens_per_second|tinyvllm:spec_decode_(round_seconds|draft_seconds|gained_tokens)_total)" || true
