@@ -554,62 +554,11 @@ static void test_spec_gate(void **state) {
     spec_gate_free(NULL);
 }
 
-// Runs n rounds of n_decode sequences (8 guesses each) on a gate whose speculative rounds realize
-// cost_x times their predicted seconds and gain_x times their predicted tokens; T keeps being taught
-// by m (as prompt-chunk rounds of the same sizes would); returns how many rounds speculated.
-static int gate_realize(spec_gate *g, const gate_machine *m, int n_decode, int n, double cost_x, double gain_x) {
-    int n_spec = 0;
-    for (int i = 0; i < n; i++) {
-        spec_choice ch;
-        const int k = gate_cap(g, n_decode, 8, 0, &ch);
-        const int rows = n_decode * (1 + k);
-        spec_gate_time_round(g, rows, m->w + m->r * rows);
-        spec_gate_realized(g, k > 0 ? cost_x * ch.pred_s : m->w + m->r * rows, k > 0 ? (int)(gain_x * ch.pred_gain + 0.5) : 0);
-        n_spec += k > 0;
-    }
-    return n_spec;
-}
-
-// The gate's predictions corrected by what speculative rounds realized, per batch size: rows that
-// cost more than the rounds T learned from (a verification's rows carry the head, sampling and
-// attention over the whole context; a prompt chunk's do not) or guesses accepted less often than
-// the pooled acceptance turn 16 streams plain, while one stream that realizes its predictions
-// keeps speculating.
-static void test_spec_gate_realized(void **state) {
-    (void)state;
-    const gate_machine m = {0.04, 0.002, 0.004, 0.0003};
-    for (int cost_or_gain = 0; cost_or_gain < 2; cost_or_gain++) {
-        spec_gate *g = spec_gate_create(0.0);
-        assert_non_null(g);
-        for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 4);
-        gate_teach(g, &m, 300);
-        spec_choice ch;
-        // the model alone says 16 streams pay
-        assert_true(gate_cap(g, 16, 8, 0, &ch) > 0);
-        assert_true(ch.cost_factor == 1.0 && ch.gain_factor == 1.0);
-        // one stream realizes what it predicts and keeps speculating
-        assert_int_equal(gate_realize(g, &m, 1, 50, 1.0, 1.0), 50);
-        // 16 streams realize 1.5x the seconds (or 0.4x the tokens): after a few rounds, plain
-        const double cost_x = cost_or_gain ? 1.0 : 1.5, gain_x = cost_or_gain ? 0.4 : 1.0;
-        const int n_spec = gate_realize(g, &m, 16, 400, cost_x, gain_x);
-        assert_true(n_spec >= 2 && n_spec <= 16);
-        assert_int_equal(gate_cap(g, 16, 8, 0, &ch), 0);
-        assert_true(cost_or_gain ? ch.gain_factor < 0.5 : ch.cost_factor > 1.4);
-        // ... and 15 streams (no samples of their own) take 16's correction, not one stream's
-        assert_int_equal(gate_cap(g, 15, 8, 0, &ch), 0);
-        // one stream is unaffected
-        assert_true(gate_cap(g, 1, 8, 0, &ch) > 0);
-        assert_true(fabs(ch.cost_factor - 1.0) < 1e-9 && fabs(ch.gain_factor - 1.0) < 0.2);   // (tokens are whole)
-        spec_gate_free(g);
-    }
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ngram_proposer),
         cmocka_unit_test(test_rejection_sampling_chi_square),
         cmocka_unit_test(test_spec_gate),
-        cmocka_unit_test(test_spec_gate_realized),
         cmocka_unit_test(test_sampled_draft_distribution),
         cmocka_unit_test(test_outputs_same_with_speculation),
     };

@@ -84,21 +84,8 @@ typedef struct {
     cost_bucket b[GATE_BUCKETS];
 } cost_curve;
 
-// The speculative rounds of one range of decoding sequences (B): moving averages of what the gate
-// predicted (seconds of draft passes and target round as charged, tokens gained) and what they took
-// and gained, weighed as cost_bucket's samples.
-typedef struct {
-    double pred_s, real_s, pred_gain, real_gain;
-    uint32_t n;
-} realized_bucket;
-
 struct spec_gate {
     cost_curve round, draft;       // T(n) and D(n) (spec.h)
-    realized_bucket real[GATE_BUCKETS];   // by bucket_of(B)
-    struct {                       // the last decision, until spec_gate_realized
-        int k, bucket;
-        double pred_s, pred_gain;
-    } last;
     double draft_share;            // D(n) / T(n) assumed before a draft pass is measured
     double acc_hit, acc_tried;     // decayed counts: guesses accepted, guesses tried (accepted + first rejected)
     uint64_t n_decided;
@@ -168,36 +155,6 @@ void spec_gate_time_round(spec_gate *g, int n_rows, double seconds) { curve_add(
 
 void spec_gate_time_draft(spec_gate *g, int n_rows, double seconds) { curve_add(&g->draft, n_rows, seconds, g->n_decided); }
 
-void spec_gate_realized(spec_gate *g, double seconds, int n_accepted) {
-    if (g->last.k == 0 || !(seconds > 0.0)) return;
-    realized_bucket *b = &g->real[g->last.bucket];
-    g->last.k = 0;
-    b->n++;
-    double w = b->n <= 2 ? 1.0 : 1.0 / (double)(b->n - 1);
-    if (w < SPEC_GATE_EMA) w = SPEC_GATE_EMA;
-    b->pred_s += w * (g->last.pred_s - b->pred_s);
-    b->real_s += w * (seconds - b->real_s);
-    b->pred_gain += w * (g->last.pred_gain - b->pred_gain);
-    b->real_gain += w * ((double)n_accepted - b->real_gain);
-}
-
-// The correction of speculative rounds of B sequences (spec.h): *cost = realized / predicted seconds,
-// *gain = realized / predicted tokens gained, from B's bucket past its provisional sample, else the
-// nearest such bucket; 1 and 1 before any.
-static void realized_at(const spec_gate *g, int B, double *cost, double *gain) {
-    *cost = *gain = 1.0;
-    const int at = bucket_of(B);
-    for (int d = 0; d < GATE_BUCKETS; d++)
-        for (int side = 1; side >= -1; side -= 2) {   // the larger of two equally near first
-            const int i = at + side * d;
-            if (i < 0 || i >= GATE_BUCKETS || g->real[i].n < 2) continue;
-            const realized_bucket *b = &g->real[i];
-            if (b->pred_s > 0.0) *cost = b->real_s / b->pred_s;
-            if (b->pred_gain > 0.0) *gain = b->real_gain / b->pred_gain;
-            return;
-        }
-}
-
 void spec_gate_accepted(spec_gate *g, int n_draft, int n_accepted) {
     if (n_draft < 1) return;
     g->acc_hit = g->acc_hit * SPEC_GATE_ACCEPT_DECAY + n_accepted;
@@ -232,21 +189,16 @@ int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
         if (gi > kmax) kmax = gi;
     }
     const double tb = curve_at(&g->round, B), t0 = curve_at(&g->round, P + B);
-    g->last.k = 0;
     if (why) *why = ch;
     // nothing to verify, or the plain round's size not measured past its provisional sample: a plain
     // round (which measures it)
     if (B < 1 || kmax == 0 || !(tb > 0.0) || !(t0 > 0.0) || (P == 0 && g->round.b[bucket_of(B)].n < 2)) return 0;
     ch.plain_tok_s = B / t0;
     const double c = tb / B, a = spec_gate_acceptance(g);
-    double cost_f, gain_f;   // what this batch size's speculative rounds realized of their predictions
-    realized_at(g, B, &cost_f, &gain_f);
-    ch.cost_factor = cost_f;
-    ch.gain_factor = gain_f;
     // catch-up of a draft model: pass 0 runs it beside one row per sequence with guesses
     const double catchup = r->draft_passes && r->draft_catchup_rows > 0
                                ? draft_at(g, n_with[1] + r->draft_catchup_rows) - draft_at(g, n_with[1]) : 0.0;
-    double best = 0.0, best_full = 0.0, best_s = 0.0, best_draft_s = 0.0, best_gain = 0.0, aj = 1.0, gain = 0.0, drafting = 0.0;
+    double best = 0.0, best_full = 0.0, aj = 1.0, gain = 0.0, drafting = 0.0;
     int best_k = 0, rows = 0, best_rows = 0;
     for (int k = 1; k <= kmax; k++) {   // cap k adds each sequence's k-th guess: one row, gain a^k, draft pass k - 1
         aj *= a;
@@ -256,32 +208,19 @@ int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
         double extra = curve_at(&g->round, P + B + rows) - t0;
         if (extra < 0.0) extra = 0.0;
         extra += drafting;
-        const double spec_s = t0 + extra + catchup / SPEC_GATE_CATCHUP;
-        const double ratio = (t0 + gain_f * gain * c) / (cost_f * spec_s);
+        const double ratio = (t0 + gain * c) / (t0 + extra + catchup / SPEC_GATE_CATCHUP);
         if (ratio <= best) continue;
         best = ratio;
-        best_full = (t0 + gain_f * gain * c) / (cost_f * (t0 + extra + catchup));
+        best_full = (t0 + gain * c) / (t0 + extra + catchup);
         best_k = k;
         best_rows = rows;
-        best_s = spec_s;
-        best_draft_s = drafting + catchup / SPEC_GATE_CATCHUP;
-        best_gain = gain;
-        ch.spec_tok_s = (B + gain_f * gain) / (cost_f * spec_s);
+        ch.spec_tok_s = (B + gain) / (t0 + extra + catchup / SPEC_GATE_CATCHUP);
     }
     ch.k = best > SPEC_GATE_MARGIN ? best_k : 0;
     if (now % SPEC_GATE_EXPLORE == 0) {   // re-measure the way not taken when its samples are old
         if (ch.k > 0 && curve_stale(&g->round, P + B, now)) ch.k = 0;
         else if (ch.k == 0 && best_full >= SPEC_GATE_EXPLORE_RATIO && curve_stale(&g->round, P + B + best_rows, now))
             ch.k = best_k;
-    }
-    if (ch.k > 0) {
-        g->last.k = ch.k;
-        g->last.bucket = bucket_of(B);
-        g->last.pred_s = best_s;
-        g->last.pred_gain = best_gain;
-        ch.pred_s = best_s;
-        ch.pred_draft_s = best_draft_s;
-        ch.pred_gain = best_gain;
     }
     if (why) *why = ch;
     return ch.k;

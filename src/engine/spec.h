@@ -84,9 +84,6 @@ typedef struct {
 typedef struct {
     int k;
     double plain_tok_s, spec_tok_s;
-    double pred_s, pred_draft_s, pred_gain;   // when k > 0, before correction: the round's seconds (of which
-                                              // draft passes, catch-up as charged) and tokens gained as predicted
-    double cost_factor, gain_factor;  // the correction applied (realized / predicted; 1 before any)
 } spec_choice;
 
 // A gate with no costs measured; a draft pass is assumed to cost draft_share times a target round
@@ -99,9 +96,6 @@ int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why);
 void spec_gate_time_round(spec_gate *g, int n_rows, double seconds);
 // A measured draft forward pass of n_rows rows.
 void spec_gate_time_draft(spec_gate *g, int n_rows, double seconds);
-// What the round just decided took (seconds from the decision to the end of the round: draft passes,
-// target round, sampling) and the guesses it accepted; used when it speculated.
-void spec_gate_realized(spec_gate *g, double seconds, int n_accepted);
 // A verification of n_draft guesses of which the first n_accepted were accepted.
 void spec_gate_accepted(spec_gate *g, int n_draft, int n_accepted);
 // The acceptance probability a it predicts with.
