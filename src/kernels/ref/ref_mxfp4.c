@@ -65,7 +65,8 @@ void ref_vec_dot_mxfp4(int64_t n, float *s, const void *w, const void *x) {
             lo += (int32_t)b[i].qs[j] * kern_mxfp4_values[a[i].qs[j] & 0x0F];
             hi += (int32_t)b[i].qs[j + TV_QK_MXFP4 / 2] * kern_mxfp4_values[a[i].qs[j] >> 4];
         }
-        sum += d * (float)(lo + hi);
+        const float prod = d * (float)(lo + hi);   // its own statement: clang would contract d * x + sum into an FMA
+        sum += prod;
     }
     *s = sum;
 }

@@ -42,7 +42,8 @@ static void vec_dot_mxfp4(int64_t n, float *s, const void *w, const void *x) {
         const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
         const int32_t isum = hsum_i32(_mm256_madd_epi16(p, ones));
         const float d = _cvtsh_ss(b[i].d) * kern_e8m0_half(a[i].e);
-        sum += d * (float)isum;
+        const float prod = d * (float)isum;   // its own statement: clang would contract d * x + sum into an FMA
+        sum += prod;
     }
     *s = sum;
 }

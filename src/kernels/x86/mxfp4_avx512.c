@@ -55,16 +55,19 @@ static void vec_dot_mxfp4(int64_t n, float *s, const void *w, const void *x) {
         const __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(wv), xs), ones);
         const int32_t s0 = hsum_i32_256(_mm512_castsi512_si256(p)), s1 = hsum_i32_256(_mm512_extracti64x4_epi64(p, 1));
         const float d0 = _cvtsh_ss(b[i].d) * kern_e8m0_half(a[i].e);
-        sum += d0 * (float)s0;
+        const float p0 = d0 * (float)s0;   // products as their own statements: no FMA contraction (clang)
+        sum += p0;
         const float d1 = _cvtsh_ss(b[i + 1].d) * kern_e8m0_half(a[i + 1].e);
-        sum += d1 * (float)s1;
+        const float p1 = d1 * (float)s1;
+        sum += p1;
     }
     for (; i < nb; i++) {
         const __m256i wv = block_values(&a[i], table, m4), xv = _mm256_loadu_si256((const __m256i *)b[i].qs);
         const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
         const int32_t isum = hsum_i32_256(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
         const float d = _cvtsh_ss(b[i].d) * kern_e8m0_half(a[i].e);
-        sum += d * (float)isum;
+        const float prod = d * (float)isum;   // its own statement: clang would contract d * x + sum into an FMA
+        sum += prod;
     }
     *s = sum;
 }
