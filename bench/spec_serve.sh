@@ -14,7 +14,10 @@
 #   Round r sends both servers the prompts of seed r: every round is new to the prefix cache (with
 #   one seed for all, a round after the first found every prompt cached and ran twice as fast as the
 #   first: a different workload, decode only, in every other round). At the end: the speculating
-#   server's counters and the load gate's rounds with their predicted tokens per second.
+#   server's counters, the load gate's rounds with their predicted tokens per second, and what its
+#   speculative rounds realized of its model's predictions (seconds, of which draft passes, and tokens
+#   gained: predicted vs realized) with the correction it applied last. Each round's line also gives
+#   the gate's decode rounds in it (speculated of decided).
 set -euo pipefail
 rounds=2 c=16 n=48 p=128 o=64 threads=2 model=""
 while getopts "r:c:n:p:o:t:m:" opt; do
@@ -59,13 +62,20 @@ tok_s() {   # url, seed: one serve_bench round's output tok/s
   node "$HERE/serve_bench.mjs" --url "$1" -c "$c" -n "$n" -p "$p" -t "$o" --seed "$2" --json "$W/r.json" >/dev/null
   node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).output_throughput.toFixed(2))' "$W/r.json"
 }
+gate_rounds() {   # the speculating server's decode rounds so far: "speculated plain"
+  curl -s "$url_spec/metrics" | awk '/^tinyvllm:spec_decode_rounds_total/ { if ($0 ~ /"speculate"/) s = $NF; else p = $NF }
+    END { print s + 0, p + 0 }'
+}
 plain=() spec=()
+read -r gs0 gp0 < <(gate_rounds)
 for r in $(seq "$rounds"); do
   if [ $((r % 2)) = 1 ]; then plain+=("$(tok_s "$url_plain" "$r")"); spec+=("$(tok_s "$url_spec" "$r")")
   else spec+=("$(tok_s "$url_spec" "$r")"); plain+=("$(tok_s "$url_plain" "$r")"); fi
-  echo "round $r: plain ${plain[-1]} tok/s, speculating ${spec[-1]} tok/s"
+  read -r gs gp < <(gate_rounds)
+  echo "round $r: plain ${plain[-1]} tok/s, speculating ${spec[-1]} tok/s (gate: $((gs - gs0)) of $((gs - gs0 + gp - gp0)) decode rounds speculated)"
+  gs0=$gs gp0=$gp
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 mp=$(median "${plain[@]}") ms=$(median "${spec[@]}")
 echo "median output tok/s at $c streams: plain $mp, speculating ($*) $ms = $(awk -v a="$ms" -v b="$mp" 'BEGIN { printf "%.3f", a / b }')x"
-curl -s "$url_spec/metrics" | grep -E "^(vllm:spec_decode_num_(drafts|draft_tokens|accepted_tokens)_total|tinyvllm:spec_decode_rounds_total|tinyvllm:spec_decode_round_tokens|tinyvllm:spec_decode_predicted_tokens_per_second)" || true
+curl -s "$url_spec/metrics" | grep -E "^(vllm:spec_decode_num_(drafts|draft_tokens|accepted_tokens)_total|tinyvllm:spec_decode_rounds_total|tinyvllm:spec_decode_round_tokens|tinyvllm:spec_decode_predicted_tokens_per_second|tinyvllm:spec_decode_(round_seconds|draft_seconds|gained_tokens)_total|tinyvllm:spec_decode_cost_factor)" || true

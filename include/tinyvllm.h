@@ -506,6 +506,13 @@ typedef struct tv_engine_stats {
     // sequence it verified at most (0 plain)
     uint64_t n_spec_rounds, n_spec_rounds_plain;
     double spec_rate_tok_s, spec_plain_rate_tok_s;
+    // over the rounds that speculated: the seconds (draft passes, target round, sampling; of which the
+    // draft passes) and the tokens gained (accepted guesses) the cost model predicted (catch-up in
+    // full, before the gate's correction), and what they took and gained; spec_cost_factor: the
+    // correction (realized / predicted seconds) the last decided round applied (1 before any)
+    double spec_predicted_s, spec_predicted_draft_s, spec_predicted_gain;
+    double spec_realized_s, spec_realized_draft_s, spec_realized_gain;
+    double spec_cost_factor;
     int spec_enabled;
     int spec_round_tokens;
     // structured output: token masks applied, and how many of them the mask thread filled while

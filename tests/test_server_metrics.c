@@ -80,6 +80,13 @@ static void test_counters_gauges_labels(void **state) {
     st.spec_plain_rate_tok_s = 120.25;
     st.spec_enabled = 1;
     st.spec_round_tokens = 3;
+    st.spec_predicted_s = 1.5;
+    st.spec_realized_s = 2.25;
+    st.spec_predicted_draft_s = 0.5;
+    st.spec_realized_draft_s = 0.75;
+    st.spec_predicted_gain = 20.5;
+    st.spec_realized_gain = 13;
+    st.spec_cost_factor = 1.25;
     srv_metrics_engine(m, &st, 4);
     char *t = srv_metrics_render(m, NULL);
     assert_non_null(t);
@@ -113,6 +120,13 @@ static void test_counters_gauges_labels(void **state) {
     EXPECT("tinyvllm:spec_decode_rounds_total%s,decision=\"plain\"} 3", L);
     EXPECT("tinyvllm:spec_decode_predicted_tokens_per_second%s,decision=\"speculate\"} 250.5", L);
     EXPECT("tinyvllm:spec_decode_predicted_tokens_per_second%s,decision=\"plain\"} 120.25", L);
+    EXPECT("tinyvllm:spec_decode_round_seconds_total%s,kind=\"predicted\"} 1.5", L);
+    EXPECT("tinyvllm:spec_decode_round_seconds_total%s,kind=\"realized\"} 2.25", L);
+    EXPECT("tinyvllm:spec_decode_draft_seconds_total%s,kind=\"predicted\"} 0.5", L);
+    EXPECT("tinyvllm:spec_decode_draft_seconds_total%s,kind=\"realized\"} 0.75", L);
+    EXPECT("tinyvllm:spec_decode_gained_tokens_total%s,kind=\"predicted\"} 20.5", L);
+    EXPECT("tinyvllm:spec_decode_gained_tokens_total%s,kind=\"realized\"} 13", L);
+    EXPECT("tinyvllm:spec_decode_cost_factor%s} 1.25", L);
     free(t);
     srv_metrics_free(m);
     srv_metrics_free(NULL);

@@ -554,11 +554,179 @@ static void test_spec_gate(void **state) {
     spec_gate_free(NULL);
 }
 
+// Runs n rounds of n_decode sequences (8 guesses each) on a gate whose speculative rounds realize
+// cost_x times their predicted seconds; T keeps being taught by m (as prompt-chunk rounds of the same
+// sizes would); returns how many rounds speculated.
+static int gate_realize(spec_gate *g, const gate_machine *m, int n_decode, int n, double cost_x) {
+    int n_spec = 0;
+    for (int i = 0; i < n; i++) {
+        spec_choice ch;
+        const int k = gate_cap(g, n_decode, 8, 0, &ch);
+        const int rows = n_decode * (1 + k);
+        spec_gate_time_round(g, rows, m->w + m->r * rows);
+        if (k > 0) spec_gate_realized(g, cost_x * ch.pred_s);
+        n_spec += k > 0;
+    }
+    return n_spec;
+}
+
+// The gate's predictions corrected by what speculative rounds realized, per batch size: rows that
+// cost more than the rounds T learned from (a verification's rows carry the head, sampling and
+// attention over the whole context; a prompt chunk's do not) turn 16 streams plain but for a
+// retry now and then (the correction drifts back to the model without samples), one stream that
+// realizes its predictions keeps speculating, and once speculation at 16 streams realizes its
+// predictions again the gate speculates again (it does not lock plain).
+static void test_spec_gate_realized(void **state) {
+    (void)state;
+    const gate_machine m = {0.04, 0.002, 0.004, 0.0003};
+    spec_gate *g = spec_gate_create(0.0);
+    assert_non_null(g);
+    for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, 4);
+    gate_teach(g, &m, 300);
+    spec_choice ch;
+    // the model alone says 16 streams pay
+    assert_true(gate_cap(g, 16, 8, 0, &ch) > 0);
+    assert_true(ch.cost_factor == 1.0 && ch.pred_s > 0.0);
+    // one stream realizes what it predicts and keeps speculating
+    assert_int_equal(gate_realize(g, &m, 1, 50, 1.0), 50);
+    // 16 streams realize 1.5x the seconds: plain but for a retry every ~20 rounds
+    const int n_spec = gate_realize(g, &m, 16, 640, 1.5);
+    printf("16 streams realizing 1.5x: %d of 640 rounds speculated\n", n_spec);
+    assert_true(n_spec >= 640 / 64 && n_spec <= 640 / 8);
+    // right after a speculative round: plain, with most of the 1.5x applied ...
+    while (gate_realize(g, &m, 16, 1, 1.5) == 0) continue;
+    assert_int_equal(gate_cap(g, 16, 8, 0, &ch), 0);
+    printf("after a retry: correction at 16 streams %.3f", ch.cost_factor);
+    assert_true(ch.cost_factor > 1.2);
+    // ... and 15 streams (no samples of their own) borrow 16's correction, not one stream's
+    assert_int_equal(gate_cap(g, 15, 8, 0, &ch), 0);
+    printf(", at 15 %.3f\n", ch.cost_factor);
+    assert_true(ch.cost_factor > 1.1);
+    // one stream is unaffected
+    assert_true(gate_cap(g, 1, 8, 0, &ch) > 0);
+    assert_true(fabs(ch.cost_factor - 1.0) < 1e-3);
+    // the load goes away (16 streams realize their predictions): speculating again, most rounds
+    const int n_back = gate_realize(g, &m, 16, 200, 1.0);
+    printf("16 streams realizing 1.0x again: %d of 200 rounds speculated\n", n_back);
+    assert_true(n_back >= 150);
+    spec_gate_free(g);
+}
+
+// ---- the gate on a simulated engine ----
+// Rounds of B sequences on machine m (true costs): a speculative round with cap k runs draft pass 0
+// over B rows and the draft's backlog (catch-up: one row per sequence for every round the draft
+// skipped, at most 512 a round), k - 1 guess passes of B rows and a target round of B (1 + k) rows,
+// and takes bias times those seconds (what the model misses at that batch size), cold times more in
+// its first n_cold speculative rounds (a draft's first passes, cold caches); each guess is accepted
+// with probability p_accept. Times go to the gate as the engine gives them. Returns the fraction of
+// rounds speculated (*late: of the second half's); *speedup: output tokens per second over those of
+// plain rounds throughout.
+typedef struct {
+    gate_machine m;
+    int B, n_rounds, n_cold;
+    int pre_teach;   // 1: T and D measured at every size beforehand (gate_teach), 2: and the acceptance
+    double bias, cold, p_accept;
+} gate_sim;
+
+static double gate_simulate(const gate_sim *sim, double *late, double *speedup) {
+    spec_gate *g = spec_gate_create(0.0);
+    assert_non_null(g);
+    const gate_machine *m = &sim->m;
+    const int B = sim->B;
+    if (sim->pre_teach) gate_teach(g, m, 300);
+    if (sim->pre_teach == 2)
+        for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, (int)(8 * sim->p_accept));
+    uint64_t rng = 12345;
+    int n_spec = 0, n_late = 0, backlog = 0;
+    double seconds = 0.0, tokens = 0.0;
+    for (int i = 0; i < sim->n_rounds; i++) {
+        spec_choice ch;
+        const int catchup = backlog < 512 - B ? backlog : 512 - B;
+        const int k = gate_cap(g, B, 8, catchup, &ch);
+        if (k == 0) {
+            const double t = m->w + m->r * B;
+            spec_gate_time_round(g, B, t);
+            seconds += t;
+            tokens += B;
+            backlog += B;
+            continue;
+        }
+        const double cold = n_spec < sim->n_cold ? sim->cold : 1.0;
+        double t = 0.0;
+        for (int d = 0; d < k; d++) {
+            const int rows = B + (d == 0 ? catchup : 0);
+            const double td = m->dw + m->dr * rows;
+            spec_gate_time_draft(g, rows, cold * td);
+            t += td;
+        }
+        backlog -= catchup;
+        const int rows = B * (1 + k);
+        spec_gate_time_round(g, rows, cold * (m->w + m->r * rows));
+        t += m->w + m->r * rows;
+        t *= sim->bias * cold;
+        int accepted = 0;
+        for (int s = 0; s < B; s++) {
+            int j = 0;
+            while (j < k) {
+                rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+                if ((double)(rng >> 11) * 0x1.0p-53 >= sim->p_accept) break;
+                j++;
+            }
+            spec_gate_accepted(g, k, j);
+            accepted += j;
+        }
+        spec_gate_realized(g, t);
+        seconds += t;
+        tokens += B + accepted;
+        n_spec++;
+        n_late += i >= sim->n_rounds / 2;
+    }
+    spec_gate_free(g);
+    *late = (double)n_late / (sim->n_rounds - sim->n_rounds / 2);
+    *speedup = tokens / seconds / (B / (m->w + m->r * B));
+    return (double)n_spec / sim->n_rounds;
+}
+
+// Cold starts and loads on the simulated engine. One stream on a machine bound by reading the
+// weights (speculation pays ~2.5x), its first two speculative rounds 4x slow (a cold draft), the
+// acceptance prior still 1/2: speculates nearly every round, whether those rounds' sizes were
+// measured before (pre-taught: their samples enter the correction; it drifts back) or not (their
+// samples are not taken). 16 streams on a machine where the model predicts ~1.09x but rounds take
+// 1.4x their predictions: mostly plain, at >= 0.98x plain's rate; realizing 1.0x: mostly
+// speculating, faster than plain.
+static void test_spec_gate_cold_and_load(void **state) {
+    (void)state;
+    const gate_machine mem = {0.05, 0.0005, 0.004, 0.0002};
+    const gate_machine busy = {0.02, 0.002, 0.002, 0.0003};
+    double speedup, late;
+    for (int pre = 0; pre < 2; pre++) {
+        const gate_sim one = {mem, 1, 400, 2, pre, 1.0, 4.0, 0.9};
+        const double f = gate_simulate(&one, &late, &speedup);
+        printf("1 stream, 2 cold rounds, %s: %.3f of rounds speculated (%.3f of the last 200), %.2fx plain\n",
+               pre ? "pre-taught" : "untaught", f, late, speedup);
+        assert_true(f >= (pre ? 0.8 : 0.95));
+        assert_true(late >= 0.98);
+        assert_true(speedup > 2.0);
+    }
+    const gate_sim lose = {busy, 16, 2000, 0, 2, 1.4, 1.0, 0.9};
+    double f = gate_simulate(&lose, &late, &speedup);
+    printf("16 streams realizing 1.4x: %.3f of rounds speculated (%.3f of the last 1000), %.3fx plain\n", f, late, speedup);
+    assert_true(f <= 0.1);
+    assert_true(speedup >= 0.98);
+    const gate_sim win = {busy, 16, 2000, 0, 2, 1.0, 1.0, 0.9};
+    f = gate_simulate(&win, &late, &speedup);
+    printf("16 streams realizing 1.0x: %.3f of rounds speculated (%.3f of the last 1000), %.3fx plain\n", f, late, speedup);
+    assert_true(f >= 0.8);
+    assert_true(speedup > 1.0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ngram_proposer),
         cmocka_unit_test(test_rejection_sampling_chi_square),
         cmocka_unit_test(test_spec_gate),
+        cmocka_unit_test(test_spec_gate_realized),
+        cmocka_unit_test(test_spec_gate_cold_and_load),
         cmocka_unit_test(test_sampled_draft_distribution),
         cmocka_unit_test(test_outputs_same_with_speculation),
     };

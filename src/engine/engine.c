@@ -110,6 +110,7 @@ struct tv_engine {
     size_t draft_bpb;            // the draft's bytes of a KV block (its K/V; MTP: and the hidden states)
     float *spec_p;               // (n_vocab) model drafts: the target's distribution of a sampled guess's row
     spec_gate *gate;             // load awareness (spec.h); NULL without speculation, with spec_always or pipelined
+    spec_choice last_choice;     // with the gate: the round's decision (k 0: plain or undecided), until the round ends
     kv_block_manager *bm;
     state_pool *states;          // hybrid models: the state slots' bookkeeping (kv->state holds them)
     int32_t rb_base;             // hybrid models with speculation: running slot r's rollback points are state
@@ -450,6 +451,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
+    if (e->gate) e->stats.spec_cost_factor = 1.0;
     if (down) {
         bool ok = (e->fl = calloc((size_t)down->depth, sizeof *e->fl)) && (e->b_rows = malloc(L * sizeof *e->b_rows)) &&
                   (e->b_outs = malloc(L * sizeof *e->b_outs));
@@ -1296,6 +1298,8 @@ static bool gate_round(tv_engine *e, int n_items) {
                           .draft_passes = model_draft(&e->cfg), .draft_catchup_rows = n_catchup};
     spec_choice ch;
     const int k = spec_gate_decide(e->gate, &r, &ch);
+    e->last_choice = ch;
+    e->stats.spec_cost_factor = ch.cost_factor;
     e->stats.spec_enabled = k > 0;
     e->stats.spec_round_tokens = k;
     e->stats.spec_plain_rate_tok_s = ch.plain_tok_s;
@@ -1346,6 +1350,9 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
     for (int r = 0; !e->down.submit && r < e->cfg.decode_steps && decode_only && (r == 0 || sched_n_waiting(e->sched) == 0); r++) {
         int n_items = schedule(e, 0);
         if (n_items == 0) break;
+        const double t_decided = e->gate ? clock_s() : 0.0;   // the realized round: decision, draft, target round
+        const uint64_t n_acc0 = e->stats.n_spec_accepted_tokens;
+        e->last_choice = (spec_choice){0};
         const bool speculate = !e->gate || gate_round(e, n_items);
         if (model_draft(&e->cfg) && speculate) draft(e, n_items);
         const double t0 = e->gate ? clock_s() : 0.0;   // the target's round: batch, forward pass, sampling
@@ -1356,7 +1363,19 @@ tv_status tv_engine_step(tv_engine *e, const tv_request_output **outs, int *n_ou
         masks_wait(e);
         if (st != TV_OK) break;
         postprocess(e, e->b_logit_seq, b.n_logits, logits, NULL);
-        if (e->gate) spec_gate_time_round(e->gate, b.n_tokens, clock_s() - t0);
+        if (e->gate) {
+            const double t1 = clock_s();
+            spec_gate_time_round(e->gate, b.n_tokens, t1 - t0);
+            if (e->last_choice.k > 0) {
+                spec_gate_realized(e->gate, t1 - t_decided);
+                e->stats.spec_predicted_s += e->last_choice.pred_s;
+                e->stats.spec_predicted_draft_s += e->last_choice.pred_draft_s;
+                e->stats.spec_predicted_gain += e->last_choice.pred_gain;
+                e->stats.spec_realized_s += t1 - t_decided;
+                e->stats.spec_realized_draft_s += t0 - t_decided;
+                e->stats.spec_realized_gain += (double)(e->stats.n_spec_accepted_tokens - n_acc0);
+            }
+        }
     }
     *outs = e->out.recs;
     *n_outs = e->out.n;

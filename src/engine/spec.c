@@ -84,8 +84,22 @@ typedef struct {
     cost_bucket b[GATE_BUCKETS];
 } cost_curve;
 
+// The speculative rounds of one range of B (decoding sequences): the realized correction's sums
+// (spec.h) as of decision `stamp`.
+typedef struct {
+    double sum_log, n;   // decayed sum of log(realized / predicted seconds), decayed count of samples
+    double b;            // the samples' B (their decayed mean)
+    uint64_t stamp;
+} realized_bucket;
+
 struct spec_gate {
     cost_curve round, draft;       // T(n) and D(n) (spec.h)
+    realized_bucket real[GATE_BUCKETS];   // by bucket_of(B)
+    struct {                       // the last decision, until spec_gate_realized
+        int k, B;
+        bool is_informed;          // every size its prediction used measured past the provisional sample
+        double pred_s;             // its seconds, catch-up in full, uncorrected
+    } last;
     double draft_share;            // D(n) / T(n) assumed before a draft pass is measured
     double acc_hit, acc_tried;     // decayed counts: guesses accepted, guesses tried (accepted + first rejected)
     uint64_t n_decided;
@@ -155,6 +169,37 @@ void spec_gate_time_round(spec_gate *g, int n_rows, double seconds) { curve_add(
 
 void spec_gate_time_draft(spec_gate *g, int n_rows, double seconds) { curve_add(&g->draft, n_rows, seconds, g->n_decided); }
 
+// exp(-(decisions since stamp) / SPEC_GATE_REAL_TAU): what a bucket's old samples still weigh.
+static double real_decay(uint64_t stamp, uint64_t now) { return exp(-(double)(now - stamp) / SPEC_GATE_REAL_TAU); }
+
+void spec_gate_realized(spec_gate *g, double seconds) {
+    const bool use = g->last.k > 0 && g->last.is_informed && seconds > 0.0 && g->last.pred_s > 0.0;
+    g->last.k = 0;
+    if (!use) return;
+    realized_bucket *b = &g->real[bucket_of(g->last.B)];
+    double x = log(seconds / g->last.pred_s);
+    const double lim = log(SPEC_GATE_REAL_CLAMP);
+    x = x > lim ? lim : x < -lim ? -lim : x;
+    const double e = real_decay(b->stamp, g->n_decided);
+    b->sum_log = b->sum_log * e + x;
+    b->n = b->n * e + 1.0;
+    b->b += ((double)g->last.B - b->b) / b->n;
+    b->stamp = g->n_decided;
+}
+
+// f(B) (spec.h): realized / predicted seconds of speculative rounds at B, 1 without samples.
+static double realized_factor(const spec_gate *g, int B) {
+    double s = 0.0, n = SPEC_GATE_REAL_PRIOR;
+    for (int i = 0; i < GATE_BUCKETS; i++) {
+        const realized_bucket *b = &g->real[i];
+        if (!(b->n > 0.0)) continue;
+        const double w = exp2(-8.0 * fabs(log2(b->b / (double)B))) * real_decay(b->stamp, g->n_decided);
+        s += w * b->sum_log;
+        n += w * b->n;
+    }
+    return exp(s / n);
+}
+
 void spec_gate_accepted(spec_gate *g, int n_draft, int n_accepted) {
     if (n_draft < 1) return;
     g->acc_hit = g->acc_hit * SPEC_GATE_ACCEPT_DECAY + n_accepted;
@@ -178,7 +223,7 @@ static double draft_at(const spec_gate *g, int n) {
 }
 
 int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
-    spec_choice ch = {0};
+    spec_choice ch = {.cost_factor = 1.0};
     const uint64_t now = ++g->n_decided;
     const int B = r->n_decode, P = r->n_other_rows;
     int n_with[TV_SPEC_MAX_TOKENS + 2] = {0};   // n_with[j]: sequences with at least j guesses
@@ -189,32 +234,44 @@ int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
         if (gi > kmax) kmax = gi;
     }
     const double tb = curve_at(&g->round, B), t0 = curve_at(&g->round, P + B);
+    g->last.k = 0;
     if (why) *why = ch;
     // nothing to verify, or the plain round's size not measured past its provisional sample: a plain
     // round (which measures it)
     if (B < 1 || kmax == 0 || !(tb > 0.0) || !(t0 > 0.0) || (P == 0 && g->round.b[bucket_of(B)].n < 2)) return 0;
     ch.plain_tok_s = B / t0;
     const double c = tb / B, a = spec_gate_acceptance(g);
+    const double f = realized_factor(g, B);   // what this batch size's speculative rounds realized
+    ch.cost_factor = f;
     // catch-up of a draft model: pass 0 runs it beside one row per sequence with guesses
     const double catchup = r->draft_passes && r->draft_catchup_rows > 0
                                ? draft_at(g, n_with[1] + r->draft_catchup_rows) - draft_at(g, n_with[1]) : 0.0;
     double best = 0.0, best_full = 0.0, aj = 1.0, gain = 0.0, drafting = 0.0;
     int best_k = 0, rows = 0, best_rows = 0;
+    bool is_informed = true;   // (up to cap k) every guess pass's and the verification's size measured
     for (int k = 1; k <= kmax; k++) {   // cap k adds each sequence's k-th guess: one row, gain a^k, draft pass k - 1
         aj *= a;
         rows += n_with[k];
         gain += aj * n_with[k];
-        if (r->draft_passes) drafting += draft_at(g, n_with[k]);
+        if (r->draft_passes) {
+            drafting += draft_at(g, n_with[k]);
+            is_informed = is_informed && g->draft.b[bucket_of(n_with[k])].n >= 2;
+        }
         double extra = curve_at(&g->round, P + B + rows) - t0;
         if (extra < 0.0) extra = 0.0;
         extra += drafting;
-        const double ratio = (t0 + gain * c) / (t0 + extra + catchup / SPEC_GATE_CATCHUP);
+        const double spec_s = f * (t0 + extra + catchup / SPEC_GATE_CATCHUP);
+        const double ratio = (t0 + gain * c) / spec_s;
         if (ratio <= best) continue;
         best = ratio;
-        best_full = (t0 + gain * c) / (t0 + extra + catchup);
+        best_full = (t0 + gain * c) / (f * (t0 + extra + catchup));
         best_k = k;
         best_rows = rows;
-        ch.spec_tok_s = (B + gain) / (t0 + extra + catchup / SPEC_GATE_CATCHUP);
+        ch.spec_tok_s = (B + gain) / spec_s;
+        ch.pred_s = t0 + extra + catchup;
+        ch.pred_draft_s = drafting + catchup;
+        ch.pred_gain = gain;
+        g->last.is_informed = is_informed && g->round.b[bucket_of(P + B + rows)].n >= 2;
     }
     ch.k = best > SPEC_GATE_MARGIN ? best_k : 0;
     if (now % SPEC_GATE_EXPLORE == 0) {   // re-measure the way not taken when its samples are old
@@ -222,6 +279,12 @@ int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
         else if (ch.k == 0 && best_full >= SPEC_GATE_EXPLORE_RATIO && curve_stale(&g->round, P + B + best_rows, now))
             ch.k = best_k;
     }
+    if (ch.k > 0) {
+        g->last.k = ch.k;
+        g->last.B = B;
+        g->last.pred_s = ch.pred_s;
+    } else
+        ch.pred_s = ch.pred_draft_s = ch.pred_gain = 0.0;
     if (why) *why = ch;
     return ch.k;
 }

@@ -58,6 +58,23 @@ tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_err
 // has no sample past its provisional one runs plain. Every SPEC_GATE_EXPLORE-th decision re-measures the way not taken
 // when its samples are older than SPEC_GATE_STALE decisions: plain when speculating; speculation
 // when plain and its prediction (catch-up charged in full) is within SPEC_GATE_EXPLORE_RATIO.
+// Realized correction: the model misses costs in one direction at some batch sizes (verification
+// rows cost more than the prompt-chunk rows T shares its buckets with; many short draft passes
+// lose more to wake-ups; the rounds chosen are the optimistic ones), so every speculative round
+// reports the seconds it took (spec_gate_realized) against its prediction with the catch-up in
+// full (pred_s), and a decision at B multiplies its speculative cost by
+//   f(B) = exp( sum_i k_i e_i S_i / (SPEC_GATE_REAL_PRIOR + sum_i k_i e_i W_i) ),
+// over the realized buckets i (by B as T's): S_i the sum of the samples' log(realized / predicted)
+// (each clamped to +-log SPEC_GATE_REAL_CLAMP), W_i their count, e_i = exp(-(decisions since
+// bucket i's last sample) / SPEC_GATE_REAL_TAU) and k_i = 2^(-8 |log2(B_i / B)|) (a neighbour
+// bucket 8 per doubling away counts half). So the correction rests on the last ~TAU samples, a
+// first sample counts half (the prior is one sample of log 1), a batch size without samples borrows
+// from the nearest ones, and a gate that the correction turned plain (no more samples) drifts back
+// to the model and re-tries after about TAU ln(log f / log(ratio / MARGIN)) decisions: it cannot
+// lock. A round whose prediction used a size not measured past its provisional sample (T of the
+// verification, D of a guess pass; a cold draft's first passes) gives no sample: the curves learn
+// those sizes, the correction is for what the model misses where it knows its costs. Acceptance
+// is modelled by a; the tokens gained are reported (stats) but not corrected for.
 #define SPEC_GATE_MARGIN 1.02
 #define SPEC_GATE_EMA 0.125
 #define SPEC_GATE_CATCHUP 4
@@ -65,6 +82,9 @@ tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_err
 #define SPEC_GATE_STALE 512
 #define SPEC_GATE_EXPLORE_RATIO 0.9
 #define SPEC_GATE_ACCEPT_DECAY (63.0 / 64.0)
+#define SPEC_GATE_REAL_TAU 32.0
+#define SPEC_GATE_REAL_PRIOR 1.0
+#define SPEC_GATE_REAL_CLAMP 4.0
 
 typedef struct spec_gate spec_gate;
 
@@ -81,9 +101,14 @@ typedef struct {
 
 // What the gate predicted for a round: the cap it chose (0 plain), and the output rates of plain
 // decoding and of speculating with the best cap (decoding tokens per second; 0 when unknown).
+// With k > 0: the round's seconds as the model predicts them with the catch-up in full and before
+// the correction (pred_s; of which the draft passes, pred_draft_s), the tokens it gains (pred_gain),
+// and the correction applied to the decision (cost_factor, f(B) above; 1 without samples).
 typedef struct {
     int k;
     double plain_tok_s, spec_tok_s;
+    double pred_s, pred_draft_s, pred_gain;
+    double cost_factor;
 } spec_choice;
 
 // A gate with no costs measured; a draft pass is assumed to cost draft_share times a target round
@@ -96,6 +121,10 @@ int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why);
 void spec_gate_time_round(spec_gate *g, int n_rows, double seconds);
 // A measured draft forward pass of n_rows rows.
 void spec_gate_time_draft(spec_gate *g, int n_rows, double seconds);
+// What the round last decided took: seconds from the decision to the end of the round (draft
+// passes, target round, sampling). Used when it speculated with an informed prediction; every call
+// ends the decision (call it once per decided round).
+void spec_gate_realized(spec_gate *g, double seconds);
 // A verification of n_draft guesses of which the first n_accepted were accepted.
 void spec_gate_accepted(spec_gate *g, int n_draft, int n_accepted);
 // The acceptance probability a it predicts with.

@@ -204,6 +204,25 @@ char *srv_metrics_render(srv_metrics *m, size_t *len) {
                 "tinyvllm:spec_decode_predicted_tokens_per_second{model_name=\"%s\",decision=\"plain\"} %.17g\n",
             mn, (unsigned long long)s->n_spec_rounds, mn, (unsigned long long)s->n_spec_rounds_plain, mn, s->spec_rate_tok_s,
             mn, s->spec_plain_rate_tok_s);
+    // what the speculative rounds realized of the cost model's predictions (the gate corrects by it)
+    static const char *const REAL_NAMES[3] = {"spec_decode_round_seconds_total", "spec_decode_draft_seconds_total",
+                                              "spec_decode_gained_tokens_total"};
+    static const char *const REAL_HELP[3] = {
+        "Time of the rounds that speculated (draft passes, target round, sampling): as predicted (uncorrected) and as taken.",
+        "Of it, the draft passes.",
+        "Tokens the rounds that speculated gained (accepted guesses), as predicted and as accepted."};
+    const double real[3][2] = {{s->spec_predicted_s, s->spec_realized_s},
+                               {s->spec_predicted_draft_s, s->spec_realized_draft_s},
+                               {s->spec_predicted_gain, s->spec_realized_gain}};
+    for (int i = 0; i < 3; i++)
+        bprintf(&b, "# HELP tinyvllm:%s %s\n# TYPE tinyvllm:%s counter\n"
+                    "tinyvllm:%s{model_name=\"%s\",kind=\"predicted\"} %.17g\n"
+                    "tinyvllm:%s{model_name=\"%s\",kind=\"realized\"} %.17g\n",
+                REAL_NAMES[i], REAL_HELP[i], REAL_NAMES[i], REAL_NAMES[i], mn, real[i][0], REAL_NAMES[i], mn, real[i][1]);
+    gauge(&b, mn, "spec_decode_cost_factor", "gauge",
+          "The load gate's correction of a speculative round's predicted time in the last decided round (realized / predicted "
+          "at its batch size, drifting back to 1 without new samples).",
+          s->spec_cost_factor);
 
     static const char *REASONS[4] = {"", "stop", "length", "abort"};
     bprintf(&b, "# HELP tinyvllm:request_success_total Finished engine requests by finish reason.\n"
