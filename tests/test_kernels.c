@@ -631,6 +631,52 @@ static void test_mxfp4_gemm(void **state) {
     assert_true(use_path(NULL));
 }
 
+// MXFP4's quantizer on every path against the reference, bit for bit (synth writes gpt-oss's experts
+// with the path's): random blocks across 2^-140 .. 2^100 (subnormal scales included), values at exact
+// midpoints between table entries (ties go to the first code), +-0, all-zero blocks, NaN, +-inf and
+// random bit patterns.
+static void test_mxfp4_from_float(void **state) {
+    (void)state;
+    enum { NB = 4096, N = NB * 32 };
+    float *x = malloc(sizeof(float) * N);
+    tv_block_mxfp4 *want = malloc(sizeof(tv_block_mxfp4) * NB), *got = malloc(sizeof(tv_block_mxfp4) * NB);
+    assert_true(x && want && got);
+    static const float mids[] = { 0.5f, 1.5f, 2.5f, 3.5f, 5.0f, 7.0f, 10.0f, 0.25f, 12.0f, 6.0f, 11.999f, 9.0f };
+    for (int b = 0; b < NB; b++) {
+        float *v = x + b * 32;
+        const int kind = b % 8;
+        const float scale = ldexpf(1.0f, (int)(rnd_u32() % 240) - 140);
+        for (int j = 0; j < 32; j++) {
+            const float sg = rnd_u32() & 1 ? -1.0f : 1.0f;
+            switch (kind) {
+            case 0: case 1: v[j] = rnd_normal() * scale; break;
+            case 2: v[j] = sg * mids[rnd_u32() % 12] * ldexpf(1.0f, (int)(rnd_u32() % 60) - 30); break;
+            case 3: v[j] = j == 0 ? 12.0f * scale : sg * mids[rnd_u32() % 12] * scale / 8.0f; break;   // amax 12 d * 8
+            case 4: v[j] = rnd_u32() % 4 ? sg * 0.0f : rnd_normal(); break;
+            case 5: v[j] = 0.0f; break;
+            case 6: { const uint32_t u = rnd_u32(); memcpy(&v[j], &u, 4); } break;   // any bits: NaN, inf, subnormal
+            default: v[j] = rnd_u32() % 5 == 0 ? (rnd_u32() & 1 ? NAN : sg * INFINITY) : rnd_normal(); break;
+            }
+        }
+    }
+    kern_traits_ref(TV_TYPE_MXFP4)->from_float(x, want, N);
+    for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
+        if (!use_path(PATHS[pi])) continue;
+        const tv_type_traits *ft = kern_traits(&g_kt, TV_TYPE_MXFP4);
+        for (int64_t n = 32; n <= N; n = n < 32 * 8 ? n + 32 : n < N ? N : N + 1) {   // 1..8 blocks, then all
+            memset(got, 0xA5, sizeof(tv_block_mxfp4) * NB);
+            ft->from_float(x, got, n);
+            for (int64_t b = 0; b < n / 32; b++)
+                if (memcmp(&got[b], &want[b], sizeof got[b]))
+                    fail_msg("%s mxfp4 from_float n=%lld block %lld: e %d vs ref %d, qs[0] %02x vs %02x", PATHS[pi],
+                             (long long)n, (long long)b, got[b].e, want[b].e, got[b].qs[0], want[b].qs[0]);
+            if (n < N) assert_int_equal(got[n / 32].e, 0xA5);   // nothing past n
+        }
+    }
+    free(x); free(want); free(got);
+    assert_true(use_path(NULL));
+}
+
 // Offsets of a block's f16 scale fields (d, m / dmin / s), -1 for none; the quantized weight types.
 static void f16_fields(tv_type t, int at[2]) {
     at[0] = 0;
@@ -1102,8 +1148,9 @@ static void test_amx_path(void **state) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     test_rng_seed(0x9E3779B97F4A7C15ull);
+    if (argc > 1) cmocka_set_test_filter(argv[1]);   // e.g. test_mxfp4*
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_type_table),
         cmocka_unit_test(test_f16_exhaustive),
@@ -1117,6 +1164,7 @@ int main(void) {
         cmocka_unit_test(test_paths_vs_ref),
         cmocka_unit_test(test_paths_extreme_blocks),
         cmocka_unit_test(test_mxfp4_gemm),
+        cmocka_unit_test(test_mxfp4_from_float),
         cmocka_unit_test(test_paths_row_conversion),
         cmocka_unit_test(test_amx_path),
         cmocka_unit_test(test_packed_vs_ref),

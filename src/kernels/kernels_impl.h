@@ -6,6 +6,8 @@
 #ifndef TV_KERNELS_IMPL_H
 #define TV_KERNELS_IMPL_H
 
+#include <math.h>
+
 #include "kernels/kernels.h"
 
 // The reference table, indexed by tv_type; entries with name == NULL are unknown ids.
@@ -153,6 +155,13 @@ void ref_q4_K_fit_scales(const float *x, int nmax, tv_f16 *d, tv_f16 *dmin, uint
 void ref_to_float_mxfp4(const void *src, float *dst, int64_t n);
 void ref_from_float_mxfp4(const float *src, void *dst, int64_t n);
 void ref_vec_dot_mxfp4(int64_t n, float *s, const void *w, const void *x);
+// The E8M0 exponent of a block whose largest |x| (NaN skipped) is amax: ggml's floor(log2(amax)) - 2
+// + 127 (0 for amax 0), clamped to 0..255. Every path's quantizer takes it from here (libm's log2f:
+// the same bits whatever ISA the caller was compiled for).
+static inline uint8_t kern_mxfp4_e(float amax) {
+    const float fe = amax > 0.0f ? floorf(log2f(amax)) - 2 + 127 : 0.0f;
+    return (uint8_t)(fe < 0 ? 0 : fe > 255 ? 255 : fe);
+}
 // ---- x86 installers (x86/*.c): patch a table with the fast kernels of that ISA ----
 // vnni*: use those VNNI dot instructions (the caller checked CPU support): vnni256 = AVX-VNNI
 // (VEX), vnni512 = AVX512-VNNI (EVEX). A CPU can have either without the other.

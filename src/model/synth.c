@@ -74,6 +74,11 @@ static void gen_row(const tsrc *s, int64_t r, float *out) {
 typedef struct synth_ctx {
     tv_pool *pool;
     int n_threads;
+    // the quantizers: this CPU's best kernel path's from_float, bit-equal to the scalar reference's
+    // on every path (test_kernels), so the bytes do not depend on the machine; MXFP4's reference
+    // (a 16-way search per value) made a gpt-oss-20b file take over ten minutes of CPU, its AVX-512
+    // twin a tenth of that
+    kern_table kt;
     float *scratch;           // (n_threads, max_ne0) floats
     int64_t max_ne0;
 } synth_ctx;
@@ -88,7 +93,7 @@ typedef struct fill_job {
 
 static void fill_part(void *arg, int ith, int nth) {
     const fill_job *j = arg;
-    const tv_type_traits *tr = kern_traits_ref(j->src->type);
+    const tv_type_traits *tr = kern_traits(&j->sc->kt, j->src->type);
     float *tmp = j->sc->scratch + (size_t)ith * (size_t)j->sc->max_ne0;
     int64_t per = (j->n_rows + nth - 1) / nth;
     int64_t a = (int64_t)ith * per, b = a + per < j->n_rows ? a + per : j->n_rows;
@@ -132,7 +137,7 @@ enum {
 
 static tv_status fill(void *user, int64_t row0, int64_t n_rows, void *dst, tv_error *err) {
     const src_binding *b = user;
-    const tv_type_traits *tr = kern_traits_ref(b->src.type);
+    const tv_type_traits *tr = kern_traits(&b->sc->kt, b->src.type);
     if (!tr || !tr->from_float) return err_fail(err, TV_ERR_UNSUPPORTED, "no quantizer for %s", kern_type_name(b->src.type));
     fill_job j = { .src = &b->src, .sc = b->sc, .row0 = row0, .n_rows = n_rows, .dst = dst,
                    .row_bytes = kern_row_size(b->src.type, b->src.ne0) };
@@ -322,6 +327,7 @@ tv_status synth_write(const tv_synth_params *p, const char *out_path, tv_error *
     int n_t = 2 + !ps->tied_output + ps->llama3_rope + 9 * L;
     srcs = calloc((size_t)n_t, sizeof *srcs);
     if (!srcs) { st = err_fail(err, TV_ERR_NOMEM, "out of memory"); goto done; }
+    if ((st = kern_table_init(&sc.kt, NULL, err))) goto done;
     sc.n_threads = p->n_threads > 1 ? p->n_threads : 1;
     if (sc.n_threads > 1 && !(sc.pool = pool_create(sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
     sc.n_threads = pool_size(sc.pool);
@@ -785,7 +791,7 @@ static tv_status fused_row(const src_binding *b, int64_t x, fused_scratch *fs, v
         const int64_t e = rr / (n_out * R), k = rr % (n_out * R);
         if (fs->key != rr) {
             gen_row(n_out == 2 && !(k & 1) ? b->pair : &b->src, e * R + k / n_out, v);
-            kern_traits_ref(TV_TYPE_MXFP4)->from_float(v, fs->q, C);
+            kern_traits(&b->sc->kt, TV_TYPE_MXFP4)->from_float(v, fs->q, C);
             fs->key = rr;
         }
         const tv_block_mxfp4 *q = (const tv_block_mxfp4 *)fs->q;
@@ -1649,6 +1655,7 @@ static tv_status synth_write_arch(const tv_synth_params *p, const arch_spec *a, 
     if ((st = synth_vocab(w, n_vocab, err))) goto done;
 
     aw.cap = 8 + 24 * L + (p->hf ? 3 * a->n_expert * L : 0);   // an HF folder: one tensor per expert
+    if ((st = kern_table_init(&aw.sc.kt, NULL, err))) goto done;
     aw.sc.n_threads = p->n_threads > 1 ? p->n_threads : 1;
     if (aw.sc.n_threads > 1 && !(aw.sc.pool = pool_create(aw.sc.n_threads, err))) { st = err ? err->code : TV_ERR_NOMEM; goto done; }
     aw.sc.n_threads = aw.sc.pool ? pool_size(aw.sc.pool) : 1;

@@ -45,8 +45,7 @@ void ref_from_float_mxfp4(const float *src, void *dst, int64_t n) {
         float amax = 0.0f;
         for (int j = 0; j < TV_QK_MXFP4; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
         // ggml casts the float exponent to uint8 directly; clamped here so absurd values stay defined
-        const float fe = amax > 0.0f ? floorf(log2f(amax)) - 2 + 127 : 0.0f;
-        const uint8_t e = (uint8_t)(fe < 0 ? 0 : fe > 255 ? 255 : fe);
+        const uint8_t e = kern_mxfp4_e(amax);
         const float d = kern_e8m0_half(e);
         b[i].e = e;
         for (int j = 0; j < TV_QK_MXFP4 / 2; j++)

@@ -208,7 +208,57 @@ static void gemm_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t 
     mx8_gemm(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 
+// ---------------- quantizer: f32 -> MXFP4 (bit-exact with ref_from_float_mxfp4) ----------------
+// mxfp4_avx512.c's from_float (why the codes of |x| over m = 0, 1, 2, 3, 4, 6, 8, 12 are the ref's),
+// 8 values a vector.
+
+// Codes (0..15, one per int32 lane) of 8 values; md[m] = kern_mxfp4_values[m] * d.
+static inline __m256i mxfp4_codes8(__m256 x, const __m256 md[8], __m256 absmask) {
+    const __m256 a = _mm256_and_ps(x, absmask);
+    __m256 best = _mm256_and_ps(_mm256_sub_ps(md[0], a), absmask);
+    __m256 code = _mm256_setzero_ps();   // int32 codes, blended as floats
+    for (int m = 1; m < 8; m++) {
+        const __m256 e = _mm256_and_ps(_mm256_sub_ps(md[m], a), absmask);
+        const __m256 lt = _mm256_cmp_ps(e, best, _CMP_LT_OQ);
+        best = _mm256_blendv_ps(best, e, lt);
+        code = _mm256_blendv_ps(code, _mm256_castsi256_ps(_mm256_set1_epi32(m)), lt);
+    }
+    const __m256i c = _mm256_castps_si256(code);
+    // 8 where x's sign bit is set and the code is not 0
+    const __m256i neg = _mm256_andnot_si256(_mm256_cmpeq_epi32(c, _mm256_setzero_si256()),
+                                            _mm256_srli_epi32(_mm256_srai_epi32(_mm256_castps_si256(x), 31), 28));
+    return _mm256_or_si256(c, _mm256_and_si256(neg, _mm256_set1_epi32(8)));
+}
+
+static void from_float_mxfp4(const float *src, void *dst, int64_t n) {
+    tv_block_mxfp4 *b = dst;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (int64_t i = 0; i < n / TV_QK_MXFP4; i++) {
+        const float *s = src + i * TV_QK_MXFP4;
+        __m256 x[4], am = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            x[k] = _mm256_loadu_ps(s + 8 * k);
+            am = _mm256_max_ps(_mm256_and_ps(x[k], absmask), am);   // a NaN lane keeps am's (the ref skips NaN)
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+        const uint8_t e = kern_mxfp4_e(_mm_cvtss_f32(m4));
+        const float d = kern_e8m0_half(e);
+        __m256 md[8];
+        for (int m = 0; m < 8; m++) md[m] = _mm256_set1_ps((float)kern_mxfp4_values[m] * d);
+        // byte j = code(j) | code(j + 16) << 4: elements 0..7 with 16..23, 8..15 with 24..31
+        const __m256i lo = _mm256_or_si256(mxfp4_codes8(x[0], md, absmask), _mm256_slli_epi32(mxfp4_codes8(x[2], md, absmask), 4));
+        const __m256i hi = _mm256_or_si256(mxfp4_codes8(x[1], md, absmask), _mm256_slli_epi32(mxfp4_codes8(x[3], md, absmask), 4));
+        const __m128i l16 = _mm_packs_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
+        const __m128i h16 = _mm_packs_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
+        b[i].e = e;
+        _mm_storeu_si128((__m128i *)b[i].qs, _mm_packus_epi16(l16, h16));
+    }
+}
+
 void x86_install_mxfp4_avx2(tv_type_traits *t, bool vnni256) {
+    t[TV_TYPE_MXFP4].from_float = from_float_mxfp4;
     t[TV_TYPE_MXFP4].vec_dot = vec_dot_mxfp4;
     t[TV_TYPE_MXFP4].gemm = vnni256 ? gemm_mxfp4_vnni : gemm_mxfp4;
 }

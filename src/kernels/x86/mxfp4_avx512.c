@@ -248,7 +248,48 @@ static void gemm_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t 
     mx16_gemm(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 
+// ---------------- quantizer: f32 -> MXFP4 (bit-exact with ref_from_float_mxfp4) ----------------
+// The ref gives each x the first of the 16 codes with the least fabsf(kv * d - x). A code of the sign
+// opposite to x's never beats code 0 strictly (fl(|x| + m d) >= |x|: rounding is monotone), code 8
+// (zero) only ties it, and fabsf(-m d - x) = fabsf(m d - |x|) exactly (round-to-nearest is symmetric):
+// so the code is the first least fabsf(m d - |x|) over m = 0, 1, 2, 3, 4, 6, 8, 12 (codes 0..7, the
+// same float operations in the ref's order), plus 8 for a negative x unless that is code 0. A NaN
+// compares false everywhere and gets code 0, as in the ref. Block exponent: kern_mxfp4_e of the
+// largest non-NaN |x| (max_ps returns its second operand when either is NaN, as the ref's compare).
+
+// Codes (0..15, one per int32 lane) of 16 values; md[m] = kern_mxfp4_values[m] * d.
+static inline __m512i mxfp4_codes16(__m512 x, const __m512 md[8]) {
+    const __m512 a = _mm512_abs_ps(x);
+    __m512 best = _mm512_abs_ps(_mm512_sub_ps(md[0], a));
+    __m512i code = _mm512_setzero_si512();
+    for (int m = 1; m < 8; m++) {
+        const __m512 e = _mm512_abs_ps(_mm512_sub_ps(md[m], a));
+        const __mmask16 lt = _mm512_cmp_ps_mask(e, best, _CMP_LT_OQ);
+        best = _mm512_mask_mov_ps(best, lt, e);
+        code = _mm512_mask_mov_epi32(code, lt, _mm512_set1_epi32(m));
+    }
+    const __mmask16 neg = _mm512_cmplt_epi32_mask(_mm512_castps_si512(x), _mm512_setzero_si512()) &
+                          _mm512_test_epi32_mask(code, code);
+    return _mm512_mask_or_epi32(code, neg, code, _mm512_set1_epi32(8));
+}
+
+static void from_float_mxfp4(const float *src, void *dst, int64_t n) {
+    tv_block_mxfp4 *b = dst;
+    for (int64_t i = 0; i < n / TV_QK_MXFP4; i++) {
+        const __m512 x0 = _mm512_loadu_ps(src + i * TV_QK_MXFP4), x1 = _mm512_loadu_ps(src + i * TV_QK_MXFP4 + 16);
+        const __m512 am = _mm512_max_ps(_mm512_abs_ps(x1), _mm512_max_ps(_mm512_abs_ps(x0), _mm512_setzero_ps()));
+        const uint8_t e = kern_mxfp4_e(_mm512_reduce_max_ps(am));   // am holds no NaN
+        const float d = kern_e8m0_half(e);
+        __m512 md[8];
+        for (int m = 0; m < 8; m++) md[m] = _mm512_set1_ps((float)kern_mxfp4_values[m] * d);
+        const __m512i q = _mm512_or_si512(mxfp4_codes16(x0, md), _mm512_slli_epi32(mxfp4_codes16(x1, md), 4));
+        b[i].e = e;
+        _mm_storeu_si128((__m128i *)b[i].qs, _mm512_cvtepi32_epi8(q));
+    }
+}
+
 void x86_install_mxfp4_avx512(tv_type_traits *t, bool vnni512) {
+    t[TV_TYPE_MXFP4].from_float = from_float_mxfp4;
     t[TV_TYPE_MXFP4].vec_dot = vec_dot_mxfp4;
     t[TV_TYPE_MXFP4].gemm = vnni512 ? gemm_mxfp4_vnni : gemm_mxfp4;
 }
