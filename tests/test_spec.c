@@ -626,10 +626,11 @@ typedef struct {
     int B, n_rounds, n_cold;
     int pre_teach;   // 1: T and D measured at every size beforehand (gate_teach), 2: and the acceptance
     double bias, cold, p_accept;
+    double draft_share;   // spec_gate_create's
 } gate_sim;
 
 static double gate_simulate(const gate_sim *sim, double *late, double *speedup) {
-    spec_gate *g = spec_gate_create(0.0);
+    spec_gate *g = spec_gate_create(sim->draft_share);
     assert_non_null(g);
     const gate_machine *m = &sim->m;
     const int B = sim->B;
@@ -699,21 +700,25 @@ static void test_spec_gate_cold_and_load(void **state) {
     const gate_machine mem = {0.05, 0.0005, 0.004, 0.0002};
     const gate_machine busy = {0.02, 0.002, 0.002, 0.0003};
     double speedup, late;
-    for (int pre = 0; pre < 2; pre++) {
-        const gate_sim one = {mem, 1, 400, 2, pre, 1.0, 4.0, 0.9};
+    // untaught / pre-taught costs, cold 4x; and a draft with a fifth of the target's weights, 8x cold:
+    // its first round verifies one guess (the prior's a = 1/2), so its only draft samples are cold
+    const struct { int pre; double cold, share; } one_cases[3] = {{0, 4.0, 0.0}, {1, 4.0, 0.0}, {0, 8.0, 0.2}};
+    for (int i = 0; i < 3; i++) {
+        const gate_sim one = {mem, 1, 400, 2, one_cases[i].pre, 1.0, one_cases[i].cold, 0.9, one_cases[i].share};
         const double f = gate_simulate(&one, &late, &speedup);
-        printf("1 stream, 2 cold rounds, %s: %.3f of rounds speculated (%.3f of the last 200), %.2fx plain\n",
-               pre ? "pre-taught" : "untaught", f, late, speedup);
-        assert_true(f >= (pre ? 0.8 : 0.95));
+        printf("1 stream, 2 cold rounds (%.0fx), %s, draft share %.1f: %.3f of rounds speculated (%.3f of the last 200), "
+               "%.2fx plain\n", one_cases[i].cold, one_cases[i].pre ? "pre-taught" : "untaught", one_cases[i].share, f, late,
+               speedup);
+        assert_true(f >= (one_cases[i].pre ? 0.8 : 0.95));
         assert_true(late >= 0.98);
         assert_true(speedup > 2.0);
     }
-    const gate_sim lose = {busy, 16, 2000, 0, 2, 1.4, 1.0, 0.9};
+    const gate_sim lose = {busy, 16, 2000, 0, 2, 1.4, 1.0, 0.9, 0.0};
     double f = gate_simulate(&lose, &late, &speedup);
     printf("16 streams realizing 1.4x: %.3f of rounds speculated (%.3f of the last 1000), %.3fx plain\n", f, late, speedup);
     assert_true(f <= 0.1);
     assert_true(speedup >= 0.98);
-    const gate_sim win = {busy, 16, 2000, 0, 2, 1.0, 1.0, 0.9};
+    const gate_sim win = {busy, 16, 2000, 0, 2, 1.0, 1.0, 0.9, 0.0};
     f = gate_simulate(&win, &late, &speedup);
     printf("16 streams realizing 1.0x: %.3f of rounds speculated (%.3f of the last 1000), %.3fx plain\n", f, late, speedup);
     assert_true(f >= 0.8);

@@ -211,15 +211,23 @@ double spec_gate_acceptance(const spec_gate *g) { return (g->acc_hit + 1.0) / (g
 // A predicted draft pass of n rows: between measured sizes interpolated; outside them the nearest
 // measured size scaled as the target's rounds scale (a draft is a smaller model of the same shape,
 // which T knows at sizes the draft never ran, such as a catch-up's); before any, draft_share of T.
+// While every draft sample is provisional (a cold draft's first passes: page faults, cold caches,
+// several times their later cost), the prior bounds them: a gate that speculated once with a short
+// cap (the acceptance prior) and went plain on a cold pass would otherwise never run the draft
+// again to measure it (the 2026-12-07 windows' single stream, 1-2 of 377 rounds speculated).
 static double draft_at(const spec_gate *g, int n) {
     const cost_bucket *lo, *lo2, *hi;
     curve_near(&g->draft, n, &lo2, &lo, &hi);
-    const double tn = curve_at(&g->round, n);
-    if (lo && hi) return curve_at(&g->draft, n);
+    const double tn = curve_at(&g->round, n), prior = tn > 0.0 ? g->draft_share * tn : 0.0;
     const cost_bucket *m = lo ? lo : hi;
-    if (!m) return tn > 0.0 ? g->draft_share * tn : 0.0;
-    const double tm = curve_at(&g->round, (int)(m->rows + 0.5));
-    return tn > 0.0 && tm > 0.0 ? m->t * tn / tm : m->t;
+    if (!m) return prior;
+    double v;
+    if (lo && hi) v = curve_at(&g->draft, n);
+    else {
+        const double tm = curve_at(&g->round, (int)(m->rows + 0.5));
+        v = tn > 0.0 && tm > 0.0 ? m->t * tn / tm : m->t;
+    }
+    return m->n < 2 && prior > 0.0 && prior < v ? prior : v;   // (curve_near: m provisional only while all are)
 }
 
 int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
