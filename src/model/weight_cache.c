@@ -15,6 +15,7 @@
 
 #define MAGIC "TVWC"
 #define DATA_ALIGN 4096
+#define HUGE_ALIGN ((size_t)2 << 20)   // entries of at least this many bytes start on a 2 MiB boundary
 #define ENTRY_BYTES 48
 
 typedef struct entry {
@@ -57,6 +58,10 @@ int wcache_load(const char *path, const char *key, tv_tensor *const *slots, int 
         snprintf(why, why_cap, "corrupt (too short or unreadable)");
         return -1;
     }
+#ifdef MADV_HUGEPAGE
+    // a hint only: pages read in later (after the page cache dropped them) come in 2 MiB folios
+    (void)madvise(base, (size_t)sb.st_size, MADV_HUGEPAGE);
+#endif
     const size_t size = (size_t)sb.st_size;
     const uint8_t *b = base;
     uint32_t version;
@@ -134,6 +139,7 @@ tv_status wcache_store(const char *path, const char *key, tv_tensor *const *slot
     for (int i = 0, k = 0; i < n; i++) {
         if (!is_prepared[i]) continue;
         const tv_tensor *t = slots[i];
+        if (t->nbytes >= HUGE_ALIGN) off = align_up(off, HUGE_ALIGN);
         e[k++] = (entry){.slot = (uint32_t)i, .type = (uint32_t)t->type, .packed = t->packed, .ne2 = (uint32_t)t->ne[2],
                          .ne0 = t->ne[0], .ne1 = t->ne[1], .offset = off, .nbytes = t->nbytes};
         off = align_up(off + t->nbytes, 64);
@@ -144,14 +150,13 @@ tv_status wcache_store(const char *path, const char *key, tv_tensor *const *slot
     tv_status st = TV_OK;
     FILE *f = fopen(tmp, "wb");
     bool ok = f && fwrite(h, 1, hdr + 8, f) == hdr + 8;
-    static const uint8_t zeros[DATA_ALIGN];
-    size_t pos = hdr + 8;
+    // the gaps before entries are skipped (holes in the file: no disk blocks, no page-cache pages;
+    // they read as zeros)
     for (size_t i = 0, k = 0; ok && i < (size_t)n; i++) {
         if (!is_prepared[i]) continue;
         const entry *x = &e[k++];
-        ok = fwrite(zeros, 1, (size_t)x->offset - pos, f) == (size_t)x->offset - pos &&
+        ok = fseeko(f, (off_t)x->offset, SEEK_SET) == 0 &&
              fwrite(slots[i]->data, 1, (size_t)x->nbytes, f) == (size_t)x->nbytes;
-        pos = (size_t)(x->offset + x->nbytes);
     }
     if (!ok) st = err_fail(err, TV_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
     if (f && fclose(f) != 0 && !st) st = err_fail(err, TV_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));

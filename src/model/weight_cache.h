@@ -6,7 +6,8 @@
 //   "TVWC" u32:version u64:n_entries u64:key_len key[key_len] (padded to 8)
 //   n_entries x { u32:slot u32:type u32:packed u32:ne2 i64:ne0 i64:ne1 u64:offset u64:nbytes }
 //   (ne2: an expert tensor's matrix count, else 1; the data holds ne1 x ne2 rows of ne0)
-//   u64:fnv64 of every byte before it | zero padding to 4096 | data (each entry at its offset, 64-aligned)
+//   u64:fnv64 of every byte before it | zero padding to 4096 | data (each entry at its offset, 64-aligned;
+//   entries of 2 MiB or more 2 MiB-aligned; the gaps are holes that read as zeros)
 // The key names everything the bytes depend on (the source's path, size and modification time, the
 // CPU kernel path, the quantize type, the layout version); the file name is a hash of the parts that
 // do not change when the source is rewritten, so a rewritten source finds its old entry, sees the
@@ -22,8 +23,11 @@
 #include "tinyvllm.h"
 
 // Bump when a packed layout or what the cache stores changes: old files then read as stale.
-// (3: entries carry ne2; version 2 files could not describe 3-D expert tensors and read as corrupt)
-#define WCACHE_LAYOUT_VERSION 3
+// (3: entries carry ne2; version 2 files could not describe 3-D expert tensors and read as corrupt.
+// 4: entries of 2 MiB or more start on 2 MiB boundaries of the file, so the page cache can hold and
+// map them as 2 MiB folios: decode streams the weights through 2 MiB TLB entries, as the roofline's
+// read probe streams its buffer; a version 3 file's entries mostly straddled them)
+#define WCACHE_LAYOUT_VERSION 4
 
 typedef struct wcache_map { void *base; size_t size; } wcache_map;
 
