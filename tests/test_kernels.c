@@ -971,6 +971,52 @@ static void test_pool(void **state) {
     }
 }
 
+// pool_run_any: items claimed from a counter by whichever threads run the job
+typedef struct {
+    int next, active, n_items, spin;
+    int done[64];
+    int calls[8];
+} any_job;
+
+static void any_fn(void *arg, int ith, int nth) {
+    any_job *j = arg;
+    assert_true(ith >= 0 && ith < nth && nth <= 8);
+    __atomic_fetch_add(&j->active, 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&j->calls[ith], 1, __ATOMIC_RELAXED);
+    for (int i; (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n_items;) {
+        for (volatile int k = 0; k < j->spin * (i % 4); k++) {}   // uneven items
+        __atomic_fetch_add(&j->done[i], 1, __ATOMIC_RELAXED);
+    }
+    __atomic_fetch_sub(&j->active, 1, __ATOMIC_SEQ_CST);
+}
+
+// Every item exactly once, no call of fn still running when pool_run_any returns (a worker that
+// entered is waited for; one that had not does not run it later), and plain pool_runs in between
+// still run on every thread (a worker that skipped a job enters the next one).
+static void test_pool_any(void **state) {
+    (void)state;
+    tv_error err = { 0 };
+    for (int nth = 1; nth <= 4; nth++) {
+        tv_pool *p = pool_create(nth, &err);
+        assert_non_null(p);
+        pool_probe pr = { { 0 } };
+        long n_skipped = 0;
+        for (int it = 0; it < 20000; it++) {   // short jobs, and every 50th long enough for the workers to join
+            any_job j = { .n_items = 1 + it % 64, .spin = it % 50 ? 400 : 40000 };
+            pool_run_any(p, any_fn, &j);
+            assert_int_equal(__atomic_load_n(&j.active, __ATOMIC_SEQ_CST), 0);
+            for (int i = 0; i < 64; i++) assert_int_equal(j.done[i], i < j.n_items);
+            assert_int_equal(j.calls[0], 1);
+            for (int t = 1; t < nth; t++) n_skipped += 1 - j.calls[t];
+            if (it % 4 == 0) pool_run(p, probe_fn, &pr);
+        }
+        for (int i = 0; i < nth; i++) assert_int_equal(pr.hits[i], 5000);
+        print_message("pool_run_any, %d threads: workers skipped %ld of %d jobs\n", nth, n_skipped, 20000 * (nth - 1));
+        pool_free(p);
+    }
+    pool_run_any(NULL, any_fn, &(any_job){ .n_items = 3 });
+}
+
 static void test_matmul_pools(void **state) {
     (void)state;
     assert_true(use_path(test_cpu_path()));
@@ -1168,7 +1214,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_paths_row_conversion),
         cmocka_unit_test(test_amx_path),
         cmocka_unit_test(test_packed_vs_ref),
-        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pool), cmocka_unit_test(test_pool_any),
         cmocka_unit_test(test_matmul_pools),
         cmocka_unit_test(test_matmul_shared),
         cmocka_unit_test(test_kernels_init_errors),

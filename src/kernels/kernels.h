@@ -261,6 +261,11 @@ int pool_size(const tv_pool *pool);   // 1 for NULL
 // Runs fn(arg, ith, nth) on every thread (the caller is thread 0) and returns when all are done.
 // pool NULL runs fn(arg, 0, 1) inline.
 void pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg);
+// As pool_run for a job that any subset of the threads completes, the caller included (each call of
+// fn claims its work from shared state until none is left, e.g. from atomic counters): returns
+// when the caller's fn has returned and every worker that started the job has finished it; a
+// worker that had not started it by then never runs it (arg may be gone by the time it wakes).
+void pool_run_any(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg);
 
 // ---- matmul: y (n_tok, w->ne[1]) = x (n_tok, w->ne[0]) · wᵀ ----
 // Runs kt's kernels. Quantizes x to the weight's vec_dot_type once into wsp, then partitions weight

@@ -222,7 +222,9 @@ void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const
             atomic_init(&j.slot[t].word, (uint64_t)mm_share_chunk(&j, t, nth, -1));
         j.n_steal = nth;
     }
-    pool_run(pool, mm_compute, &j);
+    // with steal slots every thread drains every slot: the caller alone completes the job
+    if (j.n_steal) pool_run_any(pool, mm_compute, &j);
+    else pool_run(pool, mm_compute, &j);
 }
 
 void kern_matmul(const kern_table *kt, const tv_tensor *w, const float *x, int64_t n_tok, float *y, void *wsp,
@@ -415,6 +417,6 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
         j->item_end[j->n_active++] = j->n_items;
     }
     atomic_init(&j->next, 0);
-    if (j->n_items > 1) pool_run(pool, mx_compute, j);
+    if (j->n_items > 1) pool_run_any(pool, mx_compute, j);   // items from one counter: any subset finishes them
     else mx_compute(j, 0, 1);
 }

@@ -15,6 +15,12 @@
 //  - on a shared or oversubscribed machine the partner may be descheduled: sched_yield() in the
 //    spin hands this CPU to it (or to anyone else runnable) instead of burning the time slice
 //    it needs. With nothing else runnable it returns at once and the spin goes on.
+// pool_run_any is for jobs that any subset of the threads completes (work claimed from shared
+// counters: the decode matmul's stealing, the expert items): when the caller has finished the job,
+// it closes the generation, and a worker that has not entered it by then skips it instead of being
+// waited for. On a shared machine or a VM whose other vCPU was descheduled, the caller otherwise
+// finished every row by stealing and then waited for the partner to be scheduled again merely to
+// report that there was nothing left (under load 10, 2 of every 3 ms of a decode matmul's join).
 // One caller at a time: a pool is driven by one thread (the engine's step loop).
 #include <pthread.h>
 #include <sched.h>
@@ -36,6 +42,7 @@
 
 // Spin budget before sleeping (wall time), and pauses between clock reads / yields (~2-4 us).
 enum { POOL_SPIN_NS = 2000000, POOL_SPIN_PAUSES = 32 };
+#define POOL_CLOSED ((uint64_t)1 << 31)   // gate: the caller finished a pool_run_any job; no more entries
 
 static int64_t pool_now_ns(void) {
     struct timespec ts;
@@ -71,6 +78,7 @@ struct tv_pool {
     void (*fn)(void *arg, int ith, int nth);
     void *arg;
     _Atomic unsigned gen;          // bumped once per pool_run
+    _Atomic uint64_t gate;         // gen << 32 | POOL_CLOSED | workers that entered generation gen
     _Atomic unsigned n_done;       // workers finished with the current generation
     _Atomic bool stop;
     _Atomic bool caller_waiting;   // the caller sleeps on done_cv (under mu)
@@ -96,9 +104,16 @@ static void *pool_main(void *p) {
         }
         if (atomic_load(&pool->stop)) return NULL;
         seen = g;
+        // enter generation g, unless the caller closed it (or has moved on: g was a closed one)
+        uint64_t gw = atomic_load_explicit(&pool->gate, memory_order_acquire);
+        bool is_in = false;
+        while (!is_in && (unsigned)(gw >> 32) == g && !(gw & POOL_CLOSED))
+            is_in = atomic_compare_exchange_weak_explicit(&pool->gate, &gw, gw + 1, memory_order_acq_rel,
+                                                          memory_order_acquire);
+        if (!is_in) continue;
         pool->fn(pool->arg, w->ith, pool->n_threads);
-        if (atomic_fetch_add_explicit(&pool->n_done, 1, memory_order_acq_rel) + 1 == (unsigned)pool->n_threads - 1 &&
-            atomic_load(&pool->caller_waiting)) {
+        atomic_fetch_add(&pool->n_done, 1);
+        if (atomic_load(&pool->caller_waiting)) {
             pthread_mutex_lock(&pool->mu);   // the caller checks n_done under mu before it sleeps
             pthread_cond_signal(&pool->done_cv);
             pthread_mutex_unlock(&pool->mu);
@@ -155,20 +170,21 @@ void pool_free(tv_pool *pool) {
 
 int pool_size(const tv_pool *pool) { return pool ? pool->n_threads : 1; }
 
-void pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg) {
-    if (!pool || pool->n_threads == 1) {
-        fn(arg, 0, 1);
-        return;
-    }
+static void pool_dispatch(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg, bool is_any) {
     pool->fn = fn;
     pool->arg = arg;
     atomic_store_explicit(&pool->n_done, 0, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);
+    const unsigned g = atomic_load_explicit(&pool->gen, memory_order_relaxed) + 1;
+    atomic_store_explicit(&pool->gate, (uint64_t)g << 32, memory_order_relaxed);   // open, nobody in
+    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);                // publishes all of the above
     pthread_mutex_lock(&pool->mu);     // wakes sleepers; a worker between its check and its wait
     pthread_cond_broadcast(&pool->cv); // holds the mutex, so the wake-up cannot be lost
     pthread_mutex_unlock(&pool->mu);
     fn(arg, 0, pool->n_threads);
-    const unsigned want = (unsigned)pool->n_threads - 1;
+    // pool_run: every worker enters and is waited for; pool_run_any: those that entered before the
+    // gate closed (the count in the gate is final once it is closed)
+    const unsigned want = is_any ? (unsigned)(atomic_fetch_or(&pool->gate, POOL_CLOSED) & (POOL_CLOSED - 1))
+                                 : (unsigned)pool->n_threads - 1;
     if (pool_spin(&pool->n_done, want, false)) return;
     // Sleep. caller_waiting is set before n_done is re-checked, both seq_cst, so a worker that
     // finishes after the check sees the flag and signals under mu, which we hold until cond_wait.
@@ -177,4 +193,14 @@ void pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg)
     while (atomic_load(&pool->n_done) < want) pthread_cond_wait(&pool->done_cv, &pool->mu);
     atomic_store(&pool->caller_waiting, false);
     pthread_mutex_unlock(&pool->mu);
+}
+
+void pool_run(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg) {
+    if (!pool || pool->n_threads == 1) fn(arg, 0, 1);
+    else pool_dispatch(pool, fn, arg, false);
+}
+
+void pool_run_any(tv_pool *pool, void (*fn)(void *arg, int ith, int nth), void *arg) {
+    if (!pool || pool->n_threads == 1) fn(arg, 0, 1);
+    else pool_dispatch(pool, fn, arg, true);
 }
