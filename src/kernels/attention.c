@@ -13,7 +13,8 @@
 // sequences with few queries (decode), one item per chunk whose states a second pass merges (split-K).
 // A tile holds about ATT_TILE_PAIRS (token, head) pairs: the AVX-512 kernel's lane groups of 16
 // pairs then share each K/V step it converts (the tiling changes no bit: see the contract above).
-// Items are spread over threads by estimated cost (keys x rows), so causal prefill balances.
+// Threads claim items one at a time from the last (a causal prefill's longest tiles first, the short
+// ones fill in at the end); a thread that has not started when none are left is not waited for.
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -204,7 +205,6 @@ size_t attn_work_floats(const tv_attn_geom *g) {
 typedef struct att_item {
     int seq, kvh, row0, n_rows;
     int chunk;          // -1: all chunks, final output; else this chunk only, into part
-    int64_t cost_end;   // prefix sum of estimated cost through this item
     size_t part;        // split items: offset (floats) of this chunk's states in ws->part
 } att_item;
 
@@ -288,6 +288,7 @@ typedef struct att_run {
     tv_attn_ws *ws;
     int n_items, n_tiles, split_len;
     size_t thr_stride;
+    int next_item, next_tile;   // the next item / tile to claim (atomic): any subset of the pool's threads finishes a phase
 } att_run;
 
 // The chunks [*c0, *c0 + n) some row of the tile sees (from the one holding the earliest window
@@ -323,12 +324,9 @@ static void att_phase1(void *arg, int ith, int nth) {
     float *work = ar->ws->thr + (size_t)ith * ar->thr_stride;
     float *cm = work + attn_work_floats(g), *cl = cm + R, *cacc = cl + R;   // chunk state
     float *tm = cacc + (size_t)R * hd, *tl = tm + R, *tacc = tl + R;            // running total
-    const int64_t total = ar->n_items ? ar->ws->items[ar->n_items - 1].cost_end : 0;
-    for (int it = 0; it < ar->n_items; it++) {
-        const att_item *item = &ar->ws->items[it];
-        const int64_t cost0 = it ? ar->ws->items[it - 1].cost_end : 0;
-        const int64_t mid2 = cost0 + item->cost_end;   // 2 * midpoint of the item's cost range
-        if (mid2 * nth < 2 * total * ith || mid2 * nth >= 2 * total * (ith + 1)) continue;
+    (void)nth;
+    for (int k; (k = __atomic_fetch_add(&ar->next_item, 1, __ATOMIC_RELAXED)) < ar->n_items;) {
+        const att_item *item = &ar->ws->items[ar->n_items - 1 - k];   // the last first
         const tv_attn_seq *s = &a->seqs[item->seq];
         const float *q = s->q + (size_t)item->row0 * qd;
         const int32_t *pos = s->pos + item->row0;
@@ -374,9 +372,8 @@ static void att_phase2(void *arg, int ith, int nth) {
     const tv_attn_geom *g = &a->geom;
     const int hd = g->head_dim, G = g->n_heads / g->n_kv_heads, qd = g->n_heads * hd, S = ar->split_len;
     float *tacc = ar->ws->thr + (size_t)ith * ar->thr_stride;   // (hd)
-    const int per = (ar->n_tiles + nth - 1) / nth;
-    const int t0 = per * ith, t1 = t0 + per < ar->n_tiles ? t0 + per : ar->n_tiles;
-    for (int ti = t0; ti < t1; ti++) {
+    (void)nth;
+    for (int ti; (ti = __atomic_fetch_add(&ar->next_tile, 1, __ATOMIC_RELAXED)) < ar->n_tiles;) {
         const att_tile *t = &ar->ws->tiles[ti];
         const tv_attn_seq *s = &a->seqs[t->seq];
         const int nrg = t->n_rows * G;
@@ -433,8 +430,7 @@ tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_erro
         !grow((void **)&ws->part, &ws->cap_part, part, sizeof(float)) ||
         !grow((void **)&ws->thr, &ws->cap_thr, (size_t)nth * ar.thr_stride, sizeof(float)))
         return err_fail(err, TV_ERR_NOMEM, "attention: cannot allocate the workspace");
-    // fill: items in (sequence, tile, KV head, chunk) order, costs ~ keys x rows x group
-    int64_t cost = 0;
+    // fill: items in (sequence, tile, KV head, chunk) order
     part = 0;
     for (int si = 0; si < a->n_seqs; si++) {
         const tv_attn_seq *s = &a->seqs[si];
@@ -446,21 +442,15 @@ tv_status attn_run(const tv_attn_args *a, tv_attn_ws *ws, tv_pool *pool, tv_erro
             for (int kvh = 0; kvh < g->n_kv_heads; kvh++) {
                 if (split) ws->tiles[ar.n_tiles++] = (att_tile){si, kvh, r0, nr, c0, part};
                 for (int c = c0; c < (split ? c0 + nc : c0 + 1); c++) {
-                    int64_t keys = 0;
-                    for (int r = r0; r < r0 + nr; r++) {
-                        int64_t hi = s->pos[r] + 1, lo = attn_key_lo(g, s->pos[r]);
-                        if (split && lo < (int64_t)c * ar.split_len) lo = (int64_t)c * ar.split_len;
-                        if (split && hi > (int64_t)(c + 1) * ar.split_len) hi = (int64_t)(c + 1) * ar.split_len;
-                        keys += hi > lo ? hi - lo : 0;
-                    }
-                    cost += keys * G + 64;   // + fixed overhead per item
-                    ws->items[ar.n_items++] = (att_item){si, kvh, r0, nr, split ? c : -1, cost, part};
+                    ws->items[ar.n_items++] = (att_item){si, kvh, r0, nr, split ? c : -1, part};
                     if (split) part += (size_t)nr * G * (hd + 2);
                 }
             }
         }
     }
-    pool_run(pool, att_phase1, &ar);
-    if (ar.n_tiles) pool_run(pool, att_phase2, &ar);
+    // items and tiles are claimed one at a time (each is computed the same way by whichever thread
+    // takes it): a worker that has not started when the caller ran out of them is not waited for
+    pool_run_any(pool, att_phase1, &ar);
+    if (ar.n_tiles) pool_run_any(pool, att_phase2, &ar);
     return TV_OK;
 }
