@@ -833,7 +833,7 @@ typedef struct { int hits[8]; } pool_probe;
 static void test_packed_vs_ref(void **state) {
     (void)state;
     const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_Q4_K, TV_TYPE_Q5_K, TV_TYPE_Q6_K,
-                              TV_TYPE_Q3_K, TV_TYPE_Q2_K, TV_TYPE_IQ4_XS };
+                              TV_TYPE_Q3_K, TV_TYPE_Q2_K, TV_TYPE_IQ4_XS, TV_TYPE_MXFP4 };
     struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
                                                  { 512, 40, 300 }, { 4096, 70, 40 },   // several row panels
                                                  { 256, 33, 5 }, { 2048 + 256, 48, 37 } };

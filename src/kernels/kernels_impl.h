@@ -155,6 +155,9 @@ void ref_q4_K_fit_scales(const float *x, int nmax, tv_f16 *d, tv_f16 *dmin, uint
 void ref_to_float_mxfp4(const void *src, float *dst, int64_t n);
 void ref_from_float_mxfp4(const float *src, void *dst, int64_t n);
 void ref_vec_dot_mxfp4(int64_t n, float *s, const void *w, const void *x);
+void ref_repack_mxfp4(const void *src, size_t srs, int64_t n, int64_t rows, void *dst);
+void ref_gemm_packed_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                           const void *x, size_t xrs, float *y, int64_t ys);
 // The E8M0 exponent of a block whose largest |x| (NaN skipped) is amax: ggml's floor(log2(amax)) - 2
 // + 127 (0 for amax 0), clamped to 0..255. Every path's quantizer takes it from here (libm's log2f:
 // the same bits whatever ISA the caller was compiled for).

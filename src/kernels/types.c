@@ -97,7 +97,8 @@ const tv_type_traits ref_table[TV_TYPE_COUNT] = {
     [TV_TYPE_MXFP4] = { .name = "MXFP4", .blck_size = TV_QK_MXFP4, .type_size = sizeof(tv_block_mxfp4),
                         .is_quantized = true, .is_supported = true,
                         .to_float = ref_to_float_mxfp4, .from_float = ref_from_float_mxfp4,
-                        .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = ref_vec_dot_mxfp4 },
+                        .vec_dot_type = TV_TYPE_Q8_0, .vec_dot = ref_vec_dot_mxfp4,
+                        .repack = ref_repack_mxfp4, .gemm_packed = ref_gemm_packed_mxfp4 },
 };
 
 const tv_type_traits *kern_traits_ref(tv_type t) {

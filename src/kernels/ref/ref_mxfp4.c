@@ -9,6 +9,7 @@
 // nearest table entry (the first on ties). vec_dot against Q8_0 activation blocks, ggml's chain:
 // sum += (f16(d_x) * scale) * (isum_low + isum_high) per block.
 #include <math.h>
+#include <string.h>
 
 #include "kernels/kernels_impl.h"
 
@@ -68,4 +69,60 @@ void ref_vec_dot_mxfp4(int64_t n, float *s, const void *w, const void *x) {
         sum += prod;
     }
     *s = sum;
+}
+
+// Packed MXFP4 (kernels.h "packed weights"): per 16-row group (the last padded with zero rows),
+//   quants (n_blocks, 4, 16 rows, 4 bytes): dword k of each row's block qs, as stored
+//   e      (n_blocks, 16 rows) u8
+// exactly 16 plain rows' bytes: one 512-bit load holds a dword of the 16 rows (no transpose left in
+// the kernel). Zero rows: e 0, codes 0.
+void ref_repack_mxfp4(const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
+    const int64_t nb = n / TV_QK_MXFP4;
+    for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
+        uint8_t *gq = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;   // (nb, 4, 16, 4)
+        uint8_t *ge = gq + (size_t)nb * 4 * TV_PACK_ROWS * 4;             // (nb, 16)
+        for (int l = 0; l < TV_PACK_ROWS; l++) {
+            const int64_t r = g * TV_PACK_ROWS + l;
+            const tv_block_mxfp4 *row = r < rows ? (const tv_block_mxfp4 *)((const uint8_t *)src + (size_t)r * srs) : NULL;
+            for (int64_t b = 0; b < nb; b++) {
+                ge[b * TV_PACK_ROWS + l] = row ? row[b].e : 0;
+                for (int k = 0; k < 4; k++) {
+                    uint8_t *q = gq + ((size_t)(b * 4 + k) * TV_PACK_ROWS + l) * 4;
+                    if (row) memcpy(q, row[b].qs + 4 * k, 4);
+                    else memset(q, 0, 4);
+                }
+            }
+        }
+    }
+}
+
+// The gemm contract on packed weights (r0 % 16 == 0) and packed activation rows: ref_vec_dot_mxfp4's
+// chain per (row, token), the activation scale read as the f32 it was widened to (the same value).
+void ref_gemm_packed_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                           const void *x, size_t xrs, float *y, int64_t ys) {
+    const int64_t nb = n / TV_QK_MXFP4;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *gq = (const uint8_t *)w + (size_t)(r / TV_PACK_ROWS) * TV_PACK_ROWS * wrs;
+        const uint8_t *ge = gq + (size_t)nb * 4 * TV_PACK_ROWS * 4;
+        const int l = (int)(r % TV_PACK_ROWS);
+        for (int64_t t = 0; t < nt; t++) {
+            const tv_packed_act xa = packed_act_view((const uint8_t *)x + (size_t)t * xrs, n);
+            float sum = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const int8_t *xb = xa.q + b * TV_QK_MXFP4;
+                int32_t lo = 0, hi = 0;
+                for (int k = 0; k < 4; k++) {
+                    const uint8_t *q = gq + ((size_t)(b * 4 + k) * TV_PACK_ROWS + l) * 4;
+                    for (int j = 0; j < 4; j++) {
+                        lo += (int32_t)xb[4 * k + j] * kern_mxfp4_values[q[j] & 0x0F];
+                        hi += (int32_t)xb[16 + 4 * k + j] * kern_mxfp4_values[q[j] >> 4];
+                    }
+                }
+                const float d = xa.d[b] * kern_e8m0_half(ge[b * TV_PACK_ROWS + l]);
+                const float prod = d * (float)(lo + hi);
+                sum += prod;
+            }
+            y[t * ys + r] = sum;
+        }
+    }
 }

@@ -120,6 +120,26 @@ static void mx16_pack(const uint8_t *w, const size_t *ro, __m512i goff, int64_t 
     }
 }
 
+// The same from packed weights (ref_repack_mxfp4's layout; gq: the group's quants, ge: its exponents):
+// the dwords already lie one per row lane, the exponents are 16 bytes a block.
+static void mx16_load(const uint8_t *gq, const uint8_t *ge, int64_t b0, int nbk, mx16_blk *o) {
+    const __m512i tab = _mm512_broadcast_i32x4(
+        _mm_add_epi8(_mm_loadu_si128((const __m128i *)kern_mxfp4_values), _mm_set1_epi8(12)));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi32(2);
+    for (int i = 0; i < nbk; i++) {
+        const uint8_t *p = gq + (size_t)(b0 + i) * 4 * 64;
+        TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
+            const __m512i t = _mm512_loadu_si512(p + 64 * k);
+            o[i].q[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(t, m4));
+            o[i].q[k + 4] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(t, 4), m4));
+        }
+        const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ge + (size_t)(b0 + i) * 16)));
+        const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+        const __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
+        o[i].d = _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(e, two), normal, sub));
+    }
+}
+
 // s + the 16 lanes of codes w · (4 signed bytes at p, broadcast), exact int32. VNNI: GCC does not
 // fold the broadcast load into vpdpbusd's m32bcst operand, so the instruction is spelled out.
 INLINE __m512i mx16_dot(__m512i s, __m512i w, const int8_t *p, const bool vnni) {
@@ -191,19 +211,36 @@ static void mx_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int8_t 
     }
 }
 
-// The gemm contract (kernels.h). Tokens in passes of up to MX_TP; per pass, blocks in spans that the
+// The same entries from packed activation rows (packed_act_view: quants, f32 scales, block sums),
+// blocks [b0, b0 + nb): the scales were widened from the same f16, so the values are mx_aux's.
+static void mx_aux_packed(const uint8_t *x, size_t xrs, int64_t n, int64_t nt, int64_t b0, int64_t nb, int8_t *xa,
+                          float *dxa, int32_t *cra) {
+    for (int64_t t = 0; t < nt; t++) {
+        const tv_packed_act pa = packed_act_view(x + (size_t)t * xrs, n);
+        for (int64_t b = 0; b < nb; b++) {
+            _mm256_storeu_si256((__m256i *)(xa + (b * nt + t) * TV_QK8_0),
+                                _mm256_loadu_si256((const __m256i *)(pa.q + (b0 + b) * TV_QK8_0)));
+            dxa[b * nt + t] = pa.d[b0 + b];
+            cra[b * nt + t] = -12 * pa.s[b0 + b];
+        }
+    }
+}
+
+// The gemm contract (kernels.h), or gemm_packed's (packed: w in ref_repack_mxfp4's layout, r0 % 16 == 0,
+// x packed activation rows; any nt, the vec_dot chain's bits either way). Tokens in passes of up to MX_TP; per pass, blocks in spans that the
 // activation copy holds; per span, each 16-row group (a short last group repeats its last row in the
 // lanes it does not store) is transposed MX_KB blocks at a time and every token group runs over the
 // chunk. Running sums live in y between chunks.
-static void mx16_gemm(const bool vnni, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+static void mx16_gemm(const bool vnni, const bool packed, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                       const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK_MXFP4;
-    if (nt < MX_MIN_TOK) {
+    if (nt < MX_MIN_TOK && !packed) {
         for (int64_t r = r0; r < r1; r++)
             for (int64_t t = 0; t < nt; t++)
                 vec_dot_mxfp4(n, &y[t * ys + r], (const uint8_t *)w + (size_t)r * wrs, (const uint8_t *)x + (size_t)t * xrs);
         return;
     }
+    TV_CHECK(!packed || r0 % TV_PACK_ROWS == 0);
     int8_t xa[MX_SPAN * TV_QK8_0] __attribute__((aligned(64)));   // (span blocks, pass tokens, 32)
     float dxa[MX_SPAN];                                             // (span blocks, pass tokens)
     int32_t cra[MX_SPAN];                                           // (span blocks, pass tokens)
@@ -216,7 +253,8 @@ static void mx16_gemm(const bool vnni, int64_t n, int64_t r0, int64_t r1, const 
         if (kb > nb) kb = nb;
         for (int64_t b0 = 0; b0 < nb; b0 += kb) {
             const int nbk = nb - b0 < kb ? (int)(nb - b0) : (int)kb;
-            mx_aux(xt + (size_t)b0 * sizeof(tv_block_q8_0), xrs, tp, nbk, xa, dxa, cra);
+            if (packed) mx_aux_packed(xt, xrs, n, tp, b0, nbk, xa, dxa, cra);
+            else mx_aux(xt + (size_t)b0 * sizeof(tv_block_q8_0), xrs, tp, nbk, xa, dxa, cra);
             for (int64_t rg = r0; rg < r1; rg += 16) {
                 const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
                 const __mmask16 m = (__mmask16)(0xFFFFu >> (16 - R));
@@ -224,10 +262,11 @@ static void mx16_gemm(const bool vnni, int64_t n, int64_t r0, int64_t r1, const 
                 int32_t go[16];
                 for (int l = 0; l < 16; l++) go[l] = (int32_t)(ro[l] = (size_t)(l < R ? l : R - 1) * wrs);
                 const __m512i goff = _mm512_loadu_si512(go);
-                const uint8_t *wg = (const uint8_t *)w + (size_t)rg * wrs;
+                const uint8_t *wg = (const uint8_t *)w + (size_t)rg * wrs;   // packed: the group's bytes
                 for (int c0 = 0; c0 < nbk; c0 += MX_KB) {
                     const int nc = nbk - c0 < MX_KB ? nbk - c0 : MX_KB;
-                    mx16_pack(wg, ro, goff, b0 + c0, nc, wb);
+                    if (packed) mx16_load(wg, wg + (size_t)nb * 4 * 64, b0 + c0, nc, wb);
+                    else mx16_pack(wg, ro, goff, b0 + c0, nc, wb);
                     for (int64_t tg = 0; tg < tp; tg += MX_TG) {
                         const int T = tp - tg < MX_TG ? (int)(tp - tg) : MX_TG;
                         const int64_t e = c0 * tp + tg;   // entry of (block c0, token tg)
@@ -241,11 +280,19 @@ static void mx16_gemm(const bool vnni, int64_t n, int64_t r0, int64_t r1, const 
 }
 static void gemm_mxfp4_vnni(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                             size_t xrs, float *y, int64_t ys) {
-    mx16_gemm(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    mx16_gemm(true, false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void gemm_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                        size_t xrs, float *y, int64_t ys) {
-    mx16_gemm(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    mx16_gemm(false, false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+static void gemm_packed_mxfp4_vnni(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                                   const void *x, size_t xrs, float *y, int64_t ys) {
+    mx16_gemm(true, true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+}
+static void gemm_packed_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+                              const void *x, size_t xrs, float *y, int64_t ys) {
+    mx16_gemm(false, true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 
 // ---------------- quantizer: f32 -> MXFP4 (bit-exact with ref_from_float_mxfp4) ----------------
@@ -292,4 +339,8 @@ void x86_install_mxfp4_avx512(tv_type_traits *t, bool vnni512) {
     t[TV_TYPE_MXFP4].from_float = from_float_mxfp4;
     t[TV_TYPE_MXFP4].vec_dot = vec_dot_mxfp4;
     t[TV_TYPE_MXFP4].gemm = vnni512 ? gemm_mxfp4_vnni : gemm_mxfp4;
+    // packed at load: the per-pass 16-row transpose (21% of a gpt-oss-20b prefill) is gone; the
+    // plain GEMM (and vec_dot under 3 tokens) runs the same chain, so the bits do not change
+    t[TV_TYPE_MXFP4].gemm_packed = vnni512 ? gemm_packed_mxfp4_vnni : gemm_packed_mxfp4;
+    t[TV_TYPE_MXFP4].pack_pays = t[TV_TYPE_MXFP4].plain_matches_packed = true;
 }
