@@ -499,6 +499,7 @@ typedef struct tv_engine_stats {
     // proposed, proposed tokens accepted, and accepted at each proposal position
     uint64_t n_spec_drafts, n_spec_draft_tokens, n_spec_accepted_tokens;
     uint64_t n_spec_accepted_per_pos[TV_SPEC_MAX_TOKENS];
+    uint64_t n_spec_draft_rows;   // rows the proposer's forward passes ran (self-draft, draft model, MTP layer; catch-up included)
     // load awareness (speculation on, spec_always off): rounds with guesses that speculated and that
     // ran plain because the cost model (measured round and draft costs, acceptance) predicted plain
     // decoding faster; at the last such round: the decoding rates it predicted (tokens/s, speculating

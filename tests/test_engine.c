@@ -509,6 +509,44 @@ static void test_spec_draft_model_no_leaks_10k(void **state) {
     no_leaks_10k(3, -3, 16);
 }
 
+// With the load gate, a round without guesses (no decision) runs no draft pass: a draft model's K/V
+// of prompt chunks in such rounds catch up in the next round that decides to speculate (predicted and
+// timed there). A request decodes (again, up to 8 times, until the gate's last decision speculated:
+// it decides from real times), then one of 100 prompt tokens and one output token (two chunks of at
+// most 64, no guesses): no draft row in those rounds. (Before, a gate whose last decision speculated
+// ran the draft over all 100: this test failed so.)
+static void test_spec_gated_no_draft_without_guesses(void **state) {
+    (void)state;
+    SKIP_IF_NO_MODEL();
+    static req rs[2];
+    make_requests(rs, 2, 7, 1, 1, 0);
+    for (int i = 0; i < 2; i++) {
+        rs[i].n_prompt = i ? 100 : 20;
+        for (int j = 1; j < rs[i].n_prompt; j++) rs[i].prompt[j] = 3 + (j * 37 + i * 11) % 500;
+    }
+    rs[0].max_tokens = 200;
+    rs[1].max_tokens = 1;
+    g_spec_gated = true;
+    tv_engine *e = make_engine_spec(16, 0, true, 4, 64, 0, 1, 8, -1);
+    g_spec_gated = false;
+    tv_engine_stats st0, st1;
+    for (int t = 0; t < 8; t++) {   // until the last decision speculated (the gate decides from real times)
+        rs[0].n_out = 0;
+        drive(e, rs, 1, &st0, NULL);
+        if (st0.spec_enabled) break;
+    }
+    drive(e, rs + 1, 1, &st1, NULL);
+    print_message("decoding: %llu rounds speculated, %llu plain, %llu draft rows, speculating at the end: %d; "
+                  "then a prompt alone: %llu draft rows\n", (unsigned long long)st0.n_spec_rounds,
+                  (unsigned long long)st0.n_spec_rounds_plain, (unsigned long long)st0.n_spec_draft_rows, st0.spec_enabled,
+                  (unsigned long long)(st1.n_spec_draft_rows - st0.n_spec_draft_rows));
+    assert_int_equal(rs[1].n_out, 1);
+    assert_true(st1.n_spec_draft_rows == st0.n_spec_draft_rows);
+    assert_true(st0.n_spec_rounds == 0 || st0.n_spec_draft_rows > 0);
+    assert_int_equal(st1.n_blocks_free, st1.n_blocks_total);
+    tv_engine_free(e);
+}
+
 // A draft model must share the target's vocabulary: a different size, or (both with a tokenizer)
 // a different text for some id, is refused at create with the difference named; the KV block
 // accounts for the draft's share.
@@ -944,6 +982,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_spec_draft_model_matches_self_draft),
         cmocka_unit_test(test_spec_draft_model_no_leaks_10k),
         cmocka_unit_test(test_spec_draft_model_checks),
+        cmocka_unit_test(test_spec_gated_no_draft_without_guesses),
         cmocka_unit_test(test_spec_mtp_lossless),
         cmocka_unit_test(test_spec_mtp_no_leaks_10k),
         cmocka_unit_test(test_spec_mtp_checks),
