@@ -78,4 +78,4 @@ done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 mp=$(median "${plain[@]}") ms=$(median "${spec[@]}")
 echo "median output tok/s at $c streams: plain $mp, speculating ($*) $ms = $(awk -v a="$ms" -v b="$mp" 'BEGIN { printf "%.3f", a / b }')x"
-curl -s "$url_spec/metrics" | grep -E "^(vllm:spec_decode_num_(drafts|draft_tokens|accepted_tokens)_total|tinyvllm:spec_decode_rounds_total|tinyvllm:spec_decode_round_tokens|tinyvllm:spec_decode_predicted_tokens_per_second|tinyvllm:spec_decode_(round_seconds|draft_seconds|gained_tokens)_total|tinyvllm:spec_decode_cost_factor)" || true
+curl -s "$url_spec/metrics" | grep -E "^(vllm:spec_decode_num_(drafts|draft_tokens|accepted_tokens)_total|tinyvllm:spec_decode_rounds_total|tinyvllm:spec_decode_round_tokens|tinyvllm:spec_decode_predicted_tokens_per_second|tinyvllm:spec_decode_(round_seconds|draft_seconds|gained_tokens)_total|tinyvllm:spec_decode_(cost_factor|margin))" || true

@@ -510,10 +510,12 @@ typedef struct tv_engine_stats {
     // over the rounds that speculated: the seconds (draft passes, target round, sampling; of which the
     // draft passes) and the tokens gained (accepted guesses) the cost model predicted (catch-up in
     // full, before the gate's correction), and what they took and gained; spec_cost_factor: the
-    // correction (realized / predicted seconds) the last decided round applied (1 before any)
+    // correction (realized / predicted seconds) the last decided round applied (1 before any);
+    // spec_margin: the relative gain over plain it required (the predictions' measured error, at
+    // least 0.02)
     double spec_predicted_s, spec_predicted_draft_s, spec_predicted_gain;
     double spec_realized_s, spec_realized_draft_s, spec_realized_gain;
-    double spec_cost_factor;
+    double spec_cost_factor, spec_margin;
     int spec_enabled;
     int spec_round_tokens;
     // structured output: token masks applied, and how many of them the mask thread filled while

@@ -87,6 +87,7 @@ static void test_counters_gauges_labels(void **state) {
     st.spec_predicted_gain = 20.5;
     st.spec_realized_gain = 13;
     st.spec_cost_factor = 1.25;
+    st.spec_margin = 0.0625;
     srv_metrics_engine(m, &st, 4);
     char *t = srv_metrics_render(m, NULL);
     assert_non_null(t);
@@ -127,6 +128,7 @@ static void test_counters_gauges_labels(void **state) {
     EXPECT("tinyvllm:spec_decode_gained_tokens_total%s,kind=\"predicted\"} 20.5", L);
     EXPECT("tinyvllm:spec_decode_gained_tokens_total%s,kind=\"realized\"} 13", L);
     EXPECT("tinyvllm:spec_decode_cost_factor%s} 1.25", L);
+    EXPECT("tinyvllm:spec_decode_margin%s} 0.0625", L);
     free(t);
     srv_metrics_free(m);
     srv_metrics_free(NULL);

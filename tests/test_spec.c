@@ -608,7 +608,8 @@ static void test_spec_gate_realized(void **state) {
     // the load goes away (16 streams realize their predictions): speculating again, most rounds
     const int n_back = gate_realize(g, &m, 16, 200, 1.0);
     printf("16 streams realizing 1.0x again: %d of 200 rounds speculated\n", n_back);
-    assert_true(n_back >= 150);
+    // (>= 140: the margin waits for the 1.5x phase's error to decay as well; 150 with it, 164 without)
+    assert_true(n_back >= 140);
     spec_gate_free(g);
 }
 
@@ -618,7 +619,9 @@ static void test_spec_gate_realized(void **state) {
 // skipped, at most 512 a round), k - 1 guess passes of B rows and a target round of B (1 + k) rows,
 // and takes bias times those seconds (what the model misses at that batch size), cold times more in
 // its first n_cold speculative rounds (a draft's first passes, cold caches); each guess is accepted
-// with probability p_accept. Times go to the gate as the engine gives them. Returns the fraction of
+// with probability p_accept. With noise, every round's and draft pass's seconds are multiplied by
+// an independent factor uniform in [1 - noise, 1 + noise] (a busy machine: the gate learns from and
+// is judged by noisy times); a self-draft has no backlog. Times go to the gate as the engine gives them. Returns the fraction of
 // rounds speculated (*late: of the second half's); *speedup: output tokens per second over those of
 // plain rounds throughout.
 typedef struct {
@@ -627,7 +630,17 @@ typedef struct {
     int pre_teach;   // 1: T and D measured at every size beforehand (gate_teach), 2: and the acceptance
     double bias, cold, p_accept;
     double draft_share;   // spec_gate_create's
+    double noise;         // relative spread of every time (0: exact)
+    bool self_draft;      // no draft backlog (no catch-up)
+    double *margin;       // non-NULL: the last decision's margin
 } gate_sim;
+
+// A factor uniform in [1 - noise, 1 + noise] (1 without noise, drawing nothing).
+static double sim_noise(uint64_t *rng, double noise) {
+    if (noise == 0.0) return 1.0;
+    *rng = *rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return 1.0 + noise * (2.0 * ((double)(*rng >> 11) * 0x1.0p-53) - 1.0);
+}
 
 static double gate_simulate(const gate_sim *sim, double *late, double *speedup) {
     spec_gate *g = spec_gate_create(sim->draft_share);
@@ -637,33 +650,35 @@ static double gate_simulate(const gate_sim *sim, double *late, double *speedup) 
     if (sim->pre_teach) gate_teach(g, m, 300);
     if (sim->pre_teach == 2)
         for (int i = 0; i < 1000; i++) spec_gate_accepted(g, 8, (int)(8 * sim->p_accept));
-    uint64_t rng = 12345;
+    uint64_t rng = 12345, rng_noise = 777;
     int n_spec = 0, n_late = 0, backlog = 0;
     double seconds = 0.0, tokens = 0.0;
     for (int i = 0; i < sim->n_rounds; i++) {
         spec_choice ch;
-        const int catchup = backlog < 512 - B ? backlog : 512 - B;
+        const int catchup = sim->self_draft ? 0 : backlog < 512 - B ? backlog : 512 - B;
         const int k = gate_cap(g, B, 8, catchup, &ch);
+        if (sim->margin) *sim->margin = ch.margin;
         if (k == 0) {
-            const double t = m->w + m->r * B;
+            const double t = (m->w + m->r * B) * sim_noise(&rng_noise, sim->noise);
             spec_gate_time_round(g, B, t);
             seconds += t;
             tokens += B;
-            backlog += B;
+            backlog += sim->self_draft ? 0 : B;
             continue;
         }
         const double cold = n_spec < sim->n_cold ? sim->cold : 1.0;
         double t = 0.0;
         for (int d = 0; d < k; d++) {
             const int rows = B + (d == 0 ? catchup : 0);
-            const double td = m->dw + m->dr * rows;
+            const double td = (m->dw + m->dr * rows) * sim_noise(&rng_noise, sim->noise);
             spec_gate_time_draft(g, rows, cold * td);
             t += td;
         }
         backlog -= catchup;
         const int rows = B * (1 + k);
-        spec_gate_time_round(g, rows, cold * (m->w + m->r * rows));
-        t += m->w + m->r * rows;
+        const double tt = (m->w + m->r * rows) * sim_noise(&rng_noise, sim->noise);
+        spec_gate_time_round(g, rows, cold * tt);
+        t += tt;
         t *= sim->bias * cold;
         int accepted = 0;
         for (int s = 0; s < B; s++) {
@@ -704,7 +719,7 @@ static void test_spec_gate_cold_and_load(void **state) {
     // its first round verifies one guess (the prior's a = 1/2), so its only draft samples are cold
     const struct { int pre; double cold, share; } one_cases[3] = {{0, 4.0, 0.0}, {1, 4.0, 0.0}, {0, 8.0, 0.2}};
     for (int i = 0; i < 3; i++) {
-        const gate_sim one = {mem, 1, 400, 2, one_cases[i].pre, 1.0, one_cases[i].cold, 0.9, one_cases[i].share};
+        const gate_sim one = {mem, 1, 400, 2, one_cases[i].pre, 1.0, one_cases[i].cold, 0.9, one_cases[i].share, 0.0, false, NULL};
         const double f = gate_simulate(&one, &late, &speedup);
         printf("1 stream, 2 cold rounds (%.0fx), %s, draft share %.1f: %.3f of rounds speculated (%.3f of the last 200), "
                "%.2fx plain\n", one_cases[i].cold, one_cases[i].pre ? "pre-taught" : "untaught", one_cases[i].share, f, late,
@@ -713,16 +728,41 @@ static void test_spec_gate_cold_and_load(void **state) {
         assert_true(late >= 0.98);
         assert_true(speedup > 2.0);
     }
-    const gate_sim lose = {busy, 16, 2000, 0, 2, 1.4, 1.0, 0.9, 0.0};
+    const gate_sim lose = {busy, 16, 2000, 0, 2, 1.4, 1.0, 0.9, 0.0, 0.0, false, NULL};
     double f = gate_simulate(&lose, &late, &speedup);
     printf("16 streams realizing 1.4x: %.3f of rounds speculated (%.3f of the last 1000), %.3fx plain\n", f, late, speedup);
     assert_true(f <= 0.1);
     assert_true(speedup >= 0.98);
-    const gate_sim win = {busy, 16, 2000, 0, 2, 1.0, 1.0, 0.9, 0.0};
+    const gate_sim win = {busy, 16, 2000, 0, 2, 1.0, 1.0, 0.9, 0.0, 0.0, false, NULL};
     f = gate_simulate(&win, &late, &speedup);
     printf("16 streams realizing 1.0x: %.3f of rounds speculated (%.3f of the last 1000), %.3fx plain\n", f, late, speedup);
     assert_true(f >= 0.8);
     assert_true(speedup > 1.0);
+
+    // the margin: speculation's true gain 0-3% (the model's ~1.09x, rounds realizing 1.055x / 1.085x
+    // of their predictions on average) and every time +-10%: predictions noisy by about their gain.
+    // The gate must end mostly plain: 0.081 / 0.045 of the rounds (spec2's fixed 2% margin: 0.788 /
+    // 0.131, 1.026x / 0.999x plain; the margin gives up a gain it cannot tell from noise). With a draft
+    // model the backlog keeps both gates plain (0.001; no bite there). One stream (~3x) with the same
+    // noise, pre-taught and two 4x cold rounds: 0.845 (spec2 0.885), the last 200 all.
+    const struct { double bias; bool self; } near[3] = {{1.055, true}, {1.085, true}, {1.055, false}};
+    for (int i = 0; i < 3; i++) {
+        double margin = 0.0;
+        const gate_sim sim = {busy, 16, 2000, 0, 2, near[i].bias, 1.0, 0.9, 0.0, 0.10, near[i].self, &margin};
+        f = gate_simulate(&sim, &late, &speedup);
+        printf("16 streams realizing %.3fx, times +-10%%, %s: %.3f of rounds speculated (%.3f of the last 1000), "
+               "%.3fx plain, margin %.3f\n", near[i].bias, near[i].self ? "self-draft" : "draft model", f, late, speedup, margin);
+        assert_true(f <= 0.25 && late <= 0.25);
+        assert_true(speedup >= 0.98);
+        assert_true(margin >= SPEC_GATE_ERR_FLOOR);
+    }
+    double margin = 0.0;
+    const gate_sim one = {mem, 1, 400, 2, 1, 1.0, 4.0, 0.9, 0.0, 0.10, false, &margin};
+    f = gate_simulate(&one, &late, &speedup);
+    printf("1 stream, times +-10%%: %.3f of rounds speculated (%.3f of the last 200), %.2fx plain, margin %.3f\n", f, late,
+           speedup, margin);
+    assert_true(f >= 0.8 && late >= 0.98);
+    assert_true(speedup > 2.0);
 }
 
 int main(void) {

@@ -451,7 +451,7 @@ tv_engine *engine_create_pipelined(tv_model *m, const tv_engine_config *cfg, con
         err_fail(err, TV_ERR_NOMEM, "engine: out of memory");
         goto fail;
     }
-    if (e->gate) e->stats.spec_cost_factor = 1.0;
+    if (e->gate) e->stats.spec_cost_factor = 1.0, e->stats.spec_margin = SPEC_GATE_ERR_FLOOR;
     if (down) {
         bool ok = (e->fl = calloc((size_t)down->depth, sizeof *e->fl)) && (e->b_rows = malloc(L * sizeof *e->b_rows)) &&
                   (e->b_outs = malloc(L * sizeof *e->b_outs));
@@ -1305,6 +1305,7 @@ static bool gate_round(tv_engine *e, int n_items) {
     const int k = spec_gate_decide(e->gate, &r, &ch);
     e->last_choice = ch;
     e->stats.spec_cost_factor = ch.cost_factor;
+    e->stats.spec_margin = ch.margin;
     e->stats.spec_enabled = k > 0;
     e->stats.spec_round_tokens = k;
     e->stats.spec_plain_rate_tok_s = ch.plain_tok_s;

@@ -88,6 +88,7 @@ typedef struct {
 // (spec.h) as of decision `stamp`.
 typedef struct {
     double sum_log, n;   // decayed sum of log(realized / predicted seconds), decayed count of samples
+    double sum_abs;      // decayed sum of |log(realized / predicted seconds)| (the margin's error)
     double b;            // the samples' B (their decayed mean)
     uint64_t stamp;
 } realized_bucket;
@@ -182,21 +183,26 @@ void spec_gate_realized(spec_gate *g, double seconds) {
     x = x > lim ? lim : x < -lim ? -lim : x;
     const double e = real_decay(b->stamp, g->n_decided);
     b->sum_log = b->sum_log * e + x;
+    b->sum_abs = b->sum_abs * e + fmin(fabs(x), SPEC_GATE_ERR_CLAMP);
     b->n = b->n * e + 1.0;
     b->b += ((double)g->last.B - b->b) / b->n;
     b->stamp = g->n_decided;
 }
 
-// f(B) (spec.h): realized / predicted seconds of speculative rounds at B, 1 without samples.
-static double realized_factor(const spec_gate *g, int B) {
-    double s = 0.0, n = SPEC_GATE_REAL_PRIOR;
+// f(B) (spec.h): realized / predicted seconds of speculative rounds at B, 1 without samples; and
+// *err, the error of those predictions (the decayed mean |log(realized / predicted)|, the prior one
+// sample at SPEC_GATE_ERR_FLOOR), weighted alike.
+static double realized_factor(const spec_gate *g, int B, double *err) {
+    double s = 0.0, a = SPEC_GATE_REAL_PRIOR * SPEC_GATE_ERR_FLOOR, n = SPEC_GATE_REAL_PRIOR;
     for (int i = 0; i < GATE_BUCKETS; i++) {
         const realized_bucket *b = &g->real[i];
         if (!(b->n > 0.0)) continue;
         const double w = exp2(-8.0 * fabs(log2(b->b / (double)B))) * real_decay(b->stamp, g->n_decided);
         s += w * b->sum_log;
+        a += w * b->sum_abs;
         n += w * b->n;
     }
+    *err = a / n;
     return exp(s / n);
 }
 
@@ -231,7 +237,7 @@ static double draft_at(const spec_gate *g, int n) {
 }
 
 int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
-    spec_choice ch = {.cost_factor = 1.0};
+    spec_choice ch = {.cost_factor = 1.0, .margin = SPEC_GATE_ERR_FLOOR};
     const uint64_t now = ++g->n_decided;
     const int B = r->n_decode, P = r->n_other_rows;
     int n_with[TV_SPEC_MAX_TOKENS + 2] = {0};   // n_with[j]: sequences with at least j guesses
@@ -249,8 +255,10 @@ int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
     if (B < 1 || kmax == 0 || !(tb > 0.0) || !(t0 > 0.0) || (P == 0 && g->round.b[bucket_of(B)].n < 2)) return 0;
     ch.plain_tok_s = B / t0;
     const double c = tb / B, a = spec_gate_acceptance(g);
-    const double f = realized_factor(g, B);   // what this batch size's speculative rounds realized
+    double err;
+    const double f = realized_factor(g, B, &err);   // what this batch size's speculative rounds realized
     ch.cost_factor = f;
+    ch.margin = err > SPEC_GATE_ERR_FLOOR ? err : SPEC_GATE_ERR_FLOOR;
     // catch-up of a draft model: pass 0 runs it beside one row per sequence with guesses
     const double catchup = r->draft_passes && r->draft_catchup_rows > 0
                                ? draft_at(g, n_with[1] + r->draft_catchup_rows) - draft_at(g, n_with[1]) : 0.0;
@@ -281,7 +289,7 @@ int spec_gate_decide(spec_gate *g, const spec_round *r, spec_choice *why) {
         ch.pred_gain = gain;
         g->last.is_informed = is_informed && g->round.b[bucket_of(P + B + rows)].n >= 2;
     }
-    ch.k = best > SPEC_GATE_MARGIN ? best_k : 0;
+    ch.k = best > 1.0 + ch.margin ? best_k : 0;
     if (now % SPEC_GATE_EXPLORE == 0) {   // re-measure the way not taken when its samples are old
         if (ch.k > 0 && curve_stale(&g->round, P + B, now)) ch.k = 0;
         else if (ch.k == 0 && best_full >= SPEC_GATE_EXPLORE_RATIO && curve_stale(&g->round, P + B + best_rows, now))

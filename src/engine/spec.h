@@ -45,8 +45,8 @@ tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_err
 // plain; speculating with cap K costs T(P + B + sum min(g_i, K)) + the draft passes: D(rows of pass
 // 0 + the draft model's catch-up rows) + D(rows of pass d) for d < K, and saves sum E(min(g_i, K))
 // plain steps of c = T(B) / B each (the measured per-token cost of a plain step at this batch size).
-// It speculates with the K of the best ratio (T0 + gain) / (T0 + extra) when that exceeds
-// SPEC_GATE_MARGIN. T and D are kept in buckets of rows (exact up to 16, then 8 per doubling), each
+// It speculates with the K of the best ratio (T0 + gain) / (T0 + extra) when that exceeds 1 + m(B),
+// the margin (below). T and D are kept in buckets of rows (exact up to 16, then 8 per doubling), each
 // a moving average (a bucket's first sample is provisional, cold caches, and the second replaces
 // it; later ones weigh max(1/(n - 1), SPEC_GATE_EMA)), interpolated linearly between buckets past
 // their provisional sample and extrapolated along the last slope (flat below the first and above a
@@ -70,12 +70,25 @@ tv_status spec_check_vocab(const tv_model *target, const tv_model *draft, tv_err
 // bucket 8 per doubling away counts half). So the correction rests on the last ~TAU samples, a
 // first sample counts half (the prior is one sample of log 1), a batch size without samples borrows
 // from the nearest ones, and a gate that the correction turned plain (no more samples) drifts back
-// to the model and re-tries after about TAU ln(log f / log(ratio / MARGIN)) decisions: it cannot
+// to the model and re-tries after about TAU ln(log f / log(ratio / (1 + m))) decisions: it cannot
 // lock. A round whose prediction used a size not measured past its provisional sample (T of the
 // verification, D of a guess pass; a cold draft's first passes) gives no sample: the curves learn
 // those sizes, the correction is for what the model misses where it knows its costs. Acceptance
 // is modelled by a; the tokens gained are reported (stats) but not corrected for.
-#define SPEC_GATE_MARGIN 1.02
+// Margin: a gain the prediction cannot tell from its own error is no gain (at 16 streams on 2 cores
+// the gate predicted a few percent and realized its seconds on average, yet the bench ran 0.97x
+// plain: a small predicted gain is as often noise, and the rounds picked are the optimistic ones).
+// So the ratio must exceed 1 + m(B), m(B) = max(SPEC_GATE_ERR_FLOOR, E(B)), E(B) the measured error
+// of the predictions: the mean |log(realized / predicted)| of the speculative rounds' samples above,
+// weighted as f's (k_i e_i, the prior one sample at SPEC_GATE_ERR_FLOOR), each |log| at most
+// SPEC_GATE_ERR_CLAMP (so m <= 0.25: the margin tells small gains from noise; a gross miss, such as
+// a cold draft's first rounds at 4x, is the correction's to take, and a margin of 1.4 would keep a
+// single stream's 2.4x plain long after f has recovered). It is raw, not centred on f: a bias the
+// correction is still learning counts as error too. Without new samples it decays
+// back to the floor with f, so a gate the margin turned plain re-tries (it cannot lock either).
+// One stream (predicted ~2.4x) is unaffected; 16 streams predicted within their error run plain.
+#define SPEC_GATE_ERR_FLOOR 0.02
+#define SPEC_GATE_ERR_CLAMP 0.25
 #define SPEC_GATE_EMA 0.125
 #define SPEC_GATE_CATCHUP 4
 #define SPEC_GATE_EXPLORE 64
@@ -103,12 +116,13 @@ typedef struct {
 // decoding and of speculating with the best cap (decoding tokens per second; 0 when unknown).
 // With k > 0: the round's seconds as the model predicts them with the catch-up in full and before
 // the correction (pred_s; of which the draft passes, pred_draft_s), the tokens it gains (pred_gain),
-// and the correction applied to the decision (cost_factor, f(B) above; 1 without samples).
+// and the correction applied to the decision (cost_factor, f(B) above; 1 without samples); margin:
+// the relative gain over plain the decision required (m(B) above; the floor before any decision).
 typedef struct {
     int k;
     double plain_tok_s, spec_tok_s;
     double pred_s, pred_draft_s, pred_gain;
-    double cost_factor;
+    double cost_factor, margin;
 } spec_choice;
 
 // A gate with no costs measured; a draft pass is assumed to cost draft_share times a target round

@@ -223,6 +223,10 @@ char *srv_metrics_render(srv_metrics *m, size_t *len) {
           "The load gate's correction of a speculative round's predicted time in the last decided round (realized / predicted "
           "at its batch size, drifting back to 1 without new samples).",
           s->spec_cost_factor);
+    gauge(&b, mn, "spec_decode_margin", "gauge",
+          "The relative gain over plain decoding the load gate required of speculation in the last decided round: the measured "
+          "error of its predictions at that batch size (mean |log(realized / predicted seconds)|), at least 0.02.",
+          s->spec_margin);
 
     static const char *REASONS[4] = {"", "stop", "length", "abort"};
     bprintf(&b, "# HELP tinyvllm:request_success_total Finished engine requests by finish reason.\n"
