@@ -22,8 +22,10 @@
 // thread's groups are one contiguous stream (bodies, then the group's d arrays, then the next
 // group), so the prefetches cover that stream KP_PF ahead. Measured against prefetching the next
 // group at the same column (16 row strides ahead: 18-74 KiB, past L1 for long rows), GEMV from
-// DRAM, one thread, interleaved: Q6_K 1.05-1.10x, Q5_K/Q3_K/Q2_K/IQ4_XS 1.03-1.08x on 2048x5632,
-// Q4_K equal; 4 KiB and 16 KiB measured the same as 8; no lookahead 0.8-1.1x.
+// DRAM, one thread, interleaved (Ice Lake, prefetcht0): Q6_K 1.05-1.10x, Q5_K/Q3_K/Q2_K/IQ4_XS
+// 1.03-1.08x on 2048x5632, Q4_K equal; 4 KiB and 16 KiB measured the same as 8; no lookahead
+// 0.8-1.1x. The prefetches go to L2 (tile.h TV_PREFETCH_L2): into L1 they ran decode at 0.44x on
+// Zen 4.
 #include <immintrin.h>
 #include <string.h>
 
@@ -95,9 +97,9 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (T <= 2) {
-            for (size_t o = 2048; o < body; o += 64) __builtin_prefetch(pb + KP_PF + o, 0, 3);
-            __builtin_prefetch(gd + KP_PF + (size_t)i * 32, 0, 3);
-            __builtin_prefetch(gd + KP_PF + (size_t)(nb + i) * 32, 0, 3);
+            for (size_t o = 2048; o < body; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
+            TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
+            TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
         }
         // the 12 scale bytes of each row as 3 dwords: 6-bit scales 0..3 / mins 0..3 in u0 / u1, the
         // low nibbles of scales and mins 4..7 in u2, their high bits in bits 6..7 of u0 / u1
@@ -123,7 +125,7 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = s2[t] = _mm512_setzero_si512();
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
-                if (T <= 2 && !(j & 1)) __builtin_prefetch(p + KP_PF, 0, 3);
+                if (T <= 2 && !(j & 1)) TV_PREFETCH_L2(p + KP_PF);
                 const __m512i v = _mm512_loadu_si512(p);
                 __m512i q = hi16 ? _mm512_andnot_si512(m4, v) : _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
                 if (q5) {   // bit j of qh byte e is the fifth bit of code e of sub-block j
@@ -176,7 +178,7 @@ INLINE void q6k_half(const uint8_t *pb, const int h, const tv_block_q8_K *const 
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
             TV_TILE_UNROLL for (int e = 4 * half; e < 4 * half + 4; e++) {   // codes 4e..4e+3 of the 32
                 const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
-                if (T <= 2 && k < 2) __builtin_prefetch(pl + KP_PF, 0, 3);
+                if (T <= 2 && k < 2) TV_PREFETCH_L2(pl + KP_PF);
                 const __m512i ql = _mm512_loadu_si512(pl), qh = _mm512_loadu_si512(pb + 2048 + (size_t)(8 * h + e) * 64);
                 // k 3, under 4 tokens: the codes times 4 (ql's high nibble to bits 2..5, qh's bits 6..7
                 // where they are): one shift instead of two on port 0; the exact sum is shifted back
@@ -207,8 +209,8 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (T <= 2) {
-            for (int k = 32; k < 52; k++) __builtin_prefetch(pb + KP_PF + 64 * k, 0, 3);   // qh, scales
-            __builtin_prefetch(gd + KP_PF + (size_t)i * 32, 0, 3);
+            for (int k = 32; k < 52; k++) TV_PREFETCH_L2(pb + KP_PF + 64 * k);   // qh, scales
+            TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         __m512 u[KP_TM];
@@ -262,9 +264,9 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (T <= 2) {
-            for (size_t o = 0; o < body; o += 64) __builtin_prefetch(pb + KP_PF + o, 0, 3);
-            __builtin_prefetch(gd + KP_PF + (size_t)i * 32, 0, 3);
-            if (!q3) __builtin_prefetch(gd + KP_PF + (size_t)(nb + i) * 32, 0, 3);
+            for (size_t o = 0; o < body; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
+            TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
+            if (!q3) TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         // the 16 scales as 4 dwords of bytes (byte j % 4 of dword j / 4): Q3_K signed sc - 32, Q2_K 0..15
@@ -352,9 +354,9 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
             _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(bs, _mm256_set1_epi16(-128)));
         }
         if (T <= 2) {
-            __builtin_prefetch(pb + KP_PF + 2048, 0, 3);
-            __builtin_prefetch(gd + KP_PF + (size_t)i * 32, 0, 3);
-            __builtin_prefetch(gd + KP_PF + (size_t)(nb + i) * 32, 0, 3);
+            TV_PREFETCH_L2(pb + KP_PF + 2048);
+            TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
+            TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         const __m512i sl = _mm512_loadu_si512(pb + 2048);   // scales_l: nibble j of the dword = low bits of ls_j
@@ -371,7 +373,7 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
             TV_TILE_UNROLL for (int hi = 0; hi < 2; hi++) {   // qs bytes 16j + 4k..: elements 32j + 4k.. (low), 32j + 16 + 4k.. (high)
                 TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                     const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
-                    if (T <= 2 && !hi) __builtin_prefetch(p + KP_PF, 0, 3);
+                    if (T <= 2 && !hi) TV_PREFETCH_L2(p + KP_PF);
                     const __m512i v = _mm512_loadu_si512(p);
                     const __m512i q = _mm512_shuffle_epi8(grid, _mm512_and_si512(hi ? _mm512_srli_epi16(v, 4) : v, m4));
                     TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 32 * j + 16 * hi + 4 * k);
