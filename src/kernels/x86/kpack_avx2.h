@@ -22,7 +22,7 @@
 enum {
     KPA_TP = 32,             // tokens per pass over a panel
     KPA_PANEL = 256 * 1024,  // weight bytes per row panel
-    KPA_PF = 8192,           // 1-2 tokens: prefetch distance in the group stream (bytes), as kquant_avx512.c
+    KPA_PF = 8192,           // 1-2 tokens: prefetch distance in the group stream (bytes, into L2), as kquant_avx512.c
     KPA_TM_MAX = 4,          // the most tokens a half kernel takes
 };
 

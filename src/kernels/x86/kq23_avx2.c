@@ -38,9 +38,9 @@ KPA_INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, s
         const tv_block_q8_K *xb[K23_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf) {
-            for (size_t o = 0; o < body; o += 64) __builtin_prefetch(pb + pf + o, 0, 3);
-            __builtin_prefetch(gd + pf + (size_t)i * 32, 0, 3);
-            if (!q3) __builtin_prefetch(gd + pf + (size_t)(nb + i) * 32, 0, 3);
+            for (size_t o = 0; o < body; o += 64) TV_PREFETCH_L2(pb + pf + o);
+            TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
+            if (!q3) TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * hh)));
         // the 16 scales as 4 dwords of bytes (byte j % 4 of dword j / 4): Q3_K signed sc - 32 (6 bits from
@@ -65,7 +65,7 @@ KPA_INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, s
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm256_setzero_si256();
             TV_TILE_UNROLL for (int e = 0; e < 4; e++) {
                 const uint8_t *p = pb + qs_at + (size_t)(8 * h + 4 * half + e) * 64;
-                if (pf && k == 0) __builtin_prefetch(p + pf, 0, 3);
+                if (pf && k == 0) TV_PREFETCH_L2(p + pf);
                 const __m256i v = kpa_ld(p);
                 __m256i q = _mm256_and_si256(k ? _mm256_srli_epi16(v, 2 * k) : v, m3);
                 if (q3) {   // bit 4h + k of the hmask byte -> bit 2

@@ -45,9 +45,9 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf) {
-            for (size_t o = 2048; o < body; o += 64) __builtin_prefetch(pb + pf + o, 0, 3);
-            __builtin_prefetch(gd + pf + (size_t)i * 32, 0, 3);
-            __builtin_prefetch(gd + pf + (size_t)(nb + i) * 32, 0, 3);
+            for (size_t o = 2048; o < body; o += 64) TV_PREFETCH_L2(pb + pf + o);
+            TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
+            TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h)));
         __m256 u[2];
@@ -57,7 +57,7 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
             TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm256_setzero_si256(); s1[t] = _mm256_setzero_si256(); }
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
-                if (pf) __builtin_prefetch(p + pf, 0, 3);
+                if (pf) TV_PREFETCH_L2(p + pf);
                 const __m256i v = kpa_ld(p);
                 __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 if (q5) {   // bits 2c and 2c + 1 of qh byte e: the fifth bits of codes e of sub-blocks 2c, 2c + 1
@@ -117,8 +117,8 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf) {
-            for (int k = 32; k < 52; k++) __builtin_prefetch(pb + pf + 64 * k, 0, 3);
-            __builtin_prefetch(gd + pf + (size_t)i * 32, 0, 3);
+            for (int k = 32; k < 52; k++) TV_PREFETCH_L2(pb + pf + 64 * k);
+            TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h2)));
         __m256 u[2];
@@ -129,7 +129,7 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm256_setzero_si256(); s1[t] = _mm256_setzero_si256(); }
                 TV_TILE_UNROLL for (int e = 0; e < 8; e++) {
                     const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
-                    if (pf && k < 2) __builtin_prefetch(pl + pf, 0, 3);
+                    if (pf && k < 2) TV_PREFETCH_L2(pl + pf);
                     const __m256i ql = kpa_ld(pl), qh = kpa_ld(pb + 2048 + (size_t)(8 * h + e) * 64);
                     const __m256i lo = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), m4);
                     const __m256i hs = k == 0 ? _mm256_slli_epi16(qh, 4) : k == 1 ? _mm256_slli_epi16(qh, 2)
@@ -190,9 +190,9 @@ KPA_INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, cons
                                                                          _mm256_set1_epi16(-128)));
         }
         if (pf) {
-            __builtin_prefetch(pb + pf + 2048, 0, 3);
-            __builtin_prefetch(gd + pf + (size_t)i * 32, 0, 3);
-            __builtin_prefetch(gd + pf + (size_t)(nb + i) * 32, 0, 3);
+            TV_PREFETCH_L2(pb + pf + 2048);
+            TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
+            TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h)));
         const __m256i sl = kpa_ld(pb + 2048);
@@ -211,7 +211,7 @@ KPA_INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, cons
             }
             TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                 const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
-                if (pf) __builtin_prefetch(p + pf, 0, 3);
+                if (pf) TV_PREFETCH_L2(p + pf);
                 const __m256i v = kpa_ld(p);
                 const __m256i lo = _mm256_shuffle_epi8(grid, _mm256_and_si256(v, m4));
                 const __m256i hi = _mm256_shuffle_epi8(grid, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
