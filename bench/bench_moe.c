@@ -95,10 +95,11 @@ int main(int argc, char **argv) {
     ws2 = kern_matmul_wsize(t, FF, N_USED * 2);
     if (ws2 > ws) ws = ws2;
     void *wsp = malloc(ws);
-    double *te = malloc(sizeof(double) * STEPS), *td = malloc(sizeof(double) * STEPS);
+    double *te = malloc(sizeof(double) * STEPS), *td = malloc(sizeof(double) * STEPS), *tgu = malloc(sizeof(double) * STEPS);
     int32_t *x_row = malloc(sizeof(int32_t) * n_rows), off[N_EXPERT + 1];
     const size_t step_bytes = (size_t)N_USED * (2 * gu_bytes + d_bytes);
-    const int steps = n_tok > 1 ? 20 : STEPS;
+    const int steps = n_tok > 64 ? 20 : n_tok > 1 ? 100 : STEPS;
+    double active_bytes = 0;   // weight bytes of the experts a step routes to, summed over steps
     for (int s = 0; s < steps; s++) {
         const int l = s % n_layers;
         // each token's experts: 8 distinct random ids, rows grouped by expert in token order
@@ -112,7 +113,10 @@ int main(int argc, char **argv) {
             }
         }
         off[0] = 0;
-        for (int e = 0; e < N_EXPERT; e++) off[e + 1] = off[e] + cnt[e];
+        for (int e = 0; e < N_EXPERT; e++) {
+            off[e + 1] = off[e] + cnt[e];
+            if (cnt[e]) active_bytes += (double)(2 * gu_bytes + d_bytes);
+        }
         int32_t cur[N_EXPERT];
         memcpy(cur, off, sizeof cur);
         for (size_t i = 0; i < n_rows; i++) x_row[cur[pick[i]]++] = (int32_t)(i / N_USED);
@@ -126,6 +130,7 @@ int main(int argc, char **argv) {
         float *const gu_y[] = {g, u};
         double t0 = now_s();
         kern_matmul_experts(&kt, gu, NULL, gu_y, 2, kt.ops->swiglu, x, n_tok, x_row, off, wsp, pool);
+        tgu[s] = now_s() - t0;
         const tv_tensor *dw = &td3;
         kern_matmul_experts(&kt, &dw, NULL, &y, 1, NULL, g, (int64_t)n_rows, NULL, off, wsp, pool);
         te[s] = now_s() - t0;
@@ -144,11 +149,18 @@ int main(int argc, char **argv) {
         td[s] = now_s() - t0;
     }
     if (n_tok > 1) {
+        for (int i = 0; i < steps; i++) td[i] = te[i] - tgu[i];   // the down projection
         qsort(te, (size_t)steps, sizeof *te, cmp_double);
+        qsort(tgu, (size_t)steps, sizeof *tgu, cmp_double);
+        qsort(td, (size_t)steps, sizeof *td, cmp_double);
         const double ops = 2.0 * (double)n_rows * 3.0 * FF * DIM;
-        printf("path %s, %d threads, %s, %d tokens x %d of %d experts: median %8.1f us %6.1f GOPS, best %8.1f us %6.1f GOPS\n",
-               kt.path, nth, tt->name, n_tok, N_USED, N_EXPERT, te[steps / 2] * 1e6, ops / te[steps / 2] / 1e9,
-               te[0] * 1e6, ops / te[0] / 1e9);
+        const double gb = active_bytes / steps / 1e9;   // a step's weight reads
+        printf("path %s, %d threads, %s, %d tokens x %d of %d experts (%.0f MB of experts a step): median %8.1f us %6.1f GOPS "
+               "%5.1f GB/s, best %8.1f us %6.1f GOPS\n",
+               kt.path, nth, tt->name, n_tok, N_USED, N_EXPERT, gb * 1e3, te[steps / 2] * 1e6, ops / te[steps / 2] / 1e9,
+               gb / te[steps / 2], te[0] * 1e6, ops / te[0] / 1e9);
+        printf("  gate+up median %8.1f us %5.1f GB/s, down median %8.1f us %5.1f GB/s\n", tgu[steps / 2] * 1e6,
+               gb * 2 / 3 / tgu[steps / 2], td[steps / 2] * 1e6, gb / 3 / td[steps / 2]);
     } else {
         qsort(te, STEPS, sizeof *te, cmp_double);
         qsort(td, STEPS, sizeof *td, cmp_double);
@@ -163,7 +175,7 @@ int main(int argc, char **argv) {
     }
     for (int l = 0; l < n_layers; l++) { free(gate[l]); free(up[l]); free(down[l]); }
     free(gate); free(up); free(down);
-    free(x); free(g); free(u); free(y); free(wsp); free(te); free(td); free(x_row);
+    free(x); free(g); free(u); free(y); free(wsp); free(te); free(td); free(tgu); free(x_row);
     pool_free(pool);
     return 0;
 }
