@@ -836,7 +836,8 @@ static void test_packed_vs_ref(void **state) {
                               TV_TYPE_Q3_K, TV_TYPE_Q2_K, TV_TYPE_IQ4_XS, TV_TYPE_MXFP4 };
     struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
                                                  { 512, 40, 300 }, { 4096, 70, 40 },   // several row panels
-                                                 { 256, 33, 5 }, { 2048 + 256, 48, 37 } };
+                                                 { 256, 33, 5 }, { 2048 + 256, 48, 37 },
+                                                 { 768, 32, 6 }, { 2048, 47, 7 } };   // batched decode's expert rows
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const tv_type t = types[ti];
         const tv_type_traits *rt = kern_traits_ref(t), *rv = kern_traits_ref(rt->vec_dot_type);

@@ -198,11 +198,25 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 }
 
 // ---- packed weights (kernels.h "packed weights"): the same chain without a transpose ----
-// A tile is RG groups of 16 rows (1 or 2) x T tokens (1..4): per block, each quant dword of the
-// tokens is broadcast once and serves both groups, each weight vector serves all T tokens, and the
-// int32 sums of all RG*T (group, token) pairs run side by side (independent chains) before the
-// per-block scale. For 1-2 tokens (memory-bound) each group prefetches the next tile's group at the
-// same column (as the plain kernels do; a short fixed distance ahead measured slower).
+// A tile is RG groups of 16 rows (1 or 2) x T tokens (1..4; 5..8 with one group): per block, each
+// quant dword of the tokens is broadcast once and serves both groups, each weight vector serves all
+// T tokens, and the int32 sums of all RG*T (group, token) pairs run side by side (independent
+// chains) before the per-block scale. For 1-2 tokens (memory-bound) each group prefetches the next
+// tile's group at the same column (as the plain kernels do; a short fixed distance ahead measured
+// slower).
+// Batched decode reads the weights from DRAM with a few tokens each (an expert's rows: ~4 at 32
+// sequences x top-8 of 64, often 5-8), where compute and reads take about as long and the core
+// does them in turn unless the weights are fetched ahead:
+// - 5..8 tokens: one group x all the tokens in one pass over the row (the 1x5..1x8 tiles, 2 x T + 2
+//   vectors), prefetching P16_PFA blocks ahead of it into L2. They replaced 4-token tiles over
+//   16-block chunks (below), whose back-and-forth the hardware prefetcher follows badly. One thread,
+//   600 MB of 2048-wide Q8_0 from DRAM, GB/s: 5 tokens 11-14 -> 16-22, 6 10.5-14.6 -> 15-18, 8
+//   11-13.5 -> 14-16 (without the prefetch the one-pass tiles ran 0.7-1.0x the chunked ones).
+// - more than 8 tokens, chunked: the first tile of each chunk prefetches the next chunk of its
+//   groups: 12 tokens 9.1-9.5 -> 10.5-10.9, 16 7.4-7.6 -> 8.5, 32 (a dense matrix at batch 32)
+//   3.9-4.1 -> 4.3-4.4, 64 (weights from an L2 panel) unchanged.
+// - 3-4 tokens run one pass of the 2x3 / 2x4 tile, which the hardware follows: prefetching ahead
+//   measured 0.85-1.0x there.
 // Tokens per pass: 32, so a span is up to 64 blocks (the whole row of a 2048-wide matrix: the running
 // sums stay in registers) and a pass's activations stay in L2. Measured on 5632x2048 Q8_0, 512
 // tokens, 2 threads, best of interleaved runs: 16 tokens ~1010 GOPS, 24 ~1025, 32 ~1030, 48 ~880,
@@ -210,30 +224,30 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 #ifndef P16_PANEL_BYTES
 #define P16_PANEL_BYTES (256 * 1024)   // weight bytes per panel (L2 is 1 MiB per core here)
 #endif
-enum { P16_TP = 32 };
-// Above 4 tokens a step runs its tiles over chunks of P16_KC blocks (the running sums kept in y
+enum { P16_TP = 32, P16_PFA = 16 /* blocks prefetched ahead, 5+ tokens */ };
+// Above 8 tokens a step runs its tiles over chunks of P16_KC blocks (the running sums kept in y
 // between chunks: the same chain, same bits), so a chunk of the groups' weights and the pass's
 // activations for it stay in L1 across the tiles (0: whole rows). docs/architecture.md has the A/B.
 #ifndef P16_KC
 #define P16_KC 16
 #endif
-INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, int64_t b0, int64_t b1,
-                     const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1, const int RG,
-                     const int T) {
+INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf, size_t pfa, int64_t nb, int64_t b0,
+                     int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1,
+                     const int RG, const int T) {
     const int qv = q4 ? 4 : 8;
     const int32_t off = q4 ? 8 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const uint8_t *qb[2] = { gq, gq + gstride };
     const uint8_t *db[2] = { gq + (size_t)nb * qv * 64, gq + gstride + (size_t)nb * qv * 64 };
     const __mmask16 mk[2] = { m0, m1 };
-    tv_packed_act xa[4];   // token t's quants, scales, block sums
+    tv_packed_act xa[8];   // token t's quants, scales, block sums
     TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
-    __m512 acc[2][4];
+    __m512 acc[2][8];
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)   // the running sums of blocks [0, b0), kept in y
         TV_TILE_UNROLL for (int t = 0; t < T; t++)
             acc[g][t] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[g], y + t * ys + 16 * g);
     for (int64_t b = b0; b < b1; b++) {
-        __m512i s[2][4], s2[2][4];
+        __m512i s[2][8], s2[2][8];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const __m512i c = _mm512_set1_epi32(-off * xa[t].s[b]);   // the weights' offset times sum(x)
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) { s[g][t] = c; s2[g][t] = _mm512_setzero_si512(); }
@@ -243,6 +257,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
                 const uint8_t *p = qb[g] + (size_t)b * qv * 64;
                 if (T <= 2 && k < qv) __builtin_prefetch(p + pf + 64 * k, 0, 3);
+                if (T > 2 && pfa && k < qv) __builtin_prefetch(p + pfa + 64 * k, 0, 1);   // prefetcht2
                 if (!q4) wv[g] = _mm512_loadu_si512(p + 64 * k);
                 else if (k < 4) wv[g] = _mm512_and_si512(_mm512_loadu_si512(p + 64 * k), m4);
                 else wv[g] = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(p + 64 * (k - 4)), 4), m4);
@@ -275,25 +290,30 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)
         TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + 16 * g, mk[g], acc[g][t]);
 }
-typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, int64_t b0, int64_t b1,
-                       const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1);
+typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, size_t pf, size_t pfa, int64_t nb, int64_t b0,
+                       int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1);
 #define P16_FN(Q4, RG, T)                                                                                          \
-    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, size_t pf, int64_t nb, int64_t b0,        \
-                                       int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys,             \
+    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, size_t pf, size_t pfa, int64_t nb,        \
+                                       int64_t b0, int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys, \
                                        __mmask16 m0, __mmask16 m1) {                                               \
-        p16_tile(Q4, gq, gstride, pf, nb, b0, b1, x, xrs, y, ys, m0, m1, RG, T);                                   \
+        p16_tile(Q4, gq, gstride, pf, pfa, nb, b0, b1, x, xrs, y, ys, m0, m1, RG, T);                              \
     }
 #define P16_SET(Q4) P16_FN(Q4, 1, 1) P16_FN(Q4, 1, 2) P16_FN(Q4, 1, 3) P16_FN(Q4, 1, 4) \
-    P16_FN(Q4, 2, 1) P16_FN(Q4, 2, 2) P16_FN(Q4, 2, 3) P16_FN(Q4, 2, 4)
+    P16_FN(Q4, 2, 1) P16_FN(Q4, 2, 2) P16_FN(Q4, 2, 3) P16_FN(Q4, 2, 4) \
+    P16_FN(Q4, 1, 5) P16_FN(Q4, 1, 6) P16_FN(Q4, 1, 7) P16_FN(Q4, 1, 8)
 P16_SET(0) P16_SET(1)
 static const p16_fn p16_k[2][3][5] = {   // [q4][RG][T]
     { { 0 }, { 0, p16_0_1x1, p16_0_1x2, p16_0_1x3, p16_0_1x4 }, { 0, p16_0_2x1, p16_0_2x2, p16_0_2x3, p16_0_2x4 } },
     { { 0 }, { 0, p16_1_1x1, p16_1_1x2, p16_1_1x3, p16_1_1x4 }, { 0, p16_1_2x1, p16_1_2x2, p16_1_2x3, p16_1_2x4 } },
 };
+static const p16_fn p16_w[2][9] = {   // [q4][T]: one group x 5..8 tokens
+    { 0, 0, 0, 0, 0, p16_0_1x5, p16_0_1x6, p16_0_1x7, p16_0_1x8 },
+    { 0, 0, 0, 0, 0, p16_1_1x5, p16_1_1x6, p16_1_1x7, p16_1_1x8 },
+};
 
 // Packed weights (w = the packed matrix, r0 % 16 == 0; x in the packed activation layout), blocked by
 // packed_drive: each step is a pair of groups running every 4-token tile of the pass over the whole
-// row, the running sums in registers throughout.
+// row (5..8 tokens: each group once with all of them), the running sums in registers throughout.
 static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
     const tv_packed_ctx *c = arg;
     const int R = rend - rg < 32 ? (int)(rend - rg) : 32, RG = R > 16 ? 2 : 1;
@@ -303,13 +323,23 @@ static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
     // prefetch distance: the next step's groups, none past the last row of the call (the rows after
     // it belong to another thread or, for an expert tensor, to another expert, mostly not routed)
     const size_t pf = rg + 16 * RG < rend ? (size_t)RG * 16 * c->wrs : 0;
+    const size_t blk = (size_t)(c->q4 ? 4 : 8) * 64;   // a block's quants in a group
+    if (tp > 4 && tp <= 8) {
+        for (int g = 0; g < RG; g++)
+            p16_w[c->q4][tp](gq + (size_t)g * 16 * c->wrs, 0, pf, P16_PFA * blk, c->nb, 0, c->nb,
+                             c->x + (size_t)t0 * c->xrs, c->xrs, c->y + t0 * c->ys + rg + 16 * g, c->ys, g ? m1 : m0, 0);
+        return;
+    }
     const int64_t kc = tp > 4 && P16_KC > 0 ? P16_KC : c->nb;
+    // chunked passes: the next chunk of the groups' quants, fetched by the first tile of this one
+    const size_t pfa = tp > 4 && kc < c->nb ? (size_t)kc * blk : 0;
     for (int64_t b0 = 0; b0 < c->nb; b0 += kc) {
         const int64_t b1 = c->nb - b0 < kc ? c->nb : b0 + kc;
         for (int64_t tg = 0; tg < tp; tg += 4) {
             const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
-            p16_k[c->q4][RG][T](gq, 16 * c->wrs, pf, c->nb, b0, b1, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs,
-                                c->y + (t0 + tg) * c->ys + rg, c->ys, m0, m1);
+            p16_k[c->q4][RG][T](gq, 16 * c->wrs, pf, tg == 0 ? pfa : 0, c->nb, b0, b1,
+                                c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, c->y + (t0 + tg) * c->ys + rg, c->ys, m0,
+                                m1);
         }
     }
 }
