@@ -99,6 +99,17 @@ t_hit=$(tgen --cache-dir "$TMP/tcache") || fail "tied: generate (hit): $(cat "$T
 [ "$(echo "$t_cold" | ids)" = "$(echo "$t_first" | ids)" ] && [ "$(echo "$t_cold" | ids)" = "$(echo "$t_hit" | ids)" ] ||
     fail "tied: tokens differ: cold $(echo "$t_cold" | ids) / written $(echo "$t_first" | ids) / hit $(echo "$t_hit" | ids)"
 
+# the bytes a decode step reads (bench's weight_bytes_per_token, the roofline's divisor) do not depend on
+# where the prepared weights came from: an expert tensor counts its n_expert_used of n_expert matrices
+# whether prepared in the process, written to the cache or mapped from it (a hit once counted all of them)
+"$BIN" synth --arch qwen3moe --type Q8_0 --threads 2 -o "$TMP/e.gguf" >/dev/null || fail "synth qwen3moe"
+wb() { "$BIN" bench -m "$TMP/e.gguf" -t 1 -p 4 -n 2 -r 1 --json "$@" 2>"$TMP/gen.err" |
+    sed 's/.*"weight_bytes_per_token":\([0-9.e+]*\).*/\1/'; }
+e_cold=$(wb --no-cache); e_first=$(wb --cache-dir "$TMP/ecache"); e_hit=$(wb --cache-dir "$TMP/ecache")
+echo "experts: weight bytes per token: no cache $e_cold, written $e_first, hit $e_hit"
+[ -n "$e_cold" ] && [ "$e_cold" = "$e_first" ] && [ "$e_cold" = "$e_hit" ] ||
+    fail "experts: weight bytes per token differ: no cache '$e_cold' / written '$e_first' / hit '$e_hit' ($(cat "$TMP/gen.err"))"
+
 # LRU: a second model's file evicts the first when the limit holds one
 "$BIN" synth --preset demo --type Q8_0 --seed 2 --threads 2 -o "$TMP/m2.gguf" >/dev/null || fail "synth 2"
 old=$(ls "$CACHE"/*.tvw)

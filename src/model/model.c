@@ -79,6 +79,17 @@ const tv_tensor *const *model_matrices(const tv_model *m, int *n) {
     return (const tv_tensor *const *)m->matrices;
 }
 size_t model_weight_bytes(const tv_model *m) { return m->weight_bytes; }
+
+// The bytes a decode step reads of t when it holds nbytes: an expert tensor's n_expert_used of its
+// n_expert matrices, any other tensor whole (weight_bytes sums these).
+static size_t step_read_bytes(const tv_model *m, const tv_tensor *t, size_t nbytes) {
+    for (int l = 0; l < m->hp.n_layers && m->hp.n_expert > 1; l++) {
+        const tv_layer *L = &m->layers[l];
+        if (t == &L->ffn_gate_exps || t == &L->ffn_up_exps || t == &L->ffn_down_exps || t == &L->ffn_gate_up_exps)
+            return nbytes / (size_t)m->hp.n_expert * (size_t)m->hp.n_expert_used;
+    }
+    return nbytes;
+}
 tv_type model_weight_type(const tv_model *m) {
     int64_t n_elems[TV_TYPE_COUNT] = {0};
     for (int i = 0; i < m->n_matrices; i++) {
@@ -1042,11 +1053,13 @@ static tv_status quantize_weights(tv_model *m, const tv_model_params *p, tv_erro
         if (!m->hf || !hf_release(m->hf, t->data)) release_mapped(t->data, t->nbytes);
         done += t->nbytes;
         m->quantize_src_bytes += t->nbytes;
-        if ((t != &m->w.tok_embd || tied) && t != &m->w.pl_tok_embd) m->weight_bytes += sz - t->nbytes;   // (lookup tables: not read per token)
+        const size_t was = step_read_bytes(m, t, t->nbytes);
         m->packed[m->n_packed++] = buf;
         t->data = buf;
         t->type = ty;
         t->nbytes = sz;
+        if ((t != &m->w.tok_embd || tied) && t != &m->w.pl_tok_embd)   // (lookup tables: not read per token)
+            m->weight_bytes += step_read_bytes(m, t, t->nbytes) - was;
         if (p->progress) p->progress(p->progress_user, "quantizing", (double)done / (double)total);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1224,8 +1237,14 @@ static int cache_attach(tv_model *m, tv_tensor **slots, int n, const char *path,
             }
         }
         if (tied && !m->w.output.packed) m->w.output = m->w.tok_embd;   // no packed copy: the table itself
-        m->weight_bytes = tied ? m->w.output.nbytes : 0;
-        for (int i = 0; i < m->n_matrices; i++) m->weight_bytes += m->matrices[i]->nbytes;
+        // what a decode step reads changes with the matrices' (and a tied output's) prepared sizes; the
+        // lookup tables are not read per token
+        for (int i = 0; i < n; i++) {
+            bool read = tied && i == n - 1;
+            for (int j = 0; j < m->n_matrices && !read; j++) read = m->matrices[j] == slots[i];
+            if (read)
+                m->weight_bytes += step_read_bytes(m, slots[i], slots[i]->nbytes) - step_read_bytes(m, slots[i], old_bytes[i]);
+        }
     }
     free(old);
     free(old_bytes);
