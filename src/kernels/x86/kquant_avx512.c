@@ -18,8 +18,17 @@
 // unpacking (shifts on port 0, which vpdpbusd also needs) is shared by 8 tokens; 8 rather than 4
 // measured 1.17-1.24x on prefill-sized GEMMs (Q4_K..IQ4_XS), decode unchanged. The driver
 // (tile.h packed_drive) runs passes of 32 tokens over panels of rows that stay in L2.
-// For 1-2 tokens (memory-bound) a tile prefetches every line it reads KP_PF bytes further on: a
-// thread's groups are one contiguous stream (bodies, then the group's d arrays, then the next
+// A tile that reads its weights from DRAM prefetches every line it reads KP_PF bytes further on:
+// 1-2 tokens (memory-bound) always; 3-8 tokens when the call is one pass (tile.h packed_one_pass:
+// decode, batched decode's experts with a few rows each; above 8 tokens the pass's first tile, which
+// reads the group), where compute and reads take about as long and the core did one and then the
+// other; not over the L2 panels of longer calls (prefill), where the same prefetches measured
+// 0.56-0.8x (the tiles with and without them are separate functions, NAME_k[stream][T]: with a
+// run-time flag 256-token Q6_K ran 0.95x).
+// 768x2048 (an expert's gate), 400 MB rotated from DRAM, one thread, CPU time, 3 interleaved
+// rounds, medians, GB/s: Q4_K 4 tokens 7.6 -> 15.2, 8 5.2 -> 8.4, 32 2.13 -> 2.46; Q6_K 4 6.9 ->
+// 13.2, 8 6.1 -> 10.6, 32 2.53 -> 3.26; 1 and 256 tokens unchanged (0.98-1.07x, 1.00-1.01x).
+// A thread's groups are one contiguous stream (bodies, then the group's d arrays, then the next
 // group), so the prefetches cover that stream KP_PF ahead. Measured against prefetching the next
 // group at the same column (16 row strides ahead: 18-74 KiB, past L1 for long rows), GEMV from
 // DRAM, one thread, interleaved (Ice Lake, prefetcht0): Q6_K 1.05-1.10x, Q5_K/Q3_K/Q2_K/IQ4_XS
@@ -45,7 +54,7 @@ enum {
     KP3_BODY = 1728,            // Q3_K (hmask 512 | qs 1024 | scales 192)
     KP2_BODY = 1280,            // Q2_K (scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
-    KP_PF = 8192,               // 1-2 tokens: prefetch distance in the group stream (bytes)
+    KP_PF = 8192,               // prefetch distance in the group stream (bytes)
 };
 
 // s += u8 lanes of w · (4 signed bytes at p, broadcast); GCC does not fold the broadcast itself.
@@ -85,7 +94,8 @@ INLINE __m512i byte_s(__m512i v, int b) {
 
 // ---------------- Q4_K, Q5_K (q5: a fifth bit per code from qh) ----------------
 INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
-                     float *y, int64_t ys, __mmask16 m, const int T) {
+                     float *y, int64_t ys, __mmask16 m, const bool stream, const int T) {
+    const bool ahead = T <= 2 || stream;   // prefetch KP_PF ahead (the file's comment)
     const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;   // scales: the body's last 3 dwords
     const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d, then (nb, 16) f16 dmin
     const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
@@ -96,7 +106,7 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
         const uint8_t *pb = gb + (size_t)i * body;
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (T <= 2) {
+        if (ahead) {
             for (size_t o = 2048; o < body; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
             TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
             TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
@@ -125,7 +135,7 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = s2[t] = _mm512_setzero_si512();
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
-                if (T <= 2 && !(j & 1)) TV_PREFETCH_L2(p + KP_PF);
+                if (ahead && !(j & 1)) TV_PREFETCH_L2(p + KP_PF);
                 const __m512i v = _mm512_loadu_si512(p);
                 __m512i q = hi16 ? _mm512_andnot_si512(m4, v) : _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
                 if (q5) {   // bit j of qh byte e is the fifth bit of code e of sub-block j
@@ -167,7 +177,7 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
 // rather than an unrolled loop over h: clang -O1 with ASan+UBSan could not unroll that loop
 // (-Wpass-failed), and a rolled one ran 8-token tiles at 0.7x.
 INLINE void q6k_half(const uint8_t *pb, const int h, const tv_block_q8_K *const *xb, __m512 d, __m512 *u,
-                     const int T) {
+                     const bool ahead, const int T) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), m3c = _mm512_set1_epi8(0x3C);
     const __m512i mc0 = _mm512_set1_epi8((char)0xC0);
     TV_TILE_UNROLL for (int k = 0; k < 4; k++) {   // elements 128h + 32k ..: sub-blocks 8h + 2k, 8h + 2k + 1
@@ -178,7 +188,7 @@ INLINE void q6k_half(const uint8_t *pb, const int h, const tv_block_q8_K *const 
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
             TV_TILE_UNROLL for (int e = 4 * half; e < 4 * half + 4; e++) {   // codes 4e..4e+3 of the 32
                 const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
-                if (T <= 2 && k < 2) TV_PREFETCH_L2(pl + KP_PF);
+                if (ahead && k < 2) TV_PREFETCH_L2(pl + KP_PF);
                 const __m512i ql = _mm512_loadu_si512(pl), qh = _mm512_loadu_si512(pb + 2048 + (size_t)(8 * h + e) * 64);
                 // k 3, under 4 tokens: the codes times 4 (ql's high nibble to bits 2..5, qh's bits 6..7
                 // where they are): one shift instead of two on port 0; the exact sum is shifted back
@@ -200,7 +210,8 @@ INLINE void q6k_half(const uint8_t *pb, const int h, const tv_block_q8_K *const 
 }
 
 INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
-                     int64_t ys, __mmask16 m, const int T) {
+                     int64_t ys, __mmask16 m, const bool stream, const int T) {
+    const bool ahead = T <= 2 || stream;
     const uint8_t *gd = gb + (size_t)nb * KP6_BODY;   // (nb, 16) f16 d
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
@@ -208,15 +219,15 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
         const uint8_t *pb = gb + (size_t)i * KP6_BODY;
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (T <= 2) {
+        if (ahead) {
             for (int k = 32; k < 52; k++) TV_PREFETCH_L2(pb + KP_PF + 64 * k);   // qh, scales
             TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         __m512 u[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
-        q6k_half(pb, 0, xb, d, u, T);
-        q6k_half(pb, 1, xb, d, u, T);
+        q6k_half(pb, 0, xb, d, u, ahead, T);
+        q6k_half(pb, 1, xb, d, u, ahead, T);
         // the -32 offset: sum_j sc_j * bsums[j], int16 pairs (sc_2p, sc_2p+1) against bsums dword p
         __m512i so[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm512_setzero_si512();
@@ -248,7 +259,8 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
 // unrolled whole (TV_TILE_UNROLL's 8 left GCC's loop rolled, shifts and scale bytes at run time:
 // whole measured 1.24-1.27x Q3_K, 1.15-1.18x Q2_K at 8-64 tokens, 1.28-1.46x at 1, one thread A/B).
 INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
-                      float *y, int64_t ys, __mmask16 m, const int T) {
+                      float *y, int64_t ys, __mmask16 m, const bool stream, const int T) {
+    const bool ahead = T <= 2 || stream;
     const size_t body = q3 ? KP3_BODY : KP2_BODY, qs_at = q3 ? 512 : 256;
     const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d [then Q2_K's (nb, 16) f16 dmin]
     const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(0x0F), b2 = _mm512_set1_epi8(4);
@@ -263,7 +275,7 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_
         const uint8_t *pb = gb + (size_t)i * body;
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (T <= 2) {
+        if (ahead) {
             for (size_t o = 0; o < body; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
             TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
             if (!q3) TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
@@ -338,7 +350,8 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_
 
 // ---------------- IQ4_XS ----------------
 INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
-                       int64_t ys, __mmask16 m, const int T) {
+                       int64_t ys, __mmask16 m, const bool stream, const int T) {
+    const bool ahead = T <= 2 || stream;
     const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi32(0x30), m32 = _mm512_set1_epi32(32);
     const __m512i grid = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values_u8));
@@ -353,7 +366,7 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
             const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
             _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(bs, _mm256_set1_epi16(-128)));
         }
-        if (T <= 2) {
+        if (ahead) {
             TV_PREFETCH_L2(pb + KP_PF + 2048);
             TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
             TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
@@ -373,7 +386,7 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
             TV_TILE_UNROLL for (int hi = 0; hi < 2; hi++) {   // qs bytes 16j + 4k..: elements 32j + 4k.. (low), 32j + 16 + 4k.. (high)
                 TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                     const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
-                    if (T <= 2 && !hi) TV_PREFETCH_L2(p + KP_PF);
+                    if (ahead && !hi) TV_PREFETCH_L2(p + KP_PF);
                     const __m512i v = _mm512_loadu_si512(p);
                     const __m512i q = _mm512_shuffle_epi8(grid, _mm512_and_si512(hi ? _mm512_srli_epi16(v, 4) : v, m4));
                     TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 32 * j + 16 * hi + 4 * k);
@@ -387,20 +400,26 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
 }
 
 typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m);
-#define KP_FN(NAME, BODY, T)                                                                                      \
-    static void NAME##_##T(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y, int64_t ys,     \
-                           __mmask16 m) {                                                                         \
-        BODY(gb, nb, x, xrs, y, ys, m, T);                                                                        \
+#define KP_FN(NAME, BODY, T, S, SFX)                                                                              \
+    static void NAME##_##T##SFX(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y, int64_t ys, \
+                                __mmask16 m) {                                                                    \
+        BODY(gb, nb, x, xrs, y, ys, m, S, T);                                                                     \
     }
 #define Q4K_TILE(...) q4k_tile(false, __VA_ARGS__)
 #define Q5K_TILE(...) q4k_tile(true, __VA_ARGS__)
 #define Q3K_TILE(...) q23k_tile(true, __VA_ARGS__)
 #define Q2K_TILE(...) q23k_tile(false, __VA_ARGS__)
+// NAME_k[stream][T]: the tiles, without and with the prefetches of a streaming pass (compile-time,
+// so the prefill tiles are the code they were; 1-2 tokens always prefetch: one function)
 #define KP_FNS(NAME, BODY)                                                                                         \
-    KP_FN(NAME, BODY, 1) KP_FN(NAME, BODY, 2) KP_FN(NAME, BODY, 3) KP_FN(NAME, BODY, 4)                           \
-    KP_FN(NAME, BODY, 5) KP_FN(NAME, BODY, 6) KP_FN(NAME, BODY, 7) KP_FN(NAME, BODY, 8)                           \
-    static const kp_fn NAME##_k[KP_TM + 1] = { 0, NAME##_1, NAME##_2, NAME##_3, NAME##_4,                         \
-                                               NAME##_5, NAME##_6, NAME##_7, NAME##_8 };
+    KP_FN(NAME, BODY, 1, false, ) KP_FN(NAME, BODY, 2, false, ) KP_FN(NAME, BODY, 3, false, )                      \
+    KP_FN(NAME, BODY, 4, false, ) KP_FN(NAME, BODY, 5, false, ) KP_FN(NAME, BODY, 6, false, )                      \
+    KP_FN(NAME, BODY, 7, false, ) KP_FN(NAME, BODY, 8, false, ) KP_FN(NAME, BODY, 3, true, _s)                     \
+    KP_FN(NAME, BODY, 4, true, _s) KP_FN(NAME, BODY, 5, true, _s) KP_FN(NAME, BODY, 6, true, _s)                   \
+    KP_FN(NAME, BODY, 7, true, _s) KP_FN(NAME, BODY, 8, true, _s)                                                  \
+    static const kp_fn NAME##_k[2][KP_TM + 1] = {                                                                  \
+        { 0, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8 },                     \
+        { 0, NAME##_1, NAME##_2, NAME##_3_s, NAME##_4_s, NAME##_5_s, NAME##_6_s, NAME##_7_s, NAME##_8_s } };
 KP_FNS(q4k, Q4K_TILE)
 KP_FNS(q5k, Q5K_TILE)
 KP_FNS(q6k, q6k_tile)
@@ -408,15 +427,22 @@ KP_FNS(q3k, Q3K_TILE)
 KP_FNS(q2k, Q2K_TILE)
 KP_FNS(iq4xs, iq4xs_tile)
 
-// One group (rows [rg, min(rg + 16, rend))) over every tile of up to KP_TM tokens of the pass.
-INLINE void kp_step(const kp_fn *k, void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
-    const tv_packed_ctx *c = arg;
+typedef struct kp_ctx {
+    tv_packed_ctx p;
+    bool stream;   // one pass (tile.h packed_one_pass): the weights come from DRAM, not an L2 panel
+} kp_ctx;
+// One group (rows [rg, min(rg + 16, rend))) over every tile of up to KP_TM tokens of the pass; when
+// the pass streams the weights from DRAM its first tile (the one that reads them) prefetches ahead.
+INLINE void kp_step(const kp_fn k[2][KP_TM + 1], void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
+    const kp_ctx *kc = arg;
+    const tv_packed_ctx *c = &kc->p;
     const int R = rend - rg < 16 ? (int)(rend - rg) : 16;
     const __mmask16 m = (__mmask16)(0xFFFFu >> (16 - R));
     const uint8_t *gb = c->w + (size_t)rg * c->wrs;
     for (int64_t tg = 0; tg < tp; tg += KP_TM) {
         const int T = tp - tg < KP_TM ? (int)(tp - tg) : KP_TM;
-        k[T](gb, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, c->y + (t0 + tg) * c->ys + rg, c->ys, m);
+        k[kc->stream && tg == 0][T](gb, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs,
+                                    c->y + (t0 + tg) * c->ys + rg, c->ys, m);
     }
 }
 static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
@@ -431,8 +457,8 @@ static void iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t 
 #define KP_GEMM(NAME, STEP)                                                                                        \
     static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
                      size_t xrs, float *y, int64_t ys) {                                                           \
-        tv_packed_ctx c = { false, true, n / TV_QK_K, w, x, wrs, xrs, y, ys };                                     \
-        TV_CHECK(c.nb >= 1 && r0 % 16 == 0);                                                                       \
+        kp_ctx c = { { false, true, n / TV_QK_K, w, x, wrs, xrs, y, ys }, packed_one_pass(nt, KP_TP) };            \
+        TV_CHECK(c.p.nb >= 1 && r0 % 16 == 0);                                                                     \
         packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, STEP, &c);                                              \
     }
 KP_GEMM(q4_K_512_gemm_packed, q4k_step)

@@ -75,6 +75,9 @@ static inline void q4_K_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *
 // inside a pass, steps of `step` rows (a multiple of 16). step_fn(ctx, rg, rend, t0, nt) computes
 // rows [rg, min(rg + step, rend)) for tokens [t0, t0 + nt).
 typedef void (*tv_packed_step_fn)(void *ctx, int64_t rg, int64_t rend, int64_t t0, int64_t nt);
+// packed_drive runs nt tokens as one pass over one panel: every weight byte is read once, from DRAM
+// (decode; an expert's few rows in batched decode), not from a panel that stays in L2.
+static inline bool packed_one_pass(int64_t nt, int64_t tp) { return nt <= tp; }
 typedef struct tv_packed_ctx {   // what a step needs: the gemm's arguments
     bool q4, vnni;
     int64_t nb;                  // blocks per row
@@ -85,7 +88,7 @@ typedef struct tv_packed_ctx {   // what a step needs: the gemm's arguments
 } tv_packed_ctx;
 static inline void packed_drive(int64_t r0, int64_t r1, size_t wrs, int64_t nt, int64_t tp, size_t panel_bytes,
                                    int64_t step, tv_packed_step_fn step_fn, void *ctx) {
-    int64_t panel = nt <= tp ? r1 - r0 : (int64_t)(panel_bytes / wrs) / step * step;
+    int64_t panel = packed_one_pass(nt, tp) ? r1 - r0 : (int64_t)(panel_bytes / wrs) / step * step;
     if (panel < step) panel = step;
     for (int64_t p0 = r0; p0 < r1; p0 += panel) {
         const int64_t p1 = r1 - p0 < panel ? r1 : p0 + panel;
