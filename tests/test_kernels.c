@@ -837,7 +837,8 @@ static void test_packed_vs_ref(void **state) {
     struct { int64_t n, rows, tok; } shapes[] = { { 32, 1, 3 }, { 96, 15, 9 }, { 256, 16, 1 }, { 2048 + 32, 17, 2 },
                                                  { 512, 40, 300 }, { 4096, 70, 40 },   // several row panels
                                                  { 256, 33, 5 }, { 2048 + 256, 48, 37 },
-                                                 { 768, 32, 6 }, { 2048, 47, 7 } };   // batched decode's expert rows
+                                                 { 768, 32, 6 }, { 2048, 47, 7 },   // batched decode's expert rows
+                                                 { 512, 20, 19 } };   // one pass of several tiles
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const tv_type t = types[ti];
         const tv_type_traits *rt = kern_traits_ref(t), *rv = kern_traits_ref(rt->vec_dot_type);
