@@ -183,9 +183,7 @@ static tv_status bind(tv_model *m, const tv_tensor *src, const char *name, int64
                        kern_type_name(src->type));
     *dst = *src;
     dst->name = NULL;   // names point into the container; not needed after binding
-    // a decode step reads n_expert_used of the n_expert matrices of an expert tensor
-    const bool is_experts = ne2 > 1 && !strcmp(ne2_key, "expert_count");
-    m->weight_bytes += is_experts ? src->nbytes / (size_t)ne2 * (size_t)m->hp.n_expert_used : src->nbytes;
+    m->weight_bytes += step_read_bytes(m, dst, dst->nbytes);
     return TV_OK;
 }
 
