@@ -212,9 +212,13 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 //   16-block chunks (below), whose back-and-forth the hardware prefetcher follows badly. One thread,
 //   600 MB of 2048-wide Q8_0 from DRAM, GB/s: 5 tokens 11-14 -> 16-22, 6 10.5-14.6 -> 15-18, 8
 //   11-13.5 -> 14-16 (without the prefetch the one-pass tiles ran 0.7-1.0x the chunked ones).
-// - more than 8 tokens, chunked: the first tile of each chunk prefetches the next chunk of its
-//   groups: 12 tokens 9.1-9.5 -> 10.5-10.9, 16 7.4-7.6 -> 8.5, 32 (a dense matrix at batch 32)
-//   3.9-4.1 -> 4.3-4.4, 64 (weights from an L2 panel) unchanged.
+// - more than 8 tokens, chunked: the tiles prefetch the blocks P16_AHEAD chunks ahead in the step's
+//   stream, which continues into the next step's groups (without that, the first chunk of every
+//   step came from DRAM unfetched), each tile a share of every block's lines (one tile issuing all
+//   of them measured slower): 12 tokens 9.1-9.5 -> 10.5-10.9 GB/s, 16 7.4-7.6 -> 8.5, 32 (a dense
+//   matrix at batch 32) 3.9-4.1 -> 4.3-4.4, 64 (weights from an L2 panel) unchanged; on Zen 4, one
+//   thread, CPU time, 32 tokens from DRAM (2 MB pages), interleaved medians, GOPS: 65536x2048
+//   279-289 -> 306-322, 16384x6912 302 -> 326, 65536x1152 270 -> 290 (from L2: ~350).
 // - 3-4 tokens run one pass of the 2x3 / 2x4 tile, which the hardware follows: prefetching ahead
 //   measured 0.85-1.0x there.
 // Tokens per pass: 32, so a span is up to 64 blocks (the whole row of a 2048-wide matrix: the running
@@ -231,9 +235,14 @@ enum { P16_TP = 32, P16_PFA = 16 /* blocks prefetched ahead, 5+ tokens */ };
 #ifndef P16_KC
 #define P16_KC 16
 #endif
-INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf, size_t pfa, int64_t nb, int64_t b0,
-                     int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1,
-                     const int RG, const int T) {
+enum { P16_AHEAD = 2 /* chunks prefetched ahead, 9+ tokens */ };
+// What a tile of 3+ tokens prefetches into L2 (the 1-2 token tiles fetch the next step's groups at
+// their own column, pf): at block b, lines k with bit k of `lines` at byte offset `near` from the
+// block (b < bsw), else `far` (0: nothing).
+typedef struct p16_ahead { size_t near, far; int64_t bsw; unsigned lines; } p16_ahead;
+INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf, const p16_ahead *pa, int64_t nb,
+                     int64_t b0, int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0,
+                     __mmask16 m1, const int RG, const int T) {
     const int qv = q4 ? 4 : 8;
     const int32_t off = q4 ? 8 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -248,6 +257,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
             acc[g][t] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[g], y + t * ys + 16 * g);
     for (int64_t b = b0; b < b1; b++) {
         __m512i s[2][8], s2[2][8];
+        const size_t ahead = b < pa->bsw ? pa->near : pa->far;
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const __m512i c = _mm512_set1_epi32(-off * xa[t].s[b]);   // the weights' offset times sum(x)
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) { s[g][t] = c; s2[g][t] = _mm512_setzero_si512(); }
@@ -257,7 +267,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
                 const uint8_t *p = qb[g] + (size_t)b * qv * 64;
                 if (T <= 2 && k < qv) __builtin_prefetch(p + pf + 64 * k, 0, 3);
-                if (T > 2 && pfa && k < qv) __builtin_prefetch(p + pfa + 64 * k, 0, 1);   // prefetcht2
+                if (T > 2 && k < qv && ahead && (pa->lines >> k & 1)) __builtin_prefetch(p + ahead + 64 * k, 0, 1);
                 if (!q4) wv[g] = _mm512_loadu_si512(p + 64 * k);
                 else if (k < 4) wv[g] = _mm512_and_si512(_mm512_loadu_si512(p + 64 * k), m4);
                 else wv[g] = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(p + 64 * (k - 4)), 4), m4);
@@ -290,13 +300,13 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)
         TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + 16 * g, mk[g], acc[g][t]);
 }
-typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, size_t pf, size_t pfa, int64_t nb, int64_t b0,
+typedef void (*p16_fn)(const uint8_t *gq, size_t gstride, size_t pf, const p16_ahead *pa, int64_t nb, int64_t b0,
                        int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0, __mmask16 m1);
 #define P16_FN(Q4, RG, T)                                                                                          \
-    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, size_t pf, size_t pfa, int64_t nb,        \
-                                       int64_t b0, int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys, \
-                                       __mmask16 m0, __mmask16 m1) {                                               \
-        p16_tile(Q4, gq, gstride, pf, pfa, nb, b0, b1, x, xrs, y, ys, m0, m1, RG, T);                              \
+    static void p16_##Q4##_##RG##x##T(const uint8_t *gq, size_t gstride, size_t pf, const p16_ahead *pa,          \
+                                       int64_t nb, int64_t b0, int64_t b1, const uint8_t *x, size_t xrs, float *y, \
+                                       int64_t ys, __mmask16 m0, __mmask16 m1) {                                   \
+        p16_tile(Q4, gq, gstride, pf, pa, nb, b0, b1, x, xrs, y, ys, m0, m1, RG, T);                               \
     }
 #define P16_SET(Q4) P16_FN(Q4, 1, 1) P16_FN(Q4, 1, 2) P16_FN(Q4, 1, 3) P16_FN(Q4, 1, 4) \
     P16_FN(Q4, 2, 1) P16_FN(Q4, 2, 2) P16_FN(Q4, 2, 3) P16_FN(Q4, 2, 4) \
@@ -325,19 +335,28 @@ static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
     const size_t pf = rg + 16 * RG < rend ? (size_t)RG * 16 * c->wrs : 0;
     const size_t blk = (size_t)(c->q4 ? 4 : 8) * 64;   // a block's quants in a group
     if (tp > 4 && tp <= 8) {
+        const p16_ahead pa = { P16_PFA * blk, 0, c->nb, 0xFF };
         for (int g = 0; g < RG; g++)
-            p16_w[c->q4][tp](gq + (size_t)g * 16 * c->wrs, 0, pf, P16_PFA * blk, c->nb, 0, c->nb,
+            p16_w[c->q4][tp](gq + (size_t)g * 16 * c->wrs, 0, pf, &pa, c->nb, 0, c->nb,
                              c->x + (size_t)t0 * c->xrs, c->xrs, c->y + t0 * c->ys + rg + 16 * g, c->ys, g ? m1 : m0, 0);
         return;
     }
     const int64_t kc = tp > 4 && P16_KC > 0 ? P16_KC : c->nb;
-    // chunked passes: the next chunk of the groups' quants, fetched by the first tile of this one
-    const size_t pfa = tp > 4 && kc < c->nb ? (size_t)kc * blk : 0;
+    // chunked passes fetch the blocks P16_AHEAD chunks ahead in the step's stream of blocks, which
+    // goes on into the next step's groups (when that step has as many: none past the call's rows);
+    // the tiles share it: tile j fetches lines j, j + n_tiles, ... of each block
+    const int64_t ahead = P16_AHEAD * kc < c->nb ? P16_AHEAD * kc : c->nb;
+    const bool next_full = rg + 32 * RG <= rend;
+    p16_ahead pa = { (size_t)ahead * blk, next_full ? pf + (size_t)ahead * blk - (size_t)c->nb * blk : 0,
+                     c->nb - ahead, 0 };
+    const int n_tiles = (int)(tp + 3) / 4;
     for (int64_t b0 = 0; b0 < c->nb; b0 += kc) {
         const int64_t b1 = c->nb - b0 < kc ? c->nb : b0 + kc;
         for (int64_t tg = 0; tg < tp; tg += 4) {
             const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
-            p16_k[c->q4][RG][T](gq, 16 * c->wrs, pf, tg == 0 ? pfa : 0, c->nb, b0, b1,
+            pa.lines = 0;
+            for (int k = (int)(tg / 4); tp > 4 && k < 8; k += n_tiles) pa.lines |= 1u << k;
+            p16_k[c->q4][RG][T](gq, 16 * c->wrs, pf, &pa, c->nb, b0, b1,
                                 c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, c->y + (t0 + tg) * c->ys + rg, c->ys, m0,
                                 m1);
         }
