@@ -6,7 +6,8 @@
 //   roofline          read bandwidth, int8 and fp32 peaks of this machine (tv_roofline_measure)
 //   GEMV              y = W x, 1 token, W rotated over copies totalling > 128 MiB so reads come from
 //                     DRAM; reported as GB/s of weight bytes and as a fraction of read bandwidth
-//   GEMM              n_tok = 16, 64, 256 tokens; GOPS = 2 * rows * cols * n_tok / s, vs int8 peak
+//   GEMM              n_tok = 16, 64, 256 tokens; GOPS = 2 * rows * cols * n_tok / s, vs int8 peak;
+//                     and 32 tokens (a batched decode step) with W rotated over the copies as for GEMV
 // Types with a packed layout (Q8_0, Q4_0) are measured as stored and packed ("Q8_0p").
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,13 +112,15 @@ int main(int argc, char **argv) {
                 printf("%-4s %5lldx%-5lld GEMV %7.1f us  %6.1f GB/s  %5.1f%% of DRAM read bw  (hot: %6.1f us, %6.1f GB/s)\n",
                        name, (long long)rows, (long long)cols, gemv_s * 1e6, gbs, 100 * gbs / best_bw, hot_s * 1e6,
                        (double)wbytes / hot_s / 1e9);
-                const int64_t toks[] = { 16, 64, 256 };
-                for (int k = 0; k < 3; k++) {
+                const int64_t toks[] = { 16, 32, 64, 256 };
+                for (int k = 0; k < 4; k++) {
                     int64_t nt = toks[k];
+                    const bool dram = nt == 32;   // weights from DRAM, as in batched decode
                     kern_matmul(&kt, &tw, x, nt, y, wsp, pool);
-                    int reps = nt >= 256 ? 4 : 12;
+                    int reps = dram ? 2 * n_copies : nt >= 256 ? 4 : 12;
                     double best = 1e9;
                     for (int it = 0; it < reps; it++) {
+                        tw.data = wbase + (size_t)(dram ? it % n_copies : 0) * wbytes;
                         t0 = now_s();
                         kern_matmul(&kt, &tw, x, nt, y, wsp, pool);
                         double s = now_s() - t0;
@@ -125,8 +128,9 @@ int main(int argc, char **argv) {
                     }
                     double gops = 2.0 * (double)rows * (double)cols * (double)nt / best / 1e9;
                     bool is_float = !tt->is_quantized;   // float weights run on FMA, not int8 dots
-                    printf("     GEMM n_tok %3lld %8.1f us  %7.1f GOPS  %5.1f%% of %s peak\n", (long long)nt, best * 1e6, gops,
-                           100 * gops / (is_float ? roof.fp32_gflops : peak), is_float ? "fp32 FMA" : "int8");
+                    printf("     GEMM n_tok %3lld %8.1f us  %7.1f GOPS  %5.1f%% of %s peak%s\n", (long long)nt, best * 1e6,
+                           gops, 100 * gops / (is_float ? roof.fp32_gflops : peak), is_float ? "fp32 FMA" : "int8",
+                           dram ? "  (from DRAM)" : "");
                 }
 }
             free(wp);
