@@ -579,6 +579,8 @@ static void test_paths_vs_ref(void **state) {
 // blocks (the transposed chunks' and the activation spans' tails), every token count 1..20 and a
 // 300-token call (two passes), row ranges that start and end inside a 16-row group, scales across
 // the whole E8M0 range that stays finite (subnormal e = 0, 1 included); nothing outside the tile written.
+// The packed GEMM too (the repacked rows, packed activation rows; ranges from a 16-row group start),
+// whose passes of up to 8 tokens decode each block in registers (mx16_fused) and longer ones in chunks.
 static void test_mxfp4_gemm(void **state) {
     (void)state;
     const int64_t sizes[] = { 32, 96, 2880, 4480 };
@@ -605,9 +607,29 @@ static void test_mxfp4_gemm(void **state) {
                 rt->vec_dot(n, &ref[t * ROWS + r], (const char *)w + (size_t)r * wrs, xq + (size_t)t * xrs);
                 assert_true(isfinite(ref[t * ROWS + r]));
             }
+        const size_t prs = packed_act_row_size(TV_TYPE_MXFP4, n);
+        unsigned char *wp = malloc(packed_size(TV_TYPE_MXFP4, n, ROWS)), *xp = malloc(prs * (size_t)tok);
+        assert_true(wp && xp);
+        rt->repack(w, wrs, n, ROWS, wp);
+        for (int t = 0; t < tok; t++) packed_act_from_float(rq->from_float, x + t * n, xp + (size_t)t * prs, n);
         for (size_t pi = 0; pi < sizeof PATHS / sizeof PATHS[0]; pi++) {
             if (!use_path(PATHS[pi])) continue;
             const tv_type_traits *ft = kern_traits(&g_kt, TV_TYPE_MXFP4);
+            for (int nt = 1; nt <= tok; nt = nt < 20 ? nt + 1 : nt == 20 && tok > 20 ? tok : tok + 1) {
+                const int r0 = nt % 2 ? 0 : 16;
+                for (int i = 0; i < ROWS * tok; i++) got[i] = NAN;
+                ft->gemm_packed(n, r0, ROWS, wp, wrs, nt, xp, prs, got, ROWS);
+                for (int t = 0; t < tok; t++)
+                    for (int r = 0; r < ROWS; r++) {
+                        const float g = got[t * ROWS + r];
+                        if (t >= nt || r < r0) {
+                            if (!isnan(g)) fail_msg("%s packed n=%lld nt=%d: wrote (%d, %d) outside the tile", PATHS[pi], (long long)n, nt, r, t);
+                        } else if (memcmp(&g, &ref[t * ROWS + r], sizeof g)) {
+                            fail_msg("%s packed n=%lld nt=%d rows [%d, %d) row %d token %d: %.9g, ref %.9g", PATHS[pi],
+                                     (long long)n, nt, r0, ROWS, r, t, g, ref[t * ROWS + r]);
+                        }
+                    }
+            }
             if (strcmp(PATHS[pi], "generic") != 0) assert_non_null(ft->gemm);
             if (!ft->gemm) continue;
             for (int nt = 1; nt <= tok; nt = nt < 20 ? nt + 1 : nt == 20 && tok > 20 ? tok : tok + 1) {   // 1..20, tok
@@ -626,7 +648,7 @@ static void test_mxfp4_gemm(void **state) {
                     }
             }
         }
-        free(w); free(xq); free(x); free(ref); free(got);
+        free(w); free(xq); free(x); free(ref); free(got); free(wp); free(xp);
     }
     assert_true(use_path(NULL));
 }
