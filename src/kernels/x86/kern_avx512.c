@@ -203,7 +203,11 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 // T tokens, and the int32 sums of all RG*T (group, token) pairs run side by side (independent
 // chains) before the per-block scale. For 1-2 tokens (memory-bound) each group prefetches the next
 // tile's group at the same column (as the plain kernels do; a short fixed distance ahead measured
-// slower).
+// slower), into L2 (prefetcht1, tile.h TV_PREFETCH_L2): the lines land 70-100 KB of reads before their
+// use, so prefetcht0 put them in L1 only to see them evicted, and its L1 misses held fill buffers the
+// loads needed. Zen 4 VM, 1 thread, CPU time, 9 interleaved rounds, medians of bench_kernels' Q8_0p
+// GEMV, t0 -> t1: cache-resident 52-54 -> 71-72 GB/s; from DRAM (noisy, 4 agents on 2 vCPUs)
+// 2048x2048 29.7 -> 37.8, 5632x2048 25.1 -> 36.2, 2048x5632 28.4 -> 25.9.
 // Batched decode reads the weights from DRAM with a few tokens each (an expert's rows: ~4 at 32
 // sequences x top-8 of 64, often 5-8), where compute and reads take about as long and the core
 // does them in turn unless the weights are fetched ahead:
@@ -266,7 +270,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
             __m512i wv[2];
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
                 const uint8_t *p = qb[g] + (size_t)b * qv * 64;
-                if (T <= 2 && k < qv) __builtin_prefetch(p + pf + 64 * k, 0, 3);
+                if (T <= 2 && k < qv) TV_PREFETCH_L2(p + pf + 64 * k);
                 if (T > 2 && k < qv && ahead && (pa->lines >> k & 1)) __builtin_prefetch(p + ahead + 64 * k, 0, 1);
                 if (!q4) wv[g] = _mm512_loadu_si512(p + 64 * k);
                 else if (k < 4) wv[g] = _mm512_and_si512(_mm512_loadu_si512(p + 64 * k), m4);
@@ -288,7 +292,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) s[g][t] = _mm512_add_epi32(s[g][t], s2[g][t]);
         __m512 d[2];
         if (T <= 2 && (b & 1) == 0)
-            TV_TILE_UNROLL for (int g = 0; g < RG; g++) __builtin_prefetch(db[g] + pf + (size_t)b * 32, 0, 3);
+            TV_TILE_UNROLL for (int g = 0; g < RG; g++) TV_PREFETCH_L2(db[g] + pf + (size_t)b * 32);
         TV_TILE_UNROLL for (int g = 0; g < RG; g++)
             d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(db[g] + (size_t)b * 32)));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
