@@ -128,24 +128,25 @@ static void mx16_pack(const uint8_t *w, const size_t *ro, __m512i goff, int64_t 
 // end that is its exponents and the next group). One thread, 600 MB of 2880-wide MXFP4 from DRAM,
 // GB/s: 1 token 9.3-11 -> 11.5-14.3, 4 tokens 7.5-8.9 -> 9.1-10.1, 8 tokens 4.7-5.4 -> 6.5-7.0
 // (16 blocks ahead: about the same; 48: better at 1 token, worse at 4).
-static void mx16_load(const uint8_t *gq, const uint8_t *ge, int64_t b0, int nbk, mx16_blk *o) {
+INLINE void mx16_load_blk(const uint8_t *gq, const uint8_t *ge, int64_t b, mx16_blk *o) {
     const __m512i tab = _mm512_broadcast_i32x4(
         _mm_add_epi8(_mm_loadu_si128((const __m128i *)kern_mxfp4_values), _mm_set1_epi8(12)));
     const __m512i m4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi32(2);
-    for (int i = 0; i < nbk; i++) {
-        const uint8_t *p = gq + (size_t)(b0 + i) * 4 * 64;
-        TV_TILE_UNROLL for (int k = 0; k < 4; k++) __builtin_prefetch(p + MX_PF * 4 * 64 + 64 * k, 0, 1);
-        if (((b0 + i) & 3) == 0) __builtin_prefetch(ge + (size_t)(b0 + i + MX_PF) * 16, 0, 1);   // 4 blocks a line
-        TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
-            const __m512i t = _mm512_loadu_si512(p + 64 * k);
-            o[i].q[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(t, m4));
-            o[i].q[k + 4] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(t, 4), m4));
-        }
-        const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ge + (size_t)(b0 + i) * 16)));
-        const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
-        const __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
-        o[i].d = _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(e, two), normal, sub));
+    const uint8_t *p = gq + (size_t)b * 4 * 64;
+    TV_TILE_UNROLL for (int k = 0; k < 4; k++) __builtin_prefetch(p + MX_PF * 4 * 64 + 64 * k, 0, 1);
+    if ((b & 3) == 0) __builtin_prefetch(ge + (size_t)(b + MX_PF) * 16, 0, 1);   // 4 blocks a line
+    TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
+        const __m512i t = _mm512_loadu_si512(p + 64 * k);
+        o->q[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(t, m4));
+        o->q[k + 4] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(t, 4), m4));
     }
+    const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ge + (size_t)b * 16)));
+    const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+    const __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
+    o->d = _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(e, two), normal, sub));
+}
+static void mx16_load(const uint8_t *gq, const uint8_t *ge, int64_t b0, int nbk, mx16_blk *o) {
+    for (int i = 0; i < nbk; i++) mx16_load_blk(gq, ge, b0 + i, &o[i]);
 }
 
 // s + the 16 lanes of codes w · (4 signed bytes at p, broadcast), exact int32. VNNI: GCC does not
@@ -161,6 +162,18 @@ INLINE __m512i mx16_dot(__m512i s, __m512i w, const int8_t *p, const bool vnni) 
     return _mm512_add_epi32(s, _mm512_madd_epi16(pr, _mm512_set1_epi16(1)));
 }
 
+// One (block, token) term of the chain: (w->d * dx) * (float)(sum of the codes · xq + cr), the ref's
+// multiply, multiply (then the caller's add), no FMA.
+INLINE __m512 mx16_term(const mx16_blk *w, const int8_t *xq, float dx, int32_t cr, const bool vnni) {
+    __m512i s = _mm512_set1_epi32(cr), s2 = _mm512_setzero_si512();
+    TV_TILE_UNROLL for (int k = 0; k < 8; k += 2) {   // two chains: an exact sum either way
+        s = mx16_dot(s, w->q[k], xq + 4 * k, vnni);
+        s2 = mx16_dot(s2, w->q[k + 1], xq + 4 * k + 4, vnni);
+    }
+    const __m512 d = _mm512_mul_ps(w->d, _mm512_set1_ps(dx));
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(s, s2)));
+}
+
 // T tokens over nbk transposed blocks. xa/dxa/cra: the span's activations (32 quants, f32 scale,
 // -12 * sum of the quants) at (block, token), block stride as; y: (T, ys) at the group's first row
 // holds the running sums of the lanes in m (read unless first).
@@ -169,17 +182,8 @@ INLINE void mx16_compute(const mx16_blk *wb, int nbk, const int8_t *xa, const fl
     __m512 acc[MX_TG];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ys);
     for (int i = 0; i < nbk; i++)
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const int8_t *xq = xa + (i * as + t) * TV_QK8_0;
-            __m512i s = _mm512_set1_epi32(cra[i * as + t]), s2 = _mm512_setzero_si512();
-            TV_TILE_UNROLL for (int k = 0; k < 8; k += 2) {   // two chains: an exact sum either way
-                s = mx16_dot(s, wb[i].q[k], xq + 4 * k, vnni);
-                s2 = mx16_dot(s2, wb[i].q[k + 1], xq + 4 * k + 4, vnni);
-            }
-            const __m512 d = _mm512_mul_ps(wb[i].d, _mm512_set1_ps(dxa[i * as + t]));
-            const __m512 p = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(s, s2)));
-            acc[t] = _mm512_add_ps(acc[t], p);
-        }
+        TV_TILE_UNROLL for (int t = 0; t < T; t++)
+            acc[t] = _mm512_add_ps(acc[t], mx16_term(&wb[i], xa + (i * as + t) * TV_QK8_0, dxa[i * as + t], cra[i * as + t], vnni));
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, acc[t]);
 }
 typedef void (*mx16_fn)(const mx16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra,
@@ -203,42 +207,18 @@ static const mx16_fn mx16_k[2][MX_TG + 1] = {   // [vnni][T]
 // Packed weights, a pass of at most MX_TG tokens (decode): each block is decoded into registers
 // and used by every token at once, instead of mx16_load's trip through a chunk in memory (9 stores
 // and 9 reloads per block, which bounded one thread at ~24 GB/s of cache-resident weights). The
-// same chain as mx16_load + mx16_compute (scales from the same exponent decode, the same products
-// and sums in the same order), so the same bits. gq / ge: the group's quants / exponents; blocks
+// same block decode and chain (mx16_load_blk, mx16_term), so the same bits. gq / ge: the group's quants / exponents; blocks
 // [b0, b0 + nbk); xa / dxa / cra and the rest as mx16_compute.
 INLINE void mx16_fused(const uint8_t *gq, const uint8_t *ge, int64_t b0, int nbk, const int8_t *xa, const float *dxa,
                        const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m, bool first, const int T,
                        const bool vnni) {
-    const __m512i tab = _mm512_broadcast_i32x4(
-        _mm_add_epi8(_mm_loadu_si128((const __m128i *)kern_mxfp4_values), _mm_set1_epi8(12)));
-    const __m512i m4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi32(2);
     __m512 acc[MX_TG];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ys);
     for (int i = 0; i < nbk; i++) {
-        const uint8_t *p = gq + (size_t)(b0 + i) * 4 * 64;
-        TV_TILE_UNROLL for (int k = 0; k < 4; k++) __builtin_prefetch(p + MX_PF * 4 * 64 + 64 * k, 0, 1);
-        if (((b0 + i) & 3) == 0) __builtin_prefetch(ge + (size_t)(b0 + i + MX_PF) * 16, 0, 1);
-        __m512i q[8];
-        TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
-            const __m512i v = _mm512_loadu_si512(p + 64 * k);
-            q[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4));
-            q[k + 4] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
-        }
-        const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ge + (size_t)(b0 + i) * 16)));
-        const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
-        const __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
-        const __m512 wd = _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(e, two), normal, sub));
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-            const int8_t *xq = xa + (i * as + t) * TV_QK8_0;
-            __m512i s = _mm512_set1_epi32(cra[i * as + t]), s2 = _mm512_setzero_si512();
-            TV_TILE_UNROLL for (int k = 0; k < 8; k += 2) {
-                s = mx16_dot(s, q[k], xq + 4 * k, vnni);
-                s2 = mx16_dot(s2, q[k + 1], xq + 4 * k + 4, vnni);
-            }
-            const __m512 d = _mm512_mul_ps(wd, _mm512_set1_ps(dxa[i * as + t]));
-            const __m512 pr = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(s, s2)));
-            acc[t] = _mm512_add_ps(acc[t], pr);
-        }
+        mx16_blk wb;   // in registers
+        mx16_load_blk(gq, ge, b0 + i, &wb);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++)
+            acc[t] = _mm512_add_ps(acc[t], mx16_term(&wb, xa + (i * as + t) * TV_QK8_0, dxa[i * as + t], cra[i * as + t], vnni));
     }
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, acc[t]);
 }
