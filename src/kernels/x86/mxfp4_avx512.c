@@ -174,25 +174,29 @@ INLINE __m512 mx16_term(const mx16_blk *w, const int8_t *xq, float dx, int32_t c
     return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(s, s2)));
 }
 
-// T tokens over nbk transposed blocks. xa/dxa/cra: the span's activations (32 quants, f32 scale,
-// -12 * sum of the quants) at (block, token), block stride as; y: (T, ys) at the group's first row
+// T tokens over nbk transposed blocks. The activations of (block i, token t): quants at
+// xq + i * qb + t * qt, f32 scale dx[i * sb + t * st], sum of the quants sx[i * sb + t * st] (the
+// span copy of mx_aux, or packed activation rows read in place); y: (T, ys) at the group's first row
 // holds the running sums of the lanes in m (read unless first).
-INLINE void mx16_compute(const mx16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra,
-                         int64_t as, float *y, int64_t ys, __mmask16 m, bool first, const int T, const bool vnni) {
+INLINE void mx16_compute(const mx16_blk *wb, int nbk, const int8_t *xq, size_t qb, size_t qt, const float *dx,
+                         const int32_t *sx, int64_t sb, int64_t st, float *y, int64_t ys, __mmask16 m, bool first,
+                         const int T, const bool vnni) {
     __m512 acc[MX_TG];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ys);
     for (int i = 0; i < nbk; i++)
-        TV_TILE_UNROLL for (int t = 0; t < T; t++)
-            acc[t] = _mm512_add_ps(acc[t], mx16_term(&wb[i], xa + (i * as + t) * TV_QK8_0, dxa[i * as + t], cra[i * as + t], vnni));
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const int64_t e = i * sb + t * st;
+            acc[t] = _mm512_add_ps(acc[t], mx16_term(&wb[i], xq + (size_t)i * qb + (size_t)t * qt, dx[e], -12 * sx[e], vnni));
+        }
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, acc[t]);
 }
-typedef void (*mx16_fn)(const mx16_blk *wb, int nbk, const int8_t *xa, const float *dxa, const int32_t *cra,
-                        int64_t as, float *y, int64_t ys, __mmask16 m, bool first);
+typedef void (*mx16_fn)(const mx16_blk *wb, int nbk, const int8_t *xq, size_t qb, size_t qt, const float *dx,
+                        const int32_t *sx, int64_t sb, int64_t st, float *y, int64_t ys, __mmask16 m, bool first);
 #define MX16_FN(V, T)                                                                                           \
-    static void mx16_compute_##V##_##T(const mx16_blk *wb, int nbk, const int8_t *xa, const float *dxa,           \
-                                       const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m,         \
-                                       bool first) {                                                              \
-        mx16_compute(wb, nbk, xa, dxa, cra, as, y, ys, m, first, T, V);                                           \
+    static void mx16_compute_##V##_##T(const mx16_blk *wb, int nbk, const int8_t *xq, size_t qb, size_t qt,       \
+                                       const float *dx, const int32_t *sx, int64_t sb, int64_t st, float *y,      \
+                                       int64_t ys, __mmask16 m, bool first) {                                     \
+        mx16_compute(wb, nbk, xq, qb, qt, dx, sx, sb, st, y, ys, m, first, T, V);                                 \
     }
 #define MX16_SET(V) MX16_FN(V, 1) MX16_FN(V, 2) MX16_FN(V, 3) MX16_FN(V, 4) MX16_FN(V, 5) MX16_FN(V, 6) \
     MX16_FN(V, 7) MX16_FN(V, 8)
@@ -204,32 +208,35 @@ static const mx16_fn mx16_k[2][MX_TG + 1] = {   // [vnni][T]
       mx16_compute_1_7, mx16_compute_1_8 },
 };
 
+
 // Packed weights, a pass of at most MX_TG tokens (decode): each block is decoded into registers
 // and used by every token at once, instead of mx16_load's trip through a chunk in memory (9 stores
 // and 9 reloads per block, which bounded one thread at ~24 GB/s of cache-resident weights). The
-// same block decode and chain (mx16_load_blk, mx16_term), so the same bits. gq / ge: the group's quants / exponents; blocks
-// [b0, b0 + nbk); xa / dxa / cra and the rest as mx16_compute.
-INLINE void mx16_fused(const uint8_t *gq, const uint8_t *ge, int64_t b0, int nbk, const int8_t *xa, const float *dxa,
-                       const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m, bool first, const int T,
-                       const bool vnni) {
+// same block decode and chain (mx16_load_blk, mx16_term), so the same bits. gq / ge: the group's
+// quants / exponents, blocks [0, nbk); the activations and y as mx16_compute (first: the whole row).
+INLINE void mx16_fused(const uint8_t *gq, const uint8_t *ge, int nbk, const int8_t *xq, size_t qb, size_t qt,
+                       const float *dx, const int32_t *sx, int64_t sb, int64_t st, float *y, int64_t ys, __mmask16 m,
+                       const int T, const bool vnni) {
     __m512 acc[MX_TG];
-    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ys);
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int i = 0; i < nbk; i++) {
         mx16_blk wb;   // in registers
-        mx16_load_blk(gq, ge, b0 + i, &wb);
-        TV_TILE_UNROLL for (int t = 0; t < T; t++)
-            acc[t] = _mm512_add_ps(acc[t], mx16_term(&wb, xa + (i * as + t) * TV_QK8_0, dxa[i * as + t], cra[i * as + t], vnni));
+        mx16_load_blk(gq, ge, i, &wb);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+            const int64_t e = i * sb + t * st;
+            acc[t] = _mm512_add_ps(acc[t], mx16_term(&wb, xq + (size_t)i * qb + (size_t)t * qt, dx[e], -12 * sx[e], vnni));
+        }
     }
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, m, acc[t]);
 }
-typedef void (*mx16_fused_fn)(const uint8_t *gq, const uint8_t *ge, int64_t b0, int nbk, const int8_t *xa,
-                              const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys, __mmask16 m,
-                              bool first);
+typedef void (*mx16_fused_fn)(const uint8_t *gq, const uint8_t *ge, int nbk, const int8_t *xq, size_t qb, size_t qt,
+                              const float *dx, const int32_t *sx, int64_t sb, int64_t st, float *y, int64_t ys,
+                              __mmask16 m);
 #define MX16_FUSED_FN(V, T)                                                                                      \
-    static void mx16_fused_##V##_##T(const uint8_t *gq, const uint8_t *ge, int64_t b0, int nbk, const int8_t *xa, \
-                                     const float *dxa, const int32_t *cra, int64_t as, float *y, int64_t ys,      \
-                                     __mmask16 m, bool first) {                                                   \
-        mx16_fused(gq, ge, b0, nbk, xa, dxa, cra, as, y, ys, m, first, T, V);                                     \
+    static void mx16_fused_##V##_##T(const uint8_t *gq, const uint8_t *ge, int nbk, const int8_t *xq, size_t qb,  \
+                                     size_t qt, const float *dx, const int32_t *sx, int64_t sb, int64_t st,       \
+                                     float *y, int64_t ys, __mmask16 m) {                                         \
+        mx16_fused(gq, ge, nbk, xq, qb, qt, dx, sx, sb, st, y, ys, m, T, V);                                      \
     }
 #define MX16_FUSED_SET(V) MX16_FUSED_FN(V, 1) MX16_FUSED_FN(V, 2) MX16_FUSED_FN(V, 3) MX16_FUSED_FN(V, 4) \
     MX16_FUSED_FN(V, 5) MX16_FUSED_FN(V, 6) MX16_FUSED_FN(V, 7) MX16_FUSED_FN(V, 8)
@@ -242,8 +249,8 @@ static const mx16_fused_fn mx16_fused_k[2][MX_TG + 1] = {   // [vnni][T]
 };
 
 // Blocks [0, nb) of nt Q8_0 rows at x (xrs apart) -> per (block, token) entry b * nt + t: xa = the 32
-// quants, dxa = the scale as f32, cra = -12 * their sum.
-static void mx_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int8_t *xa, float *dxa, int32_t *cra) {
+// quants, dxa = the scale as f32, sxa = their sum.
+static void mx_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int8_t *xa, float *dxa, int32_t *sxa) {
     const __m256i k80 = _mm256_set1_epi8((char)0x80);
     for (int64_t t = 0; t < nt; t++) {
         const tv_block_q8_0 *xb = (const tv_block_q8_0 *)(x + (size_t)t * xrs);
@@ -255,44 +262,27 @@ static void mx_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int8_t 
             __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
             dxa[b * nt + t] = _cvtsh_ss(xb[b].d);
-            cra[b * nt + t] = -12 * (_mm_cvtsi128_si32(h) - 32 * 128);
+            sxa[b * nt + t] = _mm_cvtsi128_si32(h) - 32 * 128;
         }
     }
 }
 
-// The same entries from packed activation rows (packed_act_view: quants, f32 scales, block sums),
-// blocks [b0, b0 + nb): the scales were widened from the same f16, so the values are mx_aux's.
-static void mx_aux_packed(const uint8_t *x, size_t xrs, int64_t n, int64_t nt, int64_t b0, int64_t nb, int8_t *xa,
-                          float *dxa, int32_t *cra) {
-    for (int64_t t = 0; t < nt; t++) {
-        const tv_packed_act pa = packed_act_view(x + (size_t)t * xrs, n);
-        for (int64_t b = 0; b < nb; b++) {
-            _mm256_storeu_si256((__m256i *)(xa + (b * nt + t) * TV_QK8_0),
-                                _mm256_loadu_si256((const __m256i *)(pa.q + (b0 + b) * TV_QK8_0)));
-            dxa[b * nt + t] = pa.d[b0 + b];
-            cra[b * nt + t] = -12 * pa.s[b0 + b];
-        }
-    }
-}
-
-// The gemm contract (kernels.h), or gemm_packed's (packed: w in ref_repack_mxfp4's layout, r0 % 16 == 0,
-// x packed activation rows; any nt, the vec_dot chain's bits either way). Tokens in passes of up to MX_TP; per pass, blocks in spans that the
+// The gemm contract (kernels.h). Tokens in passes of up to MX_TP; per pass, blocks in spans that the
 // activation copy holds; per span, each 16-row group (a short last group repeats its last row in the
 // lanes it does not store) is transposed MX_KB blocks at a time and every token group runs over the
 // chunk. Running sums live in y between chunks.
-static void mx16_gemm(const bool vnni, const bool packed, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
+static void mx16_gemm(const bool vnni, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                       const void *x, size_t xrs, float *y, int64_t ys) {
     const int64_t nb = n / TV_QK_MXFP4;
-    if (nt < MX_MIN_TOK && !packed) {
+    if (nt < MX_MIN_TOK) {
         for (int64_t r = r0; r < r1; r++)
             for (int64_t t = 0; t < nt; t++)
                 vec_dot_mxfp4(n, &y[t * ys + r], (const uint8_t *)w + (size_t)r * wrs, (const uint8_t *)x + (size_t)t * xrs);
         return;
     }
-    TV_CHECK(!packed || r0 % TV_PACK_ROWS == 0);
     int8_t xa[MX_SPAN * TV_QK8_0] __attribute__((aligned(64)));   // (span blocks, pass tokens, 32)
     float dxa[MX_SPAN];                                             // (span blocks, pass tokens)
-    int32_t cra[MX_SPAN];                                           // (span blocks, pass tokens)
+    int32_t sxa[MX_SPAN];                                           // (span blocks, pass tokens)
     mx16_blk wb[MX_KB];                                             // a transposed chunk of one row group
     TV_CHECK(nb >= 1 && 15 * wrs <= INT32_MAX);
     for (int64_t t0 = 0; t0 < nt; t0 += MX_TP) {
@@ -302,8 +292,7 @@ static void mx16_gemm(const bool vnni, const bool packed, int64_t n, int64_t r0,
         if (kb > nb) kb = nb;
         for (int64_t b0 = 0; b0 < nb; b0 += kb) {
             const int nbk = nb - b0 < kb ? (int)(nb - b0) : (int)kb;
-            if (packed) mx_aux_packed(xt, xrs, n, tp, b0, nbk, xa, dxa, cra);
-            else mx_aux(xt + (size_t)b0 * sizeof(tv_block_q8_0), xrs, tp, nbk, xa, dxa, cra);
+            mx_aux(xt + (size_t)b0 * sizeof(tv_block_q8_0), xrs, tp, nbk, xa, dxa, sxa);
             for (int64_t rg = r0; rg < r1; rg += 16) {
                 const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
                 const __mmask16 m = (__mmask16)(0xFFFFu >> (16 - R));
@@ -311,22 +300,55 @@ static void mx16_gemm(const bool vnni, const bool packed, int64_t n, int64_t r0,
                 int32_t go[16];
                 for (int l = 0; l < 16; l++) go[l] = (int32_t)(ro[l] = (size_t)(l < R ? l : R - 1) * wrs);
                 const __m512i goff = _mm512_loadu_si512(go);
-                const uint8_t *wg = (const uint8_t *)w + (size_t)rg * wrs;   // packed: the group's bytes
-                if (packed && tp <= MX_TG) {   // one token group: decode and use each block in registers
-                    mx16_fused_k[vnni][tp](wg, wg + (size_t)nb * 4 * 64, b0, nbk, xa, dxa, cra, tp, y + t0 * ys + rg,
-                                           ys, m, b0 == 0);
-                    continue;
-                }
+                const uint8_t *wg = (const uint8_t *)w + (size_t)rg * wrs;
                 for (int c0 = 0; c0 < nbk; c0 += MX_KB) {
                     const int nc = nbk - c0 < MX_KB ? nbk - c0 : MX_KB;
-                    if (packed) mx16_load(wg, wg + (size_t)nb * 4 * 64, b0 + c0, nc, wb);
-                    else mx16_pack(wg, ro, goff, b0 + c0, nc, wb);
+                    mx16_pack(wg, ro, goff, b0 + c0, nc, wb);
                     for (int64_t tg = 0; tg < tp; tg += MX_TG) {
                         const int T = tp - tg < MX_TG ? (int)(tp - tg) : MX_TG;
                         const int64_t e = c0 * tp + tg;   // entry of (block c0, token tg)
-                        mx16_k[vnni][T](wb, nc, xa + e * TV_QK8_0, dxa + e, cra + e, tp, y + (t0 + tg) * ys + rg, ys,
-                                        m, b0 + c0 == 0);
+                        mx16_k[vnni][T](wb, nc, xa + e * TV_QK8_0, (size_t)tp * TV_QK8_0, TV_QK8_0, dxa + e, sxa + e,
+                                        tp, 1, y + (t0 + tg) * ys + rg, ys, m, b0 + c0 == 0);
                     }
+                }
+            }
+        }
+    }
+}
+
+// gemm_packed's contract (w in ref_repack_mxfp4's layout, r0 % 16 == 0, x packed activation rows; any
+// nt): the same chain. The packed activation rows already hold what mx_aux copies out of plain ones
+// (quants, f32 scales, block sums, per row), so the kernels read them in place, a row's blocks
+// xrs apart per token: no per-call copy (copying each call's tokens again for every 64-row chunk of
+// an expert was ~20% of a gpt-oss-20b prefill, perf, 1 thread). Tokens in passes of up to MX_TP;
+// per pass each 16-row group loads MX_KB blocks at a time and every token group runs over them; a pass
+// of at most MX_TG tokens (decode) runs mx16_fused over the group's whole row instead.
+static void mx16_gemm_packed(const bool vnni, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs,
+                             int64_t nt, const void *x, size_t xrs, float *y, int64_t ys) {
+    const int64_t nb = n / TV_QK_MXFP4;
+    TV_CHECK(nb >= 1 && r0 % TV_PACK_ROWS == 0 && xrs % sizeof(float) == 0);
+    const int64_t st = (int64_t)(xrs / sizeof(float));   // a token's scales and sums: one row further
+    mx16_blk wb[MX_KB];                                   // a loaded chunk of one row group
+    for (int64_t t0 = 0; t0 < nt; t0 += MX_TP) {
+        const int64_t tp = nt - t0 < MX_TP ? nt - t0 : MX_TP;
+        for (int64_t rg = r0; rg < r1; rg += 16) {
+            const int R = r1 - rg < 16 ? (int)(r1 - rg) : 16;
+            const __mmask16 m = (__mmask16)(0xFFFFu >> (16 - R));
+            const uint8_t *wg = (const uint8_t *)w + (size_t)rg * wrs;   // the group's bytes
+            if (tp <= MX_TG) {   // one token group (decode): decode and use each block in registers
+                const tv_packed_act pa = packed_act_view((const uint8_t *)x + (size_t)t0 * xrs, n);
+                mx16_fused_k[vnni][tp](wg, wg + (size_t)nb * 4 * 64, (int)nb, pa.q, TV_QK8_0, xrs, pa.d, pa.s, 1, st,
+                                       y + t0 * ys + rg, ys, m);
+                continue;
+            }
+            for (int64_t c0 = 0; c0 < nb; c0 += MX_KB) {
+                const int nc = nb - c0 < MX_KB ? (int)(nb - c0) : MX_KB;
+                mx16_load(wg, wg + (size_t)nb * 4 * 64, c0, nc, wb);
+                for (int64_t tg = 0; tg < tp; tg += MX_TG) {
+                    const int T = tp - tg < MX_TG ? (int)(tp - tg) : MX_TG;
+                    const tv_packed_act pa = packed_act_view((const uint8_t *)x + (size_t)(t0 + tg) * xrs, n);
+                    mx16_k[vnni][T](wb, nc, pa.q + c0 * TV_QK8_0, TV_QK8_0, xrs, pa.d + c0, pa.s + c0, 1, st,
+                                    y + (t0 + tg) * ys + rg, ys, m, c0 == 0);
                 }
             }
         }
@@ -334,19 +356,19 @@ static void mx16_gemm(const bool vnni, const bool packed, int64_t n, int64_t r0,
 }
 static void gemm_mxfp4_vnni(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                             size_t xrs, float *y, int64_t ys) {
-    mx16_gemm(true, false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    mx16_gemm(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void gemm_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,
                        size_t xrs, float *y, int64_t ys) {
-    mx16_gemm(false, false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    mx16_gemm(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void gemm_packed_mxfp4_vnni(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                                    const void *x, size_t xrs, float *y, int64_t ys) {
-    mx16_gemm(true, true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    mx16_gemm_packed(true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 static void gemm_packed_mxfp4(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                               const void *x, size_t xrs, float *y, int64_t ys) {
-    mx16_gemm(false, true, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
+    mx16_gemm_packed(false, n, r0, r1, w, wrs, nt, x, xrs, y, ys);
 }
 
 // ---------------- quantizer: f32 -> MXFP4 (bit-exact with ref_from_float_mxfp4) ----------------
