@@ -495,6 +495,47 @@ static void test_swiglu_add(void **state) {
     printf("swiglu (vector exp): worst relative error %.3g (budget %.1g)\n", worst, EW_TOL);
 }
 
+// ops.wsum (the MoE combine): every path has the scalar chain's bits, with and without per-row
+// scales, 1..8 rows, sizes straddling the vector widths (zeros of both signs among the values);
+// nothing past n written.
+static void test_wsum(void **state) {
+    enum { K = 8 };
+    for (int pi = 0; pi < N_PATHS; pi++) {
+        const tv_ops *ops = ops_for_path(PATHS[pi]);
+        if (!ops) continue;
+        for (size_t si = 0; si < N_SIZES; si++) {
+            const int n = SIZES[si];
+            float *y = malloc(sizeof(float) * (size_t)n * K), *out = malloc(sizeof(float) * (size_t)(n + 1));
+            assert_true(y && out);
+            const float *rows[K];
+            float w[K], sc[K];
+            for (int j = 0; j < K; j++) {
+                for (int i = 0; i < n; i++) y[j * n + i] = i % 29 == 3 ? (j & 1 ? -0.0f : 0.0f) : rnd_normal();
+                rows[j] = y + j * n;
+                w[j] = (float)rnd_unit();
+                sc[j] = (float)(rnd_unit() * 4.0);
+            }
+            for (int k = 1; k <= K; k++)
+                for (int with_s = 0; with_s < 2; with_s++) {
+                    out[n] = 777.0f;
+                    ops->wsum(out, rows, w, with_s ? sc : NULL, k, n);
+                    for (int i = 0; i < n; i++) {
+                        float o = 0.0f;
+                        for (int j = 0; j < k; j++) {
+                            const float v = with_s ? (rows[j][i] * sc[j]) * w[j] : rows[j][i] * w[j];
+                            o = j ? o + v : v;
+                        }
+                        if (memcmp(&o, &out[i], sizeof o))
+                            fail_msg("wsum %s n %d k %d s %d i %d: %a vs %a", PATHS[pi], n, k, with_s, i, out[i], o);
+                    }
+                    assert_true(out[n] == 777.0f);
+                }
+            free(y);
+            free(out);
+        }
+    }
+}
+
 // gpt-oss's clamped SwiGLU: every path has kern_swiglu_oai's bits (the AVX-512 one computes libm's
 // expf in double lanes). Gates over a sweep of the float range (every 509th bit pattern, both signs:
 // e^(-1.702 x) from underflow through overflow) and the edges (+-7, +-0, +-inf, NaN, expf's
@@ -603,6 +644,7 @@ int main(void) {
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_swiglu_add),
+        cmocka_unit_test(test_wsum),
         cmocka_unit_test(test_swiglu_oai),
         cmocka_unit_test(test_geglu_softcap),
         cmocka_unit_test(test_attention_rejects_bad_geometry),

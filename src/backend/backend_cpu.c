@@ -290,32 +290,26 @@ static void cpu_moe_route(backend *be, const tv_route_opts *o, float *logits, in
 typedef struct moe_combine {
     const backend_moe *a;
     int dim;
+    tv_wsum_fn wsum;
 } moe_combine;
 
 // out row t = ((y_0 w_0 + y_1 w_1) + y_2 w_2) + ...: llama.cpp's order (each expert's output times
 // its weight, then the adds from the first expert on), one rounding per operation; with per-expert
-// scales y_j is first multiplied by its expert's (llama.cpp's ffn_moe_down_scaled).
+// scales y_j is first multiplied by its expert's (llama.cpp's ffn_moe_down_scaled). ops.wsum: a
+// token's k rows in one pass, vectorized (a plain loop here compiled to scalar code: ~2.5% of a
+// qwen3moe-24l Q8_0 prefill).
 static void moe_combine_rows(void *arg, int ith, int nth) {
     const moe_combine *c = arg;
     const backend_moe *a = c->a;
     const int k = a->n_used, dim = c->dim;
+    const float *rows[TV_MAX_EXPERTS];
+    float sc[TV_MAX_EXPERTS];
     for (int t = ith; t < a->n_tok; t += nth) {
-        float *o = a->out + (size_t)t * dim;
         for (int j = 0; j < k; j++) {
-            const float *y = a->y + (size_t)a->pos[t * k + j] * dim, wj = a->w[t * k + j];
-            if (a->down_s) {
-                const float sj = a->down_s[a->ids[t * k + j]];
-                for (int i = 0; i < dim; i++) {
-                    const float v = (y[i] * sj) * wj;
-                    o[i] = j ? o[i] + v : v;
-                }
-                continue;
-            }
-            for (int i = 0; i < dim; i++) {
-                const float v = y[i] * wj;
-                o[i] = j ? o[i] + v : v;
-            }
+            rows[j] = a->y + (size_t)a->pos[t * k + j] * dim;
+            if (a->down_s) sc[j] = a->down_s[a->ids[t * k + j]];
         }
+        c->wsum(a->out + (size_t)t * dim, rows, a->w + (size_t)t * k, a->down_s ? sc : NULL, k, dim);
     }
 }
 
@@ -343,7 +337,7 @@ static void cpu_moe_ffn(backend *be, const backend_moe *a) {
     else kern_matmul_experts(&c->kt, gu, gu_b, gu_y, 2, act, a->x, T, a->x_row, a->off, c->wsp, c->pool);
     kern_matmul_experts(&c->kt, &a->down, &a->down_b, &a->y, 1, NULL, a->g, (int64_t)T * k, NULL, a->off, c->wsp,
                         c->pool);
-    moe_combine mc = {.a = a, .dim = dim};
+    moe_combine mc = {.a = a, .dim = dim, .wsum = c->kt.ops->wsum};
     if ((int64_t)T * k * dim < 16384 || T < 2) moe_combine_rows(&mc, 0, 1);
     else pool_run(c->pool, moe_combine_rows, &mc);
 }

@@ -98,6 +98,17 @@ void ref_op_add(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+void ref_op_wsum(float *out, const float *const *rows, const float *w, const float *s, int k, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float o = 0.0f;
+        for (int j = 0; j < k; j++) {
+            const float v = s ? (rows[j][i] * s[j]) * w[j] : rows[j][i] * w[j];
+            o = j ? o + v : v;
+        }
+        out[i] = o;
+    }
+}
+
 // llama.cpp's CPU GELU, the oracle of the Gemma families: the tanh form through an f16 table (the
 // input rounded to f16, the result rounded to f16), 0 for x <= -10 and x for x >= 10. The tanh form
 // as 0.5 x (1 + tanh(z)) = x * sigmoid(2z): the SwiGLU form with the argument 2z.
@@ -176,7 +187,7 @@ void attn_chunk_ref(const tv_attn_geom *g, const void *k_pool, const void *v_poo
 }
 
 static const tv_ops g_ops_ref = {"generic", attn_chunk_ref, ref_op_rmsnorm, ref_op_rope, ref_op_swiglu, ref_op_add,
-                                 ref_op_geglu, ref_op_softcap, ref_op_rope_neox, kern_swiglu_oai};
+                                 ref_op_geglu, ref_op_softcap, ref_op_rope_neox, kern_swiglu_oai, ref_op_wsum};
 
 const tv_ops *ops_ref(void) { return &g_ops_ref; }
 

@@ -12,6 +12,7 @@ void ref_op_rmsnorm(float *out, const float *x, const float *w, int n, float eps
 void ref_op_rope(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
 void ref_op_swiglu(float *g, const float *u, int64_t n);
 void ref_op_add(float *y, const float *x, int64_t n);
+void ref_op_wsum(float *out, const float *const *rows, const float *w, const float *s, int k, int64_t n);
 void ref_op_geglu(float *g, const float *u, int64_t n);
 void ref_op_softcap(float *y, int64_t n, float cap);
 // gelu_tanh(x) = x / (1 + e^(-GELU_TANH_K x (1 + GELU_TANH_A x^2))), GELU_TANH_K = 2 sqrt(2/pi)

@@ -336,6 +336,10 @@ typedef void (*tv_glu_fn)(float *g, const float *u, int64_t n);
 typedef void (*tv_softcap_fn)(float *y, int64_t n, float cap);
 // y (n) += x (n)
 typedef void (*tv_add_fn)(float *y, const float *x, int64_t n);
+// out (n) = ((v_0 + v_1) + v_2) + ... + v_{k-1}, v_j = rows[j] (n) * w[j], or (rows[j] * s[j]) * w[j]
+// with s (k) given: each product and sum rounded on its own (no FMA), the sums from the first row on
+// (a mixture-of-experts token's expert outputs times their weights, in llama.cpp's order). k >= 1.
+typedef void (*tv_wsum_fn)(float *out, const float *const *rows, const float *w, const float *s, int k, int64_t n);
 
 struct tv_ops {
     const char *name;            // "generic", "avx2", "avx512"
@@ -351,6 +355,7 @@ struct tv_ops {
     tv_rope_fn rope_neox;
     // gpt-oss's clamped SwiGLU (kern_swiglu_oai, the scalar reference): the same bits on every path
     tv_glu_fn swiglu_oai;
+    tv_wsum_fn wsum;   // the same bits on every path (each lane is the scalar chain)
 };
 
 // The scalar reference table; the table of a named path ("generic" | "avx2" | "avx512", NULL when

@@ -287,6 +287,21 @@ static void add_avx2(float *y, const float *x, int64_t n) {
     }
 }
 
+// As ref_op_wsum, 8 lanes at a time: multiplies and adds as separate instructions (no FMA).
+static void wsum_avx2(float *out, const float *const *rows, const float *w, const float *s, int k, int64_t n) {
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = tail8(n - i);
+        __m256 o = _mm256_setzero_ps();
+        for (int j = 0; j < k; j++) {
+            __m256 v = _mm256_maskload_ps(rows[j] + i, m);
+            if (s) v = _mm256_mul_ps(v, _mm256_set1_ps(s[j]));
+            v = _mm256_mul_ps(v, _mm256_set1_ps(w[j]));
+            o = j ? _mm256_add_ps(o, v) : v;
+        }
+        _mm256_maskstore_ps(out + i, m, o);
+    }
+}
+
 // As ref_op_geglu: f16-rounded input and result (F16C), 0 / x outside (-10, 10).
 static void geglu_avx2(float *g, const float *u, int64_t n) {
     const __m256 one = _mm256_set1_ps(1.0f), nk = _mm256_set1_ps(-GELU_TANH_K), a = _mm256_set1_ps(GELU_TANH_A);
@@ -313,4 +328,4 @@ static void softcap_avx2(float *y, int64_t n, float cap) {
 }
 
 const tv_ops ops_avx2 = {"avx2", attn_chunk_avx2, rmsnorm_avx2, rope_avx2, swiglu_avx2, add_avx2, geglu_avx2, softcap_avx2,
-                         rope_neox_avx2, kern_swiglu_oai};
+                         rope_neox_avx2, kern_swiglu_oai, wsum_avx2};

@@ -589,6 +589,21 @@ static void add_avx512(float *y, const float *x, int64_t n) {
     }
 }
 
+// As ref_op_wsum, 16 lanes at a time: multiplies and adds as separate instructions (no FMA).
+static void wsum_avx512(float *out, const float *const *rows, const float *w, const float *s, int k, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail16(n - i);
+        __m512 o = _mm512_setzero_ps();
+        for (int j = 0; j < k; j++) {
+            __m512 v = _mm512_maskz_loadu_ps(m, rows[j] + i);
+            if (s) v = _mm512_mul_ps(v, _mm512_set1_ps(s[j]));
+            v = _mm512_mul_ps(v, _mm512_set1_ps(w[j]));
+            o = j ? _mm512_add_ps(o, v) : v;
+        }
+        _mm512_mask_storeu_ps(out + i, m, o);
+    }
+}
+
 // As ref_op_geglu: f16-rounded input and result, 0 / x outside (-10, 10).
 static void geglu_avx512(float *g, const float *u, int64_t n) {
     const __m512 one = _mm512_set1_ps(1.0f), nk = _mm512_set1_ps(-GELU_TANH_K), a = _mm512_set1_ps(GELU_TANH_A);
@@ -672,4 +687,4 @@ static void softcap_avx512(float *y, int64_t n, float cap) {
 }
 
 const tv_ops ops_avx512 = {"avx512", attn_chunk_avx512, rmsnorm_avx512, rope_avx512, swiglu_avx512, add_avx512,
-                           geglu_avx512, softcap_avx512, rope_neox_avx512, swiglu_oai_avx512};
+                           geglu_avx512, softcap_avx512, rope_neox_avx512, swiglu_oai_avx512, wsum_avx512};
