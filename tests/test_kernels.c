@@ -860,7 +860,8 @@ static void test_packed_vs_ref(void **state) {
                                                  { 512, 40, 300 }, { 4096, 70, 40 },   // several row panels
                                                  { 256, 33, 5 }, { 2048 + 256, 48, 37 },
                                                  { 768, 32, 6 }, { 2048, 47, 7 },   // batched decode's expert rows
-                                                 { 512, 20, 19 } };   // one pass of several tiles
+                                                 { 512, 20, 19 },    // one pass of several tiles
+                                                 { 512, 70, 1 }, { 256, 48, 2 } };   // decode (1-2 tokens) over several groups
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const tv_type t = types[ti];
         const tv_type_traits *rt = kern_traits_ref(t), *rv = kern_traits_ref(rt->vec_dot_type);
