@@ -201,13 +201,11 @@ typedef void (*mx16_fn)(const mx16_blk *wb, int nbk, const int8_t *xq, size_t qb
 #define MX16_SET(V) MX16_FN(V, 1) MX16_FN(V, 2) MX16_FN(V, 3) MX16_FN(V, 4) MX16_FN(V, 5) MX16_FN(V, 6) \
     MX16_FN(V, 7) MX16_FN(V, 8)
 MX16_SET(0) MX16_SET(1)
-static const mx16_fn mx16_k[2][MX_TG + 1] = {   // [vnni][T]
-    { 0, mx16_compute_0_1, mx16_compute_0_2, mx16_compute_0_3, mx16_compute_0_4, mx16_compute_0_5, mx16_compute_0_6,
-      mx16_compute_0_7, mx16_compute_0_8 },
-    { 0, mx16_compute_1_1, mx16_compute_1_2, mx16_compute_1_3, mx16_compute_1_4, mx16_compute_1_5, mx16_compute_1_6,
-      mx16_compute_1_7, mx16_compute_1_8 },
-};
-
+// The [vnni][T] table of NAME_V_T (T = 1..MX_TG)
+#define MX16_ROW(NAME, V) { 0, NAME##_##V##_1, NAME##_##V##_2, NAME##_##V##_3, NAME##_##V##_4, NAME##_##V##_5, \
+                            NAME##_##V##_6, NAME##_##V##_7, NAME##_##V##_8 }
+#define MX16_TABLE(NAME) { MX16_ROW(NAME, 0), MX16_ROW(NAME, 1) }
+static const mx16_fn mx16_k[2][MX_TG + 1] = MX16_TABLE(mx16_compute);   // [vnni][T]
 
 // Packed weights, a pass of at most MX_TG tokens (decode): each block is decoded into registers
 // and used by every token at once, instead of mx16_load's trip through a chunk in memory (9 stores
@@ -241,12 +239,7 @@ typedef void (*mx16_fused_fn)(const uint8_t *gq, const uint8_t *ge, int nbk, con
 #define MX16_FUSED_SET(V) MX16_FUSED_FN(V, 1) MX16_FUSED_FN(V, 2) MX16_FUSED_FN(V, 3) MX16_FUSED_FN(V, 4) \
     MX16_FUSED_FN(V, 5) MX16_FUSED_FN(V, 6) MX16_FUSED_FN(V, 7) MX16_FUSED_FN(V, 8)
 MX16_FUSED_SET(0) MX16_FUSED_SET(1)
-static const mx16_fused_fn mx16_fused_k[2][MX_TG + 1] = {   // [vnni][T]
-    { 0, mx16_fused_0_1, mx16_fused_0_2, mx16_fused_0_3, mx16_fused_0_4, mx16_fused_0_5, mx16_fused_0_6,
-      mx16_fused_0_7, mx16_fused_0_8 },
-    { 0, mx16_fused_1_1, mx16_fused_1_2, mx16_fused_1_3, mx16_fused_1_4, mx16_fused_1_5, mx16_fused_1_6,
-      mx16_fused_1_7, mx16_fused_1_8 },
-};
+static const mx16_fused_fn mx16_fused_k[2][MX_TG + 1] = MX16_TABLE(mx16_fused);   // [vnni][T]
 
 // Blocks [0, nb) of nt Q8_0 rows at x (xrs apart) -> per (block, token) entry b * nt + t: xa = the 32
 // quants, dxa = the scale as f32, sxa = their sum.
