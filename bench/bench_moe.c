@@ -162,6 +162,14 @@ int main(int argc, char **argv) {
         printf("  gate+up median %8.1f us %5.1f GB/s, down median %8.1f us %5.1f GB/s\n", tgu[steps / 2] * 1e6,
                gb * 2 / 3 / tgu[steps / 2], td[steps / 2] * 1e6, gb / 3 / td[steps / 2]);
     } else {
+        double *tdn = malloc(sizeof(double) * STEPS);
+        for (int i = 0; i < STEPS; i++) tdn[i] = te[i] - tgu[i];
+        qsort(tgu, STEPS, sizeof *tgu, cmp_double);
+        qsort(tdn, STEPS, sizeof *tdn, cmp_double);
+        printf("experts: gate+up median %7.1f us %5.1f GB/s, down median %7.1f us %5.1f GB/s\n", tgu[STEPS / 2] * 1e6,
+               (double)N_USED * 2 * gu_bytes / tgu[STEPS / 2] / 1e9, tdn[STEPS / 2] * 1e6,
+               (double)N_USED * d_bytes / tdn[STEPS / 2] / 1e9);
+        free(tdn);
         qsort(te, STEPS, sizeof *te, cmp_double);
         qsort(td, STEPS, sizeof *td, cmp_double);
         printf("path %s, %d threads, %s, %d layers of %d experts (%zu MB each), %d used, %.1f MB a step\n", kt.path, nth,

@@ -278,6 +278,43 @@ static void check_experts(const char *path, tv_type type, bool packed) {
     free(u.data);
 }
 
+// A batch large enough for the threads to convert the activations (each token once, copied to its
+// grouped rows): rows in no token order (as MLA's grouped calls pass them), some tokens unrouted and
+// some used twice by one expert; 3 threads = inline = each row's kern_matmul.
+static void check_experts_many(const char *path, tv_type type, bool packed) {
+    enum { NT = 300, NR = 2 * NT };
+    kern_table kt;
+    tv_error err = {0};
+    if (kern_table_init(&kt, path, &err)) return;
+    expert_set g;
+    if (!make_experts(&g, type, &kt, packed)) return;
+    float *x = malloc(sizeof(float) * NT * N), *y3 = malloc(sizeof(float) * NR * ROWS);
+    float *y1 = malloc(sizeof(float) * NR * ROWS), ref[ROWS];
+    int32_t *x_row = malloc(sizeof(int32_t) * NR), off[N_EXPERT + 1];
+    const size_t ws = kern_matmul_experts_wsize(type, N, NT, NR) + kern_matmul_wsize(type, N, 1);
+    void *wsp = malloc(ws);
+    assert_true(x && y3 && y1 && x_row && wsp);
+    for (int i = 0; i < NT * N; i++) x[i] = frand();
+    for (int e = 0; e <= N_EXPERT; e++) off[e] = e == N_EXPERT ? NR : e * (NR / N_EXPERT);
+    for (int p = 0; p < NR; p++) x_row[p] = (int32_t)((frand() + 1.0f) * 0.5f * (NT - 10)) % (NT - 10);   // last 10 unrouted
+    tv_pool *pool3 = pool_create(3, &err);
+    assert_non_null(pool3);
+    const tv_tensor *wg = &g.w;
+    kern_matmul_experts(&kt, &wg, NULL, &y3, 1, NULL, x, NT, x_row, off, wsp, pool3);
+    kern_matmul_experts(&kt, &wg, NULL, &y1, 1, NULL, x, NT, x_row, off, wsp, NULL);
+    assert_memory_equal(y3, y1, sizeof(float) * NR * ROWS);
+    for (int e = 0; e < N_EXPERT; e++)
+        for (int p = off[e]; p < off[e + 1]; p++) {
+            const tv_tensor v = expert_view(&g.w, e);
+            kern_matmul(&kt, &v, x + (size_t)x_row[p] * N, 1, ref, wsp, NULL);
+            if (memcmp(ref, y3 + (size_t)p * ROWS, sizeof ref))
+                fail_msg("%s %s%s: %d tokens, grouped row %d (expert %d) differs from kern_matmul", path,
+                         kern_type_name(type), packed ? " packed" : "", NT, p, e);
+        }
+    pool_free(pool3);
+    free(x), free(y3), free(y1), free(x_row), free(wsp), free(g.data);
+}
+
 static void test_experts_matmul(void **state) {
     (void)state;
     static const tv_type TYPES[] = {TV_TYPE_F32, TV_TYPE_F16, TV_TYPE_BF16, TV_TYPE_Q8_0, TV_TYPE_Q4_0,
@@ -286,6 +323,8 @@ static void test_experts_matmul(void **state) {
         for (size_t t = 0; t < sizeof TYPES / sizeof *TYPES; t++) {
             check_experts(PATHS[p], TYPES[t], false);
             check_experts(PATHS[p], TYPES[t], true);
+            check_experts_many(PATHS[p], TYPES[t], false);
+            check_experts_many(PATHS[p], TYPES[t], true);
         }
 }
 

@@ -7,6 +7,7 @@
 // pool costs more than the work.
 #include <assert.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,29 +288,40 @@ static void cpu_moe_route(backend *be, const tv_route_opts *o, float *logits, in
         kern_route(o, logits + (size_t)t * o->n_expert, ids + (size_t)t * o->n_used, w + (size_t)t * o->n_used);
 }
 
+enum { MOE_COMBINE_TOK = 8 };   // tokens per claimed block of the combine
+
 typedef struct moe_combine {
     const backend_moe *a;
     int dim;
     tv_wsum_fn wsum;
+    _Atomic int next;   // the next token block to combine
 } moe_combine;
 
 // out row t = ((y_0 w_0 + y_1 w_1) + y_2 w_2) + ...: llama.cpp's order (each expert's output times
 // its weight, then the adds from the first expert on), one rounding per operation; with per-expert
 // scales y_j is first multiplied by its expert's (llama.cpp's ffn_moe_down_scaled). ops.wsum: a
 // token's k rows in one pass, vectorized (a plain loop here compiled to scalar code: ~2.5% of a
-// qwen3moe-24l Q8_0 prefill).
+// qwen3moe-24l Q8_0 prefill). Blocks of tokens are claimed from a counter, so any subset of the
+// threads finishes the job (pool_run_any: a descheduled partner is not waited for).
 static void moe_combine_rows(void *arg, int ith, int nth) {
-    const moe_combine *c = arg;
+    (void)ith;
+    (void)nth;
+    moe_combine *c = arg;
     const backend_moe *a = c->a;
     const int k = a->n_used, dim = c->dim;
     const float *rows[TV_MAX_EXPERTS];
     float sc[TV_MAX_EXPERTS];
-    for (int t = ith; t < a->n_tok; t += nth) {
-        for (int j = 0; j < k; j++) {
-            rows[j] = a->y + (size_t)a->pos[t * k + j] * dim;
-            if (a->down_s) sc[j] = a->down_s[a->ids[t * k + j]];
+    for (;;) {
+        const int t0 = atomic_fetch_add_explicit(&c->next, MOE_COMBINE_TOK, memory_order_relaxed);
+        if (t0 >= a->n_tok) return;
+        const int t1 = t0 + MOE_COMBINE_TOK < a->n_tok ? t0 + MOE_COMBINE_TOK : a->n_tok;
+        for (int t = t0; t < t1; t++) {
+            for (int j = 0; j < k; j++) {
+                rows[j] = a->y + (size_t)a->pos[t * k + j] * dim;
+                if (a->down_s) sc[j] = a->down_s[a->ids[t * k + j]];
+            }
+            c->wsum(a->out + (size_t)t * dim, rows, a->w + (size_t)t * k, a->down_s ? sc : NULL, k, dim);
         }
-        c->wsum(a->out + (size_t)t * dim, rows, a->w + (size_t)t * k, a->down_s ? sc : NULL, k, dim);
     }
 }
 
@@ -338,8 +350,9 @@ static void cpu_moe_ffn(backend *be, const backend_moe *a) {
     kern_matmul_experts(&c->kt, &a->down, &a->down_b, &a->y, 1, NULL, a->g, (int64_t)T * k, NULL, a->off, c->wsp,
                         c->pool);
     moe_combine mc = {.a = a, .dim = dim, .wsum = c->kt.ops->wsum};
+    atomic_init(&mc.next, 0);
     if ((int64_t)T * k * dim < 16384 || T < 2) moe_combine_rows(&mc, 0, 1);
-    else pool_run(c->pool, moe_combine_rows, &mc);
+    else pool_run_any(c->pool, moe_combine_rows, &mc);
 }
 
 static void cpu_matmul_grouped(backend *be, const tv_tensor *w, float *y, const float *x, int n_x,

@@ -22,6 +22,7 @@ enum {
     MM_ROW_CHUNK = 64,              // weight rows per gemm call
     MX_STREAM_TOK = 4,              // experts with at most this many rows are read at memory speed
     MX_SMALL_CONVERT = 1 << 16,     // activation elements converted on the caller's thread alone
+    MX_CONV_TOK = 8,                // tokens per claimed block of the conversion
     MM_X_TILE_BYTES = 1024 * 1024,  // activation bytes per token tile: a thread streams its weight rows
                                     // once per tile, so a decode batch of 32 rows of 17408 (an FFN down
                                     // projection, 635 KB) is one tile; with a 64-row chunk of weights it
@@ -239,9 +240,10 @@ size_t kern_matmul_experts_wsize(tv_type wtype, int64_t n_cols, int64_t n_x, int
     if (!tt || !tt->vec_dot || n_x < 0 || n_rows < 0) return 0;
     size_t row = kern_row_size(tt->vec_dot_type, n_cols), out, conv;
     if (tt->repack && packed_act_row_size(wtype, n_cols) > row) row = packed_act_row_size(wtype, n_cols);
-    // converted rows (none for F32 activations, used in place) + the gathered ones
-    const int64_t n = (tt->vec_dot_type == TV_TYPE_F32 ? 0 : n_x) + n_rows;
+    // the grouped rows (converted in place), then each token's rows (n_x + 1 offsets, n_rows ids)
+    const int64_t n = n_rows > n_x ? n_rows : n_x;
     if (!row || !mul_ok(row, (size_t)n, &conv) || !add_ok(conv, 2 * MM_ALIGN, &out)) return 0;
+    if (!add_ok(out, sizeof(int32_t) * ((size_t)n_x + 1 + (size_t)n_rows), &out)) return 0;
     return out;
 }
 
@@ -252,10 +254,10 @@ typedef struct mx_job {
     bool packed_act;                // packed Q8_0-activation weights: x goes to the packed act layout
     const float *x;                 // (n_x, n) f32
     int64_t n, n_x, n_rows;
-    const void *xq;                 // (n_x, x_row_bytes) converted activations
-    void *xg;                       // (n_rows, x_row_bytes) grouped activations (xq itself without x_row)
+    void *xg;                       // (n_rows, x_row_bytes) grouped activations (x itself: F32, no x_row)
     size_t x_row_bytes;
     const int32_t *x_row, *off;
+    const int32_t *tok_off, *tok_pos;   // with x_row: token t's grouped rows tok_pos[tok_off[t] .. tok_off[t + 1])
     int n_w;
     mm_w w[2];                      // expert 0 of each weight; expert e at e * expert_bytes
     const float *bias[2];           // (n_expert, rows) or NULL
@@ -268,23 +270,32 @@ typedef struct mx_job {
     int64_t item_end[TV_MAX_EXPERTS];     // items of active[0..i] (prefix sums)
     int64_t n_items;
     alignas(64) atomic_int_fast64_t next;   // the next item to take (on a cache line of its own: every thread writes it)
+    alignas(64) atomic_int_fast64_t next_tok;   // the next token block to convert
 } mx_job;
 
+// Converts token blocks of MX_CONV_TOK rows, claimed from a counter (any subset of the threads
+// finishes the job: pool_run_any): each token once, into its first grouped row, then copied to its
+// other rows (gathered while hot, in the same pass: one join instead of two).
 static void mx_convert(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
     mx_job *j = arg;
-    void *dst = j->x_row ? (void *)j->xq : j->xg;
-    for (int64_t t = ith; t < j->n_x; t += nth) {
-        char *row = (char *)dst + (size_t)t * j->x_row_bytes;
-        if (j->packed_act) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
-        else j->from_float(j->x + t * j->n, row, j->n);
+    const size_t rb = j->x_row_bytes;
+    for (;;) {
+        const int64_t t0 = atomic_fetch_add_explicit(&j->next_tok, MX_CONV_TOK, memory_order_relaxed);
+        if (t0 >= j->n_x) return;
+        const int64_t t1 = t0 + MX_CONV_TOK < j->n_x ? t0 + MX_CONV_TOK : j->n_x;
+        for (int64_t t = t0; t < t1; t++) {
+            const int32_t *pos = j->x_row ? j->tok_pos + j->tok_off[t] : NULL;
+            const int64_t n_pos = j->x_row ? j->tok_off[t + 1] - j->tok_off[t] : 1;
+            if (n_pos == 0) continue;
+            char *row = (char *)j->xg + (size_t)(pos ? pos[0] : t) * rb;
+            if (j->is_f32) memcpy(row, j->x + t * j->n, rb);
+            else if (j->packed_act) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
+            else j->from_float(j->x + t * j->n, row, j->n);
+            for (int64_t i = 1; i < n_pos; i++) memcpy((char *)j->xg + (size_t)pos[i] * rb, row, rb);
+        }
     }
-}
-
-static void mx_gather(void *arg, int ith, int nth) {
-    mx_job *j = arg;
-    for (int64_t p = ith; p < j->n_rows; p += nth)
-        memcpy((char *)j->xg + (size_t)p * j->x_row_bytes, (const char *)j->xq + (size_t)j->x_row[p] * j->x_row_bytes,
-               j->x_row_bytes);
 }
 
 static void mx_compute(void *arg, int ith, int nth) {
@@ -367,26 +378,34 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
         j->w[j->n_w++] = m;
     }
     if (j->n_rows == 0 || w[0]->ne[1] == 0) return;
-    // activations: converted once, then gathered into expert order
+    // activations: each token converted once, into its grouped rows (expert order)
     uint8_t *base = (uint8_t *)(((uintptr_t)wsp + MM_ALIGN - 1) & ~(uintptr_t)(MM_ALIGN - 1));
     j->packed_act = j->packed && tt0->vec_dot_type == TV_TYPE_Q8_0;
     j->x_row_bytes = j->is_f32 ? (size_t)j->n * sizeof(float) : j->packed ? packed_act_row_size(w[0]->type, j->n)
                                                                            : kern_row_size(tt0->vec_dot_type, j->n);
-    const bool par = pool_size(pool) > 1 && n_x >= 4 && n_x * j->n >= MX_SMALL_CONVERT;
-    if (j->is_f32) {
-        j->xq = x;
-        j->xg = x_row ? base : (void *)x;
+    if (j->is_f32 && !x_row) {
+        j->xg = (void *)x;   // used in place
     } else {
         TV_CHECK(wsp != NULL);
-        j->xq = base;
-        j->xg = x_row ? base + (((size_t)n_x * j->x_row_bytes + MM_ALIGN - 1) & ~(size_t)(MM_ALIGN - 1)) : base;
-        if (par) pool_run(pool, mx_convert, j);
+        j->xg = base;
+        if (x_row) {   // the inverse of x_row: each token's grouped rows, in order (counting sort)
+            const size_t xg_bytes = ((size_t)j->n_rows * j->x_row_bytes + MM_ALIGN - 1) & ~(size_t)(MM_ALIGN - 1);
+            int32_t *tok_off = (int32_t *)(base + xg_bytes), *tok_pos = tok_off + n_x + 1;
+            for (int64_t t = 0; t <= n_x; t++) tok_off[t] = 0;
+            for (int64_t p = 0; p < j->n_rows; p++) {
+                TV_CHECK(x_row[p] >= 0 && x_row[p] < n_x);
+                tok_off[x_row[p] + 1]++;
+            }
+            for (int64_t t = 0; t < n_x; t++) tok_off[t + 1] += tok_off[t];
+            for (int64_t p = 0; p < j->n_rows; p++) tok_pos[tok_off[x_row[p]]++] = (int32_t)p;   // tok_off[t]: t's end
+            for (int64_t t = n_x; t > 0; t--) tok_off[t] = tok_off[t - 1];
+            tok_off[0] = 0;
+            j->tok_off = tok_off;
+            j->tok_pos = tok_pos;
+        }
+        atomic_init(&j->next_tok, 0);
+        if (pool_size(pool) > 1 && n_x >= 4 && n_x * j->n >= MX_SMALL_CONVERT) pool_run_any(pool, mx_convert, j);
         else mx_convert(j, 0, 1);
-    }
-    if (x_row) {
-        TV_CHECK(wsp != NULL);
-        if (par) pool_run(pool, mx_gather, j);
-        else mx_gather(j, 0, 1);
     }
     // work items: (active expert, row chunk, token tile). Experts with a few rows each (decode) are
     // read at memory speed: each gets one chunk per thread, so a thread streams a long contiguous
