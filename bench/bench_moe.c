@@ -1,9 +1,11 @@
 // bench_moe.c — decode of one mixture-of-experts FFN against a dense matmul reading the same bytes.
 //
-//   bench_moe [threads] [type] [layers] [tokens]   defaults: 2 Q8_0 4 1
+//   bench_moe [threads] [type] [layers] [tokens] [skew]   defaults: 2 Q8_0 4 1 0
 //
 // tokens > 1 (prefill): that many tokens, each routed to 8 random distinct experts, through the
-// experts FFN; prints the median and best time and GOPS (no dense comparison).
+// experts FFN; prints the median and best time and GOPS (no dense comparison). skew s > 0 picks
+// expert e with probability ~ 1 / (e + 1)^s (a few popular experts, many picked by a few tokens, as
+// a random-weights model's deeper layers route; 0: uniform).
 //
 // Qwen3-30B-A3B's expert shape (dim 2048, expert FFN 768, 64 experts, top-8), packed as the model
 // loads it. Each step picks a layer (round robin over `layers` copies, 320 MB each at Q8_0, so reads
@@ -13,6 +15,7 @@
 //   dense    kern_matmul_n of gate and up over 8 consecutive experts as one (6144, 2048) matrix,
 //            then down over them as one (16384, 768) matrix: the same bytes, one stream each
 // Prints the median, 10th-percentile and best time of each and GB/s of weight bytes read.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +61,9 @@ static void *make_experts(const kern_table *kt, tv_type t, int64_t cols, int64_t
 int main(int argc, char **argv) {
     const int nth = argc > 1 ? atoi(argv[1]) : 2, n_layers = argc > 3 ? atoi(argv[3]) : 4;
     const int n_tok = argc > 4 ? atoi(argv[4]) : 1;
+    const double skew = argc > 5 ? atof(argv[5]) : 0.0;
+    double cdf[N_EXPERT], acc = 0;   // expert popularity
+    for (int e = 0; e < N_EXPERT; e++) cdf[e] = acc += pow(e + 1.0, -skew);
     tv_type t = TV_TYPE_Q8_0;
     if (argc > 2 && !kern_type_from_name(argv[2], &t)) { fprintf(stderr, "bench_moe: unknown type %s\n", argv[2]); return 1; }
     if (getenv("BENCH_CPUTIME") && nth == 1) g_clock = CLOCK_PROCESS_CPUTIME_ID;
@@ -108,7 +114,9 @@ int main(int argc, char **argv) {
         for (int tk = 0; tk < n_tok; tk++) {
             bool used[N_EXPERT] = {false};
             for (int k = 0; k < N_USED;) {
-                const int e = (int)(lcg(&seed) >> 8) % N_EXPERT;
+                const double r = (double)(lcg(&seed) >> 8) / 16777216.0 * acc;
+                int e = 0;
+                while (e < N_EXPERT - 1 && cdf[e] <= r) e++;
                 if (!used[e]) { used[e] = true; pick[tk * N_USED + k++] = (uint8_t)e; cnt[e]++; }
             }
         }

@@ -264,9 +264,11 @@ typedef struct mx_job {
     size_t expert_bytes;
     tv_glu_fn act;
     tv_add_fn add;                  // the path's y += x: the biases (elementwise: the same bits on every path)
-    int64_t row_chunk, tok_tile, n_chunks;   // rows per item, tokens per item, row chunks per expert
+    int64_t tok_tile;               // tokens per item
     int n_active;
-    int32_t active[TV_MAX_EXPERTS];       // experts with rows, in id order
+    int32_t active[TV_MAX_EXPERTS];       // experts with rows: the streamed ones, then the others, each in id order
+    int32_t row_chunk[TV_MAX_EXPERTS];    // rows per item of active[i]
+    int32_t n_chunks[TV_MAX_EXPERTS];     // its row chunks
     int64_t item_end[TV_MAX_EXPERTS];     // items of active[0..i] (prefix sums)
     int64_t n_items;
     alignas(64) atomic_int_fast64_t next;   // the next item to take (on a cache line of its own: every thread writes it)
@@ -309,9 +311,9 @@ static void mx_compute(void *arg, int ith, int nth) {
         while (j->item_end[a] <= it) a++;
         const int e = j->active[a];
         const int64_t local = it - (a ? j->item_end[a - 1] : 0);
-        const int64_t rows = j->w[0].rows, r0 = local % j->n_chunks * j->row_chunk;
-        const int64_t r1 = r0 + j->row_chunk < rows ? r0 + j->row_chunk : rows;
-        const int64_t p0 = j->off[e] + local / j->n_chunks * j->tok_tile;
+        const int64_t rows = j->w[0].rows, r0 = local % j->n_chunks[a] * j->row_chunk[a];
+        const int64_t r1 = r0 + j->row_chunk[a] < rows ? r0 + j->row_chunk[a] : rows;
+        const int64_t p0 = j->off[e] + local / j->n_chunks[a] * j->tok_tile;
         const int64_t nt = j->off[e + 1] - p0 < j->tok_tile ? j->off[e + 1] - p0 : j->tok_tile;
         const char *xt = (const char *)j->xg + (size_t)p0 * j->x_row_bytes;
         for (int wi = 0; wi < j->n_w; wi++) {
@@ -407,32 +409,31 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
         if (pool_size(pool) > 1 && n_x >= 4 && n_x * j->n >= MX_SMALL_CONVERT) pool_run_any(pool, mx_convert, j);
         else mx_convert(j, 0, 1);
     }
-    // work items: (active expert, row chunk, token tile). Experts with a few rows each (decode) are
-    // read at memory speed: each gets one chunk per thread, so a thread streams a long contiguous
-    // run of every expert (as kern_matmul splits a matrix) instead of hopping between 64-row chunks.
+    // work items: (active expert, row chunk, token tile). An expert with a few rows (decode; in a
+    // prefill, the experts few tokens picked) is read at memory speed: it gets one chunk per thread,
+    // so a thread streams a long contiguous run of it (as kern_matmul splits a matrix; the 1-2 token
+    // kernels prefetch only inside their call) instead of hopping between 64-row chunks; those
+    // experts go first, so the items left at the end are the short compute-bound ones.
     const int64_t rows = j->w[0].rows;
-    int64_t max_c = 0;
-    for (int e = 0; e < n_expert; e++) {
-        const int64_t c = off[e + 1] - off[e];
-        TV_CHECK(c >= 0);
-        if (c > max_c) max_c = c;
-    }
-    j->row_chunk = MM_ROW_CHUNK;
-    if (max_c <= MX_STREAM_TOK) {
-        const int64_t share = ((rows + pool_size(pool) - 1) / pool_size(pool) + 15) & ~(int64_t)15;
-        if (share > j->row_chunk) j->row_chunk = share;
-    }
-    j->n_chunks = (rows + j->row_chunk - 1) / j->row_chunk;
+    const int64_t share = ((rows + pool_size(pool) - 1) / pool_size(pool) + 15) & ~(int64_t)15;
+    const int64_t stream_chunk = share > MM_ROW_CHUNK ? share : MM_ROW_CHUNK;
+    TV_CHECK(rows <= INT32_MAX);
     j->tok_tile = (int64_t)(MM_X_TILE_BYTES / j->x_row_bytes);
     if (j->tok_tile > 16) j->tok_tile &= ~(int64_t)15;
     if (j->tok_tile < 1) j->tok_tile = 1;
-    for (int e = 0; e < n_expert; e++) {
-        const int64_t c = off[e + 1] - off[e];
-        if (!c) continue;
-        j->n_items += j->n_chunks * ((c + j->tok_tile - 1) / j->tok_tile);
-        j->active[j->n_active] = e;
-        j->item_end[j->n_active++] = j->n_items;
-    }
+    for (int pass = 0; pass < 2; pass++)   // 0: the streamed experts, 1: the others
+        for (int e = 0; e < n_expert; e++) {
+            const int64_t c = off[e + 1] - off[e];
+            TV_CHECK(c >= 0);
+            if (!c || (c <= MX_STREAM_TOK) != (pass == 0)) continue;
+            const int a = j->n_active++;
+            const int64_t chunk = pass == 0 ? stream_chunk : MM_ROW_CHUNK;
+            j->active[a] = e;
+            j->row_chunk[a] = (int32_t)chunk;
+            j->n_chunks[a] = (int32_t)((rows + chunk - 1) / chunk);
+            j->n_items += j->n_chunks[a] * ((c + j->tok_tile - 1) / j->tok_tile);
+            j->item_end[a] = j->n_items;
+        }
     atomic_init(&j->next, 0);
     if (j->n_items > 1) pool_run_any(pool, mx_compute, j);   // items from one counter: any subset finishes them
     else mx_compute(j, 0, 1);
