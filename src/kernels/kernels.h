@@ -442,11 +442,12 @@ void kern_route(const tv_route_opts *o, float *logits, int32_t *ids, float *w);
 // (off: n_expert + 1 ascending offsets, off[0] = 0) and read activation row x_row[p] of x (n_x, n)
 // (x_row NULL: row p itself, x already grouped; then n_x == off[n_expert]). For i < n_w <= 2:
 //   y[i] (off[n_expert], w[i]->ne[1]) row p = x[x_row[p]] · (expert e of w[i])ᵀ
-// x is converted to the activation type once (n_x rows), then gathered into expert order, so k
-// experts of one token share one quantization; each active expert's weights are streamed once per
-// call (all its rows run as one GEMM). Work items are (expert, 64-row chunk, token tile), taken
-// dynamically by the pool's threads, so 2 and 64 threads both stay busy; with at most 4 rows per
-// expert (decode) a chunk is a thread's share of the expert's rows (long contiguous reads). Every element is computed
+// Each row of x is converted to the activation type once, into its first grouped row, and copied to
+// its others, so k experts of one token share one quantization; each active expert's weights are
+// streamed once per call (all its rows run as one GEMM). Work items are (expert, 64-row chunk, token
+// tile), taken dynamically by the pool's threads, so 2 and 64 threads both stay busy; an expert with
+// at most 4 rows (decode) has a thread's share of its rows as a chunk (long contiguous reads), and
+// its items come first. Every element is computed
 // by kern_matmul's instruction sequence: its bits depend on neither the pool size nor the other rows
 // routed to its expert (batch invariance). bias (NULL, or per weight NULL or (n_expert, ne[1]) f32):
 // expert e's bias row is added to its rows (gpt-oss). act (n_w == 2, else NULL): y[0] = act(y[0],
