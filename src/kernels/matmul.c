@@ -346,7 +346,7 @@ void kern_matmul_experts(const kern_table *kt, const tv_tensor *const *w, const 
     const tv_type_traits *tt0 = kern_traits(kt, w[0]->type);
     TV_CHECK(tt0 && tt0->vec_dot);
     const tv_type_traits *vt = kern_traits(kt, tt0->vec_dot_type);
-    mx_job job, *j = &job;   // ~6 KiB of item bookkeeping, on the caller's stack
+    mx_job job, *j = &job;   // ~10 KiB of item bookkeeping, on the caller's stack
     *j = (mx_job){.from_float = vt ? vt->from_float : NULL, .q8 = kt->traits[TV_TYPE_Q8_0].from_float,
                   .packed = w[0]->packed, .is_f32 = tt0->vec_dot_type == TV_TYPE_F32, .x = x, .n = w[0]->ne[0],
                   .n_x = n_x, .n_rows = off[n_expert], .x_row = x_row, .off = off, .act = act, .add = kt->ops->add};
