@@ -155,12 +155,31 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
             const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_u(sc[j >> 2], j & 3)));
             TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
         }
-        // the mins: sum_j mn_j * (bsums[2j] + bsums[2j+1]), (mn_j, mn_j) int16 pairs against bsums dword j
+        // the mins: sum_j mn_j * (bsums[2j] + bsums[2j+1]); 1-2 tokens: (mn_j, mn_j) int16 pairs against
+        // bsums dword j; more: (mn_2p, mn_2p+1) pairs against the 32-element sums (b32_2p, b32_2p+1) (|b32| <=
+        // 4096: int16), half the vpdpwssd (they share the pipe of vpdpbusd) for one vphaddw per token
         __m512i so[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm512_setzero_si512();
-        TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
-            const __m512i mw = byte_pair(mn[j >> 2], j & 3);
-            TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = dpw_b(so[t], mw, xb[t]->bsums + 2 * j);
+        if (T <= 2) {
+            TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
+                const __m512i mw = byte_pair(mn[j >> 2], j & 3);
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = dpw_b(so[t], mw, xb[t]->bsums + 2 * j);
+            }
+        } else {
+            int32_t b32[KP_TM][4];   // dword p: int16 pair (b32_2p, b32_2p+1)
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) {
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
+                const __m256i h = _mm256_hadd_epi16(bs, bs);   // dwords 0, 1 | 4, 5: b32_0..3 | b32_4..7
+                _mm_storeu_si128((__m128i *)b32[t], _mm256_castsi256_si128(_mm256_permute4x64_epi64(h, 0x08)));
+            }
+            const __m512i pe_ix = _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9,
+                                                                      -128, 12, -128, 13, -128));
+            const __m512i po_ix = _mm512_broadcast_i32x4(_mm_setr_epi8(2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11,
+                                                                      -128, 14, -128, 15, -128));
+            TV_TILE_UNROLL for (int p = 0; p < 4; p++) {   // (mn_2p, mn_2p+1): bytes 0, 1 or 2, 3 of mn[p / 2]
+                const __m512i mw = _mm512_shuffle_epi8(mn[p >> 1], p & 1 ? po_ix : pe_ix);
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = dpw_b(so[t], mw, &b32[t][p]);
+            }
         }
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(so[t]), ndmin, u[t]);
