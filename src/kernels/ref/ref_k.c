@@ -306,6 +306,21 @@ static size_t pk_src(const pk_kind *kd, int k) {
     return kd->body_at + 4 * (size_t)(k - n_q);
 }
 
+// Q6_K packed codes: ql and qh (192 bytes) become 192 code bytes c: bits 0..5 of byte e (e < 192)
+// are the code of element e, bits 6..7 of bytes 12n + 4f + b (f = 0..2) bits 2f..2f+1 of the code
+// of element 192 + 4n + b (n < 16, b < 4). In body dwords: dword v < 48 holds the codes of elements
+// 4v..4v+3 (one mask), and dwords 3n..3n+2 the codes of elements 192 + 4n..+3 (two shifts).
+static void q6k_pack_codes(tv_block_q6_K *b) {
+    uint8_t c[192];
+    for (int e = 0; e < 192; e++) c[e] = (uint8_t)q6_code(b, e);
+    for (int e = 192; e < TV_QK_K; e++) {
+        const int n = (e - 192) / 4, bi = e % 4, q = q6_code(b, e);
+        for (int f = 0; f < 3; f++) c[12 * n + 4 * f + bi] |= (uint8_t)(((q >> (2 * f)) & 3) << 6);
+    }
+    memcpy(b->ql, c, 128);
+    memcpy(b->qh, c + 128, 64);
+}
+
 static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     const int64_t nb = n / TV_QK_K;
     const size_t f16_at = kd->f16_end ? kd->blk - 2 * (size_t)kd->n_f16 : 0;
@@ -318,6 +333,7 @@ static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, 
             for (int64_t i = 0; i < nb; i++) {
                 uint8_t blk[sizeof(tv_block_q6_K)] = { 0 };   // the largest of them
                 if (row) memcpy(blk, row + (size_t)i * kd->blk, kd->blk);
+                if (kd == &PK_Q6_K) q6k_pack_codes((tv_block_q6_K *)blk);
                 uint8_t *pb = gb + (size_t)i * kd->body;
                 for (int k = 0; k < kd->n_dwords; k++) memcpy(pb + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + pk_src(kd, k), 4);
                 for (int f = 0; f < kd->n_f16; f++)
@@ -420,11 +436,11 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
                     for (int j = 0; j < 16; j++) {
                         const int sc = (int8_t)pk_byte(pb, l, 192 + j);
                         int32_t isum = 0;
-                        for (int e = 16 * j; e < 16 * j + 16; e++) {   // element e: see q6_code
-                            const int h = e / 128, k = e % 128 / 32, m = e % 32;
-                            const uint8_t lo = pk_byte(pb, l, 64 * h + m + 32 * (k & 1));
-                            const uint8_t hi = pk_byte(pb, l, 128 + 32 * h + m);
-                            const int q = ((k < 2 ? lo : lo >> 4) & 0x0F) | ((hi >> (2 * k)) & 3) << 4;
+                        for (int e = 16 * j; e < 16 * j + 16; e++) {   // element e: see q6k_pack_codes
+                            const int g = (e - 192) / 4, bi = e % 4;
+                            const int q = e < 192 ? pk_byte(pb, l, e) & 0x3F
+                                                  : pk_byte(pb, l, 12 * g + bi) >> 6 | (pk_byte(pb, l, 12 * g + 4 + bi) >> 6) << 2 |
+                                                        (pk_byte(pb, l, 12 * g + 8 + bi) >> 6) << 4;
                             isum += q * xb[i].qs[e];
                         }
                         u = fmaf((float)isum, d * (float)sc, u);

@@ -109,7 +109,7 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
 KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const uint8_t *x, size_t xrs,
                          float *out, const int T, const bool vnni) {
     const uint8_t *gd = gb + (size_t)nb * KP6_BODY;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i m3f = _mm256_set1_epi8(0x3F), mc0 = _mm256_set1_epi8((char)0xC0);
     __m256 acc[2];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -117,37 +117,37 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf) {
-            for (int k = 32; k < 52; k++) TV_PREFETCH_L2(pb + pf + 64 * k);
+            for (int k = 48; k < 52; k++) TV_PREFETCH_L2(pb + pf + 64 * k);   // scales (the codes: as they are read)
             TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h2)));
         __m256 u[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_setzero_ps();
-        TV_TILE_UNROLL for (int h = 0; h < 2; h++) {
-            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
-                __m256i s0[2], s1[2];
-                TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm256_setzero_si256(); s1[t] = _mm256_setzero_si256(); }
-                TV_TILE_UNROLL for (int e = 0; e < 8; e++) {
-                    const uint8_t *pl = pb + (size_t)(16 * h + 8 * (k & 1) + e) * 64;
-                    if (pf && k < 2) TV_PREFETCH_L2(pl + pf);
-                    const __m256i ql = kpa_ld(pl), qh = kpa_ld(pb + 2048 + (size_t)(8 * h + e) * 64);
-                    const __m256i lo = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), m4);
-                    const __m256i hs = k == 0 ? _mm256_slli_epi16(qh, 4) : k == 1 ? _mm256_slli_epi16(qh, 2)
-                                     : k == 2 ? qh : _mm256_srli_epi16(qh, 2);
-                    const __m256i q = _mm256_or_si256(lo, _mm256_and_si256(hs, m30));
-                    TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-                        if (e < 4) s0[t] = kpa_dot(s0[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e, vnni);
-                        else s1[t] = kpa_dot(s1[t], q, xb[t]->qs + 128 * h + 32 * k + 4 * e, vnni);
+        // the packed codes (ref_k.c q6k_pack_codes): vector v < 48 masked; vector 48 + n from bits
+        // 6..7 of vectors 3n..3n+2, as kquant_avx512.c (here shifted down to the codes x 1)
+        TV_TILE_UNROLL for (int jq = 0; jq < 4; jq++) {
+            const __m256i sv = kpa_ld(pb + 3072 + (size_t)jq * 64);   // byte jj of a dword: scale of 4jq + jj
+            TV_TILE_UNROLL for (int jj = 0; jj < 4; jj++) {
+                const int j = 4 * jq + jj;
+                __m256i s[2];
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm256_setzero_si256();
+                TV_TILE_UNROLL for (int e = 0; e < 4; e++) {
+                    const int v = 4 * j + e;   // elements 4v..4v+3
+                    __m256i q;
+                    if (jq < 3) {
+                        const uint8_t *p = pb + (size_t)v * 64;
+                        if (pf) TV_PREFETCH_L2(p + pf);
+                        q = _mm256_and_si256(kpa_ld(p), m3f);
+                    } else {
+                        const uint8_t *p = pb + (size_t)(v - 48) * 192;
+                        const __m256i t4 = _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(kpa_ld(p), mc0), 2),
+                                                           _mm256_and_si256(kpa_ld(p + 64), mc0));
+                        q = _mm256_srli_epi16(_mm256_or_si256(_mm256_srli_epi16(t4, 2), _mm256_and_si256(kpa_ld(p + 128), mc0)), 2);
                     }
+                    TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = kpa_dot(s[t], q, xb[t]->qs + 4 * v, vnni);
                 }
-                const int j = 8 * h + 2 * k;
-                const __m256i sv = kpa_ld(pb + 3072 + (size_t)(j / 4) * 64);
-                const __m256 ds0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(byte_s(sv, j % 4)));
-                const __m256 ds1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(byte_s(sv, j % 4 + 1)));
-                TV_TILE_UNROLL for (int t = 0; t < T; t++) {
-                    u[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0[t]), ds0, u[t]);
-                    u[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1[t]), ds1, u[t]);
-                }
+                const __m256 ds = _mm256_mul_ps(d, _mm256_cvtepi32_ps(byte_s(sv, jj)));
+                TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), ds, u[t]);
             }
         }
         __m256i so[2];
