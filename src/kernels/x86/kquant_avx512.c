@@ -4,7 +4,7 @@
 // One zmm lane per weight row of a 16-row group, 4 codes per lane: a packed dword vector is one
 // vpdpbusd (unsigned codes x 4 activation bytes broadcast from the Q8_K row) per token, into an
 // int32 sum per sub-block (Q4_K: 8 dwords = 32 codes, the low nibbles one sub-block, the high the
-// next; Q5_K the same with a fifth bit from qh; Q6_K: 4 dwords = 16 codes, rebuilt from ql and qh).
+// next; Q5_K the same with a fifth bit from qh; Q6_K: 4 dwords = 16 codes, 6-bit bytes: see q6k_quarter).
 // Each sub-block sum then takes one fma with its scale d * sc (f32, shared by every token); the
 // Q4_K / Q5_K mins and Q6_K's -32 offset are one
 // int32 sum per super-block from the activation's bsums (vpdpwssd, int16 pairs), and the
@@ -49,7 +49,7 @@ enum {
     KP_PANEL = 256 * 1024,      // weight bytes per row panel
     KP4_BODY = 2240,            // bytes of a Q4_K super-block of a group (qs 2048 | scales 192)
     KP5_BODY = 2752,            // Q5_K (qs 2048 | qh 512 | scales 192)
-    KP6_BODY = 3328,            // Q6_K (ql 2048 | qh 1024 | scales 256)
+    KP6_BODY = 3328,            // Q6_K (codes 3072 | scales 256)
     KPX_BODY = 2112,            // IQ4_XS (qs 2048 | scales_l 64)
     KP3_BODY = 1728,            // Q3_K (hmask 512 | qs 1024 | scales 192)
     KP2_BODY = 1280,            // Q2_K (scales 256 | qs 1024)
@@ -193,16 +193,14 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
 // The packed codes (ref_k.c "Q6_K packed codes"): code vector v < 48 (elements 4v..4v+3) is the low 6
 // bits of body vector v, one vpandd; the codes of vector 48 + n are bits 6..7 of body vectors 3n,
 // 3n + 1, 3n + 2 (code bits 0..1, 2..3, 4..5), put together as the codes x 4 by two shifts and two
-// vpternlogd. Under 4 tokens those are dotted x 4 and the exact sum is shifted back (one shift per
-// token and sub-block); from 4 tokens a third shift on the vector is cheaper. Up to 8 tokens per tile:
+// vpternlogd and dotted so: the sum is 4 isum_j exactly, and its float times d * sc_j / 4 (exact: a
+// power of two) is the chain's product, so the fma rounds as the ref's. Up to 8 tokens per tile:
 // one int32 sum per token, finished into u after each sub-block, so s, u and acc take 24 registers.
 // Sub-blocks 4jq..4jq + 3 of super-block pb, into u. A function called four times rather than an
 // unrolled loop (clang -O1 with ASan+UBSan could not unroll such a loop: -Wpass-failed).
 INLINE void q6k_quarter(const uint8_t *pb, const int jq, const tv_block_q8_K *const *xb, __m512 d, __m512 *u,
                         const bool ahead, const int T) {
     const __m512i m3f = _mm512_set1_epi8(0x3F), mc0 = _mm512_set1_epi8((char)0xC0);
-    const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)jq * 64);   // byte jj of dword: scale of 4jq + jj
-    const bool x4 = jq == 3 && T < 4;
     TV_TILE_UNROLL for (int jj = 0; jj < 4; jj++) {
         const int j = 4 * jq + jj;
         __m512i s[KP_TM];
@@ -219,12 +217,12 @@ INLINE void q6k_quarter(const uint8_t *pb, const int jq, const tv_block_q8_K *co
                 const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 64), c = _mm512_loadu_si512(p + 128);
                 const __m512i t4 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_and_si512(a, mc0), 2), b, mc0, 0xF8);
                 q = _mm512_ternarylogic_epi32(_mm512_srli_epi16(t4, 2), c, mc0, 0xF8);
-                if (!x4) q = _mm512_srli_epi16(q, 2);
             }
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 4 * v);
         }
-        if (x4) TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_srai_epi32(s[t], 2);
-        const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, jj)));
+        const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)jq * 64);   // byte jj of a dword: scale of j
+        __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, jj)));
+        if (jq == 3) ds = _mm512_mul_ps(ds, _mm512_set1_ps(0.25f));   // s = 4 isum_j: (4 isum_j) (ds / 4), exactly the chain's product
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
     }
 }
