@@ -218,9 +218,10 @@ tv_bf16 f32_to_bf16(float f);
 //         stored } (2240 B), then (n_blocks, 16 rows) f16 d, (n_blocks, 16 rows) f16 dmin per block.
 //   Q5_K: as Q4_K with qh (8 dwords, 16 rows, 4 bytes) between qs and scales (2752 B).
 //   Q6_K: (n_blocks) of { codes (48 dwords, 16 rows, 4 bytes): dword v of a row = bytes 4v..4v+3 of
-//         its 192 code bytes (ref_k.c q6k_pack_codes: the code of element e < 192 in bits 0..5 of
-//         byte e; bits 6..7 of bytes 12n + 4f + b hold bits 2f..2f+1 of the code of element
-//         192 + 4n + b) | scales (4 dwords, 16 rows, 4 bytes) } (3328 B), then (n_blocks, 16 rows) f16 d.
+//         its 192 code bytes (ref_k.c q6k_pack_codes: bits 0..5 of byte 48q + r hold the code of
+//         element 64q + r for r < 48; bits 6..7 of bytes 48q + 12n + 4f + b bits 2f..2f+1 of the
+//         code of element 64q + 48 + 4n + b) | scales (4 dwords, 16 rows, 4 bytes) } (3328 B), then
+//         (n_blocks, 16 rows) f16 d.
 //   Q3_K: (n_blocks) of { hmask (8 dwords) | qs (16 dwords) | scales (3 dwords), 16 rows, 4 bytes, as
 //         stored } (1728 B), then (n_blocks, 16 rows) f16 d.
 //   Q2_K: (n_blocks) of { scales (4 dwords) | qs (16 dwords), 16 rows, 4 bytes, as stored } (1280 B),

@@ -306,16 +306,19 @@ static size_t pk_src(const pk_kind *kd, int k) {
     return kd->body_at + 4 * (size_t)(k - n_q);
 }
 
-// Q6_K packed codes: ql and qh (192 bytes) become 192 code bytes c: bits 0..5 of byte e (e < 192)
-// are the code of element e, bits 6..7 of bytes 12n + 4f + b (f = 0..2) bits 2f..2f+1 of the code
-// of element 192 + 4n + b (n < 16, b < 4). In body dwords: dword v < 48 holds the codes of elements
-// 4v..4v+3 (one mask), and dwords 3n..3n+2 the codes of elements 192 + 4n..+3 (two shifts).
+// Q6_K packed codes: ql and qh (192 bytes) become 192 code bytes, 48 for each 64 elements (a quarter
+// jq: sub-blocks 4jq..4jq+3): bits 0..5 of byte 48jq + r are the code of element 64jq + r (r < 48),
+// bits 6..7 of bytes 48jq + 12n + 4f + b (f = 0..2) bits 2f..2f+1 of the code of element
+// 64jq + 48 + 4n + b (n, b < 4). In body dwords: dword 12jq + m (m < 12) holds the codes of
+// elements 64jq + 4m.. (one mask), and dwords 12jq + 3n..+2 those of elements 64jq + 48 + 4n..
+// (two shifts): each quarter's fourth sub-block is put together from the vectors of its first three.
 static void q6k_pack_codes(tv_block_q6_K *b) {
-    uint8_t c[192];
-    for (int e = 0; e < 192; e++) c[e] = (uint8_t)q6_code(b, e);
-    for (int e = 192; e < TV_QK_K; e++) {
-        const int n = (e - 192) / 4, bi = e % 4, q = q6_code(b, e);
-        for (int f = 0; f < 3; f++) c[12 * n + 4 * f + bi] |= (uint8_t)(((q >> (2 * f)) & 3) << 6);
+    uint8_t c[192] = { 0 };
+    for (int e = 0; e < TV_QK_K; e++) {
+        const int jq = e / 64, r = e % 64, q = q6_code(b, e);
+        if (r < 48) c[48 * jq + r] |= (uint8_t)q;
+        else
+            for (int f = 0; f < 3; f++) c[48 * jq + 12 * ((r - 48) / 4) + 4 * f + r % 4] |= (uint8_t)(((q >> (2 * f)) & 3) << 6);
     }
     memcpy(b->ql, c, 128);
     memcpy(b->qh, c + 128, 64);
@@ -437,10 +440,10 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
                         const int sc = (int8_t)pk_byte(pb, l, 192 + j);
                         int32_t isum = 0;
                         for (int e = 16 * j; e < 16 * j + 16; e++) {   // element e: see q6k_pack_codes
-                            const int g = (e - 192) / 4, bi = e % 4;
-                            const int q = e < 192 ? pk_byte(pb, l, e) & 0x3F
-                                                  : pk_byte(pb, l, 12 * g + bi) >> 6 | (pk_byte(pb, l, 12 * g + 4 + bi) >> 6) << 2 |
-                                                        (pk_byte(pb, l, 12 * g + 8 + bi) >> 6) << 4;
+                            const int jq = e / 64, er = e % 64, o = 48 * jq + 12 * ((er - 48) / 4) + er % 4;
+                            const int q = er < 48 ? pk_byte(pb, l, 48 * jq + er) & 0x3F
+                                                 : pk_byte(pb, l, o) >> 6 | (pk_byte(pb, l, o + 4) >> 6) << 2 |
+                                                       (pk_byte(pb, l, o + 8) >> 6) << 4;
                             isum += q * xb[i].qs[e];
                         }
                         u = fmaf((float)isum, d * (float)sc, u);

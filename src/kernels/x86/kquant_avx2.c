@@ -123,8 +123,9 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h2)));
         __m256 u[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_setzero_ps();
-        // the packed codes (ref_k.c q6k_pack_codes): vector v < 48 masked; vector 48 + n from bits
-        // 6..7 of vectors 3n..3n+2, as kquant_avx512.c (here shifted down to the codes x 1)
+        // the packed codes (ref_k.c q6k_pack_codes): quarter jq's first three sub-blocks masked from
+        // vectors 12jq.., the fourth from bits 6..7 of vectors 12jq + 3e..+2, as kquant_avx512.c
+        // (here shifted down to the codes x 1)
         TV_TILE_UNROLL for (int jq = 0; jq < 4; jq++) {
             const __m256i sv = kpa_ld(pb + 3072 + (size_t)jq * 64);   // byte jj of a dword: scale of 4jq + jj
             TV_TILE_UNROLL for (int jj = 0; jj < 4; jj++) {
@@ -134,12 +135,12 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
                 TV_TILE_UNROLL for (int e = 0; e < 4; e++) {
                     const int v = 4 * j + e;   // elements 4v..4v+3
                     __m256i q;
-                    if (jq < 3) {
-                        const uint8_t *p = pb + (size_t)v * 64;
+                    if (jj < 3) {
+                        const uint8_t *p = pb + (size_t)(12 * jq + 4 * jj + e) * 64;
                         if (pf) TV_PREFETCH_L2(p + pf);
                         q = _mm256_and_si256(kpa_ld(p), m3f);
                     } else {
-                        const uint8_t *p = pb + (size_t)(v - 48) * 192;
+                        const uint8_t *p = pb + (size_t)(12 * jq + 3 * e) * 64;
                         const __m256i t4 = _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(kpa_ld(p), mc0), 2),
                                                            _mm256_and_si256(kpa_ld(p + 64), mc0));
                         q = _mm256_srli_epi16(_mm256_or_si256(_mm256_srli_epi16(t4, 2), _mm256_and_si256(kpa_ld(p + 128), mc0)), 2);

@@ -190,48 +190,60 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
 }
 
 // ---------------- Q6_K ----------------
-// The packed codes (ref_k.c "Q6_K packed codes"): code vector v < 48 (elements 4v..4v+3) is the low 6
-// bits of body vector v, one vpandd; the codes of vector 48 + n are bits 6..7 of body vectors 3n,
-// 3n + 1, 3n + 2 (code bits 0..1, 2..3, 4..5), put together as the codes x 4 by two shifts and two
-// vpternlogd and dotted so: the sum is 4 isum_j exactly, and its float times d * sc_j / 4 (exact: a
-// power of two) is the chain's product, so the fma rounds as the ref's. Up to 8 tokens per tile:
-// one int32 sum per token, finished into u after each sub-block, so s, u and acc take 24 registers.
-// Sub-blocks 4jq..4jq + 3 of super-block pb, into u. A function called four times rather than an
-// unrolled loop (clang -O1 with ASan+UBSan could not unroll such a loop: -Wpass-failed).
-INLINE void q6k_quarter(const uint8_t *pb, const int jq, const tv_block_q8_K *const *xb, __m512 d, __m512 *u,
-                        const bool ahead, const int T) {
+// The packed codes (ref_k.c q6k_pack_codes), per quarter jq (sub-blocks 4jq..4jq+3, body vectors
+// 12jq..12jq+11): the first three sub-blocks' code vectors are the low 6 bits of those vectors, one
+// vpandd each; the fourth's are bits 6..7 of vectors 12jq + 3e..+2 (code bits 0..1, 2..3, 4..5), put
+// together as the codes x 4 by two shifts and two vpternlogd and dotted so: the sum is 4 isum_j
+// exactly, and its float times d * sc_j / 4 (exact: a power of two) is the chain's product, so the
+// fma rounds as the ref's. Up to 8 tokens per tile: one int32 sum per token, finished into u after
+// each sub-block, so s, u and acc take 24 registers. (The fourth sub-blocks' vectors at the end of
+// the body instead ran 256-token prefill at 0.94x: that assembly in one burst.)
+// s[t] = the dot of sub-block 4jq + jj of super-block pb with token t (x 4 for jj = 3).
+INLINE void q6k_dots(const uint8_t *pb, const int jq, const int jj, const tv_block_q8_K *const *xb, __m512i *s,
+                     const int T) {
     const __m512i m3f = _mm512_set1_epi8(0x3F), mc0 = _mm512_set1_epi8((char)0xC0);
-    TV_TILE_UNROLL for (int jj = 0; jj < 4; jj++) {
-        const int j = 4 * jq + jj;
-        __m512i s[KP_TM];
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
-        TV_TILE_UNROLL for (int e = 0; e < 4; e++) {
-            const int v = 4 * j + e;   // the code vector: elements 4v..4v+3
-            __m512i q;
-            if (jq < 3) {
-                const uint8_t *p = pb + (size_t)v * 64;
-                if (ahead) TV_PREFETCH_L2(p + KP_PF);
-                q = _mm512_and_si512(_mm512_loadu_si512(p), m3f);
-            } else {   // (a & c0) >> 2 | (b & c0): code bits 0..3 in bits 4..7; >> 2 | (c & c0): the code x 4
-                const uint8_t *p = pb + (size_t)(v - 48) * 192;
-                const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 64), c = _mm512_loadu_si512(p + 128);
-                const __m512i t4 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_and_si512(a, mc0), 2), b, mc0, 0xF8);
-                q = _mm512_ternarylogic_epi32(_mm512_srli_epi16(t4, 2), c, mc0, 0xF8);
-            }
-            TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 4 * v);
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
+    TV_TILE_UNROLL for (int e = 0; e < 4; e++) {
+        __m512i q;
+        if (jj < 3) {
+            const uint8_t *p = pb + (size_t)(12 * jq + 4 * jj + e) * 64;
+            q = _mm512_and_si512(_mm512_loadu_si512(p), m3f);
+        } else {   // (a & c0) >> 2 | (b & c0): code bits 0..3 in bits 4..7; >> 2 | (c & c0): the code x 4
+            const uint8_t *p = pb + (size_t)(12 * jq + 3 * e) * 64;
+            const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 64), c = _mm512_loadu_si512(p + 128);
+            const __m512i t4 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_and_si512(a, mc0), 2), b, mc0, 0xF8);
+            q = _mm512_ternarylogic_epi32(_mm512_srli_epi16(t4, 2), c, mc0, 0xF8);
         }
-        const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)jq * 64);   // byte jj of a dword: scale of j
-        __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, jj)));
-        if (jq == 3) ds = _mm512_mul_ps(ds, _mm512_set1_ps(0.25f));   // s = 4 isum_j: (4 isum_j) (ds / 4), exactly the chain's product
-        TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
+        TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 4 * (16 * jq + 4 * jj + e));
+    }
+}
+// u[t] = fma(s[t], d * sc_j (/ 4 for jj = 3: s is 4 isum_j, and the product is exactly the chain's), u[t])
+INLINE void q6k_fin(const uint8_t *pb, const int jq, const int jj, __m512 d, const __m512i *s, __m512 *u, const int T) {
+    const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)jq * 64);   // byte jj of a dword: scale of 4jq + jj
+    __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, jj)));
+    if (jj == 3) ds = _mm512_mul_ps(ds, _mm512_set1_ps(0.25f));
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
+}
+// Sub-blocks 4jq..4jq + 3 of super-block pb, into u: the first three's vectors, then the fourth's
+// from the same lines (in L1). A function called four times rather than an unrolled loop (clang -O1
+// with ASan+UBSan could not unroll such a loop: -Wpass-failed).
+INLINE void q6k_quarter(const uint8_t *pb, const int jq, const tv_block_q8_K *const *xb, __m512 d, __m512 *u,
+                        const int T) {
+    TV_TILE_UNROLL for (int jj = 0; jj < 4; jj++) {
+        __m512i s[KP_TM];
+        q6k_dots(pb, jq, jj, xb, s, T);
+        q6k_fin(pb, jq, jj, d, s, u, T);
     }
 }
 
 INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
                      int64_t ys, __mmask16 m, const bool stream, const int T) {
-    // 1 token: no software prefetch. The body is read front to back (the codes once, in order), and
-    // the hardware prefetchers keep up with it: one thread, CPU time, from DRAM 15.3-15.9 -> 19.2-20.1
-    // GB/s against prefetching 8 KiB ahead, cache-resident 53 -> 65 (2-token tiles measured 0.95x without)
+    // 1 token: no software prefetch; the sums are made in body order (every line once, front to back,
+    // then the fourth sub-blocks from L1) and the hardware prefetchers keep up: one thread, CPU time,
+    // 256x2048 from DRAM 19.8-21.1 GB/s (main's layout and tile 15.8-16.6; this one with the prefetches
+    // 16.7-16.9, with quarter order 16.7-17.5). 2 tokens and one-pass tiles: the body's 52 lines
+    // prefetched at once when the super-block starts (spread as read: 2 tokens 16, 4 tokens 14, 8
+    // tokens 11.6 GB/s; at once 19.2, 17.5, 13.2; main 16.9, 17.5, 13.1).
     const bool ahead = T == 2 || stream;
     const uint8_t *gd = gb + (size_t)nb * KP6_BODY;   // (nb, 16) f16 d
     __m512 acc[KP_TM];
@@ -241,16 +253,26 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (ahead) {
-            for (int k = 48; k < 52; k++) TV_PREFETCH_L2(pb + KP_PF + 64 * k);   // scales (the codes: as they are read)
+            for (int k = 0; k < 52; k++) TV_PREFETCH_L2(pb + KP_PF + 64 * k);   // the whole body, at once
             TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
         __m512 u[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
-        q6k_quarter(pb, 0, xb, d, u, ahead, T);
-        q6k_quarter(pb, 1, xb, d, u, ahead, T);
-        q6k_quarter(pb, 2, xb, d, u, ahead, T);
-        q6k_quarter(pb, 3, xb, d, u, ahead, T);
+        if (T == 1) {   // every sum first, the fourth sub-blocks' last: the body read front to back (see above)
+            __m512i sb[16];
+#define Q6K_D(JQ, JJ) q6k_dots(pb, JQ, JJ, xb, &sb[4 * (JQ) + (JJ)], 1)
+            Q6K_D(0, 0); Q6K_D(0, 1); Q6K_D(0, 2); Q6K_D(1, 0); Q6K_D(1, 1); Q6K_D(1, 2);
+            Q6K_D(2, 0); Q6K_D(2, 1); Q6K_D(2, 2); Q6K_D(3, 0); Q6K_D(3, 1); Q6K_D(3, 2);
+            Q6K_D(0, 3); Q6K_D(1, 3); Q6K_D(2, 3); Q6K_D(3, 3);
+#undef Q6K_D
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) q6k_fin(pb, j / 4, j % 4, d, &sb[j], u, 1);
+        } else {
+            q6k_quarter(pb, 0, xb, d, u, T);
+            q6k_quarter(pb, 1, xb, d, u, T);
+            q6k_quarter(pb, 2, xb, d, u, T);
+            q6k_quarter(pb, 3, xb, d, u, T);
+        }
         // the -32 offset: sum_j sc_j * bsums[j], int16 pairs (sc_2p, sc_2p+1) against bsums dword p
         __m512i so[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm512_setzero_si512();
