@@ -18,7 +18,8 @@
 // unpacking (shifts on port 0, which vpdpbusd also needs) is shared by 8 tokens; 8 rather than 4
 // measured 1.17-1.24x on prefill-sized GEMMs (Q4_K..IQ4_XS), decode unchanged. The driver
 // (tile.h packed_drive) runs passes of 32 tokens over panels of rows that stay in L2.
-// A tile that reads its weights from DRAM prefetches every line it reads KP_PF bytes further on:
+// A tile that reads its weights from DRAM prefetches every line it reads KP_PF bytes further on
+// (Q6_K: a super-block's lines at once, and none for 1 token: q6k_tile):
 // 1-2 tokens (memory-bound) always; 3-8 tokens when the call is one pass (tile.h packed_one_pass:
 // decode, batched decode's experts with a few rows each; above 8 tokens the pass's first tile, which
 // reads the group), where compute and reads take about as long and the core did one and then the
@@ -266,7 +267,10 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
             Q6K_D(2, 0); Q6K_D(2, 1); Q6K_D(2, 2); Q6K_D(3, 0); Q6K_D(3, 1); Q6K_D(3, 2);
             Q6K_D(0, 3); Q6K_D(1, 3); Q6K_D(2, 3); Q6K_D(3, 3);
 #undef Q6K_D
-            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) q6k_fin(pb, j / 4, j % 4, d, &sb[j], u, 1);
+#define Q6K_F(JQ) q6k_fin(pb, JQ, 0, d, &sb[4 * (JQ)], u, 1); q6k_fin(pb, JQ, 1, d, &sb[4 * (JQ) + 1], u, 1); \
+                  q6k_fin(pb, JQ, 2, d, &sb[4 * (JQ) + 2], u, 1); q6k_fin(pb, JQ, 3, d, &sb[4 * (JQ) + 3], u, 1)
+            Q6K_F(0); Q6K_F(1); Q6K_F(2); Q6K_F(3);   // in chain order (calls, not a loop: see q6k_quarter)
+#undef Q6K_F
         } else {
             q6k_quarter(pb, 0, xb, d, u, T);
             q6k_quarter(pb, 1, xb, d, u, T);
