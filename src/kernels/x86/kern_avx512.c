@@ -201,13 +201,12 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 // A tile is RG groups of 16 rows (1 or 2) x T tokens (1..4; 5..8 with one group): per block, each
 // quant dword of the tokens is broadcast once and serves both groups, each weight vector serves all
 // T tokens, and the int32 sums of all RG*T (group, token) pairs run side by side (independent
-// chains) before the per-block scale. For 1-2 tokens (memory-bound) each group prefetches the next
-// tile's group at the same column (as the plain kernels do; a short fixed distance ahead measured
-// slower), into L2 (prefetcht1, tile.h TV_PREFETCH_L2): the lines land 70-100 KB of reads before their
-// use, so prefetcht0 put them in L1 only to see them evicted, and its L1 misses held fill buffers the
-// loads needed. Zen 4 VM, 1 thread, CPU time, 9 interleaved rounds, medians of bench_kernels' Q8_0p
-// GEMV, t0 -> t1: cache-resident 52-54 -> 71-72 GB/s; from DRAM (noisy, 4 agents on 2 vCPUs)
-// 2048x2048 29.7 -> 37.8, 5632x2048 25.1 -> 36.2, 2048x5632 28.4 -> 25.9.
+// chains) before the per-block scale. For 1-2 tokens (memory-bound) the tile prefetches into L2
+// (prefetcht1, tile.h TV_PREFETCH_L2): Q8_0 rows of P16_PF12_NB+ blocks every other line of their
+// own streams, P16_PF12 bytes of quants ahead (the scales as many blocks ahead; the hardware
+// prefetcher fetches the lines between); Q4_0 and shorter Q8_0 rows every line of the next step's
+// groups at the same column (pf). docs/architecture.md "Decode on Zen 4" has the A/B (Q4_0 measured
+// 0.75-0.95x from DRAM with Q8_0's prefetch, 24-block Q8_0 rows 0.9x).
 // Batched decode reads the weights from DRAM with a few tokens each (an expert's rows: ~4 at 32
 // sequences x top-8 of 64, often 5-8), where compute and reads take about as long and the core
 // does them in turn unless the weights are fetched ahead:
@@ -232,7 +231,8 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 #ifndef P16_PANEL_BYTES
 #define P16_PANEL_BYTES (256 * 1024)   // weight bytes per panel (L2 is 1 MiB per core here)
 #endif
-enum { P16_TP = 32, P16_PFA = 16 /* blocks prefetched ahead, 5+ tokens */ };
+enum { P16_TP = 32, P16_PFA = 16 /* blocks prefetched ahead, 5+ tokens */, P16_PF12 = 2048 /* Q8_0, 1-2 tokens */,
+       P16_PF12_NB = 48 /* shorter Q8_0 rows: pf */ };
 // Above 8 tokens a step runs its tiles over chunks of P16_KC blocks (the running sums kept in y
 // between chunks: the same chain, same bits), so a chunk of the groups' weights and the pass's
 // activations for it stay in L1 across the tiles (0: whole rows). docs/architecture.md has the A/B.
@@ -240,9 +240,8 @@ enum { P16_TP = 32, P16_PFA = 16 /* blocks prefetched ahead, 5+ tokens */ };
 #define P16_KC 16
 #endif
 enum { P16_AHEAD = 2 /* chunks prefetched ahead, 9+ tokens */ };
-// What a tile of 3+ tokens prefetches into L2 (the 1-2 token tiles fetch the next step's groups at
-// their own column, pf): at block b, lines k with bit k of `lines` at byte offset `near` from the
-// block (b < bsw), else `far` (0: nothing).
+// What a tile of 3+ tokens prefetches into L2 (the 1-2 token tiles: above): at block b, lines k
+// with bit k of `lines` at byte offset `near` from the block (b < bsw), else `far` (0: nothing).
 typedef struct p16_ahead { size_t near, far; int64_t bsw; unsigned lines; } p16_ahead;
 INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf, const p16_ahead *pa, int64_t nb,
                      int64_t b0, int64_t b1, const uint8_t *x, size_t xrs, float *y, int64_t ys, __mmask16 m0,
@@ -254,6 +253,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
     const uint8_t *db[2] = { gq + (size_t)nb * qv * 64, gq + gstride + (size_t)nb * qv * 64 };
     const __mmask16 mk[2] = { m0, m1 };
     tv_packed_act xa[8];   // token t's quants, scales, block sums
+    const bool own = !q4 && nb >= P16_PF12_NB;   // 1-2 tokens: prefetch in the own streams (above)
     TV_TILE_UNROLL for (int t = 0; t < T; t++) xa[t] = packed_act_view(x + (size_t)t * xrs, nb * TV_QK8_0);
     __m512 acc[2][8];
     TV_TILE_UNROLL for (int g = 0; g < RG; g++)   // the running sums of blocks [0, b0), kept in y
@@ -270,7 +270,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
             __m512i wv[2];
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
                 const uint8_t *p = qb[g] + (size_t)b * qv * 64;
-                if (T <= 2 && k < qv) TV_PREFETCH_L2(p + pf + 64 * k);
+                if (T <= 2 && k < qv && (!own || k % 2 == 0)) TV_PREFETCH_L2(p + (own ? P16_PF12 : pf) + 64 * k);
                 if (T > 2 && k < qv && ahead && (pa->lines >> k & 1)) __builtin_prefetch(p + ahead + 64 * k, 0, 1);
                 if (!q4) wv[g] = _mm512_loadu_si512(p + 64 * k);
                 else if (k < 4) wv[g] = _mm512_and_si512(_mm512_loadu_si512(p + 64 * k), m4);
@@ -292,7 +292,8 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) s[g][t] = _mm512_add_epi32(s[g][t], s2[g][t]);
         __m512 d[2];
         if (T <= 2 && (b & 1) == 0)
-            TV_TILE_UNROLL for (int g = 0; g < RG; g++) TV_PREFETCH_L2(db[g] + pf + (size_t)b * 32);
+            TV_TILE_UNROLL for (int g = 0; g < RG; g++)
+                TV_PREFETCH_L2(db[g] + (own ? P16_PF12 / 16 : pf) + (size_t)b * 32);
         TV_TILE_UNROLL for (int g = 0; g < RG; g++)
             d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(db[g] + (size_t)b * 32)));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
