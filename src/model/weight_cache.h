@@ -27,8 +27,9 @@
 // 4: entries of 2 MiB or more start on 2 MiB boundaries of the file, so the page cache can hold and
 // map them as 2 MiB folios: decode streams the weights through 2 MiB TLB entries, as the roofline's
 // read probe streams its buffer; a version 3 file's entries mostly straddled them. 5: packed Q6_K
-// holds its codes as ref_k.c q6k_pack_codes writes them, not ql | qh)
-#define WCACHE_LAYOUT_VERSION 5
+// holds its codes as ref_k.c q6k_pack_codes writes them, not ql | qh. 6: packed Q5_K's codes as
+// ref_k.c q5k_pack_codes writes them, not qs | qh)
+#define WCACHE_LAYOUT_VERSION 6
 
 typedef struct wcache_map { void *base; size_t size; } wcache_map;
 

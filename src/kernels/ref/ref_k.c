@@ -324,6 +324,31 @@ static void q6k_pack_codes(tv_block_q6_K *b) {
     memcpy(b->qh, c + 128, 64);
 }
 
+// Q5_K packed codes: qs and qh (160 bytes) become 160 code bytes, 20 for each sub-block j: bits 3..7
+// of byte 20j + r (r < 20) are the code of element 32j + r (code x 8: one mask); bits 0..2 (spare) of
+// bytes 20j + 4m + b carry the codes of elements 32j + 20 + 4n + b (n, b < 4): bits 2..4 of the code
+// of n = m in bytes m < 3; bits 0..1 of n = 0 (m = 3) and n = 1 (m = 4) in bits 0..1; bits 0, 1 of
+// n = 2 in bit 2 of bytes m = 3, 4. In body dwords: dword 5j + m (m < 5) holds the codes x 8 of
+// elements 32j + 4m.. (one mask), and dwords 5j..5j + 4 those of elements 32j + 20 + 4n.. (shifts
+// and merges): each sub-block is read from its own 5 dwords, front to back.
+static void q5k_pack_codes(tv_block_q5_K *b) {
+    uint8_t c[160] = { 0 };
+    for (int e = 0; e < TV_QK_K; e++) {
+        const int j = e / 32, r = e % 32, rb = 20 * j + r % 4;
+        const uint8_t qs = b->qs[32 * (j / 2) + r];   // nibble j & 1, fifth bit: bit j of qh[r]
+        const int q = ((j & 1) ? qs >> 4 : qs & 0x0F) | ((b->qh[r] >> j) & 1) << 4;
+        if (r < 20) {
+            c[20 * j + r] |= (uint8_t)(q << 3);
+        } else {
+            const int n = (r - 20) / 4;
+            c[rb + 4 * n] |= (uint8_t)(q >> 2);
+            if (n < 2) c[rb + 4 * (3 + n)] |= (uint8_t)(q & 3);
+            else c[rb + 12] |= (uint8_t)((q & 1) << 2), c[rb + 16] |= (uint8_t)((q & 2) << 1);
+        }
+    }
+    memcpy(b->qs, c, 128);
+    memcpy(b->qh, c + 128, 32);
+}
 static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     const int64_t nb = n / TV_QK_K;
     const size_t f16_at = kd->f16_end ? kd->blk - 2 * (size_t)kd->n_f16 : 0;
@@ -337,6 +362,7 @@ static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, 
                 uint8_t blk[sizeof(tv_block_q6_K)] = { 0 };   // the largest of them
                 if (row) memcpy(blk, row + (size_t)i * kd->blk, kd->blk);
                 if (kd == &PK_Q6_K) q6k_pack_codes((tv_block_q6_K *)blk);
+                if (kd == &PK_Q5_K) q5k_pack_codes((tv_block_q5_K *)blk);
                 uint8_t *pb = gb + (size_t)i * kd->body;
                 for (int k = 0; k < kd->n_dwords; k++) memcpy(pb + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + pk_src(kd, k), 4);
                 for (int f = 0; f < kd->n_f16; f++)
@@ -367,6 +393,15 @@ void ref_repack_iq4_xs(const void *src, size_t srs, int64_t n, int64_t rows, voi
 // Byte b of row l's dword stream in a packed super-block body.
 static inline uint8_t pk_byte(const uint8_t *body, int l, int b) {
     return body[((size_t)(b / 4) * TV_PACK_ROWS + l) * 4 + b % 4];
+}
+
+// Code of element r (< 32) of sub-block j of row l in a packed Q5_K body (q5k_pack_codes).
+static int q5k_code(const uint8_t *pb, int l, int j, int r) {
+    const int o = 20 * j + r;
+    if (r < 20) return pk_byte(pb, l, o) >> 3;
+    const int lo = r < 28 ? pk_byte(pb, l, o - 8) & 3
+                          : (pk_byte(pb, l, o - 16) >> 2 & 1) | (pk_byte(pb, l, o - 12) >> 2 & 1) << 1;
+    return (pk_byte(pb, l, o - 20) & 7) << 2 | lo;
 }
 
 static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
@@ -417,17 +452,16 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
                     }
                     if (q2) memcpy(&dh, gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, 2);
                     u = fmaf((float)offs, q3 ? -4.0f * d : -f16_to_f32(dh), u);
-                } else if (!q6) {   // body bytes: qs 0..127 | Q5_K qh 128..159 | scales
+                } else if (!q6) {   // body bytes: Q4_K qs 0..127 | Q5_K codes 0..159 | scales
                     uint8_t sc12[TV_K_SCALE_SIZE];
                     for (int b = 0; b < TV_K_SCALE_SIZE; b++) sc12[b] = pk_byte(pb, l, (q5 ? 160 : 128) + b);
                     for (int j = 0; j < 8; j++) {
                         uint8_t sc, mn;
                         q4_K_scale_min(j, sc12, &sc, &mn);
                         int32_t isum = 0;
-                        for (int e = 0; e < 32; e++) {   // sub-block j: nibble j & 1 of qs bytes 32 (j / 2) + e
+                        for (int e = 0; e < 32; e++) {   // Q4_K sub-block j: nibble j & 1 of qs bytes 32 (j / 2) + e
                             const uint8_t q = pk_byte(pb, l, 32 * (j / 2) + e);
-                            int code = (j & 1) ? q >> 4 : q & 0x0F;
-                            if (q5) code |= ((pk_byte(pb, l, 128 + e) >> j) & 1) << 4;   // bit j of qh[e]
+                            const int code = q5 ? q5k_code(pb, l, j, e) : (j & 1) ? q >> 4 : q & 0x0F;
                             isum += code * xb[i].qs[32 * j + e];
                         }
                         u = fmaf((float)isum, d * (float)sc, u);

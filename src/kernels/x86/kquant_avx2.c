@@ -28,16 +28,35 @@ KPA_INLINE __m256i byte_pair(__m256i v, int b) {
 }
 KPA_INLINE __m256i byte_s(__m256i v, int b) { return _mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * b), 24); }
 
+// Q5_K sub-block j's 8 code vectors from its 5 body vectors at p, as kquant_avx512.c q5k_codes (here
+// shifted down to the codes x 1: x 8 they would saturate vpmaddubsw's int16 pairs).
+KPA_INLINE void q5k_codes(const uint8_t *p, __m256i *q) {
+    const __m256i mf8 = _mm256_set1_epi8((char)0xF8), me0 = _mm256_set1_epi8((char)0xE0), m3 = _mm256_set1_epi8(3),
+                  m4 = _mm256_set1_epi8(4), m10 = _mm256_set1_epi8(0x10);
+    __m256i v[5];
+    TV_TILE_UNROLL for (int f = 0; f < 5; f++) {
+        v[f] = kpa_ld(p + (size_t)f * 64);
+        q[f] = _mm256_and_si256(v[f], mf8);
+    }
+    const __m256i lo5 = _mm256_slli_epi16(_mm256_and_si256(v[3], m3), 3);
+    const __m256i lo6 = _mm256_slli_epi16(_mm256_and_si256(v[4], m3), 3);
+    const __m256i lo7 = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(v[3], m4), 1),
+                                        _mm256_and_si256(_mm256_slli_epi16(v[4], 2), m10));
+    q[5] = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(v[0], 5), me0), lo5);
+    q[6] = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(v[1], 5), me0), lo6);
+    q[7] = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(v[2], 5), me0), lo7);
+    TV_TILE_UNROLL for (int k = 0; k < 8; k++) q[k] = _mm256_srli_epi16(q[k], 3);   // bits 0..2 were clear
+}
+
 // Half h of the group at gb (the 16-row group's base; gd its f16 scales), T tokens -> out (T, 8).
 // pf: 1-2 tokens (memory-bound), first half: prefetch every line read pf bytes further on in the
 // thread's contiguous group stream (the second half finds the group's lines in cache); else 0.
-// q5: Q5_K (a fifth bit per code from qh, scales after it).
+// q5: Q5_K (codes x 8 as ref_k.c q5k_pack_codes lays them, scales after them).
 KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x,
                          size_t xrs, float *out, const int T, const bool vnni) {
     const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;
     const uint8_t *gd = gb + (size_t)nb * body;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m6 = _mm256_set1_epi8(0x3F), m30 = _mm256_set1_epi8(0x30);
-    const __m256i m10 = _mm256_set1_epi8(0x10);
     __m256 acc[2];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -45,7 +64,7 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf) {
-            for (size_t o = 2048; o < body; o += 64) TV_PREFETCH_L2(pb + pf + o);
+            for (size_t o = q5 ? 2560 : 2048; o < body; o += 64) TV_PREFETCH_L2(pb + pf + o);
             TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
             TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
         }
@@ -55,17 +74,23 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
         TV_TILE_UNROLL for (int c = 0; c < 4; c++) {
             __m256i s0[2], s1[2];
             TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm256_setzero_si256(); s1[t] = _mm256_setzero_si256(); }
+            __m256i q5c[2][8];   // Q5_K: sub-blocks 2c, 2c + 1's codes
+            if (q5) {
+                if (pf) TV_TILE_UNROLL for (int f = 0; f < 10; f++) TV_PREFETCH_L2(pb + (size_t)(10 * c + f) * 64 + pf);
+                q5k_codes(pb + (size_t)(2 * c) * 320, q5c[0]);
+                q5k_codes(pb + (size_t)(2 * c + 1) * 320, q5c[1]);
+            }
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
-                const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
-                if (pf) TV_PREFETCH_L2(p + pf);
-                const __m256i v = kpa_ld(p);
-                __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                if (q5) {   // bits 2c and 2c + 1 of qh byte e: the fifth bits of codes e of sub-blocks 2c, 2c + 1
-                    const __m256i qh = kpa_ld(pb + 2048 + (size_t)k * 64);
-                    const __m256i b0 = c < 2 ? _mm256_slli_epi16(qh, 4 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 4);
-                    const __m256i b1 = c < 2 ? _mm256_slli_epi16(qh, 3 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 3);
-                    lo = _mm256_or_si256(lo, _mm256_and_si256(b0, m10));
-                    hi = _mm256_or_si256(hi, _mm256_and_si256(b1, m10));
+                __m256i lo, hi;
+                if (q5) {
+                    lo = q5c[0][k];
+                    hi = q5c[1][k];
+                } else {
+                    const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
+                    if (pf) TV_PREFETCH_L2(p + pf);
+                    const __m256i v = kpa_ld(p);
+                    lo = _mm256_and_si256(v, m4);
+                    hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 }
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                     s0[t] = kpa_dot(s0[t], lo, xb[t]->qs + 64 * c + 4 * k, vnni);

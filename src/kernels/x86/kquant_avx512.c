@@ -4,7 +4,7 @@
 // One zmm lane per weight row of a 16-row group, 4 codes per lane: a packed dword vector is one
 // vpdpbusd (unsigned codes x 4 activation bytes broadcast from the Q8_K row) per token, into an
 // int32 sum per sub-block (Q4_K: 8 dwords = 32 codes, the low nibbles one sub-block, the high the
-// next; Q5_K the same with a fifth bit from qh; Q6_K: 4 dwords = 16 codes, 6-bit bytes: see q6k_quarter).
+// next; Q5_K: 8 dwords, 5-bit codes x 8: see q5k_codes; Q6_K: 4 dwords = 16 codes, 6-bit bytes: see q6k_quarter).
 // Each sub-block sum then takes one fma with its scale d * sc (f32, shared by every token); the
 // Q4_K / Q5_K mins and Q6_K's -32 offset are one
 // int32 sum per super-block from the activation's bsums (vpdpwssd, int16 pairs), and the
@@ -93,14 +93,33 @@ INLINE __m512i byte_s(__m512i v, int b) {
     return _mm512_srai_epi32(_mm512_shuffle_epi8(v, sh), 24);
 }
 
-// ---------------- Q4_K, Q5_K (q5: a fifth bit per code from qh) ----------------
+// ---------------- Q4_K, Q5_K (q5: codes x 8 as ref_k.c q5k_pack_codes lays them) ----------------
+// Q5_K sub-block j's 8 code vectors x 8 (vector k: elements 32j + 4k..) from its 5 body vectors at p:
+// vectors 0..4 masked (bits 3..7), 5..7 put together from their spare bits 0..2.
+INLINE void q5k_codes(const uint8_t *p, __m512i *q) {
+    const __m512i mf8 = _mm512_set1_epi8((char)0xF8), me0 = _mm512_set1_epi8((char)0xE0), m3 = _mm512_set1_epi8(3),
+                  m4 = _mm512_set1_epi8(4), m10 = _mm512_set1_epi8(0x10);
+    __m512i v[5];
+    TV_TILE_UNROLL for (int m = 0; m < 5; m++) {
+        v[m] = _mm512_loadu_si512(p + (size_t)m * 64);
+        q[m] = _mm512_and_si512(v[m], mf8);
+    }
+    // (a << 5 & e0) | lo: code bits 2..4 from bits 0..2 of a, bits 0..1 (already at bits 3..4, clean) from lo
+    const __m512i lo5 = _mm512_slli_epi16(_mm512_and_si512(v[3], m3), 3);
+    const __m512i lo6 = _mm512_slli_epi16(_mm512_and_si512(v[4], m3), 3);
+    const __m512i lo7 = _mm512_ternarylogic_epi32(_mm512_slli_epi16(_mm512_and_si512(v[3], m4), 1),
+                                                  _mm512_slli_epi16(v[4], 2), m10, 0xF8);   // A | B & C
+    q[5] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(v[0], 5), me0, lo5, 0xEA);   // A & B | C
+    q[6] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(v[1], 5), me0, lo6, 0xEA);
+    q[7] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(v[2], 5), me0, lo7, 0xEA);
+}
 INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
                      float *y, int64_t ys, __mmask16 m, const bool stream, const int T) {
-    const bool ahead = T <= 2 || stream;   // prefetch KP_PF ahead (the file's comment)
+    // prefetch KP_PF ahead (the file's comment; Q5_K 1 token without: 0.5x from DRAM, see docs)
+    const bool ahead = T <= 2 || stream;
     const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;   // scales: the body's last 3 dwords
     const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d, then (nb, 16) f16 dmin
     const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
-    const __m512i m10 = _mm512_set1_epi8(0x10);
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -108,7 +127,7 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (ahead) {
-            for (size_t o = 2048; o < body; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
+            for (size_t o = q5 ? 2560 : 2048; o < body; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
             TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
             TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
         }
@@ -134,15 +153,21 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
             const bool hi16 = !q5 && (j & 1);
             __m512i s[KP_TM], s2[KP_TM];
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = s2[t] = _mm512_setzero_si512();
+            __m512i q5c[8];   // Q5_K: sub-block j's codes x 8 (sum: 8 isum_j)
+            if (q5) {
+                if (ahead)
+                    TV_TILE_UNROLL for (int f = 0; f < 5; f++) TV_PREFETCH_L2(pb + (size_t)(5 * j + f) * 64 + KP_PF);
+                q5k_codes(pb + (size_t)j * 320, q5c);
+            }
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
-                const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
-                if (ahead && !(j & 1)) TV_PREFETCH_L2(p + KP_PF);
-                const __m512i v = _mm512_loadu_si512(p);
-                __m512i q = hi16 ? _mm512_andnot_si512(m4, v) : _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
-                if (q5) {   // bit j of qh byte e is the fifth bit of code e of sub-block j
-                    const __m512i qh = _mm512_loadu_si512(pb + 2048 + (size_t)k * 64);
-                    const __m512i b = j < 4 ? _mm512_slli_epi16(qh, 4 - j) : _mm512_srli_epi16(qh, j - 4);
-                    q = _mm512_or_si512(q, _mm512_and_si512(b, m10));
+                __m512i q;
+                if (q5) {
+                    q = q5c[k];
+                } else {
+                    const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
+                    if (ahead && !(j & 1)) TV_PREFETCH_L2(p + KP_PF);
+                    const __m512i v = _mm512_loadu_si512(p);
+                    q = hi16 ? _mm512_andnot_si512(m4, v) : _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
                 }
                 TV_TILE_UNROLL for (int t = 0; t < T; t++) {
                     if (T <= 2 && (k & 1)) s2[t] = dp_b(s2[t], q, xb[t]->qs + 32 * j + 4 * k);
@@ -153,7 +178,8 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
                 if (T <= 2) s[t] = _mm512_add_epi32(s[t], s2[t]);
                 if (hi16) s[t] = _mm512_srai_epi32(s[t], 4);
             }
-            const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_u(sc[j >> 2], j & 3)));
+            __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_u(sc[j >> 2], j & 3)));
+            if (q5) ds = _mm512_mul_ps(ds, _mm512_set1_ps(0.125f));   // s is 8 isum_j: the chain's product, exactly
             TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
         }
         // the mins: sum_j mn_j * (bsums[2j] + bsums[2j+1]); 1-2 tokens: (mn_j, mn_j) int16 pairs against
