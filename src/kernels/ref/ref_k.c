@@ -19,6 +19,7 @@
 //   Q6_K: per sub-block, 13 candidate symmetric scales around amax/32 (both signs) each refit by
 //   least squares; int8 scales relative to the largest; final requantize.
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "kernels/kernels_impl.h"
@@ -280,25 +281,29 @@ void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
 // IQ4_XS kernel may dot grid values + 128 as unsigned bytes and take 128 * the sub-block's
 // activation sum off: the same exact isum_j.)
 typedef struct pk_kind {
-    size_t blk, body;   // bytes of a plain block; of a packed group's super-block (f16 scales apart)
-    int n_dwords;       // body / 64: the block's dwords that go into the body, in block order
+    size_t blk, body;   // bytes of a plain block; of a packed group's super-block (f16 scales apart,
+                        // but pk_f16_head)
+    int n_dwords;       // the block's dwords that go into the body (after its f16 head)
     size_t body_at;     // where they start in the plain block
     int n_f16;          // 16-bit fields at the block's start (Q4_K/Q5_K d, dmin; IQ4_XS d, scales_h)
                         // or end (Q6_K, Q3_K d; Q2_K d, dmin)
     int n_sc;           // dwords of scales in front of the quants (f16 at the start)
     bool f16_end;       // the 16-bit fields end the block and the body is the rest, as stored
 } pk_kind;
-static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2240, 35, 4, 2, 3, false };   // scales[12] qs[128] -> qs, scales
-static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2752, 43, 4, 2, 3, false };   // scales qh[32] qs -> qs, qh, scales
+static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2304, 35, 4, 2, 3, false };   // d dmin | scales qs
+static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2816, 43, 4, 2, 3, false };   // d dmin | scales codes
 static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3328, 52, 0, 1, 0, true };    // ql qh scales, as stored
 static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1728, 27, 0, 1, 0, true };    // hmask qs scales, as stored
 static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1280, 20, 0, 2, 0, true };    // scales qs, as stored
 static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, 1, false };   // scales_l[4] qs[128] -> qs, scales_l
+// Q4_K, Q5_K: the 16-bit fields (16 rows each) head the body and the rest follows as stored, so a
+// super-block is one stretch of memory, read front to back
+static bool pk_f16_head(const pk_kind *kd) { return kd == &PK_Q4_K || kd == &PK_Q5_K; }
 
-// Plain block byte offset of body dword k: the types with two 16-bit fields in front store their
-// scales before the quants, the packed body puts the quants (and Q5_K's high bits) first.
+// Plain block byte offset of body dword k: IQ4_XS stores its scales before the quants, the packed
+// body puts the quants first; the others keep the block's order.
 static size_t pk_src(const pk_kind *kd, int k) {
-    if (kd->f16_end) return 4 * (size_t)k;
+    if (kd->f16_end || pk_f16_head(kd)) return kd->body_at + 4 * (size_t)k;
     const int n_sc = kd->n_sc, n_q = kd->n_dwords - n_sc;   // dwords of scales, of qs (+ qh)
     // plain: scales (n_sc dwords) | [qh (8 dwords)] | qs (32 dwords); body: qs | [qh] | scales
     if (k < 32) return kd->body_at + 4 * (size_t)(n_sc + n_q - 32 + k);
@@ -324,13 +329,13 @@ static void q6k_pack_codes(tv_block_q6_K *b) {
     memcpy(b->qh, c + 128, 64);
 }
 
-// Q5_K packed codes: qs and qh (160 bytes) become 160 code bytes, 20 for each sub-block j: bits 3..7
-// of byte 20j + r (r < 20) are the code of element 32j + r (code x 8: one mask); bits 0..2 (spare) of
-// bytes 20j + 4m + b carry the codes of elements 32j + 20 + 4n + b (n, b < 4): bits 2..4 of the code
-// of n = m in bytes m < 3; bits 0..1 of n = 0 (m = 3) and n = 1 (m = 4) in bits 0..1; bits 0, 1 of
-// n = 2 in bit 2 of bytes m = 3, 4. In body dwords: dword 5j + m (m < 5) holds the codes x 8 of
-// elements 32j + 4m.. (one mask), and dwords 5j..5j + 4 those of elements 32j + 20 + 4n.. (shifts
-// and merges): each sub-block is read from its own 5 dwords, front to back.
+// Q5_K packed codes: qh and qs (160 bytes) become 160 code bytes (in their place, from qh on), 20 for
+// each sub-block j: bits 3..7 of byte 20j + r (r < 20) are the code of element 32j + r (code x 8: one
+// mask); bits 0..2 (spare) of bytes 20j + 4m + b carry the codes of elements 32j + 20 + 4n + b (n, b <
+// 4): bits 2..4 of the code of n = m in bytes m < 3; bits 0..1 of n = 0 (m = 3) and n = 1 (m = 4) in
+// bits 0..1; bits 0, 1 of n = 2 in bit 2 of bytes m = 3, 4. In body dwords: dword 5j + m (m < 5) holds
+// the codes x 8 of elements 32j + 4m.. (one mask), and dwords 5j..5j + 4 those of elements 32j + 20 +
+// 4n.. (shifts and merges): each sub-block is read from its own 5 dwords, front to back.
 static void q5k_pack_codes(tv_block_q5_K *b) {
     uint8_t c[160] = { 0 };
     for (int e = 0; e < TV_QK_K; e++) {
@@ -346,15 +351,16 @@ static void q5k_pack_codes(tv_block_q5_K *b) {
             else c[rb + 12] |= (uint8_t)((q & 1) << 2), c[rb + 16] |= (uint8_t)((q & 2) << 1);
         }
     }
-    memcpy(b->qs, c, 128);
-    memcpy(b->qh, c + 128, 32);
+    static_assert(offsetof(tv_block_q5_K, qs) == offsetof(tv_block_q5_K, qh) + 32, "q5_K qh | qs");
+    memcpy((uint8_t *)b + offsetof(tv_block_q5_K, qh), c, 160);
 }
 static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, int64_t rows, void *dst) {
     const int64_t nb = n / TV_QK_K;
     const size_t f16_at = kd->f16_end ? kd->blk - 2 * (size_t)kd->n_f16 : 0;
     for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
         uint8_t *gb = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;
-        uint8_t *gd = gb + (size_t)nb * kd->body;   // (nb, 16) f16 d [then (nb, 16) f16 dmin]
+        uint8_t *gd = gb + (size_t)nb * kd->body;   // (nb, 16) f16 d [then (nb, 16) f16 dmin] (but pk_f16_head)
+        const size_t head = pk_f16_head(kd) ? (size_t)kd->n_f16 * 2 * TV_PACK_ROWS : 0;   // bytes before the dwords
         for (int l = 0; l < TV_PACK_ROWS; l++) {
             const int64_t r = g * TV_PACK_ROWS + l;
             const uint8_t *row = r < rows ? (const uint8_t *)src + (size_t)r * srs : NULL;
@@ -364,9 +370,12 @@ static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, 
                 if (kd == &PK_Q6_K) q6k_pack_codes((tv_block_q6_K *)blk);
                 if (kd == &PK_Q5_K) q5k_pack_codes((tv_block_q5_K *)blk);
                 uint8_t *pb = gb + (size_t)i * kd->body;
-                for (int k = 0; k < kd->n_dwords; k++) memcpy(pb + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + pk_src(kd, k), 4);
+                for (int k = 0; k < kd->n_dwords; k++)
+                    memcpy(pb + head + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + pk_src(kd, k), 4);
                 for (int f = 0; f < kd->n_f16; f++)
-                    memcpy(gd + ((size_t)(f * nb + i) * TV_PACK_ROWS + l) * 2, blk + f16_at + 2 * (size_t)f, 2);
+                    memcpy((pk_f16_head(kd) ? pb + (size_t)f * 2 * TV_PACK_ROWS
+                                         : gd + (size_t)(f * nb + i) * 2 * TV_PACK_ROWS) + 2 * l,
+                           blk + f16_at + 2 * (size_t)f, 2);
             }
         }
     }
@@ -418,7 +427,7 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
             for (int64_t i = 0; i < nb; i++) {
                 const uint8_t *pb = gb + (size_t)i * kd->body;
                 tv_f16 dh;
-                memcpy(&dh, gd + ((size_t)i * TV_PACK_ROWS + l) * 2, 2);
+                memcpy(&dh, (pk_f16_head(kd) ? pb : gd + (size_t)i * TV_PACK_ROWS * 2) + 2 * l, 2);
                 const float d = f16_to_f32(dh);
                 float u = 0.0f;
                 int32_t offs = 0;
@@ -452,22 +461,24 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
                     }
                     if (q2) memcpy(&dh, gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, 2);
                     u = fmaf((float)offs, q3 ? -4.0f * d : -f16_to_f32(dh), u);
-                } else if (!q6) {   // body bytes: Q4_K qs 0..127 | Q5_K codes 0..159 | scales
+                } else if (!q6) {   // f16 d | f16 dmin (16 rows each) | body bytes: scales | Q4_K qs 0..127
+                                    // or Q5_K codes 0..159
+                    const uint8_t *ps = pb + 4 * TV_PACK_ROWS, *pq = ps + 12 * TV_PACK_ROWS;
                     uint8_t sc12[TV_K_SCALE_SIZE];
-                    for (int b = 0; b < TV_K_SCALE_SIZE; b++) sc12[b] = pk_byte(pb, l, (q5 ? 160 : 128) + b);
+                    for (int b = 0; b < TV_K_SCALE_SIZE; b++) sc12[b] = pk_byte(ps, l, b);
                     for (int j = 0; j < 8; j++) {
                         uint8_t sc, mn;
                         q4_K_scale_min(j, sc12, &sc, &mn);
                         int32_t isum = 0;
                         for (int e = 0; e < 32; e++) {   // Q4_K sub-block j: nibble j & 1 of qs bytes 32 (j / 2) + e
-                            const uint8_t q = pk_byte(pb, l, 32 * (j / 2) + e);
-                            const int code = q5 ? q5k_code(pb, l, j, e) : (j & 1) ? q >> 4 : q & 0x0F;
+                            const uint8_t q = pk_byte(pq, l, 32 * (j / 2) + e);
+                            const int code = q5 ? q5k_code(pq, l, j, e) : (j & 1) ? q >> 4 : q & 0x0F;
                             isum += code * xb[i].qs[32 * j + e];
                         }
                         u = fmaf((float)isum, d * (float)sc, u);
                         offs += mn * (xb[i].bsums[2 * j] + xb[i].bsums[2 * j + 1]);
                     }
-                    memcpy(&dh, gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, 2);
+                    memcpy(&dh, pb + 2 * TV_PACK_ROWS + 2 * l, 2);
                     u = fmaf((float)offs, -f16_to_f32(dh), u);
                 } else {
                     for (int j = 0; j < 16; j++) {

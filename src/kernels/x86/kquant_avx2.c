@@ -10,7 +10,7 @@
 // activation bytes with the value's sign (pairs below 2 * 127 * 127 < 32768): the same exact isum_j.
 #include "kernels/x86/kpack_avx2.h"
 
-enum { KP4_BODY = 2240, KP5_BODY = 2752, KP6_BODY = 3328, KPX_BODY = 2112 };
+enum { KP4_BODY = 2304, KP5_BODY = 2816, KP6_BODY = 3328, KPX_BODY = 2112 };
 
 // byte b (0..3) of every dword, zero-extended (bytes 1, 2: one vpshufb instead of a shift and a mask)
 KPA_INLINE __m256i byte_u(__m256i v, int b) {
@@ -48,27 +48,24 @@ KPA_INLINE void q5k_codes(const uint8_t *p, __m256i *q) {
     TV_TILE_UNROLL for (int k = 0; k < 8; k++) q[k] = _mm256_srli_epi16(q[k], 3);   // bits 0..2 were clear
 }
 
-// Half h of the group at gb (the 16-row group's base; gd its f16 scales), T tokens -> out (T, 8).
+// Half h of the group at gb (the 16-row group's base), T tokens -> out (T, 8). A super-block is
+// f16 d, dmin (16 rows each) | scales | codes, read front to back.
 // pf: 1-2 tokens (memory-bound), first half: prefetch every line read pf bytes further on in the
 // thread's contiguous group stream (the second half finds the group's lines in cache); else 0.
-// q5: Q5_K (codes x 8 as ref_k.c q5k_pack_codes lays them, scales after them).
+// q5: Q5_K (codes x 8 as ref_k.c q5k_pack_codes lays them).
 KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x,
                          size_t xrs, float *out, const int T, const bool vnni) {
-    const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;
-    const uint8_t *gd = gb + (size_t)nb * body;
+    const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = 64, qoff = 256;   // scales, codes
     const __m256i m4 = _mm256_set1_epi8(0x0F), m6 = _mm256_set1_epi8(0x3F), m30 = _mm256_set1_epi8(0x30);
     __m256 acc[2];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * body + 32 * h;
+        const uint8_t *ph = gb + (size_t)i * body, *pb = ph + 32 * h;   // the super-block; its half's dwords
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (pf) {
-            for (size_t o = q5 ? 2560 : 2048; o < body; o += 64) TV_PREFETCH_L2(pb + pf + o);
-            TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
-            TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h)));
+        if (pf)
+            for (size_t o = 0; o < 256; o += 64) TV_PREFETCH_L2(ph + pf + o);
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ph + 16 * h)));
         __m256 u[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_setzero_ps();
         TV_TILE_UNROLL for (int c = 0; c < 4; c++) {
@@ -76,9 +73,11 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
             TV_TILE_UNROLL for (int t = 0; t < T; t++) { s0[t] = _mm256_setzero_si256(); s1[t] = _mm256_setzero_si256(); }
             __m256i q5c[2][8];   // Q5_K: sub-blocks 2c, 2c + 1's codes
             if (q5) {
-                if (pf) TV_TILE_UNROLL for (int f = 0; f < 10; f++) TV_PREFETCH_L2(pb + (size_t)(10 * c + f) * 64 + pf);
-                q5k_codes(pb + (size_t)(2 * c) * 320, q5c[0]);
-                q5k_codes(pb + (size_t)(2 * c + 1) * 320, q5c[1]);
+                if (pf)
+                    TV_TILE_UNROLL for (int f = 0; f < 10; f++)
+                        TV_PREFETCH_L2(pb + qoff + (size_t)(10 * c + f) * 64 + pf);
+                q5k_codes(pb + qoff + (size_t)(2 * c) * 320, q5c[0]);
+                q5k_codes(pb + qoff + (size_t)(2 * c + 1) * 320, q5c[1]);
             }
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 __m256i lo, hi;
@@ -86,7 +85,7 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
                     lo = q5c[0][k];
                     hi = q5c[1][k];
                 } else {
-                    const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
+                    const uint8_t *p = pb + qoff + (size_t)(8 * c + k) * 64;
                     if (pf) TV_PREFETCH_L2(p + pf);
                     const __m256i v = kpa_ld(p);
                     lo = _mm256_and_si256(v, m4);
@@ -121,8 +120,8 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
             const __m256i mw = byte_pair(mn[j >> 2], j & 3);
             TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = kpa_dotw(so[t], mw, xb[t]->bsums + 2 * j, vnni);
         }
-        const __m256 ndmin = _mm256_sub_ps(_mm256_setzero_ps(),
-                                           _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)(nb + i) * 32 + 16 * h))));
+        const __m256 ndmin =
+            _mm256_sub_ps(_mm256_setzero_ps(), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ph + 32 + 16 * h))));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             u[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(so[t]), ndmin, u[t]);
             acc[t] = _mm256_fmadd_ps(u[t], _mm256_set1_ps(xb[t]->d), acc[t]);

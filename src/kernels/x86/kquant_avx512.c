@@ -19,7 +19,8 @@
 // measured 1.17-1.24x on prefill-sized GEMMs (Q4_K..IQ4_XS), decode unchanged. The driver
 // (tile.h packed_drive) runs passes of 32 tokens over panels of rows that stay in L2.
 // A tile that reads its weights from DRAM prefetches every line it reads KP_PF bytes further on
-// (Q6_K: a super-block's lines at once, and none for 1 token: q6k_tile):
+// (Q6_K: a super-block's lines at once, and none for 1 token: q6k_tile; Q4_K/Q5_K 1-2 tokens: every
+// other line KP4_PF ahead, q4k_tile):
 // 1-2 tokens (memory-bound) always; 3-8 tokens when the call is one pass (tile.h packed_one_pass:
 // decode, batched decode's experts with a few rows each; above 8 tokens the pass's first tile, which
 // reads the group), where compute and reads take about as long and the core did one and then the
@@ -29,13 +30,13 @@
 // 768x2048 (an expert's gate), 400 MB rotated from DRAM, one thread, CPU time, 3 interleaved
 // rounds, medians, GB/s: Q4_K 4 tokens 7.6 -> 15.2, 8 5.2 -> 8.4, 32 2.13 -> 2.46; Q6_K 4 6.9 ->
 // 13.2, 8 6.1 -> 10.6, 32 2.53 -> 3.26; 1 and 256 tokens unchanged (0.98-1.07x, 1.00-1.01x).
-// A thread's groups are one contiguous stream (bodies, then the group's d arrays, then the next
-// group), so the prefetches cover that stream KP_PF ahead. Measured against prefetching the next
-// group at the same column (16 row strides ahead: 18-74 KiB, past L1 for long rows), GEMV from
-// DRAM, one thread, interleaved (Ice Lake, prefetcht0): Q6_K 1.05-1.10x, Q5_K/Q3_K/Q2_K/IQ4_XS
-// 1.03-1.08x on 2048x5632, Q4_K equal; 4 KiB and 16 KiB measured the same as 8; no lookahead
-// 0.8-1.1x. The prefetches go to L2 (tile.h TV_PREFETCH_L2): into L1 they ran decode at 0.44x on
-// Zen 4.
+// A thread's groups are one contiguous stream (bodies, then the group's d arrays, then the next group;
+// Q4_K/Q5_K carry their d in each body), so the prefetches cover that stream KP_PF ahead. Measured
+// against prefetching the next group at the same column (16 row strides ahead: 18-74 KiB, past L1 for
+// long rows), GEMV from DRAM, one thread, interleaved (Ice Lake, prefetcht0): Q6_K 1.05-1.10x,
+// Q5_K/Q3_K/Q2_K/IQ4_XS 1.03-1.08x on 2048x5632, Q4_K equal; 4 KiB and 16 KiB measured the same as 8;
+// no lookahead 0.8-1.1x. The prefetches go to L2 (tile.h TV_PREFETCH_L2): into L1 they ran decode at
+// 0.44x on Zen 4.
 #include <immintrin.h>
 #include <string.h>
 
@@ -48,14 +49,15 @@
 enum {
     KP_TP = 32,                 // tokens per pass over a panel
     KP_PANEL = 256 * 1024,      // weight bytes per row panel
-    KP4_BODY = 2240,            // bytes of a Q4_K super-block of a group (qs 2048 | scales 192)
-    KP5_BODY = 2752,            // Q5_K (qs 2048 | qh 512 | scales 192)
+    KP4_BODY = 2304,            // bytes of a Q4_K super-block of a group (f16 d, dmin 64 | scales 192 | qs 2048)
+    KP5_BODY = 2816,            // Q5_K (f16 d, dmin 64 | scales 192 | codes 2560)
     KP6_BODY = 3328,            // Q6_K (codes 3072 | scales 256)
     KPX_BODY = 2112,            // IQ4_XS (qs 2048 | scales_l 64)
     KP3_BODY = 1728,            // Q3_K (hmask 512 | qs 1024 | scales 192)
     KP2_BODY = 1280,            // Q2_K (scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
     KP_PF = 8192,               // prefetch distance in the group stream (bytes)
+    KP4_PF = 2048,              // Q4_K/Q5_K 1-2 tokens: every other line of the stream, 2 KiB ahead
 };
 
 // s += u8 lanes of w · (4 signed bytes at p, broadcast); GCC does not fold the broadcast itself.
@@ -113,36 +115,34 @@ INLINE void q5k_codes(const uint8_t *p, __m512i *q) {
     q[6] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(v[1], 5), me0, lo6, 0xEA);
     q[7] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(v[2], 5), me0, lo7, 0xEA);
 }
+// A super-block is one stretch of the group stream, read front to back: its f16 d and dmin (line 0),
+// scales (lines 1..3), codes. 1-2 tokens prefetch every other line of it KP4_PF ahead (as the Q8_0
+// tiles: kern_avx512.c p16_tile); a 3-8 token streaming pass every line KP_PF ahead.
 INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
                      float *y, int64_t ys, __mmask16 m, const bool stream, const int T) {
-    // prefetch KP_PF ahead (the file's comment; Q5_K 1 token without: 0.5x from DRAM, see docs)
     const bool ahead = T <= 2 || stream;
-    const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = body - 192;   // scales: the body's last 3 dwords
-    const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d, then (nb, 16) f16 dmin
+    const size_t body = q5 ? KP5_BODY : KP4_BODY, pf = T <= 2 ? KP4_PF : KP_PF, pf_step = T <= 2 ? 128 : 64;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * body;
+        const uint8_t *pb = gb + (size_t)i * body, *pq = pb + 256;   // its codes
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (ahead) {
-            for (size_t o = q5 ? 2560 : 2048; o < body; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
-            TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
-            TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
-        }
+        if (ahead)
+            for (size_t o = 0; o < 256; o += pf_step) TV_PREFETCH_L2(pb + pf + o);
         // the 12 scale bytes of each row as 3 dwords: 6-bit scales 0..3 / mins 0..3 in u0 / u1, the
         // low nibbles of scales and mins 4..7 in u2, their high bits in bits 6..7 of u0 / u1
-        const __m512i u0 = _mm512_loadu_si512(pb + soff), u1 = _mm512_loadu_si512(pb + soff + 64),
-                      u2 = _mm512_loadu_si512(pb + soff + 128);
+        const __m512i u0 = _mm512_loadu_si512(pb + 64), u1 = _mm512_loadu_si512(pb + 128),
+                      u2 = _mm512_loadu_si512(pb + 192);
         const __m512i sc[2] = { _mm512_and_si512(u0, m6),
                                 _mm512_or_si512(_mm512_and_si512(u2, m4), _mm512_and_si512(_mm512_srli_epi32(u0, 2), m30)) };
         const __m512i mn[2] = { _mm512_and_si512(u1, m6),
                                 _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4),
                                                 _mm512_and_si512(_mm512_srli_epi32(u1, 2), m30)) };
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
-        const __m512 ndmin = _mm512_sub_ps(_mm512_setzero_ps(),
-                                           _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)(nb + i) * 32))));
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
+        const __m512 ndmin =
+            _mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32))));
         __m512 u[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {   // sub-block j: nibble j & 1 of the chunk c = j / 2
@@ -154,18 +154,19 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
             __m512i s[KP_TM], s2[KP_TM];
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = s2[t] = _mm512_setzero_si512();
             __m512i q5c[8];   // Q5_K: sub-block j's codes x 8 (sum: 8 isum_j)
-            if (q5) {
+            if (q5) {   // stream lines 4 + 5j + f
                 if (ahead)
-                    TV_TILE_UNROLL for (int f = 0; f < 5; f++) TV_PREFETCH_L2(pb + (size_t)(5 * j + f) * 64 + KP_PF);
-                q5k_codes(pb + (size_t)j * 320, q5c);
+                    TV_TILE_UNROLL for (int f = 0; f < 5; f++)
+                        if (T > 2 || (j + f) % 2 == 0) TV_PREFETCH_L2(pq + (size_t)(5 * j + f) * 64 + pf);
+                q5k_codes(pq + (size_t)j * 320, q5c);
             }
             TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
                 __m512i q;
                 if (q5) {
                     q = q5c[k];
                 } else {
-                    const uint8_t *p = pb + (size_t)(8 * c + k) * 64;
-                    if (ahead && !(j & 1)) TV_PREFETCH_L2(p + KP_PF);
+                    const uint8_t *p = pq + (size_t)(8 * c + k) * 64;
+                    if (ahead && !(j & 1) && (T > 2 || k % 2 == 0)) TV_PREFETCH_L2(p + pf);
                     const __m512i v = _mm512_loadu_si512(p);
                     q = hi16 ? _mm512_andnot_si512(m4, v) : _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
                 }
