@@ -233,11 +233,13 @@ static void g16_aux(const uint8_t *x, size_t xrs, int64_t nt, int64_t nb, int32_
 #endif
 enum { P16_TP = 32, P16_PFA = 16 /* blocks prefetched ahead, 5+ tokens */, P16_PF12 = 2048 /* Q8_0, 1-2 tokens */,
        P16_PF12_NB = 48 /* shorter Q8_0 rows: pf */ };
-// Above 8 tokens a step runs its tiles over chunks of P16_KC blocks (the running sums kept in y
-// between chunks: the same chain, same bits), so a chunk of the groups' weights and the pass's
-// activations for it stay in L1 across the tiles (0: whole rows). docs/architecture.md has the A/B.
+// Above 8 tokens a step runs its tiles over chunks of at most P16_KC blocks, as even as the row
+// allows (the running sums kept in y between chunks: the same chain, same bits), so a chunk of the
+// groups' weights and the pass's activations for it stay in cache across the tiles (0: whole rows).
+// 36: gemma3's 1152-wide rows in one chunk (16 left them a 4-block third chunk: 1.02-1.05x at 12-32
+// tokens from DRAM), 2048 in two of 32, 6912 in six of 36. docs/architecture.md has the A/B.
 #ifndef P16_KC
-#define P16_KC 16
+#define P16_KC 36
 #endif
 enum { P16_AHEAD = 2 /* chunks prefetched ahead, 9+ tokens */ };
 // What a tile of 3+ tokens prefetches into L2 (the 1-2 token tiles: above): at block b, lines k
@@ -346,7 +348,7 @@ static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
                              c->x + (size_t)t0 * c->xrs, c->xrs, c->y + t0 * c->ys + rg + 16 * g, c->ys, g ? m1 : m0, 0);
         return;
     }
-    const int64_t kc = tp > 4 && P16_KC > 0 ? P16_KC : c->nb;
+    const int64_t n_kc = tp > 4 && P16_KC > 0 ? (c->nb + P16_KC - 1) / P16_KC : 1, kc = (c->nb + n_kc - 1) / n_kc;
     // chunked passes fetch the blocks P16_AHEAD chunks ahead in the step's stream of blocks, which
     // goes on into the next step's groups (when that step has as many: none past the call's rows);
     // the tiles share it: tile j fetches lines j, j + n_tiles, ... of each block
