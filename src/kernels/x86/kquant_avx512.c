@@ -20,7 +20,8 @@
 // (tile.h packed_drive) runs passes of 32 tokens over panels of rows that stay in L2.
 // A tile that reads its weights from DRAM prefetches every line it reads KP_PF bytes further on
 // (Q6_K: a super-block's lines at once, and none for 1 token: q6k_tile; Q4_K/Q5_K 1-2 tokens: every
-// other line KP4_PF ahead, q4k_tile):
+// other line KP4_PF ahead, q4k_tile; IQ4_XS 1-2 tokens: every line KPX_PF12 ahead, the body read front
+// to back, iq4xs_tile):
 // 1-2 tokens (memory-bound) always; 3-8 tokens when the call is one pass (tile.h packed_one_pass:
 // decode, batched decode's experts with a few rows each; above 8 tokens the pass's first tile, which
 // reads the group), where compute and reads take about as long and the core did one and then the
@@ -58,6 +59,7 @@ enum {
     KP_TM = 8,                  // tokens per tile
     KP_PF = 8192,               // prefetch distance in the group stream (bytes)
     KP4_PF = 2048,              // Q4_K/Q5_K 1-2 tokens: every other line of the stream, 2 KiB ahead
+    KPX_PF12 = 16384,           // IQ4_XS 1-2 tokens: every line, 16 KiB ahead (sums first: iq4xs_tile)
 };
 
 // s += u8 lanes of w · (4 signed bytes at p, broadcast); GCC does not fold the broadcast itself.
@@ -425,11 +427,49 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_
 }
 
 // ---------------- IQ4_XS ----------------
+// The 8 scales ls_j (0..63) of a super-block's 16 rows as bytes, e byte b = ls_2b and o byte b = ls_2b+1
+// (dword r: row r), from the scales_l dwords sl (nibble j: low bits of ls_j) and the u16 scales_h at hp
+// (bits 2j, 2j + 1: high bits of ls_j): 12 ops a super-block, then one vpshufb a sub-block (byte_u).
+INLINE void iq4xs_scales(__m512i sl, const uint8_t *hp, __m512i *e, __m512i *o) {
+    const __m512i c0f = _mm512_set1_epi8(0x0F);
+    // dword r: bytes (h0, h0, h1, h1) of row r's scales_h = h0 | h1 << 8
+    const __m512i dup = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 0, 1, 1, 4, 4, 5, 5, 8, 8, 9, 9, 12, 12, 13, 13));
+    const __m512i h = _mm512_shuffle_epi8(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)hp)), dup);
+    const __m512i he = _mm512_and_si512(h, _mm512_set1_epi8(0x33)), ho = _mm512_and_si512(h, _mm512_set1_epi8((char)0xCC));
+    const __mmask64 odd = 0xAAAAAAAAAAAAAAAAull;
+    // bits 4..5 of byte b: scales_h bits 4b, 4b + 1 (even b: h << 4 in the word's low byte; odd: h in place);
+    // for o bits 4b + 2, 4b + 3 (even b: h << 2 in the low byte; odd: the word >> 2 in the high one)
+    const __m512i eh = _mm512_mask_blend_epi8(odd, _mm512_slli_epi16(he, 4), he);
+    const __m512i oh = _mm512_mask_blend_epi8(odd, _mm512_slli_epi16(ho, 2), _mm512_srli_epi16(ho, 2));
+    *e = _mm512_ternarylogic_epi32(sl, eh, c0f, 0xE4);   // C ? A : B: low nibble from sl, bits 4..7 from eh
+    *o = _mm512_ternarylogic_epi32(_mm512_srli_epi32(sl, 4), oh, c0f, 0xE4);
+}
+// Sub-block j's scale d * (ls_j - 32) as fma(d, ls_j, -32 d): the product is exact (an 11-bit d times
+// an integer under 64), so the fma rounds the same value: the chain's bits, one op fewer.
+INLINE __m512 iq4xs_ds(__m512 d, __m512 dm32, __m512i e, __m512i o, int j) {
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(byte_u(j & 1 ? o : e, j >> 1)), dm32);
+}
+// Sub-block j's int32 sums s[t] from its 4 code lines (qs bytes 16j + 4k..: elements 32j + 4k.., low
+// nibbles, and 32j + 16 + 4k.., high), started at -128 * the activation sums off[t][j]; each line
+// prefetched pf further on (0: none).
+INLINE void iq4xs_sum(__m512i *s, const uint8_t *pb, int j, const int32_t (*off)[8], const tv_block_q8_K *const *xb,
+                      __m512i grid, size_t pf, const int T) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_set1_epi32(off[t][j]);
+    TV_TILE_UNROLL for (int hi = 0; hi < 2; hi++)
+        TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
+            const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
+            if (pf && !hi) TV_PREFETCH_L2(p + pf);
+            const __m512i v = _mm512_loadu_si512(p);
+            const __m512i q = _mm512_shuffle_epi8(grid, _mm512_and_si512(hi ? _mm512_srli_epi16(v, 4) : v, m4));
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 32 * j + 16 * hi + 4 * k);
+        }
+}
 INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
                        int64_t ys, __mmask16 m, const bool stream, const int T) {
     const bool ahead = T <= 2 || stream;
+    const size_t pf = T <= 2 ? KPX_PF12 : KP_PF;
     const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi32(0x30), m32 = _mm512_set1_epi32(32);
     const __m512i grid = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values_u8));
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
@@ -443,32 +483,29 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
             _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(bs, _mm256_set1_epi16(-128)));
         }
         if (ahead) {
-            TV_PREFETCH_L2(pb + KP_PF + 2048);
-            TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
-            TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
+            TV_PREFETCH_L2(pb + pf + 2048);
+            if (T > 2 || (i & 1) == 0) {   // a d / scales_h line holds 2 super-blocks
+                TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
+                TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
+            }
         }
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
-        const __m512i sl = _mm512_loadu_si512(pb + 2048);   // scales_l: nibble j of the dword = low bits of ls_j
-        const __m512i sh = _mm512_slli_epi32(                // scales_h << 4: bits 2j + 4, 2j + 5 = high bits of ls_j
-            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(gd + (size_t)(nb + i) * 32))), 4);
         __m512 u[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
+        // 1-2 tokens: the 8 sums first, reading the code lines in order, and the scales line after them:
+        // the body is one stream front to back (docs: "IQ4_XS 1-2 tokens"); 3-8 tokens: one sub-block at a
+        // time (s, u and acc take 24 of the 32 registers)
+        __m512i s8[8][2];
+        if (T <= 2) TV_TILE_UNROLL for (int j = 0; j < 8; j++) iq4xs_sum(s8[j], pb, j, off, xb, grid, pf, T);
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        const __m512 dm32 = _mm512_mul_ps(d, _mm512_set1_ps(-32.0f));
+        __m512i se, so;
+        iq4xs_scales(_mm512_loadu_si512(pb + 2048), gd + (size_t)(nb + i) * 32, &se, &so);
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
-            const __m512i ls = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(0x0F)),
-                                               _mm512_and_si512(_mm512_srli_epi32(sh, 2 * j), m30));
-            const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(ls, m32)));
+            const __m512 ds = iq4xs_ds(d, dm32, se, so, j);
             __m512i s[KP_TM];
-            TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_set1_epi32(off[t][j]);
-            TV_TILE_UNROLL for (int hi = 0; hi < 2; hi++) {   // qs bytes 16j + 4k..: elements 32j + 4k.. (low), 32j + 16 + 4k.. (high)
-                TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
-                    const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
-                    if (ahead && !hi) TV_PREFETCH_L2(p + KP_PF);
-                    const __m512i v = _mm512_loadu_si512(p);
-                    const __m512i q = _mm512_shuffle_epi8(grid, _mm512_and_si512(hi ? _mm512_srli_epi16(v, 4) : v, m4));
-                    TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 32 * j + 16 * hi + 4 * k);
-                }
-            }
-            TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
+            if (T > 2) iq4xs_sum(s, pb, j, off, xb, grid, ahead ? pf : 0, T);
+            TV_TILE_UNROLL for (int t = 0; t < T; t++)
+                u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(T <= 2 ? s8[j][t] : s[t]), ds, u[t]);
         }
         TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(u[t], _mm512_set1_ps(xb[t]->d), acc[t]);
     }
