@@ -212,7 +212,7 @@ tv_bf16 f32_to_bf16(float f);
 // the Q8_0 quantization of the row (quants, block scales widened to f32, sum of each block's quants),
 // made once per matmul by packed_act_from_float so no kernel re-derives scales or sums.
 // K-quants (Q2_K..Q6_K, and IQ4_XS) keep a group's super-blocks in row order, each with its quants and
-// sub-block scales for the 16 rows, and (but Q4_K, Q5_K) the rows' f16 super-block scales after all of them:
+// sub-block scales for the 16 rows, and (but Q4_K, Q5_K, Q6_K) the rows' f16 super-block scales after all of them:
 //   Q4_K: (n_blocks) of { f16 d (16 rows) | f16 dmin (16 rows) | scales (3 dwords, 16 rows, 4 bytes):
 //         the 12 packed bytes as stored | qs (4 chunks, 8 dwords, 16 rows, 4 bytes): dword k of chunk
 //         c of a row = its qs bytes 32c+4k..+3 } (2304 B: a super-block is one stretch, read front to back).
@@ -220,11 +220,11 @@ tv_bf16 f32_to_bf16(float f);
 //         dword v of a row = bytes 4v..4v+3 of its 160 code bytes (ref_k.c q5k_pack_codes: bits 3..7
 //         of byte 20j + r hold the code of element 32j + r for r < 20, bits 0..2 of the sub-block's
 //         20 bytes the codes of elements 32j + 20..31) } (2816 B).
-//   Q6_K: (n_blocks) of { codes (48 dwords, 16 rows, 4 bytes): dword v of a row = bytes 4v..4v+3 of
-//         its 192 code bytes (ref_k.c q6k_pack_codes: bits 0..5 of byte 48q + r hold the code of
-//         element 64q + r for r < 48; bits 6..7 of bytes 48q + 12n + 4f + b bits 2f..2f+1 of the
-//         code of element 64q + 48 + 4n + b) | scales (4 dwords, 16 rows, 4 bytes) } (3328 B), then
-//         (n_blocks, 16 rows) f16 d.
+//   Q6_K: (n_blocks) of { f16 d (16 rows) | scales (4 dwords, 16 rows, 4 bytes) | codes (48 dwords,
+//         16 rows, 4 bytes): dword v of a row = bytes 4v..4v+3 of its 192 code bytes (ref_k.c
+//         q6k_pack_codes: bits 0..5 of byte 48q + r hold the code of element 64q + r for r < 48; bits
+//         6..7 of bytes 48q + 12n + 4f + b bits 2f..2f+1 of the code of element 64q + 48 + 4n + b) }
+//         (3360 B, one stretch as Q4_K).
 //   Q3_K: (n_blocks) of { hmask (8 dwords) | qs (16 dwords) | scales (3 dwords), 16 rows, 4 bytes, as
 //         stored } (1728 B), then (n_blocks, 16 rows) f16 d.
 //   Q2_K: (n_blocks) of { scales (4 dwords) | qs (16 dwords), 16 rows, 4 bytes, as stored } (1280 B),

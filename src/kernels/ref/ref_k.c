@@ -292,17 +292,19 @@ typedef struct pk_kind {
 } pk_kind;
 static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2304, 35, 4, 2, 3, false };   // d dmin | scales qs
 static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2816, 43, 4, 2, 3, false };   // d dmin | scales codes
-static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3328, 52, 0, 1, 0, true };    // ql qh scales, as stored
+static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3360, 52, 0, 1, 0, true };    // d | scales | codes (ql qh)
 static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1728, 27, 0, 1, 0, true };    // hmask qs scales, as stored
 static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1280, 20, 0, 2, 0, true };    // scales qs, as stored
 static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, 1, false };   // scales_l[4] qs[128] -> qs, scales_l
-// Q4_K, Q5_K: the 16-bit fields (16 rows each) head the body and the rest follows as stored, so a
-// super-block is one stretch of memory, read front to back
-static bool pk_f16_head(const pk_kind *kd) { return kd == &PK_Q4_K || kd == &PK_Q5_K; }
+// Q4_K, Q5_K, Q6_K: the 16-bit fields (16 rows each) head the body, then the scales, then the codes
+// (Q6_K's scales, stored last, come first), so a super-block is one stretch of memory, read front to back
+static bool pk_f16_head(const pk_kind *kd) { return kd == &PK_Q4_K || kd == &PK_Q5_K || kd == &PK_Q6_K; }
 
 // Plain block byte offset of body dword k: IQ4_XS stores its scales before the quants, the packed
-// body puts the quants first; the others keep the block's order.
+// body puts the quants first; Q6_K stores them after its codes, the packed body puts them first; the
+// others keep the block's order.
 static size_t pk_src(const pk_kind *kd, int k) {
+    if (kd == &PK_Q6_K) return k < 4 ? 192 + 4 * (size_t)k : 4 * (size_t)(k - 4);   // scales[16] | ql qh
     if (kd->f16_end || pk_f16_head(kd)) return kd->body_at + 4 * (size_t)k;
     const int n_sc = kd->n_sc, n_q = kd->n_dwords - n_sc;   // dwords of scales, of qs (+ qh)
     // plain: scales (n_sc dwords) | [qh (8 dwords)] | qs (32 dwords); body: qs | [qh] | scales
@@ -314,7 +316,7 @@ static size_t pk_src(const pk_kind *kd, int k) {
 // Q6_K packed codes: ql and qh (192 bytes) become 192 code bytes, 48 for each 64 elements (a quarter
 // jq: sub-blocks 4jq..4jq+3): bits 0..5 of byte 48jq + r are the code of element 64jq + r (r < 48),
 // bits 6..7 of bytes 48jq + 12n + 4f + b (f = 0..2) bits 2f..2f+1 of the code of element
-// 64jq + 48 + 4n + b (n, b < 4). In body dwords: dword 12jq + m (m < 12) holds the codes of
+// 64jq + 48 + 4n + b (n, b < 4). In the body's code dwords: dword 12jq + m (m < 12) holds the codes of
 // elements 64jq + 4m.. (one mask), and dwords 12jq + 3n..+2 those of elements 64jq + 48 + 4n..
 // (two shifts): each quarter's fourth sub-block is put together from the vectors of its first three.
 static void q6k_pack_codes(tv_block_q6_K *b) {
@@ -480,15 +482,16 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
                     }
                     memcpy(&dh, pb + 2 * TV_PACK_ROWS + 2 * l, 2);
                     u = fmaf((float)offs, -f16_to_f32(dh), u);
-                } else {
+                } else {   // f16 d (16 rows) | body bytes: scales 0..15 | codes 0..191
+                    const uint8_t *ps = pb + 2 * TV_PACK_ROWS, *pq = ps + 16 * TV_PACK_ROWS;
                     for (int j = 0; j < 16; j++) {
-                        const int sc = (int8_t)pk_byte(pb, l, 192 + j);
+                        const int sc = (int8_t)pk_byte(ps, l, j);
                         int32_t isum = 0;
                         for (int e = 16 * j; e < 16 * j + 16; e++) {   // element e: see q6k_pack_codes
                             const int jq = e / 64, er = e % 64, o = 48 * jq + 12 * ((er - 48) / 4) + er % 4;
-                            const int q = er < 48 ? pk_byte(pb, l, 48 * jq + er) & 0x3F
-                                                 : pk_byte(pb, l, o) >> 6 | (pk_byte(pb, l, o + 4) >> 6) << 2 |
-                                                       (pk_byte(pb, l, o + 8) >> 6) << 4;
+                            const int q = er < 48 ? pk_byte(pq, l, 48 * jq + er) & 0x3F
+                                                 : pk_byte(pq, l, o) >> 6 | (pk_byte(pq, l, o + 4) >> 6) << 2 |
+                                                       (pk_byte(pq, l, o + 8) >> 6) << 4;
                             isum += q * xb[i].qs[e];
                         }
                         u = fmaf((float)isum, d * (float)sc, u);

@@ -10,7 +10,7 @@
 // activation bytes with the value's sign (pairs below 2 * 127 * 127 < 32768): the same exact isum_j.
 #include "kernels/x86/kpack_avx2.h"
 
-enum { KP4_BODY = 2304, KP5_BODY = 2816, KP6_BODY = 3328, KPX_BODY = 2112 };
+enum { KP4_BODY = 2304, KP5_BODY = 2816, KP6_BODY = 3360, KPX_BODY = 2112 };
 
 // byte b (0..3) of every dword, zero-extended (bytes 1, 2: one vpshufb instead of a shift and a mask)
 KPA_INLINE __m256i byte_u(__m256i v, int b) {
@@ -132,26 +132,24 @@ KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, si
 
 KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const uint8_t *x, size_t xrs,
                          float *out, const int T, const bool vnni) {
-    const uint8_t *gd = gb + (size_t)nb * KP6_BODY;
     const __m256i m3f = _mm256_set1_epi8(0x3F), mc0 = _mm256_set1_epi8((char)0xC0);
     __m256 acc[2];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * KP6_BODY + 32 * h2;
+        // a super-block is f16 d (16 rows) | scales | codes, read front to back; ph: it, pb: its half's dwords
+        const uint8_t *ph = gb + (size_t)i * KP6_BODY, *pb = ph + 32 * h2, *ps = pb + 32, *pq = pb + 288;
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (pf) {
-            for (int k = 48; k < 52; k++) TV_PREFETCH_L2(pb + pf + 64 * k);   // scales (the codes: as they are read)
-            TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h2)));
+        if (pf)
+            for (size_t o = 0; o < 320; o += 64) TV_PREFETCH_L2(ph + pf + o);   // d, scales (the codes: as they are read)
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ph + 16 * h2)));
         __m256 u[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_setzero_ps();
         // the packed codes (ref_k.c q6k_pack_codes): quarter jq's first three sub-blocks masked from
         // vectors 12jq.., the fourth from bits 6..7 of vectors 12jq + 3e..+2, as kquant_avx512.c
         // (here shifted down to the codes x 1)
         TV_TILE_UNROLL for (int jq = 0; jq < 4; jq++) {
-            const __m256i sv = kpa_ld(pb + 3072 + (size_t)jq * 64);   // byte jj of a dword: scale of 4jq + jj
+            const __m256i sv = kpa_ld(ps + (size_t)jq * 64);   // byte jj of a dword: scale of 4jq + jj
             TV_TILE_UNROLL for (int jj = 0; jj < 4; jj++) {
                 const int j = 4 * jq + jj;
                 __m256i s[2];
@@ -160,11 +158,11 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
                     const int v = 4 * j + e;   // elements 4v..4v+3
                     __m256i q;
                     if (jj < 3) {
-                        const uint8_t *p = pb + (size_t)(12 * jq + 4 * jj + e) * 64;
+                        const uint8_t *p = pq + (size_t)(12 * jq + 4 * jj + e) * 64;
                         if (pf) TV_PREFETCH_L2(p + pf);
                         q = _mm256_and_si256(kpa_ld(p), m3f);
                     } else {
-                        const uint8_t *p = pb + (size_t)(12 * jq + 3 * e) * 64;
+                        const uint8_t *p = pq + (size_t)(12 * jq + 3 * e) * 64;
                         const __m256i t4 = _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(kpa_ld(p), mc0), 2),
                                                            _mm256_and_si256(kpa_ld(p + 64), mc0));
                         q = _mm256_srli_epi16(_mm256_or_si256(_mm256_srli_epi16(t4, 2), _mm256_and_si256(kpa_ld(p + 128), mc0)), 2);
@@ -178,7 +176,7 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
         __m256i so[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm256_setzero_si256();
         TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
-            const __m256i sv = kpa_ld(pb + 3072 + (size_t)q * 64);
+            const __m256i sv = kpa_ld(ps + (size_t)q * 64);
             const __m256i lo = _mm256_srai_epi16(_mm256_slli_epi16(sv, 8), 8), hi = _mm256_srai_epi16(sv, 8);
             const __m256i pe = _mm256_blend_epi16(lo, _mm256_slli_epi32(hi, 16), 0xAA);   // (sc 4q, sc 4q+1)
             const __m256i po = _mm256_blend_epi16(_mm256_srli_epi32(lo, 16), hi, 0xAA);   // (sc 4q+2, sc 4q+3)

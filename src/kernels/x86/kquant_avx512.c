@@ -19,9 +19,9 @@
 // measured 1.17-1.24x on prefill-sized GEMMs (Q4_K..IQ4_XS), decode unchanged. The driver
 // (tile.h packed_drive) runs passes of 32 tokens over panels of rows that stay in L2.
 // A tile that reads its weights from DRAM prefetches every line it reads KP_PF bytes further on
-// (Q6_K: a super-block's lines at once, and none for 1 token: q6k_tile; Q4_K/Q5_K 1-2 tokens: every
-// other line KP4_PF ahead, q4k_tile; IQ4_XS 1-2 tokens: every line KPX_PF12 ahead, the body read front
-// to back, iq4xs_tile):
+// (Q6_K: a super-block's lines at once, none for 1 token and every other line KP4_PF ahead for 2:
+// q6k_tile; Q4_K/Q5_K 1-2 tokens: every other line KP4_PF ahead, q4k_tile; IQ4_XS 1-2 tokens: every
+// line KPX_PF12 ahead, the body read front to back, iq4xs_tile):
 // 1-2 tokens (memory-bound) always; 3-8 tokens when the call is one pass (tile.h packed_one_pass:
 // decode, batched decode's experts with a few rows each; above 8 tokens the pass's first tile, which
 // reads the group), where compute and reads take about as long and the core did one and then the
@@ -32,7 +32,7 @@
 // rounds, medians, GB/s: Q4_K 4 tokens 7.6 -> 15.2, 8 5.2 -> 8.4, 32 2.13 -> 2.46; Q6_K 4 6.9 ->
 // 13.2, 8 6.1 -> 10.6, 32 2.53 -> 3.26; 1 and 256 tokens unchanged (0.98-1.07x, 1.00-1.01x).
 // A thread's groups are one contiguous stream (bodies, then the group's d arrays, then the next group;
-// Q4_K/Q5_K carry their d in each body), so the prefetches cover that stream KP_PF ahead. Measured
+// Q4_K/Q5_K/Q6_K carry their d in each body), so the prefetches cover that stream KP_PF ahead. Measured
 // against prefetching the next group at the same column (16 row strides ahead: 18-74 KiB, past L1 for
 // long rows), GEMV from DRAM, one thread, interleaved (Ice Lake, prefetcht0): Q6_K 1.05-1.10x,
 // Q5_K/Q3_K/Q2_K/IQ4_XS 1.03-1.08x on 2048x5632, Q4_K equal; 4 KiB and 16 KiB measured the same as 8;
@@ -52,13 +52,13 @@ enum {
     KP_PANEL = 256 * 1024,      // weight bytes per row panel
     KP4_BODY = 2304,            // bytes of a Q4_K super-block of a group (f16 d, dmin 64 | scales 192 | qs 2048)
     KP5_BODY = 2816,            // Q5_K (f16 d, dmin 64 | scales 192 | codes 2560)
-    KP6_BODY = 3328,            // Q6_K (codes 3072 | scales 256)
+    KP6_BODY = 3360,            // Q6_K (f16 d 32 | scales 256 | codes 3072)
     KPX_BODY = 2112,            // IQ4_XS (qs 2048 | scales_l 64)
     KP3_BODY = 1728,            // Q3_K (hmask 512 | qs 1024 | scales 192)
     KP2_BODY = 1280,            // Q2_K (scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
     KP_PF = 8192,               // prefetch distance in the group stream (bytes)
-    KP4_PF = 2048,              // Q4_K/Q5_K 1-2 tokens: every other line of the stream, 2 KiB ahead
+    KP4_PF = 2048,              // Q4_K/Q5_K 1-2 tokens, Q6_K 2: every other line of the stream, 2 KiB ahead
     KPX_PF12 = 16384,           // IQ4_XS 1-2 tokens: every line, 16 KiB ahead (sums first: iq4xs_tile)
 };
 
@@ -229,17 +229,19 @@ INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t
 // each sub-block, so s, u and acc take 24 registers. (The fourth sub-blocks' vectors at the end of
 // the body instead ran 256-token prefill at 0.94x: that assembly in one burst.)
 // s[t] = the dot of sub-block 4jq + jj of super-block pb with token t (x 4 for jj = 3).
-INLINE void q6k_dots(const uint8_t *pb, const int jq, const int jj, const tv_block_q8_K *const *xb, __m512i *s,
-                     const int T) {
+// pq: the super-block's codes; pf: 0, or prefetch every other line read pf bytes ahead (1-2 tokens).
+INLINE void q6k_dots(const uint8_t *pq, const int jq, const int jj, const tv_block_q8_K *const *xb, __m512i *s,
+                     const size_t pf, const int T) {
     const __m512i m3f = _mm512_set1_epi8(0x3F), mc0 = _mm512_set1_epi8((char)0xC0);
     TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm512_setzero_si512();
     TV_TILE_UNROLL for (int e = 0; e < 4; e++) {
         __m512i q;
         if (jj < 3) {
-            const uint8_t *p = pb + (size_t)(12 * jq + 4 * jj + e) * 64;
+            const uint8_t *p = pq + (size_t)(12 * jq + 4 * jj + e) * 64;
+            if (pf && e % 2 == 0) TV_PREFETCH_L2(p + pf);
             q = _mm512_and_si512(_mm512_loadu_si512(p), m3f);
         } else {   // (a & c0) >> 2 | (b & c0): code bits 0..3 in bits 4..7; >> 2 | (c & c0): the code x 4
-            const uint8_t *p = pb + (size_t)(12 * jq + 3 * e) * 64;
+            const uint8_t *p = pq + (size_t)(12 * jq + 3 * e) * 64;
             const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 64), c = _mm512_loadu_si512(p + 128);
             const __m512i t4 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_and_si512(a, mc0), 2), b, mc0, 0xF8);
             q = _mm512_ternarylogic_epi32(_mm512_srli_epi16(t4, 2), c, mc0, 0xF8);
@@ -248,8 +250,9 @@ INLINE void q6k_dots(const uint8_t *pb, const int jq, const int jj, const tv_blo
     }
 }
 // u[t] = fma(s[t], d * sc_j (/ 4 for jj = 3: s is 4 isum_j, and the product is exactly the chain's), u[t])
+// (pb: the super-block; its scales at pb + 32)
 INLINE void q6k_fin(const uint8_t *pb, const int jq, const int jj, __m512 d, const __m512i *s, __m512 *u, const int T) {
-    const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)jq * 64);   // byte jj of a dword: scale of 4jq + jj
+    const __m512i sv = _mm512_loadu_si512(pb + 32 + (size_t)jq * 64);   // byte jj of a dword: scale of 4jq + jj
     __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_s(sv, jj)));
     if (jj == 3) ds = _mm512_mul_ps(ds, _mm512_set1_ps(0.25f));
     TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
@@ -258,40 +261,43 @@ INLINE void q6k_fin(const uint8_t *pb, const int jq, const int jj, __m512 d, con
 // from the same lines (in L1). A function called four times rather than an unrolled loop (clang -O1
 // with ASan+UBSan could not unroll such a loop: -Wpass-failed).
 INLINE void q6k_quarter(const uint8_t *pb, const int jq, const tv_block_q8_K *const *xb, __m512 d, __m512 *u,
-                        const int T) {
+                        const size_t pf, const int T) {
     TV_TILE_UNROLL for (int jj = 0; jj < 4; jj++) {
         __m512i s[KP_TM];
-        q6k_dots(pb, jq, jj, xb, s, T);
+        q6k_dots(pb + 288, jq, jj, xb, s, pf, T);
         q6k_fin(pb, jq, jj, d, s, u, T);
     }
 }
 
 INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
                      int64_t ys, __mmask16 m, const bool stream, const int T) {
-    // 1 token: no software prefetch; the sums are made in body order (every line once, front to back,
-    // then the fourth sub-blocks from L1) and the hardware prefetchers keep up: one thread, CPU time,
-    // 256x2048 from DRAM 19.8-21.1 GB/s (main's layout and tile 15.8-16.6; this one with the prefetches
-    // 16.7-16.9, with quarter order 16.7-17.5). 2 tokens and one-pass tiles: the body's 52 lines
-    // prefetched at once when the super-block starts (spread as read: 2 tokens 16, 4 tokens 14, 8
-    // tokens 11.6 GB/s; at once 19.2, 17.5, 13.2; main 16.9, 17.5, 13.1).
-    const bool ahead = T == 2 || stream;
-    const uint8_t *gd = gb + (size_t)nb * KP6_BODY;   // (nb, 16) f16 d
+    // A super-block is one stretch of the group stream: f16 d (half a line) | scales (4 lines) | codes
+    // (48 lines), read front to back. 1 token: no software prefetch; the sums are made in code order
+    // (every line once, front to back, then the fourth sub-blocks from L1) and the hardware
+    // prefetchers keep up. 2 tokens: every other line 2 KiB ahead as read (Q4_K's scheme). One
+    // thread, CPU time, 256x2048, GB/s hot / from DRAM (230 MB of copies, 2 MiB pages), 7 interleaved
+    // rounds, medians: 1 token, d after the group's bodies 53.8 / 25.4, one stretch 52.6 / 28.1, one
+    // stretch with the 2 KiB prefetch 50.1 / 26.2; 2 tokens (d apart, the body's lines at once 8 KiB
+    // ahead) 39.8 / 18.1, one stretch 2 KiB 43.2 / 23.0, at once 8 KiB 39.4 / 20.2. One-pass 3-8 token
+    // tiles: the super-block's lines prefetched at once 8 KiB ahead when it starts (spread as read: 4
+    // tokens 14, 8 tokens 11.6 GB/s; at once 17.5, 13.2 with d apart).
+    const size_t pf = T == 2 ? KP4_PF : 0;
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * KP6_BODY;
+        const uint8_t *pb = gb + (size_t)i * KP6_BODY, *pq = pb + 288;   // f16 d | scales | codes
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (ahead) {
-            for (int k = 0; k < 52; k++) TV_PREFETCH_L2(pb + KP_PF + 64 * k);   // the whole body, at once
-            TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
-        }
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        if (pf)
+            for (size_t o = 0; o < 288; o += 128) TV_PREFETCH_L2(pb + pf + o);   // d, scales (codes: as read)
+        if (stream)   // (3-8 tokens)
+            for (int k = 0; k < 53; k++) TV_PREFETCH_L2(pb + KP_PF + 64 * k);   // the whole super-block, at once
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
         __m512 u[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
-        if (T == 1) {   // every sum first, the fourth sub-blocks' last: the body read front to back (see above)
+        if (T == 1) {   // every sum first, the fourth sub-blocks' last: the codes read front to back (see above)
             __m512i sb[16];
-#define Q6K_D(JQ, JJ) q6k_dots(pb, JQ, JJ, xb, &sb[4 * (JQ) + (JJ)], 1)
+#define Q6K_D(JQ, JJ) q6k_dots(pq, JQ, JJ, xb, &sb[4 * (JQ) + (JJ)], pf, 1)
             Q6K_D(0, 0); Q6K_D(0, 1); Q6K_D(0, 2); Q6K_D(1, 0); Q6K_D(1, 1); Q6K_D(1, 2);
             Q6K_D(2, 0); Q6K_D(2, 1); Q6K_D(2, 2); Q6K_D(3, 0); Q6K_D(3, 1); Q6K_D(3, 2);
             Q6K_D(0, 3); Q6K_D(1, 3); Q6K_D(2, 3); Q6K_D(3, 3);
@@ -301,16 +307,16 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
             Q6K_F(0); Q6K_F(1); Q6K_F(2); Q6K_F(3);   // in chain order (calls, not a loop: see q6k_quarter)
 #undef Q6K_F
         } else {
-            q6k_quarter(pb, 0, xb, d, u, T);
-            q6k_quarter(pb, 1, xb, d, u, T);
-            q6k_quarter(pb, 2, xb, d, u, T);
-            q6k_quarter(pb, 3, xb, d, u, T);
+            q6k_quarter(pb, 0, xb, d, u, pf, T);
+            q6k_quarter(pb, 1, xb, d, u, pf, T);
+            q6k_quarter(pb, 2, xb, d, u, pf, T);
+            q6k_quarter(pb, 3, xb, d, u, pf, T);
         }
         // the -32 offset: sum_j sc_j * bsums[j], int16 pairs (sc_2p, sc_2p+1) against bsums dword p
         __m512i so[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) so[t] = _mm512_setzero_si512();
         TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
-            const __m512i sv = _mm512_loadu_si512(pb + 3072 + (size_t)q * 64);
+            const __m512i sv = _mm512_loadu_si512(pb + 32 + (size_t)q * 64);
             const __m512i lo = _mm512_srai_epi16(_mm512_slli_epi16(sv, 8), 8);   // int16 lanes: sc 4q, sc 4q+2
             const __m512i hi = _mm512_srai_epi16(sv, 8);                         // sc 4q+1, sc 4q+3
             const __m512i pe = _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16));
