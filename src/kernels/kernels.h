@@ -212,7 +212,7 @@ tv_bf16 f32_to_bf16(float f);
 // the Q8_0 quantization of the row (quants, block scales widened to f32, sum of each block's quants),
 // made once per matmul by packed_act_from_float so no kernel re-derives scales or sums.
 // K-quants (Q2_K..Q6_K, and IQ4_XS) keep a group's super-blocks in row order, each with its quants and
-// sub-block scales for the 16 rows, and (but Q4_K, Q5_K, Q6_K) the rows' f16 super-block scales after all of them:
+// sub-block scales for the 16 rows, and (IQ4_XS) the rows' f16 super-block scales after all of them:
 //   Q4_K: (n_blocks) of { f16 d (16 rows) | f16 dmin (16 rows) | scales (3 dwords, 16 rows, 4 bytes):
 //         the 12 packed bytes as stored | qs (4 chunks, 8 dwords, 16 rows, 4 bytes): dword k of chunk
 //         c of a row = its qs bytes 32c+4k..+3 } (2304 B: a super-block is one stretch, read front to back).
@@ -225,10 +225,10 @@ tv_bf16 f32_to_bf16(float f);
 //         q6k_pack_codes: bits 0..5 of byte 48q + r hold the code of element 64q + r for r < 48; bits
 //         6..7 of bytes 48q + 12n + 4f + b bits 2f..2f+1 of the code of element 64q + 48 + 4n + b) }
 //         (3360 B, one stretch as Q4_K).
-//   Q3_K: (n_blocks) of { hmask (8 dwords) | qs (16 dwords) | scales (3 dwords), 16 rows, 4 bytes, as
-//         stored } (1728 B), then (n_blocks, 16 rows) f16 d.
-//   Q2_K: (n_blocks) of { scales (4 dwords) | qs (16 dwords), 16 rows, 4 bytes, as stored } (1280 B),
-//         then (n_blocks, 16 rows) f16 d, (n_blocks, 16 rows) f16 dmin.
+//   Q3_K: (n_blocks) of { f16 d (16 rows) | scales (3 dwords) | hmask (8 dwords) | qs (16 dwords), 16
+//         rows, 4 bytes } (1760 B).
+//   Q2_K: (n_blocks) of { f16 d (16 rows) | f16 dmin (16 rows) | scales (4 dwords) | qs (16 dwords), 16
+//         rows, 4 bytes, as stored } (1344 B).
 //   IQ4_XS: (n_blocks) of { qs (32 dwords, 16 rows, 4 bytes) | scales_l (1 dword, 16 rows) } (2112 B),
 //         then (n_blocks, 16 rows) f16 d, (n_blocks, 16 rows) u16 scales_h.
 // Their activations are plain Q8_K rows (kern_row_size(TV_TYPE_Q8_K, n) bytes apart).

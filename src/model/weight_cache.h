@@ -29,8 +29,8 @@
 // read probe streams its buffer; a version 3 file's entries mostly straddled them. 5: packed Q6_K
 // holds its codes as ref_k.c q6k_pack_codes writes them, not ql | qh. 6: packed Q5_K's codes as
 // ref_k.c q5k_pack_codes writes them, not qs | qh. 7: packed Q4_K and Q5_K super-blocks carry their f16 d,
-// dmin in front of their scales and codes, so a tile reads one stream front to back. 8: packed Q6_K
-// super-blocks the same: f16 d | scales | codes)
+// dmin in front of their scales and codes, so a tile reads one stream front to back. 8: packed Q6_K,
+// Q3_K and Q2_K super-blocks the same: f16 d [dmin] | scales | codes)
 #define WCACHE_LAYOUT_VERSION 8
 
 typedef struct wcache_map { void *base; size_t size; } wcache_map;

@@ -293,18 +293,20 @@ typedef struct pk_kind {
 static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2304, 35, 4, 2, 3, false };   // d dmin | scales qs
 static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2816, 43, 4, 2, 3, false };   // d dmin | scales codes
 static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3360, 52, 0, 1, 0, true };    // d | scales | codes (ql qh)
-static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1728, 27, 0, 1, 0, true };    // hmask qs scales, as stored
-static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1280, 20, 0, 2, 0, true };    // scales qs, as stored
+static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1760, 27, 0, 1, 0, true };    // d | scales | hmask qs
+static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1344, 20, 0, 2, 0, true };    // d dmin | scales qs
 static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, 1, false };   // scales_l[4] qs[128] -> qs, scales_l
-// Q4_K, Q5_K, Q6_K: the 16-bit fields (16 rows each) head the body, then the scales, then the codes
-// (Q6_K's scales, stored last, come first), so a super-block is one stretch of memory, read front to back
-static bool pk_f16_head(const pk_kind *kd) { return kd == &PK_Q4_K || kd == &PK_Q5_K || kd == &PK_Q6_K; }
+// Q2_K..Q6_K: the 16-bit fields (16 rows each) head the body, then the scales, then the codes (Q6_K's
+// and Q3_K's scales, stored last, come first), so a super-block is one stretch of memory, read front
+// to back
+static bool pk_f16_head(const pk_kind *kd) { return kd != &PK_IQ4_XS; }
 
 // Plain block byte offset of body dword k: IQ4_XS stores its scales before the quants, the packed
 // body puts the quants first; Q6_K stores them after its codes, the packed body puts them first; the
 // others keep the block's order.
 static size_t pk_src(const pk_kind *kd, int k) {
     if (kd == &PK_Q6_K) return k < 4 ? 192 + 4 * (size_t)k : 4 * (size_t)(k - 4);   // scales[16] | ql qh
+    if (kd == &PK_Q3_K) return k < 3 ? 96 + 4 * (size_t)k : 4 * (size_t)(k - 3);    // scales[12] | hmask qs
     if (kd->f16_end || pk_f16_head(kd)) return kd->body_at + 4 * (size_t)k;
     const int n_sc = kd->n_sc, n_q = kd->n_dwords - n_sc;   // dwords of scales, of qs (+ qh)
     // plain: scales (n_sc dwords) | [qh (8 dwords)] | qs (32 dwords); body: qs | [qh] | scales
@@ -445,23 +447,24 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
                         }
                         u = fmaf((float)isum, d * (float)(ls - 32), u);
                     }
-                } else if (q3 || q2) {   // body bytes: Q3_K hmask 0..31 | qs 32..95 | scales 96..107;
-                                         // Q2_K scales 0..15 | qs 16..79 (dmin after the d's)
+                } else if (q3 || q2) {   // Q3_K: f16 d | body bytes: scales 0..11 | hmask 0..31 | qs 0..63;
+                                         // Q2_K: f16 d | f16 dmin | scales 0..15 | qs 0..63
+                    const uint8_t *ps = pb + (q3 ? 2 : 4) * TV_PACK_ROWS, *pc = ps + (q3 ? 12 : 16) * TV_PACK_ROWS;
                     uint8_t sc12[TV_K_SCALE_SIZE] = { 0 };
-                    for (int b = 0; b < TV_K_SCALE_SIZE && q3; b++) sc12[b] = pk_byte(pb, l, 96 + b);
+                    for (int b = 0; b < TV_K_SCALE_SIZE && q3; b++) sc12[b] = pk_byte(ps, l, b);
                     for (int j = 0; j < 16; j++) {   // sub-block j = 8h + 2k + half: elements 128h + 32k + 16 half ..
                         const int h = j / 8, k = j % 8 / 2, half = j % 2;
-                        const int sc = q3 ? q3_K_scale(sc12, j) - 32 : pk_byte(pb, l, j) & 0x0F;
+                        const int sc = q3 ? q3_K_scale(sc12, j) - 32 : pk_byte(ps, l, j) & 0x0F;
                         int32_t isum = 0;
                         for (int e = 0; e < 16; e++) {   // qs byte 32h + 16 half + e, bits 2k..; hmask byte 16 half + e, bit 4h + k
-                            int code = (pk_byte(pb, l, (q3 ? 32 : 16) + 32 * h + 16 * half + e) >> (2 * k)) & 3;
-                            if (q3) code |= ((pk_byte(pb, l, 16 * half + e) >> (4 * h + k)) & 1) << 2;
+                            int code = (pk_byte(pc, l, (q3 ? 32 : 0) + 32 * h + 16 * half + e) >> (2 * k)) & 3;
+                            if (q3) code |= ((pk_byte(pc, l, 16 * half + e) >> (4 * h + k)) & 1) << 2;
                             isum += code * xb[i].qs[16 * j + e];
                         }
                         u = fmaf((float)isum, d * (float)sc, u);
-                        offs += (q3 ? sc : pk_byte(pb, l, j) >> 4) * xb[i].bsums[j];
+                        offs += (q3 ? sc : pk_byte(ps, l, j) >> 4) * xb[i].bsums[j];
                     }
-                    if (q2) memcpy(&dh, gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, 2);
+                    if (q2) memcpy(&dh, pb + 2 * TV_PACK_ROWS + 2 * l, 2);
                     u = fmaf((float)offs, q3 ? -4.0f * d : -f16_to_f32(dh), u);
                 } else if (!q6) {   // f16 d | f16 dmin (16 rows each) | body bytes: scales | Q4_K qs 0..127
                                     // or Q5_K codes 0..159

@@ -19,8 +19,8 @@
 #include "kernels/x86/kpack_avx2.h"
 
 enum {
-    K23_Q3_BODY = 1728,      // bytes of a Q3_K super-block of a group (hmask 512 | qs 1024 | scales 192)
-    K23_Q2_BODY = 1280,      // Q2_K (scales 256 | qs 1024)
+    K23_Q3_BODY = 1760,      // bytes of a Q3_K super-block of a group (f16 d 32 | scales 192 | hmask 512 | qs 1024)
+    K23_Q2_BODY = 1344,      // Q2_K (f16 d, dmin 64 | scales 256 | qs 1024)
     K23_TM = KPA_TM_MAX,     // tokens per tile
 };
 
@@ -28,34 +28,31 @@ enum {
 // half: prefetch every line read pf bytes further on in the thread's group stream; else 0.
 KPA_INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, size_t pf, const uint8_t *x, size_t xrs,
                          float *out, const int T, const bool vnni) {
-    const size_t body = q3 ? K23_Q3_BODY : K23_Q2_BODY, qs_at = q3 ? 512 : 256;
-    const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d [then Q2_K's (nb, 16) f16 dmin]
+    // a super-block is one stretch: f16 d [Q2_K f16 dmin] | scales | [Q3_K hmask] | qs
+    const size_t body = q3 ? K23_Q3_BODY : K23_Q2_BODY, sc_at = q3 ? 32 : 64, hm_at = 224, qs_at = q3 ? 736 : 320;
     const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(0x0F), b2 = _mm256_set1_epi8(4);
     __m256 acc[K23_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * body + 32 * hh;
+        const uint8_t *ph = gb + (size_t)i * body, *pb = ph + 32 * hh;   // the super-block; its half's dwords
         const tv_block_q8_K *xb[K23_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (pf) {
-            for (size_t o = 0; o < body; o += 64) TV_PREFETCH_L2(pb + pf + o);
-            TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
-            if (!q3) TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * hh)));
+        if (pf)
+            for (size_t o = 0; o < body + 32; o += 64) TV_PREFETCH_L2(ph + pf + o);   // (Q3_K's may start mid-line)
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ph + 16 * hh)));
         // the 16 scales as 4 dwords of bytes (byte j % 4 of dword j / 4): Q3_K signed sc - 32 (6 bits from
         // the 12 bytes: low nibbles of u0, u1, then their high ones; bit pairs of u2 on top), Q2_K the
         // scale bytes (sc | mn << 4)
         __m256i sv[4];
         if (q3) {
-            const __m256i u0 = kpa_ld(pb + 1536), u1 = kpa_ld(pb + 1600), u2 = kpa_ld(pb + 1664);
+            const __m256i u0 = kpa_ld(pb + sc_at), u1 = kpa_ld(pb + sc_at + 64), u2 = kpa_ld(pb + sc_at + 128);
             TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
                 const __m256i lo = _mm256_and_si256(q < 2 ? (q ? u1 : u0) : _mm256_srli_epi32(q == 2 ? u0 : u1, 4), m4);
                 const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u2, 2 * q), m3), 4);
                 sv[q] = _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(32));
             }
         } else {
-            TV_TILE_UNROLL for (int q = 0; q < 4; q++) sv[q] = kpa_ld(pb + 64 * q);
+            TV_TILE_UNROLL for (int q = 0; q < 4; q++) sv[q] = kpa_ld(pb + sc_at + 64 * q);
         }
         __m256 u[K23_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_setzero_ps();
@@ -69,7 +66,7 @@ KPA_INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, s
                 const __m256i v = kpa_ld(p);
                 __m256i q = _mm256_and_si256(k ? _mm256_srli_epi16(v, 2 * k) : v, m3);
                 if (q3) {   // bit 4h + k of the hmask byte -> bit 2
-                    const __m256i hv = kpa_ld(pb + (size_t)(4 * half + e) * 64);
+                    const __m256i hv = kpa_ld(pb + hm_at + (size_t)(4 * half + e) * 64);
                     const int b = 4 * h + k;
                     const __m256i hs = b > 2 ? _mm256_srli_epi16(hv, b - 2) : b < 2 ? _mm256_slli_epi16(hv, 2 - b) : hv;
                     q = _mm256_or_si256(q, _mm256_and_si256(hs, b2));
@@ -105,7 +102,7 @@ KPA_INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, s
         }
         const __m256 noff = q3 ? _mm256_mul_ps(d, _mm256_set1_ps(-4.0f))
                                : _mm256_xor_ps(_mm256_set1_ps(-0.0f),   // -dmin (a sign flip: -0 for 0, as the chain)
-                                               _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)(nb + i) * 32 + 16 * hh))));
+                                               _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ph + 32 + 16 * hh))));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             u[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(so[t]), noff, u[t]);
             acc[t] = _mm256_fmadd_ps(u[t], _mm256_set1_ps(xb[t]->d), acc[t]);

@@ -54,8 +54,8 @@ enum {
     KP5_BODY = 2816,            // Q5_K (f16 d, dmin 64 | scales 192 | codes 2560)
     KP6_BODY = 3360,            // Q6_K (f16 d 32 | scales 256 | codes 3072)
     KPX_BODY = 2112,            // IQ4_XS (qs 2048 | scales_l 64)
-    KP3_BODY = 1728,            // Q3_K (hmask 512 | qs 1024 | scales 192)
-    KP2_BODY = 1280,            // Q2_K (scales 256 | qs 1024)
+    KP3_BODY = 1760,            // Q3_K (f16 d 32 | scales 192 | hmask 512 | qs 1024)
+    KP2_BODY = 1344,            // Q2_K (f16 d, dmin 64 | scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
     KP_PF = 8192,               // prefetch distance in the group stream (bytes)
     KP4_PF = 2048,              // Q4_K/Q5_K 1-2 tokens, Q6_K 2: every other line of the stream, 2 KiB ahead
@@ -344,9 +344,14 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
 // whole measured 1.24-1.27x Q3_K, 1.15-1.18x Q2_K at 8-64 tokens, 1.28-1.46x at 1, one thread A/B).
 INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
                       float *y, int64_t ys, __mmask16 m, const bool stream, const int T) {
+    // A super-block is one stretch: f16 d [Q2_K f16 dmin] | scales | [Q3_K hmask] | qs. 1-2 tokens and
+    // streaming passes prefetch its lines at once KP_PF ahead when it starts. One thread, CPU time,
+    // 256x2048, GB/s hot / from DRAM (230 MB of copies, 2 MiB pages), 7 interleaved rounds, medians,
+    // d after the group's bodies -> one stretch: Q3_K 1 token 23.3 / 18.3 -> 23.0 / 21.9, 2 tokens
+    // 18.0 / 14.9 -> 19.0 / 17.6; Q2_K 25.6 / 18.7 -> 25.6 / 23.9, 18.9 / 15.0 -> 18.9 / 18.7 (every
+    // other line 2 KiB ahead instead: Q3_K 20.7, 14.4, Q2_K 20.9, 15.9 from DRAM).
     const bool ahead = T <= 2 || stream;
-    const size_t body = q3 ? KP3_BODY : KP2_BODY, qs_at = q3 ? 512 : 256;
-    const uint8_t *gd = gb + (size_t)nb * body;   // (nb, 16) f16 d [then Q2_K's (nb, 16) f16 dmin]
+    const size_t body = q3 ? KP3_BODY : KP2_BODY, sc_at = q3 ? 32 : 64, hm_at = 224, qs_at = q3 ? 736 : 320;
     const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(0x0F), b2 = _mm512_set1_epi8(4);
     // int16 pairs of the bytes 0, 1 (pe) and 2, 3 (po) of each dword, zero-extended (vpshufb, 0x80: zero)
     const __m512i pe_ix = _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128,
@@ -359,25 +364,22 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_
         const uint8_t *pb = gb + (size_t)i * body;
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
-        if (ahead) {
-            for (size_t o = 0; o < body; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
-            TV_PREFETCH_L2(gd + KP_PF + (size_t)i * 32);
-            if (!q3) TV_PREFETCH_L2(gd + KP_PF + (size_t)(nb + i) * 32);
-        }
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        if (ahead)   // the super-block's lines at once (+ 32: Q3_K's may start mid-line)
+            for (size_t o = 0; o < body + 32; o += 64) TV_PREFETCH_L2(pb + KP_PF + o);
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
         // the 16 scales as 4 dwords of bytes (byte j % 4 of dword j / 4): Q3_K signed sc - 32, Q2_K 0..15
         __m512i sv[4];
         if (q3) {   // 6-bit scales from the 12 bytes (q3_K_scale): low nibbles of u0, u1, then their high ones;
                     // bit pairs of u2 on top
-            const __m512i u0 = _mm512_loadu_si512(pb + 1536), u1 = _mm512_loadu_si512(pb + 1600),
-                          u2 = _mm512_loadu_si512(pb + 1664), k32 = _mm512_set1_epi8(32);
+            const __m512i u0 = _mm512_loadu_si512(pb + sc_at), u1 = _mm512_loadu_si512(pb + sc_at + 64),
+                          u2 = _mm512_loadu_si512(pb + sc_at + 128), k32 = _mm512_set1_epi8(32);
             TV_TILE_UNROLL for (int q = 0; q < 4; q++) {
                 const __m512i lo = _mm512_and_si512(q < 2 ? (q ? u1 : u0) : _mm512_srli_epi32(q == 2 ? u0 : u1, 4), m4);
                 const __m512i hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u2, 2 * q), m3), 4);
                 sv[q] = _mm512_sub_epi8(_mm512_or_si512(lo, hi), k32);
             }
         } else {
-            TV_TILE_UNROLL for (int q = 0; q < 4; q++) sv[q] = _mm512_loadu_si512(pb + 64 * q);
+            TV_TILE_UNROLL for (int q = 0; q < 4; q++) sv[q] = _mm512_loadu_si512(pb + sc_at + 64 * q);
         }
         __m512 u[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
@@ -389,7 +391,7 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_
                 const __m512i v = _mm512_loadu_si512(pb + qs_at + (size_t)(8 * h + 4 * half + e) * 64);
                 __m512i q = _mm512_and_si512(k ? _mm512_srli_epi16(v, 2 * k) : v, m3);
                 if (q3) {   // bit 4h + k of the hmask byte -> bit 2
-                    const __m512i hv = _mm512_loadu_si512(pb + (size_t)(4 * half + e) * 64);
+                    const __m512i hv = _mm512_loadu_si512(pb + hm_at + (size_t)(4 * half + e) * 64);
                     const int b = 4 * h + k;
                     const __m512i hs = b > 2 ? _mm512_srli_epi16(hv, b - 2) : b < 2 ? _mm512_slli_epi16(hv, 2 - b) : hv;
                     q = _mm512_or_si512(q, _mm512_and_si512(hs, b2));
@@ -423,7 +425,7 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_
         }
         const __m512 noff = q3 ? _mm512_mul_ps(d, _mm512_set1_ps(-4.0f))
                                : _mm512_xor_ps(_mm512_set1_ps(-0.0f),   // -dmin (sign flip: -0 for 0, as the chain)
-                                               _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)(nb + i) * 32))));
+                                               _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32))));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(so[t]), noff, u[t]);
             acc[t] = _mm512_fmadd_ps(u[t], _mm512_set1_ps(xb[t]->d), acc[t]);
