@@ -7,9 +7,8 @@
 //    each thread walks its rows in chunks and the tokens in tiles that keep the activation tile
 //    in L2, calling traits->gemm when the type has one, else vec_dot per (row, token). A gemm with
 //    traits->gemm_rows set blocks rows and tokens itself: it gets all tokens, gemm_rows rows a call.
-//    Each thread takes its range in chunks (calls of up to MM_STEAL_TOK tokens, memory-bound: ~128
-//    KiB; longer calls: a quarter of the range) and a thread that is done claims the unclaimed
-//    chunks at the end of another's range.
+//    Calls of up to MM_STEAL_TOK tokens (decode: memory-bound) take their ranges in ~128 KiB chunks
+//    and a thread that is done claims the unclaimed chunks at the end of another's range.
 // Mixture-of-experts weights (3-D) go through kern_matmul_experts: the same kernels per element,
 // with the rows of a batch grouped by expert and the work split by expert x rows x token tiles.
 #include <stdalign.h>
@@ -29,11 +28,9 @@ enum {
                                     // projection, 635 KB) is one tile; with a 64-row chunk of weights it
                                     // still fits a 2 MiB L2 (192 KiB made that four tiles: 1.3x slower)
     MM_ALIGN = 64,
-    MM_STEAL_TOK = 4,               // calls of at most this many tokens are memory-bound:
+    MM_STEAL_TOK = 4,               // calls of at most this many tokens (memory-bound) share rows by stealing
     MM_STEAL_BYTES = 128 * 1024,    // weight bytes per claimed chunk there (16-row calls: ~1% slower)
     MM_STEAL_MAX = 64,              // threads with a steal slot; larger pools split statically
-    MM_STEAL_PARTS = 4,             // chunks per thread share above MM_STEAL_TOK tokens
-    MM_CONV_TOK = 8,                // tokens per claimed block of the activation conversion
 };
 
 // Activation types and packed layouts are the same on every path: the reference table answers.
@@ -67,30 +64,21 @@ typedef struct mm_job {
     int64_t n, n_tok;
     int n_w;
     mm_w w[TV_MATMUL_MAX];
-    // Thread t's static share (every weight's rows [beg, end) of mm_share, in order) is a list of
-    // chunks of steal_rows[wi] rows; slot[t] holds the unclaimed chunks [front, back) as front << 32
-    // | back. t claims from the front (its stream stays contiguous), a thread with nothing left
-    // claims from another's back (n_steal > 0 only).
+    // Memory-bound calls (n_tok <= MM_STEAL_TOK): thread t's static share (every weight's rows
+    // [beg, end) of mm_share, in order) is a list of chunks of steal_rows[wi] rows; slot[t] holds the
+    // unclaimed chunks [front, back) as front << 32 | back. t claims from the front (its stream stays
+    // contiguous), a thread with nothing left claims from another's back (n_steal > 0 only).
     int n_steal;                    // threads with a slot (0: static split)
     int64_t steal_rows[TV_MATMUL_MAX];
     struct { alignas(64) _Atomic uint64_t word; } slot[MM_STEAL_MAX];
-    alignas(64) atomic_int_fast64_t next_tok;   // the next token block to convert
 } mm_job;
 
-// Converts blocks of MM_CONV_TOK tokens claimed from a counter: any subset of the threads finishes
-// the job (pool_run_any), so a partner that lost its CPU is not waited for.
 static void mm_quantize(void *arg, int ith, int nth) {
-    (void)ith;
-    (void)nth;
     mm_job *j = arg;
-    for (;;) {
-        const int64_t t0 = atomic_fetch_add_explicit(&j->next_tok, MM_CONV_TOK, memory_order_relaxed);
-        if (t0 >= j->n_tok) return;
-        for (int64_t t = t0; t < t0 + MM_CONV_TOK && t < j->n_tok; t++) {
-            char *row = (char *)j->xq + (size_t)t * j->x_row_bytes;
-            if (j->packed_act) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
-            else j->vt->from_float(j->x + t * j->n, row, j->n);
-        }
+    for (int64_t t = ith; t < j->n_tok; t += nth) {
+        char *row = (char *)j->xq + (size_t)t * j->x_row_bytes;
+        if (j->packed_act) packed_act_from_float(j->q8, j->x + t * j->n, row, j->n);
+        else j->vt->from_float(j->x + t * j->n, row, j->n);
     }
 }
 
@@ -222,21 +210,13 @@ void kern_matmul_n(const kern_table *kt, const tv_tensor *const *w, float *const
         j.xq = (void *)(((uintptr_t)wsp + MM_ALIGN - 1) & ~(uintptr_t)(MM_ALIGN - 1));
         j.packed_act = packed && tt0->vec_dot_type == TV_TYPE_Q8_0;
         j.x_row_bytes = packed ? packed_act_row_size(w[0]->type, j.n) : kern_row_size(tt0->vec_dot_type, j.n);
-        atomic_init(&j.next_tok, 0);
-        if (n_tok >= 4 && pool_size(pool) > 1) pool_run_any(pool, mm_quantize, &j);
+        if (n_tok >= 4 && pool_size(pool) > 1) pool_run(pool, mm_quantize, &j);
         else mm_quantize(&j, 0, 1);
     }
     const int nth = pool_size(pool);
-    if (nth > 1 && nth <= MM_STEAL_MAX) {
-        for (int wi = 0; wi < j.n_w; wi++) {   // whole 16-row groups
-            int64_t r;
-            if (n_tok <= MM_STEAL_TOK) {   // ~MM_STEAL_BYTES
-                r = (int64_t)(MM_STEAL_BYTES / j.w[wi].w_row_bytes + 8) & ~(int64_t)15;
-            } else {   // compute-bound: a part of the share, each chunk still long calls over L2 panels
-                int64_t beg, end;
-                mm_share(&j.w[wi], 0, nth, &beg, &end);
-                r = ((end - beg + MM_STEAL_PARTS - 1) / MM_STEAL_PARTS + 15) & ~(int64_t)15;
-            }
+    if (n_tok <= MM_STEAL_TOK && nth > 1 && nth <= MM_STEAL_MAX) {
+        for (int wi = 0; wi < j.n_w; wi++) {   // ~MM_STEAL_BYTES, whole 16-row groups
+            const int64_t r = (int64_t)(MM_STEAL_BYTES / j.w[wi].w_row_bytes + 8) & ~(int64_t)15;
             j.steal_rows[wi] = r < 16 ? 16 : r;
         }
         for (int t = 0; t < nth; t++)
