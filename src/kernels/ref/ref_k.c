@@ -287,32 +287,28 @@ typedef struct pk_kind {
     size_t body_at;     // where they start in the plain block
     int n_f16;          // 16-bit fields at the block's start (Q4_K/Q5_K d, dmin; IQ4_XS d, scales_h)
                         // or end (Q6_K, Q3_K d; Q2_K d, dmin)
-    int n_sc;           // dwords of scales in front of the quants (f16 at the start)
     bool f16_end;       // the 16-bit fields end the block and the body is the rest, as stored
 } pk_kind;
-static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2304, 35, 4, 2, 3, false };   // d dmin | scales qs
-static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2816, 43, 4, 2, 3, false };   // d dmin | scales codes
-static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3360, 52, 0, 1, 0, true };    // d | scales | codes (ql qh)
-static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1760, 27, 0, 1, 0, true };    // d | scales | hmask qs
-static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1344, 20, 0, 2, 0, true };    // d dmin | scales qs
-static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, 1, false };   // scales_l[4] qs[128] -> qs, scales_l
+static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2304, 35, 4, 2, false };   // d dmin | scales qs
+static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2816, 43, 4, 2, false };   // d dmin | scales codes
+static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3360, 52, 0, 1, true };    // d | scales | codes (ql qh)
+static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1760, 27, 0, 1, true };    // d | scales | hmask qs
+static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1344, 20, 0, 2, true };    // d dmin | scales qs
+static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, false };   // scales_l[4] qs[128] -> qs, scales_l
 // Q2_K..Q6_K: the 16-bit fields (16 rows each) head the body, then the scales, then the codes (Q6_K's
 // and Q3_K's scales, stored last, come first), so a super-block is one stretch of memory, read front
 // to back
 static bool pk_f16_head(const pk_kind *kd) { return kd != &PK_IQ4_XS; }
 
-// Plain block byte offset of body dword k: IQ4_XS stores its scales before the quants, the packed
-// body puts the quants first; Q6_K stores them after its codes, the packed body puts them first; the
-// others keep the block's order.
+// Plain block byte offset of body dword k: Q6_K and Q3_K store their scales after the codes and the
+// packed body puts them first; IQ4_XS stores scales_l before its qs and the packed body puts it last;
+// the others keep the block's order.
 static size_t pk_src(const pk_kind *kd, int k) {
-    if (kd == &PK_Q6_K) return k < 4 ? 192 + 4 * (size_t)k : 4 * (size_t)(k - 4);   // scales[16] | ql qh
-    if (kd == &PK_Q3_K) return k < 3 ? 96 + 4 * (size_t)k : 4 * (size_t)(k - 3);    // scales[12] | hmask qs
-    if (kd->f16_end || pk_f16_head(kd)) return kd->body_at + 4 * (size_t)k;
-    const int n_sc = kd->n_sc, n_q = kd->n_dwords - n_sc;   // dwords of scales, of qs (+ qh)
-    // plain: scales (n_sc dwords) | [qh (8 dwords)] | qs (32 dwords); body: qs | [qh] | scales
-    if (k < 32) return kd->body_at + 4 * (size_t)(n_sc + n_q - 32 + k);
-    if (k < n_q) return kd->body_at + 4 * (size_t)(n_sc + k - 32);
-    return kd->body_at + 4 * (size_t)(k - n_q);
+    const size_t k4 = 4 * (size_t)k;
+    if (kd == &PK_Q6_K) return k < 4 ? offsetof(tv_block_q6_K, scales) + k4 : k4 - 16;   // scales | ql qh
+    if (kd == &PK_Q3_K) return k < 3 ? offsetof(tv_block_q3_K, scales) + k4 : k4 - 12;   // scales | hmask qs
+    if (kd == &PK_IQ4_XS) return kd->body_at + (k < 32 ? k4 + 4 : 0);                    // qs | scales_l
+    return kd->body_at + k4;
 }
 
 // Q6_K packed codes: ql and qh (192 bytes) become 192 code bytes, 48 for each 64 elements (a quarter
