@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/pack_layout.h"
 #include "test_util.h"
 
 #if defined(__x86_64__)
@@ -848,6 +849,72 @@ static void test_paths_row_conversion(void **state) {
 
 // ---------------------------------------------------------------- matmul and pool
 typedef struct { int hits[8]; } pool_probe;
+// The packed layouts' addressing helpers (pack_layout.h) against the scalar repack, byte by byte: every
+// field read through a helper is the plain row's (Q8_0 quants ^ 0x80, the padding rows' zeros), every
+// byte of a group is some field's exactly once, and each block's quant vectors are 64-byte aligned in
+// the group. The kernels take every offset from the helpers, so this pins them to the repack.
+static void claim(uint8_t *cnt, size_t at, size_t len) {
+    for (size_t i = 0; i < len; i++) cnt[at + i]++;
+}
+static void test_pack_layout(void **state) {
+    (void)state;
+    const tv_type types[] = { TV_TYPE_Q8_0, TV_TYPE_Q4_0, TV_TYPE_IQ4_XS };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const tv_type t = types[ti];
+        const bool iq4 = t == TV_TYPE_IQ4_XS, q4 = t == TV_TYPE_Q4_0;
+        const int64_t nbs[] = { 1, 2, 3, 9, 36, 65 };
+        for (size_t ni = 0; ni < sizeof nbs / sizeof nbs[0]; ni++)
+            for (int64_t rows = 16; rows <= 17; rows++) {
+                const int64_t nb = nbs[ni], n = nb * (iq4 ? TV_QK_K : TV_QK8_0);
+                const size_t wrs = kern_row_size(t, n), bs = wrs / (size_t)nb, gsz = TV_PACK_ROWS * wrs;
+                const size_t psz = packed_size(t, n, rows);
+                uint8_t *plain = calloc((size_t)((rows + 15) / 16) * 16, wrs), *pk = malloc(psz), *cnt = malloc(gsz);
+                assert_true(plain && pk && cnt);
+                for (size_t i = 0; i < (size_t)rows * wrs; i++) plain[i] = (uint8_t)(rnd_u32() >> 24);
+                memset(pk, 0xA5, psz);
+                kern_traits_ref(t)->repack(plain, wrs, n, rows, pk);
+                for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
+                    const uint8_t *gp = pk + (size_t)g * gsz;
+                    memset(cnt, 0, gsz);
+                    for (int l = 0; l < TV_PACK_ROWS; l++) {
+                        const uint8_t *row = plain + (size_t)(g * TV_PACK_ROWS + l) * wrs;   // zeros past rows
+                        for (int64_t b = 0; b < nb; b++) {
+                            const uint8_t *blk = row + (size_t)b * bs;
+                            if (iq4) {   // plain: f16 d | u16 scales_h | scales_l[4] | qs[128]
+                                assert_memory_equal(gp + pkx_d(nb, b) + 2 * l, blk, 2);
+                                assert_memory_equal(gp + pkx_sh(nb, b) + 2 * l, blk + 2, 2);
+                                assert_memory_equal(gp + pkx_sl(nb, b) + 4 * l, blk + 4, 4);
+                                claim(cnt, pkx_d(nb, b) + 2 * l, 2);
+                                claim(cnt, pkx_sh(nb, b) + 2 * l, 2);
+                                claim(cnt, pkx_sl(nb, b) + 4 * l, 4);
+                                for (int v = 0; v < 32; v++) {
+                                    assert_memory_equal(gp + pkx_qs(nb, b) + 64 * v + 4 * l, blk + 8 + 4 * v, 4);
+                                    claim(cnt, pkx_qs(nb, b) + 64 * v + 4 * l, 4);
+                                }
+                                assert_int_equal(pkx_qs(nb, b) % 64, 0);
+                                assert_int_equal(pkx_sl(nb, b) % 64, 0);
+                                continue;
+                            }
+                            assert_memory_equal(gp + pk16_d(q4, nb, b) + 2 * l, blk, 2);   // plain: f16 d | quants
+                            claim(cnt, pk16_d(q4, nb, b) + 2 * l, 2);
+                            for (int k = 0; k < (q4 ? 4 : 8); k++) {
+                                uint8_t want[4];
+                                for (int e = 0; e < 4; e++) want[e] = (uint8_t)(blk[2 + 4 * k + e] ^ (q4 ? 0 : 0x80));
+                                assert_memory_equal(gp + pk16_q(q4, nb, b) + 64 * k + 4 * l, want, 4);
+                                claim(cnt, pk16_q(q4, nb, b) + 64 * k + 4 * l, 4);
+                            }
+                            assert_int_equal(pk16_q(q4, nb, b) % 64, 0);
+                        }
+                    }
+                    for (size_t i = 0; i < gsz; i++)
+                        if (cnt[i] != 1) fail_msg("%s nb=%lld: group byte %zu claimed %d times", kern_traits_ref(t)->name,
+                                                  (long long)nb, i, cnt[i]);
+                }
+                free(plain), free(pk), free(cnt);
+            }
+    }
+}
+
 // Packed weights: the scalar repack + packed GEMM against the plain reference kernels (within the
 // fast-path budget: fmaf per block vs multiply-then-add), and every path's packed GEMM bit-exact
 // with the scalar one (the canonical chain). Row counts around 16 (padding), token counts across
@@ -1238,6 +1305,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_mxfp4_from_float),
         cmocka_unit_test(test_paths_row_conversion),
         cmocka_unit_test(test_amx_path),
+        cmocka_unit_test(test_pack_layout),
         cmocka_unit_test(test_packed_vs_ref),
         cmocka_unit_test(test_pool), cmocka_unit_test(test_pool_any),
         cmocka_unit_test(test_matmul_pools),

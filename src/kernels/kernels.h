@@ -205,6 +205,7 @@ tv_bf16 f32_to_bf16(float f);
 //       Q8_0: QV = 8, quants 4k..4k+3, each stored as q ^ 0x80 = q + 128 (the unsigned operand)
 //       Q4_0: QV = 4, the block's qs bytes 4k..4k+3 as stored (nibbles of elements 4k.. and 16+4k..)
 //   scales (n_blocks, 16 rows) f16, after all the group's quants.
+// (pack_layout.h: every reader and writer takes the offsets of these fields from there.)
 // A group is exactly 16 plain rows' bytes. Weights are streamed in one contiguous pass and no
 // transpose remains in the kernel.
 // The activations a packed GEMM reads (x, one row per token, packed_act_size(n) bytes apart):
@@ -229,8 +230,8 @@ tv_bf16 f32_to_bf16(float f);
 //         rows, 4 bytes } (1760 B).
 //   Q2_K: (n_blocks) of { f16 d (16 rows) | f16 dmin (16 rows) | scales (4 dwords) | qs (16 dwords), 16
 //         rows, 4 bytes, as stored } (1344 B).
-//   IQ4_XS: (n_blocks) of { qs (32 dwords, 16 rows, 4 bytes) | scales_l (1 dword, 16 rows) } (2112 B),
-//         then (n_blocks, 16 rows) f16 d, (n_blocks, 16 rows) u16 scales_h.
+//   IQ4_XS: (n_blocks) of { qs (32 dwords, 16 rows, 4 bytes) | scales_l (1 dword, 16 rows) } (PKX_BODY B),
+//         then (n_blocks, 16 rows) f16 d, (n_blocks, 16 rows) u16 scales_h (pack_layout.h pkx_*).
 // Their activations are plain Q8_K rows (kern_row_size(TV_TYPE_Q8_K, n) bytes apart).
 #define TV_PACK_ROWS 16
 size_t packed_size(tv_type t, int64_t n, int64_t rows);   // 0: type has no packed layout

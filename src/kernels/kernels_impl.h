@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "kernels/kernels.h"
+#include "kernels/pack_layout.h"
 
 // The reference table, indexed by tv_type; entries with name == NULL are unknown ids.
 extern const tv_type_traits ref_table[TV_TYPE_COUNT];

@@ -294,7 +294,8 @@ static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2816, 43, 4, 2, false };
 static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3360, 52, 0, 1, true };    // d | scales | codes (ql qh)
 static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1760, 27, 0, 1, true };    // d | scales | hmask qs
 static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1344, 20, 0, 2, true };    // d dmin | scales qs
-static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), 2112, 33, 4, 2, false };   // scales_l[4] qs[128] -> qs, scales_l
+static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), PKX_BODY, 33, 4, 2, false };   // scales_l[4] qs[128] -> qs, scales_l
+                                                                                           // (pack_layout.h)
 // Q2_K..Q6_K: the 16-bit fields (16 rows each) head the body, then the scales, then the codes (Q6_K's
 // and Q3_K's scales, stored last, come first), so a super-block is one stretch of memory, read front
 // to back
@@ -359,7 +360,6 @@ static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, 
     const size_t f16_at = kd->f16_end ? kd->blk - 2 * (size_t)kd->n_f16 : 0;
     for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
         uint8_t *gb = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;
-        uint8_t *gd = gb + (size_t)nb * kd->body;   // (nb, 16) f16 d [then (nb, 16) f16 dmin] (but pk_f16_head)
         const size_t head = pk_f16_head(kd) ? (size_t)kd->n_f16 * 2 * TV_PACK_ROWS : 0;   // bytes before the dwords
         for (int l = 0; l < TV_PACK_ROWS; l++) {
             const int64_t r = g * TV_PACK_ROWS + l;
@@ -373,8 +373,8 @@ static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, 
                 for (int k = 0; k < kd->n_dwords; k++)
                     memcpy(pb + head + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + pk_src(kd, k), 4);
                 for (int f = 0; f < kd->n_f16; f++)
-                    memcpy((pk_f16_head(kd) ? pb + (size_t)f * 2 * TV_PACK_ROWS
-                                         : gd + (size_t)(f * nb + i) * 2 * TV_PACK_ROWS) + 2 * l,
+                    memcpy((pk_f16_head(kd) ? pb + (size_t)f * 2 * TV_PACK_ROWS   // else IQ4_XS d, scales_h
+                                         : gb + (f ? pkx_sh(nb, i) : pkx_d(nb, i))) + 2 * l,
                            blk + f16_at + 2 * (size_t)f, 2);
             }
         }
@@ -419,7 +419,6 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
     const bool q6 = kd == &PK_Q6_K, q5 = kd == &PK_Q5_K, iq4 = kd == &PK_IQ4_XS, q3 = kd == &PK_Q3_K, q2 = kd == &PK_Q2_K;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *gb = (const uint8_t *)w + (size_t)(r / TV_PACK_ROWS) * TV_PACK_ROWS * wrs;
-        const uint8_t *gd = gb + (size_t)nb * kd->body;
         const int l = (int)(r % TV_PACK_ROWS);
         for (int64_t t = 0; t < nt; t++) {
             const tv_block_q8_K *xb = (const tv_block_q8_K *)((const uint8_t *)x + (size_t)t * xrs);
@@ -427,18 +426,19 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
             for (int64_t i = 0; i < nb; i++) {
                 const uint8_t *pb = gb + (size_t)i * kd->body;
                 tv_f16 dh;
-                memcpy(&dh, (pk_f16_head(kd) ? pb : gd + (size_t)i * TV_PACK_ROWS * 2) + 2 * l, 2);
+                memcpy(&dh, (iq4 ? gb + pkx_d(nb, i) : pb) + 2 * l, 2);
                 const float d = f16_to_f32(dh);
                 float u = 0.0f;
                 int32_t offs = 0;
-                if (iq4) {   // body bytes: qs 0..127 | scales_l 128..131; scales_h after the d's
+                if (iq4) {   // pack_layout.h: qs bytes 0..127, scales_l bytes 0..3, u16 scales_h
+                    const uint8_t *pq = gb + pkx_qs(nb, i), *ps = gb + pkx_sl(nb, i);
                     uint16_t sh;
-                    memcpy(&sh, gd + ((size_t)(nb + i) * TV_PACK_ROWS + l) * 2, 2);
+                    memcpy(&sh, gb + pkx_sh(nb, i) + 2 * l, 2);
                     for (int j = 0; j < 8; j++) {
-                        const int ls = ((pk_byte(pb, l, 128 + j / 2) >> (4 * (j % 2))) & 0x0F) | ((sh >> (2 * j)) & 3) << 4;
+                        const int ls = ((pk_byte(ps, l, j / 2) >> (4 * (j % 2))) & 0x0F) | ((sh >> (2 * j)) & 3) << 4;
                         int32_t isum = 0;
                         for (int e = 0; e < 16; e++) {   // qs byte 16j + e: elements 32j + e (low), 32j + 16 + e (high)
-                            const uint8_t q = pk_byte(pb, l, 16 * j + e);
+                            const uint8_t q = pk_byte(pq, l, 16 * j + e);
                             isum += iq4nl_values[q & 0x0F] * xb[i].qs[32 * j + e] + iq4nl_values[q >> 4] * xb[i].qs[32 * j + 16 + e];
                         }
                         u = fmaf((float)isum, d * (float)(ls - 32), u);

@@ -98,20 +98,19 @@ static void repack16(bool q4, const void *src, size_t srs, int64_t n, int64_t ro
     const size_t bs = q4 ? sizeof(tv_block_q4_0) : sizeof(tv_block_q8_0);
     const uint32_t flip = q4 ? 0 : 0x80808080u;
     for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
-        uint8_t *gq = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;   // (nb, qv, 16, 4)
-        uint8_t *gd = gq + (size_t)nb * qv * TV_PACK_ROWS * 4;           // (nb, 16) f16
+        uint8_t *gq = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;   // pack_layout.h
         for (int l = 0; l < TV_PACK_ROWS; l++) {
             const int64_t r = g * TV_PACK_ROWS + l;
             const uint8_t *row = r < rows ? (const uint8_t *)src + (size_t)r * srs : NULL;
             for (int64_t b = 0; b < nb; b++) {
                 uint16_t d = 0;
                 if (row) memcpy(&d, row + (size_t)b * bs, 2);
-                memcpy(gd + ((size_t)b * TV_PACK_ROWS + l) * 2, &d, 2);
+                memcpy(gq + pk16_d(q4, nb, b) + 2 * (size_t)l, &d, 2);
                 for (int64_t k = 0; k < qv; k++) {
                     uint32_t q = 0;
                     if (row) memcpy(&q, row + (size_t)b * bs + 2 + 4 * k, 4);
                     q ^= flip;
-                    memcpy(gq + (((size_t)b * qv + k) * TV_PACK_ROWS + l) * 4, &q, 4);
+                    memcpy(gq + pk16_q(q4, nb, b) + ((size_t)k * TV_PACK_ROWS + l) * 4, &q, 4);
                 }
             }
         }
@@ -129,7 +128,6 @@ static void gemm16(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, si
     const int64_t nb = n / TV_QK8_0, qv = q4 ? 4 : 8;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *gq = (const uint8_t *)w + (size_t)(r / TV_PACK_ROWS) * TV_PACK_ROWS * wrs;
-        const uint8_t *gd = gq + (size_t)nb * qv * TV_PACK_ROWS * 4;
         const int l = (int)(r % TV_PACK_ROWS);
         for (int64_t t = 0; t < nt; t++) {
             const tv_packed_act xa = packed_act_view((const uint8_t *)x + (size_t)t * xrs, n);
@@ -139,7 +137,7 @@ static void gemm16(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, si
             for (int64_t b = 0; b < nb; b++) {
                 int32_t isum = 0;
                 for (int64_t k = 0; k < qv; k++) {
-                    const uint8_t *q = gq + (((size_t)b * qv + k) * TV_PACK_ROWS + l) * 4;
+                    const uint8_t *q = gq + pk16_q(q4, nb, b) + ((size_t)k * TV_PACK_ROWS + l) * 4;
                     const int8_t *xb = xq + b * TV_QK8_0;
                     for (int j = 0; j < 4; j++) {
                         if (q4) {
@@ -151,7 +149,7 @@ static void gemm16(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, si
                     }
                 }
                 tv_f16 dw;
-                memcpy(&dw, gd + ((size_t)b * TV_PACK_ROWS + l) * 2, 2);
+                memcpy(&dw, gq + pk16_d(q4, nb, b) + 2 * (size_t)l, 2);
                 acc = fmaf((float)isum, f16_to_f32(dw) * xd[b], acc);
             }
             y[t * ys + r] = acc;

@@ -30,12 +30,18 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+// TV_AMX_EMU: tests/test_amx_emu.c defines these (and AMX_LDCFG, AMX_RELEASE) in C, to run this file
+// on a machine without AMX.
+#ifndef TV_AMX_EMU
 #define TILE_LOAD(t, base, stride) \
     __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(base), "r"((long)(stride)) : "memory")
 #define TILE_STORE(t, base, stride) \
     __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(base), "r"((long)(stride)) : "memory")
 #define TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
 #define TILE_DPBSSD(c, a, b) __asm__ volatile("tdpbssd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+#define AMX_LDCFG(c) __asm__ volatile("ldtilecfg %0" ::"m"(c))
+#define AMX_RELEASE() __asm__ volatile("tilerelease" ::: "memory")
+#endif
 
 typedef struct __attribute__((aligned(64))) amx_cfg {   // the 64-byte LDTILECFG operand
     uint8_t palette, start_row, reserved[14];
@@ -56,7 +62,7 @@ INLINE void amx_config(int m0, int m1) {
         c.colsb[4 + i] = 32;
     }
     for (int j = 0; j < 2; j++) { c.rows[6 + j] = 8; c.colsb[6 + j] = 64; }   // B[j]
-    __asm__ volatile("ldtilecfg %0" ::"m"(c));
+    AMX_LDCFG(c);
 }
 
 enum {
@@ -74,8 +80,8 @@ enum {
 // first pass over a panel): the hardware prefetcher stops at every 4 KiB page, and a step reads its
 // 32 rows as two interleaved streams (measured, 32 tokens, 6912x1152 and 1152x6912 from DRAM, one
 // thread: 1.07-1.08x; 512 and 1536 bytes ahead 1.05-1.07x).
-INLINE void amx_unpack(const bool q4, const uint8_t *gq, int64_t b, int8_t *s, const bool pf) {
-    const uint8_t *p = gq + (size_t)b * (q4 ? 4 : 8) * 64;
+INLINE void amx_unpack(const bool q4, const uint8_t *gq, int64_t nb, int64_t b, int8_t *s, const bool pf) {
+    const uint8_t *p = gq + pk16_q(q4, nb, b);
     TV_TILE_UNROLL for (int k = 0; k < 8; k++)
         if (pf && (k < 4 || !q4)) _mm_prefetch((const char *)p + AMX_PF_BYTES + 64 * k, _MM_HINT_T0);
     if (q4) {
@@ -101,9 +107,8 @@ INLINE void amx_unpack(const bool q4, const uint8_t *gq, int64_t b, int8_t *s, c
 INLINE void amx_step(const tv_packed_ctx *c, int64_t rg, int R, int64_t t0, int m0, int m1, const int RG,
                      const int TG) {
     const bool q4 = c->q4;
-    const int64_t nb = c->nb, qv = q4 ? 4 : 8, nch = (nb + AMX_KB - 1) / AMX_KB;
+    const int64_t nb = c->nb, nch = (nb + AMX_KB - 1) / AMX_KB;
     const uint8_t *gq[2] = { c->w + (size_t)rg * c->wrs, c->w + (size_t)(rg + 16) * c->wrs };
-    const uint8_t *gd[2] = { gq[0] + (size_t)nb * qv * 64, gq[1] + (size_t)nb * qv * 64 };
     const int mt[2] = { m0, m1 };
     const uint8_t *x0 = c->x + (size_t)t0 * c->xrs, *x1 = x0 + 16 * c->xrs;
     const long xrs = (long)c->xrs;
@@ -117,7 +122,7 @@ INLINE void amx_step(const tv_packed_ctx *c, int64_t rg, int R, int64_t t0, int 
         // weights of chunk ch + 1 (chunk 0 first)
         for (int64_t u = ch == 0 ? 0 : ch + 1; u <= ch + 1 && u < nch; u++)
             for (int k = 0; k < AMX_KB && u * AMX_KB + k < nb; k++)
-                TV_TILE_UNROLL for (int j = 0; j < RG; j++) amx_unpack(q4, gq[j], u * AMX_KB + k, wsc[u & 1][k][j], t0 == 0);
+                TV_TILE_UNROLL for (int j = 0; j < RG; j++) amx_unpack(q4, gq[j], nb, u * AMX_KB + k, wsc[u & 1][k][j], t0 == 0);
         // tiles of chunk ch
         for (int k = 0; ch < nch && k < AMX_KB && ch * AMX_KB + k < nb; k++) {
             const int64_t b = ch * AMX_KB + k;
@@ -161,7 +166,7 @@ INLINE void amx_step(const tv_packed_ctx *c, int64_t rg, int R, int64_t t0, int 
                     const int64_t b = b0 + k;
                     __m512 dw[2];
                     TV_TILE_UNROLL for (int j = 0; j < RG; j++)
-                        dw[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd[j] + (size_t)b * 32)));
+                        dw[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gq[j] + pk16_d(q4, nb, b))));
                     TV_TILE_UNROLL for (int t = 0; t < 8; t++) {
                         if (t >= th) break;
                         const __m512 dx = _mm512_set1_ps(xa[16 * i + h + t].d[b]);
@@ -208,7 +213,7 @@ static void amx_gemm(bool q4, int64_t n, int64_t r0, int64_t r1, const void *w, 
     tv_packed_ctx c = { q4, true, n / TV_QK8_0, w, x, wrs, xrs, y, ys };
     TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
     packed_drive(r0, r1, wrs, nt, AMX_TP, AMX_PANEL_BYTES, 32, amx_drive_step, &c);
-    __asm__ volatile("tilerelease" ::: "memory");   // the tile state is not kept between calls
+    AMX_RELEASE();   // the tile state is not kept between calls
 }
 static void q8_0_amx_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt,
                                  const void *x, size_t xrs, float *y, int64_t ys) {
@@ -247,12 +252,12 @@ INLINE void amx_iq4xs_config(int m) {
         c.rows[6 + k] = 8;           // B: 8 dwords x 16 rows
         c.colsb[6 + k] = 64;
     }
-    __asm__ volatile("ldtilecfg %0" ::"m"(c));
+    AMX_LDCFG(c);
 }
 INLINE void amx_iq4xs_unpack(const uint8_t *pb, int j, __m512i grid, int8_t *s) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     TV_TILE_UNROLL for (int r = 0; r < 4; r++) {
-        const __m512i v = _mm512_loadu_si512(pb + (size_t)(4 * j + r) * 64);
+        const __m512i v = _mm512_loadu_si512(pb + (size_t)(4 * j + r) * 64);   // pb: the qs
         _mm512_store_si512(s + 64 * r, _mm512_shuffle_epi8(grid, _mm512_and_si512(v, m4)));
         _mm512_store_si512(s + 64 * (r + 4), _mm512_shuffle_epi8(grid, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4)));
     }
@@ -262,7 +267,7 @@ static void amx_iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int6
     const tv_packed_ctx *c = arg;
     const int R = rend - rg < 16 ? (int)(rend - rg) : 16, m = (int)tp;
     const int64_t nb = c->nb, nq = nb * 8;
-    const uint8_t *gb = c->w + (size_t)rg * c->wrs, *gd = gb + (size_t)nb * 2112;   // body: qs 2048 | scales_l 64
+    const uint8_t *gb = c->w + (size_t)rg * c->wrs;   // pack_layout.h
     const uint8_t *x0 = c->x + (size_t)t0 * c->xrs;
     const long xrs = (long)c->xrs;
     const __m512i grid = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values));
@@ -273,10 +278,10 @@ static void amx_iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int6
     __m512 u[AMXK_TP];
     TV_TILE_UNROLL for (int t = 0; t < AMXK_TP; t++) u[t] = _mm512_setzero_ps();
     amx_iq4xs_config(m);
-    for (int64_t q = 0; q < AMXK_LAG && q < nq; q++) amx_iq4xs_unpack(gb + (size_t)(q >> 3) * 2112, (int)(q & 7), grid, wsc[q & 3]);
+    for (int64_t q = 0; q < AMXK_LAG && q < nq; q++) amx_iq4xs_unpack(gb + pkx_qs(nb, q >> 3), (int)(q & 7), grid, wsc[q & 3]);
     for (int64_t q = 0; q < nq + AMXK_LAG; q++) {
         const int64_t qn = q + AMXK_LAG;
-        if (qn < nq) amx_iq4xs_unpack(gb + (size_t)(qn >> 3) * 2112, (int)(qn & 7), grid, wsc[qn & 3]);
+        if (qn < nq) amx_iq4xs_unpack(gb + pkx_qs(nb, qn >> 3), (int)(qn & 7), grid, wsc[qn & 3]);
         if (q < nq) {
             const int64_t i = q >> 3;
             const int j = (int)(q & 7);
@@ -298,13 +303,12 @@ static void amx_iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int6
         if (q < AMXK_LAG) continue;
         const int64_t p = q - AMXK_LAG, i = p >> 3;   // scale step p: super-block i, sub-block j
         const int j = (int)(p & 7);
-        const uint8_t *pb = gb + (size_t)i * 2112;
         // ls_j = nibble j of the scales_l dword | bits 2j, 2j + 1 of scales_h << 4
-        const __m512i sl = _mm512_loadu_si512(pb + 2048);
-        const __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(gd + (size_t)(nb + i) * 32)));
+        const __m512i sl = _mm512_loadu_si512(gb + pkx_sl(nb, i));
+        const __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(gb + pkx_sh(nb, i))));
         const __m512i ls = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(0x0F)),
                                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * j), _mm512_set1_epi32(3)), 4));
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gb + pkx_d(nb, i))));
         const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(ls, _mm512_set1_epi32(32))));
         const int32_t *cc = cb[p & 3];
         TV_TILE_UNROLL for (int t = 0; t < AMXK_TP; t++) {
@@ -333,7 +337,7 @@ static void iq4_xs_amx_gemm_packed(int64_t n, int64_t r0, int64_t r1, const void
     tv_packed_ctx c = { false, true, n / TV_QK_K, w, x, wrs, xrs, y, ys };
     TV_CHECK(c.nb >= 1 && r0 % 16 == 0);
     packed_drive(r0, r1, wrs, nt, AMXK_TP, AMX_PANEL_BYTES, 16, amx_iq4xs_step, &c);
-    __asm__ volatile("tilerelease" ::: "memory");
+    AMX_RELEASE();
 }
 
 // Over the AVX-512 VNNI table (x86_install_avx512 with VNNI ran first).

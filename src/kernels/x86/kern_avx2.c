@@ -414,7 +414,7 @@ TILE_SET_R1(q6_K, q6_K_tile)
 // back to signed bytes for the sign trick (no offset) and Q4_0 nibbles feed vpmaddubsw directly.
 enum { P8_TP = 32, P8_PANEL_BYTES = 256 * 1024 };   // tokens per pass, weight bytes per row panel
 
-INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, const uint8_t *gd, int h, size_t gstride,
+INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, int h, size_t gstride,
                     int64_t nb, const uint8_t *x, size_t xrs, float *out, const int T) {
     const int qv = q4 ? 4 : 8;
     const int32_t off = q4 ? 8 : (vnni ? 128 : 0);
@@ -427,7 +427,7 @@ INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, const uin
         __m256i s[4];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = _mm256_set1_epi32(-off * xa[t].s[b]);
         TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
-            const uint8_t *p = gq + ((size_t)b * qv + (q4 ? (k & 3) : k)) * 64 + 32 * h;
+            const uint8_t *p = gq + pk16_q(q4, nb, b) + (size_t)(q4 ? (k & 3) : k) * 64 + 32 * h;
             if (T <= 2 && k < qv) __builtin_prefetch(p + gstride, 0, 3);
             __m256i w = _mm256_loadu_si256((const __m256i *)p), wa = w, ws = w;
             if (q4) w = k < 4 ? _mm256_and_si256(w, m4) : _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
@@ -443,18 +443,18 @@ INLINE void p8_tile(const bool q4, const bool vnni, const uint8_t *gq, const uin
                 else s[t] = dot_u8s8(s[t], w, xv, vnni);
             }
         }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)b * 32 + 16 * h)));
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gq + pk16_d(q4, nb, b) + 16 * h)));
         TV_TILE_UNROLL for (int t = 0; t < T; t++)
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(d, _mm256_set1_ps(xa[t].d[b])), acc[t]);
     }
     TV_TILE_UNROLL for (int t = 0; t < T; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
-typedef void (*p8_fn)(const uint8_t *gq, const uint8_t *gd, int h, size_t gstride, int64_t nb, const uint8_t *x,
-                      size_t xrs, float *out);
+typedef void (*p8_fn)(const uint8_t *gq, int h, size_t gstride, int64_t nb, const uint8_t *x, size_t xrs,
+                      float *out);
 #define P8_FN(Q4, VN, T)                                                                                           \
-    static void p8_##Q4##VN##_##T(const uint8_t *gq, const uint8_t *gd, int h, size_t gstride, int64_t nb,         \
-                                  const uint8_t *x, size_t xrs, float *out) {                                      \
-        p8_tile(Q4, VN, gq, gd, h, gstride, nb, x, xrs, out, T);                                                   \
+    static void p8_##Q4##VN##_##T(const uint8_t *gq, int h, size_t gstride, int64_t nb, const uint8_t *x,          \
+                                  size_t xrs, float *out) {                                                        \
+        p8_tile(Q4, VN, gq, h, gstride, nb, x, xrs, out, T);                                                       \
     }
 #define P8_SET(Q4, VN) P8_FN(Q4, VN, 1) P8_FN(Q4, VN, 2) P8_FN(Q4, VN, 3) P8_FN(Q4, VN, 4)
 P8_SET(0, 0) P8_SET(0, 1) P8_SET(1, 0) P8_SET(1, 1)
@@ -468,14 +468,13 @@ static const p8_fn p8_k[2][2][5] = {   // [q4][vnni][T]
 static void p8_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
     const tv_packed_ctx *c = arg;
     const uint8_t *gq = c->w + (size_t)rg * c->wrs;
-    const uint8_t *gd = gq + (size_t)c->nb * (c->q4 ? 4 : 8) * 64;
     for (int h = 0; h < 2; h++) {
         const int64_t valid = rend - rg - 8 * h < 8 ? rend - rg - 8 * h : 8;
         if (valid <= 0) break;
         for (int64_t tg = 0; tg < tp; tg += 4) {
             const int T = tp - tg < 4 ? (int)(tp - tg) : 4;
             float out[4 * 8];   // (T, 8 rows)
-            p8_k[c->q4][c->vnni][T](gq, gd, h, 16 * c->wrs, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, out);
+            p8_k[c->q4][c->vnni][T](gq, h, 16 * c->wrs, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, out);
             for (int t = 0; t < T; t++)
                 memcpy(c->y + (t0 + tg + t) * c->ys + rg + 8 * h, out + 8 * t, (size_t)valid * sizeof(float));
         }

@@ -252,7 +252,6 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
     const int32_t off = q4 ? 8 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const uint8_t *qb[2] = { gq, gq + gstride };
-    const uint8_t *db[2] = { gq + (size_t)nb * qv * 64, gq + gstride + (size_t)nb * qv * 64 };
     const __mmask16 mk[2] = { m0, m1 };
     tv_packed_act xa[8];   // token t's quants, scales, block sums
     const bool own = !q4 && nb >= P16_PF12_NB;   // 1-2 tokens: prefetch in the own streams (above)
@@ -271,7 +270,7 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
         TV_TILE_UNROLL for (int k = 0; k < 8; k++) {
             __m512i wv[2];
             TV_TILE_UNROLL for (int g = 0; g < RG; g++) {
-                const uint8_t *p = qb[g] + (size_t)b * qv * 64;
+                const uint8_t *p = qb[g] + pk16_q(q4, nb, b);
                 if (T <= 2 && k < qv && (!own || k % 2 == 0)) TV_PREFETCH_L2(p + (own ? P16_PF12 : pf) + 64 * k);
                 if (T > 2 && k < qv && ahead && (pa->lines >> k & 1)) __builtin_prefetch(p + ahead + 64 * k, 0, 1);
                 if (!q4) wv[g] = _mm512_loadu_si512(p + 64 * k);
@@ -295,9 +294,9 @@ INLINE void p16_tile(const bool q4, const uint8_t *gq, size_t gstride, size_t pf
         __m512 d[2];
         if (T <= 2 && (b & 1) == 0)
             TV_TILE_UNROLL for (int g = 0; g < RG; g++)
-                TV_PREFETCH_L2(db[g] + (own ? P16_PF12 / 16 : pf) + (size_t)b * 32);
+                TV_PREFETCH_L2(qb[g] + pk16_d(q4, nb, b) + (own ? P16_PF12 / 16 : pf));
         TV_TILE_UNROLL for (int g = 0; g < RG; g++)
-            d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(db[g] + (size_t)b * 32)));
+            d[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(qb[g] + pk16_d(q4, nb, b))));
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
             const __m512 dx = _mm512_set1_ps(xa[t].d[b]);
             TV_TILE_UNROLL for (int g = 0; g < RG; g++)
@@ -340,7 +339,7 @@ static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
     // prefetch distance: the next step's groups, none past the last row of the call (the rows after
     // it belong to another thread or, for an expert tensor, to another expert, mostly not routed)
     const size_t pf = rg + 16 * RG < rend ? (size_t)RG * 16 * c->wrs : 0;
-    const size_t blk = (size_t)(c->q4 ? 4 : 8) * 64;   // a block's quants in a group
+    const size_t blk = pk16_qb(c->q4);   // a block's quants in a group
     if (tp > 4 && tp <= 8) {
         const p16_ahead pa = { P16_PFA * blk, 0, c->nb, 0xFF };
         for (int g = 0; g < RG; g++)

@@ -10,7 +10,7 @@
 // activation bytes with the value's sign (pairs below 2 * 127 * 127 < 32768): the same exact isum_j.
 #include "kernels/x86/kpack_avx2.h"
 
-enum { KP4_BODY = 2304, KP5_BODY = 2816, KP6_BODY = 3360, KPX_BODY = 2112 };
+enum { KP4_BODY = 2304, KP5_BODY = 2816, KP6_BODY = 3360 };
 
 // byte b (0..3) of every dword, zero-extended (bytes 1, 2: one vpshufb instead of a shift and a mask)
 KPA_INLINE __m256i byte_u(__m256i v, int b) {
@@ -196,14 +196,13 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
 
 KPA_INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x, size_t xrs,
                            float *out, const int T, const bool vnni) {
-    const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi32(0x30), m32 = _mm256_set1_epi32(32);
     const __m128i g = _mm_loadu_si128((const __m128i *)(vnni ? (const void *)iq4nl_values_u8 : (const void *)iq4nl_values));
     const __m256i grid = _mm256_broadcastsi128_si256(g);
     __m256 acc[2];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * KPX_BODY + 32 * h;
+        const uint8_t *pb = gb + pkx_qs(nb, i) + 32 * h;   // pack_layout.h
         const tv_block_q8_K *xb[2];
         int32_t off[2][8];   // VNNI: -128 * the activation sum of each sub-block, where its dot starts
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
@@ -213,14 +212,14 @@ KPA_INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, cons
                                                                          _mm256_set1_epi16(-128)));
         }
         if (pf) {
-            TV_PREFETCH_L2(pb + pf + 2048);
-            TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
-            TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
+            TV_PREFETCH_L2(gb + pkx_sl(nb, i) + 32 * h + pf);
+            TV_PREFETCH_L2(gb + pkx_d(nb, i) + pf);
+            TV_PREFETCH_L2(gb + pkx_sh(nb, i) + pf);
         }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gd + (size_t)i * 32 + 16 * h)));
-        const __m256i sl = kpa_ld(pb + 2048);
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + pkx_d(nb, i) + 16 * h)));
+        const __m256i sl = kpa_ld(gb + pkx_sl(nb, i) + 32 * h);
         const __m256i sh = _mm256_slli_epi32(
-            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(gd + (size_t)(nb + i) * 32 + 16 * h))), 4);
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(gb + pkx_sh(nb, i) + 16 * h))), 4);
         __m256 u[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm256_setzero_ps();
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {

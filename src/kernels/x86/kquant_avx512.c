@@ -53,7 +53,6 @@ enum {
     KP4_BODY = 2304,            // bytes of a Q4_K super-block of a group (f16 d, dmin 64 | scales 192 | qs 2048)
     KP5_BODY = 2816,            // Q5_K (f16 d, dmin 64 | scales 192 | codes 2560)
     KP6_BODY = 3360,            // Q6_K (f16 d 32 | scales 256 | codes 3072)
-    KPX_BODY = 2112,            // IQ4_XS (qs 2048 | scales_l 64)
     KP3_BODY = 1760,            // Q3_K (f16 d 32 | scales 192 | hmask 512 | qs 1024)
     KP2_BODY = 1344,            // Q2_K (f16 d, dmin 64 | scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
@@ -477,12 +476,11 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
                        int64_t ys, __mmask16 m, const bool stream, const int T) {
     const bool ahead = T <= 2 || stream;
     const size_t pf = T <= 2 ? KPX_PF12 : KP_PF;
-    const uint8_t *gd = gb + (size_t)nb * KPX_BODY;   // (nb, 16) f16 d, then (nb, 16) u16 scales_h
     const __m512i grid = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values_u8));
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * KPX_BODY;
+        const uint8_t *pb = gb + pkx_qs(nb, i);   // pack_layout.h
         const tv_block_q8_K *xb[KP_TM];
         int32_t off[KP_TM][8];   // -128 * the activation sum of each sub-block: where its dot starts
         TV_TILE_UNROLL for (int t = 0; t < T; t++) {
@@ -491,10 +489,10 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
             _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(bs, _mm256_set1_epi16(-128)));
         }
         if (ahead) {
-            TV_PREFETCH_L2(pb + pf + 2048);
+            TV_PREFETCH_L2(gb + pkx_sl(nb, i) + pf);
             if (T > 2 || (i & 1) == 0) {   // a d / scales_h line holds 2 super-blocks
-                TV_PREFETCH_L2(gd + pf + (size_t)i * 32);
-                TV_PREFETCH_L2(gd + pf + (size_t)(nb + i) * 32);
+                TV_PREFETCH_L2(gb + pkx_d(nb, i) + pf);
+                TV_PREFETCH_L2(gb + pkx_sh(nb, i) + pf);
             }
         }
         __m512 u[KP_TM];
@@ -504,10 +502,10 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
         // time (s, u and acc take 24 of the 32 registers)
         __m512i s8[8][2];
         if (T <= 2) TV_TILE_UNROLL for (int j = 0; j < 8; j++) iq4xs_sum(s8[j], pb, j, off, xb, grid, pf, T);
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gd + (size_t)i * 32)));
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gb + pkx_d(nb, i))));
         const __m512 dm32 = _mm512_mul_ps(d, _mm512_set1_ps(-32.0f));
         __m512i se, so;
-        iq4xs_scales(_mm512_loadu_si512(pb + 2048), gd + (size_t)(nb + i) * 32, &se, &so);
+        iq4xs_scales(_mm512_loadu_si512(gb + pkx_sl(nb, i)), gb + pkx_sh(nb, i), &se, &so);
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
             const __m512 ds = iq4xs_ds(d, dm32, se, so, j);
             __m512i s[KP_TM];

@@ -1,0 +1,50 @@
+// pack_layout.h — where each field of a packed 16-row group lives (kernels.h "packed weights"): the
+// one description of the Q8_0 / Q4_0 and IQ4_XS packed layouts. Every reader and writer (ref_q.c,
+// ref_k.c, kern_avx512.c, kern_avx2.c, kern_amx.c, kquant_avx512.c, kquant_avx2.c) takes its offsets
+// from here, and test_kernels test_pack_layout pins these helpers to the scalar repack.
+// All offsets are in bytes from the start of the group (group g at g * 16 * row_size); a group is
+// exactly 16 plain rows' bytes.
+//
+// Q8_0 / Q4_0 (QV = 8 / 4 quant dwords a block, QB = QV * 64 bytes of a block's quants):
+//   quants (n_blocks, QV, 16 rows, 4 bytes) | d (n_blocks, 16 rows) f16
+//   block b's quant vector k (dword k of the 16 rows) at pk16_q(b) + 64 k, its 16 d at pk16_d(b).
+// IQ4_XS (n_blocks super-blocks):
+//   (n_blocks) of { qs (32 dwords, 16 rows, 4 bytes) | scales_l (1 dword, 16 rows) } (PKX_BODY B),
+//   then d (n_blocks, 16 rows) f16, then scales_h (n_blocks, 16 rows) u16
+//   super-block i's qs vector v (qs bytes 4v.. of the 16 rows) at pkx_qs(i) + 64 v, its scales_l at
+//   pkx_sl(i), 16 d at pkx_d(i), 16 scales_h at pkx_sh(i).
+#ifndef TV_PACK_LAYOUT_H
+#define TV_PACK_LAYOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+// Q8_0 / Q4_0 (q4), nb blocks a row
+static inline size_t pk16_qb(bool q4) { return (size_t)(q4 ? 4 : 8) * 64; }   // a block's quants in a group
+static inline size_t pk16_q(bool q4, int64_t nb, int64_t b) {
+    (void)nb;
+    return (size_t)b * pk16_qb(q4);
+}
+static inline size_t pk16_d(bool q4, int64_t nb, int64_t b) { return (size_t)nb * pk16_qb(q4) + (size_t)b * 32; }
+
+// IQ4_XS, nb super-blocks a row
+enum {
+    PKX_BODY = 2112,   // a super-block's qs | scales_l in a group
+    PKX_QS = 0,        // offset of qs in the body
+    PKX_SL = 2048,     // offset of scales_l in the body
+};
+static inline size_t pkx_qs(int64_t nb, int64_t i) {
+    (void)nb;
+    return (size_t)i * PKX_BODY + PKX_QS;
+}
+static inline size_t pkx_sl(int64_t nb, int64_t i) {
+    (void)nb;
+    return (size_t)i * PKX_BODY + PKX_SL;
+}
+static inline size_t pkx_d(int64_t nb, int64_t i) { return (size_t)nb * PKX_BODY + (size_t)i * 32; }
+static inline size_t pkx_sh(int64_t nb, int64_t i) { return (size_t)nb * PKX_BODY + (size_t)(nb + i) * 32; }
+
+#endif
