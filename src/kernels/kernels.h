@@ -212,8 +212,8 @@ tv_bf16 f32_to_bf16(float f);
 //   q (n) int8 | d (n/32) f32 | s (n/32) int32
 // the Q8_0 quantization of the row (quants, block scales widened to f32, sum of each block's quants),
 // made once per matmul by packed_act_from_float so no kernel re-derives scales or sums.
-// K-quants (Q2_K..Q6_K, and IQ4_XS) keep a group's super-blocks in row order, each with its quants and
-// sub-block scales for the 16 rows, and (IQ4_XS) the rows' f16 super-block scales after all of them:
+// K-quants (Q2_K..Q6_K, IQ4_XS) keep a group's super-blocks in row order, each with its f16 super-block
+// scales, sub-block scales and quants for the 16 rows, one stretch read front to back:
 //   Q4_K: (n_blocks) of { f16 d (16 rows) | f16 dmin (16 rows) | scales (3 dwords, 16 rows, 4 bytes):
 //         the 12 packed bytes as stored | qs (4 chunks, 8 dwords, 16 rows, 4 bytes): dword k of chunk
 //         c of a row = its qs bytes 32c+4k..+3 } (2304 B: a super-block is one stretch, read front to back).
@@ -230,8 +230,8 @@ tv_bf16 f32_to_bf16(float f);
 //         rows, 4 bytes } (1760 B).
 //   Q2_K: (n_blocks) of { f16 d (16 rows) | f16 dmin (16 rows) | scales (4 dwords) | qs (16 dwords), 16
 //         rows, 4 bytes, as stored } (1344 B).
-//   IQ4_XS: (n_blocks) of { qs (32 dwords, 16 rows, 4 bytes) | scales_l (1 dword, 16 rows) } (PKX_BODY B),
-//         then (n_blocks, 16 rows) f16 d, (n_blocks, 16 rows) u16 scales_h (pack_layout.h pkx_*).
+//   IQ4_XS: (n_blocks) of { f16 d (16 rows) | u16 scales_h (16 rows) | scales_l (1 dword, 16 rows) |
+//         qs (32 dwords, 16 rows, 4 bytes) } (2176 B; pack_layout.h pkx_*).
 // Their activations are plain Q8_K rows (kern_row_size(TV_TYPE_Q8_K, n) bytes apart).
 #define TV_PACK_ROWS 16
 size_t packed_size(tv_type t, int64_t n, int64_t rows);   // 0: type has no packed layout

@@ -8,9 +8,9 @@
 // Q8_0 / Q4_0 (QV = 8 / 4 quant dwords a block, QB = QV * 64 bytes of a block's quants):
 //   quants (n_blocks, QV, 16 rows, 4 bytes) | d (n_blocks, 16 rows) f16
 //   block b's quant vector k (dword k of the 16 rows) at pk16_q(b) + 64 k, its 16 d at pk16_d(b).
-// IQ4_XS (n_blocks super-blocks):
-//   (n_blocks) of { qs (32 dwords, 16 rows, 4 bytes) | scales_l (1 dword, 16 rows) } (PKX_BODY B),
-//   then d (n_blocks, 16 rows) f16, then scales_h (n_blocks, 16 rows) u16
+// IQ4_XS (n_blocks super-blocks), one stretch read front to back (34 lines of 64 bytes a super-block):
+//   (n_blocks) of { d (16 rows) f16 | scales_h (16 rows) u16 | scales_l (1 dword, 16 rows) |
+//                   qs (32 dwords, 16 rows, 4 bytes) } (PKX_BODY B)
 //   super-block i's qs vector v (qs bytes 4v.. of the 16 rows) at pkx_qs(i) + 64 v, its scales_l at
 //   pkx_sl(i), 16 d at pkx_d(i), 16 scales_h at pkx_sh(i).
 #ifndef TV_PACK_LAYOUT_H
@@ -32,19 +32,19 @@ static inline size_t pk16_d(bool q4, int64_t nb, int64_t b) { return (size_t)nb 
 
 // IQ4_XS, nb super-blocks a row
 enum {
-    PKX_BODY = 2112,   // a super-block's qs | scales_l in a group
-    PKX_QS = 0,        // offset of qs in the body
-    PKX_SL = 2048,     // offset of scales_l in the body
+    PKX_BODY = 2176,   // a super-block in a group: 16 plain blocks' bytes
+    PKX_D = 0,         // offsets in the body: f16 d
+    PKX_SH = 32,       // u16 scales_h
+    PKX_SL = 64,       // scales_l (the line after d, scales_h)
+    PKX_QS = 128,      // qs
 };
-static inline size_t pkx_qs(int64_t nb, int64_t i) {
+static inline size_t pkx_at(int64_t nb, int64_t i, size_t field) {
     (void)nb;
-    return (size_t)i * PKX_BODY + PKX_QS;
+    return (size_t)i * PKX_BODY + field;
 }
-static inline size_t pkx_sl(int64_t nb, int64_t i) {
-    (void)nb;
-    return (size_t)i * PKX_BODY + PKX_SL;
-}
-static inline size_t pkx_d(int64_t nb, int64_t i) { return (size_t)nb * PKX_BODY + (size_t)i * 32; }
-static inline size_t pkx_sh(int64_t nb, int64_t i) { return (size_t)nb * PKX_BODY + (size_t)(nb + i) * 32; }
+static inline size_t pkx_qs(int64_t nb, int64_t i) { return pkx_at(nb, i, PKX_QS); }
+static inline size_t pkx_sl(int64_t nb, int64_t i) { return pkx_at(nb, i, PKX_SL); }
+static inline size_t pkx_d(int64_t nb, int64_t i) { return pkx_at(nb, i, PKX_D); }
+static inline size_t pkx_sh(int64_t nb, int64_t i) { return pkx_at(nb, i, PKX_SH); }
 
 #endif

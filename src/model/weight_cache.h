@@ -30,8 +30,9 @@
 // holds its codes as ref_k.c q6k_pack_codes writes them, not ql | qh. 6: packed Q5_K's codes as
 // ref_k.c q5k_pack_codes writes them, not qs | qh. 7: packed Q4_K and Q5_K super-blocks carry their f16 d,
 // dmin in front of their scales and codes, so a tile reads one stream front to back. 8: packed Q6_K,
-// Q3_K and Q2_K super-blocks the same: f16 d [dmin] | scales | codes)
-#define WCACHE_LAYOUT_VERSION 8
+// Q3_K and Q2_K super-blocks the same: f16 d [dmin] | scales | codes. 9: packed IQ4_XS the same: f16 d |
+// u16 scales_h | scales_l | qs, kernels/pack_layout.h)
+#define WCACHE_LAYOUT_VERSION 9
 
 typedef struct wcache_map { void *base; size_t size; } wcache_map;
 

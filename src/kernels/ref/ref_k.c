@@ -281,12 +281,11 @@ void ref_vec_dot_q6_K(int64_t n, float *s, const void *w, const void *x) {
 // IQ4_XS kernel may dot grid values + 128 as unsigned bytes and take 128 * the sub-block's
 // activation sum off: the same exact isum_j.)
 typedef struct pk_kind {
-    size_t blk, body;   // bytes of a plain block; of a packed group's super-block (f16 scales apart,
-                        // but pk_f16_head)
+    size_t blk, body;   // bytes of a plain block; of a packed group's super-block
     int n_dwords;       // the block's dwords that go into the body (after its f16 head)
     size_t body_at;     // where they start in the plain block
     int n_f16;          // 16-bit fields at the block's start (Q4_K/Q5_K d, dmin; IQ4_XS d, scales_h)
-                        // or end (Q6_K, Q3_K d; Q2_K d, dmin)
+                        // or end (Q6_K, Q3_K d; Q2_K d, dmin), in front of the body's dwords
     bool f16_end;       // the 16-bit fields end the block and the body is the rest, as stored
 } pk_kind;
 static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2304, 35, 4, 2, false };   // d dmin | scales qs
@@ -294,21 +293,17 @@ static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2816, 43, 4, 2, false };
 static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3360, 52, 0, 1, true };    // d | scales | codes (ql qh)
 static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1760, 27, 0, 1, true };    // d | scales | hmask qs
 static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1344, 20, 0, 2, true };    // d dmin | scales qs
-static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), PKX_BODY, 33, 4, 2, false };   // scales_l[4] qs[128] -> qs, scales_l
-                                                                                           // (pack_layout.h)
-// Q2_K..Q6_K: the 16-bit fields (16 rows each) head the body, then the scales, then the codes (Q6_K's
-// and Q3_K's scales, stored last, come first), so a super-block is one stretch of memory, read front
-// to back
-static bool pk_f16_head(const pk_kind *kd) { return kd != &PK_IQ4_XS; }
+static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), PKX_BODY, 33, 4, 2, false };   // d sh | scales_l qs
+// The 16-bit fields (16 rows each) head the body, then the scales, then the codes (Q6_K's and Q3_K's
+// scales, stored last, come first), so a super-block is one stretch of memory, read front to back
+// (IQ4_XS: pack_layout.h, which test_kernels test_pack_layout holds to this repack)
 
 // Plain block byte offset of body dword k: Q6_K and Q3_K store their scales after the codes and the
-// packed body puts them first; IQ4_XS stores scales_l before its qs and the packed body puts it last;
-// the others keep the block's order.
+// packed body puts them first; the others keep the block's order.
 static size_t pk_src(const pk_kind *kd, int k) {
     const size_t k4 = 4 * (size_t)k;
     if (kd == &PK_Q6_K) return k < 4 ? offsetof(tv_block_q6_K, scales) + k4 : k4 - 16;   // scales | ql qh
     if (kd == &PK_Q3_K) return k < 3 ? offsetof(tv_block_q3_K, scales) + k4 : k4 - 12;   // scales | hmask qs
-    if (kd == &PK_IQ4_XS) return kd->body_at + (k < 32 ? k4 + 4 : 0);                    // qs | scales_l
     return kd->body_at + k4;
 }
 
@@ -360,7 +355,7 @@ static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, 
     const size_t f16_at = kd->f16_end ? kd->blk - 2 * (size_t)kd->n_f16 : 0;
     for (int64_t g = 0; g * TV_PACK_ROWS < rows; g++) {
         uint8_t *gb = (uint8_t *)dst + (size_t)g * TV_PACK_ROWS * srs;
-        const size_t head = pk_f16_head(kd) ? (size_t)kd->n_f16 * 2 * TV_PACK_ROWS : 0;   // bytes before the dwords
+        const size_t head = (size_t)kd->n_f16 * 2 * TV_PACK_ROWS;   // bytes before the dwords
         for (int l = 0; l < TV_PACK_ROWS; l++) {
             const int64_t r = g * TV_PACK_ROWS + l;
             const uint8_t *row = r < rows ? (const uint8_t *)src + (size_t)r * srs : NULL;
@@ -373,9 +368,7 @@ static void repack_k(const pk_kind *kd, const void *src, size_t srs, int64_t n, 
                 for (int k = 0; k < kd->n_dwords; k++)
                     memcpy(pb + head + ((size_t)k * TV_PACK_ROWS + l) * 4, blk + pk_src(kd, k), 4);
                 for (int f = 0; f < kd->n_f16; f++)
-                    memcpy((pk_f16_head(kd) ? pb + (size_t)f * 2 * TV_PACK_ROWS   // else IQ4_XS d, scales_h
-                                         : gb + (f ? pkx_sh(nb, i) : pkx_d(nb, i))) + 2 * l,
-                           blk + f16_at + 2 * (size_t)f, 2);
+                    memcpy(pb + (size_t)f * 2 * TV_PACK_ROWS + 2 * l, blk + f16_at + 2 * (size_t)f, 2);
             }
         }
     }
@@ -426,7 +419,7 @@ static void gemm_packed_k(const pk_kind *kd, int64_t n, int64_t r0, int64_t r1, 
             for (int64_t i = 0; i < nb; i++) {
                 const uint8_t *pb = gb + (size_t)i * kd->body;
                 tv_f16 dh;
-                memcpy(&dh, (iq4 ? gb + pkx_d(nb, i) : pb) + 2 * l, 2);
+                memcpy(&dh, pb + 2 * l, 2);   // every body starts with its f16 d
                 const float d = f16_to_f32(dh);
                 float u = 0.0f;
                 int32_t offs = 0;

@@ -212,9 +212,8 @@ KPA_INLINE void iq4xs_half(const uint8_t *gb, int64_t nb, int h, size_t pf, cons
                                                                          _mm256_set1_epi16(-128)));
         }
         if (pf) {
-            TV_PREFETCH_L2(gb + pkx_sl(nb, i) + 32 * h + pf);
-            TV_PREFETCH_L2(gb + pkx_d(nb, i) + pf);
-            TV_PREFETCH_L2(gb + pkx_sh(nb, i) + pf);
+            TV_PREFETCH_L2(gb + pkx_d(nb, i) + pf);   // line 0: d, scales_h; line 1: scales_l
+            TV_PREFETCH_L2(gb + pkx_sl(nb, i) + pf);
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + pkx_d(nb, i) + 16 * h)));
         const __m256i sl = kpa_ld(gb + pkx_sl(nb, i) + 32 * h);

@@ -20,8 +20,7 @@
 // (tile.h packed_drive) runs passes of 32 tokens over panels of rows that stay in L2.
 // A tile that reads its weights from DRAM prefetches every line it reads KP_PF bytes further on
 // (Q6_K: a super-block's lines at once, none for 1 token and every other line KP4_PF ahead for 2:
-// q6k_tile; Q4_K/Q5_K 1-2 tokens: every other line KP4_PF ahead, q4k_tile; IQ4_XS 1-2 tokens: every
-// line KPX_PF12 ahead, the body read front to back, iq4xs_tile):
+// q6k_tile; Q4_K/Q5_K/IQ4_XS 1-2 tokens: every other line KP4_PF ahead, q4k_tile, iq4xs_tile):
 // 1-2 tokens (memory-bound) always; 3-8 tokens when the call is one pass (tile.h packed_one_pass:
 // decode, batched decode's experts with a few rows each; above 8 tokens the pass's first tile, which
 // reads the group), where compute and reads take about as long and the core did one and then the
@@ -31,10 +30,10 @@
 // 768x2048 (an expert's gate), 400 MB rotated from DRAM, one thread, CPU time, 3 interleaved
 // rounds, medians, GB/s: Q4_K 4 tokens 7.6 -> 15.2, 8 5.2 -> 8.4, 32 2.13 -> 2.46; Q6_K 4 6.9 ->
 // 13.2, 8 6.1 -> 10.6, 32 2.53 -> 3.26; 1 and 256 tokens unchanged (0.98-1.07x, 1.00-1.01x).
-// A thread's groups are one contiguous stream (bodies, then the group's d arrays, then the next group;
-// Q4_K/Q5_K/Q6_K carry their d in each body), so the prefetches cover that stream KP_PF ahead. Measured
-// against prefetching the next group at the same column (16 row strides ahead: 18-74 KiB, past L1 for
-// long rows), GEMV from DRAM, one thread, interleaved (Ice Lake, prefetcht0): Q6_K 1.05-1.10x,
+// A thread's groups are one contiguous stream (super-blocks, each with its d, then the next group),
+// so the prefetches cover that stream KP_PF ahead. Measured against prefetching the next group at
+// the same column (16 row strides ahead: 18-74 KiB, past L1 for long rows), GEMV from DRAM, one
+// thread, interleaved (Ice Lake, prefetcht0): Q6_K 1.05-1.10x,
 // Q5_K/Q3_K/Q2_K/IQ4_XS 1.03-1.08x on 2048x5632, Q4_K equal; 4 KiB and 16 KiB measured the same as 8;
 // no lookahead 0.8-1.1x. The prefetches go to L2 (tile.h TV_PREFETCH_L2): into L1 they ran decode at
 // 0.44x on Zen 4.
@@ -57,8 +56,7 @@ enum {
     KP2_BODY = 1344,            // Q2_K (f16 d, dmin 64 | scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
     KP_PF = 8192,               // prefetch distance in the group stream (bytes)
-    KP4_PF = 2048,              // Q4_K/Q5_K 1-2 tokens, Q6_K 2: every other line of the stream, 2 KiB ahead
-    KPX_PF12 = 16384,           // IQ4_XS 1-2 tokens: every line, 16 KiB ahead (sums first: iq4xs_tile)
+    KP4_PF = 2048,              // Q4_K/Q5_K/IQ4_XS 1-2 tokens, Q6_K 2: every other line of the stream, 2 KiB ahead
 };
 
 // s += u8 lanes of w · (4 signed bytes at p, broadcast); GCC does not fold the broadcast itself.
@@ -458,7 +456,7 @@ INLINE __m512 iq4xs_ds(__m512 d, __m512 dm32, __m512i e, __m512i o, int j) {
 }
 // Sub-block j's int32 sums s[t] from its 4 code lines (qs bytes 16j + 4k..: elements 32j + 4k.., low
 // nibbles, and 32j + 16 + 4k.., high), started at -128 * the activation sums off[t][j]; each line
-// prefetched pf further on (0: none).
+// (1-2 tokens: every other line) prefetched pf further on (0: none).
 INLINE void iq4xs_sum(__m512i *s, const uint8_t *pb, int j, const int32_t (*off)[8], const tv_block_q8_K *const *xb,
                       __m512i grid, size_t pf, const int T) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -466,7 +464,7 @@ INLINE void iq4xs_sum(__m512i *s, const uint8_t *pb, int j, const int32_t (*off)
     TV_TILE_UNROLL for (int hi = 0; hi < 2; hi++)
         TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
             const uint8_t *p = pb + (size_t)(4 * j + k) * 64;
-            if (pf && !hi) TV_PREFETCH_L2(p + pf);
+            if (pf && !hi && (T > 2 || k % 2 == 0)) TV_PREFETCH_L2(p + pf);
             const __m512i v = _mm512_loadu_si512(p);
             const __m512i q = _mm512_shuffle_epi8(grid, _mm512_and_si512(hi ? _mm512_srli_epi16(v, 4) : v, m4));
             TV_TILE_UNROLL for (int t = 0; t < T; t++) s[t] = dp_b(s[t], q, xb[t]->qs + 32 * j + 16 * hi + 4 * k);
@@ -475,7 +473,7 @@ INLINE void iq4xs_sum(__m512i *s, const uint8_t *pb, int j, const int32_t (*off)
 INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs, float *y,
                        int64_t ys, __mmask16 m, const bool stream, const int T) {
     const bool ahead = T <= 2 || stream;
-    const size_t pf = T <= 2 ? KPX_PF12 : KP_PF;
+    const size_t pf = T <= 2 ? KP4_PF : KP_PF;
     const __m512i grid = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_values_u8));
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
@@ -488,20 +486,15 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
             const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsums);
             _mm256_storeu_si256((__m256i *)off[t], _mm256_madd_epi16(bs, _mm256_set1_epi16(-128)));
         }
+        // the body front to back (pack_layout.h): line 0 (d, scales_h), line 1 (scales_l), then one
+        // sub-block at a time, 4 code lines each (s, u and acc take 24 of the 32 registers); 1-2
+        // tokens prefetch the even lines (docs: "IQ4_XS in one stretch")
         if (ahead) {
-            TV_PREFETCH_L2(gb + pkx_sl(nb, i) + pf);
-            if (T > 2 || (i & 1) == 0) {   // a d / scales_h line holds 2 super-blocks
-                TV_PREFETCH_L2(gb + pkx_d(nb, i) + pf);
-                TV_PREFETCH_L2(gb + pkx_sh(nb, i) + pf);
-            }
+            TV_PREFETCH_L2(gb + pkx_d(nb, i) + pf);
+            if (T > 2) TV_PREFETCH_L2(gb + pkx_sl(nb, i) + pf);
         }
         __m512 u[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_setzero_ps();
-        // 1-2 tokens: the 8 sums first, reading the code lines in order, and the scales line after them:
-        // the body is one stream front to back (docs: "IQ4_XS 1-2 tokens"); 3-8 tokens: one sub-block at a
-        // time (s, u and acc take 24 of the 32 registers)
-        __m512i s8[8][2];
-        if (T <= 2) TV_TILE_UNROLL for (int j = 0; j < 8; j++) iq4xs_sum(s8[j], pb, j, off, xb, grid, pf, T);
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gb + pkx_d(nb, i))));
         const __m512 dm32 = _mm512_mul_ps(d, _mm512_set1_ps(-32.0f));
         __m512i se, so;
@@ -509,9 +502,8 @@ INLINE void iq4xs_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t x
         TV_TILE_UNROLL for (int j = 0; j < 8; j++) {
             const __m512 ds = iq4xs_ds(d, dm32, se, so, j);
             __m512i s[KP_TM];
-            if (T > 2) iq4xs_sum(s, pb, j, off, xb, grid, ahead ? pf : 0, T);
-            TV_TILE_UNROLL for (int t = 0; t < T; t++)
-                u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(T <= 2 ? s8[j][t] : s[t]), ds, u[t]);
+            iq4xs_sum(s, pb, j, off, xb, grid, ahead ? pf : 0, T);
+            TV_TILE_UNROLL for (int t = 0; t < T; t++) u[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), ds, u[t]);
         }
         TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(u[t], _mm512_set1_ps(xb[t]->d), acc[t]);
     }
