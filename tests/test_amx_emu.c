@@ -33,10 +33,18 @@ static struct {
 static void emu_ldcfg(const void *cfg) {   // the 64-byte operand: palette, ..., colsb[16] at 16, rows[16] at 48
     const uint8_t *c = cfg;
     assert_int_equal(c[0], 1);   // palette 1
+    for (int i = 1; i < 16; i++) assert_int_equal(c[i], 0);   // start_row and reserved: LDTILECFG faults
     memset(&emu, 0, sizeof emu);
-    for (int i = 0; i < 8; i++) {
-        memcpy(&emu.colsb[i], c + 16 + 2 * i, 2);
-        emu.rows[i] = c[48 + i];
+    for (int i = 0; i < 16; i++) {
+        uint16_t cb;
+        memcpy(&cb, c + 16 + 2 * i, 2);
+        const uint8_t r = c[48 + i];
+        assert_true((r == 0) == (cb == 0));   // a tile is configured whole or not at all
+        if (i >= 8) {   // palette 1 has 8 tiles
+            assert_true(r == 0 && cb == 0);
+            continue;
+        }
+        emu.colsb[i] = cb, emu.rows[i] = r;
         assert_true(emu.rows[i] <= 16 && emu.colsb[i] <= 64 && emu.colsb[i] % 4 == 0);
     }
     emu.on = true;
@@ -100,9 +108,11 @@ static __attribute__((noinline)) void check_type(tv_type t, const int64_t *ns, s
         for (size_t ri = 0; ri < sizeof rows_l / sizeof rows_l[0]; ri++) {
             const int64_t rows = rows_l[ri];
             const size_t wrs = kern_row_size(t, n), psz = packed_size(t, n, rows);
-            const size_t prs = packed_act_row_size(t, n), ny = (size_t)(rows * max_nt);
+            // strides wider than the data: a kernel that derived ys from r1 or xrs from n would fail
+            const int64_t ys = rows + 3;
+            const size_t prs = packed_act_row_size(t, n), xrs = prs + 64, ny = (size_t)(ys * max_nt);
             float *w = malloc(sizeof(float) * (size_t)(n * rows)), *x = malloc(sizeof(float) * (size_t)(n * max_nt));
-            uint8_t *wq = malloc(wrs * (size_t)rows), *wp = malloc(psz), *xp = malloc(prs * (size_t)max_nt);
+            uint8_t *wq = malloc(wrs * (size_t)rows), *wp = malloc(psz), *xp = calloc((size_t)max_nt, xrs);
             float *want = malloc(sizeof(float) * ny), *got = malloc(sizeof(float) * ny);
             assert_true(w && x && wq && wp && xp && want && got);
             fill(w, n * rows);
@@ -119,26 +129,26 @@ static __attribute__((noinline)) void check_type(tv_type t, const int64_t *ns, s
             memset(wp, 0xA5, psz);
             rt->repack(wq, wrs, n, rows, wp);
             for (int64_t k = 0; k < max_nt; k++) {
-                if (k_quant) rv->from_float(x + k * n, xp + (size_t)k * prs, n);
-                else packed_act_from_float(rv->from_float, x + k * n, xp + (size_t)k * prs, n);
+                if (k_quant) rv->from_float(x + k * n, xp + (size_t)k * xrs, n);
+                else packed_act_from_float(rv->from_float, x + k * n, xp + (size_t)k * xrs, n);
             }
             for (size_t ti = 0; ti < sizeof nt_l / sizeof nt_l[0]; ti++) {
                 const int64_t nt = nt_l[ti];
                 for (int64_t r0 = 0; r0 < rows; r0 += 16) {
                     for (size_t i = 0; i < ny; i++) want[i] = got[i] = -1.0f;
-                    ref_gemm(n, r0, rows, wp, wrs, nt, xp, prs, want, rows);
-                    amx(n, r0, rows, wp, wrs, nt, xp, prs, got, rows);
-                    if (memcmp(got, want, sizeof(float) * (size_t)(nt * rows)) != 0)
+                    ref_gemm(n, r0, rows, wp, wrs, nt, xp, xrs, want, ys);
+                    amx(n, r0, rows, wp, wrs, nt, xp, xrs, got, ys);
+                    assert_false(emu.on);   // the call released its tiles
+                    if (memcmp(got, want, sizeof(float) * (size_t)(nt * ys)) != 0)
                         for (int64_t k = 0; k < nt; k++)
-                            for (int64_t r = 0; r < rows; r++)
-                                if (memcmp(&got[k * rows + r], &want[k * rows + r], sizeof(float)) != 0)
+                            for (int64_t r = 0; r < ys; r++)
+                                if (memcmp(&got[k * ys + r], &want[k * ys + r], sizeof(float)) != 0)
                                     fail_msg("amx (emulated) %s n=%lld rows=%lld nt=%lld r0=%lld: y[%lld][%lld] = %.9g, "
                                              "scalar %.9g", rt->name, (long long)n, (long long)rows, (long long)nt,
-                                             (long long)r0, (long long)k, (long long)r, got[k * rows + r],
-                                             want[k * rows + r]);
+                                             (long long)r0, (long long)k, (long long)r, got[k * ys + r],
+                                             want[k * ys + r]);
                 }
             }
-            assert_false(emu.on);   // every call released its tiles
             free(w), free(x), free(wq), free(wp), free(xp), free(want), free(got);
         }
     }
