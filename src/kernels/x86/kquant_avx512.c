@@ -24,9 +24,13 @@
 // 1-2 tokens (memory-bound) always; 3-8 tokens when the call is one pass (tile.h packed_one_pass:
 // decode, batched decode's experts with a few rows each; above 8 tokens the pass's first tile, which
 // reads the group), where compute and reads take about as long and the core did one and then the
-// other; not over the L2 panels of longer calls (prefill), where the same prefetches measured
-// 0.56-0.8x (the tiles with and without them are separate functions, NAME_k[stream][T]: with a
-// run-time flag 256-token Q6_K ran 0.95x).
+// other. A longer call (prefill) runs passes over L2 panels: its first pass over a panel reads the
+// panel from DRAM and prefetches as a one-pass call does (first tile only); the later passes read
+// it from L2 and do not (prefetching in every pass measured 0.56-0.8x). First pass prefetching, one
+// thread, CPU time, 5 interleaved rounds, medians: bench_moe 512 tokens (~64 per expert, 2 passes)
+// Q4_K 1.05x, Q5_K 1.09x, Q6_K 1.05x; 256 tokens 1.08x, 1.11x, 1.09x; bench_kernels 2048x5632
+// 64 tokens 1.05-1.10x, 256 1.03-1.05x. The tiles with and without prefetches are separate
+// functions, NAME_k[stream][T] (with a run-time flag 256-token Q6_K ran 0.95x).
 // 768x2048 (an expert's gate), 400 MB rotated from DRAM, one thread, CPU time, 3 interleaved
 // rounds, medians, GB/s: Q4_K 4 tokens 7.6 -> 15.2, 8 5.2 -> 8.4, 32 2.13 -> 2.46; Q6_K 4 6.9 ->
 // 13.2, 8 6.1 -> 10.6, 32 2.53 -> 3.26; 1 and 256 tokens unchanged (0.98-1.07x, 1.00-1.01x).
@@ -520,8 +524,9 @@ typedef void (*kp_fn)(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xr
 #define Q5K_TILE(...) q4k_tile(true, __VA_ARGS__)
 #define Q3K_TILE(...) q23k_tile(true, __VA_ARGS__)
 #define Q2K_TILE(...) q23k_tile(false, __VA_ARGS__)
-// NAME_k[stream][T]: the tiles, without and with the prefetches of a streaming pass (compile-time,
-// so the prefill tiles are the code they were; 1-2 tokens always prefetch: one function)
+// NAME_k[stream][T]: the tiles, without and with the prefetches of a pass that reads the weights from
+// DRAM (compile-time, so the later passes' tiles are the code they were; 1-2 tokens always prefetch:
+// one function)
 #define KP_FNS(NAME, BODY)                                                                                         \
     KP_FN(NAME, BODY, 1, false, ) KP_FN(NAME, BODY, 2, false, ) KP_FN(NAME, BODY, 3, false, )                      \
     KP_FN(NAME, BODY, 4, false, ) KP_FN(NAME, BODY, 5, false, ) KP_FN(NAME, BODY, 6, false, )                      \
@@ -538,22 +543,18 @@ KP_FNS(q3k, Q3K_TILE)
 KP_FNS(q2k, Q2K_TILE)
 KP_FNS(iq4xs, iq4xs_tile)
 
-typedef struct kp_ctx {
-    tv_packed_ctx p;
-    bool stream;   // one pass (tile.h packed_one_pass): the weights come from DRAM, not an L2 panel
-} kp_ctx;
-// One group (rows [rg, min(rg + 16, rend))) over every tile of up to KP_TM tokens of the pass; when
-// the pass streams the weights from DRAM its first tile (the one that reads them) prefetches ahead.
+// One group (rows [rg, min(rg + 16, rend))) over every tile of up to KP_TM tokens of the pass; the
+// first pass over a panel (t0 == 0: a one-pass call's only pass) reads the weights from DRAM, and its
+// first tile (the one that reads them) prefetches ahead.
 INLINE void kp_step(const kp_fn k[2][KP_TM + 1], void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) {
-    const kp_ctx *kc = arg;
-    const tv_packed_ctx *c = &kc->p;
+    const tv_packed_ctx *c = arg;
     const int R = rend - rg < 16 ? (int)(rend - rg) : 16;
     const __mmask16 m = (__mmask16)(0xFFFFu >> (16 - R));
     const uint8_t *gb = c->w + (size_t)rg * c->wrs;
     for (int64_t tg = 0; tg < tp; tg += KP_TM) {
         const int T = tp - tg < KP_TM ? (int)(tp - tg) : KP_TM;
-        k[kc->stream && tg == 0][T](gb, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs,
-                                    c->y + (t0 + tg) * c->ys + rg, c->ys, m);
+        k[t0 == 0 && tg == 0][T](gb, c->nb, c->x + (size_t)(t0 + tg) * c->xrs, c->xrs, c->y + (t0 + tg) * c->ys + rg,
+                                 c->ys, m);
     }
 }
 static void q4k_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp) { kp_step(q4k_k, arg, rg, rend, t0, tp); }
@@ -568,8 +569,8 @@ static void iq4xs_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t 
 #define KP_GEMM(NAME, STEP)                                                                                        \
     static void NAME(int64_t n, int64_t r0, int64_t r1, const void *w, size_t wrs, int64_t nt, const void *x,      \
                      size_t xrs, float *y, int64_t ys) {                                                           \
-        kp_ctx c = { { false, true, n / TV_QK_K, w, x, wrs, xrs, y, ys }, packed_one_pass(nt, KP_TP) };            \
-        TV_CHECK(c.p.nb >= 1 && r0 % 16 == 0);                                                                     \
+        tv_packed_ctx c = { false, true, n / TV_QK_K, w, x, wrs, xrs, y, ys };                                     \
+        TV_CHECK(c.nb >= 1 && r0 % 16 == 0);                                                                       \
         packed_drive(r0, r1, wrs, nt, KP_TP, KP_PANEL, 16, STEP, &c);                                              \
     }
 KP_GEMM(q4_K_512_gemm_packed, q4k_step)
