@@ -847,8 +847,6 @@ static void test_paths_row_conversion(void **state) {
     free(x); free(a); free(b); free(ha); free(hb); free(h);
 }
 
-// ---------------------------------------------------------------- matmul and pool
-typedef struct { int hits[8]; } pool_probe;
 // The packed layouts' addressing helpers (pack_layout.h) against the scalar repack, byte by byte: every
 // field read through a helper is the plain row's (Q8_0 quants ^ 0x80, the padding rows' zeros), every
 // byte of a group is some field's exactly once, and each block's quant vectors are 64-byte aligned in
@@ -1038,6 +1036,9 @@ static void test_packed_vs_ref(void **state) {
         }
     }
 }
+
+// ---------------------------------------------------------------- matmul and pool
+typedef struct { int hits[8]; } pool_probe;
 
 static void probe_fn(void *arg, int ith, int nth) {
     pool_probe *p = arg;

@@ -1,7 +1,9 @@
 // pack_layout.h — where each field of a packed 16-row group lives (kernels.h "packed weights"): the
-// one description of the Q8_0 / Q4_0 and IQ4_XS packed layouts. Every reader and writer (ref_q.c,
-// ref_k.c, kern_avx512.c, kern_avx2.c, kern_amx.c, kquant_avx512.c, kquant_avx2.c) takes its offsets
-// from here, and test_kernels test_pack_layout pins these helpers to the scalar repack.
+// one description of the Q8_0 / Q4_0 and IQ4_XS packed layouts. Every reader (ref_q.c, ref_k.c,
+// kern_avx512.c, kern_avx2.c, kern_amx.c, kquant_avx512.c, kquant_avx2.c) and the Q8_0 / Q4_0 repack
+// take their offsets from here; IQ4_XS is written by ref_k.c's repack_k like the other K-quants, whose
+// layout static_asserts there hold against these constants, and test_kernels test_pack_layout pins the
+// helpers to the scalar repacks byte by byte.
 // All offsets are in bytes from the start of the group (group g at g * 16 * row_size); a group is
 // exactly 16 plain rows' bytes.
 //
@@ -20,9 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/kernels.h"
-
-// Q8_0 / Q4_0 (q4), nb blocks a row
+// Q8_0 / Q4_0 (q4), nb blocks a row (nb is unused by today's layouts; every helper takes it so that a
+// layout may depend on it, as one pairing blocks would for an odd last block)
 static inline size_t pk16_qb(bool q4) { return (size_t)(q4 ? 4 : 8) * 64; }   // a block's quants in a group
 static inline size_t pk16_q(bool q4, int64_t nb, int64_t b) {
     (void)nb;

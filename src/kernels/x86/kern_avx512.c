@@ -353,8 +353,9 @@ static void p16_step(void *arg, int64_t rg, int64_t rend, int64_t t0, int64_t tp
     // the tiles share it: tile j fetches lines j, j + n_tiles, ... of each block
     const int64_t ahead = P16_AHEAD * kc < c->nb ? P16_AHEAD * kc : c->nb;
     const bool next_full = rg + 32 * RG <= rend;
-    p16_ahead pa = { (size_t)ahead * blk, next_full ? pf + (size_t)ahead * blk - (size_t)c->nb * blk : 0,
-                     c->nb - ahead, 0 };
+    // far: from block b's quants to block b + ahead - nb's in the next step's groups (a uniform stride)
+    p16_ahead pa = { (size_t)ahead * blk,
+                     next_full ? pf + pk16_q(c->q4, c->nb, ahead) - pk16_q(c->q4, c->nb, c->nb) : 0, c->nb - ahead, 0 };
     const int n_tiles = (int)(tp + 3) / 4;
     for (int64_t b0 = 0; b0 < c->nb; b0 += kc) {
         const int64_t b1 = c->nb - b0 < kc ? c->nb : b0 + kc;
