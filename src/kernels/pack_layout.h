@@ -31,6 +31,16 @@ static inline size_t pk16_q(bool q4, int64_t nb, int64_t b) {
 }
 static inline size_t pk16_d(bool q4, int64_t nb, int64_t b) { return (size_t)nb * pk16_qb(q4) + (size_t)b * 32; }
 
+// K-quant super-blocks of a group, one stretch each (16 plain blocks' bytes; ref_k.c repack_k writes them
+// and its pk_kind table is checked against these): f16 head | scales | codes
+enum {
+    PK_Q4K_BODY = 2304,   // Q4_K: f16 d, dmin 64 | scales 192 | qs 2048
+    PK_Q5K_BODY = 2816,   // Q5_K: f16 d, dmin 64 | scales 192 | codes 2560
+    PK_Q6K_BODY = 3360,   // Q6_K: f16 d 32 | scales 256 | codes 3072
+    PK_Q3K_BODY = 1760,   // Q3_K: f16 d 32 | scales 192 | hmask 512 | qs 1024
+    PK_Q2K_BODY = 1344,   // Q2_K: f16 d, dmin 64 | scales 256 | qs 1024
+};
+
 // IQ4_XS, nb super-blocks a row
 enum {
     PKX_BODY = 2176,   // a super-block in a group: 16 plain blocks' bytes

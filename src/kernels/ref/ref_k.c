@@ -288,17 +288,21 @@ typedef struct pk_kind {
                         // or end (Q6_K, Q3_K d; Q2_K d, dmin), in front of the body's dwords
     bool f16_end;       // the 16-bit fields end the block and the body is the rest, as stored
 } pk_kind;
-static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), 2304, 35, 4, 2, false };   // d dmin | scales qs
-static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), 2816, 43, 4, 2, false };   // d dmin | scales codes
-static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), 3360, 52, 0, 1, true };    // d | scales | codes (ql qh)
-static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), 1760, 27, 0, 1, true };    // d | scales | hmask qs
-static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), 1344, 20, 0, 2, true };    // d dmin | scales qs
+static const pk_kind PK_Q4_K = { sizeof(tv_block_q4_K), PK_Q4K_BODY, 35, 4, 2, false };   // d dmin | scales qs
+static const pk_kind PK_Q5_K = { sizeof(tv_block_q5_K), PK_Q5K_BODY, 43, 4, 2, false };   // d dmin | scales codes
+static const pk_kind PK_Q6_K = { sizeof(tv_block_q6_K), PK_Q6K_BODY, 52, 0, 1, true };    // d | scales | codes (ql qh)
+static const pk_kind PK_Q3_K = { sizeof(tv_block_q3_K), PK_Q3K_BODY, 27, 0, 1, true };    // d | scales | hmask qs
+static const pk_kind PK_Q2_K = { sizeof(tv_block_q2_K), PK_Q2K_BODY, 20, 0, 2, true };    // d dmin | scales qs
 static const pk_kind PK_IQ4_XS = { sizeof(tv_block_iq4_xs), PKX_BODY, 33, 4, 2, false };   // d sh | scales_l qs
 // what repack_k builds from PK_IQ4_XS (16-bit d, scales_h of 16 rows, then dwords from plain byte 4:
 // scales_l, qs) is pack_layout.h's IQ4_XS body, which every reader addresses
 _Static_assert(PKX_BODY == TV_PACK_ROWS * sizeof(tv_block_iq4_xs) && PKX_D == 0 && PKX_SH == 2 * TV_PACK_ROWS &&
                    PKX_SL == 4 * TV_PACK_ROWS && PKX_QS == 8 * TV_PACK_ROWS,
                "IQ4_XS: repack_k's body and pack_layout.h disagree");
+_Static_assert(PK_Q4K_BODY == TV_PACK_ROWS * sizeof(tv_block_q4_K) && PK_Q5K_BODY == TV_PACK_ROWS * sizeof(tv_block_q5_K) &&
+                   PK_Q6K_BODY == TV_PACK_ROWS * sizeof(tv_block_q6_K) && PK_Q3K_BODY == TV_PACK_ROWS * sizeof(tv_block_q3_K) &&
+                   PK_Q2K_BODY == TV_PACK_ROWS * sizeof(tv_block_q2_K),
+               "a K-quant body is 16 plain blocks");
 // The 16-bit fields (16 rows each) head the body, then the scales, then the codes (Q6_K's and Q3_K's
 // scales, stored last, come first), so a super-block is one stretch of memory, read front to back
 // (IQ4_XS: pack_layout.h, which test_kernels test_pack_layout holds to this repack)

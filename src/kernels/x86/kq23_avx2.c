@@ -19,8 +19,6 @@
 #include "kernels/x86/kpack_avx2.h"
 
 enum {
-    K23_Q3_BODY = 1760,      // bytes of a Q3_K super-block of a group (f16 d 32 | scales 192 | hmask 512 | qs 1024)
-    K23_Q2_BODY = 1344,      // Q2_K (f16 d, dmin 64 | scales 256 | qs 1024)
     K23_TM = KPA_TM_MAX,     // tokens per tile
 };
 
@@ -29,7 +27,7 @@ enum {
 KPA_INLINE void k23_half(const bool q3, const uint8_t *gb, int64_t nb, int hh, size_t pf, const uint8_t *x, size_t xrs,
                          float *out, const int T, const bool vnni) {
     // a super-block is one stretch: f16 d [Q2_K f16 dmin] | scales | [Q3_K hmask] | qs
-    const size_t body = q3 ? K23_Q3_BODY : K23_Q2_BODY, sc_at = q3 ? 32 : 64, hm_at = 224, qs_at = q3 ? 736 : 320;
+    const size_t body = q3 ? PK_Q3K_BODY : PK_Q2K_BODY, sc_at = q3 ? 32 : 64, hm_at = 224, qs_at = q3 ? 736 : 320;
     const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(0x0F), b2 = _mm256_set1_epi8(4);
     __m256 acc[K23_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();

@@ -10,7 +10,6 @@
 // activation bytes with the value's sign (pairs below 2 * 127 * 127 < 32768): the same exact isum_j.
 #include "kernels/x86/kpack_avx2.h"
 
-enum { KP4_BODY = 2304, KP5_BODY = 2816, KP6_BODY = 3360 };
 
 // byte b (0..3) of every dword, zero-extended (bytes 1, 2: one vpshufb instead of a shift and a mask)
 KPA_INLINE __m256i byte_u(__m256i v, int b) {
@@ -55,7 +54,7 @@ KPA_INLINE void q5k_codes(const uint8_t *p, __m256i *q) {
 // q5: Q5_K (codes x 8 as ref_k.c q5k_pack_codes lays them).
 KPA_INLINE void q4k_half(const bool q5, const uint8_t *gb, int64_t nb, int h, size_t pf, const uint8_t *x,
                          size_t xrs, float *out, const int T, const bool vnni) {
-    const size_t body = q5 ? KP5_BODY : KP4_BODY, soff = 64, qoff = 256;   // scales, codes
+    const size_t body = q5 ? PK_Q5K_BODY : PK_Q4K_BODY, soff = 64, qoff = 256;   // scales, codes
     const __m256i m4 = _mm256_set1_epi8(0x0F), m6 = _mm256_set1_epi8(0x3F), m30 = _mm256_set1_epi8(0x30);
     __m256 acc[2];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
@@ -137,7 +136,7 @@ KPA_INLINE void q6k_half(const uint8_t *gb, int64_t nb, int h2, size_t pf, const
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         // a super-block is f16 d (16 rows) | scales | codes, read front to back; ph: it, pb: its half's dwords
-        const uint8_t *ph = gb + (size_t)i * KP6_BODY, *pb = ph + 32 * h2, *ps = pb + 32, *pq = pb + 288;
+        const uint8_t *ph = gb + (size_t)i * PK_Q6K_BODY, *pb = ph + 32 * h2, *ps = pb + 32, *pq = pb + 288;
         const tv_block_q8_K *xb[2];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf)

@@ -53,11 +53,6 @@
 enum {
     KP_TP = 32,                 // tokens per pass over a panel
     KP_PANEL = 256 * 1024,      // weight bytes per row panel
-    KP4_BODY = 2304,            // bytes of a Q4_K super-block of a group (f16 d, dmin 64 | scales 192 | qs 2048)
-    KP5_BODY = 2816,            // Q5_K (f16 d, dmin 64 | scales 192 | codes 2560)
-    KP6_BODY = 3360,            // Q6_K (f16 d 32 | scales 256 | codes 3072)
-    KP3_BODY = 1760,            // Q3_K (f16 d 32 | scales 192 | hmask 512 | qs 1024)
-    KP2_BODY = 1344,            // Q2_K (f16 d, dmin 64 | scales 256 | qs 1024)
     KP_TM = 8,                  // tokens per tile
     KP_PF = 8192,               // prefetch distance in the group stream (bytes)
     KP4_PF = 2048,              // Q4_K/Q5_K/IQ4_XS 1-2 tokens, Q6_K 2: every other line of the stream, 2 KiB ahead
@@ -124,7 +119,7 @@ INLINE void q5k_codes(const uint8_t *p, __m512i *q) {
 INLINE void q4k_tile(const bool q5, const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs,
                      float *y, int64_t ys, __mmask16 m, const bool stream, const int T) {
     const bool ahead = T <= 2 || stream;
-    const size_t body = q5 ? KP5_BODY : KP4_BODY, pf = T <= 2 ? KP4_PF : KP_PF, pf_step = T <= 2 ? 128 : 64;
+    const size_t body = q5 ? PK_Q5K_BODY : PK_Q4K_BODY, pf = T <= 2 ? KP4_PF : KP_PF, pf_step = T <= 2 ? 128 : 64;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
@@ -286,7 +281,7 @@ INLINE void q6k_tile(const uint8_t *gb, int64_t nb, const uint8_t *x, size_t xrs
     __m512 acc[KP_TM];
     TV_TILE_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *pb = gb + (size_t)i * KP6_BODY, *pq = pb + 288;   // f16 d | scales | codes
+        const uint8_t *pb = gb + (size_t)i * PK_Q6K_BODY, *pq = pb + 288;   // f16 d | scales | codes
         const tv_block_q8_K *xb[KP_TM];
         TV_TILE_UNROLL for (int t = 0; t < T; t++) xb[t] = (const tv_block_q8_K *)(x + (size_t)t * xrs) + i;
         if (pf)
@@ -352,7 +347,7 @@ INLINE void q23k_tile(const bool q3, const uint8_t *gb, int64_t nb, const uint8_
     // 18.0 / 14.9 -> 19.0 / 17.6; Q2_K 25.6 / 18.7 -> 25.6 / 23.9, 18.9 / 15.0 -> 18.9 / 18.7 (every
     // other line 2 KiB ahead instead: Q3_K 20.7, 14.4, Q2_K 20.9, 15.9 from DRAM).
     const bool ahead = T <= 2 || stream;
-    const size_t body = q3 ? KP3_BODY : KP2_BODY, sc_at = q3 ? 32 : 64, hm_at = 224, qs_at = q3 ? 736 : 320;
+    const size_t body = q3 ? PK_Q3K_BODY : PK_Q2K_BODY, sc_at = q3 ? 32 : 64, hm_at = 224, qs_at = q3 ? 736 : 320;
     const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(0x0F), b2 = _mm512_set1_epi8(4);
     // int16 pairs of the bytes 0, 1 (pe) and 2, 3 (po) of each dword, zero-extended (vpshufb, 0x80: zero)
     const __m512i pe_ix = _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128,
