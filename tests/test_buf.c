@@ -1,6 +1,6 @@
 // test_buf.c — util/buf.h: appends keep the NUL and the bytes, growth is amortized (capacity at
 // least doubles), a failed allocation or an overflowing size reports false / NULL and leaves the
-// buffer or array exactly as it was.
+// buffer or array exactly as it was. util/alloc.h: mem_scratch's pages are all resident when it returns.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,6 +9,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -82,11 +84,52 @@ static void test_array_grow(void **state) {
     free(v);
 }
 
+// Pages of [p, p + n) that mincore reports resident, counting whole pages only.
+static size_t resident_pages(const void *p, size_t n, size_t *n_pages) {
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1), e = ((uintptr_t)p + n) & ~(uintptr_t)(pg - 1);
+    *n_pages = (e - a) / pg;
+    unsigned char *v = malloc(*n_pages);
+    assert_non_null(v);
+    assert_int_equal(mincore((void *)a, e - a, v), 0);
+    size_t r = 0;
+    for (size_t i = 0; i < *n_pages; i++) r += v[i] & 1;
+    free(v);
+    return r;
+}
+
+static void test_scratch_resident(void **state) {
+    (void)state;
+    const size_t n = 8u << 20;
+    size_t pages;
+    // the check can fail: a fresh anonymous mapping has no resident page until written
+    void *fresh = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(fresh != MAP_FAILED);
+    assert_int_equal(resident_pages(fresh, n, &pages), 0);
+    assert_true(pages >= 2047);
+    munmap(fresh, n);
+    uint8_t *s = mem_scratch(n);
+    assert_non_null(s);
+    const size_t resident = resident_pages(s, n, &pages);
+    assert_int_equal(resident, pages);
+    assert_true(pages >= 2047);
+    memset(s, 0x5A, n);   // usable to its last byte
+    assert_int_equal(s[n - 1], 0x5A);
+    free(s);
+    uint8_t *small = mem_scratch(100), *none = mem_scratch(0);
+    assert_non_null(small);
+    assert_non_null(none);
+    small[99] = 1;
+    free(small);
+    free(none);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strbuf_appends),
         cmocka_unit_test(test_strbuf_failure_keeps_contents),
         cmocka_unit_test(test_array_grow),
+        cmocka_unit_test(test_scratch_resident),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

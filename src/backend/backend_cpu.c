@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "util/alloc.h"
 #include "util/status.h"
 
 typedef struct cpu_backend {
@@ -42,7 +43,7 @@ static tv_status cpu_prepare(backend *be, const tv_tensor *const *w, int n_w, in
         if (s > need) need = s;
     }
     if (need <= c->wsp_size && c->wsp) return TV_OK;
-    void *p = malloc(need ? need : 1);
+    void *p = mem_scratch(need);
     if (!p) return err_fail(err, TV_ERR_NOMEM, "backend: cannot allocate %zu bytes of matmul scratch", need);
     free(c->wsp);
     c->wsp = p;

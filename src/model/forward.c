@@ -20,6 +20,7 @@
 #include "model/family.h"
 #include "model/layers.h"
 #include "model/model.h"
+#include "util/alloc.h"
 #include "util/status.h"
 
 // ---------------------------------------------------------------- KV cache
@@ -235,11 +236,11 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
     layer_shape_max(m, &hd_max, &kvd);
     size_t T = (size_t)max_tokens, qd = (size_t)h->n_heads * hd_max;
     const size_t ff = (size_t)(h->ff_shexp > h->hidden_dim ? h->ff_shexp : h->hidden_dim);
-    if (!(s->x = malloc(T * h->dim * sizeof(float))) || !(s->xb = malloc(T * h->dim * sizeof(float))) ||
-        !(s->xb2 = malloc(T * h->dim * sizeof(float))) || !(s->q = malloc(T * qd * sizeof(float))) ||
-        !(s->k = malloc(T * kvd * sizeof(float))) || !(s->v = malloc(T * kvd * sizeof(float))) ||
-        !(s->att = malloc(T * qd * sizeof(float))) || !(s->hb = malloc(T * ff * sizeof(float))) ||
-        !(s->hb2 = malloc(T * ff * sizeof(float))) ||
+    if (!(s->x = mem_scratch(T * h->dim * sizeof(float))) || !(s->xb = mem_scratch(T * h->dim * sizeof(float))) ||
+        !(s->xb2 = mem_scratch(T * h->dim * sizeof(float))) || !(s->q = mem_scratch(T * qd * sizeof(float))) ||
+        !(s->k = mem_scratch(T * kvd * sizeof(float))) || !(s->v = mem_scratch(T * kvd * sizeof(float))) ||
+        !(s->att = mem_scratch(T * qd * sizeof(float))) || !(s->hb = mem_scratch(T * ff * sizeof(float))) ||
+        !(s->hb2 = mem_scratch(T * ff * sizeof(float))) ||
         (f->is_last && !(f->lx = malloc((size_t)max_logits * h->dim * sizeof(float)))) ||
         (f->is_last && !(f->logits = malloc((size_t)max_logits * h->n_vocab * sizeof(float)))) ||
         !(f->tok_seq = malloc(T * sizeof(int32_t))) || !(f->slots = malloc(T * sizeof(int64_t))) ||
@@ -252,25 +253,25 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
         goto oom;
     if (h->n_expert > 0) {   // the experts' grouped rows: T * k
         const size_t TK = T * (size_t)h->n_expert_used;
-        if (!(s->moe_logits = malloc(T * (size_t)h->n_expert * sizeof(float))) ||
+        if (!(s->moe_logits = mem_scratch(T * (size_t)h->n_expert * sizeof(float))) ||
             !(s->moe_ids = malloc(TK * sizeof(int32_t))) || !(s->moe_w = malloc(TK * sizeof(float))) ||
             !(s->moe_x_row = malloc(TK * sizeof(int32_t))) || !(s->moe_pos = malloc(TK * sizeof(int32_t))) ||
             !(s->moe_off = malloc(((size_t)h->n_expert + 1) * sizeof(int32_t))) ||
-            !(s->moe_g = malloc(TK * (size_t)h->ff_exp * sizeof(float))) ||
-            !(s->moe_u = malloc(TK * (size_t)h->ff_exp * sizeof(float))) ||
-            !(s->moe_y = malloc(TK * (size_t)h->dim * sizeof(float))))
+            !(s->moe_g = mem_scratch(TK * (size_t)h->ff_exp * sizeof(float))) ||
+            !(s->moe_u = mem_scratch(TK * (size_t)h->ff_exp * sizeof(float))) ||
+            !(s->moe_y = mem_scratch(TK * (size_t)h->dim * sizeof(float))))
             goto oom;
     }
     if (h->ssm_d_inner > 0 &&   // hybrid (or its MTP layer): the gated query of the attention layers
-        (!(s->q_gated = malloc(T * 2 * qd * sizeof(float))) || !(s->attn_gate = malloc(T * qd * sizeof(float)))))
+        (!(s->q_gated = mem_scratch(T * 2 * qd * sizeof(float))) || !(s->attn_gate = mem_scratch(T * qd * sizeof(float)))))
         goto oom;
     if (h->n_linear > 0) {   // hybrid: the linear layers' rows
         const size_t conv_dim = 2 * (size_t)h->ssm_n_k_heads * h->ssm_head_dim + (size_t)h->ssm_d_inner;
         const size_t nv = (size_t)h->ssm_n_v_heads, inner = (size_t)h->ssm_d_inner;
-        if (!(s->ssm_qkv = malloc(T * conv_dim * sizeof(float))) || !(s->ssm_z = malloc(T * inner * sizeof(float))) ||
+        if (!(s->ssm_qkv = mem_scratch(T * conv_dim * sizeof(float))) || !(s->ssm_z = mem_scratch(T * inner * sizeof(float))) ||
             !(s->ssm_alpha = malloc(T * nv * sizeof(float))) || !(s->ssm_beta = malloc(T * nv * sizeof(float))) ||
             !(s->ssm_ba = malloc(T * 2 * nv * sizeof(float))) ||
-            !(s->ssm_o = malloc(T * inner * sizeof(float))) || !(s->gdn_conv = malloc(T * sizeof(float *))) ||
+            !(s->ssm_o = mem_scratch(T * inner * sizeof(float))) || !(s->gdn_conv = malloc(T * sizeof(float *))) ||
             !(s->gdn_ssm = malloc(T * sizeof(float *))) || !(s->gdn_ckpt_conv = malloc(T * sizeof(float *))) ||
             !(s->gdn_ckpt_ssm = malloc(T * sizeof(float *))) || !(s->gdn_rb_conv = malloc(T * sizeof(float *))) ||
             !(s->gdn_rb_ssm = malloc(T * sizeof(float *))))
@@ -278,16 +279,16 @@ tv_forward *forward_create(const tv_model *m, int n_ctx, int max_tokens, int max
     }
     if (h->n_embd_pl > 0) {   // per-layer inputs: (n_layers, T, P) and a scratch of the same size
         const size_t n_pl = T * (size_t)h->n_layers * (size_t)h->n_embd_pl;
-        if (!(s->pl_inp = malloc(n_pl * sizeof(float))) || !(s->pl_buf = malloc(n_pl * sizeof(float)))) goto oom;
+        if (!(s->pl_inp = mem_scratch(n_pl * sizeof(float))) || !(s->pl_buf = mem_scratch(n_pl * sizeof(float)))) goto oom;
     }
     if (h->n_lora_kv > 0) {   // latent attention: per-head rows T * n_heads, grouped by head
         const size_t TH = T * (size_t)h->n_heads, r = (size_t)h->n_lora_kv, dk = (size_t)h->head_dim_k_mla,
                      dv = (size_t)h->head_dim_v_mla, xr = r > dk ? r : dk, yr = r > dv ? r : dv;
-        if (!(s->mla_q = malloc(TH * dk * sizeof(float))) ||
+        if (!(s->mla_q = mem_scratch(TH * dk * sizeof(float))) ||
             (h->n_lora_q && !(s->mla_qa = malloc(T * (size_t)h->n_lora_q * sizeof(float)))) ||
             !(s->mla_c = malloc(T * r * sizeof(float))) || !(s->mla_pe = malloc(T * (size_t)h->n_rot * sizeof(float))) ||
-            !(s->mla_x = malloc(TH * xr * sizeof(float))) || !(s->mla_y = malloc(TH * yr * sizeof(float))) ||
-            !(s->mla_o = malloc(TH * dv * sizeof(float))) || !(s->mla_row = malloc(TH * sizeof(int32_t))) ||
+            !(s->mla_x = mem_scratch(TH * xr * sizeof(float))) || !(s->mla_y = mem_scratch(TH * yr * sizeof(float))) ||
+            !(s->mla_o = mem_scratch(TH * dv * sizeof(float))) || !(s->mla_row = malloc(TH * sizeof(int32_t))) ||
             !(s->mla_off = malloc(((size_t)h->n_heads + 1) * sizeof(int32_t))) ||
             !(s->mla_tok = malloc(T * sizeof(int32_t))) || !(s->mla_seqs = malloc(T * sizeof(tv_attn_seq))))
             goto oom;

@@ -4,8 +4,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static atomic_ulong g_n_allocs;
 static atomic_bool g_armed;            // fast path: false = never fail
@@ -37,6 +40,21 @@ char *mem_strdup(const char *s) {
     char *d = mem_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
+}
+
+void *mem_scratch(size_t n) {
+    uint8_t *p = malloc(n ? n : 1);
+    const long pg = sysconf(_SC_PAGESIZE);
+    if (!p || pg <= 0 || n < 16 * (size_t)pg) return p;   // small: faults are few, and the page may be shared
+    // the whole pages inside the block (the partial ones at its ends, at most two, fault on first use)
+    const uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), e = ((uintptr_t)p + n) & ~((uintptr_t)pg - 1);
+    bool mapped = false;
+#ifdef MADV_POPULATE_WRITE
+    mapped = madvise((void *)a, e - a, MADV_POPULATE_WRITE) == 0;   // Linux 5.14+; else EINVAL
+#endif
+    if (!mapped)
+        for (size_t i = 0; i < n; i += (size_t)pg) ((volatile uint8_t *)p)[i] = 0;
+    return p;
 }
 
 void mem_fault_inject(long n_ok, long n_fail) {
