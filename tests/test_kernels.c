@@ -820,6 +820,39 @@ static void test_paths_row_conversion(void **state) {
             assert_memory_equal(qa, qb, sizeof qa);
             free(xq);
         }
+        // Q8_K activations: all-zero (+0 and -0) blocks, scales from 1e-30 to 1e37, exact ties of the
+        // rounding (amax 127: x * id = x, halves go to even), blocks at +-127 everywhere (bsums +-2032);
+        // 1..19 blocks: bit-exact with the reference, nothing written past the row
+        {
+            enum { NK = 19 };
+            float *xk = malloc(sizeof(float) * 256 * NK);
+            tv_block_q8_K *ka = malloc(sizeof(tv_block_q8_K) * (NK + 1)), *kb = malloc(sizeof(tv_block_q8_K) * (NK + 1));
+            for (int i = 0; i < 256 * NK; i++) xk[i] = rnd_normal();
+            for (int i = 0; i < 256; i++) {
+                xk[256 * 1 + i] = 0.0f;
+                xk[256 * 2 + i] = -0.0f;
+                xk[256 * 3 + i] *= 1e-30f;
+                xk[256 * 4 + i] *= 1e37f;
+                xk[256 * 5 + i] = i == 7 ? -127.0f : (float)((int)(rnd_u32() % 253) - 126) + 0.5f;   // ties
+                xk[256 * 6 + i] = i % 2 ? 3.0f : -3.0f;
+                xk[256 * 7 + i] = 5.0f;
+                xk[256 * 8 + i] = -5.0f;
+                xk[256 * 9 + i] = i == 200 ? 1.0f : 0.0f;
+            }
+            for (int nb = 1; nb <= NK; nb++) {
+                memset(ka, 0x5A, sizeof(tv_block_q8_K) * (NK + 1));
+                memset(kb, 0x5A, sizeof(tv_block_q8_K) * (NK + 1));
+                kern_traits_ref(TV_TYPE_Q8_K)->from_float(xk, ka, 256 * nb);
+                kern_traits(&g_kt, TV_TYPE_Q8_K)->from_float(xk, kb, 256 * nb);
+                for (int k = 0; k <= nb && k <= NK; k++)
+                    if (memcmp(&ka[k], &kb[k], sizeof ka[k]))
+                        fail_msg("%s Q8_K from_float %d blocks: block %d differs from the reference", PATHS[pi], nb, k);
+            }
+            assert_int_equal(ka[6].bsums[0], 0);
+            assert_int_equal(ka[7].bsums[15], 2032);
+            assert_int_equal(ka[8].bsums[3], -2032);
+            free(xk); free(ka); free(kb);
+        }
         // axpy: y += a * x against a double oracle, on finite inputs, lengths across the vector width
         for (size_t ti = 0; ti < 3; ti++) {
             const tv_type_traits *ft = kern_traits(&g_kt, types[ti]), *rt = kern_traits_ref(types[ti]);

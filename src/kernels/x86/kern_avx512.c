@@ -1,6 +1,6 @@
 // kern_avx512.c — AVX-512 (F/BW/VL/DQ + VNNI) int8 GEMM/GEMV for Q8_0 and Q4_0 weights (16 weight rows
 // per zmm, one lane each: see the Q8_0 / Q4_0 section), Q4_K / Q6_K (one row x up to 4 tokens), and
-// the f32 -> Q8_0 activation quantizer. Products are vpdpbusd (u8 x s8 -> int32, 4 per lane):
+// the f32 -> Q8_0 and Q8_K activation quantizers. Products are vpdpbusd (u8 x s8 -> int32, 4 per lane):
 //   Q4_0: nibbles are the unsigned side as stored; sum (nib - 8) x = sum nib x - 8 sum x.
 //   Q8_0: weights are made unsigned with w ^ 0x80 (= w + 128); sum x w = sum x (w + 128) - 128 sum x.
 // Without VNNI, the AVX2 kernels serve.
@@ -517,6 +517,58 @@ static void from_float_q8_0_512(const float *src, void *dst, int64_t n) {
     }
 }
 
+// ---------------- activations: f32 -> Q8_K (bit-exact with ref_from_float_q8_K) ----------------
+// Per super-block: amax = max |x| (max(|x|, m) ignores a NaN x, as fmaxf), q = lrintf(x * (127 / amax))
+// by cvtps2dq (RNE, the default rounding), clamped to +-127 by the saturating packs and a byte max
+// (an overflowing or NaN product gives -127, as the AVX2 kernel; lrintf leaves those undefined).
+// 64 elements at a time: packssdw / packsswb leave 128-bit lane L holding elements 4L..4L+3 of each
+// 16-element quarter, one vpermd puts them in order. bsums: vpsadbw of q ^ 0x80 (= q + 128) gives
+// sums of 8 per qword; adjacent qwords added give sums of 16, less 16 * 128.
+static void from_float_q8_K_512(const float *src, void *dst, int64_t n) {
+    tv_block_q8_K *y = dst;
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    // after the sums of 16 of two 64-element groups were interleaved as dwords (see below)
+    const __m256i bs_order = _mm256_setr_epi16(0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15);
+    const __m512i lim = _mm512_set1_epi8(-127), flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t i = 0; i < n / TV_QK_K; i++) {
+        const float *x = src + i * TV_QK_K;
+        __m512 m0 = _mm512_abs_ps(_mm512_loadu_ps(x)), m1 = _mm512_abs_ps(_mm512_loadu_ps(x + 16));
+        __m512 m2 = _mm512_abs_ps(_mm512_loadu_ps(x + 32)), m3 = _mm512_abs_ps(_mm512_loadu_ps(x + 48));
+        TV_TILE_UNROLL for (int k = 64; k < TV_QK_K; k += 64) {
+            m0 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + k)), m0);
+            m1 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + k + 16)), m1);
+            m2 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + k + 32)), m2);
+            m3 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + k + 48)), m3);
+        }
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const __m512 id = _mm512_set1_ps(127.0f / amax);
+        __m512i sad[4];
+        TV_TILE_UNROLL for (int g = 0; g < 4; g++) {   // 64 elements
+            __m512i v[4];
+            TV_TILE_UNROLL for (int k = 0; k < 4; k++)
+                v[k] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 64 * g + 16 * k), id));
+            __m512i q = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+            q = _mm512_max_epi8(_mm512_permutexvar_epi32(order, q), lim);
+            _mm512_storeu_si512(y[i].qs + 64 * g, q);
+            sad[g] = _mm512_sad_epu8(_mm512_xor_si512(q, flip), _mm512_setzero_si512());
+        }
+        // sad[g] qword 2L + h: elements 64g + 16L + 8h .. +7. Pairs added: 128-bit lane L of a holds the
+        // sums of 16 number L (sad[0]) and 4 + L (sad[1]); b likewise 8 + L and 12 + L.
+        const __m512i a = _mm512_add_epi64(_mm512_unpacklo_epi64(sad[0], sad[1]), _mm512_unpackhi_epi64(sad[0], sad[1]));
+        const __m512i b = _mm512_add_epi64(_mm512_unpacklo_epi64(sad[2], sad[3]), _mm512_unpackhi_epi64(sad[2], sad[3]));
+        // dword 4L + 2s + u: sum number 4s + L (u = 0) or 8 + 4s + L (u = 1): word index j holds sum
+        // 4 (j / 2 % 2) + j / 4 + 8 (j % 2); bs_order gathers sum k from word bs_order[k]
+        const __m256i w = _mm512_cvtepi32_epi16(_mm512_or_si512(a, _mm512_slli_epi64(b, 32)));
+        const __m256i bs = _mm256_sub_epi16(_mm256_permutexvar_epi16(bs_order, w), _mm256_set1_epi16(16 * 128));
+        _mm256_storeu_si256((__m256i *)y[i].bsums, bs);
+        y[i].d = amax / 127.0f;
+    }
+}
+
 // ---------------- Q4_K / Q6_K × Q8_K: one row × up to 4 tokens ----------------
 // A zmm holds 64 consecutive elements: Q4_K chunk c = [low nibbles of qs[32c..] (sub-block 2c) |
 // high nibbles (2c+1)], matching q8_K qs[64c..64c+63] as stored. vpdpbusd gives int32 per 4
@@ -652,6 +704,7 @@ TILE_SET_R1(q6_K_512, q6_K_tile512)
 // vnni512: AVX512-VNNI present; vnni256: AVX-VNNI present (for the AVX2 kernels this path reuses).
 void x86_install_avx512(tv_type_traits *t, bool vnni512, bool vnni256) {
     x86_install_avx2(t, vnni256);
+    t[TV_TYPE_Q8_K].from_float = from_float_q8_K_512;   // AVX-512 F/BW/VL only
     if (!vnni512) return;
     t[TV_TYPE_Q8_0].vec_dot = q8_0_512_vec_dot;
     t[TV_TYPE_Q8_0].from_float = from_float_q8_0_512;
