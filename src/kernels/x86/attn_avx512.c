@@ -604,20 +604,24 @@ static void wsum_avx512(float *out, const float *const *rows, const float *w, co
     }
 }
 
-// As ref_op_geglu: f16-rounded input and result, 0 / x outside (-10, 10).
-static void geglu_avx512(float *g, const float *u, int64_t n) {
+// As ref_op_geglu: f16-rounded input and result, 0 / x outside (-10, 10). Whole vectors unmasked,
+// the tail masked (the same lanes' arithmetic either way).
+static inline __m512 geglu16(__m512 x, __m512 u) {
     const __m512 one = _mm512_set1_ps(1.0f), nk = _mm512_set1_ps(-GELU_TANH_K), a = _mm512_set1_ps(GELU_TANH_A);
-    const __m512 lo = _mm512_set1_ps(-10.0f), hi = _mm512_set1_ps(10.0f);
-    for (int64_t i = 0; i < n; i += 16) {
+    const __m512 xh = _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m512 z = _mm512_mul_ps(_mm512_mul_ps(nk, xh), _mm512_fmadd_ps(_mm512_mul_ps(a, xh), xh, one));
+    __m512 gl = _mm512_div_ps(xh, _mm512_add_ps(one, exp512(z)));
+    gl = _mm512_cvtph_ps(_mm512_cvtps_ph(gl, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    gl = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(10.0f), _CMP_GE_OQ), gl, x);
+    gl = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-10.0f), _CMP_GT_OQ), gl);
+    return _mm512_mul_ps(gl, u);
+}
+static void geglu_avx512(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(g + i, geglu16(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));
+    if (i < n) {
         const __mmask16 k = tail16(n - i);
-        const __m512 x = _mm512_maskz_loadu_ps(k, g + i);
-        const __m512 xh = _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        const __m512 z = _mm512_mul_ps(_mm512_mul_ps(nk, xh), _mm512_fmadd_ps(_mm512_mul_ps(a, xh), xh, one));
-        __m512 gl = _mm512_div_ps(xh, _mm512_add_ps(one, exp512(z)));
-        gl = _mm512_cvtph_ps(_mm512_cvtps_ph(gl, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        gl = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GE_OQ), gl, x);
-        gl = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lo, _CMP_GT_OQ), gl);
-        _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(gl, _mm512_maskz_loadu_ps(k, u + i)));
+        _mm512_mask_storeu_ps(g + i, k, geglu16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, u + i)));
     }
 }
 
