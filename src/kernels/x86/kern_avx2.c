@@ -233,15 +233,11 @@ INLINE void q6_K_tile(int64_t n, const uint8_t *w, size_t wrs, const uint8_t *x,
 }
 
 // ======================= activation quantizers =======================
-// roundf() semantics (half away from zero), bit-exact with the reference: t = trunc(v), then
-// add ±1 where |v - t| >= 0.5 (v - t is exact).
-INLINE __m256 round_half_away(__m256 v) {
-    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 f = _mm256_sub_ps(v, t);
-    const __m256 sgn = _mm256_set1_ps(-0.0f);
-    __m256 absf = _mm256_andnot_ps(sgn, f);
-    __m256 one = _mm256_and_ps(_mm256_cmp_ps(absf, _mm256_set1_ps(0.5f), _CMP_GE_OQ), _mm256_set1_ps(1.0f));
-    return _mm256_add_ps(t, _mm256_or_ps(one, _mm256_and_ps(v, sgn)));
+// (int)roundf(v), half away from zero: truncate v + copysign(0.49999997, v) (exact for every float,
+// as kern_avx512.c's round_half_away512).
+INLINE __m256i round_half_away(__m256 v) {
+    const __m256 h = _mm256_set1_ps(0x1.fffffep-2f), sgn = _mm256_set1_ps(-0.0f);
+    return _mm256_cvttps_epi32(_mm256_add_ps(v, _mm256_or_ps(h, _mm256_and_ps(v, sgn))));
 }
 // 32 int32 in 4 vectors -> 32 int8 in element order
 INLINE __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
@@ -262,15 +258,15 @@ static void from_float_q8_0(const float *src, void *dst, int64_t n) {
     for (int64_t i = 0; i < n / TV_QK8_0; i++) {
         const float *x = src + i * TV_QK8_0;
         __m256 v[4];
-        for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
+        TV_TILE_UNROLL for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
         __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sgn, v[0]), _mm256_andnot_ps(sgn, v[1])),
                                  _mm256_max_ps(_mm256_andnot_ps(sgn, v[2]), _mm256_andnot_ps(sgn, v[3])));
         float amax = hmax_ps(m);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[i].d = f32_to_f16(d);
+        y[i].d = (tv_f16)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);   // RNE, = f32_to_f16
         __m256 idv = _mm256_set1_ps(id);
         __m256i q[4];
-        for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
+        TV_TILE_UNROLL for (int k = 0; k < 4; k++) q[k] = round_half_away(_mm256_mul_ps(v[k], idv));
         _mm256_storeu_si256((__m256i *)y[i].qs, pack_i32_to_i8(q[0], q[1], q[2], q[3]));
     }
 }
@@ -291,7 +287,7 @@ static void from_float_q8_K(const float *src, void *dst, int64_t n) {
         const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
         for (int g = 0; g < 8; g++) {   // 32 elements per group
             __m256i q[4];
-            for (int k = 0; k < 4; k++) {
+            TV_TILE_UNROLL for (int k = 0; k < 4; k++) {
                 __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * k), idv));
                 q[k] = _mm256_max_epi32(_mm256_min_epi32(v, lim), nlim);
             }
