@@ -13,8 +13,9 @@
 #
 # Why: on a shared or virtualized machine throughput drifts by tens of percent over minutes, in step
 # for every engine. One long run per engine compares different machine states; alternating rounds
-# and comparing medians does not. Prints one line per engine: median tok/s of each test (pp, then
-# tg, then batched decode for tinyvllm binaries) and the rounds' values. Needs python3 for JSON.
+# (each starting one engine later than the last) and comparing medians does not. Prints one line
+# per engine: median tok/s of each test (pp, then tg, then batched decode for tinyvllm binaries)
+# and the rounds' values. Needs python3 for JSON.
 set -euo pipefail
 
 rounds=4 model="" args=""
@@ -42,10 +43,15 @@ peer_round() {   # cmd
     python3 -c 'import json,sys; print(" ".join("%.2f" % x["avg_ts"] for x in json.load(sys.stdin)))'
 }
 
+engines=("tinyvllm=tv:$TV" "$@")
 {
   for ((i = 0; i < rounds; i++)); do
-    echo "tinyvllm $(tv_round "$TV")"
-    for p in "$@"; do
+    # each round starts one engine later, so no engine always runs right after the same one: the
+    # run after a peer that read a whole model into its own memory (-mmp 0) found the weight cache's
+    # pages evicted and read 0.75-0.9x (qwen3moe-24l pp512, 2026-12-07: the same binary first
+    # 152.8-171.6 and second 168.7-176.5 in the same rounds)
+    for ((k = 0; k < ${#engines[@]}; k++)); do
+      p=${engines[(i + k) % ${#engines[@]}]}
       cmd=${p#*=}
       case "$cmd" in
         tv:*) echo "${p%%=*} $(tv_round "${cmd#tv:}")" ;;
