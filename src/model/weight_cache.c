@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/alloc.h"
 #include "util/status.h"
 
 #define MAGIC "TVWC"
@@ -103,14 +104,12 @@ int wcache_load(const char *path, const char *key, tv_tensor *const *slots, int 
         munmap(base, size);
         return -1;
     }
-#ifdef MADV_POPULATE_READ
     // Every page mapped now, in one sequential pass (file pages the page cache dropped are read
     // here), instead of ~100k faults, and disk reads for dropped pages, during the first requests:
     // with a 32-token warm-up, bench's pp512 of qwen3moe-24l Q8_0 took ~46k of its 99k faults
     // inside the timed prompt (perf stat, -r 1 vs -r 2), and an MoE prompt is where the experts a
     // warm-up missed are first read. Not for correctness: where the kernel lacks it, faults as before.
-    (void)madvise(base, size, MADV_POPULATE_READ);
-#endif
+    (void)mem_populate(base, size, false);
     for (uint64_t i = 0; i < n_entries; i++) {
         tv_tensor *t = slots[e[i].slot];
         t->type = (tv_type)e[i].type;

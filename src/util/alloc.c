@@ -42,17 +42,25 @@ char *mem_strdup(const char *s) {
     return d;
 }
 
+bool mem_populate(const void *p, size_t n, bool write) {
+#if defined(MADV_POPULATE_READ) && defined(MADV_POPULATE_WRITE)
+    const long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0 || !n) return false;
+    const uintptr_t a = (uintptr_t)p & ~(uintptr_t)(ps - 1);
+    return madvise((void *)a, (uintptr_t)p + n - a, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0;
+#else
+    (void)p;
+    (void)n;
+    (void)write;
+    return false;
+#endif
+}
+
 void *mem_scratch(size_t n) {
     uint8_t *p = malloc(n ? n : 1);
     const long pg = sysconf(_SC_PAGESIZE);
     if (!p || pg <= 0 || n < 16 * (size_t)pg) return p;   // small: faults are few, and the page may be shared
-    // the whole pages inside the block (the partial ones at its ends, at most two, fault on first use)
-    const uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), e = ((uintptr_t)p + n) & ~((uintptr_t)pg - 1);
-    bool mapped = false;
-#ifdef MADV_POPULATE_WRITE
-    mapped = madvise((void *)a, e - a, MADV_POPULATE_WRITE) == 0;   // Linux 5.14+; else EINVAL
-#endif
-    if (!mapped)
+    if (!mem_populate(p, n, true))
         for (size_t i = 0; i < n; i += (size_t)pg) ((volatile uint8_t *)p)[i] = 0;
     return p;
 }

@@ -7,12 +7,18 @@
 #ifndef TV_UTIL_ALLOC_H
 #define TV_UTIL_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *mem_malloc(size_t n);
 void *mem_calloc(size_t n, size_t size);
 void *mem_realloc(void *p, size_t n);
 char *mem_strdup(const char *s);
+
+// Maps every page of [p, p + n) into the page tables in one call (MADV_POPULATE_READ, or _WRITE when
+// write) instead of a fault per 4 KiB page at first touch. False where the kernel lacks it (Linux
+// < 5.14) or refuses: the pages then fault on first touch as before.
+bool mem_populate(const void *p, size_t n, bool write);
 
 // Scratch the forward pass writes on every request (activation rows, matmul workspaces): malloc,
 // then every page of it mapped now, so the first request does not take the buffers' page faults. A qwen3moe-24l pp512 took
